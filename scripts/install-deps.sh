@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the build and the tests need, only when
+# one is missing (so `make` stays fast on a ready machine). Needs root.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config
+      libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotoc-dev
+      libssl-dev libsqlite3-dev sqlite3 libpq-dev libmariadb-dev check
+      python3 python3-grpcio python3-protobuf
+      postgresql mariadb-server)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Package postinst scripts must not start system database services: the
+# tests run private instances on loopback.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
