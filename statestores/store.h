@@ -14,8 +14,9 @@
  * finds another revision fails with GW_ECONFLICT and writes nothing, so no
  * update is ever lost. epoch is the activation fence of the clustered
  * stores (issue 3): a save with epoch E fails with GW_EFENCED when the row
- * carries a newer epoch. The sqlite driver stores epoch but a single
- * gateway owns its file, so it never fences.
+ * carries a newer epoch (fencing wins over a revision conflict). The
+ * sqlite driver enforces the same rule, but a single gateway owns its file,
+ * so in practice it never fences.
  *
  * Store transactions (drivers):
  *   save_batch: BEGIN -> for each row: conditional write, per-row result
@@ -53,6 +54,11 @@ typedef struct gw_store_opts {
 	const char *keys;
 	/* Connection pool size for networked stores; 0 = driver default. */
 	int pool_size;
+	/* Optional: when gw_store_open fails it writes a one-line reason here
+	 * (caller storage of errlen bytes, NUL-terminated; never contains key
+	 * material). NULL: the reason is logged (GW_ERROR) instead. */
+	char *err;
+	size_t errlen;
 } gw_store_opts;
 
 /* One actor's state as the runtime sees it: plaintext. */
@@ -77,10 +83,15 @@ typedef struct gw_loaded {
 
 /* gw_store_open connects the store named by url:
  *   sqlite:///abs/path/state.db   sqlite://relative/path.db   sqlite::memory:
+ * opts may be NULL (all defaults: the key file beside a file-backed store).
  * Returns GW_OK and sets *out (free with gw_store_close), or:
- *   GW_ECONFIG   unknown scheme, bad URL, bad or missing key
+ *   GW_EINVAL    out or url is NULL
+ *   GW_ECONFIG   unknown scheme, bad URL, bad or missing key, a key file
+ *                readable by group/other, a schema newer than this build
  *   GW_ECRYPTO   the key does not decrypt the store's key check (wrong key)
+ *   GW_ECORRUPT  the stored key check record is malformed
  *   GW_EIO       the database could not be opened or its schema created
+ *                (GW_EUNAVAIL when it stayed locked by another process)
  * Blocks: yes. Thread: any. */
 gw_err gw_store_open(gw_store **out, const char *url, const gw_store_opts *opts);
 
@@ -88,7 +99,8 @@ gw_err gw_store_open(gw_store **out, const char *url, const gw_store_opts *opts)
 void gw_store_close(gw_store *s);
 
 /* gw_store_load reads and decrypts an actor's latest state.
- * Returns GW_OK and fills *out; GW_ENOTFOUND (no row; *out untouched);
+ * Returns GW_OK and fills *out (free with gw_loaded_fini; data is never
+ * NULL, even for an empty state); GW_ENOTFOUND (no row; *out untouched);
  * GW_ECRYPTO (row does not authenticate: wrong key, or a row copied from
  * another actor); GW_ECORRUPT (truncated row); GW_EIO / GW_EUNAVAIL. */
 gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out);
@@ -98,7 +110,11 @@ gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out);
  * GW_OK (saved as revision states[i].expected + 1), GW_ECONFLICT or
  * GW_EFENCED. Returns GW_OK when the transaction committed (look at
  * results), or the error that rolled back the whole batch (GW_EIO,
- * GW_EUNAVAIL, GW_ENOMEM), in which case results[] are all set to it. */
+ * GW_EUNAVAIL, GW_ENOMEM, GW_ETOOBIG), in which case results[] are all set
+ * to it. GW_EINVAL (nothing written, results[] set to it): a state with a
+ * NULL or empty system/name, NULL data with len > 0, expected >= INT64_MAX
+ * or epoch > INT64_MAX (SQL integers are signed). A NULL type_url is
+ * stored as "". n == 0 is GW_OK. */
 gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results);
 
 /* gw_store_remove deletes an actor's row (all revisions). GW_OK even when
@@ -108,6 +124,7 @@ gw_err gw_store_remove(gw_store *s, const gw_actor_key *k);
 /* gw_store_scheme names the driver in use ("sqlite"). Borrowed. */
 const char *gw_store_scheme(const gw_store *s);
 
+/* gw_loaded_fini frees what a load filled in and zeroes *l. Accepts NULL. */
 void gw_loaded_fini(gw_loaded *l);
 
 /* ---- drivers ------------------------------------------------------------ */

@@ -1,0 +1,223 @@
+#include "config.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+void gw_config_usage(const char *prog)
+{
+	printf("Usage: %s [options]\n"
+	       "\n"
+	       "The Spawn actor gateway: actor hosts connect and register actors; clients\n"
+	       "invoke system/actor/action over gRPC (spawn.gateway.v1).\n"
+	       "\n"
+	       "Options (environment variable in brackets):\n"
+	       "  --listen ADDR             listen address, repeatable: HOST:PORT or unix:/path\n"
+	       "                            (port 0 picks a free port)  [SPAWN_LISTEN, comma-separated]\n"
+	       "                            default 127.0.0.1:8090\n"
+	       "  --statestore URL          sqlite:///abs/path.db | sqlite://rel/path.db | sqlite::memory:\n"
+	       "                            [SPAWN_STATESTORE_URL] default sqlite://spawn-state.db\n"
+	       "  (key)                     AES-256-GCM key for state at rest, base64 of 32 bytes\n"
+	       "                            [SPAWN_STATESTORE_KEY], or a keyring id1:key1,id2:key2 whose\n"
+	       "                            first key encrypts [SPAWN_STATESTORE_KEYS]. Without one, a\n"
+	       "                            file-backed store creates <db>.key (mode 0600) and reuses it.\n"
+	       "  --threads N               completion-queue threads [SPAWN_THREADS] default: cores\n"
+	       "  --shards N                actor shards [SPAWN_SHARDS] default 64\n"
+	       "  --mailbox-size N          queued invocations per actor before RESOURCE_EXHAUSTED\n"
+	       "                            [SPAWN_MAILBOX_SIZE] default 10000\n"
+	       "  --deactivate-timeout MS   default idle time before an actor is deactivated\n"
+	       "                            [SPAWN_DEACTIVATE_TIMEOUT_MS] default 60000\n"
+	       "  --snapshot-interval MS    default delay before a changed state is saved\n"
+	       "                            [SPAWN_SNAPSHOT_INTERVAL_MS] default 2000\n"
+	       "  --host-timeout MS         longest a host may take for one invocation\n"
+	       "                            [SPAWN_HOST_TIMEOUT_MS] default 30000\n"
+	       "  --max-message-bytes N     largest message accepted or sent\n"
+	       "                            [SPAWN_MAX_MESSAGE_BYTES] default 4194304\n"
+	       "  --save-batch N            most saves per statestore transaction [SPAWN_SAVE_BATCH] 256\n"
+	       "  --drain MS                on SIGTERM, wait this long for calls in flight [SPAWN_DRAIN_MS] 5000\n"
+	       "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
+	       "  -h, --help                this text\n"
+	       "  --version                 print the version\n"
+	       "\n"
+	       "On start-up it prints one line per listen address to stdout:\n"
+	       "  listening ADDR PORT\n"
+	       "SIGTERM or SIGINT: stop accepting calls, finish or cancel those in flight, save\n"
+	       "every changed actor state, exit 0.\n",
+	       prog);
+}
+
+static int64_t num(const char *s, const char *name, int64_t min, int64_t max, char *why,
+		   size_t whylen, gw_err *err)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	if (!*s || *end || v < min || v > max) {
+		snprintf(why, whylen, "%s: '%s' is not a number in [%lld, %lld]", name, s,
+			 (long long)min, (long long)max);
+		*err = GW_ECONFIG;
+		return 0;
+	}
+	return v;
+}
+
+static int level_of(const char *s)
+{
+	if (!strcmp(s, "debug"))
+		return GW_LOG_DEBUG;
+	if (!strcmp(s, "info"))
+		return GW_LOG_INFO;
+	if (!strcmp(s, "warn"))
+		return GW_LOG_WARN;
+	if (!strcmp(s, "error"))
+		return GW_LOG_ERROR;
+	return -1;
+}
+
+/* The environment's SPAWN_LISTEN list is split into this static buffer
+ * (configuration is parsed once per process). */
+static char listen_env[1024];
+
+gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t whylen)
+{
+	memset(c, 0, sizeof *c);
+	c->statestore = "sqlite://spawn-state.db";
+	c->shards = 64;
+	c->mailbox_max = 10000;
+	c->deactivate_ms = 60000;
+	c->snapshot_ms = 2000;
+	c->host_timeout_ms = 30000;
+	c->drain_ms = 5000;
+	c->max_message_bytes = 4 << 20;
+	c->save_batch = 256;
+	c->log_level = GW_LOG_INFO;
+	gw_err err = GW_OK;
+	const char *e;
+	/* Environment first; flags override. */
+	if ((e = getenv("SPAWN_LISTEN")) && *e) {
+		snprintf(listen_env, sizeof listen_env, "%s", e);
+		for (char *save = NULL, *t = strtok_r(listen_env, ",", &save);
+		     t && c->n_listen < GW_MAX_LISTEN; t = strtok_r(NULL, ",", &save))
+			c->listen[c->n_listen++] = t;
+	}
+	if ((e = getenv("SPAWN_STATESTORE_URL")) && *e)
+		c->statestore = e;
+	if ((e = getenv("SPAWN_STATESTORE_KEYS")) && *e)
+		c->keys = e;
+	else if ((e = getenv("SPAWN_STATESTORE_KEY")) && *e)
+		c->keys = e;
+#define ENVNUM(var, field, lo, hi)                                                               \
+	if ((e = getenv(var)) && *e)                                                             \
+		c->field = num(e, var, lo, hi, why, whylen, &err);
+	ENVNUM("SPAWN_THREADS", threads, 1, 256)
+	ENVNUM("SPAWN_SHARDS", shards, 1, 65536)
+	ENVNUM("SPAWN_MAILBOX_SIZE", mailbox_max, 1, 100000000)
+	ENVNUM("SPAWN_DEACTIVATE_TIMEOUT_MS", deactivate_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_SNAPSHOT_INTERVAL_MS", snapshot_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_HOST_TIMEOUT_MS", host_timeout_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_MAX_MESSAGE_BYTES", max_message_bytes, 1024, 1 << 30)
+	ENVNUM("SPAWN_SAVE_BATCH", save_batch, 1, 100000)
+	ENVNUM("SPAWN_DRAIN_MS", drain_ms, 1, 3600000)
+#undef ENVNUM
+	if ((e = getenv("SPAWN_LOG_LEVEL")) && *e && (c->log_level = level_of(e)) < 0) {
+		snprintf(why, whylen, "SPAWN_LOG_LEVEL: unknown level '%s'", e);
+		return GW_ECONFIG;
+	}
+	if (err)
+		return err;
+
+	enum { O_LISTEN = 256, O_STORE, O_THREADS, O_SHARDS, O_MAILBOX, O_DEACT, O_SNAP, O_HOSTTO,
+	       O_MAXMSG, O_BATCH, O_DRAIN, O_LOG, O_VERSION };
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"statestore", required_argument, NULL, O_STORE},
+		{"threads", required_argument, NULL, O_THREADS},
+		{"shards", required_argument, NULL, O_SHARDS},
+		{"mailbox-size", required_argument, NULL, O_MAILBOX},
+		{"deactivate-timeout", required_argument, NULL, O_DEACT},
+		{"snapshot-interval", required_argument, NULL, O_SNAP},
+		{"host-timeout", required_argument, NULL, O_HOSTTO},
+		{"max-message-bytes", required_argument, NULL, O_MAXMSG},
+		{"save-batch", required_argument, NULL, O_BATCH},
+		{"drain", required_argument, NULL, O_DRAIN},
+		{"log-level", required_argument, NULL, O_LOG},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, O_VERSION},
+		{NULL, 0, NULL, 0},
+	};
+	bool listen_flag = false;
+	optind = 1;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !err) {
+		switch (ch) {
+		case O_LISTEN:
+			if (!listen_flag) {
+				c->n_listen = 0; /* flags replace the environment's list */
+				listen_flag = true;
+			}
+			if (c->n_listen == GW_MAX_LISTEN) {
+				snprintf(why, whylen, "at most %d --listen addresses", GW_MAX_LISTEN);
+				return GW_ECONFIG;
+			}
+			c->listen[c->n_listen++] = optarg;
+			break;
+		case O_STORE:
+			c->statestore = optarg;
+			break;
+		case O_THREADS:
+			c->threads = (int)num(optarg, "--threads", 1, 256, why, whylen, &err);
+			break;
+		case O_SHARDS:
+			c->shards = (size_t)num(optarg, "--shards", 1, 65536, why, whylen, &err);
+			break;
+		case O_MAILBOX:
+			c->mailbox_max = (uint32_t)num(optarg, "--mailbox-size", 1, 100000000, why, whylen, &err);
+			break;
+		case O_DEACT:
+			c->deactivate_ms = num(optarg, "--deactivate-timeout", 1, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_SNAP:
+			c->snapshot_ms = num(optarg, "--snapshot-interval", 1, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_HOSTTO:
+			c->host_timeout_ms = num(optarg, "--host-timeout", 1, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_MAXMSG:
+			c->max_message_bytes = (int)num(optarg, "--max-message-bytes", 1024, 1 << 30, why, whylen, &err);
+			break;
+		case O_BATCH:
+			c->save_batch = (size_t)num(optarg, "--save-batch", 1, 100000, why, whylen, &err);
+			break;
+		case O_DRAIN:
+			c->drain_ms = num(optarg, "--drain", 1, 3600000, why, whylen, &err);
+			break;
+		case O_LOG:
+			if ((c->log_level = level_of(optarg)) < 0) {
+				snprintf(why, whylen, "--log-level: unknown level '%s'", optarg);
+				return GW_ECONFIG;
+			}
+			break;
+		case 'h':
+			gw_config_usage(argv[0]);
+			return GW_ENOTFOUND;
+		case O_VERSION:
+			printf("spawn-gateway 0.1.0\n");
+			return GW_ENOTFOUND;
+		default:
+			snprintf(why, whylen, "unknown option (see --help)");
+			return GW_ECONFIG;
+		}
+	}
+	if (err)
+		return err;
+	if (optind < argc) {
+		snprintf(why, whylen, "unexpected argument '%s' (see --help)", argv[optind]);
+		return GW_ECONFIG;
+	}
+	if (c->n_listen == 0)
+		c->listen[c->n_listen++] = "127.0.0.1:8090";
+	return GW_OK;
+}

@@ -1,0 +1,109 @@
+/* main.c - spawn-gateway: args -> config -> run. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/grpc.h>
+
+#include "config.h"
+#include "log.h"
+#include "persist.h"
+#include "registry.h"
+#include "runtime.h"
+#include "server.h"
+#include "store.h"
+
+int main(int argc, char **argv)
+{
+	gw_config cfg;
+	char why[256] = "";
+	gw_err err = gw_config_parse(&cfg, argc, argv, why, sizeof why);
+	if (err == GW_ENOTFOUND)
+		return 0;
+	if (err) {
+		fprintf(stderr, "spawn-gateway: %s\n", why);
+		return 2;
+	}
+	gw_log_set_level((gw_log_level)cfg.log_level);
+
+	/* Signals are taken by sigwait below; every thread inherits the mask. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int rc = 1;
+	gw_store *store = NULL;
+	gw_persist *persist = NULL;
+	gw_registry *reg = NULL;
+	gw_runtime *rt = NULL;
+	gw_server *srv = NULL;
+	grpc_init();
+
+	gw_store_opts so = {.keys = cfg.keys};
+	err = gw_store_open(&store, cfg.statestore, &so);
+	if (err) {
+		GW_ERROR("statestore %s: %s", cfg.statestore,
+			 err == GW_ECRYPTO ? "the key does not match this statestore (wrong "
+					     "SPAWN_STATESTORE_KEY?)"
+					   : gw_strerror(err));
+		rc = 2;
+		goto out;
+	}
+	if ((err = gw_persist_create(&persist, store, cfg.save_batch)) ||
+	    (err = gw_registry_create(&reg)))
+		goto fail;
+	gw_runtime_opts ro = {
+		.shards = cfg.shards,
+		.mailbox_max = cfg.mailbox_max,
+		.deactivate_ms = cfg.deactivate_ms,
+		.snapshot_ms = cfg.snapshot_ms,
+		.host_timeout_ms = cfg.host_timeout_ms,
+	};
+	if ((err = gw_runtime_create(&rt, &ro, reg, persist)))
+		goto fail;
+	gw_server_opts sv = {
+		.listen = cfg.listen,
+		.n_listen = cfg.n_listen,
+		.threads = cfg.threads,
+		.max_message_bytes = cfg.max_message_bytes,
+		.drain_ms = cfg.drain_ms,
+	};
+	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
+		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
+		rc = 2;
+		goto out;
+	}
+	if ((err = gw_server_start(srv)))
+		goto fail;
+	for (size_t i = 0; i < cfg.n_listen; i++)
+		printf("listening %s %d\n", cfg.listen[i], gw_server_port(srv, i));
+	fflush(stdout);
+	GW_INFO("spawn-gateway ready: statestore %s (%s)", cfg.statestore, gw_store_scheme(store));
+
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	GW_INFO("signal %d: draining calls and saving state", sig);
+	gw_server_shutdown(srv);
+	err = gw_runtime_flush(rt, 30000);
+	if (err)
+		GW_ERROR("shutdown: not every actor state could be saved: %s", gw_strerror(err));
+	else
+		GW_INFO("shutdown: every actor state saved");
+	rc = err ? 1 : 0;
+	goto out;
+fail:
+	GW_ERROR("start-up failed: %s", gw_strerror(err));
+out:
+	gw_server_destroy(srv);
+	gw_runtime_destroy(rt);
+	gw_persist_destroy(persist);
+	gw_registry_destroy(reg);
+	gw_store_close(store);
+	grpc_shutdown();
+	return rc;
+}

@@ -1,0 +1,984 @@
+/* runtime.c - shards, mailboxes, activation and the state lifecycle.
+ * The state machine is drawn in runtime.h; the threading in
+ * docs/design/threading.md. Every function named *_locked runs with the
+ * actor's shard lock held and never blocks. Completions collected under a
+ * lock are delivered after it is released (done_list). */
+#include "runtime.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+enum { A_LOADING, A_READY, A_BUSY };
+enum { T_IDLE = 1, T_SNAP, T_DEADLINE };
+
+typedef struct gw_shard gw_shard;
+
+struct gw_actor {
+	gw_actor *hnext;            /* hash chain */
+	gw_shard *shard;
+	gw_actor_type *type;        /* stable for the process lifetime */
+	gw_blob *state;             /* owned ref: Any contents (type URL + value); NULL = none */
+	gw_blob *tags;              /* owned ref: serialized ActorState holding only tags */
+	gw_blob *saving;            /* owned ref: the state a save in flight captured */
+	gw_blob *ckpt_prev;         /* owned ref: state to restore if a checkpoint fails */
+	gw_inv *mq_head, *mq_tail;  /* mailbox (FIFO) */
+	gw_inv *busy;               /* the invocation in flight */
+	uint64_t revision;          /* stored revision; 0 = never saved */
+	gw_tnode idle_t, snap_t;
+	uint32_t hash, qlen;
+	uint8_t st;
+	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, ckpt_prev_dirty : 1,
+		stateful : 1;
+	uint16_t save_failures;
+	char name[];                /* the actor's name; system is type->system */
+};
+
+struct gw_shard {
+	pthread_mutex_t mu;
+	gw_actor **buckets;
+	size_t nbuckets, count;
+	gw_wheel wheel;
+	gw_runtime *rt;
+};
+
+struct gw_runtime {
+	gw_runtime_opts o;
+	gw_registry *reg;           /* borrowed */
+	gw_persist *persist;        /* borrowed */
+	gw_shard *shards;
+	size_t nshards;
+	pthread_t timer;
+	pthread_mutex_t tmu;
+	pthread_cond_t tcv;
+	bool stopping;
+	/* flush accounting */
+	pthread_mutex_t fmu;
+	pthread_cond_t fcv;
+	long saves_in_flight;
+	gw_err last_save_err;
+	atomic_uint_fast64_t invocations, activations, deactivations;
+};
+
+typedef struct done_list {
+	gw_inv *head;
+} done_list;
+
+static int64_t now_ms(void)
+{
+	return spawn_now_ns() / 1000000;
+}
+
+/* ---- invocations --------------------------------------------------------- */
+
+gw_inv *gw_inv_create(size_t arena_limit)
+{
+	gw_inv *inv = calloc(1, sizeof *inv);
+	if (inv)
+		spawn_arena_init(&inv->arena, arena_limit);
+	return inv;
+}
+
+void gw_inv_destroy(gw_inv *inv)
+{
+	if (!inv)
+		return;
+	gw_blob_rele(inv->reply);
+	spawn_arena_fini(&inv->arena);
+	free(inv);
+}
+
+/* finish records an outcome and queues inv for delivery after unlock. */
+static void finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
+{
+	inv->err = err;
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(inv->msg, sizeof inv->msg, fmt, ap);
+		va_end(ap);
+	}
+	inv->next = dl->head;
+	dl->head = inv;
+}
+
+static void deliver(done_list *dl)
+{
+	/* Reverse so completions keep the order they were decided in. */
+	gw_inv *rev = NULL;
+	while (dl->head) {
+		gw_inv *n = dl->head->next;
+		dl->head->next = rev;
+		rev = dl->head;
+		dl->head = n;
+	}
+	while (rev) {
+		gw_inv *n = rev->next;
+		rev->next = NULL;
+		rev->done(rev);
+		rev = n;
+	}
+}
+
+/* ---- shards and the actor table ------------------------------------------ */
+
+static uint32_t hash_key(const char *system, const char *name)
+{
+	uint32_t h = 2166136261u;
+	for (; *system; system++)
+		h = (h ^ (uint8_t)*system) * 16777619u;
+	h = (h ^ 0xffu) * 16777619u;
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h;
+}
+
+static gw_shard *shard_of(gw_runtime *rt, uint32_t h)
+{
+	return &rt->shards[(h >> 16 ^ h) % rt->nshards];
+}
+
+static gw_actor *table_find(gw_shard *s, uint32_t h, const gw_actor_type *t, const char *name)
+{
+	for (gw_actor *a = s->buckets[h & (s->nbuckets - 1)]; a; a = a->hnext)
+		if (a->hash == h && a->type == t && !strcmp(a->name, name))
+			return a;
+	return NULL;
+}
+
+static void table_grow(gw_shard *s)
+{
+	size_t nb = s->nbuckets * 2;
+	gw_actor **b = calloc(nb, sizeof *b);
+	if (!b)
+		return; /* keep the longer chains; still correct */
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		gw_actor *a = s->buckets[i];
+		while (a) {
+			gw_actor *n = a->hnext;
+			a->hnext = b[a->hash & (nb - 1)];
+			b[a->hash & (nb - 1)] = a;
+			a = n;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = nb;
+}
+
+static void table_remove(gw_shard *s, gw_actor *a)
+{
+	gw_actor **pp = &s->buckets[a->hash & (s->nbuckets - 1)];
+	while (*pp && *pp != a)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = a->hnext;
+	s->count--;
+}
+
+static void actor_free_locked(gw_shard *s, gw_actor *a)
+{
+	gw_wheel_disarm(&s->wheel, &a->idle_t);
+	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	table_remove(s, a);
+	gw_blob_rele(a->state);
+	gw_blob_rele(a->tags);
+	gw_blob_rele(a->saving);
+	gw_blob_rele(a->ckpt_prev);
+	free(a);
+	atomic_fetch_add(&s->rt->deactivations, 1);
+}
+
+static int64_t idle_ms(gw_runtime *rt, const gw_actor_settings *st)
+{
+	return st->deactivate_ms > 0 ? st->deactivate_ms : rt->o.deactivate_ms;
+}
+
+static int64_t snap_ms(gw_runtime *rt, const gw_actor_settings *st)
+{
+	return st->snapshot_ms > 0 ? st->snapshot_ms : rt->o.snapshot_ms;
+}
+
+static gw_actor_settings settings(gw_runtime *rt, gw_actor *a)
+{
+	gw_actor_settings st;
+	gw_actor_type *t;
+	if (gw_registry_lookup(rt->reg, a->type->system, a->type->name, &t, &st) != GW_OK)
+		memset(&st, 0, sizeof st);
+	return st;
+}
+
+/* ---- state encoding -------------------------------------------------------- */
+
+/* encode_state builds the persisted form (serialized spawn.actors.ActorState:
+ * tags + Any) of the actor's current state. NULL when out of memory. */
+static gw_blob *encode_state(gw_actor *a)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	Spawn__Actors__ActorState as = SPAWN__ACTORS__ACTOR_STATE__INIT;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	Spawn__Actors__ActorState *tags = NULL;
+	if (a->tags) {
+		tags = spawn__actors__actor_state__unpack(&ar.pbc, a->tags->len, gw_blob_value(a->tags));
+		if (tags) {
+			as.n_tags = tags->n_tags;
+			as.tags = tags->tags;
+		}
+	}
+	if (a->state) {
+		any.type_url = (char *)gw_blob_type(a->state);
+		any.value.data = (uint8_t *)gw_blob_value(a->state);
+		any.value.len = a->state->len;
+		as.state = &any;
+	}
+	size_t n = spawn__actors__actor_state__get_packed_size(&as);
+	gw_blob *b = gw_blob_create(NULL, NULL, 0);
+	gw_blob_rele(b);
+	b = malloc(sizeof *b + 1 + n);
+	if (b) {
+		atomic_init(&b->refs, 1);
+		b->type_len = 0;
+		b->data[0] = 0;
+		b->len = n;
+		spawn__actors__actor_state__pack(&as, b->data + 1);
+	}
+	spawn_arena_fini(&ar);
+	return b;
+}
+
+/* decode_state splits a loaded ActorState into the actor's state and tags. */
+static gw_err decode_state(gw_actor *a, const gw_blob *stored)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	gw_err err = GW_OK;
+	Spawn__Actors__ActorState *as =
+		spawn__actors__actor_state__unpack(&ar.pbc, stored->len, gw_blob_value(stored));
+	if (!as) {
+		err = GW_ECORRUPT;
+		goto out;
+	}
+	if (as->state) {
+		a->state = gw_blob_create(as->state->type_url, as->state->value.data,
+					  as->state->value.len);
+		if (!a->state)
+			err = GW_ENOMEM;
+	}
+	if (as->n_tags) {
+		Spawn__Actors__ActorState t = SPAWN__ACTORS__ACTOR_STATE__INIT;
+		t.n_tags = as->n_tags;
+		t.tags = as->tags;
+		size_t n = spawn__actors__actor_state__get_packed_size(&t);
+		uint8_t *buf = spawn_arena_alloc(&ar, n);
+		if (buf) {
+			spawn__actors__actor_state__pack(&t, buf);
+			a->tags = gw_blob_create(NULL, buf, n);
+		}
+		if (!a->tags)
+			err = GW_ENOMEM;
+	}
+out:
+	spawn_arena_fini(&ar);
+	return err;
+}
+
+/* ---- saves --------------------------------------------------------------- */
+
+static void save_done(void *arg, gw_err err);
+static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+static void maybe_release_locked(gw_runtime *rt, gw_actor *a);
+
+static void flush_account(gw_runtime *rt, long delta, gw_err err)
+{
+	pthread_mutex_lock(&rt->fmu);
+	rt->saves_in_flight += delta;
+	if (delta < 0 && err)
+		rt->last_save_err = err;
+	pthread_cond_broadcast(&rt->fcv);
+	pthread_mutex_unlock(&rt->fmu);
+}
+
+/* start_save_locked queues a save of the current state unless one is in
+ * flight (save_done starts the next one while the actor stays dirty). */
+static void start_save_locked(gw_runtime *rt, gw_actor *a)
+{
+	if (a->in_save || !a->dirty || !a->stateful)
+		return;
+	gw_blob *enc = encode_state(a);
+	if (!enc) {
+		GW_ERROR("actor %s/%s: out of memory encoding state", a->type->system, a->name);
+		return;
+	}
+	a->in_save = 1;
+	a->saving = gw_blob_hold(a->state);
+	flush_account(rt, 1, GW_OK);
+	gw_err err = gw_persist_save(rt->persist, a->type->system, a->name,
+				     a->state ? gw_blob_type(a->state) : "", enc, a->revision,
+				     save_done, a);
+	if (err) {
+		a->in_save = 0;
+		gw_blob_rele(a->saving);
+		a->saving = NULL;
+		flush_account(rt, -1, err);
+	}
+}
+
+static void save_done(void *arg, gw_err err)
+{
+	gw_actor *a = arg;
+	gw_shard *s = a->shard;
+	gw_runtime *rt = s->rt;
+	done_list dl = {0};
+	pthread_mutex_lock(&s->mu);
+	a->in_save = 0;
+	bool captured_current = a->saving == a->state;
+	gw_blob_rele(a->saving);
+	a->saving = NULL;
+	if (err == GW_OK) {
+		a->revision++;
+		a->save_failures = 0;
+		if (captured_current)
+			a->dirty = 0;
+	} else {
+		a->save_failures++;
+		GW_WARN("actor %s/%s: save of revision %llu failed: %s", a->type->system, a->name,
+			(unsigned long long)a->revision + 1, gw_strerror(err));
+	}
+	if (a->ckpt && a->busy) {
+		if (err == GW_OK && !a->dirty) {
+			/* The checkpointed state is durable: answer the caller. */
+			gw_inv *inv = a->busy;
+			a->busy = NULL;
+			a->ckpt = 0;
+			gw_blob_rele(a->ckpt_prev);
+			a->ckpt_prev = NULL;
+			a->st = A_READY;
+			finish(&dl, inv, GW_OK, NULL);
+		} else if (err != GW_OK) {
+			/* Never acknowledge without a durable write: roll back. */
+			gw_inv *inv = a->busy;
+			a->busy = NULL;
+			a->ckpt = 0;
+			gw_blob_rele(a->state);
+			a->state = a->ckpt_prev;
+			a->ckpt_prev = NULL;
+			a->dirty = a->ckpt_prev_dirty;
+			a->st = A_READY;
+			gw_blob_rele(inv->reply);
+			inv->reply = NULL;
+			finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved: %s",
+			       a->name, gw_strerror(err));
+		}
+	}
+	if (a->dirty && err == GW_OK) {
+		start_save_locked(rt, a); /* a newer state arrived meanwhile */
+	} else if (a->dirty && !gw_tnode_armed(&a->snap_t)) {
+		/* Retry with backoff: 100 ms doubling to 5 s. */
+		int64_t back = 100LL << (a->save_failures < 6 ? a->save_failures : 6);
+		gw_wheel_arm(&s->wheel, &a->snap_t, now_ms() + (back > 5000 ? 5000 : back));
+	}
+	if (a->st == A_READY)
+		dispatch_locked(rt, a, &dl);
+	maybe_release_locked(rt, a);
+	pthread_mutex_unlock(&s->mu);
+	deliver(&dl);
+	flush_account(rt, -1, err);
+}
+
+/* maybe_release_locked frees a deactivating actor once nothing holds it. */
+static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
+{
+	if (!a->deactivating)
+		return;
+	if (a->st != A_READY || a->mq_head || a->in_save || a->busy)
+		return;
+	if (a->dirty) {
+		start_save_locked(rt, a);
+		return;
+	}
+	actor_free_locked(a->shard, a);
+}
+
+/* ---- activation ------------------------------------------------------------ */
+
+static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision)
+{
+	gw_actor *a = arg;
+	gw_shard *s = a->shard;
+	gw_runtime *rt = s->rt;
+	done_list dl = {0};
+	pthread_mutex_lock(&s->mu);
+	if (err == GW_OK)
+		err = decode_state(a, stored);
+	gw_blob_rele(stored);
+	if (err == GW_OK || err == GW_ENOTFOUND) {
+		a->revision = err == GW_OK ? revision : 0;
+		a->st = A_READY;
+		dispatch_locked(rt, a, &dl);
+		pthread_mutex_unlock(&s->mu);
+		deliver(&dl);
+		return;
+	}
+	/* The actor cannot be activated: every waiting call learns why; the next
+	 * invocation tries again. Other actors are not affected. */
+	GW_WARN("actor %s/%s: activation failed: %s", a->type->system, a->name, gw_strerror(err));
+	for (gw_inv *inv = a->mq_head, *n; inv; inv = n) {
+		n = inv->next;
+		finish(&dl, inv, err == GW_ENOTFOUND ? GW_EIO : err,
+		       "actor %s could not be activated: %s", a->name, gw_strerror(err));
+	}
+	a->mq_head = a->mq_tail = NULL;
+	a->qlen = 0;
+	actor_free_locked(s, a);
+	pthread_mutex_unlock(&s->mu);
+	deliver(&dl);
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
+{
+	gw_actor *a = inv->actor;
+	Spawn__InvocationRequest *rq = inv->req;
+	Spawn__Actors__ActorId self = SPAWN__ACTORS__ACTOR_ID__INIT;
+	self.name = a->name;
+	self.system = a->type->system;
+	Google__Protobuf__Any st = GOOGLE__PROTOBUF__ANY__INIT;
+	Spawn__Context ctx = SPAWN__CONTEXT__INIT;
+	ctx.self = &self;
+	ctx.caller = rq->caller;
+	ctx.n_metadata = rq->n_metadata;
+	ctx.metadata = (Spawn__Context__MetadataEntry **)rq->metadata; /* same layout */
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	if (a->state) {
+		st.type_url = (char *)gw_blob_type(a->state);
+		st.value.data = (uint8_t *)gw_blob_value(a->state);
+		st.value.len = a->state->len;
+		ctx.state = &st;
+	}
+	if (a->tags) {
+		Spawn__Actors__ActorState *t = spawn__actors__actor_state__unpack(
+			&ar.pbc, a->tags->len, gw_blob_value(a->tags));
+		if (t) {
+			ctx.n_tags = t->n_tags;
+			ctx.tags = (Spawn__Context__TagsEntry **)t->tags; /* same layout */
+		}
+	}
+	Spawn__Noop noop = SPAWN__NOOP__INIT;
+	Spawn__ActorInvocation ai = SPAWN__ACTOR_INVOCATION__INIT;
+	ai.actor = &self;
+	ai.action_name = rq->action_name;
+	ai.current_context = &ctx;
+	ai.caller = rq->caller;
+	if (rq->payload_case == SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE && rq->value) {
+		ai.payload_case = SPAWN__ACTOR_INVOCATION__PAYLOAD_VALUE;
+		ai.value = rq->value;
+	} else {
+		ai.payload_case = SPAWN__ACTOR_INVOCATION__PAYLOAD_NOOP;
+		ai.noop = &noop;
+	}
+	Spawn__Gateway__V1__InvocationTask task = SPAWN__GATEWAY__V1__INVOCATION_TASK__INIT;
+	task.request_id = req_id;
+	task.invocation = &ai;
+	if (inv->deadline_ms)
+		task.deadline_unix_ms = spawn_wall_ms() + (inv->deadline_ms - now_ms());
+	Spawn__Gateway__V1__GatewayMessage gm = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__INIT;
+	gm.msg_case = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_INVOCATION;
+	gm.invocation = &task;
+	grpc_byte_buffer *bb = NULL;
+	spawn_wire_pack(&gm.base, &bb);
+	spawn_arena_fini(&ar);
+	return bb;
+}
+
+/* dispatch_locked sends the next invocation of a READY actor to a host,
+ * failing the ones that cannot run. */
+static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+{
+	while (a->st == A_READY && a->mq_head) {
+		gw_inv *inv = a->mq_head;
+		a->mq_head = inv->next;
+		if (!a->mq_head)
+			a->mq_tail = NULL;
+		a->qlen--;
+		inv->next = NULL;
+		int64_t now = now_ms();
+		if (inv->deadline_ms && inv->deadline_ms <= now) {
+			finish(dl, inv, GW_ETIMEDOUT, "deadline passed while queued for actor %s",
+			       a->name);
+			continue;
+		}
+		gw_err err = GW_EUNAVAIL;
+		for (int tries = 0; tries < 3 && err == GW_EUNAVAIL; tries++) {
+			gw_host *h = NULL;
+			err = gw_registry_pick(rt->reg, a->type, inv->req->action_name, &h);
+			if (err)
+				break;
+			inv->host = h;
+			err = gw_host_send_task(h, inv, build_task);
+			if (err) {
+				inv->host = NULL;
+				gw_host_rele(h);
+			}
+		}
+		if (err == GW_ENOTFOUND) {
+			finish(dl, inv, err, "actor %s has no action '%s'", a->name,
+			       inv->req->action_name);
+			continue;
+		}
+		if (err) {
+			finish(dl, inv, err, "no host serving actor %s action '%s' is connected",
+			       a->name, inv->req->action_name);
+			continue;
+		}
+		a->st = A_BUSY;
+		a->busy = inv;
+		int64_t due = now + rt->o.host_timeout_ms;
+		if (inv->deadline_ms && inv->deadline_ms < due)
+			due = inv->deadline_ms;
+		inv->deadline_t.kind = T_DEADLINE;
+		gw_wheel_arm(&a->shard->wheel, &inv->deadline_t, due);
+		gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
+		a->deactivating = 0;
+	}
+}
+
+/* end_turn_locked puts a BUSY actor back to READY and re-arms its idle
+ * timer. */
+static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+{
+	a->st = A_READY;
+	a->busy = NULL;
+	gw_actor_settings st = settings(rt, a);
+	a->idle_t.kind = T_IDLE;
+	gw_wheel_arm(&a->shard->wheel, &a->idle_t, now_ms() + idle_ms(rt, &st));
+	if (a->dirty && a->stateful && !gw_tnode_armed(&a->snap_t)) {
+		a->snap_t.kind = T_SNAP;
+		gw_wheel_arm(&a->shard->wheel, &a->snap_t, now_ms() + snap_ms(rt, &st));
+	}
+	dispatch_locked(rt, a, dl);
+}
+
+void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
+{
+	done_list dl = {0};
+	Spawn__InvocationRequest *rq = inv->req;
+	const char *system = rq->system && rq->system->name ? rq->system->name : "";
+	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+	const char *action = rq->action_name ? rq->action_name : "";
+	atomic_fetch_add_explicit(&rt->invocations, 1, memory_order_relaxed);
+	if (!system[0] || !name[0] || !action[0]) {
+		finish(&dl, inv, GW_EINVAL, "system.name, actor.id.name and action_name are required");
+		deliver(&dl);
+		return;
+	}
+	gw_actor_type *type;
+	gw_actor_settings st;
+	if (gw_registry_lookup(rt->reg, system, name, &type, &st) != GW_OK) {
+		finish(&dl, inv, GW_ENOTFOUND, "actor '%s' not found in system '%s'", name, system);
+		deliver(&dl);
+		return;
+	}
+	uint32_t h = hash_key(system, name);
+	gw_shard *s = shard_of(rt, h);
+	pthread_mutex_lock(&s->mu);
+	gw_actor *a = table_find(s, h, type, name);
+	if (!a) {
+		size_t nl = strlen(name) + 1;
+		a = calloc(1, sizeof *a + nl);
+		if (!a) {
+			pthread_mutex_unlock(&s->mu);
+			finish(&dl, inv, GW_ENOMEM, "cannot activate actor %s", name);
+			deliver(&dl);
+			return;
+		}
+		memcpy(a->name, name, nl);
+		a->hash = h;
+		a->shard = s;
+		a->type = type;
+		a->stateful = st.stateful;
+		a->st = a->stateful ? A_LOADING : A_READY;
+		if (s->count >= s->nbuckets)
+			table_grow(s);
+		a->hnext = s->buckets[h & (s->nbuckets - 1)];
+		s->buckets[h & (s->nbuckets - 1)] = a;
+		s->count++;
+		atomic_fetch_add_explicit(&rt->activations, 1, memory_order_relaxed);
+		if (a->stateful &&
+		    gw_persist_load(rt->persist, system, a->name, load_done, a) != GW_OK) {
+			actor_free_locked(s, a);
+			pthread_mutex_unlock(&s->mu);
+			finish(&dl, inv, GW_ENOMEM, "cannot activate actor %s", name);
+			deliver(&dl);
+			return;
+		}
+	}
+	if (a->qlen >= rt->o.mailbox_max) {
+		finish(&dl, inv, GW_EFULL, "mailbox of actor %s is full (%u waiting)", name, a->qlen);
+	} else {
+		inv->actor = a;
+		inv->next = NULL;
+		if (a->mq_tail)
+			a->mq_tail->next = inv;
+		else
+			a->mq_head = inv;
+		a->mq_tail = inv;
+		a->qlen++;
+		if (a->st == A_READY)
+			dispatch_locked(rt, a, &dl);
+	}
+	pthread_mutex_unlock(&s->mu);
+	deliver(&dl);
+}
+
+/* same_state tells whether the host sent back exactly the state it got. */
+static bool same_state(const gw_blob *b, const Google__Protobuf__Any *any)
+{
+	if (!b)
+		return false;
+	const char *tu = any->type_url ? any->type_url : "";
+	return b->len == any->value.len && !strcmp(gw_blob_type(b), tu) &&
+	       (b->len == 0 || !memcmp(gw_blob_value(b), any->value.data, b->len));
+}
+
+void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__InvocationResult *res)
+{
+	gw_actor *a = inv->actor;
+	gw_shard *s = a->shard;
+	done_list dl = {0};
+	pthread_mutex_lock(&s->mu);
+	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
+	gw_host_rele(inv->host);
+	inv->host = NULL;
+	if (res->outcome_case != SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE ||
+	    !res->response) {
+		const Spawn__Gateway__V1__HostError *he =
+			res->outcome_case == SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR
+				? res->error
+				: NULL;
+		int code = he ? he->code : GRPC_STATUS_UNKNOWN;
+		if (code <= 0 || code > 16)
+			code = GRPC_STATUS_UNKNOWN;
+		inv->host_code = code;
+		finish(&dl, inv, GW_EHOST, "%s", he && he->message && he->message[0] ? he->message
+			: "the host returned no response");
+		end_turn_locked(rt, a, &dl);
+		goto out;
+	}
+	const Spawn__ActorInvocationResponse *r = res->response;
+	/* The reply value, kept until the caller is answered. */
+	if (r->payload_case == SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE && r->value) {
+		inv->reply = gw_blob_create(r->value->type_url, r->value->value.data,
+					    r->value->value.len);
+		if (!inv->reply) {
+			finish(&dl, inv, GW_ENOMEM, "reply of actor %s too large", a->name);
+			end_turn_locked(rt, a, &dl);
+			goto out;
+		}
+	}
+	const Spawn__Context *uc = r->updated_context;
+	gw_blob *prev = NULL;
+	bool prev_dirty = a->dirty;
+	if (uc && uc->state && !same_state(a->state, uc->state)) {
+		gw_blob *nb = gw_blob_create(uc->state->type_url, uc->state->value.data,
+					     uc->state->value.len);
+		if (!nb) {
+			finish(&dl, inv, GW_ENOMEM, "state of actor %s too large", a->name);
+			end_turn_locked(rt, a, &dl);
+			goto out;
+		}
+		prev = a->state;
+		a->state = nb;
+		a->dirty = 1;
+	}
+	if (uc && uc->n_tags) {
+		Spawn__Actors__ActorState t = SPAWN__ACTORS__ACTOR_STATE__INIT;
+		t.n_tags = uc->n_tags;
+		t.tags = (Spawn__Actors__ActorState__TagsEntry **)uc->tags; /* same layout */
+		size_t n = spawn__actors__actor_state__get_packed_size(&t);
+		uint8_t *buf = malloc(n ? n : 1);
+		if (buf) {
+			spawn__actors__actor_state__pack(&t, buf);
+			if (!a->tags || a->tags->len != n || memcmp(gw_blob_value(a->tags), buf, n)) {
+				gw_blob_rele(a->tags);
+				a->tags = gw_blob_create(NULL, buf, n);
+				a->dirty = 1;
+			}
+			free(buf);
+		}
+	}
+	if (r->checkpoint && a->stateful && a->dirty) {
+		/* Stay BUSY until the state is durable (invariant 4). */
+		a->ckpt = 1;
+		a->ckpt_prev = prev ? prev : gw_blob_hold(a->state);
+		a->ckpt_prev_dirty = prev_dirty;
+		gw_wheel_disarm(&s->wheel, &a->snap_t);
+		start_save_locked(rt, a);
+		if (!a->in_save) {
+			/* Could not even queue the save: fail now, roll back. */
+			gw_blob_rele(a->state);
+			a->state = a->ckpt_prev;
+			a->ckpt_prev = NULL;
+			a->dirty = prev_dirty;
+			a->ckpt = 0;
+			gw_blob_rele(inv->reply);
+			inv->reply = NULL;
+			finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved",
+			       a->name);
+			end_turn_locked(rt, a, &dl);
+		}
+		goto out;
+	}
+	gw_blob_rele(prev);
+	finish(&dl, inv, GW_OK, NULL);
+	end_turn_locked(rt, a, &dl);
+out:
+	pthread_mutex_unlock(&s->mu);
+	deliver(&dl);
+}
+
+void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg)
+{
+	gw_actor *a = inv->actor;
+	gw_shard *s = a->shard;
+	done_list dl = {0};
+	pthread_mutex_lock(&s->mu);
+	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
+	gw_host_rele(inv->host);
+	inv->host = NULL;
+	finish(&dl, inv, err, "%s", msg);
+	end_turn_locked(rt, a, &dl);
+	pthread_mutex_unlock(&s->mu);
+	deliver(&dl);
+}
+
+/* ---- timers ----------------------------------------------------------------- */
+
+static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
+{
+	switch (n->kind) {
+	case T_DEADLINE: {
+		gw_inv *inv = container_of(n, gw_inv, deadline_t);
+		gw_actor *a = inv->actor;
+		if (a->busy != inv || !inv->host || !gw_host_cancel(inv->host, inv->req_id))
+			return; /* its result is being delivered right now */
+		gw_host_rele(inv->host);
+		inv->host = NULL;
+		finish(dl, inv, GW_ETIMEDOUT, "actor %s did not answer '%s' in time", a->name,
+		       inv->req->action_name);
+		end_turn_locked(rt, a, dl);
+		return;
+	}
+	case T_SNAP: {
+		gw_actor *a = container_of(n, gw_actor, snap_t);
+		start_save_locked(rt, a);
+		return;
+	}
+	case T_IDLE: {
+		gw_actor *a = container_of(n, gw_actor, idle_t);
+		if (a->st != A_READY || a->mq_head)
+			return;
+		a->deactivating = 1;
+		maybe_release_locked(rt, a);
+		return;
+	}
+	}
+}
+
+static void *timer_main(void *arg)
+{
+	gw_runtime *rt = arg;
+	pthread_mutex_lock(&rt->tmu);
+	while (!rt->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += GW_WHEEL_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&rt->tcv, &rt->tmu, &ts);
+		if (rt->stopping)
+			break;
+		pthread_mutex_unlock(&rt->tmu);
+		int64_t now = now_ms();
+		for (size_t i = 0; i < rt->nshards; i++) {
+			gw_shard *s = &rt->shards[i];
+			done_list dl = {0};
+			gw_tnode *list;
+			pthread_mutex_lock(&s->mu);
+			gw_wheel_expire(&s->wheel, now, &list);
+			while (list) {
+				gw_tnode *n = list;
+				list = n->next;
+				n->next = NULL;
+				fire_locked(rt, s, n, &dl);
+			}
+			pthread_mutex_unlock(&s->mu);
+			deliver(&dl);
+		}
+		pthread_mutex_lock(&rt->tmu);
+	}
+	pthread_mutex_unlock(&rt->tmu);
+	return NULL;
+}
+
+/* ---- lifecycle of the runtime ---------------------------------------------------- */
+
+gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_registry *registry,
+			 gw_persist *persist)
+{
+	gw_runtime *rt = calloc(1, sizeof *rt);
+	if (!rt)
+		return GW_ENOMEM;
+	rt->o = *opts;
+	if (!rt->o.shards)
+		rt->o.shards = 16;
+	if (!rt->o.mailbox_max)
+		rt->o.mailbox_max = 10000;
+	if (rt->o.deactivate_ms <= 0)
+		rt->o.deactivate_ms = 60000;
+	if (rt->o.snapshot_ms <= 0)
+		rt->o.snapshot_ms = 2000;
+	if (rt->o.host_timeout_ms <= 0)
+		rt->o.host_timeout_ms = 30000;
+	rt->reg = registry;
+	rt->persist = persist;
+	rt->nshards = rt->o.shards;
+	rt->shards = calloc(rt->nshards, sizeof *rt->shards);
+	if (!rt->shards)
+		goto fail;
+	int64_t now = now_ms();
+	for (size_t i = 0; i < rt->nshards; i++) {
+		gw_shard *s = &rt->shards[i];
+		pthread_mutex_init(&s->mu, NULL);
+		s->nbuckets = 1024;
+		s->buckets = calloc(s->nbuckets, sizeof *s->buckets);
+		if (!s->buckets)
+			goto fail;
+		gw_wheel_init(&s->wheel, now);
+		s->rt = rt;
+	}
+	pthread_mutex_init(&rt->tmu, NULL);
+	pthread_cond_init(&rt->tcv, NULL);
+	pthread_mutex_init(&rt->fmu, NULL);
+	pthread_cond_init(&rt->fcv, NULL);
+	if (pthread_create(&rt->timer, NULL, timer_main, rt))
+		goto fail;
+	*out = rt;
+	return GW_OK;
+fail:
+	if (rt->shards)
+		for (size_t i = 0; i < rt->nshards; i++)
+			free(rt->shards[i].buckets);
+	free(rt->shards);
+	free(rt);
+	return GW_ENOMEM;
+}
+
+void gw_runtime_destroy(gw_runtime *rt)
+{
+	if (!rt)
+		return;
+	pthread_mutex_lock(&rt->tmu);
+	rt->stopping = true;
+	pthread_cond_signal(&rt->tcv);
+	pthread_mutex_unlock(&rt->tmu);
+	pthread_join(rt->timer, NULL);
+	for (size_t i = 0; i < rt->nshards; i++) {
+		gw_shard *s = &rt->shards[i];
+		done_list dl = {0};
+		pthread_mutex_lock(&s->mu);
+		for (size_t b = 0; b < s->nbuckets; b++) {
+			gw_actor *a = s->buckets[b];
+			while (a) {
+				gw_actor *n = a->hnext;
+				for (gw_inv *inv = a->mq_head, *nx; inv; inv = nx) {
+					nx = inv->next;
+					finish(&dl, inv, GW_ESHUTDOWN, "gateway shutting down");
+				}
+				a->mq_head = NULL;
+				gw_blob_rele(a->state);
+				gw_blob_rele(a->tags);
+				gw_blob_rele(a->saving);
+				gw_blob_rele(a->ckpt_prev);
+				free(a);
+				a = n;
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+		deliver(&dl);
+		pthread_mutex_destroy(&s->mu);
+		free(s->buckets);
+	}
+	free(rt->shards);
+	pthread_mutex_destroy(&rt->tmu);
+	pthread_cond_destroy(&rt->tcv);
+	pthread_mutex_destroy(&rt->fmu);
+	pthread_cond_destroy(&rt->fcv);
+	free(rt);
+}
+
+gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	for (;;) {
+		size_t dirty = 0;
+		for (size_t i = 0; i < rt->nshards; i++) {
+			gw_shard *s = &rt->shards[i];
+			pthread_mutex_lock(&s->mu);
+			for (size_t b = 0; b < s->nbuckets; b++)
+				for (gw_actor *a = s->buckets[b]; a; a = a->hnext)
+					if (a->dirty && a->stateful) {
+						dirty++;
+						start_save_locked(rt, a);
+					}
+			pthread_mutex_unlock(&s->mu);
+		}
+		pthread_mutex_lock(&rt->fmu);
+		while (rt->saves_in_flight > 0 && now_ms() < end) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&rt->fcv, &rt->fmu, &ts);
+		}
+		gw_err last = rt->last_save_err;
+		long inflight = rt->saves_in_flight;
+		pthread_mutex_unlock(&rt->fmu);
+		if (!dirty && !inflight)
+			return GW_OK;
+		if (now_ms() >= end)
+			return last ? last : GW_ETIMEDOUT;
+	}
+}
+
+void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < rt->nshards; i++) {
+		pthread_mutex_lock(&rt->shards[i].mu);
+		n += rt->shards[i].count;
+		pthread_mutex_unlock(&rt->shards[i].mu);
+	}
+	out->active_actors = n;
+	out->invocations = atomic_load(&rt->invocations);
+	out->activations = atomic_load(&rt->activations);
+	out->deactivations = atomic_load(&rt->deactivations);
+}

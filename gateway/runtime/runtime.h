@@ -1,0 +1,134 @@
+/* runtime.h - the actor runtime: activation, mailboxes, state, lifecycle.
+ *
+ * Actors are spread over shards by hash(system, name). A shard is a mutex,
+ * a hash table of active actors and a timing wheel; shards share nothing,
+ * so any thread (completion-queue threads, the persist thread, the timer
+ * thread) runs actor logic by taking the one shard lock it needs.
+ * See docs/design/threading.md and docs/design/actor-lifecycle.md.
+ *
+ * Actor lifecycle (one actor):
+ *
+ *   (absent) -- invoke --------------> LOADING   [load job queued; calls wait]
+ *   LOADING --- loaded / not found --> READY
+ *   LOADING --- load failed ---------> (absent)  [queued calls fail: that error]
+ *   READY ----- mailbox not empty ---> BUSY      [one invocation sent to a host]
+ *   BUSY ------ reply ---------------> READY     [state replaced, dirty if changed]
+ *   BUSY ------ reply + checkpoint --> BUSY      [save queued; reply after commit]
+ *   BUSY ------ host error/gone/late > READY     [state unchanged]
+ *   READY ----- idle timeout --------> (absent)  [final save first when dirty]
+ *
+ * Invariants:
+ *   1. at most one invocation per actor is in flight (BUSY holds it);
+ *   2. invocations of one actor are dispatched in arrival order (FIFO);
+ *   3. at most one save per actor is in flight; its expected revision is
+ *      the actor's stored revision, so saves never conflict with each other;
+ *   4. a checkpointed reply is sent only after its state committed; if the
+ *      save fails, the caller gets UNAVAILABLE and the state rolls back;
+ *   5. an actor is freed only when READY, its mailbox empty, clean and no
+ *      save in flight.
+ */
+#ifndef GW_RUNTIME_H
+#define GW_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blob.h"
+#include "gw_err.h"
+#include "persist.h"
+#include "registry.h"
+#include "wheel.h"
+#include "wire.h"
+
+typedef struct gw_runtime gw_runtime;
+typedef struct gw_actor gw_actor;
+typedef struct gw_inv gw_inv;
+
+typedef struct gw_runtime_opts {
+	size_t shards;              /* 0 = 16 */
+	uint32_t mailbox_max;       /* per actor; 0 = 10000 */
+	int64_t deactivate_ms;      /* default idle timeout; 0 = 60000 */
+	int64_t snapshot_ms;        /* default snapshot interval; 0 = 2000 */
+	int64_t host_timeout_ms;    /* longest a host may take; 0 = 30000 */
+} gw_runtime_opts;
+
+/* Completion of an invocation. Called exactly once, on any thread, with
+ * no runtime lock held; from then on the callee owns inv (and frees it
+ * with gw_inv_destroy). */
+typedef void (*gw_inv_done_fn)(gw_inv *inv);
+
+/* One invocation. The submitter fills the public part, the runtime owns it
+ * from gw_runtime_invoke until done runs. */
+struct gw_inv {
+	/* --- filled by the submitter --- */
+	spawn_arena arena;                 /* owns req and its strings */
+	Spawn__InvocationRequest *req;     /* in arena */
+	int64_t deadline_ms;               /* monotonic ms; 0 = none */
+	gw_inv_done_fn done;
+	void *user;                        /* submitter's (e.g. the client call) */
+	/* --- result, valid in done --- */
+	gw_err err;
+	char msg[160];                     /* error detail for the client */
+	int host_code;                     /* with GW_EHOST: the host's gRPC code */
+	gw_blob *reply;                    /* owned; NULL = no payload (Noop) */
+	/* --- runtime private --- */
+	gw_inv *next;
+	gw_actor *actor;
+	gw_host *host;                     /* reference while dispatched */
+	uint64_t req_id;
+	gw_tnode deadline_t;
+};
+
+/* gw_inv_create allocates an invocation with an arena bounded to
+ * arena_limit bytes. Returns NULL when out of memory. */
+gw_inv *gw_inv_create(size_t arena_limit);
+/* gw_inv_destroy frees inv, its arena and reply. Accepts NULL. */
+void gw_inv_destroy(gw_inv *inv);
+
+/* gw_runtime_create builds the runtime over registry and persist
+ * (both borrowed; they must outlive it) and starts its timer thread. */
+gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_registry *registry,
+			 gw_persist *persist);
+
+/* gw_runtime_destroy stops the timer thread and frees every actor; call
+ * gw_runtime_flush first to keep dirty state. Invocations still queued fail
+ * with GW_ESHUTDOWN. */
+void gw_runtime_destroy(gw_runtime *rt);
+
+/* gw_runtime_invoke takes ownership of inv and runs it: done is called
+ * with the outcome (possibly before this returns). Never blocks. */
+void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv);
+
+/* Called by the host connection (server/host.c) when the result for a
+ * dispatched invocation arrives. res is borrowed for the call. */
+void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__InvocationResult *res);
+
+/* Called by the host connection when a dispatched invocation will never
+ * get a result (the host is gone): the caller gets err with msg, the
+ * actor's state is unchanged. */
+void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg);
+
+/* gw_runtime_flush saves every dirty actor and waits until all saves are
+ * done or timeout_ms passed. Returns GW_OK when nothing dirty remains,
+ * else GW_ETIMEDOUT / the last save error. Blocks: yes; do not call from
+ * the persist thread. */
+gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms);
+
+typedef struct gw_runtime_stats {
+	uint64_t active_actors, invocations, activations, deactivations;
+} gw_runtime_stats;
+void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out);
+
+/* Host-side functions the runtime calls (implemented in server/host.c). */
+
+/* gw_host_send_task registers inv under a fresh request id and queues the
+ * task built by build(inv, id) to the host. Returns GW_OK, or GW_EUNAVAIL
+ * when the host is closing (inv not registered). */
+typedef grpc_byte_buffer *(*gw_task_build_fn)(gw_inv *inv, uint64_t req_id);
+gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build);
+/* gw_host_cancel removes a pending invocation. true: removed, the caller
+ * completes inv; false: its result is already being delivered. */
+bool gw_host_cancel(gw_host *h, uint64_t req_id);
+
+#endif

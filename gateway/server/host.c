@@ -1,0 +1,501 @@
+/* host.c - one actor host connection: the HostGateway.Connect stream.
+ *
+ * Host connection lifecycle:
+ *
+ *   ACCEPTING --- stream opened ------------> REGISTERING  [waiting for registration]
+ *   REGISTERING - valid registration -------> ACTIVE       [bound in the registry]
+ *   ACTIVE ------ registration (again) -----> ACTIVE       [bindings replaced]
+ *   any --------- stream ends / bad message -> CLOSING     [unbound; invocations in
+ *                                                          flight fail UNAVAILABLE]
+ *   CLOSING ----- status sent, refs gone ---> (freed)
+ *
+ * Ops outstanding on the call: one receive (always, until CLOSING), at most
+ * one send (outbound messages queue behind it), and the final status.
+ * Each holds a reference; so do registry bindings and dispatched
+ * invocations. The last gw_host_rele frees the connection.
+ *
+ * Request ids: the gateway numbers tasks 1, 2, 3... per stream. A result
+ * for an id that was issued but is no longer pending (it timed out) is a
+ * late answer and is dropped; an id never issued is a protocol violation
+ * and closes the stream with INVALID_ARGUMENT.
+ *
+ * Lock order: shard -> host. The host lock is never held while calling the
+ * runtime or the registry.
+ */
+#include "server_int.h"
+
+#include <inttypes.h>
+#include <grpc/support/alloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum { H_ACCEPTING, H_REGISTERING, H_ACTIVE, H_CLOSING };
+
+typedef struct outmsg {
+	struct outmsg *next;
+	grpc_byte_buffer *bb;
+} outmsg;
+
+typedef struct pend {
+	uint64_t id;   /* 0 = empty slot */
+	gw_inv *inv;
+} pend;
+
+struct gw_host {
+	gwi_tag accept_tag, recv_tag, send_tag, status_tag;
+	gw_server *srv;
+	gwi_cq *q;
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	pthread_mutex_t mu;
+	atomic_int refs;
+	atomic_int st;
+	/* receive */
+	grpc_byte_buffer *rbuf;
+	grpc_op rop;
+	/* send queue (mu) */
+	outmsg *oq_head, *oq_tail;
+	bool sending, md_sent, status_wanted, status_started;
+	grpc_op sops[2];
+	grpc_byte_buffer *sbuf;
+	/* status */
+	grpc_status_code code;
+	grpc_slice details;
+	int cancelled;
+	grpc_op stops[3];
+	/* pending invocations (mu): open addressing, linear probing */
+	pend *pt;
+	size_t pcap, pcount;
+	uint64_t next_id;
+	char peer[96];
+	char system[64];
+};
+
+/* ---- references ---------------------------------------------------------- */
+
+void gw_host_hold(gw_host *h)
+{
+	atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+}
+
+void gw_host_rele(gw_host *h)
+{
+	if (!h || atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	while (h->oq_head) {
+		outmsg *m = h->oq_head;
+		h->oq_head = m->next;
+		grpc_byte_buffer_destroy(m->bb);
+		free(m);
+	}
+	if (h->rbuf)
+		grpc_byte_buffer_destroy(h->rbuf);
+	if (h->sbuf)
+		grpc_byte_buffer_destroy(h->sbuf);
+	if (h->status_started)
+		grpc_slice_unref(h->details);
+	grpc_metadata_array_destroy(&h->md);
+	if (h->call) {
+		grpc_call_unref(h->call);
+		gwi_calls_add(h->srv, true, -1);
+	}
+	pthread_mutex_destroy(&h->mu);
+	free(h->pt);
+	free(h);
+}
+
+bool gw_host_live(gw_host *h)
+{
+	return atomic_load_explicit(&h->st, memory_order_acquire) == H_ACTIVE;
+}
+
+/* ---- pending table (mu held) --------------------------------------------------- */
+
+static bool pend_put(gw_host *h, uint64_t id, gw_inv *inv)
+{
+	if ((h->pcount + 1) * 2 > h->pcap) {
+		size_t nc = h->pcap ? h->pcap * 2 : 64;
+		pend *nt = calloc(nc, sizeof *nt);
+		if (!nt)
+			return false;
+		for (size_t i = 0; i < h->pcap; i++)
+			if (h->pt[i].id) {
+				size_t j = h->pt[i].id & (nc - 1);
+				while (nt[j].id)
+					j = (j + 1) & (nc - 1);
+				nt[j] = h->pt[i];
+			}
+		free(h->pt);
+		h->pt = nt;
+		h->pcap = nc;
+	}
+	size_t j = id & (h->pcap - 1);
+	while (h->pt[j].id)
+		j = (j + 1) & (h->pcap - 1);
+	h->pt[j] = (pend){id, inv};
+	h->pcount++;
+	return true;
+}
+
+static gw_inv *pend_take(gw_host *h, uint64_t id)
+{
+	if (!h->pcap || !id)
+		return NULL;
+	size_t j = id & (h->pcap - 1);
+	while (h->pt[j].id && h->pt[j].id != id)
+		j = (j + 1) & (h->pcap - 1);
+	if (!h->pt[j].id)
+		return NULL;
+	gw_inv *inv = h->pt[j].inv;
+	h->pt[j].id = 0;
+	h->pcount--;
+	/* Re-insert the rest of the probe run so lookups stay correct. */
+	for (size_t k = (j + 1) & (h->pcap - 1); h->pt[k].id; k = (k + 1) & (h->pcap - 1)) {
+		pend e = h->pt[k];
+		h->pt[k].id = 0;
+		size_t m = e.id & (h->pcap - 1);
+		while (h->pt[m].id)
+			m = (m + 1) & (h->pcap - 1);
+		h->pt[m] = e;
+	}
+	return inv;
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+static void start_status_locked(gw_host *h);
+
+/* start_send_locked starts the next queued message if none is in flight. */
+static void start_send_locked(gw_host *h)
+{
+	if (h->sending)
+		return;
+	if (!h->oq_head) {
+		if (h->status_wanted && !h->status_started)
+			start_status_locked(h);
+		return;
+	}
+	outmsg *m = h->oq_head;
+	h->oq_head = m->next;
+	if (!h->oq_head)
+		h->oq_tail = NULL;
+	h->sbuf = m->bb;
+	free(m);
+	size_t n = 0;
+	memset(h->sops, 0, sizeof h->sops);
+	if (!h->md_sent) {
+		h->sops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		h->md_sent = true;
+	}
+	h->sops[n].op = GRPC_OP_SEND_MESSAGE;
+	h->sops[n++].data.send_message.send_message = h->sbuf;
+	h->sending = true;
+	gw_host_hold(h);
+	if (grpc_call_start_batch(h->call, h->sops, n, &h->send_tag, NULL) != GRPC_CALL_OK) {
+		GW_ERROR("host %s: start_batch(send) failed", h->peer);
+		h->sending = false;
+		grpc_byte_buffer_destroy(h->sbuf);
+		h->sbuf = NULL;
+		atomic_fetch_sub(&h->refs, 1); /* cannot be the last: the caller holds one */
+	}
+}
+
+static bool enqueue_locked(gw_host *h, grpc_byte_buffer *bb)
+{
+	outmsg *m = malloc(sizeof *m);
+	if (!m) {
+		grpc_byte_buffer_destroy(bb);
+		return false;
+	}
+	m->bb = bb;
+	m->next = NULL;
+	if (h->oq_tail)
+		h->oq_tail->next = m;
+	else
+		h->oq_head = m;
+	h->oq_tail = m;
+	start_send_locked(h);
+	return true;
+}
+
+static void send_tag(gwi_tag *t, bool ok)
+{
+	gw_host *h = (gw_host *)((char *)t - offsetof(gw_host, send_tag));
+	pthread_mutex_lock(&h->mu);
+	h->sending = false;
+	grpc_byte_buffer_destroy(h->sbuf);
+	h->sbuf = NULL;
+	if (ok)
+		start_send_locked(h);
+	else if (h->status_wanted && !h->status_started)
+		start_status_locked(h);
+	pthread_mutex_unlock(&h->mu);
+	/* A failed send means the stream is broken; the pending receive fails
+	 * too and closes the connection. */
+	gw_host_rele(h);
+}
+
+gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
+{
+	pthread_mutex_lock(&h->mu);
+	if (atomic_load(&h->st) != H_ACTIVE) {
+		pthread_mutex_unlock(&h->mu);
+		return GW_EUNAVAIL;
+	}
+	uint64_t id = ++h->next_id;
+	grpc_byte_buffer *bb = build(inv, id);
+	if (!bb || !pend_put(h, id, inv)) {
+		if (bb)
+			grpc_byte_buffer_destroy(bb);
+		pthread_mutex_unlock(&h->mu);
+		return GW_ENOMEM;
+	}
+	inv->req_id = id;
+	if (!enqueue_locked(h, bb)) {
+		pend_take(h, id);
+		pthread_mutex_unlock(&h->mu);
+		return GW_ENOMEM;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return GW_OK;
+}
+
+bool gw_host_cancel(gw_host *h, uint64_t req_id)
+{
+	pthread_mutex_lock(&h->mu);
+	gw_inv *inv = pend_take(h, req_id);
+	pthread_mutex_unlock(&h->mu);
+	return inv != NULL;
+}
+
+/* ---- closing ------------------------------------------------------------------- */
+
+static void status_tag(gwi_tag *t, bool ok)
+{
+	gw_host *h = (gw_host *)((char *)t - offsetof(gw_host, status_tag));
+	gw_host_rele(h);
+}
+
+static void start_status_locked(gw_host *h)
+{
+	h->status_started = true;
+	size_t n = 0;
+	memset(h->stops, 0, sizeof h->stops);
+	if (!h->md_sent) {
+		h->stops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		h->md_sent = true;
+	}
+	h->stops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	h->stops[n].data.send_status_from_server.status = h->code;
+	h->stops[n++].data.send_status_from_server.status_details = &h->details;
+	h->stops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	h->stops[n++].data.recv_close_on_server.cancelled = &h->cancelled;
+	gw_host_hold(h);
+	if (grpc_call_start_batch(h->call, h->stops, n, &h->status_tag, NULL) != GRPC_CALL_OK)
+		atomic_fetch_sub(&h->refs, 1);
+}
+
+/* host_close ends the connection: no more work goes to it, invocations
+ * in flight on it fail with UNAVAILABLE and leave their actors' state as
+ * it was. Safe to call more than once. */
+static void host_close(gw_host *h, grpc_status_code code, const char *why)
+{
+	pthread_mutex_lock(&h->mu);
+	int prev = atomic_exchange(&h->st, H_CLOSING);
+	if (prev == H_CLOSING) {
+		pthread_mutex_unlock(&h->mu);
+		return;
+	}
+	pend *pt = h->pt;
+	size_t pcap = h->pcap;
+	h->pt = NULL;
+	h->pcap = h->pcount = 0;
+	h->code = code;
+	h->details = grpc_slice_from_copied_string(why ? why : "");
+	h->status_wanted = true;
+	/* Tasks not yet sent belong to invocations failed below: drop them. */
+	while (h->oq_head) {
+		outmsg *m = h->oq_head;
+		h->oq_head = m->next;
+		grpc_byte_buffer_destroy(m->bb);
+		free(m);
+	}
+	h->oq_tail = NULL;
+	if (!h->sending)
+		start_status_locked(h);
+	pthread_mutex_unlock(&h->mu);
+	if (prev == H_ACTIVE)
+		gw_registry_unbind_host(h->srv->reg, h);
+	GW_INFO("host %s (%s) disconnected%s%s", h->peer, h->system[0] ? h->system : "-",
+		why && why[0] ? ": " : "", why ? why : "");
+	char msg[160];
+	snprintf(msg, sizeof msg, "the actor host %s went away during the invocation", h->peer);
+	for (size_t i = 0; i < pcap; i++)
+		if (pt[i].id)
+			gw_runtime_abandon(h->srv->rt, pt[i].inv, GW_EUNAVAIL, msg);
+	free(pt);
+}
+
+/* ---- receiving ------------------------------------------------------------------- */
+
+static void start_recv(gw_host *h)
+{
+	memset(&h->rop, 0, sizeof h->rop);
+	h->rop.op = GRPC_OP_RECV_MESSAGE;
+	h->rop.data.recv_message.recv_message = &h->rbuf;
+	gw_host_hold(h);
+	if (grpc_call_start_batch(h->call, &h->rop, 1, &h->recv_tag, NULL) != GRPC_CALL_OK) {
+		atomic_fetch_sub(&h->refs, 1);
+		host_close(h, GRPC_STATUS_INTERNAL, "cannot receive");
+	}
+}
+
+static void send_registration_reply(gw_host *h)
+{
+	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
+	status.status = SPAWN__STATUS__OK;
+	Spawn__ProxyInfo pi = SPAWN__PROXY_INFO__INIT;
+	pi.protocol_major_version = 1;
+	pi.protocol_minor_version = 0;
+	pi.proxy_name = "spawn-gateway-c";
+	pi.proxy_version = "0.1.0";
+	Spawn__RegistrationResponse rr = SPAWN__REGISTRATION_RESPONSE__INIT;
+	rr.status = &status;
+	rr.proxy_info = &pi;
+	Spawn__Gateway__V1__GatewayMessage gm = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__INIT;
+	gm.msg_case = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_REGISTRATION;
+	gm.registration = &rr;
+	grpc_byte_buffer *bb;
+	if (spawn_wire_pack(&gm.base, &bb))
+		return;
+	pthread_mutex_lock(&h->mu);
+	enqueue_locked(h, bb);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* handle_message processes one HostMessage. Returns false when the stream
+ * must close (the status is already decided). */
+static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m)
+{
+	if (m->msg_case == SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_REGISTRATION) {
+		Spawn__RegistrationRequest *rr = m->registration;
+		const char *why = "registration carries no actor system";
+		gw_err err = rr && rr->actor_system
+				     ? gw_registry_register(h->srv->reg, h, rr->actor_system, &why)
+				     : GW_EINVAL;
+		if (err) {
+			host_close(h, gw_err_status(err), why);
+			return false;
+		}
+		snprintf(h->system, sizeof h->system, "%s", rr->actor_system->name);
+		int expect = H_REGISTERING;
+		atomic_compare_exchange_strong(&h->st, &expect, H_ACTIVE);
+		GW_INFO("host %s registered system '%s' (%zu actors)", h->peer, h->system,
+			rr->actor_system->registry->n_actors);
+		send_registration_reply(h);
+		return true;
+	}
+	if (m->msg_case != SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT || !m->result) {
+		host_close(h, GRPC_STATUS_INVALID_ARGUMENT, "HostMessage carries neither registration nor result");
+		return false;
+	}
+	if (atomic_load(&h->st) != H_ACTIVE) {
+		host_close(h, GRPC_STATUS_FAILED_PRECONDITION, "a result arrived before the registration");
+		return false;
+	}
+	uint64_t id = m->result->request_id;
+	pthread_mutex_lock(&h->mu);
+	gw_inv *inv = pend_take(h, id);
+	uint64_t issued = h->next_id;
+	pthread_mutex_unlock(&h->mu);
+	if (!inv) {
+		if (id == 0 || id > issued) {
+			char why[96];
+			snprintf(why, sizeof why, "unknown request id %" PRIu64, id);
+			host_close(h, GRPC_STATUS_INVALID_ARGUMENT, why);
+			return false;
+		}
+		GW_DEBUG("host %s: late result for request %" PRIu64 " dropped", h->peer, id);
+		return true;
+	}
+	gw_runtime_result(h->srv->rt, inv, m->result);
+	return true;
+}
+
+static void recv_tag(gwi_tag *t, bool ok)
+{
+	gw_host *h = (gw_host *)((char *)t - offsetof(gw_host, recv_tag));
+	grpc_byte_buffer *bb = h->rbuf;
+	h->rbuf = NULL;
+	if (!ok || !bb) {
+		/* The host closed its side, or the connection broke. */
+		if (bb)
+			grpc_byte_buffer_destroy(bb);
+		host_close(h, GRPC_STATUS_OK, "");
+		gw_host_rele(h);
+		return;
+	}
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	ProtobufCMessage *m = NULL;
+	int bad = spawn_wire_unpack(&spawn__gateway__v1__host_message__descriptor, bb, &ar, &m);
+	grpc_byte_buffer_destroy(bb);
+	bool keep = false;
+	if (bad)
+		host_close(h, GRPC_STATUS_INVALID_ARGUMENT, "malformed HostMessage");
+	else
+		keep = handle_message(h, (Spawn__Gateway__V1__HostMessage *)m);
+	spawn_arena_fini(&ar);
+	if (keep && atomic_load(&h->st) != H_CLOSING)
+		start_recv(h);
+	gw_host_rele(h);
+}
+
+static void accept_tag(gwi_tag *t, bool ok)
+{
+	gw_host *h = (gw_host *)((char *)t - offsetof(gw_host, accept_tag));
+	if (!ok) {
+		h->call = NULL;
+		gw_host_rele(h);
+		return;
+	}
+	gwi_calls_add(h->srv, true, 1);
+	gwi_host_request(h->srv, h->q);
+	char *peer = grpc_call_get_peer(h->call);
+	snprintf(h->peer, sizeof h->peer, "%s", peer ? peer : "?");
+	gpr_free(peer);
+	atomic_store(&h->st, H_REGISTERING);
+	start_recv(h);
+	gw_host_rele(h); /* the accept reference; start_recv took its own */
+}
+
+void gwi_host_request(gw_server *s, gwi_cq *q)
+{
+	if (atomic_load(&s->shutting_down))
+		return;
+	gw_host *h = calloc(1, sizeof *h);
+	if (!h) {
+		GW_ERROR("out of memory posting a host slot");
+		return;
+	}
+	h->accept_tag.fn = accept_tag;
+	h->recv_tag.fn = recv_tag;
+	h->send_tag.fn = send_tag;
+	h->status_tag.fn = status_tag;
+	h->srv = s;
+	h->q = q;
+	pthread_mutex_init(&h->mu, NULL);
+	atomic_init(&h->refs, 1);
+	atomic_init(&h->st, H_ACCEPTING);
+	grpc_metadata_array_init(&h->md);
+	if (grpc_server_request_registered_call(s->server, s->m_connect, &h->call, &h->deadline,
+						&h->md, NULL, q->cq, q->cq,
+						&h->accept_tag) != GRPC_CALL_OK) {
+		h->call = NULL;
+		gw_host_rele(h);
+	}
+}

@@ -1,0 +1,475 @@
+/* server.c - completion-queue threads and the client-facing unary calls.
+ *
+ * Call lifecycle (Invoke / Spawn), one struct per call, which is the tag:
+ *
+ *   REQUESTED -- new call + payload --> RUNNING   [parsed into the inv's arena,
+ *                                                  handed to the runtime]
+ *   RUNNING ---- runtime done --------> REPLYING  [one batch: initial metadata,
+ *                                                  message, status, recv close]
+ *   REPLYING --- batch complete ------> (freed)
+ *
+ * A request slot is re-posted as soon as a call arrives, so each CQ keeps a
+ * fixed number of calls waiting to be accepted. */
+#include "server_int.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "log.h"
+
+#define SLOTS_PER_CQ 64
+
+enum { M_INVOKE, M_SPAWN };
+enum { C_REQUESTED, C_REPLYING };
+
+typedef struct ucall {
+	gwi_tag tag;
+	gw_server *srv;
+	gwi_cq *q;
+	int method, phase;
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	grpc_byte_buffer *payload;
+	grpc_byte_buffer *resp;
+	grpc_slice details;
+	int cancelled;
+	grpc_op ops[4];
+} ucall;
+
+void gwi_calls_add(gw_server *s, bool host, long delta)
+{
+	pthread_mutex_lock(&s->mu);
+	if (host)
+		s->host_calls += delta;
+	else
+		s->client_calls += delta;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void ucall_tag(gwi_tag *t, bool ok);
+
+static void ucall_request(gw_server *s, gwi_cq *q, int method)
+{
+	if (atomic_load(&s->shutting_down))
+		return;
+	ucall *c = calloc(1, sizeof *c);
+	if (!c) {
+		GW_ERROR("out of memory posting a call slot");
+		return;
+	}
+	c->tag.fn = ucall_tag;
+	c->srv = s;
+	c->q = q;
+	c->method = method;
+	grpc_metadata_array_init(&c->md);
+	grpc_call_error e = grpc_server_request_registered_call(
+		s->server, method == M_INVOKE ? s->m_invoke : s->m_spawn, &c->call, &c->deadline,
+		&c->md, &c->payload, q->cq, q->cq, &c->tag);
+	if (e != GRPC_CALL_OK) {
+		grpc_metadata_array_destroy(&c->md);
+		free(c);
+	}
+}
+
+static void ucall_free(ucall *c)
+{
+	if (c->payload)
+		grpc_byte_buffer_destroy(c->payload);
+	if (c->resp)
+		grpc_byte_buffer_destroy(c->resp);
+	grpc_metadata_array_destroy(&c->md);
+	if (c->call) {
+		grpc_call_unref(c->call);
+		gwi_calls_add(c->srv, false, -1);
+	}
+	free(c);
+}
+
+/* ucall_reply sends the one response batch; msg may be NULL for errors. */
+static void ucall_reply(ucall *c, grpc_status_code code, const char *detail,
+			const ProtobufCMessage *msg)
+{
+	c->phase = C_REPLYING;
+	if (msg && spawn_wire_pack(msg, &c->resp) != 0) {
+		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		detail = "out of memory packing the response";
+	}
+	c->details = grpc_slice_from_copied_string(detail ? detail : "");
+	grpc_op *op = c->ops;
+	memset(c->ops, 0, sizeof c->ops);
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op++;
+	if (c->resp && code == GRPC_STATUS_OK) {
+		op->op = GRPC_OP_SEND_MESSAGE;
+		op->data.send_message.send_message = c->resp;
+		op++;
+	}
+	op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	op->data.send_status_from_server.status = code;
+	op->data.send_status_from_server.status_details = &c->details;
+	op++;
+	op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op->data.recv_close_on_server.cancelled = &c->cancelled;
+	op++;
+	grpc_call_error e = grpc_call_start_batch(c->call, c->ops, (size_t)(op - c->ops), &c->tag,
+						  NULL);
+	if (e != GRPC_CALL_OK) {
+		GW_ERROR("start_batch for a reply failed: %d", e);
+		grpc_slice_unref(c->details);
+		ucall_free(c);
+	}
+}
+
+static int64_t deadline_ms_of(gpr_timespec d)
+{
+	if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) == 0)
+		return 0;
+	gpr_timespec rem = gpr_time_sub(d, gpr_now(d.clock_type));
+	int64_t ms = (int64_t)rem.tv_sec * 1000 + rem.tv_nsec / 1000000;
+	if (ms < 0)
+		ms = 0;
+	return spawn_now_ns() / 1000000 + ms + (ms == 0);
+}
+
+/* invoke_done answers a synchronous Invoke. Runs on any thread. */
+static void invoke_done(gw_inv *inv)
+{
+	ucall *c = inv->user;
+	if (inv->err != GW_OK) {
+		grpc_status_code code = inv->err == GW_EHOST ? (grpc_status_code)inv->host_code
+							     : gw_err_status(inv->err);
+		ucall_reply(c, code, inv->msg[0] ? inv->msg : gw_strerror(inv->err), NULL);
+		gw_inv_destroy(inv);
+		return;
+	}
+	Spawn__InvocationRequest *rq = inv->req;
+	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
+	status.status = SPAWN__STATUS__OK;
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	sys.name = rq->system->name;
+	Spawn__Actors__ActorId id = SPAWN__ACTORS__ACTOR_ID__INIT;
+	id.name = rq->actor->id->name;
+	id.system = rq->system->name;
+	Spawn__Actors__Actor actor = SPAWN__ACTORS__ACTOR__INIT;
+	actor.id = &id;
+	Spawn__InvocationResponse resp = SPAWN__INVOCATION_RESPONSE__INIT;
+	resp.status = &status;
+	resp.system = &sys;
+	resp.actor = &actor;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	Spawn__Noop noop = SPAWN__NOOP__INIT;
+	if (inv->reply) {
+		any.type_url = (char *)gw_blob_type(inv->reply);
+		any.value.data = (uint8_t *)gw_blob_value(inv->reply);
+		any.value.len = inv->reply->len;
+		resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_VALUE;
+		resp.value = &any;
+	} else {
+		resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_NOOP;
+		resp.noop = &noop;
+	}
+	ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	gw_inv_destroy(inv);
+}
+
+/* async_done: the caller was answered on acceptance; only log failures. */
+static void async_done(gw_inv *inv)
+{
+	if (inv->err != GW_OK)
+		GW_WARN("async invocation of %s.%s failed: %s", inv->req->actor->id->name,
+			inv->req->action_name, inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+	gw_inv_destroy(inv);
+}
+
+static void handle_invoke(ucall *c)
+{
+	gw_inv *inv = gw_inv_create(0);
+	if (!inv) {
+		ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return;
+	}
+	ProtobufCMessage *m = NULL;
+	if (!c->payload ||
+	    spawn_wire_unpack(&spawn__invocation_request__descriptor, c->payload, &inv->arena, &m)) {
+		gw_inv_destroy(inv);
+		ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
+			    "request is not a valid spawn.InvocationRequest", NULL);
+		return;
+	}
+	grpc_byte_buffer_destroy(c->payload);
+	c->payload = NULL;
+	inv->req = (Spawn__InvocationRequest *)m;
+	inv->deadline_ms = deadline_ms_of(c->deadline);
+	inv->user = c;
+	Spawn__InvocationRequest *rq = inv->req;
+	if (rq->scheduled_to > 0) {
+		gw_inv_destroy(inv);
+		ucall_reply(c, GRPC_STATUS_UNIMPLEMENTED,
+			    "scheduled invocations (scheduled_to) are not supported yet", NULL);
+		return;
+	}
+	if (!rq->async) {
+		inv->done = invoke_done;
+		gw_runtime_invoke(c->srv->rt, inv);
+		return;
+	}
+	/* Async: validate what can be validated now, answer, then run. */
+	const char *system = rq->system && rq->system->name ? rq->system->name : "";
+	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+	gw_actor_type *t;
+	if (!system[0] || !name[0] || !rq->action_name || !rq->action_name[0]) {
+		gw_inv_destroy(inv);
+		ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
+			    "system.name, actor.id.name and action_name are required", NULL);
+		return;
+	}
+	if (gw_registry_lookup(c->srv->reg, system, name, &t, NULL) != GW_OK) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "actor '%s' not found in system '%s'", name, system);
+		gw_inv_destroy(inv);
+		ucall_reply(c, GRPC_STATUS_NOT_FOUND, msg, NULL);
+		return;
+	}
+	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
+	status.status = SPAWN__STATUS__OK;
+	Spawn__Noop noop = SPAWN__NOOP__INIT;
+	Spawn__InvocationResponse resp = SPAWN__INVOCATION_RESPONSE__INIT;
+	resp.status = &status;
+	resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_NOOP;
+	resp.noop = &noop;
+	ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	inv->user = NULL;
+	inv->deadline_ms = 0;
+	inv->done = async_done;
+	gw_runtime_invoke(c->srv->rt, inv);
+}
+
+static void handle_spawn(ucall *c)
+{
+	ProtobufCMessage *m = NULL;
+	if (!c->payload || spawn_wire_unpack(&spawn__spawn_request__descriptor, c->payload, NULL, &m)) {
+		ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid spawn.SpawnRequest",
+			    NULL);
+		return;
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	ucall_reply(c, GRPC_STATUS_UNIMPLEMENTED,
+		    "Spawn of UNNAMED actor instances is not supported yet", NULL);
+}
+
+static void ucall_tag(gwi_tag *t, bool ok)
+{
+	ucall *c = (ucall *)t;
+	if (c->phase == C_REPLYING) {
+		grpc_slice_unref(c->details);
+		ucall_free(c);
+		return;
+	}
+	if (!ok) {
+		/* Server shutting down: the slot is returned unused. */
+		c->call = NULL;
+		ucall_free(c);
+		return;
+	}
+	gwi_calls_add(c->srv, false, 1);
+	ucall_request(c->srv, c->q, c->method);
+	if (c->method == M_INVOKE)
+		handle_invoke(c);
+	else
+		handle_spawn(c);
+}
+
+/* ---- threads and lifecycle ------------------------------------------------------ */
+
+static void *cq_main(void *arg)
+{
+	gwi_cq *q = arg;
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(q->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type == GRPC_OP_COMPLETE && ev.tag)
+			((gwi_tag *)ev.tag)->fn(ev.tag, ev.success != 0);
+	}
+	return NULL;
+}
+
+gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt, gw_registry *reg,
+			char *why, size_t whylen)
+{
+	gw_server *s = calloc(1, sizeof *s);
+	if (!s)
+		return GW_ENOMEM;
+	s->o = *o;
+	if (s->o.threads <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		s->o.threads = n > 0 ? (int)n : 1;
+	}
+	if (s->o.max_message_bytes <= 0)
+		s->o.max_message_bytes = 4 << 20;
+	if (s->o.drain_ms <= 0)
+		s->o.drain_ms = 5000;
+	s->rt = rt;
+	s->reg = reg;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	grpc_arg args[] = {
+		{GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = s->o.max_message_bytes}},
+		{GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = s->o.max_message_bytes}},
+		/* Find hosts that vanished without closing their connection. */
+		{GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = 10000}},
+		{GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 5000}},
+		{GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+		{GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, {.integer = 1000}},
+		{GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PING_STRIKES, {.integer = 0}},
+	};
+	grpc_channel_args ca = {sizeof args / sizeof args[0], args};
+	s->server = grpc_server_create(&ca, NULL);
+	s->m_invoke = grpc_server_register_method(s->server, "/spawn.gateway.v1.ActorGateway/Invoke",
+						  NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	s->m_spawn = grpc_server_register_method(s->server, "/spawn.gateway.v1.ActorGateway/Spawn",
+						 NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	s->m_connect = grpc_server_register_method(s->server, "/spawn.gateway.v1.HostGateway/Connect",
+						   NULL, GRPC_SRM_PAYLOAD_NONE, 0);
+	s->ncq = s->o.threads;
+	s->cqs = calloc((size_t)s->ncq, sizeof *s->cqs);
+	s->ports = calloc(o->n_listen ? o->n_listen : 1, sizeof *s->ports);
+	if (!s->cqs || !s->ports)
+		goto nomem;
+	for (int i = 0; i < s->ncq; i++) {
+		s->cqs[i].cq = grpc_completion_queue_create_for_next(NULL);
+		s->cqs[i].srv = s;
+		s->cqs[i].idx = i;
+		grpc_server_register_completion_queue(s->server, s->cqs[i].cq, NULL);
+	}
+	for (size_t i = 0; i < o->n_listen; i++) {
+		grpc_server_credentials *cr = grpc_insecure_server_credentials_create();
+		int port = grpc_server_add_http2_port(s->server, o->listen[i], cr);
+		grpc_server_credentials_release(cr);
+		if (port <= 0) {
+			snprintf(why, whylen, "cannot listen on %s", o->listen[i]);
+			gw_server_destroy(s);
+			return GW_ECONFIG;
+		}
+		s->ports[i] = strncmp(o->listen[i], "unix:", 5) ? port : 0;
+	}
+	*out = s;
+	return GW_OK;
+nomem:
+	gw_server_destroy(s);
+	return GW_ENOMEM;
+}
+
+int gw_server_port(const gw_server *s, size_t i)
+{
+	return i < s->o.n_listen ? s->ports[i] : 0;
+}
+
+gw_err gw_server_start(gw_server *s)
+{
+	grpc_server_start(s->server);
+	s->started = true;
+	for (int i = 0; i < s->ncq; i++) {
+		for (int k = 0; k < SLOTS_PER_CQ; k++)
+			ucall_request(s, &s->cqs[i], M_INVOKE);
+		for (int k = 0; k < 4; k++) {
+			ucall_request(s, &s->cqs[i], M_SPAWN);
+			gwi_host_request(s, &s->cqs[i]);
+		}
+	}
+	for (int i = 0; i < s->ncq; i++)
+		if (pthread_create(&s->cqs[i].thread, NULL, cq_main, &s->cqs[i]))
+			return GW_ENOMEM;
+	return GW_OK;
+}
+
+static bool wait_calls(gw_server *s, bool hosts_too, int64_t ms)
+{
+	int64_t end = spawn_now_ns() / 1000000 + ms;
+	pthread_mutex_lock(&s->mu);
+	while (s->client_calls > 0 || (hosts_too && s->host_calls > 0)) {
+		int64_t left = end - spawn_now_ns() / 1000000;
+		if (left <= 0)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	}
+	bool done = s->client_calls == 0 && (!hosts_too || s->host_calls == 0);
+	pthread_mutex_unlock(&s->mu);
+	return done;
+}
+
+static void shutdown_tag(gwi_tag *t, bool ok)
+{
+	gw_server *s = (gw_server *)((char *)t - offsetof(gw_server, shutdown_tag));
+	pthread_mutex_lock(&s->mu);
+	s->shutdown_done = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void gw_server_shutdown(gw_server *s)
+{
+	if (!s || !s->started || atomic_exchange(&s->shutting_down, true))
+		return;
+	s->shutdown_tag.fn = shutdown_tag;
+	grpc_server_shutdown_and_notify(s->server, s->cqs[0].cq, &s->shutdown_tag);
+	if (!wait_calls(s, false, s->o.drain_ms))
+		GW_WARN("shutdown: client calls still running after %lld ms; cancelling",
+			(long long)s->o.drain_ms);
+	grpc_server_cancel_all_calls(s->server);
+	if (!wait_calls(s, true, 10000))
+		GW_WARN("shutdown: calls did not finish in 10 s");
+	pthread_mutex_lock(&s->mu);
+	while (!s->shutdown_done)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void gw_server_destroy(gw_server *s)
+{
+	if (!s)
+		return;
+	if (s->started) {
+		gw_server_shutdown(s);
+		for (int i = 0; i < s->ncq; i++)
+			grpc_completion_queue_shutdown(s->cqs[i].cq);
+		for (int i = 0; i < s->ncq; i++)
+			pthread_join(s->cqs[i].thread, NULL);
+	}
+	if (s->server)
+		grpc_server_destroy(s->server);
+	if (!s->started)
+		for (int i = 0; s->cqs && i < s->ncq; i++)
+			if (s->cqs[i].cq)
+				grpc_completion_queue_shutdown(s->cqs[i].cq);
+	for (int i = 0; s->cqs && i < s->ncq; i++)
+		if (s->cqs[i].cq) {
+			if (!s->started)
+				while (grpc_completion_queue_next(s->cqs[i].cq,
+								  gpr_inf_future(GPR_CLOCK_MONOTONIC),
+								  NULL).type != GRPC_QUEUE_SHUTDOWN)
+					;
+			grpc_completion_queue_destroy(s->cqs[i].cq);
+		}
+	free(s->cqs);
+	free(s->ports);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}

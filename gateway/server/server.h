@@ -1,0 +1,51 @@
+/* server.h - the gRPC front of the gateway (gRPC C core).
+ *
+ * Serves spawn.gateway.v1.ActorGateway (Invoke, Spawn) for clients and
+ * spawn.gateway.v1.HostGateway (Connect) for actor hosts, on N
+ * completion-queue threads, each with its own completion queue. CQ threads
+ * only parse, hand work to the runtime and start batches; they never block
+ * on I/O (the statestore runs on the persist thread).
+ */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw_err.h"
+#include "registry.h"
+#include "runtime.h"
+
+typedef struct gw_server gw_server;
+
+typedef struct gw_server_opts {
+	const char *const *listen;  /* borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock" */
+	size_t n_listen;
+	int threads;                /* completion-queue threads; 0 = nproc */
+	int max_message_bytes;      /* receive and send bound; 0 = 4 MiB */
+	int64_t drain_ms;           /* graceful stop: wait for client calls; 0 = 5000 */
+} gw_server_opts;
+
+/* gw_server_create binds every listen address. rt and reg are borrowed
+ * and must outlive the server. Returns GW_OK, GW_ECONFIG (an address could
+ * not be bound: *why names it) or GW_ENOMEM. */
+gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt, gw_registry *reg,
+			char *why, size_t whylen);
+
+/* gw_server_port returns the TCP port bound for listen address i (useful
+ * with port 0), or 0 for unix sockets. */
+int gw_server_port(const gw_server *s, size_t i);
+
+/* gw_server_start starts accepting calls and the CQ threads. */
+gw_err gw_server_start(gw_server *s);
+
+/* gw_server_shutdown stops accepting new calls, waits up to drain_ms for
+ * client calls in flight, then cancels what remains (host streams
+ * included) and waits until every call has finished. Blocks: yes. */
+void gw_server_shutdown(gw_server *s);
+
+/* gw_server_destroy stops the CQ threads and frees the server; call
+ * gw_server_shutdown first. Accepts NULL. */
+void gw_server_destroy(gw_server *s);
+
+#endif

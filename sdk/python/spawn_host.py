@@ -1,0 +1,466 @@
+"""A small actor-host runtime for the spawn gateway.
+
+The host dials the gateway on the bidi stream
+``/spawn.gateway.v1.HostGateway/Connect``, registers its actors, then runs
+the ``InvocationTask``s the gateway sends and answers each with an
+``InvocationResult`` (in any order; several may be in flight).
+
+This module contains no generated code. Generate the protobuf modules with
+``sdk/python/gen.sh OUTDIR`` and put OUTDIR on ``sys.path`` (or pass
+``proto_path=OUTDIR`` to :class:`ActorHost`) before creating a host.
+
+Handlers have the signature::
+
+    handler(state, payload, ctx) -> (new_state, reply, checkpoint)
+
+``state`` is the actor's current state as a ``google.protobuf.Any`` (None when
+the actor has none yet, or is stateless); ``payload`` is the invocation's
+``Any`` (None for a Noop payload). Use :func:`unpack` to turn either into a
+message. ``new_state`` is a message (packed into an Any for you), an Any, or
+None to keep the state unchanged. ``reply`` is a message, an Any, or None (a
+Noop reply). ``checkpoint`` asks the gateway to save the state durably before
+answering the caller. A handler may return a 2-tuple ``(new_state, reply)``.
+Raise :class:`ActorError` to fail the call with a gRPC status code; any other
+exception fails it with UNKNOWN.
+"""
+
+import logging
+import platform
+import queue
+import random
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+__all__ = ["ActorHost", "ActorError", "Context", "unpack", "StatusCode",
+           "CONNECT_METHOD"]
+
+__version__ = "0.1.0"
+
+CONNECT_METHOD = "/spawn.gateway.v1.HostGateway/Connect"
+
+log = logging.getLogger("spawn_host")
+
+_in_handler = threading.local()
+
+
+class StatusCode:
+    """gRPC status codes, for ActorError."""
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+class ActorError(Exception):
+    """Raised by a handler to fail an invocation with a gRPC status code.
+
+    The gateway leaves the actor's state unchanged and hands ``code`` and
+    ``message`` to the caller.
+    """
+
+    def __init__(self, code, message=""):
+        super().__init__(message)
+        self.code = int(code)
+        self.message = str(message)
+
+    def __repr__(self):
+        return "ActorError(%d, %r)" % (self.code, self.message)
+
+
+def _pb():
+    """The generated modules, imported on first use."""
+    from spawn.actors import actor_pb2, protocol_pb2
+    from spawn.gateway.v1 import gateway_pb2
+    from google.protobuf import any_pb2
+    return actor_pb2, protocol_pb2, gateway_pb2, any_pb2
+
+
+def _is_any(msg):
+    return msg.DESCRIPTOR.full_name == "google.protobuf.Any"
+
+
+def _pack(msg):
+    """A message as a google.protobuf.Any (an Any is returned as is)."""
+    any_pb2 = _pb()[3]
+    if _is_any(msg):
+        return msg
+    a = any_pb2.Any()
+    a.Pack(msg)
+    return a
+
+
+def unpack(any_msg, cls):
+    """Unpack ``any_msg`` into a new ``cls``; None (or an empty Any) gives
+    ``cls()``. Raises ActorError(INVALID_ARGUMENT) on a type mismatch."""
+    out = cls()
+    if any_msg is None or (not any_msg.type_url and not any_msg.value):
+        return out
+    if not any_msg.Is(cls.DESCRIPTOR):
+        raise ActorError(StatusCode.INVALID_ARGUMENT,
+                         "expected %s, got %s"
+                         % (cls.DESCRIPTOR.full_name, any_msg.type_url))
+    any_msg.Unpack(out)
+    return out
+
+
+class Context:
+    """What a handler knows about the invocation it runs.
+
+    ``tags`` may be modified; the updated tags go back with the state.
+    """
+
+    def __init__(self, task, host):
+        inv = task.invocation
+        self.request_id = task.request_id
+        self.deadline_unix_ms = task.deadline_unix_ms
+        self.invocation = inv                   # the raw spawn.ActorInvocation
+        self.actor_id = inv.actor               # spawn.actors.ActorId
+        self.actor_name = inv.actor.name
+        self.system = inv.actor.system or host.system
+        self.action = inv.action_name
+        self.caller = inv.caller if inv.HasField("caller") else None
+        self.metadata = dict(inv.current_context.metadata)
+        self.tags = dict(inv.current_context.tags)
+        self.host = host
+
+
+class _Actor:
+    def __init__(self, name, actions, state_type, stateful, snapshot_ms,
+                 deactivate_ms, kind, timers, min_pool, max_pool):
+        self.name = name
+        self.actions = dict(actions)
+        self.state_type = state_type
+        self.stateful = stateful
+        self.snapshot_ms = snapshot_ms
+        self.deactivate_ms = deactivate_ms
+        self.kind = kind
+        self.timers = dict(timers or {})
+        self.min_pool = min_pool
+        self.max_pool = max_pool
+
+
+class _Session:
+    """One Connect stream: its outgoing queue and call."""
+
+    _END = object()
+
+    def __init__(self):
+        self.out = queue.Queue()
+        self.call = None
+        self.closed = False
+
+    def send(self, msg):
+        if not self.closed:
+            self.out.put(msg)
+
+    def close(self):
+        self.closed = True
+        self.out.put(self._END)
+
+    def requests(self):
+        while True:
+            m = self.out.get()
+            if m is self._END:
+                return
+            yield m
+
+
+class ActorHost:
+    """An actor host: connects to the gateway, registers actors, runs them.
+
+    ``target`` is "HOST:PORT" or "unix:/path". ``system`` is the actor
+    system's name. ``proto_path`` (optional) is the directory of generated
+    modules, inserted at the front of sys.path.
+    """
+
+    def __init__(self, target, system, proto_path=None, service_name=None,
+                 workers=8, min_backoff=0.1, max_backoff=5.0,
+                 registration_timeout=10.0, on_registered=None,
+                 channel_options=None):
+        if proto_path and proto_path not in sys.path:
+            sys.path.insert(0, proto_path)
+        _pb()  # fail early if the generated modules are missing
+        self.target = target
+        self.system = system
+        self.service_name = service_name or system
+        self.workers = workers
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.registration_timeout = registration_timeout
+        self.on_registered = on_registered
+        self.channel_options = list(channel_options or []) + [
+            ("grpc.initial_reconnect_backoff_ms", int(min_backoff * 1000) or 100),
+            ("grpc.min_reconnect_backoff_ms", int(min_backoff * 1000) or 100),
+            ("grpc.max_reconnect_backoff_ms", int(max_backoff * 1000)),
+        ]
+        self.registered = threading.Event()   # set while registered
+        self.registrations = 0                # successful registrations so far
+        self.proxy_info = None                # from the last registration
+        self._actors = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._session = None
+        self._thread = None
+        self._pool = None
+
+    # ---- configuration ---------------------------------------------------
+
+    def add_actor(self, name, actions, state_type=None, stateful=True,
+                  snapshot_ms=None, deactivate_ms=None, kind="NAMED",
+                  timers=None, min_pool_size=0, max_pool_size=0):
+        """Register actor ``name`` with ``actions`` {action name: handler}.
+
+        ``state_type`` is the state's message class (or its full name).
+        ``snapshot_ms`` / ``deactivate_ms`` set the snapshot and deactivation
+        timeouts (None leaves them to the gateway). ``kind`` is a
+        spawn.actors.Kind name or value. ``timers`` maps action names to a
+        period in milliseconds (FixedTimerAction).
+        """
+        if not name:
+            raise ValueError("actor name is empty")
+        for a, h in actions.items():
+            if not callable(h):
+                raise TypeError("handler of %s.%s is not callable" % (name, a))
+        actor_pb2 = _pb()[0]
+        if isinstance(kind, str):
+            kind = actor_pb2.Kind.Value(kind.upper())
+        if state_type is not None and not isinstance(state_type, str):
+            state_type = state_type.DESCRIPTOR.full_name
+        with self._lock:
+            self._actors[name] = _Actor(name, actions, state_type or "",
+                                        bool(stateful), snapshot_ms,
+                                        deactivate_ms, int(kind), timers,
+                                        min_pool_size, max_pool_size)
+        return self
+
+    def registration_request(self):
+        """The spawn.RegistrationRequest this host sends."""
+        actor_pb2, protocol_pb2, _, _ = _pb()
+        req = protocol_pb2.RegistrationRequest()
+        si = req.service_info
+        si.service_name = self.service_name
+        si.service_version = __version__
+        si.service_runtime = "python %s" % platform.python_version()
+        si.support_library_name = "spawn-gateway-python-sdk"
+        si.support_library_version = __version__
+        si.protocol_major_version = 1
+        si.protocol_minor_version = 0
+        sysm = req.actor_system
+        sysm.name = self.system
+        with self._lock:
+            actors = list(self._actors.values())
+        for a in actors:
+            pa = sysm.registry.actors[a.name]
+            pa.id.name = a.name
+            pa.id.system = self.system
+            st = pa.settings
+            st.kind = a.kind
+            st.stateful = a.stateful
+            st.state_type = a.state_type
+            if a.snapshot_ms is not None:
+                st.snapshot_strategy.timeout.timeout = int(a.snapshot_ms)
+            if a.deactivate_ms is not None:
+                st.deactivation_strategy.timeout.timeout = int(a.deactivate_ms)
+            st.min_pool_size = a.min_pool
+            st.max_pool_size = a.max_pool
+            for act in a.actions:
+                pa.actions.add(name=act)
+            for act, ms in a.timers.items():
+                pa.timer_actions.add(seconds=int(ms), action=actor_pb2.Action(name=act))
+        return req
+
+    # ---- running ---------------------------------------------------------
+
+    def start(self):
+        """Run the host in a background thread; returns the thread."""
+        self._thread = threading.Thread(target=self.run, name="spawn-host",
+                                        daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def run(self):
+        """Connect, register and serve until stop(); reconnect with
+        exponential backoff (with jitter) whenever the stream ends."""
+        self._pool = ThreadPoolExecutor(max_workers=self.workers,
+                                        thread_name_prefix="spawn-actor")
+        delay = self.min_backoff
+        try:
+            while not self._stop.is_set():
+                ok = self._session_once()
+                if self._stop.is_set():
+                    break
+                if ok:
+                    delay = self.min_backoff
+                wait = delay * (0.5 + random.random() / 2)
+                log.info("disconnected from %s; retrying in %.2fs",
+                         self.target, wait)
+                if self._stop.wait(wait):
+                    break
+                delay = min(delay * 2, self.max_backoff)
+        finally:
+            self.registered.clear()
+            self._pool.shutdown(wait=True)
+
+    def stop(self, timeout=None):
+        """Stop serving: close the stream and end run()."""
+        self._stop.set()
+        s = self._session
+        if s is not None:
+            s.close()
+            if s.call is not None:
+                s.call.cancel()
+        # Wait for run() to end, unless called from run() or a handler
+        # (run() waits for the handlers).
+        if (self._thread is not None
+                and self._thread is not threading.current_thread()
+                and not getattr(_in_handler, "active", False)):
+            self._thread.join(timeout)
+
+    def _session_once(self):
+        """One connection. True when it got registered."""
+        _, protocol_pb2, gateway_pb2, _ = _pb()
+        session = _Session()
+        got_registered = False
+        timer = None
+        try:
+            with grpc.insecure_channel(self.target,
+                                       options=self.channel_options) as ch:
+                connect = ch.stream_stream(
+                    CONNECT_METHOD,
+                    request_serializer=gateway_pb2.HostMessage.SerializeToString,
+                    response_deserializer=gateway_pb2.GatewayMessage.FromString)
+                session.send(gateway_pb2.HostMessage(
+                    registration=self.registration_request()))
+                call = connect(session.requests())
+                session.call = call
+                self._session = session
+                if self._stop.is_set():
+                    return False
+                timer = threading.Timer(self.registration_timeout, call.cancel)
+                timer.daemon = True
+                timer.start()
+                for msg in call:
+                    kind = msg.WhichOneof("msg")
+                    if not got_registered:
+                        if kind != "registration":
+                            log.error("gateway sent %s before registration", kind)
+                            return False
+                        timer.cancel()
+                        st = msg.registration.status
+                        if st.status != protocol_pb2.OK:
+                            log.error("registration refused: %s %s",
+                                      protocol_pb2.Status.Name(st.status),
+                                      st.message)
+                            return False
+                        got_registered = True
+                        self.proxy_info = msg.registration.proxy_info
+                        self.registrations += 1
+                        self.registered.set()
+                        log.info("registered with %s", self.target)
+                        if self.on_registered is not None:
+                            try:
+                                self.on_registered(self)
+                            except Exception:
+                                log.exception("on_registered failed")
+                    elif kind == "invocation":
+                        self._pool.submit(self._run_task, session,
+                                          msg.invocation)
+                    else:
+                        log.warning("ignoring gateway message %s", kind)
+        except grpc.RpcError as e:
+            if not self._stop.is_set():
+                log.warning("stream to %s failed: %s %s", self.target,
+                            e.code() if hasattr(e, "code") else "",
+                            e.details() if hasattr(e, "details") else e)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.registered.clear()
+            session.close()
+            if session.call is not None:
+                session.call.cancel()
+            if self._session is session:
+                self._session = None
+        return got_registered
+
+    # ---- invocations -----------------------------------------------------
+
+    def _run_task(self, session, task):
+        _, _, gateway_pb2, _ = _pb()
+        result = gateway_pb2.InvocationResult(request_id=task.request_id)
+        _in_handler.active = True
+        try:
+            result.response.CopyFrom(self._invoke(task))
+        except ActorError as e:
+            result.error.code = e.code
+            result.error.message = e.message
+        except Exception as e:  # a bug in a handler
+            log.exception("handler %s.%s failed", task.invocation.actor.name,
+                          task.invocation.action_name)
+            result.error.code = StatusCode.UNKNOWN
+            result.error.message = "%s: %s" % (type(e).__name__, e)
+        finally:
+            _in_handler.active = False
+        session.send(gateway_pb2.HostMessage(result=result))
+
+    def _invoke(self, task):
+        protocol_pb2 = _pb()[1]
+        inv = task.invocation
+        with self._lock:
+            actor = self._actors.get(inv.actor.name)
+            if actor is None and inv.actor.parent:
+                actor = self._actors.get(inv.actor.parent)
+        if actor is None:
+            raise ActorError(StatusCode.NOT_FOUND,
+                             "no actor %r in this host" % inv.actor.name)
+        handler = actor.actions.get(inv.action_name)
+        if handler is None:
+            raise ActorError(StatusCode.NOT_FOUND,
+                             "actor %r has no action %r"
+                             % (actor.name, inv.action_name))
+        cur = inv.current_context
+        state = cur.state if cur.HasField("state") else None
+        payload = inv.value if inv.WhichOneof("payload") == "value" else None
+        ctx = Context(task, self)
+
+        out = handler(state, payload, ctx)
+        if not isinstance(out, tuple) or len(out) not in (2, 3):
+            raise ActorError(StatusCode.INTERNAL,
+                             "handler must return (state, reply, checkpoint)")
+        new_state, reply = out[0], out[1]
+        checkpoint = bool(out[2]) if len(out) == 3 else False
+
+        resp = protocol_pb2.ActorInvocationResponse(
+            actor_name=inv.actor.name,
+            actor_system=inv.actor.system or self.system,
+            checkpoint=checkpoint)
+        uc = resp.updated_context
+        if actor.stateful:
+            if new_state is not None:
+                uc.state.CopyFrom(_pack(new_state))
+            elif state is not None:
+                uc.state.CopyFrom(state)  # unchanged
+        for k, v in ctx.tags.items():
+            uc.tags[k] = v
+        uc.self.CopyFrom(inv.actor)
+        if reply is None:
+            resp.noop.SetInParent()
+        else:
+            resp.value.CopyFrom(_pack(reply))
+        return resp

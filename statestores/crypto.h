@@ -1,0 +1,92 @@
+/* crypto.h - AES-256-GCM sealing of actor state (OpenSSL EVP).
+ *
+ * A keyring holds one or more 256-bit keys, each with a short id. The first
+ * key (the primary) seals; every key opens, so keys can be rotated by
+ * putting a new key first and keeping the old ones until every row has been
+ * re-saved.
+ *
+ * Sealed format (the columns of a gw_row):
+ *   key_id   id of the key that sealed (stored in clear, selects the key)
+ *   nonce    12 random bytes, fresh per seal (RAND_bytes)
+ *   data     ciphertext || 16-byte GCM tag
+ * Associated data binds a row to its actor, so a row copied onto another
+ * actor does not authenticate:
+ *   be32(len(system)) || system || 0x00 || be32(len(name)) || name
+ * (length-prefixed, so ("ab","c") and ("a","bc") differ).
+ *
+ * Key material is zeroed (OPENSSL_cleanse) when the keyring is freed and in
+ * every temporary buffer that held it.
+ *
+ * Thread: a keyring is immutable after parse; sealing and opening with one
+ * keyring from several threads at once is safe (each call has its own
+ * cipher context).
+ */
+#ifndef GW_CRYPTO_H
+#define GW_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw_err.h"
+
+#define GW_KEY_LEN     32  /* AES-256 */
+#define GW_NONCE_LEN   12  /* GCM standard nonce */
+#define GW_TAG_LEN     16  /* GCM tag appended to the ciphertext */
+#define GW_KEY_ID_MAX  64  /* longest key id, in bytes */
+#define GW_KEY_B64_LEN 44  /* base64 of GW_KEY_LEN bytes, with padding */
+
+typedef struct gw_keyring gw_keyring; /* opaque */
+
+/* gw_keyring_parse builds a keyring from spec:
+ *   "id1:base64key,id2:base64key"   first seals, all open
+ *   "base64key"                     one key with id "k0"
+ * Ids are 1..GW_KEY_ID_MAX characters of [A-Za-z0-9_.-] and unique; keys
+ * are standard base64 (padding optional) of exactly GW_KEY_LEN bytes.
+ * Blanks around entries and a trailing newline are ignored.
+ * Returns GW_OK and sets *out (free with gw_keyring_free), or GW_ECONFIG
+ * with a one-line reason in err (caller storage of errlen bytes; err may be
+ * NULL). The reason never contains key material. spec is borrowed.
+ * Blocks: no. Thread: any. */
+gw_err gw_keyring_parse(gw_keyring **out, const char *spec, char *err, size_t errlen);
+
+/* gw_keyring_free zeroes and frees kr. Accepts NULL. */
+void gw_keyring_free(gw_keyring *kr);
+
+/* gw_keyring_generate writes a fresh random key as base64 (GW_KEY_B64_LEN
+ * characters and a NUL) into out, caller storage. The caller should
+ * OPENSSL_cleanse(out) when done. Returns GW_OK, or GW_ECRYPTO when the
+ * random generator fails. Blocks: no. Thread: any. */
+gw_err gw_keyring_generate(char out[GW_KEY_B64_LEN + 1]);
+
+/* gw_keyring_primary_id names the key gw_seal uses. Borrowed, lives as
+ * long as kr. */
+const char *gw_keyring_primary_id(const gw_keyring *kr);
+
+/* A sealed value. */
+typedef struct gw_sealed {
+	const char *key_id;       /* seal: set to a string borrowed from the
+	                             keyring. open: borrowed from the caller */
+	uint8_t nonce[GW_NONCE_LEN];
+	uint8_t *data;            /* ciphertext || tag. seal: caller frees with
+	                             free(). open: borrowed */
+	size_t len;               /* plaintext length + GW_TAG_LEN */
+} gw_sealed;
+
+/* gw_seal encrypts pt (len bytes, borrowed; may be NULL when len is 0)
+ * under the primary key with a fresh nonce and the AAD of (system, name)
+ * (both borrowed). Fills *out on GW_OK. Returns GW_ENOMEM, GW_ETOOBIG
+ * (len near SIZE_MAX) or GW_ECRYPTO (OpenSSL failure, no randomness).
+ * Blocks: no. Thread: any. */
+gw_err gw_seal(const gw_keyring *kr, const char *system, const char *name, const uint8_t *pt,
+	       size_t len, gw_sealed *out);
+
+/* gw_open authenticates and decrypts in (borrowed) for (system, name).
+ * On GW_OK sets *pt (caller frees with free(); never NULL, even for an
+ * empty plaintext) and *ptlen. Returns GW_ECORRUPT when in->len is shorter
+ * than a tag, GW_ECRYPTO when in->key_id is not in the keyring or the tag
+ * does not verify (wrong key, tampered bytes, another actor's row), or
+ * GW_ENOMEM. Nothing is written on failure. Blocks: no. Thread: any. */
+gw_err gw_open(const gw_keyring *kr, const char *system, const char *name, const gw_sealed *in,
+	       uint8_t **pt, size_t *ptlen);
+
+#endif
