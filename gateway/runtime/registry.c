@@ -110,7 +110,7 @@ static int cmp_str(const void *a, const void *b)
 
 static bool has_action(char **v, size_t n, const char *a)
 {
-	return bsearch(&a, v, n, sizeof *v, cmp_str) != NULL;
+	return n && bsearch(&a, v, n, sizeof *v, cmp_str) != NULL;
 }
 
 /* sorted_actions copies an actor's action names (plus timer actions),
@@ -337,6 +337,15 @@ gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
 	}
 	pthread_rwlock_unlock(&r->lock);
 	return e ? GW_OK : GW_ENOTFOUND;
+}
+
+gw_err gw_registry_knows_action(gw_registry *r, gw_actor_type *type, const char *action)
+{
+	type_entry *e = (type_entry *)type;
+	pthread_rwlock_rdlock(&r->lock);
+	bool known = has_action(e->known, e->n_known, action);
+	pthread_rwlock_unlock(&r->lock);
+	return known ? GW_OK : GW_ENOTFOUND;
 }
 
 gw_err gw_registry_pick(gw_registry *r, gw_actor_type *type, const char *action, gw_host **host)

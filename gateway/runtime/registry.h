@@ -64,6 +64,10 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host);
 gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
 			  gw_actor_type **type, gw_actor_settings *settings);
 
+/* gw_registry_knows_action tells whether any registration of type ever
+ * declared action (GW_OK) or not (GW_ENOTFOUND). */
+gw_err gw_registry_knows_action(gw_registry *r, gw_actor_type *type, const char *action);
+
 /* gw_registry_pick chooses a live host for action on type, round robin
  * over the hosts that registered that action.
  * Returns GW_OK and *host with a reference the caller releases

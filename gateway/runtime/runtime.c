@@ -592,6 +592,11 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 		deliver(&dl);
 		return;
 	}
+	if (gw_registry_knows_action(rt->reg, type, action) != GW_OK) {
+		finish(&dl, inv, GW_ENOTFOUND, "actor %s has no action '%s'", name, action);
+		deliver(&dl);
+		return;
+	}
 	uint32_t h = hash_key(system, name);
 	gw_shard *s = shard_of(rt, h);
 	pthread_mutex_lock(&s->mu);

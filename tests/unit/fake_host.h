@@ -1,0 +1,38 @@
+/* fake_host.h - an in-memory stand-in for server/host.c, so the runtime is
+ * unit-tested without gRPC: it records the tasks the runtime sends and lets
+ * the test answer them. */
+#ifndef FAKE_HOST_H
+#define FAKE_HOST_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "runtime.h"
+
+#define FAKE_MAX_TASKS 4096
+
+typedef struct fake_task {
+	uint64_t id;
+	gw_inv *inv;
+	Spawn__Gateway__V1__GatewayMessage *msg; /* decoded task; freed by fake_host_free */
+	bool answered;
+} fake_task;
+
+struct gw_host {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs;
+	bool live;
+	uint64_t next_id;
+	fake_task tasks[FAKE_MAX_TASKS];
+	size_t ntasks;
+};
+
+void fake_host_init(gw_host *h);
+void fake_host_free(gw_host *h);
+/* fake_host_wait waits until at least n tasks were sent (5 s max). */
+bool fake_host_wait(gw_host *h, size_t n);
+/* payload value of a task: the Add.value int64 the tests send as varint */
+const Spawn__ActorInvocation *fake_task_inv(gw_host *h, size_t i);
+
+#endif

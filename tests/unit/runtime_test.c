@@ -1,0 +1,640 @@
+/* runtime_test.c - the actor runtime against a fake host and a real
+ * SQLite statestore: mailbox order and bounds, state threading, errors,
+ * checkpoints, deadlines, activation and deactivation. */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake_host.h"
+#include "persist.h"
+#include "registry.h"
+#include "runtime.h"
+#include "store.h"
+
+#define KEY "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+#define SYS "test-system"
+#define STATE_TYPE "type.googleapis.com/test.State"
+
+/* ---- fixture ----------------------------------------------------------------- */
+
+static char dir[64], url[128];
+static gw_store *store;
+static gw_persist *persist;
+static gw_registry *reg;
+static gw_runtime *rt;
+static gw_host host;
+
+typedef struct outcome {
+	gw_err err;
+	int host_code;
+	char msg[160];
+	int64_t reply; /* -1 = no payload */
+	int tag;
+} outcome;
+
+static pthread_mutex_t omu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ocv = PTHREAD_COND_INITIALIZER;
+static outcome outs[8192];
+static size_t nouts;
+
+static int64_t decode_i64(const uint8_t *p, size_t n)
+{
+	int64_t v = 0;
+	if (n == 8)
+		memcpy(&v, p, 8);
+	return n == 8 ? v : -1;
+}
+
+static void on_done(gw_inv *inv)
+{
+	pthread_mutex_lock(&omu);
+	outcome *o = &outs[nouts++];
+	o->err = inv->err;
+	o->host_code = inv->host_code;
+	snprintf(o->msg, sizeof o->msg, "%s", inv->msg);
+	o->reply = inv->reply ? decode_i64(gw_blob_value(inv->reply), inv->reply->len) : -1;
+	o->tag = (int)(intptr_t)inv->user;
+	pthread_cond_broadcast(&ocv);
+	pthread_mutex_unlock(&omu);
+	gw_inv_destroy(inv);
+}
+
+static bool wait_outs(size_t n)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&omu);
+	while (nouts < n)
+		if (pthread_cond_timedwait(&ocv, &omu, &ts))
+			break;
+	bool ok = nouts >= n;
+	pthread_mutex_unlock(&omu);
+	return ok;
+}
+
+/* wait_until polls a condition every 2 ms for at most 5 s: a readiness
+ * wait for effects of the runtime's own timers. */
+#define wait_until(cond)                                                                  \
+	do {                                                                              \
+		for (int i_ = 0; i_ < 2500 && !(cond); i_++)                              \
+			nanosleep(&(struct timespec){0, 2000000}, NULL);                  \
+	} while (0)
+
+static size_t outs_count(void)
+{
+	pthread_mutex_lock(&omu);
+	size_t n = nouts;
+	pthread_mutex_unlock(&omu);
+	return n;
+}
+
+static void register_actors(bool stateful, int64_t snapshot_ms, int64_t deactivate_ms)
+{
+	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT, get = SPAWN__ACTORS__ACTION__INIT;
+	add.name = "Add";
+	get.name = "Get";
+	Spawn__Actors__Action *acts[] = {&add, &get};
+	Spawn__Actors__TimeoutStrategy snap_t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT,
+				       deact_t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	snap_t.timeout = snapshot_ms;
+	deact_t.timeout = deactivate_ms;
+	Spawn__Actors__ActorSnapshotStrategy snap = SPAWN__ACTORS__ACTOR_SNAPSHOT_STRATEGY__INIT;
+	snap.strategy_case = SPAWN__ACTORS__ACTOR_SNAPSHOT_STRATEGY__STRATEGY_TIMEOUT;
+	snap.timeout = &snap_t;
+	Spawn__Actors__ActorDeactivationStrategy deact =
+		SPAWN__ACTORS__ACTOR_DEACTIVATION_STRATEGY__INIT;
+	deact.strategy_case = SPAWN__ACTORS__ACTOR_DEACTIVATION_STRATEGY__STRATEGY_TIMEOUT;
+	deact.timeout = &deact_t;
+	Spawn__Actors__ActorSettings st = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
+	st.kind = SPAWN__ACTORS__KIND__NAMED;
+	st.stateful = stateful;
+	st.snapshot_strategy = &snap;
+	st.deactivation_strategy = &deact;
+	st.state_type = STATE_TYPE;
+	/* One registration entry per actor name the tests use. */
+	static char names[1100][16];
+	static Spawn__Actors__ActorId ids[1100];
+	static Spawn__Actors__Actor actors[1100];
+	static Spawn__Actors__Registry__ActorsEntry entries[1100];
+	static Spawn__Actors__Registry__ActorsEntry *ep[1100];
+	size_t n = 0;
+	for (int i = 0; i < 1050; i++, n++) {
+		snprintf(names[n], sizeof names[n], i < 1000 ? "a%d" : "x%d", i);
+		spawn__actors__actor_id__init(&ids[n]);
+		ids[n].name = names[n];
+		ids[n].system = SYS;
+		spawn__actors__actor__init(&actors[n]);
+		actors[n].id = &ids[n];
+		actors[n].settings = &st;
+		actors[n].n_actions = 2;
+		actors[n].actions = acts;
+		spawn__actors__registry__actors_entry__init(&entries[n]);
+		entries[n].key = names[n];
+		entries[n].value = &actors[n];
+		ep[n] = &entries[n];
+	}
+	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
+	r.n_actors = n;
+	r.actors = ep;
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	sys.name = SYS;
+	sys.registry = &r;
+	const char *why = NULL;
+	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, &why), GW_OK);
+}
+
+static void setup_with(uint32_t mailbox, bool stateful, int64_t snapshot_ms, int64_t deactivate_ms)
+{
+	snprintf(dir, sizeof dir, "/tmp/spawn-rt-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
+	ck_assert_int_eq(gw_persist_create(&persist, store, 64), GW_OK);
+	ck_assert_int_eq(gw_registry_create(&reg), GW_OK);
+	fake_host_init(&host);
+	register_actors(stateful, snapshot_ms, deactivate_ms);
+	gw_runtime_opts ro = {.shards = 4, .mailbox_max = mailbox, .host_timeout_ms = 60000};
+	ck_assert_int_eq(gw_runtime_create(&rt, &ro, reg, persist), GW_OK);
+	nouts = 0;
+}
+
+static void setup(void)
+{
+	setup_with(100, true, 60000, 60000);
+}
+
+static void teardown(void)
+{
+	gw_runtime_destroy(rt);
+	gw_persist_destroy(persist);
+	gw_registry_destroy(reg);
+	gw_store_close(store);
+	fake_host_free(&host);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static void invoke_full(const char *system, const char *actor, const char *action, int64_t value,
+			int64_t deadline_ms, int tag)
+{
+	gw_inv *inv = gw_inv_create(0);
+	spawn_arena *a = &inv->arena;
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
+	spawn__invocation_request__init(rq);
+	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
+	spawn__actors__actor_system__init(rq->system);
+	rq->system->name = spawn_arena_strdup(a, system);
+	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
+	spawn__actors__actor__init(rq->actor);
+	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
+	spawn__actors__actor_id__init(rq->actor->id);
+	rq->actor->id->name = spawn_arena_strdup(a, actor);
+	rq->action_name = spawn_arena_strdup(a, action);
+	rq->value = spawn_arena_alloc(a, sizeof *rq->value);
+	google__protobuf__any__init(rq->value);
+	rq->value->type_url = "type.googleapis.com/test.Add";
+	rq->value->value.data = spawn_arena_memdup(a, &value, 8);
+	rq->value->value.len = 8;
+	rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
+	inv->req = rq;
+	inv->deadline_ms = deadline_ms;
+	inv->done = on_done;
+	inv->user = (void *)(intptr_t)tag;
+	gw_runtime_invoke(rt, inv);
+}
+
+static void invoke(const char *actor, int64_t value, int tag)
+{
+	invoke_full(SYS, actor, "Add", value, 0, tag);
+}
+
+static int64_t task_payload(size_t i)
+{
+	const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
+	return ai && ai->value ? decode_i64(ai->value->value.data, ai->value->value.len) : -1;
+}
+
+/* the state a task carried: -1 when none */
+static int64_t task_state(size_t i)
+{
+	const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
+	if (!ai || !ai->current_context || !ai->current_context->state)
+		return -1;
+	return decode_i64(ai->current_context->state->value.data, ai->current_context->state->value.len);
+}
+
+/* answer task i: new state (or -1 to send none), reply value, checkpoint */
+static void answer(size_t i, int64_t state, int64_t reply, bool checkpoint)
+{
+	pthread_mutex_lock(&host.mu);
+	ck_assert(!host.tasks[i].answered);
+	host.tasks[i].answered = true;
+	gw_inv *inv = host.tasks[i].inv;
+	uint64_t id = host.tasks[i].id;
+	pthread_mutex_unlock(&host.mu);
+	Google__Protobuf__Any st = GOOGLE__PROTOBUF__ANY__INIT, rp = GOOGLE__PROTOBUF__ANY__INIT;
+	st.type_url = STATE_TYPE;
+	st.value.data = (uint8_t *)&state;
+	st.value.len = 8;
+	rp.type_url = "type.googleapis.com/test.Total";
+	rp.value.data = (uint8_t *)&reply;
+	rp.value.len = 8;
+	Spawn__Context ctx = SPAWN__CONTEXT__INIT;
+	if (state >= 0)
+		ctx.state = &st;
+	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
+	r.updated_context = &ctx;
+	r.payload_case = SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE;
+	r.value = &rp;
+	r.checkpoint = checkpoint;
+	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
+	res.request_id = id;
+	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
+	res.response = &r;
+	gw_runtime_result(rt, inv, &res);
+}
+
+static void answer_error(size_t i, int code, const char *msg)
+{
+	pthread_mutex_lock(&host.mu);
+	host.tasks[i].answered = true;
+	gw_inv *inv = host.tasks[i].inv;
+	pthread_mutex_unlock(&host.mu);
+	Spawn__Gateway__V1__HostError he = SPAWN__GATEWAY__V1__HOST_ERROR__INIT;
+	he.code = code;
+	he.message = (char *)msg;
+	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
+	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR;
+	res.error = &he;
+	gw_runtime_result(rt, inv, &res);
+}
+
+static uint64_t stored_revision(const char *actor, int64_t *value)
+{
+	gw_store *s2;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
+	gw_actor_key k = {SYS, actor};
+	gw_loaded l;
+	uint64_t rev = 0;
+	if (gw_store_load(s2, &k, &l) == GW_OK) {
+		rev = l.revision;
+		Spawn__Actors__ActorState *as = spawn__actors__actor_state__unpack(NULL, l.len, l.data);
+		ck_assert_ptr_nonnull(as);
+		if (value)
+			*value = as->state ? decode_i64(as->state->value.data, as->state->value.len) : -1;
+		spawn__actors__actor_state__free_unpacked(as, NULL);
+		gw_loaded_fini(&l);
+	}
+	gw_store_close(s2);
+	return rev;
+}
+
+/* ---- tests --------------------------------------------------------------------- */
+
+START_TEST(mailbox_runs_one_invocation_at_a_time_in_arrival_order)
+{
+	for (int i = 1; i <= 5; i++)
+		invoke("a1", i, i);
+	ck_assert(fake_host_wait(&host, 1));
+	for (size_t i = 0; i < 5; i++) {
+		/* exactly one task in flight: the next is sent only after an answer */
+		ck_assert_int_eq(host.ntasks, i + 1);
+		ck_assert_int_eq(task_payload(i), (int64_t)i + 1);
+		answer(i, (int64_t)i + 1, (int64_t)i + 1, false);
+		if (i < 4)
+			ck_assert(fake_host_wait(&host, i + 2));
+	}
+	ck_assert(wait_outs(5));
+	for (size_t i = 0; i < 5; i++) {
+		ck_assert_int_eq(outs[i].err, GW_OK);
+		ck_assert_int_eq(outs[i].tag, (int)i + 1);
+		ck_assert_int_eq(outs[i].reply, (int64_t)i + 1);
+	}
+}
+END_TEST
+
+START_TEST(different_actors_run_concurrently)
+{
+	invoke("a1", 1, 1);
+	invoke("a2", 1, 2);
+	invoke("a3", 1, 3);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(host.ntasks, 3);
+	ck_assert_int_eq(outs_count(), 0);
+}
+END_TEST
+
+START_TEST(state_returned_by_the_host_reaches_the_next_invocation)
+{
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	ck_assert_int_eq(task_state(0), -1); /* a new actor has no state */
+	answer(0, 41, 41, false);
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_int_eq(task_state(1), 41);
+	answer(1, -1, 0, false); /* no state in the answer: keep the current one */
+	invoke("a1", 1, 3);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(task_state(2), 41);
+}
+END_TEST
+
+START_TEST(a_full_mailbox_answers_resource_exhausted)
+{
+	teardown();
+	setup_with(2, true, 60000, 60000);
+	invoke("a1", 1, 1); /* dispatched */
+	ck_assert(fake_host_wait(&host, 1));
+	invoke("a1", 2, 2); /* queued */
+	invoke("a1", 3, 3); /* queued */
+	invoke("a1", 4, 4); /* over the bound */
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].tag, 4);
+	ck_assert_int_eq(outs[0].err, GW_EFULL);
+	ck_assert_int_eq(gw_err_status(outs[0].err), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	/* the queued ones still run, in order */
+	answer(0, 1, 1, false);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_int_eq(task_payload(1), 2);
+	answer(1, 2, 2, false);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(task_payload(2), 3);
+}
+END_TEST
+
+START_TEST(unknown_names_and_missing_fields_are_refused)
+{
+	invoke_full(SYS, "nobody", "Add", 1, 0, 1);
+	invoke_full("no-system", "a1", "Add", 1, 0, 2);
+	invoke_full(SYS, "a1", "NoSuchAction", 1, 0, 3);
+	invoke_full(SYS, "", "Add", 1, 0, 4);
+	ck_assert(wait_outs(4));
+	ck_assert_int_eq(outs[0].err, GW_ENOTFOUND);
+	ck_assert_str_eq(outs[0].msg, "actor 'nobody' not found in system 'test-system'");
+	ck_assert_int_eq(outs[1].err, GW_ENOTFOUND);
+	ck_assert_int_eq(outs[2].err, GW_ENOTFOUND);
+	ck_assert_ptr_nonnull(strstr(outs[2].msg, "NoSuchAction"));
+	ck_assert_int_eq(outs[3].err, GW_EINVAL);
+	ck_assert_int_eq(host.ntasks, 0);
+}
+END_TEST
+
+START_TEST(no_live_host_answers_unavailable)
+{
+	host.live = false;
+	invoke("a1", 1, 1);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_EUNAVAIL);
+	ck_assert_int_eq(gw_err_status(outs[0].err), GRPC_STATUS_UNAVAILABLE);
+}
+END_TEST
+
+START_TEST(a_host_error_reaches_the_caller_and_keeps_the_state)
+{
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 10, 10, false);
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	answer_error(1, GRPC_STATUS_FAILED_PRECONDITION, "counter is frozen");
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EHOST);
+	ck_assert_int_eq(outs[1].host_code, GRPC_STATUS_FAILED_PRECONDITION);
+	ck_assert_str_eq(outs[1].msg, "counter is frozen");
+	invoke("a1", 1, 3);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(task_state(2), 10);
+}
+END_TEST
+
+START_TEST(an_abandoned_invocation_fails_unavailable_and_keeps_the_state)
+{
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 5, 5, false);
+	invoke("a1", 1, 2);
+	invoke("a1", 1, 3);
+	ck_assert(fake_host_wait(&host, 2));
+	host.tasks[1].answered = true;
+	gw_runtime_abandon(rt, host.tasks[1].inv, GW_EUNAVAIL, "host went away");
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EUNAVAIL);
+	/* the next queued invocation runs with the unchanged state */
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(task_state(2), 5);
+}
+END_TEST
+
+START_TEST(a_checkpointed_reply_waits_for_the_durable_save)
+{
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 77, 77, true);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	/* acknowledged, so it must already be in the store */
+	int64_t v = 0;
+	ck_assert_int_eq(stored_revision("a1", &v), 1);
+	ck_assert_int_eq(v, 77);
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	answer(1, 78, 78, true);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(stored_revision("a1", &v), 2);
+	ck_assert_int_eq(v, 78);
+}
+END_TEST
+
+START_TEST(an_unchanged_state_is_not_saved_again)
+{
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 9, 9, true);
+	ck_assert(wait_outs(1));
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	answer(1, 9, 9, true); /* same state back */
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(stored_revision("a1", NULL), 1);
+}
+END_TEST
+
+START_TEST(a_deadline_that_passes_fails_the_call_and_frees_the_actor)
+{
+	int64_t now = spawn_now_ns() / 1000000;
+	invoke_full(SYS, "a1", "Add", 1, now + 30, 1);
+	invoke("a1", 2, 2);
+	ck_assert(fake_host_wait(&host, 1));
+	ck_assert(wait_outs(1)); /* the timer fires; no answer is ever sent */
+	ck_assert_int_eq(outs[0].err, GW_ETIMEDOUT);
+	ck_assert_int_eq(gw_err_status(outs[0].err), GRPC_STATUS_DEADLINE_EXCEEDED);
+	/* the actor moves on to the next invocation */
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_int_eq(task_payload(1), 2);
+	ck_assert_int_eq(task_state(1), -1);
+}
+END_TEST
+
+START_TEST(snapshot_interval_saves_a_changed_state_without_a_checkpoint)
+{
+	teardown();
+	setup_with(100, true, 20, 60000);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 3, 3, false);
+	ck_assert(wait_outs(1));
+	/* the snapshot timer (20 ms) saves it; flush waits for saves in flight */
+	wait_until(stored_revision("a1", NULL) == 1);
+	int64_t v = 0;
+	ck_assert_int_eq(stored_revision("a1", &v), 1);
+	ck_assert_int_eq(v, 3);
+}
+END_TEST
+
+START_TEST(an_idle_actor_is_deactivated_after_a_final_save_and_reactivated_with_its_state)
+{
+	teardown();
+	setup_with(100, true, 600000, 30);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 12, 12, false);
+	ck_assert(wait_outs(1));
+	gw_runtime_stats st;
+	gw_runtime_get_stats(rt, &st);
+	ck_assert_int_eq(st.active_actors, 1);
+	wait_until((gw_runtime_get_stats(rt, &st), st.active_actors == 0));
+	ck_assert_int_eq(st.active_actors, 0);
+	ck_assert_int_eq(st.deactivations, 1);
+	int64_t v = 0;
+	ck_assert_int_eq(stored_revision("a1", &v), 1);
+	ck_assert_int_eq(v, 12);
+	/* reactivation loads it */
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_int_eq(task_state(1), 12);
+}
+END_TEST
+
+START_TEST(flush_saves_every_dirty_actor)
+{
+	for (int i = 0; i < 50; i++) {
+		char n[16];
+		snprintf(n, sizeof n, "a%d", i);
+		invoke(n, 1, i);
+	}
+	ck_assert(fake_host_wait(&host, 50));
+	for (size_t i = 0; i < 50; i++)
+		answer(i, 100 + (int64_t)i, 0, false);
+	ck_assert(wait_outs(50));
+	ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	for (int i = 0; i < 50; i++) {
+		char n[16];
+		snprintf(n, sizeof n, "a%d", i);
+		int64_t v = 0;
+		ck_assert_int_eq(stored_revision(n, &v), 1);
+	}
+	gw_persist_stats ps;
+	gw_persist_get_stats(persist, &ps);
+	ck_assert_int_eq(ps.saves, 50);
+	ck_assert_uint_lt(ps.batches, 50); /* group commit: fewer transactions than saves */
+}
+END_TEST
+
+START_TEST(stateless_actors_never_touch_the_store)
+{
+	teardown();
+	setup_with(100, false, 10, 60000);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 5, 5, true);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	ck_assert_int_eq(gw_runtime_flush(rt, 1000), GW_OK);
+	ck_assert_int_eq(stored_revision("a1", NULL), 0);
+}
+END_TEST
+
+START_TEST(thousand_actors_keep_per_actor_order)
+{
+	/* 1000 actors x 3 invocations, answered in a scrambled global order */
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < 1000; i++) {
+			char n[16];
+			snprintf(n, sizeof n, "a%d", i);
+			invoke(n, round, i * 10 + round);
+		}
+	size_t sent = 0;
+	for (int round = 0; round < 3; round++) {
+		ck_assert(fake_host_wait(&host, sent + 1000));
+		/* answer this round's tasks from the last to the first */
+		for (size_t k = sent + 1000; k-- > sent;) {
+			ck_assert_int_eq(task_payload(k), round);
+			answer(k, round, round, false);
+		}
+		sent += 1000;
+	}
+	ck_assert(wait_outs(3000));
+	int last[1000];
+	memset(last, -1, sizeof last);
+	for (size_t k = 0; k < 3000; k++) {
+		ck_assert_int_eq(outs[k].err, GW_OK);
+		int actor = outs[k].tag / 10, round = outs[k].tag % 10;
+		ck_assert_int_eq(round, last[actor] + 1);
+		last[actor] = round;
+	}
+}
+END_TEST
+
+static Suite *runtime_suite(void)
+{
+	Suite *s = suite_create("runtime");
+	struct {
+		const char *name;
+		const TTest *t;
+	} cases[] = {
+		{"mailbox", mailbox_runs_one_invocation_at_a_time_in_arrival_order},
+		{"concurrency", different_actors_run_concurrently},
+		{"state", state_returned_by_the_host_reaches_the_next_invocation},
+		{"bounds", a_full_mailbox_answers_resource_exhausted},
+		{"names", unknown_names_and_missing_fields_are_refused},
+		{"no-host", no_live_host_answers_unavailable},
+		{"host-error", a_host_error_reaches_the_caller_and_keeps_the_state},
+		{"abandon", an_abandoned_invocation_fails_unavailable_and_keeps_the_state},
+		{"checkpoint", a_checkpointed_reply_waits_for_the_durable_save},
+		{"unchanged", an_unchanged_state_is_not_saved_again},
+		{"deadline", a_deadline_that_passes_fails_the_call_and_frees_the_actor},
+		{"snapshot", snapshot_interval_saves_a_changed_state_without_a_checkpoint},
+		{"deactivation", an_idle_actor_is_deactivated_after_a_final_save_and_reactivated_with_its_state},
+		{"flush", flush_saves_every_dirty_actor},
+		{"stateless", stateless_actors_never_touch_the_store},
+		{"order-1000", thousand_actors_keep_per_actor_order},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_set_timeout(tc, 30);
+		tcase_add_test(tc, cases[i].t);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(runtime_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
