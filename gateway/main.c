@@ -44,13 +44,12 @@ int main(int argc, char **argv)
 	gw_server *srv = NULL;
 	grpc_init();
 
-	gw_store_opts so = {.keys = cfg.keys};
+	char serr[256] = "";
+	gw_store_opts so = {.keys = cfg.keys, .err = serr, .errlen = sizeof serr};
 	err = gw_store_open(&store, cfg.statestore, &so);
 	if (err) {
-		GW_ERROR("statestore %s: %s", cfg.statestore,
-			 err == GW_ECRYPTO ? "the key does not match this statestore (wrong "
-					     "SPAWN_STATESTORE_KEY?)"
-					   : gw_strerror(err));
+		GW_ERROR("statestore %s: %s%s", cfg.statestore, serr[0] ? serr : gw_strerror(err),
+			 err == GW_ECRYPTO ? " (wrong SPAWN_STATESTORE_KEY?)" : "");
 		rc = 2;
 		goto out;
 	}

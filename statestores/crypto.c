@@ -25,11 +25,12 @@ typedef struct gw_key {
 } gw_key;
 
 struct gw_keyring {
-	size_t n;        /* >= 1; keys[0] is the primary */
-	gw_key keys[];   /* owned; zeroed on free */
+	size_t n;      /* >= 1; keys[0] is the primary */
+	gw_key keys[]; /* owned; zeroed on free */
 };
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -125,7 +126,7 @@ static bool valid_id(const char *p, size_t n)
 /* parse_entry fills k from one "id:key" entry (or a bare key, has_id
  * false). idx is 1-based, for messages. Messages never quote the key. */
 static gw_err parse_entry(gw_key *k, const char *p, size_t n, bool has_id, size_t idx, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	const char *id = "k0", *key = p;
 	size_t idn = 2, keyn = n;
@@ -197,8 +198,8 @@ gw_err gw_keyring_parse(gw_keyring **out, const char *spec, char *err, size_t er
 		if (p[i] == ',')
 			entries++;
 	if (entries > GW_KEYRING_MAX) {
-		errf(err, errlen, "the statestore keyring has %zu keys, at most %d allowed", entries,
-		     GW_KEYRING_MAX);
+		errf(err, errlen, "the statestore keyring has %zu keys, at most %d allowed",
+		     entries, GW_KEYRING_MAX);
 		return GW_ECONFIG;
 	}
 	kr = calloc(1, sizeof *kr + entries * sizeof kr->keys[0]);
@@ -215,6 +216,7 @@ gw_err gw_keyring_parse(gw_keyring **out, const char *spec, char *err, size_t er
 		trim(&ep, &en);
 		if (en == 0) {
 			errf(err, errlen, "statestore keyring entry %zu is empty", i + 1);
+			rc = GW_ECONFIG;
 			goto fail;
 		}
 		rc = parse_entry(&kr->keys[i], ep, en, ring, i + 1, err, errlen);
@@ -293,14 +295,17 @@ static bool add_aad(EVP_CIPHER_CTX *ctx, bool enc, const char *system, const cha
 	const struct {
 		const uint8_t *p;
 		size_t n;
-	} parts[] = {{ps, 4}, {(const uint8_t *)system, ls}, {&zero, 1},
-		     {pn, 4}, {(const uint8_t *)name, ln}};
+	} parts[] = {{ps, 4},
+	             {(const uint8_t *)system, ls},
+	             {&zero, 1},
+	             {pn, 4},
+	             {(const uint8_t *)name, ln}};
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
 		int outl;
 		if (parts[i].n == 0)
 			continue;
 		int ok = enc ? EVP_EncryptUpdate(ctx, NULL, &outl, parts[i].p, (int)parts[i].n)
-			     : EVP_DecryptUpdate(ctx, NULL, &outl, parts[i].p, (int)parts[i].n);
+		             : EVP_DecryptUpdate(ctx, NULL, &outl, parts[i].p, (int)parts[i].n);
 		if (ok != 1)
 			return false;
 	}
@@ -315,7 +320,7 @@ static bool crypt_all(EVP_CIPHER_CTX *ctx, bool enc, const uint8_t *in, size_t l
 		size_t c = len - off < GW_CHUNK ? len - off : GW_CHUNK;
 		int outl = 0;
 		int ok = enc ? EVP_EncryptUpdate(ctx, out + off, &outl, in + off, (int)c)
-			     : EVP_DecryptUpdate(ctx, out + off, &outl, in + off, (int)c);
+		             : EVP_DecryptUpdate(ctx, out + off, &outl, in + off, (int)c);
 		if (ok != 1 || (size_t)outl != c)
 			return false;
 		off += c;
@@ -324,7 +329,7 @@ static bool crypt_all(EVP_CIPHER_CTX *ctx, bool enc, const uint8_t *in, size_t l
 }
 
 gw_err gw_seal(const gw_keyring *kr, const char *system, const char *name, const uint8_t *pt,
-	       size_t len, gw_sealed *out)
+               size_t len, gw_sealed *out)
 {
 	EVP_CIPHER_CTX *ctx = NULL;
 	uint8_t *buf = NULL;
@@ -366,7 +371,7 @@ fail:
 }
 
 gw_err gw_open(const gw_keyring *kr, const char *system, const char *name, const gw_sealed *in,
-	       uint8_t **pt, size_t *ptlen)
+               uint8_t **pt, size_t *ptlen)
 {
 	EVP_CIPHER_CTX *ctx = NULL;
 	uint8_t *buf = NULL;

@@ -29,11 +29,11 @@
 
 #include "gw_err.h"
 
-#define GW_KEY_LEN     32  /* AES-256 */
-#define GW_NONCE_LEN   12  /* GCM standard nonce */
-#define GW_TAG_LEN     16  /* GCM tag appended to the ciphertext */
-#define GW_KEY_ID_MAX  64  /* longest key id, in bytes */
-#define GW_KEY_B64_LEN 44  /* base64 of GW_KEY_LEN bytes, with padding */
+#define GW_KEY_LEN     32 /* AES-256 */
+#define GW_NONCE_LEN   12 /* GCM standard nonce */
+#define GW_TAG_LEN     16 /* GCM tag appended to the ciphertext */
+#define GW_KEY_ID_MAX  64 /* longest key id, in bytes */
+#define GW_KEY_B64_LEN 44 /* base64 of GW_KEY_LEN bytes, with padding */
 
 typedef struct gw_keyring gw_keyring; /* opaque */
 
@@ -64,12 +64,13 @@ const char *gw_keyring_primary_id(const gw_keyring *kr);
 
 /* A sealed value. */
 typedef struct gw_sealed {
-	const char *key_id;       /* seal: set to a string borrowed from the
-	                             keyring. open: borrowed from the caller */
+	/* seal: set to a string borrowed from the keyring; open: borrowed
+	 * from the caller. */
+	const char *key_id;
 	uint8_t nonce[GW_NONCE_LEN];
-	uint8_t *data;            /* ciphertext || tag. seal: caller frees with
-	                             free(). open: borrowed */
-	size_t len;               /* plaintext length + GW_TAG_LEN */
+	/* ciphertext || tag. seal: caller frees with free(); open: borrowed. */
+	uint8_t *data;
+	size_t len; /* plaintext length + GW_TAG_LEN */
 } gw_sealed;
 
 /* gw_seal encrypts pt (len bytes, borrowed; may be NULL when len is 0)
@@ -78,7 +79,7 @@ typedef struct gw_sealed {
  * (len near SIZE_MAX) or GW_ECRYPTO (OpenSSL failure, no randomness).
  * Blocks: no. Thread: any. */
 gw_err gw_seal(const gw_keyring *kr, const char *system, const char *name, const uint8_t *pt,
-	       size_t len, gw_sealed *out);
+               size_t len, gw_sealed *out);
 
 /* gw_open authenticates and decrypts in (borrowed) for (system, name).
  * On GW_OK sets *pt (caller frees with free(); never NULL, even for an
@@ -87,6 +88,6 @@ gw_err gw_seal(const gw_keyring *kr, const char *system, const char *name, const
  * does not verify (wrong key, tampered bytes, another actor's row), or
  * GW_ENOMEM. Nothing is written on failure. Blocks: no. Thread: any. */
 gw_err gw_open(const gw_keyring *kr, const char *system, const char *name, const gw_sealed *in,
-	       uint8_t **pt, size_t *ptlen);
+               uint8_t **pt, size_t *ptlen);
 
 #endif

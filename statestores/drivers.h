@@ -19,7 +19,7 @@ extern const gw_store_ops gw_sqlite_ops;
  * Drivers call it from their open() so the reason reaches the operator.
  * Thread: any. */
 void gwi_store_errf(const gw_store_opts *opts, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* GWI_STORE_MAX_INT is the largest revision or epoch a driver must store:
  * INT64_MAX, since SQL integers are signed 64-bit. store.c rejects larger

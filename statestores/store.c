@@ -42,9 +42,9 @@ struct gw_store {
 /* The registry: the one place that knows which drivers were built. */
 static const gw_store_ops *const drivers[] = {
 #ifdef GW_HAVE_SQLITE
-	&gw_sqlite_ops,
+    &gw_sqlite_ops,
 #endif
-	NULL,
+    NULL,
 };
 
 #define KEYCHECK_META    "keycheck"
@@ -76,7 +76,7 @@ static gw_err find_driver(const char *url, const gw_store_opts *opts, const gw_s
 	size_t n = strcspn(url, ":");
 	if (url[n] != ':' || n == 0) {
 		gwi_store_errf(opts, "statestore URL '%s' has no scheme (try sqlite:///path.db)",
-			       url);
+		               url);
 		return GW_ECONFIG;
 	}
 	char built[128] = "";
@@ -84,7 +84,7 @@ static gw_err find_driver(const char *url, const gw_store_opts *opts, const gw_s
 		if (strlen(drivers[i]->scheme) == n && strncmp(drivers[i]->scheme, url, n) == 0) {
 			if (drivers[i]->version < 1) {
 				gwi_store_errf(opts, "statestore driver '%s' has version %d",
-					       drivers[i]->scheme, drivers[i]->version);
+				               drivers[i]->scheme, drivers[i]->version);
 				return GW_ECONFIG;
 			}
 			*ops = drivers[i];
@@ -92,10 +92,10 @@ static gw_err find_driver(const char *url, const gw_store_opts *opts, const gw_s
 		}
 		size_t used = strlen(built);
 		snprintf(built + used, sizeof built - used, "%s%s", used ? ", " : "",
-			 drivers[i]->scheme);
+		         drivers[i]->scheme);
 	}
 	gwi_store_errf(opts, "no statestore driver for scheme '%.*s' in this build (built: %s)",
-		       (int)n, url, built[0] ? built : "none");
+	               (int)n, url, built[0] ? built : "none");
 	return GW_ECONFIG;
 }
 
@@ -136,9 +136,9 @@ static gw_err key_file_read(int fd, const char *kpath, const gw_store_opts *opts
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		gwi_store_errf(opts,
-			       "key file %s has mode %04o: group/other may not have access "
-			       "(chmod 600 %s)",
-			       kpath, (unsigned)(st.st_mode & 07777), kpath);
+		               "key file %s has mode %04o: group/other may not have access "
+		               "(chmod 600 %s)",
+		               kpath, (unsigned)(st.st_mode & 07777), kpath);
 		return GW_ECONFIG;
 	}
 	buf = malloc(KEY_FILE_MAX + 1);
@@ -158,7 +158,7 @@ static gw_err key_file_read(int fd, const char *kpath, const gw_store_opts *opts
 		len += (size_t)r;
 		if (len > KEY_FILE_MAX) {
 			gwi_store_errf(opts, "key file %s is larger than %d bytes", kpath,
-				       KEY_FILE_MAX);
+			               KEY_FILE_MAX);
 			goto out;
 		}
 	}
@@ -188,7 +188,7 @@ static gw_err key_file_create(const char *kpath, const gw_store_opts *opts, gw_k
 		e = errno == EEXIST ? GW_ENOTFOUND : GW_EIO;
 		if (e == GW_EIO)
 			gwi_store_errf(opts, "cannot create key file %s: %s", kpath,
-				       strerror(errno));
+			               strerror(errno));
 		goto out;
 	}
 	strcat(key, "\n");
@@ -234,7 +234,7 @@ out:
  * created the file, *created gets its path (caller frees), so a failed open
  * can remove a key that never protected anything. */
 static gw_err key_file_keyring(const char *dbpath, const gw_store_opts *opts, gw_keyring **kr,
-			       char **created)
+                               char **created)
 {
 	size_t n = strlen(dbpath) + sizeof ".key";
 	char *kpath = malloc(n);
@@ -279,7 +279,7 @@ static gw_err keycheck_write(gw_store *s)
 {
 	gw_sealed sl = {0};
 	gw_err e = gw_seal(s->kr, KEYCHECK_SYSTEM, KEYCHECK_NAME, (const uint8_t *)keycheck_plain,
-			   sizeof keycheck_plain - 1, &sl);
+	                   sizeof keycheck_plain - 1, &sl);
 	if (e != GW_OK)
 		return e;
 	size_t idn = strlen(sl.key_id);
@@ -300,8 +300,7 @@ static gw_err keycheck_write(gw_store *s)
 	return e;
 }
 
-static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n,
-			      const gw_store_opts *opts)
+static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const gw_store_opts *opts)
 {
 	char id[GW_KEY_ID_MAX + 1];
 	if (n < 2 || rec[0] != KEYCHECK_VERSION || rec[1] == 0 || rec[1] > GW_KEY_ID_MAX ||
@@ -313,8 +312,8 @@ static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n,
 	memcpy(id, rec + 2, idn);
 	id[idn] = '\0';
 	gw_sealed in = {.key_id = id,
-			.data = (uint8_t *)(rec + 2 + idn + GW_NONCE_LEN),
-			.len = n - 2 - idn - GW_NONCE_LEN};
+	                .data = (uint8_t *)(rec + 2 + idn + GW_NONCE_LEN),
+	                .len = n - 2 - idn - GW_NONCE_LEN};
 	memcpy(in.nonce, rec + 2 + idn, GW_NONCE_LEN);
 	uint8_t *pt = NULL;
 	size_t ptlen = 0;
@@ -324,9 +323,9 @@ static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n,
 	free(pt);
 	if (e == GW_ECRYPTO || e == GW_ECORRUPT) {
 		gwi_store_errf(opts,
-			       "statestore key does not match the stored key check (sealed "
-			       "under key id '%s'; keyring has primary '%s')",
-			       id, gw_keyring_primary_id(s->kr));
+		               "statestore key does not match the stored key check (sealed "
+		               "under key id '%s'; keyring has primary '%s')",
+		               id, gw_keyring_primary_id(s->kr));
 		return GW_ECRYPTO;
 	}
 	return e;
@@ -344,7 +343,7 @@ static gw_err keycheck(gw_store *s, const gw_store_opts *opts)
 	if (e == GW_ENOTFOUND) {
 		if ((e = keycheck_write(s)) != GW_OK) {
 			gwi_store_errf(opts, "cannot write the statestore key check: %s",
-				       gw_strerror(e));
+			               gw_strerror(e));
 			return e;
 		}
 		e = s->ops->meta_get(s->drv, KEYCHECK_META, &rec, &n);
@@ -388,7 +387,7 @@ gw_err gw_store_open(gw_store **out, const char *url, const gw_store_opts *opts)
 		const char *path = ops->path ? ops->path(s->drv) : NULL;
 		if (!path) {
 			gwi_store_errf(opts, "SPAWN_STATESTORE_KEY is required for %s",
-				       ops->scheme);
+			               ops->scheme);
 			e = GW_ECONFIG;
 			goto fail;
 		}
@@ -453,8 +452,8 @@ gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out)
 	e = gw_open(s->kr, k->system, k->name, &in, &pt, &ptlen);
 	if (e != GW_OK) {
 		if (e == GW_ECRYPTO)
-			GW_WARN("statestore: %s/%s (key id '%s') does not authenticate",
-				k->system, k->name, row.key_id);
+			GW_WARN("statestore: %s/%s (key id '%s') does not authenticate", k->system,
+			        k->name, row.key_id);
 		row_fini(&row);
 		return e;
 	}
@@ -470,8 +469,8 @@ gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out)
 
 static bool state_ok(const gw_state *st)
 {
-	return key_ok(&st->key) && (st->data || st->len == 0) &&
-	       st->expected < GWI_STORE_MAX_INT && st->epoch <= GWI_STORE_MAX_INT;
+	return key_ok(&st->key) && (st->data || st->len == 0) && st->expected < GWI_STORE_MAX_INT &&
+	       st->epoch <= GWI_STORE_MAX_INT;
 }
 
 gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results)

@@ -54,47 +54,46 @@ enum {
 /* INSERT and UPDATE share parameter numbers ?1..?9 so one function binds
  * both; UPDATE adds ?10 = the expected revision. */
 static const char *const sql_text[ST_COUNT] = {
-	[ST_LOAD] = "SELECT revision, epoch, key_id, nonce, data, type_url "
-		    "FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
-	[ST_INSERT] = "INSERT INTO spawn_actor_state"
-		      "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
-		      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
-		      "ON CONFLICT(system, name) DO NOTHING",
-	[ST_UPDATE] = "UPDATE spawn_actor_state SET revision = ?3, epoch = ?4, key_id = ?5, "
-		      "nonce = ?6, data = ?7, type_url = ?8, updated_at = ?9 "
-		      "WHERE system = ?1 AND name = ?2 AND revision = ?10 AND epoch <= ?4",
-	[ST_PEEK] = "SELECT epoch FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
-	[ST_REMOVE] = "DELETE FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
-	[ST_META_GET] = "SELECT value FROM spawn_meta WHERE name = ?1",
-	[ST_META_PUT] = "INSERT INTO spawn_meta(name, value) VALUES(?1, ?2) "
-			"ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
+    [ST_LOAD] = "SELECT revision, epoch, key_id, nonce, data, type_url "
+                "FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
+    [ST_INSERT] = "INSERT INTO spawn_actor_state"
+                  "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                  "ON CONFLICT(system, name) DO NOTHING",
+    [ST_UPDATE] = "UPDATE spawn_actor_state SET revision = ?3, epoch = ?4, key_id = ?5, "
+                  "nonce = ?6, data = ?7, type_url = ?8, updated_at = ?9 "
+                  "WHERE system = ?1 AND name = ?2 AND revision = ?10 AND epoch <= ?4",
+    [ST_PEEK] = "SELECT epoch FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
+    [ST_REMOVE] = "DELETE FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
+    [ST_META_GET] = "SELECT value FROM spawn_meta WHERE name = ?1",
+    [ST_META_PUT] = "INSERT INTO spawn_meta(name, value) VALUES(?1, ?2) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
 };
 
-static const char schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS spawn_meta("
-	" name TEXT PRIMARY KEY,"
-	" value BLOB NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS spawn_actor_state("
-	" system TEXT NOT NULL,"
-	" name TEXT NOT NULL,"
-	" revision INTEGER NOT NULL,"
-	" epoch INTEGER NOT NULL,"
-	" key_id TEXT NOT NULL,"
-	" nonce BLOB NOT NULL,"
-	" data BLOB NOT NULL,"
-	" type_url TEXT NOT NULL,"
-	" updated_at INTEGER NOT NULL,"
-	" PRIMARY KEY(system, name));"
-	"INSERT INTO spawn_meta(name, value) VALUES('schema_version', 1)"
-	" ON CONFLICT(name) DO NOTHING;";
+static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS spawn_meta("
+                                 " name TEXT PRIMARY KEY,"
+                                 " value BLOB NOT NULL);"
+                                 "CREATE TABLE IF NOT EXISTS spawn_actor_state("
+                                 " system TEXT NOT NULL,"
+                                 " name TEXT NOT NULL,"
+                                 " revision INTEGER NOT NULL,"
+                                 " epoch INTEGER NOT NULL,"
+                                 " key_id TEXT NOT NULL,"
+                                 " nonce BLOB NOT NULL,"
+                                 " data BLOB NOT NULL,"
+                                 " type_url TEXT NOT NULL,"
+                                 " updated_at INTEGER NOT NULL,"
+                                 " PRIMARY KEY(system, name));"
+                                 "INSERT INTO spawn_meta(name, value) VALUES('schema_version', 1)"
+                                 " ON CONFLICT(name) DO NOTHING;";
 
 typedef struct sqlite_drv {
-	sqlite3 *db;                 /* owned: closed by sq_close */
-	char *path;                  /* owned; NULL for :memory: */
-	sqlite3_stmt *st[ST_COUNT];  /* owned: prepared once, finalized by sq_close */
+	sqlite3 *db;                /* owned: closed by sq_close */
+	char *path;                 /* owned; NULL for :memory: */
+	sqlite3_stmt *st[ST_COUNT]; /* owned: prepared once, finalized by sq_close */
 } sqlite_drv;
 
 static void sq_close(void *drv);
@@ -151,7 +150,7 @@ static int64_t now_ms(void)
 static gw_err parse_url(const char *url, const gw_store_opts *opts, const char **path)
 {
 	static const char usage[] =
-		"expected sqlite:///abs/path.db, sqlite://rel/path.db or sqlite::memory:";
+	    "expected sqlite:///abs/path.db, sqlite://rel/path.db or sqlite::memory:";
 	if (strncmp(url, "sqlite:", 7) != 0) {
 		gwi_store_errf(opts, "not a sqlite URL: '%s' (%s)", url, usage);
 		return GW_ECONFIG;
@@ -168,7 +167,7 @@ static gw_err parse_url(const char *url, const gw_store_opts *opts, const char *
 	/* A '?' would silently become part of the file name. */
 	if (strchr(rest, '?')) {
 		gwi_store_errf(opts, "bad sqlite URL '%s': query parameters are not supported",
-			       url);
+		               url);
 		return GW_ECONFIG;
 	}
 	*path = rest + 2;
@@ -186,7 +185,7 @@ static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		gwi_store_errf(opts, "cannot open statestore %s: %s", where(d),
-			       sqlite3_errmsg(d->db));
+		               sqlite3_errmsg(d->db));
 		gw_err e = map_rc(rc);
 		sqlite3_finalize(st);
 		return e == GW_EUNAVAIL ? e : GW_EIO;
@@ -200,7 +199,7 @@ static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 	rc = sqlite3_exec(d->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		gwi_store_errf(opts, "statestore %s: cannot set synchronous=FULL: %s", where(d),
-			       sqlite3_errmsg(d->db));
+		               sqlite3_errmsg(d->db));
 		return map_rc(rc) == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EIO;
 	}
 	return GW_OK;
@@ -216,28 +215,28 @@ static gw_err schema(sqlite_drv *d, const gw_store_opts *opts)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(d->db, schema_sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(d->db,
-					"SELECT value FROM spawn_meta WHERE name = 'schema_version'",
-					-1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    d->db, "SELECT value FROM spawn_meta WHERE name = 'schema_version'", -1, &st,
+		    NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		gwi_store_errf(opts, "statestore %s: cannot create the schema: %s", where(d),
-			       sqlite3_errmsg(d->db));
+		               sqlite3_errmsg(d->db));
 		e = map_rc(rc) == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EIO;
 		goto fail;
 	}
 	if (sqlite3_column_type(st, 0) != SQLITE_INTEGER) {
 		gwi_store_errf(opts, "statestore %s: spawn_meta.schema_version is not an integer",
-			       where(d));
+		               where(d));
 		goto fail;
 	}
 	sqlite3_int64 v = sqlite3_column_int64(st, 0);
 	if (v != SCHEMA_VERSION) {
 		gwi_store_errf(opts,
-			       "statestore %s has schema version %lld; this gateway knows "
-			       "version %d",
-			       where(d), (long long)v, SCHEMA_VERSION);
+		               "statestore %s has schema version %lld; this gateway knows "
+		               "version %d",
+		               where(d), (long long)v, SCHEMA_VERSION);
 		e = GW_ECONFIG;
 		goto fail;
 	}
@@ -246,7 +245,7 @@ static gw_err schema(sqlite_drv *d, const gw_store_opts *opts)
 	rc = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		gwi_store_errf(opts, "statestore %s: cannot commit the schema: %s", where(d),
-			       sqlite3_errmsg(d->db));
+		               sqlite3_errmsg(d->db));
 		e = map_rc(rc) == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EIO;
 		goto fail;
 	}
@@ -273,23 +272,23 @@ static gw_err sq_open(const char *url, const gw_store_opts *opts, void **drv)
 	}
 	/* NOMUTEX: a gw_store is used by one thread at a time. No URI
 	 * filenames: the path is taken literally. */
-	int rc = sqlite3_open_v2(d->path ? d->path : ":memory:", &d->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-				 NULL);
+	int rc =
+	    sqlite3_open_v2(d->path ? d->path : ":memory:", &d->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		gwi_store_errf(opts, "cannot open statestore %s: %s", where(d),
-			       d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
+		               d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
 		e = rc == SQLITE_NOMEM ? GW_ENOMEM : GW_EIO;
 		goto fail;
 	}
 	if ((e = pragmas(d, opts)) != GW_OK || (e = schema(d, opts)) != GW_OK)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
-		rc = sqlite3_prepare_v3(d->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
-					NULL);
+		rc = sqlite3_prepare_v3(d->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                        &d->st[i], NULL);
 		if (rc != SQLITE_OK) {
 			gwi_store_errf(opts, "statestore %s: cannot prepare statement %d: %s",
-				       where(d), i, sqlite3_errmsg(d->db));
+			               where(d), i, sqlite3_errmsg(d->db));
 			e = map_rc(rc) == GW_ENOMEM ? GW_ENOMEM : GW_EIO;
 			goto fail;
 		}
@@ -403,8 +402,8 @@ static gw_err classify(sqlite_drv *d, const gw_row *r, gw_err *result)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*result = (uint64_t)sqlite3_column_int64(st, 0) > r->epoch ? GW_EFENCED
-									  : GW_ECONFLICT;
+		*result =
+		    (uint64_t)sqlite3_column_int64(st, 0) > r->epoch ? GW_EFENCED : GW_ECONFLICT;
 	else if (rc == SQLITE_DONE)
 		*result = GW_ECONFLICT;
 	else
@@ -530,7 +529,7 @@ static gw_err sq_meta_put(void *drv, const char *name, const uint8_t *val, size_
 	/* A NULL pointer would bind SQL NULL; an empty value is still a BLOB. */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_blob64(st, 2, len > 0 ? (const void *)val : (const void *)empty,
-					 (sqlite3_uint64)len, SQLITE_STATIC);
+		                         (sqlite3_uint64)len, SQLITE_STATIC);
 	if (rc != SQLITE_OK) {
 		gw_err e = sql_fail(d, rc, "meta put");
 		sqlite3_reset(st);
@@ -540,14 +539,14 @@ static gw_err sq_meta_put(void *drv, const char *name, const uint8_t *val, size_
 }
 
 const gw_store_ops gw_sqlite_ops = {
-	.version = GW_STORE_OPS_VERSION,
-	.scheme = "sqlite",
-	.open = sq_open,
-	.load = sq_load,
-	.save_batch = sq_save_batch,
-	.remove = sq_remove,
-	.meta_get = sq_meta_get,
-	.meta_put = sq_meta_put,
-	.path = sq_path,
-	.close = sq_close,
+    .version = GW_STORE_OPS_VERSION,
+    .scheme = "sqlite",
+    .open = sq_open,
+    .load = sq_load,
+    .save_batch = sq_save_batch,
+    .remove = sq_remove,
+    .meta_get = sq_meta_get,
+    .meta_put = sq_meta_put,
+    .path = sq_path,
+    .close = sq_close,
 };

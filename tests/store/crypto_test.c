@@ -1,0 +1,354 @@
+/* crypto_test.c - AES-256-GCM sealing of actor state (statestores/crypto.h). */
+#include "crypto.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+/* bytes 0..31, 32..63, 64..95 */
+#define KEY_A  "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define KEY_B  "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+#define KEY_C  "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8="
+#define KEY_31 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg=="
+#define KEY_33 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g"
+#define PLAIN  "counter=42; spawn.actors.ActorState"
+
+static gw_keyring *ring(const char *spec)
+{
+	gw_keyring *kr = NULL;
+	char why[256] = "";
+	gw_err e = gw_keyring_parse(&kr, spec, why, sizeof why);
+	ck_assert_msg(e == GW_OK, "parse '%s': %s (%s)", spec, gw_err_name(e), why);
+	return kr;
+}
+
+static gw_sealed seal(const gw_keyring *kr, const char *sys, const char *name, const char *pt)
+{
+	gw_sealed s;
+	ck_assert_int_eq(gw_seal(kr, sys, name, (const uint8_t *)pt, strlen(pt), &s), GW_OK);
+	ck_assert_uint_eq(s.len, strlen(pt) + GW_TAG_LEN);
+	return s;
+}
+
+static gw_err open_as(const gw_keyring *kr, const char *sys, const char *name, const gw_sealed *s,
+                      char **out)
+{
+	uint8_t *pt = NULL;
+	size_t n = 0;
+	gw_err e = gw_open(kr, sys, name, s, &pt, &n);
+	if (e == GW_OK) {
+		ck_assert_ptr_nonnull(pt);
+		*out = malloc(n + 1);
+		memcpy(*out, pt, n);
+		(*out)[n] = '\0';
+		free(pt);
+	}
+	return e;
+}
+
+START_TEST(seal_then_open_returns_the_plaintext)
+{
+	gw_keyring *kr = ring(KEY_A);
+	gw_sealed s = seal(kr, "sys", "actor-1", PLAIN);
+	ck_assert_str_eq(s.key_id, "k0");
+	ck_assert(memmem(s.data, s.len, PLAIN, strlen(PLAIN)) == NULL);
+	char *out = NULL;
+	ck_assert_int_eq(open_as(kr, "sys", "actor-1", &s, &out), GW_OK);
+	ck_assert_str_eq(out, PLAIN);
+	free(out);
+	free(s.data);
+
+	/* An empty state is still sealed (just a tag) and opens to 0 bytes. */
+	gw_sealed e;
+	ck_assert_int_eq(gw_seal(kr, "sys", "actor-1", NULL, 0, &e), GW_OK);
+	ck_assert_uint_eq(e.len, GW_TAG_LEN);
+	uint8_t *pt = NULL;
+	size_t n = 99;
+	ck_assert_int_eq(gw_open(kr, "sys", "actor-1", &e, &pt, &n), GW_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_nonnull(pt);
+	free(pt);
+	free(e.data);
+	gw_keyring_free(kr);
+}
+END_TEST
+
+START_TEST(a_large_state_round_trips)
+{
+	gw_keyring *kr = ring(KEY_A);
+	size_t n = (size_t)1 << 20;
+	uint8_t *big = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		big[i] = (uint8_t)(i * 31 + 7);
+	gw_sealed s;
+	ck_assert_int_eq(gw_seal(kr, "sys", "big", big, n, &s), GW_OK);
+	uint8_t *pt = NULL;
+	size_t m = 0;
+	ck_assert_int_eq(gw_open(kr, "sys", "big", &s, &pt, &m), GW_OK);
+	ck_assert_uint_eq(m, n);
+	ck_assert(memcmp(pt, big, n) == 0);
+	free(pt);
+	free(s.data);
+	free(big);
+	gw_keyring_free(kr);
+}
+END_TEST
+
+START_TEST(each_seal_uses_a_fresh_nonce)
+{
+	gw_keyring *kr = ring(KEY_A);
+	gw_sealed a = seal(kr, "sys", "actor", PLAIN);
+	gw_sealed b = seal(kr, "sys", "actor", PLAIN);
+	ck_assert(memcmp(a.nonce, b.nonce, GW_NONCE_LEN) != 0);
+	ck_assert(memcmp(a.data, b.data, a.len) != 0);
+	free(a.data);
+	free(b.data);
+	gw_keyring_free(kr);
+}
+END_TEST
+
+START_TEST(a_wrong_key_does_not_open)
+{
+	gw_keyring *a = ring(KEY_A), *b = ring(KEY_B);
+	gw_sealed s = seal(a, "sys", "actor", PLAIN);
+	char *out = NULL;
+	/* Same id "k0", different key bytes: the tag does not verify. */
+	ck_assert_int_eq(open_as(b, "sys", "actor", &s, &out), GW_ECRYPTO);
+	ck_assert_ptr_null(out);
+	free(s.data);
+	gw_keyring_free(a);
+	gw_keyring_free(b);
+}
+END_TEST
+
+START_TEST(an_unknown_key_id_does_not_open)
+{
+	gw_keyring *a = ring("one:" KEY_A), *b = ring("two:" KEY_A);
+	gw_sealed s = seal(a, "sys", "actor", PLAIN);
+	char *out = NULL;
+	ck_assert_int_eq(open_as(b, "sys", "actor", &s, &out), GW_ECRYPTO);
+	free(s.data);
+	gw_keyring_free(a);
+	gw_keyring_free(b);
+}
+END_TEST
+
+START_TEST(a_row_sealed_for_one_actor_does_not_open_as_another)
+{
+	gw_keyring *kr = ring(KEY_A);
+	gw_sealed s = seal(kr, "sys", "alice", PLAIN);
+	char *out = NULL;
+	ck_assert_int_eq(open_as(kr, "sys", "bob", &s, &out), GW_ECRYPTO);
+	ck_assert_int_eq(open_as(kr, "other", "alice", &s, &out), GW_ECRYPTO);
+	free(s.data);
+
+	/* Length prefixes: ("ab","c") and ("a","bc") are different actors. */
+	gw_sealed t = seal(kr, "ab", "c", PLAIN);
+	ck_assert_int_eq(open_as(kr, "a", "bc", &t, &out), GW_ECRYPTO);
+	ck_assert_int_eq(open_as(kr, "ab", "c", &t, &out), GW_OK);
+	free(out);
+	free(t.data);
+	gw_keyring_free(kr);
+}
+END_TEST
+
+START_TEST(tampered_bytes_do_not_open)
+{
+	gw_keyring *kr = ring(KEY_A);
+	gw_sealed s = seal(kr, "sys", "actor", PLAIN);
+	char *out = NULL;
+	/* Every byte of ciphertext and tag, and every byte of the nonce. */
+	for (size_t i = 0; i < s.len; i++) {
+		s.data[i] ^= 0x01;
+		ck_assert_msg(open_as(kr, "sys", "actor", &s, &out) == GW_ECRYPTO,
+		              "flipped byte %zu opened", i);
+		s.data[i] ^= 0x01;
+	}
+	for (size_t i = 0; i < GW_NONCE_LEN; i++) {
+		s.nonce[i] ^= 0x80;
+		ck_assert_int_eq(open_as(kr, "sys", "actor", &s, &out), GW_ECRYPTO);
+		s.nonce[i] ^= 0x80;
+	}
+	ck_assert_int_eq(open_as(kr, "sys", "actor", &s, &out), GW_OK);
+	free(out);
+	free(s.data);
+	gw_keyring_free(kr);
+}
+END_TEST
+
+START_TEST(a_truncated_row_is_corrupt)
+{
+	gw_keyring *kr = ring(KEY_A);
+	gw_sealed s = seal(kr, "sys", "actor", PLAIN);
+	char *out = NULL;
+	size_t full = s.len;
+	s.len = GW_TAG_LEN - 1;
+	ck_assert_int_eq(open_as(kr, "sys", "actor", &s, &out), GW_ECORRUPT);
+	s.len = 0;
+	ck_assert_int_eq(open_as(kr, "sys", "actor", &s, &out), GW_ECORRUPT);
+	/* Long enough to hold a tag but cut: it no longer authenticates. */
+	s.len = full - 1;
+	ck_assert_int_eq(open_as(kr, "sys", "actor", &s, &out), GW_ECRYPTO);
+	s.len = GW_TAG_LEN;
+	ck_assert_int_eq(open_as(kr, "sys", "actor", &s, &out), GW_ECRYPTO);
+	free(s.data);
+	gw_keyring_free(kr);
+}
+END_TEST
+
+static void parse_fails(const char *spec, const char *why_contains)
+{
+	gw_keyring *kr = NULL;
+	char why[256] = "";
+	gw_err e = gw_keyring_parse(&kr, spec, why, sizeof why);
+	ck_assert_msg(e == GW_ECONFIG, "'%s' parsed: %s", spec, gw_err_name(e));
+	ck_assert_ptr_null(kr);
+	ck_assert_msg(strstr(why, why_contains) != NULL, "'%s': reason '%s' lacks '%s'", spec, why,
+	              why_contains);
+	/* Reasons name ids, never key material. */
+	ck_assert(strstr(why, "AAECAwQF") == NULL);
+}
+
+START_TEST(bad_keyrings_are_refused_with_a_reason)
+{
+	parse_fails("", "empty");
+	parse_fails("  \n", "empty");
+	parse_fails("not*base64!", "base64");
+	parse_fails("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=x", "base64");
+	parse_fails("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8===", "base64");
+	parse_fails(KEY_31, "decodes to 31 bytes");
+	parse_fails(KEY_33, "decodes to 33 bytes");
+	parse_fails("k1:" KEY_31, "'k1' decodes to 31 bytes");
+	parse_fails(":" KEY_A, "empty key id");
+	parse_fails("k1:" KEY_A ", :" KEY_B, "entry 2 has an empty key id");
+	parse_fails("k1:", "'k1' is empty");
+	parse_fails("k1:" KEY_A ",", "entry 2 is empty");
+	parse_fails("k1:" KEY_A ",,k2:" KEY_B, "entry 2 is empty");
+	parse_fails("k1:" KEY_A "," KEY_B, "entry 2 has no \"id:\" prefix");
+	parse_fails("k1:" KEY_A ",k1:" KEY_B, "'k1' appears twice");
+	parse_fails("bad id:" KEY_A, "key id must be");
+}
+END_TEST
+
+START_TEST(good_keyrings_parse)
+{
+	gw_keyring *kr = ring(KEY_A);
+	ck_assert_str_eq(gw_keyring_primary_id(kr), "k0");
+	gw_keyring_free(kr);
+	kr = ring("  new-2024.1:" KEY_B " , old_1 : " KEY_A "\n");
+	ck_assert_str_eq(gw_keyring_primary_id(kr), "new-2024.1");
+	gw_keyring_free(kr);
+	/* Padding is optional. */
+	kr = ring("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");
+	gw_keyring_free(kr);
+	gw_keyring_free(NULL);
+}
+END_TEST
+
+START_TEST(every_key_of_a_ring_opens_and_the_first_seals)
+{
+	gw_keyring *old = ring("old:" KEY_A);
+	gw_keyring *rot = ring("new:" KEY_B ",old:" KEY_A ",older:" KEY_C);
+	gw_keyring *older = ring("older:" KEY_C);
+	gw_sealed a = seal(old, "sys", "actor", PLAIN);
+	gw_sealed c = seal(older, "sys", "actor", PLAIN);
+	char *out = NULL;
+	ck_assert_int_eq(open_as(rot, "sys", "actor", &a, &out), GW_OK);
+	ck_assert_str_eq(out, PLAIN);
+	free(out);
+	ck_assert_int_eq(open_as(rot, "sys", "actor", &c, &out), GW_OK);
+	ck_assert_str_eq(out, PLAIN);
+	free(out);
+	gw_sealed b = seal(rot, "sys", "actor", PLAIN);
+	ck_assert_str_eq(b.key_id, "new");
+	ck_assert_int_eq(open_as(old, "sys", "actor", &b, &out), GW_ECRYPTO);
+	free(a.data);
+	free(b.data);
+	free(c.data);
+	gw_keyring_free(old);
+	gw_keyring_free(rot);
+	gw_keyring_free(older);
+}
+END_TEST
+
+START_TEST(generated_keys_parse_and_differ)
+{
+	char a[GW_KEY_B64_LEN + 1], b[GW_KEY_B64_LEN + 1];
+	ck_assert_int_eq(gw_keyring_generate(a), GW_OK);
+	ck_assert_int_eq(gw_keyring_generate(b), GW_OK);
+	ck_assert_uint_eq(strlen(a), GW_KEY_B64_LEN);
+	ck_assert_str_ne(a, b);
+	gw_keyring *kr = ring(a);
+	gw_keyring_free(kr);
+}
+END_TEST
+
+/* The documented layout, rebuilt with raw EVP calls: key bytes 0..31, AAD
+ * be32(len system) system 0x00 be32(len name) name, data = ct || tag. */
+START_TEST(the_sealed_format_matches_the_documented_layout)
+{
+	uint8_t key[32], nonce[GW_NONCE_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)i;
+	const uint8_t aad[] = {0, 0, 0, 3, 's', 'y', 's', 0, 0, 0, 0, 5, 'a', 'c', 't', 'o', 'r'};
+	uint8_t ct[sizeof PLAIN - 1 + GW_TAG_LEN];
+	int outl = 0;
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	ck_assert_int_eq(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce), 1);
+	ck_assert_int_eq(EVP_EncryptUpdate(ctx, NULL, &outl, aad, sizeof aad), 1);
+	ck_assert_int_eq(
+	    EVP_EncryptUpdate(ctx, ct, &outl, (const uint8_t *)PLAIN, (int)strlen(PLAIN)), 1);
+	ck_assert_int_eq(EVP_EncryptFinal_ex(ctx, ct + outl, &outl), 1);
+	ck_assert_int_eq(
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GW_TAG_LEN, ct + strlen(PLAIN)), 1);
+	EVP_CIPHER_CTX_free(ctx);
+
+	gw_keyring *kr = ring("x:" KEY_A);
+	gw_sealed s = {.key_id = "x", .data = ct, .len = sizeof ct};
+	memcpy(s.nonce, nonce, sizeof nonce);
+	char *out = NULL;
+	ck_assert_int_eq(open_as(kr, "sys", "actor", &s, &out), GW_OK);
+	ck_assert_str_eq(out, PLAIN);
+	free(out);
+	gw_keyring_free(kr);
+}
+END_TEST
+
+/* One TCase per behaviour, named after its test. */
+#define ADD(suite, fn)                                                                             \
+	do {                                                                                       \
+		TCase *tc_ = tcase_create(#fn);                                                    \
+		tcase_set_timeout(tc_, 20);                                                        \
+		tcase_add_test(tc_, fn);                                                           \
+		suite_add_tcase(suite, tc_);                                                       \
+	} while (0)
+
+static Suite *crypto_suite(void)
+{
+	Suite *s = suite_create("crypto");
+	ADD(s, seal_then_open_returns_the_plaintext);
+	ADD(s, a_large_state_round_trips);
+	ADD(s, each_seal_uses_a_fresh_nonce);
+	ADD(s, a_wrong_key_does_not_open);
+	ADD(s, an_unknown_key_id_does_not_open);
+	ADD(s, a_row_sealed_for_one_actor_does_not_open_as_another);
+	ADD(s, tampered_bytes_do_not_open);
+	ADD(s, a_truncated_row_is_corrupt);
+	ADD(s, bad_keyrings_are_refused_with_a_reason);
+	ADD(s, good_keyrings_parse);
+	ADD(s, every_key_of_a_ring_opens_and_the_first_seals);
+	ADD(s, generated_keys_parse_and_differ);
+	ADD(s, the_sealed_format_matches_the_documented_layout);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(crypto_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
