@@ -878,7 +878,12 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 		s->rt = rt;
 	}
 	pthread_mutex_init(&rt->tmu, NULL);
-	pthread_cond_init(&rt->tcv, NULL);
+	/* The timer thread waits on the monotonic clock (timer_main). */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rt->tcv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&rt->fmu, NULL);
 	pthread_cond_init(&rt->fcv, NULL);
 	if (pthread_create(&rt->timer, NULL, timer_main, rt))

@@ -1,0 +1,487 @@
+/* client.c - ActorGateway.Invoke and .Spawn over one gRPC channel.
+ *
+ * A synchronous call has its own pluck completion queue, so callers on
+ * many threads never wait for each other or hop threads. Asynchronous
+ * calls share one next-queue, served by a client thread started on the
+ * first async call; each in-flight call is linked in c->calls so
+ * spawn_client_destroy can cancel it.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+/* One unary call: the op array, its buffers and its results. Its address
+ * is the completion-queue tag. */
+typedef struct unary {
+	grpc_call *call;
+	grpc_op ops[6];
+	grpc_metadata_array md_initial;
+	grpc_metadata_array md_trailing;
+	grpc_byte_buffer *send_bb; /* owned */
+	grpc_byte_buffer *recv_bb; /* owned once received */
+	grpc_status_code status;
+	grpc_slice details;
+} unary;
+
+typedef enum call_kind { KIND_INVOKE, KIND_SPAWN } call_kind;
+
+/* An asynchronous call; u first so the tag is the acall. */
+typedef struct acall {
+	unary u;
+	spawn_reply_fn cb;
+	void *user;
+	struct acall *prev, *next; /* in c->calls while cancellable */
+} acall;
+
+struct spawn_client {
+	grpc_channel *channel;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* inflight reached 0 */
+
+	/* Guarded by mu. */
+	grpc_completion_queue *cq; /* async calls; NULL until the first */
+	pthread_t thread;          /* serves cq; exists when cq does */
+	acall *calls;              /* cancellable async calls */
+	size_t inflight;           /* async calls whose callback has not returned */
+	bool closing;
+};
+
+/* ---- replies ----------------------------------------------------------- */
+
+/* reply_status fills out's status and message and returns the status. */
+static int reply_status(spawn_reply *out, int status, const char *msg)
+{
+	out->status = status;
+	free(out->message);
+	out->message = NULL;
+	if (status != SPAWN_OK)
+		out->message = strdup(msg && *msg ? msg : spawn_strerror(status));
+	return status;
+}
+
+/* Spawn's RequestStatus inside a successful gRPC response can still say
+ * the call failed (for Spawn SDK compatibility); map it to a code. */
+static int request_status_code(const Spawn__RequestStatus *st)
+{
+	if (!st)
+		return SPAWN_OK;
+	switch (st->status) {
+	case SPAWN__STATUS__ACTOR_NOT_FOUND:
+		return SPAWN_NOT_FOUND;
+	case SPAWN__STATUS__ERROR:
+		return SPAWN_UNKNOWN;
+	default:
+		return SPAWN_OK;
+	}
+}
+
+static int parse_reply(call_kind kind, unary *u, spawn_reply *out)
+{
+	if (u->status != GRPC_STATUS_OK) {
+		char *why = grpc_slice_to_c_string(u->details);
+		int rc = reply_status(out, spawni_grpc_code((int)u->status), why);
+		gpr_free(why);
+		return rc;
+	}
+	const ProtobufCMessageDescriptor *d = kind == KIND_INVOKE
+	                                          ? &spawn__invocation_response__descriptor
+	                                          : &spawn__spawn_response__descriptor;
+	ProtobufCMessage *m = NULL;
+	if (!u->recv_bb || spawn_wire_unpack(d, u->recv_bb, NULL, &m) != 0)
+		return reply_status(out, SPAWN_EPROTO, "gateway sent an unparsable response");
+	int rc;
+	if (kind == KIND_INVOKE) {
+		Spawn__InvocationResponse *r = (Spawn__InvocationResponse *)m;
+		rc = request_status_code(r->status);
+		if (rc != SPAWN_OK) {
+			reply_status(out, rc, r->status->message);
+		} else if (r->payload_case == SPAWN__INVOCATION_RESPONSE__PAYLOAD_VALUE &&
+		           r->value) {
+			const Google__Protobuf__Any *v = r->value;
+			rc = spawni_payload_dup(&out->payload, v->type_url ? v->type_url : "",
+			                        v->value.data, v->value.len);
+			reply_status(out, rc, NULL);
+		} else {
+			reply_status(out, SPAWN_OK, NULL);
+		}
+	} else {
+		Spawn__SpawnResponse *r = (Spawn__SpawnResponse *)m;
+		rc = request_status_code(r->status);
+		reply_status(out, rc, rc ? r->status->message : NULL);
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	return rc;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static bool empty(const char *s)
+{
+	return !s || !*s;
+}
+
+static int build_invoke(const spawn_request *req, grpc_byte_buffer **out)
+{
+	if (empty(req->system) || empty(req->actor) || empty(req->action))
+		return SPAWN_EINVAL;
+	if (!req->payload.type_url && req->payload.len)
+		return SPAWN_EINVAL;
+	if (req->payload.len && !req->payload.data)
+		return SPAWN_EINVAL;
+	if (req->n_metadata && !req->metadata)
+		return SPAWN_EINVAL;
+	for (size_t i = 0; i < req->n_metadata; i++)
+		if (!req->metadata[i].key)
+			return SPAWN_EINVAL;
+
+	spawn_arena a;
+	spawn_arena_init(&a, 0);
+	int rc = SPAWN_ENOMEM;
+	Spawn__InvocationRequest *m = spawni_new(&a, &spawn__invocation_request__descriptor);
+	Spawn__Actors__ActorSystem *sys = spawni_new(&a, &spawn__actors__actor_system__descriptor);
+	Spawn__Actors__Actor *actor = spawni_new(&a, &spawn__actors__actor__descriptor);
+	Spawn__Actors__ActorId *id = spawni_new(&a, &spawn__actors__actor_id__descriptor);
+	if (!m || !sys || !actor || !id)
+		goto out;
+	/* The message only borrows the caller's strings: it is packed before
+	 * we return. */
+	sys->name = (char *)req->system;
+	id->name = (char *)req->actor;
+	id->system = (char *)req->system;
+	if (!empty(req->parent)) {
+		id->parent = (char *)req->parent;
+		m->register_ref = (char *)req->parent;
+	}
+	actor->id = id;
+	m->system = sys;
+	m->actor = actor;
+	m->action_name = (char *)req->action;
+	m->async = req->async;
+	m->pooled = req->pooled;
+	m->scheduled_to = req->scheduled_to_ms;
+	if (req->payload.type_url) {
+		Google__Protobuf__Any *any = spawni_new(&a, &google__protobuf__any__descriptor);
+		if (!any)
+			goto out;
+		any->type_url = (char *)req->payload.type_url;
+		any->value.data = (uint8_t *)req->payload.data;
+		any->value.len = req->payload.len;
+		m->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
+		m->value = any;
+	} else {
+		if (!(m->noop = spawni_new(&a, &spawn__noop__descriptor)))
+			goto out;
+		m->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_NOOP;
+	}
+	if (req->n_metadata) {
+		m->metadata = spawn_arena_alloc(&a, req->n_metadata * sizeof *m->metadata);
+		if (!m->metadata)
+			goto out;
+		for (size_t i = 0; i < req->n_metadata; i++) {
+			Spawn__InvocationRequest__MetadataEntry *e =
+			    spawni_new(&a, &spawn__invocation_request__metadata_entry__descriptor);
+			if (!e)
+				goto out;
+			e->key = (char *)req->metadata[i].key;
+			e->value = (char *)(req->metadata[i].value ? req->metadata[i].value : "");
+			m->metadata[m->n_metadata++] = e;
+		}
+	}
+	rc = spawn_wire_pack(&m->base, out) == 0 ? SPAWN_OK : SPAWN_ENOMEM;
+out:
+	spawn_arena_fini(&a);
+	return rc;
+}
+
+static int build_spawn(const char *system, const spawn_actor_id *actors, size_t n,
+                       grpc_byte_buffer **out)
+{
+	if (empty(system) || !actors || n == 0)
+		return SPAWN_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (empty(actors[i].name) || empty(actors[i].parent))
+			return SPAWN_EINVAL;
+	spawn_arena a;
+	spawn_arena_init(&a, 0);
+	int rc = SPAWN_ENOMEM;
+	Spawn__SpawnRequest *m = spawni_new(&a, &spawn__spawn_request__descriptor);
+	if (!m || !(m->actors = spawn_arena_alloc(&a, n * sizeof *m->actors)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		Spawn__Actors__ActorId *id = spawni_new(&a, &spawn__actors__actor_id__descriptor);
+		if (!id)
+			goto out;
+		id->name = (char *)actors[i].name;
+		id->system = (char *)system;
+		id->parent = (char *)actors[i].parent;
+		m->actors[m->n_actors++] = id;
+	}
+	rc = spawn_wire_pack(&m->base, out) == 0 ? SPAWN_OK : SPAWN_ENOMEM;
+out:
+	spawn_arena_fini(&a);
+	return rc;
+}
+
+/* ---- unary calls --------------------------------------------------------- */
+
+/* unary_start creates the call and starts its single batch; takes
+ * ownership of bb. On failure everything is released. */
+static int unary_start(spawn_client *c, unary *u, const char *method, grpc_byte_buffer *bb,
+                       grpc_completion_queue *cq, int64_t timeout_ms)
+{
+	memset(u, 0, sizeof *u);
+	grpc_metadata_array_init(&u->md_initial);
+	grpc_metadata_array_init(&u->md_trailing);
+	u->details = grpc_empty_slice();
+	u->send_bb = bb;
+	u->call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+	                                   grpc_slice_from_static_string(method), NULL,
+	                                   spawni_grpc_deadline(timeout_ms), NULL);
+	if (!u->call)
+		spawni_oom("grpc_channel_create_call");
+	grpc_op *op = u->ops;
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op++;
+	op->op = GRPC_OP_SEND_MESSAGE;
+	op->data.send_message.send_message = u->send_bb;
+	op++;
+	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	op++;
+	op->op = GRPC_OP_RECV_INITIAL_METADATA;
+	op->data.recv_initial_metadata.recv_initial_metadata = &u->md_initial;
+	op++;
+	op->op = GRPC_OP_RECV_MESSAGE;
+	op->data.recv_message.recv_message = &u->recv_bb;
+	op++;
+	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	op->data.recv_status_on_client.trailing_metadata = &u->md_trailing;
+	op->data.recv_status_on_client.status = &u->status;
+	op->data.recv_status_on_client.status_details = &u->details;
+	op++;
+	if (grpc_call_start_batch(u->call, u->ops, (size_t)(op - u->ops), u, NULL) !=
+	    GRPC_CALL_OK) {
+		grpc_call_unref(u->call);
+		u->call = NULL;
+		return SPAWN_INTERNAL;
+	}
+	return SPAWN_OK;
+}
+
+static void unary_fini(unary *u)
+{
+	if (u->call)
+		grpc_call_unref(u->call);
+	if (u->send_bb)
+		grpc_byte_buffer_destroy(u->send_bb);
+	if (u->recv_bb)
+		grpc_byte_buffer_destroy(u->recv_bb);
+	grpc_metadata_array_destroy(&u->md_initial);
+	grpc_metadata_array_destroy(&u->md_trailing);
+	grpc_slice_unref(u->details);
+	memset(u, 0, sizeof *u);
+}
+
+static int call_sync(spawn_client *c, call_kind kind, const char *method, grpc_byte_buffer *bb,
+                     spawn_reply *out, int64_t timeout_ms)
+{
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+	unary u;
+	int rc = unary_start(c, &u, method, bb, cq, timeout_ms);
+	if (rc == SPAWN_OK) {
+		grpc_event ev =
+		    grpc_completion_queue_pluck(cq, &u, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		/* The batch always completes, with the status filled in; ev.success
+		 * is false only when the status carries the failure. */
+		(void)ev;
+		rc = parse_reply(kind, &u, out);
+	} else {
+		reply_status(out, rc, "could not start the call");
+	}
+	unary_fini(&u);
+	grpc_completion_queue_shutdown(cq);
+	while (
+	    grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	    GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	return rc;
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+int spawn_client_create(spawn_client **out, const char *target)
+{
+	if (!out || empty(target))
+		return SPAWN_EINVAL;
+	spawn_client *c = calloc(1, sizeof *c);
+	if (!c)
+		return SPAWN_ENOMEM;
+	grpc_init();
+	char agent[64];
+	snprintf(agent, sizeof agent, "libspawn/%s", SPAWN_VERSION_STRING);
+	grpc_arg arg = {.type = GRPC_ARG_STRING,
+	                .key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING,
+	                .value.string = agent};
+	grpc_channel_args args = {.num_args = 1, .args = &arg};
+	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+	c->channel = grpc_channel_create(target, creds, &args);
+	grpc_channel_credentials_release(creds);
+	pthread_mutex_init(&c->mu, NULL);
+	spawni_cond_init(&c->cv);
+	*out = c;
+	return SPAWN_OK;
+}
+
+int spawn_client_invoke(spawn_client *c, const spawn_request *req, spawn_reply *out,
+                        int64_t timeout_ms)
+{
+	if (!out)
+		return SPAWN_EINVAL;
+	memset(out, 0, sizeof *out);
+	if (!c || !req)
+		return reply_status(out, SPAWN_EINVAL, "client and request are required");
+	grpc_byte_buffer *bb = NULL;
+	int rc = build_invoke(req, &bb);
+	if (rc)
+		return reply_status(out, rc,
+		                    rc == SPAWN_EINVAL ? "system, actor and action are required; "
+		                                         "payload bytes need a type URL"
+		                                       : NULL);
+	return call_sync(c, KIND_INVOKE, SPAWNI_METHOD_INVOKE, bb, out, timeout_ms);
+}
+
+int spawn_client_spawn(spawn_client *c, const char *system, const spawn_actor_id *actors, size_t n,
+                       spawn_reply *out, int64_t timeout_ms)
+{
+	if (!out)
+		return SPAWN_EINVAL;
+	memset(out, 0, sizeof *out);
+	if (!c)
+		return reply_status(out, SPAWN_EINVAL, "client is required");
+	grpc_byte_buffer *bb = NULL;
+	int rc = build_spawn(system, actors, n, &bb);
+	if (rc)
+		return reply_status(out, rc,
+		                    rc == SPAWN_EINVAL ? "system and at least one actor with name "
+		                                         "and parent are required"
+		                                       : NULL);
+	return call_sync(c, KIND_SPAWN, SPAWNI_METHOD_SPAWN, bb, out, timeout_ms);
+}
+
+static void *client_main(void *arg)
+{
+	spawn_client *c = arg;
+	for (;;) {
+		grpc_event ev =
+		    grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		acall *a = ev.tag;
+		/* Unlink first: from here on destroy must not cancel the call. */
+		pthread_mutex_lock(&c->mu);
+		if (a->prev)
+			a->prev->next = a->next;
+		else
+			c->calls = a->next;
+		if (a->next)
+			a->next->prev = a->prev;
+		pthread_mutex_unlock(&c->mu);
+
+		spawn_reply reply = {0};
+		parse_reply(KIND_INVOKE, &a->u, &reply);
+		a->cb(a->user, &reply);
+		spawn_reply_fini(&reply);
+		unary_fini(&a->u);
+		free(a);
+
+		pthread_mutex_lock(&c->mu);
+		if (--c->inflight == 0)
+			pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return NULL;
+}
+
+int spawn_client_invoke_async(spawn_client *c, const spawn_request *req, int64_t timeout_ms,
+                              spawn_reply_fn cb, void *user)
+{
+	if (!c || !req || !cb)
+		return SPAWN_EINVAL;
+	grpc_byte_buffer *bb = NULL;
+	int rc = build_invoke(req, &bb);
+	if (rc)
+		return rc;
+	acall *a = calloc(1, sizeof *a);
+	if (!a) {
+		grpc_byte_buffer_destroy(bb);
+		return SPAWN_ENOMEM;
+	}
+	a->cb = cb;
+	a->user = user;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->closing) {
+		rc = SPAWN_ECLOSED;
+		goto fail;
+	}
+	if (!c->cq) {
+		c->cq = grpc_completion_queue_create_for_next(NULL);
+		if (pthread_create(&c->thread, NULL, client_main, c) != 0) {
+			grpc_completion_queue_shutdown(c->cq);
+			grpc_completion_queue_destroy(c->cq);
+			c->cq = NULL;
+			rc = SPAWN_ESYS;
+			goto fail;
+		}
+	}
+	rc = unary_start(c, &a->u, SPAWNI_METHOD_INVOKE, bb, c->cq, timeout_ms);
+	bb = NULL; /* unary_start took it */
+	if (rc) {
+		unary_fini(&a->u);
+		goto fail;
+	}
+	a->next = c->calls;
+	if (c->calls)
+		c->calls->prev = a;
+	c->calls = a;
+	c->inflight++;
+	pthread_mutex_unlock(&c->mu);
+	return SPAWN_OK;
+fail:
+	pthread_mutex_unlock(&c->mu);
+	if (bb)
+		grpc_byte_buffer_destroy(bb);
+	free(a);
+	return rc;
+}
+
+void spawn_client_destroy(spawn_client *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->closing = true;
+	for (acall *a = c->calls; a; a = a->next)
+		grpc_call_cancel(a->u.call, NULL);
+	while (c->inflight > 0)
+		pthread_cond_wait(&c->cv, &c->mu);
+	grpc_completion_queue *cq = c->cq;
+	pthread_mutex_unlock(&c->mu);
+	if (cq) {
+		grpc_completion_queue_shutdown(cq);
+		pthread_join(c->thread, NULL);
+		grpc_completion_queue_destroy(cq);
+	}
+	grpc_channel_destroy(c->channel);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	grpc_shutdown();
+}

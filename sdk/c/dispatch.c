@@ -1,0 +1,381 @@
+/* dispatch.c - runs one InvocationTask: finds the handler, gives it a
+ * spawn_ctx, and turns what it set into an InvocationResult.
+ *
+ * Pure with respect to the connection: no gRPC here, so the tests drive
+ * it directly. All memory of one task (the unpacked task, the ctx copies,
+ * the result) lives in the task's arena and goes away with it.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+struct spawn_ctx {
+	const Spawn__ActorInvocation *inv; /* borrowed from the task */
+	const spawni_actor *actor;
+	spawn_arena *arena; /* the task's; everything ctx copies lives here */
+	int64_t deadline_ms;
+	spawn_payload state;   /* current; points into the task */
+	spawn_payload payload; /* input; points into the task */
+
+	/* The outcome, set by the handler. */
+	spawn_payload new_state; /* in the arena; valid when state_set */
+	bool state_set;
+	spawn_payload reply; /* in the arena; type_url NULL = Noop */
+	bool checkpoint;
+	bool failed;
+	int fail_code;
+	const char *fail_msg; /* in the arena */
+};
+
+static spawn_payload payload_of(const Google__Protobuf__Any *any)
+{
+	spawn_payload p = {0};
+	if (!any)
+		return p;
+	/* An Any with neither type nor bytes is how "no state yet" looks on
+	 * the wire; treat it as none rather than as a value of type "". */
+	if ((!any->type_url || !*any->type_url) && any->value.len == 0)
+		return p;
+	p.type_url = any->type_url ? any->type_url : "";
+	p.data = any->value.len ? any->value.data : NULL;
+	p.len = any->value.len;
+	return p;
+}
+
+/* ---- getters ---------------------------------------------------------- */
+
+static const char *nonempty(const char *s)
+{
+	return s && *s ? s : NULL;
+}
+
+const char *spawn_ctx_system(const spawn_ctx *ctx)
+{
+	return ctx->inv->actor->system ? ctx->inv->actor->system : "";
+}
+
+const char *spawn_ctx_actor(const spawn_ctx *ctx)
+{
+	return ctx->inv->actor->name ? ctx->inv->actor->name : "";
+}
+
+const char *spawn_ctx_parent(const spawn_ctx *ctx)
+{
+	return nonempty(ctx->inv->actor->parent);
+}
+
+const char *spawn_ctx_action(const spawn_ctx *ctx)
+{
+	return ctx->inv->action_name ? ctx->inv->action_name : "";
+}
+
+const char *spawn_ctx_caller_actor(const spawn_ctx *ctx)
+{
+	return ctx->inv->caller ? nonempty(ctx->inv->caller->name) : NULL;
+}
+
+const char *spawn_ctx_caller_system(const spawn_ctx *ctx)
+{
+	return ctx->inv->caller ? nonempty(ctx->inv->caller->system) : NULL;
+}
+
+int64_t spawn_ctx_deadline_ms(const spawn_ctx *ctx)
+{
+	return ctx->deadline_ms;
+}
+
+const spawn_payload *spawn_ctx_state(const spawn_ctx *ctx)
+{
+	return &ctx->state;
+}
+
+const spawn_payload *spawn_ctx_payload(const spawn_ctx *ctx)
+{
+	return &ctx->payload;
+}
+
+const char *spawn_ctx_metadata(const spawn_ctx *ctx, const char *key)
+{
+	const Spawn__Context *c = ctx->inv->current_context;
+	if (!c || !key)
+		return NULL;
+	for (size_t i = 0; i < c->n_metadata; i++)
+		if (c->metadata[i]->key && strcmp(c->metadata[i]->key, key) == 0)
+			return c->metadata[i]->value;
+	return NULL;
+}
+
+const char *spawn_ctx_tag(const spawn_ctx *ctx, const char *key)
+{
+	const Spawn__Context *c = ctx->inv->current_context;
+	if (!c || !key)
+		return NULL;
+	for (size_t i = 0; i < c->n_tags; i++)
+		if (c->tags[i]->key && strcmp(c->tags[i]->key, key) == 0)
+			return c->tags[i]->value;
+	return NULL;
+}
+
+static int unpack_into_arena(spawn_ctx *ctx, const spawn_payload *p,
+                             const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+{
+	if (!ctx || !d || !out)
+		return SPAWN_EINVAL;
+	ProtobufCMessage *m;
+	if (!p->type_url) {
+		/* No value yet: hand out the defaults, so handlers need no
+		 * special first-call path. */
+		m = spawni_new(ctx->arena, d);
+		if (!m)
+			return SPAWN_ENOMEM;
+	} else {
+		if (!spawn_payload_is(p, d))
+			return SPAWN_ETYPE;
+		m = protobuf_c_message_unpack(d, &ctx->arena->pbc, p->len, p->data);
+		if (!m)
+			return SPAWN_EPROTO;
+	}
+	*out = m;
+	return SPAWN_OK;
+}
+
+int spawn_ctx_state_msg(spawn_ctx *ctx, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+{
+	return ctx ? unpack_into_arena(ctx, &ctx->state, d, out) : SPAWN_EINVAL;
+}
+
+int spawn_ctx_payload_msg(spawn_ctx *ctx, const ProtobufCMessageDescriptor *d,
+                          ProtobufCMessage **out)
+{
+	return ctx ? unpack_into_arena(ctx, &ctx->payload, d, out) : SPAWN_EINVAL;
+}
+
+/* ---- setters ---------------------------------------------------------- */
+
+static int copy_payload(spawn_ctx *ctx, spawn_payload *dst, const char *type_url, const void *data,
+                        size_t len)
+{
+	if (!data && len)
+		return SPAWN_EINVAL;
+	if (!type_url) {
+		memset(dst, 0, sizeof *dst);
+		return SPAWN_OK;
+	}
+	char *u = spawn_arena_strdup(ctx->arena, type_url);
+	void *d = len ? spawn_arena_memdup(ctx->arena, data, len) : NULL;
+	if (!u || (len && !d))
+		return SPAWN_ENOMEM;
+	dst->type_url = u;
+	dst->data = d;
+	dst->len = len;
+	return SPAWN_OK;
+}
+
+/* Packs m straight into the arena (no heap round trip). */
+static int pack_payload(spawn_ctx *ctx, spawn_payload *dst, const ProtobufCMessage *m)
+{
+	if (!m || !m->descriptor)
+		return SPAWN_EINVAL;
+	size_t ulen = spawn_type_url(m->descriptor, NULL, 0) + 1;
+	size_t len = protobuf_c_message_get_packed_size(m);
+	char *u = spawn_arena_alloc(ctx->arena, ulen);
+	uint8_t *d = len ? spawn_arena_alloc(ctx->arena, len) : NULL;
+	if (!u || (len && !d))
+		return SPAWN_ENOMEM;
+	spawn_type_url(m->descriptor, u, ulen);
+	if (len)
+		protobuf_c_message_pack(m, d);
+	dst->type_url = u;
+	dst->data = d;
+	dst->len = len;
+	return SPAWN_OK;
+}
+
+int spawn_ctx_set_state(spawn_ctx *ctx, const char *type_url, const void *data, size_t len)
+{
+	if (!ctx || !type_url)
+		return SPAWN_EINVAL;
+	int rc = copy_payload(ctx, &ctx->new_state, type_url, data, len);
+	if (rc == SPAWN_OK)
+		ctx->state_set = true;
+	return rc;
+}
+
+int spawn_ctx_set_state_msg(spawn_ctx *ctx, const ProtobufCMessage *m)
+{
+	if (!ctx)
+		return SPAWN_EINVAL;
+	int rc = pack_payload(ctx, &ctx->new_state, m);
+	if (rc == SPAWN_OK)
+		ctx->state_set = true;
+	return rc;
+}
+
+int spawn_ctx_reply(spawn_ctx *ctx, const char *type_url, const void *data, size_t len)
+{
+	if (!ctx)
+		return SPAWN_EINVAL;
+	return copy_payload(ctx, &ctx->reply, type_url, data, len);
+}
+
+int spawn_ctx_reply_msg(spawn_ctx *ctx, const ProtobufCMessage *m)
+{
+	if (!ctx)
+		return SPAWN_EINVAL;
+	return pack_payload(ctx, &ctx->reply, m);
+}
+
+void spawn_ctx_checkpoint(spawn_ctx *ctx, bool on)
+{
+	if (ctx)
+		ctx->checkpoint = on;
+}
+
+void spawn_ctx_fail(spawn_ctx *ctx, int code, const char *message)
+{
+	if (!ctx)
+		return;
+	ctx->failed = true;
+	ctx->fail_code = spawni_grpc_code(code);
+	const char *msg = message ? message : spawn_strerror(ctx->fail_code);
+	/* Out of memory here still fails the call, with the code's text. */
+	ctx->fail_msg = spawn_arena_strdup(ctx->arena, msg);
+	if (!ctx->fail_msg)
+		ctx->fail_msg = spawn_strerror(ctx->fail_code);
+}
+
+/* ---- building the result ------------------------------------------------ */
+
+static void result_error(Spawn__Gateway__V1__InvocationResult *res,
+                         Spawn__Gateway__V1__HostError *err, int code, const char *msg)
+{
+	spawn__gateway__v1__host_error__init(err);
+	err->code = spawni_grpc_code(code);
+	err->message = (char *)(msg ? msg : spawn_strerror(err->code));
+	res->outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR;
+	res->error = err;
+}
+
+static Google__Protobuf__Any *any_of(spawn_arena *a, const spawn_payload *p)
+{
+	Google__Protobuf__Any *any = spawni_new(a, &google__protobuf__any__descriptor);
+	if (!any)
+		return NULL;
+	any->type_url = (char *)p->type_url;
+	any->value.data = (uint8_t *)p->data;
+	any->value.len = p->len;
+	return any;
+}
+
+/* Fills res->response from a handler that did not fail. */
+static int result_response(spawn_ctx *ctx, Spawn__Gateway__V1__InvocationResult *res)
+{
+	spawn_arena *a = ctx->arena;
+	const Spawn__ActorInvocation *inv = ctx->inv;
+	Spawn__ActorInvocationResponse *r =
+	    spawni_new(a, &spawn__actor_invocation_response__descriptor);
+	Spawn__Context *uc = spawni_new(a, &spawn__context__descriptor);
+	if (!r || !uc)
+		return SPAWN_ENOMEM;
+	r->actor_name = inv->actor->name;
+	r->actor_system = inv->actor->system;
+	r->checkpoint = ctx->checkpoint;
+
+	/* The state goes back whole: the new one, or the current one when the
+	 * handler left it alone (the gateway stores what it receives). */
+	const spawn_payload *st = ctx->state_set ? &ctx->new_state : &ctx->state;
+	if (st->type_url && !(uc->state = any_of(a, st)))
+		return SPAWN_ENOMEM;
+	uc->self = inv->actor;
+	uc->caller = inv->caller;
+	if (inv->current_context) {
+		/* Tags belong to the actor; hand them back unchanged. */
+		uc->n_tags = inv->current_context->n_tags;
+		uc->tags = inv->current_context->tags;
+	}
+	r->updated_context = uc;
+
+	if (ctx->reply.type_url) {
+		if (!(r->value = any_of(a, &ctx->reply)))
+			return SPAWN_ENOMEM;
+		r->payload_case = SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE;
+	} else {
+		if (!(r->noop = spawni_new(a, &spawn__noop__descriptor)))
+			return SPAWN_ENOMEM;
+		r->payload_case = SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_NOOP;
+	}
+	res->outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
+	res->response = r;
+	return SPAWN_OK;
+}
+
+/* Answer when not even the HostError fits in the arena. Only ever read
+ * (packing does not write), so sharing it between workers is safe. */
+static const Spawn__Gateway__V1__HostError oom_error = {
+    PROTOBUF_C_MESSAGE_INIT(&spawn__gateway__v1__host_error__descriptor),
+    SPAWN_RESOURCE_EXHAUSTED,
+    (char *)"host out of memory",
+};
+
+void spawni_execute(const spawni_registry *reg, const Spawn__Gateway__V1__InvocationTask *task,
+                    int64_t now_ms, spawn_arena *a, Spawn__Gateway__V1__InvocationResult *res)
+{
+	spawn__gateway__v1__invocation_result__init(res);
+	res->request_id = task->request_id;
+	Spawn__Gateway__V1__HostError *err = spawn_arena_alloc(a, sizeof *err);
+	if (!err) {
+		res->outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR;
+		res->error = (Spawn__Gateway__V1__HostError *)&oom_error;
+		return;
+	}
+
+	const Spawn__ActorInvocation *inv = task->invocation;
+	if (!inv || !inv->actor || !inv->actor->name || !*inv->actor->name) {
+		result_error(res, err, SPAWN_INVALID_ARGUMENT, "invocation names no actor");
+		return;
+	}
+	/* Instances of UNNAMED actors run their template's handlers. */
+	const spawni_actor *actor = NULL;
+	if (inv->actor->parent && *inv->actor->parent)
+		actor = spawni_registry_find(reg, inv->actor->parent);
+	if (!actor)
+		actor = spawni_registry_find(reg, inv->actor->name);
+	if (!actor) {
+		result_error(res, err, SPAWN_NOT_FOUND, "no such actor on this host");
+		return;
+	}
+	const spawni_action *action = spawni_actor_find_action(actor, inv->action_name);
+	if (!action) {
+		result_error(res, err, SPAWN_NOT_FOUND, "no such action on this actor");
+		return;
+	}
+	if (task->deadline_unix_ms > 0 && now_ms >= task->deadline_unix_ms) {
+		/* The caller is gone; running the action would change state nobody
+		 * asked for any more. */
+		result_error(res, err, SPAWN_DEADLINE_EXCEEDED,
+		             "deadline passed before the action ran");
+		return;
+	}
+
+	spawn_ctx ctx = {
+	    .inv = inv,
+	    .actor = actor,
+	    .arena = a,
+	    .deadline_ms = task->deadline_unix_ms,
+	    .state = payload_of(inv->current_context ? inv->current_context->state : NULL),
+	    .payload = inv->payload_case == SPAWN__ACTOR_INVOCATION__PAYLOAD_VALUE
+	                   ? payload_of(inv->value)
+	                   : (spawn_payload){0},
+	};
+	action->handler(&ctx, action->user);
+
+	if (ctx.failed) {
+		result_error(res, err, ctx.fail_code, ctx.fail_msg);
+		return;
+	}
+	if (result_response(&ctx, res) != SPAWN_OK) {
+		spawn__gateway__v1__invocation_result__init(res);
+		res->request_id = task->request_id;
+		result_error(res, err, SPAWN_RESOURCE_EXHAUSTED, "host out of memory");
+	}
+}

@@ -1,0 +1,71 @@
+#!/bin/sh
+# sdk_install_test.sh BUILD_DIR [EXTRA_CFLAGS]
+# Installs the spawn_sdk component into a scratch prefix, checks what the
+# shared library exports, and builds and runs a small program against the
+# installed tree through pkg-config: once with libspawn.so, once with
+# libspawn.a.
+set -eu
+build=$1
+flags=${2:-}
+work=$(mktemp -d "${TMPDIR:-/tmp}/spawn-sdk-install-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+cmake --install "$build" --component spawn_sdk --prefix "$work/prefix" >/dev/null
+pc=$(find "$work/prefix" -name spawn.pc)
+test -n "$pc"
+PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_PATH
+test "$(pkg-config --modversion spawn)" = "0.1.0"
+libdir=$(pkg-config --variable=libdir spawn)
+test -f "$libdir/libspawn.a"
+test -f "$(pkg-config --variable=includedir spawn)/spawn/spawn.h"
+
+# The shared library exports the public API and nothing else.
+extra=$(nm -D --defined-only "$libdir/libspawn.so" | awk '{print $3}' | grep -v '^spawn_' || true)
+if [ -n "$extra" ]; then
+	echo "libspawn.so exports non-API symbols:" >&2
+	echo "$extra" >&2
+	exit 1
+fi
+if nm -D --defined-only "$libdir/libspawn.so" | awk '{print $3}' | grep -q '^spawn__\|^spawni_\|^spawn_wire_\|^spawn_arena_'; then
+	echo "libspawn.so exports internals" >&2
+	exit 1
+fi
+
+cat >"$work/consumer.c" <<'EOF'
+#include <stdio.h>
+#include <spawn/spawn.h>
+
+int main(void)
+{
+	spawn_client *c;
+	if (spawn_client_create(&c, "unix:/nonexistent-spawn-dir/gw.sock") != SPAWN_OK)
+		return 1;
+	spawn_request req = {.system = "s", .actor = "a", .action = "b"};
+	spawn_reply r;
+	int rc = spawn_client_invoke(c, &req, &r, 5000);
+	printf("libspawn %s: %s\n", spawn_version(), spawn_status_name(rc));
+	spawn_reply_fini(&r);
+	spawn_client_destroy(c);
+	spawn_host *h;
+	spawn_host_opts o = {.target = "unix:/nonexistent-spawn-dir/gw.sock", .system = "s"};
+	if (spawn_host_create(&h, &o) != SPAWN_OK)
+		return 1;
+	spawn_host_destroy(h);
+	return rc == SPAWN_UNAVAILABLE ? 0 : 1;
+}
+EOF
+
+cc -std=c11 -Wall -Wextra -Werror $flags $(pkg-config --cflags spawn) "$work/consumer.c" \
+	-o "$work/consumer-shared" $(pkg-config --libs spawn) -Wl,-rpath,"$libdir"
+"$work/consumer-shared"
+
+static_libs=$(pkg-config --static --libs spawn | sed 's/-lspawn\b/-Wl,-Bstatic -lspawn -Wl,-Bdynamic/')
+cc -std=c11 -Wall -Wextra -Werror $flags $(pkg-config --cflags spawn) "$work/consumer.c" \
+	-o "$work/consumer-static" $static_libs
+if readelf -d "$work/consumer-static" | grep -q 'libspawn\.so'; then
+	echo "static consumer still needs libspawn.so" >&2
+	exit 1
+fi
+"$work/consumer-static"
+echo "sdk install test: ok"

@@ -1,0 +1,885 @@
+/* sdk_unit_test.c - libspawn without a gateway: status table, payload
+ * helpers, argument validation, the registration message, and the
+ * dispatcher (handler -> InvocationResult) driven through spawni_execute. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* spawn.actors.TimeoutStrategy {int64 timeout} stands in for a user's
+ * state message; spawn.actors.ActorId for a second, different type. */
+#define COUNTER_D   (&spawn__actors__timeout_strategy__descriptor)
+#define COUNTER_URL "type.googleapis.com/spawn.actors.TimeoutStrategy"
+#define OTHER_D     (&spawn__actors__actor_id__descriptor)
+
+/* ---- status and payload helpers ------------------------------------------ */
+
+START_TEST(status_names_and_messages_cover_both_tables)
+{
+	ck_assert_str_eq(spawn_status_name(SPAWN_OK), "OK");
+	ck_assert_str_eq(spawn_status_name(5), "NOT_FOUND");
+	ck_assert_str_eq(spawn_status_name(SPAWN_UNAUTHENTICATED), "UNAUTHENTICATED");
+	ck_assert_str_eq(spawn_status_name(SPAWN_EINVAL), "EINVAL");
+	ck_assert_str_eq(spawn_status_name(SPAWN_ESYS), "ESYS");
+	ck_assert_str_eq(spawn_status_name(999), "?");
+	ck_assert_str_eq(spawn_strerror(SPAWN_UNAVAILABLE), "unavailable");
+	ck_assert_str_eq(spawn_strerror(SPAWN_ETYPE), "payload has another type");
+	ck_assert_str_eq(spawn_strerror(-999), "unknown status");
+	ck_assert_str_eq(spawn_version(), SPAWN_VERSION_STRING);
+}
+END_TEST
+
+START_TEST(type_url_is_built_from_the_descriptor_and_truncates_like_snprintf)
+{
+	char buf[128];
+	size_t n = spawn_type_url(COUNTER_D, buf, sizeof buf);
+	ck_assert_str_eq(buf, COUNTER_URL);
+	ck_assert_uint_eq(n, strlen(COUNTER_URL));
+	char small[8];
+	ck_assert_uint_eq(spawn_type_url(COUNTER_D, small, sizeof small), strlen(COUNTER_URL));
+	ck_assert_str_eq(small, "type.go");
+	ck_assert_uint_eq(spawn_type_url(COUNTER_D, NULL, 0), strlen(COUNTER_URL));
+}
+END_TEST
+
+START_TEST(payload_pack_unpack_round_trips_and_checks_the_type)
+{
+	Spawn__Actors__TimeoutStrategy in = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	in.timeout = 4242;
+	spawn_payload p;
+	ck_assert_int_eq(spawn_payload_pack(&p, &in.base), SPAWN_OK);
+	ck_assert_str_eq(p.type_url, COUNTER_URL);
+	ck_assert(spawn_payload_is(&p, COUNTER_D));
+	ck_assert(!spawn_payload_is(&p, OTHER_D));
+
+	ProtobufCMessage *m = NULL;
+	ck_assert_int_eq(spawn_payload_unpack(&p, COUNTER_D, &m), SPAWN_OK);
+	ck_assert_int_eq(((Spawn__Actors__TimeoutStrategy *)m)->timeout, 4242);
+	protobuf_c_message_free_unpacked(m, NULL);
+	ck_assert_int_eq(spawn_payload_unpack(&p, OTHER_D, &m), SPAWN_ETYPE);
+
+	spawn_payload_fini(&p);
+	ck_assert_ptr_null(p.type_url);
+	ck_assert_uint_eq(p.len, 0);
+	spawn_payload_fini(&p); /* zeroed: no-op */
+	spawn_payload_fini(NULL);
+
+	/* A message with all defaults packs to zero bytes but keeps its type. */
+	Spawn__Actors__TimeoutStrategy zero = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	ck_assert_int_eq(spawn_payload_pack(&p, &zero.base), SPAWN_OK);
+	ck_assert_uint_eq(p.len, 0);
+	ck_assert_ptr_null(p.data);
+	ck_assert_int_eq(spawn_payload_unpack(&p, COUNTER_D, &m), SPAWN_OK);
+	protobuf_c_message_free_unpacked(m, NULL);
+	spawn_payload_fini(&p);
+}
+END_TEST
+
+START_TEST(payload_unpack_rejects_garbage_and_missing_values)
+{
+	ProtobufCMessage *m = NULL;
+	spawn_payload none = {0};
+	ck_assert_int_eq(spawn_payload_unpack(&none, COUNTER_D, &m), SPAWN_ETYPE);
+	/* Field 1 as varint with a truncated value. */
+	static const uint8_t garbage[] = {0x08, 0xff};
+	spawn_payload bad = {.type_url = COUNTER_URL, .data = garbage, .len = sizeof garbage};
+	ck_assert_int_eq(spawn_payload_unpack(&bad, COUNTER_D, &m), SPAWN_EPROTO);
+	ck_assert_int_eq(spawn_payload_unpack(NULL, COUNTER_D, &m), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_payload_unpack(&bad, NULL, &m), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_payload_pack(NULL, NULL), SPAWN_EINVAL);
+	/* A bare full name (no slash) still matches. */
+	spawn_payload bare = {.type_url = "spawn.actors.TimeoutStrategy"};
+	ck_assert(spawn_payload_is(&bare, COUNTER_D));
+	ck_assert(!spawn_payload_is(NULL, COUNTER_D));
+	spawn_reply_fini(NULL);
+}
+END_TEST
+
+START_TEST(backoff_stays_within_bounds_and_grows)
+{
+	unsigned seed = 7;
+	for (int round = 0; round < 200; round++) {
+		int64_t d0 = spawni_backoff_ms(0, 100, 5000, &seed);
+		ck_assert_int_ge(d0, 100);
+		ck_assert_int_le(d0, 120);
+		int64_t d3 = spawni_backoff_ms(3, 100, 5000, &seed);
+		ck_assert_int_ge(d3, 640);
+		ck_assert_int_le(d3, 960);
+		int64_t d40 = spawni_backoff_ms(40, 100, 5000, &seed);
+		ck_assert_int_ge(d40, 4000);
+		ck_assert_int_le(d40, 5000);
+	}
+}
+END_TEST
+
+/* ---- argument validation --------------------------------------------------- */
+
+static void nop_handler(spawn_ctx *ctx, void *user)
+{
+	(void)ctx;
+	(void)user;
+}
+
+static spawn_host *make_host(void)
+{
+	spawn_host_opts o = {.target = "unix:/nonexistent/spawn.sock", .system = "sys"};
+	spawn_host *h = NULL;
+	ck_assert_int_eq(spawn_host_create(&h, &o), SPAWN_OK);
+	return h;
+}
+
+START_TEST(host_create_rejects_bad_options)
+{
+	spawn_host *h = (spawn_host *)0x1; /* must stay untouched on error */
+	spawn_host_opts ok = {.target = "127.0.0.1:1", .system = "sys"};
+	ck_assert_int_eq(spawn_host_create(NULL, &ok), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_host_create(&h, NULL), SPAWN_EINVAL);
+	spawn_host_opts o = ok;
+	o.target = "";
+	ck_assert_int_eq(spawn_host_create(&h, &o), SPAWN_EINVAL);
+	o = ok;
+	o.system = NULL;
+	ck_assert_int_eq(spawn_host_create(&h, &o), SPAWN_EINVAL);
+	o = ok;
+	o.workers = -1;
+	ck_assert_int_eq(spawn_host_create(&h, &o), SPAWN_EINVAL);
+	o = ok;
+	o.max_message_bytes = -1;
+	ck_assert_int_eq(spawn_host_create(&h, &o), SPAWN_EINVAL);
+	o = ok;
+	o.backoff_min_ms = 6000; /* above the default maximum */
+	ck_assert_int_eq(spawn_host_create(&h, &o), SPAWN_EINVAL);
+	ck_assert_ptr_eq(h, (spawn_host *)0x1);
+	spawn_host_destroy(NULL);
+}
+END_TEST
+
+START_TEST(add_actor_validates_definitions)
+{
+	spawn_host *h = make_host();
+	spawn_action_def acts[] = {{.name = "A", .handler = nop_handler},
+	                           {.name = "B", .handler = nop_handler}};
+	spawn_actor_def d = {.name = "x", .actions = acts, .n_actions = 2};
+
+	spawn_actor_def bad = d;
+	ck_assert_int_eq(spawn_host_add_actor(h, NULL), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_host_add_actor(NULL, &d), SPAWN_EINVAL);
+	bad.name = "";
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	bad = d;
+	bad.n_actions = 0;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	bad = d;
+	bad.kind = (spawn_actor_kind)7;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	bad = d;
+	bad.snapshot_interval_ms = -1;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	bad = d;
+	bad.min_pool_size = 5;
+	bad.max_pool_size = 2;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+
+	spawn_action_def no_handler[] = {{.name = "A"}};
+	bad = d;
+	bad.actions = no_handler;
+	bad.n_actions = 1;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	spawn_action_def unnamed[] = {{.name = NULL, .handler = nop_handler}};
+	bad.actions = unnamed;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	spawn_action_def twice[] = {{.name = "A", .handler = nop_handler},
+	                            {.name = "A", .handler = nop_handler}};
+	bad.actions = twice;
+	bad.n_actions = 2;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EEXIST);
+
+	ck_assert_int_eq(spawn_host_add_actor(h, &d), SPAWN_OK);
+	ck_assert_int_eq(spawn_host_add_actor(h, &d), SPAWN_EEXIST);
+	spawn_host_destroy(h);
+}
+END_TEST
+
+START_TEST(run_and_start_need_actors)
+{
+	spawn_host *h = make_host();
+	ck_assert_int_eq(spawn_host_run(h), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_host_start(h), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_host_run(NULL), SPAWN_EINVAL);
+	spawn_host_destroy(h);
+}
+END_TEST
+
+START_TEST(stop_before_run_makes_run_return_at_once)
+{
+	spawn_host *h = make_host();
+	spawn_action_def a = {.name = "A", .handler = nop_handler};
+	spawn_actor_def d = {.name = "x", .actions = &a, .n_actions = 1};
+	ck_assert_int_eq(spawn_host_add_actor(h, &d), SPAWN_OK);
+	spawn_host_stop(h);
+	ck_assert_int_eq(spawn_host_run(h), SPAWN_OK);
+	ck_assert_int_eq(spawn_host_start(h), SPAWN_ECLOSED);
+	ck_assert_int_eq(spawn_host_add_actor(h, &d), SPAWN_ESTATE);
+	ck_assert_int_eq(spawn_host_wait_registered(h, 1000), SPAWN_ECLOSED);
+	spawn_host_destroy(h);
+}
+END_TEST
+
+START_TEST(wait_registered_times_out)
+{
+	spawn_host *h = make_host();
+	ck_assert_int_eq(spawn_host_wait_registered(h, 0), SPAWN_ETIMEDOUT);
+	ck_assert_int_eq(spawn_host_wait_registered(h, 20), SPAWN_ETIMEDOUT);
+	ck_assert_int_eq(spawn_host_wait_registrations(h, 1, 0), SPAWN_ETIMEDOUT);
+	ck_assert_int_eq(spawn_host_wait_registrations(h, 0, 0), SPAWN_OK);
+	ck_assert_uint_eq(spawn_host_registrations(h), 0);
+	spawn_host_destroy(h);
+}
+END_TEST
+
+START_TEST(client_rejects_bad_requests)
+{
+	spawn_client *c = (spawn_client *)0x1;
+	ck_assert_int_eq(spawn_client_create(&c, ""), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_client_create(&c, NULL), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_client_create(NULL, "127.0.0.1:1"), SPAWN_EINVAL);
+	ck_assert_ptr_eq(c, (spawn_client *)0x1);
+	/* Creating connects lazily: nothing listens here and that is fine. */
+	ck_assert_int_eq(spawn_client_create(&c, "unix:/nonexistent/spawn.sock"), SPAWN_OK);
+
+	spawn_reply r;
+	spawn_request req = {.system = "s", .actor = "a"}; /* no action */
+	ck_assert_int_eq(spawn_client_invoke(c, &req, &r, 1000), SPAWN_EINVAL);
+	ck_assert_int_eq(r.status, SPAWN_EINVAL);
+	ck_assert_ptr_nonnull(r.message);
+	spawn_reply_fini(&r);
+	ck_assert_ptr_null(r.message);
+
+	req.action = "Add";
+	req.payload.data = "xy";
+	req.payload.len = 2; /* bytes without a type URL */
+	ck_assert_int_eq(spawn_client_invoke(c, &req, &r, 1000), SPAWN_EINVAL);
+	spawn_reply_fini(&r);
+	ck_assert_int_eq(spawn_client_invoke(c, NULL, &r, 1000), SPAWN_EINVAL);
+	spawn_reply_fini(&r);
+	ck_assert_int_eq(spawn_client_invoke(c, &req, NULL, 1000), SPAWN_EINVAL);
+
+	spawn_actor_id ids[] = {{.name = "i1", .parent = "t"}};
+	ck_assert_int_eq(spawn_client_spawn(c, "s", ids, 0, &r, 1000), SPAWN_EINVAL);
+	spawn_reply_fini(&r);
+	spawn_actor_id no_parent[] = {{.name = "i1"}};
+	ck_assert_int_eq(spawn_client_spawn(c, "s", no_parent, 1, &r, 1000), SPAWN_EINVAL);
+	spawn_reply_fini(&r);
+
+	spawn_request ok = {.system = "s", .actor = "a", .action = "b"};
+	ck_assert_int_eq(spawn_client_invoke_async(c, &ok, 1000, NULL, NULL), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_client_invoke_async(c, &req, 1000, (spawn_reply_fn)1, NULL),
+	                 SPAWN_EINVAL);
+	spawn_client_destroy(c);
+	spawn_client_destroy(NULL);
+}
+END_TEST
+
+/* ---- registration ------------------------------------------------------------ */
+
+START_TEST(registration_describes_every_actor)
+{
+	spawni_registry reg = {0};
+	spawn_action_def acts[] = {{.name = "Tick", .handler = nop_handler, .timer_ms = 250},
+	                           {.name = "Add", .handler = nop_handler}};
+	spawn_actor_def counter = {.name = "counter",
+	                           .stateful = true,
+	                           .state_type = COUNTER_URL,
+	                           .snapshot_interval_ms = 1500,
+	                           .deactivate_timeout_ms = 60000,
+	                           .actions = acts,
+	                           .n_actions = 2};
+	spawn_actor_def pool = {.name = "pool",
+	                        .kind = SPAWN_KIND_POOLED,
+	                        .min_pool_size = 1,
+	                        .max_pool_size = 4,
+	                        .actions = &acts[1],
+	                        .n_actions = 1};
+	ck_assert_int_eq(spawni_registry_add(&reg, &pool), SPAWN_OK);
+	ck_assert_int_eq(spawni_registry_add(&reg, &counter), SPAWN_OK);
+
+	spawn_arena a;
+	spawn_arena_init(&a, 0);
+	spawni_service svc = {"sys", "svc", "1.2.3"};
+	Spawn__RegistrationRequest *req;
+	ck_assert_int_eq(spawni_registration(&reg, &svc, &a, &req), SPAWN_OK);
+
+	/* Through the wire and back, as the gateway sees it. */
+	size_t n = protobuf_c_message_get_packed_size(&req->base);
+	uint8_t *buf = malloc(n);
+	protobuf_c_message_pack(&req->base, buf);
+	Spawn__RegistrationRequest *got = spawn__registration_request__unpack(NULL, n, buf);
+	free(buf);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got->service_info->service_name, "svc");
+	ck_assert_str_eq(got->service_info->service_version, "1.2.3");
+	ck_assert_str_eq(got->service_info->support_library_name, "libspawn");
+	ck_assert_str_eq(got->service_info->support_library_version, SPAWN_VERSION_STRING);
+	ck_assert_str_eq(got->actor_system->name, "sys");
+	ck_assert_uint_eq(got->actor_system->registry->n_actors, 2);
+	/* Sorted by name. */
+	Spawn__Actors__Actor *c = got->actor_system->registry->actors[0]->value;
+	ck_assert_str_eq(got->actor_system->registry->actors[0]->key, "counter");
+	ck_assert_str_eq(c->id->name, "counter");
+	ck_assert_str_eq(c->id->system, "sys");
+	ck_assert_int_eq(c->settings->kind, SPAWN__ACTORS__KIND__NAMED);
+	ck_assert(c->settings->stateful);
+	ck_assert_str_eq(c->settings->state_type, COUNTER_URL);
+	ck_assert_int_eq(c->settings->snapshot_strategy->timeout->timeout, 1500);
+	ck_assert_int_eq(c->settings->deactivation_strategy->timeout->timeout, 60000);
+	ck_assert_uint_eq(c->n_actions, 1);
+	ck_assert_str_eq(c->actions[0]->name, "Add");
+	ck_assert_uint_eq(c->n_timer_actions, 1);
+	ck_assert_str_eq(c->timer_actions[0]->action->name, "Tick");
+	ck_assert_int_eq(c->timer_actions[0]->seconds, 250);
+	Spawn__Actors__Actor *p = got->actor_system->registry->actors[1]->value;
+	ck_assert_str_eq(p->id->name, "pool");
+	ck_assert_int_eq(p->settings->kind, SPAWN__ACTORS__KIND__POOLED);
+	ck_assert_int_eq(p->settings->max_pool_size, 4);
+	ck_assert_ptr_null(p->settings->snapshot_strategy);
+	spawn__registration_request__free_unpacked(got, NULL);
+	spawn_arena_fini(&a);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+/* A task with every part of an invocation filled in. */
+typedef struct fixture {
+	Spawn__Gateway__V1__InvocationTask task;
+	Spawn__ActorInvocation inv;
+	Spawn__Actors__ActorId self, caller;
+	Spawn__Context ctx;
+	Google__Protobuf__Any state, payload;
+	Spawn__Context__MetadataEntry md, *mdp[1];
+	Spawn__Context__TagsEntry tag, *tagp[1];
+	uint8_t state_bytes[16], payload_bytes[16];
+	spawn_arena arena;
+	Spawn__Gateway__V1__InvocationResult res;
+} fixture;
+
+static void fixture_init(fixture *f, const char *actor, const char *action, int64_t total,
+                         int64_t add)
+{
+	memset(f, 0, sizeof *f);
+	spawn__gateway__v1__invocation_task__init(&f->task);
+	spawn__actor_invocation__init(&f->inv);
+	spawn__actors__actor_id__init(&f->self);
+	spawn__actors__actor_id__init(&f->caller);
+	spawn__context__init(&f->ctx);
+	google__protobuf__any__init(&f->state);
+	google__protobuf__any__init(&f->payload);
+	spawn__context__metadata_entry__init(&f->md);
+	spawn__context__tags_entry__init(&f->tag);
+
+	f->self.name = (char *)actor;
+	f->self.system = "sys";
+	f->caller.name = "other";
+	f->caller.system = "sys";
+	Spawn__Actors__TimeoutStrategy s = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	s.timeout = total;
+	f->state.type_url = COUNTER_URL;
+	f->state.value.len = protobuf_c_message_pack(&s.base, f->state_bytes);
+	f->state.value.data = f->state_bytes;
+	s.timeout = add;
+	f->payload.type_url = COUNTER_URL;
+	f->payload.value.len = protobuf_c_message_pack(&s.base, f->payload_bytes);
+	f->payload.value.data = f->payload_bytes;
+	f->md.key = "trace";
+	f->md.value = "abc";
+	f->mdp[0] = &f->md;
+	f->tag.key = "color";
+	f->tag.value = "blue";
+	f->tagp[0] = &f->tag;
+	f->ctx.state = &f->state;
+	f->ctx.n_metadata = 1;
+	f->ctx.metadata = f->mdp;
+	f->ctx.n_tags = 1;
+	f->ctx.tags = f->tagp;
+	f->ctx.self = &f->self;
+	f->inv.actor = &f->self;
+	f->inv.action_name = (char *)action;
+	f->inv.current_context = &f->ctx;
+	f->inv.caller = &f->caller;
+	f->inv.payload_case = SPAWN__ACTOR_INVOCATION__PAYLOAD_VALUE;
+	f->inv.value = &f->payload;
+	f->task.request_id = 77;
+	f->task.invocation = &f->inv;
+	spawn_arena_init(&f->arena, 0);
+}
+
+static void fixture_fini(fixture *f)
+{
+	spawn_arena_fini(&f->arena);
+}
+
+/* run packs and re-parses the result, proving it serializes; the caller
+ * frees the returned message with free_unpacked. */
+static Spawn__Gateway__V1__InvocationResult *run(const spawni_registry *reg, fixture *f,
+                                                 int64_t now_ms)
+{
+	spawni_execute(reg, &f->task, now_ms, &f->arena, &f->res);
+	size_t n = protobuf_c_message_get_packed_size(&f->res.base);
+	uint8_t *buf = malloc(n ? n : 1);
+	protobuf_c_message_pack(&f->res.base, buf);
+	Spawn__Gateway__V1__InvocationResult *r =
+	    spawn__gateway__v1__invocation_result__unpack(NULL, n, buf);
+	free(buf);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->request_id, 77);
+	return r;
+}
+
+static int64_t counter_of(const Google__Protobuf__Any *any)
+{
+	ck_assert_ptr_nonnull(any);
+	ck_assert_str_eq(any->type_url, COUNTER_URL);
+	Spawn__Actors__TimeoutStrategy *m =
+	    spawn__actors__timeout_strategy__unpack(NULL, any->value.len, any->value.data);
+	ck_assert_ptr_nonnull(m);
+	int64_t v = m->timeout;
+	spawn__actors__timeout_strategy__free_unpacked(m, NULL);
+	return v;
+}
+
+/* What handlers saw, for the assertions. */
+static struct {
+	int calls;
+	char actor[32], system[32], action[32], caller[32], caller_system[32], parent[32];
+	char trace[32], color[32];
+	bool no_parent, missing_md_null;
+	int64_t deadline;
+	size_t state_len;
+} seen;
+
+static void copy(char *dst, const char *src)
+{
+	snprintf(dst, 32, "%s", src ? src : "(null)");
+}
+
+static void h_observe(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	seen.calls++;
+	copy(seen.actor, spawn_ctx_actor(ctx));
+	copy(seen.system, spawn_ctx_system(ctx));
+	copy(seen.action, spawn_ctx_action(ctx));
+	copy(seen.caller, spawn_ctx_caller_actor(ctx));
+	copy(seen.caller_system, spawn_ctx_caller_system(ctx));
+	copy(seen.parent, spawn_ctx_parent(ctx));
+	copy(seen.trace, spawn_ctx_metadata(ctx, "trace"));
+	copy(seen.color, spawn_ctx_tag(ctx, "color"));
+	seen.missing_md_null =
+	    spawn_ctx_metadata(ctx, "nope") == NULL && spawn_ctx_tag(ctx, "nope") == NULL;
+	seen.deadline = spawn_ctx_deadline_ms(ctx);
+	seen.state_len = spawn_ctx_state(ctx)->len;
+}
+
+/* Adds the payload to the state with the message helpers. */
+static void h_add(spawn_ctx *ctx, void *user)
+{
+	bool checkpoint = user != NULL;
+	seen.calls++;
+	Spawn__Actors__TimeoutStrategy *st, *add;
+	ck_assert_int_eq(spawn_ctx_state_msg(ctx, COUNTER_D, (ProtobufCMessage **)&st), SPAWN_OK);
+	ck_assert_int_eq(spawn_ctx_payload_msg(ctx, COUNTER_D, (ProtobufCMessage **)&add),
+	                 SPAWN_OK);
+	st->timeout += add->timeout;
+	ck_assert_int_eq(spawn_ctx_set_state_msg(ctx, &st->base), SPAWN_OK);
+	ck_assert_int_eq(spawn_ctx_reply_msg(ctx, &st->base), SPAWN_OK);
+	spawn_ctx_checkpoint(ctx, checkpoint);
+}
+
+static void h_raw(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	seen.calls++;
+	ck_assert_int_eq(spawn_ctx_set_state(ctx, NULL, "x", 1), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_set_state(ctx, "t/x.Y", NULL, 3), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_set_state(ctx, "t/x.First", "aa", 2), SPAWN_OK);
+	ck_assert_int_eq(spawn_ctx_set_state(ctx, "t/x.S", "abc", 3), SPAWN_OK); /* last wins */
+	ck_assert_int_eq(spawn_ctx_reply(ctx, "t/x.R", "xy", 2), SPAWN_OK);
+}
+
+static void h_reply_none(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ck_assert_int_eq(spawn_ctx_reply(ctx, "t/x.R", "xy", 2), SPAWN_OK);
+	ck_assert_int_eq(spawn_ctx_reply(ctx, NULL, NULL, 0), SPAWN_OK); /* back to Noop */
+}
+
+static void h_fail(spawn_ctx *ctx, void *user)
+{
+	seen.calls++;
+	spawn_ctx_set_state(ctx, "t/x.S", "abc", 3);
+	spawn_ctx_reply(ctx, "t/x.R", "xy", 2);
+	spawn_ctx_fail(ctx, (int)(intptr_t)user, (int)(intptr_t)user == 3 ? "bad input" : NULL);
+}
+
+static void h_types(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	seen.calls++;
+	ProtobufCMessage *m;
+	ck_assert_int_eq(spawn_ctx_state_msg(ctx, OTHER_D, &m), SPAWN_ETYPE);
+	ck_assert_int_eq(spawn_ctx_payload_msg(ctx, OTHER_D, &m), SPAWN_ETYPE);
+	ck_assert_int_eq(spawn_ctx_state_msg(ctx, NULL, &m), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_state_msg(NULL, COUNTER_D, &m), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_set_state_msg(ctx, NULL), SPAWN_EINVAL);
+}
+
+static void reg_add(spawni_registry *reg, const char *name, spawn_actor_kind kind,
+                    const char *action, spawn_handler fn, void *user)
+{
+	spawn_action_def a = {.name = action, .handler = fn, .user = user};
+	spawn_actor_def d = {.name = name, .kind = kind, .actions = &a, .n_actions = 1};
+	ck_assert_int_eq(spawni_registry_add(reg, &d), SPAWN_OK);
+}
+
+START_TEST(handler_that_sets_nothing_keeps_the_state)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Look", h_observe, NULL);
+	fixture f;
+	fixture_init(&f, "c", "Look", 41, 1);
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	Spawn__ActorInvocationResponse *resp = r->response;
+	ck_assert_str_eq(resp->actor_name, "c");
+	ck_assert_str_eq(resp->actor_system, "sys");
+	ck_assert_int_eq(counter_of(resp->updated_context->state), 41);
+	ck_assert_int_eq(resp->payload_case, SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_NOOP);
+	ck_assert(!resp->checkpoint);
+	ck_assert_str_eq(resp->updated_context->self->name, "c");
+	ck_assert_str_eq(resp->updated_context->caller->name, "other");
+	ck_assert_uint_eq(resp->updated_context->n_tags, 1);
+	ck_assert_str_eq(resp->updated_context->tags[0]->value, "blue");
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(ctx_getters_expose_the_invocation)
+{
+	memset(&seen, 0, sizeof seen);
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Look", h_observe, NULL);
+	fixture f;
+	fixture_init(&f, "c", "Look", 41, 1);
+	f.task.deadline_unix_ms = 5000;
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 1000);
+	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_str_eq(seen.actor, "c");
+	ck_assert_str_eq(seen.system, "sys");
+	ck_assert_str_eq(seen.action, "Look");
+	ck_assert_str_eq(seen.caller, "other");
+	ck_assert_str_eq(seen.caller_system, "sys");
+	ck_assert_str_eq(seen.parent, "(null)");
+	ck_assert_str_eq(seen.trace, "abc");
+	ck_assert_str_eq(seen.color, "blue");
+	ck_assert(seen.missing_md_null);
+	ck_assert_int_eq(seen.deadline, 5000);
+	ck_assert_uint_eq(seen.state_len, f.state.value.len);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	/* A client call has no caller, and a first call no state. */
+	fixture_init(&f, "c", "Look", 0, 0);
+	f.inv.caller = NULL;
+	f.ctx.state = NULL;
+	r = run(&reg, &f, 0);
+	ck_assert_str_eq(seen.caller, "(null)");
+	ck_assert_uint_eq(seen.state_len, 0);
+	ck_assert_ptr_null(r->response->updated_context->state);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(handler_outcome_becomes_the_response)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Add", h_add, (void *)1);
+	reg_add(&reg, "raw", 0, "Set", h_raw, NULL);
+	reg_add(&reg, "none", 0, "Reply", h_reply_none, NULL);
+	fixture f;
+	fixture_init(&f, "c", "Add", 40, 2);
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	ck_assert_int_eq(counter_of(r->response->updated_context->state), 42);
+	ck_assert_int_eq(r->response->payload_case,
+	                 SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE);
+	ck_assert_int_eq(counter_of(r->response->value), 42);
+	ck_assert(r->response->checkpoint);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	fixture_init(&f, "raw", "Set", 40, 2);
+	r = run(&reg, &f, 0);
+	Google__Protobuf__Any *st = r->response->updated_context->state;
+	ck_assert_str_eq(st->type_url, "t/x.S");
+	ck_assert_uint_eq(st->value.len, 3);
+	ck_assert_mem_eq(st->value.data, "abc", 3);
+	ck_assert_str_eq(r->response->value->type_url, "t/x.R");
+	ck_assert_mem_eq(r->response->value->value.data, "xy", 2);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	fixture_init(&f, "none", "Reply", 40, 2);
+	r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->response->payload_case, SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_NOOP);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(failing_handler_discards_state_and_reply)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Fail", h_fail, (void *)(intptr_t)SPAWN_INVALID_ARGUMENT);
+	fixture f;
+	fixture_init(&f, "c", "Fail", 40, 2);
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR);
+	ck_assert_int_eq(r->error->code, SPAWN_INVALID_ARGUMENT);
+	ck_assert_str_eq(r->error->message, "bad input");
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(fail_codes_out_of_range_become_unknown)
+{
+	int codes[] = {0, 17, -4, 99};
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		spawni_registry reg = {0};
+		reg_add(&reg, "c", 0, "Fail", h_fail, (void *)(intptr_t)codes[i]);
+		fixture f;
+		fixture_init(&f, "c", "Fail", 40, 2);
+		Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+		ck_assert_int_eq(r->error->code, SPAWN_UNKNOWN);
+		ck_assert_str_eq(r->error->message, "unknown error"); /* NULL message */
+		spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+		fixture_fini(&f);
+		spawni_registry_fini(&reg);
+	}
+}
+END_TEST
+
+START_TEST(message_helpers_default_missing_values_and_check_types)
+{
+	memset(&seen, 0, sizeof seen);
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Add", h_add, NULL);
+	reg_add(&reg, "t", 0, "Types", h_types, NULL);
+	/* First call: no state and no payload -> defaults, total 0 + 0. */
+	fixture f;
+	fixture_init(&f, "c", "Add", 0, 0);
+	f.ctx.state = NULL;
+	f.inv.payload_case = SPAWN__ACTOR_INVOCATION__PAYLOAD_NOOP;
+	Spawn__Noop noop = SPAWN__NOOP__INIT;
+	f.inv.noop = &noop;
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(counter_of(r->response->updated_context->state), 0);
+	ck_assert(!r->response->checkpoint);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	/* An empty Any is "no state" too. */
+	fixture_init(&f, "c", "Add", 0, 5);
+	f.state.type_url = "";
+	f.state.value.len = 0;
+	r = run(&reg, &f, 0);
+	ck_assert_int_eq(counter_of(r->response->updated_context->state), 5);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	fixture_init(&f, "t", "Types", 1, 1);
+	r = run(&reg, &f, 0);
+	ck_assert_int_eq(seen.calls, 3);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(unnamed_instances_run_their_template)
+{
+	memset(&seen, 0, sizeof seen);
+	spawni_registry reg = {0};
+	reg_add(&reg, "tmpl", SPAWN_KIND_UNNAMED, "Look", h_observe, NULL);
+	fixture f;
+	fixture_init(&f, "instance-1", "Look", 1, 1);
+	f.self.parent = "tmpl";
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	ck_assert_str_eq(seen.actor, "instance-1");
+	ck_assert_str_eq(seen.parent, "tmpl");
+	ck_assert_str_eq(r->response->actor_name, "instance-1");
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(unknown_actor_or_action_is_not_found)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Look", h_observe, NULL);
+	fixture f;
+	fixture_init(&f, "nobody", "Look", 1, 1);
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR);
+	ck_assert_int_eq(r->error->code, SPAWN_NOT_FOUND);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	fixture_init(&f, "c", "Nope", 1, 1);
+	r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->error->code, SPAWN_NOT_FOUND);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(expired_deadline_skips_the_handler)
+{
+	memset(&seen, 0, sizeof seen);
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Look", h_observe, NULL);
+	fixture f;
+	fixture_init(&f, "c", "Look", 1, 1);
+	f.task.deadline_unix_ms = 1000;
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 1000);
+	ck_assert_int_eq(r->error->code, SPAWN_DEADLINE_EXCEEDED);
+	ck_assert_int_eq(seen.calls, 0);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(task_without_invocation_is_invalid)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Look", h_observe, NULL);
+	fixture f;
+	fixture_init(&f, "c", "Look", 1, 1);
+	f.task.invocation = NULL;
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->error->code, SPAWN_INVALID_ARGUMENT);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	fixture_init(&f, "", "Look", 1, 1);
+	r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->error->code, SPAWN_INVALID_ARGUMENT);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+static void oom_h_add(spawn_ctx *ctx, void *user)
+{
+	/* Like h_add but tolerant: under a memory limit the helpers may fail. */
+	(void)user;
+	Spawn__Actors__TimeoutStrategy *st;
+	if (spawn_ctx_state_msg(ctx, COUNTER_D, (ProtobufCMessage **)&st) != SPAWN_OK) {
+		spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, NULL);
+		return;
+	}
+	st->timeout++;
+	if (spawn_ctx_set_state_msg(ctx, &st->base) != SPAWN_OK)
+		spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, NULL);
+}
+
+START_TEST(out_of_memory_in_the_arena_becomes_resource_exhausted)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Add", oom_h_add, NULL);
+	/* Limits from 16 upward: each run either succeeds or reports
+	 * RESOURCE_EXHAUSTED; never a crash or a half-built result. */
+	bool saw_oom = false, saw_ok = false;
+	for (size_t limit = 16; limit < 4096 && !saw_ok; limit += 16) {
+		fixture f;
+		fixture_init(&f, "c", "Add", 1, 1);
+		spawn_arena_fini(&f.arena);
+		spawn_arena_init(&f.arena, limit);
+		spawni_execute(&reg, &f.task, 0, &f.arena, &f.res);
+		if (f.res.outcome_case == SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR) {
+			ck_assert_int_eq(f.res.error->code, SPAWN_RESOURCE_EXHAUSTED);
+			saw_oom = true;
+		} else {
+			saw_ok = true;
+		}
+		size_t n = protobuf_c_message_get_packed_size(&f.res.base);
+		ck_assert_uint_gt(n, 0);
+		fixture_fini(&f);
+	}
+	ck_assert(saw_oom);
+	ck_assert(saw_ok);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+static Suite *sdk_unit_suite(void)
+{
+	Suite *s = suite_create("sdk_unit");
+	struct {
+		const char *name;
+		const TTest *t;
+	} cases[] = {
+	    {"status", status_names_and_messages_cover_both_tables},
+	    {"type_url", type_url_is_built_from_the_descriptor_and_truncates_like_snprintf},
+	    {"payload_round_trip", payload_pack_unpack_round_trips_and_checks_the_type},
+	    {"payload_errors", payload_unpack_rejects_garbage_and_missing_values},
+	    {"backoff", backoff_stays_within_bounds_and_grows},
+	    {"host_create", host_create_rejects_bad_options},
+	    {"add_actor", add_actor_validates_definitions},
+	    {"run_needs_actors", run_and_start_need_actors},
+	    {"stop_before_run", stop_before_run_makes_run_return_at_once},
+	    {"wait_registered", wait_registered_times_out},
+	    {"client_validation", client_rejects_bad_requests},
+	    {"registration", registration_describes_every_actor},
+	    {"keeps_state", handler_that_sets_nothing_keeps_the_state},
+	    {"getters", ctx_getters_expose_the_invocation},
+	    {"outcome", handler_outcome_becomes_the_response},
+	    {"fail", failing_handler_discards_state_and_reply},
+	    {"fail_codes", fail_codes_out_of_range_become_unknown},
+	    {"msg_helpers", message_helpers_default_missing_values_and_check_types},
+	    {"unnamed", unnamed_instances_run_their_template},
+	    {"not_found", unknown_actor_or_action_is_not_found},
+	    {"deadline", expired_deadline_skips_the_handler},
+	    {"no_invocation", task_without_invocation_is_invalid},
+	    {"oom", out_of_memory_in_the_arena_becomes_resource_exhausted},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_set_timeout(tc, 30);
+		tcase_add_test(tc, cases[i].t);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(sdk_unit_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
