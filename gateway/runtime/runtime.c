@@ -149,10 +149,10 @@ static gw_shard *shard_of(gw_runtime *rt, uint32_t h)
 	return &rt->shards[(h >> 16 ^ h) % rt->nshards];
 }
 
-static gw_actor *table_find(gw_shard *s, uint32_t h, const gw_actor_type *t, const char *name)
+static gw_actor *table_find(gw_shard *s, uint32_t h, const char *system, const char *name)
 {
 	for (gw_actor *a = s->buckets[h & (s->nbuckets - 1)]; a; a = a->hnext)
-		if (a->hash == h && a->type == t && !strcmp(a->name, name))
+		if (a->hash == h && !strcmp(a->name, name) && !strcmp(a->type->system, system))
 			return a;
 	return NULL;
 }
@@ -455,6 +455,8 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 	Spawn__Actors__ActorId self = SPAWN__ACTORS__ACTOR_ID__INIT;
 	self.name = a->name;
 	self.system = a->type->system;
+	if (strcmp(a->name, a->type->name))
+		self.parent = a->type->name; /* an instance of an UNNAMED template */
 	Google__Protobuf__Any st = GOOGLE__PROTOBUF__ANY__INIT;
 	Spawn__Context ctx = SPAWN__CONTEXT__INIT;
 	ctx.self = &self;
@@ -585,22 +587,54 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 		deliver(&dl);
 		return;
 	}
-	gw_actor_type *type;
-	gw_actor_settings st;
-	if (gw_registry_lookup(rt->reg, system, name, &type, &st) != GW_OK) {
+	/* Which actor type serves this name:
+	 *   1. an actor registered under that name (NAMED, POOLED);
+	 *   2. with register_ref (or actor.id.parent) naming an UNNAMED actor: an
+	 *      instance of that template, created on first use;
+	 *   3. an instance of a template that is active right now. */
+	gw_actor_type *type = NULL;
+	gw_actor_settings st = {0};
+	const char *ref = rq->register_ref && rq->register_ref[0] ? rq->register_ref
+		: rq->actor->id->parent && rq->actor->id->parent[0] ? rq->actor->id->parent : NULL;
+	if (gw_registry_lookup(rt->reg, system, name, &type, &st) == GW_OK) {
+		if (st.kind == SPAWN__ACTORS__KIND__UNNAMED) {
+			finish(&dl, inv, GW_EINVAL,
+			       "actor '%s' is UNNAMED: invoke an instance of it (register_ref)", name);
+			deliver(&dl);
+			return;
+		}
+	} else if (ref) {
+		if (gw_registry_lookup(rt->reg, system, ref, &type, &st) != GW_OK) {
+			finish(&dl, inv, GW_ENOTFOUND, "actor '%s' not found in system '%s'", ref,
+			       system);
+			deliver(&dl);
+			return;
+		}
+		if (st.kind != SPAWN__ACTORS__KIND__UNNAMED) {
+			finish(&dl, inv, GW_EINVAL, "register_ref '%s' does not name an UNNAMED actor",
+			       ref);
+			deliver(&dl);
+			return;
+		}
+	}
+	uint32_t h = hash_key(system, name);
+	gw_shard *s = shard_of(rt, h);
+	pthread_mutex_lock(&s->mu);
+	gw_actor *a = table_find(s, h, system, name);
+	if (a)
+		type = a->type;
+	if (!type) {
+		pthread_mutex_unlock(&s->mu);
 		finish(&dl, inv, GW_ENOTFOUND, "actor '%s' not found in system '%s'", name, system);
 		deliver(&dl);
 		return;
 	}
 	if (gw_registry_knows_action(rt->reg, type, action) != GW_OK) {
+		pthread_mutex_unlock(&s->mu);
 		finish(&dl, inv, GW_ENOTFOUND, "actor %s has no action '%s'", name, action);
 		deliver(&dl);
 		return;
 	}
-	uint32_t h = hash_key(system, name);
-	gw_shard *s = shard_of(rt, h);
-	pthread_mutex_lock(&s->mu);
-	gw_actor *a = table_find(s, h, type, name);
 	if (!a) {
 		size_t nl = strlen(name) + 1;
 		a = calloc(1, sizeof *a + nl);

@@ -596,6 +596,82 @@ START_TEST(thousand_actors_keep_per_actor_order)
 }
 END_TEST
 
+static void invoke_ref(const char *actor, const char *ref, int tag)
+{
+	gw_inv *inv = gw_inv_create(0);
+	spawn_arena *a = &inv->arena;
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
+	spawn__invocation_request__init(rq);
+	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
+	spawn__actors__actor_system__init(rq->system);
+	rq->system->name = SYS;
+	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
+	spawn__actors__actor__init(rq->actor);
+	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
+	spawn__actors__actor_id__init(rq->actor->id);
+	rq->actor->id->name = spawn_arena_strdup(a, actor);
+	rq->action_name = "Add";
+	rq->register_ref = ref ? spawn_arena_strdup(a, ref) : "";
+	inv->req = rq;
+	inv->done = on_done;
+	inv->user = (void *)(intptr_t)tag;
+	gw_runtime_invoke(rt, inv);
+}
+
+START_TEST(register_ref_creates_instances_of_unnamed_actors)
+{
+	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT;
+	add.name = "Add";
+	Spawn__Actors__Action *acts[] = {&add};
+	Spawn__Actors__ActorSettings st = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
+	st.kind = SPAWN__ACTORS__KIND__UNNAMED;
+	st.stateful = true;
+	Spawn__Actors__ActorId id = SPAWN__ACTORS__ACTOR_ID__INIT;
+	id.name = "tmpl";
+	Spawn__Actors__Actor actor = SPAWN__ACTORS__ACTOR__INIT;
+	actor.id = &id;
+	actor.settings = &st;
+	actor.n_actions = 1;
+	actor.actions = acts;
+	Spawn__Actors__Registry__ActorsEntry e = SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT, *ep[] = {&e};
+	e.key = "tmpl";
+	e.value = &actor;
+	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
+	r.n_actors = 1;
+	r.actors = ep;
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	sys.name = SYS;
+	sys.registry = &r;
+	const char *why;
+	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, &why), GW_OK);
+
+	invoke_ref("inst-1", "tmpl", 1);
+	ck_assert(fake_host_wait(&host, 1));
+	const Spawn__ActorInvocation *ai = fake_task_inv(&host, 0);
+	ck_assert_str_eq(ai->actor->name, "inst-1");
+	ck_assert_str_eq(ai->actor->parent, "tmpl");
+	answer(0, 7, 7, false);
+	/* active now: reachable by name alone */
+	invoke_ref("inst-1", NULL, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_int_eq(task_state(1), 7);
+	answer(1, 8, 8, false);
+	/* each instance has its own state */
+	invoke_ref("inst-2", "tmpl", 3);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(task_state(2), -1);
+	answer(2, 1, 1, false);
+	ck_assert(wait_outs(3));
+	invoke_ref("inst-3", NULL, 4);        /* never created */
+	invoke_ref("tmpl", NULL, 5);          /* the template itself */
+	invoke_ref("inst-4", "a1", 6);        /* a NAMED actor is no template */
+	ck_assert(wait_outs(6));
+	ck_assert_int_eq(outs[3].err, GW_ENOTFOUND);
+	ck_assert_int_eq(outs[4].err, GW_EINVAL);
+	ck_assert_int_eq(outs[5].err, GW_EINVAL);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	Suite *s = suite_create("runtime");
@@ -619,6 +695,7 @@ static Suite *runtime_suite(void)
 		{"flush", flush_saves_every_dirty_actor},
 		{"stateless", stateless_actors_never_touch_the_store},
 		{"order-1000", thousand_actors_keep_per_actor_order},
+		{"unnamed", register_ref_creates_instances_of_unnamed_actors},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);
