@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR - the benchmark suite (`make bench` runs it).
+#
+# Every process listens on an ephemeral loopback port and announces it with a
+# "listening PORT" line on stdout; this script reads that line (it never sleeps
+# to wait for readiness). Scenarios:
+#   direct     loadgen -> bench-echo-server                  (one hop, the baseline)
+#   forwarder  loadgen -> bench-forwarder -> echo server     (two hops, no logic:
+#                                                             the limit of any gateway)
+#   gateway    loadgen -> spawn-gateway -> bench-echo-host   (1 and 1,000 actors)
+#   actors     BENCH_MEM_ACTORS actors activated once each; the gateway's VmRSS
+#              growth divided by the number of actors
+# The machine is small and shared, so results are ratios against baselines
+# measured in the same run: the scenarios are interleaved round by round
+# (BENCH_ROUNDS), ratios are taken within a round, and the table shows medians
+# over rounds. A scenario with any error is reported as FAILED and the script
+# exits 1.
+#
+# Pinning (BENCH_PIN=split, the default when at least 2 CPUs are allowed): the
+# load generator runs on the first allowed CPU and every process under test on
+# the others, so the client never competes with the system it measures and
+# every scenario gives its servers the same cores. BENCH_PIN=none leaves
+# placement to the scheduler (on this 2-core VM, a ping-pong between two
+# processes costs ~27us on one core and ~72us across cores, and the scheduler
+# flips between the two, so unpinned latencies are bimodal).
+#
+# Besides rps and latency, each run reports the CPU time the processes under
+# test used per call (utime+stime from /proc/PID/stat over the whole run,
+# warmup included, divided by every call made): the figure least disturbed by
+# a noisy machine.
+#
+# Environment (defaults in brackets):
+#   BENCH_DURATION_MS [3000]  BENCH_WARMUP_MS [1000]  BENCH_ROUNDS [3]
+#   BENCH_INFLIGHT ["1 64"]   BENCH_GATEWAY_ACTORS ["1 1000"]
+#   BENCH_MEM_ACTORS [1000000] BENCH_MEM_BATCH [256] BENCH_MEM_WARM [10000]
+#   BENCH_SCENARIOS ["direct forwarder gateway actors"]
+#   BENCH_PAYLOAD_BYTES [64]  BENCH_LOADGEN_THREADS [1] BENCH_LOADGEN_CHANNELS [1]
+#   BENCH_ECHO_THREADS [1]    BENCH_FWD_THREADS [1]     BENCH_READY_TIMEOUT_S [20]
+#   BENCH_GW_SYSTEM [bench]   BENCH_GW_ACTION [echo]    BENCH_KEEP_TMP [unset]
+#   BENCH_PIN [split]         BENCH_GW_REGISTER_REF [unset: actors are invoked by name]
+set -euo pipefail
+
+BUILD=${1:-build}
+BIN=$BUILD/bench
+DURATION_MS=${BENCH_DURATION_MS:-3000}
+WARMUP_MS=${BENCH_WARMUP_MS:-1000}
+ROUNDS=${BENCH_ROUNDS:-3}
+INFLIGHT=${BENCH_INFLIGHT:-"1 64"}
+GW_ACTORS=${BENCH_GATEWAY_ACTORS:-"1 1000"}
+MEM_ACTORS=${BENCH_MEM_ACTORS:-1000000}
+MEM_BATCH=${BENCH_MEM_BATCH:-256}
+MEM_WARM=${BENCH_MEM_WARM:-10000}
+SCENARIOS=${BENCH_SCENARIOS:-"direct forwarder gateway actors"}
+PAYLOAD=${BENCH_PAYLOAD_BYTES:-64}
+LG_THREADS=${BENCH_LOADGEN_THREADS:-1}
+LG_CHANNELS=${BENCH_LOADGEN_CHANNELS:-1}
+ECHO_THREADS=${BENCH_ECHO_THREADS:-1}
+FWD_THREADS=${BENCH_FWD_THREADS:-1}
+READY_TIMEOUT_S=${BENCH_READY_TIMEOUT_S:-20}
+GW_SYSTEM=${BENCH_GW_SYSTEM:-bench}
+GW_ACTION=${BENCH_GW_ACTION:-echo}
+# Loadgen flags for every call to the gateway; with BENCH_GW_REGISTER_REF the
+# M distinct actors are instances of that UNNAMED actor, spawned on first call.
+GW_FLAGS=(--system "$GW_SYSTEM" --action "$GW_ACTION")
+BENCH_GW_REGISTER_REF=${BENCH_GW_REGISTER_REF-echo-actor}
+if [[ -n ${BENCH_GW_REGISTER_REF:-} ]]; then
+	GW_FLAGS+=(--register-ref "$BENCH_GW_REGISTER_REF")
+fi
+PIN=${BENCH_PIN:-split}
+GATEWAY=$BUILD/gateway/spawn-gateway
+ECHO_HOST=$BIN/bench-echo-host
+
+for b in bench-echo-server bench-forwarder bench-loadgen; do
+	if [[ ! -x $BIN/$b ]]; then
+		echo "run.sh: $BIN/$b is missing: build with -DSPAWN_BENCH=ON first" >&2
+		exit 2
+	fi
+done
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+# The CPUs this script may use, one per line ("0-1,4" -> 0 1 4).
+allowed_cpus() {
+	local list part
+	list=$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
+	for part in ${list//,/ }; do
+		if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
+	done
+}
+LG_PIN=() SUT_PIN=()
+mapfile -t CPUS < <(allowed_cpus)
+if [[ $PIN == split ]] && ((${#CPUS[@]} >= 2)) && command -v taskset >/dev/null; then
+	sut=$(IFS=,; echo "${CPUS[*]:1}")
+	LG_PIN=(taskset -c "${CPUS[0]}") SUT_PIN=(taskset -c "$sut")
+	PIN="split (loadgen on cpu ${CPUS[0]}, processes under test on cpus $sut)"
+else
+	PIN=none
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/spawn-bench.XXXXXX")
+RESULTS=$TMP/results   # one line per loadgen run: scenario inflight actors round rps p50 p99 p999 errors cpu_us_per_call
+: >"$RESULTS"
+PIDS=()
+FAILED=()
+
+cleanup() {
+	local rc=$?
+	# Only the processes this script started, by pid, newest first.
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${PIDS[i]}" 2>/dev/null || true
+	done
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		wait "${PIDS[i]}" 2>/dev/null || true
+	done
+	if [[ -n ${BENCH_KEEP_TMP:-} ]]; then
+		echo "run.sh: logs kept in $TMP" >&2
+	else
+		rm -rf "$TMP"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME REGEX CMD...: starts CMD with stdout on a pipe, reads lines until
+# one matches REGEX (whose first group, if any, lands in MATCH), keeps draining
+# the pipe into $TMP/NAME.out, and sets PID. Fails after READY_TIMEOUT_S
+# seconds or when the process exits first.
+start() {
+	local name=$1 regex=$2 fd line fifo=$TMP/$1.fifo
+	shift 2
+	mkfifo "$fifo"
+	"$@" >"$fifo" 2>"$TMP/$name.err" &
+	PID=$!
+	PIDS+=("$PID")
+	exec {fd}<"$fifo"
+	rm -f "$fifo"
+	MATCH=
+	local found=0
+	while IFS= read -r -t "$READY_TIMEOUT_S" -u "$fd" line; do
+		printf '%s\n' "$line" >>"$TMP/$name.out"
+		if [[ $line =~ $regex ]]; then
+			MATCH=${BASH_REMATCH[1]:-}
+			found=1
+			break
+		fi
+	done
+	# Drain the rest so a chatty process never blocks on a full pipe; cat
+	# ends by itself when the process closes its stdout.
+	cat <&"$fd" >>"$TMP/$name.out" &
+	exec {fd}<&-
+	if ((!found)); then
+		echo "run.sh: $name did not become ready (no line matching '$regex' within ${READY_TIMEOUT_S}s)" >&2
+		tail -n 20 "$TMP/$name.err" >&2 || true
+		exit 1
+	fi
+}
+
+alive() {
+	if ! kill -0 "$2" 2>/dev/null; then
+		echo "run.sh: $1 (pid $2) died" >&2
+		tail -n 20 "$TMP/$1.err" >&2 || true
+		return 1
+	fi
+}
+
+# kv LINE KEY: the value of KEY=... in LINE.
+kv() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
+
+# cpu_ticks PID...: user+system clock ticks used so far by the processes.
+cpu_ticks() {
+	local p t=0 f
+	for p in "$@"; do
+		f=$(<"/proc/$p/stat")
+		f=${f##*) } # fields from 3 on; the name in (...) may hold spaces
+		read -r -a a <<<"$f"
+		t=$((t + a[11] + a[12])) # fields 14 and 15: utime, stime
+	done
+	echo "$t"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# load SCENARIO ROUND INFLIGHT ACTORS PORT "PIDS" [loadgen flags...]: one
+# closed-loop run; PIDS are the processes under test, for the CPU figure.
+load() {
+	local scen=$1 round=$2 inflight=$3 actors=$4 port=$5 pids=$6 out line rc=0 t0 t1
+	shift 6
+	# shellcheck disable=SC2086 # pids is a list
+	t0=$(cpu_ticks $pids)
+	out=$("${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:$port" --inflight "$inflight" \
+		--actors "$actors" --duration-ms "$DURATION_MS" --warmup-ms "$WARMUP_MS" \
+		--payload-bytes "$PAYLOAD" --threads "$LG_THREADS" --channels "$LG_CHANNELS" "$@") || rc=$?
+	# shellcheck disable=SC2086
+	t1=$(cpu_ticks $pids)
+	line=$(grep '^calls=' <<<"$out" || true)
+	local errors rps p50 p99 p999 aborted cpu=0
+	if [[ -z $line ]]; then
+		errors=-1 rps=0 p50=0 p99=0 p999=0 aborted=1
+	else
+		errors=$(kv "$line" errors) rps=$(kv "$line" rps) p50=$(kv "$line" p50_us)
+		p99=$(kv "$line" p99_us) p999=$(kv "$line" p999_us) aborted=$(kv "$line" aborted)
+		cpu=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v c="$(kv "$line" calls)" \
+			-v w="$(kv "$line" warmup_calls)" -v d="$(kv "$line" drain_calls)" -v e="$errors" \
+			'BEGIN { n = c + w + d + e; printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+	fi
+	printf '  %-10s round %d inflight %-4s actors %-5s rps %9s p50 %8sus p99 %8sus cpu/call %6sus errors %s\n' \
+		"$scen" "$round" "$inflight" "$actors" "$rps" "$p50" "$p99" "$cpu" "$errors" >&2
+	if [[ $errors != 0 || $aborted != 0 || $rc != 0 ]]; then
+		FAILED+=("$scen/inflight=$inflight/actors=$actors/round=$round: exit $rc, errors=$errors")
+		grep '^first_error' <<<"$out" | sed 's/^/    /' >&2 || true
+		[[ -n $line ]] || echo "    loadgen printed no result line (exit $rc)" >&2
+		errors=${errors/#-1/1}
+	fi
+	echo "$scen $inflight $actors $round $rps $p50 $p99 $p999 $errors $cpu" >>"$RESULTS"
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# ---- machine --------------------------------------------------------------
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+grpc_ver=$(dpkg-query -W -f '${Version}' libgrpc-dev 2>/dev/null || pkg-config --modversion grpc)
+echo "machine: nproc=$(nproc) cpu=\"$cpu\" kernel=$(uname -r) grpc=$grpc_ver"
+echo "settings: duration=${DURATION_MS}ms warmup=${WARMUP_MS}ms rounds=$ROUNDS payload=${PAYLOAD}B" \
+	"loadgen_threads=$LG_THREADS channels=$LG_CHANNELS echo_threads=$ECHO_THREADS fwd_threads=$FWD_THREADS"
+echo "pinning: $PIN"
+
+# ---- processes --------------------------------------------------------------
+start echo 'listening ([0-9]+)' "${SUT_PIN[@]}" "$BIN/bench-echo-server" --threads "$ECHO_THREADS"
+ECHO_PID=$PID ECHO_PORT=$MATCH
+if want forwarder; then
+	start forwarder 'listening ([0-9]+)' "${SUT_PIN[@]}" "$BIN/bench-forwarder" --threads "$FWD_THREADS" \
+		--upstream "127.0.0.1:$ECHO_PORT"
+	FWD_PID=$PID FWD_PORT=$MATCH
+fi
+
+GW_OK=0
+if want gateway || want actors; then
+	missing=()
+	[[ -x $GATEWAY ]] || missing+=("$GATEWAY")
+	[[ -x $ECHO_HOST ]] || missing+=("$ECHO_HOST")
+	if ((${#missing[@]})); then
+		echo "gateway, actors: skipped: gateway not built yet (missing ${missing[*]})"
+	else
+		# Assumed interface, to be confirmed by the gateway's owner:
+		#  - spawn-gateway prints "listening PORT" once its client port accepts calls;
+		#  - bench-echo-host dials the gateway, registers system $GW_SYSTEM
+		#    whose actors answer action $GW_ACTION by echoing the payload, and
+		#    prints "ready" once the gateway accepted its registration.
+		start gateway '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+			--statestore "sqlite://$TMP/gateway.db"
+		GW_PID=$PID GW_PORT=$MATCH
+		start echo-host '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$GW_PORT" \
+			--system "$GW_SYSTEM" --action "$GW_ACTION"
+		HOST_PID=$PID
+		GW_OK=1
+	fi
+fi
+
+# ---- throughput and latency, interleaved by round ---------------------------
+for ((r = 1; r <= ROUNDS; r++)); do
+	for n in $INFLIGHT; do
+		if want direct; then
+			alive echo "$ECHO_PID"
+			load direct "$r" "$n" 1 "$ECHO_PORT" "$ECHO_PID"
+		fi
+		if want forwarder; then
+			alive forwarder "$FWD_PID"
+			load forwarder "$r" "$n" 1 "$FWD_PORT" "$FWD_PID $ECHO_PID"
+		fi
+		if want gateway && ((GW_OK)); then
+			for m in $GW_ACTORS; do
+				alive gateway "$GW_PID"
+				alive echo-host "$HOST_PID"
+				load gateway "$r" "$n" "$m" "$GW_PORT" "$GW_PID $HOST_PID" "${GW_FLAGS[@]}" \
+					--timeout-ms 10000
+			done
+		fi
+	done
+done
+
+# ---- actors: memory per activated actor -------------------------------------
+MEM_LINE=
+if want actors && ((GW_OK)); then
+	alive gateway "$GW_PID"
+	# Warm the allocator and the gateway's tables first so fixed costs stay
+	# out of the per-actor figure.
+	out=$("${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:$GW_PORT" --activate "$MEM_WARM" \
+		--batch "$MEM_BATCH" --actor-prefix warm- "${GW_FLAGS[@]}" \
+		--payload-bytes "$PAYLOAD" --timeout-ms 30000) || true
+	before=$(rss_kb "$GW_PID")
+	host_before=$(rss_kb "$HOST_PID")
+	rc=0
+	out=$("${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:$GW_PORT" --activate "$MEM_ACTORS" \
+		--batch "$MEM_BATCH" --actor-prefix mem- "${GW_FLAGS[@]}" \
+		--payload-bytes "$PAYLOAD" --timeout-ms 30000) || rc=$?
+	after=$(rss_kb "$GW_PID")
+	host_after=$(rss_kb "$HOST_PID")
+	line=$(grep '^calls=' <<<"$out" || true)
+	errors=$(kv "$line" errors)
+	if [[ -z $line || $errors != 0 || $rc != 0 ]]; then
+		FAILED+=("actors: exit $rc, errors=${errors:-?}")
+		grep '^first_error' <<<"$out" | sed 's/^/    /' >&2 || true
+	fi
+	MEM_LINE=$(awk -v m="$MEM_ACTORS" -v b="$before" -v a="$after" -v hb="$host_before" \
+		-v ha="$host_after" -v rps="$(kv "$line" rps)" -v s="$(kv "$line" seconds)" -v e="${errors:-?}" \
+		'BEGIN { printf "actors=%d gateway_rss_kb=%d->%d bytes_per_actor=%.0f host_bytes_per_actor=%.0f activation_rps=%s seconds=%s errors=%s%s",
+		         m, b, a, (a - b) * 1024 / m, (ha - hb) * 1024 / m, rps, s, e, e == "0" ? "" : "  FAILED" }')
+fi
+
+# ---- report -------------------------------------------------------------------
+echo
+awk '
+function median(key,   n, i, j, t, a) {
+	n = split(vals[key], a, " ")
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function add(key, v) { vals[key] = (key in vals) ? vals[key] " " v : v }
+{
+	s = $1; n = $2; m = $3; r = $4
+	id = s SUBSEP n SUBSEP m
+	if (!(id in seen)) { seen[id] = 1; order[++cnt] = id }
+	add("rps" SUBSEP id, $5); add("p50" SUBSEP id, $6); add("p99" SUBSEP id, $7); add("cpu" SUBSEP id, $10)
+	err[id] += $9; rounds[id]++
+	rps[s, n, m, r] = $5; p50[s, n, m, r] = $6; cpu[s, n, m, r] = $10
+	R[r] = 1
+}
+END {
+	printf "%-10s %8s %7s %6s %9s %9s %9s %9s %6s  %s\n", "scenario", "inflight", "actors", "rounds",
+		"rps", "p50_us", "p99_us", "cpu_us", "errors", "ratios (median of per-round ratios)"
+	for (i = 1; i <= cnt; i++) {
+		id = order[i]; split(id, k, SUBSEP); s = k[1]; n = k[2]; m = k[3]
+		note = ""
+		# Each scenario is compared with the one below it: forwarder with
+		# direct, gateway with forwarder; added latency is always vs direct.
+		base = (s == "forwarder") ? "direct" : (s == "gateway") ? "forwarder" : ""
+		if (base != "") {
+			for (r in R) {
+				if (!(((base, n, 1, r) in rps) && ((s, n, m, r) in rps)))
+					continue
+				if (rps[base, n, 1, r] > 0)
+					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, 1, r])
+				if (cpu[base, n, 1, r] > 0)
+					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, 1, r])
+				if (("direct", n, 1, r) in p50)
+					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
+			}
+			if (("x_rps" SUBSEP id) in vals)
+				note = note sprintf("rps/%s x%.2f  ", base, median("x_rps" SUBSEP id))
+			if (("x_cpu" SUBSEP id) in vals)
+				note = note sprintf("cpu/%s x%.2f  ", base, median("x_cpu" SUBSEP id))
+			if (("added" SUBSEP id) in vals)
+				note = note sprintf("p50-direct %+.1fus", median("added" SUBSEP id))
+		}
+		printf "%-10s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %6d  %s%s\n", s, n, m, rounds[id],
+			median("rps" SUBSEP id), median("p50" SUBSEP id), median("p99" SUBSEP id),
+			median("cpu" SUBSEP id), err[id], note, err[id] ? "  FAILED" : ""
+	}
+}' "$RESULTS"
+echo "(cpu_us: CPU time of the processes under test per call; rps/X, cpu/X: this scenario over X in the same round)"
+if [[ -n $MEM_LINE ]]; then
+	echo "$MEM_LINE"
+fi
+if ((${#FAILED[@]})); then
+	echo
+	echo "RESULT: FAILED (${#FAILED[@]} run(s) with errors):"
+	printf '  %s\n' "${FAILED[@]}"
+	exit 1
+fi
+echo
+echo "RESULT: ok (no errors)"
