@@ -574,47 +574,43 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	dispatch_locked(rt, a, dl);
 }
 
-void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
+/* resolve finds the actor type serving rq's actor:
+ *   1. an actor registered under that name (NAMED, POOLED);
+ *   2. with register_ref (or actor.id.parent) naming an UNNAMED actor: an
+ *      instance of that template, created on first use;
+ *   3. an instance of a template that is active right now.
+ * On GW_OK the actor's shard is returned LOCKED (*sp), with *ap the active
+ * actor or NULL, *type and *st set. On error nothing is locked and msg says
+ * why. */
+static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, gw_shard **sp,
+		      uint32_t *hp, gw_actor_type **type, gw_actor_settings *st, gw_actor **ap,
+		      char *msg, size_t n)
 {
-	done_list dl = {0};
-	Spawn__InvocationRequest *rq = inv->req;
 	const char *system = rq->system && rq->system->name ? rq->system->name : "";
 	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
 	const char *action = rq->action_name ? rq->action_name : "";
-	atomic_fetch_add_explicit(&rt->invocations, 1, memory_order_relaxed);
 	if (!system[0] || !name[0] || !action[0]) {
-		finish(&dl, inv, GW_EINVAL, "system.name, actor.id.name and action_name are required");
-		deliver(&dl);
-		return;
+		snprintf(msg, n, "system.name, actor.id.name and action_name are required");
+		return GW_EINVAL;
 	}
-	/* Which actor type serves this name:
-	 *   1. an actor registered under that name (NAMED, POOLED);
-	 *   2. with register_ref (or actor.id.parent) naming an UNNAMED actor: an
-	 *      instance of that template, created on first use;
-	 *   3. an instance of a template that is active right now. */
-	gw_actor_type *type = NULL;
-	gw_actor_settings st = {0};
+	*type = NULL;
+	memset(st, 0, sizeof *st);
 	const char *ref = rq->register_ref && rq->register_ref[0] ? rq->register_ref
 		: rq->actor->id->parent && rq->actor->id->parent[0] ? rq->actor->id->parent : NULL;
-	if (gw_registry_lookup(rt->reg, system, name, &type, &st) == GW_OK) {
-		if (st.kind == SPAWN__ACTORS__KIND__UNNAMED) {
-			finish(&dl, inv, GW_EINVAL,
-			       "actor '%s' is UNNAMED: invoke an instance of it (register_ref)", name);
-			deliver(&dl);
-			return;
+	if (gw_registry_lookup(rt->reg, system, name, type, st) == GW_OK) {
+		if (st->kind == SPAWN__ACTORS__KIND__UNNAMED) {
+			snprintf(msg, n, "actor '%s' is UNNAMED: invoke an instance of it (register_ref)",
+				 name);
+			return GW_EINVAL;
 		}
 	} else if (ref) {
-		if (gw_registry_lookup(rt->reg, system, ref, &type, &st) != GW_OK) {
-			finish(&dl, inv, GW_ENOTFOUND, "actor '%s' not found in system '%s'", ref,
-			       system);
-			deliver(&dl);
-			return;
+		if (gw_registry_lookup(rt->reg, system, ref, type, st) != GW_OK) {
+			snprintf(msg, n, "actor '%s' not found in system '%s'", ref, system);
+			return GW_ENOTFOUND;
 		}
-		if (st.kind != SPAWN__ACTORS__KIND__UNNAMED) {
-			finish(&dl, inv, GW_EINVAL, "register_ref '%s' does not name an UNNAMED actor",
-			       ref);
-			deliver(&dl);
-			return;
+		if (st->kind != SPAWN__ACTORS__KIND__UNNAMED) {
+			snprintf(msg, n, "register_ref '%s' does not name an UNNAMED actor", ref);
+			return GW_EINVAL;
 		}
 	}
 	uint32_t h = hash_key(system, name);
@@ -622,19 +618,53 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 	pthread_mutex_lock(&s->mu);
 	gw_actor *a = table_find(s, h, system, name);
 	if (a)
-		type = a->type;
-	if (!type) {
+		*type = a->type;
+	if (!*type) {
 		pthread_mutex_unlock(&s->mu);
-		finish(&dl, inv, GW_ENOTFOUND, "actor '%s' not found in system '%s'", name, system);
+		snprintf(msg, n, "actor '%s' not found in system '%s'", name, system);
+		return GW_ENOTFOUND;
+	}
+	if (gw_registry_knows_action(rt->reg, *type, action) != GW_OK) {
+		pthread_mutex_unlock(&s->mu);
+		snprintf(msg, n, "actor %s has no action '%s'", name, action);
+		return GW_ENOTFOUND;
+	}
+	*sp = s;
+	*hp = h;
+	*ap = a;
+	return GW_OK;
+}
+
+gw_err gw_runtime_check(gw_runtime *rt, const Spawn__InvocationRequest *rq, char *msg, size_t n)
+{
+	gw_shard *s;
+	uint32_t h;
+	gw_actor_type *type;
+	gw_actor_settings st;
+	gw_actor *a;
+	gw_err err = resolve(rt, rq, &s, &h, &type, &st, &a, msg, n);
+	if (err == GW_OK)
+		pthread_mutex_unlock(&s->mu);
+	return err;
+}
+
+void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
+{
+	done_list dl = {0};
+	Spawn__InvocationRequest *rq = inv->req;
+	atomic_fetch_add_explicit(&rt->invocations, 1, memory_order_relaxed);
+	gw_shard *s;
+	uint32_t h;
+	gw_actor_type *type;
+	gw_actor_settings st;
+	gw_actor *a;
+	gw_err err = resolve(rt, rq, &s, &h, &type, &st, &a, inv->msg, sizeof inv->msg);
+	if (err) {
+		finish(&dl, inv, err, NULL);
 		deliver(&dl);
 		return;
 	}
-	if (gw_registry_knows_action(rt->reg, type, action) != GW_OK) {
-		pthread_mutex_unlock(&s->mu);
-		finish(&dl, inv, GW_ENOTFOUND, "actor %s has no action '%s'", name, action);
-		deliver(&dl);
-		return;
-	}
+	const char *system = rq->system->name, *name = rq->actor->id->name;
 	if (!a) {
 		size_t nl = strlen(name) + 1;
 		a = calloc(1, sizeof *a + nl);

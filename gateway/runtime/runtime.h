@@ -100,6 +100,12 @@ void gw_runtime_destroy(gw_runtime *rt);
  * with the outcome (possibly before this returns). Never blocks. */
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv);
 
+/* gw_runtime_check validates rq's names and resolves its actor the way
+ * gw_runtime_invoke does, without activating anything (for async calls,
+ * answered before they run). Returns GW_OK, or GW_EINVAL / GW_ENOTFOUND
+ * with a message in msg. Never blocks. */
+gw_err gw_runtime_check(gw_runtime *rt, const Spawn__InvocationRequest *rq, char *msg, size_t n);
+
 /* Called by the host connection (server/host.c) when the result for a
  * dispatched invocation arrives. res is borrowed for the call. */
 void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__InvocationResult *res);

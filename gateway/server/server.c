@@ -222,20 +222,11 @@ static void handle_invoke(ucall *c)
 		return;
 	}
 	/* Async: validate what can be validated now, answer, then run. */
-	const char *system = rq->system && rq->system->name ? rq->system->name : "";
-	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
-	gw_actor_type *t;
-	if (!system[0] || !name[0] || !rq->action_name || !rq->action_name[0]) {
+	char msg[160];
+	gw_err err = gw_runtime_check(c->srv->rt, rq, msg, sizeof msg);
+	if (err) {
 		gw_inv_destroy(inv);
-		ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
-			    "system.name, actor.id.name and action_name are required", NULL);
-		return;
-	}
-	if (gw_registry_lookup(c->srv->reg, system, name, &t, NULL) != GW_OK) {
-		char msg[160];
-		snprintf(msg, sizeof msg, "actor '%s' not found in system '%s'", name, system);
-		gw_inv_destroy(inv);
-		ucall_reply(c, GRPC_STATUS_NOT_FOUND, msg, NULL);
+		ucall_reply(c, gw_err_status(err), msg, NULL);
 		return;
 	}
 	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
