@@ -29,10 +29,20 @@ typedef struct type_entry {
 	atomic_uint rr;           /* round-robin cursor */
 } type_entry;
 
+/* An instance of an UNNAMED template: "system\0name" -> template. */
+typedef struct inst_entry {
+	struct inst_entry *next;
+	uint64_t hash;
+	type_entry *tmpl;
+	char name[];              /* the instance name; system is tmpl->t.system */
+} inst_entry;
+
 struct gw_registry {
 	pthread_rwlock_t lock;
 	type_entry **buckets;
 	size_t nbuckets, count;
+	inst_entry **ibuckets;
+	size_t nibuckets, icount;
 };
 
 static uint64_t hash2(const char *a, const char *b)
@@ -53,7 +63,11 @@ gw_err gw_registry_create(gw_registry **out)
 		return GW_ENOMEM;
 	r->nbuckets = 256;
 	r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
-	if (!r->buckets) {
+	r->nibuckets = 1024;
+	r->ibuckets = calloc(r->nibuckets, sizeof *r->ibuckets);
+	if (!r->buckets || !r->ibuckets) {
+		free(r->buckets);
+		free(r->ibuckets);
 		free(r);
 		return GW_ENOMEM;
 	}
@@ -90,6 +104,12 @@ void gw_registry_destroy(gw_registry *r)
 		}
 	}
 	free(r->buckets);
+	for (size_t i = 0; i < r->nibuckets; i++)
+		for (inst_entry *e = r->ibuckets[i], *n; e; e = n) {
+			n = e->next;
+			free(e);
+		}
+	free(r->ibuckets);
 	pthread_rwlock_destroy(&r->lock);
 	free(r);
 }
@@ -334,6 +354,78 @@ gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
 		*type = &e->t;
 		if (settings)
 			*settings = e->t.settings;
+	}
+	pthread_rwlock_unlock(&r->lock);
+	return e ? GW_OK : GW_ENOTFOUND;
+}
+
+static inst_entry *find_inst(gw_registry *r, const char *system, const char *name, uint64_t h)
+{
+	for (inst_entry *e = r->ibuckets[h & (r->nibuckets - 1)]; e; e = e->next)
+		if (e->hash == h && !strcmp(e->name, name) && !strcmp(e->tmpl->t.system, system))
+			return e;
+	return NULL;
+}
+
+static void grow_inst(gw_registry *r)
+{
+	size_t nb = r->nibuckets * 2;
+	inst_entry **b = calloc(nb, sizeof *b);
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < r->nibuckets; i++)
+		for (inst_entry *e = r->ibuckets[i], *n; e; e = n) {
+			n = e->next;
+			e->next = b[e->hash & (nb - 1)];
+			b[e->hash & (nb - 1)] = e;
+		}
+	free(r->ibuckets);
+	r->ibuckets = b;
+	r->nibuckets = nb;
+}
+
+gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent)
+{
+	uint64_t h = hash2(system, name);
+	gw_err err = GW_OK;
+	pthread_rwlock_wrlock(&r->lock);
+	type_entry *t = find(r, system, parent);
+	inst_entry *e = find_inst(r, system, name, h);
+	if (!t)
+		err = GW_ENOTFOUND;
+	else if (t->t.settings.kind != SPAWN__ACTORS__KIND__UNNAMED || find(r, system, name))
+		err = GW_EINVAL;
+	else if (e)
+		err = e->tmpl == t ? GW_OK : GW_EINVAL;
+	else {
+		size_t nl = strlen(name) + 1;
+		e = malloc(sizeof *e + nl);
+		if (!e) {
+			err = GW_ENOMEM;
+		} else {
+			memcpy(e->name, name, nl);
+			e->hash = h;
+			e->tmpl = t;
+			if (r->icount >= r->nibuckets)
+				grow_inst(r);
+			e->next = r->ibuckets[h & (r->nibuckets - 1)];
+			r->ibuckets[h & (r->nibuckets - 1)] = e;
+			r->icount++;
+		}
+	}
+	pthread_rwlock_unlock(&r->lock);
+	return err;
+}
+
+gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const char *name,
+				   gw_actor_type **type, gw_actor_settings *settings)
+{
+	pthread_rwlock_rdlock(&r->lock);
+	inst_entry *e = find_inst(r, system, name, hash2(system, name));
+	if (e) {
+		*type = &e->tmpl->t;
+		if (settings)
+			*settings = e->tmpl->t.settings;
 	}
 	pthread_rwlock_unlock(&r->lock);
 	return e ? GW_OK : GW_ENOTFOUND;

@@ -64,6 +64,20 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host);
 gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
 			  gw_actor_type **type, gw_actor_settings *settings);
 
+/* gw_registry_spawn records an instance `name` of the UNNAMED actor
+ * `parent` in system (all borrowed, copied), so invocations by name reach
+ * it. Idempotent. Returns GW_OK; GW_ENOTFOUND (no such parent);
+ * GW_EINVAL (parent is not UNNAMED, or name is taken by a registered
+ * actor or by an instance of another template); GW_ENOMEM.
+ * Instances live in memory for the life of the process (durable existence
+ * arrives with the scheduled/instance store work). */
+gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent);
+
+/* gw_registry_lookup_instance finds a spawned instance: GW_OK and its
+ * template's *type and *settings, or GW_ENOTFOUND. */
+gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const char *name,
+				   gw_actor_type **type, gw_actor_settings *settings);
+
 /* gw_registry_knows_action tells whether any registration of type ever
  * declared action (GW_OK) or not (GW_ENOTFOUND). */
 gw_err gw_registry_knows_action(gw_registry *r, gw_actor_type *type, const char *action);

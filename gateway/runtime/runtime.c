@@ -578,7 +578,7 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
  *   1. an actor registered under that name (NAMED, POOLED);
  *   2. with register_ref (or actor.id.parent) naming an UNNAMED actor: an
  *      instance of that template, created on first use;
- *   3. an instance of a template that is active right now.
+ *   3. an instance spawned earlier (Spawn, or a register_ref before).
  * On GW_OK the actor's shard is returned LOCKED (*sp), with *ap the active
  * actor or NULL, *type and *st set. On error nothing is locked and msg says
  * why. */
@@ -604,21 +604,25 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, gw_sha
 			return GW_EINVAL;
 		}
 	} else if (ref) {
-		if (gw_registry_lookup(rt->reg, system, ref, type, st) != GW_OK) {
+		gw_err err = gw_registry_spawn(rt->reg, system, name, ref);
+		if (err == GW_ENOTFOUND) {
 			snprintf(msg, n, "actor '%s' not found in system '%s'", ref, system);
-			return GW_ENOTFOUND;
+			return err;
 		}
-		if (st->kind != SPAWN__ACTORS__KIND__UNNAMED) {
-			snprintf(msg, n, "register_ref '%s' does not name an UNNAMED actor", ref);
-			return GW_EINVAL;
+		if (err) {
+			snprintf(msg, n, "cannot make '%s' an instance of '%s': %s", name, ref,
+				 err == GW_EINVAL ? "not an UNNAMED actor, or the name is taken"
+						  : gw_strerror(err));
+			return err;
 		}
+		gw_registry_lookup_instance(rt->reg, system, name, type, st);
+	} else {
+		gw_registry_lookup_instance(rt->reg, system, name, type, st);
 	}
 	uint32_t h = hash_key(system, name);
 	gw_shard *s = shard_of(rt, h);
 	pthread_mutex_lock(&s->mu);
 	gw_actor *a = table_find(s, h, system, name);
-	if (a)
-		*type = a->type;
 	if (!*type) {
 		pthread_mutex_unlock(&s->mu);
 		snprintf(msg, n, "actor '%s' not found in system '%s'", name, system);

@@ -243,6 +243,9 @@ static void handle_invoke(ucall *c)
 	gw_runtime_invoke(c->srv->rt, inv);
 }
 
+/* handle_spawn creates instances of UNNAMED actors: each ActorId names
+ * the instance (name, system) and its template (parent). All or nothing
+ * is validated first; creating an existing instance again is a no-op. */
 static void handle_spawn(ucall *c)
 {
 	ProtobufCMessage *m = NULL;
@@ -251,9 +254,40 @@ static void handle_spawn(ucall *c)
 			    NULL);
 		return;
 	}
+	Spawn__SpawnRequest *rq = (Spawn__SpawnRequest *)m;
+	char msg[200] = "";
+	grpc_status_code code = GRPC_STATUS_OK;
+	if (rq->n_actors == 0) {
+		code = GRPC_STATUS_INVALID_ARGUMENT;
+		snprintf(msg, sizeof msg, "SpawnRequest names no actors");
+	}
+	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
+		Spawn__Actors__ActorId *id = rq->actors[i];
+		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] || !id->parent ||
+		    !id->parent[0]) {
+			code = GRPC_STATUS_INVALID_ARGUMENT;
+			snprintf(msg, sizeof msg, "actors[%zu]: name, system and parent are required", i);
+			break;
+		}
+		gw_err err = gw_registry_spawn(c->srv->reg, id->system, id->name, id->parent);
+		if (err) {
+			code = gw_err_status(err);
+			snprintf(msg, sizeof msg, "actors[%zu] '%s': %s", i, id->name,
+				 err == GW_ENOTFOUND ? "no such parent actor in that system"
+				 : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
+						     : gw_strerror(err));
+		}
+	}
 	protobuf_c_message_free_unpacked(m, NULL);
-	ucall_reply(c, GRPC_STATUS_UNIMPLEMENTED,
-		    "Spawn of UNNAMED actor instances is not supported yet", NULL);
+	if (code != GRPC_STATUS_OK) {
+		ucall_reply(c, code, msg, NULL);
+		return;
+	}
+	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
+	status.status = SPAWN__STATUS__OK;
+	Spawn__SpawnResponse resp = SPAWN__SPAWN_RESPONSE__INIT;
+	resp.status = &status;
+	ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
 }
 
 static void ucall_tag(gwi_tag *t, bool ok)

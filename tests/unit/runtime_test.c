@@ -662,10 +662,19 @@ START_TEST(register_ref_creates_instances_of_unnamed_actors)
 	ck_assert_int_eq(task_state(2), -1);
 	answer(2, 1, 1, false);
 	ck_assert(wait_outs(3));
+	/* spawned explicitly, then invoked by name alone */
+	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "inst-9", "tmpl"), GW_OK);
+	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "inst-9", "tmpl"), GW_OK); /* idempotent */
+	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "a1", "tmpl"), GW_EINVAL); /* name taken */
+	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "x", "nope"), GW_ENOTFOUND);
+	invoke_ref("inst-9", NULL, 9);
+	ck_assert(fake_host_wait(&host, 4));
+	ck_assert_str_eq(fake_task_inv(&host, 3)->actor->parent, "tmpl");
 	invoke_ref("inst-3", NULL, 4);        /* never created */
 	invoke_ref("tmpl", NULL, 5);          /* the template itself */
 	invoke_ref("inst-4", "a1", 6);        /* a NAMED actor is no template */
 	ck_assert(wait_outs(6));
+	ck_assert_int_eq(outs[3].tag, 4);
 	ck_assert_int_eq(outs[3].err, GW_ENOTFOUND);
 	ck_assert_int_eq(outs[4].err, GW_EINVAL);
 	ck_assert_int_eq(outs[5].err, GW_EINVAL);
