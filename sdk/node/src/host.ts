@@ -1,0 +1,671 @@
+/**
+ * ActorHost: an actor host for the spawn gateway.
+ *
+ * The host dials the gateway on the bidi stream
+ * `/spawn.gateway.v1.HostGateway/Connect`, registers its actor system, then
+ * runs the InvocationTasks the gateway sends and answers each with an
+ * InvocationResult carrying the same request id - in any order, many in
+ * flight. Whenever the stream ends it reconnects with exponential backoff
+ * and jitter and registers again.
+ */
+import { EventEmitter, setMaxListeners } from "node:events";
+import * as grpc from "@grpc/grpc-js";
+
+import { AnyLike, AnyMsg, MessageType, TypedMessageType, fromWireAny, toAny, toWireAny, typeNameOf, unpack } from "./any.js";
+import { ActorError, StatusCode, statusName } from "./errors.js";
+import { encode, protocol, toDecimal, toNumber } from "./proto.js";
+import type { ActorId, ActorInvocationMsg, GatewayMessageMsg, InvocationTaskMsg, ProxyInfo } from "./types.js";
+
+/** The host stream's full method name. */
+export const CONNECT_METHOD = "/spawn.gateway.v1.HostGateway/Connect";
+/** This runtime's version, sent in the registration's ServiceInfo. */
+export const VERSION = "0.1.0";
+/** The support library name sent in the registration's ServiceInfo. */
+export const LIBRARY_NAME = "spawn-gateway-node-sdk";
+
+/** spawn.actors.Kind names. */
+export type KindName = "UNKNOW_KIND" | "NAMED" | "UNNAMED" | "POOLED" | "PROXY" | "TASK" | "PROJECTION";
+
+/** What a handler returns; every field is optional. */
+export interface HandlerResult {
+  /** The new state (an Any, or a protobufjs message); absent keeps the state. */
+  state?: AnyLike | null;
+  /** The reply (an Any, or a protobufjs message); absent answers Noop. */
+  reply?: AnyLike | null;
+  /** Save the state durably before the caller is answered. */
+  checkpoint?: boolean;
+}
+
+/** An action handler. May be async. Throw ActorError to fail with a code. */
+export type Handler = (ctx: InvocationContext) => HandlerResult | void | Promise<HandlerResult | void>;
+
+/** An actor this host serves. */
+export interface ActorDefinition {
+  /** The actor's name (for UNNAMED actors: the template's name). */
+  name: string;
+  /** Action name -> handler. */
+  actions: { [action: string]: Handler };
+  /** spawn.actors.Kind name or number; default NAMED. */
+  kind?: KindName | number;
+  /** Whether the gateway keeps and persists a state; default true. */
+  stateful?: boolean;
+  /** The state's message type, or its full name ("pkg.State"). */
+  stateType?: string | MessageType;
+  /** Snapshot interval in ms (absent: the gateway's default). */
+  snapshotMs?: number;
+  /** Idle time before deactivation in ms (absent: the gateway's default). */
+  deactivateMs?: number;
+  /** Action name -> period in ms (FixedTimerAction). */
+  timers?: { [action: string]: number };
+  minPoolSize?: number;
+  maxPoolSize?: number;
+}
+
+/** Where the host logs. Every method is optional. */
+export interface Logger {
+  debug?(msg: string): void;
+  info?(msg: string): void;
+  warn?(msg: string): void;
+  error?(msg: string): void;
+}
+
+export interface ActorHostOptions {
+  /** ServiceInfo.service_name; default: the system's name. */
+  serviceName?: string;
+  /** First reconnect delay (ms), also used after a registered session; default 100. */
+  minBackoffMs?: number;
+  /** Longest reconnect delay (ms); default 5000. */
+  maxBackoffMs?: number;
+  /** How long to wait for the gateway's registration answer (ms); default 10000. */
+  registrationTimeoutMs?: number;
+  /** Extra @grpc/grpc-js channel options. */
+  channelOptions?: grpc.ChannelOptions;
+  /** Where to log; null for silence. Default: warnings and errors on stderr
+   * (level from $SPAWN_NODE_LOG: debug, info, warn, error, silent). */
+  logger?: Logger | null;
+  /** Called after each successful registration. */
+  onRegistered?: (host: ActorHost) => void;
+}
+
+const LEVELS = ["debug", "info", "warn", "error"] as const;
+
+function defaultLogger(): Logger {
+  const want = (process.env["SPAWN_NODE_LOG"] || "warn").toLowerCase();
+  const min = want === "silent" ? LEVELS.length : Math.max(0, LEVELS.indexOf(want as (typeof LEVELS)[number]));
+  const out: Logger = {};
+  LEVELS.forEach((lvl, i) => {
+    if (i >= min) out[lvl] = (m: string) => console.error(`spawn-host ${lvl}: ${m}`);
+  });
+  return out;
+}
+
+interface ActorEntry {
+  name: string;
+  actions: Map<string, Handler>;
+  kind: number;
+  stateful: boolean;
+  stateType: string;
+  snapshotMs: number | undefined;
+  deactivateMs: number | undefined;
+  timers: Array<[string, number]>;
+  minPoolSize: number;
+  maxPoolSize: number;
+}
+
+/** What a handler knows about the invocation it runs. */
+export class InvocationContext {
+  /** The task's request id (a uint64, as a decimal string). */
+  readonly requestId: string;
+  /** When the caller stops waiting, in Unix epoch ms; 0 = no deadline. */
+  readonly deadlineUnixMs: number;
+  /** The actor instance invoked (name, system, parent for instances). */
+  readonly actorId: ActorId;
+  readonly actorName: string;
+  readonly system: string;
+  readonly action: string;
+  /** The actor's current state; undefined when it has none (or is stateless). */
+  readonly state: AnyMsg | undefined;
+  /** The invocation's payload; undefined for a Noop payload. */
+  readonly payload: AnyMsg | undefined;
+  readonly caller: ActorId | undefined;
+  /** The invocation's metadata (headers). */
+  readonly metadata: { [k: string]: string };
+  /** The actor's tags; edit them and they go back with the state. */
+  tags: { [k: string]: string };
+  /** The raw spawn.ActorInvocation. */
+  readonly invocation: ActorInvocationMsg;
+  readonly host: ActorHost;
+
+  private readonly streamSignal: AbortSignal;
+  private ac: AbortController | undefined;
+  private cleanups: Array<() => void> = [];
+
+  constructor(task: InvocationTaskMsg, host: ActorHost, streamSignal: AbortSignal) {
+    const inv = task.invocation as ActorInvocationMsg;
+    const id = inv.actor ?? { name: "", system: "", parent: "" };
+    const cur = inv.currentContext;
+    this.requestId = toDecimal(task.requestId);
+    this.deadlineUnixMs = toNumber(task.deadlineUnixMs);
+    this.actorId = id;
+    this.actorName = id.name;
+    this.system = id.system || host.system;
+    this.action = inv.actionName;
+    this.state = fromWireAny(cur?.state);
+    this.payload = fromWireAny(inv.value);
+    this.caller = inv.caller ?? undefined;
+    this.metadata = { ...(cur?.metadata ?? {}) };
+    this.tags = { ...(cur?.tags ?? {}) };
+    this.streamSignal = streamSignal;
+    this.invocation = inv;
+    this.host = host;
+  }
+
+  /**
+   * Aborted when the deadline passes, the stream to the gateway ends or the
+   * host stops (the result can no longer be delivered). Made on first use.
+   */
+  get signal(): AbortSignal {
+    if (!this.ac) {
+      const ac = new AbortController();
+      this.ac = ac;
+      const stream = this.streamSignal;
+      if (stream.aborted) {
+        ac.abort(stream.reason);
+      } else {
+        const onAbort = (): void => ac.abort(stream.reason);
+        stream.addEventListener("abort", onAbort, { once: true });
+        this.cleanups.push(() => stream.removeEventListener("abort", onAbort));
+        if (this.deadlineUnixMs > 0) {
+          const t = setTimeout(
+            () => ac.abort(new ActorError(StatusCode.DEADLINE_EXCEEDED, "the invocation's deadline passed")),
+            Math.max(0, this.deadlineUnixMs - Date.now()),
+          );
+          t.unref();
+          this.cleanups.push(() => clearTimeout(t));
+        }
+      }
+    }
+    return this.ac.signal;
+  }
+
+  /** @internal Called by the host once the handler has settled. */
+  _dispose(): void {
+    for (const f of this.cleanups) f();
+    this.cleanups = [];
+  }
+
+  /** The state decoded as `type` (its defaults when there is none). */
+  unpackState<T>(type: TypedMessageType<T>): T;
+  unpackState<T = any>(type: MessageType): T;
+  unpackState(type: MessageType): unknown {
+    return unpack(this.state, type);
+  }
+
+  /** The payload decoded as `type` (its defaults for a Noop payload). */
+  unpackPayload<T>(type: TypedMessageType<T>): T;
+  unpackPayload<T = any>(type: MessageType): T;
+  unpackPayload(type: MessageType): unknown {
+    return unpack(this.payload, type);
+  }
+}
+
+type HostCall = grpc.ClientDuplexStream<object, GatewayMessageMsg>;
+
+/** One Connect stream. */
+class Session {
+  closed = false;
+  readonly abort = new AbortController();
+
+  constructor(
+    readonly client: grpc.Client,
+    readonly call: HostCall,
+  ) {
+    setMaxListeners(0, this.abort.signal); // one listener per handler using ctx.signal
+  }
+
+  send(msg: object): boolean {
+    if (this.closed) return false;
+    this.call.write(msg);
+    return true;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort(new Error("the stream to the gateway ended"));
+    try {
+      this.call.end();
+    } catch {
+      /* already ended */
+    }
+    this.call.cancel();
+    this.client.close();
+  }
+}
+
+/**
+ * An actor host: connects to the gateway, registers actors, runs them.
+ *
+ * Events: "registered" (proxyInfo) after each registration, "disconnected"
+ * when a registered stream ends.
+ */
+export class ActorHost extends EventEmitter {
+  readonly target: string;
+  readonly system: string;
+  readonly serviceName: string;
+  /** Successful registrations so far. */
+  registrations = 0;
+  /** The gateway's ProxyInfo from the last registration. */
+  proxyInfo: ProxyInfo | undefined;
+
+  private readonly minBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly registrationTimeoutMs: number;
+  private readonly channelOptions: grpc.ChannelOptions;
+  private readonly log: Logger;
+  private readonly onRegistered: ((host: ActorHost) => void) | undefined;
+  private readonly actors = new Map<string, ActorEntry>();
+  private readonly inflight = new Set<Promise<void>>();
+  private session: Session | undefined;
+  private runPromise: Promise<void> | undefined;
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  private isReg = false;
+  private regPromise!: Promise<ProxyInfo>;
+  private regResolve!: (p: ProxyInfo) => void;
+
+  /**
+   * @param target "HOST:PORT" or "unix:/path" of the gateway
+   * @param system the actor system's name
+   */
+  constructor(target: string, system: string, options: ActorHostOptions = {}) {
+    super();
+    if (!target) throw new TypeError("target is empty");
+    if (!system) throw new TypeError("system is empty");
+    protocol(); // fail early when the .proto files cannot be found
+    new grpc.Client(target, grpc.credentials.createInsecure()).close(); // throws on a malformed target
+    this.target = target;
+    this.system = system;
+    this.serviceName = options.serviceName || system;
+    this.minBackoffMs = options.minBackoffMs ?? 100;
+    this.maxBackoffMs = Math.max(options.maxBackoffMs ?? 5000, this.minBackoffMs);
+    this.registrationTimeoutMs = options.registrationTimeoutMs ?? 10000;
+    this.channelOptions = { ...(options.channelOptions ?? {}) };
+    this.log = options.logger === null ? {} : (options.logger ?? defaultLogger());
+    this.onRegistered = options.onRegistered;
+    this.resetRegistered();
+  }
+
+  // ---- configuration ---------------------------------------------------
+
+  /**
+   * Serve actor `def.name` with `def.actions`. Takes effect at the next
+   * registration (call before start()). Returns the host.
+   */
+  addActor(def: ActorDefinition): this {
+    if (!def || !def.name) throw new TypeError("actor name is empty");
+    const actions = new Map<string, Handler>();
+    for (const [a, h] of Object.entries(def.actions ?? {})) {
+      if (typeof h !== "function") throw new TypeError(`handler of ${def.name}.${a} is not a function`);
+      actions.set(a, h);
+    }
+    let kind: number;
+    if (def.kind === undefined) kind = protocol().Kind.values["NAMED"] as number;
+    else if (typeof def.kind === "number") kind = def.kind;
+    else {
+      const v = protocol().Kind.values[String(def.kind).toUpperCase()];
+      if (v === undefined) throw new TypeError(`unknown actor kind ${def.kind}`);
+      kind = v;
+    }
+    let stateType = "";
+    if (typeof def.stateType === "string") stateType = def.stateType.replace(/^\./, "");
+    else if (def.stateType) stateType = typeNameOf(def.stateType);
+    const ms = (x: number | undefined, what: string): number | undefined => {
+      if (x === undefined || x === null) return undefined;
+      if (!Number.isFinite(x) || x < 0) throw new TypeError(`${def.name}: ${what} must be a non-negative number`);
+      return Math.trunc(x);
+    };
+    this.actors.set(def.name, {
+      name: def.name,
+      actions,
+      kind,
+      stateful: def.stateful ?? true,
+      stateType,
+      snapshotMs: ms(def.snapshotMs, "snapshotMs"),
+      deactivateMs: ms(def.deactivateMs, "deactivateMs"),
+      timers: Object.entries(def.timers ?? {}).map(([a, p]) => [a, ms(p, `timer ${a}`) ?? 0]),
+      minPoolSize: def.minPoolSize ?? 0,
+      maxPoolSize: def.maxPoolSize ?? 0,
+    });
+    return this;
+  }
+
+  /** The spawn.RegistrationRequest this host sends (a plain object). */
+  registrationRequest(): object {
+    const actors: { [name: string]: object } = {};
+    for (const a of this.actors.values()) {
+      const settings: { [k: string]: unknown } = {
+        kind: a.kind,
+        stateful: a.stateful,
+        stateType: a.stateType,
+        minPoolSize: a.minPoolSize,
+        maxPoolSize: a.maxPoolSize,
+      };
+      if (a.snapshotMs !== undefined) settings["snapshotStrategy"] = { timeout: { timeout: a.snapshotMs } };
+      if (a.deactivateMs !== undefined) settings["deactivationStrategy"] = { timeout: { timeout: a.deactivateMs } };
+      actors[a.name] = {
+        id: { name: a.name, system: this.system },
+        settings,
+        actions: [...a.actions.keys()].map((name) => ({ name })),
+        timerActions: a.timers.map(([name, period]) => ({ seconds: period, action: { name } })),
+      };
+    }
+    return {
+      serviceInfo: {
+        serviceName: this.serviceName,
+        serviceVersion: VERSION,
+        serviceRuntime: `node ${process.version}`,
+        supportLibraryName: LIBRARY_NAME,
+        supportLibraryVersion: VERSION,
+        protocolMajorVersion: 1,
+        protocolMinorVersion: 0,
+      },
+      actorSystem: { name: this.system, registry: { actors } },
+    };
+  }
+
+  // ---- readiness -------------------------------------------------------
+
+  /** True while registered with the gateway. */
+  get isRegistered(): boolean {
+    return this.isReg;
+  }
+
+  /**
+   * Resolves (with the gateway's ProxyInfo) while the host is registered;
+   * after a disconnect, a new promise that resolves at the next
+   * registration. Never rejects: see waitRegistered() for a timeout.
+   */
+  get registered(): Promise<ProxyInfo> {
+    return this.regPromise;
+  }
+
+  /** Wait for registration; rejects after `timeoutMs`. */
+  waitRegistered(timeoutMs: number): Promise<ProxyInfo> {
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`not registered with ${this.target} within ${timeoutMs} ms`)), timeoutMs);
+    });
+    return Promise.race([this.regPromise, timeout]).finally(() => clearTimeout(t));
+  }
+
+  private resetRegistered(): void {
+    this.regPromise = new Promise<ProxyInfo>((resolve) => {
+      this.regResolve = resolve;
+    });
+  }
+
+  private setRegistered(on: boolean, info?: ProxyInfo): void {
+    if (on) {
+      this.isReg = true;
+      this.regResolve(info as ProxyInfo);
+      try {
+        this.emit("registered", info);
+        this.onRegistered?.(this);
+      } catch (e) {
+        this.log.error?.(`a "registered" listener failed: ${errText(e)}`);
+      }
+    } else if (this.isReg) {
+      this.isReg = false;
+      this.resetRegistered();
+      try {
+        this.emit("disconnected");
+      } catch (e) {
+        this.log.error?.(`a "disconnected" listener failed: ${errText(e)}`);
+      }
+    }
+  }
+
+  // ---- running ---------------------------------------------------------
+
+  /** Run the host in the background (see run()); returns the host. */
+  start(): this {
+    this.run().catch((e: unknown) => this.log.error?.(`host stopped: ${errText(e)}`));
+    return this;
+  }
+
+  /**
+   * Connect, register and serve until stop(); reconnect with exponential
+   * backoff (with jitter, minBackoffMs .. maxBackoffMs) whenever the stream
+   * ends. Resolves once stopped. Calling it while running returns the
+   * running loop's promise.
+   */
+  run(): Promise<void> {
+    if (!this.runPromise) {
+      this.runPromise = this.loop().finally(() => {
+        this.runPromise = undefined;
+      });
+    }
+    return this.runPromise;
+  }
+
+  private async loop(): Promise<void> {
+    this.stopping = false;
+    let delay = this.minBackoffMs;
+    try {
+      while (!this.stopping) {
+        const ok = await this.sessionOnce();
+        if (this.stopping) break;
+        if (ok) delay = this.minBackoffMs;
+        const wait = Math.round(delay * (0.5 + Math.random() / 2));
+        this.log.info?.(`disconnected from ${this.target}; retrying in ${wait} ms`);
+        await this.sleep(wait);
+        delay = Math.min(delay * 2, this.maxBackoffMs);
+      }
+    } finally {
+      this.setRegistered(false);
+    }
+  }
+
+  /**
+   * Stop serving: close the stream, end run(), and wait (at most
+   * `timeoutMs`, default: as long as it takes) for handlers still running;
+   * their results are dropped.
+   */
+  async stop(timeoutMs?: number): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    this.session?.close();
+    const done = Promise.all([this.runPromise ?? Promise.resolve(), Promise.allSettled([...this.inflight])]).then(
+      () => undefined,
+    );
+    if (timeoutMs === undefined) return done;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([done, new Promise<void>((r) => (t = setTimeout(r, timeoutMs)))]);
+    clearTimeout(t);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+
+  /** One connection; resolves true when it got registered. */
+  private sessionOnce(): Promise<boolean> {
+    const p = protocol();
+    return new Promise<boolean>((resolve) => {
+      const client = new grpc.Client(this.target, grpc.credentials.createInsecure(), this.channelOptions);
+      const call = client.makeBidiStreamRequest(
+        CONNECT_METHOD,
+        // Results arrive here already encoded (see runTask).
+        (m: object) => (Buffer.isBuffer(m) ? m : encode(p.HostMessage, m)),
+        (b: Buffer) => p.GatewayMessage.decode(b) as unknown as GatewayMessageMsg,
+      ) as HostCall;
+      const session = new Session(client, call);
+      this.session = session;
+      let gotRegistered = false;
+      let finished = false;
+      const timer = setTimeout(() => {
+        this.log.warn?.(`no registration answer from ${this.target} within ${this.registrationTimeoutMs} ms`);
+        finish();
+      }, this.registrationTimeoutMs);
+
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        this.setRegistered(false);
+        session.close();
+        if (this.session === session) this.session = undefined;
+        resolve(gotRegistered);
+      };
+
+      call.on("data", (msg: GatewayMessageMsg) => {
+        if (finished) return;
+        if (!gotRegistered) {
+          const reg = msg.registration;
+          if (!reg) {
+            this.log.error?.(`gateway sent ${msg.invocation ? "an invocation" : "a message"} before registration`);
+            finish();
+            return;
+          }
+          clearTimeout(timer);
+          const st = reg.status;
+          if (!st || st.status !== (p.Status.values["OK"] as number)) {
+            this.log.error?.(
+              `registration refused: ${p.Status.valuesById[st?.status ?? 0] ?? st?.status} ${st?.message ?? ""}`,
+            );
+            finish();
+            return;
+          }
+          gotRegistered = true;
+          this.proxyInfo = reg.proxyInfo ?? undefined;
+          this.registrations++;
+          this.log.info?.(`registered with ${this.target}`);
+          this.setRegistered(true, this.proxyInfo);
+        } else if (msg.invocation) {
+          this.runTask(session, msg.invocation);
+        } else {
+          this.log.warn?.("ignoring an unexpected gateway message");
+        }
+      });
+      call.on("error", (e: grpc.ServiceError) => {
+        if (!this.stopping && !session.closed) {
+          this.log.warn?.(`stream to ${this.target} failed: ${statusName(e.code)} ${e.details ?? e.message}`);
+        }
+        finish();
+      });
+      call.on("status", () => finish());
+      call.on("end", () => finish());
+
+      session.send({ registration: this.registrationRequest() });
+      if (this.stopping) finish();
+    });
+  }
+
+  // ---- invocations -----------------------------------------------------
+
+  private runTask(session: Session, task: InvocationTaskMsg): void {
+    const p = protocol();
+    const result: { [k: string]: unknown } = { requestId: task.requestId };
+    const work = this.invoke(task, session.abort.signal)
+      .then(
+        (response) => {
+          result["response"] = response;
+        },
+        (e: unknown) => {
+          result["error"] = this.hostError(task, e);
+        },
+      )
+      .then(() => {
+        let bytes: Buffer;
+        try {
+          bytes = encode(p.HostMessage, { result });
+        } catch (e) {
+          // The handler's values do not encode (e.g. a non-bytes Any value).
+          this.log.error?.(`cannot encode the result of request ${toDecimal(task.requestId)}: ${errText(e)}`);
+          delete result["response"];
+          result["error"] = { code: StatusCode.INTERNAL, message: `cannot encode the result: ${errText(e)}` };
+          bytes = encode(p.HostMessage, { result });
+        }
+        if (!session.send(bytes)) {
+          this.log.debug?.(`stream gone; result of request ${toDecimal(task.requestId)} dropped`);
+        }
+      })
+      .catch((e: unknown) => this.log.error?.(`sending a result failed: ${errText(e)}`))
+      .finally(() => {
+        this.inflight.delete(work);
+      });
+    this.inflight.add(work);
+  }
+
+  private hostError(task: InvocationTaskMsg, e: unknown): { code: number; message: string } {
+    if (e instanceof ActorError) {
+      const code = Number.isInteger(e.code) && e.code > 0 && e.code <= 16 ? e.code : StatusCode.UNKNOWN;
+      return { code, message: e.message };
+    }
+    const inv = task.invocation;
+    this.log.error?.(`handler ${inv?.actor?.name}.${inv?.actionName} failed: ${errText(e, true)}`);
+    return { code: StatusCode.UNKNOWN, message: errText(e) };
+  }
+
+  private async invoke(task: InvocationTaskMsg, streamSignal: AbortSignal): Promise<object> {
+    const inv = task.invocation;
+    if (!inv) throw new ActorError(StatusCode.INVALID_ARGUMENT, "the task carries no invocation");
+    const name = inv.actor?.name ?? "";
+    let actor = this.actors.get(name);
+    if (!actor && inv.actor?.parent) actor = this.actors.get(inv.actor.parent);
+    if (!actor) throw new ActorError(StatusCode.NOT_FOUND, `no actor '${name}' in this host`);
+    const handler = actor.actions.get(inv.actionName);
+    if (!handler) {
+      throw new ActorError(StatusCode.NOT_FOUND, `actor '${actor.name}' has no action '${inv.actionName}'`);
+    }
+    const ctx = new InvocationContext(task, this, streamSignal);
+    let out: HandlerResult | void;
+    try {
+      out = await handler(ctx);
+    } finally {
+      ctx._dispose();
+    }
+    if (out !== undefined && out !== null && typeof out !== "object") {
+      throw new ActorError(StatusCode.INTERNAL, "a handler must return {state?, reply?, checkpoint?} or nothing");
+    }
+    const res: HandlerResult = out ?? {};
+    const any = (x: AnyLike, what: string): AnyMsg => {
+      try {
+        return toAny(x, what);
+      } catch (e) {
+        throw new ActorError(StatusCode.INTERNAL, `${actor.name}.${inv.actionName}: ${errText(e)}`);
+      }
+    };
+    const updated: { [k: string]: unknown } = { tags: ctx.tags };
+    if (inv.actor) updated["self"] = inv.actor;
+    if (actor.stateful) {
+      if (res.state !== undefined && res.state !== null) updated["state"] = toWireAny(any(res.state, "state"));
+      else if (ctx.state) updated["state"] = toWireAny(ctx.state); // unchanged
+    }
+    const resp: { [k: string]: unknown } = {
+      actorName: name,
+      actorSystem: inv.actor?.system || this.system,
+      updatedContext: updated,
+      checkpoint: !!res.checkpoint,
+    };
+    if (res.reply !== undefined && res.reply !== null) resp["value"] = toWireAny(any(res.reply, "reply"));
+    else resp["noop"] = {};
+    return resp;
+  }
+}
+
+function errText(e: unknown, stack = false): string {
+  if (e instanceof Error) return stack && e.stack ? e.stack : `${e.name}: ${e.message}`;
+  return String(e);
+}
