@@ -25,7 +25,7 @@ void gw_config_usage(const char *prog)
 	       "                            [SPAWN_STATESTORE_KEY], or a keyring id1:key1,id2:key2 whose\n"
 	       "                            first key encrypts [SPAWN_STATESTORE_KEYS]. Without one, a\n"
 	       "                            file-backed store creates <db>.key (mode 0600) and reuses it.\n"
-	       "  --threads N               completion-queue threads [SPAWN_THREADS] default: cores\n"
+	       "  --threads N               completion-queue threads [SPAWN_THREADS] default: usable CPUs\n"
 	       "  --shards N                actor shards [SPAWN_SHARDS] default 64\n"
 	       "  --mailbox-size N          queued invocations per actor before RESOURCE_EXHAUSTED\n"
 	       "                            [SPAWN_MAILBOX_SIZE] default 10000\n"

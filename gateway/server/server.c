@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <grpc/grpc_security.h>
@@ -335,8 +336,12 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		return GW_ENOMEM;
 	s->o = *o;
 	if (s->o.threads <= 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		s->o.threads = n > 0 ? (int)n : 1;
+		/* One CQ thread per CPU this process may run on (taskset, cgroups). */
+		cpu_set_t set;
+		int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+		if (n <= 0)
+			n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+		s->o.threads = n > 0 ? n : 1;
 	}
 	if (s->o.max_message_bytes <= 0)
 		s->o.max_message_bytes = 4 << 20;
