@@ -14,6 +14,16 @@
 /* sqlite/sqlite.c: sqlite:///abs.db, sqlite://rel.db, sqlite::memory: */
 extern const gw_store_ops gw_sqlite_ops;
 
+/* postgres/postgres.c: postgres://user:password@host:port/db?sslmode=...,
+ * one table per scheme libpq accepts (postgres, postgresql). */
+extern const gw_store_ops gw_postgres_ops;
+extern const gw_store_ops gw_postgresql_ops;
+
+/* mariadb/mariadb.c: mariadb://user:password@host:port/db, one table per
+ * scheme (mariadb, mysql). */
+extern const gw_store_ops gw_mariadb_ops;
+extern const gw_store_ops gw_mysql_ops;
+
 /* gwi_store_errf reports why an open failed: into opts->err when the
  * caller gave a buffer, else to the log (GW_ERROR). opts may be NULL.
  * Drivers call it from their open() so the reason reaches the operator.

@@ -44,6 +44,14 @@ static const gw_store_ops *const drivers[] = {
 #ifdef GW_HAVE_SQLITE
     &gw_sqlite_ops,
 #endif
+#ifdef GW_HAVE_POSTGRES
+    &gw_postgres_ops,
+    &gw_postgresql_ops,
+#endif
+#ifdef GW_HAVE_MARIADB
+    &gw_mariadb_ops,
+    &gw_mysql_ops,
+#endif
     NULL,
 };
 

@@ -5,7 +5,7 @@
  *                 scheme and encrypts/decrypts every state with AES-256-GCM
  *                 (crypto.h) so no driver ever sees plaintext.
  *   gw_store_ops  a driver: a table of functions over rows of ciphertext.
- *                 Drivers: sqlite (this tree), postgres and mariadb (next).
+ *                 Drivers: sqlite, postgres, mariadb.
  *
  * Row model (one row per actor, history kept per driver policy):
  *   (system, name) -> revision, epoch, key_id, nonce, ciphertext, type_url
@@ -27,6 +27,9 @@
  * Blocking: every function here blocks (disk or network). Call them only
  * from the statestore thread(s), never from a completion-queue thread.
  * Thread: a gw_store is used by one thread at a time (the persist thread).
+ * (The front keeps no per-call state and the networked drivers pool their
+ * connections, so a postgres or mariadb store may serve several threads at
+ * once; a sqlite store may not.)
  */
 #ifndef GW_STORE_H
 #define GW_STORE_H
@@ -59,6 +62,11 @@ typedef struct gw_store_opts {
 	 * material). NULL: the reason is logged (GW_ERROR) instead. */
 	char *err;
 	size_t errlen;
+	/* History policy of the networked stores: besides the latest revision,
+	 * keep this many older revisions per actor (spawn_actor_history, see
+	 * docs/schema.md). 0 = only the latest. The sqlite driver keeps none.
+	 * Appended member: callers that zero-initialise get 0. */
+	int history;
 } gw_store_opts;
 
 /* One actor's state as the runtime sees it: plaintext. */
@@ -83,6 +91,8 @@ typedef struct gw_loaded {
 
 /* gw_store_open connects the store named by url:
  *   sqlite:///abs/path/state.db   sqlite://relative/path.db   sqlite::memory:
+ *   postgres://user:password@host:port/db?sslmode=...   (also postgresql://)
+ *   mariadb://user:password@host:port/db                (also mysql://)
  * opts may be NULL (all defaults: the key file beside a file-backed store).
  * Returns GW_OK and sets *out (free with gw_store_close), or:
  *   GW_EINVAL    out or url is NULL
@@ -91,7 +101,8 @@ typedef struct gw_loaded {
  *   GW_ECRYPTO   the key does not decrypt the store's key check (wrong key)
  *   GW_ECORRUPT  the stored key check record is malformed
  *   GW_EIO       the database could not be opened or its schema created
- *                (GW_EUNAVAIL when it stayed locked by another process)
+ *                (GW_EUNAVAIL when it stayed locked by another process,
+ *                or a database server could not be reached)
  * Blocks: yes. Thread: any. */
 gw_err gw_store_open(gw_store **out, const char *url, const gw_store_opts *opts);
 
@@ -121,7 +132,8 @@ gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err
  * no row existed. */
 gw_err gw_store_remove(gw_store *s, const gw_actor_key *k);
 
-/* gw_store_scheme names the driver in use ("sqlite"). Borrowed. */
+/* gw_store_scheme names the driver in use: the URL's scheme ("sqlite",
+ * "postgres", "postgresql", "mariadb", "mysql"). Borrowed. */
 const char *gw_store_scheme(const gw_store *s);
 
 /* gw_loaded_fini frees what a load filled in and zeroes *l. Accepts NULL. */

@@ -8,11 +8,23 @@
  * A target whose variable is set must have its driver built: its tests then
  * fail at open with "no statestore driver for scheme ...".
  *
+ * SPAWN_TEST_TARGETS=postgres,mariadb limits the run to the named targets
+ * (ctest's store_conformance_db uses it: sqlite has its own test).
+ *
  * Each test is a loop test over the table (_i = target index) and uses its
- * own actor system name, so tests never collide on a shared server. Tests
- * that need raw access to the backing store (copy a row, read the file) run
- * only on targets that provide the hook.
+ * own actor system name, so tests never collide on a shared server. On a
+ * server whose driver is built, each test also gets a fresh namespace (a
+ * PostgreSQL schema, a MariaDB database named <db>_<pid>_<n>), so it starts
+ * from an empty store exactly like a fresh sqlite file; the user of the URL
+ * needs the right to create them. Tests that need raw access to the backing
+ * store (copy a row, read the file, stop the server) run only on targets
+ * that provide the hook; the others pass them with a note.
+ *
+ * The server-gone test runs $SPAWN_TEST_<DRIVER>_STOP and _START (shell
+ * commands; scripts/db-start.sh writes them) to stop and restart a server.
+ * The raw hooks live in conformance_raw.c.
  */
+#include "conformance.h"
 #include "store.h"
 
 #include <check.h>
@@ -20,6 +32,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,45 +41,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef GW_TEST_SQLITE
-#include <sqlite3.h>
-#endif
-
 /* bytes 0..31 and 32..63 */
 #define TEST_KEY  "t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 #define OTHER_KEY "t1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
 #define TYPE_URL  "type.googleapis.com/example.Counter"
 #define MARKER    "SPAWN-PLAINTEXT-MARKER-7f3a"
-
-typedef struct ctx ctx;
-
-typedef struct target {
-	const char *name;
-	char url[PATH_MAX + 32]; /* networked: from the environment */
-	bool file_backed;        /* URL built per test in a fresh temp dir */
-	const char *keyless_url; /* a URL of this driver with no file behind it */
-	/* Raw access behind the driver's back, for the tamper tests; NULL
-	 * until a target provides it (then those tests pass trivially).
-	 * raw_copy: put the sealed columns of (fsys, fname) on (tsys, tname),
-	 *           creating that row if needed.
-	 * raw_truncate: cut (sys, name)'s ciphertext to len bytes.
-	 * raw_fail_on: make every later write of actor `name` fail inside the
-	 *           backend (an injected storage error). */
-	bool (*raw_copy)(const ctx *c, const char *fsys, const char *fname, const char *tsys,
-	                 const char *tname);
-	bool (*raw_truncate)(const ctx *c, const char *sys, const char *name, int len);
-	bool (*raw_fail_on)(const ctx *c, const char *name);
-} target;
-
-struct ctx {
-	const target *t;
-	char dir[256]; /* under root: short */
-	char db[PATH_MAX];
-	char url[PATH_MAX + 32];
-	char sys[64];
-	char err[512];
-	gw_store *s;
-};
 
 static target targets[4];
 static int ntargets;
@@ -103,10 +82,26 @@ static void ctx_open(ctx *c, int i)
 		ck_assert_ptr_nonnull(mkdtemp(c->dir));
 		snprintf(c->db, sizeof c->db, "%s/state.db", c->dir);
 		snprintf(c->url, sizeof c->url, "%s://%s", c->t->name, c->db);
+	} else if (c->t->ns_new) {
+		ck_assert_msg(c->t->ns_new(c->t, c->url, sizeof c->url),
+		              "[%s] cannot create a test namespace", c->t->name);
 	} else {
 		snprintf(c->url, sizeof c->url, "%s", c->t->url);
 	}
 	c->s = must_open(c, TEST_KEY);
+}
+
+/* fresh_url writes a URL of another empty store of c's target, never
+ * opened yet: a new file beside c's, or a new namespace. */
+static void fresh_url(const ctx *c, char *url, size_t cap)
+{
+	static unsigned n;
+	if (c->t->file_backed)
+		snprintf(url, cap, "%s://%s/fresh-%u.db", c->t->name, c->dir, n++);
+	else if (c->t->ns_new)
+		ck_assert(c->t->ns_new(c->t, url, cap));
+	else
+		ck_abort_msg("[%s] no way to make a fresh store", c->t->name);
 }
 
 static void ctx_close(ctx *c)
@@ -193,68 +188,6 @@ static bool file_contains(const char *path, const void *needle, size_t n)
 	free(buf);
 	return found;
 }
-
-/* ---- sqlite raw access -------------------------------------------------- */
-
-#ifdef GW_TEST_SQLITE
-/* sqlite_raw runs sql on the test's database file through a connection of
- * its own, binding the texts in p (n of them) to ?1..?n. */
-static bool sqlite_raw(const ctx *c, const char *sql, const char *const *p, int n)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_open_v2(c->db, &db, SQLITE_OPEN_READWRITE, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_busy_timeout(db, 5000);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-	for (int i = 0; rc == SQLITE_OK && i < n; i++)
-		rc = sqlite3_bind_text(st, i + 1, p[i], -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-	if (rc != SQLITE_OK)
-		fprintf(stderr, "raw sql failed: %s: %s\n", sqlite3_errmsg(db), sql);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return rc == SQLITE_OK;
-}
-
-static bool sqlite_raw_copy(const ctx *c, const char *fsys, const char *fname, const char *tsys,
-                            const char *tname)
-{
-	const char *p[] = {tsys, tname, fsys, fname};
-	return sqlite_raw(c,
-	                  "INSERT INTO spawn_actor_state SELECT ?1, ?2, revision, epoch, key_id, "
-	                  "nonce, data, type_url, updated_at FROM spawn_actor_state "
-	                  "WHERE system = ?3 AND name = ?4 "
-	                  "ON CONFLICT(system, name) DO UPDATE SET key_id = excluded.key_id, "
-	                  "nonce = excluded.nonce, data = excluded.data",
-	                  p, 4);
-}
-
-static bool sqlite_raw_truncate(const ctx *c, const char *sys, const char *name, int len)
-{
-	char n[16];
-	snprintf(n, sizeof n, "%d", len);
-	const char *p[] = {sys, name, n};
-	return sqlite_raw(
-	    c,
-	    "UPDATE spawn_actor_state SET data = substr(data, 1, CAST(?3 AS INTEGER)) "
-	    "WHERE system = ?1 AND name = ?2",
-	    p, 3);
-}
-
-static bool sqlite_raw_fail_on(const ctx *c, const char *name)
-{
-	/* A trigger cannot take parameters: name is a test constant. */
-	char sql[256];
-	snprintf(sql, sizeof sql,
-	         "CREATE TRIGGER fail_%s BEFORE INSERT ON spawn_actor_state "
-	         "WHEN NEW.name = '%s' BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-	         name, name);
-	return sqlite_raw(c, sql, NULL, 0);
-}
-#endif
 
 /* ---- the suite ---------------------------------------------------------- */
 
@@ -505,12 +438,14 @@ START_TEST(a_store_without_a_file_needs_a_key)
 	ctx_open(&c, _i);
 	ctx_close(&c);
 	gw_store *s = NULL;
-	ck_assert_int_eq(try_open(&c, c.t->keyless_url, NULL, &s), GW_ECONFIG);
+	/* A networked store has no file: its own URL is keyless. */
+	const char *url = c.t->file_backed ? c.t->keyless_url : c.url;
+	ck_assert_int_eq(try_open(&c, url, NULL, &s), GW_ECONFIG);
 	ck_assert_ptr_null(s);
 	char want[128];
 	snprintf(want, sizeof want, "SPAWN_STATESTORE_KEY is required for %s", c.t->name);
 	ck_assert_str_eq(c.err, want);
-	ck_assert_int_eq(try_open(&c, c.t->keyless_url, TEST_KEY, &s), GW_OK);
+	ck_assert_int_eq(try_open(&c, url, TEST_KEY, &s), GW_OK);
 	gw_store_close(s);
 }
 END_TEST
@@ -679,6 +614,385 @@ START_TEST(the_database_file_holds_no_plaintext)
 }
 END_TEST
 
+START_TEST(a_schema_version_newer_than_the_build_is_refused)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	ctx_close(&c);
+	if (!c.t->raw_set_version)
+		return;
+	gw_store *s = NULL;
+	ck_assert(c.t->raw_set_version(&c, "2"));
+	ck_assert_int_eq(try_open(&c, c.url, TEST_KEY, &s), GW_ECONFIG);
+	ck_assert_ptr_null(s);
+	ck_assert_msg(strstr(c.err, "schema version 2"), "%s", c.err);
+	ck_assert(c.t->raw_set_version(&c, "1"));
+	c.s = must_open(&c, TEST_KEY);
+	ctx_close(&c);
+}
+END_TEST
+
+/* ---- concurrency ------------------------------------------------------------- */
+
+enum { RACERS = 2, ROUNDS = 40, OPENERS = 4 };
+
+typedef struct racer {
+	gw_store *s;
+	const char *sys;
+	const char *me;
+	pthread_barrier_t *bar;
+	gw_err res[ROUNDS];
+} racer;
+
+/* race: each round, every racer saves the same actor expecting the
+ * revision the previous round produced; the barrier lines them up. */
+static void *race(void *arg)
+{
+	racer *r = arg;
+	for (int i = 0; i < ROUNDS; i++) {
+		gw_state st = {.key = {r->sys, "contended"},
+		               .type_url = TYPE_URL,
+		               .data = (const uint8_t *)r->me,
+		               .len = strlen(r->me),
+		               .expected = (uint64_t)i};
+		pthread_barrier_wait(r->bar);
+		gw_err res = GW_EIO;
+		gw_err e = gw_store_save_batch(r->s, &st, 1, &res);
+		r->res[i] = e == GW_OK ? res : e;
+		pthread_barrier_wait(r->bar);
+	}
+	return NULL;
+}
+
+START_TEST(two_stores_racing_on_one_actor_win_each_revision_exactly_once)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	pthread_barrier_t bar;
+	pthread_t th[RACERS];
+	racer r[RACERS];
+	static const char *const names[RACERS] = {"racer-a", "racer-b"};
+	ck_assert_int_eq(pthread_barrier_init(&bar, NULL, RACERS), 0);
+	for (int i = 0; i < RACERS; i++) {
+		r[i] = (racer){
+		    .s = must_open(&c, TEST_KEY), .sys = c.sys, .me = names[i], .bar = &bar};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, race, &r[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(th[i], NULL);
+	int last = -1;
+	for (int round = 0; round < ROUNDS; round++) {
+		int wins = 0;
+		for (int i = 0; i < RACERS; i++) {
+			ck_assert_msg(r[i].res[round] == GW_OK || r[i].res[round] == GW_ECONFLICT,
+			              "round %d, %s: %s", round, names[i],
+			              gw_err_name(r[i].res[round]));
+			if (r[i].res[round] == GW_OK) {
+				wins++;
+				last = i;
+			}
+		}
+		ck_assert_msg(wins == 1, "round %d: %d winners", round, wins);
+	}
+	expect_state(c.s, c.sys, "contended", names[last], strlen(names[last]), ROUNDS);
+	for (int i = 0; i < RACERS; i++)
+		gw_store_close(r[i].s);
+	pthread_barrier_destroy(&bar);
+	ctx_close(&c);
+}
+END_TEST
+
+typedef struct opener {
+	const char *url;
+	pthread_barrier_t *bar;
+	gw_store *s;
+	gw_err e;
+	char err[512];
+} opener;
+
+static void *open_at_once(void *arg)
+{
+	opener *o = arg;
+	gw_store_opts opts = {.keys = TEST_KEY, .err = o->err, .errlen = sizeof o->err};
+	pthread_barrier_wait(o->bar);
+	o->e = gw_store_open(&o->s, o->url, &opts);
+	return NULL;
+}
+
+START_TEST(stores_creating_one_schema_at_once_all_open)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	char url[PATH_MAX + 160];
+	fresh_url(&c, url, sizeof url);
+	pthread_barrier_t bar;
+	pthread_t th[OPENERS];
+	opener o[OPENERS];
+	ck_assert_int_eq(pthread_barrier_init(&bar, NULL, OPENERS), 0);
+	for (int i = 0; i < OPENERS; i++) {
+		o[i] = (opener){.url = url, .bar = &bar};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, open_at_once, &o[i]), 0);
+	}
+	for (int i = 0; i < OPENERS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < OPENERS; i++)
+		ck_assert_msg(o[i].e == GW_OK, "opener %d: %s: %s", i, gw_err_name(o[i].e),
+		              o[i].err);
+	/* One store: what one saves, another loads. */
+	ck_assert_int_eq(save(o[0].s, c.sys, "a", "x", 1, 0, 0), GW_OK);
+	expect_state(o[OPENERS - 1].s, c.sys, "a", "x", 1, 1);
+	ck_assert_int_eq(save(o[1].s, c.sys, "a", "y", 1, 0, 0), GW_ECONFLICT);
+	for (int i = 0; i < OPENERS; i++)
+		gw_store_close(o[i].s);
+	pthread_barrier_destroy(&bar);
+	ctx_close(&c);
+}
+END_TEST
+
+enum { WORKERS = 4, CYCLES = 25 };
+
+typedef struct worker {
+	gw_store *s;
+	const char *sys;
+	char name[16];
+	gw_err e;
+	int at; /* the cycle that failed */
+} worker;
+
+static void *work(void *arg)
+{
+	worker *w = arg;
+	char data[32];
+	for (int i = 0; i < CYCLES; i++) {
+		snprintf(data, sizeof data, "%s:%d", w->name, i);
+		gw_state st = {.key = {w->sys, w->name},
+		               .data = (const uint8_t *)data,
+		               .len = strlen(data),
+		               .expected = (uint64_t)i};
+		gw_err res = GW_EIO, e = gw_store_save_batch(w->s, &st, 1, &res);
+		gw_loaded l = {0};
+		gw_actor_key k = {w->sys, w->name};
+		if (e == GW_OK)
+			e = res;
+		if (e == GW_OK)
+			e = gw_store_load(w->s, &k, &l);
+		if (e == GW_OK && (l.revision != (uint64_t)i + 1 || l.len != strlen(data) ||
+		                   memcmp(l.data, data, l.len) != 0))
+			e = GW_ECORRUPT;
+		gw_loaded_fini(&l);
+		if (e != GW_OK) {
+			w->e = e;
+			w->at = i;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* The networked drivers share one store between threads through their
+ * connection pool (more threads than connections here). */
+START_TEST(a_networked_store_serves_several_threads_through_its_pool)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	if (c.t->file_backed) {
+		ctx_close(&c);
+		return;
+	}
+	ctx_close(&c);
+	gw_store_opts o = {.keys = TEST_KEY, .pool_size = 2, .err = c.err, .errlen = sizeof c.err};
+	ck_assert_int_eq(gw_store_open(&c.s, c.url, &o), GW_OK);
+	pthread_t th[WORKERS];
+	worker w[WORKERS];
+	for (int i = 0; i < WORKERS; i++) {
+		w[i] = (worker){.s = c.s, .sys = c.sys};
+		snprintf(w[i].name, sizeof w[i].name, "w%d", i);
+		ck_assert_int_eq(pthread_create(&th[i], NULL, work, &w[i]), 0);
+	}
+	for (int i = 0; i < WORKERS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < WORKERS; i++)
+		ck_assert_msg(w[i].e == GW_OK, "worker %d, cycle %d: %s", i, w[i].at,
+		              gw_err_name(w[i].e));
+	ctx_close(&c);
+	/* Pool sizes outside 1..64 are refused; 0 is the default. */
+	gw_store *s = NULL;
+	o.pool_size = 65;
+	ck_assert_int_eq(gw_store_open(&s, c.url, &o), GW_ECONFIG);
+	o.pool_size = -1;
+	ck_assert_int_eq(gw_store_open(&s, c.url, &o), GW_ECONFIG);
+	o.pool_size = 0;
+	o.history = -1;
+	ck_assert_int_eq(gw_store_open(&s, c.url, &o), GW_ECONFIG);
+	ck_assert_ptr_null(s);
+}
+END_TEST
+
+/* ---- history ----------------------------------------------------------------- */
+
+START_TEST(history_keeps_the_last_n_older_revisions)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	if (!c.t->raw_history) {
+		ctx_close(&c);
+		return;
+	}
+	gw_store *h = NULL;
+	gw_store_opts o = {.keys = TEST_KEY, .history = 2, .err = c.err, .errlen = sizeof c.err};
+	ck_assert_int_eq(gw_store_open(&h, c.url, &o), GW_OK);
+	char v[16];
+	for (int i = 0; i < 5; i++) {
+		snprintf(v, sizeof v, "v%d", i + 1);
+		ck_assert_int_eq(save(h, c.sys, "h", v, strlen(v), (uint64_t)i, 0), GW_OK);
+	}
+	expect_state(h, c.sys, "h", "v5", 2, 5);
+	long long got[3];
+	ck_assert(c.t->raw_history(&c, c.sys, "h", got));
+	/* The latest (5) and the two before it. */
+	ck_assert_int_eq(got[0], 3);
+	ck_assert_int_eq(got[1], 3);
+	ck_assert_int_eq(got[2], 5);
+	/* A conflict or a fence adds nothing. */
+	ck_assert_int_eq(save(h, c.sys, "h", "late", 4, 2, 0), GW_ECONFLICT);
+	ck_assert(c.t->raw_history(&c, c.sys, "h", got));
+	ck_assert_int_eq(got[0], 3);
+	/* Without a history policy nothing is added; with it, trimming resumes. */
+	ck_assert_int_eq(save_str(&c, "h", "v6", 5), GW_OK);
+	ck_assert(c.t->raw_history(&c, c.sys, "h", got));
+	ck_assert_int_eq(got[2], 5);
+	ck_assert_int_eq(save(h, c.sys, "h", "v7", 2, 6, 0), GW_OK);
+	ck_assert(c.t->raw_history(&c, c.sys, "h", got));
+	ck_assert_int_eq(got[0], 2); /* 5 and 7: 6 was never recorded */
+	ck_assert_int_eq(got[1], 5);
+	ck_assert_int_eq(got[2], 7);
+	/* remove deletes the history too; a reborn actor starts over. */
+	gw_actor_key k = {c.sys, "h"};
+	ck_assert_int_eq(gw_store_remove(h, &k), GW_OK);
+	ck_assert(c.t->raw_history(&c, c.sys, "h", got));
+	ck_assert_int_eq(got[0], 0);
+	ck_assert_int_eq(save(h, c.sys, "h", "again", 5, 0, 0), GW_OK);
+	ck_assert(c.t->raw_history(&c, c.sys, "h", got));
+	ck_assert_int_eq(got[0], 1);
+	ck_assert_int_eq(got[2], 1);
+	gw_store_close(h);
+	ctx_close(&c);
+}
+END_TEST
+
+/* ---- the server goes away ---------------------------------------------------- */
+
+/* run_cmd runs a stop/start command; its stderr stays (for a failure),
+ * its stdout (the URLs) goes. */
+static void run_cmd(const char *what, const char *cmd)
+{
+	char line[PATH_MAX * 2];
+	snprintf(line, sizeof line, "%s >/dev/null", cmd);
+	int rc = system(line);
+	ck_assert_msg(rc == 0, "%s: '%s' exited with %d", what, cmd, rc);
+}
+
+START_TEST(a_server_that_goes_away_fails_calls_with_unavail_and_loses_nothing)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	if (!c.t->stop_cmd || !c.t->start_cmd) {
+		if (!c.t->file_backed)
+			printf("store_conformance: [%s] server-gone test not run: "
+			       "no SPAWN_TEST_*_STOP/_START commands\n",
+			       c.t->name);
+		ctx_close(&c);
+		return;
+	}
+	ck_assert_int_eq(save_str(&c, "a", "v1", 0), GW_OK);
+	ck_assert_int_eq(save_str(&c, "a", "v2", 1), GW_OK);
+	ck_assert_int_eq(save_str(&c, "b", "b1", 0), GW_OK);
+	run_cmd("stop", c.t->stop_cmd);
+
+	gw_state st[2] = {
+	    {.key = {c.sys, "a"}, .data = (const uint8_t *)"v3", .len = 2, .expected = 2},
+	    {.key = {c.sys, "b"}, .data = (const uint8_t *)"b2", .len = 2, .expected = 1}};
+	gw_err res[2] = {GW_OK, GW_OK};
+	ck_assert_int_eq(gw_store_save_batch(c.s, st, 2, res), GW_EUNAVAIL);
+	ck_assert_int_eq(res[0], GW_EUNAVAIL);
+	ck_assert_int_eq(res[1], GW_EUNAVAIL);
+	gw_loaded l;
+	ck_assert_int_eq(load(c.s, c.sys, "a", &l), GW_EUNAVAIL);
+	gw_actor_key k = {c.sys, "a"};
+	ck_assert_int_eq(gw_store_remove(c.s, &k), GW_EUNAVAIL);
+	gw_store *s = NULL;
+	ck_assert_int_eq(try_open(&c, c.url, TEST_KEY, &s), GW_EUNAVAIL);
+	ck_assert_ptr_null(s);
+
+	run_cmd("start", c.t->start_cmd);
+	/* The same store reconnects; every committed save is there. */
+	expect_str(&c, "a", "v2", 2);
+	expect_str(&c, "b", "b1", 1);
+	ck_assert_int_eq(gw_store_save_batch(c.s, st, 2, res), GW_OK);
+	ck_assert_int_eq(res[0], GW_OK);
+	ck_assert_int_eq(res[1], GW_OK);
+	ck_assert_int_eq(load(c.s, c.sys, "a", &l), GW_OK);
+	ck_assert_uint_eq(l.revision, 3);
+	gw_loaded_fini(&l);
+	ctx_close(&c);
+}
+END_TEST
+
+/* ---- URLs and credentials of a real server ------------------------------------ */
+
+/* with_password writes url with its password replaced by pw; false when
+ * the URL carries none. */
+static bool with_password(const char *url, const char *pw, char *out, size_t cap)
+{
+	const char *p = strstr(url, "://");
+	const char *at = p ? strchr(p + 3, '@') : NULL;
+	const char *colon = at ? memchr(p + 3, ':', (size_t)(at - p - 3)) : NULL;
+	if (!colon)
+		return false;
+	snprintf(out, cap, "%.*s%s%s", (int)(colon + 1 - url), url, pw, at);
+	return true;
+}
+
+START_TEST(a_wrong_password_is_unavailable_and_never_echoed)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	ctx_close(&c);
+	char url[PATH_MAX + 160];
+	if (c.t->file_backed || !with_password(c.url, "Wr0ngPa55word", url, sizeof url))
+		return;
+	gw_store *s = NULL;
+	gw_err e = try_open(&c, url, TEST_KEY, &s);
+	ck_assert_msg(e == GW_EUNAVAIL, "%s: %s", gw_err_name(e), c.err);
+	ck_assert_ptr_null(s);
+	ck_assert_msg(!strstr(c.err, "Wr0ngPa55word"), "%s", c.err);
+	ck_assert_msg(strstr(c.err, "cannot connect"), "%s", c.err);
+}
+END_TEST
+
+START_TEST(the_alias_scheme_opens_the_same_store)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	const char *alias = strcmp(c.t->name, "postgres") == 0  ? "postgresql"
+	                    : strcmp(c.t->name, "mariadb") == 0 ? "mysql"
+	                                                        : NULL;
+	if (!alias) {
+		ctx_close(&c);
+		return;
+	}
+	ck_assert_int_eq(save_str(&c, "a", "via the main scheme", 0), GW_OK);
+	char url[PATH_MAX + 160];
+	snprintf(url, sizeof url, "%s%s", alias, strstr(c.url, "://"));
+	gw_store *s = NULL;
+	ck_assert_msg(try_open(&c, url, TEST_KEY, &s) == GW_OK, "%s", c.err);
+	ck_assert_str_eq(gw_store_scheme(s), alias);
+	expect_state(s, c.sys, "a", "via the main scheme", 19, 1);
+	gw_store_close(s);
+	ctx_close(&c);
+}
+END_TEST
+
 /* Not per target: the registry and URL parsing. */
 START_TEST(unknown_schemes_and_bad_urls_are_refused)
 {
@@ -691,6 +1005,56 @@ START_TEST(unknown_schemes_and_bad_urls_are_refused)
 	ck_assert_int_eq(gw_store_open(&s, NULL, NULL), GW_EINVAL);
 	ck_assert_ptr_null(s);
 	gw_store_close(NULL);
+#ifdef GW_TEST_POSTGRES
+	ck_assert_int_eq(try_open(&c, "postgres:/x", TEST_KEY, &s), GW_ECONFIG);
+	ck_assert_int_eq(try_open(&c, "postgres://h/db?nosuch=1", TEST_KEY, &s), GW_ECONFIG);
+	ck_assert_msg(strstr(c.err, "nosuch"), "%s", c.err);
+	ck_assert_int_eq(try_open(&c, "postgresql://h/db?sslmode", TEST_KEY, &s), GW_ECONFIG);
+	/* libpq quotes a malformed value; a password must not reach the reason. */
+	ck_assert_int_eq(try_open(&c, "postgres://u:S3cret%zz@h/db", TEST_KEY, &s), GW_ECONFIG);
+	ck_assert_msg(!strstr(c.err, "S3cret"), "%s", c.err);
+	ck_assert_int_eq(
+	    try_open(&c, "postgres://h/db?sslmode=disable&password=S3cret%zz", TEST_KEY, &s),
+	    GW_ECONFIG);
+	ck_assert_msg(!strstr(c.err, "S3cret"), "%s", c.err);
+	/* Nothing listens on port 1: refused at once, and the password is
+	 * not in the reason. */
+	ck_assert_int_eq(
+	    try_open(&c, "postgres://u:S3cretPw@127.0.0.1:1/db?connect_timeout=5", TEST_KEY, &s),
+	    GW_EUNAVAIL);
+	ck_assert_msg(!strstr(c.err, "S3cretPw") && strstr(c.err, "127.0.0.1:1/db"), "%s", c.err);
+	ck_assert_int_eq(try_open(&c, "postgres://127.0.0.1:1/db", NULL, &s), GW_EUNAVAIL);
+	ck_assert_ptr_null(s);
+#endif
+#ifdef GW_TEST_MARIADB
+	static const char *const bad_my[] = {
+	    "mariadb:/x",
+	    "mariadb://u:p@h",
+	    "mariadb://u:p@h/",
+	    "mariadb://u:p@h:0/db",
+	    "mariadb://u:p@h:99999/db",
+	    "mariadb://u:p@h:33x/db",
+	    "mariadb://u:p%zz@h/db",
+	    "mariadb://u:p%00@h/db",
+	    "mariadb://u:p@[::1/db",
+	    "mariadb://u:p@h/db?nosuch=1",
+	    "mysql://u:p@h/db?sslmode=sometimes",
+	    "mysql://u:p@h/db?connect_timeout=0",
+	    "mysql://u:p@h/db?socket",
+	};
+	for (size_t i = 0; i < sizeof bad_my / sizeof bad_my[0]; i++)
+		ck_assert_msg(try_open(&c, bad_my[i], TEST_KEY, &s) == GW_ECONFIG, "%s: %s",
+		              bad_my[i], c.err);
+	ck_assert_int_eq(try_open(&c, "mariadb://u:S3cretPw@127.0.0.1:1/db", TEST_KEY, &s),
+	                 GW_EUNAVAIL);
+	ck_assert_msg(!strstr(c.err, "S3cretPw") && strstr(c.err, "u@127.0.0.1:1/db"), "%s", c.err);
+	ck_assert_int_eq(
+	    try_open(&c, "mysql://u%40x:p%40ss@[::1]:1/d%62?connect_timeout=3", TEST_KEY, &s),
+	    GW_EUNAVAIL);
+	ck_assert_msg(strstr(c.err, "u@x@::1:1/db"), "%s", c.err);
+	ck_assert_int_eq(try_open(&c, "mariadb://127.0.0.1:1/db", NULL, &s), GW_EUNAVAIL);
+	ck_assert_ptr_null(s);
+#endif
 #ifdef GW_TEST_SQLITE
 	ck_assert_int_eq(try_open(&c, "sqlite:", TEST_KEY, &s), GW_ECONFIG);
 	ck_assert_int_eq(try_open(&c, "sqlite://", TEST_KEY, &s), GW_ECONFIG);
@@ -717,15 +1081,37 @@ END_TEST
 
 /* ---- the runner ---------------------------------------------------------- */
 
-static void add_env_target(const char *name, const char *var)
+/* wanted reports whether SPAWN_TEST_TARGETS (unset: all) names the target. */
+static bool wanted(const char *name)
 {
+	const char *list = getenv("SPAWN_TEST_TARGETS");
+	if (!list || !*list)
+		return true;
+	size_t n = strlen(name);
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static target *add_env_target(const char *name, const char *driver)
+{
+	char var[64];
+	snprintf(var, sizeof var, "SPAWN_TEST_%s_URL", driver);
 	const char *url = getenv(var);
-	if (!url || !*url)
-		return;
+	if (!url || !*url || !wanted(name))
+		return NULL;
 	target *t = &targets[ntargets++];
 	t->name = name;
 	snprintf(t->url, sizeof t->url, "%s", url);
 	t->keyless_url = t->url;
+	snprintf(var, sizeof var, "SPAWN_TEST_%s_STOP", driver);
+	t->stop_cmd = getenv(var);
+	snprintf(var, sizeof var, "SPAWN_TEST_%s_START", driver);
+	t->start_cmd = getenv(var);
+	if (!t->stop_cmd || !*t->stop_cmd || !t->start_cmd || !*t->start_cmd)
+		t->stop_cmd = t->start_cmd = NULL;
+	return t;
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -737,25 +1123,30 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	do {                                                                                       \
 		TCase *tc_ = tcase_create(#fn);                                                    \
 		tcase_set_timeout(tc_, timeout);                                                   \
+		tcase_add_checked_fixture(tc_, NULL, conf_ns_teardown);                            \
 		tcase_add_loop_test(tc_, fn, 0, ntargets);                                         \
 		suite_add_tcase(suite, tc_);                                                       \
 	} while (0)
 
 int main(void)
 {
+	target *t;
 #ifdef GW_TEST_SQLITE
-	targets[ntargets++] = (target){.name = "sqlite",
-	                               .file_backed = true,
-	                               .keyless_url = "sqlite::memory:",
-	                               .raw_copy = sqlite_raw_copy,
-	                               .raw_truncate = sqlite_raw_truncate,
-	                               .raw_fail_on = sqlite_raw_fail_on};
+	if (wanted("sqlite")) {
+		t = &targets[ntargets++];
+		*t = (target){
+		    .name = "sqlite", .file_backed = true, .keyless_url = "sqlite::memory:"};
+		conf_raw_sqlite(t);
+	}
 #endif
-	add_env_target("postgres", "SPAWN_TEST_POSTGRES_URL");
-	add_env_target("mariadb", "SPAWN_TEST_MARIADB_URL");
+	/* Without its driver a target has no hooks: its tests fail at open. */
+	if ((t = add_env_target("postgres", "POSTGRES")))
+		conf_raw_postgres(t);
+	if ((t = add_env_target("mariadb", "MARIADB")))
+		conf_raw_mariadb(t);
 	if (ntargets == 0) {
 		fprintf(stderr, "store_conformance: no statestore target (sqlite not built, "
-		                "no SPAWN_TEST_*_URL set)\n");
+		                "no SPAWN_TEST_*_URL set, or none in SPAWN_TEST_TARGETS)\n");
 		return EXIT_FAILURE;
 	}
 	if (!mkdtemp(root)) {
@@ -784,6 +1175,14 @@ int main(void)
 	ADD(s, a_row_copied_onto_another_actor_does_not_authenticate, 30);
 	ADD(s, a_batch_that_fails_in_storage_writes_nothing, 30);
 	ADD(s, the_database_file_holds_no_plaintext, 60);
+	ADD(s, a_schema_version_newer_than_the_build_is_refused, 30);
+	ADD(s, two_stores_racing_on_one_actor_win_each_revision_exactly_once, 120);
+	ADD(s, stores_creating_one_schema_at_once_all_open, 60);
+	ADD(s, a_networked_store_serves_several_threads_through_its_pool, 60);
+	ADD(s, history_keeps_the_last_n_older_revisions, 30);
+	ADD(s, a_server_that_goes_away_fails_calls_with_unavail_and_loses_nothing, 120);
+	ADD(s, a_wrong_password_is_unavailable_and_never_echoed, 30);
+	ADD(s, the_alias_scheme_opens_the_same_store, 30);
 	TCase *tc = tcase_create("unknown_schemes_and_bad_urls_are_refused");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, unknown_schemes_and_bad_urls_are_refused);

@@ -1,0 +1,428 @@
+/* conformance_raw.c - raw access to each backend of the conformance suite
+ * (see conformance.h): fresh namespaces, and the tamper and inspection
+ * hooks, each over a connection of its own.
+ */
+#include "conformance.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef GW_TEST_SQLITE
+#include <sqlite3.h>
+#endif
+#ifdef GW_TEST_POSTGRES
+#include <libpq-fe.h>
+#endif
+#ifdef GW_TEST_MARIADB
+#include <mysql.h>
+#endif
+
+/* ---- namespaces ---------------------------------------------------------------- */
+
+/* Namespaces made by the current test (a forked child), dropped by the
+ * teardown fixture. */
+typedef struct ns_made {
+	const target *t;
+	char name[64];
+} ns_made;
+static ns_made made[16];
+static int nmade;
+
+void conf_ns_teardown(void)
+{
+	for (int i = 0; i < nmade; i++)
+		if (made[i].t->ns_drop)
+			made[i].t->ns_drop(made[i].t, made[i].name);
+	nmade = 0;
+}
+
+#if defined(GW_TEST_POSTGRES) || defined(GW_TEST_MARIADB)
+static void ns_record(const target *t, const char *name)
+{
+	if (nmade < (int)(sizeof made / sizeof made[0])) {
+		made[nmade].t = t;
+		snprintf(made[nmade].name, sizeof made[nmade].name, "%s", name);
+		nmade++;
+	}
+}
+
+/* ns_name makes a namespace name unique to this process and call. */
+static void ns_name(char *buf, size_t cap, const char *prefix)
+{
+	static unsigned n;
+	snprintf(buf, cap, "%.40s_%ld_%u", prefix, (long)getpid(), n++);
+}
+
+#endif
+
+#ifdef GW_TEST_POSTGRES
+/* url_with adds a query parameter (already encoded) to url. */
+static void url_with(char *out, size_t cap, const char *url, const char *param)
+{
+	snprintf(out, cap, "%s%s%s", url, strchr(url, '?') ? "&" : "?", param);
+}
+#endif
+
+/* ---- sqlite raw access -------------------------------------------------- */
+
+#ifdef GW_TEST_SQLITE
+/* sqlite_raw runs sql on the test's database file through a connection of
+ * its own, binding the texts in p (n of them) to ?1..?n. */
+static bool sqlite_raw(const ctx *c, const char *sql, const char *const *p, int n)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_open_v2(c->db, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(db, 5000);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	for (int i = 0; rc == SQLITE_OK && i < n; i++)
+		rc = sqlite3_bind_text(st, i + 1, p[i], -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "raw sql failed: %s: %s\n", sqlite3_errmsg(db), sql);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc == SQLITE_OK;
+}
+
+static bool sqlite_raw_copy(const ctx *c, const char *fsys, const char *fname, const char *tsys,
+                            const char *tname)
+{
+	const char *p[] = {tsys, tname, fsys, fname};
+	return sqlite_raw(c,
+	                  "INSERT INTO spawn_actor_state SELECT ?1, ?2, revision, epoch, key_id, "
+	                  "nonce, data, type_url, updated_at FROM spawn_actor_state "
+	                  "WHERE system = ?3 AND name = ?4 "
+	                  "ON CONFLICT(system, name) DO UPDATE SET key_id = excluded.key_id, "
+	                  "nonce = excluded.nonce, data = excluded.data",
+	                  p, 4);
+}
+
+static bool sqlite_raw_truncate(const ctx *c, const char *sys, const char *name, int len)
+{
+	char n[16];
+	snprintf(n, sizeof n, "%d", len);
+	const char *p[] = {sys, name, n};
+	return sqlite_raw(
+	    c,
+	    "UPDATE spawn_actor_state SET data = substr(data, 1, CAST(?3 AS INTEGER)) "
+	    "WHERE system = ?1 AND name = ?2",
+	    p, 3);
+}
+
+static bool sqlite_raw_fail_on(const ctx *c, const char *name)
+{
+	/* A trigger cannot take parameters: name is a test constant. */
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "CREATE TRIGGER fail_%s BEFORE INSERT ON spawn_actor_state "
+	         "WHEN NEW.name = '%s' BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+	         name, name);
+	return sqlite_raw(c, sql, NULL, 0);
+}
+
+static bool sqlite_raw_set_version(const ctx *c, const char *v)
+{
+	const char *p[] = {v};
+	return sqlite_raw(c,
+	                  "UPDATE spawn_meta SET value = CAST(?1 AS INTEGER) "
+	                  "WHERE name = 'schema_version'",
+	                  p, 1);
+}
+#endif
+
+/* ---- postgres raw access ---------------------------------------------------- */
+
+#ifdef GW_TEST_POSTGRES
+/* pg_raw runs sql over a connection of its own to url, with text
+ * parameters p[0..n); out (may be NULL) gets the first row's columns as
+ * integers. */
+static void pg_quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg; /* NOTICEs of DROP ... CASCADE are expected */
+}
+
+static bool pg_raw(const char *url, const char *sql, const char *const *p, int n, long long *out,
+                   int nout)
+{
+	PGconn *pc = PQconnectdb(url);
+	bool ok = PQstatus(pc) == CONNECTION_OK;
+	PQsetNoticeProcessor(pc, pg_quiet, NULL);
+	if (!ok) {
+		fprintf(stderr, "raw connect failed: %s", PQerrorMessage(pc));
+	} else {
+		PGresult *r =
+		    n ? PQexecParams(pc, sql, n, NULL, p, NULL, NULL, 0) : PQexec(pc, sql);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+		if (!ok)
+			fprintf(stderr, "raw sql failed: %s: %s\n", PQerrorMessage(pc), sql);
+		for (int i = 0; ok && i < nout; i++)
+			out[i] = PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, i)) : 0;
+		PQclear(r);
+	}
+	PQfinish(pc);
+	return ok;
+}
+
+static bool pg_ns_new(const target *t, char *url, size_t cap)
+{
+	char name[64], sql[128], param[128];
+	ns_name(name, sizeof name, "spawn_t");
+	snprintf(sql, sizeof sql, "CREATE SCHEMA %s", name);
+	if (!pg_raw(t->url, sql, NULL, 0, NULL, 0))
+		return false;
+	ns_record(t, name);
+	snprintf(param, sizeof param, "options=-csearch_path%%3D%s", name);
+	url_with(url, cap, t->url, param);
+	return true;
+}
+
+static void pg_ns_drop(const target *t, const char *name)
+{
+	char sql[128];
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", name);
+	pg_raw(t->url, sql, NULL, 0, NULL, 0);
+}
+
+static bool pg_raw_copy(const ctx *c, const char *fsys, const char *fname, const char *tsys,
+                        const char *tname)
+{
+	const char *p[] = {tsys, tname, fsys, fname};
+	return pg_raw(c->url,
+	              "INSERT INTO spawn_actor_state SELECT $1, $2, revision, epoch, key_id, "
+	              "nonce, data, type_url, updated_at FROM spawn_actor_state "
+	              "WHERE system = $3 AND name = $4 "
+	              "ON CONFLICT(system, name) DO UPDATE SET key_id = excluded.key_id, "
+	              "nonce = excluded.nonce, data = excluded.data",
+	              p, 4, NULL, 0);
+}
+
+static bool pg_raw_truncate(const ctx *c, const char *sys, const char *name, int len)
+{
+	char n[16];
+	snprintf(n, sizeof n, "%d", len);
+	const char *p[] = {sys, name, n};
+	return pg_raw(c->url,
+	              "UPDATE spawn_actor_state SET data = substring(data from 1 for $3::int) "
+	              "WHERE system = $1 AND name = $2",
+	              p, 3, NULL, 0);
+}
+
+static bool pg_raw_fail_on(const ctx *c, const char *name)
+{
+	/* name is a test constant: no quoting needed. */
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "CREATE FUNCTION fail_%s() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
+	         "IF NEW.name = '%s' THEN RAISE EXCEPTION 'injected failure'; END IF; "
+	         "RETURN NEW; END $f$; "
+	         "CREATE TRIGGER fail_%s BEFORE INSERT ON spawn_actor_state "
+	         "FOR EACH ROW EXECUTE FUNCTION fail_%s()",
+	         name, name, name, name);
+	return pg_raw(c->url, sql, NULL, 0, NULL, 0);
+}
+
+static bool pg_raw_set_version(const ctx *c, const char *v)
+{
+	const char *p[] = {v};
+	return pg_raw(c->url,
+	              "UPDATE spawn_meta SET value = convert_to($1, 'UTF8') "
+	              "WHERE name = 'schema_version'",
+	              p, 1, NULL, 0);
+}
+
+static bool pg_raw_history(const ctx *c, const char *sys, const char *name, long long out[3])
+{
+	const char *p[] = {sys, name};
+	return pg_raw(c->url,
+	              "SELECT count(*), coalesce(min(revision), 0), coalesce(max(revision), 0) "
+	              "FROM spawn_actor_history WHERE system = $1 AND name = $2",
+	              p, 2, out, 3);
+}
+#endif
+
+/* ---- mariadb raw access ------------------------------------------------------ */
+
+#ifdef GW_TEST_MARIADB
+/* The test's own reading of mariadb://user:password@host:port/db (no
+ * percent escapes: the URLs come from scripts/db-start.sh or the user). */
+typedef struct my_parts {
+	char user[128], pass[128], host[128], db[128], rest[256];
+	unsigned port;
+} my_parts;
+
+static bool my_parse(const char *url, my_parts *m)
+{
+	memset(m, 0, sizeof *m);
+	m->port = 3306;
+	const char *p = strstr(url, "://");
+	if (!p)
+		return false;
+	p += 3;
+	const char *at = strrchr(p, '@'), *slash;
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+		snprintf(m->user, sizeof m->user, "%.*s", (int)((colon ? colon : at) - p), p);
+		if (colon)
+			snprintf(m->pass, sizeof m->pass, "%.*s", (int)(at - colon - 1), colon + 1);
+		p = at + 1;
+	}
+	if (!(slash = strchr(p, '/')))
+		return false;
+	const char *colon = memchr(p, ':', (size_t)(slash - p));
+	snprintf(m->host, sizeof m->host, "%.*s", (int)((colon ? colon : slash) - p), p);
+	if (colon)
+		m->port = (unsigned)atoi(colon + 1);
+	const char *q = strchr(slash, '?');
+	snprintf(m->db, sizeof m->db, "%.*s", (int)(q ? q - slash - 1 : (long)strlen(slash + 1)),
+	         slash + 1);
+	snprintf(m->rest, sizeof m->rest, "%s", q ? q : "");
+	return true;
+}
+
+/* my_raw runs one statement over a connection of its own to url; out (may
+ * be NULL) gets the first row's columns as integers. */
+static bool my_raw(const char *url, const char *sql, long long *out, int nout)
+{
+	my_parts m;
+	if (!my_parse(url, &m))
+		return false;
+	MYSQL *db = mysql_init(NULL);
+	bool ok = db && mysql_real_connect(db, m.host, m.user, m.pass, m.db, m.port, NULL, 0) &&
+	          mysql_query(db, sql) == 0;
+	if (!ok) {
+		fprintf(stderr, "raw sql failed: %s: %s\n", db ? mysql_error(db) : "oom", sql);
+	} else {
+		MYSQL_RES *res = mysql_store_result(db);
+		MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+		for (int i = 0; i < nout; i++)
+			out[i] = row && row[i] ? atoll(row[i]) : 0;
+		if (res)
+			mysql_free_result(res);
+	}
+	mysql_close(db);
+	return ok;
+}
+
+static bool my_ns_new(const target *t, char *url, size_t cap)
+{
+	my_parts m;
+	char name[64], sql[128];
+	if (!my_parse(t->url, &m))
+		return false;
+	ns_name(name, sizeof name, m.db);
+	snprintf(sql, sizeof sql, "CREATE DATABASE `%s`", name);
+	if (!my_raw(t->url, sql, NULL, 0))
+		return false;
+	ns_record(t, name);
+	const char *slash = strchr(strstr(t->url, "://") + 3, '/');
+	snprintf(url, cap, "%.*s/%s%s", (int)(slash - t->url), t->url, name, m.rest);
+	return true;
+}
+
+static void my_ns_drop(const target *t, const char *name)
+{
+	char sql[128];
+	snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS `%s`", name);
+	my_raw(t->url, sql, NULL, 0);
+}
+
+/* The hooks' strings are test-made (system names, constant actor names):
+ * they need no escaping. */
+static bool my_raw_copy(const ctx *c, const char *fsys, const char *fname, const char *tsys,
+                        const char *tname)
+{
+	char sql[1024];
+	snprintf(sql, sizeof sql,
+	         "INSERT INTO spawn_actor_state SELECT '%s', '%s', revision, epoch, key_id, "
+	         "nonce, data, type_url, updated_at FROM spawn_actor_state "
+	         "WHERE system = '%s' AND name = '%s' "
+	         "ON DUPLICATE KEY UPDATE key_id = VALUES(key_id), nonce = VALUES(nonce), "
+	         "data = VALUES(data)",
+	         tsys, tname, fsys, fname);
+	return my_raw(c->url, sql, NULL, 0);
+}
+
+static bool my_raw_truncate(const ctx *c, const char *sys, const char *name, int len)
+{
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "UPDATE spawn_actor_state SET data = SUBSTRING(data, 1, %d) "
+	         "WHERE system = '%s' AND name = '%s'",
+	         len, sys, name);
+	return my_raw(c->url, sql, NULL, 0);
+}
+
+static bool my_raw_fail_on(const ctx *c, const char *name)
+{
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "CREATE TRIGGER fail_%s BEFORE INSERT ON spawn_actor_state FOR EACH ROW "
+	         "BEGIN IF NEW.name = '%s' THEN SIGNAL SQLSTATE '45000' "
+	         "SET MESSAGE_TEXT = 'injected failure'; END IF; END",
+	         name, name);
+	return my_raw(c->url, sql, NULL, 0);
+}
+
+static bool my_raw_set_version(const ctx *c, const char *v)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "UPDATE spawn_meta SET value = '%s' WHERE name = 'schema_version'", v);
+	return my_raw(c->url, sql, NULL, 0);
+}
+
+static bool my_raw_history(const ctx *c, const char *sys, const char *name, long long out[3])
+{
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "SELECT COUNT(*), COALESCE(MIN(revision), 0), COALESCE(MAX(revision), 0) "
+	         "FROM spawn_actor_history WHERE system = '%s' AND name = '%s'",
+	         sys, name);
+	return my_raw(c->url, sql, out, 3);
+}
+#endif
+
+/* ---- the hooks per target ------------------------------------------------------- */
+
+void conf_raw_sqlite(target *t)
+{
+#ifdef GW_TEST_SQLITE
+	t->raw_copy = sqlite_raw_copy;
+	t->raw_truncate = sqlite_raw_truncate;
+	t->raw_fail_on = sqlite_raw_fail_on;
+	t->raw_set_version = sqlite_raw_set_version;
+#endif
+}
+
+void conf_raw_postgres(target *t)
+{
+#ifdef GW_TEST_POSTGRES
+	t->raw_copy = pg_raw_copy;
+	t->raw_truncate = pg_raw_truncate;
+	t->raw_fail_on = pg_raw_fail_on;
+	t->raw_set_version = pg_raw_set_version;
+	t->raw_history = pg_raw_history;
+	t->ns_new = pg_ns_new;
+	t->ns_drop = pg_ns_drop;
+#endif
+}
+
+void conf_raw_mariadb(target *t)
+{
+#ifdef GW_TEST_MARIADB
+	t->raw_copy = my_raw_copy;
+	t->raw_truncate = my_raw_truncate;
+	t->raw_fail_on = my_raw_fail_on;
+	t->raw_set_version = my_raw_set_version;
+	t->raw_history = my_raw_history;
+	t->ns_new = my_ns_new;
+	t->ns_drop = my_ns_drop;
+#endif
+}
