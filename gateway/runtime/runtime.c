@@ -541,6 +541,16 @@ static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			       inv->req->action_name);
 			continue;
 		}
+		if (err == GW_ETOOBIG) {
+			finish(dl, inv, err,
+			       "the invocation of %s with its state exceeds the message size limit",
+			       a->name);
+			continue;
+		}
+		if (err == GW_ENOMEM) {
+			finish(dl, inv, err, "out of memory dispatching to actor %s", a->name);
+			continue;
+		}
 		if (err) {
 			finish(dl, inv, err, "no host serving actor %s action '%s' is connected",
 			       a->name, inv->req->action_name);
@@ -639,20 +649,7 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, gw_sha
 	return GW_OK;
 }
 
-gw_err gw_runtime_check(gw_runtime *rt, const Spawn__InvocationRequest *rq, char *msg, size_t n)
-{
-	gw_shard *s;
-	uint32_t h;
-	gw_actor_type *type;
-	gw_actor_settings st;
-	gw_actor *a;
-	gw_err err = resolve(rt, rq, &s, &h, &type, &st, &a, msg, n);
-	if (err == GW_OK)
-		pthread_mutex_unlock(&s->mu);
-	return err;
-}
-
-void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
+gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 {
 	done_list dl = {0};
 	Spawn__InvocationRequest *rq = inv->req;
@@ -663,20 +660,16 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 	gw_actor_settings st;
 	gw_actor *a;
 	gw_err err = resolve(rt, rq, &s, &h, &type, &st, &a, inv->msg, sizeof inv->msg);
-	if (err) {
-		finish(&dl, inv, err, NULL);
-		deliver(&dl);
-		return;
-	}
+	if (err)
+		return err;
 	const char *system = rq->system->name, *name = rq->actor->id->name;
 	if (!a) {
 		size_t nl = strlen(name) + 1;
 		a = calloc(1, sizeof *a + nl);
 		if (!a) {
 			pthread_mutex_unlock(&s->mu);
-			finish(&dl, inv, GW_ENOMEM, "cannot activate actor %s", name);
-			deliver(&dl);
-			return;
+			snprintf(inv->msg, sizeof inv->msg, "cannot activate actor %s", name);
+			return GW_ENOMEM;
 		}
 		memcpy(a->name, name, nl);
 		a->hash = h;
@@ -684,37 +677,51 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 		a->type = type;
 		a->stateful = st.stateful;
 		a->st = a->stateful ? A_LOADING : A_READY;
+		if (a->stateful &&
+		    gw_persist_load(rt->persist, system, a->name, load_done, a) != GW_OK) {
+			pthread_mutex_unlock(&s->mu);
+			free(a);
+			snprintf(inv->msg, sizeof inv->msg, "cannot activate actor %s", name);
+			return GW_ENOMEM;
+		}
+		/* Published before the shard lock is released, so the load's
+		 * callback (which takes the lock) always finds it. */
 		if (s->count >= s->nbuckets)
 			table_grow(s);
 		a->hnext = s->buckets[h & (s->nbuckets - 1)];
 		s->buckets[h & (s->nbuckets - 1)] = a;
 		s->count++;
 		atomic_fetch_add_explicit(&rt->activations, 1, memory_order_relaxed);
-		if (a->stateful &&
-		    gw_persist_load(rt->persist, system, a->name, load_done, a) != GW_OK) {
-			actor_free_locked(s, a);
-			pthread_mutex_unlock(&s->mu);
-			finish(&dl, inv, GW_ENOMEM, "cannot activate actor %s", name);
-			deliver(&dl);
-			return;
-		}
 	}
 	if (a->qlen >= rt->o.mailbox_max) {
-		finish(&dl, inv, GW_EFULL, "mailbox of actor %s is full (%u waiting)", name, a->qlen);
-	} else {
-		inv->actor = a;
-		inv->next = NULL;
-		if (a->mq_tail)
-			a->mq_tail->next = inv;
-		else
-			a->mq_head = inv;
-		a->mq_tail = inv;
-		a->qlen++;
-		if (a->st == A_READY)
-			dispatch_locked(rt, a, &dl);
+		pthread_mutex_unlock(&s->mu);
+		snprintf(inv->msg, sizeof inv->msg, "mailbox of actor %s is full (%u waiting)", name,
+			 a->qlen);
+		return GW_EFULL;
 	}
+	inv->actor = a;
+	inv->next = NULL;
+	if (a->mq_tail)
+		a->mq_tail->next = inv;
+	else
+		a->mq_head = inv;
+	a->mq_tail = inv;
+	a->qlen++;
+	if (a->st == A_READY)
+		dispatch_locked(rt, a, &dl);
 	pthread_mutex_unlock(&s->mu);
 	deliver(&dl);
+	return GW_OK;
+}
+
+void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
+{
+	gw_err err = gw_runtime_enqueue(rt, inv);
+	if (err) {
+		done_list dl = {0};
+		finish(&dl, inv, err, NULL);
+		deliver(&dl);
+	}
 }
 
 /* same_state tells whether the host sent back exactly the state it got. */

@@ -100,11 +100,12 @@ void gw_runtime_destroy(gw_runtime *rt);
  * with the outcome (possibly before this returns). Never blocks. */
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv);
 
-/* gw_runtime_check validates rq's names and resolves its actor the way
- * gw_runtime_invoke does, without activating anything (for async calls,
- * answered before they run). Returns GW_OK, or GW_EINVAL / GW_ENOTFOUND
- * with a message in msg. Never blocks. */
-gw_err gw_runtime_check(gw_runtime *rt, const Spawn__InvocationRequest *rq, char *msg, size_t n);
+/* gw_runtime_enqueue is gw_runtime_invoke for callers that answer at
+ * acceptance (async calls): GW_OK means inv is queued in its actor's
+ * mailbox and owned by the runtime (done runs later); any other return
+ * (GW_EINVAL, GW_ENOTFOUND, GW_EFULL, GW_ENOMEM) means it was refused,
+ * inv->msg says why, done will not run and the caller still owns inv. */
+gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv);
 
 /* Called by the host connection (server/host.c) when the result for a
  * dispatched invocation arrives. res is borrowed for the call. */
@@ -129,8 +130,9 @@ void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out);
 /* Host-side functions the runtime calls (implemented in server/host.c). */
 
 /* gw_host_send_task registers inv under a fresh request id and queues the
- * task built by build(inv, id) to the host. Returns GW_OK, or GW_EUNAVAIL
- * when the host is closing (inv not registered). */
+ * task built by build(inv, id) to the host. Returns GW_OK; GW_EUNAVAIL
+ * when the host is closing; GW_ETOOBIG when the task exceeds the message
+ * size limit; GW_ENOMEM. On error inv is not registered. */
 typedef grpc_byte_buffer *(*gw_task_build_fn)(gw_inv *inv, uint64_t req_id);
 gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build);
 /* gw_host_cancel removes a pending invocation. true: removed, the caller

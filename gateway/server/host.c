@@ -248,6 +248,12 @@ gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 	}
 	uint64_t id = ++h->next_id;
 	grpc_byte_buffer *bb = build(inv, id);
+	if (bb && grpc_byte_buffer_length(bb) > (size_t)h->srv->o.max_message_bytes) {
+		/* gRPC would fail the send and with it the whole stream. */
+		grpc_byte_buffer_destroy(bb);
+		pthread_mutex_unlock(&h->mu);
+		return GW_ETOOBIG;
+	}
 	if (!bb || !pend_put(h, id, inv)) {
 		if (bb)
 			grpc_byte_buffer_destroy(bb);
@@ -370,10 +376,16 @@ static void send_registration_reply(gw_host *h)
 	gm.msg_case = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_REGISTRATION;
 	gm.registration = &rr;
 	grpc_byte_buffer *bb;
-	if (spawn_wire_pack(&gm.base, &bb))
+	if (spawn_wire_pack(&gm.base, &bb)) {
+		host_close(h, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
+	}
 	pthread_mutex_lock(&h->mu);
 	enqueue_locked(h, bb);
+	/* Only now may tasks be queued: the reply goes out first (the order
+	 * gateway.proto promises). Dispatch checks the state under this lock. */
+	int expect = H_REGISTERING;
+	atomic_compare_exchange_strong(&h->st, &expect, H_ACTIVE);
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -392,8 +404,6 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m)
 			return false;
 		}
 		snprintf(h->system, sizeof h->system, "%s", rr->actor_system->name);
-		int expect = H_REGISTERING;
-		atomic_compare_exchange_strong(&h->st, &expect, H_ACTIVE);
 		GW_INFO("host %s registered system '%s' (%zu actors)", h->peer, h->system,
 			rr->actor_system->registry->n_actors);
 		send_registration_reply(h);

@@ -222,14 +222,18 @@ static void handle_invoke(ucall *c)
 		gw_runtime_invoke(c->srv->rt, inv);
 		return;
 	}
-	/* Async: validate what can be validated now, answer, then run. */
-	char msg[160];
-	gw_err err = gw_runtime_check(c->srv->rt, rq, msg, sizeof msg);
+	/* Async: queue it, then answer, so a call the client makes after this
+	 * answer cannot overtake it in the actor's mailbox. */
+	inv->user = NULL;
+	inv->deadline_ms = 0;
+	inv->done = async_done;
+	gw_err err = gw_runtime_enqueue(c->srv->rt, inv);
 	if (err) {
+		ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err), NULL);
 		gw_inv_destroy(inv);
-		ucall_reply(c, gw_err_status(err), msg, NULL);
 		return;
 	}
+	/* inv belongs to the runtime now: do not touch it. */
 	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
 	status.status = SPAWN__STATUS__OK;
 	Spawn__Noop noop = SPAWN__NOOP__INIT;
@@ -238,15 +242,8 @@ static void handle_invoke(ucall *c)
 	resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_NOOP;
 	resp.noop = &noop;
 	ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
-	inv->user = NULL;
-	inv->deadline_ms = 0;
-	inv->done = async_done;
-	gw_runtime_invoke(c->srv->rt, inv);
 }
 
-/* handle_spawn creates instances of UNNAMED actors: each ActorId names
- * the instance (name, system) and its template (parent). All or nothing
- * is validated first; creating an existing instance again is a no-op. */
 static void handle_spawn(ucall *c)
 {
 	ProtobufCMessage *m = NULL;

@@ -387,6 +387,17 @@ static void *worker_main(void *arg)
 		hm.result = &res;
 		grpc_byte_buffer *bb = NULL;
 		outmsg *o = NULL;
+		Spawn__Gateway__V1__HostError too_big = SPAWN__GATEWAY__V1__HOST_ERROR__INIT;
+		/* Without a configured limit, the gateway's default (4 MiB) applies. */
+		size_t limit = h->max_message_bytes > 0 ? (size_t)h->max_message_bytes : 4u << 20;
+		if (protobuf_c_message_get_packed_size(&hm.base) > limit) {
+			/* Sending it would fail the whole stream (and every call on
+			 * it): answer this one call with an error instead. */
+			too_big.code = SPAWN_RESOURCE_EXHAUSTED;
+			too_big.message = "the action's result exceeds the message size limit";
+			res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR;
+			res.error = &too_big;
+		}
 		if (spawn_wire_pack(&hm.base, &bb) != 0 || !(o = malloc(sizeof *o))) {
 			/* Unanswered, the gateway times the call out: the best we
 			 * can do without memory. */
