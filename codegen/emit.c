@@ -9,10 +9,10 @@
 
 #include "names.h"
 
-extern const cg_lang cg_lang_c;
+extern const cg_lang cg_lang_c, cg_lang_python, cg_lang_ts;
 
 /* The languages. A new one is a cg_lang here plus sdk-templates/<name>/. */
-static const cg_lang *const langs[] = {&cg_lang_c};
+static const cg_lang *const langs[] = {&cg_lang_c, &cg_lang_python, &cg_lang_ts};
 
 const cg_lang *cg_lang_find(const char *name)
 {

@@ -38,6 +38,12 @@ void gw_config_usage(const char *prog)
 	       "  --max-message-bytes N     largest message accepted or sent\n"
 	       "                            [SPAWN_MAX_MESSAGE_BYTES] default 4194304\n"
 	       "  --save-batch N            most saves per statestore transaction [SPAWN_SAVE_BATCH] 256\n"
+	       "  --store-pool N            connections to PostgreSQL/MariaDB [SPAWN_STATESTORE_POOL] 4\n"
+	       "  --store-history N         older revisions kept per actor, for restores\n"
+	       "                            [SPAWN_STATESTORE_HISTORY] default 0 (only the latest)\n"
+	       "  --rotate-keys             re-encrypt every stored state to the first key of the\n"
+	       "                            keyring, in the background, resumable\n"
+	       "                            [SPAWN_ROTATE_KEYS=1]\n"
 	       "  --drain MS                on SIGTERM, wait this long for calls in flight [SPAWN_DRAIN_MS] 5000\n"
 	       "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
 	       "  -h, --help                this text\n"
@@ -121,7 +127,11 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_MAX_MESSAGE_BYTES", max_message_bytes, 1024, 1 << 30)
 	ENVNUM("SPAWN_SAVE_BATCH", save_batch, 1, 100000)
 	ENVNUM("SPAWN_DRAIN_MS", drain_ms, 1, 3600000)
+	ENVNUM("SPAWN_STATESTORE_POOL", store_pool, 1, 64)
+	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
 #undef ENVNUM
+	if ((e = getenv("SPAWN_ROTATE_KEYS")) && *e)
+		c->rotate_keys = !strcmp(e, "1") || !strcmp(e, "true");
 	if ((e = getenv("SPAWN_LOG_LEVEL")) && *e && (c->log_level = level_of(e)) < 0) {
 		snprintf(why, whylen, "SPAWN_LOG_LEVEL: unknown level '%s'", e);
 		return GW_ECONFIG;
@@ -130,7 +140,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		return err;
 
 	enum { O_LISTEN = 256, O_STORE, O_THREADS, O_SHARDS, O_MAILBOX, O_DEACT, O_SNAP, O_HOSTTO,
-	       O_MAXMSG, O_BATCH, O_DRAIN, O_LOG, O_VERSION };
+	       O_MAXMSG, O_BATCH, O_DRAIN, O_LOG, O_VERSION, O_POOL, O_HISTORY, O_ROTATE };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"statestore", required_argument, NULL, O_STORE},
@@ -144,6 +154,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		{"save-batch", required_argument, NULL, O_BATCH},
 		{"drain", required_argument, NULL, O_DRAIN},
 		{"log-level", required_argument, NULL, O_LOG},
+		{"store-pool", required_argument, NULL, O_POOL},
+		{"store-history", required_argument, NULL, O_HISTORY},
+		{"rotate-keys", no_argument, NULL, O_ROTATE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, O_VERSION},
 		{NULL, 0, NULL, 0},
@@ -193,6 +206,15 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			break;
 		case O_DRAIN:
 			c->drain_ms = num(optarg, "--drain", 1, 3600000, why, whylen, &err);
+			break;
+		case O_POOL:
+			c->store_pool = (int)num(optarg, "--store-pool", 1, 64, why, whylen, &err);
+			break;
+		case O_HISTORY:
+			c->store_history = (int)num(optarg, "--store-history", 0, 1000000, why, whylen, &err);
+			break;
+		case O_ROTATE:
+			c->rotate_keys = true;
 			break;
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {

@@ -3,6 +3,7 @@
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,9 @@ typedef struct gw_config {
 	int64_t deactivate_ms, snapshot_ms, host_timeout_ms, drain_ms;
 	int max_message_bytes;
 	size_t save_batch;
+	int store_pool;                    /* connections for networked stores; 0 = driver default */
+	int store_history;                 /* older revisions kept per actor */
+	bool rotate_keys;                  /* re-encrypt rows to the primary key in the background */
 	int log_level;                     /* gw_log_level */
 } gw_config;
 

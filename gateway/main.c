@@ -45,7 +45,11 @@ int main(int argc, char **argv)
 	grpc_init();
 
 	char serr[256] = "";
-	gw_store_opts so = {.keys = cfg.keys, .err = serr, .errlen = sizeof serr};
+	gw_store_opts so = {.keys = cfg.keys,
+			    .err = serr,
+			    .errlen = sizeof serr,
+			    .pool_size = cfg.store_pool,
+			    .history = cfg.store_history};
 	err = gw_store_open(&store, cfg.statestore, &so);
 	if (err) {
 		GW_ERROR("statestore %s: %s%s", cfg.statestore, serr[0] ? serr : gw_strerror(err),
@@ -53,7 +57,8 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if ((err = gw_persist_create(&persist, store, cfg.save_batch)) ||
+	gw_persist_opts po = {.max_batch = cfg.save_batch, .rotate = cfg.rotate_keys};
+	if ((err = gw_persist_create(&persist, store, &po)) ||
 	    (err = gw_registry_create(&reg)))
 		goto fail;
 	gw_runtime_opts ro = {

@@ -3,17 +3,32 @@
  * docs/design/statestore.md).
  *
  * Open:
- *   url --scheme--> driver table --open--> drv
+ *   url --scheme--> driver table (version >= 2) --open--> drv
  *   keys: opts->keys | "<db path>.key" (created 0600 if absent) | ECONFIG
  *   key check: meta "keycheck" must open under the keyring (else ECRYPTO);
- *              written under the primary key when the store is new.
+ *              created (insert-only) under the primary key when the store
+ *              is new, then read back and verified.
+ *
+ * Key rotation (gw_store_rotate_step), one pass at a time, its cursor in
+ * meta "rotation" (rot_* below):
+ *
+ *   (no record, or another primary) --count--> SCAN STATE (cursor "", "")
+ *   SCAN STATE ---- scan < asked ----> SCAN HISTORY (cursor "", "", 0)
+ *   SCAN HISTORY -- scan < asked ----> END
+ *   END --- rows under other keys <= this pass's failed --> DONE [reseal key check]
+ *   END --- more --------------------> SCAN STATE (a new pass, counters reset)
+ *   DONE -- next call ---------------> END (count again)
  *
  * Invariants:
  *   1. A driver only ever receives ciphertext: rows are sealed here.
  *   2. Every row is sealed with a fresh nonce and the AAD of its own actor,
  *      so a row moved onto another actor fails to load (GW_ECRYPTO).
  *   3. A store opens only when its key check authenticates, so a wrong key
- *      is caught at start-up, not at the first load.
+ *      is caught at start-up, not at the first load. Two openers of a new
+ *      store cannot both write a key check: the write is insert-only.
+ *   4. Rotation never changes a revision and never writes a row it could
+ *      not open: a re-encryption is conditional on the row being exactly
+ *      the one read (revision, key id, nonce), so a concurrent save wins.
  */
 #include "store.h"
 
@@ -55,6 +70,7 @@ static const gw_store_ops *const drivers[] = {
     NULL,
 };
 
+#define ROTATION_META    "rotation"
 #define KEYCHECK_META    "keycheck"
 #define KEYCHECK_SYSTEM  "__spawn"
 #define KEYCHECK_NAME    "keycheck"
@@ -90,9 +106,14 @@ static gw_err find_driver(const char *url, const gw_store_opts *opts, const gw_s
 	char built[128] = "";
 	for (size_t i = 0; drivers[i]; i++) {
 		if (strlen(drivers[i]->scheme) == n && strncmp(drivers[i]->scheme, url, n) == 0) {
-			if (drivers[i]->version < 1) {
-				gwi_store_errf(opts, "statestore driver '%s' has version %d",
-				               drivers[i]->scheme, drivers[i]->version);
+			/* Members are only appended: a table of an older version
+			 * lacks what this front calls. */
+			if (drivers[i]->version < GW_STORE_OPS_VERSION) {
+				gwi_store_errf(opts,
+				               "statestore driver '%s' has version %d; this "
+				               "build needs %d",
+				               drivers[i]->scheme, drivers[i]->version,
+				               GW_STORE_OPS_VERSION);
 				return GW_ECONFIG;
 			}
 			*ops = drivers[i];
@@ -283,7 +304,10 @@ static gw_err key_file_keyring(const char *dbpath, const gw_store_opts *opts, gw
 
 /* The record: version(1) | key id length(1) | key id | nonce(12) | sealed. */
 
-static gw_err keycheck_write(gw_store *s)
+/* keycheck_write seals the key check under the primary key: insert-only
+ * when create (GW_ECONFLICT: another opener's record is there), else
+ * replacing the record (rotation, once every row is under the primary). */
+static gw_err keycheck_write(gw_store *s, bool create)
 {
 	gw_sealed sl = {0};
 	gw_err e = gw_seal(s->kr, KEYCHECK_SYSTEM, KEYCHECK_NAME, (const uint8_t *)keycheck_plain,
@@ -302,13 +326,17 @@ static gw_err keycheck_write(gw_store *s)
 	memcpy(rec + 2, sl.key_id, idn);
 	memcpy(rec + 2 + idn, sl.nonce, GW_NONCE_LEN);
 	memcpy(rec + 2 + idn + GW_NONCE_LEN, sl.data, sl.len);
-	e = s->ops->meta_put(s->drv, KEYCHECK_META, rec, n);
+	e = create ? s->ops->meta_create(s->drv, KEYCHECK_META, rec, n)
+	           : s->ops->meta_put(s->drv, KEYCHECK_META, rec, n);
 	free(rec);
 	free(sl.data);
 	return e;
 }
 
-static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const gw_store_opts *opts)
+/* keycheck_verify opens the record under the keyring. id (caller storage,
+ * may be NULL) gets the key id it was sealed under. */
+static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const gw_store_opts *opts,
+                              char id_out[GW_KEY_ID_MAX + 1])
 {
 	char id[GW_KEY_ID_MAX + 1];
 	if (n < 2 || rec[0] != KEYCHECK_VERSION || rec[1] == 0 || rec[1] > GW_KEY_ID_MAX ||
@@ -319,6 +347,8 @@ static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const g
 	size_t idn = rec[1];
 	memcpy(id, rec + 2, idn);
 	id[idn] = '\0';
+	if (id_out)
+		memcpy(id_out, id, idn + 1);
 	gw_sealed in = {.key_id = id,
 	                .data = (uint8_t *)(rec + 2 + idn + GW_NONCE_LEN),
 	                .len = n - 2 - idn - GW_NONCE_LEN};
@@ -340,16 +370,20 @@ static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const g
 }
 
 /* keycheck proves at open that the keyring fits the store. A new store
- * gets a record sealed under the primary key; the record is read back and
- * verified either way, so two openers racing on a new store with different
- * keys cannot both succeed. */
+ * gets a record sealed under the primary key, written insert-only; the
+ * record is read back and verified either way, so of two openers racing on
+ * a new store with different keys one creates the record and the other
+ * (its create refused) verifies that one and fails with GW_ECRYPTO. */
 static gw_err keycheck(gw_store *s, const gw_store_opts *opts)
 {
 	uint8_t *rec = NULL;
 	size_t n = 0;
 	gw_err e = s->ops->meta_get(s->drv, KEYCHECK_META, &rec, &n);
 	if (e == GW_ENOTFOUND) {
-		if ((e = keycheck_write(s)) != GW_OK) {
+		e = keycheck_write(s, true);
+		if (e == GW_ECONFLICT)
+			e = GW_OK; /* another opener created it: verify theirs */
+		if (e != GW_OK) {
 			gwi_store_errf(opts, "cannot write the statestore key check: %s",
 			               gw_strerror(e));
 			return e;
@@ -360,7 +394,7 @@ static gw_err keycheck(gw_store *s, const gw_store_opts *opts)
 		gwi_store_errf(opts, "cannot read the statestore key check: %s", gw_strerror(e));
 		return e;
 	}
-	e = keycheck_verify(s, rec, n, opts);
+	e = keycheck_verify(s, rec, n, opts, NULL);
 	free(rec);
 	return e;
 }
@@ -445,33 +479,89 @@ static void row_fini(gw_row *r)
 	free(r->data);
 }
 
+/* row_open authenticates and decrypts a row a driver loaded for k into
+ * *out. The row is consumed (freed) either way. */
+static gw_err row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loaded *out)
+{
+	uint8_t *pt = NULL;
+	size_t ptlen = 0;
+	gw_sealed in = {.key_id = row->key_id, .data = row->data, .len = row->len};
+	memcpy(in.nonce, row->nonce, GW_NONCE_LEN);
+	gw_err e = gw_open(s->kr, k->system, k->name, &in, &pt, &ptlen);
+	if (e != GW_OK) {
+		if (e == GW_ECRYPTO)
+			GW_WARN("statestore: %s/%s revision %llu (key id '%s') does not "
+			        "authenticate",
+			        k->system, k->name, (unsigned long long)row->revision, row->key_id);
+		row_fini(row);
+		return e;
+	}
+	out->type_url = (char *)row->type_url; /* ownership moves to *out */
+	out->data = pt;
+	out->len = ptlen;
+	out->revision = row->revision;
+	out->epoch = row->epoch;
+	row->type_url = NULL;
+	row_fini(row);
+	return GW_OK;
+}
+
 gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out)
 {
 	gw_row row = {0};
-	uint8_t *pt = NULL;
-	size_t ptlen = 0;
 	if (!s || !key_ok(k) || !out)
 		return GW_EINVAL;
 	gw_err e = s->ops->load(s->drv, k, &row);
 	if (e != GW_OK)
 		return e;
-	gw_sealed in = {.key_id = row.key_id, .data = row.data, .len = row.len};
-	memcpy(in.nonce, row.nonce, GW_NONCE_LEN);
-	e = gw_open(s->kr, k->system, k->name, &in, &pt, &ptlen);
-	if (e != GW_OK) {
-		if (e == GW_ECRYPTO)
-			GW_WARN("statestore: %s/%s (key id '%s') does not authenticate", k->system,
-			        k->name, row.key_id);
-		row_fini(&row);
+	return row_open(s, k, &row, out);
+}
+
+gw_err gw_store_load_revision(gw_store *s, const gw_actor_key *k, uint64_t revision, gw_loaded *out)
+{
+	gw_row row = {0};
+	if (!s || !key_ok(k) || !out)
+		return GW_EINVAL;
+	if (revision == 0)
+		return gw_store_load(s, k, out);
+	if (revision > GWI_STORE_MAX_INT)
+		return GW_ENOTFOUND; /* no stored revision can be that large */
+	gw_err e = s->ops->load_revision(s->drv, k, revision, &row);
+	if (e != GW_OK)
 		return e;
+	return row_open(s, k, &row, out);
+}
+
+gw_err gw_store_list_revisions(gw_store *s, const gw_actor_key *k, uint64_t *revs, size_t cap,
+                               size_t *n)
+{
+	if (!s || !key_ok(k) || !n || (!revs && cap > 0))
+		return GW_EINVAL;
+	if (cap == 0) {
+		*n = 0;
+		return GW_OK;
 	}
-	out->type_url = (char *)row.type_url; /* ownership moves to *out */
-	out->data = pt;
-	out->len = ptlen;
-	out->revision = row.revision;
-	out->epoch = row.epoch;
-	row.type_url = NULL;
-	row_fini(&row);
+	size_t got = 0;
+	gw_err e = s->ops->list_revisions(s->drv, k, revs, cap, &got);
+	if (e == GW_OK)
+		*n = got;
+	return e;
+}
+
+gw_err gw_store_acquire(gw_store *s, const gw_actor_key *k, uint64_t *epoch)
+{
+	if (!s || !key_ok(k) || !epoch)
+		return GW_EINVAL;
+	uint64_t v = 0;
+	gw_err e = s->ops->acquire(s->drv, k, &v);
+	if (e != GW_OK)
+		return e;
+	if (v == 0 || v > GWI_STORE_MAX_INT) {
+		GW_ERROR("statestore: %s/%s: the driver handed out epoch %llu", k->system, k->name,
+		         (unsigned long long)v);
+		return GW_ECORRUPT;
+	}
+	*epoch = v;
 	return GW_OK;
 }
 
@@ -538,6 +628,347 @@ gw_err gw_store_remove(gw_store *s, const gw_actor_key *k)
 	if (!s || !key_ok(k))
 		return GW_EINVAL;
 	return s->ops->remove(s->drv, k);
+}
+
+/* ---- key rotation -------------------------------------------------------- */
+
+/* The pass record, spawn_meta "rotation":
+ *   version(1) | len(primary)(1) | primary | table(1) | revision(8)
+ *   | total(8) | seen(8) | failed(8) | len(system)(4) | system
+ *   | len(name)(4) | name                       (integers big-endian)
+ * table is GW_ROT_STATE, GW_ROT_HISTORY or ROT_END; (system, name,
+ * revision) is the last row the pass went past in that table. */
+#define ROTATION_VERSION 1
+#define ROT_END          2
+/* Rows per scan and per rewrite transaction, whatever a step asks for. */
+#define ROT_CHUNK 256
+
+typedef struct rot_state {
+	char primary[GW_KEY_ID_MAX + 1];
+	int table;
+	char *system, *name; /* owned: the cursor */
+	uint64_t revision;
+	uint64_t total;  /* rows under other keys when the pass began */
+	uint64_t seen;   /* rows the pass went past */
+	uint64_t failed; /* rows of this pass that opened under no key */
+} rot_state;
+
+static void rot_fini(rot_state *st)
+{
+	free(st->system);
+	free(st->name);
+	st->system = st->name = NULL;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* rot_cursor_set makes (system, name, revision) the cursor. */
+static gw_err rot_cursor_set(rot_state *st, const char *system, const char *name, uint64_t revision)
+{
+	char *sys = strdup(system), *nm = strdup(name);
+	if (!sys || !nm) {
+		free(sys);
+		free(nm);
+		return GW_ENOMEM;
+	}
+	rot_fini(st);
+	st->system = sys;
+	st->name = nm;
+	st->revision = revision;
+	return GW_OK;
+}
+
+/* rot_decode parses a pass record; false when it is not one. */
+static bool rot_decode(const uint8_t *rec, size_t n, rot_state *st)
+{
+	size_t off = 0;
+	if (n < 2 || rec[0] != ROTATION_VERSION || rec[1] == 0 || rec[1] > GW_KEY_ID_MAX)
+		return false;
+	size_t idn = rec[1];
+	off = 2;
+	if (n < off + idn + 1 + 8 * 4 + 4)
+		return false;
+	memcpy(st->primary, rec + off, idn);
+	st->primary[idn] = '\0';
+	off += idn;
+	st->table = rec[off++];
+	st->revision = get_u64(rec + off);
+	st->total = get_u64(rec + off + 8);
+	st->seen = get_u64(rec + off + 16);
+	st->failed = get_u64(rec + off + 24);
+	off += 32;
+	size_t sn = get_u32(rec + off);
+	off += 4;
+	if (n - off < sn + 4)
+		return false;
+	const uint8_t *sys = rec + off;
+	off += sn;
+	size_t nn = get_u32(rec + off);
+	off += 4;
+	if (n - off != nn || st->table < GW_ROT_STATE || st->table > ROT_END ||
+	    memchr(sys, 0, sn) || memchr(rec + off, 0, nn))
+		return false;
+	st->system = strndup((const char *)sys, sn);
+	st->name = strndup((const char *)rec + off, nn);
+	if (!st->system || !st->name) {
+		rot_fini(st);
+		return false;
+	}
+	return true;
+}
+
+static gw_err rot_write(gw_store *s, const rot_state *st)
+{
+	size_t idn = strlen(st->primary), sn = strlen(st->system), nn = strlen(st->name);
+	size_t n = 2 + idn + 1 + 32 + 4 + sn + 4 + nn;
+	uint8_t *rec = malloc(n), *p = rec;
+	if (!rec)
+		return GW_ENOMEM;
+	*p++ = ROTATION_VERSION;
+	*p++ = (uint8_t)idn;
+	memcpy(p, st->primary, idn);
+	p += idn;
+	*p++ = (uint8_t)st->table;
+	put_u64(p, st->revision);
+	put_u64(p + 8, st->total);
+	put_u64(p + 16, st->seen);
+	put_u64(p + 24, st->failed);
+	p += 32;
+	put_u32(p, (uint32_t)sn);
+	memcpy(p + 4, st->system, sn);
+	p += 4 + sn;
+	put_u32(p, (uint32_t)nn);
+	memcpy(p + 4, st->name, nn);
+	gw_err e = s->ops->meta_put(s->drv, ROTATION_META, rec, n);
+	free(rec);
+	return e;
+}
+
+/* rot_pass starts a pass over total rows under other keys. */
+static gw_err rot_pass(rot_state *st, uint64_t total)
+{
+	st->table = GW_ROT_STATE;
+	st->total = total;
+	st->seen = st->failed = 0;
+	return rot_cursor_set(st, "", "", 0);
+}
+
+/* rot_read loads the pass in progress, or starts one when there is none,
+ * the record is unreadable, or it belongs to another primary key. */
+static gw_err rot_read(gw_store *s, const char *primary, rot_state *st)
+{
+	uint8_t *rec = NULL;
+	size_t n = 0;
+	gw_err e = s->ops->meta_get(s->drv, ROTATION_META, &rec, &n);
+	if (e == GW_OK) {
+		bool ok = rot_decode(rec, n, st);
+		free(rec);
+		if (ok && strcmp(st->primary, primary) == 0)
+			return GW_OK;
+		if (!ok)
+			GW_WARN("statestore: the key rotation record is malformed; starting over");
+		else
+			GW_INFO("statestore: key rotation to primary key '%s' starts (was '%s')",
+			        primary, st->primary);
+		rot_fini(st);
+	} else if (e != GW_ENOTFOUND) {
+		return e;
+	}
+	uint64_t total = 0;
+	if ((e = s->ops->rot_count(s->drv, primary, &total)) != GW_OK)
+		return e;
+	snprintf(st->primary, sizeof st->primary, "%s", primary);
+	return rot_pass(st, total);
+}
+
+/* rot_rows re-encrypts the rows one scan returned (rows[0..n) of table) in
+ * one conditional rewrite. Adds to *rewritten and *failed. rw and res:
+ * scratch of n entries. The rows stay the caller's. */
+static gw_err rot_rows(gw_store *s, int table, const gw_row *rows, size_t n, gw_rewrite *rw,
+                       gw_err *res, uint64_t *rewritten, uint64_t *failed)
+{
+	size_t m = 0;
+	gw_err e = GW_OK;
+	for (size_t i = 0; i < n; i++) {
+		const gw_row *r = &rows[i];
+		gw_sealed in = {.key_id = r->key_id, .data = r->data, .len = r->len};
+		memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
+		uint8_t *pt = NULL;
+		size_t ptlen = 0;
+		e = gw_open(s->kr, r->key.system, r->key.name, &in, &pt, &ptlen);
+		if (e == GW_ECRYPTO || e == GW_ECORRUPT) {
+			GW_WARN("statestore: key rotation: %s/%s revision %llu%s (key id '%s') "
+			        "opens under no key of the keyring: left as it is",
+			        r->key.system, r->key.name, (unsigned long long)r->revision,
+			        table == GW_ROT_HISTORY ? " (history)" : "", r->key_id);
+			(*failed)++;
+			e = GW_OK;
+			continue;
+		}
+		if (e != GW_OK)
+			goto out;
+		gw_sealed sl;
+		e = gw_seal(s->kr, r->key.system, r->key.name, pt, ptlen, &sl);
+		OPENSSL_cleanse(pt, ptlen);
+		free(pt);
+		if (e != GW_OK)
+			goto out;
+		rw[m] = (gw_rewrite){.key = r->key,
+		                     .revision = r->revision,
+		                     .old_key_id = r->key_id,
+		                     .key_id = sl.key_id,
+		                     .data = sl.data,
+		                     .len = sl.len};
+		memcpy(rw[m].old_nonce, r->nonce, GW_NONCE_LEN);
+		memcpy(rw[m].nonce, sl.nonce, GW_NONCE_LEN);
+		m++;
+	}
+	if (m == 0)
+		goto out;
+	for (size_t i = 0; i < m; i++)
+		res[i] = GW_EIO;
+	if ((e = s->ops->rot_rewrite(s->drv, table, rw, m, res)) != GW_OK)
+		goto out;
+	for (size_t i = 0; i < m; i++)
+		if (res[i] == GW_OK)
+			(*rewritten)++;
+out:
+	for (size_t i = 0; i < m; i++)
+		free((uint8_t *)rw[i].data);
+	return e;
+}
+
+/* keycheck_reseal moves the key check to the primary key once every
+ * readable row is there, so a keyring without the old keys opens the
+ * store. */
+static gw_err keycheck_reseal(gw_store *s)
+{
+	uint8_t *rec = NULL;
+	size_t n = 0;
+	char id[GW_KEY_ID_MAX + 1];
+	gw_err e = s->ops->meta_get(s->drv, KEYCHECK_META, &rec, &n);
+	if (e != GW_OK)
+		return e;
+	e = keycheck_verify(s, rec, n, NULL, id);
+	free(rec);
+	if (e == GW_OK && strcmp(id, gw_keyring_primary_id(s->kr)) != 0) {
+		e = keycheck_write(s, false);
+		if (e == GW_OK)
+			GW_INFO("statestore: key check resealed from key '%s' to '%s'", id,
+			        gw_keyring_primary_id(s->kr));
+	}
+	return e;
+}
+
+static void rows_fini(gw_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)rows[i].key.system);
+		free((char *)rows[i].key.name);
+		row_fini(&rows[i]);
+	}
+}
+
+gw_err gw_store_rotate_step(gw_store *s, size_t max_rows, gw_rotation *progress)
+{
+	rot_state st = {0};
+	gw_row *rows = NULL;
+	gw_rewrite *rw = NULL;
+	gw_err *res = NULL;
+	uint64_t rewritten = 0, failed = 0;
+	int done = 0;
+	if (!s || !progress || max_rows == 0)
+		return GW_EINVAL;
+	const char *primary = gw_keyring_primary_id(s->kr);
+	size_t chunk = max_rows < ROT_CHUNK ? max_rows : ROT_CHUNK;
+	gw_err e = GW_ENOMEM;
+	rows = calloc(chunk, sizeof *rows);
+	rw = calloc(chunk, sizeof *rw);
+	res = calloc(chunk, sizeof *res);
+	if (!rows || !rw || !res)
+		goto out;
+	if ((e = rot_read(s, primary, &st)) != GW_OK)
+		goto out;
+	bool was_end = st.table == ROT_END; /* done before: maybe nothing to record */
+	for (size_t budget = max_rows; budget > 0 && st.table != ROT_END;) {
+		size_t want = budget < chunk ? budget : chunk, n = 0;
+		gw_rot_cursor cur = {
+		    .table = st.table, .key = {st.system, st.name}, .revision = st.revision};
+		memset(rows, 0, want * sizeof *rows);
+		if ((e = s->ops->rot_scan(s->drv, &cur, primary, rows, want, &n)) != GW_OK)
+			goto out;
+		uint64_t f = 0;
+		e = rot_rows(s, st.table, rows, n, rw, res, &rewritten, &f);
+		if (e == GW_OK && n > 0)
+			e = rot_cursor_set(&st, rows[n - 1].key.system, rows[n - 1].key.name,
+			                   rows[n - 1].revision);
+		rows_fini(rows, n);
+		if (e != GW_OK)
+			goto out;
+		failed += f;
+		st.failed += f;
+		st.seen += n;
+		budget -= n;
+		if (n < want) { /* this table is done */
+			st.table++;
+			if ((e = rot_cursor_set(&st, "", "", 0)) != GW_OK)
+				goto out;
+		}
+	}
+	if (st.table == ROT_END) {
+		uint64_t left = 0;
+		if ((e = s->ops->rot_count(s->drv, primary, &left)) != GW_OK)
+			goto out;
+		if (left <= st.failed) {
+			done = 1;
+			if (!was_end && (e = keycheck_reseal(s)) != GW_OK)
+				goto out;
+		} else {
+			/* Rows under an old key appeared behind the cursor. */
+			GW_INFO("statestore: key rotation: %llu rows under other keys after the "
+			        "pass (%llu unreadable): another pass",
+			        (unsigned long long)left, (unsigned long long)st.failed);
+			if ((e = rot_pass(&st, left)) != GW_OK)
+				goto out;
+		}
+	}
+	if (!(was_end && done) && (e = rot_write(s, &st)) != GW_OK)
+		goto out;
+	progress->rewritten += rewritten;
+	progress->failed += failed;
+	progress->remaining = done || st.total <= st.seen ? 0 : st.total - st.seen;
+	progress->done = done;
+out:
+	rot_fini(&st);
+	free(rows);
+	free(rw);
+	free(res);
+	return e;
 }
 
 void gw_loaded_fini(gw_loaded *l)

@@ -7,29 +7,40 @@
  *   gw_store_ops  a driver: a table of functions over rows of ciphertext.
  *                 Drivers: sqlite, postgres, mariadb.
  *
- * Row model (one row per actor, history kept per driver policy):
+ * Row model (one latest row per actor, older revisions per the history
+ * policy, one activation epoch per actor):
  *   (system, name) -> revision, epoch, key_id, nonce, ciphertext, type_url
+ *   (system, name, revision) -> the same columns      (history)
+ *   (system, name) -> current activation epoch         (spawn_actor_epoch)
  * revision grows by exactly one per successful save. A save names the
  * revision it expects to replace (0 = the actor has no row yet); a save that
  * finds another revision fails with GW_ECONFLICT and writes nothing, so no
- * update is ever lost. epoch is the activation fence of the clustered
- * stores (issue 3): a save with epoch E fails with GW_EFENCED when the row
- * carries a newer epoch (fencing wins over a revision conflict). The
- * sqlite driver enforces the same rule, but a single gateway owns its file,
- * so in practice it never fences.
+ * update is ever lost.
+ *
+ * Fencing (exactly one live activation per actor, docs/design/statestore.md):
+ *   activation:  gw_store_acquire (epoch := epoch + 1, committed) -> load
+ *   every save:  carries that epoch; inside the save's transaction the
+ *                actor's CURRENT epoch is read under a lock that an acquire
+ *                must wait for, and a save whose epoch is not the current
+ *                one fails with GW_EFENCED (fencing wins over a conflict).
+ * So a save racing an acquire either commits before the acquire (and the
+ * new activation's load sees it) or is fenced. A save with epoch 0 is
+ * unfenced (tests, tools): no epoch is checked.
  *
  * Store transactions (drivers):
- *   save_batch: BEGIN -> for each row: conditional write, per-row result
- *               (OK / ECONFLICT / EFENCED) -> COMMIT.  Any driver/IO error
- *               -> ROLLBACK and the whole batch reports that error; no row
- *               of a failed batch is considered saved.
+ *   save_batch: BEGIN -> for each row: [fence check] conditional write,
+ *               per-row result (OK / ECONFLICT / EFENCED), history ->
+ *               COMMIT.  Any driver/IO error -> ROLLBACK and the whole
+ *               batch reports that error; no row of a failed batch is
+ *               considered saved.
  *
  * Blocking: every function here blocks (disk or network). Call them only
  * from the statestore thread(s), never from a completion-queue thread.
  * Thread: a gw_store is used by one thread at a time (the persist thread).
  * (The front keeps no per-call state and the networked drivers pool their
  * connections, so a postgres or mariadb store may serve several threads at
- * once; a sqlite store may not.)
+ * once; a sqlite store may not. Several gw_store handles on one sqlite
+ * file, one thread each, are fine.)
  */
 #ifndef GW_STORE_H
 #define GW_STORE_H
@@ -39,7 +50,7 @@
 
 #include "gw_err.h"
 
-typedef struct gw_store gw_store;  /* opaque */
+typedef struct gw_store gw_store; /* opaque */
 
 /* The identity of one actor. Both strings borrowed. */
 typedef struct gw_actor_key {
@@ -62,31 +73,34 @@ typedef struct gw_store_opts {
 	 * material). NULL: the reason is logged (GW_ERROR) instead. */
 	char *err;
 	size_t errlen;
-	/* History policy of the networked stores: besides the latest revision,
-	 * keep this many older revisions per actor (spawn_actor_history, see
-	 * docs/schema.md). 0 = only the latest. The sqlite driver keeps none.
-	 * Appended member: callers that zero-initialise get 0. */
+	/* History policy (every driver): besides the latest revision, keep
+	 * this many older revisions per actor (spawn_actor_history, see
+	 * docs/schema.md), 0..1000000. 0 = only the latest (saves then leave
+	 * the history table alone). Appended member: callers that
+	 * zero-initialise get 0. */
 	int history;
 } gw_store_opts;
 
 /* One actor's state as the runtime sees it: plaintext. */
 typedef struct gw_state {
-	gw_actor_key key;        /* borrowed */
-	const char *type_url;    /* borrowed; "" when the actor has no state type */
-	const uint8_t *data;     /* borrowed plaintext (serialized ActorState) */
+	gw_actor_key key;     /* borrowed */
+	const char *type_url; /* borrowed; "" when the actor has no state type */
+	const uint8_t *data;  /* borrowed plaintext (serialized ActorState) */
 	size_t len;
-	uint64_t expected;       /* save: revision being replaced, 0 = new row */
-	uint64_t epoch;          /* save: activation fence, 0 = unfenced */
+	uint64_t expected; /* save: revision being replaced, 0 = new row */
+	uint64_t epoch;    /* save: the activation's epoch (gw_store_acquire);
+	                      0 = unfenced */
 } gw_state;
 
 /* What a load returns. Fields owned by the record: free with
  * gw_loaded_fini(). */
 typedef struct gw_loaded {
 	char *type_url;
-	uint8_t *data;           /* plaintext */
+	uint8_t *data; /* plaintext */
 	size_t len;
 	uint64_t revision;
-	uint64_t epoch;
+	uint64_t epoch; /* the epoch the revision was saved with (0: unfenced);
+	                   not the actor's current epoch */
 } gw_loaded;
 
 /* gw_store_open connects the store named by url:
@@ -118,9 +132,11 @@ gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out);
 
 /* gw_store_save_batch encrypts and writes n states in one transaction.
  * results[i] (caller storage, n entries) gets each row's outcome:
- * GW_OK (saved as revision states[i].expected + 1), GW_ECONFLICT or
- * GW_EFENCED. Returns GW_OK when the transaction committed (look at
- * results), or the error that rolled back the whole batch (GW_EIO,
+ * GW_OK (saved as revision states[i].expected + 1), GW_ECONFLICT (the
+ * stored revision is not states[i].expected) or GW_EFENCED (epoch != 0 and
+ * not the actor's current epoch: another activation took over; checked
+ * first, so it wins over a conflict). Returns GW_OK when the transaction
+ * committed (look at results), or the error that rolled back the whole batch (GW_EIO,
  * GW_EUNAVAIL, GW_ENOMEM, GW_ETOOBIG), in which case results[] are all set
  * to it. GW_EINVAL (nothing written, results[] set to it): a state with a
  * NULL or empty system/name, NULL data with len > 0, expected >= INT64_MAX
@@ -128,9 +144,75 @@ gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out);
  * stored as "". n == 0 is GW_OK. */
 gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results);
 
-/* gw_store_remove deletes an actor's row (all revisions). GW_OK even when
- * no row existed. */
+/* gw_store_remove deletes an actor's row and its history (all revisions).
+ * GW_OK even when no row existed. The actor's epoch stays (epochs never go
+ * back), so a stale activation stays fenced. */
 gw_err gw_store_remove(gw_store *s, const gw_actor_key *k);
+
+/* ---- activation fencing, revisions, key rotation ---------------------------
+ * (implemented by every driver: ops version 2) */
+
+/* gw_store_acquire takes a new activation epoch for the actor: strictly
+ * greater than every epoch handed out for it before, by any gateway on this
+ * store (1 for an actor never acquired). From then on a save carrying any
+ * other epoch (but 0) fails with GW_EFENCED, so a stale activation
+ * elsewhere can never overwrite newer state. The runtime acquires, then
+ * loads: a save of the previous activation either committed before the
+ * acquire (the load sees it) or is fenced. Returns GW_OK and *epoch;
+ * GW_EINVAL (bad key or NULL epoch); GW_EIO / GW_EUNAVAIL (also a lock
+ * wait timeout or deadlock: retry). Works whether or not the actor has
+ * stored state. Blocks: yes (one committed write; it waits for save
+ * transactions of the actor in flight). */
+gw_err gw_store_acquire(gw_store *s, const gw_actor_key *k, uint64_t *epoch);
+
+/* gw_store_load_revision reads and decrypts revision `revision` of the
+ * actor (0 = the latest, same as gw_store_load). GW_ENOTFOUND when that
+ * revision is not kept (history policy) or the actor has no state; other
+ * returns as gw_store_load. *out as gw_store_load (free with
+ * gw_loaded_fini). Not fenced: a read changes nothing. */
+gw_err gw_store_load_revision(gw_store *s, const gw_actor_key *k, uint64_t revision,
+                              gw_loaded *out);
+
+/* gw_store_list_revisions writes the revisions kept for the actor (the
+ * latest and those in its history), newest first, into revs (caller
+ * storage of cap entries) and their count (at most cap) into *n. *n = 0
+ * when the actor has no state. GW_EINVAL: bad key, NULL n, or NULL revs
+ * with cap > 0. */
+gw_err gw_store_list_revisions(gw_store *s, const gw_actor_key *k, uint64_t *revs, size_t cap,
+                               size_t *n);
+
+/* Progress of re-encrypting the store to the primary key. The caller keeps
+ * it (zeroed at start) and passes it to every step; steps add to it. */
+typedef struct gw_rotation {
+	uint64_t rewritten; /* rows re-encrypted to the primary key so far */
+	uint64_t remaining; /* rows under another key not yet tried in this pass
+	                       (estimate after each step; 0 when done) */
+	uint64_t failed;    /* rows that did not decrypt with any key (left as
+	                       they are); a row is met once per pass */
+	int done;           /* every readable row is under the primary key */
+} gw_rotation;
+
+/* gw_store_rotate_step re-encrypts up to max_rows rows (latest states and
+ * history) that are under a key other than the primary, each with a
+ * conditional write that keeps its revision and loses to any concurrent
+ * save (that save seals under the primary anyway). Resumable: the pass's
+ * cursor lives in the store (spawn_meta "rotation"), so a restarted gateway,
+ * or another gw_store, continues where it stopped. A row that opens under
+ * no key of the keyring (unknown key id, tampered, truncated) is counted in
+ * failed and left untouched. When a pass reaches the end it counts the
+ * rows still under other keys: no more than the pass's failed rows -> done
+ * (and the store's key check is resealed under the primary, so a keyring
+ * without the old keys opens it); otherwise (rows under an old key were
+ * written behind the cursor, e.g. by a gateway with an older keyring) a new
+ * pass starts. A call on a done store costs one count and says done again.
+ * A new primary key starts a new pass.
+ * Returns GW_OK and updates *progress (adds rewritten/failed, sets
+ * remaining and done); GW_EINVAL (max_rows 0, NULL args); GW_EIO /
+ * GW_EUNAVAIL / GW_ENOMEM (then *progress is untouched; rows the failed step
+ * already re-encrypted are not counted). Run it on one gateway at a time:
+ * two rotating at once stay correct (every rewrite is conditional) but
+ * repeat each other's work. Blocks: yes (a scan, one transaction). */
+gw_err gw_store_rotate_step(gw_store *s, size_t max_rows, gw_rotation *progress);
 
 /* gw_store_scheme names the driver in use: the URL's scheme ("sqlite",
  * "postgres", "postgresql", "mariadb", "mysql"). Borrowed. */
@@ -143,39 +225,103 @@ void gw_loaded_fini(gw_loaded *l);
 
 /* A stored row: ciphertext and the facts needed to decrypt it. */
 typedef struct gw_row {
-	gw_actor_key key;        /* borrowed */
-	uint64_t revision;       /* load: stored revision; save: the new one */
-	uint64_t expected;       /* save only: revision being replaced (0 = new) */
+	gw_actor_key key;  /* borrowed (rot_scan: owned, free()) */
+	uint64_t revision; /* load: stored revision; save: the new one */
+	uint64_t expected; /* save only: revision being replaced (0 = new) */
 	uint64_t epoch;
-	const char *key_id;      /* save: borrowed. load: owned (free()) */
+	const char *key_id; /* save: borrowed. load: owned (free()) */
 	uint8_t nonce[12];
-	uint8_t *data;           /* ciphertext || 16-byte GCM tag. save: borrowed;
-	                            load: owned (free()) */
+	uint8_t *data; /* ciphertext || 16-byte GCM tag. save: borrowed;
+	                  load: owned (free()) */
 	size_t len;
-	const char *type_url;    /* save: borrowed. load: owned (free()) */
+	const char *type_url; /* save: borrowed. load: owned (free()) */
 } gw_row;
 
-#define GW_STORE_OPS_VERSION 1
+/* Tables a rotation scan or rewrite works on. */
+enum { GW_ROT_STATE = 0, GW_ROT_HISTORY = 1 };
+
+/* Where a rotation scan resumes: strictly after (system, name[, revision])
+ * in byte order of the keys. key {"", ""} (revision 0) is before the first
+ * row (real keys are never empty). */
+typedef struct gw_rot_cursor {
+	int table;         /* GW_ROT_STATE or GW_ROT_HISTORY */
+	gw_actor_key key;  /* borrowed */
+	uint64_t revision; /* history: the last revision passed */
+} gw_rot_cursor;
+
+/* One conditional re-encryption of a stored row. All pointers borrowed. */
+typedef struct gw_rewrite {
+	gw_actor_key key;
+	uint64_t revision;      /* kept as it is */
+	const char *old_key_id; /* the row must still carry old_key_id, */
+	uint8_t old_nonce[12];  /* old_nonce and revision, else ECONFLICT */
+	const char *key_id;     /* the new sealing */
+	uint8_t nonce[12];
+	const uint8_t *data; /* ciphertext || tag */
+	size_t len;
+} gw_rewrite;
+
+#define GW_STORE_OPS_VERSION 2
 
 typedef struct gw_store_ops {
-	int version;             /* GW_STORE_OPS_VERSION; members only appended */
-	const char *scheme;      /* matched against the URL scheme */
-	/* open: url is the whole URL. Sets *drv. */
+	int version;        /* GW_STORE_OPS_VERSION; members only appended */
+	const char *scheme; /* matched against the URL scheme */
+	/* open: url is the whole URL. Sets *drv. Creates or migrates the
+	 * schema (docs/schema.md); opts->history is the history policy. */
 	gw_err (*open)(const char *url, const gw_store_opts *opts, void **drv);
 	/* load: fills *out (owned fields, see gw_row) or GW_ENOTFOUND. */
 	gw_err (*load)(void *drv, const gw_actor_key *k, gw_row *out);
-	/* save_batch: one transaction, per-row results; see the note above. */
+	/* save_batch: one transaction, per-row results; see the note above.
+	 * A row with epoch != 0 is first checked against spawn_actor_epoch
+	 * under a lock that acquire waits for (EFENCED unless equal); the
+	 * write itself checks only the revision. With history N > 0 an OK row
+	 * is also written to the history and revisions below new - N of that
+	 * actor are deleted there. */
 	gw_err (*save_batch)(void *drv, const gw_row *rows, size_t n, gw_err *results);
+	/* remove: the latest row and the history, in one transaction; never
+	 * the epoch. */
 	gw_err (*remove)(void *drv, const gw_actor_key *k);
 	/* meta_get/meta_put: small key/value facts of the store itself (the
-	 * key-check record, schema version). meta_get: *val owned (free()),
-	 * GW_ENOTFOUND when absent. */
+	 * key-check record, schema version, rotation cursor). meta_get: *val
+	 * owned (free()), GW_ENOTFOUND when absent. meta_put overwrites. */
 	gw_err (*meta_get)(void *drv, const char *name, uint8_t **val, size_t *len);
 	gw_err (*meta_put)(void *drv, const char *name, const uint8_t *val, size_t len);
 	/* path: the database file for file-backed stores (for the default key
 	 * file), NULL otherwise. Borrowed, lives as long as drv. */
 	const char *(*path)(void *drv);
 	void (*close)(void *drv); /* never fails */
+
+	/* ---- version 2 ---- */
+	/* acquire: one committed upsert of the actor's epoch row: 1 when
+	 * absent, else epoch + 1; *epoch gets the new value. */
+	gw_err (*acquire)(void *drv, const gw_actor_key *k, uint64_t *epoch);
+	/* load_revision: revision (>= 1) from the latest row or the history;
+	 * fills *out as load does, or GW_ENOTFOUND. */
+	gw_err (*load_revision)(void *drv, const gw_actor_key *k, uint64_t revision, gw_row *out);
+	/* list_revisions: the distinct revisions of the latest row and the
+	 * history, newest first, at most cap (>= 1) of them. */
+	gw_err (*list_revisions)(void *drv, const gw_actor_key *k, uint64_t *revs, size_t cap,
+	                         size_t *n);
+	/* meta_create: writes name only when absent: GW_ECONFLICT (nothing
+	 * written) when it exists, also when a concurrent creator won. */
+	gw_err (*meta_create)(void *drv, const char *name, const uint8_t *val, size_t len);
+	/* rot_count: rows of both tables whose key_id is not primary. */
+	gw_err (*rot_count)(void *drv, const char *primary, uint64_t *n);
+	/* rot_scan: up to max (>= 1) rows of after->table whose key_id is not
+	 * primary, strictly after the cursor, in key order, into rows (caller
+	 * storage of max entries), their number into *n (< max: the table is
+	 * done). Fields owned as for load, and key.system / key.name are owned
+	 * too (free()). A malformed nonce comes back zero-padded: the row then
+	 * fails to open, it does not fail the scan. */
+	gw_err (*rot_scan)(void *drv, const gw_rot_cursor *after, const char *primary, gw_row *rows,
+	                   size_t max, size_t *n);
+	/* rot_rewrite: one transaction over table: each row gets key_id, nonce
+	 * and data when its revision, key_id and nonce are still the old ones
+	 * (results[i] = GW_OK), else nothing (GW_ECONFLICT: a save or a trim
+	 * got there first). revision, epoch, type_url and updated_at stay.
+	 * Errors as save_batch. */
+	gw_err (*rot_rewrite)(void *drv, int table, const gw_rewrite *rows, size_t n,
+	                      gw_err *results);
 } gw_store_ops;
 
 #endif

@@ -1,13 +1,17 @@
-/* persist.c - one thread, a FIFO of jobs, group-committed saves. */
+/* persist.c - one thread, a FIFO of jobs, group-committed saves, and the
+ * background key rotation when the queue is idle. */
 #include "persist.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
-enum { JOB_LOAD, JOB_SAVE };
+enum { JOB_ACTIVATE, JOB_READ, JOB_LIST, JOB_SAVE };
+
+#define LIST_MAX 1024
 
 struct gw_persist_job {
 	gw_persist_job *next;
@@ -16,9 +20,11 @@ struct gw_persist_job {
 	union {
 		gw_load_cb load;
 		gw_save_cb save;
+		gw_list_cb list;
 	} cb;
 	gw_blob *state;           /* save: owned reference */
-	uint64_t expected;
+	uint64_t expected;        /* save: revision replaced; read: revision wanted */
+	uint64_t epoch;           /* save */
 	char *type_url;           /* owned */
 	char *system;             /* owned; name follows in the same allocation */
 	char *name;
@@ -31,7 +37,7 @@ struct gw_persist {
 	bool stopping;
 	pthread_t thread;
 	gw_store *store;          /* borrowed */
-	size_t max_batch;
+	gw_persist_opts o;
 	gw_persist_stats stats;   /* guarded by mu */
 };
 
@@ -43,22 +49,38 @@ static void job_free(gw_persist_job *j)
 	free(j);
 }
 
-static void run_loads(gw_persist *p, gw_persist_job *j)
+static void run_load(gw_persist *p, gw_persist_job *j)
 {
 	gw_actor_key k = {j->system, j->name};
+	uint64_t epoch = 0;
+	gw_err err = GW_OK;
+	if (j->kind == JOB_ACTIVATE)
+		err = gw_store_acquire(p->store, &k, &epoch);
 	gw_loaded l;
-	gw_err err = gw_store_load(p->store, &k, &l);
+	if (err == GW_OK)
+		err = j->kind == JOB_ACTIVATE ? gw_store_load(p->store, &k, &l)
+					       : gw_store_load_revision(p->store, &k, j->expected, &l);
 	if (err == GW_OK) {
 		gw_blob *b = gw_blob_create(l.type_url, l.data, l.len);
 		uint64_t rev = l.revision;
 		gw_loaded_fini(&l);
 		if (!b)
-			j->cb.load(j->arg, GW_ENOMEM, NULL, 0);
+			j->cb.load(j->arg, GW_ENOMEM, NULL, 0, epoch);
 		else
-			j->cb.load(j->arg, GW_OK, b, rev);
+			j->cb.load(j->arg, GW_OK, b, rev, epoch);
 	} else {
-		j->cb.load(j->arg, err, NULL, 0);
+		j->cb.load(j->arg, err, NULL, 0, epoch);
 	}
+}
+
+static void run_list(gw_persist *p, gw_persist_job *j)
+{
+	gw_actor_key k = {j->system, j->name};
+	uint64_t *revs = malloc(LIST_MAX * sizeof *revs);
+	size_t n = 0;
+	gw_err err = revs ? gw_store_list_revisions(p->store, &k, revs, LIST_MAX, &n) : GW_ENOMEM;
+	j->cb.list(j->arg, err, revs, err ? 0 : n);
+	free(revs);
 }
 
 static void run_saves(gw_persist *p, gw_persist_job **v, size_t n)
@@ -79,6 +101,7 @@ static void run_saves(gw_persist *p, gw_persist_job **v, size_t n)
 		st[i].data = gw_blob_value(v[i]->state);
 		st[i].len = v[i]->state->len;
 		st[i].expected = v[i]->expected;
+		st[i].epoch = v[i]->epoch;
 	}
 	err = gw_store_save_batch(p->store, st, n, res);
 	pthread_mutex_lock(&p->mu);
@@ -96,45 +119,98 @@ out:
 	free(res);
 }
 
+/* rotate_once runs one rotation step; returns true while there is more. */
+static bool rotate_once(gw_persist *p)
+{
+	gw_rotation r;
+	pthread_mutex_lock(&p->mu);
+	r = p->stats.rotation;
+	pthread_mutex_unlock(&p->mu);
+	gw_err err = gw_store_rotate_step(p->store, p->o.rotate_step, &r);
+	pthread_mutex_lock(&p->mu);
+	if (err == GW_OK)
+		p->stats.rotation = r;
+	bool more = err == GW_OK && !r.done;
+	p->stats.rotating = more || err != GW_OK;
+	pthread_mutex_unlock(&p->mu);
+	if (err != GW_OK) {
+		GW_WARN("key rotation: step failed (%s); retrying", gw_strerror(err));
+		return true;
+	}
+	if (r.done)
+		GW_INFO("key rotation: done: %llu rows re-encrypted, %llu unreadable left as they are",
+			(unsigned long long)r.rewritten, (unsigned long long)r.failed);
+	else if (r.rewritten % (p->o.rotate_step * 100) < p->o.rotate_step)
+		GW_INFO("key rotation: %llu rows re-encrypted, about %llu to go",
+			(unsigned long long)r.rewritten, (unsigned long long)r.remaining);
+	return more;
+}
+
 static void *persist_main(void *arg)
 {
 	gw_persist *p = arg;
-	gw_persist_job **batch = calloc(p->max_batch, sizeof *batch);
+	gw_persist_job **batch = calloc(p->o.max_batch, sizeof *batch);
 	if (!batch)
 		abort(); /* fixed-size start-up allocation */
+	int64_t rotate_backoff = 0;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (!p->head && !p->stopping)
+		while (!p->head && !p->stopping) {
+			if (p->stats.rotating) {
+				/* Idle: rotate a step, unless a failed step asks for a pause. */
+				if (rotate_backoff == 0)
+					break;
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += 1;
+				pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+				rotate_backoff = 0;
+				continue;
+			}
 			pthread_cond_wait(&p->cv, &p->mu);
+		}
 		gw_persist_job *list = p->head;
 		p->head = p->tail = NULL;
 		bool stop = p->stopping;
+		bool rotating = p->stats.rotating;
 		pthread_mutex_unlock(&p->mu);
 		if (!list && stop)
 			break;
-		/* Loads first, one by one; then saves in batches. The runtime
-		 * never has a load and a save of one actor in flight at once, so
-		 * the reordering is invisible to it. */
-		size_t nb = 0;
+		if (!list) {
+			if (rotating) {
+				gw_rotation before = p->stats.rotation;
+				bool more = rotate_once(p);
+				if (more && p->stats.rotation.rewritten == before.rewritten &&
+				    p->stats.rotation.failed == before.failed)
+					rotate_backoff = 1; /* no progress: pause a second */
+			}
+			continue;
+		}
+		/* Reads and activations first, one by one; then saves in batches.
+		 * The runtime never has an activation and a save of one actor in
+		 * flight at once, so the reordering is invisible to it. */
 		gw_persist_job *saves = NULL, **stail = &saves;
 		while (list) {
 			gw_persist_job *j = list;
 			list = j->next;
 			j->next = NULL;
-			if (j->kind == JOB_LOAD) {
-				run_loads(p, j);
-				pthread_mutex_lock(&p->mu);
-				p->stats.loads++;
-				pthread_mutex_unlock(&p->mu);
-				job_free(j);
-			} else {
+			if (j->kind == JOB_SAVE) {
 				*stail = j;
 				stail = &j->next;
+				continue;
 			}
+			if (j->kind == JOB_LIST)
+				run_list(p, j);
+			else
+				run_load(p, j);
+			pthread_mutex_lock(&p->mu);
+			p->stats.loads++;
+			pthread_mutex_unlock(&p->mu);
+			job_free(j);
 		}
 		while (saves) {
-			nb = 0;
-			while (saves && nb < p->max_batch) {
+			size_t nb = 0;
+			while (saves && nb < p->o.max_batch) {
 				batch[nb++] = saves;
 				saves = saves->next;
 			}
@@ -147,7 +223,7 @@ static void *persist_main(void *arg)
 	return NULL;
 }
 
-gw_err gw_persist_create(gw_persist **out, gw_store *store, size_t max_batch)
+gw_err gw_persist_create(gw_persist **out, gw_store *store, const gw_persist_opts *opts)
 {
 	gw_persist *p = calloc(1, sizeof *p);
 	if (!p)
@@ -155,8 +231,16 @@ gw_err gw_persist_create(gw_persist **out, gw_store *store, size_t max_batch)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->store = store;
-	p->max_batch = max_batch ? max_batch : 256;
+	if (opts)
+		p->o = *opts;
+	if (!p->o.max_batch)
+		p->o.max_batch = 256;
+	if (!p->o.rotate_step)
+		p->o.rotate_step = 100;
+	p->stats.rotating = p->stats.rotate_enabled = p->o.rotate;
 	if (pthread_create(&p->thread, NULL, persist_main, p)) {
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->cv);
 		free(p);
 		return GW_ENOMEM;
 	}
@@ -170,6 +254,7 @@ void gw_persist_destroy(gw_persist *p)
 		return;
 	pthread_mutex_lock(&p->mu);
 	p->stopping = true;
+	p->stats.rotating = false;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	pthread_join(p->thread, NULL);
@@ -208,10 +293,10 @@ static void enqueue(gw_persist *p, gw_persist_job *j)
 	pthread_mutex_unlock(&p->mu);
 }
 
-gw_err gw_persist_load(gw_persist *p, const char *system, const char *name, gw_load_cb cb,
-		       void *arg)
+gw_err gw_persist_activate(gw_persist *p, const char *system, const char *name, gw_load_cb cb,
+			   void *arg)
 {
-	gw_persist_job *j = job_new(JOB_LOAD, system, name);
+	gw_persist_job *j = job_new(JOB_ACTIVATE, system, name);
 	if (!j)
 		return GW_ENOMEM;
 	j->cb.load = cb;
@@ -220,8 +305,34 @@ gw_err gw_persist_load(gw_persist *p, const char *system, const char *name, gw_l
 	return GW_OK;
 }
 
+gw_err gw_persist_read(gw_persist *p, const char *system, const char *name, uint64_t revision,
+		       gw_load_cb cb, void *arg)
+{
+	gw_persist_job *j = job_new(JOB_READ, system, name);
+	if (!j)
+		return GW_ENOMEM;
+	j->expected = revision;
+	j->cb.load = cb;
+	j->arg = arg;
+	enqueue(p, j);
+	return GW_OK;
+}
+
+gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_list_cb cb,
+		       void *arg)
+{
+	gw_persist_job *j = job_new(JOB_LIST, system, name);
+	if (!j)
+		return GW_ENOMEM;
+	j->cb.list = cb;
+	j->arg = arg;
+	enqueue(p, j);
+	return GW_OK;
+}
+
 gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, const char *type_url,
-		       gw_blob *state, uint64_t expected, gw_save_cb cb, void *arg)
+		       gw_blob *state, uint64_t expected, uint64_t epoch, gw_save_cb cb,
+		       void *arg)
 {
 	gw_persist_job *j = job_new(JOB_SAVE, system, name);
 	if (!j || !(j->type_url = strdup(type_url ? type_url : ""))) {
@@ -232,6 +343,7 @@ gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, cons
 	}
 	j->state = state;
 	j->expected = expected;
+	j->epoch = epoch;
 	j->cb.save = cb;
 	j->arg = arg;
 	enqueue(p, j);

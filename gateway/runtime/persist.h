@@ -1,19 +1,25 @@
 /* persist.h - the statestore thread: every blocking store call runs here.
  *
- * The runtime submits loads and saves; the persist thread runs them and
- * calls each job's completion callback on the persist thread (callbacks
- * take the shard lock they need, never block, and may submit more jobs).
+ * The runtime and the admin API submit jobs; the persist thread runs them
+ * and calls each job's completion callback on the persist thread
+ * (callbacks take the shard lock they need, never block, and may submit
+ * more jobs).
  *
  * Group commit: the thread drains its queue and writes every pending save
  * in one gw_store_save_batch (one transaction, at most max_batch rows), so
  * under load many checkpointed replies share one fsync.
  *
+ * Key rotation: when enabled, the thread re-encrypts rows to the primary
+ * key in small steps (gw_store_rotate_step) whenever its queue is empty,
+ * so invocations never wait behind it for more than one step.
+ *
  * Job states:  QUEUED -> RUNNING -> DONE (callback ran, job freed)
  * Invariants:
- *   1. a job's callback runs exactly once, also on shutdown (with
- *      GW_ESHUTDOWN when the store was never reached);
- *   2. callbacks run on the persist thread, in submission order per actor
- *      (the runtime never has two jobs in flight for one actor anyway).
+ *   1. a job's callback runs exactly once, also when the persist is
+ *      destroyed with jobs queued (they run first);
+ *   2. callbacks run on the persist thread; jobs of one actor complete in
+ *      submission order (the runtime never has two in flight for one actor,
+ *      except reads, which do not change anything).
  * Thread: submit from any thread.
  */
 #ifndef GW_PERSIST_H
@@ -30,35 +36,60 @@
 typedef struct gw_persist gw_persist;
 typedef struct gw_persist_job gw_persist_job;
 
-/* Completion of a load: on GW_OK, state (a reference the callback takes
- * over; serialized spawn.actors.ActorState) and revision are set; on
- * GW_ENOTFOUND the actor has no stored state (revision 0). */
-typedef void (*gw_load_cb)(void *arg, gw_err err, gw_blob *state, uint64_t revision);
+/* Completion of an activation or a read: on GW_OK, state (a reference the
+ * callback takes over; serialized spawn.actors.ActorState) and revision
+ * are set; on GW_ENOTFOUND the actor has no stored state (revision 0).
+ * epoch: the activation epoch taken (activations only; 0 for reads). */
+typedef void (*gw_load_cb)(void *arg, gw_err err, gw_blob *state, uint64_t revision,
+			   uint64_t epoch);
 /* Completion of a save: GW_OK means durably written as expected + 1. */
 typedef void (*gw_save_cb)(void *arg, gw_err err);
+/* Completion of a revision listing: revs borrowed for the call. */
+typedef void (*gw_list_cb)(void *arg, gw_err err, const uint64_t *revs, size_t n);
 
 typedef struct gw_persist_stats {
 	uint64_t loads, saves, batches, save_errors;
+	gw_rotation rotation;  /* progress of the background key rotation */
+	bool rotate_enabled;   /* --rotate-keys */
+	bool rotating;         /* rotation enabled and not finished */
 } gw_persist_stats;
 
+typedef struct gw_persist_opts {
+	size_t max_batch;      /* rows per save transaction; 0 = 256 */
+	bool rotate;           /* re-encrypt rows to the primary key in the background */
+	size_t rotate_step;    /* rows per rotation step; 0 = 100 */
+} gw_persist_opts;
+
 /* gw_persist_create starts the persist thread over store (borrowed; must
- * outlive the persist). max_batch bounds rows per transaction. */
-gw_err gw_persist_create(gw_persist **out, gw_store *store, size_t max_batch);
+ * outlive the persist). */
+gw_err gw_persist_create(gw_persist **out, gw_store *store, const gw_persist_opts *opts);
 
 /* gw_persist_destroy runs every queued job, then stops the thread. */
 void gw_persist_destroy(gw_persist *p);
 
-/* gw_persist_load queues a load of (system, name) (copied).
+/* gw_persist_activate queues an activation of (system, name) (copied): a
+ * new activation epoch (gw_store_acquire), then the latest state.
  * Returns GW_OK (cb will run) or GW_ENOMEM (cb will not run). */
-gw_err gw_persist_load(gw_persist *p, const char *system, const char *name, gw_load_cb cb,
+gw_err gw_persist_activate(gw_persist *p, const char *system, const char *name, gw_load_cb cb,
+			   void *arg);
+
+/* gw_persist_read queues a read of revision `revision` (0 = latest) with
+ * no activation and no fencing. Same returns as gw_persist_activate. */
+gw_err gw_persist_read(gw_persist *p, const char *system, const char *name, uint64_t revision,
+		       gw_load_cb cb, void *arg);
+
+/* gw_persist_list queues a listing of the revisions kept (newest first). */
+gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_list_cb cb,
 		       void *arg);
 
 /* gw_persist_save queues a save. state: a reference the job takes over
- * (serialized ActorState); type_url copied. expected: revision replaced.
+ * (serialized ActorState); type_url copied. expected: revision replaced;
+ * epoch: the activation's epoch (0 = unfenced).
  * Returns GW_OK (cb will run) or GW_ENOMEM (cb will not run; the state
  * reference is released). */
 gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, const char *type_url,
-		       gw_blob *state, uint64_t expected, gw_save_cb cb, void *arg);
+		       gw_blob *state, uint64_t expected, uint64_t epoch, gw_save_cb cb,
+		       void *arg);
 
 void gw_persist_get_stats(gw_persist *p, gw_persist_stats *out);
 

@@ -34,11 +34,12 @@ struct gw_actor {
 	gw_inv *mq_head, *mq_tail;  /* mailbox (FIFO) */
 	gw_inv *busy;               /* the invocation in flight */
 	uint64_t revision;          /* stored revision; 0 = never saved */
+	uint64_t epoch;             /* activation epoch from the store (fencing) */
 	gw_tnode idle_t, snap_t;
 	uint32_t hash, qlen;
 	uint8_t st;
 	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, ckpt_prev_dirty : 1,
-		stateful : 1;
+		stateful : 1, fenced : 1;
 	uint16_t save_failures;
 	char name[];                /* the actor's name; system is type->system */
 };
@@ -298,6 +299,7 @@ out:
 
 static void save_done(void *arg, gw_err err);
 static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
 static void maybe_release_locked(gw_runtime *rt, gw_actor *a);
 
 static void flush_account(gw_runtime *rt, long delta, gw_err err)
@@ -326,12 +328,45 @@ static void start_save_locked(gw_runtime *rt, gw_actor *a)
 	flush_account(rt, 1, GW_OK);
 	gw_err err = gw_persist_save(rt->persist, a->type->system, a->name,
 				     a->state ? gw_blob_type(a->state) : "", enc, a->revision,
-				     save_done, a);
+				     a->epoch, save_done, a);
 	if (err) {
 		a->in_save = 0;
 		gw_blob_rele(a->saving);
 		a->saving = NULL;
 		flush_account(rt, -1, err);
+	}
+}
+
+static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch);
+
+/* reactivate_locked drops a fenced activation: its state is discarded and,
+ * if calls are waiting, a fresh activation (new epoch, latest state) is
+ * loaded for them; otherwise the actor is freed. a must not be used after
+ * this returns. */
+static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+{
+	gw_shard *s = a->shard;
+	a->fenced = 0;
+	a->dirty = 0;
+	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	gw_blob_rele(a->state);
+	gw_blob_rele(a->tags);
+	gw_blob_rele(a->ckpt_prev);
+	a->state = a->tags = a->ckpt_prev = NULL;
+	a->revision = a->epoch = 0;
+	if (!a->mq_head) {
+		actor_free_locked(s, a);
+		return;
+	}
+	a->st = A_LOADING;
+	if (gw_persist_activate(rt->persist, a->type->system, a->name, load_done, a) != GW_OK) {
+		for (gw_inv *inv = a->mq_head, *n; inv; inv = n) {
+			n = inv->next;
+			finish(dl, inv, GW_ENOMEM, "cannot reactivate actor %s", a->name);
+		}
+		a->mq_head = a->mq_tail = NULL;
+		a->qlen = 0;
+		actor_free_locked(s, a);
 	}
 }
 
@@ -343,6 +378,33 @@ static void save_done(void *arg, gw_err err)
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	a->in_save = 0;
+	if (err == GW_EFENCED || err == GW_ECONFLICT) {
+		/* Another gateway activated this actor (or wrote it) since we
+		 * loaded it: this activation is stale and must never write again. */
+		GW_WARN("actor %s/%s: %s; dropping this activation", a->type->system, a->name,
+			gw_strerror(err));
+		gw_blob_rele(a->saving);
+		a->saving = NULL;
+		a->fenced = 1;
+		a->dirty = 0;
+		if (a->ckpt && a->busy) {
+			gw_inv *inv = a->busy;
+			a->busy = NULL;
+			a->ckpt = 0;
+			gw_blob_rele(inv->reply);
+			inv->reply = NULL;
+			finish(&dl, inv, GW_EFENCED,
+			       "actor %s is active on another gateway; its state was not changed",
+			       a->name);
+			a->st = A_READY;
+		}
+		if (a->st == A_READY)
+			reactivate_locked(rt, a, &dl); /* may free a */
+		pthread_mutex_unlock(&s->mu);
+		deliver(&dl);
+		flush_account(rt, -1, GW_OK);
+		return;
+	}
 	bool captured_current = a->saving == a->state;
 	gw_blob_rele(a->saving);
 	a->saving = NULL;
@@ -364,8 +426,9 @@ static void save_done(void *arg, gw_err err)
 			a->ckpt = 0;
 			gw_blob_rele(a->ckpt_prev);
 			a->ckpt_prev = NULL;
-			a->st = A_READY;
+			inv->revision = a->revision;
 			finish(&dl, inv, GW_OK, NULL);
+			end_turn_locked(rt, a, &dl);
 		} else if (err != GW_OK) {
 			/* Never acknowledge without a durable write: roll back. */
 			gw_inv *inv = a->busy;
@@ -375,11 +438,11 @@ static void save_done(void *arg, gw_err err)
 			a->state = a->ckpt_prev;
 			a->ckpt_prev = NULL;
 			a->dirty = a->ckpt_prev_dirty;
-			a->st = A_READY;
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
 			finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved: %s",
 			       a->name, gw_strerror(err));
+			end_turn_locked(rt, a, &dl);
 		}
 	}
 	if (a->dirty && err == GW_OK) {
@@ -413,7 +476,7 @@ static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
 
 /* ---- activation ------------------------------------------------------------ */
 
-static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision)
+static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
 {
 	gw_actor *a = arg;
 	gw_shard *s = a->shard;
@@ -425,6 +488,7 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision)
 	gw_blob_rele(stored);
 	if (err == GW_OK || err == GW_ENOTFOUND) {
 		a->revision = err == GW_OK ? revision : 0;
+		a->epoch = epoch;
 		a->st = A_READY;
 		dispatch_locked(rt, a, &dl);
 		pthread_mutex_unlock(&s->mu);
@@ -506,6 +570,57 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 	return bb;
 }
 
+/* restore_loaded: the revision a restore turn asked for was read; it
+ * becomes the state and is saved like a checkpoint (invariant 4). */
+static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
+			   uint64_t epoch)
+{
+	gw_inv *inv = arg;
+	gw_actor *a = inv->actor;
+	gw_shard *s = a->shard;
+	gw_runtime *rt = s->rt;
+	done_list dl = {0};
+	(void)epoch;
+	pthread_mutex_lock(&s->mu);
+	gw_blob *old_state = a->state, *old_tags = a->tags;
+	a->state = a->tags = NULL;
+	if (err == GW_OK)
+		err = decode_state(a, stored);
+	gw_blob_rele(stored);
+	if (err != GW_OK) {
+		gw_blob_rele(a->state);
+		gw_blob_rele(a->tags);
+		a->state = old_state;
+		a->tags = old_tags;
+		finish(&dl, inv, err, "revision %llu of actor %s: %s",
+		       (unsigned long long)inv->restore_rev, a->name,
+		       err == GW_ENOTFOUND ? "not kept" : gw_strerror(err));
+		end_turn_locked(rt, a, &dl);
+		goto out;
+	}
+	GW_INFO("actor %s/%s: restoring revision %llu as a new revision", a->type->system, a->name,
+		(unsigned long long)revision);
+	gw_blob_rele(old_tags);
+	a->ckpt = 1;
+	a->ckpt_prev = old_state;
+	a->ckpt_prev_dirty = a->dirty;
+	a->dirty = 1;
+	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	start_save_locked(rt, a);
+	if (!a->in_save) {
+		gw_blob_rele(a->state);
+		a->state = a->ckpt_prev;
+		a->ckpt_prev = NULL;
+		a->dirty = a->ckpt_prev_dirty;
+		a->ckpt = 0;
+		finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved", a->name);
+		end_turn_locked(rt, a, &dl);
+	}
+out:
+	pthread_mutex_unlock(&s->mu);
+	deliver(&dl);
+}
+
 /* dispatch_locked sends the next invocation of a READY actor to a host,
  * failing the ones that cannot run. */
 static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
@@ -522,6 +637,18 @@ static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			finish(dl, inv, GW_ETIMEDOUT, "deadline passed while queued for actor %s",
 			       a->name);
 			continue;
+		}
+		if (inv->kind == GW_INV_RESTORE) {
+			if (gw_persist_read(rt->persist, a->type->system, a->name, inv->restore_rev,
+					    restore_loaded, inv) != GW_OK) {
+				finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
+				continue;
+			}
+			a->st = A_BUSY;
+			a->busy = inv;
+			gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
+			a->deactivating = 0;
+			break;
 		}
 		gw_err err = GW_EUNAVAIL;
 		for (int tries = 0; tries < 3 && err == GW_EUNAVAIL; tries++) {
@@ -574,6 +701,10 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	a->st = A_READY;
 	a->busy = NULL;
+	if (a->fenced) {
+		reactivate_locked(rt, a, dl); /* may free a */
+		return;
+	}
 	gw_actor_settings st = settings(rt, a);
 	a->idle_t.kind = T_IDLE;
 	gw_wheel_arm(&a->shard->wheel, &a->idle_t, now_ms() + idle_ms(rt, &st));
@@ -592,15 +723,16 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
  * On GW_OK the actor's shard is returned LOCKED (*sp), with *ap the active
  * actor or NULL, *type and *st set. On error nothing is locked and msg says
  * why. */
-static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, gw_shard **sp,
-		      uint32_t *hp, gw_actor_type **type, gw_actor_settings *st, gw_actor **ap,
-		      char *msg, size_t n)
+static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool need_action,
+		      gw_shard **sp, uint32_t *hp, gw_actor_type **type, gw_actor_settings *st,
+		      gw_actor **ap, char *msg, size_t n)
 {
 	const char *system = rq->system && rq->system->name ? rq->system->name : "";
 	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
 	const char *action = rq->action_name ? rq->action_name : "";
-	if (!system[0] || !name[0] || !action[0]) {
-		snprintf(msg, n, "system.name, actor.id.name and action_name are required");
+	if (!system[0] || !name[0] || (need_action && !action[0])) {
+		snprintf(msg, n, need_action ? "system.name, actor.id.name and action_name are required"
+					     : "system.name and actor.id.name are required");
 		return GW_EINVAL;
 	}
 	*type = NULL;
@@ -638,7 +770,7 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, gw_sha
 		snprintf(msg, n, "actor '%s' not found in system '%s'", name, system);
 		return GW_ENOTFOUND;
 	}
-	if (gw_registry_knows_action(rt->reg, *type, action) != GW_OK) {
+	if (need_action && gw_registry_knows_action(rt->reg, *type, action) != GW_OK) {
 		pthread_mutex_unlock(&s->mu);
 		snprintf(msg, n, "actor %s has no action '%s'", name, action);
 		return GW_ENOTFOUND;
@@ -659,9 +791,16 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 	gw_actor_type *type;
 	gw_actor_settings st;
 	gw_actor *a;
-	gw_err err = resolve(rt, rq, &s, &h, &type, &st, &a, inv->msg, sizeof inv->msg);
+	gw_err err = resolve(rt, rq, inv->kind == GW_INV_CALL, &s, &h, &type, &st, &a, inv->msg,
+			     sizeof inv->msg);
 	if (err)
 		return err;
+	if (inv->kind == GW_INV_RESTORE && !st.stateful) {
+		pthread_mutex_unlock(&s->mu);
+		snprintf(inv->msg, sizeof inv->msg, "actor %s is not stateful",
+			 rq->actor->id->name);
+		return GW_EINVAL;
+	}
 	const char *system = rq->system->name, *name = rq->actor->id->name;
 	if (!a) {
 		size_t nl = strlen(name) + 1;
@@ -678,7 +817,7 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		a->stateful = st.stateful;
 		a->st = a->stateful ? A_LOADING : A_READY;
 		if (a->stateful &&
-		    gw_persist_load(rt->persist, system, a->name, load_done, a) != GW_OK) {
+		    gw_persist_activate(rt->persist, system, a->name, load_done, a) != GW_OK) {
 			pthread_mutex_unlock(&s->mu);
 			free(a);
 			snprintf(inv->msg, sizeof inv->msg, "cannot activate actor %s", name);
@@ -843,6 +982,70 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	end_turn_locked(rt, a, &dl);
 	pthread_mutex_unlock(&s->mu);
 	deliver(&dl);
+}
+
+/* ---- reads without a host ------------------------------------------------------ */
+
+typedef struct read_req {
+	gw_read_fn fn;
+	void *user;
+} read_req;
+
+static void read_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
+{
+	read_req *r = arg;
+	(void)epoch;
+	gw_actor tmp; /* only state and tags are used by decode_state */
+	memset(&tmp, 0, sizeof tmp);
+	if (err == GW_OK)
+		err = decode_state(&tmp, stored);
+	gw_blob_rele(stored);
+	if (err == GW_OK)
+		r->fn(r->user, GW_OK, NULL, tmp.state, tmp.tags, revision, false, false);
+	else
+		r->fn(r->user, err, err == GW_ENOTFOUND ? "no stored state" : gw_strerror(err), NULL,
+		      NULL, 0, false, false);
+	gw_blob_rele(tmp.state);
+	gw_blob_rele(tmp.tags);
+	free(r);
+}
+
+gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uint64_t revision,
+		       gw_read_fn fn, void *user)
+{
+	if (revision == 0) {
+		uint32_t h = hash_key(system, name);
+		gw_shard *s = shard_of(rt, h);
+		pthread_mutex_lock(&s->mu);
+		gw_actor *a = table_find(s, h, system, name);
+		if (a && a->st != A_LOADING) {
+			gw_blob *st = gw_blob_hold(a->state), *tags = gw_blob_hold(a->tags);
+			uint64_t rev = a->revision;
+			bool dirty = a->dirty;
+			pthread_mutex_unlock(&s->mu);
+			fn(user, GW_OK, NULL, st, tags, rev, true, dirty);
+			gw_blob_rele(st);
+			gw_blob_rele(tags);
+			return GW_OK;
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+	read_req *r = malloc(sizeof *r);
+	if (!r)
+		return GW_ENOMEM;
+	r->fn = fn;
+	r->user = user;
+	if (gw_persist_read(rt->persist, system, name, revision, read_loaded, r) != GW_OK) {
+		free(r);
+		return GW_ENOMEM;
+	}
+	return GW_OK;
+}
+
+gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char *name,
+				 gw_list_cb fn, void *user)
+{
+	return gw_persist_list(rt->persist, system, name, fn, user);
 }
 
 /* ---- timers ----------------------------------------------------------------- */
@@ -1052,6 +1255,11 @@ gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms)
 		if (now_ms() >= end)
 			return last ? last : GW_ETIMEDOUT;
 	}
+}
+
+gw_persist *gw_runtime_persist(gw_runtime *rt)
+{
+	return rt->persist;
 }
 
 void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out)

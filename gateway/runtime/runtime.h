@@ -67,11 +67,14 @@ struct gw_inv {
 	int64_t deadline_ms;               /* monotonic ms; 0 = none */
 	gw_inv_done_fn done;
 	void *user;                        /* submitter's (e.g. the client call) */
+	int kind;                          /* GW_INV_CALL, or GW_INV_RESTORE */
+	uint64_t restore_rev;              /* GW_INV_RESTORE: the revision to restore */
 	/* --- result, valid in done --- */
 	gw_err err;
 	char msg[160];                     /* error detail for the client */
 	int host_code;                     /* with GW_EHOST: the host's gRPC code */
 	gw_blob *reply;                    /* owned; NULL = no payload (Noop) */
+	uint64_t revision;                 /* GW_INV_RESTORE: the revision written */
 	/* --- runtime private --- */
 	gw_inv *next;
 	gw_actor *actor;
@@ -79,6 +82,8 @@ struct gw_inv {
 	uint64_t req_id;
 	gw_tnode deadline_t;
 };
+
+enum { GW_INV_CALL = 0, GW_INV_RESTORE = 1 };
 
 /* gw_inv_create allocates an invocation with an arena bounded to
  * arena_limit bytes. Returns NULL when out of memory. */
@@ -116,6 +121,33 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
  * actor's state is unchanged. */
 void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg);
 
+/* What gw_runtime_read reports. state: the Any contents (type URL and
+ * value) or NULL when the actor has no state; tags: a serialized
+ * spawn.actors.ActorState holding only tags, or NULL. Both borrowed for the
+ * call. active: the state came from memory (it may be newer than the
+ * stored revision when dirty). */
+typedef void (*gw_read_fn)(void *user, gw_err err, const char *msg, const gw_blob *state,
+			   const gw_blob *tags, uint64_t revision, bool active, bool dirty);
+
+/* gw_runtime_read reports an actor's current state without invoking its
+ * host: from memory when the actor is active, else from the statestore
+ * (revision 0 = latest, else that revision from history; never activates
+ * and never fences). fn runs exactly once, on any thread, possibly before
+ * this returns. Returns GW_OK, or GW_ENOMEM (fn will not run). */
+gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uint64_t revision,
+		       gw_read_fn fn, void *user);
+
+/* gw_runtime_list_revisions reports the revisions kept for an actor. */
+gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char *name,
+				 gw_list_cb fn, void *user);
+
+/* A restore is an invocation of kind GW_INV_RESTORE submitted with
+ * gw_runtime_invoke (req names system, actor and any registered action
+ * can be absent: action_name is not used). It runs as a turn in the
+ * actor's mailbox: revision restore_rev is read from the store, becomes
+ * the actor's state and is saved as a new revision before done runs
+ * (inv->revision). Errors: GW_ENOTFOUND (no such revision kept). */
+
 /* gw_runtime_flush saves every dirty actor and waits until all saves are
  * done or timeout_ms passed. Returns GW_OK when nothing dirty remains,
  * else GW_ETIMEDOUT / the last save error. Blocks: yes; do not call from
@@ -126,6 +158,10 @@ typedef struct gw_runtime_stats {
 	uint64_t active_actors, invocations, activations, deactivations;
 } gw_runtime_stats;
 void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out);
+
+/* gw_runtime_persist returns the persist the runtime was created with
+ * (borrowed), for statistics. */
+gw_persist *gw_runtime_persist(gw_runtime *rt);
 
 /* Host-side functions the runtime calls (implemented in server/host.c). */
 

@@ -26,23 +26,7 @@
 
 #define SLOTS_PER_CQ 64
 
-enum { M_INVOKE, M_SPAWN };
-enum { C_REQUESTED, C_REPLYING };
 
-typedef struct ucall {
-	gwi_tag tag;
-	gw_server *srv;
-	gwi_cq *q;
-	int method, phase;
-	grpc_call *call;
-	gpr_timespec deadline;
-	grpc_metadata_array md;
-	grpc_byte_buffer *payload;
-	grpc_byte_buffer *resp;
-	grpc_slice details;
-	int cancelled;
-	grpc_op ops[4];
-} ucall;
 
 void gwi_calls_add(gw_server *s, bool host, long delta)
 {
@@ -57,11 +41,12 @@ void gwi_calls_add(gw_server *s, bool host, long delta)
 
 static void ucall_tag(gwi_tag *t, bool ok);
 
-static void ucall_request(gw_server *s, gwi_cq *q, int method)
+
+void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
 {
 	if (atomic_load(&s->shutting_down))
 		return;
-	ucall *c = calloc(1, sizeof *c);
+	gwi_ucall *c = calloc(1, sizeof *c);
 	if (!c) {
 		GW_ERROR("out of memory posting a call slot");
 		return;
@@ -71,16 +56,16 @@ static void ucall_request(gw_server *s, gwi_cq *q, int method)
 	c->q = q;
 	c->method = method;
 	grpc_metadata_array_init(&c->md);
-	grpc_call_error e = grpc_server_request_registered_call(
-		s->server, method == M_INVOKE ? s->m_invoke : s->m_spawn, &c->call, &c->deadline,
-		&c->md, &c->payload, q->cq, q->cq, &c->tag);
+	grpc_call_error e = grpc_server_request_registered_call(s->server, s->methods[method],
+								 &c->call, &c->deadline, &c->md,
+								 &c->payload, q->cq, q->cq, &c->tag);
 	if (e != GRPC_CALL_OK) {
 		grpc_metadata_array_destroy(&c->md);
 		free(c);
 	}
 }
 
-static void ucall_free(ucall *c)
+static void ucall_free(gwi_ucall *c)
 {
 	if (c->payload)
 		grpc_byte_buffer_destroy(c->payload);
@@ -94,11 +79,10 @@ static void ucall_free(ucall *c)
 	free(c);
 }
 
-/* ucall_reply sends the one response batch; msg may be NULL for errors. */
-static void ucall_reply(ucall *c, grpc_status_code code, const char *detail,
+void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 			const ProtobufCMessage *msg)
 {
-	c->phase = C_REPLYING;
+	c->phase = GWI_C_REPLYING;
 	if (msg && spawn_wire_pack(msg, &c->resp) != 0) {
 		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		detail = "out of memory packing the response";
@@ -143,11 +127,11 @@ static int64_t deadline_ms_of(gpr_timespec d)
 /* invoke_done answers a synchronous Invoke. Runs on any thread. */
 static void invoke_done(gw_inv *inv)
 {
-	ucall *c = inv->user;
+	gwi_ucall *c = inv->user;
 	if (inv->err != GW_OK) {
 		grpc_status_code code = inv->err == GW_EHOST ? (grpc_status_code)inv->host_code
 							     : gw_err_status(inv->err);
-		ucall_reply(c, code, inv->msg[0] ? inv->msg : gw_strerror(inv->err), NULL);
+		gwi_ucall_reply(c, code, inv->msg[0] ? inv->msg : gw_strerror(inv->err), NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
@@ -177,7 +161,7 @@ static void invoke_done(gw_inv *inv)
 		resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_NOOP;
 		resp.noop = &noop;
 	}
-	ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
 	gw_inv_destroy(inv);
 }
 
@@ -190,18 +174,18 @@ static void async_done(gw_inv *inv)
 	gw_inv_destroy(inv);
 }
 
-static void handle_invoke(ucall *c)
+static void handle_invoke(gwi_ucall *c)
 {
 	gw_inv *inv = gw_inv_create(0);
 	if (!inv) {
-		ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
 		return;
 	}
 	ProtobufCMessage *m = NULL;
 	if (!c->payload ||
 	    spawn_wire_unpack(&spawn__invocation_request__descriptor, c->payload, &inv->arena, &m)) {
 		gw_inv_destroy(inv);
-		ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
 			    "request is not a valid spawn.InvocationRequest", NULL);
 		return;
 	}
@@ -213,7 +197,7 @@ static void handle_invoke(ucall *c)
 	Spawn__InvocationRequest *rq = inv->req;
 	if (rq->scheduled_to > 0) {
 		gw_inv_destroy(inv);
-		ucall_reply(c, GRPC_STATUS_UNIMPLEMENTED,
+		gwi_ucall_reply(c, GRPC_STATUS_UNIMPLEMENTED,
 			    "scheduled invocations (scheduled_to) are not supported yet", NULL);
 		return;
 	}
@@ -229,7 +213,7 @@ static void handle_invoke(ucall *c)
 	inv->done = async_done;
 	gw_err err = gw_runtime_enqueue(c->srv->rt, inv);
 	if (err) {
-		ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err), NULL);
+		gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err), NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
@@ -241,14 +225,14 @@ static void handle_invoke(ucall *c)
 	resp.status = &status;
 	resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_NOOP;
 	resp.noop = &noop;
-	ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
 }
 
-static void handle_spawn(ucall *c)
+static void handle_spawn(gwi_ucall *c)
 {
 	ProtobufCMessage *m = NULL;
 	if (!c->payload || spawn_wire_unpack(&spawn__spawn_request__descriptor, c->payload, NULL, &m)) {
-		ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid spawn.SpawnRequest",
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid spawn.SpawnRequest",
 			    NULL);
 		return;
 	}
@@ -278,20 +262,20 @@ static void handle_spawn(ucall *c)
 	}
 	protobuf_c_message_free_unpacked(m, NULL);
 	if (code != GRPC_STATUS_OK) {
-		ucall_reply(c, code, msg, NULL);
+		gwi_ucall_reply(c, code, msg, NULL);
 		return;
 	}
 	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
 	status.status = SPAWN__STATUS__OK;
 	Spawn__SpawnResponse resp = SPAWN__SPAWN_RESPONSE__INIT;
 	resp.status = &status;
-	ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
 }
 
 static void ucall_tag(gwi_tag *t, bool ok)
 {
-	ucall *c = (ucall *)t;
-	if (c->phase == C_REPLYING) {
+	gwi_ucall *c = (gwi_ucall *)t;
+	if (c->phase == GWI_C_REPLYING) {
 		grpc_slice_unref(c->details);
 		ucall_free(c);
 		return;
@@ -303,11 +287,13 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		return;
 	}
 	gwi_calls_add(c->srv, false, 1);
-	ucall_request(c->srv, c->q, c->method);
-	if (c->method == M_INVOKE)
+	gwi_ucall_request(c->srv, c->q, c->method);
+	if (c->method == GWI_M_INVOKE)
 		handle_invoke(c);
-	else
+	else if (c->method == GWI_M_SPAWN)
 		handle_spawn(c);
+	else
+		gwi_admin_handle(c);
 }
 
 /* ---- threads and lifecycle ------------------------------------------------------ */
@@ -360,10 +346,17 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	};
 	grpc_channel_args ca = {sizeof args / sizeof args[0], args};
 	s->server = grpc_server_create(&ca, NULL);
-	s->m_invoke = grpc_server_register_method(s->server, "/spawn.gateway.v1.ActorGateway/Invoke",
-						  NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-	s->m_spawn = grpc_server_register_method(s->server, "/spawn.gateway.v1.ActorGateway/Spawn",
-						 NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	static const char *const paths[GWI_M_COUNT] = {
+		[GWI_M_INVOKE] = "/spawn.gateway.v1.ActorGateway/Invoke",
+		[GWI_M_SPAWN] = "/spawn.gateway.v1.ActorGateway/Spawn",
+		[GWI_M_GET_STATE] = "/spawn.gateway.v1.Admin/GetState",
+		[GWI_M_LIST_REVISIONS] = "/spawn.gateway.v1.Admin/ListRevisions",
+		[GWI_M_RESTORE] = "/spawn.gateway.v1.Admin/Restore",
+		[GWI_M_KEY_ROTATION] = "/spawn.gateway.v1.Admin/KeyRotation",
+	};
+	for (int m = 0; m < GWI_M_COUNT; m++)
+		s->methods[m] = grpc_server_register_method(s->server, paths[m], NULL,
+							    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	s->m_connect = grpc_server_register_method(s->server, "/spawn.gateway.v1.HostGateway/Connect",
 						   NULL, GRPC_SRM_PAYLOAD_NONE, 0);
 	s->ncq = s->o.threads;
@@ -406,11 +399,12 @@ gw_err gw_server_start(gw_server *s)
 	s->started = true;
 	for (int i = 0; i < s->ncq; i++) {
 		for (int k = 0; k < SLOTS_PER_CQ; k++)
-			ucall_request(s, &s->cqs[i], M_INVOKE);
-		for (int k = 0; k < 4; k++) {
-			ucall_request(s, &s->cqs[i], M_SPAWN);
+			gwi_ucall_request(s, &s->cqs[i], GWI_M_INVOKE);
+		for (int k = 0; k < 4; k++)
 			gwi_host_request(s, &s->cqs[i]);
-		}
+		for (int m = GWI_M_SPAWN; m < GWI_M_COUNT; m++)
+			for (int k = 0; k < 2; k++)
+				gwi_ucall_request(s, &s->cqs[i], m);
 	}
 	for (int i = 0; i < s->ncq; i++)
 		if (pthread_create(&s->cqs[i].thread, NULL, cq_main, &s->cqs[i]))

@@ -9,6 +9,7 @@
 #include <grpc/grpc.h>
 
 #include "server.h"
+#include "wire.h"
 
 /* Every completion-queue tag is a gwi_tag: the CQ thread calls fn. */
 typedef struct gwi_tag {
@@ -27,7 +28,8 @@ struct gw_server {
 	grpc_server *server;
 	gwi_cq *cqs;
 	int ncq;
-	void *m_invoke, *m_spawn, *m_connect; /* registered methods */
+	void *methods[6];                      /* registered unary methods (GWI_M_*) */
+	void *m_connect;                       /* registered HostGateway.Connect */
 	gw_runtime *rt;                        /* borrowed */
 	gw_registry *reg;                      /* borrowed */
 	int *ports;
@@ -42,6 +44,48 @@ struct gw_server {
 };
 
 void gwi_calls_add(struct gw_server *s, bool host, long delta);
+
+/* Unary methods served by gwi_ucall. */
+enum {
+	GWI_M_INVOKE,
+	GWI_M_SPAWN,
+	GWI_M_GET_STATE,
+	GWI_M_LIST_REVISIONS,
+	GWI_M_RESTORE,
+	GWI_M_KEY_ROTATION,
+	GWI_M_COUNT
+};
+enum { GWI_C_REQUESTED, GWI_C_REPLYING };
+
+/* One unary call (server.c): the struct is the completion-queue tag.
+ *   REQUESTED -- call + payload arrive --> handled (parsed, work started)
+ *   handled ----- gwi_ucall_reply --------> REPLYING -- batch done --> freed */
+typedef struct gwi_ucall {
+	gwi_tag tag;
+	struct gw_server *srv;
+	gwi_cq *q;
+	int method, phase;
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	grpc_byte_buffer *payload;   /* owned: the request message */
+	grpc_byte_buffer *resp;      /* owned: the reply being sent */
+	grpc_slice details;
+	int cancelled;
+	grpc_op ops[4];
+} gwi_ucall;
+
+/* gwi_ucall_request posts one slot for a call of method on q. */
+void gwi_ucall_request(struct gw_server *s, gwi_cq *q, int method);
+
+/* gwi_ucall_reply sends the one response batch: status code with detail,
+ * and msg (borrowed; packed here) when code is OK. Any thread. After it the
+ * call belongs to its completion. */
+void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
+		     const ProtobufCMessage *msg);
+
+/* admin.c: the spawn.gateway.v1.Admin methods. */
+void gwi_admin_handle(gwi_ucall *c);
 
 /* host.c: one accept slot per call of gwi_host_request. */
 void gwi_host_request(struct gw_server *s, gwi_cq *q);

@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 __all__ = ["ActorHost", "ActorError", "Context", "unpack", "StatusCode",
-           "CONNECT_METHOD"]
+           "CONNECT_METHOD", "typed_action", "add_typed_actor"]
 
 __version__ = "0.1.0"
 
@@ -138,6 +138,9 @@ class Context:
         self.metadata = dict(inv.current_context.metadata)
         self.tags = dict(inv.current_context.tags)
         self.host = host
+        # Set to True to have the gateway save the state durably before
+        # the caller is answered (as a handler's third return value does).
+        self.checkpoint = False
 
 
 class _Actor:
@@ -445,6 +448,7 @@ class ActorHost:
                              "handler must return (state, reply, checkpoint)")
         new_state, reply = out[0], out[1]
         checkpoint = bool(out[2]) if len(out) == 3 else False
+        checkpoint = checkpoint or bool(ctx.checkpoint)
 
         resp = protocol_pb2.ActorInvocationResponse(
             actor_name=inv.actor.name,
@@ -464,3 +468,81 @@ class ActorHost:
         else:
             resp.value.CopyFrom(_pack(reply))
         return resp
+
+
+# ---- typed actors (what protoc-gen-spawn's generated Python calls) ------
+
+def _type_name(cls):
+    return cls.DESCRIPTOR.full_name
+
+
+def typed_action(method, input_type, output_type, state_type=None,
+                 label="action"):
+    """A handler for :meth:`ActorHost.add_actor` around a typed method.
+
+    With ``state_type`` (a stateful actor), ``method(state, msg, ctx)`` gets
+    the state as a ``state_type`` message (default values for a new actor)
+    and returns ``(new_state, reply)``: ``new_state`` None keeps the state,
+    ``reply`` None answers no value; returning None does both. Without it,
+    ``method(msg, ctx)`` returns the reply or None. ``ctx.checkpoint = True``
+    asks for a durable save. Before the method runs, an input of another
+    type fails the call with INVALID_ARGUMENT and a state of another type
+    with FAILED_PRECONDITION; a result of the wrong shape or type fails it
+    with INTERNAL. ``label`` ("Incrementor.Add") names the action in
+    messages.
+    """
+    def handler(state, payload, ctx):
+        if state_type is not None:
+            try:
+                st = unpack(state, state_type)
+            except ActorError as e:
+                raise ActorError(StatusCode.FAILED_PRECONDITION,
+                                 "the state of %s is not a %s (%s)"
+                                 % (label, _type_name(state_type), e.message))
+        try:
+            msg = unpack(payload, input_type)
+        except ActorError as e:
+            raise ActorError(StatusCode.INVALID_ARGUMENT,
+                             "%s takes a %s (%s)"
+                             % (label, _type_name(input_type), e.message))
+        if state_type is None:
+            new_state, reply = None, method(msg, ctx)
+        else:
+            out = method(st, msg, ctx)
+            if out is None:
+                new_state, reply = None, None
+            elif isinstance(out, tuple) and len(out) == 2:
+                new_state, reply = out
+            else:
+                raise ActorError(StatusCode.INTERNAL,
+                                 "%s must return (state, reply), not %s"
+                                 % (label, type(out).__name__))
+            if new_state is not None and not isinstance(new_state, state_type):
+                raise ActorError(StatusCode.INTERNAL,
+                                 "%s returned a state of type %s, expected %s"
+                                 % (label, type(new_state).__name__,
+                                    _type_name(state_type)))
+        if reply is not None and not isinstance(reply, output_type):
+            raise ActorError(StatusCode.INTERNAL,
+                             "%s returned a reply of type %s, expected %s"
+                             % (label, type(reply).__name__,
+                                _type_name(output_type)))
+        return new_state, reply, False
+    handler.__name__ = getattr(method, "__name__", "handler")
+    return handler
+
+
+def add_typed_actor(host, impl, name, kind, stateful, state_type,
+                    snapshot_ms, deactivate_ms, actions):
+    """Declare actor ``name`` on ``host``, its actions served by the methods
+    of ``impl``. ``actions`` lists ``(action, method name, input type,
+    output type)``; ``snapshot_ms`` / ``deactivate_ms`` of 0 leave the
+    setting to the gateway. Returns the host."""
+    handlers = {}
+    for action, attr, input_type, output_type in actions:
+        method = getattr(impl, attr)
+        handlers[action] = typed_action(method, input_type, output_type,
+                                        state_type, "%s.%s" % (name, action))
+    return host.add_actor(name, handlers, state_type=state_type,
+                          stateful=stateful, snapshot_ms=snapshot_ms or None,
+                          deactivate_ms=deactivate_ms or None, kind=kind)

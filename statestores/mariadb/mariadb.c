@@ -7,8 +7,8 @@
  *   TCP), connect_timeout=SECONDS (default 10), sslmode=disable|require|
  *   verify-full, sslrootcert=/path/ca.pem. Anything else is GW_ECONFIG.
  *
- * Schema (version 1; docs/schema.md): spawn_meta, spawn_actor_state and
- * spawn_actor_history, InnoDB, keys as VARBINARY (byte-exact comparison:
+ * Schema (version 2; docs/schema.md): spawn_meta, spawn_actor_state,
+ * spawn_actor_history and spawn_actor_epoch, InnoDB, keys as VARBINARY (byte-exact comparison:
  * no collation folds 'Alice' into 'alice' or pads trailing spaces).
  * Created or migrated at open under GET_LOCK('spawn.schema.' + md5(db)), so
  * gateways starting together run the migration once. MariaDB commits DDL
@@ -16,16 +16,24 @@
  * and the version is recorded last: a migration cut short runs again.
  *
  * save_batch, per row, inside START TRANSACTION ... COMMIT (READ COMMITTED):
+ *   epoch != 0     SELECT epoch FROM spawn_actor_epoch ... LOCK IN SHARE MODE:
+ *                  not ours (or no row) -> EFENCED, nothing written
  *   expected == 0  INSERT ... ON DUPLICATE KEY UPDATE system = system
  *                  (row exists -> 0 affected rows)
- *   expected  > 0  UPDATE ... WHERE revision = expected AND epoch <= new epoch
- *   0 rows         SELECT epoch: newer than ours -> EFENCED, else ECONFLICT
+ *   expected  > 0  UPDATE ... WHERE revision = expected
+ *   0 rows         ECONFLICT
  *   history N > 0  the new revision is also written to spawn_actor_history
  *                  and revisions below (new - N) are deleted there
  * InnoDB's UPDATE is a locking read of the latest committed row, so of two
- * racing saves of one revision exactly one changes the row. READ COMMITTED
- * makes the epoch peek see the latest commit, not the batch's first
- * snapshot. Any error -> ROLLBACK, the batch fails as a whole.
+ * racing saves of one revision exactly one changes the row. The fence is a
+ * locking read too: it sees the latest committed epoch, and its shared
+ * lock makes an acquire wait until the save commits. Any error ->
+ * ROLLBACK, the batch fails as a whole.
+ *
+ * acquire, in one transaction: INSERT INTO spawn_actor_epoch ... ON
+ * DUPLICATE KEY UPDATE epoch = epoch + 1 (an exclusive row lock: it waits
+ * for every save holding the row in share mode), SELECT the new epoch (our
+ * own write), COMMIT. (Portable to MySQL, which has no INSERT ... RETURNING.)
  *
  * Connections: a pool of pool_size (default 4), opened on demand, every
  * statement prepared on each; the same states and invariants as the
@@ -50,7 +58,7 @@
 #include <errmsg.h>
 #include <mysql.h>
 
-#define SCHEMA_VERSION   1
+#define SCHEMA_VERSION   2
 #define POOL_DEFAULT     4
 #define POOL_MAX         64
 #define HISTORY_MAX      1000000
@@ -74,29 +82,57 @@
 
 enum {
 	ST_LOAD,
+	ST_LOAD_REV,
+	ST_LIST,
 	ST_INSERT,
 	ST_UPDATE,
-	ST_PEEK,
+	ST_FENCE,
+	ST_ACQUIRE,
+	ST_EPOCH_GET,
 	ST_HIST_PUT,
 	ST_HIST_TRIM,
 	ST_REMOVE,
 	ST_REMOVE_HIST,
 	ST_META_GET,
 	ST_META_PUT,
+	ST_META_CREATE,
+	ST_ROT_COUNT,
+	ST_ROT_SCAN_STATE,
+	ST_ROT_SCAN_HIST,
+	ST_ROT_WRITE_STATE,
+	ST_ROT_WRITE_HIST,
 	ST_COUNT
 };
 
+/* The columns of a row, in the order row_take expects. */
+#define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
+/* Rotation rewrites bind: new key_id, nonce, data, then system, name,
+ * revision, old key_id, old nonce. */
+#define ROT_WRITE(table)                                                                           \
+	"UPDATE " table " SET key_id = ?, nonce = ?, data = ? "                                    \
+	"WHERE system = ? AND name = ? AND revision = ? AND key_id = ? AND nonce = ?"
+
 static const char *const sql_text[ST_COUNT] = {
-    [ST_LOAD] = "SELECT revision, epoch, key_id, nonce, data, type_url "
-                "FROM spawn_actor_state WHERE system = ? AND name = ?",
+    [ST_LOAD] = "SELECT " ROW_COLS " FROM spawn_actor_state WHERE system = ? AND name = ?",
+    [ST_LOAD_REV] = "SELECT " ROW_COLS " FROM spawn_actor_state "
+                    "WHERE system = ? AND name = ? AND revision = ? "
+                    "UNION ALL SELECT " ROW_COLS " FROM spawn_actor_history "
+                    "WHERE system = ? AND name = ? AND revision = ? LIMIT 1",
+    [ST_LIST] = "SELECT revision FROM spawn_actor_state WHERE system = ? AND name = ? "
+                "UNION SELECT revision FROM spawn_actor_history WHERE system = ? AND name = ? "
+                "ORDER BY 1 DESC LIMIT ?",
     [ST_INSERT] = "INSERT INTO spawn_actor_state"
                   "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6)) "
                   "ON DUPLICATE KEY UPDATE system = system",
     [ST_UPDATE] = "UPDATE spawn_actor_state SET revision = ?, epoch = ?, key_id = ?, "
                   "nonce = ?, data = ?, type_url = ?, updated_at = UTC_TIMESTAMP(6) "
-                  "WHERE system = ? AND name = ? AND revision = ? AND epoch <= ?",
-    [ST_PEEK] = "SELECT epoch FROM spawn_actor_state WHERE system = ? AND name = ?",
+                  "WHERE system = ? AND name = ? AND revision = ?",
+    [ST_FENCE] = "SELECT epoch FROM spawn_actor_epoch WHERE system = ? AND name = ? "
+                 "LOCK IN SHARE MODE",
+    [ST_ACQUIRE] = "INSERT INTO spawn_actor_epoch(system, name, epoch) VALUES(?, ?, 1) "
+                   "ON DUPLICATE KEY UPDATE epoch = epoch + 1",
+    [ST_EPOCH_GET] = "SELECT epoch FROM spawn_actor_epoch WHERE system = ? AND name = ?",
     [ST_HIST_PUT] = "INSERT INTO spawn_actor_history"
                     "(system, name, revision, epoch, key_id, nonce, data, type_url, "
                     "updated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6)) "
@@ -110,6 +146,23 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_META_GET] = "SELECT value FROM spawn_meta WHERE name = ?",
     [ST_META_PUT] = "INSERT INTO spawn_meta(name, value) VALUES(?, ?) "
                     "ON DUPLICATE KEY UPDATE value = VALUES(value)",
+    /* An existing row is left as it is: 0 affected rows. */
+    [ST_META_CREATE] = "INSERT INTO spawn_meta(name, value) VALUES(?, ?) "
+                       "ON DUPLICATE KEY UPDATE name = name",
+    [ST_ROT_COUNT] = "SELECT (SELECT COUNT(*) FROM spawn_actor_state WHERE key_id <> ?) + "
+                     "(SELECT COUNT(*) FROM spawn_actor_history WHERE key_id <> ?)",
+    /* Spelled out rather than as row comparisons, which the range
+     * optimizer of older servers does not use: both walk the primary key
+     * (VARBINARY: byte order). */
+    [ST_ROT_SCAN_STATE] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_state "
+                          "WHERE key_id <> ? AND (system > ? OR (system = ? AND name > ?)) "
+                          "ORDER BY system, name LIMIT ?",
+    [ST_ROT_SCAN_HIST] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_history "
+                         "WHERE key_id <> ? AND (system > ? OR (system = ? AND "
+                         "(name > ? OR (name = ? AND revision > ?)))) "
+                         "ORDER BY system, name, revision LIMIT ?",
+    [ST_ROT_WRITE_STATE] = ROT_WRITE("spawn_actor_state"),
+    [ST_ROT_WRITE_HIST] = ROT_WRITE("spawn_actor_history"),
 };
 
 /* migrations[v] takes the schema from version v to v + 1: idempotent
@@ -142,7 +195,23 @@ static const char *const migration_1[] = {
     " PRIMARY KEY(system, name, revision)) ENGINE=InnoDB",
     NULL,
 };
-static const char *const *const migrations[SCHEMA_VERSION] = {migration_1};
+/* 1 -> 2: the epoch table, seeded with the highest epoch version 1 fenced
+ * with (GREATEST: a rerun after a cut-short migration changes nothing). */
+static const char *const migration_2[] = {
+    "CREATE TABLE IF NOT EXISTS spawn_actor_epoch("
+    " system VARBINARY(512) NOT NULL,"
+    " name VARBINARY(1024) NOT NULL,"
+    " epoch BIGINT NOT NULL,"
+    " PRIMARY KEY(system, name)) ENGINE=InnoDB",
+    "INSERT INTO spawn_actor_epoch(system, name, epoch)"
+    " SELECT t.system, t.name, MAX(t.epoch) FROM ("
+    "  SELECT system, name, epoch FROM spawn_actor_state"
+    "  UNION ALL SELECT system, name, epoch FROM spawn_actor_history) t"
+    " WHERE t.epoch > 0 GROUP BY t.system, t.name"
+    " ON DUPLICATE KEY UPDATE epoch = GREATEST(spawn_actor_epoch.epoch, VALUES(epoch))",
+    NULL,
+};
+static const char *const *const migrations[SCHEMA_VERSION] = {migration_1, migration_2};
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -902,42 +971,96 @@ static gw_err fetch_bytes(my_drv *d, my_conn *mc, MYSQL_STMT *st, int col, unsig
 	return GW_OK;
 }
 
-static gw_err my_load(void *drv, const gw_actor_key *k, gw_row *out)
+/* Result buffers of a row query: [system, name,] ROW_COLS. Fixed columns
+ * land in place; variable ones are measured, then fetched (fetch_bytes). */
+typedef struct row_binds {
+	MYSQL_BIND r[8];
+	unsigned long len[8];
+	my_bool null[8];
+	long long rev, epoch;
+	uint8_t nonce[16];
+	int c; /* the column of revision: 0, or 2 after system and name */
+} row_binds;
+
+static gw_err row_bind(my_drv *d, my_conn *mc, MYSQL_STMT *st, row_binds *rb, bool with_key)
 {
-	my_drv *d = drv;
+	memset(rb, 0, sizeof *rb);
+	int c = rb->c = with_key ? 2 : 0;
+	for (int i = 0; i < c + 6; i++) {
+		rb->r[i].buffer_type = MYSQL_TYPE_BLOB;
+		rb->r[i].length = &rb->len[i];
+		rb->r[i].is_null = &rb->null[i];
+	}
+	rb->r[c].buffer_type = rb->r[c + 1].buffer_type = MYSQL_TYPE_LONGLONG;
+	rb->r[c].buffer = &rb->rev;
+	rb->r[c + 1].buffer = &rb->epoch;
+	rb->r[c + 3].buffer = rb->nonce;
+	rb->r[c + 3].buffer_length = sizeof rb->nonce;
+	if (mysql_stmt_bind_result(st, rb->r) != 0)
+		return fail(d, mc, st, "load (bind)");
+	return GW_OK;
+}
+
+/* row_take copies the row just fetched into *out (owned fields; with the
+ * key columns, out->key owned too). lenient (rotation scans): a bad
+ * revision or epoch is taken as it is and a nonce of the wrong size is
+ * zero-padded: the row then fails to open and is counted, rather than
+ * stopping the rotation. */
+static gw_err row_take(my_drv *d, my_conn *mc, MYSQL_STMT *st, row_binds *rb, bool lenient,
+                       gw_row *out)
+{
+	int c = rb->c;
+	char *sys = NULL, *name = NULL, *key_id = NULL, *type_url = NULL, *data = NULL;
+	gw_err e = GW_ECORRUPT;
+	for (int i = 0; i < c + 6; i++)
+		if (rb->null[i])
+			goto fail;
+	if (!lenient && (rb->rev < 1 || rb->epoch < 0 || rb->len[c + 3] != sizeof out->nonce))
+		goto fail;
+	if ((c && ((e = fetch_bytes(d, mc, st, 0, rb->len[0], &sys)) != GW_OK ||
+	           (e = fetch_bytes(d, mc, st, 1, rb->len[1], &name)) != GW_OK)) ||
+	    (e = fetch_bytes(d, mc, st, c + 2, rb->len[c + 2], &key_id)) != GW_OK ||
+	    (e = fetch_bytes(d, mc, st, c + 4, rb->len[c + 4], &data)) != GW_OK ||
+	    (e = fetch_bytes(d, mc, st, c + 5, rb->len[c + 5], &type_url)) != GW_OK)
+		goto fail;
+	if (c) {
+		out->key.system = sys;
+		out->key.name = name;
+	}
+	out->revision = (uint64_t)rb->rev;
+	out->expected = 0;
+	out->epoch = (uint64_t)rb->epoch;
+	out->key_id = key_id;
+	memset(out->nonce, 0, sizeof out->nonce);
+	memcpy(out->nonce, rb->nonce,
+	       rb->len[c + 3] < sizeof out->nonce ? rb->len[c + 3] : sizeof out->nonce);
+	out->data = (uint8_t *)data;
+	out->len = rb->len[c + 4];
+	out->type_url = type_url;
+	return GW_OK;
+fail:
+	free(sys);
+	free(name);
+	free(key_id);
+	free(type_url);
+	free(data);
+	return e;
+}
+
+/* load_one runs the single-row query id (binds x) for k. */
+static gw_err load_one(my_drv *d, int id, binds *x, const gw_actor_key *k, gw_row *out)
+{
 	my_conn *mc;
 	bool fresh;
-	char *key_id = NULL, *type_url = NULL, *data = NULL;
+	row_binds rb;
 	gw_err e = acquire(d, &mc, &fresh);
 	if (e != GW_OK)
 		return e;
-	binds x;
-	b_key(&x, k);
-	if ((e = exec_first(d, mc, fresh, ST_LOAD, &x, "load")) != GW_OK)
+	if ((e = exec_first(d, mc, fresh, id, x, "load")) != GW_OK)
 		goto out;
-	MYSQL_STMT *st = mc->st[ST_LOAD];
-	/* Fixed columns into place; variable ones measured, then fetched. */
-	long long rev = 0, epoch = 0;
-	uint8_t nonce[16];
-	unsigned long len[6] = {0};
-	my_bool null[6] = {0};
-	MYSQL_BIND r[6];
-	memset(r, 0, sizeof r);
-	r[0].buffer_type = r[1].buffer_type = MYSQL_TYPE_LONGLONG;
-	r[0].buffer = &rev;
-	r[1].buffer = &epoch;
-	for (int i = 2; i < 6; i++)
-		r[i].buffer_type = MYSQL_TYPE_BLOB;
-	r[3].buffer = nonce;
-	r[3].buffer_length = sizeof nonce;
-	for (int i = 0; i < 6; i++) {
-		r[i].length = &len[i];
-		r[i].is_null = &null[i];
-	}
-	if (mysql_stmt_bind_result(st, r) != 0) {
-		e = fail(d, mc, st, "load (bind)");
+	MYSQL_STMT *st = mc->st[id];
+	if ((e = row_bind(d, mc, st, &rb, false)) != GW_OK)
 		goto out;
-	}
 	int rc = mysql_stmt_fetch(st);
 	if (rc == MYSQL_NO_DATA) {
 		e = GW_ENOTFOUND;
@@ -947,62 +1070,131 @@ static gw_err my_load(void *drv, const gw_actor_key *k, gw_row *out)
 		e = fail(d, mc, st, "load (fetch)");
 		goto out;
 	}
-	if (null[0] || null[1] || null[2] || null[3] || null[4] || null[5] || rev < 1 ||
-	    epoch < 0 || len[3] != sizeof out->nonce) {
+	if ((e = row_take(d, mc, st, &rb, false, out)) == GW_OK)
+		out->key = *k;
+	else if (e == GW_ECORRUPT)
 		GW_ERROR("mariadb %s: row %s/%s is malformed", d->where, k->system, k->name);
-		e = GW_ECORRUPT;
-		goto out;
-	}
-	if ((e = fetch_bytes(d, mc, st, 2, len[2], &key_id)) != GW_OK ||
-	    (e = fetch_bytes(d, mc, st, 4, len[4], &data)) != GW_OK ||
-	    (e = fetch_bytes(d, mc, st, 5, len[5], &type_url)) != GW_OK)
-		goto out;
-	out->key = *k;
-	out->revision = (uint64_t)rev;
-	out->expected = 0;
-	out->epoch = (uint64_t)epoch;
-	out->key_id = key_id;
-	memcpy(out->nonce, nonce, sizeof out->nonce);
-	out->data = (uint8_t *)data;
-	out->len = len[4];
-	out->type_url = type_url;
-	key_id = type_url = data = NULL;
 out:
 	/* Drain the rest of the result (if the connection still stands). */
 	if (mc->m)
-		mysql_stmt_free_result(mc->st[ST_LOAD]);
-	free(key_id);
-	free(type_url);
-	free(data);
+		mysql_stmt_free_result(mc->st[id]);
 	release(d, mc);
 	return e;
 }
 
-/* classify names the outcome of a conditional write that changed nothing:
- * a newer epoch on the stored row fences us, anything else conflicts. */
-static gw_err classify(my_drv *d, my_conn *mc, const gw_row *row, gw_err *result)
+static gw_err my_load(void *drv, const gw_actor_key *k, gw_row *out)
 {
 	binds x;
-	b_key(&x, &row->key);
-	gw_err e = exec(d, mc, ST_PEEK, &x, "save (peek)");
+	b_key(&x, k);
+	return load_one(drv, ST_LOAD, &x, k, out);
+}
+
+static gw_err my_load_revision(void *drv, const gw_actor_key *k, uint64_t revision, gw_row *out)
+{
+	binds x;
+	b_key(&x, k);
+	b_int(&x, 2, 0, revision);
+	b_str(&x, 3, k->system);
+	b_str(&x, 4, k->name);
+	b_int(&x, 5, 0, revision);
+	return load_one(drv, ST_LOAD_REV, &x, k, out);
+}
+
+static gw_err my_list_revisions(void *drv, const gw_actor_key *k, uint64_t *revs, size_t cap,
+                                size_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh;
+	gw_err e = acquire(d, &mc, &fresh);
 	if (e != GW_OK)
 		return e;
-	MYSQL_STMT *st = mc->st[ST_PEEK];
-	long long epoch = 0;
+	binds x;
+	b_key(&x, k);
+	b_str(&x, 2, k->system);
+	b_str(&x, 3, k->name);
+	b_int(&x, 4, 0, cap > GWI_STORE_MAX_INT ? GWI_STORE_MAX_INT : cap);
+	if ((e = exec_first(d, mc, fresh, ST_LIST, &x, "list revisions")) != GW_OK)
+		goto out;
+	MYSQL_STMT *st = mc->st[ST_LIST];
+	long long rev = 0;
+	my_bool null = 0;
 	MYSQL_BIND r = {0};
 	r.buffer_type = MYSQL_TYPE_LONGLONG;
-	r.buffer = &epoch;
+	r.buffer = &rev;
+	r.is_null = &null;
+	if (mysql_stmt_bind_result(st, &r) != 0) {
+		e = fail(d, mc, st, "list revisions (bind)");
+		goto out;
+	}
+	size_t got = 0;
+	int rc;
+	while ((rc = mysql_stmt_fetch(st)) == 0) {
+		if (null || rev < 1) {
+			e = GW_ECORRUPT;
+			goto out;
+		}
+		if (got < cap)
+			revs[got++] = (uint64_t)rev;
+	}
+	if (rc != MYSQL_NO_DATA) {
+		e = fail(d, mc, st, "list revisions (fetch)");
+		goto out;
+	}
+	*n = got;
+out:
+	if (mc->m)
+		mysql_stmt_free_result(mc->st[ST_LIST]);
+	release(d, mc);
+	return e;
+}
+
+/* fetch_epoch reads the one epoch column of executed statement id; *found
+ * false when there is no row. */
+static gw_err fetch_epoch(my_drv *d, my_conn *mc, int id, bool *found, uint64_t *epoch)
+{
+	MYSQL_STMT *st = mc->st[id];
+	long long v = 0;
+	MYSQL_BIND r = {0};
+	r.buffer_type = MYSQL_TYPE_LONGLONG;
+	r.buffer = &v;
+	gw_err e = GW_OK;
 	if (mysql_stmt_bind_result(st, &r) != 0)
-		return fail(d, mc, st, "save (peek bind)");
+		return fail(d, mc, st, "epoch (bind)");
 	int rc = mysql_stmt_fetch(st);
-	if (rc == MYSQL_NO_DATA)
-		*result = GW_ECONFLICT;
-	else if (rc == 0)
-		*result = (uint64_t)epoch > row->epoch ? GW_EFENCED : GW_ECONFLICT;
-	else
-		e = fail(d, mc, st, "save (peek fetch)");
+	if (rc == MYSQL_NO_DATA) {
+		*found = false;
+	} else if (rc == 0) {
+		*found = true;
+		*epoch = (uint64_t)v;
+	} else {
+		e = fail(d, mc, st, "epoch (fetch)");
+	}
 	if (mc->m)
 		mysql_stmt_free_result(st);
+	return e;
+}
+
+static gw_err my_acquire(void *drv, const gw_actor_key *k, uint64_t *epoch)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh, found = false;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	b_key(&x, k);
+	if ((e = begin(d, mc, fresh)) == GW_OK &&
+	    (e = exec(d, mc, ST_ACQUIRE, &x, "acquire")) == GW_OK &&
+	    (e = exec(d, mc, ST_EPOCH_GET, &x, "acquire (read)")) == GW_OK &&
+	    (e = fetch_epoch(d, mc, ST_EPOCH_GET, &found, epoch)) == GW_OK && !found)
+		e = GW_ECORRUPT; /* our own write is not there */
+	if (e == GW_OK && mysql_commit(mc->m) != 0)
+		e = fail(d, mc, NULL, "commit");
+	if (e != GW_OK)
+		rollback(d, mc);
+	release(d, mc);
 	return e;
 }
 
@@ -1019,10 +1211,25 @@ static void write_binds(binds *x, const gw_row *row)
 	b_str(x, 7, row->type_url);
 }
 
+/* save_row runs one fenced, conditional write inside the open transaction.
+ * The return value is a batch-level error; *result the row's outcome. */
 static gw_err save_row(my_drv *d, my_conn *mc, const gw_row *row, gw_err *result)
 {
 	binds x;
 	int id;
+	gw_err e;
+	if (row->epoch != 0) {
+		bool found = false;
+		uint64_t epoch = 0;
+		b_key(&x, &row->key);
+		if ((e = exec(d, mc, ST_FENCE, &x, "save (fence)")) != GW_OK ||
+		    (e = fetch_epoch(d, mc, ST_FENCE, &found, &epoch)) != GW_OK)
+			return e;
+		if (!found || epoch != row->epoch) {
+			*result = GW_EFENCED;
+			return GW_OK;
+		}
+	}
 	if (row->expected == 0) {
 		id = ST_INSERT;
 		write_binds(&x, row);
@@ -1037,13 +1244,13 @@ static gw_err save_row(my_drv *d, my_conn *mc, const gw_row *row, gw_err *result
 		b_str(&x, 6, row->key.system);
 		b_str(&x, 7, row->key.name);
 		b_int(&x, 8, 2, row->expected);
-		b_int(&x, 9, 3, row->epoch);
 	}
-	gw_err e = exec(d, mc, id, &x, "save");
-	if (e != GW_OK)
+	if ((e = exec(d, mc, id, &x, "save")) != GW_OK)
 		return e;
-	if (mysql_stmt_affected_rows(mc->st[id]) != 1)
-		return classify(d, mc, row, result);
+	if (mysql_stmt_affected_rows(mc->st[id]) != 1) {
+		*result = GW_ECONFLICT;
+		return GW_OK;
+	}
 	if (d->history > 0) {
 		/* Keep revisions (new - history) .. new. */
 		write_binds(&x, row);
@@ -1111,6 +1318,123 @@ static gw_err my_remove(void *drv, const gw_actor_key *k)
 	return e;
 }
 
+/* ---- rotation --------------------------------------------------------------------- */
+
+static gw_err my_rot_count(void *drv, const char *primary, uint64_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh, found = false;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	b_str(&x, 0, primary);
+	b_str(&x, 1, primary);
+	if ((e = exec_first(d, mc, fresh, ST_ROT_COUNT, &x, "rotation count")) == GW_OK &&
+	    (e = fetch_epoch(d, mc, ST_ROT_COUNT, &found, n)) == GW_OK && !found)
+		e = GW_ECORRUPT;
+	release(d, mc);
+	return e;
+}
+
+static gw_err my_rot_scan(void *drv, const gw_rot_cursor *after, const char *primary, gw_row *rows,
+                          size_t max, size_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh, hist = after->table == GW_ROT_HISTORY;
+	int id = hist ? ST_ROT_SCAN_HIST : ST_ROT_SCAN_STATE;
+	size_t got = 0;
+	row_binds rb;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	b_str(&x, 0, primary);
+	b_str(&x, 1, after->key.system);
+	b_str(&x, 2, after->key.system);
+	b_str(&x, 3, after->key.name);
+	if (hist) {
+		b_str(&x, 4, after->key.name);
+		b_int(&x, 5, 0, after->revision);
+	}
+	b_int(&x, hist ? 6 : 4, 1, max);
+	if ((e = exec_first(d, mc, fresh, id, &x, "rotation scan")) != GW_OK)
+		goto out;
+	MYSQL_STMT *st = mc->st[id];
+	if ((e = row_bind(d, mc, st, &rb, true)) != GW_OK)
+		goto out;
+	int rc = 0;
+	while (got < max && ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED)) {
+		if ((e = row_take(d, mc, st, &rb, true, &rows[got])) != GW_OK)
+			goto out;
+		got++;
+	}
+	if (got < max && rc != MYSQL_NO_DATA) {
+		e = fail(d, mc, st, "rotation scan (fetch)");
+		goto out;
+	}
+	*n = got;
+out:
+	if (e != GW_OK) {
+		for (size_t i = 0; i < got; i++) {
+			free((char *)rows[i].key.system);
+			free((char *)rows[i].key.name);
+			free((char *)rows[i].key_id);
+			free((char *)rows[i].type_url);
+			free(rows[i].data);
+		}
+	}
+	if (mc->m)
+		mysql_stmt_free_result(mc->st[id]);
+	release(d, mc);
+	return e;
+}
+
+static gw_err my_rot_rewrite(void *drv, int table, const gw_rewrite *rows, size_t n,
+                             gw_err *results)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	bool fresh;
+	int id = table == GW_ROT_HISTORY ? ST_ROT_WRITE_HIST : ST_ROT_WRITE_STATE;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		goto fail;
+	if ((e = begin(d, mc, fresh)) != GW_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const gw_rewrite *w = &rows[i];
+		binds x;
+		b_str(&x, 0, w->key_id);
+		b_bytes(&x, 1, w->nonce, sizeof w->nonce);
+		b_bytes(&x, 2, w->data, w->len);
+		b_str(&x, 3, w->key.system);
+		b_str(&x, 4, w->key.name);
+		b_int(&x, 5, 0, w->revision);
+		b_str(&x, 6, w->old_key_id);
+		b_bytes(&x, 7, w->old_nonce, sizeof w->old_nonce);
+		if ((e = exec(d, mc, id, &x, "rotation rewrite")) != GW_OK)
+			goto fail;
+		results[i] = mysql_stmt_affected_rows(mc->st[id]) == 1 ? GW_OK : GW_ECONFLICT;
+	}
+	if (mysql_commit(mc->m) != 0) {
+		e = fail(d, mc, NULL, "commit");
+		goto fail;
+	}
+	release(d, mc);
+	return GW_OK;
+fail:
+	if (mc) {
+		rollback(d, mc);
+		release(d, mc);
+	}
+	for (size_t i = 0; i < n; i++)
+		results[i] = e;
+	return e;
+}
+
 /* ---- meta ------------------------------------------------------------------------- */
 
 static gw_err my_meta_get(void *drv, const char *name, uint8_t **val, size_t *len)
@@ -1173,11 +1497,32 @@ static gw_err my_meta_put(void *drv, const char *name, const uint8_t *val, size_
 	return e;
 }
 
+static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, size_t len)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	b_str(&x, 0, name);
+	b_bytes(&x, 1, val, len);
+	e = exec_first(d, mc, fresh, ST_META_CREATE, &x, "meta create");
+	if (e == GW_OK && mysql_stmt_affected_rows(mc->st[ST_META_CREATE]) != 1)
+		e = GW_ECONFLICT;
+	release(d, mc);
+	return e;
+}
+
 #define MY_OPS(sch)                                                                                \
 	{                                                                                          \
 		.version = GW_STORE_OPS_VERSION, .scheme = sch, .open = my_open, .load = my_load,  \
 		.save_batch = my_save_batch, .remove = my_remove, .meta_get = my_meta_get,         \
 		.meta_put = my_meta_put, .path = my_path, .close = my_close,                       \
+		.acquire = my_acquire, .load_revision = my_load_revision,                          \
+		.list_revisions = my_list_revisions, .meta_create = my_meta_create,                \
+		.rot_count = my_rot_count, .rot_scan = my_rot_scan, .rot_rewrite = my_rot_rewrite, \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

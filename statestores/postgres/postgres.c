@@ -4,8 +4,9 @@
  *        postgresql://...   (libpq parses the URI: every libpq URI
  *        parameter works, e.g. sslrootcert, options=-csearch_path%3Dx)
  *
- * Schema (version 1; docs/schema.md): spawn_meta, spawn_actor_state and
- * spawn_actor_history in the first schema of the search_path. Created or
+ * Schema (version 2; docs/schema.md): spawn_meta, spawn_actor_state,
+ * spawn_actor_history and spawn_actor_epoch in the first schema of the
+ * search_path. Created or
  * migrated at open in one transaction that holds a transaction-level
  * advisory lock, so gateways starting together run the migration once:
  *
@@ -17,15 +18,24 @@
  * (DDL is transactional in PostgreSQL: a migration applies whole or not.)
  *
  * save_batch, per row, inside BEGIN ... COMMIT (READ COMMITTED):
+ *   epoch != 0     SELECT epoch FROM spawn_actor_epoch ... FOR SHARE:
+ *                  not ours (or no row) -> EFENCED, nothing written
  *   expected == 0  INSERT ... ON CONFLICT DO NOTHING   (row exists -> 0 rows)
- *   expected  > 0  UPDATE ... WHERE revision = expected AND epoch <= new epoch
- *   0 rows         SELECT epoch: newer than ours -> EFENCED, else ECONFLICT
+ *   expected  > 0  UPDATE ... WHERE revision = expected
+ *   0 rows         ECONFLICT
  *   history N > 0  the new revision is also upserted into spawn_actor_history
  *                  and revisions below (new - N) are deleted there
  * A concurrent writer of the same row makes the UPDATE wait for its commit
  * and then re-check the WHERE clause on the committed row, so exactly one
  * of two racing saves of a revision wins. Any error -> ROLLBACK, the batch
  * fails as a whole.
+ *
+ * acquire: INSERT INTO spawn_actor_epoch ... ON CONFLICT DO UPDATE SET
+ * epoch = epoch + 1 RETURNING epoch (autocommit). It needs the epoch row's
+ * exclusive lock, so it waits for every save transaction holding the row
+ * FOR SHARE: a save that passed its fence commits before the new epoch
+ * exists, and a save that checks later (FOR SHARE waits for the acquire,
+ * then reads the committed row) sees the new epoch and is fenced.
  *
  * Connections: a pool of pool_size (default 4) connections, each used by
  * one thread at a time; opened on demand, every statement prepared on each.
@@ -61,7 +71,7 @@
 
 #include <libpq-fe.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define POOL_DEFAULT   4
 #define POOL_MAX       64
 #define HISTORY_MAX    1000000
@@ -75,19 +85,35 @@
 
 enum {
 	ST_LOAD,
+	ST_LOAD_REV,
+	ST_LIST,
 	ST_INSERT,
 	ST_UPDATE,
-	ST_PEEK,
+	ST_FENCE,
+	ST_ACQUIRE,
 	ST_HIST_PUT,
 	ST_REMOVE,
 	ST_META_GET,
 	ST_META_PUT,
+	ST_META_CREATE,
+	ST_ROT_COUNT,
+	ST_ROT_SCAN_STATE,
+	ST_ROT_SCAN_HIST,
+	ST_ROT_WRITE_STATE,
+	ST_ROT_WRITE_HIST,
 	ST_COUNT
 };
 
+/* The columns of a row, in the order read_row expects. */
+#define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
+#define ROT_WRITE(table)                                                                           \
+	"UPDATE " table " SET key_id = $4, nonce = $5, data = $6 "                                 \
+	"WHERE system = $1 AND name = $2 AND revision = $3 AND key_id = $7 AND nonce = $8"
+
 /* INSERT, UPDATE and HIST_PUT share $1..$8 = system, name, revision, epoch,
  * key_id, nonce, data, type_url; UPDATE adds $9 = the expected revision,
- * HIST_PUT $9 = the oldest revision to keep. */
+ * HIST_PUT $9 = the oldest revision to keep. The rotation rewrites take
+ * system, name, revision, new key_id, nonce, data, old key_id, old nonce. */
 static const struct {
 	const char *name;
 	const char *sql;
@@ -95,10 +121,22 @@ static const struct {
 	Oid types[9];
 } stmts[ST_COUNT] = {
     [ST_LOAD] = {"gw_load",
-                 "SELECT revision, epoch, key_id, nonce, data, type_url "
-                 "FROM spawn_actor_state WHERE system = $1 AND name = $2",
+                 "SELECT " ROW_COLS " FROM spawn_actor_state WHERE system = $1 AND name = $2",
                  2,
                  {OID_TEXT, OID_TEXT}},
+    [ST_LOAD_REV] = {"gw_load_rev",
+                     "SELECT " ROW_COLS " FROM spawn_actor_state "
+                     "WHERE system = $1 AND name = $2 AND revision = $3 "
+                     "UNION ALL SELECT " ROW_COLS " FROM spawn_actor_history "
+                     "WHERE system = $1 AND name = $2 AND revision = $3 LIMIT 1",
+                     3,
+                     {OID_TEXT, OID_TEXT, OID_INT8}},
+    [ST_LIST] = {"gw_list",
+                 "SELECT revision FROM spawn_actor_state WHERE system = $1 AND name = $2 "
+                 "UNION SELECT revision FROM spawn_actor_history "
+                 "WHERE system = $1 AND name = $2 ORDER BY 1 DESC LIMIT $3",
+                 3,
+                 {OID_TEXT, OID_TEXT, OID_INT8}},
     [ST_INSERT] = {"gw_insert",
                    "INSERT INTO spawn_actor_state"
                    "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
@@ -110,14 +148,22 @@ static const struct {
     [ST_UPDATE] = {"gw_update",
                    "UPDATE spawn_actor_state SET revision = $3, epoch = $4, key_id = $5, "
                    "nonce = $6, data = $7, type_url = $8, updated_at = now() "
-                   "WHERE system = $1 AND name = $2 AND revision = $9 AND epoch <= $4",
+                   "WHERE system = $1 AND name = $2 AND revision = $9",
                    9,
                    {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT, OID_BYTEA, OID_BYTEA,
                     OID_TEXT, OID_INT8}},
-    [ST_PEEK] = {"gw_peek",
-                 "SELECT epoch FROM spawn_actor_state WHERE system = $1 AND name = $2",
-                 2,
-                 {OID_TEXT, OID_TEXT}},
+    /* FOR SHARE: an acquire (an UPDATE of this row) waits for our commit. */
+    [ST_FENCE] = {"gw_fence",
+                  "SELECT epoch FROM spawn_actor_epoch WHERE system = $1 AND name = $2 "
+                  "FOR SHARE",
+                  2,
+                  {OID_TEXT, OID_TEXT}},
+    [ST_ACQUIRE] = {"gw_acquire",
+                    "INSERT INTO spawn_actor_epoch AS e (system, name, epoch) VALUES($1, $2, 1) "
+                    "ON CONFLICT (system, name) DO UPDATE SET epoch = e.epoch + 1 "
+                    "RETURNING epoch",
+                    2,
+                    {OID_TEXT, OID_TEXT}},
     /* One statement: the trim and the insert touch different revisions. */
     [ST_HIST_PUT] = {"gw_hist_put",
                      "WITH trim AS (DELETE FROM spawn_actor_history "
@@ -143,6 +189,40 @@ static const struct {
                      "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                      2,
                      {OID_TEXT, OID_BYTEA}},
+    /* A concurrent uncommitted creator makes this wait, then do nothing. */
+    [ST_META_CREATE] = {"gw_meta_create",
+                        "INSERT INTO spawn_meta(name, value) VALUES($1, $2) "
+                        "ON CONFLICT (name) DO NOTHING",
+                        2,
+                        {OID_TEXT, OID_BYTEA}},
+    [ST_ROT_COUNT] = {"gw_rot_count",
+                      "SELECT (SELECT count(*) FROM spawn_actor_state WHERE key_id <> $1) + "
+                      "(SELECT count(*) FROM spawn_actor_history WHERE key_id <> $1)",
+                      1,
+                      {OID_TEXT}},
+    /* Row comparisons walk the primary key (COLLATE "C": byte order). */
+    [ST_ROT_SCAN_STATE] = {"gw_rot_scan_state",
+                           "SELECT system, name, " ROW_COLS " FROM spawn_actor_state "
+                           "WHERE (system, name) > ($2, $3) AND key_id <> $1 "
+                           "ORDER BY system, name LIMIT $4",
+                           4,
+                           {OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8}},
+    [ST_ROT_SCAN_HIST] = {"gw_rot_scan_hist",
+                          "SELECT system, name, " ROW_COLS " FROM spawn_actor_history "
+                          "WHERE (system, name, revision) > ($2, $3, $4) AND key_id <> $1 "
+                          "ORDER BY system, name, revision LIMIT $5",
+                          5,
+                          {OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_INT8}},
+    [ST_ROT_WRITE_STATE] = {"gw_rot_write_state",
+                            ROT_WRITE("spawn_actor_state"),
+                            8,
+                            {OID_TEXT, OID_TEXT, OID_INT8, OID_TEXT, OID_BYTEA, OID_BYTEA, OID_TEXT,
+                             OID_BYTEA}},
+    [ST_ROT_WRITE_HIST] = {"gw_rot_write_hist",
+                           ROT_WRITE("spawn_actor_history"),
+                           8,
+                           {OID_TEXT, OID_TEXT, OID_INT8, OID_TEXT, OID_BYTEA, OID_BYTEA, OID_TEXT,
+                            OID_BYTEA}},
 };
 
 /* migrations[v] takes the schema from version v to v + 1. Append only: a
@@ -174,6 +254,19 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " type_url text NOT NULL,"
     " updated_at timestamptz NOT NULL,"
     " PRIMARY KEY(system, name, revision));",
+    /* 1 -> 2: the epoch table, seeded with the highest epoch version 1
+     * fenced with, so a new epoch is above every one handed out before. */
+    "CREATE TABLE IF NOT EXISTS spawn_actor_epoch("
+    " system text COLLATE \"C\" NOT NULL,"
+    " name text COLLATE \"C\" NOT NULL,"
+    " epoch bigint NOT NULL,"
+    " PRIMARY KEY(system, name));"
+    "INSERT INTO spawn_actor_epoch AS e (system, name, epoch)"
+    " SELECT system, name, max(epoch) FROM ("
+    "  SELECT system, name, epoch FROM spawn_actor_state"
+    "  UNION ALL SELECT system, name, epoch FROM spawn_actor_history) t"
+    " WHERE epoch > 0 GROUP BY system, name"
+    " ON CONFLICT (system, name) DO UPDATE SET epoch = greatest(e.epoch, excluded.epoch);",
 };
 
 typedef struct pg_conn {
@@ -548,20 +641,20 @@ static uint64_t be64(const char *p)
 	return v;
 }
 
-/* get_int8 reads a binary bigint column; false when it is not one. */
-static bool get_int8(const PGresult *r, int col, uint64_t *v)
+/* get_int8 reads a binary bigint column of row i; false when it is not one. */
+static bool get_int8(const PGresult *r, int i, int col, uint64_t *v)
 {
-	if (PQgetisnull(r, 0, col) || PQgetlength(r, 0, col) != 8)
+	if (PQgetisnull(r, i, col) || PQgetlength(r, i, col) != 8)
 		return false;
-	*v = be64(PQgetvalue(r, 0, col));
+	*v = be64(PQgetvalue(r, i, col));
 	return true;
 }
 
-static char *dup_col(const PGresult *r, int col)
+static char *dup_col(const PGresult *r, int i, int col)
 {
-	if (PQgetisnull(r, 0, col))
+	if (PQgetisnull(r, i, col))
 		return NULL;
-	return strndup(PQgetvalue(r, 0, col), (size_t)PQgetlength(r, 0, col));
+	return strndup(PQgetvalue(r, i, col), (size_t)PQgetlength(r, i, col));
 }
 
 /* ---- open / close ---------------------------------------------------------- */
@@ -838,60 +931,134 @@ static const char *pg_path(void *drv)
 
 /* ---- rows ------------------------------------------------------------------ */
 
+/* read_row copies the row columns (ROW_COLS, from column c) of result row i
+ * into *out (owned fields). lenient (rotation scans): a bad revision or
+ * epoch is taken as it is and a nonce of the wrong size is zero-padded,
+ * instead of refusing the row: it then fails to open and is counted,
+ * rather than stopping the rotation. out->key is left to the caller. */
+static gw_err read_row(const PGresult *r, int i, int c, bool lenient, gw_row *out)
+{
+	uint64_t rev = 0, epoch = 0;
+	bool ints = get_int8(r, i, c, &rev) && get_int8(r, i, c + 1, &epoch);
+	int nlen = PQgetisnull(r, i, c + 3) ? -1 : PQgetlength(r, i, c + 3);
+	if ((!lenient && (!ints || rev < 1 || rev > GWI_STORE_MAX_INT ||
+	                  epoch > GWI_STORE_MAX_INT || nlen != (int)sizeof out->nonce)) ||
+	    PQgetisnull(r, i, c + 2) || PQgetisnull(r, i, c + 4) || PQgetisnull(r, i, c + 5))
+		return GW_ECORRUPT;
+	size_t len = (size_t)PQgetlength(r, i, c + 4);
+	char *key_id = dup_col(r, i, c + 2), *type_url = dup_col(r, i, c + 5);
+	uint8_t *data = malloc(len > 0 ? len : 1);
+	if (!key_id || !type_url || !data) {
+		free(key_id);
+		free(type_url);
+		free(data);
+		return GW_ENOMEM;
+	}
+	memcpy(data, PQgetvalue(r, i, c + 4), len);
+	out->revision = rev;
+	out->expected = 0;
+	out->epoch = epoch;
+	out->key_id = key_id;
+	memset(out->nonce, 0, sizeof out->nonce);
+	if (nlen > 0)
+		memcpy(out->nonce, PQgetvalue(r, i, c + 3),
+		       (size_t)nlen < sizeof out->nonce ? (size_t)nlen : sizeof out->nonce);
+	out->data = data;
+	out->len = len;
+	out->type_url = type_url;
+	return GW_OK;
+}
+
+/* load_one runs a single-row query (id, parameters p) for k. */
+static gw_err load_one(pg_drv *d, int id, const params *p, const gw_actor_key *k, gw_row *out)
+{
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	if ((e = retry_first(d, pc, fresh, id, NULL, p, PGRES_TUPLES_OK, &r)) != GW_OK)
+		goto out;
+	if (PQntuples(r) == 0) {
+		e = GW_ENOTFOUND;
+		goto out;
+	}
+	if ((e = read_row(r, 0, 0, false, out)) == GW_OK)
+		out->key = *k;
+	else if (e == GW_ECORRUPT)
+		GW_ERROR("postgres %s: row %s/%s is malformed", d->where, k->system, k->name);
+out:
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
 static gw_err pg_load(void *drv, const gw_actor_key *k, gw_row *out)
+{
+	params p;
+	p_text(&p, 0, k->system);
+	p_text(&p, 1, k->name);
+	return load_one(drv, ST_LOAD, &p, k, out);
+}
+
+static gw_err pg_load_revision(void *drv, const gw_actor_key *k, uint64_t revision, gw_row *out)
+{
+	params p;
+	p_text(&p, 0, k->system);
+	p_text(&p, 1, k->name);
+	p_int(&p, 2, 0, revision);
+	return load_one(drv, ST_LOAD_REV, &p, k, out);
+}
+
+static gw_err pg_list_revisions(void *drv, const gw_actor_key *k, uint64_t *revs, size_t cap,
+                                size_t *n)
 {
 	pg_drv *d = drv;
 	pg_conn *pc;
 	bool fresh;
 	PGresult *r = NULL;
-	char *key_id = NULL, *type_url = NULL;
-	uint8_t *data = NULL;
 	gw_err e = acquire(d, &pc, &fresh);
 	if (e != GW_OK)
 		return e;
 	params p;
 	p_text(&p, 0, k->system);
 	p_text(&p, 1, k->name);
-	if ((e = retry_first(d, pc, fresh, ST_LOAD, NULL, &p, PGRES_TUPLES_OK, &r)) != GW_OK)
+	p_int(&p, 2, 0, cap > GWI_STORE_MAX_INT ? GWI_STORE_MAX_INT : cap);
+	if ((e = retry_first(d, pc, fresh, ST_LIST, NULL, &p, PGRES_TUPLES_OK, &r)) != GW_OK)
 		goto out;
-	if (PQntuples(r) == 0) {
-		e = GW_ENOTFOUND;
-		goto out;
+	size_t got = 0;
+	for (int i = 0; i < PQntuples(r) && got < cap; i++) {
+		if (!get_int8(r, i, 0, &revs[got])) {
+			e = GW_ECORRUPT;
+			goto out;
+		}
+		got++;
 	}
-	uint64_t rev = 0, epoch = 0;
-	if (!get_int8(r, 0, &rev) || !get_int8(r, 1, &epoch) || rev < 1 ||
-	    rev > GWI_STORE_MAX_INT || epoch > GWI_STORE_MAX_INT || PQgetisnull(r, 0, 2) ||
-	    PQgetisnull(r, 0, 3) || PQgetlength(r, 0, 3) != (int)sizeof out->nonce ||
-	    PQgetisnull(r, 0, 4) || PQgetisnull(r, 0, 5)) {
-		GW_ERROR("postgres %s: row %s/%s is malformed", d->where, k->system, k->name);
-		e = GW_ECORRUPT;
-		goto out;
-	}
-	size_t len = (size_t)PQgetlength(r, 0, 4);
-	key_id = dup_col(r, 2);
-	type_url = dup_col(r, 5);
-	data = malloc(len > 0 ? len : 1);
-	if (!key_id || !type_url || !data) {
-		e = GW_ENOMEM;
-		goto out;
-	}
-	memcpy(data, PQgetvalue(r, 0, 4), len);
-	out->key = *k;
-	out->revision = rev;
-	out->expected = 0;
-	out->epoch = epoch;
-	out->key_id = key_id;
-	memcpy(out->nonce, PQgetvalue(r, 0, 3), sizeof out->nonce);
-	out->data = data;
-	out->len = len;
-	out->type_url = type_url;
-	key_id = type_url = NULL;
-	data = NULL;
+	*n = got;
 out:
 	PQclear(r);
-	free(key_id);
-	free(type_url);
-	free(data);
+	release(d, pc);
+	return e;
+}
+
+static gw_err pg_acquire(void *drv, const gw_actor_key *k, uint64_t *epoch)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	p_text(&p, 0, k->system);
+	p_text(&p, 1, k->name);
+	/* Autocommit: the new epoch is committed when the call returns. */
+	if ((e = retry_first(d, pc, fresh, ST_ACQUIRE, NULL, &p, PGRES_TUPLES_OK, &r)) == GW_OK &&
+	    (PQntuples(r) != 1 || !get_int8(r, 0, 0, epoch)))
+		e = GW_ECORRUPT;
+	PQclear(r);
 	release(d, pc);
 	return e;
 }
@@ -910,52 +1077,64 @@ static void row_params(params *p, const gw_row *row, uint64_t extra)
 	p_int(p, 8, 2, extra);
 }
 
-/* classify names the outcome of a conditional write that changed nothing:
- * a newer epoch on the stored row fences us, anything else conflicts. */
-static gw_err classify(pg_drv *d, pg_conn *pc, const gw_row *row, gw_err *result)
+/* fence reads the actor's current epoch FOR SHARE inside the open
+ * transaction: *fenced unless it is row->epoch (no row: current 0). */
+static gw_err fence(pg_drv *d, pg_conn *pc, const gw_row *row, bool *fenced)
 {
 	params p;
 	p_text(&p, 0, row->key.system);
 	p_text(&p, 1, row->key.name);
-	PGresult *r = exec_st(pc, ST_PEEK, &p);
+	PGresult *r = exec_st(pc, ST_FENCE, &p);
 	gw_err e = GW_OK;
 	uint64_t epoch;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		e = fail(d, pc, r, "save (peek)");
+		e = fail(d, pc, r, "save (fence)");
 	else if (PQntuples(r) == 0)
-		*result = GW_ECONFLICT;
-	else if (get_int8(r, 0, &epoch))
-		*result = epoch > row->epoch ? GW_EFENCED : GW_ECONFLICT;
+		*fenced = true;
+	else if (get_int8(r, 0, 0, &epoch))
+		*fenced = epoch != row->epoch;
 	else
 		e = GW_ECORRUPT;
 	PQclear(r);
 	return e;
 }
 
-/* save_row runs one conditional write inside the open transaction. The
- * return value is a batch-level error; *result the row's outcome. */
+/* save_row runs one fenced, conditional write inside the open transaction.
+ * The return value is a batch-level error; *result the row's outcome. */
 static gw_err save_row(pg_drv *d, pg_conn *pc, const gw_row *row, gw_err *result)
 {
 	params p;
+	gw_err e;
+	if (row->epoch != 0) {
+		bool fenced = false;
+		if ((e = fence(d, pc, row, &fenced)) != GW_OK)
+			return e;
+		if (fenced) {
+			*result = GW_EFENCED;
+			return GW_OK;
+		}
+	}
 	row_params(&p, row, row->expected);
 	PGresult *r = exec_st(pc, row->expected == 0 ? ST_INSERT : ST_UPDATE, &p);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		gw_err e = fail(d, pc, r, "save");
+		e = fail(d, pc, r, "save");
 		PQclear(r);
 		return e;
 	}
 	bool changed = strcmp(PQcmdTuples(r), "1") == 0;
 	PQclear(r);
-	if (!changed)
-		return classify(d, pc, row, result);
+	if (!changed) {
+		*result = GW_ECONFLICT;
+		return GW_OK;
+	}
 	if (d->history > 0) {
 		/* Keep revisions (new - history) .. new. */
 		uint64_t keep =
 		    row->revision > (uint64_t)d->history ? row->revision - (uint64_t)d->history : 0;
 		row_params(&p, row, keep);
 		r = exec_st(pc, ST_HIST_PUT, &p);
-		gw_err e = PQresultStatus(r) == PGRES_COMMAND_OK ? GW_OK
-		                                                 : fail(d, pc, r, "save (history)");
+		e = PQresultStatus(r) == PGRES_COMMAND_OK ? GW_OK
+		                                          : fail(d, pc, r, "save (history)");
 		PQclear(r);
 		if (e != GW_OK)
 			return e;
@@ -1013,6 +1192,126 @@ static gw_err pg_remove(void *drv, const gw_actor_key *k)
 	return e;
 }
 
+/* ---- rotation ---------------------------------------------------------------- */
+
+static gw_err pg_rot_count(void *drv, const char *primary, uint64_t *n)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	p_text(&p, 0, primary);
+	if ((e = retry_first(d, pc, fresh, ST_ROT_COUNT, NULL, &p, PGRES_TUPLES_OK, &r)) == GW_OK &&
+	    (PQntuples(r) != 1 || !get_int8(r, 0, 0, n)))
+		e = GW_ECORRUPT;
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
+static gw_err pg_rot_scan(void *drv, const gw_rot_cursor *after, const char *primary, gw_row *rows,
+                          size_t max, size_t *n)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	bool hist = after->table == GW_ROT_HISTORY;
+	size_t got = 0;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	p_text(&p, 0, primary);
+	p_text(&p, 1, after->key.system);
+	p_text(&p, 2, after->key.name);
+	if (hist)
+		p_int(&p, 3, 0, after->revision);
+	p_int(&p, hist ? 4 : 3, 1, max);
+	if ((e = retry_first(d, pc, fresh, hist ? ST_ROT_SCAN_HIST : ST_ROT_SCAN_STATE, NULL, &p,
+	                     PGRES_TUPLES_OK, &r)) != GW_OK)
+		goto out;
+	for (int i = 0; i < PQntuples(r) && got < max; i++) {
+		gw_row *row = &rows[got];
+		char *sys = dup_col(r, i, 0), *name = dup_col(r, i, 1);
+		e = sys && name ? read_row(r, i, 2, true, row) : GW_ENOMEM;
+		if (e != GW_OK) {
+			free(sys);
+			free(name);
+			goto out;
+		}
+		row->key.system = sys;
+		row->key.name = name;
+		got++;
+	}
+	*n = got;
+out:
+	if (e != GW_OK) {
+		for (size_t i = 0; i < got; i++) {
+			free((char *)rows[i].key.system);
+			free((char *)rows[i].key.name);
+			free((char *)rows[i].key_id);
+			free((char *)rows[i].type_url);
+			free(rows[i].data);
+		}
+	}
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
+static gw_err pg_rot_rewrite(void *drv, int table, const gw_rewrite *rows, size_t n,
+                             gw_err *results)
+{
+	pg_drv *d = drv;
+	pg_conn *pc = NULL;
+	bool fresh;
+	PGresult *r = NULL;
+	int id = table == GW_ROT_HISTORY ? ST_ROT_WRITE_HIST : ST_ROT_WRITE_STATE;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		goto fail;
+	if ((e = retry_first(d, pc, fresh, -1, "BEGIN", NULL, PGRES_COMMAND_OK, &r)) != GW_OK)
+		goto fail;
+	PQclear(r);
+	for (size_t i = 0; i < n; i++) {
+		const gw_rewrite *w = &rows[i];
+		params p;
+		p_text(&p, 0, w->key.system);
+		p_text(&p, 1, w->key.name);
+		p_int(&p, 2, 0, w->revision);
+		p_text(&p, 3, w->key_id);
+		p_bytes(&p, 4, w->nonce, sizeof w->nonce);
+		p_bytes(&p, 5, w->data, w->len);
+		p_text(&p, 6, w->old_key_id);
+		p_bytes(&p, 7, w->old_nonce, sizeof w->old_nonce);
+		r = exec_st(pc, id, &p);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			e = fail(d, pc, r, "rotation rewrite");
+			PQclear(r);
+			goto fail;
+		}
+		results[i] = strcmp(PQcmdTuples(r), "1") == 0 ? GW_OK : GW_ECONFLICT;
+		PQclear(r);
+	}
+	if ((e = run(d, pc, "COMMIT", PGRES_COMMAND_OK)) != GW_OK)
+		goto fail;
+	release(d, pc);
+	return GW_OK;
+fail:
+	if (pc) {
+		rollback(d, pc);
+		release(d, pc);
+	}
+	for (size_t i = 0; i < n; i++)
+		results[i] = e;
+	return e;
+}
+
 /* ---- meta -------------------------------------------------------------------- */
 
 static gw_err pg_meta_get(void *drv, const char *name, uint8_t **val, size_t *len)
@@ -1065,6 +1364,26 @@ static gw_err pg_meta_put(void *drv, const char *name, const uint8_t *val, size_
 	return e;
 }
 
+static gw_err pg_meta_create(void *drv, const char *name, const uint8_t *val, size_t len)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	p_text(&p, 0, name);
+	p_bytes(&p, 1, val, len);
+	e = retry_first(d, pc, fresh, ST_META_CREATE, NULL, &p, PGRES_COMMAND_OK, &r);
+	if (e == GW_OK && strcmp(PQcmdTuples(r), "1") != 0)
+		e = GW_ECONFLICT;
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
 /* Two tables, one per URL scheme libpq accepts; gw_store_scheme() names the
  * one the URL used. */
 #define PG_OPS(sch)                                                                                \
@@ -1072,6 +1391,9 @@ static gw_err pg_meta_put(void *drv, const char *name, const uint8_t *val, size_
 		.version = GW_STORE_OPS_VERSION, .scheme = sch, .open = pg_open, .load = pg_load,  \
 		.save_batch = pg_save_batch, .remove = pg_remove, .meta_get = pg_meta_get,         \
 		.meta_put = pg_meta_put, .path = pg_path, .close = pg_close,                       \
+		.acquire = pg_acquire, .load_revision = pg_load_revision,                          \
+		.list_revisions = pg_list_revisions, .meta_create = pg_meta_create,                \
+		.rot_count = pg_rot_count, .rot_scan = pg_rot_scan, .rot_rewrite = pg_rot_rewrite, \
 	}
 
 const gw_store_ops gw_postgres_ops = PG_OPS("postgres");

@@ -2,97 +2,189 @@
  *
  * URLs:  sqlite:///abs/path.db   sqlite://rel/path.db   sqlite::memory:
  *
- * Schema (version 1, created idempotently in one transaction at open):
+ * Schema (version 2, docs/schema.md), created or migrated at open inside one
+ * BEGIN IMMEDIATE (the database write lock), so openers racing on a new or
+ * old file run each migration once:
  *   spawn_meta(name TEXT PRIMARY KEY, value BLOB)
- *       "schema_version" -> 1, "keycheck" -> written by store.c
+ *       "schema_version" -> 2, "keycheck" and "rotation" -> written by store.c
  *   spawn_actor_state(system, name, revision, epoch, key_id, nonce, data,
  *                     type_url, updated_at, PRIMARY KEY(system, name))
- * One row per actor: a save replaces the row (no history yet, see
- * docs/design/statestore.md).
+ *   spawn_actor_history(the same columns, PRIMARY KEY(system, name, revision))
+ *   spawn_actor_epoch(system, name, epoch, PRIMARY KEY(system, name))
  *
  * Durability: WAL with synchronous=FULL, so a COMMIT has reached the disk
  * (WAL fsync) before save_batch returns GW_OK. A checkpointed save must
  * survive a power cut.
  *
  * save_batch, per row, inside BEGIN IMMEDIATE ... COMMIT:
+ *   epoch != 0     SELECT epoch FROM spawn_actor_epoch: not ours -> EFENCED
+ *                  (BEGIN IMMEDIATE holds the write lock: no acquire can
+ *                  commit between this check and our COMMIT)
  *   expected == 0  INSERT ... ON CONFLICT DO NOTHING   (row exists -> 0 changes)
- *   expected  > 0  UPDATE ... WHERE revision = expected AND epoch <= new epoch
- *   0 changes      look at the stored epoch: newer than ours -> EFENCED,
- *                  otherwise (row missing or other revision) -> ECONFLICT
+ *   expected  > 0  UPDATE ... WHERE revision = expected
+ *   0 changes      ECONFLICT
+ *   history N > 0  upsert the new revision into spawn_actor_history, delete
+ *                  that actor's revisions below new - N there
  * A SQLite error anywhere -> ROLLBACK; the batch fails as a whole.
  *
+ * acquire is one statement (INSERT ... ON CONFLICT DO UPDATE SET epoch =
+ * epoch + 1 RETURNING epoch): a write, so it takes the write lock and
+ * commits on its own.
+ *
  * Thread: one thread at a time per handle (the connection is opened
- * NOMUTEX); every call blocks on disk.
+ * NOMUTEX); every call blocks on disk. Several handles (connections) on one
+ * file are fine: writers serialise on the file's write lock (busy_timeout).
  */
 #include "drivers.h"
 #include "log.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <sqlite3.h>
 
-#define SCHEMA_VERSION  1
+#define SCHEMA_VERSION  2
 #define BUSY_TIMEOUT_MS 5000
+#define HISTORY_MAX     1000000
 
 enum {
 	ST_LOAD,
+	ST_LOAD_REV,
+	ST_LIST,
 	ST_INSERT,
 	ST_UPDATE,
-	ST_PEEK,
+	ST_FENCE,
+	ST_ACQUIRE,
+	ST_HIST_PUT,
+	ST_HIST_TRIM,
 	ST_REMOVE,
+	ST_REMOVE_HIST,
 	ST_META_GET,
 	ST_META_PUT,
+	ST_META_CREATE,
+	ST_ROT_COUNT,
+	ST_ROT_SCAN_STATE,
+	ST_ROT_SCAN_HIST,
+	ST_ROT_WRITE_STATE,
+	ST_ROT_WRITE_HIST,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_COUNT
 };
 
-/* INSERT and UPDATE share parameter numbers ?1..?9 so one function binds
- * both; UPDATE adds ?10 = the expected revision. */
+/* The columns of a row, in the order read_row expects. */
+#define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
+
+/* INSERT, UPDATE and HIST_PUT share parameter numbers ?1..?9 so one
+ * function binds them all; UPDATE adds ?10 = the expected revision. The
+ * rotation rewrites share ?1..?8: system, name, revision, new key_id,
+ * nonce, data, old key_id, old nonce. */
 static const char *const sql_text[ST_COUNT] = {
-    [ST_LOAD] = "SELECT revision, epoch, key_id, nonce, data, type_url "
-                "FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
+    [ST_LOAD] = "SELECT " ROW_COLS " FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
+    [ST_LOAD_REV] = "SELECT " ROW_COLS " FROM spawn_actor_state "
+                    "WHERE system = ?1 AND name = ?2 AND revision = ?3 "
+                    "UNION ALL SELECT " ROW_COLS " FROM spawn_actor_history "
+                    "WHERE system = ?1 AND name = ?2 AND revision = ?3 LIMIT 1",
+    [ST_LIST] = "SELECT revision FROM spawn_actor_state WHERE system = ?1 AND name = ?2 "
+                "UNION SELECT revision FROM spawn_actor_history WHERE system = ?1 AND name = ?2 "
+                "ORDER BY 1 DESC LIMIT ?3",
     [ST_INSERT] = "INSERT INTO spawn_actor_state"
                   "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
                   "ON CONFLICT(system, name) DO NOTHING",
     [ST_UPDATE] = "UPDATE spawn_actor_state SET revision = ?3, epoch = ?4, key_id = ?5, "
                   "nonce = ?6, data = ?7, type_url = ?8, updated_at = ?9 "
-                  "WHERE system = ?1 AND name = ?2 AND revision = ?10 AND epoch <= ?4",
-    [ST_PEEK] = "SELECT epoch FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
+                  "WHERE system = ?1 AND name = ?2 AND revision = ?10",
+    [ST_FENCE] = "SELECT epoch FROM spawn_actor_epoch WHERE system = ?1 AND name = ?2",
+    [ST_ACQUIRE] = "INSERT INTO spawn_actor_epoch(system, name, epoch) VALUES(?1, ?2, 1) "
+                   "ON CONFLICT(system, name) DO UPDATE SET epoch = epoch + 1 RETURNING epoch",
+    [ST_HIST_PUT] = "INSERT INTO spawn_actor_history"
+                    "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                    "ON CONFLICT(system, name, revision) DO UPDATE SET "
+                    "epoch = excluded.epoch, key_id = excluded.key_id, "
+                    "nonce = excluded.nonce, data = excluded.data, "
+                    "type_url = excluded.type_url, updated_at = excluded.updated_at",
+    [ST_HIST_TRIM] = "DELETE FROM spawn_actor_history "
+                     "WHERE system = ?1 AND name = ?2 AND revision < ?3",
     [ST_REMOVE] = "DELETE FROM spawn_actor_state WHERE system = ?1 AND name = ?2",
+    [ST_REMOVE_HIST] = "DELETE FROM spawn_actor_history WHERE system = ?1 AND name = ?2",
     [ST_META_GET] = "SELECT value FROM spawn_meta WHERE name = ?1",
     [ST_META_PUT] = "INSERT INTO spawn_meta(name, value) VALUES(?1, ?2) "
                     "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+    [ST_META_CREATE] = "INSERT INTO spawn_meta(name, value) VALUES(?1, ?2) "
+                       "ON CONFLICT(name) DO NOTHING",
+    [ST_ROT_COUNT] = "SELECT (SELECT count(*) FROM spawn_actor_state WHERE key_id <> ?1) + "
+                     "(SELECT count(*) FROM spawn_actor_history WHERE key_id <> ?1)",
+    /* Row values compare column by column in the index's (BINARY) order,
+     * so the scan walks the primary key. */
+    [ST_ROT_SCAN_STATE] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_state "
+                          "WHERE (system, name) > (?2, ?3) AND key_id <> ?1 "
+                          "ORDER BY system, name LIMIT ?5",
+    [ST_ROT_SCAN_HIST] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_history "
+                         "WHERE (system, name, revision) > (?2, ?3, ?4) AND key_id <> ?1 "
+                         "ORDER BY system, name, revision LIMIT ?5",
+    [ST_ROT_WRITE_STATE] = "UPDATE spawn_actor_state SET key_id = ?4, nonce = ?5, data = ?6 "
+                           "WHERE system = ?1 AND name = ?2 AND revision = ?3 "
+                           "AND key_id = ?7 AND nonce = ?8",
+    [ST_ROT_WRITE_HIST] = "UPDATE spawn_actor_history SET key_id = ?4, nonce = ?5, data = ?6 "
+                          "WHERE system = ?1 AND name = ?2 AND revision = ?3 "
+                          "AND key_id = ?7 AND nonce = ?8",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
 };
 
-static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS spawn_meta("
-                                 " name TEXT PRIMARY KEY,"
-                                 " value BLOB NOT NULL);"
-                                 "CREATE TABLE IF NOT EXISTS spawn_actor_state("
-                                 " system TEXT NOT NULL,"
-                                 " name TEXT NOT NULL,"
-                                 " revision INTEGER NOT NULL,"
-                                 " epoch INTEGER NOT NULL,"
-                                 " key_id TEXT NOT NULL,"
-                                 " nonce BLOB NOT NULL,"
-                                 " data BLOB NOT NULL,"
-                                 " type_url TEXT NOT NULL,"
-                                 " updated_at INTEGER NOT NULL,"
-                                 " PRIMARY KEY(system, name));"
-                                 "INSERT INTO spawn_meta(name, value) VALUES('schema_version', 1)"
-                                 " ON CONFLICT(name) DO NOTHING;";
+/* migrations[v] takes the schema from version v to v + 1. Append only: a
+ * released step never changes (docs/schema.md, "Migrations"). Each step is
+ * idempotent and runs inside the migration transaction. */
+static const char *const migrations[SCHEMA_VERSION] = {
+    /* 0 -> 1 */
+    "CREATE TABLE IF NOT EXISTS spawn_meta("
+    " name TEXT PRIMARY KEY,"
+    " value BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS spawn_actor_state("
+    " system TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " revision INTEGER NOT NULL,"
+    " epoch INTEGER NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " nonce BLOB NOT NULL,"
+    " data BLOB NOT NULL,"
+    " type_url TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY(system, name));",
+    /* 1 -> 2: history, and the epoch table seeded with the epochs version 1
+     * fenced with, so a new epoch is above every one handed out before. */
+    "CREATE TABLE IF NOT EXISTS spawn_actor_history("
+    " system TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " revision INTEGER NOT NULL,"
+    " epoch INTEGER NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " nonce BLOB NOT NULL,"
+    " data BLOB NOT NULL,"
+    " type_url TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY(system, name, revision));"
+    "CREATE TABLE IF NOT EXISTS spawn_actor_epoch("
+    " system TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " epoch INTEGER NOT NULL,"
+    " PRIMARY KEY(system, name));"
+    "INSERT INTO spawn_actor_epoch(system, name, epoch)"
+    " SELECT system, name, epoch FROM spawn_actor_state WHERE epoch > 0"
+    " ON CONFLICT(system, name) DO UPDATE SET epoch = max(epoch, excluded.epoch);",
+};
 
 typedef struct sqlite_drv {
 	sqlite3 *db;                /* owned: closed by sq_close */
 	char *path;                 /* owned; NULL for :memory: */
+	int history;                /* older revisions kept per actor; 0 = none */
 	sqlite3_stmt *st[ST_COUNT]; /* owned: prepared once, finalized by sq_close */
 } sqlite_drv;
 
@@ -174,15 +266,37 @@ static gw_err parse_url(const char *url, const gw_store_opts *opts, const char *
 	return GW_OK;
 }
 
+/* busy waits for another connection's write lock: up to BUSY_TIMEOUT_MS in
+ * 1 ms naps. SQLite's own handler backs off to 100 ms naps, so a waiter
+ * rarely finds the lock free when the other writer commits in a loop
+ * (several gw_store handles on one file: a rotation beside saves). */
+static int busy(void *arg, int count)
+{
+	(void)arg;
+	if (count >= BUSY_TIMEOUT_MS)
+		return 0;
+	sqlite3_sleep(1);
+	return 1;
+}
+
 /* pragmas sets the connection up for durable, concurrent-reader use. */
 static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_busy_timeout(d->db, BUSY_TIMEOUT_MS);
+	int rc = sqlite3_busy_handler(d->db, busy, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(d->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-	if (rc == SQLITE_OK)
+	/* Switching a new file to WAL needs an exclusive lock, and SQLite
+	 * answers BUSY at once (no busy handler: it could deadlock) while
+	 * another opener holds the file: retry for the busy timeout. */
+	for (int waited = 0; rc == SQLITE_OK; waited += 10) {
 		rc = sqlite3_step(st);
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+			break;
+		sqlite3_reset(st);
+		sqlite3_sleep(10);
+		rc = SQLITE_OK;
+	}
 	if (rc != SQLITE_ROW) {
 		gwi_store_errf(opts, "cannot open statestore %s: %s", where(d),
 		               sqlite3_errmsg(d->db));
@@ -205,34 +319,53 @@ static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 	return GW_OK;
 }
 
-/* schema creates the tables when missing and checks the recorded version,
- * all in one write transaction so two gateways racing on a new file agree. */
+/* schema creates or migrates the tables and records the version, all in
+ * one write transaction, so openers racing on a new or old file agree and
+ * each migration step runs once. */
 static gw_err schema(sqlite_drv *d, const gw_store_opts *opts)
 {
 	sqlite3_stmt *st = NULL;
 	gw_err e = GW_EIO;
+	const char *step = "lock";
+	sqlite3_int64 v = 0;
 	int rc = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto sqlfail;
+	step = "read the version of";
+	rc = sqlite3_prepare_v2(d->db,
+	                        "SELECT count(*) FROM sqlite_master "
+	                        "WHERE type = 'table' AND name = 'spawn_meta'",
+	                        -1, &st, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(d->db, schema_sql, NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		goto sqlfail;
+	bool have_meta = sqlite3_column_int(st, 0) > 0;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (have_meta) {
 		rc = sqlite3_prepare_v2(
 		    d->db, "SELECT value FROM spawn_meta WHERE name = 'schema_version'", -1, &st,
 		    NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		gwi_store_errf(opts, "statestore %s: cannot create the schema: %s", where(d),
-		               sqlite3_errmsg(d->db));
-		e = map_rc(rc) == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EIO;
-		goto fail;
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
+			    (v = sqlite3_column_int64(st, 0)) < 1) {
+				gwi_store_errf(opts,
+				               "statestore %s: spawn_meta.schema_version is not a "
+				               "version",
+				               where(d));
+				e = GW_ECORRUPT;
+				goto fail;
+			}
+		} else if (rc != SQLITE_DONE) {
+			goto sqlfail;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
 	}
-	if (sqlite3_column_type(st, 0) != SQLITE_INTEGER) {
-		gwi_store_errf(opts, "statestore %s: spawn_meta.schema_version is not an integer",
-		               where(d));
-		goto fail;
-	}
-	sqlite3_int64 v = sqlite3_column_int64(st, 0);
-	if (v != SCHEMA_VERSION) {
+	if (v > SCHEMA_VERSION) {
 		gwi_store_errf(opts,
 		               "statestore %s has schema version %lld; this gateway knows "
 		               "version %d",
@@ -240,16 +373,32 @@ static gw_err schema(sqlite_drv *d, const gw_store_opts *opts)
 		e = GW_ECONFIG;
 		goto fail;
 	}
-	sqlite3_finalize(st);
-	st = NULL;
-	rc = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		gwi_store_errf(opts, "statestore %s: cannot commit the schema: %s", where(d),
-		               sqlite3_errmsg(d->db));
-		e = map_rc(rc) == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EIO;
-		goto fail;
+	if (v < SCHEMA_VERSION) {
+		step = "migrate";
+		for (sqlite3_int64 s = v; s < SCHEMA_VERSION; s++)
+			if ((rc = sqlite3_exec(d->db, migrations[s], NULL, NULL, NULL)) !=
+			    SQLITE_OK)
+				goto sqlfail;
+		step = "record the version of";
+		char sql[160];
+		snprintf(sql, sizeof sql,
+		         "INSERT INTO spawn_meta(name, value) VALUES('schema_version', %d) "
+		         "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+		         SCHEMA_VERSION);
+		if ((rc = sqlite3_exec(d->db, sql, NULL, NULL, NULL)) != SQLITE_OK)
+			goto sqlfail;
 	}
+	step = "commit";
+	if ((rc = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+		goto sqlfail;
+	if (v > 0 && v < SCHEMA_VERSION)
+		GW_INFO("sqlite %s: schema version %lld -> %d", where(d), (long long)v,
+		        SCHEMA_VERSION);
 	return GW_OK;
+sqlfail:
+	gwi_store_errf(opts, "statestore %s: cannot %s the schema: %s", where(d), step,
+	               sqlite3_errmsg(d->db));
+	e = map_rc(rc) == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EIO;
 fail:
 	sqlite3_finalize(st);
 	if (!sqlite3_get_autocommit(d->db))
@@ -260,12 +409,18 @@ fail:
 static gw_err sq_open(const char *url, const gw_store_opts *opts, void **drv)
 {
 	const char *path = NULL;
+	int history = opts ? opts->history : 0;
 	gw_err e = parse_url(url, opts, &path);
 	if (e != GW_OK)
 		return e;
+	if (history < 0 || history > HISTORY_MAX) {
+		gwi_store_errf(opts, "sqlite: history %d is outside 0..%d", history, HISTORY_MAX);
+		return GW_ECONFIG;
+	}
 	sqlite_drv *d = calloc(1, sizeof *d);
 	if (!d)
 		return GW_ENOMEM;
+	d->history = history;
 	if (path && !(d->path = strdup(path))) {
 		e = GW_ENOMEM;
 		goto fail;
@@ -336,87 +491,156 @@ static char *dup_text(sqlite3_stmt *st, int col)
 	return t ? strdup(t) : NULL;
 }
 
-static gw_err sq_load(void *drv, const gw_actor_key *k, gw_row *out)
+/* read_row copies the row columns (ROW_COLS, from column c) of st's current
+ * result row into *out (owned fields). lenient (rotation scans): a bad
+ * revision or epoch is taken as it is and a nonce of the wrong size is
+ * zero-padded, instead of refusing the row: it then fails to open and is
+ * counted, rather than stopping the rotation. out->key is left to the
+ * caller. */
+static gw_err read_row(sqlite_drv *d, sqlite3_stmt *st, int c, bool lenient, gw_row *out)
 {
-	sqlite_drv *d = drv;
-	sqlite3_stmt *st = d->st[ST_LOAD];
-	char *key_id = NULL, *type_url = NULL;
-	uint8_t *data = NULL;
-	gw_err e;
-	int rc = bind_key(st, k);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		e = GW_ENOTFOUND;
-		goto fail;
-	}
-	if (rc != SQLITE_ROW) {
-		e = sql_fail(d, rc, "load");
-		goto fail;
-	}
-	sqlite3_int64 rev = sqlite3_column_int64(st, 0), epoch = sqlite3_column_int64(st, 1);
-	if (rev < 1 || epoch < 0 || sqlite3_column_type(st, 2) == SQLITE_NULL ||
-	    sqlite3_column_bytes(st, 3) != (int)sizeof out->nonce ||
-	    sqlite3_column_type(st, 5) == SQLITE_NULL) {
-		GW_ERROR("sqlite %s: row %s/%s is malformed", where(d), k->system, k->name);
-		e = GW_ECORRUPT;
-		goto fail;
-	}
-	const void *blob = sqlite3_column_blob(st, 4); /* blob, then bytes: no conversion */
-	size_t len = (size_t)sqlite3_column_bytes(st, 4);
-	key_id = dup_text(st, 2);
-	type_url = dup_text(st, 5);
-	data = malloc(len > 0 ? len : 1);
+	sqlite3_int64 rev = sqlite3_column_int64(st, c), epoch = sqlite3_column_int64(st, c + 1);
+	int nlen = sqlite3_column_bytes(st, c + 3);
+	if ((!lenient && (rev < 1 || epoch < 0 || nlen != (int)sizeof out->nonce)) ||
+	    sqlite3_column_type(st, c + 2) == SQLITE_NULL ||
+	    sqlite3_column_type(st, c + 5) == SQLITE_NULL)
+		return GW_ECORRUPT;
+	const void *blob = sqlite3_column_blob(st, c + 4); /* blob, then bytes: no conversion */
+	size_t len = (size_t)sqlite3_column_bytes(st, c + 4);
+	char *key_id = dup_text(st, c + 2), *type_url = dup_text(st, c + 5);
+	uint8_t *data = malloc(len > 0 ? len : 1);
 	if (!key_id || !type_url || !data) {
-		e = GW_ENOMEM;
-		goto fail;
+		free(key_id);
+		free(type_url);
+		free(data);
+		return GW_ENOMEM;
 	}
 	if (len > 0)
 		memcpy(data, blob, len);
-	out->key = *k;
 	out->revision = (uint64_t)rev;
 	out->expected = 0;
 	out->epoch = (uint64_t)epoch;
 	out->key_id = key_id;
-	memcpy(out->nonce, sqlite3_column_blob(st, 3), sizeof out->nonce);
+	memset(out->nonce, 0, sizeof out->nonce);
+	const void *nonce = sqlite3_column_blob(st, c + 3);
+	if (nonce && nlen > 0)
+		memcpy(out->nonce, nonce,
+		       (size_t)nlen < sizeof out->nonce ? (size_t)nlen : sizeof out->nonce);
 	out->data = data;
 	out->len = len;
 	out->type_url = type_url;
-	sqlite3_reset(st);
 	return GW_OK;
-fail:
+}
+
+/* load_one runs a bound single-row query (id) and reads its row. */
+static gw_err load_one(sqlite_drv *d, int id, const gw_actor_key *k, gw_row *out)
+{
+	sqlite3_stmt *st = d->st[id];
+	gw_err e;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		e = GW_ENOTFOUND;
+	} else if (rc != SQLITE_ROW) {
+		e = sql_fail(d, rc, "load");
+	} else if ((e = read_row(d, st, 0, false, out)) == GW_OK) {
+		out->key = *k;
+	} else if (e == GW_ECORRUPT) {
+		GW_ERROR("sqlite %s: row %s/%s is malformed", where(d), k->system, k->name);
+	}
 	sqlite3_reset(st);
-	free(key_id);
-	free(type_url);
-	free(data);
 	return e;
 }
 
-/* classify names the outcome of a conditional write that changed nothing:
- * a newer epoch on the stored row fences us, anything else is a conflict. */
-static gw_err classify(sqlite_drv *d, const gw_row *r, gw_err *result)
+static gw_err sq_load(void *drv, const gw_actor_key *k, gw_row *out)
 {
-	sqlite3_stmt *st = d->st[ST_PEEK];
+	sqlite_drv *d = drv;
+	int rc = bind_key(d->st[ST_LOAD], k);
+	if (rc != SQLITE_OK)
+		return sql_fail(d, rc, "load (bind)");
+	return load_one(d, ST_LOAD, k, out);
+}
+
+static gw_err sq_load_revision(void *drv, const gw_actor_key *k, uint64_t revision, gw_row *out)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_LOAD_REV];
+	int rc = bind_key(st, k);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)revision);
+	if (rc != SQLITE_OK)
+		return sql_fail(d, rc, "load revision (bind)");
+	return load_one(d, ST_LOAD_REV, k, out);
+}
+
+static gw_err sq_list_revisions(void *drv, const gw_actor_key *k, uint64_t *revs, size_t cap,
+                                size_t *n)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_LIST];
+	size_t got = 0;
+	gw_err e = GW_OK;
+	int rc = bind_key(st, k);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3,
+		                        cap > GWI_STORE_MAX_INT ? INT64_MAX : (sqlite3_int64)cap);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (got < cap)
+			revs[got++] = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE)
+		e = sql_fail(d, rc, "list revisions");
+	sqlite3_reset(st);
+	if (e == GW_OK)
+		*n = got;
+	return e;
+}
+
+static gw_err sq_acquire(void *drv, const gw_actor_key *k, uint64_t *epoch)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_ACQUIRE];
+	gw_err e = GW_OK;
+	sqlite3_int64 v = 0;
+	int rc = bind_key(st, k);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+		/* The statement (and its implicit transaction) ends at DONE. */
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE)
+		e = sql_fail(d, rc, "acquire");
+	sqlite3_reset(st);
+	if (e == GW_OK)
+		*epoch = (uint64_t)v;
+	return e;
+}
+
+/* fence reads the actor's current epoch inside the open write transaction:
+ * *fenced unless it is r->epoch (no epoch row: the current epoch is 0). */
+static gw_err fence(sqlite_drv *d, const gw_row *r, bool *fenced)
+{
+	sqlite3_stmt *st = d->st[ST_FENCE];
 	gw_err e = GW_OK;
 	int rc = bind_key(st, &r->key);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*result =
-		    (uint64_t)sqlite3_column_int64(st, 0) > r->epoch ? GW_EFENCED : GW_ECONFLICT;
+		*fenced = (uint64_t)sqlite3_column_int64(st, 0) != r->epoch;
 	else if (rc == SQLITE_DONE)
-		*result = GW_ECONFLICT;
+		*fenced = true;
 	else
-		e = sql_fail(d, rc, "save (peek)");
+		e = sql_fail(d, rc, "save (fence)");
 	sqlite3_reset(st);
 	return e;
 }
 
-/* save_row runs one conditional write inside the open transaction. The
- * return value is a batch-level error; *result the row's outcome. */
-static gw_err save_row(sqlite_drv *d, const gw_row *r, int64_t now, gw_err *result)
+/* write_row binds ?1..?9 of INSERT, UPDATE or HIST_PUT (and ?10 = extra
+ * when extra is not 0) and runs it. *changed: rows it changed. */
+static gw_err write_row(sqlite_drv *d, int id, const gw_row *r, int64_t now, uint64_t extra,
+                        int *changed)
 {
-	sqlite3_stmt *st = d->st[r->expected == 0 ? ST_INSERT : ST_UPDATE];
+	sqlite3_stmt *st = d->st[id];
 	int rc = bind_key(st, &r->key);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)r->revision);
@@ -434,23 +658,76 @@ static gw_err save_row(sqlite_drv *d, const gw_row *r, int64_t now, gw_err *resu
 		rc = sqlite3_bind_text(st, 8, r->type_url, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 9, now);
-	if (rc == SQLITE_OK && r->expected > 0)
-		rc = sqlite3_bind_int64(st, 10, (sqlite3_int64)r->expected);
+	if (rc == SQLITE_OK && extra > 0)
+		rc = sqlite3_bind_int64(st, 10, (sqlite3_int64)extra);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE) {
-		gw_err e = sql_fail(d, rc, "save");
-		sqlite3_reset(st);
-		return e;
-	}
-	int changed = sqlite3_changes(d->db);
+	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, "save");
+	*changed = sqlite3_changes(d->db);
 	/* Reset before the caller's buffers (bound SQLITE_STATIC) go away. */
 	sqlite3_reset(st);
-	if (changed == 1) {
-		*result = GW_OK;
+	return e;
+}
+
+/* run_key runs statement id bound to (k, [extra as ?3]). */
+static gw_err run_key(sqlite_drv *d, int id, const gw_actor_key *k, bool with_extra, uint64_t extra,
+                      const char *what)
+{
+	int rc = bind_key(d->st[id], k);
+	if (rc == SQLITE_OK && with_extra)
+		rc = sqlite3_bind_int64(d->st[id], 3, (sqlite3_int64)extra);
+	if (rc != SQLITE_OK) {
+		gw_err e = sql_fail(d, rc, what);
+		sqlite3_reset(d->st[id]);
+		return e;
+	}
+	return run(d, id, what);
+}
+
+/* save_row runs one fenced, conditional write inside the open transaction.
+ * The return value is a batch-level error; *result the row's outcome. */
+static gw_err save_row(sqlite_drv *d, const gw_row *r, int64_t now, gw_err *result)
+{
+	gw_err e;
+	int changed = 0;
+	if (r->epoch != 0) {
+		bool fenced = false;
+		if ((e = fence(d, r, &fenced)) != GW_OK)
+			return e;
+		if (fenced) {
+			*result = GW_EFENCED;
+			return GW_OK;
+		}
+	}
+	e = write_row(d, r->expected == 0 ? ST_INSERT : ST_UPDATE, r, now, r->expected, &changed);
+	if (e != GW_OK)
+		return e;
+	if (changed != 1) {
+		*result = GW_ECONFLICT;
 		return GW_OK;
 	}
-	return classify(d, r, result);
+	if (d->history > 0) {
+		/* Keep revisions (new - history) .. new. */
+		uint64_t keep =
+		    r->revision > (uint64_t)d->history ? r->revision - (uint64_t)d->history : 0;
+		if ((e = write_row(d, ST_HIST_PUT, r, now, 0, &changed)) != GW_OK ||
+		    (e = run_key(d, ST_HIST_TRIM, &r->key, true, keep, "save (history trim)")) !=
+		        GW_OK)
+			return e;
+	}
+	*result = GW_OK;
+	return GW_OK;
+}
+
+/* end_tx commits, or rolls back after an error e (an I/O error may already
+ * have rolled SQLite back on its own). */
+static gw_err end_tx(sqlite_drv *d, gw_err e)
+{
+	if (e == GW_OK)
+		e = run(d, ST_COMMIT, "commit");
+	if (e != GW_OK && !sqlite3_get_autocommit(d->db))
+		run(d, ST_ROLLBACK, "rollback");
+	return e;
 }
 
 static gw_err sq_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *results)
@@ -459,34 +736,130 @@ static gw_err sq_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *res
 	if (n == 0)
 		return GW_OK;
 	gw_err e = run(d, ST_BEGIN, "begin");
-	if (e != GW_OK)
-		goto fail;
 	int64_t now = now_ms();
-	for (size_t i = 0; i < n; i++)
-		if ((e = save_row(d, &rows[i], now, &results[i])) != GW_OK)
-			goto fail;
-	if ((e = run(d, ST_COMMIT, "commit")) != GW_OK)
-		goto fail;
-	return GW_OK;
-fail:
-	/* An I/O error may already have rolled SQLite back on its own. */
-	if (!sqlite3_get_autocommit(d->db))
-		run(d, ST_ROLLBACK, "rollback");
-	for (size_t i = 0; i < n; i++)
-		results[i] = e;
+	for (size_t i = 0; e == GW_OK && i < n; i++)
+		e = save_row(d, &rows[i], now, &results[i]);
+	if ((e = end_tx(d, e)) != GW_OK)
+		for (size_t i = 0; i < n; i++)
+			results[i] = e;
 	return e;
 }
 
 static gw_err sq_remove(void *drv, const gw_actor_key *k)
 {
 	sqlite_drv *d = drv;
-	int rc = bind_key(d->st[ST_REMOVE], k);
-	if (rc != SQLITE_OK) {
-		gw_err e = sql_fail(d, rc, "remove");
-		sqlite3_reset(d->st[ST_REMOVE]);
+	gw_err e = run(d, ST_BEGIN, "begin");
+	if (e == GW_OK)
+		e = run_key(d, ST_REMOVE_HIST, k, false, 0, "remove (history)");
+	if (e == GW_OK)
+		e = run_key(d, ST_REMOVE, k, false, 0, "remove");
+	return end_tx(d, e);
+}
+
+/* ---- rotation ------------------------------------------------------------ */
+
+static gw_err sq_rot_count(void *drv, const char *primary, uint64_t *n)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_ROT_COUNT];
+	gw_err e = GW_OK;
+	int rc = sqlite3_bind_text(st, 1, primary, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		e = sql_fail(d, rc, "rotation count");
+	sqlite3_reset(st);
+	return e;
+}
+
+static gw_err sq_rot_scan(void *drv, const gw_rot_cursor *after, const char *primary, gw_row *rows,
+                          size_t max, size_t *n)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st =
+	    d->st[after->table == GW_ROT_HISTORY ? ST_ROT_SCAN_HIST : ST_ROT_SCAN_STATE];
+	size_t got = 0;
+	gw_err e = GW_OK;
+	int rc = sqlite3_bind_text(st, 1, primary, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 2, after->key.system, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 3, after->key.name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK && after->table == GW_ROT_HISTORY)
+		rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)after->revision);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)max);
+	while (rc == SQLITE_OK && got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		gw_row *r = &rows[got];
+		char *sys = dup_text(st, 0), *name = dup_text(st, 1);
+		e = sys && name ? read_row(d, st, 2, true, r) : GW_ENOMEM;
+		if (e != GW_OK) {
+			free(sys);
+			free(name);
+			if (e == GW_ECORRUPT) /* a NULL or negative column: skip it */
+				GW_ERROR("sqlite %s: a row under rotation is malformed", where(d));
+			break;
+		}
+		r->key.system = sys;
+		r->key.name = name;
+		got++;
+		rc = SQLITE_OK;
+	}
+	if (e == GW_OK && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		e = sql_fail(d, rc, "rotation scan");
+	sqlite3_reset(st);
+	if (e != GW_OK) {
+		for (size_t i = 0; i < got; i++) {
+			free((char *)rows[i].key.system);
+			free((char *)rows[i].key.name);
+			free((char *)rows[i].key_id);
+			free((char *)rows[i].type_url);
+			free(rows[i].data);
+		}
 		return e;
 	}
-	return run(d, ST_REMOVE, "remove");
+	*n = got;
+	return GW_OK;
+}
+
+static gw_err sq_rot_rewrite(void *drv, int table, const gw_rewrite *rows, size_t n,
+                             gw_err *results)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[table == GW_ROT_HISTORY ? ST_ROT_WRITE_HIST : ST_ROT_WRITE_STATE];
+	gw_err e = run(d, ST_BEGIN, "begin");
+	for (size_t i = 0; e == GW_OK && i < n; i++) {
+		const gw_rewrite *w = &rows[i];
+		int rc = bind_key(st, &w->key);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)w->revision);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_text(st, 4, w->key_id, -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc =
+			    sqlite3_bind_blob(st, 5, w->nonce, (int)sizeof w->nonce, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_blob64(st, 6, w->data, (sqlite3_uint64)w->len,
+			                         SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_text(st, 7, w->old_key_id, -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_blob(st, 8, w->old_nonce, (int)sizeof w->old_nonce,
+			                       SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			e = sql_fail(d, rc, "rotation rewrite");
+		else
+			results[i] = sqlite3_changes(d->db) == 1 ? GW_OK : GW_ECONFLICT;
+		sqlite3_reset(st);
+	}
+	if ((e = end_tx(d, e)) != GW_OK)
+		for (size_t i = 0; i < n; i++)
+			results[i] = e;
+	return e;
 }
 
 /* ---- meta --------------------------------------------------------------- */
@@ -520,22 +893,36 @@ static gw_err sq_meta_get(void *drv, const char *name, uint8_t **val, size_t *le
 	return e;
 }
 
-static gw_err sq_meta_put(void *drv, const char *name, const uint8_t *val, size_t len)
+/* meta_write runs META_PUT or META_CREATE; *changed: rows written. */
+static gw_err meta_write(sqlite_drv *d, int id, const char *name, const uint8_t *val, size_t len,
+                         int *changed)
 {
-	sqlite_drv *d = drv;
-	sqlite3_stmt *st = d->st[ST_META_PUT];
+	sqlite3_stmt *st = d->st[id];
 	static const uint8_t empty[1];
 	int rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	/* A NULL pointer would bind SQL NULL; an empty value is still a BLOB. */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_blob64(st, 2, len > 0 ? (const void *)val : (const void *)empty,
 		                         (sqlite3_uint64)len, SQLITE_STATIC);
-	if (rc != SQLITE_OK) {
-		gw_err e = sql_fail(d, rc, "meta put");
-		sqlite3_reset(st);
-		return e;
-	}
-	return run(d, ST_META_PUT, "meta put");
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, "meta write");
+	*changed = sqlite3_changes(d->db);
+	sqlite3_reset(st);
+	return e;
+}
+
+static gw_err sq_meta_put(void *drv, const char *name, const uint8_t *val, size_t len)
+{
+	int changed;
+	return meta_write(drv, ST_META_PUT, name, val, len, &changed);
+}
+
+static gw_err sq_meta_create(void *drv, const char *name, const uint8_t *val, size_t len)
+{
+	int changed = 0;
+	gw_err e = meta_write(drv, ST_META_CREATE, name, val, len, &changed);
+	return e == GW_OK && changed != 1 ? GW_ECONFLICT : e;
 }
 
 const gw_store_ops gw_sqlite_ops = {
@@ -549,4 +936,11 @@ const gw_store_ops gw_sqlite_ops = {
     .meta_put = sq_meta_put,
     .path = sq_path,
     .close = sq_close,
+    .acquire = sq_acquire,
+    .load_revision = sq_load_revision,
+    .list_revisions = sq_list_revisions,
+    .meta_create = sq_meta_create,
+    .rot_count = sq_rot_count,
+    .rot_scan = sq_rot_scan,
+    .rot_rewrite = sq_rot_rewrite,
 };

@@ -1,15 +1,22 @@
-/* conformance.h - the target table of the store conformance suite and the
- * raw hooks (conformance_raw.c) that reach each backend behind its
- * driver's back: through sqlite3, libpq or mariadb-connector-c directly.
+/* conformance.h - the target table of the store conformance suite, the
+ * helpers its files share (store_conformance.c), and the raw hooks
+ * (conformance_raw.c) that reach each backend behind its driver's back:
+ * through sqlite3, libpq or mariadb-connector-c directly.
  */
 #ifndef GW_TEST_CONFORMANCE_H
 #define GW_TEST_CONFORMANCE_H
 
 #include "store.h"
 
+#include <check.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+/* bytes 0..31 and 32..63 */
+#define TEST_KEY  "t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define OTHER_KEY "t1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+#define TYPE_URL  "type.googleapis.com/example.Counter"
 
 typedef struct ctx ctx;
 
@@ -34,6 +41,12 @@ typedef struct target {
 	 *           spawn_actor_history (NULL: the driver keeps no history). */
 	bool (*raw_set_version)(const ctx *c, const char *v);
 	bool (*raw_history)(const ctx *c, const char *sys, const char *name, long long out[3]);
+	/* raw_count_key: rows (latest and history) sealed under key_id.
+	 * raw_downgrade_v1: make the store look as schema version 1 left it:
+	 *           drop what version 2 added, record version 1, and give every
+	 *           latest row epoch 5 (as version 1 fencing would have). */
+	bool (*raw_count_key)(const ctx *c, const char *key_id, long long *n);
+	bool (*raw_downgrade_v1)(const ctx *c);
 	/* ns_new: write into url a URL of a fresh, empty namespace on the
 	 * target's server (conf_ns_teardown drops it after the test).
 	 * NULL: t->url is shared. ns_drop: drop namespace name. */
@@ -52,6 +65,42 @@ struct ctx {
 	char err[512];
 	gw_store *s;
 };
+
+/* The targets of this run (store_conformance.c builds the table). */
+extern target targets[4];
+
+/* Shared helpers (store_conformance.c). ctx_open gives c a fresh, empty
+ * store of target i opened with TEST_KEY (c->s); ctx_close closes c->s.
+ * try_open reports its reason in c->err; must_open asserts success.
+ * fresh_url: the URL of another empty store of c's target. save saves one
+ * state (data of len bytes) and returns its row result (asserting the
+ * batch committed); load is gw_store_load; expect_state asserts that the
+ * actor loads as (data, len) at revision rev. */
+void ctx_open(ctx *c, int i);
+void ctx_close(ctx *c);
+gw_err try_open(ctx *c, const char *url, const char *keys, gw_store **out);
+gw_store *must_open(ctx *c, const char *keys);
+void fresh_url(const ctx *c, char *url, size_t cap);
+gw_err save(gw_store *s, const char *sys, const char *name, const void *data, size_t len,
+            uint64_t expected, uint64_t epoch);
+gw_err load(gw_store *s, const char *sys, const char *name, gw_loaded *out);
+void expect_state(gw_store *s, const char *sys, const char *name, const void *data, size_t len,
+                  uint64_t rev);
+
+/* CONF_ADD adds fn as a loop test over the n targets, with the namespace
+ * teardown. */
+#define CONF_ADD(suite, fn, timeout, n)                                                            \
+	do {                                                                                       \
+		TCase *tc_ = tcase_create(#fn);                                                    \
+		tcase_set_timeout(tc_, timeout);                                                   \
+		tcase_add_checked_fixture(tc_, NULL, conf_ns_teardown);                            \
+		tcase_add_loop_test(tc_, fn, 0, n);                                                \
+		suite_add_tcase(suite, tc_);                                                       \
+	} while (0)
+
+/* conf_add_fencing adds the suite of store_fencing.c: activation epochs,
+ * revisions, key rotation, the fresh-store key check race. */
+void conf_add_fencing(Suite *s, int ntargets);
 
 /* conf_raw_<backend> fills t's raw hooks and namespace functions when the
  * backend's client library is built into the suite (GW_TEST_<BACKEND>);

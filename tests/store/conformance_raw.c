@@ -69,8 +69,10 @@ static void url_with(char *out, size_t cap, const char *url, const char *param)
 
 #ifdef GW_TEST_SQLITE
 /* sqlite_raw runs sql on the test's database file through a connection of
- * its own, binding the texts in p (n of them) to ?1..?n. */
-static bool sqlite_raw(const ctx *c, const char *sql, const char *const *p, int n)
+ * its own, binding the texts in p (n of them) to ?1..?n; out (may be NULL)
+ * gets the first row's columns as integers. */
+static bool sqlite_raw(const ctx *c, const char *sql, const char *const *p, int n, long long *out,
+                       int nout)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -81,11 +83,30 @@ static bool sqlite_raw(const ctx *c, const char *sql, const char *const *p, int 
 		rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	for (int i = 0; rc == SQLITE_OK && i < n; i++)
 		rc = sqlite3_bind_text(st, i + 1, p[i], -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+	if (rc == SQLITE_OK) {
+		int s = sqlite3_step(st);
+		for (int i = 0; i < nout; i++)
+			out[i] = s == SQLITE_ROW ? sqlite3_column_int64(st, i) : 0;
+		rc = s == SQLITE_DONE || s == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+	}
 	if (rc != SQLITE_OK)
 		fprintf(stderr, "raw sql failed: %s: %s\n", sqlite3_errmsg(db), sql);
 	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc == SQLITE_OK;
+}
+
+/* sqlite_raw_exec runs several statements without parameters. */
+static bool sqlite_raw_exec(const ctx *c, const char *sql)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(c->db, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(db, 5000);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "raw sql failed: %s: %s\n", sqlite3_errmsg(db), sql);
 	sqlite3_close(db);
 	return rc == SQLITE_OK;
 }
@@ -100,7 +121,7 @@ static bool sqlite_raw_copy(const ctx *c, const char *fsys, const char *fname, c
 	                  "WHERE system = ?3 AND name = ?4 "
 	                  "ON CONFLICT(system, name) DO UPDATE SET key_id = excluded.key_id, "
 	                  "nonce = excluded.nonce, data = excluded.data",
-	                  p, 4);
+	                  p, 4, NULL, 0);
 }
 
 static bool sqlite_raw_truncate(const ctx *c, const char *sys, const char *name, int len)
@@ -112,7 +133,7 @@ static bool sqlite_raw_truncate(const ctx *c, const char *sys, const char *name,
 	    c,
 	    "UPDATE spawn_actor_state SET data = substr(data, 1, CAST(?3 AS INTEGER)) "
 	    "WHERE system = ?1 AND name = ?2",
-	    p, 3);
+	    p, 3, NULL, 0);
 }
 
 static bool sqlite_raw_fail_on(const ctx *c, const char *name)
@@ -123,7 +144,7 @@ static bool sqlite_raw_fail_on(const ctx *c, const char *name)
 	         "CREATE TRIGGER fail_%s BEFORE INSERT ON spawn_actor_state "
 	         "WHEN NEW.name = '%s' BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
 	         name, name);
-	return sqlite_raw(c, sql, NULL, 0);
+	return sqlite_raw(c, sql, NULL, 0, NULL, 0);
 }
 
 static bool sqlite_raw_set_version(const ctx *c, const char *v)
@@ -132,7 +153,32 @@ static bool sqlite_raw_set_version(const ctx *c, const char *v)
 	return sqlite_raw(c,
 	                  "UPDATE spawn_meta SET value = CAST(?1 AS INTEGER) "
 	                  "WHERE name = 'schema_version'",
-	                  p, 1);
+	                  p, 1, NULL, 0);
+}
+
+static bool sqlite_raw_history(const ctx *c, const char *sys, const char *name, long long out[3])
+{
+	const char *p[] = {sys, name};
+	return sqlite_raw(c,
+	                  "SELECT count(*), coalesce(min(revision), 0), coalesce(max(revision), 0) "
+	                  "FROM spawn_actor_history WHERE system = ?1 AND name = ?2",
+	                  p, 2, out, 3);
+}
+
+static bool sqlite_raw_count_key(const ctx *c, const char *key_id, long long *n)
+{
+	const char *p[] = {key_id};
+	return sqlite_raw(c,
+	                  "SELECT (SELECT count(*) FROM spawn_actor_state WHERE key_id = ?1) + "
+	                  "(SELECT count(*) FROM spawn_actor_history WHERE key_id = ?1)",
+	                  p, 1, n, 1);
+}
+
+static bool sqlite_raw_downgrade_v1(const ctx *c)
+{
+	return sqlite_raw_exec(c, "DROP TABLE spawn_actor_epoch; DROP TABLE spawn_actor_history; "
+	                          "UPDATE spawn_meta SET value = 1 WHERE name = 'schema_version'; "
+	                          "UPDATE spawn_actor_state SET epoch = 5");
 }
 #endif
 
@@ -244,6 +290,25 @@ static bool pg_raw_history(const ctx *c, const char *sys, const char *name, long
 	              "SELECT count(*), coalesce(min(revision), 0), coalesce(max(revision), 0) "
 	              "FROM spawn_actor_history WHERE system = $1 AND name = $2",
 	              p, 2, out, 3);
+}
+
+static bool pg_raw_count_key(const ctx *c, const char *key_id, long long *n)
+{
+	const char *p[] = {key_id};
+	return pg_raw(c->url,
+	              "SELECT (SELECT count(*) FROM spawn_actor_state WHERE key_id = $1) + "
+	              "(SELECT count(*) FROM spawn_actor_history WHERE key_id = $1)",
+	              p, 1, n, 1);
+}
+
+static bool pg_raw_downgrade_v1(const ctx *c)
+{
+	return pg_raw(c->url,
+	              "DROP TABLE spawn_actor_epoch; "
+	              "UPDATE spawn_meta SET value = convert_to('1', 'UTF8') "
+	              "WHERE name = 'schema_version'; "
+	              "UPDATE spawn_actor_state SET epoch = 5",
+	              NULL, 0, NULL, 0);
 }
 #endif
 
@@ -387,6 +452,24 @@ static bool my_raw_history(const ctx *c, const char *sys, const char *name, long
 	         sys, name);
 	return my_raw(c->url, sql, out, 3);
 }
+
+static bool my_raw_count_key(const ctx *c, const char *key_id, long long *n)
+{
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "SELECT (SELECT COUNT(*) FROM spawn_actor_state WHERE key_id = '%s') + "
+	         "(SELECT COUNT(*) FROM spawn_actor_history WHERE key_id = '%s')",
+	         key_id, key_id);
+	return my_raw(c->url, sql, n, 1);
+}
+
+static bool my_raw_downgrade_v1(const ctx *c)
+{
+	return my_raw(c->url, "DROP TABLE spawn_actor_epoch", NULL, 0) &&
+	       my_raw(c->url, "UPDATE spawn_meta SET value = '1' WHERE name = 'schema_version'",
+	              NULL, 0) &&
+	       my_raw(c->url, "UPDATE spawn_actor_state SET epoch = 5", NULL, 0);
+}
 #endif
 
 /* ---- the hooks per target ------------------------------------------------------- */
@@ -398,6 +481,9 @@ void conf_raw_sqlite(target *t)
 	t->raw_truncate = sqlite_raw_truncate;
 	t->raw_fail_on = sqlite_raw_fail_on;
 	t->raw_set_version = sqlite_raw_set_version;
+	t->raw_history = sqlite_raw_history;
+	t->raw_count_key = sqlite_raw_count_key;
+	t->raw_downgrade_v1 = sqlite_raw_downgrade_v1;
 #endif
 }
 
@@ -409,6 +495,8 @@ void conf_raw_postgres(target *t)
 	t->raw_fail_on = pg_raw_fail_on;
 	t->raw_set_version = pg_raw_set_version;
 	t->raw_history = pg_raw_history;
+	t->raw_count_key = pg_raw_count_key;
+	t->raw_downgrade_v1 = pg_raw_downgrade_v1;
 	t->ns_new = pg_ns_new;
 	t->ns_drop = pg_ns_drop;
 #endif
@@ -422,6 +510,8 @@ void conf_raw_mariadb(target *t)
 	t->raw_fail_on = my_raw_fail_on;
 	t->raw_set_version = my_raw_set_version;
 	t->raw_history = my_raw_history;
+	t->raw_count_key = my_raw_count_key;
+	t->raw_downgrade_v1 = my_raw_downgrade_v1;
 	t->ns_new = my_ns_new;
 	t->ns_drop = my_ns_drop;
 #endif

@@ -41,26 +41,22 @@
 #include <time.h>
 #include <unistd.h>
 
-/* bytes 0..31 and 32..63 */
-#define TEST_KEY  "t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-#define OTHER_KEY "t1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
-#define TYPE_URL  "type.googleapis.com/example.Counter"
-#define MARKER    "SPAWN-PLAINTEXT-MARKER-7f3a"
+#define MARKER "SPAWN-PLAINTEXT-MARKER-7f3a"
 
-static target targets[4];
+target targets[4];
 static int ntargets;
 static char root[] = "/tmp/spawn-store-XXXXXX";
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static gw_err try_open(ctx *c, const char *url, const char *keys, gw_store **out)
+gw_err try_open(ctx *c, const char *url, const char *keys, gw_store **out)
 {
 	gw_store_opts o = {.keys = keys, .err = c->err, .errlen = sizeof c->err};
 	c->err[0] = '\0';
 	return gw_store_open(out, url, &o);
 }
 
-static gw_store *must_open(ctx *c, const char *keys)
+gw_store *must_open(ctx *c, const char *keys)
 {
 	gw_store *s = NULL;
 	gw_err e = try_open(c, c->url, keys, &s);
@@ -69,7 +65,7 @@ static gw_store *must_open(ctx *c, const char *keys)
 	return s;
 }
 
-static void ctx_open(ctx *c, int i)
+void ctx_open(ctx *c, int i)
 {
 	static unsigned seq;
 	struct timespec ts;
@@ -93,7 +89,7 @@ static void ctx_open(ctx *c, int i)
 
 /* fresh_url writes a URL of another empty store of c's target, never
  * opened yet: a new file beside c's, or a new namespace. */
-static void fresh_url(const ctx *c, char *url, size_t cap)
+void fresh_url(const ctx *c, char *url, size_t cap)
 {
 	static unsigned n;
 	if (c->t->file_backed)
@@ -104,14 +100,14 @@ static void fresh_url(const ctx *c, char *url, size_t cap)
 		ck_abort_msg("[%s] no way to make a fresh store", c->t->name);
 }
 
-static void ctx_close(ctx *c)
+void ctx_close(ctx *c)
 {
 	gw_store_close(c->s);
 	c->s = NULL;
 }
 
-static gw_err save(gw_store *s, const char *sys, const char *name, const void *data, size_t len,
-                   uint64_t expected, uint64_t epoch)
+gw_err save(gw_store *s, const char *sys, const char *name, const void *data, size_t len,
+            uint64_t expected, uint64_t epoch)
 {
 	gw_state st = {.key = {sys, name},
 	               .type_url = TYPE_URL,
@@ -130,15 +126,15 @@ static gw_err save_str(ctx *c, const char *name, const char *data, uint64_t expe
 	return save(c->s, c->sys, name, data, strlen(data), expected, 0);
 }
 
-static gw_err load(gw_store *s, const char *sys, const char *name, gw_loaded *out)
+gw_err load(gw_store *s, const char *sys, const char *name, gw_loaded *out)
 {
 	gw_actor_key k = {sys, name};
 	return gw_store_load(s, &k, out);
 }
 
 /* expect_state asserts the actor loads as (data, len) at revision rev. */
-static void expect_state(gw_store *s, const char *sys, const char *name, const void *data,
-                         size_t len, uint64_t rev)
+void expect_state(gw_store *s, const char *sys, const char *name, const void *data, size_t len,
+                  uint64_t rev)
 {
 	gw_loaded l = {0};
 	gw_err e = load(s, sys, name, &l);
@@ -387,14 +383,23 @@ START_TEST(a_newer_epoch_fences_an_older_one)
 {
 	ctx c;
 	ctx_open(&c, _i);
-	ck_assert_int_eq(save(c.s, c.sys, "f", "e5", 2, 0, 5), GW_OK);
-	ck_assert_int_eq(save(c.s, c.sys, "f", "e4", 2, 1, 4), GW_EFENCED);
-	ck_assert_int_eq(save(c.s, c.sys, "f", "e4", 2, 0, 4), GW_EFENCED);
-	ck_assert_int_eq(save(c.s, c.sys, "f", "e5", 2, 7, 5), GW_ECONFLICT);
-	ck_assert_int_eq(save(c.s, c.sys, "f", "e6", 2, 1, 6), GW_OK);
+	gw_actor_key k = {c.sys, "f"};
+	uint64_t e1 = 0, e2 = 0;
+	ck_assert_int_eq(gw_store_acquire(c.s, &k, &e1), GW_OK);
+	ck_assert_int_eq(gw_store_acquire(c.s, &k, &e2), GW_OK);
+	ck_assert_uint_gt(e2, e1);
+	/* An epoch never handed out, and an older one, are not the current one. */
+	ck_assert_int_eq(save(c.s, c.sys, "f", "e9", 2, 0, e2 + 7), GW_EFENCED);
+	ck_assert_int_eq(save(c.s, c.sys, "f", "e1", 2, 0, e1), GW_EFENCED);
+	expect_missing(&c, "f");
+	ck_assert_int_eq(save(c.s, c.sys, "f", "e2", 2, 0, e2), GW_OK);
+	/* Fencing wins over a revision conflict. */
+	ck_assert_int_eq(save(c.s, c.sys, "f", "e1", 2, 7, e1), GW_EFENCED);
+	ck_assert_int_eq(save(c.s, c.sys, "f", "e2", 2, 7, e2), GW_ECONFLICT);
+	ck_assert_int_eq(save(c.s, c.sys, "f", "e2", 2, 1, e2), GW_OK);
 	gw_loaded l = {0};
 	ck_assert_int_eq(load(c.s, c.sys, "f", &l), GW_OK);
-	ck_assert_uint_eq(l.epoch, 6);
+	ck_assert_uint_eq(l.epoch, e2);
 	ck_assert_uint_eq(l.revision, 2);
 	gw_loaded_fini(&l);
 	remove_actor(&c, "f");
@@ -622,11 +627,11 @@ START_TEST(a_schema_version_newer_than_the_build_is_refused)
 	if (!c.t->raw_set_version)
 		return;
 	gw_store *s = NULL;
-	ck_assert(c.t->raw_set_version(&c, "2"));
+	ck_assert(c.t->raw_set_version(&c, "3"));
 	ck_assert_int_eq(try_open(&c, c.url, TEST_KEY, &s), GW_ECONFIG);
 	ck_assert_ptr_null(s);
-	ck_assert_msg(strstr(c.err, "schema version 2"), "%s", c.err);
-	ck_assert(c.t->raw_set_version(&c, "1"));
+	ck_assert_msg(strstr(c.err, "schema version 3"), "%s", c.err);
+	ck_assert(c.t->raw_set_version(&c, "2"));
 	c.s = must_open(&c, TEST_KEY);
 	ctx_close(&c);
 }
@@ -1183,6 +1188,7 @@ int main(void)
 	ADD(s, a_server_that_goes_away_fails_calls_with_unavail_and_loses_nothing, 120);
 	ADD(s, a_wrong_password_is_unavailable_and_never_echoed, 30);
 	ADD(s, the_alias_scheme_opens_the_same_store, 30);
+	conf_add_fencing(s, ntargets);
 	TCase *tc = tcase_create("unknown_schemes_and_bad_urls_are_refused");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, unknown_schemes_and_bad_urls_are_refused);

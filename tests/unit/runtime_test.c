@@ -155,7 +155,8 @@ static void setup_with(uint32_t mailbox, bool stateful, int64_t snapshot_ms, int
 	snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
 	gw_store_opts so = {.keys = KEY};
 	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
-	ck_assert_int_eq(gw_persist_create(&persist, store, 64), GW_OK);
+	gw_persist_opts po = {.max_batch = 64};
+	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
 	ck_assert_int_eq(gw_registry_create(&reg), GW_OK);
 	fake_host_init(&host);
 	register_actors(stateful, snapshot_ms, deactivate_ms);
@@ -681,6 +682,209 @@ START_TEST(register_ref_creates_instances_of_unnamed_actors)
 }
 END_TEST
 
+/* ---- fencing, reads and restores ------------------------------------------------ */
+
+/* another_gateway_writes plays a second gateway on the same store: it takes
+ * a newer activation epoch and writes value as the next revision. */
+static void another_gateway_writes(const char *actor, int64_t value)
+{
+	gw_store *s2;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
+	gw_actor_key k = {SYS, actor};
+	uint64_t epoch = 0;
+	ck_assert_int_eq(gw_store_acquire(s2, &k, &epoch), GW_OK);
+	gw_loaded l;
+	uint64_t rev = 0;
+	if (gw_store_load(s2, &k, &l) == GW_OK) {
+		rev = l.revision;
+		gw_loaded_fini(&l);
+	}
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = STATE_TYPE;
+	any.value.data = (uint8_t *)&value;
+	any.value.len = 8;
+	Spawn__Actors__ActorState as = SPAWN__ACTORS__ACTOR_STATE__INIT;
+	as.state = &any;
+	uint8_t buf[128];
+	size_t n = spawn__actors__actor_state__pack(&as, buf);
+	gw_state st = {.key = k, .type_url = STATE_TYPE, .data = buf, .len = n, .expected = rev,
+		       .epoch = epoch};
+	gw_err res;
+	ck_assert_int_eq(gw_store_save_batch(s2, &st, 1, &res), GW_OK);
+	ck_assert_int_eq(res, GW_OK);
+	gw_store_close(s2);
+}
+
+START_TEST(a_fenced_activation_refuses_its_checkpoint_and_reloads_the_newer_state)
+{
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 10, 10, true);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	/* another gateway activates a1 and writes 500 */
+	another_gateway_writes("a1", 500);
+	invoke("a1", 1, 2);
+	invoke("a1", 1, 3);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_int_eq(task_state(1), 10); /* this activation does not know yet */
+	answer(1, 11, 11, true);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EFENCED);
+	ck_assert_int_eq(gw_err_status(outs[1].err), GRPC_STATUS_ABORTED);
+	/* the newer state was not overwritten ... */
+	int64_t v = 0;
+	ck_assert_int_eq(stored_revision("a1", &v), 2);
+	ck_assert_int_eq(v, 500);
+	/* ... and the next invocation runs on a fresh activation that sees it */
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(task_state(2), 500);
+	answer(2, 501, 501, true);
+	ck_assert(wait_outs(3));
+	ck_assert_int_eq(outs[2].err, GW_OK);
+	ck_assert_int_eq(stored_revision("a1", &v), 3);
+	ck_assert_int_eq(v, 501);
+}
+END_TEST
+
+typedef struct read_result {
+	bool called;
+	gw_err err;
+	int64_t value;
+	uint64_t revision;
+	bool active, dirty;
+} read_result;
+
+static void on_read(void *user, gw_err err, const char *msg, const gw_blob *state,
+		    const gw_blob *tags, uint64_t revision, bool active, bool dirty)
+{
+	read_result *r = user;
+	pthread_mutex_lock(&omu);
+	r->err = err;
+	r->value = state ? decode_i64(gw_blob_value(state), state->len) : -1;
+	r->revision = revision;
+	r->active = active;
+	r->dirty = dirty;
+	r->called = true;
+	pthread_cond_broadcast(&ocv);
+	pthread_mutex_unlock(&omu);
+}
+
+static read_result read_state(const char *actor, uint64_t revision)
+{
+	read_result r = {0};
+	ck_assert_int_eq(gw_runtime_read(rt, SYS, actor, revision, on_read, &r), GW_OK);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&omu);
+	while (!r.called)
+		if (pthread_cond_timedwait(&ocv, &omu, &ts))
+			break;
+	pthread_mutex_unlock(&omu);
+	ck_assert(r.called);
+	return r;
+}
+
+START_TEST(state_is_read_without_a_host_from_memory_or_the_store)
+{
+	read_result r = read_state("a1", 0);
+	ck_assert_int_eq(r.err, GW_ENOTFOUND);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 33, 33, true);
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	answer(1, 34, 34, false); /* in memory only */
+	ck_assert(wait_outs(2));
+	r = read_state("a1", 0);
+	ck_assert_int_eq(r.err, GW_OK);
+	ck_assert(r.active);
+	ck_assert(r.dirty);
+	ck_assert_int_eq(r.value, 34);
+	ck_assert_int_eq(r.revision, 1);
+	ck_assert_int_eq(host.ntasks, 2); /* no host call for the read */
+	/* an inactive actor is read from the store */
+	another_gateway_writes("a2", 7);
+	r = read_state("a2", 0);
+	ck_assert_int_eq(r.err, GW_OK);
+	ck_assert(!r.active);
+	ck_assert_int_eq(r.value, 7);
+	ck_assert_int_eq(r.revision, 1);
+}
+END_TEST
+
+static void invoke_restore(const char *actor, uint64_t revision, int tag)
+{
+	gw_inv *inv = gw_inv_create(0);
+	spawn_arena *a = &inv->arena;
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
+	spawn__invocation_request__init(rq);
+	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
+	spawn__actors__actor_system__init(rq->system);
+	rq->system->name = SYS;
+	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
+	spawn__actors__actor__init(rq->actor);
+	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
+	spawn__actors__actor_id__init(rq->actor->id);
+	rq->actor->id->name = spawn_arena_strdup(a, actor);
+	inv->req = rq;
+	inv->kind = GW_INV_RESTORE;
+	inv->restore_rev = revision;
+	inv->done = on_done;
+	inv->user = (void *)(intptr_t)tag;
+	gw_runtime_invoke(rt, inv);
+}
+
+START_TEST(a_restore_makes_an_old_revision_current_as_a_new_revision)
+{
+	teardown();
+	/* keep history: reopen the store with a policy */
+	snprintf(dir, sizeof dir, "/tmp/spawn-rt-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
+	gw_store_opts so = {.keys = KEY, .history = 10};
+	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
+	gw_persist_opts po = {.max_batch = 64};
+	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
+	ck_assert_int_eq(gw_registry_create(&reg), GW_OK);
+	fake_host_init(&host);
+	register_actors(true, 60000, 60000);
+	gw_runtime_opts ro = {.shards = 4, .mailbox_max = 100, .host_timeout_ms = 60000};
+	ck_assert_int_eq(gw_runtime_create(&rt, &ro, reg, persist), GW_OK);
+	nouts = 0;
+
+	for (int i = 0; i < 3; i++) {
+		invoke("a1", 1, i);
+		ck_assert(fake_host_wait(&host, (size_t)i + 1));
+		answer((size_t)i, 100 + i, 0, true); /* revisions 1, 2, 3 = 100, 101, 102 */
+		ck_assert(wait_outs((size_t)i + 1));
+	}
+	invoke_restore("a1", 1, 10);
+	ck_assert(wait_outs(4));
+	ck_assert_int_eq(outs[3].err, GW_OK);
+	int64_t v = 0;
+	ck_assert_int_eq(stored_revision("a1", &v), 4);
+	ck_assert_int_eq(v, 100);
+	/* the actor continues from the restored state */
+	invoke("a1", 1, 11);
+	ck_assert(fake_host_wait(&host, 4));
+	ck_assert_int_eq(task_state(3), 100);
+	answer(3, 1000, 0, true);
+	ck_assert(wait_outs(5));
+	/* a revision that is not kept */
+	invoke_restore("a1", 99, 12);
+	ck_assert(wait_outs(6));
+	ck_assert_int_eq(outs[5].err, GW_ENOTFOUND);
+	ck_assert_int_eq(stored_revision("a1", &v), 5);
+	ck_assert_int_eq(v, 1000);
+	read_result r = read_state("a1", 2);
+	ck_assert_int_eq(r.err, GW_OK);
+	ck_assert_int_eq(r.value, 101);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	Suite *s = suite_create("runtime");
@@ -705,6 +909,9 @@ static Suite *runtime_suite(void)
 		{"stateless", stateless_actors_never_touch_the_store},
 		{"order-1000", thousand_actors_keep_per_actor_order},
 		{"unnamed", register_ref_creates_instances_of_unnamed_actors},
+		{"fencing", a_fenced_activation_refuses_its_checkpoint_and_reloads_the_newer_state},
+		{"read", state_is_read_without_a_host_from_memory_or_the_store},
+		{"restore", a_restore_makes_an_old_revision_current_as_a_new_revision},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -26,3 +26,15 @@ export type { ActorDefinition, ActorHostOptions, Handler, HandlerResult, KindNam
 export { SpawnClient, INVOKE_METHOD, SPAWN_METHOD } from "./client.js";
 export type { InvokeRequest, SpawnActorsRequest, SpawnClientOptions } from "./client.js";
 export type { ActorId, ProxyInfo, ActorInvocationMsg, InvocationTaskMsg } from "./types.js";
+export { MessageCodec, TypeSet, typedCall, stateAction, statelessAction, typedActor } from "./typed.js";
+export type {
+  DeepPartial,
+  TypeEntry,
+  CallOptions,
+  CallTarget,
+  StateResult,
+  ActionResult,
+  ReplyResult,
+  TypedAction,
+  TypedActorDefinition,
+} from "./typed.js";
