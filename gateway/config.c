@@ -10,60 +10,70 @@
 
 void gw_config_usage(const char *prog)
 {
-	printf("Usage: %s [options]\n"
-	       "\n"
-	       "The Spawn actor gateway: actor hosts connect and register actors; clients\n"
-	       "invoke system/actor/action over gRPC (spawn.gateway.v1).\n"
-	       "\n"
-	       "Options (environment variable in brackets):\n"
-	       "  --listen ADDR             listen address, repeatable: HOST:PORT or unix:/path\n"
-	       "                            (port 0 picks a free port)  [SPAWN_LISTEN, comma-separated]\n"
-	       "                            default 127.0.0.1:8090\n"
-	       "  --statestore URL          sqlite:///abs/path.db | sqlite://rel/path.db | sqlite::memory:\n"
-	       "                            [SPAWN_STATESTORE_URL] default sqlite://spawn-state.db\n"
-	       "  (key)                     AES-256-GCM key for state at rest, base64 of 32 bytes\n"
-	       "                            [SPAWN_STATESTORE_KEY], or a keyring id1:key1,id2:key2 whose\n"
-	       "                            first key encrypts [SPAWN_STATESTORE_KEYS]. Without one, a\n"
-	       "                            file-backed store creates <db>.key (mode 0600) and reuses it.\n"
-	       "  --threads N               completion-queue threads [SPAWN_THREADS] default: usable CPUs\n"
-	       "  --shards N                actor shards [SPAWN_SHARDS] default 64\n"
-	       "  --mailbox-size N          queued invocations per actor before RESOURCE_EXHAUSTED\n"
-	       "                            [SPAWN_MAILBOX_SIZE] default 10000\n"
-	       "  --deactivate-timeout MS   default idle time before an actor is deactivated\n"
-	       "                            [SPAWN_DEACTIVATE_TIMEOUT_MS] default 60000\n"
-	       "  --snapshot-interval MS    default delay before a changed state is saved\n"
-	       "                            [SPAWN_SNAPSHOT_INTERVAL_MS] default 2000\n"
-	       "  --host-timeout MS         longest a host may take for one invocation\n"
-	       "                            [SPAWN_HOST_TIMEOUT_MS] default 30000\n"
-	       "  --max-message-bytes N     largest message accepted or sent\n"
-	       "                            [SPAWN_MAX_MESSAGE_BYTES] default 4194304\n"
-	       "  --save-batch N            most saves per statestore transaction [SPAWN_SAVE_BATCH] 256\n"
-	       "  --store-pool N            connections to PostgreSQL/MariaDB [SPAWN_STATESTORE_POOL] 4\n"
-	       "  --store-history N         older revisions kept per actor, for restores\n"
-	       "                            [SPAWN_STATESTORE_HISTORY] default 0 (only the latest)\n"
-	       "  --rotate-keys             re-encrypt every stored state to the first key of the\n"
-	       "                            keyring, in the background, resumable\n"
-	       "                            [SPAWN_ROTATE_KEYS=1]\n"
-	       "  --drain MS                on SIGTERM, wait this long for calls in flight [SPAWN_DRAIN_MS] 5000\n"
-	       "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
-	       "  -h, --help                this text\n"
-	       "  --version                 print the version\n"
-	       "\n"
-	       "On start-up it prints one line per listen address to stdout:\n"
-	       "  listening ADDR PORT\n"
-	       "SIGTERM or SIGINT: stop accepting calls, finish or cancel those in flight, save\n"
-	       "every changed actor state, exit 0.\n",
-	       prog);
+	printf(
+	    "Usage: %s [options]\n"
+	    "\n"
+	    "The Spawn actor gateway: actor hosts connect and register actors; clients\n"
+	    "invoke system/actor/action over gRPC (spawn.gateway.v1).\n"
+	    "\n"
+	    "Options (environment variable in brackets):\n"
+	    "  --listen ADDR             listen address, repeatable: HOST:PORT or unix:/path\n"
+	    "                            (port 0 picks a free port)  [SPAWN_LISTEN, "
+	    "comma-separated]\n"
+	    "                            default 127.0.0.1:8090\n"
+	    "  --statestore URL          sqlite:///abs/path.db | sqlite://rel/path.db | "
+	    "sqlite::memory:\n"
+	    "                            [SPAWN_STATESTORE_URL] default sqlite://spawn-state.db\n"
+	    "  (key)                     AES-256-GCM key for state at rest, base64 of 32 bytes\n"
+	    "                            [SPAWN_STATESTORE_KEY], or a keyring id1:key1,id2:key2 "
+	    "whose\n"
+	    "                            first key encrypts [SPAWN_STATESTORE_KEYS]. Without one, "
+	    "a\n"
+	    "                            file-backed store creates <db>.key (mode 0600) and reuses "
+	    "it.\n"
+	    "  --threads N               completion-queue threads [SPAWN_THREADS] default: usable "
+	    "CPUs\n"
+	    "  --shards N                actor shards [SPAWN_SHARDS] default 64\n"
+	    "  --mailbox-size N          queued invocations per actor before RESOURCE_EXHAUSTED\n"
+	    "                            [SPAWN_MAILBOX_SIZE] default 10000\n"
+	    "  --deactivate-timeout MS   default idle time before an actor is deactivated\n"
+	    "                            [SPAWN_DEACTIVATE_TIMEOUT_MS] default 60000\n"
+	    "  --snapshot-interval MS    default delay before a changed state is saved\n"
+	    "                            [SPAWN_SNAPSHOT_INTERVAL_MS] default 2000\n"
+	    "  --host-timeout MS         longest a host may take for one invocation\n"
+	    "                            [SPAWN_HOST_TIMEOUT_MS] default 30000\n"
+	    "  --max-message-bytes N     largest message accepted or sent\n"
+	    "                            [SPAWN_MAX_MESSAGE_BYTES] default 4194304\n"
+	    "  --save-batch N            most saves per statestore transaction [SPAWN_SAVE_BATCH] "
+	    "256\n"
+	    "  --store-pool N            connections to PostgreSQL/MariaDB [SPAWN_STATESTORE_POOL] "
+	    "4\n"
+	    "  --store-history N         older revisions kept per actor, for restores\n"
+	    "                            [SPAWN_STATESTORE_HISTORY] default 0 (only the latest)\n"
+	    "  --rotate-keys             re-encrypt every stored state to the first key of the\n"
+	    "                            keyring, in the background, resumable\n"
+	    "                            [SPAWN_ROTATE_KEYS=1]\n"
+	    "  --drain MS                on SIGTERM, wait this long for calls in flight "
+	    "[SPAWN_DRAIN_MS] 5000\n"
+	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
+	    "  -h, --help                this text\n"
+	    "  --version                 print the version\n"
+	    "\n"
+	    "On start-up it prints one line per listen address to stdout:\n"
+	    "  listening ADDR PORT\n"
+	    "SIGTERM or SIGINT: stop accepting calls, finish or cancel those in flight, save\n"
+	    "every changed actor state, exit 0.\n",
+	    prog);
 }
 
 static int64_t num(const char *s, const char *name, int64_t min, int64_t max, char *why,
-		   size_t whylen, gw_err *err)
+                   size_t whylen, gw_err *err)
 {
 	char *end;
 	long long v = strtoll(s, &end, 10);
 	if (!*s || *end || v < min || v > max) {
 		snprintf(why, whylen, "%s: '%s' is not a number in [%lld, %lld]", name, s,
-			 (long long)min, (long long)max);
+		         (long long)min, (long long)max);
 		*err = GW_ECONFIG;
 		return 0;
 	}
@@ -115,8 +125,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		c->keys = e;
 	else if ((e = getenv("SPAWN_STATESTORE_KEY")) && *e)
 		c->keys = e;
-#define ENVNUM(var, field, lo, hi)                                                               \
-	if ((e = getenv(var)) && *e)                                                             \
+#define ENVNUM(var, field, lo, hi)                                                                 \
+	if ((e = getenv(var)) && *e)                                                               \
 		c->field = num(e, var, lo, hi, why, whylen, &err);
 	ENVNUM("SPAWN_THREADS", threads, 1, 256)
 	ENVNUM("SPAWN_SHARDS", shards, 1, 65536)
@@ -139,27 +149,43 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	if (err)
 		return err;
 
-	enum { O_LISTEN = 256, O_STORE, O_THREADS, O_SHARDS, O_MAILBOX, O_DEACT, O_SNAP, O_HOSTTO,
-	       O_MAXMSG, O_BATCH, O_DRAIN, O_LOG, O_VERSION, O_POOL, O_HISTORY, O_ROTATE };
+	enum {
+		O_LISTEN = 256,
+		O_STORE,
+		O_THREADS,
+		O_SHARDS,
+		O_MAILBOX,
+		O_DEACT,
+		O_SNAP,
+		O_HOSTTO,
+		O_MAXMSG,
+		O_BATCH,
+		O_DRAIN,
+		O_LOG,
+		O_VERSION,
+		O_POOL,
+		O_HISTORY,
+		O_ROTATE
+	};
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, O_LISTEN},
-		{"statestore", required_argument, NULL, O_STORE},
-		{"threads", required_argument, NULL, O_THREADS},
-		{"shards", required_argument, NULL, O_SHARDS},
-		{"mailbox-size", required_argument, NULL, O_MAILBOX},
-		{"deactivate-timeout", required_argument, NULL, O_DEACT},
-		{"snapshot-interval", required_argument, NULL, O_SNAP},
-		{"host-timeout", required_argument, NULL, O_HOSTTO},
-		{"max-message-bytes", required_argument, NULL, O_MAXMSG},
-		{"save-batch", required_argument, NULL, O_BATCH},
-		{"drain", required_argument, NULL, O_DRAIN},
-		{"log-level", required_argument, NULL, O_LOG},
-		{"store-pool", required_argument, NULL, O_POOL},
-		{"store-history", required_argument, NULL, O_HISTORY},
-		{"rotate-keys", no_argument, NULL, O_ROTATE},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, O_VERSION},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, O_LISTEN},
+	    {"statestore", required_argument, NULL, O_STORE},
+	    {"threads", required_argument, NULL, O_THREADS},
+	    {"shards", required_argument, NULL, O_SHARDS},
+	    {"mailbox-size", required_argument, NULL, O_MAILBOX},
+	    {"deactivate-timeout", required_argument, NULL, O_DEACT},
+	    {"snapshot-interval", required_argument, NULL, O_SNAP},
+	    {"host-timeout", required_argument, NULL, O_HOSTTO},
+	    {"max-message-bytes", required_argument, NULL, O_MAXMSG},
+	    {"save-batch", required_argument, NULL, O_BATCH},
+	    {"drain", required_argument, NULL, O_DRAIN},
+	    {"log-level", required_argument, NULL, O_LOG},
+	    {"store-pool", required_argument, NULL, O_POOL},
+	    {"store-history", required_argument, NULL, O_HISTORY},
+	    {"rotate-keys", no_argument, NULL, O_ROTATE},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, O_VERSION},
+	    {NULL, 0, NULL, 0},
 	};
 	bool listen_flag = false;
 	optind = 1;
@@ -172,7 +198,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 				listen_flag = true;
 			}
 			if (c->n_listen == GW_MAX_LISTEN) {
-				snprintf(why, whylen, "at most %d --listen addresses", GW_MAX_LISTEN);
+				snprintf(why, whylen, "at most %d --listen addresses",
+				         GW_MAX_LISTEN);
 				return GW_ECONFIG;
 			}
 			c->listen[c->n_listen++] = optarg;
@@ -187,22 +214,28 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			c->shards = (size_t)num(optarg, "--shards", 1, 65536, why, whylen, &err);
 			break;
 		case O_MAILBOX:
-			c->mailbox_max = (uint32_t)num(optarg, "--mailbox-size", 1, 100000000, why, whylen, &err);
+			c->mailbox_max = (uint32_t)num(optarg, "--mailbox-size", 1, 100000000, why,
+			                               whylen, &err);
 			break;
 		case O_DEACT:
-			c->deactivate_ms = num(optarg, "--deactivate-timeout", 1, INT64_MAX / 4, why, whylen, &err);
+			c->deactivate_ms = num(optarg, "--deactivate-timeout", 1, INT64_MAX / 4,
+			                       why, whylen, &err);
 			break;
 		case O_SNAP:
-			c->snapshot_ms = num(optarg, "--snapshot-interval", 1, INT64_MAX / 4, why, whylen, &err);
+			c->snapshot_ms =
+			    num(optarg, "--snapshot-interval", 1, INT64_MAX / 4, why, whylen, &err);
 			break;
 		case O_HOSTTO:
-			c->host_timeout_ms = num(optarg, "--host-timeout", 1, INT64_MAX / 4, why, whylen, &err);
+			c->host_timeout_ms =
+			    num(optarg, "--host-timeout", 1, INT64_MAX / 4, why, whylen, &err);
 			break;
 		case O_MAXMSG:
-			c->max_message_bytes = (int)num(optarg, "--max-message-bytes", 1024, 1 << 30, why, whylen, &err);
+			c->max_message_bytes = (int)num(optarg, "--max-message-bytes", 1024,
+			                                1 << 30, why, whylen, &err);
 			break;
 		case O_BATCH:
-			c->save_batch = (size_t)num(optarg, "--save-batch", 1, 100000, why, whylen, &err);
+			c->save_batch =
+			    (size_t)num(optarg, "--save-batch", 1, 100000, why, whylen, &err);
 			break;
 		case O_DRAIN:
 			c->drain_ms = num(optarg, "--drain", 1, 3600000, why, whylen, &err);
@@ -211,7 +244,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			c->store_pool = (int)num(optarg, "--store-pool", 1, 64, why, whylen, &err);
 			break;
 		case O_HISTORY:
-			c->store_history = (int)num(optarg, "--store-history", 0, 1000000, why, whylen, &err);
+			c->store_history =
+			    (int)num(optarg, "--store-history", 0, 1000000, why, whylen, &err);
 			break;
 		case O_ROTATE:
 			c->rotate_keys = true;

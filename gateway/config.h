@@ -14,18 +14,18 @@
 typedef struct gw_config {
 	const char *listen[GW_MAX_LISTEN]; /* borrowed from argv/environ or static */
 	size_t n_listen;
-	const char *statestore;            /* URL */
-	const char *keys;                  /* keyring or single key; NULL = key file */
+	const char *statestore; /* URL */
+	const char *keys;       /* keyring or single key; NULL = key file */
 	int threads;
 	size_t shards;
 	uint32_t mailbox_max;
 	int64_t deactivate_ms, snapshot_ms, host_timeout_ms, drain_ms;
 	int max_message_bytes;
 	size_t save_batch;
-	int store_pool;                    /* connections for networked stores; 0 = driver default */
-	int store_history;                 /* older revisions kept per actor */
-	bool rotate_keys;                  /* re-encrypt rows to the primary key in the background */
-	int log_level;                     /* gw_log_level */
+	int store_pool;    /* connections for networked stores; 0 = driver default */
+	int store_history; /* older revisions kept per actor */
+	bool rotate_keys;  /* re-encrypt rows to the primary key in the background */
+	int log_level;     /* gw_log_level */
 } gw_config;
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,

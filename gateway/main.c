@@ -46,36 +46,35 @@ int main(int argc, char **argv)
 
 	char serr[256] = "";
 	gw_store_opts so = {.keys = cfg.keys,
-			    .err = serr,
-			    .errlen = sizeof serr,
-			    .pool_size = cfg.store_pool,
-			    .history = cfg.store_history};
+	                    .err = serr,
+	                    .errlen = sizeof serr,
+	                    .pool_size = cfg.store_pool,
+	                    .history = cfg.store_history};
 	err = gw_store_open(&store, cfg.statestore, &so);
 	if (err) {
 		GW_ERROR("statestore %s: %s%s", cfg.statestore, serr[0] ? serr : gw_strerror(err),
-			 err == GW_ECRYPTO ? " (wrong SPAWN_STATESTORE_KEY?)" : "");
+		         err == GW_ECRYPTO ? " (wrong SPAWN_STATESTORE_KEY?)" : "");
 		rc = 2;
 		goto out;
 	}
 	gw_persist_opts po = {.max_batch = cfg.save_batch, .rotate = cfg.rotate_keys};
-	if ((err = gw_persist_create(&persist, store, &po)) ||
-	    (err = gw_registry_create(&reg)))
+	if ((err = gw_persist_create(&persist, store, &po)) || (err = gw_registry_create(&reg)))
 		goto fail;
 	gw_runtime_opts ro = {
-		.shards = cfg.shards,
-		.mailbox_max = cfg.mailbox_max,
-		.deactivate_ms = cfg.deactivate_ms,
-		.snapshot_ms = cfg.snapshot_ms,
-		.host_timeout_ms = cfg.host_timeout_ms,
+	    .shards = cfg.shards,
+	    .mailbox_max = cfg.mailbox_max,
+	    .deactivate_ms = cfg.deactivate_ms,
+	    .snapshot_ms = cfg.snapshot_ms,
+	    .host_timeout_ms = cfg.host_timeout_ms,
 	};
 	if ((err = gw_runtime_create(&rt, &ro, reg, persist)))
 		goto fail;
 	gw_server_opts sv = {
-		.listen = cfg.listen,
-		.n_listen = cfg.n_listen,
-		.threads = cfg.threads,
-		.max_message_bytes = cfg.max_message_bytes,
-		.drain_ms = cfg.drain_ms,
+	    .listen = cfg.listen,
+	    .n_listen = cfg.n_listen,
+	    .threads = cfg.threads,
+	    .max_message_bytes = cfg.max_message_bytes,
+	    .drain_ms = cfg.drain_ms,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));

@@ -3,8 +3,8 @@
 const char *gw_strerror(gw_err e)
 {
 	switch (e) {
-#define GW_ERR_STR(name, val, status, msg)                                                \
-	case GW_##name:                                                                   \
+#define GW_ERR_STR(name, val, status, msg)                                                         \
+	case GW_##name:                                                                            \
 		return msg;
 		GW_ERR_MAP(GW_ERR_STR)
 #undef GW_ERR_STR
@@ -15,8 +15,8 @@ const char *gw_strerror(gw_err e)
 grpc_status_code gw_err_status(gw_err e)
 {
 	switch (e) {
-#define GW_ERR_ST(name, val, status, msg)                                                 \
-	case GW_##name:                                                                   \
+#define GW_ERR_ST(name, val, status, msg)                                                          \
+	case GW_##name:                                                                            \
 		return status;
 		GW_ERR_MAP(GW_ERR_ST)
 #undef GW_ERR_ST
@@ -27,8 +27,8 @@ grpc_status_code gw_err_status(gw_err e)
 const char *gw_err_name(gw_err e)
 {
 	switch (e) {
-#define GW_ERR_NM(name, val, status, msg)                                                 \
-	case GW_##name:                                                                   \
+#define GW_ERR_NM(name, val, status, msg)                                                          \
+	case GW_##name:                                                                            \
 		return #name;
 		GW_ERR_MAP(GW_ERR_NM)
 #undef GW_ERR_NM

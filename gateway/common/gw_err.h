@@ -9,23 +9,23 @@
 
 #include <grpc/status.h>
 
-#define GW_ERR_MAP(XX)                                                                    \
-	XX(OK, 0, GRPC_STATUS_OK, "success")                                              \
-	XX(EINVAL, 1, GRPC_STATUS_INVALID_ARGUMENT, "invalid argument")                   \
-	XX(ENOTFOUND, 2, GRPC_STATUS_NOT_FOUND, "not found")                              \
-	XX(ECONFLICT, 3, GRPC_STATUS_ABORTED, "revision conflict")                        \
-	XX(EUNAVAIL, 4, GRPC_STATUS_UNAVAILABLE, "unavailable")                           \
-	XX(EFULL, 5, GRPC_STATUS_RESOURCE_EXHAUSTED, "mailbox full")                      \
-	XX(ENOMEM, 6, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory")                    \
-	XX(ETOOBIG, 7, GRPC_STATUS_RESOURCE_EXHAUSTED, "message too large")               \
-	XX(ETIMEDOUT, 8, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded")              \
-	XX(ECRYPTO, 9, GRPC_STATUS_DATA_LOSS, "state failed to decrypt or authenticate") \
-	XX(ECORRUPT, 10, GRPC_STATUS_DATA_LOSS, "stored state is corrupt")                \
-	XX(EIO, 11, GRPC_STATUS_INTERNAL, "storage error")                                \
-	XX(ECANCELLED, 12, GRPC_STATUS_CANCELLED, "cancelled")                            \
-	XX(EHOST, 13, GRPC_STATUS_UNKNOWN, "host error")                                  \
-	XX(EFENCED, 14, GRPC_STATUS_ABORTED, "activation fenced by another gateway")      \
-	XX(ESHUTDOWN, 15, GRPC_STATUS_UNAVAILABLE, "gateway shutting down")               \
+#define GW_ERR_MAP(XX)                                                                             \
+	XX(OK, 0, GRPC_STATUS_OK, "success")                                                       \
+	XX(EINVAL, 1, GRPC_STATUS_INVALID_ARGUMENT, "invalid argument")                            \
+	XX(ENOTFOUND, 2, GRPC_STATUS_NOT_FOUND, "not found")                                       \
+	XX(ECONFLICT, 3, GRPC_STATUS_ABORTED, "revision conflict")                                 \
+	XX(EUNAVAIL, 4, GRPC_STATUS_UNAVAILABLE, "unavailable")                                    \
+	XX(EFULL, 5, GRPC_STATUS_RESOURCE_EXHAUSTED, "mailbox full")                               \
+	XX(ENOMEM, 6, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory")                             \
+	XX(ETOOBIG, 7, GRPC_STATUS_RESOURCE_EXHAUSTED, "message too large")                        \
+	XX(ETIMEDOUT, 8, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded")                       \
+	XX(ECRYPTO, 9, GRPC_STATUS_DATA_LOSS, "state failed to decrypt or authenticate")           \
+	XX(ECORRUPT, 10, GRPC_STATUS_DATA_LOSS, "stored state is corrupt")                         \
+	XX(EIO, 11, GRPC_STATUS_INTERNAL, "storage error")                                         \
+	XX(ECANCELLED, 12, GRPC_STATUS_CANCELLED, "cancelled")                                     \
+	XX(EHOST, 13, GRPC_STATUS_UNKNOWN, "host error")                                           \
+	XX(EFENCED, 14, GRPC_STATUS_ABORTED, "activation fenced by another gateway")               \
+	XX(ESHUTDOWN, 15, GRPC_STATUS_UNAVAILABLE, "gateway shutting down")                        \
 	XX(ECONFIG, 16, GRPC_STATUS_FAILED_PRECONDITION, "bad configuration")
 
 typedef enum gw_err {

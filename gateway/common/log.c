@@ -24,7 +24,7 @@ void gw_log(gw_log_level l, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld %-5s ", tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, names[l]);
+	                 tm.tm_sec, ts.tv_nsec / 1000000, names[l]);
 	va_list ap;
 	va_start(ap, fmt);
 	n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

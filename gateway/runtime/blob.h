@@ -16,9 +16,9 @@
 
 typedef struct gw_blob {
 	atomic_uint refs;
-	uint32_t type_len;  /* bytes of type_url at data[0..type_len) */
-	size_t len;         /* bytes of value after the type URL */
-	uint8_t data[];     /* type_url (NUL-terminated), then value */
+	uint32_t type_len; /* bytes of type_url at data[0..type_len) */
+	size_t len;        /* bytes of value after the type URL */
+	uint8_t data[];    /* type_url (NUL-terminated), then value */
 } gw_blob;
 
 /* gw_blob_create copies a type URL and a value. Returns NULL when out of

@@ -22,11 +22,11 @@ struct gw_persist_job {
 		gw_save_cb save;
 		gw_list_cb list;
 	} cb;
-	gw_blob *state;           /* save: owned reference */
-	uint64_t expected;        /* save: revision replaced; read: revision wanted */
-	uint64_t epoch;           /* save */
-	char *type_url;           /* owned */
-	char *system;             /* owned; name follows in the same allocation */
+	gw_blob *state;    /* save: owned reference */
+	uint64_t expected; /* save: revision replaced; read: revision wanted */
+	uint64_t epoch;    /* save */
+	char *type_url;    /* owned */
+	char *system;      /* owned; name follows in the same allocation */
 	char *name;
 };
 
@@ -36,9 +36,9 @@ struct gw_persist {
 	gw_persist_job *head, *tail;
 	bool stopping;
 	pthread_t thread;
-	gw_store *store;          /* borrowed */
+	gw_store *store; /* borrowed */
 	gw_persist_opts o;
-	gw_persist_stats stats;   /* guarded by mu */
+	gw_persist_stats stats; /* guarded by mu */
 };
 
 static void job_free(gw_persist_job *j)
@@ -58,8 +58,9 @@ static void run_load(gw_persist *p, gw_persist_job *j)
 		err = gw_store_acquire(p->store, &k, &epoch);
 	gw_loaded l;
 	if (err == GW_OK)
-		err = j->kind == JOB_ACTIVATE ? gw_store_load(p->store, &k, &l)
-					       : gw_store_load_revision(p->store, &k, j->expected, &l);
+		err = j->kind == JOB_ACTIVATE
+		          ? gw_store_load(p->store, &k, &l)
+		          : gw_store_load_revision(p->store, &k, j->expected, &l);
 	if (err == GW_OK) {
 		gw_blob *b = gw_blob_create(l.type_url, l.data, l.len);
 		uint64_t rev = l.revision;
@@ -138,11 +139,12 @@ static bool rotate_once(gw_persist *p)
 		return true;
 	}
 	if (r.done)
-		GW_INFO("key rotation: done: %llu rows re-encrypted, %llu unreadable left as they are",
-			(unsigned long long)r.rewritten, (unsigned long long)r.failed);
+		GW_INFO(
+		    "key rotation: done: %llu rows re-encrypted, %llu unreadable left as they are",
+		    (unsigned long long)r.rewritten, (unsigned long long)r.failed);
 	else if (r.rewritten % (p->o.rotate_step * 100) < p->o.rotate_step)
 		GW_INFO("key rotation: %llu rows re-encrypted, about %llu to go",
-			(unsigned long long)r.rewritten, (unsigned long long)r.remaining);
+		        (unsigned long long)r.rewritten, (unsigned long long)r.remaining);
 	return more;
 }
 
@@ -294,7 +296,7 @@ static void enqueue(gw_persist *p, gw_persist_job *j)
 }
 
 gw_err gw_persist_activate(gw_persist *p, const char *system, const char *name, gw_load_cb cb,
-			   void *arg)
+                           void *arg)
 {
 	gw_persist_job *j = job_new(JOB_ACTIVATE, system, name);
 	if (!j)
@@ -306,7 +308,7 @@ gw_err gw_persist_activate(gw_persist *p, const char *system, const char *name, 
 }
 
 gw_err gw_persist_read(gw_persist *p, const char *system, const char *name, uint64_t revision,
-		       gw_load_cb cb, void *arg)
+                       gw_load_cb cb, void *arg)
 {
 	gw_persist_job *j = job_new(JOB_READ, system, name);
 	if (!j)
@@ -319,7 +321,7 @@ gw_err gw_persist_read(gw_persist *p, const char *system, const char *name, uint
 }
 
 gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_list_cb cb,
-		       void *arg)
+                       void *arg)
 {
 	gw_persist_job *j = job_new(JOB_LIST, system, name);
 	if (!j)
@@ -331,8 +333,7 @@ gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_l
 }
 
 gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, const char *type_url,
-		       gw_blob *state, uint64_t expected, uint64_t epoch, gw_save_cb cb,
-		       void *arg)
+                       gw_blob *state, uint64_t expected, uint64_t epoch, gw_save_cb cb, void *arg)
 {
 	gw_persist_job *j = job_new(JOB_SAVE, system, name);
 	if (!j || !(j->type_url = strdup(type_url ? type_url : ""))) {

@@ -41,7 +41,7 @@ typedef struct gw_persist_job gw_persist_job;
  * are set; on GW_ENOTFOUND the actor has no stored state (revision 0).
  * epoch: the activation epoch taken (activations only; 0 for reads). */
 typedef void (*gw_load_cb)(void *arg, gw_err err, gw_blob *state, uint64_t revision,
-			   uint64_t epoch);
+                           uint64_t epoch);
 /* Completion of a save: GW_OK means durably written as expected + 1. */
 typedef void (*gw_save_cb)(void *arg, gw_err err);
 /* Completion of a revision listing: revs borrowed for the call. */
@@ -49,15 +49,15 @@ typedef void (*gw_list_cb)(void *arg, gw_err err, const uint64_t *revs, size_t n
 
 typedef struct gw_persist_stats {
 	uint64_t loads, saves, batches, save_errors;
-	gw_rotation rotation;  /* progress of the background key rotation */
-	bool rotate_enabled;   /* --rotate-keys */
-	bool rotating;         /* rotation enabled and not finished */
+	gw_rotation rotation; /* progress of the background key rotation */
+	bool rotate_enabled;  /* --rotate-keys */
+	bool rotating;        /* rotation enabled and not finished */
 } gw_persist_stats;
 
 typedef struct gw_persist_opts {
-	size_t max_batch;      /* rows per save transaction; 0 = 256 */
-	bool rotate;           /* re-encrypt rows to the primary key in the background */
-	size_t rotate_step;    /* rows per rotation step; 0 = 100 */
+	size_t max_batch;   /* rows per save transaction; 0 = 256 */
+	bool rotate;        /* re-encrypt rows to the primary key in the background */
+	size_t rotate_step; /* rows per rotation step; 0 = 100 */
 } gw_persist_opts;
 
 /* gw_persist_create starts the persist thread over store (borrowed; must
@@ -71,16 +71,16 @@ void gw_persist_destroy(gw_persist *p);
  * new activation epoch (gw_store_acquire), then the latest state.
  * Returns GW_OK (cb will run) or GW_ENOMEM (cb will not run). */
 gw_err gw_persist_activate(gw_persist *p, const char *system, const char *name, gw_load_cb cb,
-			   void *arg);
+                           void *arg);
 
 /* gw_persist_read queues a read of revision `revision` (0 = latest) with
  * no activation and no fencing. Same returns as gw_persist_activate. */
 gw_err gw_persist_read(gw_persist *p, const char *system, const char *name, uint64_t revision,
-		       gw_load_cb cb, void *arg);
+                       gw_load_cb cb, void *arg);
 
 /* gw_persist_list queues a listing of the revisions kept (newest first). */
 gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_list_cb cb,
-		       void *arg);
+                       void *arg);
 
 /* gw_persist_save queues a save. state: a reference the job takes over
  * (serialized ActorState); type_url copied. expected: revision replaced;
@@ -88,8 +88,7 @@ gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_l
  * Returns GW_OK (cb will run) or GW_ENOMEM (cb will not run; the state
  * reference is released). */
 gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, const char *type_url,
-		       gw_blob *state, uint64_t expected, uint64_t epoch, gw_save_cb cb,
-		       void *arg);
+                       gw_blob *state, uint64_t expected, uint64_t epoch, gw_save_cb cb, void *arg);
 
 void gw_persist_get_stats(gw_persist *p, gw_persist_stats *out);
 

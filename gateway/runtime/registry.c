@@ -7,26 +7,30 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 
 typedef struct binding {
-	gw_host *host;            /* a reference held by this binding */
-	char **actions;           /* owned, sorted */
+	gw_host *host;  /* a reference held by this binding */
+	char **actions; /* owned, sorted */
 	size_t n_actions;
 } binding;
 
 typedef struct type_entry {
 	gw_actor_type t;
-	struct type_entry *next;  /* hash chain */
+	struct type_entry *next; /* hash chain */
 	uint64_t hash;
-	binding *b;               /* owned array */
+	binding *b; /* owned array */
 	size_t nb, capb;
-	char **known;             /* owned, sorted: every action ever registered */
+	char **known; /* owned, sorted: every action ever registered */
 	size_t n_known;
-	atomic_uint rr;           /* round-robin cursor */
+	char **topics;        /* owned: channel topics (latest registration) */
+	char **topic_actions; /* owned: action per topic ("receive" default) */
+	size_t n_topics;
+	atomic_uint rr; /* round-robin cursor */
 } type_entry;
 
 /* An instance of an UNNAMED template: "system\0name" -> template. */
@@ -34,7 +38,7 @@ typedef struct inst_entry {
 	struct inst_entry *next;
 	uint64_t hash;
 	type_entry *tmpl;
-	char name[];              /* the instance name; system is tmpl->t.system */
+	char name[]; /* the instance name; system is tmpl->t.system */
 } inst_entry;
 
 struct gw_registry {
@@ -97,6 +101,8 @@ void gw_registry_destroy(gw_registry *r)
 			}
 			free(e->b);
 			free_strv(e->known, e->n_known);
+			free_strv(e->topics, e->n_topics);
+			free_strv(e->topic_actions, e->n_topics);
 			free(e->t.system);
 			free(e->t.name);
 			free(e);
@@ -187,6 +193,61 @@ static gw_actor_settings settings_of(const Spawn__Actors__Actor *a)
 	return s;
 }
 
+/* timers_of copies the actor's timer actions (at most GW_MAX_TIMERS, the
+ * rest are logged and ignored). */
+static void timers_of(const Spawn__Actors__Actor *a, gw_actor_settings *s)
+{
+	s->n_timers = 0;
+	for (size_t i = 0; i < a->n_timer_actions; i++) {
+		const Spawn__Actors__FixedTimerAction *t = a->timer_actions[i];
+		if (!t || !t->action || !t->action->name || !t->action->name[0] || t->seconds <= 0)
+			continue;
+		if (s->n_timers == GW_MAX_TIMERS) {
+			GW_WARN("actor %s: more than %d timer actions; '%s' ignored",
+			        a->id && a->id->name ? a->id->name : "?", GW_MAX_TIMERS,
+			        t->action->name);
+			continue;
+		}
+		gw_timer_def *d = &s->timers[s->n_timers++];
+		snprintf(d->name, sizeof d->name, "%s", t->action->name);
+		d->period_ms = t->seconds; /* milliseconds, despite the field's name */
+	}
+}
+
+/* set_topics replaces the entry's channel subscriptions. */
+static gw_err set_topics(type_entry *e, const Spawn__Actors__Actor *a)
+{
+	size_t n = a->metadata ? a->metadata->n_channel_group : 0;
+	char **t = calloc(n ? n : 1, sizeof *t), **act = calloc(n ? n : 1, sizeof *act);
+	if (!t || !act) {
+		free(t);
+		free(act);
+		return GW_ENOMEM;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const Spawn__Actors__Channel *c = a->metadata->channel_group[i];
+		if (!c || !c->topic || !c->topic[0])
+			continue;
+		t[k] = strdup(c->topic);
+		act[k] = strdup(c->action && c->action[0] ? c->action : "receive");
+		if (!t[k] || !act[k]) {
+			free(t[k]);
+			free(act[k]);
+			free_strv(t, k);
+			free_strv(act, k);
+			return GW_ENOMEM;
+		}
+		k++;
+	}
+	free_strv(e->topics, e->n_topics);
+	free_strv(e->topic_actions, e->n_topics);
+	e->topics = t;
+	e->topic_actions = act;
+	e->n_topics = k;
+	return GW_OK;
+}
+
 /* merge_known adds actions to the entry's set of every action ever seen. */
 static gw_err merge_known(type_entry *e, char **acts, size_t n)
 {
@@ -231,7 +292,7 @@ static gw_err grow(gw_registry *r)
 }
 
 static gw_err bind_one(gw_registry *r, gw_host *host, const char *system,
-		       const Spawn__Actors__Actor *a, const char *name)
+                       const Spawn__Actors__Actor *a, const char *name)
 {
 	char **acts;
 	size_t n;
@@ -259,7 +320,8 @@ static gw_err bind_one(gw_registry *r, gw_host *host, const char *system,
 		r->count++;
 	}
 	e->t.settings = settings_of(a);
-	if (merge_known(e, acts, n) != GW_OK)
+	timers_of(a, &e->t.settings);
+	if (merge_known(e, acts, n) != GW_OK || set_topics(e, a) != GW_OK)
 		goto nomem;
 	/* A host re-registering replaces its own binding. */
 	for (size_t i = 0; i < e->nb; i++)
@@ -286,7 +348,7 @@ nomem:
 }
 
 gw_err gw_registry_register(gw_registry *r, gw_host *host, const Spawn__Actors__ActorSystem *sys,
-			    const char **why)
+                            const char **why)
 {
 	if (!sys || !sys->name || !sys->name[0]) {
 		*why = "registration names no actor system";
@@ -300,8 +362,9 @@ gw_err gw_registry_register(gw_registry *r, gw_host *host, const Spawn__Actors__
 	for (size_t i = 0; i < reg->n_actors; i++) {
 		Spawn__Actors__Registry__ActorsEntry *en = reg->actors[i];
 		const Spawn__Actors__Actor *a = en ? en->value : NULL;
-		const char *name = a && a->id && a->id->name && a->id->name[0] ? a->id->name
-			: (en && en->key ? en->key : "");
+		const char *name = a && a->id && a->id->name && a->id->name[0]
+		                       ? a->id->name
+		                       : (en && en->key ? en->key : "");
 		if (!a || !name[0]) {
 			*why = "an actor in the registration has no name";
 			return GW_EINVAL;
@@ -346,7 +409,7 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host)
 }
 
 gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
-			  gw_actor_type **type, gw_actor_settings *settings)
+                          gw_actor_type **type, gw_actor_settings *settings)
 {
 	pthread_rwlock_rdlock(&r->lock);
 	type_entry *e = find(r, system, actor);
@@ -418,7 +481,7 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 }
 
 gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const char *name,
-				   gw_actor_type **type, gw_actor_settings *settings)
+                                   gw_actor_type **type, gw_actor_settings *settings)
 {
 	pthread_rwlock_rdlock(&r->lock);
 	inst_entry *e = find_inst(r, system, name, hash2(system, name));
@@ -429,6 +492,27 @@ gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const cha
 	}
 	pthread_rwlock_unlock(&r->lock);
 	return e ? GW_OK : GW_ENOTFOUND;
+}
+
+size_t gw_registry_subscribers(gw_registry *r, const char *system, const char *topic,
+                               void (*fn)(void *user, const char *actor, const char *action),
+                               void *user)
+{
+	size_t found = 0;
+	pthread_rwlock_rdlock(&r->lock);
+	for (size_t i = 0; i < r->nbuckets; i++)
+		for (type_entry *e = r->buckets[i]; e; e = e->next) {
+			if (e->t.settings.kind == SPAWN__ACTORS__KIND__UNNAMED ||
+			    strcmp(e->t.system, system))
+				continue;
+			for (size_t k = 0; k < e->n_topics; k++)
+				if (!strcmp(e->topics[k], topic)) {
+					fn(user, e->t.name, e->topic_actions[k]);
+					found++;
+				}
+		}
+	pthread_rwlock_unlock(&r->lock);
+	return found;
 }
 
 gw_err gw_registry_knows_action(gw_registry *r, gw_actor_type *type, const char *action)

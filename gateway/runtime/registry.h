@@ -27,19 +27,29 @@ typedef struct gw_host gw_host; /* server/host.h; the registry only holds refere
 
 /* The settings the runtime applies to every instance of a type. Copied
  * out by value; never borrowed across the lock. */
+#define GW_MAX_TIMERS 8
+
+/* A timer action: runs every period_ms while an instance is active. */
+typedef struct gw_timer_def {
+	char name[64];     /* the action */
+	int64_t period_ms; /* FixedTimerAction.seconds, read as milliseconds (as Spawn) */
+} gw_timer_def;
+
 typedef struct gw_actor_settings {
-	int kind;                 /* Spawn__Actors__Kind */
+	int kind; /* Spawn__Actors__Kind */
 	bool stateful;
-	int64_t snapshot_ms;      /* 0 = save only on checkpoint/deactivation */
-	int64_t deactivate_ms;    /* 0 = the gateway default */
-	int32_t max_pool_size;
+	int64_t snapshot_ms;   /* 0 = save only on checkpoint/deactivation */
+	int64_t deactivate_ms; /* 0 = the gateway default */
+	int32_t max_pool_size; /* POOLED: invocations in parallel; 0 = gateway default */
+	int n_timers;
+	gw_timer_def timers[GW_MAX_TIMERS];
 } gw_actor_settings;
 
 /* An actor type. Fields are read-only after creation except where noted;
  * the struct lives until gw_registry_destroy. */
 typedef struct gw_actor_type {
-	char *system;             /* owned */
-	char *name;               /* owned */
+	char *system;               /* owned */
+	char *name;                 /* owned */
 	gw_actor_settings settings; /* guarded by the registry lock */
 } gw_actor_type;
 
@@ -52,7 +62,7 @@ void gw_registry_destroy(gw_registry *r);
  * set to a static message (empty system name, an actor without a name,
  * an actor without actions), or GW_ENOMEM. Nothing is bound on error. */
 gw_err gw_registry_register(gw_registry *r, gw_host *host, const Spawn__Actors__ActorSystem *sys,
-			    const char **why);
+                            const char **why);
 
 /* gw_registry_unbind_host removes every binding of host (it is gone) and
  * releases the references it held. */
@@ -62,7 +72,7 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host);
  * Returns GW_OK and sets *type (stable pointer) and *settings (a copy),
  * or GW_ENOTFOUND. */
 gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
-			  gw_actor_type **type, gw_actor_settings *settings);
+                          gw_actor_type **type, gw_actor_settings *settings);
 
 /* gw_registry_spawn records an instance `name` of the UNNAMED actor
  * `parent` in system (all borrowed, copied), so invocations by name reach
@@ -76,7 +86,7 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 /* gw_registry_lookup_instance finds a spawned instance: GW_OK and its
  * template's *type and *settings, or GW_ENOTFOUND. */
 gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const char *name,
-				   gw_actor_type **type, gw_actor_settings *settings);
+                                   gw_actor_type **type, gw_actor_settings *settings);
 
 /* gw_registry_knows_action tells whether any registration of type ever
  * declared action (GW_OK) or not (GW_ENOTFOUND). */
@@ -88,6 +98,15 @@ gw_err gw_registry_knows_action(gw_registry *r, gw_actor_type *type, const char 
  * (gw_host_rele); GW_ENOTFOUND when no registration of the type ever had
  * the action; GW_EUNAVAIL when it had but no host serving it is live. */
 gw_err gw_registry_pick(gw_registry *r, gw_actor_type *type, const char *action, gw_host **host);
+
+/* gw_registry_subscribers calls fn(user, actor, action) for every NAMED
+ * or POOLED actor of system subscribed to topic (Metadata.channel_group);
+ * action is the channel's action, "receive" when it names none. Strings
+ * are borrowed for the call. fn runs under the registry's read lock: it
+ * must not call back into the registry. Returns how many were found. */
+size_t gw_registry_subscribers(gw_registry *r, const char *system, const char *topic,
+                               void (*fn)(void *user, const char *actor, const char *action),
+                               void *user);
 
 /* Reference counting and liveness of hosts, implemented by server/host.c. */
 void gw_host_hold(gw_host *h);

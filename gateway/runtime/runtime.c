@@ -15,66 +15,17 @@
 #include <time.h>
 
 #include "log.h"
+#include "runtime_int.h"
+#include "workflow.h"
 
-#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+void gwi_spawn_later(done_list *dl, gw_runtime *rt, gw_inv *inv)
+{
+	dl->rt = rt;
+	inv->next = dl->spawn;
+	dl->spawn = inv;
+}
 
-enum { A_LOADING, A_READY, A_BUSY };
-enum { T_IDLE = 1, T_SNAP, T_DEADLINE };
-
-typedef struct gw_shard gw_shard;
-
-struct gw_actor {
-	gw_actor *hnext;            /* hash chain */
-	gw_shard *shard;
-	gw_actor_type *type;        /* stable for the process lifetime */
-	gw_blob *state;             /* owned ref: Any contents (type URL + value); NULL = none */
-	gw_blob *tags;              /* owned ref: serialized ActorState holding only tags */
-	gw_blob *saving;            /* owned ref: the state a save in flight captured */
-	gw_blob *ckpt_prev;         /* owned ref: state to restore if a checkpoint fails */
-	gw_inv *mq_head, *mq_tail;  /* mailbox (FIFO) */
-	gw_inv *busy;               /* the invocation in flight */
-	uint64_t revision;          /* stored revision; 0 = never saved */
-	uint64_t epoch;             /* activation epoch from the store (fencing) */
-	gw_tnode idle_t, snap_t;
-	uint32_t hash, qlen;
-	uint8_t st;
-	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, ckpt_prev_dirty : 1,
-		stateful : 1, fenced : 1;
-	uint16_t save_failures;
-	char name[];                /* the actor's name; system is type->system */
-};
-
-struct gw_shard {
-	pthread_mutex_t mu;
-	gw_actor **buckets;
-	size_t nbuckets, count;
-	gw_wheel wheel;
-	gw_runtime *rt;
-};
-
-struct gw_runtime {
-	gw_runtime_opts o;
-	gw_registry *reg;           /* borrowed */
-	gw_persist *persist;        /* borrowed */
-	gw_shard *shards;
-	size_t nshards;
-	pthread_t timer;
-	pthread_mutex_t tmu;
-	pthread_cond_t tcv;
-	bool stopping;
-	/* flush accounting */
-	pthread_mutex_t fmu;
-	pthread_cond_t fcv;
-	long saves_in_flight;
-	gw_err last_save_err;
-	atomic_uint_fast64_t invocations, activations, deactivations;
-};
-
-typedef struct done_list {
-	gw_inv *head;
-} done_list;
-
-static int64_t now_ms(void)
+int64_t gwi_now_ms(void)
 {
 	return spawn_now_ns() / 1000000;
 }
@@ -84,8 +35,10 @@ static int64_t now_ms(void)
 gw_inv *gw_inv_create(size_t arena_limit)
 {
 	gw_inv *inv = calloc(1, sizeof *inv);
-	if (inv)
+	if (inv) {
 		spawn_arena_init(&inv->arena, arena_limit);
+		inv->timer = -1;
+	}
 	return inv;
 }
 
@@ -93,17 +46,27 @@ void gw_inv_destroy(gw_inv *inv)
 {
 	if (!inv)
 		return;
+	gw_inv_destroy(inv->wf_route);
+	while (inv->wf_fire) {
+		gw_inv *n = inv->wf_fire->next;
+		gw_inv_destroy(inv->wf_fire);
+		inv->wf_fire = n;
+	}
 	gw_blob_rele(inv->reply);
 	spawn_arena_fini(&inv->arena);
 	free(inv);
 }
 
 /* finish records an outcome and queues inv for delivery after unlock. */
-static void finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
+void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 {
 	inv->err = err;
+	/* A timer's turn is over: the next tick may queue another. Every finish
+	 * of a queued invocation runs under its actor's shard lock. */
+	if (inv->timer >= 0 && inv->actor && inv->actor->timers)
+		inv->actor->timers->pending &= (uint8_t) ~(1u << inv->timer);
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
@@ -130,11 +93,52 @@ static void deliver(done_list *dl)
 		rev->done(rev);
 		rev = n;
 	}
+	while (dl->spawn) {
+		gw_inv *n = dl->spawn->next;
+		dl->spawn->next = NULL;
+		gw_runtime_invoke(dl->rt, dl->spawn);
+		dl->spawn = n;
+	}
+}
+
+/* submit_workflow hands a committed turn's workflow over: the routed
+ * child (which will complete inv) and the fire-and-forget ones. Returns
+ * true when inv is completed by the routed child (do not finish it). */
+static bool submit_workflow(done_list *dl, gw_runtime *rt, gw_inv *inv)
+{
+	bool routed = inv->wf_route != NULL;
+	if (inv->wf_route)
+		gwi_spawn_later(dl, rt, inv->wf_route);
+	while (inv->wf_fire) {
+		gw_inv *n = inv->wf_fire->next;
+		gwi_spawn_later(dl, rt, inv->wf_fire);
+		inv->wf_fire = n;
+	}
+	inv->wf_route = NULL;
+	return routed;
+}
+
+static void discard_workflow(gw_inv *inv)
+{
+	gw_wf wf = {.route = inv->wf_route, .fire = inv->wf_fire};
+	gwi_wf_discard(&wf);
+	inv->wf_route = inv->wf_fire = NULL;
+}
+
+void gwi_runtime_retry(gw_runtime *rt, gw_inv *inv, int64_t delay_ms)
+{
+	inv->retry_at_ms = gwi_now_ms() + delay_ms;
+	inv->err = GW_OK;
+	inv->msg[0] = 0;
+	pthread_mutex_lock(&rt->rmu);
+	inv->next = rt->retry;
+	rt->retry = inv;
+	pthread_mutex_unlock(&rt->rmu);
 }
 
 /* ---- shards and the actor table ------------------------------------------ */
 
-static uint32_t hash_key(const char *system, const char *name)
+uint32_t gwi_hash_key(const char *system, const char *name)
 {
 	uint32_t h = 2166136261u;
 	for (; *system; system++)
@@ -145,12 +149,12 @@ static uint32_t hash_key(const char *system, const char *name)
 	return h;
 }
 
-static gw_shard *shard_of(gw_runtime *rt, uint32_t h)
+gw_shard *gwi_shard_of(gw_runtime *rt, uint32_t h)
 {
 	return &rt->shards[(h >> 16 ^ h) % rt->nshards];
 }
 
-static gw_actor *table_find(gw_shard *s, uint32_t h, const char *system, const char *name)
+gw_actor *gwi_table_find(gw_shard *s, uint32_t h, const char *system, const char *name)
 {
 	for (gw_actor *a = s->buckets[h & (s->nbuckets - 1)]; a; a = a->hnext)
 		if (a->hash == h && !strcmp(a->name, name) && !strcmp(a->type->system, system))
@@ -192,6 +196,10 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 {
 	gw_wheel_disarm(&s->wheel, &a->idle_t);
 	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	if (a->timers) {
+		gw_wheel_disarm(&s->wheel, &a->timers->t);
+		free(a->timers);
+	}
 	table_remove(s, a);
 	gw_blob_rele(a->state);
 	gw_blob_rele(a->tags);
@@ -201,7 +209,7 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 	atomic_fetch_add(&s->rt->deactivations, 1);
 }
 
-static int64_t idle_ms(gw_runtime *rt, const gw_actor_settings *st)
+int64_t gwi_idle_ms(gw_runtime *rt, const gw_actor_settings *st)
 {
 	return st->deactivate_ms > 0 ? st->deactivate_ms : rt->o.deactivate_ms;
 }
@@ -211,7 +219,7 @@ static int64_t snap_ms(gw_runtime *rt, const gw_actor_settings *st)
 	return st->snapshot_ms > 0 ? st->snapshot_ms : rt->o.snapshot_ms;
 }
 
-static gw_actor_settings settings(gw_runtime *rt, gw_actor *a)
+gw_actor_settings gwi_settings(gw_runtime *rt, gw_actor *a)
 {
 	gw_actor_settings st;
 	gw_actor_type *t;
@@ -220,85 +228,9 @@ static gw_actor_settings settings(gw_runtime *rt, gw_actor *a)
 	return st;
 }
 
-/* ---- state encoding -------------------------------------------------------- */
-
-/* encode_state builds the persisted form (serialized spawn.actors.ActorState:
- * tags + Any) of the actor's current state. NULL when out of memory. */
-static gw_blob *encode_state(gw_actor *a)
-{
-	spawn_arena ar;
-	spawn_arena_init(&ar, 0);
-	Spawn__Actors__ActorState as = SPAWN__ACTORS__ACTOR_STATE__INIT;
-	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
-	Spawn__Actors__ActorState *tags = NULL;
-	if (a->tags) {
-		tags = spawn__actors__actor_state__unpack(&ar.pbc, a->tags->len, gw_blob_value(a->tags));
-		if (tags) {
-			as.n_tags = tags->n_tags;
-			as.tags = tags->tags;
-		}
-	}
-	if (a->state) {
-		any.type_url = (char *)gw_blob_type(a->state);
-		any.value.data = (uint8_t *)gw_blob_value(a->state);
-		any.value.len = a->state->len;
-		as.state = &any;
-	}
-	size_t n = spawn__actors__actor_state__get_packed_size(&as);
-	gw_blob *b = gw_blob_create(NULL, NULL, 0);
-	gw_blob_rele(b);
-	b = malloc(sizeof *b + 1 + n);
-	if (b) {
-		atomic_init(&b->refs, 1);
-		b->type_len = 0;
-		b->data[0] = 0;
-		b->len = n;
-		spawn__actors__actor_state__pack(&as, b->data + 1);
-	}
-	spawn_arena_fini(&ar);
-	return b;
-}
-
-/* decode_state splits a loaded ActorState into the actor's state and tags. */
-static gw_err decode_state(gw_actor *a, const gw_blob *stored)
-{
-	spawn_arena ar;
-	spawn_arena_init(&ar, 0);
-	gw_err err = GW_OK;
-	Spawn__Actors__ActorState *as =
-		spawn__actors__actor_state__unpack(&ar.pbc, stored->len, gw_blob_value(stored));
-	if (!as) {
-		err = GW_ECORRUPT;
-		goto out;
-	}
-	if (as->state) {
-		a->state = gw_blob_create(as->state->type_url, as->state->value.data,
-					  as->state->value.len);
-		if (!a->state)
-			err = GW_ENOMEM;
-	}
-	if (as->n_tags) {
-		Spawn__Actors__ActorState t = SPAWN__ACTORS__ACTOR_STATE__INIT;
-		t.n_tags = as->n_tags;
-		t.tags = as->tags;
-		size_t n = spawn__actors__actor_state__get_packed_size(&t);
-		uint8_t *buf = spawn_arena_alloc(&ar, n);
-		if (buf) {
-			spawn__actors__actor_state__pack(&t, buf);
-			a->tags = gw_blob_create(NULL, buf, n);
-		}
-		if (!a->tags)
-			err = GW_ENOMEM;
-	}
-out:
-	spawn_arena_fini(&ar);
-	return err;
-}
-
 /* ---- saves --------------------------------------------------------------- */
 
 static void save_done(void *arg, gw_err err);
-static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
 static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
 static void maybe_release_locked(gw_runtime *rt, gw_actor *a);
 
@@ -318,7 +250,7 @@ static void start_save_locked(gw_runtime *rt, gw_actor *a)
 {
 	if (a->in_save || !a->dirty || !a->stateful)
 		return;
-	gw_blob *enc = encode_state(a);
+	gw_blob *enc = gwi_encode_state(a);
 	if (!enc) {
 		GW_ERROR("actor %s/%s: out of memory encoding state", a->type->system, a->name);
 		return;
@@ -327,8 +259,8 @@ static void start_save_locked(gw_runtime *rt, gw_actor *a)
 	a->saving = gw_blob_hold(a->state);
 	flush_account(rt, 1, GW_OK);
 	gw_err err = gw_persist_save(rt->persist, a->type->system, a->name,
-				     a->state ? gw_blob_type(a->state) : "", enc, a->revision,
-				     a->epoch, save_done, a);
+	                             a->state ? gw_blob_type(a->state) : "", enc, a->revision,
+	                             a->epoch, save_done, a);
 	if (err) {
 		a->in_save = 0;
 		gw_blob_rele(a->saving);
@@ -362,7 +294,7 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	if (gw_persist_activate(rt->persist, a->type->system, a->name, load_done, a) != GW_OK) {
 		for (gw_inv *inv = a->mq_head, *n; inv; inv = n) {
 			n = inv->next;
-			finish(dl, inv, GW_ENOMEM, "cannot reactivate actor %s", a->name);
+			gwi_finish(dl, inv, GW_ENOMEM, "cannot reactivate actor %s", a->name);
 		}
 		a->mq_head = a->mq_tail = NULL;
 		a->qlen = 0;
@@ -382,7 +314,7 @@ static void save_done(void *arg, gw_err err)
 		/* Another gateway activated this actor (or wrote it) since we
 		 * loaded it: this activation is stale and must never write again. */
 		GW_WARN("actor %s/%s: %s; dropping this activation", a->type->system, a->name,
-			gw_strerror(err));
+		        gw_strerror(err));
 		gw_blob_rele(a->saving);
 		a->saving = NULL;
 		a->fenced = 1;
@@ -393,9 +325,11 @@ static void save_done(void *arg, gw_err err)
 			a->ckpt = 0;
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
-			finish(&dl, inv, GW_EFENCED,
-			       "actor %s is active on another gateway; its state was not changed",
-			       a->name);
+			discard_workflow(inv);
+			gwi_finish(
+			    &dl, inv, GW_EFENCED,
+			    "actor %s is active on another gateway; its state was not changed",
+			    a->name);
 			a->st = A_READY;
 		}
 		if (a->st == A_READY)
@@ -416,7 +350,7 @@ static void save_done(void *arg, gw_err err)
 	} else {
 		a->save_failures++;
 		GW_WARN("actor %s/%s: save of revision %llu failed: %s", a->type->system, a->name,
-			(unsigned long long)a->revision + 1, gw_strerror(err));
+		        (unsigned long long)a->revision + 1, gw_strerror(err));
 	}
 	if (a->ckpt && a->busy) {
 		if (err == GW_OK && !a->dirty) {
@@ -427,7 +361,8 @@ static void save_done(void *arg, gw_err err)
 			gw_blob_rele(a->ckpt_prev);
 			a->ckpt_prev = NULL;
 			inv->revision = a->revision;
-			finish(&dl, inv, GW_OK, NULL);
+			if (!submit_workflow(&dl, rt, inv))
+				gwi_finish(&dl, inv, GW_OK, NULL);
 			end_turn_locked(rt, a, &dl);
 		} else if (err != GW_OK) {
 			/* Never acknowledge without a durable write: roll back. */
@@ -440,8 +375,10 @@ static void save_done(void *arg, gw_err err)
 			a->dirty = a->ckpt_prev_dirty;
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
-			finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved: %s",
-			       a->name, gw_strerror(err));
+			discard_workflow(inv);
+			gwi_finish(&dl, inv, GW_EUNAVAIL,
+			           "state of actor %s could not be saved: %s", a->name,
+			           gw_strerror(err));
 			end_turn_locked(rt, a, &dl);
 		}
 	}
@@ -450,10 +387,10 @@ static void save_done(void *arg, gw_err err)
 	} else if (a->dirty && !gw_tnode_armed(&a->snap_t)) {
 		/* Retry with backoff: 100 ms doubling to 5 s. */
 		int64_t back = 100LL << (a->save_failures < 6 ? a->save_failures : 6);
-		gw_wheel_arm(&s->wheel, &a->snap_t, now_ms() + (back > 5000 ? 5000 : back));
+		gw_wheel_arm(&s->wheel, &a->snap_t, gwi_now_ms() + (back > 5000 ? 5000 : back));
 	}
 	if (a->st == A_READY)
-		dispatch_locked(rt, a, &dl);
+		gwi_dispatch_locked(rt, a, &dl);
 	maybe_release_locked(rt, a);
 	pthread_mutex_unlock(&s->mu);
 	deliver(&dl);
@@ -465,7 +402,7 @@ static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
 {
 	if (!a->deactivating)
 		return;
-	if (a->st != A_READY || a->mq_head || a->in_save || a->busy)
+	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight)
 		return;
 	if (a->dirty) {
 		start_save_locked(rt, a);
@@ -484,13 +421,14 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	if (err == GW_OK)
-		err = decode_state(a, stored);
+		err = gwi_decode_state(a, stored);
 	gw_blob_rele(stored);
 	if (err == GW_OK || err == GW_ENOTFOUND) {
 		a->revision = err == GW_OK ? revision : 0;
 		a->epoch = epoch;
 		a->st = A_READY;
-		dispatch_locked(rt, a, &dl);
+		gwi_timers_start_locked(rt, a);
+		gwi_dispatch_locked(rt, a, &dl);
 		pthread_mutex_unlock(&s->mu);
 		deliver(&dl);
 		return;
@@ -500,8 +438,8 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 	GW_WARN("actor %s/%s: activation failed: %s", a->type->system, a->name, gw_strerror(err));
 	for (gw_inv *inv = a->mq_head, *n; inv; inv = n) {
 		n = inv->next;
-		finish(&dl, inv, err == GW_ENOTFOUND ? GW_EIO : err,
-		       "actor %s could not be activated: %s", a->name, gw_strerror(err));
+		gwi_finish(&dl, inv, err == GW_ENOTFOUND ? GW_EIO : err,
+		           "actor %s could not be activated: %s", a->name, gw_strerror(err));
 	}
 	a->mq_head = a->mq_tail = NULL;
 	a->qlen = 0;
@@ -537,7 +475,7 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 	}
 	if (a->tags) {
 		Spawn__Actors__ActorState *t = spawn__actors__actor_state__unpack(
-			&ar.pbc, a->tags->len, gw_blob_value(a->tags));
+		    &ar.pbc, a->tags->len, gw_blob_value(a->tags));
 		if (t) {
 			ctx.n_tags = t->n_tags;
 			ctx.tags = (Spawn__Context__TagsEntry **)t->tags; /* same layout */
@@ -560,7 +498,7 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 	task.request_id = req_id;
 	task.invocation = &ai;
 	if (inv->deadline_ms)
-		task.deadline_unix_ms = spawn_wall_ms() + (inv->deadline_ms - now_ms());
+		task.deadline_unix_ms = spawn_wall_ms() + (inv->deadline_ms - gwi_now_ms());
 	Spawn__Gateway__V1__GatewayMessage gm = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__INIT;
 	gm.msg_case = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_INVOCATION;
 	gm.invocation = &task;
@@ -573,7 +511,7 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 /* restore_loaded: the revision a restore turn asked for was read; it
  * becomes the state and is saved like a checkpoint (invariant 4). */
 static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
-			   uint64_t epoch)
+                           uint64_t epoch)
 {
 	gw_inv *inv = arg;
 	gw_actor *a = inv->actor;
@@ -585,21 +523,21 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	gw_blob *old_state = a->state, *old_tags = a->tags;
 	a->state = a->tags = NULL;
 	if (err == GW_OK)
-		err = decode_state(a, stored);
+		err = gwi_decode_state(a, stored);
 	gw_blob_rele(stored);
 	if (err != GW_OK) {
 		gw_blob_rele(a->state);
 		gw_blob_rele(a->tags);
 		a->state = old_state;
 		a->tags = old_tags;
-		finish(&dl, inv, err, "revision %llu of actor %s: %s",
-		       (unsigned long long)inv->restore_rev, a->name,
-		       err == GW_ENOTFOUND ? "not kept" : gw_strerror(err));
+		gwi_finish(&dl, inv, err, "revision %llu of actor %s: %s",
+		           (unsigned long long)inv->restore_rev, a->name,
+		           err == GW_ENOTFOUND ? "not kept" : gw_strerror(err));
 		end_turn_locked(rt, a, &dl);
 		goto out;
 	}
 	GW_INFO("actor %s/%s: restoring revision %llu as a new revision", a->type->system, a->name,
-		(unsigned long long)revision);
+	        (unsigned long long)revision);
 	gw_blob_rele(old_tags);
 	a->ckpt = 1;
 	a->ckpt_prev = old_state;
@@ -613,7 +551,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 		a->ckpt_prev = NULL;
 		a->dirty = a->ckpt_prev_dirty;
 		a->ckpt = 0;
-		finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved", a->name);
+		gwi_finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved", a->name);
 		end_turn_locked(rt, a, &dl);
 	}
 out:
@@ -623,25 +561,25 @@ out:
 
 /* dispatch_locked sends the next invocation of a READY actor to a host,
  * failing the ones that cannot run. */
-static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
-	while (a->st == A_READY && a->mq_head) {
+	while (a->st == A_READY && a->mq_head && (!a->pooled || a->inflight < a->pool_max)) {
 		gw_inv *inv = a->mq_head;
 		a->mq_head = inv->next;
 		if (!a->mq_head)
 			a->mq_tail = NULL;
 		a->qlen--;
 		inv->next = NULL;
-		int64_t now = now_ms();
+		int64_t now = gwi_now_ms();
 		if (inv->deadline_ms && inv->deadline_ms <= now) {
-			finish(dl, inv, GW_ETIMEDOUT, "deadline passed while queued for actor %s",
-			       a->name);
+			gwi_finish(dl, inv, GW_ETIMEDOUT,
+			           "deadline passed while queued for actor %s", a->name);
 			continue;
 		}
 		if (inv->kind == GW_INV_RESTORE) {
 			if (gw_persist_read(rt->persist, a->type->system, a->name, inv->restore_rev,
-					    restore_loaded, inv) != GW_OK) {
-				finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
+			                    restore_loaded, inv) != GW_OK) {
+				gwi_finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
 				continue;
 			}
 			a->st = A_BUSY;
@@ -664,27 +602,35 @@ static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			}
 		}
 		if (err == GW_ENOTFOUND) {
-			finish(dl, inv, err, "actor %s has no action '%s'", a->name,
-			       inv->req->action_name);
+			gwi_finish(dl, inv, err, "actor %s has no action '%s'", a->name,
+			           inv->req->action_name);
 			continue;
 		}
 		if (err == GW_ETOOBIG) {
-			finish(dl, inv, err,
-			       "the invocation of %s with its state exceeds the message size limit",
-			       a->name);
+			gwi_finish(
+			    dl, inv, err,
+			    "the invocation of %s with its state exceeds the message size limit",
+			    a->name);
 			continue;
 		}
 		if (err == GW_ENOMEM) {
-			finish(dl, inv, err, "out of memory dispatching to actor %s", a->name);
+			gwi_finish(dl, inv, err, "out of memory dispatching to actor %s", a->name);
 			continue;
 		}
 		if (err) {
-			finish(dl, inv, err, "no host serving actor %s action '%s' is connected",
-			       a->name, inv->req->action_name);
+			gwi_finish(dl, inv, err,
+			           "no host serving actor %s action '%s' is connected", a->name,
+			           inv->req->action_name);
 			continue;
 		}
-		a->st = A_BUSY;
-		a->busy = inv;
+		if (a->pooled) {
+			a->inflight++; /* stays READY: more may run beside it */
+		} else {
+			a->st = A_BUSY;
+			a->busy = inv;
+		}
+		if (inv->timer < 0)
+			a->last_active_ms = now;
 		int64_t due = now + rt->o.host_timeout_ms;
 		if (inv->deadline_ms && inv->deadline_ms < due)
 			due = inv->deadline_ms;
@@ -693,6 +639,28 @@ static void dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
 		a->deactivating = 0;
 	}
+}
+
+/* pooled_end_locked ends one of a POOLED actor's parallel turns. */
+static void pooled_end_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+{
+	a->inflight--;
+	if (!a->inflight && !a->mq_head) {
+		gw_actor_settings st = gwi_settings(rt, a);
+		a->idle_t.kind = T_IDLE;
+		gw_wheel_arm(&a->shard->wheel, &a->idle_t,
+		             a->last_active_ms + gwi_idle_ms(rt, &st));
+	}
+	gwi_dispatch_locked(rt, a, dl);
+}
+
+/* turn_over_locked ends the turn of inv, whatever kind of actor ran it. */
+static void turn_over_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+{
+	if (a->pooled)
+		pooled_end_locked(rt, a, dl);
+	else
+		end_turn_locked(rt, a, dl);
 }
 
 /* end_turn_locked puts a BUSY actor back to READY and re-arms its idle
@@ -705,14 +673,16 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		reactivate_locked(rt, a, dl); /* may free a */
 		return;
 	}
-	gw_actor_settings st = settings(rt, a);
+	gw_actor_settings st = gwi_settings(rt, a);
 	a->idle_t.kind = T_IDLE;
-	gw_wheel_arm(&a->shard->wheel, &a->idle_t, now_ms() + idle_ms(rt, &st));
+	/* Timer turns do not keep an actor active: idle counts from the last
+	 * turn a caller asked for. */
+	gw_wheel_arm(&a->shard->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
 	if (a->dirty && a->stateful && !gw_tnode_armed(&a->snap_t)) {
 		a->snap_t.kind = T_SNAP;
-		gw_wheel_arm(&a->shard->wheel, &a->snap_t, now_ms() + snap_ms(rt, &st));
+		gw_wheel_arm(&a->shard->wheel, &a->snap_t, gwi_now_ms() + snap_ms(rt, &st));
 	}
-	dispatch_locked(rt, a, dl);
+	gwi_dispatch_locked(rt, a, dl);
 }
 
 /* resolve finds the actor type serving rq's actor:
@@ -724,25 +694,30 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
  * actor or NULL, *type and *st set. On error nothing is locked and msg says
  * why. */
 static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool need_action,
-		      gw_shard **sp, uint32_t *hp, gw_actor_type **type, gw_actor_settings *st,
-		      gw_actor **ap, char *msg, size_t n)
+                      gw_shard **sp, uint32_t *hp, gw_actor_type **type, gw_actor_settings *st,
+                      gw_actor **ap, char *msg, size_t n)
 {
 	const char *system = rq->system && rq->system->name ? rq->system->name : "";
-	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+	const char *name =
+	    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
 	const char *action = rq->action_name ? rq->action_name : "";
 	if (!system[0] || !name[0] || (need_action && !action[0])) {
-		snprintf(msg, n, need_action ? "system.name, actor.id.name and action_name are required"
-					     : "system.name and actor.id.name are required");
+		snprintf(msg, n,
+		         need_action ? "system.name, actor.id.name and action_name are required"
+		                     : "system.name and actor.id.name are required");
 		return GW_EINVAL;
 	}
 	*type = NULL;
 	memset(st, 0, sizeof *st);
 	const char *ref = rq->register_ref && rq->register_ref[0] ? rq->register_ref
-		: rq->actor->id->parent && rq->actor->id->parent[0] ? rq->actor->id->parent : NULL;
+	                  : rq->actor->id->parent && rq->actor->id->parent[0]
+	                      ? rq->actor->id->parent
+	                      : NULL;
 	if (gw_registry_lookup(rt->reg, system, name, type, st) == GW_OK) {
 		if (st->kind == SPAWN__ACTORS__KIND__UNNAMED) {
-			snprintf(msg, n, "actor '%s' is UNNAMED: invoke an instance of it (register_ref)",
-				 name);
+			snprintf(msg, n,
+			         "actor '%s' is UNNAMED: invoke an instance of it (register_ref)",
+			         name);
 			return GW_EINVAL;
 		}
 	} else if (ref) {
@@ -753,18 +728,18 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 		}
 		if (err) {
 			snprintf(msg, n, "cannot make '%s' an instance of '%s': %s", name, ref,
-				 err == GW_EINVAL ? "not an UNNAMED actor, or the name is taken"
-						  : gw_strerror(err));
+			         err == GW_EINVAL ? "not an UNNAMED actor, or the name is taken"
+			                          : gw_strerror(err));
 			return err;
 		}
 		gw_registry_lookup_instance(rt->reg, system, name, type, st);
 	} else {
 		gw_registry_lookup_instance(rt->reg, system, name, type, st);
 	}
-	uint32_t h = hash_key(system, name);
-	gw_shard *s = shard_of(rt, h);
+	uint32_t h = gwi_hash_key(system, name);
+	gw_shard *s = gwi_shard_of(rt, h);
 	pthread_mutex_lock(&s->mu);
-	gw_actor *a = table_find(s, h, system, name);
+	gw_actor *a = gwi_table_find(s, h, system, name);
 	if (!*type) {
 		pthread_mutex_unlock(&s->mu);
 		snprintf(msg, n, "actor '%s' not found in system '%s'", name, system);
@@ -784,6 +759,7 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 {
 	done_list dl = {0};
+	inv->rt = rt;
 	Spawn__InvocationRequest *rq = inv->req;
 	atomic_fetch_add_explicit(&rt->invocations, 1, memory_order_relaxed);
 	gw_shard *s;
@@ -792,13 +768,13 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 	gw_actor_settings st;
 	gw_actor *a;
 	gw_err err = resolve(rt, rq, inv->kind == GW_INV_CALL, &s, &h, &type, &st, &a, inv->msg,
-			     sizeof inv->msg);
+	                     sizeof inv->msg);
 	if (err)
 		return err;
 	if (inv->kind == GW_INV_RESTORE && !st.stateful) {
 		pthread_mutex_unlock(&s->mu);
 		snprintf(inv->msg, sizeof inv->msg, "actor %s is not stateful",
-			 rq->actor->id->name);
+		         rq->actor->id->name);
 		return GW_EINVAL;
 	}
 	const char *system = rq->system->name, *name = rq->actor->id->name;
@@ -815,6 +791,11 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		a->shard = s;
 		a->type = type;
 		a->stateful = st.stateful;
+		a->pooled = st.kind == SPAWN__ACTORS__KIND__POOLED;
+		a->pool_max = (uint16_t)(st.max_pool_size > 0
+		                             ? (st.max_pool_size < 65535 ? st.max_pool_size : 65535)
+		                             : rt->o.pool_max);
+		a->last_active_ms = gwi_now_ms();
 		a->st = a->stateful ? A_LOADING : A_READY;
 		if (a->stateful &&
 		    gw_persist_activate(rt->persist, system, a->name, load_done, a) != GW_OK) {
@@ -831,11 +812,13 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		s->buckets[h & (s->nbuckets - 1)] = a;
 		s->count++;
 		atomic_fetch_add_explicit(&rt->activations, 1, memory_order_relaxed);
+		if (!a->stateful)
+			gwi_timers_start_locked(rt, a);
 	}
 	if (a->qlen >= rt->o.mailbox_max) {
 		pthread_mutex_unlock(&s->mu);
-		snprintf(inv->msg, sizeof inv->msg, "mailbox of actor %s is full (%u waiting)", name,
-			 a->qlen);
+		snprintf(inv->msg, sizeof inv->msg, "mailbox of actor %s is full (%u waiting)",
+		         name, a->qlen);
 		return GW_EFULL;
 	}
 	inv->actor = a;
@@ -847,7 +830,7 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 	a->mq_tail = inv;
 	a->qlen++;
 	if (a->st == A_READY)
-		dispatch_locked(rt, a, &dl);
+		gwi_dispatch_locked(rt, a, &dl);
 	pthread_mutex_unlock(&s->mu);
 	deliver(&dl);
 	return GW_OK;
@@ -855,10 +838,11 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
+	inv->rt = rt;
 	gw_err err = gw_runtime_enqueue(rt, inv);
 	if (err) {
 		done_list dl = {0};
-		finish(&dl, inv, err, NULL);
+		gwi_finish(&dl, inv, err, NULL);
 		deliver(&dl);
 	}
 }
@@ -885,37 +869,58 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	if (res->outcome_case != SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE ||
 	    !res->response) {
 		const Spawn__Gateway__V1__HostError *he =
-			res->outcome_case == SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR
-				? res->error
-				: NULL;
+		    res->outcome_case == SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR
+		        ? res->error
+		        : NULL;
 		int code = he ? he->code : GRPC_STATUS_UNKNOWN;
 		if (code <= 0 || code > 16)
 			code = GRPC_STATUS_UNKNOWN;
 		inv->host_code = code;
-		finish(&dl, inv, GW_EHOST, "%s", he && he->message && he->message[0] ? he->message
-			: "the host returned no response");
-		end_turn_locked(rt, a, &dl);
+		gwi_finish(&dl, inv, GW_EHOST, "%s",
+		           he && he->message && he->message[0] ? he->message
+		                                               : "the host returned no response");
+		turn_over_locked(rt, a, &dl);
 		goto out;
 	}
 	const Spawn__ActorInvocationResponse *r = res->response;
 	/* The reply value, kept until the caller is answered. */
 	if (r->payload_case == SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE && r->value) {
-		inv->reply = gw_blob_create(r->value->type_url, r->value->value.data,
-					    r->value->value.len);
+		inv->reply =
+		    gw_blob_create(r->value->type_url, r->value->value.data, r->value->value.len);
 		if (!inv->reply) {
-			finish(&dl, inv, GW_ENOMEM, "reply of actor %s too large", a->name);
-			end_turn_locked(rt, a, &dl);
+			gwi_finish(&dl, inv, GW_ENOMEM, "reply of actor %s too large", a->name);
+			turn_over_locked(rt, a, &dl);
 			goto out;
 		}
+	}
+	if (r->workflow) {
+		gw_wf wf;
+		char wmsg[160];
+		gw_err werr = gwi_wf_build(rt->reg, inv, a->type->system, a->name, r->workflow,
+		                           inv->reply, &wf, wmsg, sizeof wmsg);
+		if (werr) {
+			gwi_finish(&dl, inv, werr, "%s", wmsg);
+			turn_over_locked(rt, a, &dl);
+			goto out;
+		}
+		inv->wf_route = wf.route;
+		inv->wf_fire = wf.fire;
+	}
+	if (a->pooled) {
+		/* Stateless and parallel: only the reply and the workflow count. */
+		if (!submit_workflow(&dl, rt, inv))
+			gwi_finish(&dl, inv, GW_OK, NULL);
+		pooled_end_locked(rt, a, &dl);
+		goto out;
 	}
 	const Spawn__Context *uc = r->updated_context;
 	gw_blob *prev = NULL;
 	bool prev_dirty = a->dirty;
 	if (uc && uc->state && !same_state(a->state, uc->state)) {
 		gw_blob *nb = gw_blob_create(uc->state->type_url, uc->state->value.data,
-					     uc->state->value.len);
+		                             uc->state->value.len);
 		if (!nb) {
-			finish(&dl, inv, GW_ENOMEM, "state of actor %s too large", a->name);
+			gwi_finish(&dl, inv, GW_ENOMEM, "state of actor %s too large", a->name);
 			end_turn_locked(rt, a, &dl);
 			goto out;
 		}
@@ -931,7 +936,8 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		uint8_t *buf = malloc(n ? n : 1);
 		if (buf) {
 			spawn__actors__actor_state__pack(&t, buf);
-			if (!a->tags || a->tags->len != n || memcmp(gw_blob_value(a->tags), buf, n)) {
+			if (!a->tags || a->tags->len != n ||
+			    memcmp(gw_blob_value(a->tags), buf, n)) {
 				gw_blob_rele(a->tags);
 				a->tags = gw_blob_create(NULL, buf, n);
 				a->dirty = 1;
@@ -955,14 +961,16 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 			a->ckpt = 0;
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
-			finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved",
-			       a->name);
+			discard_workflow(inv);
+			gwi_finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved",
+			           a->name);
 			end_turn_locked(rt, a, &dl);
 		}
 		goto out;
 	}
 	gw_blob_rele(prev);
-	finish(&dl, inv, GW_OK, NULL);
+	if (!submit_workflow(&dl, rt, inv))
+		gwi_finish(&dl, inv, GW_OK, NULL);
 	end_turn_locked(rt, a, &dl);
 out:
 	pthread_mutex_unlock(&s->mu);
@@ -978,74 +986,10 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
 	gw_host_rele(inv->host);
 	inv->host = NULL;
-	finish(&dl, inv, err, "%s", msg);
-	end_turn_locked(rt, a, &dl);
+	gwi_finish(&dl, inv, err, "%s", msg);
+	turn_over_locked(rt, a, &dl);
 	pthread_mutex_unlock(&s->mu);
 	deliver(&dl);
-}
-
-/* ---- reads without a host ------------------------------------------------------ */
-
-typedef struct read_req {
-	gw_read_fn fn;
-	void *user;
-} read_req;
-
-static void read_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
-{
-	read_req *r = arg;
-	(void)epoch;
-	gw_actor tmp; /* only state and tags are used by decode_state */
-	memset(&tmp, 0, sizeof tmp);
-	if (err == GW_OK)
-		err = decode_state(&tmp, stored);
-	gw_blob_rele(stored);
-	if (err == GW_OK)
-		r->fn(r->user, GW_OK, NULL, tmp.state, tmp.tags, revision, false, false);
-	else
-		r->fn(r->user, err, err == GW_ENOTFOUND ? "no stored state" : gw_strerror(err), NULL,
-		      NULL, 0, false, false);
-	gw_blob_rele(tmp.state);
-	gw_blob_rele(tmp.tags);
-	free(r);
-}
-
-gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uint64_t revision,
-		       gw_read_fn fn, void *user)
-{
-	if (revision == 0) {
-		uint32_t h = hash_key(system, name);
-		gw_shard *s = shard_of(rt, h);
-		pthread_mutex_lock(&s->mu);
-		gw_actor *a = table_find(s, h, system, name);
-		if (a && a->st != A_LOADING) {
-			gw_blob *st = gw_blob_hold(a->state), *tags = gw_blob_hold(a->tags);
-			uint64_t rev = a->revision;
-			bool dirty = a->dirty;
-			pthread_mutex_unlock(&s->mu);
-			fn(user, GW_OK, NULL, st, tags, rev, true, dirty);
-			gw_blob_rele(st);
-			gw_blob_rele(tags);
-			return GW_OK;
-		}
-		pthread_mutex_unlock(&s->mu);
-	}
-	read_req *r = malloc(sizeof *r);
-	if (!r)
-		return GW_ENOMEM;
-	r->fn = fn;
-	r->user = user;
-	if (gw_persist_read(rt->persist, system, name, revision, read_loaded, r) != GW_OK) {
-		free(r);
-		return GW_ENOMEM;
-	}
-	return GW_OK;
-}
-
-gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char *name,
-				 gw_list_cb fn, void *user)
-{
-	return gw_persist_list(rt->persist, system, name, fn, user);
 }
 
 /* ---- timers ----------------------------------------------------------------- */
@@ -1056,15 +1000,19 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 	case T_DEADLINE: {
 		gw_inv *inv = container_of(n, gw_inv, deadline_t);
 		gw_actor *a = inv->actor;
-		if (a->busy != inv || !inv->host || !gw_host_cancel(inv->host, inv->req_id))
+		if ((!a->pooled && a->busy != inv) || !inv->host ||
+		    !gw_host_cancel(inv->host, inv->req_id))
 			return; /* its result is being delivered right now */
 		gw_host_rele(inv->host);
 		inv->host = NULL;
-		finish(dl, inv, GW_ETIMEDOUT, "actor %s did not answer '%s' in time", a->name,
-		       inv->req->action_name);
-		end_turn_locked(rt, a, dl);
+		gwi_finish(dl, inv, GW_ETIMEDOUT, "actor %s did not answer '%s' in time", a->name,
+		           inv->req->action_name);
+		turn_over_locked(rt, a, dl);
 		return;
 	}
+	case T_TIMER:
+		gwi_timers_fire_locked(rt, container_of(n, actor_timers, t), dl);
+		return;
 	case T_SNAP: {
 		gw_actor *a = container_of(n, gw_actor, snap_t);
 		start_save_locked(rt, a);
@@ -1072,7 +1020,7 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 	}
 	case T_IDLE: {
 		gw_actor *a = container_of(n, gw_actor, idle_t);
-		if (a->st != A_READY || a->mq_head)
+		if (a->st != A_READY || a->mq_head || a->inflight)
 			return;
 		a->deactivating = 1;
 		maybe_release_locked(rt, a);
@@ -1097,7 +1045,27 @@ static void *timer_main(void *arg)
 		if (rt->stopping)
 			break;
 		pthread_mutex_unlock(&rt->tmu);
-		int64_t now = now_ms();
+		int64_t now = gwi_now_ms();
+		/* Resubmit fire-and-forget invocations whose retry is due. */
+		gw_inv *due = NULL;
+		pthread_mutex_lock(&rt->rmu);
+		for (gw_inv **pp = &rt->retry; *pp;) {
+			gw_inv *i = *pp;
+			if (i->retry_at_ms <= now) {
+				*pp = i->next;
+				i->next = due;
+				due = i;
+			} else {
+				pp = &i->next;
+			}
+		}
+		pthread_mutex_unlock(&rt->rmu);
+		while (due) {
+			gw_inv *n = due->next;
+			due->next = NULL;
+			gw_runtime_invoke(rt, due);
+			due = n;
+		}
 		for (size_t i = 0; i < rt->nshards; i++) {
 			gw_shard *s = &rt->shards[i];
 			done_list dl = {0};
@@ -1122,7 +1090,7 @@ static void *timer_main(void *arg)
 /* ---- lifecycle of the runtime ---------------------------------------------------- */
 
 gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_registry *registry,
-			 gw_persist *persist)
+                         gw_persist *persist)
 {
 	gw_runtime *rt = calloc(1, sizeof *rt);
 	if (!rt)
@@ -1138,13 +1106,15 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 		rt->o.snapshot_ms = 2000;
 	if (rt->o.host_timeout_ms <= 0)
 		rt->o.host_timeout_ms = 30000;
+	if (!rt->o.pool_max)
+		rt->o.pool_max = 16;
 	rt->reg = registry;
 	rt->persist = persist;
 	rt->nshards = rt->o.shards;
 	rt->shards = calloc(rt->nshards, sizeof *rt->shards);
 	if (!rt->shards)
 		goto fail;
-	int64_t now = now_ms();
+	int64_t now = gwi_now_ms();
 	for (size_t i = 0; i < rt->nshards; i++) {
 		gw_shard *s = &rt->shards[i];
 		pthread_mutex_init(&s->mu, NULL);
@@ -1164,6 +1134,7 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&rt->fmu, NULL);
 	pthread_cond_init(&rt->fcv, NULL);
+	pthread_mutex_init(&rt->rmu, NULL);
 	if (pthread_create(&rt->timer, NULL, timer_main, rt))
 		goto fail;
 	*out = rt;
@@ -1196,13 +1167,14 @@ void gw_runtime_destroy(gw_runtime *rt)
 				gw_actor *n = a->hnext;
 				for (gw_inv *inv = a->mq_head, *nx; inv; inv = nx) {
 					nx = inv->next;
-					finish(&dl, inv, GW_ESHUTDOWN, "gateway shutting down");
+					gwi_finish(&dl, inv, GW_ESHUTDOWN, "gateway shutting down");
 				}
 				a->mq_head = NULL;
 				gw_blob_rele(a->state);
 				gw_blob_rele(a->tags);
 				gw_blob_rele(a->saving);
 				gw_blob_rele(a->ckpt_prev);
+				free(a->timers);
 				free(a);
 				a = n;
 			}
@@ -1217,12 +1189,21 @@ void gw_runtime_destroy(gw_runtime *rt)
 	pthread_cond_destroy(&rt->tcv);
 	pthread_mutex_destroy(&rt->fmu);
 	pthread_cond_destroy(&rt->fcv);
+	while (rt->retry) {
+		gw_inv *n = rt->retry->next;
+		GW_ERROR("shutdown: side effect %s.%s dropped after %d retries",
+		         rt->retry->req->actor->id->name, rt->retry->req->action_name,
+		         rt->retry->retries);
+		gw_inv_destroy(rt->retry);
+		rt->retry = n;
+	}
+	pthread_mutex_destroy(&rt->rmu);
 	free(rt);
 }
 
 gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms)
 {
-	int64_t end = now_ms() + timeout_ms;
+	int64_t end = gwi_now_ms() + timeout_ms;
 	for (;;) {
 		size_t dirty = 0;
 		for (size_t i = 0; i < rt->nshards; i++) {
@@ -1237,7 +1218,7 @@ gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms)
 			pthread_mutex_unlock(&s->mu);
 		}
 		pthread_mutex_lock(&rt->fmu);
-		while (rt->saves_in_flight > 0 && now_ms() < end) {
+		while (rt->saves_in_flight > 0 && gwi_now_ms() < end) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += 50 * 1000000L;
@@ -1252,7 +1233,7 @@ gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms)
 		pthread_mutex_unlock(&rt->fmu);
 		if (!dirty && !inflight)
 			return GW_OK;
-		if (now_ms() >= end)
+		if (gwi_now_ms() >= end)
 			return last ? last : GW_ETIMEDOUT;
 	}
 }

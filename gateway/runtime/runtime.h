@@ -46,11 +46,12 @@ typedef struct gw_actor gw_actor;
 typedef struct gw_inv gw_inv;
 
 typedef struct gw_runtime_opts {
-	size_t shards;              /* 0 = 16 */
-	uint32_t mailbox_max;       /* per actor; 0 = 10000 */
-	int64_t deactivate_ms;      /* default idle timeout; 0 = 60000 */
-	int64_t snapshot_ms;        /* default snapshot interval; 0 = 2000 */
-	int64_t host_timeout_ms;    /* longest a host may take; 0 = 30000 */
+	size_t shards;           /* 0 = 16 */
+	uint32_t mailbox_max;    /* per actor; 0 = 10000 */
+	int64_t deactivate_ms;   /* default idle timeout; 0 = 60000 */
+	int64_t snapshot_ms;     /* default snapshot interval; 0 = 2000 */
+	int64_t host_timeout_ms; /* longest a host may take; 0 = 30000 */
+	uint16_t pool_max;       /* POOLED actors without max_pool_size; 0 = 16 */
 } gw_runtime_opts;
 
 /* Completion of an invocation. Called exactly once, on any thread, with
@@ -62,23 +63,29 @@ typedef void (*gw_inv_done_fn)(gw_inv *inv);
  * from gw_runtime_invoke until done runs. */
 struct gw_inv {
 	/* --- filled by the submitter --- */
-	spawn_arena arena;                 /* owns req and its strings */
-	Spawn__InvocationRequest *req;     /* in arena */
-	int64_t deadline_ms;               /* monotonic ms; 0 = none */
+	spawn_arena arena;             /* owns req and its strings */
+	Spawn__InvocationRequest *req; /* in arena */
+	int64_t deadline_ms;           /* monotonic ms; 0 = none */
 	gw_inv_done_fn done;
-	void *user;                        /* submitter's (e.g. the client call) */
-	int kind;                          /* GW_INV_CALL, or GW_INV_RESTORE */
-	uint64_t restore_rev;              /* GW_INV_RESTORE: the revision to restore */
+	void *user;           /* submitter's (e.g. the client call) */
+	int kind;             /* GW_INV_CALL, or GW_INV_RESTORE */
+	uint64_t restore_rev; /* GW_INV_RESTORE: the revision to restore */
+	uint8_t hops;         /* workflow depth (0 = a client's call) */
 	/* --- result, valid in done --- */
 	gw_err err;
-	char msg[160];                     /* error detail for the client */
-	int host_code;                     /* with GW_EHOST: the host's gRPC code */
-	gw_blob *reply;                    /* owned; NULL = no payload (Noop) */
-	uint64_t revision;                 /* GW_INV_RESTORE: the revision written */
+	char msg[160];     /* error detail for the client */
+	int host_code;     /* with GW_EHOST: the host's gRPC code */
+	gw_blob *reply;    /* owned; NULL = no payload (Noop) */
+	uint64_t revision; /* GW_INV_RESTORE: the revision written */
 	/* --- runtime private --- */
+	gw_runtime *rt;             /* set on submission */
+	uint8_t retries;            /* fire-and-forget retries so far */
+	int8_t timer;               /* >= 0: a timer action's turn (index) */
+	int64_t retry_at_ms;        /* gwi_runtime_retry: when to resubmit */
+	gw_inv *wf_route, *wf_fire; /* a workflow waiting for its turn's commit */
 	gw_inv *next;
 	gw_actor *actor;
-	gw_host *host;                     /* reference while dispatched */
+	gw_host *host; /* reference while dispatched */
 	uint64_t req_id;
 	gw_tnode deadline_t;
 };
@@ -94,7 +101,7 @@ void gw_inv_destroy(gw_inv *inv);
 /* gw_runtime_create builds the runtime over registry and persist
  * (both borrowed; they must outlive it) and starts its timer thread. */
 gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_registry *registry,
-			 gw_persist *persist);
+                         gw_persist *persist);
 
 /* gw_runtime_destroy stops the timer thread and frees every actor; call
  * gw_runtime_flush first to keep dirty state. Invocations still queued fail
@@ -114,7 +121,8 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv);
 
 /* Called by the host connection (server/host.c) when the result for a
  * dispatched invocation arrives. res is borrowed for the call. */
-void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__InvocationResult *res);
+void gw_runtime_result(gw_runtime *rt, gw_inv *inv,
+                       const Spawn__Gateway__V1__InvocationResult *res);
 
 /* Called by the host connection when a dispatched invocation will never
  * get a result (the host is gone): the caller gets err with msg, the
@@ -127,7 +135,7 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
  * call. active: the state came from memory (it may be newer than the
  * stored revision when dirty). */
 typedef void (*gw_read_fn)(void *user, gw_err err, const char *msg, const gw_blob *state,
-			   const gw_blob *tags, uint64_t revision, bool active, bool dirty);
+                           const gw_blob *tags, uint64_t revision, bool active, bool dirty);
 
 /* gw_runtime_read reports an actor's current state without invoking its
  * host: from memory when the actor is active, else from the statestore
@@ -135,11 +143,11 @@ typedef void (*gw_read_fn)(void *user, gw_err err, const char *msg, const gw_blo
  * and never fences). fn runs exactly once, on any thread, possibly before
  * this returns. Returns GW_OK, or GW_ENOMEM (fn will not run). */
 gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uint64_t revision,
-		       gw_read_fn fn, void *user);
+                       gw_read_fn fn, void *user);
 
 /* gw_runtime_list_revisions reports the revisions kept for an actor. */
 gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char *name,
-				 gw_list_cb fn, void *user);
+                                 gw_list_cb fn, void *user);
 
 /* A restore is an invocation of kind GW_INV_RESTORE submitted with
  * gw_runtime_invoke (req names system, actor and any registered action

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_WHEEL_SLOTS 1024u /* power of two */
+#define GW_WHEEL_SLOTS   1024u /* power of two */
 #define GW_WHEEL_TICK_MS 10
 
 typedef struct gw_tnode {

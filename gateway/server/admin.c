@@ -14,8 +14,8 @@ static bool ref_ok(gwi_ucall *c, const Spawn__Gateway__V1__ActorRef *r)
 {
 	if (r && r->system && r->system[0] && r->actor && r->actor[0])
 		return true;
-	gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "actor.system and actor.actor are required",
-			NULL);
+	gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
+	                "actor.system and actor.actor are required", NULL);
 	return false;
 }
 
@@ -45,14 +45,14 @@ static read_ctx *read_ctx_new(gwi_ucall *c, const char *system, const char *acto
 }
 
 static void view_reply(void *user, gw_err err, const char *msg, const gw_blob *state,
-		       const gw_blob *tags, uint64_t revision, bool active, bool dirty)
+                       const gw_blob *tags, uint64_t revision, bool active, bool dirty)
 {
 	read_ctx *r = user;
 	if (err) {
 		if (err == GW_ENOTFOUND) {
 			char m[200];
 			snprintf(m, sizeof m, "actor '%s' in system '%s': %s", r->actor, r->system,
-				 msg ? msg : "not found");
+			         msg ? msg : "not found");
 			reply_err(r->c, err, m);
 		} else {
 			reply_err(r->c, err, msg);
@@ -79,7 +79,7 @@ static void view_reply(void *user, gw_err err, const char *msg, const gw_blob *s
 	}
 	if (tags) {
 		Spawn__Actors__ActorState *t =
-			spawn__actors__actor_state__unpack(&ar.pbc, tags->len, gw_blob_value(tags));
+		    spawn__actors__actor_state__unpack(&ar.pbc, tags->len, gw_blob_value(tags));
 		if (t) {
 			/* map entries of ActorState and ActorStateView are wire-identical */
 			v.n_tags = t->n_tags;
@@ -197,10 +197,10 @@ static void key_rotation(gwi_ucall *c)
 void gwi_admin_handle(gwi_ucall *c)
 {
 	static const ProtobufCMessageDescriptor *const desc[GWI_M_COUNT] = {
-		[GWI_M_GET_STATE] = &spawn__gateway__v1__get_state_request__descriptor,
-		[GWI_M_LIST_REVISIONS] = &spawn__gateway__v1__actor_ref__descriptor,
-		[GWI_M_RESTORE] = &spawn__gateway__v1__restore_request__descriptor,
-		[GWI_M_KEY_ROTATION] = &spawn__gateway__v1__key_rotation_request__descriptor,
+	    [GWI_M_GET_STATE] = &spawn__gateway__v1__get_state_request__descriptor,
+	    [GWI_M_LIST_REVISIONS] = &spawn__gateway__v1__actor_ref__descriptor,
+	    [GWI_M_RESTORE] = &spawn__gateway__v1__restore_request__descriptor,
+	    [GWI_M_KEY_ROTATION] = &spawn__gateway__v1__key_rotation_request__descriptor,
 	};
 	ProtobufCMessage *m = NULL;
 	if (!c->payload || spawn_wire_unpack(desc[c->method], c->payload, NULL, &m)) {

@@ -40,7 +40,7 @@ typedef struct outmsg {
 } outmsg;
 
 typedef struct pend {
-	uint64_t id;   /* 0 = empty slot */
+	uint64_t id; /* 0 = empty slot */
 	gw_inv *inv;
 } pend;
 
@@ -337,7 +337,7 @@ static void host_close(gw_host *h, grpc_status_code code, const char *why)
 	if (prev == H_ACTIVE)
 		gw_registry_unbind_host(h->srv->reg, h);
 	GW_INFO("host %s (%s) disconnected%s%s", h->peer, h->system[0] ? h->system : "-",
-		why && why[0] ? ": " : "", why ? why : "");
+	        why && why[0] ? ": " : "", why ? why : "");
 	char msg[160];
 	snprintf(msg, sizeof msg, "the actor host %s went away during the invocation", h->peer);
 	for (size_t i = 0; i < pcap; i++)
@@ -397,24 +397,26 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m)
 		Spawn__RegistrationRequest *rr = m->registration;
 		const char *why = "registration carries no actor system";
 		gw_err err = rr && rr->actor_system
-				     ? gw_registry_register(h->srv->reg, h, rr->actor_system, &why)
-				     : GW_EINVAL;
+		                 ? gw_registry_register(h->srv->reg, h, rr->actor_system, &why)
+		                 : GW_EINVAL;
 		if (err) {
 			host_close(h, gw_err_status(err), why);
 			return false;
 		}
 		snprintf(h->system, sizeof h->system, "%s", rr->actor_system->name);
 		GW_INFO("host %s registered system '%s' (%zu actors)", h->peer, h->system,
-			rr->actor_system->registry->n_actors);
+		        rr->actor_system->registry->n_actors);
 		send_registration_reply(h);
 		return true;
 	}
 	if (m->msg_case != SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT || !m->result) {
-		host_close(h, GRPC_STATUS_INVALID_ARGUMENT, "HostMessage carries neither registration nor result");
+		host_close(h, GRPC_STATUS_INVALID_ARGUMENT,
+		           "HostMessage carries neither registration nor result");
 		return false;
 	}
 	if (atomic_load(&h->st) != H_ACTIVE) {
-		host_close(h, GRPC_STATUS_FAILED_PRECONDITION, "a result arrived before the registration");
+		host_close(h, GRPC_STATUS_FAILED_PRECONDITION,
+		           "a result arrived before the registration");
 		return false;
 	}
 	uint64_t id = m->result->request_id;
@@ -503,8 +505,8 @@ void gwi_host_request(gw_server *s, gwi_cq *q)
 	atomic_init(&h->st, H_ACCEPTING);
 	grpc_metadata_array_init(&h->md);
 	if (grpc_server_request_registered_call(s->server, s->m_connect, &h->call, &h->deadline,
-						&h->md, NULL, q->cq, q->cq,
-						&h->accept_tag) != GRPC_CALL_OK) {
+	                                        &h->md, NULL, q->cq, q->cq,
+	                                        &h->accept_tag) != GRPC_CALL_OK) {
 		h->call = NULL;
 		gw_host_rele(h);
 	}

@@ -26,8 +26,6 @@
 
 #define SLOTS_PER_CQ 64
 
-
-
 void gwi_calls_add(gw_server *s, bool host, long delta)
 {
 	pthread_mutex_lock(&s->mu);
@@ -40,7 +38,6 @@ void gwi_calls_add(gw_server *s, bool host, long delta)
 }
 
 static void ucall_tag(gwi_tag *t, bool ok);
-
 
 void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
 {
@@ -57,8 +54,8 @@ void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
 	c->method = method;
 	grpc_metadata_array_init(&c->md);
 	grpc_call_error e = grpc_server_request_registered_call(s->server, s->methods[method],
-								 &c->call, &c->deadline, &c->md,
-								 &c->payload, q->cq, q->cq, &c->tag);
+	                                                        &c->call, &c->deadline, &c->md,
+	                                                        &c->payload, q->cq, q->cq, &c->tag);
 	if (e != GRPC_CALL_OK) {
 		grpc_metadata_array_destroy(&c->md);
 		free(c);
@@ -80,7 +77,7 @@ static void ucall_free(gwi_ucall *c)
 }
 
 void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
-			const ProtobufCMessage *msg)
+                     const ProtobufCMessage *msg)
 {
 	c->phase = GWI_C_REPLYING;
 	if (msg && spawn_wire_pack(msg, &c->resp) != 0) {
@@ -104,8 +101,8 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 	op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	op->data.recv_close_on_server.cancelled = &c->cancelled;
 	op++;
-	grpc_call_error e = grpc_call_start_batch(c->call, c->ops, (size_t)(op - c->ops), &c->tag,
-						  NULL);
+	grpc_call_error e =
+	    grpc_call_start_batch(c->call, c->ops, (size_t)(op - c->ops), &c->tag, NULL);
 	if (e != GRPC_CALL_OK) {
 		GW_ERROR("start_batch for a reply failed: %d", e);
 		grpc_slice_unref(c->details);
@@ -130,7 +127,7 @@ static void invoke_done(gw_inv *inv)
 	gwi_ucall *c = inv->user;
 	if (inv->err != GW_OK) {
 		grpc_status_code code = inv->err == GW_EHOST ? (grpc_status_code)inv->host_code
-							     : gw_err_status(inv->err);
+		                                             : gw_err_status(inv->err);
 		gwi_ucall_reply(c, code, inv->msg[0] ? inv->msg : gw_strerror(inv->err), NULL);
 		gw_inv_destroy(inv);
 		return;
@@ -170,7 +167,7 @@ static void async_done(gw_inv *inv)
 {
 	if (inv->err != GW_OK)
 		GW_WARN("async invocation of %s.%s failed: %s", inv->req->actor->id->name,
-			inv->req->action_name, inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+		        inv->req->action_name, inv->msg[0] ? inv->msg : gw_strerror(inv->err));
 	gw_inv_destroy(inv);
 }
 
@@ -182,11 +179,11 @@ static void handle_invoke(gwi_ucall *c)
 		return;
 	}
 	ProtobufCMessage *m = NULL;
-	if (!c->payload ||
-	    spawn_wire_unpack(&spawn__invocation_request__descriptor, c->payload, &inv->arena, &m)) {
+	if (!c->payload || spawn_wire_unpack(&spawn__invocation_request__descriptor, c->payload,
+	                                     &inv->arena, &m)) {
 		gw_inv_destroy(inv);
 		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
-			    "request is not a valid spawn.InvocationRequest", NULL);
+		                "request is not a valid spawn.InvocationRequest", NULL);
 		return;
 	}
 	grpc_byte_buffer_destroy(c->payload);
@@ -198,7 +195,7 @@ static void handle_invoke(gwi_ucall *c)
 	if (rq->scheduled_to > 0) {
 		gw_inv_destroy(inv);
 		gwi_ucall_reply(c, GRPC_STATUS_UNIMPLEMENTED,
-			    "scheduled invocations (scheduled_to) are not supported yet", NULL);
+		                "scheduled invocations (scheduled_to) are not supported yet", NULL);
 		return;
 	}
 	if (!rq->async) {
@@ -213,7 +210,8 @@ static void handle_invoke(gwi_ucall *c)
 	inv->done = async_done;
 	gw_err err = gw_runtime_enqueue(c->srv->rt, inv);
 	if (err) {
-		gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err), NULL);
+		gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err),
+		                NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
@@ -231,9 +229,10 @@ static void handle_invoke(gwi_ucall *c)
 static void handle_spawn(gwi_ucall *c)
 {
 	ProtobufCMessage *m = NULL;
-	if (!c->payload || spawn_wire_unpack(&spawn__spawn_request__descriptor, c->payload, NULL, &m)) {
-		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid spawn.SpawnRequest",
-			    NULL);
+	if (!c->payload ||
+	    spawn_wire_unpack(&spawn__spawn_request__descriptor, c->payload, NULL, &m)) {
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
+		                "request is not a valid spawn.SpawnRequest", NULL);
 		return;
 	}
 	Spawn__SpawnRequest *rq = (Spawn__SpawnRequest *)m;
@@ -245,19 +244,20 @@ static void handle_spawn(gwi_ucall *c)
 	}
 	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
 		Spawn__Actors__ActorId *id = rq->actors[i];
-		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] || !id->parent ||
-		    !id->parent[0]) {
+		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] ||
+		    !id->parent || !id->parent[0]) {
 			code = GRPC_STATUS_INVALID_ARGUMENT;
-			snprintf(msg, sizeof msg, "actors[%zu]: name, system and parent are required", i);
+			snprintf(msg, sizeof msg,
+			         "actors[%zu]: name, system and parent are required", i);
 			break;
 		}
 		gw_err err = gw_registry_spawn(c->srv->reg, id->system, id->name, id->parent);
 		if (err) {
 			code = gw_err_status(err);
 			snprintf(msg, sizeof msg, "actors[%zu] '%s': %s", i, id->name,
-				 err == GW_ENOTFOUND ? "no such parent actor in that system"
-				 : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
-						     : gw_strerror(err));
+			         err == GW_ENOTFOUND ? "no such parent actor in that system"
+			         : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
+			                             : gw_strerror(err));
 		}
 	}
 	protobuf_c_message_free_unpacked(m, NULL);
@@ -302,7 +302,8 @@ static void *cq_main(void *arg)
 {
 	gwi_cq *q = arg;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(q->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		grpc_event ev =
+		    grpc_completion_queue_next(q->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type == GRPC_OP_COMPLETE && ev.tag)
@@ -312,7 +313,7 @@ static void *cq_main(void *arg)
 }
 
 gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt, gw_registry *reg,
-			char *why, size_t whylen)
+                        char *why, size_t whylen)
 {
 	gw_server *s = calloc(1, sizeof *s);
 	if (!s)
@@ -335,30 +336,36 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	grpc_arg args[] = {
-		{GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = s->o.max_message_bytes}},
-		{GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = s->o.max_message_bytes}},
-		/* Find hosts that vanished without closing their connection. */
-		{GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = 10000}},
-		{GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 5000}},
-		{GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
-		{GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, {.integer = 1000}},
-		{GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PING_STRIKES, {.integer = 0}},
+	    {GRPC_ARG_INTEGER,
+	     GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+	     {.integer = s->o.max_message_bytes}},
+	    {GRPC_ARG_INTEGER,
+	     GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+	     {.integer = s->o.max_message_bytes}},
+	    /* Find hosts that vanished without closing their connection. */
+	    {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = 10000}},
+	    {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 5000}},
+	    {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+	    {GRPC_ARG_INTEGER,
+	     GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+	     {.integer = 1000}},
+	    {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PING_STRIKES, {.integer = 0}},
 	};
 	grpc_channel_args ca = {sizeof args / sizeof args[0], args};
 	s->server = grpc_server_create(&ca, NULL);
 	static const char *const paths[GWI_M_COUNT] = {
-		[GWI_M_INVOKE] = "/spawn.gateway.v1.ActorGateway/Invoke",
-		[GWI_M_SPAWN] = "/spawn.gateway.v1.ActorGateway/Spawn",
-		[GWI_M_GET_STATE] = "/spawn.gateway.v1.Admin/GetState",
-		[GWI_M_LIST_REVISIONS] = "/spawn.gateway.v1.Admin/ListRevisions",
-		[GWI_M_RESTORE] = "/spawn.gateway.v1.Admin/Restore",
-		[GWI_M_KEY_ROTATION] = "/spawn.gateway.v1.Admin/KeyRotation",
+	    [GWI_M_INVOKE] = "/spawn.gateway.v1.ActorGateway/Invoke",
+	    [GWI_M_SPAWN] = "/spawn.gateway.v1.ActorGateway/Spawn",
+	    [GWI_M_GET_STATE] = "/spawn.gateway.v1.Admin/GetState",
+	    [GWI_M_LIST_REVISIONS] = "/spawn.gateway.v1.Admin/ListRevisions",
+	    [GWI_M_RESTORE] = "/spawn.gateway.v1.Admin/Restore",
+	    [GWI_M_KEY_ROTATION] = "/spawn.gateway.v1.Admin/KeyRotation",
 	};
 	for (int m = 0; m < GWI_M_COUNT; m++)
-		s->methods[m] = grpc_server_register_method(s->server, paths[m], NULL,
-							    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-	s->m_connect = grpc_server_register_method(s->server, "/spawn.gateway.v1.HostGateway/Connect",
-						   NULL, GRPC_SRM_PAYLOAD_NONE, 0);
+		s->methods[m] = grpc_server_register_method(
+		    s->server, paths[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	s->m_connect = grpc_server_register_method(
+	    s->server, "/spawn.gateway.v1.HostGateway/Connect", NULL, GRPC_SRM_PAYLOAD_NONE, 0);
 	s->ncq = s->o.threads;
 	s->cqs = calloc((size_t)s->ncq, sizeof *s->cqs);
 	s->ports = calloc(o->n_listen ? o->n_listen : 1, sizeof *s->ports);
@@ -452,7 +459,7 @@ void gw_server_shutdown(gw_server *s)
 	grpc_server_shutdown_and_notify(s->server, s->cqs[0].cq, &s->shutdown_tag);
 	if (!wait_calls(s, false, s->o.drain_ms))
 		GW_WARN("shutdown: client calls still running after %lld ms; cancelling",
-			(long long)s->o.drain_ms);
+		        (long long)s->o.drain_ms);
 	grpc_server_cancel_all_calls(s->server);
 	if (!wait_calls(s, true, 10000))
 		GW_WARN("shutdown: calls did not finish in 10 s");
@@ -482,9 +489,9 @@ void gw_server_destroy(gw_server *s)
 	for (int i = 0; s->cqs && i < s->ncq; i++)
 		if (s->cqs[i].cq) {
 			if (!s->started)
-				while (grpc_completion_queue_next(s->cqs[i].cq,
-								  gpr_inf_future(GPR_CLOCK_MONOTONIC),
-								  NULL).type != GRPC_QUEUE_SHUTDOWN)
+				while (grpc_completion_queue_next(
+				           s->cqs[i].cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL)
+				           .type != GRPC_QUEUE_SHUTDOWN)
 					;
 			grpc_completion_queue_destroy(s->cqs[i].cq);
 		}

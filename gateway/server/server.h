@@ -19,18 +19,18 @@
 typedef struct gw_server gw_server;
 
 typedef struct gw_server_opts {
-	const char *const *listen;  /* borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock" */
+	const char *const *listen; /* borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock" */
 	size_t n_listen;
-	int threads;                /* completion-queue threads; 0 = CPUs in the affinity mask */
-	int max_message_bytes;      /* receive and send bound; 0 = 4 MiB */
-	int64_t drain_ms;           /* graceful stop: wait for client calls; 0 = 5000 */
+	int threads;           /* completion-queue threads; 0 = CPUs in the affinity mask */
+	int max_message_bytes; /* receive and send bound; 0 = 4 MiB */
+	int64_t drain_ms;      /* graceful stop: wait for client calls; 0 = 5000 */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed
  * and must outlive the server. Returns GW_OK, GW_ECONFIG (an address could
  * not be bound: *why names it) or GW_ENOMEM. */
 gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt, gw_registry *reg,
-			char *why, size_t whylen);
+                        char *why, size_t whylen);
 
 /* gw_server_port returns the TCP port bound for listen address i (useful
  * with port 0), or 0 for unix sockets. */

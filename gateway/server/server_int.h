@@ -28,10 +28,10 @@ struct gw_server {
 	grpc_server *server;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[6];                      /* registered unary methods (GWI_M_*) */
-	void *m_connect;                       /* registered HostGateway.Connect */
-	gw_runtime *rt;                        /* borrowed */
-	gw_registry *reg;                      /* borrowed */
+	void *methods[6]; /* registered unary methods (GWI_M_*) */
+	void *m_connect;  /* registered HostGateway.Connect */
+	gw_runtime *rt;   /* borrowed */
+	gw_registry *reg; /* borrowed */
 	int *ports;
 	atomic_bool shutting_down;
 	/* live call accounting, for shutdown */
@@ -39,8 +39,8 @@ struct gw_server {
 	pthread_cond_t cv;
 	long client_calls, host_calls;
 	bool started;
-	gwi_tag shutdown_tag;                  /* server shutdown notification */
-	bool shutdown_done;                    /* guarded by mu */
+	gwi_tag shutdown_tag; /* server shutdown notification */
+	bool shutdown_done;   /* guarded by mu */
 };
 
 void gwi_calls_add(struct gw_server *s, bool host, long delta);
@@ -68,8 +68,8 @@ typedef struct gwi_ucall {
 	grpc_call *call;
 	gpr_timespec deadline;
 	grpc_metadata_array md;
-	grpc_byte_buffer *payload;   /* owned: the request message */
-	grpc_byte_buffer *resp;      /* owned: the reply being sent */
+	grpc_byte_buffer *payload; /* owned: the request message */
+	grpc_byte_buffer *resp;    /* owned: the reply being sent */
 	grpc_slice details;
 	int cancelled;
 	grpc_op ops[4];
@@ -82,7 +82,7 @@ void gwi_ucall_request(struct gw_server *s, gwi_cq *q, int method);
  * and msg (borrowed; packed here) when code is OK. Any thread. After it the
  * call belongs to its completion. */
 void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
-		     const ProtobufCMessage *msg);
+                     const ProtobufCMessage *msg);
 
 /* admin.c: the spawn.gateway.v1.Admin methods. */
 void gwi_admin_handle(gwi_ucall *c);

@@ -234,7 +234,16 @@ static int64_t task_state(size_t i)
 }
 
 /* answer task i: new state (or -1 to send none), reply value, checkpoint */
+static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint,
+		      Spawn__Workflow *wf);
+
 static void answer(size_t i, int64_t state, int64_t reply, bool checkpoint)
+{
+	answer_wf(i, state, reply, checkpoint, NULL);
+}
+
+static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint,
+		      Spawn__Workflow *wf)
 {
 	pthread_mutex_lock(&host.mu);
 	ck_assert(!host.tasks[i].answered);
@@ -257,6 +266,7 @@ static void answer(size_t i, int64_t state, int64_t reply, bool checkpoint)
 	r.payload_case = SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE;
 	r.value = &rp;
 	r.checkpoint = checkpoint;
+	r.workflow = wf;
 	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
 	res.request_id = id;
 	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
@@ -885,6 +895,271 @@ START_TEST(a_restore_makes_an_old_revision_current_as_a_new_revision)
 }
 END_TEST
 
+/* ---- workflows, timers, pooled actors -------------------------------------------- */
+
+static const char *task_actor(size_t i)
+{
+	const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
+	return ai ? ai->actor->name : "";
+}
+
+static const char *task_action(size_t i)
+{
+	const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
+	return ai ? ai->action_name : "";
+}
+
+START_TEST(pipe_answers_the_caller_with_the_next_action_fed_with_the_reply)
+{
+	invoke("a1", 5, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	Spawn__Pipe pipe = SPAWN__PIPE__INIT;
+	pipe.actor = "a2";
+	pipe.action_name = "Add";
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.routing_case = SPAWN__WORKFLOW__ROUTING_PIPE;
+	wf.pipe = &pipe;
+	answer_wf(0, 1, 42, false, &wf);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_str_eq(task_actor(1), "a2");
+	ck_assert_int_eq(task_payload(1), 42); /* a1's reply is a2's input */
+	const Spawn__ActorInvocation *ai = fake_task_inv(&host, 1);
+	ck_assert_str_eq(ai->caller->name, "a1");
+	ck_assert_int_eq(outs_count(), 0); /* the caller still waits */
+	answer(1, 1, 99, false);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	ck_assert_int_eq(outs[0].reply, 99);
+	ck_assert_int_eq(outs[0].tag, 1);
+}
+END_TEST
+
+START_TEST(forward_passes_the_input_on)
+{
+	invoke("a1", 5, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	Spawn__Forward fw = SPAWN__FORWARD__INIT;
+	fw.actor = "a2";
+	fw.action_name = "Get";
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.routing_case = SPAWN__WORKFLOW__ROUTING_FORWARD;
+	wf.forward = &fw;
+	answer_wf(0, 1, 42, true, &wf); /* after the checkpoint commits */
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_str_eq(task_actor(1), "a2");
+	ck_assert_str_eq(task_action(1), "Get");
+	ck_assert_int_eq(task_payload(1), 5); /* the caller's input */
+	ck_assert_int_eq(stored_revision("a1", NULL), 1);
+	answer(1, 1, 7, false);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].reply, 7);
+}
+END_TEST
+
+START_TEST(side_effects_run_after_the_reply_without_blocking_it)
+{
+	invoke("a1", 5, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	/* the effect: a3.Add(11), written as a full InvocationRequest */
+	int64_t v = 11;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = "type.googleapis.com/test.Add";
+	any.value.data = (uint8_t *)&v;
+	any.value.len = 8;
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	sys.name = SYS;
+	Spawn__Actors__ActorId id = SPAWN__ACTORS__ACTOR_ID__INIT;
+	id.name = "a3";
+	Spawn__Actors__Actor act = SPAWN__ACTORS__ACTOR__INIT;
+	act.id = &id;
+	Spawn__InvocationRequest rq = SPAWN__INVOCATION_REQUEST__INIT;
+	rq.system = &sys;
+	rq.actor = &act;
+	rq.action_name = "Add";
+	rq.payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
+	rq.value = &any;
+	Spawn__SideEffect se = SPAWN__SIDE_EFFECT__INIT, *sep[] = {&se, &se};
+	se.request = &rq;
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.n_effects = 2;
+	wf.effects = sep;
+	answer_wf(0, 1, 42, false, &wf);
+	ck_assert(wait_outs(1)); /* answered without waiting for the effects */
+	ck_assert_int_eq(outs[0].reply, 42);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_str_eq(task_actor(1), "a3");
+	ck_assert_int_eq(task_payload(1), 11);
+	ck_assert_str_eq(fake_task_inv(&host, 1)->caller->name, "a1");
+	answer(1, 11, 0, false);
+	ck_assert(fake_host_wait(&host, 3)); /* the second effect, in a3's mailbox order */
+	ck_assert_int_eq(task_state(2), 11);
+}
+END_TEST
+
+START_TEST(a_pipe_cycle_is_cut_by_the_hop_limit)
+{
+	invoke("a1", 1, 1);
+	Spawn__Pipe pipe = SPAWN__PIPE__INIT;
+	pipe.actor = "a1";
+	pipe.action_name = "Add";
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.routing_case = SPAWN__WORKFLOW__ROUTING_PIPE;
+	wf.pipe = &pipe;
+	size_t i = 0;
+	while (outs_count() == 0 && i < 100) {
+		ck_assert(fake_host_wait(&host, i + 1));
+		answer_wf(i, (int64_t)i, (int64_t)i, false, &wf);
+		i++;
+	}
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_EINVAL);
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "hops"));
+	ck_assert_int_eq(i, 17); /* the client's call plus 16 hops */
+}
+END_TEST
+
+static void register_special(void)
+{
+	/* s1, s2 subscribe to "news" (s1 with action Get, s2 with the default
+	 * "receive"); "tick" has a 20 ms timer action; "pool" is POOLED (3). */
+	static Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT,
+				     get = SPAWN__ACTORS__ACTION__INIT,
+				     recv = SPAWN__ACTORS__ACTION__INIT;
+	add.name = "Add";
+	get.name = "Get";
+	recv.name = "receive";
+	static Spawn__Actors__Action *acts[] = {&add, &get, &recv};
+	static Spawn__Actors__Channel c1 = SPAWN__ACTORS__CHANNEL__INIT, c2 = SPAWN__ACTORS__CHANNEL__INIT;
+	c1.topic = "news";
+	c1.action = "Get";
+	c2.topic = "news";
+	static Spawn__Actors__Channel *cg1[] = {&c1}, *cg2[] = {&c2};
+	static Spawn__Actors__Metadata m1 = SPAWN__ACTORS__METADATA__INIT,
+				       m2 = SPAWN__ACTORS__METADATA__INIT;
+	m1.n_channel_group = 1;
+	m1.channel_group = cg1;
+	m2.n_channel_group = 1;
+	m2.channel_group = cg2;
+	static Spawn__Actors__FixedTimerAction ta = SPAWN__ACTORS__FIXED_TIMER_ACTION__INIT;
+	ta.seconds = 20; /* milliseconds, as in Spawn */
+	ta.action = &add;
+	static Spawn__Actors__FixedTimerAction *tas[] = {&ta};
+	static Spawn__Actors__ActorSettings named = SPAWN__ACTORS__ACTOR_SETTINGS__INIT,
+					    pooled = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
+	named.kind = SPAWN__ACTORS__KIND__NAMED;
+	named.stateful = true;
+	pooled.kind = SPAWN__ACTORS__KIND__POOLED;
+	pooled.max_pool_size = 3;
+	static const char *names[] = {"s1", "s2", "tick", "pool"};
+	static Spawn__Actors__ActorId ids[4];
+	static Spawn__Actors__Actor actors[4];
+	static Spawn__Actors__Registry__ActorsEntry e[4], *ep[4];
+	for (int i = 0; i < 4; i++) {
+		spawn__actors__actor_id__init(&ids[i]);
+		ids[i].name = (char *)names[i];
+		spawn__actors__actor__init(&actors[i]);
+		actors[i].id = &ids[i];
+		actors[i].settings = i == 3 ? &pooled : &named;
+		actors[i].n_actions = 3;
+		actors[i].actions = acts;
+		spawn__actors__registry__actors_entry__init(&e[i]);
+		e[i].key = (char *)names[i];
+		e[i].value = &actors[i];
+		ep[i] = &e[i];
+	}
+	actors[0].metadata = &m1;
+	actors[1].metadata = &m2;
+	actors[2].n_timer_actions = 1;
+	actors[2].timer_actions = tas;
+	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
+	r.n_actors = 4;
+	r.actors = ep;
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	sys.name = SYS;
+	sys.registry = &r;
+	const char *why;
+	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, &why), GW_OK);
+}
+
+START_TEST(broadcast_reaches_every_subscriber_of_the_channel)
+{
+	register_special();
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	int64_t v = 3;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = "type.googleapis.com/test.News";
+	any.value.data = (uint8_t *)&v;
+	any.value.len = 8;
+	Spawn__Broadcast b = SPAWN__BROADCAST__INIT;
+	b.channel_group = "news";
+	b.payload_case = SPAWN__BROADCAST__PAYLOAD_VALUE;
+	b.value = &any;
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.broadcast = &b;
+	answer_wf(0, 1, 1, false, &wf);
+	ck_assert(fake_host_wait(&host, 3));
+	bool got1 = false, got2 = false;
+	for (size_t i = 1; i < 3; i++) {
+		ck_assert_int_eq(task_payload(i), 3);
+		if (!strcmp(task_actor(i), "s1")) {
+			got1 = true;
+			ck_assert_str_eq(task_action(i), "Get");
+		} else if (!strcmp(task_actor(i), "s2")) {
+			got2 = true;
+			ck_assert_str_eq(task_action(i), "receive");
+		}
+	}
+	ck_assert(got1 && got2);
+}
+END_TEST
+
+START_TEST(timer_actions_run_while_active_one_at_a_time)
+{
+	register_special();
+	invoke("tick", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 1, 1, false);
+	ck_assert(wait_outs(1));
+	/* the timer's turn arrives by itself, with the state and no payload */
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_str_eq(task_actor(1), "tick");
+	ck_assert_str_eq(task_action(1), "Add");
+	ck_assert_int_eq(task_state(1), 1);
+	ck_assert_int_eq(fake_task_inv(&host, 1)->payload_case, SPAWN__ACTOR_INVOCATION__PAYLOAD_NOOP);
+	/* while that turn runs, later ticks do not pile up behind it */
+	struct timespec ts = {0, 100 * 1000000L};
+	nanosleep(&ts, NULL); /* five periods: proves an absence, not a readiness */
+	ck_assert_int_eq(host.ntasks, 2);
+	answer(1, 2, 0, false);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(task_state(2), 2);
+}
+END_TEST
+
+START_TEST(pooled_actors_run_up_to_their_pool_size_in_parallel)
+{
+	register_special();
+	for (int i = 0; i < 5; i++)
+		invoke("pool", i, i);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(host.ntasks, 3); /* max_pool_size */
+	answer(1, -1, 10, false);
+	ck_assert(fake_host_wait(&host, 4));
+	ck_assert_int_eq(host.ntasks, 4);
+	answer(0, -1, 11, false);
+	answer(2, -1, 12, false);
+	answer(3, -1, 13, false);
+	ck_assert(fake_host_wait(&host, 5));
+	answer(4, -1, 14, false);
+	ck_assert(wait_outs(5));
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(outs[i].err, GW_OK);
+	ck_assert_int_eq(gw_runtime_flush(rt, 1000), GW_OK);
+	ck_assert_int_eq(stored_revision("pool", NULL), 0); /* stateless */
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	Suite *s = suite_create("runtime");
@@ -912,6 +1187,13 @@ static Suite *runtime_suite(void)
 		{"fencing", a_fenced_activation_refuses_its_checkpoint_and_reloads_the_newer_state},
 		{"read", state_is_read_without_a_host_from_memory_or_the_store},
 		{"restore", a_restore_makes_an_old_revision_current_as_a_new_revision},
+		{"pipe", pipe_answers_the_caller_with_the_next_action_fed_with_the_reply},
+		{"forward", forward_passes_the_input_on},
+		{"effects", side_effects_run_after_the_reply_without_blocking_it},
+		{"hops", a_pipe_cycle_is_cut_by_the_hop_limit},
+		{"broadcast", broadcast_reaches_every_subscriber_of_the_channel},
+		{"timers", timer_actions_run_while_active_one_at_a_time},
+		{"pooled", pooled_actors_run_up_to_their_pool_size_in_parallel},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -1,0 +1,113 @@
+/* runtime_int.h - what the runtime's files share (runtime.c, state.c,
+ * timers.c). Not an interface: everything here runs under the rules of
+ * runtime.c (functions named *_locked hold the actor's shard lock). */
+#ifndef GW_RUNTIME_INT_H
+#define GW_RUNTIME_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "runtime.h"
+
+#define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
+
+enum { A_LOADING, A_READY, A_BUSY };
+enum { T_IDLE = 1, T_SNAP, T_DEADLINE, T_TIMER };
+
+typedef struct gw_shard gw_shard;
+
+/* Timer actions of one active actor (allocated only for types that have
+ * timers). */
+typedef struct actor_timers {
+	gw_tnode t; /* armed at the earliest due time */
+	gw_actor *a;
+	uint8_t pending; /* bit i: timer i's turn is queued or running */
+	int n;
+	int64_t due[GW_MAX_TIMERS];
+	int64_t period[GW_MAX_TIMERS];
+	char name[GW_MAX_TIMERS][64];
+} actor_timers;
+
+struct gw_actor {
+	gw_actor *hnext; /* hash chain */
+	gw_shard *shard;
+	gw_actor_type *type;       /* stable for the process lifetime */
+	gw_blob *state;            /* owned ref: Any contents (type URL + value); NULL = none */
+	gw_blob *tags;             /* owned ref: serialized ActorState holding only tags */
+	gw_blob *saving;           /* owned ref: the state a save in flight captured */
+	gw_blob *ckpt_prev;        /* owned ref: state to restore if a checkpoint fails */
+	gw_inv *mq_head, *mq_tail; /* mailbox (FIFO) */
+	gw_inv *busy;              /* the invocation in flight */
+	uint64_t revision;         /* stored revision; 0 = never saved */
+	uint64_t epoch;            /* activation epoch from the store (fencing) */
+	gw_tnode idle_t, snap_t;
+	actor_timers *timers;   /* owned; NULL when the type has none */
+	int64_t last_active_ms; /* last turn that was not a timer's (idle timeout) */
+	uint32_t hash, qlen;
+	uint8_t st;
+	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, ckpt_prev_dirty : 1,
+	    stateful : 1, fenced : 1, pooled : 1;
+	uint16_t save_failures;
+	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
+	char name[];                 /* the actor's name; system is type->system */
+};
+
+struct gw_shard {
+	pthread_mutex_t mu;
+	gw_actor **buckets;
+	size_t nbuckets, count;
+	gw_wheel wheel;
+	gw_runtime *rt;
+};
+
+struct gw_runtime {
+	gw_runtime_opts o;
+	gw_registry *reg;    /* borrowed */
+	gw_persist *persist; /* borrowed */
+	gw_shard *shards;
+	size_t nshards;
+	pthread_t timer;
+	pthread_mutex_t tmu;
+	pthread_cond_t tcv;
+	bool stopping;
+	/* flush accounting */
+	pthread_mutex_t fmu;
+	pthread_cond_t fcv;
+	long saves_in_flight;
+	gw_err last_save_err;
+	atomic_uint_fast64_t invocations, activations, deactivations;
+	/* fire-and-forget invocations waiting for a retry (timer thread) */
+	pthread_mutex_t rmu;
+	gw_inv *retry;
+};
+
+/* What a locked section decided, delivered after the lock is released:
+ * completions (done callbacks) and new invocations (workflows, timers). */
+typedef struct done_list {
+	gw_inv *head;
+	gw_inv *spawn;
+	gw_runtime *rt;
+} done_list;
+
+/* runtime.c */
+int64_t gwi_now_ms(void);
+void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void gwi_spawn_later(done_list *dl, gw_runtime *rt, gw_inv *inv);
+uint32_t gwi_hash_key(const char *system, const char *name);
+gw_shard *gwi_shard_of(gw_runtime *rt, uint32_t h);
+gw_actor *gwi_table_find(gw_shard *s, uint32_t h, const char *system, const char *name);
+gw_actor_settings gwi_settings(gw_runtime *rt, gw_actor *a);
+int64_t gwi_idle_ms(gw_runtime *rt, const gw_actor_settings *st);
+void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+
+/* state.c: the persisted form of a state (spawn.actors.ActorState) */
+gw_blob *gwi_encode_state(gw_actor *a);
+gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored);
+
+/* timers.c: timer actions of active actors */
+void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);
+void gwi_timers_fire_locked(gw_runtime *rt, actor_timers *t, done_list *dl);
+
+#endif

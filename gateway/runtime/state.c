@@ -1,0 +1,147 @@
+/* state.c - the persisted form of an actor's state, and reads of it that
+ * involve no host. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "runtime_int.h"
+
+/* ---- state encoding -------------------------------------------------------- */
+
+/* encode_state builds the persisted form (serialized spawn.actors.ActorState:
+ * tags + Any) of the actor's current state. NULL when out of memory. */
+gw_blob *gwi_encode_state(gw_actor *a)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	Spawn__Actors__ActorState as = SPAWN__ACTORS__ACTOR_STATE__INIT;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	Spawn__Actors__ActorState *tags = NULL;
+	if (a->tags) {
+		tags = spawn__actors__actor_state__unpack(&ar.pbc, a->tags->len,
+		                                          gw_blob_value(a->tags));
+		if (tags) {
+			as.n_tags = tags->n_tags;
+			as.tags = tags->tags;
+		}
+	}
+	if (a->state) {
+		any.type_url = (char *)gw_blob_type(a->state);
+		any.value.data = (uint8_t *)gw_blob_value(a->state);
+		any.value.len = a->state->len;
+		as.state = &any;
+	}
+	size_t n = spawn__actors__actor_state__get_packed_size(&as);
+	gw_blob *b = gw_blob_create(NULL, NULL, 0);
+	gw_blob_rele(b);
+	b = malloc(sizeof *b + 1 + n);
+	if (b) {
+		atomic_init(&b->refs, 1);
+		b->type_len = 0;
+		b->data[0] = 0;
+		b->len = n;
+		spawn__actors__actor_state__pack(&as, b->data + 1);
+	}
+	spawn_arena_fini(&ar);
+	return b;
+}
+
+/* decode_state splits a loaded ActorState into the actor's state and tags. */
+gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	gw_err err = GW_OK;
+	Spawn__Actors__ActorState *as =
+	    spawn__actors__actor_state__unpack(&ar.pbc, stored->len, gw_blob_value(stored));
+	if (!as) {
+		err = GW_ECORRUPT;
+		goto out;
+	}
+	if (as->state) {
+		a->state = gw_blob_create(as->state->type_url, as->state->value.data,
+		                          as->state->value.len);
+		if (!a->state)
+			err = GW_ENOMEM;
+	}
+	if (as->n_tags) {
+		Spawn__Actors__ActorState t = SPAWN__ACTORS__ACTOR_STATE__INIT;
+		t.n_tags = as->n_tags;
+		t.tags = as->tags;
+		size_t n = spawn__actors__actor_state__get_packed_size(&t);
+		uint8_t *buf = spawn_arena_alloc(&ar, n);
+		if (buf) {
+			spawn__actors__actor_state__pack(&t, buf);
+			a->tags = gw_blob_create(NULL, buf, n);
+		}
+		if (!a->tags)
+			err = GW_ENOMEM;
+	}
+out:
+	spawn_arena_fini(&ar);
+	return err;
+}
+
+/* ---- reads without a host ------------------------------------------------------ */
+
+typedef struct read_req {
+	gw_read_fn fn;
+	void *user;
+} read_req;
+
+static void read_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
+{
+	read_req *r = arg;
+	(void)epoch;
+	gw_actor tmp; /* only state and tags are used by decode_state */
+	memset(&tmp, 0, sizeof tmp);
+	if (err == GW_OK)
+		err = gwi_decode_state(&tmp, stored);
+	gw_blob_rele(stored);
+	if (err == GW_OK)
+		r->fn(r->user, GW_OK, NULL, tmp.state, tmp.tags, revision, false, false);
+	else
+		r->fn(r->user, err, err == GW_ENOTFOUND ? "no stored state" : gw_strerror(err),
+		      NULL, NULL, 0, false, false);
+	gw_blob_rele(tmp.state);
+	gw_blob_rele(tmp.tags);
+	free(r);
+}
+
+gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uint64_t revision,
+                       gw_read_fn fn, void *user)
+{
+	if (revision == 0) {
+		uint32_t h = gwi_hash_key(system, name);
+		gw_shard *s = gwi_shard_of(rt, h);
+		pthread_mutex_lock(&s->mu);
+		gw_actor *a = gwi_table_find(s, h, system, name);
+		if (a && a->st != A_LOADING) {
+			gw_blob *st = gw_blob_hold(a->state), *tags = gw_blob_hold(a->tags);
+			uint64_t rev = a->revision;
+			bool dirty = a->dirty;
+			pthread_mutex_unlock(&s->mu);
+			fn(user, GW_OK, NULL, st, tags, rev, true, dirty);
+			gw_blob_rele(st);
+			gw_blob_rele(tags);
+			return GW_OK;
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+	read_req *r = malloc(sizeof *r);
+	if (!r)
+		return GW_ENOMEM;
+	r->fn = fn;
+	r->user = user;
+	if (gw_persist_read(rt->persist, system, name, revision, read_loaded, r) != GW_OK) {
+		free(r);
+		return GW_ENOMEM;
+	}
+	return GW_OK;
+}
+
+gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char *name,
+                                 gw_list_cb fn, void *user)
+{
+	return gw_persist_list(rt->persist, system, name, fn, user);
+}

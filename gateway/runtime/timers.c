@@ -1,0 +1,118 @@
+/* timers.c - timer actions (FixedTimerAction) of active actors.
+ *
+ * While an actor is active, each of its timer actions runs every period
+ * (FixedTimerAction.seconds, read as milliseconds as Spawn does) as a turn
+ * in its mailbox, with the actor's state and no payload. At most one turn of
+ * each timer waits or runs at a time; a failing one is logged and the next
+ * tick tries again. Timer turns do not count as activity: an actor nobody
+ * calls is deactivated after its idle timeout even while its timers run. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "runtime_int.h"
+
+/* timers_start_locked arms an actor's timer actions when it becomes
+ * active (the first tick one period after activation). */
+void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a)
+{
+	gw_actor_settings st = gwi_settings(rt, a);
+	if (!st.n_timers || a->timers)
+		return;
+	a->timers = calloc(1, sizeof *a->timers);
+	if (!a->timers) {
+		GW_ERROR("actor %s/%s: out of memory; its timer actions do not run",
+		         a->type->system, a->name);
+		return;
+	}
+	actor_timers *t = a->timers;
+	int64_t now = gwi_now_ms(), first = INT64_MAX;
+	t->a = a;
+	t->n = st.n_timers;
+	for (int i = 0; i < t->n; i++) {
+		t->period[i] = st.timers[i].period_ms;
+		t->due[i] = now + t->period[i];
+		memcpy(t->name[i], st.timers[i].name, sizeof t->name[i]);
+		if (t->due[i] < first)
+			first = t->due[i];
+	}
+	t->t.kind = T_TIMER;
+	gw_wheel_arm(&a->shard->wheel, &t->t, first);
+}
+
+/* timer_inv makes the invocation of timer action i: the actor's own
+ * action with no payload, answered to nobody. */
+static void timer_done(gw_inv *inv)
+{
+	if (inv->err)
+		GW_WARN("timer action %s of %s failed: %s (next tick retries)",
+		        inv->req->action_name, inv->req->actor->id->name,
+		        inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+	gw_inv_destroy(inv);
+}
+
+static gw_inv *timer_inv(gw_actor *a, int i)
+{
+	gw_inv *inv = gw_inv_create(0);
+	if (!inv)
+		return NULL;
+	spawn_arena *ar = &inv->arena;
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(ar, sizeof *rq);
+	Spawn__Actors__ActorSystem *sys = spawn_arena_alloc(ar, sizeof *sys);
+	Spawn__Actors__Actor *act = spawn_arena_alloc(ar, sizeof *act);
+	Spawn__Actors__ActorId *id = spawn_arena_alloc(ar, sizeof *id);
+	Spawn__Noop *noop = spawn_arena_alloc(ar, sizeof *noop);
+	if (!rq || !sys || !act || !id || !noop) {
+		gw_inv_destroy(inv);
+		return NULL;
+	}
+	spawn__invocation_request__init(rq);
+	spawn__actors__actor_system__init(sys);
+	spawn__actors__actor__init(act);
+	spawn__actors__actor_id__init(id);
+	spawn__noop__init(noop);
+	sys->name = spawn_arena_strdup(ar, a->type->system);
+	id->name = spawn_arena_strdup(ar, a->name);
+	id->system = sys->name;
+	act->id = id;
+	rq->system = sys;
+	rq->actor = act;
+	rq->action_name = spawn_arena_strdup(ar, a->timers->name[i]);
+	rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_NOOP;
+	rq->noop = noop;
+	inv->req = rq;
+	inv->timer = (int8_t)i;
+	inv->done = timer_done;
+	inv->actor = a;
+	return inv;
+}
+
+void gwi_timers_fire_locked(gw_runtime *rt, actor_timers *t, done_list *dl)
+{
+	gw_actor *a = t->a;
+	int64_t now = gwi_now_ms(), next = INT64_MAX;
+	for (int i = 0; i < t->n; i++) {
+		if (t->due[i] <= now) {
+			t->due[i] = now + t->period[i];
+			/* At most one turn of each timer waits or runs at a time. */
+			if (!(t->pending & (1u << i)) && a->qlen < rt->o.mailbox_max) {
+				gw_inv *inv = timer_inv(a, i);
+				if (inv) {
+					inv->rt = rt;
+					t->pending |= (uint8_t)(1u << i);
+					if (a->mq_tail)
+						a->mq_tail->next = inv;
+					else
+						a->mq_head = inv;
+					a->mq_tail = inv;
+					a->qlen++;
+				}
+			}
+		}
+		if (t->due[i] < next)
+			next = t->due[i];
+	}
+	gw_wheel_arm(&a->shard->wheel, &t->t, next);
+	if (a->st == A_READY)
+		gwi_dispatch_locked(rt, a, dl);
+}

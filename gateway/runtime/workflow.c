@@ -1,0 +1,268 @@
+/* workflow.c - effects, broadcast, pipe and forward as invocations. */
+#include "workflow.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+#define MAX_EFFECT_RETRIES 8
+
+/* child_new makes an invocation of (system, actor, action) from parent
+ * with payload (NULL = Noop). Strings and bytes are copied into the
+ * child's arena. */
+static gw_inv *child_new(const gw_inv *parent, const char *system, const char *actor,
+                         const char *action, const char *from_system, const char *from_actor,
+                         const char *type_url, const uint8_t *data, size_t len, bool metadata)
+{
+	gw_inv *c = gw_inv_create(0);
+	if (!c)
+		return NULL;
+	spawn_arena *a = &c->arena;
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
+	Spawn__Actors__ActorSystem *sys = spawn_arena_alloc(a, sizeof *sys);
+	Spawn__Actors__Actor *act = spawn_arena_alloc(a, sizeof *act);
+	Spawn__Actors__ActorId *id = spawn_arena_alloc(a, sizeof *id);
+	Spawn__Actors__ActorId *caller = spawn_arena_alloc(a, sizeof *caller);
+	if (!rq || !sys || !act || !id || !caller)
+		goto fail;
+	spawn__invocation_request__init(rq);
+	spawn__actors__actor_system__init(sys);
+	spawn__actors__actor__init(act);
+	spawn__actors__actor_id__init(id);
+	spawn__actors__actor_id__init(caller);
+	sys->name = spawn_arena_strdup(a, system);
+	id->name = spawn_arena_strdup(a, actor);
+	id->system = sys->name;
+	act->id = id;
+	caller->name = spawn_arena_strdup(a, from_actor);
+	caller->system = spawn_arena_strdup(a, from_system);
+	rq->system = sys;
+	rq->actor = act;
+	rq->action_name = spawn_arena_strdup(a, action);
+	rq->caller = caller;
+	if (type_url) {
+		Google__Protobuf__Any *any = spawn_arena_alloc(a, sizeof *any);
+		if (!any)
+			goto fail;
+		google__protobuf__any__init(any);
+		any->type_url = spawn_arena_strdup(a, type_url);
+		any->value.data = spawn_arena_memdup(a, data, len);
+		any->value.len = len;
+		rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
+		rq->value = any;
+	} else {
+		Spawn__Noop *noop = spawn_arena_alloc(a, sizeof *noop);
+		if (!noop)
+			goto fail;
+		spawn__noop__init(noop);
+		rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_NOOP;
+		rq->noop = noop;
+	}
+	if (metadata && parent->req->n_metadata) {
+		size_t m = parent->req->n_metadata;
+		rq->metadata = spawn_arena_alloc(a, m * sizeof *rq->metadata);
+		if (!rq->metadata)
+			goto fail;
+		for (size_t i = 0; i < m; i++) {
+			Spawn__InvocationRequest__MetadataEntry *e =
+			    spawn_arena_alloc(a, sizeof *e);
+			if (!e)
+				goto fail;
+			spawn__invocation_request__metadata_entry__init(e);
+			e->key = spawn_arena_strdup(a, parent->req->metadata[i]->key);
+			e->value = spawn_arena_strdup(a, parent->req->metadata[i]->value);
+			rq->metadata[i] = e;
+		}
+		rq->n_metadata = m;
+	}
+	if (!sys->name || !id->name || !rq->action_name || !caller->name || !caller->system)
+		goto fail;
+	c->req = rq;
+	c->hops = parent->hops + 1;
+	c->deadline_ms = parent->deadline_ms;
+	return c;
+fail:
+	gw_inv_destroy(c);
+	return NULL;
+}
+
+/* chain_done completes the parent of a pipe/forward with its result. */
+static void chain_done(gw_inv *child)
+{
+	gw_inv *parent = child->user;
+	parent->err = child->err;
+	parent->host_code = child->host_code;
+	memcpy(parent->msg, child->msg, sizeof parent->msg);
+	gw_blob_rele(parent->reply);
+	parent->reply = child->reply;
+	child->reply = NULL;
+	gw_inv_destroy(child);
+	parent->done(parent);
+}
+
+void gwi_wf_fire_done(gw_inv *inv)
+{
+	const Spawn__InvocationRequest *rq = inv->req;
+	if (inv->err == GW_OK) {
+		gw_inv_destroy(inv);
+		return;
+	}
+	bool retryable = inv->err == GW_EUNAVAIL || inv->err == GW_ETIMEDOUT ||
+	                 inv->err == GW_EFULL || inv->err == GW_EFENCED || inv->err == GW_ENOMEM;
+	if (retryable && inv->retries < MAX_EFFECT_RETRIES && inv->rt) {
+		int64_t delay = 100LL << inv->retries;
+		GW_WARN(
+		    "invocation %s.%s from %s (side effect or broadcast) failed: %s; retry %d in "
+		    "%lld ms",
+		    rq->actor->id->name, rq->action_name, rq->caller ? rq->caller->name : "?",
+		    inv->msg[0] ? inv->msg : gw_strerror(inv->err), inv->retries + 1,
+		    (long long)delay);
+		inv->retries++;
+		gwi_runtime_retry(inv->rt, inv, delay);
+		return;
+	}
+	GW_ERROR("invocation %s.%s from %s (side effect or broadcast) failed for good: %s",
+	         rq->actor->id->name, rq->action_name, rq->caller ? rq->caller->name : "?",
+	         inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+	gw_inv_destroy(inv);
+}
+
+static void push_fire(gw_wf *wf, gw_inv *c)
+{
+	c->done = gwi_wf_fire_done;
+	c->deadline_ms = 0; /* nobody waits for it */
+	c->next = wf->fire;
+	wf->fire = c;
+	wf->n_fire++;
+}
+
+typedef struct bcast {
+	const gw_inv *parent;
+	const char *system, *name;
+	const Spawn__Broadcast *b;
+	gw_wf *wf;
+	bool oom;
+} bcast;
+
+static void on_subscriber(void *user, const char *actor, const char *action)
+{
+	bcast *bc = user;
+	const Google__Protobuf__Any *v =
+	    bc->b->payload_case == SPAWN__BROADCAST__PAYLOAD_VALUE ? bc->b->value : NULL;
+	gw_inv *c = child_new(bc->parent, bc->system, actor, action, bc->system, bc->name,
+	                      v ? (v->type_url ? v->type_url : "") : NULL, v ? v->value.data : NULL,
+	                      v ? v->value.len : 0, false);
+	if (!c) {
+		bc->oom = true;
+		return;
+	}
+	push_fire(bc->wf, c);
+}
+
+gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, const char *name,
+                    const Spawn__Workflow *w, const gw_blob *reply, gw_wf *out, char *msg, size_t n)
+{
+	memset(out, 0, sizeof *out);
+	if (!w)
+		return GW_OK;
+	bool routed = w->routing_case == SPAWN__WORKFLOW__ROUTING_PIPE ||
+	              w->routing_case == SPAWN__WORKFLOW__ROUTING_FORWARD;
+	if ((routed || w->n_effects || w->broadcast) && parent->hops + 1 > GW_MAX_HOPS) {
+		snprintf(msg, n, "workflow of %s cut: more than %d hops (a cycle?)", name,
+		         GW_MAX_HOPS);
+		if (routed)
+			return GW_EINVAL;
+		GW_ERROR("%s; its side effects and broadcast are not delivered", msg);
+		return GW_OK;
+	}
+	if (routed) {
+		bool pipe = w->routing_case == SPAWN__WORKFLOW__ROUTING_PIPE;
+		const char *to = pipe ? w->pipe->actor : w->forward->actor;
+		const char *action = pipe ? w->pipe->action_name : w->forward->action_name;
+		const char *ref = pipe ? w->pipe->register_ref : w->forward->register_ref;
+		if (!to || !to[0] || !action || !action[0]) {
+			snprintf(msg, n, "%s of %s names no actor or action",
+			         pipe ? "pipe" : "forward", name);
+			return GW_EINVAL;
+		}
+		const Spawn__InvocationRequest *in = parent->req;
+		const Google__Protobuf__Any *fin =
+		    in->payload_case == SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE ? in->value : NULL;
+		gw_inv *c;
+		if (pipe)
+			c = child_new(parent, system, to, action, system, name,
+			              reply ? gw_blob_type(reply) : NULL,
+			              reply ? gw_blob_value(reply) : NULL, reply ? reply->len : 0,
+			              true);
+		else
+			c = child_new(parent, system, to, action, system, name,
+			              fin ? (fin->type_url ? fin->type_url : "") : NULL,
+			              fin ? fin->value.data : NULL, fin ? fin->value.len : 0, true);
+		if (!c)
+			goto nomem;
+		if (ref && ref[0])
+			c->req->register_ref = spawn_arena_strdup(&c->arena, ref);
+		c->done = chain_done;
+		c->user = (void *)parent;
+		out->route = c;
+	}
+	for (size_t i = 0; i < w->n_effects; i++) {
+		const Spawn__SideEffect *e = w->effects[i];
+		if (!e || !e->request)
+			continue;
+		/* Deep copy through the wire format into the child's arena. */
+		size_t len = spawn__invocation_request__get_packed_size(e->request);
+		gw_inv *c = gw_inv_create(0);
+		uint8_t *buf = c ? spawn_arena_alloc(&c->arena, len ? len : 1) : NULL;
+		if (!buf) {
+			gw_inv_destroy(c);
+			goto nomem;
+		}
+		spawn__invocation_request__pack(e->request, buf);
+		c->req = spawn__invocation_request__unpack(&c->arena.pbc, len, buf);
+		if (!c->req) {
+			gw_inv_destroy(c);
+			goto nomem;
+		}
+		if (!c->req->caller) {
+			Spawn__Actors__ActorId *caller =
+			    spawn_arena_alloc(&c->arena, sizeof *caller);
+			if (!caller) {
+				gw_inv_destroy(c);
+				goto nomem;
+			}
+			spawn__actors__actor_id__init(caller);
+			caller->name = spawn_arena_strdup(&c->arena, name);
+			caller->system = spawn_arena_strdup(&c->arena, system);
+			c->req->caller = caller;
+		}
+		c->hops = parent->hops + 1;
+		push_fire(out, c);
+	}
+	if (w->broadcast && w->broadcast->channel_group && w->broadcast->channel_group[0]) {
+		bcast bc = {parent, system, name, w->broadcast, out, false};
+		size_t subs = gw_registry_subscribers(reg, system, w->broadcast->channel_group,
+		                                      on_subscriber, &bc);
+		if (bc.oom)
+			goto nomem;
+		GW_DEBUG("broadcast from %s to channel '%s': %zu subscribers", name,
+		         w->broadcast->channel_group, subs);
+	}
+	return GW_OK;
+nomem:
+	gwi_wf_discard(out);
+	snprintf(msg, n, "out of memory building the workflow of %s", name);
+	return GW_ENOMEM;
+}
+
+void gwi_wf_discard(gw_wf *wf)
+{
+	gw_inv_destroy(wf->route);
+	while (wf->fire) {
+		gw_inv *n = wf->fire->next;
+		gw_inv_destroy(wf->fire);
+		wf->fire = n;
+	}
+	memset(wf, 0, sizeof *wf);
+}
