@@ -64,6 +64,8 @@ static void run_load(gw_persist *p, gw_persist_job *j)
 	if (err == GW_OK) {
 		gw_blob *b = gw_blob_create(l.type_url, l.data, l.len);
 		uint64_t rev = l.revision;
+		if (j->kind == JOB_READ)
+			epoch = l.epoch; /* reads report the epoch the revision was written with */
 		gw_loaded_fini(&l);
 		if (!b)
 			j->cb.load(j->arg, GW_ENOMEM, NULL, 0, epoch);

@@ -39,7 +39,8 @@ typedef struct gw_persist_job gw_persist_job;
 /* Completion of an activation or a read: on GW_OK, state (a reference the
  * callback takes over; serialized spawn.actors.ActorState) and revision
  * are set; on GW_ENOTFOUND the actor has no stored state (revision 0).
- * epoch: the activation epoch taken (activations only; 0 for reads). */
+ * epoch: activations: the epoch taken; reads: the epoch the revision was
+ * written with. */
 typedef void (*gw_load_cb)(void *arg, gw_err err, gw_blob *state, uint64_t revision,
                            uint64_t epoch);
 /* Completion of a save: GW_OK means durably written as expected + 1. */

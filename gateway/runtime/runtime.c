@@ -302,9 +302,58 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	}
 }
 
+static void save_finish(gw_actor *a, gw_err err);
+
+/* conflict_checked: a save of ours got ECONFLICT. When the stored row
+ * carries our epoch and a newer revision than we know, an earlier attempt
+ * of ours committed and only its answer was lost (a connection dropped at
+ * COMMIT): no other activation can write with our epoch. Then we learn
+ * that revision and save the current state on top of it at once (a
+ * checkpoint waiting for this save keeps waiting). Anything else: fenced. */
+static void conflict_checked(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
+			     uint64_t epoch)
+{
+	gw_actor *a = arg;
+	gw_shard *s = a->shard;
+	gw_runtime *rt = s->rt;
+	gw_blob_rele(stored);
+	pthread_mutex_lock(&s->mu);
+	bool ours = err == GW_OK && epoch == a->epoch && revision > a->revision;
+	if (ours) {
+		GW_INFO("actor %s/%s: revision %llu was committed although its answer was lost; "
+			"saving again on top of it",
+			a->type->system, a->name, (unsigned long long)revision);
+		a->revision = revision;
+		a->in_save = 0;
+		gw_blob_rele(a->saving);
+		a->saving = NULL;
+		a->dirty = 1;
+		start_save_locked(rt, a);
+		pthread_mutex_unlock(&s->mu);
+		flush_account(rt, -1, GW_OK); /* the first attempt is over */
+		return;
+	}
+	pthread_mutex_unlock(&s->mu);
+	save_finish(a, err == GW_OK || err == GW_ENOTFOUND ? GW_EFENCED : err);
+}
+
 static void save_done(void *arg, gw_err err)
 {
 	gw_actor *a = arg;
+	if (err == GW_ECONFLICT) {
+		gw_shard *s = a->shard;
+		pthread_mutex_lock(&s->mu);
+		uint64_t epoch = a->epoch;
+		pthread_mutex_unlock(&s->mu);
+		if (epoch && gw_persist_read(s->rt->persist, a->type->system, a->name, 0,
+					     conflict_checked, a) == GW_OK)
+			return; /* the save stays in flight until the check answers */
+	}
+	save_finish(a, err);
+}
+
+static void save_finish(gw_actor *a, gw_err err)
+{
 	gw_shard *s = a->shard;
 	gw_runtime *rt = s->rt;
 	done_list dl = {0};
