@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <grpc/grpc.h>
 
@@ -69,6 +70,13 @@ int main(int argc, char **argv)
 	};
 	if ((err = gw_runtime_create(&rt, &ro, reg, persist)))
 		goto fail;
+	/* Scheduled invocations: claimed under this gateway's id, with a lease
+	 * longer than any invocation may take. */
+	char owner[128], host[64] = "gateway";
+	gethostname(host, sizeof host - 1);
+	snprintf(owner, sizeof owner, "%s:%ld:%lld", host, (long)getpid(),
+		 (long long)spawn_wall_ms());
+	gw_runtime_start_scheduler(rt, owner, cfg.host_timeout_ms + 30000);
 	gw_server_opts sv = {
 	    .listen = cfg.listen,
 	    .n_listen = cfg.n_listen,

@@ -29,6 +29,9 @@
  *   4. Rotation never changes a revision and never writes a row it could
  *      not open: a re-encryption is conditional on the row being exactly
  *      the one read (revision, key id, nonce), so a concurrent save wins.
+ *   5. A scheduled invocation is sealed like a state, with the AAD of
+ *      (GW_SCHED_AAD_SYSTEM, id); a claimed row that does not open is set
+ *      aside in the store, never returned and never deleted (store.h).
  */
 #include "store.h"
 
@@ -969,6 +972,175 @@ out:
 	free(rw);
 	free(res);
 	return e;
+}
+
+/* ---- UNNAMED instances ---------------------------------------------------- */
+
+gw_err gw_store_instance_put(gw_store *s, const gw_actor_key *k, const char *parent)
+{
+	if (!s || !key_ok(k) || !parent || !parent[0])
+		return GW_EINVAL;
+	return s->ops->instance_put(s->drv, k, parent);
+}
+
+gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent)
+{
+	if (!s || !key_ok(k) || !parent)
+		return GW_EINVAL;
+	char *p = NULL;
+	gw_err e = s->ops->instance_get(s->drv, k, &p);
+	if (e == GW_OK)
+		*parent = p;
+	return e;
+}
+
+/* ---- scheduled invocations --------------------------------------------------- */
+
+/* sched_id_ok: 1..GW_SCHED_ID_MAX characters of [A-Za-z0-9_.:-]. The
+ * alphabet keeps ids safe in every driver's SQL and array literals. */
+static bool sched_id_ok(const char *id)
+{
+	if (!id)
+		return false;
+	size_t n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-");
+	return n > 0 && n <= GW_SCHED_ID_MAX && id[n] == '\0';
+}
+
+gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const uint8_t *data,
+                             size_t len)
+{
+	if (!s || !sched_id_ok(id) || due_ms < 0 || (!data && len > 0))
+		return GW_EINVAL;
+	gw_sealed sl;
+	gw_err e = gw_seal(s->kr, GW_SCHED_AAD_SYSTEM, id, data, len, &sl);
+	if (e != GW_OK)
+		return e;
+	gw_sched_row row = {.due_ms = due_ms, .key_id = sl.key_id, .data = sl.data, .len = sl.len};
+	snprintf(row.id, sizeof row.id, "%s", id);
+	memcpy(row.nonce, sl.nonce, GW_NONCE_LEN);
+	e = s->ops->sched_put(s->drv, &row);
+	free(sl.data);
+	return e;
+}
+
+static void sched_row_fini(gw_sched_row *r)
+{
+	free((char *)r->key_id);
+	free(r->data);
+	r->key_id = NULL;
+	r->data = NULL;
+}
+
+gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, int64_t lease_ms,
+                               size_t max, gw_sched **out, size_t *n)
+{
+	if (!s || !out || !n || !owner || !owner[0] || strlen(owner) > GW_SCHED_OWNER_MAX ||
+	    strcmp(owner, GW_SCHED_CORRUPT) == 0 || now_ms < 0 || lease_ms <= 0 ||
+	    lease_ms >= INT64_MAX - now_ms)
+		return GW_EINVAL;
+	if (max == 0) {
+		*out = NULL;
+		*n = 0;
+		return GW_OK;
+	}
+	/* A claim is a bounded batch; the cap keeps a huge max from
+	 * allocating before anything is known to be due. */
+	if (max > 4096)
+		max = 4096;
+	gw_sched_row *rows = calloc(max, sizeof *rows);
+	gw_sched *v = calloc(max, sizeof *v);
+	size_t got = 0, m = 0;
+	gw_err e = GW_ENOMEM;
+	if (!rows || !v)
+		goto fail;
+	if ((e = s->ops->sched_claim(s->drv, now_ms, owner, now_ms + lease_ms, max, rows, &got)) !=
+	    GW_OK)
+		goto fail;
+	for (size_t i = 0; i < got; i++) {
+		gw_sched_row *r = &rows[i];
+		gw_sealed in = {.key_id = r->key_id, .data = r->data, .len = r->len};
+		memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
+		uint8_t *pt = NULL;
+		size_t ptlen = 0;
+		gw_err oe = gw_open(s->kr, GW_SCHED_AAD_SYSTEM, r->id, &in, &pt, &ptlen);
+		if (oe == GW_ECRYPTO || oe == GW_ECORRUPT) {
+			/* Invariant 3: never returned, never deleted. If setting it
+			 * aside fails, the lease just taken keeps it away until it
+			 * expires, and the next claim tries again. */
+			gw_err ae = s->ops->sched_set_aside(s->drv, r->id);
+			GW_ERROR("statestore: scheduled invocation %s (key id '%s', due %lld) does "
+			         "not open (%s): set aside as owner '%s'%s",
+			         r->id, r->key_id, (long long)r->due_ms, gw_strerror(oe),
+			         GW_SCHED_CORRUPT,
+			         ae == GW_OK ? "" : " (not recorded: retried later)");
+			continue;
+		}
+		if (oe != GW_OK) {
+			/* Out of memory: the rows stay leased and come back when the
+			 * lease expires. */
+			e = oe;
+			goto fail;
+		}
+		snprintf(v[m].id, sizeof v[m].id, "%s", r->id);
+		v[m].due_ms = r->due_ms;
+		v[m].data = pt;
+		v[m].len = ptlen;
+		m++;
+	}
+	for (size_t i = 0; i < got; i++)
+		sched_row_fini(&rows[i]);
+	free(rows);
+	if (m == 0) {
+		free(v);
+		v = NULL;
+	}
+	*out = v;
+	*n = m;
+	return GW_OK;
+fail:
+	for (size_t i = 0; i < got; i++)
+		sched_row_fini(&rows[i]);
+	free(rows);
+	gw_sched_free(v, m);
+	return e;
+}
+
+gw_err gw_store_schedule_done(gw_store *s, const char *id)
+{
+	if (!s || !sched_id_ok(id))
+		return GW_EINVAL;
+	return s->ops->sched_done(s->drv, id);
+}
+
+gw_err gw_store_schedule_next_due(gw_store *s, int64_t *due_ms)
+{
+	if (!s || !due_ms)
+		return GW_EINVAL;
+	int64_t v = 0;
+	gw_err e = s->ops->sched_next_due(s->drv, &v);
+	if (e == GW_OK)
+		*due_ms = v;
+	return e;
+}
+
+gw_err gw_store_schedule_count(gw_store *s, uint64_t *pending)
+{
+	if (!s || !pending)
+		return GW_EINVAL;
+	uint64_t v = 0;
+	gw_err e = s->ops->sched_count(s->drv, &v);
+	if (e == GW_OK)
+		*pending = v;
+	return e;
+}
+
+void gw_sched_free(gw_sched *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i].data);
+	free(v);
 }
 
 void gw_loaded_fini(gw_loaded *l)

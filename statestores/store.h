@@ -34,6 +34,9 @@
  *               batch reports that error; no row of a failed batch is
  *               considered saved.
  *
+ * UNNAMED instances (spawn_instance) and scheduled invocations
+ * (spawn_schedule) live in the same store: see their sections below.
+ *
  * Blocking: every function here blocks (disk or network). Call them only
  * from the statestore thread(s), never from a completion-queue thread.
  * Thread: a gw_store is used by one thread at a time (the persist thread).
@@ -214,6 +217,132 @@ typedef struct gw_rotation {
  * repeat each other's work. Blocks: yes (a scan, one transaction). */
 gw_err gw_store_rotate_step(gw_store *s, size_t max_rows, gw_rotation *progress);
 
+/* ---- UNNAMED instances (ops version 3) -------------------------------------
+ * An UNNAMED actor is a template; Spawn(SpawnRequest) makes named instances
+ * of it at run time. The store remembers each instance and its template
+ * (spawn_instance), so instances survive a restart of the gateway. Rows are
+ * in clear (an instance's key and its template's name are identities, like
+ * the keys of spawn_actor_state) and never deleted by the store
+ * (gw_store_remove leaves them too). */
+
+/* gw_store_instance_put records that instance k was spawned from template
+ * parent (borrowed, non-empty). Idempotent: GW_OK when k is new (written) or
+ * already recorded with the same parent (nothing written); GW_ECONFLICT
+ * (nothing written) when k is recorded with another parent, also when a
+ * concurrent put with another parent won. GW_EINVAL: bad key or empty /
+ * NULL parent. GW_ETOOBIG: a parent longer than the driver stores (mariadb:
+ * 1,024 bytes). GW_EIO / GW_EUNAVAIL. Blocks: yes (one committed write). */
+gw_err gw_store_instance_put(gw_store *s, const gw_actor_key *k, const char *parent);
+
+/* gw_store_instance_get reads the template of instance k into *parent
+ * (caller frees with free()). GW_ENOTFOUND (k was never put; *parent
+ * untouched), GW_EINVAL, GW_EIO / GW_EUNAVAIL. Blocks: yes. */
+gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent);
+
+/* ---- scheduled invocations (ops version 3) ---------------------------------
+ * A scheduled invocation is a row of spawn_schedule: an id, its due time,
+ * and data (a serialized spawn.InvocationRequest) sealed like a state
+ * (AES-256-GCM under the primary key, fresh nonce), with the AAD of
+ * (GW_SCHED_AAD_SYSTEM, id): a row's data copied onto another id does not
+ * open. Rows are stored when put and deleted by gw_store_schedule_done; in
+ * between a gateway claims them with a lease:
+ *
+ *   PENDING --- claim (due_ms <= now) --------> LEASED(owner, lease_until)
+ *   LEASED ---- done --------------------------> (deleted)
+ *   LEASED ---- lease_until <= now, claim -----> LEASED(new owner, new lease)
+ *   LEASED ---- data does not open (claim) ----> SET ASIDE (owner "corrupt",
+ *                                               lease_until INT64_MAX)
+ *
+ * Invariants:
+ *   1. A claim returns a row only when it is due and unclaimed or its lease
+ *      expired, and leases it in the same transaction (rows locked by a
+ *      concurrent claim are skipped, not waited for): two claims running at
+ *      once never return the same row, and a row is returned again only
+ *      after its lease expired without a done.
+ *   2. Claim and next_due read O(log n) index entries plus the rows they
+ *      return (plus the rows whose lease expired): pending rows that are not
+ *      due are never read, so 100,000 of them cost their disk space only.
+ *   3. A row whose data does not open (wrong or missing key, tampering) is
+ *      never returned, never deleted and never crashes the claim: it is set
+ *      aside (logged at GW_ERROR) and stays for an operator, who can put it
+ *      back with  UPDATE spawn_schedule SET owner = NULL, lease_until = NULL
+ *      WHERE owner = 'corrupt'  once the keyring can open it.
+ * Delivery is at least once across gateways (a gateway that dies between
+ * delivering and gw_store_schedule_done leaves the row to be claimed again
+ * when its lease expires); a gateway that keeps its own claimed ids until
+ * it has called done never delivers a row twice itself.
+ * Key rotation (gw_store_rotate_step) does not re-seal scheduled rows: keep
+ * an old key in the keyring until the rows sealed under it are done (or they
+ * are set aside when claimed). */
+
+#define GW_SCHED_ID_MAX     39                 /* longest id, bytes: [A-Za-z0-9_.:-] */
+#define GW_SCHED_OWNER_MAX  128                /* longest owner (gateway id), bytes */
+#define GW_SCHED_CORRUPT    "corrupt"          /* owner of a row set aside; not a valid owner */
+#define GW_SCHED_AAD_SYSTEM "__spawn.schedule" /* the AAD system of a row's data */
+
+/* One claimed scheduled invocation. */
+typedef struct gw_sched {
+	char id[40];    /* unique id given at put (e.g. 32 hex chars), NUL-terminated */
+	int64_t due_ms; /* Unix epoch milliseconds */
+	uint8_t *data;  /* plaintext; owned (gw_sched_free); never NULL */
+	size_t len;
+} gw_sched;
+
+/* gw_store_schedule_put stores a scheduled invocation: data (len bytes,
+ * borrowed; NULL only with len 0) sealed, due at due_ms (>= 0), unclaimed.
+ * id: 1..GW_SCHED_ID_MAX characters of [A-Za-z0-9_.:-], unique (the caller
+ * makes it, e.g. 32 random hex characters). Returns GW_OK once committed
+ * (it then survives any restart); GW_ECONFLICT (nothing written) when a row
+ * with this id exists: after a put that failed with GW_EUNAVAIL (unknown
+ * outcome) a retry that sees GW_ECONFLICT means the first put committed;
+ * GW_EINVAL (bad id, due_ms < 0, NULL data with len > 0); GW_ENOMEM /
+ * GW_ETOOBIG / GW_ECRYPTO (sealing); GW_EIO / GW_EUNAVAIL.
+ * Blocks: yes (one committed insert). */
+gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const uint8_t *data,
+                             size_t len);
+
+/* gw_store_schedule_claim claims up to max rows due by now_ms (due_ms <=
+ * now_ms) that are unclaimed or whose lease expired (lease_until <=
+ * now_ms), for owner (a gateway id, 1..GW_SCHED_OWNER_MAX bytes, not
+ * GW_SCHED_CORRUPT), with a lease until now_ms + lease_ms; ordered by due
+ * time (ties by id); one transaction (SELECT ... FOR UPDATE SKIP LOCKED on
+ * PostgreSQL / MariaDB 10.6+ / MySQL 8, BEGIN IMMEDIATE on SQLite).
+ * *out: an array of *n decrypted rows (caller frees with gw_sched_free(*out,
+ * *n)); *out = NULL when *n == 0. Fewer than max rows does not prove that no
+ * more are due: rows locked by a concurrent claim were skipped and rows
+ * that did not open were set aside (invariant 3); gw_store_schedule_next_due
+ * says when to look again. max == 0: GW_OK with nothing claimed; a max
+ * above 4096 is taken as 4096 (one claim is one bounded transaction).
+ * Returns GW_OK; GW_EINVAL (NULL out/n/owner, bad owner, now_ms < 0,
+ * lease_ms <= 0, now_ms + lease_ms >= INT64_MAX); GW_ENOMEM; GW_EIO /
+ * GW_EUNAVAIL (nothing claimed, *out and *n untouched). A claim whose
+ * COMMIT answer was lost may have leased rows it does not return: they come
+ * back when the lease expires. Blocks: yes (one transaction). */
+gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, int64_t lease_ms,
+                               size_t max, gw_sched **out, size_t *n);
+
+/* gw_store_schedule_done deletes row id after its delivery (whoever holds
+ * the lease). GW_OK also when no such row exists (done twice, or never
+ * put). GW_EINVAL (bad id), GW_EIO / GW_EUNAVAIL. Blocks: yes. */
+gw_err gw_store_schedule_done(gw_store *s, const char *id);
+
+/* gw_store_schedule_next_due writes into *due_ms the earliest time at which
+ * a claim can return a row: the earliest due_ms of the unclaimed rows, or
+ * an earlier lease_until of a leased row (its lease then expires and the
+ * row is claimable again); rows set aside do not count. It may be in the
+ * past (overdue rows: claim now). GW_ENOTFOUND when no row can ever be
+ * claimed (*due_ms untouched). O(log n): two index lookups. Blocks: yes. */
+gw_err gw_store_schedule_next_due(gw_store *s, int64_t *due_ms);
+
+/* gw_store_schedule_count writes the number of stored rows (unclaimed,
+ * leased and set aside: everything not yet done) into *pending. For stats
+ * and tests: it counts index entries, O(n). Blocks: yes. */
+gw_err gw_store_schedule_count(gw_store *s, uint64_t *pending);
+
+/* gw_sched_free frees n claimed rows (their data and the array). Accepts
+ * NULL. */
+void gw_sched_free(gw_sched *v, size_t n);
+
 /* gw_store_scheme names the driver in use: the URL's scheme ("sqlite",
  * "postgres", "postgresql", "mariadb", "mysql"). Borrowed. */
 const char *gw_store_scheme(const gw_store *s);
@@ -261,7 +390,17 @@ typedef struct gw_rewrite {
 	size_t len;
 } gw_rewrite;
 
-#define GW_STORE_OPS_VERSION 2
+/* A stored scheduled invocation: the sealed form of a gw_sched. */
+typedef struct gw_sched_row {
+	char id[40]; /* NUL-terminated */
+	int64_t due_ms;
+	const char *key_id; /* put: borrowed. claim: owned (free()) */
+	uint8_t nonce[12];
+	uint8_t *data; /* ciphertext || tag. put: borrowed; claim: owned (free()) */
+	size_t len;
+} gw_sched_row;
+
+#define GW_STORE_OPS_VERSION 3
 
 typedef struct gw_store_ops {
 	int version;        /* GW_STORE_OPS_VERSION; members only appended */
@@ -322,6 +461,35 @@ typedef struct gw_store_ops {
 	 * Errors as save_batch. */
 	gw_err (*rot_rewrite)(void *drv, int table, const gw_rewrite *rows, size_t n,
 	                      gw_err *results);
+
+	/* ---- version 3 ---- */
+	/* instance_put: insert (system, name, parent) when absent; an existing
+	 * row with the same parent is GW_OK, another parent GW_ECONFLICT. */
+	gw_err (*instance_put)(void *drv, const gw_actor_key *k, const char *parent);
+	/* instance_get: *parent owned (free()), or GW_ENOTFOUND. */
+	gw_err (*instance_get)(void *drv, const gw_actor_key *k, char **parent);
+	/* sched_put: insert the row unclaimed (owner and lease_until NULL);
+	 * GW_ECONFLICT (nothing written) when the id exists. */
+	gw_err (*sched_put)(void *drv, const gw_sched_row *row);
+	/* sched_claim: one transaction: lock (skipping locked rows) up to max
+	 * (>= 1) rows with due_ms <= now and owner NULL, and up to max rows with
+	 * lease_until <= now (owner not NULL), keep the max earliest by
+	 * (due_ms, id), set their owner and lease_until, commit. rows: caller
+	 * storage of max entries, filled in that order (owned fields); *n their
+	 * number. On an error nothing is claimed and rows[] holds nothing. */
+	gw_err (*sched_claim)(void *drv, int64_t now_ms, const char *owner, int64_t lease_until,
+	                      size_t max, gw_sched_row *rows, size_t *n);
+	/* sched_set_aside: owner := GW_SCHED_CORRUPT, lease_until := INT64_MAX
+	 * for row id (no row: GW_OK). */
+	gw_err (*sched_set_aside)(void *drv, const char *id);
+	/* sched_done: delete row id (no row: GW_OK). */
+	gw_err (*sched_done)(void *drv, const char *id);
+	/* sched_next_due: min(min due_ms of rows with owner NULL, min
+	 * lease_until < INT64_MAX of rows with an owner); GW_ENOTFOUND when
+	 * both are empty. */
+	gw_err (*sched_next_due)(void *drv, int64_t *due_ms);
+	/* sched_count: all rows. */
+	gw_err (*sched_count)(void *drv, uint64_t *n);
 } gw_store_ops;
 
 #endif

@@ -4,12 +4,14 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
+#include "wire.h"
 
-enum { JOB_ACTIVATE, JOB_READ, JOB_LIST, JOB_SAVE };
+enum { JOB_ACTIVATE, JOB_READ, JOB_LIST, JOB_SAVE, JOB_INST_PUT, JOB_INST_GET, JOB_SCHED_PUT, JOB_SCHED_DONE };
 
 #define LIST_MAX 1024
 
@@ -21,7 +23,11 @@ struct gw_persist_job {
 		gw_load_cb load;
 		gw_save_cb save;
 		gw_list_cb list;
+		gw_inst_cb inst;
 	} cb;
+	uint8_t *data; /* JOB_SCHED_PUT: owned */
+	size_t len;
+	int64_t due_ms;
 	gw_blob *state;    /* save: owned reference */
 	uint64_t expected; /* save: revision replaced; read: revision wanted */
 	uint64_t epoch;    /* save */
@@ -39,10 +45,17 @@ struct gw_persist {
 	gw_store *store; /* borrowed */
 	gw_persist_opts o;
 	gw_persist_stats stats; /* guarded by mu */
+	/* scheduler (persist thread only, except sched_next_ms: mu) */
+	gw_sched_fn sched_fn;
+	void *sched_user;
+	char sched_owner[64];
+	int64_t sched_lease_ms;
+	int64_t sched_next_ms; /* wall ms of the next claim pass; INT64_MAX = none */
 };
 
 static void job_free(gw_persist_job *j)
 {
+	free(j->data);
 	gw_blob_rele(j->state);
 	free(j->type_url);
 	free(j->system);
@@ -122,6 +135,79 @@ out:
 	free(res);
 }
 
+static void run_misc(gw_persist *p, gw_persist_job *j)
+{
+	gw_actor_key k = {j->system, j->name};
+	gw_err err;
+	switch (j->kind) {
+	case JOB_INST_PUT:
+		err = gw_store_instance_put(p->store, &k, j->type_url);
+		if (j->cb.save)
+			j->cb.save(j->arg, err);
+		else if (err)
+			GW_WARN("statestore: instance %s/%s not recorded: %s", j->system, j->name,
+				gw_strerror(err));
+		break;
+	case JOB_INST_GET: {
+		char *parent = NULL;
+		err = gw_store_instance_get(p->store, &k, &parent);
+		j->cb.inst(j->arg, err, err ? NULL : parent);
+		free(parent);
+		break;
+	}
+	case JOB_SCHED_PUT:
+		err = gw_store_schedule_put(p->store, j->name, j->due_ms, j->data, j->len);
+		if (err == GW_OK) {
+			pthread_mutex_lock(&p->mu);
+			if (j->due_ms < p->sched_next_ms)
+				p->sched_next_ms = j->due_ms;
+			pthread_mutex_unlock(&p->mu);
+		}
+		j->cb.save(j->arg, err);
+		break;
+	case JOB_SCHED_DONE:
+		err = gw_store_schedule_done(p->store, j->name);
+		if (err)
+			GW_WARN("statestore: delivered scheduled invocation %s not deleted: %s "
+				"(it may be delivered again after its lease)",
+				j->name, gw_strerror(err));
+		break;
+	}
+}
+
+/* sched_pass claims due scheduled invocations and hands them over; sets
+ * the time of the next pass. */
+static void sched_pass(gw_persist *p)
+{
+	int64_t now = spawn_wall_ms();
+	gw_sched *v = NULL;
+	size_t n = 0;
+	gw_err err = gw_store_schedule_claim(p->store, now, p->sched_owner, p->sched_lease_ms, 256,
+					     &v, &n);
+	int64_t next = now + 5000; /* expired leases, at the latest */
+	if (err) {
+		GW_WARN("scheduler: claim failed: %s; retrying", gw_strerror(err));
+		next = now + 1000;
+	} else {
+		for (size_t i = 0; i < n; i++)
+			p->sched_fn(p->sched_user, v[i].id, v[i].data, v[i].len);
+		pthread_mutex_lock(&p->mu);
+		p->stats.scheduled_delivered += n;
+		pthread_mutex_unlock(&p->mu);
+		gw_sched_free(v, n);
+		int64_t due;
+		if (n == 256)
+			next = now; /* more are due */
+		else if (gw_store_schedule_next_due(p->store, &due) == GW_OK && due < next)
+			next = due;
+	}
+	pthread_mutex_lock(&p->mu);
+	/* a put meanwhile may have asked for an earlier pass */
+	if (next < p->sched_next_ms || p->sched_next_ms <= now)
+		p->sched_next_ms = next;
+	pthread_mutex_unlock(&p->mu);
+}
+
 /* rotate_once runs one rotation step; returns true while there is more. */
 static bool rotate_once(gw_persist *p)
 {
@@ -159,7 +245,26 @@ static void *persist_main(void *arg)
 	int64_t rotate_backoff = 0;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
+		bool sched_due = false;
 		while (!p->head && !p->stopping) {
+			if (p->sched_fn && p->sched_next_ms <= spawn_wall_ms()) {
+				sched_due = true;
+				break;
+			}
+			if (p->sched_fn && p->sched_next_ms != INT64_MAX && !p->stats.rotating) {
+				/* Sleep until the next scheduled invocation (or a job). */
+				int64_t ms = p->sched_next_ms - spawn_wall_ms();
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += ms / 1000;
+				ts.tv_nsec += (ms % 1000) * 1000000L;
+				if (ts.tv_nsec >= 1000000000L) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000L;
+				}
+				pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+				continue;
+			}
 			if (p->stats.rotating) {
 				/* Idle: rotate a step, unless a failed step asks for a pause. */
 				if (rotate_backoff == 0)
@@ -180,6 +285,10 @@ static void *persist_main(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (!list && stop)
 			break;
+		if (sched_due && !list) {
+			sched_pass(p);
+			continue;
+		}
 		if (!list) {
 			if (rotating) {
 				gw_rotation before = p->stats.rotation;
@@ -205,8 +314,10 @@ static void *persist_main(void *arg)
 			}
 			if (j->kind == JOB_LIST)
 				run_list(p, j);
-			else
+			else if (j->kind == JOB_ACTIVATE || j->kind == JOB_READ)
 				run_load(p, j);
+			else
+				run_misc(p, j);
 			pthread_mutex_lock(&p->mu);
 			p->stats.loads++;
 			pthread_mutex_unlock(&p->mu);
@@ -242,6 +353,7 @@ gw_err gw_persist_create(gw_persist **out, gw_store *store, const gw_persist_opt
 	if (!p->o.rotate_step)
 		p->o.rotate_step = 100;
 	p->stats.rotating = p->stats.rotate_enabled = p->o.rotate;
+	p->sched_next_ms = INT64_MAX;
 	if (pthread_create(&p->thread, NULL, persist_main, p)) {
 		pthread_mutex_destroy(&p->mu);
 		pthread_cond_destroy(&p->cv);
@@ -358,4 +470,73 @@ void gw_persist_get_stats(gw_persist *p, gw_persist_stats *out)
 	pthread_mutex_lock(&p->mu);
 	*out = p->stats;
 	pthread_mutex_unlock(&p->mu);
+}
+
+gw_err gw_persist_instance_put(gw_persist *p, const char *system, const char *name,
+			       const char *parent, gw_save_cb cb, void *arg)
+{
+	gw_persist_job *j = job_new(JOB_INST_PUT, system, name);
+	if (!j || !(j->type_url = strdup(parent))) {
+		if (j)
+			job_free(j);
+		return GW_ENOMEM;
+	}
+	j->cb.save = cb;
+	j->arg = arg;
+	enqueue(p, j);
+	return GW_OK;
+}
+
+gw_err gw_persist_instance_get(gw_persist *p, const char *system, const char *name, gw_inst_cb cb,
+			       void *arg)
+{
+	gw_persist_job *j = job_new(JOB_INST_GET, system, name);
+	if (!j)
+		return GW_ENOMEM;
+	j->cb.inst = cb;
+	j->arg = arg;
+	enqueue(p, j);
+	return GW_OK;
+}
+
+void gw_persist_set_scheduler(gw_persist *p, gw_sched_fn fn, void *user, const char *owner,
+			      int64_t lease_ms)
+{
+	pthread_mutex_lock(&p->mu);
+	p->sched_fn = fn;
+	p->sched_user = user;
+	snprintf(p->sched_owner, sizeof p->sched_owner, "%s", owner);
+	p->sched_lease_ms = lease_ms > 0 ? lease_ms : 60000;
+	p->sched_next_ms = 0; /* a first pass at once: overdue ones run after start-up */
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+gw_err gw_persist_schedule(gw_persist *p, const char *id, int64_t due_ms, const uint8_t *data,
+			   size_t len, gw_save_cb cb, void *arg)
+{
+	/* The id travels in the name slot of the job (system is unused). */
+	gw_persist_job *j = job_new(JOB_SCHED_PUT, "", id);
+	if (!j || !(j->data = malloc(len ? len : 1))) {
+		if (j)
+			job_free(j);
+		return GW_ENOMEM;
+	}
+	if (len)
+		memcpy(j->data, data, len);
+	j->len = len;
+	j->due_ms = due_ms;
+	j->cb.save = cb;
+	j->arg = arg;
+	enqueue(p, j);
+	return GW_OK;
+}
+
+gw_err gw_persist_schedule_done(gw_persist *p, const char *id)
+{
+	gw_persist_job *j = job_new(JOB_SCHED_DONE, "", id);
+	if (!j)
+		return GW_ENOMEM;
+	enqueue(p, j);
+	return GW_OK;
 }

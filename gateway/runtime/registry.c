@@ -447,13 +447,23 @@ static void grow_inst(gw_registry *r)
 	r->nibuckets = nb;
 }
 
-gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent)
+gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent,
+			 bool *created)
 {
 	uint64_t h = hash2(system, name);
 	gw_err err = GW_OK;
+	if (created)
+		*created = false;
+	/* Fast path (every invocation with register_ref comes here): known. */
+	pthread_rwlock_rdlock(&r->lock);
+	inst_entry *e = find_inst(r, system, name, h);
+	bool known = e && !strcmp(e->tmpl->t.name, parent);
+	pthread_rwlock_unlock(&r->lock);
+	if (known)
+		return GW_OK;
 	pthread_rwlock_wrlock(&r->lock);
 	type_entry *t = find(r, system, parent);
-	inst_entry *e = find_inst(r, system, name, h);
+	e = find_inst(r, system, name, h);
 	if (!t)
 		err = GW_ENOTFOUND;
 	else if (t->t.settings.kind != SPAWN__ACTORS__KIND__UNNAMED || find(r, system, name))
@@ -474,6 +484,8 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 			e->next = r->ibuckets[h & (r->nibuckets - 1)];
 			r->ibuckets[h & (r->nibuckets - 1)] = e;
 			r->icount++;
+			if (created)
+				*created = true;
 		}
 	}
 	pthread_rwlock_unlock(&r->lock);

@@ -79,9 +79,10 @@ gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
  * it. Idempotent. Returns GW_OK; GW_ENOTFOUND (no such parent);
  * GW_EINVAL (parent is not UNNAMED, or name is taken by a registered
  * actor or by an instance of another template); GW_ENOMEM.
- * Instances live in memory for the life of the process (durable existence
- * arrives with the scheduled/instance store work). */
-gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent);
+ * *created (may be NULL) tells whether this call added it (the runtime
+ * then records it in the statestore, so it survives restarts). */
+gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent,
+			 bool *created);
 
 /* gw_registry_lookup_instance finds a spawned instance: GW_OK and its
  * template's *type and *settings, or GW_ENOTFOUND. */

@@ -770,7 +770,10 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 			return GW_EINVAL;
 		}
 	} else if (ref) {
-		gw_err err = gw_registry_spawn(rt->reg, system, name, ref);
+		bool created = false;
+		gw_err err = gw_registry_spawn(rt->reg, system, name, ref, &created);
+		if (created)
+			gwi_instance_created(rt, system, name, ref);
 		if (err == GW_ENOTFOUND) {
 			snprintf(msg, n, "actor '%s' not found in system '%s'", ref, system);
 			return err;
@@ -885,10 +888,32 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 	return GW_OK;
 }
 
+static void instance_looked_up(void *user, gw_err err)
+{
+	gw_inv *inv = user;
+	if (err == GW_OK) {
+		gw_runtime_invoke(inv->rt, inv);
+		return;
+	}
+	done_list dl = {0};
+	/* inv->msg still says which name was not found */
+	gwi_finish(&dl, inv, err == GW_ENOTFOUND ? GW_ENOTFOUND : err, NULL);
+	deliver(&dl);
+}
+
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
 	gw_err err = gw_runtime_enqueue(rt, inv);
+	const Spawn__InvocationRequest *rq = inv->req;
+	if (err == GW_ENOTFOUND && !inv->instance_checked && rq->actor && rq->actor->id &&
+	    !(rq->register_ref && rq->register_ref[0])) {
+		/* Maybe an instance spawned before a restart: ask the statestore. */
+		inv->instance_checked = true;
+		if (gw_runtime_find_instance(rt, rq->system->name, rq->actor->id->name,
+					     instance_looked_up, inv) == GW_OK)
+			return;
+	}
 	if (err) {
 		done_list dl = {0};
 		gwi_finish(&dl, inv, err, NULL);
@@ -1184,6 +1209,7 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 	pthread_mutex_init(&rt->fmu, NULL);
 	pthread_cond_init(&rt->fcv, NULL);
 	pthread_mutex_init(&rt->rmu, NULL);
+	pthread_mutex_init(&rt->smu, NULL);
 	if (pthread_create(&rt->timer, NULL, timer_main, rt))
 		goto fail;
 	*out = rt;
@@ -1247,6 +1273,8 @@ void gw_runtime_destroy(gw_runtime *rt)
 		rt->retry = n;
 	}
 	pthread_mutex_destroy(&rt->rmu);
+	pthread_mutex_destroy(&rt->smu);
+	free(rt->sched_ids);
 	free(rt);
 }
 

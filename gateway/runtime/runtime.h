@@ -71,6 +71,7 @@ struct gw_inv {
 	int kind;             /* GW_INV_CALL, or GW_INV_RESTORE */
 	uint64_t restore_rev; /* GW_INV_RESTORE: the revision to restore */
 	uint8_t hops;         /* workflow depth (0 = a client's call) */
+	bool instance_checked; /* the statestore was asked for this name */
 	/* --- result, valid in done --- */
 	gw_err err;
 	char msg[160];     /* error detail for the client */
@@ -155,6 +156,19 @@ gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char 
  * actor's mailbox: revision restore_rev is read from the store, becomes
  * the actor's state and is saved as a new revision before done runs
  * (inv->revision). Errors: GW_ENOTFOUND (no such revision kept). */
+
+/* gw_runtime_find_instance looks (system, name) up among the UNNAMED
+ * instances recorded in the statestore; when found it is registered (so
+ * invocations by name resolve) and cb(user, GW_OK) runs, else cb gets
+ * GW_ENOTFOUND or the store's error. cb runs on the persist thread.
+ * Returns GW_OK or GW_ENOMEM (cb will not run). */
+gw_err gw_runtime_find_instance(gw_runtime *rt, const char *system, const char *name,
+				void (*cb)(void *user, gw_err err), void *user);
+
+/* gw_runtime_start_scheduler starts delivering stored scheduled
+ * invocations (claimed for owner, this gateway's id, with a lease of
+ * lease_ms: longer than any invocation may take). */
+void gw_runtime_start_scheduler(gw_runtime *rt, const char *owner, int64_t lease_ms);
 
 /* gw_runtime_flush saves every dirty actor and waits until all saves are
  * done or timeout_ms passed. Returns GW_OK when nothing dirty remains,

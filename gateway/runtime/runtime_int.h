@@ -80,6 +80,10 @@ struct gw_runtime {
 	/* fire-and-forget invocations waiting for a retry (timer thread) */
 	pthread_mutex_t rmu;
 	gw_inv *retry;
+	/* scheduled invocations this gateway is delivering (durable.c) */
+	pthread_mutex_t smu;
+	char (*sched_ids)[40];
+	size_t n_sched, cap_sched;
 };
 
 /* What a locked section decided, delivered after the lock is released:
@@ -105,6 +109,9 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
 /* state.c: the persisted form of a state (spawn.actors.ActorState) */
 gw_blob *gwi_encode_state(gw_actor *a);
 gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored);
+
+/* durable.c: record a new instance in the statestore (fire and forget) */
+void gwi_instance_created(gw_runtime *rt, const char *system, const char *name, const char *parent);
 
 /* timers.c: timer actions of active actors */
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);

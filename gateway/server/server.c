@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <grpc/grpc_security.h>
@@ -171,6 +172,124 @@ static void async_done(gw_inv *inv)
 	gw_inv_destroy(inv);
 }
 
+static void reply_accepted(gwi_ucall *c)
+{
+	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
+	status.status = SPAWN__STATUS__OK;
+	Spawn__Noop noop = SPAWN__NOOP__INIT;
+	Spawn__InvocationResponse resp = SPAWN__INVOCATION_RESPONSE__INIT;
+	resp.status = &status;
+	resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_NOOP;
+	resp.noop = &noop;
+	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+}
+
+typedef struct async_ctx {
+	gwi_ucall *c;
+	gw_inv *inv;
+} async_ctx;
+
+static void accept_async(gwi_ucall *c, gw_inv *inv);
+
+/* async_found: the statestore was asked whether the name is an instance
+ * spawned before a restart. */
+static void async_found(void *user, gw_err err)
+{
+	async_ctx *a = user;
+	gwi_ucall *c = a->c;
+	gw_inv *inv = a->inv;
+	free(a);
+	if (err == GW_OK) {
+		accept_async(c, inv);
+		return;
+	}
+	gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err), NULL);
+	gw_inv_destroy(inv);
+}
+
+static void accept_async(gwi_ucall *c, gw_inv *inv)
+{
+	gw_err err = gw_runtime_enqueue(c->srv->rt, inv);
+	const Spawn__InvocationRequest *rq = inv->req;
+	if (err == GW_ENOTFOUND && !inv->instance_checked &&
+	    !(rq->register_ref && rq->register_ref[0])) {
+		inv->instance_checked = true;
+		async_ctx *a = malloc(sizeof *a);
+		if (a) {
+			a->c = c;
+			a->inv = inv;
+			if (gw_runtime_find_instance(c->srv->rt, rq->system->name, rq->actor->id->name,
+						     async_found, a) == GW_OK)
+				return;
+			free(a);
+		}
+	}
+	if (err) {
+		gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err),
+				NULL);
+		gw_inv_destroy(inv);
+		return;
+	}
+	/* inv belongs to the runtime now: do not touch it. */
+	reply_accepted(c);
+}
+
+/* A scheduled invocation: answered once its row is durable. */
+static void scheduled_stored(void *arg, gw_err err)
+{
+	gwi_ucall *c = arg;
+	if (err)
+		gwi_ucall_reply(c, gw_err_status(err == GW_ECONFLICT ? GW_EIO : err),
+				"the scheduled invocation could not be stored", NULL);
+	else
+		reply_accepted(c);
+}
+
+static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
+{
+	Spawn__InvocationRequest *rq = inv->req;
+	const char *system = rq->system && rq->system->name ? rq->system->name : "";
+	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+	const char *ref = rq->register_ref && rq->register_ref[0] ? rq->register_ref : NULL;
+	gw_actor_type *t;
+	char msg[200];
+	if (!system[0] || !name[0] || !rq->action_name || !rq->action_name[0]) {
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
+				"system.name, actor.id.name and action_name are required", NULL);
+		gw_inv_destroy(inv);
+		return;
+	}
+	if (!ref && gw_registry_lookup(c->srv->reg, system, name, &t, NULL) != GW_OK &&
+	    gw_registry_lookup_instance(c->srv->reg, system, name, &t, NULL) != GW_OK) {
+		snprintf(msg, sizeof msg, "actor '%s' not found in system '%s'", name, system);
+		gwi_ucall_reply(c, GRPC_STATUS_NOT_FOUND, msg, NULL);
+		gw_inv_destroy(inv);
+		return;
+	}
+	uint8_t rnd[16];
+	char id[40];
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+		gwi_ucall_reply(c, GRPC_STATUS_INTERNAL, "no randomness for an id", NULL);
+		gw_inv_destroy(inv);
+		return;
+	}
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+	size_t len = spawn__invocation_request__get_packed_size(rq);
+	uint8_t *buf = spawn_arena_alloc(&inv->arena, len ? len : 1);
+	if (!buf) {
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		gw_inv_destroy(inv);
+		return;
+	}
+	spawn__invocation_request__pack(rq, buf);
+	gw_err err = gw_persist_schedule(gw_runtime_persist(c->srv->rt), id, rq->scheduled_to, buf,
+					 len, scheduled_stored, c);
+	gw_inv_destroy(inv);
+	if (err)
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+}
+
 static void handle_invoke(gwi_ucall *c)
 {
 	gw_inv *inv = gw_inv_create(0);
@@ -192,84 +311,119 @@ static void handle_invoke(gwi_ucall *c)
 	inv->deadline_ms = deadline_ms_of(c->deadline);
 	inv->user = c;
 	Spawn__InvocationRequest *rq = inv->req;
-	if (rq->scheduled_to > 0) {
-		gw_inv_destroy(inv);
-		gwi_ucall_reply(c, GRPC_STATUS_UNIMPLEMENTED,
-		                "scheduled invocations (scheduled_to) are not supported yet", NULL);
+	if (rq->scheduled_to > spawn_wall_ms()) {
+		accept_scheduled(c, inv);
 		return;
 	}
-	if (!rq->async) {
+	if (!rq->async && rq->scheduled_to <= 0) {
 		inv->done = invoke_done;
 		gw_runtime_invoke(c->srv->rt, inv);
 		return;
 	}
-	/* Async: queue it, then answer, so a call the client makes after this
-	 * answer cannot overtake it in the actor's mailbox. */
+	/* Async (or scheduled for a time already past): queue it, then answer,
+	 * so a call the client makes after this answer cannot overtake it. */
 	inv->user = NULL;
 	inv->deadline_ms = 0;
 	inv->done = async_done;
-	gw_err err = gw_runtime_enqueue(c->srv->rt, inv);
-	if (err) {
-		gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err),
-		                NULL);
-		gw_inv_destroy(inv);
+	accept_async(c, inv);
+}
+
+/* handle_spawn creates instances of UNNAMED actors: each ActorId names
+ * the instance (name, system) and its template (parent). New instances are
+ * recorded in the statestore before the answer, so they survive restarts;
+ * creating an existing instance again is a no-op. */
+typedef struct spawn_ctx {
+	gwi_ucall *c; /* NULL once answered with an error */
+	pthread_mutex_t mu;
+	size_t pending;
+	gw_err err;
+} spawn_ctx;
+
+static void spawn_put_done(void *arg, gw_err err)
+{
+	spawn_ctx *x = arg;
+	pthread_mutex_lock(&x->mu);
+	if (err && !x->err)
+		x->err = err;
+	bool last = --x->pending == 0;
+	pthread_mutex_unlock(&x->mu);
+	if (!last)
 		return;
+	if (x->c && x->err) {
+		gwi_ucall_reply(x->c, gw_err_status(x->err), "the instances could not be recorded",
+				NULL);
+	} else if (x->c) {
+		Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
+		status.status = SPAWN__STATUS__OK;
+		Spawn__SpawnResponse resp = SPAWN__SPAWN_RESPONSE__INIT;
+		resp.status = &status;
+		gwi_ucall_reply(x->c, GRPC_STATUS_OK, NULL, &resp.base);
 	}
-	/* inv belongs to the runtime now: do not touch it. */
-	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
-	status.status = SPAWN__STATUS__OK;
-	Spawn__Noop noop = SPAWN__NOOP__INIT;
-	Spawn__InvocationResponse resp = SPAWN__INVOCATION_RESPONSE__INIT;
-	resp.status = &status;
-	resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_NOOP;
-	resp.noop = &noop;
-	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	pthread_mutex_destroy(&x->mu);
+	free(x);
 }
 
 static void handle_spawn(gwi_ucall *c)
 {
 	ProtobufCMessage *m = NULL;
-	if (!c->payload ||
-	    spawn_wire_unpack(&spawn__spawn_request__descriptor, c->payload, NULL, &m)) {
+	if (!c->payload || spawn_wire_unpack(&spawn__spawn_request__descriptor, c->payload, NULL, &m)) {
 		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
-		                "request is not a valid spawn.SpawnRequest", NULL);
+				"request is not a valid spawn.SpawnRequest", NULL);
 		return;
 	}
 	Spawn__SpawnRequest *rq = (Spawn__SpawnRequest *)m;
 	char msg[200] = "";
 	grpc_status_code code = GRPC_STATUS_OK;
+	spawn_ctx *x = calloc(1, sizeof *x);
+	if (!x) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return;
+	}
+	x->c = c;
+	pthread_mutex_init(&x->mu, NULL);
+	x->pending = 1; /* held until every put is queued */
 	if (rq->n_actors == 0) {
 		code = GRPC_STATUS_INVALID_ARGUMENT;
 		snprintf(msg, sizeof msg, "SpawnRequest names no actors");
 	}
+	gw_persist *p = gw_runtime_persist(c->srv->rt);
 	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
 		Spawn__Actors__ActorId *id = rq->actors[i];
-		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] ||
-		    !id->parent || !id->parent[0]) {
+		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] || !id->parent ||
+		    !id->parent[0]) {
 			code = GRPC_STATUS_INVALID_ARGUMENT;
-			snprintf(msg, sizeof msg,
-			         "actors[%zu]: name, system and parent are required", i);
+			snprintf(msg, sizeof msg, "actors[%zu]: name, system and parent are required", i);
 			break;
 		}
-		gw_err err = gw_registry_spawn(c->srv->reg, id->system, id->name, id->parent);
+		bool created = false;
+		gw_err err = gw_registry_spawn(c->srv->reg, id->system, id->name, id->parent, &created);
 		if (err) {
 			code = gw_err_status(err);
 			snprintf(msg, sizeof msg, "actors[%zu] '%s': %s", i, id->name,
-			         err == GW_ENOTFOUND ? "no such parent actor in that system"
-			         : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
-			                             : gw_strerror(err));
+				 err == GW_ENOTFOUND ? "no such parent actor in that system"
+				 : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
+						     : gw_strerror(err));
+			break;
+		}
+		if (created) {
+			pthread_mutex_lock(&x->mu);
+			x->pending++;
+			pthread_mutex_unlock(&x->mu);
+			if (gw_persist_instance_put(p, id->system, id->name, id->parent, spawn_put_done,
+						    x) != GW_OK)
+				spawn_put_done(x, GW_ENOMEM);
 		}
 	}
 	protobuf_c_message_free_unpacked(m, NULL);
 	if (code != GRPC_STATUS_OK) {
+		/* Refused: puts already queued still finish; the answer is the error. */
+		pthread_mutex_lock(&x->mu);
+		x->c = NULL;
+		pthread_mutex_unlock(&x->mu);
 		gwi_ucall_reply(c, code, msg, NULL);
-		return;
 	}
-	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
-	status.status = SPAWN__STATUS__OK;
-	Spawn__SpawnResponse resp = SPAWN__SPAWN_RESPONSE__INIT;
-	resp.status = &status;
-	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	spawn_put_done(x, GW_OK);
 }
 
 static void ucall_tag(gwi_tag *t, bool ok)

@@ -7,8 +7,9 @@
  *   TCP), connect_timeout=SECONDS (default 10), sslmode=disable|require|
  *   verify-full, sslrootcert=/path/ca.pem. Anything else is GW_ECONFIG.
  *
- * Schema (version 2; docs/schema.md): spawn_meta, spawn_actor_state,
- * spawn_actor_history and spawn_actor_epoch, InnoDB, keys as VARBINARY (byte-exact comparison:
+ * Schema (version 3; docs/schema.md): spawn_meta, spawn_actor_state,
+ * spawn_actor_history, spawn_actor_epoch, spawn_instance and
+ * spawn_schedule, InnoDB, keys as VARBINARY (byte-exact comparison:
  * no collation folds 'Alice' into 'alice' or pads trailing spaces).
  * Created or migrated at open under GET_LOCK('spawn.schema.' + md5(db)), so
  * gateways starting together run the migration once. MariaDB commits DDL
@@ -29,6 +30,12 @@
  * locking read too: it sees the latest committed epoch, and its shared
  * lock makes an acquire wait until the save commits. Any error ->
  * ROLLBACK, the batch fails as a whole.
+ *
+ * sched_claim, in one transaction: up to max unclaimed due rows and up to
+ * max rows whose lease expired, both SELECT ... FOR UPDATE SKIP LOCKED
+ * (MariaDB 10.6+ / MySQL 8.0.1+: an older server fails to prepare them, so
+ * the store does not open), merged by (due_ms, id), the first max leased
+ * with one UPDATE each, COMMIT.
  *
  * acquire, in one transaction: INSERT INTO spawn_actor_epoch ... ON
  * DUPLICATE KEY UPDATE epoch = epoch + 1 (an exclusive row lock: it waits
@@ -58,7 +65,7 @@
 #include <errmsg.h>
 #include <mysql.h>
 
-#define SCHEMA_VERSION   2
+#define SCHEMA_VERSION   3
 #define POOL_DEFAULT     4
 #define POOL_MAX         64
 #define HISTORY_MAX      1000000
@@ -101,8 +108,20 @@ enum {
 	ST_ROT_SCAN_HIST,
 	ST_ROT_WRITE_STATE,
 	ST_ROT_WRITE_HIST,
+	ST_INST_PUT,
+	ST_INST_GET,
+	ST_SCHED_PUT,
+	ST_SCHED_FREE,
+	ST_SCHED_EXPIRED,
+	ST_SCHED_LEASE,
+	ST_SCHED_ASIDE,
+	ST_SCHED_DONE,
+	ST_SCHED_NEXT,
+	ST_SCHED_COUNT,
 	ST_COUNT
 };
+
+#define SCHED_COLS "id, due_ms, key_id, nonce, data"
 
 /* The columns of a row, in the order row_take expects. */
 #define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
@@ -163,6 +182,33 @@ static const char *const sql_text[ST_COUNT] = {
                          "ORDER BY system, name, revision LIMIT ?",
     [ST_ROT_WRITE_STATE] = ROT_WRITE("spawn_actor_state"),
     [ST_ROT_WRITE_HIST] = ROT_WRITE("spawn_actor_history"),
+    [ST_INST_PUT] = "INSERT INTO spawn_instance(system, name, parent, created_at) "
+                    "VALUES(?, ?, ?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE system = system",
+    [ST_INST_GET] = "SELECT parent FROM spawn_instance WHERE system = ? AND name = ?",
+    [ST_SCHED_PUT] = "INSERT INTO spawn_schedule(id, due_ms, owner, lease_until, key_id, nonce, "
+                     "data) VALUES(?, ?, NULL, NULL, ?, ?, ?) ON DUPLICATE KEY UPDATE id = id",
+    /* The two claim scans, each on its index (FORCE INDEX: the plan never
+     * depends on statistics). SKIP LOCKED (MariaDB 10.6+, MySQL 8.0.1+):
+     * rows a concurrent claim holds are passed over; a row it leased and
+     * committed meanwhile no longer matches (a locking read sees the latest
+     * commit). */
+    [ST_SCHED_FREE] = "SELECT " SCHED_COLS " FROM spawn_schedule FORCE INDEX (spawn_schedule_due) "
+                      "WHERE owner IS NULL AND due_ms <= ? ORDER BY due_ms, id LIMIT ? "
+                      "FOR UPDATE SKIP LOCKED",
+    [ST_SCHED_EXPIRED] = "SELECT " SCHED_COLS " FROM spawn_schedule "
+                         "FORCE INDEX (spawn_schedule_lease) "
+                         "WHERE owner IS NOT NULL AND lease_until <= ? "
+                         "ORDER BY due_ms, id LIMIT ? FOR UPDATE SKIP LOCKED",
+    [ST_SCHED_LEASE] = "UPDATE spawn_schedule SET owner = ?, lease_until = ? WHERE id = ?",
+    [ST_SCHED_ASIDE] = "UPDATE spawn_schedule SET owner = '" GW_SCHED_CORRUPT "', "
+                       "lease_until = 9223372036854775807 WHERE id = ?",
+    [ST_SCHED_DONE] = "DELETE FROM spawn_schedule WHERE id = ?",
+    [ST_SCHED_NEXT] = "SELECT (SELECT due_ms FROM spawn_schedule FORCE INDEX (spawn_schedule_due) "
+                      "WHERE owner IS NULL ORDER BY due_ms LIMIT 1), "
+                      "(SELECT lease_until FROM spawn_schedule "
+                      "FORCE INDEX (spawn_schedule_lease) WHERE owner IS NOT NULL "
+                      "AND lease_until < 9223372036854775807 ORDER BY lease_until LIMIT 1)",
+    [ST_SCHED_COUNT] = "SELECT COUNT(*) FROM spawn_schedule",
 };
 
 /* migrations[v] takes the schema from version v to v + 1: idempotent
@@ -211,7 +257,32 @@ static const char *const migration_2[] = {
     " ON DUPLICATE KEY UPDATE epoch = GREATEST(spawn_actor_epoch.epoch, VALUES(epoch))",
     NULL,
 };
-static const char *const *const migrations[SCHEMA_VERSION] = {migration_1, migration_2};
+/* 2 -> 3: UNNAMED instances and scheduled invocations. InnoDB has no
+ * partial indexes: (owner, due_ms, id) serves the unclaimed scan (owner IS
+ * NULL is a ref lookup, then due order), (lease_until) the expired-lease
+ * scan. The indexes are part of CREATE TABLE IF NOT EXISTS, so a rerun
+ * changes nothing. */
+static const char *const migration_3[] = {
+    "CREATE TABLE IF NOT EXISTS spawn_instance("
+    " system VARBINARY(512) NOT NULL,"
+    " name VARBINARY(1024) NOT NULL,"
+    " parent VARBINARY(1024) NOT NULL,"
+    " created_at DATETIME(6) NOT NULL,"
+    " PRIMARY KEY(system, name)) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS spawn_schedule("
+    " id VARBINARY(64) NOT NULL PRIMARY KEY,"
+    " due_ms BIGINT NOT NULL,"
+    " owner VARBINARY(255) NULL,"
+    " lease_until BIGINT NULL,"
+    " key_id VARBINARY(64) NOT NULL,"
+    " nonce VARBINARY(12) NOT NULL,"
+    " data LONGBLOB NOT NULL,"
+    " KEY spawn_schedule_due(owner, due_ms, id),"
+    " KEY spawn_schedule_lease(lease_until)) ENGINE=InnoDB",
+    NULL,
+};
+static const char *const *const migrations[SCHEMA_VERSION] = {migration_1, migration_2,
+                                                              migration_3};
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -1515,6 +1586,331 @@ static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, si
 	return e;
 }
 
+/* ---- UNNAMED instances ------------------------------------------------------------ */
+
+static gw_err my_instance_get(void *drv, const gw_actor_key *k, char **parent)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	b_key(&x, k);
+	if ((e = exec_first(d, mc, fresh, ST_INST_GET, &x, "instance get")) != GW_OK)
+		goto out;
+	MYSQL_STMT *st = mc->st[ST_INST_GET];
+	unsigned long n = 0;
+	my_bool null = 0;
+	MYSQL_BIND r = {0};
+	r.buffer_type = MYSQL_TYPE_BLOB;
+	r.length = &n;
+	r.is_null = &null;
+	if (mysql_stmt_bind_result(st, &r) != 0) {
+		e = fail(d, mc, st, "instance get (bind)");
+		goto out;
+	}
+	int rc = mysql_stmt_fetch(st);
+	if (rc == MYSQL_NO_DATA) {
+		e = GW_ENOTFOUND;
+		goto out;
+	}
+	if (rc != 0 && rc != MYSQL_DATA_TRUNCATED) {
+		e = fail(d, mc, st, "instance get (fetch)");
+		goto out;
+	}
+	if (null) {
+		e = GW_ECORRUPT;
+		goto out;
+	}
+	e = fetch_bytes(d, mc, st, 0, n, parent);
+out:
+	if (mc->m)
+		mysql_stmt_free_result(mc->st[ST_INST_GET]);
+	release(d, mc);
+	return e;
+}
+
+static gw_err my_instance_put(void *drv, const gw_actor_key *k, const char *parent)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	b_key(&x, k);
+	b_str(&x, 2, parent);
+	/* Autocommit; an existing row is left as it is (0 affected rows). */
+	e = exec_first(d, mc, fresh, ST_INST_PUT, &x, "instance put");
+	bool inserted = e == GW_OK && mysql_stmt_affected_rows(mc->st[ST_INST_PUT]) == 1;
+	release(d, mc);
+	if (e != GW_OK || inserted)
+		return e;
+	char *have = NULL;
+	if ((e = my_instance_get(d, k, &have)) != GW_OK)
+		return e == GW_ENOTFOUND ? GW_EIO : e;
+	e = strcmp(have, parent) == 0 ? GW_OK : GW_ECONFLICT;
+	free(have);
+	return e;
+}
+
+/* ---- scheduled invocations ---------------------------------------------------------- */
+
+static gw_err my_sched_put(void *drv, const gw_sched_row *row)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	b_str(&x, 0, row->id);
+	b_int(&x, 1, 0, (uint64_t)row->due_ms);
+	b_str(&x, 2, row->key_id);
+	b_bytes(&x, 3, row->nonce, sizeof row->nonce);
+	b_bytes(&x, 4, row->data, row->len);
+	e = exec_first(d, mc, fresh, ST_SCHED_PUT, &x, "schedule put");
+	if (e == GW_OK && mysql_stmt_affected_rows(mc->st[ST_SCHED_PUT]) != 1)
+		e = GW_ECONFLICT;
+	release(d, mc);
+	return e;
+}
+
+static void sched_rows_fini(gw_sched_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)rows[i].key_id);
+		free(rows[i].data);
+	}
+}
+
+/* sched_scan runs claim scan id (now, max) in the open transaction and
+ * appends its rows to rows[*n..]. A malformed row is skipped; a nonce of
+ * the wrong size is zero-padded (the row then fails to open and the front
+ * sets it aside). */
+static gw_err sched_scan(my_drv *d, my_conn *mc, int id, int64_t now, size_t max,
+                         gw_sched_row *rows, size_t *n)
+{
+	binds x;
+	b_int(&x, 0, 0, (uint64_t)now);
+	b_int(&x, 1, 1, max);
+	gw_err e = exec(d, mc, id, &x, "schedule claim (scan)");
+	if (e != GW_OK)
+		return e;
+	MYSQL_STMT *st = mc->st[id];
+	MYSQL_BIND r[5];
+	unsigned long len[5] = {0};
+	my_bool null[5] = {0};
+	char idbuf[64];
+	long long due = 0;
+	uint8_t nonce[16];
+	memset(r, 0, sizeof r);
+	for (int i = 0; i < 5; i++) {
+		r[i].buffer_type = MYSQL_TYPE_BLOB;
+		r[i].length = &len[i];
+		r[i].is_null = &null[i];
+	}
+	r[0].buffer = idbuf;
+	r[0].buffer_length = sizeof idbuf;
+	r[1].buffer_type = MYSQL_TYPE_LONGLONG;
+	r[1].buffer = &due;
+	r[3].buffer = nonce;
+	r[3].buffer_length = sizeof nonce;
+	size_t got = 0;
+	int rc = 0;
+	if (mysql_stmt_bind_result(st, r) != 0) {
+		e = fail(d, mc, st, "schedule claim (bind)");
+		goto out;
+	}
+	while (got < max && ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED)) {
+		gw_sched_row *row = &rows[*n + got];
+		if (null[0] || null[1] || null[2] || null[4] || len[0] == 0 ||
+		    len[0] >= sizeof row->id) {
+			GW_ERROR("mariadb %s: a scheduled invocation row is malformed: skipped",
+			         d->where);
+			continue;
+		}
+		memset(row, 0, sizeof *row);
+		memcpy(row->id, idbuf, len[0]);
+		row->due_ms = due;
+		char *key_id = NULL, *data = NULL;
+		if ((e = fetch_bytes(d, mc, st, 2, len[2], &key_id)) != GW_OK ||
+		    (e = fetch_bytes(d, mc, st, 4, len[4], &data)) != GW_OK) {
+			free(key_id);
+			goto out;
+		}
+		if (!null[3])
+			memcpy(row->nonce, nonce,
+			       len[3] < sizeof row->nonce ? len[3] : sizeof row->nonce);
+		row->key_id = key_id;
+		row->data = (uint8_t *)data;
+		row->len = len[4];
+		got++;
+	}
+	if (got < max && rc != MYSQL_NO_DATA && rc != 0 && rc != MYSQL_DATA_TRUNCATED)
+		e = fail(d, mc, st, "schedule claim (fetch)");
+out:
+	if (mc->m)
+		mysql_stmt_free_result(st);
+	if (e != GW_OK) {
+		sched_rows_fini(rows + *n, got);
+		return e;
+	}
+	*n += got;
+	return GW_OK;
+}
+
+static int sched_cmp(const void *a, const void *b)
+{
+	const gw_sched_row *x = a, *y = b;
+	if (x->due_ms != y->due_ms)
+		return x->due_ms < y->due_ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+static gw_err my_sched_claim(void *drv, int64_t now, const char *owner, int64_t lease_until,
+                             size_t max, gw_sched_row *rows, size_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	bool fresh;
+	size_t got = 0, take = 0;
+	gw_sched_row *tmp = calloc(max * 2, sizeof *tmp);
+	gw_err e = GW_ENOMEM;
+	if (!tmp)
+		goto fail;
+	if ((e = acquire(d, &mc, &fresh)) != GW_OK)
+		goto fail;
+	if ((e = begin(d, mc, fresh)) != GW_OK)
+		goto fail;
+	if ((e = sched_scan(d, mc, ST_SCHED_FREE, now, max, tmp, &got)) != GW_OK ||
+	    (e = sched_scan(d, mc, ST_SCHED_EXPIRED, now, max, tmp, &got)) != GW_OK)
+		goto fail;
+	qsort(tmp, got, sizeof *tmp, sched_cmp);
+	take = got < max ? got : max;
+	/* Rows locked but not taken are released at COMMIT. */
+	for (size_t i = 0; i < take; i++) {
+		binds x;
+		b_str(&x, 0, owner);
+		b_int(&x, 1, 0, (uint64_t)lease_until);
+		b_str(&x, 2, tmp[i].id);
+		if ((e = exec(d, mc, ST_SCHED_LEASE, &x, "schedule claim (lease)")) != GW_OK)
+			goto fail;
+	}
+	if (mysql_commit(mc->m) != 0) {
+		e = fail(d, mc, NULL, "commit");
+		goto fail;
+	}
+	release(d, mc);
+	memcpy(rows, tmp, take * sizeof *tmp);
+	sched_rows_fini(tmp + take, got - take);
+	free(tmp);
+	*n = take;
+	return GW_OK;
+fail:
+	if (mc) {
+		rollback(d, mc);
+		release(d, mc);
+	}
+	if (tmp)
+		sched_rows_fini(tmp, got);
+	free(tmp);
+	return e;
+}
+
+/* sched_by_id runs statement id bound to the row id (autocommit). */
+static gw_err sched_by_id(my_drv *d, int id, const char *row_id, const char *what)
+{
+	my_conn *mc;
+	bool fresh;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	b_str(&x, 0, row_id);
+	e = exec_first(d, mc, fresh, id, &x, what);
+	release(d, mc);
+	return e;
+}
+
+static gw_err my_sched_set_aside(void *drv, const char *id)
+{
+	return sched_by_id(drv, ST_SCHED_ASIDE, id, "schedule set aside");
+}
+
+static gw_err my_sched_done(void *drv, const char *id)
+{
+	return sched_by_id(drv, ST_SCHED_DONE, id, "schedule done");
+}
+
+static gw_err my_sched_next_due(void *drv, int64_t *due_ms)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	memset(&x, 0, sizeof x);
+	if ((e = exec_first(d, mc, fresh, ST_SCHED_NEXT, &x, "schedule next due")) != GW_OK)
+		goto out;
+	MYSQL_STMT *st = mc->st[ST_SCHED_NEXT];
+	long long v[2] = {0};
+	my_bool null[2] = {0};
+	MYSQL_BIND r[2];
+	memset(r, 0, sizeof r);
+	for (int i = 0; i < 2; i++) {
+		r[i].buffer_type = MYSQL_TYPE_LONGLONG;
+		r[i].buffer = &v[i];
+		r[i].is_null = &null[i];
+	}
+	if (mysql_stmt_bind_result(st, r) != 0) {
+		e = fail(d, mc, st, "schedule next due (bind)");
+		goto out;
+	}
+	int rc = mysql_stmt_fetch(st);
+	if (rc != 0) {
+		e = rc == MYSQL_NO_DATA ? GW_ECORRUPT
+		                        : fail(d, mc, st, "schedule next due (fetch)");
+		goto out;
+	}
+	e = GW_ENOTFOUND;
+	for (int i = 0; i < 2; i++) {
+		if (null[i])
+			continue;
+		if (e == GW_ENOTFOUND || v[i] < *due_ms)
+			*due_ms = v[i];
+		e = GW_OK;
+	}
+out:
+	if (mc->m)
+		mysql_stmt_free_result(mc->st[ST_SCHED_NEXT]);
+	release(d, mc);
+	return e;
+}
+
+static gw_err my_sched_count(void *drv, uint64_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh, found = false;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	memset(&x, 0, sizeof x);
+	if ((e = exec_first(d, mc, fresh, ST_SCHED_COUNT, &x, "schedule count")) == GW_OK &&
+	    (e = fetch_epoch(d, mc, ST_SCHED_COUNT, &found, n)) == GW_OK && !found)
+		e = GW_ECORRUPT;
+	release(d, mc);
+	return e;
+}
+
 #define MY_OPS(sch)                                                                                \
 	{                                                                                          \
 		.version = GW_STORE_OPS_VERSION, .scheme = sch, .open = my_open, .load = my_load,  \
@@ -1523,6 +1919,10 @@ static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.acquire = my_acquire, .load_revision = my_load_revision,                          \
 		.list_revisions = my_list_revisions, .meta_create = my_meta_create,                \
 		.rot_count = my_rot_count, .rot_scan = my_rot_scan, .rot_rewrite = my_rot_rewrite, \
+		.instance_put = my_instance_put, .instance_get = my_instance_get,                  \
+		.sched_put = my_sched_put, .sched_claim = my_sched_claim,                          \
+		.sched_set_aside = my_sched_set_aside, .sched_done = my_sched_done,                \
+		.sched_next_due = my_sched_next_due, .sched_count = my_sched_count,                \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

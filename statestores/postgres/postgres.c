@@ -4,9 +4,9 @@
  *        postgresql://...   (libpq parses the URI: every libpq URI
  *        parameter works, e.g. sslrootcert, options=-csearch_path%3Dx)
  *
- * Schema (version 2; docs/schema.md): spawn_meta, spawn_actor_state,
- * spawn_actor_history and spawn_actor_epoch in the first schema of the
- * search_path. Created or
+ * Schema (version 3; docs/schema.md): spawn_meta, spawn_actor_state,
+ * spawn_actor_history, spawn_actor_epoch, spawn_instance and spawn_schedule
+ * in the first schema of the search_path. Created or
  * migrated at open in one transaction that holds a transaction-level
  * advisory lock, so gateways starting together run the migration once:
  *
@@ -29,6 +29,14 @@
  * and then re-check the WHERE clause on the committed row, so exactly one
  * of two racing saves of a revision wins. Any error -> ROLLBACK, the batch
  * fails as a whole.
+ *
+ * sched_claim, inside BEGIN ... COMMIT (READ COMMITTED):
+ *   SELECT up to max unclaimed due rows (spawn_schedule_due, due order) and
+ *   up to max rows whose lease expired (spawn_schedule_lease), both FOR
+ *   UPDATE SKIP LOCKED; merge by (due_ms, id), keep max; UPDATE their owner
+ *   and lease_until (WHERE id = ANY($1)); COMMIT. A row a concurrent claim
+ *   holds is skipped, one it committed meanwhile fails the re-checked WHERE
+ *   clause: two claims never return the same row.
  *
  * acquire: INSERT INTO spawn_actor_epoch ... ON CONFLICT DO UPDATE SET
  * epoch = epoch + 1 RETURNING epoch (autocommit). It needs the epoch row's
@@ -71,7 +79,7 @@
 
 #include <libpq-fe.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define POOL_DEFAULT   4
 #define POOL_MAX       64
 #define HISTORY_MAX    1000000
@@ -79,9 +87,10 @@
 #define SCHEMA_LOCK_KEY "6003092917003650888"
 
 /* Type OIDs (catalog/pg_type.h is a server header). */
-#define OID_BYTEA 17
-#define OID_INT8  20
-#define OID_TEXT  25
+#define OID_BYTEA      17
+#define OID_INT8       20
+#define OID_TEXT       25
+#define OID_TEXT_ARRAY 1009
 
 enum {
 	ST_LOAD,
@@ -101,11 +110,22 @@ enum {
 	ST_ROT_SCAN_HIST,
 	ST_ROT_WRITE_STATE,
 	ST_ROT_WRITE_HIST,
+	ST_INST_PUT,
+	ST_INST_GET,
+	ST_SCHED_PUT,
+	ST_SCHED_FREE,
+	ST_SCHED_EXPIRED,
+	ST_SCHED_LEASE,
+	ST_SCHED_ASIDE,
+	ST_SCHED_DONE,
+	ST_SCHED_NEXT,
+	ST_SCHED_COUNT,
 	ST_COUNT
 };
 
 /* The columns of a row, in the order read_row expects. */
-#define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
+#define ROW_COLS   "revision, epoch, key_id, nonce, data, type_url"
+#define SCHED_COLS "id, due_ms, key_id, nonce, data"
 #define ROT_WRITE(table)                                                                           \
 	"UPDATE " table " SET key_id = $4, nonce = $5, data = $6 "                                 \
 	"WHERE system = $1 AND name = $2 AND revision = $3 AND key_id = $7 AND nonce = $8"
@@ -223,6 +243,54 @@ static const struct {
                            8,
                            {OID_TEXT, OID_TEXT, OID_INT8, OID_TEXT, OID_BYTEA, OID_BYTEA, OID_TEXT,
                             OID_BYTEA}},
+    [ST_INST_PUT] = {"gw_inst_put",
+                     "INSERT INTO spawn_instance(system, name, parent, created_at) "
+                     "VALUES($1, $2, $3, now()) ON CONFLICT (system, name) DO NOTHING",
+                     3,
+                     {OID_TEXT, OID_TEXT, OID_TEXT}},
+    [ST_INST_GET] = {"gw_inst_get",
+                     "SELECT parent FROM spawn_instance WHERE system = $1 AND name = $2",
+                     2,
+                     {OID_TEXT, OID_TEXT}},
+    [ST_SCHED_PUT] = {"gw_sched_put",
+                      "INSERT INTO spawn_schedule(id, due_ms, owner, lease_until, key_id, nonce, "
+                      "data) VALUES($1, $2, NULL, NULL, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                      5,
+                      {OID_TEXT, OID_INT8, OID_TEXT, OID_BYTEA, OID_BYTEA}},
+    /* The two claim scans, each on its partial index. SKIP LOCKED: rows a
+     * concurrent claim holds are passed over, and a row it leased and
+     * committed meanwhile fails the re-checked WHERE clause. */
+    [ST_SCHED_FREE] = {"gw_sched_free",
+                       "SELECT " SCHED_COLS " FROM spawn_schedule "
+                       "WHERE owner IS NULL AND due_ms <= $1 ORDER BY due_ms, id LIMIT $2 "
+                       "FOR UPDATE SKIP LOCKED",
+                       2,
+                       {OID_INT8, OID_INT8}},
+    [ST_SCHED_EXPIRED] = {"gw_sched_expired",
+                          "SELECT " SCHED_COLS " FROM spawn_schedule "
+                          "WHERE owner IS NOT NULL AND lease_until <= $1 "
+                          "ORDER BY due_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                          2,
+                          {OID_INT8, OID_INT8}},
+    [ST_SCHED_LEASE] = {"gw_sched_lease",
+                        "UPDATE spawn_schedule SET owner = $2, lease_until = $3 "
+                        "WHERE id = ANY($1)",
+                        3,
+                        {OID_TEXT_ARRAY, OID_TEXT, OID_INT8}},
+    [ST_SCHED_ASIDE] = {"gw_sched_aside",
+                        "UPDATE spawn_schedule SET owner = '" GW_SCHED_CORRUPT "', "
+                        "lease_until = 9223372036854775807 WHERE id = $1",
+                        1,
+                        {OID_TEXT}},
+    [ST_SCHED_DONE] = {"gw_sched_done", "DELETE FROM spawn_schedule WHERE id = $1", 1, {OID_TEXT}},
+    [ST_SCHED_NEXT] = {"gw_sched_next",
+                       "SELECT (SELECT due_ms FROM spawn_schedule WHERE owner IS NULL "
+                       "ORDER BY due_ms LIMIT 1), "
+                       "(SELECT lease_until FROM spawn_schedule WHERE owner IS NOT NULL "
+                       "AND lease_until < 9223372036854775807 ORDER BY lease_until LIMIT 1)",
+                       0,
+                       {0}},
+    [ST_SCHED_COUNT] = {"gw_sched_count", "SELECT count(*) FROM spawn_schedule", 0, {0}},
 };
 
 /* migrations[v] takes the schema from version v to v + 1. Append only: a
@@ -267,6 +335,27 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "  UNION ALL SELECT system, name, epoch FROM spawn_actor_history) t"
     " WHERE epoch > 0 GROUP BY system, name"
     " ON CONFLICT (system, name) DO UPDATE SET epoch = greatest(e.epoch, excluded.epoch);",
+    /* 2 -> 3: UNNAMED instances and scheduled invocations. The partial
+     * indexes hold exactly what each claim scan looks for, so neither ever
+     * walks pending rows that are not due (docs/schema.md). */
+    "CREATE TABLE IF NOT EXISTS spawn_instance("
+    " system text COLLATE \"C\" NOT NULL,"
+    " name text COLLATE \"C\" NOT NULL,"
+    " parent text COLLATE \"C\" NOT NULL,"
+    " created_at timestamptz NOT NULL,"
+    " PRIMARY KEY(system, name));"
+    "CREATE TABLE IF NOT EXISTS spawn_schedule("
+    " id text COLLATE \"C\" NOT NULL PRIMARY KEY,"
+    " due_ms bigint NOT NULL,"
+    " owner text COLLATE \"C\","
+    " lease_until bigint,"
+    " key_id text NOT NULL,"
+    " nonce bytea NOT NULL,"
+    " data bytea NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS spawn_schedule_due ON spawn_schedule(due_ms, id)"
+    " WHERE owner IS NULL;"
+    "CREATE INDEX IF NOT EXISTS spawn_schedule_lease ON spawn_schedule(lease_until)"
+    " WHERE owner IS NOT NULL;",
 };
 
 typedef struct pg_conn {
@@ -1384,6 +1473,314 @@ static gw_err pg_meta_create(void *drv, const char *name, const uint8_t *val, si
 	return e;
 }
 
+/* ---- UNNAMED instances -------------------------------------------------------- */
+
+static gw_err pg_instance_get(void *drv, const gw_actor_key *k, char **parent)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	p_text(&p, 0, k->system);
+	p_text(&p, 1, k->name);
+	if ((e = retry_first(d, pc, fresh, ST_INST_GET, NULL, &p, PGRES_TUPLES_OK, &r)) != GW_OK)
+		goto out;
+	if (PQntuples(r) == 0)
+		e = GW_ENOTFOUND;
+	else if (PQgetisnull(r, 0, 0))
+		e = GW_ECORRUPT;
+	else if (!(*parent = dup_col(r, 0, 0)))
+		e = GW_ENOMEM;
+out:
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
+static gw_err pg_instance_put(void *drv, const gw_actor_key *k, const char *parent)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	p_text(&p, 0, k->system);
+	p_text(&p, 1, k->name);
+	p_text(&p, 2, parent);
+	/* Autocommit. A concurrent uncommitted insert of k makes this wait,
+	 * then do nothing; the read below then sees the winner's row. */
+	e = retry_first(d, pc, fresh, ST_INST_PUT, NULL, &p, PGRES_COMMAND_OK, &r);
+	bool inserted = e == GW_OK && strcmp(PQcmdTuples(r), "1") == 0;
+	PQclear(r);
+	release(d, pc);
+	if (e != GW_OK || inserted)
+		return e;
+	char *have = NULL;
+	if ((e = pg_instance_get(d, k, &have)) != GW_OK)
+		return e == GW_ENOTFOUND ? GW_EIO : e;
+	e = strcmp(have, parent) == 0 ? GW_OK : GW_ECONFLICT;
+	free(have);
+	return e;
+}
+
+/* ---- scheduled invocations ------------------------------------------------------- */
+
+static gw_err pg_sched_put(void *drv, const gw_sched_row *row)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	p_text(&p, 0, row->id);
+	p_int(&p, 1, 0, (uint64_t)row->due_ms);
+	p_text(&p, 2, row->key_id);
+	p_bytes(&p, 3, row->nonce, sizeof row->nonce);
+	p_bytes(&p, 4, row->data, row->len);
+	e = retry_first(d, pc, fresh, ST_SCHED_PUT, NULL, &p, PGRES_COMMAND_OK, &r);
+	if (e == GW_OK && strcmp(PQcmdTuples(r), "1") != 0)
+		e = GW_ECONFLICT;
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
+static void sched_rows_fini(gw_sched_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)rows[i].key_id);
+		free(rows[i].data);
+	}
+}
+
+/* sched_scan runs claim scan id (now, max) in the open transaction and
+ * appends its rows to rows[*n..]. A malformed row is skipped; a nonce of
+ * the wrong size is zero-padded (the row then fails to open and the front
+ * sets it aside). */
+static gw_err sched_scan(pg_drv *d, pg_conn *pc, int id, int64_t now, size_t max,
+                         gw_sched_row *rows, size_t *n)
+{
+	params p;
+	p_int(&p, 0, 0, (uint64_t)now);
+	p_int(&p, 1, 1, max);
+	PGresult *r = exec_st(pc, id, &p);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		gw_err e = fail(d, pc, r, "schedule claim (scan)");
+		PQclear(r);
+		return e;
+	}
+	size_t got = 0;
+	for (int i = 0; i < PQntuples(r) && got < max; i++) {
+		gw_sched_row *row = &rows[*n + got];
+		uint64_t due = 0;
+		int idlen = PQgetlength(r, i, 0);
+		if (PQgetisnull(r, i, 0) || idlen <= 0 || idlen >= (int)sizeof row->id ||
+		    !get_int8(r, i, 1, &due) || PQgetisnull(r, i, 2) || PQgetisnull(r, i, 4)) {
+			GW_ERROR("postgres %s: a scheduled invocation row is malformed: skipped",
+			         d->where);
+			continue;
+		}
+		memset(row, 0, sizeof *row);
+		memcpy(row->id, PQgetvalue(r, i, 0), (size_t)idlen);
+		row->due_ms = (int64_t)due;
+		size_t len = (size_t)PQgetlength(r, i, 4);
+		char *key_id = dup_col(r, i, 2);
+		uint8_t *data = malloc(len > 0 ? len : 1);
+		if (!key_id || !data) {
+			free(key_id);
+			free(data);
+			sched_rows_fini(rows + *n, got);
+			PQclear(r);
+			return GW_ENOMEM;
+		}
+		memcpy(data, PQgetvalue(r, i, 4), len);
+		int nlen = PQgetisnull(r, i, 3) ? 0 : PQgetlength(r, i, 3);
+		memcpy(row->nonce, PQgetvalue(r, i, 3),
+		       (size_t)nlen < sizeof row->nonce ? (size_t)nlen : sizeof row->nonce);
+		row->key_id = key_id;
+		row->data = data;
+		row->len = len;
+		got++;
+	}
+	PQclear(r);
+	*n += got;
+	return GW_OK;
+}
+
+static int sched_cmp(const void *a, const void *b)
+{
+	const gw_sched_row *x = a, *y = b;
+	if (x->due_ms != y->due_ms)
+		return x->due_ms < y->due_ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* id_array writes the text[] literal {"id1","id2",...} of rows[0..n). Ids
+ * are [A-Za-z0-9_.:-] (store.c checks at put): quoting each is enough. */
+static char *id_array(const gw_sched_row *rows, size_t n)
+{
+	size_t cap = 3 + n * (sizeof rows->id + 3), off = 0;
+	char *s = malloc(cap);
+	if (!s)
+		return NULL;
+	s[off++] = '{';
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(s + off, cap - off, "%s\"%s\"", i ? "," : "", rows[i].id);
+	snprintf(s + off, cap - off, "}");
+	return s;
+}
+
+static gw_err pg_sched_claim(void *drv, int64_t now, const char *owner, int64_t lease_until,
+                             size_t max, gw_sched_row *rows, size_t *n)
+{
+	pg_drv *d = drv;
+	pg_conn *pc = NULL;
+	bool fresh;
+	PGresult *r = NULL;
+	char *ids = NULL;
+	size_t got = 0, take = 0;
+	gw_sched_row *tmp = calloc(max * 2, sizeof *tmp);
+	gw_err e = GW_ENOMEM;
+	if (!tmp)
+		goto fail;
+	if ((e = acquire(d, &pc, &fresh)) != GW_OK)
+		goto fail;
+	if ((e = retry_first(d, pc, fresh, -1, "BEGIN", NULL, PGRES_COMMAND_OK, &r)) != GW_OK)
+		goto fail;
+	PQclear(r);
+	r = NULL;
+	if ((e = sched_scan(d, pc, ST_SCHED_FREE, now, max, tmp, &got)) != GW_OK ||
+	    (e = sched_scan(d, pc, ST_SCHED_EXPIRED, now, max, tmp, &got)) != GW_OK)
+		goto fail;
+	qsort(tmp, got, sizeof *tmp, sched_cmp);
+	take = got < max ? got : max;
+	if (take > 0) {
+		/* Rows locked but not taken are released at COMMIT. */
+		if (!(ids = id_array(tmp, take))) {
+			e = GW_ENOMEM;
+			goto fail;
+		}
+		params p;
+		p_text(&p, 0, ids);
+		p_text(&p, 1, owner);
+		p_int(&p, 2, 0, (uint64_t)lease_until);
+		r = exec_st(pc, ST_SCHED_LEASE, &p);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			e = fail(d, pc, r, "schedule claim (lease)");
+			goto fail;
+		}
+		PQclear(r);
+		r = NULL;
+	}
+	if ((e = run(d, pc, "COMMIT", PGRES_COMMAND_OK)) != GW_OK)
+		goto fail;
+	release(d, pc);
+	free(ids);
+	memcpy(rows, tmp, take * sizeof *tmp);
+	sched_rows_fini(tmp + take, got - take);
+	free(tmp);
+	*n = take;
+	return GW_OK;
+fail:
+	PQclear(r);
+	if (pc) {
+		rollback(d, pc);
+		release(d, pc);
+	}
+	free(ids);
+	if (tmp)
+		sched_rows_fini(tmp, got);
+	free(tmp);
+	return e;
+}
+
+/* sched_by_id runs statement id with $1 = the row id (autocommit). */
+static gw_err sched_by_id(pg_drv *d, int id, const char *row_id)
+{
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	p_text(&p, 0, row_id);
+	e = retry_first(d, pc, fresh, id, NULL, &p, PGRES_COMMAND_OK, &r);
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
+static gw_err pg_sched_set_aside(void *drv, const char *id)
+{
+	return sched_by_id(drv, ST_SCHED_ASIDE, id);
+}
+
+static gw_err pg_sched_done(void *drv, const char *id)
+{
+	return sched_by_id(drv, ST_SCHED_DONE, id);
+}
+
+static gw_err pg_sched_next_due(void *drv, int64_t *due_ms)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	if ((e = retry_first(d, pc, fresh, ST_SCHED_NEXT, NULL, &p, PGRES_TUPLES_OK, &r)) != GW_OK)
+		goto out;
+	e = GW_ENOTFOUND;
+	for (int c = 0; c < 2 && PQntuples(r) == 1; c++) {
+		uint64_t v;
+		if (PQgetisnull(r, 0, c))
+			continue;
+		if (!get_int8(r, 0, c, &v)) {
+			e = GW_ECORRUPT;
+			break;
+		}
+		if (e == GW_ENOTFOUND || (int64_t)v < *due_ms)
+			*due_ms = (int64_t)v;
+		e = GW_OK;
+	}
+out:
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
+static gw_err pg_sched_count(void *drv, uint64_t *n)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	if ((e = retry_first(d, pc, fresh, ST_SCHED_COUNT, NULL, &p, PGRES_TUPLES_OK, &r)) ==
+	        GW_OK &&
+	    (PQntuples(r) != 1 || !get_int8(r, 0, 0, n)))
+		e = GW_ECORRUPT;
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
 /* Two tables, one per URL scheme libpq accepts; gw_store_scheme() names the
  * one the URL used. */
 #define PG_OPS(sch)                                                                                \
@@ -1394,6 +1791,10 @@ static gw_err pg_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.acquire = pg_acquire, .load_revision = pg_load_revision,                          \
 		.list_revisions = pg_list_revisions, .meta_create = pg_meta_create,                \
 		.rot_count = pg_rot_count, .rot_scan = pg_rot_scan, .rot_rewrite = pg_rot_rewrite, \
+		.instance_put = pg_instance_put, .instance_get = pg_instance_get,                  \
+		.sched_put = pg_sched_put, .sched_claim = pg_sched_claim,                          \
+		.sched_set_aside = pg_sched_set_aside, .sched_done = pg_sched_done,                \
+		.sched_next_due = pg_sched_next_due, .sched_count = pg_sched_count,                \
 	}
 
 const gw_store_ops gw_postgres_ops = PG_OPS("postgres");

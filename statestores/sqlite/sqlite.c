@@ -2,7 +2,7 @@
  *
  * URLs:  sqlite:///abs/path.db   sqlite://rel/path.db   sqlite::memory:
  *
- * Schema (version 2, docs/schema.md), created or migrated at open inside one
+ * Schema (version 3, docs/schema.md), created or migrated at open inside one
  * BEGIN IMMEDIATE (the database write lock), so openers racing on a new or
  * old file run each migration once:
  *   spawn_meta(name TEXT PRIMARY KEY, value BLOB)
@@ -11,6 +11,10 @@
  *                     type_url, updated_at, PRIMARY KEY(system, name))
  *   spawn_actor_history(the same columns, PRIMARY KEY(system, name, revision))
  *   spawn_actor_epoch(system, name, epoch, PRIMARY KEY(system, name))
+ *   spawn_instance(system, name, parent, created_at, PRIMARY KEY(system, name))
+ *   spawn_schedule(id PRIMARY KEY, due_ms, owner, lease_until, key_id, nonce,
+ *                  data), partial indexes on due_ms (owner IS NULL) and
+ *                  lease_until (owner IS NOT NULL)
  *
  * Durability: WAL with synchronous=FULL, so a COMMIT has reached the disk
  * (WAL fsync) before save_batch returns GW_OK. A checkpointed save must
@@ -26,6 +30,12 @@
  *   history N > 0  upsert the new revision into spawn_actor_history, delete
  *                  that actor's revisions below new - N there
  * A SQLite error anywhere -> ROLLBACK; the batch fails as a whole.
+ *
+ * sched_claim, inside BEGIN IMMEDIATE ... COMMIT (the write lock: no
+ * other claim runs in between, so none can take the same row):
+ *   up to max unclaimed due rows (spawn_schedule_due, in due order) and up to
+ *   max rows whose lease expired (spawn_schedule_lease), merged by (due_ms,
+ *   id), the first max leased: UPDATE ... SET owner, lease_until.
  *
  * acquire is one statement (INSERT ... ON CONFLICT DO UPDATE SET epoch =
  * epoch + 1 RETURNING epoch): a write, so it takes the write lock and
@@ -46,7 +56,7 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_VERSION  2
+#define SCHEMA_VERSION  3
 #define BUSY_TIMEOUT_MS 5000
 #define HISTORY_MAX     1000000
 
@@ -70,6 +80,16 @@ enum {
 	ST_ROT_SCAN_HIST,
 	ST_ROT_WRITE_STATE,
 	ST_ROT_WRITE_HIST,
+	ST_INST_PUT,
+	ST_INST_GET,
+	ST_SCHED_PUT,
+	ST_SCHED_FREE,
+	ST_SCHED_EXPIRED,
+	ST_SCHED_LEASE,
+	ST_SCHED_ASIDE,
+	ST_SCHED_DONE,
+	ST_SCHED_NEXT,
+	ST_SCHED_COUNT,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -134,6 +154,31 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_ROT_WRITE_HIST] = "UPDATE spawn_actor_history SET key_id = ?4, nonce = ?5, data = ?6 "
                           "WHERE system = ?1 AND name = ?2 AND revision = ?3 "
                           "AND key_id = ?7 AND nonce = ?8",
+    [ST_INST_PUT] = "INSERT INTO spawn_instance(system, name, parent, created_at) "
+                    "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(system, name) DO NOTHING",
+    [ST_INST_GET] = "SELECT parent FROM spawn_instance WHERE system = ?1 AND name = ?2",
+    [ST_SCHED_PUT] = "INSERT INTO spawn_schedule(id, due_ms, owner, lease_until, key_id, nonce, "
+                     "data) VALUES(?1, ?2, NULL, NULL, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING",
+    /* The two claim scans, each on its partial index (docs/schema.md):
+     * unclaimed rows in due order, and rows whose lease expired. */
+    [ST_SCHED_FREE] = "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
+                      "INDEXED BY spawn_schedule_due "
+                      "WHERE owner IS NULL AND due_ms <= ?1 ORDER BY due_ms, id LIMIT ?2",
+    [ST_SCHED_EXPIRED] = "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
+                         "INDEXED BY spawn_schedule_lease "
+                         "WHERE owner IS NOT NULL AND lease_until <= ?1 "
+                         "ORDER BY due_ms, id LIMIT ?2",
+    [ST_SCHED_LEASE] = "UPDATE spawn_schedule SET owner = ?2, lease_until = ?3 WHERE id = ?1",
+    [ST_SCHED_ASIDE] = "UPDATE spawn_schedule SET owner = '" GW_SCHED_CORRUPT "', "
+                       "lease_until = 9223372036854775807 WHERE id = ?1",
+    [ST_SCHED_DONE] = "DELETE FROM spawn_schedule WHERE id = ?1",
+    /* ORDER BY ... LIMIT 1 rather than min(): one step down each index. */
+    [ST_SCHED_NEXT] = "SELECT (SELECT due_ms FROM spawn_schedule INDEXED BY spawn_schedule_due "
+                      "WHERE owner IS NULL ORDER BY due_ms LIMIT 1), "
+                      "(SELECT lease_until FROM spawn_schedule INDEXED BY spawn_schedule_lease "
+                      "WHERE owner IS NOT NULL AND lease_until < 9223372036854775807 "
+                      "ORDER BY lease_until LIMIT 1)",
+    [ST_SCHED_COUNT] = "SELECT count(*) FROM spawn_schedule",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -179,6 +224,27 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "INSERT INTO spawn_actor_epoch(system, name, epoch)"
     " SELECT system, name, epoch FROM spawn_actor_state WHERE epoch > 0"
     " ON CONFLICT(system, name) DO UPDATE SET epoch = max(epoch, excluded.epoch);",
+    /* 2 -> 3: UNNAMED instances and scheduled invocations. The partial
+     * indexes hold exactly what each claim scan looks for, so neither ever
+     * walks pending rows that are not due (docs/schema.md). */
+    "CREATE TABLE IF NOT EXISTS spawn_instance("
+    " system TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " parent TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY(system, name));"
+    "CREATE TABLE IF NOT EXISTS spawn_schedule("
+    " id TEXT NOT NULL PRIMARY KEY,"
+    " due_ms INTEGER NOT NULL,"
+    " owner TEXT,"
+    " lease_until INTEGER,"
+    " key_id TEXT NOT NULL,"
+    " nonce BLOB NOT NULL,"
+    " data BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS spawn_schedule_due ON spawn_schedule(due_ms, id)"
+    " WHERE owner IS NULL;"
+    "CREATE INDEX IF NOT EXISTS spawn_schedule_lease ON spawn_schedule(lease_until)"
+    " WHERE owner IS NOT NULL;",
 };
 
 typedef struct sqlite_drv {
@@ -925,6 +991,266 @@ static gw_err sq_meta_create(void *drv, const char *name, const uint8_t *val, si
 	return e == GW_OK && changed != 1 ? GW_ECONFLICT : e;
 }
 
+/* ---- UNNAMED instances ------------------------------------------------------ */
+
+static gw_err sq_instance_get(void *drv, const gw_actor_key *k, char **parent)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_INST_GET];
+	gw_err e = GW_OK;
+	int rc = bind_key(st, k);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		e = GW_ENOTFOUND;
+	} else if (rc != SQLITE_ROW) {
+		e = sql_fail(d, rc, "instance get");
+	} else {
+		char *p = dup_text(st, 0);
+		if (!p)
+			e = sqlite3_column_type(st, 0) == SQLITE_NULL ? GW_ECORRUPT : GW_ENOMEM;
+		else
+			*parent = p;
+	}
+	sqlite3_reset(st);
+	return e;
+}
+
+static gw_err sq_instance_put(void *drv, const gw_actor_key *k, const char *parent)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_INST_PUT];
+	int rc = bind_key(st, k);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 3, parent, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, now_ms());
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, "instance put");
+	int changed = sqlite3_changes(d->db);
+	sqlite3_reset(st);
+	if (e != GW_OK || changed == 1)
+		return e;
+	/* Already there: the same parent is an idempotent repeat. */
+	char *have = NULL;
+	if ((e = sq_instance_get(d, k, &have)) != GW_OK)
+		return e == GW_ENOTFOUND ? GW_EIO : e;
+	e = strcmp(have, parent) == 0 ? GW_OK : GW_ECONFLICT;
+	free(have);
+	return e;
+}
+
+/* ---- scheduled invocations ------------------------------------------------------ */
+
+static gw_err sq_sched_put(void *drv, const gw_sched_row *row)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_SCHED_PUT];
+	int rc = sqlite3_bind_text(st, 1, row->id, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, row->due_ms);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 3, row->key_id, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(st, 4, row->nonce, (int)sizeof row->nonce, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob64(st, 5, row->data, (sqlite3_uint64)row->len, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, "schedule put");
+	int changed = sqlite3_changes(d->db);
+	sqlite3_reset(st);
+	return e == GW_OK && changed != 1 ? GW_ECONFLICT : e;
+}
+
+/* sched_read copies the current result row (id, due_ms, key_id, nonce,
+ * data) of st into *out (owned fields). A malformed nonce is zero-padded:
+ * the row then fails to open and is set aside by the front. */
+static gw_err sched_read(sqlite3_stmt *st, gw_sched_row *out)
+{
+	const char *id = (const char *)sqlite3_column_text(st, 0);
+	if (!id || strlen(id) >= sizeof out->id || sqlite3_column_type(st, 2) == SQLITE_NULL)
+		return GW_ECORRUPT;
+	const void *blob = sqlite3_column_blob(st, 4);
+	size_t len = (size_t)sqlite3_column_bytes(st, 4);
+	char *key_id = dup_text(st, 2);
+	uint8_t *data = malloc(len > 0 ? len : 1);
+	if (!key_id || !data) {
+		free(key_id);
+		free(data);
+		return GW_ENOMEM;
+	}
+	if (len > 0)
+		memcpy(data, blob, len);
+	memset(out, 0, sizeof *out);
+	snprintf(out->id, sizeof out->id, "%s", id);
+	out->due_ms = sqlite3_column_int64(st, 1);
+	out->key_id = key_id;
+	const void *nonce = sqlite3_column_blob(st, 3);
+	int nlen = sqlite3_column_bytes(st, 3);
+	if (nonce && nlen > 0)
+		memcpy(out->nonce, nonce,
+		       (size_t)nlen < sizeof out->nonce ? (size_t)nlen : sizeof out->nonce);
+	out->data = data;
+	out->len = len;
+	return GW_OK;
+}
+
+static void sched_rows_fini(gw_sched_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)rows[i].key_id);
+		free(rows[i].data);
+	}
+}
+
+/* sched_scan appends up to max rows of scan id (bound ?1 = now, ?2 = max)
+ * to rows[*n..]. A malformed row (id too long, NULL key id) is skipped. */
+static gw_err sched_scan(sqlite_drv *d, int id, int64_t now, size_t max, gw_sched_row *rows,
+                         size_t *n)
+{
+	sqlite3_stmt *st = d->st[id];
+	gw_err e = GW_OK;
+	size_t got = 0;
+	int rc = sqlite3_bind_int64(st, 1, now);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	while (rc == SQLITE_OK && got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = SQLITE_OK;
+		gw_err re = sched_read(st, &rows[*n + got]);
+		if (re == GW_ECORRUPT) {
+			GW_ERROR("sqlite %s: a scheduled invocation row is malformed: skipped",
+			         where(d));
+			continue;
+		}
+		if (re != GW_OK) {
+			e = re;
+			break;
+		}
+		got++;
+	}
+	if (e == GW_OK && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		e = sql_fail(d, rc, "schedule claim (scan)");
+	sqlite3_reset(st);
+	if (e != GW_OK) {
+		sched_rows_fini(rows + *n, got);
+		return e;
+	}
+	*n += got;
+	return GW_OK;
+}
+
+static int sched_cmp(const void *a, const void *b)
+{
+	const gw_sched_row *x = a, *y = b;
+	if (x->due_ms != y->due_ms)
+		return x->due_ms < y->due_ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+static gw_err sq_sched_claim(void *drv, int64_t now, const char *owner, int64_t lease_until,
+                             size_t max, gw_sched_row *rows, size_t *n)
+{
+	sqlite_drv *d = drv;
+	size_t got = 0;
+	gw_sched_row *tmp = calloc(max * 2, sizeof *tmp);
+	if (!tmp)
+		return GW_ENOMEM;
+	gw_err e = run(d, ST_BEGIN, "begin");
+	if (e == GW_OK)
+		e = sched_scan(d, ST_SCHED_FREE, now, max, tmp, &got);
+	if (e == GW_OK)
+		e = sched_scan(d, ST_SCHED_EXPIRED, now, max, tmp, &got);
+	size_t take = 0;
+	if (e == GW_OK) {
+		qsort(tmp, got, sizeof *tmp, sched_cmp);
+		take = got < max ? got : max;
+	}
+	sqlite3_stmt *st = d->st[ST_SCHED_LEASE];
+	for (size_t i = 0; e == GW_OK && i < take; i++) {
+		int rc = sqlite3_bind_text(st, 1, tmp[i].id, -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 3, lease_until);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			e = sql_fail(d, rc, "schedule claim (lease)");
+		sqlite3_reset(st);
+	}
+	e = end_tx(d, e);
+	if (e != GW_OK) {
+		sched_rows_fini(tmp, got);
+		free(tmp);
+		return e;
+	}
+	memcpy(rows, tmp, take * sizeof *tmp);
+	sched_rows_fini(tmp + take, got - take);
+	free(tmp);
+	*n = take;
+	return GW_OK;
+}
+
+/* sched_by_id runs statement id bound to ?1 = the row id. */
+static gw_err sched_by_id(sqlite_drv *d, int id, const char *row_id, const char *what)
+{
+	int rc = sqlite3_bind_text(d->st[id], 1, row_id, -1, SQLITE_STATIC);
+	if (rc != SQLITE_OK) {
+		gw_err e = sql_fail(d, rc, what);
+		sqlite3_reset(d->st[id]);
+		return e;
+	}
+	return run(d, id, what);
+}
+
+static gw_err sq_sched_set_aside(void *drv, const char *id)
+{
+	return sched_by_id(drv, ST_SCHED_ASIDE, id, "schedule set aside");
+}
+
+static gw_err sq_sched_done(void *drv, const char *id)
+{
+	return sched_by_id(drv, ST_SCHED_DONE, id, "schedule done");
+}
+
+static gw_err sq_sched_next_due(void *drv, int64_t *due_ms)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_SCHED_NEXT];
+	gw_err e = GW_ENOTFOUND;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		for (int c = 0; c < 2; c++) {
+			if (sqlite3_column_type(st, c) == SQLITE_NULL)
+				continue;
+			int64_t v = sqlite3_column_int64(st, c);
+			if (e == GW_ENOTFOUND || v < *due_ms)
+				*due_ms = v;
+			e = GW_OK;
+		}
+	} else {
+		e = sql_fail(d, rc, "schedule next due");
+	}
+	sqlite3_reset(st);
+	return e;
+}
+
+static gw_err sq_sched_count(void *drv, uint64_t *n)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_SCHED_COUNT];
+	gw_err e = GW_OK;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		e = sql_fail(d, rc, "schedule count");
+	sqlite3_reset(st);
+	return e;
+}
+
 const gw_store_ops gw_sqlite_ops = {
     .version = GW_STORE_OPS_VERSION,
     .scheme = "sqlite",
@@ -943,4 +1269,12 @@ const gw_store_ops gw_sqlite_ops = {
     .rot_count = sq_rot_count,
     .rot_scan = sq_rot_scan,
     .rot_rewrite = sq_rot_rewrite,
+    .instance_put = sq_instance_put,
+    .instance_get = sq_instance_get,
+    .sched_put = sq_sched_put,
+    .sched_claim = sq_sched_claim,
+    .sched_set_aside = sq_sched_set_aside,
+    .sched_done = sq_sched_done,
+    .sched_next_due = sq_sched_next_due,
+    .sched_count = sq_sched_count,
 };

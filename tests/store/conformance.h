@@ -47,6 +47,21 @@ typedef struct target {
 	 *           latest row epoch 5 (as version 1 fencing would have). */
 	bool (*raw_count_key)(const ctx *c, const char *key_id, long long *n);
 	bool (*raw_downgrade_v1)(const ctx *c);
+	/* Scheduled invocations (store_schedule.c):
+	 * raw_sched_fill: insert n rows behind the driver, ids <prefix>%07d,
+	 *           due_ms first_due + i, unclaimed, under key id "t1" with a
+	 *           zero nonce and random bytes as data (they never open).
+	 * raw_sched_contains: *n = rows whose data holds needle (plain bytes).
+	 * raw_sched_indexed: whether the backend plans the driver's claim
+	 *           scans and next-due lookups (the same query shapes as the
+	 *           driver's statements: keep them in step) on the schedule
+	 *           indexes, never as a table scan; why gets the plan when not.
+	 * raw_downgrade_v2: make the store look as schema version 2 left it:
+	 *           drop spawn_instance and spawn_schedule, record version 2. */
+	bool (*raw_sched_fill)(const ctx *c, const char *prefix, long n, long long first_due);
+	bool (*raw_sched_contains)(const ctx *c, const char *needle, long long *n);
+	bool (*raw_sched_indexed)(const ctx *c, char *why, size_t cap);
+	bool (*raw_downgrade_v2)(const ctx *c);
 	/* ns_new: write into url a URL of a fresh, empty namespace on the
 	 * target's server (conf_ns_teardown drops it after the test).
 	 * NULL: t->url is shared. ns_drop: drop namespace name. */
@@ -101,6 +116,10 @@ void expect_state(gw_store *s, const char *sys, const char *name, const void *da
 /* conf_add_fencing adds the suite of store_fencing.c: activation epochs,
  * revisions, key rotation, the fresh-store key check race. */
 void conf_add_fencing(Suite *s, int ntargets);
+
+/* conf_add_schedule adds the suite of store_schedule.c: UNNAMED
+ * instances and scheduled invocations (schema version 3). */
+void conf_add_schedule(Suite *s, int ntargets);
 
 /* conf_raw_<backend> fills t's raw hooks and namespace functions when the
  * backend's client library is built into the suite (GW_TEST_<BACKEND>);

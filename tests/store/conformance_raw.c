@@ -180,6 +180,79 @@ static bool sqlite_raw_downgrade_v1(const ctx *c)
 	                          "UPDATE spawn_meta SET value = 1 WHERE name = 'schema_version'; "
 	                          "UPDATE spawn_actor_state SET epoch = 5");
 }
+
+static bool sqlite_raw_sched_fill(const ctx *c, const char *prefix, long n, long long first_due)
+{
+	char sql[768];
+	snprintf(
+	    sql, sizeof sql,
+	    "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < %ld) "
+	    "INSERT INTO spawn_schedule(id, due_ms, owner, lease_until, key_id, nonce, data) "
+	    "SELECT printf('%s%%07d', i), %lld + i, NULL, NULL, 't1', zeroblob(12), "
+	    "randomblob(48) FROM s",
+	    n, prefix, first_due);
+	return sqlite_raw(c, sql, NULL, 0, NULL, 0);
+}
+
+static bool sqlite_raw_sched_contains(const ctx *c, const char *needle, long long *n)
+{
+	const char *p[] = {needle};
+	return sqlite_raw(c,
+	                  "SELECT count(*) FROM spawn_schedule "
+	                  "WHERE instr(data, CAST(?1 AS BLOB)) > 0",
+	                  p, 1, n, 1);
+}
+
+/* The driver's claim and next-due queries (statestores/sqlite/sqlite.c),
+ * without INDEXED BY: the plan SQLite picks on its own must be the index. */
+static const char *const sqlite_sched_queries[] = {
+    "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
+    "WHERE owner IS NULL AND due_ms <= 1700000000000 ORDER BY due_ms, id LIMIT 100",
+    "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
+    "WHERE owner IS NOT NULL AND lease_until <= 1700000000000 ORDER BY due_ms, id LIMIT 100",
+    "SELECT due_ms FROM spawn_schedule WHERE owner IS NULL ORDER BY due_ms LIMIT 1",
+    "SELECT lease_until FROM spawn_schedule WHERE owner IS NOT NULL "
+    "AND lease_until < 9223372036854775807 ORDER BY lease_until LIMIT 1",
+};
+
+static bool sqlite_raw_sched_indexed(const ctx *c, char *why, size_t cap)
+{
+	sqlite3 *db = NULL;
+	bool ok = sqlite3_open_v2(c->db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK;
+	why[0] = '\0';
+	for (size_t q = 0; ok && q < sizeof sqlite_sched_queries / sizeof *sqlite_sched_queries;
+	     q++) {
+		char sql[512];
+		sqlite3_stmt *st = NULL;
+		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", sqlite_sched_queries[q]);
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+			snprintf(why, cap, "%s", sqlite3_errmsg(db));
+			ok = false;
+			break;
+		}
+		bool indexed = false;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *d = (const char *)sqlite3_column_text(st, 3);
+			size_t used = strlen(why);
+			snprintf(why + used, cap - used, "[%s] ", d ? d : "");
+			if (d && strstr(d, "spawn_schedule") &&
+			    strstr(d, "USING INDEX spawn_schedule_"))
+				indexed = true;
+			if (d && strstr(d, "SCAN spawn_schedule") && !strstr(d, "USING INDEX"))
+				indexed = false, ok = false;
+		}
+		sqlite3_finalize(st);
+		ok = ok && indexed;
+	}
+	sqlite3_close(db);
+	return ok;
+}
+
+static bool sqlite_raw_downgrade_v2(const ctx *c)
+{
+	return sqlite_raw_exec(c, "DROP TABLE spawn_instance; DROP TABLE spawn_schedule; "
+	                          "UPDATE spawn_meta SET value = 2 WHERE name = 'schema_version'");
+}
 #endif
 
 /* ---- postgres raw access ---------------------------------------------------- */
@@ -308,6 +381,82 @@ static bool pg_raw_downgrade_v1(const ctx *c)
 	              "UPDATE spawn_meta SET value = convert_to('1', 'UTF8') "
 	              "WHERE name = 'schema_version'; "
 	              "UPDATE spawn_actor_state SET epoch = 5",
+	              NULL, 0, NULL, 0);
+}
+
+static bool pg_raw_sched_fill(const ctx *c, const char *prefix, long n, long long first_due)
+{
+	char sql[768];
+	snprintf(sql, sizeof sql,
+	         "INSERT INTO spawn_schedule(id, due_ms, owner, lease_until, key_id, nonce, data) "
+	         "SELECT '%s' || lpad(i::text, 7, '0'), %lld + i, NULL, NULL, 't1', "
+	         "'\\x000000000000000000000000'::bytea, "
+	         "decode(md5(i::text) || md5((i + 1)::text) || md5((i + 2)::text), 'hex') "
+	         "FROM generate_series(0, %ld - 1) i",
+	         prefix, first_due, n);
+	return pg_raw(c->url, sql, NULL, 0, NULL, 0);
+}
+
+static bool pg_raw_sched_contains(const ctx *c, const char *needle, long long *n)
+{
+	const char *p[] = {needle};
+	return pg_raw(c->url,
+	              "SELECT count(*) FROM spawn_schedule "
+	              "WHERE position(convert_to($1, 'UTF8') in data) > 0",
+	              p, 1, n, 1);
+}
+
+/* The driver's claim and next-due queries (statestores/postgres/postgres.c),
+ * as EXPLAIN sees them. */
+static const char *const pg_sched_queries[] = {
+    "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
+    "WHERE owner IS NULL AND due_ms <= 1700000000000 ORDER BY due_ms, id LIMIT 100 "
+    "FOR UPDATE SKIP LOCKED",
+    "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
+    "WHERE owner IS NOT NULL AND lease_until <= 1700000000000 ORDER BY due_ms, id LIMIT 100 "
+    "FOR UPDATE SKIP LOCKED",
+    "SELECT (SELECT due_ms FROM spawn_schedule WHERE owner IS NULL ORDER BY due_ms LIMIT 1), "
+    "(SELECT lease_until FROM spawn_schedule WHERE owner IS NOT NULL "
+    "AND lease_until < 9223372036854775807 ORDER BY lease_until LIMIT 1)",
+};
+
+static bool pg_raw_sched_indexed(const ctx *c, char *why, size_t cap)
+{
+	PGconn *pc = PQconnectdb(c->url);
+	bool ok = PQstatus(pc) == CONNECTION_OK;
+	why[0] = '\0';
+	for (size_t q = 0; ok && q < sizeof pg_sched_queries / sizeof *pg_sched_queries; q++) {
+		char sql[768];
+		snprintf(sql, sizeof sql, "EXPLAIN %s", pg_sched_queries[q]);
+		PGresult *r = PQexec(pc, sql);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			snprintf(why, cap, "%s", PQerrorMessage(pc));
+			ok = false;
+		}
+		bool indexed = false;
+		for (int i = 0; ok && i < PQntuples(r); i++) {
+			const char *line = PQgetvalue(r, i, 0);
+			size_t used = strlen(why);
+			snprintf(why + used, cap - used, "[%s] ", line);
+			if (strstr(line, "spawn_schedule_due") ||
+			    strstr(line, "spawn_schedule_lease"))
+				indexed = true;
+			if (strstr(line, "Seq Scan"))
+				ok = false;
+		}
+		PQclear(r);
+		ok = ok && indexed;
+	}
+	PQfinish(pc);
+	return ok;
+}
+
+static bool pg_raw_downgrade_v2(const ctx *c)
+{
+	return pg_raw(c->url,
+	              "DROP TABLE spawn_instance; DROP TABLE spawn_schedule; "
+	              "UPDATE spawn_meta SET value = convert_to('2', 'UTF8') "
+	              "WHERE name = 'schema_version'",
 	              NULL, 0, NULL, 0);
 }
 #endif
@@ -470,6 +619,87 @@ static bool my_raw_downgrade_v1(const ctx *c)
 	              NULL, 0) &&
 	       my_raw(c->url, "UPDATE spawn_actor_state SET epoch = 5", NULL, 0);
 }
+
+static bool my_raw_sched_fill(const ctx *c, const char *prefix, long n, long long first_due)
+{
+	char sql[768];
+	snprintf(
+	    sql, sizeof sql,
+	    "SET STATEMENT max_recursive_iterations = 10000000 FOR "
+	    "INSERT INTO spawn_schedule(id, due_ms, owner, lease_until, key_id, nonce, data) "
+	    "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < %ld) "
+	    "SELECT CONCAT('%s', LPAD(i, 7, '0')), %lld + i, NULL, NULL, 't1', "
+	    "REPEAT(X'00', 12), RANDOM_BYTES(48) FROM s",
+	    n, prefix, first_due);
+	return my_raw(c->url, sql, NULL, 0);
+}
+
+static bool my_raw_sched_contains(const ctx *c, const char *needle, long long *n)
+{
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "SELECT COUNT(*) FROM spawn_schedule WHERE LOCATE(BINARY '%s', data) > 0", needle);
+	return my_raw(c->url, sql, n, 1);
+}
+
+/* The driver's claim and next-due queries (statestores/mariadb/mariadb.c),
+ * without FORCE INDEX: the plan the optimizer picks on its own. */
+static const char *const my_sched_queries[] = {
+    "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
+    "WHERE owner IS NULL AND due_ms <= 1700000000000 ORDER BY due_ms, id LIMIT 100 "
+    "FOR UPDATE SKIP LOCKED",
+    "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
+    "WHERE owner IS NOT NULL AND lease_until <= 1700000000000 ORDER BY due_ms, id LIMIT 100 "
+    "FOR UPDATE SKIP LOCKED",
+    "SELECT due_ms FROM spawn_schedule WHERE owner IS NULL ORDER BY due_ms LIMIT 1",
+    "SELECT lease_until FROM spawn_schedule WHERE owner IS NOT NULL "
+    "AND lease_until < 9223372036854775807 ORDER BY lease_until LIMIT 1",
+};
+
+static bool my_raw_sched_indexed(const ctx *c, char *why, size_t cap)
+{
+	my_parts m;
+	why[0] = '\0';
+	if (!my_parse(c->url, &m))
+		return false;
+	MYSQL *db = mysql_init(NULL);
+	bool ok = db && mysql_real_connect(db, m.host, m.user, m.pass, m.db, m.port, NULL, 0);
+	for (size_t q = 0; ok && q < sizeof my_sched_queries / sizeof *my_sched_queries; q++) {
+		char sql[768];
+		snprintf(sql, sizeof sql, "EXPLAIN %s", my_sched_queries[q]);
+		if (mysql_query(db, sql) != 0) {
+			snprintf(why, cap, "%s", mysql_error(db));
+			ok = false;
+			break;
+		}
+		MYSQL_RES *res = mysql_store_result(db);
+		MYSQL_ROW row;
+		bool indexed = false;
+		/* Columns: id, select_type, table, type, possible_keys, key, ... */
+		while (res && (row = mysql_fetch_row(res))) {
+			size_t used = strlen(why);
+			snprintf(why + used, cap - used, "[%s type=%s key=%s] ",
+			         row[2] ? row[2] : "", row[3] ? row[3] : "", row[5] ? row[5] : "");
+			if (row[5] && strncmp(row[5], "spawn_schedule_", 15) == 0)
+				indexed = true;
+			if (row[3] && strcmp(row[3], "ALL") == 0)
+				ok = false;
+		}
+		if (res)
+			mysql_free_result(res);
+		ok = ok && indexed;
+	}
+	mysql_close(db);
+	return ok;
+}
+
+static bool my_raw_downgrade_v2(const ctx *c)
+{
+	return my_raw(c->url, "DROP TABLE spawn_instance", NULL, 0) &&
+	       my_raw(c->url, "DROP TABLE spawn_schedule", NULL, 0) &&
+	       my_raw(c->url, "UPDATE spawn_meta SET value = '2' WHERE name = 'schema_version'",
+	              NULL, 0);
+}
 #endif
 
 /* ---- the hooks per target ------------------------------------------------------- */
@@ -484,6 +714,10 @@ void conf_raw_sqlite(target *t)
 	t->raw_history = sqlite_raw_history;
 	t->raw_count_key = sqlite_raw_count_key;
 	t->raw_downgrade_v1 = sqlite_raw_downgrade_v1;
+	t->raw_sched_fill = sqlite_raw_sched_fill;
+	t->raw_sched_contains = sqlite_raw_sched_contains;
+	t->raw_sched_indexed = sqlite_raw_sched_indexed;
+	t->raw_downgrade_v2 = sqlite_raw_downgrade_v2;
 #endif
 }
 
@@ -497,6 +731,10 @@ void conf_raw_postgres(target *t)
 	t->raw_history = pg_raw_history;
 	t->raw_count_key = pg_raw_count_key;
 	t->raw_downgrade_v1 = pg_raw_downgrade_v1;
+	t->raw_sched_fill = pg_raw_sched_fill;
+	t->raw_sched_contains = pg_raw_sched_contains;
+	t->raw_sched_indexed = pg_raw_sched_indexed;
+	t->raw_downgrade_v2 = pg_raw_downgrade_v2;
 	t->ns_new = pg_ns_new;
 	t->ns_drop = pg_ns_drop;
 #endif
@@ -512,6 +750,10 @@ void conf_raw_mariadb(target *t)
 	t->raw_history = my_raw_history;
 	t->raw_count_key = my_raw_count_key;
 	t->raw_downgrade_v1 = my_raw_downgrade_v1;
+	t->raw_sched_fill = my_raw_sched_fill;
+	t->raw_sched_contains = my_raw_sched_contains;
+	t->raw_sched_indexed = my_raw_sched_indexed;
+	t->raw_downgrade_v2 = my_raw_downgrade_v2;
 	t->ns_new = my_ns_new;
 	t->ns_drop = my_ns_drop;
 #endif

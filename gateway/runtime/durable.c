@@ -1,0 +1,167 @@
+/* durable.c - what the runtime keeps in the statestore besides states:
+ * the existence of UNNAMED instances and scheduled invocations.
+ *
+ * Instances: an instance created by Spawn or by a register_ref is recorded
+ * (gw_persist_instance_put); after a restart, an invocation of a name the
+ * registry does not know is looked up there before it is refused.
+ *
+ * Scheduled invocations (InvocationRequest.scheduled_to, epoch ms): stored
+ * when accepted (the caller is answered once the row is durable), claimed
+ * by the persist thread when due (overdue ones right after start-up) and
+ * run as async invocations. Delivery lifecycle of one row:
+ *
+ *   stored --- due, claimed (lease) --> in flight [id in rt->sched_inflight]
+ *   in flight -- ran (any outcome but "retry later") --> done (row deleted)
+ *   in flight -- no host / actor unknown yet / busy --> released from the
+ *                set; the row is claimed again when its lease expires
+ *
+ * A row this gateway has in flight is never delivered again by it, even if
+ * its lease expires and the claim returns it once more. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "runtime_int.h"
+
+/* ---- instances ------------------------------------------------------------ */
+
+typedef struct find_ctx {
+	gw_runtime *rt;
+	void (*cb)(void *user, gw_err err);
+	void *user;
+	char *system, *name; /* owned, one allocation */
+} find_ctx;
+
+static void found(void *arg, gw_err err, const char *parent)
+{
+	find_ctx *f = arg;
+	if (err == GW_OK)
+		err = gw_registry_spawn(f->rt->reg, f->system, f->name, parent, NULL);
+	/* ENOTFOUND from the registry here: the template is not registered
+	 * (yet): the caller learns NOT_FOUND, and a later call finds it. */
+	f->cb(f->user, err);
+	free(f);
+}
+
+gw_err gw_runtime_find_instance(gw_runtime *rt, const char *system, const char *name,
+				void (*cb)(void *user, gw_err err), void *user)
+{
+	size_t ls = strlen(system) + 1, ln = strlen(name) + 1;
+	find_ctx *f = malloc(sizeof *f + ls + ln);
+	if (!f)
+		return GW_ENOMEM;
+	f->rt = rt;
+	f->cb = cb;
+	f->user = user;
+	f->system = (char *)(f + 1);
+	f->name = f->system + ls;
+	memcpy(f->system, system, ls);
+	memcpy(f->name, name, ln);
+	if (gw_persist_instance_get(rt->persist, system, name, found, f) != GW_OK) {
+		free(f);
+		return GW_ENOMEM;
+	}
+	return GW_OK;
+}
+
+void gwi_instance_created(gw_runtime *rt, const char *system, const char *name, const char *parent)
+{
+	if (gw_persist_instance_put(rt->persist, system, name, parent, NULL, NULL) != GW_OK)
+		GW_ERROR("instance %s/%s of %s: out of memory recording it", system, name, parent);
+}
+
+/* ---- scheduled invocations ------------------------------------------------------ */
+
+/* The ids of the rows this gateway is delivering (a small open set). */
+static bool inflight_add(gw_runtime *rt, const char *id)
+{
+	pthread_mutex_lock(&rt->smu);
+	for (size_t i = 0; i < rt->n_sched; i++)
+		if (!strcmp(rt->sched_ids[i], id)) {
+			pthread_mutex_unlock(&rt->smu);
+			return false;
+		}
+	if (rt->n_sched == rt->cap_sched) {
+		size_t cap = rt->cap_sched ? rt->cap_sched * 2 : 64;
+		char (*v)[40] = realloc(rt->sched_ids, cap * sizeof *v);
+		if (!v) {
+			pthread_mutex_unlock(&rt->smu);
+			return false; /* the row waits for its lease */
+		}
+		rt->sched_ids = v;
+		rt->cap_sched = cap;
+	}
+	snprintf(rt->sched_ids[rt->n_sched++], sizeof rt->sched_ids[0], "%s", id);
+	pthread_mutex_unlock(&rt->smu);
+	return true;
+}
+
+static void inflight_remove(gw_runtime *rt, const char *id)
+{
+	pthread_mutex_lock(&rt->smu);
+	for (size_t i = 0; i < rt->n_sched; i++)
+		if (!strcmp(rt->sched_ids[i], id)) {
+			memcpy(rt->sched_ids[i], rt->sched_ids[--rt->n_sched], sizeof rt->sched_ids[0]);
+			break;
+		}
+	pthread_mutex_unlock(&rt->smu);
+}
+
+static void sched_done(gw_inv *inv)
+{
+	gw_runtime *rt = inv->rt;
+	const char *id = inv->user;
+	bool later = inv->err == GW_EUNAVAIL || inv->err == GW_ENOTFOUND ||
+		     inv->err == GW_ETIMEDOUT || inv->err == GW_EFULL || inv->err == GW_EFENCED ||
+		     inv->err == GW_ENOMEM || inv->err == GW_ESHUTDOWN;
+	const Spawn__InvocationRequest *rq = inv->req;
+	if (later) {
+		GW_WARN("scheduled invocation %s (%s.%s) not delivered now: %s; it runs again when "
+			"its lease expires",
+			id, rq->actor->id->name, rq->action_name,
+			inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+	} else {
+		if (inv->err)
+			GW_WARN("scheduled invocation %s (%s.%s) failed: %s", id, rq->actor->id->name,
+				rq->action_name, inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+		if (gw_persist_schedule_done(rt->persist, id) != GW_OK)
+			GW_ERROR("scheduled invocation %s: out of memory deleting it", id);
+	}
+	/* The delete is queued before any later claim pass on the persist
+	 * thread, so forgetting the id now cannot let this gateway run it twice. */
+	inflight_remove(rt, id);
+	gw_inv_destroy(inv);
+}
+
+/* sched_deliver runs on the persist thread for every claimed row. */
+static void sched_deliver(void *user, const char *id, const uint8_t *data, size_t len)
+{
+	gw_runtime *rt = user;
+	if (!inflight_add(rt, id))
+		return; /* already being delivered by us */
+	gw_inv *inv = gw_inv_create(0);
+	char *idc = inv ? spawn_arena_strdup(&inv->arena, id) : NULL;
+	uint8_t *buf = idc ? spawn_arena_memdup(&inv->arena, data, len) : NULL;
+	if (inv && buf)
+		inv->req = spawn__invocation_request__unpack(&inv->arena.pbc, len, buf);
+	if (!inv || !inv->req) {
+		GW_ERROR("scheduled invocation %s: %s; left for an operator", id,
+			 inv && buf ? "not a valid InvocationRequest" : "out of memory");
+		if (inv && buf)
+			gw_persist_schedule_done(rt->persist, id); /* never parses: drop, logged */
+		inflight_remove(rt, id);
+		gw_inv_destroy(inv);
+		return;
+	}
+	inv->req->scheduled_to = 0;
+	inv->req->async = true;
+	inv->user = idc;
+	inv->done = sched_done;
+	gw_runtime_invoke(rt, inv);
+}
+
+void gw_runtime_start_scheduler(gw_runtime *rt, const char *owner, int64_t lease_ms)
+{
+	gw_persist_set_scheduler(rt->persist, sched_deliver, rt, owner, lease_ms);
+}
