@@ -905,6 +905,8 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
 	gw_err err = gw_runtime_enqueue(rt, inv);
+	if (err == GW_OK)
+		return; /* inv belongs to the runtime (it may already be freed) */
 	const Spawn__InvocationRequest *rq = inv->req;
 	if (err == GW_ENOTFOUND && !inv->instance_checked && rq->actor && rq->actor->id &&
 	    !(rq->register_ref && rq->register_ref[0])) {

@@ -210,6 +210,11 @@ static void async_found(void *user, gw_err err)
 static void accept_async(gwi_ucall *c, gw_inv *inv)
 {
 	gw_err err = gw_runtime_enqueue(c->srv->rt, inv);
+	if (err == GW_OK) {
+		/* inv belongs to the runtime now (it may already be freed). */
+		reply_accepted(c);
+		return;
+	}
 	const Spawn__InvocationRequest *rq = inv->req;
 	if (err == GW_ENOTFOUND && !inv->instance_checked &&
 	    !(rq->register_ref && rq->register_ref[0])) {
@@ -224,14 +229,8 @@ static void accept_async(gwi_ucall *c, gw_inv *inv)
 			free(a);
 		}
 	}
-	if (err) {
-		gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err),
-				NULL);
-		gw_inv_destroy(inv);
-		return;
-	}
-	/* inv belongs to the runtime now: do not touch it. */
-	reply_accepted(c);
+	gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err), NULL);
+	gw_inv_destroy(inv);
 }
 
 /* A scheduled invocation: answered once its row is durable. */
