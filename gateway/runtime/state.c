@@ -108,6 +108,43 @@ static void read_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revisio
 	free(r);
 }
 
+/* A read of an active, stateful actor: its memory, checked against the
+ * store. If another gateway has activated the actor and written a newer
+ * revision since, the memory of this (superseded) activation is stale and
+ * the stored state is the answer; the activation itself learns it at its
+ * next save (fenced). */
+typedef struct mem_read {
+	gw_read_fn fn;
+	void *user;
+	gw_blob *state, *tags; /* owned references: the memory */
+	uint64_t revision, epoch;
+	bool dirty;
+} mem_read;
+
+static void mem_checked(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
+{
+	mem_read *m = arg;
+	bool superseded = err == GW_OK && epoch != m->epoch && revision > m->revision;
+	if (superseded) {
+		gw_actor tmp;
+		memset(&tmp, 0, sizeof tmp);
+		err = gwi_decode_state(&tmp, stored);
+		if (err == GW_OK)
+			m->fn(m->user, GW_OK, NULL, tmp.state, tmp.tags, revision, false, false);
+		else
+			m->fn(m->user, err, gw_strerror(err), NULL, NULL, 0, false, false);
+		gw_blob_rele(tmp.state);
+		gw_blob_rele(tmp.tags);
+	} else {
+		/* Ours, nothing stored yet, or the store is unreachable: memory. */
+		m->fn(m->user, GW_OK, NULL, m->state, m->tags, m->revision, true, m->dirty);
+	}
+	gw_blob_rele(stored);
+	gw_blob_rele(m->state);
+	gw_blob_rele(m->tags);
+	free(m);
+}
+
 gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uint64_t revision,
                        gw_read_fn fn, void *user)
 {
@@ -117,13 +154,24 @@ gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uin
 		pthread_mutex_lock(&s->mu);
 		gw_actor *a = gwi_table_find(s, h, system, name);
 		if (a && a->st != A_LOADING) {
-			gw_blob *st = gw_blob_hold(a->state), *tags = gw_blob_hold(a->tags);
-			uint64_t rev = a->revision;
-			bool dirty = a->dirty;
+			mem_read *m = malloc(sizeof *m);
+			if (!m) {
+				pthread_mutex_unlock(&s->mu);
+				return GW_ENOMEM;
+			}
+			m->fn = fn;
+			m->user = user;
+			m->state = gw_blob_hold(a->state);
+			m->tags = gw_blob_hold(a->tags);
+			m->revision = a->revision;
+			m->epoch = a->epoch;
+			m->dirty = a->dirty;
+			bool check = a->stateful && a->epoch;
 			pthread_mutex_unlock(&s->mu);
-			fn(user, GW_OK, NULL, st, tags, rev, true, dirty);
-			gw_blob_rele(st);
-			gw_blob_rele(tags);
+			if (check &&
+			    gw_persist_read(rt->persist, system, name, 0, mem_checked, m) == GW_OK)
+				return GW_OK;
+			mem_checked(m, GW_ENOTFOUND, NULL, 0, 0); /* memory it is */
 			return GW_OK;
 		}
 		pthread_mutex_unlock(&s->mu);
