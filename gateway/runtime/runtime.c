@@ -70,8 +70,21 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(inv->msg, sizeof inv->msg, fmt, ap);
+		int n = vsnprintf(inv->msg, sizeof inv->msg, fmt, ap);
 		va_end(ap);
+		if (n >= (int)sizeof inv->msg) {
+			/* Cut at a character boundary, never inside a UTF-8 sequence:
+			 * find where the last character starts and whether it fits. */
+			size_t end = sizeof inv->msg - 1, i = end;
+			while (i > 0 && ((unsigned char)inv->msg[i - 1] & 0xC0) == 0x80)
+				i--;
+			if (i > 0) {
+				unsigned char lead = (unsigned char)inv->msg[i - 1];
+				size_t len = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+				if (i - 1 + len > end)
+					inv->msg[i - 1] = 0;
+			}
+		}
 	}
 	inv->next = dl->head;
 	dl->head = inv;
@@ -763,6 +776,11 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 	                      ? rq->actor->id->parent
 	                      : NULL;
 	if (gw_registry_lookup(rt->reg, system, name, type, st) == GW_OK) {
+		if (ref && strcmp(ref, name)) {
+			snprintf(msg, n, "'%s' is a registered actor, not an instance of '%s'", name,
+				 ref);
+			return GW_EINVAL;
+		}
 		if (st->kind == SPAWN__ACTORS__KIND__UNNAMED) {
 			snprintf(msg, n,
 			         "actor '%s' is UNNAMED: invoke an instance of it (register_ref)",
@@ -953,8 +971,8 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 			code = GRPC_STATUS_UNKNOWN;
 		inv->host_code = code;
 		gwi_finish(&dl, inv, GW_EHOST, "%s",
-		           he && he->message && he->message[0] ? he->message
-		                                               : "the host returned no response");
+			   he ? (he->message ? he->message : "") : "the host returned no response");
+		inv->host_message = he != NULL; /* the host's words, even when empty */
 		turn_over_locked(rt, a, &dl);
 		goto out;
 	}

@@ -74,7 +74,8 @@ struct gw_inv {
 	bool instance_checked; /* the statestore was asked for this name */
 	/* --- result, valid in done --- */
 	gw_err err;
-	char msg[160];     /* error detail for the client */
+	char msg[1024];     /* error detail for the client (UTF-8, cut at a character) */
+	bool host_message; /* with GW_EHOST: msg is the host's own words (maybe empty) */
 	int host_code;     /* with GW_EHOST: the host's gRPC code */
 	gw_blob *reply;    /* owned; NULL = no payload (Noop) */
 	uint64_t revision; /* GW_INV_RESTORE: the revision written */

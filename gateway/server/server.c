@@ -129,7 +129,9 @@ static void invoke_done(gw_inv *inv)
 	if (inv->err != GW_OK) {
 		grpc_status_code code = inv->err == GW_EHOST ? (grpc_status_code)inv->host_code
 		                                             : gw_err_status(inv->err);
-		gwi_ucall_reply(c, code, inv->msg[0] ? inv->msg : gw_strerror(inv->err), NULL);
+		gwi_ucall_reply(c, code,
+				inv->msg[0] || inv->host_message ? inv->msg : gw_strerror(inv->err),
+				NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
