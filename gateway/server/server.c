@@ -351,7 +351,9 @@ static void spawn_put_done(void *arg, gw_err err)
 	if (!last)
 		return;
 	if (x->c && x->err) {
-		gwi_ucall_reply(x->c, gw_err_status(x->err), "the instances could not be recorded",
+		gwi_ucall_reply(x->c, gw_err_status(x->err),
+				x->err == GW_ENOTFOUND ? "the requested revision is not kept"
+						       : "the instances could not be recorded or restored",
 				NULL);
 	} else if (x->c) {
 		Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
@@ -362,6 +364,53 @@ static void spawn_put_done(void *arg, gw_err err)
 	}
 	pthread_mutex_destroy(&x->mu);
 	free(x);
+}
+
+/* spawn_restore_done: one instance's restore turn finished. */
+static void spawn_restore_done(gw_inv *inv)
+{
+	spawn_ctx *x = inv->user;
+	if (inv->err)
+		GW_WARN("Spawn: restoring %s to revision %llu failed: %s", inv->req->actor->id->name,
+			(unsigned long long)inv->restore_rev,
+			inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+	gw_err err = inv->err;
+	gw_inv_destroy(inv);
+	spawn_put_done(x, err);
+}
+
+/* spawn_restore runs a restore turn (as Admin.Restore does) for one
+ * instance named by a SpawnRequest with a revision. */
+static void spawn_restore(gwi_ucall *c, spawn_ctx *x, const char *system, const char *name,
+			  uint64_t revision)
+{
+	gw_inv *inv = gw_inv_create(0);
+	spawn_arena *a = inv ? &inv->arena : NULL;
+	Spawn__InvocationRequest *iq = a ? spawn_arena_alloc(a, sizeof *iq) : NULL;
+	Spawn__Actors__ActorSystem *sys = iq ? spawn_arena_alloc(a, sizeof *sys) : NULL;
+	Spawn__Actors__Actor *act = sys ? spawn_arena_alloc(a, sizeof *act) : NULL;
+	Spawn__Actors__ActorId *id = act ? spawn_arena_alloc(a, sizeof *id) : NULL;
+	if (!id) {
+		gw_inv_destroy(inv);
+		spawn_put_done(x, GW_ENOMEM);
+		return;
+	}
+	spawn__invocation_request__init(iq);
+	spawn__actors__actor_system__init(sys);
+	spawn__actors__actor__init(act);
+	spawn__actors__actor_id__init(id);
+	sys->name = spawn_arena_strdup(a, system);
+	id->name = spawn_arena_strdup(a, name);
+	id->system = sys->name;
+	act->id = id;
+	iq->system = sys;
+	iq->actor = act;
+	inv->req = iq;
+	inv->kind = GW_INV_RESTORE;
+	inv->restore_rev = revision;
+	inv->done = spawn_restore_done;
+	inv->user = x;
+	gw_runtime_invoke(c->srv->rt, inv);
 }
 
 static void handle_spawn(gwi_ucall *c)
@@ -414,6 +463,12 @@ static void handle_spawn(gwi_ucall *c)
 			if (gw_persist_instance_put(p, id->system, id->name, id->parent, spawn_put_done,
 						    x) != GW_OK)
 				spawn_put_done(x, GW_ENOMEM);
+		}
+		if (rq->revision > 0) {
+			pthread_mutex_lock(&x->mu);
+			x->pending++;
+			pthread_mutex_unlock(&x->mu);
+			spawn_restore(c, x, id->system, id->name, (uint64_t)rq->revision);
 		}
 	}
 	protobuf_c_message_free_unpacked(m, NULL);
