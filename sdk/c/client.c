@@ -127,9 +127,10 @@ static bool empty(const char *s)
 	return !s || !*s;
 }
 
-static int build_invoke(const spawn_request *req, grpc_byte_buffer **out)
+/* The request's own checks (system aside): what makes it unsendable. */
+static int check_request(const spawn_request *req)
 {
-	if (empty(req->system) || empty(req->actor) || empty(req->action))
+	if (empty(req->actor) || empty(req->action))
 		return SPAWN_EINVAL;
 	if (!req->payload.type_url && req->payload.len)
 		return SPAWN_EINVAL;
@@ -140,62 +141,92 @@ static int build_invoke(const spawn_request *req, grpc_byte_buffer **out)
 	for (size_t i = 0; i < req->n_metadata; i++)
 		if (!req->metadata[i].key)
 			return SPAWN_EINVAL;
+	return SPAWN_OK;
+}
 
-	spawn_arena a;
-	spawn_arena_init(&a, 0);
-	int rc = SPAWN_ENOMEM;
-	Spawn__InvocationRequest *m = spawni_new(&a, &spawn__invocation_request__descriptor);
-	Spawn__Actors__ActorSystem *sys = spawni_new(&a, &spawn__actors__actor_system__descriptor);
-	Spawn__Actors__Actor *actor = spawni_new(&a, &spawn__actors__actor__descriptor);
-	Spawn__Actors__ActorId *id = spawni_new(&a, &spawn__actors__actor_id__descriptor);
+/* str returns s itself (borrow) or its copy in a (copy); NULL on OOM. */
+static char *str(spawn_arena *a, const char *s, bool copy)
+{
+	return copy ? spawn_arena_strdup(a, s) : (char *)s;
+}
+
+int spawni_request_msg(const spawn_request *req, const char *system, bool copy, spawn_arena *a,
+                       Spawn__InvocationRequest **out)
+{
+	int rc = check_request(req);
+	if (rc)
+		return rc;
+	if (empty(system))
+		return SPAWN_EINVAL;
+	Spawn__InvocationRequest *m = spawni_new(a, &spawn__invocation_request__descriptor);
+	Spawn__Actors__ActorSystem *sys = spawni_new(a, &spawn__actors__actor_system__descriptor);
+	Spawn__Actors__Actor *actor = spawni_new(a, &spawn__actors__actor__descriptor);
+	Spawn__Actors__ActorId *id = spawni_new(a, &spawn__actors__actor_id__descriptor);
 	if (!m || !sys || !actor || !id)
-		goto out;
-	/* The message only borrows the caller's strings: it is packed before
-	 * we return. */
-	sys->name = (char *)req->system;
-	id->name = (char *)req->actor;
-	id->system = (char *)req->system;
+		return SPAWN_ENOMEM;
+	if (!(sys->name = str(a, system, copy)) || !(id->name = str(a, req->actor, copy)) ||
+	    !(m->action_name = str(a, req->action, copy)))
+		return SPAWN_ENOMEM;
+	id->system = sys->name;
 	if (!empty(req->parent)) {
-		id->parent = (char *)req->parent;
-		m->register_ref = (char *)req->parent;
+		if (!(id->parent = str(a, req->parent, copy)))
+			return SPAWN_ENOMEM;
+		m->register_ref = id->parent;
 	}
 	actor->id = id;
 	m->system = sys;
 	m->actor = actor;
-	m->action_name = (char *)req->action;
 	m->async = req->async;
 	m->pooled = req->pooled;
 	m->scheduled_to = req->scheduled_to_ms;
 	if (req->payload.type_url) {
-		Google__Protobuf__Any *any = spawni_new(&a, &google__protobuf__any__descriptor);
-		if (!any)
-			goto out;
-		any->type_url = (char *)req->payload.type_url;
-		any->value.data = (uint8_t *)req->payload.data;
+		Google__Protobuf__Any *any = spawni_new(a, &google__protobuf__any__descriptor);
+		if (!any || !(any->type_url = str(a, req->payload.type_url, copy)))
+			return SPAWN_ENOMEM;
 		any->value.len = req->payload.len;
+		any->value.data = (uint8_t *)req->payload.data;
+		if (copy && req->payload.len &&
+		    !(any->value.data = spawn_arena_memdup(a, req->payload.data, req->payload.len)))
+			return SPAWN_ENOMEM;
 		m->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
 		m->value = any;
 	} else {
-		if (!(m->noop = spawni_new(&a, &spawn__noop__descriptor)))
-			goto out;
+		if (!(m->noop = spawni_new(a, &spawn__noop__descriptor)))
+			return SPAWN_ENOMEM;
 		m->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_NOOP;
 	}
 	if (req->n_metadata) {
-		m->metadata = spawn_arena_alloc(&a, req->n_metadata * sizeof *m->metadata);
+		m->metadata = spawn_arena_alloc(a, req->n_metadata * sizeof *m->metadata);
 		if (!m->metadata)
-			goto out;
+			return SPAWN_ENOMEM;
 		for (size_t i = 0; i < req->n_metadata; i++) {
 			Spawn__InvocationRequest__MetadataEntry *e =
-			    spawni_new(&a, &spawn__invocation_request__metadata_entry__descriptor);
+			    spawni_new(a, &spawn__invocation_request__metadata_entry__descriptor);
 			if (!e)
-				goto out;
-			e->key = (char *)req->metadata[i].key;
-			e->value = (char *)(req->metadata[i].value ? req->metadata[i].value : "");
+				return SPAWN_ENOMEM;
+			const char *v = req->metadata[i].value ? req->metadata[i].value : "";
+			if (!(e->key = str(a, req->metadata[i].key, copy)) ||
+			    !(e->value = str(a, v, copy)))
+				return SPAWN_ENOMEM;
 			m->metadata[m->n_metadata++] = e;
 		}
 	}
-	rc = spawn_wire_pack(&m->base, out) == 0 ? SPAWN_OK : SPAWN_ENOMEM;
-out:
+	*out = m;
+	return SPAWN_OK;
+}
+
+static int build_invoke(const spawn_request *req, grpc_byte_buffer **out)
+{
+	if (empty(req->system))
+		return SPAWN_EINVAL;
+	spawn_arena a;
+	spawn_arena_init(&a, 0);
+	/* The message only borrows the caller's strings: it is packed before
+	 * we return. */
+	Spawn__InvocationRequest *m;
+	int rc = spawni_request_msg(req, req->system, false, &a, &m);
+	if (rc == SPAWN_OK)
+		rc = spawn_wire_pack(&m->base, out) == 0 ? SPAWN_OK : SPAWN_ENOMEM;
 	spawn_arena_fini(&a);
 	return rc;
 }

@@ -25,6 +25,20 @@ struct spawn_ctx {
 	bool failed;
 	int fail_code;
 	const char *fail_msg; /* in the arena */
+
+	/* The actor's tags once the handler changed one (before that, those
+	 * of the task): the whole set, entries in the arena or the task. */
+	bool tags_set;
+	Spawn__Context__TagsEntry **tags;
+	size_t n_tags, cap_tags;
+
+	/* The workflow; strings and messages in the arena. */
+	Spawn__Workflow__RoutingCase route; /* NOT_SET, PIPE or FORWARD */
+	const char *route_actor, *route_action;
+	Spawn__SideEffect **effects;
+	size_t n_effects, cap_effects;
+	const char *bcast_channel; /* NULL = no broadcast */
+	spawn_payload bcast;       /* type_url NULL = Noop */
 };
 
 static spawn_payload payload_of(const Google__Protobuf__Any *any)
@@ -105,14 +119,27 @@ const char *spawn_ctx_metadata(const spawn_ctx *ctx, const char *key)
 	return NULL;
 }
 
+/* tags_of gives the actor's current tag set (the handler's, once changed). */
+static Spawn__Context__TagsEntry **tags_of(const spawn_ctx *ctx, size_t *n)
+{
+	if (ctx->tags_set) {
+		*n = ctx->n_tags;
+		return ctx->tags;
+	}
+	const Spawn__Context *c = ctx->inv->current_context;
+	*n = c ? c->n_tags : 0;
+	return c ? c->tags : NULL;
+}
+
 const char *spawn_ctx_tag(const spawn_ctx *ctx, const char *key)
 {
-	const Spawn__Context *c = ctx->inv->current_context;
-	if (!c || !key)
+	if (!ctx || !key)
 		return NULL;
-	for (size_t i = 0; i < c->n_tags; i++)
-		if (c->tags[i]->key && strcmp(c->tags[i]->key, key) == 0)
-			return c->tags[i]->value;
+	size_t n;
+	Spawn__Context__TagsEntry **t = tags_of(ctx, &n);
+	for (size_t i = 0; i < n; i++)
+		if (t[i]->key && strcmp(t[i]->key, key) == 0)
+			return t[i]->value;
 	return NULL;
 }
 
@@ -231,6 +258,162 @@ void spawn_ctx_checkpoint(spawn_ctx *ctx, bool on)
 		ctx->checkpoint = on;
 }
 
+/* grow returns an arena array of pointers with room for one more than n
+ * (v itself when it has it; else a copy twice as large, the old one left to
+ * the arena), updating *cap; NULL when out of memory. */
+static void *grow(spawn_arena *a, void *v, size_t n, size_t *cap)
+{
+	if (n < *cap)
+		return v;
+	size_t c = *cap ? *cap * 2 : 4;
+	void *nv = spawn_arena_alloc(a, c * sizeof(void *));
+	if (!nv)
+		return NULL;
+	if (n)
+		memcpy(nv, v, n * sizeof(void *));
+	*cap = c;
+	return nv;
+}
+
+int spawn_ctx_set_tag(spawn_ctx *ctx, const char *key, const char *value)
+{
+	if (!ctx || !key || !*key)
+		return SPAWN_EINVAL;
+	if (!ctx->tags_set) {
+		/* First change: take over the task's set (its entries stay
+		 * borrowed; changed ones are replaced, never written). */
+		size_t n;
+		Spawn__Context__TagsEntry **cur = tags_of(ctx, &n);
+		size_t cap = n + 4;
+		Spawn__Context__TagsEntry **v = spawn_arena_alloc(ctx->arena, cap * sizeof *v);
+		if (!v)
+			return SPAWN_ENOMEM;
+		if (n)
+			memcpy(v, cur, n * sizeof *v);
+		ctx->tags = v;
+		ctx->n_tags = n;
+		ctx->cap_tags = cap;
+		ctx->tags_set = true;
+	}
+	size_t at = ctx->n_tags;
+	for (size_t i = 0; i < ctx->n_tags; i++)
+		if (ctx->tags[i]->key && strcmp(ctx->tags[i]->key, key) == 0)
+			at = i;
+	if (!value) {
+		if (at < ctx->n_tags) {
+			memmove(&ctx->tags[at], &ctx->tags[at + 1],
+			        (ctx->n_tags - at - 1) * sizeof *ctx->tags);
+			ctx->n_tags--;
+		}
+		return SPAWN_OK;
+	}
+	Spawn__Context__TagsEntry *e =
+	    spawni_new(ctx->arena, &spawn__context__tags_entry__descriptor);
+	if (!e || !(e->key = spawn_arena_strdup(ctx->arena, key)) ||
+	    !(e->value = spawn_arena_strdup(ctx->arena, value)))
+		return SPAWN_ENOMEM;
+	if (at == ctx->n_tags) {
+		Spawn__Context__TagsEntry **v =
+		    grow(ctx->arena, ctx->tags, ctx->n_tags, &ctx->cap_tags);
+		if (!v)
+			return SPAWN_ENOMEM;
+		ctx->tags = v;
+		ctx->n_tags++;
+	}
+	ctx->tags[at] = e;
+	return SPAWN_OK;
+}
+
+/* ---- workflow ----------------------------------------------------------- */
+
+static bool empty(const char *s)
+{
+	return !s || !*s;
+}
+
+static int route(spawn_ctx *ctx, Spawn__Workflow__RoutingCase how, const char *actor,
+                 const char *action)
+{
+	if (!ctx || empty(actor) || empty(action))
+		return SPAWN_EINVAL;
+	const char *a = spawn_arena_strdup(ctx->arena, actor);
+	const char *b = spawn_arena_strdup(ctx->arena, action);
+	if (!a || !b)
+		return SPAWN_ENOMEM;
+	ctx->route = how;
+	ctx->route_actor = a;
+	ctx->route_action = b;
+	return SPAWN_OK;
+}
+
+int spawn_ctx_pipe(spawn_ctx *ctx, const char *actor, const char *action)
+{
+	return route(ctx, SPAWN__WORKFLOW__ROUTING_PIPE, actor, action);
+}
+
+int spawn_ctx_forward(spawn_ctx *ctx, const char *actor, const char *action)
+{
+	return route(ctx, SPAWN__WORKFLOW__ROUTING_FORWARD, actor, action);
+}
+
+int spawn_ctx_side_effect(spawn_ctx *ctx, const spawn_request *req)
+{
+	if (!ctx || !req)
+		return SPAWN_EINVAL;
+	if (req->scheduled_to_ms != 0)
+		return SPAWN_EINVAL; /* the gateway would fire it at once */
+	const char *system = empty(req->system) ? spawn_ctx_system(ctx) : req->system;
+	Spawn__InvocationRequest *rq;
+	int rc = spawni_request_msg(req, system, true, ctx->arena, &rq);
+	if (rc)
+		return rc;
+	rq->async = true; /* nobody waits for an effect */
+	Spawn__SideEffect *se = spawni_new(ctx->arena, &spawn__side_effect__descriptor);
+	Spawn__SideEffect **v =
+	    se ? grow(ctx->arena, ctx->effects, ctx->n_effects, &ctx->cap_effects) : NULL;
+	if (!v)
+		return SPAWN_ENOMEM;
+	ctx->effects = v;
+	se->request = rq;
+	ctx->effects[ctx->n_effects++] = se;
+	return SPAWN_OK;
+}
+
+int spawn_ctx_broadcast(spawn_ctx *ctx, const char *channel, const char *type_url, const void *data,
+                        size_t len)
+{
+	if (!ctx || empty(channel))
+		return SPAWN_EINVAL;
+	spawn_payload p;
+	int rc = copy_payload(ctx, &p, type_url, data, len);
+	if (rc)
+		return rc;
+	const char *ch = spawn_arena_strdup(ctx->arena, channel);
+	if (!ch)
+		return SPAWN_ENOMEM;
+	ctx->bcast_channel = ch;
+	ctx->bcast = p;
+	return SPAWN_OK;
+}
+
+int spawn_ctx_broadcast_msg(spawn_ctx *ctx, const char *channel, const ProtobufCMessage *m)
+{
+	if (!ctx || empty(channel))
+		return SPAWN_EINVAL;
+	if (!m)
+		return spawn_ctx_broadcast(ctx, channel, NULL, NULL, 0);
+	spawn_payload p;
+	int rc = pack_payload(ctx, &p, m);
+	if (rc)
+		return rc;
+	const char *ch = spawn_arena_strdup(ctx->arena, channel);
+	if (!ch)
+		return SPAWN_ENOMEM;
+	ctx->bcast_channel = ch;
+	ctx->bcast = p;
+	return SPAWN_OK;
+}
+
 void spawn_ctx_fail(spawn_ctx *ctx, int code, const char *message)
 {
 	if (!ctx)
@@ -288,12 +471,50 @@ static int result_response(spawn_ctx *ctx, Spawn__Gateway__V1__InvocationResult 
 		return SPAWN_ENOMEM;
 	uc->self = inv->actor;
 	uc->caller = inv->caller;
-	if (inv->current_context) {
-		/* Tags belong to the actor; hand them back unchanged. */
-		uc->n_tags = inv->current_context->n_tags;
-		uc->tags = inv->current_context->tags;
-	}
+	/* Tags belong to the actor: back as the handler left them. */
+	uc->tags = tags_of(ctx, &uc->n_tags);
 	r->updated_context = uc;
+	if (ctx->route || ctx->n_effects || ctx->bcast_channel) {
+		Spawn__Workflow *wf = spawni_new(a, &spawn__workflow__descriptor);
+		if (!wf)
+			return SPAWN_ENOMEM;
+		if (ctx->route == SPAWN__WORKFLOW__ROUTING_PIPE) {
+			Spawn__Pipe *p = spawni_new(a, &spawn__pipe__descriptor);
+			if (!p)
+				return SPAWN_ENOMEM;
+			p->actor = (char *)ctx->route_actor;
+			p->action_name = (char *)ctx->route_action;
+			wf->routing_case = SPAWN__WORKFLOW__ROUTING_PIPE;
+			wf->pipe = p;
+		} else if (ctx->route == SPAWN__WORKFLOW__ROUTING_FORWARD) {
+			Spawn__Forward *f = spawni_new(a, &spawn__forward__descriptor);
+			if (!f)
+				return SPAWN_ENOMEM;
+			f->actor = (char *)ctx->route_actor;
+			f->action_name = (char *)ctx->route_action;
+			wf->routing_case = SPAWN__WORKFLOW__ROUTING_FORWARD;
+			wf->forward = f;
+		}
+		wf->effects = ctx->effects;
+		wf->n_effects = ctx->n_effects;
+		if (ctx->bcast_channel) {
+			Spawn__Broadcast *b = spawni_new(a, &spawn__broadcast__descriptor);
+			if (!b)
+				return SPAWN_ENOMEM;
+			b->channel_group = (char *)ctx->bcast_channel;
+			if (ctx->bcast.type_url) {
+				if (!(b->value = any_of(a, &ctx->bcast)))
+					return SPAWN_ENOMEM;
+				b->payload_case = SPAWN__BROADCAST__PAYLOAD_VALUE;
+			} else {
+				if (!(b->noop = spawni_new(a, &spawn__noop__descriptor)))
+					return SPAWN_ENOMEM;
+				b->payload_case = SPAWN__BROADCAST__PAYLOAD_NOOP;
+			}
+			wf->broadcast = b;
+		}
+		r->workflow = wf;
+	}
 
 	if (ctx->reply.type_url) {
 		if (!(r->value = any_of(a, &ctx->reply)))

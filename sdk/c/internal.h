@@ -34,6 +34,13 @@ typedef struct spawni_action {
 	int32_t timer_ms;
 } spawni_action;
 
+/* A channel subscription (Metadata.channel_group). */
+typedef struct spawni_channel {
+	char *topic;  /* owned */
+	char *action; /* owned; never NULL: SPAWN_DEFAULT_CHANNEL_ACTION when the
+	                 definition named none */
+} spawni_channel;
+
 typedef struct spawni_actor {
 	char *name;            /* owned */
 	spawn_actor_kind kind; /* never 0: normalized to NAMED */
@@ -45,6 +52,8 @@ typedef struct spawni_actor {
 	int32_t max_pool_size;
 	spawni_action *actions; /* owned; n_actions, sorted by name */
 	size_t n_actions;
+	spawni_channel *channels; /* owned; n_channels, in definition order */
+	size_t n_channels;
 } spawni_actor;
 
 /* The actors of one host, sorted by name so lookups are a binary search.
@@ -89,6 +98,17 @@ int spawni_registration(const spawni_registry *r, const spawni_service *svc, spa
  * out-of-memory becomes a RESOURCE_EXHAUSTED HostError. */
 void spawni_execute(const spawni_registry *r, const Spawn__Gateway__V1__InvocationTask *task,
                     int64_t now_ms, spawn_arena *a, Spawn__Gateway__V1__InvocationResult *res);
+
+/* ---- requests (client.c) ---------------------------------------------- */
+
+/* spawni_request_msg builds the InvocationRequest of req for system (which
+ * replaces req->system) in arena a. With copy, every string and byte is
+ * copied into a; without, the message borrows req's memory.
+ * Returns SPAWN_OK and sets *out; SPAWN_EINVAL (empty system, actor or
+ * action; payload bytes without type URL; metadata without key);
+ * SPAWN_ENOMEM. */
+int spawni_request_msg(const spawn_request *req, const char *system, bool copy, spawn_arena *a,
+                       Spawn__InvocationRequest **out);
 
 /* ---- helpers (common.c) ---------------------------------------------- */
 

@@ -20,6 +20,12 @@ static void actor_fini(spawni_actor *a)
 		for (size_t i = 0; i < a->n_actions; i++)
 			free(a->actions[i].name);
 	free(a->actions);
+	if (a->channels)
+		for (size_t i = 0; i < a->n_channels; i++) {
+			free(a->channels[i].topic);
+			free(a->channels[i].action);
+		}
+	free(a->channels);
 	memset(a, 0, sizeof *a);
 }
 
@@ -51,6 +57,22 @@ static int validate(const spawn_actor_def *def)
 	for (size_t i = 0; i < def->n_actions; i++) {
 		const spawn_action_def *ad = &def->actions[i];
 		if (empty(ad->name) || !ad->handler || ad->timer_ms < 0)
+			return SPAWN_EINVAL;
+	}
+	if (def->n_channels && !def->channels)
+		return SPAWN_EINVAL;
+	for (size_t i = 0; i < def->n_channels; i++) {
+		const spawn_channel_def *cd = &def->channels[i];
+		if (empty(cd->topic))
+			return SPAWN_EINVAL;
+		/* A subscription must land on an action the actor has: the
+		 * gateway would otherwise fail every delivery with NOT_FOUND,
+		 * far from this mistake. */
+		const char *want = empty(cd->action) ? SPAWN_DEFAULT_CHANNEL_ACTION : cd->action;
+		bool found = false;
+		for (size_t k = 0; k < def->n_actions && !found; k++)
+			found = strcmp(def->actions[k].name, want) == 0;
+		if (!found)
 			return SPAWN_EINVAL;
 	}
 	return SPAWN_OK;
@@ -96,6 +118,21 @@ int spawni_registry_add(spawni_registry *r, const spawn_actor_def *def)
 		dst->handler = ad->handler;
 		dst->user = ad->user;
 		dst->timer_ms = ad->timer_ms;
+	}
+	if (def->n_channels) {
+		a.channels = calloc(def->n_channels, sizeof *a.channels);
+		if (!a.channels)
+			goto nomem;
+		for (size_t i = 0; i < def->n_channels; i++) {
+			const spawn_channel_def *cd = &def->channels[i];
+			spawni_channel *dst = &a.channels[i];
+			a.n_channels = i + 1;
+			dst->topic = strdup(cd->topic);
+			dst->action =
+			    strdup(empty(cd->action) ? SPAWN_DEFAULT_CHANNEL_ACTION : cd->action);
+			if (!dst->topic || !dst->action)
+				goto nomem;
+		}
 	}
 	qsort(a.actions, a.n_actions, sizeof *a.actions, cmp_action);
 	for (size_t i = 1; i < a.n_actions; i++) {
@@ -230,6 +267,25 @@ static Spawn__Actors__Actor *actor_msg(const spawni_actor *src, const char *syst
 		} else {
 			m->actions[m->n_actions++] = act;
 		}
+	}
+	if (src->n_channels) {
+		Spawn__Actors__Metadata *md = spawni_new(a, &spawn__actors__metadata__descriptor);
+		if (!md)
+			return NULL;
+		md->channel_group =
+		    spawn_arena_alloc(a, src->n_channels * sizeof *md->channel_group);
+		if (!md->channel_group)
+			return NULL;
+		for (size_t i = 0; i < src->n_channels; i++) {
+			Spawn__Actors__Channel *c =
+			    spawni_new(a, &spawn__actors__channel__descriptor);
+			if (!c)
+				return NULL;
+			c->topic = src->channels[i].topic;
+			c->action = src->channels[i].action;
+			md->channel_group[md->n_channel_group++] = c;
+		}
+		m->metadata = md;
 	}
 	return m;
 }

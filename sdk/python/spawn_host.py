@@ -22,6 +22,14 @@ Noop reply). ``checkpoint`` asks the gateway to save the state durably before
 answering the caller. A handler may return a 2-tuple ``(new_state, reply)``.
 Raise :class:`ActorError` to fail the call with a gRPC status code; any other
 exception fails it with UNKNOWN.
+
+Workflows: a handler may ask the gateway to go on after its turn through
+``ctx`` (see :class:`Context`): ``ctx.pipe(actor, action)`` and
+``ctx.forward(actor, action)`` route the caller's answer through another
+action, ``ctx.side_effect(actor, action, payload)`` fires invocations after
+the turn, ``ctx.broadcast(channel, payload)`` reaches every actor subscribed
+to ``channel`` (``add_actor(..., channels=[...])``). A failing handler's
+workflow is dropped.
 """
 
 import logging
@@ -35,11 +43,15 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 __all__ = ["ActorHost", "ActorError", "Context", "unpack", "StatusCode",
-           "CONNECT_METHOD", "typed_action", "add_typed_actor"]
+           "CONNECT_METHOD", "DEFAULT_CHANNEL_ACTION", "typed_action",
+           "add_typed_actor"]
 
 __version__ = "0.1.0"
 
 CONNECT_METHOD = "/spawn.gateway.v1.HostGateway/Connect"
+
+# The action a channel subscription delivers to when it names none.
+DEFAULT_CHANNEL_ACTION = "receive"
 
 log = logging.getLogger("spawn_host")
 
@@ -119,10 +131,24 @@ def unpack(any_msg, cls):
     return out
 
 
+def _nonempty(value, what):
+    if not isinstance(value, str) or not value:
+        raise ValueError("%s must be a non-empty string" % what)
+    return value
+
+
 class Context:
     """What a handler knows about the invocation it runs.
 
-    ``tags`` may be modified; the updated tags go back with the state.
+    ``tags`` may be modified; the updated tags go back with the state and
+    are stored with it. (The gateway keeps the stored tags when a turn hands
+    back none, so emptying ``tags`` does not reach the store.)
+
+    The workflow methods tell the gateway what to do after this turn; all of
+    it is dropped when the handler fails. Every invocation a workflow makes
+    has this actor as its caller and one hop more than this invocation; the
+    gateway cuts chains past its hop limit (16) with INVALID_ARGUMENT, so a
+    pipe cycle ends with an error for the original caller.
     """
 
     def __init__(self, task, host):
@@ -141,11 +167,89 @@ class Context:
         # Set to True to have the gateway save the state durably before
         # the caller is answered (as a handler's third return value does).
         self.checkpoint = False
+        self._route = None      # ("pipe" | "forward", actor, action)
+        self._effects = []      # spawn.InvocationRequest, in order
+        self._broadcast = None  # (channel, payload or None)
+
+    # ---- workflow ---------------------------------------------------------
+
+    def pipe(self, actor, action):
+        """After this turn, send the handler's reply as input to ``actor``'s
+        ``action`` in this system; the caller receives that action's reply
+        instead. Replaces an earlier pipe or forward of this turn."""
+        self._route = ("pipe", _nonempty(actor, "actor"),
+                       _nonempty(action, "action"))
+
+    def forward(self, actor, action):
+        """After this turn, send this invocation's own input to ``actor``'s
+        ``action`` in this system; the caller receives that action's reply.
+        Replaces an earlier pipe or forward of this turn."""
+        self._route = ("forward", _nonempty(actor, "actor"),
+                       _nonempty(action, "action"))
+
+    def side_effect(self, actor, action, payload=None, system=None,
+                    register_ref=None, metadata=None, pooled=False):
+        """Fire ``system / actor / action`` with ``payload`` (a message, an
+        Any or None) after this turn, after its state is saved for a
+        checkpointed turn. Fire and forget: it never delays the reply; the
+        gateway retries failures with backoff and logs them. ``system``
+        defaults to this actor's system (any system of the gateway may be
+        named); ``register_ref`` names the UNNAMED template to instantiate
+        ``actor`` from; ``metadata`` is a {str: str} dict handed to the
+        target. Several calls fire several effects, in order."""
+        _, protocol_pb2, _, _ = _pb()
+        req = protocol_pb2.InvocationRequest(
+            action_name=_nonempty(action, "action"), pooled=bool(pooled),
+            **{"async": True})
+        sysname = system if system else self.system
+        req.system.name = _nonempty(sysname, "system")
+        req.actor.id.name = _nonempty(actor, "actor")
+        req.actor.id.system = sysname
+        if register_ref:
+            req.register_ref = register_ref
+            req.actor.id.parent = register_ref
+        if payload is None:
+            req.noop.SetInParent()
+        else:
+            req.value.CopyFrom(_pack(payload))
+        for k, v in (metadata or {}).items():
+            req.metadata[str(k)] = str(v)
+        self._effects.append(req)
+
+    def broadcast(self, channel, payload=None):
+        """After this turn, send ``payload`` (a message, an Any or None) to
+        every actor of this system subscribed to ``channel``; each gets one
+        fire-and-forget invocation of its channel's action, inactive ones
+        are activated. No subscribers: nothing happens. One broadcast per
+        turn: a later call replaces an earlier one."""
+        self._broadcast = (_nonempty(channel, "channel"),
+                           None if payload is None else _pack(payload))
+
+    def _workflow(self, resp):
+        """Writes the workflow asked for into ``resp`` (if any)."""
+        if not (self._route or self._effects or self._broadcast):
+            return
+        wf = resp.workflow
+        if self._route:
+            how, actor, action = self._route
+            r = wf.pipe if how == "pipe" else wf.forward
+            r.actor = actor
+            r.action_name = action
+        for req in self._effects:
+            wf.effects.add().request.CopyFrom(req)
+        if self._broadcast:
+            channel, value = self._broadcast
+            wf.broadcast.channel_group = channel
+            if value is None:
+                wf.broadcast.noop.SetInParent()
+            else:
+                wf.broadcast.value.CopyFrom(value)
 
 
 class _Actor:
     def __init__(self, name, actions, state_type, stateful, snapshot_ms,
-                 deactivate_ms, kind, timers, min_pool, max_pool):
+                 deactivate_ms, kind, timers, min_pool, max_pool,
+                 channels=()):
         self.name = name
         self.actions = dict(actions)
         self.state_type = state_type
@@ -156,6 +260,7 @@ class _Actor:
         self.timers = dict(timers or {})
         self.min_pool = min_pool
         self.max_pool = max_pool
+        self.channels = list(channels)  # [(topic, action)]
 
 
 class _Session:
@@ -226,20 +331,46 @@ class ActorHost:
 
     def add_actor(self, name, actions, state_type=None, stateful=True,
                   snapshot_ms=None, deactivate_ms=None, kind="NAMED",
-                  timers=None, min_pool_size=0, max_pool_size=0):
+                  timers=None, min_pool_size=0, max_pool_size=0,
+                  channels=None):
         """Register actor ``name`` with ``actions`` {action name: handler}.
 
         ``state_type`` is the state's message class (or its full name).
         ``snapshot_ms`` / ``deactivate_ms`` set the snapshot and deactivation
         timeouts (None leaves them to the gateway). ``kind`` is a
         spawn.actors.Kind name or value. ``timers`` maps action names to a
-        period in milliseconds (FixedTimerAction).
+        period in milliseconds (FixedTimerAction; the wire field is named
+        ``seconds`` but holds milliseconds, as in Spawn): while the actor is
+        active the gateway runs that action every period with its state.
+        ``channels`` subscribes the actor to broadcasts: a list of topics,
+        each a string (delivered to the action ``"receive"``) or a
+        ``(topic, action)`` pair; the action must be one of ``actions``.
         """
         if not name:
             raise ValueError("actor name is empty")
         for a, h in actions.items():
             if not callable(h):
                 raise TypeError("handler of %s.%s is not callable" % (name, a))
+        for a, ms in (timers or {}).items():
+            if a not in actions:
+                raise ValueError("timer %s.%s has no handler" % (name, a))
+            if (not isinstance(ms, (int, float)) or isinstance(ms, bool)
+                    or int(ms) <= 0):
+                raise ValueError("timer %s.%s: period must be a positive "
+                                 "number of milliseconds" % (name, a))
+        subs = []
+        for c in channels or ():
+            if isinstance(c, str):
+                topic, action = c, DEFAULT_CHANNEL_ACTION
+            else:
+                topic, action = tuple(c)
+                action = action or DEFAULT_CHANNEL_ACTION
+            if not isinstance(topic, str) or not topic:
+                raise ValueError("a channel of %s has no topic" % name)
+            if action not in actions:
+                raise ValueError("channel %r of %s delivers to %r, which is "
+                                 "not one of its actions" % (topic, name, action))
+            subs.append((topic, action))
         actor_pb2 = _pb()[0]
         if isinstance(kind, str):
             kind = actor_pb2.Kind.Value(kind.upper())
@@ -249,7 +380,7 @@ class ActorHost:
             self._actors[name] = _Actor(name, actions, state_type or "",
                                         bool(stateful), snapshot_ms,
                                         deactivate_ms, int(kind), timers,
-                                        min_pool_size, max_pool_size)
+                                        min_pool_size, max_pool_size, subs)
         return self
 
     def registration_request(self):
@@ -286,6 +417,8 @@ class ActorHost:
                 pa.actions.add(name=act)
             for act, ms in a.timers.items():
                 pa.timer_actions.add(seconds=int(ms), action=actor_pb2.Action(name=act))
+            for topic, act in a.channels:
+                pa.metadata.channel_group.add(topic=topic, action=act)
         return req
 
     # ---- running ---------------------------------------------------------
@@ -467,6 +600,7 @@ class ActorHost:
             resp.noop.SetInParent()
         else:
             resp.value.CopyFrom(_pack(reply))
+        ctx._workflow(resp)
         return resp
 
 
@@ -533,11 +667,14 @@ def typed_action(method, input_type, output_type, state_type=None,
 
 
 def add_typed_actor(host, impl, name, kind, stateful, state_type,
-                    snapshot_ms, deactivate_ms, actions):
+                    snapshot_ms, deactivate_ms, actions, channels=None,
+                    timers=None):
     """Declare actor ``name`` on ``host``, its actions served by the methods
     of ``impl``. ``actions`` lists ``(action, method name, input type,
     output type)``; ``snapshot_ms`` / ``deactivate_ms`` of 0 leave the
-    setting to the gateway. Returns the host."""
+    setting to the gateway. ``channels`` and ``timers`` are those of
+    :meth:`ActorHost.add_actor` (a timer action is one of ``actions``; it
+    gets the input type's defaults). Returns the host."""
     handlers = {}
     for action, attr, input_type, output_type in actions:
         method = getattr(impl, attr)
@@ -545,4 +682,5 @@ def add_typed_actor(host, impl, name, kind, stateful, state_type,
                                         state_type, "%s.%s" % (name, action))
     return host.add_actor(name, handlers, state_type=state_type,
                           stateful=stateful, snapshot_ms=snapshot_ms or None,
-                          deactivate_ms=deactivate_ms or None, kind=kind)
+                          deactivate_ms=deactivate_ms or None, kind=kind,
+                          channels=channels, timers=timers)

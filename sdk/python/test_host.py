@@ -330,6 +330,183 @@ class HostTest(unittest.TestCase):
         self.assertEqual(unpack(s.result().response.value, inc.Total).total, 3)
 
 
+class WorkflowTest(unittest.TestCase):
+    """Workflows returned by handlers, channels and timers in the
+    registration."""
+
+    def setUp(self):
+        self.gw = FakeGateway()
+        self.host = None
+
+    def tearDown(self):
+        if self.host is not None:
+            self.host.stop(timeout=T)
+        self.gw.stop()
+
+    def start(self, host):
+        self.host = host
+        host.start()
+        s = self.gw.next_stream()
+        self.assertTrue(host.registered.wait(T))
+        return s
+
+    def test_registration_declares_channels_and_timers(self):
+        h = ActorHost("127.0.0.1:1", "sys")
+        noop = lambda state, payload, ctx: (None, None)  # noqa: E731
+        h.add_actor("sub", {"receive": noop, "OnAlert": noop, "Tick": noop},
+                    channels=["news", ("alerts", "OnAlert"), ("misc", None)],
+                    timers={"Tick": 250})
+        h.add_actor("plain", {"receive": noop})
+        reg = h.registration_request()
+        sub = reg.actor_system.registry.actors["sub"]
+        self.assertEqual([(c.topic, c.action) for c in sub.metadata.channel_group],
+                         [("news", "receive"), ("alerts", "OnAlert"),
+                          ("misc", "receive")])
+        self.assertEqual([(t.action.name, t.seconds) for t in sub.timer_actions],
+                         [("Tick", 250)])  # milliseconds, in the field "seconds"
+        plain = reg.actor_system.registry.actors["plain"]
+        self.assertFalse(plain.HasField("metadata"))
+        self.assertEqual(spawn_host.DEFAULT_CHANNEL_ACTION, "receive")
+
+        # Mistakes are refused when the actor is added.
+        with self.assertRaises(ValueError):
+            h.add_actor("x", {"A": noop}, channels=["news"])  # no "receive"
+        with self.assertRaises(ValueError):
+            h.add_actor("x", {"A": noop}, channels=[("news", "B")])
+        with self.assertRaises(ValueError):
+            h.add_actor("x", {"receive": noop}, channels=[""])
+        with self.assertRaises(ValueError):
+            h.add_actor("x", {"A": noop}, timers={"B": 100})
+        with self.assertRaises(ValueError):
+            h.add_actor("x", {"A": noop}, timers={"A": 0})
+        self.assertNotIn("x", h.registration_request().actor_system.registry.actors)
+
+    def test_handlers_return_workflows(self):
+        def pipe(state, payload, ctx):
+            ctx.pipe("b", "Next")
+            return None, inc.Total(total=7)
+
+        def forward(state, payload, ctx):
+            ctx.pipe("b", "Next")
+            ctx.forward("c", "Other")   # the last routing wins
+            return None, None
+
+        def effects(state, payload, ctx):
+            ctx.side_effect("b", "Note", inc.Add(value=3),
+                            metadata={"k": "v"})
+            ctx.side_effect("inst-1", "Hello", system="other-sys",
+                            register_ref="tmpl", pooled=True)
+            for bad in (dict(actor="", action="x"), dict(actor="b", action="")):
+                with self.assertRaises(ValueError):
+                    ctx.side_effect(**bad)
+            return None, None
+
+        def broadcast(state, payload, ctx):
+            ctx.broadcast("first", inc.Add(value=1))
+            ctx.broadcast("news", inc.Total(total=99))   # the last one wins
+            with self.assertRaises(ValueError):
+                ctx.broadcast("")
+            return None, None
+
+        def ping(state, payload, ctx):
+            ctx.broadcast("ping")
+            return None, None
+
+        def fail(state, payload, ctx):
+            ctx.pipe("b", "Next")
+            ctx.side_effect("b", "Note")
+            ctx.broadcast("news")
+            raise ActorError(StatusCode.ABORTED, "changed my mind")
+
+        def nothing(state, payload, ctx):
+            with self.assertRaises(ValueError):
+                ctx.pipe("", "Next")
+            with self.assertRaises(ValueError):
+                ctx.forward("b", None)
+            return None, None
+
+        h = ActorHost(self.gw.target, "spawn-system", min_backoff=0.05,
+                      max_backoff=0.2)
+        h.add_actor("a", {"Pipe": pipe, "Fwd": forward, "Effects": effects,
+                          "Pub": broadcast, "Ping": ping, "Fail": fail,
+                          "Nothing": nothing}, state_type=inc.State)
+        s = self.start(h)
+
+        def call(rid, action):
+            s.send_task(rid, action, actor="a", payload=inc.Add(value=5))
+            r = s.result()
+            self.assertEqual(r.request_id, rid)
+            return r
+
+        r = call(1, "Pipe")
+        wf = r.response.workflow
+        self.assertEqual(wf.WhichOneof("routing"), "pipe")
+        self.assertEqual((wf.pipe.actor, wf.pipe.action_name), ("b", "Next"))
+        self.assertEqual(unpack(r.response.value, inc.Total).total, 7)
+        self.assertEqual(len(wf.effects), 0)
+        self.assertFalse(wf.HasField("broadcast"))
+
+        wf = call(2, "Fwd").response.workflow
+        self.assertEqual(wf.WhichOneof("routing"), "forward")
+        self.assertEqual((wf.forward.actor, wf.forward.action_name), ("c", "Other"))
+
+        wf = call(3, "Effects").response.workflow
+        self.assertIsNone(wf.WhichOneof("routing"))
+        self.assertEqual(len(wf.effects), 2)
+        e = wf.effects[0].request
+        self.assertEqual((e.system.name, e.actor.id.system, e.actor.id.name,
+                          e.action_name), ("spawn-system", "spawn-system", "b", "Note"))
+        self.assertTrue(getattr(e, "async"))
+        self.assertFalse(e.HasField("caller"))  # the gateway names the emitter
+        self.assertEqual(unpack(e.value, inc.Add).value, 3)
+        self.assertEqual(dict(e.metadata), {"k": "v"})
+        e = wf.effects[1].request
+        self.assertEqual((e.system.name, e.actor.id.name, e.actor.id.parent,
+                          e.register_ref), ("other-sys", "inst-1", "tmpl", "tmpl"))
+        self.assertTrue(e.pooled)
+        self.assertEqual(e.WhichOneof("payload"), "noop")
+
+        b = call(4, "Pub").response.workflow.broadcast
+        self.assertEqual(b.channel_group, "news")
+        self.assertEqual(unpack(b.value, inc.Total).total, 99)
+        b = call(5, "Ping").response.workflow.broadcast
+        self.assertEqual((b.channel_group, b.WhichOneof("payload")), ("ping", "noop"))
+
+        r = call(6, "Fail")
+        self.assertEqual((r.WhichOneof("outcome"), r.error.code),
+                         ("error", StatusCode.ABORTED))
+
+        r = call(7, "Nothing")
+        self.assertEqual(r.WhichOneof("outcome"), "response")
+        self.assertFalse(r.response.HasField("workflow"))
+
+    def test_typed_handlers_reach_the_workflow_through_ctx(self):
+        class Impl:
+            def add(self, state, msg, ctx):
+                ctx.side_effect("audit", "Log", msg)
+                ctx.pipe("b", "Next")
+                state.total += msg.value
+                return state, inc.Total(total=state.total)
+
+        h = ActorHost(self.gw.target, "spawn-system", min_backoff=0.05,
+                      max_backoff=0.2)
+        spawn_host.add_typed_actor(h, Impl(), "typed", "NAMED", True, inc.State,
+                                   0, 0, [("Add", "add", inc.Add, inc.Total)],
+                                   channels=[("news", "Add")], timers={"Add": 1000})
+        s = self.start(h)
+        a = s.registration.registration.actor_system.registry.actors["typed"]
+        self.assertEqual([(c.topic, c.action) for c in a.metadata.channel_group],
+                         [("news", "Add")])
+        self.assertEqual([(t.action.name, t.seconds) for t in a.timer_actions],
+                         [("Add", 1000)])
+        s.send_task(1, "Add", actor="typed", payload=inc.Add(value=2))
+        r = s.result()
+        wf = r.response.workflow
+        self.assertEqual(wf.pipe.actor, "b")
+        self.assertEqual(wf.effects[0].request.actor.id.name, "audit")
+        self.assertEqual(unpack(wf.effects[0].request.value, inc.Add).value, 2)
+
+
 class UnixSocketTest(unittest.TestCase):
     def test_unix_target(self):
         d = tempfile.mkdtemp(prefix="spawn-py-sock-")

@@ -196,6 +196,27 @@ START_TEST(add_actor_validates_definitions)
 	bad.n_actions = 2;
 	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EEXIST);
 
+	/* Channels: a topic, and an action the actor has ("receive" when
+	 * none is named). */
+	bad = d;
+	bad.n_channels = 1; /* channels NULL */
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	spawn_channel_def no_topic[] = {{.topic = "", .action = "A"}};
+	bad.channels = no_topic;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	spawn_channel_def no_receive[] = {{.topic = "news"}};
+	bad.channels = no_receive;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	spawn_channel_def unknown[] = {{.topic = "news", .action = "C"}};
+	bad.channels = unknown;
+	ck_assert_int_eq(spawn_host_add_actor(h, &bad), SPAWN_EINVAL);
+	spawn_channel_def fine[] = {{.topic = "news", .action = "B"}};
+	spawn_actor_def sub = d;
+	sub.name = "sub";
+	sub.channels = fine;
+	sub.n_channels = 1;
+	ck_assert_int_eq(spawn_host_add_actor(h, &sub), SPAWN_OK);
+
 	ck_assert_int_eq(spawn_host_add_actor(h, &d), SPAWN_OK);
 	ck_assert_int_eq(spawn_host_add_actor(h, &d), SPAWN_EEXIST);
 	spawn_host_destroy(h);
@@ -344,6 +365,51 @@ START_TEST(registration_describes_every_actor)
 	ck_assert_int_eq(p->settings->kind, SPAWN__ACTORS__KIND__POOLED);
 	ck_assert_int_eq(p->settings->max_pool_size, 4);
 	ck_assert_ptr_null(p->settings->snapshot_strategy);
+	spawn__registration_request__free_unpacked(got, NULL);
+	spawn_arena_fini(&a);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(registration_carries_channel_subscriptions)
+{
+	spawni_registry reg = {0};
+	spawn_action_def acts[] = {{.name = "receive", .handler = nop_handler},
+	                           {.name = "OnAlert", .handler = nop_handler}};
+	spawn_channel_def chans[] = {{.topic = "news"},
+	                             {.topic = "alerts", .action = "OnAlert"},
+	                             {.topic = "misc", .action = ""}};
+	spawn_actor_def sub = {
+	    .name = "sub", .actions = acts, .n_actions = 2, .channels = chans, .n_channels = 3};
+	spawn_actor_def plain = {.name = "plain", .actions = acts, .n_actions = 1};
+	ck_assert_int_eq(spawni_registry_add(&reg, &sub), SPAWN_OK);
+	ck_assert_int_eq(spawni_registry_add(&reg, &plain), SPAWN_OK);
+
+	spawn_arena a;
+	spawn_arena_init(&a, 0);
+	spawni_service svc = {"sys", "svc", "1"};
+	Spawn__RegistrationRequest *req;
+	ck_assert_int_eq(spawni_registration(&reg, &svc, &a, &req), SPAWN_OK);
+	size_t n = protobuf_c_message_get_packed_size(&req->base);
+	uint8_t *buf = malloc(n);
+	protobuf_c_message_pack(&req->base, buf);
+	Spawn__RegistrationRequest *got = spawn__registration_request__unpack(NULL, n, buf);
+	free(buf);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_uint_eq(got->actor_system->registry->n_actors, 2);
+	Spawn__Actors__Actor *p = got->actor_system->registry->actors[0]->value;
+	ck_assert_str_eq(p->id->name, "plain");
+	ck_assert_ptr_null(p->metadata); /* no channels: no Metadata at all */
+	Spawn__Actors__Actor *s = got->actor_system->registry->actors[1]->value;
+	ck_assert_str_eq(s->id->name, "sub");
+	ck_assert_ptr_nonnull(s->metadata);
+	ck_assert_uint_eq(s->metadata->n_channel_group, 3);
+	/* In definition order; the default action is spelled out. */
+	ck_assert_str_eq(s->metadata->channel_group[0]->topic, "news");
+	ck_assert_str_eq(s->metadata->channel_group[0]->action, SPAWN_DEFAULT_CHANNEL_ACTION);
+	ck_assert_str_eq(s->metadata->channel_group[1]->topic, "alerts");
+	ck_assert_str_eq(s->metadata->channel_group[1]->action, "OnAlert");
+	ck_assert_str_eq(s->metadata->channel_group[2]->action, "receive");
 	spawn__registration_request__free_unpacked(got, NULL);
 	spawn_arena_fini(&a);
 	spawni_registry_fini(&reg);
@@ -835,6 +901,356 @@ START_TEST(out_of_memory_in_the_arena_becomes_resource_exhausted)
 }
 END_TEST
 
+/* ---- workflows and tags ------------------------------------------------------ */
+
+static const char *md_value(const Spawn__InvocationRequest *rq, const char *key)
+{
+	for (size_t i = 0; i < rq->n_metadata; i++)
+		if (!strcmp(rq->metadata[i]->key, key))
+			return rq->metadata[i]->value;
+	return NULL;
+}
+
+/* Pipes to b.Next with a reply; the caller of the chain gets b's answer. */
+static void h_pipe(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	Spawn__Actors__TimeoutStrategy t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	t.timeout = 7;
+	ck_assert_int_eq(spawn_ctx_reply_msg(ctx, &t.base), SPAWN_OK);
+	char actor[8] = "b", action[8] = "Next";
+	ck_assert_int_eq(spawn_ctx_pipe(ctx, actor, action), SPAWN_OK);
+	/* Copied: the handler's buffers may change afterwards. */
+	strcpy(actor, "zz");
+	strcpy(action, "zz");
+	ck_assert_int_eq(spawn_ctx_pipe(ctx, "", "Next"), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_pipe(ctx, "b", NULL), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_pipe(NULL, "b", "Next"), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_forward(ctx, NULL, "x"), SPAWN_EINVAL);
+}
+
+/* Pipe first, then forward: the last routing wins. */
+static void h_forward(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ck_assert_int_eq(spawn_ctx_pipe(ctx, "b", "Next"), SPAWN_OK);
+	ck_assert_int_eq(spawn_ctx_forward(ctx, "c", "Other"), SPAWN_OK);
+}
+
+static void h_effects(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	static const uint8_t bytes[] = {1, 2, 3};
+	spawn_metadata md[] = {{"k", "v"}, {"empty", NULL}};
+	char actor[8] = "b";
+	spawn_request own = {.actor = actor,
+	                     .action = "Note",
+	                     .payload = {.type_url = "t/x.P", .data = bytes, .len = 3},
+	                     .metadata = md,
+	                     .n_metadata = 2};
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &own), SPAWN_OK);
+	strcpy(actor, "zz"); /* copied */
+	spawn_request other = {.system = "other-sys",
+	                       .actor = "inst-1",
+	                       .action = "Hello",
+	                       .parent = "tmpl",
+	                       .pooled = true,
+	                       .async = false};
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &other), SPAWN_OK);
+	/* Refused: nothing added. */
+	spawn_request bad = own;
+	bad.action = "";
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &bad), SPAWN_EINVAL);
+	bad = own;
+	bad.scheduled_to_ms = 1;
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &bad), SPAWN_EINVAL);
+	bad = own;
+	bad.payload.type_url = NULL;
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &bad), SPAWN_EINVAL);
+	bad = own;
+	bad.metadata = NULL;
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &bad), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, NULL), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_side_effect(NULL, &own), SPAWN_EINVAL);
+	/* More than the first array holds: the effects keep their order. */
+	for (int i = 0; i < 5; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "n%d", i);
+		spawn_request r = {.actor = name, .action = "Note"};
+		ck_assert_int_eq(spawn_ctx_side_effect(ctx, &r), SPAWN_OK);
+	}
+}
+
+static void h_broadcast(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ck_assert_int_eq(spawn_ctx_broadcast(ctx, "first", "t/x.A", "a", 1), SPAWN_OK);
+	ck_assert_int_eq(spawn_ctx_broadcast(ctx, "", "t/x.A", "a", 1), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_broadcast(ctx, "news", "t/x.A", NULL, 2), SPAWN_EINVAL);
+	Spawn__Actors__TimeoutStrategy t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	t.timeout = 99;
+	char ch[8] = "news";
+	ck_assert_int_eq(spawn_ctx_broadcast_msg(ctx, ch, &t.base), SPAWN_OK); /* last wins */
+	strcpy(ch, "zz");
+}
+
+static void h_broadcast_noop(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ck_assert_int_eq(spawn_ctx_broadcast_msg(ctx, "ping", NULL), SPAWN_OK);
+}
+
+static void h_workflow_then_fail(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	spawn_request r = {.actor = "b", .action = "Note"};
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &r), SPAWN_OK);
+	ck_assert_int_eq(spawn_ctx_pipe(ctx, "b", "Next"), SPAWN_OK);
+	ck_assert_int_eq(spawn_ctx_broadcast(ctx, "news", NULL, NULL, 0), SPAWN_OK);
+	ck_assert_int_eq(spawn_ctx_set_tag(ctx, "color", "red"), SPAWN_OK);
+	spawn_ctx_fail(ctx, SPAWN_ABORTED, "changed my mind");
+}
+
+START_TEST(pipe_and_forward_become_the_routing)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "a", 0, "Pipe", h_pipe, NULL);
+	reg_add(&reg, "f", 0, "Fwd", h_forward, NULL);
+	reg_add(&reg, "n", 0, "Look", h_observe, NULL);
+	fixture f;
+	fixture_init(&f, "a", "Pipe", 1, 1);
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	Spawn__Workflow *wf = r->response->workflow;
+	ck_assert_ptr_nonnull(wf);
+	ck_assert_int_eq(wf->routing_case, SPAWN__WORKFLOW__ROUTING_PIPE);
+	ck_assert_str_eq(wf->pipe->actor, "b");
+	ck_assert_str_eq(wf->pipe->action_name, "Next");
+	ck_assert_uint_eq(wf->n_effects, 0);
+	ck_assert_ptr_null(wf->broadcast);
+	/* The reply still goes back: the gateway feeds it to the pipe. */
+	ck_assert_int_eq(counter_of(r->response->value), 7);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	fixture_init(&f, "f", "Fwd", 1, 1);
+	r = run(&reg, &f, 0);
+	wf = r->response->workflow;
+	ck_assert_int_eq(wf->routing_case, SPAWN__WORKFLOW__ROUTING_FORWARD);
+	ck_assert_str_eq(wf->forward->actor, "c");
+	ck_assert_str_eq(wf->forward->action_name, "Other");
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	/* A handler that asks for nothing sends no workflow. */
+	fixture_init(&f, "n", "Look", 1, 1);
+	r = run(&reg, &f, 0);
+	ck_assert_ptr_null(r->response->workflow);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(side_effects_are_full_invocations_in_order)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "a", 0, "Effects", h_effects, NULL);
+	fixture f;
+	fixture_init(&f, "a", "Effects", 1, 1);
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	Spawn__Workflow *wf = r->response->workflow;
+	ck_assert_ptr_nonnull(wf);
+	ck_assert_int_eq(wf->routing_case, SPAWN__WORKFLOW__ROUTING__NOT_SET);
+	ck_assert_uint_eq(wf->n_effects, 7);
+
+	const Spawn__InvocationRequest *e = wf->effects[0]->request;
+	ck_assert_str_eq(e->system->name, "sys"); /* the actor's own system */
+	ck_assert_str_eq(e->actor->id->name, "b");
+	ck_assert_str_eq(e->actor->id->system, "sys");
+	ck_assert_str_eq(e->action_name, "Note");
+	ck_assert(e->async);
+	ck_assert_ptr_null(e->caller); /* the gateway names the emitter */
+	ck_assert_int_eq(e->payload_case, SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE);
+	ck_assert_str_eq(e->value->type_url, "t/x.P");
+	ck_assert_uint_eq(e->value->value.len, 3);
+	ck_assert_int_eq(e->value->value.data[2], 3);
+	ck_assert_uint_eq(e->n_metadata, 2);
+	ck_assert_str_eq(md_value(e, "k"), "v");
+	ck_assert_str_eq(md_value(e, "empty"), "");
+	ck_assert_str_eq(e->register_ref, "");
+
+	e = wf->effects[1]->request;
+	ck_assert_str_eq(e->system->name, "other-sys");
+	ck_assert_str_eq(e->actor->id->system, "other-sys");
+	ck_assert_str_eq(e->actor->id->name, "inst-1");
+	ck_assert_str_eq(e->actor->id->parent, "tmpl");
+	ck_assert_str_eq(e->register_ref, "tmpl");
+	ck_assert(e->pooled);
+	ck_assert(e->async); /* always */
+	ck_assert_int_eq(e->payload_case, SPAWN__INVOCATION_REQUEST__PAYLOAD_NOOP);
+	for (int i = 0; i < 5; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "n%d", i);
+		ck_assert_str_eq(wf->effects[2 + i]->request->actor->id->name, name);
+	}
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(broadcast_carries_channel_and_payload)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "a", 0, "Pub", h_broadcast, NULL);
+	reg_add(&reg, "b", 0, "Ping", h_broadcast_noop, NULL);
+	fixture f;
+	fixture_init(&f, "a", "Pub", 1, 1);
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	Spawn__Broadcast *b = r->response->workflow->broadcast;
+	ck_assert_ptr_nonnull(b);
+	ck_assert_str_eq(b->channel_group, "news");
+	ck_assert_int_eq(b->payload_case, SPAWN__BROADCAST__PAYLOAD_VALUE);
+	ck_assert_int_eq(counter_of(b->value), 99);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	fixture_init(&f, "b", "Ping", 1, 1);
+	r = run(&reg, &f, 0);
+	b = r->response->workflow->broadcast;
+	ck_assert_str_eq(b->channel_group, "ping");
+	ck_assert_int_eq(b->payload_case, SPAWN__BROADCAST__PAYLOAD_NOOP);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(a_failing_handler_sends_no_workflow_and_no_tags)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "a", 0, "Go", h_workflow_then_fail, NULL);
+	fixture f;
+	fixture_init(&f, "a", "Go", 1, 1);
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR);
+	ck_assert_int_eq(r->error->code, SPAWN_ABORTED);
+	ck_assert_str_eq(r->error->message, "changed my mind");
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+static void h_tags(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ck_assert_str_eq(spawn_ctx_tag(ctx, "color"), "blue");
+	ck_assert_int_eq(spawn_ctx_set_tag(ctx, "color", "red"), SPAWN_OK);
+	ck_assert_str_eq(spawn_ctx_tag(ctx, "color"), "red"); /* seen at once */
+	for (int i = 0; i < 6; i++) {
+		char k[8], v[8];
+		snprintf(k, sizeof k, "k%d", i);
+		snprintf(v, sizeof v, "v%d", i);
+		ck_assert_int_eq(spawn_ctx_set_tag(ctx, k, v), SPAWN_OK);
+	}
+	ck_assert_int_eq(spawn_ctx_set_tag(ctx, "k3", NULL), SPAWN_OK); /* removed */
+	ck_assert_int_eq(spawn_ctx_set_tag(ctx, "absent", NULL), SPAWN_OK);
+	ck_assert_ptr_null(spawn_ctx_tag(ctx, "k3"));
+	ck_assert_int_eq(spawn_ctx_set_tag(ctx, "", "x"), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_set_tag(ctx, NULL, "x"), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_set_tag(NULL, "k", "x"), SPAWN_EINVAL);
+}
+
+static const char *tag_value(const Spawn__Context *c, const char *key)
+{
+	for (size_t i = 0; i < c->n_tags; i++)
+		if (!strcmp(c->tags[i]->key, key))
+			return c->tags[i]->value;
+	return NULL;
+}
+
+START_TEST(tags_set_by_the_handler_go_back_with_the_state)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "a", 0, "Tag", h_tags, NULL);
+	fixture f;
+	fixture_init(&f, "a", "Tag", 1, 1);
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	const Spawn__Context *uc = r->response->updated_context;
+	ck_assert_uint_eq(uc->n_tags, 6); /* color + k0..k5 - k3 */
+	ck_assert_str_eq(tag_value(uc, "color"), "red");
+	ck_assert_str_eq(tag_value(uc, "k5"), "v5");
+	ck_assert_ptr_null(tag_value(uc, "k3"));
+	/* The task's own entry was replaced, not written. */
+	ck_assert_str_eq(f.tag.value, "blue");
+	ck_assert_int_eq(counter_of(uc->state), 1); /* state untouched */
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+static void oom_h_workflow(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	spawn_metadata md[] = {{"k", "v"}};
+	spawn_request e = {.system = "s2",
+	                   .actor = "b",
+	                   .action = "Note",
+	                   .payload = {.type_url = "t/x.P", .data = "abc", .len = 3},
+	                   .metadata = md,
+	                   .n_metadata = 1,
+	                   .parent = "tmpl"};
+	int rc = SPAWN_OK;
+	for (int i = 0; i < 6 && rc == SPAWN_OK; i++)
+		rc = spawn_ctx_side_effect(ctx, &e);
+	if (rc == SPAWN_OK)
+		rc = spawn_ctx_pipe(ctx, "b", "Next");
+	if (rc == SPAWN_OK)
+		rc = spawn_ctx_broadcast(ctx, "news", "t/x.B", "xyz", 3);
+	for (int i = 0; i < 6 && rc == SPAWN_OK; i++) {
+		char k[8];
+		snprintf(k, sizeof k, "t%d", i);
+		rc = spawn_ctx_set_tag(ctx, k, "v");
+	}
+	if (rc != SPAWN_OK) {
+		ck_assert_int_eq(rc, SPAWN_ENOMEM);
+		spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, NULL);
+	}
+}
+
+START_TEST(out_of_memory_while_building_a_workflow_fails_cleanly)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "a", 0, "Go", oom_h_workflow, NULL);
+	bool saw_oom = false, saw_ok = false;
+	for (size_t limit = 64; limit < 65536 && !saw_ok; limit += 64) {
+		fixture f;
+		fixture_init(&f, "a", "Go", 1, 1);
+		spawn_arena_fini(&f.arena);
+		spawn_arena_init(&f.arena, limit);
+		spawni_execute(&reg, &f.task, 0, &f.arena, &f.res);
+		if (f.res.outcome_case == SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR) {
+			ck_assert_int_eq(f.res.error->code, SPAWN_RESOURCE_EXHAUSTED);
+			saw_oom = true;
+		} else {
+			ck_assert_uint_eq(f.res.response->workflow->n_effects, 6);
+			ck_assert_uint_eq(f.res.response->updated_context->n_tags, 7);
+			saw_ok = true;
+		}
+		ck_assert_uint_gt(protobuf_c_message_get_packed_size(&f.res.base), 0);
+		fixture_fini(&f);
+	}
+	ck_assert(saw_oom);
+	ck_assert(saw_ok);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
 static Suite *sdk_unit_suite(void)
 {
 	Suite *s = suite_create("sdk_unit");
@@ -854,6 +1270,12 @@ static Suite *sdk_unit_suite(void)
 	    {"wait_registered", wait_registered_times_out},
 	    {"client_validation", client_rejects_bad_requests},
 	    {"registration", registration_describes_every_actor},
+	    {"registration_channels", registration_carries_channel_subscriptions},
+	    {"pipe_forward", pipe_and_forward_become_the_routing},
+	    {"side_effects", side_effects_are_full_invocations_in_order},
+	    {"broadcast", broadcast_carries_channel_and_payload},
+	    {"workflow_fail", a_failing_handler_sends_no_workflow_and_no_tags},
+	    {"tags", tags_set_by_the_handler_go_back_with_the_state},
 	    {"keeps_state", handler_that_sets_nothing_keeps_the_state},
 	    {"getters", ctx_getters_expose_the_invocation},
 	    {"outcome", handler_outcome_becomes_the_response},
@@ -865,6 +1287,7 @@ static Suite *sdk_unit_suite(void)
 	    {"deadline", expired_deadline_skips_the_handler},
 	    {"no_invocation", task_without_invocation_is_invalid},
 	    {"oom", out_of_memory_in_the_arena_becomes_resource_exhausted},
+	    {"oom_workflow", out_of_memory_while_building_a_workflow_fails_cleanly},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -36,6 +36,24 @@ export interface HandlerResult {
   checkpoint?: boolean;
 }
 
+/** The action a channel subscription delivers to when it names none (Spawn's default). */
+export const DEFAULT_CHANNEL_ACTION = "receive";
+
+/** A broadcast subscription: a topic, or a topic with the action it delivers to. */
+export type ChannelSpec = string | { topic: string; action?: string };
+
+/** Where a side effect goes besides actor and action (see InvocationContext.sideEffect). */
+export interface SideEffectOptions {
+  /** The target's actor system; default: this actor's. Any system of the gateway may be named. */
+  system?: string;
+  /** The UNNAMED template to instantiate `actor` from on first use. */
+  registerRef?: string;
+  /** Metadata (headers) handed to the target. */
+  metadata?: { [k: string]: string };
+  /** The target is POOLED. */
+  pooled?: boolean;
+}
+
 /** An action handler. May be async. Throw ActorError to fail with a code. */
 export type Handler = (ctx: InvocationContext) => HandlerResult | void | Promise<HandlerResult | void>;
 
@@ -55,10 +73,20 @@ export interface ActorDefinition {
   snapshotMs?: number;
   /** Idle time before deactivation in ms (absent: the gateway's default). */
   deactivateMs?: number;
-  /** Action name -> period in ms (FixedTimerAction). */
+  /**
+   * Action name -> period in ms (FixedTimerAction): while the actor is
+   * active the gateway runs that action every period with its state. The
+   * wire field is named `seconds` but holds milliseconds, as in Spawn.
+   */
   timers?: { [action: string]: number };
   minPoolSize?: number;
   maxPoolSize?: number;
+  /**
+   * Broadcast subscriptions (Metadata.channel_group): each a topic
+   * (delivered to the action "receive") or {topic, action}. The action must
+   * be one of `actions`. Inactive subscribers are activated by a broadcast.
+   */
+  channels?: ChannelSpec[];
 }
 
 /** Where the host logs. Every method is optional. */
@@ -110,9 +138,24 @@ interface ActorEntry {
   timers: Array<[string, number]>;
   minPoolSize: number;
   maxPoolSize: number;
+  channels: Array<{ topic: string; action: string }>;
 }
 
-/** What a handler knows about the invocation it runs. */
+function nonEmpty(x: unknown, what: string): string {
+  if (typeof x !== "string" || x === "") throw new TypeError(`${what} must be a non-empty string`);
+  return x;
+}
+
+/**
+ * What a handler knows about the invocation it runs.
+ *
+ * The workflow methods (pipe, forward, sideEffect, broadcast) tell the
+ * gateway what to do after this turn; all of it is dropped when the handler
+ * fails. Every invocation a workflow makes has this actor as its caller and
+ * one hop more than this invocation; the gateway cuts chains past its hop
+ * limit (16) with INVALID_ARGUMENT, so a pipe cycle ends with an error for
+ * the original caller.
+ */
 export class InvocationContext {
   /** The task's request id (a uint64, as a decimal string). */
   readonly requestId: string;
@@ -130,7 +173,11 @@ export class InvocationContext {
   readonly caller: ActorId | undefined;
   /** The invocation's metadata (headers). */
   readonly metadata: { [k: string]: string };
-  /** The actor's tags; edit them and they go back with the state. */
+  /**
+   * The actor's tags; edit them and they go back with the state and are
+   * stored with it. (The gateway keeps the stored tags when a turn hands
+   * back none, so emptying them does not reach the store.)
+   */
   tags: { [k: string]: string };
   /** The raw spawn.ActorInvocation. */
   readonly invocation: ActorInvocationMsg;
@@ -139,6 +186,9 @@ export class InvocationContext {
   private readonly streamSignal: AbortSignal;
   private ac: AbortController | undefined;
   private cleanups: Array<() => void> = [];
+  private route: { how: "pipe" | "forward"; actor: string; action: string } | undefined;
+  private readonly effects: object[] = [];
+  private bcast: { channel: string; value: AnyMsg | undefined } | undefined;
 
   constructor(task: InvocationTaskMsg, host: ActorHost, streamSignal: AbortSignal) {
     const inv = task.invocation as ActorInvocationMsg;
@@ -192,6 +242,84 @@ export class InvocationContext {
   _dispose(): void {
     for (const f of this.cleanups) f();
     this.cleanups = [];
+  }
+
+  // ---- workflow ----------------------------------------------------------
+
+  /**
+   * After this turn, send the handler's reply as input to `actor`'s
+   * `action` in this system; the caller receives that action's reply
+   * instead. Replaces an earlier pipe or forward of this turn.
+   */
+  pipe(actor: string, action: string): void {
+    this.route = { how: "pipe", actor: nonEmpty(actor, "actor"), action: nonEmpty(action, "action") };
+  }
+
+  /**
+   * After this turn, send this invocation's own input to `actor`'s
+   * `action` in this system; the caller receives that action's reply.
+   * Replaces an earlier pipe or forward of this turn.
+   */
+  forward(actor: string, action: string): void {
+    this.route = { how: "forward", actor: nonEmpty(actor, "actor"), action: nonEmpty(action, "action") };
+  }
+
+  /**
+   * Fire `actor`.`action` with `payload` (an Any, a protobufjs message, or
+   * nothing) after this turn, after its state is saved for a checkpointed
+   * turn. Fire and forget: it never delays the reply; the gateway retries
+   * failures with backoff and logs them. Several calls fire several
+   * effects, in order. Throws TypeError on a missing actor or action or a
+   * payload that is not a message.
+   */
+  sideEffect(actor: string, action: string, payload?: AnyLike | null, options: SideEffectOptions = {}): void {
+    const system = nonEmpty(options.system || this.system, "system");
+    const id: { [k: string]: unknown } = { name: nonEmpty(actor, "actor"), system };
+    const req: { [k: string]: unknown } = {
+      system: { name: system },
+      actor: { id },
+      actionName: nonEmpty(action, "action"),
+      async: true,
+      pooled: !!options.pooled,
+    };
+    if (options.registerRef) {
+      req["registerRef"] = options.registerRef;
+      id["parent"] = options.registerRef;
+    }
+    if (payload !== undefined && payload !== null) req["value"] = toWireAny(toAny(payload, "side effect payload"));
+    else req["noop"] = {};
+    if (options.metadata) {
+      const md: { [k: string]: string } = {};
+      for (const [k, v] of Object.entries(options.metadata)) md[k] = String(v);
+      req["metadata"] = md;
+    }
+    this.effects.push({ request: req });
+  }
+
+  /**
+   * After this turn, send `payload` (an Any, a protobufjs message, or
+   * nothing) to every actor of this system subscribed to `channel`; each
+   * gets one fire-and-forget invocation of its channel's action, inactive
+   * ones are activated. No subscribers: nothing happens. One broadcast per
+   * turn: a later call replaces an earlier one.
+   */
+  broadcast(channel: string, payload?: AnyLike | null): void {
+    const ch = nonEmpty(channel, "channel");
+    this.bcast = { channel: ch, value: payload === undefined || payload === null ? undefined : toAny(payload, "broadcast payload") };
+  }
+
+  /** @internal The spawn.Workflow asked for (a plain object), if any. */
+  _workflow(): object | undefined {
+    if (!this.route && this.effects.length === 0 && !this.bcast) return undefined;
+    const wf: { [k: string]: unknown } = { effects: this.effects };
+    if (this.route) wf[this.route.how] = { actor: this.route.actor, actionName: this.route.action };
+    if (this.bcast) {
+      const b: { [k: string]: unknown } = { channelGroup: this.bcast.channel };
+      if (this.bcast.value) b["value"] = toWireAny(this.bcast.value);
+      else b["noop"] = {};
+      wf["broadcast"] = b;
+    }
+    return wf;
   }
 
   /** The state decoded as `type` (its defaults when there is none). */
@@ -325,6 +453,20 @@ export class ActorHost extends EventEmitter {
       if (!Number.isFinite(x) || x < 0) throw new TypeError(`${def.name}: ${what} must be a non-negative number`);
       return Math.trunc(x);
     };
+    const channels: ActorEntry["channels"] = [];
+    for (const c of def.channels ?? []) {
+      const topic = typeof c === "string" ? c : c?.topic;
+      const action = (typeof c === "string" ? undefined : c?.action) || DEFAULT_CHANNEL_ACTION;
+      if (typeof topic !== "string" || !topic) throw new TypeError(`${def.name}: a channel has no topic`);
+      if (!actions.has(action)) {
+        throw new TypeError(`${def.name}: channel '${topic}' delivers to '${action}', which is not one of its actions`);
+      }
+      channels.push({ topic, action });
+    }
+    for (const [a, p] of Object.entries(def.timers ?? {})) {
+      if (!actions.has(a)) throw new TypeError(`${def.name}: timer '${a}' has no handler`);
+      if (!(ms(p, `timer ${a}`)! > 0)) throw new TypeError(`${def.name}: timer ${a} must be a positive period in ms`);
+    }
     this.actors.set(def.name, {
       name: def.name,
       actions,
@@ -336,6 +478,7 @@ export class ActorHost extends EventEmitter {
       timers: Object.entries(def.timers ?? {}).map(([a, p]) => [a, ms(p, `timer ${a}`) ?? 0]),
       minPoolSize: def.minPoolSize ?? 0,
       maxPoolSize: def.maxPoolSize ?? 0,
+      channels,
     });
     return this;
   }
@@ -353,12 +496,14 @@ export class ActorHost extends EventEmitter {
       };
       if (a.snapshotMs !== undefined) settings["snapshotStrategy"] = { timeout: { timeout: a.snapshotMs } };
       if (a.deactivateMs !== undefined) settings["deactivationStrategy"] = { timeout: { timeout: a.deactivateMs } };
-      actors[a.name] = {
+      const actor: { [k: string]: unknown } = {
         id: { name: a.name, system: this.system },
         settings,
         actions: [...a.actions.keys()].map((name) => ({ name })),
         timerActions: a.timers.map(([name, period]) => ({ seconds: period, action: { name } })),
       };
+      if (a.channels.length) actor["metadata"] = { channelGroup: a.channels.map((c) => ({ ...c })) };
+      actors[a.name] = actor;
     }
     return {
       serviceInfo: {
@@ -661,6 +806,8 @@ export class ActorHost extends EventEmitter {
     };
     if (res.reply !== undefined && res.reply !== null) resp["value"] = toWireAny(any(res.reply, "reply"));
     else resp["noop"] = {};
+    const wf = ctx._workflow();
+    if (wf) resp["workflow"] = wf;
     return resp;
   }
 }

@@ -21,8 +21,17 @@ export {
 export type { WireAny, AnyMsg, AnyLike, MessageType, TypedMessageType } from "./any.js";
 export { findProtoDir, loadProtos, protocol, toNumber, toDecimal } from "./proto.js";
 export type { Protocol, Int64 } from "./proto.js";
-export { ActorHost, InvocationContext, CONNECT_METHOD, VERSION, LIBRARY_NAME } from "./host.js";
-export type { ActorDefinition, ActorHostOptions, Handler, HandlerResult, KindName, Logger } from "./host.js";
+export { ActorHost, InvocationContext, CONNECT_METHOD, VERSION, LIBRARY_NAME, DEFAULT_CHANNEL_ACTION } from "./host.js";
+export type {
+  ActorDefinition,
+  ActorHostOptions,
+  ChannelSpec,
+  Handler,
+  HandlerResult,
+  KindName,
+  Logger,
+  SideEffectOptions,
+} from "./host.js";
 export { SpawnClient, INVOKE_METHOD, SPAWN_METHOD } from "./client.js";
 export type { InvokeRequest, SpawnActorsRequest, SpawnClientOptions } from "./client.js";
 export type { ActorId, ProxyInfo, ActorInvocationMsg, InvocationTaskMsg } from "./types.js";

@@ -284,6 +284,10 @@ export interface TypedActorDefinition<S> {
   /** 0 = the gateway's default. */
   deactivateMs: number;
   actions: { [action: string]: TypedAction<S> };
+  /** Broadcast subscriptions, as ActorDefinition.channels. */
+  channels?: ActorDefinition["channels"];
+  /** Timer actions (action -> period in ms), as ActorDefinition.timers; a timer gets its input's defaults. */
+  timers?: ActorDefinition["timers"];
 }
 
 /**
@@ -317,5 +321,7 @@ export function typedActor<S>(def: TypedActorDefinition<S>): ActorDefinition {
   if (def.state) out.stateType = def.state.typeName;
   if (def.snapshotMs > 0) out.snapshotMs = def.snapshotMs;
   if (def.deactivateMs > 0) out.deactivateMs = def.deactivateMs;
+  if (def.channels) out.channels = def.channels;
+  if (def.timers) out.timers = def.timers;
   return out;
 }

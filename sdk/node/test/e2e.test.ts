@@ -105,6 +105,22 @@ async function addOne(client: SpawnClient, n = 1): Promise<number> {
   return unpackObject<{ total: number }>(reply, inc.Total).total;
 }
 
+/** A promise with its resolve function. */
+function deferred<V>(): { promise: Promise<V>; resolve: (v: V) => void } {
+  let resolve!: (v: V) => void;
+  const promise = new Promise<V>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** `p`, or a rejection naming `what` after `ms`. */
+function within<V>(p: Promise<V>, ms: number, what: string): Promise<V> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
 describe("end to end with spawn-gateway", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spawn-node-e2e-"));
   const sock = path.join(dir, "gw.sock");
@@ -171,5 +187,104 @@ describe("end to end with spawn-gateway", () => {
     assert.ok(host.registrations >= 2);
     client = new SpawnClient(gw.target);
     assert.equal(await addOne(client), 4);
+  });
+
+  it("workflows: pipe, forward, side effects, broadcast, timers", { skip: BIN ? false : "SPAWN_GATEWAY_BIN is not set" }, async () => {
+    const wdir = fs.mkdtempSync(path.join(dir, "wf-"));
+    const wsock = path.join(wdir, "gw.sock");
+    const gw = await startGateway(wdir, wsock);
+    cleanup.push(() => stopGateway(gw));
+    const value = (a: unknown, t = inc.Add): number => unpackObject<{ value?: number; total?: number }>(a as never, t).value ?? 0;
+    const totalOf = (a: unknown, t = inc.Total): number => unpackObject<{ total: number }>(a as never, t).total;
+
+    const logged = deferred<{ value: number; caller: string }>();
+    const subA = deferred<{ value: number; caller: string }>();
+    const subB = deferred<{ value: number; caller: string }>();
+    const ticked = deferred<number>();
+    const host = new ActorHost(`unix:${wsock}`, SYSTEM, { minBackoffMs: 50, maxBackoffMs: 500, logger: testLogger });
+    host.addActor({
+      name: "front",
+      stateful: false,
+      actions: {
+        // Reply Total{v * 10}, piped to back.FromTotal.
+        Pipe: (ctx) => {
+          ctx.pipe("back", "FromTotal");
+          return { reply: pack(inc.Total, { total: value(ctx.payload) * 10 }) };
+        },
+        Fwd: (ctx) => ctx.forward("back", "Add"),
+        Notify: (ctx) => {
+          ctx.sideEffect("audit", "Log", ctx.payload);
+          return { reply: pack(inc.Total, { total: -1 }) };
+        },
+        Publish: (ctx) => ctx.broadcast("news", ctx.payload),
+      },
+    });
+    host.addActor({
+      name: "back",
+      stateType: inc.State,
+      actions: {
+        FromTotal: (ctx) => ({ reply: pack(inc.Total, { total: totalOf(ctx.payload) + 1 + (ctx.caller?.name === "front" ? 1000 : 0) }) }),
+        Add: (ctx) => {
+          const s = unpackObject<{ total: number }>(ctx.state, inc.State);
+          s.total += value(ctx.payload);
+          return { state: pack(inc.State, s), reply: pack(inc.Total, { total: s.total }) };
+        },
+      },
+    });
+    host.addActor({
+      name: "audit",
+      stateType: inc.State,
+      actions: { Log: (ctx) => logged.resolve({ value: value(ctx.payload), caller: `${ctx.caller?.system}/${ctx.caller?.name}` }) },
+    });
+    host.addActor({
+      name: "subA",
+      channels: ["news"],
+      stateType: inc.State,
+      actions: { receive: (ctx) => subA.resolve({ value: value(ctx.payload), caller: ctx.caller?.name ?? "" }) },
+    });
+    host.addActor({
+      name: "subB",
+      channels: [{ topic: "news", action: "OnNews" }],
+      stateType: inc.State,
+      actions: { OnNews: (ctx) => subB.resolve({ value: value(ctx.payload), caller: ctx.caller?.name ?? "" }) },
+    });
+    host.addActor({
+      name: "ticker",
+      stateType: inc.State,
+      timers: { Tick: 50 }, // milliseconds
+      actions: {
+        Get: (ctx) => ({ reply: pack(inc.Total, { total: unpackObject<{ total: number }>(ctx.state, inc.State).total }) }),
+        Tick: (ctx) => {
+          const s = unpackObject<{ total: number }>(ctx.state, inc.State);
+          s.total += 1;
+          if (s.total === 3) ticked.resolve(s.total);
+          return { state: pack(inc.State, s) };
+        },
+      },
+    });
+    host.start();
+    cleanup.push(() => host.stop(T));
+    await host.waitRegistered(T);
+    const client = new SpawnClient(gw.target);
+    cleanup.push(() => client.close());
+    const call = (actor: string, action: string, v?: number): Promise<unknown> =>
+      client.invoke({ system: SYSTEM, actor, action, payload: v === undefined ? null : pack(inc.Add, { value: v }), deadlineMs: T });
+
+    // Pipe: front's reply (40) feeds back.FromTotal, which sees front as its caller.
+    assert.equal(totalOf(await call("front", "Pipe", 4)), 1041);
+    // Forward: front's input (Add 5) goes to back.Add.
+    assert.equal(totalOf(await call("front", "Fwd", 5)), 5);
+    assert.equal(totalOf(await call("front", "Fwd", 2)), 7);
+    // Side effect: fired after front's reply, with front as the caller.
+    assert.equal(totalOf(await call("front", "Notify", 9)), -1);
+    assert.deepEqual(await within(logged.promise, T, "the side effect"), { value: 9, caller: `${SYSTEM}/front` });
+    // Broadcast: both subscribers (never invoked before) get it.
+    await call("front", "Publish", 6);
+    assert.deepEqual(await within(subA.promise, T, "subA"), { value: 6, caller: "front" });
+    assert.deepEqual(await within(subB.promise, T, "subB"), { value: 6, caller: "front" });
+    // Timer: runs while active, with the state.
+    assert.equal(totalOf(await call("ticker", "Get")), 0);
+    assert.equal(await within(ticked.promise, T, "three ticks"), 3);
+    assert.ok(totalOf(await call("ticker", "Get")) >= 3);
   });
 });

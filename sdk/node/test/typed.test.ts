@@ -181,6 +181,21 @@ describe("typedActor", () => {
     assert.equal(def.deactivateMs, 5000);
     assert.equal(def.snapshotMs, undefined);
     assert.deepEqual(Object.keys(def.actions), ["Do", "Keep", "Bad", "None"]);
+    assert.equal(def.channels, undefined);
+    assert.equal(def.timers, undefined);
+    const sub = typedActor<Money>({
+      name: "S",
+      kind: "NAMED",
+      stateful: true,
+      state: Money,
+      snapshotMs: 0,
+      deactivateMs: 0,
+      actions: { Do: stateAction(Money, Inv, Money, () => undefined) },
+      channels: [{ topic: "news", action: "Do" }],
+      timers: { Do: 100 },
+    });
+    assert.deepEqual(sub.channels, [{ topic: "news", action: "Do" }]);
+    assert.deepEqual(sub.timers, { Do: 100 });
   });
 
   it("hands typed state and input to the handler and packs its result", async () => {

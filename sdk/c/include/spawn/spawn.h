@@ -201,6 +201,20 @@ typedef struct spawn_action_def {
 	                          FixedTimerAction); 0 = only on request */
 } spawn_action_def;
 
+/* The action a channel subscription delivers to when it names none
+ * (Spawn's default). */
+#define SPAWN_DEFAULT_CHANNEL_ACTION "receive"
+
+/* A pub-sub subscription (spawn.actors.Channel in Metadata.channel_group):
+ * every broadcast on topic in the actor's system becomes an invocation of
+ * action with the broadcast's payload. The gateway activates a subscriber
+ * that is not active. */
+typedef struct spawn_channel_def {
+	const char *topic;  /* borrowed; required */
+	const char *action; /* borrowed; NULL or "" = SPAWN_DEFAULT_CHANNEL_ACTION;
+	                       must be one of the actor's actions */
+} spawn_channel_def;
+
 typedef struct spawn_actor_def {
 	const char *name;              /* borrowed; required, unique within the host */
 	spawn_actor_kind kind;         /* 0 = SPAWN_KIND_NAMED */
@@ -212,6 +226,11 @@ typedef struct spawn_actor_def {
 	int32_t max_pool_size;         /* POOLED only; 0 = gateway default */
 	const spawn_action_def *actions; /* borrowed; n_actions >= 1 entries */
 	size_t n_actions;
+	/* Members below were appended in 0.1 (workflows); zero-initialized
+	 * definitions keep their earlier meaning. */
+	const spawn_channel_def *channels; /* borrowed; n_channels entries; NULL
+	                                      when n_channels == 0 */
+	size_t n_channels;
 } spawn_actor_def;
 
 /* What happened to the host's connection (for spawn_host_opts.on_event). */
@@ -267,7 +286,8 @@ SPAWN_API int spawn_host_create(spawn_host **out, const spawn_host_opts *opts);
 /* spawn_host_add_actor declares one actor and its actions. def and all it
  * points to are borrowed (copied), except each action's user pointer.
  * Returns SPAWN_OK; SPAWN_EINVAL (NULL or empty names, no actions, NULL
- * handler, unknown kind, negative intervals or timers); SPAWN_EEXIST (an
+ * handler, unknown kind, negative intervals or timers, a channel without
+ * topic or whose action the actor lacks); SPAWN_EEXIST (an
  * actor of that name, or two actions of one name); SPAWN_ESTATE (the host
  * is running or was started: actors are fixed from then on); SPAWN_ENOMEM.
  * Blocks: no. Thread: any, but not concurrently with run/start. */
@@ -395,11 +415,73 @@ SPAWN_API int spawn_ctx_reply_msg(spawn_ctx *ctx, const ProtobufCMessage *m);
  * before it answers the caller (default false). */
 SPAWN_API void spawn_ctx_checkpoint(spawn_ctx *ctx, bool on);
 
+/* spawn_ctx_set_tag sets the actor's tag key to value (both copied);
+ * value NULL removes it. Tags are stored with the state (they survive
+ * restarts) and every later invocation sees them (spawn_ctx_tag, which
+ * already returns the new value within this handler). Tags not touched are
+ * kept. Returns SPAWN_OK, SPAWN_EINVAL (NULL ctx or key, empty key) or
+ * SPAWN_ENOMEM. Note: the gateway keeps the stored tags when a turn hands
+ * back none, so removing the last tag does not reach the store. */
+SPAWN_API int spawn_ctx_set_tag(spawn_ctx *ctx, const char *key, const char *value);
+
+/* ---- workflows: what happens after the turn ---------------------------
+ *
+ * A handler may ask the gateway to go on after its turn
+ * (ActorInvocationResponse.workflow). Everything below is discarded when
+ * the handler fails (spawn_ctx_fail). Every invocation a workflow makes has
+ * this actor as its caller (spawn_ctx_caller_actor/_system in the target)
+ * and counts one hop more than this one; the gateway cuts chains past its
+ * hop limit (16) with INVALID_ARGUMENT, so a pipe cycle ends with an error
+ * for the original caller instead of running forever. Like every spawn_ctx_
+ * function these only record what the handler asks for: they never block
+ * and are called on the handler's thread with its own ctx.
+ *
+ * Routing (one per turn; the last spawn_ctx_pipe or spawn_ctx_forward wins):
+ *   pipe     the reply this handler set (spawn_ctx_reply; none = no value)
+ *            goes as input to actor.action in the same system, and the
+ *            caller receives that action's reply instead of this one.
+ *   forward  this invocation's own input goes to actor.action in the same
+ *            system, and the caller receives that action's reply.
+ * Both copy actor and action (borrowed) and return SPAWN_OK, SPAWN_EINVAL
+ * (NULL ctx, NULL or empty actor or action) or SPAWN_ENOMEM. The
+ * invocation's metadata goes along. */
+SPAWN_API int spawn_ctx_pipe(spawn_ctx *ctx, const char *actor, const char *action);
+SPAWN_API int spawn_ctx_forward(spawn_ctx *ctx, const char *actor, const char *action);
+
+/* spawn_ctx_side_effect adds an invocation the gateway fires after this
+ * turn (after the state is saved, for a checkpointed turn): fire and
+ * forget, never delaying the reply; failures are retried by the gateway
+ * with backoff and logged. req (see the client's spawn_request, all of it
+ * borrowed and copied) names the target: system (NULL = this actor's
+ * system, so any system of the gateway can be reached), actor, action,
+ * payload, metadata, parent (register_ref: the UNNAMED template to
+ * instantiate actor from) and pooled. async is ignored (effects are
+ * always asynchronous). Several calls add several effects, fired in order.
+ * Returns SPAWN_OK; SPAWN_EINVAL (NULL ctx or req, missing actor or action,
+ * payload data without a type URL, metadata entries without key, or
+ * scheduled_to_ms != 0: the gateway does not schedule side effects yet);
+ * SPAWN_ENOMEM. */
+struct spawn_request; /* the client's, below */
+SPAWN_API int spawn_ctx_side_effect(spawn_ctx *ctx, const struct spawn_request *req);
+
+/* spawn_ctx_broadcast sends (type_url, data, len) - type_url NULL = no value
+ * - to every actor of this actor's system subscribed to channel (see
+ * spawn_channel_def), each getting one fire-and-forget invocation of its
+ * channel's action after this turn. A channel without subscribers is a
+ * no-op. One broadcast per turn: the last call wins. channel and the
+ * payload are copied. Returns SPAWN_OK, SPAWN_EINVAL (NULL ctx, NULL or
+ * empty channel, NULL data with len > 0) or SPAWN_ENOMEM. The _msg variant
+ * packs m (borrowed; NULL = no value) first. */
+SPAWN_API int spawn_ctx_broadcast(spawn_ctx *ctx, const char *channel, const char *type_url,
+                                  const void *data, size_t len);
+SPAWN_API int spawn_ctx_broadcast_msg(spawn_ctx *ctx, const char *channel,
+                                      const ProtobufCMessage *m);
+
 /* spawn_ctx_fail makes the invocation fail: the state stays as it was, any
- * reply or state set is discarded, and the caller gets code with message
- * (copied; NULL = the code's description). code is a gRPC status code
- * (SPAWN_INVALID_ARGUMENT ...); 0 or values outside 1..16 become
- * SPAWN_UNKNOWN, as the gateway would. The last call wins. */
+ * reply, state, tag or workflow set is discarded, and the caller gets
+ * code with message (copied; NULL = the code's description). code is a
+ * gRPC status code (SPAWN_INVALID_ARGUMENT ...); 0 or values outside 1..16
+ * become SPAWN_UNKNOWN, as the gateway would. The last call wins. */
 SPAWN_API void spawn_ctx_fail(spawn_ctx *ctx, int code, const char *message);
 
 /* ======================================================================

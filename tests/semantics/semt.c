@@ -1,0 +1,173 @@
+/* semt.c - see semt.h. */
+#include "semt.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void start(it_world *w, semt_gw *g, const char *name, const char *db,
+                  const char *const extra[])
+{
+	const char *args[24] = {"--listen", g->host_url};
+	size_t n = 2;
+	for (size_t i = 0; extra && extra[i]; i++) {
+		ck_assert(n < 23);
+		args[n++] = extra[i];
+	}
+	args[n] = NULL;
+	it_gateway_start(w, &g->gw, name, db, args, NULL);
+}
+
+void semt_gateway_start(it_world *w, semt_gw *g, const char *name, const char *db,
+                        const char *const extra[])
+{
+	memset(g, 0, sizeof *g);
+	it_path(w, "gw.sock", g->sock, sizeof g->sock);
+	snprintf(g->host_url, sizeof g->host_url, "unix:%s", g->sock);
+	start(w, g, name, db, extra);
+}
+
+void semt_gateway_restart(it_world *w, semt_gw *g, const char *name, const char *db,
+                          const char *const extra[])
+{
+	it_gateway_stop(&g->gw);
+	unlink(g->sock);
+	start(w, g, name, db, extra);
+}
+
+static void wait_registered(it_proc *p, const char *what)
+{
+	if (!it_proc_wait_line(p, "registered", it_ms(30000), NULL, 0)) {
+		it_proc_dump(p);
+		ck_abort_msg("%s did not register in time", what);
+	}
+}
+
+it_proc *semt_c_host(it_world *w, const char *name, const semt_gw *g, const char *system,
+                     const char *const extra[])
+{
+	char bin[PATH_MAX];
+	snprintf(bin, sizeof bin, "%s/tests/semantics/sem-host", it_build_dir());
+	const char *argv[24] = {bin, "--gateway", g->host_url, "--system", system};
+	size_t n = 5;
+	for (size_t i = 0; extra && extra[i]; i++) {
+		ck_assert(n < 23);
+		argv[n++] = extra[i];
+	}
+	argv[n] = NULL;
+	it_proc *p = it_spawn(w, name, argv, NULL);
+	wait_registered(p, name);
+	return p;
+}
+
+it_proc *semt_py_host(it_world *w, const char *name, const semt_gw *g, const char *system)
+{
+	char script[PATH_MAX], proto_out[PATH_MAX], sem_out[PATH_MAX];
+	snprintf(script, sizeof script, "%s/tests/semantics/sem_host.py", it_source_dir());
+	snprintf(proto_out, sizeof proto_out, "%s/python-gen", it_build_dir());
+	snprintf(sem_out, sizeof sem_out, "%s/tests/semantics/gen/py", it_build_dir());
+	ck_assert_msg(access(proto_out, R_OK) == 0, "%s missing (target python_proto)", proto_out);
+	ck_assert_msg(access(sem_out, R_OK) == 0, "%s missing (target sem_py)", sem_out);
+	const char *argv[] = {"/usr/bin/python3", script,  "--gateway",   g->host_url,
+	                      "--system",         system,  "--proto-out", proto_out,
+	                      "--sem-out",        sem_out, NULL};
+	const char *env[] = {"PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", NULL};
+	it_proc *p = it_spawn(w, name, argv, env);
+	wait_registered(p, name);
+	return p;
+}
+
+void semt_host_stop(it_proc *p)
+{
+	it_proc_signal(p, SIGTERM);
+	bool done = it_proc_wait_exit(p, it_ms(20000));
+	if (!done || it_exit_code(p) != 0)
+		it_proc_dump(p);
+	ck_assert_msg(done, "host %s did not exit within 20 s of SIGTERM", p->name);
+	ck_assert_int_eq(it_exit_code(p), 0);
+}
+
+void semt_expect_line(it_proc *p, const char *prefix, int64_t ms)
+{
+	if (!it_proc_wait_line(p, prefix, it_ms(ms), NULL, 0)) {
+		it_proc_dump(p);
+		ck_abort_msg("%s printed no line '%s...' within %lld ms", p->name, prefix,
+		             (long long)it_ms(ms));
+	}
+}
+
+void semt_expect_lines(it_proc *p, const char *const prefixes[], int64_t ms)
+{
+	size_t n = 0;
+	while (prefixes[n])
+		n++;
+	ck_assert(n <= 16);
+	bool seen[16] = {false};
+	size_t left = n;
+	int64_t end = it_now_ms() + it_ms(ms);
+	char line[1024];
+	while (left) {
+		int64_t wait = end - it_now_ms();
+		if (wait <= 0 || !it_proc_wait_line(p, "", wait, line, sizeof line)) {
+			it_proc_dump(p);
+			for (size_t i = 0; i < n; i++)
+				if (!seen[i])
+					ck_abort_msg("%s printed no line '%s...' within %lld ms",
+					             p->name, prefixes[i], (long long)it_ms(ms));
+		}
+		for (size_t i = 0; i < n; i++)
+			if (!seen[i] && !strncmp(line, prefixes[i], strlen(prefixes[i]))) {
+				seen[i] = true;
+				left--;
+				break;
+			}
+	}
+}
+
+Sem__Msg semt_msg(const char *text, const char *to_actor, const char *to_action)
+{
+	Sem__Msg m = SEM__MSG__INIT;
+	m.text = (char *)(text ? text : "");
+	if (to_actor)
+		m.to_actor = (char *)to_actor;
+	if (to_action)
+		m.to_action = (char *)to_action;
+	return m;
+}
+
+int semt_invoke(spawn_client *c, const semt_call *call, semt_out *out, int64_t timeout_ms)
+{
+	memset(out, 0, sizeof *out);
+	Sem__Msg empty = SEM__MSG__INIT;
+	spawn_payload p;
+	ck_assert_int_eq(spawn_payload_pack(&p, call->msg ? &call->msg->base : &empty.base),
+	                 SPAWN_OK);
+	spawn_request req = {.system = call->system,
+	                     .actor = call->actor,
+	                     .action = call->action,
+	                     .payload = p,
+	                     .metadata = call->md,
+	                     .n_metadata = call->n_md,
+	                     .async = call->async};
+	spawn_reply r;
+	out->status = spawn_client_invoke(c, &req, &r, it_ms(timeout_ms));
+	spawn_payload_fini(&p);
+	if (r.message)
+		snprintf(out->msg, sizeof out->msg, "%s", r.message);
+	if (out->status == SPAWN_OK && r.payload.type_url) {
+		ProtobufCMessage *m = NULL;
+		int rc = spawn_payload_unpack(&r.payload, &sem__msg__descriptor, &m);
+		ck_assert_msg(rc == SPAWN_OK, "%s.%s replied %s, not a sem.Msg", call->actor,
+		              call->action, r.payload.type_url);
+		Sem__Msg *got = (Sem__Msg *)m;
+		snprintf(out->text, sizeof out->text, "%s", got->text);
+		snprintf(out->caller, sizeof out->caller, "%s", got->caller);
+		out->n = got->n;
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	spawn_reply_fini(&r);
+	return out->status;
+}
