@@ -1022,7 +1022,13 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		a->state = nb;
 		a->dirty = 1;
 	}
-	if (uc && uc->n_tags) {
+	/* The updated context carries the actor's whole tag set: none left
+	 * means the host removed them all. */
+	if (uc && !uc->n_tags && a->tags) {
+		gw_blob_rele(a->tags);
+		a->tags = NULL;
+		a->dirty = 1;
+	} else if (uc && uc->n_tags) {
 		Spawn__Actors__ActorState t = SPAWN__ACTORS__ACTOR_STATE__INIT;
 		t.n_tags = uc->n_tags;
 		t.tags = (Spawn__Actors__ActorState__TagsEntry **)uc->tags; /* same layout */
