@@ -31,7 +31,7 @@ static gw_host host;
 typedef struct outcome {
 	gw_err err;
 	int host_code;
-	char msg[160];
+	char msg[1024];
 	int64_t reply; /* -1 = no payload */
 	int tag;
 } outcome;
