@@ -11,7 +11,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DSPAWN_WERROR=ON
 endif
 
-.PHONY: all deps build run test test-plain test-asan bench clean format-check
+.PHONY: all deps build run test test-plain test-asan bench bench-stores clean format-check
 
 all: build
 
@@ -37,6 +37,9 @@ test-asan: deps
 
 bench: build
 	@bash bench/run.sh $(BUILD)
+
+bench-stores: build
+	@bash bench/stores.sh $(BUILD)
 
 format-check: build
 	cmake --build $(BUILD) --target format-check

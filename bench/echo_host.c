@@ -6,8 +6,13 @@
  * counts the calls in its state (an 8-byte counter), so every call changes
  * the state and the gateway's snapshot path is exercised. Benchmarks invoke
  * instances bench-0..bench-N with register_ref "echo-actor".
+ * --checkpoint: every reply also asks for a checkpoint, so the gateway
+ * answers only once the new state is durable in its statestore (the
+ * `checkpoint` mode of bench/stores.sh); without it the state is saved by
+ * the gateway's snapshots (the `snapshot` mode).
  * Prints "ready" once registered. SIGTERM/SIGINT stop it. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +22,7 @@
 #define STATE_URL "type.googleapis.com/bench.Counter"
 
 static spawn_host *host;
+static bool checkpoint;
 
 static void echo(spawn_ctx *ctx, void *user)
 {
@@ -28,6 +34,8 @@ static void echo(spawn_ctx *ctx, void *user)
 		memcpy(&n, st->data, sizeof n);
 	n++;
 	spawn_ctx_set_state(ctx, STATE_URL, &n, sizeof n);
+	if (checkpoint)
+		spawn_ctx_checkpoint(ctx, true);
 	spawn_ctx_reply(ctx, in->type_url, in->data, in->len);
 }
 
@@ -45,7 +53,7 @@ static void on_event(void *user, spawn_host_event ev, int status, const char *me
 		fflush(stdout);
 	} else {
 		fprintf(stderr, "bench-echo-host: event %d: %s %s\n", ev, spawn_status_name(status),
-			message ? message : "");
+		        message ? message : "");
 	}
 }
 
@@ -62,15 +70,21 @@ int main(int argc, char **argv)
 			action = argv[++i];
 		else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
 			workers = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--checkpoint"))
+			checkpoint = true;
 		else {
 			fprintf(stderr,
-				"usage: %s [--gateway T] [--system S] [--action A] [--workers N]\n",
-				argv[0]);
+			        "usage: %s [--gateway T] [--system S] [--action A] [--workers N] "
+			        "[--checkpoint]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
-	spawn_host_opts o = {.target = gateway, .system = system, .service_name = "bench-echo-host",
-			     .workers = workers, .on_event = on_event};
+	spawn_host_opts o = {.target = gateway,
+	                     .system = system,
+	                     .service_name = "bench-echo-host",
+	                     .workers = workers,
+	                     .on_event = on_event};
 	int rc = spawn_host_create(&host, &o);
 	if (rc) {
 		fprintf(stderr, "bench-echo-host: %s\n", spawn_strerror(rc));
@@ -78,11 +92,11 @@ int main(int argc, char **argv)
 	}
 	spawn_action_def act = {.name = action, .handler = echo};
 	spawn_actor_def def = {.name = "echo-actor",
-			       .kind = SPAWN_KIND_UNNAMED,
-			       .stateful = true,
-			       .state_type = STATE_URL,
-			       .actions = &act,
-			       .n_actions = 1};
+	                       .kind = SPAWN_KIND_UNNAMED,
+	                       .stateful = true,
+	                       .state_type = STATE_URL,
+	                       .actions = &act,
+	                       .n_actions = 1};
 	if ((rc = spawn_host_add_actor(host, &def))) {
 		fprintf(stderr, "bench-echo-host: %s\n", spawn_strerror(rc));
 		return 1;

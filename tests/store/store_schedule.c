@@ -335,7 +335,7 @@ START_TEST(a_100000_row_schedule_claims_and_finds_the_next_due_through_its_index
 	ck_assert(c.t->raw_sched_fill(&c, "f", BIG, T0 + 3600000));
 	double fill = ms_since(&t);
 	for (int i = 0; i < REAL; i++) {
-		char id[16], data[32];
+		char id[32], data[32];
 		snprintf(id, sizeof id, "r%04d", i);
 		snprintf(data, sizeof data, "invocation %d", i);
 		/* Reverse order of due time: the claim must sort. */
@@ -353,7 +353,7 @@ START_TEST(a_100000_row_schedule_claims_and_finds_the_next_due_through_its_index
 	double claim_ms = ms_since(&t);
 	ck_assert_uint_eq(n, 100);
 	for (size_t i = 0; i < n; i++) {
-		char id[16];
+		char id[32];
 		snprintf(id, sizeof id, "r%04zu", i);
 		ck_assert_str_eq(v[i].id, id);
 		ck_assert_int_eq(v[i].due_ms, T0 - 1000 * (REAL - (int64_t)i));
@@ -422,7 +422,7 @@ START_TEST(two_stores_claiming_at_once_never_get_the_same_row)
 	ctx c;
 	ctx_open(&c, _i);
 	for (int i = 0; i < RACE_ROWS; i++) {
-		char id[16];
+		char id[32];
 		snprintf(id, sizeof id, "job%04d", i);
 		ck_assert_int_eq(put_str(c.s, id, T0 - RACE_ROWS + i, "x"), GW_OK);
 	}
