@@ -12,8 +12,9 @@
  *
  *   stored --- due, claimed (lease) --> in flight [id in rt->sched_inflight]
  *   in flight -- ran (any outcome but "retry later") --> done (row deleted)
- *   in flight -- no host / actor unknown yet / busy --> released from the
- *                set; the row is claimed again when its lease expires
+ *   in flight -- no host / actor unknown yet / busy --> retried in memory
+ *                (backoff, up to 30 times), then released from the set: the
+ *                row is claimed again when its lease expires
  *
  * A row this gateway has in flight is never delivered again by it, even if
  * its lease expires and the claim returns it once more. */
@@ -23,6 +24,7 @@
 
 #include "log.h"
 #include "runtime_int.h"
+#include "workflow.h"
 
 /* ---- instances ------------------------------------------------------------ */
 
@@ -116,8 +118,19 @@ static void sched_done(gw_inv *inv)
 		     inv->err == GW_ETIMEDOUT || inv->err == GW_EFULL || inv->err == GW_EFENCED ||
 		     inv->err == GW_ENOMEM || inv->err == GW_ESHUTDOWN;
 	const Spawn__InvocationRequest *rq = inv->req;
+	if (later && inv->retries < 30) {
+		/* Typically right after a restart: hosts have not registered yet.
+		 * Try again soon, still holding the row (and its id) in memory. */
+		int64_t delay = 100LL << (inv->retries < 4 ? inv->retries : 4);
+		GW_INFO("scheduled invocation %s (%s.%s) not delivered yet: %s; retry in %lld ms",
+			id, rq->actor->id->name, rq->action_name,
+			inv->msg[0] ? inv->msg : gw_strerror(inv->err), (long long)delay);
+		inv->retries++;
+		gwi_runtime_retry(rt, inv, delay);
+		return;
+	}
 	if (later) {
-		GW_WARN("scheduled invocation %s (%s.%s) not delivered now: %s; it runs again when "
+		GW_WARN("scheduled invocation %s (%s.%s) not delivered: %s; it runs again when "
 			"its lease expires",
 			id, rq->actor->id->name, rq->action_name,
 			inv->msg[0] ? inv->msg : gw_strerror(inv->err));
