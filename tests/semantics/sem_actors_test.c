@@ -23,7 +23,7 @@ static void down(void)
 {
 	spawn_client_destroy(cl);
 	cl = NULL;
-	it_gateway_stop(&g.gw);
+	semt_gateway_done(&g);
 	it_world_fini(&w);
 }
 

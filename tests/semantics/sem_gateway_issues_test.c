@@ -46,7 +46,7 @@ START_TEST(removing_the_last_tag_removes_it)
 
 	spawn_client_destroy(cl);
 	semt_host_stop(h);
-	it_gateway_stop(&g.gw);
+	semt_gateway_done(&g);
 	it_world_fini(&w);
 }
 END_TEST

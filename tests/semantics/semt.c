@@ -8,9 +8,43 @@
 #include <string.h>
 #include <unistd.h>
 
+/* store_init chooses g's statestore from the environment (semt.h). */
+static void store_init(it_world *w, semt_gw *g, const char *db)
+{
+	const char *url = getenv("SPAWN_SEM_STORE_URL");
+	const char *kind = getenv("SPAWN_SEM_STORE");
+	if (url && *url) {
+		if (strncmp(url, "postgres", 8) != 0) {
+			/* Any other URL: as it is. */
+			g->fixed_url = true;
+			g->db.kind = strncmp(url, "sqlite", 6) ? ITDB_MARIADB : ITDB_SQLITE;
+			snprintf(g->db.url, sizeof g->db.url, "%s", url);
+			return;
+		}
+		/* itdb makes its namespaces on the server of SPAWN_TEST_POSTGRES_URL
+		 * and wants the server's stop / start commands: this server is not
+		 * ours to stop or start ("false": itdb's restart attempt fails). */
+		ck_assert_int_eq(setenv("SPAWN_TEST_POSTGRES_URL", url, 1), 0);
+		ck_assert_int_eq(setenv("SPAWN_TEST_POSTGRES_STOP", "false", 0), 0);
+		ck_assert_int_eq(setenv("SPAWN_TEST_POSTGRES_START", "false", 0), 0);
+		kind = "postgres";
+	}
+	if (kind && !strcmp(kind, "postgres")) {
+		ck_assert_msg(itdb_usable(ITDB_POSTGRES),
+		              "SPAWN_SEM_STORE=postgres: no server (SPAWN_TEST_POSTGRES_URL) "
+		              "or no postgres driver");
+		itdb_init(&g->db, w, ITDB_POSTGRES, NULL);
+		return;
+	}
+	ck_assert_msg(!kind || !*kind || !strcmp(kind, "sqlite"), "SPAWN_SEM_STORE=%s: unknown",
+	              kind);
+	itdb_init(&g->db, w, ITDB_SQLITE, db);
+}
+
 static void start(it_world *w, semt_gw *g, const char *name, const char *db,
                   const char *const extra[])
 {
+	(void)db; /* the store is chosen once, by semt_gateway_start */
 	const char *args[24] = {"--listen", g->host_url};
 	size_t n = 2;
 	for (size_t i = 0; extra && extra[i]; i++) {
@@ -18,7 +52,11 @@ static void start(it_world *w, semt_gw *g, const char *name, const char *db,
 		args[n++] = extra[i];
 	}
 	args[n] = NULL;
-	it_gateway_start(w, &g->gw, name, db, args, NULL);
+	/* The key: the gateway needs one for a non-file store; harmless on SQLite
+	 * files, which the suites create fresh. */
+	static const char *const sqlite_env[] = {NULL};
+	itdb_gateway_start(w, &g->db, &g->gw, name, args,
+	                   g->db.kind == ITDB_SQLITE && !g->fixed_url ? sqlite_env : NULL);
 }
 
 void semt_gateway_start(it_world *w, semt_gw *g, const char *name, const char *db,
@@ -27,7 +65,15 @@ void semt_gateway_start(it_world *w, semt_gw *g, const char *name, const char *d
 	memset(g, 0, sizeof *g);
 	it_path(w, "gw.sock", g->sock, sizeof g->sock);
 	snprintf(g->host_url, sizeof g->host_url, "unix:%s", g->sock);
+	store_init(w, g, db);
 	start(w, g, name, db, extra);
+}
+
+void semt_gateway_done(semt_gw *g)
+{
+	it_gateway_stop(&g->gw);
+	if (!g->fixed_url)
+		itdb_fini(&g->db);
 }
 
 void semt_gateway_restart(it_world *w, semt_gw *g, const char *name, const char *db,

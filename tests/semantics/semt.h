@@ -15,6 +15,7 @@
 #include <spawn/spawn.h>
 
 #include "harness.h"
+#include "itdb.h"
 #include "sem.pb-c.h"
 
 /* A gateway of one test. */
@@ -22,13 +23,31 @@ typedef struct semt_gw {
 	it_gw gw;           /* gw.target: TCP, for clients */
 	char sock[600];     /* the unix socket's path */
 	char host_url[620]; /* "unix:PATH", for hosts */
+	itdb db;            /* the statestore (see semt_gateway_start) */
+	bool fixed_url;     /* db.url is SPAWN_SEM_STORE_URL verbatim */
 } semt_gw;
 
-/* semt_gateway_start starts a gateway on store file db (in the world's
- * directory), waits for its "listening" line and fills g. extra: more
- * gateway arguments (NULL-terminated; may be NULL). Asserts. */
+/* semt_gateway_start starts a gateway, waits for its "listening" line and
+ * fills g. extra: more gateway arguments (NULL-terminated; may be NULL).
+ * Asserts.
+ *
+ * The statestore, from the environment:
+ *   SPAWN_SEM_STORE=postgres   a fresh schema per call on the server of
+ *                              SPAWN_TEST_POSTGRES_URL (the ctest fixture
+ *                              spawn_db; tests/store/with-db.sh), made as
+ *                              itdb does (search_path in the URL) and
+ *                              dropped by semt_gateway_done;
+ *   SPAWN_SEM_STORE_URL=URL    a postgres:// URL: a fresh schema on that
+ *                              server, likewise; any other URL: used as
+ *                              it is (the suites expect fresh state there);
+ *   neither                    the SQLite file db in the world's directory.
+ * Gateways on a non-file store get SPAWN_STATESTORE_KEY (ITDB_KEY_ENV). */
 void semt_gateway_start(it_world *w, semt_gw *g, const char *name, const char *db,
                         const char *const extra[]);
+
+/* semt_gateway_done stops g (as it_gateway_stop) and drops its fresh
+ * schema, if any. */
+void semt_gateway_done(semt_gw *g);
 
 /* semt_gateway_restart stops g (SIGTERM, asserting exit 0 after the final
  * saves) and starts a new gateway on the same store and socket. */
