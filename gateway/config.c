@@ -23,6 +23,8 @@ void gw_config_usage(const char *prog)
 	    "                            default 127.0.0.1:8090\n"
 	    "  --statestore URL          sqlite:///abs/path.db | sqlite://rel/path.db | "
 	    "sqlite::memory:\n"
+	    "                            | postgres://user:pw@host:port/db?sslmode=...\n"
+	    "                            | mariadb://user:pw@host:port/db (also mysql://)\n"
 	    "                            [SPAWN_STATESTORE_URL] default sqlite://spawn-state.db\n"
 	    "  (key)                     AES-256-GCM key for state at rest, base64 of 32 bytes\n"
 	    "                            [SPAWN_STATESTORE_KEY], or a keyring id1:key1,id2:key2 "
