@@ -19,7 +19,8 @@
 # TARGET links libspawn plus spawn_contract_proto (the protoc-c code of
 # spawn/actors/extensions.proto that every contract imports). Other
 # languages are generated into OUT_DIR as well (their files are not
-# compiled). Regenerates when a contract, the plugin or its templates
+# compiled; with LANGS python, protoc's X_pb2.py is written beside them, and
+# the TypeScript output is self-contained). Regenerates when a contract, the plugin or its templates
 # change. docs/sdk/codegen.md has the details.
 #
 # Tools: protoc (PROTOC), protoc-gen-c (PROTOC_GEN_C), and protoc-gen-spawn:
@@ -149,10 +150,15 @@ function(spawn_generate)
       list(APPEND c_sources ${G_OUT_DIR}/${base}.pb-c.c ${G_OUT_DIR}/${base}.spawn.c)
       set_source_files_properties(${G_OUT_DIR}/${base}.pb-c.c PROPERTIES COMPILE_OPTIONS -w)
     endif()
+    set(py_out)
+    if("python" IN_LIST G_LANGS)
+      # The generated Python imports protoc's own X_pb2 module: write it too.
+      set(py_out --python_out=${G_OUT_DIR})
+    endif()
     add_custom_command(
       OUTPUT ${outputs}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${G_OUT_DIR}
-      COMMAND ${PROTOC} ${includes} ${c_out}
+      COMMAND ${PROTOC} ${includes} ${c_out} ${py_out}
               --plugin=protoc-gen-spawn=${plugin} --spawn_out=${params}:${G_OUT_DIR}
               ${G_PROTO_ROOT}/${rel}
       COMMAND ${CMAKE_COMMAND} -E touch ${stamp}
