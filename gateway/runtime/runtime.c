@@ -216,6 +216,7 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 	table_remove(s, a);
 	gw_blob_rele(a->state);
 	gw_blob_rele(a->tags);
+	gw_blob_rele(a->extra);
 	gw_blob_rele(a->saving);
 	gw_blob_rele(a->ckpt_prev);
 	free(a);
@@ -296,6 +297,8 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	gw_wheel_disarm(&s->wheel, &a->snap_t);
 	gw_blob_rele(a->state);
 	gw_blob_rele(a->tags);
+	gw_blob_rele(a->extra);
+	a->extra = NULL;
 	gw_blob_rele(a->ckpt_prev);
 	a->state = a->tags = a->ckpt_prev = NULL;
 	a->revision = a->epoch = 0;
@@ -425,6 +428,7 @@ static void save_finish(gw_actor *a, gw_err err)
 			inv->revision = a->revision;
 			if (!submit_workflow(&dl, rt, inv))
 				gwi_finish(&dl, inv, GW_OK, NULL);
+			gwi_outbox_clear(a); /* delivered now: the next save drops it */
 			end_turn_locked(rt, a, &dl);
 		} else if (err != GW_OK) {
 			/* Never acknowledge without a durable write: roll back. */
@@ -438,6 +442,7 @@ static void save_finish(gw_actor *a, gw_err err)
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
 			discard_workflow(inv);
+			gwi_outbox_clear(a);
 			gwi_finish(&dl, inv, GW_EUNAVAIL,
 			           "state of actor %s could not be saved: %s", a->name,
 			           gw_strerror(err));
@@ -490,6 +495,7 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 		a->epoch = epoch;
 		a->st = A_READY;
 		gwi_timers_start_locked(rt, a);
+		gwi_outbox_redeliver(rt, a, &dl); /* a crash came between commit and delivery */
 		gwi_dispatch_locked(rt, a, &dl);
 		pthread_mutex_unlock(&s->mu);
 		deliver(&dl);
@@ -582,11 +588,15 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	done_list dl = {0};
 	(void)epoch;
 	pthread_mutex_lock(&s->mu);
-	gw_blob *old_state = a->state, *old_tags = a->tags;
-	a->state = a->tags = NULL;
+	gw_blob *old_state = a->state, *old_tags = a->tags, *old_extra = a->extra;
+	a->state = a->tags = a->extra = NULL;
 	if (err == GW_OK)
 		err = gwi_decode_state(a, stored);
 	gw_blob_rele(stored);
+	/* A restore brings back the state, not the old revision's outbox, and
+	 * keeps the keys of the deliveries already applied. */
+	gw_blob_rele(a->extra);
+	a->extra = old_extra;
 	if (err != GW_OK) {
 		gw_blob_rele(a->state);
 		gw_blob_rele(a->tags);
@@ -636,6 +646,13 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		if (inv->deadline_ms && inv->deadline_ms <= now) {
 			gwi_finish(dl, inv, GW_ETIMEDOUT,
 			           "deadline passed while queued for actor %s", a->name);
+			continue;
+		}
+		const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
+		if (key && gwi_outbox_applied(a, key)) {
+			/* A redelivered effect this actor already applied and saved. */
+			GW_DEBUG("actor %s: delivery %s already applied; skipped", a->name, key);
+			gwi_finish(dl, inv, GW_OK, NULL);
 			continue;
 		}
 		if (inv->kind == GW_INV_RESTORE) {
@@ -1045,6 +1062,17 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 			free(buf);
 		}
 	}
+	/* A delivery with an idempotency key: remember it with the state it
+	 * changed (the same save). */
+	const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
+	if (key)
+		gwi_outbox_record(a, key);
+	/* Checkpointed effects go into the outbox, in the state's transaction. */
+	if (r->checkpoint && a->stateful && inv->wf_fire &&
+	    gwi_outbox_store(a, inv->wf_fire, a->revision + 1) != GW_OK)
+		GW_ERROR("actor %s/%s: out of memory writing the outbox; effects delivered "
+			 "without it",
+			 a->type->system, a->name);
 	if (r->checkpoint && a->stateful && a->dirty) {
 		/* Stay BUSY until the state is durable (invariant 4). */
 		a->ckpt = 1;
@@ -1062,6 +1090,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
 			discard_workflow(inv);
+			gwi_outbox_clear(a);
 			gwi_finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved",
 			           a->name);
 			end_turn_locked(rt, a, &dl);
@@ -1273,6 +1302,7 @@ void gw_runtime_destroy(gw_runtime *rt)
 				a->mq_head = NULL;
 				gw_blob_rele(a->state);
 				gw_blob_rele(a->tags);
+				gw_blob_rele(a->extra);
 				gw_blob_rele(a->saving);
 				gw_blob_rele(a->ckpt_prev);
 				free(a->timers);

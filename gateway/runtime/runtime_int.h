@@ -35,6 +35,8 @@ struct gw_actor {
 	gw_actor_type *type;       /* stable for the process lifetime */
 	gw_blob *state;            /* owned ref: Any contents (type URL + value); NULL = none */
 	gw_blob *tags;             /* owned ref: serialized ActorState holding only tags */
+	gw_blob *extra; /* owned ref: serialized StoredState holding only the outbox
+	                   and applied keys (fields 100, 101); NULL when none */
 	gw_blob *saving;           /* owned ref: the state a save in flight captured */
 	gw_blob *ckpt_prev;        /* owned ref: state to restore if a checkpoint fails */
 	gw_inv *mq_head, *mq_tail; /* mailbox (FIFO) */
@@ -112,6 +114,16 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored);
 
 /* durable.c: record a new instance in the statestore (fire and forget) */
 void gwi_instance_created(gw_runtime *rt, const char *system, const char *name, const char *parent);
+
+/* outbox.c: effects of checkpointed turns, idempotency keys */
+#define GW_IDEMPOTENCY_KEY "spawn-idempotency-key"
+const char *gwi_inv_key(const gw_inv *inv);
+bool gwi_outbox_applied(gw_actor *a, const char *key);
+void gwi_outbox_record(gw_actor *a, const char *key);
+gw_err gwi_outbox_store(gw_actor *a, gw_inv *fire, uint64_t revision);
+void gwi_outbox_clear(gw_actor *a);
+size_t gwi_outbox_redeliver(gw_runtime *rt, gw_actor *a, done_list *dl);
+void gwi_wf_fire_done(gw_inv *inv);
 
 /* timers.c: timer actions of active actors */
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);

@@ -32,15 +32,19 @@ gw_blob *gwi_encode_state(gw_actor *a)
 		as.state = &any;
 	}
 	size_t n = spawn__actors__actor_state__get_packed_size(&as);
-	gw_blob *b = gw_blob_create(NULL, NULL, 0);
-	gw_blob_rele(b);
-	b = malloc(sizeof *b + 1 + n);
+	/* The outbox and applied keys (a serialized StoredState holding only
+	 * fields 100 and 101) follow: concatenated protobuf encodings parse as
+	 * one merged StoredState. */
+	size_t x = a->extra ? a->extra->len : 0;
+	gw_blob *b = malloc(sizeof *b + 1 + n + x);
 	if (b) {
 		atomic_init(&b->refs, 1);
 		b->type_len = 0;
 		b->data[0] = 0;
-		b->len = n;
+		b->len = n + x;
 		spawn__actors__actor_state__pack(&as, b->data + 1);
+		if (x)
+			memcpy(b->data + 1 + n, gw_blob_value(a->extra), x);
 	}
 	spawn_arena_fini(&ar);
 	return b;
@@ -77,6 +81,24 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 		if (!a->tags)
 			err = GW_ENOMEM;
 	}
+	/* Outbox and applied keys, when the row has them (StoredState). */
+	Spawn__Gateway__V1__StoredState *ss = spawn__gateway__v1__stored_state__unpack(
+	    &ar.pbc, stored->len, gw_blob_value(stored));
+	if (ss && (ss->n_outbox || ss->n_applied)) {
+		Spawn__Gateway__V1__StoredState e = SPAWN__GATEWAY__V1__STORED_STATE__INIT;
+		e.n_outbox = ss->n_outbox;
+		e.outbox = ss->outbox;
+		e.n_applied = ss->n_applied;
+		e.applied = ss->applied;
+		size_t n = spawn__gateway__v1__stored_state__get_packed_size(&e);
+		uint8_t *buf = spawn_arena_alloc(&ar, n);
+		if (buf) {
+			spawn__gateway__v1__stored_state__pack(&e, buf);
+			a->extra = gw_blob_create(NULL, buf, n);
+		}
+		if (!a->extra)
+			err = GW_ENOMEM;
+	}
 out:
 	spawn_arena_fini(&ar);
 	return err;
@@ -105,6 +127,7 @@ static void read_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revisio
 		      NULL, NULL, 0, false, false);
 	gw_blob_rele(tmp.state);
 	gw_blob_rele(tmp.tags);
+	gw_blob_rele(tmp.extra);
 	free(r);
 }
 
@@ -135,6 +158,7 @@ static void mem_checked(void *arg, gw_err err, gw_blob *stored, uint64_t revisio
 			m->fn(m->user, err, gw_strerror(err), NULL, NULL, 0, false, false);
 		gw_blob_rele(tmp.state);
 		gw_blob_rele(tmp.tags);
+		gw_blob_rele(tmp.extra);
 	} else {
 		/* Ours, nothing stored yet, or the store is unreachable: memory. */
 		m->fn(m->user, GW_OK, NULL, m->state, m->tags, m->revision, true, m->dirty);

@@ -1268,6 +1268,159 @@ START_TEST(instances_and_scheduled_invocations_survive_a_restart)
 }
 END_TEST
 
+/* ---- the outbox of checkpointed effects -------------------------------------------- */
+
+/* a request to a3.Add(value) carrying idempotency key (NULL = none) */
+static Spawn__InvocationRequest *effect_req(spawn_arena *ar, int64_t value, const char *key)
+{
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(ar, sizeof *rq);
+	spawn__invocation_request__init(rq);
+	rq->system = spawn_arena_alloc(ar, sizeof *rq->system);
+	spawn__actors__actor_system__init(rq->system);
+	rq->system->name = SYS;
+	rq->actor = spawn_arena_alloc(ar, sizeof *rq->actor);
+	spawn__actors__actor__init(rq->actor);
+	rq->actor->id = spawn_arena_alloc(ar, sizeof *rq->actor->id);
+	spawn__actors__actor_id__init(rq->actor->id);
+	rq->actor->id->name = "a3";
+	rq->action_name = "Add";
+	rq->value = spawn_arena_alloc(ar, sizeof *rq->value);
+	google__protobuf__any__init(rq->value);
+	rq->value->type_url = "type.googleapis.com/test.Add";
+	rq->value->value.data = spawn_arena_memdup(ar, &value, 8);
+	rq->value->value.len = 8;
+	rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
+	if (key) {
+		Spawn__InvocationRequest__MetadataEntry *e = spawn_arena_alloc(ar, sizeof *e);
+		spawn__invocation_request__metadata_entry__init(e);
+		e->key = "spawn-idempotency-key";
+		e->value = (char *)key;
+		rq->metadata = spawn_arena_alloc(ar, sizeof *rq->metadata);
+		rq->metadata[0] = e;
+		rq->n_metadata = 1;
+	}
+	return rq;
+}
+
+static const char *task_key(size_t i)
+{
+	const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
+	for (size_t k = 0; ai && k < ai->current_context->n_metadata; k++)
+		if (!strcmp(ai->current_context->metadata[k]->key, "spawn-idempotency-key"))
+			return ai->current_context->metadata[k]->value;
+	return NULL;
+}
+
+static size_t find_task(const char *actor, size_t from)
+{
+	for (size_t i = from; i < host.ntasks; i++)
+		if (!strcmp(task_actor(i), actor))
+			return i;
+	return (size_t)-1;
+}
+
+START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
+{
+	/* 1. A row written before a crash: a1's state with an undelivered outbox
+	 *    holding a3.Add(11) under key K. */
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	int64_t v = 1;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = STATE_TYPE;
+	any.value.data = (uint8_t *)&v;
+	any.value.len = 8;
+	Spawn__InvocationRequest *out[] = {effect_req(&ar, 11, "test/K")};
+	Spawn__Gateway__V1__StoredState ss = SPAWN__GATEWAY__V1__STORED_STATE__INIT;
+	ss.state = &any;
+	ss.n_outbox = 1;
+	ss.outbox = out;
+	uint8_t buf[512];
+	size_t n = spawn__gateway__v1__stored_state__pack(&ss, buf);
+	gw_store *s2;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
+	gw_state st = {.key = {SYS, "a1"}, .type_url = STATE_TYPE, .data = buf, .len = n};
+	gw_err res;
+	ck_assert_int_eq(gw_store_save_batch(s2, &st, 1, &res), GW_OK);
+	ck_assert_int_eq(res, GW_OK);
+	gw_store_close(s2);
+
+	/* 2. Activating a1 delivers the outbox again, with its key. */
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 2));
+	size_t t3 = find_task("a3", 0), t1 = find_task("a1", 0);
+	ck_assert_uint_ne(t3, (size_t)-1);
+	ck_assert_uint_ne(t1, (size_t)-1);
+	ck_assert_int_eq(task_payload(t3), 11);
+	ck_assert_str_eq(task_key(t3), "test/K");
+	answer(t3, 11, 0, true); /* a3 applies it and saves the key with its state */
+	answer(t1, 2, 2, false);
+	ck_assert(wait_outs(1));
+
+	/* 3. The same delivery once more (another crash replay): skipped. */
+	gw_inv *dup = gw_inv_create(0);
+	dup->req = effect_req(&dup->arena, 11, "test/K");
+	dup->done = on_done;
+	dup->user = (void *)(intptr_t)99;
+	size_t before = host.ntasks;
+	gw_runtime_invoke(rt, dup);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].tag, 99);
+	ck_assert_int_eq(outs[1].err, GW_OK);
+	ck_assert_int_eq(host.ntasks, before); /* the host never saw it */
+	int64_t v3 = 0;
+	ck_assert_int_eq(stored_revision("a3", &v3), 1);
+	ck_assert_int_eq(v3, 11); /* applied once */
+
+	/* 4. A checkpointed turn's effect carries a key naming the revision it
+	 *    was committed with. */
+	invoke("a1", 1, 3);
+	ck_assert(fake_host_wait(&host, before + 1));
+	size_t t = find_task("a1", before);
+	Spawn__InvocationRequest *eff = effect_req(&ar, 5, NULL);
+	Spawn__SideEffect se = SPAWN__SIDE_EFFECT__INIT, *sep[] = {&se};
+	se.request = eff;
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.n_effects = 1;
+	wf.effects = sep;
+	uint64_t rev_before = stored_revision("a1", NULL);
+	answer_wf(t, 3, 3, true, &wf);
+	ck_assert(fake_host_wait(&host, before + 2));
+	size_t te = find_task("a3", before);
+	char want[128];
+	snprintf(want, sizeof want, "%s/a1@%llu#0", SYS, (unsigned long long)rev_before + 1);
+	ck_assert_str_eq(task_key(te), want);
+	answer(te, 16, 0, true);
+	ck_assert(wait_outs(3)); /* effects report to nobody: only a1's caller */
+	ck_assert_int_eq(outs[2].tag, 3);
+	ck_assert_int_eq(outs[2].err, GW_OK);
+	/* after the delivery the outbox is dropped by the next save */
+	ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
+	gw_actor_key k1 = {SYS, "a1"}, k3 = {SYS, "a3"};
+	gw_loaded l;
+	ck_assert_int_eq(gw_store_load(s2, &k1, &l), GW_OK);
+	Spawn__Gateway__V1__StoredState *got =
+		spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_uint_eq(got->n_outbox, 0);
+	spawn__gateway__v1__stored_state__free_unpacked(got, NULL);
+	gw_loaded_fini(&l);
+	/* and a3 keeps the keys it applied, with its state */
+	ck_assert_int_eq(gw_store_load(s2, &k3, &l), GW_OK);
+	got = spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_uint_eq(got->n_applied, 2);
+	ck_assert_str_eq(got->applied[0], "test/K");
+	ck_assert_str_eq(got->applied[1], want);
+	spawn__gateway__v1__stored_state__free_unpacked(got, NULL);
+	gw_loaded_fini(&l);
+	gw_store_close(s2);
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	Suite *s = suite_create("runtime");
@@ -1303,6 +1456,7 @@ static Suite *runtime_suite(void)
 		{"timers", timer_actions_run_while_active_one_at_a_time},
 		{"pooled", pooled_actors_run_up_to_their_pool_size_in_parallel},
 		{"durable", instances_and_scheduled_invocations_survive_a_restart},
+		{"outbox", checkpointed_effects_are_stored_with_the_state_and_applied_once},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);
