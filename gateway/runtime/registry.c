@@ -195,20 +195,20 @@ static gw_actor_settings settings_of(const Spawn__Actors__Actor *a)
 
 /* timers_of copies the actor's timer actions (at most GW_MAX_TIMERS, the
  * rest are logged and ignored). */
-static void timers_of(const Spawn__Actors__Actor *a, gw_actor_settings *s)
+static void timers_of(const Spawn__Actors__Actor *a, gw_actor_timers *s)
 {
-	s->n_timers = 0;
+	s->n = 0;
 	for (size_t i = 0; i < a->n_timer_actions; i++) {
 		const Spawn__Actors__FixedTimerAction *t = a->timer_actions[i];
 		if (!t || !t->action || !t->action->name || !t->action->name[0] || t->seconds <= 0)
 			continue;
-		if (s->n_timers == GW_MAX_TIMERS) {
+		if (s->n == GW_MAX_TIMERS) {
 			GW_WARN("actor %s: more than %d timer actions; '%s' ignored",
 			        a->id && a->id->name ? a->id->name : "?", GW_MAX_TIMERS,
 			        t->action->name);
 			continue;
 		}
-		gw_timer_def *d = &s->timers[s->n_timers++];
+		gw_timer_def *d = &s->def[s->n++];
 		snprintf(d->name, sizeof d->name, "%s", t->action->name);
 		d->period_ms = t->seconds; /* milliseconds, despite the field's name */
 	}
@@ -320,7 +320,7 @@ static gw_err bind_one(gw_registry *r, gw_host *host, const char *system,
 		r->count++;
 	}
 	e->t.settings = settings_of(a);
-	timers_of(a, &e->t.settings);
+	timers_of(a, &e->t.timers);
 	if (merge_known(e, acts, n) != GW_OK || set_topics(e, a) != GW_OK)
 		goto nomem;
 	/* A host re-registering replaces its own binding. */
@@ -448,7 +448,7 @@ static void grow_inst(gw_registry *r)
 }
 
 gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent,
-			 bool *created)
+                         bool *created)
 {
 	uint64_t h = hash2(system, name);
 	gw_err err = GW_OK;
@@ -525,6 +525,20 @@ size_t gw_registry_subscribers(gw_registry *r, const char *system, const char *t
 		}
 	pthread_rwlock_unlock(&r->lock);
 	return found;
+}
+
+void gw_registry_settings(gw_registry *r, gw_actor_type *type, gw_actor_settings *out)
+{
+	pthread_rwlock_rdlock(&r->lock);
+	*out = type->settings;
+	pthread_rwlock_unlock(&r->lock);
+}
+
+void gw_registry_timers(gw_registry *r, gw_actor_type *type, gw_actor_timers *out)
+{
+	pthread_rwlock_rdlock(&r->lock);
+	*out = type->timers;
+	pthread_rwlock_unlock(&r->lock);
 }
 
 gw_err gw_registry_knows_action(gw_registry *r, gw_actor_type *type, const char *action)

@@ -25,8 +25,6 @@
 typedef struct gw_registry gw_registry;
 typedef struct gw_host gw_host; /* server/host.h; the registry only holds references */
 
-/* The settings the runtime applies to every instance of a type. Copied
- * out by value; never borrowed across the lock. */
 #define GW_MAX_TIMERS 8
 
 /* A timer action: runs every period_ms while an instance is active. */
@@ -35,14 +33,21 @@ typedef struct gw_timer_def {
 	int64_t period_ms; /* FixedTimerAction.seconds, read as milliseconds (as Spawn) */
 } gw_timer_def;
 
+/* The timer actions of a type. */
+typedef struct gw_actor_timers {
+	int n;
+	gw_timer_def def[GW_MAX_TIMERS];
+} gw_actor_timers;
+
+/* The settings the runtime applies to every instance of a type. Copied
+ * out by value (small: the hot path copies it); never borrowed across the
+ * lock. */
 typedef struct gw_actor_settings {
 	int kind; /* Spawn__Actors__Kind */
 	bool stateful;
 	int64_t snapshot_ms;   /* 0 = save only on checkpoint/deactivation */
 	int64_t deactivate_ms; /* 0 = the gateway default */
 	int32_t max_pool_size; /* POOLED: invocations in parallel; 0 = gateway default */
-	int n_timers;
-	gw_timer_def timers[GW_MAX_TIMERS];
 } gw_actor_settings;
 
 /* An actor type. Fields are read-only after creation except where noted;
@@ -51,6 +56,7 @@ typedef struct gw_actor_type {
 	char *system;               /* owned */
 	char *name;                 /* owned */
 	gw_actor_settings settings; /* guarded by the registry lock */
+	gw_actor_timers timers;     /* guarded by the registry lock */
 } gw_actor_type;
 
 gw_err gw_registry_create(gw_registry **out);
@@ -74,6 +80,11 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host);
 gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
                           gw_actor_type **type, gw_actor_settings *settings);
 
+/* gw_registry_settings / gw_registry_timers copy the current settings or
+ * timer actions of a type (a stable pointer from lookup): no name lookup. */
+void gw_registry_settings(gw_registry *r, gw_actor_type *type, gw_actor_settings *out);
+void gw_registry_timers(gw_registry *r, gw_actor_type *type, gw_actor_timers *out);
+
 /* gw_registry_spawn records an instance `name` of the UNNAMED actor
  * `parent` in system (all borrowed, copied), so invocations by name reach
  * it. Idempotent. Returns GW_OK; GW_ENOTFOUND (no such parent);
@@ -82,7 +93,7 @@ gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
  * *created (may be NULL) tells whether this call added it (the runtime
  * then records it in the statestore, so it survives restarts). */
 gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent,
-			 bool *created);
+                         bool *created);
 
 /* gw_registry_lookup_instance finds a spawned instance: GW_OK and its
  * template's *type and *settings, or GW_ENOTFOUND. */

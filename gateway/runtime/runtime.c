@@ -235,10 +235,9 @@ static int64_t snap_ms(gw_runtime *rt, const gw_actor_settings *st)
 
 gw_actor_settings gwi_settings(gw_runtime *rt, gw_actor *a)
 {
+	/* Types live as long as the registry: read through the pointer. */
 	gw_actor_settings st;
-	gw_actor_type *t;
-	if (gw_registry_lookup(rt->reg, a->type->system, a->type->name, &t, &st) != GW_OK)
-		memset(&st, 0, sizeof st);
+	gw_registry_settings(rt->reg, a->type, &st);
 	return st;
 }
 

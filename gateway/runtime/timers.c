@@ -16,8 +16,9 @@
  * active (the first tick one period after activation). */
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a)
 {
-	gw_actor_settings st = gwi_settings(rt, a);
-	if (!st.n_timers || a->timers)
+	gw_actor_timers st;
+	gw_registry_timers(rt->reg, a->type, &st);
+	if (!st.n || a->timers)
 		return;
 	a->timers = calloc(1, sizeof *a->timers);
 	if (!a->timers) {
@@ -28,11 +29,11 @@ void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a)
 	actor_timers *t = a->timers;
 	int64_t now = gwi_now_ms(), first = INT64_MAX;
 	t->a = a;
-	t->n = st.n_timers;
+	t->n = st.n;
 	for (int i = 0; i < t->n; i++) {
-		t->period[i] = st.timers[i].period_ms;
+		t->period[i] = st.def[i].period_ms;
 		t->due[i] = now + t->period[i];
-		memcpy(t->name[i], st.timers[i].name, sizeof t->name[i]);
+		memcpy(t->name[i], st.def[i].name, sizeof t->name[i]);
 		if (t->due[i] < first)
 			first = t->due[i];
 	}
