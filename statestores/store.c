@@ -610,6 +610,7 @@ gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err
 		r->data = sl.data;
 		r->len = sl.len;
 		r->type_url = st->type_url ? st->type_url : "";
+		r->effects = st->effects != 0;
 	}
 	/* A driver sets every result on success; the preset only matters for
 	 * a driver that forgets one. */
@@ -1112,6 +1113,23 @@ gw_err gw_store_schedule_done(gw_store *s, const char *id)
 	return s->ops->sched_done(s->drv, id);
 }
 
+gw_err gw_store_schedule_done_batch(gw_store *s, const char *const *ids, size_t n)
+{
+	if (!s || (n > 0 && !ids))
+		return GW_EINVAL;
+	/* Every id first: a bad one anywhere deletes nothing. */
+	for (size_t i = 0; i < n; i++)
+		if (!sched_id_ok(ids[i]))
+			return GW_EINVAL;
+	for (size_t off = 0; off < n; off += GW_SCHED_DONE_CHUNK) {
+		size_t m = n - off < GW_SCHED_DONE_CHUNK ? n - off : GW_SCHED_DONE_CHUNK;
+		gw_err e = s->ops->sched_done_batch(s->drv, ids + off, m);
+		if (e != GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
 gw_err gw_store_schedule_next_due(gw_store *s, int64_t *due_ms)
 {
 	if (!s || !due_ms)
@@ -1141,6 +1159,32 @@ void gw_sched_free(gw_sched *v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(v[i].data);
 	free(v);
+}
+
+/* ---- undelivered side effects --------------------------------------------------- */
+
+gw_err gw_store_effects_list(gw_store *s, const gw_actor_key *after, size_t max, gw_actor_key *out,
+                             size_t *n)
+{
+	if (!s || !out || !n || max == 0 || (after && (!after->system || !after->name)))
+		return GW_EINVAL;
+	static const gw_actor_key start = {"", ""}; /* before every real key */
+	size_t got = 0;
+	gw_err e = s->ops->effects_list(s->drv, after ? after : &start, max, out, &got);
+	if (e == GW_OK)
+		*n = got;
+	return e;
+}
+
+void gw_keys_fini(gw_actor_key *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free((char *)v[i].system);
+		free((char *)v[i].name);
+		v[i].system = v[i].name = NULL;
+	}
 }
 
 void gw_loaded_fini(gw_loaded *l)

@@ -9,8 +9,9 @@
  *
  * Row model (one latest row per actor, older revisions per the history
  * policy, one activation epoch per actor):
- *   (system, name) -> revision, epoch, key_id, nonce, ciphertext, type_url
- *   (system, name, revision) -> the same columns      (history)
+ *   (system, name) -> revision, epoch, key_id, nonce, ciphertext, type_url,
+ *                     effects (flag, version 4)
+ *   (system, name, revision) -> the same but effects   (history)
  *   (system, name) -> current activation epoch         (spawn_actor_epoch)
  * revision grows by exactly one per successful save. A save names the
  * revision it expects to replace (0 = the actor has no row yet); a save that
@@ -55,7 +56,8 @@
 
 typedef struct gw_store gw_store; /* opaque */
 
-/* The identity of one actor. Both strings borrowed. */
+/* The identity of one actor. Both strings borrowed (except where a function
+ * says it hands out owned keys: gw_store_effects_list, gw_keys_fini). */
 typedef struct gw_actor_key {
 	const char *system;
 	const char *name;
@@ -93,6 +95,9 @@ typedef struct gw_state {
 	uint64_t expected; /* save: revision being replaced, 0 = new row */
 	uint64_t epoch;    /* save: the activation's epoch (gw_store_acquire);
 	                      0 = unfenced */
+	int effects;       /* save: 1 when this state carries undelivered side effects
+	                      (an outbox); 0 otherwise (any other value is taken as 1).
+	                      Appended member (ops version 4): see gw_store_effects_list */
 } gw_state;
 
 /* What a load returns. Fields owned by the record: free with
@@ -144,12 +149,15 @@ gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out);
  * to it. GW_EINVAL (nothing written, results[] set to it): a state with a
  * NULL or empty system/name, NULL data with len > 0, expected >= INT64_MAX
  * or epoch > INT64_MAX (SQL integers are signed). A NULL type_url is
- * stored as "". n == 0 is GW_OK. */
+ * stored as "". n == 0 is GW_OK. A saved row also records states[i].effects
+ * (0 or 1) as the actor's effects flag (gw_store_effects_list); a row that
+ * is not saved (conflict, fenced) keeps its flag. */
 gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results);
 
-/* gw_store_remove deletes an actor's row and its history (all revisions).
- * GW_OK even when no row existed. The actor's epoch stays (epochs never go
- * back), so a stale activation stays fenced. */
+/* gw_store_remove deletes an actor's row and its history (all revisions),
+ * and with the row its effects flag (a removed actor is never listed by
+ * gw_store_effects_list). GW_OK even when no row existed. The actor's epoch
+ * stays (epochs never go back), so a stale activation stays fenced. */
 gw_err gw_store_remove(gw_store *s, const gw_actor_key *k);
 
 /* ---- activation fencing, revisions, key rotation ---------------------------
@@ -279,6 +287,7 @@ gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent);
 #define GW_SCHED_OWNER_MAX  128                /* longest owner (gateway id), bytes */
 #define GW_SCHED_CORRUPT    "corrupt"          /* owner of a row set aside; not a valid owner */
 #define GW_SCHED_AAD_SYSTEM "__spawn.schedule" /* the AAD system of a row's data */
+#define GW_SCHED_DONE_CHUNK 4096               /* ids per done_batch transaction */
 
 /* One claimed scheduled invocation. */
 typedef struct gw_sched {
@@ -326,6 +335,19 @@ gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, i
  * put). GW_EINVAL (bad id), GW_EIO / GW_EUNAVAIL. Blocks: yes. */
 gw_err gw_store_schedule_done(gw_store *s, const char *id);
 
+/* gw_store_schedule_done_batch deletes the rows ids[0..n) after their
+ * delivery (ops version 4), like n calls of gw_store_schedule_done but in
+ * one transaction (one DELETE statement) per chunk of up to
+ * GW_SCHED_DONE_CHUNK ids: a larger n is split into several transactions,
+ * in order, and an error stops at the failing chunk (the earlier chunks
+ * stay deleted). ids that do not exist (done twice, never put, a duplicate
+ * in ids) are fine. ids: borrowed, n entries. Returns GW_OK (n == 0
+ * included); GW_EINVAL (nothing deleted: NULL ids with n > 0, or any id
+ * that gw_store_schedule_done would refuse); GW_ENOMEM; GW_EIO /
+ * GW_EUNAVAIL (the failing chunk deleted nothing). Blocks: yes
+ * (one committed transaction per chunk). */
+gw_err gw_store_schedule_done_batch(gw_store *s, const char *const *ids, size_t n);
+
 /* gw_store_schedule_next_due writes into *due_ms the earliest time at which
  * a claim can return a row: the earliest due_ms of the unclaimed rows, or
  * an earlier lease_until of a leased row (its lease then expires and the
@@ -342,6 +364,35 @@ gw_err gw_store_schedule_count(gw_store *s, uint64_t *pending);
 /* gw_sched_free frees n claimed rows (their data and the array). Accepts
  * NULL. */
 void gw_sched_free(gw_sched *v, size_t n);
+
+/* ---- undelivered side effects (ops version 4) -------------------------------
+ * A turn whose checkpointed state carries side effects not yet delivered
+ * (an outbox inside the sealed state) is saved with gw_state.effects = 1;
+ * the save that records their delivery writes 0. The flag is a column of
+ * the actor's latest row (spawn_actor_state.effects), in clear, with an
+ * index holding only the flagged rows, so after a crash the gateway lists
+ * the actors to redeliver for in O(flagged rows), without reading (or
+ * decrypting) every row. The history keeps no flag, a key rotation leaves
+ * it as it is, gw_store_remove removes it with the row. */
+
+/* gw_store_effects_list writes the keys of up to max actors whose latest
+ * row has its effects flag set, in key order (system, then name, byte
+ * order), strictly after *after (NULL: from the first), into out (caller
+ * storage of max entries), and their count into *n; *n < max means there
+ * are no more. Page with after = &out[*n - 1] (then free the page).
+ * out[0..*n): system and name owned by the caller: free them with
+ * gw_keys_fini(out, *n) (or free() each string). after: borrowed; its
+ * strings may be empty ({"", ""} is before every key). Returns GW_OK;
+ * GW_EINVAL (NULL s/out/n, max == 0, after with a NULL string); GW_ENOMEM;
+ * GW_EIO / GW_EUNAVAIL (out and *n untouched). Reads O(log rows + max)
+ * index entries. Blocks: yes. */
+gw_err gw_store_effects_list(gw_store *s, const gw_actor_key *after, size_t max, gw_actor_key *out,
+                             size_t *n);
+
+/* gw_keys_fini frees the strings of n keys a function handed out as owned
+ * (gw_store_effects_list) and sets them to NULL; the array itself stays
+ * the caller's. Accepts NULL. */
+void gw_keys_fini(gw_actor_key *v, size_t n);
 
 /* gw_store_scheme names the driver in use: the URL's scheme ("sqlite",
  * "postgres", "postgresql", "mariadb", "mysql"). Borrowed. */
@@ -364,6 +415,8 @@ typedef struct gw_row {
 	                  load: owned (free()) */
 	size_t len;
 	const char *type_url; /* save: borrowed. load: owned (free()) */
+	int effects;          /* save only (ops version 4): the effects flag, 0 or 1;
+	                         load and rot_scan leave it 0 */
 } gw_row;
 
 /* Tables a rotation scan or rewrite works on. */
@@ -400,7 +453,7 @@ typedef struct gw_sched_row {
 	size_t len;
 } gw_sched_row;
 
-#define GW_STORE_OPS_VERSION 3
+#define GW_STORE_OPS_VERSION 4
 
 typedef struct gw_store_ops {
 	int version;        /* GW_STORE_OPS_VERSION; members only appended */
@@ -415,7 +468,8 @@ typedef struct gw_store_ops {
 	 * under a lock that acquire waits for (EFENCED unless equal); the
 	 * write itself checks only the revision. With history N > 0 an OK row
 	 * is also written to the history and revisions below new - N of that
-	 * actor are deleted there. */
+	 * actor are deleted there. Version 4: the write also sets the row's
+	 * effects column to row->effects (the history has none). */
 	gw_err (*save_batch)(void *drv, const gw_row *rows, size_t n, gw_err *results);
 	/* remove: the latest row and the history, in one transaction; never
 	 * the epoch. */
@@ -457,7 +511,8 @@ typedef struct gw_store_ops {
 	/* rot_rewrite: one transaction over table: each row gets key_id, nonce
 	 * and data when its revision, key_id and nonce are still the old ones
 	 * (results[i] = GW_OK), else nothing (GW_ECONFLICT: a save or a trim
-	 * got there first). revision, epoch, type_url and updated_at stay.
+	 * got there first). revision, epoch, type_url, updated_at and (state
+	 * table) effects stay.
 	 * Errors as save_batch. */
 	gw_err (*rot_rewrite)(void *drv, int table, const gw_rewrite *rows, size_t n,
 	                      gw_err *results);
@@ -490,6 +545,18 @@ typedef struct gw_store_ops {
 	gw_err (*sched_next_due)(void *drv, int64_t *due_ms);
 	/* sched_count: all rows. */
 	gw_err (*sched_count)(void *drv, uint64_t *n);
+
+	/* ---- version 4 ---- */
+	/* sched_done_batch: delete the rows ids[0..n) (1 <= n <=
+	 * GW_SCHED_DONE_CHUNK, every id valid) in one transaction; missing
+	 * ids are fine. */
+	gw_err (*sched_done_batch)(void *drv, const char *const *ids, size_t n);
+	/* effects_list: up to max (>= 1) keys of spawn_actor_state rows with
+	 * effects <> 0, strictly after *after (never NULL: {"", ""} for the
+	 * start), in key order, through the effects index; out[i] strings
+	 * owned (free()). On an error out holds nothing. */
+	gw_err (*effects_list)(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
+	                       size_t *n);
 } gw_store_ops;
 
 #endif

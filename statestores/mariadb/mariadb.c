@@ -7,14 +7,15 @@
  *   TCP), connect_timeout=SECONDS (default 10), sslmode=disable|require|
  *   verify-full, sslrootcert=/path/ca.pem. Anything else is GW_ECONFIG.
  *
- * Schema (version 3; docs/schema.md): spawn_meta, spawn_actor_state,
+ * Schema (version 4; docs/schema.md): spawn_meta, spawn_actor_state,
  * spawn_actor_history, spawn_actor_epoch, spawn_instance and
  * spawn_schedule, InnoDB, keys as VARBINARY (byte-exact comparison:
  * no collation folds 'Alice' into 'alice' or pads trailing spaces).
  * Created or migrated at open under GET_LOCK('spawn.schema.' + md5(db)), so
  * gateways starting together run the migration once. MariaDB commits DDL
- * implicitly, so every migration statement is idempotent (IF NOT EXISTS)
- * and the version is recorded last: a migration cut short runs again.
+ * implicitly, so every migration statement is idempotent (IF NOT EXISTS, or
+ * DDL_UNLESS below) and the version is recorded last: a migration cut short
+ * runs again.
  *
  * save_batch, per row, inside START TRANSACTION ... COMMIT (READ COMMITTED):
  *   epoch != 0     SELECT epoch FROM spawn_actor_epoch ... LOCK IN SHARE MODE:
@@ -65,7 +66,7 @@
 #include <errmsg.h>
 #include <mysql.h>
 
-#define SCHEMA_VERSION   3
+#define SCHEMA_VERSION   4
 #define POOL_DEFAULT     4
 #define POOL_MAX         64
 #define HISTORY_MAX      1000000
@@ -118,6 +119,7 @@ enum {
 	ST_SCHED_DONE,
 	ST_SCHED_NEXT,
 	ST_SCHED_COUNT,
+	ST_EFFECTS_LIST,
 	ST_COUNT
 };
 
@@ -141,12 +143,12 @@ static const char *const sql_text[ST_COUNT] = {
                 "UNION SELECT revision FROM spawn_actor_history WHERE system = ? AND name = ? "
                 "ORDER BY 1 DESC LIMIT ?",
     [ST_INSERT] = "INSERT INTO spawn_actor_state"
-                  "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
-                  "VALUES(?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6)) "
+                  "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at, "
+                  "effects) VALUES(?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), ?) "
                   "ON DUPLICATE KEY UPDATE system = system",
     [ST_UPDATE] = "UPDATE spawn_actor_state SET revision = ?, epoch = ?, key_id = ?, "
-                  "nonce = ?, data = ?, type_url = ?, updated_at = UTC_TIMESTAMP(6) "
-                  "WHERE system = ? AND name = ? AND revision = ?",
+                  "nonce = ?, data = ?, type_url = ?, updated_at = UTC_TIMESTAMP(6), "
+                  "effects = ? WHERE system = ? AND name = ? AND revision = ?",
     [ST_FENCE] = "SELECT epoch FROM spawn_actor_epoch WHERE system = ? AND name = ? "
                  "LOCK IN SHARE MODE",
     [ST_ACQUIRE] = "INSERT INTO spawn_actor_epoch(system, name, epoch) VALUES(?, ?, 1) "
@@ -209,6 +211,13 @@ static const char *const sql_text[ST_COUNT] = {
                       "FORCE INDEX (spawn_schedule_lease) WHERE owner IS NOT NULL "
                       "AND lease_until < 9223372036854775807 ORDER BY lease_until LIMIT 1)",
     [ST_SCHED_COUNT] = "SELECT COUNT(*) FROM spawn_schedule",
+    /* The flagged rows through (effects, system, name): one equality, then
+     * key order. effects = 1, not <> 0: the front writes only 0 and 1, and
+     * <> 0 would be two ranges the index cannot return in key order. */
+    [ST_EFFECTS_LIST] = "SELECT system, name FROM spawn_actor_state "
+                        "FORCE INDEX (spawn_actor_state_effects) "
+                        "WHERE effects = 1 AND (system > ? OR (system = ? AND name > ?)) "
+                        "ORDER BY system, name LIMIT ?",
 };
 
 /* migrations[v] takes the schema from version v to v + 1: idempotent
@@ -281,8 +290,30 @@ static const char *const migration_3[] = {
     " KEY spawn_schedule_lease(lease_until)) ENGINE=InnoDB",
     NULL,
 };
-static const char *const *const migrations[SCHEMA_VERSION] = {migration_1, migration_2,
-                                                              migration_3};
+/* DDL_UNLESS(probe, ddl) runs ddl only when the query probe counts 0 rows:
+ * an idempotent ALTER for MySQL 8 too, which has neither ADD COLUMN IF NOT
+ * EXISTS nor CREATE INDEX IF NOT EXISTS (MariaDB has both). The server-side
+ * prepared statement lives in the migrating session only. */
+#define DDL_UNLESS(probe, ddl)                                                                     \
+	"SET @spawn_ddl = IF((" probe ") > 0, 'SELECT 1', '" ddl "')",                             \
+	    "PREPARE spawn_ddl FROM @spawn_ddl", "EXECUTE spawn_ddl",                              \
+	    "DEALLOCATE PREPARE spawn_ddl"
+#define IN_STATE_TABLE " WHERE table_schema = DATABASE() AND table_name = 'spawn_actor_state'"
+/* 3 -> 4: the effects flag of the latest row (existing rows: 0) and an index
+ * of (effects, system, name): InnoDB has no partial index, but the flagged
+ * rows are one contiguous range of it, in key order. */
+static const char *const migration_4[] = {
+    DDL_UNLESS("SELECT COUNT(*) FROM information_schema.columns" IN_STATE_TABLE
+               " AND column_name = 'effects'",
+               "ALTER TABLE spawn_actor_state ADD COLUMN effects SMALLINT NOT NULL DEFAULT 0"),
+    DDL_UNLESS("SELECT COUNT(*) FROM information_schema.statistics" IN_STATE_TABLE
+               " AND index_name = 'spawn_actor_state_effects'",
+               "CREATE INDEX spawn_actor_state_effects ON spawn_actor_state(effects, system, "
+               "name)"),
+    NULL,
+};
+static const char *const *const migrations[SCHEMA_VERSION] = {migration_1, migration_2, migration_3,
+                                                              migration_4};
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -785,6 +816,19 @@ static gw_err exec(my_drv *d, my_conn *mc, int id, binds *x, const char *what)
 	return GW_OK;
 }
 
+/* reconnect replaces a connection found dead; lost is the error that said
+ * so (read before the connection goes). */
+static gw_err reconnect(my_drv *d, my_conn *mc, const char *lost)
+{
+	GW_WARN("mariadb %s: connection lost (%s); reconnecting", d->where, lost);
+	conn_drop(mc);
+	char why[512];
+	gw_err e = conn_ready(d, mc, why, sizeof why);
+	if (e != GW_OK)
+		GW_ERROR("mariadb %s: cannot connect: %s", d->where, why);
+	return e;
+}
+
 /* exec_first runs the first command of a call; a connection found dead
  * that this call did not open is replaced and the command run again. */
 static gw_err exec_first(my_drv *d, my_conn *mc, bool fresh, int id, binds *x, const char *what)
@@ -795,34 +839,30 @@ static gw_err exec_first(my_drv *d, my_conn *mc, bool fresh, int id, binds *x, c
 	unsigned no = mysql_stmt_errno(st);
 	if (fresh || !lost_errno(no))
 		return fail(d, mc, st, what);
-	GW_WARN("mariadb %s: connection lost (%s); reconnecting", d->where, mysql_stmt_error(st));
-	conn_drop(mc);
-	char why[512];
-	gw_err e = conn_ready(d, mc, why, sizeof why);
-	if (e != GW_OK) {
-		GW_ERROR("mariadb %s: cannot connect: %s", d->where, why);
-		return e;
+	gw_err e = reconnect(d, mc, mysql_stmt_error(st));
+	return e == GW_OK ? exec(d, mc, id, x, what) : e;
+}
+
+/* query_first runs a plain statement that returns no rows as the first
+ * command of a call, reconnecting once like exec_first. what names it in
+ * the log (the statement may be long). */
+static gw_err query_first(my_drv *d, my_conn *mc, bool fresh, const char *sql, const char *what)
+{
+	for (int attempt = 0;; attempt++) {
+		if (mysql_real_query(mc->m, sql, strlen(sql)) == 0)
+			return GW_OK;
+		if (fresh || attempt > 0 || !lost_errno(mysql_errno(mc->m)))
+			return fail(d, mc, NULL, what);
+		gw_err e = reconnect(d, mc, mysql_error(mc->m));
+		if (e != GW_OK)
+			return e;
 	}
-	return exec(d, mc, id, x, what);
 }
 
 /* begin opens a transaction, reconnecting once like exec_first. */
 static gw_err begin(my_drv *d, my_conn *mc, bool fresh)
 {
-	static const char sql[] = "START TRANSACTION";
-	if (mysql_real_query(mc->m, sql, sizeof sql - 1) == 0)
-		return GW_OK;
-	if (fresh || !lost_errno(mysql_errno(mc->m)))
-		return fail(d, mc, NULL, sql);
-	GW_WARN("mariadb %s: connection lost (%s); reconnecting", d->where, mysql_error(mc->m));
-	conn_drop(mc);
-	char why[512];
-	gw_err e = conn_ready(d, mc, why, sizeof why);
-	if (e != GW_OK) {
-		GW_ERROR("mariadb %s: cannot connect: %s", d->where, why);
-		return e;
-	}
-	return simple(d, mc, sql);
+	return query_first(d, mc, fresh, "START TRANSACTION", "START TRANSACTION");
 }
 
 /* rollback ends a failed transaction; a connection that cannot is closed
@@ -1304,6 +1344,7 @@ static gw_err save_row(my_drv *d, my_conn *mc, const gw_row *row, gw_err *result
 	if (row->expected == 0) {
 		id = ST_INSERT;
 		write_binds(&x, row);
+		b_int(&x, 8, 2, (uint64_t)row->effects);
 	} else {
 		id = ST_UPDATE;
 		b_int(&x, 0, 0, row->revision);
@@ -1312,9 +1353,10 @@ static gw_err save_row(my_drv *d, my_conn *mc, const gw_row *row, gw_err *result
 		b_bytes(&x, 3, row->nonce, sizeof row->nonce);
 		b_bytes(&x, 4, row->data, row->len);
 		b_str(&x, 5, row->type_url);
-		b_str(&x, 6, row->key.system);
-		b_str(&x, 7, row->key.name);
-		b_int(&x, 8, 2, row->expected);
+		b_int(&x, 6, 3, (uint64_t)row->effects);
+		b_str(&x, 7, row->key.system);
+		b_str(&x, 8, row->key.name);
+		b_int(&x, 9, 2, row->expected);
 	}
 	if ((e = exec(d, mc, id, &x, "save")) != GW_OK)
 		return e;
@@ -1847,6 +1889,35 @@ static gw_err my_sched_done(void *drv, const char *id)
 	return sched_by_id(drv, ST_SCHED_DONE, id, "schedule done");
 }
 
+/* One DELETE per chunk, autocommit (one transaction). The ids are spelled
+ * into the statement: a prepared statement has a fixed number of
+ * parameters, and ids are [A-Za-z0-9_.:-] of at most GW_SCHED_ID_MAX bytes
+ * (store.c checks), so quoting each is enough. 4,096 ids make ~170 KB, far
+ * below max_allowed_packet. */
+static gw_err my_sched_done_batch(void *drv, const char *const *ids, size_t n)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh;
+	static const char head[] = "DELETE FROM spawn_schedule WHERE id IN (";
+	size_t cap = sizeof head + n * (GW_SCHED_ID_MAX + 3) + 2, off = sizeof head - 1;
+	char *sql = malloc(cap);
+	if (!sql)
+		return GW_ENOMEM;
+	memcpy(sql, head, off);
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(sql + off, cap - off, "%s'%.*s'", i ? "," : "",
+		                        GW_SCHED_ID_MAX, ids[i]);
+	snprintf(sql + off, cap - off, ")");
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e == GW_OK) {
+		e = query_first(d, mc, fresh, sql, "schedule done (batch)");
+		release(d, mc);
+	}
+	free(sql);
+	return e;
+}
+
 static gw_err my_sched_next_due(void *drv, int64_t *due_ms)
 {
 	my_drv *d = drv;
@@ -1911,6 +1982,64 @@ static gw_err my_sched_count(void *drv, uint64_t *n)
 	return e;
 }
 
+/* ---- undelivered side effects -------------------------------------------------------- */
+
+static gw_err my_effects_list(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
+                              size_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool fresh;
+	size_t got = 0;
+	gw_err e = acquire(d, &mc, &fresh);
+	if (e != GW_OK)
+		return e;
+	binds x;
+	b_str(&x, 0, after->system);
+	b_str(&x, 1, after->system);
+	b_str(&x, 2, after->name);
+	b_int(&x, 3, 0, max > GWI_STORE_MAX_INT ? GWI_STORE_MAX_INT : max);
+	if ((e = exec_first(d, mc, fresh, ST_EFFECTS_LIST, &x, "effects list")) != GW_OK)
+		goto out;
+	MYSQL_STMT *st = mc->st[ST_EFFECTS_LIST];
+	MYSQL_BIND r[2];
+	unsigned long len[2] = {0};
+	memset(r, 0, sizeof r);
+	for (int i = 0; i < 2; i++) {
+		r[i].buffer_type = MYSQL_TYPE_BLOB;
+		r[i].length = &len[i];
+	}
+	if (mysql_stmt_bind_result(st, r) != 0) {
+		e = fail(d, mc, st, "effects list (bind)");
+		goto out;
+	}
+	int rc = 0;
+	/* No buffers bound: each fetch measures the keys, fetch_bytes copies. */
+	while (got < max && ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED)) {
+		char *sys = NULL, *name = NULL;
+		if ((e = fetch_bytes(d, mc, st, 0, len[0], &sys)) != GW_OK ||
+		    (e = fetch_bytes(d, mc, st, 1, len[1], &name)) != GW_OK) {
+			free(sys);
+			goto out;
+		}
+		out[got].system = sys;
+		out[got].name = name;
+		got++;
+	}
+	if (got < max && rc != MYSQL_NO_DATA) {
+		e = fail(d, mc, st, "effects list (fetch)");
+		goto out;
+	}
+	*n = got;
+out:
+	if (e != GW_OK)
+		gw_keys_fini(out, got);
+	if (mc->m)
+		mysql_stmt_free_result(mc->st[ST_EFFECTS_LIST]);
+	release(d, mc);
+	return e;
+}
+
 #define MY_OPS(sch)                                                                                \
 	{                                                                                          \
 		.version = GW_STORE_OPS_VERSION, .scheme = sch, .open = my_open, .load = my_load,  \
@@ -1923,6 +2052,7 @@ static gw_err my_sched_count(void *drv, uint64_t *n)
 		.sched_put = my_sched_put, .sched_claim = my_sched_claim,                          \
 		.sched_set_aside = my_sched_set_aside, .sched_done = my_sched_done,                \
 		.sched_next_due = my_sched_next_due, .sched_count = my_sched_count,                \
+		.sched_done_batch = my_sched_done_batch, .effects_list = my_effects_list,          \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

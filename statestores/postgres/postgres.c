@@ -4,7 +4,7 @@
  *        postgresql://...   (libpq parses the URI: every libpq URI
  *        parameter works, e.g. sslrootcert, options=-csearch_path%3Dx)
  *
- * Schema (version 3; docs/schema.md): spawn_meta, spawn_actor_state,
+ * Schema (version 4; docs/schema.md): spawn_meta, spawn_actor_state,
  * spawn_actor_history, spawn_actor_epoch, spawn_instance and spawn_schedule
  * in the first schema of the search_path. Created or
  * migrated at open in one transaction that holds a transaction-level
@@ -79,7 +79,7 @@
 
 #include <libpq-fe.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define POOL_DEFAULT   4
 #define POOL_MAX       64
 #define HISTORY_MAX    1000000
@@ -88,6 +88,7 @@
 
 /* Type OIDs (catalog/pg_type.h is a server header). */
 #define OID_BYTEA      17
+#define OID_INT2       21
 #define OID_INT8       20
 #define OID_TEXT       25
 #define OID_TEXT_ARRAY 1009
@@ -120,6 +121,8 @@ enum {
 	ST_SCHED_DONE,
 	ST_SCHED_NEXT,
 	ST_SCHED_COUNT,
+	ST_SCHED_DONE_BATCH,
+	ST_EFFECTS_LIST,
 	ST_COUNT
 };
 
@@ -131,14 +134,15 @@ enum {
 	"WHERE system = $1 AND name = $2 AND revision = $3 AND key_id = $7 AND nonce = $8"
 
 /* INSERT, UPDATE and HIST_PUT share $1..$8 = system, name, revision, epoch,
- * key_id, nonce, data, type_url; UPDATE adds $9 = the expected revision,
- * HIST_PUT $9 = the oldest revision to keep. The rotation rewrites take
+ * key_id, nonce, data, type_url; INSERT adds $9 = the effects flag, UPDATE
+ * $9 = the expected revision and $10 = the effects flag, HIST_PUT $9 = the
+ * oldest revision to keep. The rotation rewrites take
  * system, name, revision, new key_id, nonce, data, old key_id, old nonce. */
 static const struct {
 	const char *name;
 	const char *sql;
 	int nparams;
-	Oid types[9];
+	Oid types[10];
 } stmts[ST_COUNT] = {
     [ST_LOAD] = {"gw_load",
                  "SELECT " ROW_COLS " FROM spawn_actor_state WHERE system = $1 AND name = $2",
@@ -159,19 +163,19 @@ static const struct {
                  {OID_TEXT, OID_TEXT, OID_INT8}},
     [ST_INSERT] = {"gw_insert",
                    "INSERT INTO spawn_actor_state"
-                   "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
-                   "VALUES($1, $2, $3, $4, $5, $6, $7, $8, now()) "
+                   "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at, "
+                   "effects) VALUES($1, $2, $3, $4, $5, $6, $7, $8, now(), $9) "
                    "ON CONFLICT (system, name) DO NOTHING",
-                   8,
-                   {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT, OID_BYTEA, OID_BYTEA,
-                    OID_TEXT}},
-    [ST_UPDATE] = {"gw_update",
-                   "UPDATE spawn_actor_state SET revision = $3, epoch = $4, key_id = $5, "
-                   "nonce = $6, data = $7, type_url = $8, updated_at = now() "
-                   "WHERE system = $1 AND name = $2 AND revision = $9",
                    9,
                    {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT, OID_BYTEA, OID_BYTEA,
-                    OID_TEXT, OID_INT8}},
+                    OID_TEXT, OID_INT2}},
+    [ST_UPDATE] = {"gw_update",
+                   "UPDATE spawn_actor_state SET revision = $3, epoch = $4, key_id = $5, "
+                   "nonce = $6, data = $7, type_url = $8, updated_at = now(), effects = $10 "
+                   "WHERE system = $1 AND name = $2 AND revision = $9",
+                   10,
+                   {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_TEXT, OID_BYTEA, OID_BYTEA,
+                    OID_TEXT, OID_INT8, OID_INT2}},
     /* FOR SHARE: an acquire (an UPDATE of this row) waits for our commit. */
     [ST_FENCE] = {"gw_fence",
                   "SELECT epoch FROM spawn_actor_epoch WHERE system = $1 AND name = $2 "
@@ -291,6 +295,19 @@ static const struct {
                        0,
                        {0}},
     [ST_SCHED_COUNT] = {"gw_sched_count", "SELECT count(*) FROM spawn_schedule", 0, {0}},
+    /* One statement (autocommit: one transaction) for a whole chunk. */
+    [ST_SCHED_DONE_BATCH] = {"gw_sched_done_batch",
+                             "DELETE FROM spawn_schedule WHERE id = ANY($1)",
+                             1,
+                             {OID_TEXT_ARRAY}},
+    /* effects <> 0 implies the partial index's predicate: the scan walks
+     * only the flagged rows, in key order. */
+    [ST_EFFECTS_LIST] = {"gw_effects_list",
+                         "SELECT system, name FROM spawn_actor_state "
+                         "WHERE effects <> 0 AND (system, name) > ($1, $2) "
+                         "ORDER BY system, name LIMIT $3",
+                         3,
+                         {OID_TEXT, OID_TEXT, OID_INT8}},
 };
 
 /* migrations[v] takes the schema from version v to v + 1. Append only: a
@@ -356,6 +373,13 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " WHERE owner IS NULL;"
     "CREATE INDEX IF NOT EXISTS spawn_schedule_lease ON spawn_schedule(lease_until)"
     " WHERE owner IS NOT NULL;",
+    /* 3 -> 4: the effects flag of the latest row (existing rows: 0; a
+     * constant default adds no row rewrite) and a partial index of the
+     * flagged rows, so listing them reads only them. */
+    "ALTER TABLE spawn_actor_state"
+    " ADD COLUMN IF NOT EXISTS effects smallint NOT NULL DEFAULT 0;"
+    "CREATE INDEX IF NOT EXISTS spawn_actor_state_effects ON spawn_actor_state(system, name)"
+    " WHERE effects <> 0;",
 };
 
 typedef struct pg_conn {
@@ -639,10 +663,10 @@ static void release(pg_drv *d, pg_conn *pc)
 
 /* A statement's parameters: text unless len[i] >= 0 (binary bytea). */
 typedef struct params {
-	const char *v[9];
-	int len[9];
-	int fmt[9];
-	char ints[3][24]; /* storage for integer parameters */
+	const char *v[10];
+	int len[10];
+	int fmt[10];
+	char ints[4][24]; /* storage for integer parameters */
 } params;
 
 static void p_text(params *p, int i, const char *s)
@@ -1204,6 +1228,10 @@ static gw_err save_row(pg_drv *d, pg_conn *pc, const gw_row *row, gw_err *result
 		}
 	}
 	row_params(&p, row, row->expected);
+	if (row->expected == 0)
+		p_int(&p, 8, 2, (uint64_t)row->effects); /* INSERT: $9 */
+	else
+		p_int(&p, 9, 3, (uint64_t)row->effects); /* UPDATE: $10 */
 	PGresult *r = exec_st(pc, row->expected == 0 ? ST_INSERT : ST_UPDATE, &p);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		e = fail(d, pc, r, "save");
@@ -1625,17 +1653,19 @@ static int sched_cmp(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
-/* id_array writes the text[] literal {"id1","id2",...} of rows[0..n). Ids
- * are [A-Za-z0-9_.:-] (store.c checks at put): quoting each is enough. */
-static char *id_array(const gw_sched_row *rows, size_t n)
+/* id_array writes the text[] literal {"id1","id2",...} of ids[0..n). Ids
+ * are [A-Za-z0-9_.:-] of at most GW_SCHED_ID_MAX bytes
+ * (store.c checks at put and at done): quoting each is enough. */
+static char *id_array(const char *const *ids, size_t n)
 {
-	size_t cap = 3 + n * (sizeof rows->id + 3), off = 0;
+	size_t cap = 3 + n * (GW_SCHED_ID_MAX + 3), off = 0;
 	char *s = malloc(cap);
 	if (!s)
 		return NULL;
 	s[off++] = '{';
 	for (size_t i = 0; i < n; i++)
-		off += (size_t)snprintf(s + off, cap - off, "%s\"%s\"", i ? "," : "", rows[i].id);
+		off += (size_t)snprintf(s + off, cap - off, "%s\"%.*s\"", i ? "," : "",
+		                        GW_SCHED_ID_MAX, ids[i]);
 	snprintf(s + off, cap - off, "}");
 	return s;
 }
@@ -1666,7 +1696,12 @@ static gw_err pg_sched_claim(void *drv, int64_t now, const char *owner, int64_t 
 	take = got < max ? got : max;
 	if (take > 0) {
 		/* Rows locked but not taken are released at COMMIT. */
-		if (!(ids = id_array(tmp, take))) {
+		const char **idv = malloc(take * sizeof *idv);
+		for (size_t i = 0; idv && i < take; i++)
+			idv[i] = tmp[i].id;
+		ids = idv ? id_array(idv, take) : NULL;
+		free(idv);
+		if (!ids) {
 			e = GW_ENOMEM;
 			goto fail;
 		}
@@ -1704,7 +1739,8 @@ fail:
 	return e;
 }
 
-/* sched_by_id runs statement id with $1 = the row id (autocommit). */
+/* sched_by_id runs statement id with $1 = the row id, or the text[] of
+ * ids (autocommit). */
 static gw_err sched_by_id(pg_drv *d, int id, const char *row_id)
 {
 	pg_conn *pc;
@@ -1729,6 +1765,16 @@ static gw_err pg_sched_set_aside(void *drv, const char *id)
 static gw_err pg_sched_done(void *drv, const char *id)
 {
 	return sched_by_id(drv, ST_SCHED_DONE, id);
+}
+
+static gw_err pg_sched_done_batch(void *drv, const char *const *ids, size_t n)
+{
+	char *arr = id_array(ids, n);
+	if (!arr)
+		return GW_ENOMEM;
+	gw_err e = sched_by_id(drv, ST_SCHED_DONE_BATCH, arr);
+	free(arr);
+	return e;
 }
 
 static gw_err pg_sched_next_due(void *drv, int64_t *due_ms)
@@ -1781,6 +1827,46 @@ static gw_err pg_sched_count(void *drv, uint64_t *n)
 	return e;
 }
 
+/* ---- undelivered side effects ------------------------------------------------------ */
+
+static gw_err pg_effects_list(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
+                              size_t *n)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	bool fresh;
+	PGresult *r = NULL;
+	size_t got = 0;
+	gw_err e = acquire(d, &pc, &fresh);
+	if (e != GW_OK)
+		return e;
+	params p;
+	p_text(&p, 0, after->system);
+	p_text(&p, 1, after->name);
+	p_int(&p, 2, 0, max > GWI_STORE_MAX_INT ? GWI_STORE_MAX_INT : max);
+	if ((e = retry_first(d, pc, fresh, ST_EFFECTS_LIST, NULL, &p, PGRES_TUPLES_OK, &r)) !=
+	    GW_OK)
+		goto out;
+	for (int i = 0; i < PQntuples(r) && got < max; i++) {
+		char *sys = dup_col(r, i, 0), *name = dup_col(r, i, 1);
+		if (!sys || !name) {
+			free(sys);
+			free(name);
+			gw_keys_fini(out, got);
+			e = GW_ENOMEM;
+			goto out;
+		}
+		out[got].system = sys;
+		out[got].name = name;
+		got++;
+	}
+	*n = got;
+out:
+	PQclear(r);
+	release(d, pc);
+	return e;
+}
+
 /* Two tables, one per URL scheme libpq accepts; gw_store_scheme() names the
  * one the URL used. */
 #define PG_OPS(sch)                                                                                \
@@ -1795,6 +1881,7 @@ static gw_err pg_sched_count(void *drv, uint64_t *n)
 		.sched_put = pg_sched_put, .sched_claim = pg_sched_claim,                          \
 		.sched_set_aside = pg_sched_set_aside, .sched_done = pg_sched_done,                \
 		.sched_next_due = pg_sched_next_due, .sched_count = pg_sched_count,                \
+		.sched_done_batch = pg_sched_done_batch, .effects_list = pg_effects_list,          \
 	}
 
 const gw_store_ops gw_postgres_ops = PG_OPS("postgres");

@@ -2,13 +2,14 @@
  *
  * URLs:  sqlite:///abs/path.db   sqlite://rel/path.db   sqlite::memory:
  *
- * Schema (version 3, docs/schema.md), created or migrated at open inside one
+ * Schema (version 4, docs/schema.md), created or migrated at open inside one
  * BEGIN IMMEDIATE (the database write lock), so openers racing on a new or
  * old file run each migration once:
  *   spawn_meta(name TEXT PRIMARY KEY, value BLOB)
- *       "schema_version" -> 2, "keycheck" and "rotation" -> written by store.c
+ *       "schema_version" -> 4, "keycheck" and "rotation" -> written by store.c
  *   spawn_actor_state(system, name, revision, epoch, key_id, nonce, data,
- *                     type_url, updated_at, PRIMARY KEY(system, name))
+ *                     type_url, updated_at, effects, PRIMARY KEY(system, name)),
+ *                     partial index on (system, name) WHERE effects <> 0
  *   spawn_actor_history(the same columns, PRIMARY KEY(system, name, revision))
  *   spawn_actor_epoch(system, name, epoch, PRIMARY KEY(system, name))
  *   spawn_instance(system, name, parent, created_at, PRIMARY KEY(system, name))
@@ -56,7 +57,7 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_VERSION  3
+#define SCHEMA_VERSION  4
 #define BUSY_TIMEOUT_MS 5000
 #define HISTORY_MAX     1000000
 
@@ -90,6 +91,7 @@ enum {
 	ST_SCHED_DONE,
 	ST_SCHED_NEXT,
 	ST_SCHED_COUNT,
+	ST_EFFECTS_LIST,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -100,7 +102,8 @@ enum {
 #define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
 
 /* INSERT, UPDATE and HIST_PUT share parameter numbers ?1..?9 so one
- * function binds them all; UPDATE adds ?10 = the expected revision. The
+ * function binds them all; INSERT and UPDATE add ?10 = the effects flag
+ * (the history has none), UPDATE ?11 = the expected revision. The
  * rotation rewrites share ?1..?8: system, name, revision, new key_id,
  * nonce, data, old key_id, old nonce. */
 static const char *const sql_text[ST_COUNT] = {
@@ -113,12 +116,12 @@ static const char *const sql_text[ST_COUNT] = {
                 "UNION SELECT revision FROM spawn_actor_history WHERE system = ?1 AND name = ?2 "
                 "ORDER BY 1 DESC LIMIT ?3",
     [ST_INSERT] = "INSERT INTO spawn_actor_state"
-                  "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
-                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                  "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at, "
+                  "effects) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
                   "ON CONFLICT(system, name) DO NOTHING",
     [ST_UPDATE] = "UPDATE spawn_actor_state SET revision = ?3, epoch = ?4, key_id = ?5, "
-                  "nonce = ?6, data = ?7, type_url = ?8, updated_at = ?9 "
-                  "WHERE system = ?1 AND name = ?2 AND revision = ?10",
+                  "nonce = ?6, data = ?7, type_url = ?8, updated_at = ?9, effects = ?10 "
+                  "WHERE system = ?1 AND name = ?2 AND revision = ?11",
     [ST_FENCE] = "SELECT epoch FROM spawn_actor_epoch WHERE system = ?1 AND name = ?2",
     [ST_ACQUIRE] = "INSERT INTO spawn_actor_epoch(system, name, epoch) VALUES(?1, ?2, 1) "
                    "ON CONFLICT(system, name) DO UPDATE SET epoch = epoch + 1 RETURNING epoch",
@@ -179,6 +182,11 @@ static const char *const sql_text[ST_COUNT] = {
                       "WHERE owner IS NOT NULL AND lease_until < 9223372036854775807 "
                       "ORDER BY lease_until LIMIT 1)",
     [ST_SCHED_COUNT] = "SELECT count(*) FROM spawn_schedule",
+    /* The partial index holds exactly the flagged rows, in key order. */
+    [ST_EFFECTS_LIST] = "SELECT system, name FROM spawn_actor_state "
+                        "INDEXED BY spawn_actor_state_effects "
+                        "WHERE effects <> 0 AND (system, name) > (?1, ?2) "
+                        "ORDER BY system, name LIMIT ?3",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -245,6 +253,13 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " WHERE owner IS NULL;"
     "CREATE INDEX IF NOT EXISTS spawn_schedule_lease ON spawn_schedule(lease_until)"
     " WHERE owner IS NOT NULL;",
+    /* 3 -> 4: the effects flag of the latest row (existing rows: 0) and a
+     * partial index of the flagged rows, so listing them reads only them.
+     * SQLite has no ADD COLUMN IF NOT EXISTS; the step is safe to retry all
+     * the same: it commits whole, with the version, or not at all. */
+    "ALTER TABLE spawn_actor_state ADD COLUMN effects INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX IF NOT EXISTS spawn_actor_state_effects ON spawn_actor_state(system, name)"
+    " WHERE effects <> 0;",
 };
 
 typedef struct sqlite_drv {
@@ -710,10 +725,10 @@ static gw_err fence(sqlite_drv *d, const gw_row *r, bool *fenced)
 	return e;
 }
 
-/* write_row binds ?1..?9 of INSERT, UPDATE or HIST_PUT (and ?10 = extra
- * when extra is not 0) and runs it. *changed: rows it changed. */
-static gw_err write_row(sqlite_drv *d, int id, const gw_row *r, int64_t now, uint64_t extra,
-                        int *changed)
+/* write_row binds ?1..?9 of INSERT, UPDATE or HIST_PUT (and ?10 = effects,
+ * ?11 = expected where the statement has them) and runs it. *changed: rows
+ * it changed. */
+static gw_err write_row(sqlite_drv *d, int id, const gw_row *r, int64_t now, int *changed)
 {
 	sqlite3_stmt *st = d->st[id];
 	int rc = bind_key(st, &r->key);
@@ -733,8 +748,10 @@ static gw_err write_row(sqlite_drv *d, int id, const gw_row *r, int64_t now, uin
 		rc = sqlite3_bind_text(st, 8, r->type_url, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 9, now);
-	if (rc == SQLITE_OK && extra > 0)
-		rc = sqlite3_bind_int64(st, 10, (sqlite3_int64)extra);
+	if (rc == SQLITE_OK && id != ST_HIST_PUT)
+		rc = sqlite3_bind_int(st, 10, r->effects);
+	if (rc == SQLITE_OK && id == ST_UPDATE)
+		rc = sqlite3_bind_int64(st, 11, (sqlite3_int64)r->expected);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, "save");
@@ -774,7 +791,7 @@ static gw_err save_row(sqlite_drv *d, const gw_row *r, int64_t now, gw_err *resu
 			return GW_OK;
 		}
 	}
-	e = write_row(d, r->expected == 0 ? ST_INSERT : ST_UPDATE, r, now, r->expected, &changed);
+	e = write_row(d, r->expected == 0 ? ST_INSERT : ST_UPDATE, r, now, &changed);
 	if (e != GW_OK)
 		return e;
 	if (changed != 1) {
@@ -785,7 +802,7 @@ static gw_err save_row(sqlite_drv *d, const gw_row *r, int64_t now, gw_err *resu
 		/* Keep revisions (new - history) .. new. */
 		uint64_t keep =
 		    r->revision > (uint64_t)d->history ? r->revision - (uint64_t)d->history : 0;
-		if ((e = write_row(d, ST_HIST_PUT, r, now, 0, &changed)) != GW_OK ||
+		if ((e = write_row(d, ST_HIST_PUT, r, now, &changed)) != GW_OK ||
 		    (e = run_key(d, ST_HIST_TRIM, &r->key, true, keep, "save (history trim)")) !=
 		        GW_OK)
 			return e;
@@ -1224,6 +1241,17 @@ static gw_err sq_sched_done(void *drv, const char *id)
 	return sched_by_id(drv, ST_SCHED_DONE, id, "schedule done");
 }
 
+/* One DELETE per id, all inside one write transaction: in-process statements
+ * cost microseconds; what a delete per transaction cost was its fsync. */
+static gw_err sq_sched_done_batch(void *drv, const char *const *ids, size_t n)
+{
+	sqlite_drv *d = drv;
+	gw_err e = run(d, ST_BEGIN, "begin");
+	for (size_t i = 0; e == GW_OK && i < n; i++)
+		e = sched_by_id(d, ST_SCHED_DONE, ids[i], "schedule done (batch)");
+	return end_tx(d, e);
+}
+
 static gw_err sq_sched_next_due(void *drv, int64_t *due_ms)
 {
 	sqlite_drv *d = drv;
@@ -1260,6 +1288,43 @@ static gw_err sq_sched_count(void *drv, uint64_t *n)
 	return e;
 }
 
+/* ---- undelivered side effects ---------------------------------------------------- */
+
+static gw_err sq_effects_list(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
+                              size_t *n)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_EFFECTS_LIST];
+	size_t got = 0;
+	gw_err e = GW_OK;
+	int rc = bind_key(st, after);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3,
+		                        max > GWI_STORE_MAX_INT ? INT64_MAX : (sqlite3_int64)max);
+	while (rc == SQLITE_OK && got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = SQLITE_OK;
+		char *sys = dup_text(st, 0), *name = dup_text(st, 1);
+		if (!sys || !name) {
+			free(sys);
+			free(name);
+			e = GW_ENOMEM;
+			break;
+		}
+		out[got].system = sys;
+		out[got].name = name;
+		got++;
+	}
+	if (e == GW_OK && rc != SQLITE_OK && rc != SQLITE_DONE)
+		e = sql_fail(d, rc, "effects list");
+	sqlite3_reset(st);
+	if (e != GW_OK) {
+		gw_keys_fini(out, got);
+		return e;
+	}
+	*n = got;
+	return GW_OK;
+}
+
 const gw_store_ops gw_sqlite_ops = {
     .version = GW_STORE_OPS_VERSION,
     .scheme = "sqlite",
@@ -1286,4 +1351,6 @@ const gw_store_ops gw_sqlite_ops = {
     .sched_done = sq_sched_done,
     .sched_next_due = sq_sched_next_due,
     .sched_count = sq_sched_count,
+    .sched_done_batch = sq_sched_done_batch,
+    .effects_list = sq_effects_list,
 };

@@ -62,6 +62,21 @@ typedef struct target {
 	bool (*raw_sched_contains)(const ctx *c, const char *needle, long long *n);
 	bool (*raw_sched_indexed)(const ctx *c, char *why, size_t cap);
 	bool (*raw_downgrade_v2)(const ctx *c);
+	/* Schema version 4 (store_effects.c):
+	 * raw_downgrade_v3: make the store look as schema version 3 left it:
+	 *           drop the effects column of spawn_actor_state and its
+	 *           index, record version 3 (the downgrades to 1 and 2 drop
+	 *           them too).
+	 * raw_effects_indexed: whether the backend plans the driver's effects
+	 *           listing (the same query shape: keep them in step) as a
+	 *           search of spawn_actor_state_effects, never a table scan;
+	 *           why gets the plan when not.
+	 * ddl_autocommits: the backend commits each DDL statement on its own
+	 *           (MariaDB), so a migration cut short leaves part of a step
+	 *           behind, and the step must run again over it. */
+	bool (*raw_downgrade_v3)(const ctx *c);
+	bool (*raw_effects_indexed)(const ctx *c, char *why, size_t cap);
+	bool ddl_autocommits;
 	/* ns_new: write into url a URL of a fresh, empty namespace on the
 	 * target's server (conf_ns_teardown drops it after the test).
 	 * NULL: t->url is shared. ns_drop: drop namespace name. */
@@ -120,6 +135,10 @@ void conf_add_fencing(Suite *s, int ntargets);
 /* conf_add_schedule adds the suite of store_schedule.c: UNNAMED
  * instances and scheduled invocations (schema version 3). */
 void conf_add_schedule(Suite *s, int ntargets);
+
+/* conf_add_effects adds the suite of store_effects.c: the effects flag of
+ * the latest row and its listing (schema version 4). */
+void conf_add_effects(Suite *s, int ntargets);
 
 /* conf_raw_<backend> fills t's raw hooks and namespace functions when the
  * backend's client library is built into the suite (GW_TEST_<BACKEND>);

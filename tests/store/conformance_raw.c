@@ -117,7 +117,7 @@ static bool sqlite_raw_copy(const ctx *c, const char *fsys, const char *fname, c
 	const char *p[] = {tsys, tname, fsys, fname};
 	return sqlite_raw(c,
 	                  "INSERT INTO spawn_actor_state SELECT ?1, ?2, revision, epoch, key_id, "
-	                  "nonce, data, type_url, updated_at FROM spawn_actor_state "
+	                  "nonce, data, type_url, updated_at, effects FROM spawn_actor_state "
 	                  "WHERE system = ?3 AND name = ?4 "
 	                  "ON CONFLICT(system, name) DO UPDATE SET key_id = excluded.key_id, "
 	                  "nonce = excluded.nonce, data = excluded.data",
@@ -174,11 +174,17 @@ static bool sqlite_raw_count_key(const ctx *c, const char *key_id, long long *n)
 	                  p, 1, n, 1);
 }
 
+/* What schema version 4 added (statestores/sqlite/sqlite.c, step 3 -> 4). */
+#define SQLITE_DROP_V4                                                                             \
+	"DROP INDEX spawn_actor_state_effects; "                                                   \
+	"ALTER TABLE spawn_actor_state DROP COLUMN effects; "
+
 static bool sqlite_raw_downgrade_v1(const ctx *c)
 {
-	return sqlite_raw_exec(c, "DROP TABLE spawn_actor_epoch; DROP TABLE spawn_actor_history; "
-	                          "UPDATE spawn_meta SET value = 1 WHERE name = 'schema_version'; "
-	                          "UPDATE spawn_actor_state SET epoch = 5");
+	return sqlite_raw_exec(c, SQLITE_DROP_V4
+	                       "DROP TABLE spawn_actor_epoch; DROP TABLE spawn_actor_history; "
+	                       "UPDATE spawn_meta SET value = 1 WHERE name = 'schema_version'; "
+	                       "UPDATE spawn_actor_state SET epoch = 5");
 }
 
 static bool sqlite_raw_sched_fill(const ctx *c, const char *prefix, long n, long long first_due)
@@ -250,8 +256,45 @@ static bool sqlite_raw_sched_indexed(const ctx *c, char *why, size_t cap)
 
 static bool sqlite_raw_downgrade_v2(const ctx *c)
 {
-	return sqlite_raw_exec(c, "DROP TABLE spawn_instance; DROP TABLE spawn_schedule; "
-	                          "UPDATE spawn_meta SET value = 2 WHERE name = 'schema_version'");
+	return sqlite_raw_exec(c, SQLITE_DROP_V4
+	                       "DROP TABLE spawn_instance; DROP TABLE spawn_schedule; "
+	                       "UPDATE spawn_meta SET value = 2 WHERE name = 'schema_version'");
+}
+
+static bool sqlite_raw_downgrade_v3(const ctx *c)
+{
+	return sqlite_raw_exec(c, SQLITE_DROP_V4
+	                       "UPDATE spawn_meta SET value = 3 WHERE name = 'schema_version'");
+}
+
+/* The driver's effects listing (statestores/sqlite/sqlite.c). */
+static bool sqlite_raw_effects_indexed(const ctx *c, char *why, size_t cap)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	bool ok =
+	    sqlite3_open_v2(c->db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db,
+	                       "EXPLAIN QUERY PLAN SELECT system, name FROM spawn_actor_state "
+	                       "INDEXED BY spawn_actor_state_effects "
+	                       "WHERE effects <> 0 AND (system, name) > ('a', 'b') "
+	                       "ORDER BY system, name LIMIT 10",
+	                       -1, &st, NULL) == SQLITE_OK;
+	bool indexed = false;
+	snprintf(why, cap, "%s", ok ? "" : sqlite3_errmsg(db));
+	while (ok && sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		size_t used = strlen(why);
+		snprintf(why + used, cap - used, "[%s] ", d ? d : "");
+		if (d && strstr(d, "SEARCH spawn_actor_state USING") &&
+		    strstr(d, "INDEX spawn_actor_state_effects"))
+			indexed = true;
+		if (d && strstr(d, "TEMP B-TREE")) /* a sort: not in index order */
+			ok = false;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ok && indexed;
 }
 #endif
 
@@ -315,7 +358,7 @@ static bool pg_raw_copy(const ctx *c, const char *fsys, const char *fname, const
 	const char *p[] = {tsys, tname, fsys, fname};
 	return pg_raw(c->url,
 	              "INSERT INTO spawn_actor_state SELECT $1, $2, revision, epoch, key_id, "
-	              "nonce, data, type_url, updated_at FROM spawn_actor_state "
+	              "nonce, data, type_url, updated_at, effects FROM spawn_actor_state "
 	              "WHERE system = $3 AND name = $4 "
 	              "ON CONFLICT(system, name) DO UPDATE SET key_id = excluded.key_id, "
 	              "nonce = excluded.nonce, data = excluded.data",
@@ -374,13 +417,18 @@ static bool pg_raw_count_key(const ctx *c, const char *key_id, long long *n)
 	              p, 1, n, 1);
 }
 
+/* What schema version 4 added (statestores/postgres/postgres.c). */
+#define PG_DROP_V4                                                                                 \
+	"DROP INDEX spawn_actor_state_effects; "                                                   \
+	"ALTER TABLE spawn_actor_state DROP COLUMN effects; "
+
 static bool pg_raw_downgrade_v1(const ctx *c)
 {
 	return pg_raw(c->url,
-	              "DROP TABLE spawn_actor_epoch; "
-	              "UPDATE spawn_meta SET value = convert_to('1', 'UTF8') "
-	              "WHERE name = 'schema_version'; "
-	              "UPDATE spawn_actor_state SET epoch = 5",
+	              PG_DROP_V4 "DROP TABLE spawn_actor_epoch; "
+	                         "UPDATE spawn_meta SET value = convert_to('1', 'UTF8') "
+	                         "WHERE name = 'schema_version'; "
+	                         "UPDATE spawn_actor_state SET epoch = 5",
 	              NULL, 0, NULL, 0);
 }
 
@@ -454,10 +502,45 @@ static bool pg_raw_sched_indexed(const ctx *c, char *why, size_t cap)
 static bool pg_raw_downgrade_v2(const ctx *c)
 {
 	return pg_raw(c->url,
-	              "DROP TABLE spawn_instance; DROP TABLE spawn_schedule; "
-	              "UPDATE spawn_meta SET value = convert_to('2', 'UTF8') "
-	              "WHERE name = 'schema_version'",
+	              PG_DROP_V4 "DROP TABLE spawn_instance; DROP TABLE spawn_schedule; "
+	                         "UPDATE spawn_meta SET value = convert_to('2', 'UTF8') "
+	                         "WHERE name = 'schema_version'",
 	              NULL, 0, NULL, 0);
+}
+
+static bool pg_raw_downgrade_v3(const ctx *c)
+{
+	return pg_raw(c->url,
+	              PG_DROP_V4 "UPDATE spawn_meta SET value = convert_to('3', 'UTF8') "
+	                         "WHERE name = 'schema_version'",
+	              NULL, 0, NULL, 0);
+}
+
+/* The driver's effects listing (statestores/postgres/postgres.c), planned
+ * with fresh statistics (as autovacuum would gather them). */
+static bool pg_raw_effects_indexed(const ctx *c, char *why, size_t cap)
+{
+	PGconn *pc = PQconnectdb(c->url);
+	PGresult *r = PQstatus(pc) == CONNECTION_OK
+	                  ? PQexec(pc, "ANALYZE spawn_actor_state; EXPLAIN SELECT system, name "
+	                               "FROM spawn_actor_state "
+	                               "WHERE effects <> 0 AND (system, name) > ('a', 'b') "
+	                               "ORDER BY system, name LIMIT 100")
+	                  : NULL;
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK, indexed = false;
+	snprintf(why, cap, "%s", ok ? "" : PQerrorMessage(pc));
+	for (int i = 0; ok && i < PQntuples(r); i++) {
+		const char *line = PQgetvalue(r, i, 0);
+		size_t used = strlen(why);
+		snprintf(why + used, cap - used, "[%s] ", line);
+		if (strstr(line, "spawn_actor_state_effects"))
+			indexed = true;
+		if (strstr(line, "Seq Scan"))
+			ok = false;
+	}
+	PQclear(r);
+	PQfinish(pc);
+	return ok && indexed;
 }
 #endif
 
@@ -555,7 +638,7 @@ static bool my_raw_copy(const ctx *c, const char *fsys, const char *fname, const
 	char sql[1024];
 	snprintf(sql, sizeof sql,
 	         "INSERT INTO spawn_actor_state SELECT '%s', '%s', revision, epoch, key_id, "
-	         "nonce, data, type_url, updated_at FROM spawn_actor_state "
+	         "nonce, data, type_url, updated_at, effects FROM spawn_actor_state "
 	         "WHERE system = '%s' AND name = '%s' "
 	         "ON DUPLICATE KEY UPDATE key_id = VALUES(key_id), nonce = VALUES(nonce), "
 	         "data = VALUES(data)",
@@ -612,9 +695,18 @@ static bool my_raw_count_key(const ctx *c, const char *key_id, long long *n)
 	return my_raw(c->url, sql, n, 1);
 }
 
+/* What schema version 4 added (statestores/mariadb/mariadb.c). */
+static bool my_raw_drop_v4(const ctx *c)
+{
+	return my_raw(c->url,
+	              "ALTER TABLE spawn_actor_state DROP INDEX spawn_actor_state_effects, "
+	              "DROP COLUMN effects",
+	              NULL, 0);
+}
+
 static bool my_raw_downgrade_v1(const ctx *c)
 {
-	return my_raw(c->url, "DROP TABLE spawn_actor_epoch", NULL, 0) &&
+	return my_raw_drop_v4(c) && my_raw(c->url, "DROP TABLE spawn_actor_epoch", NULL, 0) &&
 	       my_raw(c->url, "UPDATE spawn_meta SET value = '1' WHERE name = 'schema_version'",
 	              NULL, 0) &&
 	       my_raw(c->url, "UPDATE spawn_actor_state SET epoch = 5", NULL, 0);
@@ -695,10 +787,54 @@ static bool my_raw_sched_indexed(const ctx *c, char *why, size_t cap)
 
 static bool my_raw_downgrade_v2(const ctx *c)
 {
-	return my_raw(c->url, "DROP TABLE spawn_instance", NULL, 0) &&
+	return my_raw_drop_v4(c) && my_raw(c->url, "DROP TABLE spawn_instance", NULL, 0) &&
 	       my_raw(c->url, "DROP TABLE spawn_schedule", NULL, 0) &&
 	       my_raw(c->url, "UPDATE spawn_meta SET value = '2' WHERE name = 'schema_version'",
 	              NULL, 0);
+}
+
+static bool my_raw_downgrade_v3(const ctx *c)
+{
+	return my_raw_drop_v4(c) &&
+	       my_raw(c->url, "UPDATE spawn_meta SET value = '3' WHERE name = 'schema_version'",
+	              NULL, 0);
+}
+
+/* The driver's effects listing (statestores/mariadb/mariadb.c), FORCE
+ * INDEX and all: the index must serve it as a range in key order. */
+static bool my_raw_effects_indexed(const ctx *c, char *why, size_t cap)
+{
+	my_parts m;
+	why[0] = '\0';
+	if (!my_parse(c->url, &m))
+		return false;
+	MYSQL *db = mysql_init(NULL);
+	bool ok = db && mysql_real_connect(db, m.host, m.user, m.pass, m.db, m.port, NULL, 0) &&
+	          mysql_query(db, "EXPLAIN SELECT system, name FROM spawn_actor_state "
+	                          "FORCE INDEX (spawn_actor_state_effects) "
+	                          "WHERE effects = 1 AND (system > 'a' OR (system = 'a' AND "
+	                          "name > 'b')) ORDER BY system, name LIMIT 100") == 0;
+	bool indexed = false;
+	MYSQL_RES *res = ok ? mysql_store_result(db) : NULL;
+	MYSQL_ROW row;
+	/* Columns: id, select_type, table, type, possible_keys, key, key_len,
+	 * ref, rows, Extra. */
+	while (res && (row = mysql_fetch_row(res))) {
+		size_t used = strlen(why);
+		snprintf(why + used, cap - used, "[type=%s key=%s extra=%s] ", row[3] ? row[3] : "",
+		         row[5] ? row[5] : "", row[9] ? row[9] : "");
+		if (row[3] && strcmp(row[3], "range") == 0 && row[5] &&
+		    strcmp(row[5], "spawn_actor_state_effects") == 0)
+			indexed = true;
+		if (row[9] && strstr(row[9], "filesort"))
+			ok = false;
+	}
+	if (res)
+		mysql_free_result(res);
+	if (!ok && db && !why[0])
+		snprintf(why, cap, "%s", mysql_error(db));
+	mysql_close(db);
+	return ok && indexed;
 }
 #endif
 
@@ -718,6 +854,8 @@ void conf_raw_sqlite(target *t)
 	t->raw_sched_contains = sqlite_raw_sched_contains;
 	t->raw_sched_indexed = sqlite_raw_sched_indexed;
 	t->raw_downgrade_v2 = sqlite_raw_downgrade_v2;
+	t->raw_downgrade_v3 = sqlite_raw_downgrade_v3;
+	t->raw_effects_indexed = sqlite_raw_effects_indexed;
 #endif
 }
 
@@ -735,6 +873,8 @@ void conf_raw_postgres(target *t)
 	t->raw_sched_contains = pg_raw_sched_contains;
 	t->raw_sched_indexed = pg_raw_sched_indexed;
 	t->raw_downgrade_v2 = pg_raw_downgrade_v2;
+	t->raw_downgrade_v3 = pg_raw_downgrade_v3;
+	t->raw_effects_indexed = pg_raw_effects_indexed;
 	t->ns_new = pg_ns_new;
 	t->ns_drop = pg_ns_drop;
 #endif
@@ -754,6 +894,9 @@ void conf_raw_mariadb(target *t)
 	t->raw_sched_contains = my_raw_sched_contains;
 	t->raw_sched_indexed = my_raw_sched_indexed;
 	t->raw_downgrade_v2 = my_raw_downgrade_v2;
+	t->raw_downgrade_v3 = my_raw_downgrade_v3;
+	t->raw_effects_indexed = my_raw_effects_indexed;
+	t->ddl_autocommits = true;
 	t->ns_new = my_ns_new;
 	t->ns_drop = my_ns_drop;
 #endif

@@ -627,11 +627,11 @@ START_TEST(a_schema_version_newer_than_the_build_is_refused)
 	if (!c.t->raw_set_version)
 		return;
 	gw_store *s = NULL;
-	ck_assert(c.t->raw_set_version(&c, "4"));
+	ck_assert(c.t->raw_set_version(&c, "5"));
 	ck_assert_int_eq(try_open(&c, c.url, TEST_KEY, &s), GW_ECONFIG);
 	ck_assert_ptr_null(s);
-	ck_assert_msg(strstr(c.err, "schema version 4"), "%s", c.err);
-	ck_assert(c.t->raw_set_version(&c, "3"));
+	ck_assert_msg(strstr(c.err, "schema version 5"), "%s", c.err);
+	ck_assert(c.t->raw_set_version(&c, "4"));
 	c.s = must_open(&c, TEST_KEY);
 	ctx_close(&c);
 }
@@ -1190,6 +1190,7 @@ int main(void)
 	ADD(s, the_alias_scheme_opens_the_same_store, 30);
 	conf_add_fencing(s, ntargets);
 	conf_add_schedule(s, ntargets);
+	conf_add_effects(s, ntargets);
 	TCase *tc = tcase_create("unknown_schemes_and_bad_urls_are_refused");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, unknown_schemes_and_bad_urls_are_refused);

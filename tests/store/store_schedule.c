@@ -1,7 +1,8 @@
 /* store_schedule.c - the conformance suite of schema version 3: UNNAMED
  * instances (spawn_instance) and scheduled invocations (spawn_schedule),
- * over every target (see store_conformance.c). Times are explicit (now_ms
- * is a parameter), so no test sleeps.
+ * with the batch done of ops version 4, over every target (see
+ * store_conformance.c). Times are explicit (now_ms is a parameter), so no
+ * test sleeps.
  */
 #include "conformance.h"
 #include "store.h"
@@ -316,6 +317,119 @@ START_TEST(bad_schedule_arguments_are_refused)
 }
 END_TEST
 
+/* ---- batch done (ops version 4) ---------------------------------------------------------- */
+
+/* claimed_ids claims everything due at now for owner and writes the ids in
+ * claim order, space-separated, into buf. */
+static const char *claimed_ids(gw_store *s, int64_t now, char *buf, size_t cap)
+{
+	gw_sched *v = NULL;
+	size_t n = claim(s, now, "gw-check", 100, &v);
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		size_t used = strlen(buf);
+		snprintf(buf + used, cap - used, "%s%s", i ? " " : "", v[i].id);
+	}
+	gw_sched_free(v, n);
+	return buf;
+}
+
+START_TEST(a_done_batch_deletes_exactly_the_named_rows)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	const char *all[] = {"a", "b", "c", "d", "e", "f"};
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(put_str(c.s, all[i], T0 - 100 + i, all[i]), GW_OK);
+	/* Leased or not, done deletes; missing ids and repeats are fine. */
+	gw_sched *v = NULL;
+	size_t n = claim(c.s, T0, "gw-1", 2, &v); /* a and b leased */
+	ck_assert_uint_eq(n, 2);
+	gw_sched_free(v, n);
+	const char *done[] = {"b", "never-put", "d", "b", "f"};
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, done, 5), GW_OK);
+	ck_assert_uint_eq(count(c.s), 3);
+	/* a (its lease expired), c, e: the others are gone. */
+	char buf[256];
+	ck_assert_str_eq(claimed_ids(c.s, T0 + LEASE, buf, sizeof buf), "a c e");
+	/* Again, all missing now but one; and an empty batch. */
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, done, 5), GW_OK);
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, NULL, 0), GW_OK);
+	ck_assert_uint_eq(count(c.s), 3);
+	const char *rest[] = {"e", "a", "c"};
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, rest, 3), GW_OK);
+	ck_assert_uint_eq(count(c.s), 0);
+	int64_t due = 0;
+	ck_assert_int_eq(gw_store_schedule_next_due(c.s, &due), GW_ENOTFOUND);
+	ctx_close(&c);
+}
+END_TEST
+
+START_TEST(a_done_batch_with_a_bad_id_deletes_nothing)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	ck_assert_int_eq(put_str(c.s, "x1", T0, "x"), GW_OK);
+	ck_assert_int_eq(put_str(c.s, "x2", T0, "x"), GW_OK);
+	char long_id[64];
+	memset(long_id, 'x', sizeof long_id - 1);
+	long_id[GW_SCHED_ID_MAX + 1] = '\0';
+	/* The bad id comes last: the good ones before it stay too. */
+	const char *quote[] = {"x1", "x2", "it's"};
+	const char *empty[] = {"x1", ""};
+	const char *toolong[] = {"x2", long_id};
+	const char *null[] = {"x1", NULL};
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, quote, 3), GW_EINVAL);
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, empty, 2), GW_EINVAL);
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, toolong, 2), GW_EINVAL);
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, null, 2), GW_EINVAL);
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, NULL, 1), GW_EINVAL);
+	ck_assert_int_eq(gw_store_schedule_done_batch(NULL, quote, 1), GW_EINVAL);
+	ck_assert_uint_eq(count(c.s), 2);
+	long_id[GW_SCHED_ID_MAX] = '\0'; /* the longest valid id */
+	ck_assert_int_eq(put_str(c.s, long_id, T0, "x"), GW_OK);
+	const char *good[] = {long_id, "x1"};
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, good, 2), GW_OK);
+	char buf[256];
+	ck_assert_str_eq(claimed_ids(c.s, T0, buf, sizeof buf), "x2");
+	ctx_close(&c);
+}
+END_TEST
+
+enum { DONE_BIG = 5000 };
+
+START_TEST(a_done_batch_of_5000_rows_spans_chunks_and_deletes_them_all)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	if (!c.t->raw_sched_fill) {
+		ctx_close(&c);
+		return;
+	}
+	/* DONE_BIG rows behind the driver (ids d0000000..), and two through the
+	 * API on either side of them in id order. */
+	ck_assert(c.t->raw_sched_fill(&c, "d", DONE_BIG, T0));
+	ck_assert_int_eq(put_str(c.s, "c-keep", T0, "x"), GW_OK);
+	ck_assert_int_eq(put_str(c.s, "e-keep", T0, "x"), GW_OK);
+	ck_assert_uint_eq(count(c.s), DONE_BIG + 2);
+	static char ids[DONE_BIG][16];
+	static const char *v[DONE_BIG];
+	for (int i = 0; i < DONE_BIG; i++) {
+		snprintf(ids[i], sizeof ids[i], "d%07d", DONE_BIG - 1 - i); /* any order */
+		v[i] = ids[i];
+	}
+	ck_assert_int_gt(DONE_BIG, GW_SCHED_DONE_CHUNK); /* two transactions */
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	ck_assert_int_eq(gw_store_schedule_done_batch(c.s, v, DONE_BIG), GW_OK);
+	printf("[%s] done batch of %d: %.1f ms\n", c.t->name, DONE_BIG, ms_since(&t));
+	ck_assert_uint_eq(count(c.s), 2);
+	char buf[256];
+	ck_assert_str_eq(claimed_ids(c.s, T0 + 10 * LEASE, buf, sizeof buf), "c-keep e-keep");
+	ctx_close(&c);
+}
+END_TEST
+
 /* ---- scale ------------------------------------------------------------------------------ */
 
 enum { BIG = 100000, REAL = 150 };
@@ -502,4 +616,7 @@ void conf_add_schedule(Suite *s, int ntargets)
 	         ntargets);
 	CONF_ADD(s, two_stores_claiming_at_once_never_get_the_same_row, 120, ntargets);
 	CONF_ADD(s, a_version_2_store_is_migrated_to_version_3, 60, ntargets);
+	CONF_ADD(s, a_done_batch_deletes_exactly_the_named_rows, 30, ntargets);
+	CONF_ADD(s, a_done_batch_with_a_bad_id_deletes_nothing, 30, ntargets);
+	CONF_ADD(s, a_done_batch_of_5000_rows_spans_chunks_and_deletes_them_all, 120, ntargets);
 }
