@@ -77,6 +77,10 @@ int main(int argc, char **argv)
 	snprintf(owner, sizeof owner, "%s:%ld:%lld", host, (long)getpid(),
 		 (long long)spawn_wall_ms());
 	gw_runtime_start_scheduler(rt, owner, cfg.host_timeout_ms + 30000);
+	/* Effects a crash left undelivered go out once their actors' hosts
+	 * are back. */
+	if ((err = gw_runtime_recover_effects(rt)))
+		goto fail;
 	gw_server_opts sv = {
 	    .listen = cfg.listen,
 	    .n_listen = cfg.n_listen,

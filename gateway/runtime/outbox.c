@@ -1,24 +1,43 @@
 /* outbox.c - effects of checkpointed turns survive a crash, exactly once.
  *
- * A stateful actor's checkpointed turn that emits side effects writes them
- * into its stored state (StoredState.outbox) in the same transaction as the
- * state: they are delivered after the commit and dropped by the next save.
- * After a crash in between, the next activation delivers them again. Each
- * delivery carries an idempotency key ("system/actor@revision#n" in the
+ * A stateful actor's checkpointed turn that emits side effects appends them
+ * to its outbox (StoredState.outbox, kept in a->extra) before the turn's
+ * save, so they commit in the same transaction as the state, with the row's
+ * effects flag set (gw_state.effects). After the commit each is delivered;
+ * its final outcome (applied, refused for good, or out of retries: all
+ * logged) acknowledges it, which removes it from the outbox; the save that
+ * follows the last acknowledgement clears the flag. Lifecycle of one entry:
+ *
+ *   (turn result) --- appended, save queued --> STORED (commit pending)
+ *   STORED ---- save failed: turn rolled back --> (gone, never delivered)
+ *   STORED ---- committed ------------------> IN FLIGHT (delivery, retries)
+ *   IN FLIGHT - final outcome --------------> ACKED (removed, save soon)
+ *   ACKED ----- next save commits ----------> (gone from the store)
+ *
+ * A crash in IN FLIGHT or ACKED leaves the entry in the stored row: the
+ * next activation of the actor delivers it again, and after a restart
+ * gw_runtime_recover_effects activates every actor whose row has the flag.
+ * Each delivery carries an idempotency key ("system/actor@revision#n" in the
  * metadata entry GW_IDEMPOTENCY_KEY); a stateful target records the keys it
  * applied in its own stored state (StoredState.applied, the latest
  * GW_APPLIED_MAX), saved with the state change they caused, and skips a
  * delivery whose key it already applied. So an effect is neither lost nor
  * applied twice: a redelivered effect whose target saved its change is
  * skipped; one whose target lost its change along with the key runs again.
+ * (A stateless target has nowhere to record keys: it gets the key in the
+ * metadata and may see a redelivery: at least once.)
  *
- * All functions run with the actor's shard lock held. */
+ * Invariant: every entry in an active actor's outbox has a delivery in
+ * flight (a->n_outbox counts them); the actor is not released before its
+ * outbox is empty. All functions but gwi_outbox_ack run with the actor's
+ * shard lock held. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "runtime_int.h"
+#include "workflow.h"
 
 #define GW_APPLIED_MAX 64
 
@@ -54,17 +73,37 @@ static gw_err extra_set(gw_actor *a, Spawn__InvocationRequest **outbox, size_t n
 	}
 	gw_blob_rele(a->extra);
 	a->extra = nb;
+	a->n_outbox = (uint32_t)n_outbox;
 	a->dirty = 1;
+	if (a->in_save)
+		a->resave = 1; /* the save in flight has the old extra */
 	return GW_OK;
 }
 
-const char *gwi_inv_key(const gw_inv *inv)
+/* req_key is the idempotency key in a request's metadata, or NULL. */
+static const char *req_key(const Spawn__InvocationRequest *rq)
 {
-	const Spawn__InvocationRequest *rq = inv->req;
 	for (size_t i = 0; i < rq->n_metadata; i++)
 		if (rq->metadata[i]->key && !strcmp(rq->metadata[i]->key, GW_IDEMPOTENCY_KEY))
 			return rq->metadata[i]->value;
 	return NULL;
+}
+
+/* src_new copies "system\0name" of a into inv's arena (outbox_src). */
+static char *src_new(gw_inv *inv, const gw_actor *a)
+{
+	size_t ls = strlen(a->type->system) + 1, ln = strlen(a->name) + 1;
+	char *v = spawn_arena_alloc(&inv->arena, ls + ln);
+	if (v) {
+		memcpy(v, a->type->system, ls);
+		memcpy(v + ls, a->name, ln);
+	}
+	return v;
+}
+
+const char *gwi_inv_key(const gw_inv *inv)
+{
+	return req_key(inv->req);
 }
 
 bool gwi_outbox_applied(gw_actor *a, const char *key)
@@ -129,33 +168,62 @@ gw_err gwi_outbox_store(gw_actor *a, gw_inv *fire, uint64_t revision)
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
 	Spawn__Gateway__V1__StoredState *e = extra_get(a, &ar);
-	size_t n = 0;
+	size_t old = e ? e->n_outbox : 0, n = old;
 	for (gw_inv *i = fire; i; i = i->next)
 		n++;
 	Spawn__InvocationRequest **v = spawn_arena_alloc(&ar, (n ? n : 1) * sizeof *v);
 	gw_err err = v ? GW_OK : GW_ENOMEM;
-	size_t k = 0;
+	if (old && v)
+		memcpy(v, e->outbox, old * sizeof *v); /* earlier turns' entries, in flight */
+	size_t k = old;
 	for (gw_inv *i = fire; i && !err; i = i->next, k++) {
 		char key[400];
 		snprintf(key, sizeof key, "%s/%s@%llu#%zu", a->type->system, a->name,
-		         (unsigned long long)revision, k);
-		if (!add_key(i, key))
+		         (unsigned long long)revision, k - old);
+		if (!add_key(i, key) || !(i->outbox_src = src_new(i, a)))
 			err = GW_ENOMEM;
 		v[k] = i->req;
 	}
 	if (!err)
 		err = extra_set(a, v, n, e ? e->applied : NULL, e ? e->n_applied : 0);
+	if (err)
+		for (gw_inv *i = fire; i; i = i->next)
+			i->outbox_src = NULL; /* delivered without the outbox */
 	spawn_arena_fini(&ar);
 	return err;
 }
 
-void gwi_outbox_clear(gw_actor *a)
+/* of_revision tells whether key was made by a's turn of revision rev. */
+static bool of_revision(const gw_actor *a, const char *key, uint64_t rev)
+{
+	char p[400];
+	int n = snprintf(p, sizeof p, "%s/%s@%llu#", a->type->system, a->name,
+	                 (unsigned long long)rev);
+	return key && n > 0 && (size_t)n < sizeof p && !strncmp(key, p, (size_t)n);
+}
+
+void gwi_outbox_rollback(gw_actor *a, const gw_inv *inv, uint64_t revision)
 {
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
 	Spawn__Gateway__V1__StoredState *e = extra_get(a, &ar);
-	if (e && e->n_outbox)
-		extra_set(a, NULL, 0, e->applied, e->n_applied);
+	const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
+	if (e) {
+		/* Drop the turn's own entries (they never committed) and the key
+		 * it recorded (its state change is rolled back: a redelivery
+		 * must run again). */
+		size_t no = 0, na = 0;
+		for (size_t i = 0; i < e->n_outbox; i++)
+			if (!of_revision(a, req_key(e->outbox[i]), revision))
+				e->outbox[no++] = e->outbox[i];
+		for (size_t i = 0; i < e->n_applied; i++)
+			if (!key || strcmp(e->applied[i], key))
+				e->applied[na++] = e->applied[i];
+		if ((no != e->n_outbox || na != e->n_applied) &&
+		    extra_set(a, e->outbox, no, e->applied, na) != GW_OK)
+			GW_ERROR("actor %s/%s: out of memory rolling back its outbox",
+			         a->type->system, a->name);
+	}
 	spawn_arena_fini(&ar);
 }
 
@@ -174,10 +242,12 @@ size_t gwi_outbox_redeliver(gw_runtime *rt, gw_actor *a, done_list *dl)
 			spawn__invocation_request__pack(rq, buf);
 			c->req = spawn__invocation_request__unpack(&c->arena.pbc, len, buf);
 		}
-		if (!c || !c->req) {
+		if (!c || !c->req || !(c->outbox_src = src_new(c, a))) {
+			/* The entry stays stored: the next activation tries again. */
 			GW_ERROR("actor %s/%s: out of memory redelivering its outbox",
 			         a->type->system, a->name);
 			gw_inv_destroy(c);
+			a->n_outbox--; /* no delivery in flight for it */
 			continue;
 		}
 		c->done = gwi_wf_fire_done;
@@ -185,10 +255,137 @@ size_t gwi_outbox_redeliver(gw_runtime *rt, gw_actor *a, done_list *dl)
 		n++;
 	}
 	if (n)
-		GW_INFO("actor %s/%s: redelivering %zu effects of its last checkpointed turn",
+		GW_INFO("actor %s/%s: redelivering %zu effects of its checkpointed turns",
 		        a->type->system, a->name, n);
 	spawn_arena_fini(&ar);
-	if (e && e->n_outbox)
-		gwi_outbox_clear(a);
 	return n;
+}
+
+void gwi_outbox_ack(gw_runtime *rt, gw_inv *d)
+{
+	const char *system = d->outbox_src, *name = system + strlen(system) + 1;
+	const char *key = gwi_inv_key(d);
+	uint32_t h = gwi_hash_key(system, name);
+	gw_shard *s = gwi_shard_of(rt, h);
+	pthread_mutex_lock(&s->mu);
+	gw_actor *a = gwi_table_find(s, h, system, name);
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	/* Not active (fenced away, or a new activation still loading): the
+	 * stored entry is delivered again by whoever activates it next. */
+	Spawn__Gateway__V1__StoredState *e = a && a->st != A_LOADING ? extra_get(a, &ar) : NULL;
+	size_t k = 0;
+	while (e && key && k < e->n_outbox) {
+		const char *ek = req_key(e->outbox[k]);
+		if (ek && !strcmp(ek, key))
+			break;
+		k++;
+	}
+	if (e && key && k < e->n_outbox) {
+		memmove(e->outbox + k, e->outbox + k + 1,
+		        (e->n_outbox - k - 1) * sizeof *e->outbox);
+		if (e->n_outbox == 1)
+			gwi_fault_hit(GW_FAULT_OUTBOX_ACK, "effects acknowledged, outbox not cleared");
+		if (extra_set(a, e->outbox, e->n_outbox - 1, e->applied, e->n_applied) != GW_OK &&
+		    a->n_outbox-- /* no delivery in flight for it any more */)
+			GW_ERROR("actor %s/%s: out of memory acknowledging %s (it is delivered "
+			         "again after a restart)",
+			         system, name, key);
+		/* The last one out clears the row's effects flag at once; earlier
+		 * ones ride on the next save. */
+		gwi_extra_changed_locked(rt, a, a->n_outbox == 0);
+	}
+	spawn_arena_fini(&ar);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- recovery after a restart ------------------------------------------- */
+
+#define WAKE_RETRIES 40
+
+/* wake_done: the actor is active (its outbox is on its way) or could not be
+ * activated yet: typically its host has not registered after the restart. */
+static void wake_done(gw_inv *inv)
+{
+	const Spawn__InvocationRequest *rq = inv->req;
+	bool later = inv->err == GW_EUNAVAIL || inv->err == GW_ENOTFOUND ||
+	             inv->err == GW_ETIMEDOUT || inv->err == GW_EFULL || inv->err == GW_EFENCED ||
+	             inv->err == GW_ENOMEM || inv->err == GW_EIO;
+	if (inv->err && later && inv->retries < WAKE_RETRIES && inv->rt) {
+		int64_t delay = 100LL << (inv->retries < 4 ? inv->retries : 4);
+		inv->retries++;
+		inv->instance_checked = false; /* its template may have registered */
+		gwi_runtime_retry(inv->rt, inv, delay);
+		return;
+	}
+	if (inv->err)
+		GW_WARN("actor %s/%s has undelivered effects but cannot be activated: %s; they "
+		        "are delivered when it is next activated",
+		        rq->system->name, rq->actor->id->name,
+		        inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+	gw_inv_destroy(inv);
+}
+
+/* wake_new makes a GW_INV_WAKE invocation of (system, name). */
+static gw_inv *wake_new(const char *system, const char *name)
+{
+	gw_inv *c = gw_inv_create(0);
+	if (!c)
+		return NULL;
+	spawn_arena *ar = &c->arena;
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(ar, sizeof *rq);
+	Spawn__Actors__ActorSystem *sys = spawn_arena_alloc(ar, sizeof *sys);
+	Spawn__Actors__Actor *act = spawn_arena_alloc(ar, sizeof *act);
+	Spawn__Actors__ActorId *id = spawn_arena_alloc(ar, sizeof *id);
+	if (!rq || !sys || !act || !id)
+		goto fail;
+	spawn__invocation_request__init(rq);
+	spawn__actors__actor_system__init(sys);
+	spawn__actors__actor__init(act);
+	spawn__actors__actor_id__init(id);
+	sys->name = spawn_arena_strdup(ar, system);
+	id->name = spawn_arena_strdup(ar, name);
+	id->system = sys->name;
+	rq->action_name = "";
+	if (!sys->name || !id->name)
+		goto fail;
+	act->id = id;
+	rq->system = sys;
+	rq->actor = act;
+	c->req = rq;
+	c->kind = GW_INV_WAKE;
+	c->done = wake_done;
+	return c;
+fail:
+	gw_inv_destroy(c);
+	return NULL;
+}
+
+static void on_pending(void *arg, gw_err err, const gw_actor_key *keys, size_t n, bool last)
+{
+	gw_runtime *rt = arg;
+	if (err) {
+		GW_WARN("effects recovery: cannot list the actors with undelivered effects: %s; "
+		        "each delivers them when it is next activated",
+		        gw_strerror(err));
+		return;
+	}
+	if (n)
+		GW_INFO("effects recovery: %zu actors have undelivered effects; activating them",
+		        n);
+	for (size_t i = 0; i < n; i++) {
+		gw_inv *c = wake_new(keys[i].system, keys[i].name);
+		if (!c) {
+			GW_ERROR("effects recovery: out of memory activating %s/%s",
+			         keys[i].system, keys[i].name);
+			continue;
+		}
+		gw_runtime_invoke(rt, c);
+	}
+	(void)last;
+}
+
+gw_err gw_runtime_recover_effects(gw_runtime *rt)
+{
+	return gw_persist_effects_list(rt->persist, on_pending, rt);
 }

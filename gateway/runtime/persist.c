@@ -11,7 +11,10 @@
 #include "log.h"
 #include "wire.h"
 
-enum { JOB_ACTIVATE, JOB_READ, JOB_LIST, JOB_SAVE, JOB_INST_PUT, JOB_INST_GET, JOB_SCHED_PUT, JOB_SCHED_DONE };
+enum { JOB_ACTIVATE, JOB_READ, JOB_LIST, JOB_SAVE, JOB_INST_PUT, JOB_INST_GET, JOB_SCHED_PUT, JOB_SCHED_DONE,
+       JOB_EFFECTS };
+
+#define EFFECTS_PAGE 256
 
 #define LIST_MAX 1024
 
@@ -24,6 +27,7 @@ struct gw_persist_job {
 		gw_save_cb save;
 		gw_list_cb list;
 		gw_inst_cb inst;
+		gw_keys_cb keys;
 	} cb;
 	uint8_t *data; /* JOB_SCHED_PUT: owned */
 	size_t len;
@@ -31,6 +35,7 @@ struct gw_persist_job {
 	gw_blob *state;    /* save: owned reference */
 	uint64_t expected; /* save: revision replaced; read: revision wanted */
 	uint64_t epoch;    /* save */
+	int effects;       /* save: the state carries undelivered effects */
 	char *type_url;    /* owned */
 	char *system;      /* owned; name follows in the same allocation */
 	char *name;
@@ -118,6 +123,7 @@ static void run_saves(gw_persist *p, gw_persist_job **v, size_t n)
 		st[i].len = v[i]->state->len;
 		st[i].expected = v[i]->expected;
 		st[i].epoch = v[i]->epoch;
+		st[i].effects = v[i]->effects;
 	}
 	err = gw_store_save_batch(p->store, st, n, res);
 	pthread_mutex_lock(&p->mu);
@@ -133,6 +139,41 @@ static void run_saves(gw_persist *p, gw_persist_job **v, size_t n)
 out:
 	free(st);
 	free(res);
+}
+
+/* run_effects pages through the actors whose row has undelivered effects. */
+static void run_effects(gw_persist *p, gw_persist_job *j)
+{
+	gw_actor_key *v = calloc(EFFECTS_PAGE, sizeof *v);
+	char *after_sys = NULL, *after_name = NULL;
+	size_t n = 0;
+	gw_err err = v ? GW_OK : GW_ENOMEM;
+	while (err == GW_OK) {
+		gw_actor_key after = {after_sys, after_name};
+		err = gw_store_effects_list(p->store, after_sys ? &after : NULL, EFFECTS_PAGE, v,
+		                            &n);
+		if (err)
+			break;
+		bool last = n < EFFECTS_PAGE;
+		j->cb.keys(j->arg, GW_OK, v, n, last);
+		free(after_sys);
+		free(after_name);
+		after_sys = after_name = NULL;
+		if (!last) {
+			/* the cursor takes them over (owned: see gw_store_effects_list) */
+			after_sys = (char *)v[n - 1].system;
+			after_name = (char *)v[n - 1].name;
+			v[n - 1].system = v[n - 1].name = NULL;
+		}
+		gw_keys_fini(v, n);
+		if (last)
+			break;
+	}
+	if (err)
+		j->cb.keys(j->arg, err, NULL, 0, true);
+	free(after_sys);
+	free(after_name);
+	free(v);
 }
 
 static void run_misc(gw_persist *p, gw_persist_job *j)
@@ -164,6 +205,9 @@ static void run_misc(gw_persist *p, gw_persist_job *j)
 			pthread_mutex_unlock(&p->mu);
 		}
 		j->cb.save(j->arg, err);
+		break;
+	case JOB_EFFECTS:
+		run_effects(p, j);
 		break;
 	case JOB_SCHED_DONE:
 		err = gw_store_schedule_done(p->store, j->name);
@@ -446,8 +490,20 @@ gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_l
 	return GW_OK;
 }
 
+gw_err gw_persist_effects_list(gw_persist *p, gw_keys_cb cb, void *arg)
+{
+	gw_persist_job *j = job_new(JOB_EFFECTS, "", "");
+	if (!j)
+		return GW_ENOMEM;
+	j->cb.keys = cb;
+	j->arg = arg;
+	enqueue(p, j);
+	return GW_OK;
+}
+
 gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, const char *type_url,
-                       gw_blob *state, uint64_t expected, uint64_t epoch, gw_save_cb cb, void *arg)
+                       gw_blob *state, uint64_t expected, uint64_t epoch, int effects,
+                       gw_save_cb cb, void *arg)
 {
 	gw_persist_job *j = job_new(JOB_SAVE, system, name);
 	if (!j || !(j->type_url = strdup(type_url ? type_url : ""))) {
@@ -459,6 +515,7 @@ gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, cons
 	j->state = state;
 	j->expected = expected;
 	j->epoch = epoch;
+	j->effects = effects;
 	j->cb.save = cb;
 	j->arg = arg;
 	enqueue(p, j);

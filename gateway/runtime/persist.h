@@ -86,11 +86,23 @@ gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_l
 
 /* gw_persist_save queues a save. state: a reference the job takes over
  * (serialized ActorState); type_url copied. expected: revision replaced;
- * epoch: the activation's epoch (0 = unfenced).
+ * epoch: the activation's epoch (0 = unfenced); effects: 1 when the state
+ * carries an outbox not yet delivered (the row's effects flag).
  * Returns GW_OK (cb will run) or GW_ENOMEM (cb will not run; the state
  * reference is released). */
 gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, const char *type_url,
-                       gw_blob *state, uint64_t expected, uint64_t epoch, gw_save_cb cb, void *arg);
+                       gw_blob *state, uint64_t expected, uint64_t epoch, int effects,
+                       gw_save_cb cb, void *arg);
+
+/* One page of actors whose stored row has undelivered effects (keys
+ * borrowed for the call), in key order; last: no page follows. On a store
+ * error: err, no keys, last. Runs on the persist thread: must not block. */
+typedef void (*gw_keys_cb)(void *arg, gw_err err, const gw_actor_key *keys, size_t n, bool last);
+
+/* gw_persist_effects_list queues a listing of every actor whose stored row
+ * has undelivered effects (gw_store_effects_list, pages of 256).
+ * Returns GW_OK (cb will run, at least once) or GW_ENOMEM. */
+gw_err gw_persist_effects_list(gw_persist *p, gw_keys_cb cb, void *arg);
 
 void gw_persist_get_stats(gw_persist *p, gw_persist_stats *out);
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "runtime_int.h"
@@ -273,7 +274,7 @@ static void start_save_locked(gw_runtime *rt, gw_actor *a)
 	flush_account(rt, 1, GW_OK);
 	gw_err err = gw_persist_save(rt->persist, a->type->system, a->name,
 	                             a->state ? gw_blob_type(a->state) : "", enc, a->revision,
-	                             a->epoch, save_done, a);
+	                             a->epoch, a->n_outbox > 0, save_done, a);
 	if (err) {
 		a->in_save = 0;
 		gw_blob_rele(a->saving);
@@ -298,6 +299,8 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	gw_blob_rele(a->tags);
 	gw_blob_rele(a->extra);
 	a->extra = NULL;
+	a->n_outbox = 0; /* acks of deliveries in flight find nothing to remove */
+	a->resave = 0;
 	gw_blob_rele(a->ckpt_prev);
 	a->state = a->tags = a->ckpt_prev = NULL;
 	a->revision = a->epoch = 0;
@@ -403,7 +406,9 @@ static void save_finish(gw_actor *a, gw_err err)
 		flush_account(rt, -1, GW_OK);
 		return;
 	}
-	bool captured_current = a->saving == a->state;
+	bool same_state = a->saving == a->state;
+	bool captured_current = same_state && !a->resave; /* extra may have changed */
+	a->resave = 0;
 	gw_blob_rele(a->saving);
 	a->saving = NULL;
 	if (err == GW_OK) {
@@ -417,17 +422,19 @@ static void save_finish(gw_actor *a, gw_err err)
 		        (unsigned long long)a->revision + 1, gw_strerror(err));
 	}
 	if (a->ckpt && a->busy) {
-		if (err == GW_OK && !a->dirty) {
-			/* The checkpointed state is durable: answer the caller. */
+		if (err == GW_OK && same_state) {
+			/* The checkpointed state is durable: answer the caller and
+			 * deliver the turn's effects (its outbox entries). */
 			gw_inv *inv = a->busy;
 			a->busy = NULL;
 			a->ckpt = 0;
 			gw_blob_rele(a->ckpt_prev);
 			a->ckpt_prev = NULL;
 			inv->revision = a->revision;
+			if (inv->wf_fire && inv->wf_fire->outbox_src)
+				gwi_fault_hit(GW_FAULT_OUTBOX_COMMIT, "outbox committed, not delivered");
 			if (!submit_workflow(&dl, rt, inv))
 				gwi_finish(&dl, inv, GW_OK, NULL);
-			gwi_outbox_clear(a); /* delivered now: the next save drops it */
 			end_turn_locked(rt, a, &dl);
 		} else if (err != GW_OK) {
 			/* Never acknowledge without a durable write: roll back. */
@@ -441,7 +448,7 @@ static void save_finish(gw_actor *a, gw_err err)
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
 			discard_workflow(inv);
-			gwi_outbox_clear(a);
+			gwi_outbox_rollback(a, inv, a->revision + 1);
 			gwi_finish(&dl, inv, GW_EUNAVAIL,
 			           "state of actor %s could not be saved: %s", a->name,
 			           gw_strerror(err));
@@ -468,13 +475,26 @@ static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
 {
 	if (!a->deactivating)
 		return;
-	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight)
-		return;
+	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight ||
+	    a->n_outbox)
+		return; /* an outbox entry in flight comes back with an ack */
 	if (a->dirty) {
 		start_save_locked(rt, a);
 		return;
 	}
 	actor_free_locked(a->shard, a);
+}
+
+void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now)
+{
+	if (now) {
+		start_save_locked(rt, a); /* or save_done starts it: dirty stays */
+	} else if (!gw_tnode_armed(&a->snap_t)) {
+		gw_actor_settings st = gwi_settings(rt, a);
+		a->snap_t.kind = T_SNAP;
+		gw_wheel_arm(&a->shard->wheel, &a->snap_t, gwi_now_ms() + snap_ms(rt, &st));
+	}
+	maybe_release_locked(rt, a);
 }
 
 /* ---- activation ------------------------------------------------------------ */
@@ -647,10 +667,15 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			           "deadline passed while queued for actor %s", a->name);
 			continue;
 		}
+		if (inv->kind == GW_INV_WAKE) {
+			gwi_finish(dl, inv, GW_OK, NULL); /* activated: that was all */
+			continue;
+		}
 		const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
 		if (key && gwi_outbox_applied(a, key)) {
 			/* A redelivered effect this actor already applied and saved. */
-			GW_DEBUG("actor %s: delivery %s already applied; skipped", a->name, key);
+			GW_INFO("actor %s/%s: delivery %s already applied; skipped",
+			        a->type->system, a->name, key);
 			gwi_finish(dl, inv, GW_OK, NULL);
 			continue;
 		}
@@ -938,6 +963,10 @@ static void instance_looked_up(void *user, gw_err err)
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
+	if (inv->done == gwi_wf_fire_done && inv->req->scheduled_to > spawn_wall_ms()) {
+		gwi_wf_schedule(rt, inv); /* a side effect for later: the schedule store */
+		return;
+	}
 	gw_err err = gw_runtime_enqueue(rt, inv);
 	if (err == GW_OK)
 		return; /* inv belongs to the runtime (it may already be freed) */
@@ -1089,7 +1118,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
 			discard_workflow(inv);
-			gwi_outbox_clear(a);
+			gwi_outbox_rollback(a, inv, a->revision + 1);
 			gwi_finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved",
 			           a->name);
 			end_turn_locked(rt, a, &dl);
@@ -1217,12 +1246,47 @@ static void *timer_main(void *arg)
 
 /* ---- lifecycle of the runtime ---------------------------------------------------- */
 
+/* ---- fault injection (crash tests) --------------------------------------- */
+
+int gwi_fault = GW_FAULT_NONE;
+
+static const char *const fault_names[] = {
+    [GW_FAULT_OUTBOX_COMMIT] = "exit-after-outbox-commit",
+    [GW_FAULT_OUTBOX_ACK] = "exit-after-outbox-ack",
+};
+
+static void fault_arm(void)
+{
+	const char *e = getenv("SPAWN_FAULT");
+	gwi_fault = GW_FAULT_NONE;
+	if (!e || !*e)
+		return;
+	for (int i = 1; i < (int)(sizeof fault_names / sizeof *fault_names); i++)
+		if (!strcmp(e, fault_names[i]))
+			gwi_fault = i;
+	if (gwi_fault)
+		GW_WARN("SPAWN_FAULT=%s: this process exits with code %d at that point (crash "
+		        "tests only)",
+		        e, GW_FAULT_EXIT);
+	else
+		GW_WARN("SPAWN_FAULT=%s names no fault point; ignored", e);
+}
+
+void gwi_fault_hit(int point, const char *where)
+{
+	if (gwi_fault != point)
+		return;
+	GW_WARN("SPAWN_FAULT=%s: %s: exiting now", fault_names[point], where);
+	_exit(GW_FAULT_EXIT); /* like a crash: no flush, no goodbye to hosts */
+}
+
 gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_registry *registry,
                          gw_persist *persist)
 {
 	gw_runtime *rt = calloc(1, sizeof *rt);
 	if (!rt)
 		return GW_ENOMEM;
+	fault_arm();
 	rt->o = *opts;
 	if (!rt->o.shards)
 		rt->o.shards = 16;
@@ -1321,9 +1385,16 @@ void gw_runtime_destroy(gw_runtime *rt)
 	pthread_cond_destroy(&rt->fcv);
 	while (rt->retry) {
 		gw_inv *n = rt->retry->next;
-		GW_ERROR("shutdown: side effect %s.%s dropped after %d retries",
-		         rt->retry->req->actor->id->name, rt->retry->req->action_name,
-		         rt->retry->retries);
+		if (rt->retry->outbox_src)
+			GW_WARN("shutdown: side effect %s.%s (retry %d) stays in the outbox of %s/%s: "
+			        "delivered after the restart",
+			        rt->retry->req->actor->id->name, rt->retry->req->action_name,
+			        rt->retry->retries, rt->retry->outbox_src,
+			        rt->retry->outbox_src + strlen(rt->retry->outbox_src) + 1);
+		else
+			GW_ERROR("shutdown: side effect %s.%s dropped after %d retries",
+			         rt->retry->req->actor->id->name, rt->retry->req->action_name,
+			         rt->retry->retries);
 		gw_inv_destroy(rt->retry);
 		rt->retry = n;
 	}

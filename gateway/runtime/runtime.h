@@ -68,7 +68,7 @@ struct gw_inv {
 	int64_t deadline_ms;           /* monotonic ms; 0 = none */
 	gw_inv_done_fn done;
 	void *user;           /* submitter's (e.g. the client call) */
-	int kind;             /* GW_INV_CALL, or GW_INV_RESTORE */
+	int kind;             /* GW_INV_CALL, GW_INV_RESTORE or GW_INV_WAKE */
 	uint64_t restore_rev; /* GW_INV_RESTORE: the revision to restore */
 	uint8_t hops;         /* workflow depth (0 = a client's call) */
 	bool instance_checked; /* the statestore was asked for this name */
@@ -83,6 +83,10 @@ struct gw_inv {
 	gw_runtime *rt;             /* set on submission */
 	uint8_t retries;            /* fire-and-forget retries so far */
 	int8_t timer;               /* >= 0: a timer action's turn (index) */
+	/* An outbox delivery (outbox.c): "system\0name" of the actor whose
+	 * outbox holds it, in arena; its final outcome is acknowledged to that
+	 * actor (gwi_outbox_ack). NULL for every other invocation. */
+	char *outbox_src;
 	int64_t retry_at_ms;        /* gwi_runtime_retry: when to resubmit */
 	gw_inv *wf_route, *wf_fire; /* a workflow waiting for its turn's commit */
 	gw_inv *next;
@@ -92,7 +96,10 @@ struct gw_inv {
 	gw_tnode deadline_t;
 };
 
-enum { GW_INV_CALL = 0, GW_INV_RESTORE = 1 };
+/* GW_INV_WAKE activates the actor and completes (GW_OK) without a turn:
+ * used after a restart to activate actors whose outbox was not delivered
+ * (gw_runtime_recover_effects). */
+enum { GW_INV_CALL = 0, GW_INV_RESTORE = 1, GW_INV_WAKE = 2 };
 
 /* gw_inv_create allocates an invocation with an arena bounded to
  * arena_limit bytes. Returns NULL when out of memory. */
@@ -170,6 +177,14 @@ gw_err gw_runtime_find_instance(gw_runtime *rt, const char *system, const char *
  * invocations (claimed for owner, this gateway's id, with a lease of
  * lease_ms: longer than any invocation may take). */
 void gw_runtime_start_scheduler(gw_runtime *rt, const char *owner, int64_t lease_ms);
+
+/* gw_runtime_recover_effects activates, in the background, every actor
+ * whose stored row has undelivered side effects (a crash came between a
+ * checkpointed turn's commit and the delivery of its outbox, outbox.c), so
+ * they are delivered without waiting for a call. Activations whose actor
+ * type has not registered yet are retried for about a minute. Call once at
+ * start-up, after the scheduler. Returns GW_OK or GW_ENOMEM. */
+gw_err gw_runtime_recover_effects(gw_runtime *rt);
 
 /* gw_runtime_flush saves every dirty actor and waits until all saves are
  * done or timeout_ms passed. Returns GW_OK when nothing dirty remains,

@@ -50,7 +50,11 @@ struct gw_actor {
 	uint8_t st;
 	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, ckpt_prev_dirty : 1,
 	    stateful : 1, fenced : 1, pooled : 1;
+	uint8_t resave : 1; /* extra changed while a save was in flight: that save
+	                       does not make the actor clean */
 	uint16_t save_failures;
+	uint32_t n_outbox; /* entries in extra's outbox: each has a delivery in
+	                      flight; the actor is not released before 0 */
 	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
 	char name[];                 /* the actor's name; system is type->system */
 };
@@ -115,15 +119,29 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored);
 /* durable.c: record a new instance in the statestore (fire and forget) */
 void gwi_instance_created(gw_runtime *rt, const char *system, const char *name, const char *parent);
 
-/* outbox.c: effects of checkpointed turns, idempotency keys */
+/* outbox.c: effects of checkpointed turns, idempotency keys (the *_locked
+ * ones hold a's shard lock) */
 #define GW_IDEMPOTENCY_KEY "spawn-idempotency-key"
 const char *gwi_inv_key(const gw_inv *inv);
 bool gwi_outbox_applied(gw_actor *a, const char *key);
 void gwi_outbox_record(gw_actor *a, const char *key);
 gw_err gwi_outbox_store(gw_actor *a, gw_inv *fire, uint64_t revision);
-void gwi_outbox_clear(gw_actor *a);
+void gwi_outbox_rollback(gw_actor *a, const gw_inv *inv, uint64_t revision);
 size_t gwi_outbox_redeliver(gw_runtime *rt, gw_actor *a, done_list *dl);
+void gwi_outbox_ack(gw_runtime *rt, gw_inv *delivery);
 void gwi_wf_fire_done(gw_inv *inv);
+
+/* runtime.c, for outbox.c: save a's changed extra soon (now when
+ * `now`), and free a if it was only waiting for its outbox. */
+void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now);
+
+/* Fault injection for crash tests (SPAWN_FAULT, read once at
+ * gw_runtime_create; see docs/design/call-lifecycle.md): the process exits
+ * at once (_exit(GW_FAULT_EXIT)) at the named point. */
+enum { GW_FAULT_NONE = 0, GW_FAULT_OUTBOX_COMMIT, GW_FAULT_OUTBOX_ACK };
+#define GW_FAULT_EXIT 86
+extern int gwi_fault;
+void gwi_fault_hit(int point, const char *where);
 
 /* timers.c: timer actions of active actors */
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);

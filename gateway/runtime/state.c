@@ -96,6 +96,7 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 			spawn__gateway__v1__stored_state__pack(&e, buf);
 			a->extra = gw_blob_create(NULL, buf, n);
 		}
+		a->n_outbox = (uint32_t)ss->n_outbox;
 		if (!a->extra)
 			err = GW_ENOMEM;
 	}

@@ -3,8 +3,10 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "log.h"
+#include "runtime_int.h"
 
 #define MAX_EFFECT_RETRIES 8
 
@@ -101,11 +103,22 @@ static void chain_done(gw_inv *child)
 	parent->done(parent);
 }
 
+/* fire_over ends a fire-and-forget invocation for good: an outbox
+ * delivery is acknowledged to its source actor first. */
+static void fire_over(gw_inv *inv)
+{
+	/* Refused because the gateway is stopping: the entry stays stored and
+	 * goes out after the restart. */
+	if (inv->outbox_src && inv->rt && inv->err != GW_ESHUTDOWN)
+		gwi_outbox_ack(inv->rt, inv);
+	gw_inv_destroy(inv);
+}
+
 void gwi_wf_fire_done(gw_inv *inv)
 {
 	const Spawn__InvocationRequest *rq = inv->req;
 	if (inv->err == GW_OK) {
-		gw_inv_destroy(inv);
+		fire_over(inv);
 		return;
 	}
 	bool retryable = inv->err == GW_EUNAVAIL || inv->err == GW_ETIMEDOUT ||
@@ -125,7 +138,7 @@ void gwi_wf_fire_done(gw_inv *inv)
 	GW_ERROR("invocation %s.%s from %s (side effect or broadcast) failed for good: %s",
 	         rq->actor->id->name, rq->action_name, rq->caller ? rq->caller->name : "?",
 	         inv->msg[0] ? inv->msg : gw_strerror(inv->err));
-	gw_inv_destroy(inv);
+	fire_over(inv);
 }
 
 static void push_fire(gw_wf *wf, gw_inv *c)
@@ -265,4 +278,63 @@ void gwi_wf_discard(gw_wf *wf)
 		wf->fire = n;
 	}
 	memset(wf, 0, sizeof *wf);
+}
+
+/* ---- side effects scheduled for later ---------------------------------------- */
+
+static void effect_stored(void *arg, gw_err err)
+{
+	gw_inv *inv = arg;
+	const Spawn__InvocationRequest *rq = inv->req;
+	if (err == GW_ECONFLICT)
+		err = GW_OK; /* an earlier attempt of this very effect stored it */
+	if (err == GW_OK)
+		GW_DEBUG("side effect %s.%s from %s scheduled for %lld", rq->actor->id->name,
+		         rq->action_name, rq->caller ? rq->caller->name : "?",
+		         (long long)rq->scheduled_to);
+	inv->err = err == GW_OK || err == GW_ENOMEM ? err : GW_EUNAVAIL; /* store errors: retry */
+	if (err)
+		snprintf(inv->msg, sizeof inv->msg, "cannot store the scheduled side effect: %s",
+		         gw_strerror(err));
+	inv->done(inv);
+}
+
+/* effect_id names the schedule row of an effect: derived from its
+ * idempotency key when it has one (an outbox entry stored twice, before and
+ * after a crash, is one row), else random. */
+static bool effect_id(const gw_inv *inv, char id[40])
+{
+	const char *key = gwi_inv_key(inv);
+	uint64_t h[2] = {1469598103934665603ULL, 0x9e3779b97f4a7c15ULL};
+	if (key) {
+		for (int k = 0; k < 2; k++)
+			for (const char *p = key; *p; p++)
+				h[k] = (h[k] ^ (uint8_t)*p) * 1099511628211ULL;
+	} else if (getrandom(h, sizeof h, 0) != (ssize_t)sizeof h) {
+		return false;
+	}
+	snprintf(id, 40, "fx%016llx%016llx", (unsigned long long)h[0], (unsigned long long)h[1]);
+	return true;
+}
+
+void gwi_wf_schedule(gw_runtime *rt, gw_inv *inv)
+{
+	inv->rt = rt;
+	char id[40];
+	size_t len = spawn__invocation_request__get_packed_size(inv->req);
+	uint8_t *buf = spawn_arena_alloc(&inv->arena, len ? len : 1);
+	gw_err err = buf ? GW_OK : GW_ENOMEM;
+	if (!err && !effect_id(inv, id))
+		err = GW_EUNAVAIL;
+	if (!err) {
+		spawn__invocation_request__pack(inv->req, buf);
+		err = gw_persist_schedule(gw_runtime_persist(rt), id, inv->req->scheduled_to, buf,
+		                          len, effect_stored, inv);
+	}
+	if (err) {
+		inv->err = err;
+		snprintf(inv->msg, sizeof inv->msg, "cannot schedule the side effect: %s",
+		         gw_strerror(err));
+		inv->done(inv);
+	}
 }

@@ -46,6 +46,15 @@ void gwi_wf_discard(gw_wf *wf);
  * logs failures and asks the runtime to retry retryable ones. */
 void gwi_wf_fire_done(gw_inv *inv);
 
+/* gwi_wf_schedule stores a side effect whose scheduled_to (Unix ms) is
+ * still ahead as a scheduled invocation (gw_persist_schedule; the
+ * scheduler delivers it at that time, across restarts) and completes inv
+ * with GW_OK once the row is durable, or with the error (retried as any
+ * failed effect). An effect carrying an idempotency key (an outbox entry)
+ * gets a row id derived from the key, so storing it again after a crash
+ * finds the row already there. Takes ownership of inv. */
+void gwi_wf_schedule(gw_runtime *rt, gw_inv *inv);
+
 /* Implemented by runtime.c: resubmit inv after delay_ms (the timer thread
  * runs it). */
 void gwi_runtime_retry(gw_runtime *rt, gw_inv *inv, int64_t delay_ms);

@@ -360,8 +360,8 @@ int spawn_ctx_side_effect(spawn_ctx *ctx, const spawn_request *req)
 {
 	if (!ctx || !req)
 		return SPAWN_EINVAL;
-	if (req->scheduled_to_ms != 0)
-		return SPAWN_EINVAL; /* the gateway would fire it at once */
+	if (req->scheduled_to_ms < 0)
+		return SPAWN_EINVAL;
 	const char *system = empty(req->system) ? spawn_ctx_system(ctx) : req->system;
 	Spawn__InvocationRequest *rq;
 	int rc = spawni_request_msg(req, system, true, ctx->arena, &rq);

@@ -188,7 +188,8 @@ class Context:
                        _nonempty(action, "action"))
 
     def side_effect(self, actor, action, payload=None, system=None,
-                    register_ref=None, metadata=None, pooled=False):
+                    register_ref=None, metadata=None, pooled=False,
+                    scheduled_to_ms=0):
         """Fire ``system / actor / action`` with ``payload`` (a message, an
         Any or None) after this turn, after its state is saved for a
         checkpointed turn. Fire and forget: it never delays the reply; the
@@ -196,7 +197,10 @@ class Context:
         defaults to this actor's system (any system of the gateway may be
         named); ``register_ref`` names the UNNAMED template to instantiate
         ``actor`` from; ``metadata`` is a {str: str} dict handed to the
-        target. Several calls fire several effects, in order."""
+        target; ``scheduled_to_ms`` (a Unix time in ms still ahead) has the
+        gateway store the effect durably and fire it then, even across a
+        restart of the gateway. Several calls fire several effects, in
+        order."""
         _, protocol_pb2, _, _ = _pb()
         req = protocol_pb2.InvocationRequest(
             action_name=_nonempty(action, "action"), pooled=bool(pooled),
@@ -214,6 +218,9 @@ class Context:
             req.value.CopyFrom(_pack(payload))
         for k, v in (metadata or {}).items():
             req.metadata[str(k)] = str(v)
+        if int(scheduled_to_ms) < 0:
+            raise ValueError("scheduled_to_ms must be a Unix time in ms (or 0)")
+        req.scheduled_to = int(scheduled_to_ms)
         self._effects.append(req)
 
     def broadcast(self, channel, payload=None):

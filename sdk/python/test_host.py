@@ -395,8 +395,10 @@ class WorkflowTest(unittest.TestCase):
             ctx.side_effect("b", "Note", inc.Add(value=3),
                             metadata={"k": "v"})
             ctx.side_effect("inst-1", "Hello", system="other-sys",
-                            register_ref="tmpl", pooled=True)
-            for bad in (dict(actor="", action="x"), dict(actor="b", action="")):
+                            register_ref="tmpl", pooled=True,
+                            scheduled_to_ms=1893456000123)
+            for bad in (dict(actor="", action="x"), dict(actor="b", action=""),
+                        dict(actor="b", action="x", scheduled_to_ms=-1)):
                 with self.assertRaises(ValueError):
                     ctx.side_effect(**bad)
             return None, None
@@ -464,6 +466,7 @@ class WorkflowTest(unittest.TestCase):
         self.assertEqual((e.system.name, e.actor.id.name, e.actor.id.parent,
                           e.register_ref), ("other-sys", "inst-1", "tmpl", "tmpl"))
         self.assertTrue(e.pooled)
+        self.assertEqual(e.scheduled_to, 1893456000123)
         self.assertEqual(e.WhichOneof("payload"), "noop")
 
         b = call(4, "Pub").response.workflow.broadcast

@@ -962,7 +962,7 @@ static void h_effects(spawn_ctx *ctx, void *user)
 	bad.action = "";
 	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &bad), SPAWN_EINVAL);
 	bad = own;
-	bad.scheduled_to_ms = 1;
+	bad.scheduled_to_ms = -1;
 	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &bad), SPAWN_EINVAL);
 	bad = own;
 	bad.payload.type_url = NULL;

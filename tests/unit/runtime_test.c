@@ -1319,10 +1319,37 @@ static size_t find_task(const char *actor, size_t from)
 	return (size_t)-1;
 }
 
-START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
+/* stored_outbox: the number of outbox entries in actor's stored row, and
+ * whether the store lists it among the actors with undelivered effects. */
+static size_t stored_outbox(const char *actor, bool *listed)
 {
-	/* 1. A row written before a crash: a1's state with an undelivered outbox
-	 *    holding a3.Add(11) under key K. */
+	gw_store *s2;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
+	gw_actor_key k = {SYS, actor};
+	gw_loaded l;
+	ck_assert_int_eq(gw_store_load(s2, &k, &l), GW_OK);
+	Spawn__Gateway__V1__StoredState *got =
+		spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
+	ck_assert_ptr_nonnull(got);
+	size_t n = got->n_outbox;
+	spawn__gateway__v1__stored_state__free_unpacked(got, NULL);
+	gw_loaded_fini(&l);
+	gw_actor_key keys[8];
+	size_t nk = 0;
+	ck_assert_int_eq(gw_store_effects_list(s2, NULL, 8, keys, &nk), GW_OK);
+	*listed = false;
+	for (size_t i = 0; i < nk; i++)
+		*listed = *listed || (!strcmp(keys[i].system, SYS) && !strcmp(keys[i].name, actor));
+	gw_keys_fini(keys, nk);
+	gw_store_close(s2);
+	return n;
+}
+
+/* crash_row writes the row a crash leaves behind: a1 with state 1 and an
+ * undelivered outbox holding a3.Add(value) under key (flagged or not). */
+static void crash_row(int64_t value, const char *key, int effects)
+{
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
 	int64_t v = 1;
@@ -1330,7 +1357,7 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 	any.type_url = STATE_TYPE;
 	any.value.data = (uint8_t *)&v;
 	any.value.len = 8;
-	Spawn__InvocationRequest *out[] = {effect_req(&ar, 11, "test/K")};
+	Spawn__InvocationRequest *out[] = {effect_req(&ar, value, key)};
 	Spawn__Gateway__V1__StoredState ss = SPAWN__GATEWAY__V1__STORED_STATE__INIT;
 	ss.state = &any;
 	ss.n_outbox = 1;
@@ -1340,11 +1367,27 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 	gw_store *s2;
 	gw_store_opts so = {.keys = KEY};
 	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
-	gw_state st = {.key = {SYS, "a1"}, .type_url = STATE_TYPE, .data = buf, .len = n};
+	gw_state st = {.key = {SYS, "a1"},
+		       .type_url = STATE_TYPE,
+		       .data = buf,
+		       .len = n,
+		       .effects = effects};
 	gw_err res;
 	ck_assert_int_eq(gw_store_save_batch(s2, &st, 1, &res), GW_OK);
 	ck_assert_int_eq(res, GW_OK);
 	gw_store_close(s2);
+	spawn_arena_fini(&ar);
+}
+
+START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
+{
+	/* 1. A row written before a crash: a1's state with an undelivered outbox
+	 *    holding a3.Add(11) under key K. */
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	crash_row(11, "test/K", 0);
+	gw_store *s2;
+	gw_store_opts so = {.keys = KEY};
 
 	/* 2. Activating a1 delivers the outbox again, with its key. */
 	invoke("a1", 1, 1);
@@ -1395,21 +1438,19 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 	ck_assert(wait_outs(3)); /* effects report to nobody: only a1's caller */
 	ck_assert_int_eq(outs[2].tag, 3);
 	ck_assert_int_eq(outs[2].err, GW_OK);
-	/* after the delivery the outbox is dropped by the next save */
-	ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	/* once acknowledged, the outbox is dropped by the next save */
+	bool listed = true;
+	for (int i = 0; i < 500 && (stored_outbox("a1", &listed) || listed); i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 0);
+	ck_assert(!listed);
+	/* and a3 keeps the keys it applied, with its state */
 	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
-	gw_actor_key k1 = {SYS, "a1"}, k3 = {SYS, "a3"};
+	gw_actor_key k3 = {SYS, "a3"};
 	gw_loaded l;
-	ck_assert_int_eq(gw_store_load(s2, &k1, &l), GW_OK);
+	ck_assert_int_eq(gw_store_load(s2, &k3, &l), GW_OK);
 	Spawn__Gateway__V1__StoredState *got =
 		spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
-	ck_assert_ptr_nonnull(got);
-	ck_assert_uint_eq(got->n_outbox, 0);
-	spawn__gateway__v1__stored_state__free_unpacked(got, NULL);
-	gw_loaded_fini(&l);
-	/* and a3 keeps the keys it applied, with its state */
-	ck_assert_int_eq(gw_store_load(s2, &k3, &l), GW_OK);
-	got = spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
 	ck_assert_ptr_nonnull(got);
 	ck_assert_uint_eq(got->n_applied, 2);
 	ck_assert_str_eq(got->applied[0], "test/K");
@@ -1418,6 +1459,77 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 	gw_loaded_fini(&l);
 	gw_store_close(s2);
 	spawn_arena_fini(&ar);
+}
+END_TEST
+
+START_TEST(the_outbox_stays_stored_until_its_deliveries_are_acknowledged)
+{
+	/* a1's checkpointed turn emits a3.Add(5); a3 does not answer yet. */
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	Spawn__SideEffect se = SPAWN__SIDE_EFFECT__INIT, *sep[] = {&se};
+	se.request = effect_req(&ar, 5, NULL);
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.n_effects = 1;
+	wf.effects = sep;
+	answer_wf(0, 1, 1, true, &wf);
+	ck_assert(wait_outs(1)); /* the caller has its answer: the outbox committed */
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	ck_assert(fake_host_wait(&host, 2));
+	size_t te = find_task("a3", 1);
+	ck_assert_uint_ne(te, (size_t)-1);
+	/* Delivered but not acknowledged: still stored, and listed. */
+	bool listed = false;
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 1);
+	ck_assert(listed);
+	/* A second checkpointed turn appends; it does not replace. */
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 3));
+	size_t t1 = find_task("a1", 2);
+	se.request = effect_req(&ar, 6, NULL);
+	answer_wf(t1, 2, 2, true, &wf);
+	ck_assert(wait_outs(2));
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 2);
+	ck_assert(listed);
+	/* a3 answers both (one at a time): the outbox empties, the flag clears. */
+	answer(te, 5, 0, true);
+	ck_assert(fake_host_wait(&host, 4));
+	size_t te2 = find_task("a3", te + 1);
+	ck_assert_uint_ne(te2, (size_t)-1);
+	ck_assert_int_eq(task_payload(te2), 6);
+	answer(te2, 11, 0, true);
+	for (int i = 0; i < 500 && (stored_outbox("a1", &listed) || listed); i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 0);
+	ck_assert(!listed);
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
+START_TEST(recovery_activates_actors_whose_effects_were_not_delivered)
+{
+	/* A row left by a crash: a1 with an undelivered a3.Add(7), flagged. */
+	char key[128];
+	snprintf(key, sizeof key, "%s/a1@1#0", SYS);
+	crash_row(7, key, 1);
+
+	/* Nobody calls a1: recovery activates it and its effect goes out. */
+	ck_assert_int_eq(gw_runtime_recover_effects(rt), GW_OK);
+	ck_assert(fake_host_wait(&host, 1));
+	ck_assert_str_eq(task_actor(0), "a3");
+	ck_assert_int_eq(task_payload(0), 7);
+	ck_assert_str_eq(task_key(0), key);
+	answer(0, 7, 0, true);
+	bool listed = true;
+	for (int i = 0; i < 500 && (stored_outbox("a1", &listed) || listed); i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 0);
+	ck_assert(!listed);
+	int64_t v3 = 0;
+	ck_assert_int_eq(stored_revision("a3", &v3), 1);
+	ck_assert_int_eq(v3, 7);
 }
 END_TEST
 
@@ -1457,6 +1569,8 @@ static Suite *runtime_suite(void)
 		{"pooled", pooled_actors_run_up_to_their_pool_size_in_parallel},
 		{"durable", instances_and_scheduled_invocations_survive_a_restart},
 		{"outbox", checkpointed_effects_are_stored_with_the_state_and_applied_once},
+		{"outbox-ack", the_outbox_stays_stored_until_its_deliveries_are_acknowledged},
+		{"outbox-recover", recovery_activates_actors_whose_effects_were_not_delivered},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);

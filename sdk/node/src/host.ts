@@ -52,6 +52,11 @@ export interface SideEffectOptions {
   metadata?: { [k: string]: string };
   /** The target is POOLED. */
   pooled?: boolean;
+  /**
+   * Fire at this Unix time in ms (still ahead): the gateway stores the effect
+   * durably and fires it then, even across a restart of the gateway. 0: now.
+   */
+  scheduledToMs?: number;
 }
 
 /** An action handler. May be async. Throw ActorError to fail with a code. */
@@ -292,6 +297,11 @@ export class InvocationContext {
       const md: { [k: string]: string } = {};
       for (const [k, v] of Object.entries(options.metadata)) md[k] = String(v);
       req["metadata"] = md;
+    }
+    if (options.scheduledToMs !== undefined) {
+      const at = Math.trunc(options.scheduledToMs);
+      if (!(at >= 0)) throw new TypeError("scheduledToMs must be a Unix time in ms (or 0)");
+      req["scheduledTo"] = at;
     }
     this.effects.push({ request: req });
   }

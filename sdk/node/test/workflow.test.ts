@@ -84,8 +84,9 @@ describe("workflows", () => {
         },
         Effects: (ctx) => {
           ctx.sideEffect("b", "Note", add(3), { metadata: { k: "v" } });
-          ctx.sideEffect("inst-1", "Hello", null, { system: "other-sys", registerRef: "tmpl", pooled: true });
+          ctx.sideEffect("inst-1", "Hello", null, { system: "other-sys", registerRef: "tmpl", pooled: true, scheduledToMs: 1893456000123 });
           expectThrow("empty actor", () => ctx.sideEffect("", "x"));
+          expectThrow("negative time", () => ctx.sideEffect("b", "x", null, { scheduledToMs: -1 }));
           expectThrow("empty action", () => ctx.sideEffect("b", ""));
           expectThrow("bad payload", () => ctx.sideEffect("b", "x", { not: "a message" } as never));
         },
@@ -143,6 +144,7 @@ describe("workflows", () => {
     e = wf.effects[1].request;
     assert.deepEqual([e.system.name, e.actor.id.name, e.actor.id.parent, e.registerRef], ["other-sys", "inst-1", "tmpl", "tmpl"]);
     assert.equal(e.pooled, true);
+    assert.equal(Number(e.scheduledTo), 1893456000123);
     assert.ok(e.noop);
 
     wf = (await call("Pub")).response.workflow;

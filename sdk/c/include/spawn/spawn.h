@@ -455,12 +455,14 @@ SPAWN_API int spawn_ctx_forward(spawn_ctx *ctx, const char *actor, const char *a
  * borrowed and copied) names the target: system (NULL = this actor's
  * system, so any system of the gateway can be reached), actor, action,
  * payload, metadata, parent (register_ref: the UNNAMED template to
- * instantiate actor from) and pooled. async is ignored (effects are
- * always asynchronous). Several calls add several effects, fired in order.
+ * instantiate actor from), pooled and scheduled_to_ms (a Unix time in ms
+ * still ahead: the gateway stores the effect durably, as a scheduled
+ * invocation, and fires it then, also across a restart of the gateway;
+ * 0 or past: at once). async is ignored (effects are always
+ * asynchronous). Several calls add several effects, fired in order.
  * Returns SPAWN_OK; SPAWN_EINVAL (NULL ctx or req, missing actor or action,
  * payload data without a type URL, metadata entries without key, or
- * scheduled_to_ms != 0: the gateway does not schedule side effects yet);
- * SPAWN_ENOMEM. */
+ * scheduled_to_ms < 0); SPAWN_ENOMEM. */
 struct spawn_request; /* the client's, below */
 SPAWN_API int spawn_ctx_side_effect(spawn_ctx *ctx, const struct spawn_request *req);
 
