@@ -251,6 +251,7 @@ size_t gwi_outbox_redeliver(gw_runtime *rt, gw_actor *a, done_list *dl)
 			continue;
 		}
 		c->done = gwi_wf_fire_done;
+		c->effect = true;
 		gwi_spawn_later(dl, rt, c);
 		n++;
 	}

@@ -963,7 +963,7 @@ static void instance_looked_up(void *user, gw_err err)
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
-	if (inv->done == gwi_wf_fire_done && inv->req->scheduled_to > spawn_wall_ms()) {
+	if (inv->effect && inv->req->scheduled_to > spawn_wall_ms()) {
 		gwi_wf_schedule(rt, inv); /* a side effect for later: the schedule store */
 		return;
 	}

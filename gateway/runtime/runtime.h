@@ -72,6 +72,8 @@ struct gw_inv {
 	uint64_t restore_rev; /* GW_INV_RESTORE: the revision to restore */
 	uint8_t hops;         /* workflow depth (0 = a client's call) */
 	bool instance_checked; /* the statestore was asked for this name */
+	bool effect; /* a side effect: with scheduled_to still ahead it is stored
+	                as a scheduled invocation (done: GW_OK once durable) */
 	/* --- result, valid in done --- */
 	gw_err err;
 	char msg[1024];     /* error detail for the client (UTF-8, cut at a character) */

@@ -251,6 +251,7 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 			c->req->caller = caller;
 		}
 		c->hops = parent->hops + 1;
+		c->effect = true;
 		push_fire(out, c);
 	}
 	if (w->broadcast && w->broadcast->channel_group && w->broadcast->channel_group[0]) {

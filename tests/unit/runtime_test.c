@@ -1533,6 +1533,80 @@ START_TEST(recovery_activates_actors_whose_effects_were_not_delivered)
 }
 END_TEST
 
+START_TEST(a_scheduled_side_effect_is_stored_once_with_its_key_not_run)
+{
+	/* a1's checkpointed turn emits a3.Add(9) scheduled an hour ahead. */
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	Spawn__SideEffect se = SPAWN__SIDE_EFFECT__INIT, *sep[] = {&se};
+	se.request = effect_req(&ar, 9, NULL);
+	int64_t due = spawn_wall_ms() + 3600 * 1000;
+	se.request->scheduled_to = due;
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.n_effects = 1;
+	wf.effects = sep;
+	uint64_t rev = stored_revision("a1", NULL) + 1;
+	answer_wf(0, 1, 1, true, &wf);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	/* Stored as a scheduled invocation (that is its acknowledgement: the
+	 * outbox empties), not run. */
+	bool listed = true;
+	for (int i = 0; i < 500 && (stored_outbox("a1", &listed) || listed); i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 0);
+	ck_assert_uint_eq(host.ntasks, 1); /* a3 was never called */
+	gw_store *s2;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
+	uint64_t pending = 0;
+	ck_assert_int_eq(gw_store_schedule_count(s2, &pending), GW_OK);
+	ck_assert_uint_eq(pending, 1);
+	int64_t next = 0;
+	ck_assert_int_eq(gw_store_schedule_next_due(s2, &next), GW_OK);
+	ck_assert_int_eq(next, due);
+	/* The row holds the effect with its idempotency key. */
+	gw_sched *v = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(gw_store_schedule_claim(s2, due, "t", 1000, 4, &v, &n), GW_OK);
+	ck_assert_uint_eq(n, 1);
+	Spawn__InvocationRequest *rq = spawn__invocation_request__unpack(NULL, v[0].len, v[0].data);
+	ck_assert_ptr_nonnull(rq);
+	ck_assert_str_eq(rq->actor->id->name, "a3");
+	char want[128];
+	snprintf(want, sizeof want, "%s/a1@%llu#0", SYS, (unsigned long long)rev);
+	const char *key = NULL;
+	for (size_t i = 0; i < rq->n_metadata; i++)
+		if (!strcmp(rq->metadata[i]->key, "spawn-idempotency-key"))
+			key = rq->metadata[i]->value;
+	ck_assert_ptr_nonnull(key);
+	ck_assert_str_eq(key, want);
+	/* Storing the same outbox entry again (a redelivery after a crash)
+	 * finds its row: still one. */
+	gw_inv *again = gw_inv_create(0);
+	size_t len = spawn__invocation_request__get_packed_size(rq);
+	uint8_t *buf = spawn_arena_alloc(&again->arena, len);
+	spawn__invocation_request__pack(rq, buf);
+	again->req = spawn__invocation_request__unpack(&again->arena.pbc, len, buf);
+	again->req->scheduled_to = due;
+	again->effect = true;
+	again->done = on_done;
+	again->user = (void *)(intptr_t)7;
+	gw_runtime_invoke(rt, again);
+	ck_assert(wait_outs(2)); /* stored (or found stored) */
+	ck_assert_int_eq(outs[1].tag, 7);
+	ck_assert_int_eq(outs[1].err, GW_OK);
+	ck_assert_int_eq(gw_store_schedule_count(s2, &pending), GW_OK);
+	ck_assert_uint_eq(pending, 1);
+	spawn__invocation_request__free_unpacked(rq, NULL);
+	gw_sched_free(v, n);
+	gw_store_close(s2);
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	Suite *s = suite_create("runtime");
@@ -1571,6 +1645,7 @@ static Suite *runtime_suite(void)
 		{"outbox", checkpointed_effects_are_stored_with_the_state_and_applied_once},
 		{"outbox-ack", the_outbox_stays_stored_until_its_deliveries_are_acknowledged},
 		{"outbox-recover", recovery_activates_actors_whose_effects_were_not_delivered},
+		{"outbox-scheduled", a_scheduled_side_effect_is_stored_once_with_its_key_not_run},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);
