@@ -16,7 +16,10 @@
  * Generic actions (SELF = the actor's name, CALLER = "SYSTEM/NAME" of the
  * calling actor or "-" for a client):
  *   Next     state n+1, last = text; replies text + ">SELF", caller, n.
- *            prints "next SELF TEXT caller=CALLER"
+ *            prints "next SELF TEXT caller=CALLER", plus " at=MS" (the
+ *            host's Unix time in ms) when at_ms is set (a scheduled
+ *            effect's due time, carried by Effect); with checkpoint set
+ *            the turn is a checkpointed one
  *   receive, onNews  as Next; prints "got SELF ACTION TEXT caller=CALLER"
  *   Pipe     prints "pipe SELF"; replies the input with ">SELF" appended
  *            and to_actor = SELF (so a Pipe target that pipes again
@@ -24,7 +27,8 @@
  *   Forward  prints "forward SELF"; replies "ignored"; forwards its input
  *            to to_actor.to_action
  *   Effect   side effect to to_system (own when empty) / to_actor /
- *            to_action with Msg{text} and metadata kv; replies
+ *            to_action with Msg{text, checkpoint, at_ms} and metadata kv,
+ *            scheduled for at_ms (Unix ms; 0 = at once); replies
  *            text + ">SELF!"
  *   (Pipe, Forward and Effect with checkpoint set also make the turn a
  *   checkpointed one that changes the state: n+1)
@@ -147,6 +151,14 @@ static void reply_text(spawn_ctx *ctx, const char *text, int64_t n)
 	check(ctx, spawn_ctx_reply_msg(ctx, &r.base), "reply");
 }
 
+/* wall_ms is the Unix time in ms (the clock scheduled effects are due by). */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* next_turn: state n+1, last = text; replies text + ">SELF". */
 static void next_turn(spawn_ctx *ctx, const Sem__Msg *in)
 {
@@ -159,6 +171,8 @@ static void next_turn(spawn_ctx *ctx, const Sem__Msg *in)
 	int rc = spawn_ctx_set_state_msg(ctx, &st->base);
 	st->last = orig;
 	check(ctx, rc, "state");
+	if (in->checkpoint)
+		spawn_ctx_checkpoint(ctx, true);
 	char text[512];
 	snprintf(text, sizeof text, "%s>%s", in->text, spawn_ctx_actor(ctx));
 	reply_text(ctx, text, st->n);
@@ -171,7 +185,12 @@ static void on_next(spawn_ctx *ctx, void *user)
 	char cb[160];
 	if (!input(ctx, &in))
 		return;
-	say("next %s %s caller=%s", spawn_ctx_actor(ctx), in->text, caller_of(ctx, cb, sizeof cb));
+	if (in->at_ms)
+		say("next %s %s caller=%s at=%lld", spawn_ctx_actor(ctx), in->text,
+		    caller_of(ctx, cb, sizeof cb), (long long)wall_ms());
+	else
+		say("next %s %s caller=%s", spawn_ctx_actor(ctx), in->text,
+		    caller_of(ctx, cb, sizeof cb));
 	next_turn(ctx, in);
 }
 
@@ -239,6 +258,8 @@ static void on_effect(spawn_ctx *ctx, void *user)
 		return;
 	Sem__Msg out = SEM__MSG__INIT;
 	out.text = in->text;
+	out.checkpoint = in->checkpoint;
+	out.at_ms = in->at_ms;
 	spawn_payload p;
 	int rc = spawn_payload_pack(&p, &out.base);
 	if (rc != SPAWN_OK) {
@@ -256,6 +277,7 @@ static void on_effect(spawn_ctx *ctx, void *user)
 	    .payload = p,
 	    .metadata = md,
 	    .n_metadata = n_md,
+	    .scheduled_to_ms = in->at_ms,
 	};
 	rc = spawn_ctx_side_effect(ctx, &req);
 	spawn_payload_fini(&p);

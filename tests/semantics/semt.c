@@ -2,10 +2,13 @@
 #include "semt.h"
 
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
 #include <unistd.h>
 
 /* store_init chooses g's statestore from the environment (semt.h). */
@@ -41,10 +44,9 @@ static void store_init(it_world *w, semt_gw *g, const char *db)
 	itdb_init(&g->db, w, ITDB_SQLITE, db);
 }
 
-static void start(it_world *w, semt_gw *g, const char *name, const char *db,
-                  const char *const extra[])
+static void start(it_world *w, semt_gw *g, const char *name, const char *const extra[],
+                  const char *const env[])
 {
-	(void)db; /* the store is chosen once, by semt_gateway_start */
 	const char *args[24] = {"--listen", g->host_url};
 	size_t n = 2;
 	for (size_t i = 0; extra && extra[i]; i++) {
@@ -52,21 +54,34 @@ static void start(it_world *w, semt_gw *g, const char *name, const char *db,
 		args[n++] = extra[i];
 	}
 	args[n] = NULL;
-	/* The key: the gateway needs one for a non-file store; harmless on SQLite
-	 * files, which the suites create fresh. */
-	static const char *const sqlite_env[] = {NULL};
-	itdb_gateway_start(w, &g->db, &g->gw, name, args,
-	                   g->db.kind == ITDB_SQLITE && !g->fixed_url ? sqlite_env : NULL);
+	/* The key: the gateway needs one for a non-file store; the suites'
+	 * fresh SQLite files go without. */
+	const char *envv[16];
+	size_t k = 0;
+	if (g->db.kind != ITDB_SQLITE || g->fixed_url)
+		envv[k++] = ITDB_KEY_ENV;
+	for (size_t i = 0; env && env[i]; i++) {
+		ck_assert(k < 15);
+		envv[k++] = env[i];
+	}
+	envv[k] = NULL;
+	itdb_gateway_start(w, &g->db, &g->gw, name, args, envv);
 }
 
-void semt_gateway_start(it_world *w, semt_gw *g, const char *name, const char *db,
-                        const char *const extra[])
+void semt_gateway_start_env(it_world *w, semt_gw *g, const char *name, const char *db,
+                            const char *const extra[], const char *const env[])
 {
 	memset(g, 0, sizeof *g);
 	it_path(w, "gw.sock", g->sock, sizeof g->sock);
 	snprintf(g->host_url, sizeof g->host_url, "unix:%s", g->sock);
 	store_init(w, g, db);
-	start(w, g, name, db, extra);
+	start(w, g, name, extra, env);
+}
+
+void semt_gateway_start(it_world *w, semt_gw *g, const char *name, const char *db,
+                        const char *const extra[])
+{
+	semt_gateway_start_env(w, g, name, db, extra, NULL);
 }
 
 void semt_gateway_done(semt_gw *g)
@@ -79,9 +94,117 @@ void semt_gateway_done(semt_gw *g)
 void semt_gateway_restart(it_world *w, semt_gw *g, const char *name, const char *db,
                           const char *const extra[])
 {
+	(void)db; /* the store was chosen once, by semt_gateway_start */
 	it_gateway_stop(&g->gw);
 	unlink(g->sock);
-	start(w, g, name, db, extra);
+	start(w, g, name, extra, NULL);
+}
+
+void semt_gateway_expect_exit(semt_gw *g, int code, int64_t ms)
+{
+	it_proc *p = g->gw.p;
+	bool done = it_proc_wait_exit(p, it_ms(ms));
+	if (!done || it_exit_code(p) != code)
+		it_proc_dump(p);
+	ck_assert_msg(done, "gateway %s did not exit within %lld ms", p->name,
+	              (long long)it_ms(ms));
+	ck_assert_msg(it_exit_code(p) == code, "gateway %s exited %d, not %d", p->name,
+	              it_exit_code(p), code);
+}
+
+void semt_gateway_respawn(it_world *w, semt_gw *g, const char *name, const char *const extra[],
+                          const char *const env[])
+{
+	ck_assert_msg(g->gw.p->reaped, "gateway %s still runs", g->gw.p->name);
+	/* A crashed gateway leaves its socket file behind. */
+	unlink(g->sock);
+	start(w, g, name, extra, env);
+}
+
+void semt_gateway_crashed(it_world *w, semt_gw *g, int code, int64_t ms, const char *name,
+                          const char *const extra[], const char *const env[])
+{
+	semt_gateway_expect_exit(g, code, ms);
+	semt_gateway_respawn(w, g, name, extra, env);
+}
+
+/* log_scan counts the lines of the file path containing needle and copies
+ * the first into line (when not NULL). */
+static int log_scan(const char *path, const char *needle, char *line, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int count = 0;
+	while ((len = getline(&buf, &cap, f)) >= 0) {
+		if (!strstr(buf, needle))
+			continue;
+		if (!count++ && line) {
+			if (len > 0 && buf[len - 1] == '\n')
+				buf[len - 1] = '\0';
+			snprintf(line, n, "%s", buf);
+		}
+	}
+	free(buf);
+	fclose(f);
+	return count;
+}
+
+bool semt_log_wait(const it_proc *p, const char *needle, int64_t ms, char *line, size_t n)
+{
+	int64_t end = it_now_ms() + it_ms(ms);
+	/* The watch is set before each scan, so no write between a scan and
+	 * the wait goes unnoticed. */
+	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	int wd = ifd >= 0 ? inotify_add_watch(ifd, p->errlog, IN_MODIFY) : -1;
+	bool found = false;
+	for (;;) {
+		if (log_scan(p->errlog, needle, line, n) > 0) {
+			found = true;
+			break;
+		}
+		int64_t left = end - it_now_ms();
+		if (left <= 0)
+			break;
+		if (wd >= 0) {
+			struct pollfd pfd = {.fd = ifd, .events = POLLIN};
+			if (poll(&pfd, 1, (int)left) > 0) {
+				char ev[4096];
+				while (read(ifd, ev, sizeof ev) > 0)
+					;
+			}
+		} else {
+			/* No inotify: a bounded re-check, not a readiness guess. */
+			poll(NULL, 0, left < 20 ? (int)left : 20);
+		}
+	}
+	if (ifd >= 0)
+		close(ifd);
+	return found;
+}
+
+void semt_expect_log(const it_proc *p, const char *needle, int64_t ms, char *line, size_t n)
+{
+	if (!semt_log_wait(p, needle, ms, line, n)) {
+		it_proc_dump(p);
+		ck_abort_msg("%s logged no line with '%s' within %lld ms", p->name, needle,
+		             (long long)it_ms(ms));
+	}
+}
+
+int semt_log_count(const it_proc *p, const char *needle)
+{
+	return log_scan(p->errlog, needle, NULL, 0);
+}
+
+int64_t semt_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void wait_registered(it_proc *p, const char *what)

@@ -45,6 +45,12 @@ typedef struct semt_gw {
 void semt_gateway_start(it_world *w, semt_gw *g, const char *name, const char *db,
                         const char *const extra[]);
 
+/* semt_gateway_start_env is semt_gateway_start with more environment for
+ * the gateway: env ("K=V" strings, NULL-terminated; may be NULL), e.g.
+ * "SPAWN_FAULT=exit-after-outbox-commit" (crash tests). */
+void semt_gateway_start_env(it_world *w, semt_gw *g, const char *name, const char *db,
+                            const char *const extra[], const char *const env[]);
+
 /* semt_gateway_done stops g (as it_gateway_stop) and drops its fresh
  * schema, if any. */
 void semt_gateway_done(semt_gw *g);
@@ -53,6 +59,41 @@ void semt_gateway_done(semt_gw *g);
  * saves) and starts a new gateway on the same store and socket. */
 void semt_gateway_restart(it_world *w, semt_gw *g, const char *name, const char *db,
                           const char *const extra[]);
+
+/* semt_gateway_expect_exit waits at most it_ms(ms) for g's gateway to end
+ * by itself (a fault point's _exit, a crash) and asserts its exit code is
+ * code (dumping its log when not). */
+void semt_gateway_expect_exit(semt_gw *g, int code, int64_t ms);
+
+/* semt_gateway_respawn starts a new gateway on g's store and socket after
+ * the previous one ended (asserts it was reaped), with extra arguments and
+ * env as semt_gateway_start_env. Hosts reconnect by themselves; clients
+ * must connect to the new g->gw.target (a new port). */
+void semt_gateway_respawn(it_world *w, semt_gw *g, const char *name, const char *const extra[],
+                          const char *const env[]);
+
+/* semt_gateway_crashed: the gateway crashed. semt_gateway_expect_exit(g,
+ * code, ms), then semt_gateway_respawn(w, g, name, extra, env). */
+void semt_gateway_crashed(it_world *w, semt_gw *g, int code, int64_t ms, const char *name,
+                          const char *const extra[], const char *const env[]);
+
+/* semt_log_wait waits at most it_ms(ms) until p's stderr log (p->errlog:
+ * the gateway logs there) has a line containing needle, and copies the
+ * first such line into line (may be NULL; without the newline). Readiness:
+ * inotify on the file (a bounded re-check every 20 ms without it). Returns
+ * false on timeout. */
+bool semt_log_wait(const it_proc *p, const char *needle, int64_t ms, char *line, size_t n);
+
+/* semt_expect_log is semt_log_wait failing the test (with the log's tail)
+ * on timeout. */
+void semt_expect_log(const it_proc *p, const char *needle, int64_t ms, char *line, size_t n);
+
+/* semt_log_count is the number of lines of p's stderr log that contain
+ * needle now (never waits). */
+int semt_log_count(const it_proc *p, const char *needle);
+
+/* semt_wall_ms is the Unix time in ms (the clock of scheduled_to_ms). */
+int64_t semt_wall_ms(void);
 
 /* semt_c_host starts sem-host for system with extra arguments (NULL-
  * terminated; may be NULL) and waits for "registered". Asserts. */
