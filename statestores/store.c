@@ -1113,6 +1113,11 @@ gw_err gw_store_schedule_done(gw_store *s, const char *id)
 	return s->ops->sched_done(s->drv, id);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 gw_err gw_store_schedule_done_batch(gw_store *s, const char *const *ids, size_t n)
 {
 	if (!s || (n > 0 && !ids))
@@ -1121,13 +1126,21 @@ gw_err gw_store_schedule_done_batch(gw_store *s, const char *const *ids, size_t 
 	for (size_t i = 0; i < n; i++)
 		if (!sched_id_ok(ids[i]))
 			return GW_EINVAL;
-	for (size_t off = 0; off < n; off += GW_SCHED_DONE_CHUNK) {
-		size_t m = n - off < GW_SCHED_DONE_CHUNK ? n - off : GW_SCHED_DONE_CHUNK;
-		gw_err e = s->ops->sched_done_batch(s->drv, ids + off, m);
-		if (e != GW_OK)
-			return e;
+	size_t cap = n < GW_SCHED_DONE_CHUNK ? n : GW_SCHED_DONE_CHUNK;
+	const char **v = cap ? malloc(cap * sizeof *v) : NULL;
+	if (cap && !v)
+		return GW_ENOMEM;
+	gw_err e = GW_OK;
+	for (size_t off = 0; off < n && e == GW_OK; off += cap) {
+		size_t m = n - off < cap ? n - off : cap;
+		/* In key order: each index page is visited once per chunk, and
+		 * concurrent batches lock rows in one order. */
+		memcpy(v, ids + off, m * sizeof *v);
+		qsort(v, m, sizeof *v, cmp_str);
+		e = s->ops->sched_done_batch(s->drv, v, m);
 	}
-	return GW_OK;
+	free(v);
+	return e;
 }
 
 gw_err gw_store_schedule_next_due(gw_store *s, int64_t *due_ms)

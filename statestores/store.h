@@ -277,8 +277,10 @@ gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent);
  *      WHERE owner = 'corrupt'  once the keyring can open it.
  * Delivery is at least once across gateways (a gateway that dies between
  * delivering and gw_store_schedule_done leaves the row to be claimed again
- * when its lease expires); a gateway that keeps its own claimed ids until
- * it has called done never delivers a row twice itself.
+ * when its lease expires; on sqlite a power cut may also undo the last
+ * dones, which commit without an fsync, with the same outcome); a gateway
+ * that keeps its own claimed ids until it has called done never delivers a
+ * row twice itself.
  * Key rotation (gw_store_rotate_step) does not re-seal scheduled rows: keep
  * an old key in the keyring until the rows sealed under it are done (or they
  * are set aside when claimed). */

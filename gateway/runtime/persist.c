@@ -1,5 +1,21 @@
-/* persist.c - one thread, a FIFO of jobs, group-committed saves, and the
- * background key rotation when the queue is idle. */
+/* persist.c - one thread, a FIFO of jobs, group-committed saves, batched
+ * deletes of delivered scheduled invocations, and the background key
+ * rotation when the queue is idle.
+ *
+ * Scheduled invocations, on the persist thread:
+ *
+ *   claim pass --- flush pending deletes, claim <= SCHED_CLAIM_MAX due rows,
+ *                  hand each to sched_fn (the runtime delivers it)
+ *   JOB_SCHED_DONE --- taken off the queue into the pending deletes
+ *   pending deletes --- flushed as one gw_store_schedule_done_batch when:
+ *                  a claim pass starts, GW_SCHED_DONE_CHUNK are pending, the
+ *                  oldest waited DONE_MAX_WAIT_MS, the thread would go idle,
+ *                  or it stops
+ *
+ * Invariant (durable.c relies on it): a claim pass starts only on an empty
+ * queue and after the pending deletes were run, so every done queued before
+ * the pass began has been executed: the pass cannot return a row whose
+ * delivery this gateway finished (and forgot) but did not delete yet. */
 #include "persist.h"
 
 #include <pthread.h>
@@ -17,6 +33,14 @@ enum { JOB_ACTIVATE, JOB_READ, JOB_LIST, JOB_SAVE, JOB_INST_PUT, JOB_INST_GET, J
 #define EFFECTS_PAGE 256
 
 #define LIST_MAX 1024
+/* Rows per claim transaction: enough that a burst of due rows costs one
+ * fsync per thousand, few enough that a pass stays short (store.h caps a
+ * claim at 4096). */
+#define SCHED_CLAIM_MAX 1024
+/* How long a delivered row's delete may wait for company while the queue
+ * stays busy (it is flushed at once when the thread goes idle). Far below
+ * any lease. */
+#define DONE_MAX_WAIT_MS 100
 
 struct gw_persist_job {
 	gw_persist_job *next;
@@ -56,6 +80,11 @@ struct gw_persist {
 	char sched_owner[64];
 	int64_t sched_lease_ms;
 	int64_t sched_next_ms; /* wall ms of the next claim pass; INT64_MAX = none */
+	/* pending deletes (persist thread only): JOB_SCHED_DONE jobs taken off
+	 * the queue, not run yet */
+	gw_persist_job *done_head, **done_tail;
+	size_t ndone;
+	int64_t done_since_ms; /* wall ms the oldest was taken */
 };
 
 static void job_free(gw_persist_job *j)
@@ -209,13 +238,62 @@ static void run_misc(gw_persist *p, gw_persist_job *j)
 	case JOB_EFFECTS:
 		run_effects(p, j);
 		break;
-	case JOB_SCHED_DONE:
-		err = gw_store_schedule_done(p->store, j->name);
-		if (err)
-			GW_WARN("statestore: delivered scheduled invocation %s not deleted: %s "
-				"(it may be delivered again after its lease)",
-				j->name, gw_strerror(err));
-		break;
+	}
+}
+
+static void done_failed(const char *id, gw_err err)
+{
+	GW_WARN("statestore: delivered scheduled invocation %s not deleted: %s (it may be "
+		"delivered again after its lease)",
+		id, gw_strerror(err));
+}
+
+/* done_take moves a JOB_SCHED_DONE job into the pending deletes. */
+static void done_take(gw_persist *p, gw_persist_job *j)
+{
+	if (p->ndone++ == 0) {
+		p->done_tail = &p->done_head;
+		p->done_since_ms = spawn_wall_ms();
+	}
+	*p->done_tail = j;
+	p->done_tail = &j->next;
+}
+
+/* done_flush deletes the pending delivered rows with one
+ * gw_store_schedule_done_batch: one transaction (one fsync) for the group
+ * instead of one per row. A batch the store refuses as a whole (an id it
+ * finds invalid) or that cannot be assembled is retried row by row, so one
+ * bad id never keeps the others from being deleted. */
+static void done_flush(gw_persist *p)
+{
+	gw_persist_job *list = p->done_head;
+	size_t n = p->ndone;
+	if (n == 0)
+		return;
+	p->done_head = NULL;
+	p->ndone = 0;
+	const char **ids = malloc(n * sizeof *ids);
+	gw_err err = GW_ENOMEM;
+	if (ids) {
+		gw_persist_job *j = list;
+		for (size_t i = 0; i < n; i++, j = j->next)
+			ids[i] = j->name; /* the list holds exactly n */
+		err = gw_store_schedule_done_batch(p->store, ids, n);
+		free(ids);
+	}
+	if (err == GW_EINVAL || err == GW_ENOMEM) {
+		for (gw_persist_job *j = list; j; j = j->next)
+			if ((err = gw_store_schedule_done(p->store, j->name)) != GW_OK)
+				done_failed(j->name, err);
+	} else if (err != GW_OK) {
+		GW_WARN("statestore: %zu delivered scheduled invocations not deleted: %s (they may "
+			"be delivered again after their lease)",
+			n, gw_strerror(err));
+	}
+	while (list) {
+		gw_persist_job *j = list;
+		list = j->next;
+		job_free(j);
 	}
 }
 
@@ -223,11 +301,12 @@ static void run_misc(gw_persist *p, gw_persist_job *j)
  * the time of the next pass. */
 static void sched_pass(gw_persist *p)
 {
+	done_flush(p); /* the invariant at the top of this file */
 	int64_t now = spawn_wall_ms();
 	gw_sched *v = NULL;
 	size_t n = 0;
-	gw_err err = gw_store_schedule_claim(p->store, now, p->sched_owner, p->sched_lease_ms, 256,
-					     &v, &n);
+	gw_err err = gw_store_schedule_claim(p->store, now, p->sched_owner, p->sched_lease_ms,
+					     SCHED_CLAIM_MAX, &v, &n);
 	int64_t next = now + 5000; /* expired leases, at the latest */
 	if (err) {
 		GW_WARN("scheduler: claim failed: %s; retrying", gw_strerror(err));
@@ -240,7 +319,7 @@ static void sched_pass(gw_persist *p)
 		pthread_mutex_unlock(&p->mu);
 		gw_sched_free(v, n);
 		int64_t due;
-		if (n == 256)
+		if (n == SCHED_CLAIM_MAX)
 			next = now; /* more are due */
 		else if (gw_store_schedule_next_due(p->store, &due) == GW_OK && due < next)
 			next = due;
@@ -289,10 +368,14 @@ static void *persist_main(void *arg)
 	int64_t rotate_backoff = 0;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		bool sched_due = false;
+		bool sched_due = false, idle = false;
 		while (!p->head && !p->stopping) {
 			if (p->sched_fn && p->sched_next_ms <= spawn_wall_ms()) {
 				sched_due = true;
+				break;
+			}
+			if (p->ndone > 0) {
+				idle = true; /* nothing else to do: run the deletes now */
 				break;
 			}
 			if (p->sched_fn && p->sched_next_ms != INT64_MAX && !p->stats.rotating) {
@@ -327,10 +410,16 @@ static void *persist_main(void *arg)
 		bool stop = p->stopping;
 		bool rotating = p->stats.rotating;
 		pthread_mutex_unlock(&p->mu);
-		if (!list && stop)
+		if (!list && stop) {
+			done_flush(p);
 			break;
+		}
 		if (sched_due && !list) {
 			sched_pass(p);
+			continue;
+		}
+		if (idle && !list) {
+			done_flush(p);
 			continue;
 		}
 		if (!list) {
@@ -345,7 +434,8 @@ static void *persist_main(void *arg)
 		}
 		/* Reads and activations first, one by one; then saves in batches.
 		 * The runtime never has an activation and a save of one actor in
-		 * flight at once, so the reordering is invisible to it. */
+		 * flight at once, so the reordering is invisible to it. Deletes
+		 * of delivered scheduled invocations join the pending ones. */
 		gw_persist_job *saves = NULL, **stail = &saves;
 		while (list) {
 			gw_persist_job *j = list;
@@ -354,6 +444,10 @@ static void *persist_main(void *arg)
 			if (j->kind == JOB_SAVE) {
 				*stail = j;
 				stail = &j->next;
+				continue;
+			}
+			if (j->kind == JOB_SCHED_DONE) {
+				done_take(p, j);
 				continue;
 			}
 			if (j->kind == JOB_LIST)
@@ -377,6 +471,9 @@ static void *persist_main(void *arg)
 			for (size_t i = 0; i < nb; i++)
 				job_free(batch[i]);
 		}
+		if (p->ndone >= GW_SCHED_DONE_CHUNK ||
+		    (p->ndone > 0 && spawn_wall_ms() - p->done_since_ms >= DONE_MAX_WAIT_MS))
+			done_flush(p);
 	}
 	free(batch);
 	return NULL;

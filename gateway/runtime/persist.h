@@ -7,7 +7,10 @@
  *
  * Group commit: the thread drains its queue and writes every pending save
  * in one gw_store_save_batch (one transaction, at most max_batch rows), so
- * under load many checkpointed replies share one fsync.
+ * under load many checkpointed replies share one fsync. Deletes of
+ * delivered scheduled invocations likewise gather (across drains) into one
+ * gw_store_schedule_done_batch, run before the next claim pass, when the
+ * thread would go idle, or after at most 100 ms (persist.c).
  *
  * Key rotation: when enabled, the thread re-encrypts rows to the primary
  * key in small steps (gw_store_rotate_step) whenever its queue is empty,
@@ -138,7 +141,11 @@ void gw_persist_set_scheduler(gw_persist *p, gw_sched_fn fn, void *user, const c
 gw_err gw_persist_schedule(gw_persist *p, const char *id, int64_t due_ms, const uint8_t *data,
 			   size_t len, gw_save_cb cb, void *arg);
 
-/* gw_persist_schedule_done deletes a delivered scheduled invocation. */
+/* gw_persist_schedule_done deletes a delivered scheduled invocation (id
+ * copied), in a batch with the others the thread has taken. Every delete
+ * queued before a claim pass begins has run when the pass claims, so a
+ * caller that forgets the id after this call returns can never be handed
+ * the row again by this gateway. Returns GW_OK or GW_ENOMEM (not queued). */
 gw_err gw_persist_schedule_done(gw_persist *p, const char *id);
 
 #endif

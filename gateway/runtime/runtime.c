@@ -1328,6 +1328,7 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 	pthread_cond_init(&rt->fcv, NULL);
 	pthread_mutex_init(&rt->rmu, NULL);
 	pthread_mutex_init(&rt->smu, NULL);
+	gw_idset_init(&rt->sched_inflight);
 	if (pthread_create(&rt->timer, NULL, timer_main, rt))
 		goto fail;
 	*out = rt;
@@ -1400,7 +1401,7 @@ void gw_runtime_destroy(gw_runtime *rt)
 	}
 	pthread_mutex_destroy(&rt->rmu);
 	pthread_mutex_destroy(&rt->smu);
-	free(rt->sched_ids);
+	gw_idset_fini(&rt->sched_inflight);
 	free(rt);
 }
 

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "idset.h"
 #include "runtime.h"
 
 #define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
@@ -88,8 +89,7 @@ struct gw_runtime {
 	gw_inv *retry;
 	/* scheduled invocations this gateway is delivering (durable.c) */
 	pthread_mutex_t smu;
-	char (*sched_ids)[40];
-	size_t n_sched, cap_sched;
+	gw_idset sched_inflight; /* under smu */
 };
 
 /* What a locked section decided, delivered after the lock is released:

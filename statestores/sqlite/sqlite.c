@@ -60,6 +60,10 @@
 #define SCHEMA_VERSION  4
 #define BUSY_TIMEOUT_MS 5000
 #define HISTORY_MAX     1000000
+#define CACHE_KIB       32768 /* page cache per connection, KiB */
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
 
 enum {
 	ST_LOAD,
@@ -397,6 +401,13 @@ static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 		               sqlite3_errmsg(d->db));
 		return map_rc(rc) == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EIO;
 	}
+	/* A cache the size of a busy store's hot pages: a burst of scheduled
+	 * invocations touches index pages all over the file (ids are random),
+	 * and with SQLite's default 2 MiB every claim and delete re-reads them.
+	 * An upper bound: the cache grows only as pages are used. */
+	if (sqlite3_exec(d->db, "PRAGMA cache_size=-" STR(CACHE_KIB), NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		GW_WARN("sqlite %s: cannot set cache_size: %s", where(d), sqlite3_errmsg(d->db));
 	return GW_OK;
 }
 
@@ -677,6 +688,23 @@ static gw_err sq_list_revisions(void *drv, const gw_actor_key *k, uint64_t *revs
 	return e;
 }
 
+/* sync_normal makes this connection's next commits skip the fsync
+ * (synchronous=NORMAL: in WAL mode a crashed process still loses nothing,
+ * a power cut may lose the last commits); sync_full restores FULL and makes
+ * a failure to restore the call's error when it had none. For writes whose
+ * loss in a power cut is harmless (see sq_acquire and sq_sched_done). */
+static void sync_normal(sqlite_drv *d)
+{
+	sqlite3_exec(d->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+}
+
+static gw_err sync_full(sqlite_drv *d, gw_err e)
+{
+	if (sqlite3_exec(d->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK && !e)
+		e = sql_fail(d, sqlite3_errcode(d->db), "restore synchronous=FULL");
+	return e;
+}
+
 /* An epoch only has to outlive the activations that used it. Every gateway
  * on one SQLite file runs on one machine, so whatever loses the last epochs
  * (a power cut) has ended those activations too; a crashed gateway loses
@@ -689,7 +717,7 @@ static gw_err sq_acquire(void *drv, const gw_actor_key *k, uint64_t *epoch)
 	sqlite3_stmt *st = d->st[ST_ACQUIRE];
 	gw_err e = GW_OK;
 	sqlite3_int64 v = 0;
-	sqlite3_exec(d->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+	sync_normal(d);
 	int rc = bind_key(st, k);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		v = sqlite3_column_int64(st, 0);
@@ -699,8 +727,7 @@ static gw_err sq_acquire(void *drv, const gw_actor_key *k, uint64_t *epoch)
 	if (rc != SQLITE_DONE)
 		e = sql_fail(d, rc, "acquire");
 	sqlite3_reset(st);
-	if (sqlite3_exec(d->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK && !e)
-		e = sql_fail(d, sqlite3_errcode(d->db), "restore synchronous=FULL");
+	e = sync_full(d, e);
 	if (e == GW_OK)
 		*epoch = (uint64_t)v;
 	return e;
@@ -1236,20 +1263,28 @@ static gw_err sq_sched_set_aside(void *drv, const char *id)
 	return sched_by_id(drv, ST_SCHED_ASIDE, id, "schedule set aside");
 }
 
+/* Deletes of delivered rows commit without an fsync, like an acquire: a
+ * power cut that loses them only makes their rows come back when their
+ * leases expire, to be delivered again, which is what a gateway crash
+ * between delivery and done does anyway (at least once, store.h). Every
+ * gateway on the file runs on this machine and dies with it. */
 static gw_err sq_sched_done(void *drv, const char *id)
 {
-	return sched_by_id(drv, ST_SCHED_DONE, id, "schedule done");
+	sync_normal(drv);
+	return sync_full(drv, sched_by_id(drv, ST_SCHED_DONE, id, "schedule done"));
 }
 
 /* One DELETE per id, all inside one write transaction: in-process statements
- * cost microseconds; what a delete per transaction cost was its fsync. */
+ * cost microseconds; what a delete per transaction cost was its commit. No
+ * fsync either (see sq_sched_done). */
 static gw_err sq_sched_done_batch(void *drv, const char *const *ids, size_t n)
 {
 	sqlite_drv *d = drv;
+	sync_normal(d);
 	gw_err e = run(d, ST_BEGIN, "begin");
 	for (size_t i = 0; e == GW_OK && i < n; i++)
 		e = sched_by_id(d, ST_SCHED_DONE, ids[i], "schedule done (batch)");
-	return end_tx(d, e);
+	return sync_full(d, end_tx(d, e));
 }
 
 static gw_err sq_sched_next_due(void *drv, int64_t *due_ms)

@@ -1169,6 +1169,49 @@ START_TEST(pooled_actors_run_up_to_their_pool_size_in_parallel)
 }
 END_TEST
 
+/* put_scheduled stores a scheduled invocation of actor.Add(value), due a
+ * second ago, under id. */
+static void put_scheduled(gw_store *s, const char *id, const char *actor, int64_t value)
+{
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = "type.googleapis.com/test.Add";
+	any.value.data = (uint8_t *)&value;
+	any.value.len = 8;
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	sys.name = SYS;
+	Spawn__Actors__ActorId aid = SPAWN__ACTORS__ACTOR_ID__INIT;
+	aid.name = (char *)actor;
+	Spawn__Actors__Actor act = SPAWN__ACTORS__ACTOR__INIT;
+	act.id = &aid;
+	Spawn__InvocationRequest rq = SPAWN__INVOCATION_REQUEST__INIT;
+	rq.system = &sys;
+	rq.actor = &act;
+	rq.action_name = "Add";
+	rq.payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
+	rq.value = &any;
+	rq.scheduled_to = spawn_wall_ms() - 1000;
+	uint8_t buf[256];
+	size_t n = spawn__invocation_request__pack(&rq, buf);
+	ck_assert_int_eq(gw_store_schedule_put(s, id, rq.scheduled_to, buf, n), GW_OK);
+}
+
+/* wait_schedule_empty polls the store (a handle of its own) until no
+ * scheduled row is left, for at most 5 s; returns the rows left. */
+static uint64_t wait_schedule_empty(void)
+{
+	gw_store *s;
+	gw_store_opts so = {.keys = KEY};
+	uint64_t pending = 1;
+	for (int i = 0; i < 2500 && pending; i++) {
+		ck_assert_int_eq(gw_store_open(&s, url, &so), GW_OK);
+		ck_assert_int_eq(gw_store_schedule_count(s, &pending), GW_OK);
+		gw_store_close(s);
+		if (pending)
+			nanosleep(&(struct timespec){0, 2000000}, NULL); /* readiness poll */
+	}
+	return pending;
+}
+
 START_TEST(instances_and_scheduled_invocations_survive_a_restart)
 {
 	/* a template, an instance made by register_ref, and a scheduled call */
@@ -1224,30 +1267,10 @@ START_TEST(instances_and_scheduled_invocations_survive_a_restart)
 
 	/* a scheduled invocation stored now, overdue: delivered once the
 	 * scheduler runs, as an async call */
-	int64_t v = 9;
-	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
-	any.type_url = "type.googleapis.com/test.Add";
-	any.value.data = (uint8_t *)&v;
-	any.value.len = 8;
-	Spawn__Actors__ActorSystem s2 = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	s2.name = SYS;
-	Spawn__Actors__ActorId aid = SPAWN__ACTORS__ACTOR_ID__INIT;
-	aid.name = "a7";
-	Spawn__Actors__Actor act = SPAWN__ACTORS__ACTOR__INIT;
-	act.id = &aid;
-	Spawn__InvocationRequest rq = SPAWN__INVOCATION_REQUEST__INIT;
-	rq.system = &s2;
-	rq.actor = &act;
-	rq.action_name = "Add";
-	rq.payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
-	rq.value = &any;
-	rq.scheduled_to = spawn_wall_ms() - 1000;
-	uint8_t buf[256];
-	size_t n = spawn__invocation_request__pack(&rq, buf);
 	gw_store *s3;
 	gw_store_opts so = {.keys = KEY};
 	ck_assert_int_eq(gw_store_open(&s3, url, &so), GW_OK);
-	ck_assert_int_eq(gw_store_schedule_put(s3, "sched0001", rq.scheduled_to, buf, n), GW_OK);
+	put_scheduled(s3, "sched0001", "a7", 9);
 	gw_store_close(s3);
 	gw_runtime_start_scheduler(rt, "test-gateway", 60000);
 	ck_assert(fake_host_wait(&host, 3));
@@ -1255,16 +1278,49 @@ START_TEST(instances_and_scheduled_invocations_survive_a_restart)
 	ck_assert_int_eq(task_payload(2), 9);
 	answer(2, 9, 0, false);
 	/* delivered: the row is deleted (a later claim finds nothing) */
-	uint64_t pending = 1;
-	for (int i = 0; i < 2500 && pending; i++) {
-		ck_assert_int_eq(gw_store_open(&s3, url, &so), GW_OK);
-		ck_assert_int_eq(gw_store_schedule_count(s3, &pending), GW_OK);
-		gw_store_close(s3);
-		if (pending)
-			nanosleep(&(struct timespec){0, 2000000}, NULL); /* readiness poll */
-	}
-	ck_assert_int_eq(pending, 0);
+	ck_assert_int_eq(wait_schedule_empty(), 0);
 	ck_assert_int_eq(host.ntasks, 3); /* delivered once */
+}
+END_TEST
+
+enum { BURST = 2500, BURST_ACTORS = 1000 };
+
+START_TEST(a_burst_of_due_scheduled_invocations_runs_each_once_and_deletes_every_row)
+{
+	/* More rows than one claim takes, two or three per actor (a mailbox
+	 * holds the later ones), all overdue. */
+	gw_store *s3;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s3, url, &so), GW_OK);
+	for (int i = 0; i < BURST; i++) {
+		char id[32], actor[16];
+		snprintf(id, sizeof id, "burst%05d", i);
+		snprintf(actor, sizeof actor, "a%d", i % BURST_ACTORS);
+		put_scheduled(s3, id, actor, i);
+	}
+	gw_store_close(s3);
+	gw_runtime_start_scheduler(rt, "test-gateway", 60000);
+	/* Answer every task as it comes: an actor's next one follows. */
+	static bool seen[BURST];
+	memset(seen, 0, sizeof seen);
+	for (size_t k = 0; k < BURST; k++) {
+		ck_assert_msg(fake_host_wait(&host, k + 1), "task %zu never came", k);
+		int64_t v = task_payload(k);
+		ck_assert(v >= 0 && v < BURST);
+		ck_assert_msg(!seen[v], "invocation %lld delivered twice", (long long)v);
+		seen[v] = true;
+		char actor[16];
+		snprintf(actor, sizeof actor, "a%lld", (long long)(v % BURST_ACTORS));
+		ck_assert_str_eq(task_actor(k), actor);
+		answer(k, v, 0, false);
+	}
+	/* Every delivered row is deleted (in batches), and nothing runs twice. */
+	ck_assert_int_eq(wait_schedule_empty(), 0);
+	nanosleep(&(struct timespec){0, 50000000}, NULL); /* a late duplicate would show */
+	ck_assert_uint_eq(host.ntasks, BURST);
+	gw_persist_stats ps;
+	gw_persist_get_stats(persist, &ps);
+	ck_assert_uint_eq(ps.scheduled_delivered, BURST);
 }
 END_TEST
 
@@ -1642,6 +1698,7 @@ static Suite *runtime_suite(void)
 		{"timers", timer_actions_run_while_active_one_at_a_time},
 		{"pooled", pooled_actors_run_up_to_their_pool_size_in_parallel},
 		{"durable", instances_and_scheduled_invocations_survive_a_restart},
+		{"sched-burst", a_burst_of_due_scheduled_invocations_runs_each_once_and_deletes_every_row},
 		{"outbox", checkpointed_effects_are_stored_with_the_state_and_applied_once},
 		{"outbox-ack", the_outbox_stays_stored_until_its_deliveries_are_acknowledged},
 		{"outbox-recover", recovery_activates_actors_whose_effects_were_not_delivered},
