@@ -577,6 +577,16 @@ static int bind_key(sqlite3_stmt *st, const gw_actor_key *k)
 	return rc;
 }
 
+/* bind_key_limit binds ?1, ?2 = k and ?3 = a LIMIT of lim rows. */
+static int bind_key_limit(sqlite3_stmt *st, const gw_actor_key *k, size_t lim)
+{
+	int rc = bind_key(st, k);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3,
+		                        lim > GWI_STORE_MAX_INT ? INT64_MAX : (sqlite3_int64)lim);
+	return rc;
+}
+
 static char *dup_text(sqlite3_stmt *st, int col)
 {
 	const char *t = (const char *)sqlite3_column_text(st, col);
@@ -671,10 +681,7 @@ static gw_err sq_list_revisions(void *drv, const gw_actor_key *k, uint64_t *revs
 	sqlite3_stmt *st = d->st[ST_LIST];
 	size_t got = 0;
 	gw_err e = GW_OK;
-	int rc = bind_key(st, k);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 3,
-		                        cap > GWI_STORE_MAX_INT ? INT64_MAX : (sqlite3_int64)cap);
+	int rc = bind_key_limit(st, k, cap);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (got < cap)
 			revs[got++] = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1332,10 +1339,7 @@ static gw_err sq_effects_list(void *drv, const gw_actor_key *after, size_t max, 
 	sqlite3_stmt *st = d->st[ST_EFFECTS_LIST];
 	size_t got = 0;
 	gw_err e = GW_OK;
-	int rc = bind_key(st, after);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 3,
-		                        max > GWI_STORE_MAX_INT ? INT64_MAX : (sqlite3_int64)max);
+	int rc = bind_key_limit(st, after, max);
 	while (rc == SQLITE_OK && got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		rc = SQLITE_OK;
 		char *sys = dup_text(st, 0), *name = dup_text(st, 1);
