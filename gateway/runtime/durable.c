@@ -11,7 +11,8 @@
  * run as async invocations. Delivery lifecycle of one row:
  *
  *   stored --- due, claimed (lease) --> in flight [id in rt->sched_inflight]
- *   in flight -- ran (any outcome but "retry later") --> done (row deleted)
+ *   in flight -- ran (any outcome but "retry later") --> deleting
+ *   deleting --- the delete ran (persist thread) --> gone [id leaves the set]
  *   in flight -- no host / actor unknown yet / busy --> retried in memory
  *                (backoff, up to 30 times), then released from the set: the
  *                row is claimed again when its lease expires
@@ -93,6 +94,15 @@ static void inflight_remove(gw_runtime *rt, const char *id)
 	pthread_mutex_unlock(&rt->smu);
 }
 
+/* sched_deleted: the delivered row's delete ran (persist thread). */
+static void sched_deleted(void *arg, gw_err err)
+{
+	gw_inv *inv = arg;
+	(void)err; /* logged by persist.c; a row not deleted returns after its lease */
+	inflight_remove(inv->rt, inv->user);
+	gw_inv_destroy(inv);
+}
+
 static void sched_done(gw_inv *inv)
 {
 	gw_runtime *rt = inv->rt;
@@ -121,12 +131,12 @@ static void sched_done(gw_inv *inv)
 		if (inv->err)
 			GW_WARN("scheduled invocation %s (%s.%s) failed: %s", id, rq->actor->id->name,
 				rq->action_name, inv->msg[0] ? inv->msg : gw_strerror(inv->err));
-		if (gw_persist_schedule_done(rt->persist, id) != GW_OK)
-			GW_ERROR("scheduled invocation %s: out of memory deleting it", id);
+		/* The id stays in flight until the row is deleted (persist.c):
+		 * a claim pass meanwhile that returns the row skips it. */
+		if (gw_persist_schedule_done(rt->persist, id, sched_deleted, inv) == GW_OK)
+			return;
+		GW_ERROR("scheduled invocation %s: out of memory deleting it", id);
 	}
-	/* The delete is queued first, and the persist thread runs every queued
-	 * delete before its next claim pass (persist.c), so forgetting the id
-	 * now cannot let this gateway run it twice. */
 	inflight_remove(rt, id);
 	gw_inv_destroy(inv);
 }
@@ -146,7 +156,7 @@ static void sched_deliver(void *user, const char *id, const uint8_t *data, size_
 		GW_ERROR("scheduled invocation %s: %s; left for an operator", id,
 			 inv && buf ? "not a valid InvocationRequest" : "out of memory");
 		if (inv && buf)
-			gw_persist_schedule_done(rt->persist, id); /* never parses: drop, logged */
+			gw_persist_schedule_done(rt->persist, id, NULL, NULL); /* never parses: drop */
 		inflight_remove(rt, id);
 		gw_inv_destroy(inv);
 		return;

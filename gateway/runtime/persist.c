@@ -12,10 +12,12 @@
  *                  oldest waited DONE_MAX_WAIT_MS, the thread would go idle,
  *                  or it stops
  *
- * Invariant (durable.c relies on it): a claim pass starts only on an empty
- * queue and after the pending deletes were run, so every done queued before
- * the pass began has been executed: the pass cannot return a row whose
- * delivery this gateway finished (and forgot) but did not delete yet. */
+ * Invariant (durable.c relies on it): a delete's callback runs on this
+ * thread after the delete ran, and claim passes run on this thread, so a
+ * pass never returns a row whose delete's callback already ran (the row is
+ * gone); the runtime keeps a delivered id in flight until that callback.
+ * A pass starts only on an empty queue and after the pending deletes were
+ * run, so it claims few rows only to skip them. */
 #include "persist.h"
 
 #include <pthread.h>
@@ -281,18 +283,19 @@ static void done_flush(gw_persist *p)
 		err = gw_store_schedule_done_batch(p->store, ids, n);
 		free(ids);
 	}
-	if (err == GW_EINVAL || err == GW_ENOMEM) {
-		for (gw_persist_job *j = list; j; j = j->next)
-			if ((err = gw_store_schedule_done(p->store, j->name)) != GW_OK)
-				done_failed(j->name, err);
-	} else if (err != GW_OK) {
+	bool one_by_one = err == GW_EINVAL || err == GW_ENOMEM;
+	if (err != GW_OK && !one_by_one)
 		GW_WARN("statestore: %zu delivered scheduled invocations not deleted: %s (they may "
 			"be delivered again after their lease)",
 			n, gw_strerror(err));
-	}
 	while (list) {
 		gw_persist_job *j = list;
 		list = j->next;
+		gw_err e = err;
+		if (one_by_one && (e = gw_store_schedule_done(p->store, j->name)) != GW_OK)
+			done_failed(j->name, e);
+		if (j->cb.save)
+			j->cb.save(j->arg, e);
 		job_free(j);
 	}
 }
@@ -686,11 +689,13 @@ gw_err gw_persist_schedule(gw_persist *p, const char *id, int64_t due_ms, const 
 	return GW_OK;
 }
 
-gw_err gw_persist_schedule_done(gw_persist *p, const char *id)
+gw_err gw_persist_schedule_done(gw_persist *p, const char *id, gw_save_cb cb, void *arg)
 {
 	gw_persist_job *j = job_new(JOB_SCHED_DONE, "", id);
 	if (!j)
 		return GW_ENOMEM;
+	j->cb.save = cb;
+	j->arg = arg;
 	enqueue(p, j);
 	return GW_OK;
 }

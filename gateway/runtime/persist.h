@@ -142,10 +142,13 @@ gw_err gw_persist_schedule(gw_persist *p, const char *id, int64_t due_ms, const 
 			   size_t len, gw_save_cb cb, void *arg);
 
 /* gw_persist_schedule_done deletes a delivered scheduled invocation (id
- * copied), in a batch with the others the thread has taken. Every delete
- * queued before a claim pass begins has run when the pass claims, so a
- * caller that forgets the id after this call returns can never be handed
- * the row again by this gateway. Returns GW_OK or GW_ENOMEM (not queued). */
-gw_err gw_persist_schedule_done(gw_persist *p, const char *id);
+ * copied), in a batch with the others the thread has taken; then cb (may
+ * be NULL) runs on the persist thread with the delete's outcome. Claim
+ * passes run on that thread too, so a claim either ran before the delete
+ * (and then cb has not run yet) or finds the row gone: a caller that keeps
+ * the id in its in-flight set until cb never delivers the row twice. (A
+ * delete queued while a pass runs is not part of that pass.) Returns GW_OK
+ * or GW_ENOMEM (not queued; cb will not run). */
+gw_err gw_persist_schedule_done(gw_persist *p, const char *id, gw_save_cb cb, void *arg);
 
 #endif
