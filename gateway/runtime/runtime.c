@@ -608,6 +608,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	(void)epoch;
 	pthread_mutex_lock(&s->mu);
 	gw_blob *old_state = a->state, *old_tags = a->tags, *old_extra = a->extra;
+	uint32_t old_outbox = a->n_outbox;
 	a->state = a->tags = a->extra = NULL;
 	if (err == GW_OK)
 		err = gwi_decode_state(a, stored);
@@ -616,6 +617,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	 * keeps the keys of the deliveries already applied. */
 	gw_blob_rele(a->extra);
 	a->extra = old_extra;
+	a->n_outbox = old_outbox;
 	if (err != GW_OK) {
 		gw_blob_rele(a->state);
 		gw_blob_rele(a->tags);

@@ -856,6 +856,9 @@ static void invoke_restore(const char *actor, uint64_t revision, int tag)
 	gw_runtime_invoke(rt, inv);
 }
 
+static Spawn__InvocationRequest *effect_req(spawn_arena *ar, int64_t value, const char *key);
+static size_t stored_outbox(const char *actor, bool *listed);
+
 START_TEST(a_restore_makes_an_old_revision_current_as_a_new_revision)
 {
 	teardown();
@@ -901,6 +904,35 @@ START_TEST(a_restore_makes_an_old_revision_current_as_a_new_revision)
 	read_result r = read_state("a1", 2);
 	ck_assert_int_eq(r.err, GW_OK);
 	ck_assert_int_eq(r.value, 101);
+	/* Revision 6 carries an outbox (a checkpointed effect to a3), cleared
+	 * by revision 7 once delivered. Restoring 6 brings its state back, not
+	 * its outbox: the new revision is neither holding nor flagged. */
+	invoke("a1", 1, 13);
+	ck_assert(fake_host_wait(&host, 5));
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	Spawn__SideEffect se = SPAWN__SIDE_EFFECT__INIT, *sep[] = {&se};
+	se.request = effect_req(&ar, 4, NULL);
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.n_effects = 1;
+	wf.effects = sep;
+	answer_wf(4, 2000, 0, true, &wf);
+	ck_assert(wait_outs(7));
+	ck_assert_int_eq(stored_revision("a1", NULL), 6);
+	ck_assert(fake_host_wait(&host, 6));
+	answer(5, 4, 0, true); /* a3 applies it: acknowledged */
+	bool listed = true;
+	for (int i = 0; i < 500 && (stored_outbox("a1", &listed) || listed); i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_int_eq(stored_revision("a1", NULL), 7);
+	invoke_restore("a1", 6, 14);
+	ck_assert(wait_outs(8));
+	ck_assert_int_eq(outs[7].err, GW_OK);
+	ck_assert_int_eq(stored_revision("a1", &v), 8);
+	ck_assert_int_eq(v, 2000);
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 0);
+	ck_assert(!listed);
+	spawn_arena_fini(&ar);
 }
 END_TEST
 
