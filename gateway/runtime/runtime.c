@@ -1388,16 +1388,24 @@ void gw_runtime_destroy(gw_runtime *rt)
 	pthread_cond_destroy(&rt->fcv);
 	while (rt->retry) {
 		gw_inv *n = rt->retry->next;
-		if (rt->retry->outbox_src)
+		const gw_inv *r = rt->retry;
+		const char *to = r->req->actor->id->name, *action = r->req->action_name;
+		if (r->outbox_src)
 			GW_WARN("shutdown: side effect %s.%s (retry %d) stays in the outbox of %s/%s: "
 			        "delivered after the restart",
-			        rt->retry->req->actor->id->name, rt->retry->req->action_name,
-			        rt->retry->retries, rt->retry->outbox_src,
-			        rt->retry->outbox_src + strlen(rt->retry->outbox_src) + 1);
+			        to, action, r->retries, r->outbox_src,
+			        r->outbox_src + strlen(r->outbox_src) + 1);
+		else if (r->kind == GW_INV_WAKE)
+			GW_INFO("shutdown: %s not activated for its undelivered effects: after the "
+			        "restart",
+			        to);
+		else if (r->done == gwi_wf_fire_done)
+			GW_ERROR("shutdown: side effect or broadcast %s.%s dropped after %d retries",
+			         to, action, r->retries);
 		else
-			GW_ERROR("shutdown: side effect %s.%s dropped after %d retries",
-			         rt->retry->req->actor->id->name, rt->retry->req->action_name,
-			         rt->retry->retries);
+			GW_WARN("shutdown: scheduled invocation %s.%s (retry %d) not delivered: it "
+			        "runs after the restart, when its lease expires",
+			        to, action, r->retries);
 		gw_inv_destroy(rt->retry);
 		rt->retry = n;
 	}
