@@ -859,6 +859,23 @@ static void invoke_restore(const char *actor, uint64_t revision, int tag)
 static Spawn__InvocationRequest *effect_req(spawn_arena *ar, int64_t value, const char *key);
 static size_t stored_outbox(const char *actor, bool *listed);
 
+/* A workflow of one side effect (caller storage). */
+typedef struct one_effect {
+	Spawn__SideEffect se, *sep[1];
+	Spawn__Workflow wf;
+} one_effect;
+
+static Spawn__Workflow *effect_wf(one_effect *e, Spawn__InvocationRequest *rq)
+{
+	spawn__side_effect__init(&e->se);
+	e->se.request = rq;
+	e->sep[0] = &e->se;
+	spawn__workflow__init(&e->wf);
+	e->wf.n_effects = 1;
+	e->wf.effects = e->sep;
+	return &e->wf;
+}
+
 START_TEST(a_restore_makes_an_old_revision_current_as_a_new_revision)
 {
 	teardown();
@@ -911,12 +928,8 @@ START_TEST(a_restore_makes_an_old_revision_current_as_a_new_revision)
 	ck_assert(fake_host_wait(&host, 5));
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
-	Spawn__SideEffect se = SPAWN__SIDE_EFFECT__INIT, *sep[] = {&se};
-	se.request = effect_req(&ar, 4, NULL);
-	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
-	wf.n_effects = 1;
-	wf.effects = sep;
-	answer_wf(4, 2000, 0, true, &wf);
+	one_effect oe;
+	answer_wf(4, 2000, 0, true, effect_wf(&oe, effect_req(&ar, 4, NULL)));
 	ck_assert(wait_outs(7));
 	ck_assert_int_eq(stored_revision("a1", NULL), 6);
 	ck_assert(fake_host_wait(&host, 6));
@@ -1510,13 +1523,9 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 	ck_assert(fake_host_wait(&host, before + 1));
 	size_t t = find_task("a1", before);
 	Spawn__InvocationRequest *eff = effect_req(&ar, 5, NULL);
-	Spawn__SideEffect se = SPAWN__SIDE_EFFECT__INIT, *sep[] = {&se};
-	se.request = eff;
-	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
-	wf.n_effects = 1;
-	wf.effects = sep;
+	one_effect oe;
 	uint64_t rev_before = stored_revision("a1", NULL);
-	answer_wf(t, 3, 3, true, &wf);
+	answer_wf(t, 3, 3, true, effect_wf(&oe, eff));
 	ck_assert(fake_host_wait(&host, before + 2));
 	size_t te = find_task("a3", before);
 	char want[128];
@@ -1557,12 +1566,8 @@ START_TEST(the_outbox_stays_stored_until_its_deliveries_are_acknowledged)
 	ck_assert(fake_host_wait(&host, 1));
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
-	Spawn__SideEffect se = SPAWN__SIDE_EFFECT__INIT, *sep[] = {&se};
-	se.request = effect_req(&ar, 5, NULL);
-	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
-	wf.n_effects = 1;
-	wf.effects = sep;
-	answer_wf(0, 1, 1, true, &wf);
+	one_effect oe;
+	answer_wf(0, 1, 1, true, effect_wf(&oe, effect_req(&ar, 5, NULL)));
 	ck_assert(wait_outs(1)); /* the caller has its answer: the outbox committed */
 	ck_assert_int_eq(outs[0].err, GW_OK);
 	ck_assert(fake_host_wait(&host, 2));
@@ -1576,8 +1581,7 @@ START_TEST(the_outbox_stays_stored_until_its_deliveries_are_acknowledged)
 	invoke("a1", 1, 2);
 	ck_assert(fake_host_wait(&host, 3));
 	size_t t1 = find_task("a1", 2);
-	se.request = effect_req(&ar, 6, NULL);
-	answer_wf(t1, 2, 2, true, &wf);
+	answer_wf(t1, 2, 2, true, effect_wf(&oe, effect_req(&ar, 6, NULL)));
 	ck_assert(wait_outs(2));
 	ck_assert_uint_eq(stored_outbox("a1", &listed), 2);
 	ck_assert(listed);
@@ -1628,15 +1632,12 @@ START_TEST(a_scheduled_side_effect_is_stored_once_with_its_key_not_run)
 	ck_assert(fake_host_wait(&host, 1));
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
-	Spawn__SideEffect se = SPAWN__SIDE_EFFECT__INIT, *sep[] = {&se};
-	se.request = effect_req(&ar, 9, NULL);
+	Spawn__InvocationRequest *eff = effect_req(&ar, 9, NULL);
 	int64_t due = spawn_wall_ms() + 3600 * 1000;
-	se.request->scheduled_to = due;
-	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
-	wf.n_effects = 1;
-	wf.effects = sep;
+	eff->scheduled_to = due;
+	one_effect oe;
 	uint64_t rev = stored_revision("a1", NULL) + 1;
-	answer_wf(0, 1, 1, true, &wf);
+	answer_wf(0, 1, 1, true, effect_wf(&oe, eff));
 	ck_assert(wait_outs(1));
 	ck_assert_int_eq(outs[0].err, GW_OK);
 	/* Stored as a scheduled invocation (that is its acknowledgement: the
