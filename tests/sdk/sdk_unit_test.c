@@ -872,6 +872,41 @@ static void oom_h_add(spawn_ctx *ctx, void *user)
 		spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, NULL);
 }
 
+static int state_msg_rc; /* what spawn_ctx_state_msg returned; 1 = not run */
+
+static void h_state_msg_rc(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ProtobufCMessage *m;
+	state_msg_rc = spawn_ctx_state_msg(ctx, COUNTER_D, &m);
+}
+
+START_TEST(unpacking_into_a_full_arena_is_out_of_memory_not_malformed)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Look", h_state_msg_rc, NULL);
+	bool saw_oom = false, saw_ok = false;
+	for (size_t limit = 16; limit < 4096 && !saw_ok; limit += 16) {
+		fixture f;
+		fixture_init(&f, "c", "Look", 1, 1);
+		spawn_arena_fini(&f.arena);
+		spawn_arena_init(&f.arena, limit);
+		state_msg_rc = 1;
+		spawni_execute(&reg, &f.task, 0, &f.arena, &f.res);
+		if (state_msg_rc == SPAWN_ENOMEM)
+			saw_oom = true;
+		else if (state_msg_rc == SPAWN_OK)
+			saw_ok = true;
+		else
+			ck_assert_int_eq(state_msg_rc, 1); /* the handler did not run */
+		fixture_fini(&f);
+	}
+	ck_assert(saw_oom);
+	ck_assert(saw_ok);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
 START_TEST(out_of_memory_in_the_arena_becomes_resource_exhausted)
 {
 	spawni_registry reg = {0};
@@ -1287,6 +1322,7 @@ static Suite *sdk_unit_suite(void)
 	    {"deadline", expired_deadline_skips_the_handler},
 	    {"no_invocation", task_without_invocation_is_invalid},
 	    {"oom", out_of_memory_in_the_arena_becomes_resource_exhausted},
+	    {"oom_unpack", unpacking_into_a_full_arena_is_out_of_memory_not_malformed},
 	    {"oom_workflow", out_of_memory_while_building_a_workflow_fails_cleanly},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
