@@ -1010,47 +1010,14 @@ static void oom_h_add(spawn_ctx *ctx, void *user)
 		spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, NULL);
 }
 
-static int state_msg_rc; /* what spawn_ctx_state_msg returned; 1 = not run */
-
-static void h_state_msg_rc(spawn_ctx *ctx, void *user)
-{
-	(void)user;
-	ProtobufCMessage *m;
-	state_msg_rc = spawn_ctx_state_msg(ctx, COUNTER_D, &m);
-}
-
-START_TEST(unpacking_into_a_full_arena_is_out_of_memory_not_malformed)
+/* oom_sweep runs handler fn (user) as c.Add under arena limits from 16
+ * upward until a run succeeds. Each run either succeeds or reports
+ * RESOURCE_EXHAUSTED, never crashes or leaves a half-built result; both
+ * outcomes must be seen. */
+static void oom_sweep(spawn_handler fn, void *user)
 {
 	spawni_registry reg = {0};
-	reg_add(&reg, "c", 0, "Look", h_state_msg_rc, NULL);
-	bool saw_oom = false, saw_ok = false;
-	for (size_t limit = 16; limit < 4096 && !saw_ok; limit += 16) {
-		fixture f;
-		fixture_init(&f, "c", "Look", 1, 1);
-		spawn_arena_fini(&f.arena);
-		spawn_arena_init(&f.arena, limit);
-		state_msg_rc = 1;
-		spawni_execute(&reg, &f.task, 0, &f.arena, &f.res);
-		if (state_msg_rc == SPAWN_ENOMEM)
-			saw_oom = true;
-		else if (state_msg_rc == SPAWN_OK)
-			saw_ok = true;
-		else
-			ck_assert_int_eq(state_msg_rc, 1); /* the handler did not run */
-		fixture_fini(&f);
-	}
-	ck_assert(saw_oom);
-	ck_assert(saw_ok);
-	spawni_registry_fini(&reg);
-}
-END_TEST
-
-START_TEST(out_of_memory_in_the_arena_becomes_resource_exhausted)
-{
-	spawni_registry reg = {0};
-	reg_add(&reg, "c", 0, "Add", oom_h_add, NULL);
-	/* Limits from 16 upward: each run either succeeds or reports
-	 * RESOURCE_EXHAUSTED; never a crash or a half-built result. */
+	reg_add(&reg, "c", 0, "Add", fn, user);
 	bool saw_oom = false, saw_ok = false;
 	for (size_t limit = 16; limit < 4096 && !saw_ok; limit += 16) {
 		fixture f;
@@ -1071,6 +1038,34 @@ START_TEST(out_of_memory_in_the_arena_becomes_resource_exhausted)
 	ck_assert(saw_oom);
 	ck_assert(saw_ok);
 	spawni_registry_fini(&reg);
+}
+
+static bool state_msg_saw_enomem;
+
+/* Only unpacks the state: a full arena must read as ENOMEM, never as
+ * bytes that do not parse. */
+static void h_state_msg_rc(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ProtobufCMessage *m;
+	int rc = spawn_ctx_state_msg(ctx, COUNTER_D, &m);
+	if (rc == SPAWN_ENOMEM)
+		state_msg_saw_enomem = true;
+	else
+		ck_assert_int_eq(rc, SPAWN_OK);
+}
+
+START_TEST(unpacking_into_a_full_arena_is_out_of_memory_not_malformed)
+{
+	state_msg_saw_enomem = false;
+	oom_sweep(h_state_msg_rc, NULL);
+	ck_assert(state_msg_saw_enomem);
+}
+END_TEST
+
+START_TEST(out_of_memory_in_the_arena_becomes_resource_exhausted)
+{
+	oom_sweep(oom_h_add, NULL);
 }
 END_TEST
 
@@ -1202,26 +1197,7 @@ END_TEST
 
 START_TEST(expect_helpers_out_of_memory_becomes_resource_exhausted)
 {
-	spawni_registry reg = {0};
-	reg_add(&reg, "c", 0, "Add", h_expect, (void *)&counters);
-	bool saw_oom = false, saw_ok = false;
-	for (size_t limit = 16; limit < 4096 && !saw_ok; limit += 16) {
-		fixture f;
-		fixture_init(&f, "c", "Add", 1, 1);
-		spawn_arena_fini(&f.arena);
-		spawn_arena_init(&f.arena, limit);
-		spawni_execute(&reg, &f.task, 0, &f.arena, &f.res);
-		if (f.res.outcome_case == SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR) {
-			ck_assert_int_eq(f.res.error->code, SPAWN_RESOURCE_EXHAUSTED);
-			saw_oom = true;
-		} else {
-			saw_ok = true;
-		}
-		fixture_fini(&f);
-	}
-	ck_assert(saw_oom);
-	ck_assert(saw_ok);
-	spawni_registry_fini(&reg);
+	oom_sweep(h_expect, (void *)&counters);
 }
 END_TEST
 
