@@ -383,16 +383,23 @@ static void on_reply(void *user, spawn_reply *r)
 	pthread_mutex_unlock(&col->mu);
 }
 
-static bool wait_collected(collected *col, int n)
+/* wait_count waits up to T_MS until *count (guarded by mu, signalled on
+ * cv) reaches n; false on timeout. */
+static bool wait_count(pthread_mutex_t *mu, pthread_cond_t *cv, const int *count, int n)
 {
 	struct timespec ts = abs_deadline(T_MS);
-	pthread_mutex_lock(&col->mu);
+	pthread_mutex_lock(mu);
 	int rc = 0;
-	while (col->n < n && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&col->cv, &col->mu, &ts);
-	bool ok = col->n >= n;
-	pthread_mutex_unlock(&col->mu);
+	while (*count < n && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(cv, mu, &ts);
+	bool ok = *count >= n;
+	pthread_mutex_unlock(mu);
 	return ok;
+}
+
+static bool wait_collected(collected *col, int n)
+{
+	return wait_count(&col->mu, &col->cv, &col->n, n);
 }
 
 START_TEST(async_calls_complete_on_the_client_thread_in_any_order)
@@ -611,14 +618,7 @@ static void on_msg_done(spawn_fn fn, void *user, int status, const char *message
 
 static bool wait_msg_log(msg_log *l, int n)
 {
-	struct timespec ts = abs_deadline(T_MS);
-	pthread_mutex_lock(&l->mu);
-	int rc = 0;
-	while (l->n < n && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&l->cv, &l->mu, &ts);
-	bool ok = l->n >= n;
-	pthread_mutex_unlock(&l->mu);
-	return ok;
+	return wait_count(&l->mu, &l->cv, &l->n, n);
 }
 
 START_TEST(typed_async_calls_done_once_with_fn_user_and_the_typed_reply)

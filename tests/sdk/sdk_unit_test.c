@@ -1128,6 +1128,15 @@ static Spawn__Gateway__V1__InvocationResult *run_expect(const expect_types *t, i
 	return r;
 }
 
+/* check_failed asserts that r failed with code and message, then frees r. */
+static void check_failed(Spawn__Gateway__V1__InvocationResult *r, int code, const char *message)
+{
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR);
+	ck_assert_int_eq(r->error->code, code);
+	ck_assert_str_eq(r->error->message, message);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+}
+
 START_TEST(expect_helpers_hand_out_the_typed_state_and_input)
 {
 	expect_reached = 0;
@@ -1164,17 +1173,12 @@ START_TEST(expect_helpers_fail_the_invocation_on_a_wrong_type)
 	expect_reached = 0;
 	fixture f;
 	Spawn__Gateway__V1__InvocationResult *r = run_expect(&other_state, 40, 2, false, &f);
-	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR);
-	ck_assert_int_eq(r->error->code, SPAWN_FAILED_PRECONDITION);
-	ck_assert_str_eq(r->error->message, "the state of actor c is not a spawn.actors.ActorId");
-	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	check_failed(r, SPAWN_FAILED_PRECONDITION,
+	             "the state of actor c is not a spawn.actors.ActorId");
 	fixture_fini(&f);
 
 	r = run_expect(&other_payload, 40, 2, false, &f);
-	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR);
-	ck_assert_int_eq(r->error->code, SPAWN_INVALID_ARGUMENT);
-	ck_assert_str_eq(r->error->message, "action Add takes a spawn.actors.ActorId");
-	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	check_failed(r, SPAWN_INVALID_ARGUMENT, "action Add takes a spawn.actors.ActorId");
 	fixture_fini(&f);
 
 	/* Input bytes that do not parse as the expected type. */
@@ -1185,10 +1189,7 @@ START_TEST(expect_helpers_fail_the_invocation_on_a_wrong_type)
 	f.payload.value.data = (uint8_t *)garbage;
 	f.payload.value.len = sizeof garbage;
 	r = run(&reg, &f, 0);
-	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR);
-	ck_assert_int_eq(r->error->code, SPAWN_INVALID_ARGUMENT);
-	ck_assert_str_eq(r->error->message, "action Add takes a spawn.actors.TimeoutStrategy");
-	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	check_failed(r, SPAWN_INVALID_ARGUMENT, "action Add takes a spawn.actors.TimeoutStrategy");
 	fixture_fini(&f);
 	spawni_registry_fini(&reg);
 	ck_assert_int_eq(expect_reached, 0);
@@ -1234,13 +1235,10 @@ START_TEST(fail_on_error_fails_with_a_code_for_the_status)
 		if (cases[i].code == 0) {
 			ck_assert_int_eq(r->outcome_case,
 			                 SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+			spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
 		} else {
-			ck_assert_int_eq(r->outcome_case,
-			                 SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR);
-			ck_assert_int_eq(r->error->code, cases[i].code);
-			ck_assert_str_eq(r->error->message, cases[i].message);
+			check_failed(r, cases[i].code, cases[i].message);
 		}
-		spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
 		fixture_fini(&f);
 		spawni_registry_fini(&reg);
 	}
