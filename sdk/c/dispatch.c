@@ -159,8 +159,16 @@ static int unpack_into_arena(spawn_ctx *ctx, const spawn_payload *p,
 		if (!spawn_payload_is(p, d))
 			return SPAWN_ETYPE;
 		m = protobuf_c_message_unpack(d, &ctx->arena->pbc, p->len, p->data);
-		if (!m)
-			return SPAWN_EPROTO;
+		if (!m) {
+			/* NULL means bytes that do not parse or an arena that ran
+			 * out; parsing on the heap tells which (failure path only). */
+			ProtobufCMessage *probe =
+			    protobuf_c_message_unpack(d, NULL, p->len, p->data);
+			if (!probe)
+				return SPAWN_EPROTO;
+			protobuf_c_message_free_unpacked(probe, NULL);
+			return SPAWN_ENOMEM;
+		}
 	}
 	*out = m;
 	return SPAWN_OK;

@@ -110,6 +110,17 @@ void spawni_execute(const spawni_registry *r, const Spawn__Gateway__V1__Invocati
 int spawni_request_msg(const spawn_request *req, const char *system, bool copy, spawn_arena *a,
                        Spawn__InvocationRequest **out);
 
+/* ---- typed calls (typed.c) --------------------------------------------- */
+
+/* spawni_reply_msg reads the finished call r: on success the reply as a
+ * message of type d (default values when it carries none) into *out
+ * (caller frees with protobuf_c_message_free_unpacked), unless out is
+ * NULL. Returns r->status, or SPAWN_ETYPE, SPAWN_EPROTO or SPAWN_ENOMEM
+ * when the reply cannot be read; *out is written only on success. *why
+ * becomes NULL on success, else says why (static, or borrowed from r). */
+int spawni_reply_msg(const spawn_reply *r, const ProtobufCMessageDescriptor *d,
+                     ProtobufCMessage **out, const char **why);
+
 /* ---- helpers (common.c) ---------------------------------------------- */
 
 /* spawni_grpc_code clamps a code to a valid failure code: 1..16 stay,

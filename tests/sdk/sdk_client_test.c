@@ -1,6 +1,6 @@
 /* sdk_client_test.c - the client SDK against a fake ActorGateway over real
- * gRPC: request contents, replies, statuses, deadlines, async callbacks
- * and cancellation on destroy. */
+ * gRPC: request contents, replies, statuses, deadlines, async callbacks,
+ * cancellation on destroy, and the typed calls generated stubs use. */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -383,16 +383,23 @@ static void on_reply(void *user, spawn_reply *r)
 	pthread_mutex_unlock(&col->mu);
 }
 
-static bool wait_collected(collected *col, int n)
+/* wait_count waits up to T_MS until *count (guarded by mu, signalled on
+ * cv) reaches n; false on timeout. */
+static bool wait_count(pthread_mutex_t *mu, pthread_cond_t *cv, const int *count, int n)
 {
 	struct timespec ts = abs_deadline(T_MS);
-	pthread_mutex_lock(&col->mu);
+	pthread_mutex_lock(mu);
 	int rc = 0;
-	while (col->n < n && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&col->cv, &col->mu, &ts);
-	bool ok = col->n >= n;
-	pthread_mutex_unlock(&col->mu);
+	while (*count < n && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(cv, mu, &ts);
+	bool ok = *count >= n;
+	pthread_mutex_unlock(mu);
 	return ok;
+}
+
+static bool wait_collected(collected *col, int n)
+{
+	return wait_count(&col->mu, &col->cv, &col->n, n);
 }
 
 START_TEST(async_calls_complete_on_the_client_thread_in_any_order)
@@ -450,6 +457,226 @@ START_TEST(destroy_cancels_calls_in_flight)
 }
 END_TEST
 
+/* ---- typed calls (spawn_client_invoke_msg[_async]) ----------------------------- */
+
+#define TS_D   (&spawn__actors__timeout_strategy__descriptor)
+#define TS_URL "type.googleapis.com/spawn.actors.TimeoutStrategy"
+
+/* A typed call on a helper thread: input {timeout: 5}, reply into out
+ * (or out NULL when !want_out). */
+typedef struct msg_sync {
+	spawn_client *c;
+	spawn_request req;
+	bool want_out;
+	ProtobufCMessage *out;
+	char *message;
+	int rc;
+	pthread_t t;
+} msg_sync;
+
+static void *msg_sync_main(void *arg)
+{
+	msg_sync *s = arg;
+	Spawn__Actors__TimeoutStrategy in = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	in.timeout = 5;
+	s->rc = spawn_client_invoke_msg(s->c, &s->req, &in.base, TS_D, s->want_out ? &s->out : NULL,
+	                                &s->message, T_MS);
+	return NULL;
+}
+
+/* msg_round runs one typed call; the gateway side answers with answer()'s
+ * arguments, or fails the call with code when type_url is "!". */
+static void msg_round(fake_gw *gw, msg_sync *s, const char *type_url, const char *data,
+                      grpc_status_code code)
+{
+	s->message = (char *)"unset";
+	ck_assert_int_eq(pthread_create(&s->t, NULL, msg_sync_main, s), 0);
+	Spawn__InvocationRequest *req;
+	fake_call *c = accept_invoke(gw, &req);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	if (type_url && strcmp(type_url, "!") == 0)
+		ck_assert(fake_call_finish(c, code, data, T_MS));
+	else
+		answer(c, type_url, data, SPAWN__STATUS__OK, NULL);
+	struct timespec ts = abs_deadline(T_MS);
+	ck_assert_int_eq(pthread_timedjoin_np(s->t, NULL, &ts), 0);
+	fake_call_free(c);
+}
+
+static int64_t timeout_of(const ProtobufCMessage *m)
+{
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_eq(m->descriptor, TS_D);
+	return ((const Spawn__Actors__TimeoutStrategy *)m)->timeout;
+}
+
+START_TEST(typed_invoke_packs_the_input_and_reads_the_typed_reply)
+{
+	spawn_client *cl;
+	fake_gw *gw = start_gw(&cl);
+	msg_sync s = {.c = cl,
+	              .want_out = true,
+	              .req = {.system = "sys",
+	                      .actor = "w",
+	                      .action = "Run",
+	                      .pooled = true,
+	                      .payload = {.type_url = "t/ignored", .data = "zz", .len = 2}}};
+	s.message = (char *)"unset";
+	ck_assert_int_eq(pthread_create(&s.t, NULL, msg_sync_main, &s), 0);
+	Spawn__InvocationRequest *req;
+	fake_call *c = accept_invoke(gw, &req);
+	ck_assert_str_eq(req->actor->id->name, "w");
+	ck_assert_str_eq(req->action_name, "Run");
+	ck_assert(req->pooled);
+	/* The payload is the input message, not req.payload. */
+	ck_assert_int_eq(req->payload_case, SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE);
+	ck_assert_str_eq(req->value->type_url, TS_URL);
+	Spawn__Actors__TimeoutStrategy *got = spawn__actors__timeout_strategy__unpack(
+	    NULL, req->value->value.len, req->value->value.data);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_int_eq(got->timeout, 5);
+	spawn__actors__timeout_strategy__free_unpacked(got, NULL);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	answer(c, TS_URL, "\x08\x2a", SPAWN__STATUS__OK, NULL);
+	struct timespec ts = abs_deadline(T_MS);
+	ck_assert_int_eq(pthread_timedjoin_np(s.t, NULL, &ts), 0);
+	fake_call_free(c);
+	ck_assert_int_eq(s.rc, SPAWN_OK);
+	ck_assert_ptr_null(s.message);
+	ck_assert_int_eq(timeout_of(s.out), 42);
+	protobuf_c_message_free_unpacked(s.out, NULL);
+	ck_assert_str_eq(s.req.payload.type_url, "t/ignored"); /* the caller's, untouched */
+
+	/* A reply without a value: default values of the reply's type. */
+	s.out = NULL;
+	msg_round(gw, &s, NULL, NULL, GRPC_STATUS_OK);
+	ck_assert_int_eq(s.rc, SPAWN_OK);
+	ck_assert_ptr_null(s.message);
+	ck_assert_int_eq(timeout_of(s.out), 0);
+	protobuf_c_message_free_unpacked(s.out, NULL);
+
+	/* A reply of another type: ETYPE, and out stays as it was. */
+	Spawn__Actors__TimeoutStrategy sentinel = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	s.out = &sentinel.base;
+	msg_round(gw, &s, "type.googleapis.com/spawn.actors.ActorId", "", GRPC_STATUS_OK);
+	ck_assert_int_eq(s.rc, SPAWN_ETYPE);
+	ck_assert_str_eq(s.message, "the reply has another type");
+	ck_assert_ptr_eq(s.out, &sentinel.base);
+	free(s.message);
+
+	/* The gateway's failure: its status and message. */
+	msg_round(gw, &s, "!", "no actor w", GRPC_STATUS_NOT_FOUND);
+	ck_assert_int_eq(s.rc, SPAWN_NOT_FOUND);
+	ck_assert_str_eq(s.message, "no actor w");
+	ck_assert_ptr_eq(s.out, &sentinel.base);
+	free(s.message);
+
+	/* Without out the reply is not read: its type does not matter. */
+	s.want_out = false;
+	msg_round(gw, &s, "type.googleapis.com/spawn.actors.ActorId", "", GRPC_STATUS_OK);
+	ck_assert_int_eq(s.rc, SPAWN_OK);
+	ck_assert_ptr_null(s.message);
+
+	spawn_client_destroy(cl);
+	fake_gw_stop(gw);
+}
+END_TEST
+
+/* What spawn_msg_done_fn calls saw. */
+typedef struct msg_log {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int n;
+	spawn_fn fn[4];
+	int status[4];
+	char message[4][64];
+	int64_t value[4]; /* -1: no reply */
+	pthread_t thread[4];
+} msg_log;
+
+static void typed_cb_stand_in(void)
+{
+}
+
+static void on_msg_done(spawn_fn fn, void *user, int status, const char *message,
+                        ProtobufCMessage *reply)
+{
+	msg_log *l = user;
+	pthread_mutex_lock(&l->mu);
+	int i = l->n < 4 ? l->n : 3;
+	l->fn[i] = fn;
+	l->status[i] = status;
+	snprintf(l->message[i], sizeof l->message[i], "%s", message ? message : "(null)");
+	l->value[i] = reply ? timeout_of(reply) : -1;
+	l->thread[i] = pthread_self();
+	l->n++;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	if (reply)
+		protobuf_c_message_free_unpacked(reply, NULL);
+}
+
+static bool wait_msg_log(msg_log *l, int n)
+{
+	return wait_count(&l->mu, &l->cv, &l->n, n);
+}
+
+START_TEST(typed_async_calls_done_once_with_fn_user_and_the_typed_reply)
+{
+	spawn_client *cl;
+	fake_gw *gw = start_gw(&cl);
+	msg_log l = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	spawn_request rq = {.system = "sys", .actor = "a", .action = "Get"};
+	Spawn__Actors__TimeoutStrategy in = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	in.timeout = 7;
+
+	ck_assert_int_eq(spawn_client_invoke_msg_async(cl, &rq, &in.base, TS_D, T_MS, on_msg_done,
+	                                               typed_cb_stand_in, &l),
+	                 SPAWN_OK);
+	Spawn__InvocationRequest *req;
+	fake_call *c = accept_invoke(gw, &req);
+	ck_assert_str_eq(req->value->type_url, TS_URL);
+	ck_assert_uint_eq(req->value->value.len, 2);
+	ck_assert_mem_eq(req->value->value.data, "\x08\x07", 2);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	answer(c, TS_URL, "\x08\x2a", SPAWN__STATUS__OK, NULL);
+	ck_assert(wait_msg_log(&l, 1));
+	fake_call_free(c);
+	ck_assert(l.fn[0] == (spawn_fn)typed_cb_stand_in);
+	ck_assert_int_eq(l.status[0], SPAWN_OK);
+	ck_assert_str_eq(l.message[0], "(null)");
+	ck_assert_int_eq(l.value[0], 42);
+	ck_assert(!pthread_equal(l.thread[0], pthread_self()));
+
+	/* Another type: ETYPE, no reply. */
+	ck_assert_int_eq(spawn_client_invoke_msg_async(cl, &rq, &in.base, TS_D, T_MS, on_msg_done,
+	                                               typed_cb_stand_in, &l),
+	                 SPAWN_OK);
+	c = accept_invoke(gw, &req);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	answer(c, "type.googleapis.com/spawn.actors.ActorId", "", SPAWN__STATUS__OK, NULL);
+	ck_assert(wait_msg_log(&l, 2));
+	fake_call_free(c);
+	ck_assert_int_eq(l.status[1], SPAWN_ETYPE);
+	ck_assert_str_eq(l.message[1], "the reply has another type");
+	ck_assert_int_eq(l.value[1], -1);
+
+	/* In flight when the client goes: CANCELLED, before destroy returns. */
+	ck_assert_int_eq(spawn_client_invoke_msg_async(cl, &rq, &in.base, TS_D, 0, on_msg_done,
+	                                               typed_cb_stand_in, &l),
+	                 SPAWN_OK);
+	c = accept_invoke(gw, &req);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	spawn_client_destroy(cl);
+	ck_assert_int_eq(l.n, 3);
+	ck_assert_int_eq(l.status[2], SPAWN_CANCELLED);
+	ck_assert_int_eq(l.value[2], -1);
+	ck_assert(fake_call_wait_closed(c, T_MS));
+	fake_call_free(c);
+	fake_gw_stop(gw);
+}
+END_TEST
+
 static Suite *sdk_client_suite(void)
 {
 	Suite *s = suite_create("sdk_client");
@@ -467,6 +694,8 @@ static Suite *sdk_client_suite(void)
 	    {"spawn", spawn_creates_instances},
 	    {"async", async_calls_complete_on_the_client_thread_in_any_order},
 	    {"destroy_cancels", destroy_cancels_calls_in_flight},
+	    {"typed_invoke", typed_invoke_packs_the_input_and_reads_the_typed_reply},
+	    {"typed_async", typed_async_calls_done_once_with_fn_user_and_the_typed_reply},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -31,9 +31,18 @@ if nm -D --defined-only "$libdir/libspawn.so" | awk '{print $3}' | grep -q '^spa
 	echo "libspawn.so exports internals" >&2
 	exit 1
 fi
+# ... including the typed layer that generated code links against.
+for sym in spawn_client_invoke_msg spawn_client_invoke_msg_async spawn_ctx_expect_state \
+	spawn_ctx_expect_payload spawn_ctx_fail_on_error; do
+	if ! nm -D --defined-only "$libdir/libspawn.so" | awk '{print $3}' | grep -qx "$sym"; then
+		echo "libspawn.so does not export $sym" >&2
+		exit 1
+	fi
+done
 
 cat >"$work/consumer.c" <<'EOF'
 #include <stdio.h>
+#include <stdlib.h>
 #include <spawn/spawn.h>
 
 int main(void)
@@ -46,6 +55,10 @@ int main(void)
 	int rc = spawn_client_invoke(c, &req, &r, 5000);
 	printf("libspawn %s: %s\n", spawn_version(), spawn_status_name(rc));
 	spawn_reply_fini(&r);
+	char *why = NULL;
+	if (spawn_client_invoke_msg(c, &req, NULL, NULL, NULL, &why, 5000) != SPAWN_EINVAL || !why)
+		return 1;
+	free(why);
 	spawn_client_destroy(c);
 	spawn_host *h;
 	spawn_host_opts o = {.target = "unix:/nonexistent-spawn-dir/gw.sock", .system = "s"};

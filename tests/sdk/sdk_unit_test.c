@@ -1,6 +1,7 @@
 /* sdk_unit_test.c - libspawn without a gateway: status table, payload
- * helpers, argument validation, the registration message, and the
- * dispatcher (handler -> InvocationResult) driven through spawni_execute. */
+ * helpers, argument validation, the registration message, the dispatcher
+ * (handler -> InvocationResult) driven through spawni_execute, and the
+ * typed helpers generated code stands on (typed.c). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,64 @@ START_TEST(payload_unpack_rejects_garbage_and_missing_values)
 	ck_assert(spawn_payload_is(&bare, COUNTER_D));
 	ck_assert(!spawn_payload_is(NULL, COUNTER_D));
 	spawn_reply_fini(NULL);
+}
+END_TEST
+
+START_TEST(reply_msg_reads_the_reply_as_a_typed_message)
+{
+	Spawn__Actors__TimeoutStrategy v = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	v.timeout = 9;
+	spawn_reply r = {.status = SPAWN_OK};
+	ck_assert_int_eq(spawn_payload_pack(&r.payload, &v.base), SPAWN_OK);
+	ProtobufCMessage *const sentinel = &v.base;
+	ProtobufCMessage *m = NULL;
+	const char *why = "unset";
+	ck_assert_int_eq(spawni_reply_msg(&r, COUNTER_D, &m, &why), SPAWN_OK);
+	ck_assert_ptr_null(why);
+	ck_assert_ptr_eq(m->descriptor, COUNTER_D);
+	ck_assert_int_eq(((Spawn__Actors__TimeoutStrategy *)m)->timeout, 9);
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	/* Another type than asked for: ETYPE, said so, *out untouched. */
+	m = sentinel;
+	ck_assert_int_eq(spawni_reply_msg(&r, OTHER_D, &m, &why), SPAWN_ETYPE);
+	ck_assert_str_eq(why, "the reply has another type");
+	ck_assert_ptr_eq(m, sentinel);
+	/* Without out the reply is not read, so its type does not matter. */
+	why = "unset";
+	ck_assert_int_eq(spawni_reply_msg(&r, OTHER_D, NULL, &why), SPAWN_OK);
+	ck_assert_ptr_null(why);
+	spawn_payload_fini(&r.payload);
+
+	/* No value: a message of the asked type with default values. */
+	m = NULL;
+	ck_assert_int_eq(spawni_reply_msg(&r, COUNTER_D, &m, &why), SPAWN_OK);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_eq(m->descriptor, COUNTER_D);
+	ck_assert_int_eq(((Spawn__Actors__TimeoutStrategy *)m)->timeout, 0);
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	/* Bytes that do not parse. */
+	static const uint8_t garbage[] = {0x08, 0xff};
+	r.payload =
+	    (spawn_payload){.type_url = COUNTER_URL, .data = garbage, .len = sizeof garbage};
+	m = sentinel;
+	ck_assert_int_eq(spawni_reply_msg(&r, COUNTER_D, &m, &why), SPAWN_EPROTO);
+	ck_assert_str_eq(why, spawn_strerror(SPAWN_EPROTO));
+	ck_assert_ptr_eq(m, sentinel);
+
+	/* A failed call: its status, with its message or the status's text;
+	 * the payload is not looked at. */
+	char gone[] = "no actor x";
+	r.status = SPAWN_NOT_FOUND;
+	r.message = gone;
+	ck_assert_int_eq(spawni_reply_msg(&r, COUNTER_D, &m, &why), SPAWN_NOT_FOUND);
+	ck_assert_str_eq(why, "no actor x");
+	ck_assert_ptr_eq(m, sentinel);
+	r.message = NULL;
+	ck_assert_int_eq(spawni_reply_msg(&r, COUNTER_D, &m, &why), SPAWN_NOT_FOUND);
+	ck_assert_str_eq(why, "not found");
+	ck_assert_ptr_eq(m, sentinel);
 }
 END_TEST
 
@@ -300,6 +359,85 @@ START_TEST(client_rejects_bad_requests)
 	                 SPAWN_EINVAL);
 	spawn_client_destroy(c);
 	spawn_client_destroy(NULL);
+}
+END_TEST
+
+static int msg_done_runs;
+
+static void never_called(void)
+{
+}
+
+static void count_msg_done(spawn_fn fn, void *user, int status, const char *message,
+                           ProtobufCMessage *reply)
+{
+	(void)fn;
+	(void)user;
+	(void)status;
+	(void)message;
+	if (reply)
+		protobuf_c_message_free_unpacked(reply, NULL);
+	msg_done_runs++;
+}
+
+START_TEST(typed_client_calls_check_their_arguments)
+{
+	spawn_client *c;
+	ck_assert_int_eq(spawn_client_create(&c, "unix:/nonexistent/spawn.sock"), SPAWN_OK);
+	spawn_request req = {.system = "s", .actor = "a", .action = "b"};
+	Spawn__Actors__TimeoutStrategy in = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	ProtobufCMessage *const sentinel = &in.base;
+	ProtobufCMessage *out = sentinel;
+	char *msg = NULL;
+
+	ck_assert_int_eq(spawn_client_invoke_msg(c, &req, NULL, COUNTER_D, &out, &msg, 5000),
+	                 SPAWN_EINVAL);
+	ck_assert_str_eq(msg, "invalid argument");
+	free(msg);
+	ck_assert_int_eq(spawn_client_invoke_msg(c, NULL, &in.base, COUNTER_D, &out, NULL, 5000),
+	                 SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_client_invoke_msg(c, &req, &in.base, NULL, &out, NULL, 5000),
+	                 SPAWN_EINVAL);
+	/* The request's own checks still apply, with spawn_client_invoke's
+	 * message. */
+	spawn_request no_action = {.system = "s", .actor = "a"};
+	ck_assert_int_eq(
+	    spawn_client_invoke_msg(c, &no_action, &in.base, COUNTER_D, &out, &msg, 5000),
+	    SPAWN_EINVAL);
+	ck_assert_str_eq(msg,
+	                 "system, actor and action are required; payload bytes need a type URL");
+	free(msg);
+	/* Nothing listens there: the call's own status, with a message. */
+	ck_assert_int_eq(spawn_client_invoke_msg(c, &req, &in.base, COUNTER_D, &out, &msg, 5000),
+	                 SPAWN_UNAVAILABLE);
+	ck_assert_ptr_nonnull(msg);
+	free(msg);
+	ck_assert_ptr_eq(out, sentinel);
+
+	/* Asynchronous: a missing part is refused and done never runs. */
+	msg_done_runs = 0;
+	spawn_fn fn = never_called;
+	ck_assert_int_eq(spawn_client_invoke_msg_async(c, NULL, &in.base, COUNTER_D, 5000,
+	                                               count_msg_done, fn, NULL),
+	                 SPAWN_EINVAL);
+	ck_assert_int_eq(
+	    spawn_client_invoke_msg_async(c, &req, NULL, COUNTER_D, 5000, count_msg_done, fn, NULL),
+	    SPAWN_EINVAL);
+	ck_assert_int_eq(
+	    spawn_client_invoke_msg_async(c, &req, &in.base, NULL, 5000, count_msg_done, fn, NULL),
+	    SPAWN_EINVAL);
+	ck_assert_int_eq(
+	    spawn_client_invoke_msg_async(c, &req, &in.base, COUNTER_D, 5000, NULL, fn, NULL),
+	    SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_client_invoke_msg_async(c, &req, &in.base, COUNTER_D, 5000,
+	                                               count_msg_done, NULL, NULL),
+	                 SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_client_invoke_msg_async(c, &no_action, &in.base, COUNTER_D, 5000,
+	                                               count_msg_done, fn, NULL),
+	                 SPAWN_EINVAL);
+	/* destroy runs every pending callback before it returns. */
+	spawn_client_destroy(c);
+	ck_assert_int_eq(msg_done_runs, 0);
 }
 END_TEST
 
@@ -872,12 +1010,14 @@ static void oom_h_add(spawn_ctx *ctx, void *user)
 		spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, NULL);
 }
 
-START_TEST(out_of_memory_in_the_arena_becomes_resource_exhausted)
+/* oom_sweep runs handler fn (user) as c.Add under arena limits from 16
+ * upward until a run succeeds. Each run either succeeds or reports
+ * RESOURCE_EXHAUSTED, never crashes or leaves a half-built result; both
+ * outcomes must be seen. */
+static void oom_sweep(spawn_handler fn, void *user)
 {
 	spawni_registry reg = {0};
-	reg_add(&reg, "c", 0, "Add", oom_h_add, NULL);
-	/* Limits from 16 upward: each run either succeeds or reports
-	 * RESOURCE_EXHAUSTED; never a crash or a half-built result. */
+	reg_add(&reg, "c", 0, "Add", fn, user);
 	bool saw_oom = false, saw_ok = false;
 	for (size_t limit = 16; limit < 4096 && !saw_ok; limit += 16) {
 		fixture f;
@@ -898,6 +1038,212 @@ START_TEST(out_of_memory_in_the_arena_becomes_resource_exhausted)
 	ck_assert(saw_oom);
 	ck_assert(saw_ok);
 	spawni_registry_fini(&reg);
+}
+
+static bool state_msg_saw_enomem;
+
+/* Only unpacks the state: a full arena must read as ENOMEM, never as
+ * bytes that do not parse. */
+static void h_state_msg_rc(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ProtobufCMessage *m;
+	int rc = spawn_ctx_state_msg(ctx, COUNTER_D, &m);
+	if (rc == SPAWN_ENOMEM)
+		state_msg_saw_enomem = true;
+	else
+		ck_assert_int_eq(rc, SPAWN_OK);
+}
+
+START_TEST(unpacking_into_a_full_arena_is_out_of_memory_not_malformed)
+{
+	state_msg_saw_enomem = false;
+	oom_sweep(h_state_msg_rc, NULL);
+	ck_assert(state_msg_saw_enomem);
+}
+END_TEST
+
+START_TEST(out_of_memory_in_the_arena_becomes_resource_exhausted)
+{
+	oom_sweep(oom_h_add, NULL);
+}
+END_TEST
+
+/* ---- typed handler steps ---------------------------------------------------- */
+
+/* The types a handler expects its state and input to have. */
+typedef struct expect_types {
+	const ProtobufCMessageDescriptor *state, *payload;
+} expect_types;
+
+static const expect_types counters = {COUNTER_D, COUNTER_D};
+static const expect_types other_state = {OTHER_D, COUNTER_D};
+static const expect_types other_payload = {COUNTER_D, OTHER_D};
+
+static int expect_reached; /* handlers that got past both expectations */
+
+/* Replies state + input, read with the expecting helpers. */
+static void h_expect(spawn_ctx *ctx, void *user)
+{
+	const expect_types *t = user;
+	Spawn__Actors__TimeoutStrategy *st, *in;
+	if (spawn_ctx_expect_state(ctx, t->state, (ProtobufCMessage **)&st) != SPAWN_OK ||
+	    spawn_ctx_expect_payload(ctx, t->payload, (ProtobufCMessage **)&in) != SPAWN_OK)
+		return;
+	expect_reached++;
+	st->timeout += in->timeout;
+	spawn_ctx_fail_on_error(ctx, spawn_ctx_reply_msg(ctx, &st->base));
+}
+
+/* NULL arguments: refused, and the invocation goes on. */
+static void h_expect_null(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ProtobufCMessage *m;
+	ck_assert_int_eq(spawn_ctx_expect_state(NULL, COUNTER_D, &m), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_expect_state(ctx, NULL, &m), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_expect_state(ctx, COUNTER_D, NULL), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_expect_payload(NULL, COUNTER_D, &m), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_expect_payload(ctx, NULL, &m), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_ctx_expect_payload(ctx, COUNTER_D, NULL), SPAWN_EINVAL);
+	expect_reached++;
+}
+
+/* run_expect runs h_expect on actor "c", action "Add", state total and
+ * input add (state NULL and payload Noop when none). */
+static Spawn__Gateway__V1__InvocationResult *run_expect(const expect_types *t, int64_t total,
+                                                        int64_t add, bool none, fixture *f)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Add", h_expect, (void *)t);
+	fixture_init(f, "c", "Add", total, add);
+	static Spawn__Noop noop = SPAWN__NOOP__INIT;
+	if (none) {
+		f->ctx.state = NULL;
+		f->inv.payload_case = SPAWN__ACTOR_INVOCATION__PAYLOAD_NOOP;
+		f->inv.noop = &noop;
+	}
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, f, 0);
+	spawni_registry_fini(&reg);
+	return r;
+}
+
+/* check_failed asserts that r failed with code and message, then frees r. */
+static void check_failed(Spawn__Gateway__V1__InvocationResult *r, int code, const char *message)
+{
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR);
+	ck_assert_int_eq(r->error->code, code);
+	ck_assert_str_eq(r->error->message, message);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+}
+
+START_TEST(expect_helpers_hand_out_the_typed_state_and_input)
+{
+	expect_reached = 0;
+	fixture f;
+	Spawn__Gateway__V1__InvocationResult *r = run_expect(&counters, 40, 2, false, &f);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	ck_assert_int_eq(counter_of(r->response->value), 42);
+	ck_assert_int_eq(expect_reached, 1);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	/* A new actor called without input: default values for both. */
+	r = run_expect(&counters, 40, 2, true, &f);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	ck_assert_int_eq(counter_of(r->response->value), 0);
+	ck_assert_int_eq(expect_reached, 2);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	spawni_registry reg = {0};
+	reg_add(&reg, "n", 0, "Null", h_expect_null, NULL);
+	fixture_init(&f, "n", "Null", 1, 1);
+	r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	ck_assert_int_eq(expect_reached, 3);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
+START_TEST(expect_helpers_fail_the_invocation_on_a_wrong_type)
+{
+	expect_reached = 0;
+	fixture f;
+	Spawn__Gateway__V1__InvocationResult *r = run_expect(&other_state, 40, 2, false, &f);
+	check_failed(r, SPAWN_FAILED_PRECONDITION,
+	             "the state of actor c is not a spawn.actors.ActorId");
+	fixture_fini(&f);
+
+	r = run_expect(&other_payload, 40, 2, false, &f);
+	check_failed(r, SPAWN_INVALID_ARGUMENT, "action Add takes a spawn.actors.ActorId");
+	fixture_fini(&f);
+
+	/* Input bytes that do not parse as the expected type. */
+	spawni_registry reg = {0};
+	reg_add(&reg, "c", 0, "Add", h_expect, (void *)&counters);
+	fixture_init(&f, "c", "Add", 40, 2);
+	static const uint8_t garbage[] = {0x08, 0xff};
+	f.payload.value.data = (uint8_t *)garbage;
+	f.payload.value.len = sizeof garbage;
+	r = run(&reg, &f, 0);
+	check_failed(r, SPAWN_INVALID_ARGUMENT, "action Add takes a spawn.actors.TimeoutStrategy");
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+	ck_assert_int_eq(expect_reached, 0);
+}
+END_TEST
+
+START_TEST(expect_helpers_out_of_memory_becomes_resource_exhausted)
+{
+	oom_sweep(h_expect, (void *)&counters);
+}
+END_TEST
+
+static int fail_on_error_returned;
+
+/* user: the status handed to spawn_ctx_fail_on_error. */
+static void h_fail_on_error(spawn_ctx *ctx, void *user)
+{
+	fail_on_error_returned = spawn_ctx_fail_on_error(ctx, (int)(intptr_t)user);
+}
+
+START_TEST(fail_on_error_fails_with_a_code_for_the_status)
+{
+	static const struct {
+		int status, code; /* code 0: the invocation does not fail */
+		const char *message;
+	} cases[] = {
+	    {SPAWN_OK, 0, NULL},
+	    {SPAWN_ENOMEM, SPAWN_RESOURCE_EXHAUSTED, "out of memory"},
+	    {SPAWN_EINVAL, SPAWN_INTERNAL, "invalid argument"},
+	    {SPAWN_ETYPE, SPAWN_INTERNAL, "payload has another type"},
+	    {SPAWN_NOT_FOUND, SPAWN_NOT_FOUND, "not found"},
+	    {SPAWN_UNAUTHENTICATED, SPAWN_UNAUTHENTICATED, "unauthenticated"},
+	    {17, SPAWN_INTERNAL, "unknown status"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		spawni_registry reg = {0};
+		reg_add(&reg, "c", 0, "Go", h_fail_on_error, (void *)(intptr_t)cases[i].status);
+		fixture f;
+		fixture_init(&f, "c", "Go", 1, 1);
+		fail_on_error_returned = -12345;
+		Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+		ck_assert_int_eq(fail_on_error_returned, cases[i].status);
+		if (cases[i].code == 0) {
+			ck_assert_int_eq(r->outcome_case,
+			                 SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+			spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+		} else {
+			check_failed(r, cases[i].code, cases[i].message);
+		}
+		fixture_fini(&f);
+		spawni_registry_fini(&reg);
+	}
+	ck_assert_int_eq(spawn_ctx_fail_on_error(NULL, SPAWN_ENOMEM), SPAWN_ENOMEM);
+	ck_assert_int_eq(spawn_ctx_fail_on_error(NULL, SPAWN_OK), SPAWN_OK);
 }
 END_TEST
 
@@ -1262,6 +1608,7 @@ static Suite *sdk_unit_suite(void)
 	    {"type_url", type_url_is_built_from_the_descriptor_and_truncates_like_snprintf},
 	    {"payload_round_trip", payload_pack_unpack_round_trips_and_checks_the_type},
 	    {"payload_errors", payload_unpack_rejects_garbage_and_missing_values},
+	    {"reply_msg", reply_msg_reads_the_reply_as_a_typed_message},
 	    {"backoff", backoff_stays_within_bounds_and_grows},
 	    {"host_create", host_create_rejects_bad_options},
 	    {"add_actor", add_actor_validates_definitions},
@@ -1269,6 +1616,7 @@ static Suite *sdk_unit_suite(void)
 	    {"stop_before_run", stop_before_run_makes_run_return_at_once},
 	    {"wait_registered", wait_registered_times_out},
 	    {"client_validation", client_rejects_bad_requests},
+	    {"typed_client_validation", typed_client_calls_check_their_arguments},
 	    {"registration", registration_describes_every_actor},
 	    {"registration_channels", registration_carries_channel_subscriptions},
 	    {"pipe_forward", pipe_and_forward_become_the_routing},
@@ -1287,7 +1635,12 @@ static Suite *sdk_unit_suite(void)
 	    {"deadline", expired_deadline_skips_the_handler},
 	    {"no_invocation", task_without_invocation_is_invalid},
 	    {"oom", out_of_memory_in_the_arena_becomes_resource_exhausted},
+	    {"oom_unpack", unpacking_into_a_full_arena_is_out_of_memory_not_malformed},
 	    {"oom_workflow", out_of_memory_while_building_a_workflow_fails_cleanly},
+	    {"expect", expect_helpers_hand_out_the_typed_state_and_input},
+	    {"expect_wrong_type", expect_helpers_fail_the_invocation_on_a_wrong_type},
+	    {"expect_oom", expect_helpers_out_of_memory_becomes_resource_exhausted},
+	    {"fail_on_error", fail_on_error_fails_with_a_code_for_the_status},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -587,6 +587,101 @@ SPAWN_API int spawn_client_spawn(spawn_client *c, const char *system, const spaw
  * may be running or start. */
 SPAWN_API void spawn_client_destroy(spawn_client *c);
 
+/* ======================================================================
+ * Typed calls and handlers: what generated code stands on
+ * ====================================================================
+ *
+ * The C that protoc-gen-spawn generates is thin typed shims over the
+ * functions below: one tested copy here instead of one per generated
+ * file. Hand-written typed wrappers may use them the same way. They add to
+ * the calls above only what a typed API needs: packing the input, reading
+ * the reply as a message, and turning a wrong type or a failed step into
+ * a status and a message. Nothing here changes what goes on the wire. */
+
+/* Any function: a typed callback travels through libspawn as a spawn_fn.
+ * C allows converting a function pointer to another function pointer type
+ * and back, but not calling it through the other type, so the code that
+ * knows the callback's real type converts it back before calling it (see
+ * spawn_msg_done_fn). */
+typedef void (*spawn_fn)(void);
+
+/* spawn_client_invoke_msg calls req with the message in as its payload
+ * (req->payload is not used) and waits for the reply, up to timeout_ms
+ * (<= 0: no deadline). c, req and in are borrowed.
+ * Returns SPAWN_OK and, when out is not NULL, sets *out to the reply as a
+ * message of type reply_type (caller frees with
+ * protobuf_c_message_free_unpacked(*out, NULL)); a reply without a value
+ * gives a message with default values. With out NULL the reply is not
+ * read. Otherwise returns the call's status (those of spawn_client_invoke),
+ * SPAWN_ETYPE (the reply has another type than reply_type), SPAWN_EPROTO
+ * (the reply's bytes do not parse), SPAWN_EINVAL (NULL req, in or
+ * reply_type) or SPAWN_ENOMEM, and leaves *out untouched.
+ * When message is not NULL, *message becomes NULL on success and says why
+ * on failure: the gateway's or the host's message, "the reply has another
+ * type", else spawn_strerror(status) (caller frees with free(); NULL only
+ * when memory ran out).
+ * Blocks: yes, up to timeout_ms. Thread: any, concurrently. */
+SPAWN_API int spawn_client_invoke_msg(spawn_client *c, const spawn_request *req,
+                                      const ProtobufCMessage *in,
+                                      const ProtobufCMessageDescriptor *reply_type,
+                                      ProtobufCMessage **out, char **message, int64_t timeout_ms);
+
+/* The completion of spawn_client_invoke_msg_async. It runs once, on the
+ * client's thread (the rules of spawn_reply_fn apply), with the fn and
+ * user given to the call and the outcome as spawn_client_invoke_msg
+ * reports it: status; message, NULL on success, else why (borrowed until
+ * done returns); reply, on success the reply as a message of reply_type
+ * (done owns it: protobuf_c_message_free_unpacked(reply, NULL)), else
+ * NULL. */
+typedef void (*spawn_msg_done_fn)(spawn_fn fn, void *user, int status, const char *message,
+                                  ProtobufCMessage *reply);
+
+/* spawn_client_invoke_msg_async starts the call of spawn_client_invoke_msg
+ * and returns at once; done(fn, user, ...) runs exactly once later
+ * (SPAWN_CANCELLED when the client is destroyed first). A typed stub
+ * passes its caller's typed callback as fn, and as done a function that
+ * converts fn back to that type and calls it with the reply converted to
+ * the reply's type. c, req and in are borrowed (in is packed before the
+ * call returns); fn and user are passed to done untouched, and user is
+ * retained until then.
+ * Returns SPAWN_OK (done will run); SPAWN_EINVAL (NULL req, in,
+ * reply_type, done or fn, or a request spawn_client_invoke_async
+ * refuses), SPAWN_ENOMEM, SPAWN_ESYS (no client thread) or SPAWN_ECLOSED
+ * (client being destroyed): then done never runs.
+ * Blocks: no. Thread: any. */
+SPAWN_API int spawn_client_invoke_msg_async(spawn_client *c, const spawn_request *req,
+                                            const ProtobufCMessage *in,
+                                            const ProtobufCMessageDescriptor *reply_type,
+                                            int64_t timeout_ms, spawn_msg_done_fn done, spawn_fn fn,
+                                            void *user);
+
+/* spawn_ctx_expect_state and spawn_ctx_expect_payload are
+ * spawn_ctx_state_msg and spawn_ctx_payload_msg for a handler that cannot
+ * run without its state and input of type d: on failure they also fail the
+ * invocation (spawn_ctx_fail), with RESOURCE_EXHAUSTED when memory ran
+ * out, else with
+ *   FAILED_PRECONDITION "the state of actor A is not a T"   (expect_state)
+ *   INVALID_ARGUMENT    "action A takes a T"                 (expect_payload)
+ * where T is d->name. Return and *out as those of spawn_ctx_state_msg /
+ * spawn_ctx_payload_msg (the message lives in ctx's memory until the
+ * handler returns; default values when there is no value). With a NULL
+ * argument they return SPAWN_EINVAL and leave the invocation alone.
+ * Blocks: no. Thread: the handler's, with its own ctx. */
+SPAWN_API int spawn_ctx_expect_state(spawn_ctx *ctx, const ProtobufCMessageDescriptor *d,
+                                     ProtobufCMessage **out);
+SPAWN_API int spawn_ctx_expect_payload(spawn_ctx *ctx, const ProtobufCMessageDescriptor *d,
+                                       ProtobufCMessage **out);
+
+/* spawn_ctx_fail_on_error makes a failed step fail the invocation: for
+ * status != SPAWN_OK it calls spawn_ctx_fail with RESOURCE_EXHAUSTED for
+ * SPAWN_ENOMEM, status itself for a gRPC code (1..16), INTERNAL for
+ * anything else, and spawn_strerror(status) as the message. Returns
+ * status, so that it wraps an outcome setter:
+ *   return spawn_ctx_fail_on_error(ctx, spawn_ctx_reply_msg(ctx, m));
+ * A NULL ctx only returns status.
+ * Blocks: no. Thread: the handler's, with its own ctx. */
+SPAWN_API int spawn_ctx_fail_on_error(spawn_ctx *ctx, int status);
+
 #ifdef __cplusplus
 }
 #endif
