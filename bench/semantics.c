@@ -35,8 +35,8 @@
 #include <spawn/spawn.h>
 
 #define BYTES_URL "type.googleapis.com/bench.Bytes"
-#define TOPIC "bench-topic"
-#define CHAIN 5
+#define TOPIC     "bench-topic"
+#define CHAIN     5
 
 static int64_t now_us(void)
 {
@@ -184,8 +184,8 @@ static void run_pipe(void)
 	qsort(seq, (size_t)pipe_iters, sizeof *seq, cmp_i64);
 	size_t n = (size_t)pipe_iters;
 	printf("pipe_iters %d\n", pipe_iters);
-	printf("pipe_chain5_p50_us %" PRId64 "\npipe_chain5_p99_us %" PRId64 "\n", pct(chain, n, .5),
-	       pct(chain, n, .99));
+	printf("pipe_chain5_p50_us %" PRId64 "\npipe_chain5_p99_us %" PRId64 "\n",
+	       pct(chain, n, .5), pct(chain, n, .99));
 	printf("pipe_seq5_p50_us %" PRId64 "\npipe_seq5_p99_us %" PRId64 "\n", pct(seq, n, .5),
 	       pct(seq, n, .99));
 	printf("pipe_ratio_p50 %.3f\n", (double)pct(chain, n, .5) / (double)pct(seq, n, .5));
@@ -217,15 +217,16 @@ static void run_broadcast(void)
 		if (call("pub", "publish", 0, buf, sizeof buf, false) != SPAWN_OK)
 			return;
 		if (!wait_count(&bcast_got, target, wait_ms)) {
-			fprintf(stderr, "bench-semantics: broadcast round %d: %ld of %d deliveries\n",
-			        r + 1, atomic_load(&bcast_got) - (long)subscribers * r, subscribers);
+			fprintf(
+			    stderr, "bench-semantics: broadcast round %d: %ld of %d deliveries\n",
+			    r + 1, atomic_load(&bcast_got) - (long)subscribers * r, subscribers);
 			atomic_fetch_add(&errors, 1);
 			return;
 		}
 		double s = (double)(atomic_load(&bcast_last_us) - t0) / 1e6;
 		double rate = subscribers / s;
-		printf("broadcast_round%d_ms %.1f\nbroadcast_round%d_deliveries_per_s %.0f\n", r + 1,
-		       s * 1000, r + 1, rate);
+		printf("broadcast_round%d_ms %.1f\nbroadcast_round%d_deliveries_per_s %.0f\n",
+		       r + 1, s * 1000, r + 1, rate);
 		if (r > 0) {
 			warm_sum += rate;
 			warm_n++;
@@ -247,8 +248,8 @@ static void *sched_submit(void *arg)
 		long i = atomic_fetch_add(&sched_next, 1);
 		if (i >= sched_n)
 			return NULL;
-		int64_t due = sched_t0_ms + sched_lead_ms + (int64_t)((double)sched_window_ms *
-		                                                      (double)i / (double)sched_n);
+		int64_t due = sched_t0_ms + sched_lead_ms +
+		              (int64_t)((double)sched_window_ms * (double)i / (double)sched_n);
 		snprintf(actor, sizeof actor, "sched-%ld", i % sched_actors);
 		call(actor, "fire", due, &due, sizeof due, true);
 	}
@@ -365,8 +366,9 @@ int main(int argc, char **argv)
 	static const char *const next[CHAIN] = {"c1", "c2", "c3", "c4", NULL};
 	char name[32];
 	for (int k = 0; k < CHAIN; k++) {
-		spawn_action_def acts[2] = {{.name = "chain", .handler = h_chain, .user = (void *)next[k]},
-		                            {.name = "step", .handler = h_step}};
+		spawn_action_def acts[2] = {
+		    {.name = "chain", .handler = h_chain, .user = (void *)next[k]},
+		    {.name = "step", .handler = h_step}};
 		snprintf(name, sizeof name, "c%d", k);
 		if (add(h, name, acts, 2, NULL))
 			return 1;

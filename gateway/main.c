@@ -75,7 +75,7 @@ int main(int argc, char **argv)
 	char owner[128], host[64] = "gateway";
 	gethostname(host, sizeof host - 1);
 	snprintf(owner, sizeof owner, "%s:%ld:%lld", host, (long)getpid(),
-		 (long long)spawn_wall_ms());
+	         (long long)spawn_wall_ms());
 	gw_runtime_start_scheduler(rt, owner, cfg.host_timeout_ms + 30000);
 	/* Effects a crash left undelivered go out once their actors' hosts
 	 * are back. */

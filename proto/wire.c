@@ -139,8 +139,8 @@ int spawn_wire_bytes(grpc_byte_buffer *bb, spawn_arena *arena, uint8_t **data, s
 	return 0;
 }
 
-int spawn_wire_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
-		      spawn_arena *arena, ProtobufCMessage **out)
+int spawn_wire_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb, spawn_arena *arena,
+                      ProtobufCMessage **out)
 {
 	if (!bb)
 		return -1;
@@ -150,9 +150,8 @@ int spawn_wire_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
 	/* Single-slice buffers (the common case) are parsed in place. */
 	grpc_slice whole = grpc_byte_buffer_reader_readall(&r);
 	grpc_byte_buffer_reader_destroy(&r);
-	ProtobufCMessage *m = protobuf_c_message_unpack(d, arena ? &arena->pbc : NULL,
-							GRPC_SLICE_LENGTH(whole),
-							GRPC_SLICE_START_PTR(whole));
+	ProtobufCMessage *m = protobuf_c_message_unpack(
+	    d, arena ? &arena->pbc : NULL, GRPC_SLICE_LENGTH(whole), GRPC_SLICE_START_PTR(whole));
 	grpc_slice_unref(whole);
 	if (!m)
 		return -1;

@@ -24,13 +24,13 @@
  * freed together by spawn_arena_fini(). Not thread-safe: one owner. */
 typedef struct spawn_arena_chunk spawn_arena_chunk;
 typedef struct spawn_arena {
-	spawn_arena_chunk *head;   /* owned: chunks, newest first */
-	size_t used;               /* bytes used in head */
-	size_t cap;                /* capacity of head */
-	size_t total;              /* bytes handed out, for limits */
-	size_t limit;              /* 0 = unlimited; allocation past it fails */
-	ProtobufCAllocator pbc;    /* adapter: allocator_data points at this arena */
-	char first[512];           /* inline first chunk: small calls allocate nothing */
+	spawn_arena_chunk *head; /* owned: chunks, newest first */
+	size_t used;             /* bytes used in head */
+	size_t cap;              /* capacity of head */
+	size_t total;            /* bytes handed out, for limits */
+	size_t limit;            /* 0 = unlimited; allocation past it fails */
+	ProtobufCAllocator pbc;  /* adapter: allocator_data points at this arena */
+	char first[512];         /* inline first chunk: small calls allocate nothing */
 } spawn_arena;
 
 /* spawn_arena_init prepares caller storage. limit bounds the total bytes
@@ -58,8 +58,8 @@ int spawn_wire_pack(const ProtobufCMessage *m, grpc_byte_buffer **out);
  * protobuf_c_message_free_unpacked(m, NULL).
  * Returns 0 and sets *out; -1 when bb is NULL or malformed, or memory ran
  * out. */
-int spawn_wire_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
-		      spawn_arena *arena, ProtobufCMessage **out);
+int spawn_wire_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb, spawn_arena *arena,
+                      ProtobufCMessage **out);
 
 /* spawn_wire_bytes copies the contents of bb into one contiguous buffer.
  * With an arena the buffer lives in it, otherwise the caller frees it with

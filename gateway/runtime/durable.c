@@ -48,7 +48,7 @@ static void found(void *arg, gw_err err, const char *parent)
 }
 
 gw_err gw_runtime_find_instance(gw_runtime *rt, const char *system, const char *name,
-				void (*cb)(void *user, gw_err err), void *user)
+                                void (*cb)(void *user, gw_err err), void *user)
 {
 	size_t ls = strlen(system) + 1, ln = strlen(name) + 1;
 	find_ctx *f = malloc(sizeof *f + ls + ln);
@@ -108,29 +108,30 @@ static void sched_done(gw_inv *inv)
 	gw_runtime *rt = inv->rt;
 	const char *id = inv->user;
 	bool later = inv->err == GW_EUNAVAIL || inv->err == GW_ENOTFOUND ||
-		     inv->err == GW_ETIMEDOUT || inv->err == GW_EFULL || inv->err == GW_EFENCED ||
-		     inv->err == GW_ENOMEM || inv->err == GW_ESHUTDOWN;
+	             inv->err == GW_ETIMEDOUT || inv->err == GW_EFULL || inv->err == GW_EFENCED ||
+	             inv->err == GW_ENOMEM || inv->err == GW_ESHUTDOWN;
 	const Spawn__InvocationRequest *rq = inv->req;
 	if (later && inv->retries < 30) {
 		/* Typically right after a restart: hosts have not registered yet.
 		 * Try again soon, still holding the row (and its id) in memory. */
 		int64_t delay = 100LL << (inv->retries < 4 ? inv->retries : 4);
 		GW_INFO("scheduled invocation %s (%s.%s) not delivered yet: %s; retry in %lld ms",
-			id, rq->actor->id->name, rq->action_name,
-			inv->msg[0] ? inv->msg : gw_strerror(inv->err), (long long)delay);
+		        id, rq->actor->id->name, rq->action_name,
+		        inv->msg[0] ? inv->msg : gw_strerror(inv->err), (long long)delay);
 		inv->retries++;
 		gwi_runtime_retry(rt, inv, delay);
 		return;
 	}
 	if (later) {
 		GW_WARN("scheduled invocation %s (%s.%s) not delivered: %s; it runs again when "
-			"its lease expires",
-			id, rq->actor->id->name, rq->action_name,
-			inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+		        "its lease expires",
+		        id, rq->actor->id->name, rq->action_name,
+		        inv->msg[0] ? inv->msg : gw_strerror(inv->err));
 	} else {
 		if (inv->err)
-			GW_WARN("scheduled invocation %s (%s.%s) failed: %s", id, rq->actor->id->name,
-				rq->action_name, inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+			GW_WARN("scheduled invocation %s (%s.%s) failed: %s", id,
+			        rq->actor->id->name, rq->action_name,
+			        inv->msg[0] ? inv->msg : gw_strerror(inv->err));
 		/* The id stays in flight until the row is deleted (persist.c):
 		 * a claim pass meanwhile that returns the row skips it. */
 		if (gw_persist_schedule_done(rt->persist, id, sched_deleted, inv) == GW_OK)
@@ -154,9 +155,10 @@ static void sched_deliver(void *user, const char *id, const uint8_t *data, size_
 		inv->req = spawn__invocation_request__unpack(&inv->arena.pbc, len, buf);
 	if (!inv || !inv->req) {
 		GW_ERROR("scheduled invocation %s: %s; left for an operator", id,
-			 inv && buf ? "not a valid InvocationRequest" : "out of memory");
+		         inv && buf ? "not a valid InvocationRequest" : "out of memory");
 		if (inv && buf)
-			gw_persist_schedule_done(rt->persist, id, NULL, NULL); /* never parses: drop */
+			gw_persist_schedule_done(rt->persist, id, NULL,
+			                         NULL); /* never parses: drop */
 		inflight_remove(rt, id);
 		gw_inv_destroy(inv);
 		return;

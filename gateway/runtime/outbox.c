@@ -197,8 +197,8 @@ gw_err gwi_outbox_store(gw_actor *a, gw_inv *fire, uint64_t revision)
 static bool of_revision(const gw_actor *a, const char *key, uint64_t rev)
 {
 	char p[400];
-	int n = snprintf(p, sizeof p, "%s/%s@%llu#", a->type->system, a->name,
-	                 (unsigned long long)rev);
+	int n =
+	    snprintf(p, sizeof p, "%s/%s@%llu#", a->type->system, a->name, (unsigned long long)rev);
 	return key && n > 0 && (size_t)n < sizeof p && !strncmp(key, p, (size_t)n);
 }
 
@@ -286,7 +286,8 @@ void gwi_outbox_ack(gw_runtime *rt, gw_inv *d)
 		memmove(e->outbox + k, e->outbox + k + 1,
 		        (e->n_outbox - k - 1) * sizeof *e->outbox);
 		if (e->n_outbox == 1)
-			gwi_fault_hit(GW_FAULT_OUTBOX_ACK, "effects acknowledged, outbox not cleared");
+			gwi_fault_hit(GW_FAULT_OUTBOX_ACK,
+			              "effects acknowledged, outbox not cleared");
 		if (extra_set(a, e->outbox, e->n_outbox - 1, e->applied, e->n_applied) != GW_OK &&
 		    a->n_outbox-- /* no delivery in flight for it any more */)
 			GW_ERROR("actor %s/%s: out of memory acknowledging %s (it is delivered "
@@ -377,8 +378,8 @@ static void on_pending(void *arg, gw_err err, const gw_actor_key *keys, size_t n
 	for (size_t i = 0; i < n; i++) {
 		gw_inv *c = wake_new(keys[i].system, keys[i].name);
 		if (!c) {
-			GW_ERROR("effects recovery: out of memory activating %s/%s",
-			         keys[i].system, keys[i].name);
+			GW_ERROR("effects recovery: out of memory activating %s/%s", keys[i].system,
+			         keys[i].name);
 			continue;
 		}
 		gw_runtime_invoke(rt, c);

@@ -29,8 +29,17 @@
 #include "log.h"
 #include "wire.h"
 
-enum { JOB_ACTIVATE, JOB_READ, JOB_LIST, JOB_SAVE, JOB_INST_PUT, JOB_INST_GET, JOB_SCHED_PUT, JOB_SCHED_DONE,
-       JOB_EFFECTS };
+enum {
+	JOB_ACTIVATE,
+	JOB_READ,
+	JOB_LIST,
+	JOB_SAVE,
+	JOB_INST_PUT,
+	JOB_INST_GET,
+	JOB_SCHED_PUT,
+	JOB_SCHED_DONE,
+	JOB_EFFECTS
+};
 
 #define EFFECTS_PAGE 256
 
@@ -181,8 +190,8 @@ static void run_effects(gw_persist *p, gw_persist_job *j)
 	gw_err err = v ? GW_OK : GW_ENOMEM;
 	while (err == GW_OK) {
 		gw_actor_key after = {after_sys, after_name};
-		err = gw_store_effects_list(p->store, after_sys ? &after : NULL, EFFECTS_PAGE, v,
-		                            &n);
+		err =
+		    gw_store_effects_list(p->store, after_sys ? &after : NULL, EFFECTS_PAGE, v, &n);
 		if (err)
 			break;
 		bool last = n < EFFECTS_PAGE;
@@ -218,7 +227,7 @@ static void run_misc(gw_persist *p, gw_persist_job *j)
 			j->cb.save(j->arg, err);
 		else if (err)
 			GW_WARN("statestore: instance %s/%s not recorded: %s", j->system, j->name,
-				gw_strerror(err));
+			        gw_strerror(err));
 		break;
 	case JOB_INST_GET: {
 		char *parent = NULL;
@@ -246,8 +255,8 @@ static void run_misc(gw_persist *p, gw_persist_job *j)
 static void done_failed(const char *id, gw_err err)
 {
 	GW_WARN("statestore: delivered scheduled invocation %s not deleted: %s (it may be "
-		"delivered again after its lease)",
-		id, gw_strerror(err));
+	        "delivered again after its lease)",
+	        id, gw_strerror(err));
 }
 
 /* done_take moves a JOB_SCHED_DONE job into the pending deletes. */
@@ -286,8 +295,8 @@ static void done_flush(gw_persist *p)
 	bool one_by_one = err == GW_EINVAL || err == GW_ENOMEM;
 	if (err != GW_OK && !one_by_one)
 		GW_WARN("statestore: %zu delivered scheduled invocations not deleted: %s (they may "
-			"be delivered again after their lease)",
-			n, gw_strerror(err));
+		        "be delivered again after their lease)",
+		        n, gw_strerror(err));
 	while (list) {
 		gw_persist_job *j = list;
 		list = j->next;
@@ -309,7 +318,7 @@ static void sched_pass(gw_persist *p)
 	gw_sched *v = NULL;
 	size_t n = 0;
 	gw_err err = gw_store_schedule_claim(p->store, now, p->sched_owner, p->sched_lease_ms,
-					     SCHED_CLAIM_MAX, &v, &n);
+	                                     SCHED_CLAIM_MAX, &v, &n);
 	int64_t next = now + 5000; /* expired leases, at the latest */
 	if (err) {
 		GW_WARN("scheduler: claim failed: %s; retrying", gw_strerror(err));
@@ -630,7 +639,7 @@ void gw_persist_get_stats(gw_persist *p, gw_persist_stats *out)
 }
 
 gw_err gw_persist_instance_put(gw_persist *p, const char *system, const char *name,
-			       const char *parent, gw_save_cb cb, void *arg)
+                               const char *parent, gw_save_cb cb, void *arg)
 {
 	gw_persist_job *j = job_new(JOB_INST_PUT, system, name);
 	if (!j || !(j->type_url = strdup(parent))) {
@@ -645,7 +654,7 @@ gw_err gw_persist_instance_put(gw_persist *p, const char *system, const char *na
 }
 
 gw_err gw_persist_instance_get(gw_persist *p, const char *system, const char *name, gw_inst_cb cb,
-			       void *arg)
+                               void *arg)
 {
 	gw_persist_job *j = job_new(JOB_INST_GET, system, name);
 	if (!j)
@@ -657,7 +666,7 @@ gw_err gw_persist_instance_get(gw_persist *p, const char *system, const char *na
 }
 
 void gw_persist_set_scheduler(gw_persist *p, gw_sched_fn fn, void *user, const char *owner,
-			      int64_t lease_ms)
+                              int64_t lease_ms)
 {
 	pthread_mutex_lock(&p->mu);
 	p->sched_fn = fn;
@@ -670,7 +679,7 @@ void gw_persist_set_scheduler(gw_persist *p, gw_sched_fn fn, void *user, const c
 }
 
 gw_err gw_persist_schedule(gw_persist *p, const char *id, int64_t due_ms, const uint8_t *data,
-			   size_t len, gw_save_cb cb, void *arg)
+                           size_t len, gw_save_cb cb, void *arg)
 {
 	/* The id travels in the name slot of the job (system is unused). */
 	gw_persist_job *j = job_new(JOB_SCHED_PUT, "", id);

@@ -53,10 +53,10 @@ typedef void (*gw_list_cb)(void *arg, gw_err err, const uint64_t *revs, size_t n
 
 typedef struct gw_persist_stats {
 	uint64_t loads, saves, batches, save_errors;
-	uint64_t scheduled_delivered;  /* scheduled invocations handed to the runtime */
-	gw_rotation rotation; /* progress of the background key rotation */
-	bool rotate_enabled;  /* --rotate-keys */
-	bool rotating;        /* rotation enabled and not finished */
+	uint64_t scheduled_delivered; /* scheduled invocations handed to the runtime */
+	gw_rotation rotation;         /* progress of the background key rotation */
+	bool rotate_enabled;          /* --rotate-keys */
+	bool rotating;                /* rotation enabled and not finished */
 } gw_persist_stats;
 
 typedef struct gw_persist_opts {
@@ -119,9 +119,9 @@ typedef void (*gw_inst_cb)(void *arg, gw_err err, const char *parent);
  * the UNNAMED actor parent (all copied); cb (may be NULL) runs when it is
  * durable. gw_persist_instance_get looks one up. */
 gw_err gw_persist_instance_put(gw_persist *p, const char *system, const char *name,
-			       const char *parent, gw_save_cb cb, void *arg);
+                               const char *parent, gw_save_cb cb, void *arg);
 gw_err gw_persist_instance_get(gw_persist *p, const char *system, const char *name, gw_inst_cb cb,
-			       void *arg);
+                               void *arg);
 
 /* A due scheduled invocation, handed to the scheduler function on the
  * persist thread: id and data (a serialized spawn.InvocationRequest) are
@@ -134,12 +134,12 @@ typedef void (*gw_sched_fn)(void *user, const char *id, const uint8_t *data, siz
  * lease_ms and handed to fn, polled at the earliest due time (and at least
  * every few seconds, for expired leases). Call once, before load. */
 void gw_persist_set_scheduler(gw_persist *p, gw_sched_fn fn, void *user, const char *owner,
-			      int64_t lease_ms);
+                              int64_t lease_ms);
 
 /* gw_persist_schedule stores a scheduled invocation (id, data copied) due
  * at due_ms (Unix epoch ms); cb runs when it is durable (GW_OK) or not. */
 gw_err gw_persist_schedule(gw_persist *p, const char *id, int64_t due_ms, const uint8_t *data,
-			   size_t len, gw_save_cb cb, void *arg);
+                           size_t len, gw_save_cb cb, void *arg);
 
 /* gw_persist_schedule_done deletes a delivered scheduled invocation (id
  * copied), in a batch with the others the thread has taken; then cb (may

@@ -81,7 +81,10 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 				i--;
 			if (i > 0) {
 				unsigned char lead = (unsigned char)inv->msg[i - 1];
-				size_t len = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+				size_t len = lead >= 0xF0   ? 4
+				             : lead >= 0xE0 ? 3
+				             : lead >= 0xC0 ? 2
+				                            : 1;
 				if (i - 1 + len > end)
 					inv->msg[i - 1] = 0;
 			}
@@ -329,7 +332,7 @@ static void save_finish(gw_actor *a, gw_err err);
  * that revision and save the current state on top of it at once (a
  * checkpoint waiting for this save keeps waiting). Anything else: fenced. */
 static void conflict_checked(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
-			     uint64_t epoch)
+                             uint64_t epoch)
 {
 	gw_actor *a = arg;
 	gw_shard *s = a->shard;
@@ -339,8 +342,8 @@ static void conflict_checked(void *arg, gw_err err, gw_blob *stored, uint64_t re
 	bool ours = err == GW_OK && epoch == a->epoch && revision > a->revision;
 	if (ours) {
 		GW_INFO("actor %s/%s: revision %llu was committed although its answer was lost; "
-			"saving again on top of it",
-			a->type->system, a->name, (unsigned long long)revision);
+		        "saving again on top of it",
+		        a->type->system, a->name, (unsigned long long)revision);
 		a->revision = revision;
 		a->in_save = 0;
 		gw_blob_rele(a->saving);
@@ -364,7 +367,7 @@ static void save_done(void *arg, gw_err err)
 		uint64_t epoch = a->epoch;
 		pthread_mutex_unlock(&s->mu);
 		if (epoch && gw_persist_read(s->rt->persist, a->type->system, a->name, 0,
-					     conflict_checked, a) == GW_OK)
+		                             conflict_checked, a) == GW_OK)
 			return; /* the save stays in flight until the check answers */
 	}
 	save_finish(a, err);
@@ -432,7 +435,8 @@ static void save_finish(gw_actor *a, gw_err err)
 			a->ckpt_prev = NULL;
 			inv->revision = a->revision;
 			if (inv->wf_fire && inv->wf_fire->outbox_src)
-				gwi_fault_hit(GW_FAULT_OUTBOX_COMMIT, "outbox committed, not delivered");
+				gwi_fault_hit(GW_FAULT_OUTBOX_COMMIT,
+				              "outbox committed, not delivered");
 			if (!submit_workflow(&dl, rt, inv))
 				gwi_finish(&dl, inv, GW_OK, NULL);
 			end_turn_locked(rt, a, &dl);
@@ -475,8 +479,7 @@ static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
 {
 	if (!a->deactivating)
 		return;
-	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight ||
-	    a->n_outbox)
+	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight || a->n_outbox)
 		return; /* an outbox entry in flight comes back with an ack */
 	if (a->dirty) {
 		start_save_locked(rt, a);
@@ -820,8 +823,8 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 	                      : NULL;
 	if (gw_registry_lookup(rt->reg, system, name, type, st) == GW_OK) {
 		if (ref && strcmp(ref, name)) {
-			snprintf(msg, n, "'%s' is a registered actor, not an instance of '%s'", name,
-				 ref);
+			snprintf(msg, n, "'%s' is a registered actor, not an instance of '%s'",
+			         name, ref);
 			return GW_EINVAL;
 		}
 		if (st->kind == SPAWN__ACTORS__KIND__UNNAMED) {
@@ -978,7 +981,7 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 		/* Maybe an instance spawned before a restart: ask the statestore. */
 		inv->instance_checked = true;
 		if (gw_runtime_find_instance(rt, rq->system->name, rq->actor->id->name,
-					     instance_looked_up, inv) == GW_OK)
+		                             instance_looked_up, inv) == GW_OK)
 			return;
 	}
 	if (err) {
@@ -1018,7 +1021,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 			code = GRPC_STATUS_UNKNOWN;
 		inv->host_code = code;
 		gwi_finish(&dl, inv, GW_EHOST, "%s",
-			   he ? (he->message ? he->message : "") : "the host returned no response");
+		           he ? (he->message ? he->message : "") : "the host returned no response");
 		inv->host_message = he != NULL; /* the host's words, even when empty */
 		turn_over_locked(rt, a, &dl);
 		goto out;
@@ -1101,8 +1104,8 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	if (r->checkpoint && a->stateful && inv->wf_fire &&
 	    gwi_outbox_store(a, inv->wf_fire, a->revision + 1) != GW_OK)
 		GW_ERROR("actor %s/%s: out of memory writing the outbox; effects delivered "
-			 "without it",
-			 a->type->system, a->name);
+		         "without it",
+		         a->type->system, a->name);
 	if (r->checkpoint && a->stateful && a->dirty) {
 		/* Stay BUSY until the state is durable (invariant 4). */
 		a->ckpt = 1;
@@ -1391,17 +1394,19 @@ void gw_runtime_destroy(gw_runtime *rt)
 		const gw_inv *r = rt->retry;
 		const char *to = r->req->actor->id->name, *action = r->req->action_name;
 		if (r->outbox_src)
-			GW_WARN("shutdown: side effect %s.%s (retry %d) stays in the outbox of %s/%s: "
-			        "delivered after the restart",
-			        to, action, r->retries, r->outbox_src,
-			        r->outbox_src + strlen(r->outbox_src) + 1);
+			GW_WARN(
+			    "shutdown: side effect %s.%s (retry %d) stays in the outbox of %s/%s: "
+			    "delivered after the restart",
+			    to, action, r->retries, r->outbox_src,
+			    r->outbox_src + strlen(r->outbox_src) + 1);
 		else if (r->kind == GW_INV_WAKE)
 			GW_INFO("shutdown: %s not activated for its undelivered effects: after the "
 			        "restart",
 			        to);
 		else if (r->done == gwi_wf_fire_done)
-			GW_ERROR("shutdown: side effect or broadcast %s.%s dropped after %d retries",
-			         to, action, r->retries);
+			GW_ERROR(
+			    "shutdown: side effect or broadcast %s.%s dropped after %d retries", to,
+			    action, r->retries);
 		else
 			GW_WARN("shutdown: scheduled invocation %s.%s (retry %d) not delivered: it "
 			        "runs after the restart, when its lease expires",

@@ -67,24 +67,24 @@ struct gw_inv {
 	Spawn__InvocationRequest *req; /* in arena */
 	int64_t deadline_ms;           /* monotonic ms; 0 = none */
 	gw_inv_done_fn done;
-	void *user;           /* submitter's (e.g. the client call) */
-	int kind;             /* GW_INV_CALL, GW_INV_RESTORE or GW_INV_WAKE */
-	uint64_t restore_rev; /* GW_INV_RESTORE: the revision to restore */
-	uint8_t hops;         /* workflow depth (0 = a client's call) */
+	void *user;            /* submitter's (e.g. the client call) */
+	int kind;              /* GW_INV_CALL, GW_INV_RESTORE or GW_INV_WAKE */
+	uint64_t restore_rev;  /* GW_INV_RESTORE: the revision to restore */
+	uint8_t hops;          /* workflow depth (0 = a client's call) */
 	bool instance_checked; /* the statestore was asked for this name */
-	bool effect; /* a side effect: with scheduled_to still ahead it is stored
-	                as a scheduled invocation (done: GW_OK once durable) */
+	bool effect;           /* a side effect: with scheduled_to still ahead it is stored
+	                          as a scheduled invocation (done: GW_OK once durable) */
 	/* --- result, valid in done --- */
 	gw_err err;
-	char msg[1024];     /* error detail for the client (UTF-8, cut at a character) */
+	char msg[1024];    /* error detail for the client (UTF-8, cut at a character) */
 	bool host_message; /* with GW_EHOST: msg is the host's own words (maybe empty) */
 	int host_code;     /* with GW_EHOST: the host's gRPC code */
 	gw_blob *reply;    /* owned; NULL = no payload (Noop) */
 	uint64_t revision; /* GW_INV_RESTORE: the revision written */
 	/* --- runtime private --- */
-	gw_runtime *rt;             /* set on submission */
-	uint8_t retries;            /* fire-and-forget retries so far */
-	int8_t timer;               /* >= 0: a timer action's turn (index) */
+	gw_runtime *rt;  /* set on submission */
+	uint8_t retries; /* fire-and-forget retries so far */
+	int8_t timer;    /* >= 0: a timer action's turn (index) */
 	/* An outbox delivery (outbox.c): "system\0name" of the actor whose
 	 * outbox holds it, in arena; its final outcome is acknowledged to that
 	 * actor (gwi_outbox_ack). NULL for every other invocation. */
@@ -173,7 +173,7 @@ gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char 
  * GW_ENOTFOUND or the store's error. cb runs on the persist thread.
  * Returns GW_OK or GW_ENOMEM (cb will not run). */
 gw_err gw_runtime_find_instance(gw_runtime *rt, const char *system, const char *name,
-				void (*cb)(void *user, gw_err err), void *user);
+                                void (*cb)(void *user, gw_err err), void *user);
 
 /* gw_runtime_start_scheduler starts delivering stored scheduled
  * invocations (claimed for owner, this gateway's id, with a lease of

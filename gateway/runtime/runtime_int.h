@@ -36,8 +36,8 @@ struct gw_actor {
 	gw_actor_type *type;       /* stable for the process lifetime */
 	gw_blob *state;            /* owned ref: Any contents (type URL + value); NULL = none */
 	gw_blob *tags;             /* owned ref: serialized ActorState holding only tags */
-	gw_blob *extra; /* owned ref: serialized StoredState holding only the outbox
-	                   and applied keys (fields 100, 101); NULL when none */
+	gw_blob *extra;            /* owned ref: serialized StoredState holding only the outbox
+	                              and applied keys (fields 100, 101); NULL when none */
 	gw_blob *saving;           /* owned ref: the state a save in flight captured */
 	gw_blob *ckpt_prev;        /* owned ref: state to restore if a checkpoint fails */
 	gw_inv *mq_head, *mq_tail; /* mailbox (FIFO) */
@@ -54,8 +54,8 @@ struct gw_actor {
 	uint8_t resave : 1; /* extra changed while a save was in flight: that save
 	                       does not make the actor clean */
 	uint16_t save_failures;
-	uint32_t n_outbox; /* entries in extra's outbox: each has a delivery in
-	                      flight; the actor is not released before 0 */
+	uint32_t n_outbox;           /* entries in extra's outbox: each has a delivery in
+	                                flight; the actor is not released before 0 */
 	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
 	char name[];                 /* the actor's name; system is type->system */
 };

@@ -82,8 +82,8 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 			err = GW_ENOMEM;
 	}
 	/* Outbox and applied keys, when the row has them (StoredState). */
-	Spawn__Gateway__V1__StoredState *ss = spawn__gateway__v1__stored_state__unpack(
-	    &ar.pbc, stored->len, gw_blob_value(stored));
+	Spawn__Gateway__V1__StoredState *ss =
+	    spawn__gateway__v1__stored_state__unpack(&ar.pbc, stored->len, gw_blob_value(stored));
 	if (ss && (ss->n_outbox || ss->n_applied)) {
 		Spawn__Gateway__V1__StoredState e = SPAWN__GATEWAY__V1__STORED_STATE__INIT;
 		e.n_outbox = ss->n_outbox;

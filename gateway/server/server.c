@@ -130,8 +130,8 @@ static void invoke_done(gw_inv *inv)
 		grpc_status_code code = inv->err == GW_EHOST ? (grpc_status_code)inv->host_code
 		                                             : gw_err_status(inv->err);
 		gwi_ucall_reply(c, code,
-				inv->msg[0] || inv->host_message ? inv->msg : gw_strerror(inv->err),
-				NULL);
+		                inv->msg[0] || inv->host_message ? inv->msg : gw_strerror(inv->err),
+		                NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
@@ -225,8 +225,8 @@ static void accept_async(gwi_ucall *c, gw_inv *inv)
 		if (a) {
 			a->c = c;
 			a->inv = inv;
-			if (gw_runtime_find_instance(c->srv->rt, rq->system->name, rq->actor->id->name,
-						     async_found, a) == GW_OK)
+			if (gw_runtime_find_instance(c->srv->rt, rq->system->name,
+			                             rq->actor->id->name, async_found, a) == GW_OK)
 				return;
 			free(a);
 		}
@@ -241,7 +241,7 @@ static void scheduled_stored(void *arg, gw_err err)
 	gwi_ucall *c = arg;
 	if (err)
 		gwi_ucall_reply(c, gw_err_status(err == GW_ECONFLICT ? GW_EIO : err),
-				"the scheduled invocation could not be stored", NULL);
+		                "the scheduled invocation could not be stored", NULL);
 	else
 		reply_accepted(c);
 }
@@ -250,13 +250,14 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 {
 	Spawn__InvocationRequest *rq = inv->req;
 	const char *system = rq->system && rq->system->name ? rq->system->name : "";
-	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+	const char *name =
+	    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
 	const char *ref = rq->register_ref && rq->register_ref[0] ? rq->register_ref : NULL;
 	gw_actor_type *t;
 	char msg[200];
 	if (!system[0] || !name[0] || !rq->action_name || !rq->action_name[0]) {
 		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
-				"system.name, actor.id.name and action_name are required", NULL);
+		                "system.name, actor.id.name and action_name are required", NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
@@ -285,7 +286,7 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 	}
 	spawn__invocation_request__pack(rq, buf);
 	gw_err err = gw_persist_schedule(gw_runtime_persist(c->srv->rt), id, rq->scheduled_to, buf,
-					 len, scheduled_stored, c);
+	                                 len, scheduled_stored, c);
 	gw_inv_destroy(inv);
 	if (err)
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
@@ -352,9 +353,10 @@ static void spawn_put_done(void *arg, gw_err err)
 		return;
 	if (x->c && x->err) {
 		gwi_ucall_reply(x->c, gw_err_status(x->err),
-				x->err == GW_ENOTFOUND ? "the requested revision is not kept"
-						       : "the instances could not be recorded or restored",
-				NULL);
+		                x->err == GW_ENOTFOUND
+		                    ? "the requested revision is not kept"
+		                    : "the instances could not be recorded or restored",
+		                NULL);
 	} else if (x->c) {
 		Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
 		status.status = SPAWN__STATUS__OK;
@@ -371,9 +373,9 @@ static void spawn_restore_done(gw_inv *inv)
 {
 	spawn_ctx *x = inv->user;
 	if (inv->err)
-		GW_WARN("Spawn: restoring %s to revision %llu failed: %s", inv->req->actor->id->name,
-			(unsigned long long)inv->restore_rev,
-			inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+		GW_WARN("Spawn: restoring %s to revision %llu failed: %s",
+		        inv->req->actor->id->name, (unsigned long long)inv->restore_rev,
+		        inv->msg[0] ? inv->msg : gw_strerror(inv->err));
 	gw_err err = inv->err;
 	gw_inv_destroy(inv);
 	spawn_put_done(x, err);
@@ -382,7 +384,7 @@ static void spawn_restore_done(gw_inv *inv)
 /* spawn_restore runs a restore turn (as Admin.Restore does) for one
  * instance named by a SpawnRequest with a revision. */
 static void spawn_restore(gwi_ucall *c, spawn_ctx *x, const char *system, const char *name,
-			  uint64_t revision)
+                          uint64_t revision)
 {
 	gw_inv *inv = gw_inv_create(0);
 	spawn_arena *a = inv ? &inv->arena : NULL;
@@ -416,9 +418,10 @@ static void spawn_restore(gwi_ucall *c, spawn_ctx *x, const char *system, const 
 static void handle_spawn(gwi_ucall *c)
 {
 	ProtobufCMessage *m = NULL;
-	if (!c->payload || spawn_wire_unpack(&spawn__spawn_request__descriptor, c->payload, NULL, &m)) {
+	if (!c->payload ||
+	    spawn_wire_unpack(&spawn__spawn_request__descriptor, c->payload, NULL, &m)) {
 		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
-				"request is not a valid spawn.SpawnRequest", NULL);
+		                "request is not a valid spawn.SpawnRequest", NULL);
 		return;
 	}
 	Spawn__SpawnRequest *rq = (Spawn__SpawnRequest *)m;
@@ -440,28 +443,30 @@ static void handle_spawn(gwi_ucall *c)
 	gw_persist *p = gw_runtime_persist(c->srv->rt);
 	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
 		Spawn__Actors__ActorId *id = rq->actors[i];
-		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] || !id->parent ||
-		    !id->parent[0]) {
+		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] ||
+		    !id->parent || !id->parent[0]) {
 			code = GRPC_STATUS_INVALID_ARGUMENT;
-			snprintf(msg, sizeof msg, "actors[%zu]: name, system and parent are required", i);
+			snprintf(msg, sizeof msg,
+			         "actors[%zu]: name, system and parent are required", i);
 			break;
 		}
 		bool created = false;
-		gw_err err = gw_registry_spawn(c->srv->reg, id->system, id->name, id->parent, &created);
+		gw_err err =
+		    gw_registry_spawn(c->srv->reg, id->system, id->name, id->parent, &created);
 		if (err) {
 			code = gw_err_status(err);
 			snprintf(msg, sizeof msg, "actors[%zu] '%s': %s", i, id->name,
-				 err == GW_ENOTFOUND ? "no such parent actor in that system"
-				 : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
-						     : gw_strerror(err));
+			         err == GW_ENOTFOUND ? "no such parent actor in that system"
+			         : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
+			                             : gw_strerror(err));
 			break;
 		}
 		if (created) {
 			pthread_mutex_lock(&x->mu);
 			x->pending++;
 			pthread_mutex_unlock(&x->mu);
-			if (gw_persist_instance_put(p, id->system, id->name, id->parent, spawn_put_done,
-						    x) != GW_OK)
+			if (gw_persist_instance_put(p, id->system, id->name, id->parent,
+			                            spawn_put_done, x) != GW_OK)
 				spawn_put_done(x, GW_ENOMEM);
 		}
 		if (rq->revision > 0) {

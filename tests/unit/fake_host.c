@@ -55,7 +55,8 @@ gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 	spawn_wire_unpack(&spawn__gateway__v1__gateway_message__descriptor, bb, NULL, &m);
 	grpc_byte_buffer_destroy(bb);
 	inv->req_id = id;
-	h->tasks[h->ntasks++] = (fake_task){id, inv, (Spawn__Gateway__V1__GatewayMessage *)m, false};
+	h->tasks[h->ntasks++] =
+	    (fake_task){id, inv, (Spawn__Gateway__V1__GatewayMessage *)m, false};
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 	return GW_OK;

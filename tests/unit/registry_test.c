@@ -6,8 +6,8 @@
 #include "registry.h"
 
 static Spawn__Actors__ActorSystem *make_system(const char *sys, const char *actor,
-					       const char **actions, size_t n, int kind,
-					       bool stateful)
+                                               const char **actions, size_t n, int kind,
+                                               bool stateful)
 {
 	static Spawn__Actors__Action acts[8], *ap[8];
 	static Spawn__Actors__ActorId id;
@@ -52,8 +52,9 @@ START_TEST(lookup_finds_registered_types_only)
 	ck_assert_int_eq(gw_registry_create(&r), GW_OK);
 	const char *acts[] = {"Add", "Get"};
 	const char *why = NULL;
-	ck_assert_int_eq(gw_registry_register(r, &h, make_system("s", "counter", acts, 2, 1, true), &why),
-			 GW_OK);
+	ck_assert_int_eq(
+	    gw_registry_register(r, &h, make_system("s", "counter", acts, 2, 1, true), &why),
+	    GW_OK);
 	gw_actor_type *t;
 	gw_actor_settings st;
 	ck_assert_int_eq(gw_registry_lookup(r, "s", "counter", &t, &st), GW_OK);
@@ -166,15 +167,15 @@ START_TEST(bad_registrations_are_refused_with_a_reason)
 	const char *acts[] = {"Add"};
 	const char *why = NULL;
 	ck_assert_int_eq(gw_registry_register(r, &h, make_system("", "c", acts, 1, 1, true), &why),
-			 GW_EINVAL);
+	                 GW_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "system"));
 	why = NULL;
 	ck_assert_int_eq(gw_registry_register(r, &h, make_system("s", "c", acts, 0, 1, true), &why),
-			 GW_EINVAL);
+	                 GW_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "actions"));
 	why = NULL;
 	ck_assert_int_eq(gw_registry_register(r, &h, make_system("s", "", acts, 1, 1, true), &why),
-			 GW_EINVAL);
+	                 GW_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "name"));
 	ck_assert_int_eq(h.refs, 0);
 	gw_registry_destroy(r);

@@ -15,8 +15,8 @@
 #include "runtime.h"
 #include "store.h"
 
-#define KEY "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
-#define SYS "test-system"
+#define KEY        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+#define SYS        "test-system"
 #define STATE_TYPE "type.googleapis.com/test.State"
 
 /* ---- fixture ----------------------------------------------------------------- */
@@ -79,10 +79,10 @@ static bool wait_outs(size_t n)
 
 /* wait_until polls a condition every 2 ms for at most 5 s: a readiness
  * wait for effects of the runtime's own timers. */
-#define wait_until(cond)                                                                  \
-	do {                                                                              \
-		for (int i_ = 0; i_ < 2500 && !(cond); i_++)                              \
-			nanosleep(&(struct timespec){0, 2000000}, NULL);                  \
+#define wait_until(cond)                                                                           \
+	do {                                                                                       \
+		for (int i_ = 0; i_ < 2500 && !(cond); i_++)                                       \
+			nanosleep(&(struct timespec){0, 2000000}, NULL);                           \
 	} while (0)
 
 static size_t outs_count(void)
@@ -100,14 +100,14 @@ static void register_actors(bool stateful, int64_t snapshot_ms, int64_t deactiva
 	get.name = "Get";
 	Spawn__Actors__Action *acts[] = {&add, &get};
 	Spawn__Actors__TimeoutStrategy snap_t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT,
-				       deact_t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	                               deact_t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
 	snap_t.timeout = snapshot_ms;
 	deact_t.timeout = deactivate_ms;
 	Spawn__Actors__ActorSnapshotStrategy snap = SPAWN__ACTORS__ACTOR_SNAPSHOT_STRATEGY__INIT;
 	snap.strategy_case = SPAWN__ACTORS__ACTOR_SNAPSHOT_STRATEGY__STRATEGY_TIMEOUT;
 	snap.timeout = &snap_t;
 	Spawn__Actors__ActorDeactivationStrategy deact =
-		SPAWN__ACTORS__ACTOR_DEACTIVATION_STRATEGY__INIT;
+	    SPAWN__ACTORS__ACTOR_DEACTIVATION_STRATEGY__INIT;
 	deact.strategy_case = SPAWN__ACTORS__ACTOR_DEACTIVATION_STRATEGY__STRATEGY_TIMEOUT;
 	deact.timeout = &deact_t;
 	Spawn__Actors__ActorSettings st = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
@@ -185,7 +185,7 @@ static void teardown(void)
 /* ---- helpers ------------------------------------------------------------------- */
 
 static void invoke_full(const char *system, const char *actor, const char *action, int64_t value,
-			int64_t deadline_ms, int tag)
+                        int64_t deadline_ms, int tag)
 {
 	gw_inv *inv = gw_inv_create(0);
 	spawn_arena *a = &inv->arena;
@@ -230,20 +230,19 @@ static int64_t task_state(size_t i)
 	const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
 	if (!ai || !ai->current_context || !ai->current_context->state)
 		return -1;
-	return decode_i64(ai->current_context->state->value.data, ai->current_context->state->value.len);
+	return decode_i64(ai->current_context->state->value.data,
+	                  ai->current_context->state->value.len);
 }
 
 /* answer task i: new state (or -1 to send none), reply value, checkpoint */
-static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint,
-		      Spawn__Workflow *wf);
+static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint, Spawn__Workflow *wf);
 
 static void answer(size_t i, int64_t state, int64_t reply, bool checkpoint)
 {
 	answer_wf(i, state, reply, checkpoint, NULL);
 }
 
-static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint,
-		      Spawn__Workflow *wf)
+static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint, Spawn__Workflow *wf)
 {
 	pthread_mutex_lock(&host.mu);
 	ck_assert(!host.tasks[i].answered);
@@ -299,10 +298,12 @@ static uint64_t stored_revision(const char *actor, int64_t *value)
 	uint64_t rev = 0;
 	if (gw_store_load(s2, &k, &l) == GW_OK) {
 		rev = l.revision;
-		Spawn__Actors__ActorState *as = spawn__actors__actor_state__unpack(NULL, l.len, l.data);
+		Spawn__Actors__ActorState *as =
+		    spawn__actors__actor_state__unpack(NULL, l.len, l.data);
 		ck_assert_ptr_nonnull(as);
 		if (value)
-			*value = as->state ? decode_i64(as->state->value.data, as->state->value.len) : -1;
+			*value = as->state ? decode_i64(as->state->value.data, as->state->value.len)
+			                   : -1;
 		spawn__actors__actor_state__free_unpacked(as, NULL);
 		gw_loaded_fini(&l);
 	}
@@ -397,7 +398,8 @@ START_TEST(unknown_names_and_missing_fields_are_refused)
 		const outcome *o = &outs[k];
 		if (o->tag == 1) {
 			ck_assert_int_eq(o->err, GW_ENOTFOUND);
-			ck_assert_str_eq(o->msg, "actor 'nobody' not found in system 'test-system'");
+			ck_assert_str_eq(o->msg,
+			                 "actor 'nobody' not found in system 'test-system'");
 		} else if (o->tag == 2) {
 			ck_assert_int_eq(o->err, GW_ENOTFOUND);
 		} else if (o->tag == 3) {
@@ -654,7 +656,8 @@ START_TEST(register_ref_creates_instances_of_unnamed_actors)
 	actor.settings = &st;
 	actor.n_actions = 1;
 	actor.actions = acts;
-	Spawn__Actors__Registry__ActorsEntry e = SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT, *ep[] = {&e};
+	Spawn__Actors__Registry__ActorsEntry e = SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT,
+	                                     *ep[] = {&e};
 	e.key = "tmpl";
 	e.value = &actor;
 	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
@@ -685,15 +688,17 @@ START_TEST(register_ref_creates_instances_of_unnamed_actors)
 	ck_assert(wait_outs(3));
 	/* spawned explicitly, then invoked by name alone */
 	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "inst-9", "tmpl", NULL), GW_OK);
-	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "inst-9", "tmpl", NULL), GW_OK); /* idempotent */
-	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "a1", "tmpl", NULL), GW_EINVAL); /* name taken */
+	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "inst-9", "tmpl", NULL),
+	                 GW_OK); /* idempotent */
+	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "a1", "tmpl", NULL),
+	                 GW_EINVAL); /* name taken */
 	ck_assert_int_eq(gw_registry_spawn(reg, SYS, "x", "nope", NULL), GW_ENOTFOUND);
 	invoke_ref("inst-9", NULL, 9);
 	ck_assert(fake_host_wait(&host, 4));
 	ck_assert_str_eq(fake_task_inv(&host, 3)->actor->parent, "tmpl");
-	invoke_ref("inst-3", NULL, 4);        /* never created */
-	invoke_ref("tmpl", NULL, 5);          /* the template itself */
-	invoke_ref("inst-4", "a1", 6);        /* a NAMED actor is no template */
+	invoke_ref("inst-3", NULL, 4); /* never created */
+	invoke_ref("tmpl", NULL, 5);   /* the template itself */
+	invoke_ref("inst-4", "a1", 6); /* a NAMED actor is no template */
 	ck_assert(wait_outs(6));
 	/* inst-3 is looked up in the statestore first, so it may finish last */
 	for (size_t k = 3; k < 6; k++)
@@ -727,8 +732,12 @@ static void another_gateway_writes(const char *actor, int64_t value)
 	as.state = &any;
 	uint8_t buf[128];
 	size_t n = spawn__actors__actor_state__pack(&as, buf);
-	gw_state st = {.key = k, .type_url = STATE_TYPE, .data = buf, .len = n, .expected = rev,
-		       .epoch = epoch};
+	gw_state st = {.key = k,
+	               .type_url = STATE_TYPE,
+	               .data = buf,
+	               .len = n,
+	               .expected = rev,
+	               .epoch = epoch};
 	gw_err res;
 	ck_assert_int_eq(gw_store_save_batch(s2, &st, 1, &res), GW_OK);
 	ck_assert_int_eq(res, GW_OK);
@@ -776,7 +785,7 @@ typedef struct read_result {
 } read_result;
 
 static void on_read(void *user, gw_err err, const char *msg, const gw_blob *state,
-		    const gw_blob *tags, uint64_t revision, bool active, bool dirty)
+                    const gw_blob *tags, uint64_t revision, bool active, bool dirty)
 {
 	read_result *r = user;
 	pthread_mutex_lock(&omu);
@@ -1077,19 +1086,20 @@ static void register_special(void)
 	/* s1, s2 subscribe to "news" (s1 with action Get, s2 with the default
 	 * "receive"); "tick" has a 20 ms timer action; "pool" is POOLED (3). */
 	static Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT,
-				     get = SPAWN__ACTORS__ACTION__INIT,
-				     recv = SPAWN__ACTORS__ACTION__INIT;
+	                             get = SPAWN__ACTORS__ACTION__INIT,
+	                             recv = SPAWN__ACTORS__ACTION__INIT;
 	add.name = "Add";
 	get.name = "Get";
 	recv.name = "receive";
 	static Spawn__Actors__Action *acts[] = {&add, &get, &recv};
-	static Spawn__Actors__Channel c1 = SPAWN__ACTORS__CHANNEL__INIT, c2 = SPAWN__ACTORS__CHANNEL__INIT;
+	static Spawn__Actors__Channel c1 = SPAWN__ACTORS__CHANNEL__INIT,
+	                              c2 = SPAWN__ACTORS__CHANNEL__INIT;
 	c1.topic = "news";
 	c1.action = "Get";
 	c2.topic = "news";
 	static Spawn__Actors__Channel *cg1[] = {&c1}, *cg2[] = {&c2};
 	static Spawn__Actors__Metadata m1 = SPAWN__ACTORS__METADATA__INIT,
-				       m2 = SPAWN__ACTORS__METADATA__INIT;
+	                               m2 = SPAWN__ACTORS__METADATA__INIT;
 	m1.n_channel_group = 1;
 	m1.channel_group = cg1;
 	m2.n_channel_group = 1;
@@ -1099,7 +1109,7 @@ static void register_special(void)
 	ta.action = &add;
 	static Spawn__Actors__FixedTimerAction *tas[] = {&ta};
 	static Spawn__Actors__ActorSettings named = SPAWN__ACTORS__ACTOR_SETTINGS__INIT,
-					    pooled = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
+	                                    pooled = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
 	named.kind = SPAWN__ACTORS__KIND__NAMED;
 	named.stateful = true;
 	pooled.kind = SPAWN__ACTORS__KIND__POOLED;
@@ -1180,7 +1190,8 @@ START_TEST(timer_actions_run_while_active_one_at_a_time)
 	ck_assert_str_eq(task_actor(1), "tick");
 	ck_assert_str_eq(task_action(1), "Add");
 	ck_assert_int_eq(task_state(1), 1);
-	ck_assert_int_eq(fake_task_inv(&host, 1)->payload_case, SPAWN__ACTOR_INVOCATION__PAYLOAD_NOOP);
+	ck_assert_int_eq(fake_task_inv(&host, 1)->payload_case,
+	                 SPAWN__ACTOR_INVOCATION__PAYLOAD_NOOP);
 	/* while that turn runs, later ticks do not pile up behind it */
 	struct timespec ts = {0, 100 * 1000000L};
 	nanosleep(&ts, NULL); /* five periods: proves an absence, not a readiness */
@@ -1273,7 +1284,8 @@ START_TEST(instances_and_scheduled_invocations_survive_a_restart)
 	actor.settings = &st;
 	actor.n_actions = 1;
 	actor.actions = acts;
-	Spawn__Actors__Registry__ActorsEntry e = SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT, *ep[] = {&e};
+	Spawn__Actors__Registry__ActorsEntry e = SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT,
+	                                     *ep[] = {&e};
 	e.key = "tmpl";
 	e.value = &actor;
 	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
@@ -1431,7 +1443,7 @@ static size_t stored_outbox(const char *actor, bool *listed)
 	gw_loaded l;
 	ck_assert_int_eq(gw_store_load(s2, &k, &l), GW_OK);
 	Spawn__Gateway__V1__StoredState *got =
-		spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
+	    spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
 	ck_assert_ptr_nonnull(got);
 	size_t n = got->n_outbox;
 	spawn__gateway__v1__stored_state__free_unpacked(got, NULL);
@@ -1468,11 +1480,8 @@ static void crash_row(int64_t value, const char *key, int effects)
 	gw_store *s2;
 	gw_store_opts so = {.keys = KEY};
 	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
-	gw_state st = {.key = {SYS, "a1"},
-		       .type_url = STATE_TYPE,
-		       .data = buf,
-		       .len = n,
-		       .effects = effects};
+	gw_state st = {
+	    .key = {SYS, "a1"}, .type_url = STATE_TYPE, .data = buf, .len = n, .effects = effects};
 	gw_err res;
 	ck_assert_int_eq(gw_store_save_batch(s2, &st, 1, &res), GW_OK);
 	ck_assert_int_eq(res, GW_OK);
@@ -1547,7 +1556,7 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 	gw_loaded l;
 	ck_assert_int_eq(gw_store_load(s2, &k3, &l), GW_OK);
 	Spawn__Gateway__V1__StoredState *got =
-		spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
+	    spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
 	ck_assert_ptr_nonnull(got);
 	ck_assert_uint_eq(got->n_applied, 2);
 	ck_assert_str_eq(got->applied[0], "test/K");
@@ -1703,39 +1712,41 @@ static Suite *runtime_suite(void)
 		const char *name;
 		const TTest *t;
 	} cases[] = {
-		{"mailbox", mailbox_runs_one_invocation_at_a_time_in_arrival_order},
-		{"concurrency", different_actors_run_concurrently},
-		{"state", state_returned_by_the_host_reaches_the_next_invocation},
-		{"bounds", a_full_mailbox_answers_resource_exhausted},
-		{"names", unknown_names_and_missing_fields_are_refused},
-		{"no-host", no_live_host_answers_unavailable},
-		{"host-error", a_host_error_reaches_the_caller_and_keeps_the_state},
-		{"abandon", an_abandoned_invocation_fails_unavailable_and_keeps_the_state},
-		{"checkpoint", a_checkpointed_reply_waits_for_the_durable_save},
-		{"unchanged", an_unchanged_state_is_not_saved_again},
-		{"deadline", a_deadline_that_passes_fails_the_call_and_frees_the_actor},
-		{"snapshot", snapshot_interval_saves_a_changed_state_without_a_checkpoint},
-		{"deactivation", an_idle_actor_is_deactivated_after_a_final_save_and_reactivated_with_its_state},
-		{"flush", flush_saves_every_dirty_actor},
-		{"stateless", stateless_actors_never_touch_the_store},
-		{"order-1000", thousand_actors_keep_per_actor_order},
-		{"unnamed", register_ref_creates_instances_of_unnamed_actors},
-		{"fencing", a_fenced_activation_refuses_its_checkpoint_and_reloads_the_newer_state},
-		{"read", state_is_read_without_a_host_from_memory_or_the_store},
-		{"restore", a_restore_makes_an_old_revision_current_as_a_new_revision},
-		{"pipe", pipe_answers_the_caller_with_the_next_action_fed_with_the_reply},
-		{"forward", forward_passes_the_input_on},
-		{"effects", side_effects_run_after_the_reply_without_blocking_it},
-		{"hops", a_pipe_cycle_is_cut_by_the_hop_limit},
-		{"broadcast", broadcast_reaches_every_subscriber_of_the_channel},
-		{"timers", timer_actions_run_while_active_one_at_a_time},
-		{"pooled", pooled_actors_run_up_to_their_pool_size_in_parallel},
-		{"durable", instances_and_scheduled_invocations_survive_a_restart},
-		{"sched-burst", a_burst_of_due_scheduled_invocations_runs_each_once_and_deletes_every_row},
-		{"outbox", checkpointed_effects_are_stored_with_the_state_and_applied_once},
-		{"outbox-ack", the_outbox_stays_stored_until_its_deliveries_are_acknowledged},
-		{"outbox-recover", recovery_activates_actors_whose_effects_were_not_delivered},
-		{"outbox-scheduled", a_scheduled_side_effect_is_stored_once_with_its_key_not_run},
+	    {"mailbox", mailbox_runs_one_invocation_at_a_time_in_arrival_order},
+	    {"concurrency", different_actors_run_concurrently},
+	    {"state", state_returned_by_the_host_reaches_the_next_invocation},
+	    {"bounds", a_full_mailbox_answers_resource_exhausted},
+	    {"names", unknown_names_and_missing_fields_are_refused},
+	    {"no-host", no_live_host_answers_unavailable},
+	    {"host-error", a_host_error_reaches_the_caller_and_keeps_the_state},
+	    {"abandon", an_abandoned_invocation_fails_unavailable_and_keeps_the_state},
+	    {"checkpoint", a_checkpointed_reply_waits_for_the_durable_save},
+	    {"unchanged", an_unchanged_state_is_not_saved_again},
+	    {"deadline", a_deadline_that_passes_fails_the_call_and_frees_the_actor},
+	    {"snapshot", snapshot_interval_saves_a_changed_state_without_a_checkpoint},
+	    {"deactivation",
+	     an_idle_actor_is_deactivated_after_a_final_save_and_reactivated_with_its_state},
+	    {"flush", flush_saves_every_dirty_actor},
+	    {"stateless", stateless_actors_never_touch_the_store},
+	    {"order-1000", thousand_actors_keep_per_actor_order},
+	    {"unnamed", register_ref_creates_instances_of_unnamed_actors},
+	    {"fencing", a_fenced_activation_refuses_its_checkpoint_and_reloads_the_newer_state},
+	    {"read", state_is_read_without_a_host_from_memory_or_the_store},
+	    {"restore", a_restore_makes_an_old_revision_current_as_a_new_revision},
+	    {"pipe", pipe_answers_the_caller_with_the_next_action_fed_with_the_reply},
+	    {"forward", forward_passes_the_input_on},
+	    {"effects", side_effects_run_after_the_reply_without_blocking_it},
+	    {"hops", a_pipe_cycle_is_cut_by_the_hop_limit},
+	    {"broadcast", broadcast_reaches_every_subscriber_of_the_channel},
+	    {"timers", timer_actions_run_while_active_one_at_a_time},
+	    {"pooled", pooled_actors_run_up_to_their_pool_size_in_parallel},
+	    {"durable", instances_and_scheduled_invocations_survive_a_restart},
+	    {"sched-burst",
+	     a_burst_of_due_scheduled_invocations_runs_each_once_and_deletes_every_row},
+	    {"outbox", checkpointed_effects_are_stored_with_the_state_and_applied_once},
+	    {"outbox-ack", the_outbox_stays_stored_until_its_deliveries_are_acknowledged},
+	    {"outbox-recover", recovery_activates_actors_whose_effects_were_not_delivered},
+	    {"outbox-scheduled", a_scheduled_side_effect_is_stored_once_with_its_key_not_run},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);
