@@ -16,8 +16,9 @@
  * thread after the delete ran, and claim passes run on this thread, so a
  * pass never returns a row whose delete's callback already ran (the row is
  * gone); the runtime keeps a delivered id in flight until that callback.
- * A pass starts only on an empty queue and after the pending deletes were
- * run, so it claims few rows only to skip them. */
+ * A pass runs the pending deletes first, so it claims few rows only to
+ * skip them; it runs when the queue is empty or, under a queue that never
+ * empties, between two drains once it is due. */
 #include "persist.h"
 
 #include <pthread.h>
@@ -483,8 +484,15 @@ static void *persist_main(void *arg)
 			for (size_t i = 0; i < nb; i++)
 				job_free(batch[i]);
 		}
-		if (p->ndone >= GW_SCHED_DONE_CHUNK ||
-		    (p->ndone > 0 && spawn_wall_ms() - p->done_since_ms >= DONE_MAX_WAIT_MS))
+		/* A queue that never empties must not starve the scheduler: a
+		 * due pass also runs between two drains. */
+		pthread_mutex_lock(&p->mu);
+		sched_due = p->sched_fn && p->sched_next_ms <= spawn_wall_ms();
+		pthread_mutex_unlock(&p->mu);
+		if (sched_due)
+			sched_pass(p); /* runs the pending deletes first */
+		else if (p->ndone >= GW_SCHED_DONE_CHUNK ||
+		         (p->ndone > 0 && spawn_wall_ms() - p->done_since_ms >= DONE_MAX_WAIT_MS))
 			done_flush(p);
 	}
 	free(batch);

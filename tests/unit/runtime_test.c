@@ -3,6 +3,7 @@
  * checkpoints, deadlines, activation and deactivation. */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1381,6 +1382,74 @@ START_TEST(a_burst_of_due_scheduled_invocations_runs_each_once_and_deletes_every
 }
 END_TEST
 
+/* A steady load of saves on the persist thread: LOAD_SLOTS always queued. */
+enum { LOAD_SLOTS = 64 };
+typedef struct save_load {
+	atomic_bool stop;
+	atomic_int inflight;
+	struct load_slot {
+		struct save_load *l;
+		uint64_t rev;
+		char name[16];
+	} slot[LOAD_SLOTS];
+} save_load;
+
+static void load_save(struct load_slot *sl);
+
+static void load_saved(void *arg, gw_err err)
+{
+	struct load_slot *sl = arg;
+	if (err == GW_OK)
+		sl->rev++;
+	if (atomic_load(&sl->l->stop))
+		atomic_fetch_sub(&sl->l->inflight, 1);
+	else
+		load_save(sl);
+}
+
+static void load_save(struct load_slot *sl)
+{
+	uint8_t data[64] = {0};
+	memcpy(data, &sl->rev, sizeof sl->rev);
+	gw_blob *b = gw_blob_create(NULL, data, sizeof data);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(gw_persist_save(persist, SYS, sl->name, "", b, sl->rev, 0, 0, load_saved, sl),
+	                 GW_OK);
+}
+
+START_TEST(scheduled_invocations_fire_while_the_persist_queue_never_empties)
+{
+	gw_store *s3;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s3, url, &so), GW_OK);
+	put_scheduled(s3, "busy0001", "a1", 5); /* overdue */
+	gw_store_close(s3);
+	/* Saves keep the queue busy from before the scheduler starts. */
+	static save_load load;
+	memset(&load, 0, sizeof load);
+	atomic_store(&load.inflight, LOAD_SLOTS);
+	for (int i = 0; i < LOAD_SLOTS; i++) {
+		load.slot[i].l = &load;
+		snprintf(load.slot[i].name, sizeof load.slot[i].name, "load%d", i);
+		load_save(&load.slot[i]);
+	}
+	gw_runtime_start_scheduler(rt, "test-gateway", 60000);
+	bool fired = fake_host_wait(&host, 1);
+	uint64_t saved = 0;
+	for (int i = 0; i < LOAD_SLOTS; i++)
+		saved += load.slot[i].rev;
+	atomic_store(&load.stop, true);
+	for (int i = 0; i < 5000 && atomic_load(&load.inflight) > 0; i++)
+		nanosleep(&(struct timespec){0, 1000000}, NULL); /* bounded drain of the load */
+	ck_assert_int_eq(atomic_load(&load.inflight), 0);
+	ck_assert_msg(fired, "the scheduled invocation never fired under load (%llu saves done)",
+	              (unsigned long long)saved);
+	ck_assert_str_eq(task_actor(0), "a1");
+	ck_assert_int_eq(task_payload(0), 5);
+	ck_assert_uint_gt(saved, 0); /* the load really ran */
+}
+END_TEST
+
 /* ---- the outbox of checkpointed effects -------------------------------------------- */
 
 /* a request to a3.Add(value) carrying idempotency key (NULL = none) */
@@ -1743,6 +1812,7 @@ static Suite *runtime_suite(void)
 	    {"durable", instances_and_scheduled_invocations_survive_a_restart},
 	    {"sched-burst",
 	     a_burst_of_due_scheduled_invocations_runs_each_once_and_deletes_every_row},
+	    {"sched-busy", scheduled_invocations_fire_while_the_persist_queue_never_empties},
 	    {"outbox", checkpointed_effects_are_stored_with_the_state_and_applied_once},
 	    {"outbox-ack", the_outbox_stays_stored_until_its_deliveries_are_acknowledged},
 	    {"outbox-recover", recovery_activates_actors_whose_effects_were_not_delivered},
