@@ -36,7 +36,7 @@
 #include "store.h"
 
 #include "crypto.h"
-#include "drivers.h"
+#include "driver_util.h"
 #include "log.h"
 
 #include <errno.h>
@@ -997,20 +997,10 @@ gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent)
 
 /* ---- scheduled invocations --------------------------------------------------- */
 
-/* sched_id_ok: 1..GW_SCHED_ID_MAX characters of [A-Za-z0-9_.:-]. The
- * alphabet keeps ids safe in every driver's SQL and array literals. */
-static bool sched_id_ok(const char *id)
-{
-	if (!id)
-		return false;
-	size_t n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-");
-	return n > 0 && n <= GW_SCHED_ID_MAX && id[n] == '\0';
-}
-
 gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const uint8_t *data,
                              size_t len)
 {
-	if (!s || !sched_id_ok(id) || due_ms < 0 || (!data && len > 0))
+	if (!s || !gwi_sched_id_ok(id) || due_ms < 0 || (!data && len > 0))
 		return GW_EINVAL;
 	gw_sealed sl;
 	gw_err e = gw_seal(s->kr, GW_SCHED_AAD_SYSTEM, id, data, len, &sl);
@@ -1108,7 +1098,7 @@ fail:
 
 gw_err gw_store_schedule_done(gw_store *s, const char *id)
 {
-	if (!s || !sched_id_ok(id))
+	if (!s || !gwi_sched_id_ok(id))
 		return GW_EINVAL;
 	return s->ops->sched_done(s->drv, id);
 }
@@ -1124,7 +1114,7 @@ gw_err gw_store_schedule_done_batch(gw_store *s, const char *const *ids, size_t 
 		return GW_EINVAL;
 	/* Every id first: a bad one anywhere deletes nothing. */
 	for (size_t i = 0; i < n; i++)
-		if (!sched_id_ok(ids[i]))
+		if (!gwi_sched_id_ok(ids[i]))
 			return GW_EINVAL;
 	size_t cap = n < GW_SCHED_DONE_CHUNK ? n : GW_SCHED_DONE_CHUNK;
 	const char **v = cap ? malloc(cap * sizeof *v) : NULL;

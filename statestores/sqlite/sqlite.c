@@ -46,7 +46,7 @@
  * NOMUTEX); every call blocks on disk. Several handles (connections) on one
  * file are fine: writers serialise on the file's write lock (busy_timeout).
  */
-#include "drivers.h"
+#include "driver_util.h"
 #include "log.h"
 
 #include <stdbool.h>
@@ -59,11 +59,7 @@
 
 #define SCHEMA_VERSION  4
 #define BUSY_TIMEOUT_MS 5000
-#define HISTORY_MAX     1000000
 #define CACHE_KIB       32768 /* page cache per connection, KiB */
-
-#define STR_(x) #x
-#define STR(x)  STR_(x)
 
 enum {
 	ST_LOAD,
@@ -405,7 +401,7 @@ static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 	 * invocations touches index pages all over the file (ids are random),
 	 * and with SQLite's default 2 MiB every claim and delete re-reads them.
 	 * An upper bound: the cache grows only as pages are used. */
-	if (sqlite3_exec(d->db, "PRAGMA cache_size=-" STR(CACHE_KIB), NULL, NULL, NULL) !=
+	if (sqlite3_exec(d->db, "PRAGMA cache_size=-" GWI_STR(CACHE_KIB), NULL, NULL, NULL) !=
 	    SQLITE_OK)
 		GW_WARN("sqlite %s: cannot set cache_size: %s", where(d), sqlite3_errmsg(d->db));
 	return GW_OK;
@@ -501,14 +497,10 @@ fail:
 static gw_err sq_open(const char *url, const gw_store_opts *opts, void **drv)
 {
 	const char *path = NULL;
-	int history = opts ? opts->history : 0;
+	int history;
 	gw_err e = parse_url(url, opts, &path);
-	if (e != GW_OK)
+	if (e != GW_OK || (e = gwi_opts_history("sqlite", opts, &history)) != GW_OK)
 		return e;
-	if (history < 0 || history > HISTORY_MAX) {
-		gwi_store_errf(opts, "sqlite: history %d is outside 0..%d", history, HISTORY_MAX);
-		return GW_ECONFIG;
-	}
 	sqlite_drv *d = calloc(1, sizeof *d);
 	if (!d)
 		return GW_ENOMEM;
@@ -623,11 +615,7 @@ static gw_err read_row(sqlite_drv *d, sqlite3_stmt *st, int c, bool lenient, gw_
 	out->expected = 0;
 	out->epoch = (uint64_t)epoch;
 	out->key_id = key_id;
-	memset(out->nonce, 0, sizeof out->nonce);
-	const void *nonce = sqlite3_column_blob(st, c + 3);
-	if (nonce && nlen > 0)
-		memcpy(out->nonce, nonce,
-		       (size_t)nlen < sizeof out->nonce ? (size_t)nlen : sizeof out->nonce);
+	gwi_nonce_copy(out->nonce, sqlite3_column_blob(st, c + 3), (size_t)nlen);
 	out->data = data;
 	out->len = len;
 	out->type_url = type_url;
@@ -834,8 +822,7 @@ static gw_err save_row(sqlite_drv *d, const gw_row *r, int64_t now, gw_err *resu
 	}
 	if (d->history > 0) {
 		/* Keep revisions (new - history) .. new. */
-		uint64_t keep =
-		    r->revision > (uint64_t)d->history ? r->revision - (uint64_t)d->history : 0;
+		uint64_t keep = gwi_history_keep(r->revision, d->history);
 		if ((e = write_row(d, ST_HIST_PUT, r, now, &changed)) != GW_OK ||
 		    (e = run_key(d, ST_HIST_TRIM, &r->key, true, keep, "save (history trim)")) !=
 		        GW_OK)
@@ -866,8 +853,7 @@ static gw_err sq_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *res
 	for (size_t i = 0; e == GW_OK && i < n; i++)
 		e = save_row(d, &rows[i], now, &results[i]);
 	if ((e = end_tx(d, e)) != GW_OK)
-		for (size_t i = 0; i < n; i++)
-			results[i] = e;
+		gwi_results_set(results, n, e);
 	return e;
 }
 
@@ -937,13 +923,7 @@ static gw_err sq_rot_scan(void *drv, const gw_rot_cursor *after, const char *pri
 		e = sql_fail(d, rc, "rotation scan");
 	sqlite3_reset(st);
 	if (e != GW_OK) {
-		for (size_t i = 0; i < got; i++) {
-			free((char *)rows[i].key.system);
-			free((char *)rows[i].key.name);
-			free((char *)rows[i].key_id);
-			free((char *)rows[i].type_url);
-			free(rows[i].data);
-		}
+		gwi_scan_rows_fini(rows, got);
 		return e;
 	}
 	*n = got;
@@ -983,8 +963,7 @@ static gw_err sq_rot_rewrite(void *drv, int table, const gw_rewrite *rows, size_
 		sqlite3_reset(st);
 	}
 	if ((e = end_tx(d, e)) != GW_OK)
-		for (size_t i = 0; i < n; i++)
-			results[i] = e;
+		gwi_results_set(results, n, e);
 	return e;
 }
 
@@ -1093,12 +1072,7 @@ static gw_err sq_instance_put(void *drv, const gw_actor_key *k, const char *pare
 	if (e != GW_OK || changed == 1)
 		return e;
 	/* Already there: the same parent is an idempotent repeat. */
-	char *have = NULL;
-	if ((e = sq_instance_get(d, k, &have)) != GW_OK)
-		return e == GW_ENOTFOUND ? GW_EIO : e;
-	e = strcmp(have, parent) == 0 ? GW_OK : GW_ECONFLICT;
-	free(have);
-	return e;
+	return gwi_instance_existing(d, sq_instance_get, k, parent);
 }
 
 /* ---- scheduled invocations ------------------------------------------------------ */
@@ -1148,37 +1122,25 @@ static gw_err sched_read(sqlite3_stmt *st, gw_sched_row *out)
 	out->due_ms = sqlite3_column_int64(st, 1);
 	out->key_id = key_id;
 	const void *nonce = sqlite3_column_blob(st, 3);
-	int nlen = sqlite3_column_bytes(st, 3);
-	if (nonce && nlen > 0)
-		memcpy(out->nonce, nonce,
-		       (size_t)nlen < sizeof out->nonce ? (size_t)nlen : sizeof out->nonce);
+	gwi_nonce_copy(out->nonce, nonce, (size_t)sqlite3_column_bytes(st, 3));
 	out->data = data;
 	out->len = len;
 	return GW_OK;
 }
 
-static void sched_rows_fini(gw_sched_row *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free((char *)rows[i].key_id);
-		free(rows[i].data);
-	}
-}
-
-/* sched_scan appends up to max rows of scan id (bound ?1 = now, ?2 = max)
- * to rows[*n..]. A malformed row (id too long, NULL key id) is skipped. */
-static gw_err sched_scan(sqlite_drv *d, int id, int64_t now, size_t max, gw_sched_row *rows,
-                         size_t *n)
+/* sched_scan appends up to c->max rows of scan id (bound ?1 = now, ?2 =
+ * max) to c. A malformed row (id too long, NULL key id) is skipped. */
+static gw_err sched_scan(sqlite_drv *d, int id, int64_t now, gwi_claim *c)
 {
 	sqlite3_stmt *st = d->st[id];
 	gw_err e = GW_OK;
-	size_t got = 0;
+	size_t got = 0, max = c->max;
 	int rc = sqlite3_bind_int64(st, 1, now);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
 	while (rc == SQLITE_OK && got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		rc = SQLITE_OK;
-		gw_err re = sched_read(st, &rows[*n + got]);
+		gw_err re = sched_read(st, &c->rows[c->n]);
 		if (re == GW_ECORRUPT) {
 			GW_ERROR("sqlite %s: a scheduled invocation row is malformed: skipped",
 			         where(d));
@@ -1188,48 +1150,33 @@ static gw_err sched_scan(sqlite_drv *d, int id, int64_t now, size_t max, gw_sche
 			e = re;
 			break;
 		}
+		c->n++;
 		got++;
 	}
 	if (e == GW_OK && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
 		e = sql_fail(d, rc, "schedule claim (scan)");
 	sqlite3_reset(st);
-	if (e != GW_OK) {
-		sched_rows_fini(rows + *n, got);
-		return e;
-	}
-	*n += got;
-	return GW_OK;
-}
-
-static int sched_cmp(const void *a, const void *b)
-{
-	const gw_sched_row *x = a, *y = b;
-	if (x->due_ms != y->due_ms)
-		return x->due_ms < y->due_ms ? -1 : 1;
-	return strcmp(x->id, y->id);
+	return e;
 }
 
 static gw_err sq_sched_claim(void *drv, int64_t now, const char *owner, int64_t lease_until,
                              size_t max, gw_sched_row *rows, size_t *n)
 {
 	sqlite_drv *d = drv;
-	size_t got = 0;
-	gw_sched_row *tmp = calloc(max * 2, sizeof *tmp);
-	if (!tmp)
+	gwi_claim c;
+	if (gwi_claim_init(&c, max) != GW_OK)
 		return GW_ENOMEM;
 	gw_err e = run(d, ST_BEGIN, "begin");
 	if (e == GW_OK)
-		e = sched_scan(d, ST_SCHED_FREE, now, max, tmp, &got);
+		e = sched_scan(d, ST_SCHED_FREE, now, &c);
 	if (e == GW_OK)
-		e = sched_scan(d, ST_SCHED_EXPIRED, now, max, tmp, &got);
+		e = sched_scan(d, ST_SCHED_EXPIRED, now, &c);
 	size_t take = 0;
-	if (e == GW_OK) {
-		qsort(tmp, got, sizeof *tmp, sched_cmp);
-		take = got < max ? got : max;
-	}
+	if (e == GW_OK)
+		take = gwi_claim_pick(&c);
 	sqlite3_stmt *st = d->st[ST_SCHED_LEASE];
 	for (size_t i = 0; e == GW_OK && i < take; i++) {
-		int rc = sqlite3_bind_text(st, 1, tmp[i].id, -1, SQLITE_STATIC);
+		int rc = sqlite3_bind_text(st, 1, c.rows[i].id, -1, SQLITE_STATIC);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
 		if (rc == SQLITE_OK)
@@ -1240,17 +1187,10 @@ static gw_err sq_sched_claim(void *drv, int64_t now, const char *owner, int64_t 
 			e = sql_fail(d, rc, "schedule claim (lease)");
 		sqlite3_reset(st);
 	}
-	e = end_tx(d, e);
-	if (e != GW_OK) {
-		sched_rows_fini(tmp, got);
-		free(tmp);
-		return e;
-	}
-	memcpy(rows, tmp, take * sizeof *tmp);
-	sched_rows_fini(tmp + take, got - take);
-	free(tmp);
-	*n = take;
-	return GW_OK;
+	if ((e = end_tx(d, e)) == GW_OK)
+		gwi_claim_hand_out(&c, take, rows, n);
+	gwi_claim_fini(&c);
+	return e;
 }
 
 /* sched_by_id runs statement id bound to ?1 = the row id. */

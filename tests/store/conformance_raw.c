@@ -454,8 +454,8 @@ static bool pg_raw_sched_contains(const ctx *c, const char *needle, long long *n
 	              p, 1, n, 1);
 }
 
-/* The driver's claim and next-due queries (statestores/postgres/postgres.c),
- * as EXPLAIN sees them. */
+/* The driver's claim and next-due queries (statestores/postgres/
+ * postgres_conn.c), as EXPLAIN sees them. */
 static const char *const pg_sched_queries[] = {
     "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
     "WHERE owner IS NULL AND due_ms <= 1700000000000 ORDER BY due_ms, id LIMIT 100 "
@@ -516,8 +516,8 @@ static bool pg_raw_downgrade_v3(const ctx *c)
 	              NULL, 0, NULL, 0);
 }
 
-/* The driver's effects listing (statestores/postgres/postgres.c), planned
- * with fresh statistics (as autovacuum would gather them). */
+/* The driver's effects listing (statestores/postgres/postgres_conn.c),
+ * planned with fresh statistics (as autovacuum would gather them). */
 static bool pg_raw_effects_indexed(const ctx *c, char *why, size_t cap)
 {
 	PGconn *pc = PQconnectdb(c->url);
@@ -734,8 +734,8 @@ static bool my_raw_sched_contains(const ctx *c, const char *needle, long long *n
 	return my_raw(c->url, sql, n, 1);
 }
 
-/* The driver's claim and next-due queries (statestores/mariadb/mariadb.c),
- * without FORCE INDEX: the plan the optimizer picks on its own. */
+/* The driver's claim and next-due queries (statestores/mariadb/
+ * mariadb_conn.c), without FORCE INDEX: the plan the optimizer picks on its own. */
 static const char *const my_sched_queries[] = {
     "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
     "WHERE owner IS NULL AND due_ms <= 1700000000000 ORDER BY due_ms, id LIMIT 100 "
@@ -800,8 +800,8 @@ static bool my_raw_downgrade_v3(const ctx *c)
 	              NULL, 0);
 }
 
-/* The driver's effects listing (statestores/mariadb/mariadb.c), FORCE
- * INDEX and all: the index must serve it as a range in key order. */
+/* The driver's effects listing (statestores/mariadb/mariadb_conn.c),
+ * FORCE INDEX and all: the index must serve it as a range in key order. */
 static bool my_raw_effects_indexed(const ctx *c, char *why, size_t cap)
 {
 	my_parts m;

@@ -1,0 +1,421 @@
+/* mariadb_rows.c - the MariaDB driver's actor state rows: load, save,
+ * remove, revisions, activation epochs, key-rotation scans and rewrites,
+ * and the listing of rows flagged with undelivered effects (the design
+ * note, with save_batch and acquire, is in mariadb.c). */
+#include "mariadb_int.h"
+
+#include "log.h"
+
+#include <stdlib.h>
+
+/* Result buffers of a row query: [system, name,] ROW_COLS (mariadb_conn.c).
+ * Fixed columns land in place; variable ones are measured, then fetched
+ * (gwi_my_fetch_bytes). */
+typedef struct row_binds {
+	MYSQL_BIND r[8];
+	unsigned long len[8];
+	my_bool null[8];
+	long long rev, epoch;
+	uint8_t nonce[16];
+	int c; /* the column of revision: 0, or 2 after system and name */
+} row_binds;
+
+static gw_err row_bind(my_drv *d, my_conn *mc, MYSQL_STMT *st, row_binds *rb, bool with_key)
+{
+	memset(rb, 0, sizeof *rb);
+	int c = rb->c = with_key ? 2 : 0;
+	for (int i = 0; i < c + 6; i++) {
+		rb->r[i].buffer_type = MYSQL_TYPE_BLOB;
+		rb->r[i].length = &rb->len[i];
+		rb->r[i].is_null = &rb->null[i];
+	}
+	rb->r[c].buffer_type = rb->r[c + 1].buffer_type = MYSQL_TYPE_LONGLONG;
+	rb->r[c].buffer = &rb->rev;
+	rb->r[c + 1].buffer = &rb->epoch;
+	rb->r[c + 3].buffer = rb->nonce;
+	rb->r[c + 3].buffer_length = sizeof rb->nonce;
+	if (mysql_stmt_bind_result(st, rb->r) != 0)
+		return gwi_my_fail(d, mc, st, "load (bind)");
+	return GW_OK;
+}
+
+/* row_take copies the row just fetched into *out (owned fields; with the
+ * key columns, out->key owned too). lenient (rotation scans): a bad
+ * revision or epoch is taken as it is and a nonce of the wrong size is
+ * zero-padded: the row then fails to open and is counted, rather than
+ * stopping the rotation. */
+static gw_err row_take(my_drv *d, my_conn *mc, MYSQL_STMT *st, row_binds *rb, bool lenient,
+                       gw_row *out)
+{
+	int c = rb->c;
+	char *sys = NULL, *name = NULL, *key_id = NULL, *type_url = NULL, *data = NULL;
+	gw_err e = GW_ECORRUPT;
+	for (int i = 0; i < c + 6; i++)
+		if (rb->null[i])
+			goto fail;
+	if (!lenient && (rb->rev < 1 || rb->epoch < 0 || rb->len[c + 3] != sizeof out->nonce))
+		goto fail;
+	if ((c && ((e = gwi_my_fetch_bytes(d, mc, st, 0, rb->len[0], &sys)) != GW_OK ||
+	           (e = gwi_my_fetch_bytes(d, mc, st, 1, rb->len[1], &name)) != GW_OK)) ||
+	    (e = gwi_my_fetch_bytes(d, mc, st, c + 2, rb->len[c + 2], &key_id)) != GW_OK ||
+	    (e = gwi_my_fetch_bytes(d, mc, st, c + 4, rb->len[c + 4], &data)) != GW_OK ||
+	    (e = gwi_my_fetch_bytes(d, mc, st, c + 5, rb->len[c + 5], &type_url)) != GW_OK)
+		goto fail;
+	if (c) {
+		out->key.system = sys;
+		out->key.name = name;
+	}
+	out->revision = (uint64_t)rb->rev;
+	out->expected = 0;
+	out->epoch = (uint64_t)rb->epoch;
+	out->key_id = key_id;
+	gwi_nonce_copy(out->nonce, rb->nonce, rb->len[c + 3]);
+	out->data = (uint8_t *)data;
+	out->len = rb->len[c + 4];
+	out->type_url = type_url;
+	return GW_OK;
+fail:
+	free(sys);
+	free(name);
+	free(key_id);
+	free(type_url);
+	free(data);
+	return e;
+}
+
+/* load_one runs the single-row query id (binds x) for k. */
+static gw_err load_one(my_drv *d, int id, my_binds *x, const gw_actor_key *k, gw_row *out)
+{
+	my_conn *mc;
+	row_binds rb;
+	gw_err e = gwi_my_query(d, id, x, "load", &mc);
+	if (e != GW_OK)
+		return e;
+	MYSQL_STMT *st = mc->st[id];
+	if ((e = row_bind(d, mc, st, &rb, false)) != GW_OK)
+		goto out;
+	int rc = mysql_stmt_fetch(st);
+	if (rc == MYSQL_NO_DATA) {
+		e = GW_ENOTFOUND;
+		goto out;
+	}
+	if (rc != 0 && rc != MYSQL_DATA_TRUNCATED) {
+		e = gwi_my_fail(d, mc, st, "load (fetch)");
+		goto out;
+	}
+	if ((e = row_take(d, mc, st, &rb, false, out)) == GW_OK)
+		out->key = *k;
+	else if (e == GW_ECORRUPT)
+		GW_ERROR("mariadb %s: row %s/%s is malformed", d->where, k->system, k->name);
+out:
+	gwi_my_query_end(d, mc, id);
+	return e;
+}
+
+gw_err gwi_my_load(void *drv, const gw_actor_key *k, gw_row *out)
+{
+	my_binds x;
+	b_key(&x, k);
+	return load_one(drv, ST_LOAD, &x, k, out);
+}
+
+gw_err gwi_my_load_revision(void *drv, const gw_actor_key *k, uint64_t revision, gw_row *out)
+{
+	my_binds x;
+	b_key(&x, k);
+	b_int(&x, 2, 0, revision);
+	b_str(&x, 3, k->system);
+	b_str(&x, 4, k->name);
+	b_int(&x, 5, 0, revision);
+	return load_one(drv, ST_LOAD_REV, &x, k, out);
+}
+
+gw_err gwi_my_list_revisions(void *drv, const gw_actor_key *k, uint64_t *revs, size_t cap,
+                             size_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	my_binds x;
+	b_key(&x, k);
+	b_str(&x, 2, k->system);
+	b_str(&x, 3, k->name);
+	b_int(&x, 4, 0, cap > GWI_STORE_MAX_INT ? GWI_STORE_MAX_INT : cap);
+	gw_err e = gwi_my_query(d, ST_LIST, &x, "list revisions", &mc);
+	if (e != GW_OK)
+		return e;
+	MYSQL_STMT *st = mc->st[ST_LIST];
+	long long rev = 0;
+	my_bool null = 0;
+	MYSQL_BIND r = {0};
+	r.buffer_type = MYSQL_TYPE_LONGLONG;
+	r.buffer = &rev;
+	r.is_null = &null;
+	if (mysql_stmt_bind_result(st, &r) != 0) {
+		e = gwi_my_fail(d, mc, st, "list revisions (bind)");
+		goto out;
+	}
+	size_t got = 0;
+	int rc;
+	while ((rc = mysql_stmt_fetch(st)) == 0) {
+		if (null || rev < 1) {
+			e = GW_ECORRUPT;
+			goto out;
+		}
+		if (got < cap)
+			revs[got++] = (uint64_t)rev;
+	}
+	if (rc != MYSQL_NO_DATA) {
+		e = gwi_my_fail(d, mc, st, "list revisions (fetch)");
+		goto out;
+	}
+	*n = got;
+out:
+	gwi_my_query_end(d, mc, ST_LIST);
+	return e;
+}
+
+gw_err gwi_my_acquire(void *drv, const gw_actor_key *k, uint64_t *epoch)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool found = false;
+	gw_err e = gwi_my_begin(d, &mc);
+	if (e != GW_OK)
+		return e;
+	my_binds x;
+	b_key(&x, k);
+	if ((e = gwi_my_exec(d, mc, ST_ACQUIRE, &x, "acquire")) == GW_OK &&
+	    (e = gwi_my_exec(d, mc, ST_EPOCH_GET, &x, "acquire (read)")) == GW_OK &&
+	    (e = gwi_my_fetch_int(d, mc, ST_EPOCH_GET, &found, epoch)) == GW_OK && !found)
+		e = GW_ECORRUPT; /* our own write is not there */
+	return gwi_my_end(d, mc, e);
+}
+
+/* write_binds fills system, name, revision, epoch, key_id, nonce, data,
+ * type_url in that order from position 0 (INSERT, HIST_PUT). */
+static void write_binds(my_binds *x, const gw_row *row)
+{
+	b_key(x, &row->key);
+	b_int(x, 2, 0, row->revision);
+	b_int(x, 3, 1, row->epoch);
+	b_str(x, 4, row->key_id);
+	b_bytes(x, 5, row->nonce, sizeof row->nonce);
+	b_bytes(x, 6, row->data, row->len);
+	b_str(x, 7, row->type_url);
+}
+
+/* save_row runs one fenced, conditional write inside the open transaction.
+ * The return value is a batch-level error; *result the row's outcome. */
+static gw_err save_row(my_drv *d, my_conn *mc, const gw_row *row, gw_err *result)
+{
+	my_binds x;
+	int id;
+	gw_err e;
+	if (row->epoch != 0) {
+		bool found = false;
+		uint64_t epoch = 0;
+		b_key(&x, &row->key);
+		if ((e = gwi_my_exec(d, mc, ST_FENCE, &x, "save (fence)")) != GW_OK ||
+		    (e = gwi_my_fetch_int(d, mc, ST_FENCE, &found, &epoch)) != GW_OK)
+			return e;
+		if (!found || epoch != row->epoch) {
+			*result = GW_EFENCED;
+			return GW_OK;
+		}
+	}
+	if (row->expected == 0) {
+		id = ST_INSERT;
+		write_binds(&x, row);
+		b_int(&x, 8, 2, (uint64_t)row->effects);
+	} else {
+		id = ST_UPDATE;
+		b_int(&x, 0, 0, row->revision);
+		b_int(&x, 1, 1, row->epoch);
+		b_str(&x, 2, row->key_id);
+		b_bytes(&x, 3, row->nonce, sizeof row->nonce);
+		b_bytes(&x, 4, row->data, row->len);
+		b_str(&x, 5, row->type_url);
+		b_int(&x, 6, 3, (uint64_t)row->effects);
+		b_str(&x, 7, row->key.system);
+		b_str(&x, 8, row->key.name);
+		b_int(&x, 9, 2, row->expected);
+	}
+	if ((e = gwi_my_exec(d, mc, id, &x, "save")) != GW_OK)
+		return e;
+	if (mysql_stmt_affected_rows(mc->st[id]) != 1) {
+		*result = GW_ECONFLICT;
+		return GW_OK;
+	}
+	if (d->history > 0) {
+		/* Keep revisions (new - history) .. new. */
+		write_binds(&x, row);
+		if ((e = gwi_my_exec(d, mc, ST_HIST_PUT, &x, "save (history)")) != GW_OK)
+			return e;
+		b_key(&x, &row->key);
+		b_int(&x, 2, 0, gwi_history_keep(row->revision, d->history));
+		if ((e = gwi_my_exec(d, mc, ST_HIST_TRIM, &x, "save (history trim)")) != GW_OK)
+			return e;
+	}
+	*result = GW_OK;
+	return GW_OK;
+}
+
+gw_err gwi_my_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *results)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	if (n == 0)
+		return GW_OK;
+	gw_err e = gwi_my_begin(d, &mc);
+	for (size_t i = 0; e == GW_OK && i < n; i++)
+		e = save_row(d, mc, &rows[i], &results[i]);
+	if ((e = gwi_my_end(d, mc, e)) != GW_OK)
+		gwi_results_set(results, n, e);
+	return e;
+}
+
+gw_err gwi_my_remove(void *drv, const gw_actor_key *k)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	gw_err e = gwi_my_begin(d, &mc);
+	if (e != GW_OK)
+		return e;
+	my_binds x;
+	b_key(&x, k);
+	if ((e = gwi_my_exec(d, mc, ST_REMOVE_HIST, &x, "remove (history)")) == GW_OK)
+		e = gwi_my_exec(d, mc, ST_REMOVE, &x, "remove");
+	return gwi_my_end(d, mc, e);
+}
+
+/* ---- rotation --------------------------------------------------------------------- */
+
+gw_err gwi_my_rot_count(void *drv, const char *primary, uint64_t *n)
+{
+	my_binds x;
+	b_str(&x, 0, primary);
+	b_str(&x, 1, primary);
+	return gwi_my_query_int(drv, ST_ROT_COUNT, &x, "rotation count", n);
+}
+
+gw_err gwi_my_rot_scan(void *drv, const gw_rot_cursor *after, const char *primary, gw_row *rows,
+                       size_t max, size_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	bool hist = after->table == GW_ROT_HISTORY;
+	int id = hist ? ST_ROT_SCAN_HIST : ST_ROT_SCAN_STATE;
+	size_t got = 0;
+	row_binds rb;
+	my_binds x;
+	b_str(&x, 0, primary);
+	b_str(&x, 1, after->key.system);
+	b_str(&x, 2, after->key.system);
+	b_str(&x, 3, after->key.name);
+	if (hist) {
+		b_str(&x, 4, after->key.name);
+		b_int(&x, 5, 0, after->revision);
+	}
+	b_int(&x, hist ? 6 : 4, 1, max);
+	gw_err e = gwi_my_query(d, id, &x, "rotation scan", &mc);
+	if (e != GW_OK)
+		return e;
+	MYSQL_STMT *st = mc->st[id];
+	if ((e = row_bind(d, mc, st, &rb, true)) != GW_OK)
+		goto out;
+	int rc = 0;
+	while (got < max && ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED)) {
+		if ((e = row_take(d, mc, st, &rb, true, &rows[got])) != GW_OK)
+			goto out;
+		got++;
+	}
+	if (got < max && rc != MYSQL_NO_DATA) {
+		e = gwi_my_fail(d, mc, st, "rotation scan (fetch)");
+		goto out;
+	}
+	*n = got;
+out:
+	if (e != GW_OK)
+		gwi_scan_rows_fini(rows, got);
+	gwi_my_query_end(d, mc, id);
+	return e;
+}
+
+gw_err gwi_my_rot_rewrite(void *drv, int table, const gw_rewrite *rows, size_t n, gw_err *results)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	int id = table == GW_ROT_HISTORY ? ST_ROT_WRITE_HIST : ST_ROT_WRITE_STATE;
+	gw_err e = gwi_my_begin(d, &mc);
+	for (size_t i = 0; e == GW_OK && i < n; i++) {
+		const gw_rewrite *w = &rows[i];
+		my_binds x;
+		b_str(&x, 0, w->key_id);
+		b_bytes(&x, 1, w->nonce, sizeof w->nonce);
+		b_bytes(&x, 2, w->data, w->len);
+		b_str(&x, 3, w->key.system);
+		b_str(&x, 4, w->key.name);
+		b_int(&x, 5, 0, w->revision);
+		b_str(&x, 6, w->old_key_id);
+		b_bytes(&x, 7, w->old_nonce, sizeof w->old_nonce);
+		if ((e = gwi_my_exec(d, mc, id, &x, "rotation rewrite")) == GW_OK)
+			results[i] =
+			    mysql_stmt_affected_rows(mc->st[id]) == 1 ? GW_OK : GW_ECONFLICT;
+	}
+	if ((e = gwi_my_end(d, mc, e)) != GW_OK)
+		gwi_results_set(results, n, e);
+	return e;
+}
+
+/* ---- undelivered side effects -------------------------------------------------------- */
+
+gw_err gwi_my_effects_list(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
+                           size_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc;
+	size_t got = 0;
+	my_binds x;
+	b_str(&x, 0, after->system);
+	b_str(&x, 1, after->system);
+	b_str(&x, 2, after->name);
+	b_int(&x, 3, 0, max > GWI_STORE_MAX_INT ? GWI_STORE_MAX_INT : max);
+	gw_err e = gwi_my_query(d, ST_EFFECTS_LIST, &x, "effects list", &mc);
+	if (e != GW_OK)
+		return e;
+	MYSQL_STMT *st = mc->st[ST_EFFECTS_LIST];
+	MYSQL_BIND r[2];
+	unsigned long len[2] = {0};
+	memset(r, 0, sizeof r);
+	for (int i = 0; i < 2; i++) {
+		r[i].buffer_type = MYSQL_TYPE_BLOB;
+		r[i].length = &len[i];
+	}
+	if (mysql_stmt_bind_result(st, r) != 0) {
+		e = gwi_my_fail(d, mc, st, "effects list (bind)");
+		goto out;
+	}
+	int rc = 0;
+	/* No buffers bound: each fetch measures the keys, fetch_bytes copies. */
+	while (got < max && ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED)) {
+		char *sys = NULL, *name = NULL;
+		if ((e = gwi_my_fetch_bytes(d, mc, st, 0, len[0], &sys)) != GW_OK ||
+		    (e = gwi_my_fetch_bytes(d, mc, st, 1, len[1], &name)) != GW_OK) {
+			free(sys);
+			goto out;
+		}
+		out[got].system = sys;
+		out[got].name = name;
+		got++;
+	}
+	if (got < max && rc != MYSQL_NO_DATA) {
+		e = gwi_my_fail(d, mc, st, "effects list (fetch)");
+		goto out;
+	}
+	*n = got;
+out:
+	if (e != GW_OK)
+		gw_keys_fini(out, got);
+	gwi_my_query_end(d, mc, ST_EFFECTS_LIST);
+	return e;
+}

@@ -1,0 +1,322 @@
+/* postgres_rows.c - the PostgreSQL driver's actor state rows: load, save,
+ * remove, revisions, activation epochs, key-rotation scans and rewrites,
+ * and the listing of rows flagged with undelivered effects (the design
+ * note, with save_batch and acquire, is in postgres.c). */
+#include "postgres_int.h"
+
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* read_row copies the row columns (ROW_COLS, from column c) of result row i
+ * into *out (owned fields). lenient (rotation scans): a bad revision or
+ * epoch is taken as it is and a nonce of the wrong size is zero-padded,
+ * instead of refusing the row: it then fails to open and is counted,
+ * rather than stopping the rotation. out->key is left to the caller. */
+static gw_err read_row(const PGresult *r, int i, int c, bool lenient, gw_row *out)
+{
+	uint64_t rev = 0, epoch = 0;
+	bool ints = gwi_pg_get_int8(r, i, c, &rev) && gwi_pg_get_int8(r, i, c + 1, &epoch);
+	int nlen = PQgetisnull(r, i, c + 3) ? -1 : PQgetlength(r, i, c + 3);
+	if ((!lenient && (!ints || rev < 1 || rev > GWI_STORE_MAX_INT ||
+	                  epoch > GWI_STORE_MAX_INT || nlen != (int)sizeof out->nonce)) ||
+	    PQgetisnull(r, i, c + 2) || PQgetisnull(r, i, c + 4) || PQgetisnull(r, i, c + 5))
+		return GW_ECORRUPT;
+	size_t len = (size_t)PQgetlength(r, i, c + 4);
+	char *key_id = gwi_pg_dup_col(r, i, c + 2), *type_url = gwi_pg_dup_col(r, i, c + 5);
+	uint8_t *data = malloc(len > 0 ? len : 1);
+	if (!key_id || !type_url || !data) {
+		free(key_id);
+		free(type_url);
+		free(data);
+		return GW_ENOMEM;
+	}
+	memcpy(data, PQgetvalue(r, i, c + 4), len);
+	out->revision = rev;
+	out->expected = 0;
+	out->epoch = epoch;
+	out->key_id = key_id;
+	gwi_nonce_copy(out->nonce, PQgetvalue(r, i, c + 3), nlen > 0 ? (size_t)nlen : 0);
+	out->data = data;
+	out->len = len;
+	out->type_url = type_url;
+	return GW_OK;
+}
+
+/* load_one runs a single-row query (id, parameters p) for k. */
+static gw_err load_one(pg_drv *d, int id, const pg_params *p, const gw_actor_key *k, gw_row *out)
+{
+	pg_conn *pc;
+	PGresult *r;
+	gw_err e = gwi_pg_query(d, id, p, &pc, &r);
+	if (e != GW_OK)
+		return e;
+	if (PQntuples(r) == 0)
+		e = GW_ENOTFOUND;
+	else if ((e = read_row(r, 0, 0, false, out)) == GW_OK)
+		out->key = *k;
+	else if (e == GW_ECORRUPT)
+		GW_ERROR("postgres %s: row %s/%s is malformed", d->where, k->system, k->name);
+	gwi_pg_query_end(d, pc, r);
+	return e;
+}
+
+gw_err gwi_pg_load(void *drv, const gw_actor_key *k, gw_row *out)
+{
+	pg_params p;
+	p_key(&p, k);
+	return load_one(drv, ST_LOAD, &p, k, out);
+}
+
+gw_err gwi_pg_load_revision(void *drv, const gw_actor_key *k, uint64_t revision, gw_row *out)
+{
+	pg_params p;
+	p_key(&p, k);
+	p_int(&p, 2, 0, revision);
+	return load_one(drv, ST_LOAD_REV, &p, k, out);
+}
+
+gw_err gwi_pg_list_revisions(void *drv, const gw_actor_key *k, uint64_t *revs, size_t cap,
+                             size_t *n)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	PGresult *r;
+	pg_params p;
+	p_key(&p, k);
+	p_int(&p, 2, 0, cap > GWI_STORE_MAX_INT ? GWI_STORE_MAX_INT : cap);
+	gw_err e = gwi_pg_query(d, ST_LIST, &p, &pc, &r);
+	if (e != GW_OK)
+		return e;
+	size_t got = 0;
+	for (int i = 0; i < PQntuples(r) && got < cap; i++) {
+		if (!gwi_pg_get_int8(r, i, 0, &revs[got])) {
+			e = GW_ECORRUPT;
+			goto out;
+		}
+		got++;
+	}
+	*n = got;
+out:
+	gwi_pg_query_end(d, pc, r);
+	return e;
+}
+
+gw_err gwi_pg_acquire(void *drv, const gw_actor_key *k, uint64_t *epoch)
+{
+	pg_params p;
+	p_key(&p, k);
+	/* Autocommit: the new epoch is committed when the call returns. */
+	return gwi_pg_query_int8(drv, ST_ACQUIRE, &p, epoch);
+}
+
+/* row_params fills $1..$8 of a write, and $9 = extra. */
+static void row_params(pg_params *p, const gw_row *row, uint64_t extra)
+{
+	p_key(p, &row->key);
+	p_int(p, 2, 0, row->revision);
+	p_int(p, 3, 1, row->epoch);
+	p_text(p, 4, row->key_id);
+	p_bytes(p, 5, row->nonce, sizeof row->nonce);
+	p_bytes(p, 6, row->data, row->len);
+	p_text(p, 7, row->type_url);
+	p_int(p, 8, 2, extra);
+}
+
+/* fence reads the actor's current epoch FOR SHARE inside the open
+ * transaction: *fenced unless it is row->epoch (no row: current 0). */
+static gw_err fence(pg_drv *d, pg_conn *pc, const gw_row *row, bool *fenced)
+{
+	pg_params p;
+	p_key(&p, &row->key);
+	PGresult *r = gwi_pg_exec(pc, ST_FENCE, &p);
+	gw_err e = GW_OK;
+	uint64_t epoch;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		e = gwi_pg_fail(d, pc, r, "save (fence)");
+	else if (PQntuples(r) == 0)
+		*fenced = true;
+	else if (gwi_pg_get_int8(r, 0, 0, &epoch))
+		*fenced = epoch != row->epoch;
+	else
+		e = GW_ECORRUPT;
+	PQclear(r);
+	return e;
+}
+
+/* save_row runs one fenced, conditional write inside the open transaction.
+ * The return value is a batch-level error; *result the row's outcome. */
+static gw_err save_row(pg_drv *d, pg_conn *pc, const gw_row *row, gw_err *result)
+{
+	pg_params p;
+	gw_err e;
+	if (row->epoch != 0) {
+		bool fenced = false;
+		if ((e = fence(d, pc, row, &fenced)) != GW_OK)
+			return e;
+		if (fenced) {
+			*result = GW_EFENCED;
+			return GW_OK;
+		}
+	}
+	row_params(&p, row, row->expected);
+	if (row->expected == 0)
+		p_int(&p, 8, 2, (uint64_t)row->effects); /* INSERT: $9 */
+	else
+		p_int(&p, 9, 3, (uint64_t)row->effects); /* UPDATE: $10 */
+	PGresult *r = gwi_pg_exec(pc, row->expected == 0 ? ST_INSERT : ST_UPDATE, &p);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		e = gwi_pg_fail(d, pc, r, "save");
+		PQclear(r);
+		return e;
+	}
+	bool changed = strcmp(PQcmdTuples(r), "1") == 0;
+	PQclear(r);
+	if (!changed) {
+		*result = GW_ECONFLICT;
+		return GW_OK;
+	}
+	if (d->history > 0) {
+		/* Keep revisions (new - history) .. new. */
+		row_params(&p, row, gwi_history_keep(row->revision, d->history));
+		r = gwi_pg_exec(pc, ST_HIST_PUT, &p);
+		e = PQresultStatus(r) == PGRES_COMMAND_OK ? GW_OK
+		                                          : gwi_pg_fail(d, pc, r, "save (history)");
+		PQclear(r);
+		if (e != GW_OK)
+			return e;
+	}
+	*result = GW_OK;
+	return GW_OK;
+}
+
+gw_err gwi_pg_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *results)
+{
+	pg_drv *d = drv;
+	pg_conn *pc = NULL;
+	if (n == 0)
+		return GW_OK;
+	gw_err e = gwi_pg_begin(d, &pc);
+	for (size_t i = 0; e == GW_OK && i < n; i++)
+		e = save_row(d, pc, &rows[i], &results[i]);
+	if ((e = gwi_pg_end(d, pc, e)) != GW_OK)
+		gwi_results_set(results, n, e);
+	return e;
+}
+
+gw_err gwi_pg_remove(void *drv, const gw_actor_key *k)
+{
+	pg_params p;
+	p_key(&p, k);
+	return gwi_pg_command(drv, ST_REMOVE, &p, NULL);
+}
+
+/* ---- rotation ---------------------------------------------------------------- */
+
+gw_err gwi_pg_rot_count(void *drv, const char *primary, uint64_t *n)
+{
+	pg_params p;
+	p_text(&p, 0, primary);
+	return gwi_pg_query_int8(drv, ST_ROT_COUNT, &p, n);
+}
+
+gw_err gwi_pg_rot_scan(void *drv, const gw_rot_cursor *after, const char *primary, gw_row *rows,
+                       size_t max, size_t *n)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	PGresult *r;
+	bool hist = after->table == GW_ROT_HISTORY;
+	size_t got = 0;
+	pg_params p;
+	p_text(&p, 0, primary);
+	p_text(&p, 1, after->key.system);
+	p_text(&p, 2, after->key.name);
+	if (hist)
+		p_int(&p, 3, 0, after->revision);
+	p_int(&p, hist ? 4 : 3, 1, max);
+	gw_err e = gwi_pg_query(d, hist ? ST_ROT_SCAN_HIST : ST_ROT_SCAN_STATE, &p, &pc, &r);
+	if (e != GW_OK)
+		return e;
+	for (int i = 0; i < PQntuples(r) && got < max; i++) {
+		gw_row *row = &rows[got];
+		char *sys = gwi_pg_dup_col(r, i, 0), *name = gwi_pg_dup_col(r, i, 1);
+		e = sys && name ? read_row(r, i, 2, true, row) : GW_ENOMEM;
+		if (e != GW_OK) {
+			free(sys);
+			free(name);
+			gwi_scan_rows_fini(rows, got);
+			goto out;
+		}
+		row->key.system = sys;
+		row->key.name = name;
+		got++;
+	}
+	*n = got;
+out:
+	gwi_pg_query_end(d, pc, r);
+	return e;
+}
+
+gw_err gwi_pg_rot_rewrite(void *drv, int table, const gw_rewrite *rows, size_t n, gw_err *results)
+{
+	pg_drv *d = drv;
+	pg_conn *pc = NULL;
+	int id = table == GW_ROT_HISTORY ? ST_ROT_WRITE_HIST : ST_ROT_WRITE_STATE;
+	gw_err e = gwi_pg_begin(d, &pc);
+	for (size_t i = 0; e == GW_OK && i < n; i++) {
+		const gw_rewrite *w = &rows[i];
+		pg_params p;
+		p_key(&p, &w->key);
+		p_int(&p, 2, 0, w->revision);
+		p_text(&p, 3, w->key_id);
+		p_bytes(&p, 4, w->nonce, sizeof w->nonce);
+		p_bytes(&p, 5, w->data, w->len);
+		p_text(&p, 6, w->old_key_id);
+		p_bytes(&p, 7, w->old_nonce, sizeof w->old_nonce);
+		PGresult *r = gwi_pg_exec(pc, id, &p);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			e = gwi_pg_fail(d, pc, r, "rotation rewrite");
+		else
+			results[i] = strcmp(PQcmdTuples(r), "1") == 0 ? GW_OK : GW_ECONFLICT;
+		PQclear(r);
+	}
+	if ((e = gwi_pg_end(d, pc, e)) != GW_OK)
+		gwi_results_set(results, n, e);
+	return e;
+}
+
+/* ---- undelivered side effects ------------------------------------------------------ */
+
+gw_err gwi_pg_effects_list(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
+                           size_t *n)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	PGresult *r;
+	size_t got = 0;
+	pg_params p;
+	p_key(&p, after);
+	p_int(&p, 2, 0, max > GWI_STORE_MAX_INT ? GWI_STORE_MAX_INT : max);
+	gw_err e = gwi_pg_query(d, ST_EFFECTS_LIST, &p, &pc, &r);
+	if (e != GW_OK)
+		return e;
+	for (int i = 0; i < PQntuples(r) && got < max; i++) {
+		char *sys = gwi_pg_dup_col(r, i, 0), *name = gwi_pg_dup_col(r, i, 1);
+		if (!sys || !name) {
+			free(sys);
+			free(name);
+			gw_keys_fini(out, got);
+			e = GW_ENOMEM;
+			goto out;
+		}
+		out[got].system = sys;
+		out[got].name = name;
+		got++;
+	}
+	*n = got;
+out:
+	gwi_pg_query_end(d, pc, r);
+	return e;
+}
