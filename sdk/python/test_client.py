@@ -232,12 +232,7 @@ class TypedActionTest(unittest.TestCase):
                                    stateful=True, state_type=inc.State,
                                    snapshot_ms=0, deactivate_ms=60000,
                                    actions=(("Add", "add", inc.Add, inc.Total),))
-        a = host.registration_request().actor_system.registry.actors["Incrementor"]
-        self.assertEqual([x.name for x in a.actions], ["Add"])
-        self.assertTrue(a.settings.stateful)
-        self.assertEqual(a.settings.state_type, "examples.incrementor.State")
-        self.assertEqual(a.settings.deactivation_strategy.timeout.timeout, 60000)
-        self.assertFalse(a.settings.HasField("snapshot_strategy"))
+        check_incrementor_registered(self, host)
 
 
 def incrementor_contract(**kw):
@@ -246,6 +241,19 @@ def incrementor_contract(**kw):
                 actions=(("Add", "add", inc.Add, inc.Total),))
     args.update(kw)
     return spawn_typed.ActorContract("Incrementor", **args)
+
+
+def check_incrementor_registered(tc, host):
+    """The registration of "Incrementor" as incrementor_contract() declares
+    it: one action Add, stateful with state State, deactivation 60000 ms,
+    the snapshot interval left to the gateway. Returns the actor."""
+    a = host.registration_request().actor_system.registry.actors["Incrementor"]
+    tc.assertEqual([x.name for x in a.actions], ["Add"])
+    tc.assertTrue(a.settings.stateful)
+    tc.assertEqual(a.settings.state_type, "examples.incrementor.State")
+    tc.assertEqual(a.settings.deactivation_strategy.timeout.timeout, 60000)
+    tc.assertFalse(a.settings.HasField("snapshot_strategy"))
+    return a
 
 
 class ActorContractTest(unittest.TestCase):
@@ -370,12 +378,7 @@ class RegisterActorTest(unittest.TestCase):
     def test_declares_the_contract_on_the_host(self):
         host = spawn_host.ActorHost("127.0.0.1:1", "sys")
         self.assertIs(spawn_typed.register_actor(host, self.Impl(), incrementor_contract()), host)
-        a = host.registration_request().actor_system.registry.actors["Incrementor"]
-        self.assertEqual([x.name for x in a.actions], ["Add"])
-        self.assertTrue(a.settings.stateful)
-        self.assertEqual(a.settings.state_type, "examples.incrementor.State")
-        self.assertEqual(a.settings.deactivation_strategy.timeout.timeout, 60000)
-        self.assertFalse(a.settings.HasField("snapshot_strategy"))
+        a = check_incrementor_registered(self, host)
         self.assertEqual(list(a.metadata.channel_group), [])
         self.assertEqual(list(a.timer_actions), [])
 
