@@ -3,8 +3,8 @@
  *
  * The generated module stands on the modules protoc's --python_out writes
  * for the same contracts (x_pb2.py) and on the Python SDK (sdk/python:
- * spawn_host, spawn_client). Keys it adds (besides the neutral ones of
- * emit.h):
+ * spawn_typed, over spawn_host and spawn_client). Keys it adds (besides
+ * the neutral ones of emit.h):
  *   file    py_module    "dir/x_spawn.py": the output, beside protoc's
  *                        "dir/x_pb2.py"
  *           py_imports   list, sorted, one per module of protoc's that the

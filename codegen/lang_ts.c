@@ -1,8 +1,9 @@
 /* lang_ts.c - the TypeScript emitter: TypeScript names and message types
  * for the view of sdk-templates/ts/.
  *
- * The generated module is self-contained: besides the typed clients and
- * actor skeletons it declares a TypeScript interface per message (and a
+ * The generated module is self-contained: besides the actors' contracts,
+ * typed clients and actor skeletons (shims over the runtime's ActorClient
+ * and registerActor) it declares a TypeScript interface per message (and a
  * const object + union type per enum) and carries the messages' definitions
  * as protobufjs JSON, which the runtime (sdk/node, spawn.TypeSet) loads.
  * Decoded messages are plain objects of those interfaces (protobufjs
@@ -418,7 +419,7 @@ static int check_names(ts_file *tf)
 {
 	cg_arena *a = tf->x->a;
 	const cg_file *f = tf->f;
-	size_t cap = tf->n_work + 3 * f->n_actors;
+	size_t cap = tf->n_work + 4 * f->n_actors;
 	ident *ids = cg_alloc_array(a, cap ? cap : 1, sizeof *ids);
 	size_t n = 0;
 	for (size_t i = 0; i < tf->n_work; i++)
@@ -427,6 +428,8 @@ static int check_names(ts_file *tf)
 		                             tf->work[i]->full)};
 	for (size_t i = 0; i < f->n_actors; i++) {
 		const char *name = f->actors[i].name, *svc = f->actors[i].full_name;
+		ids[n++] = (ident){cg_printf(a, "%sContract", name),
+		                   cg_printf(a, "the contract of service %s", svc)};
 		ids[n++] = (ident){cg_printf(a, "%sClient", name),
 		                   cg_printf(a, "the client class of service %s", svc)};
 		ids[n++] = (ident){cg_printf(a, "%sHandlers", name),

@@ -1,32 +1,14 @@
 # $banner$
 """Typed clients and actor skeletons for the actors of $file|py$.
 
-Thin shims over the spawn Python SDK (sdk/python: spawn_host, spawn_client)
-and the modules protoc --python_out writes for the same contracts; put both
-on sys.path. For each actor X:
-
-  XClient(client, system="spawn-system")
-      one method per action: method(msg, actor=None, timeout=..., metadata=None)
-      sends msg (the action's input message) and returns the reply message;
-      actor None means the contract's name. Raises spawn_client.SpawnError
-      (code, message).
-  XActor
-      the base class of an implementation: override one method per action.
-      Stateful actors: method(self, state, msg, ctx) -> (new_state, reply),
-      None keeping the state / replying no value. Stateless actors:
-      method(self, msg, ctx) -> reply or None. Raise spawn_host.ActorError
-      to fail the call with a gRPC code; set ctx.checkpoint = True to save
-      the state durably before the caller is answered. Actions not
-      overridden answer UNIMPLEMENTED.
-  register_x(host, impl)
-      declares the actor on a spawn_host.ActorHost with the settings of its
-      contract, its actions served by impl (an XActor).
+Thin shims over spawn_typed (sdk/python), whose docstring says what each
+name does: for each actor X, X_CONTRACT, XClient, XActor and register_x.
 """
 from typing import Optional, Tuple
 
 import spawn_client
 import spawn_host
-from spawn_host import ActorError, StatusCode
+import spawn_typed
 
 $#py_imports$
 $py_import$
@@ -35,14 +17,20 @@ $#actors$
 
 
 # ---- Actor $actor$ (service $actor_full$) ----
-#   kind $kind$, $?stateful$stateful, state $state$$/stateful$$^stateful$stateless$/stateful$
-#   deactivate_timeout $deactivate_timeout_ms$ ms, snapshot_interval $snapshot_interval_ms$ ms
-#   (0 = the gateway's default)
 
 $actor|snake|upper$_ACTOR_NAME = "$actor|py$"
 $?has_state$
 $actor|snake|upper$_STATE_TYPE = "$state_url|py$"
 $/has_state$
+$actor|snake|upper$_CONTRACT = spawn_typed.ActorContract(
+    $actor|snake|upper$_ACTOR_NAME, kind="$kind$",
+    stateful=$?stateful$True$/stateful$$^stateful$False$/stateful$, state_type=$?has_state$$state_py$$/has_state$$^has_state$None$/has_state$,
+    snapshot_ms=$snapshot_interval_ms$, deactivate_ms=$deactivate_timeout_ms$,
+    actions=(
+$#actions$
+        ("$action|py$", "$py_method$", $input_py$, $output_py$),
+$/actions$
+    ))
 
 
 class $actor$Client:
@@ -50,24 +38,14 @@ class $actor$Client:
 
     def __init__(self, client: spawn_client.SpawnClient,
                  system: str = "spawn-system") -> None:
-        self._client = client
-        self._system = system
+        self._actor = spawn_typed.ActorClient(client, system, $actor|snake|upper$_CONTRACT)
 $#actions$
 
     def $py_method$(self, msg: $input_py$, actor: Optional[str] = None, *,
             timeout=spawn_client.DEFAULT,
             metadata: Optional[dict] = None) -> $output_py$:
         """Invoke $action|py$($input|py$) -> $output|py$."""
-        return self._client.call(
-            self._system, actor or $actor|snake|upper$_ACTOR_NAME, "$action|py$", msg,
-            $output_py$, input_type=$input_py$,
-$?unnamed$
-            parent=$actor|snake|upper$_ACTOR_NAME,
-$/unnamed$
-$?pooled$
-            pooled=True,
-$/pooled$
-            metadata=metadata, timeout=timeout)
+        return self._actor.call("$action|py$", msg, actor, timeout, metadata)
 $/actions$
 
 
@@ -80,15 +58,13 @@ $?has_state$
             ctx: spawn_host.Context
             ) -> Optional[Tuple[Optional[$state_py$], Optional[$output_py$]]]:
         """$action|py$($input|py$) -> $output|py$"""
-        raise ActorError(StatusCode.UNIMPLEMENTED,
-                         "$actor|py$.$action|py$ is not implemented")
+        raise spawn_typed.unimplemented($actor|snake|upper$_ACTOR_NAME, "$action|py$")
 $/has_state$
 $^has_state$
     def $py_method$(self, msg: $input_py$,
             ctx: spawn_host.Context) -> Optional[$output_py$]:
         """$action|py$($input|py$) -> $output|py$"""
-        raise ActorError(StatusCode.UNIMPLEMENTED,
-                         "$actor|py$.$action|py$ is not implemented")
+        raise spawn_typed.unimplemented($actor|snake|upper$_ACTOR_NAME, "$action|py$")
 $/has_state$
 $/actions$
 
@@ -97,14 +73,5 @@ def register_$actor|snake$(host: spawn_host.ActorHost,
         impl: $actor$Actor) -> spawn_host.ActorHost:
     """Declare actor $actor|py$ on host with the settings of its contract,
     its actions served by impl."""
-    return spawn_host.add_typed_actor(
-        host, impl, $actor|snake|upper$_ACTOR_NAME, kind="$kind$",
-        stateful=$?stateful$True$/stateful$$^stateful$False$/stateful$,
-        state_type=$?has_state$$state_py$$/has_state$$^has_state$None$/has_state$,
-        snapshot_ms=$snapshot_interval_ms$, deactivate_ms=$deactivate_timeout_ms$,
-        actions=(
-$#actions$
-            ("$action|py$", "$py_method$", $input_py$, $output_py$),
-$/actions$
-        ))
+    return spawn_typed.register_actor(host, impl, $actor|snake|upper$_CONTRACT)
 $/actors$

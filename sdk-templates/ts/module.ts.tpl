@@ -1,19 +1,9 @@
 // $banner$
 //
-// Message types, typed clients and actor skeletons for $file$, on the spawn
-// TypeScript runtime ($ts_sdk$). Messages are plain objects: the
-// interfaces below describe what you receive (every field present, 64-bit
-// integers as numbers, enums as numbers, bytes as Uint8Array, unset
-// messages null); what you send is a spawn.DeepPartial of them. For each
-// actor X:
-//   XClient      one method per action: method(msg, opts?) -> Promise<reply>;
-//                rejects with spawn.SpawnError (code, details)
-//   XHandlers    one handler per action: stateful actors
-//                (state, msg, ctx) -> { state?, reply?, checkpoint? },
-//                stateless actors (msg, ctx) -> reply; may be async; throw
-//                spawn.ActorError to fail with a gRPC code
-//   registerX    declares the actor on a spawn.ActorHost with the settings
-//                of its contract
+// Message types, typed clients and actor skeletons for $file$: thin shims
+// over the spawn TypeScript runtime ($ts_sdk$), whose typed layer
+// (MessageCodec, ActorContract, ActorClient, registerActor) says what each
+// name does. For each actor X: XContract, XClient, XHandlers, registerX.
 $?ts_used$
 import * as spawn from "$ts_sdk|js$";
 $/ts_used$
@@ -55,30 +45,36 @@ $/ts_types$
 $#actors$
 
 // ---- actor $actor$ (service $actor_full$) ----
-// kind $kind$, $?stateful$stateful, state $state$$/stateful$$^stateful$stateless$/stateful$; deactivate_timeout $deactivate_timeout_ms$ ms,
-// snapshot_interval $snapshot_interval_ms$ ms (0 = the gateway's default)
+
+/** The contract of actor $actor$: its settings (0 ms = the gateway's default) and actions. */
+export const $actor$Contract: spawn.ActorContract<$actor$Handlers$?has_state$, $state_ts$$/has_state$> = {
+  name: "$actor|js$",
+  kind: "$kind$",
+  stateful: $?stateful$true$/stateful$$^stateful$false$/stateful$,
+$?has_state$
+  state: $state_ts$,
+$/has_state$
+  snapshotMs: $snapshot_interval_ms$,
+  deactivateMs: $deactivate_timeout_ms$,
+  actions: {
+$#actions$
+    "$action|js$": { method: "$ts_method$", input: $input_ts$, output: $output_ts$ },
+$/actions$
+  },
+};
 
 /** Typed client of actor $actor$ ($kind$). */
 export class $actor$Client {
-  readonly #client: spawn.SpawnClient;
-  readonly #system: string;
+  readonly #actor: spawn.ActorClient;
 
   constructor(client: spawn.SpawnClient, system = "spawn-system") {
-    this.#client = client;
-    this.#system = system;
+    this.#actor = new spawn.ActorClient(client, system, $actor$Contract);
   }
 $#actions$
 
   /** $action$($input$) -> $output$ */
   $ts_method$(msg: spawn.DeepPartial<$input_ts$>, opts?: spawn.CallOptions): Promise<$output_ts$> {
-    return spawn.typedCall(
-      this.#client,
-      { system: this.#system, actor: "$actor|js$", action: "$action|js$"$?unnamed$, unnamed: true$/unnamed$$?pooled$, pooled: true$/pooled$ },
-      $input_ts$,
-      $output_ts$,
-      msg,
-      opts,
-    );
+    return this.#actor.call("$action|js$", $input_ts$, $output_ts$, msg, opts);
   }
 $/actions$
 }
@@ -98,27 +94,6 @@ $/actions$
 
 /** Declares actor $actor$ on host with the settings of its contract, served by handlers. */
 export function register$actor$(host: spawn.ActorHost, handlers: $actor$Handlers): spawn.ActorHost {
-  return host.addActor(
-    spawn.typedActor({
-      name: "$actor|js$",
-      kind: "$kind$",
-      stateful: $?stateful$true$/stateful$$^stateful$false$/stateful$,
-$?has_state$
-      state: $state_ts$,
-$/has_state$
-      snapshotMs: $snapshot_interval_ms$,
-      deactivateMs: $deactivate_timeout_ms$,
-      actions: {
-$#actions$
-$?has_state$
-        "$action|js$": spawn.stateAction($state_ts$, $input_ts$, $output_ts$, (s, m, ctx) => handlers.$ts_method$(s, m, ctx)),
-$/has_state$
-$^has_state$
-        "$action|js$": spawn.statelessAction($input_ts$, $output_ts$, (m, ctx) => handlers.$ts_method$(m, ctx)),
-$/has_state$
-$/actions$
-      },
-    }),
-  );
+  return spawn.registerActor(host, $actor$Contract, handlers);
 }
 $/actors$

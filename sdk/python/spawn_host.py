@@ -611,7 +611,7 @@ class ActorHost:
         return resp
 
 
-# ---- typed actors (what protoc-gen-spawn's generated Python calls) ------
+# ---- typed actors (what spawn_typed, under generated Python, calls) -----
 
 def _type_name(cls):
     return cls.DESCRIPTOR.full_name

@@ -1,5 +1,6 @@
-"""Tests of spawn_client (against a fake ActorGateway run in-process) and of
-the typed-actor helpers of spawn_host that generated code calls.
+"""Tests of spawn_client (against a fake ActorGateway run in-process), of
+the typed-actor helpers of spawn_host and of spawn_typed, the layer
+generated code calls.
 
     /usr/bin/python3 -m unittest sdk/python/test_client.py      (or -v)
 
@@ -33,6 +34,7 @@ from google.protobuf import any_pb2  # noqa: E402
 
 import spawn_client  # noqa: E402
 import spawn_host  # noqa: E402
+import spawn_typed  # noqa: E402
 from spawn_client import ReplyTypeError, SpawnClient, SpawnError  # noqa: E402
 from spawn_host import ActorError, StatusCode  # noqa: E402
 from spawn.actors import protocol_pb2  # noqa: E402
@@ -230,12 +232,198 @@ class TypedActionTest(unittest.TestCase):
                                    stateful=True, state_type=inc.State,
                                    snapshot_ms=0, deactivate_ms=60000,
                                    actions=(("Add", "add", inc.Add, inc.Total),))
+        check_incrementor_registered(self, host)
+
+
+def incrementor_contract(**kw):
+    args = dict(kind="NAMED", stateful=True, state_type=inc.State,
+                snapshot_ms=0, deactivate_ms=60000,
+                actions=(("Add", "add", inc.Add, inc.Total),))
+    args.update(kw)
+    return spawn_typed.ActorContract("Incrementor", **args)
+
+
+def check_incrementor_registered(tc, host):
+    """The registration of "Incrementor" as incrementor_contract() declares
+    it: one action Add, stateful with state State, deactivation 60000 ms,
+    the snapshot interval left to the gateway. Returns the actor."""
+    a = host.registration_request().actor_system.registry.actors["Incrementor"]
+    tc.assertEqual([x.name for x in a.actions], ["Add"])
+    tc.assertTrue(a.settings.stateful)
+    tc.assertEqual(a.settings.state_type, "examples.incrementor.State")
+    tc.assertEqual(a.settings.deactivation_strategy.timeout.timeout, 60000)
+    tc.assertFalse(a.settings.HasField("snapshot_strategy"))
+    return a
+
+
+class ActorContractTest(unittest.TestCase):
+    def test_contract_keeps_its_settings_and_actions(self):
+        c = incrementor_contract()
+        self.assertEqual((c.name, c.kind, c.stateful, c.state_type),
+                         ("Incrementor", "NAMED", True, inc.State))
+        self.assertEqual((c.snapshot_ms, c.deactivate_ms), (0, 60000))
+        self.assertEqual(c.actions, (spawn_typed.ActionSpec("Add", "add", inc.Add, inc.Total),))
+        self.assertEqual(c.action("Add").output_type, inc.Total)
+        self.assertIsNone(c.parent)
+        self.assertFalse(c.pooled)
+
+    def test_kind_decides_parent_and_pooled(self):
+        u = incrementor_contract(kind="UNNAMED")
+        self.assertEqual((u.parent, u.pooled), ("Incrementor", False))
+        p = incrementor_contract(kind="POOLED", stateful=False, state_type=None)
+        self.assertEqual((p.parent, p.pooled), (None, True))
+
+    def test_refuses_what_the_gateway_cannot_serve(self):
+        for kw, why in ((dict(kind="PROXY"), "kind 'PROXY'"),
+                        (dict(state_type=None), "needs a state_type"),
+                        (dict(stateful=False), "needs a state_type"),
+                        (dict(kind="POOLED"), "POOLED actor cannot be stateful"),
+                        (dict(snapshot_ms=-1), "negative"),
+                        (dict(actions=()), "needs an action"),
+                        (dict(actions=(("Add", "add", inc.Add, inc.Total),
+                                       ("Add", "add2", inc.Add, inc.Total))),
+                         "action Add is named twice"),
+                        (dict(actions=(("Add", "add", inc.Add, inc.Total),
+                                       ("Sub", "add", inc.Add, inc.Total))),
+                         "share a method")):
+            with self.subTest(kw=kw):
+                with self.assertRaisesRegex(ValueError, why):
+                    incrementor_contract(**kw)
+        with self.assertRaisesRegex(ValueError, "needs a name"):
+            spawn_typed.ActorContract("", actions=(("A", "a", inc.Add, inc.Total),))
+
+    def test_unknown_action_and_immutability(self):
+        c = incrementor_contract()
+        with self.assertRaisesRegex(KeyError, "Incrementor has no action 'Sub'"):
+            c.action("Sub")
+        with self.assertRaises(AttributeError):
+            c.kind = "POOLED"
+        self.assertEqual(c.kind, "NAMED")
+
+
+class ActorClientTest(unittest.TestCase):
+    def setUp(self):
+        self.gw = FakeActorGateway()
+        self.gw.answer = self.echo
+        self.client = SpawnClient("127.0.0.1:%d" % self.gw.port, timeout=T)
+
+    def tearDown(self):
+        self.client.close()
+        self.gw.stop()
+
+    @staticmethod
+    def echo(req, ctx):
+        add = inc.Add()
+        req.value.Unpack(add)
+        return protocol_pb2.InvocationResponse(value=packed(inc.Total(total=add.value)))
+
+    def test_named_call_uses_the_contract_name_and_types(self):
+        a = spawn_typed.ActorClient(self.client, "sys", incrementor_contract())
+        self.assertEqual((a.client, a.system, a.contract.name),
+                         (self.client, "sys", "Incrementor"))
+        got = a.call("Add", inc.Add(value=3), metadata={"k": "v"})
+        self.assertEqual(got, inc.Total(total=3))
+        req = self.gw.requests[0]
+        self.assertEqual((req.system.name, req.actor.id.name, req.action_name),
+                         ("sys", "Incrementor", "Add"))
+        self.assertEqual((req.actor.id.parent, req.register_ref, req.pooled), ("", "", False))
+        self.assertEqual(dict(req.metadata), {"k": "v"})
+        a.call("Add", inc.Add(value=1), "other")
+        self.assertEqual(self.gw.requests[1].actor.id.name, "other")
+
+    def test_unnamed_calls_send_the_template_and_pooled_calls_are_marked(self):
+        u = spawn_typed.ActorClient(self.client, "sys", incrementor_contract(kind="UNNAMED"))
+        u.call("Add", inc.Add(value=1), "inc-7")
+        req = self.gw.requests[0]
+        self.assertEqual((req.actor.id.name, req.actor.id.parent, req.register_ref),
+                         ("inc-7", "Incrementor", "Incrementor"))
+        self.assertFalse(req.pooled)
+        p = spawn_typed.ActorClient(self.client, "sys", incrementor_contract(
+            kind="POOLED", stateful=False, state_type=None))
+        p.call("Add", inc.Add(value=1))
+        req = self.gw.requests[1]
+        self.assertTrue(req.pooled)
+        self.assertEqual(req.actor.id.parent, "")
+
+    def test_wrong_input_unknown_action_and_wrong_contract(self):
+        a = spawn_typed.ActorClient(self.client, "sys", incrementor_contract())
+        with self.assertRaisesRegex(TypeError, "takes a examples.incrementor.Add"):
+            a.call("Add", inc.Total())
+        with self.assertRaises(KeyError):
+            a.call("Sub", inc.Add())
+        self.assertEqual(self.gw.requests, [])
+        with self.assertRaises(TypeError):
+            spawn_typed.ActorClient(self.client, "sys", "Incrementor")
+
+    def test_timeout_reaches_the_client(self):
+        seen = {}
+
+        class Stub:
+            def call(self, *args, **kw):
+                seen.update(kw)
+                return inc.Total(total=1)
+        a = spawn_typed.ActorClient(Stub(), "sys", incrementor_contract())
+        self.assertEqual(a.call("Add", inc.Add(), None, 1.5), inc.Total(total=1))
+        self.assertEqual(seen["timeout"], 1.5)
+        a.call("Add", inc.Add())
+        self.assertIs(seen["timeout"], spawn_client.DEFAULT)
+
+
+class RegisterActorTest(unittest.TestCase):
+    class Impl:
+        def add(self, state, msg, ctx):
+            s = inc.State(total=state.total + msg.value)
+            return s, inc.Total(total=s.total)
+
+    def test_declares_the_contract_on_the_host(self):
+        host = spawn_host.ActorHost("127.0.0.1:1", "sys")
+        self.assertIs(spawn_typed.register_actor(host, self.Impl(), incrementor_contract()), host)
+        a = check_incrementor_registered(self, host)
+        self.assertEqual(list(a.metadata.channel_group), [])
+        self.assertEqual(list(a.timer_actions), [])
+
+    def test_channels_and_timers_pass_through(self):
+        host = spawn_host.ActorHost("127.0.0.1:1", "sys")
+        spawn_typed.register_actor(host, self.Impl(), incrementor_contract(),
+                                   channels=[("news", "Add")], timers={"Add": 500})
         a = host.registration_request().actor_system.registry.actors["Incrementor"]
-        self.assertEqual([x.name for x in a.actions], ["Add"])
-        self.assertTrue(a.settings.stateful)
-        self.assertEqual(a.settings.state_type, "examples.incrementor.State")
-        self.assertEqual(a.settings.deactivation_strategy.timeout.timeout, 60000)
-        self.assertFalse(a.settings.HasField("snapshot_strategy"))
+        self.assertEqual([(c.topic, c.action) for c in a.metadata.channel_group],
+                         [("news", "Add")])
+        self.assertEqual([(t.action.name, t.seconds) for t in a.timer_actions],
+                         [("Add", 500)])
+
+    def test_actions_run_the_impl_methods_typed(self):
+        host = spawn_host.ActorHost("127.0.0.1:1", "sys")
+        spawn_typed.register_actor(host, self.Impl(), incrementor_contract())
+        add = host._actors["Incrementor"].actions["Add"]  # the handler the host runs
+        st, reply, _ = add(packed(inc.State(total=2)), packed(inc.Add(value=3)), Ctx())
+        self.assertEqual((st, reply), (inc.State(total=5), inc.Total(total=5)))
+        with self.assertRaises(ActorError) as cm:
+            add(None, packed(inc.Total()), Ctx())
+        self.assertEqual(cm.exception.code, StatusCode.INVALID_ARGUMENT)
+
+    def test_refuses_an_impl_without_the_method_and_a_non_contract(self):
+        host = spawn_host.ActorHost("127.0.0.1:1", "sys")
+        with self.assertRaises(AttributeError):
+            spawn_typed.register_actor(host, object(), incrementor_contract())
+        with self.assertRaises(TypeError):
+            spawn_typed.register_actor(host, self.Impl(), "Incrementor")
+        self.assertEqual(dict(host.registration_request().actor_system.registry.actors), {})
+
+    def test_unimplemented_answers_unimplemented(self):
+        e = spawn_typed.unimplemented("Incrementor", "Add")
+        self.assertIsInstance(e, ActorError)
+        self.assertEqual((e.code, e.message),
+                         (StatusCode.UNIMPLEMENTED, "Incrementor.Add is not implemented"))
+
+        class Base:  # as a generated XActor
+            def add(self, state, msg, ctx):
+                raise spawn_typed.unimplemented("Incrementor", "Add")
+        host = spawn_host.ActorHost("127.0.0.1:1", "sys")
+        spawn_typed.register_actor(host, Base(), incrementor_contract())
+        with self.assertRaises(ActorError) as cm:
+            host._actors["Incrementor"].actions["Add"](None, None, Ctx())
+        self.assertEqual(cm.exception.code, StatusCode.UNIMPLEMENTED)
 
 
 if __name__ == "__main__":

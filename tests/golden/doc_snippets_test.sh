@@ -2,7 +2,8 @@
 # doc_snippets_test.sh DOC LANG FILE...
 #
 # Every ```LANG block of DOC is tested code: its lines (leading blanks
-# aside) appear, consecutively, in one of FILE... (the examples).
+# aside) appear, consecutively, in one of FILE... (the examples, and the
+# golden code generated for their contract).
 set -euo pipefail
 doc=$1 lang=$2
 shift 2
@@ -25,5 +26,5 @@ for b in blocks:
         bad += 1
 if bad:
     sys.exit(1)
-print("%s: %d %s blocks, all from the examples" % (doc, len(blocks), lang))
+print("%s: %d %s blocks, all from the examples or their generated code" % (doc, len(blocks), lang))
 PY

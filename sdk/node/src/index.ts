@@ -35,7 +35,17 @@ export type {
 export { SpawnClient, INVOKE_METHOD, SPAWN_METHOD } from "./client.js";
 export type { InvokeRequest, SpawnActorsRequest, SpawnClientOptions } from "./client.js";
 export type { ActorId, ProxyInfo, ActorInvocationMsg, InvocationTaskMsg } from "./types.js";
-export { MessageCodec, TypeSet, typedCall, stateAction, statelessAction, typedActor } from "./typed.js";
+export {
+  MessageCodec,
+  TypeSet,
+  typedCall,
+  stateAction,
+  statelessAction,
+  typedActor,
+  ActorClient,
+  contractActor,
+  registerActor,
+} from "./typed.js";
 export type {
   DeepPartial,
   TypeEntry,
@@ -46,4 +56,8 @@ export type {
   ReplyResult,
   TypedAction,
   TypedActorDefinition,
+  ActorContract,
+  ContractAction,
+  ClientContract,
+  ContractExtras,
 } from "./typed.js";

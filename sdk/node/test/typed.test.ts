@@ -2,21 +2,29 @@
  * The typed layer generated code stands on: TypeSet/MessageCodec on
  * definitions shaped like protoc-gen-spawn's (nested types, maps, oneofs,
  * enums, int64, bytes, an imported package), typedCall against a stub
- * client, typedActor's checks and results.
+ * client, typedActor's checks and results, and the contract layer generated
+ * modules call (ActorClient, contractActor, registerActor).
  */
 import * as assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import {
+  ActorClient,
   ActorError,
   MessageCodec,
   SpawnError,
   StatusCode,
   TypeSet,
+  contractActor,
+  registerActor,
   stateAction,
   statelessAction,
   typedActor,
   typedCall,
+  type ActionResult,
+  type ActorContract,
+  type ActorDefinition,
+  type ActorHost,
   type AnyMsg,
   type InvocationContext,
   type SpawnClient,
@@ -70,8 +78,18 @@ interface Inv {
 const Inv = types.codec<Inv>("k.Inv");
 const Money = types.codec<Money>("c.Money");
 
-function ctx(state?: AnyMsg, payload?: AnyMsg): InvocationContext {
-  return { actorName: "A", action: "Do", state, payload } as unknown as InvocationContext;
+function ctx(state?: AnyMsg, payload?: AnyMsg, actorName = "A", action = "Do"): InvocationContext {
+  return { actorName, action, state, payload } as unknown as InvocationContext;
+}
+
+/** A SpawnClient whose invoke records its requests and answers `reply`. */
+function stubClient(reply: AnyMsg | undefined, seen: unknown[]): SpawnClient {
+  return {
+    invoke: async (req: unknown) => {
+      seen.push(req);
+      return reply;
+    },
+  } as unknown as SpawnClient;
 }
 
 describe("MessageCodec", () => {
@@ -118,14 +136,7 @@ describe("MessageCodec", () => {
 });
 
 describe("typedCall", () => {
-  function stub(reply: AnyMsg | undefined, seen: unknown[]): SpawnClient {
-    return {
-      invoke: async (req: unknown) => {
-        seen.push(req);
-        return reply;
-      },
-    } as unknown as SpawnClient;
-  }
+  const stub = stubClient;
 
   it("sends the typed input and decodes the reply", async () => {
     const seen: Array<{ [k: string]: unknown }> = [];
@@ -230,5 +241,152 @@ describe("typedActor", () => {
 
   it("MessageCodec is exported for instanceof checks", () => {
     assert.ok(Money instanceof MessageCodec);
+  });
+});
+
+// As a generated module declares them.
+interface BankHandlers {
+  deposit(state: Money, msg: Inv, ctx: InvocationContext): ActionResult<Money, Money>;
+  audit?(state: Money, msg: Inv, ctx: InvocationContext): ActionResult<Money, Money>;
+}
+const BankContract: ActorContract<BankHandlers, Money> = {
+  name: "Bank",
+  kind: "NAMED",
+  stateful: true,
+  state: Money,
+  snapshotMs: 0,
+  deactivateMs: 7000,
+  actions: {
+    Deposit: { method: "deposit", input: Inv, output: Money },
+    Audit: { method: "audit", input: Inv, output: Money },
+  },
+};
+interface EchoHandlers {
+  echo(msg: Money, ctx: InvocationContext): Money;
+}
+const EchoContract: ActorContract<EchoHandlers> = {
+  name: "Echo",
+  kind: "POOLED",
+  stateful: false,
+  snapshotMs: 250,
+  deactivateMs: 0,
+  actions: { Echo: { method: "echo", input: Money, output: Money } },
+};
+
+describe("ActorClient", () => {
+  it("calls the contract's actor by name, or the one in opts", async () => {
+    const seen: Array<{ [k: string]: unknown }> = [];
+    const client = stubClient(Money.pack({ units: 5 }), seen);
+    const a = new ActorClient(client, "sys", BankContract);
+    assert.equal(a.client, client);
+    assert.equal(a.system, "sys");
+    assert.equal(a.contract.name, "Bank");
+    assert.deepEqual(await a.call("Deposit", Inv, Money, { teamId: 2 }, { metadata: { k: "v" } }), { currency: "", units: 5 });
+    assert.equal(seen[0]?.["system"], "sys");
+    assert.equal(seen[0]?.["actor"], "Bank");
+    assert.equal(seen[0]?.["action"], "Deposit");
+    assert.equal(seen[0]?.["registerRef"], undefined);
+    assert.equal(seen[0]?.["pooled"], undefined);
+    assert.deepEqual(seen[0]?.["metadata"], { k: "v" });
+    assert.equal(Inv.unpack(seen[0]?.["payload"] as AnyMsg).teamId, 2);
+    await a.call("Deposit", Inv, Money, {}, { actor: "bank-2", deadlineMs: 30 });
+    assert.equal(seen[1]?.["actor"], "bank-2");
+    assert.equal(seen[1]?.["deadlineMs"], 30);
+  });
+
+  it("sends UNNAMED instances their template and marks POOLED calls", async () => {
+    const seen: Array<{ [k: string]: unknown }> = [];
+    const unnamed = new ActorClient(stubClient(undefined, seen), "sys", { name: "Session", kind: "UNNAMED" });
+    await unnamed.call("Open", Money, Money, {}, { actor: "s-1" });
+    assert.equal(seen[0]?.["actor"], "s-1");
+    assert.equal(seen[0]?.["registerRef"], "Session");
+    assert.equal(seen[0]?.["pooled"], undefined);
+    await new ActorClient(stubClient(undefined, seen), "sys", EchoContract).call("Echo", Money, Money, {});
+    assert.equal(seen[1]?.["pooled"], true);
+    assert.equal(seen[1]?.["registerRef"], undefined);
+  });
+
+  it("rejects like typedCall", async () => {
+    const a = new ActorClient(stubClient(Inv.pack({}), []), "sys", BankContract);
+    await assert.rejects(a.call("Deposit", Inv, Money, {}), (e: unknown) => e instanceof SpawnError && e.code === StatusCode.INTERNAL);
+    await assert.rejects(
+      a.call("Deposit", Money, Money, { units: "x" as unknown as number }),
+      (e: unknown) => e instanceof SpawnError && e.code === StatusCode.INVALID_ARGUMENT,
+    );
+  });
+});
+
+describe("contractActor and registerActor", () => {
+  it("declare the contract's settings, channels and timers", () => {
+    const def = contractActor(BankContract, { deposit: () => undefined });
+    assert.equal(def.name, "Bank");
+    assert.equal(def.kind, "NAMED");
+    assert.equal(def.stateful, true);
+    assert.equal(def.stateType, "c.Money");
+    assert.equal(def.deactivateMs, 7000);
+    assert.equal(def.snapshotMs, undefined);
+    assert.deepEqual(Object.keys(def.actions), ["Deposit", "Audit"]);
+    assert.equal(def.channels, undefined);
+    const sub = contractActor(BankContract, { deposit: () => undefined }, { channels: ["news"], timers: { Audit: 100 } });
+    assert.deepEqual(sub.channels, ["news"]);
+    assert.deepEqual(sub.timers, { Audit: 100 });
+    const echo = contractActor(EchoContract, { echo: (m) => m });
+    assert.equal(echo.stateful, false);
+    assert.equal(echo.stateType, undefined);
+    assert.equal(echo.snapshotMs, 250);
+  });
+
+  it("run the named handler method, typed, with the handlers as this", async () => {
+    const handlers = {
+      bonus: 10,
+      deposit(this: { bonus: number }, s: Money, m: Inv) {
+        return { state: { units: s.units + (m.teamId ?? 0) + this.bonus }, reply: { currency: "ok" } };
+      },
+    };
+    const def = contractActor(BankContract, handlers);
+    const r = (await def.actions["Deposit"]!(ctx(Money.pack({ units: 1 }), Inv.pack({ teamId: 2 })))) as { [k: string]: AnyMsg };
+    assert.deepEqual(Money.unpack(r["state"]), { currency: "", units: 13 });
+    assert.deepEqual(Money.unpack(r["reply"]), { currency: "ok", units: 0 });
+    const echo = contractActor(EchoContract, { echo: (m: Money) => ({ ...m, units: m.units + 1 }) });
+    const e = (await echo.actions["Echo"]!(ctx(undefined, Money.pack({ units: 4 })))) as { reply: AnyMsg };
+    assert.deepEqual(Money.unpack(e.reply), { currency: "", units: 5 });
+  });
+
+  it("answer UNIMPLEMENTED for a missing method, looked up when the action runs", async () => {
+    const handlers: BankHandlers = { deposit: () => undefined };
+    const def = contractActor(BankContract, handlers);
+    await assert.rejects(
+      async () => def.actions["Audit"]!(ctx(undefined, undefined, "Bank", "Audit")),
+      (e: unknown) => e instanceof ActorError && e.code === StatusCode.UNIMPLEMENTED && e.message.includes("Bank.Audit is not implemented"),
+    );
+    let audited = 0;
+    handlers.audit = () => {
+      audited++;
+    };
+    assert.deepEqual(await def.actions["Audit"]!(ctx()), {});
+    assert.equal(audited, 1);
+  });
+
+  it("keep the typed checks and refuse non-object handlers", async () => {
+    const def = contractActor(BankContract, { deposit: () => ({ reply: { units: "x" as unknown as number } }) });
+    await assert.rejects(async () => def.actions["Deposit"]!(ctx(undefined, Money.pack({}))), (e: unknown) => e instanceof ActorError && e.code === StatusCode.INVALID_ARGUMENT);
+    await assert.rejects(async () => def.actions["Deposit"]!(ctx(Inv.pack({}))), (e: unknown) => e instanceof ActorError && e.code === StatusCode.FAILED_PRECONDITION);
+    await assert.rejects(async () => def.actions["Deposit"]!(ctx()), (e: unknown) => e instanceof ActorError && e.code === StatusCode.INTERNAL);
+    assert.throws(() => contractActor(BankContract, null as unknown as BankHandlers), TypeError);
+  });
+
+  it("registerActor adds the definition to the host and returns it", () => {
+    const added: ActorDefinition[] = [];
+    const host = {
+      addActor(d: ActorDefinition) {
+        added.push(d);
+        return this;
+      },
+    } as unknown as ActorHost;
+    assert.equal(registerActor(host, BankContract, { deposit: () => undefined }, { timers: { Deposit: 50 } }), host);
+    assert.equal(added.length, 1);
+    assert.equal(added[0]?.name, "Bank");
+    assert.equal(added[0]?.stateType, "c.Money");
+    assert.deepEqual(added[0]?.timers, { Deposit: 50 });
   });
 });
