@@ -52,6 +52,7 @@ CONNECT_METHOD = "/spawn.gateway.v1.HostGateway/Connect"
 
 # The action a channel subscription delivers to when it names none.
 DEFAULT_CHANNEL_ACTION = "receive"
+DEFAULT_MAX_MESSAGE = 4 << 20  # the gateway's default --max-message-bytes
 
 log = logging.getLogger("spawn_host")
 
@@ -307,7 +308,7 @@ class ActorHost:
     def __init__(self, target, system, proto_path=None, service_name=None,
                  workers=8, min_backoff=0.1, max_backoff=5.0,
                  registration_timeout=10.0, on_registered=None,
-                 channel_options=None):
+                 channel_options=None, max_message_bytes=None):
         if proto_path and proto_path not in sys.path:
             sys.path.insert(0, proto_path)
         _pb()  # fail early if the generated modules are missing
@@ -319,11 +320,21 @@ class ActorHost:
         self.max_backoff = max_backoff
         self.registration_timeout = registration_timeout
         self.on_registered = on_registered
+        if max_message_bytes is not None and int(max_message_bytes) <= 0:
+            raise ValueError("max_message_bytes must be positive")
+        # The gateway's limit (--max-message-bytes; its default is 4 MiB): a
+        # result above it would cost the whole stream, so it is refused here.
+        self.max_message_bytes = int(max_message_bytes or DEFAULT_MAX_MESSAGE)
         self.channel_options = list(channel_options or []) + [
             ("grpc.initial_reconnect_backoff_ms", int(min_backoff * 1000) or 100),
             ("grpc.min_reconnect_backoff_ms", int(min_backoff * 1000) or 100),
             ("grpc.max_reconnect_backoff_ms", int(max_backoff * 1000)),
         ]
+        if max_message_bytes is not None:
+            self.channel_options += [
+                ("grpc.max_send_message_length", self.max_message_bytes),
+                ("grpc.max_receive_message_length", self.max_message_bytes),
+            ]
         self.registered = threading.Event()   # set while registered
         self.registrations = 0                # successful registrations so far
         self.proxy_info = None                # from the last registration
@@ -560,7 +571,19 @@ class ActorHost:
             result.error.message = "%s: %s" % (type(e).__name__, e)
         finally:
             _in_handler.active = False
-        session.send(gateway_pb2.HostMessage(result=result))
+        msg = gateway_pb2.HostMessage(result=result)
+        if msg.ByteSize() > self.max_message_bytes:
+            # Sent, it would fail the whole stream and every call on it:
+            # this one call fails instead.
+            log.warning("result of %s.%s is %d bytes, over the limit of %d",
+                        task.invocation.actor.name, task.invocation.action_name,
+                        msg.ByteSize(), self.max_message_bytes)
+            result.ClearField("response")
+            result.error.code = StatusCode.RESOURCE_EXHAUSTED
+            result.error.message = ("the action's result exceeds the message "
+                                    "size limit")
+            msg = gateway_pb2.HostMessage(result=result)
+        session.send(msg)
 
     def _invoke(self, task):
         protocol_pb2 = _pb()[1]
@@ -595,11 +618,10 @@ class ActorHost:
             actor_system=inv.actor.system or self.system,
             checkpoint=checkpoint)
         uc = resp.updated_context
-        if actor.stateful:
-            if new_state is not None:
-                uc.state.CopyFrom(_pack(new_state))
-            elif state is not None:
-                uc.state.CopyFrom(state)  # unchanged
+        if actor.stateful and new_state is not None:
+            uc.state.CopyFrom(_pack(new_state))
+        # No state: unchanged (the gateway keeps the one it has; resending
+        # it would only cost bytes).
         for k, v in ctx.tags.items():
             uc.tags[k] = v
         uc.self.CopyFrom(inv.actor)

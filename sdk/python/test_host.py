@@ -276,7 +276,8 @@ class HostTest(unittest.TestCase):
         self.assertEqual(r.WhichOneof("outcome"), "response")
         self.assertTrue(r.response.checkpoint)
         self.assertEqual(r.response.WhichOneof("payload"), "noop")
-        self.assertEqual(unpack(r.response.updated_context.state, inc.State).total, 41)
+        # unchanged: not sent back (the gateway keeps its own)
+        self.assertFalse(r.response.updated_context.HasField("state"))
         self.assertEqual(dict(r.response.updated_context.tags), {"t": "v", "t2": "w"})
 
         # A payload of the wrong type: INVALID_ARGUMENT.

@@ -113,12 +113,21 @@ export interface ActorHostOptions {
   registrationTimeoutMs?: number;
   /** Extra @grpc/grpc-js channel options. */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * The gateway's message size limit (its --max-message-bytes; default 4 MiB). A result over it
+   * fails that one call with RESOURCE_EXHAUSTED instead of costing the whole stream. When set, also
+   * the channel's send and receive limits.
+   */
+  maxMessageBytes?: number;
   /** Where to log; null for silence. Default: warnings and errors on stderr
    * (level from $SPAWN_NODE_LOG: debug, info, warn, error, silent). */
   logger?: Logger | null;
   /** Called after each successful registration. */
   onRegistered?: (host: ActorHost) => void;
 }
+
+/** The gateway's default --max-message-bytes. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 << 20;
 
 const LEVELS = ["debug", "info", "warn", "error"] as const;
 
@@ -400,6 +409,7 @@ export class ActorHost extends EventEmitter {
   private readonly maxBackoffMs: number;
   private readonly registrationTimeoutMs: number;
   private readonly channelOptions: grpc.ChannelOptions;
+  private readonly maxMessageBytes: number;
   private readonly log: Logger;
   private readonly onRegistered: ((host: ActorHost) => void) | undefined;
   private readonly actors = new Map<string, ActorEntry>();
@@ -429,6 +439,14 @@ export class ActorHost extends EventEmitter {
     this.maxBackoffMs = Math.max(options.maxBackoffMs ?? 5000, this.minBackoffMs);
     this.registrationTimeoutMs = options.registrationTimeoutMs ?? 10000;
     this.channelOptions = { ...(options.channelOptions ?? {}) };
+    if (options.maxMessageBytes !== undefined) {
+      if (!(Number.isInteger(options.maxMessageBytes) && options.maxMessageBytes > 0)) {
+        throw new TypeError("maxMessageBytes must be a positive integer");
+      }
+      this.channelOptions["grpc.max_send_message_length"] = options.maxMessageBytes;
+      this.channelOptions["grpc.max_receive_message_length"] = options.maxMessageBytes;
+    }
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.log = options.logger === null ? {} : (options.logger ?? defaultLogger());
     this.onRegistered = options.onRegistered;
     this.resetRegistered();
@@ -752,6 +770,15 @@ export class ActorHost extends EventEmitter {
           result["error"] = { code: StatusCode.INTERNAL, message: `cannot encode the result: ${errText(e)}` };
           bytes = encode(p.HostMessage, { result });
         }
+        if (bytes.length > this.maxMessageBytes) {
+          // Sent, it would fail the whole stream and every call on it: this one call fails instead.
+          this.log.warn?.(
+            `result of request ${toDecimal(task.requestId)} is ${bytes.length} bytes, over the limit of ${this.maxMessageBytes}`,
+          );
+          delete result["response"];
+          result["error"] = { code: StatusCode.RESOURCE_EXHAUSTED, message: "the action's result exceeds the message size limit" };
+          bytes = encode(p.HostMessage, { result });
+        }
         if (!session.send(bytes)) {
           this.log.debug?.(`stream gone; result of request ${toDecimal(task.requestId)} dropped`);
         }
@@ -804,9 +831,9 @@ export class ActorHost extends EventEmitter {
     };
     const updated: { [k: string]: unknown } = { tags: ctx.tags };
     if (inv.actor) updated["self"] = inv.actor;
-    if (actor.stateful) {
-      if (res.state !== undefined && res.state !== null) updated["state"] = toWireAny(any(res.state, "state"));
-      else if (ctx.state) updated["state"] = toWireAny(ctx.state); // unchanged
+    // No state: unchanged (the gateway keeps the one it has; resending it would only cost bytes).
+    if (actor.stateful && res.state !== undefined && res.state !== null) {
+      updated["state"] = toWireAny(any(res.state, "state"));
     }
     const resp: { [k: string]: unknown } = {
       actorName: name,
