@@ -10,6 +10,12 @@
  *   activate  the same on another N actors, timing what the gateway does to
  *             activate an actor: gw_store_acquire (a new activation epoch:
  *             a write transaction) and then gw_store_load.
+ *   activate_batch  the same on another N actors, activated by
+ *             gw_store_activate_batch in batches of --activate-batch (what
+ *             the persist thread does with activations that arrive
+ *             together): per-actor time = a batch's time / its size; the
+ *             summary compares its mean with the one-by-one mean of the
+ *             same round.
  *   save      closed-loop saves from one thread (as the persist thread) for
  *             each --sizes x --batches cell over a working set of W actors
  *             whose rows exist: batch 1 is one transaction per save (one by
@@ -37,6 +43,8 @@
  *   fsync    round= n= p50_us= p99_us=
  *   load     store= round= size= n= p50_us= p99_us= mean_us= open_ms= errors=
  *   activate store= round= size= n= p50_us= p99_us= mean_us= errors=
+ *   activate_batch store= round= size= n= batch= p50_us= p99_us= mean_us= errors=
+ *            (per actor: p50/p99 over batches of batch time / batch size)
  *   save     store= round= size= batch= saves= batches= seconds= saves_per_s=
  *            commit_p50_us= commit_p99_us= errors=
  * then a human-readable summary and RESULT: ok | RESULT: FAILED.
@@ -97,7 +105,7 @@ static struct {
 	int nsizes;
 	long batches[MAX_BATCHES];
 	int nbatches;
-	long rounds, actors, save_ms, warmup_ms, working_set, timeout_s, fsync_n;
+	long rounds, actors, save_ms, warmup_ms, working_set, timeout_s, fsync_n, act_batch;
 	bool unfenced;
 	const char *fsync_dir, *keys;
 	const char *count_system, *count_prefix;
@@ -108,6 +116,8 @@ static struct {
 	/* results */
 	cell load_p50[MAX_URLS][MAX_SIZES], load_p99[MAX_URLS][MAX_SIZES];
 	cell act_p50[MAX_URLS][MAX_SIZES], act_p99[MAX_URLS][MAX_SIZES];
+	cell act_mean[MAX_URLS][MAX_SIZES], bat_mean[MAX_URLS][MAX_SIZES];
+	cell bat_p50[MAX_URLS][MAX_SIZES], bat_p99[MAX_URLS][MAX_SIZES];
 	cell rate[MAX_URLS][MAX_SIZES][MAX_BATCHES];
 	cell commit_p50[MAX_URLS][MAX_SIZES][MAX_BATCHES],
 	    commit_p99[MAX_URLS][MAX_SIZES][MAX_BATCHES];
@@ -218,6 +228,7 @@ static void usage(const char *prog)
 	    "  --working-set N      actors the save cells rotate over (>= largest batch) [1024]\n"
 	    "  --fsync-dir DIR      also time 4 KiB pwrite+fdatasync in DIR (the disk floor)\n"
 	    "  --fsync-n N          fdatasyncs per round for that probe [200]\n"
+	    "  --activate-batch N   actors per gw_store_activate_batch [256: the maximum]\n"
 	    "  --keys K             keyring (default: a fixed bench key, no secret)\n"
 	    "  --unfenced           saves carry epoch 0 (no fence check; the gateway always "
 	    "fences)\n"
@@ -314,13 +325,90 @@ static double q_us(const bench_hist *h, double q)
 
 /* ---- load and activate --------------------------------------------------- */
 
-/* load_test: see the header. activate: acquire before each load. */
-static void load_test(target *t, int ti, int si, int round, bool activate)
+/* What load_test times. */
+enum { T_LOAD, T_ACTIVATE, T_BATCH };
+static const char *const t_name[] = {"load", "act", "bat"};
+
+/* check_loaded: actor i of sys loaded as written (revision 1); else an
+ * error of test what. */
+static bool check_loaded(target *t, const char *what, const char *sys, const char *name, size_t i,
+                         size_t size, uint8_t *want, const gw_loaded *l)
+{
+	fill(want, size, i, 1);
+	if (l->len == size && !memcmp(l->data, want, size) && l->revision == 1 &&
+	    !strcmp(l->type_url, TYPE_URL))
+		return true;
+	char msg[200];
+	snprintf(msg, sizeof msg, "%s/%s: wrong content (len %zu, revision %" PRIu64 ")", sys, name,
+	         l->len, l->revision);
+	error_at(what, t, msg);
+	return false;
+}
+
+/* batch_run activates the n actors order[0..n) of sys in batches of
+ * B.act_batch; records each batch's time per actor into h; returns the
+ * total time (ns) of the batches without errors. */
+static double batch_run(target *t, gw_store *s, const char *sys, const size_t *order, size_t n,
+                        size_t size, uint8_t *want, bench_hist *h)
+{
+	size_t max = (size_t)B.act_batch;
+	gw_actor_key *keys = xmalloc(max * sizeof *keys);
+	char(*names)[24] = xmalloc(max * sizeof *names);
+	uint64_t *epochs = xmalloc(max * sizeof *epochs);
+	gw_loaded *out = xmalloc(max * sizeof *out);
+	gw_err *res = xmalloc(max * sizeof *res);
+	double sum = 0;
+	for (size_t k0 = 0; k0 < n; k0 += max) {
+		size_t nb = n - k0 < max ? n - k0 : max;
+		for (size_t j = 0; j < nb; j++) {
+			snprintf(names[j], sizeof names[j], "a%zu", order[k0 + j]);
+			keys[j] = (gw_actor_key){sys, names[j]};
+		}
+		int64_t t0 = now_ns();
+		gw_err e = gw_store_activate_batch(s, keys, nb, epochs, out, res);
+		int64_t dt = now_ns() - t0;
+		bool ok = e == GW_OK;
+		char msg[200];
+		if (!ok) {
+			snprintf(msg, sizeof msg, "activate_batch of %zu in %s: %s", nb, sys,
+			         gw_err_name(e));
+			error_at("activate_batch", t, msg);
+			continue;
+		}
+		for (size_t j = 0; j < nb; j++) {
+			if (res[j] != GW_OK || epochs[j] == 0) {
+				snprintf(msg, sizeof msg, "activate_batch %s/%s: %s", sys, names[j],
+				         gw_err_name(res[j]));
+				error_at("activate_batch", t, msg);
+				ok = false;
+				continue;
+			}
+			ok = check_loaded(t, "activate_batch", sys, names[j], order[k0 + j], size,
+			                  want, &out[j]) &&
+			     ok;
+			gw_loaded_fini(&out[j]);
+		}
+		if (ok) {
+			bench_hist_record(h, (uint64_t)dt / nb);
+			sum += (double)dt;
+		}
+	}
+	free(keys);
+	free(names);
+	free(epochs);
+	free(out);
+	free(res);
+	return sum;
+}
+
+/* load_test: see the header. T_ACTIVATE: acquire before each load;
+ * T_BATCH: gw_store_activate_batch. */
+static void load_test(target *t, int ti, int si, int round, int mode)
 {
 	size_t size = (size_t)B.sizes[si], n = (size_t)B.actors;
+	bool activate = mode == T_ACTIVATE;
 	char sys[96];
-	snprintf(sys, sizeof sys, "%s-%s-r%d-s%zu", B.prefix, activate ? "act" : "load", round,
-	         size);
+	snprintf(sys, sizeof sys, "%s-%s-r%d-s%zu", B.prefix, t_name[mode], round, size);
 	gw_store *s = NULL;
 	uint64_t err0 = B.errors;
 	if (open_store(t, &s) != GW_OK)
@@ -338,13 +426,15 @@ static void load_test(target *t, int ti, int si, int round, bool activate)
 	size_t *order = xmalloc(n * sizeof *order);
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
-	uint64_t seed = (uint64_t)round * 1000003u + (uint64_t)si * 7919u + (activate ? 17 : 0);
+	uint64_t seed = (uint64_t)round * 1000003u + (uint64_t)si * 7919u + (uint64_t)mode * 17;
 	shuffle(order, n, &seed);
 	uint8_t *want = xmalloc(size);
 	bench_hist *h = xmalloc(sizeof *h);
 	bench_hist_init(h);
 	double sum = 0;
-	for (size_t k = 0; k < n; k++) {
+	if (mode == T_BATCH)
+		sum = batch_run(t, s, sys, order, n, size, want, h);
+	for (size_t k = 0; mode != T_BATCH && k < n; k++) {
 		size_t i = order[k];
 		char name[24];
 		snprintf(name, sizeof name, "a%zu", i);
@@ -363,14 +453,11 @@ static void load_test(target *t, int ti, int si, int round, bool activate)
 			error_at(activate ? "activate" : "load", t, msg);
 			continue;
 		}
-		fill(want, size, i, 1);
-		if (l.len != size || memcmp(l.data, want, size) || l.revision != 1 ||
-		    strcmp(l.type_url, TYPE_URL) || (activate && epoch == 0)) {
-			snprintf(msg, sizeof msg,
-			         "%s/%s: wrong content (len %zu, revision %" PRIu64 ")", sys, name,
-			         l.len, l.revision);
-			error_at(activate ? "activate" : "load", t, msg);
-		} else {
+		if (activate && epoch == 0) {
+			snprintf(msg, sizeof msg, "%s/%s: epoch 0", sys, name);
+			error_at("activate", t, msg);
+		} else if (check_loaded(t, activate ? "activate" : "load", sys, name, i, size, want,
+		                        &l)) {
 			bench_hist_record(h, (uint64_t)dt);
 			sum += (double)dt;
 		}
@@ -379,12 +466,23 @@ static void load_test(target *t, int ti, int si, int round, bool activate)
 	gw_store_close(s);
 	double p50 = q_us(h, 0.50), p99 = q_us(h, 0.99);
 	double mean = h->count ? sum / (double)h->count / 1000.0 : -1;
-	if (activate) {
+	if (mode == T_BATCH) {
+		/* per actor: the batches' total time over their n actors (a
+		 * round with an error has no mean) */
+		mean = h->count && B.errors == err0 ? sum / (double)n / 1000.0 : -1;
+		printf("activate_batch store=%s round=%d size=%zu n=%zu batch=%ld p50_us=%.1f "
+		       "p99_us=%.1f mean_us=%.1f errors=%" PRIu64 "\n",
+		       t->label, round, size, n, B.act_batch, p50, p99, mean, B.errors - err0);
+		B.bat_mean[ti][si].v[round - 1] = mean;
+		B.bat_p50[ti][si].v[round - 1] = p50;
+		B.bat_p99[ti][si].v[round - 1] = p99;
+	} else if (activate) {
 		printf("activate store=%s round=%d size=%zu n=%" PRIu64
 		       " p50_us=%.1f p99_us=%.1f mean_us=%.1f errors=%" PRIu64 "\n",
 		       t->label, round, size, h->count, p50, p99, mean, B.errors - err0);
 		B.act_p50[ti][si].v[round - 1] = p50;
 		B.act_p99[ti][si].v[round - 1] = p99;
+		B.act_mean[ti][si].v[round - 1] = mean;
 	} else {
 		printf("load store=%s round=%d size=%zu n=%" PRIu64
 		       " p50_us=%.1f p99_us=%.1f mean_us=%.1f open_ms=%.1f errors=%" PRIu64 "\n",
@@ -657,6 +755,23 @@ static void summary(void)
 			printf("%-10s %6ld %12s %12s %12s %12s  %s\n", B.t[t].label, B.sizes[s], a,
 			       b2, c, d, note);
 		}
+	printf("\nactivation one by one (gw_store_acquire + gw_store_load) vs batched "
+	       "(gw_store_activate_batch, %ld per batch), per actor;\nmedians over %ld rounds; "
+	       "x_one_by_one: batched mean / one-by-one mean of the same round (median of "
+	       "per-round ratios)\n",
+	       B.act_batch, B.rounds);
+	printf("%-10s %6s %12s %12s %13s %13s %13s\n", "store", "size", "act_mean_us",
+	       "batch_mean_us", "batch_p50_us", "batch_p99_us", "x_one_by_one");
+	for (int t = 0; t < B.nt; t++)
+		for (int s = 0; s < B.nsizes; s++) {
+			fmt(a, sizeof a, "%.1f", med(&B.act_mean[t][s]));
+			fmt(b2, sizeof b2, "%.1f", med(&B.bat_mean[t][s]));
+			fmt(c, sizeof c, "%.1f", med(&B.bat_p50[t][s]));
+			fmt(d, sizeof d, "%.1f", med(&B.bat_p99[t][s]));
+			fmt(e, sizeof e, "x%.3f", med_ratio(&B.bat_mean[t][s], &B.act_mean[t][s]));
+			printf("%-10s %6ld %12s %12s %13s %13s %13s\n", B.t[t].label, B.sizes[s], a,
+			       b2, c, d, e);
+		}
 	printf(
 	    "\nsaves from one thread, batch = saves per transaction (1 = one by one); medians over "
 	    "%ld rounds;\nx_batch1: over batch 1 of the same store, x_sqlite: over sqlite at the "
@@ -757,6 +872,7 @@ int main(int argc, char **argv)
 	B.working_set = 1024;
 	B.timeout_s = 900;
 	B.fsync_n = 200;
+	B.act_batch = GW_STORE_ACTIVATE_MAX;
 	B.sizes[0] = 64, B.sizes[1] = 4096, B.nsizes = 2;
 	B.batches[0] = 1, B.batches[1] = 64, B.batches[2] = 256, B.nbatches = 3;
 	for (int i = 1; i < argc; i++) {
@@ -783,6 +899,8 @@ int main(int argc, char **argv)
 			rc = bench_flag_long(f, v, 1, 86400, &B.timeout_s);
 		else if (!strcmp(f, "--fsync-n"))
 			rc = bench_flag_long(f, v, 2, 1000000, &B.fsync_n);
+		else if (!strcmp(f, "--activate-batch"))
+			rc = bench_flag_long(f, v, 1, GW_STORE_ACTIVATE_MAX, &B.act_batch);
 		else if (!strcmp(f, "--sizes"))
 			rc = (B.nsizes = parse_list(f, v, B.sizes, MAX_SIZES, 0, 16 << 20)) < 0;
 		else if (!strcmp(f, "--batches"))
@@ -840,6 +958,8 @@ int main(int argc, char **argv)
 			for (int r = 0; r < MAX_ROUNDS; r++) {
 				B.load_p50[t][s].v[r] = B.load_p99[t][s].v[r] = -1;
 				B.act_p50[t][s].v[r] = B.act_p99[t][s].v[r] = -1;
+				B.act_mean[t][s].v[r] = B.bat_mean[t][s].v[r] = -1;
+				B.bat_p50[t][s].v[r] = B.bat_p99[t][s].v[r] = -1;
 				for (int b = 0; b < MAX_BATCHES; b++)
 					B.rate[t][s][b].v[r] = B.commit_p50[t][s][b].v[r] =
 					    B.commit_p99[t][s][b].v[r] = -1;
@@ -870,8 +990,9 @@ int main(int argc, char **argv)
 			fsync_probe(r);
 		for (int s = 0; s < B.nsizes; s++)
 			for (int t = 0; t < B.nt; t++) {
-				load_test(&B.t[t], t, s, r, false);
-				load_test(&B.t[t], t, s, r, true);
+				load_test(&B.t[t], t, s, r, T_LOAD);
+				load_test(&B.t[t], t, s, r, T_ACTIVATE);
+				load_test(&B.t[t], t, s, r, T_BATCH);
 			}
 		for (int s = 0; s < B.nsizes; s++)
 			for (int b = 0; b < B.nbatches; b++)

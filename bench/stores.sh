@@ -4,7 +4,8 @@
 # Starts private PostgreSQL and MariaDB servers (scripts/db-start.sh, in a
 # temp folder, loopback ports; stopped and wiped at the end), then:
 #   store    bench-store on sqlite (a file in the temp folder), postgres and
-#            mariadb: cold load and activation latency, saves/s one by one
+#            mariadb: cold load and activation latency (one by one, and
+#            batched: gw_store_activate_batch), saves/s one by one
 #            vs batched (group commit), the disk's fdatasync floor. Its
 #            summary has the ratios (batched / one-by-one, store / sqlite).
 #   gateway  the gateway scenario of bench/run.sh (loadgen -> spawn-gateway
@@ -42,7 +43,8 @@
 #   BENCH_SNAPSHOT_MS [2000: the gateway's default --snapshot-interval]
 #   BENCH_STORE_ROUNDS [BENCH_ROUNDS]  BENCH_STORE_ACTORS [1000]
 #   BENCH_STORE_SAVE_MS [1000]  BENCH_STORE_SIZES [64,4096]
-#   BENCH_STORE_BATCHES [1,64,256]
+#   BENCH_STORE_BATCHES [1,64,256]  BENCH_STORE_ACTIVATE_BATCH [256: actors per
+#   gw_store_activate_batch in bench-store's batched activation figure]
 #   BENCH_TIMEOUT_S [900: the whole script; no new step starts after it]
 #   BENCH_READY_TIMEOUT_S [30]  BENCH_PIN [split]  BENCH_KEEP_TMP [unset]
 set -euo pipefail
@@ -64,6 +66,7 @@ STORE_ACTORS=${BENCH_STORE_ACTORS:-1000}
 STORE_SAVE_MS=${BENCH_STORE_SAVE_MS:-1000}
 STORE_SIZES=${BENCH_STORE_SIZES:-64,4096}
 STORE_BATCHES=${BENCH_STORE_BATCHES:-1,64,256}
+STORE_ACT_BATCH=${BENCH_STORE_ACTIVATE_BATCH:-256}
 TIMEOUT_S=${BENCH_TIMEOUT_S:-900}
 READY_TIMEOUT_S=${BENCH_READY_TIMEOUT_S:-30}
 PIN=${BENCH_PIN:-split}
@@ -407,6 +410,7 @@ if want store; then
 	set +e
 	"${SUT_PIN[@]}" "$BIN/bench-store" "${args[@]}" --rounds "$STORE_ROUNDS" --actors "$STORE_ACTORS" \
 		--save-ms "$STORE_SAVE_MS" --sizes "$STORE_SIZES" --batches "$STORE_BATCHES" \
+		--activate-batch "$STORE_ACT_BATCH" \
 		--fsync-dir "$TMP" --timeout-s "$((TIMEOUT_S - (SECONDS - START_S) + 1))" \
 		2>"$TMP/bench-store.err" | tee "$TMP/bench-store.out"
 	rc=${PIPESTATUS[0]}

@@ -280,3 +280,55 @@ void gwi_claim_fini(gwi_claim *c)
 	c->rows = NULL;
 	c->n = 0;
 }
+
+/* ---- keys of a batch --------------------------------------------------------------- */
+
+static int key_cmp(const char *sa, const char *na, const char *sb, const char *nb)
+{
+	int c = strcmp(sa, sb);
+	return c ? c : strcmp(na, nb);
+}
+
+static int key_ptr_cmp(const void *a, const void *b)
+{
+	const gw_actor_key *x = *(const gw_actor_key *const *)a;
+	const gw_actor_key *y = *(const gw_actor_key *const *)b;
+	return key_cmp(x->system, x->name, y->system, y->name);
+}
+
+void gwi_keys_sort(const gw_actor_key *keys, size_t n, const gw_actor_key **by_key)
+{
+	for (size_t i = 0; i < n; i++)
+		by_key[i] = &keys[i];
+	if (n > 1)
+		qsort(by_key, n, sizeof *by_key, key_ptr_cmp);
+}
+
+size_t gwi_keys_find(const gw_actor_key *keys, const gw_actor_key *const *by_key, size_t n,
+                     const char *system, const char *name)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = key_cmp(system, name, by_key[mid]->system, by_key[mid]->name);
+		if (c == 0)
+			return (size_t)(by_key[mid] - keys);
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return SIZE_MAX;
+}
+
+void gwi_rows_fini(gw_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)rows[i].key_id);
+		free((char *)rows[i].type_url);
+		free(rows[i].data);
+		rows[i].key_id = rows[i].type_url = NULL;
+		rows[i].data = NULL;
+		rows[i].len = 0;
+	}
+}

@@ -151,6 +151,10 @@ void gwi_nonce_copy(uint8_t *nonce, const void *src, size_t len);
  * key's strings too). */
 void gwi_scan_rows_fini(gw_row *rows, size_t n);
 
+/* gwi_rows_fini frees the owned fields (key_id, data, type_url) of n rows
+ * a load filled (or left zeroed) and zeroes them; the key stays. */
+void gwi_rows_fini(gw_row *rows, size_t n);
+
 /* gwi_results_set writes e into results[0..n): a batch that failed as a
  * whole. */
 void gwi_results_set(gw_err *results, size_t n, gw_err e);
@@ -162,6 +166,19 @@ void gwi_results_set(gw_err *results, size_t n, gw_err e);
  * All pointers borrowed. Blocks: yes (get). */
 gw_err gwi_instance_existing(void *drv, gw_err (*get)(void *, const gw_actor_key *, char **),
                              const gw_actor_key *k, const char *parent);
+
+/* ---- keys of a batch --------------------------------------------------------------- */
+
+/* gwi_keys_sort writes into by_key (caller storage of n entries) pointers
+ * to keys[0..n), sorted by (system, name) in byte order (the order of the
+ * tables' primary keys). keys[i] is by_key[j] - keys. All borrowed. */
+void gwi_keys_sort(const gw_actor_key *keys, size_t n, const gw_actor_key **by_key);
+
+/* gwi_keys_find returns the index in keys of the key (system, name) among
+ * the n sorted by gwi_keys_sort into by_key, or SIZE_MAX when it is not
+ * there. With duplicates: one of them. O(log n). All borrowed. */
+size_t gwi_keys_find(const gw_actor_key *keys, const gw_actor_key *const *by_key, size_t n,
+                     const char *system, const char *name);
 
 /* ---- scheduled invocations ----------------------------------------------------- */
 

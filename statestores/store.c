@@ -568,6 +568,62 @@ gw_err gw_store_acquire(gw_store *s, const gw_actor_key *k, uint64_t *epoch)
 	return GW_OK;
 }
 
+/* activate_keys_ok: every key valid and no key twice (by_key: caller
+ * storage of n, left sorted). */
+static bool activate_keys_ok(const gw_actor_key *keys, size_t n, const gw_actor_key **by_key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!key_ok(&keys[i]))
+			return false;
+	gwi_keys_sort(keys, n, by_key);
+	for (size_t i = 1; i < n; i++)
+		if (!strcmp(by_key[i - 1]->system, by_key[i]->system) &&
+		    !strcmp(by_key[i - 1]->name, by_key[i]->name))
+			return false;
+	return true;
+}
+
+gw_err gw_store_activate_batch(gw_store *s, const gw_actor_key *keys, size_t n, uint64_t *epochs,
+                               gw_loaded *out, gw_err *results)
+{
+	if (n == 0)
+		return GW_OK;
+	if (!results)
+		return GW_EINVAL;
+	const gw_actor_key *by_key[GW_STORE_ACTIVATE_MAX];
+	if (!s || !keys || !epochs || !out || n > GW_STORE_ACTIVATE_MAX ||
+	    !activate_keys_ok(keys, n, by_key)) {
+		gwi_results_set(results, n, GW_EINVAL);
+		return GW_EINVAL;
+	}
+	gw_row *rows = calloc(n, sizeof *rows);
+	uint64_t *v = calloc(n, sizeof *v);
+	gw_err e =
+	    rows && v ? s->ops->activate_batch(s->drv, keys, n, v, rows, results) : GW_ENOMEM;
+	if (e != GW_OK) {
+		gwi_results_set(results, n, e);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == 0 || v[i] > GWI_STORE_MAX_INT) {
+			/* as gw_store_acquire: an epoch no driver may hand out */
+			GW_ERROR("statestore: %s/%s: the driver handed out epoch %llu",
+			         keys[i].system, keys[i].name, (unsigned long long)v[i]);
+			if (results[i] == GW_OK)
+				row_fini(&rows[i]);
+			results[i] = GW_ECORRUPT;
+			continue;
+		}
+		epochs[i] = v[i];
+		if (results[i] == GW_OK)
+			results[i] = row_open(s, &keys[i], &rows[i], &out[i]);
+	}
+out:
+	free(rows);
+	free(v);
+	return e;
+}
+
 static bool state_ok(const gw_state *st)
 {
 	return key_ok(&st->key) && (st->data || st->len == 0) && st->expected < GWI_STORE_MAX_INT &&

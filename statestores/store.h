@@ -28,6 +28,11 @@
  * new activation's load sees it) or is fenced. A save with epoch 0 is
  * unfenced (tests, tools): no epoch is checked.
  *
+ * Batched activation (gw_store_activate_batch, ops version 5): the epochs
+ * of up to GW_STORE_ACTIVATE_MAX actors in one committed transaction, then
+ * their latest rows in one read (per dialect), each decrypted here; the
+ * same fencing per actor as acquire -> load.
+ *
  * Store transactions (drivers):
  *   save_batch: BEGIN -> for each row: [fence check] conditional write,
  *               per-row result (OK / ECONFLICT / EFENCED), history ->
@@ -224,6 +229,46 @@ typedef struct gw_rotation {
  * two rotating at once stay correct (every rewrite is conditional) but
  * repeat each other's work. Blocks: yes (a scan, one transaction). */
 gw_err gw_store_rotate_step(gw_store *s, size_t max_rows, gw_rotation *progress);
+
+/* ---- batched activation (ops version 5) -------------------------------------- */
+
+/* The most actors one gw_store_activate_batch takes: one bounded
+ * transaction (256 epoch rows locked at once) and one bounded statement
+ * (an IN list of 256 keys on MariaDB). The persist thread uses this size. */
+#define GW_STORE_ACTIVATE_MAX 256
+
+/* gw_store_activate_batch activates n actors at once: the equivalent of
+ * gw_store_acquire then gw_store_load for each keys[i] in turn, with the n
+ * epochs taken in ONE committed transaction (so one commit, one fsync on
+ * SQLite, instead of n) and the n latest rows read with as few round trips
+ * as the driver's dialect allows, after that commit (SQLite: inside it,
+ * under the write lock). Per actor, the fencing of gw_store_acquire holds:
+ * epochs[i] is strictly greater than every epoch handed out for keys[i]
+ * before, and a save of keys[i] in flight either committed before the
+ * batch took its epoch (out[i] shows it) or is fenced.
+ * keys: borrowed, n distinct keys (a key twice in one batch is refused:
+ * it would be two activations of one actor at once; the runtime never
+ * asks for that, and equivalence with one-by-one calls would need two
+ * epochs from one upsert). epochs, out, results: caller storage of n
+ * entries each.
+ * Returns GW_OK when the epochs committed; then epochs[i] is set for every
+ * i and results[i] says what became of the load:
+ *   GW_OK        out[i] filled (free with gw_loaded_fini; data never NULL)
+ *   GW_ENOTFOUND no stored state (epochs[i] still taken; out[i] untouched)
+ *   GW_ECRYPTO / GW_ECORRUPT / GW_ENOMEM  that row only (as gw_store_load;
+ *                out[i] untouched); the other entries are unaffected
+ * Or a whole-batch error, with results[0..n) all set to it and epochs[]
+ * and out[] untouched: GW_EINVAL (nothing taken: NULL s/keys/epochs/out/
+ * results with n > 0, n > GW_STORE_ACTIVATE_MAX, a key gw_store_acquire
+ * refuses, a duplicate key); GW_EIO / GW_EUNAVAIL (also a lock wait
+ * timeout or a deadlock with another gateway's batch: retry) / GW_ENOMEM.
+ * After such an error some epochs may have been taken all the same (the
+ * read after the commit failed): harmless, epochs only have to grow.
+ * n == 0 is GW_OK. Blocks: yes (one committed write that waits for saves
+ * of these actors in flight, then the reads). Thread: as every function
+ * here (the persist thread). */
+gw_err gw_store_activate_batch(gw_store *s, const gw_actor_key *keys, size_t n, uint64_t *epochs,
+                               gw_loaded *out, gw_err *results);
 
 /* ---- UNNAMED instances (ops version 3) -------------------------------------
  * An UNNAMED actor is a template; Spawn(SpawnRequest) makes named instances
@@ -455,7 +500,7 @@ typedef struct gw_sched_row {
 	size_t len;
 } gw_sched_row;
 
-#define GW_STORE_OPS_VERSION 4
+#define GW_STORE_OPS_VERSION 5
 
 typedef struct gw_store_ops {
 	int version;        /* GW_STORE_OPS_VERSION; members only appended */
@@ -559,6 +604,22 @@ typedef struct gw_store_ops {
 	 * owned (free()). On an error out holds nothing. */
 	gw_err (*effects_list)(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
 	                       size_t *n);
+
+	/* ---- version 5 ---- */
+	/* activate_batch: keys[0..n) valid and distinct, 1 <= n <=
+	 * GW_STORE_ACTIVATE_MAX. One committed transaction upserts each key's
+	 * epoch row as acquire does (1 when absent, else epoch + 1; rows
+	 * locked in key byte order, so two batches never wait on each other in
+	 * a cycle) and writes key i's new epoch into epochs[i]; then the
+	 * latest rows are read by reads that start after that commit (or
+	 * inside the transaction, under a lock no save can pass): rows[i]
+	 * (caller storage, zeroed) filled as load fills it (owned fields, key
+	 * = keys[i]) with results[i] = GW_OK, or results[i] = GW_ENOTFOUND (no
+	 * row) / GW_ECORRUPT (a malformed row). Returns GW_OK, or the error
+	 * that failed the whole batch: then rows[] hold nothing (the driver
+	 * freed them) and the front sets results[]. */
+	gw_err (*activate_batch)(void *drv, const gw_actor_key *keys, size_t n, uint64_t *epochs,
+	                         gw_row *rows, gw_err *results);
 } gw_store_ops;
 
 #endif

@@ -1,6 +1,20 @@
 /* persist.c - one thread, a FIFO of jobs, group-committed saves, batched
- * deletes of delivered scheduled invocations, and the background key
- * rotation when the queue is idle.
+ * activations, batched deletes of delivered scheduled invocations, and the
+ * background key rotation when the queue is idle.
+ *
+ * One drain of the queue:
+ *
+ *   JOB_SAVE ------------- set aside, then group-committed after the rest
+ *   JOB_SCHED_DONE ------- into the pending deletes (below)
+ *   JOB_ACTIVATE --------- into the activation group; the group runs as one
+ *                          gw_store_activate_batch when it is full, when an
+ *                          activation of an actor already in it arrives, before
+ *                          any other job runs, and at the end of the drain
+ *   any other job -------- runs (after the group), in arrival order
+ *
+ * So callbacks of everything but saves and deletes run in arrival order,
+ * and the runtime, which never has an activation and a save of one actor in
+ * flight at once, sees no reordering.
  *
  * Scheduled invocations, on the persist thread:
  *
@@ -108,31 +122,83 @@ static void job_free(gw_persist_job *j)
 	free(j);
 }
 
-static void run_load(gw_persist *p, gw_persist_job *j)
+/* load_done completes an activation or a read: on GW_OK it hands the
+ * callback the state of *l (then freed); epoch as gw_load_cb says. */
+static void load_done(gw_persist_job *j, gw_err err, gw_loaded *l, uint64_t epoch)
+{
+	if (err != GW_OK) {
+		j->cb.load(j->arg, err, NULL, 0, epoch);
+		return;
+	}
+	gw_blob *b = gw_blob_create(l->type_url, l->data, l->len);
+	uint64_t rev = l->revision;
+	gw_loaded_fini(l);
+	if (!b)
+		j->cb.load(j->arg, GW_ENOMEM, NULL, 0, epoch);
+	else
+		j->cb.load(j->arg, GW_OK, b, rev, epoch);
+}
+
+static void run_read(gw_persist *p, gw_persist_job *j)
 {
 	gw_actor_key k = {j->system, j->name};
-	uint64_t epoch = 0;
-	gw_err err = GW_OK;
-	if (j->kind == JOB_ACTIVATE)
-		err = gw_store_acquire(p->store, &k, &epoch);
 	gw_loaded l;
-	if (err == GW_OK)
-		err = j->kind == JOB_ACTIVATE
-		          ? gw_store_load(p->store, &k, &l)
-		          : gw_store_load_revision(p->store, &k, j->expected, &l);
-	if (err == GW_OK) {
-		gw_blob *b = gw_blob_create(l.type_url, l.data, l.len);
-		uint64_t rev = l.revision;
-		if (j->kind == JOB_READ)
-			epoch = l.epoch; /* reads report the epoch the revision was written with */
-		gw_loaded_fini(&l);
-		if (!b)
-			j->cb.load(j->arg, GW_ENOMEM, NULL, 0, epoch);
-		else
-			j->cb.load(j->arg, GW_OK, b, rev, epoch);
-	} else {
-		j->cb.load(j->arg, err, NULL, 0, epoch);
-	}
+	gw_err err = gw_store_load_revision(p->store, &k, j->expected, &l);
+	/* reads report the epoch the revision was written with */
+	load_done(j, err, &l, err == GW_OK ? l.epoch : 0);
+}
+
+/* run_activations activates v[0..n) (n <= GW_STORE_ACTIVATE_MAX, distinct
+ * actors) with one gw_store_activate_batch and calls each job's callback,
+ * in order, with its own result: as gw_store_acquire then gw_store_load
+ * per job would have. */
+static void run_activations(gw_persist *p, gw_persist_job **v, size_t n)
+{
+	gw_actor_key k[GW_STORE_ACTIVATE_MAX] = {{0}};
+	uint64_t epochs[GW_STORE_ACTIVATE_MAX];
+	gw_loaded out[GW_STORE_ACTIVATE_MAX];
+	gw_err res[GW_STORE_ACTIVATE_MAX];
+	for (size_t i = 0; i < n; i++)
+		k[i] = (gw_actor_key){v[i]->system, v[i]->name};
+	gw_err err = gw_store_activate_batch(p->store, k, n, epochs, out, res);
+	if (err)
+		GW_WARN("statestore: batch of %zu activations failed: %s", n, gw_strerror(err));
+	pthread_mutex_lock(&p->mu);
+	p->stats.loads += n;
+	p->stats.activate_batches++;
+	pthread_mutex_unlock(&p->mu);
+	for (size_t i = 0; i < n; i++)
+		load_done(v[i], err ? err : res[i], &out[i], err ? 0 : epochs[i]);
+}
+
+/* An activation group: the JOB_ACTIVATE jobs of one run of the drained
+ * queue, not run yet (persist thread only). */
+typedef struct act_group {
+	gw_persist_job *v[GW_STORE_ACTIVATE_MAX];
+	size_t n, max;
+} act_group;
+
+static void act_flush(gw_persist *p, act_group *g)
+{
+	if (g->n == 0)
+		return;
+	run_activations(p, g->v, g->n);
+	for (size_t i = 0; i < g->n; i++)
+		job_free(g->v[i]);
+	g->n = 0;
+}
+
+/* act_add adds j to the group, first running the group when it is full or
+ * already holds j's actor (a batch takes each actor once; the second
+ * activation then runs after the first, as in the queue). */
+static void act_add(gw_persist *p, act_group *g, gw_persist_job *j)
+{
+	bool again = false;
+	for (size_t i = 0; i < g->n && !again; i++)
+		again = !strcmp(g->v[i]->name, j->name) && !strcmp(g->v[i]->system, j->system);
+	if (again || g->n == g->max)
+		act_flush(p, g);
+	g->v[g->n++] = j;
 }
 
 static void run_list(gw_persist *p, gw_persist_job *j)
@@ -445,11 +511,20 @@ static void *persist_main(void *arg)
 			}
 			continue;
 		}
-		/* Reads and activations first, one by one; then saves in batches.
-		 * The runtime never has an activation and a save of one actor in
-		 * flight at once, so the reordering is invisible to it. Deletes
-		 * of delivered scheduled invocations join the pending ones. */
+		/* Reads and activations first, in arrival order; then saves in
+		 * batches. The runtime never has an activation and a save of one
+		 * actor in flight at once, so the reordering is invisible to it.
+		 * Activations in a row (saves and deletes between them do not
+		 * break the row: they are set aside anyway) share one
+		 * gw_store_activate_batch of up to GW_STORE_ACTIVATE_MAX; any
+		 * other job runs the pending group first, so callbacks still run
+		 * in arrival order. Deletes of delivered scheduled invocations
+		 * join the pending ones. */
 		gw_persist_job *saves = NULL, **stail = &saves;
+		act_group acts = {.n = 0,
+		                  .max = p->o.max_batch < GW_STORE_ACTIVATE_MAX
+		                             ? p->o.max_batch
+		                             : GW_STORE_ACTIVATE_MAX};
 		while (list) {
 			gw_persist_job *j = list;
 			list = j->next;
@@ -463,10 +538,15 @@ static void *persist_main(void *arg)
 				done_take(p, j);
 				continue;
 			}
+			if (j->kind == JOB_ACTIVATE) {
+				act_add(p, &acts, j);
+				continue;
+			}
+			act_flush(p, &acts);
 			if (j->kind == JOB_LIST)
 				run_list(p, j);
-			else if (j->kind == JOB_ACTIVATE || j->kind == JOB_READ)
-				run_load(p, j);
+			else if (j->kind == JOB_READ)
+				run_read(p, j);
 			else
 				run_misc(p, j);
 			pthread_mutex_lock(&p->mu);
@@ -474,6 +554,7 @@ static void *persist_main(void *arg)
 			pthread_mutex_unlock(&p->mu);
 			job_free(j);
 		}
+		act_flush(p, &acts);
 		while (saves) {
 			size_t nb = 0;
 			while (saves && nb < p->o.max_batch) {

@@ -12,6 +12,13 @@
  * gw_store_schedule_done_batch, run before the next claim pass, when the
  * thread would go idle, or after at most 100 ms (persist.c).
  *
+ * Batched activation: activations that arrive together (one drain of the
+ * queue, in a row: only saves and deletes of delivered scheduled
+ * invocations may sit between them) run as one gw_store_activate_batch
+ * (their epochs in one transaction, their rows in one read), up to
+ * min(max_batch, GW_STORE_ACTIVATE_MAX) per call; each job still gets its
+ * own callback, in arrival order, with its own result.
+ *
  * Key rotation: when enabled, the thread re-encrypts rows to the primary
  * key in small steps (gw_store_rotate_step) whenever its queue is empty,
  * so invocations never wait behind it for more than one step.
@@ -57,10 +64,13 @@ typedef struct gw_persist_stats {
 	gw_rotation rotation;         /* progress of the background key rotation */
 	bool rotate_enabled;          /* --rotate-keys */
 	bool rotating;                /* rotation enabled and not finished */
+	uint64_t activate_batches;    /* gw_store_activate_batch calls (each activation
+	                                 is also counted in loads) */
 } gw_persist_stats;
 
 typedef struct gw_persist_opts {
-	size_t max_batch;   /* rows per save transaction; 0 = 256 */
+	size_t max_batch;   /* rows per save transaction, and activations per
+	                       batch (at most GW_STORE_ACTIVATE_MAX); 0 = 256 */
 	bool rotate;        /* re-encrypt rows to the primary key in the background */
 	size_t rotate_step; /* rows per rotation step; 0 = 100 */
 } gw_persist_opts;

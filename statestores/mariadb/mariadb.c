@@ -46,6 +46,15 @@
  * for every save holding the row in share mode), SELECT the new epoch (our
  * own write), COMMIT. (Portable to MySQL, which has no INSERT ... RETURNING.)
  *
+ * activate_batch: the same acquire for up to GW_STORE_ACTIVATE_MAX actors
+ * in one transaction: one multi-row INSERT ... ON DUPLICATE KEY UPDATE
+ * (keys in byte order, so two batches lock rows in one order), one SELECT
+ * of the new epochs (our own writes), COMMIT; then, after the commit, one
+ * SELECT of the latest rows WHERE (system, name) IN ((...), ...). Keys are
+ * spelled as hex literals (X'...': binary-safe, nothing to escape), over
+ * the text protocol: a statement prepared per batch size would cost a
+ * round trip more.
+ *
  * Connections: a pool of pool_size (default 4), opened on demand, every
  * statement prepared on each; the same states (driver_util.h, gwi_pool)
  * and invariants as the postgres driver (postgres.c): one thread per
@@ -606,6 +615,7 @@ static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.sched_set_aside = gwi_my_sched_set_aside, .sched_done = gwi_my_sched_done,        \
 		.sched_next_due = gwi_my_sched_next_due, .sched_count = gwi_my_sched_count,        \
 		.sched_done_batch = gwi_my_sched_done_batch, .effects_list = gwi_my_effects_list,  \
+		.activate_batch = gwi_my_activate_batch,                                           \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

@@ -6,6 +6,7 @@
 
 #include "log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Result buffers of a row query: [system, name,] ROW_COLS (mariadb_conn.c).
@@ -417,5 +418,218 @@ out:
 	if (e != GW_OK)
 		gw_keys_fini(out, got);
 	gwi_my_query_end(d, mc, ST_EFFECTS_LIST);
+	return e;
+}
+
+/* ---- batched activation ------------------------------------------------------ */
+
+static void hex_put(char **w, const char *s)
+{
+	static const char digits[] = "0123456789abcdef";
+	*(*w)++ = 'X';
+	*(*w)++ = '\'';
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		*(*w)++ = digits[*c >> 4];
+		*(*w)++ = digits[*c & 15];
+	}
+	*(*w)++ = '\'';
+}
+
+/* key_sql spells head, the n keys in by_key's order as
+ * (X'system',X'name'<each>) separated by commas, then tail. Caller frees;
+ * NULL: no memory. */
+static char *key_sql(const char *head, const gw_actor_key *const *by_key, size_t n,
+                     const char *each, const char *tail)
+{
+	size_t cap = strlen(head) + strlen(tail) + 1;
+	for (size_t i = 0; i < n; i++)
+		cap +=
+		    2 * (strlen(by_key[i]->system) + strlen(by_key[i]->name)) + 10 + strlen(each);
+	char *out = malloc(cap), *w = out;
+	if (!out)
+		return NULL;
+	w += sprintf(w, "%s", head);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*w++ = ',';
+		*w++ = '(';
+		hex_put(&w, by_key[i]->system);
+		*w++ = ',';
+		hex_put(&w, by_key[i]->name);
+		w += sprintf(w, "%s)", each);
+	}
+	sprintf(w, "%s", tail);
+	return out;
+}
+
+/* text_int parses a decimal column of a text-protocol row; false when it
+ * is NULL or not one in 0..GWI_STORE_MAX_INT. */
+static bool text_int(const char *v, unsigned long len, uint64_t *out)
+{
+	if (!v || len == 0 || len > 19)
+		return false;
+	uint64_t x = 0;
+	for (unsigned long i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+		x = x * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (x > GWI_STORE_MAX_INT)
+		return false;
+	*out = x;
+	return true;
+}
+
+static char *text_dup(const char *v, unsigned long len)
+{
+	char *s = malloc(len + 1);
+	if (s) {
+		memcpy(s, v, len);
+		s[len] = '\0';
+	}
+	return s;
+}
+
+/* text_row copies columns 2.. (ROW_COLS) of a text-protocol row into *out
+ * (owned fields): GW_ECORRUPT (nothing copied) for a malformed row. */
+static gw_err text_row(MYSQL_ROW row, const unsigned long *len, gw_row *out)
+{
+	uint64_t rev, epoch;
+	if (!text_int(row[2], len[2], &rev) || rev < 1 || !text_int(row[3], len[3], &epoch) ||
+	    !row[4] || !row[5] || len[5] != sizeof out->nonce || !row[6] || !row[7])
+		return GW_ECORRUPT;
+	char *key_id = text_dup(row[4], len[4]), *data = text_dup(row[6], len[6]);
+	char *type_url = text_dup(row[7], len[7]);
+	if (!key_id || !data || !type_url) {
+		free(key_id);
+		free(data);
+		free(type_url);
+		return GW_ENOMEM;
+	}
+	out->revision = rev;
+	out->expected = 0;
+	out->epoch = epoch;
+	out->key_id = key_id;
+	memcpy(out->nonce, row[5], sizeof out->nonce);
+	out->data = (uint8_t *)data;
+	out->len = len[6];
+	out->type_url = type_url;
+	return GW_OK;
+}
+
+/* batch_query runs sql (borrowed) on mc and reads its rows: for each, at
+ * = the index of the key in its columns 0 and 1, then take(). */
+typedef gw_err (*row_fn)(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg);
+
+static gw_err batch_query(my_drv *d, my_conn *mc, bool fresh, const char *sql, const char *what,
+                          const gw_actor_key *keys, const gw_actor_key *const *by_key, size_t n,
+                          row_fn take, void *arg)
+{
+	gw_err e = gwi_my_query_first(d, mc, fresh, sql, what);
+	if (e != GW_OK)
+		return e;
+	MYSQL_RES *res = mysql_store_result(mc->m);
+	if (!res)
+		return gwi_my_fail(d, mc, NULL, what);
+	MYSQL_ROW row;
+	while (e == GW_OK && (row = mysql_fetch_row(res)) != NULL) {
+		const unsigned long *len = mysql_fetch_lengths(res);
+		size_t at =
+		    row[0] && row[1] ? gwi_keys_find(keys, by_key, n, row[0], row[1]) : SIZE_MAX;
+		if (at == SIZE_MAX) {
+			GW_ERROR("mariadb %s: %s returned a row for no key asked", d->where, what);
+			e = GW_ECORRUPT;
+		} else {
+			e = take(d, at, row, len, arg);
+		}
+	}
+	mysql_free_result(res);
+	return e;
+}
+
+typedef struct batch_out {
+	const gw_actor_key *keys;
+	uint64_t *epochs;
+	gw_row *rows;
+	gw_err *results;
+} batch_out;
+
+static gw_err take_epoch(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
+{
+	batch_out *o = arg;
+	if (!text_int(row[2], len[2], &o->epochs[at]) || o->epochs[at] == 0) {
+		GW_ERROR("mariadb %s: batched acquire: a bad epoch", d->where);
+		return GW_ECORRUPT;
+	}
+	return GW_OK;
+}
+
+static gw_err take_row(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
+{
+	batch_out *o = arg;
+	if (o->results[at] != GW_ENOTFOUND)
+		return GW_OK; /* cannot happen: the primary key */
+	gw_err e = text_row(row, len, &o->rows[at]);
+	if (e == GW_ENOMEM)
+		return e;
+	if (e == GW_ECORRUPT)
+		GW_ERROR("mariadb %s: row %s/%s is malformed", d->where, o->keys[at].system,
+		         o->keys[at].name);
+	else
+		o->rows[at].key = o->keys[at];
+	o->results[at] = e;
+	return GW_OK;
+}
+
+gw_err gwi_my_activate_batch(void *drv, const gw_actor_key *keys, size_t n, uint64_t *epochs,
+                             gw_row *rows, gw_err *results)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	bool fresh = false;
+	batch_out o = {keys, epochs, rows, results};
+	const gw_actor_key **by_key = malloc(n * sizeof *by_key);
+	char *up = NULL, *get = NULL, *load = NULL;
+	gw_err e = GW_ENOMEM;
+	if (!by_key)
+		goto out;
+	gwi_keys_sort(keys, n, by_key);
+	up = key_sql("INSERT INTO spawn_actor_epoch(system, name, epoch) VALUES", by_key, n, ",1",
+	             " ON DUPLICATE KEY UPDATE epoch = epoch + 1");
+	get = key_sql("SELECT system, name, epoch FROM spawn_actor_epoch WHERE (system, name) IN (",
+	              by_key, n, "", ")");
+	load = key_sql("SELECT system, name, revision, epoch, key_id, nonce, data, type_url "
+	               "FROM spawn_actor_state WHERE (system, name) IN (",
+	               by_key, n, "", ")");
+	if (!up || !get || !load)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		epochs[i] = 0;
+	if ((e = gwi_my_begin(d, &mc)) != GW_OK)
+		goto out;
+	if ((e = gwi_my_query_first(d, mc, true, up, "acquire (batch)")) == GW_OK)
+		e = batch_query(d, mc, true, get, "acquire (batch read)", keys, by_key, n,
+		                take_epoch, &o);
+	for (size_t i = 0; e == GW_OK && i < n; i++)
+		if (epochs[i] == 0) {
+			GW_ERROR("mariadb %s: batched acquire gave %s/%s no epoch", d->where,
+			         keys[i].system, keys[i].name);
+			e = GW_ECORRUPT; /* our own write is not there */
+		}
+	if ((e = gwi_my_end(d, mc, e)) != GW_OK)
+		goto out;
+	/* After the commit: a new read sees every save that passed its fence. */
+	if ((e = gwi_my_conn_acquire(d, &mc, &fresh)) != GW_OK)
+		goto out;
+	gwi_results_set(results, n, GW_ENOTFOUND);
+	e = batch_query(d, mc, fresh, load, "load (batch)", keys, by_key, n, take_row, &o);
+	gwi_my_conn_release(d, mc);
+	if (e != GW_OK)
+		gwi_rows_fini(rows, n);
+out:
+	free(by_key);
+	free(up);
+	free(get);
+	free(load);
 	return e;
 }

@@ -47,6 +47,15 @@
  * exists, and a save that checks later (FOR SHARE waits for the acquire,
  * then reads the committed row) sees the new epoch and is fenced.
  *
+ * activate_batch: the epochs of up to GW_STORE_ACTIVATE_MAX actors in one
+ * autocommitted INSERT ... SELECT FROM unnest($1::text[], $2::text[])
+ * ORDER BY system, name ON CONFLICT DO UPDATE ... RETURNING (rows locked in
+ * key order: two batches never wait on each other in a cycle; a batch and
+ * another gateway's multi-row save may deadlock, and the loser fails with
+ * GW_EUNAVAIL), then one SELECT ... WHERE (system, name) IN (SELECT * FROM
+ * unnest(...)) as a second statement: its snapshot is newer than the
+ * upsert's lock waits, so it sees every save that passed its fence.
+ *
  * Connections: a pool of pool_size (default 4) connections, each used by
  * one thread at a time; opened on demand, every statement prepared on each
  * (the pool's states are in driver_util.h: READY means statements
@@ -462,6 +471,7 @@ static gw_err pg_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.sched_set_aside = gwi_pg_sched_set_aside, .sched_done = gwi_pg_sched_done,        \
 		.sched_next_due = gwi_pg_sched_next_due, .sched_count = gwi_pg_sched_count,        \
 		.sched_done_batch = gwi_pg_sched_done_batch, .effects_list = gwi_pg_effects_list,  \
+		.activate_batch = gwi_pg_activate_batch,                                           \
 	}
 
 const gw_store_ops gw_postgres_ops = PG_OPS("postgres");

@@ -193,6 +193,24 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                          "ORDER BY system, name LIMIT $3",
                          3,
                          {OID_TEXT, OID_TEXT, OID_INT8}},
+    /* Batched activation: $1 = systems, $2 = names (text[] of one length,
+     * distinct pairs). The epoch rows are locked in key order (the
+     * column's "C" collation), so two batches never deadlock each other. */
+    [ST_ACQUIRE_BATCH] = {"gw_acquire_batch",
+                          "INSERT INTO spawn_actor_epoch AS e (system, name, epoch) "
+                          "SELECT k.system, k.name, 1 FROM unnest($1::text[], $2::text[]) "
+                          "AS k(system, name) ORDER BY k.system COLLATE \"C\", "
+                          "k.name COLLATE \"C\" "
+                          "ON CONFLICT (system, name) DO UPDATE SET epoch = e.epoch + 1 "
+                          "RETURNING system, name, epoch",
+                          2,
+                          {OID_TEXT_ARRAY, OID_TEXT_ARRAY}},
+    [ST_LOAD_BATCH] = {"gw_load_batch",
+                       "SELECT system, name, " ROW_COLS " FROM spawn_actor_state "
+                       "WHERE (system, name) IN "
+                       "(SELECT * FROM unnest($1::text[], $2::text[]))",
+                       2,
+                       {OID_TEXT_ARRAY, OID_TEXT_ARRAY}},
 };
 
 /* ---- errors --------------------------------------------------------------- */

@@ -320,3 +320,121 @@ out:
 	gwi_pg_query_end(d, pc, r);
 	return e;
 }
+
+/* ---- batched activation ------------------------------------------------------ */
+
+/* text_array spells the systems (names: the names) of keys[0..n) as a
+ * text[] literal, every element quoted with '"' and '\\' escaped. Caller
+ * frees; NULL: no memory. */
+static char *text_array(const gw_actor_key *keys, size_t n, bool names)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < n; i++)
+		cap += 2 * strlen(names ? keys[i].name : keys[i].system) + 3;
+	char *out = malloc(cap), *w = out;
+	if (!out)
+		return NULL;
+	*w++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*w++ = ',';
+		*w++ = '"';
+		for (const char *c = names ? keys[i].name : keys[i].system; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				*w++ = '\\';
+			*w++ = *c;
+		}
+		*w++ = '"';
+	}
+	*w++ = '}';
+	*w = '\0';
+	return out;
+}
+
+/* take_epochs matches the rows RETURNING (system, name, epoch) gave to
+ * their keys: every key exactly one epoch, else GW_ECORRUPT. */
+static gw_err take_epochs(pg_drv *d, const PGresult *r, const gw_actor_key *keys,
+                          const gw_actor_key *const *by_key, size_t n, uint64_t *epochs)
+{
+	for (size_t i = 0; i < n; i++)
+		epochs[i] = 0;
+	for (int i = 0; i < PQntuples(r); i++) {
+		uint64_t v = 0;
+		size_t at =
+		    gwi_keys_find(keys, by_key, n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		if (at == SIZE_MAX || !gwi_pg_get_int8(r, i, 2, &v) || v == 0 || epochs[at] != 0) {
+			GW_ERROR("postgres %s: batched acquire returned an unexpected row",
+			         d->where);
+			return GW_ECORRUPT;
+		}
+		epochs[at] = v;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (epochs[i] == 0) {
+			GW_ERROR("postgres %s: batched acquire gave %s/%s no epoch", d->where,
+			         keys[i].system, keys[i].name);
+			return GW_ECORRUPT;
+		}
+	return GW_OK;
+}
+
+/* take_rows reads the latest rows the load returned into rows[] by key. */
+static gw_err take_rows(pg_drv *d, const PGresult *r, const gw_actor_key *keys,
+                        const gw_actor_key *const *by_key, size_t n, gw_row *rows, gw_err *results)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		size_t at =
+		    gwi_keys_find(keys, by_key, n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		if (at == SIZE_MAX || results[at] != GW_ENOTFOUND)
+			continue; /* not asked for (cannot happen: the primary key) */
+		gw_err e = read_row(r, i, 2, false, &rows[at]);
+		if (e == GW_ECORRUPT)
+			GW_ERROR("postgres %s: row %s/%s is malformed", d->where, keys[at].system,
+			         keys[at].name);
+		else if (e != GW_OK)
+			return e;
+		else
+			rows[at].key = keys[at];
+		results[at] = e;
+	}
+	return GW_OK;
+}
+
+/* activate_batch: two statements, two round trips. The upsert of every
+ * epoch row commits on its own (autocommit: one statement, one
+ * transaction), waiting, like acquire, for the saves holding those rows
+ * FOR SHARE; the load is a second statement, so its snapshot is taken
+ * after that commit and sees every save that committed before it. (One
+ * statement with both would read a snapshot from before its lock waits.) */
+gw_err gwi_pg_activate_batch(void *drv, const gw_actor_key *keys, size_t n, uint64_t *epochs,
+                             gw_row *rows, gw_err *results)
+{
+	pg_drv *d = drv;
+	const gw_actor_key **by_key = malloc(n * sizeof *by_key);
+	char *sys = text_array(keys, n, false), *names = text_array(keys, n, true);
+	pg_conn *pc = NULL;
+	PGresult *r = NULL;
+	pg_params p;
+	gw_err e = GW_ENOMEM;
+	if (!by_key || !sys || !names)
+		goto out;
+	gwi_keys_sort(keys, n, by_key);
+	p_text(&p, 0, sys);
+	p_text(&p, 1, names);
+	if ((e = gwi_pg_query(d, ST_ACQUIRE_BATCH, &p, &pc, &r)) != GW_OK)
+		goto out;
+	e = take_epochs(d, r, keys, by_key, n, epochs);
+	gwi_pg_query_end(d, pc, r);
+	if (e != GW_OK || (e = gwi_pg_query(d, ST_LOAD_BATCH, &p, &pc, &r)) != GW_OK)
+		goto out;
+	gwi_results_set(results, n, GW_ENOTFOUND);
+	e = take_rows(d, r, keys, by_key, n, rows, results);
+	gwi_pg_query_end(d, pc, r);
+	if (e != GW_OK)
+		gwi_rows_fini(rows, n);
+out:
+	free(by_key);
+	free(sys);
+	free(names);
+	return e;
+}

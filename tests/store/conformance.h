@@ -140,6 +140,10 @@ void conf_add_schedule(Suite *s, int ntargets);
  * the latest row and its listing (schema version 4). */
 void conf_add_effects(Suite *s, int ntargets);
 
+/* conf_add_activate adds the suite of store_activate.c: batched
+ * activation (gw_store_activate_batch, ops version 5). */
+void conf_add_activate(Suite *s, int ntargets);
+
 /* conf_raw_<backend> fills t's raw hooks and namespace functions when the
  * backend's client library is built into the suite (GW_TEST_<BACKEND>);
  * otherwise it leaves them NULL. */

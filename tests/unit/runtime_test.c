@@ -1413,8 +1413,8 @@ static void load_save(struct load_slot *sl)
 	memcpy(data, &sl->rev, sizeof sl->rev);
 	gw_blob *b = gw_blob_create(NULL, data, sizeof data);
 	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(gw_persist_save(persist, SYS, sl->name, "", b, sl->rev, 0, 0, load_saved, sl),
-	                 GW_OK);
+	ck_assert_int_eq(
+	    gw_persist_save(persist, SYS, sl->name, "", b, sl->rev, 0, 0, load_saved, sl), GW_OK);
 }
 
 START_TEST(scheduled_invocations_fire_while_the_persist_queue_never_empties)
@@ -1774,6 +1774,97 @@ START_TEST(a_scheduled_side_effect_is_stored_once_with_its_key_not_run)
 }
 END_TEST
 
+/* ---- batched activation on the persist thread ------------------------------------ */
+
+enum { ACTS = 150 };
+typedef struct act_rec {
+	gw_err err;
+	uint64_t rev, epoch;
+	size_t len;
+	int order;
+} act_rec;
+static act_rec acts[ACTS + 1];
+static int acts_done;
+static bool gate_open;
+static pthread_mutex_t act_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t act_cv = PTHREAD_COND_INITIALIZER;
+
+/* gate_cb holds the persist thread until the test opens the gate, so the
+ * activations queued meanwhile are all in its next drain. */
+static void gate_cb(void *arg, gw_err err, gw_blob *state, uint64_t rev, uint64_t epoch)
+{
+	(void)arg, (void)err, (void)rev, (void)epoch;
+	gw_blob_rele(state);
+	pthread_mutex_lock(&act_mu);
+	while (!gate_open)
+		pthread_cond_wait(&act_cv, &act_mu);
+	pthread_mutex_unlock(&act_mu);
+}
+
+static void act_cb(void *arg, gw_err err, gw_blob *state, uint64_t rev, uint64_t epoch)
+{
+	act_rec *r = arg;
+	r->err = err;
+	r->rev = rev;
+	r->epoch = epoch;
+	r->len = state ? state->len : 0;
+	gw_blob_rele(state);
+	pthread_mutex_lock(&act_mu);
+	r->order = acts_done++;
+	pthread_cond_broadcast(&act_cv);
+	pthread_mutex_unlock(&act_mu);
+}
+
+START_TEST(activations_queued_together_run_as_store_batches_each_with_its_own_result)
+{
+	/* Every third actor has stored state. */
+	gw_store *s3;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s3, url, &so), GW_OK);
+	for (int i = 0; i < ACTS; i += 3) {
+		char name[16];
+		snprintf(name, sizeof name, "act%d", i);
+		gw_state st = {
+		    .key = {SYS, name}, .type_url = "", .data = (const uint8_t *)"s", .len = 1};
+		gw_err r;
+		ck_assert_int_eq(gw_store_save_batch(s3, &st, 1, &r), GW_OK);
+		ck_assert_int_eq(r, GW_OK);
+	}
+	gw_store_close(s3);
+	gw_persist_stats before, after;
+	gw_persist_get_stats(persist, &before);
+	memset(acts, 0, sizeof acts);
+	acts_done = 0;
+	gate_open = false;
+	ck_assert_int_eq(gw_persist_read(persist, SYS, "gate", 0, gate_cb, NULL), GW_OK);
+	for (int i = 0; i < ACTS; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "act%d", i);
+		ck_assert_int_eq(gw_persist_activate(persist, SYS, name, act_cb, &acts[i]), GW_OK);
+	}
+	/* An actor already in the pending group: a batch of its own, after. */
+	ck_assert_int_eq(gw_persist_activate(persist, SYS, "act140", act_cb, &acts[ACTS]), GW_OK);
+	pthread_mutex_lock(&act_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&act_cv);
+	while (acts_done < ACTS + 1)
+		pthread_cond_wait(&act_cv, &act_mu);
+	pthread_mutex_unlock(&act_mu);
+	for (int i = 0; i <= ACTS; i++) {
+		ck_assert_int_eq(acts[i].order, i); /* callbacks in arrival order */
+		int actor = i == ACTS ? 140 : i;
+		ck_assert_int_eq(acts[i].err, actor % 3 == 0 ? GW_OK : GW_ENOTFOUND);
+		ck_assert_uint_eq(acts[i].rev, actor % 3 == 0 ? 1 : 0);
+		ck_assert_uint_eq(acts[i].len, actor % 3 == 0 ? 1 : 0);
+		ck_assert_uint_eq(acts[i].epoch, i == ACTS ? 2 : 1);
+	}
+	/* max_batch 64: 64 + 64 + 22, then act140 again on its own. */
+	gw_persist_get_stats(persist, &after);
+	ck_assert_uint_eq(after.activate_batches - before.activate_batches, 4);
+	ck_assert_uint_eq(after.loads - before.loads, ACTS + 2);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	Suite *s = suite_create("runtime");
@@ -1817,6 +1908,8 @@ static Suite *runtime_suite(void)
 	    {"outbox-ack", the_outbox_stays_stored_until_its_deliveries_are_acknowledged},
 	    {"outbox-recover", recovery_activates_actors_whose_effects_were_not_delivered},
 	    {"outbox-scheduled", a_scheduled_side_effect_is_stored_once_with_its_key_not_run},
+	    {"activate-batch",
+	     activations_queued_together_run_as_store_batches_each_with_its_own_result},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);
