@@ -188,15 +188,21 @@ static void act_flush(gw_persist *p, act_group *g)
 	g->n = 0;
 }
 
+/* act_holds tells whether the group has an activation of j's actor. */
+static bool act_holds(const act_group *g, const gw_persist_job *j)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (!strcmp(g->v[i]->name, j->name) && !strcmp(g->v[i]->system, j->system))
+			return true;
+	return false;
+}
+
 /* act_add adds j to the group, first running the group when it is full or
  * already holds j's actor (a batch takes each actor once; the second
  * activation then runs after the first, as in the queue). */
 static void act_add(gw_persist *p, act_group *g, gw_persist_job *j)
 {
-	bool again = false;
-	for (size_t i = 0; i < g->n && !again; i++)
-		again = !strcmp(g->v[i]->name, j->name) && !strcmp(g->v[i]->system, j->system);
-	if (again || g->n == g->max)
+	if (act_holds(g, j) || g->n == g->max)
 		act_flush(p, g);
 	g->v[g->n++] = j;
 }
@@ -514,12 +520,14 @@ static void *persist_main(void *arg)
 		/* Reads and activations first, in arrival order; then saves in
 		 * batches. The runtime never has an activation and a save of one
 		 * actor in flight at once, so the reordering is invisible to it.
-		 * Activations in a row (saves and deletes between them do not
-		 * break the row: they are set aside anyway) share one
-		 * gw_store_activate_batch of up to GW_STORE_ACTIVATE_MAX; any
-		 * other job runs the pending group first, so callbacks still run
-		 * in arrival order. Deletes of delivered scheduled invocations
-		 * join the pending ones. */
+		 * Activations share one gw_store_activate_batch of up to
+		 * GW_STORE_ACTIVATE_MAX; a job of an actor in the pending group
+		 * (a read, a listing, an instance lookup) runs that group first,
+		 * so each actor's jobs keep their arrival order; jobs of other
+		 * actors (instance records of new instances, schedules) do not
+		 * break the group: the order across actors is not promised.
+		 * Deletes of delivered scheduled invocations join the pending
+		 * ones. */
 		gw_persist_job *saves = NULL, **stail = &saves;
 		act_group acts = {.n = 0,
 		                  .max = p->o.max_batch < GW_STORE_ACTIVATE_MAX
@@ -542,7 +550,8 @@ static void *persist_main(void *arg)
 				act_add(p, &acts, j);
 				continue;
 			}
-			act_flush(p, &acts);
+			if (act_holds(&acts, j))
+				act_flush(p, &acts);
 			if (j->kind == JOB_LIST)
 				run_list(p, j);
 			else if (j->kind == JOB_READ)

@@ -13,11 +13,12 @@
  * thread would go idle, or after at most 100 ms (persist.c).
  *
  * Batched activation: activations that arrive together (one drain of the
- * queue, in a row: only saves and deletes of delivered scheduled
- * invocations may sit between them) run as one gw_store_activate_batch
- * (their epochs in one transaction, their rows in one read), up to
- * min(max_batch, GW_STORE_ACTIVATE_MAX) per call; each job still gets its
- * own callback, in arrival order, with its own result.
+ * queue; jobs of other actors between them do not break the group, a job
+ * of an actor in it runs the group first) run as one
+ * gw_store_activate_batch (their epochs in one transaction, their rows in
+ * one read), up to min(max_batch, GW_STORE_ACTIVATE_MAX) per call; each
+ * job still gets its own callback, with its own result; the activations'
+ * callbacks run in their arrival order.
  *
  * Key rotation: when enabled, the thread re-encrypts rows to the primary
  * key in small steps (gw_store_rotate_step) whenever its queue is empty,

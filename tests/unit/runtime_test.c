@@ -1801,6 +1801,11 @@ static void gate_cb(void *arg, gw_err err, gw_blob *state, uint64_t rev, uint64_
 	pthread_mutex_unlock(&act_mu);
 }
 
+static void put_cb(void *arg, gw_err err)
+{
+	*(gw_err *)arg = err; /* before the activations' callbacks: read after them */
+}
+
 static void act_cb(void *arg, gw_err err, gw_blob *state, uint64_t rev, uint64_t epoch)
 {
 	act_rec *r = arg;
@@ -1862,6 +1867,49 @@ START_TEST(activations_queued_together_run_as_store_batches_each_with_its_own_re
 	gw_persist_get_stats(persist, &after);
 	ck_assert_uint_eq(after.activate_batches - before.activate_batches, 4);
 	ck_assert_uint_eq(after.loads - before.loads, ACTS + 2);
+
+	/* Jobs of other actors between the activations (records of new
+	 * instances) do not break the group; a job of an actor in the group
+	 * (a read of b3) runs the group first. */
+	enum { B = 10 };
+	static act_rec bs[B + 5], rd;
+	static gw_err puts[B];
+	memset(bs, 0, sizeof bs);
+	memset(&rd, 0, sizeof rd);
+	acts_done = 0;
+	gate_open = false;
+	gw_persist_get_stats(persist, &before);
+	ck_assert_int_eq(gw_persist_read(persist, SYS, "gate", 0, gate_cb, NULL), GW_OK);
+	for (int i = 0; i < B; i++) {
+		char name[16], inst[16];
+		snprintf(name, sizeof name, "b%d", i);
+		snprintf(inst, sizeof inst, "inst%d", i);
+		ck_assert_int_eq(gw_persist_activate(persist, SYS, name, act_cb, &bs[i]), GW_OK);
+		puts[i] = GW_EIO;
+		ck_assert_int_eq(gw_persist_instance_put(persist, SYS, inst, "tmpl", put_cb, &puts[i]),
+		                 GW_OK);
+	}
+	ck_assert_int_eq(gw_persist_read(persist, SYS, "b3", 0, act_cb, &rd), GW_OK);
+	for (int i = B; i < B + 5; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "b%d", i);
+		ck_assert_int_eq(gw_persist_activate(persist, SYS, name, act_cb, &bs[i]), GW_OK);
+	}
+	pthread_mutex_lock(&act_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&act_cv);
+	while (acts_done < B + 5 + 1)
+		pthread_cond_wait(&act_cv, &act_mu);
+	pthread_mutex_unlock(&act_mu);
+	for (int i = 0; i < B + 5; i++) {
+		ck_assert_int_eq(bs[i].err, GW_ENOTFOUND);
+		ck_assert_uint_eq(bs[i].epoch, 1);
+	}
+	for (int i = 0; i < B; i++)
+		ck_assert_int_eq(puts[i], GW_OK);
+	ck_assert_int_lt(bs[3].order, rd.order); /* b3's read after b3's activation */
+	gw_persist_get_stats(persist, &after);
+	ck_assert_uint_eq(after.activate_batches - before.activate_batches, 2);
 }
 END_TEST
 
