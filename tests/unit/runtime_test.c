@@ -1785,7 +1785,7 @@ typedef struct act_rec {
 } act_rec;
 static act_rec acts[ACTS + 1];
 static int acts_done;
-static bool gate_open;
+static bool gate_open, gate_entered;
 static pthread_mutex_t act_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t act_cv = PTHREAD_COND_INITIALIZER;
 
@@ -1796,7 +1796,21 @@ static void gate_cb(void *arg, gw_err err, gw_blob *state, uint64_t rev, uint64_
 	(void)arg, (void)err, (void)rev, (void)epoch;
 	gw_blob_rele(state);
 	pthread_mutex_lock(&act_mu);
+	gate_entered = true;
+	pthread_cond_broadcast(&act_cv);
 	while (!gate_open)
+		pthread_cond_wait(&act_cv, &act_mu);
+	pthread_mutex_unlock(&act_mu);
+}
+
+/* gate_close queues the gate and waits until the persist thread is held
+ * in it: every job queued after this is in its next drain. */
+static void gate_close(void)
+{
+	gate_open = gate_entered = false;
+	ck_assert_int_eq(gw_persist_read(persist, SYS, "gate", 0, gate_cb, NULL), GW_OK);
+	pthread_mutex_lock(&act_mu);
+	while (!gate_entered)
 		pthread_cond_wait(&act_cv, &act_mu);
 	pthread_mutex_unlock(&act_mu);
 }
@@ -1840,8 +1854,7 @@ START_TEST(activations_queued_together_run_as_store_batches_each_with_its_own_re
 	gw_persist_get_stats(persist, &before);
 	memset(acts, 0, sizeof acts);
 	acts_done = 0;
-	gate_open = false;
-	ck_assert_int_eq(gw_persist_read(persist, SYS, "gate", 0, gate_cb, NULL), GW_OK);
+	gate_close();
 	for (int i = 0; i < ACTS; i++) {
 		char name[16];
 		snprintf(name, sizeof name, "act%d", i);
@@ -1877,9 +1890,8 @@ START_TEST(activations_queued_together_run_as_store_batches_each_with_its_own_re
 	memset(bs, 0, sizeof bs);
 	memset(&rd, 0, sizeof rd);
 	acts_done = 0;
-	gate_open = false;
 	gw_persist_get_stats(persist, &before);
-	ck_assert_int_eq(gw_persist_read(persist, SYS, "gate", 0, gate_cb, NULL), GW_OK);
+	gate_close();
 	for (int i = 0; i < B; i++) {
 		char name[16], inst[16];
 		snprintf(name, sizeof name, "b%d", i);
