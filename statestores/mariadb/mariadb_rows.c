@@ -261,20 +261,6 @@ static gw_err save_row(my_drv *d, my_conn *mc, const gw_row *row, gw_err *result
 	return GW_OK;
 }
 
-gw_err gwi_my_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *results)
-{
-	my_drv *d = drv;
-	my_conn *mc = NULL;
-	if (n == 0)
-		return GW_OK;
-	gw_err e = gwi_my_begin(d, &mc);
-	for (size_t i = 0; e == GW_OK && i < n; i++)
-		e = save_row(d, mc, &rows[i], &results[i]);
-	if ((e = gwi_my_end(d, mc, e)) != GW_OK)
-		gwi_results_set(results, n, e);
-	return e;
-}
-
 gw_err gwi_my_remove(void *drv, const gw_actor_key *k)
 {
 	my_drv *d = drv;
@@ -631,5 +617,362 @@ out:
 	free(up);
 	free(get);
 	free(load);
+	return e;
+}
+
+/* ---- bulk saves ----------------------------------------------------------------- */
+
+/* The raw bytes (gwi_row_bytes) of one save segment: spelled in hex its
+ * statements stay near 2 MiB, well below max_allowed_packet (16 MiB by
+ * default since MariaDB 10.2.4, 64 MiB on MySQL 8, 4 MiB before). A row
+ * bigger than this goes alone, through the prepared statements (binary). */
+#define SEGMENT_BYTES (1u << 20)
+
+/* A growing SQL text. */
+typedef struct sqlb {
+	char *buf; /* owned; NUL-terminated */
+	size_t len, cap;
+	bool nomem;
+} sqlb;
+
+static void sb_raw(sqlb *b, const char *p, size_t len)
+{
+	if (b->nomem)
+		return;
+	if (len + 1 > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (len + 1 > cap - b->len)
+			cap *= 2;
+		char *nb = realloc(b->buf, cap);
+		if (!nb) {
+			b->nomem = true;
+			return;
+		}
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, p, len);
+	b->len += len;
+	b->buf[b->len] = '\0';
+}
+
+static void sb_str(sqlb *b, const char *s)
+{
+	sb_raw(b, s, strlen(s));
+}
+
+static void sb_u64(sqlb *b, uint64_t v)
+{
+	char num[24];
+	sb_raw(b, num, (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)v));
+}
+
+/* sb_hex spells len bytes as X'...': binary-safe, nothing to escape. */
+static void sb_hex(sqlb *b, const void *p, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char chunk[512];
+	const unsigned char *c = p;
+	sb_raw(b, "X'", 2);
+	for (size_t i = 0; i < len;) {
+		size_t k = 0;
+		for (; i < len && k + 2 <= sizeof chunk; i++) {
+			chunk[k++] = digits[c[i] >> 4];
+			chunk[k++] = digits[c[i] & 15];
+		}
+		sb_raw(b, chunk, k);
+	}
+	sb_raw(b, "'", 1);
+}
+
+static void sb_text(sqlb *b, const char *s)
+{
+	sb_hex(b, s, strlen(s));
+}
+
+/* sb_key spells (X'system',X'name'). */
+static void sb_key(sqlb *b, const gw_actor_key *k)
+{
+	sb_raw(b, "(", 1);
+	sb_text(b, k->system);
+	sb_raw(b, ",", 1);
+	sb_text(b, k->name);
+	sb_raw(b, ")", 1);
+}
+
+/* A segment: rows[0..n) of distinct keys, visited in key byte order
+ * (order[j] is the j-th row by key), so every statement meets the rows in
+ * the order of the primary keys: two batches lock rows in one order. */
+typedef struct my_seg {
+	const gw_row *rows;
+	size_t n;
+	gw_actor_key *keys;          /* owned, n: keys[i] = rows[i].key */
+	const gw_actor_key **by_key; /* owned, n */
+	gw_err *results;             /* the batch's, from rows[0] */
+} my_seg;
+
+#define SEG_ROW(g, j) ((size_t)((g)->by_key[j] - (g)->keys))
+
+/* seg_keys spells the keys of the rows whose result is want as an IN list
+ * between head and tail; *count gets their number. */
+static void seg_keys(const my_seg *g, gw_err want, sqlb *b, const char *head, const char *tail,
+                     size_t *count)
+{
+	size_t c = 0;
+	sb_str(b, head);
+	for (size_t j = 0; j < g->n; j++) {
+		if (g->results[SEG_ROW(g, j)] != want)
+			continue;
+		if (c++)
+			sb_raw(b, ",", 1);
+		sb_key(b, &g->keys[SEG_ROW(g, j)]);
+	}
+	sb_str(b, tail);
+	*count = c;
+}
+
+static gw_err take_fence(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
+{
+	my_seg *g = arg;
+	uint64_t epoch;
+	if (g->rows[at].epoch == 0 || !text_int(row[2], len[2], &epoch)) {
+		GW_ERROR("mariadb %s: save (fence) returned an unexpected row", d->where);
+		return GW_ECORRUPT;
+	}
+	if (epoch == g->rows[at].epoch)
+		g->results[at] = GW_ECONFLICT; /* not fenced; a conflict until written */
+	return GW_OK;
+}
+
+/* seg_fence: one locking read of the fenced rows' epochs (LOCK IN SHARE
+ * MODE, in key order: an acquire waits for our commit); results[i] =
+ * GW_EFENCED unless the row's epoch is the current one, else GW_ECONFLICT
+ * (to be written). */
+static gw_err seg_fence(my_drv *d, my_conn *mc, my_seg *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		g->results[i] = g->rows[i].epoch != 0 ? GW_EFENCED : GW_ECONFLICT;
+	sqlb b = {0};
+	size_t nf;
+	seg_keys(g, GW_EFENCED, &b,
+	         "SELECT system, name, epoch FROM spawn_actor_epoch WHERE (system, name) IN (",
+	         ") ORDER BY system, name LOCK IN SHARE MODE", &nf);
+	gw_err e = b.nomem ? GW_ENOMEM : GW_OK;
+	if (e == GW_OK && nf > 0)
+		e = batch_query(d, mc, true, b.buf, "save (fence)", g->keys, g->by_key, g->n,
+		                take_fence, g);
+	free(b.buf);
+	return e;
+}
+
+/* seg_row_values spells row's (system, name, revision, epoch, key_id,
+ * nonce, data, type_url) from the start of a VALUES tuple. */
+static void seg_row_values(sqlb *b, const gw_row *row)
+{
+	sb_text(b, row->key.system);
+	sb_raw(b, ",", 1);
+	sb_text(b, row->key.name);
+	sb_raw(b, ",", 1);
+	sb_u64(b, row->revision);
+	sb_raw(b, ",", 1);
+	sb_u64(b, row->epoch);
+	sb_raw(b, ",", 1);
+	sb_text(b, row->key_id);
+	sb_raw(b, ",", 1);
+	sb_hex(b, row->nonce, sizeof row->nonce);
+	sb_raw(b, ",", 1);
+	sb_hex(b, row->data, row->len);
+	sb_raw(b, ",", 1);
+	sb_text(b, row->type_url);
+}
+
+/* seg_run runs the statement in b (none when count is 0); *affected gets
+ * its affected rows. */
+static gw_err seg_run(my_drv *d, my_conn *mc, sqlb *b, size_t count, const char *what,
+                      uint64_t *affected)
+{
+	gw_err e = b->nomem ? GW_ENOMEM : GW_OK;
+	*affected = 0;
+	if (e == GW_OK && count > 0 && (e = gwi_my_query_first(d, mc, true, b->buf, what)) == GW_OK)
+		*affected = mysql_affected_rows(mc->m);
+	free(b->buf);
+	*b = (sqlb){0};
+	return e;
+}
+
+/* seg_insert: the rows to write with expected 0, one multi-row INSERT that
+ * leaves an existing row as it is (0 affected rows for it). */
+static gw_err seg_insert(my_drv *d, my_conn *mc, my_seg *g, size_t *count, uint64_t *affected)
+{
+	sqlb b = {0};
+	size_t c = 0;
+	sb_str(&b, "INSERT INTO spawn_actor_state(system, name, revision, epoch, key_id, nonce, "
+	           "data, type_url, effects, updated_at) VALUES");
+	for (size_t j = 0; j < g->n; j++) {
+		const gw_row *row = &g->rows[SEG_ROW(g, j)];
+		if (g->results[SEG_ROW(g, j)] != GW_ECONFLICT || row->expected != 0)
+			continue;
+		sb_str(&b, c++ ? ",(" : "(");
+		seg_row_values(&b, row);
+		sb_str(&b, row->effects ? ",1,UTC_TIMESTAMP(6))" : ",0,UTC_TIMESTAMP(6))");
+	}
+	sb_str(&b, " ON DUPLICATE KEY UPDATE system = system");
+	*count = c;
+	return seg_run(d, mc, &b, c, "save (insert)", affected);
+}
+
+/* seg_update: the rows to write with expected > 0, one UPDATE joined with
+ * their values (a derived table): a row changes only when still at its
+ * expected revision. */
+static gw_err seg_update(my_drv *d, my_conn *mc, my_seg *g, size_t *count, uint64_t *affected)
+{
+	sqlb b = {0};
+	size_t c = 0;
+	/* A first SELECT of no row names the derived table's columns. */
+	sb_str(&b, "UPDATE spawn_actor_state s JOIN (SELECT X'' AS system, X'' AS name, "
+	           "0 AS revision, 0 AS epoch, X'' AS key_id, X'' AS nonce, X'' AS data, "
+	           "X'' AS type_url, 0 AS effects, 0 AS ex FROM DUAL WHERE 0");
+	for (size_t j = 0; j < g->n; j++) {
+		const gw_row *row = &g->rows[SEG_ROW(g, j)];
+		if (g->results[SEG_ROW(g, j)] != GW_ECONFLICT || row->expected == 0)
+			continue;
+		sb_str(&b, " UNION ALL SELECT ");
+		seg_row_values(&b, row);
+		sb_str(&b, row->effects ? ",1," : ",0,");
+		sb_u64(&b, row->expected);
+		c++;
+	}
+	sb_str(&b, ") v "
+	           "ON s.system = v.system AND s.name = v.name AND s.revision = v.ex "
+	           "SET s.revision = v.revision, s.epoch = v.epoch, s.key_id = v.key_id, "
+	           "s.nonce = v.nonce, s.data = v.data, s.type_url = v.type_url, "
+	           "s.updated_at = UTC_TIMESTAMP(6), s.effects = v.effects");
+	*count = c;
+	return seg_run(d, mc, &b, c, "save (update)", affected);
+}
+
+static gw_err take_written(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
+{
+	my_seg *g = arg;
+	const gw_row *w = &g->rows[at];
+	uint64_t rev;
+	/* Ours: the new revision with the nonce we sealed it with (a fresh
+	 * random nonce per seal). */
+	if (g->results[at] == GW_ECONFLICT && text_int(row[2], len[2], &rev) &&
+	    rev == w->revision && row[3] && len[3] == sizeof w->nonce &&
+	    memcmp(row[3], w->nonce, sizeof w->nonce) == 0)
+		g->results[at] = GW_OK;
+	return GW_OK;
+}
+
+/* seg_written settles which rows the writes changed: all of them when the
+ * affected rows say so (the usual case: no read), else a read of the
+ * candidates, under the locks the writes took. */
+static gw_err seg_written(my_drv *d, my_conn *mc, my_seg *g, size_t want, uint64_t affected)
+{
+	if (affected == want) {
+		for (size_t i = 0; i < g->n; i++)
+			if (g->results[i] == GW_ECONFLICT)
+				g->results[i] = GW_OK;
+		return GW_OK;
+	}
+	sqlb b = {0};
+	size_t c;
+	seg_keys(g, GW_ECONFLICT, &b,
+	         "SELECT system, name, revision, nonce FROM spawn_actor_state "
+	         "WHERE (system, name) IN (",
+	         ")", &c);
+	gw_err e = b.nomem ? GW_ENOMEM : GW_OK;
+	if (e == GW_OK && c > 0)
+		e = batch_query(d, mc, true, b.buf, "save (read back)", g->keys, g->by_key, g->n,
+		                take_written, g);
+	free(b.buf);
+	return e;
+}
+
+/* seg_history writes the saved rows into the history (one multi-row
+ * upsert) and trims each actor's revisions below new - history (one
+ * DELETE). */
+static gw_err seg_history(my_drv *d, my_conn *mc, my_seg *g)
+{
+	sqlb b = {0};
+	size_t c = 0;
+	uint64_t affected;
+	sb_str(&b, "INSERT INTO spawn_actor_history(system, name, revision, epoch, key_id, nonce, "
+	           "data, type_url, updated_at) VALUES");
+	for (size_t j = 0; j < g->n; j++) {
+		if (g->results[SEG_ROW(g, j)] != GW_OK)
+			continue;
+		sb_str(&b, c++ ? ",(" : "(");
+		seg_row_values(&b, &g->rows[SEG_ROW(g, j)]);
+		sb_str(&b, ",UTC_TIMESTAMP(6))");
+	}
+	sb_str(&b, " ON DUPLICATE KEY UPDATE epoch = VALUES(epoch), key_id = VALUES(key_id), "
+	           "nonce = VALUES(nonce), data = VALUES(data), type_url = VALUES(type_url), "
+	           "updated_at = VALUES(updated_at)");
+	gw_err e = seg_run(d, mc, &b, c, "save (history)", &affected);
+	if (e != GW_OK || c == 0)
+		return e;
+	c = 0;
+	sb_str(&b, "DELETE FROM spawn_actor_history WHERE ");
+	for (size_t j = 0; j < g->n; j++) {
+		const gw_row *row = &g->rows[SEG_ROW(g, j)];
+		if (g->results[SEG_ROW(g, j)] != GW_OK)
+			continue;
+		sb_str(&b, c++ ? " OR (system = " : "(system = ");
+		sb_text(&b, row->key.system);
+		sb_str(&b, " AND name = ");
+		sb_text(&b, row->key.name);
+		sb_str(&b, " AND revision < ");
+		sb_u64(&b, gwi_history_keep(row->revision, d->history));
+		sb_raw(&b, ")", 1);
+	}
+	return seg_run(d, mc, &b, c, "save (history trim)", &affected);
+}
+
+/* save_segment saves rows[0..n) (distinct keys, n >= 2): the fence, the
+ * inserts, the updates, a read back only when some write found nothing,
+ * and with a history policy its upsert and trim: at most six statements
+ * whatever n. */
+static gw_err save_segment(my_drv *d, my_conn *mc, const gw_row *rows, size_t n, gw_err *results)
+{
+	my_seg g = {rows, n, malloc(n * sizeof *g.keys), malloc(n * sizeof *g.by_key), results};
+	size_t ni = 0, nu = 0;
+	uint64_t ai = 0, au = 0;
+	gw_err e = GW_ENOMEM;
+	if (!g.keys || !g.by_key)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		g.keys[i] = rows[i].key;
+	gwi_keys_sort(g.keys, n, g.by_key);
+	if ((e = seg_fence(d, mc, &g)) != GW_OK || (e = seg_insert(d, mc, &g, &ni, &ai)) != GW_OK ||
+	    (e = seg_update(d, mc, &g, &nu, &au)) != GW_OK ||
+	    (e = seg_written(d, mc, &g, ni + nu, ai + au)) != GW_OK)
+		goto out;
+	if (d->history > 0)
+		e = seg_history(d, mc, &g);
+out:
+	free(g.keys);
+	free(g.by_key);
+	return e;
+}
+
+/* save_batch: in segments of up to GWI_SAVE_SEGMENT rows of distinct keys
+ * and SEGMENT_BYTES (gwi_save_segment); a segment of one row goes the way
+ * of one row (save_row: prepared statements, no hex, no more round trips). */
+gw_err gwi_my_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *results)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	if (n == 0)
+		return GW_OK;
+	gw_err e = gwi_my_begin(d, &mc);
+	for (size_t i = 0, k; e == GW_OK && i < n; i += k) {
+		k = gwi_save_segment(&rows[i], n - i, GWI_SAVE_SEGMENT, SEGMENT_BYTES);
+		e = k == 1 ? save_row(d, mc, &rows[i], &results[i])
+		           : save_segment(d, mc, &rows[i], k, &results[i]);
+	}
+	if ((e = gwi_my_end(d, mc, e)) != GW_OK)
+		gwi_results_set(results, n, e);
 	return e;
 }
