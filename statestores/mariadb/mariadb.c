@@ -37,12 +37,12 @@
  * In bulk: per segment of up to GWI_SAVE_SEGMENT rows of distinct keys and
  * 1 MiB of row bytes (a key met again starts the next segment, so rows
  * apply in order), whatever its size: one fence read (IN list, key order,
- * LOCK IN SHARE MODE), one multi-row INSERT (the new rows), one UPDATE
- * joined with a derived table of the others' values (keys and values as
- * hex literals, rows in key order), a read back of revision and nonce only
- * when the affected rows fall short (someone conflicted), and with a
- * history one multi-row upsert and one DELETE. A segment of one row (also
- * a row past 1 MiB) runs the per-row prepared statements.
+ * LOCK IN SHARE MODE), then ONE query holding the INSERT or UPDATE of each
+ * unfenced row, in key order (CLIENT_MULTI_STATEMENTS; keys and values as
+ * hex literals), each statement's affected rows its row's outcome, and
+ * with a history one more query (a multi-row upsert and one DELETE). A
+ * segment of one row (also a row past 1 MiB) runs the per-row prepared
+ * statements.
  *
  * sched_claim, in one transaction: up to max unclaimed due rows and up to
  * max rows whose lease expired, both SELECT ... FOR UPDATE SKIP LOCKED

@@ -786,118 +786,114 @@ static void seg_row_values(sqlb *b, const gw_row *row)
 	sb_text(b, row->type_url);
 }
 
-/* seg_run runs the statement in b (none when count is 0); *affected gets
- * its affected rows. */
-static gw_err seg_run(my_drv *d, my_conn *mc, sqlb *b, size_t count, const char *what,
-                      uint64_t *affected)
+/* seg_multi sends the count statements in b (none when count is 0) as one
+ * query (CLIENT_MULTI_STATEMENTS: one round trip) and writes the affected
+ * rows of statement k into affected[k] (affected may be NULL). An error
+ * stops the server at the failing statement; it fails the call. */
+static gw_err seg_multi(my_drv *d, my_conn *mc, sqlb *b, size_t count, const char *what,
+                        uint64_t *affected)
 {
 	gw_err e = b->nomem ? GW_ENOMEM : GW_OK;
-	*affected = 0;
-	if (e == GW_OK && count > 0 && (e = gwi_my_query_first(d, mc, true, b->buf, what)) == GW_OK)
-		*affected = mysql_affected_rows(mc->m);
+	size_t k = 0;
+	if (e != GW_OK || count == 0)
+		goto out;
+	if ((e = gwi_my_query_first(d, mc, true, b->buf, what)) != GW_OK)
+		goto out;
+	for (;;) {
+		MYSQL_RES *res = mysql_store_result(mc->m);
+		if (res)
+			mysql_free_result(res); /* none of ours returns rows */
+		if (affected && k < count)
+			affected[k] = mysql_affected_rows(mc->m);
+		k++;
+		int more = mysql_next_result(mc->m);
+		if (more < 0)
+			break;
+		if (more > 0) {
+			e = gwi_my_fail(d, mc, NULL, what);
+			goto out;
+		}
+	}
+	if (k != count) {
+		GW_ERROR("mariadb %s: %s: %zu results for %zu statements", d->where, what, k,
+		         count);
+		e = GW_ECORRUPT;
+	}
+out:
 	free(b->buf);
 	*b = (sqlb){0};
 	return e;
 }
 
-/* seg_insert: the rows to write with expected 0, one multi-row INSERT that
- * leaves an existing row as it is (0 affected rows for it). */
-static gw_err seg_insert(my_drv *d, my_conn *mc, my_seg *g, size_t *count, uint64_t *affected)
+/* seg_write writes every row of the segment not fenced, in key order, with
+ * one statement each, all sent as one query: expected 0 an INSERT that
+ * leaves an existing row as it is, else an UPDATE of the row still at
+ * expected. Each statement's affected rows is its row's outcome (1: OK,
+ * 0: ECONFLICT), as for the prepared statements of save_row. */
+static gw_err seg_write(my_drv *d, my_conn *mc, my_seg *g)
 {
 	sqlb b = {0};
 	size_t c = 0;
-	sb_str(&b, "INSERT INTO spawn_actor_state(system, name, revision, epoch, key_id, nonce, "
-	           "data, type_url, effects, updated_at) VALUES");
+	size_t *rows = malloc(g->n * sizeof *rows);
+	uint64_t *affected = malloc(g->n * sizeof *affected);
+	gw_err e = GW_ENOMEM;
+	if (!rows || !affected)
+		goto out;
 	for (size_t j = 0; j < g->n; j++) {
-		const gw_row *row = &g->rows[SEG_ROW(g, j)];
-		if (g->results[SEG_ROW(g, j)] != GW_ECONFLICT || row->expected != 0)
+		size_t i = SEG_ROW(g, j);
+		const gw_row *row = &g->rows[i];
+		if (g->results[i] != GW_ECONFLICT)
 			continue;
-		sb_str(&b, c++ ? ",(" : "(");
-		seg_row_values(&b, row);
-		sb_str(&b, row->effects ? ",1,UTC_TIMESTAMP(6))" : ",0,UTC_TIMESTAMP(6))");
-	}
-	sb_str(&b, " ON DUPLICATE KEY UPDATE system = system");
-	*count = c;
-	return seg_run(d, mc, &b, c, "save (insert)", affected);
-}
-
-/* seg_update: the rows to write with expected > 0, one UPDATE joined with
- * their values (a derived table): a row changes only when still at its
- * expected revision. */
-static gw_err seg_update(my_drv *d, my_conn *mc, my_seg *g, size_t *count, uint64_t *affected)
-{
-	sqlb b = {0};
-	size_t c = 0;
-	/* A first SELECT of no row names the derived table's columns. */
-	sb_str(&b, "UPDATE spawn_actor_state s JOIN (SELECT X'' AS system, X'' AS name, "
-	           "0 AS revision, 0 AS epoch, X'' AS key_id, X'' AS nonce, X'' AS data, "
-	           "X'' AS type_url, 0 AS effects, 0 AS ex FROM DUAL WHERE 0");
-	for (size_t j = 0; j < g->n; j++) {
-		const gw_row *row = &g->rows[SEG_ROW(g, j)];
-		if (g->results[SEG_ROW(g, j)] != GW_ECONFLICT || row->expected == 0)
+		rows[c++] = i;
+		if (row->expected == 0) {
+			sb_str(
+			    &b,
+			    "INSERT INTO spawn_actor_state(system, name, revision, epoch, key_id, "
+			    "nonce, data, type_url, effects, updated_at) VALUES(");
+			seg_row_values(&b, row);
+			sb_str(&b, row->effects ? ",1," : ",0,");
+			sb_str(&b, "UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE system = system;");
 			continue;
-		sb_str(&b, " UNION ALL SELECT ");
-		seg_row_values(&b, row);
-		sb_str(&b, row->effects ? ",1," : ",0,");
+		}
+		sb_str(&b, "UPDATE spawn_actor_state SET revision = ");
+		sb_u64(&b, row->revision);
+		sb_str(&b, ", epoch = ");
+		sb_u64(&b, row->epoch);
+		sb_str(&b, ", key_id = ");
+		sb_text(&b, row->key_id);
+		sb_str(&b, ", nonce = ");
+		sb_hex(&b, row->nonce, sizeof row->nonce);
+		sb_str(&b, ", data = ");
+		sb_hex(&b, row->data, row->len);
+		sb_str(&b, ", type_url = ");
+		sb_text(&b, row->type_url);
+		sb_str(&b, row->effects ? ", effects = 1" : ", effects = 0");
+		sb_str(&b, ", updated_at = UTC_TIMESTAMP(6) WHERE system = ");
+		sb_text(&b, row->key.system);
+		sb_str(&b, " AND name = ");
+		sb_text(&b, row->key.name);
+		sb_str(&b, " AND revision = ");
 		sb_u64(&b, row->expected);
-		c++;
+		sb_raw(&b, ";", 1);
 	}
-	sb_str(&b, ") v "
-	           "ON s.system = v.system AND s.name = v.name AND s.revision = v.ex "
-	           "SET s.revision = v.revision, s.epoch = v.epoch, s.key_id = v.key_id, "
-	           "s.nonce = v.nonce, s.data = v.data, s.type_url = v.type_url, "
-	           "s.updated_at = UTC_TIMESTAMP(6), s.effects = v.effects");
-	*count = c;
-	return seg_run(d, mc, &b, c, "save (update)", affected);
-}
-
-static gw_err take_written(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
-{
-	my_seg *g = arg;
-	const gw_row *w = &g->rows[at];
-	uint64_t rev;
-	/* Ours: the new revision with the nonce we sealed it with (a fresh
-	 * random nonce per seal). */
-	if (g->results[at] == GW_ECONFLICT && text_int(row[2], len[2], &rev) &&
-	    rev == w->revision && row[3] && len[3] == sizeof w->nonce &&
-	    memcmp(row[3], w->nonce, sizeof w->nonce) == 0)
-		g->results[at] = GW_OK;
-	return GW_OK;
-}
-
-/* seg_written settles which rows the writes changed: all of them when the
- * affected rows say so (the usual case: no read), else a read of the
- * candidates, under the locks the writes took. */
-static gw_err seg_written(my_drv *d, my_conn *mc, my_seg *g, size_t want, uint64_t affected)
-{
-	if (affected == want) {
-		for (size_t i = 0; i < g->n; i++)
-			if (g->results[i] == GW_ECONFLICT)
-				g->results[i] = GW_OK;
-		return GW_OK;
-	}
-	sqlb b = {0};
-	size_t c;
-	seg_keys(g, GW_ECONFLICT, &b,
-	         "SELECT system, name, revision, nonce FROM spawn_actor_state "
-	         "WHERE (system, name) IN (",
-	         ")", &c);
-	gw_err e = b.nomem ? GW_ENOMEM : GW_OK;
-	if (e == GW_OK && c > 0)
-		e = batch_query(d, mc, true, b.buf, "save (read back)", g->keys, g->by_key, g->n,
-		                take_written, g);
+	if ((e = seg_multi(d, mc, &b, c, "save", affected)) != GW_OK)
+		goto out;
+	for (size_t k = 0; k < c; k++)
+		g->results[rows[k]] = affected[k] == 1 ? GW_OK : GW_ECONFLICT;
+out:
 	free(b.buf);
+	free(rows);
+	free(affected);
 	return e;
 }
 
 /* seg_history writes the saved rows into the history (one multi-row
  * upsert) and trims each actor's revisions below new - history (one
- * DELETE). */
+ * DELETE), both in one query. */
 static gw_err seg_history(my_drv *d, my_conn *mc, my_seg *g)
 {
 	sqlb b = {0};
 	size_t c = 0;
-	uint64_t affected;
 	sb_str(&b, "INSERT INTO spawn_actor_history(system, name, revision, epoch, key_id, nonce, "
 	           "data, type_url, updated_at) VALUES");
 	for (size_t j = 0; j < g->n; j++) {
@@ -909,12 +905,8 @@ static gw_err seg_history(my_drv *d, my_conn *mc, my_seg *g)
 	}
 	sb_str(&b, " ON DUPLICATE KEY UPDATE epoch = VALUES(epoch), key_id = VALUES(key_id), "
 	           "nonce = VALUES(nonce), data = VALUES(data), type_url = VALUES(type_url), "
-	           "updated_at = VALUES(updated_at)");
-	gw_err e = seg_run(d, mc, &b, c, "save (history)", &affected);
-	if (e != GW_OK || c == 0)
-		return e;
+	           "updated_at = VALUES(updated_at);DELETE FROM spawn_actor_history WHERE ");
 	c = 0;
-	sb_str(&b, "DELETE FROM spawn_actor_history WHERE ");
 	for (size_t j = 0; j < g->n; j++) {
 		const gw_row *row = &g->rows[SEG_ROW(g, j)];
 		if (g->results[SEG_ROW(g, j)] != GW_OK)
@@ -927,29 +919,23 @@ static gw_err seg_history(my_drv *d, my_conn *mc, my_seg *g)
 		sb_u64(&b, gwi_history_keep(row->revision, d->history));
 		sb_raw(&b, ")", 1);
 	}
-	return seg_run(d, mc, &b, c, "save (history trim)", &affected);
+	return seg_multi(d, mc, &b, c > 0 ? 2 : 0, "save (history)", NULL);
 }
 
-/* save_segment saves rows[0..n) (distinct keys, n >= 2): the fence, the
- * inserts, the updates, a read back only when some write found nothing,
- * and with a history policy its upsert and trim: at most six statements
- * whatever n. */
+/* save_segment saves rows[0..n) (distinct keys, n >= 2) in at most three
+ * round trips whatever n: the fence, the writes and, with a history
+ * policy, the history. */
 static gw_err save_segment(my_drv *d, my_conn *mc, const gw_row *rows, size_t n, gw_err *results)
 {
 	my_seg g = {rows, n, malloc(n * sizeof *g.keys), malloc(n * sizeof *g.by_key), results};
-	size_t ni = 0, nu = 0;
-	uint64_t ai = 0, au = 0;
 	gw_err e = GW_ENOMEM;
 	if (!g.keys || !g.by_key)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		g.keys[i] = rows[i].key;
 	gwi_keys_sort(g.keys, n, g.by_key);
-	if ((e = seg_fence(d, mc, &g)) != GW_OK || (e = seg_insert(d, mc, &g, &ni, &ai)) != GW_OK ||
-	    (e = seg_update(d, mc, &g, &nu, &au)) != GW_OK ||
-	    (e = seg_written(d, mc, &g, ni + nu, ai + au)) != GW_OK)
-		goto out;
-	if (d->history > 0)
+	if ((e = seg_fence(d, mc, &g)) == GW_OK && (e = seg_write(d, mc, &g)) == GW_OK &&
+	    d->history > 0)
 		e = seg_history(d, mc, &g);
 out:
 	free(g.keys);
