@@ -35,14 +35,15 @@
  * lock makes an acquire wait until the save commits. Any error ->
  * ROLLBACK, the batch fails as a whole.
  * In bulk: per segment of up to GWI_SAVE_SEGMENT rows of distinct keys and
- * 1 MiB of row bytes (a key met again starts the next segment, so rows
- * apply in order), whatever its size: one fence read (IN list, key order,
- * LOCK IN SHARE MODE), then ONE query holding the INSERT or UPDATE of each
- * unfenced row, in key order (CLIENT_MULTI_STATEMENTS; keys and values as
- * hex literals), each statement's affected rows its row's outcome, and
- * with a history one more query (a multi-row upsert and one DELETE). A
- * segment of one row (also a row past 1 MiB) runs the per-row prepared
- * statements.
+ * 4 MiB of row bytes (a key met again starts the next segment, so rows
+ * apply in order), whatever its size: one fence read (IN list of hex keys,
+ * key order, LOCK IN SHARE MODE), then the prepared INSERT and UPDATE above
+ * each executed once over arrays of all the rows (MariaDB's bulk protocol,
+ * STMT_ATTR_ARRAY_SIZE: one round trip, binary), a read back of revision
+ * and nonce only when their affected rows fall short (someone conflicted),
+ * and with a history the history upsert and trim, in bulk too. A segment
+ * of one row (also a row past 4 MiB), and every row on a server without
+ * the bulk protocol (MySQL), runs the per-row statements.
  *
  * sched_claim, in one transaction: up to max unclaimed due rows and up to
  * max rows whose lease expired, both SELECT ... FOR UPDATE SKIP LOCKED

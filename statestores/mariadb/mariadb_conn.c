@@ -195,14 +195,9 @@ gw_err gwi_my_conn_open(my_drv *d, my_conn *mc, char *why, size_t whylen)
 		mysql_options(mc->m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
 	if (d->u.sslrootcert)
 		mysql_options(mc->m, MYSQL_OPT_SSL_CA, d->u.sslrootcert);
-	/* CLIENT_MULTI_STATEMENTS: a save segment sends its writes as one query
-	 * of several statements (one round trip). Safe because no SQL text
-	 * this driver builds ever holds caller text: keys and values are hex
-	 * literals or decimal integers, schedule ids are checked
-	 * (gwi_sched_id_ok) before they are quoted. */
+	/* No CLIENT_MULTI_STATEMENTS: one statement per query. */
 	if (!mysql_real_connect(mc->m, d->u.socket ? "localhost" : d->u.host, d->u.user,
-	                        d->u.password, d->u.db, d->u.port, d->u.socket,
-	                        CLIENT_MULTI_STATEMENTS)) {
+	                        d->u.password, d->u.db, d->u.port, d->u.socket, 0)) {
 		snprintf(why, whylen, "%s (%u)", mysql_error(mc->m), mysql_errno(mc->m));
 		e = map_errno(mysql_errno(mc->m));
 		if (e != GW_ENOMEM)

@@ -622,11 +622,11 @@ out:
 
 /* ---- bulk saves ----------------------------------------------------------------- */
 
-/* The raw bytes (gwi_row_bytes) of one save segment: spelled in hex its
- * statements stay near 2 MiB, well below max_allowed_packet (16 MiB by
- * default since MariaDB 10.2.4, 64 MiB on MySQL 8, 4 MiB before). A row
- * bigger than this goes alone, through the prepared statements (binary). */
-#define SEGMENT_BYTES (1u << 20)
+/* The raw bytes (gwi_row_bytes) of one save segment: its bulk executions
+ * stay well below max_allowed_packet (16 MiB by default since MariaDB
+ * 10.2.4; the bulk protocol needs 10.2.7). A row bigger than this goes
+ * alone, through save_row. */
+#define SEGMENT_BYTES (4u << 20)
 
 /* A growing SQL text. */
 typedef struct sqlb {
@@ -659,12 +659,6 @@ static void sb_raw(sqlb *b, const char *p, size_t len)
 static void sb_str(sqlb *b, const char *s)
 {
 	sb_raw(b, s, strlen(s));
-}
-
-static void sb_u64(sqlb *b, uint64_t v)
-{
-	char num[24];
-	sb_raw(b, num, (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)v));
 }
 
 /* sb_hex spells len bytes as X'...': binary-safe, nothing to escape. */
@@ -765,187 +759,212 @@ static gw_err seg_fence(my_drv *d, my_conn *mc, my_seg *g)
 	return e;
 }
 
-/* seg_row_values spells row's (system, name, revision, epoch, key_id,
- * nonce, data, type_url) from the start of a VALUES tuple. */
-static void seg_row_values(sqlb *b, const gw_row *row)
+/* The columns of a bulk execution (MariaDB's bulk protocol: a prepared
+ * statement executed once over arrays of parameters, one round trip):
+ * column-wise arrays, one element per row; byte columns as pointers and
+ * lengths, integers as long long. */
+enum { C_SYS, C_NAME, C_KEY_ID, C_NONCE, C_DATA, C_TYPE, C_BYTES };
+enum { I_REV, I_EPOCH, I_EFFECTS, I_EXP, I_KEEP, I_INTS };
+
+typedef struct my_bulk {
+	const char *p[C_BYTES][GWI_SAVE_SEGMENT];
+	unsigned long len[C_BYTES][GWI_SAVE_SEGMENT];
+	long long v[I_INTS][GWI_SAVE_SEGMENT];
+	unsigned rows;
+} my_bulk;
+
+static void bulk_bytes(my_bulk *k, int col, const void *p, size_t len)
 {
-	sb_text(b, row->key.system);
-	sb_raw(b, ",", 1);
-	sb_text(b, row->key.name);
-	sb_raw(b, ",", 1);
-	sb_u64(b, row->revision);
-	sb_raw(b, ",", 1);
-	sb_u64(b, row->epoch);
-	sb_raw(b, ",", 1);
-	sb_text(b, row->key_id);
-	sb_raw(b, ",", 1);
-	sb_hex(b, row->nonce, sizeof row->nonce);
-	sb_raw(b, ",", 1);
-	sb_hex(b, row->data, row->len);
-	sb_raw(b, ",", 1);
-	sb_text(b, row->type_url);
+	k->p[col][k->rows] = p ? p : "";
+	k->len[col][k->rows] = (unsigned long)len;
 }
 
-/* seg_multi sends the count statements in b (none when count is 0) as one
- * query (CLIENT_MULTI_STATEMENTS: one round trip) and writes the affected
- * rows of statement k into affected[k] (affected may be NULL). An error
- * stops the server at the failing statement; it fails the call. */
-static gw_err seg_multi(my_drv *d, my_conn *mc, sqlb *b, size_t count, const char *what,
-                        uint64_t *affected)
+/* bulk_put appends row (keep: the oldest revision its history keeps). */
+static void bulk_put(my_bulk *k, const gw_row *row, uint64_t keep)
 {
-	gw_err e = b->nomem ? GW_ENOMEM : GW_OK;
-	size_t k = 0;
-	if (e != GW_OK || count == 0)
-		goto out;
-	if ((e = gwi_my_query_first(d, mc, true, b->buf, what)) != GW_OK)
-		goto out;
-	for (;;) {
-		MYSQL_RES *res = mysql_store_result(mc->m);
-		if (res)
-			mysql_free_result(res); /* none of ours returns rows */
-		if (affected && k < count)
-			affected[k] = mysql_affected_rows(mc->m);
-		k++;
-		int more = mysql_next_result(mc->m);
-		if (more < 0)
-			break;
-		if (more > 0) {
-			e = gwi_my_fail(d, mc, NULL, what);
-			goto out;
+	bulk_bytes(k, C_SYS, row->key.system, strlen(row->key.system));
+	bulk_bytes(k, C_NAME, row->key.name, strlen(row->key.name));
+	bulk_bytes(k, C_KEY_ID, row->key_id, strlen(row->key_id));
+	bulk_bytes(k, C_NONCE, row->nonce, sizeof row->nonce);
+	bulk_bytes(k, C_DATA, row->data, row->len);
+	bulk_bytes(k, C_TYPE, row->type_url, strlen(row->type_url));
+	k->v[I_REV][k->rows] = (long long)row->revision;
+	k->v[I_EPOCH][k->rows] = (long long)row->epoch;
+	k->v[I_EFFECTS][k->rows] = row->effects ? 1 : 0;
+	k->v[I_EXP][k->rows] = (long long)row->expected;
+	k->v[I_KEEP][k->rows] = (long long)keep;
+	k->rows++;
+}
+
+/* bulk_exec binds the columns cols[0..ncols) (C_* for bytes, I_* + C_BYTES
+ * for integers) as statement id's parameters, in that order, executes it
+ * once over k->rows rows and adds the rows it changed to *affected. The
+ * statement is left for single executions again. */
+static gw_err bulk_exec(my_drv *d, my_conn *mc, int id, my_bulk *k, const int *cols, int ncols,
+                        const char *what, uint64_t *affected)
+{
+	MYSQL_BIND b[10];
+	MYSQL_STMT *st = mc->st[id];
+	unsigned int rows = k->rows, zero = 0;
+	if (rows == 0)
+		return GW_OK;
+	memset(b, 0, sizeof b);
+	for (int i = 0; i < ncols; i++) {
+		if (cols[i] < C_BYTES) {
+			b[i].buffer_type = MYSQL_TYPE_BLOB;
+			b[i].buffer = (void *)k->p[cols[i]];
+			b[i].length = k->len[cols[i]];
+		} else {
+			b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+			b[i].buffer = k->v[cols[i] - C_BYTES];
 		}
 	}
-	if (k != count) {
-		GW_ERROR("mariadb %s: %s: %zu results for %zu statements", d->where, what, k,
-		         count);
-		e = GW_ECORRUPT;
-	}
-out:
-	free(b->buf);
-	*b = (sqlb){0};
+	gw_err e = GW_OK;
+	if (mysql_stmt_attr_set(st, STMT_ATTR_ARRAY_SIZE, &rows) != 0 ||
+	    mysql_stmt_bind_param(st, b) != 0 || mysql_stmt_execute(st) != 0)
+		e = gwi_my_fail(d, mc, st, what);
+	else
+		*affected += mysql_stmt_affected_rows(st);
+	if (mc->st[id]) /* still there: the connection was not dropped */
+		mysql_stmt_attr_set(mc->st[id], STMT_ATTR_ARRAY_SIZE, &zero);
+	k->rows = 0;
 	return e;
 }
 
-/* seg_write writes every row of the segment not fenced, in key order, with
- * one statement each, all sent as one query: expected 0 an INSERT that
- * leaves an existing row as it is, else an UPDATE of the row still at
- * expected. Each statement's affected rows is its row's outcome (1: OK,
- * 0: ECONFLICT), as for the prepared statements of save_row. */
-static gw_err seg_write(my_drv *d, my_conn *mc, my_seg *g)
+#define B(i) (C_BYTES + (i))
+/* The parameters of the prepared statements (mariadb_conn.c), in order. */
+static const int insert_cols[] = {C_SYS,   C_NAME, B(I_REV), B(I_EPOCH),  C_KEY_ID,
+                                  C_NONCE, C_DATA, C_TYPE,   B(I_EFFECTS)};
+static const int update_cols[] = {B(I_REV), B(I_EPOCH),   C_KEY_ID, C_NONCE, C_DATA,
+                                  C_TYPE,   B(I_EFFECTS), C_SYS,    C_NAME,  B(I_EXP)};
+static const int hist_cols[] = {C_SYS,    C_NAME,  B(I_REV), B(I_EPOCH),
+                                C_KEY_ID, C_NONCE, C_DATA,   C_TYPE};
+static const int trim_cols[] = {C_SYS, C_NAME, B(I_KEEP)};
+#undef B
+#define NCOLS(a) ((int)(sizeof(a) / sizeof(a)[0]))
+
+static gw_err take_written(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
 {
-	sqlb b = {0};
-	size_t c = 0;
-	size_t *rows = malloc(g->n * sizeof *rows);
-	uint64_t *affected = malloc(g->n * sizeof *affected);
-	gw_err e = GW_ENOMEM;
-	if (!rows || !affected)
-		goto out;
-	for (size_t j = 0; j < g->n; j++) {
-		size_t i = SEG_ROW(g, j);
-		const gw_row *row = &g->rows[i];
-		if (g->results[i] != GW_ECONFLICT)
-			continue;
-		rows[c++] = i;
-		if (row->expected == 0) {
-			sb_str(
-			    &b,
-			    "INSERT INTO spawn_actor_state(system, name, revision, epoch, key_id, "
-			    "nonce, data, type_url, effects, updated_at) VALUES(");
-			seg_row_values(&b, row);
-			sb_str(&b, row->effects ? ",1," : ",0,");
-			sb_str(&b, "UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE system = system;");
-			continue;
-		}
-		sb_str(&b, "UPDATE spawn_actor_state SET revision = ");
-		sb_u64(&b, row->revision);
-		sb_str(&b, ", epoch = ");
-		sb_u64(&b, row->epoch);
-		sb_str(&b, ", key_id = ");
-		sb_text(&b, row->key_id);
-		sb_str(&b, ", nonce = ");
-		sb_hex(&b, row->nonce, sizeof row->nonce);
-		sb_str(&b, ", data = ");
-		sb_hex(&b, row->data, row->len);
-		sb_str(&b, ", type_url = ");
-		sb_text(&b, row->type_url);
-		sb_str(&b, row->effects ? ", effects = 1" : ", effects = 0");
-		sb_str(&b, ", updated_at = UTC_TIMESTAMP(6) WHERE system = ");
-		sb_text(&b, row->key.system);
-		sb_str(&b, " AND name = ");
-		sb_text(&b, row->key.name);
-		sb_str(&b, " AND revision = ");
-		sb_u64(&b, row->expected);
-		sb_raw(&b, ";", 1);
+	my_seg *g = arg;
+	const gw_row *w = &g->rows[at];
+	uint64_t rev;
+	/* Ours: the new revision with the nonce we sealed it with (a fresh
+	 * random nonce per seal). */
+	if (g->results[at] == GW_ECONFLICT && text_int(row[2], len[2], &rev) &&
+	    rev == w->revision && row[3] && len[3] == sizeof w->nonce &&
+	    memcmp(row[3], w->nonce, sizeof w->nonce) == 0)
+		g->results[at] = GW_OK;
+	return GW_OK;
+}
+/* seg_written settles which rows the writes changed: all of them when the
+ * affected rows say so (the usual case: no read), else a read of the
+ * candidates, under the locks the writes took. */
+static gw_err seg_written(my_drv *d, my_conn *mc, my_seg *g, size_t want, uint64_t affected)
+{
+	if (affected == want) {
+		for (size_t i = 0; i < g->n; i++)
+			if (g->results[i] == GW_ECONFLICT)
+				g->results[i] = GW_OK;
+		return GW_OK;
 	}
-	if ((e = seg_multi(d, mc, &b, c, "save", affected)) != GW_OK)
-		goto out;
-	for (size_t k = 0; k < c; k++)
-		g->results[rows[k]] = affected[k] == 1 ? GW_OK : GW_ECONFLICT;
-out:
+	sqlb b = {0};
+	size_t c;
+	seg_keys(g, GW_ECONFLICT, &b,
+	         "SELECT system, name, revision, nonce FROM spawn_actor_state "
+	         "WHERE (system, name) IN (",
+	         ")", &c);
+	gw_err e = b.nomem ? GW_ENOMEM : GW_OK;
+	if (e == GW_OK && c > 0)
+		e = batch_query(d, mc, true, b.buf, "save (read back)", g->keys, g->by_key, g->n,
+		                take_written, g);
 	free(b.buf);
-	free(rows);
-	free(affected);
 	return e;
 }
 
-/* seg_history writes the saved rows into the history (one multi-row
- * upsert) and trims each actor's revisions below new - history (one
- * DELETE), both in one query. */
-static gw_err seg_history(my_drv *d, my_conn *mc, my_seg *g)
+/* seg_write writes every row of the segment not fenced, in key order: one
+ * bulk INSERT ... ON DUPLICATE KEY UPDATE system = system (expected 0: an
+ * existing row stays as it is) and one bulk UPDATE ... WHERE revision =
+ * expected (the others). */
+static gw_err seg_write(my_drv *d, my_conn *mc, my_seg *g, my_bulk *k)
 {
-	sqlb b = {0};
-	size_t c = 0;
-	sb_str(&b, "INSERT INTO spawn_actor_history(system, name, revision, epoch, key_id, nonce, "
-	           "data, type_url, updated_at) VALUES");
-	for (size_t j = 0; j < g->n; j++) {
-		if (g->results[SEG_ROW(g, j)] != GW_OK)
-			continue;
-		sb_str(&b, c++ ? ",(" : "(");
-		seg_row_values(&b, &g->rows[SEG_ROW(g, j)]);
-		sb_str(&b, ",UTC_TIMESTAMP(6))");
+	uint64_t affected = 0;
+	size_t want = 0;
+	gw_err e = GW_OK;
+	for (int pass = 0; pass < 2 && e == GW_OK; pass++) {
+		for (size_t j = 0; j < g->n; j++) {
+			const gw_row *row = &g->rows[SEG_ROW(g, j)];
+			if (g->results[SEG_ROW(g, j)] == GW_ECONFLICT &&
+			    (row->expected == 0) == (pass == 0))
+				bulk_put(k, row, 0);
+		}
+		want += k->rows;
+		e = pass == 0 ? bulk_exec(d, mc, ST_INSERT, k, insert_cols, NCOLS(insert_cols),
+		                          "save (insert)", &affected)
+		              : bulk_exec(d, mc, ST_UPDATE, k, update_cols, NCOLS(update_cols),
+		                          "save (update)", &affected);
 	}
-	sb_str(&b, " ON DUPLICATE KEY UPDATE epoch = VALUES(epoch), key_id = VALUES(key_id), "
-	           "nonce = VALUES(nonce), data = VALUES(data), type_url = VALUES(type_url), "
-	           "updated_at = VALUES(updated_at);DELETE FROM spawn_actor_history WHERE ");
-	c = 0;
+	return e == GW_OK ? seg_written(d, mc, g, want, affected) : e;
+}
+
+/* seg_history writes the saved rows into the history and trims each
+ * actor's revisions below new - history: two bulk executions. */
+static gw_err seg_history(my_drv *d, my_conn *mc, my_seg *g, my_bulk *k)
+{
+	uint64_t affected = 0;
 	for (size_t j = 0; j < g->n; j++) {
 		const gw_row *row = &g->rows[SEG_ROW(g, j)];
-		if (g->results[SEG_ROW(g, j)] != GW_OK)
-			continue;
-		sb_str(&b, c++ ? " OR (system = " : "(system = ");
-		sb_text(&b, row->key.system);
-		sb_str(&b, " AND name = ");
-		sb_text(&b, row->key.name);
-		sb_str(&b, " AND revision < ");
-		sb_u64(&b, gwi_history_keep(row->revision, d->history));
-		sb_raw(&b, ")", 1);
+		if (g->results[SEG_ROW(g, j)] == GW_OK)
+			bulk_put(k, row, gwi_history_keep(row->revision, d->history));
 	}
-	return seg_multi(d, mc, &b, c > 0 ? 2 : 0, "save (history)", NULL);
+	unsigned rows = k->rows;
+	gw_err e = bulk_exec(d, mc, ST_HIST_PUT, k, hist_cols, NCOLS(hist_cols), "save (history)",
+	                     &affected);
+	k->rows = rows; /* the same rows again */
+	if (e == GW_OK)
+		e = bulk_exec(d, mc, ST_HIST_TRIM, k, trim_cols, NCOLS(trim_cols),
+		              "save (history trim)", &affected);
+	return e;
 }
 
-/* save_segment saves rows[0..n) (distinct keys, n >= 2) in at most three
- * round trips whatever n: the fence, the writes and, with a history
- * policy, the history. */
+/* save_segment saves rows[0..n) (distinct keys, 2 <= n <= GWI_SAVE_SEGMENT)
+ * in at most six round trips whatever n: the fence, the inserts, the
+ * updates, a read back only when some write found nothing and, with a
+ * history policy, the history's upsert and trim. */
 static gw_err save_segment(my_drv *d, my_conn *mc, const gw_row *rows, size_t n, gw_err *results)
 {
 	my_seg g = {rows, n, malloc(n * sizeof *g.keys), malloc(n * sizeof *g.by_key), results};
+	my_bulk *k = malloc(sizeof *k);
 	gw_err e = GW_ENOMEM;
-	if (!g.keys || !g.by_key)
+	if (!g.keys || !g.by_key || !k)
 		goto out;
+	k->rows = 0;
 	for (size_t i = 0; i < n; i++)
 		g.keys[i] = rows[i].key;
 	gwi_keys_sort(g.keys, n, g.by_key);
-	if ((e = seg_fence(d, mc, &g)) == GW_OK && (e = seg_write(d, mc, &g)) == GW_OK &&
+	if ((e = seg_fence(d, mc, &g)) == GW_OK && (e = seg_write(d, mc, &g, k)) == GW_OK &&
 	    d->history > 0)
-		e = seg_history(d, mc, &g);
+		e = seg_history(d, mc, &g, k);
 out:
 	free(g.keys);
 	free(g.by_key);
+	free(k);
 	return e;
+}
+
+/* bulk_supported: the server speaks MariaDB's bulk protocol (MariaDB
+ * 10.2.7+; not MySQL). Does not block. */
+static bool bulk_supported(MYSQL *m)
+{
+	unsigned long caps = 0, ext = 0;
+	if (mariadb_get_infov(m, MARIADB_CONNECTION_SERVER_CAPABILITIES, &caps) != 0 ||
+	    mariadb_get_infov(m, MARIADB_CONNECTION_EXTENDED_SERVER_CAPABILITIES, &ext) != 0)
+		return false;
+	return !(caps & CLIENT_MYSQL) && (ext & (MARIADB_CLIENT_STMT_BULK_OPERATIONS >> 32)) != 0;
 }
 
 /* save_batch: in segments of up to GWI_SAVE_SEGMENT rows of distinct keys
  * and SEGMENT_BYTES (gwi_save_segment); a segment of one row goes the way
- * of one row (save_row: prepared statements, no hex, no more round trips). */
+ * of one row (save_row: no more round trips). */
 gw_err gwi_my_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *results)
 {
 	my_drv *d = drv;
@@ -953,8 +972,10 @@ gw_err gwi_my_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *result
 	if (n == 0)
 		return GW_OK;
 	gw_err e = gwi_my_begin(d, &mc);
+	/* MySQL has no bulk protocol: row by row there. */
+	bool bulk = e == GW_OK && bulk_supported(mc->m);
 	for (size_t i = 0, k; e == GW_OK && i < n; i += k) {
-		k = gwi_save_segment(&rows[i], n - i, GWI_SAVE_SEGMENT, SEGMENT_BYTES);
+		k = bulk ? gwi_save_segment(&rows[i], n - i, GWI_SAVE_SEGMENT, SEGMENT_BYTES) : 1;
 		e = k == 1 ? save_row(d, mc, &rows[i], &results[i])
 		           : save_segment(d, mc, &rows[i], k, &results[i]);
 	}
