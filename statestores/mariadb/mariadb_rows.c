@@ -628,74 +628,8 @@ out:
  * alone, through save_row. */
 #define SEGMENT_BYTES (4u << 20)
 
-/* A growing SQL text. */
-typedef struct sqlb {
-	char *buf; /* owned; NUL-terminated */
-	size_t len, cap;
-	bool nomem;
-} sqlb;
-
-static void sb_raw(sqlb *b, const char *p, size_t len)
-{
-	if (b->nomem)
-		return;
-	if (len + 1 > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (len + 1 > cap - b->len)
-			cap *= 2;
-		char *nb = realloc(b->buf, cap);
-		if (!nb) {
-			b->nomem = true;
-			return;
-		}
-		b->buf = nb;
-		b->cap = cap;
-	}
-	memcpy(b->buf + b->len, p, len);
-	b->len += len;
-	b->buf[b->len] = '\0';
-}
-
-static void sb_str(sqlb *b, const char *s)
-{
-	sb_raw(b, s, strlen(s));
-}
-
-/* sb_hex spells len bytes as X'...': binary-safe, nothing to escape. */
-static void sb_hex(sqlb *b, const void *p, size_t len)
-{
-	static const char digits[] = "0123456789abcdef";
-	char chunk[512];
-	const unsigned char *c = p;
-	sb_raw(b, "X'", 2);
-	for (size_t i = 0; i < len;) {
-		size_t k = 0;
-		for (; i < len && k + 2 <= sizeof chunk; i++) {
-			chunk[k++] = digits[c[i] >> 4];
-			chunk[k++] = digits[c[i] & 15];
-		}
-		sb_raw(b, chunk, k);
-	}
-	sb_raw(b, "'", 1);
-}
-
-static void sb_text(sqlb *b, const char *s)
-{
-	sb_hex(b, s, strlen(s));
-}
-
-/* sb_key spells (X'system',X'name'). */
-static void sb_key(sqlb *b, const gw_actor_key *k)
-{
-	sb_raw(b, "(", 1);
-	sb_text(b, k->system);
-	sb_raw(b, ",", 1);
-	sb_text(b, k->name);
-	sb_raw(b, ")", 1);
-}
-
 /* A segment: rows[0..n) of distinct keys, visited in key byte order
- * (order[j] is the j-th row by key), so every statement meets the rows in
+ * (row SEG_ROW(g, j) is the j-th by key), so every statement meets them in
  * the order of the primary keys: two batches lock rows in one order. */
 typedef struct my_seg {
 	const gw_row *rows;
@@ -707,22 +641,23 @@ typedef struct my_seg {
 
 #define SEG_ROW(g, j) ((size_t)((g)->by_key[j] - (g)->keys))
 
-/* seg_keys spells the keys of the rows whose result is want as an IN list
- * between head and tail; *count gets their number. */
-static void seg_keys(const my_seg *g, gw_err want, sqlb *b, const char *head, const char *tail,
-                     size_t *count)
+/* seg_key_sql spells, with key_sql, the keys of the rows whose result is
+ * want, in key order; *count gets their number. Caller frees; NULL: no
+ * memory. */
+static char *seg_key_sql(const my_seg *g, gw_err want, const char *head, const char *tail,
+                         size_t *count)
 {
+	const gw_actor_key **pick = malloc(g->n * sizeof *pick);
 	size_t c = 0;
-	sb_str(b, head);
-	for (size_t j = 0; j < g->n; j++) {
-		if (g->results[SEG_ROW(g, j)] != want)
-			continue;
-		if (c++)
-			sb_raw(b, ",", 1);
-		sb_key(b, &g->keys[SEG_ROW(g, j)]);
-	}
-	sb_str(b, tail);
+	if (!pick)
+		return NULL;
+	for (size_t j = 0; j < g->n; j++)
+		if (g->results[SEG_ROW(g, j)] == want)
+			pick[c++] = g->by_key[j];
+	char *sql = key_sql(head, pick, c, "", tail);
+	free(pick);
 	*count = c;
+	return sql;
 }
 
 static gw_err take_fence(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
@@ -746,16 +681,16 @@ static gw_err seg_fence(my_drv *d, my_conn *mc, my_seg *g)
 {
 	for (size_t i = 0; i < g->n; i++)
 		g->results[i] = g->rows[i].epoch != 0 ? GW_EFENCED : GW_ECONFLICT;
-	sqlb b = {0};
-	size_t nf;
-	seg_keys(g, GW_EFENCED, &b,
-	         "SELECT system, name, epoch FROM spawn_actor_epoch WHERE (system, name) IN (",
-	         ") ORDER BY system, name LOCK IN SHARE MODE", &nf);
-	gw_err e = b.nomem ? GW_ENOMEM : GW_OK;
+	size_t nf = 0;
+	char *sql = seg_key_sql(
+	    g, GW_EFENCED,
+	    "SELECT system, name, epoch FROM spawn_actor_epoch WHERE (system, name) IN (",
+	    ") ORDER BY system, name LOCK IN SHARE MODE", &nf);
+	gw_err e = sql ? GW_OK : GW_ENOMEM;
 	if (e == GW_OK && nf > 0)
-		e = batch_query(d, mc, true, b.buf, "save (fence)", g->keys, g->by_key, g->n,
+		e = batch_query(d, mc, true, sql, "save (fence)", g->keys, g->by_key, g->n,
 		                take_fence, g);
-	free(b.buf);
+	free(sql);
 	return e;
 }
 
@@ -867,17 +802,16 @@ static gw_err seg_written(my_drv *d, my_conn *mc, my_seg *g, size_t want, uint64
 				g->results[i] = GW_OK;
 		return GW_OK;
 	}
-	sqlb b = {0};
-	size_t c;
-	seg_keys(g, GW_ECONFLICT, &b,
-	         "SELECT system, name, revision, nonce FROM spawn_actor_state "
-	         "WHERE (system, name) IN (",
-	         ")", &c);
-	gw_err e = b.nomem ? GW_ENOMEM : GW_OK;
+	size_t c = 0;
+	char *sql = seg_key_sql(g, GW_ECONFLICT,
+	                        "SELECT system, name, revision, nonce FROM spawn_actor_state "
+	                        "WHERE (system, name) IN (",
+	                        ")", &c);
+	gw_err e = sql ? GW_OK : GW_ENOMEM;
 	if (e == GW_OK && c > 0)
-		e = batch_query(d, mc, true, b.buf, "save (read back)", g->keys, g->by_key, g->n,
+		e = batch_query(d, mc, true, sql, "save (read back)", g->keys, g->by_key, g->n,
 		                take_written, g);
-	free(b.buf);
+	free(sql);
 	return e;
 }
 

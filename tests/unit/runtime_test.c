@@ -1785,7 +1785,7 @@ typedef struct act_rec {
 } act_rec;
 static act_rec acts[ACTS + 1];
 static int acts_done;
-static bool gate_open;
+static bool gate_open, gate_held;
 static pthread_mutex_t act_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t act_cv = PTHREAD_COND_INITIALIZER;
 
@@ -1796,6 +1796,8 @@ static void gate_cb(void *arg, gw_err err, gw_blob *state, uint64_t rev, uint64_
 	(void)arg, (void)err, (void)rev, (void)epoch;
 	gw_blob_rele(state);
 	pthread_mutex_lock(&act_mu);
+	gate_held = true;
+	pthread_cond_broadcast(&act_cv);
 	while (!gate_open)
 		pthread_cond_wait(&act_cv, &act_mu);
 	pthread_mutex_unlock(&act_mu);
@@ -1835,8 +1837,14 @@ START_TEST(activations_queued_together_run_as_store_batches_each_with_its_own_re
 	gw_persist_get_stats(persist, &before);
 	memset(acts, 0, sizeof acts);
 	acts_done = 0;
-	gate_open = false;
+	gate_open = gate_held = false;
 	ck_assert_int_eq(gw_persist_read(persist, SYS, "gate", 0, gate_cb, NULL), GW_OK);
+	/* Queue nothing before the persist thread is held: else its drain may
+	 * take the first activations with the gate read. */
+	pthread_mutex_lock(&act_mu);
+	while (!gate_held)
+		pthread_cond_wait(&act_cv, &act_mu);
+	pthread_mutex_unlock(&act_mu);
 	for (int i = 0; i < ACTS; i++) {
 		char name[16];
 		snprintf(name, sizeof name, "act%d", i);
