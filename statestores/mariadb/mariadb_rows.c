@@ -641,23 +641,26 @@ typedef struct my_seg {
 
 #define SEG_ROW(g, j) ((size_t)((g)->by_key[j] - (g)->keys))
 
-/* seg_key_sql spells, with key_sql, the keys of the rows whose result is
- * want, in key order; *count gets their number. Caller frees; NULL: no
- * memory. */
-static char *seg_key_sql(const my_seg *g, gw_err want, const char *head, const char *tail,
-                         size_t *count)
+/* seg_read runs head, the keys (key_sql) of the segment's rows whose
+ * result is want, in key order, and tail as one query (none when no row
+ * has that result), and hands each row it returns to take. */
+static gw_err seg_read(my_drv *d, my_conn *mc, my_seg *g, gw_err want, const char *head,
+                       const char *tail, const char *what, row_fn take)
 {
 	const gw_actor_key **pick = malloc(g->n * sizeof *pick);
 	size_t c = 0;
 	if (!pick)
-		return NULL;
+		return GW_ENOMEM;
 	for (size_t j = 0; j < g->n; j++)
 		if (g->results[SEG_ROW(g, j)] == want)
 			pick[c++] = g->by_key[j];
-	char *sql = key_sql(head, pick, c, "", tail);
+	char *sql = c > 0 ? key_sql(head, pick, c, "", tail) : NULL;
+	gw_err e = c > 0 && !sql ? GW_ENOMEM : GW_OK;
+	if (sql)
+		e = batch_query(d, mc, true, sql, what, g->keys, g->by_key, g->n, take, g);
 	free(pick);
-	*count = c;
-	return sql;
+	free(sql);
+	return e;
 }
 
 static gw_err take_fence(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
@@ -681,17 +684,10 @@ static gw_err seg_fence(my_drv *d, my_conn *mc, my_seg *g)
 {
 	for (size_t i = 0; i < g->n; i++)
 		g->results[i] = g->rows[i].epoch != 0 ? GW_EFENCED : GW_ECONFLICT;
-	size_t nf = 0;
-	char *sql = seg_key_sql(
-	    g, GW_EFENCED,
+	return seg_read(
+	    d, mc, g, GW_EFENCED,
 	    "SELECT system, name, epoch FROM spawn_actor_epoch WHERE (system, name) IN (",
-	    ") ORDER BY system, name LOCK IN SHARE MODE", &nf);
-	gw_err e = sql ? GW_OK : GW_ENOMEM;
-	if (e == GW_OK && nf > 0)
-		e = batch_query(d, mc, true, sql, "save (fence)", g->keys, g->by_key, g->n,
-		                take_fence, g);
-	free(sql);
-	return e;
+	    ") ORDER BY system, name LOCK IN SHARE MODE", "save (fence)", take_fence);
 }
 
 /* The columns of a bulk execution (MariaDB's bulk protocol: a prepared
@@ -802,17 +798,10 @@ static gw_err seg_written(my_drv *d, my_conn *mc, my_seg *g, size_t want, uint64
 				g->results[i] = GW_OK;
 		return GW_OK;
 	}
-	size_t c = 0;
-	char *sql = seg_key_sql(g, GW_ECONFLICT,
-	                        "SELECT system, name, revision, nonce FROM spawn_actor_state "
-	                        "WHERE (system, name) IN (",
-	                        ")", &c);
-	gw_err e = sql ? GW_OK : GW_ENOMEM;
-	if (e == GW_OK && c > 0)
-		e = batch_query(d, mc, true, sql, "save (read back)", g->keys, g->by_key, g->n,
-		                take_written, g);
-	free(sql);
-	return e;
+	return seg_read(d, mc, g, GW_ECONFLICT,
+	                "SELECT system, name, revision, nonce FROM spawn_actor_state "
+	                "WHERE (system, name) IN (",
+	                ")", "save (read back)", take_written);
 }
 
 /* seg_write writes every row of the segment not fenced, in key order: one
