@@ -332,3 +332,26 @@ void gwi_rows_fini(gw_row *rows, size_t n)
 		rows[i].len = 0;
 	}
 }
+
+size_t gwi_row_bytes(const gw_row *row)
+{
+	return row->len + strlen(row->key.system) + strlen(row->key.name) + strlen(row->key_id) +
+	       strlen(row->type_url) + sizeof row->nonce;
+}
+
+size_t gwi_save_segment(const gw_row *rows, size_t n, size_t max, size_t max_bytes)
+{
+	size_t bytes = gwi_row_bytes(&rows[0]), k = 1;
+	for (; k < n && k < max; k++) {
+		size_t b = gwi_row_bytes(&rows[k]);
+		if (bytes > max_bytes || b > max_bytes - bytes)
+			break;
+		/* Quadratic, but over at most max keys of one batch. */
+		for (size_t j = 0; j < k; j++)
+			if (key_cmp(rows[j].key.system, rows[j].key.name, rows[k].key.system,
+			            rows[k].key.name) == 0)
+				return k;
+		bytes += b;
+	}
+	return k;
+}

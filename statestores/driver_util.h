@@ -180,6 +180,26 @@ void gwi_keys_sort(const gw_actor_key *keys, size_t n, const gw_actor_key **by_k
 size_t gwi_keys_find(const gw_actor_key *keys, const gw_actor_key *const *by_key, size_t n,
                      const char *system, const char *name);
 
+/* ---- save batches ------------------------------------------------------------------- */
+
+/* The most rows one bulk write of a save batch takes (postgres, mariadb):
+ * a bounded statement and a bounded set of locks; a larger batch is
+ * written as several segments inside its one transaction. */
+#define GWI_SAVE_SEGMENT 256
+
+/* gwi_row_bytes estimates what row takes in a statement: its data, key,
+ * key_id, type_url and nonce. Borrowed. */
+size_t gwi_row_bytes(const gw_row *row);
+
+/* gwi_save_segment returns how many rows from rows[0] (n >= 1) a driver
+ * may write with one bulk statement: at most max of them, whose
+ * gwi_row_bytes add up to at most max_bytes (the first row always counts),
+ * ending before the first row whose key an earlier row of the segment
+ * has. (A key twice in one batch is saved in batch order, the second
+ * write seeing the first: so they go to consecutive segments.) The keys
+ * of one segment are distinct. Borrowed. */
+size_t gwi_save_segment(const gw_row *rows, size_t n, size_t max, size_t max_bytes);
+
 /* ---- scheduled invocations ----------------------------------------------------- */
 
 /* gwi_sched_id_ok: id is 1..GW_SCHED_ID_MAX characters of [A-Za-z0-9_.:-].

@@ -38,7 +38,9 @@
  *               per-row result (OK / ECONFLICT / EFENCED), history ->
  *               COMMIT.  Any driver/IO error -> ROLLBACK and the whole
  *               batch reports that error; no row of a failed batch is
- *               considered saved.
+ *               considered saved. The networked drivers run the rows of
+ *               a batch in bulk (a few statements per up to 256 rows of
+ *               distinct keys) with the outcomes of this loop.
  *
  * UNNAMED instances (spawn_instance) and scheduled invocations
  * (spawn_schedule) live in the same store: see their sections below.

@@ -20,7 +20,7 @@
  * DDL_UNLESS below) and the version is recorded last: a migration cut short
  * runs again.
  *
- * save_batch, per row, inside START TRANSACTION ... COMMIT (READ COMMITTED):
+ * save_batch, inside START TRANSACTION ... COMMIT (READ COMMITTED), per row:
  *   epoch != 0     SELECT epoch FROM spawn_actor_epoch ... LOCK IN SHARE MODE:
  *                  not ours (or no row) -> EFENCED, nothing written
  *   expected == 0  INSERT ... ON DUPLICATE KEY UPDATE system = system
@@ -34,6 +34,16 @@
  * locking read too: it sees the latest committed epoch, and its shared
  * lock makes an acquire wait until the save commits. Any error ->
  * ROLLBACK, the batch fails as a whole.
+ * In bulk: per segment of up to GWI_SAVE_SEGMENT rows of distinct keys and
+ * 4 MiB of row bytes (a key met again starts the next segment, so rows
+ * apply in order), whatever its size: one fence read (IN list of hex keys,
+ * key order, LOCK IN SHARE MODE), then the prepared INSERT and UPDATE above
+ * each executed once over arrays of all the rows (MariaDB's bulk protocol,
+ * STMT_ATTR_ARRAY_SIZE: one round trip, binary), a read back of revision
+ * and nonce only when their affected rows fall short (someone conflicted),
+ * and with a history the history upsert and trim, in bulk too. A segment
+ * of one row (also a row past 4 MiB), and every row on a server without
+ * the bulk protocol (MySQL), runs the per-row statements.
  *
  * sched_claim, in one transaction: up to max unclaimed due rows and up to
  * max rows whose lease expired, both SELECT ... FOR UPDATE SKIP LOCKED

@@ -261,20 +261,6 @@ static gw_err save_row(my_drv *d, my_conn *mc, const gw_row *row, gw_err *result
 	return GW_OK;
 }
 
-gw_err gwi_my_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *results)
-{
-	my_drv *d = drv;
-	my_conn *mc = NULL;
-	if (n == 0)
-		return GW_OK;
-	gw_err e = gwi_my_begin(d, &mc);
-	for (size_t i = 0; e == GW_OK && i < n; i++)
-		e = save_row(d, mc, &rows[i], &results[i]);
-	if ((e = gwi_my_end(d, mc, e)) != GW_OK)
-		gwi_results_set(results, n, e);
-	return e;
-}
-
 gw_err gwi_my_remove(void *drv, const gw_actor_key *k)
 {
 	my_drv *d = drv;
@@ -631,5 +617,292 @@ out:
 	free(up);
 	free(get);
 	free(load);
+	return e;
+}
+
+/* ---- bulk saves ----------------------------------------------------------------- */
+
+/* The raw bytes (gwi_row_bytes) of one save segment: its bulk executions
+ * stay well below max_allowed_packet (16 MiB by default since MariaDB
+ * 10.2.4; the bulk protocol needs 10.2.7). A row bigger than this goes
+ * alone, through save_row. */
+#define SEGMENT_BYTES (4u << 20)
+
+/* A segment: rows[0..n) of distinct keys, visited in key byte order
+ * (row SEG_ROW(g, j) is the j-th by key), so every statement meets them in
+ * the order of the primary keys: two batches lock rows in one order. */
+typedef struct my_seg {
+	const gw_row *rows;
+	size_t n;
+	gw_actor_key *keys;          /* owned, n: keys[i] = rows[i].key */
+	const gw_actor_key **by_key; /* owned, n */
+	gw_err *results;             /* the batch's, from rows[0] */
+} my_seg;
+
+#define SEG_ROW(g, j) ((size_t)((g)->by_key[j] - (g)->keys))
+
+/* seg_read runs head, the keys (key_sql) of the segment's rows whose
+ * result is want, in key order, and tail as one query (none when no row
+ * has that result), and hands each row it returns to take. */
+static gw_err seg_read(my_drv *d, my_conn *mc, my_seg *g, gw_err want, const char *head,
+                       const char *tail, const char *what, row_fn take)
+{
+	const gw_actor_key **pick = malloc(g->n * sizeof *pick);
+	size_t c = 0;
+	if (!pick)
+		return GW_ENOMEM;
+	for (size_t j = 0; j < g->n; j++)
+		if (g->results[SEG_ROW(g, j)] == want)
+			pick[c++] = g->by_key[j];
+	char *sql = c > 0 ? key_sql(head, pick, c, "", tail) : NULL;
+	gw_err e = c > 0 && !sql ? GW_ENOMEM : GW_OK;
+	if (sql)
+		e = batch_query(d, mc, true, sql, what, g->keys, g->by_key, g->n, take, g);
+	free(pick);
+	free(sql);
+	return e;
+}
+
+static gw_err take_fence(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
+{
+	my_seg *g = arg;
+	uint64_t epoch;
+	if (g->rows[at].epoch == 0 || !text_int(row[2], len[2], &epoch)) {
+		GW_ERROR("mariadb %s: save (fence) returned an unexpected row", d->where);
+		return GW_ECORRUPT;
+	}
+	if (epoch == g->rows[at].epoch)
+		g->results[at] = GW_ECONFLICT; /* not fenced; a conflict until written */
+	return GW_OK;
+}
+
+/* seg_fence: one locking read of the fenced rows' epochs (LOCK IN SHARE
+ * MODE, in key order: an acquire waits for our commit); results[i] =
+ * GW_EFENCED unless the row's epoch is the current one, else GW_ECONFLICT
+ * (to be written). */
+static gw_err seg_fence(my_drv *d, my_conn *mc, my_seg *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		g->results[i] = g->rows[i].epoch != 0 ? GW_EFENCED : GW_ECONFLICT;
+	return seg_read(
+	    d, mc, g, GW_EFENCED,
+	    "SELECT system, name, epoch FROM spawn_actor_epoch WHERE (system, name) IN (",
+	    ") ORDER BY system, name LOCK IN SHARE MODE", "save (fence)", take_fence);
+}
+
+/* The columns of a bulk execution (MariaDB's bulk protocol: a prepared
+ * statement executed once over arrays of parameters, one round trip):
+ * column-wise arrays, one element per row; byte columns as pointers and
+ * lengths, integers as long long. */
+enum { C_SYS, C_NAME, C_KEY_ID, C_NONCE, C_DATA, C_TYPE, C_BYTES };
+enum { I_REV, I_EPOCH, I_EFFECTS, I_EXP, I_KEEP, I_INTS };
+
+typedef struct my_bulk {
+	const char *p[C_BYTES][GWI_SAVE_SEGMENT];
+	unsigned long len[C_BYTES][GWI_SAVE_SEGMENT];
+	long long v[I_INTS][GWI_SAVE_SEGMENT];
+	unsigned rows;
+} my_bulk;
+
+static void bulk_bytes(my_bulk *k, int col, const void *p, size_t len)
+{
+	k->p[col][k->rows] = p ? p : "";
+	k->len[col][k->rows] = (unsigned long)len;
+}
+
+/* bulk_put appends row (keep: the oldest revision its history keeps). */
+static void bulk_put(my_bulk *k, const gw_row *row, uint64_t keep)
+{
+	bulk_bytes(k, C_SYS, row->key.system, strlen(row->key.system));
+	bulk_bytes(k, C_NAME, row->key.name, strlen(row->key.name));
+	bulk_bytes(k, C_KEY_ID, row->key_id, strlen(row->key_id));
+	bulk_bytes(k, C_NONCE, row->nonce, sizeof row->nonce);
+	bulk_bytes(k, C_DATA, row->data, row->len);
+	bulk_bytes(k, C_TYPE, row->type_url, strlen(row->type_url));
+	k->v[I_REV][k->rows] = (long long)row->revision;
+	k->v[I_EPOCH][k->rows] = (long long)row->epoch;
+	k->v[I_EFFECTS][k->rows] = row->effects ? 1 : 0;
+	k->v[I_EXP][k->rows] = (long long)row->expected;
+	k->v[I_KEEP][k->rows] = (long long)keep;
+	k->rows++;
+}
+
+/* bulk_exec binds the columns cols[0..ncols) (C_* for bytes, I_* + C_BYTES
+ * for integers) as statement id's parameters, in that order, executes it
+ * once over k->rows rows and adds the rows it changed to *affected. The
+ * statement is left for single executions again. */
+static gw_err bulk_exec(my_drv *d, my_conn *mc, int id, my_bulk *k, const int *cols, int ncols,
+                        const char *what, uint64_t *affected)
+{
+	MYSQL_BIND b[10];
+	MYSQL_STMT *st = mc->st[id];
+	unsigned int rows = k->rows, zero = 0;
+	if (rows == 0)
+		return GW_OK;
+	memset(b, 0, sizeof b);
+	for (int i = 0; i < ncols; i++) {
+		if (cols[i] < C_BYTES) {
+			b[i].buffer_type = MYSQL_TYPE_BLOB;
+			b[i].buffer = (void *)k->p[cols[i]];
+			b[i].length = k->len[cols[i]];
+		} else {
+			b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+			b[i].buffer = k->v[cols[i] - C_BYTES];
+		}
+	}
+	gw_err e = GW_OK;
+	if (mysql_stmt_attr_set(st, STMT_ATTR_ARRAY_SIZE, &rows) != 0 ||
+	    mysql_stmt_bind_param(st, b) != 0 || mysql_stmt_execute(st) != 0)
+		e = gwi_my_fail(d, mc, st, what);
+	else
+		*affected += mysql_stmt_affected_rows(st);
+	if (mc->st[id]) /* still there: the connection was not dropped */
+		mysql_stmt_attr_set(mc->st[id], STMT_ATTR_ARRAY_SIZE, &zero);
+	k->rows = 0;
+	return e;
+}
+
+#define B(i) (C_BYTES + (i))
+/* The parameters of the prepared statements (mariadb_conn.c), in order. */
+static const int insert_cols[] = {C_SYS,   C_NAME, B(I_REV), B(I_EPOCH),  C_KEY_ID,
+                                  C_NONCE, C_DATA, C_TYPE,   B(I_EFFECTS)};
+static const int update_cols[] = {B(I_REV), B(I_EPOCH),   C_KEY_ID, C_NONCE, C_DATA,
+                                  C_TYPE,   B(I_EFFECTS), C_SYS,    C_NAME,  B(I_EXP)};
+static const int hist_cols[] = {C_SYS,    C_NAME,  B(I_REV), B(I_EPOCH),
+                                C_KEY_ID, C_NONCE, C_DATA,   C_TYPE};
+static const int trim_cols[] = {C_SYS, C_NAME, B(I_KEEP)};
+#undef B
+#define NCOLS(a) ((int)(sizeof(a) / sizeof(a)[0]))
+
+static gw_err take_written(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
+{
+	my_seg *g = arg;
+	const gw_row *w = &g->rows[at];
+	uint64_t rev;
+	/* Ours: the new revision with the nonce we sealed it with (a fresh
+	 * random nonce per seal). */
+	if (g->results[at] == GW_ECONFLICT && text_int(row[2], len[2], &rev) &&
+	    rev == w->revision && row[3] && len[3] == sizeof w->nonce &&
+	    memcmp(row[3], w->nonce, sizeof w->nonce) == 0)
+		g->results[at] = GW_OK;
+	return GW_OK;
+}
+/* seg_written settles which rows the writes changed: all of them when the
+ * affected rows say so (the usual case: no read), else a read of the
+ * candidates, under the locks the writes took. */
+static gw_err seg_written(my_drv *d, my_conn *mc, my_seg *g, size_t want, uint64_t affected)
+{
+	if (affected == want) {
+		for (size_t i = 0; i < g->n; i++)
+			if (g->results[i] == GW_ECONFLICT)
+				g->results[i] = GW_OK;
+		return GW_OK;
+	}
+	return seg_read(d, mc, g, GW_ECONFLICT,
+	                "SELECT system, name, revision, nonce FROM spawn_actor_state "
+	                "WHERE (system, name) IN (",
+	                ")", "save (read back)", take_written);
+}
+
+/* seg_write writes every row of the segment not fenced, in key order: one
+ * bulk INSERT ... ON DUPLICATE KEY UPDATE system = system (expected 0: an
+ * existing row stays as it is) and one bulk UPDATE ... WHERE revision =
+ * expected (the others). */
+static gw_err seg_write(my_drv *d, my_conn *mc, my_seg *g, my_bulk *k)
+{
+	uint64_t affected = 0;
+	size_t want = 0;
+	gw_err e = GW_OK;
+	for (int pass = 0; pass < 2 && e == GW_OK; pass++) {
+		for (size_t j = 0; j < g->n; j++) {
+			const gw_row *row = &g->rows[SEG_ROW(g, j)];
+			if (g->results[SEG_ROW(g, j)] == GW_ECONFLICT &&
+			    (row->expected == 0) == (pass == 0))
+				bulk_put(k, row, 0);
+		}
+		want += k->rows;
+		e = pass == 0 ? bulk_exec(d, mc, ST_INSERT, k, insert_cols, NCOLS(insert_cols),
+		                          "save (insert)", &affected)
+		              : bulk_exec(d, mc, ST_UPDATE, k, update_cols, NCOLS(update_cols),
+		                          "save (update)", &affected);
+	}
+	return e == GW_OK ? seg_written(d, mc, g, want, affected) : e;
+}
+
+/* seg_history writes the saved rows into the history and trims each
+ * actor's revisions below new - history: two bulk executions. */
+static gw_err seg_history(my_drv *d, my_conn *mc, my_seg *g, my_bulk *k)
+{
+	uint64_t affected = 0;
+	for (size_t j = 0; j < g->n; j++) {
+		const gw_row *row = &g->rows[SEG_ROW(g, j)];
+		if (g->results[SEG_ROW(g, j)] == GW_OK)
+			bulk_put(k, row, gwi_history_keep(row->revision, d->history));
+	}
+	unsigned rows = k->rows;
+	gw_err e = bulk_exec(d, mc, ST_HIST_PUT, k, hist_cols, NCOLS(hist_cols), "save (history)",
+	                     &affected);
+	k->rows = rows; /* the same rows again */
+	if (e == GW_OK)
+		e = bulk_exec(d, mc, ST_HIST_TRIM, k, trim_cols, NCOLS(trim_cols),
+		              "save (history trim)", &affected);
+	return e;
+}
+
+/* save_segment saves rows[0..n) (distinct keys, 2 <= n <= GWI_SAVE_SEGMENT)
+ * in at most six round trips whatever n: the fence, the inserts, the
+ * updates, a read back only when some write found nothing and, with a
+ * history policy, the history's upsert and trim. */
+static gw_err save_segment(my_drv *d, my_conn *mc, const gw_row *rows, size_t n, gw_err *results)
+{
+	my_seg g = {rows, n, malloc(n * sizeof *g.keys), malloc(n * sizeof *g.by_key), results};
+	my_bulk *k = malloc(sizeof *k);
+	gw_err e = GW_ENOMEM;
+	if (!g.keys || !g.by_key || !k)
+		goto out;
+	k->rows = 0;
+	for (size_t i = 0; i < n; i++)
+		g.keys[i] = rows[i].key;
+	gwi_keys_sort(g.keys, n, g.by_key);
+	if ((e = seg_fence(d, mc, &g)) == GW_OK && (e = seg_write(d, mc, &g, k)) == GW_OK &&
+	    d->history > 0)
+		e = seg_history(d, mc, &g, k);
+out:
+	free(g.keys);
+	free(g.by_key);
+	free(k);
+	return e;
+}
+
+/* bulk_supported: the server speaks MariaDB's bulk protocol (MariaDB
+ * 10.2.7+; not MySQL). Does not block. */
+static bool bulk_supported(MYSQL *m)
+{
+	unsigned long caps = 0, ext = 0;
+	if (mariadb_get_infov(m, MARIADB_CONNECTION_SERVER_CAPABILITIES, &caps) != 0 ||
+	    mariadb_get_infov(m, MARIADB_CONNECTION_EXTENDED_SERVER_CAPABILITIES, &ext) != 0)
+		return false;
+	return !(caps & CLIENT_MYSQL) && (ext & (MARIADB_CLIENT_STMT_BULK_OPERATIONS >> 32)) != 0;
+}
+
+/* save_batch: in segments of up to GWI_SAVE_SEGMENT rows of distinct keys
+ * and SEGMENT_BYTES (gwi_save_segment); a segment of one row goes the way
+ * of one row (save_row: no more round trips). */
+gw_err gwi_my_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *results)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	if (n == 0)
+		return GW_OK;
+	gw_err e = gwi_my_begin(d, &mc);
+	/* MySQL has no bulk protocol: row by row there. */
+	bool bulk = e == GW_OK && bulk_supported(mc->m);
+	for (size_t i = 0, k; e == GW_OK && i < n; i += k) {
+		k = bulk ? gwi_save_segment(&rows[i], n - i, GWI_SAVE_SEGMENT, SEGMENT_BYTES) : 1;
+		e = k == 1 ? save_row(d, mc, &rows[i], &results[i])
+		           : save_segment(d, mc, &rows[i], k, &results[i]);
+	}
+	if ((e = gwi_my_end(d, mc, e)) != GW_OK)
+		gwi_results_set(results, n, e);
 	return e;
 }

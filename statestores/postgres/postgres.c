@@ -19,7 +19,7 @@
  *   COMMIT
  * (DDL is transactional in PostgreSQL: a migration applies whole or not.)
  *
- * save_batch, per row, inside BEGIN ... COMMIT (READ COMMITTED):
+ * save_batch, inside BEGIN ... COMMIT (READ COMMITTED), per row:
  *   epoch != 0     SELECT epoch FROM spawn_actor_epoch ... FOR SHARE:
  *                  not ours (or no row) -> EFENCED, nothing written
  *   expected == 0  INSERT ... ON CONFLICT DO NOTHING   (row exists -> 0 rows)
@@ -27,6 +27,13 @@
  *   0 rows         ECONFLICT
  *   history N > 0  the new revision is also upserted into spawn_actor_history
  *                  and revisions below (new - N) are deleted there
+ * but in bulk: per segment of up to GWI_SAVE_SEGMENT rows of distinct keys
+ * (a key met again starts the next segment, so rows apply in order) two
+ * statements whatever its size: ST_FENCE_BULK (the fenced rows' epochs FOR
+ * SHARE, in key byte order like ST_ACQUIRE_BATCH) and ST_SAVE_BULK[_HIST]
+ * (the inserts, the updates and the history of every unfenced row, one
+ * statement over unnest()ed binary arrays, RETURNING the rows written). A
+ * segment of one row runs the per-row statements.
  * A concurrent writer of the same row makes the UPDATE wait for its commit
  * and then re-check the WHERE clause on the committed row, so exactly one
  * of two racing saves of a revision wins. Any error -> ROLLBACK, the batch

@@ -10,11 +10,14 @@
 #include <string.h>
 
 /* Type OIDs (catalog/pg_type.h is a server header). */
-#define OID_BYTEA      17
-#define OID_INT2       21
-#define OID_INT8       20
-#define OID_TEXT       25
-#define OID_TEXT_ARRAY 1009
+#define OID_BYTEA       17
+#define OID_INT2        21
+#define OID_INT8        20
+#define OID_TEXT        25
+#define OID_TEXT_ARRAY  1009
+#define OID_BYTEA_ARRAY 1001
+#define OID_INT2_ARRAY  1005
+#define OID_INT8_ARRAY  1016
 
 /* The columns of a row, in the order read_row expects. */
 #define ROW_COLS   "revision, epoch, key_id, nonce, data, type_url"
@@ -22,6 +25,35 @@
 #define ROT_WRITE(table)                                                                           \
 	"UPDATE " table " SET key_id = $4, nonce = $5, data = $6 "                                 \
 	"WHERE system = $1 AND name = $2 AND revision = $3 AND key_id = $7 AND nonce = $8"
+
+/* The writes of a save segment: $1..$11 are arrays of system, name,
+ * revision, epoch, key_id, nonce, data, type_url, effects, expected and the
+ * oldest revision the history keeps, one element per row (distinct keys,
+ * none fenced). expected 0 inserts (a row there: nothing), else updates the
+ * row still at expected; done names the rows written, the others
+ * conflicted. (The CTEs touch disjoint rows: one statement is safe.) */
+#define SAVE_BULK                                                                                  \
+	"WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], "         \
+	"$5::text[], $6::bytea[], $7::bytea[], $8::text[], $9::int2[], $10::int8[], $11::int8[]) " \
+	" AS v(system, name, revision, epoch, key_id, nonce, data, type_url, effects, expected, "  \
+	" keep)), "                                                                                \
+	"ins AS (INSERT INTO spawn_actor_state"                                                    \
+	"(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at, effects) "     \
+	" SELECT system, name, revision, epoch, key_id, nonce, data, type_url, now(), effects "    \
+	" FROM v WHERE expected = 0 ORDER BY system COLLATE \"C\", name COLLATE \"C\" "            \
+	" ON CONFLICT (system, name) DO NOTHING RETURNING system, name), "                         \
+	"upd AS (UPDATE spawn_actor_state s SET revision = v.revision, epoch = v.epoch, "          \
+	" key_id = v.key_id, nonce = v.nonce, data = v.data, type_url = v.type_url, "              \
+	" updated_at = now(), effects = v.effects FROM v "                                         \
+	" WHERE v.expected > 0 AND s.system = v.system AND s.name = v.name "                       \
+	" AND s.revision = v.expected RETURNING s.system, s.name), "                               \
+	"done AS (SELECT system, name FROM ins UNION ALL SELECT system, name FROM upd)"
+#define SAVE_BULK_TYPES                                                                            \
+	{                                                                                          \
+		OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_INT8_ARRAY, OID_TEXT_ARRAY,    \
+		    OID_BYTEA_ARRAY, OID_BYTEA_ARRAY, OID_TEXT_ARRAY, OID_INT2_ARRAY,              \
+		    OID_INT8_ARRAY, OID_INT8_ARRAY                                                 \
+	}
 
 /* INSERT, UPDATE and HIST_PUT share $1..$8 = system, name, revision, epoch,
  * key_id, nonce, data, type_url; INSERT adds $9 = the effects flag, UPDATE
@@ -211,6 +243,33 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                        "(SELECT * FROM unnest($1::text[], $2::text[]))",
                        2,
                        {OID_TEXT_ARRAY, OID_TEXT_ARRAY}},
+    /* save_batch, a segment of distinct keys at a time (postgres.c): the
+     * fence of all its fenced rows, locked in key byte order as
+     * ST_ACQUIRE_BATCH locks them, then one statement for every write. */
+    [ST_FENCE_BULK] = {"gw_fence_bulk",
+                       "SELECT system, name, epoch FROM spawn_actor_epoch "
+                       "WHERE (system, name) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
+                       "ORDER BY system COLLATE \"C\", name COLLATE \"C\" FOR SHARE",
+                       2,
+                       {OID_TEXT_ARRAY, OID_TEXT_ARRAY}},
+    [ST_SAVE_BULK] = {"gw_save_bulk", SAVE_BULK " SELECT system, name FROM done", 11,
+                      SAVE_BULK_TYPES},
+    [ST_SAVE_BULK_HIST] =
+        {"gw_save_bulk_hist",
+         SAVE_BULK ", trim AS (DELETE FROM spawn_actor_history h USING v, done "
+                   " WHERE v.system = done.system AND v.name = done.name "
+                   " AND h.system = v.system AND h.name = v.name AND h.revision < v.keep), "
+                   "hist AS (INSERT INTO spawn_actor_history"
+                   "(system, name, revision, epoch, key_id, nonce, data, type_url, updated_at) "
+                   " SELECT v.system, v.name, v.revision, v.epoch, v.key_id, v.nonce, v.data, "
+                   " v.type_url, now() FROM v, done "
+                   " WHERE v.system = done.system AND v.name = done.name "
+                   " ON CONFLICT (system, name, revision) DO UPDATE SET "
+                   " epoch = excluded.epoch, key_id = excluded.key_id, "
+                   " nonce = excluded.nonce, data = excluded.data, "
+                   " type_url = excluded.type_url, updated_at = excluded.updated_at) "
+                   "SELECT system, name FROM done",
+         11, SAVE_BULK_TYPES},
 };
 
 /* ---- errors --------------------------------------------------------------- */

@@ -55,6 +55,9 @@ enum {
 	ST_EFFECTS_LIST,
 	ST_ACQUIRE_BATCH,
 	ST_LOAD_BATCH,
+	ST_FENCE_BULK,
+	ST_SAVE_BULK,
+	ST_SAVE_BULK_HIST,
 	ST_COUNT
 };
 
@@ -63,7 +66,7 @@ typedef struct gwi_pg_stmt {
 	const char *name;
 	const char *sql;
 	int nparams;
-	Oid types[10];
+	Oid types[12];
 } gwi_pg_stmt;
 
 /* postgres_conn.c: prepared on every connection (migrate runs ST_META_PUT
@@ -85,9 +88,9 @@ typedef struct pg_drv {
 /* A statement's parameters: text unless len[i] >= 0 (binary bytea). The
  * values are borrowed until the statement ran (ints: the struct's own). */
 typedef struct pg_params {
-	const char *v[10];
-	int len[10];
-	int fmt[10];
+	const char *v[12];
+	int len[12];
+	int fmt[12];
 	char ints[4][24]; /* storage for integer parameters */
 } pg_params;
 

@@ -191,6 +191,249 @@ static gw_err save_row(pg_drv *d, pg_conn *pc, const gw_row *row, gw_err *result
 	return GW_OK;
 }
 
+/* ---- bulk saves ----------------------------------------------------------------- */
+
+/* A one-dimensional array parameter in PostgreSQL's binary format: ndim,
+ * has-null, element type, length, lower bound, then each element as a
+ * 4-byte length and its bytes; every integer big-endian. */
+typedef struct pg_arr {
+	uint8_t *buf; /* owned */
+	size_t len, cap;
+	bool nomem;
+} pg_arr;
+
+static void arr_raw(pg_arr *a, const void *p, size_t len)
+{
+	if (a->nomem)
+		return;
+	if (len > a->cap - a->len) {
+		size_t cap = a->cap ? a->cap : 256;
+		while (len > cap - a->len)
+			cap *= 2;
+		uint8_t *b = realloc(a->buf, cap);
+		if (!b) {
+			a->nomem = true;
+			return;
+		}
+		a->buf = b;
+		a->cap = cap;
+	}
+	memcpy(a->buf + a->len, p, len);
+	a->len += len;
+}
+
+static void arr_u32(pg_arr *a, uint32_t v)
+{
+	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+	arr_raw(a, b, sizeof b);
+}
+
+static void arr_start(pg_arr *a, uint32_t elem_oid, size_t n)
+{
+	*a = (pg_arr){0};
+	arr_u32(a, 1);
+	arr_u32(a, 0);
+	arr_u32(a, elem_oid);
+	arr_u32(a, (uint32_t)n);
+	arr_u32(a, 1);
+}
+
+static void arr_bytes(pg_arr *a, const void *p, size_t len)
+{
+	arr_u32(a, (uint32_t)len);
+	arr_raw(a, p, len);
+}
+
+static void arr_text(pg_arr *a, const char *s)
+{
+	arr_bytes(a, s, strlen(s));
+}
+
+static void arr_int(pg_arr *a, uint64_t v, size_t size)
+{
+	uint8_t b[8];
+	for (size_t i = 0; i < size; i++)
+		b[i] = (uint8_t)(v >> (8 * (size - 1 - i)));
+	arr_bytes(a, b, size);
+}
+
+/* The element type OIDs of the save arrays (catalog/pg_type.h). */
+enum { EL_BYTEA = 17, EL_INT8 = 20, EL_INT2 = 21, EL_TEXT = 25 };
+
+/* The columns of a segment's write, in SAVE_BULK's order ($1..$11). */
+enum {
+	A_SYS,
+	A_NAME,
+	A_REV,
+	A_EPOCH,
+	A_KEY_ID,
+	A_NONCE,
+	A_DATA,
+	A_TYPE,
+	A_EFFECTS,
+	A_EXP,
+	A_KEEP,
+	A_N
+};
+
+/* arr_params points p at arrays a[0..n) (binary parameters): GW_ENOMEM when
+ * one failed, GW_ETOOBIG when one is past what a parameter can carry. */
+static gw_err arr_params(pg_params *p, pg_arr *a, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (a[i].nomem)
+			return GW_ENOMEM;
+		if (a[i].len > INT32_MAX)
+			return GW_ETOOBIG;
+		p_bytes(p, i, a[i].buf, a[i].len);
+	}
+	return GW_OK;
+}
+
+static void arrs_free(pg_arr *a, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(a[i].buf);
+}
+
+/* A segment: rows[0..n) of distinct keys, their keys sorted (keys,
+ * by_key) to match what the statements return. */
+typedef struct pg_seg {
+	const gw_row *rows;
+	size_t n;
+	gw_actor_key *keys;          /* owned, n */
+	const gw_actor_key **by_key; /* owned, n */
+	gw_err *results;             /* the batch's, from rows[0] */
+} pg_seg;
+
+/* seg_find maps a returned (system, name) to the segment's row, or
+ * SIZE_MAX. */
+static size_t seg_find(const pg_seg *g, const PGresult *r, int i)
+{
+	return gwi_keys_find(g->keys, g->by_key, g->n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+}
+
+/* seg_fence reads the epochs of the segment's fenced rows in one
+ * statement, FOR SHARE in key order, and sets results[i] = GW_EFENCED for
+ * each row whose epoch is not the current one (no epoch row: current 0). */
+static gw_err seg_fence(pg_drv *d, pg_conn *pc, pg_seg *g)
+{
+	pg_arr a[2];
+	size_t nf = 0;
+	for (size_t i = 0; i < g->n; i++)
+		nf += g->rows[i].epoch != 0;
+	if (nf == 0)
+		return GW_OK;
+	arr_start(&a[0], EL_TEXT, nf);
+	arr_start(&a[1], EL_TEXT, nf);
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->rows[i].epoch == 0)
+			continue;
+		arr_text(&a[0], g->rows[i].key.system);
+		arr_text(&a[1], g->rows[i].key.name);
+		g->results[i] = GW_EFENCED; /* until its epoch row says otherwise */
+	}
+	pg_params p;
+	gw_err e = arr_params(&p, a, 2);
+	PGresult *r = NULL;
+	if (e == GW_OK) {
+		r = gwi_pg_exec(pc, ST_FENCE_BULK, &p);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			e = gwi_pg_fail(d, pc, r, "save (fence)");
+	}
+	for (int i = 0; e == GW_OK && i < PQntuples(r); i++) {
+		size_t at = seg_find(g, r, i);
+		uint64_t epoch;
+		if (at == SIZE_MAX || g->rows[at].epoch == 0 || !gwi_pg_get_int8(r, i, 2, &epoch)) {
+			GW_ERROR("postgres %s: save (fence) returned an unexpected row", d->where);
+			e = GW_ECORRUPT;
+		} else if (epoch == g->rows[at].epoch) {
+			g->results[at] = GW_ECONFLICT; /* not fenced; a conflict until written */
+		}
+	}
+	PQclear(r);
+	arrs_free(a, 2);
+	return e;
+}
+
+/* seg_write writes the segment's rows that are not fenced with one
+ * statement (and their history, with the same statement): GW_OK for the
+ * rows it returns, GW_ECONFLICT for the others. */
+static gw_err seg_write(pg_drv *d, pg_conn *pc, pg_seg *g)
+{
+	static const uint32_t elem[A_N] = {EL_TEXT,  EL_TEXT, EL_INT8, EL_INT8, EL_TEXT, EL_BYTEA,
+	                                   EL_BYTEA, EL_TEXT, EL_INT2, EL_INT8, EL_INT8};
+	pg_arr a[A_N];
+	size_t nw = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->rows[i].epoch == 0)
+			g->results[i] = GW_ECONFLICT; /* until written */
+		nw += g->results[i] == GW_ECONFLICT;
+	}
+	if (nw == 0)
+		return GW_OK;
+	for (int c = 0; c < A_N; c++)
+		arr_start(&a[c], elem[c], nw);
+	for (size_t i = 0; i < g->n; i++) {
+		const gw_row *row = &g->rows[i];
+		if (g->results[i] != GW_ECONFLICT)
+			continue;
+		arr_text(&a[A_SYS], row->key.system);
+		arr_text(&a[A_NAME], row->key.name);
+		arr_int(&a[A_REV], row->revision, 8);
+		arr_int(&a[A_EPOCH], row->epoch, 8);
+		arr_text(&a[A_KEY_ID], row->key_id);
+		arr_bytes(&a[A_NONCE], row->nonce, sizeof row->nonce);
+		arr_bytes(&a[A_DATA], row->data, row->len);
+		arr_text(&a[A_TYPE], row->type_url);
+		arr_int(&a[A_EFFECTS], row->effects ? 1 : 0, 2);
+		arr_int(&a[A_EXP], row->expected, 8);
+		arr_int(&a[A_KEEP],
+		        d->history > 0 ? gwi_history_keep(row->revision, d->history) : 0, 8);
+	}
+	pg_params p;
+	gw_err e = arr_params(&p, a, A_N);
+	PGresult *r = NULL;
+	if (e == GW_OK) {
+		r = gwi_pg_exec(pc, d->history > 0 ? ST_SAVE_BULK_HIST : ST_SAVE_BULK, &p);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			e = gwi_pg_fail(d, pc, r, "save");
+	}
+	for (int i = 0; e == GW_OK && i < PQntuples(r); i++) {
+		size_t at = seg_find(g, r, i);
+		if (at == SIZE_MAX || g->results[at] != GW_ECONFLICT) {
+			GW_ERROR("postgres %s: save returned an unexpected row", d->where);
+			e = GW_ECORRUPT;
+		} else {
+			g->results[at] = GW_OK;
+		}
+	}
+	PQclear(r);
+	arrs_free(a, A_N);
+	return e;
+}
+
+/* save_segment saves rows[0..n) (distinct keys; n >= 2) in two statements:
+ * the fence, then the writes. */
+static gw_err save_segment(pg_drv *d, pg_conn *pc, const gw_row *rows, size_t n, gw_err *results)
+{
+	pg_seg g = {rows, n, malloc(n * sizeof *g.keys), malloc(n * sizeof *g.by_key), results};
+	gw_err e = GW_ENOMEM;
+	if (g.keys && g.by_key) {
+		for (size_t i = 0; i < n; i++)
+			g.keys[i] = rows[i].key;
+		gwi_keys_sort(g.keys, n, g.by_key);
+		if ((e = seg_fence(d, pc, &g)) == GW_OK)
+			e = seg_write(d, pc, &g);
+	}
+	free(g.keys);
+	free(g.by_key);
+	return e;
+}
+
+/* save_batch: in segments of up to GWI_SAVE_SEGMENT rows of distinct keys
+ * (gwi_save_segment), two statements each; a segment of one row goes the
+ * way of one row (save_row: it costs no more). */
 gw_err gwi_pg_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *results)
 {
 	pg_drv *d = drv;
@@ -198,8 +441,11 @@ gw_err gwi_pg_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *result
 	if (n == 0)
 		return GW_OK;
 	gw_err e = gwi_pg_begin(d, &pc);
-	for (size_t i = 0; e == GW_OK && i < n; i++)
-		e = save_row(d, pc, &rows[i], &results[i]);
+	for (size_t i = 0, k; e == GW_OK && i < n; i += k) {
+		k = gwi_save_segment(&rows[i], n - i, GWI_SAVE_SEGMENT, SIZE_MAX);
+		e = k == 1 ? save_row(d, pc, &rows[i], &results[i])
+		           : save_segment(d, pc, &rows[i], k, &results[i]);
+	}
 	if ((e = gwi_pg_end(d, pc, e)) != GW_OK)
 		gwi_results_set(results, n, e);
 	return e;

@@ -322,6 +322,133 @@ END_TEST
 
 /* ---- revisions ------------------------------------------------------------- */
 
+/* ---- mixed batches ------------------------------------------------------------ */
+
+/* Kinds of row in a mixed batch, by i % MIX_KINDS. */
+enum {
+	MIX_NEW,      /* no row, expected 0, unfenced: OK */
+	MIX_OK,       /* at 1, expected 1, the current epoch: OK */
+	MIX_FENCED,   /* at 1, expected 1, an older epoch: EFENCED */
+	MIX_CONFLICT, /* at 1, expected 5, the current epoch: ECONFLICT */
+	MIX_EXISTS,   /* at 1, expected 0, unfenced: ECONFLICT */
+	MIX_BOTH,     /* at 1, expected 7, an older epoch: EFENCED (fencing wins) */
+	MIX_NEVER,    /* no row, never acquired, epoch 3: EFENCED */
+	MIX_KINDS
+};
+
+enum { MIX_N = 300, MIX_DUPS = 4, MIX_ALL = MIX_N + MIX_DUPS };
+
+/* A batch with every outcome at once, larger than a driver's bulk segment
+ * and with keys twice in it, gets each row's outcome as the same rows
+ * saved one by one, in order, would: the effects flag and the history
+ * follow the rows saved, and only them. */
+START_TEST(a_mixed_batch_gets_each_rows_outcome_as_saved_one_by_one)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	gw_store *s = open_with(&c, TEST_KEY, 2);
+	static char names[MIX_N][16], datas[MIX_ALL][24];
+	static gw_state st[MIX_ALL];
+	static gw_err res[MIX_ALL], want[MIX_ALL];
+	static uint64_t cur[MIX_N];
+	for (int i = 0; i < MIX_N; i++) {
+		int kind = i % MIX_KINDS;
+		gw_actor_key k = {c.sys, names[i]};
+		uint64_t old = 0;
+		snprintf(names[i], sizeof names[i], "m-%03d", i);
+		if (kind != MIX_NEW && kind != MIX_NEVER)
+			ck_assert_int_eq(save_s(s, c.sys, names[i], "before", 0, 0), GW_OK);
+		if (kind == MIX_OK || kind == MIX_FENCED || kind == MIX_CONFLICT ||
+		    kind == MIX_BOTH) {
+			ck_assert_int_eq(gw_store_acquire(s, &k, &old), GW_OK);
+			ck_assert_int_eq(gw_store_acquire(s, &k, &cur[i]), GW_OK);
+		}
+		snprintf(datas[i], sizeof datas[i], "after %d", i);
+		static const uint64_t expected[MIX_KINDS] = {0, 1, 1, 5, 0, 7, 0};
+		static const gw_err outcome[MIX_KINDS] = {
+		    GW_OK, GW_OK, GW_EFENCED, GW_ECONFLICT, GW_ECONFLICT, GW_EFENCED, GW_EFENCED};
+		st[i] = (gw_state){.key = k,
+		                   .type_url = TYPE_URL,
+		                   .data = (const uint8_t *)datas[i],
+		                   .len = strlen(datas[i]),
+		                   .expected = expected[kind],
+		                   .epoch = kind == MIX_FENCED || kind == MIX_BOTH ? old
+		                            : kind == MIX_NEVER                    ? 3
+		                                                                   : cur[i],
+		                   .effects = i % 2};
+		want[i] = outcome[kind];
+	}
+	/* Keys twice: each later row sees what the earlier one did. An OK row
+	 * saved again (after its revision 2), a conflicting one retried at its
+	 * real revision, a new one saved again, and a fenced one again. */
+	static const int dup_of[MIX_DUPS] = {MIX_OK, 7 * MIX_KINDS + MIX_CONFLICT,
+	                                     40 * MIX_KINDS + MIX_NEW, MIX_FENCED};
+	static const uint64_t dup_expected[MIX_DUPS] = {2, 1, 1, 1};
+	static const gw_err dup_want[MIX_DUPS] = {GW_OK, GW_OK, GW_OK, GW_EFENCED};
+	for (int d = 0; d < MIX_DUPS; d++) {
+		int i = MIX_N + d, of = dup_of[d];
+		snprintf(datas[i], sizeof datas[i], "again %d", of);
+		st[i] = st[of];
+		st[i].data = (const uint8_t *)datas[i];
+		st[i].len = strlen(datas[i]);
+		st[i].expected = dup_expected[d];
+		st[i].effects = 1;
+		want[i] = dup_want[d];
+	}
+	ck_assert_int_eq(gw_store_save_batch(s, st, MIX_ALL, res), GW_OK);
+	for (int i = 0; i < MIX_ALL; i++)
+		ck_assert_msg(res[i] == want[i], "[%s] row %d: %s, want %s", c.t->name, i,
+		              gw_err_name(res[i]), gw_err_name(want[i]));
+	/* What each actor holds now: its last saved row, else what it had. */
+	for (int i = 0; i < MIX_N; i++) {
+		int last = -1, kind = i % MIX_KINDS;
+		uint64_t revs[4], rev = 0;
+		size_t nrev = 0;
+		for (int j = 0; j < MIX_ALL; j++)
+			if (st[j].key.name == names[i] && res[j] == GW_OK) {
+				last = j;
+				rev = st[j].expected + 1;
+			}
+		gw_actor_key k = {c.sys, names[i]};
+		ck_assert_int_eq(gw_store_list_revisions(s, &k, revs, 4, &nrev), GW_OK);
+		if (last >= 0) {
+			expect_state(s, c.sys, names[i], datas[last], strlen(datas[last]), rev);
+			ck_assert_uint_eq(nrev, rev); /* history 2: every revision so far */
+			expect_revision(s, c.sys, names[i], rev, datas[last]);
+		} else if (kind == MIX_NEW || kind == MIX_NEVER) {
+			gw_loaded l = {0};
+			ck_assert_int_eq(load(s, c.sys, names[i], &l), GW_ENOTFOUND);
+			ck_assert_uint_eq(nrev, 0);
+		} else {
+			expect_state(s, c.sys, names[i], "before", 6, 1);
+			ck_assert_uint_eq(nrev, 1);
+		}
+	}
+	/* The effects flags: the saved rows' own, the others' untouched (0). */
+	gw_actor_key after = {c.sys, ""}, out[MIX_N];
+	size_t nfx = 0, flagged = 0;
+	ck_assert_int_eq(gw_store_effects_list(s, &after, MIX_N, out, &nfx), GW_OK);
+	for (int i = 0; i < MIX_N; i++) {
+		int last = -1;
+		for (int j = 0; j < MIX_ALL; j++)
+			if (st[j].key.name == names[i] && res[j] == GW_OK)
+				last = j;
+		bool listed = false;
+		for (size_t j = 0; j < nfx; j++)
+			listed |=
+			    strcmp(out[j].system, c.sys) == 0 && strcmp(out[j].name, names[i]) == 0;
+		ck_assert_msg(listed == (last >= 0 && st[last].effects), "[%s] %s flag %d",
+		              c.t->name, names[i], listed);
+		flagged += listed;
+	}
+	for (size_t j = 0; j < nfx; j++)
+		ck_assert_msg(strcmp(out[j].system, c.sys) != 0 || flagged-- > 0, "extra flag");
+	gw_keys_fini(out, nfx);
+	gw_store_close(s);
+	ctx_close(&c);
+}
+END_TEST
+
 START_TEST(revisions_are_listed_and_loaded_per_the_history_policy)
 {
 	ctx c;
@@ -766,6 +893,7 @@ void conf_add_fencing(Suite *s, int ntargets)
 	CONF_ADD(s, acquire_gives_strictly_increasing_epochs_across_stores, 60, ntargets);
 	CONF_ADD(s, a_save_with_an_older_epoch_is_fenced_and_changes_nothing, 60, ntargets);
 	CONF_ADD(s, activations_racing_on_one_actor_lose_no_update, 120, ntargets);
+	CONF_ADD(s, a_mixed_batch_gets_each_rows_outcome_as_saved_one_by_one, 120, ntargets);
 	CONF_ADD(s, revisions_are_listed_and_loaded_per_the_history_policy, 60, ntargets);
 	CONF_ADD(s, rotation_reencrypts_every_row_while_saves_go_on, 180, ntargets);
 	CONF_ADD(s, a_rotation_resumes_in_a_new_store_and_counts_exactly, 120, ntargets);
