@@ -642,7 +642,9 @@ static void invoke_ref(const char *actor, const char *ref, int tag)
 	gw_runtime_invoke(rt, inv);
 }
 
-START_TEST(register_ref_creates_instances_of_unnamed_actors)
+/* register_template registers "tmpl", a stateful UNNAMED actor with the
+ * action Add, on the fake host. */
+static void register_template(void)
 {
 	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT;
 	add.name = "Add";
@@ -669,6 +671,11 @@ START_TEST(register_ref_creates_instances_of_unnamed_actors)
 	sys.registry = &r;
 	const char *why;
 	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, &why), GW_OK);
+}
+
+START_TEST(register_ref_creates_instances_of_unnamed_actors)
+{
+	register_template();
 
 	invoke_ref("inst-1", "tmpl", 1);
 	ck_assert(fake_host_wait(&host, 1));
@@ -1272,31 +1279,7 @@ static uint64_t wait_schedule_empty(void)
 START_TEST(instances_and_scheduled_invocations_survive_a_restart)
 {
 	/* a template, an instance made by register_ref, and a scheduled call */
-	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT;
-	add.name = "Add";
-	Spawn__Actors__Action *acts[] = {&add};
-	Spawn__Actors__ActorSettings st = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
-	st.kind = SPAWN__ACTORS__KIND__UNNAMED;
-	st.stateful = true;
-	Spawn__Actors__ActorId id = SPAWN__ACTORS__ACTOR_ID__INIT;
-	id.name = "tmpl";
-	Spawn__Actors__Actor actor = SPAWN__ACTORS__ACTOR__INIT;
-	actor.id = &id;
-	actor.settings = &st;
-	actor.n_actions = 1;
-	actor.actions = acts;
-	Spawn__Actors__Registry__ActorsEntry e = SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT,
-	                                     *ep[] = {&e};
-	e.key = "tmpl";
-	e.value = &actor;
-	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
-	r.n_actors = 1;
-	r.actors = ep;
-	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	sys.name = SYS;
-	sys.registry = &r;
-	const char *why;
-	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, &why), GW_OK);
+	register_template();
 	invoke_ref("inst-1", "tmpl", 1);
 	ck_assert(fake_host_wait(&host, 1));
 	answer(0, 5, 5, true);
@@ -1307,7 +1290,7 @@ START_TEST(instances_and_scheduled_invocations_survive_a_restart)
 	gw_runtime_destroy(rt);
 	gw_registry_destroy(reg);
 	ck_assert_int_eq(gw_registry_create(&reg), GW_OK);
-	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, &why), GW_OK);
+	register_template();
 	register_actors(true, 60000, 60000);
 	gw_runtime_opts ro = {.shards = 4, .mailbox_max = 100, .host_timeout_ms = 60000};
 	ck_assert_int_eq(gw_runtime_create(&rt, &ro, reg, persist), GW_OK);
