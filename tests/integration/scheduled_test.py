@@ -3,10 +3,16 @@
 ms) is answered once stored, runs at its time, survives a gateway restart
 (overdue ones run right after start-up) and runs once. Real gateway and the
 C Incrementor host over loopback; readiness by reading their output lines
-and by polling the actor's state through Admin.GetState (no host call)."""
+and by polling the actor's state through Admin.GetState (no host call).
+
+Store: a SQLite file by default; SPAWN_SCHED_STORE=postgres runs the same
+tests on the PostgreSQL server of SPAWN_TEST_POSTGRES_URL (the ctest fixture
+spawn_db, tests/store/with-db.sh), each test in a fresh schema (search_path
+in the URL, as itdb does), dropped afterwards."""
 import os
 import sqlite3
 import subprocess
+import urllib.parse
 import sys
 import tempfile
 import time
@@ -21,6 +27,14 @@ from spawn.gateway.v1 import gateway_pb2  # noqa: E402
 import incrementor_pb2  # noqa: E402
 
 KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+ON_POSTGRES = os.environ.get("SPAWN_SCHED_STORE") == "postgres"
+
+
+def psql(url, sql):
+    """Runs sql on the server of url (a postgres:// URL); returns stdout."""
+    return subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                           "-d", url, "-c", sql],
+                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def read_line(proc, prefix, what):
@@ -34,6 +48,17 @@ class ScheduledTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
         self.db = os.path.join(self.dir.name, "s.db")
+        self.store = "sqlite://" + self.db
+        if ON_POSTGRES:
+            self.server = os.environ.get("SPAWN_TEST_POSTGRES_URL")
+            if not self.server:
+                self.fail("SPAWN_SCHED_STORE=postgres without SPAWN_TEST_POSTGRES_URL")
+            self.schema = "sched_%d_%d" % (os.getpid(), int(time.time() * 1000) % 10**9)
+            psql(self.server, "CREATE SCHEMA %s" % self.schema)
+            sep = "&" if "?" in self.server else "?"
+            self.store = "%s%soptions=%s" % (
+                self.server, sep,
+                urllib.parse.quote("-csearch_path=%s" % self.schema, safe=""))
         self.gw = self.host = self.ch = None
         self.start()
 
@@ -41,7 +66,7 @@ class ScheduledTest(unittest.TestCase):
         env = dict(os.environ, SPAWN_STATESTORE_KEY=KEY)
         self.gw = subprocess.Popen(
             [os.path.join(BUILD, "gateway", "spawn-gateway"), "--listen", "127.0.0.1:0",
-             "--statestore", "sqlite://" + self.db, "--host-timeout", "5000"],
+             "--statestore", self.store, "--host-timeout", "5000"],
             stdout=subprocess.PIPE, text=True, env=env)
         port = int(read_line(self.gw, "listening", "gateway").split()[2])
         self.host = subprocess.Popen(
@@ -66,6 +91,8 @@ class ScheduledTest(unittest.TestCase):
 
     def tearDown(self):
         self.stop()
+        if ON_POSTGRES:
+            psql(self.server, "DROP SCHEMA %s CASCADE" % self.schema)
         self.dir.cleanup()
 
     def schedule_add(self, value, at_ms):
@@ -101,6 +128,9 @@ class ScheduledTest(unittest.TestCase):
         self.fail("total never reached %d (now %d)" % (want, self.total()))
 
     def pending_rows(self):
+        if ON_POSTGRES:
+            return int(psql(self.server,
+                            "SELECT count(*) FROM %s.spawn_schedule" % self.schema))
         with sqlite3.connect(self.db) as c:
             return c.execute("SELECT count(*) FROM spawn_schedule").fetchone()[0]
 
