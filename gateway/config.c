@@ -58,6 +58,20 @@ void gw_config_usage(const char *prog)
 	    "  --drain MS                on SIGTERM, wait this long for calls in flight "
 	    "[SPAWN_DRAIN_MS] 5000\n"
 	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
+	    "\n"
+	    "Input limits (bytes of UTF-8; a longer string is INVALID_ARGUMENT naming the field):\n"
+	    "  --max-name-bytes N        system, actor, action, parent and channel names\n"
+	    "                            [SPAWN_MAX_NAME_BYTES] default 255\n"
+	    "  --max-metadata-key-bytes N    [SPAWN_MAX_METADATA_KEY_BYTES] default 128\n"
+	    "  --max-metadata-value-bytes N  [SPAWN_MAX_METADATA_VALUE_BYTES] default 4096\n"
+	    "  --max-metadata-entries N  metadata entries per request [SPAWN_MAX_METADATA_ENTRIES] "
+	    "64\n"
+	    "  --max-tag-key-bytes N     [SPAWN_MAX_TAG_KEY_BYTES] default 128\n"
+	    "  --max-tag-value-bytes N   [SPAWN_MAX_TAG_VALUE_BYTES] default 4096\n"
+	    "  --max-tags N              tags per actor [SPAWN_MAX_TAGS] default 64\n"
+	    "  Every string a client or host sends must be UTF-8 without NUL or control\n"
+	    "  characters; metadata keys starting with \"spawn-\" are reserved to the gateway.\n"
+	    "\n"
 	    "  -h, --help                this text\n"
 	    "  --version                 print the version\n"
 	    "\n"
@@ -141,6 +155,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_DRAIN_MS", drain_ms, 1, 3600000)
 	ENVNUM("SPAWN_STATESTORE_POOL", store_pool, 1, 64)
 	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
+	ENVNUM("SPAWN_MAX_NAME_BYTES", limits.name_bytes, 1, 65535)
+	ENVNUM("SPAWN_MAX_METADATA_KEY_BYTES", limits.metadata_key_bytes, 1, 65535)
+	ENVNUM("SPAWN_MAX_METADATA_VALUE_BYTES", limits.metadata_value_bytes, 1, 1 << 30)
+	ENVNUM("SPAWN_MAX_METADATA_ENTRIES", limits.metadata_entries, 1, 1000000)
+	ENVNUM("SPAWN_MAX_TAG_KEY_BYTES", limits.tag_key_bytes, 1, 65535)
+	ENVNUM("SPAWN_MAX_TAG_VALUE_BYTES", limits.tag_value_bytes, 1, 1 << 30)
+	ENVNUM("SPAWN_MAX_TAGS", limits.tag_entries, 1, 1000000)
 #undef ENVNUM
 	if ((e = getenv("SPAWN_ROTATE_KEYS")) && *e)
 		c->rotate_keys = !strcmp(e, "1") || !strcmp(e, "true");
@@ -167,7 +188,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_VERSION,
 		O_POOL,
 		O_HISTORY,
-		O_ROTATE
+		O_ROTATE,
+		O_LIM_NAME,
+		O_LIM_MDKEY,
+		O_LIM_MDVAL,
+		O_LIM_MDN,
+		O_LIM_TAGKEY,
+		O_LIM_TAGVAL,
+		O_LIM_TAGN
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -185,6 +213,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"store-pool", required_argument, NULL, O_POOL},
 	    {"store-history", required_argument, NULL, O_HISTORY},
 	    {"rotate-keys", no_argument, NULL, O_ROTATE},
+	    {"max-name-bytes", required_argument, NULL, O_LIM_NAME},
+	    {"max-metadata-key-bytes", required_argument, NULL, O_LIM_MDKEY},
+	    {"max-metadata-value-bytes", required_argument, NULL, O_LIM_MDVAL},
+	    {"max-metadata-entries", required_argument, NULL, O_LIM_MDN},
+	    {"max-tag-key-bytes", required_argument, NULL, O_LIM_TAGKEY},
+	    {"max-tag-value-bytes", required_argument, NULL, O_LIM_TAGVAL},
+	    {"max-tags", required_argument, NULL, O_LIM_TAGN},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -252,6 +287,19 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_ROTATE:
 			c->rotate_keys = true;
 			break;
+#define LIMIT(opt, field, flag, hi)                                                                \
+	case opt:                                                                                  \
+		c->limits.field = (uint32_t)num(optarg, flag, 1, hi, why, whylen, &err);           \
+		break;
+			LIMIT(O_LIM_NAME, name_bytes, "--max-name-bytes", 65535)
+			LIMIT(O_LIM_MDKEY, metadata_key_bytes, "--max-metadata-key-bytes", 65535)
+			LIMIT(O_LIM_MDVAL, metadata_value_bytes, "--max-metadata-value-bytes",
+			      1 << 30)
+			LIMIT(O_LIM_MDN, metadata_entries, "--max-metadata-entries", 1000000)
+			LIMIT(O_LIM_TAGKEY, tag_key_bytes, "--max-tag-key-bytes", 65535)
+			LIMIT(O_LIM_TAGVAL, tag_value_bytes, "--max-tag-value-bytes", 1 << 30)
+			LIMIT(O_LIM_TAGN, tag_entries, "--max-tags", 1000000)
+#undef LIMIT
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {
 				snprintf(why, whylen, "--log-level: unknown level '%s'", optarg);
@@ -277,5 +325,6 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	}
 	if (c->n_listen == 0)
 		c->listen[c->n_listen++] = "127.0.0.1:8090";
+	gw_wc_limits_resolve(&c->limits);
 	return GW_OK;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "gw_err.h"
+#include "wirecheck.h"
 
 #define GW_MAX_LISTEN 8
 
@@ -26,6 +27,9 @@ typedef struct gw_config {
 	int store_history; /* older revisions kept per actor */
 	bool rotate_keys;  /* re-encrypt rows to the primary key in the background */
 	int log_level;     /* gw_log_level */
+
+	/* String limits at ingress (--max-name-bytes ...), defaults resolved. */
+	gw_wc_limits limits;
 } gw_config;
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,
