@@ -29,18 +29,23 @@ static packed pack(const ProtobufCMessage *m)
 	return p;
 }
 
-/* patch replaces the first occurrence of marker (same length as with) in
- * p: how the tests put bytes on the wire that the C API cannot express. */
-static void patch(packed *p, const char *marker, const void *with, size_t n)
+/* patch replaces the string s in p (a whole field value, so it cannot be
+ * mistaken for a tag or a length) with as many bytes of with: how the
+ * tests put bytes on the wire that the C API cannot express. */
+static void patch_n(packed *p, const char *s, const char *with, size_t n)
 {
-	ck_assert_uint_eq(strlen(marker), n);
 	for (size_t i = 0; i + n <= p->len; i++)
-		if (!memcmp(p->data + i, marker, n)) {
+		if (!memcmp(p->data + i, s, n)) {
 			memcpy(p->data + i, with, n);
 			return;
 		}
-	ck_abort_msg("marker %s not found", marker);
+	ck_abort_msg("%s not found", s);
 }
+#define PATCH(p, s, with)                                                                          \
+	do {                                                                                       \
+		_Static_assert(sizeof(s) == sizeof(with), "same length");                          \
+		patch_n(p, s, with, sizeof(s) - 1);                                                \
+	} while (0)
 
 /* check runs both checks the gateway runs (wire first, then counts on
  * what protobuf-c unpacked, which must accept the bytes). */
@@ -225,7 +230,7 @@ START_TEST(a_nul_inside_a_name_is_refused_naming_the_field)
 	/* The markers are replaced by a NUL on the wire. */
 	req_init(&r, "spawn-system", "incrementorXevil", "Add", NULL, NULL);
 	packed p = pack(&r.rq.base);
-	patch(&p, "X", "\0", 1);
+	PATCH(&p, "incrementorXevil", "incrementor\0evil");
 	/* protobuf-c unpacks it as "incrementor": the reason for the walker. */
 	Spawn__InvocationRequest *u = spawn__invocation_request__unpack(NULL, p.len, p.data);
 	ck_assert_ptr_nonnull(u);
@@ -236,13 +241,13 @@ START_TEST(a_nul_inside_a_name_is_refused_naming_the_field)
 
 	req_init(&r, "spawn-systemXzz", "incrementor", "Add", NULL, NULL);
 	p = pack(&r.rq.base);
-	patch(&p, "X", "\0", 1);
+	PATCH(&p, "spawn-systemXzz", "spawn-system\0zz");
 	expect_bad(IRQ, &p, NULL, "system.name", "NUL");
 	free(p.data);
 
 	req_init(&r, "spawn-system", "incrementor", "AddXq", NULL, NULL);
 	p = pack(&r.rq.base);
-	patch(&p, "X", "\0", 1);
+	PATCH(&p, "AddXq", "Add\0q");
 	expect_bad(IRQ, &p, NULL, "action_name", "NUL byte at offset 3");
 	free(p.data);
 
@@ -259,13 +264,13 @@ START_TEST(metadata_keys_and_values_are_checked_and_named)
 	req r;
 	req_init(&r, "s", "a", "Add", "trace", "okXX");
 	packed p = pack(&r.rq.base);
-	patch(&p, "XX", "\xc3\x28", 2); /* invalid UTF-8 */
+	PATCH(&p, "okXX", "ok\xc3\x28"); /* invalid UTF-8 */
 	expect_bad(IRQ, &p, NULL, "metadata[\"trace\"]", "not valid UTF-8 at offset 2");
 	free(p.data);
 
 	req_init(&r, "s", "a", "Add", "trXce", "v");
 	p = pack(&r.rq.base);
-	patch(&p, "X", "\0", 1);
+	PATCH(&p, "trXce", "tr\0ce");
 	expect_bad(IRQ, &p, NULL, "metadata[0].key", "NUL");
 	free(p.data);
 
@@ -431,7 +436,7 @@ START_TEST(a_hosts_result_is_checked_down_to_its_workflow)
 
 	result_init(&x, "rXd", url, "other", "next");
 	p = pack(&x.hm.base);
-	patch(&p, "X", "\xff", 1);
+	PATCH(&p, "rXd", "r\xff" "d");
 	expect_bad(HMSG, &p, NULL, "result.response.updated_context.tags[\"color\"]",
 	           "not valid UTF-8");
 	free(p.data);
@@ -444,14 +449,14 @@ START_TEST(a_hosts_result_is_checked_down_to_its_workflow)
 
 	result_init(&x, "red", url, "otherXevil", "next");
 	p = pack(&x.hm.base);
-	patch(&p, "X", "\0", 1);
+	PATCH(&p, "otherXevil", "other\0evil");
 	expect_bad(HMSG, &p, NULL, "result.response.workflow.effects[0].request.actor.id.name",
 	           "NUL");
 	free(p.data);
 
 	result_init(&x, "red", url, "other", "neXt");
 	p = pack(&x.hm.base);
-	patch(&p, "X", "\0", 1);
+	PATCH(&p, "neXt", "ne\0t");
 	expect_bad(HMSG, &p, NULL, "result.response.workflow.pipe.actor", "NUL");
 	free(p.data);
 
@@ -546,14 +551,14 @@ START_TEST(a_registration_is_checked_keys_and_values)
 
 	e.key = "couXter";
 	p = pack(&hm.base);
-	patch(&p, "X", "\0", 1);
+	PATCH(&p, "couXter", "cou\0ter");
 	expect_bad(HMSG, &p, NULL, "registration.actor_system.registry.actors[0].key", "NUL");
 	free(p.data);
 
 	e.key = "counter";
 	act.name = "AXd";
 	p = pack(&hm.base);
-	patch(&p, "X", "\x80", 1);
+	PATCH(&p, "AXd", "A\x80" "d");
 	expect_bad(HMSG, &p, NULL,
 	           "registration.actor_system.registry.actors[\"counter\"].actions[0].name",
 	           "not valid UTF-8");
