@@ -84,12 +84,35 @@ static const rule rules[] = {
     {&google__protobuf__any__descriptor, 1, R_TYPE_URL},               /* type_url */
 };
 
+/* rules_of finds the rules of d: the table groups them by descriptor. */
+static const rule *rules_of(const ProtobufCMessageDescriptor *d, size_t *n)
+{
+	const size_t all = sizeof rules / sizeof rules[0];
+	for (size_t i = 0; i < all; i++)
+		if (rules[i].d == d) {
+			size_t k = i;
+			while (k < all && rules[k].d == d)
+				k++;
+			*n = k - i;
+			return &rules[i];
+		}
+	*n = 0;
+	return NULL;
+}
+
+static enum role role_in(const rule *r, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].id == id)
+			return r[i].role;
+	return R_PLAIN;
+}
+
 static enum role role_of(const ProtobufCMessageDescriptor *d, uint32_t id)
 {
-	for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
-		if (rules[i].d == d && rules[i].id == id)
-			return rules[i].role;
-	return R_PLAIN;
+	size_t n;
+	const rule *r = rules_of(d, &n);
+	return role_in(r, n, id);
 }
 
 void gw_wc_limits_resolve(gw_wc_limits *l)
@@ -219,78 +242,109 @@ bool gw_wc_reserved_key(const char *key)
 
 /* ---- the walk ----------------------------------------------------------------------- */
 
+/* The path to the field being checked: a chain of segments on the C stack,
+ * rendered into text only when a check fails (the success path formats
+ * nothing). */
+typedef struct seg {
+	const struct seg *up;
+	enum { S_FIELD, S_INDEX, S_KEY, S_KEYFIELD, S_ENTRY } kind;
+	const char *name;                    /* S_FIELD */
+	const uint8_t *key;                  /* S_KEY: shown, at most 48 bytes of it;
+	                                        S_ENTRY: the entry's bytes */
+	size_t klen;                         /* S_KEY, S_ENTRY: length of key */
+	size_t idx;                          /* S_INDEX, S_ENTRY: the occurrence */
+	const ProtobufCMessageDescriptor *d; /* S_ENTRY: the entry's type */
+} seg;
+
 typedef struct walk {
 	const gw_wc_limits *l;
 	gw_wc_fail *fail;
-	char path[GW_WC_PATH_MAX];
-	size_t plen;
+	const seg *top; /* innermost segment; NULL at the root */
 	int depth;
 } walk;
 
-/* path_push appends to the path and returns the length to restore. */
-static size_t path_push(walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static size_t path_push(walk *w, const char *fmt, ...)
+/* enter links s (caller storage) as the innermost segment. */
+static void enter(walk *w, seg *s)
 {
-	size_t old = w->plen;
-	if (w->plen < sizeof w->path) {
-		va_list ap;
-		va_start(ap, fmt);
-		int r = vsnprintf(w->path + w->plen, sizeof w->path - w->plen, fmt, ap);
-		va_end(ap);
-		if (r > 0)
-			w->plen += (size_t)r;
-		if (w->plen >= sizeof w->path)
-			w->plen = sizeof w->path - 1;
-	}
-	return old;
+	s->up = w->top;
+	w->top = s;
 }
 
-static void path_pop(walk *w, size_t old)
+static void leave(walk *w, const seg *s)
 {
-	w->plen = old;
-	w->path[old] = 0;
+	w->top = s->up;
 }
 
-/* path_field appends ".name" (or "name" at the root). */
-static size_t path_field(walk *w, const char *name)
-{
-	return path_push(w, "%s%s", w->plen ? "." : "", name);
-}
+static const uint8_t *entry_key(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+                                size_t len, size_t *klen);
 
-/* path_key appends ["key"] with key shown in printable ASCII (at most 48
- * bytes of it), or [i] when key is NULL. */
-static size_t path_key(walk *w, const uint8_t *key, size_t n, size_t i)
+/* render_seg appends one segment to buf at *o (bounded, NUL-terminated). */
+static void render_seg(char *buf, size_t cap, size_t *o, const seg *s)
 {
-	if (!key)
-		return path_push(w, "[%zu]", i);
-	char buf[48 * 4 + 8];
-	size_t o = 0;
-	for (size_t k = 0; k < n && k < 48; k++) {
-		uint8_t c = key[k];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-			buf[o++] = (char)c;
-		else
-			o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02x", c);
+	if (*o >= cap - 1)
+		return;
+	int r = 0;
+	seg shown;
+	if (s->kind == S_ENTRY) {
+		/* a map entry: by its key when that can be shown, else by position */
+		shown = (seg){.kind = S_INDEX, .idx = s->idx};
+		shown.key = entry_key(s->d, s->key, s->klen, &shown.klen);
+		if (shown.key)
+			shown.kind = S_KEY;
+		s = &shown;
 	}
-	if (n > 48) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
+	switch (s->kind) {
+	case S_FIELD:
+		r = snprintf(buf + *o, cap - *o, "%s%s", *o ? "." : "", s->name);
+		break;
+	case S_INDEX:
+		r = snprintf(buf + *o, cap - *o, "[%zu]", s->idx);
+		break;
+	case S_KEYFIELD:
+		r = snprintf(buf + *o, cap - *o, ".key");
+		break;
+	case S_ENTRY:
+		break;
+	case S_KEY: {
+		char k[48 * 4 + 4];
+		size_t n = 0;
+		for (size_t i = 0; i < s->klen && i < 48; i++) {
+			uint8_t c = s->key[i];
+			if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+				k[n++] = (char)c;
+			else
+				n += (size_t)snprintf(k + n, sizeof k - n, "\\x%02x", c);
+		}
+		k[n] = 0;
+		r = snprintf(buf + *o, cap - *o, "[\"%s%s\"]", k, s->klen > 48 ? "..." : "");
+		break;
 	}
-	buf[o] = 0;
-	return path_push(w, "[\"%s\"]", buf);
+	}
+	if (r > 0)
+		*o += (size_t)r;
+	if (*o >= cap)
+		*o = cap - 1;
 }
 
 static gw_err failf(walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static gw_err failf(walk *w, const char *fmt, ...)
 {
-	if (w->fail) {
-		snprintf(w->fail->path, sizeof w->fail->path, "%s",
-		         w->plen ? w->path : "(message)");
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(w->fail->why, sizeof w->fail->why, fmt, ap);
-		va_end(ap);
-	}
+	if (!w->fail)
+		return GW_EINVAL;
+	const seg *chain[3 * MAX_DEPTH + 8];
+	size_t n = 0;
+	for (const seg *s = w->top; s && n < sizeof chain / sizeof chain[0]; s = s->up)
+		chain[n++] = s;
+	size_t o = 0;
+	w->fail->path[0] = 0;
+	while (n > 0)
+		render_seg(w->fail->path, sizeof w->fail->path, &o, chain[--n]);
+	if (!o)
+		snprintf(w->fail->path, sizeof w->fail->path, "(message)");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w->fail->why, sizeof w->fail->why, fmt, ap);
+	va_end(ap);
 	return GW_EINVAL;
 }
 
@@ -441,6 +495,8 @@ static gw_err walk_msg(walk *w, const ProtobufCMessageDescriptor *d, const uint8
 		return failf(w, "messages nested more than %d deep", MAX_DEPTH);
 	/* Occurrences of each repeated field so far, for "[i]" in paths. */
 	uint32_t seen[64] = {0};
+	size_t nr;
+	const rule *rs = rules_of(d, &nr);
 	const uint8_t *p = data, *end = data + len;
 	gw_err err = GW_OK;
 	while (p < end && !err) {
@@ -455,7 +511,7 @@ static gw_err walk_msg(walk *w, const ProtobufCMessageDescriptor *d, const uint8
 			continue; /* unknown fields and scalars hold no strings we relay */
 		size_t fi = (size_t)(f - d->fields);
 		uint32_t idx = fi < 64 ? seen[fi]++ : 0;
-		enum role r = role_of(d, f->id);
+		enum role r = role_in(rs, nr, f->id);
 		if (in_map != R_PLAIN)
 			r = f->id == 1 ? (in_map == R_META_MAP   ? R_META_KEY
 			                  : in_map == R_TAG_MAP  ? R_TAG_KEY
@@ -464,32 +520,37 @@ static gw_err walk_msg(walk *w, const ProtobufCMessageDescriptor *d, const uint8
 			               : (in_map == R_META_MAP  ? R_META_VALUE
 			                  : in_map == R_TAG_MAP ? R_TAG_VALUE
 			                                        : R_PLAIN);
-		size_t old;
+		/* a map value is named by its entry ("m[\"k\"]"), a key as "m[i].key" */
+		seg fs = {.kind = S_FIELD, .name = f->name};
 		if (in_map != R_PLAIN)
-			/* a value is named by its entry ("m[\"k\"]"); a key as "m[i].key" */
-			old = f->id == 1 ? path_push(w, ".key") : w->plen;
-		else
-			old = path_field(w, f->name);
+			fs.kind = S_KEYFIELD;
+		bool named = in_map == R_PLAIN || f->id == 1;
+		if (named)
+			enter(w, &fs);
 		if (f->type == PROTOBUF_C_TYPE_STRING) {
 			err = check_string(w, r, val, vlen);
 		} else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
 			const ProtobufCMessageDescriptor *sub = f->descriptor;
+			seg is = {.kind = S_INDEX, .idx = idx};
 			if (f->label == PROTOBUF_C_LABEL_REPEATED && is_map_entry(sub)) {
-				size_t klen = 0;
-				const uint8_t *key = entry_key(sub, val, vlen, &klen);
-				size_t o2 = path_key(w, key, klen, idx);
+				is = (seg){.kind = S_ENTRY,
+				           .key = val,
+				           .klen = vlen,
+				           .idx = idx,
+				           .d = sub};
+				enter(w, &is);
 				err = walk_msg(w, sub, val, vlen, r == R_PLAIN ? R_MAP : r);
-				path_pop(w, o2);
+				leave(w, &is);
 			} else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-				size_t o2 = path_push(w, "[%u]", idx);
+				enter(w, &is);
 				err = walk_msg(w, sub, val, vlen, R_PLAIN);
-				path_pop(w, o2);
+				leave(w, &is);
 			} else {
 				err = walk_msg(w, sub, val, vlen, R_PLAIN);
 			}
 		}
-		if (!err)
-			path_pop(w, old);
+		if (named)
+			leave(w, &fs);
 	}
 	w->depth--;
 	return err;
@@ -504,7 +565,6 @@ gw_err gw_wc_check_wire(const ProtobufCMessageDescriptor *d, const uint8_t *data
 		l = &def;
 	}
 	walk w = {.l = l, .fail = fail};
-	w.path[0] = 0;
 	if (!d || (!data && len))
 		return failf(&w, "no message");
 	return walk_msg(&w, d, data ? data : (const uint8_t *)"", len, R_PLAIN);
@@ -522,7 +582,7 @@ static gw_err count_msg(walk *w, const ProtobufCMessage *m)
 		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
 			continue;
 		const char *base = (const char *)m;
-		size_t old = path_field(w, f->name);
+		seg fs = {.kind = S_FIELD, .name = f->name};
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)(base + f->quantifier_offset);
 			ProtobufCMessage *const *v =
@@ -531,6 +591,7 @@ static gw_err count_msg(walk *w, const ProtobufCMessage *m)
 			uint32_t max = r == R_META_MAP  ? w->l->metadata_entries
 			               : r == R_TAG_MAP ? w->l->tag_entries
 			                                : 0;
+			enter(w, &fs);
 			if (max && n > max)
 				return failf(
 				    w, "has %zu entries, over the limit of %u (%s)", n, max,
@@ -541,35 +602,36 @@ static gw_err count_msg(walk *w, const ProtobufCMessage *m)
 			for (size_t k = 0; k < n; k++) {
 				if (!v[k])
 					continue;
-				size_t o2;
-				if (entry) {
-					const char *key = *(char *const *)((const char *)v[k] +
-					                                   sub->fields[0].offset);
-					o2 = key ? path_key(w, (const uint8_t *)key, strlen(key), k)
-					         : path_push(w, "[%zu]", k);
-				} else {
-					o2 = path_push(w, "[%zu]", k);
+				seg is = {.kind = S_INDEX, .idx = k};
+				const char *key = entry ? *(char *const *)((const char *)v[k] +
+				                                           sub->fields[0].offset)
+				                        : NULL;
+				if (key) {
+					is.kind = S_KEY;
+					is.key = (const uint8_t *)key;
+					is.klen = strlen(key);
 				}
+				enter(w, &is);
 				gw_err err = count_msg(w, v[k]);
 				if (err)
 					return err;
-				path_pop(w, o2);
+				leave(w, &is);
 			}
+			leave(w, &fs);
 		} else {
 			if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-			    *(const uint32_t *)(base + f->quantifier_offset) != f->id) {
-				path_pop(w, old);
+			    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
 				continue;
-			}
 			const ProtobufCMessage *sub =
 			    *(ProtobufCMessage *const *)(base + f->offset);
 			if (sub) {
+				enter(w, &fs);
 				gw_err err = count_msg(w, sub);
 				if (err)
 					return err;
+				leave(w, &fs);
 			}
 		}
-		path_pop(w, old);
 	}
 	w->depth--;
 	return GW_OK;
@@ -583,7 +645,6 @@ gw_err gw_wc_check_counts(const ProtobufCMessage *m, const gw_wc_limits *l, gw_w
 		l = &def;
 	}
 	walk w = {.l = l, .fail = fail};
-	w.path[0] = 0;
 	return m ? count_msg(&w, m) : GW_OK;
 }
 
