@@ -5,8 +5,10 @@
  *   ACCEPTING --- stream opened ------------> REGISTERING  [waiting for registration]
  *   REGISTERING - valid registration -------> ACTIVE       [bound in the registry]
  *   ACTIVE ------ registration (again) -----> ACTIVE       [bindings replaced]
+ *   ACTIVE ------ result failing the checks -> ACTIVE       [ingress.c: that turn fails
+ *                                                          INVALID_ARGUMENT, state unchanged]
  *   any --------- stream ends / bad message -> CLOSING     [unbound; invocations in
- *                                                          flight fail UNAVAILABLE]
+ *                 or bad registration                      flight fail UNAVAILABLE]
  *   CLOSING ----- status sent, refs gone ---> (freed)
  *
  * Ops outstanding on the call: one receive (always, until CLOSING), at most
