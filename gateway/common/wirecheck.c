@@ -592,11 +592,19 @@ static gw_err count_msg(walk *w, const ProtobufCMessage *m)
 			               : r == R_TAG_MAP ? w->l->tag_entries
 			                                : 0;
 			enter(w, &fs);
-			if (max && n > max)
-				return failf(
-				    w, "has %zu entries, over the limit of %u (%s)", n, max,
-				    r == R_META_MAP ? "--max-metadata-entries" : "--max-tags");
 			const ProtobufCMessageDescriptor *sub = f->descriptor;
+			/* Keys of the reserved namespace are the gateway's own (a host may
+			 * copy them forward; ingress refuses or drops them): not counted. */
+			size_t counted = n;
+			for (size_t k = 0; max && n > max && r == R_META_MAP && k < n; k++)
+				if (v[k] &&
+				    gw_wc_reserved_key(*(char *const *)((const char *)v[k] +
+				                                        sub->fields[0].offset)))
+					counted--;
+			if (max && counted > max)
+				return failf(
+				    w, "has %zu entries, over the limit of %u (%s)", counted, max,
+				    r == R_META_MAP ? "--max-metadata-entries" : "--max-tags");
 			bool entry =
 			    is_map_entry(sub) && sub->fields[0].type == PROTOBUF_C_TYPE_STRING;
 			for (size_t k = 0; k < n; k++) {
