@@ -9,7 +9,6 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
 
-#include "log.h"
 #include "server_int.h"
 
 gw_err gwi_unpack_checked(const gw_server *s, const ProtobufCMessageDescriptor *d,
