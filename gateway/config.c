@@ -55,6 +55,19 @@ void gw_config_usage(const char *prog)
 	    "  --rotate-keys             re-encrypt every stored state to the first key of the\n"
 	    "                            keyring, in the background, resumable\n"
 	    "                            [SPAWN_ROTATE_KEYS=1]\n"
+	    "  --host-queue-bytes N      bytes of tasks queued for one host before new ones are\n"
+	    "                            refused (RESOURCE_EXHAUSTED) or go to another host of\n"
+	    "                            the type [SPAWN_HOST_QUEUE_BYTES] default 67108864\n"
+	    "  --host-stall-ms MS        a host over that bound that has not read a task for\n"
+	    "                            this long is disconnected [SPAWN_HOST_STALL_MS] 10000\n"
+	    "  --host-grace-ms MS        a task written to a host that timed out keeps its\n"
+	    "                            actor busy until the host answers; a host silent this\n"
+	    "                            long past the deadline sent with the task is\n"
+	    "                            disconnected [SPAWN_HOST_GRACE_MS] default 5000\n"
+	    "  --registration-grace-ms MS  after start-up, calls to actors the store knows but\n"
+	    "                            no host has registered yet get UNAVAILABLE (retry),\n"
+	    "                            not NOT_FOUND [SPAWN_REGISTRATION_GRACE_MS] 10000;\n"
+	    "                            0 = none\n"
 	    "  --drain MS                on SIGTERM, wait this long for calls in flight "
 	    "[SPAWN_DRAIN_MS] 5000\n"
 	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
@@ -112,6 +125,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->max_message_bytes = 4 << 20;
 	c->save_batch = 256;
 	c->log_level = GW_LOG_INFO;
+	c->host_queue_bytes = (int64_t)64 << 20;
+	c->host_stall_ms = 10000;
+	c->host_grace_ms = 5000;
+	c->registration_grace_ms = 10000;
 	gw_err err = GW_OK;
 	const char *e;
 	/* Environment first; flags override. */
@@ -141,6 +158,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_DRAIN_MS", drain_ms, 1, 3600000)
 	ENVNUM("SPAWN_STATESTORE_POOL", store_pool, 1, 64)
 	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
+	ENVNUM("SPAWN_HOST_QUEUE_BYTES", host_queue_bytes, 1024, INT64_MAX / 4)
+	ENVNUM("SPAWN_HOST_STALL_MS", host_stall_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_HOST_GRACE_MS", host_grace_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_REGISTRATION_GRACE_MS", registration_grace_ms, 0, INT64_MAX / 4)
 #undef ENVNUM
 	if ((e = getenv("SPAWN_ROTATE_KEYS")) && *e)
 		c->rotate_keys = !strcmp(e, "1") || !strcmp(e, "true");
@@ -167,7 +188,11 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_VERSION,
 		O_POOL,
 		O_HISTORY,
-		O_ROTATE
+		O_ROTATE,
+		O_HOSTQ,
+		O_HOSTSTALL,
+		O_HOSTGRACE,
+		O_REGGRACE
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -185,6 +210,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"store-pool", required_argument, NULL, O_POOL},
 	    {"store-history", required_argument, NULL, O_HISTORY},
 	    {"rotate-keys", no_argument, NULL, O_ROTATE},
+	    {"host-queue-bytes", required_argument, NULL, O_HOSTQ},
+	    {"host-stall-ms", required_argument, NULL, O_HOSTSTALL},
+	    {"host-grace-ms", required_argument, NULL, O_HOSTGRACE},
+	    {"registration-grace-ms", required_argument, NULL, O_REGGRACE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -251,6 +280,22 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			break;
 		case O_ROTATE:
 			c->rotate_keys = true;
+			break;
+		case O_HOSTQ:
+			c->host_queue_bytes =
+			    num(optarg, "--host-queue-bytes", 1024, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_HOSTSTALL:
+			c->host_stall_ms =
+			    num(optarg, "--host-stall-ms", 1, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_HOSTGRACE:
+			c->host_grace_ms =
+			    num(optarg, "--host-grace-ms", 1, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_REGGRACE:
+			c->registration_grace_ms = num(optarg, "--registration-grace-ms", 0,
+			                               INT64_MAX / 4, why, whylen, &err);
 			break;
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {

@@ -14,11 +14,20 @@
  *   READY ----- mailbox not empty ---> BUSY      [one invocation sent to a host]
  *   BUSY ------ reply ---------------> READY     [state replaced, dirty if changed]
  *   BUSY ------ reply + checkpoint --> BUSY      [save queued; reply after commit]
- *   BUSY ------ host error/gone/late > READY     [state unchanged]
+ *   BUSY ------ host error/gone ------> READY     [state unchanged]
+ *   BUSY ------ deadline, task unsent > READY     [it left the host's queue: never ran]
+ *   BUSY ------ deadline, task written > HELD     [caller failed; the host may still run
+ *                                                  it: no next turn is sent]
+ *   HELD ------ late answer (dropped) > READY     [state unchanged]
+ *     or the host's stream ends
+ *     or grace after the sent deadline: the host is disconnected as broken
  *   READY ----- idle timeout --------> (absent)  [final save first when dirty]
  *
  * Invariants:
- *   1. at most one invocation per actor is in flight (BUSY holds it);
+ *   1. at most one invocation per actor is in flight (BUSY holds it), and
+ *      none while a timed-out one may still run on a host (HELD: st stays
+ *      A_BUSY with busy == NULL); a POOLED actor counts a held turn in
+ *      inflight until it is released;
  *   2. invocations of one actor are dispatched in arrival order (FIFO);
  *   3. at most one save per actor is in flight; its expected revision is
  *      the actor's stored revision, so saves never conflict with each other;
@@ -52,6 +61,13 @@ typedef struct gw_runtime_opts {
 	int64_t snapshot_ms;     /* default snapshot interval; 0 = 2000 */
 	int64_t host_timeout_ms; /* longest a host may take; 0 = 30000 */
 	uint16_t pool_max;       /* POOLED actors without max_pool_size; 0 = 16 */
+	int64_t host_grace_ms;   /* a task written to a host that timed out keeps its actor's
+	                            turn slot until the host answers or goes, or this long
+	                            after the deadline sent with it (then the host is
+	                            disconnected as broken); 0 = 5000 */
+	int64_t registration_grace_ms; /* after start-up, a call to an actor no host has
+	                                  registered but the store knows is UNAVAILABLE
+	                                  (retry), not NOT_FOUND; 0 = no grace */
 } gw_runtime_opts;
 
 /* Completion of an invocation. Called exactly once, on any thread, with
@@ -95,6 +111,8 @@ struct gw_inv {
 	gw_actor *actor;
 	gw_host *host; /* reference while dispatched */
 	uint64_t req_id;
+	int64_t due_ms; /* monotonic: the deadline sent with the task (the client's,
+	                   or host_timeout_ms from dispatch, the earlier) */
 	gw_tnode deadline_t;
 };
 
@@ -211,8 +229,22 @@ gw_persist *gw_runtime_persist(gw_runtime *rt);
  * size limit; GW_ENOMEM. On error inv is not registered. */
 typedef grpc_byte_buffer *(*gw_task_build_fn)(gw_inv *inv, uint64_t req_id);
 gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build);
-/* gw_host_cancel removes a pending invocation. true: removed, the caller
- * completes inv; false: its result is already being delivered. */
-bool gw_host_cancel(gw_host *h, uint64_t req_id);
+/* gw_host_cancel withdraws a pending invocation whose deadline passed:
+ *   GW_CANCEL_UNSENT: it was still queued: it left the queue and will never
+ *     run; the caller completes inv and the actor may take its next turn.
+ *   GW_CANCEL_HELD: it was written and may be running on the host: the
+ *     caller completes inv but keeps the actor's turn slot; the host hands
+ *     hold back with gw_runtime_release when it answers (late, dropped),
+ *     when its stream ends, or after it is disconnected because expiry_ms
+ *     (monotonic) passed without an answer.
+ *   GW_CANCEL_GONE: its result (or the host's end) is being delivered right
+ *     now: the caller does nothing. */
+enum { GW_CANCEL_GONE = 0, GW_CANCEL_UNSENT = 1, GW_CANCEL_HELD = 2 };
+int gw_host_cancel(gw_host *h, uint64_t req_id, gw_actor *hold, int64_t expiry_ms);
+
+/* gw_runtime_release ends the turn a GW_CANCEL_HELD task kept (a is the
+ * hold given to gw_host_cancel). Any thread, no lock held. */
+void gw_runtime_release(gw_runtime *rt, gw_actor *a);
+
 
 #endif

@@ -62,17 +62,22 @@ gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 	return GW_OK;
 }
 
-bool gw_host_cancel(gw_host *h, uint64_t req_id)
+int gw_host_cancel(gw_host *h, uint64_t req_id, gw_actor *hold, int64_t expiry_ms)
 {
-	bool found = false;
+	(void)expiry_ms;
+	int r = GW_CANCEL_GONE;
 	pthread_mutex_lock(&h->mu);
 	for (size_t i = 0; i < h->ntasks; i++)
 		if (h->tasks[i].id == req_id && !h->tasks[i].answered) {
 			h->tasks[i].answered = true;
-			found = true;
+			r = h->written ? GW_CANCEL_HELD : GW_CANCEL_UNSENT;
+			if (h->written) {
+				h->held = hold;
+				h->nheld++;
+			}
 		}
 	pthread_mutex_unlock(&h->mu);
-	return found;
+	return r;
 }
 
 bool fake_host_wait(gw_host *h, size_t n)
