@@ -707,6 +707,9 @@ void gwi_host_watch(gw_server *s, int64_t now)
 			return;
 		GW_WARN("host %s: %s; disconnecting it", bad->peer, why);
 		host_close(bad, GRPC_STATUS_UNAVAILABLE, why); /* unlists it */
+		/* A status would queue behind the unread messages: cancel the
+		 * stream, which fails the send in flight and frees the rest. */
+		grpc_call_cancel_with_status(bad->call, GRPC_STATUS_UNAVAILABLE, why, NULL);
 		gw_host_rele(bad);
 	}
 }

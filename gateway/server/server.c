@@ -865,6 +865,13 @@ void gw_server_destroy(gw_server *s)
 		for (int i = 0; i < s->ncq; i++)
 			pthread_join(s->cqs[i].thread, NULL);
 	}
+	if (s->server && !s->started && s->ncq > 0 && s->cqs && s->cqs[0].cq) {
+		/* A listener may have been added before a later address failed:
+		 * gRPC requires a shutdown before destroy then. The notification
+		 * is drained with the queue below. */
+		s->shutdown_tag.fn = shutdown_tag;
+		grpc_server_shutdown_and_notify(s->server, s->cqs[0].cq, &s->shutdown_tag);
+	}
 	if (s->server)
 		grpc_server_destroy(s->server);
 	if (!s->started)
