@@ -282,8 +282,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			c->rotate_keys = true;
 			break;
 		case O_HOSTQ:
-			c->host_queue_bytes =
-			    num(optarg, "--host-queue-bytes", 1024, INT64_MAX / 4, why, whylen, &err);
+			c->host_queue_bytes = num(optarg, "--host-queue-bytes", 1024, INT64_MAX / 4,
+			                          why, whylen, &err);
 			break;
 		case O_HOSTSTALL:
 			c->host_stall_ms =

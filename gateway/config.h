@@ -27,9 +27,9 @@ typedef struct gw_config {
 	bool rotate_keys;  /* re-encrypt rows to the primary key in the background */
 	int log_level;     /* gw_log_level */
 	/* host links (docs/design/call-lifecycle.md) */
-	int64_t host_queue_bytes; /* per host: queued task bytes before RESOURCE_EXHAUSTED */
-	int64_t host_stall_ms;    /* full and not reading this long: disconnected */
-	int64_t host_grace_ms;    /* a written task past its deadline: answer within this */
+	int64_t host_queue_bytes;      /* per host: queued task bytes before RESOURCE_EXHAUSTED */
+	int64_t host_stall_ms;         /* full and not reading this long: disconnected */
+	int64_t host_grace_ms;         /* a written task past its deadline: answer within this */
 	int64_t registration_grace_ms; /* after start: known actors UNAVAILABLE, 0 = none */
 } gw_config;
 

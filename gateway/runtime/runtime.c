@@ -973,8 +973,7 @@ static void instance_looked_up(void *user, gw_err err)
 	}
 	done_list dl = {0};
 	if (err == GW_EUNAVAIL) /* the registration grace after start-up (durable.c) */
-		gwi_finish(&dl, inv, err,
-		           "no host has registered actor %s in system %s yet; retry",
+		gwi_finish(&dl, inv, err, "no host has registered actor %s in system %s yet; retry",
 		           inv->req->actor->id->name, inv->req->system->name);
 	else /* inv->msg still says which name was not found */
 		gwi_finish(&dl, inv, err, NULL);
@@ -1192,7 +1191,8 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 		gw_actor *a = inv->actor;
 		if ((!a->pooled && a->busy != inv) || !inv->host)
 			return;
-		int c = gw_host_cancel(inv->host, inv->req_id, a, inv->due_ms + rt->o.host_grace_ms);
+		int c =
+		    gw_host_cancel(inv->host, inv->req_id, a, inv->due_ms + rt->o.host_grace_ms);
 		if (c == GW_CANCEL_GONE)
 			return; /* its result is being delivered right now */
 		gw_host_rele(inv->host);

@@ -698,7 +698,8 @@ void gwi_host_watch(gw_server *s, int64_t now)
 			pthread_mutex_lock(&h->mu);
 			if (broken_locked(h, now, why, sizeof why)) {
 				bad = h;
-				gw_host_hold(h); /* listed hosts have a receive in flight: refs > 0 */
+				gw_host_hold(
+				    h); /* listed hosts have a receive in flight: refs > 0 */
 			}
 			pthread_mutex_unlock(&h->mu);
 		}

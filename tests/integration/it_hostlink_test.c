@@ -133,8 +133,7 @@ static void canary_stop(canary *k, long min_ok, int64_t worst_ms)
 	pthread_join(k->th, NULL);
 	fprintf(stderr, "canary: %ld ok, %ld failed, slowest %" PRId64 " ms\n", k->ok, k->failed,
 	        k->worst_ms);
-	ck_assert_msg(k->failed == 0, "the canary failed %ld time(s): %s", k->failed,
-	              k->last_err);
+	ck_assert_msg(k->failed == 0, "the canary failed %ld time(s): %s", k->failed, k->last_err);
 	ck_assert_msg(k->ok >= min_ok, "the canary made only %ld calls", k->ok);
 	ck_assert_msg(k->worst_ms < worst_ms, "a canary call took %" PRId64 " ms", k->worst_ms);
 	pthread_mutex_destroy(&k->mu);
@@ -421,8 +420,8 @@ START_TEST(no_second_turn_of_an_actor_is_sent_while_the_first_may_run)
 	for (int i = 0; i < N; i++) {
 		slots[i] = (call_slot){&c, i};
 		spawn_request req = {.system = "sink", .actor = "r", .action = "A"};
-		ck_assert_int_eq(spawn_client_invoke_async(client, &req, 300, call_reply, &slots[i]),
-		                 SPAWN_OK);
+		ck_assert_int_eq(
+		    spawn_client_invoke_async(client, &req, 300, call_reply, &slots[i]), SPAWN_OK);
 		calls_wait(&c, i + 1); /* one after the other: each times out */
 	}
 	for (int i = 0; i < N; i++)
@@ -457,9 +456,8 @@ START_TEST(no_second_turn_of_an_actor_is_sent_while_the_first_may_run)
 	sink_result(sink, ids[0]);
 	slots[N] = (call_slot){&c, N};
 	spawn_request req = {.system = "sink", .actor = "r", .action = "A"};
-	ck_assert_int_eq(spawn_client_invoke_async(client, &req, it_ms(10000), call_reply,
-	                                           &slots[N]),
-	                 SPAWN_OK);
+	ck_assert_int_eq(
+	    spawn_client_invoke_async(client, &req, it_ms(10000), call_reply, &slots[N]), SPAWN_OK);
 	Spawn__Gateway__V1__GatewayMessage *gm =
 	    (Spawn__Gateway__V1__GatewayMessage *)raw_stream_recv(
 	        sink, &spawn__gateway__v1__gateway_message__descriptor, it_ms(10000));
@@ -498,14 +496,13 @@ START_TEST(an_unknown_method_is_unimplemented_at_once)
 	              it_now_ms() - t0);
 	/* Many of them, more than the slots posted per queue. */
 	for (int i = 0; i < 20; i++)
-		ck_assert_int_eq(raw_unary_no_deadline(gw.target, "/x.Y/Z", "ab", 2, it_ms(5000),
-		                                       NULL, 0),
-		                 GRPC_STATUS_UNIMPLEMENTED);
+		ck_assert_int_eq(
+		    raw_unary_no_deadline(gw.target, "/x.Y/Z", "ab", 2, it_ms(5000), NULL, 0),
+		    GRPC_STATUS_UNIMPLEMENTED);
 	expect_add(client, ITC_COUNTER, 1, 1);
 	end_world();
 }
 END_TEST
-
 
 START_TEST(a_second_gateway_on_a_port_in_use_refuses_to_start)
 {

@@ -64,11 +64,10 @@ static raw_stream *open_call(const char *target, const char *method, int64_t tim
 	s->ch = grpc_channel_create(target, cr, NULL);
 	grpc_channel_credentials_release(cr);
 	s->cq = grpc_completion_queue_create_for_pluck(NULL);
-	s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
-	                                   grpc_slice_from_static_string(method), NULL,
-	                                   timeout_ms > 0 ? after_ms(timeout_ms)
-	                                                  : gpr_inf_future(GPR_CLOCK_MONOTONIC),
-	                                   NULL);
+	s->call = grpc_channel_create_call(
+	    s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, grpc_slice_from_static_string(method),
+	    NULL, timeout_ms > 0 ? after_ms(timeout_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC),
+	    NULL);
 	grpc_metadata_array_init(&s->md_initial);
 	grpc_metadata_array_init(&s->md_trailing);
 	s->details = grpc_empty_slice();
