@@ -541,6 +541,12 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 
 /* ---- dispatch -------------------------------------------------------------- */
 
+static void target_rele(gw_host *t)
+{
+	if (t)
+		gw_target_ops_of(t)->rele(t);
+}
+
 static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 {
 	gw_actor *a = inv->actor;
@@ -710,11 +716,11 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			if (err)
 				break;
 			inv->host = h;
-			err = gw_host_send_task(h, inv, build_task);
+			err = gw_target_ops_of(h)->send(h, inv, build_task);
 			full |= err == GW_EFULL;
 			if (err) {
 				inv->host = NULL;
-				gw_host_rele(h);
+				target_rele(h);
 			}
 		}
 		if (err && full) {
@@ -1023,7 +1029,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
-	gw_host_rele(inv->host);
+	target_rele(inv->host);
 	inv->host = NULL;
 	if (res->outcome_case != SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE ||
 	    !res->response) {
@@ -1173,7 +1179,7 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
-	gw_host_rele(inv->host);
+	target_rele(inv->host);
 	inv->host = NULL;
 	gwi_finish(&dl, inv, err, "%s", msg);
 	turn_over_locked(rt, a, &dl);
@@ -1191,11 +1197,11 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 		gw_actor *a = inv->actor;
 		if ((!a->pooled && a->busy != inv) || !inv->host)
 			return;
-		int c =
-		    gw_host_cancel(inv->host, inv->req_id, a, inv->due_ms + rt->o.host_grace_ms);
+		int c = gw_target_ops_of(inv->host)->cancel(inv->host, inv->req_id, a,
+		                                            inv->due_ms + rt->o.host_grace_ms);
 		if (c == GW_CANCEL_GONE)
 			return; /* its result is being delivered right now */
-		gw_host_rele(inv->host);
+		target_rele(inv->host);
 		inv->host = NULL;
 		gwi_finish(dl, inv, GW_ETIMEDOUT, "actor %s did not answer '%s' in time", a->name,
 		           inv->req->action_name);

@@ -58,7 +58,7 @@ struct gw_actor {
 	                                flight; the actor is not released before 0 */
 	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
 	uint16_t held;               /* timed-out turns whose task a host may still run
-	                                (gw_host_cancel GW_CANCEL_HELD): each keeps its
+	                                (GW_CANCEL_HELD): each keeps its
 	                                turn slot until gw_runtime_release */
 	char name[];                 /* the actor's name; system is type->system */
 };

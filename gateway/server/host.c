@@ -66,6 +66,7 @@ typedef struct pend {
 } pend;
 
 struct gw_host {
+	gw_target target; /* first: the runtime calls host_ops through it */
 	gwi_tag accept_tag, recv_tag, send_tag, status_tag;
 	gw_server *srv;
 	gwi_cq *q;
@@ -314,7 +315,7 @@ static void send_tag(gwi_tag *t, bool ok)
 	gw_host_rele(h);
 }
 
-gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
+static gw_err host_send(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 {
 	pthread_mutex_lock(&h->mu);
 	if (atomic_load(&h->st) != H_ACTIVE) {
@@ -361,7 +362,7 @@ gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 	return GW_OK;
 }
 
-int gw_host_cancel(gw_host *h, uint64_t req_id, gw_actor *hold, int64_t expiry_ms)
+static int host_cancel(gw_host *h, uint64_t req_id, gw_actor *hold, int64_t expiry_ms)
 {
 	pthread_mutex_lock(&h->mu);
 	pend *p = pend_find(h, req_id);
@@ -381,6 +382,16 @@ int gw_host_cancel(gw_host *h, uint64_t req_id, gw_actor *hold, int64_t expiry_m
 	pthread_mutex_unlock(&h->mu);
 	return r;
 }
+
+/* The runtime's view of a host connection (STYLE §10). */
+static const gw_target_ops host_ops = {
+    .version = GW_TARGET_OPS_VERSION,
+    .send = host_send,
+    .cancel = host_cancel,
+    .hold = gw_host_hold,
+    .rele = gw_host_rele,
+    .live = gw_host_live,
+};
 
 /* ---- closing ------------------------------------------------------------------- */
 
@@ -628,6 +639,7 @@ void gwi_host_request(gw_server *s, gwi_cq *q)
 		GW_ERROR("out of memory posting a host slot");
 		return;
 	}
+	h->target.ops = &host_ops;
 	h->accept_tag.fn = accept_tag;
 	h->recv_tag.fn = recv_tag;
 	h->send_tag.fn = send_tag;

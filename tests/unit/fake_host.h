@@ -19,6 +19,7 @@ typedef struct fake_task {
 } fake_task;
 
 struct gw_host {
+	gw_target target; /* first: fake ops (send, cancel, hold, rele, live) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int refs;
