@@ -64,7 +64,10 @@ static void found(void *arg, gw_err err, const char *parent)
 	 * (yet): the caller learns NOT_FOUND, and a later call finds it. Within
 	 * the registration grace after start-up it learns UNAVAILABLE instead:
 	 * the store knows the name, its host has not come back yet. */
-	if (err == GW_ENOTFOUND && in_registration_grace(f->rt)) {
+	gw_actor_type *t;
+	if (err == GW_ENOTFOUND && in_registration_grace(f->rt) &&
+	    gw_registry_lookup(f->rt->reg, f->system, f->name, &t, NULL) != GW_OK) {
+		/* (a registered name whose action is unknown stays NOT_FOUND) */
 		if (recorded)
 			err = GW_EUNAVAIL;
 		else if (gw_persist_read(f->rt->persist, f->system, f->name, 0, row_checked, f) ==

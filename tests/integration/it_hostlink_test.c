@@ -563,6 +563,8 @@ START_TEST(a_stored_actor_is_unavailable_until_its_host_registers_after_a_restar
 	expect_status(client, "it", "inst-1", "Add", SPAWN_UNAVAILABLE, "no host has registered");
 	expect_status(client, "it", "nobody", "Add", SPAWN_NOT_FOUND, NULL);
 	host = it_host_start(&w, "host2", gw.target, NULL);
+	/* Registered, still within the grace: an unknown action is NOT_FOUND. */
+	expect_status(client, "it", "counter", "Nope", SPAWN_NOT_FOUND, NULL);
 	expect_add(client, ITC_COUNTER, 1, 6);
 	expect_add(client, (itc_actor){"inst-1", NULL}, 1, 8);
 	spawn_client_destroy(client);
