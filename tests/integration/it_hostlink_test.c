@@ -104,8 +104,8 @@ static void *canary_main(void *arg)
 			k->ok++;
 		} else {
 			k->failed++;
-			snprintf(k->last_err, sizeof k->last_err, "%s: %s", spawn_status_name(rc),
-			         msg);
+			snprintf(k->last_err, sizeof k->last_err, "%s: %.150s",
+			         spawn_status_name(rc), msg);
 		}
 		if (took > k->worst_ms)
 			k->worst_ms = took;
