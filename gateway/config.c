@@ -55,6 +55,19 @@ void gw_config_usage(const char *prog)
 	    "  --rotate-keys             re-encrypt every stored state to the first key of the\n"
 	    "                            keyring, in the background, resumable\n"
 	    "                            [SPAWN_ROTATE_KEYS=1]\n"
+	    "  --host-queue-bytes N      bytes of tasks queued for one host before new ones are\n"
+	    "                            refused (RESOURCE_EXHAUSTED) or go to another host of\n"
+	    "                            the type [SPAWN_HOST_QUEUE_BYTES] default 67108864\n"
+	    "  --host-stall-ms MS        a host over that bound that has not read a task for\n"
+	    "                            this long is disconnected [SPAWN_HOST_STALL_MS] 10000\n"
+	    "  --host-grace-ms MS        a task written to a host that timed out keeps its\n"
+	    "                            actor busy until the host answers; a host silent this\n"
+	    "                            long past the deadline sent with the task is\n"
+	    "                            disconnected [SPAWN_HOST_GRACE_MS] default 5000\n"
+	    "  --registration-grace-ms MS  after start-up, calls to actors the store knows but\n"
+	    "                            no host has registered yet get UNAVAILABLE (retry),\n"
+	    "                            not NOT_FOUND [SPAWN_REGISTRATION_GRACE_MS] 10000;\n"
+	    "                            0 = none\n"
 	    "  --drain MS                on SIGTERM, wait this long for calls in flight "
 	    "[SPAWN_DRAIN_MS] 5000\n"
 	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
@@ -126,6 +139,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->max_message_bytes = 4 << 20;
 	c->save_batch = 256;
 	c->log_level = GW_LOG_INFO;
+	c->host_queue_bytes = (int64_t)64 << 20;
+	c->host_stall_ms = 10000;
+	c->host_grace_ms = 5000;
+	c->registration_grace_ms = 10000;
 	gw_err err = GW_OK;
 	const char *e;
 	/* Environment first; flags override. */
@@ -162,6 +179,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_MAX_TAG_KEY_BYTES", limits.tag_key_bytes, 1, 65535)
 	ENVNUM("SPAWN_MAX_TAG_VALUE_BYTES", limits.tag_value_bytes, 1, 1 << 30)
 	ENVNUM("SPAWN_MAX_TAGS", limits.tag_entries, 1, 1000000)
+	ENVNUM("SPAWN_HOST_QUEUE_BYTES", host_queue_bytes, 1024, INT64_MAX / 4)
+	ENVNUM("SPAWN_HOST_STALL_MS", host_stall_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_HOST_GRACE_MS", host_grace_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_REGISTRATION_GRACE_MS", registration_grace_ms, 0, INT64_MAX / 4)
 #undef ENVNUM
 	if ((e = getenv("SPAWN_ROTATE_KEYS")) && *e)
 		c->rotate_keys = !strcmp(e, "1") || !strcmp(e, "true");
@@ -195,7 +216,11 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_LIM_MDN,
 		O_LIM_TAGKEY,
 		O_LIM_TAGVAL,
-		O_LIM_TAGN
+		O_LIM_TAGN,
+		O_HOSTQ,
+		O_HOSTSTALL,
+		O_HOSTGRACE,
+		O_REGGRACE
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -220,6 +245,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"max-tag-key-bytes", required_argument, NULL, O_LIM_TAGKEY},
 	    {"max-tag-value-bytes", required_argument, NULL, O_LIM_TAGVAL},
 	    {"max-tags", required_argument, NULL, O_LIM_TAGN},
+	    {"host-queue-bytes", required_argument, NULL, O_HOSTQ},
+	    {"host-stall-ms", required_argument, NULL, O_HOSTSTALL},
+	    {"host-grace-ms", required_argument, NULL, O_HOSTGRACE},
+	    {"registration-grace-ms", required_argument, NULL, O_REGGRACE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -300,6 +329,22 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			LIMIT(O_LIM_TAGVAL, tag_value_bytes, "--max-tag-value-bytes", 1 << 30)
 			LIMIT(O_LIM_TAGN, tag_entries, "--max-tags", 1000000)
 #undef LIMIT
+		case O_HOSTQ:
+			c->host_queue_bytes = num(optarg, "--host-queue-bytes", 1024, INT64_MAX / 4,
+			                          why, whylen, &err);
+			break;
+		case O_HOSTSTALL:
+			c->host_stall_ms =
+			    num(optarg, "--host-stall-ms", 1, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_HOSTGRACE:
+			c->host_grace_ms =
+			    num(optarg, "--host-grace-ms", 1, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_REGGRACE:
+			c->registration_grace_ms = num(optarg, "--registration-grace-ms", 0,
+			                               INT64_MAX / 4, why, whylen, &err);
+			break;
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {
 				snprintf(why, whylen, "--log-level: unknown level '%s'", optarg);

@@ -30,6 +30,11 @@ typedef struct gw_config {
 
 	/* String limits at ingress (--max-name-bytes ...), defaults resolved. */
 	gw_wc_limits limits;
+	/* host links (docs/design/call-lifecycle.md) */
+	int64_t host_queue_bytes;      /* per host: queued task bytes before RESOURCE_EXHAUSTED */
+	int64_t host_stall_ms;         /* full and not reading this long: disconnected */
+	int64_t host_grace_ms;         /* a written task past its deadline: answer within this */
+	int64_t registration_grace_ms; /* after start: known actors UNAVAILABLE, 0 = none */
 } gw_config;
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,

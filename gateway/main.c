@@ -67,6 +67,8 @@ int main(int argc, char **argv)
 	    .deactivate_ms = cfg.deactivate_ms,
 	    .snapshot_ms = cfg.snapshot_ms,
 	    .host_timeout_ms = cfg.host_timeout_ms,
+	    .host_grace_ms = cfg.host_grace_ms,
+	    .registration_grace_ms = cfg.registration_grace_ms,
 	};
 	if ((err = gw_runtime_create(&rt, &ro, reg, persist)))
 		goto fail;
@@ -88,6 +90,8 @@ int main(int argc, char **argv)
 	    .max_message_bytes = cfg.max_message_bytes,
 	    .drain_ms = cfg.drain_ms,
 	    .limits = cfg.limits,
+	    .host_queue_bytes = (size_t)cfg.host_queue_bytes,
+	    .host_stall_ms = cfg.host_stall_ms,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));

@@ -36,13 +36,44 @@ typedef struct find_ctx {
 	char *system, *name; /* owned, one allocation */
 } find_ctx;
 
+static bool in_registration_grace(gw_runtime *rt)
+{
+	return rt->o.registration_grace_ms > 0 &&
+	       gwi_now_ms() - rt->start_ms < rt->o.registration_grace_ms;
+}
+
+/* row_checked: during the registration grace, a stored row makes an
+ * unregistered name UNAVAILABLE (its host has not re-registered yet). */
+static void row_checked(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
+{
+	find_ctx *f = arg;
+	(void)revision;
+	(void)epoch;
+	gw_blob_rele(stored);
+	f->cb(f->user, err == GW_OK ? GW_EUNAVAIL : GW_ENOTFOUND);
+	free(f);
+}
+
 static void found(void *arg, gw_err err, const char *parent)
 {
 	find_ctx *f = arg;
+	bool recorded = err == GW_OK;
 	if (err == GW_OK)
 		err = gw_registry_spawn(f->rt->reg, f->system, f->name, parent, NULL);
 	/* ENOTFOUND from the registry here: the template is not registered
-	 * (yet): the caller learns NOT_FOUND, and a later call finds it. */
+	 * (yet): the caller learns NOT_FOUND, and a later call finds it. Within
+	 * the registration grace after start-up it learns UNAVAILABLE instead:
+	 * the store knows the name, its host has not come back yet. */
+	gw_actor_type *t;
+	if (err == GW_ENOTFOUND && in_registration_grace(f->rt) &&
+	    gw_registry_lookup(f->rt->reg, f->system, f->name, &t, NULL) != GW_OK) {
+		/* (a registered name whose action is unknown stays NOT_FOUND) */
+		if (recorded)
+			err = GW_EUNAVAIL;
+		else if (gw_persist_read(f->rt->persist, f->system, f->name, 0, row_checked, f) ==
+		         GW_OK)
+			return; /* we are on the persist thread: the read runs after this job */
+	}
 	f->cb(f->user, err);
 	free(f);
 }

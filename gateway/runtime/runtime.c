@@ -479,7 +479,8 @@ static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
 {
 	if (!a->deactivating)
 		return;
-	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight || a->n_outbox)
+	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight || a->held ||
+	    a->n_outbox)
 		return; /* an outbox entry in flight comes back with an ack */
 	if (a->dirty) {
 		start_save_locked(rt, a);
@@ -540,6 +541,12 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 
 /* ---- dispatch -------------------------------------------------------------- */
 
+static void target_rele(gw_host *t)
+{
+	if (t)
+		gw_target_ops_of(t)->rele(t);
+}
+
 static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 {
 	gw_actor *a = inv->actor;
@@ -587,8 +594,8 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 	Spawn__Gateway__V1__InvocationTask task = SPAWN__GATEWAY__V1__INVOCATION_TASK__INIT;
 	task.request_id = req_id;
 	task.invocation = &ai;
-	if (inv->deadline_ms)
-		task.deadline_unix_ms = spawn_wall_ms() + (inv->deadline_ms - gwi_now_ms());
+	/* Always sent: the client's deadline or --host-timeout, the earlier. */
+	task.deadline_unix_ms = spawn_wall_ms() + (inv->due_ms - gwi_now_ms());
 	Spawn__Gateway__V1__GatewayMessage gm = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__INIT;
 	gm.msg_case = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_INVOCATION;
 	gm.invocation = &task;
@@ -696,18 +703,32 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			a->deactivating = 0;
 			break;
 		}
+		inv->due_ms = now + rt->o.host_timeout_ms;
+		if (inv->deadline_ms && inv->deadline_ms < inv->due_ms)
+			inv->due_ms = inv->deadline_ms;
+		/* A host whose send queue is full (GW_EFULL) is skipped for another
+		 * live host of the type, if the round robin finds one. */
 		gw_err err = GW_EUNAVAIL;
-		for (int tries = 0; tries < 3 && err == GW_EUNAVAIL; tries++) {
+		bool full = false;
+		for (int tries = 0; tries < 3 && (err == GW_EUNAVAIL || err == GW_EFULL); tries++) {
 			gw_host *h = NULL;
 			err = gw_registry_pick(rt->reg, a->type, inv->req->action_name, &h);
 			if (err)
 				break;
 			inv->host = h;
-			err = gw_host_send_task(h, inv, build_task);
+			err = gw_target_ops_of(h)->send(h, inv, build_task);
+			full |= err == GW_EFULL;
 			if (err) {
 				inv->host = NULL;
-				gw_host_rele(h);
+				target_rele(h);
 			}
+		}
+		if (err && full) {
+			gwi_finish(dl, inv, GW_EFULL,
+			           "the hosts of actor %s are not reading their tasks: send queue "
+			           "full (--host-queue-bytes)",
+			           a->name);
+			continue;
 		}
 		if (err == GW_ENOTFOUND) {
 			gwi_finish(dl, inv, err, "actor %s has no action '%s'", a->name,
@@ -739,11 +760,8 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		}
 		if (inv->timer < 0)
 			a->last_active_ms = now;
-		int64_t due = now + rt->o.host_timeout_ms;
-		if (inv->deadline_ms && inv->deadline_ms < due)
-			due = inv->deadline_ms;
 		inv->deadline_t.kind = T_DEADLINE;
-		gw_wheel_arm(&a->shard->wheel, &inv->deadline_t, due);
+		gw_wheel_arm(&a->shard->wheel, &inv->deadline_t, inv->due_ms);
 		gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
 		a->deactivating = 0;
 	}
@@ -960,8 +978,11 @@ static void instance_looked_up(void *user, gw_err err)
 		return;
 	}
 	done_list dl = {0};
-	/* inv->msg still says which name was not found */
-	gwi_finish(&dl, inv, err == GW_ENOTFOUND ? GW_ENOTFOUND : err, NULL);
+	if (err == GW_EUNAVAIL) /* the registration grace after start-up (durable.c) */
+		gwi_finish(&dl, inv, err, "no host has registered actor %s in system %s yet; retry",
+		           inv->req->actor->id->name, inv->req->system->name);
+	else /* inv->msg still says which name was not found */
+		gwi_finish(&dl, inv, err, NULL);
 	deliver(&dl);
 }
 
@@ -1008,7 +1029,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
-	gw_host_rele(inv->host);
+	target_rele(inv->host);
 	inv->host = NULL;
 	if (res->outcome_case != SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE ||
 	    !res->response) {
@@ -1139,6 +1160,18 @@ out:
 	deliver(&dl);
 }
 
+void gw_runtime_release(gw_runtime *rt, gw_actor *a)
+{
+	/* a cannot be freed while it holds a turn (BUSY or inflight > 0). */
+	gw_shard *s = a->shard;
+	done_list dl = {0};
+	pthread_mutex_lock(&s->mu);
+	a->held--;
+	turn_over_locked(rt, a, &dl);
+	pthread_mutex_unlock(&s->mu);
+	deliver(&dl);
+}
+
 void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg)
 {
 	gw_actor *a = inv->actor;
@@ -1146,7 +1179,7 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
-	gw_host_rele(inv->host);
+	target_rele(inv->host);
 	inv->host = NULL;
 	gwi_finish(&dl, inv, err, "%s", msg);
 	turn_over_locked(rt, a, &dl);
@@ -1162,14 +1195,25 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 	case T_DEADLINE: {
 		gw_inv *inv = container_of(n, gw_inv, deadline_t);
 		gw_actor *a = inv->actor;
-		if ((!a->pooled && a->busy != inv) || !inv->host ||
-		    !gw_host_cancel(inv->host, inv->req_id))
+		if ((!a->pooled && a->busy != inv) || !inv->host)
+			return;
+		int c = gw_target_ops_of(inv->host)->cancel(inv->host, inv->req_id, a,
+		                                            inv->due_ms + rt->o.host_grace_ms);
+		if (c == GW_CANCEL_GONE)
 			return; /* its result is being delivered right now */
-		gw_host_rele(inv->host);
+		target_rele(inv->host);
 		inv->host = NULL;
 		gwi_finish(dl, inv, GW_ETIMEDOUT, "actor %s did not answer '%s' in time", a->name,
 		           inv->req->action_name);
-		turn_over_locked(rt, a, dl);
+		if (c == GW_CANCEL_UNSENT) {
+			turn_over_locked(rt, a, dl);
+		} else {
+			/* HELD: the host may still run it; no next turn until
+			 * gw_runtime_release. A POOLED actor keeps it in inflight. */
+			a->held++;
+			if (!a->pooled)
+				a->busy = NULL; /* st stays A_BUSY */
+		}
 		return;
 	}
 	case T_TIMER:
@@ -1303,6 +1347,8 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 		rt->o.snapshot_ms = 2000;
 	if (rt->o.host_timeout_ms <= 0)
 		rt->o.host_timeout_ms = 30000;
+	if (rt->o.host_grace_ms <= 0)
+		rt->o.host_grace_ms = 5000;
 	if (!rt->o.pool_max)
 		rt->o.pool_max = 16;
 	rt->reg = registry;
@@ -1312,6 +1358,7 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 	if (!rt->shards)
 		goto fail;
 	int64_t now = gwi_now_ms();
+	rt->start_ms = now;
 	for (size_t i = 0; i < rt->nshards; i++) {
 		gw_shard *s = &rt->shards[i];
 		pthread_mutex_init(&s->mu, NULL);

@@ -14,11 +14,20 @@
  *   READY ----- mailbox not empty ---> BUSY      [one invocation sent to a host]
  *   BUSY ------ reply ---------------> READY     [state replaced, dirty if changed]
  *   BUSY ------ reply + checkpoint --> BUSY      [save queued; reply after commit]
- *   BUSY ------ host error/gone/late > READY     [state unchanged]
+ *   BUSY ------ host error/gone ------> READY     [state unchanged]
+ *   BUSY ------ deadline, task unsent > READY     [it left the host's queue: never ran]
+ *   BUSY ------ deadline, task written > HELD     [caller failed; the host may still run
+ *                                                  it: no next turn is sent]
+ *   HELD ------ late answer (dropped) > READY     [state unchanged]
+ *     or the host's stream ends
+ *     or grace after the sent deadline: the host is disconnected as broken
  *   READY ----- idle timeout --------> (absent)  [final save first when dirty]
  *
  * Invariants:
- *   1. at most one invocation per actor is in flight (BUSY holds it);
+ *   1. at most one invocation per actor is in flight (BUSY holds it), and
+ *      none while a timed-out one may still run on a host (HELD: st stays
+ *      A_BUSY with busy == NULL); a POOLED actor counts a held turn in
+ *      inflight until it is released;
  *   2. invocations of one actor are dispatched in arrival order (FIFO);
  *   3. at most one save per actor is in flight; its expected revision is
  *      the actor's stored revision, so saves never conflict with each other;
@@ -46,12 +55,19 @@ typedef struct gw_actor gw_actor;
 typedef struct gw_inv gw_inv;
 
 typedef struct gw_runtime_opts {
-	size_t shards;           /* 0 = 16 */
-	uint32_t mailbox_max;    /* per actor; 0 = 10000 */
-	int64_t deactivate_ms;   /* default idle timeout; 0 = 60000 */
-	int64_t snapshot_ms;     /* default snapshot interval; 0 = 2000 */
-	int64_t host_timeout_ms; /* longest a host may take; 0 = 30000 */
-	uint16_t pool_max;       /* POOLED actors without max_pool_size; 0 = 16 */
+	size_t shards;                 /* 0 = 16 */
+	uint32_t mailbox_max;          /* per actor; 0 = 10000 */
+	int64_t deactivate_ms;         /* default idle timeout; 0 = 60000 */
+	int64_t snapshot_ms;           /* default snapshot interval; 0 = 2000 */
+	int64_t host_timeout_ms;       /* longest a host may take; 0 = 30000 */
+	uint16_t pool_max;             /* POOLED actors without max_pool_size; 0 = 16 */
+	int64_t host_grace_ms;         /* a task written to a host that timed out keeps its actor's
+	                                  turn slot until the host answers or goes, or this long
+	                                  after the deadline sent with it (then the host is
+	                                  disconnected as broken); 0 = 5000 */
+	int64_t registration_grace_ms; /* after start-up, a call to an actor no host has
+	                                  registered but the store knows is UNAVAILABLE
+	                                  (retry), not NOT_FOUND; 0 = no grace */
 } gw_runtime_opts;
 
 /* Completion of an invocation. Called exactly once, on any thread, with
@@ -95,6 +111,8 @@ struct gw_inv {
 	gw_actor *actor;
 	gw_host *host; /* reference while dispatched */
 	uint64_t req_id;
+	int64_t due_ms; /* monotonic: the deadline sent with the task (the client's,
+	                   or host_timeout_ms from dispatch, the earlier) */
 	gw_tnode deadline_t;
 };
 
@@ -203,16 +221,65 @@ void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out);
  * (borrowed), for statistics. */
 gw_persist *gw_runtime_persist(gw_runtime *rt);
 
-/* Host-side functions the runtime calls (implemented in server/host.c). */
+/* ---- where a turn runs: targets ------------------------------------------------
+ *
+ * A target is where the runtime sends a turn: today a gRPC host on its
+ * Connect stream (server/host.c); later a Spawn-protocol host behind
+ * HTTP/1.1, or the gateway of the cluster that owns the actor. The registry
+ * hands targets out (gw_registry_pick; gw_host is the target type); every
+ * target object begins with a gw_target whose ops the runtime calls, so it
+ * never asks which kind it holds and runtime/ calls no server/ function.
+ * The implementation owns the target; the runtime holds references. */
 
-/* gw_host_send_task registers inv under a fresh request id and queues the
- * task built by build(inv, id) to the host. Returns GW_OK; GW_EUNAVAIL
- * when the host is closing; GW_ETOOBIG when the task exceeds the message
- * size limit; GW_ENOMEM. On error inv is not registered. */
+/* build(inv, id) packs the GatewayMessage carrying inv's task under request
+ * id; NULL when out of memory. Runs under the target's lock. */
 typedef grpc_byte_buffer *(*gw_task_build_fn)(gw_inv *inv, uint64_t req_id);
-gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build);
-/* gw_host_cancel removes a pending invocation. true: removed, the caller
- * completes inv; false: its result is already being delivered. */
-bool gw_host_cancel(gw_host *h, uint64_t req_id);
+
+/* Outcomes of gw_target_ops.cancel, for a pending invocation whose deadline
+ * passed:
+ *   GW_CANCEL_UNSENT: it was still queued: it left the queue and will never
+ *     run; the caller completes inv and the actor may take its next turn.
+ *   GW_CANCEL_HELD: it was written and may be running on the host: the
+ *     caller completes inv but keeps the actor's turn slot; the target hands
+ *     hold back with gw_runtime_release when the host answers (late,
+ *     dropped), when its stream ends, or after it is disconnected because
+ *     expiry_ms (monotonic) passed without an answer.
+ *   GW_CANCEL_GONE: its result (or the host's end) is being delivered right
+ *     now: the caller does nothing. */
+enum { GW_CANCEL_GONE = 0, GW_CANCEL_UNSENT = 1, GW_CANCEL_HELD = 2 };
+
+#define GW_TARGET_OPS_VERSION 1
+typedef struct gw_target_ops {
+	int version; /* GW_TARGET_OPS_VERSION; members are only ever appended */
+	/* send registers inv (borrowed until its result, abandon or cancel)
+	 * under a fresh request id and queues the task build(inv, id) makes.
+	 * Returns GW_OK; GW_EUNAVAIL (closing); GW_EFULL (its queue is at its
+	 * bound); GW_ETOOBIG (over the message size limit); GW_ENOMEM. On error
+	 * inv is not registered. Called under the actor's shard lock; never
+	 * blocks. */
+	gw_err (*send)(gw_host *t, gw_inv *inv, gw_task_build_fn build);
+	/* cancel: see GW_CANCEL_*; hold is the actor, returned through
+	 * gw_runtime_release. Under the actor's shard lock; never blocks. */
+	int (*cancel)(gw_host *t, uint64_t req_id, gw_actor *hold, int64_t expiry_ms);
+	void (*hold)(gw_host *t); /* one more reference */
+	void (*rele)(gw_host *t); /* the last one frees the target */
+	bool (*live)(gw_host *t); /* accepts tasks now */
+} gw_target_ops;
+
+/* The first member of every target. */
+typedef struct gw_target {
+	const gw_target_ops *ops; /* static storage of the implementation */
+} gw_target;
+
+static inline const gw_target_ops *gw_target_ops_of(gw_host *t)
+{
+	return ((const gw_target *)(const void *)t)->ops;
+}
+
+/* What a target reports back: gw_runtime_result, gw_runtime_abandon and: */
+
+/* gw_runtime_release ends the turn a GW_CANCEL_HELD task kept (a is the
+ * hold given to cancel). Any thread, no lock held. */
+void gw_runtime_release(gw_runtime *rt, gw_actor *a);
 
 #endif

@@ -57,6 +57,9 @@ struct gw_actor {
 	uint32_t n_outbox;           /* entries in extra's outbox: each has a delivery in
 	                                flight; the actor is not released before 0 */
 	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
+	uint16_t held;               /* timed-out turns whose task a host may still run
+	                                (GW_CANCEL_HELD): each keeps its
+	                                turn slot until gw_runtime_release */
 	char name[];                 /* the actor's name; system is type->system */
 };
 
@@ -84,6 +87,7 @@ struct gw_runtime {
 	long saves_in_flight;
 	gw_err last_save_err;
 	atomic_uint_fast64_t invocations, activations, deactivations;
+	int64_t start_ms; /* monotonic, at create: the registration grace counts from it */
 	/* fire-and-forget invocations waiting for a retry (timer thread) */
 	pthread_mutex_t rmu;
 	gw_inv *retry;

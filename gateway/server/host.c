@@ -21,6 +21,21 @@
  * late answer and is dropped; an id never issued is a protocol violation
  * and closes the stream with INVALID_ARGUMENT.
  *
+ * A task's life on the connection (docs/design/call-lifecycle.md):
+ *
+ *   QUEUED ---- written (send batch started) --> WRITTEN
+ *   QUEUED ---- cancelled (deadline) ----------> (gone: it left the queue, never ran)
+ *   WRITTEN --- result ------------------------> (gone: the runtime gets the result)
+ *   WRITTEN --- cancelled (deadline) ----------> HELD  [caller failed; the actor's turn
+ *                                                       slot stays taken]
+ *   HELD ------ late result / stream ends -----> (gone: gw_runtime_release frees the slot)
+ *   HELD ------ grace after its deadline ------> the host is broken: CLOSING
+ *
+ * Bounds: the bytes of QUEUED tasks are at most srv->o.host_queue_bytes;
+ * a task over it is refused (GW_EFULL). A host refused a task and not
+ * finishing a single send for host_stall_ms is closed (the watchdog,
+ * gwi_host_watch, checks both timers).
+ *
  * Lock order: shard -> host. The host lock is never held while calling the
  * runtime or the registry.
  */
@@ -37,16 +52,23 @@
 enum { H_ACCEPTING, H_REGISTERING, H_ACTIVE, H_CLOSING };
 
 typedef struct outmsg {
-	struct outmsg *next;
-	grpc_byte_buffer *bb;
+	struct outmsg *next, *prev;
+	grpc_byte_buffer *bb; /* owned */
+	size_t len;           /* bytes of bb */
+	uint64_t id;          /* the task's request id; 0 for other messages */
 } outmsg;
 
 typedef struct pend {
-	uint64_t id; /* 0 = empty slot */
-	gw_inv *inv;
+	uint64_t id;       /* 0 = empty slot */
+	gw_inv *inv;       /* borrowed from the runtime until its result; NULL when HELD */
+	outmsg *queued;    /* the task while it is QUEUED, else NULL */
+	gw_actor *held;    /* HELD: the actor whose turn slot this task keeps (the runtime's;
+	                      handed back with gw_runtime_release) */
+	int64_t expiry_ms; /* HELD: monotonic ms after which the host counts as broken */
 } pend;
 
 struct gw_host {
+	gw_target target; /* first: the runtime calls host_ops through it */
 	gwi_tag accept_tag, recv_tag, send_tag, status_tag;
 	gw_server *srv;
 	gwi_cq *q;
@@ -61,6 +83,14 @@ struct gw_host {
 	grpc_op rop;
 	/* send queue (mu) */
 	outmsg *oq_head, *oq_tail;
+	size_t oq_bytes;       /* bytes of the queued messages (not the one in flight) */
+	int64_t full_since_ms; /* a task was refused for the bound; 0 = not full */
+	int64_t send_since_ms; /* when the send in flight started */
+	size_t nheld;          /* HELD entries in pt */
+	int64_t held_min_ms;   /* no HELD entry expires before this */
+	/* the server's list of open connections (srv->hmu) */
+	struct gw_host *lnext, *lprev;
+	bool listed;
 	bool sending, md_sent, status_wanted, status_started;
 	grpc_op sops[2];
 	grpc_byte_buffer *sbuf;
@@ -117,6 +147,16 @@ bool gw_host_live(gw_host *h)
 
 /* ---- pending table (mu held) --------------------------------------------------- */
 
+static pend *pend_find(gw_host *h, uint64_t id)
+{
+	if (!h->pcap || !id)
+		return NULL;
+	size_t j = id & (h->pcap - 1);
+	while (h->pt[j].id && h->pt[j].id != id)
+		j = (j + 1) & (h->pcap - 1);
+	return h->pt[j].id ? &h->pt[j] : NULL;
+}
+
 static bool pend_put(gw_host *h, uint64_t id, gw_inv *inv)
 {
 	if ((h->pcount + 1) * 2 > h->pcap) {
@@ -138,21 +178,41 @@ static bool pend_put(gw_host *h, uint64_t id, gw_inv *inv)
 	size_t j = id & (h->pcap - 1);
 	while (h->pt[j].id)
 		j = (j + 1) & (h->pcap - 1);
-	h->pt[j] = (pend){id, inv};
+	h->pt[j] = (pend){.id = id, .inv = inv};
 	h->pcount++;
 	return true;
 }
 
-static gw_inv *pend_take(gw_host *h, uint64_t id)
+static void oq_unlink_locked(gw_host *h, outmsg *m)
 {
-	if (!h->pcap || !id)
-		return NULL;
-	size_t j = id & (h->pcap - 1);
-	while (h->pt[j].id && h->pt[j].id != id)
-		j = (j + 1) & (h->pcap - 1);
-	if (!h->pt[j].id)
-		return NULL;
-	gw_inv *inv = h->pt[j].inv;
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		h->oq_head = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	else
+		h->oq_tail = m->prev;
+	h->oq_bytes -= m->len;
+}
+
+/* pend_take removes entry id (a QUEUED task leaves the send queue too) and
+ * returns it; .id == 0 when there was none. */
+static pend pend_take(gw_host *h, uint64_t id)
+{
+	pend *p = pend_find(h, id);
+	if (!p)
+		return (pend){0};
+	pend out = *p;
+	if (out.queued) {
+		oq_unlink_locked(h, out.queued);
+		grpc_byte_buffer_destroy(out.queued->bb);
+		free(out.queued);
+		out.queued = NULL;
+	}
+	if (out.held)
+		h->nheld--;
+	size_t j = (size_t)(p - h->pt);
 	h->pt[j].id = 0;
 	h->pcount--;
 	/* Re-insert the rest of the probe run so lookups stay correct. */
@@ -164,7 +224,7 @@ static gw_inv *pend_take(gw_host *h, uint64_t id)
 			m = (m + 1) & (h->pcap - 1);
 		h->pt[m] = e;
 	}
-	return inv;
+	return out;
 }
 
 /* ---- sending ------------------------------------------------------------------ */
@@ -182,11 +242,15 @@ static void start_send_locked(gw_host *h)
 		return;
 	}
 	outmsg *m = h->oq_head;
-	h->oq_head = m->next;
-	if (!h->oq_head)
-		h->oq_tail = NULL;
+	oq_unlink_locked(h, m);
+	if (m->id) {
+		pend *p = pend_find(h, m->id);
+		if (p)
+			p->queued = NULL; /* WRITTEN from now on */
+	}
 	h->sbuf = m->bb;
 	free(m);
+	h->send_since_ms = gwi_host_now_ms();
 	size_t n = 0;
 	memset(h->sops, 0, sizeof h->sops);
 	if (!h->md_sent) {
@@ -206,7 +270,9 @@ static void start_send_locked(gw_host *h)
 	}
 }
 
-static bool enqueue_locked(gw_host *h, grpc_byte_buffer *bb)
+/* enqueue_locked queues bb (owned) as the message of task id (0: not a
+ * task; else its pending entry exists). */
+static bool enqueue_locked(gw_host *h, grpc_byte_buffer *bb, uint64_t id)
 {
 	outmsg *m = malloc(sizeof *m);
 	if (!m) {
@@ -214,12 +280,21 @@ static bool enqueue_locked(gw_host *h, grpc_byte_buffer *bb)
 		return false;
 	}
 	m->bb = bb;
+	m->len = grpc_byte_buffer_length(bb);
+	m->id = id;
 	m->next = NULL;
+	m->prev = h->oq_tail;
 	if (h->oq_tail)
 		h->oq_tail->next = m;
 	else
 		h->oq_head = m;
 	h->oq_tail = m;
+	h->oq_bytes += m->len;
+	if (id) {
+		pend *p = pend_find(h, id);
+		if (p)
+			p->queued = m;
+	}
 	start_send_locked(h);
 	return true;
 }
@@ -231,6 +306,7 @@ static void send_tag(gwi_tag *t, bool ok)
 	h->sending = false;
 	grpc_byte_buffer_destroy(h->sbuf);
 	h->sbuf = NULL;
+	h->full_since_ms = 0; /* the host reads: slow maybe, not stalled */
 	if (ok)
 		start_send_locked(h);
 	else if (h->status_wanted && !h->status_started)
@@ -241,20 +317,36 @@ static void send_tag(gwi_tag *t, bool ok)
 	gw_host_rele(h);
 }
 
-gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
+static gw_err host_send(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 {
 	pthread_mutex_lock(&h->mu);
 	if (atomic_load(&h->st) != H_ACTIVE) {
 		pthread_mutex_unlock(&h->mu);
 		return GW_EUNAVAIL;
 	}
+	size_t bound = h->srv->o.host_queue_bytes;
+	if (h->oq_bytes >= bound) {
+		if (!h->full_since_ms)
+			h->full_since_ms = gwi_host_now_ms();
+		pthread_mutex_unlock(&h->mu);
+		return GW_EFULL;
+	}
 	uint64_t id = ++h->next_id;
 	grpc_byte_buffer *bb = build(inv, id);
-	if (bb && grpc_byte_buffer_length(bb) > (size_t)h->srv->o.max_message_bytes) {
+	size_t len = bb ? grpc_byte_buffer_length(bb) : 0;
+	if (bb && len > (size_t)h->srv->o.max_message_bytes) {
 		/* gRPC would fail the send and with it the whole stream. */
 		grpc_byte_buffer_destroy(bb);
 		pthread_mutex_unlock(&h->mu);
 		return GW_ETOOBIG;
+	}
+	if (bb && h->oq_bytes && h->oq_bytes + len > bound) {
+		/* One task alone may exceed the bound (max_message_bytes caps it). */
+		grpc_byte_buffer_destroy(bb);
+		if (!h->full_since_ms)
+			h->full_since_ms = gwi_host_now_ms();
+		pthread_mutex_unlock(&h->mu);
+		return GW_EFULL;
 	}
 	if (!bb || !pend_put(h, id, inv)) {
 		if (bb)
@@ -263,7 +355,7 @@ gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 		return GW_ENOMEM;
 	}
 	inv->req_id = id;
-	if (!enqueue_locked(h, bb)) {
+	if (!enqueue_locked(h, bb, id)) {
 		pend_take(h, id);
 		pthread_mutex_unlock(&h->mu);
 		return GW_ENOMEM;
@@ -272,13 +364,36 @@ gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 	return GW_OK;
 }
 
-bool gw_host_cancel(gw_host *h, uint64_t req_id)
+static int host_cancel(gw_host *h, uint64_t req_id, gw_actor *hold, int64_t expiry_ms)
 {
 	pthread_mutex_lock(&h->mu);
-	gw_inv *inv = pend_take(h, req_id);
+	pend *p = pend_find(h, req_id);
+	int r = GW_CANCEL_GONE;
+	if (p && p->inv && p->queued) {
+		pend_take(h, req_id); /* never written: it leaves the queue */
+		r = GW_CANCEL_UNSENT;
+	} else if (p && p->inv) {
+		/* Written: the host may be running it. Its slot stays taken. */
+		p->inv = NULL;
+		p->held = hold;
+		p->expiry_ms = expiry_ms;
+		if (!h->nheld++ || expiry_ms < h->held_min_ms)
+			h->held_min_ms = expiry_ms;
+		r = GW_CANCEL_HELD;
+	}
 	pthread_mutex_unlock(&h->mu);
-	return inv != NULL;
+	return r;
 }
+
+/* The runtime's view of a host connection (STYLE §10). */
+static const gw_target_ops host_ops = {
+    .version = GW_TARGET_OPS_VERSION,
+    .send = host_send,
+    .cancel = host_cancel,
+    .hold = gw_host_hold,
+    .rele = gw_host_rele,
+    .live = gw_host_live,
+};
 
 /* ---- closing ------------------------------------------------------------------- */
 
@@ -312,6 +427,18 @@ static void start_status_locked(gw_host *h)
  * it was. Safe to call more than once. */
 static void host_close(gw_host *h, grpc_status_code code, const char *why)
 {
+	gw_server *srv = h->srv;
+	pthread_mutex_lock(&srv->hmu);
+	if (h->listed) {
+		if (h->lprev)
+			h->lprev->lnext = h->lnext;
+		else
+			srv->hosts = h->lnext;
+		if (h->lnext)
+			h->lnext->lprev = h->lprev;
+		h->listed = false;
+	}
+	pthread_mutex_unlock(&srv->hmu);
 	pthread_mutex_lock(&h->mu);
 	int prev = atomic_exchange(&h->st, H_CLOSING);
 	if (prev == H_CLOSING) {
@@ -321,7 +448,7 @@ static void host_close(gw_host *h, grpc_status_code code, const char *why)
 	pend *pt = h->pt;
 	size_t pcap = h->pcap;
 	h->pt = NULL;
-	h->pcap = h->pcount = 0;
+	h->pcap = h->pcount = h->nheld = 0;
 	h->code = code;
 	h->details = grpc_slice_from_copied_string(why ? why : "");
 	h->status_wanted = true;
@@ -333,6 +460,7 @@ static void host_close(gw_host *h, grpc_status_code code, const char *why)
 		free(m);
 	}
 	h->oq_tail = NULL;
+	h->oq_bytes = 0;
 	if (!h->sending)
 		start_status_locked(h);
 	pthread_mutex_unlock(&h->mu);
@@ -343,8 +471,10 @@ static void host_close(gw_host *h, grpc_status_code code, const char *why)
 	char msg[160];
 	snprintf(msg, sizeof msg, "the actor host %s went away during the invocation", h->peer);
 	for (size_t i = 0; i < pcap; i++)
-		if (pt[i].id)
+		if (pt[i].id && pt[i].inv)
 			gw_runtime_abandon(h->srv->rt, pt[i].inv, GW_EUNAVAIL, msg);
+		else if (pt[i].id && pt[i].held)
+			gw_runtime_release(h->srv->rt, pt[i].held); /* it can run no longer */
 	free(pt);
 }
 
@@ -383,7 +513,7 @@ static void send_registration_reply(gw_host *h)
 		return;
 	}
 	pthread_mutex_lock(&h->mu);
-	enqueue_locked(h, bb);
+	enqueue_locked(h, bb, 0);
 	/* Only now may tasks be queued: the reply goes out first (the order
 	 * gateway.proto promises). Dispatch checks the state under this lock. */
 	int expect = H_REGISTERING;
@@ -431,9 +561,17 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 	}
 	uint64_t id = m->result->request_id;
 	pthread_mutex_lock(&h->mu);
-	gw_inv *inv = pend_take(h, id);
+	pend p = pend_take(h, id);
 	uint64_t issued = h->next_id;
 	pthread_mutex_unlock(&h->mu);
+	gw_inv *inv = p.inv;
+	if (p.held) {
+		/* A late answer to a task that timed out: dropped, and the turn it
+		 * held is over. */
+		GW_DEBUG("host %s: late result for request %" PRIu64 " dropped", h->peer, id);
+		gw_runtime_release(h->srv->rt, p.held);
+		return true;
+	}
 	if (!inv) {
 		if (id == 0 || id > issued) {
 			char why[96];
@@ -502,6 +640,13 @@ static void accept_tag(gwi_tag *t, bool ok)
 	}
 	gwi_calls_add(h->srv, true, 1);
 	gwi_host_request(h->srv, h->q);
+	pthread_mutex_lock(&h->srv->hmu);
+	h->lnext = h->srv->hosts;
+	if (h->lnext)
+		h->lnext->lprev = h;
+	h->srv->hosts = h;
+	h->listed = true;
+	pthread_mutex_unlock(&h->srv->hmu);
 	char *peer = grpc_call_get_peer(h->call);
 	snprintf(h->peer, sizeof h->peer, "%s", peer ? peer : "?");
 	gpr_free(peer);
@@ -519,6 +664,7 @@ void gwi_host_request(gw_server *s, gwi_cq *q)
 		GW_ERROR("out of memory posting a host slot");
 		return;
 	}
+	h->target.ops = &host_ops;
 	h->accept_tag.fn = accept_tag;
 	h->recv_tag.fn = recv_tag;
 	h->send_tag.fn = send_tag;
@@ -534,5 +680,74 @@ void gwi_host_request(gw_server *s, gwi_cq *q)
 	                                        &h->accept_tag) != GRPC_CALL_OK) {
 		h->call = NULL;
 		gw_host_rele(h);
+	}
+}
+
+/* ---- the watchdog ---------------------------------------------------------------- */
+
+int64_t gwi_host_now_ms(void)
+{
+	return spawn_now_ns() / 1000000;
+}
+
+/* broken_locked tells why h must be closed now, or returns false. Also
+ * recomputes held_min_ms when its earliest entry is gone. */
+static bool broken_locked(gw_host *h, int64_t now, char *why, size_t n)
+{
+	const gw_server_opts *o = &h->srv->o;
+	if (h->full_since_ms && h->sending && now - h->full_since_ms >= o->host_stall_ms &&
+	    now - h->send_since_ms >= o->host_stall_ms) {
+		snprintf(why, n,
+		         "the host did not read its stream for %lld ms with %zu bytes queued "
+		         "(--host-queue-bytes %zu, --host-stall-ms %lld)",
+		         (long long)(now - h->send_since_ms), h->oq_bytes, o->host_queue_bytes,
+		         (long long)o->host_stall_ms);
+		return true;
+	}
+	if (!h->nheld || h->held_min_ms > now)
+		return false;
+	int64_t min = INT64_MAX;
+	for (size_t i = 0; i < h->pcap; i++) {
+		const pend *p = &h->pt[i];
+		if (!p->id || !p->held)
+			continue;
+		if (p->expiry_ms <= now) {
+			snprintf(why, n,
+			         "the host did not answer request %" PRIu64
+			         " within the grace after its deadline (--host-grace-ms)",
+			         p->id);
+			return true;
+		}
+		if (p->expiry_ms < min)
+			min = p->expiry_ms;
+	}
+	h->held_min_ms = min;
+	return false;
+}
+
+void gwi_host_watch(gw_server *s, int64_t now)
+{
+	for (;;) {
+		gw_host *bad = NULL;
+		char why[200];
+		pthread_mutex_lock(&s->hmu);
+		for (gw_host *h = s->hosts; h && !bad; h = h->lnext) {
+			pthread_mutex_lock(&h->mu);
+			if (broken_locked(h, now, why, sizeof why)) {
+				bad = h;
+				gw_host_hold(
+				    h); /* listed hosts have a receive in flight: refs > 0 */
+			}
+			pthread_mutex_unlock(&h->mu);
+		}
+		pthread_mutex_unlock(&s->hmu);
+		if (!bad)
+			return;
+		GW_WARN("host %s: %s; disconnecting it", bad->peer, why);
+		host_close(bad, GRPC_STATUS_UNAVAILABLE, why); /* unlists it */
+		/* A status would queue behind the unread messages: cancel the
+		 * stream, which fails the send in flight and frees the rest. */
+		grpc_call_cancel_with_status(bad->call, GRPC_STATUS_UNAVAILABLE, why, NULL);
+		gw_host_rele(bad);
 	}
 }

@@ -205,6 +205,10 @@ static void async_found(void *user, gw_err err)
 		accept_async(c, inv);
 		return;
 	}
+	if (err == GW_EUNAVAIL) /* the registration grace after start-up */
+		snprintf(inv->msg, sizeof inv->msg,
+		         "no host has registered actor %s in system %s yet; retry",
+		         inv->req->actor->id->name, inv->req->system->name);
 	gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err), NULL);
 	gw_inv_destroy(inv);
 }
@@ -490,6 +494,114 @@ static void handle_spawn(gwi_ucall *c)
 	spawn_put_done(x, GW_OK);
 }
 
+/* ---- calls to methods not registered ------------------------------------------------ */
+
+/* One call to a method no registered handler serves; the struct is the tag.
+ *   REQUESTED -- call arrives --> dispatched (gcall_dispatch) --> REPLYING --> freed
+ * Today every such call is answered UNIMPLEMENTED at once, so a client
+ * without a deadline never hangs. gcall_dispatch is where methods served
+ * by path (actors as plain gRPC services, later) will be routed. */
+typedef struct gcall {
+	gwi_tag tag;
+	gw_server *srv;
+	gwi_cq *q;
+	int phase;
+	grpc_call *call;
+	grpc_call_details details;
+	grpc_metadata_array md;
+	grpc_slice status;
+	int cancelled;
+	grpc_op ops[3];
+} gcall;
+
+static void gcall_tag(gwi_tag *t, bool ok);
+
+static void gcall_request(gw_server *s, gwi_cq *q)
+{
+	if (atomic_load(&s->shutting_down))
+		return;
+	gcall *c = calloc(1, sizeof *c);
+	if (!c) {
+		GW_ERROR("out of memory posting a call slot");
+		return;
+	}
+	c->tag.fn = gcall_tag;
+	c->srv = s;
+	c->q = q;
+	grpc_call_details_init(&c->details);
+	grpc_metadata_array_init(&c->md);
+	if (grpc_server_request_call(s->server, &c->call, &c->details, &c->md, q->cq, q->cq,
+	                             &c->tag) != GRPC_CALL_OK) {
+		grpc_call_details_destroy(&c->details);
+		grpc_metadata_array_destroy(&c->md);
+		free(c);
+	}
+}
+
+static void gcall_free(gcall *c)
+{
+	grpc_call_details_destroy(&c->details);
+	grpc_metadata_array_destroy(&c->md);
+	if (c->call) {
+		grpc_call_unref(c->call);
+		gwi_calls_add(c->srv, false, -1);
+	}
+	free(c);
+}
+
+/* gcall_finish answers the call with code and detail (copied), no message. */
+static void gcall_finish(gcall *c, grpc_status_code code, const char *detail)
+{
+	c->phase = GWI_C_REPLYING;
+	c->status = grpc_slice_from_copied_string(detail);
+	memset(c->ops, 0, sizeof c->ops);
+	c->ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	c->ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	c->ops[1].data.send_status_from_server.status = code;
+	c->ops[1].data.send_status_from_server.status_details = &c->status;
+	c->ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	c->ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
+	if (grpc_call_start_batch(c->call, c->ops, 3, &c->tag, NULL) != GRPC_CALL_OK) {
+		grpc_slice_unref(c->status);
+		gcall_free(c);
+	}
+}
+
+static void gcall_dispatch(gcall *c)
+{
+	char method[200];
+	size_t n = GRPC_SLICE_LENGTH(c->details.method);
+	if (n >= sizeof method)
+		n = sizeof method - 1;
+	memcpy(method, GRPC_SLICE_START_PTR(c->details.method), n);
+	method[n] = 0;
+	/* The path is peer input: only printable ASCII goes into the answer. */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)method[i] < 0x20 || (unsigned char)method[i] > 0x7e)
+			method[i] = '?';
+	char detail[256];
+	snprintf(detail, sizeof detail, "unknown method %s", method);
+	gcall_finish(c, GRPC_STATUS_UNIMPLEMENTED, detail);
+}
+
+static void gcall_tag(gwi_tag *t, bool ok)
+{
+	gcall *c = (gcall *)t;
+	if (c->phase == GWI_C_REPLYING) {
+		grpc_slice_unref(c->status);
+		gcall_free(c);
+		return;
+	}
+	if (!ok) {
+		c->call = NULL;
+		gcall_free(c);
+		return;
+	}
+	gwi_calls_add(c->srv, false, 1);
+	gcall_request(c->srv, c->q);
+	gcall_dispatch(c);
+}
+
 static void ucall_tag(gwi_tag *t, bool ok)
 {
 	gwi_ucall *c = (gwi_ucall *)t;
@@ -550,6 +662,11 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	if (s->o.drain_ms <= 0)
 		s->o.drain_ms = 5000;
 	gw_wc_limits_resolve(&s->o.limits);
+	if (!s->o.host_queue_bytes)
+		s->o.host_queue_bytes = (size_t)64 << 20;
+	if (s->o.host_stall_ms <= 0)
+		s->o.host_stall_ms = 10000;
+	pthread_mutex_init(&s->hmu, NULL);
 	s->rt = rt;
 	s->reg = reg;
 	pthread_mutex_init(&s->mu, NULL);
@@ -569,6 +686,8 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	     GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
 	     {.integer = 1000}},
 	    {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PING_STRIKES, {.integer = 0}},
+	    /* A second gateway on an address in use must fail, not share it. */
+	    {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
 	};
 	grpc_channel_args ca = {sizeof args / sizeof args[0], args};
 	s->server = grpc_server_create(&ca, NULL);
@@ -601,7 +720,9 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		int port = grpc_server_add_http2_port(s->server, o->listen[i], cr);
 		grpc_server_credentials_release(cr);
 		if (port <= 0) {
-			snprintf(why, whylen, "cannot listen on %s", o->listen[i]);
+			snprintf(why, whylen,
+			         "cannot listen on %s: the address is in use or not available",
+			         o->listen[i]);
 			gw_server_destroy(s);
 			return GW_ECONFIG;
 		}
@@ -619,6 +740,36 @@ int gw_server_port(const gw_server *s, size_t i)
 	return i < s->o.n_listen ? s->ports[i] : 0;
 }
 
+/* watchdog_main: stalled hosts and hosts holding a timed-out task past its
+ * grace are disconnected (gwi_host_watch). s->cv is signalled often (call
+ * accounting); the period is kept by the clock, not by the wake-ups. */
+static void *watchdog_main(void *arg)
+{
+	gw_server *s = arg;
+	int64_t next = gwi_host_now_ms() + GWI_WATCH_MS;
+	pthread_mutex_lock(&s->mu);
+	while (!s->watchdog_stop) {
+		int64_t now = gwi_host_now_ms();
+		if (now < next) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (next - now) * 1000000L;
+			while (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+			continue;
+		}
+		next = now + GWI_WATCH_MS;
+		pthread_mutex_unlock(&s->mu);
+		gwi_host_watch(s, now);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
 gw_err gw_server_start(gw_server *s)
 {
 	grpc_server_start(s->server);
@@ -628,6 +779,8 @@ gw_err gw_server_start(gw_server *s)
 			gwi_ucall_request(s, &s->cqs[i], GWI_M_INVOKE);
 		for (int k = 0; k < 4; k++)
 			gwi_host_request(s, &s->cqs[i]);
+		for (int k = 0; k < 2; k++)
+			gcall_request(s, &s->cqs[i]);
 		for (int m = GWI_M_SPAWN; m < GWI_M_COUNT; m++)
 			for (int k = 0; k < 2; k++)
 				gwi_ucall_request(s, &s->cqs[i], m);
@@ -635,7 +788,22 @@ gw_err gw_server_start(gw_server *s)
 	for (int i = 0; i < s->ncq; i++)
 		if (pthread_create(&s->cqs[i].thread, NULL, cq_main, &s->cqs[i]))
 			return GW_ENOMEM;
+	if (pthread_create(&s->watchdog, NULL, watchdog_main, s))
+		return GW_ENOMEM;
+	s->watchdog_started = true;
 	return GW_OK;
+}
+
+static void watchdog_join(gw_server *s)
+{
+	if (!s->watchdog_started)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->watchdog_stop = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->watchdog, NULL);
+	s->watchdog_started = false;
 }
 
 static bool wait_calls(gw_server *s, bool hosts_too, int64_t ms)
@@ -686,6 +854,7 @@ void gw_server_shutdown(gw_server *s)
 	while (!s->shutdown_done)
 		pthread_cond_wait(&s->cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
+	watchdog_join(s); /* every host call has finished: nothing left to watch */
 }
 
 void gw_server_destroy(gw_server *s)
@@ -694,10 +863,18 @@ void gw_server_destroy(gw_server *s)
 		return;
 	if (s->started) {
 		gw_server_shutdown(s);
+		watchdog_join(s); /* gw_server_start may have failed half-way */
 		for (int i = 0; i < s->ncq; i++)
 			grpc_completion_queue_shutdown(s->cqs[i].cq);
 		for (int i = 0; i < s->ncq; i++)
 			pthread_join(s->cqs[i].thread, NULL);
+	}
+	if (s->server && !s->started && s->ncq > 0 && s->cqs && s->cqs[0].cq) {
+		/* A listener may have been added before a later address failed:
+		 * gRPC requires a shutdown before destroy then. The notification
+		 * is drained with the queue below. */
+		s->shutdown_tag.fn = shutdown_tag;
+		grpc_server_shutdown_and_notify(s->server, s->cqs[0].cq, &s->shutdown_tag);
 	}
 	if (s->server)
 		grpc_server_destroy(s->server);
@@ -718,5 +895,6 @@ void gw_server_destroy(gw_server *s)
 	free(s->ports);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->hmu);
 	free(s);
 }

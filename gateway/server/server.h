@@ -22,10 +22,14 @@ typedef struct gw_server gw_server;
 typedef struct gw_server_opts {
 	const char *const *listen; /* borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock" */
 	size_t n_listen;
-	int threads;           /* completion-queue threads; 0 = CPUs in the affinity mask */
-	int max_message_bytes; /* receive and send bound; 0 = 4 MiB */
-	int64_t drain_ms;      /* graceful stop: wait for client calls; 0 = 5000 */
-	gw_wc_limits limits;   /* string limits at ingress; 0 fields = defaults */
+	gw_wc_limits limits;     /* string limits at ingress; 0 fields = defaults */
+	int threads;             /* completion-queue threads; 0 = CPUs in the affinity mask */
+	int max_message_bytes;   /* receive and send bound; 0 = 4 MiB */
+	int64_t drain_ms;        /* graceful stop: wait for client calls; 0 = 5000 */
+	size_t host_queue_bytes; /* per host: bytes of tasks waiting to be written before
+	                            new ones are refused (RESOURCE_EXHAUSTED); 0 = 64 MiB */
+	int64_t host_stall_ms;   /* a host over host_queue_bytes that has not finished a
+	                            write for this long is disconnected; 0 = 10000 */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed

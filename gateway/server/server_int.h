@@ -42,7 +42,21 @@ struct gw_server {
 	bool started;
 	gwi_tag shutdown_tag; /* server shutdown notification */
 	bool shutdown_done;   /* guarded by mu */
+	/* open host connections (host.c), for the watchdog */
+	pthread_mutex_t hmu;
+	struct gw_host *hosts; /* borrowed: each unlists itself in host_close */
+	/* the watchdog thread: gwi_host_watch every GWI_WATCH_MS */
+	pthread_t watchdog;
+	bool watchdog_started, watchdog_stop; /* watchdog_stop guarded by mu */
 };
+
+#define GWI_WATCH_MS 50
+
+/* gwi_host_watch closes the host connections that stalled (over their
+ * queue bound for host_stall_ms) or hold a timed-out task past its grace.
+ * Watchdog thread; takes hmu, then each host's lock. */
+void gwi_host_watch(struct gw_server *s, int64_t now_ms);
+int64_t gwi_host_now_ms(void);
 
 void gwi_calls_add(struct gw_server *s, bool host, long delta);
 

@@ -38,6 +38,7 @@ import queue
 import random
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -600,6 +601,11 @@ class ActorHost:
             raise ActorError(StatusCode.NOT_FOUND,
                              "actor %r has no action %r"
                              % (actor.name, inv.action_name))
+        if task.deadline_unix_ms > 0 and time.time() * 1000 >= task.deadline_unix_ms:
+            # The caller is gone: running it would change state nobody
+            # asked for any more (the gateway always sends the deadline).
+            raise ActorError(StatusCode.DEADLINE_EXCEEDED,
+                             "deadline passed before the action ran")
         cur = inv.current_context
         state = cur.state if cur.HasField("state") else None
         payload = inv.value if inv.WhichOneof("payload") == "value" else None

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
@@ -284,6 +285,19 @@ class HostTest(unittest.TestCase):
         s.send_task(4, "Add", payload=inc.Total(total=1))
         r = s.result()
         self.assertEqual(r.error.code, StatusCode.INVALID_ARGUMENT)
+
+        # A task whose deadline passed before its handler ran: refused,
+        # the handler never runs (the gateway always sends the deadline).
+        t = gateway_pb2.InvocationTask(request_id=5)
+        t.invocation.actor.name = "other"
+        t.invocation.actor.system = "spawn-system"
+        t.invocation.action_name = "Bug"
+        t.invocation.noop.SetInParent()
+        t.deadline_unix_ms = int(time.time() * 1000) - 1
+        s.out.put(gateway_pb2.GatewayMessage(invocation=t))
+        r = s.result()
+        self.assertEqual(r.error.code, StatusCode.DEADLINE_EXCEEDED)
+        self.assertIn("deadline passed", r.error.message)
 
     def test_concurrent_answers_in_any_order(self):
         gate = threading.Event()

@@ -502,9 +502,14 @@ END_TEST
 
 /* ---- deadlines, host errors, mailbox, no host ------------------------------------------------ */
 
+/* A task written to the host that timed out may still run there: its
+ * actor takes no next turn until the host answers, its stream ends, or the
+ * grace after the task's deadline passes; then the host counts as broken
+ * and is disconnected (it-host reconnects). */
 START_TEST(a_hang_past_the_callers_deadline_is_deadline_exceeded)
 {
-	start_world("deadline", NULL, NULL);
+	const char *gargs[] = {"--host-grace-ms", "500", NULL};
+	start_world("deadline", gargs, NULL);
 	expect_add(ITC_COUNTER, 4, 4);
 	itc_batch b;
 	itc_batch_init(&b, 1);
@@ -518,8 +523,10 @@ START_TEST(a_hang_past_the_callers_deadline_is_deadline_exceeded)
 	              spawn_status_name(b.res[0].status), b.res[0].msg);
 	ck_assert_msg(took < it_ms(5000), "DEADLINE_EXCEEDED after %" PRId64 " ms", took);
 	itc_batch_fini(&b);
-	/* The actor is free again (the hung handler keeps one host worker)
-	 * and its state is what it was. */
+	/* The host never answers: after the grace it is disconnected and comes
+	 * back; the actor is free again and its state is what it was. */
+	ck_assert_msg(it_proc_wait_line(host, "registered", it_ms(15000), NULL, 0),
+	              "the host holding a timed-out task was not disconnected");
 	expect_get(ITC_COUNTER, 4);
 	expect_add(ITC_COUNTER, 1, 5);
 	end_world((it_proc *[]){host, NULL});
@@ -528,7 +535,7 @@ END_TEST
 
 START_TEST(a_host_slower_than_host_timeout_is_deadline_exceeded)
 {
-	const char *gargs[] = {"--host-timeout", "300", NULL};
+	const char *gargs[] = {"--host-timeout", "300", "--host-grace-ms", "500", NULL};
 	start_world("host_timeout", gargs, NULL);
 	expect_add(ITC_COUNTER, 2, 2);
 	itc_batch b;
@@ -541,6 +548,8 @@ START_TEST(a_host_slower_than_host_timeout_is_deadline_exceeded)
 	              spawn_status_name(b.res[0].status), b.res[0].msg);
 	ck_assert_msg(took >= 250 && took < it_ms(5000), "answered after %" PRId64 " ms", took);
 	itc_batch_fini(&b);
+	/* As above: the silent host is dropped after the grace, and returns. */
+	ck_assert(it_proc_wait_line(host, "registered", it_ms(15000), NULL, 0));
 	expect_add(ITC_COUNTER, 1, 3);
 	end_world((it_proc *[]){host, NULL});
 }

@@ -52,6 +52,8 @@ static int wait_tag(raw_stream *s, void *tag, unsigned bit, int64_t timeout_ms)
 	return ev.success ? 1 : 0;
 }
 
+/* open_call starts a call whose deadline is timeout_ms from now (<= 0:
+ * none). */
 static raw_stream *open_call(const char *target, const char *method, int64_t timeout_ms)
 {
 	raw_stream *s = calloc(1, sizeof *s);
@@ -62,9 +64,10 @@ static raw_stream *open_call(const char *target, const char *method, int64_t tim
 	s->ch = grpc_channel_create(target, cr, NULL);
 	grpc_channel_credentials_release(cr);
 	s->cq = grpc_completion_queue_create_for_pluck(NULL);
-	s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
-	                                   grpc_slice_from_static_string(method), NULL,
-	                                   after_ms(timeout_ms), NULL);
+	s->call = grpc_channel_create_call(
+	    s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, grpc_slice_from_static_string(method),
+	    NULL, timeout_ms > 0 ? after_ms(timeout_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC),
+	    NULL);
 	grpc_metadata_array_init(&s->md_initial);
 	grpc_metadata_array_init(&s->md_trailing);
 	s->details = grpc_empty_slice();
@@ -200,10 +203,10 @@ void raw_stream_close(raw_stream *s)
 	grpc_shutdown();
 }
 
-int raw_unary(const char *target, const char *method, const void *data, size_t len,
-              int64_t timeout_ms, char *details, size_t dlen)
+static int unary(const char *target, const char *method, const void *data, size_t len,
+                 int64_t call_ms, int64_t timeout_ms, char *details, size_t dlen)
 {
-	raw_stream *s = open_call(target, method, timeout_ms);
+	raw_stream *s = open_call(target, method, call_ms);
 	if (!s)
 		return -1;
 	s->send_bb = spawn_wire_buffer(data, len);
@@ -232,4 +235,16 @@ int raw_unary(const char *target, const char *method, const void *data, size_t l
 	}
 	raw_stream_close(s);
 	return rc;
+}
+
+int raw_unary(const char *target, const char *method, const void *data, size_t len,
+              int64_t timeout_ms, char *details, size_t dlen)
+{
+	return unary(target, method, data, len, timeout_ms, timeout_ms, details, dlen);
+}
+
+int raw_unary_no_deadline(const char *target, const char *method, const void *data, size_t len,
+                          int64_t wait_ms, char *details, size_t dlen)
+{
+	return unary(target, method, data, len, 0, wait_ms, details, dlen);
 }

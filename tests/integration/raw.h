@@ -25,6 +25,11 @@
 int raw_unary(const char *target, const char *method, const void *data, size_t len,
               int64_t timeout_ms, char *details, size_t dlen);
 
+/* raw_unary_no_deadline is raw_unary with a call that has no deadline:
+ * the test waits at most wait_ms for its status (-1 if none came). */
+int raw_unary_no_deadline(const char *target, const char *method, const void *data, size_t len,
+                          int64_t wait_ms, char *details, size_t dlen);
+
 typedef struct raw_stream raw_stream;
 
 /* raw_stream_open starts a streaming call (the call's deadline is

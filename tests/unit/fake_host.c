@@ -4,9 +4,12 @@
 #include <string.h>
 #include <time.h>
 
+static const gw_target_ops fake_ops;
+
 void fake_host_init(gw_host *h)
 {
 	memset(h, 0, sizeof *h);
+	h->target.ops = &fake_ops;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	h->live = true;
@@ -42,7 +45,7 @@ bool gw_host_live(gw_host *h)
 	return h->live;
 }
 
-gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
+static gw_err fake_send(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 {
 	pthread_mutex_lock(&h->mu);
 	if (!h->live || h->ntasks == FAKE_MAX_TASKS) {
@@ -62,18 +65,32 @@ gw_err gw_host_send_task(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 	return GW_OK;
 }
 
-bool gw_host_cancel(gw_host *h, uint64_t req_id)
+static int fake_cancel(gw_host *h, uint64_t req_id, gw_actor *hold, int64_t expiry_ms)
 {
-	bool found = false;
+	(void)expiry_ms;
+	int r = GW_CANCEL_GONE;
 	pthread_mutex_lock(&h->mu);
 	for (size_t i = 0; i < h->ntasks; i++)
 		if (h->tasks[i].id == req_id && !h->tasks[i].answered) {
 			h->tasks[i].answered = true;
-			found = true;
+			r = h->written ? GW_CANCEL_HELD : GW_CANCEL_UNSENT;
+			if (h->written) {
+				h->held = hold;
+				h->nheld++;
+			}
 		}
 	pthread_mutex_unlock(&h->mu);
-	return found;
+	return r;
 }
+
+static const gw_target_ops fake_ops = {
+    .version = GW_TARGET_OPS_VERSION,
+    .send = fake_send,
+    .cancel = fake_cancel,
+    .hold = gw_host_hold,
+    .rele = gw_host_rele,
+    .live = gw_host_live,
+};
 
 bool fake_host_wait(gw_host *h, size_t n)
 {

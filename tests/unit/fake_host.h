@@ -19,6 +19,7 @@ typedef struct fake_task {
 } fake_task;
 
 struct gw_host {
+	gw_target target; /* first: fake ops (send, cancel, hold, rele, live) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int refs;
@@ -26,6 +27,12 @@ struct gw_host {
 	uint64_t next_id;
 	fake_task tasks[FAKE_MAX_TASKS];
 	size_t ntasks;
+	/* written: a cancelled task counts as written (GW_CANCEL_HELD: the
+	 * test hands the hold back with gw_runtime_release); else as still
+	 * queued (GW_CANCEL_UNSENT). */
+	bool written;
+	gw_actor *held; /* the last hold taken */
+	size_t nheld;
 };
 
 void fake_host_init(gw_host *h);

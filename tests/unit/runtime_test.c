@@ -1210,6 +1210,66 @@ START_TEST(timer_actions_run_while_active_one_at_a_time)
 }
 END_TEST
 
+/* A task already written when its deadline passed may still run on the
+ * host: the caller fails, but the actor's next turn waits until the host
+ * hands the turn back (gw_runtime_release). The effective deadline travels
+ * with every task, --host-timeout when the caller set none. */
+START_TEST(a_written_task_past_its_deadline_holds_the_actor_until_released)
+{
+	host.written = true;
+	int64_t now = spawn_now_ns() / 1000000, wall = spawn_wall_ms();
+	invoke_full(SYS, "a1", "Add", 1, now + 30, 1);
+	invoke("a1", 2, 2);
+	ck_assert(fake_host_wait(&host, 1));
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_ETIMEDOUT);
+	/* A second task would have been sent before the first call's outcome. */
+	pthread_mutex_lock(&host.mu);
+	size_t sent = host.ntasks, held = host.nheld;
+	pthread_mutex_unlock(&host.mu);
+	ck_assert_int_eq(sent, 1);
+	ck_assert_int_eq(held, 1);
+	int64_t d0 = host.tasks[0].msg->invocation->deadline_unix_ms;
+	ck_assert(d0 >= wall + 20 && d0 <= spawn_wall_ms() + 30);
+	gw_runtime_release(rt, host.held);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_int_eq(task_payload(1), 2);
+	int64_t d1 = host.tasks[1].msg->invocation->deadline_unix_ms;
+	ck_assert(d1 >= wall + 59000); /* host_timeout_ms 60000 */
+	answer(1, 3, 3, false);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_OK);
+}
+END_TEST
+
+START_TEST(a_pooled_actor_keeps_a_slot_per_held_turn)
+{
+	register_special();
+	host.written = true;
+	int64_t now = spawn_now_ns() / 1000000;
+	for (int i = 0; i < 3; i++)
+		invoke_full(SYS, "pool", "Add", i, now + 30, i);
+	invoke("pool", 3, 3);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert(wait_outs(3));
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(outs[i].err, GW_ETIMEDOUT);
+	pthread_mutex_lock(&host.mu);
+	size_t sent = host.ntasks;
+	gw_actor *held = host.held;
+	pthread_mutex_unlock(&host.mu);
+	ck_assert_int_eq(sent, 3); /* max_pool_size 3, all held */
+	gw_runtime_release(rt, held);
+	ck_assert(fake_host_wait(&host, 4));
+	ck_assert_int_eq(task_payload(3), 3);
+	answer(3, -1, 13, false);
+	ck_assert(wait_outs(4));
+	ck_assert_int_eq(outs[3].err, GW_OK);
+	gw_runtime_release(rt, held);
+	gw_runtime_release(rt, held);
+}
+END_TEST
+
 START_TEST(pooled_actors_run_up_to_their_pool_size_in_parallel)
 {
 	register_special();
@@ -1881,8 +1941,8 @@ START_TEST(activations_queued_together_run_as_store_batches_each_with_its_own_re
 		snprintf(inst, sizeof inst, "inst%d", i);
 		ck_assert_int_eq(gw_persist_activate(persist, SYS, name, act_cb, &bs[i]), GW_OK);
 		puts[i] = GW_EIO;
-		ck_assert_int_eq(gw_persist_instance_put(persist, SYS, inst, "tmpl", put_cb, &puts[i]),
-		                 GW_OK);
+		ck_assert_int_eq(
+		    gw_persist_instance_put(persist, SYS, inst, "tmpl", put_cb, &puts[i]), GW_OK);
 	}
 	ck_assert_int_eq(gw_persist_read(persist, SYS, "b3", 0, act_cb, &rd), GW_OK);
 	for (int i = B; i < B + 5; i++) {
@@ -1926,6 +1986,8 @@ static Suite *runtime_suite(void)
 	    {"checkpoint", a_checkpointed_reply_waits_for_the_durable_save},
 	    {"unchanged", an_unchanged_state_is_not_saved_again},
 	    {"deadline", a_deadline_that_passes_fails_the_call_and_frees_the_actor},
+	    {"held_turn", a_written_task_past_its_deadline_holds_the_actor_until_released},
+	    {"held_pooled", a_pooled_actor_keeps_a_slot_per_held_turn},
 	    {"snapshot", snapshot_interval_saves_a_changed_state_without_a_checkpoint},
 	    {"deactivation",
 	     an_idle_actor_is_deactivated_after_a_final_save_and_reactivated_with_its_state},

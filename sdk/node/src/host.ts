@@ -811,6 +811,12 @@ export class ActorHost extends EventEmitter {
     if (!handler) {
       throw new ActorError(StatusCode.NOT_FOUND, `actor '${actor.name}' has no action '${inv.actionName}'`);
     }
+    // The gateway always sends the effective deadline: past it the caller is
+    // gone, and running the action would change state nobody asked for.
+    const deadline = toNumber(task.deadlineUnixMs);
+    if (deadline > 0 && Date.now() >= deadline) {
+      throw new ActorError(StatusCode.DEADLINE_EXCEEDED, "deadline passed before the action ran");
+    }
     const ctx = new InvocationContext(task, this, streamSignal);
     let out: HandlerResult | void;
     try {

@@ -387,6 +387,25 @@ describe("ActorHost", () => {
     assert.ok(Date.now() - t0 >= 90);
   });
 
+  it("refuses a task whose deadline passed before its handler ran", async () => {
+    gw = await FakeGateway.start();
+    const h = newHost(gw.target);
+    let ran = false;
+    h.addActor({
+      name: "late",
+      actions: {
+        Run: () => {
+          ran = true;
+        },
+      },
+    });
+    const s = await start(h, gw);
+    s.sendTask(1, "Run", { actor: "late", deadlineUnixMs: Date.now() - 1 });
+    const r = await s.result();
+    assert.equal(r.error?.code, StatusCode.DEADLINE_EXCEEDED);
+    assert.equal(ran, false, "the handler did not run");
+  });
+
   it("rejects bad actor definitions", () => {
     const h = new ActorHost("127.0.0.1:1", "sys", { logger: null });
     assert.throws(() => h.addActor({ name: "", actions: {} }), /name/);
