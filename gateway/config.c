@@ -58,6 +58,11 @@ void gw_config_usage(const char *prog)
 	    "  --drain MS                on SIGTERM, wait this long for calls in flight "
 	    "[SPAWN_DRAIN_MS] 5000\n"
 	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
+	    "  --type-grace MS           an actor type whose last host left stays known (calls\n"
+	    "                            answer UNAVAILABLE) this long, then is forgotten\n"
+	    "                            [SPAWN_TYPE_GRACE_MS] default 60000\n"
+	    "  --timer-floor MS          shortest timer-action period a host may register\n"
+	    "                            [SPAWN_TIMER_FLOOR_MS] default 10\n"
 	    "  -h, --help                this text\n"
 	    "  --version                 print the version\n"
 	    "\n"
@@ -112,6 +117,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->max_message_bytes = 4 << 20;
 	c->save_batch = 256;
 	c->log_level = GW_LOG_INFO;
+	c->type_grace_ms = 60000;
+	c->timer_floor_ms = 10;
 	gw_err err = GW_OK;
 	const char *e;
 	/* Environment first; flags override. */
@@ -141,6 +148,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_DRAIN_MS", drain_ms, 1, 3600000)
 	ENVNUM("SPAWN_STATESTORE_POOL", store_pool, 1, 64)
 	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
+	ENVNUM("SPAWN_TYPE_GRACE_MS", type_grace_ms, 0, INT64_MAX / 4)
+	ENVNUM("SPAWN_TIMER_FLOOR_MS", timer_floor_ms, 1, 86400000)
 #undef ENVNUM
 	if ((e = getenv("SPAWN_ROTATE_KEYS")) && *e)
 		c->rotate_keys = !strcmp(e, "1") || !strcmp(e, "true");
@@ -167,7 +176,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_VERSION,
 		O_POOL,
 		O_HISTORY,
-		O_ROTATE
+		O_ROTATE,
+		O_TYPE_GRACE,
+		O_TIMER_FLOOR
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -185,6 +196,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"store-pool", required_argument, NULL, O_POOL},
 	    {"store-history", required_argument, NULL, O_HISTORY},
 	    {"rotate-keys", no_argument, NULL, O_ROTATE},
+	    {"type-grace", required_argument, NULL, O_TYPE_GRACE},
+	    {"timer-floor", required_argument, NULL, O_TIMER_FLOOR},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -251,6 +264,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			break;
 		case O_ROTATE:
 			c->rotate_keys = true;
+			break;
+		case O_TYPE_GRACE:
+			c->type_grace_ms =
+			    num(optarg, "--type-grace", 0, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_TIMER_FLOOR:
+			c->timer_floor_ms =
+			    num(optarg, "--timer-floor", 1, 86400000, why, whylen, &err);
 			break;
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {

@@ -49,11 +49,11 @@ START_TEST(lookup_finds_registered_types_only)
 	gw_registry *r;
 	gw_host h;
 	fake_host_init(&h);
-	ck_assert_int_eq(gw_registry_create(&r), GW_OK);
+	ck_assert_int_eq(gw_registry_create(&r, NULL), GW_OK);
 	const char *acts[] = {"Add", "Get"};
-	const char *why = NULL;
+	char why[512] = "";
 	ck_assert_int_eq(
-	    gw_registry_register(r, &h, make_system("s", "counter", acts, 2, 1, true), &why),
+	    gw_registry_register(r, &h, make_system("s", "counter", acts, 2, 1, true), why, sizeof why),
 	    GW_OK);
 	gw_actor_type *t;
 	gw_actor_settings st;
@@ -74,10 +74,10 @@ START_TEST(pick_distinguishes_unknown_actions_from_missing_hosts)
 	gw_registry *r;
 	gw_host h;
 	fake_host_init(&h);
-	gw_registry_create(&r);
+	gw_registry_create(&r, NULL);
 	const char *acts[] = {"Add"};
-	const char *why;
-	gw_registry_register(r, &h, make_system("s", "c", acts, 1, 1, true), &why);
+	char why[512] = "";
+	gw_registry_register(r, &h, make_system("s", "c", acts, 1, 1, true), why, sizeof why);
 	gw_actor_type *t;
 	gw_registry_lookup(r, "s", "c", &t, NULL);
 	gw_host *got = NULL;
@@ -103,11 +103,11 @@ START_TEST(work_is_spread_over_hosts_and_fails_over)
 	gw_host h1, h2;
 	fake_host_init(&h1);
 	fake_host_init(&h2);
-	gw_registry_create(&r);
+	gw_registry_create(&r, NULL);
 	const char *acts[] = {"Add"};
-	const char *why;
-	gw_registry_register(r, &h1, make_system("s", "c", acts, 1, 1, true), &why);
-	gw_registry_register(r, &h2, make_system("s", "c", acts, 1, 1, true), &why);
+	char why[512] = "";
+	gw_registry_register(r, &h1, make_system("s", "c", acts, 1, 1, true), why, sizeof why);
+	gw_registry_register(r, &h2, make_system("s", "c", acts, 1, 1, true), why, sizeof why);
 	gw_actor_type *t;
 	gw_registry_lookup(r, "s", "c", &t, NULL);
 	int n1 = 0, n2 = 0;
@@ -139,11 +139,11 @@ START_TEST(a_host_only_gets_the_actions_it_registered)
 	gw_host h1, h2;
 	fake_host_init(&h1);
 	fake_host_init(&h2);
-	gw_registry_create(&r);
+	gw_registry_create(&r, NULL);
 	const char *a1[] = {"Add"}, *a2[] = {"Get"};
-	const char *why;
-	gw_registry_register(r, &h1, make_system("s", "c", a1, 1, 1, true), &why);
-	gw_registry_register(r, &h2, make_system("s", "c", a2, 1, 1, true), &why);
+	char why[512] = "";
+	gw_registry_register(r, &h1, make_system("s", "c", a1, 1, 1, true), why, sizeof why);
+	gw_registry_register(r, &h2, make_system("s", "c", a2, 1, 1, true), why, sizeof why);
 	gw_actor_type *t;
 	gw_registry_lookup(r, "s", "c", &t, NULL);
 	for (int i = 0; i < 4; i++) {
@@ -163,18 +163,18 @@ START_TEST(bad_registrations_are_refused_with_a_reason)
 	gw_registry *r;
 	gw_host h;
 	fake_host_init(&h);
-	gw_registry_create(&r);
+	gw_registry_create(&r, NULL);
 	const char *acts[] = {"Add"};
-	const char *why = NULL;
-	ck_assert_int_eq(gw_registry_register(r, &h, make_system("", "c", acts, 1, 1, true), &why),
+	char why[512] = "";
+	ck_assert_int_eq(gw_registry_register(r, &h, make_system("", "c", acts, 1, 1, true), why, sizeof why),
 	                 GW_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "system"));
-	why = NULL;
-	ck_assert_int_eq(gw_registry_register(r, &h, make_system("s", "c", acts, 0, 1, true), &why),
+	why[0] = 0;
+	ck_assert_int_eq(gw_registry_register(r, &h, make_system("s", "c", acts, 0, 1, true), why, sizeof why),
 	                 GW_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "actions"));
-	why = NULL;
-	ck_assert_int_eq(gw_registry_register(r, &h, make_system("s", "", acts, 1, 1, true), &why),
+	why[0] = 0;
+	ck_assert_int_eq(gw_registry_register(r, &h, make_system("s", "", acts, 1, 1, true), why, sizeof why),
 	                 GW_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "name"));
 	ck_assert_int_eq(h.refs, 0);
@@ -188,10 +188,10 @@ START_TEST(pooled_actors_are_stateless)
 	gw_registry *r;
 	gw_host h;
 	fake_host_init(&h);
-	gw_registry_create(&r);
+	gw_registry_create(&r, NULL);
 	const char *acts[] = {"Run"};
-	const char *why;
-	gw_registry_register(r, &h, make_system("s", "p", acts, 1, 3, true), &why);
+	char why[512] = "";
+	gw_registry_register(r, &h, make_system("s", "p", acts, 1, 3, true), why, sizeof why);
 	gw_actor_type *t;
 	gw_actor_settings st;
 	ck_assert_int_eq(gw_registry_lookup(r, "s", "p", &t, &st), GW_OK);
