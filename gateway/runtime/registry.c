@@ -149,6 +149,14 @@ void gw_registry_destroy(gw_registry *r)
 	free(r);
 }
 
+/* forgotten tells whether e is an ORPHAN past its grace: lookups no
+ * longer find it (NOT_FOUND), though actors still holding it keep it
+ * allocated until they deactivate. A registration revives it. */
+static bool forgotten(const gw_registry *r, const type_entry *e)
+{
+	return e && !e->nb && now_ms() - e->orphan_since_ms >= r->o.grace_ms;
+}
+
 static type_entry *find(gw_registry *r, const char *system, const char *name)
 {
 	uint64_t h = hash2(system, name);
@@ -810,6 +818,8 @@ gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
 {
 	pthread_rwlock_rdlock(&r->lock);
 	type_entry *e = find(r, system, actor);
+	if (forgotten(r, e))
+		e = NULL;
 	if (e) {
 		gw_registry_type_hold(&e->t);
 		*type = &e->t;
@@ -855,12 +865,14 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 	/* Fast path (every invocation with register_ref comes here): known. */
 	pthread_rwlock_rdlock(&r->lock);
 	inst_entry *e = find_inst(r, system, name, h);
-	bool known = e && !strcmp(e->tmpl->t.name, parent);
+	bool known = e && !strcmp(e->tmpl->t.name, parent) && !forgotten(r, e->tmpl);
 	pthread_rwlock_unlock(&r->lock);
 	if (known)
 		return GW_OK;
 	pthread_rwlock_wrlock(&r->lock);
 	type_entry *t = find(r, system, parent);
+	if (forgotten(r, t))
+		t = NULL;
 	e = find_inst(r, system, name, h);
 	if (!t)
 		err = GW_ENOTFOUND;
@@ -895,6 +907,8 @@ gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const cha
 {
 	pthread_rwlock_rdlock(&r->lock);
 	inst_entry *e = find_inst(r, system, name, hash2(system, name));
+	if (e && forgotten(r, e->tmpl))
+		e = NULL;
 	if (e) {
 		gw_registry_type_hold(&e->tmpl->t);
 		*type = &e->tmpl->t;
@@ -914,7 +928,7 @@ size_t gw_registry_subscribers(gw_registry *r, const char *system, const char *t
 	for (size_t i = 0; i < r->nbuckets; i++)
 		for (type_entry *e = r->buckets[i]; e; e = e->next) {
 			if (e->t.settings.kind == SPAWN__ACTORS__KIND__UNNAMED ||
-			    strcmp(e->t.system, system))
+			    strcmp(e->t.system, system) || forgotten(r, e))
 				continue;
 			for (size_t k = 0; k < e->n_topics; k++)
 				if (!strcmp(e->topics[k], topic)) {

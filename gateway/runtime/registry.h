@@ -13,10 +13,12 @@
  *
  * Type entry lifecycle:
  *
- *   SERVED -- last binding gone (host left) ----> ORPHAN   [calls: UNAVAILABLE]
- *   ORPHAN -- a host registers it --------------> SERVED   [its settings win]
- *   ORPHAN -- grace over and no reference held -> (freed)  [calls: NOT_FOUND;
- *                                                           its instances go too]
+ *   SERVED ---- last binding gone (host left) -> ORPHAN     [calls: UNAVAILABLE]
+ *   ORPHAN ---- a host registers it -----------> SERVED     [its settings win]
+ *   ORPHAN ---- grace over --------------------> FORGOTTEN  [lookups: NOT_FOUND;
+ *                                                            active actors idle out]
+ *   FORGOTTEN - a host registers it -----------> SERVED     [same entry, revived]
+ *   FORGOTTEN - no reference left, swept ------> (freed)    [its instances too]
  *
  * Invariants:
  *   1. A type pointer obtained from gw_registry_lookup or
@@ -24,6 +26,9 @@
  *      a referenced type is never freed. Active actors hold one each.
  *   2. A freed type is first unlinked under the write lock, so no lookup
  *      can find it; only gw_registry_sweep frees types.
+ *   3. There is at most one entry per (system, name): a FORGOTTEN entry
+ *      stays in the table until freed, so actors still holding it and new
+ *      registrations share it.
  *
  * Thread: all functions are thread-safe (one rwlock). Lock order: a shard
  * lock may be held when calling in; the host lock must not be.
@@ -136,8 +141,8 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const char *name,
                                    gw_actor_type **type, gw_actor_settings *settings);
 
-/* gw_registry_knows_action tells whether any registration of type ever
- * declared action (GW_OK) or not (GW_ENOTFOUND). */
+/* gw_registry_knows_action tells whether a registration of type declared
+ * action since the type last had no host (GW_OK) or not (GW_ENOTFOUND). */
 gw_err gw_registry_knows_action(gw_registry *r, gw_actor_type *type, const char *action);
 
 /* gw_registry_pick chooses a live host for action on type, round robin
@@ -167,13 +172,14 @@ void gw_registry_type_rele(gw_actor_type *type);
 gw_err gw_registry_check_state(gw_registry *r, gw_actor_type *type, const char *type_url, char *msg,
                                size_t n);
 
-/* gw_registry_sweep frees the types whose last host left more than the
- * grace period ago and that no one references, with their instances.
+/* gw_registry_sweep frees the FORGOTTEN types no one references, with
+ * their instances.
  * Cheap when there is nothing to do (one atomic load). Returns how many
  * types were freed. Thread: any (the runtime's timer thread calls it). */
 size_t gw_registry_sweep(gw_registry *r);
 
-/* gw_registry_count returns how many types are known (ORPHAN included). */
+/* gw_registry_count returns how many type entries exist (ORPHAN and
+ * FORGOTTEN ones not yet freed included). */
 size_t gw_registry_count(gw_registry *r);
 
 /* Reference counting and liveness of hosts, implemented by server/host.c. */

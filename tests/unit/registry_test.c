@@ -590,9 +590,22 @@ START_TEST(a_type_without_host_is_freed_after_the_grace)
 	gw_host *got;
 	ck_assert_int_eq(gw_registry_pick(r, t, "Add", &got), GW_EUNAVAIL);
 	ck_assert_uint_eq(gw_registry_count(r), 1);
-	gw_registry_type_rele(t);                   /* the actor is gone: the next sweep frees it */
-	ck_assert_uint_eq(gw_registry_sweep(r), 0); /* checked again a second later */
+	/* forgotten (grace 0): not found, though an actor still holds it */
+	ck_assert_int_eq(gw_registry_lookup(r, "s", "n", &it, NULL), GW_ENOTFOUND);
+	/* a registration revives the same entry, which the actor shares */
+	ck_assert_int_eq(reg1(r, &h, (spec){.name = "n"}, why, sizeof why), GW_OK);
+	ck_assert_int_eq(gw_registry_lookup(r, "s", "n", &it, NULL), GW_OK);
+	ck_assert_ptr_eq(it, t);
+	gw_registry_type_rele(it);
+	ck_assert_int_eq(gw_registry_pick(r, t, "Add", &got), GW_OK);
+	gw_host_rele(got);
+	gw_registry_unbind_host(r, &h);
+	ck_assert_uint_eq(gw_registry_sweep(r), 0); /* still held */
 	ck_assert_uint_eq(gw_registry_count(r), 1);
+	/* the actor is gone: the next due sweep frees it (held entries are
+	 * looked at again a second later) */
+	gw_registry_type_rele(t);
+	ck_assert_uint_eq(gw_registry_sweep(r), 0);
 	gw_registry_destroy(r);
 
 	/* with a grace, the type answers UNAVAILABLE meanwhile */
