@@ -7,6 +7,7 @@
 #include "registry.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -55,7 +56,13 @@ struct gw_registry {
 	inst_entry **ibuckets;
 	size_t nibuckets, icount;
 	atomic_int_fast64_t sweep_at_ms; /* next sweep worth doing; INT64_MAX = none */
+	size_t freed_untrimmed;          /* types freed since the last malloc_trim */
 };
+
+/* At most this many types are freed per sweep, so neither the timer
+ * thread nor lookups (the write lock) wait long after a large host left:
+ * 100,000 types take ~50 ticks of the runtime's timer. */
+#define SWEEP_BATCH 2048
 
 static int64_t now_ms(void)
 {
@@ -744,7 +751,7 @@ size_t gw_registry_sweep(gw_registry *r)
 	size_t freed = 0;
 	int64_t next = INT64_MAX;
 	pthread_rwlock_wrlock(&r->lock);
-	for (size_t i = 0; i < r->nbuckets; i++)
+	for (size_t i = 0; i < r->nbuckets && freed < SWEEP_BATCH; i++)
 		for (type_entry **pp = &r->buckets[i]; *pp;) {
 			type_entry *e = *pp;
 			if (e->nb) {
@@ -767,12 +774,26 @@ size_t gw_registry_sweep(gw_registry *r)
 			entry_free(e);
 			freed++;
 		}
+	if (freed >= SWEEP_BATCH)
+		next = now; /* more may be due: go on at the next tick */
 	atomic_store(&r->sweep_at_ms, next);
+	r->freed_untrimmed += freed;
+	bool trim = r->freed_untrimmed >= 64 && freed < SWEEP_BATCH;
+	if (trim)
+		r->freed_untrimmed = 0;
 	pthread_rwlock_unlock(&r->lock);
+#ifdef __GLIBC__
+	/* Many small blocks went back to malloc: hand the free pages to the
+	 * system once the backlog is done, or the RSS of a gateway that saw a
+	 * large registration never comes down (glibc trims only the top of the
+	 * heap by itself). */
+	if (trim)
+		malloc_trim(0);
+#endif
 	if (freed)
 		GW_INFO("registry: %zu actor type(s) without a host for %" PRId64
-		        " ms forgotten; %zu left",
-		        freed, r->o.grace_ms, gw_registry_count(r));
+		        " ms freed in %" PRId64 " ms; %zu left",
+		        freed, r->o.grace_ms, now_ms() - now, gw_registry_count(r));
 	return freed;
 }
 
