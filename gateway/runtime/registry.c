@@ -29,7 +29,8 @@ typedef struct type_entry {
 	uint64_t hash;
 	binding *b; /* owned array */
 	size_t nb, capb;
-	char **known; /* owned, sorted: every action ever registered */
+	char **known; /* owned, sorted: every action registered since the type
+	                 last had no other host */
 	size_t n_known;
 	char **topics;        /* owned, sorted by (topic, action): channel topics */
 	char **topic_actions; /* owned: action per topic ("receive" default) */
@@ -38,6 +39,7 @@ typedef struct type_entry {
 	atomic_uint rr;          /* round-robin cursor */
 	atomic_int refs;         /* lookups and actors holding the type (invariant 1) */
 	int64_t orphan_since_ms; /* ORPHAN (nb == 0): when the last binding went */
+	size_t n_inst;           /* instances (inst_entry) whose template this is */
 } type_entry;
 
 /* An instance of an UNNAMED template: "system\0name" -> template. */
@@ -725,10 +727,11 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host)
 		gw_host_rele(host);
 }
 
-/* remove_instances frees the instances of template t (being freed). */
+/* remove_instances frees the instances of template t (being freed),
+ * whatever its kind became since they were spawned. */
 static void remove_instances(gw_registry *r, const type_entry *t)
 {
-	if (t->t.settings.kind != SPAWN__ACTORS__KIND__UNNAMED || !r->icount)
+	if (!t->n_inst)
 		return;
 	for (size_t i = 0; i < r->nibuckets; i++)
 		for (inst_entry **pp = &r->ibuckets[i]; *pp;) {
@@ -910,6 +913,7 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 			memcpy(e->name, name, nl);
 			e->hash = h;
 			e->tmpl = t;
+			t->n_inst++;
 			if (r->icount >= r->nibuckets)
 				grow_inst(r);
 			e->next = r->ibuckets[h & (r->nibuckets - 1)];

@@ -657,6 +657,32 @@ START_TEST(churn_of_hosts_leaves_no_type_behind)
 }
 END_TEST
 
+START_TEST(instances_go_with_their_template_whatever_its_kind_became)
+{
+	gw_registry *r;
+	gw_host h;
+	fake_host_init(&h);
+	gw_registry_create(&r, &(gw_registry_opts){.timer_floor_ms = 10, .grace_ms = 0});
+	char why[512];
+	spec tmpl = {.name = "t", .kind = SPAWN__ACTORS__KIND__UNNAMED};
+	ck_assert_int_eq(reg1(r, &h, tmpl, why, sizeof why), GW_OK);
+	ck_assert_int_eq(gw_registry_spawn(r, "s", "i1", "t", NULL), GW_OK);
+	gw_registry_unbind_host(r, &h);
+	/* forgotten, then registered again as NAMED: the instance's template
+	 * is no longer UNNAMED */
+	ck_assert_int_eq(reg1(r, &h, (spec){.name = "t"}, why, sizeof why), GW_OK);
+	gw_registry_unbind_host(r, &h);
+	ck_assert_uint_eq(gw_registry_sweep(r), 1);
+	gw_actor_type *t;
+	ck_assert_int_eq(gw_registry_lookup_instance(r, "s", "i1", &t, NULL), GW_ENOTFOUND);
+	ck_assert_int_eq(reg1(r, &h, tmpl, why, sizeof why), GW_OK);
+	ck_assert_int_eq(gw_registry_lookup_instance(r, "s", "i1", &t, NULL), GW_ENOTFOUND);
+	ck_assert_int_eq(gw_registry_spawn(r, "s", "i1", "t", NULL), GW_OK);
+	gw_registry_destroy(r);
+	fake_host_free(&h);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("registry");
@@ -679,6 +705,7 @@ int main(void)
 	tcase_add_test(rules, timer_periods_are_positive_and_above_the_floor);
 	tcase_add_test(rules, a_type_without_host_is_freed_after_the_grace);
 	tcase_add_test(rules, churn_of_hosts_leaves_no_type_behind);
+	tcase_add_test(rules, instances_go_with_their_template_whatever_its_kind_became);
 	suite_add_tcase(s, rules);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
