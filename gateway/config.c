@@ -63,6 +63,20 @@ void gw_config_usage(const char *prog)
 	    "                            [SPAWN_TYPE_GRACE_MS] default 60000\n"
 	    "  --timer-floor MS          shortest timer-action period a host may register\n"
 	    "                            [SPAWN_TIMER_FLOOR_MS] default 10\n"
+	    "\n"
+	    "Input limits (bytes of UTF-8; a longer string is INVALID_ARGUMENT naming the field):\n"
+	    "  --max-name-bytes N        system, actor, action, parent and channel names\n"
+	    "                            [SPAWN_MAX_NAME_BYTES] default 255\n"
+	    "  --max-metadata-key-bytes N    [SPAWN_MAX_METADATA_KEY_BYTES] default 128\n"
+	    "  --max-metadata-value-bytes N  [SPAWN_MAX_METADATA_VALUE_BYTES] default 4096\n"
+	    "  --max-metadata-entries N  metadata entries per request [SPAWN_MAX_METADATA_ENTRIES] "
+	    "64\n"
+	    "  --max-tag-key-bytes N     [SPAWN_MAX_TAG_KEY_BYTES] default 128\n"
+	    "  --max-tag-value-bytes N   [SPAWN_MAX_TAG_VALUE_BYTES] default 4096\n"
+	    "  --max-tags N              tags per actor [SPAWN_MAX_TAGS] default 64\n"
+	    "  Every string a client or host sends must be UTF-8 without NUL or control\n"
+	    "  characters; metadata keys starting with \"spawn-\" are reserved to the gateway.\n"
+	    "\n"
 	    "  -h, --help                this text\n"
 	    "  --version                 print the version\n"
 	    "\n"
@@ -150,6 +164,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
 	ENVNUM("SPAWN_TYPE_GRACE_MS", type_grace_ms, 0, INT64_MAX / 4)
 	ENVNUM("SPAWN_TIMER_FLOOR_MS", timer_floor_ms, 1, 86400000)
+	ENVNUM("SPAWN_MAX_NAME_BYTES", limits.name_bytes, 1, 65535)
+	ENVNUM("SPAWN_MAX_METADATA_KEY_BYTES", limits.metadata_key_bytes, 1, 65535)
+	ENVNUM("SPAWN_MAX_METADATA_VALUE_BYTES", limits.metadata_value_bytes, 1, 1 << 30)
+	ENVNUM("SPAWN_MAX_METADATA_ENTRIES", limits.metadata_entries, 1, 1000000)
+	ENVNUM("SPAWN_MAX_TAG_KEY_BYTES", limits.tag_key_bytes, 1, 65535)
+	ENVNUM("SPAWN_MAX_TAG_VALUE_BYTES", limits.tag_value_bytes, 1, 1 << 30)
+	ENVNUM("SPAWN_MAX_TAGS", limits.tag_entries, 1, 1000000)
 #undef ENVNUM
 	if ((e = getenv("SPAWN_ROTATE_KEYS")) && *e)
 		c->rotate_keys = !strcmp(e, "1") || !strcmp(e, "true");
@@ -178,7 +199,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_HISTORY,
 		O_ROTATE,
 		O_TYPE_GRACE,
-		O_TIMER_FLOOR
+		O_TIMER_FLOOR,
+		O_LIM_NAME,
+		O_LIM_MDKEY,
+		O_LIM_MDVAL,
+		O_LIM_MDN,
+		O_LIM_TAGKEY,
+		O_LIM_TAGVAL,
+		O_LIM_TAGN
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -198,6 +226,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"rotate-keys", no_argument, NULL, O_ROTATE},
 	    {"type-grace", required_argument, NULL, O_TYPE_GRACE},
 	    {"timer-floor", required_argument, NULL, O_TIMER_FLOOR},
+	    {"max-name-bytes", required_argument, NULL, O_LIM_NAME},
+	    {"max-metadata-key-bytes", required_argument, NULL, O_LIM_MDKEY},
+	    {"max-metadata-value-bytes", required_argument, NULL, O_LIM_MDVAL},
+	    {"max-metadata-entries", required_argument, NULL, O_LIM_MDN},
+	    {"max-tag-key-bytes", required_argument, NULL, O_LIM_TAGKEY},
+	    {"max-tag-value-bytes", required_argument, NULL, O_LIM_TAGVAL},
+	    {"max-tags", required_argument, NULL, O_LIM_TAGN},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -273,6 +308,19 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			c->timer_floor_ms =
 			    num(optarg, "--timer-floor", 1, 86400000, why, whylen, &err);
 			break;
+#define LIMIT(opt, field, flag, hi)                                                                \
+	case opt:                                                                                  \
+		c->limits.field = (uint32_t)num(optarg, flag, 1, hi, why, whylen, &err);           \
+		break;
+			LIMIT(O_LIM_NAME, name_bytes, "--max-name-bytes", 65535)
+			LIMIT(O_LIM_MDKEY, metadata_key_bytes, "--max-metadata-key-bytes", 65535)
+			LIMIT(O_LIM_MDVAL, metadata_value_bytes, "--max-metadata-value-bytes",
+			      1 << 30)
+			LIMIT(O_LIM_MDN, metadata_entries, "--max-metadata-entries", 1000000)
+			LIMIT(O_LIM_TAGKEY, tag_key_bytes, "--max-tag-key-bytes", 65535)
+			LIMIT(O_LIM_TAGVAL, tag_value_bytes, "--max-tag-value-bytes", 1 << 30)
+			LIMIT(O_LIM_TAGN, tag_entries, "--max-tags", 1000000)
+#undef LIMIT
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {
 				snprintf(why, whylen, "--log-level: unknown level '%s'", optarg);
@@ -298,5 +346,6 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	}
 	if (c->n_listen == 0)
 		c->listen[c->n_listen++] = "127.0.0.1:8090";
+	gw_wc_limits_resolve(&c->limits);
 	return GW_OK;
 }

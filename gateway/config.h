@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "gw_err.h"
+#include "wirecheck.h"
 
 #define GW_MAX_LISTEN 8
 
@@ -28,6 +29,9 @@ typedef struct gw_config {
 	int log_level;          /* gw_log_level */
 	int64_t type_grace_ms;  /* an orphaned actor type is forgotten after this */
 	int64_t timer_floor_ms; /* shortest timer-action period accepted */
+
+	/* String limits at ingress (--max-name-bytes ...), defaults resolved. */
+	gw_wc_limits limits;
 } gw_config;
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,

@@ -90,6 +90,7 @@ int main(int argc, char **argv)
 	    .threads = cfg.threads,
 	    .max_message_bytes = cfg.max_message_bytes,
 	    .drain_ms = cfg.drain_ms,
+	    .limits = cfg.limits,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));

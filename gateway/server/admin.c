@@ -203,10 +203,11 @@ void gwi_admin_handle(gwi_ucall *c)
 	    [GWI_M_KEY_ROTATION] = &spawn__gateway__v1__key_rotation_request__descriptor,
 	};
 	ProtobufCMessage *m = NULL;
-	if (!c->payload || spawn_wire_unpack(desc[c->method], c->payload, NULL, &m)) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "request is not a valid %s", desc[c->method]->name);
-		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+	char why[GW_WC_PATH_MAX + 200];
+	if (gwi_unpack_checked(c->srv, desc[c->method], c->payload, NULL, &m, why, sizeof why)) {
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
 		return;
 	}
 	switch (c->method) {

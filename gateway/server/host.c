@@ -5,8 +5,10 @@
  *   ACCEPTING --- stream opened ------------> REGISTERING  [waiting for registration]
  *   REGISTERING - valid registration -------> ACTIVE       [bound in the registry]
  *   ACTIVE ------ registration (again) -----> ACTIVE       [bindings replaced]
+ *   ACTIVE ------ result failing the checks -> ACTIVE       [ingress.c: that turn fails
+ *                                                          INVALID_ARGUMENT, state unchanged]
  *   any --------- stream ends / bad message -> CLOSING     [unbound; invocations in
- *                                                          flight fail UNAVAILABLE]
+ *                 or bad registration                      flight fail UNAVAILABLE]
  *   CLOSING ----- status sent, refs gone ---> (freed)
  *
  * Ops outstanding on the call: one receive (always, until CLOSING), at most
@@ -391,12 +393,20 @@ static void send_registration_reply(gw_host *h)
 	pthread_mutex_unlock(&h->mu);
 }
 
-/* handle_message processes one HostMessage. Returns false when the stream
- * must close (the status is already decided). */
-static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m)
+/* handle_message processes one HostMessage. bad: NULL, or why one of its
+ * strings failed the ingress checks (the message is then refused: a
+ * registration closes the stream, a result fails its turn). Returns false
+ * when the stream must close (the status is already decided). */
+static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const char *bad)
 {
 	if (m->msg_case == SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_REGISTRATION) {
 		Spawn__RegistrationRequest *rr = m->registration;
+		if (bad) {
+			char why[GW_WC_PATH_MAX + 300];
+			snprintf(why, sizeof why, "registration refused: %s", bad);
+			host_close(h, GRPC_STATUS_INVALID_ARGUMENT, why);
+			return false;
+		}
 		char why[512] = "registration carries no actor system";
 		gw_err err =
 		    rr && rr->actor_system
@@ -439,6 +449,19 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m)
 		GW_DEBUG("host %s: late result for request %" PRIu64 " dropped", h->peer, id);
 		return true;
 	}
+	if (bad) {
+		/* The turn fails, the actor's state stays as it was, and the
+		 * stream stays up: nothing of this result is stored or relayed. */
+		char why[GW_WC_PATH_MAX + 300];
+		snprintf(why, sizeof why, "the actor host returned an invalid result: %s", bad);
+		GW_WARN("host %s: request %" PRIu64 ": %s", h->peer, id, why);
+		gw_runtime_abandon(h->srv->rt, inv, GW_EINVAL, why);
+		return true;
+	}
+	if (gwi_strip_reserved(m->result))
+		GW_DEBUG("host %s: request %" PRIu64
+		         ": reserved metadata dropped from side effects",
+		         h->peer, id);
 	gw_runtime_result(h->srv->rt, inv, m->result);
 	return true;
 }
@@ -459,13 +482,15 @@ static void recv_tag(gwi_tag *t, bool ok)
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
 	ProtobufCMessage *m = NULL;
-	int bad = spawn_wire_unpack(&spawn__gateway__v1__host_message__descriptor, bb, &ar, &m);
+	char why[GW_WC_PATH_MAX + 200];
+	gw_err bad = gwi_unpack_checked(h->srv, &spawn__gateway__v1__host_message__descriptor, bb,
+	                                &ar, &m, why, sizeof why);
 	grpc_byte_buffer_destroy(bb);
 	bool keep = false;
-	if (bad)
+	if (!m)
 		host_close(h, GRPC_STATUS_INVALID_ARGUMENT, "malformed HostMessage");
 	else
-		keep = handle_message(h, (Spawn__Gateway__V1__HostMessage *)m);
+		keep = handle_message(h, (Spawn__Gateway__V1__HostMessage *)m, bad ? why : NULL);
 	spawn_arena_fini(&ar);
 	if (keep && atomic_load(&h->st) != H_CLOSING)
 		start_recv(h);

@@ -301,11 +301,12 @@ static void handle_invoke(gwi_ucall *c)
 		return;
 	}
 	ProtobufCMessage *m = NULL;
-	if (!c->payload || spawn_wire_unpack(&spawn__invocation_request__descriptor, c->payload,
-	                                     &inv->arena, &m)) {
+	char why[GW_WC_PATH_MAX + 200];
+	if (gwi_unpack_checked(c->srv, &spawn__invocation_request__descriptor, c->payload,
+	                       &inv->arena, &m, why, sizeof why) ||
+	    gwi_check_client_metadata((Spawn__InvocationRequest *)m, why, sizeof why)) {
 		gw_inv_destroy(inv);
-		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
-		                "request is not a valid spawn.InvocationRequest", NULL);
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
 		return;
 	}
 	grpc_byte_buffer_destroy(c->payload);
@@ -419,10 +420,12 @@ static void spawn_restore(gwi_ucall *c, spawn_ctx *x, const char *system, const 
 static void handle_spawn(gwi_ucall *c)
 {
 	ProtobufCMessage *m = NULL;
-	if (!c->payload ||
-	    spawn_wire_unpack(&spawn__spawn_request__descriptor, c->payload, NULL, &m)) {
-		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
-		                "request is not a valid spawn.SpawnRequest", NULL);
+	char why[GW_WC_PATH_MAX + 200];
+	if (gwi_unpack_checked(c->srv, &spawn__spawn_request__descriptor, c->payload, NULL, &m, why,
+	                       sizeof why)) {
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
 		return;
 	}
 	Spawn__SpawnRequest *rq = (Spawn__SpawnRequest *)m;
@@ -547,6 +550,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		s->o.max_message_bytes = 4 << 20;
 	if (s->o.drain_ms <= 0)
 		s->o.drain_ms = 5000;
+	gw_wc_limits_resolve(&s->o.limits);
 	s->rt = rt;
 	s->reg = reg;
 	pthread_mutex_init(&s->mu, NULL);

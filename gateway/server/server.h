@@ -15,6 +15,7 @@
 #include "gw_err.h"
 #include "registry.h"
 #include "runtime.h"
+#include "wirecheck.h"
 
 typedef struct gw_server gw_server;
 
@@ -24,6 +25,7 @@ typedef struct gw_server_opts {
 	int threads;           /* completion-queue threads; 0 = CPUs in the affinity mask */
 	int max_message_bytes; /* receive and send bound; 0 = 4 MiB */
 	int64_t drain_ms;      /* graceful stop: wait for client calls; 0 = 5000 */
+	gw_wc_limits limits;   /* string limits at ingress; 0 fields = defaults */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed

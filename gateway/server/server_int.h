@@ -10,6 +10,7 @@
 
 #include "server.h"
 #include "wire.h"
+#include "wirecheck.h"
 
 /* Every completion-queue tag is a gwi_tag: the CQ thread calls fn. */
 typedef struct gwi_tag {
@@ -86,6 +87,27 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 
 /* admin.c: the spawn.gateway.v1.Admin methods. */
 void gwi_admin_handle(gwi_ucall *c);
+
+/* ingress.c: the one place peer messages are parsed and checked.
+ *
+ * gwi_unpack_checked parses bb (borrowed) as d into arena (NULL: the heap;
+ * the caller frees with protobuf_c_message_free_unpacked) and checks every
+ * string field against the server's limits (wirecheck.h). Returns GW_OK
+ * with *out set; GW_EINVAL with *out NULL when bb is not a valid d; GW_EINVAL
+ * with *out set (the caller still owns it) when a string field is invalid.
+ * why gets "request is not a valid X" or "field.path: reason". */
+gw_err gwi_unpack_checked(const struct gw_server *s, const ProtobufCMessageDescriptor *d,
+                          grpc_byte_buffer *bb, spawn_arena *arena, ProtobufCMessage **out,
+                          char *why, size_t whylen);
+
+/* gwi_check_client_metadata refuses (GW_EINVAL, why naming the key) a
+ * client request whose metadata uses the reserved "spawn-" namespace. */
+gw_err gwi_check_client_metadata(const Spawn__InvocationRequest *rq, char *why, size_t whylen);
+
+/* gwi_strip_reserved drops "spawn-" keys from the metadata of the side
+ * effects in a host's result (hosts may copy incoming metadata forward).
+ * Returns how many were dropped. */
+size_t gwi_strip_reserved(Spawn__Gateway__V1__InvocationResult *res);
 
 /* host.c: one accept slot per call of gwi_host_request. */
 void gwi_host_request(struct gw_server *s, gwi_cq *q);
