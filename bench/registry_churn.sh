@@ -34,8 +34,8 @@ done
 PORT=$(awk '/^listening/ {print $3; exit}' "$TMP/out")
 T=127.0.0.1:$PORT
 rss() { awk '/^VmRSS/ {print $2}' /proc/$PID/status; }
-# after the grace, plus the sweep's one-second recheck
-settle() { sleep $(((GRACE_MS + 1999) / 1000)); }
+# after the grace, plus the sweep (2,048 types a tick) and its one-second recheck
+settle() { sleep $(((GRACE_MS + 3999) / 1000)); }
 "$CHURN" "$T" 1 "$ACTORS" warm >/dev/null
 settle
 echo "phase=start rss_kb=$(rss)"
