@@ -71,6 +71,11 @@ void gw_config_usage(const char *prog)
 	    "  --drain MS                on SIGTERM, wait this long for calls in flight "
 	    "[SPAWN_DRAIN_MS] 5000\n"
 	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
+	    "  --type-grace MS           an actor type whose last host left stays known (calls\n"
+	    "                            answer UNAVAILABLE) this long, then is forgotten\n"
+	    "                            [SPAWN_TYPE_GRACE_MS] default 60000\n"
+	    "  --timer-floor MS          shortest timer-action period a host may register\n"
+	    "                            [SPAWN_TIMER_FLOOR_MS] default 10\n"
 	    "\n"
 	    "Input limits (bytes of UTF-8; a longer string is INVALID_ARGUMENT naming the field):\n"
 	    "  --max-name-bytes N        system, actor, action, parent and channel names\n"
@@ -143,6 +148,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->host_stall_ms = 10000;
 	c->host_grace_ms = 5000;
 	c->registration_grace_ms = 10000;
+	c->type_grace_ms = 60000;
+	c->timer_floor_ms = 10;
 	gw_err err = GW_OK;
 	const char *e;
 	/* Environment first; flags override. */
@@ -172,6 +179,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_DRAIN_MS", drain_ms, 1, 3600000)
 	ENVNUM("SPAWN_STATESTORE_POOL", store_pool, 1, 64)
 	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
+	ENVNUM("SPAWN_TYPE_GRACE_MS", type_grace_ms, 0, INT64_MAX / 4)
+	ENVNUM("SPAWN_TIMER_FLOOR_MS", timer_floor_ms, 1, 86400000)
 	ENVNUM("SPAWN_MAX_NAME_BYTES", limits.name_bytes, 1, 65535)
 	ENVNUM("SPAWN_MAX_METADATA_KEY_BYTES", limits.metadata_key_bytes, 1, 65535)
 	ENVNUM("SPAWN_MAX_METADATA_VALUE_BYTES", limits.metadata_value_bytes, 1, 1 << 30)
@@ -210,6 +219,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_POOL,
 		O_HISTORY,
 		O_ROTATE,
+		O_TYPE_GRACE,
+		O_TIMER_FLOOR,
 		O_LIM_NAME,
 		O_LIM_MDKEY,
 		O_LIM_MDVAL,
@@ -238,6 +249,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"store-pool", required_argument, NULL, O_POOL},
 	    {"store-history", required_argument, NULL, O_HISTORY},
 	    {"rotate-keys", no_argument, NULL, O_ROTATE},
+	    {"type-grace", required_argument, NULL, O_TYPE_GRACE},
+	    {"timer-floor", required_argument, NULL, O_TIMER_FLOOR},
 	    {"max-name-bytes", required_argument, NULL, O_LIM_NAME},
 	    {"max-metadata-key-bytes", required_argument, NULL, O_LIM_MDKEY},
 	    {"max-metadata-value-bytes", required_argument, NULL, O_LIM_MDVAL},
@@ -315,6 +328,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			break;
 		case O_ROTATE:
 			c->rotate_keys = true;
+			break;
+		case O_TYPE_GRACE:
+			c->type_grace_ms =
+			    num(optarg, "--type-grace", 0, INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_TIMER_FLOOR:
+			c->timer_floor_ms =
+			    num(optarg, "--timer-floor", 1, 86400000, why, whylen, &err);
 			break;
 #define LIMIT(opt, field, flag, hi)                                                                \
 	case opt:                                                                                  \

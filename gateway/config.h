@@ -23,10 +23,12 @@ typedef struct gw_config {
 	int64_t deactivate_ms, snapshot_ms, host_timeout_ms, drain_ms;
 	int max_message_bytes;
 	size_t save_batch;
-	int store_pool;    /* connections for networked stores; 0 = driver default */
-	int store_history; /* older revisions kept per actor */
-	bool rotate_keys;  /* re-encrypt rows to the primary key in the background */
-	int log_level;     /* gw_log_level */
+	int store_pool;         /* connections for networked stores; 0 = driver default */
+	int store_history;      /* older revisions kept per actor */
+	bool rotate_keys;       /* re-encrypt rows to the primary key in the background */
+	int log_level;          /* gw_log_level */
+	int64_t type_grace_ms;  /* an orphaned actor type is forgotten after this */
+	int64_t timer_floor_ms; /* shortest timer-action period accepted */
 
 	/* String limits at ingress (--max-name-bytes ...), defaults resolved. */
 	gw_wc_limits limits;

@@ -59,7 +59,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	gw_persist_opts po = {.max_batch = cfg.save_batch, .rotate = cfg.rotate_keys};
-	if ((err = gw_persist_create(&persist, store, &po)) || (err = gw_registry_create(&reg)))
+	gw_registry_opts rgo = {.timer_floor_ms = cfg.timer_floor_ms,
+	                        .grace_ms = cfg.type_grace_ms};
+	if ((err = gw_persist_create(&persist, store, &po)) ||
+	    (err = gw_registry_create(&reg, &rgo)))
 		goto fail;
 	gw_runtime_opts ro = {
 	    .shards = cfg.shards,

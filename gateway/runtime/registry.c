@@ -1,15 +1,19 @@
 /* registry.c - systems, actor types and host bindings.
  *
- * Sizes are small (types number in the hundreds, hosts in the tens), so
- * types live in one hash table keyed by "system\0name" and bindings in a
- * small array per type. Hot path: gw_registry_pick under the read lock. */
+ * Types live in one hash table keyed by "system\0name" and bindings in a
+ * small array per type. Hot path: gw_registry_pick under the read lock.
+ * Registration checks every actor of a request before binding any (one
+ * write-locked section), so a refused registration changes nothing. */
 #include "registry.h"
 
+#include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -25,12 +29,17 @@ typedef struct type_entry {
 	uint64_t hash;
 	binding *b; /* owned array */
 	size_t nb, capb;
-	char **known; /* owned, sorted: every action ever registered */
+	char **known; /* owned, sorted: every action registered since the type
+	                 last had no other host */
 	size_t n_known;
-	char **topics;        /* owned: channel topics (latest registration) */
+	char **topics;        /* owned, sorted by (topic, action): channel topics */
 	char **topic_actions; /* owned: action per topic ("receive" default) */
 	size_t n_topics;
-	atomic_uint rr; /* round-robin cursor */
+	char *state_type;        /* owned: declared message name (no URL prefix); NULL = none */
+	atomic_uint rr;          /* round-robin cursor */
+	atomic_int refs;         /* lookups and actors holding the type (invariant 1) */
+	int64_t orphan_since_ms; /* ORPHAN (nb == 0): when the last binding went */
+	size_t n_inst;           /* instances (inst_entry) whose template this is */
 } type_entry;
 
 /* An instance of an UNNAMED template: "system\0name" -> template. */
@@ -43,11 +52,26 @@ typedef struct inst_entry {
 
 struct gw_registry {
 	pthread_rwlock_t lock;
+	gw_registry_opts o;
 	type_entry **buckets;
 	size_t nbuckets, count;
 	inst_entry **ibuckets;
 	size_t nibuckets, icount;
+	atomic_int_fast64_t sweep_at_ms; /* next sweep worth doing; INT64_MAX = none */
+	size_t freed_untrimmed;          /* types freed since the last malloc_trim */
 };
+
+/* At most this many types are freed per sweep, so neither the timer
+ * thread nor lookups (the write lock) wait long after a large host left:
+ * 100,000 types take ~50 ticks of the runtime's timer. */
+#define SWEEP_BATCH 2048
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static uint64_t hash2(const char *a, const char *b)
 {
@@ -60,11 +84,18 @@ static uint64_t hash2(const char *a, const char *b)
 	return h;
 }
 
-gw_err gw_registry_create(gw_registry **out)
+gw_err gw_registry_create(gw_registry **out, const gw_registry_opts *opts)
 {
 	gw_registry *r = calloc(1, sizeof *r);
 	if (!r)
 		return GW_ENOMEM;
+	r->o.timer_floor_ms = GW_REGISTRY_TIMER_FLOOR_MS;
+	r->o.grace_ms = GW_REGISTRY_GRACE_MS;
+	if (opts) {
+		r->o.timer_floor_ms = opts->timer_floor_ms > 0 ? opts->timer_floor_ms : 1;
+		r->o.grace_ms = opts->grace_ms >= 0 ? opts->grace_ms : 0;
+	}
+	atomic_init(&r->sweep_at_ms, INT64_MAX);
 	r->nbuckets = 256;
 	r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
 	r->nibuckets = 1024;
@@ -87,6 +118,23 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
+/* entry_free frees an unlinked entry and releases its bindings' hosts. */
+static void entry_free(type_entry *e)
+{
+	for (size_t j = 0; j < e->nb; j++) {
+		gw_host_rele(e->b[j].host);
+		free_strv(e->b[j].actions, e->b[j].n_actions);
+	}
+	free(e->b);
+	free_strv(e->known, e->n_known);
+	free_strv(e->topics, e->n_topics);
+	free_strv(e->topic_actions, e->n_topics);
+	free(e->state_type);
+	free(e->t.system);
+	free(e->t.name);
+	free(e);
+}
+
 void gw_registry_destroy(gw_registry *r)
 {
 	if (!r)
@@ -95,17 +143,7 @@ void gw_registry_destroy(gw_registry *r)
 		type_entry *e = r->buckets[i];
 		while (e) {
 			type_entry *n = e->next;
-			for (size_t j = 0; j < e->nb; j++) {
-				gw_host_rele(e->b[j].host);
-				free_strv(e->b[j].actions, e->b[j].n_actions);
-			}
-			free(e->b);
-			free_strv(e->known, e->n_known);
-			free_strv(e->topics, e->n_topics);
-			free_strv(e->topic_actions, e->n_topics);
-			free(e->t.system);
-			free(e->t.name);
-			free(e);
+			entry_free(e);
 			e = n;
 		}
 	}
@@ -118,6 +156,14 @@ void gw_registry_destroy(gw_registry *r)
 	free(r->ibuckets);
 	pthread_rwlock_destroy(&r->lock);
 	free(r);
+}
+
+/* forgotten tells whether e is an ORPHAN past its grace: lookups no
+ * longer find it (NOT_FOUND), though actors still holding it keep it
+ * allocated until they deactivate. A registration revives it. */
+static bool forgotten(const gw_registry *r, const type_entry *e)
+{
+	return e && !e->nb && now_ms() - e->orphan_since_ms >= r->o.grace_ms;
 }
 
 static type_entry *find(gw_registry *r, const char *system, const char *name)
@@ -188,20 +234,25 @@ static gw_actor_settings settings_of(const Spawn__Actors__Actor *a)
 	if (st->deactivation_strategy && st->deactivation_strategy->timeout)
 		s.deactivate_ms = st->deactivation_strategy->timeout->timeout;
 	s.max_pool_size = st->max_pool_size;
+	s.min_pool_size = st->min_pool_size;
 	if (s.kind == SPAWN__ACTORS__KIND__POOLED)
 		s.stateful = false;
 	return s;
 }
 
-/* timers_of copies the actor's timer actions (at most GW_MAX_TIMERS, the
- * rest are logged and ignored). */
+static int cmp_timer(const void *a, const void *b)
+{
+	return strcmp(((const gw_timer_def *)a)->name, ((const gw_timer_def *)b)->name);
+}
+
+/* timers_of copies the actor's timer actions, sorted by name (at most
+ * GW_MAX_TIMERS, the rest are logged and ignored). Periods were checked
+ * by check_actor. */
 static void timers_of(const Spawn__Actors__Actor *a, gw_actor_timers *s)
 {
 	s->n = 0;
 	for (size_t i = 0; i < a->n_timer_actions; i++) {
 		const Spawn__Actors__FixedTimerAction *t = a->timer_actions[i];
-		if (!t || !t->action || !t->action->name || !t->action->name[0] || t->seconds <= 0)
-			continue;
 		if (s->n == GW_MAX_TIMERS) {
 			GW_WARN("actor %s: more than %d timer actions; '%s' ignored",
 			        a->id && a->id->name ? a->id->name : "?", GW_MAX_TIMERS,
@@ -212,10 +263,85 @@ static void timers_of(const Spawn__Actors__Actor *a, gw_actor_timers *s)
 		snprintf(d->name, sizeof d->name, "%s", t->action->name);
 		d->period_ms = t->seconds; /* milliseconds, despite the field's name */
 	}
+	qsort(s->def, (size_t)s->n, sizeof s->def[0], cmp_timer);
 }
 
-/* set_topics replaces the entry's channel subscriptions. */
-static gw_err set_topics(type_entry *e, const Spawn__Actors__Actor *a)
+static bool same_timers(const gw_actor_timers *x, const gw_actor_timers *y)
+{
+	if (x->n != y->n)
+		return false;
+	for (int i = 0; i < x->n; i++)
+		if (strcmp(x->def[i].name, y->def[i].name) ||
+		    x->def[i].period_ms != y->def[i].period_ms)
+			return false;
+	return true;
+}
+
+/* state_name returns the message name a state_type or type URL names:
+ * the part after the last '/', without a leading '.'; "" for none. */
+static const char *state_name(const char *t)
+{
+	if (!t)
+		return "";
+	const char *slash = strrchr(t, '/');
+	t = slash ? slash + 1 : t;
+	return *t == '.' && !slash ? t + 1 : t;
+}
+
+static bool is_ident_start(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool is_ident(char c)
+{
+	return is_ident_start(c) || (c >= '0' && c <= '9');
+}
+
+/* state_type_ok: "pkg.Msg" (".pkg.Msg" too, as protoc writes it) or a
+ * type URL "host/pkg.Msg" ("type.googleapis.com/pkg.Msg"): a non-empty
+ * prefix of printable ASCII without spaces, then a dotted name of
+ * protobuf identifiers. At most 512 bytes. */
+static bool state_type_ok(const char *t)
+{
+	size_t len = strlen(t);
+	if (len == 0 || len > 512)
+		return false;
+	const char *slash = strrchr(t, '/');
+	if (slash) {
+		if (slash == t)
+			return false;
+		for (const char *p = t; p < slash; p++)
+			if (*p <= ' ' || *p > '~')
+				return false;
+	}
+	const char *n = state_name(t);
+	if (!*n)
+		return false;
+	bool start = true;
+	for (const char *p = n; *p; p++) {
+		if (start) {
+			if (!is_ident_start(*p))
+				return false;
+			start = false;
+		} else if (*p == '.') {
+			start = true;
+		} else if (!is_ident(*p)) {
+			return false;
+		}
+	}
+	return !start;
+}
+
+static void free_pairs(char **t, char **act, size_t n)
+{
+	free_strv(t, n);
+	free_strv(act, n);
+}
+
+/* build_topics copies an actor's channel subscriptions as (topic, action)
+ * pairs sorted by topic then action, without duplicates. */
+static gw_err build_topics(const Spawn__Actors__Actor *a, char ***tp, char ***ap, size_t *np)
 {
 	size_t n = a->metadata ? a->metadata->n_channel_group : 0;
 	char **t = calloc(n ? n : 1, sizeof *t), **act = calloc(n ? n : 1, sizeof *act);
@@ -229,22 +355,38 @@ static gw_err set_topics(type_entry *e, const Spawn__Actors__Actor *a)
 		const Spawn__Actors__Channel *c = a->metadata->channel_group[i];
 		if (!c || !c->topic || !c->topic[0])
 			continue;
-		t[k] = strdup(c->topic);
-		act[k] = strdup(c->action && c->action[0] ? c->action : "receive");
-		if (!t[k] || !act[k]) {
-			free(t[k]);
-			free(act[k]);
-			free_strv(t, k);
-			free_strv(act, k);
+		char *nt = strdup(c->topic);
+		char *na = strdup(c->action && c->action[0] ? c->action : "receive");
+		if (!nt || !na) {
+			free(nt);
+			free(na);
+			free_pairs(t, act, k);
 			return GW_ENOMEM;
 		}
+		/* insertion keeps the pairs sorted (channel lists are short) */
+		size_t j = k;
+		while (j > 0) {
+			int c1 = strcmp(t[j - 1], nt);
+			if (c1 < 0 || (c1 == 0 && strcmp(act[j - 1], na) <= 0))
+				break;
+			t[j] = t[j - 1];
+			act[j] = act[j - 1];
+			j--;
+		}
+		if (j > 0 && !strcmp(t[j - 1], nt) && !strcmp(act[j - 1], na)) {
+			memmove(&t[j], &t[j + 1], (k - j) * sizeof *t); /* duplicate: undo */
+			memmove(&act[j], &act[j + 1], (k - j) * sizeof *act);
+			free(nt);
+			free(na);
+			continue;
+		}
+		t[j] = nt;
+		act[j] = na;
 		k++;
 	}
-	free_strv(e->topics, e->n_topics);
-	free_strv(e->topic_actions, e->n_topics);
-	e->topics = t;
-	e->topic_actions = act;
-	e->n_topics = k;
+	*tp = t;
+	*ap = act;
+	*np = k;
 	return GW_OK;
 }
 
@@ -291,6 +433,111 @@ static gw_err grow(gw_registry *r)
 	return GW_OK;
 }
 
+/* served_by_other tells whether a host other than host serves e (a
+ * binding exists only while its host's stream is open). */
+static bool served_by_other(const type_entry *e, const gw_host *host)
+{
+	for (size_t i = 0; i < e->nb; i++)
+		if (e->b[i].host != host)
+			return true;
+	return false;
+}
+
+static const char *kind_name(int k, char *buf, size_t n)
+{
+	const ProtobufCEnumValue *v =
+	    protobuf_c_enum_descriptor_get_value(&spawn__actors__kind__descriptor, k);
+	if (v)
+		return v->name;
+	snprintf(buf, n, "%d", k);
+	return buf;
+}
+
+/* same_settings compares what a registration of actor `a` asks with the
+ * entry's settings; on a difference it names the first one in why. */
+static gw_err same_settings(const type_entry *e, const Spawn__Actors__Actor *a, const char *name,
+                            char *why, size_t n)
+{
+	gw_actor_settings s = settings_of(a);
+	const gw_actor_settings *o = &e->t.settings;
+	const char *tail = "registered by a live host";
+	char b1[16], b2[16];
+	if (s.kind != o->kind) {
+		snprintf(why, n, "actor \"%s\": kind %s differs from %s %s", name,
+		         kind_name(s.kind, b1, sizeof b1), kind_name(o->kind, b2, sizeof b2), tail);
+		return GW_ECONFIG;
+	}
+	if (s.stateful != o->stateful) {
+		snprintf(why, n, "actor \"%s\": stateful %s differs from %s %s", name,
+		         s.stateful ? "true" : "false", o->stateful ? "true" : "false", tail);
+		return GW_ECONFIG;
+	}
+#define SAME_NUM(field, label)                                                                     \
+	if (s.field != o->field) {                                                                 \
+		snprintf(why, n,                                                                   \
+		         "actor \"%s\": " label " %" PRId64 " differs from %" PRId64 " %s", name,  \
+		         (int64_t)s.field, (int64_t)o->field, tail);                               \
+		return GW_ECONFIG;                                                                 \
+	}
+	SAME_NUM(snapshot_ms, "snapshot timeout (ms)")
+	SAME_NUM(deactivate_ms, "deactivation timeout (ms)")
+	SAME_NUM(min_pool_size, "min_pool_size")
+	SAME_NUM(max_pool_size, "max_pool_size")
+#undef SAME_NUM
+	const char *st = state_name(a->settings ? a->settings->state_type : NULL);
+	const char *ost = e->state_type ? e->state_type : "";
+	if (strcmp(st, ost)) {
+		snprintf(why, n, "actor \"%s\": state_type \"%s\" differs from \"%s\" %s", name, st,
+		         ost, tail);
+		return GW_ECONFIG;
+	}
+	gw_actor_timers t;
+	timers_of(a, &t);
+	if (!same_timers(&t, &e->t.timers)) {
+		snprintf(why, n, "actor \"%s\": timer actions (%d) differ from the %d %s", name,
+		         t.n, e->t.timers.n, tail);
+		return GW_ECONFIG;
+	}
+	char **tp, **ap;
+	size_t np;
+	if (build_topics(a, &tp, &ap, &np) != GW_OK) {
+		snprintf(why, n, "out of memory");
+		return GW_ENOMEM;
+	}
+	bool same = np == e->n_topics;
+	for (size_t i = 0; same && i < np; i++)
+		same = !strcmp(tp[i], e->topics[i]) && !strcmp(ap[i], e->topic_actions[i]);
+	free_pairs(tp, ap, np);
+	if (!same) {
+		snprintf(why, n, "actor \"%s\": channel subscriptions differ from those %s", name,
+		         tail);
+		return GW_ECONFIG;
+	}
+	return GW_OK;
+}
+
+/* set_conf replaces the entry's settings with those of a registration. */
+static gw_err set_conf(type_entry *e, const Spawn__Actors__Actor *a)
+{
+	char **tp, **ap;
+	size_t np;
+	const char *st = state_name(a->settings ? a->settings->state_type : NULL);
+	char *nst = *st ? strdup(st) : NULL;
+	if ((*st && !nst) || build_topics(a, &tp, &ap, &np) != GW_OK) {
+		free(nst);
+		return GW_ENOMEM;
+	}
+	e->t.settings = settings_of(a);
+	timers_of(a, &e->t.timers);
+	free(e->state_type);
+	e->state_type = nst;
+	free_pairs(e->topics, e->topic_actions, e->n_topics);
+	e->topics = tp;
+	e->topic_actions = ap;
+	e->n_topics = np;
+	return GW_OK;
+}
+
 static gw_err bind_one(gw_registry *r, gw_host *host, const char *system,
                        const Spawn__Actors__Actor *a, const char *name)
 {
@@ -314,14 +561,22 @@ static gw_err bind_one(gw_registry *r, gw_host *host, const char *system,
 			free(e);
 			goto nomem;
 		}
+		atomic_init(&e->refs, 0);
 		e->hash = hash2(system, name);
 		e->next = r->buckets[e->hash & (r->nbuckets - 1)];
 		r->buckets[e->hash & (r->nbuckets - 1)] = e;
 		r->count++;
 	}
-	e->t.settings = settings_of(a);
-	timers_of(a, &e->t.timers);
-	if (merge_known(e, acts, n) != GW_OK || set_topics(e, a) != GW_OK)
+	if (!served_by_other(e, host)) {
+		/* No other host serves it: this registration's settings win, and
+		 * the actions are those this host serves. */
+		if (set_conf(e, a) != GW_OK)
+			goto nomem;
+		free_strv(e->known, e->n_known);
+		e->known = NULL;
+		e->n_known = 0;
+	}
+	if (merge_known(e, acts, n) != GW_OK)
 		goto nomem;
 	/* A host re-registering replaces its own binding. */
 	for (size_t i = 0; i < e->nb; i++)
@@ -347,46 +602,103 @@ nomem:
 	return GW_ENOMEM;
 }
 
+/* check_actor applies the rules that need no registry state to entry i
+ * of a registration of system sys. */
+static gw_err check_actor(const gw_registry *r, const char *sys,
+                          const Spawn__Actors__Registry__ActorsEntry *en, char *why, size_t n)
+{
+	const Spawn__Actors__Actor *a = en ? en->value : NULL;
+	const char *key = en && en->key ? en->key : "";
+	const char *name = a && a->id && a->id->name ? a->id->name : "";
+	if (!a || (!key[0] && !name[0])) {
+		snprintf(why, n, "an actor in the registration has no name");
+		return GW_EINVAL;
+	}
+	if (strcmp(key, name)) {
+		snprintf(why, n, "actor map key \"%s\" differs from its ActorId.name \"%s\"", key,
+		         name);
+		return GW_EINVAL;
+	}
+	const char *asys = a->id->system ? a->id->system : "";
+	if (asys[0] && strcmp(asys, sys)) {
+		snprintf(why, n,
+		         "actor map key \"%s\": ActorId.system \"%s\" differs from the system "
+		         "being registered \"%s\"",
+		         key, asys, sys);
+		return GW_EINVAL;
+	}
+	if (a->n_actions == 0 && a->n_timer_actions == 0) {
+		snprintf(why, n, "actor \"%s\" has no actions", name);
+		return GW_EINVAL;
+	}
+	const char *st = a->settings && a->settings->state_type ? a->settings->state_type : "";
+	if (st[0] && !state_type_ok(st)) {
+		snprintf(why, n,
+		         "actor \"%s\": state_type \"%.200s\" is neither a protobuf message name "
+		         "(pkg.Msg) nor a type URL (type.googleapis.com/pkg.Msg)",
+		         name, st);
+		return GW_EINVAL;
+	}
+	for (size_t i = 0; i < a->n_timer_actions; i++) {
+		const Spawn__Actors__FixedTimerAction *t = a->timer_actions[i];
+		if (!t || !t->action || !t->action->name || !t->action->name[0]) {
+			snprintf(why, n, "actor \"%s\": a timer action names no action", name);
+			return GW_EINVAL;
+		}
+		if (t->seconds <= 0) {
+			snprintf(
+			    why, n,
+			    "actor \"%s\": timer action \"%s\" has period %d ms; periods must be "
+			    "positive",
+			    name, t->action->name, (int)t->seconds);
+			return GW_EINVAL;
+		}
+		if (t->seconds < r->o.timer_floor_ms) {
+			snprintf(why, n,
+			         "actor \"%s\": timer action \"%s\" has period %d ms, below the "
+			         "floor of %" PRId64 " ms",
+			         name, t->action->name, (int)t->seconds, r->o.timer_floor_ms);
+			return GW_EINVAL;
+		}
+	}
+	return GW_OK;
+}
+
 gw_err gw_registry_register(gw_registry *r, gw_host *host, const Spawn__Actors__ActorSystem *sys,
-                            const char **why)
+                            char *why, size_t whylen)
 {
 	if (!sys || !sys->name || !sys->name[0]) {
-		*why = "registration names no actor system";
+		snprintf(why, whylen, "registration names no actor system");
 		return GW_EINVAL;
 	}
 	const Spawn__Actors__Registry *reg = sys->registry;
 	if (!reg || reg->n_actors == 0) {
-		*why = "registration has no actors";
+		snprintf(why, whylen, "registration has no actors");
 		return GW_EINVAL;
 	}
-	for (size_t i = 0; i < reg->n_actors; i++) {
-		Spawn__Actors__Registry__ActorsEntry *en = reg->actors[i];
-		const Spawn__Actors__Actor *a = en ? en->value : NULL;
-		const char *name = a && a->id && a->id->name && a->id->name[0]
-		                       ? a->id->name
-		                       : (en && en->key ? en->key : "");
-		if (!a || !name[0]) {
-			*why = "an actor in the registration has no name";
-			return GW_EINVAL;
-		}
-		if (a->n_actions == 0 && a->n_timer_actions == 0) {
-			*why = "an actor in the registration has no actions";
-			return GW_EINVAL;
-		}
-	}
-	pthread_rwlock_wrlock(&r->lock);
 	gw_err err = GW_OK;
+	for (size_t i = 0; i < reg->n_actors && !err; i++)
+		err = check_actor(r, sys->name, reg->actors[i], why, whylen);
+	if (err)
+		return err;
+	pthread_rwlock_wrlock(&r->lock);
+	/* Check every actor against the types other hosts serve, then bind:
+	 * a refused registration binds nothing. */
 	for (size_t i = 0; i < reg->n_actors && !err; i++) {
-		Spawn__Actors__Registry__ActorsEntry *en = reg->actors[i];
-		const Spawn__Actors__Actor *a = en->value;
-		const char *name = a->id && a->id->name && a->id->name[0] ? a->id->name : en->key;
-		err = bind_one(r, host, sys->name, a, name);
+		const Spawn__Actors__Registry__ActorsEntry *en = reg->actors[i];
+		type_entry *e = find(r, sys->name, en->key);
+		if (e && served_by_other(e, host))
+			err = same_settings(e, en->value, en->key, why, whylen);
+	}
+	for (size_t i = 0; i < reg->n_actors && !err; i++) {
+		const Spawn__Actors__Registry__ActorsEntry *en = reg->actors[i];
+		err = bind_one(r, host, sys->name, en->value, en->key);
+		if (err)
+			snprintf(why, whylen, "out of memory");
 	}
 	pthread_rwlock_unlock(&r->lock);
-	if (err) {
+	if (err == GW_ENOMEM)
 		gw_registry_unbind_host(r, host);
-		*why = "out of memory";
-	}
 	return err;
 }
 
@@ -394,6 +706,7 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host)
 {
 	pthread_rwlock_wrlock(&r->lock);
 	size_t dropped = 0;
+	int64_t now = now_ms();
 	for (size_t i = 0; i < r->nbuckets; i++)
 		for (type_entry *e = r->buckets[i]; e; e = e->next)
 			for (size_t j = 0; j < e->nb; j++)
@@ -401,6 +714,12 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host)
 					free_strv(e->b[j].actions, e->b[j].n_actions);
 					e->b[j] = e->b[--e->nb];
 					dropped++;
+					if (!e->nb) {
+						e->orphan_since_ms = now;
+						int64_t due = now + r->o.grace_ms;
+						if (due < atomic_load(&r->sweep_at_ms))
+							atomic_store(&r->sweep_at_ms, due);
+					}
 					break;
 				}
 	pthread_rwlock_unlock(&r->lock);
@@ -408,12 +727,125 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host)
 		gw_host_rele(host);
 }
 
+/* remove_instances frees the instances of template t (being freed),
+ * whatever its kind became since they were spawned. */
+static void remove_instances(gw_registry *r, const type_entry *t)
+{
+	if (!t->n_inst)
+		return;
+	for (size_t i = 0; i < r->nibuckets; i++)
+		for (inst_entry **pp = &r->ibuckets[i]; *pp;) {
+			inst_entry *e = *pp;
+			if (e->tmpl == t) {
+				*pp = e->next;
+				free(e);
+				r->icount--;
+			} else {
+				pp = &e->next;
+			}
+		}
+}
+
+size_t gw_registry_sweep(gw_registry *r)
+{
+	int64_t now = now_ms();
+	if (now < atomic_load(&r->sweep_at_ms))
+		return 0;
+	size_t freed = 0;
+	int64_t next = INT64_MAX;
+	pthread_rwlock_wrlock(&r->lock);
+	for (size_t i = 0; i < r->nbuckets && freed < SWEEP_BATCH; i++)
+		for (type_entry **pp = &r->buckets[i]; *pp;) {
+			type_entry *e = *pp;
+			if (e->nb) {
+				pp = &e->next;
+				continue;
+			}
+			int64_t due = e->orphan_since_ms + r->o.grace_ms;
+			if (due > now || atomic_load(&e->refs) > 0) {
+				/* Not yet, or actors still hold it: look again at its
+				 * due time, or in a second while they deactivate. */
+				int64_t again = due > now ? due : now + 1000;
+				if (again < next)
+					next = again;
+				pp = &e->next;
+				continue;
+			}
+			*pp = e->next;
+			r->count--;
+			remove_instances(r, e);
+			entry_free(e);
+			freed++;
+		}
+	if (freed >= SWEEP_BATCH)
+		next = now; /* more may be due: go on at the next tick */
+	atomic_store(&r->sweep_at_ms, next);
+	r->freed_untrimmed += freed;
+	bool trim = r->freed_untrimmed >= 64 && freed < SWEEP_BATCH;
+	if (trim)
+		r->freed_untrimmed = 0;
+	pthread_rwlock_unlock(&r->lock);
+#ifdef __GLIBC__
+	/* Many small blocks went back to malloc: hand the free pages to the
+	 * system once the backlog is done, or the RSS of a gateway that saw a
+	 * large registration never comes down (glibc trims only the top of the
+	 * heap by itself). */
+	if (trim)
+		malloc_trim(0);
+#endif
+	if (freed)
+		GW_INFO("registry: %zu actor type(s) without a host for %" PRId64
+		        " ms freed in %" PRId64 " ms; %zu left",
+		        freed, r->o.grace_ms, now_ms() - now, gw_registry_count(r));
+	return freed;
+}
+
+size_t gw_registry_count(gw_registry *r)
+{
+	pthread_rwlock_rdlock(&r->lock);
+	size_t n = r->count;
+	pthread_rwlock_unlock(&r->lock);
+	return n;
+}
+
+void gw_registry_type_hold(gw_actor_type *type)
+{
+	atomic_fetch_add_explicit(&((type_entry *)type)->refs, 1, memory_order_relaxed);
+}
+
+void gw_registry_type_rele(gw_actor_type *type)
+{
+	if (type)
+		atomic_fetch_sub_explicit(&((type_entry *)type)->refs, 1, memory_order_release);
+}
+
+gw_err gw_registry_check_state(gw_registry *r, gw_actor_type *type, const char *type_url, char *msg,
+                               size_t n)
+{
+	type_entry *e = (type_entry *)type;
+	gw_err err = GW_OK;
+	pthread_rwlock_rdlock(&r->lock);
+	if (e->state_type && strcmp(state_name(type_url ? type_url : ""), e->state_type)) {
+		snprintf(
+		    msg, n,
+		    "actor type %s returned a state of type \"%.200s\"; it declared state_type "
+		    "\"%.200s\"",
+		    e->t.name, type_url ? type_url : "", e->state_type);
+		err = GW_ECONFIG;
+	}
+	pthread_rwlock_unlock(&r->lock);
+	return err;
+}
+
 gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
                           gw_actor_type **type, gw_actor_settings *settings)
 {
 	pthread_rwlock_rdlock(&r->lock);
 	type_entry *e = find(r, system, actor);
+	if (forgotten(r, e))
+		e = NULL;
 	if (e) {
+		gw_registry_type_hold(&e->t);
 		*type = &e->t;
 		if (settings)
 			*settings = e->t.settings;
@@ -457,12 +889,14 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 	/* Fast path (every invocation with register_ref comes here): known. */
 	pthread_rwlock_rdlock(&r->lock);
 	inst_entry *e = find_inst(r, system, name, h);
-	bool known = e && !strcmp(e->tmpl->t.name, parent);
+	bool known = e && !strcmp(e->tmpl->t.name, parent) && !forgotten(r, e->tmpl);
 	pthread_rwlock_unlock(&r->lock);
 	if (known)
 		return GW_OK;
 	pthread_rwlock_wrlock(&r->lock);
 	type_entry *t = find(r, system, parent);
+	if (forgotten(r, t))
+		t = NULL;
 	e = find_inst(r, system, name, h);
 	if (!t)
 		err = GW_ENOTFOUND;
@@ -479,6 +913,7 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 			memcpy(e->name, name, nl);
 			e->hash = h;
 			e->tmpl = t;
+			t->n_inst++;
 			if (r->icount >= r->nibuckets)
 				grow_inst(r);
 			e->next = r->ibuckets[h & (r->nibuckets - 1)];
@@ -497,7 +932,10 @@ gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const cha
 {
 	pthread_rwlock_rdlock(&r->lock);
 	inst_entry *e = find_inst(r, system, name, hash2(system, name));
+	if (e && forgotten(r, e->tmpl))
+		e = NULL;
 	if (e) {
+		gw_registry_type_hold(&e->tmpl->t);
 		*type = &e->tmpl->t;
 		if (settings)
 			*settings = e->tmpl->t.settings;
@@ -515,7 +953,7 @@ size_t gw_registry_subscribers(gw_registry *r, const char *system, const char *t
 	for (size_t i = 0; i < r->nbuckets; i++)
 		for (type_entry *e = r->buckets[i]; e; e = e->next) {
 			if (e->t.settings.kind == SPAWN__ACTORS__KIND__UNNAMED ||
-			    strcmp(e->t.system, system))
+			    strcmp(e->t.system, system) || forgotten(r, e))
 				continue;
 			for (size_t k = 0; k < e->n_topics; k++)
 				if (!strcmp(e->topics[k], topic)) {

@@ -4,10 +4,31 @@
  *                           -> bindings: connected hosts serving it, each
  *                              with the actions that host registered
  *
- * A type, once registered, stays known for the life of the process even
- * when its last host leaves: invoking it then answers UNAVAILABLE (a host
- * is missing), not NOT_FOUND (no such actor). Types are never freed before
- * gw_registry_destroy, so actors may keep a plain pointer to theirs.
+ * Registration rules (docs/protocol.md, "Registration"): a map key equals
+ * ActorId.name, ActorId.system is empty or the registration's system, a
+ * declared state_type is a message name or type URL, timer periods are at
+ * least the floor. A host joining a type that other hosts serve must bring
+ * the same settings (gw_actor_settings, state_type, timer actions, channel
+ * subscriptions); settings change only when no other host serves the type.
+ *
+ * Type entry lifecycle:
+ *
+ *   SERVED ---- last binding gone (host left) -> ORPHAN     [calls: UNAVAILABLE]
+ *   ORPHAN ---- a host registers it -----------> SERVED     [its settings win]
+ *   ORPHAN ---- grace over --------------------> FORGOTTEN  [lookups: NOT_FOUND;
+ *                                                            active actors idle out]
+ *   FORGOTTEN - a host registers it -----------> SERVED     [same entry, revived]
+ *   FORGOTTEN - no reference left, swept ------> (freed)    [its instances too]
+ *
+ * Invariants:
+ *   1. A type pointer obtained from gw_registry_lookup or
+ *      gw_registry_lookup_instance carries a reference (gw_registry_type_rele);
+ *      a referenced type is never freed. Active actors hold one each.
+ *   2. A freed type is first unlinked under the write lock, so no lookup
+ *      can find it; only gw_registry_sweep frees types.
+ *   3. There is at most one entry per (system, name): a FORGOTTEN entry
+ *      stays in the table until freed, so actors still holding it and new
+ *      registrations share it.
  *
  * Thread: all functions are thread-safe (one rwlock). Lock order: a shard
  * lock may be held when calling in; the host lock must not be.
@@ -48,10 +69,11 @@ typedef struct gw_actor_settings {
 	int64_t snapshot_ms;   /* 0 = save only on checkpoint/deactivation */
 	int64_t deactivate_ms; /* 0 = the gateway default */
 	int32_t max_pool_size; /* POOLED: invocations in parallel; 0 = gateway default */
+	int32_t min_pool_size; /* as registered (compared between hosts, not used) */
 } gw_actor_settings;
 
 /* An actor type. Fields are read-only after creation except where noted;
- * the struct lives until gw_registry_destroy. */
+ * the struct lives while a reference is held (invariant 1). */
 typedef struct gw_actor_type {
 	char *system;               /* owned */
 	char *name;                 /* owned */
@@ -59,24 +81,42 @@ typedef struct gw_actor_type {
 	gw_actor_timers timers;     /* guarded by the registry lock */
 } gw_actor_type;
 
-gw_err gw_registry_create(gw_registry **out);
+/* Options of gw_registry_create (NULL = the defaults). */
+typedef struct gw_registry_opts {
+	int64_t timer_floor_ms; /* shortest timer period accepted; >= 1; default 10 */
+	int64_t grace_ms;       /* a type without host stays known this long; >= 0;
+	                           default 60000 */
+} gw_registry_opts;
+
+#define GW_REGISTRY_TIMER_FLOOR_MS 10
+#define GW_REGISTRY_GRACE_MS       60000
+
+/* gw_registry_create makes an empty registry. opts (borrowed, may be NULL)
+ * is copied. Returns GW_OK and *out (caller frees with
+ * gw_registry_destroy), or GW_ENOMEM. */
+gw_err gw_registry_create(gw_registry **out, const gw_registry_opts *opts);
 void gw_registry_destroy(gw_registry *r);
 
 /* gw_registry_register binds every actor of sys (borrowed) to host, which
- * gets one gw_host_hold per binding. Re-registering an actor updates its
- * settings (latest wins) and actions. Returns GW_OK, GW_EINVAL with *why
- * set to a static message (empty system name, an actor without a name,
- * an actor without actions), or GW_ENOMEM. Nothing is bound on error. */
+ * gets one gw_host_hold per binding. A type no other host serves takes the
+ * settings of this registration; a type another host serves must be
+ * registered with the same settings. Returns GW_OK; GW_EINVAL (a rule of
+ * docs/protocol.md is broken: empty system, key != ActorId.name, foreign
+ * ActorId.system, bad state_type, no actions, timer period below the
+ * floor); GW_ECONFIG (FAILED_PRECONDITION: settings differ from those of
+ * a live host); GW_ENOMEM. On error why (caller's buffer of whylen bytes)
+ * names the actor and the rule, and nothing new is bound. */
 gw_err gw_registry_register(gw_registry *r, gw_host *host, const Spawn__Actors__ActorSystem *sys,
-                            const char **why);
+                            char *why, size_t whylen);
 
 /* gw_registry_unbind_host removes every binding of host (it is gone) and
  * releases the references it held. */
 void gw_registry_unbind_host(gw_registry *r, gw_host *host);
 
 /* gw_registry_lookup finds the type of (system, actor).
- * Returns GW_OK and sets *type (stable pointer) and *settings (a copy),
- * or GW_ENOTFOUND. */
+ * Returns GW_OK and sets *type (a reference: release with
+ * gw_registry_type_rele) and *settings (a copy, may be NULL), or
+ * GW_ENOTFOUND. */
 gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
                           gw_actor_type **type, gw_actor_settings *settings);
 
@@ -96,12 +136,13 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
                          bool *created);
 
 /* gw_registry_lookup_instance finds a spawned instance: GW_OK and its
- * template's *type and *settings, or GW_ENOTFOUND. */
+ * template's *type (a reference, as gw_registry_lookup) and *settings, or
+ * GW_ENOTFOUND. */
 gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const char *name,
                                    gw_actor_type **type, gw_actor_settings *settings);
 
-/* gw_registry_knows_action tells whether any registration of type ever
- * declared action (GW_OK) or not (GW_ENOTFOUND). */
+/* gw_registry_knows_action tells whether a registration of type declared
+ * action since the type last had no host (GW_OK) or not (GW_ENOTFOUND). */
 gw_err gw_registry_knows_action(gw_registry *r, gw_actor_type *type, const char *action);
 
 /* gw_registry_pick chooses a live host for action on type, round robin
@@ -119,6 +160,27 @@ gw_err gw_registry_pick(gw_registry *r, gw_actor_type *type, const char *action,
 size_t gw_registry_subscribers(gw_registry *r, const char *system, const char *topic,
                                void (*fn)(void *user, const char *actor, const char *action),
                                void *user);
+
+/* gw_registry_type_hold / _rele take and drop a reference on a type the
+ * caller already holds one on (invariant 1). Thread: any, no lock needed. */
+void gw_registry_type_hold(gw_actor_type *type);
+void gw_registry_type_rele(gw_actor_type *type);
+
+/* gw_registry_check_state tells whether a result's state type URL
+ * (borrowed) matches the state_type type declared: GW_OK (it does, or
+ * none was declared), or GW_ECONFIG with msg naming both types. */
+gw_err gw_registry_check_state(gw_registry *r, gw_actor_type *type, const char *type_url, char *msg,
+                               size_t n);
+
+/* gw_registry_sweep frees the FORGOTTEN types no one references, with
+ * their instances.
+ * Cheap when there is nothing to do (one atomic load). Returns how many
+ * types were freed. Thread: any (the runtime's timer thread calls it). */
+size_t gw_registry_sweep(gw_registry *r);
+
+/* gw_registry_count returns how many type entries exist (ORPHAN and
+ * FORGOTTEN ones not yet freed included). */
+size_t gw_registry_count(gw_registry *r);
 
 /* Reference counting and liveness of hosts, implemented by server/host.c. */
 void gw_host_hold(gw_host *h);

@@ -223,6 +223,7 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 	gw_blob_rele(a->extra);
 	gw_blob_rele(a->saving);
 	gw_blob_rele(a->ckpt_prev);
+	gw_registry_type_rele(a->type);
 	free(a);
 	atomic_fetch_add(&s->rt->deactivations, 1);
 }
@@ -239,7 +240,7 @@ static int64_t snap_ms(gw_runtime *rt, const gw_actor_settings *st)
 
 gw_actor_settings gwi_settings(gw_runtime *rt, gw_actor *a)
 {
-	/* Types live as long as the registry: read through the pointer. */
+	/* The actor holds a reference on its type: read through the pointer. */
 	gw_actor_settings st;
 	gw_registry_settings(rt->reg, a->type, &st);
 	return st;
@@ -817,8 +818,8 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
  *      instance of that template, created on first use;
  *   3. an instance spawned earlier (Spawn, or a register_ref before).
  * On GW_OK the actor's shard is returned LOCKED (*sp), with *ap the active
- * actor or NULL, *type and *st set. On error nothing is locked and msg says
- * why. */
+ * actor or NULL, *type (a reference the caller releases or gives to a new
+ * actor) and *st set. On error nothing is locked or held and msg says why. */
 static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool need_action,
                       gw_shard **sp, uint32_t *hp, gw_actor_type **type, gw_actor_settings *st,
                       gw_actor **ap, char *msg, size_t n)
@@ -841,11 +842,13 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 	                      : NULL;
 	if (gw_registry_lookup(rt->reg, system, name, type, st) == GW_OK) {
 		if (ref && strcmp(ref, name)) {
+			gw_registry_type_rele(*type);
 			snprintf(msg, n, "'%s' is a registered actor, not an instance of '%s'",
 			         name, ref);
 			return GW_EINVAL;
 		}
 		if (st->kind == SPAWN__ACTORS__KIND__UNNAMED) {
+			gw_registry_type_rele(*type);
 			snprintf(msg, n,
 			         "actor '%s' is UNNAMED: invoke an instance of it (register_ref)",
 			         name);
@@ -881,6 +884,7 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 	}
 	if (need_action && gw_registry_knows_action(rt->reg, *type, action) != GW_OK) {
 		pthread_mutex_unlock(&s->mu);
+		gw_registry_type_rele(*type);
 		snprintf(msg, n, "actor %s has no action '%s'", name, action);
 		return GW_ENOTFOUND;
 	}
@@ -905,8 +909,12 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 	                     sizeof inv->msg);
 	if (err)
 		return err;
+	if (a)
+		gw_registry_type_rele(type); /* a holds its own reference on it */
 	if (inv->kind == GW_INV_RESTORE && !st.stateful) {
 		pthread_mutex_unlock(&s->mu);
+		if (!a)
+			gw_registry_type_rele(type);
 		snprintf(inv->msg, sizeof inv->msg, "actor %s is not stateful",
 		         rq->actor->id->name);
 		return GW_EINVAL;
@@ -917,13 +925,14 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		a = calloc(1, sizeof *a + nl);
 		if (!a) {
 			pthread_mutex_unlock(&s->mu);
+			gw_registry_type_rele(type);
 			snprintf(inv->msg, sizeof inv->msg, "cannot activate actor %s", name);
 			return GW_ENOMEM;
 		}
 		memcpy(a->name, name, nl);
 		a->hash = h;
 		a->shard = s;
-		a->type = type;
+		a->type = type; /* the reference resolve took passes to the actor */
 		a->stateful = st.stateful;
 		a->pooled = st.kind == SPAWN__ACTORS__KIND__POOLED;
 		a->pool_max = (uint16_t)(st.max_pool_size > 0
@@ -935,6 +944,7 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		    gw_persist_activate(rt->persist, system, a->name, load_done, a) != GW_OK) {
 			pthread_mutex_unlock(&s->mu);
 			free(a);
+			gw_registry_type_rele(type);
 			snprintf(inv->msg, sizeof inv->msg, "cannot activate actor %s", name);
 			return GW_ENOMEM;
 		}
@@ -1048,6 +1058,17 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		goto out;
 	}
 	const Spawn__ActorInvocationResponse *r = res->response;
+	/* A state of another type than the declared state_type fails the turn
+	 * and leaves the state as it was (docs/protocol.md, Registration). */
+	const Spawn__Context *sc = r->updated_context;
+	char smsg[512];
+	if (!a->pooled && a->stateful && sc && sc->state &&
+	    gw_registry_check_state(rt->reg, a->type, sc->state->type_url, smsg, sizeof smsg) !=
+	        GW_OK) {
+		gwi_finish(&dl, inv, GW_ECONFIG, "%s", smsg);
+		end_turn_locked(rt, a, &dl);
+		goto out;
+	}
 	/* The reply value, kept until the caller is answered. */
 	if (r->payload_case == SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE && r->value) {
 		inv->reply =
@@ -1287,6 +1308,9 @@ static void *timer_main(void *arg)
 			pthread_mutex_unlock(&s->mu);
 			deliver(&dl);
 		}
+		/* Types whose hosts left a grace period ago (one atomic load
+		 * when none is due). */
+		gw_registry_sweep(rt->reg);
 		pthread_mutex_lock(&rt->tmu);
 	}
 	pthread_mutex_unlock(&rt->tmu);
@@ -1422,6 +1446,7 @@ void gw_runtime_destroy(gw_runtime *rt)
 				gw_blob_rele(a->saving);
 				gw_blob_rele(a->ckpt_prev);
 				free(a->timers);
+				gw_registry_type_rele(a->type);
 				free(a);
 				a = n;
 			}

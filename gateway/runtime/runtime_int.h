@@ -33,7 +33,8 @@ typedef struct actor_timers {
 struct gw_actor {
 	gw_actor *hnext; /* hash chain */
 	gw_shard *shard;
-	gw_actor_type *type;       /* stable for the process lifetime */
+	gw_actor_type *type;       /* a reference (gw_registry_type_rele when freed): the
+	                              type outlives the actor, even once forgotten */
 	gw_blob *state;            /* owned ref: Any contents (type URL + value); NULL = none */
 	gw_blob *tags;             /* owned ref: serialized ActorState holding only tags */
 	gw_blob *extra;            /* owned ref: serialized StoredState holding only the outbox

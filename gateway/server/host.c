@@ -464,7 +464,9 @@ static void host_close(gw_host *h, grpc_status_code code, const char *why)
 	if (!h->sending)
 		start_status_locked(h);
 	pthread_mutex_unlock(&h->mu);
-	if (prev == H_ACTIVE)
+	/* REGISTERING too: a registration may be bound while its reply is
+	 * still being queued. */
+	if (prev == H_ACTIVE || prev == H_REGISTERING)
 		gw_registry_unbind_host(h->srv->reg, h);
 	GW_INFO("host %s (%s) disconnected%s%s", h->peer, h->system[0] ? h->system : "-",
 	        why && why[0] ? ": " : "", why ? why : "");
@@ -535,11 +537,14 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 			host_close(h, GRPC_STATUS_INVALID_ARGUMENT, why);
 			return false;
 		}
-		const char *why = "registration carries no actor system";
-		gw_err err = rr && rr->actor_system
-		                 ? gw_registry_register(h->srv->reg, h, rr->actor_system, &why)
-		                 : GW_EINVAL;
+		char why[512] = "registration carries no actor system";
+		gw_err err =
+		    rr && rr->actor_system
+		        ? gw_registry_register(h->srv->reg, h, rr->actor_system, why, sizeof why)
+		        : GW_EINVAL;
 		if (err) {
+			/* The registration rules (docs/protocol.md): the host hears why. */
+			GW_WARN("host %s: registration refused: %s", h->peer, why);
 			host_close(h, gw_err_status(err), why);
 			return false;
 		}

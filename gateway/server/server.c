@@ -257,7 +257,7 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 	const char *name =
 	    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
 	const char *ref = rq->register_ref && rq->register_ref[0] ? rq->register_ref : NULL;
-	gw_actor_type *t;
+	gw_actor_type *t = NULL;
 	char msg[200];
 	if (!system[0] || !name[0] || !rq->action_name || !rq->action_name[0]) {
 		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
@@ -272,6 +272,7 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 		gw_inv_destroy(inv);
 		return;
 	}
+	gw_registry_type_rele(t); /* only its existence mattered */
 	uint8_t rnd[16];
 	char id[40];
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {

@@ -145,8 +145,8 @@ static void register_actors(bool stateful, int64_t snapshot_ms, int64_t deactiva
 	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
 	sys.name = SYS;
 	sys.registry = &r;
-	const char *why = NULL;
-	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, &why), GW_OK);
+	char why[512] = "";
+	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, why, sizeof why), GW_OK);
 }
 
 static void setup_with(uint32_t mailbox, bool stateful, int64_t snapshot_ms, int64_t deactivate_ms)
@@ -158,7 +158,7 @@ static void setup_with(uint32_t mailbox, bool stateful, int64_t snapshot_ms, int
 	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
 	gw_persist_opts po = {.max_batch = 64};
 	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
-	ck_assert_int_eq(gw_registry_create(&reg), GW_OK);
+	ck_assert_int_eq(gw_registry_create(&reg, NULL), GW_OK);
 	fake_host_init(&host);
 	register_actors(stateful, snapshot_ms, deactivate_ms);
 	gw_runtime_opts ro = {.shards = 4, .mailbox_max = mailbox, .host_timeout_ms = 60000};
@@ -669,8 +669,8 @@ static void register_template(void)
 	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
 	sys.name = SYS;
 	sys.registry = &r;
-	const char *why;
-	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, &why), GW_OK);
+	char why[512] = "";
+	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, why, sizeof why), GW_OK);
 }
 
 START_TEST(register_ref_creates_instances_of_unnamed_actors)
@@ -904,7 +904,7 @@ START_TEST(a_restore_makes_an_old_revision_current_as_a_new_revision)
 	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
 	gw_persist_opts po = {.max_batch = 64};
 	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
-	ck_assert_int_eq(gw_registry_create(&reg), GW_OK);
+	ck_assert_int_eq(gw_registry_create(&reg, NULL), GW_OK);
 	fake_host_init(&host);
 	register_actors(true, 60000, 60000);
 	gw_runtime_opts ro = {.shards = 4, .mailbox_max = 100, .host_timeout_ms = 60000};
@@ -1149,8 +1149,8 @@ static void register_special(void)
 	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
 	sys.name = SYS;
 	sys.registry = &r;
-	const char *why;
-	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, &why), GW_OK);
+	char why[512] = "";
+	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, why, sizeof why), GW_OK);
 }
 
 START_TEST(broadcast_reaches_every_subscriber_of_the_channel)
@@ -1349,7 +1349,7 @@ START_TEST(instances_and_scheduled_invocations_survive_a_restart)
 	/* "restart": a new runtime and registry on the same store */
 	gw_runtime_destroy(rt);
 	gw_registry_destroy(reg);
-	ck_assert_int_eq(gw_registry_create(&reg), GW_OK);
+	ck_assert_int_eq(gw_registry_create(&reg, NULL), GW_OK);
 	register_template();
 	register_actors(true, 60000, 60000);
 	gw_runtime_opts ro = {.shards = 4, .mailbox_max = 100, .host_timeout_ms = 60000};

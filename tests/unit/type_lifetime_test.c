@@ -1,0 +1,298 @@
+/* type_lifetime_test.c - actor types and the actors that hold them: a
+ * type whose host left is forgotten after the grace but freed only once
+ * its last active actor is gone (run under ASan: no use after free), a
+ * registration revives a forgotten type its actors still hold, and a
+ * result whose state has another type than the declared state_type fails
+ * its turn and leaves the state unchanged. Fake host, real SQLite store. */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fake_host.h"
+#include "persist.h"
+#include "registry.h"
+#include "runtime.h"
+#include "store.h"
+
+#define KEY        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+#define SYS        "lt"
+#define STATE_TYPE "type.googleapis.com/test.State"
+
+static char dir[64];
+static gw_store *store;
+static gw_persist *persist;
+static gw_registry *reg;
+static gw_runtime *rt;
+static gw_host host, host2;
+
+static pthread_mutex_t omu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ocv = PTHREAD_COND_INITIALIZER;
+static struct {
+	gw_err err;
+	char msg[1024];
+} outs[64];
+static size_t nouts;
+
+static void on_done(gw_inv *inv)
+{
+	pthread_mutex_lock(&omu);
+	outs[nouts].err = inv->err;
+	snprintf(outs[nouts].msg, sizeof outs[nouts].msg, "%s", inv->msg);
+	nouts++;
+	pthread_cond_broadcast(&ocv);
+	pthread_mutex_unlock(&omu);
+	gw_inv_destroy(inv);
+}
+
+static bool wait_outs(size_t n)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&omu);
+	while (nouts < n)
+		if (pthread_cond_timedwait(&ocv, &omu, &ts))
+			break;
+	bool ok = nouts >= n;
+	pthread_mutex_unlock(&omu);
+	return ok;
+}
+
+/* a readiness wait for the runtime's timer thread: poll every 2 ms, 5 s */
+#define wait_until(cond)                                                                           \
+	do {                                                                                       \
+		for (int i_ = 0; i_ < 2500 && !(cond); i_++)                                       \
+			nanosleep(&(struct timespec){0, 2000000}, NULL);                           \
+	} while (0)
+
+/* register_on registers "a" and "b" (stateful, idle after 50 ms) for h. */
+static void register_on(gw_host *h)
+{
+	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT, *acts[] = {&add};
+	add.name = "Add";
+	Spawn__Actors__TimeoutStrategy deact_t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	deact_t.timeout = 50;
+	Spawn__Actors__ActorDeactivationStrategy deact =
+	    SPAWN__ACTORS__ACTOR_DEACTIVATION_STRATEGY__INIT;
+	deact.strategy_case = SPAWN__ACTORS__ACTOR_DEACTIVATION_STRATEGY__STRATEGY_TIMEOUT;
+	deact.timeout = &deact_t;
+	Spawn__Actors__ActorSettings st = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
+	st.kind = SPAWN__ACTORS__KIND__NAMED;
+	st.stateful = true;
+	st.deactivation_strategy = &deact;
+	st.state_type = STATE_TYPE;
+	static char *names[] = {"a", "b"};
+	Spawn__Actors__ActorId ids[2];
+	Spawn__Actors__Actor actors[2];
+	Spawn__Actors__Registry__ActorsEntry e[2], *ep[2];
+	for (int i = 0; i < 2; i++) {
+		spawn__actors__actor_id__init(&ids[i]);
+		ids[i].name = names[i];
+		spawn__actors__actor__init(&actors[i]);
+		actors[i].id = &ids[i];
+		actors[i].settings = &st;
+		actors[i].n_actions = 1;
+		actors[i].actions = acts;
+		spawn__actors__registry__actors_entry__init(&e[i]);
+		e[i].key = names[i];
+		e[i].value = &actors[i];
+		ep[i] = &e[i];
+	}
+	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
+	r.n_actors = 2;
+	r.actors = ep;
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	sys.name = SYS;
+	sys.registry = &r;
+	char why[512] = "";
+	ck_assert_msg(gw_registry_register(reg, h, &sys, why, sizeof why) == GW_OK, "%s", why);
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/spawn-lt-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char url[128];
+	snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
+	gw_persist_opts po = {.max_batch = 64};
+	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
+	gw_registry_opts ro = {.timer_floor_ms = 10, .grace_ms = 0};
+	ck_assert_int_eq(gw_registry_create(&reg, &ro), GW_OK);
+	fake_host_init(&host);
+	fake_host_init(&host2);
+	register_on(&host);
+	gw_runtime_opts rto = {.shards = 2, .mailbox_max = 100, .host_timeout_ms = 60000};
+	ck_assert_int_eq(gw_runtime_create(&rt, &rto, reg, persist), GW_OK);
+	nouts = 0;
+}
+
+static void teardown(void)
+{
+	gw_runtime_destroy(rt);
+	gw_persist_destroy(persist);
+	gw_registry_destroy(reg);
+	gw_store_close(store);
+	fake_host_free(&host);
+	fake_host_free(&host2);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void invoke(const char *actor)
+{
+	gw_inv *inv = gw_inv_create(0);
+	spawn_arena *a = &inv->arena;
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
+	spawn__invocation_request__init(rq);
+	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
+	spawn__actors__actor_system__init(rq->system);
+	rq->system->name = spawn_arena_strdup(a, SYS);
+	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
+	spawn__actors__actor__init(rq->actor);
+	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
+	spawn__actors__actor_id__init(rq->actor->id);
+	rq->actor->id->name = spawn_arena_strdup(a, actor);
+	rq->action_name = spawn_arena_strdup(a, "Add");
+	inv->req = rq;
+	inv->done = on_done;
+	gw_runtime_invoke(rt, inv);
+}
+
+/* answer task i of h with a state of type url holding v */
+static void answer(gw_host *h, size_t i, const char *url, int64_t v)
+{
+	pthread_mutex_lock(&h->mu);
+	h->tasks[i].answered = true;
+	gw_inv *inv = h->tasks[i].inv;
+	uint64_t id = h->tasks[i].id;
+	pthread_mutex_unlock(&h->mu);
+	Google__Protobuf__Any st = GOOGLE__PROTOBUF__ANY__INIT;
+	st.type_url = (char *)url;
+	st.value.data = (uint8_t *)&v;
+	st.value.len = 8;
+	Spawn__Context ctx = SPAWN__CONTEXT__INIT;
+	ctx.state = &st;
+	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
+	r.updated_context = &ctx;
+	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
+	res.request_id = id;
+	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
+	res.response = &r;
+	gw_runtime_result(rt, inv, &res);
+}
+
+static int64_t task_state(gw_host *h, size_t i)
+{
+	const Spawn__ActorInvocation *ai = fake_task_inv(h, i);
+	if (!ai || !ai->current_context || !ai->current_context->state)
+		return -1;
+	int64_t v = -1;
+	if (ai->current_context->state->value.len == 8)
+		memcpy(&v, ai->current_context->state->value.data, 8);
+	return v;
+}
+
+START_TEST(a_result_of_another_state_type_fails_the_turn_and_keeps_the_state)
+{
+	invoke("a");
+	ck_assert(fake_host_wait(&host, 1));
+	answer(&host, 0, "type.googleapis.com/test.Other", 9);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_ECONFIG);
+	ck_assert_msg(strstr(outs[0].msg, "\"type.googleapis.com/test.Other\"") &&
+	                  strstr(outs[0].msg, "declared state_type \"test.State\""),
+	              "%s", outs[0].msg);
+	invoke("a");
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_int_eq(task_state(&host, 1), -1); /* no state was kept */
+	answer(&host, 1, STATE_TYPE, 5);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_OK);
+	invoke("a");
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_int_eq(task_state(&host, 2), 5);
+	answer(&host, 2, "test.Other", 6);
+	ck_assert(wait_outs(3));
+	ck_assert_int_eq(outs[2].err, GW_ECONFIG);
+	invoke("a");
+	ck_assert(fake_host_wait(&host, 4));
+	ck_assert_int_eq(task_state(&host, 3), 5);
+	answer(&host, 3, STATE_TYPE, 5);
+	ck_assert(wait_outs(4));
+}
+END_TEST
+
+START_TEST(a_forgotten_type_is_freed_only_after_its_last_actor)
+{
+	invoke("a");
+	ck_assert(fake_host_wait(&host, 1));
+	answer(&host, 0, STATE_TYPE, 7);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	/* The host leaves (grace 0): "b" (no actor) goes at the next sweep;
+	 * "a" is forgotten at once but its active actor still holds it. */
+	gw_registry_unbind_host(reg, &host);
+	invoke("a");
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_ENOTFOUND);
+	/* Its actor idles out (50 ms) after a final save, drops the type, and
+	 * a later sweep (each second while held) frees it. */
+	wait_until(gw_registry_count(reg) == 0);
+	ck_assert_uint_eq(gw_registry_count(reg), 0);
+	gw_runtime_stats st;
+	gw_runtime_get_stats(rt, &st);
+	ck_assert_int_eq(st.active_actors, 0);
+	/* Registered again: the stored state is still there. */
+	register_on(&host2);
+	invoke("a");
+	ck_assert(fake_host_wait(&host2, 1));
+	ck_assert_int_eq(task_state(&host2, 0), 7);
+	answer(&host2, 0, STATE_TYPE, 8);
+	ck_assert(wait_outs(3));
+	ck_assert_int_eq(outs[2].err, GW_OK);
+}
+END_TEST
+
+START_TEST(a_registration_revives_a_forgotten_type_its_actor_holds)
+{
+	invoke("a");
+	ck_assert(fake_host_wait(&host, 1));
+	answer(&host, 0, STATE_TYPE, 3);
+	ck_assert(wait_outs(1));
+	gw_registry_unbind_host(reg, &host);
+	invoke("a");
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_ENOTFOUND);
+	/* a new host before the actor idled out: the same actor serves on */
+	register_on(&host2);
+	invoke("a");
+	ck_assert(fake_host_wait(&host2, 1));
+	ck_assert_int_eq(task_state(&host2, 0), 3);
+	answer(&host2, 0, STATE_TYPE, 4);
+	ck_assert(wait_outs(3));
+	ck_assert_int_eq(outs[2].err, GW_OK);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("type_lifetime");
+	TCase *tc = tcase_create("type_lifetime");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, a_result_of_another_state_type_fails_the_turn_and_keeps_the_state);
+	tcase_add_test(tc, a_forgotten_type_is_freed_only_after_its_last_actor);
+	tcase_add_test(tc, a_registration_revives_a_forgotten_type_its_actor_holds);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
