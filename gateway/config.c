@@ -58,6 +58,9 @@ void gw_config_usage(const char *prog)
 	    "  --drain MS                on SIGTERM, wait this long for calls in flight "
 	    "[SPAWN_DRAIN_MS] 5000\n"
 	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
+	    "  --log-rate LINES/SECONDS  at most LINES lines per log call site per SECONDS; the\n"
+	    "                            next line printed says how many were suppressed; 0 = no\n"
+	    "                            limit [SPAWN_LOG_RATE] default 10/5\n"
 	    "  -h, --help                this text\n"
 	    "  --version                 print the version\n"
 	    "\n"
@@ -112,6 +115,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->max_message_bytes = 4 << 20;
 	c->save_batch = 256;
 	c->log_level = GW_LOG_INFO;
+	c->log_burst = GW_LOG_BURST_DEFAULT;
+	c->log_interval_ms = GW_LOG_INTERVAL_DEFAULT;
 	gw_err err = GW_OK;
 	const char *e;
 	/* Environment first; flags override. */
@@ -148,6 +153,11 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		snprintf(why, whylen, "SPAWN_LOG_LEVEL: unknown level '%s'", e);
 		return GW_ECONFIG;
 	}
+	if ((e = getenv("SPAWN_LOG_RATE")) && *e &&
+	    gw_log_parse_rate(e, &c->log_burst, &c->log_interval_ms) != 0) {
+		snprintf(why, whylen, "SPAWN_LOG_RATE: '%s' is not LINES/SECONDS (or 0)", e);
+		return GW_ECONFIG;
+	}
 	if (err)
 		return err;
 
@@ -167,7 +177,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_VERSION,
 		O_POOL,
 		O_HISTORY,
-		O_ROTATE
+		O_ROTATE,
+		O_LOGRATE
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -185,6 +196,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"store-pool", required_argument, NULL, O_POOL},
 	    {"store-history", required_argument, NULL, O_HISTORY},
 	    {"rotate-keys", no_argument, NULL, O_ROTATE},
+	    {"log-rate", required_argument, NULL, O_LOGRATE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -255,6 +267,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {
 				snprintf(why, whylen, "--log-level: unknown level '%s'", optarg);
+				return GW_ECONFIG;
+			}
+			break;
+		case O_LOGRATE:
+			if (gw_log_parse_rate(optarg, &c->log_burst, &c->log_interval_ms) != 0) {
+				snprintf(why, whylen,
+				         "--log-rate: '%s' is not LINES/SECONDS (or 0)", optarg);
 				return GW_ECONFIG;
 			}
 			break;

@@ -26,6 +26,8 @@ typedef struct gw_config {
 	int store_history; /* older revisions kept per actor */
 	bool rotate_keys;  /* re-encrypt rows to the primary key in the background */
 	int log_level;     /* gw_log_level */
+	int log_burst;     /* lines per call site per log_interval_ms; 0 = no limit */
+	int64_t log_interval_ms;
 } gw_config;
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,

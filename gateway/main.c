@@ -28,6 +28,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	gw_log_set_level((gw_log_level)cfg.log_level);
+	gw_log_set_rate(cfg.log_burst, cfg.log_interval_ms);
 
 	/* Signals are taken by sigwait below; every thread inherits the mask. */
 	sigset_t sigs;
@@ -120,5 +121,6 @@ out:
 	gw_registry_destroy(reg);
 	gw_store_close(store);
 	grpc_shutdown();
+	gw_log_flush();
 	return rc;
 }
