@@ -17,8 +17,9 @@
  * deadline also carry wait-for-ready, which holds a call that was never
  * sent while the channel reconnects (never one that was sent, so the
  * at-most-once semantics of Invoke stay), and the reconnect backoff is
- * short (20 ms growing to 100 ms) so that a waiting call goes out within
- * about 100 ms of the new gateway listening.
+ * short (20 ms growing to 50 ms, +-20% jitter) so that a waiting call goes
+ * out well within 100 ms of the new gateway listening. The cost: while
+ * the gateway is down, a waiting client dials it every 50 ms or so.
  *
  * The watch's states (guarded by mu):
  *   OFF (no_watch, or before the thread) -- create --> ARMED
@@ -65,7 +66,7 @@ typedef struct acall {
 #define WATCH_MS 1000
 
 #define DEFAULT_RECONNECT_MIN_MS 20
-#define DEFAULT_RECONNECT_MAX_MS 100
+#define DEFAULT_RECONNECT_MAX_MS 50
 
 struct spawn_client {
 	grpc_channel *channel;
@@ -456,6 +457,13 @@ int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts)
 	    {.type = GRPC_ARG_INTEGER,
 	     .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
 	     .value.integer = (int)rmax},
+	    /* Connections of its own: gRPC would otherwise share one between
+	     * the channels of a process with the same target and settings, so
+	     * a client created just after the gateway died could inherit a
+	     * dead connection that its own watch never polled. */
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
+	     .value.integer = 1},
 	};
 	grpc_channel_args cargs = {.num_args = sizeof args / sizeof args[0], .args = args};
 	grpc_channel_credentials *creds = grpc_insecure_credentials_create();

@@ -549,7 +549,8 @@ typedef struct spawn_client_opts {
 	int64_t reconnect_min_ms; /* first delay before dialing again after a failed
 	                             attempt; 0 = 20 */
 	int64_t reconnect_max_ms; /* largest delay between attempts while the gateway
-	                             stays down; 0 = 100 */
+	                             stays down; 0 = 50 (a waiting call goes out at
+	                             most about this long after the gateway is back) */
 	bool fail_fast;           /* calls fail at once with SPAWN_UNAVAILABLE while no
 	                             connection can be made, instead of waiting up to
 	                             their deadline (calls without a deadline never wait) */
