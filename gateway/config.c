@@ -90,6 +90,9 @@ void gw_config_usage(const char *prog)
 	    "  Every string a client or host sends must be UTF-8 without NUL or control\n"
 	    "  characters; metadata keys starting with \"spawn-\" are reserved to the gateway.\n"
 	    "\n"
+	    "  --log-rate LINES/SECONDS  at most LINES lines per log call site per SECONDS; the\n"
+	    "                            next line printed says how many were suppressed; 0 = no\n"
+	    "                            limit [SPAWN_LOG_RATE] default 10/5\n"
 	    "  -h, --help                this text\n"
 	    "  --version                 print the version\n"
 	    "\n"
@@ -150,6 +153,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->registration_grace_ms = 10000;
 	c->type_grace_ms = 60000;
 	c->timer_floor_ms = 10;
+	c->log_burst = GW_LOG_BURST_DEFAULT;
+	c->log_interval_ms = GW_LOG_INTERVAL_DEFAULT;
 	gw_err err = GW_OK;
 	const char *e;
 	/* Environment first; flags override. */
@@ -199,6 +204,11 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		snprintf(why, whylen, "SPAWN_LOG_LEVEL: unknown level '%s'", e);
 		return GW_ECONFIG;
 	}
+	if ((e = getenv("SPAWN_LOG_RATE")) && *e &&
+	    gw_log_parse_rate(e, &c->log_burst, &c->log_interval_ms) != 0) {
+		snprintf(why, whylen, "SPAWN_LOG_RATE: '%s' is not LINES/SECONDS (or 0)", e);
+		return GW_ECONFIG;
+	}
 	if (err)
 		return err;
 
@@ -231,7 +241,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_HOSTQ,
 		O_HOSTSTALL,
 		O_HOSTGRACE,
-		O_REGGRACE
+		O_REGGRACE,
+		O_LOGRATE
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -262,6 +273,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"host-stall-ms", required_argument, NULL, O_HOSTSTALL},
 	    {"host-grace-ms", required_argument, NULL, O_HOSTGRACE},
 	    {"registration-grace-ms", required_argument, NULL, O_REGGRACE},
+	    {"log-rate", required_argument, NULL, O_LOGRATE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -369,6 +381,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {
 				snprintf(why, whylen, "--log-level: unknown level '%s'", optarg);
+				return GW_ECONFIG;
+			}
+			break;
+		case O_LOGRATE:
+			if (gw_log_parse_rate(optarg, &c->log_burst, &c->log_interval_ms) != 0) {
+				snprintf(why, whylen,
+				         "--log-rate: '%s' is not LINES/SECONDS (or 0)", optarg);
 				return GW_ECONFIG;
 			}
 			break;

@@ -37,6 +37,8 @@ typedef struct gw_config {
 	int64_t host_stall_ms;         /* full and not reading this long: disconnected */
 	int64_t host_grace_ms;         /* a written task past its deadline: answer within this */
 	int64_t registration_grace_ms; /* after start: known actors UNAVAILABLE, 0 = none */
+	int log_burst;                 /* lines per call site per log_interval_ms; 0 = no limit */
+	int64_t log_interval_ms;
 } gw_config;
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,

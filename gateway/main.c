@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "persist.h"
+#include "redact.h"
 #include "registry.h"
 #include "runtime.h"
 #include "server.h"
@@ -28,6 +29,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	gw_log_set_level((gw_log_level)cfg.log_level);
+	gw_log_set_rate(cfg.log_burst, cfg.log_interval_ms);
 
 	/* Signals are taken by sigwait below; every thread inherits the mask. */
 	sigset_t sigs;
@@ -51,9 +53,12 @@ int main(int argc, char **argv)
 	                    .errlen = sizeof serr,
 	                    .pool_size = cfg.store_pool,
 	                    .history = cfg.store_history};
+	/* The URL as logs may show it: never with its password. */
+	char store_shown[512];
+	gw_redact_url(cfg.statestore, store_shown, sizeof store_shown);
 	err = gw_store_open(&store, cfg.statestore, &so);
 	if (err) {
-		GW_ERROR("statestore %s: %s%s", cfg.statestore, serr[0] ? serr : gw_strerror(err),
+		GW_ERROR("statestore %s: %s%s", store_shown, serr[0] ? serr : gw_strerror(err),
 		         err == GW_ECRYPTO ? " (wrong SPAWN_STATESTORE_KEY?)" : "");
 		rc = 2;
 		goto out;
@@ -106,7 +111,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < cfg.n_listen; i++)
 		printf("listening %s %d\n", cfg.listen[i], gw_server_port(srv, i));
 	fflush(stdout);
-	GW_INFO("spawn-gateway ready: statestore %s (%s)", cfg.statestore, gw_store_scheme(store));
+	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
@@ -128,5 +133,6 @@ out:
 	gw_registry_destroy(reg);
 	gw_store_close(store);
 	grpc_shutdown();
+	gw_log_flush();
 	return rc;
 }

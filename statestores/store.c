@@ -38,6 +38,7 @@
 #include "crypto.h"
 #include "driver_util.h"
 #include "log.h"
+#include "redact.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,8 +103,9 @@ static gw_err find_driver(const char *url, const gw_store_opts *opts, const gw_s
 {
 	size_t n = strcspn(url, ":");
 	if (url[n] != ':' || n == 0) {
+		char shown[512];
 		gwi_store_errf(opts, "statestore URL '%s' has no scheme (try sqlite:///path.db)",
-		               url);
+		               gw_redact_url(url, shown, sizeof shown));
 		return GW_ECONFIG;
 	}
 	char built[128] = "";

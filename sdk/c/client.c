@@ -2,9 +2,29 @@
  *
  * A synchronous call has its own pluck completion queue, so callers on
  * many threads never wait for each other or hop threads. Asynchronous
- * calls share one next-queue, served by a client thread started on the
- * first async call; each in-flight call is linked in c->calls so
- * spawn_client_destroy can cancel it.
+ * calls share one next-queue, served by the client thread; each in-flight
+ * call is linked in c->calls so spawn_client_destroy can cancel it.
+ *
+ * Gateway restarts (spawn_client_opts in spawn.h). gRPC core notices that
+ * a peer closed a connection only while some thread polls: between calls
+ * nobody does (the client channel's backup poller runs every 5 s), so the
+ * first call after a restart used to be written on the dead connection
+ * and fail UNAVAILABLE ("Broken pipe"). gRPC cannot retry it: it cannot
+ * know that the gateway never read it. So the client thread exists from
+ * spawn_client_create on and keeps a connectivity watch armed on its
+ * queue; polling that queue polls the connection, whose close is then
+ * seen at once, and the next call dials the new gateway. Calls with a
+ * deadline also carry wait-for-ready, which holds a call that was never
+ * sent while the channel reconnects (never one that was sent, so the
+ * at-most-once semantics of Invoke stay), and the reconnect backoff is
+ * short (20 ms growing to 50 ms, +-20% jitter) so that a waiting call goes
+ * out well within 100 ms of the new gateway listening. The cost: while
+ * the gateway is down, a waiting client dials it every 50 ms or so.
+ *
+ * The watch's states (guarded by mu):
+ *   OFF (no_watch, or before the thread) -- create --> ARMED
+ *   ARMED -- state changed or WATCH_MS passed --> re-armed unless closing
+ *   ARMED -- closing, channel destroyed (SHUTDOWN fires the watch) --> OFF
  */
 #include "internal.h"
 
@@ -13,6 +33,7 @@
 #include <string.h>
 
 #include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
@@ -40,16 +61,27 @@ typedef struct acall {
 	struct acall *prev, *next; /* in c->calls while cancellable */
 } acall;
 
+/* A watch that sees no change re-arms after this long; it bounds how long
+ * destroy could wait should a destroyed channel not fire the watch. */
+#define WATCH_MS 1000
+
+#define DEFAULT_RECONNECT_MIN_MS 20
+#define DEFAULT_RECONNECT_MAX_MS 50
+
 struct spawn_client {
 	grpc_channel *channel;
+	char *target;        /* owned; for messages */
+	bool wait_for_ready; /* calls with a deadline wait for a connection */
 	pthread_mutex_t mu;
-	pthread_cond_t cv; /* inflight reached 0 */
+	pthread_cond_t cv; /* inflight reached 0; watching became false */
+	char watch_tag;    /* its address is the watch's tag on cq */
 
 	/* Guarded by mu. */
-	grpc_completion_queue *cq; /* async calls; NULL until the first */
+	grpc_completion_queue *cq; /* async calls and the watch; NULL until needed */
 	pthread_t thread;          /* serves cq; exists when cq does */
 	acall *calls;              /* cancellable async calls */
 	size_t inflight;           /* async calls whose callback has not returned */
+	bool watching;             /* a watch is armed on cq */
 	bool closing;
 };
 
@@ -82,11 +114,19 @@ static int request_status_code(const Spawn__RequestStatus *st)
 	}
 }
 
-static int parse_reply(call_kind kind, unary *u, spawn_reply *out)
+static int parse_reply(spawn_client *c, call_kind kind, unary *u, spawn_reply *out)
 {
 	if (u->status != GRPC_STATUS_OK) {
 		char *why = grpc_slice_to_c_string(u->details);
 		int rc = reply_status(out, spawni_grpc_code((int)u->status), why);
+		/* A call that waited for a connection in vain: say so. */
+		if (rc == SPAWN_DEADLINE_EXCEEDED &&
+		    grpc_channel_check_connectivity_state(c->channel, 0) != GRPC_CHANNEL_READY) {
+			char msg[512];
+			snprintf(msg, sizeof msg, "%s (no connection to the gateway at %s)",
+			         why && *why ? why : "deadline exceeded", c->target);
+			reply_status(out, rc, msg);
+		}
 		gpr_free(why);
 		return rc;
 	}
@@ -279,6 +319,11 @@ static int unary_start(spawn_client *c, unary *u, const char *method, grpc_byte_
 		spawni_oom("grpc_channel_create_call");
 	grpc_op *op = u->ops;
 	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	/* Only a call with a deadline waits: one without would wait for ever
+	 * for a gateway that is gone. */
+	if (c->wait_for_ready && timeout_ms > 0)
+		op->flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
+		            GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
 	op++;
 	op->op = GRPC_OP_SEND_MESSAGE;
 	op->data.send_message.send_message = u->send_bb;
@@ -331,7 +376,7 @@ static int call_sync(spawn_client *c, call_kind kind, const char *method, grpc_b
 		/* The batch always completes, with the status filled in; ev.success
 		 * is false only when the status carries the failure. */
 		(void)ev;
-		rc = parse_reply(kind, &u, out);
+		rc = parse_reply(c, kind, &u, out);
 	} else {
 		reply_status(out, rc, "could not start the call");
 	}
@@ -347,27 +392,104 @@ static int call_sync(spawn_client *c, call_kind kind, const char *method, grpc_b
 
 /* ---- public API ---------------------------------------------------------- */
 
-int spawn_client_create(spawn_client **out, const char *target)
+static void *client_main(void *arg);
+
+/* watch_arm_locked arms the connectivity watch on c->cq. Polling c->cq
+ * (the client thread, always) is what makes gRPC read the connection, and
+ * so see the gateway close it. Called with mu held, cq existing. */
+static void watch_arm_locked(spawn_client *c)
 {
-	if (!out || empty(target))
+	grpc_connectivity_state st = grpc_channel_check_connectivity_state(c->channel, 0);
+	grpc_channel_watch_connectivity_state(
+	    c->channel, st,
+	    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+	                 gpr_time_from_millis(WATCH_MS, GPR_TIMESPAN)),
+	    c->cq, &c->watch_tag);
+	c->watching = true;
+}
+
+/* thread_start_locked creates c->cq and the client thread serving it.
+ * Returns SPAWN_OK or SPAWN_ESYS (nothing created). Called with mu held. */
+static int thread_start_locked(spawn_client *c)
+{
+	c->cq = grpc_completion_queue_create_for_next(NULL);
+	if (pthread_create(&c->thread, NULL, client_main, c) != 0) {
+		grpc_completion_queue_shutdown(c->cq);
+		grpc_completion_queue_destroy(c->cq);
+		c->cq = NULL;
+		return SPAWN_ESYS;
+	}
+	return SPAWN_OK;
+}
+
+int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts)
+{
+	if (!out || !opts || empty(opts->target) || opts->reconnect_min_ms < 0 ||
+	    opts->reconnect_max_ms < 0 || opts->reconnect_min_ms > INT32_MAX ||
+	    opts->reconnect_max_ms > INT32_MAX)
 		return SPAWN_EINVAL;
+	int64_t rmin = opts->reconnect_min_ms ? opts->reconnect_min_ms : DEFAULT_RECONNECT_MIN_MS;
+	int64_t rmax = opts->reconnect_max_ms ? opts->reconnect_max_ms : DEFAULT_RECONNECT_MAX_MS;
+	if (rmax < rmin) {
+		if (opts->reconnect_max_ms)
+			return SPAWN_EINVAL;
+		rmax = rmin; /* only the minimum was given */
+	}
 	spawn_client *c = calloc(1, sizeof *c);
-	if (!c)
+	if (!c || !(c->target = strdup(opts->target))) {
+		free(c);
 		return SPAWN_ENOMEM;
+	}
+	c->wait_for_ready = !opts->fail_fast;
 	grpc_init();
 	char agent[64];
 	snprintf(agent, sizeof agent, "libspawn/%s", SPAWN_VERSION_STRING);
-	grpc_arg arg = {.type = GRPC_ARG_STRING,
-	                .key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING,
-	                .value.string = agent};
-	grpc_channel_args args = {.num_args = 1, .args = &arg};
+	/* No GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC core uses it as the
+	 * timeout of one connection attempt, which must stay long enough for
+	 * a distant gateway. */
+	grpc_arg args[] = {
+	    {.type = GRPC_ARG_STRING,
+	     .key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING,
+	     .value.string = agent},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+	     .value.integer = (int)rmin},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+	     .value.integer = (int)rmax},
+	    /* Connections of its own: gRPC would otherwise share one between
+	     * the channels of a process with the same target and settings, so
+	     * a client created just after the gateway died could inherit a
+	     * dead connection that its own watch never polled. */
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
+	     .value.integer = 1},
+	};
+	grpc_channel_args cargs = {.num_args = sizeof args / sizeof args[0], .args = args};
 	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-	c->channel = grpc_channel_create(target, creds, &args);
+	c->channel = grpc_channel_create(opts->target, creds, &cargs);
 	grpc_channel_credentials_release(creds);
 	pthread_mutex_init(&c->mu, NULL);
 	spawni_cond_init(&c->cv);
+	if (!opts->no_watch) {
+		pthread_mutex_lock(&c->mu);
+		int rc = thread_start_locked(c);
+		if (rc == SPAWN_OK)
+			watch_arm_locked(c);
+		pthread_mutex_unlock(&c->mu);
+		if (rc != SPAWN_OK) {
+			spawn_client_destroy(c);
+			return rc;
+		}
+	}
 	*out = c;
 	return SPAWN_OK;
+}
+
+int spawn_client_create(spawn_client **out, const char *target)
+{
+	spawn_client_opts o = {.target = target};
+	return spawn_client_create_opts(out, &o);
 }
 
 int spawn_client_invoke(spawn_client *c, const spawn_request *req, spawn_reply *out,
@@ -414,6 +536,19 @@ static void *client_main(void *arg)
 		    grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
+		if (ev.tag == &c->watch_tag) {
+			/* The state changed (or WATCH_MS passed): watch on, unless
+			 * destroy has begun - then the channel may be gone. */
+			pthread_mutex_lock(&c->mu);
+			if (c->closing) {
+				c->watching = false;
+				pthread_cond_broadcast(&c->cv);
+			} else {
+				watch_arm_locked(c);
+			}
+			pthread_mutex_unlock(&c->mu);
+			continue;
+		}
 		acall *a = ev.tag;
 		/* Unlink first: from here on destroy must not cancel the call. */
 		pthread_mutex_lock(&c->mu);
@@ -426,7 +561,7 @@ static void *client_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 
 		spawn_reply reply = {0};
-		parse_reply(KIND_INVOKE, &a->u, &reply);
+		parse_reply(c, KIND_INVOKE, &a->u, &reply);
 		a->cb(a->user, &reply);
 		spawn_reply_fini(&reply);
 		unary_fini(&a->u);
@@ -462,16 +597,8 @@ int spawn_client_invoke_async(spawn_client *c, const spawn_request *req, int64_t
 		rc = SPAWN_ECLOSED;
 		goto fail;
 	}
-	if (!c->cq) {
-		c->cq = grpc_completion_queue_create_for_next(NULL);
-		if (pthread_create(&c->thread, NULL, client_main, c) != 0) {
-			grpc_completion_queue_shutdown(c->cq);
-			grpc_completion_queue_destroy(c->cq);
-			c->cq = NULL;
-			rc = SPAWN_ESYS;
-			goto fail;
-		}
-	}
+	if (!c->cq && (rc = thread_start_locked(c)) != SPAWN_OK)
+		goto fail;
 	rc = unary_start(c, &a->u, SPAWNI_METHOD_INVOKE, bb, c->cq, timeout_ms);
 	bb = NULL; /* unary_start took it */
 	if (rc) {
@@ -505,14 +632,21 @@ void spawn_client_destroy(spawn_client *c)
 		pthread_cond_wait(&c->cv, &c->mu);
 	grpc_completion_queue *cq = c->cq;
 	pthread_mutex_unlock(&c->mu);
+	/* Closing is set: the watch is not re-armed any more, and destroying
+	 * the channel (state SHUTDOWN) fires the one still armed. */
+	grpc_channel_destroy(c->channel);
+	pthread_mutex_lock(&c->mu);
+	while (c->watching)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
 	if (cq) {
 		grpc_completion_queue_shutdown(cq);
 		pthread_join(c->thread, NULL);
 		grpc_completion_queue_destroy(cq);
 	}
-	grpc_channel_destroy(c->channel);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
+	free(c->target);
 	free(c);
 	grpc_shutdown();
 }

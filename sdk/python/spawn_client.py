@@ -120,19 +120,62 @@ class SpawnClient:
     (optional) is the directory of generated modules, inserted at the front
     of sys.path. The client is thread-safe; close it (or use ``with``) to
     release the channel.
+
+    Gateway restarts. A client outlives them:
+
+    * ``watch`` (default True): the channel's connectivity is watched from
+      a background thread, so gRPC reads the idle connection and sees the
+      gateway close it at once. Without it, the first call after a restart
+      is written on the dead connection and fails UNAVAILABLE.
+    * ``fail_fast`` (default False): a call with a deadline made while no
+      connection can be made waits for one, up to its deadline
+      (wait-for-ready), and then fails DEADLINE_EXCEEDED; only calls that
+      were never sent wait, so no call the gateway may have seen is sent
+      twice. With ``fail_fast=True``, or a call without a deadline, it
+      fails UNAVAILABLE at once.
+    * ``reconnect_min`` / ``reconnect_max`` (seconds, default 0.02 / 0.05):
+      the delay before dialing again after a failed attempt, growing to the
+      maximum while the gateway stays down: a waiting call goes out at most
+      about ``reconnect_max`` after the gateway is back.
+
+    A call in flight when the gateway dies still fails UNAVAILABLE: whether
+    it ran is unknown, and only the caller can tell whether to repeat it.
+    ``channel_options`` come after these settings and override them.
     """
 
     def __init__(self, target, timeout=30.0, channel_options=None,
-                 proto_path=None):
+                 proto_path=None, fail_fast=False, watch=True,
+                 reconnect_min=0.02, reconnect_max=0.05):
         if not target:
             raise ValueError("target is empty")
+        if not 0 < reconnect_min <= reconnect_max:
+            raise ValueError("need 0 < reconnect_min <= reconnect_max")
         if proto_path and proto_path not in sys.path:
             sys.path.insert(0, proto_path)
         protocol_pb2, _ = _pb()
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target,
-                                              options=list(channel_options or []))
+        self.fail_fast = bool(fail_fast)
+        # No grpc.min_reconnect_backoff_ms: gRPC core takes it as the
+        # timeout of one connection attempt, which must stay long enough
+        # for a distant gateway.
+        options = [
+            ("grpc.initial_reconnect_backoff_ms", max(1, int(reconnect_min * 1000))),
+            ("grpc.max_reconnect_backoff_ms", max(1, int(reconnect_max * 1000))),
+            # Connections of its own: gRPC would otherwise share one between
+            # channels of the same target, and a client made just after the
+            # gateway died could inherit a dead connection.
+            ("grpc.use_local_subchannel_pool", 1),
+        ] + list(channel_options or [])
+        self._channel = grpc.insecure_channel(target, options=options)
+        self._state = None
+        if watch:
+            # grpcio polls the channel from its own thread while anyone
+            # subscribes; the callback only records the state.
+            self._channel.subscribe(self._on_state, try_to_connect=False)
+            self._watching = True
+        else:
+            self._watching = False
         self._invoke = self._channel.unary_unary(
             INVOKE_METHOD,
             request_serializer=protocol_pb2.InvocationRequest.SerializeToString,
@@ -142,8 +185,14 @@ class SpawnClient:
             request_serializer=protocol_pb2.SpawnRequest.SerializeToString,
             response_deserializer=protocol_pb2.SpawnResponse.FromString)
 
+    def _on_state(self, state):
+        self._state = state
+
     def close(self):
         """Close the channel; calls in flight fail with CANCELLED."""
+        if self._watching:
+            self._channel.unsubscribe(self._on_state)
+            self._watching = False
         self._channel.close()
 
     def __enter__(self):
@@ -242,11 +291,18 @@ class SpawnClient:
     def _call(self, method, req, timeout):
         if timeout is DEFAULT:
             timeout = self.timeout
+        # Only a call with a deadline waits: one without would wait for
+        # ever for a gateway that is gone.
+        wait = not self.fail_fast and timeout is not None
         try:
-            return method(req, timeout=timeout)
+            return method(req, timeout=timeout, wait_for_ready=wait)
         except grpc.RpcError as e:
             code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
             details = e.details() if hasattr(e, "details") else str(e)
+            if (wait and code == grpc.StatusCode.DEADLINE_EXCEEDED
+                    and self._state != grpc.ChannelConnectivity.READY):
+                details = "%s (no connection to the gateway at %s)" % (
+                    details or "deadline exceeded", self.target)
             raise SpawnError(code.value[0], details or "") from None
 
 

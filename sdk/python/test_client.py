@@ -161,10 +161,28 @@ class ClientTest(unittest.TestCase):
 
     def test_unavailable_gateway(self):
         self.gw.stop()
-        with SpawnClient("127.0.0.1:%d" % self.gw.port, timeout=T) as c:
+        target = "127.0.0.1:%d" % self.gw.port
+        # fail_fast, or no deadline: UNAVAILABLE at once.
+        with SpawnClient(target, timeout=T, fail_fast=True) as c:
             with self.assertRaises(SpawnError) as cm:
                 c.invoke("sys", "a", "Add")
         self.assertEqual(cm.exception.code, StatusCode.UNAVAILABLE)
+        with SpawnClient(target, timeout=None) as c:
+            with self.assertRaises(SpawnError) as cm:
+                c.invoke("sys", "a", "Add")
+        self.assertEqual(cm.exception.code, StatusCode.UNAVAILABLE)
+        # By default a call waits for the gateway up to its deadline.
+        with SpawnClient(target, timeout=0.3) as c:
+            with self.assertRaises(SpawnError) as cm:
+                c.invoke("sys", "a", "Add")
+        self.assertEqual(cm.exception.code, StatusCode.DEADLINE_EXCEEDED)
+        self.assertIn("no connection to the gateway at " + target, cm.exception.message)
+
+    def test_reconnect_delays_are_checked(self):
+        with self.assertRaises(ValueError):
+            SpawnClient("127.0.0.1:1", reconnect_min=0)
+        with self.assertRaises(ValueError):
+            SpawnClient("127.0.0.1:1", reconnect_min=0.5, reconnect_max=0.1)
 
     def test_spawn(self):
         self.client.spawn("sys", [("s-1", "Session")])

@@ -4,6 +4,7 @@
 #include "mariadb_int.h"
 
 #include "log.h"
+#include "redact.h"
 
 #include <poll.h>
 #include <stdio.h>
@@ -222,6 +223,8 @@ gw_err gwi_my_conn_open(my_drv *d, my_conn *mc, char *why, size_t whylen)
 	*why = '\0';
 	return GW_OK;
 fail:
+	/* The client library's messages may echo connection parameters. */
+	gw_redact_secret(why, whylen, d->u.password);
 	gwi_my_conn_drop(mc);
 	return e;
 }

@@ -84,6 +84,7 @@
 #include "postgres_int.h"
 
 #include "log.h"
+#include "redact.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -167,36 +168,15 @@ static const char *const migrations[SCHEMA_VERSION] = {
 /* ---- the URL ------------------------------------------------------------------ */
 
 /* redact copies url with every password (the userinfo's, a password=
- * parameter's) replaced by "xxxxx". Caller frees; NULL: no memory. */
+ * parameter's) replaced by "***" (gw_redact_url). Caller frees; NULL: no
+ * memory. */
 static char *redact(const char *url)
 {
-	size_t n = strlen(url);
-	char *out = malloc(n + 64), *o = out;
-	if (!out)
-		return NULL;
-	gwi_url_auth a;
-	gwi_url_auth_split(url, "/?", &a);
-	if (a.password) {
-		memcpy(o, url, (size_t)(a.password - url));
-		o += a.password - url;
-		o += sprintf(o, "xxxxx");
-		url = a.password + a.password_len;
-	}
-	/* At most a few password= parameters fit the 64 spare bytes. */
-	int budget = 10;
-	while (*url) {
-		if ((url[0] == '?' || url[0] == '&') && strncmp(url + 1, "password=", 9) == 0 &&
-		    budget-- > 0) {
-			memcpy(o, url, 10);
-			o += 10;
-			o += sprintf(o, "xxxxx");
-			url += 10 + strcspn(url + 10, "&");
-			continue;
-		}
-		*o++ = *url++;
-	}
-	*o = '\0';
-	return out;
+	/* Each replacement grows by at most 3 bytes over a key of 9 or more:
+	 * twice the length always fits. */
+	size_t n = 2 * strlen(url) + 16;
+	char *out = malloc(n);
+	return out ? gw_redact_url(url, out, n) : NULL;
 }
 
 /* describe builds "user@host:port/db" from the URL, without the password.

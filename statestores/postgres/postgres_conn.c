@@ -4,6 +4,7 @@
 #include "postgres_int.h"
 
 #include "log.h"
+#include "redact.h"
 
 #include <poll.h>
 #include <stdlib.h>
@@ -410,6 +411,8 @@ gw_err gwi_pg_conn_open(pg_drv *d, pg_conn *pc, char *why, size_t whylen)
 	pc->c = c;
 	return GW_OK;
 fail:
+	/* libpq's messages may echo connection parameters. */
+	gw_redact_secret(why, whylen, PQpass(c));
 	PQfinish(c);
 	return e;
 }

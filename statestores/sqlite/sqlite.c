@@ -50,6 +50,7 @@
  */
 #include "driver_util.h"
 #include "log.h"
+#include "redact.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -326,8 +327,10 @@ static gw_err parse_url(const char *url, const gw_store_opts *opts, const char *
 {
 	static const char usage[] =
 	    "expected sqlite:///abs/path.db, sqlite://rel/path.db or sqlite::memory:";
+	char shown[512]; /* the URL as errors show it */
+	gw_redact_url(url, shown, sizeof shown);
 	if (strncmp(url, "sqlite:", 7) != 0) {
-		gwi_store_errf(opts, "not a sqlite URL: '%s' (%s)", url, usage);
+		gwi_store_errf(opts, "not a sqlite URL: '%s' (%s)", shown, usage);
 		return GW_ECONFIG;
 	}
 	const char *rest = url + 7;
@@ -336,13 +339,13 @@ static gw_err parse_url(const char *url, const gw_store_opts *opts, const char *
 		return GW_OK;
 	}
 	if (strncmp(rest, "//", 2) != 0 || rest[2] == '\0') {
-		gwi_store_errf(opts, "bad sqlite URL '%s': %s", url, usage);
+		gwi_store_errf(opts, "bad sqlite URL '%s': %s", shown, usage);
 		return GW_ECONFIG;
 	}
 	/* A '?' would silently become part of the file name. */
 	if (strchr(rest, '?')) {
 		gwi_store_errf(opts, "bad sqlite URL '%s': query parameters are not supported",
-		               url);
+		               shown);
 		return GW_ECONFIG;
 	}
 	*path = rest + 2;

@@ -58,7 +58,9 @@ int main(void)
 	spawn_host_destroy(h);
 
 	spawn_client *c;
-	if (spawn_client_create(&c, nowhere) != SPAWN_OK)
+	/* fail_fast: UNAVAILABLE at once instead of waiting 5 s for a gateway */
+	spawn_client_opts co = {.target = nowhere, .fail_fast = true};
+	if (spawn_client_create_opts(&c, &co) != SPAWN_OK)
 		return 1;
 	Examples__Incrementor__Add add = EXAMPLES__INCREMENTOR__ADD__INIT;
 	Examples__Incrementor__Total *total;

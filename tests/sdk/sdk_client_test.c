@@ -297,15 +297,53 @@ START_TEST(timeout_gives_deadline_exceeded)
 }
 END_TEST
 
+/* An unreachable gateway: a call with a deadline waits for it (wait-for-
+ * ready) and ends DEADLINE_EXCEEDED saying there was no connection; a call
+ * without one, or of a fail_fast client, is UNAVAILABLE at once. */
 START_TEST(unreachable_gateway_is_unavailable)
 {
+	static const char target[] = "unix:/nonexistent-spawn-dir/gw.sock";
 	spawn_client *cl;
-	ck_assert_int_eq(spawn_client_create(&cl, "unix:/nonexistent-spawn-dir/gw.sock"), SPAWN_OK);
+	ck_assert_int_eq(spawn_client_create(&cl, target), SPAWN_OK);
 	spawn_request req = {.system = "sys", .actor = "a", .action = "Add"};
 	spawn_reply r;
+	ck_assert_int_eq(spawn_client_invoke(cl, &req, &r, 300), SPAWN_DEADLINE_EXCEEDED);
+	ck_assert_ptr_nonnull(
+	    strstr(r.message, "no connection to the gateway at unix:/nonexistent"));
+	spawn_reply_fini(&r);
+	ck_assert_int_eq(spawn_client_invoke(cl, &req, &r, 0), SPAWN_UNAVAILABLE);
+	ck_assert_ptr_nonnull(r.message);
+	spawn_reply_fini(&r);
+	spawn_client_destroy(cl);
+
+	spawn_client_opts o = {.target = target, .fail_fast = true};
+	ck_assert_int_eq(spawn_client_create_opts(&cl, &o), SPAWN_OK);
 	ck_assert_int_eq(spawn_client_invoke(cl, &req, &r, T_MS), SPAWN_UNAVAILABLE);
 	ck_assert_ptr_nonnull(r.message);
 	spawn_reply_fini(&r);
+	spawn_client_destroy(cl);
+}
+END_TEST
+
+START_TEST(client_options_are_checked)
+{
+	spawn_client *cl = NULL;
+	spawn_client_opts o = {.target = "127.0.0.1:1", .reconnect_min_ms = -1};
+	ck_assert_int_eq(spawn_client_create_opts(&cl, &o), SPAWN_EINVAL);
+	o.reconnect_min_ms = 500;
+	o.reconnect_max_ms = 100;
+	ck_assert_int_eq(spawn_client_create_opts(&cl, &o), SPAWN_EINVAL);
+	o.target = "";
+	o.reconnect_max_ms = 0;
+	ck_assert_int_eq(spawn_client_create_opts(&cl, &o), SPAWN_EINVAL);
+	ck_assert_int_eq(spawn_client_create_opts(&cl, NULL), SPAWN_EINVAL);
+	ck_assert_ptr_null(cl);
+	/* Only a minimum above the default maximum: the maximum follows. */
+	o.target = "127.0.0.1:1";
+	ck_assert_int_eq(spawn_client_create_opts(&cl, &o), SPAWN_OK);
+	spawn_client_destroy(cl);
+	spawn_client_opts quiet = {.target = "127.0.0.1:1", .no_watch = true};
+	ck_assert_int_eq(spawn_client_create_opts(&cl, &quiet), SPAWN_OK);
 	spawn_client_destroy(cl);
 }
 END_TEST
@@ -691,6 +729,7 @@ static Suite *sdk_client_suite(void)
 	    {"malformed", malformed_response_is_a_protocol_error},
 	    {"timeout", timeout_gives_deadline_exceeded},
 	    {"unreachable", unreachable_gateway_is_unavailable},
+	    {"client_options", client_options_are_checked},
 	    {"spawn", spawn_creates_instances},
 	    {"async", async_calls_complete_on_the_client_thread_in_any_order},
 	    {"destroy_cancels", destroy_cancels_calls_in_flight},

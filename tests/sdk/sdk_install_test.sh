@@ -48,7 +48,8 @@ cat >"$work/consumer.c" <<'EOF'
 int main(void)
 {
 	spawn_client *c;
-	if (spawn_client_create(&c, "unix:/nonexistent-spawn-dir/gw.sock") != SPAWN_OK)
+	spawn_client_opts co = {.target = "unix:/nonexistent-spawn-dir/gw.sock", .fail_fast = true};
+	if (spawn_client_create_opts(&c, &co) != SPAWN_OK)
 		return 1;
 	spawn_request req = {.system = "s", .actor = "a", .action = "b"};
 	spawn_reply r;

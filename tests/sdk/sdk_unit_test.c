@@ -383,7 +383,10 @@ static void count_msg_done(spawn_fn fn, void *user, int status, const char *mess
 START_TEST(typed_client_calls_check_their_arguments)
 {
 	spawn_client *c;
-	ck_assert_int_eq(spawn_client_create(&c, "unix:/nonexistent/spawn.sock"), SPAWN_OK);
+	/* fail_fast: the call to nowhere below fails at once instead of
+	 * waiting its deadline for a gateway. */
+	spawn_client_opts o = {.target = "unix:/nonexistent/spawn.sock", .fail_fast = true};
+	ck_assert_int_eq(spawn_client_create_opts(&c, &o), SPAWN_OK);
 	spawn_request req = {.system = "s", .actor = "a", .action = "b"};
 	Spawn__Actors__TimeoutStrategy in = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
 	ProtobufCMessage *const sentinel = &in.base;

@@ -41,7 +41,23 @@ export interface SpawnActorsRequest {
 export interface SpawnClientOptions {
   /** Default deadline of a call in ms (0 = none); default 30000. */
   deadlineMs?: number;
-  /** Extra @grpc/grpc-js channel options. */
+  /**
+   * Fail a call at once with UNAVAILABLE while no connection to the gateway
+   * can be made. Default false: a call with a deadline waits for the
+   * gateway (wait-for-ready) up to its deadline, e.g. across a restart.
+   * Only calls that were never sent wait, so no call the gateway may have
+   * seen is sent twice. Calls without a deadline never wait.
+   */
+  failFast?: boolean;
+  /** Delay before dialing again after a failed attempt (ms); default 20. */
+  reconnectMinMs?: number;
+  /**
+   * Largest delay between attempts while the gateway stays down (ms);
+   * default 50: a waiting call goes out at most about this long after the
+   * gateway is back.
+   */
+  reconnectMaxMs?: number;
+  /** Extra @grpc/grpc-js channel options (they override the above). */
   channelOptions?: grpc.ChannelOptions;
 }
 
@@ -49,19 +65,37 @@ export interface SpawnClientOptions {
  * A client of the gateway's ActorGateway service. Failed calls reject with
  * SpawnError: the gRPC status code and the gateway's message (NOT_FOUND,
  * UNAVAILABLE, DEADLINE_EXCEEDED, a host's own code, ...).
+ *
+ * Gateway restarts: Node reads every socket, so a connection the gateway
+ * closed is seen at once and the next call dials the new gateway; a call
+ * made while the gateway is down waits for it (see `failFast`). A call in
+ * flight when the gateway dies still fails UNAVAILABLE: whether it ran is
+ * unknown, and only the caller can tell whether to repeat it.
  */
 export class SpawnClient {
   readonly target: string;
   private readonly client: grpc.Client;
   private readonly deadlineMs: number;
+  private readonly failFast: boolean;
 
   /** @param target "HOST:PORT" or "unix:/path" of the gateway */
   constructor(target: string, options: SpawnClientOptions = {}) {
     if (!target) throw new TypeError("target is empty");
+    const rmin = options.reconnectMinMs ?? 20;
+    const rmax = options.reconnectMaxMs ?? Math.max(50, rmin);
+    if (!(rmin > 0 && rmax >= rmin)) throw new RangeError("need 0 < reconnectMinMs <= reconnectMaxMs");
     protocol();
     this.target = target;
     this.deadlineMs = options.deadlineMs ?? 30000;
-    this.client = new grpc.Client(target, grpc.credentials.createInsecure(), { ...(options.channelOptions ?? {}) });
+    this.failFast = !!options.failFast;
+    this.client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+      "grpc.initial_reconnect_backoff_ms": Math.trunc(rmin),
+      "grpc.max_reconnect_backoff_ms": Math.trunc(rmax),
+      // Connections of its own: a client made just after the gateway died
+      // never inherits another client's dead connection.
+      "grpc.use_local_subchannel_pool": 1,
+      ...(options.channelOptions ?? {}),
+    });
   }
 
   /**
@@ -126,18 +160,26 @@ export class SpawnClient {
   private unary(method: string, body: Buffer, respType: { decode(b: Uint8Array): unknown }, deadlineMs?: number): Promise<unknown> {
     const ms = deadlineMs ?? this.deadlineMs;
     const options: grpc.CallOptions = {};
-    if (ms > 0 && Number.isFinite(ms)) options.deadline = new Date(Date.now() + ms);
+    const bounded = ms > 0 && Number.isFinite(ms);
+    if (bounded) options.deadline = new Date(Date.now() + ms);
+    // Only a call with a deadline waits: one without would wait for ever
+    // for a gateway that is gone.
+    const wait = bounded && !this.failFast;
     return new Promise((resolve, reject) => {
       this.client.makeUnaryRequest(
         method,
         (b: Buffer) => b,
         (b: Buffer) => respType.decode(b),
         body,
-        new grpc.Metadata(),
+        new grpc.Metadata({ waitForReady: wait }),
         options,
         (err: grpc.ServiceError | null, value?: unknown) => {
-          if (err) reject(new SpawnError(err.code, err.details ?? err.message));
-          else resolve(value);
+          if (!err) return resolve(value);
+          let details = err.details ?? err.message;
+          if (wait && err.code === grpc.status.DEADLINE_EXCEEDED && this.client.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY) {
+            details = `${details || "deadline exceeded"} (no connection to the gateway at ${this.target})`;
+          }
+          reject(new SpawnError(err.code, details));
         },
       );
     });

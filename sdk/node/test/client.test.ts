@@ -116,12 +116,39 @@ describe("SpawnClient", () => {
     await assert.rejects(client.spawn({ system: "sys", actors: [] }), { code: StatusCode.INVALID_ARGUMENT });
   });
 
-  it("fails with UNAVAILABLE when nothing listens", async () => {
-    const c = new SpawnClient("unix:/nonexistent/spawn-node-test.sock");
+  it("fails with UNAVAILABLE when nothing listens (failFast, or no deadline)", async () => {
+    const c = new SpawnClient("unix:/nonexistent/spawn-node-test.sock", { failFast: true });
     try {
       await assert.rejects(c.invoke({ system: "s", actor: "a", action: "X", deadlineMs: 2000 }), { code: StatusCode.UNAVAILABLE });
     } finally {
       c.close();
     }
+    const d = new SpawnClient("unix:/nonexistent/spawn-node-test.sock");
+    try {
+      await assert.rejects(d.invoke({ system: "s", actor: "a", action: "X", deadlineMs: 0 }), { code: StatusCode.UNAVAILABLE });
+    } finally {
+      d.close();
+    }
+  });
+
+  it("waits for the gateway up to the deadline by default, and says there was no connection", async () => {
+    const target = "unix:/nonexistent/spawn-node-test.sock";
+    const c = new SpawnClient(target);
+    try {
+      await assert.rejects(c.invoke({ system: "s", actor: "a", action: "X", deadlineMs: 300 }), (e: unknown) => {
+        assert.ok(e instanceof SpawnError);
+        assert.equal(e.code, StatusCode.DEADLINE_EXCEEDED);
+        assert.match(e.message, /no connection to the gateway at unix:\/nonexistent/);
+        return true;
+      });
+    } finally {
+      c.close();
+    }
+  });
+
+  it("checks its reconnect delays", () => {
+    assert.throws(() => new SpawnClient("127.0.0.1:1", { reconnectMinMs: 0 }), RangeError);
+    assert.throws(() => new SpawnClient("127.0.0.1:1", { reconnectMinMs: 100, reconnectMaxMs: 50 }), RangeError);
+    new SpawnClient("127.0.0.1:1", { reconnectMinMs: 100 }).close();
   });
 });

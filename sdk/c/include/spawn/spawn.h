@@ -531,12 +531,48 @@ typedef struct spawn_reply {
  * and zeroed replies. */
 SPAWN_API void spawn_reply_fini(spawn_reply *r);
 
+/* How a client behaves across gateway restarts. Zero-init the struct and
+ * set what you need; fields are only ever appended.
+ *
+ * A gateway restart, as the client sees it: the connection dies (the
+ * client's own thread watches it while the client is idle, so the death is
+ * noticed at once instead of by the next call's write); calls made while
+ * the gateway is down wait for it, up to their deadline (wait-for-ready:
+ * only calls that were never sent wait, so no call the gateway may have
+ * seen is ever sent twice); the client dials again after
+ * reconnect_min_ms, backing off to reconnect_max_ms while the gateway
+ * stays down. A call in flight when the gateway dies still fails with
+ * SPAWN_UNAVAILABLE: whether it ran is unknown, and only the caller can
+ * tell whether it may be repeated. */
+typedef struct spawn_client_opts {
+	const char *target;       /* required, borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock" */
+	int64_t reconnect_min_ms; /* first delay before dialing again after a failed
+	                             attempt; 0 = 20 */
+	int64_t reconnect_max_ms; /* largest delay between attempts while the gateway
+	                             stays down; 0 = 50 (a waiting call goes out at
+	                             most about this long after the gateway is back) */
+	bool fail_fast;           /* calls fail at once with SPAWN_UNAVAILABLE while no
+	                             connection can be made, instead of waiting up to
+	                             their deadline (calls without a deadline never wait) */
+	bool no_watch;            /* no idle watch of the connection (and no client
+	                             thread until the first async call): the first
+	                             call after a gateway restart may then fail with
+	                             SPAWN_UNAVAILABLE */
+} spawn_client_opts;
+
 /* spawn_client_create makes a client of the gateway at target (borrowed;
- * "127.0.0.1:8090", "unix:/run/spawn.sock"). It connects lazily: an
- * unreachable gateway shows up as SPAWN_UNAVAILABLE on the first call.
+ * "127.0.0.1:8090", "unix:/run/spawn.sock") with the default options (see
+ * spawn_client_opts). It connects lazily: an unreachable gateway shows up
+ * on the first call, as SPAWN_DEADLINE_EXCEEDED (a call with a deadline
+ * waits for the gateway) or SPAWN_UNAVAILABLE (no deadline, or fail_fast).
  * Returns SPAWN_OK and sets *out (caller frees with spawn_client_destroy),
- * SPAWN_EINVAL (NULL or empty target) or SPAWN_ENOMEM. */
+ * SPAWN_EINVAL (NULL or empty target), SPAWN_ENOMEM or SPAWN_ESYS (no
+ * client thread). */
 SPAWN_API int spawn_client_create(spawn_client **out, const char *target);
+
+/* spawn_client_create_opts is spawn_client_create with options (borrowed).
+ * Also SPAWN_EINVAL for negative or inverted reconnect delays. */
+SPAWN_API int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts);
 
 /* spawn_client_invoke calls req and waits for its outcome. timeout_ms <= 0
  * means no deadline.
