@@ -26,6 +26,10 @@ typedef struct gw_config {
 	int store_history; /* older revisions kept per actor */
 	bool rotate_keys;  /* re-encrypt rows to the primary key in the background */
 	int log_level;     /* gw_log_level */
+	/* bounds (gw_runtime_opts; 0 = the runtime's default) */
+	uint32_t max_effects_per_turn, max_effects_in_flight, max_instances, max_schedules;
+	size_t max_outbox_bytes, max_state_bytes;
+	int64_t max_schedule_ahead_ms;
 } gw_config;
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,

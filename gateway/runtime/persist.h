@@ -20,6 +20,12 @@
  * job still gets its own callback, with its own result; the activations'
  * callbacks run in their arrival order.
  *
+ * Priority: activations, reads and listings (the urgent class) have their
+ * own queue and run ahead of saves, instance records, schedules and other
+ * bulk work, also between two save batches or two bulk jobs of one drain:
+ * one tenant's fan-out cannot make another tenant's activation or GetState
+ * wait behind it (persist.c).
+ *
  * Key rotation: when enabled, the thread re-encrypts rows to the primary
  * key in small steps (gw_store_rotate_step) whenever its queue is empty,
  * so invocations never wait behind it for more than one step.
@@ -119,6 +125,11 @@ typedef void (*gw_keys_cb)(void *arg, gw_err err, const gw_actor_key *keys, size
 gw_err gw_persist_effects_list(gw_persist *p, gw_keys_cb cb, void *arg);
 
 void gw_persist_get_stats(gw_persist *p, gw_persist_stats *out);
+
+/* gw_persist_call queues fn(arg, store) to run on the persist thread (the
+ * store borrowed for the call), in the bulk class. Returns GW_OK (fn will
+ * run) or GW_ENOMEM. */
+gw_err gw_persist_call(gw_persist *p, void (*fn)(void *arg, gw_store *store), void *arg);
 
 /* ---- durable instances and scheduled invocations -------------------------- */
 

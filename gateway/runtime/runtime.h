@@ -52,7 +52,26 @@ typedef struct gw_runtime_opts {
 	int64_t snapshot_ms;     /* default snapshot interval; 0 = 2000 */
 	int64_t host_timeout_ms; /* longest a host may take; 0 = 30000 */
 	uint16_t pool_max;       /* POOLED actors without max_pool_size; 0 = 16 */
+	/* Bounds (docs/design/actor-lifecycle.md, "Bounds"); a turn or call
+	 * over one fails with RESOURCE_EXHAUSTED and changes nothing. */
+	uint32_t max_effects_per_turn;  /* side effects one result may emit; 0 = 64 */
+	size_t max_outbox_bytes;        /* an actor's stored outbox; 0 = 1 MiB */
+	uint32_t max_effects_in_flight; /* per gateway (effects and broadcast
+	                                   deliveries); 0 = 10000 */
+	size_t max_state_bytes;         /* state + tags a result may leave: 0 =
+	                                   max_message_bytes - GW_TASK_RESERVE */
+	size_t max_message_bytes;       /* the host message bound; 0 = 4 MiB */
+	uint32_t max_instances;         /* UNNAMED instances per system; 0 = 100000 */
+	uint32_t max_schedules;         /* stored scheduled invocations per system;
+	                                   0 = 100000 */
+	int64_t max_schedule_ahead_ms;  /* farthest scheduled_to from now; 0 = 366 days */
 } gw_runtime_opts;
+
+/* What a task needs besides the actor's state and tags: the payload,
+ * metadata, the ids and the task's own fields. A result whose state and
+ * tags exceed max_message_bytes minus this is refused (a later task could
+ * not carry it). */
+#define GW_TASK_RESERVE (64 * 1024)
 
 /* Completion of an invocation. Called exactly once, on any thread, with
  * no runtime lock held; from then on the callee owns inv (and frees it
@@ -174,6 +193,34 @@ gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char 
  * Returns GW_OK or GW_ENOMEM (cb will not run). */
 gw_err gw_runtime_find_instance(gw_runtime *rt, const char *system, const char *name,
                                 void (*cb)(void *user, gw_err err), void *user);
+
+/* ---- quotas per system (bounds.c) ----------------------------------------
+ * gw_runtime_spawn makes (system, name) an instance of the UNNAMED actor
+ * parent as gw_registry_spawn does (*created: a new instance; record it),
+ * within the system's quota of instances: over it, GW_EFULL with msg
+ * saying so (nothing created). Other errors as gw_registry_spawn. Strings
+ * borrowed. Thread: any. */
+gw_err gw_runtime_spawn(gw_runtime *rt, const char *system, const char *name, const char *parent,
+                        bool *created, char *msg, size_t n);
+
+/* gw_runtime_schedule_id admits a scheduled invocation of system due at
+ * due_ms (Unix ms): GW_EINVAL when due_ms is farther ahead than
+ * max_schedule_ahead_ms, GW_EFULL when the system has max_schedules stored;
+ * both with msg. On GW_OK the row counts against the quota and id (40
+ * bytes) holds its row id: the system's hash, '.', then up to 30 bytes of
+ * rest ([0-9a-z]). Call gw_runtime_schedule_gone(id) when the row is
+ * deleted or could not be stored. Thread: any. */
+gw_err gw_runtime_schedule_id(gw_runtime *rt, const char *system, int64_t due_ms, const char *rest,
+                              char id[40], char *msg, size_t n);
+void gw_runtime_schedule_gone(gw_runtime *rt, const char *id);
+
+/* gw_runtime_load_quotas counts the stored instances and schedules per
+ * system (on the persist thread) and waits for the answer. Call once at
+ * start-up, before the scheduler starts. Blocks: yes. */
+gw_err gw_runtime_load_quotas(gw_runtime *rt);
+
+/* gw_runtime_quota_count: instances (or schedules) counted for system. */
+uint32_t gw_runtime_quota_count(gw_runtime *rt, const char *system, bool schedules);
 
 /* gw_runtime_start_scheduler starts delivering stored scheduled
  * invocations (claimed for owner, this gateway's id, with a lease of

@@ -236,9 +236,21 @@ static void accept_async(gwi_ucall *c, gw_inv *inv)
 }
 
 /* A scheduled invocation: answered once its row is durable. */
+/* A scheduled invocation being stored: the call and the row id (counted
+ * against the system's quota until the row is gone). */
+typedef struct sched_put {
+	gwi_ucall *c;
+	gw_runtime *rt;
+	char id[40];
+} sched_put;
+
 static void scheduled_stored(void *arg, gw_err err)
 {
-	gwi_ucall *c = arg;
+	sched_put *sp = arg;
+	gwi_ucall *c = sp->c;
+	if (err)
+		gw_runtime_schedule_gone(sp->rt, sp->id);
+	free(sp);
 	if (err)
 		gwi_ucall_reply(c, gw_err_status(err == GW_ECONFLICT ? GW_EIO : err),
 		                "the scheduled invocation could not be stored", NULL);
@@ -268,28 +280,44 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 		gw_inv_destroy(inv);
 		return;
 	}
-	uint8_t rnd[16];
-	char id[40];
+	uint8_t rnd[15];
+	char rest[31];
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
 		gwi_ucall_reply(c, GRPC_STATUS_INTERNAL, "no randomness for an id", NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
 	for (size_t i = 0; i < sizeof rnd; i++)
-		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(rest + 2 * i, 3, "%02x", rnd[i]);
 	size_t len = spawn__invocation_request__get_packed_size(rq);
 	uint8_t *buf = spawn_arena_alloc(&inv->arena, len ? len : 1);
-	if (!buf) {
+	sched_put *sp = buf ? malloc(sizeof *sp) : NULL;
+	if (!sp) {
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
+	/* The horizon and the system's quota of stored schedules (bounds.c). */
+	char qmsg[300];
+	gw_err err = gw_runtime_schedule_id(c->srv->rt, system, rq->scheduled_to, rest, sp->id,
+	                                    qmsg, sizeof qmsg);
+	if (err) {
+		free(sp);
+		gwi_ucall_reply(c, gw_err_status(err), qmsg, NULL);
+		gw_inv_destroy(inv);
+		return;
+	}
+	sp->c = c;
+	sp->rt = c->srv->rt;
 	spawn__invocation_request__pack(rq, buf);
-	gw_err err = gw_persist_schedule(gw_runtime_persist(c->srv->rt), id, rq->scheduled_to, buf,
-	                                 len, scheduled_stored, c);
+	err = gw_persist_schedule(gw_runtime_persist(c->srv->rt), sp->id, rq->scheduled_to, buf,
+	                          len, scheduled_stored, sp);
 	gw_inv_destroy(inv);
-	if (err)
+	if (err) {
+		gw_runtime_schedule_gone(sp->rt, sp->id);
+		free(sp);
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+	}
 }
 
 static void handle_invoke(gwi_ucall *c)
@@ -425,7 +453,7 @@ static void handle_spawn(gwi_ucall *c)
 		return;
 	}
 	Spawn__SpawnRequest *rq = (Spawn__SpawnRequest *)m;
-	char msg[200] = "";
+	char msg[512] = "";
 	grpc_status_code code = GRPC_STATUS_OK;
 	spawn_ctx *x = calloc(1, sizeof *x);
 	if (!x) {
@@ -451,13 +479,15 @@ static void handle_spawn(gwi_ucall *c)
 			break;
 		}
 		bool created = false;
-		gw_err err =
-		    gw_registry_spawn(c->srv->reg, id->system, id->name, id->parent, &created);
+		char qmsg[300];
+		gw_err err = gw_runtime_spawn(c->srv->rt, id->system, id->name, id->parent,
+		                              &created, qmsg, sizeof qmsg);
 		if (err) {
 			code = gw_err_status(err);
 			snprintf(msg, sizeof msg, "actors[%zu] '%s': %s", i, id->name,
 			         err == GW_ENOTFOUND ? "no such parent actor in that system"
 			         : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
+			         : err == GW_EFULL   ? qmsg
 			                             : gw_strerror(err));
 			break;
 		}
