@@ -213,13 +213,11 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                        {0}},
     [ST_SCHED_COUNT] = {"gw_sched_count", "SELECT count(*) FROM spawn_schedule", 0, {0}},
     [ST_INST_COUNTS] = {"gw_inst_counts",
-                        "SELECT system, count(*) FROM spawn_instance GROUP BY system "
-                        "ORDER BY system COLLATE \"C\"",
+                        "SELECT system, count(*) FROM spawn_instance GROUP BY system",
                         0,
                         {0}},
     [ST_SCHED_COUNTS] = {"gw_sched_counts",
-                         "SELECT substr(id, 1, $1::int) AS p, count(*) FROM spawn_schedule "
-                         "GROUP BY p ORDER BY p COLLATE \"C\"",
+                         "SELECT substr(id, 1, $1::int), count(*) FROM spawn_schedule GROUP BY 1",
                          1,
                          {OID_INT8}},
     /* One statement (autocommit: one transaction) for a whole chunk. */

@@ -186,10 +186,8 @@ static const char *const sql_text[ST_COUNT] = {
                       "WHERE owner IS NOT NULL AND lease_until < 9223372036854775807 "
                       "ORDER BY lease_until LIMIT 1)",
     [ST_SCHED_COUNT] = "SELECT count(*) FROM spawn_schedule",
-    [ST_INST_COUNTS] = "SELECT system, count(*) FROM spawn_instance GROUP BY system "
-                       "ORDER BY system",
-    [ST_SCHED_COUNTS] = "SELECT substr(id, 1, ?1) AS p, count(*) FROM spawn_schedule GROUP BY p "
-                        "ORDER BY p",
+    [ST_INST_COUNTS] = "SELECT system, count(*) FROM spawn_instance GROUP BY system",
+    [ST_SCHED_COUNTS] = "SELECT substr(id, 1, ?1), count(*) FROM spawn_schedule GROUP BY 1",
     /* The partial index holds exactly the flagged rows, in key order. */
     [ST_EFFECTS_LIST] = "SELECT system, name FROM spawn_actor_state "
                         "INDEXED BY spawn_actor_state_effects "
