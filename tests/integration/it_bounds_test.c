@@ -25,7 +25,12 @@
 
 #define ATTACK_MS    8000
 #define CANARY_DEADL 10000
-#define RSS_MAX_KB   (300 * 1024)
+/* ASan's quarantine (256 MB) and shadow memory count in VmRSS too. */
+#ifdef IT_SANITIZE
+#define RSS_MAX_KB (1024 * 1024)
+#else
+#define RSS_MAX_KB (300 * 1024)
+#endif
 
 static it_world w;
 static spawn_client *client;
@@ -193,7 +198,9 @@ START_TEST(a_fan_out_host_keeps_memory_bounded_and_another_tenant_served)
 	adm_destroy(adm);
 	it_proc_kill(evil);
 	it_host_stop(canary);
-	it_proc_kill(gw.p);
+	/* A clean stop with effects still parked or in retry (they stay in
+	 * their outboxes or are logged); a sanitizer finding fails it. */
+	it_gateway_stop(&gw);
 }
 END_TEST
 
