@@ -890,6 +890,7 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 	gw_actor *a;
 	gw_err err = resolve(rt, rq, inv->kind == GW_INV_CALL, &s, &h, &type, &st, &a, inv->msg,
 	                     sizeof inv->msg);
+	inv->over_quota = err == GW_EFULL; /* resolve's only EFULL: the instance quota */
 	if (err)
 		return err;
 	if (inv->kind == GW_INV_RESTORE && !st.stateful) {
@@ -965,8 +966,8 @@ static void instance_looked_up(void *user, gw_err err)
 		return;
 	}
 	done_list dl = {0};
-	/* inv->msg still says which name was not found */
-	gwi_finish(&dl, inv, err == GW_ENOTFOUND ? GW_ENOTFOUND : err, NULL);
+	/* inv->msg still says which name was not found (or the quota it is over) */
+	gwi_finish(&dl, inv, err == GW_ENOTFOUND && inv->over_quota ? GW_EFULL : err, NULL);
 	deliver(&dl);
 }
 
@@ -981,8 +982,9 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 	if (err == GW_OK)
 		return; /* inv belongs to the runtime (it may already be freed) */
 	const Spawn__InvocationRequest *rq = inv->req;
-	if (err == GW_ENOTFOUND && !inv->instance_checked && rq->actor && rq->actor->id &&
-	    !(rq->register_ref && rq->register_ref[0])) {
+	bool by_name = err == GW_ENOTFOUND && !(rq->register_ref && rq->register_ref[0]);
+	if ((by_name || (err == GW_EFULL && inv->over_quota)) && !inv->instance_checked &&
+	    rq->actor && rq->actor->id) {
 		/* Maybe an instance spawned before a restart: ask the statestore. */
 		inv->instance_checked = true;
 		if (gw_runtime_find_instance(rt, rq->system->name, rq->actor->id->name,

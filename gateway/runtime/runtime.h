@@ -98,6 +98,9 @@ struct gw_inv {
 	char msg[1024];    /* error detail for the client (UTF-8, cut at a character) */
 	bool host_message; /* with GW_EHOST: msg is the host's own words (maybe empty) */
 	int host_code;     /* with GW_EHOST: the host's gRPC code */
+	bool over_quota;   /* with GW_EFULL: a new instance over --max-instances; the
+	                      name may still be an instance stored before a restart
+	                      (look it up, gw_runtime_find_instance, before refusing) */
 	gw_blob *reply;    /* owned; NULL = no payload (Noop) */
 	uint64_t revision; /* GW_INV_RESTORE: the revision written */
 	/* --- runtime private --- */

@@ -205,6 +205,8 @@ static void async_found(void *user, gw_err err)
 		accept_async(c, inv);
 		return;
 	}
+	if (err == GW_ENOTFOUND && inv->over_quota)
+		err = GW_EFULL; /* not stored either: a new instance over the quota */
 	gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err), NULL);
 	gw_inv_destroy(inv);
 }
@@ -218,8 +220,8 @@ static void accept_async(gwi_ucall *c, gw_inv *inv)
 		return;
 	}
 	const Spawn__InvocationRequest *rq = inv->req;
-	if (err == GW_ENOTFOUND && !inv->instance_checked &&
-	    !(rq->register_ref && rq->register_ref[0])) {
+	bool by_name = err == GW_ENOTFOUND && !(rq->register_ref && rq->register_ref[0]);
+	if ((by_name || (err == GW_EFULL && inv->over_quota)) && !inv->instance_checked) {
 		inv->instance_checked = true;
 		async_ctx *a = malloc(sizeof *a);
 		if (a) {
@@ -367,6 +369,7 @@ typedef struct spawn_ctx {
 	pthread_mutex_t mu;
 	size_t pending;
 	gw_err err;
+	char msg[300]; /* with err GW_EFULL: the quota's message */
 } spawn_ctx;
 
 static void spawn_put_done(void *arg, gw_err err)
@@ -381,7 +384,8 @@ static void spawn_put_done(void *arg, gw_err err)
 		return;
 	if (x->c && x->err) {
 		gwi_ucall_reply(x->c, gw_err_status(x->err),
-		                x->err == GW_ENOTFOUND
+		                x->err == GW_EFULL && x->msg[0] ? x->msg
+		                : x->err == GW_ENOTFOUND
 		                    ? "the requested revision is not kept"
 		                    : "the instances could not be recorded or restored",
 		                NULL);
@@ -394,6 +398,14 @@ static void spawn_put_done(void *arg, gw_err err)
 	}
 	pthread_mutex_destroy(&x->mu);
 	free(x);
+}
+
+/* spawn_known: an instance over the quota was looked up in the store: one
+ * recorded before a restart is fine (now registered), else the quota
+ * refuses it. */
+static void spawn_known(void *arg, gw_err err)
+{
+	spawn_put_done(arg, err == GW_ENOTFOUND ? GW_EFULL : err);
 }
 
 /* spawn_restore_done: one instance's restore turn finished. */
@@ -482,12 +494,24 @@ static void handle_spawn(gwi_ucall *c)
 		char qmsg[300];
 		gw_err err = gw_runtime_spawn(c->srv->rt, id->system, id->name, id->parent,
 		                              &created, qmsg, sizeof qmsg);
+		if (err == GW_EFULL) {
+			/* Over the quota, unless the store has it from before a
+			 * restart (the registry learns of those on first use). */
+			pthread_mutex_lock(&x->mu);
+			x->pending++;
+			if (!x->msg[0])
+				snprintf(x->msg, sizeof x->msg, "actors[%zu]: %.250s", i, qmsg);
+			pthread_mutex_unlock(&x->mu);
+			if (gw_runtime_find_instance(c->srv->rt, id->system, id->name, spawn_known,
+			                             x) != GW_OK)
+				spawn_put_done(x, GW_ENOMEM);
+			continue;
+		}
 		if (err) {
 			code = gw_err_status(err);
 			snprintf(msg, sizeof msg, "actors[%zu] '%s': %s", i, id->name,
 			         err == GW_ENOTFOUND ? "no such parent actor in that system"
 			         : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
-			         : err == GW_EFULL   ? qmsg
 			                             : gw_strerror(err));
 			break;
 		}

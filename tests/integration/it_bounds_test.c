@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 #include <spawn/spawn.h>
@@ -121,6 +122,13 @@ static int64_t canary_round(adm_client *adm, int round)
 	return (t1 - t0) > (t2 - t1) ? (t1 - t0) : (t2 - t1);
 }
 
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int cmp64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -204,14 +212,110 @@ START_TEST(a_fan_out_host_keeps_memory_bounded_and_another_tenant_served)
 }
 END_TEST
 
+/* schedule_add stores Add(1) on the counter for scheduled_to; returns the
+ * status (message into msg). */
+static int schedule_add(int64_t scheduled_to, char *msg, size_t n)
+{
+	It__Add add = IT__ADD__INIT;
+	add.value = 1;
+	uint8_t buf[32];
+	size_t len = it__add__pack(&add, buf);
+	char type_url[128];
+	spawn_type_url(&it__add__descriptor, type_url, sizeof type_url);
+	spawn_request rq = {.system = ITC_SYSTEM,
+	                    .actor = "counter",
+	                    .action = "Add",
+	                    .payload = {.type_url = type_url, .data = buf, .len = len},
+	                    .scheduled_to_ms = scheduled_to};
+	spawn_reply r;
+	int rc = spawn_client_invoke(client, &rq, &r, it_ms(10000));
+	snprintf(msg, n, "%s", r.message ? r.message : "");
+	spawn_reply_fini(&r);
+	return rc;
+}
+
+static int spawn_one(const char *name, char *msg, size_t n)
+{
+	spawn_actor_id id = {name, "counters"};
+	spawn_reply r;
+	int rc = spawn_client_spawn(client, ITC_SYSTEM, &id, 1, &r, it_ms(10000));
+	snprintf(msg, n, "%s", r.message ? r.message : "");
+	spawn_reply_fini(&r);
+	return rc;
+}
+
+START_TEST(instance_and_schedule_quotas_hold_across_a_restart)
+{
+	it_world_init(&w, "quotas");
+	const char *args[] = {
+	    "--max-instances", "2", "--max-schedules", "3", "--max-schedule-ahead",
+	    "86400000",        NULL};
+	it_gw gw;
+	it_gateway_start(&w, &gw, "gw", "state.db", args, NULL);
+	it_proc *host = it_host_start(&w, "host", gw.target, NULL);
+	ck_assert_int_eq(spawn_client_create(&client, gw.target), SPAWN_OK);
+	char msg[512];
+	int64_t later = wall_ms() + 3600000;
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(schedule_add(later, msg, sizeof msg), SPAWN_OK);
+	ck_assert_int_eq(schedule_add(later, msg, sizeof msg), SPAWN_RESOURCE_EXHAUSTED);
+	ck_assert_msg(strstr(msg, "--max-schedules 3"), "message: %s", msg);
+	ck_assert_int_eq(schedule_add(wall_ms() + 2 * 86400000LL, msg, sizeof msg),
+	                 SPAWN_INVALID_ARGUMENT);
+	ck_assert_msg(strstr(msg, "--max-schedule-ahead"), "message: %s", msg);
+	ck_assert_int_eq(spawn_one("q1", msg, sizeof msg), SPAWN_OK);
+	int64_t total = -1;
+	ck_assert_int_eq(
+	    itc_add(client, (itc_actor){"q2", "counters"}, 1, 0, &total, msg, sizeof msg),
+	    SPAWN_OK);
+	ck_assert_int_eq(spawn_one("q3", msg, sizeof msg), SPAWN_RESOURCE_EXHAUSTED);
+	ck_assert_msg(strstr(msg, "--max-instances 2"), "message: %s", msg);
+	ck_assert_int_eq(
+	    itc_add(client, (itc_actor){"q4", "counters"}, 1, 0, &total, msg, sizeof msg),
+	    SPAWN_RESOURCE_EXHAUSTED);
+	spawn_client_destroy(client);
+	client = NULL;
+	it_host_stop(host);
+	it_gateway_stop(&gw);
+
+	/* After a restart the counts come from the store. */
+	it_gateway_start(&w, &gw, "gw2", "state.db", args, NULL);
+	host = it_host_start(&w, "host2", gw.target, NULL);
+	ck_assert_int_eq(spawn_client_create(&client, gw.target), SPAWN_OK);
+	ck_assert_int_eq(schedule_add(later, msg, sizeof msg), SPAWN_RESOURCE_EXHAUSTED);
+	ck_assert_int_eq(spawn_one("q5", msg, sizeof msg), SPAWN_RESOURCE_EXHAUSTED);
+	ck_assert_int_eq(spawn_one("q1", msg, sizeof msg), SPAWN_OK); /* exists: free */
+	ck_assert_int_eq(
+	    itc_add(client, (itc_actor){"q2", "counters"}, 1, 0, &total, msg, sizeof msg),
+	    SPAWN_OK);
+	ck_assert_int_eq(total, 2); /* q2's state survived */
+	/* the canary of this test: the counter still serves calls */
+	ck_assert_int_eq(itc_add(client, ITC_COUNTER, 5, 0, &total, msg, sizeof msg), SPAWN_OK);
+	ck_assert_int_eq(total, 5);
+	spawn_client_destroy(client);
+	client = NULL;
+	it_host_stop(host);
+	it_gateway_stop(&gw);
+}
+END_TEST
+
 static Suite *bounds_suite(void)
 {
 	Suite *s = suite_create("integration_bounds");
-	TCase *tc = tcase_create("fan_out");
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_set_timeout(tc, (double)it_ms(90));
-	tcase_add_test(tc, a_fan_out_host_keeps_memory_bounded_and_another_tenant_served);
-	suite_add_tcase(s, tc);
+	struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+	    {"fan_out", a_fan_out_host_keeps_memory_bounded_and_another_tenant_served},
+	    {"quotas", instance_and_schedule_quotas_hold_across_a_restart},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_add_checked_fixture(tc, NULL, teardown);
+		tcase_set_timeout(tc, (double)it_ms(90));
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
 	return s;
 }
 

@@ -440,6 +440,14 @@ START_TEST(instances_per_system_are_bounded_across_a_restart)
 	answer(2, 8, false, 0, 0);
 	ck_assert(wait_outs(5));
 	ck_assert_int_eq(outs[4].err, GW_OK);
+	/* with its template named (register_ref), a stored instance over the
+	 * quota is looked up, not refused */
+	invoke("i2", "tmpl", 7);
+	ck_assert(fake_host_wait(&host, 4));
+	ck_assert_str_eq(task_actor(3), "i2");
+	answer(3, 8, false, 0, 0);
+	ck_assert(wait_outs(6));
+	ck_assert_int_eq(outs[5].err, GW_OK);
 }
 END_TEST
 
