@@ -37,6 +37,101 @@
 #include "runtime_int.h"
 #include "workflow.h"
 
+/* ---- defaults and the checks of a result -------------------------------------- */
+
+void gwi_bounds_defaults(gw_runtime_opts *o)
+{
+	if (!o->max_effects_per_turn)
+		o->max_effects_per_turn = 64;
+	if (!o->max_outbox_bytes)
+		o->max_outbox_bytes = 1 << 20;
+	if (!o->max_effects_in_flight)
+		o->max_effects_in_flight = 10000;
+	if (!o->max_message_bytes)
+		o->max_message_bytes = 4 << 20;
+	if (!o->max_state_bytes)
+		o->max_state_bytes = o->max_message_bytes > 2 * GW_TASK_RESERVE
+		                         ? o->max_message_bytes - GW_TASK_RESERVE
+		                         : o->max_message_bytes / 2;
+	if (!o->max_instances)
+		o->max_instances = 100000;
+	if (!o->max_schedules)
+		o->max_schedules = 100000;
+	if (o->max_schedule_ahead_ms <= 0)
+		o->max_schedule_ahead_ms = 366LL * 24 * 3600 * 1000;
+}
+
+/* tags_size is the size of the tags the context of a later task carries. */
+static size_t tags_size(const Spawn__Context *uc)
+{
+	Spawn__Actors__ActorState t = SPAWN__ACTORS__ACTOR_STATE__INIT;
+	t.n_tags = uc->n_tags;
+	t.tags = (Spawn__Actors__ActorState__TagsEntry **)uc->tags; /* same layout */
+	return spawn__actors__actor_state__get_packed_size(&t);
+}
+
+/* gwi_result_bounds checks a result against the bounds a turn has (bounds.c,
+ * docs/design/actor-lifecycle.md "Bounds"): the state and tags it leaves
+ * must fit in a later task, a checkpointed turn's outbox in
+ * max_outbox_bytes, and effects that are not stored in the gateway's room
+ * for effects in flight. Returns GW_OK, or the error with msg; nothing is
+ * changed either way. */
+gw_err gwi_result_bounds(gw_runtime *rt, gw_actor *a, const gw_inv *inv,
+                         const Spawn__ActorInvocationResponse *r, char *msg, size_t n)
+{
+	const Spawn__Context *uc = r->updated_context;
+	if (!a->pooled && uc) {
+		size_t st = uc->state  ? google__protobuf__any__get_packed_size(uc->state)
+		            : a->state ? a->state->len + strlen(gw_blob_type(a->state)) + 16
+		                       : 0;
+		size_t tg = tags_size(uc);
+		if (st + tg > rt->o.max_state_bytes) {
+			snprintf(msg, n,
+			         "actor %s returned a state of %zu bytes with its tags (%zu of "
+			         "them tags); at most %zu fit in a later task (--max-message-bytes "
+			         "%zu minus %d reserved for payload and metadata): the turn is "
+			         "refused, its state unchanged",
+			         a->name, st + tg, tg, rt->o.max_state_bytes,
+			         rt->o.max_message_bytes, GW_TASK_RESERVE);
+			return GW_ETOOBIG;
+		}
+	}
+	size_t nfire = 0, bytes = 0;
+	for (const gw_inv *i = inv->wf_fire; i; i = i->next) {
+		nfire++;
+		/* the entry, its idempotency key and its framing */
+		bytes += spawn__invocation_request__get_packed_size(i->req) + 64 +
+		         2 * (strlen(a->type->system) + strlen(a->name));
+	}
+	if (!nfire)
+		return GW_OK;
+	bool durable = r->checkpoint && a->stateful; /* into the outbox (outbox.c) */
+	if (durable) {
+		size_t have = a->extra ? a->extra->len : 0;
+		if (have + bytes > rt->o.max_outbox_bytes) {
+			snprintf(
+			    msg, n,
+			    "the outbox of actor %s would hold %zu bytes with this turn's %zu "
+			    "effects; at most %zu are allowed (--max-outbox-bytes): the turn is "
+			    "refused, its state unchanged",
+			    a->name, have + bytes, nfire, rt->o.max_outbox_bytes);
+			return GW_ETOOBIG;
+		}
+		return GW_OK; /* stored: delivery waits for room, never dropped */
+	}
+	uint32_t used;
+	if (!gwi_fx_admit(rt, nfire, &used)) {
+		snprintf(
+		    msg, n,
+		    "%u side effects are in flight in this gateway; the %zu of this turn of "
+		    "actor %s would pass the bound of %u (--max-effects-in-flight): the turn is "
+		    "refused, its state unchanged",
+		    used, nfire, a->name, rt->o.max_effects_in_flight);
+		return GW_EFULL;
+	}
+	return GW_OK;
+}
+
 /* ---- effects in flight ------------------------------------------------------ */
 
 bool gwi_fx_admit(gw_runtime *rt, size_t n, uint32_t *inflight)

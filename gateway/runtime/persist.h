@@ -34,9 +34,11 @@
  * Invariants:
  *   1. a job's callback runs exactly once, also when the persist is
  *      destroyed with jobs queued (they run first);
- *   2. callbacks run on the persist thread; jobs of one actor complete in
- *      submission order (the runtime never has two in flight for one actor,
- *      except reads, which do not change anything).
+ *   2. callbacks run on the persist thread; jobs of one actor and one class
+ *      (urgent: activations, reads, listings; bulk: the rest) complete in
+ *      submission order; across classes urgent ones may overtake (the
+ *      runtime never has an activation and a save of one actor in flight at
+ *      once, and reads change nothing).
  * Thread: submit from any thread.
  */
 #ifndef GW_PERSIST_H

@@ -161,6 +161,12 @@ void gwi_fault_hit(int point, const char *where);
 
 /* bounds.c: effects in flight (gwi_fx_submit may run under a shard lock;
  * gwi_fx_over runs with no lock held) and quotas */
+void gwi_bounds_defaults(gw_runtime_opts *o);
+/* gwi_result_bounds checks a result (borrowed) of inv's turn on a (shard
+ * lock held) against the state, outbox and in-flight bounds: GW_OK, or the
+ * error with msg; changes nothing. */
+gw_err gwi_result_bounds(gw_runtime *rt, gw_actor *a, const gw_inv *inv,
+                         const Spawn__ActorInvocationResponse *r, char *msg, size_t n);
 bool gwi_fx_admit(gw_runtime *rt, size_t n, uint32_t *inflight);
 void gwi_fx_submit(done_list *dl, gw_runtime *rt, gw_inv *inv);
 void gwi_fx_over(gw_runtime *rt);
