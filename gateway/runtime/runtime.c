@@ -1510,4 +1510,8 @@ void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out)
 	out->invocations = atomic_load(&rt->invocations);
 	out->activations = atomic_load(&rt->activations);
 	out->deactivations = atomic_load(&rt->deactivations);
+	pthread_mutex_lock(&rt->fxmu);
+	out->effects_in_flight = rt->fx_inflight;
+	out->effects_parked = rt->fx_parked;
+	pthread_mutex_unlock(&rt->fxmu);
 }

@@ -246,6 +246,8 @@ gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms);
 
 typedef struct gw_runtime_stats {
 	uint64_t active_actors, invocations, activations, deactivations;
+	uint64_t effects_in_flight; /* side effects being delivered (--max-effects-in-flight) */
+	uint64_t effects_parked;    /* stored effects waiting for room */
 } gw_runtime_stats;
 void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out);
 

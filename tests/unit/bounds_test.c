@@ -360,6 +360,10 @@ START_TEST(effects_in_flight_are_bounded_stored_ones_wait_others_fail_their_turn
 	ck_assert(wait_outs(4));
 	ck_assert_int_eq(outs[3].err, GW_OK);
 	ck_assert_uint_eq(stored_revision("a3"), 1);
+	gw_runtime_stats rs;
+	gw_runtime_get_stats(rt, &rs);
+	ck_assert_uint_eq(rs.effects_in_flight, 2);
+	ck_assert_uint_eq(rs.effects_parked, 2);
 	/* a9 finishes its first effect: the second (already queued) runs */
 	answer(1, 8, false, 0, 0);
 	ck_assert(fake_host_wait(&host, 6));
