@@ -286,12 +286,19 @@ void gwi_wf_discard(gw_wf *wf)
 
 /* ---- side effects scheduled for later ---------------------------------------- */
 
+/* effect_system: the system a scheduled effect targets ("" when it names
+ * none: it is refused when it runs). */
+static const char *effect_system(const Spawn__InvocationRequest *rq)
+{
+	return rq->system && rq->system->name ? rq->system->name : "";
+}
+
 static void effect_stored(void *arg, gw_err err)
 {
 	gw_inv *inv = arg;
 	const Spawn__InvocationRequest *rq = inv->req;
 	if (err != GW_OK) /* not stored, or stored before (and counted then) */
-		gwi_sched_quota_give(inv->rt, rq->system->name);
+		gwi_sched_quota_give(inv->rt, effect_system(rq));
 	if (err == GW_ECONFLICT)
 		err = GW_OK; /* an earlier attempt of this very effect stored it */
 	if (err == GW_OK)
@@ -335,7 +342,7 @@ void gwi_wf_schedule(gw_runtime *rt, gw_inv *inv)
 	if (!err && !effect_id(inv, rest))
 		err = GW_EUNAVAIL;
 	if (!err &&
-	    (err = gw_runtime_schedule_id(rt, inv->req->system->name, inv->req->scheduled_to, rest,
+	    (err = gw_runtime_schedule_id(rt, effect_system(inv->req), inv->req->scheduled_to, rest,
 	                                  id, qmsg, sizeof qmsg))) {
 		inv->err = err;
 		snprintf(inv->msg, sizeof inv->msg, "cannot schedule the side effect: %s", qmsg);
