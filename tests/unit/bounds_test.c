@@ -380,6 +380,68 @@ START_TEST(effects_in_flight_are_bounded_stored_ones_wait_others_fail_their_turn
 }
 END_TEST
 
+/* stored_outbox: the outbox entries in actor's stored row. */
+static size_t stored_outbox(const char *actor)
+{
+	gw_store *s2;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
+	gw_actor_key k = {SYS, actor};
+	gw_loaded l;
+	ck_assert_int_eq(gw_store_load(s2, &k, &l), GW_OK);
+	Spawn__Gateway__V1__StoredState *got =
+	    spawn__gateway__v1__stored_state__unpack(NULL, l.len, l.data);
+	ck_assert_ptr_nonnull(got);
+	size_t n = got->n_outbox;
+	spawn__gateway__v1__stored_state__free_unpacked(got, NULL);
+	gw_loaded_fini(&l);
+	gw_store_close(s2);
+	return n;
+}
+
+START_TEST(parked_effects_stay_stored_across_a_shutdown_and_go_out_after_it)
+{
+	ropts.max_effects_in_flight = 1;
+	start_runtime();
+	invoke("a3", NULL, 1);
+	invoke("a1", NULL, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	size_t t3 = strcmp(task_actor(0), "a3") ? 1 : 0;
+	/* a1's effect to a9 finds no live host: it stays in flight, retrying */
+	pthread_mutex_lock(&host.mu);
+	host.live = false;
+	pthread_mutex_unlock(&host.mu);
+	answer(1 - t3, 8, false, 1, 8);
+	ck_assert(wait_outs(1));
+	answer(t3, 8, true, 2, 8); /* stored, then parked: no room */
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	ck_assert_int_eq(outs[1].err, GW_OK);
+	gw_runtime_stats rs;
+	gw_runtime_get_stats(rt, &rs);
+	ck_assert_uint_eq(rs.effects_in_flight, 1);
+	ck_assert_uint_eq(rs.effects_parked, 2);
+	ck_assert_uint_eq(stored_outbox("a3"), 2);
+	stop_runtime();
+	ck_assert_uint_eq(stored_outbox("a3"), 2); /* never dropped */
+
+	pthread_mutex_lock(&host.mu);
+	host.live = true;
+	pthread_mutex_unlock(&host.mu);
+	start_runtime();
+	ck_assert_int_eq(gw_runtime_recover_effects(rt), GW_OK);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_str_eq(task_actor(2), "a9");
+	answer(2, 8, false, 0, 0);
+	ck_assert(fake_host_wait(&host, 4));
+	ck_assert_str_eq(task_actor(3), "a9");
+	answer(3, 8, false, 0, 0);
+	for (int i = 0; i < 2500 && stored_outbox("a3"); i++)
+		nanosleep(&(struct timespec){0, 2000000}, NULL); /* readiness poll */
+	ck_assert_uint_eq(stored_outbox("a3"), 0);
+}
+END_TEST
+
 START_TEST(a_state_that_would_not_fit_in_a_later_task_is_refused_at_result_time)
 {
 	ropts.max_message_bytes = 64 * 1024;
@@ -625,6 +687,7 @@ static Suite *bounds_suite(void)
 	    {"outbox-bytes", an_outbox_over_its_bytes_fails_the_checkpointed_turn},
 	    {"effects-in-flight",
 	     effects_in_flight_are_bounded_stored_ones_wait_others_fail_their_turn},
+	    {"parked-shutdown", parked_effects_stay_stored_across_a_shutdown_and_go_out_after_it},
 	    {"state-size", a_state_that_would_not_fit_in_a_later_task_is_refused_at_result_time},
 	    {"instances", instances_per_system_are_bounded_across_a_restart},
 	    {"schedules", schedules_per_system_are_bounded_across_a_restart_and_freed_when_done},
