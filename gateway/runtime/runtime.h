@@ -59,7 +59,8 @@ typedef struct gw_runtime_opts {
 	uint32_t max_effects_in_flight; /* per gateway (effects and broadcast
 	                                   deliveries); 0 = 10000 */
 	size_t max_state_bytes;         /* state + tags a result may leave: 0 =
-	                                   max_message_bytes - GW_TASK_RESERVE */
+	                                   max_message_bytes - GW_TASK_RESERVE (half
+	                                   of it when under 2 * GW_TASK_RESERVE) */
 	size_t max_message_bytes;       /* the host message bound; 0 = 4 MiB */
 	uint32_t max_instances;         /* UNNAMED instances per system; 0 = 100000 */
 	uint32_t max_schedules;         /* stored scheduled invocations per system;
