@@ -46,6 +46,30 @@ void gw_config_usage(const char *prog)
 	    "                            [SPAWN_HOST_TIMEOUT_MS] default 30000\n"
 	    "  --max-message-bytes N     largest message accepted or sent\n"
 	    "                            [SPAWN_MAX_MESSAGE_BYTES] default 4194304\n"
+	    "  --max-state-bytes N       largest state (with its tags) a result may leave: a "
+	    "later\n"
+	    "                            task must carry it [SPAWN_MAX_STATE_BYTES] default\n"
+	    "                            max-message-bytes - 65536 (reserved for payload, "
+	    "metadata)\n"
+	    "  --max-effects-per-turn N  side effects one result may emit "
+	    "[SPAWN_MAX_EFFECTS_PER_TURN]\n"
+	    "                            default 64\n"
+	    "  --max-outbox-bytes N      stored undelivered effects per actor "
+	    "[SPAWN_MAX_OUTBOX_BYTES]\n"
+	    "                            default 1048576\n"
+	    "  --max-effects-in-flight N side effects being delivered by this gateway: stored "
+	    "ones\n"
+	    "                            wait, others fail their turn "
+	    "[SPAWN_MAX_EFFECTS_IN_FLIGHT]\n"
+	    "                            default 10000\n"
+	    "  --max-instances N         UNNAMED instances per actor system [SPAWN_MAX_INSTANCES]\n"
+	    "                            default 100000\n"
+	    "  --max-schedules N         stored scheduled invocations per actor system\n"
+	    "                            [SPAWN_MAX_SCHEDULES] default 100000\n"
+	    "  --max-schedule-ahead MS   farthest scheduled_to from now "
+	    "[SPAWN_MAX_SCHEDULE_AHEAD_MS]\n"
+	    "                            default 31622400000 (366 days)\n"
+	    "                            (over a bound: RESOURCE_EXHAUSTED, nothing changed)\n"
 	    "  --save-batch N            most saves per statestore transaction [SPAWN_SAVE_BATCH] "
 	    "256\n"
 	    "  --store-pool N            connections to PostgreSQL/MariaDB [SPAWN_STATESTORE_POOL] "
@@ -197,6 +221,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_HOST_STALL_MS", host_stall_ms, 1, INT64_MAX / 4)
 	ENVNUM("SPAWN_HOST_GRACE_MS", host_grace_ms, 1, INT64_MAX / 4)
 	ENVNUM("SPAWN_REGISTRATION_GRACE_MS", registration_grace_ms, 0, INT64_MAX / 4)
+	ENVNUM("SPAWN_MAX_STATE_BYTES", max_state_bytes, 512, 1 << 30)
+	ENVNUM("SPAWN_MAX_EFFECTS_PER_TURN", max_effects_per_turn, 1, 1000000)
+	ENVNUM("SPAWN_MAX_OUTBOX_BYTES", max_outbox_bytes, 1024, 1LL << 40)
+	ENVNUM("SPAWN_MAX_EFFECTS_IN_FLIGHT", max_effects_in_flight, 1, 100000000)
+	ENVNUM("SPAWN_MAX_INSTANCES", max_instances, 1, 4000000000LL)
+	ENVNUM("SPAWN_MAX_SCHEDULES", max_schedules, 1, 4000000000LL)
+	ENVNUM("SPAWN_MAX_SCHEDULE_AHEAD_MS", max_schedule_ahead_ms, 1, INT64_MAX / 4)
 #undef ENVNUM
 	if ((e = getenv("SPAWN_ROTATE_KEYS")) && *e)
 		c->rotate_keys = !strcmp(e, "1") || !strcmp(e, "true");
@@ -242,7 +273,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_HOSTSTALL,
 		O_HOSTGRACE,
 		O_REGGRACE,
-		O_LOGRATE
+		O_LOGRATE,
+		O_MAXSTATE,
+		O_FXTURN,
+		O_OUTBOX,
+		O_FXFLIGHT,
+		O_MAXINST,
+		O_MAXSCHED,
+		O_AHEAD
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -274,6 +312,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"host-grace-ms", required_argument, NULL, O_HOSTGRACE},
 	    {"registration-grace-ms", required_argument, NULL, O_REGGRACE},
 	    {"log-rate", required_argument, NULL, O_LOGRATE},
+	    {"max-state-bytes", required_argument, NULL, O_MAXSTATE},
+	    {"max-effects-per-turn", required_argument, NULL, O_FXTURN},
+	    {"max-outbox-bytes", required_argument, NULL, O_OUTBOX},
+	    {"max-effects-in-flight", required_argument, NULL, O_FXFLIGHT},
+	    {"max-instances", required_argument, NULL, O_MAXINST},
+	    {"max-schedules", required_argument, NULL, O_MAXSCHED},
+	    {"max-schedule-ahead", required_argument, NULL, O_AHEAD},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -378,6 +423,34 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			c->registration_grace_ms = num(optarg, "--registration-grace-ms", 0,
 			                               INT64_MAX / 4, why, whylen, &err);
 			break;
+		case O_MAXSTATE:
+			c->max_state_bytes = (size_t)num(optarg, "--max-state-bytes", 512, 1 << 30,
+			                                 why, whylen, &err);
+			break;
+		case O_FXTURN:
+			c->max_effects_per_turn = (uint32_t)num(optarg, "--max-effects-per-turn", 1,
+			                                        1000000, why, whylen, &err);
+			break;
+		case O_OUTBOX:
+			c->max_outbox_bytes = (size_t)num(optarg, "--max-outbox-bytes", 1024,
+			                                  1LL << 40, why, whylen, &err);
+			break;
+		case O_FXFLIGHT:
+			c->max_effects_in_flight = (uint32_t)num(optarg, "--max-effects-in-flight",
+			                                         1, 100000000, why, whylen, &err);
+			break;
+		case O_MAXINST:
+			c->max_instances = (uint32_t)num(optarg, "--max-instances", 1, 4000000000LL,
+			                                 why, whylen, &err);
+			break;
+		case O_MAXSCHED:
+			c->max_schedules = (uint32_t)num(optarg, "--max-schedules", 1, 4000000000LL,
+			                                 why, whylen, &err);
+			break;
+		case O_AHEAD:
+			c->max_schedule_ahead_ms = num(optarg, "--max-schedule-ahead", 1,
+			                               INT64_MAX / 4, why, whylen, &err);
+			break;
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {
 				snprintf(why, whylen, "--log-level: unknown level '%s'", optarg);
@@ -411,5 +484,12 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	if (c->n_listen == 0)
 		c->listen[c->n_listen++] = "127.0.0.1:8090";
 	gw_wc_limits_resolve(&c->limits);
+	if (c->max_state_bytes && c->max_state_bytes + 4096 > (size_t)c->max_message_bytes) {
+		snprintf(why, whylen,
+		         "--max-state-bytes %zu leaves less than 4096 bytes of a task of "
+		         "--max-message-bytes %d for its payload and metadata",
+		         c->max_state_bytes, c->max_message_bytes);
+		return GW_ECONFIG;
+	}
 	return GW_OK;
 }

@@ -39,6 +39,10 @@ typedef struct gw_config {
 	int64_t registration_grace_ms; /* after start: known actors UNAVAILABLE, 0 = none */
 	int log_burst;                 /* lines per call site per log_interval_ms; 0 = no limit */
 	int64_t log_interval_ms;
+	/* bounds (gw_runtime_opts; 0 = the runtime's default) */
+	uint32_t max_effects_per_turn, max_effects_in_flight, max_instances, max_schedules;
+	size_t max_outbox_bytes, max_state_bytes;
+	int64_t max_schedule_ahead_ms;
 } gw_config;
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,

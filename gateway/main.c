@@ -77,9 +77,22 @@ int main(int argc, char **argv)
 	    .host_timeout_ms = cfg.host_timeout_ms,
 	    .host_grace_ms = cfg.host_grace_ms,
 	    .registration_grace_ms = cfg.registration_grace_ms,
+	    .max_effects_per_turn = cfg.max_effects_per_turn,
+	    .max_outbox_bytes = cfg.max_outbox_bytes,
+	    .max_effects_in_flight = cfg.max_effects_in_flight,
+	    .max_state_bytes = cfg.max_state_bytes,
+	    .max_message_bytes = (size_t)cfg.max_message_bytes,
+	    .max_instances = cfg.max_instances,
+	    .max_schedules = cfg.max_schedules,
+	    .max_schedule_ahead_ms = cfg.max_schedule_ahead_ms,
 	};
 	if ((err = gw_runtime_create(&rt, &ro, reg, persist)))
 		goto fail;
+	/* The quotas per system start from what the store holds. */
+	if ((err = gw_runtime_load_quotas(rt))) {
+		GW_ERROR("statestore: cannot count the stored instances and schedules");
+		goto fail;
+	}
 	/* Scheduled invocations: claimed under this gateway's id, with a lease
 	 * longer than any invocation may take. */
 	char owner[128], host[64] = "gateway";

@@ -1202,6 +1202,20 @@ gw_err gw_store_schedule_next_due(gw_store *s, int64_t *due_ms)
 	return e;
 }
 
+gw_err gw_store_instance_counts(gw_store *s, gw_count_fn fn, void *user)
+{
+	if (!s || !fn)
+		return GW_EINVAL;
+	return s->ops->instance_counts(s->drv, fn, user);
+}
+
+gw_err gw_store_schedule_counts(gw_store *s, size_t prefix_len, gw_count_fn fn, void *user)
+{
+	if (!s || !fn || prefix_len < 1 || prefix_len > GW_SCHED_ID_MAX)
+		return GW_EINVAL;
+	return s->ops->sched_counts(s->drv, prefix_len, fn, user);
+}
+
 gw_err gw_store_schedule_count(gw_store *s, uint64_t *pending)
 {
 	if (!s || !pending)

@@ -410,6 +410,28 @@ gw_err gw_store_schedule_next_due(gw_store *s, int64_t *due_ms);
  * and tests: it counts index entries, O(n). Blocks: yes. */
 gw_err gw_store_schedule_count(gw_store *s, uint64_t *pending);
 
+/* ---- counts for quotas (ops version 6) -------------------------------------
+ * The gateway keeps per-system quotas on instances and scheduled
+ * invocations in memory and reads the counts once at start-up. */
+
+/* One group of a count: key (a system name, or an id prefix) borrowed for
+ * the call. */
+typedef void (*gw_count_fn)(void *user, const char *key, uint64_t n);
+
+/* gw_store_instance_counts calls fn once per system that has instances
+ * (spawn_instance rows), with their number (order unspecified). O(n) over
+ * the primary key. Returns GW_OK, GW_EINVAL (NULL args) or the driver's error
+ * (fn may have run for some systems). Blocks: yes. */
+gw_err gw_store_instance_counts(gw_store *s, gw_count_fn fn, void *user);
+
+/* gw_store_schedule_counts calls fn once per distinct prefix of prefix_len
+ * bytes (1..GW_SCHED_ID_MAX) of the stored scheduled invocations' ids (every
+ * row not yet done, as gw_store_schedule_count), with the number of rows
+ * (order unspecified); ids shorter than prefix_len are grouped whole. The
+ * gateway starts every id with its target system's hash (bounds.c). O(n).
+ * Returns GW_OK, GW_EINVAL or the driver's error. Blocks: yes. */
+gw_err gw_store_schedule_counts(gw_store *s, size_t prefix_len, gw_count_fn fn, void *user);
+
 /* gw_sched_free frees n claimed rows (their data and the array). Accepts
  * NULL. */
 void gw_sched_free(gw_sched *v, size_t n);
@@ -502,7 +524,7 @@ typedef struct gw_sched_row {
 	size_t len;
 } gw_sched_row;
 
-#define GW_STORE_OPS_VERSION 5
+#define GW_STORE_OPS_VERSION 6
 
 typedef struct gw_store_ops {
 	int version;        /* GW_STORE_OPS_VERSION; members only appended */
@@ -622,6 +644,14 @@ typedef struct gw_store_ops {
 	 * freed them) and the front sets results[]. */
 	gw_err (*activate_batch)(void *drv, const gw_actor_key *keys, size_t n, uint64_t *epochs,
 	                         gw_row *rows, gw_err *results);
+
+	/* ---- version 6 ---- */
+	/* instance_counts: fn(user, system, rows) per system of spawn_instance
+	 * (GROUP BY system; any order). */
+	gw_err (*instance_counts)(void *drv, gw_count_fn fn, void *user);
+	/* sched_counts: fn(user, prefix, rows) per distinct first prefix_len
+	 * bytes of spawn_schedule ids (1 <= prefix_len <= GW_SCHED_ID_MAX). */
+	gw_err (*sched_counts)(void *drv, size_t prefix_len, gw_count_fn fn, void *user);
 } gw_store_ops;
 
 #endif

@@ -129,7 +129,9 @@ static void inflight_remove(gw_runtime *rt, const char *id)
 static void sched_deleted(void *arg, gw_err err)
 {
 	gw_inv *inv = arg;
-	(void)err; /* logged by persist.c; a row not deleted returns after its lease */
+	/* logged by persist.c; a row not deleted returns after its lease */
+	if (err == GW_OK)
+		gw_runtime_schedule_gone(inv->rt, inv->user);
 	inflight_remove(inv->rt, inv->user);
 	gw_inv_destroy(inv);
 }
@@ -187,9 +189,8 @@ static void sched_deliver(void *user, const char *id, const uint8_t *data, size_
 	if (!inv || !inv->req) {
 		GW_ERROR("scheduled invocation %s: %s; left for an operator", id,
 		         inv && buf ? "not a valid InvocationRequest" : "out of memory");
-		if (inv && buf)
-			gw_persist_schedule_done(rt->persist, id, NULL,
-			                         NULL); /* never parses: drop */
+		if (inv && buf && gw_persist_schedule_done(rt->persist, id, NULL, NULL) == GW_OK)
+			gw_runtime_schedule_gone(rt, id); /* never parses: dropped */
 		inflight_remove(rt, id);
 		gw_inv_destroy(inv);
 		return;

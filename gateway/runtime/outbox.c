@@ -252,7 +252,7 @@ size_t gwi_outbox_redeliver(gw_runtime *rt, gw_actor *a, done_list *dl)
 		}
 		c->done = gwi_wf_fire_done;
 		c->effect = true;
-		gwi_spawn_later(dl, rt, c);
+		gwi_fx_submit(dl, rt, c); /* counted: --max-effects-in-flight */
 		n++;
 	}
 	if (n)

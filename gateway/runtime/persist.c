@@ -2,19 +2,24 @@
  * activations, batched deletes of delivered scheduled invocations, and the
  * background key rotation when the queue is idle.
  *
- * One drain of the queue:
+ * Two queues, by class (urgent_kind): URGENT (activations, reads,
+ * listings: a caller waits on one read) and BULK (everything else). One
+ * drain takes both:
  *
- *   JOB_SAVE ------------- set aside, then group-committed after the rest
+ *   URGENT jobs ---------- run first, in arrival order; JOB_ACTIVATE jobs
+ *                          form activation groups, each one
+ *                          gw_store_activate_batch (run when full, when an
+ *                          activation of an actor already in it arrives,
+ *                          before a read of an actor in it, and at the end)
+ *   JOB_SAVE ------------- group-committed in batches of max_batch
  *   JOB_SCHED_DONE ------- into the pending deletes (below)
- *   JOB_ACTIVATE --------- into the activation group; the group runs as one
- *                          gw_store_activate_batch when it is full, when an
- *                          activation of an actor already in it arrives, before
- *                          any other job runs, and at the end of the drain
- *   any other job -------- runs (after the group), in arrival order
+ *   other BULK jobs ------ run one by one, in arrival order
+ *   between two save batches and two bulk jobs: the URGENT jobs queued
+ *   meanwhile run (so a fan-out of instance records never starves them)
  *
- * So callbacks of everything but saves and deletes run in arrival order,
- * and the runtime, which never has an activation and a save of one actor in
- * flight at once, sees no reordering.
+ * So callbacks run in arrival order within a class. The runtime never has
+ * an activation and a save of one actor in flight at once, and reads see
+ * committed revisions, so the reordering across classes is invisible to it.
  *
  * Scheduled invocations, on the persist thread:
  *
@@ -53,8 +58,23 @@ enum {
 	JOB_INST_GET,
 	JOB_SCHED_PUT,
 	JOB_SCHED_DONE,
-	JOB_EFFECTS
+	JOB_EFFECTS,
+	JOB_CALL
 };
+
+/* The urgent class: what a caller waits for and that costs one read
+ * (activations, reads, listings). It has its own queue and runs ahead of
+ * the bulk class (saves, instance records, schedules, deletes, listings
+ * of effects), also between two bulk jobs of one drain, so a tenant's
+ * fan-out (thousands of instance records and saves) never makes another
+ * tenant's activation or GetState wait for more than one bulk job or one
+ * save batch. The runtime never has an activation and a save of one actor
+ * in flight at once, and a read sees a committed revision either way, so
+ * running these first changes nothing an actor can observe. */
+static bool urgent_kind(int kind)
+{
+	return kind == JOB_ACTIVATE || kind == JOB_READ || kind == JOB_LIST;
+}
 
 #define EFFECTS_PAGE 256
 
@@ -79,7 +99,8 @@ struct gw_persist_job {
 		gw_inst_cb inst;
 		gw_keys_cb keys;
 	} cb;
-	uint8_t *data; /* JOB_SCHED_PUT: owned */
+	uint8_t *data;                            /* JOB_SCHED_PUT: owned */
+	void (*call)(void *arg, gw_store *store); /* JOB_CALL */
 	size_t len;
 	int64_t due_ms;
 	gw_blob *state;    /* save: owned reference */
@@ -94,7 +115,8 @@ struct gw_persist_job {
 struct gw_persist {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	gw_persist_job *head, *tail;
+	gw_persist_job *head, *tail;   /* bulk class */
+	gw_persist_job *uhead, *utail; /* urgent class (urgent_kind) */
 	bool stopping;
 	pthread_t thread;
 	gw_store *store; /* borrowed */
@@ -322,6 +344,9 @@ static void run_misc(gw_persist *p, gw_persist_job *j)
 	case JOB_EFFECTS:
 		run_effects(p, j);
 		break;
+	case JOB_CALL:
+		j->call(j->arg, p->store);
+		break;
 	}
 }
 
@@ -444,6 +469,48 @@ static bool rotate_once(gw_persist *p)
 	return more;
 }
 
+/* run_urgent runs a list of urgent jobs in arrival order; activations
+ * share gw_store_activate_batch calls of up to GW_STORE_ACTIVATE_MAX, and a
+ * read or listing of an actor in the pending group runs that group first,
+ * so each actor's jobs keep their arrival order. */
+static void run_urgent(gw_persist *p, gw_persist_job *list)
+{
+	act_group acts = {.n = 0,
+	                  .max = p->o.max_batch < GW_STORE_ACTIVATE_MAX ? p->o.max_batch
+	                                                                : GW_STORE_ACTIVATE_MAX};
+	while (list) {
+		gw_persist_job *j = list;
+		list = j->next;
+		j->next = NULL;
+		if (j->kind == JOB_ACTIVATE) {
+			act_add(p, &acts, j);
+			continue;
+		}
+		if (act_holds(&acts, j))
+			act_flush(p, &acts);
+		if (j->kind == JOB_LIST)
+			run_list(p, j);
+		else
+			run_read(p, j);
+		pthread_mutex_lock(&p->mu);
+		p->stats.loads++;
+		pthread_mutex_unlock(&p->mu);
+		job_free(j);
+	}
+	act_flush(p, &acts);
+}
+
+/* urgent_between runs the urgent jobs queued while bulk work runs. */
+static void urgent_between(gw_persist *p)
+{
+	pthread_mutex_lock(&p->mu);
+	gw_persist_job *u = p->uhead;
+	p->uhead = p->utail = NULL;
+	pthread_mutex_unlock(&p->mu);
+	if (u)
+		run_urgent(p, u);
+}
+
 static void *persist_main(void *arg)
 {
 	gw_persist *p = arg;
@@ -454,7 +521,7 @@ static void *persist_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
 		bool sched_due = false, idle = false;
-		while (!p->head && !p->stopping) {
+		while (!p->head && !p->uhead && !p->stopping) {
 			if (p->sched_fn && p->sched_next_ms <= spawn_wall_ms()) {
 				sched_due = true;
 				break;
@@ -490,11 +557,16 @@ static void *persist_main(void *arg)
 			}
 			pthread_cond_wait(&p->cv, &p->mu);
 		}
-		gw_persist_job *list = p->head;
-		p->head = p->tail = NULL;
+		gw_persist_job *urgent = p->uhead, *list = p->head;
+		p->uhead = p->utail = p->head = p->tail = NULL;
 		bool stop = p->stopping;
 		bool rotating = p->stats.rotating;
 		pthread_mutex_unlock(&p->mu);
+		if (urgent) {
+			run_urgent(p, urgent);
+			if (!list)
+				continue;
+		}
 		if (!list && stop) {
 			done_flush(p);
 			break;
@@ -517,22 +589,12 @@ static void *persist_main(void *arg)
 			}
 			continue;
 		}
-		/* Reads and activations first, in arrival order; then saves in
-		 * batches. The runtime never has an activation and a save of one
-		 * actor in flight at once, so the reordering is invisible to it.
-		 * Activations share one gw_store_activate_batch of up to
-		 * GW_STORE_ACTIVATE_MAX; a job of an actor in the pending group
-		 * (a read, a listing, an instance lookup) runs that group first,
-		 * so each actor's jobs keep their arrival order; jobs of other
-		 * actors (instance records of new instances, schedules) do not
-		 * break the group: the order across actors is not promised.
-		 * Deletes of delivered scheduled invocations join the pending
-		 * ones. */
-		gw_persist_job *saves = NULL, **stail = &saves;
-		act_group acts = {.n = 0,
-		                  .max = p->o.max_batch < GW_STORE_ACTIVATE_MAX
-		                             ? p->o.max_batch
-		                             : GW_STORE_ACTIVATE_MAX};
+		/* The urgent class ran first (above). Then saves in batches
+		 * (group commit), then the other bulk jobs in arrival order;
+		 * urgent jobs that arrive meanwhile run between two batches or
+		 * two jobs. Deletes of delivered scheduled invocations join the
+		 * pending ones. */
+		gw_persist_job *saves = NULL, **stail = &saves, *bulk = NULL, **btail = &bulk;
 		while (list) {
 			gw_persist_job *j = list;
 			list = j->next;
@@ -540,31 +602,15 @@ static void *persist_main(void *arg)
 			if (j->kind == JOB_SAVE) {
 				*stail = j;
 				stail = &j->next;
-				continue;
-			}
-			if (j->kind == JOB_SCHED_DONE) {
+			} else if (j->kind == JOB_SCHED_DONE) {
 				done_take(p, j);
-				continue;
+			} else {
+				*btail = j;
+				btail = &j->next;
 			}
-			if (j->kind == JOB_ACTIVATE) {
-				act_add(p, &acts, j);
-				continue;
-			}
-			if (act_holds(&acts, j))
-				act_flush(p, &acts);
-			if (j->kind == JOB_LIST)
-				run_list(p, j);
-			else if (j->kind == JOB_READ)
-				run_read(p, j);
-			else
-				run_misc(p, j);
-			pthread_mutex_lock(&p->mu);
-			p->stats.loads++;
-			pthread_mutex_unlock(&p->mu);
-			job_free(j);
 		}
-		act_flush(p, &acts);
 		while (saves) {
+			urgent_between(p);
 			size_t nb = 0;
 			while (saves && nb < p->o.max_batch) {
 				batch[nb++] = saves;
@@ -573,6 +619,16 @@ static void *persist_main(void *arg)
 			run_saves(p, batch, nb);
 			for (size_t i = 0; i < nb; i++)
 				job_free(batch[i]);
+		}
+		while (bulk) {
+			urgent_between(p);
+			gw_persist_job *j = bulk;
+			bulk = j->next;
+			run_misc(p, j);
+			pthread_mutex_lock(&p->mu);
+			p->stats.loads++;
+			pthread_mutex_unlock(&p->mu);
+			job_free(j);
 		}
 		/* A queue that never empties must not starve the scheduler: a
 		 * due pass also runs between two drains. */
@@ -651,11 +707,13 @@ static gw_persist_job *job_new(int kind, const char *system, const char *name)
 static void enqueue(gw_persist *p, gw_persist_job *j)
 {
 	pthread_mutex_lock(&p->mu);
-	if (p->tail)
-		p->tail->next = j;
+	gw_persist_job **head = urgent_kind(j->kind) ? &p->uhead : &p->head;
+	gw_persist_job **tail = urgent_kind(j->kind) ? &p->utail : &p->tail;
+	if (*tail)
+		(*tail)->next = j;
 	else
-		p->head = j;
-	p->tail = j;
+		*head = j;
+	*tail = j;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 }
@@ -802,6 +860,17 @@ gw_err gw_persist_schedule_done(gw_persist *p, const char *id, gw_save_cb cb, vo
 	if (!j)
 		return GW_ENOMEM;
 	j->cb.save = cb;
+	j->arg = arg;
+	enqueue(p, j);
+	return GW_OK;
+}
+
+gw_err gw_persist_call(gw_persist *p, void (*fn)(void *arg, gw_store *store), void *arg)
+{
+	gw_persist_job *j = job_new(JOB_CALL, "", "");
+	if (!j)
+		return GW_ENOMEM;
+	j->call = fn;
 	j->arg = arg;
 	enqueue(p, j);
 	return GW_OK;

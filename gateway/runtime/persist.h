@@ -20,6 +20,12 @@
  * job still gets its own callback, with its own result; the activations'
  * callbacks run in their arrival order.
  *
+ * Priority: activations, reads and listings (the urgent class) have their
+ * own queue and run ahead of saves, instance records, schedules and other
+ * bulk work, also between two save batches or two bulk jobs of one drain:
+ * one tenant's fan-out cannot make another tenant's activation or GetState
+ * wait behind it (persist.c).
+ *
  * Key rotation: when enabled, the thread re-encrypts rows to the primary
  * key in small steps (gw_store_rotate_step) whenever its queue is empty,
  * so invocations never wait behind it for more than one step.
@@ -28,9 +34,11 @@
  * Invariants:
  *   1. a job's callback runs exactly once, also when the persist is
  *      destroyed with jobs queued (they run first);
- *   2. callbacks run on the persist thread; jobs of one actor complete in
- *      submission order (the runtime never has two in flight for one actor,
- *      except reads, which do not change anything).
+ *   2. callbacks run on the persist thread; jobs of one actor and one class
+ *      (urgent: activations, reads, listings; bulk: the rest) complete in
+ *      submission order; across classes urgent ones may overtake (the
+ *      runtime never has an activation and a save of one actor in flight at
+ *      once, and reads change nothing).
  * Thread: submit from any thread.
  */
 #ifndef GW_PERSIST_H
@@ -119,6 +127,11 @@ typedef void (*gw_keys_cb)(void *arg, gw_err err, const gw_actor_key *keys, size
 gw_err gw_persist_effects_list(gw_persist *p, gw_keys_cb cb, void *arg);
 
 void gw_persist_get_stats(gw_persist *p, gw_persist_stats *out);
+
+/* gw_persist_call queues fn(arg, store) to run on the persist thread (the
+ * store borrowed for the call), in the bulk class. Returns GW_OK (fn will
+ * run) or GW_ENOMEM. */
+gw_err gw_persist_call(gw_persist *p, void (*fn)(void *arg, gw_store *store), void *arg);
 
 /* ---- durable instances and scheduled invocations -------------------------- */
 

@@ -128,7 +128,7 @@ static bool submit_workflow(done_list *dl, gw_runtime *rt, gw_inv *inv)
 		gwi_spawn_later(dl, rt, inv->wf_route);
 	while (inv->wf_fire) {
 		gw_inv *n = inv->wf_fire->next;
-		gwi_spawn_later(dl, rt, inv->wf_fire);
+		gwi_fx_submit(dl, rt, inv->wf_fire); /* counted: --max-effects-in-flight */
 		inv->wf_fire = n;
 	}
 	inv->wf_route = NULL;
@@ -856,9 +856,14 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 		}
 	} else if (ref) {
 		bool created = false;
-		gw_err err = gw_registry_spawn(rt->reg, system, name, ref, &created);
+		char qmsg[300];
+		gw_err err = gw_runtime_spawn(rt, system, name, ref, &created, qmsg, sizeof qmsg);
 		if (created)
 			gwi_instance_created(rt, system, name, ref);
+		if (err == GW_EFULL) {
+			snprintf(msg, n, "%s", qmsg);
+			return err;
+		}
 		if (err == GW_ENOTFOUND) {
 			snprintf(msg, n, "actor '%s' not found in system '%s'", ref, system);
 			return err;
@@ -907,6 +912,7 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 	gw_actor *a;
 	gw_err err = resolve(rt, rq, inv->kind == GW_INV_CALL, &s, &h, &type, &st, &a, inv->msg,
 	                     sizeof inv->msg);
+	inv->over_quota = err == GW_EFULL; /* resolve's only EFULL: the instance quota */
 	if (err)
 		return err;
 	if (a)
@@ -991,8 +997,8 @@ static void instance_looked_up(void *user, gw_err err)
 	if (err == GW_EUNAVAIL) /* the registration grace after start-up (durable.c) */
 		gwi_finish(&dl, inv, err, "no host has registered actor %s in system %s yet; retry",
 		           inv->req->actor->id->name, inv->req->system->name);
-	else /* inv->msg still says which name was not found */
-		gwi_finish(&dl, inv, err, NULL);
+	else /* inv->msg still says which name was not found (or the quota it is over) */
+		gwi_finish(&dl, inv, err == GW_ENOTFOUND && inv->over_quota ? GW_EFULL : err, NULL);
 	deliver(&dl);
 }
 
@@ -1007,8 +1013,9 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 	if (err == GW_OK)
 		return; /* inv belongs to the runtime (it may already be freed) */
 	const Spawn__InvocationRequest *rq = inv->req;
-	if (err == GW_ENOTFOUND && !inv->instance_checked && rq->actor && rq->actor->id &&
-	    !(rq->register_ref && rq->register_ref[0])) {
+	bool by_name = err == GW_ENOTFOUND && !(rq->register_ref && rq->register_ref[0]);
+	if ((by_name || (err == GW_EFULL && inv->over_quota)) && !inv->instance_checked &&
+	    rq->actor && rq->actor->id) {
 		/* Maybe an instance spawned before a restart: ask the statestore. */
 		inv->instance_checked = true;
 		if (gw_runtime_find_instance(rt, rq->system->name, rq->actor->id->name,
@@ -1079,6 +1086,16 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 			goto out;
 		}
 	}
+	if (r->workflow && r->workflow->n_effects > rt->o.max_effects_per_turn) {
+		gw_blob_rele(inv->reply);
+		inv->reply = NULL;
+		gwi_finish(&dl, inv, GW_ETOOBIG,
+		           "actor %s emitted %zu side effects in one turn; at most %u are allowed "
+		           "(--max-effects-per-turn): the turn is refused, its state unchanged",
+		           a->name, r->workflow->n_effects, rt->o.max_effects_per_turn);
+		turn_over_locked(rt, a, &dl);
+		goto out;
+	}
 	if (r->workflow) {
 		gw_wf wf;
 		char wmsg[160];
@@ -1091,6 +1108,18 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		}
 		inv->wf_route = wf.route;
 		inv->wf_fire = wf.fire;
+	}
+	{
+		char bmsg[400];
+		gw_err berr = gwi_result_bounds(rt, a, inv, r, bmsg, sizeof bmsg);
+		if (berr) {
+			gw_blob_rele(inv->reply);
+			inv->reply = NULL;
+			discard_workflow(inv);
+			gwi_finish(&dl, inv, berr, "%s", bmsg);
+			turn_over_locked(rt, a, &dl);
+			goto out;
+		}
 	}
 	if (a->pooled) {
 		/* Stateless and parallel: only the reply and the workflow count. */
@@ -1375,6 +1404,7 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 		rt->o.host_grace_ms = 5000;
 	if (!rt->o.pool_max)
 		rt->o.pool_max = 16;
+	gwi_bounds_defaults(&rt->o);
 	rt->reg = registry;
 	rt->persist = persist;
 	rt->nshards = rt->o.shards;
@@ -1404,6 +1434,8 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 	pthread_cond_init(&rt->fcv, NULL);
 	pthread_mutex_init(&rt->rmu, NULL);
 	pthread_mutex_init(&rt->smu, NULL);
+	pthread_mutex_init(&rt->fxmu, NULL);
+	pthread_mutex_init(&rt->qmu, NULL);
 	gw_idset_init(&rt->sched_inflight);
 	if (pthread_create(&rt->timer, NULL, timer_main, rt))
 		goto fail;
@@ -1488,6 +1520,10 @@ void gw_runtime_destroy(gw_runtime *rt)
 	}
 	pthread_mutex_destroy(&rt->rmu);
 	pthread_mutex_destroy(&rt->smu);
+	gwi_fx_fini(rt);
+	gwi_quotas_fini(rt);
+	pthread_mutex_destroy(&rt->fxmu);
+	pthread_mutex_destroy(&rt->qmu);
 	gw_idset_fini(&rt->sched_inflight);
 	free(rt);
 }
@@ -1546,4 +1582,8 @@ void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out)
 	out->invocations = atomic_load(&rt->invocations);
 	out->activations = atomic_load(&rt->activations);
 	out->deactivations = atomic_load(&rt->deactivations);
+	pthread_mutex_lock(&rt->fxmu);
+	out->effects_in_flight = rt->fx_inflight;
+	out->effects_parked = rt->fx_parked;
+	pthread_mutex_unlock(&rt->fxmu);
 }

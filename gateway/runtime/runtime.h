@@ -68,7 +68,27 @@ typedef struct gw_runtime_opts {
 	int64_t registration_grace_ms; /* after start-up, a call to an actor no host has
 	                                  registered but the store knows is UNAVAILABLE
 	                                  (retry), not NOT_FOUND; 0 = no grace */
+	/* Bounds (docs/design/actor-lifecycle.md, "Bounds"); a turn or call
+	 * over one fails with RESOURCE_EXHAUSTED and changes nothing. */
+	uint32_t max_effects_per_turn;  /* side effects one result may emit; 0 = 64 */
+	size_t max_outbox_bytes;        /* an actor's stored outbox; 0 = 1 MiB */
+	uint32_t max_effects_in_flight; /* per gateway (effects and broadcast
+	                                   deliveries); 0 = 10000 */
+	size_t max_state_bytes;         /* state + tags a result may leave: 0 =
+	                                   max_message_bytes - GW_TASK_RESERVE (half
+	                                   of it when under 2 * GW_TASK_RESERVE) */
+	size_t max_message_bytes;       /* the host message bound; 0 = 4 MiB */
+	uint32_t max_instances;         /* UNNAMED instances per system; 0 = 100000 */
+	uint32_t max_schedules;         /* stored scheduled invocations per system;
+	                                   0 = 100000 */
+	int64_t max_schedule_ahead_ms;  /* farthest scheduled_to from now; 0 = 366 days */
 } gw_runtime_opts;
+
+/* What a task needs besides the actor's state and tags: the payload,
+ * metadata, the ids and the task's own fields. A result whose state and
+ * tags exceed max_message_bytes minus this is refused (a later task could
+ * not carry it). */
+#define GW_TASK_RESERVE (64 * 1024)
 
 /* Completion of an invocation. Called exactly once, on any thread, with
  * no runtime lock held; from then on the callee owns inv (and frees it
@@ -95,6 +115,9 @@ struct gw_inv {
 	char msg[1024];    /* error detail for the client (UTF-8, cut at a character) */
 	bool host_message; /* with GW_EHOST: msg is the host's own words (maybe empty) */
 	int host_code;     /* with GW_EHOST: the host's gRPC code */
+	bool over_quota;   /* with GW_EFULL: a new instance over --max-instances; the
+	                      name may still be an instance stored before a restart
+	                      (look it up, gw_runtime_find_instance, before refusing) */
 	gw_blob *reply;    /* owned; NULL = no payload (Noop) */
 	uint64_t revision; /* GW_INV_RESTORE: the revision written */
 	/* --- runtime private --- */
@@ -193,6 +216,34 @@ gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char 
 gw_err gw_runtime_find_instance(gw_runtime *rt, const char *system, const char *name,
                                 void (*cb)(void *user, gw_err err), void *user);
 
+/* ---- quotas per system (bounds.c) ----------------------------------------
+ * gw_runtime_spawn makes (system, name) an instance of the UNNAMED actor
+ * parent as gw_registry_spawn does (*created: a new instance; record it),
+ * within the system's quota of instances: over it, GW_EFULL with msg
+ * saying so (nothing created). Other errors as gw_registry_spawn. Strings
+ * borrowed. Thread: any. */
+gw_err gw_runtime_spawn(gw_runtime *rt, const char *system, const char *name, const char *parent,
+                        bool *created, char *msg, size_t n);
+
+/* gw_runtime_schedule_id admits a scheduled invocation of system due at
+ * due_ms (Unix ms): GW_EINVAL when due_ms is farther ahead than
+ * max_schedule_ahead_ms, GW_EFULL when the system has max_schedules stored;
+ * both with msg. On GW_OK the row counts against the quota and id (40
+ * bytes) holds its row id: the system's hash, '.', then up to 30 bytes of
+ * rest ([0-9a-z]). Call gw_runtime_schedule_gone(id) when the row is
+ * deleted or could not be stored. Thread: any. */
+gw_err gw_runtime_schedule_id(gw_runtime *rt, const char *system, int64_t due_ms, const char *rest,
+                              char id[40], char *msg, size_t n);
+void gw_runtime_schedule_gone(gw_runtime *rt, const char *id);
+
+/* gw_runtime_load_quotas counts the stored instances and schedules per
+ * system (on the persist thread) and waits for the answer. Call once at
+ * start-up, before the scheduler starts. Blocks: yes. */
+gw_err gw_runtime_load_quotas(gw_runtime *rt);
+
+/* gw_runtime_quota_count: instances (or schedules) counted for system. */
+uint32_t gw_runtime_quota_count(gw_runtime *rt, const char *system, bool schedules);
+
 /* gw_runtime_start_scheduler starts delivering stored scheduled
  * invocations (claimed for owner, this gateway's id, with a lease of
  * lease_ms: longer than any invocation may take). */
@@ -214,6 +265,8 @@ gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms);
 
 typedef struct gw_runtime_stats {
 	uint64_t active_actors, invocations, activations, deactivations;
+	uint64_t effects_in_flight; /* side effects being delivered (--max-effects-in-flight) */
+	uint64_t effects_parked;    /* stored effects waiting for room */
 } gw_runtime_stats;
 void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out);
 

@@ -64,6 +64,15 @@ struct gw_actor {
 	char name[];                 /* the actor's name; system is type->system */
 };
 
+/* Counts per system for a quota (bounds.c), keyed by gwi_sys_hash. */
+typedef struct gw_quota_ent {
+	uint32_t h, n;
+} gw_quota_ent;
+typedef struct gw_quota {
+	gw_quota_ent *v; /* owned: cap entries, n used */
+	size_t n, cap;
+} gw_quota;
+
 struct gw_shard {
 	pthread_mutex_t mu;
 	gw_actor **buckets;
@@ -95,6 +104,13 @@ struct gw_runtime {
 	/* scheduled invocations this gateway is delivering (durable.c) */
 	pthread_mutex_t smu;
 	gw_idset sched_inflight; /* under smu */
+	/* side effects in flight and parked (bounds.c); fxmu is a leaf lock */
+	pthread_mutex_t fxmu;
+	uint32_t fx_inflight, fx_parked;
+	gw_inv *fx_park_head, *fx_park_tail; /* owned: parked effects, FIFO */
+	/* quotas per system (bounds.c); qmu is a leaf lock */
+	pthread_mutex_t qmu;
+	gw_quota q_inst, q_sched;
 };
 
 /* What a locked section decided, delivered after the lock is released:
@@ -147,6 +163,23 @@ enum { GW_FAULT_NONE = 0, GW_FAULT_OUTBOX_COMMIT, GW_FAULT_OUTBOX_ACK };
 #define GW_FAULT_EXIT 86
 extern int gwi_fault;
 void gwi_fault_hit(int point, const char *where);
+
+/* bounds.c: effects in flight (gwi_fx_submit may run under a shard lock;
+ * gwi_fx_over runs with no lock held) and quotas */
+void gwi_bounds_defaults(gw_runtime_opts *o);
+/* gwi_result_bounds checks a result (borrowed) of inv's turn on a (shard
+ * lock held) against the state, outbox and in-flight bounds: GW_OK, or the
+ * error with msg; changes nothing. */
+gw_err gwi_result_bounds(gw_runtime *rt, gw_actor *a, const gw_inv *inv,
+                         const Spawn__ActorInvocationResponse *r, char *msg, size_t n);
+bool gwi_fx_admit(gw_runtime *rt, size_t n, uint32_t *inflight);
+void gwi_fx_submit(done_list *dl, gw_runtime *rt, gw_inv *inv);
+void gwi_fx_over(gw_runtime *rt);
+void gwi_fx_fini(gw_runtime *rt);
+uint32_t gwi_sys_hash(const char *system);
+bool gwi_sched_id_hash(const char *id, uint32_t *h);
+void gwi_sched_quota_give(gw_runtime *rt, const char *system);
+void gwi_quotas_fini(gw_runtime *rt);
 
 /* timers.c: timer actions of active actors */
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);

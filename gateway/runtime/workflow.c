@@ -109,9 +109,12 @@ static void fire_over(gw_inv *inv)
 {
 	/* Refused because the gateway is stopping: the entry stays stored and
 	 * goes out after the restart. */
-	if (inv->outbox_src && inv->rt && inv->err != GW_ESHUTDOWN)
-		gwi_outbox_ack(inv->rt, inv);
+	gw_runtime *rt = inv->rt;
+	if (inv->outbox_src && rt && inv->err != GW_ESHUTDOWN)
+		gwi_outbox_ack(rt, inv);
 	gw_inv_destroy(inv);
+	if (rt)
+		gwi_fx_over(rt); /* room for a parked effect */
 }
 
 void gwi_wf_fire_done(gw_inv *inv)
@@ -283,10 +286,19 @@ void gwi_wf_discard(gw_wf *wf)
 
 /* ---- side effects scheduled for later ---------------------------------------- */
 
+/* effect_system: the system a scheduled effect targets ("" when it names
+ * none: it is refused when it runs). */
+static const char *effect_system(const Spawn__InvocationRequest *rq)
+{
+	return rq->system && rq->system->name ? rq->system->name : "";
+}
+
 static void effect_stored(void *arg, gw_err err)
 {
 	gw_inv *inv = arg;
 	const Spawn__InvocationRequest *rq = inv->req;
+	if (err != GW_OK) /* not stored, or stored before (and counted then) */
+		gwi_sched_quota_give(inv->rt, effect_system(rq));
 	if (err == GW_ECONFLICT)
 		err = GW_OK; /* an earlier attempt of this very effect stored it */
 	if (err == GW_OK)
@@ -300,10 +312,11 @@ static void effect_stored(void *arg, gw_err err)
 	inv->done(inv);
 }
 
-/* effect_id names the schedule row of an effect: derived from its
- * idempotency key when it has one (an outbox entry stored twice, before and
- * after a crash, is one row), else random. */
-static bool effect_id(const gw_inv *inv, char id[40])
+/* effect_id names the schedule row of an effect (after the target
+ * system's hash, gw_runtime_schedule_id): derived from its idempotency key
+ * when it has one (an outbox entry stored twice, before and after a crash,
+ * is one row), else random. */
+static bool effect_id(const gw_inv *inv, char id[31])
 {
 	const char *key = gwi_inv_key(inv);
 	uint64_t h[2] = {1469598103934665603ULL, 0x9e3779b97f4a7c15ULL};
@@ -314,23 +327,35 @@ static bool effect_id(const gw_inv *inv, char id[40])
 	} else if (getrandom(h, sizeof h, 0) != (ssize_t)sizeof h) {
 		return false;
 	}
-	snprintf(id, 40, "fx%016llx%016llx", (unsigned long long)h[0], (unsigned long long)h[1]);
+	snprintf(id, 31, "fx%016llx%012llx", (unsigned long long)h[0],
+	         (unsigned long long)(h[1] & 0xffffffffffffULL));
 	return true;
 }
 
 void gwi_wf_schedule(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
-	char id[40];
+	char rest[31], *id = spawn_arena_alloc(&inv->arena, 40), qmsg[300];
 	size_t len = spawn__invocation_request__get_packed_size(inv->req);
 	uint8_t *buf = spawn_arena_alloc(&inv->arena, len ? len : 1);
-	gw_err err = buf ? GW_OK : GW_ENOMEM;
-	if (!err && !effect_id(inv, id))
+	gw_err err = buf && id ? GW_OK : GW_ENOMEM;
+	if (!err && !effect_id(inv, rest))
 		err = GW_EUNAVAIL;
+	if (!err &&
+	    (err = gw_runtime_schedule_id(rt, effect_system(inv->req), inv->req->scheduled_to, rest,
+	                                  id, qmsg, sizeof qmsg))) {
+		inv->err = err;
+		snprintf(inv->msg, sizeof inv->msg, "cannot schedule the side effect: %s", qmsg);
+		inv->done(inv);
+		return;
+	}
 	if (!err) {
+		/* effect_stored gives the quota back when the row is not stored */
 		spawn__invocation_request__pack(inv->req, buf);
 		err = gw_persist_schedule(gw_runtime_persist(rt), id, inv->req->scheduled_to, buf,
 		                          len, effect_stored, inv);
+		if (err)
+			gw_runtime_schedule_gone(rt, id);
 	}
 	if (err) {
 		inv->err = err;

@@ -209,6 +209,8 @@ static void async_found(void *user, gw_err err)
 		snprintf(inv->msg, sizeof inv->msg,
 		         "no host has registered actor %s in system %s yet; retry",
 		         inv->req->actor->id->name, inv->req->system->name);
+	else if (err == GW_ENOTFOUND && inv->over_quota)
+		err = GW_EFULL; /* not stored either: a new instance over the quota */
 	gwi_ucall_reply(c, gw_err_status(err), inv->msg[0] ? inv->msg : gw_strerror(err), NULL);
 	gw_inv_destroy(inv);
 }
@@ -222,8 +224,8 @@ static void accept_async(gwi_ucall *c, gw_inv *inv)
 		return;
 	}
 	const Spawn__InvocationRequest *rq = inv->req;
-	if (err == GW_ENOTFOUND && !inv->instance_checked &&
-	    !(rq->register_ref && rq->register_ref[0])) {
+	bool by_name = err == GW_ENOTFOUND && !(rq->register_ref && rq->register_ref[0]);
+	if ((by_name || (err == GW_EFULL && inv->over_quota)) && !inv->instance_checked) {
 		inv->instance_checked = true;
 		async_ctx *a = malloc(sizeof *a);
 		if (a) {
@@ -240,9 +242,21 @@ static void accept_async(gwi_ucall *c, gw_inv *inv)
 }
 
 /* A scheduled invocation: answered once its row is durable. */
+/* A scheduled invocation being stored: the call and the row id (counted
+ * against the system's quota until the row is gone). */
+typedef struct sched_put {
+	gwi_ucall *c;
+	gw_runtime *rt;
+	char id[40];
+} sched_put;
+
 static void scheduled_stored(void *arg, gw_err err)
 {
-	gwi_ucall *c = arg;
+	sched_put *sp = arg;
+	gwi_ucall *c = sp->c;
+	if (err)
+		gw_runtime_schedule_gone(sp->rt, sp->id);
+	free(sp);
 	if (err)
 		gwi_ucall_reply(c, gw_err_status(err == GW_ECONFLICT ? GW_EIO : err),
 		                "the scheduled invocation could not be stored", NULL);
@@ -273,28 +287,44 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 		return;
 	}
 	gw_registry_type_rele(t); /* only its existence mattered */
-	uint8_t rnd[16];
-	char id[40];
+	uint8_t rnd[15];
+	char rest[31];
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
 		gwi_ucall_reply(c, GRPC_STATUS_INTERNAL, "no randomness for an id", NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
 	for (size_t i = 0; i < sizeof rnd; i++)
-		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(rest + 2 * i, 3, "%02x", rnd[i]);
 	size_t len = spawn__invocation_request__get_packed_size(rq);
 	uint8_t *buf = spawn_arena_alloc(&inv->arena, len ? len : 1);
-	if (!buf) {
+	sched_put *sp = buf ? malloc(sizeof *sp) : NULL;
+	if (!sp) {
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
 		gw_inv_destroy(inv);
 		return;
 	}
+	/* The horizon and the system's quota of stored schedules (bounds.c). */
+	char qmsg[300];
+	gw_err err = gw_runtime_schedule_id(c->srv->rt, system, rq->scheduled_to, rest, sp->id,
+	                                    qmsg, sizeof qmsg);
+	if (err) {
+		free(sp);
+		gwi_ucall_reply(c, gw_err_status(err), qmsg, NULL);
+		gw_inv_destroy(inv);
+		return;
+	}
+	sp->c = c;
+	sp->rt = c->srv->rt;
 	spawn__invocation_request__pack(rq, buf);
-	gw_err err = gw_persist_schedule(gw_runtime_persist(c->srv->rt), id, rq->scheduled_to, buf,
-	                                 len, scheduled_stored, c);
+	err = gw_persist_schedule(gw_runtime_persist(c->srv->rt), sp->id, rq->scheduled_to, buf,
+	                          len, scheduled_stored, sp);
 	gw_inv_destroy(inv);
-	if (err)
+	if (err) {
+		gw_runtime_schedule_gone(sp->rt, sp->id);
+		free(sp);
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+	}
 }
 
 static void handle_invoke(gwi_ucall *c)
@@ -345,6 +375,7 @@ typedef struct spawn_ctx {
 	pthread_mutex_t mu;
 	size_t pending;
 	gw_err err;
+	char msg[300]; /* with err GW_EFULL: the quota's message */
 } spawn_ctx;
 
 static void spawn_put_done(void *arg, gw_err err)
@@ -359,7 +390,8 @@ static void spawn_put_done(void *arg, gw_err err)
 		return;
 	if (x->c && x->err) {
 		gwi_ucall_reply(x->c, gw_err_status(x->err),
-		                x->err == GW_ENOTFOUND
+		                x->err == GW_EFULL && x->msg[0] ? x->msg
+		                : x->err == GW_ENOTFOUND
 		                    ? "the requested revision is not kept"
 		                    : "the instances could not be recorded or restored",
 		                NULL);
@@ -372,6 +404,14 @@ static void spawn_put_done(void *arg, gw_err err)
 	}
 	pthread_mutex_destroy(&x->mu);
 	free(x);
+}
+
+/* spawn_known: an instance over the quota was looked up in the store: one
+ * recorded before a restart is fine (now registered), else the quota
+ * refuses it. */
+static void spawn_known(void *arg, gw_err err)
+{
+	spawn_put_done(arg, err == GW_ENOTFOUND ? GW_EFULL : err);
 }
 
 /* spawn_restore_done: one instance's restore turn finished. */
@@ -433,7 +473,7 @@ static void handle_spawn(gwi_ucall *c)
 		return;
 	}
 	Spawn__SpawnRequest *rq = (Spawn__SpawnRequest *)m;
-	char msg[200] = "";
+	char msg[512] = "";
 	grpc_status_code code = GRPC_STATUS_OK;
 	spawn_ctx *x = calloc(1, sizeof *x);
 	if (!x) {
@@ -459,8 +499,22 @@ static void handle_spawn(gwi_ucall *c)
 			break;
 		}
 		bool created = false;
-		gw_err err =
-		    gw_registry_spawn(c->srv->reg, id->system, id->name, id->parent, &created);
+		char qmsg[300];
+		gw_err err = gw_runtime_spawn(c->srv->rt, id->system, id->name, id->parent,
+		                              &created, qmsg, sizeof qmsg);
+		if (err == GW_EFULL) {
+			/* Over the quota, unless the store has it from before a
+			 * restart (the registry learns of those on first use). */
+			pthread_mutex_lock(&x->mu);
+			x->pending++;
+			if (!x->msg[0])
+				snprintf(x->msg, sizeof x->msg, "actors[%zu]: %.250s", i, qmsg);
+			pthread_mutex_unlock(&x->mu);
+			if (gw_runtime_find_instance(c->srv->rt, id->system, id->name, spawn_known,
+			                             x) != GW_OK)
+				spawn_put_done(x, GW_ENOMEM);
+			continue;
+		}
 		if (err) {
 			code = gw_err_status(err);
 			snprintf(msg, sizeof msg, "actors[%zu] '%s': %s", i, id->name,

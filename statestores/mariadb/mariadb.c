@@ -626,6 +626,7 @@ static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.sched_next_due = gwi_my_sched_next_due, .sched_count = gwi_my_sched_count,        \
 		.sched_done_batch = gwi_my_sched_done_batch, .effects_list = gwi_my_effects_list,  \
 		.activate_batch = gwi_my_activate_batch,                                           \
+		.instance_counts = gwi_my_instance_counts, .sched_counts = gwi_my_sched_counts,    \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

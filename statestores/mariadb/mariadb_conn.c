@@ -120,6 +120,8 @@ static const char *const sql_text[ST_COUNT] = {
                         "FORCE INDEX (spawn_actor_state_effects) "
                         "WHERE effects = 1 AND (system > ? OR (system = ? AND name > ?)) "
                         "ORDER BY system, name LIMIT ?",
+    [ST_INST_COUNTS] = "SELECT system, COUNT(*) FROM spawn_instance GROUP BY system",
+    [ST_SCHED_COUNTS] = "SELECT SUBSTRING(id, 1, ?), COUNT(*) FROM spawn_schedule GROUP BY 1",
 };
 
 /* ---- errors -------------------------------------------------------------------- */

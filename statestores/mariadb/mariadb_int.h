@@ -60,6 +60,8 @@ enum {
 	ST_SCHED_NEXT,
 	ST_SCHED_COUNT,
 	ST_EFFECTS_LIST,
+	ST_INST_COUNTS,
+	ST_SCHED_COUNTS,
 	ST_COUNT
 };
 
@@ -244,5 +246,7 @@ gw_err gwi_my_sched_done(void *drv, const char *id);
 gw_err gwi_my_sched_done_batch(void *drv, const char *const *ids, size_t n);
 gw_err gwi_my_sched_next_due(void *drv, int64_t *due_ms);
 gw_err gwi_my_sched_count(void *drv, uint64_t *n);
+gw_err gwi_my_instance_counts(void *drv, gw_count_fn fn, void *user);
+gw_err gwi_my_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *user);
 
 #endif

@@ -238,3 +238,57 @@ gw_err gwi_my_sched_count(void *drv, uint64_t *n)
 	memset(&x, 0, sizeof x);
 	return gwi_my_query_int(drv, ST_SCHED_COUNT, &x, "schedule count", n);
 }
+
+/* ---- counts for quotas ------------------------------------------------------------ */
+
+/* each_count calls fn per (bytes, count) row of statement id. */
+static gw_err each_count(my_drv *d, int id, my_binds *x, const char *what, gw_count_fn fn,
+                         void *user)
+{
+	my_conn *mc;
+	gw_err e = gwi_my_query(d, id, x, what, &mc);
+	if (e != GW_OK)
+		return e;
+	MYSQL_STMT *st = mc->st[id];
+	MYSQL_BIND r[2];
+	unsigned long len = 0;
+	long long n = 0;
+	memset(r, 0, sizeof r);
+	r[0].buffer_type = MYSQL_TYPE_BLOB;
+	r[0].length = &len;
+	r[1].buffer_type = MYSQL_TYPE_LONGLONG;
+	r[1].buffer = &n;
+	if (mysql_stmt_bind_result(st, r) != 0) {
+		e = gwi_my_fail(d, mc, st, what);
+		goto out;
+	}
+	int rc;
+	/* No buffer bound for the key: each fetch measures it, fetch_bytes copies. */
+	while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+		char *key = NULL;
+		if ((e = gwi_my_fetch_bytes(d, mc, st, 0, len, &key)) != GW_OK)
+			goto out;
+		fn(user, key, (uint64_t)n);
+		free(key);
+	}
+	if (rc != MYSQL_NO_DATA)
+		e = gwi_my_fail(d, mc, st, what);
+out:
+	gwi_my_query_end(d, mc, id);
+	return e;
+}
+
+gw_err gwi_my_instance_counts(void *drv, gw_count_fn fn, void *user)
+{
+	my_binds x;
+	memset(&x, 0, sizeof x);
+	return each_count(drv, ST_INST_COUNTS, &x, "instance counts", fn, user);
+}
+
+gw_err gwi_my_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *user)
+{
+	my_binds x;
+	memset(&x, 0, sizeof x);
+	b_int(&x, 0, 0, prefix_len);
+	return each_count(drv, ST_SCHED_COUNTS, &x, "schedule counts", fn, user);
+}

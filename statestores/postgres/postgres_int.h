@@ -58,6 +58,8 @@ enum {
 	ST_FENCE_BULK,
 	ST_SAVE_BULK,
 	ST_SAVE_BULK_HIST,
+	ST_INST_COUNTS,
+	ST_SCHED_COUNTS,
 	ST_COUNT
 };
 
@@ -249,5 +251,7 @@ gw_err gwi_pg_sched_done(void *drv, const char *id);
 gw_err gwi_pg_sched_done_batch(void *drv, const char *const *ids, size_t n);
 gw_err gwi_pg_sched_next_due(void *drv, int64_t *due_ms);
 gw_err gwi_pg_sched_count(void *drv, uint64_t *n);
+gw_err gwi_pg_instance_counts(void *drv, gw_count_fn fn, void *user);
+gw_err gwi_pg_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *user);
 
 #endif

@@ -220,3 +220,41 @@ gw_err gwi_pg_sched_count(void *drv, uint64_t *n)
 	pg_params p = {0}; /* no parameters */
 	return gwi_pg_query_int8(drv, ST_SCHED_COUNT, &p, n);
 }
+
+/* ---- counts for quotas ------------------------------------------------------------ */
+
+/* each_count calls fn per (text, int8) row of statement id. */
+static gw_err each_count(pg_drv *d, int id, const pg_params *p, gw_count_fn fn, void *user)
+{
+	pg_conn *pc;
+	PGresult *r;
+	gw_err e = gwi_pg_query(d, id, p, &pc, &r);
+	if (e != GW_OK)
+		return e;
+	for (int i = 0; i < PQntuples(r) && e == GW_OK; i++) {
+		uint64_t n;
+		char *key = gwi_pg_dup_col(r, i, 0);
+		if (!key)
+			e = GW_ENOMEM;
+		else if (!gwi_pg_get_int8(r, i, 1, &n))
+			e = GW_ECORRUPT;
+		else
+			fn(user, key, n);
+		free(key);
+	}
+	gwi_pg_query_end(d, pc, r);
+	return e;
+}
+
+gw_err gwi_pg_instance_counts(void *drv, gw_count_fn fn, void *user)
+{
+	pg_params p = {0}; /* no parameters */
+	return each_count(drv, ST_INST_COUNTS, &p, fn, user);
+}
+
+gw_err gwi_pg_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *user)
+{
+	pg_params p;
+	p_int(&p, 0, 0, prefix_len);
+	return each_count(drv, ST_SCHED_COUNTS, &p, fn, user);
+}

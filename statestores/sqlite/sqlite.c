@@ -95,6 +95,8 @@ enum {
 	ST_SCHED_NEXT,
 	ST_SCHED_COUNT,
 	ST_EFFECTS_LIST,
+	ST_INST_COUNTS,
+	ST_SCHED_COUNTS,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -185,6 +187,8 @@ static const char *const sql_text[ST_COUNT] = {
                       "WHERE owner IS NOT NULL AND lease_until < 9223372036854775807 "
                       "ORDER BY lease_until LIMIT 1)",
     [ST_SCHED_COUNT] = "SELECT count(*) FROM spawn_schedule",
+    [ST_INST_COUNTS] = "SELECT system, count(*) FROM spawn_instance GROUP BY system",
+    [ST_SCHED_COUNTS] = "SELECT substr(id, 1, ?1), count(*) FROM spawn_schedule GROUP BY 1",
     /* The partial index holds exactly the flagged rows, in key order. */
     [ST_EFFECTS_LIST] = "SELECT system, name FROM spawn_actor_state "
                         "INDEXED BY spawn_actor_state_effects "
@@ -1310,6 +1314,42 @@ static gw_err sq_sched_count(void *drv, uint64_t *n)
 	return e;
 }
 
+/* ---- counts for quotas ---------------------------------------------------------- */
+
+/* each_count steps st (bound) and calls fn per (text, count) row. */
+static gw_err each_count(sqlite_drv *d, sqlite3_stmt *st, gw_count_fn fn, void *user,
+                         const char *what)
+{
+	gw_err e = GW_OK;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		fn(user, key ? key : "", (uint64_t)sqlite3_column_int64(st, 1));
+	}
+	if (rc != SQLITE_DONE)
+		e = sql_fail(d, rc, what);
+	sqlite3_reset(st);
+	return e;
+}
+
+static gw_err sq_instance_counts(void *drv, gw_count_fn fn, void *user)
+{
+	sqlite_drv *d = drv;
+	return each_count(d, d->st[ST_INST_COUNTS], fn, user, "instance counts");
+}
+
+static gw_err sq_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *user)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_SCHED_COUNTS];
+	int rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)prefix_len);
+	if (rc != SQLITE_OK) {
+		sqlite3_reset(st);
+		return sql_fail(d, rc, "schedule counts");
+	}
+	return each_count(d, st, fn, user, "schedule counts");
+}
+
 /* ---- undelivered side effects ---------------------------------------------------- */
 
 static gw_err sq_effects_list(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
@@ -1373,4 +1413,6 @@ const gw_store_ops gw_sqlite_ops = {
     .sched_done_batch = sq_sched_done_batch,
     .effects_list = sq_effects_list,
     .activate_batch = sq_activate_batch,
+    .instance_counts = sq_instance_counts,
+    .sched_counts = sq_sched_counts,
 };

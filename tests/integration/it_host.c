@@ -22,6 +22,9 @@
  *   Sleep it.Add{value = ms}: sleeps ms, then total += 1000 (a change a
  *         late answer must not make), prints "slept ACTOR" and replies
  *         it.Total. For deadline tests; not in the default set.
+ *   Fan   it.Add{value = n}: a hostile fan-out: total += 1 and n side
+ *         effects Fan(n) to new instances of "counters" (so every effect
+ *         fans out again). For the bounds tests; not in the default set.
  *
  * stdout (each line flushed): "registered" per accepted registration,
  * "hanging ACTOR" from Hang, and with --trace "invoked ACTOR ACTION" per
@@ -218,6 +221,44 @@ static void on_sleep(spawn_ctx *ctx, void *user)
 	fflush(stdout);
 }
 
+static void on_fan(spawn_ctx *ctx, void *user)
+{
+	trace(user, ctx);
+	It__Counter *st;
+	It__Add *add;
+	if (!load_state(ctx, &st))
+		return;
+	if (spawn_ctx_payload_msg(ctx, &it__add__descriptor, (ProtobufCMessage **)&add) !=
+	        SPAWN_OK ||
+	    add->value < 0 || add->value > 100000) {
+		spawn_ctx_fail(ctx, SPAWN_INVALID_ARGUMENT, "Fan takes an it.Add with 0..100000");
+		return;
+	}
+	static _Atomic unsigned long seq;
+	uint8_t buf[32];
+	size_t len = it__add__pack(add, buf);
+	char type_url[128];
+	spawn_type_url(&it__add__descriptor, type_url, sizeof type_url);
+	for (int64_t i = 0; i < add->value; i++) {
+		char name[96];
+		snprintf(name, sizeof name, "fan-%d-%lu", (int)getpid(), ++seq);
+		spawn_request rq = {.system = spawn_ctx_system(ctx),
+		                    .actor = name,
+		                    .action = "Fan",
+		                    .payload = {.type_url = type_url, .data = buf, .len = len},
+		                    .parent = "counters"};
+		if (spawn_ctx_side_effect(ctx, &rq) != SPAWN_OK) {
+			spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+	}
+	st->total += 1;
+	if (spawn_ctx_set_state_msg(ctx, &st->base) != SPAWN_OK)
+		spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, "out of memory");
+	else
+		reply_total(ctx, st);
+}
+
 static void on_event(void *user, spawn_host_event ev, int status, const char *message)
 {
 	(void)user;
@@ -233,8 +274,8 @@ static void on_event(void *user, spawn_host_event ev, int status, const char *me
 static void usage(void)
 {
 	fprintf(stderr, "usage: it-host --gateway TARGET [--system NAME] [--workers N] "
-	                "[--checkpoint] [--actions Add,Get,Echo,Hang,Fail,Big,Sleep] [--trace] "
-	                "[--max-message-bytes N]\n");
+	                "[--checkpoint] [--actions Add,Get,Echo,Hang,Fail,Big,Sleep,Fan] "
+	                "[--trace] [--max-message-bytes N]\n");
 	exit(2);
 }
 
@@ -279,8 +320,8 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		spawn_handler fn;
-	} all[] = {{"Add", on_add},   {"Get", on_get}, {"Echo", on_echo},  {"Hang", on_hang},
-	           {"Fail", on_fail}, {"Big", on_big}, {"Sleep", on_sleep}};
+	} all[] = {{"Add", on_add},   {"Get", on_get}, {"Echo", on_echo},   {"Hang", on_hang},
+	           {"Fail", on_fail}, {"Big", on_big}, {"Sleep", on_sleep}, {"Fan", on_fan}};
 	enum { N_ALL = sizeof all / sizeof all[0] };
 	spawn_action_def actions[N_ALL];
 	size_t n_actions = 0;

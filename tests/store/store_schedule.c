@@ -601,8 +601,77 @@ START_TEST(a_version_2_store_is_migrated_to_version_3)
 }
 END_TEST
 
+/* ---- counts for quotas (ops version 6) ------------------------------------------------ */
+
+typedef struct counted {
+	char key[8][64];
+	uint64_t n[8];
+	int k;
+} counted;
+
+static void count_into(void *user, const char *key, uint64_t n)
+{
+	counted *c = user;
+	if (c->k < 8) {
+		snprintf(c->key[c->k], sizeof c->key[c->k], "%s", key);
+		c->n[c->k++] = n;
+	}
+}
+
+/* counted_of: the count reported for key (0 when not reported). */
+static uint64_t counted_of(const counted *c, const char *key)
+{
+	for (int i = 0; i < c->k; i++)
+		if (!strcmp(c->key[i], key))
+			return c->n[i];
+	return 0;
+}
+
+START_TEST(instances_and_schedules_are_counted_per_system_and_per_id_prefix)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	char other[80];
+	snprintf(other, sizeof other, "%s-b", c.sys);
+	for (int i = 0; i < 5; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "inst-%d", i);
+		gw_actor_key k = {i < 3 ? c.sys : other, name};
+		ck_assert_int_eq(gw_store_instance_put(c.s, &k, "tmpl"), GW_OK);
+	}
+	counted ci = {.k = 0};
+	ck_assert_int_eq(gw_store_instance_counts(c.s, count_into, &ci), GW_OK);
+	ck_assert_uint_eq(counted_of(&ci, c.sys), 3);
+	ck_assert_uint_eq(counted_of(&ci, other), 2);
+	/* ids that start with a system's hash, as the gateway writes them */
+	const char *ids[] = {"0a0b0c0d.r1", "0a0b0c0d.r2", "0a0b0c0d.r3", "ffee0011.r1", "short"};
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_int_eq(put_str(c.s, ids[i], T0 + 1000, "x"), GW_OK);
+	gw_sched *v = NULL;
+	size_t n = claim(c.s, T0 + 2000, "gw-1", 1, &v); /* a leased row still counts */
+	ck_assert_uint_eq(n, 1);
+	gw_sched_free(v, n);
+	counted cs = {.k = 0};
+	ck_assert_int_eq(gw_store_schedule_counts(c.s, 9, count_into, &cs), GW_OK);
+	ck_assert_uint_eq(counted_of(&cs, "0a0b0c0d."), 3);
+	ck_assert_uint_eq(counted_of(&cs, "ffee0011."), 1);
+	ck_assert_uint_eq(counted_of(&cs, "short"), 1);
+	ck_assert_int_eq(gw_store_schedule_done(c.s, "0a0b0c0d.r2"), GW_OK);
+	cs.k = 0;
+	ck_assert_int_eq(gw_store_schedule_counts(c.s, 9, count_into, &cs), GW_OK);
+	ck_assert_uint_eq(counted_of(&cs, "0a0b0c0d."), 2);
+	/* arguments */
+	ck_assert_int_eq(gw_store_schedule_counts(c.s, 0, count_into, &cs), GW_EINVAL);
+	ck_assert_int_eq(gw_store_schedule_counts(c.s, GW_SCHED_ID_MAX + 1, count_into, &cs),
+	                 GW_EINVAL);
+	ck_assert_int_eq(gw_store_instance_counts(c.s, NULL, NULL), GW_EINVAL);
+	ctx_close(&c);
+}
+END_TEST
+
 void conf_add_schedule(Suite *s, int ntargets)
 {
+	CONF_ADD(s, instances_and_schedules_are_counted_per_system_and_per_id_prefix, 30, ntargets);
 	CONF_ADD(s, instances_are_put_once_conflict_on_another_parent_and_survive_reopen, 30,
 	         ntargets);
 	CONF_ADD(s, scheduled_invocations_are_claimed_in_due_order_up_to_the_limit, 30, ntargets);

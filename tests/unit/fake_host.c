@@ -94,9 +94,19 @@ static const gw_target_ops fake_ops = {
 
 bool fake_host_wait(gw_host *h, size_t n)
 {
+	return fake_host_wait_ms(h, n, 5000);
+}
+
+bool fake_host_wait_ms(gw_host *h, size_t n, long ms)
+{
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5;
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&h->mu);
 	while (h->ntasks < n)
 		if (pthread_cond_timedwait(&h->cv, &h->mu, &ts))

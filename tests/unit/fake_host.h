@@ -39,6 +39,8 @@ void fake_host_init(gw_host *h);
 void fake_host_free(gw_host *h);
 /* fake_host_wait waits until at least n tasks were sent (5 s max). */
 bool fake_host_wait(gw_host *h, size_t n);
+/* fake_host_wait_ms: the same with a bound of ms milliseconds. */
+bool fake_host_wait_ms(gw_host *h, size_t n, long ms);
 /* payload value of a task: the Add.value int64 the tests send as varint */
 const Spawn__ActorInvocation *fake_task_inv(gw_host *h, size_t i);
 

@@ -459,7 +459,9 @@ SPAWN_API int spawn_ctx_forward(spawn_ctx *ctx, const char *actor, const char *a
  * still ahead: the gateway stores the effect durably, as a scheduled
  * invocation, and fires it then, also across a restart of the gateway;
  * 0 or past: at once). async is ignored (effects are always
- * asynchronous). Several calls add several effects, fired in order.
+ * asynchronous). Several calls add several effects, fired in order; the
+ * gateway refuses a turn with more than its --max-effects-per-turn (default
+ * 64) with RESOURCE_EXHAUSTED, state unchanged, nothing delivered.
  * Returns SPAWN_OK; SPAWN_EINVAL (NULL ctx or req, missing actor or action,
  * payload data without a type URL, metadata entries without key, or
  * scheduled_to_ms < 0); SPAWN_ENOMEM. */
