@@ -193,31 +193,25 @@ gw_err gwi_outbox_store(gw_actor *a, gw_inv *fire, uint64_t revision)
 	return err;
 }
 
-/* of_revision tells whether key was made by a's turn of revision rev. */
-static bool of_revision(const gw_actor *a, const char *key, uint64_t rev)
-{
-	char p[400];
-	int n =
-	    snprintf(p, sizeof p, "%s/%s@%llu#", a->type->system, a->name, (unsigned long long)rev);
-	return key && n > 0 && (size_t)n < sizeof p && !strncmp(key, p, (size_t)n);
-}
-
-void gwi_outbox_rollback(gw_actor *a, const gw_inv *inv, uint64_t revision)
+void gwi_outbox_remove(gw_actor *a, const char *const *entries, size_t n, const char *applied)
 {
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
 	Spawn__Gateway__V1__StoredState *e = extra_get(a, &ar);
-	const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
 	if (e) {
-		/* Drop the turn's own entries (they never committed) and the key
-		 * it recorded (its state change is rolled back: a redelivery
-		 * must run again). */
+		/* Drop the named entries (they never committed) and the key (its
+		 * state change is rolled back: a redelivery must run again). */
 		size_t no = 0, na = 0;
-		for (size_t i = 0; i < e->n_outbox; i++)
-			if (!of_revision(a, req_key(e->outbox[i]), revision))
+		for (size_t i = 0; i < e->n_outbox; i++) {
+			const char *k = req_key(e->outbox[i]);
+			bool drop = false;
+			for (size_t j = 0; k && j < n && !drop; j++)
+				drop = !strcmp(k, entries[j]);
+			if (!drop)
 				e->outbox[no++] = e->outbox[i];
+		}
 		for (size_t i = 0; i < e->n_applied; i++)
-			if (!key || strcmp(e->applied[i], key))
+			if (!applied || strcmp(e->applied[i], applied))
 				e->applied[na++] = e->applied[i];
 		if ((no != e->n_outbox || na != e->n_applied) &&
 		    extra_set(a, e->outbox, no, e->applied, na) != GW_OK)

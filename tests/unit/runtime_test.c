@@ -20,6 +20,27 @@
 #define SYS        "test-system"
 #define STATE_TYPE "type.googleapis.com/test.State"
 
+/* ---- fault injection: saves that fail on demand -------------------------------- *
+ * The test links with -Wl,--wrap=gw_store_save_batch: every batch the
+ * persist thread writes passes through here. save_fail > 0 makes the batch
+ * after the next save_pass ones fail with GW_EUNAVAIL (as a database that
+ * went away would), one batch per count. */
+static atomic_int save_pass, save_fail;
+gw_err __real_gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results);
+gw_err __wrap_gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results);
+gw_err __wrap_gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results)
+{
+	if (atomic_load(&save_fail) > 0) {
+		if (atomic_fetch_sub(&save_pass, 1) <= 0) {
+			atomic_fetch_sub(&save_fail, 1);
+			for (size_t i = 0; i < n; i++)
+				results[i] = GW_EUNAVAIL;
+			return GW_EUNAVAIL;
+		}
+	}
+	return __real_gw_store_save_batch(s, states, n, results);
+}
+
 /* ---- fixture ----------------------------------------------------------------- */
 
 static char dir[64], url[128];
@@ -164,6 +185,8 @@ static void setup_with(uint32_t mailbox, bool stateful, int64_t snapshot_ms, int
 	gw_runtime_opts ro = {.shards = 4, .mailbox_max = mailbox, .host_timeout_ms = 60000};
 	ck_assert_int_eq(gw_runtime_create(&rt, &ro, reg, persist), GW_OK);
 	nouts = 0;
+	atomic_store(&save_pass, 0);
+	atomic_store(&save_fail, 0);
 }
 
 static void setup(void)
@@ -185,8 +208,33 @@ static void teardown(void)
 
 /* ---- helpers ------------------------------------------------------------------- */
 
+static gw_inv *inv_new(const char *system, const char *actor, const char *action, int64_t value,
+                       int64_t deadline_ms, int tag);
+
 static void invoke_full(const char *system, const char *actor, const char *action, int64_t value,
                         int64_t deadline_ms, int tag)
+{
+	gw_runtime_invoke(rt, inv_new(system, actor, action, value, deadline_ms, tag));
+}
+
+/* invoke_keyed: a1-style Add(value) delivered as an effect under the
+ * gateway's idempotency key (as an outbox delivery arrives) */
+static void invoke_keyed(const char *actor, int64_t value, int tag, const char *key)
+{
+	gw_inv *inv = inv_new(SYS, actor, "Add", value, 0, tag);
+	spawn_arena *a = &inv->arena;
+	Spawn__InvocationRequest__MetadataEntry *e = spawn_arena_alloc(a, sizeof *e);
+	spawn__invocation_request__metadata_entry__init(e);
+	e->key = "spawn-idempotency-key";
+	e->value = spawn_arena_strdup(a, key);
+	inv->req->metadata = spawn_arena_alloc(a, sizeof *inv->req->metadata);
+	inv->req->metadata[0] = e;
+	inv->req->n_metadata = 1;
+	gw_runtime_invoke(rt, inv);
+}
+
+static gw_inv *inv_new(const char *system, const char *actor, const char *action, int64_t value,
+                       int64_t deadline_ms, int tag)
 {
 	gw_inv *inv = gw_inv_create(0);
 	spawn_arena *a = &inv->arena;
@@ -211,7 +259,7 @@ static void invoke_full(const char *system, const char *actor, const char *actio
 	inv->deadline_ms = deadline_ms;
 	inv->done = on_done;
 	inv->user = (void *)(intptr_t)tag;
-	gw_runtime_invoke(rt, inv);
+	return inv;
 }
 
 static void invoke(const char *actor, int64_t value, int tag)
@@ -243,7 +291,18 @@ static void answer(size_t i, int64_t state, int64_t reply, bool checkpoint)
 	answer_wf(i, state, reply, checkpoint, NULL);
 }
 
+static void answer_full(size_t i, int64_t state, int64_t reply, bool checkpoint,
+                        Spawn__Workflow *wf, const char *tag_key, const char *tag_value);
+
 static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint, Spawn__Workflow *wf)
+{
+	answer_full(i, state, reply, checkpoint, wf, NULL, NULL);
+}
+
+/* answer_full: answer_wf, and the turn sets the actor's tags to the one
+ * tag_key=tag_value (NULL: the tags stay as they were) */
+static void answer_full(size_t i, int64_t state, int64_t reply, bool checkpoint,
+                        Spawn__Workflow *wf, const char *tag_key, const char *tag_value)
 {
 	pthread_mutex_lock(&host.mu);
 	ck_assert(!host.tasks[i].answered);
@@ -261,6 +320,20 @@ static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint, S
 	Spawn__Context ctx = SPAWN__CONTEXT__INIT;
 	if (state >= 0)
 		ctx.state = &st;
+	Spawn__Context__TagsEntry te = SPAWN__CONTEXT__TAGS_ENTRY__INIT, *tep[] = {&te};
+	if (tag_key) {
+		te.key = (char *)tag_key;
+		te.value = (char *)tag_value;
+		ctx.n_tags = 1;
+		ctx.tags = tep;
+	} else {
+		/* the tags the task carried: unchanged */
+		const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
+		if (ai && ai->current_context) {
+			ctx.n_tags = ai->current_context->n_tags;
+			ctx.tags = ai->current_context->tags;
+		}
+	}
 	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
 	r.updated_context = &ctx;
 	r.payload_case = SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE;
@@ -790,6 +863,7 @@ typedef struct read_result {
 	int64_t value;
 	uint64_t revision;
 	bool active, dirty;
+	size_t ntags;
 } read_result;
 
 static void on_read(void *user, gw_err err, const char *msg, const gw_blob *state,
@@ -802,6 +876,13 @@ static void on_read(void *user, gw_err err, const char *msg, const gw_blob *stat
 	r->revision = revision;
 	r->active = active;
 	r->dirty = dirty;
+	r->ntags = 0;
+	if (tags) {
+		Spawn__Actors__ActorState *t =
+		    spawn__actors__actor_state__unpack(NULL, tags->len, gw_blob_value(tags));
+		r->ntags = t ? t->n_tags : (size_t)-1;
+		spawn__actors__actor_state__free_unpacked(t, NULL);
+	}
 	r->called = true;
 	pthread_cond_broadcast(&ocv);
 	pthread_mutex_unlock(&omu);
@@ -1881,8 +1962,8 @@ START_TEST(activations_queued_together_run_as_store_batches_each_with_its_own_re
 		snprintf(inst, sizeof inst, "inst%d", i);
 		ck_assert_int_eq(gw_persist_activate(persist, SYS, name, act_cb, &bs[i]), GW_OK);
 		puts[i] = GW_EIO;
-		ck_assert_int_eq(gw_persist_instance_put(persist, SYS, inst, "tmpl", put_cb, &puts[i]),
-		                 GW_OK);
+		ck_assert_int_eq(
+		    gw_persist_instance_put(persist, SYS, inst, "tmpl", put_cb, &puts[i]), GW_OK);
 	}
 	ck_assert_int_eq(gw_persist_read(persist, SYS, "b3", 0, act_cb, &rd), GW_OK);
 	for (int i = B; i < B + 5; i++) {
@@ -1905,6 +1986,120 @@ START_TEST(activations_queued_together_run_as_store_batches_each_with_its_own_re
 	ck_assert_int_lt(bs[3].order, rd.order); /* b3's read after b3's activation */
 	gw_persist_get_stats(persist, &after);
 	ck_assert_uint_eq(after.activate_batches - before.activate_batches, 2);
+}
+END_TEST
+
+/* ---- one turn outcome ------------------------------------------------------------ */
+
+static uint64_t active_actors(void)
+{
+	gw_runtime_stats st;
+	gw_runtime_get_stats(rt, &st);
+	return st.active_actors;
+}
+
+/* A workflow of two side effects to a3 (caller storage). */
+typedef struct two_effects {
+	Spawn__SideEffect se[2], *sep[2];
+	Spawn__Workflow wf;
+} two_effects;
+
+static Spawn__Workflow *two_effects_wf(two_effects *e, spawn_arena *ar, int64_t v0, int64_t v1)
+{
+	for (int i = 0; i < 2; i++) {
+		spawn__side_effect__init(&e->se[i]);
+		e->se[i].request = effect_req(ar, i ? v1 : v0, NULL);
+		e->sep[i] = &e->se[i];
+	}
+	spawn__workflow__init(&e->wf);
+	e->wf.n_effects = 2;
+	e->wf.effects = e->sep;
+	return &e->wf;
+}
+
+START_TEST(a_failed_checkpoint_rolls_back_state_tags_and_exactly_its_own_outbox_entries_and_key)
+{
+	teardown();
+	setup_with(100, true, 60000, 800);
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	/* Turn 1 (checkpoint) emits a3.Add(5); a3 does not answer yet, so
+	 * that entry stays in the outbox, in flight. */
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	one_effect oe;
+	answer_wf(0, 1, 1, true, effect_wf(&oe, effect_req(&ar, 5, NULL)));
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	ck_assert(fake_host_wait(&host, 2));
+	size_t te = find_task("a3", 1);
+	ck_assert_uint_ne(te, (size_t)-1);
+	/* Turn 2 (snapshot mode) leaves state 2 in memory only. */
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 3));
+	size_t t2 = find_task("a1", 1);
+	answer(t2, 2, 2, false);
+	ck_assert(wait_outs(2));
+	/* Turn 3 is a delivery under key K3. */
+	invoke_keyed("a1", 1, 3, "test/K3");
+	ck_assert(fake_host_wait(&host, 4));
+	size_t t3 = find_task("a1", t2 + 1);
+	ck_assert_uint_ne(t3, (size_t)-1);
+	/* A snapshot save of a1 (state 2) is queued while the persist thread
+	 * is held; turn 3's checkpoint (state 3, a tag, two effects) waits
+	 * behind it. The snapshot commits (revision 2); the checkpoint's own
+	 * save fails. */
+	gate_close();
+	(void)gw_runtime_flush(rt, 1);
+	atomic_store(&save_pass, 1);
+	atomic_store(&save_fail, 1);
+	two_effects tw;
+	answer_full(t3, 3, 3, true, two_effects_wf(&tw, &ar, 6, 7), "color", "red");
+	pthread_mutex_lock(&act_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&act_cv);
+	pthread_mutex_unlock(&act_mu);
+	ck_assert(wait_outs(3));
+	ck_assert_int_eq(outs[2].err, GW_EUNAVAIL);
+	ck_assert_int_eq(atomic_load(&save_fail), 0);
+	/* State AND tags are what they were before turn 3. */
+	read_result r = read_state("a1", 0);
+	ck_assert_int_eq(r.err, GW_OK);
+	ck_assert_int_eq(r.value, 2);
+	ck_assert_uint_eq(r.ntags, 0);
+	ck_assert_int_eq(stored_revision("a1", NULL), 2); /* the snapshot committed */
+	/* Key K3 was dropped with the turn: its redelivery runs again. */
+	invoke_keyed("a1", 1, 4, "test/K3");
+	ck_assert(fake_host_wait(&host, 5));
+	size_t t4 = find_task("a1", t3 + 1);
+	ck_assert_uint_ne(t4, (size_t)-1);
+	ck_assert_int_eq(task_state(t4), 2);
+	ck_assert_ptr_null(fake_task_inv(&host, t4)->current_context->tags);
+	answer(t4, 4, 4, false);
+	ck_assert(wait_outs(4));
+	ck_assert_int_eq(outs[3].err, GW_OK);
+	/* Exactly turn 3's entries were dropped: turn 1's is still stored,
+	 * and once a3 answers it, the outbox is empty. */
+	ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	bool listed = false;
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 1);
+	ck_assert(listed);
+	answer(te, 5, 0, false);
+	for (int i = 0; i < 500 && (stored_outbox("a1", &listed) || listed); i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 0);
+	ck_assert(!listed);
+	/* No task ever carried turn 3's effects (6 and 7). */
+	for (size_t i = 0; i < host.ntasks; i++)
+		if (!strcmp(task_actor(i), "a3"))
+			ck_assert_int_eq(task_payload(i), 5);
+	/* Nothing holds a1 any more: it is released after its idle time. */
+	wait_until(active_actors() == 0);
+	ck_assert_uint_eq(active_actors(), 0);
+	int64_t v = 0;
+	stored_revision("a1", &v);
+	ck_assert_int_eq(v, 4);
+	spawn_arena_fini(&ar);
 }
 END_TEST
 
@@ -1953,6 +2148,8 @@ static Suite *runtime_suite(void)
 	    {"outbox-scheduled", a_scheduled_side_effect_is_stored_once_with_its_key_not_run},
 	    {"activate-batch",
 	     activations_queued_together_run_as_store_batches_each_with_its_own_result},
+	    {"turn-rollback",
+	     a_failed_checkpoint_rolls_back_state_tags_and_exactly_its_own_outbox_entries_and_key},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);
