@@ -89,6 +89,7 @@ struct gw_runtime {
 	pthread_mutex_t tmu;
 	pthread_cond_t tcv;
 	bool stopping;
+	bool timer_joined; /* gw_runtime_stop ended the timer thread */
 	/* flush accounting */
 	pthread_mutex_t fmu;
 	pthread_cond_t fcv;

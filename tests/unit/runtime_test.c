@@ -196,6 +196,10 @@ static void setup(void)
 
 static void teardown(void)
 {
+	/* Two phases, as the gateway stops: no callback reaches a freed actor. */
+	gw_runtime_stop(rt);
+	ck_assert(gw_persist_drain(persist, 10000));
+	gw_persist_stop(persist);
 	gw_runtime_destroy(rt);
 	gw_persist_destroy(persist);
 	gw_registry_destroy(reg);
