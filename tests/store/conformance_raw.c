@@ -136,6 +136,23 @@ static bool sqlite_raw_truncate(const ctx *c, const char *sys, const char *name,
 	    p, 3, NULL, 0);
 }
 
+static bool sqlite_raw_replay(const ctx *c, const char *sys, const char *name, long long rev)
+{
+	char r[24];
+	snprintf(r, sizeof r, "%lld", rev);
+	const char *p[] = {sys, name, r};
+	return sqlite_raw(c,
+	                  "UPDATE spawn_actor_state SET "
+	                  "key_id = (SELECT key_id FROM spawn_actor_history h WHERE h.system = ?1 "
+	                  "AND h.name = ?2 AND h.revision = CAST(?3 AS INTEGER)), "
+	                  "nonce = (SELECT nonce FROM spawn_actor_history h WHERE h.system = ?1 "
+	                  "AND h.name = ?2 AND h.revision = CAST(?3 AS INTEGER)), "
+	                  "data = (SELECT data FROM spawn_actor_history h WHERE h.system = ?1 "
+	                  "AND h.name = ?2 AND h.revision = CAST(?3 AS INTEGER)) "
+	                  "WHERE system = ?1 AND name = ?2",
+	                  p, 3, NULL, 0);
+}
+
 static bool sqlite_raw_fail_on(const ctx *c, const char *name)
 {
 	/* A trigger cannot take parameters: name is a test constant. */
@@ -373,6 +390,18 @@ static bool pg_raw_truncate(const ctx *c, const char *sys, const char *name, int
 	return pg_raw(c->url,
 	              "UPDATE spawn_actor_state SET data = substring(data from 1 for $3::int) "
 	              "WHERE system = $1 AND name = $2",
+	              p, 3, NULL, 0);
+}
+
+static bool pg_raw_replay(const ctx *c, const char *sys, const char *name, long long rev)
+{
+	char r[24];
+	snprintf(r, sizeof r, "%lld", rev);
+	const char *p[] = {sys, name, r};
+	return pg_raw(c->url,
+	              "UPDATE spawn_actor_state s SET key_id = h.key_id, nonce = h.nonce, "
+	              "data = h.data FROM spawn_actor_history h WHERE s.system = $1 AND "
+	              "s.name = $2 AND h.system = $1 AND h.name = $2 AND h.revision = $3::bigint",
 	              p, 3, NULL, 0);
 }
 
@@ -656,6 +685,17 @@ static bool my_raw_truncate(const ctx *c, const char *sys, const char *name, int
 	return my_raw(c->url, sql, NULL, 0);
 }
 
+static bool my_raw_replay(const ctx *c, const char *sys, const char *name, long long rev)
+{
+	char sql[768];
+	snprintf(sql, sizeof sql,
+	         "UPDATE spawn_actor_state s JOIN spawn_actor_history h ON h.system = s.system "
+	         "AND h.name = s.name SET s.key_id = h.key_id, s.nonce = h.nonce, s.data = h.data "
+	         "WHERE s.system = '%s' AND s.name = '%s' AND h.revision = %lld",
+	         sys, name, rev);
+	return my_raw(c->url, sql, NULL, 0);
+}
+
 static bool my_raw_fail_on(const ctx *c, const char *name)
 {
 	char sql[512];
@@ -845,6 +885,7 @@ void conf_raw_sqlite(target *t)
 #ifdef GW_TEST_SQLITE
 	t->raw_copy = sqlite_raw_copy;
 	t->raw_truncate = sqlite_raw_truncate;
+	t->raw_replay = sqlite_raw_replay;
 	t->raw_fail_on = sqlite_raw_fail_on;
 	t->raw_set_version = sqlite_raw_set_version;
 	t->raw_history = sqlite_raw_history;
@@ -864,6 +905,7 @@ void conf_raw_postgres(target *t)
 #ifdef GW_TEST_POSTGRES
 	t->raw_copy = pg_raw_copy;
 	t->raw_truncate = pg_raw_truncate;
+	t->raw_replay = pg_raw_replay;
 	t->raw_fail_on = pg_raw_fail_on;
 	t->raw_set_version = pg_raw_set_version;
 	t->raw_history = pg_raw_history;
@@ -885,6 +927,7 @@ void conf_raw_mariadb(target *t)
 #ifdef GW_TEST_MARIADB
 	t->raw_copy = my_raw_copy;
 	t->raw_truncate = my_raw_truncate;
+	t->raw_replay = my_raw_replay;
 	t->raw_fail_on = my_raw_fail_on;
 	t->raw_set_version = my_raw_set_version;
 	t->raw_history = my_raw_history;

@@ -552,6 +552,38 @@ START_TEST(a_row_copied_onto_another_actor_does_not_authenticate)
 }
 END_TEST
 
+/* Envelope 2 binds the revision: an older revision's sealed row put on the
+ * latest row (a replay of an old state as the current one) is DATA_LOSS
+ * for that actor, not the old state; the history row itself still loads
+ * at its own revision. */
+START_TEST(an_older_revision_replayed_as_the_latest_does_not_authenticate)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	if (!c.t->raw_replay || !c.t->raw_history) {
+		ctx_close(&c);
+		return;
+	}
+	gw_store *h = NULL;
+	gw_store_opts o = {.keys = TEST_KEY, .history = 2, .err = c.err, .errlen = sizeof c.err};
+	ck_assert_int_eq(gw_store_open(&h, c.url, &o), GW_OK);
+	ck_assert_int_eq(save(h, c.sys, "replayed", "balance=100", 11, 0, 0), GW_OK);
+	ck_assert_int_eq(save(h, c.sys, "replayed", "balance=0", 9, 1, 0), GW_OK);
+	ck_assert_int_eq(save(h, c.sys, "bystander", "kept", 4, 0, 0), GW_OK);
+	ck_assert(c.t->raw_replay(&c, c.sys, "replayed", 1));
+	gw_loaded l;
+	ck_assert_int_eq(load(h, c.sys, "replayed", &l), GW_ECRYPTO);
+	gw_actor_key k = {c.sys, "replayed"};
+	ck_assert_int_eq(gw_store_load_revision(h, &k, 1, &l), GW_OK);
+	ck_assert_uint_eq(l.len, 11);
+	ck_assert_mem_eq(l.data, "balance=100", 11);
+	gw_loaded_fini(&l);
+	expect_state(h, c.sys, "bystander", "kept", 4, 1);
+	gw_store_close(h);
+	ctx_close(&c);
+}
+END_TEST
+
 START_TEST(a_batch_that_fails_in_storage_writes_nothing)
 {
 	ctx c;
@@ -1178,6 +1210,7 @@ int main(void)
 	ADD(s, a_store_without_a_file_needs_a_key, 30);
 	ADD(s, the_default_key_file_is_created_0600_and_reused, 30);
 	ADD(s, a_row_copied_onto_another_actor_does_not_authenticate, 30);
+	ADD(s, an_older_revision_replayed_as_the_latest_does_not_authenticate, 30);
 	ADD(s, a_batch_that_fails_in_storage_writes_nothing, 30);
 	ADD(s, the_database_file_holds_no_plaintext, 60);
 	ADD(s, a_schema_version_newer_than_the_build_is_refused, 30);
