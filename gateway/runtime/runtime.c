@@ -548,10 +548,11 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 	Spawn__Context ctx = SPAWN__CONTEXT__INIT;
 	ctx.self = &self;
 	ctx.caller = rq->caller;
-	ctx.n_metadata = rq->n_metadata;
-	ctx.metadata = (Spawn__Context__MetadataEntry **)rq->metadata; /* same layout */
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
+	/* The gateway's idempotency key, never one a peer sent (outbox.c). */
+	ctx.metadata = (Spawn__Context__MetadataEntry **)gwi_key_metadata(
+	    inv, &ar, &ctx.n_metadata); /* same layout */
 	if (a->state) {
 		st.type_url = (char *)gw_blob_type(a->state);
 		st.value.data = (uint8_t *)gw_blob_value(a->state);

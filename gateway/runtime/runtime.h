@@ -89,6 +89,10 @@ struct gw_inv {
 	 * outbox holds it, in arena; its final outcome is acknowledged to that
 	 * actor (gwi_outbox_ack). NULL for every other invocation. */
 	char *outbox_src;
+	/* The idempotency key of this delivery (outbox.c), in arena; set only
+	 * by the gateway (an outbox entry, a scheduled effect row it wrote),
+	 * never taken from a peer's metadata. NULL for every other invocation. */
+	char *idem_key;
 	int64_t retry_at_ms;        /* gwi_runtime_retry: when to resubmit */
 	gw_inv *wf_route, *wf_fire; /* a workflow waiting for its turn's commit */
 	gw_inv *next;

@@ -134,7 +134,23 @@ void gwi_instance_created(gw_runtime *rt, const char *system, const char *name, 
 /* outbox.c: effects of checkpointed turns, idempotency keys (the *_locked
  * ones hold a's shard lock) */
 #define GW_IDEMPOTENCY_KEY "spawn-idempotency-key"
+/* gwi_inv_key: inv->idem_key (set only by the gateway), or NULL. */
 const char *gwi_inv_key(const gw_inv *inv);
+/* gwi_legacy_key: the key a request stored by an earlier gateway carries
+ * in its metadata (the last GW_IDEMPOTENCY_KEY entry), or NULL. Only for
+ * rows the gateway wrote itself (outbox entries, scheduled effects). */
+const char *gwi_legacy_key(const Spawn__InvocationRequest *rq);
+/* gwi_key_metadata: inv's request metadata with every GW_IDEMPOTENCY_KEY
+ * entry a peer put there removed and the gateway's key (if any) added, in
+ * ar (the request's own array when out of memory); *n its length. Hosts
+ * see the key for information; the gateway never reads it back. */
+Spawn__InvocationRequest__MetadataEntry **gwi_key_metadata(const gw_inv *inv, spawn_arena *ar,
+                                                           size_t *n);
+/* gwi_outbox_key writes the key of a's effect `index` of the turn saved as
+ * `revision` into out (n bytes, may be 0), like snprintf: returns the
+ * length it needs. Format: len(system):system len(name):name@revision#index. */
+size_t gwi_outbox_key(char *out, size_t n, const char *system, const char *name, uint64_t revision,
+                      size_t index);
 bool gwi_outbox_applied(gw_actor *a, const char *key);
 void gwi_outbox_record(gw_actor *a, const char *key);
 gw_err gwi_outbox_store(gw_actor *a, gw_inv *fire, uint64_t revision);

@@ -303,9 +303,8 @@ static void effect_stored(void *arg, gw_err err)
 /* effect_id names the schedule row of an effect: derived from its
  * idempotency key when it has one (an outbox entry stored twice, before and
  * after a crash, is one row), else random. */
-static bool effect_id(const gw_inv *inv, char id[40])
+bool gwi_effect_id(const char *key, char id[40])
 {
-	const char *key = gwi_inv_key(inv);
 	uint64_t h[2] = {1469598103934665603ULL, 0x9e3779b97f4a7c15ULL};
 	if (key) {
 		for (int k = 0; k < 2; k++)
@@ -325,8 +324,22 @@ void gwi_wf_schedule(gw_runtime *rt, gw_inv *inv)
 	size_t len = spawn__invocation_request__get_packed_size(inv->req);
 	uint8_t *buf = spawn_arena_alloc(&inv->arena, len ? len : 1);
 	gw_err err = buf ? GW_OK : GW_ENOMEM;
-	if (!err && !effect_id(inv, id))
+	if (!err && !gwi_effect_id(gwi_inv_key(inv), id))
 		err = GW_EUNAVAIL;
+	if (!err && inv->idem_key) {
+		/* The key rides in the stored request's metadata; the scheduler
+		 * takes it back only from a row whose id derives from it (a row
+		 * this gateway wrote for that key: durable.c). */
+		size_t n = 0;
+		Spawn__InvocationRequest__MetadataEntry **m =
+		    gwi_key_metadata(inv, &inv->arena, &n);
+		inv->req->metadata = m;
+		inv->req->n_metadata = n;
+		len = spawn__invocation_request__get_packed_size(inv->req);
+		buf = spawn_arena_alloc(&inv->arena, len ? len : 1);
+		if (!buf)
+			err = GW_ENOMEM;
+	}
 	if (!err) {
 		spawn__invocation_request__pack(inv->req, buf);
 		err = gw_persist_schedule(gw_runtime_persist(rt), id, inv->req->scheduled_to, buf,

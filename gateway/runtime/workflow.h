@@ -55,6 +55,10 @@ void gwi_wf_fire_done(gw_inv *inv);
  * finds the row already there. Takes ownership of inv. */
 void gwi_wf_schedule(gw_runtime *rt, gw_inv *inv);
 
+/* gwi_effect_id writes the schedule row id of the effect with idempotency
+ * key (NULL: a random id) into id. false when randomness failed. */
+bool gwi_effect_id(const char *key, char id[40]);
+
 /* Implemented by runtime.c: resubmit inv after delay_ms (the timer thread
  * runs it). */
 void gwi_runtime_retry(gw_runtime *rt, gw_inv *inv, int64_t delay_ms);

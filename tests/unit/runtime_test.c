@@ -221,19 +221,12 @@ static void invoke_full(const char *system, const char *actor, const char *actio
 	gw_runtime_invoke(rt, inv_new(system, actor, action, value, deadline_ms, tag));
 }
 
-/* invoke_keyed: a1-style Add(value) delivered as an effect under the
- * gateway's idempotency key (as an outbox delivery arrives) */
+/* invoke_keyed: Add(value) delivered under the gateway's idempotency key
+ * (as an outbox delivery arrives: gw_inv.idem_key, out of band) */
 static void invoke_keyed(const char *actor, int64_t value, int tag, const char *key)
 {
 	gw_inv *inv = inv_new(SYS, actor, "Add", value, 0, tag);
-	spawn_arena *a = &inv->arena;
-	Spawn__InvocationRequest__MetadataEntry *e = spawn_arena_alloc(a, sizeof *e);
-	spawn__invocation_request__metadata_entry__init(e);
-	e->key = "spawn-idempotency-key";
-	e->value = spawn_arena_strdup(a, key);
-	inv->req->metadata = spawn_arena_alloc(a, sizeof *inv->req->metadata);
-	inv->req->metadata[0] = e;
-	inv->req->n_metadata = 1;
+	inv->idem_key = spawn_arena_strdup(&inv->arena, key);
 	gw_runtime_invoke(rt, inv);
 }
 
@@ -1650,7 +1643,8 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 
 	/* 3. The same delivery once more (another crash replay): skipped. */
 	gw_inv *dup = gw_inv_create(0);
-	dup->req = effect_req(&dup->arena, 11, "test/K");
+	dup->req = effect_req(&dup->arena, 11, NULL);
+	dup->idem_key = "test/K"; /* as the gateway redelivers it (out of band) */
 	dup->done = on_done;
 	dup->user = (void *)(intptr_t)99;
 	size_t before = host.ntasks;
@@ -1675,7 +1669,8 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 	ck_assert(fake_host_wait(&host, before + 2));
 	size_t te = find_task("a3", before);
 	char want[128];
-	snprintf(want, sizeof want, "%s/a1@%llu#0", SYS, (unsigned long long)rev_before + 1);
+	snprintf(want, sizeof want, "%zu:%s2:a1@%llu#0", strlen(SYS), SYS,
+	         (unsigned long long)rev_before + 1);
 	ck_assert_str_eq(task_key(te), want);
 	answer(te, 16, 0, true);
 	ck_assert(wait_outs(3)); /* effects report to nobody: only a1's caller */
@@ -1811,7 +1806,7 @@ START_TEST(a_scheduled_side_effect_is_stored_once_with_its_key_not_run)
 	ck_assert_ptr_nonnull(rq);
 	ck_assert_str_eq(rq->actor->id->name, "a3");
 	char want[128];
-	snprintf(want, sizeof want, "%s/a1@%llu#0", SYS, (unsigned long long)rev);
+	snprintf(want, sizeof want, "%zu:%s2:a1@%llu#0", strlen(SYS), SYS, (unsigned long long)rev);
 	const char *key = NULL;
 	for (size_t i = 0; i < rq->n_metadata; i++)
 		if (!strcmp(rq->metadata[i]->key, "spawn-idempotency-key"))
@@ -1826,6 +1821,7 @@ START_TEST(a_scheduled_side_effect_is_stored_once_with_its_key_not_run)
 	spawn__invocation_request__pack(rq, buf);
 	again->req = spawn__invocation_request__unpack(&again->arena.pbc, len, buf);
 	again->req->scheduled_to = due;
+	again->idem_key = (char *)key; /* the outbox entry's key (out of band) */
 	again->effect = true;
 	again->done = on_done;
 	again->user = (void *)(intptr_t)7;
@@ -2107,6 +2103,129 @@ START_TEST(a_failed_checkpoint_rolls_back_state_tags_and_exactly_its_own_outbox_
 }
 END_TEST
 
+/* ---- idempotency keys: minted by the gateway, never taken from metadata ----------- */
+
+/* task_keys counts the spawn-idempotency-key entries task i carried. */
+static size_t task_keys(size_t i)
+{
+	const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
+	size_t n = 0;
+	for (size_t k = 0; ai && k < ai->current_context->n_metadata; k++)
+		n += !strcmp(ai->current_context->metadata[k]->key, "spawn-idempotency-key");
+	return n;
+}
+
+/* A host's side effects carry forged keys in their metadata: the keys the
+ * real effect of a1's next checkpointed turn will use (in this format and
+ * in the one before). Taken from metadata, they would be recorded by a3
+ * as applied and the real effect skipped. */
+START_TEST(a_key_forged_in_metadata_cannot_suppress_the_real_effect)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	char forged_new[128], forged_old[128];
+	snprintf(forged_new, sizeof forged_new, "%zu:%s2:a1@1#0", strlen(SYS), SYS);
+	snprintf(forged_old, sizeof forged_old, "%s/a1@1#0", SYS);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	Spawn__SideEffect se[2] = {SPAWN__SIDE_EFFECT__INIT, SPAWN__SIDE_EFFECT__INIT};
+	Spawn__SideEffect *sep[] = {&se[0], &se[1]};
+	se[0].request = effect_req(&ar, 100, forged_new);
+	se[1].request = effect_req(&ar, 200, forged_old);
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.n_effects = 2;
+	wf.effects = sep;
+	answer_wf(0, 1, 1, false, &wf); /* a1 stays unsaved: revision 0 */
+	ck_assert(wait_outs(1));
+	/* a3 runs both forged deliveries and checkpoints them. */
+	for (size_t seen = 1; seen < 3; seen++) {
+		ck_assert(fake_host_wait(&host, seen + 1));
+		size_t t = find_task("a3", seen);
+		ck_assert_uint_ne(t, (size_t)-1);
+		ck_assert_uint_eq(task_keys(t), 0); /* not ours: not relayed either */
+		answer(t, task_state(t) < 0 ? task_payload(t) : task_state(t) + task_payload(t), 0,
+		       true);
+	}
+	/* a1's checkpointed turn (committed as revision 1) emits the real effect. */
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 4));
+	size_t t1 = find_task("a1", 3);
+	ck_assert_uint_ne(t1, (size_t)-1);
+	one_effect oe;
+	answer_wf(t1, 2, 2, true, effect_wf(&oe, effect_req(&ar, 5, NULL)));
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_OK);
+	ck_assert_int_eq(stored_revision("a1", NULL), 1); /* a3 has not answered: no ack yet */
+	/* It reaches a3, under the gateway's key (shown once, for information). */
+	ck_assert(fake_host_wait(&host, 5));
+	size_t te = find_task("a3", t1 + 1);
+	ck_assert_uint_ne(te, (size_t)-1);
+	ck_assert_int_eq(task_payload(te), 5);
+	ck_assert_uint_eq(task_keys(te), 1);
+	ck_assert_str_eq(task_key(te), forged_new);
+	answer(te, 305, 0, true);
+	int64_t v3 = 0;
+	for (int i = 0; i < 500 && stored_revision("a3", &v3) < 3; i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_int_eq(v3, 305);
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
+/* put_applied writes a3's row as the previous format left it: state 11 and
+ * the keys it applied (old-format strings). */
+static void put_applied(const char *key)
+{
+	int64_t v = 11;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = STATE_TYPE;
+	any.value.data = (uint8_t *)&v;
+	any.value.len = 8;
+	char *applied[] = {(char *)key};
+	Spawn__Gateway__V1__StoredState ss = SPAWN__GATEWAY__V1__STORED_STATE__INIT;
+	ss.state = &any;
+	ss.n_applied = 1;
+	ss.applied = applied;
+	uint8_t buf[512];
+	size_t n = spawn__gateway__v1__stored_state__pack(&ss, buf);
+	gw_store *s2;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
+	gw_state st = {.key = {SYS, "a3"}, .type_url = STATE_TYPE, .data = buf, .len = n};
+	gw_err res;
+	ck_assert_int_eq(gw_store_save_batch(s2, &st, 1, &res), GW_OK);
+	ck_assert_int_eq(res, GW_OK);
+	gw_store_close(s2);
+}
+
+/* After an upgrade: a1's outbox entry and a3's applied list were written
+ * by the previous format (key "system/actor@rev#n", carried in the entry's
+ * metadata). The redelivery is still recognised as applied. */
+START_TEST(keys_stored_by_the_previous_format_still_dedupe_after_an_upgrade)
+{
+	char old[128];
+	snprintf(old, sizeof old, "%s/a1@4#0", SYS);
+	put_applied(old);
+	crash_row(11, old, 1);
+	invoke("a1", 1, 1); /* activates a1: its outbox goes out again */
+	ck_assert(fake_host_wait(&host, 1));
+	size_t t1 = find_task("a1", 0);
+	ck_assert_uint_ne(t1, (size_t)-1);
+	answer(t1, 2, 2, false);
+	ck_assert(wait_outs(1));
+	/* a3 skips it (its key is in the applied list), so the outbox empties
+	 * without a3 ever being called. */
+	bool listed = true;
+	for (int i = 0; i < 500 && (stored_outbox("a1", &listed) || listed); i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 0);
+	ck_assert_uint_eq(host.ntasks, 1);
+	int64_t v3 = 0;
+	ck_assert_int_eq(stored_revision("a3", &v3), 1);
+	ck_assert_int_eq(v3, 11);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	Suite *s = suite_create("runtime");
@@ -2152,6 +2271,8 @@ static Suite *runtime_suite(void)
 	    {"outbox-scheduled", a_scheduled_side_effect_is_stored_once_with_its_key_not_run},
 	    {"activate-batch",
 	     activations_queued_together_run_as_store_batches_each_with_its_own_result},
+	    {"forged-key", a_key_forged_in_metadata_cannot_suppress_the_real_effect},
+	    {"legacy-keys", keys_stored_by_the_previous_format_still_dedupe_after_an_upgrade},
 	    {"turn-rollback",
 	     a_failed_checkpoint_rolls_back_state_tags_and_exactly_its_own_outbox_entries_and_key},
 	};
