@@ -1037,6 +1037,9 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		gw_err werr = gwi_wf_build(rt->reg, inv, a->type->system, a->name, r->workflow,
 		                           inv->reply, &wf, wmsg, sizeof wmsg);
 		if (werr) {
+			/* The turn fails whole: no reply, its state is not kept. */
+			gw_blob_rele(inv->reply);
+			inv->reply = NULL;
 			gwi_finish(&dl, inv, werr, "%s", wmsg);
 			turn_over_locked(rt, a, &dl);
 			goto out;

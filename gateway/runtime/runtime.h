@@ -93,6 +93,7 @@ struct gw_inv {
 	 * by the gateway (an outbox entry, a scheduled effect row it wrote),
 	 * never taken from a peer's metadata. NULL for every other invocation. */
 	char *idem_key;
+	uint8_t route;              /* the child of a pipe (1) or forward (2) (workflow.c) */
 	int64_t retry_at_ms;        /* gwi_runtime_retry: when to resubmit */
 	gw_inv *wf_route, *wf_fire; /* a workflow waiting for its turn's commit */
 	gw_inv *next;

@@ -89,13 +89,29 @@ fail:
 	return NULL;
 }
 
-/* chain_done completes the parent of a pipe/forward with its result. */
+/* chain_done completes the parent of a pipe/forward with its result; an
+ * error says where it came from ("pipe to sys/actor.Action: ..."). */
 static void chain_done(gw_inv *child)
 {
 	gw_inv *parent = child->user;
+	const Spawn__InvocationRequest *rq = child->req;
 	parent->err = child->err;
 	parent->host_code = child->host_code;
-	memcpy(parent->msg, child->msg, sizeof parent->msg);
+	if (child->err) {
+		const char *why = child->msg[0] ? child->msg : gw_strerror(child->err);
+		int n = snprintf(parent->msg, sizeof parent->msg, "%s to %s/%s.%s: %s",
+		                 child->route == 2 ? "forward" : "pipe", rq->system->name,
+		                 rq->actor->id->name, rq->action_name, why);
+		if (n >= (int)sizeof parent->msg) {
+			/* cut at a character boundary, never inside a UTF-8 sequence */
+			size_t i = sizeof parent->msg - 1;
+			while (i > 0 && ((unsigned char)parent->msg[i] & 0xC0) == 0x80)
+				i--;
+			parent->msg[i] = 0;
+		}
+	} else {
+		memcpy(parent->msg, child->msg, sizeof parent->msg);
+	}
 	gw_blob_rele(parent->reply);
 	parent->reply = child->reply;
 	child->reply = NULL;
@@ -184,10 +200,28 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 	if ((routed || w->n_effects || w->broadcast) && parent->hops + 1 > GW_MAX_HOPS) {
 		snprintf(msg, n, "workflow of %s cut: more than %d hops (a cycle?)", name,
 		         GW_MAX_HOPS);
-		if (routed)
+		return GW_EINVAL;
+	}
+	/* Every entry is checked before anything is built: one the gateway
+	 * cannot accept fails the turn (runtime.c: the caller gets the error,
+	 * the turn's state is not kept), never a silent drop. */
+	for (size_t i = 0; i < w->n_effects; i++) {
+		const Spawn__SideEffect *e = w->effects[i];
+		const Spawn__InvocationRequest *r = e ? e->request : NULL;
+		const char *why =
+		    !r ? "has no request"
+		    : !r->actor || !r->actor->id || !r->actor->id->name || !r->actor->id->name[0]
+		        ? "names no actor"
+		    : !r->action_name || !r->action_name[0] ? "names no action"
+		                                            : NULL;
+		if (why) {
+			snprintf(msg, n, "side effect %zu of %s %s", i + 1, name, why);
 			return GW_EINVAL;
-		GW_ERROR("%s; its side effects and broadcast are not delivered", msg);
-		return GW_OK;
+		}
+	}
+	if (w->broadcast && !(w->broadcast->channel_group && w->broadcast->channel_group[0])) {
+		snprintf(msg, n, "broadcast of %s names no channel group", name);
+		return GW_EINVAL;
 	}
 	if (routed) {
 		bool pipe = w->routing_case == SPAWN__WORKFLOW__ROUTING_PIPE;
@@ -217,13 +251,12 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 		if (ref && ref[0])
 			c->req->register_ref = spawn_arena_strdup(&c->arena, ref);
 		c->done = chain_done;
+		c->route = pipe ? 1 : 2;
 		c->user = (void *)parent;
 		out->route = c;
 	}
 	for (size_t i = 0; i < w->n_effects; i++) {
 		const Spawn__SideEffect *e = w->effects[i];
-		if (!e || !e->request)
-			continue;
 		/* Deep copy through the wire format into the child's arena. */
 		size_t len = spawn__invocation_request__get_packed_size(e->request);
 		gw_inv *c = gw_inv_create(0);
@@ -237,6 +270,24 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 		if (!c->req) {
 			gw_inv_destroy(c);
 			goto nomem;
+		}
+		if (!c->req->system || !c->req->system->name || !c->req->system->name[0]) {
+			/* No system: the emitting actor's own (as the SDKs document). */
+			Spawn__Actors__ActorSystem *sys =
+			    c->req->system ? c->req->system
+			                   : spawn_arena_alloc(&c->arena, sizeof *sys);
+			if (!sys) {
+				gw_inv_destroy(c);
+				goto nomem;
+			}
+			if (!c->req->system)
+				spawn__actors__actor_system__init(sys);
+			sys->name = spawn_arena_strdup(&c->arena, system);
+			c->req->system = sys;
+			if (!sys->name) {
+				gw_inv_destroy(c);
+				goto nomem;
+			}
 		}
 		if (!c->req->caller) {
 			Spawn__Actors__ActorId *caller =

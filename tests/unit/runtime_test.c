@@ -2226,6 +2226,101 @@ START_TEST(keys_stored_by_the_previous_format_still_dedupe_after_an_upgrade)
 }
 END_TEST
 
+/* ---- workflows say what happened -------------------------------------------------- */
+
+START_TEST(a_side_effect_without_a_system_goes_to_the_emitting_actors_system)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	Spawn__InvocationRequest *rq = effect_req(&ar, 9, NULL);
+	rq->system = NULL; /* as the SDKs send it: "your own system" */
+	one_effect oe;
+	answer_wf(0, 1, 1, false, effect_wf(&oe, rq));
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_str_eq(task_actor(1), "a3");
+	ck_assert_str_eq(fake_task_inv(&host, 1)->actor->system, SYS);
+	ck_assert_int_eq(task_payload(1), 9);
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
+/* A workflow entry the gateway cannot accept fails the turn: the caller
+ * gets INVALID_ARGUMENT naming the entry, the turn's state is not kept
+ * (the host's next task carries the state from before), nothing runs. */
+START_TEST(a_workflow_entry_that_cannot_be_accepted_fails_the_turn)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 10, 10, false);
+	ck_assert(wait_outs(1));
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	Spawn__SideEffect se[2] = {SPAWN__SIDE_EFFECT__INIT, SPAWN__SIDE_EFFECT__INIT};
+	Spawn__SideEffect *sep[] = {&se[0], &se[1]};
+	se[0].request = effect_req(&ar, 1, NULL);
+	se[1].request = effect_req(&ar, 2, NULL);
+	se[1].request->actor->id->name = ""; /* names no actor */
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.n_effects = 2;
+	wf.effects = sep;
+	answer_wf(1, 11, 11, true, &wf);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EINVAL);
+	ck_assert_msg(strstr(outs[1].msg, "side effect 2 of a1 names no actor"), "msg: %s",
+	              outs[1].msg);
+	ck_assert_int_eq(outs[1].reply, -1);
+	ck_assert_int_eq(stored_revision("a1", NULL), 0); /* the checkpoint never ran */
+	invoke("a1", 1, 3);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_str_eq(task_actor(2), "a1");
+	ck_assert_int_eq(task_state(2), 10); /* not 11 */
+	answer(2, 12, 12, false);
+	ck_assert(wait_outs(3));
+	ck_assert_uint_eq(host.ntasks, 3); /* the valid effect did not run either */
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
+START_TEST(an_error_from_a_pipe_or_forward_target_says_where_it_came_from)
+{
+	invoke("a1", 5, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	Spawn__Pipe pipe = SPAWN__PIPE__INIT;
+	pipe.actor = "a2";
+	pipe.action_name = "Add";
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.routing_case = SPAWN__WORKFLOW__ROUTING_PIPE;
+	wf.pipe = &pipe;
+	answer_wf(0, 1, 42, false, &wf);
+	ck_assert(fake_host_wait(&host, 2));
+	answer_error(1, 9, "balance too low");
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_EHOST);
+	ck_assert_int_eq(outs[0].host_code, 9);
+	ck_assert_str_eq(outs[0].msg, "pipe to " SYS "/a2.Add: balance too low");
+	/* forward to an action the target does not have */
+	invoke("a1", 5, 2);
+	ck_assert(fake_host_wait(&host, 3));
+	Spawn__Forward fw = SPAWN__FORWARD__INIT;
+	fw.actor = "a2";
+	fw.action_name = "Nope";
+	Spawn__Workflow wf2 = SPAWN__WORKFLOW__INIT;
+	wf2.routing_case = SPAWN__WORKFLOW__ROUTING_FORWARD;
+	wf2.forward = &fw;
+	answer_wf(2, 2, 42, false, &wf2);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_ENOTFOUND);
+	ck_assert_msg(!strncmp(outs[1].msg, "forward to " SYS "/a2.Nope: ", 28), "msg: %s",
+	              outs[1].msg);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	Suite *s = suite_create("runtime");
@@ -2271,6 +2366,10 @@ static Suite *runtime_suite(void)
 	    {"outbox-scheduled", a_scheduled_side_effect_is_stored_once_with_its_key_not_run},
 	    {"activate-batch",
 	     activations_queued_together_run_as_store_batches_each_with_its_own_result},
+	    {"effect-own-system",
+	     a_side_effect_without_a_system_goes_to_the_emitting_actors_system},
+	    {"workflow-refused", a_workflow_entry_that_cannot_be_accepted_fails_the_turn},
+	    {"route-errors", an_error_from_a_pipe_or_forward_target_says_where_it_came_from},
 	    {"forged-key", a_key_forged_in_metadata_cannot_suppress_the_real_effect},
 	    {"legacy-keys", keys_stored_by_the_previous_format_still_dedupe_after_an_upgrade},
 	    {"turn-rollback",
