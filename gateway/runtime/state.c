@@ -81,7 +81,7 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 		if (!a->tags)
 			err = GW_ENOMEM;
 	}
-	/* Outbox and applied keys, when the row has them (StoredState). */
+	/* Outbox, its keys and applied keys, when the row has them (StoredState). */
 	Spawn__Gateway__V1__StoredState *ss =
 	    spawn__gateway__v1__stored_state__unpack(&ar.pbc, stored->len, gw_blob_value(stored));
 	if (ss && (ss->n_outbox || ss->n_applied)) {
@@ -90,6 +90,8 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 		e.outbox = ss->outbox;
 		e.n_applied = ss->n_applied;
 		e.applied = ss->applied;
+		e.n_outbox_keys = ss->n_outbox_keys; /* absent in rows of before: outbox.c */
+		e.outbox_keys = ss->outbox_keys;
 		size_t n = spawn__gateway__v1__stored_state__get_packed_size(&e);
 		uint8_t *buf = spawn_arena_alloc(&ar, n);
 		if (buf) {
