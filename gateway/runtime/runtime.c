@@ -1355,31 +1355,6 @@ void gw_runtime_stop(gw_runtime *rt)
 	timer_stop(rt);
 }
 
-size_t gw_runtime_report_unsaved(gw_runtime *rt, bool log)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < rt->nshards; i++) {
-		gw_shard *s = &rt->shards[i];
-		pthread_mutex_lock(&s->mu);
-		for (size_t b = 0; b < s->nbuckets; b++)
-			for (gw_actor *a = s->buckets[b]; a; a = a->hnext) {
-				if (!a->stateful || !(a->dirty || a->in_save))
-					continue;
-				if (log && n < 100)
-					GW_ERROR(
-					    "shutdown: not saved: %s/%s (stored revision %llu%s)",
-					    a->type->system, a->name,
-					    (unsigned long long)a->revision,
-					    a->in_save ? ", a save in flight" : "");
-				n++;
-			}
-		pthread_mutex_unlock(&s->mu);
-	}
-	if (log && n > 100)
-		GW_ERROR("shutdown: not saved: %zu more actors", n - 100);
-	return n;
-}
-
 void gw_runtime_destroy(gw_runtime *rt)
 {
 	if (!rt)
