@@ -15,6 +15,7 @@
 #include "registry.h"
 #include "runtime.h"
 #include "store.h"
+#include "workflow.h"
 
 #define KEY        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
 #define SYS        "test-system"
@@ -2172,6 +2173,62 @@ START_TEST(a_key_forged_in_metadata_cannot_suppress_the_real_effect)
 }
 END_TEST
 
+/* put_keyed_scheduled stores an overdue scheduled call a3.Add(value)
+ * whose request metadata carries key, under row id. */
+static void put_keyed_scheduled(const char *id, int64_t value, const char *key)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	Spawn__InvocationRequest *rq = effect_req(&ar, value, key);
+	rq->scheduled_to = spawn_wall_ms() - 1000;
+	uint8_t buf[512];
+	size_t n = spawn__invocation_request__pack(rq, buf);
+	gw_store *s3;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s3, url, &so), GW_OK);
+	ck_assert_int_eq(gw_store_schedule_put(s3, id, rq->scheduled_to, buf, n), GW_OK);
+	gw_store_close(s3);
+	spawn_arena_fini(&ar);
+}
+
+/* A side effect stored for later keeps its key: the scheduler takes it
+ * back from the row only when the row id derives from it (a row this
+ * gateway wrote for that effect). A client's scheduled call carrying a key
+ * in its metadata (another row id) gets none. */
+START_TEST(a_scheduled_row_gives_back_its_key_only_when_the_gateway_wrote_it)
+{
+	char k1[64], id1[40];
+	snprintf(k1, sizeof k1, "%zu:%s2:a1@9#0", strlen(SYS), SYS);
+	ck_assert(gwi_effect_id(k1, id1));
+	put_keyed_scheduled(id1, 1, k1);
+	put_keyed_scheduled("client-row-1", 2, "forged-key");
+	gw_runtime_start_scheduler(rt, "test-gateway", 60000);
+	for (size_t n = 1; n <= 2; n++) {
+		ck_assert(fake_host_wait(&host, n));
+		size_t t = n - 1;
+		ck_assert_str_eq(task_actor(t), "a3");
+		if (task_payload(t) == 1) {
+			ck_assert_uint_eq(task_keys(t), 1);
+			ck_assert_str_eq(task_key(t), k1);
+		} else {
+			ck_assert_int_eq(task_payload(t), 2);
+			ck_assert_uint_eq(task_keys(t), 0);
+		}
+		answer(t, (int64_t)n, 0, true);
+	}
+	ck_assert_int_eq(wait_schedule_empty(), 0);
+	/* The effect's row stored again (a redelivery after a crash) is
+	 * recognised by a3: skipped, never sent to the host. */
+	put_keyed_scheduled(id1, 1, k1);
+	/* (written behind the scheduler's back: its next pass, within 5 s) */
+	uint64_t left = 1;
+	for (int i = 0; i < 3 && left; i++)
+		left = wait_schedule_empty();
+	ck_assert_int_eq(left, 0);
+	ck_assert_uint_eq(host.ntasks, 2);
+}
+END_TEST
+
 /* put_applied writes a3's row as the previous format left it: state 11 and
  * the keys it applied (old-format strings). */
 static void put_applied(const char *key)
@@ -2371,6 +2428,7 @@ static Suite *runtime_suite(void)
 	    {"workflow-refused", a_workflow_entry_that_cannot_be_accepted_fails_the_turn},
 	    {"route-errors", an_error_from_a_pipe_or_forward_target_says_where_it_came_from},
 	    {"forged-key", a_key_forged_in_metadata_cannot_suppress_the_real_effect},
+	    {"sched-key", a_scheduled_row_gives_back_its_key_only_when_the_gateway_wrote_it},
 	    {"legacy-keys", keys_stored_by_the_previous_format_still_dedupe_after_an_upgrade},
 	    {"turn-rollback",
 	     a_failed_checkpoint_rolls_back_state_tags_and_exactly_its_own_outbox_entries_and_key},
