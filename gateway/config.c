@@ -94,6 +94,14 @@ void gw_config_usage(const char *prog)
 	    "                            0 = none\n"
 	    "  --drain MS                on SIGTERM, wait this long for calls in flight "
 	    "[SPAWN_DRAIN_MS] 5000\n"
+	    "  --flush-timeout MS        on SIGTERM, then wait this long for changed states to "
+	    "be\n"
+	    "                            saved [SPAWN_FLUSH_TIMEOUT_MS] 30000\n"
+	    "  --persist-drain MS        then wait at most this long for the statestore thread "
+	    "to\n"
+	    "                            finish the call it is in; past it, exit 1 at once "
+	    "without\n"
+	    "                            freeing what it uses [SPAWN_PERSIST_DRAIN_MS] 10000\n"
 	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
 	    "  --type-grace MS           an actor type whose last host left stays known (calls\n"
 	    "                            answer UNAVAILABLE) this long, then is forgotten\n"
@@ -123,7 +131,8 @@ void gw_config_usage(const char *prog)
 	    "On start-up it prints one line per listen address to stdout:\n"
 	    "  listening ADDR PORT\n"
 	    "SIGTERM or SIGINT: stop accepting calls, finish or cancel those in flight, save\n"
-	    "every changed actor state, exit 0.\n",
+	    "every changed actor state, exit 0 (exit 1, naming each actor whose state was not\n"
+	    "saved, when the statestore did not take them in time).\n",
 	    prog);
 }
 
@@ -168,6 +177,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->snapshot_ms = 2000;
 	c->host_timeout_ms = 30000;
 	c->drain_ms = 5000;
+	c->flush_timeout_ms = 30000;
+	c->persist_drain_ms = 10000;
 	c->max_message_bytes = 4 << 20;
 	c->save_batch = 256;
 	c->log_level = GW_LOG_INFO;
@@ -206,6 +217,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_MAX_MESSAGE_BYTES", max_message_bytes, 1024, 1 << 30)
 	ENVNUM("SPAWN_SAVE_BATCH", save_batch, 1, 100000)
 	ENVNUM("SPAWN_DRAIN_MS", drain_ms, 1, 3600000)
+	ENVNUM("SPAWN_FLUSH_TIMEOUT_MS", flush_timeout_ms, 1, 3600000)
+	ENVNUM("SPAWN_PERSIST_DRAIN_MS", persist_drain_ms, 1, 3600000)
 	ENVNUM("SPAWN_STATESTORE_POOL", store_pool, 1, 64)
 	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
 	ENVNUM("SPAWN_TYPE_GRACE_MS", type_grace_ms, 0, INT64_MAX / 4)
@@ -280,7 +293,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_FXFLIGHT,
 		O_MAXINST,
 		O_MAXSCHED,
-		O_AHEAD
+		O_AHEAD,
+		O_FLUSHTO,
+		O_PDRAIN
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -319,6 +334,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"max-instances", required_argument, NULL, O_MAXINST},
 	    {"max-schedules", required_argument, NULL, O_MAXSCHED},
 	    {"max-schedule-ahead", required_argument, NULL, O_AHEAD},
+	    {"flush-timeout", required_argument, NULL, O_FLUSHTO},
+	    {"persist-drain", required_argument, NULL, O_PDRAIN},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -450,6 +467,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_AHEAD:
 			c->max_schedule_ahead_ms = num(optarg, "--max-schedule-ahead", 1,
 			                               INT64_MAX / 4, why, whylen, &err);
+			break;
+		case O_FLUSHTO:
+			c->flush_timeout_ms =
+			    num(optarg, "--flush-timeout", 1, 3600000, why, whylen, &err);
+			break;
+		case O_PDRAIN:
+			c->persist_drain_ms =
+			    num(optarg, "--persist-drain", 1, 3600000, why, whylen, &err);
 			break;
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {

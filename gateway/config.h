@@ -21,6 +21,8 @@ typedef struct gw_config {
 	size_t shards;
 	uint32_t mailbox_max;
 	int64_t deactivate_ms, snapshot_ms, host_timeout_ms, drain_ms;
+	int64_t flush_timeout_ms; /* SIGTERM: how long to wait for changed states' saves */
+	int64_t persist_drain_ms; /* then for the statestore thread's call in progress */
 	int max_message_bytes;
 	size_t save_batch;
 	int store_pool;         /* connections for networked stores; 0 = driver default */

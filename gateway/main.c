@@ -17,6 +17,25 @@
 #include "server.h"
 #include "store.h"
 
+/* shutdown_drain waits up to ms for the persist thread to finish what it
+ * is doing (saves the flush started, their callbacks) while every actor is
+ * still alive. false: it is still inside a store call (a database that
+ * does not answer): the caller must exit at once, with _exit, freeing
+ * nothing: the runtime, the persist and the store stay in use by that
+ * thread, and the state it was saving is named in the log. */
+static bool shutdown_drain(gw_runtime *rt, gw_persist *persist, int64_t ms)
+{
+	if (!persist || gw_persist_drain(persist, ms))
+		return true;
+	GW_ERROR("shutdown: the statestore thread is still inside a call after %lld ms "
+	         "(--persist-drain); exiting now without freeing what it uses",
+	         (long long)ms);
+	gw_runtime_report_unsaved(rt, true);
+	fflush(stdout);
+	fflush(stderr);
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	gw_config cfg;
@@ -129,18 +148,41 @@ int main(int argc, char **argv)
 	int sig = 0;
 	sigwait(&sigs, &sig);
 	GW_INFO("signal %d: draining calls and saving state", sig);
-	gw_server_shutdown(srv);
-	err = gw_runtime_flush(rt, 30000);
-	if (err)
-		GW_ERROR("shutdown: not every actor state could be saved: %s", gw_strerror(err));
-	else
+	/* Shutdown in two phases (docs/design/threading.md): stop what
+	 * produces work, drain while what the work points at is alive, then
+	 * free. */
+	gw_server_shutdown(srv); /* listeners, client calls, host streams */
+	gw_runtime_stop(rt);     /* timers, the scheduler */
+	err = gw_runtime_flush(rt, cfg.flush_timeout_ms);
+	if (err) {
+		GW_ERROR("shutdown: not every actor state could be saved within %lld ms "
+		         "(--flush-timeout): %s",
+		         (long long)cfg.flush_timeout_ms, gw_strerror(err));
+		gw_runtime_report_unsaved(rt, true);
+	}
+	if (!shutdown_drain(rt, persist, cfg.persist_drain_ms))
+		_exit(1); /* see shutdown_drain */
+	if (err) {
+		/* The statestore may have taken the saves while it drained. */
+		size_t left = gw_runtime_report_unsaved(rt, true);
+		if (!left)
+			GW_INFO("shutdown: every actor state saved after all (late)");
+		rc = left ? 1 : 0;
+	} else {
 		GW_INFO("shutdown: every actor state saved");
-	rc = err ? 1 : 0;
+		rc = 0;
+	}
 	goto out;
 fail:
 	GW_ERROR("start-up failed: %s", gw_strerror(err));
 out:
 	gw_server_destroy(srv);
+	if (rt) {
+		gw_runtime_stop(rt);
+		if (!shutdown_drain(rt, persist, cfg.persist_drain_ms))
+			_exit(rc ? rc : 1);
+	}
+	gw_persist_stop(persist); /* no callback into the runtime from here on */
 	gw_runtime_destroy(rt);
 	gw_persist_destroy(persist);
 	gw_registry_destroy(reg);

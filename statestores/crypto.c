@@ -281,25 +281,30 @@ static void be32(uint8_t b[4], uint32_t v)
 	b[3] = (uint8_t)v;
 }
 
+const uint8_t gw_env2_magic[GW_ENV2_MAGIC_LEN] = {0xA7, 'G', 'W', 0x02};
+
 /* add_aad feeds the actor identity to ctx as GCM associated data, in
  * pieces (GCM accepts several AAD updates before the payload). enc selects
- * EVP_EncryptUpdate or EVP_DecryptUpdate. */
-static bool add_aad(EVP_CIPHER_CTX *ctx, bool enc, const char *system, const char *name)
+ * EVP_EncryptUpdate or EVP_DecryptUpdate. rev: envelope 2 binds the
+ * revision too (0x02 || be64(revision) follow); NULL: envelope 1. */
+static bool add_aad(EVP_CIPHER_CTX *ctx, bool enc, const char *system, const char *name,
+                    const uint64_t *rev)
 {
 	size_t ls = strlen(system), ln = strlen(name);
 	if (ls > INT_MAX || ln > INT_MAX)
 		return false;
-	uint8_t ps[4], pn[4], zero = 0;
+	uint8_t ps[4], pn[4], zero = 0, rv[9] = {2};
 	be32(ps, (uint32_t)ls);
 	be32(pn, (uint32_t)ln);
+	if (rev) {
+		be32(rv + 1, (uint32_t)(*rev >> 32));
+		be32(rv + 5, (uint32_t)*rev);
+	}
 	const struct {
 		const uint8_t *p;
 		size_t n;
-	} parts[] = {{ps, 4},
-	             {(const uint8_t *)system, ls},
-	             {&zero, 1},
-	             {pn, 4},
-	             {(const uint8_t *)name, ln}};
+	} parts[] = {{ps, 4}, {(const uint8_t *)system, ls}, {&zero, 1},
+	             {pn, 4}, {(const uint8_t *)name, ln},   {rv, rev ? sizeof rv : 0}};
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
 		int outl;
 		if (parts[i].n == 0)
@@ -328,23 +333,28 @@ static bool crypt_all(EVP_CIPHER_CTX *ctx, bool enc, const uint8_t *in, size_t l
 	return true;
 }
 
-gw_err gw_seal(const gw_keyring *kr, const char *system, const char *name, const uint8_t *pt,
-               size_t len, gw_sealed *out)
+/* seal_env seals for envelope 1 (rev NULL) or 2 (the magic first, the
+ * revision in the AAD). */
+static gw_err seal_env(const gw_keyring *kr, const char *system, const char *name,
+                       const uint64_t *rev, const uint8_t *pt, size_t len, gw_sealed *out)
 {
 	EVP_CIPHER_CTX *ctx = NULL;
 	uint8_t *buf = NULL;
 	gw_err rc = GW_ECRYPTO;
+	size_t head = rev ? GW_ENV2_MAGIC_LEN : 0;
 	if (!kr || !system || !name || (!pt && len > 0) || !out)
 		return GW_EINVAL;
-	if (len > SIZE_MAX - GW_TAG_LEN)
+	if (len > SIZE_MAX - GW_TAG_LEN - head)
 		return GW_ETOOBIG;
 	const gw_key *k = &kr->keys[0];
 	uint8_t nonce[GW_NONCE_LEN];
 	if (RAND_bytes(nonce, sizeof nonce) != 1)
 		return GW_ECRYPTO;
-	buf = malloc(len + GW_TAG_LEN);
+	buf = malloc(head + len + GW_TAG_LEN);
 	if (!buf)
 		return GW_ENOMEM;
+	memcpy(buf, gw_env2_magic, head);
+	uint8_t *ct = buf + head;
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx) {
 		rc = GW_ENOMEM;
@@ -354,15 +364,15 @@ gw_err gw_seal(const gw_keyring *kr, const char *system, const char *name, const
 	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GW_NONCE_LEN, NULL) != 1 ||
 	    EVP_EncryptInit_ex(ctx, NULL, NULL, k->key, nonce) != 1 ||
-	    !add_aad(ctx, true, system, name) || !crypt_all(ctx, true, pt, len, buf) ||
-	    EVP_EncryptFinal_ex(ctx, buf + len, &outl) != 1 || outl != 0 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GW_TAG_LEN, buf + len) != 1)
+	    !add_aad(ctx, true, system, name, rev) || !crypt_all(ctx, true, pt, len, ct) ||
+	    EVP_EncryptFinal_ex(ctx, ct + len, &outl) != 1 || outl != 0 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GW_TAG_LEN, ct + len) != 1)
 		goto fail;
 	EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
 	out->key_id = k->id;
 	memcpy(out->nonce, nonce, sizeof nonce);
 	out->data = buf;
-	out->len = len + GW_TAG_LEN;
+	out->len = head + len + GW_TAG_LEN;
 	return GW_OK;
 fail:
 	EVP_CIPHER_CTX_free(ctx);
@@ -370,24 +380,36 @@ fail:
 	return rc;
 }
 
-gw_err gw_open(const gw_keyring *kr, const char *system, const char *name, const gw_sealed *in,
-               uint8_t **pt, size_t *ptlen)
+gw_err gw_seal(const gw_keyring *kr, const char *system, const char *name, const uint8_t *pt,
+               size_t len, gw_sealed *out)
+{
+	return seal_env(kr, system, name, NULL, pt, len, out);
+}
+
+gw_err gw_seal_rev(const gw_keyring *kr, const char *system, const char *name, uint64_t revision,
+                   const uint8_t *pt, size_t len, gw_sealed *out)
+{
+	return seal_env(kr, system, name, &revision, pt, len, out);
+}
+
+/* open_env opens data (ciphertext || tag, dlen bytes) of in as envelope 1
+ * (rev NULL) or 2. */
+static gw_err open_env(const gw_keyring *kr, const char *system, const char *name,
+                       const uint64_t *rev, const gw_sealed *in, const uint8_t *data, size_t dlen,
+                       uint8_t **pt, size_t *ptlen)
 {
 	EVP_CIPHER_CTX *ctx = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	gw_err rc = GW_ECRYPTO;
-	if (!kr || !system || !name || !in || !in->key_id || (!in->data && in->len > 0) || !pt ||
-	    !ptlen)
-		return GW_EINVAL;
-	if (in->len < GW_TAG_LEN)
+	if (dlen < GW_TAG_LEN)
 		return GW_ECORRUPT;
 	const gw_key *k = find_key(kr, in->key_id);
 	if (!k)
 		return GW_ECRYPTO;
-	len = in->len - GW_TAG_LEN;
+	len = dlen - GW_TAG_LEN;
 	uint8_t tag[GW_TAG_LEN];
-	memcpy(tag, in->data + len, GW_TAG_LEN);
+	memcpy(tag, data + len, GW_TAG_LEN);
 	buf = malloc(len > 0 ? len : 1);
 	if (!buf)
 		return GW_ENOMEM;
@@ -400,7 +422,7 @@ gw_err gw_open(const gw_keyring *kr, const char *system, const char *name, const
 	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GW_NONCE_LEN, NULL) != 1 ||
 	    EVP_DecryptInit_ex(ctx, NULL, NULL, k->key, in->nonce) != 1 ||
-	    !add_aad(ctx, false, system, name) || !crypt_all(ctx, false, in->data, len, buf) ||
+	    !add_aad(ctx, false, system, name, rev) || !crypt_all(ctx, false, data, len, buf) ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GW_TAG_LEN, tag) != 1)
 		goto fail;
 	/* Final verifies the tag; until it passes, buf is unauthenticated. */
@@ -416,4 +438,44 @@ fail:
 		OPENSSL_cleanse(buf, len);
 	free(buf);
 	return rc;
+}
+
+static bool open_args_ok(const gw_keyring *kr, const char *system, const char *name,
+                         const gw_sealed *in, uint8_t **pt, size_t *ptlen)
+{
+	return kr && system && name && in && in->key_id && (in->data || in->len == 0) && pt &&
+	       ptlen;
+}
+
+gw_err gw_open(const gw_keyring *kr, const char *system, const char *name, const gw_sealed *in,
+               uint8_t **pt, size_t *ptlen)
+{
+	if (!open_args_ok(kr, system, name, in, pt, ptlen))
+		return GW_EINVAL;
+	return open_env(kr, system, name, NULL, in, in->data, in->len, pt, ptlen);
+}
+
+gw_err gw_open_rev(const gw_keyring *kr, const char *system, const char *name, uint64_t revision,
+                   const gw_sealed *in, uint8_t **pt, size_t *ptlen, int *envelope)
+{
+	if (!open_args_ok(kr, system, name, in, pt, ptlen))
+		return GW_EINVAL;
+	if (in->len >= GW_ENV2_MAGIC_LEN + GW_TAG_LEN &&
+	    !memcmp(in->data, gw_env2_magic, GW_ENV2_MAGIC_LEN)) {
+		gw_err e = open_env(kr, system, name, &revision, in, in->data + GW_ENV2_MAGIC_LEN,
+		                    in->len - GW_ENV2_MAGIC_LEN, pt, ptlen);
+		if (e != GW_ECRYPTO) {
+			if (e == GW_OK && envelope)
+				*envelope = 2;
+			return e;
+		}
+		/* Not envelope 2 for this revision: either a row moved to another
+		 * revision (then envelope 1 fails too: its tag covers other
+		 * bytes and another AAD), or an envelope 1 row whose ciphertext
+		 * happens to begin with the magic (1 in 2^32). */
+	}
+	gw_err e = open_env(kr, system, name, NULL, in, in->data, in->len, pt, ptlen);
+	if (e == GW_OK && envelope)
+		*envelope = 1;
+	return e;
 }

@@ -81,6 +81,28 @@ typedef struct gw_sealed {
 gw_err gw_seal(const gw_keyring *kr, const char *system, const char *name, const uint8_t *pt,
                size_t len, gw_sealed *out);
 
+/* Envelope 2 (a state row at a revision): data = GW_ENV2_MAGIC ||
+ * ciphertext || tag, and the associated data binds the revision as well:
+ *   envelope-1 AAD || 0x02 || be64(revision)
+ * so a row copied onto another revision (an older state replayed as the
+ * current one) does not authenticate. Rows sealed before envelope 2 (no
+ * magic, envelope-1 AAD) still open with gw_open_rev; every save writes
+ * envelope 2, and key rotation rewrites the rows it re-encrypts in it. */
+#define GW_ENV2_MAGIC_LEN 4
+extern const uint8_t gw_env2_magic[GW_ENV2_MAGIC_LEN]; /* A7 'G' 'W' 02 */
+
+/* gw_seal_rev is gw_seal for envelope 2: the row of (system, name) at
+ * revision. out->len counts the magic. Same returns as gw_seal. */
+gw_err gw_seal_rev(const gw_keyring *kr, const char *system, const char *name, uint64_t revision,
+                   const uint8_t *pt, size_t len, gw_sealed *out);
+
+/* gw_open_rev opens a state row of (system, name) stored at revision:
+ * envelope 2 bound to that revision, or an envelope 1 row written before
+ * (revision not bound). *envelope (may be NULL) gets 1 or 2 on GW_OK.
+ * Same returns as gw_open. */
+gw_err gw_open_rev(const gw_keyring *kr, const char *system, const char *name, uint64_t revision,
+                   const gw_sealed *in, uint8_t **pt, size_t *ptlen, int *envelope);
+
 /* gw_open authenticates and decrypts in (borrowed) for (system, name).
  * On GW_OK sets *pt (caller frees with free(); never NULL, even for an
  * empty plaintext) and *ptlen. Returns GW_ECORRUPT when in->len is shorter

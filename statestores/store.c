@@ -21,8 +21,11 @@
  *
  * Invariants:
  *   1. A driver only ever receives ciphertext: rows are sealed here.
- *   2. Every row is sealed with a fresh nonce and the AAD of its own actor,
- *      so a row moved onto another actor fails to load (GW_ECRYPTO).
+ *   2. Every row is sealed with a fresh nonce and the AAD of its own actor
+ *      and revision (envelope 2, crypto.h), so a row moved onto another
+ *      actor or another revision fails to load (GW_ECRYPTO). Rows written
+ *      before envelope 2 (actor only) still load; a save or a key rotation
+ *      rewrites them as envelope 2.
  *   3. A store opens only when its key check authenticates, so a wrong key
  *      is caught at start-up, not at the first load. Two openers of a new
  *      store cannot both write a key check: the write is insert-only.
@@ -492,7 +495,7 @@ static gw_err row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loade
 	size_t ptlen = 0;
 	gw_sealed in = {.key_id = row->key_id, .data = row->data, .len = row->len};
 	memcpy(in.nonce, row->nonce, GW_NONCE_LEN);
-	gw_err e = gw_open(s->kr, k->system, k->name, &in, &pt, &ptlen);
+	gw_err e = gw_open_rev(s->kr, k->system, k->name, row->revision, &in, &pt, &ptlen, NULL);
 	if (e != GW_OK) {
 		if (e == GW_ECRYPTO)
 			GW_WARN("statestore: %s/%s revision %llu (key id '%s') does not "
@@ -655,7 +658,8 @@ gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err
 	for (; sealed < n; sealed++) {
 		const gw_state *st = &states[sealed];
 		gw_sealed sl;
-		e = gw_seal(s->kr, st->key.system, st->key.name, st->data, st->len, &sl);
+		e = gw_seal_rev(s->kr, st->key.system, st->key.name, st->expected + 1, st->data,
+		                st->len, &sl);
 		if (e != GW_OK)
 			goto out;
 		gw_row *r = &rows[sealed];
@@ -882,7 +886,8 @@ static gw_err rot_rows(gw_store *s, int table, const gw_row *rows, size_t n, gw_
 		memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
 		uint8_t *pt = NULL;
 		size_t ptlen = 0;
-		e = gw_open(s->kr, r->key.system, r->key.name, &in, &pt, &ptlen);
+		e = gw_open_rev(s->kr, r->key.system, r->key.name, r->revision, &in, &pt, &ptlen,
+		                NULL);
 		if (e == GW_ECRYPTO || e == GW_ECORRUPT) {
 			GW_WARN("statestore: key rotation: %s/%s revision %llu%s (key id '%s') "
 			        "opens under no key of the keyring: left as it is",
@@ -895,7 +900,7 @@ static gw_err rot_rows(gw_store *s, int table, const gw_row *rows, size_t n, gw_
 		if (e != GW_OK)
 			goto out;
 		gw_sealed sl;
-		e = gw_seal(s->kr, r->key.system, r->key.name, pt, ptlen, &sl);
+		e = gw_seal_rev(s->kr, r->key.system, r->key.name, r->revision, pt, ptlen, &sl);
 		OPENSSL_cleanse(pt, ptlen);
 		free(pt);
 		if (e != GW_OK)

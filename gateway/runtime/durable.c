@@ -195,6 +195,13 @@ static void sched_deliver(void *user, const char *id, const uint8_t *data, size_
 		gw_inv_destroy(inv);
 		return;
 	}
+	/* A side effect this gateway stored for later carries its key, and its
+	 * row id derives from that key (after the system hash, "%08x."); a key in any other row (a
+	 * client's scheduled call) is not ours and is not taken. */
+	const char *k = gwi_legacy_key(inv->req);
+	char want[31];
+	if (k && gwi_effect_id(k, want) && strlen(id) > 9 && id[8] == '.' && !strcmp(want, id + 9))
+		inv->idem_key = (char *)k; /* in inv's arena */
 	inv->req->scheduled_to = 0;
 	inv->req->async = true;
 	inv->user = idc;

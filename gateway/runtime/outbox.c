@@ -17,8 +17,11 @@
  * A crash in IN FLIGHT or ACKED leaves the entry in the stored row: the
  * next activation of the actor delivers it again, and after a restart
  * gw_runtime_recover_effects activates every actor whose row has the flag.
- * Each delivery carries an idempotency key ("system/actor@revision#n" in the
- * metadata entry GW_IDEMPOTENCY_KEY); a stateful target records the keys it
+ * Each delivery carries an idempotency key minted here (gwi_outbox_key:
+ * length-prefixed system and actor, revision, index), out of band: in
+ * gw_inv.idem_key and StoredState.outbox_keys, never read from a peer's
+ * metadata (hosts see it in the task's metadata, for information only); a
+ * stateful target records the keys it
  * applied in its own stored state (StoredState.applied, the latest
  * GW_APPLIED_MAX), saved with the state change they caused, and skips a
  * delivery whose key it already applied. So an effect is neither lost nor
@@ -41,24 +44,53 @@
 
 #define GW_APPLIED_MAX 64
 
-/* extra_get unpacks a->extra into ar (NULL when there is none). */
+/* legacy_key: the key an entry written before StoredState.outbox_keys
+ * carries: the last GW_IDEMPOTENCY_KEY metadata entry, which that gateway
+ * appended itself after whatever the emitting host had put there. */
+static char *legacy_key(const Spawn__InvocationRequest *rq)
+{
+	char *k = NULL;
+	for (size_t i = 0; i < rq->n_metadata; i++)
+		if (rq->metadata[i]->key && !strcmp(rq->metadata[i]->key, GW_IDEMPOTENCY_KEY))
+			k = rq->metadata[i]->value;
+	return k;
+}
+
+/* extra_get unpacks a->extra into ar (NULL when there is none), with
+ * exactly one key per outbox entry (outbox_keys; "" when none is known). */
 static Spawn__Gateway__V1__StoredState *extra_get(gw_actor *a, spawn_arena *ar)
 {
 	if (!a->extra)
 		return NULL;
-	return spawn__gateway__v1__stored_state__unpack(&ar->pbc, a->extra->len,
-	                                                gw_blob_value(a->extra));
+	Spawn__Gateway__V1__StoredState *e = spawn__gateway__v1__stored_state__unpack(
+	    &ar->pbc, a->extra->len, gw_blob_value(a->extra));
+	if (e && e->n_outbox_keys != e->n_outbox) {
+		char **k = spawn_arena_alloc(ar, (e->n_outbox ? e->n_outbox : 1) * sizeof *k);
+		if (!k)
+			return NULL;
+		for (size_t i = 0; i < e->n_outbox; i++) {
+			k[i] = i < e->n_outbox_keys ? e->outbox_keys[i] : legacy_key(e->outbox[i]);
+			if (!k[i])
+				k[i] = "";
+		}
+		e->outbox_keys = k;
+		e->n_outbox_keys = e->n_outbox;
+	}
+	return e;
 }
 
-/* extra_set replaces a->extra with outbox + applied (NULL when both empty). */
-static gw_err extra_set(gw_actor *a, Spawn__InvocationRequest **outbox, size_t n_outbox,
-                        char **applied, size_t n_applied)
+/* extra_set replaces a->extra with outbox + their keys + applied (NULL when
+ * all are empty). */
+static gw_err extra_set(gw_actor *a, Spawn__InvocationRequest **outbox, char **keys,
+                        size_t n_outbox, char **applied, size_t n_applied)
 {
 	gw_blob *nb = NULL;
 	if (n_outbox || n_applied) {
 		Spawn__Gateway__V1__StoredState e = SPAWN__GATEWAY__V1__STORED_STATE__INIT;
 		e.n_outbox = n_outbox;
 		e.outbox = outbox;
+		e.n_outbox_keys = n_outbox;
+		e.outbox_keys = keys;
 		e.n_applied = n_applied;
 		e.applied = applied;
 		size_t n = spawn__gateway__v1__stored_state__get_packed_size(&e);
@@ -80,15 +112,6 @@ static gw_err extra_set(gw_actor *a, Spawn__InvocationRequest **outbox, size_t n
 	return GW_OK;
 }
 
-/* req_key is the idempotency key in a request's metadata, or NULL. */
-static const char *req_key(const Spawn__InvocationRequest *rq)
-{
-	for (size_t i = 0; i < rq->n_metadata; i++)
-		if (rq->metadata[i]->key && !strcmp(rq->metadata[i]->key, GW_IDEMPOTENCY_KEY))
-			return rq->metadata[i]->value;
-	return NULL;
-}
-
 /* src_new copies "system\0name" of a into inv's arena (outbox_src). */
 static char *src_new(gw_inv *inv, const gw_actor *a)
 {
@@ -103,7 +126,47 @@ static char *src_new(gw_inv *inv, const gw_actor *a)
 
 const char *gwi_inv_key(const gw_inv *inv)
 {
-	return req_key(inv->req);
+	return inv->idem_key;
+}
+
+const char *gwi_legacy_key(const Spawn__InvocationRequest *rq)
+{
+	return legacy_key(rq);
+}
+
+size_t gwi_outbox_key(char *out, size_t n, const char *system, const char *name, uint64_t revision,
+                      size_t index)
+{
+	/* Length-prefixed, so no name (with '/', '@', '#' or digits and ':')
+	 * makes two different effects share a key. */
+	int k = snprintf(out, n, "%zu:%s%zu:%s@%llu#%zu", strlen(system), system, strlen(name),
+	                 name, (unsigned long long)revision, index);
+	return k < 0 ? 0 : (size_t)k;
+}
+
+Spawn__InvocationRequest__MetadataEntry **gwi_key_metadata(const gw_inv *inv, spawn_arena *ar,
+                                                           size_t *n)
+{
+	const Spawn__InvocationRequest *rq = inv->req;
+	Spawn__InvocationRequest__MetadataEntry **m =
+	    spawn_arena_alloc(ar, (rq->n_metadata + 1) * sizeof *m);
+	Spawn__InvocationRequest__MetadataEntry *e = spawn_arena_alloc(ar, sizeof *e);
+	if (!m || !e) {
+		*n = rq->n_metadata;
+		return rq->metadata;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < rq->n_metadata; i++)
+		if (!rq->metadata[i]->key || strcmp(rq->metadata[i]->key, GW_IDEMPOTENCY_KEY))
+			m[k++] = rq->metadata[i];
+	if (inv->idem_key) {
+		spawn__invocation_request__metadata_entry__init(e);
+		e->key = GW_IDEMPOTENCY_KEY;
+		e->value = inv->idem_key;
+		m[k++] = e;
+	}
+	*n = k;
+	return m;
 }
 
 bool gwi_outbox_applied(gw_actor *a, const char *key)
@@ -130,7 +193,8 @@ void gwi_outbox_record(gw_actor *a, const char *key)
 		for (size_t i = 0; i < keep; i++)
 			v[i] = e->applied[n - keep + i];
 		v[keep] = (char *)key;
-		if (extra_set(a, e ? e->outbox : NULL, e ? e->n_outbox : 0, v, keep + 1) != GW_OK)
+		if (extra_set(a, e ? e->outbox : NULL, e ? e->outbox_keys : NULL,
+		              e ? e->n_outbox : 0, v, keep + 1) != GW_OK)
 			v = NULL;
 	}
 	if (!v)
@@ -138,29 +202,6 @@ void gwi_outbox_record(gw_actor *a, const char *key)
 		         "run again)",
 		         a->type->system, a->name, key);
 	spawn_arena_fini(&ar);
-}
-
-/* add_key appends the idempotency key to an invocation's metadata. */
-static bool add_key(gw_inv *inv, const char *key)
-{
-	spawn_arena *ar = &inv->arena;
-	Spawn__InvocationRequest *rq = inv->req;
-	Spawn__InvocationRequest__MetadataEntry **m =
-	    spawn_arena_alloc(ar, (rq->n_metadata + 1) * sizeof *m);
-	Spawn__InvocationRequest__MetadataEntry *e = spawn_arena_alloc(ar, sizeof *e);
-	if (!m || !e)
-		return false;
-	spawn__invocation_request__metadata_entry__init(e);
-	e->key = GW_IDEMPOTENCY_KEY;
-	e->value = spawn_arena_strdup(ar, key);
-	if (!e->value)
-		return false;
-	if (rq->n_metadata)
-		memcpy(m, rq->metadata, rq->n_metadata * sizeof *m);
-	m[rq->n_metadata] = e;
-	rq->metadata = m;
-	rq->n_metadata++;
-	return true;
 }
 
 gw_err gwi_outbox_store(gw_actor *a, gw_inv *fire, uint64_t revision)
@@ -172,55 +213,59 @@ gw_err gwi_outbox_store(gw_actor *a, gw_inv *fire, uint64_t revision)
 	for (gw_inv *i = fire; i; i = i->next)
 		n++;
 	Spawn__InvocationRequest **v = spawn_arena_alloc(&ar, (n ? n : 1) * sizeof *v);
-	gw_err err = v ? GW_OK : GW_ENOMEM;
-	if (old && v)
+	char **keys = spawn_arena_alloc(&ar, (n ? n : 1) * sizeof *keys);
+	gw_err err = v && keys ? GW_OK : GW_ENOMEM;
+	if (old && !err) {
 		memcpy(v, e->outbox, old * sizeof *v); /* earlier turns' entries, in flight */
+		memcpy(keys, e->outbox_keys, old * sizeof *keys);
+	}
 	size_t k = old;
 	for (gw_inv *i = fire; i && !err; i = i->next, k++) {
-		char key[400];
-		snprintf(key, sizeof key, "%s/%s@%llu#%zu", a->type->system, a->name,
-		         (unsigned long long)revision, k - old);
-		if (!add_key(i, key) || !(i->outbox_src = src_new(i, a)))
+		size_t kl = gwi_outbox_key(NULL, 0, a->type->system, a->name, revision, k - old);
+		i->idem_key = spawn_arena_alloc(&i->arena, kl + 1);
+		if (!i->idem_key || !(i->outbox_src = src_new(i, a))) {
 			err = GW_ENOMEM;
+			break;
+		}
+		gwi_outbox_key(i->idem_key, kl + 1, a->type->system, a->name, revision, k - old);
 		v[k] = i->req;
+		keys[k] = i->idem_key;
 	}
 	if (!err)
-		err = extra_set(a, v, n, e ? e->applied : NULL, e ? e->n_applied : 0);
+		err = extra_set(a, v, keys, n, e ? e->applied : NULL, e ? e->n_applied : 0);
 	if (err)
-		for (gw_inv *i = fire; i; i = i->next)
+		for (gw_inv *i = fire; i; i = i->next) {
 			i->outbox_src = NULL; /* delivered without the outbox */
+			i->idem_key = NULL;
+		}
 	spawn_arena_fini(&ar);
 	return err;
 }
 
-/* of_revision tells whether key was made by a's turn of revision rev. */
-static bool of_revision(const gw_actor *a, const char *key, uint64_t rev)
-{
-	char p[400];
-	int n =
-	    snprintf(p, sizeof p, "%s/%s@%llu#", a->type->system, a->name, (unsigned long long)rev);
-	return key && n > 0 && (size_t)n < sizeof p && !strncmp(key, p, (size_t)n);
-}
-
-void gwi_outbox_rollback(gw_actor *a, const gw_inv *inv, uint64_t revision)
+void gwi_outbox_remove(gw_actor *a, const char *const *entries, size_t n, const char *applied)
 {
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
 	Spawn__Gateway__V1__StoredState *e = extra_get(a, &ar);
-	const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
 	if (e) {
-		/* Drop the turn's own entries (they never committed) and the key
-		 * it recorded (its state change is rolled back: a redelivery
-		 * must run again). */
+		/* Drop the named entries (they never committed) and the key (its
+		 * state change is rolled back: a redelivery must run again). */
 		size_t no = 0, na = 0;
-		for (size_t i = 0; i < e->n_outbox; i++)
-			if (!of_revision(a, req_key(e->outbox[i]), revision))
+		for (size_t i = 0; i < e->n_outbox; i++) {
+			const char *k = e->outbox_keys[i];
+			bool drop = false;
+			for (size_t j = 0; k[0] && j < n && !drop; j++)
+				drop = !strcmp(k, entries[j]);
+			if (!drop) {
+				e->outbox_keys[no] = e->outbox_keys[i];
 				e->outbox[no++] = e->outbox[i];
+			}
+		}
 		for (size_t i = 0; i < e->n_applied; i++)
-			if (!key || strcmp(e->applied[i], key))
+			if (!applied || strcmp(e->applied[i], applied))
 				e->applied[na++] = e->applied[i];
 		if ((no != e->n_outbox || na != e->n_applied) &&
-		    extra_set(a, e->outbox, no, e->applied, na) != GW_OK)
+		    extra_set(a, e->outbox, e->outbox_keys, no, e->applied, na) != GW_OK)
 			GW_ERROR("actor %s/%s: out of memory rolling back its outbox",
 			         a->type->system, a->name);
 	}
@@ -242,7 +287,10 @@ size_t gwi_outbox_redeliver(gw_runtime *rt, gw_actor *a, done_list *dl)
 			spawn__invocation_request__pack(rq, buf);
 			c->req = spawn__invocation_request__unpack(&c->arena.pbc, len, buf);
 		}
-		if (!c || !c->req || !(c->outbox_src = src_new(c, a))) {
+		if (c && c->req && e->outbox_keys[i][0])
+			c->idem_key = spawn_arena_strdup(&c->arena, e->outbox_keys[i]);
+		if (!c || !c->req || !(c->outbox_src = src_new(c, a)) ||
+		    (e->outbox_keys[i][0] && !c->idem_key)) {
 			/* The entry stays stored: the next activation tries again. */
 			GW_ERROR("actor %s/%s: out of memory redelivering its outbox",
 			         a->type->system, a->name);
@@ -277,18 +325,20 @@ void gwi_outbox_ack(gw_runtime *rt, gw_inv *d)
 	Spawn__Gateway__V1__StoredState *e = a && a->st != A_LOADING ? extra_get(a, &ar) : NULL;
 	size_t k = 0;
 	while (e && key && k < e->n_outbox) {
-		const char *ek = req_key(e->outbox[k]);
-		if (ek && !strcmp(ek, key))
+		if (!strcmp(e->outbox_keys[k], key))
 			break;
 		k++;
 	}
 	if (e && key && k < e->n_outbox) {
 		memmove(e->outbox + k, e->outbox + k + 1,
 		        (e->n_outbox - k - 1) * sizeof *e->outbox);
+		memmove(e->outbox_keys + k, e->outbox_keys + k + 1,
+		        (e->n_outbox - k - 1) * sizeof *e->outbox_keys);
 		if (e->n_outbox == 1)
 			gwi_fault_hit(GW_FAULT_OUTBOX_ACK,
 			              "effects acknowledged, outbox not cleared");
-		if (extra_set(a, e->outbox, e->n_outbox - 1, e->applied, e->n_applied) != GW_OK &&
+		if (extra_set(a, e->outbox, e->outbox_keys, e->n_outbox - 1, e->applied,
+		              e->n_applied) != GW_OK &&
 		    a->n_outbox-- /* no delivery in flight for it any more */)
 			GW_ERROR("actor %s/%s: out of memory acknowledging %s (it is delivered "
 			         "again after a restart)",

@@ -118,6 +118,10 @@ struct gw_persist {
 	gw_persist_job *head, *tail;   /* bulk class */
 	gw_persist_job *uhead, *utail; /* urgent class (urgent_kind) */
 	bool stopping;
+	bool stopped;       /* the thread has ended (gw_persist_stop): jobs are refused */
+	bool idle;          /* the thread waits for work: no job runs, no callback */
+	bool sched_off;     /* gw_persist_stop_scheduler: no claim pass any more */
+	pthread_cond_t dcv; /* idle changed (gw_persist_drain waits on it) */
 	pthread_t thread;
 	gw_store *store; /* borrowed */
 	gw_persist_opts o;
@@ -511,6 +515,19 @@ static void urgent_between(gw_persist *p)
 		run_urgent(p, u);
 }
 
+/* sched_on: the scheduler is set and not stopped (under mu). */
+static bool sched_on(const gw_persist *p)
+{
+	return p->sched_fn && !p->sched_off;
+}
+
+/* mark_idle: the thread is about to wait with nothing to run (under mu). */
+static void mark_idle(gw_persist *p)
+{
+	p->idle = true;
+	pthread_cond_broadcast(&p->dcv);
+}
+
 static void *persist_main(void *arg)
 {
 	gw_persist *p = arg;
@@ -522,7 +539,7 @@ static void *persist_main(void *arg)
 		pthread_mutex_lock(&p->mu);
 		bool sched_due = false, idle = false;
 		while (!p->head && !p->uhead && !p->stopping) {
-			if (p->sched_fn && p->sched_next_ms <= spawn_wall_ms()) {
+			if (sched_on(p) && p->sched_next_ms <= spawn_wall_ms()) {
 				sched_due = true;
 				break;
 			}
@@ -530,7 +547,7 @@ static void *persist_main(void *arg)
 				idle = true; /* nothing else to do: run the deletes now */
 				break;
 			}
-			if (p->sched_fn && p->sched_next_ms != INT64_MAX && !p->stats.rotating) {
+			if (sched_on(p) && p->sched_next_ms != INT64_MAX && !p->stats.rotating) {
 				/* Sleep until the next scheduled invocation (or a job). */
 				int64_t ms = p->sched_next_ms - spawn_wall_ms();
 				struct timespec ts;
@@ -541,6 +558,7 @@ static void *persist_main(void *arg)
 					ts.tv_sec++;
 					ts.tv_nsec -= 1000000000L;
 				}
+				mark_idle(p);
 				pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 				continue;
 			}
@@ -551,12 +569,15 @@ static void *persist_main(void *arg)
 				struct timespec ts;
 				clock_gettime(CLOCK_REALTIME, &ts);
 				ts.tv_sec += 1;
+				mark_idle(p);
 				pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 				rotate_backoff = 0;
 				continue;
 			}
+			mark_idle(p);
 			pthread_cond_wait(&p->cv, &p->mu);
 		}
+		p->idle = false;
 		gw_persist_job *urgent = p->uhead, *list = p->head;
 		p->uhead = p->utail = p->head = p->tail = NULL;
 		bool stop = p->stopping;
@@ -633,7 +654,7 @@ static void *persist_main(void *arg)
 		/* A queue that never empties must not starve the scheduler: a
 		 * due pass also runs between two drains. */
 		pthread_mutex_lock(&p->mu);
-		sched_due = p->sched_fn && p->sched_next_ms <= spawn_wall_ms();
+		sched_due = sched_on(p) && p->sched_next_ms <= spawn_wall_ms();
 		pthread_mutex_unlock(&p->mu);
 		if (sched_due)
 			sched_pass(p); /* runs the pending deletes first */
@@ -652,6 +673,7 @@ gw_err gw_persist_create(gw_persist **out, gw_store *store, const gw_persist_opt
 		return GW_ENOMEM;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	pthread_cond_init(&p->dcv, NULL);
 	p->store = store;
 	if (opts)
 		p->o = *opts;
@@ -664,6 +686,7 @@ gw_err gw_persist_create(gw_persist **out, gw_store *store, const gw_persist_opt
 	if (pthread_create(&p->thread, NULL, persist_main, p)) {
 		pthread_mutex_destroy(&p->mu);
 		pthread_cond_destroy(&p->cv);
+		pthread_cond_destroy(&p->dcv);
 		free(p);
 		return GW_ENOMEM;
 	}
@@ -671,18 +694,62 @@ gw_err gw_persist_create(gw_persist **out, gw_store *store, const gw_persist_opt
 	return GW_OK;
 }
 
-void gw_persist_destroy(gw_persist *p)
+void gw_persist_stop_scheduler(gw_persist *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->sched_off = true;
+	pthread_mutex_unlock(&p->mu);
+}
+
+bool gw_persist_drain(gw_persist *p, int64_t timeout_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->stats.rotating = false; /* resumes at the next start (resumable) */
+	pthread_cond_signal(&p->cv);
+	bool drained;
+	while (!(drained = p->stopped || (p->idle && !p->head && !p->uhead)))
+		if (pthread_cond_timedwait(&p->dcv, &p->mu, &ts))
+			break;
+	drained = p->stopped || (p->idle && !p->head && !p->uhead);
+	pthread_mutex_unlock(&p->mu);
+	return drained;
+}
+
+void gw_persist_stop(gw_persist *p)
 {
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->mu);
+	if (p->stopped) {
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
 	p->stopping = true;
 	p->stats.rotating = false;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	pthread_join(p->thread, NULL);
+	pthread_mutex_lock(&p->mu);
+	p->stopped = true;
+	pthread_mutex_unlock(&p->mu);
+}
+
+void gw_persist_destroy(gw_persist *p)
+{
+	if (!p)
+		return;
+	gw_persist_stop(p);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->dcv);
 	free(p);
 }
 
@@ -704,9 +771,14 @@ static gw_persist_job *job_new(int kind, const char *system, const char *name)
 	return j;
 }
 
-static void enqueue(gw_persist *p, gw_persist_job *j)
+/* enqueue queues j; false (j untouched) once the thread has stopped. */
+static bool enqueue(gw_persist *p, gw_persist_job *j)
 {
 	pthread_mutex_lock(&p->mu);
+	if (p->stopped) {
+		pthread_mutex_unlock(&p->mu);
+		return false;
+	}
 	gw_persist_job **head = urgent_kind(j->kind) ? &p->uhead : &p->head;
 	gw_persist_job **tail = urgent_kind(j->kind) ? &p->utail : &p->tail;
 	if (*tail)
@@ -716,6 +788,17 @@ static void enqueue(gw_persist *p, gw_persist_job *j)
 	*tail = j;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	return true;
+}
+
+/* submit queues j or frees it: GW_ESHUTDOWN once the thread has stopped
+ * (the callback will not run). */
+static gw_err submit(gw_persist *p, gw_persist_job *j)
+{
+	if (enqueue(p, j))
+		return GW_OK;
+	job_free(j);
+	return GW_ESHUTDOWN;
 }
 
 gw_err gw_persist_activate(gw_persist *p, const char *system, const char *name, gw_load_cb cb,
@@ -726,8 +809,7 @@ gw_err gw_persist_activate(gw_persist *p, const char *system, const char *name, 
 		return GW_ENOMEM;
 	j->cb.load = cb;
 	j->arg = arg;
-	enqueue(p, j);
-	return GW_OK;
+	return submit(p, j);
 }
 
 gw_err gw_persist_read(gw_persist *p, const char *system, const char *name, uint64_t revision,
@@ -739,8 +821,7 @@ gw_err gw_persist_read(gw_persist *p, const char *system, const char *name, uint
 	j->expected = revision;
 	j->cb.load = cb;
 	j->arg = arg;
-	enqueue(p, j);
-	return GW_OK;
+	return submit(p, j);
 }
 
 gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_list_cb cb,
@@ -751,8 +832,7 @@ gw_err gw_persist_list(gw_persist *p, const char *system, const char *name, gw_l
 		return GW_ENOMEM;
 	j->cb.list = cb;
 	j->arg = arg;
-	enqueue(p, j);
-	return GW_OK;
+	return submit(p, j);
 }
 
 gw_err gw_persist_effects_list(gw_persist *p, gw_keys_cb cb, void *arg)
@@ -762,8 +842,7 @@ gw_err gw_persist_effects_list(gw_persist *p, gw_keys_cb cb, void *arg)
 		return GW_ENOMEM;
 	j->cb.keys = cb;
 	j->arg = arg;
-	enqueue(p, j);
-	return GW_OK;
+	return submit(p, j);
 }
 
 gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, const char *type_url,
@@ -783,8 +862,7 @@ gw_err gw_persist_save(gw_persist *p, const char *system, const char *name, cons
 	j->effects = effects;
 	j->cb.save = cb;
 	j->arg = arg;
-	enqueue(p, j);
-	return GW_OK;
+	return submit(p, j);
 }
 
 void gw_persist_get_stats(gw_persist *p, gw_persist_stats *out)
@@ -805,8 +883,7 @@ gw_err gw_persist_instance_put(gw_persist *p, const char *system, const char *na
 	}
 	j->cb.save = cb;
 	j->arg = arg;
-	enqueue(p, j);
-	return GW_OK;
+	return submit(p, j);
 }
 
 gw_err gw_persist_instance_get(gw_persist *p, const char *system, const char *name, gw_inst_cb cb,
@@ -817,8 +894,7 @@ gw_err gw_persist_instance_get(gw_persist *p, const char *system, const char *na
 		return GW_ENOMEM;
 	j->cb.inst = cb;
 	j->arg = arg;
-	enqueue(p, j);
-	return GW_OK;
+	return submit(p, j);
 }
 
 void gw_persist_set_scheduler(gw_persist *p, gw_sched_fn fn, void *user, const char *owner,
@@ -850,8 +926,7 @@ gw_err gw_persist_schedule(gw_persist *p, const char *id, int64_t due_ms, const 
 	j->due_ms = due_ms;
 	j->cb.save = cb;
 	j->arg = arg;
-	enqueue(p, j);
-	return GW_OK;
+	return submit(p, j);
 }
 
 gw_err gw_persist_schedule_done(gw_persist *p, const char *id, gw_save_cb cb, void *arg)
@@ -861,8 +936,7 @@ gw_err gw_persist_schedule_done(gw_persist *p, const char *id, gw_save_cb cb, vo
 		return GW_ENOMEM;
 	j->cb.save = cb;
 	j->arg = arg;
-	enqueue(p, j);
-	return GW_OK;
+	return submit(p, j);
 }
 
 gw_err gw_persist_call(gw_persist *p, void (*fn)(void *arg, gw_store *store), void *arg)

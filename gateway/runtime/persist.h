@@ -88,7 +88,30 @@ typedef struct gw_persist_opts {
  * outlive the persist). */
 gw_err gw_persist_create(gw_persist **out, gw_store *store, const gw_persist_opts *opts);
 
-/* gw_persist_destroy runs every queued job, then stops the thread. */
+/* Shutdown runs in two phases (docs/design/threading.md, "Shutdown"):
+ * stop the producers, drain while what the jobs point at is alive, stop
+ * the thread, and only then free.
+ *
+ * gw_persist_stop_scheduler: no claim pass of scheduled invocations starts
+ * any more (one running finishes). Thread: any.
+ *
+ * gw_persist_drain waits until the thread is idle with an empty queue (no
+ * job running, no callback running), for at most timeout_ms; it also ends
+ * a background key rotation (resumed at the next start). Returns true when
+ * drained (or stopped), false on timeout: the thread is still inside a
+ * store call or its callbacks, and whatever they point at must stay alive.
+ * Blocks: yes. Thread: any but the persist thread.
+ *
+ * gw_persist_stop ends the thread after running what is queued (at once
+ * after a drain returned true): from then on no callback runs, and every
+ * submission returns GW_ESHUTDOWN (its callback will not run; a save's
+ * state reference is released). Accepts NULL; idempotent. Blocks: until
+ * the thread ends (do not call it after a drain that timed out).
+ *
+ * gw_persist_destroy stops the thread (gw_persist_stop) and frees. */
+void gw_persist_stop_scheduler(gw_persist *p);
+bool gw_persist_drain(gw_persist *p, int64_t timeout_ms);
+void gw_persist_stop(gw_persist *p);
 void gw_persist_destroy(gw_persist *p);
 
 /* gw_persist_activate queues an activation of (system, name) (copied): a

@@ -222,7 +222,7 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 	gw_blob_rele(a->tags);
 	gw_blob_rele(a->extra);
 	gw_blob_rele(a->saving);
-	gw_blob_rele(a->ckpt_prev);
+	gwi_turn_commit(a); /* releases what a turn captured */
 	gw_registry_type_rele(a->type);
 	free(a);
 	atomic_fetch_add(&s->rt->deactivations, 1);
@@ -305,8 +305,8 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	a->extra = NULL;
 	a->n_outbox = 0; /* acks of deliveries in flight find nothing to remove */
 	a->resave = 0;
-	gw_blob_rele(a->ckpt_prev);
-	a->state = a->tags = a->ckpt_prev = NULL;
+	gwi_turn_commit(a); /* nothing of this activation is kept */
+	a->state = a->tags = NULL;
 	a->revision = a->epoch = 0;
 	if (!a->mq_head) {
 		actor_free_locked(s, a);
@@ -432,8 +432,7 @@ static void save_finish(gw_actor *a, gw_err err)
 			gw_inv *inv = a->busy;
 			a->busy = NULL;
 			a->ckpt = 0;
-			gw_blob_rele(a->ckpt_prev);
-			a->ckpt_prev = NULL;
+			gwi_turn_commit(a);
 			inv->revision = a->revision;
 			if (inv->wf_fire && inv->wf_fire->outbox_src)
 				gwi_fault_hit(GW_FAULT_OUTBOX_COMMIT,
@@ -446,14 +445,10 @@ static void save_finish(gw_actor *a, gw_err err)
 			gw_inv *inv = a->busy;
 			a->busy = NULL;
 			a->ckpt = 0;
-			gw_blob_rele(a->state);
-			a->state = a->ckpt_prev;
-			a->ckpt_prev = NULL;
-			a->dirty = a->ckpt_prev_dirty;
+			gwi_turn_rollback(a);
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
 			discard_workflow(inv);
-			gwi_outbox_rollback(a, inv, a->revision + 1);
 			gwi_finish(&dl, inv, GW_EUNAVAIL,
 			           "state of actor %s could not be saved: %s", a->name,
 			           gw_strerror(err));
@@ -561,10 +556,11 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 	Spawn__Context ctx = SPAWN__CONTEXT__INIT;
 	ctx.self = &self;
 	ctx.caller = rq->caller;
-	ctx.n_metadata = rq->n_metadata;
-	ctx.metadata = (Spawn__Context__MetadataEntry **)rq->metadata; /* same layout */
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
+	/* The gateway's idempotency key, never one a peer sent (outbox.c). */
+	ctx.metadata = (Spawn__Context__MetadataEntry **)gwi_key_metadata(
+	    inv, &ar, &ctx.n_metadata); /* same layout */
 	if (a->state) {
 		st.type_url = (char *)gw_blob_type(a->state);
 		st.value.data = (uint8_t *)gw_blob_value(a->state);
@@ -618,22 +614,23 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	done_list dl = {0};
 	(void)epoch;
 	pthread_mutex_lock(&s->mu);
-	gw_blob *old_state = a->state, *old_tags = a->tags, *old_extra = a->extra;
+	/* The turn (begun at dispatch) holds the state and tags to go back
+	 * to. A restore brings back the state and tags, not the old
+	 * revision's outbox, and keeps the keys of the deliveries already
+	 * applied. */
+	gw_blob *old_extra = a->extra;
 	uint32_t old_outbox = a->n_outbox;
+	gw_blob_rele(a->state);
+	gw_blob_rele(a->tags);
 	a->state = a->tags = a->extra = NULL;
 	if (err == GW_OK)
 		err = gwi_decode_state(a, stored);
 	gw_blob_rele(stored);
-	/* A restore brings back the state, not the old revision's outbox, and
-	 * keeps the keys of the deliveries already applied. */
 	gw_blob_rele(a->extra);
 	a->extra = old_extra;
 	a->n_outbox = old_outbox;
 	if (err != GW_OK) {
-		gw_blob_rele(a->state);
-		gw_blob_rele(a->tags);
-		a->state = old_state;
-		a->tags = old_tags;
+		gwi_turn_rollback(a);
 		gwi_finish(&dl, inv, err, "revision %llu of actor %s: %s",
 		           (unsigned long long)inv->restore_rev, a->name,
 		           err == GW_ENOTFOUND ? "not kept" : gw_strerror(err));
@@ -642,19 +639,13 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	}
 	GW_INFO("actor %s/%s: restoring revision %llu as a new revision", a->type->system, a->name,
 	        (unsigned long long)revision);
-	gw_blob_rele(old_tags);
 	a->ckpt = 1;
-	a->ckpt_prev = old_state;
-	a->ckpt_prev_dirty = a->dirty;
 	a->dirty = 1;
 	gw_wheel_disarm(&s->wheel, &a->snap_t);
 	start_save_locked(rt, a);
 	if (!a->in_save) {
-		gw_blob_rele(a->state);
-		a->state = a->ckpt_prev;
-		a->ckpt_prev = NULL;
-		a->dirty = a->ckpt_prev_dirty;
 		a->ckpt = 0;
+		gwi_turn_rollback(a);
 		gwi_finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved", a->name);
 		end_turn_locked(rt, a, &dl);
 	}
@@ -700,6 +691,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			}
 			a->st = A_BUSY;
 			a->busy = inv;
+			gwi_turn_begin(a);
 			gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
 			a->deactivating = 0;
 			break;
@@ -758,6 +750,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		} else {
 			a->st = A_BUSY;
 			a->busy = inv;
+			gwi_turn_begin(a);
 		}
 		if (inv->timer < 0)
 			a->last_active_ms = now;
@@ -796,6 +789,7 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	a->st = A_READY;
 	a->busy = NULL;
+	gwi_turn_commit(a); /* a rollback closed it already */
 	if (a->fenced) {
 		reactivate_locked(rt, a, dl); /* may free a */
 		return;
@@ -1102,6 +1096,9 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		gw_err werr = gwi_wf_build(rt->reg, inv, a->type->system, a->name, r->workflow,
 		                           inv->reply, &wf, wmsg, sizeof wmsg);
 		if (werr) {
+			/* The turn fails whole: no reply, its state is not kept. */
+			gw_blob_rele(inv->reply);
+			inv->reply = NULL;
 			gwi_finish(&dl, inv, werr, "%s", wmsg);
 			turn_over_locked(rt, a, &dl);
 			goto out;
@@ -1128,9 +1125,9 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		pooled_end_locked(rt, a, &dl);
 		goto out;
 	}
+	/* From here on the turn changes the actor: a->turn (begun at
+	 * dispatch) can take every change back. */
 	const Spawn__Context *uc = r->updated_context;
-	gw_blob *prev = NULL;
-	bool prev_dirty = a->dirty;
 	if (uc && uc->state && !same_state(a->state, uc->state)) {
 		gw_blob *nb = gw_blob_create(uc->state->type_url, uc->state->value.data,
 		                             uc->state->value.len);
@@ -1139,7 +1136,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 			end_turn_locked(rt, a, &dl);
 			goto out;
 		}
-		prev = a->state;
+		gw_blob_rele(a->state);
 		a->state = nb;
 		a->dirty = 1;
 	}
@@ -1170,38 +1167,31 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	 * changed (the same save). */
 	const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
 	if (key)
-		gwi_outbox_record(a, key);
+		gwi_turn_record_key(a, key);
 	/* Checkpointed effects go into the outbox, in the state's transaction. */
 	if (r->checkpoint && a->stateful && inv->wf_fire &&
-	    gwi_outbox_store(a, inv->wf_fire, a->revision + 1) != GW_OK)
+	    gwi_turn_store_outbox(a, inv->wf_fire) != GW_OK)
 		GW_ERROR("actor %s/%s: out of memory writing the outbox; effects delivered "
 		         "without it",
 		         a->type->system, a->name);
 	if (r->checkpoint && a->stateful && a->dirty) {
 		/* Stay BUSY until the state is durable (invariant 4). */
 		a->ckpt = 1;
-		a->ckpt_prev = prev ? prev : gw_blob_hold(a->state);
-		a->ckpt_prev_dirty = prev_dirty;
 		gw_wheel_disarm(&s->wheel, &a->snap_t);
 		start_save_locked(rt, a);
 		if (!a->in_save) {
 			/* Could not even queue the save: fail now, roll back. */
-			gw_blob_rele(a->state);
-			a->state = a->ckpt_prev;
-			a->ckpt_prev = NULL;
-			a->dirty = prev_dirty;
 			a->ckpt = 0;
+			gwi_turn_rollback(a);
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
 			discard_workflow(inv);
-			gwi_outbox_rollback(a, inv, a->revision + 1);
 			gwi_finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved",
 			           a->name);
 			end_turn_locked(rt, a, &dl);
 		}
 		goto out;
 	}
-	gw_blob_rele(prev);
 	if (!submit_workflow(&dl, rt, inv))
 		gwi_finish(&dl, inv, GW_OK, NULL);
 	end_turn_locked(rt, a, &dl);
@@ -1450,15 +1440,29 @@ fail:
 	return GW_ENOMEM;
 }
 
-void gw_runtime_destroy(gw_runtime *rt)
+static void timer_stop(gw_runtime *rt)
 {
-	if (!rt)
+	if (rt->timer_joined)
 		return;
 	pthread_mutex_lock(&rt->tmu);
 	rt->stopping = true;
 	pthread_cond_signal(&rt->tcv);
 	pthread_mutex_unlock(&rt->tmu);
 	pthread_join(rt->timer, NULL);
+	rt->timer_joined = true;
+}
+
+void gw_runtime_stop(gw_runtime *rt)
+{
+	gw_persist_stop_scheduler(rt->persist);
+	timer_stop(rt);
+}
+
+void gw_runtime_destroy(gw_runtime *rt)
+{
+	if (!rt)
+		return;
+	timer_stop(rt); /* the persist may be gone already: only the timers */
 	for (size_t i = 0; i < rt->nshards; i++) {
 		gw_shard *s = &rt->shards[i];
 		done_list dl = {0};
@@ -1476,7 +1480,7 @@ void gw_runtime_destroy(gw_runtime *rt)
 				gw_blob_rele(a->tags);
 				gw_blob_rele(a->extra);
 				gw_blob_rele(a->saving);
-				gw_blob_rele(a->ckpt_prev);
+				gwi_turn_commit(a);
 				free(a->timers);
 				gw_registry_type_rele(a->type);
 				free(a);

@@ -128,6 +128,11 @@ struct gw_inv {
 	 * outbox holds it, in arena; its final outcome is acknowledged to that
 	 * actor (gwi_outbox_ack). NULL for every other invocation. */
 	char *outbox_src;
+	/* The idempotency key of this delivery (outbox.c), in arena; set only
+	 * by the gateway (an outbox entry, a scheduled effect row it wrote),
+	 * never taken from a peer's metadata. NULL for every other invocation. */
+	char *idem_key;
+	uint8_t route;              /* the child of a pipe (1) or forward (2) (workflow.c) */
 	int64_t retry_at_ms;        /* gwi_runtime_retry: when to resubmit */
 	gw_inv *wf_route, *wf_fire; /* a workflow waiting for its turn's commit */
 	gw_inv *next;
@@ -155,9 +160,25 @@ void gw_inv_destroy(gw_inv *inv);
 gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_registry *registry,
                          gw_persist *persist);
 
-/* gw_runtime_destroy stops the timer thread and frees every actor; call
- * gw_runtime_flush first to keep dirty state. Invocations still queued fail
- * with GW_ESHUTDOWN. */
+/* gw_runtime_stop is the first phase of shutdown: the timer thread ends
+ * (deadlines, snapshots, idle timeouts, timer actions and retries of
+ * effects stop) and the persist thread claims no more scheduled
+ * invocations. Actors stay alive: gw_runtime_flush may follow, and the
+ * persist thread's callbacks still find them. Idempotent. Blocks: until
+ * the timer thread ends. */
+void gw_runtime_stop(gw_runtime *rt);
+
+/* gw_runtime_report_unsaved counts the stateful actors whose state in
+ * memory is not stored (dirty, or a save in flight) and, when log is true,
+ * names each (up to 100 lines, then a count) as "not saved: system/name".
+ * Thread: any; takes each shard lock in turn. */
+size_t gw_runtime_report_unsaved(gw_runtime *rt, bool log);
+
+/* gw_runtime_destroy frees every actor (stopping the timer thread first if
+ * gw_runtime_stop did not). Invocations still queued fail with
+ * GW_ESHUTDOWN. The persist thread must be stopped already
+ * (gw_persist_stop): its callbacks point at the actors. Call
+ * gw_runtime_flush first to keep dirty state. */
 void gw_runtime_destroy(gw_runtime *rt);
 
 /* gw_runtime_invoke takes ownership of inv and runs it: done is called

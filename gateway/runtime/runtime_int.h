@@ -30,6 +30,17 @@ typedef struct actor_timers {
 	char name[GW_MAX_TIMERS][64];
 } actor_timers;
 
+/* What one turn of a non-POOLED actor may change, captured when it is
+ * dispatched and committed or rolled back whole (turn.c). */
+typedef struct gw_turn {
+	gw_blob *state, *tags, *extra; /* owned refs: the actor's, at dispatch */
+	char *applied;                 /* owned: the idempotency key the turn recorded, or NULL */
+	char **entries;                /* owned: keys of the outbox entries the turn appended */
+	size_t n_entries;
+	bool dirty; /* a->dirty at dispatch */
+	bool open;  /* begun and not yet committed or rolled back */
+} gw_turn;
+
 struct gw_actor {
 	gw_actor *hnext; /* hash chain */
 	gw_shard *shard;
@@ -40,18 +51,18 @@ struct gw_actor {
 	gw_blob *extra;            /* owned ref: serialized StoredState holding only the outbox
 	                              and applied keys (fields 100, 101); NULL when none */
 	gw_blob *saving;           /* owned ref: the state a save in flight captured */
-	gw_blob *ckpt_prev;        /* owned ref: state to restore if a checkpoint fails */
 	gw_inv *mq_head, *mq_tail; /* mailbox (FIFO) */
 	gw_inv *busy;              /* the invocation in flight */
 	uint64_t revision;         /* stored revision; 0 = never saved */
 	uint64_t epoch;            /* activation epoch from the store (fencing) */
+	gw_turn turn;              /* the turn in flight (BUSY; a checkpoint waiting) */
 	gw_tnode idle_t, snap_t;
 	actor_timers *timers;   /* owned; NULL when the type has none */
 	int64_t last_active_ms; /* last turn that was not a timer's (idle timeout) */
 	uint32_t hash, qlen;
 	uint8_t st;
-	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, ckpt_prev_dirty : 1,
-	    stateful : 1, fenced : 1, pooled : 1;
+	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, stateful : 1, fenced : 1,
+	    pooled : 1;
 	uint8_t resave : 1; /* extra changed while a save was in flight: that save
 	                       does not make the actor clean */
 	uint16_t save_failures;
@@ -91,6 +102,7 @@ struct gw_runtime {
 	pthread_mutex_t tmu;
 	pthread_cond_t tcv;
 	bool stopping;
+	bool timer_joined; /* gw_runtime_stop ended the timer thread */
 	/* flush accounting */
 	pthread_mutex_t fmu;
 	pthread_cond_t fcv;
@@ -143,14 +155,45 @@ void gwi_instance_created(gw_runtime *rt, const char *system, const char *name, 
 /* outbox.c: effects of checkpointed turns, idempotency keys (the *_locked
  * ones hold a's shard lock) */
 #define GW_IDEMPOTENCY_KEY "spawn-idempotency-key"
+/* gwi_inv_key: inv->idem_key (set only by the gateway), or NULL. */
 const char *gwi_inv_key(const gw_inv *inv);
+/* gwi_legacy_key: the key a request stored by an earlier gateway carries
+ * in its metadata (the last GW_IDEMPOTENCY_KEY entry), or NULL. Only for
+ * rows the gateway wrote itself (outbox entries, scheduled effects). */
+const char *gwi_legacy_key(const Spawn__InvocationRequest *rq);
+/* gwi_key_metadata: inv's request metadata with every GW_IDEMPOTENCY_KEY
+ * entry a peer put there removed and the gateway's key (if any) added, in
+ * ar (the request's own array when out of memory); *n its length. Hosts
+ * see the key for information; the gateway never reads it back. */
+Spawn__InvocationRequest__MetadataEntry **gwi_key_metadata(const gw_inv *inv, spawn_arena *ar,
+                                                           size_t *n);
+/* gwi_outbox_key writes the key of a's effect `index` of the turn saved as
+ * `revision` into out (n bytes, may be 0), like snprintf: returns the
+ * length it needs. Format: len(system):system len(name):name@revision#index. */
+size_t gwi_outbox_key(char *out, size_t n, const char *system, const char *name, uint64_t revision,
+                      size_t index);
 bool gwi_outbox_applied(gw_actor *a, const char *key);
 void gwi_outbox_record(gw_actor *a, const char *key);
 gw_err gwi_outbox_store(gw_actor *a, gw_inv *fire, uint64_t revision);
-void gwi_outbox_rollback(gw_actor *a, const gw_inv *inv, uint64_t revision);
+void gwi_outbox_remove(gw_actor *a, const char *const *entries, size_t n, const char *applied);
 size_t gwi_outbox_redeliver(gw_runtime *rt, gw_actor *a, done_list *dl);
 void gwi_outbox_ack(gw_runtime *rt, gw_inv *delivery);
 void gwi_wf_fire_done(gw_inv *inv);
+
+/* turn.c: one turn's outcome (see the comment at the top of turn.c).
+ * gwi_turn_begin captures a's state, tags, outbox and dirty flag when a
+ * turn is dispatched; gwi_turn_record_key records key (borrowed) as applied
+ * and notes it; gwi_turn_store_outbox appends fire's effects (borrowed
+ * list) to the outbox and notes their keys (GW_ENOMEM: none of them is in
+ * the outbox; they go out without it); gwi_turn_commit keeps what the turn
+ * did; gwi_turn_rollback restores what was captured and removes exactly
+ * the noted entries and key. Commit and rollback close the turn; both are
+ * no-ops on a closed one. */
+void gwi_turn_begin(gw_actor *a);
+void gwi_turn_record_key(gw_actor *a, const char *key);
+gw_err gwi_turn_store_outbox(gw_actor *a, gw_inv *fire);
+void gwi_turn_commit(gw_actor *a);
+void gwi_turn_rollback(gw_actor *a);
 
 /* runtime.c, for outbox.c: save a's changed extra soon (now when
  * `now`), and free a if it was only waiting for its outbox. */

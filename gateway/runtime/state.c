@@ -1,5 +1,5 @@
-/* state.c - the persisted form of an actor's state, and reads of it that
- * involve no host. */
+/* state.c - the persisted form of an actor's state, reads of it that
+ * involve no host, and the shutdown report of what is not saved. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,7 +81,7 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 		if (!a->tags)
 			err = GW_ENOMEM;
 	}
-	/* Outbox and applied keys, when the row has them (StoredState). */
+	/* Outbox, its keys and applied keys, when the row has them (StoredState). */
 	Spawn__Gateway__V1__StoredState *ss =
 	    spawn__gateway__v1__stored_state__unpack(&ar.pbc, stored->len, gw_blob_value(stored));
 	if (ss && (ss->n_outbox || ss->n_applied)) {
@@ -90,6 +90,8 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 		e.outbox = ss->outbox;
 		e.n_applied = ss->n_applied;
 		e.applied = ss->applied;
+		e.n_outbox_keys = ss->n_outbox_keys; /* absent in rows of before: outbox.c */
+		e.outbox_keys = ss->outbox_keys;
 		size_t n = spawn__gateway__v1__stored_state__get_packed_size(&e);
 		uint8_t *buf = spawn_arena_alloc(&ar, n);
 		if (buf) {
@@ -217,4 +219,31 @@ gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char 
                                  gw_list_cb fn, void *user)
 {
 	return gw_persist_list(rt->persist, system, name, fn, user);
+}
+
+/* ---- shutdown: what is not saved ------------------------------------------------ */
+
+size_t gw_runtime_report_unsaved(gw_runtime *rt, bool log)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < rt->nshards; i++) {
+		gw_shard *s = &rt->shards[i];
+		pthread_mutex_lock(&s->mu);
+		for (size_t b = 0; b < s->nbuckets; b++)
+			for (gw_actor *a = s->buckets[b]; a; a = a->hnext) {
+				if (!a->stateful || !(a->dirty || a->in_save))
+					continue;
+				if (log && n < 100)
+					GW_ERROR(
+					    "shutdown: not saved: %s/%s (stored revision %llu%s)",
+					    a->type->system, a->name,
+					    (unsigned long long)a->revision,
+					    a->in_save ? ", a save in flight" : "");
+				n++;
+			}
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (log && n > 100)
+		GW_ERROR("shutdown: not saved: %zu more actors", n - 100);
+	return n;
 }

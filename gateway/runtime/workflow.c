@@ -89,13 +89,29 @@ fail:
 	return NULL;
 }
 
-/* chain_done completes the parent of a pipe/forward with its result. */
+/* chain_done completes the parent of a pipe/forward with its result; an
+ * error says where it came from ("pipe to sys/actor.Action: ..."). */
 static void chain_done(gw_inv *child)
 {
 	gw_inv *parent = child->user;
+	const Spawn__InvocationRequest *rq = child->req;
 	parent->err = child->err;
 	parent->host_code = child->host_code;
-	memcpy(parent->msg, child->msg, sizeof parent->msg);
+	if (child->err) {
+		const char *why = child->msg[0] ? child->msg : gw_strerror(child->err);
+		int n = snprintf(parent->msg, sizeof parent->msg, "%s to %s/%s.%s: %s",
+		                 child->route == 2 ? "forward" : "pipe", rq->system->name,
+		                 rq->actor->id->name, rq->action_name, why);
+		if (n >= (int)sizeof parent->msg) {
+			/* cut at a character boundary, never inside a UTF-8 sequence */
+			size_t i = sizeof parent->msg - 1;
+			while (i > 0 && ((unsigned char)parent->msg[i] & 0xC0) == 0x80)
+				i--;
+			parent->msg[i] = 0;
+		}
+	} else {
+		memcpy(parent->msg, child->msg, sizeof parent->msg);
+	}
 	gw_blob_rele(parent->reply);
 	parent->reply = child->reply;
 	child->reply = NULL;
@@ -187,10 +203,28 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 	if ((routed || w->n_effects || w->broadcast) && parent->hops + 1 > GW_MAX_HOPS) {
 		snprintf(msg, n, "workflow of %s cut: more than %d hops (a cycle?)", name,
 		         GW_MAX_HOPS);
-		if (routed)
+		return GW_EINVAL;
+	}
+	/* Every entry is checked before anything is built: one the gateway
+	 * cannot accept fails the turn (runtime.c: the caller gets the error,
+	 * the turn's state is not kept), never a silent drop. */
+	for (size_t i = 0; i < w->n_effects; i++) {
+		const Spawn__SideEffect *e = w->effects[i];
+		const Spawn__InvocationRequest *r = e ? e->request : NULL;
+		const char *why =
+		    !r ? "has no request"
+		    : !r->actor || !r->actor->id || !r->actor->id->name || !r->actor->id->name[0]
+		        ? "names no actor"
+		    : !r->action_name || !r->action_name[0] ? "names no action"
+		                                            : NULL;
+		if (why) {
+			snprintf(msg, n, "side effect %zu of %s %s", i + 1, name, why);
 			return GW_EINVAL;
-		GW_ERROR("%s; its side effects and broadcast are not delivered", msg);
-		return GW_OK;
+		}
+	}
+	if (w->broadcast && !(w->broadcast->channel_group && w->broadcast->channel_group[0])) {
+		snprintf(msg, n, "broadcast of %s names no channel group", name);
+		return GW_EINVAL;
 	}
 	if (routed) {
 		bool pipe = w->routing_case == SPAWN__WORKFLOW__ROUTING_PIPE;
@@ -220,13 +254,12 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 		if (ref && ref[0])
 			c->req->register_ref = spawn_arena_strdup(&c->arena, ref);
 		c->done = chain_done;
+		c->route = pipe ? 1 : 2;
 		c->user = (void *)parent;
 		out->route = c;
 	}
 	for (size_t i = 0; i < w->n_effects; i++) {
 		const Spawn__SideEffect *e = w->effects[i];
-		if (!e || !e->request)
-			continue;
 		/* Deep copy through the wire format into the child's arena. */
 		size_t len = spawn__invocation_request__get_packed_size(e->request);
 		gw_inv *c = gw_inv_create(0);
@@ -240,6 +273,24 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 		if (!c->req) {
 			gw_inv_destroy(c);
 			goto nomem;
+		}
+		if (!c->req->system || !c->req->system->name || !c->req->system->name[0]) {
+			/* No system: the emitting actor's own (as the SDKs document). */
+			Spawn__Actors__ActorSystem *sys =
+			    c->req->system ? c->req->system
+			                   : spawn_arena_alloc(&c->arena, sizeof *sys);
+			if (!sys) {
+				gw_inv_destroy(c);
+				goto nomem;
+			}
+			if (!c->req->system)
+				spawn__actors__actor_system__init(sys);
+			sys->name = spawn_arena_strdup(&c->arena, system);
+			c->req->system = sys;
+			if (!sys->name) {
+				gw_inv_destroy(c);
+				goto nomem;
+			}
 		}
 		if (!c->req->caller) {
 			Spawn__Actors__ActorId *caller =
@@ -312,13 +363,12 @@ static void effect_stored(void *arg, gw_err err)
 	inv->done(inv);
 }
 
-/* effect_id names the schedule row of an effect (after the target
- * system's hash, gw_runtime_schedule_id): derived from its idempotency key
- * when it has one (an outbox entry stored twice, before and after a crash,
- * is one row), else random. */
-static bool effect_id(const gw_inv *inv, char id[31])
+/* gwi_effect_id names the schedule row of an effect (the part after the
+ * target system's hash, gw_runtime_schedule_id): derived from its
+ * idempotency key when it has one (an outbox entry stored twice, before and
+ * after a crash, is one row), else random. */
+bool gwi_effect_id(const char *key, char id[31])
 {
-	const char *key = gwi_inv_key(inv);
 	uint64_t h[2] = {1469598103934665603ULL, 0x9e3779b97f4a7c15ULL};
 	if (key) {
 		for (int k = 0; k < 2; k++)
@@ -339,8 +389,22 @@ void gwi_wf_schedule(gw_runtime *rt, gw_inv *inv)
 	size_t len = spawn__invocation_request__get_packed_size(inv->req);
 	uint8_t *buf = spawn_arena_alloc(&inv->arena, len ? len : 1);
 	gw_err err = buf && id ? GW_OK : GW_ENOMEM;
-	if (!err && !effect_id(inv, rest))
+	if (!err && !gwi_effect_id(gwi_inv_key(inv), rest))
 		err = GW_EUNAVAIL;
+	if (!err && inv->idem_key) {
+		/* The key rides in the stored request's metadata; the scheduler
+		 * takes it back only from a row whose id derives from it (a row
+		 * this gateway wrote for that key: durable.c). */
+		size_t n = 0;
+		Spawn__InvocationRequest__MetadataEntry **m =
+		    gwi_key_metadata(inv, &inv->arena, &n);
+		inv->req->metadata = m;
+		inv->req->n_metadata = n;
+		len = spawn__invocation_request__get_packed_size(inv->req);
+		buf = spawn_arena_alloc(&inv->arena, len ? len : 1);
+		if (!buf)
+			err = GW_ENOMEM;
+	}
 	if (!err &&
 	    (err = gw_runtime_schedule_id(rt, effect_system(inv->req), inv->req->scheduled_to, rest,
 	                                  id, qmsg, sizeof qmsg))) {

@@ -34,7 +34,10 @@ typedef struct gw_wf {
  * gives forward's input and the metadata) with reply (borrowed, may be
  * NULL). Returns GW_OK with *out filled (possibly empty; the caller owns
  * the invocations: submit them or gwi_wf_discard), GW_EINVAL with msg set
- * when the hop limit is reached by a pipe or forward, or GW_ENOMEM. */
+ * (naming the entry) when an entry cannot be accepted: the hop limit, a
+ * side effect without a request, actor or action, a pipe or forward
+ * without actor or action, a broadcast without channel group; or
+ * GW_ENOMEM. A side effect without system.name goes to `system`. */
 gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, const char *name,
                     const Spawn__Workflow *w, const gw_blob *reply, gw_wf *out, char *msg,
                     size_t n);
@@ -54,6 +57,12 @@ void gwi_wf_fire_done(gw_inv *inv);
  * gets a row id derived from the key, so storing it again after a crash
  * finds the row already there. Takes ownership of inv. */
 void gwi_wf_schedule(gw_runtime *rt, gw_inv *inv);
+
+/* gwi_effect_id writes the part of the schedule row id of the effect with
+ * idempotency key (NULL: a random id) that follows the target system's
+ * hash ("%08x." of gw_runtime_schedule_id) into id. false when randomness
+ * failed. */
+bool gwi_effect_id(const char *key, char id[31]);
 
 /* Implemented by runtime.c: resubmit inv after delay_ms (the timer thread
  * runs it). */

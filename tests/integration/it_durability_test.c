@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@
 
 static it_world w;
 static spawn_client *client;
+
+static bool file_mentions(const char *path, const char *word);
 
 static void teardown(void)
 {
@@ -536,6 +539,103 @@ START_TEST(sigterm_with_calls_in_flight_still_saves_and_exits_cleanly)
 }
 END_TEST
 
+/* ---- 7b. SIGTERM while the statestore is stuck ---------------------------------------------- */
+
+/* wait_mentions re-reads a log file every 20 ms until it mentions word
+ * (lower case), for at most timeout_ms: a readiness wait on a process
+ * whose only signal is its log. */
+static bool wait_mentions(const char *path, const char *word, int64_t timeout_ms)
+{
+	int64_t end = it_now_ms() + timeout_ms;
+	for (;;) {
+		if (file_mentions(path, word))
+			return true;
+		if (it_now_ms() >= end)
+			return false;
+		poll(NULL, 0, 20);
+	}
+}
+
+/* stuck_store_shutdown: counter holds 7 in memory only; the database's
+ * write lock is taken by another connection, then the gateway gets
+ * SIGTERM with a short --flush-timeout. Returns the gateway, its save
+ * blocked in the statestore past the flush timeout; the lock is still
+ * held (*lock). */
+static it_proc *stuck_store_shutdown(const char *persist_drain, void **lock, it_proc **host)
+{
+	const char *gargs[] = {
+	    "--snapshot-interval", "600000", "--flush-timeout", "300", "--persist-drain",
+	    persist_drain,         NULL};
+	it_gw gw;
+	it_gateway_start(&w, &gw, "gw", "state.db", gargs, NULL);
+	*host = it_host_start(&w, "host", gw.target, NULL);
+	use_gateway(&gw);
+	expect_add(ITC_COUNTER, 7, 0, 7); /* snapshot mode: in memory only */
+	char db[600];
+	it_path(&w, "state.db", db, sizeof db);
+	ck_assert_int_eq(it_store_revision(db, "it", "counter"), 0);
+	*lock = it_store_lock(db, it_ms(5000));
+	ck_assert_ptr_nonnull(*lock);
+	it_proc_signal(gw.p, SIGTERM);
+	/* The flush gave up while the save waits for the lock. */
+	bool flushed = wait_mentions(gw.p->errlog, "not every actor state", it_ms(10000));
+	if (!flushed)
+		it_proc_dump(gw.p);
+	ck_assert_msg(flushed, "the gateway did not report its flush timeout");
+	ck_assert_msg(file_mentions(gw.p->errlog, "not saved: it/counter"),
+	              "the gateway did not name the actor it could not save");
+	return gw.p;
+}
+
+/* The save completes only after the flush timeout: shutdown drains the
+ * statestore thread while the actors are alive, then frees (no
+ * use-after-free under ASan), and exits 0 since the state got saved. */
+START_TEST(sigterm_with_a_store_locked_past_the_flush_timeout_drains_then_frees)
+{
+	it_world_init(&w, "sigterm_stuck_store");
+	void *lock = NULL;
+	it_proc *host = NULL;
+	it_proc *gw = stuck_store_shutdown("10000", &lock, &host);
+	ck_assert(!it_proc_wait_exit(gw, 0)); /* still draining */
+	it_store_unlock(lock);
+	bool done = it_proc_wait_exit(gw, it_ms(20000));
+	if (!done || it_exit_code(gw) != 0)
+		it_proc_dump(gw);
+	ck_assert_msg(done, "gateway did not exit after the lock was released");
+	ck_assert_msg(!file_mentions(gw->errlog, "sanitizer"), "sanitizer report");
+	ck_assert_int_eq(it_exit_code(gw), 0);
+	char db[600];
+	it_path(&w, "state.db", db, sizeof db);
+	ck_assert_int_eq(it_store_revision(db, "it", "counter"), 1);
+	it_host_stop(host);
+}
+END_TEST
+
+/* The lock outlasts --persist-drain as well: the gateway gives up waiting
+ * for the statestore thread, names what it could not save, and exits 1 at
+ * once without freeing what that thread uses (no report under ASan). */
+START_TEST(sigterm_with_a_store_locked_past_the_persist_drain_gives_up_and_exits_1)
+{
+	it_world_init(&w, "sigterm_store_gone");
+	void *lock = NULL;
+	it_proc *host = NULL;
+	it_proc *gw = stuck_store_shutdown("300", &lock, &host);
+	bool done = it_proc_wait_exit(gw, it_ms(20000));
+	if (!done || it_exit_code(gw) != 1)
+		it_proc_dump(gw);
+	ck_assert_msg(done, "gateway did not give up on the statestore thread");
+	it_store_unlock(lock);
+	ck_assert_msg(!file_mentions(gw->errlog, "sanitizer"), "sanitizer report");
+	ck_assert_msg(file_mentions(gw->errlog, "statestore thread is still inside a call"),
+	              "the gateway did not say why it gave up");
+	ck_assert_int_eq(it_exit_code(gw), 1);
+	char db[600];
+	it_path(&w, "state.db", db, sizeof db);
+	ck_assert_int_eq(it_store_revision(db, "it", "counter"), 0);
+	it_host_stop(host);
+}
+END_TEST
+
 /* ---- 8. the Python Incrementor over a restart ---------------------------------------------- */
 
 /* incr_add calls the Incrementor's Add (examples.incrementor) and returns
@@ -717,6 +817,10 @@ static Suite *durability_suite(void)
 	    {"damaged_row", a_damaged_state_is_data_loss_for_that_actor_only, 60},
 	    {"sigterm", sigterm_saves_every_change, 60},
 	    {"sigterm_in_flight", sigterm_with_calls_in_flight_still_saves_and_exits_cleanly, 60},
+	    {"sigterm_stuck_store",
+	     sigterm_with_a_store_locked_past_the_flush_timeout_drains_then_frees, 60},
+	    {"sigterm_store_gone",
+	     sigterm_with_a_store_locked_past_the_persist_drain_gives_up_and_exits_1, 60},
 	    {"python_incrementor", the_python_incrementor_counts_on_after_a_gateway_restart, 90},
 	    {"wrong_key", a_wrong_key_is_refused_at_start_up, 60},
 	};

@@ -94,3 +94,27 @@ bool it_store_tamper(const char *db, const char *system, const char *name)
 	sqlite3_close(c);
 	return done;
 }
+
+void *it_store_lock(const char *db, int64_t timeout_ms)
+{
+	sqlite3 *c = NULL;
+	if (sqlite3_open_v2(db, &c, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		sqlite3_close(c);
+		return NULL;
+	}
+	sqlite3_busy_timeout(c, (int)timeout_ms);
+	if (sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+void it_store_unlock(void *lock)
+{
+	sqlite3 *c = lock;
+	if (!c)
+		return;
+	sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(c);
+}

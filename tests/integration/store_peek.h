@@ -23,4 +23,13 @@ bool it_store_wait_revision(const char *db, const char *system, const char *name
  * when a row was changed. Only while no gateway has the file open. */
 bool it_store_tamper(const char *db, const char *system, const char *name);
 
+/* it_store_lock takes the database's write lock from a second connection
+ * (BEGIN IMMEDIATE) and keeps it until it_store_unlock: the gateway's
+ * writes wait in its busy handler meanwhile (up to 5 s in the SQLite
+ * driver, then they fail). Reads are not blocked (WAL). Returns the
+ * connection (pass it to it_store_unlock), or NULL when the lock could not
+ * be taken within timeout_ms. */
+void *it_store_lock(const char *db, int64_t timeout_ms);
+void it_store_unlock(void *lock);
+
 #endif

@@ -36,6 +36,16 @@ typedef struct target {
 	                 const char *tname);
 	bool (*raw_truncate)(const ctx *c, const char *sys, const char *name, int len);
 	bool (*raw_fail_on)(const ctx *c, const char *name);
+	/* raw_replay: put the sealed columns (key_id, nonce, data) of (sys,
+	 *           name)'s history row at revision rev on its latest row, which
+	 *           keeps its own revision: an old state replayed as the current
+	 *           one. Appended for envelope 2 (statestore.md). */
+	bool (*raw_replay)(const ctx *c, const char *sys, const char *name, long long rev);
+	/* raw_set_sealed: replace the nonce and data of (sys, name)'s latest
+	 *           row with the given bytes (hex), keeping its key id and
+	 *           revision: a row as an earlier gateway sealed it. */
+	bool (*raw_set_sealed)(const ctx *c, const char *sys, const char *name,
+	                       const char *nonce_hex, const char *data_hex);
 	/* raw_set_version: overwrite spawn_meta.schema_version with v.
 	 * raw_history: count, min and max revision of (sys, name) in
 	 *           spawn_actor_history (NULL: the driver keeps no history). */

@@ -136,6 +136,65 @@ static bool sqlite_raw_truncate(const ctx *c, const char *sys, const char *name,
 	    p, 3, NULL, 0);
 }
 
+static bool sqlite_raw_replay(const ctx *c, const char *sys, const char *name, long long rev)
+{
+	char r[24];
+	snprintf(r, sizeof r, "%lld", rev);
+	const char *p[] = {sys, name, r};
+	return sqlite_raw(c,
+	                  "UPDATE spawn_actor_state SET "
+	                  "key_id = (SELECT key_id FROM spawn_actor_history h WHERE h.system = ?1 "
+	                  "AND h.name = ?2 AND h.revision = CAST(?3 AS INTEGER)), "
+	                  "nonce = (SELECT nonce FROM spawn_actor_history h WHERE h.system = ?1 "
+	                  "AND h.name = ?2 AND h.revision = CAST(?3 AS INTEGER)), "
+	                  "data = (SELECT data FROM spawn_actor_history h WHERE h.system = ?1 "
+	                  "AND h.name = ?2 AND h.revision = CAST(?3 AS INTEGER)) "
+	                  "WHERE system = ?1 AND name = ?2",
+	                  p, 3, NULL, 0);
+}
+
+/* unhex decodes hex (lower case) into out (caller storage of strlen/2). */
+static size_t unhex(const char *hex, unsigned char *out)
+{
+	size_t n = strlen(hex) / 2;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v = 0;
+		sscanf(hex + 2 * i, "%2x", &v);
+		out[i] = (unsigned char)v;
+	}
+	return n;
+}
+
+static bool sqlite_raw_set_sealed(const ctx *c, const char *sys, const char *name,
+                                  const char *nonce_hex, const char *data_hex)
+{
+	unsigned char nonce[64], *data = malloc(strlen(data_hex) / 2 + 1);
+	size_t nn = unhex(nonce_hex, nonce), dn = unhex(data_hex, data);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_open_v2(c->db, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(db, 5000);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db,
+		                        "UPDATE spawn_actor_state SET nonce = ?3, data = ?4 "
+		                        "WHERE system = ?1 AND name = ?2",
+		                        -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, sys, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, nonce, (int)nn, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, data, (int)dn, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+	}
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "raw set sealed failed: %s\n", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(data);
+	return rc == SQLITE_OK;
+}
+
 static bool sqlite_raw_fail_on(const ctx *c, const char *name)
 {
 	/* A trigger cannot take parameters: name is a test constant. */
@@ -374,6 +433,28 @@ static bool pg_raw_truncate(const ctx *c, const char *sys, const char *name, int
 	              "UPDATE spawn_actor_state SET data = substring(data from 1 for $3::int) "
 	              "WHERE system = $1 AND name = $2",
 	              p, 3, NULL, 0);
+}
+
+static bool pg_raw_replay(const ctx *c, const char *sys, const char *name, long long rev)
+{
+	char r[24];
+	snprintf(r, sizeof r, "%lld", rev);
+	const char *p[] = {sys, name, r};
+	return pg_raw(c->url,
+	              "UPDATE spawn_actor_state s SET key_id = h.key_id, nonce = h.nonce, "
+	              "data = h.data FROM spawn_actor_history h WHERE s.system = $1 AND "
+	              "s.name = $2 AND h.system = $1 AND h.name = $2 AND h.revision = $3::bigint",
+	              p, 3, NULL, 0);
+}
+
+static bool pg_raw_set_sealed(const ctx *c, const char *sys, const char *name,
+                              const char *nonce_hex, const char *data_hex)
+{
+	const char *p[] = {sys, name, nonce_hex, data_hex};
+	return pg_raw(c->url,
+	              "UPDATE spawn_actor_state SET nonce = decode($3, 'hex'), "
+	              "data = decode($4, 'hex') WHERE system = $1 AND name = $2",
+	              p, 4, NULL, 0);
 }
 
 static bool pg_raw_fail_on(const ctx *c, const char *name)
@@ -656,6 +737,31 @@ static bool my_raw_truncate(const ctx *c, const char *sys, const char *name, int
 	return my_raw(c->url, sql, NULL, 0);
 }
 
+static bool my_raw_replay(const ctx *c, const char *sys, const char *name, long long rev)
+{
+	char sql[768];
+	snprintf(sql, sizeof sql,
+	         "UPDATE spawn_actor_state s JOIN spawn_actor_history h ON h.system = s.system "
+	         "AND h.name = s.name SET s.key_id = h.key_id, s.nonce = h.nonce, s.data = h.data "
+	         "WHERE s.system = '%s' AND s.name = '%s' AND h.revision = %lld",
+	         sys, name, rev);
+	return my_raw(c->url, sql, NULL, 0);
+}
+
+static bool my_raw_set_sealed(const ctx *c, const char *sys, const char *name,
+                              const char *nonce_hex, const char *data_hex)
+{
+	size_t cap = strlen(data_hex) + 512;
+	char *sql = malloc(cap);
+	snprintf(sql, cap,
+	         "UPDATE spawn_actor_state SET nonce = UNHEX('%s'), data = UNHEX('%s') "
+	         "WHERE system = '%s' AND name = '%s'",
+	         nonce_hex, data_hex, sys, name);
+	bool ok = my_raw(c->url, sql, NULL, 0);
+	free(sql);
+	return ok;
+}
+
 static bool my_raw_fail_on(const ctx *c, const char *name)
 {
 	char sql[512];
@@ -845,6 +951,8 @@ void conf_raw_sqlite(target *t)
 #ifdef GW_TEST_SQLITE
 	t->raw_copy = sqlite_raw_copy;
 	t->raw_truncate = sqlite_raw_truncate;
+	t->raw_replay = sqlite_raw_replay;
+	t->raw_set_sealed = sqlite_raw_set_sealed;
 	t->raw_fail_on = sqlite_raw_fail_on;
 	t->raw_set_version = sqlite_raw_set_version;
 	t->raw_history = sqlite_raw_history;
@@ -864,6 +972,8 @@ void conf_raw_postgres(target *t)
 #ifdef GW_TEST_POSTGRES
 	t->raw_copy = pg_raw_copy;
 	t->raw_truncate = pg_raw_truncate;
+	t->raw_replay = pg_raw_replay;
+	t->raw_set_sealed = pg_raw_set_sealed;
 	t->raw_fail_on = pg_raw_fail_on;
 	t->raw_set_version = pg_raw_set_version;
 	t->raw_history = pg_raw_history;
@@ -885,6 +995,8 @@ void conf_raw_mariadb(target *t)
 #ifdef GW_TEST_MARIADB
 	t->raw_copy = my_raw_copy;
 	t->raw_truncate = my_raw_truncate;
+	t->raw_replay = my_raw_replay;
+	t->raw_set_sealed = my_raw_set_sealed;
 	t->raw_fail_on = my_raw_fail_on;
 	t->raw_set_version = my_raw_set_version;
 	t->raw_history = my_raw_history;

@@ -316,6 +316,71 @@ START_TEST(the_sealed_format_matches_the_documented_layout)
 }
 END_TEST
 
+/* ---- envelope 2: the revision is bound too -------------------------------------- */
+
+static gw_err open_rev(const gw_keyring *kr, const char *sys, const char *name, uint64_t rev,
+                       const gw_sealed *s, char **out, int *env)
+{
+	uint8_t *pt = NULL;
+	size_t n = 0;
+	gw_err e = gw_open_rev(kr, sys, name, rev, s, &pt, &n, env);
+	if (e == GW_OK) {
+		*out = malloc(n + 1);
+		memcpy(*out, pt, n);
+		(*out)[n] = '\0';
+		free(pt);
+	}
+	return e;
+}
+
+START_TEST(a_row_sealed_at_one_revision_does_not_open_at_another)
+{
+	gw_keyring *kr = ring("k:" KEY_A);
+	gw_sealed s;
+	ck_assert_int_eq(
+	    gw_seal_rev(kr, "sys", "actor", 7, (const uint8_t *)PLAIN, strlen(PLAIN), &s), GW_OK);
+	ck_assert_uint_eq(s.len, GW_ENV2_MAGIC_LEN + strlen(PLAIN) + GW_TAG_LEN);
+	ck_assert_mem_eq(s.data, gw_env2_magic, GW_ENV2_MAGIC_LEN);
+	char *out = NULL;
+	int env = 0;
+	ck_assert_int_eq(open_rev(kr, "sys", "actor", 7, &s, &out, &env), GW_OK);
+	ck_assert_str_eq(out, PLAIN);
+	ck_assert_int_eq(env, 2);
+	free(out);
+	/* Copied to another revision (older or newer), another actor: refused. */
+	ck_assert_int_eq(open_rev(kr, "sys", "actor", 6, &s, &out, &env), GW_ECRYPTO);
+	ck_assert_int_eq(open_rev(kr, "sys", "actor", 8, &s, &out, &env), GW_ECRYPTO);
+	ck_assert_int_eq(open_rev(kr, "sys", "actor", 7ULL << 32, &s, &out, &env), GW_ECRYPTO);
+	ck_assert_int_eq(open_rev(kr, "sys", "other", 7, &s, &out, &env), GW_ECRYPTO);
+	/* Nor does it pass for an envelope 1 row with the magic cut off or kept. */
+	ck_assert_int_eq(open_as(kr, "sys", "actor", &s, &out), GW_ECRYPTO);
+	gw_sealed cut = s;
+	cut.data += GW_ENV2_MAGIC_LEN;
+	cut.len -= GW_ENV2_MAGIC_LEN;
+	ck_assert_int_eq(open_rev(kr, "sys", "actor", 7, &cut, &out, &env), GW_ECRYPTO);
+	free(s.data);
+	gw_keyring_free(kr);
+}
+END_TEST
+
+/* Rows written before envelope 2 (gw_seal: the actor only) still open, at
+ * whatever revision they are stored. */
+START_TEST(an_envelope_1_row_written_before_still_opens)
+{
+	gw_keyring *kr = ring("k:" KEY_A);
+	gw_sealed s = seal(kr, "sys", "actor", PLAIN);
+	char *out = NULL;
+	int env = 0;
+	ck_assert_int_eq(open_rev(kr, "sys", "actor", 3, &s, &out, &env), GW_OK);
+	ck_assert_str_eq(out, PLAIN);
+	ck_assert_int_eq(env, 1);
+	free(out);
+	ck_assert_int_eq(open_rev(kr, "sys", "other", 3, &s, &out, &env), GW_ECRYPTO);
+	free(s.data);
+	gw_keyring_free(kr);
+}
+END_TEST
+
 /* One TCase per behaviour, named after its test. */
 #define ADD(suite, fn)                                                                             \
 	do {                                                                                       \
@@ -341,6 +406,8 @@ static Suite *crypto_suite(void)
 	ADD(s, every_key_of_a_ring_opens_and_the_first_seals);
 	ADD(s, generated_keys_parse_and_differ);
 	ADD(s, the_sealed_format_matches_the_documented_layout);
+	ADD(s, a_row_sealed_at_one_revision_does_not_open_at_another);
+	ADD(s, an_envelope_1_row_written_before_still_opens);
 	return s;
 }
 

@@ -25,6 +25,7 @@
  * The raw hooks live in conformance_raw.c.
  */
 #include "conformance.h"
+#include "crypto.h"
 #include "store.h"
 
 #include <check.h>
@@ -548,6 +549,77 @@ START_TEST(a_row_copied_onto_another_actor_does_not_authenticate)
 	ck_assert_int_eq(load(c.s, c.sys, "carol", &l), GW_ECORRUPT);
 	ck_assert(c.t->raw_truncate(&c, c.sys, "alice", 20));
 	ck_assert_int_eq(load(c.s, c.sys, "alice", &l), GW_ECRYPTO);
+	ctx_close(&c);
+}
+END_TEST
+
+/* Envelope 2 binds the revision: an older revision's sealed row put on the
+ * latest row (a replay of an old state as the current one) is DATA_LOSS
+ * for that actor, not the old state; the history row itself still loads
+ * at its own revision. */
+START_TEST(an_older_revision_replayed_as_the_latest_does_not_authenticate)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	if (!c.t->raw_replay || !c.t->raw_history) {
+		ctx_close(&c);
+		return;
+	}
+	gw_store *h = NULL;
+	gw_store_opts o = {.keys = TEST_KEY, .history = 2, .err = c.err, .errlen = sizeof c.err};
+	ck_assert_int_eq(gw_store_open(&h, c.url, &o), GW_OK);
+	ck_assert_int_eq(save(h, c.sys, "replayed", "balance=100", 11, 0, 0), GW_OK);
+	ck_assert_int_eq(save(h, c.sys, "replayed", "balance=0", 9, 1, 0), GW_OK);
+	ck_assert_int_eq(save(h, c.sys, "bystander", "kept", 4, 0, 0), GW_OK);
+	ck_assert(c.t->raw_replay(&c, c.sys, "replayed", 1));
+	gw_loaded l;
+	ck_assert_int_eq(load(h, c.sys, "replayed", &l), GW_ECRYPTO);
+	gw_actor_key k = {c.sys, "replayed"};
+	ck_assert_int_eq(gw_store_load_revision(h, &k, 1, &l), GW_OK);
+	ck_assert_uint_eq(l.len, 11);
+	ck_assert_mem_eq(l.data, "balance=100", 11);
+	gw_loaded_fini(&l);
+	expect_state(h, c.sys, "bystander", "kept", 4, 1);
+	gw_store_close(h);
+	ctx_close(&c);
+}
+END_TEST
+
+/* hex writes n bytes of p as lower-case hex into out (2n + 1 bytes). */
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+/* A row an earlier gateway sealed (envelope 1: the AAD binds the actor,
+ * not the revision, no magic) still loads after the upgrade, and the next
+ * save on top of it writes envelope 2. */
+START_TEST(a_row_sealed_before_envelope_2_still_loads)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	if (!c.t->raw_set_sealed || !c.t->raw_replay) {
+		ctx_close(&c);
+		return;
+	}
+	ck_assert_int_eq(save_str(&c, "legacy", "placeholder", 0), GW_OK);
+	gw_keyring *kr = NULL;
+	ck_assert_int_eq(gw_keyring_parse(&kr, TEST_KEY, NULL, 0), GW_OK);
+	const char *old = "sealed by the gateway before";
+	gw_sealed sl;
+	ck_assert_int_eq(gw_seal(kr, c.sys, "legacy", (const uint8_t *)old, strlen(old), &sl),
+	                 GW_OK);
+	char nh[2 * GW_NONCE_LEN + 1], dh[512];
+	hex(sl.nonce, GW_NONCE_LEN, nh);
+	hex(sl.data, sl.len, dh);
+	free(sl.data);
+	gw_keyring_free(kr);
+	ck_assert(c.t->raw_set_sealed(&c, c.sys, "legacy", nh, dh));
+	expect_str(&c, "legacy", old, 1);
+	/* The next save writes envelope 2 (revision-bound), which loads too. */
+	ck_assert_int_eq(save_str(&c, "legacy", "after the upgrade", 1), GW_OK);
+	expect_str(&c, "legacy", "after the upgrade", 2);
 	ctx_close(&c);
 }
 END_TEST
@@ -1178,6 +1250,8 @@ int main(void)
 	ADD(s, a_store_without_a_file_needs_a_key, 30);
 	ADD(s, the_default_key_file_is_created_0600_and_reused, 30);
 	ADD(s, a_row_copied_onto_another_actor_does_not_authenticate, 30);
+	ADD(s, an_older_revision_replayed_as_the_latest_does_not_authenticate, 30);
+	ADD(s, a_row_sealed_before_envelope_2_still_loads, 30);
 	ADD(s, a_batch_that_fails_in_storage_writes_nothing, 30);
 	ADD(s, the_database_file_holds_no_plaintext, 60);
 	ADD(s, a_schema_version_newer_than_the_build_is_refused, 30);

@@ -3,6 +3,7 @@
  * checkpoints, deadlines, activation and deactivation. */
 #include <check.h>
 #include <pthread.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +15,34 @@
 #include "persist.h"
 #include "registry.h"
 #include "runtime.h"
+#include "runtime_int.h" /* gwi_sys_hash: schedule row ids */
 #include "store.h"
+#include "workflow.h"
 
 #define KEY        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
 #define SYS        "test-system"
 #define STATE_TYPE "type.googleapis.com/test.State"
+
+/* ---- fault injection: saves that fail on demand -------------------------------- *
+ * The test links with -Wl,--wrap=gw_store_save_batch: every batch the
+ * persist thread writes passes through here. save_fail > 0 makes the batch
+ * after the next save_pass ones fail with GW_EUNAVAIL (as a database that
+ * went away would), one batch per count. */
+static atomic_int save_pass, save_fail;
+gw_err __real_gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results);
+gw_err __wrap_gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results);
+gw_err __wrap_gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results)
+{
+	if (atomic_load(&save_fail) > 0) {
+		if (atomic_fetch_sub(&save_pass, 1) <= 0) {
+			atomic_fetch_sub(&save_fail, 1);
+			for (size_t i = 0; i < n; i++)
+				results[i] = GW_EUNAVAIL;
+			return GW_EUNAVAIL;
+		}
+	}
+	return __real_gw_store_save_batch(s, states, n, results);
+}
 
 /* ---- fixture ----------------------------------------------------------------- */
 
@@ -164,6 +188,8 @@ static void setup_with(uint32_t mailbox, bool stateful, int64_t snapshot_ms, int
 	gw_runtime_opts ro = {.shards = 4, .mailbox_max = mailbox, .host_timeout_ms = 60000};
 	ck_assert_int_eq(gw_runtime_create(&rt, &ro, reg, persist), GW_OK);
 	nouts = 0;
+	atomic_store(&save_pass, 0);
+	atomic_store(&save_fail, 0);
 }
 
 static void setup(void)
@@ -173,6 +199,10 @@ static void setup(void)
 
 static void teardown(void)
 {
+	/* Two phases, as the gateway stops: no callback reaches a freed actor. */
+	gw_runtime_stop(rt);
+	ck_assert(gw_persist_drain(persist, 10000));
+	gw_persist_stop(persist);
 	gw_runtime_destroy(rt);
 	gw_persist_destroy(persist);
 	gw_registry_destroy(reg);
@@ -185,8 +215,26 @@ static void teardown(void)
 
 /* ---- helpers ------------------------------------------------------------------- */
 
+static gw_inv *inv_new(const char *system, const char *actor, const char *action, int64_t value,
+                       int64_t deadline_ms, int tag);
+
 static void invoke_full(const char *system, const char *actor, const char *action, int64_t value,
                         int64_t deadline_ms, int tag)
+{
+	gw_runtime_invoke(rt, inv_new(system, actor, action, value, deadline_ms, tag));
+}
+
+/* invoke_keyed: Add(value) delivered under the gateway's idempotency key
+ * (as an outbox delivery arrives: gw_inv.idem_key, out of band) */
+static void invoke_keyed(const char *actor, int64_t value, int tag, const char *key)
+{
+	gw_inv *inv = inv_new(SYS, actor, "Add", value, 0, tag);
+	inv->idem_key = spawn_arena_strdup(&inv->arena, key);
+	gw_runtime_invoke(rt, inv);
+}
+
+static gw_inv *inv_new(const char *system, const char *actor, const char *action, int64_t value,
+                       int64_t deadline_ms, int tag)
 {
 	gw_inv *inv = gw_inv_create(0);
 	spawn_arena *a = &inv->arena;
@@ -211,7 +259,7 @@ static void invoke_full(const char *system, const char *actor, const char *actio
 	inv->deadline_ms = deadline_ms;
 	inv->done = on_done;
 	inv->user = (void *)(intptr_t)tag;
-	gw_runtime_invoke(rt, inv);
+	return inv;
 }
 
 static void invoke(const char *actor, int64_t value, int tag)
@@ -243,7 +291,18 @@ static void answer(size_t i, int64_t state, int64_t reply, bool checkpoint)
 	answer_wf(i, state, reply, checkpoint, NULL);
 }
 
+static void answer_full(size_t i, int64_t state, int64_t reply, bool checkpoint,
+                        Spawn__Workflow *wf, const char *tag_key, const char *tag_value);
+
 static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint, Spawn__Workflow *wf)
+{
+	answer_full(i, state, reply, checkpoint, wf, NULL, NULL);
+}
+
+/* answer_full: answer_wf, and the turn sets the actor's tags to the one
+ * tag_key=tag_value (NULL: the tags stay as they were) */
+static void answer_full(size_t i, int64_t state, int64_t reply, bool checkpoint,
+                        Spawn__Workflow *wf, const char *tag_key, const char *tag_value)
 {
 	pthread_mutex_lock(&host.mu);
 	ck_assert(!host.tasks[i].answered);
@@ -261,6 +320,20 @@ static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint, S
 	Spawn__Context ctx = SPAWN__CONTEXT__INIT;
 	if (state >= 0)
 		ctx.state = &st;
+	Spawn__Context__TagsEntry te = SPAWN__CONTEXT__TAGS_ENTRY__INIT, *tep[] = {&te};
+	if (tag_key) {
+		te.key = (char *)tag_key;
+		te.value = (char *)tag_value;
+		ctx.n_tags = 1;
+		ctx.tags = tep;
+	} else {
+		/* the tags the task carried: unchanged */
+		const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
+		if (ai && ai->current_context) {
+			ctx.n_tags = ai->current_context->n_tags;
+			ctx.tags = ai->current_context->tags;
+		}
+	}
 	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
 	r.updated_context = &ctx;
 	r.payload_case = SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE;
@@ -497,7 +570,8 @@ END_TEST
 START_TEST(a_deadline_that_passes_fails_the_call_and_frees_the_actor)
 {
 	int64_t now = spawn_now_ns() / 1000000;
-	invoke_full(SYS, "a1", "Add", 1, now + 30, 1);
+	/* 1 s: long enough for the task to be written first on a loaded machine */
+	invoke_full(SYS, "a1", "Add", 1, now + 1000, 1);
 	invoke("a1", 2, 2);
 	ck_assert(fake_host_wait(&host, 1));
 	ck_assert(wait_outs(1)); /* the timer fires; no answer is ever sent */
@@ -790,6 +864,7 @@ typedef struct read_result {
 	int64_t value;
 	uint64_t revision;
 	bool active, dirty;
+	size_t ntags;
 } read_result;
 
 static void on_read(void *user, gw_err err, const char *msg, const gw_blob *state,
@@ -802,6 +877,13 @@ static void on_read(void *user, gw_err err, const char *msg, const gw_blob *stat
 	r->revision = revision;
 	r->active = active;
 	r->dirty = dirty;
+	r->ntags = 0;
+	if (tags) {
+		Spawn__Actors__ActorState *t =
+		    spawn__actors__actor_state__unpack(NULL, tags->len, gw_blob_value(tags));
+		r->ntags = t ? t->n_tags : (size_t)-1;
+		spawn__actors__actor_state__free_unpacked(t, NULL);
+	}
 	r->called = true;
 	pthread_cond_broadcast(&ocv);
 	pthread_mutex_unlock(&omu);
@@ -1218,7 +1300,8 @@ START_TEST(a_written_task_past_its_deadline_holds_the_actor_until_released)
 {
 	host.written = true;
 	int64_t now = spawn_now_ns() / 1000000, wall = spawn_wall_ms();
-	invoke_full(SYS, "a1", "Add", 1, now + 30, 1);
+	/* 1 s: long enough for the task to be written first on a loaded machine */
+	invoke_full(SYS, "a1", "Add", 1, now + 1000, 1);
 	invoke("a1", 2, 2);
 	ck_assert(fake_host_wait(&host, 1));
 	ck_assert(wait_outs(1));
@@ -1230,7 +1313,7 @@ START_TEST(a_written_task_past_its_deadline_holds_the_actor_until_released)
 	ck_assert_int_eq(sent, 1);
 	ck_assert_int_eq(held, 1);
 	int64_t d0 = host.tasks[0].msg->invocation->deadline_unix_ms;
-	ck_assert(d0 >= wall + 20 && d0 <= spawn_wall_ms() + 30);
+	ck_assert(d0 >= wall + 990 && d0 <= spawn_wall_ms() + 1000);
 	gw_runtime_release(rt, host.held);
 	ck_assert(fake_host_wait(&host, 2));
 	ck_assert_int_eq(task_payload(1), 2);
@@ -1248,7 +1331,7 @@ START_TEST(a_pooled_actor_keeps_a_slot_per_held_turn)
 	host.written = true;
 	int64_t now = spawn_now_ns() / 1000000;
 	for (int i = 0; i < 3; i++)
-		invoke_full(SYS, "pool", "Add", i, now + 30, i);
+		invoke_full(SYS, "pool", "Add", i, now + 1000, i);
 	invoke("pool", 3, 3);
 	ck_assert(fake_host_wait(&host, 3));
 	ck_assert(wait_outs(3));
@@ -1625,7 +1708,8 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 
 	/* 3. The same delivery once more (another crash replay): skipped. */
 	gw_inv *dup = gw_inv_create(0);
-	dup->req = effect_req(&dup->arena, 11, "test/K");
+	dup->req = effect_req(&dup->arena, 11, NULL);
+	dup->idem_key = "test/K"; /* as the gateway redelivers it (out of band) */
 	dup->done = on_done;
 	dup->user = (void *)(intptr_t)99;
 	size_t before = host.ntasks;
@@ -1650,7 +1734,8 @@ START_TEST(checkpointed_effects_are_stored_with_the_state_and_applied_once)
 	ck_assert(fake_host_wait(&host, before + 2));
 	size_t te = find_task("a3", before);
 	char want[128];
-	snprintf(want, sizeof want, "%s/a1@%llu#0", SYS, (unsigned long long)rev_before + 1);
+	snprintf(want, sizeof want, "%zu:%s2:a1@%llu#0", strlen(SYS), SYS,
+	         (unsigned long long)rev_before + 1);
 	ck_assert_str_eq(task_key(te), want);
 	answer(te, 16, 0, true);
 	ck_assert(wait_outs(3)); /* effects report to nobody: only a1's caller */
@@ -1786,7 +1871,7 @@ START_TEST(a_scheduled_side_effect_is_stored_once_with_its_key_not_run)
 	ck_assert_ptr_nonnull(rq);
 	ck_assert_str_eq(rq->actor->id->name, "a3");
 	char want[128];
-	snprintf(want, sizeof want, "%s/a1@%llu#0", SYS, (unsigned long long)rev);
+	snprintf(want, sizeof want, "%zu:%s2:a1@%llu#0", strlen(SYS), SYS, (unsigned long long)rev);
 	const char *key = NULL;
 	for (size_t i = 0; i < rq->n_metadata; i++)
 		if (!strcmp(rq->metadata[i]->key, "spawn-idempotency-key"))
@@ -1801,6 +1886,7 @@ START_TEST(a_scheduled_side_effect_is_stored_once_with_its_key_not_run)
 	spawn__invocation_request__pack(rq, buf);
 	again->req = spawn__invocation_request__unpack(&again->arena.pbc, len, buf);
 	again->req->scheduled_to = due;
+	again->idem_key = (char *)key; /* the outbox entry's key (out of band) */
 	again->effect = true;
 	again->done = on_done;
 	again->user = (void *)(intptr_t)7;
@@ -1971,6 +2057,395 @@ START_TEST(activations_queued_together_run_as_store_batches_each_with_its_own_re
 }
 END_TEST
 
+/* ---- one turn outcome ------------------------------------------------------------ */
+
+static uint64_t active_actors(void)
+{
+	gw_runtime_stats st;
+	gw_runtime_get_stats(rt, &st);
+	return st.active_actors;
+}
+
+/* A workflow of two side effects to a3 (caller storage). */
+typedef struct two_effects {
+	Spawn__SideEffect se[2], *sep[2];
+	Spawn__Workflow wf;
+} two_effects;
+
+static Spawn__Workflow *two_effects_wf(two_effects *e, spawn_arena *ar, int64_t v0, int64_t v1)
+{
+	for (int i = 0; i < 2; i++) {
+		spawn__side_effect__init(&e->se[i]);
+		e->se[i].request = effect_req(ar, i ? v1 : v0, NULL);
+		e->sep[i] = &e->se[i];
+	}
+	spawn__workflow__init(&e->wf);
+	e->wf.n_effects = 2;
+	e->wf.effects = e->sep;
+	return &e->wf;
+}
+
+START_TEST(a_failed_checkpoint_rolls_back_state_tags_and_exactly_its_own_outbox_entries_and_key)
+{
+	teardown();
+	setup_with(100, true, 60000, 800);
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	/* Turn 1 (checkpoint) emits a3.Add(5); a3 does not answer yet, so
+	 * that entry stays in the outbox, in flight. */
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	one_effect oe;
+	answer_wf(0, 1, 1, true, effect_wf(&oe, effect_req(&ar, 5, NULL)));
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	ck_assert(fake_host_wait(&host, 2));
+	size_t te = find_task("a3", 1);
+	ck_assert_uint_ne(te, (size_t)-1);
+	/* Turn 2 (snapshot mode) leaves state 2 in memory only. */
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 3));
+	size_t t2 = find_task("a1", 1);
+	answer(t2, 2, 2, false);
+	ck_assert(wait_outs(2));
+	/* Turn 3 is a delivery under key K3. */
+	invoke_keyed("a1", 1, 3, "test/K3");
+	ck_assert(fake_host_wait(&host, 4));
+	size_t t3 = find_task("a1", t2 + 1);
+	ck_assert_uint_ne(t3, (size_t)-1);
+	/* A snapshot save of a1 (state 2) is queued while the persist thread
+	 * is held; turn 3's checkpoint (state 3, a tag, two effects) waits
+	 * behind it. The snapshot commits (revision 2); the checkpoint's own
+	 * save fails. */
+	gate_close();
+	(void)gw_runtime_flush(rt, 1);
+	atomic_store(&save_pass, 1);
+	atomic_store(&save_fail, 1);
+	two_effects tw;
+	answer_full(t3, 3, 3, true, two_effects_wf(&tw, &ar, 6, 7), "color", "red");
+	pthread_mutex_lock(&act_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&act_cv);
+	pthread_mutex_unlock(&act_mu);
+	ck_assert(wait_outs(3));
+	ck_assert_int_eq(outs[2].err, GW_EUNAVAIL);
+	ck_assert_int_eq(atomic_load(&save_fail), 0);
+	/* State AND tags are what they were before turn 3. */
+	read_result r = read_state("a1", 0);
+	ck_assert_int_eq(r.err, GW_OK);
+	ck_assert_int_eq(r.value, 2);
+	ck_assert_uint_eq(r.ntags, 0);
+	ck_assert_int_eq(stored_revision("a1", NULL), 2); /* the snapshot committed */
+	/* Key K3 was dropped with the turn: its redelivery runs again. */
+	invoke_keyed("a1", 1, 4, "test/K3");
+	ck_assert(fake_host_wait(&host, 5));
+	size_t t4 = find_task("a1", t3 + 1);
+	ck_assert_uint_ne(t4, (size_t)-1);
+	ck_assert_int_eq(task_state(t4), 2);
+	ck_assert_ptr_null(fake_task_inv(&host, t4)->current_context->tags);
+	answer(t4, 4, 4, false);
+	ck_assert(wait_outs(4));
+	ck_assert_int_eq(outs[3].err, GW_OK);
+	/* Exactly turn 3's entries were dropped: turn 1's is still stored,
+	 * and once a3 answers it, the outbox is empty. */
+	ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	bool listed = false;
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 1);
+	ck_assert(listed);
+	answer(te, 5, 0, false);
+	for (int i = 0; i < 500 && (stored_outbox("a1", &listed) || listed); i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 0);
+	ck_assert(!listed);
+	/* No task ever carried turn 3's effects (6 and 7). */
+	for (size_t i = 0; i < host.ntasks; i++)
+		if (!strcmp(task_actor(i), "a3"))
+			ck_assert_int_eq(task_payload(i), 5);
+	/* Nothing holds a1 any more: it is released after its idle time. */
+	wait_until(active_actors() == 0);
+	ck_assert_uint_eq(active_actors(), 0);
+	int64_t v = 0;
+	stored_revision("a1", &v);
+	ck_assert_int_eq(v, 4);
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
+/* ---- idempotency keys: minted by the gateway, never taken from metadata ----------- */
+
+/* task_keys counts the spawn-idempotency-key entries task i carried. */
+static size_t task_keys(size_t i)
+{
+	const Spawn__ActorInvocation *ai = fake_task_inv(&host, i);
+	size_t n = 0;
+	for (size_t k = 0; ai && k < ai->current_context->n_metadata; k++)
+		n += !strcmp(ai->current_context->metadata[k]->key, "spawn-idempotency-key");
+	return n;
+}
+
+/* A host's side effects carry forged keys in their metadata: the keys the
+ * real effect of a1's next checkpointed turn will use (in this format and
+ * in the one before). Taken from metadata, they would be recorded by a3
+ * as applied and the real effect skipped. */
+START_TEST(a_key_forged_in_metadata_cannot_suppress_the_real_effect)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	char forged_new[128], forged_old[128];
+	snprintf(forged_new, sizeof forged_new, "%zu:%s2:a1@1#0", strlen(SYS), SYS);
+	snprintf(forged_old, sizeof forged_old, "%s/a1@1#0", SYS);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	Spawn__SideEffect se[2] = {SPAWN__SIDE_EFFECT__INIT, SPAWN__SIDE_EFFECT__INIT};
+	Spawn__SideEffect *sep[] = {&se[0], &se[1]};
+	se[0].request = effect_req(&ar, 100, forged_new);
+	se[1].request = effect_req(&ar, 200, forged_old);
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.n_effects = 2;
+	wf.effects = sep;
+	answer_wf(0, 1, 1, false, &wf); /* a1 stays unsaved: revision 0 */
+	ck_assert(wait_outs(1));
+	/* a3 runs both forged deliveries and checkpoints them. */
+	for (size_t seen = 1; seen < 3; seen++) {
+		ck_assert(fake_host_wait(&host, seen + 1));
+		size_t t = find_task("a3", seen);
+		ck_assert_uint_ne(t, (size_t)-1);
+		ck_assert_uint_eq(task_keys(t), 0); /* not ours: not relayed either */
+		answer(t, task_state(t) < 0 ? task_payload(t) : task_state(t) + task_payload(t), 0,
+		       true);
+	}
+	/* a1's checkpointed turn (committed as revision 1) emits the real effect. */
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 4));
+	size_t t1 = find_task("a1", 3);
+	ck_assert_uint_ne(t1, (size_t)-1);
+	one_effect oe;
+	answer_wf(t1, 2, 2, true, effect_wf(&oe, effect_req(&ar, 5, NULL)));
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_OK);
+	ck_assert_int_eq(stored_revision("a1", NULL), 1); /* a3 has not answered: no ack yet */
+	/* It reaches a3, under the gateway's key (shown once, for information). */
+	ck_assert(fake_host_wait(&host, 5));
+	size_t te = find_task("a3", t1 + 1);
+	ck_assert_uint_ne(te, (size_t)-1);
+	ck_assert_int_eq(task_payload(te), 5);
+	ck_assert_uint_eq(task_keys(te), 1);
+	ck_assert_str_eq(task_key(te), forged_new);
+	answer(te, 305, 0, true);
+	int64_t v3 = 0;
+	for (int i = 0; i < 500 && stored_revision("a3", &v3) < 3; i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_int_eq(v3, 305);
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
+/* put_keyed_scheduled stores an overdue scheduled call a3.Add(value)
+ * whose request metadata carries key, under row id. */
+static void put_keyed_scheduled(const char *id, int64_t value, const char *key)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	Spawn__InvocationRequest *rq = effect_req(&ar, value, key);
+	rq->scheduled_to = spawn_wall_ms() - 1000;
+	uint8_t buf[512];
+	size_t n = spawn__invocation_request__pack(rq, buf);
+	gw_store *s3;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s3, url, &so), GW_OK);
+	ck_assert_int_eq(gw_store_schedule_put(s3, id, rq->scheduled_to, buf, n), GW_OK);
+	gw_store_close(s3);
+	spawn_arena_fini(&ar);
+}
+
+/* A side effect stored for later keeps its key: the scheduler takes it
+ * back from the row only when the row id derives from it (a row this
+ * gateway wrote for that effect). A client's scheduled call carrying a key
+ * in its metadata (another row id) gets none. */
+START_TEST(a_scheduled_row_gives_back_its_key_only_when_the_gateway_wrote_it)
+{
+	char k1[64], rest[31], id1[40];
+	snprintf(k1, sizeof k1, "%zu:%s2:a1@9#0", strlen(SYS), SYS);
+	ck_assert(gwi_effect_id(k1, rest));
+	snprintf(id1, sizeof id1, "%08" PRIx32 ".%s", gwi_sys_hash(SYS), rest);
+	put_keyed_scheduled(id1, 1, k1);
+	put_keyed_scheduled("client-row-1", 2, "forged-key");
+	gw_runtime_start_scheduler(rt, "test-gateway", 60000);
+	for (size_t n = 1; n <= 2; n++) {
+		ck_assert(fake_host_wait(&host, n));
+		size_t t = n - 1;
+		ck_assert_str_eq(task_actor(t), "a3");
+		if (task_payload(t) == 1) {
+			ck_assert_uint_eq(task_keys(t), 1);
+			ck_assert_str_eq(task_key(t), k1);
+		} else {
+			ck_assert_int_eq(task_payload(t), 2);
+			ck_assert_uint_eq(task_keys(t), 0);
+		}
+		answer(t, (int64_t)n, 0, true);
+	}
+	ck_assert_int_eq(wait_schedule_empty(), 0);
+	/* The effect's row stored again (a redelivery after a crash) is
+	 * recognised by a3: skipped, never sent to the host. */
+	put_keyed_scheduled(id1, 1, k1);
+	/* (written behind the scheduler's back: its next pass, within 5 s) */
+	uint64_t left = 1;
+	for (int i = 0; i < 3 && left; i++)
+		left = wait_schedule_empty();
+	ck_assert_int_eq(left, 0);
+	ck_assert_uint_eq(host.ntasks, 2);
+}
+END_TEST
+
+/* put_applied writes a3's row as the previous format left it: state 11 and
+ * the keys it applied (old-format strings). */
+static void put_applied(const char *key)
+{
+	int64_t v = 11;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = STATE_TYPE;
+	any.value.data = (uint8_t *)&v;
+	any.value.len = 8;
+	char *applied[] = {(char *)key};
+	Spawn__Gateway__V1__StoredState ss = SPAWN__GATEWAY__V1__STORED_STATE__INIT;
+	ss.state = &any;
+	ss.n_applied = 1;
+	ss.applied = applied;
+	uint8_t buf[512];
+	size_t n = spawn__gateway__v1__stored_state__pack(&ss, buf);
+	gw_store *s2;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s2, url, &so), GW_OK);
+	gw_state st = {.key = {SYS, "a3"}, .type_url = STATE_TYPE, .data = buf, .len = n};
+	gw_err res;
+	ck_assert_int_eq(gw_store_save_batch(s2, &st, 1, &res), GW_OK);
+	ck_assert_int_eq(res, GW_OK);
+	gw_store_close(s2);
+}
+
+/* After an upgrade: a1's outbox entry and a3's applied list were written
+ * by the previous format (key "system/actor@rev#n", carried in the entry's
+ * metadata). The redelivery is still recognised as applied. */
+START_TEST(keys_stored_by_the_previous_format_still_dedupe_after_an_upgrade)
+{
+	char old[128];
+	snprintf(old, sizeof old, "%s/a1@4#0", SYS);
+	put_applied(old);
+	crash_row(11, old, 1);
+	invoke("a1", 1, 1); /* activates a1: its outbox goes out again */
+	ck_assert(fake_host_wait(&host, 1));
+	size_t t1 = find_task("a1", 0);
+	ck_assert_uint_ne(t1, (size_t)-1);
+	answer(t1, 2, 2, false);
+	ck_assert(wait_outs(1));
+	/* a3 skips it (its key is in the applied list), so the outbox empties
+	 * without a3 ever being called. */
+	bool listed = true;
+	for (int i = 0; i < 500 && (stored_outbox("a1", &listed) || listed); i++)
+		ck_assert_int_eq(gw_runtime_flush(rt, 5000), GW_OK);
+	ck_assert_uint_eq(stored_outbox("a1", &listed), 0);
+	ck_assert_uint_eq(host.ntasks, 1);
+	int64_t v3 = 0;
+	ck_assert_int_eq(stored_revision("a3", &v3), 1);
+	ck_assert_int_eq(v3, 11);
+}
+END_TEST
+
+/* ---- workflows say what happened -------------------------------------------------- */
+
+START_TEST(a_side_effect_without_a_system_goes_to_the_emitting_actors_system)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	Spawn__InvocationRequest *rq = effect_req(&ar, 9, NULL);
+	rq->system = NULL; /* as the SDKs send it: "your own system" */
+	one_effect oe;
+	answer_wf(0, 1, 1, false, effect_wf(&oe, rq));
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_str_eq(task_actor(1), "a3");
+	ck_assert_str_eq(fake_task_inv(&host, 1)->actor->system, SYS);
+	ck_assert_int_eq(task_payload(1), 9);
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
+/* A workflow entry the gateway cannot accept fails the turn: the caller
+ * gets INVALID_ARGUMENT naming the entry, the turn's state is not kept
+ * (the host's next task carries the state from before), nothing runs. */
+START_TEST(a_workflow_entry_that_cannot_be_accepted_fails_the_turn)
+{
+	spawn_arena ar;
+	spawn_arena_init(&ar, 0);
+	invoke("a1", 1, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0, 10, 10, false);
+	ck_assert(wait_outs(1));
+	invoke("a1", 1, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	Spawn__SideEffect se[2] = {SPAWN__SIDE_EFFECT__INIT, SPAWN__SIDE_EFFECT__INIT};
+	Spawn__SideEffect *sep[] = {&se[0], &se[1]};
+	se[0].request = effect_req(&ar, 1, NULL);
+	se[1].request = effect_req(&ar, 2, NULL);
+	se[1].request->actor->id->name = ""; /* names no actor */
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.n_effects = 2;
+	wf.effects = sep;
+	answer_wf(1, 11, 11, true, &wf);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EINVAL);
+	ck_assert_msg(strstr(outs[1].msg, "side effect 2 of a1 names no actor"), "msg: %s",
+	              outs[1].msg);
+	ck_assert_int_eq(outs[1].reply, -1);
+	ck_assert_int_eq(stored_revision("a1", NULL), 0); /* the checkpoint never ran */
+	invoke("a1", 1, 3);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_str_eq(task_actor(2), "a1");
+	ck_assert_int_eq(task_state(2), 10); /* not 11 */
+	answer(2, 12, 12, false);
+	ck_assert(wait_outs(3));
+	ck_assert_uint_eq(host.ntasks, 3); /* the valid effect did not run either */
+	spawn_arena_fini(&ar);
+}
+END_TEST
+
+START_TEST(an_error_from_a_pipe_or_forward_target_says_where_it_came_from)
+{
+	invoke("a1", 5, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	Spawn__Pipe pipe = SPAWN__PIPE__INIT;
+	pipe.actor = "a2";
+	pipe.action_name = "Add";
+	Spawn__Workflow wf = SPAWN__WORKFLOW__INIT;
+	wf.routing_case = SPAWN__WORKFLOW__ROUTING_PIPE;
+	wf.pipe = &pipe;
+	answer_wf(0, 1, 42, false, &wf);
+	ck_assert(fake_host_wait(&host, 2));
+	answer_error(1, 9, "balance too low");
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_EHOST);
+	ck_assert_int_eq(outs[0].host_code, 9);
+	ck_assert_str_eq(outs[0].msg, "pipe to " SYS "/a2.Add: balance too low");
+	/* forward to an action the target does not have */
+	invoke("a1", 5, 2);
+	ck_assert(fake_host_wait(&host, 3));
+	Spawn__Forward fw = SPAWN__FORWARD__INIT;
+	fw.actor = "a2";
+	fw.action_name = "Nope";
+	Spawn__Workflow wf2 = SPAWN__WORKFLOW__INIT;
+	wf2.routing_case = SPAWN__WORKFLOW__ROUTING_FORWARD;
+	wf2.forward = &fw;
+	answer_wf(2, 2, 42, false, &wf2);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_ENOTFOUND);
+	ck_assert_msg(!strncmp(outs[1].msg, "forward to " SYS "/a2.Nope: ", 28), "msg: %s",
+	              outs[1].msg);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	Suite *s = suite_create("runtime");
@@ -2018,6 +2493,15 @@ static Suite *runtime_suite(void)
 	    {"outbox-scheduled", a_scheduled_side_effect_is_stored_once_with_its_key_not_run},
 	    {"activate-batch",
 	     activations_queued_together_run_as_store_batches_each_with_its_own_result},
+	    {"effect-own-system",
+	     a_side_effect_without_a_system_goes_to_the_emitting_actors_system},
+	    {"workflow-refused", a_workflow_entry_that_cannot_be_accepted_fails_the_turn},
+	    {"route-errors", an_error_from_a_pipe_or_forward_target_says_where_it_came_from},
+	    {"forged-key", a_key_forged_in_metadata_cannot_suppress_the_real_effect},
+	    {"sched-key", a_scheduled_row_gives_back_its_key_only_when_the_gateway_wrote_it},
+	    {"legacy-keys", keys_stored_by_the_previous_format_still_dedupe_after_an_upgrade},
+	    {"turn-rollback",
+	     a_failed_checkpoint_rolls_back_state_tags_and_exactly_its_own_outbox_entries_and_key},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);
