@@ -704,7 +704,7 @@ static bool broken_locked(gw_host *h, int64_t now, char *why, size_t n)
 	    now - h->send_since_ms >= o->host_stall_ms) {
 		snprintf(why, n,
 		         "the host did not read its stream for %lld ms with %zu bytes queued "
-		         "(--host-queue-bytes %zu, --host-stall-ms %lld)",
+		         "(--host-queue-bytes %zu, --host-stall %lld)",
 		         (long long)(now - h->send_since_ms), h->oq_bytes, o->host_queue_bytes,
 		         (long long)o->host_stall_ms);
 		return true;
@@ -719,7 +719,7 @@ static bool broken_locked(gw_host *h, int64_t now, char *why, size_t n)
 		if (p->expiry_ms <= now) {
 			snprintf(why, n,
 			         "the host did not answer request %" PRIu64
-			         " within the grace after its deadline (--host-grace-ms)",
+			         " within the grace after its deadline (--host-grace)",
 			         p->id);
 			return true;
 		}

@@ -508,7 +508,7 @@ END_TEST
  * and is disconnected (it-host reconnects). */
 START_TEST(a_hang_past_the_callers_deadline_is_deadline_exceeded)
 {
-	const char *gargs[] = {"--host-grace-ms", "500", NULL};
+	const char *gargs[] = {"--host-grace", "500", NULL};
 	start_world("deadline", gargs, NULL);
 	expect_add(ITC_COUNTER, 4, 4);
 	itc_batch b;
@@ -535,7 +535,7 @@ END_TEST
 
 START_TEST(a_host_slower_than_host_timeout_is_deadline_exceeded)
 {
-	const char *gargs[] = {"--host-timeout", "300", "--host-grace-ms", "500", NULL};
+	const char *gargs[] = {"--host-timeout", "300", "--host-grace", "500", NULL};
 	start_world("host_timeout", gargs, NULL);
 	expect_add(ITC_COUNTER, 2, 2);
 	itc_batch b;

@@ -288,11 +288,11 @@ static long vm_kb(pid_t pid, const char *name)
 /* A host that registers and then never reads its stream, under a flood of
  * calls with 1 MB payloads: tasks of failed calls leave its queue, the
  * queue is bounded (RESOURCE_EXHAUSTED), the host is disconnected once it
- * has been over the bound for --host-stall-ms, and the gateway's peak RSS
+ * has been over the bound for --host-stall, and the gateway's peak RSS
  * stays far below what the flood sent (today: every task stays queued). */
 START_TEST(a_host_that_stops_reading_is_bounded_and_disconnected)
 {
-	const char *gargs[] = {"--host-queue-bytes", "8388608", "--host-stall-ms", "1000", NULL};
+	const char *gargs[] = {"--host-queue-bytes", "8388608", "--host-stall", "1000", NULL};
 	start_world("stalled_host", gargs);
 	expect_add(client, ITC_COUNTER, 1, 1);
 	raw_stream *sink = sink_connect(); /* and never reads again */
@@ -353,7 +353,7 @@ START_TEST(a_host_that_stops_reading_is_bounded_and_disconnected)
 	ck_assert_msg(st == GRPC_STATUS_UNAVAILABLE || st == GRPC_STATUS_CANCELLED,
 	              "the stalled host's stream: status %d (%s)", st, details);
 	raw_stream_close(sink);
-	/* Either bound may close it first: the stall (--host-stall-ms) or a
+	/* Either bound may close it first: the stall (--host-stall) or a
 	 * written task that outlived the grace after its deadline. */
 	ck_assert_msg(file_contains(gw.p->errlog, "did not read its stream") ||
 	                  file_contains(gw.p->errlog, "within the grace after its deadline"),
@@ -409,7 +409,7 @@ static void calls_wait(calls *c, int n)
  * actor, never two, and none sent after its caller had failed. */
 START_TEST(no_second_turn_of_an_actor_is_sent_while_the_first_may_run)
 {
-	const char *gargs[] = {"--host-grace-ms", "20000", NULL};
+	const char *gargs[] = {"--host-grace", "20000", NULL};
 	start_world("no_overlap", gargs);
 	raw_stream *sink = sink_connect(); /* reads nothing until told below */
 	canary k;
@@ -575,7 +575,7 @@ START_TEST(a_stored_actor_is_unavailable_until_its_host_registers_after_a_restar
 	it_host_stop(host);
 	it_gateway_stop(&gw);
 
-	const char *nograce[] = {"--registration-grace-ms", "0", NULL};
+	const char *nograce[] = {"--registration-grace", "0", NULL};
 	it_gateway_start(&w, &gw, "gw3", "state.db", nograce, NULL);
 	ck_assert_int_eq(spawn_client_create(&client, gw.target), SPAWN_OK);
 	expect_status(client, "it", "counter", "Add", SPAWN_NOT_FOUND, NULL);
