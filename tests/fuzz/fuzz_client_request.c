@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "fuzz_world.h"
 #include "wire.h"
 
@@ -55,39 +56,9 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *n)
 	return buf;
 }
 
-/* has_unknown: m or a message inside it kept fields its descriptor does
- * not know. protobuf-c keeps them and packs them back, and it accepts a
- * field number 0 (as a non-minimal varint) that it then refuses to read
- * back: see the report of tests/fuzz/README.md. Such requests are left to
- * the ingress checks. */
-static bool has_unknown(const ProtobufCMessage *m)
-{
-	if (!m)
-		return false;
-	if (m->n_unknown_fields)
-		return true;
-	const ProtobufCMessageDescriptor *d = m->descriptor;
-	for (unsigned i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-			continue;
-		const char *base = (const char *)m + f->offset;
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
-			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)base;
-			for (size_t k = 0; k < n; k++)
-				if (has_unknown(v[k]))
-					return true;
-		} else if (has_unknown(*(ProtobufCMessage *const *)base)) {
-			return true;
-		}
-	}
-	return false;
-}
-
 static void reencode(const ProtobufCMessage *m)
 {
-	if (has_unknown(m))
+	if (fz_has_unknown(m))
 		return;
 	size_t n1, n2;
 	uint8_t *b1 = pack(m, &n1);

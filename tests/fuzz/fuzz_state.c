@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "log.h"
 #include "runtime_int.h"
 
@@ -57,11 +58,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* outbox.c reads the applied keys and the outbox from extra. */
 	(void)gwi_outbox_applied(&a, "fz/counter@1#0");
+	/* A row with unknown fields in it (e.g. a field number 0, which
+	 * protobuf-c keeps but cannot read back once packed) is not held to
+	 * the round-trip checks: see tests/fuzz/README.md. */
+	Spawn__Gateway__V1__StoredState *orig =
+	    spawn__gateway__v1__stored_state__unpack(NULL, size, data);
+	bool strict = orig && !fz_has_unknown(&orig->base);
+	if (orig)
+		spawn__gateway__v1__stored_state__free_unpacked(orig, NULL);
+	if (!strict) {
+		actor_fini(&a);
+		return 0;
+	}
 	if (a.extra) {
 		Spawn__Gateway__V1__StoredState *ss = spawn__gateway__v1__stored_state__unpack(
 		    NULL, a.extra->len, gw_blob_value(a.extra));
 		if (!ss || ss->n_outbox != a.n_outbox) {
-			fprintf(stderr, "extra does not hold the outbox it was made from\n");
+			fprintf(stderr,
+			        "extra does not hold the outbox it was made from (%s, %zu "
+			        "entries, %u expected)\n",
+			        ss ? "parsed" : "does not parse", ss ? ss->n_outbox : 0,
+			        a.n_outbox);
 			abort();
 		}
 		spawn__gateway__v1__stored_state__free_unpacked(ss, NULL);
