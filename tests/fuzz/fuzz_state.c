@@ -17,14 +17,6 @@
 #include "log.h"
 #include "runtime_int.h"
 
-static bool blob_eq(const gw_blob *x, const gw_blob *y)
-{
-	if (!x || !y)
-		return x == y;
-	return x->len == y->len && strcmp(gw_blob_type(x), gw_blob_type(y)) == 0 &&
-	       memcmp(gw_blob_value(x), gw_blob_value(y), x->len) == 0;
-}
-
 static void actor_fini(gw_actor *a)
 {
 	gw_blob_rele(a->state);

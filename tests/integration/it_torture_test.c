@@ -28,7 +28,7 @@
  * A self-test feeds the checker records that break each rule.
  *
  * Profiles: IT_TORTURE_KILLS sets the kills of every store (make torture:
- * 100); unset, 10 on SQLite and 5 on PostgreSQL (make test). IT_TORTURE_SEED
+ * 100); unset, 20 on SQLite and 10 on PostgreSQL (make test). IT_TORTURE_SEED
  * fixes the random kill points (printed on stderr either way). IT_STORES
  * selects the stores (default sqlite; the _db entry runs postgres).
  */
@@ -305,7 +305,7 @@ static int kills_for(itdb_kind k)
 	const char *v = getenv("IT_TORTURE_KILLS");
 	if (v && atoi(v) > 0)
 		return atoi(v);
-	return k == ITDB_SQLITE ? 10 : 5;
+	return k == ITDB_SQLITE ? 20 : 10;
 }
 
 static unsigned seed_of(void)
@@ -437,7 +437,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	/* About 2 s per kill on SQLite under a sanitizer-free build; the
 	 * timeout scales with the profile. */
-	int most = 10;
+	int most = 20;
 	const char *v = getenv("IT_TORTURE_KILLS");
 	if (v && atoi(v) > most)
 		most = atoi(v);
