@@ -31,13 +31,14 @@
 #define FW_STATE   "type.googleapis.com/fz.State"
 #define FW_WAIT_MS 10000
 
+/* Every member is owned by the world and torn down at exit (fw_destroy). */
 typedef struct fw_world {
-	gw_store *store;
-	gw_persist *persist;
-	gw_registry *reg;
-	gw_runtime *rt;
-	gw_host host;  /* the fake host serving system "fz" */
-	gw_host other; /* a second fake host, for registrations under test */
+	gw_store *store;     /* owned: sqlite::memory: */
+	gw_persist *persist; /* owned: over store */
+	gw_registry *reg;    /* owned */
+	gw_runtime *rt;      /* owned: over reg and persist */
+	gw_host host;        /* the fake host serving system "fz" */
+	gw_host other;       /* a second fake host, for registrations under test */
 } fw_world;
 
 /* fw_get builds the world on the first call and returns it (static
