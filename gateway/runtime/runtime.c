@@ -1392,7 +1392,11 @@ void gw_runtime_destroy(gw_runtime *rt)
 	while (rt->retry) {
 		gw_inv *n = rt->retry->next;
 		const gw_inv *r = rt->retry;
-		const char *to = r->req->actor->id->name, *action = r->req->action_name;
+		/* A stored side effect may name no actor (found by the fuzz targets). */
+		const char *to = r->req->actor && r->req->actor->id && r->req->actor->id->name
+		                     ? r->req->actor->id->name
+		                     : "(no actor)",
+		           *action = r->req->action_name;
 		if (r->outbox_src)
 			GW_WARN(
 			    "shutdown: side effect %s.%s (retry %d) stays in the outbox of %s/%s: "
