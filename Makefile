@@ -1,17 +1,27 @@
 # The two commands of the quick start:
 #   make run    install what is missing, build, start the gateway on the
 #               embedded store with the Incrementor example host
-#   make test   install what is missing, build, run every test (plain and
-#               under ASan+UBSan)
+#   make test   install what is missing, build, run every test (plain,
+#               under ASan+UBSan, the runtime tests under TSan, and each
+#               fuzz target for FUZZ_SMOKE_SECONDS)
+# Longer runs (docs/testing.md): make fuzz (FUZZ_SECONDS per target, 600 by
+# default), make torture (100 gateway SIGKILLs under load, SQLite and
+# PostgreSQL).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 20
+TORTURE_KILLS ?= 100
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 ifeq ($(CI),true)
 CMAKE_FLAGS += -DSPAWN_WERROR=ON
 endif
 
-.PHONY: all deps build run test test-plain test-asan bench bench-stores clean format-check
+.PHONY: all deps build run test test-plain test-asan test-tsan test-fuzz fuzz fuzz-build fuzz-seeds \
+        torture bench bench-stores clean format-check
 
 all: build
 
@@ -25,7 +35,7 @@ build: deps
 run: build
 	@bash scripts/run-example.sh $(BUILD)
 
-test: deps test-plain test-asan
+test: deps test-plain test-asan test-tsan test-fuzz
 
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j 2
@@ -34,6 +44,38 @@ test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPAWN_SANITIZE=ON -DSPAWN_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
+
+# ThreadSanitizer over the runtime tests that need no gRPC (tests/unit).
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPAWN_TSAN=ON -DSPAWN_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target tsan_tests
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -j 2 -L tsan
+
+# The libFuzzer targets (tests/fuzz), built with clang in their own dir.
+fuzz-build: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPAWN_FUZZ=ON -DSPAWN_TESTS=OFF -DSPAWN_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all
+
+# Each target for FUZZ_SMOKE_SECONDS from its committed seeds (make test).
+test-fuzz: fuzz-build
+	cd $(FUZZ_BUILD) && FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) ctest --output-on-failure -L fuzz
+
+# Each target for FUZZ_SECONDS (default 600); new inputs stay in
+# $(FUZZ_BUILD)/fuzz-work/<target>/corpus, crashes beside them.
+fuzz: fuzz-build
+	@for t in client_request host_message stored_row state; do \
+	  FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BUILD)/tests/fuzz/fuzz_$$t $$t \
+	    tests/fuzz/corpus/$$t $(FUZZ_BUILD)/fuzz-work/$$t || exit 1; \
+	done
+
+# Regenerate the seed corpus (tests/fuzz/corpus) from tests/fuzz/seeds.c.
+fuzz-seeds: fuzz-build
+	$(FUZZ_BUILD)/tests/fuzz/fuzz_seeds tests/fuzz/corpus
+
+# The long torture profile: TORTURE_KILLS SIGKILLs of the gateway under
+# load on SQLite and on the fixture's private PostgreSQL server.
+torture: build
+	cd $(BUILD) && IT_TORTURE_KILLS=$(TORTURE_KILLS) ctest --output-on-failure -R 'integration_torture'
 
 bench: build
 	@bash bench/run.sh $(BUILD)
@@ -45,4 +87,4 @@ format-check: build
 	cmake --build $(BUILD) --target format-check
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config
       libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotoc-dev
       libssl-dev libsqlite3-dev sqlite3 libpq-dev libmariadb-dev check
       python3 python3-grpcio python3-protobuf
-      postgresql mariadb-server)
+      postgresql mariadb-server
+      clang libclang-rt-14-dev)  # libFuzzer (make test-fuzz / make fuzz)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

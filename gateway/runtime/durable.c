@@ -136,6 +136,14 @@ static void sched_deleted(void *arg, gw_err err)
 	gw_inv_destroy(inv);
 }
 
+/* A stored scheduled invocation may name no actor (a host's side effect
+ * scheduled for later): log lines must not assume one. */
+static const char *target_name(const Spawn__InvocationRequest *rq)
+{
+	return rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name
+	                                                         : "(no actor)";
+}
+
 static void sched_done(gw_inv *inv)
 {
 	gw_runtime *rt = inv->rt;
@@ -149,7 +157,7 @@ static void sched_done(gw_inv *inv)
 		 * Try again soon, still holding the row (and its id) in memory. */
 		int64_t delay = 100LL << (inv->retries < 4 ? inv->retries : 4);
 		GW_INFO("scheduled invocation %s (%s.%s) not delivered yet: %s; retry in %lld ms",
-		        id, rq->actor->id->name, rq->action_name,
+		        id, target_name(rq), rq->action_name,
 		        inv->msg[0] ? inv->msg : gw_strerror(inv->err), (long long)delay);
 		inv->retries++;
 		gwi_runtime_retry(rt, inv, delay);
@@ -158,13 +166,12 @@ static void sched_done(gw_inv *inv)
 	if (later) {
 		GW_WARN("scheduled invocation %s (%s.%s) not delivered: %s; it runs again when "
 		        "its lease expires",
-		        id, rq->actor->id->name, rq->action_name,
+		        id, target_name(rq), rq->action_name,
 		        inv->msg[0] ? inv->msg : gw_strerror(inv->err));
 	} else {
 		if (inv->err)
-			GW_WARN("scheduled invocation %s (%s.%s) failed: %s", id,
-			        rq->actor->id->name, rq->action_name,
-			        inv->msg[0] ? inv->msg : gw_strerror(inv->err));
+			GW_WARN("scheduled invocation %s (%s.%s) failed: %s", id, target_name(rq),
+			        rq->action_name, inv->msg[0] ? inv->msg : gw_strerror(inv->err));
 		/* The id stays in flight until the row is deleted (persist.c):
 		 * a claim pass meanwhile that returns the row skips it. */
 		if (gw_persist_schedule_done(rt->persist, id, sched_deleted, inv) == GW_OK)

@@ -147,6 +147,11 @@ void gwi_runtime_retry(gw_runtime *rt, gw_inv *inv, int64_t delay_ms)
 	inv->retry_at_ms = gwi_now_ms() + delay_ms;
 	inv->err = GW_OK;
 	inv->msg[0] = 0;
+	/* A retried turn starts afresh: the reply of the failed attempt (e.g. a
+	 * workflow that could not be built) would be overwritten, and leak, by
+	 * the next result (an exit-time leak of fuzz_host_message). */
+	gw_blob_rele(inv->reply);
+	inv->reply = NULL;
 	pthread_mutex_lock(&rt->rmu);
 	inv->next = rt->retry;
 	rt->retry = inv;
@@ -1500,7 +1505,11 @@ void gw_runtime_destroy(gw_runtime *rt)
 	while (rt->retry) {
 		gw_inv *n = rt->retry->next;
 		const gw_inv *r = rt->retry;
-		const char *to = r->req->actor->id->name, *action = r->req->action_name;
+		/* A stored side effect may name no actor (found by the fuzz targets). */
+		const char *to = r->req->actor && r->req->actor->id && r->req->actor->id->name
+		                     ? r->req->actor->id->name
+		                     : "(no actor)",
+		           *action = r->req->action_name;
 		if (r->outbox_src)
 			GW_WARN(
 			    "shutdown: side effect %s.%s (retry %d) stays in the outbox of %s/%s: "

@@ -133,9 +133,19 @@ static void fire_over(gw_inv *inv)
 		gwi_fx_over(rt); /* room for a parked effect */
 }
 
+/* target_name: the actor an effect names, for log lines. A side effect a
+ * host sent may name none (refused or stored, then logged): found by
+ * fuzz_host_message. */
+static const char *target_name(const Spawn__InvocationRequest *rq)
+{
+	return rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name
+	                                                         : "(no actor)";
+}
+
 void gwi_wf_fire_done(gw_inv *inv)
 {
 	const Spawn__InvocationRequest *rq = inv->req;
+	const char *target = target_name(rq);
 	if (inv->err == GW_OK) {
 		fire_over(inv);
 		return;
@@ -147,15 +157,15 @@ void gwi_wf_fire_done(gw_inv *inv)
 		GW_WARN(
 		    "invocation %s.%s from %s (side effect or broadcast) failed: %s; retry %d in "
 		    "%lld ms",
-		    rq->actor->id->name, rq->action_name, rq->caller ? rq->caller->name : "?",
+		    target, rq->action_name, rq->caller ? rq->caller->name : "?",
 		    inv->msg[0] ? inv->msg : gw_strerror(inv->err), inv->retries + 1,
 		    (long long)delay);
 		inv->retries++;
 		gwi_runtime_retry(inv->rt, inv, delay);
 		return;
 	}
-	GW_ERROR("invocation %s.%s from %s (side effect or broadcast) failed for good: %s",
-	         rq->actor->id->name, rq->action_name, rq->caller ? rq->caller->name : "?",
+	GW_ERROR("invocation %s.%s from %s (side effect or broadcast) failed for good: %s", target,
+	         rq->action_name, rq->caller ? rq->caller->name : "?",
 	         inv->msg[0] ? inv->msg : gw_strerror(inv->err));
 	fire_over(inv);
 }
@@ -353,7 +363,7 @@ static void effect_stored(void *arg, gw_err err)
 	if (err == GW_ECONFLICT)
 		err = GW_OK; /* an earlier attempt of this very effect stored it */
 	if (err == GW_OK)
-		GW_DEBUG("side effect %s.%s from %s scheduled for %lld", rq->actor->id->name,
+		GW_DEBUG("side effect %s.%s from %s scheduled for %lld", target_name(rq),
 		         rq->action_name, rq->caller ? rq->caller->name : "?",
 		         (long long)rq->scheduled_to);
 	inv->err = err == GW_OK || err == GW_ENOMEM ? err : GW_EUNAVAIL; /* store errors: retry */

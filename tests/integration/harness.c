@@ -317,6 +317,13 @@ void it_proc_kill(it_proc *p)
 	ck_assert_msg(it_proc_wait_exit(p, it_ms(10000)), "%s did not die on SIGKILL", p->name);
 }
 
+void it_proc_release(it_proc *p)
+{
+	ck_assert_msg(p->reaped, "%s released before it was reaped", p->name);
+	proc_close(p);
+	p->pid = 0;
+}
+
 int it_exit_code(const it_proc *p)
 {
 	if (WIFEXITED(p->status))

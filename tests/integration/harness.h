@@ -98,6 +98,12 @@ bool it_proc_wait_exit(it_proc *p, int64_t timeout_ms);
 /* it_proc_kill sends SIGKILL and reaps (asserts it dies in time). */
 void it_proc_kill(it_proc *p);
 
+/* it_proc_release frees the slot of a reaped process (its pipe closed)
+ * for a later it_spawn: for tests that start more than IT_MAX_PROCS
+ * processes over their run (the torture test restarts the gateway 100
+ * times). Asserts the process was reaped. */
+void it_proc_release(it_proc *p);
+
 /* it_proc_dump prints the tail of the process's stderr log on stderr. */
 void it_proc_dump(const it_proc *p);
 

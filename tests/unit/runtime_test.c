@@ -1515,7 +1515,7 @@ typedef struct save_load {
 	atomic_int inflight;
 	struct load_slot {
 		struct save_load *l;
-		uint64_t rev;
+		atomic_uint_fast64_t rev; /* the persist thread counts, the test reads */
 		char name[16];
 	} slot[LOAD_SLOTS];
 } save_load;
@@ -1526,7 +1526,7 @@ static void load_saved(void *arg, gw_err err)
 {
 	struct load_slot *sl = arg;
 	if (err == GW_OK)
-		sl->rev++;
+		atomic_fetch_add(&sl->rev, 1);
 	if (atomic_load(&sl->l->stop))
 		atomic_fetch_sub(&sl->l->inflight, 1);
 	else
@@ -1536,11 +1536,12 @@ static void load_saved(void *arg, gw_err err)
 static void load_save(struct load_slot *sl)
 {
 	uint8_t data[64] = {0};
-	memcpy(data, &sl->rev, sizeof sl->rev);
+	uint64_t rev = atomic_load(&sl->rev);
+	memcpy(data, &rev, sizeof rev);
 	gw_blob *b = gw_blob_create(NULL, data, sizeof data);
 	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(
-	    gw_persist_save(persist, SYS, sl->name, "", b, sl->rev, 0, 0, load_saved, sl), GW_OK);
+	ck_assert_int_eq(gw_persist_save(persist, SYS, sl->name, "", b, rev, 0, 0, load_saved, sl),
+	                 GW_OK);
 }
 
 START_TEST(scheduled_invocations_fire_while_the_persist_queue_never_empties)
@@ -1563,7 +1564,7 @@ START_TEST(scheduled_invocations_fire_while_the_persist_queue_never_empties)
 	bool fired = fake_host_wait(&host, 1);
 	uint64_t saved = 0;
 	for (int i = 0; i < LOAD_SLOTS; i++)
-		saved += load.slot[i].rev;
+		saved += atomic_load(&load.slot[i].rev);
 	atomic_store(&load.stop, true);
 	for (int i = 0; i < 5000 && atomic_load(&load.inflight) > 0; i++)
 		nanosleep(&(struct timespec){0, 1000000}, NULL); /* bounded drain of the load */
