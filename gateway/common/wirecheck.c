@@ -662,3 +662,48 @@ gw_err gw_wc_check(const ProtobufCMessage *m, const uint8_t *data, size_t len,
 	gw_err err = gw_wc_check_wire(m->descriptor, data, len, l, fail);
 	return err ? err : gw_wc_check_counts(m, l, fail);
 }
+
+/* ---- the reserved "spawn-" namespace ------------------------------------------ */
+
+gw_err gw_wc_check_client_metadata(const Spawn__InvocationRequest *rq, char *why, size_t whylen)
+{
+	for (size_t i = 0; i < rq->n_metadata; i++) {
+		const char *k = rq->metadata[i] ? rq->metadata[i]->key : NULL;
+		if (gw_wc_reserved_key(k)) {
+			/* k passed wirecheck: UTF-8 without controls, bounded. */
+			snprintf(why, whylen,
+			         "metadata[\"%s\"]: keys starting with \"" GW_WC_RESERVED_PREFIX
+			         "\" are reserved to the gateway",
+			         k);
+			return GW_EINVAL;
+		}
+	}
+	return GW_OK;
+}
+
+/* strip_request drops reserved keys from one request's metadata, in place
+ * (the array lives in the message's arena). */
+static size_t strip_request(Spawn__InvocationRequest *rq)
+{
+	size_t kept = 0, n = rq->n_metadata;
+	for (size_t i = 0; i < n; i++)
+		if (rq->metadata[i] && !gw_wc_reserved_key(rq->metadata[i]->key))
+			rq->metadata[kept++] = rq->metadata[i];
+	rq->n_metadata = kept;
+	return n - kept;
+}
+
+size_t gw_wc_strip_reserved(Spawn__Gateway__V1__InvocationResult *res)
+{
+	if (res->outcome_case != SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE ||
+	    !res->response || !res->response->workflow)
+		return 0;
+	/* Side effects are the only requests a host writes whole; pipe, forward
+	 * and broadcast are built by the gateway from names. */
+	const Spawn__Workflow *wf = res->response->workflow;
+	size_t dropped = 0;
+	for (size_t i = 0; i < wf->n_effects; i++)
+		if (wf->effects[i] && wf->effects[i]->request)
+			dropped += strip_request(wf->effects[i]->request);
+	return dropped;
+}

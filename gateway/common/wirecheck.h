@@ -44,6 +44,8 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "gw_err.h"
+#include "spawn/actors/protocol.pb-c.h"
+#include "spawn/gateway/v1/gateway.pb-c.h"
 
 /* Length limits in bytes of UTF-8 (0 = the default below). */
 typedef struct gw_wc_limits {
@@ -113,5 +115,14 @@ bool gw_wc_type_url_ok(const char *s, size_t n);
  * such keys in what hosts return (side effects) are dropped. */
 #define GW_WC_RESERVED_PREFIX "spawn-"
 bool gw_wc_reserved_key(const char *key);
+
+/* gw_wc_check_client_metadata refuses (GW_EINVAL, why naming the key) a
+ * client request whose metadata uses the reserved namespace. rq borrowed. */
+gw_err gw_wc_check_client_metadata(const Spawn__InvocationRequest *rq, char *why, size_t whylen);
+
+/* gw_wc_strip_reserved drops reserved keys from the metadata of the side
+ * effects in a host's result, in place (hosts may copy incoming metadata
+ * forward). Returns how many were dropped. */
+size_t gw_wc_strip_reserved(Spawn__Gateway__V1__InvocationResult *res);
 
 #endif

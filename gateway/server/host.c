@@ -596,7 +596,7 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 		gw_runtime_abandon(h->srv->rt, inv, GW_EINVAL, why);
 		return true;
 	}
-	if (gwi_strip_reserved(m->result))
+	if (gw_wc_strip_reserved(m->result))
 		GW_DEBUG("host %s: request %" PRIu64
 		         ": reserved metadata dropped from side effects",
 		         h->peer, id);

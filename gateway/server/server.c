@@ -338,7 +338,7 @@ static void handle_invoke(gwi_ucall *c)
 	char why[GW_WC_PATH_MAX + 200];
 	if (gwi_unpack_checked(c->srv, &spawn__invocation_request__descriptor, c->payload,
 	                       &inv->arena, &m, why, sizeof why) ||
-	    gwi_check_client_metadata((Spawn__InvocationRequest *)m, why, sizeof why)) {
+	    gw_wc_check_client_metadata((Spawn__InvocationRequest *)m, why, sizeof why)) {
 		gw_inv_destroy(inv);
 		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
 		return;

@@ -114,14 +114,8 @@ gw_err gwi_unpack_checked(const struct gw_server *s, const ProtobufCMessageDescr
                           grpc_byte_buffer *bb, spawn_arena *arena, ProtobufCMessage **out,
                           char *why, size_t whylen);
 
-/* gwi_check_client_metadata refuses (GW_EINVAL, why naming the key) a
- * client request whose metadata uses the reserved "spawn-" namespace. */
-gw_err gwi_check_client_metadata(const Spawn__InvocationRequest *rq, char *why, size_t whylen);
-
-/* gwi_strip_reserved drops "spawn-" keys from the metadata of the side
- * effects in a host's result (hosts may copy incoming metadata forward).
- * Returns how many were dropped. */
-size_t gwi_strip_reserved(Spawn__Gateway__V1__InvocationResult *res);
+/* The reserved "spawn-" namespace: gw_wc_check_client_metadata and
+ * gw_wc_strip_reserved (wirecheck.h). */
 
 /* host.c: one accept slot per call of gwi_host_request. */
 void gwi_host_request(struct gw_server *s, gwi_cq *q);

@@ -21,6 +21,7 @@
 #include "fuzz_util.h"
 #include "fuzz_world.h"
 #include "wire.h"
+#include "wirecheck.h"
 
 enum { M_INVOKE, M_SPAWN, M_GET_STATE, M_LIST_REVISIONS, M_RESTORE, M_KEY_ROTATION, M_COUNT };
 
@@ -34,13 +35,20 @@ static const ProtobufCMessageDescriptor *const desc[M_COUNT] = {
 };
 
 /* ingress_ok: the checks the server applies to a decoded request before
- * any handler sees it. The server's wire validator is called here, once
- * per method, exactly as server.c / admin.c call it. */
-static bool ingress_ok(int method, const ProtobufCMessage *m)
+ * any handler sees it (gwi_unpack_checked, then for Invoke the reserved
+ * metadata rule): every string of the bytes it was decoded from, with the
+ * server's default limits. */
+static bool ingress_ok(int method, const ProtobufCMessage *m, const uint8_t *data, size_t len)
 {
-	(void)method;
-	(void)m;
-	return true;
+	gw_wc_limits lim = {0};
+	gw_wc_limits_resolve(&lim);
+	gw_wc_fail f;
+	if (gw_wc_check(m, data, len, &lim, &f) != GW_OK)
+		return false;
+	char why[256];
+	return method != M_INVOKE ||
+	       gw_wc_check_client_metadata((const Spawn__InvocationRequest *)m, why, sizeof why) ==
+	           GW_OK;
 }
 
 /* A request the gateway re-encodes (scheduled invocations, outbox
@@ -77,13 +85,14 @@ static void reencode(const ProtobufCMessage *m)
 	free(b2);
 }
 
-static void invoke(fw_world *w, grpc_byte_buffer *bb)
+static void invoke(fw_world *w, grpc_byte_buffer *bb, const uint8_t *data, size_t len)
 {
 	gw_inv *inv = gw_inv_create(0);
 	if (!inv)
 		abort();
 	ProtobufCMessage *m = NULL;
-	if (spawn_wire_unpack(desc[M_INVOKE], bb, &inv->arena, &m) || !ingress_ok(M_INVOKE, m)) {
+	if (spawn_wire_unpack(desc[M_INVOKE], bb, &inv->arena, &m) ||
+	    !ingress_ok(M_INVOKE, m, data, len)) {
 		gw_inv_destroy(inv);
 		return;
 	}
@@ -223,7 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!bb)
 		abort();
 	if (method == M_INVOKE) {
-		invoke(w, bb);
+		invoke(w, bb, data + 1, size - 1);
 		grpc_byte_buffer_destroy(bb);
 		fw_quiesce(w);
 		return 0;
@@ -233,7 +242,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	grpc_byte_buffer_destroy(bb);
 	if (bad)
 		return 0;
-	if (!ingress_ok(method, m)) {
+	if (!ingress_ok(method, m, data + 1, size - 1)) {
 		protobuf_c_message_free_unpacked(m, NULL);
 		return 0;
 	}

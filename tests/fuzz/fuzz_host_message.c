@@ -21,13 +21,20 @@
 
 #include "fuzz_world.h"
 #include "wire.h"
+#include "wirecheck.h"
 
 /* ingress_ok: the checks host.c applies to a decoded HostMessage before
- * handle_message acts on it (the wire validator is called here, as host.c
- * calls it). */
-static bool ingress_ok(const Spawn__Gateway__V1__HostMessage *m)
+ * handle_message acts on it (gwi_unpack_checked with the server's default
+ * limits, then the reserved keys dropped from a result's side effects). */
+static bool ingress_ok(Spawn__Gateway__V1__HostMessage *m, const uint8_t *data, size_t len)
 {
-	(void)m;
+	gw_wc_limits lim = {0};
+	gw_wc_limits_resolve(&lim);
+	gw_wc_fail f;
+	if (gw_wc_check(&m->base, data, len, &lim, &f) != GW_OK)
+		return false;
+	if (m->msg_case == SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT && m->result)
+		gw_wc_strip_reserved(m->result);
 	return true;
 }
 
@@ -43,13 +50,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int bad = spawn_wire_unpack(&spawn__gateway__v1__host_message__descriptor, bb, &ar, &pm);
 	grpc_byte_buffer_destroy(bb);
 	Spawn__Gateway__V1__HostMessage *m = (Spawn__Gateway__V1__HostMessage *)pm;
-	if (bad || !ingress_ok(m))
+	if (bad || !ingress_ok(m, data, size))
 		goto out;
 	if (m->msg_case == SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_REGISTRATION) {
 		Spawn__RegistrationRequest *rr = m->registration;
-		const char *why = NULL;
+		char why[256];
 		if (rr && rr->actor_system &&
-		    gw_registry_register(w->reg, &w->other, rr->actor_system, &why) == GW_OK)
+		    gw_registry_register(w->reg, &w->other, rr->actor_system, why, sizeof why) ==
+		        GW_OK)
 			gw_registry_unbind_host(w->reg, &w->other);
 		goto out;
 	}

@@ -77,9 +77,9 @@ static void register_system(fw_world *w)
 	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
 	sys.name = FW_SYSTEM;
 	sys.registry = &r;
-	const char *why = NULL;
-	if (gw_registry_register(w->reg, &w->host, &sys, &why) != GW_OK)
-		die(why ? why : "registration refused");
+	char why[256] = "";
+	if (gw_registry_register(w->reg, &w->host, &sys, why, sizeof why) != GW_OK)
+		die(why[0] ? why : "registration refused");
 }
 
 /* answer_all answers every unanswered task; returns how many. */
@@ -149,7 +149,7 @@ fw_world *fw_get(void)
 	gw_persist_opts po = {.max_batch = 64};
 	if (gw_persist_create(&w->persist, w->store, &po) != GW_OK)
 		die("persist");
-	if (gw_registry_create(&w->reg) != GW_OK)
+	if (gw_registry_create(&w->reg, NULL) != GW_OK)
 		die("registry");
 	fake_host_init(&w->host);
 	fake_host_init(&w->other);
