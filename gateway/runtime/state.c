@@ -84,7 +84,13 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 	/* Outbox, its keys and applied keys, when the row has them (StoredState). */
 	Spawn__Gateway__V1__StoredState *ss =
 	    spawn__gateway__v1__stored_state__unpack(&ar.pbc, stored->len, gw_blob_value(stored));
-	if (ss && (ss->n_outbox || ss->n_applied)) {
+	if (!ss) {
+		/* The ActorState part parsed but the outbox part does not: losing
+		 * the outbox silently would lose effects; the row is damaged. */
+		err = GW_ECORRUPT;
+		goto out;
+	}
+	if (ss->n_outbox || ss->n_applied) {
 		Spawn__Gateway__V1__StoredState e = SPAWN__GATEWAY__V1__STORED_STATE__INIT;
 		e.n_outbox = ss->n_outbox;
 		e.outbox = ss->outbox;
