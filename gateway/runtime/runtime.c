@@ -314,12 +314,8 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	}
 	a->st = A_LOADING;
 	if (gw_persist_activate(rt->persist, a->type->system, a->name, load_done, a) != GW_OK) {
-		for (gw_inv *inv = a->mq_head, *n; inv; inv = n) {
-			n = inv->next;
+		for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
 			gwi_finish(dl, inv, GW_ENOMEM, "cannot reactivate actor %s", a->name);
-		}
-		a->mq_head = a->mq_tail = NULL;
-		a->qlen = 0;
 		actor_free_locked(s, a);
 	}
 }
@@ -516,6 +512,14 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 		gwi_timers_start_locked(rt, a);
 		gwi_outbox_redeliver(rt, a, &dl); /* a crash came between commit and delivery */
 		gwi_dispatch_locked(rt, a, &dl);
+		if (a->st == A_READY && !a->mq_head && !a->inflight) {
+			/* Nothing to run (the calls that waited may have left at
+			 * their deadline): idle from now on. */
+			gw_actor_settings st = gwi_settings(rt, a);
+			a->idle_t.kind = T_IDLE;
+			gw_wheel_arm(&s->wheel, &a->idle_t,
+			             a->last_active_ms + gwi_idle_ms(rt, &st));
+		}
 		pthread_mutex_unlock(&s->mu);
 		deliver(&dl);
 		return;
@@ -523,13 +527,9 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 	/* The actor cannot be activated: every waiting call learns why; the next
 	 * invocation tries again. Other actors are not affected. */
 	GW_WARN("actor %s/%s: activation failed: %s", a->type->system, a->name, gw_strerror(err));
-	for (gw_inv *inv = a->mq_head, *n; inv; inv = n) {
-		n = inv->next;
+	for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
 		gwi_finish(&dl, inv, err == GW_ENOTFOUND ? GW_EIO : err,
 		           "actor %s could not be activated: %s", a->name, gw_strerror(err));
-	}
-	a->mq_head = a->mq_tail = NULL;
-	a->qlen = 0;
 	actor_free_locked(s, a);
 	pthread_mutex_unlock(&s->mu);
 	deliver(&dl);
@@ -659,12 +659,7 @@ out:
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	while (a->st == A_READY && a->mq_head && (!a->pooled || a->inflight < a->pool_max)) {
-		gw_inv *inv = a->mq_head;
-		a->mq_head = inv->next;
-		if (!a->mq_head)
-			a->mq_tail = NULL;
-		a->qlen--;
-		inv->next = NULL;
+		gw_inv *inv = gwi_mq_pop(rt, a);
 		int64_t now = gwi_now_ms();
 		if (inv->deadline_ms && inv->deadline_ms <= now) {
 			gwi_finish(dl, inv, GW_ETIMEDOUT,
@@ -959,20 +954,13 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		if (!a->stateful)
 			gwi_timers_start_locked(rt, a);
 	}
-	if (a->qlen >= rt->o.mailbox_max) {
+	err = gwi_mq_admit(rt, a, inv, inv->msg, sizeof inv->msg);
+	if (err) {
+		/* a stays: READY or LOADING, it idles out as usual */
 		pthread_mutex_unlock(&s->mu);
-		snprintf(inv->msg, sizeof inv->msg, "mailbox of actor %s is full (%u waiting)",
-		         name, a->qlen);
-		return GW_EFULL;
+		return err;
 	}
-	inv->actor = a;
-	inv->next = NULL;
-	if (a->mq_tail)
-		a->mq_tail->next = inv;
-	else
-		a->mq_head = inv;
-	a->mq_tail = inv;
-	a->qlen++;
+	gwi_mq_push(rt, a, inv);
 	if (a->st == A_READY)
 		gwi_dispatch_locked(rt, a, &dl);
 	pthread_mutex_unlock(&s->mu);
@@ -1256,6 +1244,9 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 		}
 		return;
 	}
+	case T_QDEADLINE:
+		gwi_mq_expire_locked(rt, container_of(n, gw_inv, deadline_t), dl);
+		return;
 	case T_TIMER:
 		gwi_timers_fire_locked(rt, container_of(n, actor_timers, t), dl);
 		return;
@@ -1384,6 +1375,10 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 		rt->o.shards = 16;
 	if (!rt->o.mailbox_max)
 		rt->o.mailbox_max = 10000;
+	if (!rt->o.mailbox_bytes)
+		rt->o.mailbox_bytes = (size_t)64 << 20;
+	if (!rt->o.queued_bytes)
+		rt->o.queued_bytes = (size_t)1 << 30;
 	if (rt->o.deactivate_ms <= 0)
 		rt->o.deactivate_ms = 60000;
 	if (rt->o.snapshot_ms <= 0)
@@ -1471,11 +1466,8 @@ void gw_runtime_destroy(gw_runtime *rt)
 			gw_actor *a = s->buckets[b];
 			while (a) {
 				gw_actor *n = a->hnext;
-				for (gw_inv *inv = a->mq_head, *nx; inv; inv = nx) {
-					nx = inv->next;
+				for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
 					gwi_finish(&dl, inv, GW_ESHUTDOWN, "gateway shutting down");
-				}
-				a->mq_head = NULL;
 				gw_blob_rele(a->state);
 				gw_blob_rele(a->tags);
 				gw_blob_rele(a->extra);
@@ -1586,6 +1578,9 @@ void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out)
 	out->invocations = atomic_load(&rt->invocations);
 	out->activations = atomic_load(&rt->activations);
 	out->deactivations = atomic_load(&rt->deactivations);
+	out->queued_bytes = atomic_load(&rt->queued_bytes);
+	out->queued_refused = atomic_load(&rt->queued_refused);
+	out->queued_expired = atomic_load(&rt->queued_expired);
 	pthread_mutex_lock(&rt->fxmu);
 	out->effects_in_flight = rt->fx_inflight;
 	out->effects_parked = rt->fx_parked;
