@@ -1,5 +1,5 @@
-/* runtime_int.h - what the runtime's files share (runtime.c, state.c,
- * timers.c). Not an interface: everything here runs under the rules of
+/* runtime_int.h - what the runtime's files share (runtime.c, mailbox.c,
+ * lifecycle.c, state.c, timers.c, ...). Not an interface: everything here runs under the rules of
  * runtime.c (functions named *_locked hold the actor's shard lock). */
 #ifndef GW_RUNTIME_INT_H
 #define GW_RUNTIME_INT_H
@@ -150,6 +150,12 @@ gw_actor *gwi_table_find(gw_shard *s, uint32_t h, const char *system, const char
 gw_actor_settings gwi_settings(gw_runtime *rt, gw_actor *a);
 int64_t gwi_idle_ms(gw_runtime *rt, const gw_actor_settings *st);
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+/* gwi_deliver runs what a locked section decided (no lock held);
+ * gwi_start_save_locked queues a save of a's state unless one is in
+ * flight; gwi_timer_main is the timer thread (lifecycle.c starts it). */
+void gwi_deliver(done_list *dl);
+void gwi_start_save_locked(gw_runtime *rt, gw_actor *a);
+void *gwi_timer_main(void *arg);
 
 /* mailbox.c (shard lock held): gwi_mq_admit checks a's mailbox bounds
  * for inv (count, --mailbox-bytes, --queued-bytes): GW_OK with inv's bytes
