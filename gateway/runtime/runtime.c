@@ -497,6 +497,18 @@ void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now)
 
 /* ---- activation ------------------------------------------------------------ */
 
+/* idle_if_unused_locked arms the idle timer of a READY actor with nothing
+ * to run and none armed: an actor whose calls all left (deadline, refused,
+ * no host) is freed after its idle timeout, not kept for ever. */
+static void idle_if_unused_locked(gw_runtime *rt, gw_actor *a)
+{
+	if (a->st != A_READY || a->mq_head || a->inflight || gw_tnode_armed(&a->idle_t))
+		return;
+	gw_actor_settings st = gwi_settings(rt, a);
+	a->idle_t.kind = T_IDLE;
+	gw_wheel_arm(&a->shard->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
+}
+
 static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
 {
 	gw_actor *a = arg;
@@ -514,14 +526,7 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 		gwi_timers_start_locked(rt, a);
 		gwi_outbox_redeliver(rt, a, &dl); /* a crash came between commit and delivery */
 		gwi_dispatch_locked(rt, a, &dl);
-		if (a->st == A_READY && !a->mq_head && !a->inflight) {
-			/* Nothing to run (the calls that waited may have left at
-			 * their deadline): idle from now on. */
-			gw_actor_settings st = gwi_settings(rt, a);
-			a->idle_t.kind = T_IDLE;
-			gw_wheel_arm(&s->wheel, &a->idle_t,
-			             a->last_active_ms + gwi_idle_ms(rt, &st));
-		}
+		idle_if_unused_locked(rt, a); /* the calls that waited may have left */
 		pthread_mutex_unlock(&s->mu);
 		gwi_deliver(&dl);
 		return;
@@ -958,13 +963,14 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 	}
 	err = gwi_mq_admit(rt, a, inv, inv->msg, sizeof inv->msg);
 	if (err) {
-		/* a stays: READY or LOADING, it idles out as usual */
+		idle_if_unused_locked(rt, a); /* maybe just created for this call */
 		pthread_mutex_unlock(&s->mu);
 		return err;
 	}
 	gwi_mq_push(rt, a, inv);
 	if (a->st == A_READY)
 		gwi_dispatch_locked(rt, a, &dl);
+	idle_if_unused_locked(rt, a); /* every call failed: no host, ... */
 	pthread_mutex_unlock(&s->mu);
 	gwi_deliver(&dl);
 	return GW_OK;

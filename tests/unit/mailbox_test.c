@@ -358,6 +358,38 @@ START_TEST(the_bytes_queued_in_the_gateway_are_bounded)
 }
 END_TEST
 
+/* wait_active waits (3 s at most) until n actors are active. */
+static bool wait_active(uint64_t n)
+{
+	for (int i = 0; i < 300; i++) {
+		if (stats().active_actors == n)
+			return true;
+		usleep(10000);
+	}
+	return stats().active_actors == n;
+}
+
+/* An actor activated for a call that was refused (or whose every call
+ * failed) is not kept for ever: it idles out like any other. */
+START_TEST(an_actor_whose_only_call_was_refused_idles_out)
+{
+	ropts.mailbox_bytes = 1024;
+	ropts.deactivate_ms = 100;
+	start_runtime();
+	invoke("a2", 4096, 0, 1);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_EFULL);
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "--mailbox-bytes"));
+	ck_assert(wait_active(0));
+	/* and with no host at all: the call fails, the actor idles out */
+	host.live = false;
+	invoke("a1", 8, 0, 2);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EUNAVAIL);
+	ck_assert(wait_active(0));
+}
+END_TEST
+
 static Suite *mailbox_suite(void)
 {
 	Suite *s = suite_create("mailbox");
@@ -369,6 +401,7 @@ static Suite *mailbox_suite(void)
 	    {"deadline-held", queued_calls_leave_at_their_deadline_while_their_actor_is_held},
 	    {"mailbox-bytes", the_bytes_queued_for_one_actor_are_bounded},
 	    {"queued-bytes", the_bytes_queued_in_the_gateway_are_bounded},
+	    {"refused-idles-out", an_actor_whose_only_call_was_refused_idles_out},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);
