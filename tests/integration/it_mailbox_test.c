@@ -286,12 +286,9 @@ START_TEST(queued_big_calls_to_a_hung_actor_leave_at_their_deadline)
 	flood f;
 	run_flood("hung_flood", gargs, 300, &f);
 	ck_assert_int_eq(f.by_status[SPAWN_DEADLINE_EXCEEDED], f.total);
-#ifndef IT_SANITIZE
-	/* The gateway's answer (it wins the race with the client's own timer
-	 * at least once; under sanitizers it may lose every time) */
-	ck_assert_msg(strstr(f.deadline_msg, "while queued for actor victim"),
-	              "no DEADLINE_EXCEEDED said 'while queued'");
-#endif
+	/* Which answer a call gets, the gateway's "deadline passed while
+	 * queued" or the client's own timer's, is a race (both at 300 ms): the
+	 * gateway's side is asserted by its RSS above and in mailbox_test. */
 }
 END_TEST
 
