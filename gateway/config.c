@@ -77,6 +77,10 @@ void gw_config_usage(const char *prog)
 	    "Bounds (over one: RESOURCE_EXHAUSTED naming it; nothing changed)\n"
 	    "  --mailbox-size N          queued invocations per actor [SPAWN_MAILBOX_SIZE]\n"
 	    "                            default 10000\n"
+	    "  --mailbox-bytes N         request bytes queued per actor\n"
+	    "                            [SPAWN_MAILBOX_BYTES] default 67108864\n"
+	    "  --queued-bytes N          request bytes queued in all mailboxes of the gateway\n"
+	    "                            [SPAWN_QUEUED_BYTES] default 1073741824\n"
 	    "  --max-message-bytes N     largest message accepted or sent\n"
 	    "                            [SPAWN_MAX_MESSAGE_BYTES] default 4194304\n"
 	    "  --max-state-bytes N       largest state (with its tags) a result may leave: a\n"
@@ -176,6 +180,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->statestore = "sqlite://spawn-state.db";
 	c->shards = 64;
 	c->mailbox_max = 10000;
+	c->mailbox_bytes = (int64_t)64 << 20;
+	c->queued_bytes = (int64_t)1 << 30;
 	c->deactivate_ms = 60000;
 	c->snapshot_ms = 2000;
 	c->host_timeout_ms = 30000;
@@ -214,6 +220,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_THREADS", threads, 1, 256)
 	ENVNUM("SPAWN_SHARDS", shards, 1, 65536)
 	ENVNUM("SPAWN_MAILBOX_SIZE", mailbox_max, 1, 100000000)
+	ENVNUM("SPAWN_MAILBOX_BYTES", mailbox_bytes, 1024, 1LL << 40)
+	ENVNUM("SPAWN_QUEUED_BYTES", queued_bytes, 1024, 1LL << 40)
 	ENVNUM("SPAWN_DEACTIVATE_TIMEOUT_MS", deactivate_ms, 1, INT64_MAX / 4)
 	ENVNUM("SPAWN_SNAPSHOT_INTERVAL_MS", snapshot_ms, 1, INT64_MAX / 4)
 	ENVNUM("SPAWN_HOST_TIMEOUT_MS", host_timeout_ms, 1, INT64_MAX / 4)
@@ -265,6 +273,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_THREADS,
 		O_SHARDS,
 		O_MAILBOX,
+		O_MAILBOXB,
+		O_QUEUEDB,
 		O_DEACT,
 		O_SNAP,
 		O_HOSTTO,
@@ -306,6 +316,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"threads", required_argument, NULL, O_THREADS},
 	    {"shards", required_argument, NULL, O_SHARDS},
 	    {"mailbox-size", required_argument, NULL, O_MAILBOX},
+	    {"mailbox-bytes", required_argument, NULL, O_MAILBOXB},
+	    {"queued-bytes", required_argument, NULL, O_QUEUEDB},
 	    {"deactivate-timeout", required_argument, NULL, O_DEACT},
 	    {"snapshot-interval", required_argument, NULL, O_SNAP},
 	    {"host-timeout", required_argument, NULL, O_HOSTTO},
@@ -372,6 +384,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_MAILBOX:
 			c->mailbox_max = (uint32_t)num(optarg, "--mailbox-size", 1, 100000000, why,
 			                               whylen, &err);
+			break;
+		case O_MAILBOXB:
+			c->mailbox_bytes =
+			    num(optarg, "--mailbox-bytes", 1024, 1LL << 40, why, whylen, &err);
+			break;
+		case O_QUEUEDB:
+			c->queued_bytes =
+			    num(optarg, "--queued-bytes", 1024, 1LL << 40, why, whylen, &err);
 			break;
 		case O_DEACT:
 			c->deactivate_ms = num(optarg, "--deactivate-timeout", 1, INT64_MAX / 4,

@@ -20,6 +20,8 @@ typedef struct gw_config {
 	int threads;
 	size_t shards;
 	uint32_t mailbox_max;
+	int64_t mailbox_bytes; /* request bytes queued per actor */
+	int64_t queued_bytes;  /* request bytes queued in all mailboxes */
 	int64_t deactivate_ms, snapshot_ms, host_timeout_ms, drain_ms;
 	int64_t flush_timeout_ms; /* SIGTERM: how long to wait for changed states' saves */
 	int64_t persist_drain_ms; /* then for the statestore thread's call in progress */

@@ -91,6 +91,8 @@ int main(int argc, char **argv)
 	gw_runtime_opts ro = {
 	    .shards = cfg.shards,
 	    .mailbox_max = cfg.mailbox_max,
+	    .mailbox_bytes = (size_t)cfg.mailbox_bytes,
+	    .queued_bytes = (size_t)cfg.queued_bytes,
 	    .deactivate_ms = cfg.deactivate_ms,
 	    .snapshot_ms = cfg.snapshot_ms,
 	    .host_timeout_ms = cfg.host_timeout_ms,

@@ -1,4 +1,6 @@
-/* runtime.c - shards, mailboxes, activation and the state lifecycle.
+/* runtime.c - shards, activation, dispatch and the state lifecycle (the
+ * mailbox is mailbox.c; creating, stopping and freeing the runtime is
+ * lifecycle.c).
  * The state machine is drawn in runtime.h; the threading in
  * docs/design/threading.md. Every function named *_locked runs with the
  * actor's shard lock held and never blocks. Completions collected under a
@@ -94,7 +96,7 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 	dl->head = inv;
 }
 
-static void deliver(done_list *dl)
+void gwi_deliver(done_list *dl)
 {
 	/* Reverse so completions keep the order they were decided in. */
 	gw_inv *rev = NULL;
@@ -269,7 +271,7 @@ static void flush_account(gw_runtime *rt, long delta, gw_err err)
 
 /* start_save_locked queues a save of the current state unless one is in
  * flight (save_done starts the next one while the actor stays dirty). */
-static void start_save_locked(gw_runtime *rt, gw_actor *a)
+void gwi_start_save_locked(gw_runtime *rt, gw_actor *a)
 {
 	if (a->in_save || !a->dirty || !a->stateful)
 		return;
@@ -319,12 +321,8 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	}
 	a->st = A_LOADING;
 	if (gw_persist_activate(rt->persist, a->type->system, a->name, load_done, a) != GW_OK) {
-		for (gw_inv *inv = a->mq_head, *n; inv; inv = n) {
-			n = inv->next;
+		for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
 			gwi_finish(dl, inv, GW_ENOMEM, "cannot reactivate actor %s", a->name);
-		}
-		a->mq_head = a->mq_tail = NULL;
-		a->qlen = 0;
 		actor_free_locked(s, a);
 	}
 }
@@ -355,7 +353,7 @@ static void conflict_checked(void *arg, gw_err err, gw_blob *stored, uint64_t re
 		gw_blob_rele(a->saving);
 		a->saving = NULL;
 		a->dirty = 1;
-		start_save_locked(rt, a);
+		gwi_start_save_locked(rt, a);
 		pthread_mutex_unlock(&s->mu);
 		flush_account(rt, -1, GW_OK); /* the first attempt is over */
 		return;
@@ -411,7 +409,7 @@ static void save_finish(gw_actor *a, gw_err err)
 		if (a->st == A_READY)
 			reactivate_locked(rt, a, &dl); /* may free a */
 		pthread_mutex_unlock(&s->mu);
-		deliver(&dl);
+		gwi_deliver(&dl);
 		flush_account(rt, -1, GW_OK);
 		return;
 	}
@@ -461,7 +459,7 @@ static void save_finish(gw_actor *a, gw_err err)
 		}
 	}
 	if (a->dirty && err == GW_OK) {
-		start_save_locked(rt, a); /* a newer state arrived meanwhile */
+		gwi_start_save_locked(rt, a); /* a newer state arrived meanwhile */
 	} else if (a->dirty && !gw_tnode_armed(&a->snap_t)) {
 		/* Retry with backoff: 100 ms doubling to 5 s. */
 		int64_t back = 100LL << (a->save_failures < 6 ? a->save_failures : 6);
@@ -471,7 +469,7 @@ static void save_finish(gw_actor *a, gw_err err)
 		gwi_dispatch_locked(rt, a, &dl);
 	maybe_release_locked(rt, a);
 	pthread_mutex_unlock(&s->mu);
-	deliver(&dl);
+	gwi_deliver(&dl);
 	flush_account(rt, -1, err);
 }
 
@@ -484,7 +482,7 @@ static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
 	    a->n_outbox)
 		return; /* an outbox entry in flight comes back with an ack */
 	if (a->dirty) {
-		start_save_locked(rt, a);
+		gwi_start_save_locked(rt, a);
 		return;
 	}
 	actor_free_locked(a->shard, a);
@@ -493,7 +491,7 @@ static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
 void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now)
 {
 	if (now) {
-		start_save_locked(rt, a); /* or save_done starts it: dirty stays */
+		gwi_start_save_locked(rt, a); /* or save_done starts it: dirty stays */
 	} else if (!gw_tnode_armed(&a->snap_t)) {
 		gw_actor_settings st = gwi_settings(rt, a);
 		a->snap_t.kind = T_SNAP;
@@ -503,6 +501,18 @@ void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now)
 }
 
 /* ---- activation ------------------------------------------------------------ */
+
+/* idle_if_unused_locked arms the idle timer of a READY actor with nothing
+ * to run and none armed: an actor whose calls all left (deadline, refused,
+ * no host) is freed after its idle timeout, not kept for ever. */
+static void idle_if_unused_locked(gw_runtime *rt, gw_actor *a)
+{
+	if (a->st != A_READY || a->mq_head || a->inflight || gw_tnode_armed(&a->idle_t))
+		return;
+	gw_actor_settings st = gwi_settings(rt, a);
+	a->idle_t.kind = T_IDLE;
+	gw_wheel_arm(&a->shard->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
+}
 
 static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
 {
@@ -521,23 +531,20 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 		gwi_timers_start_locked(rt, a);
 		gwi_outbox_redeliver(rt, a, &dl); /* a crash came between commit and delivery */
 		gwi_dispatch_locked(rt, a, &dl);
+		idle_if_unused_locked(rt, a); /* the calls that waited may have left */
 		pthread_mutex_unlock(&s->mu);
-		deliver(&dl);
+		gwi_deliver(&dl);
 		return;
 	}
 	/* The actor cannot be activated: every waiting call learns why; the next
 	 * invocation tries again. Other actors are not affected. */
 	GW_WARN("actor %s/%s: activation failed: %s", a->type->system, a->name, gw_strerror(err));
-	for (gw_inv *inv = a->mq_head, *n; inv; inv = n) {
-		n = inv->next;
+	for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
 		gwi_finish(&dl, inv, err == GW_ENOTFOUND ? GW_EIO : err,
 		           "actor %s could not be activated: %s", a->name, gw_strerror(err));
-	}
-	a->mq_head = a->mq_tail = NULL;
-	a->qlen = 0;
 	actor_free_locked(s, a);
 	pthread_mutex_unlock(&s->mu);
-	deliver(&dl);
+	gwi_deliver(&dl);
 }
 
 /* ---- dispatch -------------------------------------------------------------- */
@@ -647,7 +654,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	a->ckpt = 1;
 	a->dirty = 1;
 	gw_wheel_disarm(&s->wheel, &a->snap_t);
-	start_save_locked(rt, a);
+	gwi_start_save_locked(rt, a);
 	if (!a->in_save) {
 		a->ckpt = 0;
 		gwi_turn_rollback(a);
@@ -656,7 +663,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	}
 out:
 	pthread_mutex_unlock(&s->mu);
-	deliver(&dl);
+	gwi_deliver(&dl);
 }
 
 /* dispatch_locked sends the next invocation of a READY actor to a host,
@@ -664,12 +671,7 @@ out:
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	while (a->st == A_READY && a->mq_head && (!a->pooled || a->inflight < a->pool_max)) {
-		gw_inv *inv = a->mq_head;
-		a->mq_head = inv->next;
-		if (!a->mq_head)
-			a->mq_tail = NULL;
-		a->qlen--;
-		inv->next = NULL;
+		gw_inv *inv = gwi_mq_pop(rt, a);
 		int64_t now = gwi_now_ms();
 		if (inv->deadline_ms && inv->deadline_ms <= now) {
 			gwi_finish(dl, inv, GW_ETIMEDOUT,
@@ -964,24 +966,18 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		if (!a->stateful)
 			gwi_timers_start_locked(rt, a);
 	}
-	if (a->qlen >= rt->o.mailbox_max) {
+	err = gwi_mq_admit(rt, a, inv, inv->msg, sizeof inv->msg);
+	if (err) {
+		idle_if_unused_locked(rt, a); /* maybe just created for this call */
 		pthread_mutex_unlock(&s->mu);
-		snprintf(inv->msg, sizeof inv->msg, "mailbox of actor %s is full (%u waiting)",
-		         name, a->qlen);
-		return GW_EFULL;
+		return err;
 	}
-	inv->actor = a;
-	inv->next = NULL;
-	if (a->mq_tail)
-		a->mq_tail->next = inv;
-	else
-		a->mq_head = inv;
-	a->mq_tail = inv;
-	a->qlen++;
+	gwi_mq_push(rt, a, inv);
 	if (a->st == A_READY)
 		gwi_dispatch_locked(rt, a, &dl);
+	idle_if_unused_locked(rt, a); /* every call failed: no host, ... */
 	pthread_mutex_unlock(&s->mu);
-	deliver(&dl);
+	gwi_deliver(&dl);
 	return GW_OK;
 }
 
@@ -998,7 +994,7 @@ static void instance_looked_up(void *user, gw_err err)
 		           inv->req->actor->id->name, inv->req->system->name);
 	else /* inv->msg still says which name was not found (or the quota it is over) */
 		gwi_finish(&dl, inv, err == GW_ENOTFOUND && inv->over_quota ? GW_EFULL : err, NULL);
-	deliver(&dl);
+	gwi_deliver(&dl);
 }
 
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
@@ -1024,7 +1020,7 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 	if (err) {
 		done_list dl = {0};
 		gwi_finish(&dl, inv, err, NULL);
-		deliver(&dl);
+		gwi_deliver(&dl);
 	}
 }
 
@@ -1183,7 +1179,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		/* Stay BUSY until the state is durable (invariant 4). */
 		a->ckpt = 1;
 		gw_wheel_disarm(&s->wheel, &a->snap_t);
-		start_save_locked(rt, a);
+		gwi_start_save_locked(rt, a);
 		if (!a->in_save) {
 			/* Could not even queue the save: fail now, roll back. */
 			a->ckpt = 0;
@@ -1202,7 +1198,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	end_turn_locked(rt, a, &dl);
 out:
 	pthread_mutex_unlock(&s->mu);
-	deliver(&dl);
+	gwi_deliver(&dl);
 }
 
 void gw_runtime_release(gw_runtime *rt, gw_actor *a)
@@ -1214,7 +1210,7 @@ void gw_runtime_release(gw_runtime *rt, gw_actor *a)
 	a->held--;
 	turn_over_locked(rt, a, &dl);
 	pthread_mutex_unlock(&s->mu);
-	deliver(&dl);
+	gwi_deliver(&dl);
 }
 
 void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg)
@@ -1229,7 +1225,7 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	gwi_finish(&dl, inv, err, "%s", msg);
 	turn_over_locked(rt, a, &dl);
 	pthread_mutex_unlock(&s->mu);
-	deliver(&dl);
+	gwi_deliver(&dl);
 }
 
 /* ---- timers ----------------------------------------------------------------- */
@@ -1261,12 +1257,15 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 		}
 		return;
 	}
+	case T_QDEADLINE:
+		gwi_mq_expire_locked(rt, container_of(n, gw_inv, deadline_t), dl);
+		return;
 	case T_TIMER:
 		gwi_timers_fire_locked(rt, container_of(n, actor_timers, t), dl);
 		return;
 	case T_SNAP: {
 		gw_actor *a = container_of(n, gw_actor, snap_t);
-		start_save_locked(rt, a);
+		gwi_start_save_locked(rt, a);
 		return;
 	}
 	case T_IDLE: {
@@ -1280,7 +1279,7 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 	}
 }
 
-static void *timer_main(void *arg)
+void *gwi_timer_main(void *arg)
 {
 	gw_runtime *rt = arg;
 	pthread_mutex_lock(&rt->tmu);
@@ -1330,7 +1329,7 @@ static void *timer_main(void *arg)
 				fire_locked(rt, s, n, &dl);
 			}
 			pthread_mutex_unlock(&s->mu);
-			deliver(&dl);
+			gwi_deliver(&dl);
 		}
 		/* Types whose hosts left a grace period ago (one atomic load
 		 * when none is due). */
@@ -1339,264 +1338,4 @@ static void *timer_main(void *arg)
 	}
 	pthread_mutex_unlock(&rt->tmu);
 	return NULL;
-}
-
-/* ---- lifecycle of the runtime ---------------------------------------------------- */
-
-/* ---- fault injection (crash tests) --------------------------------------- */
-
-int gwi_fault = GW_FAULT_NONE;
-
-static const char *const fault_names[] = {
-    [GW_FAULT_OUTBOX_COMMIT] = "exit-after-outbox-commit",
-    [GW_FAULT_OUTBOX_ACK] = "exit-after-outbox-ack",
-};
-
-static void fault_arm(void)
-{
-	const char *e = getenv("SPAWN_FAULT");
-	gwi_fault = GW_FAULT_NONE;
-	if (!e || !*e)
-		return;
-	for (int i = 1; i < (int)(sizeof fault_names / sizeof *fault_names); i++)
-		if (!strcmp(e, fault_names[i]))
-			gwi_fault = i;
-	if (gwi_fault)
-		GW_WARN("SPAWN_FAULT=%s: this process exits with code %d at that point (crash "
-		        "tests only)",
-		        e, GW_FAULT_EXIT);
-	else
-		GW_WARN("SPAWN_FAULT=%s names no fault point; ignored", e);
-}
-
-void gwi_fault_hit(int point, const char *where)
-{
-	if (gwi_fault != point)
-		return;
-	GW_WARN("SPAWN_FAULT=%s: %s: exiting now", fault_names[point], where);
-	_exit(GW_FAULT_EXIT); /* like a crash: no flush, no goodbye to hosts */
-}
-
-gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_registry *registry,
-                         gw_persist *persist)
-{
-	gw_runtime *rt = calloc(1, sizeof *rt);
-	if (!rt)
-		return GW_ENOMEM;
-	fault_arm();
-	rt->o = *opts;
-	if (!rt->o.shards)
-		rt->o.shards = 16;
-	if (!rt->o.mailbox_max)
-		rt->o.mailbox_max = 10000;
-	if (rt->o.deactivate_ms <= 0)
-		rt->o.deactivate_ms = 60000;
-	if (rt->o.snapshot_ms <= 0)
-		rt->o.snapshot_ms = 2000;
-	if (rt->o.host_timeout_ms <= 0)
-		rt->o.host_timeout_ms = 30000;
-	if (rt->o.host_grace_ms <= 0)
-		rt->o.host_grace_ms = 5000;
-	if (!rt->o.pool_max)
-		rt->o.pool_max = 16;
-	gwi_bounds_defaults(&rt->o);
-	rt->reg = registry;
-	rt->persist = persist;
-	rt->nshards = rt->o.shards;
-	rt->shards = calloc(rt->nshards, sizeof *rt->shards);
-	if (!rt->shards)
-		goto fail;
-	int64_t now = gwi_now_ms();
-	rt->start_ms = now;
-	for (size_t i = 0; i < rt->nshards; i++) {
-		gw_shard *s = &rt->shards[i];
-		pthread_mutex_init(&s->mu, NULL);
-		s->nbuckets = 1024;
-		s->buckets = calloc(s->nbuckets, sizeof *s->buckets);
-		if (!s->buckets)
-			goto fail;
-		gw_wheel_init(&s->wheel, now);
-		s->rt = rt;
-	}
-	pthread_mutex_init(&rt->tmu, NULL);
-	/* The timer thread waits on the monotonic clock (timer_main). */
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&rt->tcv, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_mutex_init(&rt->fmu, NULL);
-	pthread_cond_init(&rt->fcv, NULL);
-	pthread_mutex_init(&rt->rmu, NULL);
-	pthread_mutex_init(&rt->smu, NULL);
-	pthread_mutex_init(&rt->fxmu, NULL);
-	pthread_mutex_init(&rt->qmu, NULL);
-	gw_idset_init(&rt->sched_inflight);
-	if (pthread_create(&rt->timer, NULL, timer_main, rt))
-		goto fail;
-	*out = rt;
-	return GW_OK;
-fail:
-	if (rt->shards)
-		for (size_t i = 0; i < rt->nshards; i++)
-			free(rt->shards[i].buckets);
-	free(rt->shards);
-	free(rt);
-	return GW_ENOMEM;
-}
-
-static void timer_stop(gw_runtime *rt)
-{
-	if (rt->timer_joined)
-		return;
-	pthread_mutex_lock(&rt->tmu);
-	rt->stopping = true;
-	pthread_cond_signal(&rt->tcv);
-	pthread_mutex_unlock(&rt->tmu);
-	pthread_join(rt->timer, NULL);
-	rt->timer_joined = true;
-}
-
-void gw_runtime_stop(gw_runtime *rt)
-{
-	gw_persist_stop_scheduler(rt->persist);
-	timer_stop(rt);
-}
-
-void gw_runtime_destroy(gw_runtime *rt)
-{
-	if (!rt)
-		return;
-	timer_stop(rt); /* the persist may be gone already: only the timers */
-	for (size_t i = 0; i < rt->nshards; i++) {
-		gw_shard *s = &rt->shards[i];
-		done_list dl = {0};
-		pthread_mutex_lock(&s->mu);
-		for (size_t b = 0; b < s->nbuckets; b++) {
-			gw_actor *a = s->buckets[b];
-			while (a) {
-				gw_actor *n = a->hnext;
-				for (gw_inv *inv = a->mq_head, *nx; inv; inv = nx) {
-					nx = inv->next;
-					gwi_finish(&dl, inv, GW_ESHUTDOWN, "gateway shutting down");
-				}
-				a->mq_head = NULL;
-				gw_blob_rele(a->state);
-				gw_blob_rele(a->tags);
-				gw_blob_rele(a->extra);
-				gw_blob_rele(a->saving);
-				gwi_turn_commit(a);
-				free(a->timers);
-				gw_registry_type_rele(a->type);
-				free(a);
-				a = n;
-			}
-		}
-		pthread_mutex_unlock(&s->mu);
-		deliver(&dl);
-		pthread_mutex_destroy(&s->mu);
-		free(s->buckets);
-	}
-	free(rt->shards);
-	pthread_mutex_destroy(&rt->tmu);
-	pthread_cond_destroy(&rt->tcv);
-	pthread_mutex_destroy(&rt->fmu);
-	pthread_cond_destroy(&rt->fcv);
-	while (rt->retry) {
-		gw_inv *n = rt->retry->next;
-		const gw_inv *r = rt->retry;
-		/* A stored side effect may name no actor (found by the fuzz targets). */
-		const char *to = r->req->actor && r->req->actor->id && r->req->actor->id->name
-		                     ? r->req->actor->id->name
-		                     : "(no actor)",
-		           *action = r->req->action_name;
-		if (r->outbox_src)
-			GW_WARN(
-			    "shutdown: side effect %s.%s (retry %d) stays in the outbox of %s/%s: "
-			    "delivered after the restart",
-			    to, action, r->retries, r->outbox_src,
-			    r->outbox_src + strlen(r->outbox_src) + 1);
-		else if (r->kind == GW_INV_WAKE)
-			GW_INFO("shutdown: %s not activated for its undelivered effects: after the "
-			        "restart",
-			        to);
-		else if (r->done == gwi_wf_fire_done)
-			GW_ERROR(
-			    "shutdown: side effect or broadcast %s.%s dropped after %d retries", to,
-			    action, r->retries);
-		else
-			GW_WARN("shutdown: scheduled invocation %s.%s (retry %d) not delivered: it "
-			        "runs after the restart, when its lease expires",
-			        to, action, r->retries);
-		gw_inv_destroy(rt->retry);
-		rt->retry = n;
-	}
-	pthread_mutex_destroy(&rt->rmu);
-	pthread_mutex_destroy(&rt->smu);
-	gwi_fx_fini(rt);
-	gwi_quotas_fini(rt);
-	pthread_mutex_destroy(&rt->fxmu);
-	pthread_mutex_destroy(&rt->qmu);
-	gw_idset_fini(&rt->sched_inflight);
-	free(rt);
-}
-
-gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms)
-{
-	int64_t end = gwi_now_ms() + timeout_ms;
-	for (;;) {
-		size_t dirty = 0;
-		for (size_t i = 0; i < rt->nshards; i++) {
-			gw_shard *s = &rt->shards[i];
-			pthread_mutex_lock(&s->mu);
-			for (size_t b = 0; b < s->nbuckets; b++)
-				for (gw_actor *a = s->buckets[b]; a; a = a->hnext)
-					if (a->dirty && a->stateful) {
-						dirty++;
-						start_save_locked(rt, a);
-					}
-			pthread_mutex_unlock(&s->mu);
-		}
-		pthread_mutex_lock(&rt->fmu);
-		while (rt->saves_in_flight > 0 && gwi_now_ms() < end) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&rt->fcv, &rt->fmu, &ts);
-		}
-		gw_err last = rt->last_save_err;
-		long inflight = rt->saves_in_flight;
-		pthread_mutex_unlock(&rt->fmu);
-		if (!dirty && !inflight)
-			return GW_OK;
-		if (gwi_now_ms() >= end)
-			return last ? last : GW_ETIMEDOUT;
-	}
-}
-
-gw_persist *gw_runtime_persist(gw_runtime *rt)
-{
-	return rt->persist;
-}
-
-void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out)
-{
-	uint64_t n = 0;
-	for (size_t i = 0; i < rt->nshards; i++) {
-		pthread_mutex_lock(&rt->shards[i].mu);
-		n += rt->shards[i].count;
-		pthread_mutex_unlock(&rt->shards[i].mu);
-	}
-	out->active_actors = n;
-	out->invocations = atomic_load(&rt->invocations);
-	out->activations = atomic_load(&rt->activations);
-	out->deactivations = atomic_load(&rt->deactivations);
-	pthread_mutex_lock(&rt->fxmu);
-	out->effects_in_flight = rt->fx_inflight;
-	out->effects_parked = rt->fx_parked;
-	pthread_mutex_unlock(&rt->fxmu);
 }

@@ -57,6 +57,8 @@ typedef struct gw_inv gw_inv;
 typedef struct gw_runtime_opts {
 	size_t shards;                 /* 0 = 16 */
 	uint32_t mailbox_max;          /* per actor; 0 = 10000 */
+	size_t mailbox_bytes;          /* request bytes queued per actor; 0 = 64 MiB */
+	size_t queued_bytes;           /* request bytes queued in all mailboxes; 0 = 1 GiB */
 	int64_t deactivate_ms;         /* default idle timeout; 0 = 60000 */
 	int64_t snapshot_ms;           /* default snapshot interval; 0 = 2000 */
 	int64_t host_timeout_ms;       /* longest a host may take; 0 = 30000 */
@@ -139,9 +141,11 @@ struct gw_inv {
 	gw_actor *actor;
 	gw_host *host; /* reference while dispatched */
 	uint64_t req_id;
-	int64_t due_ms; /* monotonic: the deadline sent with the task (the client's,
-	                   or host_timeout_ms from dispatch, the earlier) */
-	gw_tnode deadline_t;
+	int64_t due_ms;      /* monotonic: the deadline sent with the task (the client's,
+	                        or host_timeout_ms from dispatch, the earlier) */
+	gw_tnode deadline_t; /* queued: its deadline (T_QDEADLINE); dispatched: due_ms */
+	gw_inv *mq_prev;     /* mailbox: the one before (mailbox.c) */
+	size_t qbytes;       /* request bytes counted while queued (mailbox.c) */
 };
 
 /* GW_INV_WAKE activates the actor and completes (GW_OK) without a turn:
@@ -288,6 +292,9 @@ typedef struct gw_runtime_stats {
 	uint64_t active_actors, invocations, activations, deactivations;
 	uint64_t effects_in_flight; /* side effects being delivered (--max-effects-in-flight) */
 	uint64_t effects_parked;    /* stored effects waiting for room */
+	uint64_t queued_bytes;      /* request bytes waiting in mailboxes (--queued-bytes) */
+	uint64_t queued_refused;    /* calls refused over --mailbox-bytes or --queued-bytes */
+	uint64_t queued_expired;    /* calls whose deadline passed while queued */
 } gw_runtime_stats;
 void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out);
 

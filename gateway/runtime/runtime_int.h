@@ -1,5 +1,5 @@
-/* runtime_int.h - what the runtime's files share (runtime.c, state.c,
- * timers.c). Not an interface: everything here runs under the rules of
+/* runtime_int.h - what the runtime's files share (runtime.c, mailbox.c,
+ * lifecycle.c, state.c, timers.c, ...). Not an interface: everything here runs under the rules of
  * runtime.c (functions named *_locked hold the actor's shard lock). */
 #ifndef GW_RUNTIME_INT_H
 #define GW_RUNTIME_INT_H
@@ -14,7 +14,7 @@
 #define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
 enum { A_LOADING, A_READY, A_BUSY };
-enum { T_IDLE = 1, T_SNAP, T_DEADLINE, T_TIMER };
+enum { T_IDLE = 1, T_SNAP, T_DEADLINE, T_TIMER, T_QDEADLINE };
 
 typedef struct gw_shard gw_shard;
 
@@ -51,7 +51,8 @@ struct gw_actor {
 	gw_blob *extra;            /* owned ref: serialized StoredState holding only the outbox
 	                              and applied keys (fields 100, 101); NULL when none */
 	gw_blob *saving;           /* owned ref: the state a save in flight captured */
-	gw_inv *mq_head, *mq_tail; /* mailbox (FIFO) */
+	gw_inv *mq_head, *mq_tail; /* mailbox (FIFO, mailbox.c) */
+	size_t qbytes;             /* request bytes in the mailbox (--mailbox-bytes) */
 	gw_inv *busy;              /* the invocation in flight */
 	uint64_t revision;         /* stored revision; 0 = never saved */
 	uint64_t epoch;            /* activation epoch from the store (fencing) */
@@ -109,6 +110,11 @@ struct gw_runtime {
 	long saves_in_flight;
 	gw_err last_save_err;
 	atomic_uint_fast64_t invocations, activations, deactivations;
+	/* mailboxes (mailbox.c): request bytes queued in all of them
+	 * (--queued-bytes), calls refused over a bytes bound, calls whose
+	 * deadline passed while queued */
+	atomic_size_t queued_bytes;
+	atomic_uint_fast64_t queued_refused, queued_expired;
 	int64_t start_ms; /* monotonic, at create: the registration grace counts from it */
 	/* fire-and-forget invocations waiting for a retry (timer thread) */
 	pthread_mutex_t rmu;
@@ -144,6 +150,23 @@ gw_actor *gwi_table_find(gw_shard *s, uint32_t h, const char *system, const char
 gw_actor_settings gwi_settings(gw_runtime *rt, gw_actor *a);
 int64_t gwi_idle_ms(gw_runtime *rt, const gw_actor_settings *st);
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+/* gwi_deliver runs what a locked section decided (no lock held);
+ * gwi_start_save_locked queues a save of a's state unless one is in
+ * flight; gwi_timer_main is the timer thread (lifecycle.c starts it). */
+void gwi_deliver(done_list *dl);
+void gwi_start_save_locked(gw_runtime *rt, gw_actor *a);
+void *gwi_timer_main(void *arg);
+
+/* mailbox.c (shard lock held): gwi_mq_admit checks a's mailbox bounds
+ * for inv (count, --mailbox-bytes, --queued-bytes): GW_OK with inv's bytes
+ * counted gateway-wide (gwi_mq_push must follow), or GW_EFULL with msg;
+ * gwi_mq_push appends inv (owned by a's mailbox until it leaves) and arms
+ * its queue deadline; gwi_mq_pop takes the head out (NULL when empty);
+ * gwi_mq_expire_locked finishes a queued inv whose deadline passed. */
+gw_err gwi_mq_admit(gw_runtime *rt, gw_actor *a, gw_inv *inv, char *msg, size_t n);
+void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv);
+gw_inv *gwi_mq_pop(gw_runtime *rt, gw_actor *a);
+void gwi_mq_expire_locked(gw_runtime *rt, gw_inv *inv, done_list *dl);
 
 /* state.c: the persisted form of a state (spawn.actors.ActorState) */
 gw_blob *gwi_encode_state(gw_actor *a);

@@ -101,12 +101,7 @@ void gwi_timers_fire_locked(gw_runtime *rt, actor_timers *t, done_list *dl)
 				if (inv) {
 					inv->rt = rt;
 					t->pending |= (uint8_t)(1u << i);
-					if (a->mq_tail)
-						a->mq_tail->next = inv;
-					else
-						a->mq_head = inv;
-					a->mq_tail = inv;
-					a->qlen++;
+					gwi_mq_push(rt, a, inv); /* no payload: 0 bytes */
 				}
 			}
 		}

@@ -264,6 +264,33 @@ static void scheduled_stored(void *arg, gw_err err)
 		reply_accepted(c);
 }
 
+static void accept_scheduled(gwi_ucall *c, gw_inv *inv);
+
+/* scheduled_found: the statestore was asked about a scheduled call's name
+ * (gw_runtime_find_instance; on the persist thread). */
+static void scheduled_found(void *user, gw_err err)
+{
+	async_ctx *x = user;
+	gwi_ucall *c = x->c;
+	gw_inv *inv = x->inv;
+	free(x);
+	if (err == GW_OK) {
+		accept_scheduled(c, inv); /* now registered: stored as usual */
+		return;
+	}
+	char msg[300];
+	const char *system = inv->req->system->name, *name = inv->req->actor->id->name;
+	if (err == GW_EUNAVAIL) /* the registration grace after start-up */
+		snprintf(msg, sizeof msg, "no host has registered actor %s in system %s yet; retry",
+		         name, system);
+	else if (err == GW_ENOTFOUND)
+		snprintf(msg, sizeof msg, "actor '%s' not found in system '%s'", name, system);
+	else
+		snprintf(msg, sizeof msg, "cannot look actor '%s' up: %s", name, gw_strerror(err));
+	gwi_ucall_reply(c, gw_err_status(err), msg, NULL);
+	gw_inv_destroy(inv);
+}
+
 static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 {
 	Spawn__InvocationRequest *rq = inv->req;
@@ -281,6 +308,19 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 	}
 	if (!ref && gw_registry_lookup(c->srv->reg, system, name, &t, NULL) != GW_OK &&
 	    gw_registry_lookup_instance(c->srv->reg, system, name, &t, NULL) != GW_OK) {
+		/* As for an immediate call: maybe an instance stored before a
+		 * restart, or (in the registration grace) a name the store knows
+		 * whose host has not come back yet. */
+		async_ctx *x = inv->instance_checked ? NULL : malloc(sizeof *x);
+		inv->instance_checked = true;
+		if (x) {
+			x->c = c;
+			x->inv = inv;
+			if (gw_runtime_find_instance(c->srv->rt, system, name, scheduled_found,
+			                             x) == GW_OK)
+				return;
+			free(x);
+		}
 		snprintf(msg, sizeof msg, "actor '%s' not found in system '%s'", name, system);
 		gwi_ucall_reply(c, GRPC_STATUS_NOT_FOUND, msg, NULL);
 		gw_inv_destroy(inv);

@@ -1,0 +1,423 @@
+/* mailbox_test.c - an actor's mailbox (gateway/runtime/mailbox.c) against a
+ * fake host: a queued call leaves at its deadline while its actor is busy
+ * or HELD (its bytes given back at once, the order of the others kept),
+ * and the request bytes queued per actor (--mailbox-bytes) and per
+ * gateway (--queued-bytes) are bounded with RESOURCE_EXHAUSTED naming the
+ * flag. */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake_host.h"
+#include "persist.h"
+#include "registry.h"
+#include "runtime.h"
+#include "store.h"
+
+#define KEY "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+#define SYS "mailbox-system"
+
+static char dir[64], url[128];
+static gw_store *store;
+static gw_persist *persist;
+static gw_registry *reg;
+static gw_runtime *rt;
+static gw_host host;
+static gw_runtime_opts ropts;
+
+typedef struct outcome {
+	gw_err err;
+	char msg[1024];
+	int tag;
+} outcome;
+
+static pthread_mutex_t omu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ocv = PTHREAD_COND_INITIALIZER;
+static outcome outs[256];
+static size_t nouts;
+
+static void on_done(gw_inv *inv)
+{
+	pthread_mutex_lock(&omu);
+	outcome *o = &outs[nouts++];
+	o->err = inv->err;
+	snprintf(o->msg, sizeof o->msg, "%s", inv->msg);
+	o->tag = (int)(intptr_t)inv->user;
+	pthread_cond_broadcast(&ocv);
+	pthread_mutex_unlock(&omu);
+	gw_inv_destroy(inv);
+}
+
+static bool wait_outs(size_t n)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&omu);
+	while (nouts < n)
+		if (pthread_cond_timedwait(&ocv, &omu, &ts))
+			break;
+	bool ok = nouts >= n;
+	pthread_mutex_unlock(&omu);
+	return ok;
+}
+
+static size_t n_outs(void)
+{
+	pthread_mutex_lock(&omu);
+	size_t n = nouts;
+	pthread_mutex_unlock(&omu);
+	return n;
+}
+
+static int64_t now_ms(void)
+{
+	return spawn_now_ns() / 1000000;
+}
+
+/* "a1", "a2": NAMED, stateless, one action Add. */
+static void register_all(void)
+{
+	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT;
+	add.name = "Add";
+	Spawn__Actors__Action *acts[] = {&add};
+	Spawn__Actors__ActorSettings named = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
+	named.kind = SPAWN__ACTORS__KIND__NAMED;
+	static char *names[2] = {"a1", "a2"};
+	static Spawn__Actors__ActorId ids[2];
+	static Spawn__Actors__Actor actors[2];
+	static Spawn__Actors__Registry__ActorsEntry entries[2], *ep[2];
+	for (int i = 0; i < 2; i++) {
+		spawn__actors__actor_id__init(&ids[i]);
+		ids[i].name = names[i];
+		ids[i].system = SYS;
+		spawn__actors__actor__init(&actors[i]);
+		actors[i].id = &ids[i];
+		actors[i].settings = &named;
+		actors[i].n_actions = 1;
+		actors[i].actions = acts;
+		spawn__actors__registry__actors_entry__init(&entries[i]);
+		entries[i].key = names[i];
+		entries[i].value = &actors[i];
+		ep[i] = &entries[i];
+	}
+	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
+	r.n_actors = 2;
+	r.actors = ep;
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	sys.name = SYS;
+	sys.registry = &r;
+	char why[256] = "";
+	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, why, sizeof why), GW_OK);
+}
+
+static void start_runtime(void)
+{
+	ck_assert_int_eq(gw_registry_create(&reg, NULL), GW_OK);
+	register_all();
+	ck_assert_int_eq(gw_runtime_create(&rt, &ropts, reg, persist), GW_OK);
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/spawn-mailbox-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
+	gw_persist_opts po = {.max_batch = 64};
+	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
+	fake_host_init(&host);
+	memset(&ropts, 0, sizeof ropts);
+	ropts.shards = 4;
+	ropts.mailbox_max = 100;
+	ropts.host_timeout_ms = 60000;
+	nouts = 0;
+}
+
+static void teardown(void)
+{
+	if (rt) {
+		gw_runtime_stop(rt);
+		gw_runtime_destroy(rt);
+		gw_registry_destroy(reg);
+		rt = NULL;
+		reg = NULL;
+	}
+	gw_persist_destroy(persist);
+	gw_store_close(store);
+	fake_host_free(&host);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static Spawn__InvocationRequest *req_new(spawn_arena *a, const char *actor, size_t payload)
+{
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
+	spawn__invocation_request__init(rq);
+	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
+	spawn__actors__actor_system__init(rq->system);
+	rq->system->name = SYS;
+	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
+	spawn__actors__actor__init(rq->actor);
+	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
+	spawn__actors__actor_id__init(rq->actor->id);
+	rq->actor->id->name = spawn_arena_strdup(a, actor);
+	rq->action_name = "Add";
+	rq->value = spawn_arena_alloc(a, sizeof *rq->value);
+	google__protobuf__any__init(rq->value);
+	rq->value->type_url = "type.googleapis.com/test.Add";
+	rq->value->value.data = spawn_arena_alloc(a, payload ? payload : 1);
+	memset(rq->value->value.data, 'p', payload);
+	rq->value->value.len = payload;
+	rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
+	return rq;
+}
+
+/* invoke: a call to actor with payload bytes and a deadline deadline_in ms
+ * from now (0: none), answered to on_done with tag. */
+static void invoke(const char *actor, size_t payload, int64_t deadline_in, int tag)
+{
+	gw_inv *inv = gw_inv_create(0);
+	inv->req = req_new(&inv->arena, actor, payload);
+	inv->done = on_done;
+	inv->user = (void *)(intptr_t)tag;
+	inv->deadline_ms = deadline_in ? now_ms() + deadline_in : 0;
+	gw_runtime_invoke(rt, inv);
+}
+
+/* answer task i with an empty response (no state: the actors are stateless). */
+static void answer(size_t i)
+{
+	pthread_mutex_lock(&host.mu);
+	ck_assert(!host.tasks[i].answered);
+	host.tasks[i].answered = true;
+	gw_inv *inv = host.tasks[i].inv;
+	uint64_t id = host.tasks[i].id;
+	pthread_mutex_unlock(&host.mu);
+	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
+	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
+	res.request_id = id;
+	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
+	res.response = &r;
+	gw_runtime_result(rt, inv, &res);
+}
+
+static size_t ntasks(void)
+{
+	pthread_mutex_lock(&host.mu);
+	size_t n = host.ntasks;
+	pthread_mutex_unlock(&host.mu);
+	return n;
+}
+
+static const char *task_actor(size_t i)
+{
+	return fake_task_inv(&host, i)->actor->name;
+}
+
+static size_t task_payload(size_t i)
+{
+	return fake_task_inv(&host, i)->value->value.len;
+}
+
+static gw_runtime_stats stats(void)
+{
+	gw_runtime_stats st;
+	memset(&st, 0, sizeof st);
+	gw_runtime_get_stats(rt, &st);
+	return st;
+}
+
+/* ---- deadlines of queued calls ------------------------------------------------- */
+
+START_TEST(a_queued_call_leaves_at_its_deadline_while_its_actor_is_busy)
+{
+	start_runtime();
+	invoke("a1", 8, 0, 1); /* dispatched, never answered here: a1 stays BUSY */
+	ck_assert(fake_host_wait(&host, 1));
+	invoke("a1", 100, 0, 2);       /* queued, no deadline */
+	invoke("a1", 1 << 20, 150, 3); /* queued, 1 MiB, deadline in 150 ms */
+	invoke("a1", 200, 0, 4);       /* queued, no deadline */
+	ck_assert_uint_ge(stats().queued_bytes, 1 << 20);
+	int64_t t0 = now_ms();
+	ck_assert(wait_outs(1)); /* without anything answered */
+	int64_t took = now_ms() - t0;
+	ck_assert_int_eq(outs[0].tag, 3);
+	ck_assert_int_eq(outs[0].err, GW_ETIMEDOUT);
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "deadline passed while queued for actor a1"));
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "busy"));
+	ck_assert_int_lt(took, 1000);
+	/* its bytes were given back when it left, not at a1's next turn */
+	gw_runtime_stats st = stats();
+	ck_assert_uint_lt(st.queued_bytes, 1024);
+	ck_assert_uint_eq(st.queued_expired, 1);
+	ck_assert_uint_eq(ntasks(), 1);
+	/* the others keep their order: 2 then 4 */
+	answer(0);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_uint_eq(task_payload(1), 100);
+	answer(1);
+	ck_assert(fake_host_wait(&host, 3));
+	ck_assert_uint_eq(task_payload(2), 200);
+	answer(2);
+	ck_assert(wait_outs(4));
+	ck_assert_uint_eq(ntasks(), 3);
+	ck_assert_uint_eq(stats().queued_bytes, 0);
+}
+END_TEST
+
+START_TEST(queued_calls_leave_at_their_deadline_while_their_actor_is_held)
+{
+	host.written = true; /* a timed-out task may still run: HELD */
+	start_runtime();
+	invoke("a1", 8, 100, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	for (int i = 0; i < 20; i++)
+		invoke("a1", 64 * 1024, 200 + 10 * i, 10 + i);
+	ck_assert(wait_outs(21));
+	for (size_t i = 0; i < 21; i++)
+		ck_assert_int_eq(outs[i].err, GW_ETIMEDOUT);
+	ck_assert_int_eq(outs[0].tag, 1); /* the turn itself, then the queued ones */
+	ck_assert_ptr_nonnull(strstr(outs[20].msg, "while queued"));
+	ck_assert_uint_eq(stats().queued_bytes, 0);
+	ck_assert_uint_eq(stats().queued_expired, 20);
+	ck_assert_uint_eq(ntasks(), 1); /* nothing was sent while HELD */
+	/* the host's late answer frees the turn; a new call runs */
+	ck_assert_uint_eq(host.nheld, 1);
+	gw_runtime_release(rt, host.held);
+	invoke("a1", 8, 0, 99);
+	ck_assert(fake_host_wait(&host, 2));
+	answer(1);
+	ck_assert(wait_outs(22));
+	ck_assert_int_eq(outs[21].err, GW_OK);
+}
+END_TEST
+
+/* ---- bytes bounds -------------------------------------------------------------- */
+
+START_TEST(the_bytes_queued_for_one_actor_are_bounded)
+{
+	ropts.mailbox_bytes = 100 * 1024;
+	start_runtime();
+	invoke("a1", 8, 0, 1);
+	ck_assert(fake_host_wait(&host, 1));
+	invoke("a1", 40 * 1024, 0, 2);
+	invoke("a1", 40 * 1024, 0, 3);
+	ck_assert_uint_eq(n_outs(), 0);
+	invoke("a1", 40 * 1024, 0, 4); /* 120 KiB would wait: refused at once */
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].tag, 4);
+	ck_assert_int_eq(outs[0].err, GW_EFULL);
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "mailbox of actor a1 is full"));
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "--mailbox-bytes"));
+	ck_assert_uint_eq(stats().queued_refused, 1);
+	/* another actor is not affected */
+	invoke("a2", 40 * 1024, 0, 5);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_str_eq(task_actor(1), "a2");
+	answer(1);
+	/* a turn of a1 gives room back */
+	answer(0);
+	ck_assert(fake_host_wait(&host, 3));
+	invoke("a1", 40 * 1024, 0, 6);
+	ck_assert(wait_outs(3));
+	ck_assert_uint_eq(n_outs(), 3);                     /* 6 is queued, not refused */
+	ck_assert_uint_gt(stats().queued_bytes, 80 * 1024); /* 3 and 6 wait */
+	ck_assert_uint_lt(stats().queued_bytes, 81 * 1024);
+}
+END_TEST
+
+START_TEST(the_bytes_queued_in_the_gateway_are_bounded)
+{
+	ropts.queued_bytes = 100 * 1024;
+	start_runtime();
+	invoke("a1", 8, 0, 1);
+	invoke("a2", 8, 0, 2);
+	ck_assert(fake_host_wait(&host, 2));
+	invoke("a1", 40 * 1024, 0, 3);
+	invoke("a2", 40 * 1024, 0, 4);
+	ck_assert_uint_eq(n_outs(), 0);
+	invoke("a2", 40 * 1024, 0, 5);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].tag, 5);
+	ck_assert_int_eq(outs[0].err, GW_EFULL);
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "--queued-bytes"));
+	ck_assert_uint_eq(stats().queued_refused, 1);
+	/* a small call still fits */
+	invoke("a1", 1000, 0, 6);
+	ck_assert_uint_eq(n_outs(), 1);
+	ck_assert_uint_gt(stats().queued_bytes, 81 * 1024);
+}
+END_TEST
+
+/* wait_active waits (3 s at most) until n actors are active. */
+static bool wait_active(uint64_t n)
+{
+	for (int i = 0; i < 300; i++) {
+		if (stats().active_actors == n)
+			return true;
+		usleep(10000);
+	}
+	return stats().active_actors == n;
+}
+
+/* An actor activated for a call that was refused (or whose every call
+ * failed) is not kept for ever: it idles out like any other. */
+START_TEST(an_actor_whose_only_call_was_refused_idles_out)
+{
+	ropts.mailbox_bytes = 1024;
+	ropts.deactivate_ms = 100;
+	start_runtime();
+	invoke("a2", 4096, 0, 1);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_EFULL);
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "--mailbox-bytes"));
+	ck_assert(wait_active(0));
+	/* and with no host at all: the call fails, the actor idles out */
+	host.live = false;
+	invoke("a1", 8, 0, 2);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EUNAVAIL);
+	ck_assert(wait_active(0));
+}
+END_TEST
+
+static Suite *mailbox_suite(void)
+{
+	Suite *s = suite_create("mailbox");
+	struct {
+		const char *name;
+		const TTest *t;
+	} cases[] = {
+	    {"deadline-busy", a_queued_call_leaves_at_its_deadline_while_its_actor_is_busy},
+	    {"deadline-held", queued_calls_leave_at_their_deadline_while_their_actor_is_held},
+	    {"mailbox-bytes", the_bytes_queued_for_one_actor_are_bounded},
+	    {"queued-bytes", the_bytes_queued_in_the_gateway_are_bounded},
+	    {"refused-idles-out", an_actor_whose_only_call_was_refused_idles_out},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_set_timeout(tc, 30);
+		tcase_add_test(tc, cases[i].t);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(mailbox_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
