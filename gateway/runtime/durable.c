@@ -65,9 +65,14 @@ static void found(void *arg, gw_err err, const char *parent)
 	 * the registration grace after start-up it learns UNAVAILABLE instead:
 	 * the store knows the name, its host has not come back yet. */
 	gw_actor_type *t;
-	if (err == GW_ENOTFOUND && in_registration_grace(f->rt) &&
-	    gw_registry_lookup(f->rt->reg, f->system, f->name, &t, NULL) != GW_OK) {
-		/* (a registered name whose action is unknown stays NOT_FOUND) */
+	if (err == GW_ENOTFOUND &&
+	    gw_registry_lookup(f->rt->reg, f->system, f->name, &t, NULL) == GW_OK) {
+		/* A host registered the name since the caller's lookup missed it
+		 * (it re-registers while we looked): the caller runs the call
+		 * again, once (instance_checked). */
+		gw_registry_type_rele(t);
+		err = GW_OK;
+	} else if (err == GW_ENOTFOUND && in_registration_grace(f->rt)) {
 		if (recorded)
 			err = GW_EUNAVAIL;
 		else if (gw_persist_read(f->rt->persist, f->system, f->name, 0, row_checked, f) ==

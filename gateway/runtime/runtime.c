@@ -747,6 +747,8 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			continue;
 		}
 		if (err) {
+			/* pick or send found no live host: nothing was sent */
+			inv->not_dispatched = err == GW_EUNAVAIL;
 			gwi_finish(dl, inv, err,
 			           "no host serving actor %s action '%s' is connected", a->name,
 			           inv->req->action_name);
@@ -989,6 +991,7 @@ static void instance_looked_up(void *user, gw_err err)
 		return;
 	}
 	done_list dl = {0};
+	inv->not_dispatched = err == GW_EUNAVAIL;
 	if (err == GW_EUNAVAIL) /* the registration grace after start-up (durable.c) */
 		gwi_finish(&dl, inv, err, "no host has registered actor %s in system %s yet; retry",
 		           inv->req->actor->id->name, inv->req->system->name);

@@ -122,6 +122,11 @@ struct gw_inv {
 	                      (look it up, gw_runtime_find_instance, before refusing) */
 	gw_blob *reply;    /* owned; NULL = no payload (Noop) */
 	uint64_t revision; /* GW_INV_RESTORE: the revision written */
+
+	/* With GW_EUNAVAIL: the gateway never sent this invocation to a host (no
+	 * host has registered the actor yet, or none of its hosts is connected),
+	 * so the caller may retry it (docs/protocol.md, "Retryable answers"). */
+	bool not_dispatched;
 	/* --- runtime private --- */
 	gw_runtime *rt;  /* set on submission */
 	uint8_t retries; /* fire-and-forget retries so far */

@@ -98,6 +98,12 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 	op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	op->data.send_status_from_server.status = code;
 	op->data.send_status_from_server.status_details = &c->details;
+	if (code == GRPC_STATUS_UNAVAILABLE && c->not_dispatched) {
+		c->trailer.key = grpc_slice_from_static_string(GWI_RETRY_KEY);
+		c->trailer.value = grpc_slice_from_static_string(GWI_RETRY_NOT_DISPATCHED);
+		op->data.send_status_from_server.trailing_metadata_count = 1;
+		op->data.send_status_from_server.trailing_metadata = &c->trailer;
+	}
 	op++;
 	op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	op->data.recv_close_on_server.cancelled = &c->cancelled;
@@ -129,6 +135,7 @@ static void invoke_done(gw_inv *inv)
 	if (inv->err != GW_OK) {
 		grpc_status_code code = inv->err == GW_EHOST ? (grpc_status_code)inv->host_code
 		                                             : gw_err_status(inv->err);
+		c->not_dispatched = inv->err == GW_EUNAVAIL && inv->not_dispatched;
 		gwi_ucall_reply(c, code,
 		                inv->msg[0] || inv->host_message ? inv->msg : gw_strerror(inv->err),
 		                NULL);
@@ -205,7 +212,8 @@ static void async_found(void *user, gw_err err)
 		accept_async(c, inv);
 		return;
 	}
-	if (err == GW_EUNAVAIL) /* the registration grace after start-up */
+	c->not_dispatched = err == GW_EUNAVAIL; /* nothing was queued */
+	if (err == GW_EUNAVAIL)                 /* the registration grace after start-up */
 		snprintf(inv->msg, sizeof inv->msg,
 		         "no host has registered actor %s in system %s yet; retry",
 		         inv->req->actor->id->name, inv->req->system->name);

@@ -87,15 +87,26 @@ typedef struct gwi_ucall {
 	grpc_byte_buffer *resp;    /* owned: the reply being sent */
 	grpc_slice details;
 	int cancelled;
+	bool not_dispatched; /* set before gwi_ucall_reply: an UNAVAILABLE answer carries
+	                        the trailer GWI_RETRY_KEY: GWI_RETRY_NOT_DISPATCHED */
+	grpc_metadata trailer;
 	grpc_op ops[4];
 } gwi_ucall;
+
+/* The trailing metadata of an answer the gateway guarantees it never
+ * dispatched to a host, so that a client may retry the call safely
+ * (docs/protocol.md, "Retryable answers"). Only the gateway sends keys of
+ * the spawn- namespace (wirecheck.h). */
+#define GWI_RETRY_KEY            "spawn-retry"
+#define GWI_RETRY_NOT_DISPATCHED "not-dispatched"
 
 /* gwi_ucall_request posts one slot for a call of method on q. */
 void gwi_ucall_request(struct gw_server *s, gwi_cq *q, int method);
 
 /* gwi_ucall_reply sends the one response batch: status code with detail,
- * and msg (borrowed; packed here) when code is OK. Any thread. After it the
- * call belongs to its completion. */
+ * and msg (borrowed; packed here) when code is OK; with code UNAVAILABLE
+ * and c->not_dispatched, the retry trailer (GWI_RETRY_KEY). Any thread.
+ * After it the call belongs to its completion. */
 void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
                      const ProtobufCMessage *msg);
 

@@ -28,9 +28,12 @@
  */
 #include "internal.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
@@ -68,10 +71,20 @@ typedef struct acall {
 #define DEFAULT_RECONNECT_MIN_MS 20
 #define DEFAULT_RECONNECT_MAX_MS 50
 
+/* Retries of answers the gateway marks never dispatched: 10 ms doubling
+ * to 100 ms (+-20%), until the call's deadline; a call without a deadline
+ * retries this long. */
+#define RETRY_MIN_MS                10
+#define RETRY_MAX_MS                100
+#define RETRY_NO_DEADLINE_MS        5000
+#define SPAWNI_RETRY_KEY            "spawn-retry"
+#define SPAWNI_RETRY_NOT_DISPATCHED "not-dispatched"
+
 struct spawn_client {
 	grpc_channel *channel;
 	char *target;        /* owned; for messages */
 	bool wait_for_ready; /* calls with a deadline wait for a connection */
+	bool retry;          /* synchronous calls retry answers marked never dispatched */
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* inflight reached 0; watching became false */
 	char watch_tag;    /* its address is the watch's tag on cq */
@@ -364,21 +377,81 @@ static void unary_fini(unary *u)
 	memset(u, 0, sizeof *u);
 }
 
+/* not_dispatched tells whether u ended UNAVAILABLE with the gateway's
+ * trailer "spawn-retry: not-dispatched": the gateway guarantees that no
+ * host ever saw the call, so sending it again cannot run it twice
+ * (docs/protocol.md, "Retryable answers"). */
+static bool not_dispatched(const unary *u)
+{
+	if (u->status != GRPC_STATUS_UNAVAILABLE)
+		return false;
+	for (size_t i = 0; i < u->md_trailing.count; i++)
+		if (!grpc_slice_str_cmp(u->md_trailing.metadata[i].key, SPAWNI_RETRY_KEY) &&
+		    !grpc_slice_str_cmp(u->md_trailing.metadata[i].value,
+		                        SPAWNI_RETRY_NOT_DISPATCHED))
+			return true;
+	return false;
+}
+
+/* retry_wait sleeps before retry number attempt (0-based) of a call that
+ * must be answered by end_ns (monotonic): RETRY_MIN_MS doubling to
+ * RETRY_MAX_MS, +-20%. Returns false, without sleeping, when the retry
+ * could not start before end_ns. */
+static bool retry_wait(unsigned attempt, int64_t end_ns, unsigned *seed)
+{
+	int64_t d = spawni_backoff_ms(attempt, RETRY_MIN_MS, RETRY_MAX_MS, seed);
+	if (spawn_now_ns() + d * 1000000 >= end_ns)
+		return false;
+	struct timespec ts = {.tv_sec = d / 1000, .tv_nsec = (d % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	return true;
+}
+
+/* call_sync makes one call and waits for it. An answer the gateway marks
+ * never dispatched is retried after a short backoff until the deadline
+ * (without one, for RETRY_NO_DEADLINE_MS), unless the client fails fast. */
 static int call_sync(spawn_client *c, call_kind kind, const char *method, grpc_byte_buffer *bb,
                      spawn_reply *out, int64_t timeout_ms)
 {
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
 	unary u;
-	int rc = unary_start(c, &u, method, bb, cq, timeout_ms);
-	if (rc == SPAWN_OK) {
+	int64_t end_ns =
+	    spawn_now_ns() + (timeout_ms > 0 ? timeout_ms : RETRY_NO_DEADLINE_MS) * 1000000;
+	unsigned seed = (unsigned)spawn_now_ns() ^ (unsigned)(uintptr_t)&u;
+	int rc;
+	for (unsigned attempt = 0;; attempt++) {
+		/* unary_start takes bb: keep a copy for a retry. */
+		grpc_byte_buffer *again = c->retry ? grpc_byte_buffer_copy(bb) : NULL;
+		int64_t left_ms = timeout_ms;
+		if (timeout_ms > 0 && attempt > 0) {
+			left_ms = (end_ns - spawn_now_ns()) / 1000000;
+			if (left_ms < 1)
+				left_ms = 1;
+		}
+		rc = unary_start(c, &u, method, bb, cq, left_ms);
+		bb = NULL;
+		if (rc != SPAWN_OK) {
+			reply_status(out, rc, "could not start the call");
+			if (again)
+				grpc_byte_buffer_destroy(again);
+			break;
+		}
 		grpc_event ev =
 		    grpc_completion_queue_pluck(cq, &u, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		/* The batch always completes, with the status filled in; ev.success
 		 * is false only when the status carries the failure. */
 		(void)ev;
+		if (again && not_dispatched(&u) &&
+		    retry_wait(attempt < 16 ? attempt : 16, end_ns, &seed)) {
+			unary_fini(&u);
+			bb = again;
+			continue;
+		}
+		if (again)
+			grpc_byte_buffer_destroy(again);
 		rc = parse_reply(c, kind, &u, out);
-	} else {
-		reply_status(out, rc, "could not start the call");
+		break;
 	}
 	unary_fini(&u);
 	grpc_completion_queue_shutdown(cq);
@@ -441,6 +514,7 @@ int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts)
 		return SPAWN_ENOMEM;
 	}
 	c->wait_for_ready = !opts->fail_fast;
+	c->retry = !opts->fail_fast;
 	grpc_init();
 	char agent[64];
 	snprintf(agent, sizeof agent, "libspawn/%s", SPAWN_VERSION_STRING);

@@ -49,8 +49,12 @@
 
 #define DEFAULT_SERVICE_NAME    "libspawn-host"
 #define DEFAULT_SERVICE_VERSION "0.0.0"
-#define DEFAULT_BACKOFF_MIN_MS  100
-#define DEFAULT_BACKOFF_MAX_MS  5000
+#define DEFAULT_BACKOFF_MIN_MS  15
+#define DEFAULT_BACKOFF_MAX_MS  2000
+/* How long one connection attempt may take (gRPC's minimum connect
+ * timeout), independent of the backoff: a short first delay after a
+ * gateway restart must not also cut a slow connect to a distant gateway. */
+#define CONNECT_TIMEOUT_MS 5000
 
 /* Completion-queue tags: one of each kind is outstanding at a time. */
 enum { TAG_START = 1, TAG_RECV, TAG_STATUS, TAG_SEND };
@@ -759,7 +763,7 @@ static int serve(spawn_host *h)
 	args[n_args++].value.integer = (int)h->backoff_min_ms;
 	args[n_args].type = GRPC_ARG_INTEGER;
 	args[n_args].key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
-	args[n_args++].value.integer = (int)h->backoff_min_ms;
+	args[n_args++].value.integer = CONNECT_TIMEOUT_MS;
 	args[n_args].type = GRPC_ARG_INTEGER;
 	args[n_args].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
 	args[n_args++].value.integer = (int)h->backoff_max_ms;

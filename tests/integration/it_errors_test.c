@@ -658,8 +658,15 @@ START_TEST(a_known_actor_without_a_host_is_unavailable)
 	ck_assert_int_eq(b.res[0].status, SPAWN_UNAVAILABLE);
 	itc_batch_fini(&b);
 
+	/* A fail-fast client sees the answer itself; a default one retries it
+	 * (marked never dispatched: docs/protocol.md, "Retryable answers"). */
+	spawn_client *retrying = client;
+	spawn_client_opts o = {.target = gw.target, .fail_fast = true};
+	ck_assert_int_eq(spawn_client_create_opts(&client, &o), SPAWN_OK);
 	expect_status("it", "counter", "Add", SPAWN_UNAVAILABLE, "counter");
 	expect_status("it", "counter", "Get", SPAWN_UNAVAILABLE, NULL);
+	spawn_client_destroy(client);
+	client = retrying;
 
 	it_proc *second = it_host_start(&w, "host2", gw.target, NULL);
 	expect_add(ITC_COUNTER, 1, 2);

@@ -47,6 +47,11 @@ export interface SpawnClientOptions {
    * gateway (wait-for-ready) up to its deadline, e.g. across a restart.
    * Only calls that were never sent wait, so no call the gateway may have
    * seen is sent twice. Calls without a deadline never wait.
+   * Also: an UNAVAILABLE answer the gateway marks never dispatched (trailer
+   * `spawn-retry: not-dispatched`: after a gateway restart no host has
+   * registered the actor yet, or none of its hosts is connected) is retried
+   * after 10 ms doubling to 100 ms (+-20%) until the deadline (5 s without
+   * one) unless failFast is set.
    */
   failFast?: boolean;
   /** Delay before dialing again after a failed attempt (ms); default 20. */
@@ -157,14 +162,30 @@ export class SpawnClient {
     this.client.close();
   }
 
-  private unary(method: string, body: Buffer, respType: { decode(b: Uint8Array): unknown }, deadlineMs?: number): Promise<unknown> {
+  private async unary(method: string, body: Buffer, respType: { decode(b: Uint8Array): unknown }, deadlineMs?: number): Promise<unknown> {
     const ms = deadlineMs ?? this.deadlineMs;
-    const options: grpc.CallOptions = {};
     const bounded = ms > 0 && Number.isFinite(ms);
-    if (bounded) options.deadline = new Date(Date.now() + ms);
+    const end = Date.now() + (bounded ? ms : RETRY_NO_DEADLINE_MS);
     // Only a call with a deadline waits: one without would wait for ever
     // for a gateway that is gone.
     const wait = bounded && !this.failFast;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.unaryOnce(method, body, respType, bounded ? new Date(end) : undefined, wait);
+      } catch (e) {
+        if (!(e instanceof RetryableError)) throw e;
+        if (this.failFast) throw e.error;
+        const delay = Math.min(RETRY_MIN_MS * 2 ** Math.min(attempt, 16), RETRY_MAX_MS) * (0.8 + 0.4 * Math.random());
+        if (Date.now() + delay >= end) throw e.error;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** One attempt; rejects with RetryableError for an answer marked never dispatched. */
+  private unaryOnce(method: string, body: Buffer, respType: { decode(b: Uint8Array): unknown }, deadline: Date | undefined, wait: boolean): Promise<unknown> {
+    const options: grpc.CallOptions = {};
+    if (deadline) options.deadline = deadline;
     return new Promise((resolve, reject) => {
       this.client.makeUnaryRequest(
         method,
@@ -179,11 +200,38 @@ export class SpawnClient {
           if (wait && err.code === grpc.status.DEADLINE_EXCEEDED && this.client.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY) {
             details = `${details || "deadline exceeded"} (no connection to the gateway at ${this.target})`;
           }
-          reject(new SpawnError(err.code, details));
+          const error = new SpawnError(err.code, details);
+          reject(notDispatched(err) ? new RetryableError(error) : error);
         },
       );
     });
   }
+}
+
+/**
+ * Retries of answers the gateway marks never dispatched (docs/protocol.md,
+ * "Retryable answers"): 10 ms doubling to 100 ms, +-20%, until the call's
+ * deadline; a call without a deadline retries this long.
+ */
+const RETRY_MIN_MS = 10;
+const RETRY_MAX_MS = 100;
+const RETRY_NO_DEADLINE_MS = 5000;
+
+/** A failed attempt that may be sent again; `error` is what the caller gets otherwise. */
+class RetryableError extends Error {
+  constructor(readonly error: SpawnError) {
+    super(error.message);
+  }
+}
+
+/**
+ * Whether err is UNAVAILABLE with the gateway's trailer
+ * `spawn-retry: not-dispatched`: no host ever saw the call, so sending it
+ * again cannot run it twice.
+ */
+function notDispatched(err: grpc.ServiceError): boolean {
+  if (err.code !== grpc.status.UNAVAILABLE || !err.metadata) return false;
+  return err.metadata.get("spawn-retry").some((v) => String(v) === "not-dispatched");
 }
 
 /** Spawn's RequestStatus inside an OK response can still report a failure. */

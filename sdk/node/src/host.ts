@@ -105,9 +105,9 @@ export interface Logger {
 export interface ActorHostOptions {
   /** ServiceInfo.service_name; default: the system's name. */
   serviceName?: string;
-  /** First reconnect delay (ms), also used after a registered session; default 100. */
+  /** First reconnect delay (ms), also used after a registered session; default 15. */
   minBackoffMs?: number;
-  /** Longest reconnect delay (ms); default 5000. */
+  /** Longest reconnect delay (ms); default 2000. */
   maxBackoffMs?: number;
   /** How long to wait for the gateway's registration answer (ms); default 10000. */
   registrationTimeoutMs?: number;
@@ -435,8 +435,8 @@ export class ActorHost extends EventEmitter {
     this.target = target;
     this.system = system;
     this.serviceName = options.serviceName || system;
-    this.minBackoffMs = options.minBackoffMs ?? 100;
-    this.maxBackoffMs = Math.max(options.maxBackoffMs ?? 5000, this.minBackoffMs);
+    this.minBackoffMs = options.minBackoffMs ?? 15;
+    this.maxBackoffMs = Math.max(options.maxBackoffMs ?? 2000, this.minBackoffMs);
     this.registrationTimeoutMs = options.registrationTimeoutMs ?? 10000;
     this.channelOptions = { ...(options.channelOptions ?? {}) };
     if (options.maxMessageBytes !== undefined) {
@@ -630,7 +630,7 @@ export class ActorHost extends EventEmitter {
         const ok = await this.sessionOnce();
         if (this.stopping) break;
         if (ok) delay = this.minBackoffMs;
-        const wait = Math.round(delay * (0.5 + Math.random() / 2));
+        const wait = Math.round(delay * (0.8 + 0.4 * Math.random())); // +-20%
         this.log.info?.(`disconnected from ${this.target}; retrying in ${wait} ms`);
         await this.sleep(wait);
         delay = Math.min(delay * 2, this.maxBackoffMs);

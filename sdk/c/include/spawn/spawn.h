@@ -260,8 +260,9 @@ typedef struct spawn_host_opts {
 	const char *service_name;     /* borrowed; NULL = "libspawn-host" */
 	const char *service_version;  /* borrowed; NULL = "0.0.0" */
 	int workers;                  /* handler threads; 0 = 1 */
-	int64_t backoff_min_ms;       /* first reconnect delay; 0 = 100 */
-	int64_t backoff_max_ms;       /* largest reconnect delay; 0 = 5000 */
+	int64_t backoff_min_ms;       /* first reconnect delay; 0 = 15 */
+	int64_t backoff_max_ms;       /* largest reconnect delay; 0 = 2000 (one connection
+	                                 attempt may take up to 5 s, whatever the delay) */
 	int64_t keepalive_ms;         /* > 0: HTTP/2 keepalive ping period, to notice a
 	                                 dead gateway; the gateway must permit it.
 	                                 0 = off */
@@ -545,7 +546,13 @@ SPAWN_API void spawn_reply_fini(spawn_reply *r);
  * reconnect_min_ms, backing off to reconnect_max_ms while the gateway
  * stays down. A call in flight when the gateway dies still fails with
  * SPAWN_UNAVAILABLE: whether it ran is unknown, and only the caller can
- * tell whether it may be repeated. */
+ * tell whether it may be repeated.
+ * An UNAVAILABLE answer that the gateway marks never dispatched (trailer
+ * "spawn-retry: not-dispatched": no host has registered the actor yet after
+ * a gateway restart, or none of its hosts is connected) is retried by the
+ * synchronous calls (spawn_client_invoke, spawn_client_spawn) after 10 ms
+ * doubling to 100 ms (+-20%), until the call's deadline (5 s for a call
+ * without one); asynchronous calls are not retried. */
 typedef struct spawn_client_opts {
 	const char *target;       /* required, borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock" */
 	int64_t reconnect_min_ms; /* first delay before dialing again after a failed
@@ -555,7 +562,8 @@ typedef struct spawn_client_opts {
 	                             most about this long after the gateway is back) */
 	bool fail_fast;           /* calls fail at once with SPAWN_UNAVAILABLE while no
 	                             connection can be made, instead of waiting up to
-	                             their deadline (calls without a deadline never wait) */
+	                             their deadline (calls without a deadline never wait),
+	                             and answers marked never dispatched are not retried */
 	bool no_watch;            /* no idle watch of the connection (and no client
 	                             thread until the first async call): the first
 	                             call after a gateway restart may then fail with
