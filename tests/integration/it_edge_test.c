@@ -265,7 +265,7 @@ static bytes invocation(const char *system, const char *actor, const char *actio
 	size_t n = (mkey ? 1 : 0) + extra_md;
 	Spawn__InvocationRequest__MetadataEntry *e = calloc(n ? n : 1, sizeof *e);
 	Spawn__InvocationRequest__MetadataEntry **ep = calloc(n ? n : 1, sizeof *ep);
-	char(*keys)[16] = calloc(n ? n : 1, sizeof *keys);
+	char(*keys)[24] = calloc(n ? n : 1, sizeof *keys);
 	for (size_t i = 0; i < n; i++) {
 		spawn__invocation_request__metadata_entry__init(&e[i]);
 		snprintf(keys[i], sizeof keys[i], "k%zu", i);
