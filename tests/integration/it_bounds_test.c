@@ -43,21 +43,6 @@ static void teardown(void)
 	it_world_fini(&w);
 }
 
-/* rss_kb: VmRSS of pid in KiB (0 when it cannot be read). */
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	long kb = 0;
-	while (f && fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmRSS:", 6))
-			kb = atol(line + 6);
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 static void start_gateway(it_gw *g)
 {
 	const char *alt = getenv("IT_BOUNDS_GATEWAY");
@@ -155,7 +140,7 @@ START_TEST(a_fan_out_host_keeps_memory_bounded_and_another_tenant_served)
 	int64_t base[BASE], under[MAXR];
 	for (int i = 0; i < BASE; i++)
 		base[i] = canary_round(adm, i);
-	long rss0 = rss_kb(gw.p->pid);
+	long rss0 = it_proc_status_kb(gw.p->pid, "VmRSS");
 
 	/* The attack: one call starts the fan-out. */
 	It__Add add = IT__ADD__INIT;
@@ -181,7 +166,7 @@ START_TEST(a_fan_out_host_keeps_memory_bounded_and_another_tenant_served)
 	while (it_now_ms() < end && n < MAXR) {
 		under[n] = canary_round(adm, BASE + n);
 		n++;
-		long kb = rss_kb(gw.p->pid);
+		long kb = it_proc_status_kb(gw.p->pid, "VmRSS");
 		rss_max = kb > rss_max ? kb : rss_max;
 		ck_assert_msg(kb < RSS_MAX_KB, "gateway VmRSS %ld KiB under the fan-out", kb);
 	}
