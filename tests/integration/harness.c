@@ -361,6 +361,21 @@ long it_proc_status_kb(pid_t pid, const char *name)
 	return kb;
 }
 
+Suite *it_suite(const char *name, const it_case *cases, size_t n, void (*teardown)(void),
+                int64_t timeout_s)
+{
+	Suite *s = suite_create(name);
+	for (size_t i = 0; i < n; i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		if (teardown)
+			tcase_add_checked_fixture(tc, NULL, teardown);
+		tcase_set_timeout(tc, (double)it_ms(timeout_s));
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
 static void dump_file(const char *path, int max_lines)
 {
 	FILE *f = fopen(path, "r");

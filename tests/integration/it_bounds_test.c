@@ -286,22 +286,11 @@ END_TEST
 
 static Suite *bounds_suite(void)
 {
-	Suite *s = suite_create("integration_bounds");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	it_case cases[] = {
 	    {"fan_out", a_fan_out_host_keeps_memory_bounded_and_another_tenant_served},
 	    {"quotas", instance_and_schedule_quotas_hold_across_a_restart},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, NULL, teardown);
-		tcase_set_timeout(tc, (double)it_ms(90));
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return IT_SUITE("integration_bounds", cases, teardown, 90);
 }
 
 int main(void)

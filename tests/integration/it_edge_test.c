@@ -627,23 +627,12 @@ END_TEST
 
 static Suite *edge_suite(void)
 {
-	Suite *s = suite_create("integration_edge");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	it_case cases[] = {
 	    {"hidden_nul", names_with_a_hidden_nul_never_reach_the_actor},
 	    {"bad_strings", invalid_utf8_over_limit_input_and_reserved_metadata_are_refused},
 	    {"hostile_host", a_hosts_invalid_result_fails_only_that_turn},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, NULL, teardown);
-		tcase_set_timeout(tc, (double)it_ms(90));
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return IT_SUITE("integration_edge", cases, teardown, 90);
 }
 
 int main(void)

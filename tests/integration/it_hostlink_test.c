@@ -62,77 +62,20 @@ static void expect_add(spawn_client *c, itc_actor a, int64_t value, int64_t want
 
 /* ---- a raw host of system "sink" ------------------------------------------------------- */
 
-/* sink_registration: system "sink" with the stateless NAMED actor "r" and
- * the stateless UNNAMED template "t", both with action "A". Static. */
-static Spawn__Gateway__V1__HostMessage *sink_registration(void)
-{
-	static Spawn__Actors__Action act = SPAWN__ACTORS__ACTION__INIT;
-	static Spawn__Actors__Action *acts[1];
-	static Spawn__Actors__ActorId id[2] = {SPAWN__ACTORS__ACTOR_ID__INIT,
-	                                       SPAWN__ACTORS__ACTOR_ID__INIT};
-	static Spawn__Actors__ActorSettings st[2] = {SPAWN__ACTORS__ACTOR_SETTINGS__INIT,
-	                                             SPAWN__ACTORS__ACTOR_SETTINGS__INIT};
-	static Spawn__Actors__Actor actor[2] = {SPAWN__ACTORS__ACTOR__INIT,
-	                                        SPAWN__ACTORS__ACTOR__INIT};
-	static Spawn__Actors__Registry__ActorsEntry e[2] = {
-	    SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT,
-	    SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT};
-	static Spawn__Actors__Registry__ActorsEntry *es[2];
-	static Spawn__Actors__Registry reg = SPAWN__ACTORS__REGISTRY__INIT;
-	static Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	static Spawn__RegistrationRequest rr = SPAWN__REGISTRATION_REQUEST__INIT;
-	static Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
-	static char *names[2] = {"r", "t"};
-	act.name = "A";
-	acts[0] = &act;
-	for (int i = 0; i < 2; i++) {
-		id[i].name = names[i];
-		id[i].system = "sink";
-		st[i].kind = i ? SPAWN__ACTORS__KIND__UNNAMED : SPAWN__ACTORS__KIND__NAMED;
-		st[i].stateful = false;
-		actor[i].id = &id[i];
-		actor[i].settings = &st[i];
-		actor[i].n_actions = 1;
-		actor[i].actions = acts;
-		e[i].key = names[i];
-		e[i].value = &actor[i];
-		es[i] = &e[i];
-	}
-	reg.n_actors = 2;
-	reg.actors = es;
-	sys.name = "sink";
-	sys.registry = &reg;
-	rr.actor_system = &sys;
-	hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_REGISTRATION;
-	hm.registration = &rr;
-	return &hm;
-}
-
+/* sink_connect: a raw host of system "sink" with the stateless NAMED actor
+ * "r" and the stateless UNNAMED template "t", both with action "A". */
 static raw_stream *sink_connect(void)
 {
 	raw_stream *s = raw_stream_open(gw.target, RAW_METHOD_CONNECT, it_ms(120000));
 	ck_assert_ptr_nonnull(s);
-	ck_assert(raw_stream_send_msg(s, &sink_registration()->base, it_ms(10000)));
-	Spawn__Gateway__V1__GatewayMessage *gm =
-	    (Spawn__Gateway__V1__GatewayMessage *)raw_stream_recv(
-	        s, &spawn__gateway__v1__gateway_message__descriptor, it_ms(10000));
-	ck_assert_msg(gm != NULL, "no answer to the registration");
-	ck_assert_int_eq(gm->msg_case, SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_REGISTRATION);
-	protobuf_c_message_free_unpacked(&gm->base, NULL);
+	ck_assert_msg(raw_host_register(s, "sink", "r", "t", false, it_ms(10000)),
+	              "no answer to the registration");
 	return s;
 }
 
 static void sink_result(raw_stream *s, uint64_t id)
 {
-	Spawn__ActorInvocationResponse resp = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
-	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
-	res.request_id = id;
-	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
-	res.response = &resp;
-	Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
-	hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT;
-	hm.result = &res;
-	ck_assert(raw_stream_send_msg(s, &hm.base, it_ms(10000)));
+	ck_assert(raw_host_result(s, id, it_ms(10000)));
 }
 
 /* ---- flood: async calls with big payloads to sink/t instances ---------------------------- */
@@ -495,11 +438,7 @@ END_TEST
 
 static Suite *hostlink_suite(void)
 {
-	Suite *s = suite_create("integration_hostlink");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	it_case cases[] = {
 	    {"stalled_host", a_host_that_stops_reading_is_bounded_and_disconnected},
 	    {"no_overlap", no_second_turn_of_an_actor_is_sent_while_the_first_may_run},
 	    {"unknown_method", an_unknown_method_is_unimplemented_at_once},
@@ -507,14 +446,7 @@ static Suite *hostlink_suite(void)
 	    {"registration_grace",
 	     a_stored_actor_is_unavailable_until_its_host_registers_after_a_restart},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, NULL, teardown);
-		tcase_set_timeout(tc, (double)it_ms(150));
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return IT_SUITE("integration_hostlink", cases, teardown, 150);
 }
 
 int main(void)
