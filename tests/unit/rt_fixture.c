@@ -14,7 +14,7 @@ gw_runtime *rt;
 gw_host host;
 
 pthread_mutex_t omu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ocv = PTHREAD_COND_INITIALIZER;
+pthread_cond_t ocv = PTHREAD_COND_INITIALIZER;
 outcome outs[RTF_MAX_OUTS];
 size_t nouts;
 

@@ -45,6 +45,7 @@ typedef struct outcome {
 
 #define RTF_MAX_OUTS 8192
 extern pthread_mutex_t omu; /* guards outs and nouts while the runtime runs */
+extern pthread_cond_t ocv;  /* broadcast (under omu) when an outcome is recorded */
 extern outcome outs[RTF_MAX_OUTS];
 extern size_t nouts;
 
