@@ -576,11 +576,7 @@ END_TEST
 
 static Suite *bounds_suite(void)
 {
-	Suite *s = suite_create("bounds");
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
+	rtf_case cases[] = {
 	    {"effects-per-turn", a_turn_with_too_many_side_effects_fails_and_changes_nothing},
 	    {"outbox-bytes", an_outbox_over_its_bytes_fails_the_checkpointed_turn},
 	    {"effects-in-flight",
@@ -592,21 +588,10 @@ static Suite *bounds_suite(void)
 	    {"schedule-delivered", a_delivered_schedule_leaves_the_quota},
 	    {"persist-priority", reads_run_ahead_of_bulk_instance_records},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 30);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return RTF_SUITE("bounds", cases, setup, teardown);
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(bounds_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return rtf_run(bounds_suite());
 }

@@ -183,3 +183,26 @@ void rtf_respond(gw_inv *inv, uint64_t id, Spawn__ActorInvocationResponse *r)
 	res.response = r;
 	gw_runtime_result(rt, inv, &res);
 }
+
+Suite *rtf_suite(const char *name, const rtf_case *cases, size_t n, void (*setup)(void),
+                 void (*teardown)(void))
+{
+	Suite *s = suite_create(name);
+	for (size_t i = 0; i < n; i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_set_timeout(tc, 30);
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int rtf_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

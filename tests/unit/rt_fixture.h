@@ -12,6 +12,7 @@
 #ifndef RT_FIXTURE_H
 #define RT_FIXTURE_H
 
+#include <check.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -105,5 +106,22 @@ gw_inv *rtf_take(gw_host *h, size_t i, uint64_t *id);
 /* rtf_respond hands the runtime the response r (borrowed for the call)
  * to request id of inv. */
 void rtf_respond(gw_inv *inv, uint64_t id, Spawn__ActorInvocationResponse *r);
+
+/* A test of a suite: the TCase name and the test. */
+typedef struct rtf_case {
+	const char *name;
+	const TTest *test;
+} rtf_case;
+
+/* rtf_suite makes the Suite name with one TCase per case (n of them, the
+ * array borrowed for the call), each with setup and teardown as its
+ * checked fixture and a timeout of 30 s. RTF_SUITE counts the cases. */
+Suite *rtf_suite(const char *name, const rtf_case *cases, size_t n, void (*setup)(void),
+                 void (*teardown)(void));
+#define RTF_SUITE(name, cases, setup, teardown)                                                    \
+	rtf_suite((name), (cases), sizeof(cases) / sizeof((cases)[0]), (setup), (teardown))
+
+/* rtf_run runs s (and frees it) and returns the exit status for main. */
+int rtf_run(Suite *s);
 
 #endif

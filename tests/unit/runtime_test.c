@@ -2265,11 +2265,7 @@ END_TEST
 
 static Suite *runtime_suite(void)
 {
-	Suite *s = suite_create("runtime");
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
+	rtf_case cases[] = {
 	    {"mailbox", mailbox_runs_one_invocation_at_a_time_in_arrival_order},
 	    {"concurrency", different_actors_run_concurrently},
 	    {"state", state_returned_by_the_host_reaches_the_next_invocation},
@@ -2320,21 +2316,10 @@ static Suite *runtime_suite(void)
 	    {"turn-rollback",
 	     a_failed_checkpoint_rolls_back_state_tags_and_exactly_its_own_outbox_entries_and_key},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 30);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return RTF_SUITE("runtime", cases, setup, teardown);
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(runtime_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return rtf_run(runtime_suite());
 }

@@ -182,9 +182,5 @@ int main(void)
 	tcase_add_test(tc, a_forgotten_type_is_freed_only_after_its_last_actor);
 	tcase_add_test(tc, a_registration_revives_a_forgotten_type_its_actor_holds);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return rtf_run(s);
 }
