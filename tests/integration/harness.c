@@ -333,6 +333,49 @@ int it_exit_code(const it_proc *p)
 	return -1;
 }
 
+bool it_file_contains(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	static char buf[1 << 16];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return strstr(buf, needle) != NULL;
+}
+
+long it_proc_status_kb(pid_t pid, const char *name)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long kb = -1;
+	size_t n = strlen(name);
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, name, n) && line[n] == ':')
+			kb = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
+Suite *it_suite(const char *name, const it_case *cases, size_t n, void (*teardown)(void),
+                int64_t timeout_s)
+{
+	Suite *s = suite_create(name);
+	for (size_t i = 0; i < n; i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		if (teardown)
+			tcase_add_checked_fixture(tc, NULL, teardown);
+		tcase_set_timeout(tc, (double)it_ms(timeout_s));
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
 static void dump_file(const char *path, int max_lines)
 {
 	FILE *f = fopen(path, "r");

@@ -131,6 +131,31 @@ it_proc *it_host_start(it_world *w, const char *name, const char *target, const 
 /* it_host_stop sends SIGTERM and asserts the host exits 0 in time. */
 void it_host_stop(it_proc *p);
 
+/* it_file_contains: whether the file at path (its first 64 KiB) contains
+ * needle; false when it cannot be read. For a process's stderr log
+ * (it_proc.errlog). */
+bool it_file_contains(const char *path, const char *needle);
+
+/* it_proc_status_kb reads the "name:  N kB" line of /proc/pid/status
+ * (name: "VmRSS", "VmHWM", ...). Returns N, or -1 when the file or the
+ * line cannot be read. */
+long it_proc_status_kb(pid_t pid, const char *name);
+
+/* A test of a suite: the TCase name and the test. */
+typedef struct it_case {
+	const char *name;
+	const TTest *test;
+} it_case;
+
+/* it_suite makes the Suite name with one TCase per case (n of them, the
+ * array borrowed for the call), each with teardown (may be NULL) as its
+ * checked fixture and a timeout of it_ms(timeout_s) seconds. IT_SUITE
+ * counts the cases of an array. */
+Suite *it_suite(const char *name, const it_case *cases, size_t n, void (*teardown)(void),
+                int64_t timeout_s);
+#define IT_SUITE(name, cases, teardown, timeout_s)                                                 \
+	it_suite((name), (cases), sizeof(cases) / sizeof((cases)[0]), (teardown), (timeout_s))
+
 /* it_run runs suite s (fork mode, so every test is its own process) inside
  * a fresh root temp dir, prints the logs of failed tests, removes the root
  * and returns the exit status for main. */

@@ -43,21 +43,6 @@ static void teardown(void)
 	it_world_fini(&w);
 }
 
-/* rss_kb: VmRSS of pid in KiB (0 when it cannot be read). */
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	long kb = 0;
-	while (f && fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmRSS:", 6))
-			kb = atol(line + 6);
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 static void start_gateway(it_gw *g)
 {
 	const char *alt = getenv("IT_BOUNDS_GATEWAY");
@@ -155,7 +140,7 @@ START_TEST(a_fan_out_host_keeps_memory_bounded_and_another_tenant_served)
 	int64_t base[BASE], under[MAXR];
 	for (int i = 0; i < BASE; i++)
 		base[i] = canary_round(adm, i);
-	long rss0 = rss_kb(gw.p->pid);
+	long rss0 = it_proc_status_kb(gw.p->pid, "VmRSS");
 
 	/* The attack: one call starts the fan-out. */
 	It__Add add = IT__ADD__INIT;
@@ -181,7 +166,7 @@ START_TEST(a_fan_out_host_keeps_memory_bounded_and_another_tenant_served)
 	while (it_now_ms() < end && n < MAXR) {
 		under[n] = canary_round(adm, BASE + n);
 		n++;
-		long kb = rss_kb(gw.p->pid);
+		long kb = it_proc_status_kb(gw.p->pid, "VmRSS");
 		rss_max = kb > rss_max ? kb : rss_max;
 		ck_assert_msg(kb < RSS_MAX_KB, "gateway VmRSS %ld KiB under the fan-out", kb);
 	}
@@ -301,22 +286,11 @@ END_TEST
 
 static Suite *bounds_suite(void)
 {
-	Suite *s = suite_create("integration_bounds");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	it_case cases[] = {
 	    {"fan_out", a_fan_out_host_keeps_memory_bounded_and_another_tenant_served},
 	    {"quotas", instance_and_schedule_quotas_hold_across_a_restart},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, NULL, teardown);
-		tcase_set_timeout(tc, (double)it_ms(90));
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return IT_SUITE("integration_bounds", cases, teardown, 90);
 }
 
 int main(void)

@@ -12,8 +12,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +21,7 @@
 #include <check.h>
 #include <spawn/spawn.h>
 
+#include "canary.h"
 #include "harness.h"
 #include "incrementor/incrementor.pb-c.h"
 #include "raw.h"
@@ -38,111 +37,68 @@ static it_proc *py;
 
 /* ---- the canary ---------------------------------------------------------------------------- */
 
-typedef struct canary {
-	pthread_t thread;
+/* The sequence the canary checks: each total is the previous one plus one,
+ * or plus HOSTILE_ADD once per hostile Add allowed to reach the Incrementor. */
+static struct {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	atomic_bool stop;
-	spawn_client *client;
-	long ok, failed;    /* mu */
-	int64_t last_total; /* mu */
-	int jumps;          /* mu: hostile Adds allowed to have reached the Incrementor */
-	char first_error[300];
-} canary;
+	int64_t last_total;
+	int jumps; /* mu: hostile Adds allowed to have reached the Incrementor */
+} seq = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static canary can;
+static it_canary can;
 
-static void canary_fail(canary *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void canary_fail(canary *c, const char *fmt, ...)
+/* incrementor_add: the canary's call, Add(1) on spawn-system/incrementor. */
+static bool incrementor_add(spawn_client *c, void *user, char *err, size_t n)
 {
-	pthread_mutex_lock(&c->mu);
-	if (!c->failed++) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(c->first_error, sizeof c->first_error, fmt, ap);
-		va_end(ap);
-	}
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-}
-
-static void *canary_main(void *arg)
-{
-	canary *c = arg;
+	(void)user;
 	Examples__Incrementor__Add add = EXAMPLES__INCREMENTOR__ADD__INIT;
 	add.value = 1;
 	spawn_payload p;
 	if (spawn_payload_pack(&p, &add.base) != SPAWN_OK) {
-		canary_fail(c, "out of memory");
-		return NULL;
+		snprintf(err, n, "out of memory");
+		return false;
 	}
-	while (!atomic_load(&c->stop)) {
-		spawn_request req = {.system = "spawn-system",
-		                     .actor = "incrementor",
-		                     .action = "Add",
-		                     .payload = p};
-		spawn_reply r;
-		int rc = spawn_client_invoke(c->client, &req, &r, it_ms(10000));
-		if (rc != SPAWN_OK) {
-			canary_fail(c, "Add: %s: %s", spawn_status_name(rc),
-			            r.message ? r.message : "");
-			spawn_reply_fini(&r);
-			continue;
-		}
-		Examples__Incrementor__Total *t = NULL;
-		if (spawn_payload_unpack(&r.payload, &examples__incrementor__total__descriptor,
-		                         (ProtobufCMessage **)&t) != SPAWN_OK) {
-			canary_fail(c, "Add: the reply is not a Total");
-			spawn_reply_fini(&r);
-			continue;
-		}
-		pthread_mutex_lock(&c->mu);
-		int64_t want = c->last_total + 1;
-		if (c->jumps > 0 && t->total == want + HOSTILE_ADD) {
-			c->jumps--;
-			want += HOSTILE_ADD;
-		}
-		c->last_total = t->total;
-		pthread_mutex_unlock(&c->mu);
-		if (t->total != want)
-			canary_fail(c,
-			            "Add(1) answered total %" PRId64 ", expected %" PRId64
-			            " (a hostile call reached the Incrementor?)",
-			            t->total, want);
-		else {
-			pthread_mutex_lock(&c->mu);
-			c->ok++;
-			pthread_cond_broadcast(&c->cv);
-			pthread_mutex_unlock(&c->mu);
-		}
-		protobuf_c_message_free_unpacked(&t->base, NULL);
-		spawn_reply_fini(&r);
-	}
+	spawn_request req = {
+	    .system = "spawn-system", .actor = "incrementor", .action = "Add", .payload = p};
+	spawn_reply r;
+	int rc = spawn_client_invoke(c, &req, &r, it_ms(10000));
 	spawn_payload_fini(&p);
-	return NULL;
+	if (rc != SPAWN_OK) {
+		snprintf(err, n, "Add: %s: %s", spawn_status_name(rc), r.message ? r.message : "");
+		spawn_reply_fini(&r);
+		return false;
+	}
+	Examples__Incrementor__Total *t = NULL;
+	if (spawn_payload_unpack(&r.payload, &examples__incrementor__total__descriptor,
+	                         (ProtobufCMessage **)&t) != SPAWN_OK) {
+		snprintf(err, n, "Add: the reply is not a Total");
+		spawn_reply_fini(&r);
+		return false;
+	}
+	pthread_mutex_lock(&seq.mu);
+	int64_t want = seq.last_total + 1;
+	if (seq.jumps > 0 && t->total == want + HOSTILE_ADD) {
+		seq.jumps--;
+		want += HOSTILE_ADD;
+	}
+	seq.last_total = t->total;
+	pthread_mutex_unlock(&seq.mu);
+	bool good = t->total == want;
+	if (!good)
+		snprintf(err, n,
+		         "Add(1) answered total %" PRId64 ", expected %" PRId64
+		         " (a hostile call reached the Incrementor?)",
+		         t->total, want);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	spawn_reply_fini(&r);
+	return good;
 }
 
 /* canary_progress waits until the canary has made n more good calls (so
  * it ran beside the step before), asserting it stayed healthy. */
 static void canary_progress(long n)
 {
-	int64_t end = it_now_ms() + it_ms(20000);
-	pthread_mutex_lock(&can.mu);
-	long want = can.ok + n;
-	while (can.ok < want && !can.failed && it_now_ms() < end) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&can.cv, &can.mu, &ts);
-	}
-	long ok = can.ok, failed = can.failed;
-	pthread_mutex_unlock(&can.mu);
-	ck_assert_msg(failed == 0, "the canary failed: %s", can.first_error);
-	ck_assert_msg(ok >= want, "the canary made no progress (%ld good calls)", ok);
+	it_canary_progress(&can, n);
 }
 
 /* start_world: a gateway (extra args), the Python Incrementor, the canary. */
@@ -162,11 +118,9 @@ static void start_world(const char *name, const char *const gargs[])
 		it_proc_dump(py);
 		ck_abort_msg("the Python Incrementor did not register");
 	}
-	memset(&can, 0, sizeof can);
-	pthread_mutex_init(&can.mu, NULL);
-	pthread_cond_init(&can.cv, NULL);
-	ck_assert_int_eq(spawn_client_create(&can.client, gw.target), SPAWN_OK);
-	ck_assert_int_eq(pthread_create(&can.thread, NULL, canary_main, &can), 0);
+	seq.last_total = 0;
+	seq.jumps = 0;
+	it_canary_start(&can, gw.target, incrementor_add, NULL);
 	canary_progress(3);
 }
 
@@ -176,10 +130,7 @@ static void start_world(const char *name, const char *const gargs[])
 static void end_world(void)
 {
 	canary_progress(3);
-	atomic_store(&can.stop, true);
-	pthread_join(can.thread, NULL);
-	spawn_client_destroy(can.client);
-	ck_assert_msg(can.failed == 0, "the canary failed: %s", can.first_error);
+	it_canary_stop(&can, 0, 0);
 	ck_assert_int_eq(it_proc_count_lines(py, "registered"), 0); /* never re-registered */
 	it_proc_signal(py, SIGTERM);
 	ck_assert(it_proc_wait_exit(py, it_ms(20000)));
@@ -189,12 +140,7 @@ static void end_world(void)
 
 static void teardown(void)
 {
-	if (can.client && !atomic_load(&can.stop)) {
-		atomic_store(&can.stop, true);
-		pthread_join(can.thread, NULL);
-		spawn_client_destroy(can.client);
-	}
-	can.client = NULL;
+	it_canary_abandon(&can);
 	it_world_fini(&w);
 }
 
@@ -395,18 +341,19 @@ START_TEST(invalid_utf8_over_limit_input_and_reserved_metadata_are_refused)
 	 * the canary sees its Add). */
 	val[100] = 0;
 	b = invocation("spawn-system", "incrementor", "Add", "trace", val, 63);
-	pthread_mutex_lock(&can.mu);
-	can.jumps++;
-	pthread_mutex_unlock(&can.mu);
+	pthread_mutex_lock(&seq.mu);
+	seq.jumps++;
+	pthread_mutex_unlock(&seq.mu);
 	char details[256] = "";
 	int st = raw_unary(gw.target, RAW_METHOD_INVOKE, b.data, b.len, it_ms(10000), details,
 	                   sizeof details);
 	free(b.data);
 	ck_assert_msg(st == GRPC_STATUS_OK, "status %d (%s)", st, details);
 	canary_progress(2);
-	pthread_mutex_lock(&can.mu);
-	ck_assert_int_eq(can.jumps, 0);
-	pthread_mutex_unlock(&can.mu);
+	pthread_mutex_lock(&seq.mu);
+	int jumps = seq.jumps;
+	pthread_mutex_unlock(&seq.mu);
+	ck_assert_int_eq(jumps, 0);
 	end_world();
 }
 END_TEST
@@ -680,23 +627,12 @@ END_TEST
 
 static Suite *edge_suite(void)
 {
-	Suite *s = suite_create("integration_edge");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	it_case cases[] = {
 	    {"hidden_nul", names_with_a_hidden_nul_never_reach_the_actor},
 	    {"bad_strings", invalid_utf8_over_limit_input_and_reserved_metadata_are_refused},
 	    {"hostile_host", a_hosts_invalid_result_fails_only_that_turn},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, NULL, teardown);
-		tcase_set_timeout(tc, (double)it_ms(90));
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return IT_SUITE("integration_edge", cases, teardown, 90);
 }
 
 int main(void)

@@ -293,78 +293,13 @@ START_TEST(a_malformed_host_message_ends_that_hosts_stream)
 }
 END_TEST
 
-/* registration_for_raw is a HostMessage registering system "raw" with
- * the stateful NAMED actor "r" and the UNNAMED template "rt", both with
- * action "A". Static storage: read only. */
-static Spawn__Gateway__V1__HostMessage *registration_for_raw(void)
-{
-	static Spawn__Actors__Action act = SPAWN__ACTORS__ACTION__INIT;
-	static Spawn__Actors__Action *acts[1];
-	static Spawn__Actors__ActorId id[2] = {SPAWN__ACTORS__ACTOR_ID__INIT,
-	                                       SPAWN__ACTORS__ACTOR_ID__INIT};
-	static Spawn__Actors__ActorSettings st[2] = {SPAWN__ACTORS__ACTOR_SETTINGS__INIT,
-	                                             SPAWN__ACTORS__ACTOR_SETTINGS__INIT};
-	static Spawn__Actors__Actor actor[2] = {SPAWN__ACTORS__ACTOR__INIT,
-	                                        SPAWN__ACTORS__ACTOR__INIT};
-	static Spawn__Actors__Registry__ActorsEntry e[2] = {
-	    SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT,
-	    SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT};
-	static Spawn__Actors__Registry__ActorsEntry *es[2];
-	static Spawn__Actors__Registry reg = SPAWN__ACTORS__REGISTRY__INIT;
-	static Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	static Spawn__RegistrationRequest rr = SPAWN__REGISTRATION_REQUEST__INIT;
-	static Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
-	static char *names[2] = {"r", "rt"};
-	act.name = "A";
-	acts[0] = &act;
-	for (int i = 0; i < 2; i++) {
-		id[i].name = names[i];
-		id[i].system = "raw";
-		st[i].kind = i ? SPAWN__ACTORS__KIND__UNNAMED : SPAWN__ACTORS__KIND__NAMED;
-		st[i].stateful = true;
-		actor[i].id = &id[i];
-		actor[i].settings = &st[i];
-		actor[i].n_actions = 1;
-		actor[i].actions = acts;
-		e[i].key = names[i];
-		e[i].value = &actor[i];
-		es[i] = &e[i];
-	}
-	reg.n_actors = 2;
-	reg.actors = es;
-	sys.name = "raw";
-	sys.registry = &reg;
-	rr.actor_system = &sys;
-	hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_REGISTRATION;
-	hm.registration = &rr;
-	return &hm;
-}
-
-/* raw_register registers system "raw" on s and waits for the gateway's
- * answer. */
+/* raw_register registers system "raw" on s (the stateful NAMED actor "r"
+ * and the UNNAMED template "rt", both with action "A") and waits for the
+ * gateway's answer. */
 static void raw_register(raw_stream *s)
 {
-	ck_assert(raw_stream_send_msg(s, &registration_for_raw()->base, it_ms(10000)));
-	Spawn__Gateway__V1__GatewayMessage *gm =
-	    (Spawn__Gateway__V1__GatewayMessage *)raw_stream_recv(
-	        s, &spawn__gateway__v1__gateway_message__descriptor, it_ms(10000));
-	ck_assert_msg(gm != NULL, "no answer to the registration");
-	ck_assert_int_eq(gm->msg_case, SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_REGISTRATION);
-	protobuf_c_message_free_unpacked(&gm->base, NULL);
-}
-
-/* raw_result sends a result for request id with an empty response. */
-static void raw_result(raw_stream *s, uint64_t id)
-{
-	Spawn__ActorInvocationResponse resp = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
-	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
-	res.request_id = id;
-	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
-	res.response = &resp;
-	Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
-	hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT;
-	hm.result = &res;
-	raw_stream_send_msg(s, &hm.base, it_ms(10000));
+	ck_assert_msg(raw_host_register(s, "raw", "r", "rt", true, it_ms(10000)),
+	              "no answer to the registration");
 }
 
 START_TEST(a_result_for_a_request_never_issued_ends_that_hosts_stream)
@@ -373,7 +308,7 @@ START_TEST(a_result_for_a_request_never_issued_ends_that_hosts_stream)
 	raw_stream *s = raw_stream_open(gw.target, RAW_METHOD_CONNECT, it_ms(20000));
 	ck_assert_ptr_nonnull(s);
 	raw_register(s);
-	raw_result(s, 4242);
+	raw_host_result(s, 4242, it_ms(10000));
 	char details[256];
 	int st = raw_stream_status(s, it_ms(10000), details, sizeof details);
 	ck_assert_msg(st == GRPC_STATUS_INVALID_ARGUMENT, "status %d (%s)", st, details);
@@ -457,7 +392,9 @@ START_TEST(the_registration_answer_comes_before_any_invocation)
 	for (; rounds < REGISTER_ROUNDS && !tasks_first && it_now_ms() < end; rounds++) {
 		s = raw_stream_open(gw.target, RAW_METHOD_CONNECT, it_ms(20000));
 		ck_assert_ptr_nonnull(s);
-		ck_assert(raw_stream_send_msg(s, &registration_for_raw()->base, it_ms(10000)));
+		raw_registration reg;
+		ck_assert(raw_stream_send_msg(
+		    s, &raw_registration_init(&reg, "raw", "r", "rt", true)->base, it_ms(10000)));
 		Spawn__Gateway__V1__GatewayMessage *gm =
 		    (Spawn__Gateway__V1__GatewayMessage *)raw_stream_recv(
 		        s, &spawn__gateway__v1__gateway_message__descriptor, it_ms(10000));
@@ -490,7 +427,7 @@ START_TEST(a_result_before_the_registration_ends_that_hosts_stream)
 	start_world("result_before_registration", NULL, NULL);
 	raw_stream *s = raw_stream_open(gw.target, RAW_METHOD_CONNECT, it_ms(20000));
 	ck_assert_ptr_nonnull(s);
-	raw_result(s, 1);
+	raw_host_result(s, 1, it_ms(10000));
 	char details[256];
 	int st = raw_stream_status(s, it_ms(10000), details, sizeof details);
 	ck_assert_msg(st == GRPC_STATUS_FAILED_PRECONDITION, "status %d (%s)", st, details);
@@ -676,11 +613,7 @@ END_TEST
 
 static Suite *errors_suite(void)
 {
-	Suite *s = suite_create("integration_errors");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	it_case cases[] = {
 	    {"garbage_request", a_request_that_is_not_an_invocation_request_is_invalid_argument},
 	    {"unknown_names", unknown_system_actor_and_action_are_not_found_by_name},
 	    {"oversized", a_message_over_the_limit_is_resource_exhausted},
@@ -697,14 +630,7 @@ static Suite *errors_suite(void)
 	    {"mailbox_full", a_full_mailbox_is_resource_exhausted},
 	    {"no_host", a_known_actor_without_a_host_is_unavailable},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, NULL, teardown);
-		tcase_set_timeout(tc, (double)it_ms(40));
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return IT_SUITE("integration_errors", cases, teardown, 40);
 }
 
 int main(void)

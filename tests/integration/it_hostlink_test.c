@@ -16,6 +16,7 @@
 #include <check.h>
 #include <spawn/spawn.h>
 
+#include "canary.h"
 #include "harness.h"
 #include "itc.h"
 #include "raw.h"
@@ -59,159 +60,22 @@ static void expect_add(spawn_client *c, itc_actor a, int64_t value, int64_t want
 	ck_assert_int_eq(total, want);
 }
 
-static bool file_contains(const char *path, const char *needle)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	static char buf[1 << 16];
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	return strstr(buf, needle) != NULL;
-}
-
-/* ---- the canary: Adds on it/counter from its own thread and client ---------------------- */
-
-typedef struct canary {
-	pthread_t th;
-	const char *target;
-	pthread_mutex_t mu;
-	bool stop;
-	long ok, failed;
-	int64_t worst_ms;
-	char last_err[200];
-} canary;
-
-static void *canary_main(void *arg)
-{
-	canary *k = arg;
-	spawn_client *c = NULL;
-	if (spawn_client_create(&c, k->target) != SPAWN_OK)
-		return NULL;
-	for (;;) {
-		pthread_mutex_lock(&k->mu);
-		bool stop = k->stop;
-		pthread_mutex_unlock(&k->mu);
-		if (stop)
-			break;
-		int64_t total = 0, t0 = it_now_ms();
-		char msg[200] = "";
-		int rc = itc_add(c, ITC_COUNTER, 1, 0, &total, msg, sizeof msg);
-		int64_t took = it_now_ms() - t0;
-		pthread_mutex_lock(&k->mu);
-		if (rc == SPAWN_OK) {
-			k->ok++;
-		} else {
-			k->failed++;
-			snprintf(k->last_err, sizeof k->last_err, "%s: %.150s",
-			         spawn_status_name(rc), msg);
-		}
-		if (took > k->worst_ms)
-			k->worst_ms = took;
-		pthread_mutex_unlock(&k->mu);
-	}
-	spawn_client_destroy(c);
-	return NULL;
-}
-
-static void canary_start(canary *k, const char *target)
-{
-	memset(k, 0, sizeof *k);
-	k->target = target;
-	pthread_mutex_init(&k->mu, NULL);
-	ck_assert_int_eq(pthread_create(&k->th, NULL, canary_main, k), 0);
-}
-
-/* canary_stop stops it and asserts it stayed healthy: every Add answered
- * OK, none slower than worst_ms, at least min_ok of them. */
-static void canary_stop(canary *k, long min_ok, int64_t worst_ms)
-{
-	pthread_mutex_lock(&k->mu);
-	k->stop = true;
-	pthread_mutex_unlock(&k->mu);
-	pthread_join(k->th, NULL);
-	fprintf(stderr, "canary: %ld ok, %ld failed, slowest %" PRId64 " ms\n", k->ok, k->failed,
-	        k->worst_ms);
-	ck_assert_msg(k->failed == 0, "the canary failed %ld time(s): %s", k->failed, k->last_err);
-	ck_assert_msg(k->ok >= min_ok, "the canary made only %ld calls", k->ok);
-	ck_assert_msg(k->worst_ms < worst_ms, "a canary call took %" PRId64 " ms", k->worst_ms);
-	pthread_mutex_destroy(&k->mu);
-}
-
 /* ---- a raw host of system "sink" ------------------------------------------------------- */
 
-/* sink_registration: system "sink" with the stateless NAMED actor "r" and
- * the stateless UNNAMED template "t", both with action "A". Static. */
-static Spawn__Gateway__V1__HostMessage *sink_registration(void)
-{
-	static Spawn__Actors__Action act = SPAWN__ACTORS__ACTION__INIT;
-	static Spawn__Actors__Action *acts[1];
-	static Spawn__Actors__ActorId id[2] = {SPAWN__ACTORS__ACTOR_ID__INIT,
-	                                       SPAWN__ACTORS__ACTOR_ID__INIT};
-	static Spawn__Actors__ActorSettings st[2] = {SPAWN__ACTORS__ACTOR_SETTINGS__INIT,
-	                                             SPAWN__ACTORS__ACTOR_SETTINGS__INIT};
-	static Spawn__Actors__Actor actor[2] = {SPAWN__ACTORS__ACTOR__INIT,
-	                                        SPAWN__ACTORS__ACTOR__INIT};
-	static Spawn__Actors__Registry__ActorsEntry e[2] = {
-	    SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT,
-	    SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT};
-	static Spawn__Actors__Registry__ActorsEntry *es[2];
-	static Spawn__Actors__Registry reg = SPAWN__ACTORS__REGISTRY__INIT;
-	static Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	static Spawn__RegistrationRequest rr = SPAWN__REGISTRATION_REQUEST__INIT;
-	static Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
-	static char *names[2] = {"r", "t"};
-	act.name = "A";
-	acts[0] = &act;
-	for (int i = 0; i < 2; i++) {
-		id[i].name = names[i];
-		id[i].system = "sink";
-		st[i].kind = i ? SPAWN__ACTORS__KIND__UNNAMED : SPAWN__ACTORS__KIND__NAMED;
-		st[i].stateful = false;
-		actor[i].id = &id[i];
-		actor[i].settings = &st[i];
-		actor[i].n_actions = 1;
-		actor[i].actions = acts;
-		e[i].key = names[i];
-		e[i].value = &actor[i];
-		es[i] = &e[i];
-	}
-	reg.n_actors = 2;
-	reg.actors = es;
-	sys.name = "sink";
-	sys.registry = &reg;
-	rr.actor_system = &sys;
-	hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_REGISTRATION;
-	hm.registration = &rr;
-	return &hm;
-}
-
+/* sink_connect: a raw host of system "sink" with the stateless NAMED actor
+ * "r" and the stateless UNNAMED template "t", both with action "A". */
 static raw_stream *sink_connect(void)
 {
 	raw_stream *s = raw_stream_open(gw.target, RAW_METHOD_CONNECT, it_ms(120000));
 	ck_assert_ptr_nonnull(s);
-	ck_assert(raw_stream_send_msg(s, &sink_registration()->base, it_ms(10000)));
-	Spawn__Gateway__V1__GatewayMessage *gm =
-	    (Spawn__Gateway__V1__GatewayMessage *)raw_stream_recv(
-	        s, &spawn__gateway__v1__gateway_message__descriptor, it_ms(10000));
-	ck_assert_msg(gm != NULL, "no answer to the registration");
-	ck_assert_int_eq(gm->msg_case, SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_REGISTRATION);
-	protobuf_c_message_free_unpacked(&gm->base, NULL);
+	ck_assert_msg(raw_host_register(s, "sink", "r", "t", false, it_ms(10000)),
+	              "no answer to the registration");
 	return s;
 }
 
 static void sink_result(raw_stream *s, uint64_t id)
 {
-	Spawn__ActorInvocationResponse resp = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
-	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
-	res.request_id = id;
-	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
-	res.response = &resp;
-	Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
-	hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT;
-	hm.result = &res;
-	ck_assert(raw_stream_send_msg(s, &hm.base, it_ms(10000)));
+	ck_assert(raw_host_result(s, id, it_ms(10000)));
 }
 
 /* ---- flood: async calls with big payloads to sink/t instances ---------------------------- */
@@ -269,22 +133,6 @@ static void flood_reply(void *user, spawn_reply *r)
 		flood_start(f, n);
 }
 
-/* vm_kb reads a "Name:  N kB" line of /proc/pid/status. */
-static long vm_kb(pid_t pid, const char *name)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	ck_assert_ptr_nonnull(f);
-	long kb = -1;
-	size_t n = strlen(name);
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, name, n) && line[n] == ':')
-			kb = strtol(line + n + 1, NULL, 10);
-	fclose(f);
-	return kb;
-}
-
 /* A host that registers and then never reads its stream, under a flood of
  * calls with 1 MB payloads: tasks of failed calls leave its queue, the
  * queue is bounded (RESOURCE_EXHAUSTED), the host is disconnected once it
@@ -296,10 +144,11 @@ START_TEST(a_host_that_stops_reading_is_bounded_and_disconnected)
 	start_world("stalled_host", gargs);
 	expect_add(client, ITC_COUNTER, 1, 1);
 	raw_stream *sink = sink_connect(); /* and never reads again */
-	long rss0 = vm_kb(gw.p->pid, "VmRSS");
+	long rss0 = it_proc_status_kb(gw.p->pid, "VmRSS");
+	ck_assert_int_gt(rss0, 0);
 
-	canary k;
-	canary_start(&k, gw.target);
+	it_canary k;
+	it_canary_start(&k, gw.target, NULL, NULL);
 	static uint8_t payload[FLOOD_PAYLOAD];
 	memset(payload, 'x', sizeof payload);
 	flood f = {.c = client, .total = 400, .deadline_ms = 1000, .payload = payload};
@@ -320,7 +169,9 @@ START_TEST(a_host_that_stops_reading_is_bounded_and_disconnected)
 	long done = f.done;
 	pthread_mutex_unlock(&f.mu);
 	ck_assert_msg(done == f.total, "only %ld of %ld calls answered", done, f.total);
-	long peak = vm_kb(gw.p->pid, "VmHWM"), rss = vm_kb(gw.p->pid, "VmRSS");
+	long peak = it_proc_status_kb(gw.p->pid, "VmHWM"),
+	     rss = it_proc_status_kb(gw.p->pid, "VmRSS");
+	ck_assert_int_gt(peak, 0);
 	fprintf(stderr,
 	        "stalled_host: RSS %ld kB before, peak %ld kB, now %ld kB; OK %ld, "
 	        "DEADLINE_EXCEEDED %ld, RESOURCE_EXHAUSTED %ld, UNAVAILABLE %ld, other %ld\n",
@@ -355,10 +206,10 @@ START_TEST(a_host_that_stops_reading_is_bounded_and_disconnected)
 	raw_stream_close(sink);
 	/* Either bound may close it first: the stall (--host-stall) or a
 	 * written task that outlived the grace after its deadline. */
-	ck_assert_msg(file_contains(gw.p->errlog, "did not read its stream") ||
-	                  file_contains(gw.p->errlog, "within the grace after its deadline"),
+	ck_assert_msg(it_file_contains(gw.p->errlog, "did not read its stream") ||
+	                  it_file_contains(gw.p->errlog, "within the grace after its deadline"),
 	              "the gateway did not log the stalled host");
-	canary_stop(&k, 5, it_ms(2000));
+	it_canary_stop(&k, 5, it_ms(2000));
 	expect_add(client, ITC_COUNTER, 1, k.ok + 2);
 	pthread_cond_destroy(&f.cv);
 	pthread_mutex_destroy(&f.mu);
@@ -412,8 +263,8 @@ START_TEST(no_second_turn_of_an_actor_is_sent_while_the_first_may_run)
 	const char *gargs[] = {"--host-grace", "20000", NULL};
 	start_world("no_overlap", gargs);
 	raw_stream *sink = sink_connect(); /* reads nothing until told below */
-	canary k;
-	canary_start(&k, gw.target);
+	it_canary k;
+	it_canary_start(&k, gw.target, NULL, NULL);
 
 	enum { N = 5 };
 	calls c = {0};
@@ -476,7 +327,7 @@ START_TEST(no_second_turn_of_an_actor_is_sent_while_the_first_may_run)
 	    sink, &spawn__gateway__v1__gateway_message__descriptor, 300);
 	ck_assert_msg(gm == NULL, "a task of a failed call was sent");
 	raw_stream_close(sink);
-	canary_stop(&k, 3, it_ms(2000));
+	it_canary_stop(&k, 3, it_ms(2000));
 	pthread_cond_destroy(&c.cv);
 	pthread_mutex_destroy(&c.mu);
 	end_world();
@@ -519,7 +370,7 @@ START_TEST(a_second_gateway_on_a_port_in_use_refuses_to_start)
 	ck_assert_msg(it_exit_code(second) != 0, "the second gateway exited 0");
 	char want[96];
 	snprintf(want, sizeof want, "cannot listen on %s", addr);
-	if (!file_contains(second->errlog, want)) {
+	if (!it_file_contains(second->errlog, want)) {
 		it_proc_dump(second);
 		ck_abort_msg("the second gateway's log does not say '%s'", want);
 	}
@@ -590,11 +441,7 @@ END_TEST
 
 static Suite *hostlink_suite(void)
 {
-	Suite *s = suite_create("integration_hostlink");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	it_case cases[] = {
 	    {"stalled_host", a_host_that_stops_reading_is_bounded_and_disconnected},
 	    {"no_overlap", no_second_turn_of_an_actor_is_sent_while_the_first_may_run},
 	    {"unknown_method", an_unknown_method_is_unimplemented_at_once},
@@ -602,14 +449,7 @@ static Suite *hostlink_suite(void)
 	    {"registration_grace",
 	     a_stored_actor_is_unavailable_until_its_host_registers_after_a_restart},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, NULL, teardown);
-		tcase_set_timeout(tc, (double)it_ms(150));
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return IT_SUITE("integration_hostlink", cases, teardown, 150);
 }
 
 int main(void)

@@ -291,23 +291,12 @@ END_TEST
 
 static Suite *resume_suite(void)
 {
-	Suite *s = suite_create("integration_resume");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	it_case cases[] = {
 	    {"tcp", a_long_lived_client_resumes_after_a_restart_on_the_same_tcp_port},
 	    {"unix", a_long_lived_client_resumes_after_a_restart_on_the_same_unix_socket},
 	    {"lost", a_dispatched_call_that_is_lost_is_not_retried_an_undispatched_one_is},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, NULL, teardown);
-		tcase_set_timeout(tc, (double)it_ms(90));
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return IT_SUITE("integration_resume", cases, teardown, 90);
 }
 
 int main(void)

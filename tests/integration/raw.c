@@ -248,3 +248,74 @@ int raw_unary_no_deadline(const char *target, const char *method, const void *da
 {
 	return unary(target, method, data, len, 0, wait_ms, details, dlen);
 }
+
+/* ---- a raw host ---- */
+
+Spawn__Gateway__V1__HostMessage *raw_registration_init(raw_registration *r, const char *system,
+                                                       const char *named, const char *unnamed,
+                                                       bool stateful)
+{
+	memset(r, 0, sizeof *r);
+	spawn__actors__action__init(&r->act);
+	r->act.name = "A";
+	r->acts[0] = &r->act;
+	const char *names[2] = {named, unnamed};
+	for (int i = 0; i < 2; i++) {
+		spawn__actors__actor_id__init(&r->id[i]);
+		spawn__actors__actor_settings__init(&r->st[i]);
+		spawn__actors__actor__init(&r->actor[i]);
+		spawn__actors__registry__actors_entry__init(&r->e[i]);
+		r->id[i].name = (char *)names[i];
+		r->id[i].system = (char *)system;
+		r->st[i].kind = i ? SPAWN__ACTORS__KIND__UNNAMED : SPAWN__ACTORS__KIND__NAMED;
+		r->st[i].stateful = stateful;
+		r->actor[i].id = &r->id[i];
+		r->actor[i].settings = &r->st[i];
+		r->actor[i].n_actions = 1;
+		r->actor[i].actions = r->acts;
+		r->e[i].key = (char *)names[i];
+		r->e[i].value = &r->actor[i];
+		r->es[i] = &r->e[i];
+	}
+	spawn__actors__registry__init(&r->reg);
+	r->reg.n_actors = 2;
+	r->reg.actors = r->es;
+	spawn__actors__actor_system__init(&r->sys);
+	r->sys.name = (char *)system;
+	r->sys.registry = &r->reg;
+	spawn__registration_request__init(&r->rr);
+	r->rr.actor_system = &r->sys;
+	spawn__gateway__v1__host_message__init(&r->hm);
+	r->hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_REGISTRATION;
+	r->hm.registration = &r->rr;
+	return &r->hm;
+}
+
+bool raw_host_register(raw_stream *s, const char *system, const char *named, const char *unnamed,
+                       bool stateful, int64_t timeout_ms)
+{
+	raw_registration r;
+	if (!raw_stream_send_msg(
+	        s, &raw_registration_init(&r, system, named, unnamed, stateful)->base, timeout_ms))
+		return false;
+	Spawn__Gateway__V1__GatewayMessage *gm =
+	    (Spawn__Gateway__V1__GatewayMessage *)raw_stream_recv(
+	        s, &spawn__gateway__v1__gateway_message__descriptor, timeout_ms);
+	bool ok = gm && gm->msg_case == SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_REGISTRATION;
+	if (gm)
+		protobuf_c_message_free_unpacked(&gm->base, NULL);
+	return ok;
+}
+
+bool raw_host_result(raw_stream *s, uint64_t id, int64_t timeout_ms)
+{
+	Spawn__ActorInvocationResponse resp = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
+	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
+	res.request_id = id;
+	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
+	res.response = &resp;
+	Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
+	hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT;
+	hm.result = &res;
+	return raw_stream_send_msg(s, &hm.base, timeout_ms);
+}

@@ -16,6 +16,8 @@
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "wire.h"
+
 #define RAW_METHOD_INVOKE  "/spawn.gateway.v1.ActorGateway/Invoke"
 #define RAW_METHOD_CONNECT "/spawn.gateway.v1.HostGateway/Connect"
 
@@ -53,5 +55,40 @@ int raw_stream_status(raw_stream *s, int64_t timeout_ms, char *details, size_t d
 /* raw_stream_close cancels the call if it is still open and frees s.
  * Accepts NULL. */
 void raw_stream_close(raw_stream *s);
+
+/* ---- a raw host ---- */
+
+/* The storage of a registration message for two actors of one system,
+ * both with the one action "A": a NAMED actor and an UNNAMED template. */
+typedef struct raw_registration {
+	Spawn__Actors__Action act;
+	Spawn__Actors__Action *acts[1];
+	Spawn__Actors__ActorId id[2];
+	Spawn__Actors__ActorSettings st[2];
+	Spawn__Actors__Actor actor[2];
+	Spawn__Actors__Registry__ActorsEntry e[2], *es[2];
+	Spawn__Actors__Registry reg;
+	Spawn__Actors__ActorSystem sys;
+	Spawn__RegistrationRequest rr;
+	Spawn__Gateway__V1__HostMessage hm;
+} raw_registration;
+
+/* raw_registration_init fills r with the HostMessage registering system
+ * with the NAMED actor named and the UNNAMED template unnamed (stateful or
+ * not) and returns it (pointing into r; the strings are borrowed for as
+ * long as r is used). */
+Spawn__Gateway__V1__HostMessage *raw_registration_init(raw_registration *r, const char *system,
+                                                       const char *named, const char *unnamed,
+                                                       bool stateful);
+
+/* raw_host_register sends that registration on s and waits for the
+ * gateway's registration answer. False if the send failed or the next
+ * message was not a registration answer within timeout_ms. */
+bool raw_host_register(raw_stream *s, const char *system, const char *named, const char *unnamed,
+                       bool stateful, int64_t timeout_ms);
+
+/* raw_host_result sends the result of request id with an empty response.
+ * False if the send failed. */
+bool raw_host_result(raw_stream *s, uint64_t id, int64_t timeout_ms);
 
 #endif

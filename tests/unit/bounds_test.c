@@ -12,67 +12,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fake_host.h"
-#include "persist.h"
-#include "registry.h"
-#include "runtime.h"
-#include "store.h"
+#include "rt_fixture.h"
 
-#define KEY        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
-#define SYS        "bounds-system"
-#define STATE_TYPE "type.googleapis.com/test.State"
+#define SYS "bounds-system"
 
-static char dir[64], url[128];
-static gw_store *store;
-static gw_persist *persist;
-static gw_registry *reg;
-static gw_runtime *rt;
-static gw_host host;
 static gw_runtime_opts ropts;
-
-typedef struct outcome {
-	gw_err err;
-	char msg[1024];
-	int tag;
-} outcome;
-
-static pthread_mutex_t omu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ocv = PTHREAD_COND_INITIALIZER;
-static outcome outs[1024];
-static size_t nouts;
-
-static void on_done(gw_inv *inv)
-{
-	pthread_mutex_lock(&omu);
-	outcome *o = &outs[nouts++];
-	o->err = inv->err;
-	snprintf(o->msg, sizeof o->msg, "%s", inv->msg);
-	o->tag = (int)(intptr_t)inv->user;
-	pthread_cond_broadcast(&ocv);
-	pthread_mutex_unlock(&omu);
-	gw_inv_destroy(inv);
-}
-
-static bool wait_outs(size_t n)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5;
-	pthread_mutex_lock(&omu);
-	while (nouts < n)
-		if (pthread_cond_timedwait(&ocv, &omu, &ts))
-			break;
-	bool ok = nouts >= n;
-	pthread_mutex_unlock(&omu);
-	return ok;
-}
 
 /* "a1".."a9" (NAMED, stateful) and "tmpl" (UNNAMED, stateful): Add. */
 static void register_all(void)
 {
-	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT;
-	add.name = "Add";
-	Spawn__Actors__Action *acts[] = {&add};
 	Spawn__Actors__ActorSettings named = SPAWN__ACTORS__ACTOR_SETTINGS__INIT,
 	                             unnamed = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
 	named.kind = SPAWN__ACTORS__KIND__NAMED;
@@ -81,36 +29,19 @@ static void register_all(void)
 	unnamed.kind = SPAWN__ACTORS__KIND__UNNAMED;
 	unnamed.stateful = true;
 	unnamed.state_type = STATE_TYPE;
-	static char names[10][8];
-	static Spawn__Actors__ActorId ids[10];
-	static Spawn__Actors__Actor actors[10];
-	static Spawn__Actors__Registry__ActorsEntry entries[10], *ep[10];
+	char names[10][8];
+	rtf_actor actors[10];
 	for (int i = 0; i < 10; i++) {
 		if (i < 9)
 			snprintf(names[i], sizeof names[i], "a%d", i + 1);
 		else
 			snprintf(names[i], sizeof names[i], "tmpl");
-		spawn__actors__actor_id__init(&ids[i]);
-		ids[i].name = names[i];
-		ids[i].system = SYS;
-		spawn__actors__actor__init(&actors[i]);
-		actors[i].id = &ids[i];
-		actors[i].settings = i < 9 ? &named : &unnamed;
-		actors[i].n_actions = 1;
-		actors[i].actions = acts;
-		spawn__actors__registry__actors_entry__init(&entries[i]);
-		entries[i].key = names[i];
-		entries[i].value = &actors[i];
-		ep[i] = &entries[i];
+		actors[i] = (rtf_actor){names[i], i < 9 ? &named : &unnamed};
 	}
-	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
-	r.n_actors = 10;
-	r.actors = ep;
-	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	sys.name = SYS;
-	sys.registry = &r;
 	char why[256] = "";
-	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, why, sizeof why), GW_OK);
+	ck_assert_int_eq(rtf_register(&host, SYS, actors, 10, (const char *const[]){"Add", NULL},
+	                              why, sizeof why),
+	                 GW_OK);
 }
 
 static void start_runtime(void)
@@ -132,31 +63,16 @@ static void stop_runtime(void)
 
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/spawn-bounds-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
-	gw_store_opts so = {.keys = KEY};
-	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
-	gw_persist_opts po = {.max_batch = 64};
-	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
-	fake_host_init(&host);
+	rtf_open("bounds");
 	memset(&ropts, 0, sizeof ropts);
 	ropts.shards = 4;
 	ropts.mailbox_max = 100;
 	ropts.host_timeout_ms = 60000;
-	nouts = 0;
 }
 
 static void teardown(void)
 {
-	if (rt)
-		stop_runtime();
-	gw_persist_destroy(persist);
-	gw_store_close(store);
-	fake_host_free(&host);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	rtf_close();
 }
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -164,17 +80,7 @@ static void teardown(void)
 static Spawn__InvocationRequest *req_new(spawn_arena *a, const char *actor, const char *ref,
                                          size_t payload)
 {
-	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
-	spawn__invocation_request__init(rq);
-	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
-	spawn__actors__actor_system__init(rq->system);
-	rq->system->name = SYS;
-	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
-	spawn__actors__actor__init(rq->actor);
-	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
-	spawn__actors__actor_id__init(rq->actor->id);
-	rq->actor->id->name = spawn_arena_strdup(a, actor);
-	rq->action_name = "Add";
+	Spawn__InvocationRequest *rq = rtf_request(a, SYS, actor, "Add");
 	rq->register_ref = ref ? spawn_arena_strdup(a, ref) : "";
 	rq->value = spawn_arena_alloc(a, sizeof *rq->value);
 	google__protobuf__any__init(rq->value);
@@ -214,12 +120,8 @@ static long task_state_len(size_t i)
 static void answer(size_t i, size_t state_len, bool checkpoint, size_t n_effects,
                    size_t effect_payload)
 {
-	pthread_mutex_lock(&host.mu);
-	ck_assert(!host.tasks[i].answered);
-	host.tasks[i].answered = true;
-	gw_inv *inv = host.tasks[i].inv;
-	uint64_t id = host.tasks[i].id;
-	pthread_mutex_unlock(&host.mu);
+	uint64_t id;
+	gw_inv *inv = rtf_take(&host, i, &id);
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
 	uint8_t *sv = spawn_arena_alloc(&ar, state_len ? state_len : 1);
@@ -245,11 +147,7 @@ static void answer(size_t i, size_t state_len, bool checkpoint, size_t n_effects
 		wf.effects = sep;
 		r.workflow = &wf;
 	}
-	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
-	res.request_id = id;
-	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
-	res.response = &r;
-	gw_runtime_result(rt, inv, &res);
+	rtf_respond(inv, id, &r);
 	spawn_arena_fini(&ar);
 }
 
@@ -678,11 +576,7 @@ END_TEST
 
 static Suite *bounds_suite(void)
 {
-	Suite *s = suite_create("bounds");
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
+	rtf_case cases[] = {
 	    {"effects-per-turn", a_turn_with_too_many_side_effects_fails_and_changes_nothing},
 	    {"outbox-bytes", an_outbox_over_its_bytes_fails_the_checkpointed_turn},
 	    {"effects-in-flight",
@@ -694,21 +588,10 @@ static Suite *bounds_suite(void)
 	    {"schedule-delivered", a_delivered_schedule_leaves_the_quota},
 	    {"persist-priority", reads_run_ahead_of_bulk_instance_records},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 30);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return RTF_SUITE("bounds", cases, setup, teardown);
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(bounds_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return rtf_run(bounds_suite());
 }

@@ -11,17 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fake_host.h"
-#include "persist.h"
-#include "registry.h"
-#include "runtime.h"
+#include "rt_fixture.h"
 #include "runtime_int.h" /* gwi_sys_hash: schedule row ids */
-#include "store.h"
 #include "workflow.h"
 
-#define KEY        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
-#define SYS        "test-system"
-#define STATE_TYPE "type.googleapis.com/test.State"
+#define SYS "test-system"
 
 /* ---- fault injection: saves that fail on demand -------------------------------- *
  * The test links with -Wl,--wrap=gw_store_save_batch: every batch the
@@ -44,86 +38,10 @@ gw_err __wrap_gw_store_save_batch(gw_store *s, const gw_state *states, size_t n,
 	return __real_gw_store_save_batch(s, states, n, results);
 }
 
-/* ---- fixture ----------------------------------------------------------------- */
-
-static char dir[64], url[128];
-static gw_store *store;
-static gw_persist *persist;
-static gw_registry *reg;
-static gw_runtime *rt;
-static gw_host host;
-
-typedef struct outcome {
-	gw_err err;
-	int host_code;
-	char msg[1024];
-	int64_t reply; /* -1 = no payload */
-	int tag;
-} outcome;
-
-static pthread_mutex_t omu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ocv = PTHREAD_COND_INITIALIZER;
-static outcome outs[8192];
-static size_t nouts;
-
-static int64_t decode_i64(const uint8_t *p, size_t n)
-{
-	int64_t v = 0;
-	if (n == 8)
-		memcpy(&v, p, 8);
-	return n == 8 ? v : -1;
-}
-
-static void on_done(gw_inv *inv)
-{
-	pthread_mutex_lock(&omu);
-	outcome *o = &outs[nouts++];
-	o->err = inv->err;
-	o->host_code = inv->host_code;
-	snprintf(o->msg, sizeof o->msg, "%s", inv->msg);
-	o->reply = inv->reply ? decode_i64(gw_blob_value(inv->reply), inv->reply->len) : -1;
-	o->tag = (int)(intptr_t)inv->user;
-	pthread_cond_broadcast(&ocv);
-	pthread_mutex_unlock(&omu);
-	gw_inv_destroy(inv);
-}
-
-static bool wait_outs(size_t n)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5;
-	pthread_mutex_lock(&omu);
-	while (nouts < n)
-		if (pthread_cond_timedwait(&ocv, &omu, &ts))
-			break;
-	bool ok = nouts >= n;
-	pthread_mutex_unlock(&omu);
-	return ok;
-}
-
-/* wait_until polls a condition every 2 ms for at most 5 s: a readiness
- * wait for effects of the runtime's own timers. */
-#define wait_until(cond)                                                                           \
-	do {                                                                                       \
-		for (int i_ = 0; i_ < 2500 && !(cond); i_++)                                       \
-			nanosleep(&(struct timespec){0, 2000000}, NULL);                           \
-	} while (0)
-
-static size_t outs_count(void)
-{
-	pthread_mutex_lock(&omu);
-	size_t n = nouts;
-	pthread_mutex_unlock(&omu);
-	return n;
-}
+/* ---- fixture (rt_fixture.h) -------------------------------------------------- */
 
 static void register_actors(bool stateful, int64_t snapshot_ms, int64_t deactivate_ms)
 {
-	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT, get = SPAWN__ACTORS__ACTION__INIT;
-	add.name = "Add";
-	get.name = "Get";
-	Spawn__Actors__Action *acts[] = {&add, &get};
 	Spawn__Actors__TimeoutStrategy snap_t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT,
 	                               deact_t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
 	snap_t.timeout = snapshot_ms;
@@ -141,53 +59,26 @@ static void register_actors(bool stateful, int64_t snapshot_ms, int64_t deactiva
 	st.snapshot_strategy = &snap;
 	st.deactivation_strategy = &deact;
 	st.state_type = STATE_TYPE;
-	/* One registration entry per actor name the tests use. */
-	static char names[1100][16];
-	static Spawn__Actors__ActorId ids[1100];
-	static Spawn__Actors__Actor actors[1100];
-	static Spawn__Actors__Registry__ActorsEntry entries[1100];
-	static Spawn__Actors__Registry__ActorsEntry *ep[1100];
-	size_t n = 0;
-	for (int i = 0; i < 1050; i++, n++) {
-		snprintf(names[n], sizeof names[n], i < 1000 ? "a%d" : "x%d", i);
-		spawn__actors__actor_id__init(&ids[n]);
-		ids[n].name = names[n];
-		ids[n].system = SYS;
-		spawn__actors__actor__init(&actors[n]);
-		actors[n].id = &ids[n];
-		actors[n].settings = &st;
-		actors[n].n_actions = 2;
-		actors[n].actions = acts;
-		spawn__actors__registry__actors_entry__init(&entries[n]);
-		entries[n].key = names[n];
-		entries[n].value = &actors[n];
-		ep[n] = &entries[n];
+	/* One registration entry per actor name the tests use: a0..a999, x1000..x1049. */
+	static char names[1050][16];
+	static rtf_actor actors[1050];
+	for (int i = 0; i < 1050; i++) {
+		snprintf(names[i], sizeof names[i], i < 1000 ? "a%d" : "x%d", i);
+		actors[i] = (rtf_actor){names[i], &st};
 	}
-	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
-	r.n_actors = n;
-	r.actors = ep;
-	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	sys.name = SYS;
-	sys.registry = &r;
 	char why[512] = "";
-	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, why, sizeof why), GW_OK);
+	ck_assert_int_eq(rtf_register(&host, SYS, actors, 1050,
+	                              (const char *const[]){"Add", "Get", NULL}, why, sizeof why),
+	                 GW_OK);
 }
 
 static void setup_with(uint32_t mailbox, bool stateful, int64_t snapshot_ms, int64_t deactivate_ms)
 {
-	snprintf(dir, sizeof dir, "/tmp/spawn-rt-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
-	gw_store_opts so = {.keys = KEY};
-	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
-	gw_persist_opts po = {.max_batch = 64};
-	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
+	rtf_open("rt");
 	ck_assert_int_eq(gw_registry_create(&reg, NULL), GW_OK);
-	fake_host_init(&host);
 	register_actors(stateful, snapshot_ms, deactivate_ms);
 	gw_runtime_opts ro = {.shards = 4, .mailbox_max = mailbox, .host_timeout_ms = 60000};
 	ck_assert_int_eq(gw_runtime_create(&rt, &ro, reg, persist), GW_OK);
-	nouts = 0;
 	atomic_store(&save_pass, 0);
 	atomic_store(&save_fail, 0);
 }
@@ -199,18 +90,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	/* Two phases, as the gateway stops: no callback reaches a freed actor. */
-	gw_runtime_stop(rt);
-	ck_assert(gw_persist_drain(persist, 10000));
-	gw_persist_stop(persist);
-	gw_runtime_destroy(rt);
-	gw_persist_destroy(persist);
-	gw_registry_destroy(reg);
-	gw_store_close(store);
-	fake_host_free(&host);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	rtf_close();
 }
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -238,17 +118,7 @@ static gw_inv *inv_new(const char *system, const char *actor, const char *action
 {
 	gw_inv *inv = gw_inv_create(0);
 	spawn_arena *a = &inv->arena;
-	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
-	spawn__invocation_request__init(rq);
-	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
-	spawn__actors__actor_system__init(rq->system);
-	rq->system->name = spawn_arena_strdup(a, system);
-	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
-	spawn__actors__actor__init(rq->actor);
-	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
-	spawn__actors__actor_id__init(rq->actor->id);
-	rq->actor->id->name = spawn_arena_strdup(a, actor);
-	rq->action_name = spawn_arena_strdup(a, action);
+	Spawn__InvocationRequest *rq = rtf_request(a, system, actor, action);
 	rq->value = spawn_arena_alloc(a, sizeof *rq->value);
 	google__protobuf__any__init(rq->value);
 	rq->value->type_url = "type.googleapis.com/test.Add";
@@ -304,12 +174,8 @@ static void answer_wf(size_t i, int64_t state, int64_t reply, bool checkpoint, S
 static void answer_full(size_t i, int64_t state, int64_t reply, bool checkpoint,
                         Spawn__Workflow *wf, const char *tag_key, const char *tag_value)
 {
-	pthread_mutex_lock(&host.mu);
-	ck_assert(!host.tasks[i].answered);
-	host.tasks[i].answered = true;
-	gw_inv *inv = host.tasks[i].inv;
-	uint64_t id = host.tasks[i].id;
-	pthread_mutex_unlock(&host.mu);
+	uint64_t id;
+	gw_inv *inv = rtf_take(&host, i, &id);
 	Google__Protobuf__Any st = GOOGLE__PROTOBUF__ANY__INIT, rp = GOOGLE__PROTOBUF__ANY__INIT;
 	st.type_url = STATE_TYPE;
 	st.value.data = (uint8_t *)&state;
@@ -340,11 +206,7 @@ static void answer_full(size_t i, int64_t state, int64_t reply, bool checkpoint,
 	r.value = &rp;
 	r.checkpoint = checkpoint;
 	r.workflow = wf;
-	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
-	res.request_id = id;
-	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
-	res.response = &r;
-	gw_runtime_result(rt, inv, &res);
+	rtf_respond(inv, id, &r);
 }
 
 static void answer_error(size_t i, int code, const char *msg)
@@ -698,17 +560,7 @@ static void invoke_ref(const char *actor, const char *ref, int tag)
 {
 	gw_inv *inv = gw_inv_create(0);
 	spawn_arena *a = &inv->arena;
-	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
-	spawn__invocation_request__init(rq);
-	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
-	spawn__actors__actor_system__init(rq->system);
-	rq->system->name = SYS;
-	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
-	spawn__actors__actor__init(rq->actor);
-	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
-	spawn__actors__actor_id__init(rq->actor->id);
-	rq->actor->id->name = spawn_arena_strdup(a, actor);
-	rq->action_name = "Add";
+	Spawn__InvocationRequest *rq = rtf_request(a, SYS, actor, "Add");
 	rq->register_ref = ref ? spawn_arena_strdup(a, ref) : "";
 	inv->req = rq;
 	inv->done = on_done;
@@ -720,31 +572,14 @@ static void invoke_ref(const char *actor, const char *ref, int tag)
  * action Add, on the fake host. */
 static void register_template(void)
 {
-	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT;
-	add.name = "Add";
-	Spawn__Actors__Action *acts[] = {&add};
 	Spawn__Actors__ActorSettings st = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
 	st.kind = SPAWN__ACTORS__KIND__UNNAMED;
 	st.stateful = true;
-	Spawn__Actors__ActorId id = SPAWN__ACTORS__ACTOR_ID__INIT;
-	id.name = "tmpl";
-	Spawn__Actors__Actor actor = SPAWN__ACTORS__ACTOR__INIT;
-	actor.id = &id;
-	actor.settings = &st;
-	actor.n_actions = 1;
-	actor.actions = acts;
-	Spawn__Actors__Registry__ActorsEntry e = SPAWN__ACTORS__REGISTRY__ACTORS_ENTRY__INIT,
-	                                     *ep[] = {&e};
-	e.key = "tmpl";
-	e.value = &actor;
-	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
-	r.n_actors = 1;
-	r.actors = ep;
-	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	sys.name = SYS;
-	sys.registry = &r;
+	const rtf_actor tmpl = {"tmpl", &st};
 	char why[512] = "";
-	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, why, sizeof why), GW_OK);
+	ck_assert_int_eq(
+	    rtf_register(&host, SYS, &tmpl, 1, (const char *const[]){"Add", NULL}, why, sizeof why),
+	    GW_OK);
 }
 
 START_TEST(register_ref_creates_instances_of_unnamed_actors)
@@ -937,16 +772,7 @@ static void invoke_restore(const char *actor, uint64_t revision, int tag)
 {
 	gw_inv *inv = gw_inv_create(0);
 	spawn_arena *a = &inv->arena;
-	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
-	spawn__invocation_request__init(rq);
-	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
-	spawn__actors__actor_system__init(rq->system);
-	rq->system->name = SYS;
-	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
-	spawn__actors__actor__init(rq->actor);
-	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
-	spawn__actors__actor_id__init(rq->actor->id);
-	rq->actor->id->name = spawn_arena_strdup(a, actor);
+	Spawn__InvocationRequest *rq = rtf_request(a, SYS, actor, "");
 	inv->req = rq;
 	inv->kind = GW_INV_RESTORE;
 	inv->restore_rev = revision;
@@ -1582,17 +1408,7 @@ END_TEST
 /* a request to a3.Add(value) carrying idempotency key (NULL = none) */
 static Spawn__InvocationRequest *effect_req(spawn_arena *ar, int64_t value, const char *key)
 {
-	Spawn__InvocationRequest *rq = spawn_arena_alloc(ar, sizeof *rq);
-	spawn__invocation_request__init(rq);
-	rq->system = spawn_arena_alloc(ar, sizeof *rq->system);
-	spawn__actors__actor_system__init(rq->system);
-	rq->system->name = SYS;
-	rq->actor = spawn_arena_alloc(ar, sizeof *rq->actor);
-	spawn__actors__actor__init(rq->actor);
-	rq->actor->id = spawn_arena_alloc(ar, sizeof *rq->actor->id);
-	spawn__actors__actor_id__init(rq->actor->id);
-	rq->actor->id->name = "a3";
-	rq->action_name = "Add";
+	Spawn__InvocationRequest *rq = rtf_request(ar, SYS, "a3", "Add");
 	rq->value = spawn_arena_alloc(ar, sizeof *rq->value);
 	google__protobuf__any__init(rq->value);
 	rq->value->type_url = "type.googleapis.com/test.Add";
@@ -2449,11 +2265,7 @@ END_TEST
 
 static Suite *runtime_suite(void)
 {
-	Suite *s = suite_create("runtime");
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
+	rtf_case cases[] = {
 	    {"mailbox", mailbox_runs_one_invocation_at_a_time_in_arrival_order},
 	    {"concurrency", different_actors_run_concurrently},
 	    {"state", state_returned_by_the_host_reaches_the_next_invocation},
@@ -2504,21 +2316,10 @@ static Suite *runtime_suite(void)
 	    {"turn-rollback",
 	     a_failed_checkpoint_rolls_back_state_tags_and_exactly_its_own_outbox_entries_and_key},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 30);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return RTF_SUITE("runtime", cases, setup, teardown);
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(runtime_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return rtf_run(runtime_suite());
 }

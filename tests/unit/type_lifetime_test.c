@@ -11,68 +11,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "fake_host.h"
-#include "persist.h"
-#include "registry.h"
-#include "runtime.h"
-#include "store.h"
+#include "rt_fixture.h"
 
-#define KEY        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
-#define SYS        "lt"
-#define STATE_TYPE "type.googleapis.com/test.State"
+#define SYS "lt"
 
-static char dir[64];
-static gw_store *store;
-static gw_persist *persist;
-static gw_registry *reg;
-static gw_runtime *rt;
-static gw_host host, host2;
-
-static pthread_mutex_t omu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ocv = PTHREAD_COND_INITIALIZER;
-static struct {
-	gw_err err;
-	char msg[1024];
-} outs[64];
-static size_t nouts;
-
-static void on_done(gw_inv *inv)
-{
-	pthread_mutex_lock(&omu);
-	outs[nouts].err = inv->err;
-	snprintf(outs[nouts].msg, sizeof outs[nouts].msg, "%s", inv->msg);
-	nouts++;
-	pthread_cond_broadcast(&ocv);
-	pthread_mutex_unlock(&omu);
-	gw_inv_destroy(inv);
-}
-
-static bool wait_outs(size_t n)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5;
-	pthread_mutex_lock(&omu);
-	while (nouts < n)
-		if (pthread_cond_timedwait(&ocv, &omu, &ts))
-			break;
-	bool ok = nouts >= n;
-	pthread_mutex_unlock(&omu);
-	return ok;
-}
-
-/* a readiness wait for the runtime's timer thread: poll every 2 ms, 5 s */
-#define wait_until(cond)                                                                           \
-	do {                                                                                       \
-		for (int i_ = 0; i_ < 2500 && !(cond); i_++)                                       \
-			nanosleep(&(struct timespec){0, 2000000}, NULL);                           \
-	} while (0)
+static gw_host host2;
 
 /* register_on registers "a" and "b" (stateful, idle after 50 ms) for h. */
 static void register_on(gw_host *h)
 {
-	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT, *acts[] = {&add};
-	add.name = "Add";
 	Spawn__Actors__TimeoutStrategy deact_t = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
 	deact_t.timeout = 50;
 	Spawn__Actors__ActorDeactivationStrategy deact =
@@ -84,107 +31,52 @@ static void register_on(gw_host *h)
 	st.stateful = true;
 	st.deactivation_strategy = &deact;
 	st.state_type = STATE_TYPE;
-	static char *names[] = {"a", "b"};
-	Spawn__Actors__ActorId ids[2];
-	Spawn__Actors__Actor actors[2];
-	Spawn__Actors__Registry__ActorsEntry e[2], *ep[2];
-	for (int i = 0; i < 2; i++) {
-		spawn__actors__actor_id__init(&ids[i]);
-		ids[i].name = names[i];
-		spawn__actors__actor__init(&actors[i]);
-		actors[i].id = &ids[i];
-		actors[i].settings = &st;
-		actors[i].n_actions = 1;
-		actors[i].actions = acts;
-		spawn__actors__registry__actors_entry__init(&e[i]);
-		e[i].key = names[i];
-		e[i].value = &actors[i];
-		ep[i] = &e[i];
-	}
-	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
-	r.n_actors = 2;
-	r.actors = ep;
-	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	sys.name = SYS;
-	sys.registry = &r;
+	const rtf_actor actors[] = {{"a", &st}, {"b", &st}};
 	char why[512] = "";
-	ck_assert_msg(gw_registry_register(reg, h, &sys, why, sizeof why) == GW_OK, "%s", why);
+	ck_assert_msg(rtf_register(h, SYS, actors, 2, (const char *const[]){"Add", NULL}, why,
+	                           sizeof why) == GW_OK,
+	              "%s", why);
 }
 
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/spawn-lt-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	char url[128];
-	snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
-	gw_store_opts so = {.keys = KEY};
-	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
-	gw_persist_opts po = {.max_batch = 64};
-	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
+	rtf_open("lt");
 	gw_registry_opts ro = {.timer_floor_ms = 10, .grace_ms = 0};
 	ck_assert_int_eq(gw_registry_create(&reg, &ro), GW_OK);
-	fake_host_init(&host);
 	fake_host_init(&host2);
 	register_on(&host);
 	gw_runtime_opts rto = {.shards = 2, .mailbox_max = 100, .host_timeout_ms = 60000};
 	ck_assert_int_eq(gw_runtime_create(&rt, &rto, reg, persist), GW_OK);
-	nouts = 0;
 }
 
 static void teardown(void)
 {
-	gw_runtime_destroy(rt);
-	gw_persist_destroy(persist);
-	gw_registry_destroy(reg);
-	gw_store_close(store);
-	fake_host_free(&host);
+	rtf_close();
 	fake_host_free(&host2);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
 }
 
 static void invoke(const char *actor)
 {
 	gw_inv *inv = gw_inv_create(0);
-	spawn_arena *a = &inv->arena;
-	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
-	spawn__invocation_request__init(rq);
-	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
-	spawn__actors__actor_system__init(rq->system);
-	rq->system->name = spawn_arena_strdup(a, SYS);
-	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
-	spawn__actors__actor__init(rq->actor);
-	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
-	spawn__actors__actor_id__init(rq->actor->id);
-	rq->actor->id->name = spawn_arena_strdup(a, actor);
-	rq->action_name = spawn_arena_strdup(a, "Add");
-	inv->req = rq;
+	inv->req = rtf_request(&inv->arena, SYS, actor, "Add");
 	inv->done = on_done;
 	gw_runtime_invoke(rt, inv);
 }
 
-/* answer task i of h with a state of type url holding v */
-static void answer(gw_host *h, size_t i, const char *url, int64_t v)
+/* answer task i of h with a state of type type_url holding v */
+static void answer(gw_host *h, size_t i, const char *type_url, int64_t v)
 {
-	pthread_mutex_lock(&h->mu);
-	h->tasks[i].answered = true;
-	gw_inv *inv = h->tasks[i].inv;
-	uint64_t id = h->tasks[i].id;
-	pthread_mutex_unlock(&h->mu);
+	uint64_t id;
+	gw_inv *inv = rtf_take(h, i, &id);
 	Google__Protobuf__Any st = GOOGLE__PROTOBUF__ANY__INIT;
-	st.type_url = (char *)url;
+	st.type_url = (char *)type_url;
 	st.value.data = (uint8_t *)&v;
 	st.value.len = 8;
 	Spawn__Context ctx = SPAWN__CONTEXT__INIT;
 	ctx.state = &st;
 	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
 	r.updated_context = &ctx;
-	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
-	res.request_id = id;
-	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
-	res.response = &r;
-	gw_runtime_result(rt, inv, &res);
+	rtf_respond(inv, id, &r);
 }
 
 static int64_t task_state(gw_host *h, size_t i)
@@ -290,9 +182,5 @@ int main(void)
 	tcase_add_test(tc, a_forgotten_type_is_freed_only_after_its_last_actor);
 	tcase_add_test(tc, a_registration_revives_a_forgotten_type_its_actor_holds);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return rtf_run(s);
 }
