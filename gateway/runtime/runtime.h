@@ -16,8 +16,9 @@
  *   BUSY ------ reply + checkpoint --> BUSY      [save queued; reply after commit]
  *   BUSY ------ host error/gone ------> READY     [state unchanged]
  *   BUSY ------ deadline, task unsent > READY     [it left the host's queue: never ran]
+ *     or caller gone (gw_runtime_cancel)
  *   BUSY ------ deadline, task written > HELD     [caller failed; the host may still run
- *                                                  it: no next turn is sent]
+ *     or caller gone                               it: no next turn is sent]
  *   HELD ------ late answer (dropped) > READY     [state unchanged]
  *     or the host's stream ends
  *     or grace after the sent deadline: the host is disconnected as broken
