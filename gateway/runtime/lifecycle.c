@@ -272,6 +272,7 @@ void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out)
 	out->queued_bytes = atomic_load(&rt->queued_bytes);
 	out->queued_refused = atomic_load(&rt->queued_refused);
 	out->queued_expired = atomic_load(&rt->queued_expired);
+	out->cancelled = atomic_load(&rt->cancelled);
 	pthread_mutex_lock(&rt->fxmu);
 	out->effects_in_flight = rt->fx_inflight;
 	out->effects_parked = rt->fx_parked;

@@ -11,6 +11,8 @@
  *   QUEUED ------ deadline passed ------------> finished DEADLINE_EXCEEDED at once
  *                                               [left the mailbox, bytes given back;
  *                                                done frees the payload]
+ *   QUEUED ------ caller went away -----------> finished CANCELLED at once, the same way
+ *                 (gw_runtime_cancel)
  *   QUEUED ------ activation failed, shutdown > finished with that error
  *
  * Invariants (all under the actor's shard lock, except queued_bytes which
@@ -69,6 +71,7 @@ void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 	a->mq_tail = inv;
 	a->qlen++;
 	a->qbytes += inv->qbytes;
+	inv->in_mq = true;
 	if (inv->deadline_ms) {
 		/* It leaves at its deadline even while the actor is busy, HELD or
 		 * loading: the caller is answered and its payload freed then. */
@@ -89,6 +92,7 @@ static void unlink_inv(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 	else
 		a->mq_tail = inv->mq_prev;
 	inv->next = inv->mq_prev = NULL;
+	inv->in_mq = false;
 	a->qlen--;
 	a->qbytes -= inv->qbytes;
 	atomic_fetch_sub(&rt->queued_bytes, inv->qbytes);
@@ -114,4 +118,13 @@ void gwi_mq_expire_locked(gw_runtime *rt, gw_inv *inv, done_list *dl)
 	           : a->busy          ? "busy with an earlier call"
 	           : a->held          ? "an earlier call timed out and may still run on its host"
 	                              : "waiting for its turn");
+}
+
+void gwi_mq_cancel_locked(gw_runtime *rt, gw_inv *inv, done_list *dl)
+{
+	gw_actor *a = inv->actor;
+	unlink_inv(rt, a, inv);
+	atomic_fetch_add_explicit(&rt->cancelled, 1, memory_order_relaxed);
+	gwi_finish(dl, inv, GW_ECANCELLED,
+	           "the caller cancelled the call while it was queued for actor %s", a->name);
 }

@@ -968,7 +968,13 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		if (!a->stateful)
 			gwi_timers_start_locked(rt, a);
 	}
-	err = gwi_mq_admit(rt, a, inv, inv->msg, sizeof inv->msg);
+	if (inv->cancelled) { /* its caller went away while it was resolved */
+		snprintf(inv->msg, sizeof inv->msg, "the caller cancelled the call to actor %s",
+		         a->name);
+		err = GW_ECANCELLED;
+	} else {
+		err = gwi_mq_admit(rt, a, inv, inv->msg, sizeof inv->msg);
+	}
 	if (err) {
 		idle_if_unused_locked(rt, a); /* maybe just created for this call */
 		pthread_mutex_unlock(&s->mu);
@@ -1231,6 +1237,63 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	gwi_deliver(&dl);
 }
 
+/* take_back_locked ends a dispatched inv whose task is pending on its
+ * target (its deadline passed, or its caller went away): the target
+ * cancels the task; unsent, the actor takes its next turn; written, the
+ * turn is HELD (the host may still run it). Returns false when there was
+ * nothing to take back (not pending, or its result is being delivered). */
+static bool take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg,
+                             done_list *dl)
+{
+	gw_actor *a = inv->actor;
+	if ((!a->pooled && a->busy != inv) || !inv->host)
+		return false;
+	int c = gw_target_ops_of(inv->host)->cancel(inv->host, inv->req_id, a,
+	                                            inv->due_ms + rt->o.host_grace_ms);
+	if (c == GW_CANCEL_GONE)
+		return false; /* its result is being delivered right now */
+	gw_wheel_disarm(&a->shard->wheel, &inv->deadline_t);
+	target_rele(inv->host);
+	inv->host = NULL;
+	gwi_finish(dl, inv, err, "%s", msg);
+	if (c == GW_CANCEL_UNSENT) {
+		turn_over_locked(rt, a, dl);
+	} else {
+		/* HELD: the host may still run it; no next turn until
+		 * gw_runtime_release. A POOLED actor keeps it in inflight. */
+		a->held++;
+		if (!a->pooled)
+			a->busy = NULL; /* st stays A_BUSY */
+	}
+	return true;
+}
+
+void gw_runtime_cancel(gw_runtime *rt, gw_inv *inv)
+{
+	const Spawn__InvocationRequest *rq = inv->req;
+	if (!rq || !rq->system || !rq->system->name || !rq->actor || !rq->actor->id ||
+	    !rq->actor->id->name)
+		return; /* refused at resolve: it never reaches a shard */
+	/* Every state this looks at (in_mq, host, busy, cancelled) changes only
+	 * under the shard of the request's actor (resolve hashes the same
+	 * names), so this lock orders the cancel with the call's progress. */
+	gw_shard *s = gwi_shard_of(rt, gwi_hash_key(rq->system->name, rq->actor->id->name));
+	done_list dl = {0};
+	pthread_mutex_lock(&s->mu);
+	inv->cancelled = true;
+	if (inv->in_mq) {
+		gwi_mq_cancel_locked(rt, inv, &dl);
+	} else if (inv->host && inv->actor) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "the caller cancelled the call to actor %s",
+		         inv->actor->name);
+		if (take_back_locked(rt, inv, GW_ECANCELLED, msg, &dl))
+			atomic_fetch_add_explicit(&rt->cancelled, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&s->mu);
+	gwi_deliver(&dl);
+}
+
 /* ---- timers ----------------------------------------------------------------- */
 
 static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
@@ -1238,26 +1301,10 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 	switch (n->kind) {
 	case T_DEADLINE: {
 		gw_inv *inv = container_of(n, gw_inv, deadline_t);
-		gw_actor *a = inv->actor;
-		if ((!a->pooled && a->busy != inv) || !inv->host)
-			return;
-		int c = gw_target_ops_of(inv->host)->cancel(inv->host, inv->req_id, a,
-		                                            inv->due_ms + rt->o.host_grace_ms);
-		if (c == GW_CANCEL_GONE)
-			return; /* its result is being delivered right now */
-		target_rele(inv->host);
-		inv->host = NULL;
-		gwi_finish(dl, inv, GW_ETIMEDOUT, "actor %s did not answer '%s' in time", a->name,
-		           inv->req->action_name);
-		if (c == GW_CANCEL_UNSENT) {
-			turn_over_locked(rt, a, dl);
-		} else {
-			/* HELD: the host may still run it; no next turn until
-			 * gw_runtime_release. A POOLED actor keeps it in inflight. */
-			a->held++;
-			if (!a->pooled)
-				a->busy = NULL; /* st stays A_BUSY */
-		}
+		char msg[600];
+		snprintf(msg, sizeof msg, "actor %s did not answer '%s' in time", inv->actor->name,
+		         inv->req->action_name);
+		take_back_locked(rt, inv, GW_ETIMEDOUT, msg, dl);
 		return;
 	}
 	case T_QDEADLINE:

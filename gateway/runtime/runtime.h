@@ -16,8 +16,9 @@
  *   BUSY ------ reply + checkpoint --> BUSY      [save queued; reply after commit]
  *   BUSY ------ host error/gone ------> READY     [state unchanged]
  *   BUSY ------ deadline, task unsent > READY     [it left the host's queue: never ran]
+ *     or caller gone (gw_runtime_cancel)
  *   BUSY ------ deadline, task written > HELD     [caller failed; the host may still run
- *                                                  it: no next turn is sent]
+ *     or caller gone                               it: no next turn is sent]
  *   HELD ------ late answer (dropped) > READY     [state unchanged]
  *     or the host's stream ends
  *     or grace after the sent deadline: the host is disconnected as broken
@@ -151,6 +152,10 @@ struct gw_inv {
 	gw_tnode deadline_t; /* queued: its deadline (T_QDEADLINE); dispatched: due_ms */
 	gw_inv *mq_prev;     /* mailbox: the one before (mailbox.c) */
 	size_t qbytes;       /* request bytes counted while queued (mailbox.c) */
+	/* gw_runtime_cancel (under the shard of the request's actor): in_mq is
+	 * set while inv is in a mailbox; cancelled once its caller went away
+	 * (a later enqueue refuses it, GW_ECANCELLED). */
+	bool in_mq, cancelled;
 };
 
 /* GW_INV_WAKE activates the actor and completes (GW_OK) without a turn:
@@ -210,6 +215,27 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv,
  * get a result (the host is gone): the caller gets err with msg, the
  * actor's state is unchanged. */
 void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg);
+
+/* gw_runtime_cancel tells the runtime that the caller of inv went away
+ * (a client cancelled its call, or disconnected). inv (borrowed) must stay
+ * allocated until this returns, even if its done runs meanwhile: the
+ * submitter frees inv only once both its done ran and no cancel can still
+ * start. What happens depends on where inv is:
+ *   not yet in a mailbox (being resolved): it is refused when it gets
+ *     there: done with GW_ECANCELLED;
+ *   in its actor's mailbox: it leaves it at once, its bytes are given
+ *     back, done runs with GW_ECANCELLED;
+ *   dispatched, its task still queued on the target (GW_CANCEL_UNSENT):
+ *     the task leaves the queue, done runs with GW_ECANCELLED, the actor
+ *     takes its next turn;
+ *   dispatched and written (GW_CANCEL_HELD): done runs with GW_ECANCELLED
+ *     and the turn follows the HELD rules (no next turn until the host
+ *     answers, dropped, or goes);
+ *   finished (done ran or is about to), or a restore turn already running:
+ *     nothing happens.
+ * done still runs exactly once. Thread: any, no runtime lock held. Never
+ * blocks (beyond the shard lock). */
+void gw_runtime_cancel(gw_runtime *rt, gw_inv *inv);
 
 /* What gw_runtime_read reports. state: the Any contents (type URL and
  * value) or NULL when the actor has no state; tags: a serialized
@@ -300,6 +326,8 @@ typedef struct gw_runtime_stats {
 	uint64_t queued_bytes;      /* request bytes waiting in mailboxes (--queued-bytes) */
 	uint64_t queued_refused;    /* calls refused over --mailbox-bytes or --queued-bytes */
 	uint64_t queued_expired;    /* calls whose deadline passed while queued */
+	uint64_t cancelled;         /* calls whose caller went away before their turn ran
+	                               (gw_runtime_cancel: left a mailbox or a send queue) */
 } gw_runtime_stats;
 void gw_runtime_get_stats(gw_runtime *rt, gw_runtime_stats *out);
 

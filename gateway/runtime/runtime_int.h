@@ -115,6 +115,7 @@ struct gw_runtime {
 	 * deadline passed while queued */
 	atomic_size_t queued_bytes;
 	atomic_uint_fast64_t queued_refused, queued_expired;
+	atomic_uint_fast64_t cancelled; /* gw_runtime_cancel took a call out */
 	int64_t start_ms; /* monotonic, at create: the registration grace counts from it */
 	/* fire-and-forget invocations waiting for a retry (timer thread) */
 	pthread_mutex_t rmu;
@@ -167,6 +168,9 @@ gw_err gwi_mq_admit(gw_runtime *rt, gw_actor *a, gw_inv *inv, char *msg, size_t 
 void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv);
 gw_inv *gwi_mq_pop(gw_runtime *rt, gw_actor *a);
 void gwi_mq_expire_locked(gw_runtime *rt, gw_inv *inv, done_list *dl);
+/* gwi_mq_cancel_locked finishes a queued inv whose caller went away
+ * (GW_ECANCELLED): it leaves the mailbox, its bytes are given back. */
+void gwi_mq_cancel_locked(gw_runtime *rt, gw_inv *inv, done_list *dl);
 
 /* state.c: the persisted form of a state (spawn.actors.ActorState) */
 gw_blob *gwi_encode_state(gw_actor *a);

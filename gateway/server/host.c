@@ -24,9 +24,9 @@
  * A task's life on the connection (docs/design/call-lifecycle.md):
  *
  *   QUEUED ---- written (send batch started) --> WRITTEN
- *   QUEUED ---- cancelled (deadline) ----------> (gone: it left the queue, never ran)
+ *   QUEUED ---- cancelled (deadline, caller) --> (gone: it left the queue, never ran)
  *   WRITTEN --- result ------------------------> (gone: the runtime gets the result)
- *   WRITTEN --- cancelled (deadline) ----------> HELD  [caller failed; the actor's turn
+ *   WRITTEN --- cancelled (deadline, caller) --> HELD  [caller failed; the actor's turn
  *                                                       slot stays taken]
  *   HELD ------ late result / stream ends -----> (gone: gw_runtime_release frees the slot)
  *   HELD ------ grace after its deadline ------> the host is broken: CLOSING

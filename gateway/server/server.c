@@ -39,6 +39,7 @@ void gwi_calls_add(gw_server *s, bool host, long delta)
 }
 
 static void ucall_tag(gwi_tag *t, bool ok);
+static void ucall_closed(gwi_tag *t, bool ok);
 
 void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
 {
@@ -50,6 +51,8 @@ void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
 		return;
 	}
 	c->tag.fn = ucall_tag;
+	c->close_tag.fn = ucall_closed;
+	atomic_init(&c->refs, 1);
 	c->srv = s;
 	c->q = q;
 	c->method = method;
@@ -65,6 +68,7 @@ void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
 
 static void ucall_free(gwi_ucall *c)
 {
+	gw_inv_destroy(atomic_load(&c->inv));
 	if (c->payload)
 		grpc_byte_buffer_destroy(c->payload);
 	if (c->resp)
@@ -75,6 +79,14 @@ static void ucall_free(gwi_ucall *c)
 		gwi_calls_add(c->srv, false, -1);
 	}
 	free(c);
+}
+
+/* ucall_rele drops one reference (the reply batch's, the close op's);
+ * the last frees the call. */
+static void ucall_rele(gwi_ucall *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) == 1)
+		ucall_free(c);
 }
 
 void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
@@ -105,15 +117,13 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 		op->data.send_status_from_server.trailing_metadata = &c->trailer;
 	}
 	op++;
-	op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op->data.recv_close_on_server.cancelled = &c->cancelled;
-	op++;
+	/* RECV_CLOSE_ON_SERVER is posted on its own when the call arrives. */
 	grpc_call_error e =
 	    grpc_call_start_batch(c->call, c->ops, (size_t)(op - c->ops), &c->tag, NULL);
 	if (e != GRPC_CALL_OK) {
 		GW_ERROR("start_batch for a reply failed: %d", e);
 		grpc_slice_unref(c->details);
-		ucall_free(c);
+		ucall_rele(c);
 	}
 }
 
@@ -132,6 +142,9 @@ static int64_t deadline_ms_of(gpr_timespec d)
 static void invoke_done(gw_inv *inv)
 {
 	gwi_ucall *c = inv->user;
+	/* inv is freed with the call (c->inv), not here: a cancel that started
+	 * before this still holds it (gw_runtime_cancel's contract). */
+	atomic_store(&c->answered, true);
 	if (inv->err != GW_OK) {
 		grpc_status_code code = inv->err == GW_EHOST ? (grpc_status_code)inv->host_code
 		                                             : gw_err_status(inv->err);
@@ -139,7 +152,6 @@ static void invoke_done(gw_inv *inv)
 		gwi_ucall_reply(c, code,
 		                inv->msg[0] || inv->host_message ? inv->msg : gw_strerror(inv->err),
 		                NULL);
-		gw_inv_destroy(inv);
 		return;
 	}
 	Spawn__InvocationRequest *rq = inv->req;
@@ -169,7 +181,6 @@ static void invoke_done(gw_inv *inv)
 		resp.noop = &noop;
 	}
 	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
-	gw_inv_destroy(inv);
 }
 
 /* async_done: the caller was answered on acceptance; only log failures. */
@@ -403,6 +414,12 @@ static void handle_invoke(gwi_ucall *c)
 	}
 	if (!rq->async && rq->scheduled_to <= 0) {
 		inv->done = invoke_done;
+		/* From here the call frees inv. The close op may have seen the
+		 * client go already (before c->inv was set): then cancel it here
+		 * first, and the runtime refuses it (GW_ECANCELLED). */
+		atomic_store(&c->inv, inv);
+		if (atomic_load(&c->gone))
+			gw_runtime_cancel(c->srv->rt, inv);
 		gw_runtime_invoke(c->srv->rt, inv);
 		return;
 	}
@@ -710,23 +727,52 @@ static void ucall_tag(gwi_tag *t, bool ok)
 	gwi_ucall *c = (gwi_ucall *)t;
 	if (c->phase == GWI_C_REPLYING) {
 		grpc_slice_unref(c->details);
-		ucall_free(c);
+		ucall_rele(c);
 		return;
 	}
 	if (!ok) {
 		/* Server shutting down: the slot is returned unused. */
 		c->call = NULL;
-		ucall_free(c);
+		ucall_rele(c);
 		return;
 	}
 	gwi_calls_add(c->srv, false, 1);
 	gwi_ucall_request(c->srv, c->q, c->method);
+	/* The close op completes as soon as the client cancels (or when the
+	 * call ends), not only after the reply: a call whose client went away
+	 * leaves the runtime at once instead of running later. */
+	memset(&c->close_op, 0, sizeof c->close_op);
+	c->close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	c->close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+	atomic_fetch_add(&c->refs, 1);
+	if (grpc_call_start_batch(c->call, &c->close_op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
+		GW_ERROR("start_batch for a call's close failed");
+		atomic_fetch_sub(&c->refs, 1);
+	}
 	if (c->method == GWI_M_INVOKE)
 		handle_invoke(c);
 	else if (c->method == GWI_M_SPAWN)
 		handle_spawn(c);
 	else
 		gwi_admin_handle(c);
+}
+
+/* ucall_closed: the close op completed. cancelled says the client went
+ * away before the status was sent (cancelled, disconnected, or its
+ * deadline passed: that last case is left to the runtime's own deadline,
+ * so the caller's answer and the counts stay those of a deadline). */
+static void ucall_closed(gwi_tag *t, bool ok)
+{
+	gwi_ucall *c = (gwi_ucall *)(void *)((char *)t - offsetof(gwi_ucall, close_tag));
+	bool deadline = gpr_time_cmp(c->deadline, gpr_inf_future(c->deadline.clock_type)) != 0 &&
+	                gpr_time_cmp(gpr_now(c->deadline.clock_type), c->deadline) >= 0;
+	if (ok && c->cancelled && !deadline && !atomic_load(&c->answered)) {
+		atomic_store(&c->gone, true);
+		gw_inv *inv = atomic_load(&c->inv);
+		if (inv && !atomic_load(&c->answered))
+			gw_runtime_cancel(c->srv->rt, inv);
+	}
+	ucall_rele(c);
 }
 
 /* ---- threads and lifecycle ------------------------------------------------------ */

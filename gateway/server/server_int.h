@@ -73,10 +73,20 @@ enum {
 enum { GWI_C_REQUESTED, GWI_C_REPLYING };
 
 /* One unary call (server.c): the struct is the completion-queue tag.
- *   REQUESTED -- call + payload arrive --> handled (parsed, work started)
- *   handled ----- gwi_ucall_reply --------> REPLYING -- batch done --> freed */
+ *   REQUESTED -- call + payload arrive --> handled (parsed, work started;
+ *                                          RECV_CLOSE_ON_SERVER posted on close_tag)
+ *   handled ----- client cancelled -------> handled  [a synchronous Invoke still in the
+ *                                                     runtime: gw_runtime_cancel]
+ *   handled ----- gwi_ucall_reply --------> REPLYING -- batch done and closed --> freed
+ * Two references while handled: the reply batch's and the close op's. */
 typedef struct gwi_ucall {
 	gwi_tag tag;
+	gwi_tag close_tag; /* RECV_CLOSE_ON_SERVER: the client cancelled, or the call ended */
+	atomic_int refs;
+	_Atomic(gw_inv *) inv; /* owned: a synchronous Invoke's invocation once submitted
+	                          (the runtime's until its done; freed with the call) */
+	atomic_bool answered;  /* inv's done ran: nothing to cancel */
+	atomic_bool gone;      /* the client cancelled before the answer */
 	struct gw_server *srv;
 	gwi_cq *q;
 	int method, phase;
@@ -91,6 +101,7 @@ typedef struct gwi_ucall {
 	                        the trailer GWI_RETRY_KEY: GWI_RETRY_NOT_DISPATCHED */
 	grpc_metadata trailer;
 	grpc_op ops[4];
+	grpc_op close_op;
 } gwi_ucall;
 
 /* The trailing metadata of an answer the gateway guarantees it never

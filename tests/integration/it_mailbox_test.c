@@ -4,7 +4,9 @@
  * their payload with them, the bytes queued are bounded
  * (RESOURCE_EXHAUSTED naming --mailbox-bytes), the gateway's RSS stays far
  * below what the flood sent, and a canary (another actor of the same host
- * process) keeps answering. A scheduled call during the registration grace
+ * process) keeps answering. Calls without a deadline whose client cancels
+ * them leave the gateway at once: they never reach the host, their payload
+ * is not kept. A scheduled call during the registration grace
  * after a restart is UNAVAILABLE (retry), like an immediate one.
  */
 #include <inttypes.h>
@@ -19,6 +21,8 @@
 
 #include "harness.h"
 #include "itc.h"
+#include "raw.h"
+#include "wire.h"
 
 static it_world w;
 static spawn_client *client;
@@ -347,6 +351,195 @@ START_TEST(a_scheduled_call_in_the_registration_grace_is_unavailable)
 }
 END_TEST
 
+/* ---- calls whose client went away -------------------------------------------------------- */
+
+enum { CANCEL_THREADS = 4, CANCEL_PER_THREAD = 50, CANCEL_PAYLOAD = 1 << 20 };
+
+typedef struct cancel_flood {
+	const char *target;
+	uint8_t *req; /* a packed InvocationRequest: Add(1) of 1 MiB to it/victim */
+	size_t len;
+	long timed_out; /* calls not answered within their wait (then cancelled) */
+} cancel_flood;
+
+static void *cancel_main(void *arg)
+{
+	cancel_flood *f = arg;
+	for (int i = 0; i < CANCEL_PER_THREAD; i++) {
+		/* No deadline; the client gives up after 30 ms and cancels. */
+		int st = raw_unary_cancel_after(f->target, RAW_METHOD_INVOKE, f->req, f->len, 30,
+		                                NULL, 0);
+		if (st < 0)
+			f->timed_out++;
+	}
+	return NULL;
+}
+
+typedef struct sleeper {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int status;
+} sleeper;
+
+static void sleeper_reply(void *user, spawn_reply *r)
+{
+	sleeper *s = user;
+	pthread_mutex_lock(&s->mu);
+	s->done = true;
+	s->status = r->status;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The victim's host is busy in a long turn (Sleep: total += 1000);
+ * clients send it 200 Add(1) calls of 1 MiB without a deadline and cancel
+ * each after 30 ms. They leave its mailbox at once (before: each stayed
+ * queued until the victim's next turn and then ran on the host, for
+ * nobody): after the long turn, the victim's next Add(1) answers 1001
+ * (none of the cancelled Adds ran); the gateway's RSS never held the
+ * 200 MiB; the canary stays healthy. */
+START_TEST(cancelled_calls_without_a_deadline_leave_the_gateway)
+{
+	const char *gargs[] = {"--mailbox-bytes", "1099511627776", "--queued-bytes",
+	                       "1099511627776", NULL};
+	const char *hargs[] = {"--actions", "Add,Get,Sleep", NULL};
+	it_world_init(&w, "cancelled_calls");
+	it_gateway_start(&w, &gw, "gw", "state.db", gargs, NULL);
+	host = it_host_start(&w, "host", gw.target, hargs);
+	ck_assert_int_eq(spawn_client_create(&client, gw.target), SPAWN_OK);
+	expect_add(client, ITC_COUNTER, 1, 1);
+	long rss0 = vm_kb(gw.p->pid, "VmRSS");
+
+	/* The victim's long turn: Sleep(ms) with a deadline past it. */
+	int64_t sleep_ms = it_ms(6000);
+	uint8_t sleep_buf[32];
+	It__Add add = IT__ADD__INIT;
+	add.value = sleep_ms;
+	size_t sleep_len = it__add__pack(&add, sleep_buf);
+	spawn_request sreq = {.system = "it",
+	                      .actor = "victim",
+	                      .parent = "counters",
+	                      .action = "Sleep",
+	                      .payload = {.type_url = "type.googleapis.com/it.Add",
+	                                  .data = sleep_buf,
+	                                  .len = sleep_len}};
+	sleeper sl = {.done = false};
+	pthread_mutex_init(&sl.mu, NULL);
+	pthread_cond_init(&sl.cv, NULL);
+	ck_assert_int_eq(
+	    spawn_client_invoke_async(client, &sreq, sleep_ms + it_ms(30000), sleeper_reply, &sl),
+	    SPAWN_OK);
+	/* The Sleep is the victim's turn once a Get queued behind it times out. */
+	itc_actor victim = {.name = "victim", .parent = "counters"};
+	for (int i = 0;; i++) {
+		ck_assert_int_lt(i, 50);
+		spawn_reply r;
+		int rc = itc_invoke(client, victim, "Get", NULL, 300, &r);
+		spawn_reply_fini(&r);
+		if (rc == SPAWN_DEADLINE_EXCEEDED)
+			break;
+	}
+
+	/* The request the flood sends: it.Add{value = 1} and 1 MiB in an
+	 * unknown field (15), no deadline. */
+	static uint8_t payload[CANCEL_PAYLOAD + 32];
+	It__Add one = IT__ADD__INIT;
+	one.value = 1;
+	size_t plen = it__add__pack(&one, payload);
+	payload[plen++] = (15 << 3) | 2;
+	for (uint32_t v = CANCEL_PAYLOAD; v; v >>= 7)
+		payload[plen++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+	memset(payload + plen, 'c', CANCEL_PAYLOAD);
+	plen += CANCEL_PAYLOAD;
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	sys.name = "it";
+	Spawn__Actors__ActorId id = SPAWN__ACTORS__ACTOR_ID__INIT;
+	id.name = "victim";
+	id.system = "it";
+	id.parent = "counters";
+	Spawn__Actors__Actor actor = SPAWN__ACTORS__ACTOR__INIT;
+	actor.id = &id;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = "type.googleapis.com/it.Add";
+	any.value.data = payload;
+	any.value.len = plen;
+	Spawn__InvocationRequest rq = SPAWN__INVOCATION_REQUEST__INIT;
+	rq.system = &sys;
+	rq.actor = &actor;
+	rq.action_name = "Add";
+	rq.payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
+	rq.value = &any;
+	cancel_flood f = {.target = gw.target};
+	f.len = spawn__invocation_request__get_packed_size(&rq);
+	f.req = malloc(f.len);
+	ck_assert_ptr_nonnull(f.req);
+	spawn__invocation_request__pack(&rq, f.req);
+
+	canary k;
+	canary_start(&k, gw.target);
+	int64_t t0 = it_now_ms();
+	cancel_flood fs[CANCEL_THREADS];
+	pthread_t th[CANCEL_THREADS];
+	for (int i = 0; i < CANCEL_THREADS; i++) {
+		fs[i] = f;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, cancel_main, &fs[i]), 0);
+	}
+	long timed_out = 0;
+	for (int i = 0; i < CANCEL_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		timed_out += fs[i].timed_out;
+	}
+	free(f.req);
+	fprintf(stderr, "cancelled_calls: the flood took %" PRId64 " ms\n", it_now_ms() - t0);
+	pthread_mutex_lock(&sl.mu);
+	bool early = sl.done;
+	pthread_mutex_unlock(&sl.mu);
+	ck_assert_msg(!early, "the long turn ended before the flood did: raise the Sleep");
+	ck_assert_int_eq(timed_out, CANCEL_THREADS * CANCEL_PER_THREAD); /* all cancelled */
+	long peak = vm_kb(gw.p->pid, "VmHWM"), rss = vm_kb(gw.p->pid, "VmRSS");
+
+	/* The long turn ends; the victim's next call reaches the host, and
+	 * nothing of the cancelled calls came before it (FIFO). */
+	pthread_mutex_lock(&sl.mu);
+	int64_t end = it_now_ms() + sleep_ms + it_ms(30000);
+	while (!sl.done && it_now_ms() < end) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&sl.cv, &sl.mu, &ts);
+	}
+	bool done = sl.done;
+	int sst = sl.status;
+	pthread_mutex_unlock(&sl.mu);
+	ck_assert_msg(done && sst == SPAWN_OK, "Sleep: %s",
+	              done ? spawn_status_name(sst) : "no answer");
+	int64_t total = -1;
+	char msg[200] = "";
+	int rc = itc_add(client, victim, 1, 0, &total, msg, sizeof msg);
+	ck_assert_msg(rc == SPAWN_OK, "Add on the victim: %s: %s", spawn_status_name(rc), msg);
+	fprintf(stderr,
+	        "cancelled_calls: RSS %ld kB before, peak %ld kB, %ld kB after the flood; "
+	        "cancelled Adds run on the host: %" PRId64 " of %d\n",
+	        rss0, peak, rss, total - 1001, CANCEL_THREADS * CANCEL_PER_THREAD);
+	ck_assert_msg(total == 1001,
+	              "the victim's total is %" PRId64 ", not 1001: %" PRId64
+	              " cancelled Adds ran on the host",
+	              total, total - 1001);
+#ifdef IT_SANITIZE
+	long bound_kb = 900 * 1024;
+#else
+	long bound_kb = 150 * 1024;
+#endif
+	ck_assert_msg(rss < bound_kb, "gateway RSS %ld kB after the flood (bound %ld kB)", rss,
+	              bound_kb);
+	canary_stop(&k, 20, it_ms(2000));
+	pthread_cond_destroy(&sl.cv);
+	pthread_mutex_destroy(&sl.mu);
+	end_world();
+}
+END_TEST
+
 static Suite *mailbox_suite(void)
 {
 	Suite *s = suite_create("integration_mailbox");
@@ -357,6 +550,7 @@ static Suite *mailbox_suite(void)
 	    {"hung_flood", queued_big_calls_to_a_hung_actor_leave_at_their_deadline},
 	    {"bytes_flood", queued_big_calls_to_a_hung_actor_are_bounded_by_mailbox_bytes},
 	    {"scheduled_grace", a_scheduled_call_in_the_registration_grace_is_unavailable},
+	    {"cancelled_calls", cancelled_calls_without_a_deadline_leave_the_gateway},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -204,7 +204,7 @@ void raw_stream_close(raw_stream *s)
 }
 
 static int unary(const char *target, const char *method, const void *data, size_t len,
-                 int64_t call_ms, int64_t timeout_ms, char *details, size_t dlen)
+                 int64_t call_ms, int64_t timeout_ms, int64_t slack_ms, char *details, size_t dlen)
 {
 	raw_stream *s = open_call(target, method, call_ms);
 	if (!s)
@@ -228,7 +228,7 @@ static int unary(const char *target, const char *method, const void *data, size_
 	/* The call's own deadline ends it; the extra second only covers
 	 * delivery of that completion. */
 	if (start(s, ops, 6, &s->tag_status, P_STATUS) &&
-	    wait_tag(s, &s->tag_status, P_STATUS, timeout_ms + 1000) >= 0) {
+	    wait_tag(s, &s->tag_status, P_STATUS, timeout_ms + slack_ms) >= 0) {
 		s->status_done = true;
 		rc = (int)s->status;
 		copy_details(s->details, details, dlen);
@@ -240,13 +240,19 @@ static int unary(const char *target, const char *method, const void *data, size_
 int raw_unary(const char *target, const char *method, const void *data, size_t len,
               int64_t timeout_ms, char *details, size_t dlen)
 {
-	return unary(target, method, data, len, timeout_ms, timeout_ms, details, dlen);
+	return unary(target, method, data, len, timeout_ms, timeout_ms, 1000, details, dlen);
 }
 
 int raw_unary_no_deadline(const char *target, const char *method, const void *data, size_t len,
                           int64_t wait_ms, char *details, size_t dlen)
 {
-	return unary(target, method, data, len, 0, wait_ms, details, dlen);
+	return unary(target, method, data, len, 0, wait_ms, 1000, details, dlen);
+}
+
+int raw_unary_cancel_after(const char *target, const char *method, const void *data, size_t len,
+                           int64_t after_ms, char *details, size_t dlen)
+{
+	return unary(target, method, data, len, 0, after_ms, 0, details, dlen);
 }
 
 /* ---- a raw host ---- */

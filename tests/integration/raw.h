@@ -32,6 +32,11 @@ int raw_unary(const char *target, const char *method, const void *data, size_t l
 int raw_unary_no_deadline(const char *target, const char *method, const void *data, size_t len,
                           int64_t wait_ms, char *details, size_t dlen);
 
+/* raw_unary_cancel_after sends a call without a deadline and cancels it
+ * (the client goes away) when no status came within after_ms: then -1. */
+int raw_unary_cancel_after(const char *target, const char *method, const void *data, size_t len,
+                           int64_t after_ms, char *details, size_t dlen);
+
 typedef struct raw_stream raw_stream;
 
 /* raw_stream_open starts a streaming call (the call's deadline is

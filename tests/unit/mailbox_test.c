@@ -3,7 +3,8 @@
  * or HELD (its bytes given back at once, the order of the others kept),
  * and the request bytes queued per actor (--mailbox-bytes) and per
  * gateway (--queued-bytes) are bounded with RESOURCE_EXHAUSTED naming the
- * flag. */
+ * flag; a call whose caller went away (gw_runtime_cancel) leaves the
+ * mailbox or the host's queue at once, or keeps its actor HELD when written. */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -390,6 +391,227 @@ START_TEST(an_actor_whose_only_call_was_refused_idles_out)
 }
 END_TEST
 
+/* ---- a caller that goes away (gw_runtime_cancel) -------------------------------- */
+
+/* Invocations kept alive past their done (gw_runtime_cancel's contract):
+ * on_kept records the outcome like on_done and leaves inv to the test. */
+static gw_inv *kept[4096];
+static size_t nkept;
+static int rdone[4096]; /* done calls per tag */
+
+static void on_kept(gw_inv *inv)
+{
+	pthread_mutex_lock(&omu);
+	int tag = (int)(intptr_t)inv->user;
+	if (nouts < sizeof outs / sizeof outs[0]) {
+		outcome *o = &outs[nouts];
+		o->err = inv->err;
+		snprintf(o->msg, sizeof o->msg, "%s", inv->msg);
+		o->tag = tag;
+	}
+	nouts++;
+	rdone[tag]++;
+	pthread_cond_broadcast(&ocv);
+	pthread_mutex_unlock(&omu);
+}
+
+static gw_inv *invoke_kept(const char *actor, size_t payload, int tag, bool submit)
+{
+	gw_inv *inv = gw_inv_create(0);
+	inv->req = req_new(&inv->arena, actor, payload);
+	inv->done = on_kept;
+	inv->user = (void *)(intptr_t)tag;
+	kept[nkept++] = inv;
+	if (submit)
+		gw_runtime_invoke(rt, inv);
+	return inv;
+}
+
+static void free_kept(void)
+{
+	for (size_t i = 0; i < nkept; i++)
+		gw_inv_destroy(kept[i]);
+	nkept = 0;
+	memset(rdone, 0, sizeof rdone);
+}
+
+/* answer_try answers task i unless it was cancelled (as host.c does under
+ * its lock: a result and a cancel of one task, only one of them wins). */
+static bool answer_try(size_t i)
+{
+	pthread_mutex_lock(&host.mu);
+	if (host.tasks[i].answered) {
+		pthread_mutex_unlock(&host.mu);
+		return false;
+	}
+	host.tasks[i].answered = true;
+	gw_inv *inv = host.tasks[i].inv;
+	uint64_t id = host.tasks[i].id;
+	/* delivered under the host's lock, as host.c's pending table would
+	 * hand it out: a cancel meanwhile sees it gone */
+	pthread_mutex_unlock(&host.mu);
+	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
+	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
+	res.request_id = id;
+	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
+	res.response = &r;
+	gw_runtime_result(rt, inv, &res);
+	return true;
+}
+
+START_TEST(a_cancelled_queued_call_leaves_the_mailbox_at_once)
+{
+	start_runtime();
+	invoke_kept("a1", 8, 1, true); /* a1 BUSY, never answered until the end */
+	ck_assert(fake_host_wait(&host, 1));
+	gw_inv *big = invoke_kept("a1", 1 << 20, 2, true); /* queued, no deadline */
+	invoke_kept("a1", 200, 3, true);
+	ck_assert_uint_ge(stats().queued_bytes, 1 << 20);
+	gw_runtime_cancel(rt, big);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].tag, 2);
+	ck_assert_int_eq(outs[0].err, GW_ECANCELLED);
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "cancelled the call while it was queued"));
+	ck_assert_uint_lt(stats().queued_bytes, 1024); /* given back at once */
+	ck_assert_uint_eq(stats().cancelled, 1);
+	gw_runtime_cancel(rt, big); /* again: nothing, done ran once */
+	ck_assert_uint_eq(n_outs(), 1);
+	/* it never runs: the next turn is call 3 */
+	answer(0);
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_uint_eq(task_payload(1), 200);
+	answer(1);
+	ck_assert(wait_outs(3));
+	ck_assert_uint_eq(ntasks(), 2);
+	ck_assert_int_eq(rdone[2], 1);
+	free_kept();
+}
+END_TEST
+
+START_TEST(a_cancelled_unsent_task_leaves_the_host_queue_and_the_actor_goes_on)
+{
+	start_runtime(); /* host.written = false: a cancelled task was still queued */
+	gw_inv *first = invoke_kept("a1", 8, 1, true);
+	ck_assert(fake_host_wait(&host, 1));
+	invoke_kept("a1", 300, 2, true);
+	gw_runtime_cancel(rt, first);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].tag, 1);
+	ck_assert_int_eq(outs[0].err, GW_ECANCELLED);
+	ck_assert(host.tasks[0].answered); /* the target cancelled it */
+	ck_assert_uint_eq(host.nheld, 0);
+	/* the actor took its next turn at once */
+	ck_assert(fake_host_wait(&host, 2));
+	ck_assert_uint_eq(task_payload(1), 300);
+	answer(1);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_OK);
+	ck_assert_uint_eq(stats().cancelled, 1);
+	free_kept();
+}
+END_TEST
+
+START_TEST(a_cancelled_written_task_keeps_its_actor_held)
+{
+	host.written = true;
+	start_runtime();
+	gw_inv *first = invoke_kept("a1", 8, 1, true);
+	ck_assert(fake_host_wait(&host, 1));
+	invoke_kept("a1", 300, 2, true);
+	gw_runtime_cancel(rt, first);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_ECANCELLED);
+	/* the host may still run it: no second turn is sent */
+	ck_assert_uint_eq(host.nheld, 1);
+	ck_assert_uint_eq(ntasks(), 1);
+	ck_assert_uint_eq(n_outs(), 1);
+	gw_runtime_release(rt, host.held); /* its (dropped) answer, or its end */
+	ck_assert(fake_host_wait(&host, 2));
+	answer(1);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].tag, 2);
+	ck_assert_int_eq(outs[1].err, GW_OK);
+	free_kept();
+}
+END_TEST
+
+START_TEST(a_cancel_after_the_answer_or_before_the_call_is_queued)
+{
+	start_runtime();
+	gw_inv *done = invoke_kept("a1", 8, 1, true);
+	ck_assert(fake_host_wait(&host, 1));
+	answer(0);
+	ck_assert(wait_outs(1));
+	gw_runtime_cancel(rt, done); /* finished: a no-op */
+	ck_assert_uint_eq(n_outs(), 1);
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	/* cancelled before it reached the runtime: refused when it gets there */
+	gw_inv *early = invoke_kept("a1", 8, 2, false);
+	gw_runtime_cancel(rt, early);
+	gw_runtime_invoke(rt, early);
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_ECANCELLED);
+	ck_assert_uint_eq(ntasks(), 1);
+	ck_assert_uint_eq(stats().cancelled, 0); /* nothing had to leave a queue */
+	free_kept();
+}
+END_TEST
+
+typedef struct racer {
+	gw_inv *a, *b;
+} racer;
+
+static void *race_cancel(void *arg)
+{
+	racer *r = arg;
+	gw_runtime_cancel(rt, r->a);
+	gw_runtime_cancel(rt, r->b);
+	return NULL;
+}
+
+/* A cancel racing the result of the same turn, and the dispatch of the
+ * call queued behind it: every call completes exactly once, the actor is
+ * never left BUSY, no memory is touched after done (ASan). */
+START_TEST(a_cancel_racing_the_result_completes_each_call_once)
+{
+	start_runtime();
+	size_t sent = 0;
+	int ok = 0, cancelled = 0;
+	for (int it = 0; it < 600; it++) {
+		racer r;
+		r.a = invoke_kept("a1", 8, 2 * it, true);
+		ck_assert(fake_host_wait(&host, sent + 1));
+		r.b = invoke_kept("a1", 16, 2 * it + 1, true); /* queued behind a */
+		pthread_t th;
+		ck_assert_int_eq(pthread_create(&th, NULL, race_cancel, &r), 0);
+		answer_try(sent); /* a's result, unless the cancel won */
+		pthread_join(th, NULL);
+		/* b was cancelled (queued or unsent) before anyone answered it */
+		size_t n = ntasks();
+		for (size_t i = sent + 1; i < n; i++)
+			ck_assert(!answer_try(i));
+		sent = n;
+		ck_assert(wait_outs((size_t)(2 * it + 2)));
+		ck_assert_int_eq(rdone[2 * it], 1);
+		ck_assert_int_eq(rdone[2 * it + 1], 1);
+		ck_assert_int_eq(r.b->err, GW_ECANCELLED);
+		ck_assert(r.a->err == GW_OK || r.a->err == GW_ECANCELLED);
+		ok += r.a->err == GW_OK;
+		cancelled += r.a->err == GW_ECANCELLED;
+	}
+	ck_assert_uint_eq(n_outs(), 1200);
+	ck_assert_uint_eq(stats().queued_bytes, 0);
+	/* the actor is free: a last call runs */
+	invoke_kept("a1", 8, 4000, true);
+	ck_assert(fake_host_wait(&host, sent + 1));
+	ck_assert(answer_try(sent));
+	ck_assert(wait_outs(1201));
+	ck_assert_int_eq(rdone[4000], 1);
+	fprintf(stderr, "race: %d answered, %d cancelled first\n", ok, cancelled);
+	free_kept();
+}
+END_TEST
+
 static Suite *mailbox_suite(void)
 {
 	Suite *s = suite_create("mailbox");
@@ -402,6 +624,11 @@ static Suite *mailbox_suite(void)
 	    {"mailbox-bytes", the_bytes_queued_for_one_actor_are_bounded},
 	    {"queued-bytes", the_bytes_queued_in_the_gateway_are_bounded},
 	    {"refused-idles-out", an_actor_whose_only_call_was_refused_idles_out},
+	    {"cancel-queued", a_cancelled_queued_call_leaves_the_mailbox_at_once},
+	    {"cancel-unsent", a_cancelled_unsent_task_leaves_the_host_queue_and_the_actor_goes_on},
+	    {"cancel-written", a_cancelled_written_task_keeps_its_actor_held},
+	    {"cancel-finished-or-early", a_cancel_after_the_answer_or_before_the_call_is_queued},
+	    {"cancel-race", a_cancel_racing_the_result_completes_each_call_once},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);
