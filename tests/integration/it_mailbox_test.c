@@ -19,6 +19,7 @@
 #include <check.h>
 #include <spawn/spawn.h>
 
+#include "canary.h"
 #include "harness.h"
 #include "itc.h"
 #include "raw.h"
@@ -60,90 +61,6 @@ static void expect_add(spawn_client *c, itc_actor a, int64_t value, int64_t want
 	ck_assert_msg(rc == SPAWN_OK, "Add(%" PRId64 ") on %s: %s: %s", value, a.name,
 	              spawn_status_name(rc), msg);
 	ck_assert_int_eq(total, want);
-}
-
-/* ---- the canary: Adds on it/counter from its own thread and client ---------------------- */
-
-typedef struct canary {
-	pthread_t th;
-	const char *target;
-	pthread_mutex_t mu;
-	bool stop;
-	long ok, failed;
-	int64_t worst_ms;
-	char last_err[200];
-} canary;
-
-static void *canary_main(void *arg)
-{
-	canary *k = arg;
-	spawn_client *c = NULL;
-	if (spawn_client_create(&c, k->target) != SPAWN_OK)
-		return NULL;
-	for (;;) {
-		pthread_mutex_lock(&k->mu);
-		bool stop = k->stop;
-		pthread_mutex_unlock(&k->mu);
-		if (stop)
-			break;
-		int64_t total = 0, t0 = it_now_ms();
-		char msg[200] = "";
-		int rc = itc_add(c, ITC_COUNTER, 1, 0, &total, msg, sizeof msg);
-		int64_t took = it_now_ms() - t0;
-		pthread_mutex_lock(&k->mu);
-		if (rc == SPAWN_OK) {
-			k->ok++;
-		} else {
-			k->failed++;
-			snprintf(k->last_err, sizeof k->last_err, "%s: %.150s",
-			         spawn_status_name(rc), msg);
-		}
-		if (took > k->worst_ms)
-			k->worst_ms = took;
-		pthread_mutex_unlock(&k->mu);
-	}
-	spawn_client_destroy(c);
-	return NULL;
-}
-
-static void canary_start(canary *k, const char *target)
-{
-	memset(k, 0, sizeof *k);
-	k->target = target;
-	pthread_mutex_init(&k->mu, NULL);
-	ck_assert_int_eq(pthread_create(&k->th, NULL, canary_main, k), 0);
-}
-
-/* canary_stop stops it and asserts it stayed healthy: every Add answered
- * OK, none slower than worst_ms, at least min_ok of them. */
-static void canary_stop(canary *k, long min_ok, int64_t worst_ms)
-{
-	pthread_mutex_lock(&k->mu);
-	k->stop = true;
-	pthread_mutex_unlock(&k->mu);
-	pthread_join(k->th, NULL);
-	fprintf(stderr, "canary: %ld ok, %ld failed, slowest %" PRId64 " ms\n", k->ok, k->failed,
-	        k->worst_ms);
-	ck_assert_msg(k->failed == 0, "the canary failed %ld time(s): %s", k->failed, k->last_err);
-	ck_assert_msg(k->ok >= min_ok, "the canary made only %ld calls", k->ok);
-	ck_assert_msg(k->worst_ms < worst_ms, "a canary call took %" PRId64 " ms", k->worst_ms);
-	pthread_mutex_destroy(&k->mu);
-}
-
-/* vm_kb reads a "Name:  N kB" line of /proc/pid/status. */
-static long vm_kb(pid_t pid, const char *name)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	ck_assert_ptr_nonnull(f);
-	long kb = -1;
-	size_t n = strlen(name);
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, name, n) && line[n] == ':')
-			kb = strtol(line + n + 1, NULL, 10);
-	fclose(f);
-	return kb;
 }
 
 /* ---- flood: async calls with 1 MiB payloads to one hung actor ---------------------------- */
@@ -215,7 +132,8 @@ static void run_flood(const char *name, const char *const gargs[], int64_t deadl
 {
 	start_world(name, gargs);
 	expect_add(client, ITC_COUNTER, 1, 1);
-	long rss0 = vm_kb(gw.p->pid, "VmRSS");
+	long rss0 = it_proc_status_kb(gw.p->pid, "VmRSS");
+	ck_assert_int_ge(rss0, 0);
 	/* The victim's first turn hangs on the host and times out: HELD. */
 	spawn_request hang = {
 	    .system = "it", .actor = "victim", .parent = "counters", .action = "Hang"};
@@ -223,8 +141,8 @@ static void run_flood(const char *name, const char *const gargs[], int64_t deadl
 	int rc = spawn_client_invoke(client, &hang, &r, 300);
 	ck_assert_msg(rc == SPAWN_DEADLINE_EXCEEDED, "Hang: %s", spawn_status_name(rc));
 	spawn_reply_fini(&r);
-	canary k;
-	canary_start(&k, gw.target);
+	it_canary k;
+	it_canary_start(&k, gw.target, NULL, NULL);
 	static uint8_t payload[FLOOD_PAYLOAD];
 	memset(payload, 'x', sizeof payload);
 	memset(f, 0, sizeof *f);
@@ -249,7 +167,9 @@ static void run_flood(const char *name, const char *const gargs[], int64_t deadl
 	long done = f->done;
 	pthread_mutex_unlock(&f->mu);
 	ck_assert_msg(done == f->total, "only %ld of %ld calls answered", done, f->total);
-	long peak = vm_kb(gw.p->pid, "VmHWM"), rss = vm_kb(gw.p->pid, "VmRSS");
+	long peak = it_proc_status_kb(gw.p->pid, "VmHWM"),
+	     rss = it_proc_status_kb(gw.p->pid, "VmRSS");
+	ck_assert(peak >= 0 && rss >= 0);
 	fprintf(stderr,
 	        "%s: RSS %ld kB before, peak %ld kB, now %ld kB; OK %ld, "
 	        "DEADLINE_EXCEEDED %ld, RESOURCE_EXHAUSTED %ld, other %ld\n",
@@ -273,7 +193,7 @@ static void run_flood(const char *name, const char *const gargs[], int64_t deadl
 	long bound_kb = 300 * 1024;
 #endif
 	ck_assert_msg(peak < bound_kb, "gateway peak RSS %ld kB (bound %ld kB)", peak, bound_kb);
-	canary_stop(&k, 20, it_ms(2000));
+	it_canary_stop(&k, 20, it_ms(2000));
 	pthread_mutex_destroy(&f->mu);
 	pthread_cond_destroy(&f->cv);
 	end_world();
@@ -409,7 +329,8 @@ START_TEST(cancelled_calls_without_a_deadline_leave_the_gateway)
 	host = it_host_start(&w, "host", gw.target, hargs);
 	ck_assert_int_eq(spawn_client_create(&client, gw.target), SPAWN_OK);
 	expect_add(client, ITC_COUNTER, 1, 1);
-	long rss0 = vm_kb(gw.p->pid, "VmRSS");
+	long rss0 = it_proc_status_kb(gw.p->pid, "VmRSS");
+	ck_assert_int_ge(rss0, 0);
 
 	/* The victim's long turn: Sleep(ms) with a deadline past it. */
 	int64_t sleep_ms = it_ms(6000);
@@ -476,8 +397,8 @@ START_TEST(cancelled_calls_without_a_deadline_leave_the_gateway)
 	ck_assert_ptr_nonnull(f.req);
 	spawn__invocation_request__pack(&rq, f.req);
 
-	canary k;
-	canary_start(&k, gw.target);
+	it_canary k;
+	it_canary_start(&k, gw.target, NULL, NULL);
 	int64_t t0 = it_now_ms();
 	cancel_flood fs[CANCEL_THREADS];
 	pthread_t th[CANCEL_THREADS];
@@ -497,7 +418,9 @@ START_TEST(cancelled_calls_without_a_deadline_leave_the_gateway)
 	pthread_mutex_unlock(&sl.mu);
 	ck_assert_msg(!early, "the long turn ended before the flood did: raise the Sleep");
 	ck_assert_int_eq(timed_out, CANCEL_THREADS * CANCEL_PER_THREAD); /* all cancelled */
-	long peak = vm_kb(gw.p->pid, "VmHWM"), rss = vm_kb(gw.p->pid, "VmRSS");
+	long peak = it_proc_status_kb(gw.p->pid, "VmHWM"),
+	     rss = it_proc_status_kb(gw.p->pid, "VmRSS");
+	ck_assert(peak >= 0 && rss >= 0);
 
 	/* The long turn ends; the victim's next call reaches the host, and
 	 * nothing of the cancelled calls came before it (FIFO). */
@@ -533,7 +456,7 @@ START_TEST(cancelled_calls_without_a_deadline_leave_the_gateway)
 #endif
 	ck_assert_msg(rss < bound_kb, "gateway RSS %ld kB after the flood (bound %ld kB)", rss,
 	              bound_kb);
-	canary_stop(&k, 20, it_ms(2000));
+	it_canary_stop(&k, 20, it_ms(2000));
 	pthread_cond_destroy(&sl.cv);
 	pthread_mutex_destroy(&sl.mu);
 	end_world();
@@ -542,24 +465,13 @@ END_TEST
 
 static Suite *mailbox_suite(void)
 {
-	Suite *s = suite_create("integration_mailbox");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
+	it_case cases[] = {
 	    {"hung_flood", queued_big_calls_to_a_hung_actor_leave_at_their_deadline},
 	    {"bytes_flood", queued_big_calls_to_a_hung_actor_are_bounded_by_mailbox_bytes},
 	    {"scheduled_grace", a_scheduled_call_in_the_registration_grace_is_unavailable},
 	    {"cancelled_calls", cancelled_calls_without_a_deadline_leave_the_gateway},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, NULL, teardown);
-		tcase_set_timeout(tc, (double)it_ms(150));
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return IT_SUITE("integration_mailbox", cases, teardown, 150);
 }
 
 int main(void)

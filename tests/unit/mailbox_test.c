@@ -13,67 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fake_host.h"
-#include "persist.h"
-#include "registry.h"
-#include "runtime.h"
-#include "store.h"
+#include "rt_fixture.h"
 
-#define KEY "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
 #define SYS "mailbox-system"
 
-static char dir[64], url[128];
-static gw_store *store;
-static gw_persist *persist;
-static gw_registry *reg;
-static gw_runtime *rt;
-static gw_host host;
 static gw_runtime_opts ropts;
-
-typedef struct outcome {
-	gw_err err;
-	char msg[1024];
-	int tag;
-} outcome;
-
-static pthread_mutex_t omu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ocv = PTHREAD_COND_INITIALIZER;
-static outcome outs[256];
-static size_t nouts;
-
-static void on_done(gw_inv *inv)
-{
-	pthread_mutex_lock(&omu);
-	outcome *o = &outs[nouts++];
-	o->err = inv->err;
-	snprintf(o->msg, sizeof o->msg, "%s", inv->msg);
-	o->tag = (int)(intptr_t)inv->user;
-	pthread_cond_broadcast(&ocv);
-	pthread_mutex_unlock(&omu);
-	gw_inv_destroy(inv);
-}
-
-static bool wait_outs(size_t n)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5;
-	pthread_mutex_lock(&omu);
-	while (nouts < n)
-		if (pthread_cond_timedwait(&ocv, &omu, &ts))
-			break;
-	bool ok = nouts >= n;
-	pthread_mutex_unlock(&omu);
-	return ok;
-}
-
-static size_t n_outs(void)
-{
-	pthread_mutex_lock(&omu);
-	size_t n = nouts;
-	pthread_mutex_unlock(&omu);
-	return n;
-}
 
 static int64_t now_ms(void)
 {
@@ -83,37 +27,13 @@ static int64_t now_ms(void)
 /* "a1", "a2": NAMED, stateless, one action Add. */
 static void register_all(void)
 {
-	Spawn__Actors__Action add = SPAWN__ACTORS__ACTION__INIT;
-	add.name = "Add";
-	Spawn__Actors__Action *acts[] = {&add};
 	Spawn__Actors__ActorSettings named = SPAWN__ACTORS__ACTOR_SETTINGS__INIT;
 	named.kind = SPAWN__ACTORS__KIND__NAMED;
-	static char *names[2] = {"a1", "a2"};
-	static Spawn__Actors__ActorId ids[2];
-	static Spawn__Actors__Actor actors[2];
-	static Spawn__Actors__Registry__ActorsEntry entries[2], *ep[2];
-	for (int i = 0; i < 2; i++) {
-		spawn__actors__actor_id__init(&ids[i]);
-		ids[i].name = names[i];
-		ids[i].system = SYS;
-		spawn__actors__actor__init(&actors[i]);
-		actors[i].id = &ids[i];
-		actors[i].settings = &named;
-		actors[i].n_actions = 1;
-		actors[i].actions = acts;
-		spawn__actors__registry__actors_entry__init(&entries[i]);
-		entries[i].key = names[i];
-		entries[i].value = &actors[i];
-		ep[i] = &entries[i];
-	}
-	Spawn__Actors__Registry r = SPAWN__ACTORS__REGISTRY__INIT;
-	r.n_actors = 2;
-	r.actors = ep;
-	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
-	sys.name = SYS;
-	sys.registry = &r;
+	rtf_actor actors[] = {{"a1", &named}, {"a2", &named}};
 	char why[256] = "";
-	ck_assert_int_eq(gw_registry_register(reg, &host, &sys, why, sizeof why), GW_OK);
+	ck_assert_int_eq(rtf_register(&host, SYS, actors, 2, (const char *const[]){"Add", NULL},
+	                              why, sizeof why),
+	                 GW_OK);
 }
 
 static void start_runtime(void)
@@ -125,53 +45,23 @@ static void start_runtime(void)
 
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/spawn-mailbox-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
-	gw_store_opts so = {.keys = KEY};
-	ck_assert_int_eq(gw_store_open(&store, url, &so), GW_OK);
-	gw_persist_opts po = {.max_batch = 64};
-	ck_assert_int_eq(gw_persist_create(&persist, store, &po), GW_OK);
-	fake_host_init(&host);
+	rtf_open("mailbox");
 	memset(&ropts, 0, sizeof ropts);
 	ropts.shards = 4;
 	ropts.mailbox_max = 100;
 	ropts.host_timeout_ms = 60000;
-	nouts = 0;
 }
 
 static void teardown(void)
 {
-	if (rt) {
-		gw_runtime_stop(rt);
-		gw_runtime_destroy(rt);
-		gw_registry_destroy(reg);
-		rt = NULL;
-		reg = NULL;
-	}
-	gw_persist_destroy(persist);
-	gw_store_close(store);
-	fake_host_free(&host);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	rtf_close();
 }
 
 /* ---- helpers ------------------------------------------------------------------- */
 
 static Spawn__InvocationRequest *req_new(spawn_arena *a, const char *actor, size_t payload)
 {
-	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
-	spawn__invocation_request__init(rq);
-	rq->system = spawn_arena_alloc(a, sizeof *rq->system);
-	spawn__actors__actor_system__init(rq->system);
-	rq->system->name = SYS;
-	rq->actor = spawn_arena_alloc(a, sizeof *rq->actor);
-	spawn__actors__actor__init(rq->actor);
-	rq->actor->id = spawn_arena_alloc(a, sizeof *rq->actor->id);
-	spawn__actors__actor_id__init(rq->actor->id);
-	rq->actor->id->name = spawn_arena_strdup(a, actor);
-	rq->action_name = "Add";
+	Spawn__InvocationRequest *rq = rtf_request(a, SYS, actor, "Add");
 	rq->value = spawn_arena_alloc(a, sizeof *rq->value);
 	google__protobuf__any__init(rq->value);
 	rq->value->type_url = "type.googleapis.com/test.Add";
@@ -197,18 +87,10 @@ static void invoke(const char *actor, size_t payload, int64_t deadline_in, int t
 /* answer task i with an empty response (no state: the actors are stateless). */
 static void answer(size_t i)
 {
-	pthread_mutex_lock(&host.mu);
-	ck_assert(!host.tasks[i].answered);
-	host.tasks[i].answered = true;
-	gw_inv *inv = host.tasks[i].inv;
-	uint64_t id = host.tasks[i].id;
-	pthread_mutex_unlock(&host.mu);
+	uint64_t id;
+	gw_inv *inv = rtf_take(&host, i, &id);
 	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
-	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
-	res.request_id = id;
-	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
-	res.response = &r;
-	gw_runtime_result(rt, inv, &res);
+	rtf_respond(inv, id, &r);
 }
 
 static size_t ntasks(void)
@@ -312,7 +194,7 @@ START_TEST(the_bytes_queued_for_one_actor_are_bounded)
 	ck_assert(fake_host_wait(&host, 1));
 	invoke("a1", 40 * 1024, 0, 2);
 	invoke("a1", 40 * 1024, 0, 3);
-	ck_assert_uint_eq(n_outs(), 0);
+	ck_assert_uint_eq(outs_count(), 0);
 	invoke("a1", 40 * 1024, 0, 4); /* 120 KiB would wait: refused at once */
 	ck_assert(wait_outs(1));
 	ck_assert_int_eq(outs[0].tag, 4);
@@ -330,7 +212,7 @@ START_TEST(the_bytes_queued_for_one_actor_are_bounded)
 	ck_assert(fake_host_wait(&host, 3));
 	invoke("a1", 40 * 1024, 0, 6);
 	ck_assert(wait_outs(3));
-	ck_assert_uint_eq(n_outs(), 3);                     /* 6 is queued, not refused */
+	ck_assert_uint_eq(outs_count(), 3);                 /* 6 is queued, not refused */
 	ck_assert_uint_gt(stats().queued_bytes, 80 * 1024); /* 3 and 6 wait */
 	ck_assert_uint_lt(stats().queued_bytes, 81 * 1024);
 }
@@ -345,7 +227,7 @@ START_TEST(the_bytes_queued_in_the_gateway_are_bounded)
 	ck_assert(fake_host_wait(&host, 2));
 	invoke("a1", 40 * 1024, 0, 3);
 	invoke("a2", 40 * 1024, 0, 4);
-	ck_assert_uint_eq(n_outs(), 0);
+	ck_assert_uint_eq(outs_count(), 0);
 	invoke("a2", 40 * 1024, 0, 5);
 	ck_assert(wait_outs(1));
 	ck_assert_int_eq(outs[0].tag, 5);
@@ -354,7 +236,7 @@ START_TEST(the_bytes_queued_in_the_gateway_are_bounded)
 	ck_assert_uint_eq(stats().queued_refused, 1);
 	/* a small call still fits */
 	invoke("a1", 1000, 0, 6);
-	ck_assert_uint_eq(n_outs(), 1);
+	ck_assert_uint_eq(outs_count(), 1);
 	ck_assert_uint_gt(stats().queued_bytes, 81 * 1024);
 }
 END_TEST
@@ -451,11 +333,7 @@ static bool answer_try(size_t i)
 	 * hand it out: a cancel meanwhile sees it gone */
 	pthread_mutex_unlock(&host.mu);
 	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
-	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
-	res.request_id = id;
-	res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE;
-	res.response = &r;
-	gw_runtime_result(rt, inv, &res);
+	rtf_respond(inv, id, &r);
 	return true;
 }
 
@@ -475,7 +353,7 @@ START_TEST(a_cancelled_queued_call_leaves_the_mailbox_at_once)
 	ck_assert_uint_lt(stats().queued_bytes, 1024); /* given back at once */
 	ck_assert_uint_eq(stats().cancelled, 1);
 	gw_runtime_cancel(rt, big); /* again: nothing, done ran once */
-	ck_assert_uint_eq(n_outs(), 1);
+	ck_assert_uint_eq(outs_count(), 1);
 	/* it never runs: the next turn is call 3 */
 	answer(0);
 	ck_assert(fake_host_wait(&host, 2));
@@ -524,7 +402,7 @@ START_TEST(a_cancelled_written_task_keeps_its_actor_held)
 	/* the host may still run it: no second turn is sent */
 	ck_assert_uint_eq(host.nheld, 1);
 	ck_assert_uint_eq(ntasks(), 1);
-	ck_assert_uint_eq(n_outs(), 1);
+	ck_assert_uint_eq(outs_count(), 1);
 	gw_runtime_release(rt, host.held); /* its (dropped) answer, or its end */
 	ck_assert(fake_host_wait(&host, 2));
 	answer(1);
@@ -543,7 +421,7 @@ START_TEST(a_cancel_after_the_answer_or_before_the_call_is_queued)
 	answer(0);
 	ck_assert(wait_outs(1));
 	gw_runtime_cancel(rt, done); /* finished: a no-op */
-	ck_assert_uint_eq(n_outs(), 1);
+	ck_assert_uint_eq(outs_count(), 1);
 	ck_assert_int_eq(outs[0].err, GW_OK);
 	/* cancelled before it reached the runtime: refused when it gets there */
 	gw_inv *early = invoke_kept("a1", 8, 2, false);
@@ -599,7 +477,7 @@ START_TEST(a_cancel_racing_the_result_completes_each_call_once)
 		ok += r.a->err == GW_OK;
 		cancelled += r.a->err == GW_ECANCELLED;
 	}
-	ck_assert_uint_eq(n_outs(), 1200);
+	ck_assert_uint_eq(outs_count(), 1200);
 	ck_assert_uint_eq(stats().queued_bytes, 0);
 	/* the actor is free: a last call runs */
 	invoke_kept("a1", 8, 4000, true);
@@ -614,11 +492,7 @@ END_TEST
 
 static Suite *mailbox_suite(void)
 {
-	Suite *s = suite_create("mailbox");
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
+	rtf_case cases[] = {
 	    {"deadline-busy", a_queued_call_leaves_at_its_deadline_while_its_actor_is_busy},
 	    {"deadline-held", queued_calls_leave_at_their_deadline_while_their_actor_is_held},
 	    {"mailbox-bytes", the_bytes_queued_for_one_actor_are_bounded},
@@ -630,21 +504,10 @@ static Suite *mailbox_suite(void)
 	    {"cancel-finished-or-early", a_cancel_after_the_answer_or_before_the_call_is_queued},
 	    {"cancel-race", a_cancel_racing_the_result_completes_each_call_once},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 30);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return RTF_SUITE("mailbox", cases, setup, teardown);
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(mailbox_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return rtf_run(mailbox_suite());
 }
