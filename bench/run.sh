@@ -246,7 +246,8 @@ if want gateway || want actors; then
 		#    whose actors answer action $GW_ACTION by echoing the payload, and
 		#    prints "ready" once the gateway accepted its registration.
 		start gateway '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
-			--statestore "sqlite://$TMP/gateway.db" --deactivate-timeout 3600000
+			--statestore "sqlite://$TMP/gateway.db" --deactivate-timeout 3600000 \
+			--max-instances $((MEM_ACTORS + MEM_WARM + 1000000))
 		GW_PID=$PID GW_PORT=$MATCH
 		start echo-host '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$GW_PORT" \
 			--system "$GW_SYSTEM" --action "$GW_ACTION"

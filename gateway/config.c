@@ -95,7 +95,7 @@ void gw_config_usage(const char *prog)
 	    "                            stored ones wait, others fail their turn\n"
 	    "                            [SPAWN_MAX_EFFECTS_IN_FLIGHT] default 10000\n"
 	    "  --max-instances N         UNNAMED instances per actor system\n"
-	    "                            [SPAWN_MAX_INSTANCES] default 100000\n"
+	    "                            [SPAWN_MAX_INSTANCES] default 1000000\n"
 	    "  --max-schedules N         stored scheduled invocations per actor system\n"
 	    "                            [SPAWN_MAX_SCHEDULES] default 100000\n"
 	    "  --max-schedule-ahead MS   farthest scheduled_to from now (INVALID_ARGUMENT)\n"

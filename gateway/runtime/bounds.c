@@ -54,7 +54,7 @@ void gwi_bounds_defaults(gw_runtime_opts *o)
 		                         ? o->max_message_bytes - GW_TASK_RESERVE
 		                         : o->max_message_bytes / 2;
 	if (!o->max_instances)
-		o->max_instances = 100000;
+		o->max_instances = 1000000;
 	if (!o->max_schedules)
 		o->max_schedules = 100000;
 	if (o->max_schedule_ahead_ms <= 0)

@@ -81,7 +81,7 @@ typedef struct gw_runtime_opts {
 	                                   max_message_bytes - GW_TASK_RESERVE (half
 	                                   of it when under 2 * GW_TASK_RESERVE) */
 	size_t max_message_bytes;       /* the host message bound; 0 = 4 MiB */
-	uint32_t max_instances;         /* UNNAMED instances per system; 0 = 100000 */
+	uint32_t max_instances;         /* UNNAMED instances per system; 0 = 1000000 */
 	uint32_t max_schedules;         /* stored scheduled invocations per system;
 	                                   0 = 100000 */
 	int64_t max_schedule_ahead_ms;  /* farthest scheduled_to from now; 0 = 366 days */

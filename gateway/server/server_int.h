@@ -47,6 +47,7 @@ struct gw_server {
 	struct gw_host *hosts; /* borrowed: each unlists itself in host_close */
 	/* the watchdog thread: gwi_host_watch every GWI_WATCH_MS */
 	pthread_t watchdog;
+	pthread_cond_t wcv;                   /* the watchdog's own: only its stop signals it */
 	bool watchdog_started, watchdog_stop; /* watchdog_stop guarded by mu */
 };
 
