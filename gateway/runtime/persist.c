@@ -3,7 +3,8 @@
  * background key rotation when the queue is idle.
  *
  * Two queues, by class (urgent_kind): URGENT (activations, reads,
- * listings: a caller waits on one read) and BULK (everything else). One
+ * listings, instance records and lookups: a caller waits on them, and a new
+ * instance's record precedes its activation) and BULK (everything else). One
  * drain takes both:
  *
  *   URGENT jobs ---------- run first, in arrival order; JOB_ACTIVATE jobs
@@ -71,9 +72,14 @@ enum {
  * save batch. The runtime never has an activation and a save of one actor
  * in flight at once, and a read sees a committed revision either way, so
  * running these first changes nothing an actor can observe. */
+/* Instance records are urgent too: a new instance's record must commit
+ * before its activation (arrival order), or a call answered before the
+ * record commits is forgotten by a crash, and a client creating instances
+ * faster than records commit would grow the bulk queue without bound. */
 static bool urgent_kind(int kind)
 {
-	return kind == JOB_ACTIVATE || kind == JOB_READ || kind == JOB_LIST;
+	return kind == JOB_ACTIVATE || kind == JOB_READ || kind == JOB_LIST ||
+	       kind == JOB_INST_PUT || kind == JOB_INST_GET;
 }
 
 #define EFFECTS_PAGE 256
@@ -492,6 +498,11 @@ static void run_urgent(gw_persist *p, gw_persist_job *list)
 		}
 		if (act_holds(&acts, j))
 			act_flush(p, &acts);
+		if (j->kind == JOB_INST_PUT || j->kind == JOB_INST_GET) {
+			run_misc(p, j);
+			job_free(j);
+			continue;
+		}
 		if (j->kind == JOB_LIST)
 			run_list(p, j);
 		else
