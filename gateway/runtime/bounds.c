@@ -304,6 +304,7 @@ gw_err gw_runtime_spawn(gw_runtime *rt, const char *system, const char *name, co
 			*created = made;
 		return err;
 	}
+	gw_registry_type_rele(t); /* only its existence mattered */
 	return gw_registry_spawn(rt->reg, system, name, parent, created);
 }
 
