@@ -174,6 +174,26 @@ START_TEST(mtls_client_reaches_the_gateway_with_its_token_once_per_call)
 }
 END_TEST
 
+START_TEST(mtls_over_a_unix_socket)
+{
+	/* TLS applies to unix sockets too; gRPC names the peer "localhost". */
+	char addr[300];
+	snprintf(addr, sizeof addr, "unix:%s/gw.sock", certs);
+	fake_gw *gw = fake_gw_start_tls(addr, P("server-chain.pem"), P("server.key"), P("ca.pem"));
+	ck_assert_ptr_nonnull(gw);
+	spawn_client *cl = client_with(gw, (spawn_security_opts){.tls_ca = P("ca.pem"),
+	                                                         .tls_cert = P("client.pem"),
+	                                                         .tls_key = P("client.key"),
+	                                                         .token = "tok-unix"});
+	call_ok(gw, cl, "Bearer tok-unix");
+	spawn_client_destroy(cl);
+	cl = client_with(gw, (spawn_security_opts){.tls_ca = P("ca.pem")}); /* no certificate */
+	call_refused(gw, cl);
+	spawn_client_destroy(cl);
+	fake_gw_stop(gw);
+}
+END_TEST
+
 START_TEST(mtls_without_a_client_certificate_fails_the_handshake)
 {
 	fake_gw *gw = start_mtls_gw();
@@ -484,6 +504,7 @@ static Suite *sdk_tls_suite(void)
 		const TTest *t;
 	} cases[] = {
 	    {"mtls_ok", mtls_client_reaches_the_gateway_with_its_token_once_per_call},
+	    {"unix", mtls_over_a_unix_socket},
 	    {"no_client_cert", mtls_without_a_client_certificate_fails_the_handshake},
 	    {"wrong_ca", trusting_the_wrong_ca_fails_the_handshake},
 	    {"server_name", server_name_override_is_checked_against_the_certificate},
