@@ -867,7 +867,10 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		grpc_server_register_completion_queue(s->server, s->cqs[i].cq, NULL);
 	}
 	for (size_t i = 0; i < o->n_listen; i++) {
-		grpc_server_credentials *cr = grpc_insecure_server_credentials_create();
+		grpc_server_credentials *cr = s->o.tls ? gw_tls_server_credentials(s->o.tls)
+		                                     : grpc_insecure_server_credentials_create();
+		if (!cr)
+			goto nomem;
 		int port = grpc_server_add_http2_port(s->server, o->listen[i], cr);
 		grpc_server_credentials_release(cr);
 		if (port <= 0) {

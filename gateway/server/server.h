@@ -15,6 +15,7 @@
 #include "gw_err.h"
 #include "registry.h"
 #include "runtime.h"
+#include "tls.h"
 #include "wirecheck.h"
 
 typedef struct gw_server gw_server;
@@ -30,6 +31,8 @@ typedef struct gw_server_opts {
 	                            new ones are refused (RESOURCE_EXHAUSTED); 0 = 64 MiB */
 	int64_t host_stall_ms;   /* a host over host_queue_bytes that has not finished a
 	                            write for this long is disconnected; 0 = 10000 */
+	gw_tls *tls; /* borrowed, must outlive the server: TLS on every listener (tls.h);
+	                NULL = plaintext */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed

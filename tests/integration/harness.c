@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <grpc/grpc_security.h>
+
 extern char **environ;
 
 /* The run's root temp dir: set by it_run before any test is forked, so
@@ -549,4 +551,75 @@ int it_run(Suite *s)
 	else
 		rm_tree(it_root);
 	return failed ? 1 : 0;
+}
+
+/* ---- TLS --------------------------------------------------------------------------------- */
+
+const char *it_certs(it_world *w)
+{
+	if (w->certs[0])
+		return w->certs;
+	char dir[600], cmd[1600];
+	snprintf(dir, sizeof dir, "%s/certs", w->dir);
+	snprintf(cmd, sizeof cmd, "'%s/tests/tls/mkcerts.sh' '%s' >/dev/null", it_source_dir(), dir);
+	int rc = system(cmd);
+	ck_assert_msg(rc == 0, "mkcerts.sh %s failed: %d", dir, rc);
+	snprintf(w->certs, sizeof w->certs, "%s", dir);
+	return w->certs;
+}
+
+const char *it_cert(it_world *w, const char *file, char *buf, size_t n)
+{
+	int k = snprintf(buf, n, "%s/%s", it_certs(w), file);
+	ck_assert_msg(k > 0 && (size_t)k < n, "path too long");
+	return buf;
+}
+
+/* slurp reads a PEM file whole; the caller frees. Asserts. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
+	char *buf = malloc(1 << 20);
+	ck_assert_ptr_nonnull(buf);
+	size_t n = fread(buf, 1, (1 << 20) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return buf;
+}
+
+grpc_channel *it_channel_create(const char *target, const it_tls *tls)
+{
+	grpc_arg args[2];
+	size_t na = 0;
+	/* A new channel is a new connection: the global subchannel pool could
+	 * hand this channel another's (the tests count handshakes). */
+	args[na].type = GRPC_ARG_INTEGER;
+	args[na].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+	args[na++].value.integer = 1;
+	grpc_channel_credentials *cr;
+	if (!tls || !tls->ca) {
+		cr = grpc_insecure_credentials_create();
+	} else {
+		char *ca = slurp(tls->ca), *cert = NULL, *key = NULL;
+		grpc_ssl_pem_key_cert_pair pair = {0};
+		if (tls->cert) {
+			cert = slurp(tls->cert);
+			key = slurp(tls->key);
+			pair.cert_chain = cert;
+			pair.private_key = key;
+		}
+		cr = grpc_ssl_credentials_create(ca, tls->cert ? &pair : NULL, NULL, NULL);
+		free(ca);
+		free(cert);
+		free(key);
+		args[na].type = GRPC_ARG_STRING;
+		args[na].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+		args[na++].value.string = (char *)(tls->server_name ? tls->server_name : "localhost");
+	}
+	ck_assert_ptr_nonnull(cr);
+	grpc_channel_args ca = {na, args};
+	grpc_channel *ch = grpc_channel_create(target, cr, &ca);
+	grpc_channel_credentials_release(cr);
+	return ch;
 }
