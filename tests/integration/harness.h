@@ -162,9 +162,9 @@ const char *it_certs(it_world *w);
 const char *it_cert(it_world *w, const char *file, char *buf, size_t n);
 
 /* it_channel_create makes a channel to target (its own subchannels: never
- * a connection shared with another channel), with TLS per tls. Asserts the
- * files can be read. The caller destroys it with grpc_channel_destroy;
- * grpc_init must have been called. */
+ * a connection shared with another channel), with TLS per tls; NULL when a
+ * file cannot be read. The caller destroys it with grpc_channel_destroy;
+ * grpc_init must have been called. Defined in raw.c. */
 grpc_channel *it_channel_create(const char *target, const it_tls *tls);
 
 /* A test of a suite: the TCase name and the test. */

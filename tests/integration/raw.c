@@ -64,6 +64,11 @@ static raw_stream *open_call(const char *target, const it_tls *tls, const char *
 	grpc_init();
 	if (tls) {
 		s->ch = it_channel_create(target, tls);
+		if (!s->ch) {
+			free(s);
+			grpc_shutdown();
+			return NULL;
+		}
 	} else {
 		grpc_channel_credentials *cr = grpc_insecure_credentials_create();
 		s->ch = grpc_channel_create(target, cr, NULL);
@@ -230,6 +235,60 @@ void raw_stream_close(raw_stream *s)
 	grpc_completion_queue_destroy(s->cq);
 	free(s);
 	grpc_shutdown();
+}
+
+/* ---- channels ---------------------------------------------------------------------------- */
+
+/* slurp reads a PEM file whole; the caller frees. NULL when it cannot. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = malloc(1 << 20);
+	size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+	fclose(f);
+	if (buf)
+		buf[n] = 0;
+	return buf;
+}
+
+grpc_channel *it_channel_create(const char *target, const it_tls *tls)
+{
+	grpc_arg args[2];
+	size_t na = 0;
+	/* A new channel is a new connection: the global subchannel pool could
+	 * hand this channel another's (the tests count handshakes). */
+	args[na].type = GRPC_ARG_INTEGER;
+	args[na].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+	args[na++].value.integer = 1;
+	grpc_channel_credentials *cr;
+	if (!tls || !tls->ca) {
+		cr = grpc_insecure_credentials_create();
+	} else {
+		char *ca = slurp(tls->ca), *cert = NULL, *key = NULL;
+		grpc_ssl_pem_key_cert_pair pair = {0};
+		if (tls->cert) {
+			cert = slurp(tls->cert);
+			key = slurp(tls->key);
+			pair.cert_chain = cert;
+			pair.private_key = key;
+		}
+		bool ok = ca && (!tls->cert || (cert && key));
+		cr = ok ? grpc_ssl_credentials_create(ca, tls->cert ? &pair : NULL, NULL, NULL) : NULL;
+		free(ca);
+		free(cert);
+		free(key);
+		if (!cr)
+			return NULL;
+		args[na].type = GRPC_ARG_STRING;
+		args[na].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+		args[na++].value.string = (char *)(tls->server_name ? tls->server_name : "localhost");
+	}
+	grpc_channel_args ca = {na, args};
+	grpc_channel *ch = grpc_channel_create(target, cr, &ca);
+	grpc_channel_credentials_release(cr);
+	return ch;
 }
 
 /* unary_start starts the one batch of a unary call. */
