@@ -157,6 +157,10 @@ int main(int argc, char **argv)
 	gw_server_opts sv = {
 	    .listen = cfg.listen,
 	    .n_listen = cfg.n_listen,
+	    .host_listen = cfg.host_listen,
+	    .n_host_listen = cfg.n_host_listen,
+	    .admin_listen = cfg.admin_listen,
+	    .n_admin_listen = cfg.n_admin_listen,
 	    .threads = cfg.threads,
 	    .max_message_bytes = cfg.max_message_bytes,
 	    .drain_ms = cfg.drain_ms,
@@ -172,8 +176,8 @@ int main(int argc, char **argv)
 	}
 	if ((err = gw_server_start(srv)))
 		goto fail;
-	for (size_t i = 0; i < cfg.n_listen; i++)
-		printf("listening %s %d\n", cfg.listen[i], gw_server_port(srv, i));
+	for (size_t i = 0; i < gw_server_listeners(srv); i++)
+		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
 
