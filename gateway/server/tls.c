@@ -23,12 +23,12 @@
 
 #include "log.h"
 
-#define TLS_FILE_MAX    (1 << 20) /* a PEM file larger than this is refused */
-#define TLS_RETRY_NS    1000000000LL
-#define F_CERT          0
-#define F_KEY           1
-#define F_CA            2
-#define F_COUNT         3
+#define TLS_FILE_MAX (1 << 20) /* a PEM file larger than this is refused */
+#define TLS_RETRY_NS 1000000000LL
+#define F_CERT       0
+#define F_KEY        1
+#define F_CA         2
+#define F_COUNT      3
 
 /* What stat says of a file: a change in any field is a change of the file
  * (a copy over it, a rename onto it, a symlink swapped as Kubernetes does). */
@@ -49,8 +49,8 @@ typedef struct tls_lst {
 
 struct gw_tls {
 	pthread_mutex_t mu;
-	char *path[F_COUNT];  /* owned; path[F_CA] NULL without mTLS */
-	char *pem[F_COUNT];   /* owned: the files in use (invariant 1) */
+	char *path[F_COUNT];    /* owned; path[F_CA] NULL without mTLS */
+	char *pem[F_COUNT];     /* owned: the files in use (invariant 1) */
 	tls_stamp st[F_COUNT];  /* of the files in use */
 	tls_stamp bad[F_COUNT]; /* of the last set refused; valid when have_bad */
 	bool have_bad;
@@ -90,8 +90,7 @@ static bool stamp_eq(const tls_stamp *a, const tls_stamp *b)
 /* read_file reads path whole (NUL-terminated) and its stamp, taken from
  * the descriptor it read. Returns the buffer (caller frees) or NULL with
  * why set. */
-static char *read_file(const char *flag, const char *path, tls_stamp *st, char *why,
-                       size_t whylen)
+static char *read_file(const char *flag, const char *path, tls_stamp *st, char *why, size_t whylen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -218,7 +217,8 @@ static gw_err load_set(gw_tls *t, char *why, size_t whylen, char *info, size_t i
 	memset(st, 0, sizeof st);
 	gw_err err = GW_ECONFIG;
 	for (int i = 0; i < F_COUNT; i++)
-		if (t->path[i] && !(pem[i] = read_file(flag_of[i], t->path[i], &st[i], why, whylen)))
+		if (t->path[i] &&
+		    !(pem[i] = read_file(flag_of[i], t->path[i], &st[i], why, whylen)))
 			goto out;
 	if ((err = check_set(pem, t->path, why, whylen, info, infolen)))
 		goto out;
@@ -312,8 +312,9 @@ static grpc_ssl_certificate_config_reload_status fetch(void *user,
 gw_err gw_tls_create(gw_tls **out, const gw_tls_opts *o, char *why, size_t whylen)
 {
 	if (!o->cert || !o->key) {
-		snprintf(why, whylen, "%s", o->cert ? "--tls-cert needs --tls-key"
-		                                    : "--tls-key and --tls-client-ca need --tls-cert");
+		snprintf(why, whylen, "%s",
+		         o->cert ? "--tls-cert needs --tls-key"
+		                 : "--tls-key and --tls-client-ca need --tls-cert");
 		return GW_ECONFIG;
 	}
 	gw_tls *t = calloc(1, sizeof *t);
