@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,8 +55,7 @@ struct gw_tls {
 	bool have_bad;
 	int64_t bad_ns; /* when it was refused */
 	uint64_t gen;   /* of the files in use; starts at 1 */
-	atomic_uint_least64_t reloads;
-	tls_lst *lst; /* owned: every listener's context */
+	tls_lst *lst;   /* owned: every listener's context */
 };
 
 static const char *const flag_of[F_COUNT] = {"--tls-cert", "--tls-key", "--tls-client-ca"};
@@ -265,7 +263,6 @@ static void refresh_locked(gw_tls *t)
 	char why[600], info[120];
 	if (load_set(t, why, sizeof why, info, sizeof info) == GW_OK) {
 		t->have_bad = false;
-		atomic_fetch_add(&t->reloads, 1);
 		GW_INFO("TLS: certificate files changed: new connections get %s %s (%s)",
 		        flag_of[F_CERT], t->path[F_CERT], info);
 		return;
@@ -355,11 +352,6 @@ grpc_server_credentials *gw_tls_server_credentials(gw_tls *t)
 	                      : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
 	        fetch, l);
 	return so ? grpc_ssl_server_credentials_create_with_options(so) : NULL;
-}
-
-uint64_t gw_tls_reloads(const gw_tls *t)
-{
-	return atomic_load(&((gw_tls *)t)->reloads);
 }
 
 void gw_tls_destroy(gw_tls *t)
