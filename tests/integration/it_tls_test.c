@@ -534,6 +534,46 @@ START_TEST(a_renewed_certificate_reaches_new_connections_and_no_call_in_flight_f
 }
 END_TEST
 
+/* The client CA bundle is reloaded like the certificate: a CA added to it
+ * is trusted by the next handshake, a CA removed no longer is. */
+START_TEST(the_client_ca_bundle_is_reloaded_too)
+{
+	it_world_init(&w, "client_ca_reload");
+	char ca[600];
+	it_path(&w, "live-ca.pem", ca, sizeof ca);
+	copy_file(C("ca.pem"), ca);
+	it_gw gw;
+	const char *args[] = {TLS_ARGS("server-chain.pem", "server.key"), "--tls-client-ca", ca,
+	                      NULL};
+	start_gw(&gw, args);
+	tid good, rogue;
+	tls_of(&good, "ca.pem", "client");
+	tls_of(&rogue, "ca.pem", "rogue");
+	char details[300];
+	ck_assert_int_eq(probe(gw.target, &rogue.t, details, sizeof details),
+	                 GRPC_STATUS_UNAVAILABLE);
+	/* The rogue CA joins the bundle. */
+	char both[600];
+	it_path(&w, "both.pem", both, sizeof both);
+	char cmd[2000];
+	snprintf(cmd, sizeof cmd, "cat '%s' '%s' > '%s'", C("ca.pem"), C("rogue-ca.pem"), both);
+	ck_assert_int_eq(system(cmd), 0);
+	copy_file(both, ca);
+	int st = probe(gw.target, &rogue.t, details, sizeof details);
+	ck_assert_msg(st == GRPC_STATUS_UNIMPLEMENTED, "a CA added to the bundle: %d %s", st,
+	              details);
+	ck_assert_int_eq(probe(gw.target, &good.t, details, sizeof details),
+	                 GRPC_STATUS_UNIMPLEMENTED);
+	/* And leaves it. */
+	copy_file(C("ca.pem"), ca);
+	ck_assert_int_eq(probe(gw.target, &rogue.t, details, sizeof details),
+	                 GRPC_STATUS_UNAVAILABLE);
+	ck_assert_int_eq(probe(gw.target, &good.t, details, sizeof details),
+	                 GRPC_STATUS_UNIMPLEMENTED);
+	it_gateway_stop(&gw);
+}
+END_TEST
+
 /* ---- start-up checks ------------------------------------------------------------------- */
 
 /* expect_refusal starts the gateway with args and asserts it exits 2 with
@@ -747,6 +787,7 @@ static Suite *tls_suite(void)
 	    {"tls_no_mtls", server_tls_without_mtls_needs_no_client_certificate},
 	    {"tls_unix_socket", a_unix_socket_listener_gets_tls_too},
 	    {"renewal", a_renewed_certificate_reaches_new_connections_and_no_call_in_flight_fails},
+	    {"client_ca_reload", the_client_ca_bundle_is_reloaded_too},
 	    {"bad_tls_files", bad_tls_files_refuse_to_start_with_a_clear_error},
 	    {"safe_defaults", a_non_loopback_bind_needs_tls_and_a_policy_or_insecure},
 	    {"split_listeners", split_listeners_serve_each_role_only_on_its_own},
