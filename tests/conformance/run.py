@@ -23,7 +23,9 @@ With --mtls every link is mutual TLS: the runner makes a private PKI once
 --tls-cert/--tls-key/--tls-client-ca, and hands the host its host
 certificate and the driver its client certificate through the SDKs'
 environment fallbacks (SPAWN_TLS_CA, SPAWN_TLS_CERT, SPAWN_TLS_KEY): the
-hosts and drivers themselves are the same programs as without it. Without
+hosts and drivers themselves are the same programs as without it. A
+gateway with access control (--hash-token in its --help) also gets an
+--access policy naming the host and the driver by their certificates. Without
 --mtls those variables are removed from the children's environment.
 
 Every wait reads a line with a deadline; nothing sleeps. Children die with
@@ -69,6 +71,19 @@ TLS_ENV = ("SPAWN_TLS_CA", "SPAWN_TLS_CERT", "SPAWN_TLS_KEY", "SPAWN_TLS_SERVER_
 START_TIMEOUT = 60.0      # s: a process's first line (ASan builds start slowly)
 STOP_TIMEOUT = 30.0       # s: a process's exit after SIGTERM / QUIT
 CALL_TIMEOUT_MS = 10000   # a call's deadline unless the step gives one
+# With --mtls on a gateway with access control: the host and the client
+# driver are principals known by their certificates' SAN URIs
+# (tests/tls/mkcerts.sh), each allowed exactly its role.
+ACCESS_POLICY = """\
+principals:
+  - name: conformance-host
+    identities: [uri:spiffe://spawn.test/host]
+    host: [%(system)s]
+  - name: conformance-client
+    identities: [uri:spiffe://spawn.test/client]
+    invoke:
+      - system: %(system)s
+"""
 SKIPPED = 77              # exit status: cannot run here (ctest SKIP_RETURN_CODE)
 
 
@@ -379,6 +394,8 @@ class Cell:
             argv += ["--tls-cert", os.path.join(certs, "server-chain.pem"),
                      "--tls-key", os.path.join(certs, "server.key"),
                      "--tls-client-ca", os.path.join(certs, "ca.pem")]
+            if self.args.access:
+                argv += ["--access", os.path.join(certs, "access.yaml")]
         self.gw = Proc("gateway", argv, os.path.join(self.dir, "gateway.log"))
         words = self.gw.line(START_TIMEOUT, "'listening' line").split()
         if len(words) != 3 or words[0] != "listening":
@@ -575,6 +592,7 @@ def main():
         scenarios = [s for s in scenarios if s["name"] in args.scenario]
 
     args.certs = None
+    args.access = False
     if args.mtls:
         helptext = subprocess.run([args.gateway, "--help"], capture_output=True, text=True)
         if "--tls-client-ca" not in helptext.stdout + helptext.stderr:
@@ -582,9 +600,15 @@ def main():
             # skipped (SKIP_RETURN_CODE), not passed.
             print("run.py: %s has no --tls-client-ca: the mTLS matrix cannot run" % args.gateway)
             return SKIPPED
+        # A gateway with access control (it has --hash-token) also gets a
+        # policy that knows the host and the client by their certificates.
+        args.access = "--hash-token" in helptext.stdout + helptext.stderr
         args.certs = tempfile.mkdtemp(prefix="spawn-conf-certs-")
         subprocess.run(["bash", os.path.join(SOURCE, "tests", "tls", "mkcerts.sh"), args.certs],
                        check=True)
+        if args.access:
+            with open(os.path.join(args.certs, "access.yaml"), "w") as f:
+                f.write(ACCESS_POLICY % {"system": SYSTEM})
     try:
         return run_matrix(args, contract, scenarios, hosts, clients)
     finally:
