@@ -21,11 +21,15 @@
  *
  * Invariants:
  *   1. A driver only ever receives ciphertext: rows are sealed here.
- *   2. Every row is sealed with a fresh nonce and the AAD of its own actor
- *      and revision (envelope 2, crypto.h), so a row moved onto another
- *      actor or another revision fails to load (GW_ECRYPTO). Rows written
- *      before envelope 2 (actor only) still load; a save or a key rotation
- *      rewrites them as envelope 2.
+ *   2. Every row is sealed with a fresh nonce, under its system's data key
+ *      (HKDF of the keyring key over the system name) and the AAD of its
+ *      own actor, revision and key id (envelope 3, crypto.h), so a row
+ *      moved onto another system, actor or revision fails to load
+ *      (GW_ECRYPTO), and one system's data key opens no other system's
+ *      rows. Rows of envelopes 1 and 2 (under the keyring key itself)
+ *      still load; a save or a key rotation rewrites them as envelope 3:
+ *      the rotation's scan takes every row whose key id is not the
+ *      primary OR whose data does not begin with the envelope 3 magic.
  *   3. A store opens only when its key check authenticates, so a wrong key
  *      is caught at start-up, not at the first load. Two openers of a new
  *      store cannot both write a key check: the write is insert-only.
@@ -658,7 +662,7 @@ gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err
 	for (; sealed < n; sealed++) {
 		const gw_state *st = &states[sealed];
 		gw_sealed sl;
-		e = gw_seal_rev(s->kr, st->key.system, st->key.name, st->expected + 1, st->data,
+		e = gw_seal_sys(s->kr, st->key.system, st->key.name, st->expected + 1, st->data,
 		                st->len, &sl);
 		if (e != GW_OK)
 			goto out;
@@ -900,7 +904,7 @@ static gw_err rot_rows(gw_store *s, int table, const gw_row *rows, size_t n, gw_
 		if (e != GW_OK)
 			goto out;
 		gw_sealed sl;
-		e = gw_seal_rev(s->kr, r->key.system, r->key.name, r->revision, pt, ptlen, &sl);
+		e = gw_seal_sys(s->kr, r->key.system, r->key.name, r->revision, pt, ptlen, &sl);
 		OPENSSL_cleanse(pt, ptlen);
 		free(pt);
 		if (e != GW_OK)

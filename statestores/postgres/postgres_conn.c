@@ -22,6 +22,10 @@
 
 /* The columns of a row, in the order read_row expects. */
 #define ROW_COLS   "revision, epoch, key_id, nonce, data, type_url"
+/* A row key rotation rewrites: under another key than the primary ($1), or
+ * not yet envelope 3 (crypto.h: its data begins with A7 'G' 'W' 03). */
+#define NOT_CURRENT                                                                               \
+	"(key_id <> $1 OR substring(data from 1 for 4) <> decode('a7475703', 'hex'))"
 #define SCHED_COLS "id, due_ms, key_id, nonce, data"
 #define ROT_WRITE(table)                                                                           \
 	"UPDATE " table " SET key_id = $4, nonce = $5, data = $6 "                                 \
@@ -138,20 +142,20 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                         2,
                         {OID_TEXT, OID_BYTEA}},
     [ST_ROT_COUNT] = {"gw_rot_count",
-                      "SELECT (SELECT count(*) FROM spawn_actor_state WHERE key_id <> $1) + "
-                      "(SELECT count(*) FROM spawn_actor_history WHERE key_id <> $1)",
+                      "SELECT (SELECT count(*) FROM spawn_actor_state WHERE " NOT_CURRENT ") + "
+                      "(SELECT count(*) FROM spawn_actor_history WHERE " NOT_CURRENT ")",
                       1,
                       {OID_TEXT}},
     /* Row comparisons walk the primary key (COLLATE "C": byte order). */
     [ST_ROT_SCAN_STATE] = {"gw_rot_scan_state",
                            "SELECT system, name, " ROW_COLS " FROM spawn_actor_state "
-                           "WHERE (system, name) > ($2, $3) AND key_id <> $1 "
+                           "WHERE (system, name) > ($2, $3) AND " NOT_CURRENT " "
                            "ORDER BY system, name LIMIT $4",
                            4,
                            {OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8}},
     [ST_ROT_SCAN_HIST] = {"gw_rot_scan_hist",
                           "SELECT system, name, " ROW_COLS " FROM spawn_actor_history "
-                          "WHERE (system, name, revision) > ($2, $3, $4) AND key_id <> $1 "
+                          "WHERE (system, name, revision) > ($2, $3, $4) AND " NOT_CURRENT " "
                           "ORDER BY system, name, revision LIMIT $5",
                           5,
                           {OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_INT8}},

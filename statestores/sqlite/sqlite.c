@@ -105,6 +105,9 @@ enum {
 
 /* The columns of a row, in the order read_row expects. */
 #define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
+/* A row key rotation rewrites: under another key than the primary (?1), or
+ * not yet envelope 3 (crypto.h: its data begins with A7 'G' 'W' 03). */
+#define NOT_CURRENT "(key_id <> ?1 OR substr(data, 1, 4) <> X'A7475703')"
 
 /* INSERT, UPDATE and HIST_PUT share parameter numbers ?1..?9 so one
  * function binds them all; INSERT and UPDATE add ?10 = the effects flag
@@ -146,15 +149,15 @@ static const char *const sql_text[ST_COUNT] = {
                     "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
     [ST_META_CREATE] = "INSERT INTO spawn_meta(name, value) VALUES(?1, ?2) "
                        "ON CONFLICT(name) DO NOTHING",
-    [ST_ROT_COUNT] = "SELECT (SELECT count(*) FROM spawn_actor_state WHERE key_id <> ?1) + "
-                     "(SELECT count(*) FROM spawn_actor_history WHERE key_id <> ?1)",
+    [ST_ROT_COUNT] = "SELECT (SELECT count(*) FROM spawn_actor_state WHERE " NOT_CURRENT ") + "
+                     "(SELECT count(*) FROM spawn_actor_history WHERE " NOT_CURRENT ")",
     /* Row values compare column by column in the index's (BINARY) order,
      * so the scan walks the primary key. */
     [ST_ROT_SCAN_STATE] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_state "
-                          "WHERE (system, name) > (?2, ?3) AND key_id <> ?1 "
+                          "WHERE (system, name) > (?2, ?3) AND " NOT_CURRENT " "
                           "ORDER BY system, name LIMIT ?5",
     [ST_ROT_SCAN_HIST] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_history "
-                         "WHERE (system, name, revision) > (?2, ?3, ?4) AND key_id <> ?1 "
+                         "WHERE (system, name, revision) > (?2, ?3, ?4) AND " NOT_CURRENT " "
                          "ORDER BY system, name, revision LIMIT ?5",
     [ST_ROT_WRITE_STATE] = "UPDATE spawn_actor_state SET key_id = ?4, nonce = ?5, data = ?6 "
                            "WHERE system = ?1 AND name = ?2 AND revision = ?3 "
