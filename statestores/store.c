@@ -1081,6 +1081,14 @@ gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const 
 	return e;
 }
 
+/* sched_open opens a scheduled invocation's data (sealed by
+ * gw_store_schedule_put). */
+static gw_err sched_open(gw_store *s, const char *id, const gw_sealed *in, uint8_t **pt,
+                         size_t *ptlen)
+{
+	return gw_open(s->kr, GW_SCHED_AAD_SYSTEM, id, in, pt, ptlen);
+}
+
 static void sched_row_fini(gw_sched_row *r)
 {
 	free((char *)r->key_id);
@@ -1120,7 +1128,7 @@ gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, i
 		memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
 		uint8_t *pt = NULL;
 		size_t ptlen = 0;
-		gw_err oe = gw_open(s->kr, GW_SCHED_AAD_SYSTEM, r->id, &in, &pt, &ptlen);
+		gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen);
 		if (oe == GW_ECRYPTO || oe == GW_ECORRUPT) {
 			/* Invariant 3: never returned, never deleted. If setting it
 			 * aside fails, the lease just taken keeps it away until it
@@ -1278,4 +1286,94 @@ void gw_loaded_fini(gw_loaded *l)
 	free(l->type_url);
 	free(l->data);
 	memset(l, 0, sizeof *l);
+}
+
+/* ---- forgetting an actor ------------------------------------------------------- */
+
+/* Schedule rows read per page while looking for an actor's. */
+#define FORGET_PAGE 256
+
+/* forget_scan appends to *ids (*n of them, *cap room; owned strings) the
+ * ids of the schedule rows that begin with prefix, open, and match. */
+static gw_err forget_scan(gw_store *s, const char *prefix, gw_sched_match_fn match, void *user,
+                          char ***ids, size_t *n, size_t *cap)
+{
+	char after[GW_SCHED_ID_MAX + 1], below[GW_SCHED_ID_MAX + 1];
+	size_t pl = strlen(prefix);
+	/* Every id that begins with prefix sorts after it (ids are longer
+	 * than the prefix) and before prefix with its last byte raised. */
+	memcpy(after, prefix, pl + 1);
+	memcpy(below, prefix, pl + 1);
+	below[pl - 1]++;
+	gw_sched_row *rows = calloc(FORGET_PAGE, sizeof *rows);
+	if (!rows)
+		return GW_ENOMEM;
+	gw_err e = GW_OK;
+	for (;;) {
+		size_t got = 0;
+		if ((e = s->ops->sched_range(s->drv, after, below, FORGET_PAGE, rows, &got)) != GW_OK)
+			break;
+		for (size_t i = 0; i < got && e == GW_OK; i++) {
+			gw_sched_row *r = &rows[i];
+			gw_sealed in = {.key_id = r->key_id, .data = r->data, .len = r->len};
+			memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
+			uint8_t *pt = NULL;
+			size_t ptlen = 0;
+			gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen);
+			if (oe == GW_ENOMEM)
+				e = oe;
+			if (oe != GW_OK)
+				continue; /* a row that does not open cannot be told apart */
+			bool hit = match(user, pt, ptlen);
+			OPENSSL_cleanse(pt, ptlen);
+			free(pt);
+			if (!hit)
+				continue;
+			if (*n == *cap) {
+				size_t nc = *cap ? *cap * 2 : 16;
+				char **v = realloc(*ids, nc * sizeof *v);
+				if (!v) {
+					e = GW_ENOMEM;
+					break;
+				}
+				*ids = v;
+				*cap = nc;
+			}
+			if (!((*ids)[*n] = strdup(r->id)))
+				e = GW_ENOMEM;
+			else
+				(*n)++;
+		}
+		if (got > 0)
+			snprintf(after, sizeof after, "%s", rows[got - 1].id);
+		for (size_t i = 0; i < got; i++)
+			sched_row_fini(&rows[i]);
+		if (e != GW_OK || got < FORGET_PAGE)
+			break;
+	}
+	free(rows);
+	return e;
+}
+
+gw_err gw_store_forget(gw_store *s, const gw_actor_key *k, const char *sched_prefix,
+                       gw_sched_match_fn match, void *user, gw_forget_counts *out)
+{
+	if (!s || !key_ok(k))
+		return GW_EINVAL;
+	bool scan = sched_prefix && match;
+	if (scan && !gwi_sched_id_ok(sched_prefix))
+		return GW_EINVAL;
+	char **ids = NULL;
+	size_t n = 0, cap = 0;
+	gw_err e = scan ? forget_scan(s, sched_prefix, match, user, &ids, &n, &cap) : GW_OK;
+	if (e == GW_OK) {
+		gw_forget_counts c = {0};
+		e = s->ops->forget(s->drv, k, (const char *const *)ids, n, &c);
+		if (e == GW_OK && out)
+			*out = c;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	return e;
 }

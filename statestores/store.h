@@ -56,6 +56,7 @@
 #ifndef GW_STORE_H
 #define GW_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -465,6 +466,46 @@ gw_err gw_store_effects_list(gw_store *s, const gw_actor_key *after, size_t max,
  * the caller's. Accepts NULL. */
 void gw_keys_fini(gw_actor_key *v, size_t n);
 
+/* ---- forgetting an actor (ops version 7) -------------------------------------
+ * Admin.Forget erases everything the store holds of one actor, for good:
+ * its latest row (and with it its outbox of undelivered side effects and
+ * its effects flag), every revision of its history, its instance record
+ * (UNNAMED instances) and the scheduled invocations that target it. The
+ * activation epoch row (spawn_actor_epoch: the key and a counter, no data)
+ * stays, as after gw_store_remove: epochs never go back, so an activation
+ * elsewhere that predates the forget stays fenced and cannot write the
+ * actor back. */
+
+/* What a forget erased. */
+typedef struct gw_forget_counts {
+	uint64_t state;     /* latest rows deleted: 0 or 1 */
+	uint64_t history;   /* history revisions deleted */
+	uint64_t instance;  /* instance records deleted: 0 or 1 */
+	uint64_t schedules; /* scheduled invocations deleted */
+	uint64_t outbox;    /* 1 when the deleted latest row carried undelivered side
+	                       effects (its effects flag), else 0 */
+} gw_forget_counts;
+
+/* Whether a scheduled invocation (its plaintext data, borrowed for the
+ * call: a serialized spawn.InvocationRequest) targets the actor being
+ * forgotten. Called on the calling thread, during gw_store_forget. */
+typedef bool (*gw_sched_match_fn)(void *user, const uint8_t *data, size_t len);
+
+/* gw_store_forget erases actor k (see above). Scheduled invocations: the
+ * rows whose id begins with sched_prefix (the gateway starts every id with
+ * its target system's hash) are read and opened, and those for which
+ * match says true are deleted with the rest; a row that does not open is
+ * left (it cannot be told apart). sched_prefix NULL or match NULL: no
+ * scheduled invocation is touched. The deletes run in ONE transaction
+ * (rows scheduled between the scan and that transaction are not seen).
+ * *out (may be NULL) gets the counts on GW_OK; all zero when the store
+ * held nothing of k (that is GW_OK too). Returns GW_OK; GW_EINVAL (bad key,
+ * a prefix that is not the start of a valid id); GW_ENOMEM; GW_EIO /
+ * GW_EUNAVAIL (nothing deleted). Blocks: yes (a scan of the system's
+ * schedule rows, one transaction). */
+gw_err gw_store_forget(gw_store *s, const gw_actor_key *k, const char *sched_prefix,
+                       gw_sched_match_fn match, void *user, gw_forget_counts *out);
+
 /* gw_store_scheme names the driver in use: the URL's scheme ("sqlite",
  * "postgres", "postgresql", "mariadb", "mysql"). Borrowed. */
 const char *gw_store_scheme(const gw_store *s);
@@ -524,7 +565,7 @@ typedef struct gw_sched_row {
 	size_t len;
 } gw_sched_row;
 
-#define GW_STORE_OPS_VERSION 6
+#define GW_STORE_OPS_VERSION 7
 
 typedef struct gw_store_ops {
 	int version;        /* GW_STORE_OPS_VERSION; members only appended */
@@ -652,6 +693,22 @@ typedef struct gw_store_ops {
 	/* sched_counts: fn(user, prefix, rows) per distinct first prefix_len
 	 * bytes of spawn_schedule ids (1 <= prefix_len <= GW_SCHED_ID_MAX). */
 	gw_err (*sched_counts)(void *drv, size_t prefix_len, gw_count_fn fn, void *user);
+
+	/* ---- version 7 ---- */
+	/* sched_range: up to max (>= 1) rows of spawn_schedule with after < id
+	 * < below (byte order), whoever holds them, in id order, into rows
+	 * (caller storage of max entries; owned fields as sched_claim's), their
+	 * number into *n (< max: no more). A malformed row is skipped. On an
+	 * error rows hold nothing. */
+	gw_err (*sched_range)(void *drv, const char *after, const char *below, size_t max,
+	                      gw_sched_row *rows, size_t *n);
+	/* forget: ONE transaction deletes k's spawn_actor_state row,
+	 * spawn_actor_history rows, spawn_instance row and the spawn_schedule
+	 * rows ids[0..n) (n may be 0; ids valid), and fills *out with the rows
+	 * each delete removed (outbox: the deleted state row's effects flag).
+	 * Never the epoch row. */
+	gw_err (*forget)(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
+	                 gw_forget_counts *out);
 } gw_store_ops;
 
 #endif

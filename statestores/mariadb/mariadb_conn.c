@@ -125,6 +125,12 @@ static const char *const sql_text[ST_COUNT] = {
                         "ORDER BY system, name LIMIT ?",
     [ST_INST_COUNTS] = "SELECT system, COUNT(*) FROM spawn_instance GROUP BY system",
     [ST_SCHED_COUNTS] = "SELECT SUBSTRING(id, 1, ?), COUNT(*) FROM spawn_schedule GROUP BY 1",
+    [ST_SCHED_RANGE] = "SELECT " SCHED_COLS " FROM spawn_schedule "
+                       "WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
+    /* Forget: the row's effects flag, locked until the transaction ends. */
+    [ST_FORGET_FX] = "SELECT effects FROM spawn_actor_state WHERE system = ? AND name = ? "
+                     "FOR UPDATE",
+    [ST_FORGET_INST] = "DELETE FROM spawn_instance WHERE system = ? AND name = ?",
 };
 
 /* ---- errors -------------------------------------------------------------------- */

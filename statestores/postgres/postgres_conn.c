@@ -225,6 +225,26 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                          "SELECT substr(id, 1, $1::int), count(*) FROM spawn_schedule GROUP BY 1",
                          1,
                          {OID_INT8}},
+    [ST_SCHED_RANGE] = {"gw_sched_range",
+                        "SELECT " SCHED_COLS " FROM spawn_schedule "
+                        "WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3",
+                        3,
+                        {OID_TEXT, OID_TEXT, OID_INT8}},
+    /* Forget: one statement (autocommit: one transaction); every delete
+     * sees the same snapshot and counts what it removed. */
+    [ST_FORGET] = {"gw_forget",
+                   "WITH s AS (DELETE FROM spawn_actor_state WHERE system = $1 AND name = $2 "
+                   "RETURNING effects), "
+                   "h AS (DELETE FROM spawn_actor_history WHERE system = $1 AND name = $2 "
+                   "RETURNING 1), "
+                   "i AS (DELETE FROM spawn_instance WHERE system = $1 AND name = $2 "
+                   "RETURNING 1), "
+                   "q AS (DELETE FROM spawn_schedule WHERE id = ANY($3) RETURNING 1) "
+                   "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM h), "
+                   "(SELECT count(*) FROM i), (SELECT count(*) FROM q), "
+                   "(SELECT count(*) FROM s WHERE effects <> 0)",
+                   3,
+                   {OID_TEXT, OID_TEXT, OID_TEXT_ARRAY}},
     /* One statement (autocommit: one transaction) for a whole chunk. */
     [ST_SCHED_DONE_BATCH] = {"gw_sched_done_batch",
                              "DELETE FROM spawn_schedule WHERE id = ANY($1)",
