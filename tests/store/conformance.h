@@ -160,6 +160,10 @@ void conf_add_effects(Suite *s, int ntargets);
  * activation (gw_store_activate_batch, ops version 5). */
 void conf_add_activate(Suite *s, int ntargets);
 
+/* conf_add_atrest adds the suite of store_atrest.c: envelope 3 (per-system
+ * data keys) and gw_store_forget (ops version 7). */
+void conf_add_atrest(Suite *s, int ntargets);
+
 /* conf_raw_<backend> fills t's raw hooks and namespace functions when the
  * backend's client library is built into the suite (GW_TEST_<BACKEND>);
  * otherwise it leaves them NULL. */
