@@ -472,8 +472,9 @@ void gw_keys_fini(gw_actor_key *v, size_t n);
  * its effects flag), every revision of its history, its instance record
  * (UNNAMED instances) and the scheduled invocations that target it. The
  * activation epoch row (spawn_actor_epoch: the key and a counter, no data)
- * stays, as after gw_store_remove: epochs never go back, so an activation
- * elsewhere that predates the forget stays fenced and cannot write the
+ * stays, as after gw_store_remove, and is bumped by one in the same
+ * transaction: epochs never go back, and an activation elsewhere that
+ * predates the forget is fenced at its next save instead of writing the
  * actor back. */
 
 /* What a forget erased. */
@@ -704,9 +705,9 @@ typedef struct gw_store_ops {
 	                      gw_sched_row *rows, size_t *n);
 	/* forget: ONE transaction deletes k's spawn_actor_state row,
 	 * spawn_actor_history rows, spawn_instance row and the spawn_schedule
-	 * rows ids[0..n) (n may be 0; ids valid), and fills *out with the rows
-	 * each delete removed (outbox: the deleted state row's effects flag).
-	 * Never the epoch row. */
+	 * rows ids[0..n) (n may be 0; ids valid), adds one to k's epoch row
+	 * when there is one (never deletes it), and fills *out with the rows
+	 * each delete removed (outbox: the deleted state row's effects flag). */
 	gw_err (*forget)(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
 	                 gw_forget_counts *out);
 } gw_store_ops;

@@ -371,6 +371,10 @@ gw_err gwi_my_forget(void *drv, const gw_actor_key *k, const char *const *ids, s
 		else
 			c.schedules = (uint64_t)mysql_affected_rows(mc->m);
 	}
+	if (e == GW_OK) {
+		uint64_t bumped = 0;
+		e = forget_key(d, mc, ST_FORGET_EPOCH, k, &bumped, "forget (epoch)");
+	}
 	if ((e = gwi_my_end(d, mc, e)) == GW_OK)
 		*out = c;
 	free(sql);

@@ -239,7 +239,9 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                    "RETURNING 1), "
                    "i AS (DELETE FROM spawn_instance WHERE system = $1 AND name = $2 "
                    "RETURNING 1), "
-                   "q AS (DELETE FROM spawn_schedule WHERE id = ANY($3) RETURNING 1) "
+                   "q AS (DELETE FROM spawn_schedule WHERE id = ANY($3) RETURNING 1), "
+                   "e AS (UPDATE spawn_actor_epoch SET epoch = epoch + 1 "
+                   "WHERE system = $1 AND name = $2) "
                    "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM h), "
                    "(SELECT count(*) FROM i), (SELECT count(*) FROM q), "
                    "(SELECT count(*) FROM s WHERE effects <> 0)",

@@ -101,6 +101,7 @@ enum {
 	ST_FORGET_STATE,
 	ST_FORGET_HIST,
 	ST_FORGET_INST,
+	ST_FORGET_EPOCH,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -208,6 +209,8 @@ static const char *const sql_text[ST_COUNT] = {
                         "RETURNING effects",
     [ST_FORGET_HIST] = "DELETE FROM spawn_actor_history WHERE system = ?1 AND name = ?2",
     [ST_FORGET_INST] = "DELETE FROM spawn_instance WHERE system = ?1 AND name = ?2",
+    [ST_FORGET_EPOCH] = "UPDATE spawn_actor_epoch SET epoch = epoch + 1 "
+                        "WHERE system = ?1 AND name = ?2",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -1359,6 +1362,8 @@ static gw_err sq_forget(void *drv, const gw_actor_key *k, const char *const *ids
 	for (size_t i = 0; e == GW_OK && i < n; i++)
 		if ((e = sched_by_id(d, ST_SCHED_DONE, ids[i], "forget (schedule)")) == GW_OK)
 			c.schedules += (uint64_t)sqlite3_changes(d->db);
+	if (e == GW_OK)
+		e = run_key(d, ST_FORGET_EPOCH, k, false, 0, "forget (epoch)");
 	if ((e = end_tx(d, e)) == GW_OK)
 		*out = c;
 	return e;

@@ -181,6 +181,12 @@ START_TEST(forget_erases_every_row_of_the_actor_and_nothing_else)
 
 	gw_forget_counts fc = {0};
 	ck_assert_int_eq(gw_store_forget(h, &gone, "cafe0001.", to_actor, "gone", &fc), GW_OK);
+	/* The epoch was bumped: the activation that predates the forget is
+	 * fenced, it cannot write the actor back. */
+	ck_assert_int_eq(save(h, c.sys, "gone", "resurrected", 11, 0, ep), GW_EFENCED);
+	uint64_t ep2 = 0;
+	ck_assert_int_eq(gw_store_acquire(h, &gone, &ep2), GW_OK);
+	ck_assert_uint_eq(ep2, ep + 2);
 	ck_assert_uint_eq(fc.state, 1);
 	ck_assert_uint_eq(fc.history, 4);
 	ck_assert_uint_eq(fc.instance, 1);
@@ -231,7 +237,10 @@ START_TEST(forget_erases_every_row_of_the_actor_and_nothing_else)
 	ck_assert_int_eq(gw_store_forget(h, &gone, "cafe0001.", to_actor, "gone", &fc), GW_OK);
 	ck_assert_uint_eq(fc.state + fc.history + fc.instance + fc.schedules + fc.outbox, 0);
 	/* And the name starts again from nothing: a new row is revision 1. */
-	ck_assert_int_eq(save_fx(h, c.sys, "gone", "anew", 0, 0), GW_OK);
+	uint64_t ep3 = 0;
+	ck_assert_int_eq(gw_store_acquire(h, &gone, &ep3), GW_OK);
+	ck_assert_uint_eq(ep3, ep2 + 2); /* the second forget bumped it too */
+	ck_assert_int_eq(save(h, c.sys, "gone", "anew", 4, 0, ep3), GW_OK);
 	expect_str(h, c.sys, "gone", "anew", 1);
 	gw_store_close(h);
 	ctx_close(&c);
