@@ -849,7 +849,10 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_LIST_REVISIONS] = "/spawn.gateway.v1.Admin/ListRevisions",
 	    [GWI_M_RESTORE] = "/spawn.gateway.v1.Admin/Restore",
 	    [GWI_M_KEY_ROTATION] = "/spawn.gateway.v1.Admin/KeyRotation",
+	    [GWI_M_FORGET] = "/spawn.gateway.v1.Admin/Forget",
 	};
+	_Static_assert(sizeof s->methods / sizeof s->methods[0] == GWI_M_COUNT,
+	               "one registered method per GWI_M_*");
 	for (int m = 0; m < GWI_M_COUNT; m++)
 		s->methods[m] = grpc_server_register_method(
 		    s->server, paths[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);

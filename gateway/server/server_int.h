@@ -29,7 +29,7 @@ struct gw_server {
 	grpc_server *server;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[6]; /* registered unary methods (GWI_M_*) */
+	void *methods[7]; /* registered unary methods (GWI_M_*, GWI_M_COUNT) */
 	void *m_connect;  /* registered HostGateway.Connect */
 	gw_runtime *rt;   /* borrowed */
 	gw_registry *reg; /* borrowed */
@@ -69,6 +69,7 @@ enum {
 	GWI_M_LIST_REVISIONS,
 	GWI_M_RESTORE,
 	GWI_M_KEY_ROTATION,
+	GWI_M_FORGET,
 	GWI_M_COUNT
 };
 enum { GWI_C_REQUESTED, GWI_C_REPLYING };
