@@ -682,3 +682,73 @@ gw_err gw_open_rev(const gw_keyring *kr, const char *system, const char *name, u
 		*envelope = 1;
 	return e;
 }
+
+/* ---- scheduled invocations ------------------------------------------------- */
+
+gw_err gw_seal_sched(const gw_keyring *kr, const char *system, const char *id, const uint8_t *pt,
+                     size_t len, gw_sealed *out)
+{
+	if (!system || !id || !out)
+		return GW_EINVAL;
+	size_t ls = strlen(system);
+	if (ls == 0 || ls > GW_SEAL_SYSTEM_MAX)
+		return GW_EINVAL;
+	gw_sealed inner;
+	gw_err e = seal_env(kr, 3, system, id, UINT64_MAX, pt, len, &inner);
+	if (e != GW_OK)
+		return e;
+	/* inner.data = magic || ct || tag: put the system after the magic. */
+	size_t head = GW_ENV2_MAGIC_LEN + 4 + ls;
+	if (inner.len - GW_ENV2_MAGIC_LEN > SIZE_MAX - head) {
+		free(inner.data);
+		return GW_ETOOBIG;
+	}
+	uint8_t *buf = malloc(head + inner.len - GW_ENV2_MAGIC_LEN);
+	if (!buf) {
+		free(inner.data);
+		return GW_ENOMEM;
+	}
+	memcpy(buf, gw_env3_magic, GW_ENV2_MAGIC_LEN);
+	be32(buf + GW_ENV2_MAGIC_LEN, (uint32_t)ls);
+	memcpy(buf + GW_ENV2_MAGIC_LEN + 4, system, ls);
+	memcpy(buf + head, inner.data + GW_ENV2_MAGIC_LEN, inner.len - GW_ENV2_MAGIC_LEN);
+	*out = inner;
+	out->data = buf;
+	out->len = head + inner.len - GW_ENV2_MAGIC_LEN;
+	free(inner.data);
+	return GW_OK;
+}
+
+gw_err gw_open_sched(const gw_keyring *kr, const char *legacy_system, const char *id,
+                     const gw_sealed *in, uint8_t **pt, size_t *ptlen, char **system)
+{
+	if (!open_args_ok(kr, legacy_system, id, in, pt, ptlen))
+		return GW_EINVAL;
+	const uint8_t *d = in->data;
+	if (in->len >= GW_ENV2_MAGIC_LEN + 4 + GW_TAG_LEN &&
+	    !memcmp(d, gw_env3_magic, GW_ENV2_MAGIC_LEN)) {
+		size_t ls = (size_t)d[4] << 24 | (size_t)d[5] << 16 | (size_t)d[6] << 8 | d[7];
+		size_t head = GW_ENV2_MAGIC_LEN + 4 + ls;
+		if (ls > 0 && ls <= GW_SEAL_SYSTEM_MAX && in->len >= head + GW_TAG_LEN &&
+		    !memchr(d + 8, 0, ls)) {
+			char *sys = malloc(ls + 1);
+			if (!sys)
+				return GW_ENOMEM;
+			memcpy(sys, d + 8, ls);
+			sys[ls] = '\0';
+			gw_err e =
+			    open_env(kr, 3, sys, id, UINT64_MAX, in, d + head, in->len - head, pt, ptlen);
+			if (e == GW_OK && system)
+				*system = sys;
+			else
+				free(sys);
+			if (e != GW_ECRYPTO)
+				return e;
+		}
+		/* Else an envelope 1 row that begins with the magic by chance. */
+	}
+	gw_err e = open_env(kr, 1, legacy_system, id, 0, in, d, in->len, pt, ptlen);
+	if (e == GW_OK && system)
+		*system = NULL;
+	return e;
+}

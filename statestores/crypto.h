@@ -124,6 +124,30 @@ extern const uint8_t gw_env3_magic[GW_ENV2_MAGIC_LEN]; /* A7 'G' 'W' 03 */
 gw_err gw_seal_sys(const gw_keyring *kr, const char *system, const char *name, uint64_t revision,
                    const uint8_t *pt, size_t len, gw_sealed *out);
 
+/* Scheduled invocations (envelope 3 of a schedule row): sealed under the
+ * data key of their target system, which the row records in clear:
+ *   data = GW_ENV3_MAGIC || be32(len(system)) || system || ciphertext || tag
+ *   AAD  = be32(len(system)) || system || 0x00 || be32(len(id)) || id ||
+ *          0x03 || be64(2^64 - 1) || u8(len(key_id)) || key_id
+ * (revision 2^64 - 1 marks a schedule row: no state row has it). A row of
+ * one system's schedule never opens as another's, nor as a state row.
+ * GW_SEAL_SYSTEM_MAX bounds the recorded system name. */
+#define GW_SEAL_SYSTEM_MAX 4096
+
+/* gw_seal_sched seals a scheduled invocation of id (borrowed) for system
+ * (borrowed, 1..GW_SEAL_SYSTEM_MAX bytes) under the primary key's data key
+ * of system. Same returns as gw_seal, GW_EINVAL for a bad system. */
+gw_err gw_seal_sched(const gw_keyring *kr, const char *system, const char *id, const uint8_t *pt,
+                     size_t len, gw_sealed *out);
+
+/* gw_open_sched opens a scheduled invocation of id: envelope 3 (above),
+ * or a row sealed before (envelope 1 with the AAD of (legacy_system, id)).
+ * On GW_OK *system (may be NULL) gets the system recorded in the row
+ * (caller frees with free()), or NULL for an envelope 1 row. Same returns
+ * as gw_open. */
+gw_err gw_open_sched(const gw_keyring *kr, const char *legacy_system, const char *id,
+                     const gw_sealed *in, uint8_t **pt, size_t *ptlen, char **system);
+
 /* gw_envelope_of tells the envelope of sealed data (borrowed, len bytes)
  * by its magic: 3, 2, or 1 (no magic). */
 int gw_envelope_of(const uint8_t *data, size_t len);

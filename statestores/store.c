@@ -36,9 +36,11 @@
  *   4. Rotation never changes a revision and never writes a row it could
  *      not open: a re-encryption is conditional on the row being exactly
  *      the one read (revision, key id, nonce), so a concurrent save wins.
- *   5. A scheduled invocation is sealed like a state, with the AAD of
- *      (GW_SCHED_AAD_SYSTEM, id); a claimed row that does not open is set
- *      aside in the store, never returned and never deleted (store.h).
+ *   5. A scheduled invocation is sealed under its target system's data key
+ *      with the AAD of (system, id) (gw_store_schedule_put_sys; rows of
+ *      earlier gateways: the keyring key, the AAD of (GW_SCHED_AAD_SYSTEM,
+ *      id)); a claimed row that does not open is set aside in the store,
+ *      never returned and never deleted (store.h).
  */
 #include "store.h"
 
@@ -80,6 +82,8 @@ static const gw_store_ops *const drivers[] = {
 #endif
     NULL,
 };
+
+_Static_assert(GW_SCHED_SYSTEM_MAX == GW_SEAL_SYSTEM_MAX, "one bound for a row's system");
 
 #define ROTATION_META    "rotation"
 #define KEYCHECK_META    "keycheck"
@@ -1067,10 +1071,17 @@ gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent)
 gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const uint8_t *data,
                              size_t len)
 {
+	return gw_store_schedule_put_sys(s, id, NULL, due_ms, data, len);
+}
+
+gw_err gw_store_schedule_put_sys(gw_store *s, const char *id, const char *system, int64_t due_ms,
+                                 const uint8_t *data, size_t len)
+{
 	if (!s || !gwi_sched_id_ok(id) || due_ms < 0 || (!data && len > 0))
 		return GW_EINVAL;
 	gw_sealed sl;
-	gw_err e = gw_seal(s->kr, GW_SCHED_AAD_SYSTEM, id, data, len, &sl);
+	gw_err e = system ? gw_seal_sched(s->kr, system, id, data, len, &sl)
+	                  : gw_seal(s->kr, GW_SCHED_AAD_SYSTEM, id, data, len, &sl);
 	if (e != GW_OK)
 		return e;
 	gw_sched_row row = {.due_ms = due_ms, .key_id = sl.key_id, .data = sl.data, .len = sl.len};
@@ -1082,11 +1093,12 @@ gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const 
 }
 
 /* sched_open opens a scheduled invocation's data (sealed by
- * gw_store_schedule_put). */
+ * gw_store_schedule_put or _put_sys); *system (may be NULL) as
+ * gw_open_sched. */
 static gw_err sched_open(gw_store *s, const char *id, const gw_sealed *in, uint8_t **pt,
-                         size_t *ptlen)
+                         size_t *ptlen, char **system)
 {
-	return gw_open(s->kr, GW_SCHED_AAD_SYSTEM, id, in, pt, ptlen);
+	return gw_open_sched(s->kr, GW_SCHED_AAD_SYSTEM, id, in, pt, ptlen, system);
 }
 
 static void sched_row_fini(gw_sched_row *r)
@@ -1128,7 +1140,8 @@ gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, i
 		memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
 		uint8_t *pt = NULL;
 		size_t ptlen = 0;
-		gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen);
+		char *sys = NULL;
+		gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen, &sys);
 		if (oe == GW_ECRYPTO || oe == GW_ECORRUPT) {
 			/* Invariant 3: never returned, never deleted. If setting it
 			 * aside fails, the lease just taken keeps it away until it
@@ -1151,6 +1164,7 @@ gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, i
 		v[m].due_ms = r->due_ms;
 		v[m].data = pt;
 		v[m].len = ptlen;
+		v[m].system = sys;
 		m++;
 	}
 	for (size_t i = 0; i < got; i++)
@@ -1248,8 +1262,10 @@ void gw_sched_free(gw_sched *v, size_t n)
 {
 	if (!v)
 		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(v[i].data);
+		free(v[i].system);
+	}
 	free(v);
 }
 
@@ -1319,7 +1335,7 @@ static gw_err forget_scan(gw_store *s, const char *prefix, gw_sched_match_fn mat
 			memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
 			uint8_t *pt = NULL;
 			size_t ptlen = 0;
-			gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen);
+			gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen, NULL);
 			if (oe == GW_ENOMEM)
 				e = oe;
 			if (oe != GW_OK)

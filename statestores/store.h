@@ -338,6 +338,8 @@ gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent);
 #define GW_SCHED_CORRUPT    "corrupt"          /* owner of a row set aside; not a valid owner */
 #define GW_SCHED_AAD_SYSTEM "__spawn.schedule" /* the AAD system of a row's data */
 #define GW_SCHED_DONE_CHUNK 4096               /* ids per done_batch transaction */
+#define GW_SCHED_SYSTEM_MAX 4096 /* longest system a row records (_put_sys); crypto.h's
+                                    GW_SEAL_SYSTEM_MAX */
 
 /* One claimed scheduled invocation. */
 typedef struct gw_sched {
@@ -345,6 +347,9 @@ typedef struct gw_sched {
 	int64_t due_ms; /* Unix epoch milliseconds */
 	uint8_t *data;  /* plaintext; owned (gw_sched_free); never NULL */
 	size_t len;
+	char *system; /* owned (gw_sched_free): the system whose data key sealed the
+	                 row (gw_store_schedule_put_sys); NULL for a row sealed under
+	                 the keyring key (gw_store_schedule_put, earlier gateways) */
 } gw_sched;
 
 /* gw_store_schedule_put stores a scheduled invocation: data (len bytes,
@@ -359,6 +364,16 @@ typedef struct gw_sched {
  * Blocks: yes (one committed insert). */
 gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const uint8_t *data,
                              size_t len);
+
+/* gw_store_schedule_put_sys is gw_store_schedule_put with the data sealed
+ * under the data key of system (borrowed; the invocation's target system,
+ * 1..GW_SCHED_SYSTEM_MAX bytes, recorded in the row: crypto.h, envelope 3
+ * of a schedule row), so one system's key opens no other system's
+ * scheduled invocations; a claim returns the system with the row
+ * (gw_sched.system) for the caller to check against the invocation's
+ * target. system NULL: as gw_store_schedule_put. Same returns. */
+gw_err gw_store_schedule_put_sys(gw_store *s, const char *id, const char *system, int64_t due_ms,
+                                 const uint8_t *data, size_t len);
 
 /* gw_store_schedule_claim claims up to max rows due by now_ms (due_ms <=
  * now_ms) that are unclaimed or whose lease expired (lease_until <=

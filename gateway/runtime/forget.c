@@ -134,6 +134,16 @@ static void start_erase(struct gw_forget *f)
 	free(f);
 }
 
+void gwi_forget_fini(gw_shard *s)
+{
+	while (s->forgets) {
+		struct gw_forget *f = s->forgets;
+		s->forgets = f->next;
+		f->fn(f->user, GW_ESHUTDOWN, &f->counts, f->was_active);
+		free(f);
+	}
+}
+
 bool gwi_forget_try_locked(gw_runtime *rt, gw_actor *a)
 {
 	(void)rt;

@@ -265,6 +265,10 @@ void gwi_quotas_fini(gw_runtime *rt);
  * a must not be used after it returns true. */
 bool gwi_forgetting_locked(gw_shard *s, const char *system, const char *name);
 bool gwi_forget_try_locked(gw_runtime *rt, gw_actor *a);
+/* gwi_forget_fini (gw_runtime_destroy, no lock needed: every thread is
+ * gone) ends the Forgets still waiting for their actor: fn gets
+ * GW_ESHUTDOWN (nothing was erased). */
+void gwi_forget_fini(gw_shard *s);
 /* runtime.c, for forget.c: frees an actor (its table entry, timers, state). */
 void gwi_actor_free_locked(gw_shard *s, gw_actor *a);
 

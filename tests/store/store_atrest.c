@@ -132,10 +132,18 @@ static bool to_actor(void *user, const uint8_t *data, size_t len)
 	return len == strlen(want) && memcmp(data, want, len) == 0;
 }
 
+/* put_sched stores a row sealed under system's data key (NULL: under the
+ * keyring key, as earlier gateways did). */
+static void put_sched_sys(gw_store *s, const char *id, const char *system, const char *data)
+{
+	ck_assert_int_eq(
+	    gw_store_schedule_put_sys(s, id, system, 1000, (const uint8_t *)data, strlen(data)),
+	    GW_OK);
+}
+
 static void put_sched(gw_store *s, const char *id, const char *data)
 {
-	ck_assert_int_eq(gw_store_schedule_put(s, id, 1000, (const uint8_t *)data, strlen(data)),
-	                 GW_OK);
+	put_sched_sys(s, id, NULL, data);
 }
 
 START_TEST(forget_erases_every_row_of_the_actor_and_nothing_else)
@@ -159,16 +167,16 @@ START_TEST(forget_erases_every_row_of_the_actor_and_nothing_else)
 		ck_assert_int_eq(save_fx(h, c.sys, "gone", "g", r, r == 4), GW_OK);
 	ck_assert_int_eq(gw_store_instance_put(h, &gone, "Template"), GW_OK);
 	ck_assert_int_eq(gw_store_acquire(h, &gone, &ep), GW_OK);
-	put_sched(h, "cafe0001.a1", "to:gone");
-	put_sched(h, "cafe0001.a2", "to:gone");
-	put_sched(h, "cafe0001.zz", "to:gone");
+	put_sched_sys(h, "cafe0001.a1", c.sys, "to:gone");
+	put_sched(h, "cafe0001.a2", "to:gone"); /* as an earlier gateway sealed it */
+	put_sched_sys(h, "cafe0001.zz", c.sys, "to:gone");
 	/* Outside the prefix: not looked at, even though it names gone. */
 	put_sched(h, "cafe0002.a1", "to:gone");
 	/* kept: same system, same prefix; twin: same name, another system. */
 	ck_assert_int_eq(save_fx(h, c.sys, "kept", "k1", 0, 0), GW_OK);
 	ck_assert_int_eq(save_fx(h, c.sys, "kept", "k2", 1, 1), GW_OK);
 	ck_assert_int_eq(gw_store_instance_put(h, &kept, "Template"), GW_OK);
-	put_sched(h, "cafe0001.b1", "to:kept");
+	put_sched_sys(h, "cafe0001.b1", c.sys, "to:kept");
 	put_sched(h, "cafe0001.b2", "to:kept");
 	ck_assert_int_eq(save_fx(h, other, "gone", "twin", 0, 0), GW_OK);
 	ck_assert_int_eq(gw_store_instance_put(h, &twin, "Template"), GW_OK);
@@ -229,7 +237,9 @@ START_TEST(forget_erases_every_row_of_the_actor_and_nothing_else)
 	ck_assert_int_eq(gw_store_schedule_claim(h, 5000, "gw-test", 60000, 10, &due, &n), GW_OK);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_str_eq(due[0].id, "cafe0001.b1");
+	ck_assert_str_eq(due[0].system, c.sys); /* sealed under its system's key */
 	ck_assert_str_eq(due[1].id, "cafe0001.b2");
+	ck_assert_ptr_null(due[1].system); /* sealed under the keyring key */
 	ck_assert_str_eq(due[2].id, "cafe0002.a1");
 	gw_sched_free(due, n);
 
@@ -270,6 +280,38 @@ START_TEST(bad_forget_arguments_are_refused)
 }
 END_TEST
 
+/* Scheduled invocations sealed per system: claimed with their system, the
+ * plaintext nowhere in the table, and a row's data put on another id (or a
+ * row of another system) is set aside, never returned. */
+START_TEST(scheduled_invocations_are_sealed_under_their_systems_key)
+{
+	ctx c;
+	ctx_open(&c, _i);
+	char other[80];
+	snprintf(other, sizeof other, "%s.o", c.sys);
+	put_sched_sys(c.s, "beef0001.a", c.sys, "to:a SPAWN-PLAINTEXT-SCHED-MARK");
+	put_sched_sys(c.s, "beef0002.b", other, "to:b");
+	if (c.t->raw_sched_contains) {
+		long long hits = -1;
+		ck_assert(c.t->raw_sched_contains(&c, "SPAWN-PLAINTEXT-SCHED-MARK", &hits));
+		ck_assert_int_eq(hits, 0);
+	}
+	gw_sched *due = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(gw_store_schedule_claim(c.s, 5000, "gw-test", 60000, 10, &due, &n),
+	                 GW_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(due[0].id, "beef0001.a");
+	ck_assert_str_eq(due[0].system, c.sys);
+	ck_assert_uint_eq(due[0].len, strlen("to:a SPAWN-PLAINTEXT-SCHED-MARK"));
+	ck_assert_str_eq(due[1].system, other);
+	gw_sched_free(due, n);
+	ck_assert_int_eq(gw_store_schedule_put_sys(c.s, "beef0003.c", "", 1000, NULL, 0),
+	                 GW_EINVAL);
+	ctx_close(&c);
+}
+END_TEST
+
 void conf_add_atrest(Suite *s, int ntargets)
 {
 	CONF_ADD(s, an_envelope_2_row_loads_and_key_rotation_rewrites_it_as_envelope_3, 60,
@@ -277,4 +319,5 @@ void conf_add_atrest(Suite *s, int ntargets)
 	CONF_ADD(s, a_row_swapped_onto_another_system_does_not_open, 30, ntargets);
 	CONF_ADD(s, forget_erases_every_row_of_the_actor_and_nothing_else, 60, ntargets);
 	CONF_ADD(s, bad_forget_arguments_are_refused, 30, ntargets);
+	CONF_ADD(s, scheduled_invocations_are_sealed_under_their_systems_key, 30, ntargets);
 }
