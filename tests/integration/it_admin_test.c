@@ -430,8 +430,8 @@ START_TEST(forget_erases_an_actor_and_its_name_starts_fresh)
 	it_world_init(&w, itdb_case_name(name, sizeof name, "forget", k));
 	itdb_init(&db, &w, k, "state.db");
 	const char *gargs[] = {"--store-history", "3", NULL};
-	const char *hargs[] = {"--checkpoint", "--trace",   "--timer", "100",
-	                       "--actions",    "Add,Get,Sleep", NULL};
+	const char *hargs[] = {"--checkpoint", "--trace", "--timer", "100", "--actions",
+	                       "Add,Get,Sleep,Hang,Emit", NULL};
 	it_gw gw;
 	itdb_gateway_start(&w, &db, &gw, "gw", gargs, NULL);
 	it_proc *h = it_host_start(&w, "host", gw.target, hargs);
@@ -550,6 +550,35 @@ START_TEST(forget_erases_an_actor_and_its_name_starts_fresh)
 	                 SPAWN_OK);
 	ck_assert_int_eq(t->total, 2);
 	protobuf_c_message_free_unpacked(&t->base, NULL);
+
+	/* An outbox: emitter's checkpointed turn left a side effect whose
+	 * delivery hangs (Hang on emit-target), so its stored row is flagged
+	 * with undelivered effects. Forget drops them with the row. */
+	It__Add nothing = IT__ADD__INIT;
+	spawn_reply er;
+	rc = itc_invoke(client, (itc_actor){"emitter", "counters"}, "Emit", &nothing.base,
+	                it_ms(10000), &er);
+	ck_assert_msg(rc == SPAWN_OK, "Emit: %s (%s)", spawn_status_name(rc),
+	              er.message ? er.message : "");
+	It__Total *et = itc_total(&er);
+	ck_assert_ptr_nonnull(et);
+	ck_assert_int_eq(et->total, 1);
+	protobuf_c_message_free_unpacked(&et->base, NULL);
+	spawn_reply_fini(&er);
+	ck_assert_msg(it_proc_wait_line(h, "hanging emit-target", it_ms(10000), NULL, 0),
+	              "the side effect was not delivered");
+	ck_assert_int_eq(
+	    itdb_query_int(&db, "SELECT effects FROM spawn_actor_state WHERE system = 'it' AND "
+	                        "name = 'emitter'"),
+	    1);
+	expect_forget("it", "emitter",
+	              &(Spawn__Gateway__V1__ForgetResult){.state_rows = 1,
+	                                                  .history_revisions = 1,
+	                                                  .instance_records = 1,
+	                                                  .outbox = true,
+	                                                  .was_active = true},
+	              "Forget of an actor with undelivered side effects");
+	expect_gone("it", "emitter", "after the emitter's Forget");
 
 	/* Unknown: OK, nothing erased (idempotent); a second Forget likewise. */
 	expect_forget("it", "nobody", &(Spawn__Gateway__V1__ForgetResult){0},

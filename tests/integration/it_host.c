@@ -25,6 +25,10 @@
  *   Fan   it.Add{value = n}: a hostile fan-out: total += 1 and n side
  *         effects Fan(n) to new instances of "counters" (so every effect
  *         fans out again). For the bounds tests; not in the default set.
+ *   Emit  it.Add{}: total += 1, checkpointed, with one side effect: Hang on
+ *         the instance "emit-target" of "counters" (so the effect stays in
+ *         the emitter's stored outbox while that Hang blocks). For the
+ *         Forget test; not in the default set.
  *   Tick  with --timer MS only: a timer action the gateway runs every MS
  *         while the actor is active; it changes nothing (with --trace its
  *         line shows that the timer runs).
@@ -263,6 +267,31 @@ static void on_fan(spawn_ctx *ctx, void *user)
 		reply_total(ctx, st);
 }
 
+static void on_emit(spawn_ctx *ctx, void *user)
+{
+	trace(user, ctx);
+	It__Counter *st;
+	if (!load_state(ctx, &st))
+		return;
+	It__Add add = IT__ADD__INIT;
+	uint8_t buf[32];
+	size_t len = it__add__pack(&add, buf);
+	char type_url[128];
+	spawn_type_url(&it__add__descriptor, type_url, sizeof type_url);
+	spawn_request rq = {.system = spawn_ctx_system(ctx),
+	                    .actor = "emit-target",
+	                    .action = "Hang",
+	                    .payload = {.type_url = type_url, .data = buf, .len = len},
+	                    .parent = "counters"};
+	st->total += 1;
+	spawn_ctx_checkpoint(ctx, true);
+	if (spawn_ctx_side_effect(ctx, &rq) != SPAWN_OK ||
+	    spawn_ctx_set_state_msg(ctx, &st->base) != SPAWN_OK)
+		spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, "out of memory");
+	else
+		reply_total(ctx, st);
+}
+
 static void on_tick(spawn_ctx *ctx, void *user)
 {
 	trace(user, ctx); /* changes nothing: the trace line is the point */
@@ -284,7 +313,7 @@ static void on_event(void *user, spawn_host_event ev, int status, const char *me
 static void usage(void)
 {
 	fprintf(stderr, "usage: it-host --gateway TARGET [--system NAME] [--workers N] "
-	                "[--checkpoint] [--actions Add,Get,Echo,Hang,Fail,Big,Sleep,Fan] "
+	                "[--checkpoint] [--actions Add,Get,Echo,Hang,Fail,Big,Sleep,Fan,Emit] "
 	                "[--trace] [--max-message-bytes N] [--timer MS]\n");
 	exit(2);
 }
@@ -333,7 +362,8 @@ int main(int argc, char **argv)
 		const char *name;
 		spawn_handler fn;
 	} all[] = {{"Add", on_add},   {"Get", on_get}, {"Echo", on_echo},   {"Hang", on_hang},
-	           {"Fail", on_fail}, {"Big", on_big}, {"Sleep", on_sleep}, {"Fan", on_fan}};
+	           {"Fail", on_fail}, {"Big", on_big}, {"Sleep", on_sleep}, {"Fan", on_fan},
+	           {"Emit", on_emit}};
 	enum { N_ALL = sizeof all / sizeof all[0] };
 	spawn_action_def actions[N_ALL + 1];
 	size_t n_actions = 0;
