@@ -4,9 +4,10 @@
  * Restore (a new revision; the next call continues from it), and the
  * errors: a revision not kept is NOT_FOUND, malformed requests are
  * INVALID_ARGUMENT. Forget: an active actor with a turn in flight, queued
- * calls, a timer, history and scheduled calls, and an instance, erased
- * (every table queried), the name starting fresh; an unknown actor is OK
- * with zero counts.
+ * calls, a timer, history and scheduled calls, an instance, and an actor
+ * with undelivered side effects in its stored outbox, erased (every table
+ * queried), the name starting fresh; an unknown actor is OK with zero
+ * counts.
  *
  * IT_STORES selects the stores (default: sqlite). Under the ctest fixture
  * spawn_db (through tests/store/with-db.sh) the same test runs on
