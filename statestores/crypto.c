@@ -39,8 +39,8 @@ typedef struct gw_key {
 #define GW_DKEY_SYSMAX 96
 
 typedef struct gw_dkey {
-	uint32_t kidx;  /* index of the keyring key + 1; 0 = empty slot */
-	uint8_t sysn;   /* length of sys */
+	uint32_t kidx; /* index of the keyring key + 1; 0 = empty slot */
+	uint8_t sysn;  /* length of sys */
 	char sys[GW_DKEY_SYSMAX];
 	uint8_t key[GW_KEY_LEN];
 } gw_dkey;
@@ -54,8 +54,8 @@ typedef struct gw_dkey_cache {
 struct gw_keyring {
 	gw_dkey_cache *cache; /* owned; zeroed on free. A keyring is immutable
 	                         but for this cache, behind its own mutex. */
-	size_t n;      /* >= 1; keys[0] is the primary */
-	gw_key keys[]; /* owned; zeroed on free */
+	size_t n;             /* >= 1; keys[0] is the primary */
+	gw_key keys[];        /* owned; zeroed on free */
 };
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
@@ -382,8 +382,7 @@ static uint32_t dkey_hash(size_t kidx, const char *system, size_t ls)
 /* dkey_get writes the data key of system under keyring key kidx into out
  * (caller storage; the caller cleanses it): from the cache, or derived and
  * cached. */
-static bool dkey_get(const gw_keyring *kr, size_t kidx, const char *system,
-                     uint8_t out[GW_KEY_LEN])
+static bool dkey_get(const gw_keyring *kr, size_t kidx, const char *system, uint8_t out[GW_KEY_LEN])
 {
 	gw_dkey_cache *c = kr->cache;
 	size_t ls = strlen(system);
@@ -663,9 +662,9 @@ gw_err gw_open_rev(const gw_keyring *kr, const char *system, const char *name, u
 		return GW_EINVAL;
 	int env = gw_envelope_of(in->data, in->len);
 	if (env >= 2) {
-		gw_err e = open_env(kr, env, system, name, revision, in,
-		                    in->data + GW_ENV2_MAGIC_LEN, in->len - GW_ENV2_MAGIC_LEN, pt,
-		                    ptlen);
+		gw_err e =
+		    open_env(kr, env, system, name, revision, in, in->data + GW_ENV2_MAGIC_LEN,
+		             in->len - GW_ENV2_MAGIC_LEN, pt, ptlen);
 		if (e != GW_ECRYPTO) {
 			if (e == GW_OK && envelope)
 				*envelope = env;
@@ -736,8 +735,8 @@ gw_err gw_open_sched(const gw_keyring *kr, const char *legacy_system, const char
 				return GW_ENOMEM;
 			memcpy(sys, d + 8, ls);
 			sys[ls] = '\0';
-			gw_err e =
-			    open_env(kr, 3, sys, id, UINT64_MAX, in, d + head, in->len - head, pt, ptlen);
+			gw_err e = open_env(kr, 3, sys, id, UINT64_MAX, in, d + head,
+			                    in->len - head, pt, ptlen);
 			if (e == GW_OK && system)
 				*system = sys;
 			else

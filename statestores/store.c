@@ -1327,7 +1327,8 @@ static gw_err forget_scan(gw_store *s, const char *prefix, gw_sched_match_fn mat
 	gw_err e = GW_OK;
 	for (;;) {
 		size_t got = 0;
-		if ((e = s->ops->sched_range(s->drv, after, below, FORGET_PAGE, rows, &got)) != GW_OK)
+		if ((e = s->ops->sched_range(s->drv, after, below, FORGET_PAGE, rows, &got)) !=
+		    GW_OK)
 			break;
 		for (size_t i = 0; i < got && e == GW_OK; i++) {
 			gw_sched_row *r = &rows[i];

@@ -338,8 +338,9 @@ gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent);
 #define GW_SCHED_CORRUPT    "corrupt"          /* owner of a row set aside; not a valid owner */
 #define GW_SCHED_AAD_SYSTEM "__spawn.schedule" /* the AAD system of a row's data */
 #define GW_SCHED_DONE_CHUNK 4096               /* ids per done_batch transaction */
-#define GW_SCHED_SYSTEM_MAX 4096 /* longest system a row records (_put_sys); crypto.h's
-                                    GW_SEAL_SYSTEM_MAX */
+/* The longest system name a row records (gw_store_schedule_put_sys): crypto.h's
+ * GW_SEAL_SYSTEM_MAX. */
+#define GW_SCHED_SYSTEM_MAX 4096
 
 /* One claimed scheduled invocation. */
 typedef struct gw_sched {

@@ -98,11 +98,10 @@ static void finish(struct gw_forget *f)
 		GW_INFO("actor %s/%s forgotten (%s): state %" PRIu64 ", history %" PRIu64
 		        ", instance %" PRIu64 ", schedules %" PRIu64 ", outbox %" PRIu64,
 		        f->system, f->name, f->was_active ? "was active" : "not active",
-		        f->counts.state, f->counts.history, f->counts.instance,
-		        f->counts.schedules, f->counts.outbox);
+		        f->counts.state, f->counts.history, f->counts.instance, f->counts.schedules,
+		        f->counts.outbox);
 	} else {
-		GW_WARN("actor %s/%s: Forget failed: %s", f->system, f->name,
-		        gw_strerror(f->err));
+		GW_WARN("actor %s/%s: Forget failed: %s", f->system, f->name, gw_strerror(f->err));
 	}
 	f->fn(f->user, f->err, &f->counts, f->was_active);
 	free(f);

@@ -64,10 +64,10 @@ struct gw_actor {
 	uint8_t st;
 	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, stateful : 1, fenced : 1,
 	    pooled : 1;
-	uint8_t resave : 1;     /* extra changed while a save was in flight: that save
-	                           does not make the actor clean */
-	uint8_t forgetting : 1; /* Admin.Forget: being deactivated, never saved again
-	                           (forget.c); forget says by whom */
+	uint8_t resave : 1;       /* extra changed while a save was in flight: that save
+	                             does not make the actor clean */
+	uint8_t forgetting : 1;   /* Admin.Forget: being deactivated, never saved again
+	                             (forget.c); forget says by whom */
 	struct gw_forget *forget; /* borrowed: the Forget waiting for this actor to be
 	                             quiescent (forgetting); owned by the shard's list */
 	uint16_t save_failures;

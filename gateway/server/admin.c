@@ -221,8 +221,8 @@ static void forget(gwi_ucall *c, Spawn__Gateway__V1__ActorRef *rq)
 	if (!ref_ok(c, rq))
 		return;
 	read_ctx *r = read_ctx_new(c, rq->system, rq->actor);
-	gw_err err = r ? gw_runtime_forget(c->srv->rt, r->system, r->actor, forget_done, r)
-	               : GW_ENOMEM;
+	gw_err err =
+	    r ? gw_runtime_forget(c->srv->rt, r->system, r->actor, forget_done, r) : GW_ENOMEM;
 	if (err == GW_OK)
 		return;
 	free(r);

@@ -53,8 +53,8 @@ struct gw_server {
 	void *m_connect;      /* registered HostGateway.Connect */
 	grpc_server *hsrv;    /* borrowed from groups: the server Connect is registered on */
 	size_t nlisten;       /* listen + host_listen + admin_listen */
-	gw_runtime *rt;   /* borrowed */
-	gw_registry *reg; /* borrowed */
+	gw_runtime *rt;       /* borrowed */
+	gw_registry *reg;     /* borrowed */
 	int *ports;
 	atomic_bool shutting_down;
 	/* live call accounting, for shutdown */

@@ -345,8 +345,8 @@ gw_err gwi_my_forget(void *drv, const gw_actor_key *k, const char *const *ids, s
 	my_drv *d = drv;
 	my_conn *mc = NULL;
 	gw_forget_counts c = {0};
-	char *sql = n ? gwi_id_list("DELETE FROM spawn_schedule WHERE id IN (", '\'', ")", ids, n)
-	              : NULL;
+	char *sql =
+	    n ? gwi_id_list("DELETE FROM spawn_schedule WHERE id IN (", '\'', ")", ids, n) : NULL;
 	if (n && !sql)
 		return GW_ENOMEM;
 	gw_err e = gwi_my_begin(d, &mc);

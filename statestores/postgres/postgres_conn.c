@@ -21,12 +21,11 @@
 #define OID_INT8_ARRAY  1016
 
 /* The columns of a row, in the order read_row expects. */
-#define ROW_COLS   "revision, epoch, key_id, nonce, data, type_url"
+#define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
 /* A row key rotation rewrites: under another key than the primary ($1), or
  * not yet envelope 3 (crypto.h: its data begins with A7 'G' 'W' 03). */
-#define NOT_CURRENT                                                                               \
-	"(key_id <> $1 OR substring(data from 1 for 4) <> decode('a7475703', 'hex'))"
-#define SCHED_COLS "id, due_ms, key_id, nonce, data"
+#define NOT_CURRENT "(key_id <> $1 OR substring(data from 1 for 4) <> decode('a7475703', 'hex'))"
+#define SCHED_COLS  "id, due_ms, key_id, nonce, data"
 #define ROT_WRITE(table)                                                                           \
 	"UPDATE " table " SET key_id = $4, nonce = $5, data = $6 "                                 \
 	"WHERE system = $1 AND name = $2 AND revision = $3 AND key_id = $7 AND nonce = $8"

@@ -1355,9 +1355,11 @@ static gw_err sq_forget(void *drv, const gw_actor_key *k, const char *const *ids
 	gw_err e = run(d, ST_BEGIN, "begin");
 	if (e == GW_OK)
 		e = forget_state(d, k, &c.state, &c.outbox);
-	if (e == GW_OK && (e = run_key(d, ST_FORGET_HIST, k, false, 0, "forget (history)")) == GW_OK)
+	if (e == GW_OK &&
+	    (e = run_key(d, ST_FORGET_HIST, k, false, 0, "forget (history)")) == GW_OK)
 		c.history = (uint64_t)sqlite3_changes(d->db);
-	if (e == GW_OK && (e = run_key(d, ST_FORGET_INST, k, false, 0, "forget (instance)")) == GW_OK)
+	if (e == GW_OK &&
+	    (e = run_key(d, ST_FORGET_INST, k, false, 0, "forget (instance)")) == GW_OK)
 		c.instance = (uint64_t)sqlite3_changes(d->db);
 	for (size_t i = 0; e == GW_OK && i < n; i++)
 		if ((e = sched_by_id(d, ST_SCHED_DONE, ids[i], "forget (schedule)")) == GW_OK)

@@ -338,7 +338,6 @@ START_TEST(admin_reads_lists_and_restores_without_the_host)
 }
 END_TEST
 
-
 /* ---- Forget ------------------------------------------------------------------------ */
 
 /* count_rows: rows of table for (system, name) in the store. */
@@ -389,18 +388,16 @@ static void expect_forget(const char *system, const char *actor,
 	char msg[256];
 	int rc = adm_forget(adm, system, actor, &f, msg, sizeof msg);
 	expect_status(rc, GRPC_STATUS_OK, msg, when);
-	ck_assert_msg(f->state_rows == want->state_rows && f->history_revisions ==
-	                                                       want->history_revisions &&
-	                  f->instance_records == want->instance_records &&
-	                  f->schedules == want->schedules && f->outbox == want->outbox &&
-	                  f->was_active == want->was_active,
-	              "%s: erased state %" PRIu64 " history %" PRIu64 " instance %" PRIu64
-	              " schedules %" PRIu64 " outbox %d active %d; wanted %" PRIu64 " %" PRIu64
-	              " %" PRIu64 " %" PRIu64 " %d %d",
-	              when, f->state_rows, f->history_revisions, f->instance_records,
-	              f->schedules, f->outbox, f->was_active, want->state_rows,
-	              want->history_revisions, want->instance_records, want->schedules,
-	              want->outbox, want->was_active);
+	ck_assert_msg(
+	    f->state_rows == want->state_rows && f->history_revisions == want->history_revisions &&
+	        f->instance_records == want->instance_records && f->schedules == want->schedules &&
+	        f->outbox == want->outbox && f->was_active == want->was_active,
+	    "%s: erased state %" PRIu64 " history %" PRIu64 " instance %" PRIu64
+	    " schedules %" PRIu64 " outbox %d active %d; wanted %" PRIu64 " %" PRIu64 " %" PRIu64
+	    " %" PRIu64 " %d %d",
+	    when, f->state_rows, f->history_revisions, f->instance_records, f->schedules, f->outbox,
+	    f->was_active, want->state_rows, want->history_revisions, want->instance_records,
+	    want->schedules, want->outbox, want->was_active);
 	protobuf_c_message_free_unpacked(&f->base, NULL);
 }
 
@@ -431,8 +428,13 @@ START_TEST(forget_erases_an_actor_and_its_name_starts_fresh)
 	it_world_init(&w, itdb_case_name(name, sizeof name, "forget", k));
 	itdb_init(&db, &w, k, "state.db");
 	const char *gargs[] = {"--store-history", "3", NULL};
-	const char *hargs[] = {"--checkpoint", "--trace", "--timer", "100", "--actions",
-	                       "Add,Get,Sleep,Hang,Emit", NULL};
+	const char *hargs[] = {"--checkpoint",
+	                       "--trace",
+	                       "--timer",
+	                       "100",
+	                       "--actions",
+	                       "Add,Get,Sleep,Hang,Emit",
+	                       NULL};
 	it_gw gw;
 	itdb_gateway_start(&w, &db, &gw, "gw", gargs, NULL);
 	it_proc *h = it_host_start(&w, "host", gw.target, hargs);
@@ -464,9 +466,9 @@ START_TEST(forget_erases_an_actor_and_its_name_starts_fresh)
 	It__Add sleep = IT__ADD__INIT, one = IT__ADD__INIT;
 	sleep.value = 1500;
 	one.value = 1;
-	ck_assert_int_eq(itc_batch_start(&b, 0, client, ITC_COUNTER, "Sleep", &sleep.base,
-	                                 it_ms(20000)),
-	                 SPAWN_OK);
+	ck_assert_int_eq(
+	    itc_batch_start(&b, 0, client, ITC_COUNTER, "Sleep", &sleep.base, it_ms(20000)),
+	    SPAWN_OK);
 	ck_assert(it_proc_wait_line(h, "invoked counter Sleep", it_ms(10000), NULL, 0));
 	for (size_t i = 1; i < 3; i++)
 		ck_assert_int_eq(
@@ -536,12 +538,11 @@ START_TEST(forget_erases_an_actor_and_its_name_starts_fresh)
 
 	/* An instance: erased with its record; by name alone it is unknown
 	 * until it is spawned again, then fresh. */
-	expect_forget("it", "inst-1",
-	              &(Spawn__Gateway__V1__ForgetResult){.state_rows = 1,
-	                                                  .history_revisions = 1,
-	                                                  .instance_records = 1,
-	                                                  .was_active = true},
-	              "Forget of an instance");
+	expect_forget(
+	    "it", "inst-1",
+	    &(Spawn__Gateway__V1__ForgetResult){
+	        .state_rows = 1, .history_revisions = 1, .instance_records = 1, .was_active = true},
+	    "Forget of an instance");
 	expect_gone("it", "inst-1", "after the instance's Forget");
 	rc = itl_add(client, "it", "inst-1", NULL, 1, 0, NULL, msg, sizeof msg);
 	ck_assert_msg(rc == SPAWN_NOT_FOUND, "a forgotten instance by name: %s (%s)",
@@ -587,8 +588,8 @@ START_TEST(forget_erases_an_actor_and_its_name_starts_fresh)
 	expect_forget("nosystem", "counter", &(Spawn__Gateway__V1__ForgetResult){0},
 	              "Forget in an unknown system");
 	/* Malformed requests. */
-	expect_status(adm_forget(adm, "it", "", &fr, msg, sizeof msg),
-	              GRPC_STATUS_INVALID_ARGUMENT, msg, "Forget without an actor");
+	expect_status(adm_forget(adm, "it", "", &fr, msg, sizeof msg), GRPC_STATUS_INVALID_ARGUMENT,
+	              msg, "Forget without an actor");
 	expect_status(adm_forget(adm, "", "counter", &fr, msg, sizeof msg),
 	              GRPC_STATUS_INVALID_ARGUMENT, msg, "Forget without a system");
 	static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f};

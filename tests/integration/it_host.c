@@ -361,9 +361,9 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		spawn_handler fn;
-	} all[] = {{"Add", on_add},   {"Get", on_get}, {"Echo", on_echo},   {"Hang", on_hang},
-	           {"Fail", on_fail}, {"Big", on_big}, {"Sleep", on_sleep}, {"Fan", on_fan},
-	           {"Emit", on_emit}};
+	} all[] = {{"Add", on_add},     {"Get", on_get},   {"Echo", on_echo},
+	           {"Hang", on_hang},   {"Fail", on_fail}, {"Big", on_big},
+	           {"Sleep", on_sleep}, {"Fan", on_fan},   {"Emit", on_emit}};
 	enum { N_ALL = sizeof all / sizeof all[0] };
 	spawn_action_def actions[N_ALL + 1];
 	size_t n_actions = 0;

@@ -224,8 +224,7 @@ static bool sqlite_raw_history(const ctx *c, const char *sys, const char *name, 
 	                  p, 2, out, 3);
 }
 
-static bool sqlite_raw_actor_rows(const ctx *c, const char *sys, const char *name,
-                                  long long out[5])
+static bool sqlite_raw_actor_rows(const ctx *c, const char *sys, const char *name, long long out[5])
 {
 	const char *p[] = {sys, name};
 	return sqlite_raw(
@@ -827,16 +826,17 @@ static bool my_raw_history(const ctx *c, const char *sys, const char *name, long
 static bool my_raw_actor_rows(const ctx *c, const char *sys, const char *name, long long out[5])
 {
 	char sql[2048];
-	snprintf(sql, sizeof sql,
-	         "SELECT (SELECT COUNT(*) FROM spawn_actor_state WHERE system = '%s' AND name = '%s'), "
-	         "(SELECT COUNT(*) FROM spawn_actor_history WHERE system = '%s' AND name = '%s'), "
-	         "(SELECT COUNT(*) FROM spawn_instance WHERE system = '%s' AND name = '%s'), "
-	         "(SELECT COUNT(*) FROM spawn_actor_epoch WHERE system = '%s' AND name = '%s'), "
-	         "(SELECT COUNT(*) FROM spawn_actor_state WHERE system = '%s' AND name = '%s' "
-	         " AND LEFT(data, 4) = X'A7475703') + "
-	         "(SELECT COUNT(*) FROM spawn_actor_history WHERE system = '%s' AND name = '%s' "
-	         " AND LEFT(data, 4) = X'A7475703')",
-	         sys, name, sys, name, sys, name, sys, name, sys, name, sys, name);
+	snprintf(
+	    sql, sizeof sql,
+	    "SELECT (SELECT COUNT(*) FROM spawn_actor_state WHERE system = '%s' AND name = '%s'), "
+	    "(SELECT COUNT(*) FROM spawn_actor_history WHERE system = '%s' AND name = '%s'), "
+	    "(SELECT COUNT(*) FROM spawn_instance WHERE system = '%s' AND name = '%s'), "
+	    "(SELECT COUNT(*) FROM spawn_actor_epoch WHERE system = '%s' AND name = '%s'), "
+	    "(SELECT COUNT(*) FROM spawn_actor_state WHERE system = '%s' AND name = '%s' "
+	    " AND LEFT(data, 4) = X'A7475703') + "
+	    "(SELECT COUNT(*) FROM spawn_actor_history WHERE system = '%s' AND name = '%s' "
+	    " AND LEFT(data, 4) = X'A7475703')",
+	    sys, name, sys, name, sys, name, sys, name, sys, name, sys, name);
 	return my_raw(c->url, sql, out, 5);
 }
 

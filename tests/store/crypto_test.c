@@ -385,7 +385,6 @@ START_TEST(an_envelope_1_row_written_before_still_opens)
 }
 END_TEST
 
-
 /* ---- envelope 3: per-system data keys ------------------------------------------ */
 
 /* hkdf_ref derives a data key the way crypto.h documents it, through
@@ -443,12 +442,12 @@ static bool raw_open(const gw_sealed *s, const uint8_t key[32], const uint8_t *a
 	size_t len = s->len - GW_ENV2_MAGIC_LEN - GW_TAG_LEN;
 	int outl = 0, fin = 0;
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	bool ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, s->nonce) == 1 &&
-	          EVP_DecryptUpdate(ctx, NULL, &outl, aad, (int)aadn) == 1 &&
-	          EVP_DecryptUpdate(ctx, (uint8_t *)out, &outl, ct, (int)len) == 1 &&
-	          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GW_TAG_LEN,
-	                              (void *)(ct + len)) == 1 &&
-	          EVP_DecryptFinal_ex(ctx, (uint8_t *)out + outl, &fin) == 1;
+	bool ok =
+	    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, s->nonce) == 1 &&
+	    EVP_DecryptUpdate(ctx, NULL, &outl, aad, (int)aadn) == 1 &&
+	    EVP_DecryptUpdate(ctx, (uint8_t *)out, &outl, ct, (int)len) == 1 &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GW_TAG_LEN, (void *)(ct + len)) == 1 &&
+	    EVP_DecryptFinal_ex(ctx, (uint8_t *)out + outl, &fin) == 1;
 	EVP_CIPHER_CTX_free(ctx);
 	out[len] = '\0';
 	return ok;
@@ -548,9 +547,9 @@ START_TEST(a_scheduled_invocation_opens_only_under_its_systems_key)
 {
 	gw_keyring *kr = ring("k1:" KEY_A);
 	gw_sealed s;
-	ck_assert_int_eq(gw_seal_sched(kr, "orders", "0a0b0c0d.x1", (const uint8_t *)PLAIN,
-	                               strlen(PLAIN), &s),
-	                 GW_OK);
+	ck_assert_int_eq(
+	    gw_seal_sched(kr, "orders", "0a0b0c0d.x1", (const uint8_t *)PLAIN, strlen(PLAIN), &s),
+	    GW_OK);
 	ck_assert_uint_eq(s.len, GW_ENV2_MAGIC_LEN + 4 + 6 + strlen(PLAIN) + GW_TAG_LEN);
 	ck_assert_mem_eq(s.data, gw_env3_magic, GW_ENV2_MAGIC_LEN);
 	ck_assert_mem_eq(s.data + GW_ENV2_MAGIC_LEN, "\0\0\0\6orders", 10);
@@ -616,9 +615,9 @@ START_TEST(data_keys_are_derived_once_per_key_and_system_and_the_cache_is_bounde
 	gw_sealed s;
 	const int n = 20000;
 	for (int i = 0; i < 200; i++) { /* warm up the cipher code and the allocator */
-		ck_assert_int_eq(gw_seal_rev(kr, "orders", "o", 1, (const uint8_t *)PLAIN,
-		                             strlen(PLAIN), &s),
-		                 GW_OK);
+		ck_assert_int_eq(
+		    gw_seal_rev(kr, "orders", "o", 1, (const uint8_t *)PLAIN, strlen(PLAIN), &s),
+		    GW_OK);
 		free(s.data);
 	}
 	double t0 = now_us();
@@ -646,9 +645,8 @@ START_TEST(data_keys_are_derived_once_per_key_and_system_and_the_cache_is_bounde
 	t0 = now_us();
 	for (int i = 0; i < m; i++) {
 		snprintf(sys, sizeof sys, "tenant-%d", i);
-		ck_assert_int_eq(gw_seal_sys(kr, sys, "o", 1, (const uint8_t *)PLAIN,
-		                             strlen(PLAIN), &s),
-		                 GW_OK);
+		ck_assert_int_eq(
+		    gw_seal_sys(kr, sys, "o", 1, (const uint8_t *)PLAIN, strlen(PLAIN), &s), GW_OK);
 		free(s.data);
 	}
 	double miss = (now_us() - t0) / m;
@@ -657,8 +655,8 @@ START_TEST(data_keys_are_derived_once_per_key_and_system_and_the_cache_is_bounde
 	ck_assert_uint_eq(d2, d1 + (uint64_t)m);
 	/* Opening under the second key of the ring derives that key's own. */
 	snprintf(sys, sizeof sys, "tenant-%d", 1);
-	ck_assert_int_eq(
-	    gw_seal_sys(kr, sys, "o", 1, (const uint8_t *)PLAIN, strlen(PLAIN), &s), GW_OK);
+	ck_assert_int_eq(gw_seal_sys(kr, sys, "o", 1, (const uint8_t *)PLAIN, strlen(PLAIN), &s),
+	                 GW_OK);
 	char *o = NULL;
 	ck_assert_int_eq(open_rev(kr, sys, "o", 1, &s, &o, NULL), GW_OK);
 	ck_assert_str_eq(o, PLAIN);

@@ -298,8 +298,7 @@ START_TEST(scheduled_invocations_are_sealed_under_their_systems_key)
 	}
 	gw_sched *due = NULL;
 	size_t n = 0;
-	ck_assert_int_eq(gw_store_schedule_claim(c.s, 5000, "gw-test", 60000, 10, &due, &n),
-	                 GW_OK);
+	ck_assert_int_eq(gw_store_schedule_claim(c.s, 5000, "gw-test", 60000, 10, &due, &n), GW_OK);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_str_eq(due[0].id, "beef0001.a");
 	ck_assert_str_eq(due[0].system, c.sys);
