@@ -47,6 +47,9 @@ typedef struct gw_config {
 	uint32_t max_effects_per_turn, max_effects_in_flight, max_instances, max_schedules;
 	size_t max_outbox_bytes, max_state_bytes;
 	int64_t max_schedule_ahead_ms;
+	/* security (docs/security.md) */
+	const char *access; /* borrowed: the access policy file (--access); NULL = none */
+	bool hash_token;    /* --hash-token: print the hash of the token on stdin, exit */
 } gw_config;
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,
