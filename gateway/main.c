@@ -189,19 +189,23 @@ int main(int argc, char **argv)
 
 	int sig = 0;
 	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
-		/* The tests wait for these lines: "access policy reloaded" or
-		 * "access policy NOT reloaded". */
+		/* Like "listening", stdout says when a reload is done (tests and
+		 * scripts wait for it): "access reloaded N" or "access not
+		 * reloaded". */
 		size_t n = 0;
 		if (!access) {
 			GW_WARN("SIGHUP: no --access policy to reload");
 		} else if (gw_access_reload(access, &n, why, sizeof why) != GW_OK) {
 			GW_ERROR("access policy NOT reloaded, the previous one stays: %s", why);
+			printf("access not reloaded\n");
 		} else {
 			size_t gone = gw_server_access_reloaded(srv);
 			GW_INFO("access policy reloaded from %s: %zu principals, %zu hosts "
 			        "disconnected",
 			        cfg.access, n, gone);
+			printf("access reloaded %zu\n", n);
 		}
+		fflush(stdout);
 	}
 	GW_INFO("signal %d: draining calls and saving state", sig);
 	/* Shutdown in two phases (docs/design/threading.md): stop what

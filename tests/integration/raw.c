@@ -26,6 +26,8 @@ struct raw_stream {
 	grpc_slice details;
 	grpc_byte_buffer *send_bb, *recv_bb;
 	char tag_send, tag_recv, tag_status, tag_md, tag_rmd;
+	grpc_metadata auth; /* "authorization" when n_auth == 1 */
+	size_t n_auth;
 };
 
 static gpr_timespec after_ms(int64_t ms)
@@ -54,7 +56,8 @@ static int wait_tag(raw_stream *s, void *tag, unsigned bit, int64_t timeout_ms)
 
 /* open_call starts a call whose deadline is timeout_ms from now (<= 0:
  * none). */
-static raw_stream *open_call(const char *target, const char *method, int64_t timeout_ms)
+static raw_stream *open_call(const char *target, const char *method, int64_t timeout_ms,
+                             const char *auth)
 {
 	raw_stream *s = calloc(1, sizeof *s);
 	if (!s)
@@ -71,7 +74,20 @@ static raw_stream *open_call(const char *target, const char *method, int64_t tim
 	grpc_metadata_array_init(&s->md_initial);
 	grpc_metadata_array_init(&s->md_trailing);
 	s->details = grpc_empty_slice();
+	if (auth) {
+		s->auth.key = grpc_slice_from_static_string("authorization");
+		s->auth.value = grpc_slice_from_copied_string(auth);
+		s->n_auth = 1;
+	}
 	return s;
+}
+
+/* send_md fills op as the SEND_INITIAL_METADATA of s (with its credential). */
+static void send_md(raw_stream *s, grpc_op *op)
+{
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op->data.send_initial_metadata.count = s->n_auth;
+	op->data.send_initial_metadata.metadata = s->n_auth ? &s->auth : NULL;
 }
 
 static bool start(raw_stream *s, grpc_op *ops, size_t n, void *tag, unsigned bit)
@@ -84,7 +100,13 @@ static bool start(raw_stream *s, grpc_op *ops, size_t n, void *tag, unsigned bit
 
 raw_stream *raw_stream_open(const char *target, const char *method, int64_t timeout_ms)
 {
-	raw_stream *s = open_call(target, method, timeout_ms);
+	return raw_stream_open_auth(target, method, timeout_ms, NULL);
+}
+
+raw_stream *raw_stream_open_auth(const char *target, const char *method, int64_t timeout_ms,
+                                 const char *auth)
+{
+	raw_stream *s = open_call(target, method, timeout_ms, auth);
 	if (!s)
 		return NULL;
 	grpc_op op[1];
@@ -95,7 +117,7 @@ raw_stream *raw_stream_open(const char *target, const char *method, int64_t time
 	op[0].data.recv_status_on_client.status_details = &s->details;
 	start(s, op, 1, &s->tag_status, P_STATUS);
 	memset(op, 0, sizeof op);
-	op[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	send_md(s, &op[0]);
 	start(s, op, 1, &s->tag_md, P_MD);
 	/* The status is only delivered once the initial metadata has been
 	 * received too, so ask for it from the start. */
@@ -193,6 +215,8 @@ void raw_stream_close(raw_stream *s)
 	grpc_metadata_array_destroy(&s->md_initial);
 	grpc_metadata_array_destroy(&s->md_trailing);
 	grpc_slice_unref(s->details);
+	if (s->n_auth)
+		grpc_slice_unref(s->auth.value);
 	grpc_channel_destroy(s->ch);
 	grpc_completion_queue_shutdown(s->cq);
 	while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
@@ -204,15 +228,16 @@ void raw_stream_close(raw_stream *s)
 }
 
 static int unary(const char *target, const char *method, const void *data, size_t len,
-                 int64_t call_ms, int64_t timeout_ms, int64_t slack_ms, char *details, size_t dlen)
+                 int64_t call_ms, int64_t timeout_ms, int64_t slack_ms, const char *auth,
+                 char *details, size_t dlen)
 {
-	raw_stream *s = open_call(target, method, call_ms);
+	raw_stream *s = open_call(target, method, call_ms, auth);
 	if (!s)
 		return -1;
 	s->send_bb = spawn_wire_buffer(data, len);
 	grpc_op ops[6];
 	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	send_md(s, &ops[0]);
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = s->send_bb;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -240,19 +265,25 @@ static int unary(const char *target, const char *method, const void *data, size_
 int raw_unary(const char *target, const char *method, const void *data, size_t len,
               int64_t timeout_ms, char *details, size_t dlen)
 {
-	return unary(target, method, data, len, timeout_ms, timeout_ms, 1000, details, dlen);
+	return unary(target, method, data, len, timeout_ms, timeout_ms, 1000, NULL, details, dlen);
 }
 
 int raw_unary_no_deadline(const char *target, const char *method, const void *data, size_t len,
                           int64_t wait_ms, char *details, size_t dlen)
 {
-	return unary(target, method, data, len, 0, wait_ms, 1000, details, dlen);
+	return unary(target, method, data, len, 0, wait_ms, 1000, NULL, details, dlen);
 }
 
 int raw_unary_cancel_after(const char *target, const char *method, const void *data, size_t len,
                            int64_t after_ms, char *details, size_t dlen)
 {
-	return unary(target, method, data, len, 0, after_ms, 0, details, dlen);
+	return unary(target, method, data, len, 0, after_ms, 0, NULL, details, dlen);
+}
+
+int raw_unary_auth(const char *target, const char *method, const void *data, size_t len,
+                   int64_t timeout_ms, const char *auth, char *details, size_t dlen)
+{
+	return unary(target, method, data, len, timeout_ms, timeout_ms, 1000, auth, details, dlen);
 }
 
 /* ---- a raw host ---- */

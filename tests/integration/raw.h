@@ -37,11 +37,21 @@ int raw_unary_no_deadline(const char *target, const char *method, const void *da
 int raw_unary_cancel_after(const char *target, const char *method, const void *data, size_t len,
                            int64_t after_ms, char *details, size_t dlen);
 
+/* raw_unary_auth is raw_unary with the metadata "authorization: auth"
+ * (auth NULL: none), e.g. auth = "Bearer <token>". */
+int raw_unary_auth(const char *target, const char *method, const void *data, size_t len,
+                   int64_t timeout_ms, const char *auth, char *details, size_t dlen);
+
 typedef struct raw_stream raw_stream;
 
 /* raw_stream_open starts a streaming call (the call's deadline is
  * timeout_ms from now). Free with raw_stream_close. */
 raw_stream *raw_stream_open(const char *target, const char *method, int64_t timeout_ms);
+
+/* raw_stream_open_auth is raw_stream_open with the metadata
+ * "authorization: auth" (auth NULL: none; copied). */
+raw_stream *raw_stream_open_auth(const char *target, const char *method, int64_t timeout_ms,
+                                 const char *auth);
 
 /* raw_stream_send sends data as one message. False if the send failed
  * (the stream is over) or did not complete in time. */
