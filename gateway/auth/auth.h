@@ -29,8 +29,9 @@
  *   2. A principal pointer is valid only while the read lock is held: code
  *      that remembers a principal past a call (a host stream) keeps its
  *      name and looks it up again.
- *   3. Tokens are never stored, logged or echoed: only their SHA-256, and
- *      the comparison with the stored hashes is constant time.
+ *   3. Tokens are never stored, logged or echoed: only their SHA-256. A
+ *      lookup is a binary search on the SHA-256 of the presented token
+ *      and one constant-time comparison.
  *
  * Thread: any. Blocks: gw_access_open / gw_access_reload read the file.
  */
@@ -68,8 +69,9 @@ void gw_policy_free(gw_policy *p);
 size_t gw_policy_count(const gw_policy *p);
 
 /* gw_policy_by_token finds the principal holding bearer token tok (len
- * bytes, borrowed): hashed with SHA-256 and compared in constant time
- * with every stored hash. NULL when none (or the hash failed). */
+ * bytes, borrowed): hashed with SHA-256, searched among the stored hashes,
+ * confirmed in constant time. NULL when none (or the hash failed). No
+ * allocation. */
 const gw_principal *gw_policy_by_token(const gw_policy *p, const char *tok, size_t len);
 
 /* gw_policy_by_identity finds the principal with identity kind ("uri" or
