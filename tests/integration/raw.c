@@ -54,6 +54,59 @@ static int wait_tag(raw_stream *s, void *tag, unsigned bit, int64_t timeout_ms)
 	return ev.success ? 1 : 0;
 }
 
+/* The TLS settings of raw_set_tls: PEM texts (owned) or NULL. */
+static char *tls_ca, *tls_cert, *tls_key, *tls_name;
+
+static char *read_pem(const char *path)
+{
+	if (!path)
+		return NULL;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = calloc(1, 65536);
+	size_t n = buf ? fread(buf, 1, 65535, f) : 0;
+	fclose(f);
+	if (buf && !n) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
+}
+
+bool raw_set_tls(const char *ca, const char *cert, const char *key, const char *server_name)
+{
+	free(tls_ca);
+	free(tls_cert);
+	free(tls_key);
+	free(tls_name);
+	tls_ca = read_pem(ca);
+	tls_cert = read_pem(cert);
+	tls_key = read_pem(key);
+	tls_name = server_name ? strdup(server_name) : NULL;
+	return (!ca || tls_ca) && (!cert || tls_cert) && (!key || tls_key);
+}
+
+static grpc_channel *new_channel(const char *target)
+{
+	if (!tls_ca) {
+		grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+		grpc_channel *ch = grpc_channel_create(target, cr, NULL);
+		grpc_channel_credentials_release(cr);
+		return ch;
+	}
+	grpc_ssl_pem_key_cert_pair pair = {tls_key, tls_cert};
+	grpc_channel_credentials *cr =
+	    grpc_ssl_credentials_create(tls_ca, tls_cert && tls_key ? &pair : NULL, NULL, NULL);
+	grpc_arg arg = {GRPC_ARG_STRING,
+	                GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+	                {.string = tls_name ? tls_name : "localhost"}};
+	grpc_channel_args args = {1, &arg};
+	grpc_channel *ch = grpc_channel_create(target, cr, &args);
+	grpc_channel_credentials_release(cr);
+	return ch;
+}
+
 /* open_call starts a call whose deadline is timeout_ms from now (<= 0:
  * none). */
 static raw_stream *open_call(const char *target, const char *method, int64_t timeout_ms,
@@ -63,9 +116,7 @@ static raw_stream *open_call(const char *target, const char *method, int64_t tim
 	if (!s)
 		return NULL;
 	grpc_init();
-	grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-	s->ch = grpc_channel_create(target, cr, NULL);
-	grpc_channel_credentials_release(cr);
+	s->ch = new_channel(target);
 	s->cq = grpc_completion_queue_create_for_pluck(NULL);
 	s->call = grpc_channel_create_call(
 	    s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, grpc_slice_from_static_string(method),

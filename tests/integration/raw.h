@@ -42,6 +42,13 @@ int raw_unary_cancel_after(const char *target, const char *method, const void *d
 int raw_unary_auth(const char *target, const char *method, const void *data, size_t len,
                    int64_t timeout_ms, const char *auth, char *details, size_t dlen);
 
+/* raw_set_tls makes every later call of this process use TLS with the CA
+ * file ca, and the client certificate cert + key when both are given
+ * (mTLS); server_name overrides the name checked in the server's
+ * certificate (NULL: "localhost"). ca NULL: plaintext again. Returns false
+ * when a file cannot be read. Not thread-safe: call it before the calls. */
+bool raw_set_tls(const char *ca, const char *cert, const char *key, const char *server_name);
+
 typedef struct raw_stream raw_stream;
 
 /* raw_stream_open starts a streaming call (the call's deadline is
