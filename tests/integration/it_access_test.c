@@ -41,9 +41,13 @@
 
 static it_world w;
 static it_gw gw;
+/* The transport of every call and host stream: NULL = plaintext; the mTLS
+ * test points it at its certificates (main thread, before the calls). */
+static const it_tls *tls;
 
 static void teardown(void)
 {
+	tls = NULL;
 	it_world_fini(&w);
 }
 
@@ -194,7 +198,7 @@ static int invoke(const char *system, const char *actor, const char *action, con
                   char *msg, size_t n)
 {
 	bytes b = invoke_bytes(system, actor, action, NULL);
-	int rc = raw_unary_auth(gw.target, RAW_METHOD_INVOKE, b.data, b.len, it_ms(20000), auth, msg,
+	int rc = raw_unary_auth(gw.target, tls, RAW_METHOD_INVOKE, b.data, b.len, it_ms(20000), auth, msg,
 	                        n);
 	free(b.data);
 	return rc;
@@ -256,7 +260,7 @@ static int spawn_instance(const char *system, const char *name, const char *pare
 	rq.n_actors = 1;
 	rq.actors = ids;
 	bytes b = pack(&rq.base);
-	int rc = raw_unary_auth(gw.target, M_SPAWN, b.data, b.len, it_ms(20000), auth, msg, n);
+	int rc = raw_unary_auth(gw.target, tls, M_SPAWN, b.data, b.len, it_ms(20000), auth, msg, n);
 	free(b.data);
 	return rc;
 }
@@ -270,7 +274,7 @@ static int get_state(const char *system, const char *actor, const char *auth, ch
 	Spawn__Gateway__V1__GetStateRequest rq = SPAWN__GATEWAY__V1__GET_STATE_REQUEST__INIT;
 	rq.actor = &ref;
 	bytes b = pack(&rq.base);
-	int rc = raw_unary_auth(gw.target, M_GET_STATE, b.data, b.len, it_ms(20000), auth, msg, n);
+	int rc = raw_unary_auth(gw.target, tls, M_GET_STATE, b.data, b.len, it_ms(20000), auth, msg, n);
 	free(b.data);
 	return rc;
 }
@@ -283,7 +287,7 @@ static raw_stream *host_connect(const char *auth, const char *system, const char
 {
 	char tmpl[64];
 	snprintf(tmpl, sizeof tmpl, "%s-tmpl", named);
-	raw_stream *s = raw_stream_open_auth(gw.target, RAW_METHOD_CONNECT, it_ms(120000), auth);
+	raw_stream *s = raw_stream_open_auth(gw.target, tls, RAW_METHOD_CONNECT, it_ms(120000), auth);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_msg(raw_host_register(s, system, named, tmpl, true, it_ms(10000)),
 	              "the registration of %s was not answered", system);
@@ -294,7 +298,7 @@ static raw_stream *host_connect(const char *auth, const char *system, const char
  * status, details in msg. */
 static int host_refused(const char *auth, const char *system, char *msg, size_t n)
 {
-	raw_stream *s = raw_stream_open_auth(gw.target, RAW_METHOD_CONNECT, it_ms(20000), auth);
+	raw_stream *s = raw_stream_open_auth(gw.target, tls, RAW_METHOD_CONNECT, it_ms(20000), auth);
 	ck_assert_ptr_nonnull(s);
 	raw_registration r;
 	raw_stream_send_msg(s, &raw_registration_init(&r, system, "x", "x-tmpl", true)->base,
@@ -594,7 +598,7 @@ START_TEST(admin_calls_need_the_admin_role_and_are_logged_with_the_principal)
 	ck_assert(it_file_contains(gw.p->errlog,
 	                           "admin GetState by an unauthenticated caller: refused "
 	                           "UNAUTHENTICATED"));
-	int rc = raw_unary_auth(gw.target, M_KEY_ROT, "", 0, it_ms(20000), T_ORDERS, msg, sizeof msg);
+	int rc = raw_unary_auth(gw.target, tls, M_KEY_ROT, "", 0, it_ms(20000), T_ORDERS, msg, sizeof msg);
 	expect(rc, msg, GRPC_STATUS_PERMISSION_DENIED, "not an admin (Admin.KeyRotation)",
 	       "KeyRotation by a host");
 	ck_assert(it_file_contains(gw.p->errlog,
