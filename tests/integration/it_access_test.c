@@ -10,6 +10,9 @@
  * policy is reloaded on SIGHUP (the gateway prints "access reloaded N"
  * when done; a broken file keeps the old policy).
  *
+ * The same with the principal taken from the client certificate (mTLS,
+ * certificates from tests/tls/mkcerts.sh): the "mtls" case.
+ *
  * The hosts are raw gRPC peers played by the test's main thread; a call
  * that needs a host's answer runs in its own thread (call_start). The
  * token hashes in the policy come from `spawn-gateway --hash-token`.
@@ -720,6 +723,85 @@ START_TEST(a_bad_policy_stops_start_up_and_hash_token_hashes_stdin)
 }
 END_TEST
 
+/* The principal from the client certificate (mTLS, --tls-client-ca): the
+ * test PKI's identities are spiffe://spawn.test/WHO and WHO.spawn.test; the
+ * policy lists client by URI, admin by URI and DNS, orders-host by DNS, and
+ * not "other". A bearer token sent over the same connection decides. */
+static const it_tls *cert_of(it_tls *t, char bufs[3][700], const char *who)
+{
+	char f[64];
+	memset(t, 0, sizeof *t);
+	t->ca = it_cert(&w, "ca.pem", bufs[0], sizeof bufs[0]);
+	snprintf(f, sizeof f, "%s.pem", who);
+	t->cert = it_cert(&w, f, bufs[1], sizeof bufs[1]);
+	snprintf(f, sizeof f, "%s.key", who);
+	t->key = it_cert(&w, f, bufs[2], sizeof bufs[2]);
+	return t;
+}
+
+START_TEST(the_client_certificate_names_the_principal)
+{
+	it_world_init(&w, "mtls");
+	char cert[700], key[700], ca[700];
+	const char *args[] = {"--access",
+	                      write_policy(1),
+	                      "--tls-cert",
+	                      it_cert(&w, "server-chain.pem", cert, sizeof cert),
+	                      "--tls-key",
+	                      it_cert(&w, "server.key", key, sizeof key),
+	                      "--tls-client-ca",
+	                      it_cert(&w, "ca.pem", ca, sizeof ca),
+	                      NULL};
+	it_gateway_start(&w, &gw, "gw", "state.db", args, NULL);
+	it_tls t_host, t_client, t_admin, t_other;
+	char b_host[3][700], b_client[3][700], b_admin[3][700], b_other[3][700];
+	cert_of(&t_host, b_host, "host");
+	cert_of(&t_client, b_client, "client");
+	cert_of(&t_admin, b_admin, "admin");
+	cert_of(&t_other, b_other, "other");
+	char msg[600];
+
+	/* Hosts: DNS identity host.spawn.test is orders-host. */
+	tls = &t_host;
+	raw_stream *orders = host_connect(NULL, "orders", "desk");
+	expect(host_refused(NULL, "bank", msg, sizeof msg), msg, GRPC_STATUS_PERMISSION_DENIED,
+	       "principal 'orders-host' may not serve system 'bank'", "host cert registers bank");
+	tls = &t_other;
+	expect(host_refused(NULL, "orders", msg, sizeof msg), msg, GRPC_STATUS_UNAUTHENTICATED,
+	       "the client certificate's identity is not in the access policy",
+	       "an unknown certificate registers orders");
+
+	/* Clients: URI identity spiffe://spawn.test/client is client. */
+	tls = &t_client;
+	serve_one(orders, "orders", "desk", NULL);
+	expect(invoke("bank", "acct", "A", NULL, msg, sizeof msg), msg,
+	       GRPC_STATUS_PERMISSION_DENIED, "principal 'client' may not invoke bank/acct.A",
+	       "client cert on bank");
+	expect(get_state("orders", "desk", NULL, msg, sizeof msg), msg,
+	       GRPC_STATUS_PERMISSION_DENIED, "principal 'client' is not an admin",
+	       "client cert on Admin");
+	/* A token on the same connection decides, a bad one too. */
+	expect(get_state("orders", "desk", T_ADMIN, msg, sizeof msg), msg, GRPC_STATUS_OK, NULL,
+	       "client cert + admin token on Admin");
+	expect(invoke("orders", "desk", "A", "Bearer wrong", msg, sizeof msg), msg,
+	       GRPC_STATUS_UNAUTHENTICATED, "unknown bearer token", "client cert + a bad token");
+	tls = &t_other;
+	expect(invoke("orders", "desk", "A", NULL, msg, sizeof msg), msg,
+	       GRPC_STATUS_UNAUTHENTICATED, "not in the access policy", "other cert on orders");
+
+	/* Admin by its certificate; the log names the principal. */
+	tls = &t_admin;
+	expect(get_state("orders", "desk", NULL, msg, sizeof msg), msg, GRPC_STATUS_OK, NULL,
+	       "admin cert on Admin");
+	ck_assert(it_file_contains(gw.p->errlog, "admin GetState by principal 'admin': allowed"));
+	ck_assert(it_file_contains(gw.p->errlog,
+	                           "admin GetState by principal 'client': refused PERMISSION_DENIED"));
+	raw_stream_close(orders);
+	tls = NULL;
+	it_gateway_stop(&gw);
+}
+END_TEST
+
 static Suite *access_suite(void)
 {
 	it_case cases[] = {
@@ -730,6 +812,7 @@ static Suite *access_suite(void)
 	    {"reload", the_policy_is_reloaded_on_sighup_and_a_broken_file_keeps_the_old_one},
 	    {"host_codes", a_hosts_own_auth_codes_reach_the_caller_as_unknown_with_a_prefix},
 	    {"startup", a_bad_policy_stops_start_up_and_hash_token_hashes_stdin},
+	    {"mtls", the_client_certificate_names_the_principal},
 	};
 	return IT_SUITE("access", cases, teardown, 120);
 }
