@@ -180,7 +180,8 @@ void gw_config_usage(const char *prog)
 	    "saved, when the statestore did not take them in time).\n"
 	    "SIGHUP: read the --access policy again; a file with an error keeps the old\n"
 	    "policy (logged); hosts whose principal may no longer serve their system are\n"
-	    "disconnected (PERMISSION_DENIED).\n",
+	    "disconnected (PERMISSION_DENIED). stdout then says \"access reloaded N\" (N\n"
+	    "principals) or \"access not reloaded\".\n",
 	    prog);
 }
 
