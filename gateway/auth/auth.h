@@ -70,8 +70,9 @@ size_t gw_policy_count(const gw_policy *p);
 
 /* gw_policy_by_token finds the principal holding bearer token tok (len
  * bytes, borrowed): hashed with SHA-256, searched among the stored hashes,
- * confirmed in constant time. NULL when none (or the hash failed). No
- * allocation. */
+ * confirmed in constant time. NULL when none (or the hash failed). It
+ * allocates nothing itself (OpenSSL 3.0 does, inside the digest's
+ * initialisation). */
 const gw_principal *gw_policy_by_token(const gw_policy *p, const char *tok, size_t len);
 
 /* gw_policy_by_identity finds the principal with identity kind ("uri" or

@@ -415,7 +415,8 @@ bool gwi_may_invoke(gw_server *s, const gw_principal *pr, const char *system, co
 /* authorize_invoke answers whether the caller of c may invoke action (NULL:
  * Spawn) of system/actor: GRPC_STATUS_OK, or UNAUTHENTICATED /
  * PERMISSION_DENIED with why naming what was refused. One policy lookup
- * under the read lock; no allocation. */
+ * under the read lock; nothing allocated here (OpenSSL 3.0 allocates inside
+ * the digest's initialisation). */
 static grpc_status_code authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
                                          const char *ref, const char *action, char *why,
                                          size_t n)
