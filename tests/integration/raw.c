@@ -298,7 +298,8 @@ grpc_channel *it_channel_create(const char *target, const it_tls *tls)
 			pair.private_key = key;
 		}
 		bool ok = ca && (!tls->cert || (cert && key));
-		cr = ok ? grpc_ssl_credentials_create(ca, tls->cert ? &pair : NULL, NULL, NULL) : NULL;
+		cr = ok ? grpc_ssl_credentials_create(ca, tls->cert ? &pair : NULL, NULL, NULL)
+		        : NULL;
 		free(ca);
 		free(cert);
 		free(key);
@@ -306,7 +307,8 @@ grpc_channel *it_channel_create(const char *target, const it_tls *tls)
 			return NULL;
 		args[na].type = GRPC_ARG_STRING;
 		args[na].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-		args[na++].value.string = (char *)(tls->server_name ? tls->server_name : "localhost");
+		args[na++].value.string =
+		    (char *)(tls->server_name ? tls->server_name : "localhost");
 	}
 	grpc_channel_args ca = {na, args};
 	grpc_channel *ch = grpc_channel_create(target, cr, &ca);
