@@ -788,6 +788,9 @@ START_TEST(the_client_certificate_names_the_principal)
 	tls = &t_other;
 	expect(invoke("orders", "desk", "A", NULL, msg, sizeof msg), msg,
 	       GRPC_STATUS_UNAUTHENTICATED, "not in the access policy", "other cert on orders");
+	/* A certificate that only opens the connection, and a token that names
+	 * the principal. */
+	serve_one(orders, "orders", "desk", T_CLIENT);
 
 	/* Admin by its certificate; the log names the principal. */
 	tls = &t_admin;
