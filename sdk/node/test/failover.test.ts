@@ -1,0 +1,253 @@
+/**
+ * SpawnClient and ActorHost given several gateways (issue 11, section 3;
+ * docs/sdk/typescript.md "Several gateways"), against three real gateways
+ * ($SPAWN_GATEWAY_BIN; skipped when unset, as the other end-to-end tests).
+ *
+ * Each gateway has its own SQLite store and its own Node host serving a
+ * stateless "echo" that counts its calls, so the answer does not depend on
+ * the member that served it (no cluster routing needed here).
+ * - A client given the three addresses spreads calls over all three; one
+ *   gateway is killed (SIGKILL) under load: every call started after the
+ *   kill succeeds, at most the calls in flight fail (UNAVAILABLE); the
+ *   gateway is started again on its port and gets calls again.
+ * - A dns:/// target works (localhost resolves to 127.0.0.1 only here and
+ *   the test may not edit /etc/hosts: several addresses behind one name are
+ *   not tested).
+ * - A host given the three addresses registers with one; killed, it
+ *   registers with a survivor within its backoff.
+ */
+import * as assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, describe, it } from "node:test";
+
+import { ActorHost, SpawnClient, SpawnError, StatusCode, gatewayTarget } from "../src/index.js";
+import { T, testLogger } from "./helpers.js";
+
+const BIN = process.env["SPAWN_GATEWAY_BIN"];
+const KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+
+interface Gateway {
+  proc: ChildProcess;
+  target: string;
+}
+
+function startGateway(db: string, listen = "127.0.0.1:0"): Promise<Gateway> {
+  if (!BIN) throw new Error("SPAWN_GATEWAY_BIN is not set");
+  const env: { [k: string]: string } = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("SPAWN_") && v !== undefined) env[k] = v;
+  env["SPAWN_STATESTORE_KEY"] = KEY;
+  const proc = spawn(BIN, ["--listen", listen, "--statestore", `sqlite://${db}`, "--log-level", "warn"], {
+    stdio: ["ignore", "pipe", "ignore"],
+    env,
+  });
+  return new Promise<Gateway>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`the gateway did not print 'listening' within ${T} ms`));
+    }, T);
+    proc.stdout?.setEncoding("utf8");
+    proc.stdout?.on("data", (d: string) => {
+      out += d;
+      const m = /^listening \S+ (\d+)$/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, target: `127.0.0.1:${m[1]}` });
+      }
+    });
+    proc.on("exit", (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`the gateway exited (${code ?? sig}) before listening`));
+    });
+  });
+}
+
+function kill(g: Gateway): Promise<void> {
+  if (g.proc.exitCode !== null || g.proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    g.proc.once("exit", () => resolve());
+    g.proc.kill("SIGKILL");
+  });
+}
+
+/** A host of `system` on target whose "echo" counts its calls in count[0]. */
+function echoHost(target: string, system: string, count: number[]): ActorHost {
+  const h = new ActorHost(target, system, { logger: testLogger, minBackoffMs: 15, maxBackoffMs: 200 });
+  h.addActor({
+    name: "echo",
+    stateful: false,
+    actions: {
+      Echo: (ctx) => {
+        count[0]!++;
+        return { reply: ctx.payload };
+      },
+    },
+  });
+  return h;
+}
+
+function registered(h: ActorHost, n: number): Promise<void> {
+  if (h.registrations >= n) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`not registered ${n} times within ${T} ms`)), T);
+    const on = (): void => {
+      if (h.registrations < n) return;
+      clearTimeout(t);
+      h.off("registered", on);
+      resolve();
+    };
+    h.on("registered", on);
+  });
+}
+
+describe("several gateways", { skip: !BIN && "SPAWN_GATEWAY_BIN is not set" }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spawn-node-failover-"));
+  const gws: Gateway[] = [];
+  const hosts: ActorHost[] = [];
+  const clients: SpawnClient[] = [];
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const h of hosts) await h.stop(1000);
+    for (const g of gws) await kill(g);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("turns a list into one round-robin target", () => {
+    assert.equal(gatewayTarget("127.0.0.1:1, 127.0.0.1:2").target, "ipv4:127.0.0.1:1,127.0.0.1:2");
+    assert.equal(gatewayTarget("[::1]:1,[::1]:2").target, "ipv6:[::1]:1,[::1]:2");
+    assert.equal(gatewayTarget("dns:///gw:1").target, "dns:///gw:1");
+    for (const bad of ["gw1:1,gw2:1", "127.0.0.1:1,[::1]:2", "127.0.0.1:0,127.0.0.1:1", "127.0.0.1:1,"]) {
+      assert.throws(() => gatewayTarget(bad), TypeError, bad);
+    }
+    assert.throws(() => gatewayTarget("127.0.0.1:1,127.0.0.2:1", true), /tlsServerName/);
+    gatewayTarget("127.0.0.1:1,127.0.0.2:1", true, true);
+  });
+
+  it("spreads calls over three gateways and survives a kill", async () => {
+    const counts = [[0], [0], [0]];
+    const mine: Gateway[] = [];
+    for (let i = 0; i < 3; i++) {
+      const g = await startGateway(path.join(dir, `s${i}.db`));
+      gws.push(g);
+      mine.push(g);
+      const h = echoHost(g.target, "it", counts[i]!);
+      hosts.push(h);
+      h.start();
+      await registered(h, 1);
+    }
+    const c = new SpawnClient(mine.map((g) => g.target).join(","), { deadlineMs: 3 * T });
+    clients.push(c);
+    for (let i = 0; i < 90; i++) await c.invoke({ system: "it", actor: "echo", action: "Echo" });
+    for (let i = 0; i < 3; i++) {
+      process.stderr.write(`spread node: gateway ${i} served ${counts[i]![0]} of 90 calls\n`);
+      assert.ok(counts[i]![0]! >= 10, `gateway ${i} served ${counts[i]![0]} of 90 calls`);
+    }
+
+    // Four concurrent loops; gateway 1 killed while they run.
+    const records: Array<{ start: number; err?: unknown }> = [];
+    let stop = false;
+    const loop = async (): Promise<void> => {
+      while (!stop) {
+        const start = performance.now();
+        try {
+          await c.invoke({ system: "it", actor: "echo", action: "Echo" });
+          records.push({ start });
+        } catch (err) {
+          records.push({ start, err });
+        }
+      }
+    };
+    const until = async (n: number): Promise<void> => {
+      const goal = records.length + n;
+      const end = Date.now() + 3 * T;
+      while (records.length < goal) {
+        assert.ok(Date.now() < end, "the load made no progress");
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    const loops = [loop(), loop(), loop(), loop()];
+    await until(100);
+    await kill(mine[1]!);
+    const killed = performance.now();
+    await until(200);
+    stop = true;
+    await Promise.all(loops);
+    const failed = records.filter((r) => r.err !== undefined);
+    for (const r of failed) {
+      process.stderr.write(`spread node: call started ${(r.start - killed).toFixed(1)} ms from the kill: ${String(r.err)}\n`);
+      assert.ok(r.start < killed, `a call started after the kill failed: ${String(r.err)}`);
+      assert.ok(r.err instanceof SpawnError && r.err.code === StatusCode.UNAVAILABLE, String(r.err));
+    }
+    assert.ok(failed.length <= loops.length, `${failed.length} calls failed`);
+    process.stderr.write(`spread node: ${records.length} calls under load, ${failed.length} failed\n`);
+
+    // Restarted on its port: its host registers again, the client uses it.
+    const h1 = hosts[hosts.length - 2]!;
+    const n = h1.registrations;
+    const again = await startGateway(path.join(dir, "s1.db"), mine[1]!.target);
+    gws.push(again);
+    await registered(h1, n + 1);
+    const before = counts[1]![0]!;
+    for (let i = 0; i < 30; i++) await c.invoke({ system: "it", actor: "echo", action: "Echo" });
+    assert.ok(counts[1]![0]! > before, "the restarted gateway got no call");
+  });
+
+  it("reaches a gateway through a dns:/// target", async () => {
+    const g = await startGateway(path.join(dir, "dns.db"));
+    gws.push(g);
+    const h = echoHost(g.target, "it", [0]);
+    hosts.push(h);
+    h.start();
+    await registered(h, 1);
+    const c = new SpawnClient(`dns:///localhost:${g.target.split(":")[1]}`, { deadlineMs: 3 * T });
+    clients.push(c);
+    for (let i = 0; i < 5; i++) await c.invoke({ system: "it", actor: "echo", action: "Echo" });
+  });
+
+  it("moves a host of three gateways to a survivor", async () => {
+    const mine: Gateway[] = [];
+    for (let i = 0; i < 3; i++) {
+      const g = await startGateway(path.join(dir, `r${i}.db`));
+      gws.push(g);
+      mine.push(g);
+    }
+    const h = echoHost(mine.map((g) => g.target).join(","), "roam", [0]);
+    hosts.push(h);
+    h.start();
+    await registered(h, 1);
+    const alive = [true, true, true];
+    const serving = async (): Promise<number> => {
+      const found: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        if (!alive[i]) continue;
+        const f = new SpawnClient(mine[i]!.target, { failFast: true, deadlineMs: T });
+        try {
+          await f.invoke({ system: "roam", actor: "echo", action: "Echo" });
+          found.push(i);
+        } catch {
+          // not this one
+        } finally {
+          f.close();
+        }
+      }
+      assert.equal(found.length, 1, `gateways answering for the host: ${found.join(",")}`);
+      return found[0]!;
+    };
+    let on = await serving();
+    for (let round = 1; round <= 2; round++) {
+      const n = h.registrations;
+      const t0 = performance.now();
+      await kill(mine[on]!);
+      alive[on] = false;
+      await registered(h, n + 1);
+      const t1 = performance.now();
+      const next = await serving();
+      process.stderr.write(`roam node: round ${round}: killed gateway ${on}, registered with ${next} after ${(t1 - t0).toFixed(1)} ms\n`);
+      assert.notEqual(next, on);
+      on = next;
+    }
+  });
+});
