@@ -17,6 +17,10 @@
  *     name are not tested here; the ipv4: list is the same round_robin).
  *   - A host given the three addresses registers with one; when that one
  *     is killed it registers with a survivor within its reconnect backoff.
+ *   - TLS over a list: the name checked in every member's certificate is
+ *     the first address's host, or tls_server_name; a name no certificate
+ *     carries fails every member; hosts on different addresses without a
+ *     server name are refused at create.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -329,12 +333,106 @@ START_TEST(a_host_of_three_gateways_moves_to_a_survivor)
 }
 END_TEST
 
+/* ---- TLS over a list -------------------------------------------------------------- */
+
+/* tls_host starts it-host (extra args: NULL-terminated) against target with
+ * the test CA in SPAWN_TLS_CA and waits for "registered". */
+static it_proc *tls_host(const char *name, const char *target, const char *ca,
+                         const char *const extra[])
+{
+	char bin[600], env_ca[800];
+	snprintf(bin, sizeof bin, "%s/tests/integration/it-host", it_build_dir());
+	snprintf(env_ca, sizeof env_ca, "SPAWN_TLS_CA=%s", ca);
+	const char *argv[12] = {bin, "--gateway", target};
+	size_t n = 3;
+	for (size_t i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	const char *env[] = {env_ca, NULL};
+	it_proc *p = it_spawn(&w, name, argv, env);
+	if (!it_proc_wait_line(p, "registered", it_ms(15000), NULL, 0)) {
+		it_proc_dump(p);
+		ck_abort_msg("host %s did not register with %s in time", name, target);
+	}
+	return p;
+}
+
+/* tls_client makes a client of list trusting ca, checking server_name
+ * (NULL = the first address's host). */
+static int tls_client(spawn_client **c, const char *list, const char *ca, const char *server_name,
+                      bool fail_fast)
+{
+	spawn_client_opts o = {.target = list, .fail_fast = fail_fast};
+	o.security.tls_ca = ca;
+	o.security.tls_server_name = server_name;
+	return spawn_client_create_opts(c, &o);
+}
+
+START_TEST(a_list_of_tls_gateways_checks_every_member)
+{
+	it_world_init(&w, "tls");
+	char ca[700], cert[700], key[700];
+	it_cert(&w, "ca.pem", ca, sizeof ca);
+	it_cert(&w, "server-chain.pem", cert, sizeof cert);
+	it_cert(&w, "server.key", key, sizeof key);
+	const char *gargs[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+	it_gw g[2];
+	it_proc *h[2];
+	const char *hargs[] = {"--trace", NULL};
+	for (int i = 0; i < 2; i++) {
+		char name[16], db[16];
+		snprintf(name, sizeof name, "gw%d", i);
+		snprintf(db, sizeof db, "s%d.db", i);
+		it_gateway_start(&w, &g[i], name, db, gargs, NULL);
+		snprintf(name, sizeof name, "host%d", i);
+		h[i] = tls_host(name, g[i].target, ca, hargs);
+	}
+	char list[160];
+	snprintf(list, sizeof list, "%s,%s", g[0].target, g[1].target);
+	/* A host given the list registers over TLS with one of them. */
+	const char *rargs[] = {"--system", "roam", NULL};
+	it_proc *roam = tls_host("roam", list, ca, rargs);
+
+	/* The first address's host (127.0.0.1, in the certificate) is the
+	 * name checked; then an explicit one; both members serve calls. */
+	static const char *const names[] = {NULL, "localhost"};
+	char msg[300];
+	for (size_t k = 0; k < 2; k++) {
+		ck_assert_int_eq(tls_client(&client, list, ca, names[k], false), SPAWN_OK);
+		for (int i = 0; i < 20; i++) {
+			int rc = echo(client, msg, sizeof msg);
+			ck_assert_msg(rc == SPAWN_OK, "TLS call %d (server name %s): %s: %s", i,
+			              names[k] ? names[k] : "none", spawn_status_name(rc), msg);
+		}
+		spawn_client_destroy(client);
+		client = NULL;
+		for (int i = 0; i < 2; i++) {
+			int got = it_proc_count_lines(h[i], "invoked counter Echo");
+			ck_assert_msg(got > 0, "gateway %d served none of 20 TLS calls", i);
+		}
+	}
+	/* A name that no certificate carries: no member passes the check. */
+	ck_assert_int_eq(tls_client(&client, list, ca, "wrong.spawn.test", true), SPAWN_OK);
+	int rc = echo(client, msg, sizeof msg);
+	ck_assert_msg(rc == SPAWN_UNAVAILABLE, "a call checking a wrong name got %s: %s",
+	              spawn_status_name(rc), msg);
+	/* Different hosts without a server name: refused at create. */
+	spawn_client *bad = (spawn_client *)0x1;
+	ck_assert_int_eq(tls_client(&bad, "127.0.0.1:1,127.0.0.2:1", ca, NULL, false), SPAWN_ETLS);
+	ck_assert_ptr_eq(bad, (spawn_client *)0x1);
+	it_host_stop(roam);
+	for (int i = 0; i < 2; i++)
+		it_host_stop(h[i]);
+}
+END_TEST
+
 int main(void)
 {
 	it_case cases[] = {
 	    {"spread", a_client_of_three_gateways_spreads_calls_and_survives_a_kill},
 	    {"dns", a_dns_target_reaches_the_gateway},
 	    {"roam", a_host_of_three_gateways_moves_to_a_survivor},
+	    {"tls", a_list_of_tls_gateways_checks_every_member},
 	};
 	return it_run(IT_SUITE("failover", cases, teardown, 120));
 }
