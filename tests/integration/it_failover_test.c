@@ -244,6 +244,18 @@ START_TEST(a_client_of_three_gateways_spreads_calls_and_survives_a_kill)
 }
 END_TEST
 
+/* c-ares 1.18 (Debian 12) leaks a 10-byte copy of the name in
+ * ares_getaddrinfo when /etc/hosts answers "localhost", called by gRPC's
+ * dns:/// resolver: not ours to free. c-ares has no frame pointers, so the
+ * fast unwinder sees only its module: the suppression names the module. */
+#ifdef IT_SANITIZE
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:libcares.so\n";
+}
+#endif
+
 /* ---- a dns:/// target --------------------------------------------------------------- */
 
 START_TEST(a_dns_target_reaches_the_gateway)
