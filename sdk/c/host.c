@@ -191,8 +191,11 @@ int spawn_host_create(spawn_host **out, const spawn_host_opts *opts)
 	h->event_user = opts->event_user;
 	grpc_init();
 	int rc = spawni_security_init(&h->sec, &opts->security);
-	if (rc == SPAWN_OK && (rc = spawni_target_init(&h->dial, opts->target, &h->sec)) != SPAWN_OK)
-		spawni_security_fini(&h->sec);
+	if (rc == SPAWN_OK) {
+		rc = spawni_target_init(&h->dial, opts->target, &h->sec);
+		if (rc != SPAWN_OK)
+			spawni_security_fini(&h->sec);
+	}
 	if (rc != SPAWN_OK) {
 		close(h->sigpipe[0]);
 		close(h->sigpipe[1]);

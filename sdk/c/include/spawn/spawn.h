@@ -246,8 +246,8 @@ typedef struct spawn_actor_def {
  * environment. With a CA the connection is TLS (the gateway's certificate
  * must chain to it and name the target's host, or tls_server_name; for a
  * list of members, every member's certificate must name the first entry's
- * host, or tls_server_name); with a certificate and key too it is mutual TLS, as a gateway started with
- * --tls-client-ca requires. Without a CA it is plaintext, as the gateway
+ * host, or tls_server_name); with a certificate and key too it is mutual
+ * TLS, as a gateway started with --tls-client-ca requires. Without a CA it is plaintext, as the gateway
  * serves it on loopback and unix sockets without --tls-cert.
  * The files are read once, at create: a file that cannot be read, or that
  * holds no PEM block, fails the create with SPAWN_ETLS and a line on stderr
