@@ -12,9 +12,12 @@
  *     most the calls in flight at the kill, each UNAVAILABLE (a call lost
  *     with its member may have run: never retried). The gateway is started
  *     again on its port; the client uses it again.
- *   - A dns:/// target works (localhost here resolves to 127.0.0.1 only,
- *     and the test may not edit /etc/hosts: several addresses behind one
- *     name are not tested here; the ipv4: list is the same round_robin).
+ *   - A dns:/// target works; and a name with three addresses: the test
+ *     runs its own DNS server (dnsmasq on an ephemeral loopback port,
+ *     answering gw.spawn.test with 127.0.0.1, .2 and .3 from a file; never
+ *     /etc/hosts), three gateways listen on one port of those addresses,
+ *     and a client of "dns://127.0.0.1:DNSPORT/gw.spawn.test:PORT" spreads
+ *     its calls over the three, and over two when one is killed.
  *   - A host given the three addresses registers with one; when that one
  *     is killed it registers with a survivor within its reconnect backoff.
  *   - TLS over a list: the name checked in every member's certificate is
@@ -30,6 +33,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <check.h>
 #include <spawn/spawn.h>
@@ -345,6 +353,130 @@ START_TEST(a_host_of_three_gateways_moves_to_a_survivor)
 }
 END_TEST
 
+/* ---- one DNS name with several addresses ---------------------------------------------- */
+
+/* A DNS server of the test's own: dnsmasq on 127.0.0.1:port answering only
+ * from hosts_file (no upstream, no /etc/hosts). Its log goes to its stdout,
+ * where "read FILE - N names" says it serves. Returns NULL when it exited
+ * first (the port was taken meanwhile). */
+static it_proc *start_dns(const char *name, int port, const char *hosts_file)
+{
+	char addn[700], portarg[32];
+	snprintf(addn, sizeof addn, "--addn-hosts=%s", hosts_file);
+	snprintf(portarg, sizeof portarg, "--port=%d", port);
+	const char *argv[] = {"/usr/sbin/dnsmasq",
+	                      "--keep-in-foreground",
+	                      "--conf-file=/dev/null",
+	                      "--no-resolv",
+	                      "--no-hosts",
+	                      addn,
+	                      "--listen-address=127.0.0.1",
+	                      "--bind-interfaces",
+	                      portarg,
+	                      "--pid-file=",
+	                      "--log-facility=/dev/stdout",
+	                      geteuid() == 0 ? "--user=root" : NULL,
+	                      NULL};
+	it_proc *p = it_spawn(&w, name, argv, NULL);
+	char line[512];
+	while (it_proc_wait_line(p, "", it_ms(10000), line, sizeof line))
+		if (strstr(line, " names"))
+			return p;
+	it_proc_kill(p);
+	return NULL;
+}
+
+/* free_udp_port returns a UDP port of 127.0.0.1 that was free just now. */
+static int free_udp_port(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	socklen_t len = sizeof a;
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+START_TEST(a_dns_name_with_three_addresses_reaches_three_gateways)
+{
+	it_world_init(&w, "dns_several");
+	ck_assert_msg(
+	    access("/usr/sbin/dnsmasq", X_OK) == 0,
+	    "/usr/sbin/dnsmasq is missing (Debian dnsmasq-base; scripts/install-deps.sh)");
+	/* Three gateways on one port of 127.0.0.1, .2 and .3 (all loopback). */
+	it_gw g[N_GW];
+	it_proc *h[N_GW];
+	const char *hargs[] = {"--trace", NULL};
+	it_gateway_start(&w, &g[0], "gw0", "s0.db", NULL, NULL);
+	for (int i = 1; i < N_GW; i++) {
+		char listen[64], name[16], db[16], prefix[96];
+		snprintf(listen, sizeof listen, "127.0.0.%d:%d", i + 1, g[0].port);
+		snprintf(name, sizeof name, "gw%d", i);
+		snprintf(db, sizeof db, "s%d.db", i);
+		const char *args[] = {"--listen", listen, NULL};
+		memset(&g[i], 0, sizeof g[i]);
+		g[i].p = it_gateway_spawn(&w, name, db, args, NULL);
+		snprintf(prefix, sizeof prefix, "listening %s ", listen);
+		if (!it_proc_wait_line(g[i].p, prefix, it_ms(15000), NULL, 0)) {
+			it_proc_dump(g[i].p);
+			ck_abort_msg("gateway %s did not listen on %s in time", name, listen);
+		}
+		g[i].port = g[0].port;
+		snprintf(g[i].target, sizeof g[i].target, "%s", listen);
+	}
+	for (int i = 0; i < N_GW; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "host%d", i);
+		h[i] = it_host_start(&w, name, g[i].target, hargs);
+	}
+	/* gw.spawn.test has the three addresses, in the test's DNS server. */
+	char hosts[600];
+	it_path(&w, "hosts", hosts, sizeof hosts);
+	FILE *f = fopen(hosts, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "127.0.0.1 gw.spawn.test\n127.0.0.2 gw.spawn.test\n127.0.0.3 gw.spawn.test\n");
+	ck_assert_int_eq(fclose(f), 0);
+	it_proc *dns = NULL;
+	int dns_port = 0;
+	for (int attempt = 0; attempt < 3 && !dns; attempt++)
+		dns = start_dns("dnsmasq", dns_port = free_udp_port(), hosts);
+	ck_assert_msg(dns != NULL, "dnsmasq did not start (see dnsmasq.log)");
+
+	char target[128];
+	snprintf(target, sizeof target, "dns://127.0.0.1:%d/gw.spawn.test:%d", dns_port, g[0].port);
+	ck_assert_int_eq(spawn_client_create(&client, target), SPAWN_OK);
+	char msg[300];
+	for (int i = 0; i < 90; i++) {
+		int rc = echo(client, msg, sizeof msg);
+		ck_assert_msg(rc == SPAWN_OK, "%s call %d: %s: %s", target, i,
+		              spawn_status_name(rc), msg);
+	}
+	for (int i = 0; i < N_GW; i++) {
+		int n = it_proc_count_lines(h[i], "invoked counter Echo");
+		fprintf(stderr, "dns_several: %s served %d of 90 calls\n", g[i].target, n);
+		ck_assert_msg(n >= 10, "%s served %d of 90 calls through %s", g[i].target, n,
+		              target);
+	}
+	/* One address of the name dies: the calls go to the other two. */
+	it_proc_kill(g[1].p);
+	for (int i = 0; i < 30; i++) {
+		int rc = echo(client, msg, sizeof msg);
+		ck_assert_msg(rc == SPAWN_OK, "call %d after the kill of %s: %s: %s", i,
+		              g[1].target, spawn_status_name(rc), msg);
+	}
+	spawn_client_destroy(client);
+	client = NULL;
+	/* A host given the name registers with one of them. */
+	const char *rargs[] = {"--system", "roam", NULL};
+	it_proc *roam = it_host_start(&w, "roam", target, rargs);
+	it_host_stop(roam);
+	it_host_stop(h[0]);
+	it_host_stop(h[2]);
+}
+END_TEST
+
 /* ---- TLS over a list -------------------------------------------------------------- */
 
 /* tls_host starts it-host (extra args: NULL-terminated) against target with
@@ -443,6 +575,7 @@ int main(void)
 	it_case cases[] = {
 	    {"spread", a_client_of_three_gateways_spreads_calls_and_survives_a_kill},
 	    {"dns", a_dns_target_reaches_the_gateway},
+	    {"dns_several", a_dns_name_with_three_addresses_reaches_three_gateways},
 	    {"roam", a_host_of_three_gateways_moves_to_a_survivor},
 	    {"tls", a_list_of_tls_gateways_checks_every_member},
 	};
