@@ -13,14 +13,17 @@ needed here.
   started after the kill succeeds, at most the calls in flight fail
   (UNAVAILABLE: a call lost with its member may have run, it is not
   retried); the gateway is started again on its port and gets calls again.
-- A dns:/// target works (localhost resolves to 127.0.0.1 only here and the
-  test may not edit /etc/hosts: several addresses behind one name are not
-  tested).
+- A dns:/// target works; and a name with three addresses, from a DNS
+  server of the test's own (dnsmasq on a free loopback port answering
+  gw.spawn.test with 127.0.0.1, .2 and .3 from a file; never /etc/hosts):
+  three gateways on one port of those addresses each get calls, and the
+  calls go on when one is killed.
 - A Python ActorHost given the three addresses registers with one; killed,
   it registers with a survivor within its backoff.
 """
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -108,8 +111,8 @@ class FailoverTest(unittest.TestCase):
              "--statestore", "sqlite://" + os.path.join(self.dir.name, db)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         self.procs.append(p)
-        line = read_line(p, "listening ", "gateway")
-        return p, "127.0.0.1:%d" % int(line.split()[2])
+        line = read_line(p, "listening ", "gateway")  # "listening ADDR PORT"
+        return p, "%s:%d" % (line.split()[1].rsplit(":", 1)[0], int(line.split()[2]))
 
     def it_host(self, target, *args):
         p = subprocess.Popen(
@@ -212,6 +215,59 @@ class FailoverTest(unittest.TestCase):
         self.it_host(target)
         c = self.client("dns:///localhost:" + target.split(":")[1])
         for _ in range(5):
+            c.invoke("it", "counter", "Echo")
+
+    def dns_server(self, hosts_file):
+        """dnsmasq answering only from hosts_file, on a free port of
+        127.0.0.1; returns the port once it serves."""
+        dnsmasq = "/usr/sbin/dnsmasq"
+        self.assertTrue(os.access(dnsmasq, os.X_OK),
+                        "%s is missing (Debian dnsmasq-base; scripts/install-deps.sh)" % dnsmasq)
+        for _ in range(3):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            p = subprocess.Popen(
+                [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                 "--no-hosts", "--addn-hosts=" + hosts_file, "--listen-address=127.0.0.1",
+                 "--bind-interfaces", "--port=%d" % port, "--pid-file=",
+                 "--log-facility=/dev/stdout"] + (["--user=root"] if os.geteuid() == 0 else []),
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self.procs.append(p)
+            # Its log: "read FILE - N names" once it serves; it exits at
+            # once when the port was taken meanwhile.
+            timer = threading.Timer(T, p.kill)
+            timer.start()
+            try:
+                for line in p.stdout:
+                    if " names" in line:
+                        return port
+            finally:
+                timer.cancel()
+        self.fail("dnsmasq did not start")
+
+    def test_a_dns_name_with_three_addresses(self):
+        hosts = os.path.join(self.dir.name, "hosts")
+        with open(hosts, "w") as f:
+            f.write("".join("127.0.0.%d gw.spawn.test\n" % i for i in (1, 2, 3)))
+        dns_port = self.dns_server(hosts)
+        gws, counts = [], []
+        port = None
+        for i in range(3):
+            p, target = self.gateway("s%d.db" % i, "127.0.0.%d:%d" % (i + 1, port or 0))
+            port = int(target.rsplit(":", 1)[1])
+            gws.append((p, target))
+            counts.append(Counter(self.it_host(target, "--trace"), "invoked counter Echo"))
+        target = "dns://127.0.0.1:%d/gw.spawn.test:%d" % (dns_port, port)
+        c = self.client(target)
+        for _ in range(90):
+            c.invoke("it", "counter", "Echo")
+        for (_, t), n in zip(gws, counts):
+            sys.stderr.write("dns python: %s served %d of 90 calls\n" % (t, n.value()))
+            self.assertGreaterEqual(n.value(), 10, t)
+        gws[1][0].kill()
+        gws[1][0].wait(timeout=30)
+        for _ in range(30):
             c.invoke("it", "counter", "Echo")
 
     def test_a_host_of_three_gateways_moves_to_a_survivor(self):
