@@ -10,98 +10,19 @@
  *   gateway is killed (SIGKILL) under load: every call started after the
  *   kill succeeds, at most the calls in flight fail (UNAVAILABLE); the
  *   gateway is started again on its port and gets calls again.
- * - A dns:/// target works (localhost resolves to 127.0.0.1 only here and
- *   the test may not edit /etc/hosts: several addresses behind one name are
- *   not tested).
+ * - A dns:/// target works (a name with several addresses: dns-name.test.ts).
  * - A host given the three addresses registers with one; killed, it
  *   registers with a survivor within its backoff.
  */
 import * as assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 
 import { ActorHost, SpawnClient, SpawnError, StatusCode, gatewayTarget } from "../src/index.js";
-import { T, testLogger } from "./helpers.js";
-
-const BIN = process.env["SPAWN_GATEWAY_BIN"];
-const KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
-
-interface Gateway {
-  proc: ChildProcess;
-  target: string;
-}
-
-function startGateway(db: string, listen = "127.0.0.1:0"): Promise<Gateway> {
-  if (!BIN) throw new Error("SPAWN_GATEWAY_BIN is not set");
-  const env: { [k: string]: string } = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("SPAWN_") && v !== undefined) env[k] = v;
-  env["SPAWN_STATESTORE_KEY"] = KEY;
-  const proc = spawn(BIN, ["--listen", listen, "--statestore", `sqlite://${db}`, "--log-level", "warn"], {
-    stdio: ["ignore", "pipe", "ignore"],
-    env,
-  });
-  return new Promise<Gateway>((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => {
-      proc.kill("SIGKILL");
-      reject(new Error(`the gateway did not print 'listening' within ${T} ms`));
-    }, T);
-    proc.stdout?.setEncoding("utf8");
-    proc.stdout?.on("data", (d: string) => {
-      out += d;
-      const m = /^listening \S+ (\d+)$/m.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, target: `127.0.0.1:${m[1]}` });
-      }
-    });
-    proc.on("exit", (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`the gateway exited (${code ?? sig}) before listening`));
-    });
-  });
-}
-
-function kill(g: Gateway): Promise<void> {
-  if (g.proc.exitCode !== null || g.proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    g.proc.once("exit", () => resolve());
-    g.proc.kill("SIGKILL");
-  });
-}
-
-/** A host of `system` on target whose "echo" counts its calls in count[0]. */
-function echoHost(target: string, system: string, count: number[]): ActorHost {
-  const h = new ActorHost(target, system, { logger: testLogger, minBackoffMs: 15, maxBackoffMs: 200 });
-  h.addActor({
-    name: "echo",
-    stateful: false,
-    actions: {
-      Echo: (ctx) => {
-        count[0]!++;
-        return { reply: ctx.payload };
-      },
-    },
-  });
-  return h;
-}
-
-function registered(h: ActorHost, n: number): Promise<void> {
-  if (h.registrations >= n) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`not registered ${n} times within ${T} ms`)), T);
-    const on = (): void => {
-      if (h.registrations < n) return;
-      clearTimeout(t);
-      h.off("registered", on);
-      resolve();
-    };
-    h.on("registered", on);
-  });
-}
+import { T } from "./helpers.js";
+import { BIN, type Gateway, echoHost, kill, registered, startGateway } from "./gateways.js";
 
 describe("several gateways", { skip: !BIN && "SPAWN_GATEWAY_BIN is not set" }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spawn-node-failover-"));
