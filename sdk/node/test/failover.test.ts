@@ -8,8 +8,9 @@
  * the member that served it (no cluster routing needed here).
  * - A client given the three addresses spreads calls over all three; one
  *   gateway is killed (SIGKILL) under load: every call started after the
- *   kill succeeds, at most the calls in flight fail (UNAVAILABLE); the
- *   gateway is started again on its port and gets calls again.
+ *   client saw its connection close succeeds, at most the calls in flight
+ *   fail (UNAVAILABLE); the gateway is started again on its port and gets
+ *   calls again.
  * - A dns:/// target works (a name with several addresses: dns-name.test.ts).
  * - A host given the three addresses registers with one; killed, it
  *   registers with a survivor within its backoff.
@@ -68,16 +69,16 @@ describe("several gateways", { skip: !BIN && "SPAWN_GATEWAY_BIN is not set" }, (
     }
 
     // Four concurrent loops; gateway 1 killed while they run.
-    const records: Array<{ start: number; err?: unknown }> = [];
+    const records: Array<{ start: number; end: number; err?: unknown }> = [];
     let stop = false;
     const loop = async (): Promise<void> => {
       while (!stop) {
         const start = performance.now();
         try {
           await c.invoke({ system: "it", actor: "echo", action: "Echo" });
-          records.push({ start });
+          records.push({ start, end: performance.now() });
         } catch (err) {
-          records.push({ start, err });
+          records.push({ start, end: performance.now(), err });
         }
       }
     };
@@ -96,10 +97,18 @@ describe("several gateways", { skip: !BIN && "SPAWN_GATEWAY_BIN is not set" }, (
     await until(200);
     stop = true;
     await Promise.all(loops);
+    // Node delivers the child's exit and the close of its connection as two
+    // events in no fixed order, so a call made just after the exit event may
+    // still go out on the dead connection. What must hold: once the client
+    // has seen the connection close (the first failure: every call on it
+    // fails in that same event), no call fails; and at most one call per
+    // loop fails (the one it had in flight then).
     const failed = records.filter((r) => r.err !== undefined);
-    for (const r of failed) {
+    const seen = Math.min(...failed.map((r) => r.end));
+    for (const r of records) {
+      if (r.err === undefined) continue;
       process.stderr.write(`spread node: call started ${(r.start - killed).toFixed(1)} ms from the kill: ${String(r.err)}\n`);
-      assert.ok(r.start < killed, `a call started after the kill failed: ${String(r.err)}`);
+      assert.ok(r.start < seen, `a call started after the connection was seen closed failed: ${String(r.err)}`);
       assert.ok(r.err instanceof SpawnError && r.err.code === StatusCode.UNAVAILABLE, String(r.err));
     }
     assert.ok(failed.length <= loops.length, `${failed.length} calls failed`);
