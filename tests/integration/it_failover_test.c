@@ -7,10 +7,12 @@
  * Echo on the counter answers the same whichever member serves it.
  *
  *   - A client given the three addresses spreads its calls over all three;
- *     one gateway is killed (SIGKILL) under load from four threads: every
- *     call started after the kill succeeds, and the calls that fail are at
- *     most the calls in flight at the kill, each UNAVAILABLE (a call lost
- *     with its member may have run: never retried). The gateway is started
+ *     one gateway is killed (SIGKILL) under load from four threads: the
+ *     client sees its connection close promptly (ms here), and only calls
+ *     around that moment fail - the ones in flight, and at times one made
+ *     in the few ms before the client dropped the member - each UNAVAILABLE
+ *     (a call lost with its member may have run: never retried); every call
+ *     after that succeeds. The gateway is started
  *     again on its port; the client uses it again.
  *   - A dns:/// target works; and a name with three addresses: the test
  *     runs its own DNS server (dnsmasq on an ephemeral loopback port,
@@ -223,27 +225,45 @@ START_TEST(a_client_of_three_gateways_spreads_calls_and_survives_a_kill)
 		pthread_join(t[i], NULL);
 	ck_assert_msg(after > 0, "the restarted gateway got no call within 15 s");
 
-	size_t failed = 0;
+	/* The client sees the member's connection close a little after the
+	 * kill (its poller thread and the load threads race for the cores),
+	 * and drops the member from its round robin just after that. The calls
+	 * in flight on the member fail then, and so can a call started in that
+	 * short window on the dead connection (measured: 0-1 of them, within
+	 * 5 ms of the kill). What must hold: every failure is UNAVAILABLE, the
+	 * close is seen promptly, all failures happen around that moment (the
+	 * first + 250 ms), and every call after it succeeds. */
+	int64_t seen_ms = INT64_MAX;
+	for (size_t i = 0; i < l.n; i++)
+		if (l.recs[i].rc != SPAWN_OK && l.recs[i].end_ms < seen_ms)
+			seen_ms = l.recs[i].end_ms;
+	size_t failed = 0, late = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		const call_rec *r = &l.recs[i];
 		if (r->rc == SPAWN_OK)
 			continue;
 		failed++;
-		fprintf(stderr, "spread: call started %+" PRId64 " ms from the kill: %s: %s\n",
-		        r->start_ms - kill_ms, spawn_status_name(r->rc), r->msg);
-		ck_assert_msg(r->start_ms < killed_ms,
-		              "a call started %" PRId64 " ms after the kill failed: %s: %s",
-		              r->start_ms - killed_ms, spawn_status_name(r->rc), r->msg);
+		late += r->start_ms > killed_ms;
+		fprintf(stderr,
+		        "spread: call started %+" PRId64 " ms from the kill, failed %+" PRId64
+		        " ms from it: %s: %s\n",
+		        r->start_ms - kill_ms, r->end_ms - kill_ms, spawn_status_name(r->rc),
+		        r->msg);
 		ck_assert_msg(r->rc == SPAWN_UNAVAILABLE, "a call in flight at the kill got %s: %s",
 		              spawn_status_name(r->rc), r->msg);
+		ck_assert_msg(r->end_ms - seen_ms <= it_ms(250),
+		              "a call failed %" PRId64 " ms after the dead connection was seen: %s",
+		              r->end_ms - seen_ms, r->msg);
 	}
-	ck_assert_msg(failed <= LOAD_THREADS, "%zu calls failed, %d were in flight", failed,
-	              LOAD_THREADS);
+	if (failed)
+		ck_assert_msg(seen_ms - killed_ms < it_ms(2000),
+		              "the dead connection was seen %" PRId64 " ms after the kill",
+		              seen_ms - killed_ms);
 	fprintf(stderr,
-	        "spread: %zu calls under load, %zu failed (in flight at the kill); gateway 1 "
+	        "spread: %zu calls under load, %zu failed (%zu started after the kill); gateway 1 "
 	        "served %d before its kill; restarted -> host registered %" PRId64
 	        " ms -> first call %" PRId64 " ms\n",
-	        l.n, failed, before, registered_ms - restarted_ms, back_ms - registered_ms);
+	        l.n, failed, late, before, registered_ms - restarted_ms, back_ms - registered_ms);
 	pthread_mutex_destroy(&l.mu);
 	pthread_cond_destroy(&l.cv);
 	free(l.recs);
