@@ -22,6 +22,11 @@
  *     its calls over the three, and over two when one is killed.
  *   - A host given the three addresses registers with one; when that one
  *     is killed it registers with a survivor within its reconnect backoff.
+ *   - What goes to another member: a call in flight (Hang) on a member that
+ *     is killed fails UNAVAILABLE and the other member's host never sees it;
+ *     an answer marked never dispatched (a member whose host left) is
+ *     retried, on the other member, so every call succeeds - except with
+ *     fail_fast, where the calls round robin gives to that member fail.
  *   - TLS over a list: the name checked in every member's certificate is
  *     the first address's host, or tls_server_name; a name no certificate
  *     carries fails every member; hosts on different addresses without a
@@ -590,6 +595,132 @@ START_TEST(a_list_of_tls_gateways_checks_every_member)
 }
 END_TEST
 
+/* ---- what is retried on another member, and what is not ------------------------------- */
+
+typedef struct bg_call {
+	const char *action;
+	int rc;
+	char msg[300];
+} bg_call;
+
+static void *bg_call_main(void *arg)
+{
+	bg_call *b = arg;
+	spawn_reply r;
+	b->rc = itc_invoke(client, ITC_COUNTER, b->action, NULL, it_ms(20000), &r);
+	snprintf(b->msg, sizeof b->msg, "%s", r.message ? r.message : "");
+	spawn_reply_fini(&r);
+	return NULL;
+}
+
+START_TEST(a_call_lost_with_its_member_is_not_sent_to_another)
+{
+	it_world_init(&w, "retry");
+	it_gw g[2];
+	it_proc *h[2];
+	const char *hargs[] = {"--trace", NULL};
+	for (int i = 0; i < 2; i++) {
+		char name[16], db[16];
+		snprintf(name, sizeof name, "gw%d", i);
+		snprintf(db, sizeof db, "s%d.db", i);
+		it_gateway_start(&w, &g[i], name, db, NULL, NULL);
+		snprintf(name, sizeof name, "host%d", i);
+		h[i] = it_host_start(&w, name, g[i].target, hargs);
+	}
+	char list[160], msg[300];
+	snprintf(list, sizeof list, "%s,%s", g[0].target, g[1].target);
+	ck_assert_int_eq(spawn_client_create(&client, list), SPAWN_OK);
+	for (int i = 0; i < 10; i++) /* both members connected and used */
+		ck_assert_int_eq(echo(client, msg, sizeof msg), SPAWN_OK);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_gt(it_proc_count_lines(h[i], "invoked counter Echo"), 0);
+
+	/* 1. A call in flight on a member that dies: UNAVAILABLE, and never
+	 * sent to the other member (it may have run). */
+	bg_call hang = {.action = "Hang"};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &hang), 0);
+	int on = -1;
+	int64_t end = it_now_ms() + it_ms(15000);
+	while (on < 0 && it_now_ms() < end)
+		for (int i = 0; i < 2 && on < 0; i++)
+			if (it_proc_wait_line(h[i], "hanging counter", 50, NULL, 0))
+				on = i;
+	ck_assert_msg(on >= 0, "no host printed 'hanging counter'");
+	it_proc_kill(g[on].p);
+	pthread_join(t, NULL);
+	ck_assert_msg(hang.rc == SPAWN_UNAVAILABLE,
+	              "the call in flight on the killed member got %s: %s",
+	              spawn_status_name(hang.rc), hang.msg);
+	/* The survivor's host never saw it: no "hanging" line. */
+	int other = 1 - on;
+	ck_assert_int_eq(echo(client, msg, sizeof msg), SPAWN_OK); /* a marker after it */
+	ck_assert_int_eq(it_proc_count_lines(h[other], "hanging counter"), 0);
+	fprintf(stderr, "retry: a Hang in flight on the killed member: %s: %s\n",
+	        spawn_status_name(hang.rc), hang.msg);
+	spawn_client_destroy(client);
+	client = NULL;
+	it_host_stop(h[other]);
+	it_host_stop(h[on]);
+}
+END_TEST
+
+START_TEST(an_undispatched_answer_is_retried_on_another_member)
+{
+	it_world_init(&w, "undispatched");
+	it_gw g[2];
+	it_proc *h[2];
+	const char *hargs[] = {"--trace", NULL};
+	for (int i = 0; i < 2; i++) {
+		char name[16], db[16];
+		snprintf(name, sizeof name, "gw%d", i);
+		snprintf(db, sizeof db, "s%d.db", i);
+		it_gateway_start(&w, &g[i], name, db, NULL, NULL);
+		snprintf(name, sizeof name, "host%d", i);
+		h[i] = it_host_start(&w, name, g[i].target, hargs);
+	}
+	char msg[300];
+	/* Member 0 knows the counter, then its host leaves: it answers calls
+	 * UNAVAILABLE marked never dispatched (docs/protocol.md). */
+	spawn_client *direct = NULL;
+	spawn_client_opts fo = {.target = g[0].target, .fail_fast = true};
+	ck_assert_int_eq(spawn_client_create_opts(&direct, &fo), SPAWN_OK);
+	ck_assert_int_eq(echo(direct, msg, sizeof msg), SPAWN_OK);
+	it_host_stop(h[0]);
+	int rc = echo(direct, msg, sizeof msg);
+	spawn_client_destroy(direct);
+	ck_assert_msg(rc == SPAWN_UNAVAILABLE, "member 0 without its host answered %s: %s",
+	              spawn_status_name(rc), msg);
+	ck_assert_msg(strstr(msg, "no host serving") != NULL, "not the undispatched answer: %s",
+	              msg);
+	it_proc_count_lines(h[1], "invoked counter Echo"); /* consumed */
+
+	/* A client of both retries those answers, on member 1: all succeed. */
+	char list[160];
+	snprintf(list, sizeof list, "%s,%s", g[0].target, g[1].target);
+	ck_assert_int_eq(spawn_client_create(&client, list), SPAWN_OK);
+	for (int i = 0; i < 20; i++) {
+		rc = echo(client, msg, sizeof msg);
+		ck_assert_msg(rc == SPAWN_OK, "call %d: %s: %s", i, spawn_status_name(rc), msg);
+	}
+	ck_assert_int_eq(it_proc_count_lines(h[1], "invoked counter Echo"), 20);
+	spawn_client_destroy(client);
+	client = NULL;
+	/* A fail-fast client does not retry: the calls round robin gives to
+	 * member 0 fail. */
+	spawn_client_opts lo = {.target = list, .fail_fast = true};
+	ck_assert_int_eq(spawn_client_create_opts(&client, &lo), SPAWN_OK);
+	int failed = 0;
+	for (int i = 0; i < 20; i++)
+		failed += echo(client, msg, sizeof msg) == SPAWN_UNAVAILABLE;
+	fprintf(stderr, "undispatched: a fail-fast client of both: %d of 20 calls failed\n",
+	        failed);
+	ck_assert_int_gt(failed, 0);
+	ck_assert_int_lt(failed, 20);
+	it_host_stop(h[1]);
+}
+END_TEST
+
 int main(void)
 {
 	it_case cases[] = {
@@ -598,6 +729,8 @@ int main(void)
 	    {"dns_several", a_dns_name_with_three_addresses_reaches_three_gateways},
 	    {"roam", a_host_of_three_gateways_moves_to_a_survivor},
 	    {"tls", a_list_of_tls_gateways_checks_every_member},
+	    {"lost", a_call_lost_with_its_member_is_not_sent_to_another},
+	    {"undispatched", an_undispatched_answer_is_retried_on_another_member},
 	};
 	return it_run(IT_SUITE("failover", cases, teardown, 120));
 }
