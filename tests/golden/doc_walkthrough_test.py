@@ -102,6 +102,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--src", required=True)
     ap.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     build, src = os.path.abspath(args.build), os.path.abspath(args.src)
 
@@ -221,7 +222,10 @@ def main():
                 print("--- %s:\n%s" % (name, read(etc, name)), file=sys.stderr)
         if dbname:
             psql(pg_admin, "postgres", "DROP DATABASE IF EXISTS %s" % dbname)
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print("kept " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     if failures:
         return 1
     print("%s, '%s': %d blocks run, %d outputs checked (gateway on %s, store %s)"
