@@ -36,6 +36,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -161,7 +162,7 @@ def main():
     driver = ["set -e", "cd %s" % shlex.quote(work),
               "unset SPAWN_TLS_CA SPAWN_TLS_CERT SPAWN_TLS_KEY SPAWN_TLS_SERVER_NAME SPAWN_TOKEN",
               "unset SPAWN_GATEWAY SPAWN_STATESTORE_URL SPAWN_STATESTORE_KEY SPAWN_STATESTORE_KEYS",
-              "trap 'kill -9 ${HOST_PID:-} ${GATEWAY_PID:-} 2>/dev/null || true' EXIT"]
+              "trap 'kill -9 ${BILLING_PID:-} ${HOST_PID:-} ${GATEWAY_PID:-} 2>/dev/null || true' EXIT"]
     for i, (code, expected) in enumerate(steps):
         bf = os.path.join(work, "block%02d.sh" % i)
         with open(bf, "w") as f:
@@ -188,12 +189,29 @@ def main():
 
     failures = []
     try:
-        r = subprocess.run(["bash", os.path.join(work, "driver.sh")], timeout=240,
-                           stdin=subprocess.DEVNULL)
-        at = open(os.path.join(work, "at")).read().strip()
-        if r.returncode != 0 or at != "done":
+        # Its own process group: whatever the blocks left running (the
+        # gateway, hosts) goes with it when it overruns.
+        driver_proc = subprocess.Popen(["bash", os.path.join(work, "driver.sh")],
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            rc = driver_proc.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            os.killpg(driver_proc.pid, signal.SIGKILL)
+            rc = driver_proc.wait()
+            failures.append("the walkthrough did not finish within 240 s")
+        # The doc stops what it starts: nothing of its group may be left.
+        left = subprocess.run(["pgrep", "-a", "-g", str(driver_proc.pid)],
+                              capture_output=True, text=True).stdout.strip()
+        if left:
+            failures.append("the walkthrough left processes running:\n" + left)
+        try:
+            os.killpg(driver_proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        at = read(work, "at").strip()
+        if rc != 0 or at != "done":
             failures.append("the walkthrough stopped in block %s (exit %d):\n%s\n--- it printed:\n%s"
-                            % (at, r.returncode, steps[int(at)][0] if at.isdigit() else "",
+                            % (at, rc, steps[int(at)][0] if at.isdigit() else "",
                                read(work, "block%02d.out" % int(at)) if at.isdigit() else ""))
         for i, (code, expected) in enumerate(steps):
             if expected is None or not os.path.exists(os.path.join(work, "block%02d.out" % i)):
