@@ -86,8 +86,19 @@ def main():
         return 1
     finally:
         channel.close()
-    print(json_format.MessageToJson(out, indent=2, sort_keys=True))
+    print(to_json(json_format, out))
     return 0
+
+
+def to_json(json_format, msg):
+    """msg as JSON with its fields at their defaults too (protobuf renamed
+    the option in 5.26)."""
+    try:
+        return json_format.MessageToJson(msg, indent=2, sort_keys=True,
+                                         including_default_value_fields=True)
+    except TypeError:
+        return json_format.MessageToJson(msg, indent=2, sort_keys=True,
+                                         always_print_fields_with_no_presence=True)
 
 
 if __name__ == "__main__":
