@@ -200,8 +200,7 @@ def main():
             rc = driver_proc.wait()
             failures.append("the walkthrough did not finish within 240 s")
         # The doc stops what it starts: nothing of its group may be left.
-        left = subprocess.run(["pgrep", "-a", "-g", str(driver_proc.pid)],
-                              capture_output=True, text=True).stdout.strip()
+        left = group_members(driver_proc.pid)
         if left:
             failures.append("the walkthrough left processes running:\n" + left)
         try:
@@ -267,6 +266,22 @@ def prerequisites(build, src):
         if word not in read(src, path):
             missing.append(what)
     return missing
+
+
+def group_members(pgid):
+    """'PID COMMAND' lines of the live processes of process group pgid."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open("/proc/%s/stat" % pid).read()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) != pgid or fields[0] == "Z":
+                continue
+            cmd = open("/proc/%s/cmdline" % pid, "rb").read().replace(b"\0", b" ")
+            out.append("%s %s" % (pid, cmd.decode(errors="replace").strip()))
+        except (OSError, ValueError, IndexError):
+            continue
+    return "\n".join(out)
 
 
 def read(d, name):
