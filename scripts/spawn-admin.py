@@ -4,6 +4,7 @@
   spawn-admin.py [--gateway TARGET] get-state SYSTEM ACTOR [--revision N]
   spawn-admin.py [--gateway TARGET] list-revisions SYSTEM ACTOR
   spawn-admin.py [--gateway TARGET] key-rotation
+  spawn-admin.py [--gateway TARGET] forget SYSTEM ACTOR
 
 Prints the answer as JSON on stdout (an actor's state is decoded when its
 type's module is in --proto-out: the example's is) and exits 0; on a failed
@@ -43,6 +44,9 @@ def main():
     lr.add_argument("system")
     lr.add_argument("actor")
     sub.add_parser("key-rotation", help="progress of --rotate-keys")
+    fg = sub.add_parser("forget", help="erase an actor: state, history, instance, schedules")
+    fg.add_argument("system")
+    fg.add_argument("actor")
     args = ap.parse_args()
 
     sys.path.insert(0, os.path.abspath(args.proto_out))
@@ -78,6 +82,9 @@ def main():
         elif args.cmd == "list-revisions":
             req = gateway_pb2.ActorRef(system=args.system, actor=args.actor)
             out = rpc("ListRevisions", req, gateway_pb2.RevisionList)
+        elif args.cmd == "forget":
+            req = gateway_pb2.ActorRef(system=args.system, actor=args.actor)
+            out = rpc("Forget", req, gateway_pb2.ForgetResult)
         else:
             out = rpc("KeyRotation", gateway_pb2.KeyRotationRequest(),
                       gateway_pb2.KeyRotationStatus)
