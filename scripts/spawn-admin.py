@@ -98,14 +98,13 @@ def main():
 
 
 def to_json(json_format, msg):
-    """msg as JSON with its fields at their defaults too (protobuf renamed
-    the option in 5.26)."""
+    """msg as JSON, fields named as in the .proto and printed at their
+    defaults too (protobuf renamed that option in 5.26)."""
+    opts = dict(indent=2, sort_keys=True, preserving_proto_field_name=True)
     try:
-        return json_format.MessageToJson(msg, indent=2, sort_keys=True,
-                                         including_default_value_fields=True)
+        return json_format.MessageToJson(msg, including_default_value_fields=True, **opts)
     except TypeError:
-        return json_format.MessageToJson(msg, indent=2, sort_keys=True,
-                                         always_print_fields_with_no_presence=True)
+        return json_format.MessageToJson(msg, always_print_fields_with_no_presence=True, **opts)
 
 
 if __name__ == "__main__":
