@@ -8,7 +8,9 @@
 
 Prints the answer as JSON on stdout (an actor's state is decoded when its
 type's module is in --proto-out: the example's is) and exits 0; on a failed
-call prints "spawn-admin.py: CODE: message" on stderr and exits 1.
+call prints "spawn-admin.py: CODE: message" on stderr and exits 1; TLS
+settings that cannot be used (a file missing, a certificate without its key)
+exit 2.
 
 TARGET defaults to SPAWN_GATEWAY, then 127.0.0.1:8090. TLS and credentials
 come from the Python SDK's environment fallbacks (sdk/python, spawn_host.Security):
