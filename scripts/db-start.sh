@@ -49,7 +49,7 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 [--fresh] DIR [postgres] [mariadb]" >&2
+	echo "usage: $0 [--fresh] [--tls CERTDIR] DIR [postgres] [mariadb]" >&2
 	exit 2
 }
 
