@@ -1,10 +1,13 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -20,7 +23,14 @@ void gw_config_usage(const char *prog)
 	    "Listening and state\n"
 	    "  --listen ADDR             listen address, repeatable: HOST:PORT or unix:/path\n"
 	    "                            (port 0 picks a free port) [SPAWN_LISTEN,\n"
-	    "                            comma-separated] default 127.0.0.1:8090\n"
+	    "                            comma-separated] default 127.0.0.1:8090; serves\n"
+	    "                            clients, and hosts and Admin unless given below\n"
+	    "  --host-listen ADDR        serve HostGateway (actor hosts) only here,\n"
+	    "                            repeatable [SPAWN_HOST_LISTEN, comma-separated]\n"
+	    "  --admin-listen ADDR       serve the Admin service only here, repeatable\n"
+	    "                            [SPAWN_ADMIN_LISTEN, comma-separated]\n"
+	    "                            A method not served on a listener answers\n"
+	    "                            UNIMPLEMENTED.\n"
 	    "  --statestore URL          sqlite:///abs/path.db | sqlite://rel/path.db\n"
 	    "                            | sqlite::memory:\n"
 	    "                            | postgres://user:pw@host:port/db?sslmode=...\n"
@@ -41,6 +51,26 @@ void gw_config_usage(const char *prog)
 	    "  --rotate-keys             re-encrypt every stored state to the first key of\n"
 	    "                            the keyring, in the background, resumable\n"
 	    "                            [SPAWN_ROTATE_KEYS=1]\n"
+	    "\n"
+	    "Security (docs/security.md)\n"
+	    "  --tls-cert FILE           PEM certificate chain (leaf first): TLS on every\n"
+	    "                            listener, unix sockets included\n"
+	    "                            [SPAWN_SERVER_TLS_CERT]\n"
+	    "  --tls-key FILE            its PEM private key [SPAWN_SERVER_TLS_KEY]\n"
+	    "  --tls-client-ca FILE      PEM CA bundle: clients, hosts and admins must\n"
+	    "                            present a certificate it signed (mTLS)\n"
+	    "                            [SPAWN_SERVER_TLS_CLIENT_CA]\n"
+	    "                            The three files are re-read when they change: new\n"
+	    "                            connections get the new certificate, open ones\n"
+	    "                            keep theirs; files that do not load are ignored\n"
+	    "                            (warning) and the previous ones stay in use.\n"
+	    "  --access FILE             access policy (YAML): principals, their roles and\n"
+	    "                            systems\n"
+	    "  --insecure                allow a TCP listener that is not loopback without\n"
+	    "                            TLS and --access (logged as a warning)\n"
+	    "                            [SPAWN_INSECURE=1]. Without it such a listener\n"
+	    "                            refuses to start; unix sockets and 127.0.0.0/8,\n"
+	    "                            ::1, localhost are always allowed.\n"
 	    "\n"
 	    "Runtime\n"
 	    "  --threads N               completion-queue threads [SPAWN_THREADS]\n"
@@ -171,9 +201,77 @@ static int level_of(const char *s)
 	return -1;
 }
 
-/* The environment's SPAWN_LISTEN list is split into this static buffer
+/* The environment's SPAWN_LISTEN lists are split into these static buffers
  * (configuration is parsed once per process). */
-static char listen_env[1024];
+static char listen_env[1024], host_listen_env[1024], admin_listen_env[1024];
+
+/* env_list splits the comma-separated value of var into buf and list. */
+static void env_list(const char *var, char *buf, size_t buflen, const char **list, size_t *n)
+{
+	const char *e = getenv(var);
+	if (!e || !*e)
+		return;
+	snprintf(buf, buflen, "%s", e);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && *n < GW_MAX_LISTEN;
+	     t = strtok_r(NULL, ",", &save))
+		list[(*n)++] = t;
+}
+
+bool gw_config_addr_is_local(const char *addr)
+{
+	if (!strncmp(addr, "unix:", 5) || !strncmp(addr, "unix-abstract:", 14))
+		return true;
+	if (!strncmp(addr, "ipv4:", 5) || !strncmp(addr, "ipv6:", 5))
+		addr += 5;
+	char host[256];
+	const char *end;
+	if (addr[0] == '[') { /* [v6]:port */
+		addr++;
+		end = strchr(addr, ']');
+	} else {
+		end = strrchr(addr, ':');
+	}
+	if (!end || (size_t)(end - addr) >= sizeof host)
+		return false;
+	memcpy(host, addr, (size_t)(end - addr));
+	host[end - addr] = 0;
+	if (!strcasecmp(host, "localhost"))
+		return true;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1) {
+		if (IN6_IS_ADDR_LOOPBACK(&a6))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+	}
+	return false; /* a name, a wildcard (empty, 0.0.0.0, ::) or anything else */
+}
+
+/* check_exposure applies the rule of docs/security.md: a listener that is
+ * not local needs TLS and a policy, or --insecure. */
+static gw_err check_exposure(const gw_config *c, char *why, size_t whylen)
+{
+	const char *const *lists[3] = {c->listen, c->host_listen, c->admin_listen};
+	const size_t ns[3] = {c->n_listen, c->n_host_listen, c->n_admin_listen};
+	static const char *const flags[3] = {"--listen", "--host-listen", "--admin-listen"};
+	if (c->insecure || (c->tls_cert && c->access))
+		return GW_OK;
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; i < ns[k]; i++) {
+			if (gw_config_addr_is_local(lists[k][i]))
+				continue;
+			snprintf(why, whylen,
+			         "%s %s is not a loopback address or a unix socket: serving it "
+			         "needs TLS and an access policy (add %s--access FILE), or "
+			         "--insecure to serve it without them",
+			         flags[k], lists[k][i],
+			         c->tls_cert ? "" : "--tls-cert FILE --tls-key FILE ");
+			return GW_ECONFIG;
+		}
+	return GW_OK;
+}
 
 gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t whylen)
 {
@@ -203,12 +301,19 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	gw_err err = GW_OK;
 	const char *e;
 	/* Environment first; flags override. */
-	if ((e = getenv("SPAWN_LISTEN")) && *e) {
-		snprintf(listen_env, sizeof listen_env, "%s", e);
-		for (char *save = NULL, *t = strtok_r(listen_env, ",", &save);
-		     t && c->n_listen < GW_MAX_LISTEN; t = strtok_r(NULL, ",", &save))
-			c->listen[c->n_listen++] = t;
-	}
+	env_list("SPAWN_LISTEN", listen_env, sizeof listen_env, c->listen, &c->n_listen);
+	env_list("SPAWN_HOST_LISTEN", host_listen_env, sizeof host_listen_env, c->host_listen,
+	         &c->n_host_listen);
+	env_list("SPAWN_ADMIN_LISTEN", admin_listen_env, sizeof admin_listen_env,
+	         c->admin_listen, &c->n_admin_listen);
+	if ((e = getenv("SPAWN_SERVER_TLS_CERT")) && *e)
+		c->tls_cert = e;
+	if ((e = getenv("SPAWN_SERVER_TLS_KEY")) && *e)
+		c->tls_key = e;
+	if ((e = getenv("SPAWN_SERVER_TLS_CLIENT_CA")) && *e)
+		c->tls_client_ca = e;
+	if ((e = getenv("SPAWN_INSECURE")) && *e)
+		c->insecure = !strcmp(e, "1") || !strcmp(e, "true");
 	if ((e = getenv("SPAWN_STATESTORE_URL")) && *e)
 		c->statestore = e;
 	if ((e = getenv("SPAWN_STATESTORE_KEYS")) && *e)
@@ -309,7 +414,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_MAXSCHED,
 		O_AHEAD,
 		O_FLUSHTO,
-		O_PDRAIN
+		O_PDRAIN,
+		O_HOST_LISTEN,
+		O_ADMIN_LISTEN,
+		O_TLS_CERT,
+		O_TLS_KEY,
+		O_TLS_CLIENT_CA,
+		O_ACCESS,
+		O_INSECURE
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -352,11 +464,18 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"max-schedule-ahead", required_argument, NULL, O_AHEAD},
 	    {"flush-timeout", required_argument, NULL, O_FLUSHTO},
 	    {"persist-drain", required_argument, NULL, O_PDRAIN},
+	    {"host-listen", required_argument, NULL, O_HOST_LISTEN},
+	    {"admin-listen", required_argument, NULL, O_ADMIN_LISTEN},
+	    {"tls-cert", required_argument, NULL, O_TLS_CERT},
+	    {"tls-key", required_argument, NULL, O_TLS_KEY},
+	    {"tls-client-ca", required_argument, NULL, O_TLS_CLIENT_CA},
+	    {"access", required_argument, NULL, O_ACCESS},
+	    {"insecure", no_argument, NULL, O_INSECURE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
 	};
-	bool listen_flag = false;
+	bool listen_flag = false, host_listen_flag = false, admin_listen_flag = false;
 	optind = 1;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !err) {
@@ -372,6 +491,38 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 				return GW_ECONFIG;
 			}
 			c->listen[c->n_listen++] = optarg;
+			break;
+		case O_HOST_LISTEN:
+		case O_ADMIN_LISTEN: {
+			bool host = ch == O_HOST_LISTEN;
+			bool *flag = host ? &host_listen_flag : &admin_listen_flag;
+			size_t *n = host ? &c->n_host_listen : &c->n_admin_listen;
+			if (!*flag) {
+				*n = 0; /* flags replace the environment's list */
+				*flag = true;
+			}
+			if (*n == GW_MAX_LISTEN) {
+				snprintf(why, whylen, "at most %d %s addresses", GW_MAX_LISTEN,
+				         host ? "--host-listen" : "--admin-listen");
+				return GW_ECONFIG;
+			}
+			(host ? c->host_listen : c->admin_listen)[(*n)++] = optarg;
+			break;
+		}
+		case O_TLS_CERT:
+			c->tls_cert = optarg;
+			break;
+		case O_TLS_KEY:
+			c->tls_key = optarg;
+			break;
+		case O_TLS_CLIENT_CA:
+			c->tls_client_ca = optarg;
+			break;
+		case O_ACCESS:
+			c->access = optarg;
+			break;
+		case O_INSECURE:
+			c->insecure = true;
 			break;
 		case O_STORE:
 			c->statestore = optarg;
@@ -540,5 +691,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		         c->max_state_bytes, c->max_message_bytes);
 		return GW_ECONFIG;
 	}
-	return GW_OK;
+	if ((c->tls_key || c->tls_client_ca) && !c->tls_cert) {
+		snprintf(why, whylen, "%s needs --tls-cert (and --tls-key)",
+		         c->tls_key ? "--tls-key" : "--tls-client-ca");
+		return GW_ECONFIG;
+	}
+	if (c->tls_cert && !c->tls_key) {
+		snprintf(why, whylen, "--tls-cert needs --tls-key");
+		return GW_ECONFIG;
+	}
+	return check_exposure(c, why, whylen);
 }

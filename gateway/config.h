@@ -47,7 +47,22 @@ typedef struct gw_config {
 	uint32_t max_effects_per_turn, max_effects_in_flight, max_instances, max_schedules;
 	size_t max_outbox_bytes, max_state_bytes;
 	int64_t max_schedule_ahead_ms;
+	/* Security (docs/security.md). Paths are borrowed from argv/environ. */
+	const char *tls_cert;      /* PEM certificate chain for every listener; NULL = plaintext */
+	const char *tls_key;       /* its PEM private key */
+	const char *tls_client_ca; /* PEM CA: clients must present a certificate it signed */
+	const char *host_listen[GW_MAX_LISTEN]; /* HostGateway only there (none: on listen) */
+	size_t n_host_listen;
+	const char *admin_listen[GW_MAX_LISTEN]; /* Admin only there (none: on listen) */
+	size_t n_admin_listen;
+	const char *access; /* the access policy file (--access); NULL = everyone may do all */
+	bool insecure;      /* plaintext or policy-less non-loopback binds allowed (warned) */
 } gw_config;
+
+/* gw_config_addr_is_local says whether a listen address is safe to serve
+ * without TLS and a policy: a unix socket, or a TCP address on loopback
+ * (127.0.0.0/8, ::1, localhost). A name or a wildcard is not. */
+bool gw_config_addr_is_local(const char *addr);
 
 /* gw_config_parse fills *c from argv and the environment. Returns GW_OK,
  * GW_ECONFIG with a message in why, or GW_ENOTFOUND when --help or

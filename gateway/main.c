@@ -36,10 +36,28 @@ static bool shutdown_drain(gw_runtime *rt, gw_persist *persist, int64_t ms)
 	return false;
 }
 
+/* warn_exposure: with --insecure, every listener the safe-by-default rule
+ * would have refused is named at start-up (docs/security.md). */
+static void warn_exposure(const gw_config *c)
+{
+	if (!c->insecure || (c->tls_cert && c->access))
+		return;
+	const char *const *lists[3] = {c->listen, c->host_listen, c->admin_listen};
+	const size_t ns[3] = {c->n_listen, c->n_host_listen, c->n_admin_listen};
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; i < ns[k]; i++)
+			if (!gw_config_addr_is_local(lists[k][i]))
+				GW_WARN("--insecure: %s is served %s: anyone who reaches it can "
+				        "register hosts, invoke any actor and use Admin",
+				        lists[k][i],
+				        c->tls_cert ? "with TLS but without an access policy"
+				                    : "in plaintext without authentication");
+}
+
 int main(int argc, char **argv)
 {
 	gw_config cfg;
-	char why[256] = "";
+	char why[1024] = "";
 	gw_err err = gw_config_parse(&cfg, argc, argv, why, sizeof why);
 	if (err == GW_ENOTFOUND)
 		return 0;
@@ -49,6 +67,17 @@ int main(int argc, char **argv)
 	}
 	gw_log_set_level((gw_log_level)cfg.log_level);
 	gw_log_set_rate(cfg.log_burst, cfg.log_interval_ms);
+	warn_exposure(&cfg);
+	/* The TLS files are checked before anything else starts. */
+	gw_tls *tls = NULL;
+	if (cfg.tls_cert) {
+		gw_tls_opts to = {.cert = cfg.tls_cert, .key = cfg.tls_key,
+		                  .client_ca = cfg.tls_client_ca};
+		if ((err = gw_tls_create(&tls, &to, why, sizeof why))) {
+			fprintf(stderr, "spawn-gateway: %s\n", why[0] ? why : gw_strerror(err));
+			return 2;
+		}
+	}
 
 	/* Signals are taken by sigwait below; every thread inherits the mask. */
 	sigset_t sigs;
@@ -128,12 +157,17 @@ int main(int argc, char **argv)
 	gw_server_opts sv = {
 	    .listen = cfg.listen,
 	    .n_listen = cfg.n_listen,
+	    .host_listen = cfg.host_listen,
+	    .n_host_listen = cfg.n_host_listen,
+	    .admin_listen = cfg.admin_listen,
+	    .n_admin_listen = cfg.n_admin_listen,
 	    .threads = cfg.threads,
 	    .max_message_bytes = cfg.max_message_bytes,
 	    .drain_ms = cfg.drain_ms,
 	    .limits = cfg.limits,
 	    .host_queue_bytes = (size_t)cfg.host_queue_bytes,
 	    .host_stall_ms = cfg.host_stall_ms,
+	    .tls = tls,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
@@ -142,8 +176,8 @@ int main(int argc, char **argv)
 	}
 	if ((err = gw_server_start(srv)))
 		goto fail;
-	for (size_t i = 0; i < cfg.n_listen; i++)
-		printf("listening %s %d\n", cfg.listen[i], gw_server_port(srv, i));
+	for (size_t i = 0; i < gw_server_listeners(srv); i++)
+		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
 
@@ -179,6 +213,7 @@ fail:
 	GW_ERROR("start-up failed: %s", gw_strerror(err));
 out:
 	gw_server_destroy(srv);
+	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
 	if (rt) {
 		gw_runtime_stop(rt);
 		if (!shutdown_drain(rt, persist, cfg.persist_drain_ms))

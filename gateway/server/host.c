@@ -680,7 +680,7 @@ void gwi_host_request(gw_server *s, gwi_cq *q)
 	atomic_init(&h->refs, 1);
 	atomic_init(&h->st, H_ACCEPTING);
 	grpc_metadata_array_init(&h->md);
-	if (grpc_server_request_registered_call(s->server, s->m_connect, &h->call, &h->deadline,
+	if (grpc_server_request_registered_call(s->hsrv, s->m_connect, &h->call, &h->deadline,
 	                                        &h->md, NULL, q->cq, q->cq,
 	                                        &h->accept_tag) != GRPC_CALL_OK) {
 		h->call = NULL;

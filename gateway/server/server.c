@@ -27,6 +27,10 @@
 
 #define SLOTS_PER_CQ 64
 
+_Static_assert(GWI_M_COUNT <= sizeof(((gw_server *)0)->methods) / sizeof(void *) &&
+                   GWI_M_COUNT <= sizeof(((gw_server *)0)->msrv) / sizeof(void *),
+               "gw_server.methods and .msrv need a slot per GWI_M_*");
+
 void gwi_calls_add(gw_server *s, bool host, long delta)
 {
 	pthread_mutex_lock(&s->mu);
@@ -58,7 +62,7 @@ void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
 	c->q = q;
 	c->method = method;
 	grpc_metadata_array_init(&c->md);
-	grpc_call_error e = grpc_server_request_registered_call(s->server, s->methods[method],
+	grpc_call_error e = grpc_server_request_registered_call(s->msrv[method], s->methods[method],
 	                                                        &c->call, &c->deadline, &c->md,
 	                                                        &c->payload, q->cq, q->cq, &c->tag);
 	if (e != GRPC_CALL_OK) {
@@ -625,6 +629,7 @@ static void handle_spawn(gwi_ucall *c)
 typedef struct gcall {
 	gwi_tag tag;
 	gw_server *srv;
+	grpc_server *gs; /* borrowed: the group's server it was requested on */
 	gwi_cq *q;
 	int phase;
 	grpc_call *call;
@@ -637,7 +642,7 @@ typedef struct gcall {
 
 static void gcall_tag(gwi_tag *t, bool ok);
 
-static void gcall_request(gw_server *s, gwi_cq *q)
+static void gcall_request(gw_server *s, grpc_server *gs, gwi_cq *q)
 {
 	if (atomic_load(&s->shutting_down))
 		return;
@@ -648,10 +653,11 @@ static void gcall_request(gw_server *s, gwi_cq *q)
 	}
 	c->tag.fn = gcall_tag;
 	c->srv = s;
+	c->gs = gs;
 	c->q = q;
 	grpc_call_details_init(&c->details);
 	grpc_metadata_array_init(&c->md);
-	if (grpc_server_request_call(s->server, &c->call, &c->details, &c->md, q->cq, q->cq,
+	if (grpc_server_request_call(gs, &c->call, &c->details, &c->md, q->cq, q->cq,
 	                             &c->tag) != GRPC_CALL_OK) {
 		grpc_call_details_destroy(&c->details);
 		grpc_metadata_array_destroy(&c->md);
@@ -719,7 +725,7 @@ static void gcall_tag(gwi_tag *t, bool ok)
 		return;
 	}
 	gwi_calls_add(c->srv, false, 1);
-	gcall_request(c->srv, c->q);
+	gcall_request(c->srv, c->gs, c->q);
 	gcall_dispatch(c);
 }
 
@@ -841,7 +847,6 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
 	};
 	grpc_channel_args ca = {sizeof args / sizeof args[0], args};
-	s->server = grpc_server_create(&ca, NULL);
 	static const char *const paths[GWI_M_COUNT] = {
 	    [GWI_M_INVOKE] = "/spawn.gateway.v1.ActorGateway/Invoke",
 	    [GWI_M_SPAWN] = "/spawn.gateway.v1.ActorGateway/Spawn",
@@ -850,34 +855,67 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_RESTORE] = "/spawn.gateway.v1.Admin/Restore",
 	    [GWI_M_KEY_ROTATION] = "/spawn.gateway.v1.Admin/KeyRotation",
 	};
-	for (int m = 0; m < GWI_M_COUNT; m++)
-		s->methods[m] = grpc_server_register_method(
-		    s->server, paths[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-	s->m_connect = grpc_server_register_method(
-	    s->server, "/spawn.gateway.v1.HostGateway/Connect", NULL, GRPC_SRM_PAYLOAD_NONE, 0);
+	/* The groups of listeners: each role is served by exactly one. */
+	const char *const *lists[GWI_GROUPS] = {o->listen, o->host_listen, o->admin_listen};
+	const size_t ns[GWI_GROUPS] = {o->n_listen, o->n_host_listen, o->n_admin_listen};
+	const unsigned roles[GWI_GROUPS] = {
+	    GWI_ROLE_CLIENT | (o->n_host_listen ? 0 : GWI_ROLE_HOST) |
+	        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN),
+	    GWI_ROLE_HOST, GWI_ROLE_ADMIN};
+	s->nlisten = o->n_listen + o->n_host_listen + o->n_admin_listen;
 	s->ncq = s->o.threads;
 	s->cqs = calloc((size_t)s->ncq, sizeof *s->cqs);
-	s->ports = calloc(o->n_listen ? o->n_listen : 1, sizeof *s->ports);
+	s->ports = calloc(s->nlisten ? s->nlisten : 1, sizeof *s->ports);
 	if (!s->cqs || !s->ports)
 		goto nomem;
 	for (int i = 0; i < s->ncq; i++) {
 		s->cqs[i].cq = grpc_completion_queue_create_for_next(NULL);
 		s->cqs[i].srv = s;
 		s->cqs[i].idx = i;
-		grpc_server_register_completion_queue(s->server, s->cqs[i].cq, NULL);
 	}
-	for (size_t i = 0; i < o->n_listen; i++) {
-		grpc_server_credentials *cr = grpc_insecure_server_credentials_create();
-		int port = grpc_server_add_http2_port(s->server, o->listen[i], cr);
-		grpc_server_credentials_release(cr);
-		if (port <= 0) {
-			snprintf(why, whylen,
-			         "cannot listen on %s: the address is in use or not available",
-			         o->listen[i]);
-			gw_server_destroy(s);
-			return GW_ECONFIG;
+	size_t li = 0; /* listener index across the groups */
+	for (int k = 0; k < GWI_GROUPS; k++) {
+		if (ns[k] == 0)
+			continue;
+		gwi_group *g = &s->groups[s->ngroups++];
+		g->srv = s;
+		g->roles = roles[k];
+		g->server = grpc_server_create(&ca, NULL);
+		for (int m = 0; m < GWI_M_COUNT; m++) {
+			unsigned role = m == GWI_M_INVOKE || m == GWI_M_SPAWN ? GWI_ROLE_CLIENT
+			                                                      : GWI_ROLE_ADMIN;
+			if (!(g->roles & role))
+				continue;
+			s->msrv[m] = g->server;
+			s->methods[m] = grpc_server_register_method(
+			    g->server, paths[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		}
-		s->ports[i] = strncmp(o->listen[i], "unix:", 5) ? port : 0;
+		if (g->roles & GWI_ROLE_HOST) {
+			s->hsrv = g->server;
+			s->m_connect = grpc_server_register_method(
+			    g->server, "/spawn.gateway.v1.HostGateway/Connect", NULL,
+			    GRPC_SRM_PAYLOAD_NONE, 0);
+		}
+		for (int i = 0; i < s->ncq; i++)
+			grpc_server_register_completion_queue(g->server, s->cqs[i].cq, NULL);
+		for (size_t i = 0; i < ns[k]; i++, li++) {
+			const char *addr = lists[k][i];
+			grpc_server_credentials *cr = s->o.tls
+			                                  ? gw_tls_server_credentials(s->o.tls)
+			                                  : grpc_insecure_server_credentials_create();
+			if (!cr)
+				goto nomem;
+			int port = grpc_server_add_http2_port(g->server, addr, cr);
+			grpc_server_credentials_release(cr);
+			if (port <= 0) {
+				snprintf(why, whylen,
+				         "cannot listen on %s: the address is in use or not available",
+				         addr);
+				gw_server_destroy(s);
+				return GW_ECONFIG;
+			}
+			s->ports[li] = strncmp(addr, "unix:", 5) ? port : 0;
+		}
 	}
 	*out = s;
 	return GW_OK;
@@ -886,9 +924,26 @@ nomem:
 	return GW_ENOMEM;
 }
 
+size_t gw_server_listeners(const gw_server *s)
+{
+	return s->nlisten;
+}
+
+const char *gw_server_address(const gw_server *s, size_t i)
+{
+	const gw_server_opts *o = &s->o;
+	if (i < o->n_listen)
+		return o->listen[i];
+	i -= o->n_listen;
+	if (i < o->n_host_listen)
+		return o->host_listen[i];
+	i -= o->n_host_listen;
+	return i < o->n_admin_listen ? o->admin_listen[i] : NULL;
+}
+
 int gw_server_port(const gw_server *s, size_t i)
 {
-	return i < s->o.n_listen ? s->ports[i] : 0;
+	return i < s->nlisten ? s->ports[i] : 0;
 }
 
 /* watchdog_main: stalled hosts and hosts holding a timed-out task past its
@@ -924,15 +979,17 @@ static void *watchdog_main(void *arg)
 
 gw_err gw_server_start(gw_server *s)
 {
-	grpc_server_start(s->server);
+	for (int g = 0; g < s->ngroups; g++)
+		grpc_server_start(s->groups[g].server);
 	s->started = true;
 	for (int i = 0; i < s->ncq; i++) {
 		for (int k = 0; k < SLOTS_PER_CQ; k++)
 			gwi_ucall_request(s, &s->cqs[i], GWI_M_INVOKE);
 		for (int k = 0; k < 4; k++)
 			gwi_host_request(s, &s->cqs[i]);
-		for (int k = 0; k < 2; k++)
-			gcall_request(s, &s->cqs[i]);
+		for (int g = 0; g < s->ngroups; g++)
+			for (int k = 0; k < 2; k++)
+				gcall_request(s, s->groups[g].server, &s->cqs[i]);
 		for (int m = GWI_M_SPAWN; m < GWI_M_COUNT; m++)
 			for (int k = 0; k < 2; k++)
 				gwi_ucall_request(s, &s->cqs[i], m);
@@ -983,27 +1040,42 @@ static bool wait_calls(gw_server *s, bool hosts_too, int64_t ms)
 
 static void shutdown_tag(gwi_tag *t, bool ok)
 {
-	gw_server *s = (gw_server *)((char *)t - offsetof(gw_server, shutdown_tag));
+	gwi_group *g = (gwi_group *)((char *)t - offsetof(gwi_group, shutdown_tag));
+	gw_server *s = g->srv;
 	pthread_mutex_lock(&s->mu);
-	s->shutdown_done = true;
+	s->shutdowns_pending--;
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
+}
+
+/* shutdown_groups asks every group's server to stop accepting; each
+ * notifies on the first CQ. */
+static void shutdown_groups(gw_server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->shutdowns_pending = s->ngroups;
+	pthread_mutex_unlock(&s->mu);
+	for (int g = 0; g < s->ngroups; g++) {
+		s->groups[g].shutdown_tag.fn = shutdown_tag;
+		grpc_server_shutdown_and_notify(s->groups[g].server, s->cqs[0].cq,
+		                                &s->groups[g].shutdown_tag);
+	}
 }
 
 void gw_server_shutdown(gw_server *s)
 {
 	if (!s || !s->started || atomic_exchange(&s->shutting_down, true))
 		return;
-	s->shutdown_tag.fn = shutdown_tag;
-	grpc_server_shutdown_and_notify(s->server, s->cqs[0].cq, &s->shutdown_tag);
+	shutdown_groups(s); /* every listener of every role stops accepting */
 	if (!wait_calls(s, false, s->o.drain_ms))
 		GW_WARN("shutdown: client calls still running after %lld ms; cancelling",
 		        (long long)s->o.drain_ms);
-	grpc_server_cancel_all_calls(s->server);
+	for (int g = 0; g < s->ngroups; g++)
+		grpc_server_cancel_all_calls(s->groups[g].server);
 	if (!wait_calls(s, true, 10000))
 		GW_WARN("shutdown: calls did not finish in 10 s");
 	pthread_mutex_lock(&s->mu);
-	while (!s->shutdown_done)
+	while (s->shutdowns_pending > 0)
 		pthread_cond_wait(&s->cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
 	watchdog_join(s); /* every host call has finished: nothing left to watch */
@@ -1021,15 +1093,14 @@ void gw_server_destroy(gw_server *s)
 		for (int i = 0; i < s->ncq; i++)
 			pthread_join(s->cqs[i].thread, NULL);
 	}
-	if (s->server && !s->started && s->ncq > 0 && s->cqs && s->cqs[0].cq) {
+	if (s->ngroups > 0 && !s->started) {
 		/* A listener may have been added before a later address failed:
-		 * gRPC requires a shutdown before destroy then. The notification
-		 * is drained with the queue below. */
-		s->shutdown_tag.fn = shutdown_tag;
-		grpc_server_shutdown_and_notify(s->server, s->cqs[0].cq, &s->shutdown_tag);
+		 * gRPC requires a shutdown before destroy then. The notifications
+		 * are drained with the queue below. */
+		shutdown_groups(s);
 	}
-	if (s->server)
-		grpc_server_destroy(s->server);
+	for (int g = 0; g < s->ngroups; g++)
+		grpc_server_destroy(s->groups[g].server);
 	if (!s->started)
 		for (int i = 0; s->cqs && i < s->ncq; i++)
 			if (s->cqs[i].cq)

@@ -15,13 +15,19 @@
 #include "gw_err.h"
 #include "registry.h"
 #include "runtime.h"
+#include "tls.h"
 #include "wirecheck.h"
 
 typedef struct gw_server gw_server;
 
 typedef struct gw_server_opts {
-	const char *const *listen; /* borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock" */
+	const char *const *listen; /* borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock": clients,
+	                              and hosts and Admin when they have no listeners below */
 	size_t n_listen;
+	const char *const *host_listen; /* borrowed: HostGateway only; n_host_listen 0 = on listen */
+	size_t n_host_listen;
+	const char *const *admin_listen; /* borrowed: Admin only; n_admin_listen 0 = on listen */
+	size_t n_admin_listen;
 	gw_wc_limits limits;     /* string limits at ingress; 0 fields = defaults */
 	int threads;             /* completion-queue threads; 0 = CPUs in the affinity mask */
 	int max_message_bytes;   /* receive and send bound; 0 = 4 MiB */
@@ -30,6 +36,8 @@ typedef struct gw_server_opts {
 	                            new ones are refused (RESOURCE_EXHAUSTED); 0 = 64 MiB */
 	int64_t host_stall_ms;   /* a host over host_queue_bytes that has not finished a
 	                            write for this long is disconnected; 0 = 10000 */
+	gw_tls *tls; /* borrowed, must outlive the server: TLS on every listener (tls.h);
+	                NULL = plaintext */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed
@@ -37,6 +45,12 @@ typedef struct gw_server_opts {
  * not be bound: *why names it) or GW_ENOMEM. */
 gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt, gw_registry *reg,
                         char *why, size_t whylen);
+
+/* Listen addresses are numbered listen[], then host_listen[], then
+ * admin_listen[]. gw_server_listeners is how many there are;
+ * gw_server_address is address i as given (borrowed from the opts). */
+size_t gw_server_listeners(const gw_server *s);
+const char *gw_server_address(const gw_server *s, size_t i);
 
 /* gw_server_port returns the TCP port bound for listen address i (useful
  * with port 0), or 0 for unix sockets. */

@@ -24,13 +24,35 @@ typedef struct gwi_cq {
 	int idx;
 } gwi_cq;
 
+/* What a listener serves (docs/security.md, "Listeners and safe defaults"). */
+enum { GWI_ROLE_CLIENT = 1, GWI_ROLE_HOST = 2, GWI_ROLE_ADMIN = 4 };
+
+/* One grpc_server per group of listeners with the same roles: --listen
+ * (clients, plus hosts and Admin when they have no listeners of their
+ * own), --host-listen, --admin-listen. Every group shares the CQ threads
+ * (each CQ is registered with every group's server). A method is
+ * registered on exactly one group's server; a call to it on another
+ * group's listener arrives as an unregistered call: UNIMPLEMENTED. */
+typedef struct gwi_group {
+	grpc_server *server; /* owned */
+	unsigned roles;      /* GWI_ROLE_* */
+	gwi_tag shutdown_tag; /* its shutdown notification */
+	struct gw_server *srv;
+} gwi_group;
+
+#define GWI_GROUPS 3
+
 struct gw_server {
 	gw_server_opts o;
-	grpc_server *server;
+	gwi_group groups[GWI_GROUPS];
+	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[6]; /* registered unary methods (GWI_M_*) */
-	void *m_connect;  /* registered HostGateway.Connect */
+	void *methods[6];       /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[6];   /* borrowed from groups: the server each is registered on */
+	void *m_connect;        /* registered HostGateway.Connect */
+	grpc_server *hsrv;      /* borrowed from groups: the server Connect is registered on */
+	size_t nlisten;         /* listen + host_listen + admin_listen */
 	gw_runtime *rt;   /* borrowed */
 	gw_registry *reg; /* borrowed */
 	int *ports;
@@ -40,8 +62,7 @@ struct gw_server {
 	pthread_cond_t cv;
 	long client_calls, host_calls;
 	bool started;
-	gwi_tag shutdown_tag; /* server shutdown notification */
-	bool shutdown_done;   /* guarded by mu */
+	int shutdowns_pending; /* groups whose shutdown was not notified yet; guarded by mu */
 	/* open host connections (host.c), for the watchdog */
 	pthread_mutex_t hmu;
 	struct gw_host *hosts; /* borrowed: each unlists itself in host_close */

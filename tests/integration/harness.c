@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <grpc/grpc_security.h>
+
 extern char **environ;
 
 /* The run's root temp dir: set by it_run before any test is forked, so
@@ -550,3 +552,27 @@ int it_run(Suite *s)
 		rm_tree(it_root);
 	return failed ? 1 : 0;
 }
+
+/* ---- TLS --------------------------------------------------------------------------------- */
+
+const char *it_certs(it_world *w)
+{
+	if (w->certs[0])
+		return w->certs;
+	char dir[600], cmd[1600];
+	snprintf(dir, sizeof dir, "%s/certs", w->dir);
+	snprintf(cmd, sizeof cmd, "'%s/tests/tls/mkcerts.sh' '%s' >/dev/null", it_source_dir(), dir);
+	int rc = system(cmd);
+	ck_assert_msg(rc == 0, "mkcerts.sh %s failed: %d", dir, rc);
+	snprintf(w->certs, sizeof w->certs, "%s", dir);
+	return w->certs;
+}
+
+const char *it_cert(it_world *w, const char *file, char *buf, size_t n)
+{
+	int k = snprintf(buf, n, "%s/%s", it_certs(w), file);
+	ck_assert_msg(k > 0 && (size_t)k < n, "path too long");
+	return buf;
+}
+
+/* it_channel_create lives in raw.c (tools build raw.c without the harness). */

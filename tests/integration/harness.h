@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include <check.h>
+#include <grpc/grpc.h>
 
 #define IT_MAX_PROCS 12
 
@@ -40,7 +41,8 @@ typedef struct it_proc {
 } it_proc;
 
 typedef struct it_world {
-	char dir[512]; /* this test's temp dir */
+	char dir[512];   /* this test's temp dir */
+	char certs[600]; /* the test PKI's directory once it_certs made it; "" before */
 	it_proc procs[IT_MAX_PROCS];
 } it_world;
 
@@ -140,6 +142,30 @@ bool it_file_contains(const char *path, const char *needle);
  * (name: "VmRSS", "VmHWM", ...). Returns N, or -1 when the file or the
  * line cannot be read. */
 long it_proc_status_kb(pid_t pid, const char *name);
+
+/* ---- TLS (docs/security.md) ----------------------------------------------------------
+ * Clients and raw hosts of the suites speak TLS when given an it_tls whose
+ * ca is set; NULL (or ca NULL) = plaintext, as before. The files come from
+ * the test PKI of tests/tls/mkcerts.sh (it_certs). */
+typedef struct it_tls {
+	const char *ca;          /* PEM file of the CA the client trusts; NULL = plaintext */
+	const char *cert, *key;  /* PEM files of the client's certificate and key; NULL = none */
+	const char *server_name; /* name checked in the server's certificate; NULL = "localhost"
+	                            (the test server certificates name localhost, 127.0.0.1, ::1) */
+} it_tls;
+
+/* it_certs makes the test PKI (tests/tls/mkcerts.sh) in DIR/certs, once
+ * per world, and returns that directory (w->certs). Asserts. */
+const char *it_certs(it_world *w);
+
+/* it_cert writes it_certs(w) + "/" + file into buf (e.g. "client.pem"). */
+const char *it_cert(it_world *w, const char *file, char *buf, size_t n);
+
+/* it_channel_create makes a channel to target (its own subchannels: never
+ * a connection shared with another channel), with TLS per tls; NULL when a
+ * file cannot be read. The caller destroys it with grpc_channel_destroy;
+ * grpc_init must have been called. Defined in raw.c. */
+grpc_channel *it_channel_create(const char *target, const it_tls *tls);
 
 /* A test of a suite: the TCase name and the test. */
 typedef struct it_case {

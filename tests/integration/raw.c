@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
@@ -53,16 +54,26 @@ static int wait_tag(raw_stream *s, void *tag, unsigned bit, int64_t timeout_ms)
 }
 
 /* open_call starts a call whose deadline is timeout_ms from now (<= 0:
- * none). */
-static raw_stream *open_call(const char *target, const char *method, int64_t timeout_ms)
+ * none), over TLS per tls (NULL: plaintext, on a channel made as before). */
+static raw_stream *open_call(const char *target, const it_tls *tls, const char *method,
+                             int64_t timeout_ms)
 {
 	raw_stream *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
 	grpc_init();
-	grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-	s->ch = grpc_channel_create(target, cr, NULL);
-	grpc_channel_credentials_release(cr);
+	if (tls) {
+		s->ch = it_channel_create(target, tls);
+		if (!s->ch) {
+			free(s);
+			grpc_shutdown();
+			return NULL;
+		}
+	} else {
+		grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+		s->ch = grpc_channel_create(target, cr, NULL);
+		grpc_channel_credentials_release(cr);
+	}
 	s->cq = grpc_completion_queue_create_for_pluck(NULL);
 	s->call = grpc_channel_create_call(
 	    s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, grpc_slice_from_static_string(method),
@@ -84,7 +95,30 @@ static bool start(raw_stream *s, grpc_op *ops, size_t n, void *tag, unsigned bit
 
 raw_stream *raw_stream_open(const char *target, const char *method, int64_t timeout_ms)
 {
-	raw_stream *s = open_call(target, method, timeout_ms);
+	return raw_stream_open_tls(target, NULL, method, timeout_ms);
+}
+
+char *raw_stream_peer_cert(raw_stream *s)
+{
+	grpc_auth_context *ac = grpc_call_auth_context(s->call);
+	if (!ac)
+		return NULL;
+	char *pem = NULL;
+	grpc_auth_property_iterator it =
+	    grpc_auth_context_find_properties_by_name(ac, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+	const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+	if (p && (pem = malloc(p->value_length + 1))) {
+		memcpy(pem, p->value, p->value_length);
+		pem[p->value_length] = 0;
+	}
+	grpc_auth_context_release(ac);
+	return pem;
+}
+
+raw_stream *raw_stream_open_tls(const char *target, const it_tls *tls, const char *method,
+                                int64_t timeout_ms)
+{
+	raw_stream *s = open_call(target, tls, method, timeout_ms);
 	if (!s)
 		return NULL;
 	grpc_op op[1];
@@ -203,12 +237,67 @@ void raw_stream_close(raw_stream *s)
 	grpc_shutdown();
 }
 
-static int unary(const char *target, const char *method, const void *data, size_t len,
-                 int64_t call_ms, int64_t timeout_ms, int64_t slack_ms, char *details, size_t dlen)
+/* ---- channels ---------------------------------------------------------------------------- */
+
+/* slurp reads a PEM file whole; the caller frees. NULL when it cannot. */
+static char *slurp(const char *path)
 {
-	raw_stream *s = open_call(target, method, call_ms);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = malloc(1 << 20);
+	size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+	fclose(f);
+	if (buf)
+		buf[n] = 0;
+	return buf;
+}
+
+grpc_channel *it_channel_create(const char *target, const it_tls *tls)
+{
+	grpc_arg args[2];
+	size_t na = 0;
+	/* A new channel is a new connection: the global subchannel pool could
+	 * hand this channel another's (the tests count handshakes). */
+	args[na].type = GRPC_ARG_INTEGER;
+	args[na].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+	args[na++].value.integer = 1;
+	grpc_channel_credentials *cr;
+	if (!tls || !tls->ca) {
+		cr = grpc_insecure_credentials_create();
+	} else {
+		char *ca = slurp(tls->ca), *cert = NULL, *key = NULL;
+		grpc_ssl_pem_key_cert_pair pair = {0};
+		if (tls->cert) {
+			cert = slurp(tls->cert);
+			key = slurp(tls->key);
+			pair.cert_chain = cert;
+			pair.private_key = key;
+		}
+		bool ok = ca && (!tls->cert || (cert && key));
+		cr = ok ? grpc_ssl_credentials_create(ca, tls->cert ? &pair : NULL, NULL, NULL) : NULL;
+		free(ca);
+		free(cert);
+		free(key);
+		if (!cr)
+			return NULL;
+		args[na].type = GRPC_ARG_STRING;
+		args[na].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+		args[na++].value.string = (char *)(tls->server_name ? tls->server_name : "localhost");
+	}
+	grpc_channel_args ca = {na, args};
+	grpc_channel *ch = grpc_channel_create(target, cr, &ca);
+	grpc_channel_credentials_release(cr);
+	return ch;
+}
+
+/* unary_start starts the one batch of a unary call. */
+static raw_stream *unary_start(const char *target, const it_tls *tls, const char *method,
+                               const void *data, size_t len, int64_t call_ms)
+{
+	raw_stream *s = open_call(target, tls, method, call_ms);
 	if (!s)
-		return -1;
+		return NULL;
 	s->send_bb = spawn_wire_buffer(data, len);
 	grpc_op ops[6];
 	memset(ops, 0, sizeof ops);
@@ -224,11 +313,24 @@ static int unary(const char *target, const char *method, const void *data, size_
 	ops[5].data.recv_status_on_client.trailing_metadata = &s->md_trailing;
 	ops[5].data.recv_status_on_client.status = &s->status;
 	ops[5].data.recv_status_on_client.status_details = &s->details;
+	if (!start(s, ops, 6, &s->tag_status, P_STATUS)) {
+		raw_stream_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int unary(const char *target, const it_tls *tls, const char *method, const void *data,
+                 size_t len, int64_t call_ms, int64_t timeout_ms, int64_t slack_ms,
+                 char *details, size_t dlen)
+{
+	raw_stream *s = unary_start(target, tls, method, data, len, call_ms);
+	if (!s)
+		return -1;
 	int rc = -1;
 	/* The call's own deadline ends it; the extra second only covers
 	 * delivery of that completion. */
-	if (start(s, ops, 6, &s->tag_status, P_STATUS) &&
-	    wait_tag(s, &s->tag_status, P_STATUS, timeout_ms + slack_ms) >= 0) {
+	if (wait_tag(s, &s->tag_status, P_STATUS, timeout_ms + slack_ms) >= 0) {
 		s->status_done = true;
 		rc = (int)s->status;
 		copy_details(s->details, details, dlen);
@@ -240,19 +342,62 @@ static int unary(const char *target, const char *method, const void *data, size_
 int raw_unary(const char *target, const char *method, const void *data, size_t len,
               int64_t timeout_ms, char *details, size_t dlen)
 {
-	return unary(target, method, data, len, timeout_ms, timeout_ms, 1000, details, dlen);
+	return unary(target, NULL, method, data, len, timeout_ms, timeout_ms, 1000, details, dlen);
+}
+
+int raw_unary_tls(const char *target, const it_tls *tls, const char *method, const void *data,
+                  size_t len, int64_t timeout_ms, char *details, size_t dlen)
+{
+	return unary(target, tls, method, data, len, timeout_ms, timeout_ms, 1000, details, dlen);
+}
+
+raw_call *raw_call_start(const char *target, const it_tls *tls, const char *method,
+                         const void *data, size_t len, int64_t timeout_ms)
+{
+	return unary_start(target, tls, method, data, len, timeout_ms);
+}
+
+int raw_call_finish(raw_call *s, int64_t wait_ms, char *details, size_t dlen, uint8_t **resp,
+                    size_t *resp_len)
+{
+	int rc = -1;
+	if (resp)
+		*resp = NULL;
+	if (resp_len)
+		*resp_len = 0;
+	if (wait_tag(s, &s->tag_status, P_STATUS, wait_ms) >= 0) {
+		s->status_done = true;
+		rc = (int)s->status;
+		copy_details(s->details, details, dlen);
+		if (resp && s->recv_bb) {
+			grpc_byte_buffer_reader r;
+			if (grpc_byte_buffer_reader_init(&r, s->recv_bb)) {
+				grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+				size_t n = GRPC_SLICE_LENGTH(all);
+				if ((*resp = malloc(n ? n : 1))) {
+					memcpy(*resp, GRPC_SLICE_START_PTR(all), n);
+					if (resp_len)
+						*resp_len = n;
+				}
+				grpc_slice_unref(all);
+				grpc_byte_buffer_reader_destroy(&r);
+			}
+		}
+	}
+	raw_stream_close(s);
+	return rc;
 }
 
 int raw_unary_no_deadline(const char *target, const char *method, const void *data, size_t len,
                           int64_t wait_ms, char *details, size_t dlen)
 {
-	return unary(target, method, data, len, 0, wait_ms, 1000, details, dlen);
+	return unary(target, NULL, method, data, len, 0, wait_ms, 1000, details, dlen);
 }
 
 int raw_unary_cancel_after(const char *target, const char *method, const void *data, size_t len,
                            int64_t after_ms, char *details, size_t dlen)
 {
-	return unary(target, method, data, len, 0, after_ms, 0, details, dlen);
+	return unary(target, NULL, method, data, len, 0, after_ms, 0, details, dlen);
 }
 
 /* ---- a raw host ---- */

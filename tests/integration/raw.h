@@ -16,6 +16,7 @@
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "harness.h"
 #include "wire.h"
 
 #define RAW_METHOD_INVOKE  "/spawn.gateway.v1.ActorGateway/Invoke"
@@ -37,11 +38,26 @@ int raw_unary_no_deadline(const char *target, const char *method, const void *da
 int raw_unary_cancel_after(const char *target, const char *method, const void *data, size_t len,
                            int64_t after_ms, char *details, size_t dlen);
 
+/* raw_unary_tls is raw_unary over TLS per tls (harness.h; NULL =
+ * plaintext). A handshake the server refuses ends as UNAVAILABLE. */
+int raw_unary_tls(const char *target, const it_tls *tls, const char *method, const void *data,
+                  size_t len, int64_t timeout_ms, char *details, size_t dlen);
+
 typedef struct raw_stream raw_stream;
 
 /* raw_stream_open starts a streaming call (the call's deadline is
  * timeout_ms from now). Free with raw_stream_close. */
 raw_stream *raw_stream_open(const char *target, const char *method, int64_t timeout_ms);
+
+/* raw_stream_open_tls is raw_stream_open over TLS per tls (NULL = plaintext). */
+raw_stream *raw_stream_open_tls(const char *target, const it_tls *tls, const char *method,
+                                int64_t timeout_ms);
+
+/* raw_stream_peer_cert returns the PEM of the certificate the server
+ * presented on s's connection (the call's auth context property
+ * x509_pem_cert), or NULL (plaintext, or no connection yet: call it after
+ * the first answer). The caller frees it with free(). */
+char *raw_stream_peer_cert(raw_stream *s);
 
 /* raw_stream_send sends data as one message. False if the send failed
  * (the stream is over) or did not complete in time. */
@@ -60,6 +76,20 @@ int raw_stream_status(raw_stream *s, int64_t timeout_ms, char *details, size_t d
 /* raw_stream_close cancels the call if it is still open and frees s.
  * Accepts NULL. */
 void raw_stream_close(raw_stream *s);
+
+/* ---- unary calls left in flight ---- */
+
+/* raw_call_start starts a unary call (its own channel and connection, TLS
+ * per tls) with data as the request, deadline timeout_ms, and returns at
+ * once; NULL when the call could not be started. raw_call_finish waits up
+ * to wait_ms for its status (-1 if none came; the call is then
+ * cancelled), copies the details and the response bytes (resp may be
+ * NULL; free *resp with free()) and frees c. */
+typedef struct raw_stream raw_call;
+raw_call *raw_call_start(const char *target, const it_tls *tls, const char *method,
+                         const void *data, size_t len, int64_t timeout_ms);
+int raw_call_finish(raw_call *c, int64_t wait_ms, char *details, size_t dlen, uint8_t **resp,
+                    size_t *resp_len);
 
 /* ---- a raw host ---- */
 
