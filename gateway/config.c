@@ -304,8 +304,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	env_list("SPAWN_LISTEN", listen_env, sizeof listen_env, c->listen, &c->n_listen);
 	env_list("SPAWN_HOST_LISTEN", host_listen_env, sizeof host_listen_env, c->host_listen,
 	         &c->n_host_listen);
-	env_list("SPAWN_ADMIN_LISTEN", admin_listen_env, sizeof admin_listen_env,
-	         c->admin_listen, &c->n_admin_listen);
+	env_list("SPAWN_ADMIN_LISTEN", admin_listen_env, sizeof admin_listen_env, c->admin_listen,
+	         &c->n_admin_listen);
 	if ((e = getenv("SPAWN_SERVER_TLS_CERT")) && *e)
 		c->tls_cert = e;
 	if ((e = getenv("SPAWN_SERVER_TLS_KEY")) && *e)

@@ -71,8 +71,8 @@ int main(int argc, char **argv)
 	/* The TLS files are checked before anything else starts. */
 	gw_tls *tls = NULL;
 	if (cfg.tls_cert) {
-		gw_tls_opts to = {.cert = cfg.tls_cert, .key = cfg.tls_key,
-		                  .client_ca = cfg.tls_client_ca};
+		gw_tls_opts to = {
+		    .cert = cfg.tls_cert, .key = cfg.tls_key, .client_ca = cfg.tls_client_ca};
 		if ((err = gw_tls_create(&tls, &to, why, sizeof why))) {
 			fprintf(stderr, "spawn-gateway: %s\n", why[0] ? why : gw_strerror(err));
 			return 2;

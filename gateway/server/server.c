@@ -657,8 +657,8 @@ static void gcall_request(gw_server *s, grpc_server *gs, gwi_cq *q)
 	c->q = q;
 	grpc_call_details_init(&c->details);
 	grpc_metadata_array_init(&c->md);
-	if (grpc_server_request_call(gs, &c->call, &c->details, &c->md, q->cq, q->cq,
-	                             &c->tag) != GRPC_CALL_OK) {
+	if (grpc_server_request_call(gs, &c->call, &c->details, &c->md, q->cq, q->cq, &c->tag) !=
+	    GRPC_CALL_OK) {
 		grpc_call_details_destroy(&c->details);
 		grpc_metadata_array_destroy(&c->md);
 		free(c);
@@ -858,10 +858,10 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	/* The groups of listeners: each role is served by exactly one. */
 	const char *const *lists[GWI_GROUPS] = {o->listen, o->host_listen, o->admin_listen};
 	const size_t ns[GWI_GROUPS] = {o->n_listen, o->n_host_listen, o->n_admin_listen};
-	const unsigned roles[GWI_GROUPS] = {
-	    GWI_ROLE_CLIENT | (o->n_host_listen ? 0 : GWI_ROLE_HOST) |
-	        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN),
-	    GWI_ROLE_HOST, GWI_ROLE_ADMIN};
+	const unsigned roles[GWI_GROUPS] = {GWI_ROLE_CLIENT |
+	                                        (o->n_host_listen ? 0 : GWI_ROLE_HOST) |
+	                                        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN),
+	                                    GWI_ROLE_HOST, GWI_ROLE_ADMIN};
 	s->nlisten = o->n_listen + o->n_host_listen + o->n_admin_listen;
 	s->ncq = s->o.threads;
 	s->cqs = calloc((size_t)s->ncq, sizeof *s->cqs);
@@ -888,7 +888,8 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 				continue;
 			s->msrv[m] = g->server;
 			s->methods[m] = grpc_server_register_method(
-			    g->server, paths[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+			    g->server, paths[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+			    0);
 		}
 		if (g->roles & GWI_ROLE_HOST) {
 			s->hsrv = g->server;
@@ -900,17 +901,18 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 			grpc_server_register_completion_queue(g->server, s->cqs[i].cq, NULL);
 		for (size_t i = 0; i < ns[k]; i++, li++) {
 			const char *addr = lists[k][i];
-			grpc_server_credentials *cr = s->o.tls
-			                                  ? gw_tls_server_credentials(s->o.tls)
-			                                  : grpc_insecure_server_credentials_create();
+			grpc_server_credentials *cr =
+			    s->o.tls ? gw_tls_server_credentials(s->o.tls)
+			             : grpc_insecure_server_credentials_create();
 			if (!cr)
 				goto nomem;
 			int port = grpc_server_add_http2_port(g->server, addr, cr);
 			grpc_server_credentials_release(cr);
 			if (port <= 0) {
-				snprintf(why, whylen,
-				         "cannot listen on %s: the address is in use or not available",
-				         addr);
+				snprintf(
+				    why, whylen,
+				    "cannot listen on %s: the address is in use or not available",
+				    addr);
 				gw_server_destroy(s);
 				return GW_ECONFIG;
 			}

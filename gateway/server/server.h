@@ -24,9 +24,9 @@ typedef struct gw_server_opts {
 	const char *const *listen; /* borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock": clients,
 	                              and hosts and Admin when they have no listeners below */
 	size_t n_listen;
-	const char *const *host_listen; /* borrowed: HostGateway only; n_host_listen 0 = on listen */
+	const char *const *host_listen; /* borrowed: HostGateway only; 0 of them = on listen */
 	size_t n_host_listen;
-	const char *const *admin_listen; /* borrowed: Admin only; n_admin_listen 0 = on listen */
+	const char *const *admin_listen; /* borrowed: Admin only; 0 of them = on listen */
 	size_t n_admin_listen;
 	gw_wc_limits limits;     /* string limits at ingress; 0 fields = defaults */
 	int threads;             /* completion-queue threads; 0 = CPUs in the affinity mask */

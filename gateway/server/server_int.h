@@ -34,8 +34,8 @@ enum { GWI_ROLE_CLIENT = 1, GWI_ROLE_HOST = 2, GWI_ROLE_ADMIN = 4 };
  * registered on exactly one group's server; a call to it on another
  * group's listener arrives as an unregistered call: UNIMPLEMENTED. */
 typedef struct gwi_group {
-	grpc_server *server; /* owned */
-	unsigned roles;      /* GWI_ROLE_* */
+	grpc_server *server;  /* owned */
+	unsigned roles;       /* GWI_ROLE_* */
 	gwi_tag shutdown_tag; /* its shutdown notification */
 	struct gw_server *srv;
 } gwi_group;
@@ -48,11 +48,11 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[6];       /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[6];   /* borrowed from groups: the server each is registered on */
-	void *m_connect;        /* registered HostGateway.Connect */
-	grpc_server *hsrv;      /* borrowed from groups: the server Connect is registered on */
-	size_t nlisten;         /* listen + host_listen + admin_listen */
+	void *methods[6];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[6]; /* borrowed from groups: the server each is registered on */
+	void *m_connect;      /* registered HostGateway.Connect */
+	grpc_server *hsrv;    /* borrowed from groups: the server Connect is registered on */
+	size_t nlisten;       /* listen + host_listen + admin_listen */
 	gw_runtime *rt;   /* borrowed */
 	gw_registry *reg; /* borrowed */
 	int *ports;

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +22,12 @@
 
 #include "log.h"
 
-#define TLS_FILE_MAX    (1 << 20) /* a PEM file larger than this is refused */
-#define TLS_RETRY_NS    1000000000LL
-#define F_CERT          0
-#define F_KEY           1
-#define F_CA            2
-#define F_COUNT         3
+#define TLS_FILE_MAX (1 << 20) /* a PEM file larger than this is refused */
+#define TLS_RETRY_NS 1000000000LL
+#define F_CERT       0
+#define F_KEY        1
+#define F_CA         2
+#define F_COUNT      3
 
 /* What stat says of a file: a change in any field is a change of the file
  * (a copy over it, a rename onto it, a symlink swapped as Kubernetes does). */
@@ -49,15 +48,14 @@ typedef struct tls_lst {
 
 struct gw_tls {
 	pthread_mutex_t mu;
-	char *path[F_COUNT];  /* owned; path[F_CA] NULL without mTLS */
-	char *pem[F_COUNT];   /* owned: the files in use (invariant 1) */
+	char *path[F_COUNT];    /* owned; path[F_CA] NULL without mTLS */
+	char *pem[F_COUNT];     /* owned: the files in use (invariant 1) */
 	tls_stamp st[F_COUNT];  /* of the files in use */
 	tls_stamp bad[F_COUNT]; /* of the last set refused; valid when have_bad */
 	bool have_bad;
 	int64_t bad_ns; /* when it was refused */
 	uint64_t gen;   /* of the files in use; starts at 1 */
-	atomic_uint_least64_t reloads;
-	tls_lst *lst; /* owned: every listener's context */
+	tls_lst *lst;   /* owned: every listener's context */
 };
 
 static const char *const flag_of[F_COUNT] = {"--tls-cert", "--tls-key", "--tls-client-ca"};
@@ -90,8 +88,7 @@ static bool stamp_eq(const tls_stamp *a, const tls_stamp *b)
 /* read_file reads path whole (NUL-terminated) and its stamp, taken from
  * the descriptor it read. Returns the buffer (caller frees) or NULL with
  * why set. */
-static char *read_file(const char *flag, const char *path, tls_stamp *st, char *why,
-                       size_t whylen)
+static char *read_file(const char *flag, const char *path, tls_stamp *st, char *why, size_t whylen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -218,7 +215,8 @@ static gw_err load_set(gw_tls *t, char *why, size_t whylen, char *info, size_t i
 	memset(st, 0, sizeof st);
 	gw_err err = GW_ECONFIG;
 	for (int i = 0; i < F_COUNT; i++)
-		if (t->path[i] && !(pem[i] = read_file(flag_of[i], t->path[i], &st[i], why, whylen)))
+		if (t->path[i] &&
+		    !(pem[i] = read_file(flag_of[i], t->path[i], &st[i], why, whylen)))
 			goto out;
 	if ((err = check_set(pem, t->path, why, whylen, info, infolen)))
 		goto out;
@@ -265,7 +263,6 @@ static void refresh_locked(gw_tls *t)
 	char why[600], info[120];
 	if (load_set(t, why, sizeof why, info, sizeof info) == GW_OK) {
 		t->have_bad = false;
-		atomic_fetch_add(&t->reloads, 1);
 		GW_INFO("TLS: certificate files changed: new connections get %s %s (%s)",
 		        flag_of[F_CERT], t->path[F_CERT], info);
 		return;
@@ -312,8 +309,9 @@ static grpc_ssl_certificate_config_reload_status fetch(void *user,
 gw_err gw_tls_create(gw_tls **out, const gw_tls_opts *o, char *why, size_t whylen)
 {
 	if (!o->cert || !o->key) {
-		snprintf(why, whylen, "%s", o->cert ? "--tls-cert needs --tls-key"
-		                                    : "--tls-key and --tls-client-ca need --tls-cert");
+		snprintf(why, whylen, "%s",
+		         o->cert ? "--tls-cert needs --tls-key"
+		                 : "--tls-key and --tls-client-ca need --tls-cert");
 		return GW_ECONFIG;
 	}
 	gw_tls *t = calloc(1, sizeof *t);
@@ -354,11 +352,6 @@ grpc_server_credentials *gw_tls_server_credentials(gw_tls *t)
 	                      : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
 	        fetch, l);
 	return so ? grpc_ssl_server_credentials_create_with_options(so) : NULL;
-}
-
-uint64_t gw_tls_reloads(const gw_tls *t)
-{
-	return atomic_load(&((gw_tls *)t)->reloads);
 }
 
 void gw_tls_destroy(gw_tls *t)

@@ -55,9 +55,6 @@ gw_err gw_tls_create(gw_tls **out, const gw_tls_opts *o, char *why, size_t whyle
  * grpc_server. NULL when out of memory. Thread: any. */
 grpc_server_credentials *gw_tls_server_credentials(gw_tls *t);
 
-/* gw_tls_reloads is how many times changed files were loaded since start. */
-uint64_t gw_tls_reloads(const gw_tls *t);
-
 /* gw_tls_destroy frees t. Accepts NULL. */
 void gw_tls_destroy(gw_tls *t);
 

@@ -561,7 +561,8 @@ const char *it_certs(it_world *w)
 		return w->certs;
 	char dir[600], cmd[1600];
 	snprintf(dir, sizeof dir, "%s/certs", w->dir);
-	snprintf(cmd, sizeof cmd, "'%s/tests/tls/mkcerts.sh' '%s' >/dev/null", it_source_dir(), dir);
+	snprintf(cmd, sizeof cmd, "'%s/tests/tls/mkcerts.sh' '%s' >/dev/null", it_source_dir(),
+	         dir);
 	int rc = system(cmd);
 	ck_assert_msg(rc == 0, "mkcerts.sh %s failed: %d", dir, rc);
 	snprintf(w->certs, sizeof w->certs, "%s", dir);

@@ -275,7 +275,8 @@ grpc_channel *it_channel_create(const char *target, const it_tls *tls)
 			pair.private_key = key;
 		}
 		bool ok = ca && (!tls->cert || (cert && key));
-		cr = ok ? grpc_ssl_credentials_create(ca, tls->cert ? &pair : NULL, NULL, NULL) : NULL;
+		cr = ok ? grpc_ssl_credentials_create(ca, tls->cert ? &pair : NULL, NULL, NULL)
+		        : NULL;
 		free(ca);
 		free(cert);
 		free(key);
@@ -283,7 +284,8 @@ grpc_channel *it_channel_create(const char *target, const it_tls *tls)
 			return NULL;
 		args[na].type = GRPC_ARG_STRING;
 		args[na].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-		args[na++].value.string = (char *)(tls->server_name ? tls->server_name : "localhost");
+		args[na++].value.string =
+		    (char *)(tls->server_name ? tls->server_name : "localhost");
 	}
 	grpc_channel_args ca = {na, args};
 	grpc_channel *ch = grpc_channel_create(target, cr, &ca);
@@ -321,8 +323,8 @@ static raw_stream *unary_start(const char *target, const it_tls *tls, const char
 }
 
 static int unary(const char *target, const it_tls *tls, const char *method, const void *data,
-                 size_t len, int64_t call_ms, int64_t timeout_ms, int64_t slack_ms,
-                 char *details, size_t dlen)
+                 size_t len, int64_t call_ms, int64_t timeout_ms, int64_t slack_ms, char *details,
+                 size_t dlen)
 {
 	raw_stream *s = unary_start(target, tls, method, data, len, call_ms);
 	if (!s)
