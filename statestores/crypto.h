@@ -17,7 +17,8 @@
  * Key material is zeroed (OPENSSL_cleanse) when the keyring is freed and in
  * every temporary buffer that held it.
  *
- * Thread: a keyring is immutable after parse; sealing and opening with one
+ * Thread: a keyring is immutable after parse but for its cache of data
+ * keys (envelope 3), which has its own mutex; sealing and opening with one
  * keyring from several threads at once is safe (each call has its own
  * cipher context).
  */
@@ -86,20 +87,86 @@ gw_err gw_seal(const gw_keyring *kr, const char *system, const char *name, const
  *   envelope-1 AAD || 0x02 || be64(revision)
  * so a row copied onto another revision (an older state replayed as the
  * current one) does not authenticate. Rows sealed before envelope 2 (no
- * magic, envelope-1 AAD) still open with gw_open_rev; every save writes
- * envelope 2, and key rotation rewrites the rows it re-encrypts in it. */
+ * magic, envelope-1 AAD) still open with gw_open_rev. Envelope 3 below
+ * replaced it for new rows. */
 #define GW_ENV2_MAGIC_LEN 4
 extern const uint8_t gw_env2_magic[GW_ENV2_MAGIC_LEN]; /* A7 'G' 'W' 02 */
 
 /* gw_seal_rev is gw_seal for envelope 2: the row of (system, name) at
- * revision. out->len counts the magic. Same returns as gw_seal. */
+ * revision. out->len counts the magic. Same returns as gw_seal. The store
+ * writes envelope 3 now (gw_seal_sys); this stays for tests and tools that
+ * make rows as earlier versions did. */
 gw_err gw_seal_rev(const gw_keyring *kr, const char *system, const char *name, uint64_t revision,
                    const uint8_t *pt, size_t len, gw_sealed *out);
 
+/* Envelope 3 (a state row at a revision, under a per-system data key):
+ * data = GW_ENV3_MAGIC || ciphertext || tag, sealed with AES-256-GCM under
+ *   data key = HKDF-SHA256(ikm = the keyring key named by the row's key id,
+ *                          salt = none,
+ *                          info = "spawn statestore data key v1" 0x00 ||
+ *                                 be32(len(system)) || system)
+ * (a system name over 900 bytes stands in the info as its SHA-256, after
+ * its length: OpenSSL bounds the info), and the associated data binds the
+ * revision and the key id as well:
+ *   envelope-1 AAD || 0x03 || be64(revision) || u8(len(key_id)) || key_id
+ * So holding one system's data key opens no row of another system, and a
+ * row moved onto another system, actor or revision, or relabelled with
+ * another key id, does not authenticate. Every save writes envelope 3; rows
+ * of envelopes 1 and 2 still open, and key rotation rewrites them as
+ * envelope 3 (store.h, gw_store_rotate_step). Data keys are cached per
+ * (key, system) in the keyring: a bounded table (1,024 slots, a collision
+ * replaces), zeroed when the keyring is freed. */
+extern const uint8_t gw_env3_magic[GW_ENV2_MAGIC_LEN]; /* A7 'G' 'W' 03 */
+
+/* gw_seal_sys is gw_seal for envelope 3: the row of (system, name) at
+ * revision, under the primary key's data key for system. out->len counts
+ * the magic. Same returns as gw_seal. */
+gw_err gw_seal_sys(const gw_keyring *kr, const char *system, const char *name, uint64_t revision,
+                   const uint8_t *pt, size_t len, gw_sealed *out);
+
+/* Scheduled invocations (envelope 3 of a schedule row): sealed under the
+ * data key of their target system, which the row records in clear:
+ *   data = GW_ENV3_MAGIC || be32(len(system)) || system || ciphertext || tag
+ *   AAD  = be32(len(system)) || system || 0x00 || be32(len(id)) || id ||
+ *          0x03 || be64(2^64 - 1) || u8(len(key_id)) || key_id
+ * (revision 2^64 - 1 marks a schedule row: no state row has it). A row of
+ * one system's schedule never opens as another's, nor as a state row.
+ * GW_SEAL_SYSTEM_MAX bounds the recorded system name. */
+#define GW_SEAL_SYSTEM_MAX 4096
+
+/* gw_seal_sched seals a scheduled invocation of id (borrowed) for system
+ * (borrowed, 1..GW_SEAL_SYSTEM_MAX bytes) under the primary key's data key
+ * of system. Same returns as gw_seal, GW_EINVAL for a bad system. */
+gw_err gw_seal_sched(const gw_keyring *kr, const char *system, const char *id, const uint8_t *pt,
+                     size_t len, gw_sealed *out);
+
+/* gw_open_sched opens a scheduled invocation of id: envelope 3 (above),
+ * or a row sealed before (envelope 1 with the AAD of (legacy_system, id)).
+ * On GW_OK *system (may be NULL) gets the system recorded in the row
+ * (caller frees with free()), or NULL for an envelope 1 row. Same returns
+ * as gw_open. */
+gw_err gw_open_sched(const gw_keyring *kr, const char *legacy_system, const char *id,
+                     const gw_sealed *in, uint8_t **pt, size_t *ptlen, char **system);
+
+/* gw_envelope_of tells the envelope of sealed data (borrowed, len bytes)
+ * by its magic: 3, 2, or 1 (no magic). */
+int gw_envelope_of(const uint8_t *data, size_t len);
+
+/* gw_keyring_data_key writes the envelope-3 data key of system under the
+ * keyring key key_id into out (caller storage; cleanse it after use).
+ * GW_OK; GW_ENOTFOUND (no such key id); GW_EINVAL; GW_ECRYPTO (OpenSSL).
+ * For tests and tools. Blocks: no. Thread: any. */
+gw_err gw_keyring_data_key(const gw_keyring *kr, const char *key_id, const char *system,
+                           uint8_t out[GW_KEY_LEN]);
+
+/* gw_keyring_cache_stats: data keys derived (cache misses) and cache hits
+ * so far. Either pointer may be NULL. Thread: any. */
+void gw_keyring_cache_stats(const gw_keyring *kr, uint64_t *derived, uint64_t *hits);
+
 /* gw_open_rev opens a state row of (system, name) stored at revision:
- * envelope 2 bound to that revision, or an envelope 1 row written before
- * (revision not bound). *envelope (may be NULL) gets 1 or 2 on GW_OK.
- * Same returns as gw_open. */
+ * envelope 3 or 2 bound to that revision, or an envelope 1 row written
+ * before (revision not bound). *envelope (may be NULL) gets 1, 2 or 3 on
+ * GW_OK. Same returns as gw_open. */
 gw_err gw_open_rev(const gw_keyring *kr, const char *system, const char *name, uint64_t revision,
                    const gw_sealed *in, uint8_t **pt, size_t *ptlen, int *envelope);
 

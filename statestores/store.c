@@ -21,20 +21,26 @@
  *
  * Invariants:
  *   1. A driver only ever receives ciphertext: rows are sealed here.
- *   2. Every row is sealed with a fresh nonce and the AAD of its own actor
- *      and revision (envelope 2, crypto.h), so a row moved onto another
- *      actor or another revision fails to load (GW_ECRYPTO). Rows written
- *      before envelope 2 (actor only) still load; a save or a key rotation
- *      rewrites them as envelope 2.
+ *   2. Every row is sealed with a fresh nonce, under its system's data key
+ *      (HKDF of the keyring key over the system name) and the AAD of its
+ *      own actor, revision and key id (envelope 3, crypto.h), so a row
+ *      moved onto another system, actor or revision fails to load
+ *      (GW_ECRYPTO), and one system's data key opens no other system's
+ *      rows. Rows of envelopes 1 and 2 (under the keyring key itself)
+ *      still load; a save or a key rotation rewrites them as envelope 3:
+ *      the rotation's scan takes every row whose key id is not the
+ *      primary OR whose data does not begin with the envelope 3 magic.
  *   3. A store opens only when its key check authenticates, so a wrong key
  *      is caught at start-up, not at the first load. Two openers of a new
  *      store cannot both write a key check: the write is insert-only.
  *   4. Rotation never changes a revision and never writes a row it could
  *      not open: a re-encryption is conditional on the row being exactly
  *      the one read (revision, key id, nonce), so a concurrent save wins.
- *   5. A scheduled invocation is sealed like a state, with the AAD of
- *      (GW_SCHED_AAD_SYSTEM, id); a claimed row that does not open is set
- *      aside in the store, never returned and never deleted (store.h).
+ *   5. A scheduled invocation is sealed under its target system's data key
+ *      with the AAD of (system, id) (gw_store_schedule_put_sys; rows of
+ *      earlier gateways: the keyring key, the AAD of (GW_SCHED_AAD_SYSTEM,
+ *      id)); a claimed row that does not open is set aside in the store,
+ *      never returned and never deleted (store.h).
  */
 #include "store.h"
 
@@ -76,6 +82,8 @@ static const gw_store_ops *const drivers[] = {
 #endif
     NULL,
 };
+
+_Static_assert(GW_SCHED_SYSTEM_MAX == GW_SEAL_SYSTEM_MAX, "one bound for a row's system");
 
 #define ROTATION_META    "rotation"
 #define KEYCHECK_META    "keycheck"
@@ -658,7 +666,7 @@ gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err
 	for (; sealed < n; sealed++) {
 		const gw_state *st = &states[sealed];
 		gw_sealed sl;
-		e = gw_seal_rev(s->kr, st->key.system, st->key.name, st->expected + 1, st->data,
+		e = gw_seal_sys(s->kr, st->key.system, st->key.name, st->expected + 1, st->data,
 		                st->len, &sl);
 		if (e != GW_OK)
 			goto out;
@@ -900,7 +908,7 @@ static gw_err rot_rows(gw_store *s, int table, const gw_row *rows, size_t n, gw_
 		if (e != GW_OK)
 			goto out;
 		gw_sealed sl;
-		e = gw_seal_rev(s->kr, r->key.system, r->key.name, r->revision, pt, ptlen, &sl);
+		e = gw_seal_sys(s->kr, r->key.system, r->key.name, r->revision, pt, ptlen, &sl);
 		OPENSSL_cleanse(pt, ptlen);
 		free(pt);
 		if (e != GW_OK)
@@ -1063,10 +1071,17 @@ gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent)
 gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const uint8_t *data,
                              size_t len)
 {
+	return gw_store_schedule_put_sys(s, id, NULL, due_ms, data, len);
+}
+
+gw_err gw_store_schedule_put_sys(gw_store *s, const char *id, const char *system, int64_t due_ms,
+                                 const uint8_t *data, size_t len)
+{
 	if (!s || !gwi_sched_id_ok(id) || due_ms < 0 || (!data && len > 0))
 		return GW_EINVAL;
 	gw_sealed sl;
-	gw_err e = gw_seal(s->kr, GW_SCHED_AAD_SYSTEM, id, data, len, &sl);
+	gw_err e = system ? gw_seal_sched(s->kr, system, id, data, len, &sl)
+	                  : gw_seal(s->kr, GW_SCHED_AAD_SYSTEM, id, data, len, &sl);
 	if (e != GW_OK)
 		return e;
 	gw_sched_row row = {.due_ms = due_ms, .key_id = sl.key_id, .data = sl.data, .len = sl.len};
@@ -1075,6 +1090,15 @@ gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const 
 	e = s->ops->sched_put(s->drv, &row);
 	free(sl.data);
 	return e;
+}
+
+/* sched_open opens a scheduled invocation's data (sealed by
+ * gw_store_schedule_put or _put_sys); *system (may be NULL) as
+ * gw_open_sched. */
+static gw_err sched_open(gw_store *s, const char *id, const gw_sealed *in, uint8_t **pt,
+                         size_t *ptlen, char **system)
+{
+	return gw_open_sched(s->kr, GW_SCHED_AAD_SYSTEM, id, in, pt, ptlen, system);
 }
 
 static void sched_row_fini(gw_sched_row *r)
@@ -1116,7 +1140,8 @@ gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, i
 		memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
 		uint8_t *pt = NULL;
 		size_t ptlen = 0;
-		gw_err oe = gw_open(s->kr, GW_SCHED_AAD_SYSTEM, r->id, &in, &pt, &ptlen);
+		char *sys = NULL;
+		gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen, &sys);
 		if (oe == GW_ECRYPTO || oe == GW_ECORRUPT) {
 			/* Invariant 3: never returned, never deleted. If setting it
 			 * aside fails, the lease just taken keeps it away until it
@@ -1139,6 +1164,7 @@ gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, i
 		v[m].due_ms = r->due_ms;
 		v[m].data = pt;
 		v[m].len = ptlen;
+		v[m].system = sys;
 		m++;
 	}
 	for (size_t i = 0; i < got; i++)
@@ -1236,8 +1262,10 @@ void gw_sched_free(gw_sched *v, size_t n)
 {
 	if (!v)
 		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(v[i].data);
+		free(v[i].system);
+	}
 	free(v);
 }
 
@@ -1274,4 +1302,95 @@ void gw_loaded_fini(gw_loaded *l)
 	free(l->type_url);
 	free(l->data);
 	memset(l, 0, sizeof *l);
+}
+
+/* ---- forgetting an actor ------------------------------------------------------- */
+
+/* Schedule rows read per page while looking for an actor's. */
+#define FORGET_PAGE 256
+
+/* forget_scan appends to *ids (*n of them, *cap room; owned strings) the
+ * ids of the schedule rows that begin with prefix, open, and match. */
+static gw_err forget_scan(gw_store *s, const char *prefix, gw_sched_match_fn match, void *user,
+                          char ***ids, size_t *n, size_t *cap)
+{
+	char after[GW_SCHED_ID_MAX + 1], below[GW_SCHED_ID_MAX + 1];
+	size_t pl = strlen(prefix);
+	/* Every id that begins with prefix sorts after it (ids are longer
+	 * than the prefix) and before prefix with its last byte raised. */
+	memcpy(after, prefix, pl + 1);
+	memcpy(below, prefix, pl + 1);
+	below[pl - 1]++;
+	gw_sched_row *rows = calloc(FORGET_PAGE, sizeof *rows);
+	if (!rows)
+		return GW_ENOMEM;
+	gw_err e = GW_OK;
+	for (;;) {
+		size_t got = 0;
+		if ((e = s->ops->sched_range(s->drv, after, below, FORGET_PAGE, rows, &got)) !=
+		    GW_OK)
+			break;
+		for (size_t i = 0; i < got && e == GW_OK; i++) {
+			gw_sched_row *r = &rows[i];
+			gw_sealed in = {.key_id = r->key_id, .data = r->data, .len = r->len};
+			memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
+			uint8_t *pt = NULL;
+			size_t ptlen = 0;
+			gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen, NULL);
+			if (oe == GW_ENOMEM)
+				e = oe;
+			if (oe != GW_OK)
+				continue; /* a row that does not open cannot be told apart */
+			bool hit = match(user, pt, ptlen);
+			OPENSSL_cleanse(pt, ptlen);
+			free(pt);
+			if (!hit)
+				continue;
+			if (*n == *cap) {
+				size_t nc = *cap ? *cap * 2 : 16;
+				char **v = realloc(*ids, nc * sizeof *v);
+				if (!v) {
+					e = GW_ENOMEM;
+					break;
+				}
+				*ids = v;
+				*cap = nc;
+			}
+			if (!((*ids)[*n] = strdup(r->id)))
+				e = GW_ENOMEM;
+			else
+				(*n)++;
+		}
+		if (got > 0)
+			snprintf(after, sizeof after, "%s", rows[got - 1].id);
+		for (size_t i = 0; i < got; i++)
+			sched_row_fini(&rows[i]);
+		if (e != GW_OK || got < FORGET_PAGE)
+			break;
+	}
+	free(rows);
+	return e;
+}
+
+gw_err gw_store_forget(gw_store *s, const gw_actor_key *k, const char *sched_prefix,
+                       gw_sched_match_fn match, void *user, gw_forget_counts *out)
+{
+	if (!s || !key_ok(k))
+		return GW_EINVAL;
+	bool scan = sched_prefix && match;
+	if (scan && !gwi_sched_id_ok(sched_prefix))
+		return GW_EINVAL;
+	char **ids = NULL;
+	size_t n = 0, cap = 0;
+	gw_err e = scan ? forget_scan(s, sched_prefix, match, user, &ids, &n, &cap) : GW_OK;
+	if (e == GW_OK) {
+		gw_forget_counts c = {0};
+		e = s->ops->forget(s->drv, k, (const char *const *)ids, n, &c);
+		if (e == GW_OK && out)
+			*out = c;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	return e;
 }

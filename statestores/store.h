@@ -56,6 +56,7 @@
 #ifndef GW_STORE_H
 #define GW_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -337,6 +338,9 @@ gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent);
 #define GW_SCHED_CORRUPT    "corrupt"          /* owner of a row set aside; not a valid owner */
 #define GW_SCHED_AAD_SYSTEM "__spawn.schedule" /* the AAD system of a row's data */
 #define GW_SCHED_DONE_CHUNK 4096               /* ids per done_batch transaction */
+/* The longest system name a row records (gw_store_schedule_put_sys): crypto.h's
+ * GW_SEAL_SYSTEM_MAX. */
+#define GW_SCHED_SYSTEM_MAX 4096
 
 /* One claimed scheduled invocation. */
 typedef struct gw_sched {
@@ -344,6 +348,9 @@ typedef struct gw_sched {
 	int64_t due_ms; /* Unix epoch milliseconds */
 	uint8_t *data;  /* plaintext; owned (gw_sched_free); never NULL */
 	size_t len;
+	char *system; /* owned (gw_sched_free): the system whose data key sealed the
+	                 row (gw_store_schedule_put_sys); NULL for a row sealed under
+	                 the keyring key (gw_store_schedule_put, earlier gateways) */
 } gw_sched;
 
 /* gw_store_schedule_put stores a scheduled invocation: data (len bytes,
@@ -358,6 +365,16 @@ typedef struct gw_sched {
  * Blocks: yes (one committed insert). */
 gw_err gw_store_schedule_put(gw_store *s, const char *id, int64_t due_ms, const uint8_t *data,
                              size_t len);
+
+/* gw_store_schedule_put_sys is gw_store_schedule_put with the data sealed
+ * under the data key of system (borrowed; the invocation's target system,
+ * 1..GW_SCHED_SYSTEM_MAX bytes, recorded in the row: crypto.h, envelope 3
+ * of a schedule row), so one system's key opens no other system's
+ * scheduled invocations; a claim returns the system with the row
+ * (gw_sched.system) for the caller to check against the invocation's
+ * target. system NULL: as gw_store_schedule_put. Same returns. */
+gw_err gw_store_schedule_put_sys(gw_store *s, const char *id, const char *system, int64_t due_ms,
+                                 const uint8_t *data, size_t len);
 
 /* gw_store_schedule_claim claims up to max rows due by now_ms (due_ms <=
  * now_ms) that are unclaimed or whose lease expired (lease_until <=
@@ -465,6 +482,47 @@ gw_err gw_store_effects_list(gw_store *s, const gw_actor_key *after, size_t max,
  * the caller's. Accepts NULL. */
 void gw_keys_fini(gw_actor_key *v, size_t n);
 
+/* ---- forgetting an actor (ops version 7) -------------------------------------
+ * Admin.Forget erases everything the store holds of one actor, for good:
+ * its latest row (and with it its outbox of undelivered side effects and
+ * its effects flag), every revision of its history, its instance record
+ * (UNNAMED instances) and the scheduled invocations that target it. The
+ * activation epoch row (spawn_actor_epoch: the key and a counter, no data)
+ * stays, as after gw_store_remove, and is bumped by one in the same
+ * transaction: epochs never go back, and an activation elsewhere that
+ * predates the forget is fenced at its next save instead of writing the
+ * actor back. */
+
+/* What a forget erased. */
+typedef struct gw_forget_counts {
+	uint64_t state;     /* latest rows deleted: 0 or 1 */
+	uint64_t history;   /* history revisions deleted */
+	uint64_t instance;  /* instance records deleted: 0 or 1 */
+	uint64_t schedules; /* scheduled invocations deleted */
+	uint64_t outbox;    /* 1 when the deleted latest row carried undelivered side
+	                       effects (its effects flag), else 0 */
+} gw_forget_counts;
+
+/* Whether a scheduled invocation (its plaintext data, borrowed for the
+ * call: a serialized spawn.InvocationRequest) targets the actor being
+ * forgotten. Called on the calling thread, during gw_store_forget. */
+typedef bool (*gw_sched_match_fn)(void *user, const uint8_t *data, size_t len);
+
+/* gw_store_forget erases actor k (see above). Scheduled invocations: the
+ * rows whose id begins with sched_prefix (the gateway starts every id with
+ * its target system's hash) are read and opened, and those for which
+ * match says true are deleted with the rest; a row that does not open is
+ * left (it cannot be told apart). sched_prefix NULL or match NULL: no
+ * scheduled invocation is touched. The deletes run in ONE transaction
+ * (rows scheduled between the scan and that transaction are not seen).
+ * *out (may be NULL) gets the counts on GW_OK; all zero when the store
+ * held nothing of k (that is GW_OK too). Returns GW_OK; GW_EINVAL (bad key,
+ * a prefix that is not the start of a valid id); GW_ENOMEM; GW_EIO /
+ * GW_EUNAVAIL (nothing deleted). Blocks: yes (a scan of the system's
+ * schedule rows, one transaction). */
+gw_err gw_store_forget(gw_store *s, const gw_actor_key *k, const char *sched_prefix,
+                       gw_sched_match_fn match, void *user, gw_forget_counts *out);
+
 /* gw_store_scheme names the driver in use: the URL's scheme ("sqlite",
  * "postgres", "postgresql", "mariadb", "mysql"). Borrowed. */
 const char *gw_store_scheme(const gw_store *s);
@@ -524,7 +582,7 @@ typedef struct gw_sched_row {
 	size_t len;
 } gw_sched_row;
 
-#define GW_STORE_OPS_VERSION 6
+#define GW_STORE_OPS_VERSION 7
 
 typedef struct gw_store_ops {
 	int version;        /* GW_STORE_OPS_VERSION; members only appended */
@@ -652,6 +710,22 @@ typedef struct gw_store_ops {
 	/* sched_counts: fn(user, prefix, rows) per distinct first prefix_len
 	 * bytes of spawn_schedule ids (1 <= prefix_len <= GW_SCHED_ID_MAX). */
 	gw_err (*sched_counts)(void *drv, size_t prefix_len, gw_count_fn fn, void *user);
+
+	/* ---- version 7 ---- */
+	/* sched_range: up to max (>= 1) rows of spawn_schedule with after < id
+	 * < below (byte order), whoever holds them, in id order, into rows
+	 * (caller storage of max entries; owned fields as sched_claim's), their
+	 * number into *n (< max: no more). A malformed row is skipped. On an
+	 * error rows hold nothing. */
+	gw_err (*sched_range)(void *drv, const char *after, const char *below, size_t max,
+	                      gw_sched_row *rows, size_t *n);
+	/* forget: ONE transaction deletes k's spawn_actor_state row,
+	 * spawn_actor_history rows, spawn_instance row and the spawn_schedule
+	 * rows ids[0..n) (n may be 0; ids valid), adds one to k's epoch row
+	 * when there is one (never deletes it), and fills *out with the rows
+	 * each delete removed (outbox: the deleted state row's effects flag). */
+	gw_err (*forget)(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
+	                 gw_forget_counts *out);
 } gw_store_ops;
 
 #endif

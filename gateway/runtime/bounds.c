@@ -343,6 +343,11 @@ void gwi_sched_quota_give(gw_runtime *rt, const char *system)
 	quota_give(rt, &rt->q_sched, gwi_sys_hash(system));
 }
 
+void gwi_inst_quota_give(gw_runtime *rt, const char *system)
+{
+	quota_give(rt, &rt->q_inst, gwi_sys_hash(system));
+}
+
 bool gwi_sched_id_hash(const char *id, uint32_t *h)
 {
 	uint32_t v = 0;

@@ -168,6 +168,7 @@ void gw_runtime_destroy(gw_runtime *rt)
 		}
 		pthread_mutex_unlock(&s->mu);
 		gwi_deliver(&dl);
+		gwi_forget_fini(s);
 		pthread_mutex_destroy(&s->mu);
 		free(s->buckets);
 	}

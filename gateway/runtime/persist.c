@@ -342,7 +342,8 @@ static void run_misc(gw_persist *p, gw_persist_job *j)
 		break;
 	}
 	case JOB_SCHED_PUT:
-		err = gw_store_schedule_put(p->store, j->name, j->due_ms, j->data, j->len);
+		err = gw_store_schedule_put_sys(p->store, j->name, j->system[0] ? j->system : NULL,
+		                                j->due_ms, j->data, j->len);
 		if (err == GW_OK) {
 			pthread_mutex_lock(&p->mu);
 			if (j->due_ms < p->sched_next_ms)
@@ -417,6 +418,37 @@ static void done_flush(gw_persist *p)
 	}
 }
 
+/* target_system: the system a stored InvocationRequest targets (copied into
+ * out, cap bytes; "" when it names none or does not parse). */
+static void target_system(const uint8_t *data, size_t len, char *out, size_t cap)
+{
+	out[0] = '\0';
+	Spawn__InvocationRequest *rq = spawn__invocation_request__unpack(NULL, len, data);
+	if (rq && rq->system && rq->system->name)
+		snprintf(out, cap, "%s", rq->system->name);
+	if (rq)
+		spawn__invocation_request__free_unpacked(rq, NULL);
+}
+
+/* sched_sealed_for_target: a row sealed under a system's data key must
+ * target that system; one that targets another (written by someone holding
+ * only that system's key) is never delivered: it stays leased, logged, and
+ * comes back when its lease expires. Rows of earlier gateways (no system)
+ * pass. */
+static bool sched_sealed_for_target(const gw_sched *r)
+{
+	if (!r->system)
+		return true;
+	char want[GW_SCHED_SYSTEM_MAX + 1];
+	target_system(r->data, r->len, want, sizeof want);
+	if (!strcmp(want, r->system))
+		return true;
+	GW_ERROR("scheduled invocation %s was sealed for system '%s' but targets '%s': not "
+	         "delivered",
+	         r->id, r->system, want);
+	return false;
+}
+
 /* sched_pass claims due scheduled invocations and hands them over; sets
  * the time of the next pass. */
 static void sched_pass(gw_persist *p)
@@ -433,7 +465,8 @@ static void sched_pass(gw_persist *p)
 		next = now + 1000;
 	} else {
 		for (size_t i = 0; i < n; i++)
-			p->sched_fn(p->sched_user, v[i].id, v[i].data, v[i].len);
+			if (sched_sealed_for_target(&v[i]))
+				p->sched_fn(p->sched_user, v[i].id, v[i].data, v[i].len);
 		pthread_mutex_lock(&p->mu);
 		p->stats.scheduled_delivered += n;
 		pthread_mutex_unlock(&p->mu);
@@ -924,8 +957,14 @@ void gw_persist_set_scheduler(gw_persist *p, gw_sched_fn fn, void *user, const c
 gw_err gw_persist_schedule(gw_persist *p, const char *id, int64_t due_ms, const uint8_t *data,
                            size_t len, gw_save_cb cb, void *arg)
 {
-	/* The id travels in the name slot of the job (system is unused). */
-	gw_persist_job *j = job_new(JOB_SCHED_PUT, "", id);
+	/* The id travels in the name slot of the job; the system slot holds the
+	 * invocation's target system, whose data key seals it ("": none named,
+	 * sealed under the keyring key). */
+	char sys[GW_SCHED_SYSTEM_MAX + 1];
+	target_system(data, len, sys, sizeof sys);
+	if (strlen(sys) >= GW_SCHED_SYSTEM_MAX)
+		sys[0] = '\0';
+	gw_persist_job *j = job_new(JOB_SCHED_PUT, sys, id);
 	if (!j || !(j->data = malloc(len ? len : 1))) {
 		if (j)
 			job_free(j);

@@ -927,6 +927,26 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 	return err;
 }
 
+gw_err gw_registry_unspawn(gw_registry *r, const char *system, const char *name)
+{
+	uint64_t h = hash2(system, name);
+	gw_err err = GW_ENOTFOUND;
+	pthread_rwlock_wrlock(&r->lock);
+	for (inst_entry **pp = &r->ibuckets[h & (r->nibuckets - 1)]; *pp; pp = &(*pp)->next) {
+		inst_entry *e = *pp;
+		if (e->hash == h && !strcmp(e->name, name) && !strcmp(e->tmpl->t.system, system)) {
+			*pp = e->next;
+			e->tmpl->n_inst--;
+			r->icount--;
+			free(e);
+			err = GW_OK;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&r->lock);
+	return err;
+}
+
 gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const char *name,
                                    gw_actor_type **type, gw_actor_settings *settings)
 {

@@ -135,6 +135,11 @@ void gw_registry_timers(gw_registry *r, gw_actor_type *type, gw_actor_timers *ou
 gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent,
                          bool *created);
 
+/* gw_registry_unspawn forgets instance `name` of system (borrowed): an
+ * invocation by name no longer reaches it until it is spawned again
+ * (Admin.Forget). GW_OK when it was known, GW_ENOTFOUND otherwise. */
+gw_err gw_registry_unspawn(gw_registry *r, const char *system, const char *name);
+
 /* gw_registry_lookup_instance finds a spawned instance: GW_OK and its
  * template's *type (a reference, as gw_registry_lookup) and *settings, or
  * GW_ENOTFOUND. */

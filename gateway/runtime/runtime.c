@@ -235,6 +235,20 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 	atomic_fetch_add(&s->rt->deactivations, 1);
 }
 
+void gwi_actor_free_locked(gw_shard *s, gw_actor *a)
+{
+	actor_free_locked(s, a);
+}
+
+/* forget_soon_locked: a forgetting actor may have become quiescent; its
+ * idle timer fires at once and frees it there (fire_locked), where nothing
+ * on the stack still points at it. */
+static void forget_soon_locked(gw_actor *a)
+{
+	a->idle_t.kind = T_IDLE;
+	gw_wheel_arm(&a->shard->wheel, &a->idle_t, gwi_now_ms());
+}
+
 int64_t gwi_idle_ms(gw_runtime *rt, const gw_actor_settings *st)
 {
 	return st->deactivate_ms > 0 ? st->deactivate_ms : rt->o.deactivate_ms;
@@ -273,6 +287,10 @@ static void flush_account(gw_runtime *rt, long delta, gw_err err)
  * flight (save_done starts the next one while the actor stays dirty). */
 void gwi_start_save_locked(gw_runtime *rt, gw_actor *a)
 {
+	if (a->forgetting) {
+		forget_soon_locked(a); /* a forgotten actor never writes again (forget.c) */
+		return;
+	}
 	if (a->in_save || !a->dirty || !a->stateful)
 		return;
 	gw_blob *enc = gwi_encode_state(a);
@@ -304,6 +322,11 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	gw_shard *s = a->shard;
 	a->fenced = 0;
+	if (a->forgetting) {
+		a->dirty = 0;
+		forget_soon_locked(a);
+		return;
+	}
 	a->dirty = 0;
 	gw_wheel_disarm(&s->wheel, &a->snap_t);
 	gw_blob_rele(a->state);
@@ -476,6 +499,10 @@ static void save_finish(gw_actor *a, gw_err err)
 /* maybe_release_locked frees a deactivating actor once nothing holds it. */
 static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
 {
+	if (a->forgetting) {
+		forget_soon_locked(a);
+		return;
+	}
 	if (!a->deactivating)
 		return;
 	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight || a->held ||
@@ -521,6 +548,14 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 	gw_runtime *rt = s->rt;
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
+	if (a->forgetting) {
+		/* Forgotten while it loaded: its calls were answered then. */
+		gw_blob_rele(stored);
+		a->st = A_READY;
+		forget_soon_locked(a);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
 	if (err == GW_OK)
 		err = gwi_decode_state(a, stored);
 	gw_blob_rele(stored);
@@ -774,6 +809,10 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 static void pooled_end_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	a->inflight--;
+	if (a->forgetting) {
+		forget_soon_locked(a);
+		return;
+	}
 	if (!a->inflight && !a->mq_head) {
 		gw_actor_settings st = gwi_settings(rt, a);
 		a->idle_t.kind = T_IDLE;
@@ -799,6 +838,12 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	a->st = A_READY;
 	a->busy = NULL;
 	gwi_turn_commit(a); /* a rollback closed it already */
+	if (a->forgetting) {
+		/* The turn in flight is over; what it changed is not kept. */
+		a->dirty = 0;
+		forget_soon_locked(a);
+		return;
+	}
 	if (a->fenced) {
 		reactivate_locked(rt, a, dl); /* may free a */
 		return;
@@ -929,6 +974,15 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		return GW_EINVAL;
 	}
 	const char *system = rq->system->name, *name = rq->actor->id->name;
+	if (gwi_forgetting_locked(s, system, name)) {
+		pthread_mutex_unlock(&s->mu);
+		if (!a)
+			gw_registry_type_rele(type);
+		snprintf(inv->msg, sizeof inv->msg,
+		         "actor %s is being forgotten (Admin.Forget); retry once it is done", name);
+		inv->not_dispatched = true;
+		return GW_EUNAVAIL;
+	}
 	if (!a) {
 		size_t nl = strlen(name) + 1;
 		a = calloc(1, sizeof *a + nl);
@@ -1320,6 +1374,10 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 	}
 	case T_IDLE: {
 		gw_actor *a = container_of(n, gw_actor, idle_t);
+		if (a->forgetting) {
+			gwi_forget_try_locked(rt, a); /* may free a */
+			return;
+		}
 		if (a->st != A_READY || a->mq_head || a->inflight)
 			return;
 		a->deactivating = 1;

@@ -264,6 +264,28 @@ gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char 
  * the actor's state and is saved as a new revision before done runs
  * (inv->revision). Errors: GW_ENOTFOUND (no such revision kept). */
 
+/* Completion of a Forget: err GW_OK with what the store erased (counts,
+ * borrowed for the call; all zero when it held nothing of the actor) and
+ * whether the actor was active here; or the store's error (GW_EIO,
+ * GW_EUNAVAIL, GW_ENOMEM: nothing was erased; the actor is no longer active
+ * here either way). Runs on the persist thread, no runtime lock held. */
+typedef void (*gw_forget_fn)(void *user, gw_err err, const gw_forget_counts *counts,
+                             bool was_active);
+
+/* gw_runtime_forget erases actor (system, name) completely (Admin.Forget,
+ * design note in forget.c): an active actor is deactivated first (a turn in
+ * flight finishes, queued calls fail with GW_ECONFLICT "forgotten", its
+ * timers stop, nothing of it is saved again), then the statestore erases
+ * its latest row and outbox, history, instance record and the scheduled
+ * invocations that target it, in one transaction. Invocations of it that
+ * arrive meanwhile fail with GW_EUNAVAIL (retryable). Afterwards a named
+ * actor starts from an empty state; an instance must be spawned again.
+ * Strings borrowed (copied). Returns GW_OK (fn will run exactly once);
+ * GW_EINVAL (empty names, NULL fn); GW_ECONFLICT (a Forget of this actor
+ * is in progress); GW_ENOMEM. Thread: any; never blocks. */
+gw_err gw_runtime_forget(gw_runtime *rt, const char *system, const char *name, gw_forget_fn fn,
+                         void *user);
+
 /* gw_runtime_find_instance looks (system, name) up among the UNNAMED
  * instances recorded in the statestore; when found it is registered (so
  * invocations by name resolve) and cb(user, GW_OK) runs, else cb gets

@@ -64,8 +64,12 @@ struct gw_actor {
 	uint8_t st;
 	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, stateful : 1, fenced : 1,
 	    pooled : 1;
-	uint8_t resave : 1; /* extra changed while a save was in flight: that save
-	                       does not make the actor clean */
+	uint8_t resave : 1;       /* extra changed while a save was in flight: that save
+	                             does not make the actor clean */
+	uint8_t forgetting : 1;   /* Admin.Forget: being deactivated, never saved again
+	                             (forget.c); forget says by whom */
+	struct gw_forget *forget; /* borrowed: the Forget waiting for this actor to be
+	                             quiescent (forgetting); owned by the shard's list */
 	uint16_t save_failures;
 	uint32_t n_outbox;           /* entries in extra's outbox: each has a delivery in
 	                                flight; the actor is not released before 0 */
@@ -87,6 +91,8 @@ typedef struct gw_quota {
 
 struct gw_shard {
 	pthread_mutex_t mu;
+	struct gw_forget *forgets; /* owned: Forgets in progress of this shard's actors
+	                              (forget.c); their names refuse invocations */
 	gw_actor **buckets;
 	size_t nbuckets, count;
 	gw_wheel wheel;
@@ -249,7 +255,22 @@ void gwi_fx_fini(gw_runtime *rt);
 uint32_t gwi_sys_hash(const char *system);
 bool gwi_sched_id_hash(const char *id, uint32_t *h);
 void gwi_sched_quota_give(gw_runtime *rt, const char *system);
+void gwi_inst_quota_give(gw_runtime *rt, const char *system);
 void gwi_quotas_fini(gw_runtime *rt);
+
+/* forget.c (shard lock held): gwi_forgetting_locked tells whether a Forget
+ * of (system, name) is in progress (invocations are then refused);
+ * gwi_forget_try_locked frees a forgetting actor once nothing of it is in
+ * flight (no turn, no held turn, no save, activated) and queues the erase:
+ * a must not be used after it returns true. */
+bool gwi_forgetting_locked(gw_shard *s, const char *system, const char *name);
+bool gwi_forget_try_locked(gw_runtime *rt, gw_actor *a);
+/* gwi_forget_fini (gw_runtime_destroy, no lock needed: every thread is
+ * gone) ends the Forgets still waiting for their actor: fn gets
+ * GW_ESHUTDOWN (nothing was erased). */
+void gwi_forget_fini(gw_shard *s);
+/* runtime.c, for forget.c: frees an actor (its table entry, timers, state). */
+void gwi_actor_free_locked(gw_shard *s, gw_actor *a);
 
 /* timers.c: timer actions of active actors */
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);

@@ -1,5 +1,5 @@
-/* admin.c - spawn.gateway.v1.Admin: reads, revision listings, restores and
- * key-rotation progress. No actor host is involved; statestore work runs on
+/* admin.c - spawn.gateway.v1.Admin: reads, revision listings, restores,
+ * key-rotation progress and Forget. No actor host is involved; statestore work runs on
  * the persist thread and each reply is sent from whichever thread finishes
  * it (see docs/design/call-lifecycle.md). */
 #include <stdio.h>
@@ -194,6 +194,45 @@ static void key_rotation(gwi_ucall *c)
 	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &ks.base);
 }
 
+/* forget_done: the Forget finished (persist thread). */
+static void forget_done(void *user, gw_err err, const gw_forget_counts *n, bool was_active)
+{
+	read_ctx *r = user;
+	if (err) {
+		char m[300];
+		snprintf(m, sizeof m, "Forget of actor '%s' in system '%s': %s", r->actor,
+		         r->system, gw_strerror(err));
+		reply_err(r->c, err, m);
+	} else {
+		Spawn__Gateway__V1__ForgetResult fr = SPAWN__GATEWAY__V1__FORGET_RESULT__INIT;
+		fr.state_rows = n->state;
+		fr.history_revisions = n->history;
+		fr.instance_records = n->instance;
+		fr.schedules = n->schedules;
+		fr.outbox = n->outbox != 0;
+		fr.was_active = was_active;
+		gwi_ucall_reply(r->c, GRPC_STATUS_OK, NULL, &fr.base);
+	}
+	free(r);
+}
+
+static void forget(gwi_ucall *c, Spawn__Gateway__V1__ActorRef *rq)
+{
+	if (!ref_ok(c, rq))
+		return;
+	read_ctx *r = read_ctx_new(c, rq->system, rq->actor);
+	gw_err err =
+	    r ? gw_runtime_forget(c->srv->rt, r->system, r->actor, forget_done, r) : GW_ENOMEM;
+	if (err == GW_OK)
+		return;
+	free(r);
+	if (err == GW_ECONFLICT)
+		gwi_ucall_reply(c, GRPC_STATUS_ABORTED,
+		                "a Forget of this actor is already in progress", NULL);
+	else
+		reply_err(c, err, NULL);
+}
+
 void gwi_admin_handle(gwi_ucall *c)
 {
 	static const ProtobufCMessageDescriptor *const desc[GWI_M_COUNT] = {
@@ -201,6 +240,7 @@ void gwi_admin_handle(gwi_ucall *c)
 	    [GWI_M_LIST_REVISIONS] = &spawn__gateway__v1__actor_ref__descriptor,
 	    [GWI_M_RESTORE] = &spawn__gateway__v1__restore_request__descriptor,
 	    [GWI_M_KEY_ROTATION] = &spawn__gateway__v1__key_rotation_request__descriptor,
+	    [GWI_M_FORGET] = &spawn__gateway__v1__actor_ref__descriptor,
 	};
 	ProtobufCMessage *m = NULL;
 	char why[GW_WC_PATH_MAX + 200];
@@ -219,6 +259,9 @@ void gwi_admin_handle(gwi_ucall *c)
 		break;
 	case GWI_M_RESTORE:
 		restore(c, (Spawn__Gateway__V1__RestoreRequest *)m);
+		break;
+	case GWI_M_FORGET:
+		forget(c, (Spawn__Gateway__V1__ActorRef *)m);
 		break;
 	default:
 		key_rotation(c);

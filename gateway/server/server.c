@@ -854,6 +854,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_LIST_REVISIONS] = "/spawn.gateway.v1.Admin/ListRevisions",
 	    [GWI_M_RESTORE] = "/spawn.gateway.v1.Admin/Restore",
 	    [GWI_M_KEY_ROTATION] = "/spawn.gateway.v1.Admin/KeyRotation",
+	    [GWI_M_FORGET] = "/spawn.gateway.v1.Admin/Forget",
 	};
 	/* The groups of listeners: each role is served by exactly one. */
 	const char *const *lists[GWI_GROUPS] = {o->listen, o->host_listen, o->admin_listen};

@@ -48,13 +48,13 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[6];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[6]; /* borrowed from groups: the server each is registered on */
+	void *methods[7];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[7]; /* borrowed from groups: the server each is registered on */
 	void *m_connect;      /* registered HostGateway.Connect */
 	grpc_server *hsrv;    /* borrowed from groups: the server Connect is registered on */
 	size_t nlisten;       /* listen + host_listen + admin_listen */
-	gw_runtime *rt;   /* borrowed */
-	gw_registry *reg; /* borrowed */
+	gw_runtime *rt;       /* borrowed */
+	gw_registry *reg;     /* borrowed */
 	int *ports;
 	atomic_bool shutting_down;
 	/* live call accounting, for shutdown */
@@ -90,6 +90,7 @@ enum {
 	GWI_M_LIST_REVISIONS,
 	GWI_M_RESTORE,
 	GWI_M_KEY_ROTATION,
+	GWI_M_FORGET,
 	GWI_M_COUNT
 };
 enum { GWI_C_REQUESTED, GWI_C_REPLYING };

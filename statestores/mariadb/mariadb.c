@@ -688,6 +688,7 @@ static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.sched_done_batch = gwi_my_sched_done_batch, .effects_list = gwi_my_effects_list,  \
 		.activate_batch = gwi_my_activate_batch,                                           \
 		.instance_counts = gwi_my_instance_counts, .sched_counts = gwi_my_sched_counts,    \
+		.sched_range = gwi_my_sched_range, .forget = gwi_my_forget,                        \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

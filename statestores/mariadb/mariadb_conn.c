@@ -29,6 +29,9 @@
 
 /* The columns of a row, in the order row_take expects. */
 #define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
+/* A row key rotation rewrites: under another key than the primary (?), or
+ * not yet envelope 3 (crypto.h: its data begins with A7 'G' 'W' 03). */
+#define NOT_CURRENT "(key_id <> ? OR LEFT(data, 4) <> X'A7475703')"
 /* Rotation rewrites bind: new key_id, nonce, data, then system, name,
  * revision, old key_id, old nonce. */
 #define ROT_WRITE(table)                                                                           \
@@ -72,16 +75,16 @@ static const char *const sql_text[ST_COUNT] = {
     /* An existing row is left as it is: 0 affected rows. */
     [ST_META_CREATE] = "INSERT INTO spawn_meta(name, value) VALUES(?, ?) "
                        "ON DUPLICATE KEY UPDATE name = name",
-    [ST_ROT_COUNT] = "SELECT (SELECT COUNT(*) FROM spawn_actor_state WHERE key_id <> ?) + "
-                     "(SELECT COUNT(*) FROM spawn_actor_history WHERE key_id <> ?)",
+    [ST_ROT_COUNT] = "SELECT (SELECT COUNT(*) FROM spawn_actor_state WHERE " NOT_CURRENT ") + "
+                     "(SELECT COUNT(*) FROM spawn_actor_history WHERE " NOT_CURRENT ")",
     /* Spelled out rather than as row comparisons, which the range
      * optimizer of older servers does not use: both walk the primary key
      * (VARBINARY: byte order). */
     [ST_ROT_SCAN_STATE] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_state "
-                          "WHERE key_id <> ? AND (system > ? OR (system = ? AND name > ?)) "
+                          "WHERE " NOT_CURRENT " AND (system > ? OR (system = ? AND name > ?)) "
                           "ORDER BY system, name LIMIT ?",
     [ST_ROT_SCAN_HIST] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_history "
-                         "WHERE key_id <> ? AND (system > ? OR (system = ? AND "
+                         "WHERE " NOT_CURRENT " AND (system > ? OR (system = ? AND "
                          "(name > ? OR (name = ? AND revision > ?)))) "
                          "ORDER BY system, name, revision LIMIT ?",
     [ST_ROT_WRITE_STATE] = ROT_WRITE("spawn_actor_state"),
@@ -122,6 +125,14 @@ static const char *const sql_text[ST_COUNT] = {
                         "ORDER BY system, name LIMIT ?",
     [ST_INST_COUNTS] = "SELECT system, COUNT(*) FROM spawn_instance GROUP BY system",
     [ST_SCHED_COUNTS] = "SELECT SUBSTRING(id, 1, ?), COUNT(*) FROM spawn_schedule GROUP BY 1",
+    [ST_SCHED_RANGE] = "SELECT " SCHED_COLS " FROM spawn_schedule "
+                       "WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
+    /* Forget: the row's effects flag, locked until the transaction ends. */
+    [ST_FORGET_FX] = "SELECT effects FROM spawn_actor_state WHERE system = ? AND name = ? "
+                     "FOR UPDATE",
+    [ST_FORGET_INST] = "DELETE FROM spawn_instance WHERE system = ? AND name = ?",
+    [ST_FORGET_EPOCH] = "UPDATE spawn_actor_epoch SET epoch = epoch + 1 "
+                        "WHERE system = ? AND name = ?",
 };
 
 /* ---- errors -------------------------------------------------------------------- */

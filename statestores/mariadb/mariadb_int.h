@@ -62,6 +62,10 @@ enum {
 	ST_EFFECTS_LIST,
 	ST_INST_COUNTS,
 	ST_SCHED_COUNTS,
+	ST_SCHED_RANGE,
+	ST_FORGET_FX,
+	ST_FORGET_INST,
+	ST_FORGET_EPOCH,
 	ST_COUNT
 };
 
@@ -258,5 +262,9 @@ gw_err gwi_my_sched_next_due(void *drv, int64_t *due_ms);
 gw_err gwi_my_sched_count(void *drv, uint64_t *n);
 gw_err gwi_my_instance_counts(void *drv, gw_count_fn fn, void *user);
 gw_err gwi_my_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *user);
+gw_err gwi_my_sched_range(void *drv, const char *after, const char *below, size_t max,
+                          gw_sched_row *rows, size_t *n);
+gw_err gwi_my_forget(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
+                     gw_forget_counts *out);
 
 #endif

@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- UNNAMED instances ------------------------------------------------------------ */
 
@@ -58,13 +59,21 @@ gw_err gwi_my_sched_put(void *drv, const gw_sched_row *row)
  * appends its rows to c. A malformed row is skipped; a nonce of the wrong
  * size is zero-padded (the row then fails to open and the front sets it
  * aside). */
+static gw_err sched_scan_x(my_drv *d, my_conn *mc, int id, my_binds *x, gwi_claim *c);
+
 static gw_err sched_scan(my_drv *d, my_conn *mc, int id, int64_t now, gwi_claim *c)
 {
-	size_t max = c->max;
 	my_binds x;
 	b_int(&x, 0, 0, (uint64_t)now);
-	b_int(&x, 1, 1, max);
-	gw_err e = gwi_my_exec(d, mc, id, &x, "schedule claim (scan)");
+	b_int(&x, 1, 1, c->max);
+	return sched_scan_x(d, mc, id, &x, c);
+}
+
+/* sched_scan_x is sched_scan with the statement's parameters bound. */
+static gw_err sched_scan_x(my_drv *d, my_conn *mc, int id, my_binds *x, gwi_claim *c)
+{
+	size_t max = c->max;
+	gw_err e = gwi_my_exec(d, mc, id, x, "schedule claim (scan)");
 	if (e != GW_OK)
 		return e;
 	MYSQL_STMT *st = mc->st[id];
@@ -291,4 +300,83 @@ gw_err gwi_my_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *u
 	memset(&x, 0, sizeof x);
 	b_int(&x, 0, 0, prefix_len);
 	return each_count(drv, ST_SCHED_COUNTS, &x, "schedule counts", fn, user);
+}
+
+/* ---- forget ----------------------------------------------------------------------- */
+
+gw_err gwi_my_sched_range(void *drv, const char *after, const char *below, size_t max,
+                          gw_sched_row *rows, size_t *n)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	gwi_claim c;
+	my_binds x;
+	b_str(&x, 0, after);
+	b_str(&x, 1, below);
+	b_int(&x, 2, 0, max);
+	gw_err e = gwi_claim_init(&c, max);
+	if (e == GW_OK)
+		e = gwi_my_begin(d, &mc);
+	if (e == GW_OK)
+		e = sched_scan_x(d, mc, ST_SCHED_RANGE, &x, &c);
+	if ((e = gwi_my_end(d, mc, e)) == GW_OK)
+		gwi_claim_hand_out(&c, c.n, rows, n);
+	gwi_claim_fini(&c);
+	return e;
+}
+
+/* forget_key runs delete id on k in the open transaction; *n gets the rows
+ * it removed. */
+static gw_err forget_key(my_drv *d, my_conn *mc, int id, const gw_actor_key *k, uint64_t *n,
+                         const char *what)
+{
+	my_binds x;
+	b_key(&x, k);
+	gw_err e = gwi_my_exec(d, mc, id, &x, what);
+	if (e == GW_OK)
+		*n = (uint64_t)mysql_stmt_affected_rows(mc->st[id]);
+	return e;
+}
+
+/* The schedule ids are spelled into the DELETE as in sched_done_batch. */
+gw_err gwi_my_forget(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
+                     gw_forget_counts *out)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	gw_forget_counts c = {0};
+	char *sql =
+	    n ? gwi_id_list("DELETE FROM spawn_schedule WHERE id IN (", '\'', ")", ids, n) : NULL;
+	if (n && !sql)
+		return GW_ENOMEM;
+	gw_err e = gwi_my_begin(d, &mc);
+	if (e == GW_OK) {
+		my_binds x;
+		bool found = false;
+		uint64_t fx = 0;
+		b_key(&x, k);
+		if ((e = gwi_my_exec(d, mc, ST_FORGET_FX, &x, "forget (effects)")) == GW_OK)
+			e = gwi_my_fetch_int(d, mc, ST_FORGET_FX, &found, &fx);
+		c.outbox = found && fx != 0;
+	}
+	if (e == GW_OK)
+		e = forget_key(d, mc, ST_REMOVE, k, &c.state, "forget");
+	if (e == GW_OK)
+		e = forget_key(d, mc, ST_REMOVE_HIST, k, &c.history, "forget (history)");
+	if (e == GW_OK)
+		e = forget_key(d, mc, ST_FORGET_INST, k, &c.instance, "forget (instance)");
+	if (e == GW_OK && sql) {
+		if (mysql_real_query(mc->m, sql, strlen(sql)) != 0)
+			e = gwi_my_fail(d, mc, NULL, "forget (schedules)");
+		else
+			c.schedules = (uint64_t)mysql_affected_rows(mc->m);
+	}
+	if (e == GW_OK) {
+		uint64_t bumped = 0;
+		e = forget_key(d, mc, ST_FORGET_EPOCH, k, &bumped, "forget (epoch)");
+	}
+	if ((e = gwi_my_end(d, mc, e)) == GW_OK)
+		*out = c;
+	free(sql);
+	return e;
 }

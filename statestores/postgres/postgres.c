@@ -460,6 +460,7 @@ static gw_err pg_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.sched_done_batch = gwi_pg_sched_done_batch, .effects_list = gwi_pg_effects_list,  \
 		.activate_batch = gwi_pg_activate_batch,                                           \
 		.instance_counts = gwi_pg_instance_counts, .sched_counts = gwi_pg_sched_counts,    \
+		.sched_range = gwi_pg_sched_range, .forget = gwi_pg_forget,                        \
 	}
 
 const gw_store_ops gw_postgres_ops = PG_OPS("postgres");

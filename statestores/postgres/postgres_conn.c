@@ -21,8 +21,11 @@
 #define OID_INT8_ARRAY  1016
 
 /* The columns of a row, in the order read_row expects. */
-#define ROW_COLS   "revision, epoch, key_id, nonce, data, type_url"
-#define SCHED_COLS "id, due_ms, key_id, nonce, data"
+#define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
+/* A row key rotation rewrites: under another key than the primary ($1), or
+ * not yet envelope 3 (crypto.h: its data begins with A7 'G' 'W' 03). */
+#define NOT_CURRENT "(key_id <> $1 OR substring(data from 1 for 4) <> decode('a7475703', 'hex'))"
+#define SCHED_COLS  "id, due_ms, key_id, nonce, data"
 #define ROT_WRITE(table)                                                                           \
 	"UPDATE " table " SET key_id = $4, nonce = $5, data = $6 "                                 \
 	"WHERE system = $1 AND name = $2 AND revision = $3 AND key_id = $7 AND nonce = $8"
@@ -138,20 +141,20 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                         2,
                         {OID_TEXT, OID_BYTEA}},
     [ST_ROT_COUNT] = {"gw_rot_count",
-                      "SELECT (SELECT count(*) FROM spawn_actor_state WHERE key_id <> $1) + "
-                      "(SELECT count(*) FROM spawn_actor_history WHERE key_id <> $1)",
+                      "SELECT (SELECT count(*) FROM spawn_actor_state WHERE " NOT_CURRENT ") + "
+                      "(SELECT count(*) FROM spawn_actor_history WHERE " NOT_CURRENT ")",
                       1,
                       {OID_TEXT}},
     /* Row comparisons walk the primary key (COLLATE "C": byte order). */
     [ST_ROT_SCAN_STATE] = {"gw_rot_scan_state",
                            "SELECT system, name, " ROW_COLS " FROM spawn_actor_state "
-                           "WHERE (system, name) > ($2, $3) AND key_id <> $1 "
+                           "WHERE (system, name) > ($2, $3) AND " NOT_CURRENT " "
                            "ORDER BY system, name LIMIT $4",
                            4,
                            {OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8}},
     [ST_ROT_SCAN_HIST] = {"gw_rot_scan_hist",
                           "SELECT system, name, " ROW_COLS " FROM spawn_actor_history "
-                          "WHERE (system, name, revision) > ($2, $3, $4) AND key_id <> $1 "
+                          "WHERE (system, name, revision) > ($2, $3, $4) AND " NOT_CURRENT " "
                           "ORDER BY system, name, revision LIMIT $5",
                           5,
                           {OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_INT8}},
@@ -221,6 +224,28 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                          "SELECT substr(id, 1, $1::int), count(*) FROM spawn_schedule GROUP BY 1",
                          1,
                          {OID_INT8}},
+    [ST_SCHED_RANGE] = {"gw_sched_range",
+                        "SELECT " SCHED_COLS " FROM spawn_schedule "
+                        "WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3",
+                        3,
+                        {OID_TEXT, OID_TEXT, OID_INT8}},
+    /* Forget: one statement (autocommit: one transaction); every delete
+     * sees the same snapshot and counts what it removed. */
+    [ST_FORGET] = {"gw_forget",
+                   "WITH s AS (DELETE FROM spawn_actor_state WHERE system = $1 AND name = $2 "
+                   "RETURNING effects), "
+                   "h AS (DELETE FROM spawn_actor_history WHERE system = $1 AND name = $2 "
+                   "RETURNING 1), "
+                   "i AS (DELETE FROM spawn_instance WHERE system = $1 AND name = $2 "
+                   "RETURNING 1), "
+                   "q AS (DELETE FROM spawn_schedule WHERE id = ANY($3) RETURNING 1), "
+                   "e AS (UPDATE spawn_actor_epoch SET epoch = epoch + 1 "
+                   "WHERE system = $1 AND name = $2) "
+                   "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM h), "
+                   "(SELECT count(*) FROM i), (SELECT count(*) FROM q), "
+                   "(SELECT count(*) FROM s WHERE effects <> 0)",
+                   3,
+                   {OID_TEXT, OID_TEXT, OID_TEXT_ARRAY}},
     /* One statement (autocommit: one transaction) for a whole chunk. */
     [ST_SCHED_DONE_BATCH] = {"gw_sched_done_batch",
                              "DELETE FROM spawn_schedule WHERE id = ANY($1)",

@@ -63,13 +63,21 @@ gw_err gwi_pg_sched_put(void *drv, const gw_sched_row *row)
  * appends its rows to c. A malformed row is skipped; a nonce of the wrong
  * size is zero-padded (the row then fails to open and the front sets it
  * aside). */
+static gw_err sched_scan_p(pg_drv *d, pg_conn *pc, int id, const pg_params *p, gwi_claim *c);
+
 static gw_err sched_scan(pg_drv *d, pg_conn *pc, int id, int64_t now, gwi_claim *c)
 {
-	size_t max = c->max;
 	pg_params p;
 	p_int(&p, 0, 0, (uint64_t)now);
-	p_int(&p, 1, 1, max);
-	PGresult *r = gwi_pg_exec(pc, id, &p);
+	p_int(&p, 1, 1, c->max);
+	return sched_scan_p(d, pc, id, &p, c);
+}
+
+/* sched_scan_p is sched_scan with the statement's parameters given. */
+static gw_err sched_scan_p(pg_drv *d, pg_conn *pc, int id, const pg_params *p, gwi_claim *c)
+{
+	size_t max = c->max;
+	PGresult *r = gwi_pg_exec(pc, id, p);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		gw_err e = gwi_pg_fail(d, pc, r, "schedule claim (scan)");
 		PQclear(r);
@@ -257,4 +265,57 @@ gw_err gwi_pg_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *u
 	pg_params p;
 	p_int(&p, 0, 0, prefix_len);
 	return each_count(drv, ST_SCHED_COUNTS, &p, fn, user);
+}
+
+/* ---- forget ------------------------------------------------------------------ */
+
+gw_err gwi_pg_sched_range(void *drv, const char *after, const char *below, size_t max,
+                          gw_sched_row *rows, size_t *n)
+{
+	pg_drv *d = drv;
+	pg_conn *pc = NULL;
+	gwi_claim c;
+	pg_params p;
+	p_text(&p, 0, after);
+	p_text(&p, 1, below);
+	p_int(&p, 2, 0, max);
+	gw_err e = gwi_claim_init(&c, max);
+	if (e == GW_OK)
+		e = gwi_pg_begin(d, &pc);
+	if (e == GW_OK)
+		e = sched_scan_p(d, pc, ST_SCHED_RANGE, &p, &c);
+	if ((e = gwi_pg_end(d, pc, e)) == GW_OK)
+		gwi_claim_hand_out(&c, c.n, rows, n);
+	gwi_claim_fini(&c);
+	return e;
+}
+
+gw_err gwi_pg_forget(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
+                     gw_forget_counts *out)
+{
+	pg_drv *d = drv;
+	pg_conn *pc;
+	PGresult *r;
+	char *arr = gwi_id_list("{", '"', "}", ids, n);
+	if (!arr)
+		return GW_ENOMEM;
+	pg_params p;
+	p_key(&p, k);
+	p_text(&p, 2, arr);
+	gw_err e = gwi_pg_query(d, ST_FORGET, &p, &pc, &r);
+	free(arr);
+	if (e != GW_OK)
+		return e;
+	uint64_t v[5] = {0};
+	for (int i = 0; i < 5; i++)
+		if (PQntuples(r) != 1 || !gwi_pg_get_int8(r, 0, i, &v[i]))
+			e = GW_ECORRUPT;
+	gwi_pg_query_end(d, pc, r);
+	if (e == GW_OK)
+		*out = (gw_forget_counts){.state = v[0],
+		                          .history = v[1],
+		                          .instance = v[2],
+		                          .schedules = v[3],
+		                          .outbox = v[4]};
+	return e;
 }

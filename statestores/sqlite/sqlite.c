@@ -97,6 +97,11 @@ enum {
 	ST_EFFECTS_LIST,
 	ST_INST_COUNTS,
 	ST_SCHED_COUNTS,
+	ST_SCHED_RANGE,
+	ST_FORGET_STATE,
+	ST_FORGET_HIST,
+	ST_FORGET_INST,
+	ST_FORGET_EPOCH,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -105,6 +110,9 @@ enum {
 
 /* The columns of a row, in the order read_row expects. */
 #define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
+/* A row key rotation rewrites: under another key than the primary (?1), or
+ * not yet envelope 3 (crypto.h: its data begins with A7 'G' 'W' 03). */
+#define NOT_CURRENT "(key_id <> ?1 OR substr(data, 1, 4) <> X'A7475703')"
 
 /* INSERT, UPDATE and HIST_PUT share parameter numbers ?1..?9 so one
  * function binds them all; INSERT and UPDATE add ?10 = the effects flag
@@ -146,15 +154,15 @@ static const char *const sql_text[ST_COUNT] = {
                     "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
     [ST_META_CREATE] = "INSERT INTO spawn_meta(name, value) VALUES(?1, ?2) "
                        "ON CONFLICT(name) DO NOTHING",
-    [ST_ROT_COUNT] = "SELECT (SELECT count(*) FROM spawn_actor_state WHERE key_id <> ?1) + "
-                     "(SELECT count(*) FROM spawn_actor_history WHERE key_id <> ?1)",
+    [ST_ROT_COUNT] = "SELECT (SELECT count(*) FROM spawn_actor_state WHERE " NOT_CURRENT ") + "
+                     "(SELECT count(*) FROM spawn_actor_history WHERE " NOT_CURRENT ")",
     /* Row values compare column by column in the index's (BINARY) order,
      * so the scan walks the primary key. */
     [ST_ROT_SCAN_STATE] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_state "
-                          "WHERE (system, name) > (?2, ?3) AND key_id <> ?1 "
+                          "WHERE (system, name) > (?2, ?3) AND " NOT_CURRENT " "
                           "ORDER BY system, name LIMIT ?5",
     [ST_ROT_SCAN_HIST] = "SELECT system, name, " ROW_COLS " FROM spawn_actor_history "
-                         "WHERE (system, name, revision) > (?2, ?3, ?4) AND key_id <> ?1 "
+                         "WHERE (system, name, revision) > (?2, ?3, ?4) AND " NOT_CURRENT " "
                          "ORDER BY system, name, revision LIMIT ?5",
     [ST_ROT_WRITE_STATE] = "UPDATE spawn_actor_state SET key_id = ?4, nonce = ?5, data = ?6 "
                            "WHERE system = ?1 AND name = ?2 AND revision = ?3 "
@@ -194,6 +202,15 @@ static const char *const sql_text[ST_COUNT] = {
                         "INDEXED BY spawn_actor_state_effects "
                         "WHERE effects <> 0 AND (system, name) > (?1, ?2) "
                         "ORDER BY system, name LIMIT ?3",
+    [ST_SCHED_RANGE] = "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
+                       "WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+    /* Forget: the effects flag of the row it deletes comes back. */
+    [ST_FORGET_STATE] = "DELETE FROM spawn_actor_state WHERE system = ?1 AND name = ?2 "
+                        "RETURNING effects",
+    [ST_FORGET_HIST] = "DELETE FROM spawn_actor_history WHERE system = ?1 AND name = ?2",
+    [ST_FORGET_INST] = "DELETE FROM spawn_instance WHERE system = ?1 AND name = ?2",
+    [ST_FORGET_EPOCH] = "UPDATE spawn_actor_epoch SET epoch = epoch + 1 "
+                        "WHERE system = ?1 AND name = ?2",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -1278,6 +1295,82 @@ static gw_err sq_sched_done_batch(void *drv, const char *const *ids, size_t n)
 	return sync_full(d, end_tx(d, e));
 }
 
+/* ---- forget ------------------------------------------------------------------ */
+
+static gw_err sq_sched_range(void *drv, const char *after, const char *below, size_t max,
+                             gw_sched_row *rows, size_t *n)
+{
+	sqlite_drv *d = drv;
+	sqlite3_stmt *st = d->st[ST_SCHED_RANGE];
+	gwi_claim c;
+	if (gwi_claim_init(&c, max) != GW_OK)
+		return GW_ENOMEM;
+	gw_err e = GW_OK;
+	int rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 2, below, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+	while (rc == SQLITE_OK && c.n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = SQLITE_OK;
+		gw_err re = sched_read(st, &c.rows[c.n]);
+		if (re == GW_ECORRUPT)
+			continue;
+		if (re != GW_OK) {
+			e = re;
+			break;
+		}
+		c.n++;
+	}
+	if (e == GW_OK && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		e = sql_fail(d, rc, "schedule range");
+	sqlite3_reset(st);
+	if (e == GW_OK)
+		gwi_claim_hand_out(&c, c.n, rows, n);
+	gwi_claim_fini(&c);
+	return e;
+}
+
+/* forget_state deletes k's latest row; *n rows deleted, *effects its flag. */
+static gw_err forget_state(sqlite_drv *d, const gw_actor_key *k, uint64_t *n, uint64_t *effects)
+{
+	sqlite3_stmt *st = d->st[ST_FORGET_STATE];
+	int rc = bind_key(st, k);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = SQLITE_OK;
+		(*n)++;
+		if (sqlite3_column_int64(st, 0) != 0)
+			*effects = 1;
+	}
+	gw_err e = rc == SQLITE_DONE || rc == SQLITE_OK ? GW_OK : sql_fail(d, rc, "forget");
+	sqlite3_reset(st);
+	return e;
+}
+
+static gw_err sq_forget(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
+                        gw_forget_counts *out)
+{
+	sqlite_drv *d = drv;
+	gw_forget_counts c = {0};
+	gw_err e = run(d, ST_BEGIN, "begin");
+	if (e == GW_OK)
+		e = forget_state(d, k, &c.state, &c.outbox);
+	if (e == GW_OK &&
+	    (e = run_key(d, ST_FORGET_HIST, k, false, 0, "forget (history)")) == GW_OK)
+		c.history = (uint64_t)sqlite3_changes(d->db);
+	if (e == GW_OK &&
+	    (e = run_key(d, ST_FORGET_INST, k, false, 0, "forget (instance)")) == GW_OK)
+		c.instance = (uint64_t)sqlite3_changes(d->db);
+	for (size_t i = 0; e == GW_OK && i < n; i++)
+		if ((e = sched_by_id(d, ST_SCHED_DONE, ids[i], "forget (schedule)")) == GW_OK)
+			c.schedules += (uint64_t)sqlite3_changes(d->db);
+	if (e == GW_OK)
+		e = run_key(d, ST_FORGET_EPOCH, k, false, 0, "forget (epoch)");
+	if ((e = end_tx(d, e)) == GW_OK)
+		*out = c;
+	return e;
+}
+
 static gw_err sq_sched_next_due(void *drv, int64_t *due_ms)
 {
 	sqlite_drv *d = drv;
@@ -1415,4 +1508,6 @@ const gw_store_ops gw_sqlite_ops = {
     .activate_batch = sq_activate_batch,
     .instance_counts = sq_instance_counts,
     .sched_counts = sq_sched_counts,
+    .sched_range = sq_sched_range,
+    .forget = sq_forget,
 };

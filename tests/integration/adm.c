@@ -181,6 +181,17 @@ int adm_key_rotation(adm_client *a, Spawn__Gateway__V1__KeyRotationStatus **out,
 	                    (ProtobufCMessage **)out, ADM_TIMEOUT_MS, msg, n);
 }
 
+int adm_forget(adm_client *a, const char *system, const char *actor,
+               Spawn__Gateway__V1__ForgetResult **out, char *msg, size_t n)
+{
+	Spawn__Gateway__V1__ActorRef ref = SPAWN__GATEWAY__V1__ACTOR_REF__INIT;
+	ref.system = (char *)system;
+	ref.actor = (char *)actor;
+	return adm_call_msg(a, ADM_FORGET, &ref.base,
+	                    &spawn__gateway__v1__forget_result__descriptor,
+	                    (ProtobufCMessage **)out, ADM_TIMEOUT_MS, msg, n);
+}
+
 const char *adm_status_name(int status)
 {
 	static const char *const names[] = {"OK",

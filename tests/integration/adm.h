@@ -25,6 +25,7 @@
 #define ADM_LIST_REVISIONS "/spawn.gateway.v1.Admin/ListRevisions"
 #define ADM_RESTORE        "/spawn.gateway.v1.Admin/Restore"
 #define ADM_KEY_ROTATION   "/spawn.gateway.v1.Admin/KeyRotation"
+#define ADM_FORGET         "/spawn.gateway.v1.Admin/Forget"
 
 typedef struct adm_client adm_client;
 
@@ -45,7 +46,7 @@ int adm_call_msg(adm_client *a, const char *method, const ProtobufCMessage *req,
                  const ProtobufCMessageDescriptor *rd, ProtobufCMessage **out, int64_t timeout_ms,
                  char *msg, size_t n);
 
-/* The four methods, with the usual arguments (revision 0 = current). */
+/* The methods, with the usual arguments (revision 0 = current). */
 int adm_get_state(adm_client *a, const char *system, const char *actor, uint64_t revision,
                   Spawn__Gateway__V1__ActorStateView **out, char *msg, size_t n);
 int adm_list_revisions(adm_client *a, const char *system, const char *actor,
@@ -54,6 +55,8 @@ int adm_restore(adm_client *a, const char *system, const char *actor, uint64_t r
                 Spawn__Gateway__V1__ActorStateView **out, char *msg, size_t n);
 int adm_key_rotation(adm_client *a, Spawn__Gateway__V1__KeyRotationStatus **out, char *msg,
                      size_t n);
+int adm_forget(adm_client *a, const char *system, const char *actor,
+               Spawn__Gateway__V1__ForgetResult **out, char *msg, size_t n);
 
 /* adm_counter unpacks the it.Counter of a view (no state: an empty
  * counter). NULL when the state is not an it.Counter. Free with

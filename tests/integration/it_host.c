@@ -2,7 +2,7 @@
  *
  *   it-host --gateway TARGET [--system NAME] [--workers N] [--checkpoint]
  *           [--actions Add,Get,Echo,Hang,Fail,Big,Sleep] [--trace]
- *           [--max-message-bytes N]
+ *           [--max-message-bytes N] [--timer MS]
  *
  * Registers, in system NAME ("it" by default), the NAMED actor "counter"
  * and the UNNAMED template "counters" (clients reach instances of it with
@@ -25,6 +25,13 @@
  *   Fan   it.Add{value = n}: a hostile fan-out: total += 1 and n side
  *         effects Fan(n) to new instances of "counters" (so every effect
  *         fans out again). For the bounds tests; not in the default set.
+ *   Emit  it.Add{}: total += 1, checkpointed, with one side effect: Hang on
+ *         the instance "emit-target" of "counters" (so the effect stays in
+ *         the emitter's stored outbox while that Hang blocks). For the
+ *         Forget test; not in the default set.
+ *   Tick  with --timer MS only: a timer action the gateway runs every MS
+ *         while the actor is active; it changes nothing (with --trace its
+ *         line shows that the timer runs).
  *
  * stdout (each line flushed): "registered" per accepted registration,
  * "hanging ACTOR" from Hang, and with --trace "invoked ACTOR ACTION" per
@@ -52,6 +59,7 @@ typedef struct config {
 	bool trace;
 	const char *actions;
 	int32_t max_message_bytes;
+	int32_t timer_ms; /* > 0: the timer action Tick */
 } config;
 
 /* Written once before the signal handlers are installed: the handler needs
@@ -259,6 +267,37 @@ static void on_fan(spawn_ctx *ctx, void *user)
 		reply_total(ctx, st);
 }
 
+static void on_emit(spawn_ctx *ctx, void *user)
+{
+	trace(user, ctx);
+	It__Counter *st;
+	if (!load_state(ctx, &st))
+		return;
+	It__Add add = IT__ADD__INIT;
+	uint8_t buf[32];
+	size_t len = it__add__pack(&add, buf);
+	char type_url[128];
+	spawn_type_url(&it__add__descriptor, type_url, sizeof type_url);
+	spawn_request rq = {.system = spawn_ctx_system(ctx),
+	                    .actor = "emit-target",
+	                    .action = "Hang",
+	                    .payload = {.type_url = type_url, .data = buf, .len = len},
+	                    .parent = "counters"};
+	st->total += 1;
+	spawn_ctx_checkpoint(ctx, true);
+	if (spawn_ctx_side_effect(ctx, &rq) != SPAWN_OK ||
+	    spawn_ctx_set_state_msg(ctx, &st->base) != SPAWN_OK)
+		spawn_ctx_fail(ctx, SPAWN_RESOURCE_EXHAUSTED, "out of memory");
+	else
+		reply_total(ctx, st);
+}
+
+static void on_tick(spawn_ctx *ctx, void *user)
+{
+	trace(user, ctx); /* changes nothing: the trace line is the point */
+	(void)ctx;
+}
+
 static void on_event(void *user, spawn_host_event ev, int status, const char *message)
 {
 	(void)user;
@@ -274,8 +313,8 @@ static void on_event(void *user, spawn_host_event ev, int status, const char *me
 static void usage(void)
 {
 	fprintf(stderr, "usage: it-host --gateway TARGET [--system NAME] [--workers N] "
-	                "[--checkpoint] [--actions Add,Get,Echo,Hang,Fail,Big,Sleep,Fan] "
-	                "[--trace] [--max-message-bytes N]\n");
+	                "[--checkpoint] [--actions Add,Get,Echo,Hang,Fail,Big,Sleep,Fan,Emit] "
+	                "[--trace] [--max-message-bytes N] [--timer MS]\n");
 	exit(2);
 }
 
@@ -311,6 +350,8 @@ int main(int argc, char **argv)
 			cfg.checkpoint = true;
 		else if (!strcmp(argv[i], "--trace"))
 			cfg.trace = true;
+		else if (!strcmp(argv[i], "--timer") && i + 1 < argc)
+			cfg.timer_ms = atoi(argv[++i]);
 		else
 			usage();
 	}
@@ -320,17 +361,21 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		spawn_handler fn;
-	} all[] = {{"Add", on_add},   {"Get", on_get}, {"Echo", on_echo},   {"Hang", on_hang},
-	           {"Fail", on_fail}, {"Big", on_big}, {"Sleep", on_sleep}, {"Fan", on_fan}};
+	} all[] = {{"Add", on_add},     {"Get", on_get},   {"Echo", on_echo},
+	           {"Hang", on_hang},   {"Fail", on_fail}, {"Big", on_big},
+	           {"Sleep", on_sleep}, {"Fan", on_fan},   {"Emit", on_emit}};
 	enum { N_ALL = sizeof all / sizeof all[0] };
-	spawn_action_def actions[N_ALL];
+	spawn_action_def actions[N_ALL + 1];
 	size_t n_actions = 0;
 	for (size_t i = 0; i < N_ALL; i++)
 		if (selected(cfg.actions, all[i].name))
 			actions[n_actions++] = (spawn_action_def){
 			    .name = all[i].name, .handler = all[i].fn, .user = &cfg};
-	if (!n_actions)
+	if (!n_actions || cfg.timer_ms < 0)
 		usage();
+	if (cfg.timer_ms > 0)
+		actions[n_actions++] = (spawn_action_def){
+		    .name = "Tick", .handler = on_tick, .user = &cfg, .timer_ms = cfg.timer_ms};
 
 	if (pipe(g_stop_pipe) != 0) {
 		perror("it-host: pipe");

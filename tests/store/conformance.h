@@ -92,6 +92,12 @@ typedef struct target {
 	 * NULL: t->url is shared. ns_drop: drop namespace name. */
 	bool (*ns_new)(const struct target *t, char *url, size_t cap);
 	void (*ns_drop)(const struct target *t, const char *name);
+	/* raw_actor_rows: rows of (sys, name): out[0] spawn_actor_state,
+	 *           out[1] spawn_actor_history, out[2] spawn_instance,
+	 *           out[3] spawn_actor_epoch, out[4] rows of the first two
+	 *           whose data is envelope 3 (begins with A7 'G' 'W' 03).
+	 *           Appended for envelope 3 and Forget. */
+	bool (*raw_actor_rows)(const ctx *c, const char *sys, const char *name, long long out[5]);
 	/* Shell commands that stop / restart the server; NULL: not ours. */
 	const char *stop_cmd, *start_cmd;
 } target;
@@ -153,6 +159,10 @@ void conf_add_effects(Suite *s, int ntargets);
 /* conf_add_activate adds the suite of store_activate.c: batched
  * activation (gw_store_activate_batch, ops version 5). */
 void conf_add_activate(Suite *s, int ntargets);
+
+/* conf_add_atrest adds the suite of store_atrest.c: envelope 3 (per-system
+ * data keys) and gw_store_forget (ops version 7). */
+void conf_add_atrest(Suite *s, int ntargets);
 
 /* conf_raw_<backend> fills t's raw hooks and namespace functions when the
  * backend's client library is built into the suite (GW_TEST_<BACKEND>);

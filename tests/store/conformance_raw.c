@@ -224,6 +224,22 @@ static bool sqlite_raw_history(const ctx *c, const char *sys, const char *name, 
 	                  p, 2, out, 3);
 }
 
+static bool sqlite_raw_actor_rows(const ctx *c, const char *sys, const char *name, long long out[5])
+{
+	const char *p[] = {sys, name};
+	return sqlite_raw(
+	    c,
+	    "SELECT (SELECT count(*) FROM spawn_actor_state WHERE system = ?1 AND name = ?2), "
+	    "(SELECT count(*) FROM spawn_actor_history WHERE system = ?1 AND name = ?2), "
+	    "(SELECT count(*) FROM spawn_instance WHERE system = ?1 AND name = ?2), "
+	    "(SELECT count(*) FROM spawn_actor_epoch WHERE system = ?1 AND name = ?2), "
+	    "(SELECT count(*) FROM spawn_actor_state WHERE system = ?1 AND name = ?2 "
+	    " AND substr(data, 1, 4) = X'A7475703') + "
+	    "(SELECT count(*) FROM spawn_actor_history WHERE system = ?1 AND name = ?2 "
+	    " AND substr(data, 1, 4) = X'A7475703')",
+	    p, 2, out, 5);
+}
+
 static bool sqlite_raw_count_key(const ctx *c, const char *key_id, long long *n)
 {
 	const char *p[] = {key_id};
@@ -487,6 +503,22 @@ static bool pg_raw_history(const ctx *c, const char *sys, const char *name, long
 	              "SELECT count(*), coalesce(min(revision), 0), coalesce(max(revision), 0) "
 	              "FROM spawn_actor_history WHERE system = $1 AND name = $2",
 	              p, 2, out, 3);
+}
+
+static bool pg_raw_actor_rows(const ctx *c, const char *sys, const char *name, long long out[5])
+{
+	const char *p[] = {sys, name};
+	return pg_raw(
+	    c->url,
+	    "SELECT (SELECT count(*) FROM spawn_actor_state WHERE system = $1 AND name = $2), "
+	    "(SELECT count(*) FROM spawn_actor_history WHERE system = $1 AND name = $2), "
+	    "(SELECT count(*) FROM spawn_instance WHERE system = $1 AND name = $2), "
+	    "(SELECT count(*) FROM spawn_actor_epoch WHERE system = $1 AND name = $2), "
+	    "(SELECT count(*) FROM spawn_actor_state WHERE system = $1 AND name = $2 "
+	    " AND substring(data from 1 for 4) = decode('a7475703', 'hex')) + "
+	    "(SELECT count(*) FROM spawn_actor_history WHERE system = $1 AND name = $2 "
+	    " AND substring(data from 1 for 4) = decode('a7475703', 'hex'))",
+	    p, 2, out, 5);
 }
 
 static bool pg_raw_count_key(const ctx *c, const char *key_id, long long *n)
@@ -791,6 +823,23 @@ static bool my_raw_history(const ctx *c, const char *sys, const char *name, long
 	return my_raw(c->url, sql, out, 3);
 }
 
+static bool my_raw_actor_rows(const ctx *c, const char *sys, const char *name, long long out[5])
+{
+	char sql[2048];
+	snprintf(
+	    sql, sizeof sql,
+	    "SELECT (SELECT COUNT(*) FROM spawn_actor_state WHERE system = '%s' AND name = '%s'), "
+	    "(SELECT COUNT(*) FROM spawn_actor_history WHERE system = '%s' AND name = '%s'), "
+	    "(SELECT COUNT(*) FROM spawn_instance WHERE system = '%s' AND name = '%s'), "
+	    "(SELECT COUNT(*) FROM spawn_actor_epoch WHERE system = '%s' AND name = '%s'), "
+	    "(SELECT COUNT(*) FROM spawn_actor_state WHERE system = '%s' AND name = '%s' "
+	    " AND LEFT(data, 4) = X'A7475703') + "
+	    "(SELECT COUNT(*) FROM spawn_actor_history WHERE system = '%s' AND name = '%s' "
+	    " AND LEFT(data, 4) = X'A7475703')",
+	    sys, name, sys, name, sys, name, sys, name, sys, name, sys, name);
+	return my_raw(c->url, sql, out, 5);
+}
+
 static bool my_raw_count_key(const ctx *c, const char *key_id, long long *n)
 {
 	char sql[512];
@@ -964,6 +1013,7 @@ void conf_raw_sqlite(target *t)
 	t->raw_downgrade_v2 = sqlite_raw_downgrade_v2;
 	t->raw_downgrade_v3 = sqlite_raw_downgrade_v3;
 	t->raw_effects_indexed = sqlite_raw_effects_indexed;
+	t->raw_actor_rows = sqlite_raw_actor_rows;
 #endif
 }
 
@@ -985,6 +1035,7 @@ void conf_raw_postgres(target *t)
 	t->raw_downgrade_v2 = pg_raw_downgrade_v2;
 	t->raw_downgrade_v3 = pg_raw_downgrade_v3;
 	t->raw_effects_indexed = pg_raw_effects_indexed;
+	t->raw_actor_rows = pg_raw_actor_rows;
 	t->ns_new = pg_ns_new;
 	t->ns_drop = pg_ns_drop;
 #endif
@@ -1008,6 +1059,7 @@ void conf_raw_mariadb(target *t)
 	t->raw_downgrade_v2 = my_raw_downgrade_v2;
 	t->raw_downgrade_v3 = my_raw_downgrade_v3;
 	t->raw_effects_indexed = my_raw_effects_indexed;
+	t->raw_actor_rows = my_raw_actor_rows;
 	t->ddl_autocommits = true;
 	t->ns_new = my_ns_new;
 	t->ns_drop = my_ns_drop;

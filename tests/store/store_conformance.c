@@ -1284,6 +1284,7 @@ int main(void)
 	conf_add_schedule(s, ntargets);
 	conf_add_effects(s, ntargets);
 	conf_add_activate(s, ntargets);
+	conf_add_atrest(s, ntargets);
 	TCase *tc = tcase_create("unknown_schemes_and_bad_urls_are_refused");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, unknown_schemes_and_bad_urls_are_refused);

@@ -1202,9 +1202,11 @@ START_TEST(pooled_actors_run_up_to_their_pool_size_in_parallel)
 }
 END_TEST
 
-/* put_scheduled stores a scheduled invocation of actor.Add(value), due a
- * second ago, under id. */
-static void put_scheduled(gw_store *s, const char *id, const char *actor, int64_t value)
+/* put_scheduled_sys stores a scheduled invocation of actor.Add(value) in
+ * SYS, due a second ago, under id, sealed under the data key of sealed_for
+ * (NULL: under the keyring key, as earlier gateways stored them). */
+static void put_scheduled_sys(gw_store *s, const char *id, const char *actor, int64_t value,
+                              const char *sealed_for)
 {
 	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
 	any.type_url = "type.googleapis.com/test.Add";
@@ -1225,8 +1227,44 @@ static void put_scheduled(gw_store *s, const char *id, const char *actor, int64_
 	rq.scheduled_to = spawn_wall_ms() - 1000;
 	uint8_t buf[256];
 	size_t n = spawn__invocation_request__pack(&rq, buf);
-	ck_assert_int_eq(gw_store_schedule_put(s, id, rq.scheduled_to, buf, n), GW_OK);
+	ck_assert_int_eq(gw_store_schedule_put_sys(s, id, sealed_for, rq.scheduled_to, buf, n),
+	                 GW_OK);
 }
+
+static void put_scheduled(gw_store *s, const char *id, const char *actor, int64_t value)
+{
+	put_scheduled_sys(s, id, actor, value, NULL);
+}
+
+/* A row sealed under one system's data key that targets another system
+ * (written by someone holding only that key) is never delivered; a row
+ * sealed for its own target is. */
+START_TEST(a_scheduled_invocation_sealed_for_another_system_is_never_delivered)
+{
+	gw_store *s3;
+	gw_store_opts so = {.keys = KEY};
+	ck_assert_int_eq(gw_store_open(&s3, url, &so), GW_OK);
+	put_scheduled_sys(s3, "sched-bad", "a1", 1, "another-system");
+	put_scheduled_sys(s3, "sched-good", "a2", 2, SYS);
+	gw_store_close(s3);
+	gw_runtime_start_scheduler(rt, "test-gateway", 60000);
+	ck_assert(fake_host_wait(&host, 1));
+	ck_assert_str_eq(task_actor(0), "a2");
+	ck_assert_int_eq(task_payload(0), 2);
+	answer(0, 2, 0, false);
+	/* The good row is deleted; the bad one stays (leased, logged). */
+	uint64_t pending = 2;
+	for (int i = 0; i < 2500 && pending != 1; i++) {
+		ck_assert_int_eq(gw_store_open(&s3, url, &so), GW_OK);
+		ck_assert_int_eq(gw_store_schedule_count(s3, &pending), GW_OK);
+		gw_store_close(s3);
+		if (pending != 1)
+			nanosleep(&(struct timespec){0, 2000000}, NULL); /* readiness poll */
+	}
+	ck_assert_uint_eq(pending, 1);
+	ck_assert_int_eq(host.ntasks, 1);
+}
+END_TEST
 
 /* wait_schedule_empty polls the store (a handle of its own) until no
  * scheduled row is left, for at most 5 s; returns the rows left. */
@@ -2300,6 +2338,8 @@ static Suite *runtime_suite(void)
 	    {"sched-burst",
 	     a_burst_of_due_scheduled_invocations_runs_each_once_and_deletes_every_row},
 	    {"sched-busy", scheduled_invocations_fire_while_the_persist_queue_never_empties},
+	    {"sched-sealed-for-another",
+	     a_scheduled_invocation_sealed_for_another_system_is_never_delivered},
 	    {"outbox", checkpointed_effects_are_stored_with_the_state_and_applied_once},
 	    {"outbox-ack", the_outbox_stays_stored_until_its_deliveries_are_acknowledged},
 	    {"outbox-recover", recovery_activates_actors_whose_effects_were_not_delivered},
