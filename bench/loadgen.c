@@ -101,7 +101,7 @@ struct lg {
 	bool have_error;
 	int err_code;
 	char err_msg[256];
-	lg_thread *ths; /* owned */
+	lg_thread *ths;     /* owned */
 	grpc_metadata auth; /* "authorization: Bearer <token>"; slices owned; with --token */
 	size_t nauth;       /* 1 with --token, else 0 */
 };
@@ -432,7 +432,8 @@ static grpc_channel_credentials *lg_creds(const lg *g)
 	grpc_channel_credentials *c = NULL;
 	if (!ca)
 		goto done;
-	if (g->tls_cert && (!(cert = lg_read_file(g->tls_cert)) || !(key = lg_read_file(g->tls_key))))
+	if (g->tls_cert &&
+	    (!(cert = lg_read_file(g->tls_cert)) || !(key = lg_read_file(g->tls_key))))
 		goto done;
 	grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
 	c = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
@@ -470,7 +471,8 @@ static void usage(void)
 	    "  --max-errors E      stop starting calls after E errors, 0 = never (default 1000)\n"
 	    "  --no-verify         only check the gRPC status, not the reply's content\n"
 	    "  --tls-ca FILE       TLS: PEM CA certificate(s) the gateway's certificate chains to\n"
-	    "  --tls-cert FILE     mTLS: PEM client certificate (chain); needs --tls-key, --tls-ca\n"
+	    "  --tls-cert FILE     mTLS: PEM client certificate (chain); needs --tls-key, "
+	    "--tls-ca\n"
 	    "  --tls-key FILE      its PEM private key\n"
 	    "  --tls-server-name N the name the gateway's certificate must carry (default: the\n"
 	    "                      target's host)\n"
