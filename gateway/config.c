@@ -64,8 +64,7 @@ void gw_config_usage(const char *prog)
 	    "                            connections get the new certificate, open ones\n"
 	    "                            keep theirs; files that do not load are ignored\n"
 	    "                            (warning) and the previous ones stay in use.\n"
-	    "  --access FILE             access policy (YAML): principals, their roles and\n"
-	    "                            systems\n"
+	    "  --access FILE             the access policy (see Access below)\n"
 	    "  --insecure                allow a TCP listener that is not loopback without\n"
 	    "                            TLS and --access (logged as a warning)\n"
 	    "                            [SPAWN_INSECURE=1]. Without it such a listener\n"
@@ -156,6 +155,15 @@ void gw_config_usage(const char *prog)
 	    "                            1 at once without freeing what it uses\n"
 	    "                            [SPAWN_PERSIST_DRAIN_MS] default 10000\n"
 	    "\n"
+	    "Access (docs/security.md)\n"
+	    "  --access FILE             the access policy (YAML): principals, their mTLS\n"
+	    "                            identities and bearer-token hashes, the systems\n"
+	    "                            each may host and invoke, admin or not; reloaded\n"
+	    "                            on SIGHUP [SPAWN_ACCESS] default none (every caller\n"
+	    "                            may do everything)\n"
+	    "  --hash-token              read a bearer token on stdin, print its sha256:\n"
+	    "                            hash for the policy's tokens list, and exit\n"
+	    "\n"
 	    "Logging\n"
 	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
 	    "  --log-rate LINES/SECONDS  at most LINES lines per log call site per SECONDS;\n"
@@ -170,7 +178,11 @@ void gw_config_usage(const char *prog)
 	    "  listening ADDR PORT\n"
 	    "SIGTERM or SIGINT: stop accepting calls, finish or cancel those in flight, save\n"
 	    "every changed actor state, exit 0 (exit 1, naming each actor whose state was not\n"
-	    "saved, when the statestore did not take them in time).\n",
+	    "saved, when the statestore did not take them in time).\n"
+	    "SIGHUP: read the --access policy again; a file with an error keeps the old\n"
+	    "policy (logged); hosts whose principal may no longer serve their system are\n"
+	    "disconnected (PERMISSION_DENIED). stdout then says \"access reloaded N\" (N\n"
+	    "principals) or \"access not reloaded\".\n",
 	    prog);
 }
 
@@ -359,6 +371,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_MAX_SCHEDULES", max_schedules, 1, 4000000000LL)
 	ENVNUM("SPAWN_MAX_SCHEDULE_AHEAD_MS", max_schedule_ahead_ms, 1, INT64_MAX / 4)
 #undef ENVNUM
+	if ((e = getenv("SPAWN_ACCESS")) && *e)
+		c->access = e;
 	if ((e = getenv("SPAWN_ROTATE_KEYS")) && *e)
 		c->rotate_keys = !strcmp(e, "1") || !strcmp(e, "true");
 	if ((e = getenv("SPAWN_LOG_LEVEL")) && *e && (c->log_level = level_of(e)) < 0) {
@@ -421,7 +435,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_TLS_KEY,
 		O_TLS_CLIENT_CA,
 		O_ACCESS,
-		O_INSECURE
+		O_INSECURE,
+		O_HASH_TOKEN
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -471,6 +486,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"tls-client-ca", required_argument, NULL, O_TLS_CLIENT_CA},
 	    {"access", required_argument, NULL, O_ACCESS},
 	    {"insecure", no_argument, NULL, O_INSECURE},
+	    {"hash-token", no_argument, NULL, O_HASH_TOKEN},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -667,6 +683,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case 'h':
 			gw_config_usage(argv[0]);
 			return GW_ENOTFOUND;
+		case O_HASH_TOKEN:
+			c->hash_token = true;
+			break;
 		case O_VERSION:
 			printf("spawn-gateway 0.1.0\n");
 			return GW_ENOTFOUND;

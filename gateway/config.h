@@ -57,6 +57,7 @@ typedef struct gw_config {
 	size_t n_admin_listen;
 	const char *access; /* the access policy file (--access); NULL = everyone may do all */
 	bool insecure;      /* plaintext or policy-less non-loopback binds allowed (warned) */
+	bool hash_token;    /* --hash-token: print the hash of the token on stdin, exit */
 } gw_config;
 
 /* gw_config_addr_is_local says whether a listen address is safe to serve

@@ -8,6 +8,7 @@
 
 #include <grpc/grpc.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "persist.h"
@@ -34,6 +35,31 @@ static bool shutdown_drain(gw_runtime *rt, gw_persist *persist, int64_t ms)
 	fflush(stdout);
 	fflush(stderr);
 	return false;
+}
+
+/* hash_token prints the policy hash of the token read on stdin (one line;
+ * its newline is not part of it). The token itself is never printed. */
+static int hash_token(void)
+{
+	char tok[4097];
+	size_t n = fread(tok, 1, sizeof tok, stdin);
+	if (n == sizeof tok) {
+		fprintf(stderr, "spawn-gateway: --hash-token: the token is longer than 4096 bytes\n");
+		return 2;
+	}
+	if (n && tok[n - 1] == '\n')
+		n--;
+	if (n && tok[n - 1] == '\r')
+		n--;
+	char h[GW_TOKEN_HASH_LEN + 1];
+	bool ok = n > 0 && memchr(tok, '\n', n) == NULL && gw_token_hash(tok, n, h);
+	memset(tok, 0, sizeof tok);
+	if (!ok) {
+		fprintf(stderr, "spawn-gateway: --hash-token: give one non-empty token on stdin\n");
+		return 2;
+	}
+	printf("%s\n", h);
+	return 0;
 }
 
 /* warn_exposure: with --insecure, every listener the safe-by-default rule
@@ -65,6 +91,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "spawn-gateway: %s\n", why);
 		return 2;
 	}
+	if (cfg.hash_token)
+		return hash_token();
 	gw_log_set_level((gw_log_level)cfg.log_level);
 	gw_log_set_rate(cfg.log_burst, cfg.log_interval_ms);
 	warn_exposure(&cfg);
@@ -84,6 +112,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP); /* reloads the access policy */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -93,6 +122,12 @@ int main(int argc, char **argv)
 	gw_registry *reg = NULL;
 	gw_runtime *rt = NULL;
 	gw_server *srv = NULL;
+	gw_access *access = NULL;
+	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
+		fprintf(stderr, "spawn-gateway: --access %s\n", why);
+		gw_tls_destroy(tls);
+		return 2;
+	}
 	grpc_init();
 
 	char serr[256] = "";
@@ -167,6 +202,7 @@ int main(int argc, char **argv)
 	    .limits = cfg.limits,
 	    .host_queue_bytes = (size_t)cfg.host_queue_bytes,
 	    .host_stall_ms = cfg.host_stall_ms,
+	    .access = access,
 	    .tls = tls,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
@@ -180,9 +216,32 @@ int main(int argc, char **argv)
 		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
+	if (access) {
+		size_t n = gw_policy_count(gw_access_read(access));
+		gw_access_done(access);
+		GW_INFO("access policy %s: %zu principals", cfg.access, n);
+	}
 
 	int sig = 0;
-	sigwait(&sigs, &sig);
+	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+		/* Like "listening", stdout says when a reload is done (tests and
+		 * scripts wait for it): "access reloaded N" or "access not
+		 * reloaded". */
+		size_t n = 0;
+		if (!access) {
+			GW_WARN("SIGHUP: no --access policy to reload");
+		} else if (gw_access_reload(access, &n, why, sizeof why) != GW_OK) {
+			GW_ERROR("access policy NOT reloaded, the previous one stays: %s", why);
+			printf("access not reloaded\n");
+		} else {
+			size_t gone = gw_server_access_reloaded(srv);
+			GW_INFO("access policy reloaded from %s: %zu principals, %zu hosts "
+			        "disconnected",
+			        cfg.access, n, gone);
+			printf("access reloaded %zu\n", n);
+		}
+		fflush(stdout);
+	}
 	GW_INFO("signal %d: draining calls and saving state", sig);
 	/* Shutdown in two phases (docs/design/threading.md): stop what
 	 * produces work, drain while what the work points at is alive, then
@@ -224,6 +283,7 @@ out:
 	gw_persist_destroy(persist);
 	gw_registry_destroy(reg);
 	gw_store_close(store);
+	gw_access_close(access);
 	grpc_shutdown();
 	gw_log_flush();
 	return rc;

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotoc-dev
-      libssl-dev libsqlite3-dev sqlite3 libpq-dev libmariadb-dev check
+      libssl-dev libsqlite3-dev sqlite3 libpq-dev libmariadb-dev check libyaml-dev
       python3 python3-grpcio python3-protobuf
       postgresql mariadb-server
       openssl  # the CLI: test certificates (tests/tls/mkcerts.sh, dbtls_test.py)

@@ -1115,8 +1115,18 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		int code = he ? he->code : GRPC_STATUS_UNKNOWN;
 		if (code <= 0 || code > 16)
 			code = GRPC_STATUS_UNKNOWN;
+		/* A host's UNAUTHENTICATED or PERMISSION_DENIED would misstate the
+		 * caller's own credentials: UNKNOWN, prefixed with the host's code
+		 * (docs/security.md, "Host error codes"). */
+		const char *prefix = code == GRPC_STATUS_PERMISSION_DENIED
+		                         ? "actor host answered PERMISSION_DENIED: "
+		                     : code == GRPC_STATUS_UNAUTHENTICATED
+		                         ? "actor host answered UNAUTHENTICATED: "
+		                         : "";
+		if (prefix[0])
+			code = GRPC_STATUS_UNKNOWN;
 		inv->host_code = code;
-		gwi_finish(&dl, inv, GW_EHOST, "%s",
+		gwi_finish(&dl, inv, GW_EHOST, "%s%s", prefix,
 		           he ? (he->message ? he->message : "") : "the host returned no response");
 		inv->host_message = he != NULL; /* the host's words, even when empty */
 		turn_over_locked(rt, a, &dl);

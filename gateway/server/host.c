@@ -7,6 +7,13 @@
  *   ACTIVE ------ registration (again) -----> ACTIVE       [bindings replaced]
  *   ACTIVE ------ result failing the checks -> ACTIVE       [ingress.c: that turn fails
  *                                                          INVALID_ARGUMENT, state unchanged]
+ *   ACTIVE ------ cross-system effect the ---> ACTIVE       [that turn fails PERMISSION_DENIED,
+ *                 principal may not invoke                 state unchanged]
+ *   ACCEPTING --- no valid credential -------> CLOSING      [UNAUTHENTICATED; with --access]
+ *   REGISTERING - system its principal may --> CLOSING      [PERMISSION_DENIED naming it]
+ *                 not serve
+ *   ACTIVE ------ policy reloaded, principal -> CLOSING     [PERMISSION_DENIED;
+ *                 may no longer serve it                   gw_server_access_reloaded]
  *   any --------- stream ends / bad message -> CLOSING     [unbound; invocations in
  *                 or bad registration                      flight fail UNAVAILABLE]
  *   CLOSING ----- status sent, refs gone ---> (freed)
@@ -104,7 +111,9 @@ struct gw_host {
 	size_t pcap, pcount;
 	uint64_t next_id;
 	char peer[96];
-	char system[64];
+	char system[64];    /* written under mu (read by gw_server_access_reloaded) */
+	char *principal;    /* owned: the authenticated principal's name (with --access);
+	                       looked up again in the current policy when needed */
 };
 
 /* ---- references ---------------------------------------------------------- */
@@ -137,6 +146,7 @@ void gw_host_rele(gw_host *h)
 	}
 	pthread_mutex_destroy(&h->mu);
 	free(h->pt);
+	free(h->principal);
 	free(h);
 }
 
@@ -523,6 +533,58 @@ static void send_registration_reply(gw_host *h)
 	pthread_mutex_unlock(&h->mu);
 }
 
+/* cross_system_allowed checks the side effects of a result (res,
+ * borrowed) of a turn of inv's system S: each that targets another system T
+ * needs the host's principal to be allowed to invoke T's actor and action
+ * (docs/security.md, "Cross-system rule"). Pipes, forwards and broadcasts
+ * stay inside S by the protocol (workflow.h), so only effects can cross.
+ * Returns true, or false with why naming the first refused effect. */
+static bool cross_system_allowed(gw_host *h, const gw_inv *inv,
+                                 const Spawn__Gateway__V1__InvocationResult *res, char *why,
+                                 size_t n)
+{
+	const Spawn__Workflow *w =
+	    res->outcome_case == SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE &&
+	            res->response
+	        ? res->response->workflow
+	        : NULL;
+	if (!w || !w->n_effects)
+		return true;
+	const char *own = inv->req && inv->req->system && inv->req->system->name
+	                      ? inv->req->system->name
+	                      : "";
+	bool ok = true;
+	gw_access *a = h->srv->o.access;
+	const gw_policy *pol = NULL;
+	const gw_principal *pr = NULL;
+	for (size_t i = 0; i < w->n_effects && ok; i++) {
+		const Spawn__InvocationRequest *rq = w->effects[i] ? w->effects[i]->request : NULL;
+		const char *to = rq && rq->system && rq->system->name ? rq->system->name : "";
+		if (!to[0] || !strcmp(to, own))
+			continue; /* its own system (an empty one means its own) */
+		if (!pol) {
+			pol = gw_access_read(a);
+			pr = h->principal ? gw_policy_by_name(pol, h->principal) : NULL;
+		}
+		const char *actor =
+		    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+		const char *action = rq->action_name ? rq->action_name : "";
+		if (!pr || !gwi_may_invoke(h->srv, pr, to, actor, rq->register_ref, action)) {
+			snprintf(why, n,
+			         "side effect %zu of %s/%s to %s/%s.%s refused: principal '%s' of "
+			         "system '%s' may not invoke it",
+			         i, own, inv->req->actor && inv->req->actor->id
+			                     ? inv->req->actor->id->name
+			                     : "?",
+			         to, actor, action, h->principal ? h->principal : "?", own);
+			ok = false;
+		}
+	}
+	if (pol)
+		gw_access_done(a);
+	return ok;
+}
+
 /* handle_message processes one HostMessage. bad: NULL, or why one of its
  * strings failed the ingress checks (the message is then refused: a
  * registration closes the stream, a result fails its turn). Returns false
@@ -538,17 +600,41 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 			return false;
 		}
 		char why[512] = "registration carries no actor system";
-		gw_err err =
-		    rr && rr->actor_system
-		        ? gw_registry_register(h->srv->reg, h, rr->actor_system, why, sizeof why)
-		        : GW_EINVAL;
+		/* With --access, the check, the binding and h->system happen under
+		 * the policy's read lock: a reload either precedes them (and the
+		 * check sees the new policy) or finds h->system set
+		 * (gw_server_access_reloaded). */
+		gw_access *a = h->srv->o.access;
+		const gw_policy *pol = a ? gw_access_read(a) : NULL;
+		const gw_principal *pr = pol && h->principal ? gw_policy_by_name(pol, h->principal)
+		                                             : NULL;
+		const char *sysname = rr && rr->actor_system && rr->actor_system->name
+		                          ? rr->actor_system->name
+		                          : "";
+		gw_err err = GW_OK;
+		if (a && (!pr || !gw_principal_may_host(pr, sysname))) {
+			err = GW_EDENIED;
+			snprintf(why, sizeof why, "principal '%s' may not serve system '%s'",
+			         h->principal ? h->principal : "?", sysname);
+		} else {
+			err = rr && rr->actor_system ? gw_registry_register(h->srv->reg, h,
+			                                                    rr->actor_system, why,
+			                                                    sizeof why)
+			                             : GW_EINVAL;
+		}
+		if (!err) {
+			pthread_mutex_lock(&h->mu);
+			snprintf(h->system, sizeof h->system, "%s", rr->actor_system->name);
+			pthread_mutex_unlock(&h->mu);
+		}
+		if (a)
+			gw_access_done(a);
 		if (err) {
 			/* The registration rules (docs/protocol.md): the host hears why. */
 			GW_WARN("host %s: registration refused: %s", h->peer, why);
 			host_close(h, gw_err_status(err), why);
 			return false;
 		}
-		snprintf(h->system, sizeof h->system, "%s", rr->actor_system->name);
 		GW_INFO("host %s registered system '%s' (%zu actors)", h->peer, h->system,
 		        rr->actor_system->registry->n_actors);
 		send_registration_reply(h);
@@ -600,6 +686,13 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 		GW_DEBUG("host %s: request %" PRIu64
 		         ": reserved metadata dropped from side effects",
 		         h->peer, id);
+	char why[600];
+	if (h->srv->o.access && !cross_system_allowed(h, inv, m->result, why, sizeof why)) {
+		/* As any refused effect: the turn fails and its state is not kept. */
+		GW_WARN("host %s: request %" PRIu64 ": %s", h->peer, id, why);
+		gw_runtime_abandon(h->srv->rt, inv, GW_EDENIED, why);
+		return true;
+	}
 	gw_runtime_result(h->srv->rt, inv, m->result);
 	return true;
 }
@@ -655,6 +748,25 @@ static void accept_tag(gwi_tag *t, bool ok)
 	char *peer = grpc_call_get_peer(h->call);
 	snprintf(h->peer, sizeof h->peer, "%s", peer ? peer : "?");
 	gpr_free(peer);
+	gw_access *a = h->srv->o.access;
+	if (a) {
+		/* Who the host is, once per stream; its rights are checked on
+		 * registration against the policy current then. */
+		char why[300];
+		const gw_principal *pr = NULL;
+		const gw_policy *pol = gw_access_read(a);
+		if (gw_authn_call(pol, h->call, &h->md, &pr, why, sizeof why) == GW_OK &&
+		    !(h->principal = strdup(gw_principal_name(pr))))
+			snprintf(why, sizeof why, "out of memory");
+		gw_access_done(a);
+		if (!h->principal) {
+			GW_WARN("host %s: refused: %s", h->peer, why);
+			host_close(h, pr ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAUTHENTICATED,
+			           why);
+			gw_host_rele(h);
+			return;
+		}
+	}
 	atomic_store(&h->st, H_REGISTERING);
 	start_recv(h);
 	gw_host_rele(h); /* the accept reference; start_recv took its own */
@@ -754,5 +866,44 @@ void gwi_host_watch(gw_server *s, int64_t now)
 		 * stream, which fails the send in flight and frees the rest. */
 		grpc_call_cancel_with_status(bad->call, GRPC_STATUS_UNAVAILABLE, why, NULL);
 		gw_host_rele(bad);
+	}
+}
+
+/* ---- the access policy reloaded --------------------------------------------------- */
+
+size_t gw_server_access_reloaded(gw_server *s)
+{
+	gw_access *a = s->o.access;
+	size_t closed = 0;
+	if (!a)
+		return 0;
+	for (;;) {
+		gw_host *bad = NULL;
+		char why[400];
+		pthread_mutex_lock(&s->hmu);
+		const gw_policy *pol = gw_access_read(a);
+		for (gw_host *h = s->hosts; h && !bad; h = h->lnext) {
+			pthread_mutex_lock(&h->mu);
+			if (h->system[0] && h->principal) {
+				const gw_principal *pr = gw_policy_by_name(pol, h->principal);
+				if (!pr || !gw_principal_may_host(pr, h->system)) {
+					snprintf(why, sizeof why,
+					         "access policy reloaded: principal '%s' may no "
+					         "longer serve system '%s'",
+					         h->principal, h->system);
+					bad = h;
+					gw_host_hold(h);
+				}
+			}
+			pthread_mutex_unlock(&h->mu);
+		}
+		gw_access_done(a);
+		pthread_mutex_unlock(&s->hmu);
+		if (!bad)
+			return closed;
+		GW_INFO("host %s: %s; disconnecting it", bad->peer, why);
+		host_close(bad, GRPC_STATUS_PERMISSION_DENIED, why); /* unlists it */
+		gw_host_rele(bad);
+		closed++;
 	}
 }

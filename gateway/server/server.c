@@ -391,6 +391,113 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 	}
 }
 
+/* ---- authorization (docs/security.md, "What is enforced") ------------------------ */
+
+bool gwi_may_invoke(gw_server *s, const gw_principal *pr, const char *system, const char *actor,
+                    const char *ref, const char *action)
+{
+	if (gw_principal_may_invoke(pr, system, actor, NULL, action))
+		return true;
+	if (!gw_principal_restricts_actors(pr, system))
+		return false; /* refused for the system or the action: no parent helps */
+	/* An instance matches its template's name; a new one gets ref. */
+	gw_actor_type *t = NULL;
+	bool ok;
+	if (gw_registry_lookup_instance(s->reg, system, actor, &t, NULL) == GW_OK) {
+		ok = gw_principal_may_invoke(pr, system, actor, t->name, action);
+		gw_registry_type_rele(t);
+	} else {
+		ok = ref && gw_principal_may_invoke(pr, system, actor, ref, action);
+	}
+	return ok;
+}
+
+/* authorize_invoke answers whether the caller of c may invoke action (NULL:
+ * Spawn) of system/actor: GRPC_STATUS_OK, or UNAUTHENTICATED /
+ * PERMISSION_DENIED with why naming what was refused. One policy lookup
+ * under the read lock; nothing allocated here (OpenSSL 3.0 allocates inside
+ * the digest's initialisation). */
+static grpc_status_code authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
+                                         const char *ref, const char *action, char *why,
+                                         size_t n)
+{
+	gw_access *a = c->srv->o.access;
+	if (!a)
+		return GRPC_STATUS_OK;
+	const gw_policy *p = gw_access_read(a);
+	const gw_principal *pr = NULL;
+	grpc_status_code code = GRPC_STATUS_OK;
+	if (gw_authn_call(p, c->call, &c->md, &pr, why, n) != GW_OK) {
+		code = GRPC_STATUS_UNAUTHENTICATED;
+	} else if (!gwi_may_invoke(c->srv, pr, system, actor, ref, action)) {
+		code = GRPC_STATUS_PERMISSION_DENIED;
+		if (action)
+			snprintf(why, n, "principal '%s' may not invoke %s/%s.%s",
+			         gw_principal_name(pr), system, actor, action);
+		else
+			snprintf(why, n, "principal '%s' may not spawn %s/%s",
+			         gw_principal_name(pr), system, actor);
+	}
+	gw_access_done(a);
+	return code;
+}
+
+/* strip_authorization drops "authorization" entries from a client's
+ * request metadata, in place: it is the credential header's name, and the
+ * request metadata reaches hosts as Context.metadata. */
+static void strip_authorization(Spawn__InvocationRequest *rq)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < rq->n_metadata; i++) {
+		const char *key = rq->metadata[i]->key ? rq->metadata[i]->key : "";
+		if (!gw_authn_is_authorization(key, strlen(key)))
+			rq->metadata[k++] = rq->metadata[i];
+	}
+	rq->n_metadata = k;
+}
+
+static const char *const method_names[GWI_M_COUNT] = {
+    [GWI_M_INVOKE] = "Invoke",
+    [GWI_M_SPAWN] = "Spawn",
+    [GWI_M_GET_STATE] = "GetState",
+    [GWI_M_LIST_REVISIONS] = "ListRevisions",
+    [GWI_M_RESTORE] = "Restore",
+    [GWI_M_KEY_ROTATION] = "KeyRotation",
+    [GWI_M_FORGET] = "Forget",
+};
+
+/* authorize_admin: Admin methods need a principal with admin: true. Every
+ * call is logged with its principal and method, refused ones too (each
+ * outcome its own log site, so refusals cannot crowd out the record of
+ * allowed calls under the rate limit). */
+static grpc_status_code authorize_admin(gwi_ucall *c, char *why, size_t n)
+{
+	const char *m = method_names[c->method];
+	gw_access *a = c->srv->o.access;
+	if (!a) {
+		GW_INFO("admin %s by any caller (no --access policy): allowed", m);
+		return GRPC_STATUS_OK;
+	}
+	const gw_policy *p = gw_access_read(a);
+	const gw_principal *pr = NULL;
+	grpc_status_code code = GRPC_STATUS_OK;
+	if (gw_authn_call(p, c->call, &c->md, &pr, why, n) != GW_OK) {
+		code = GRPC_STATUS_UNAUTHENTICATED;
+		GW_INFO("admin %s by an unauthenticated caller: refused UNAUTHENTICATED (%s)", m,
+		        why);
+	} else if (!gw_principal_admin(pr)) {
+		code = GRPC_STATUS_PERMISSION_DENIED;
+		snprintf(why, n, "principal '%s' is not an admin (Admin.%s)", gw_principal_name(pr),
+		         m);
+		GW_INFO("admin %s by principal '%s': refused PERMISSION_DENIED", m,
+		        gw_principal_name(pr));
+	} else {
+		GW_INFO("admin %s by principal '%s': allowed", m, gw_principal_name(pr));
+	}
+	gw_access_done(a);
+	return code;
+}
+
 static void handle_invoke(gwi_ucall *c)
 {
 	gw_inv *inv = gw_inv_create(0);
@@ -413,6 +520,20 @@ static void handle_invoke(gwi_ucall *c)
 	inv->deadline_ms = deadline_ms_of(c->deadline);
 	inv->user = c;
 	Spawn__InvocationRequest *rq = inv->req;
+	strip_authorization(rq);
+	if (c->srv->o.access) {
+		const char *system = rq->system && rq->system->name ? rq->system->name : "";
+		const char *name =
+		    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+		grpc_status_code code =
+		    authorize_invoke(c, system, name, rq->register_ref,
+		                     rq->action_name ? rq->action_name : "", why, sizeof why);
+		if (code != GRPC_STATUS_OK) {
+			gw_inv_destroy(inv);
+			gwi_ucall_reply(c, code, why, NULL);
+			return;
+		}
+	}
 	if (rq->scheduled_to > spawn_wall_ms()) {
 		accept_scheduled(c, inv);
 		return;
@@ -559,6 +680,7 @@ static void handle_spawn(gwi_ucall *c)
 		snprintf(msg, sizeof msg, "SpawnRequest names no actors");
 	}
 	gw_persist *p = gw_runtime_persist(c->srv->rt);
+	/* Every instance is authorized before any is created. */
 	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
 		Spawn__Actors__ActorId *id = rq->actors[i];
 		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] ||
@@ -568,6 +690,10 @@ static void handle_spawn(gwi_ucall *c)
 			         "actors[%zu]: name, system and parent are required", i);
 			break;
 		}
+		code = authorize_invoke(c, id->system, id->name, id->parent, NULL, msg, sizeof msg);
+	}
+	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
+		Spawn__Actors__ActorId *id = rq->actors[i];
 		bool created = false;
 		char qmsg[300];
 		gw_err err = gw_runtime_spawn(c->srv->rt, id->system, id->name, id->parent,
@@ -756,12 +882,18 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		GW_ERROR("start_batch for a call's close failed");
 		atomic_fetch_sub(&c->refs, 1);
 	}
-	if (c->method == GWI_M_INVOKE)
+	if (c->method == GWI_M_INVOKE) {
 		handle_invoke(c);
-	else if (c->method == GWI_M_SPAWN)
+	} else if (c->method == GWI_M_SPAWN) {
 		handle_spawn(c);
-	else
-		gwi_admin_handle(c);
+	} else {
+		char why[300];
+		grpc_status_code code = authorize_admin(c, why, sizeof why);
+		if (code == GRPC_STATUS_OK)
+			gwi_admin_handle(c);
+		else
+			gwi_ucall_reply(c, code, why, NULL);
+	}
 }
 
 /* ucall_closed: the close op completed. cancelled says the client went

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "gw_err.h"
 #include "registry.h"
 #include "runtime.h"
@@ -36,6 +37,8 @@ typedef struct gw_server_opts {
 	                            new ones are refused (RESOURCE_EXHAUSTED); 0 = 64 MiB */
 	int64_t host_stall_ms;   /* a host over host_queue_bytes that has not finished a
 	                            write for this long is disconnected; 0 = 10000 */
+	gw_access *access;       /* borrowed, outlives the server: the access policy
+	                            (--access); NULL = every caller may do everything */
 	gw_tls *tls; /* borrowed, must outlive the server: TLS on every listener (tls.h);
 	                NULL = plaintext */
 } gw_server_opts;
@@ -58,6 +61,12 @@ int gw_server_port(const gw_server *s, size_t i);
 
 /* gw_server_start starts accepting calls and the CQ threads. */
 gw_err gw_server_start(gw_server *s);
+
+/* gw_server_access_reloaded is called after gw_access_reload swapped the
+ * policy: every connected host whose principal may no longer serve its
+ * system is disconnected (its stream ends PERMISSION_DENIED). Returns how
+ * many. Thread: any but a CQ thread. */
+size_t gw_server_access_reloaded(gw_server *s);
 
 /* gw_server_shutdown stops accepting new calls, waits up to drain_ms for
  * client calls in flight, then cancels what remains (host streams

@@ -162,6 +162,14 @@ gw_err gwi_unpack_checked(const struct gw_server *s, const ProtobufCMessageDescr
 /* The reserved "spawn-" namespace: gw_wc_check_client_metadata and
  * gw_wc_strip_reserved (wirecheck.h). */
 
+/* gwi_may_invoke: whether principal pr (under the policy's read lock) may
+ * invoke action (NULL: Spawn, no action) of actor in system; ref is the
+ * template a new instance would get (register_ref; may be NULL). When a
+ * grant names actors, an instance matches its template's name too (looked
+ * up in the registry). */
+bool gwi_may_invoke(struct gw_server *s, const gw_principal *pr, const char *system,
+                    const char *actor, const char *ref, const char *action);
+
 /* host.c: one accept slot per call of gwi_host_request. */
 void gwi_host_request(struct gw_server *s, gwi_cq *q);
 

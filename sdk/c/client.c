@@ -85,6 +85,7 @@ struct spawn_client {
 	char *target;        /* owned; for messages */
 	bool wait_for_ready; /* calls with a deadline wait for a connection */
 	bool retry;          /* synchronous calls retry answers marked never dispatched */
+	spawni_security sec; /* credentials and token; fixed after create */
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* inflight reached 0; watching became false */
 	char watch_tag;    /* its address is the watch's tag on cq */
@@ -337,6 +338,7 @@ static int unary_start(spawn_client *c, unary *u, const char *method, grpc_byte_
 	if (c->wait_for_ready && timeout_ms > 0)
 		op->flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
 		            GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+	spawni_security_md(&c->sec, op);
 	op++;
 	op->op = GRPC_OP_SEND_MESSAGE;
 	op->data.send_message.send_message = u->send_bb;
@@ -516,12 +518,19 @@ int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts)
 	c->wait_for_ready = !opts->fail_fast;
 	c->retry = !opts->fail_fast;
 	grpc_init();
+	int src = spawni_security_init(&c->sec, &opts->security);
+	if (src != SPAWN_OK) {
+		free(c->target);
+		free(c);
+		grpc_shutdown();
+		return src;
+	}
 	char agent[64];
 	snprintf(agent, sizeof agent, "libspawn/%s", SPAWN_VERSION_STRING);
 	/* No GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC core uses it as the
 	 * timeout of one connection attempt, which must stay long enough for
 	 * a distant gateway. */
-	grpc_arg args[] = {
+	grpc_arg args[4 + SPAWNI_SECURITY_MAX_ARGS] = {
 	    {.type = GRPC_ARG_STRING,
 	     .key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING,
 	     .value.string = agent},
@@ -539,10 +548,9 @@ int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts)
 	     .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
 	     .value.integer = 1},
 	};
-	grpc_channel_args cargs = {.num_args = sizeof args / sizeof args[0], .args = args};
-	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-	c->channel = grpc_channel_create(opts->target, creds, &cargs);
-	grpc_channel_credentials_release(creds);
+	size_t n_args = 4 + spawni_security_args(&c->sec, args + 4);
+	grpc_channel_args cargs = {.num_args = n_args, .args = args};
+	c->channel = grpc_channel_create(opts->target, c->sec.creds, &cargs);
 	pthread_mutex_init(&c->mu, NULL);
 	spawni_cond_init(&c->cv);
 	if (!opts->no_watch) {
@@ -720,6 +728,7 @@ void spawn_client_destroy(spawn_client *c)
 	}
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
+	spawni_security_fini(&c->sec);
 	free(c->target);
 	free(c);
 	grpc_shutdown();

@@ -89,6 +89,7 @@ struct spawn_host {
 	int64_t backoff_max_ms;
 	int64_t keepalive_ms;
 	int32_t max_message_bytes; /* 0 = gRPC's default */
+	spawni_security sec;       /* credentials and token */
 	spawn_host_event_fn on_event;
 	void *event_user;
 	int sigpipe[2]; /* [0] read by the signal thread, [1] written non-blocking */
@@ -187,10 +188,22 @@ int spawn_host_create(spawn_host **out, const spawn_host_opts *opts)
 	h->max_message_bytes = opts->max_message_bytes;
 	h->on_event = opts->on_event;
 	h->event_user = opts->event_user;
+	grpc_init();
+	int rc = spawni_security_init(&h->sec, &opts->security);
+	if (rc != SPAWN_OK) {
+		close(h->sigpipe[0]);
+		close(h->sigpipe[1]);
+		free(h->target);
+		free(h->system);
+		free(h->service_name);
+		free(h->service_version);
+		free(h);
+		grpc_shutdown();
+		return rc;
+	}
 	pthread_mutex_init(&h->mu, NULL);
 	spawni_cond_init(&h->state_cv);
 	spawni_cond_init(&h->jobs_cv);
-	grpc_init();
 	*out = h;
 	return SPAWN_OK;
 }
@@ -269,6 +282,7 @@ void spawn_host_destroy(spawn_host *h)
 	free(h->system);
 	free(h->service_name);
 	free(h->service_version);
+	spawni_security_fini(&h->sec);
 	free(h);
 	grpc_shutdown();
 }
@@ -507,6 +521,7 @@ static bool open_stream(spawn_host *h, conn *c, grpc_completion_queue *cq,
 	grpc_op ops[2];
 	memset(ops, 0, sizeof ops);
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	spawni_security_md(&h->sec, &ops[0]);
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = c->reg_bb;
 	bool ok = grpc_call_start_batch(c->call, ops, 2, TAG(TAG_START), NULL) == GRPC_CALL_OK;
@@ -753,7 +768,7 @@ static int serve(spawn_host *h)
 
 	char agent[64];
 	snprintf(agent, sizeof agent, "libspawn/%s", SPAWN_VERSION_STRING);
-	grpc_arg args[9];
+	grpc_arg args[9 + SPAWNI_SECURITY_MAX_ARGS];
 	size_t n_args = 0;
 	args[n_args].type = GRPC_ARG_STRING;
 	args[n_args].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
@@ -786,10 +801,11 @@ static int serve(spawn_host *h)
 		args[n_args].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
 		args[n_args++].value.integer = h->max_message_bytes;
 	}
+	n_args += spawni_security_args(&h->sec, args + n_args);
 	grpc_channel_args chargs = {.num_args = n_args, .args = args};
 
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+	grpc_channel_credentials *creds = h->sec.creds;
 	unsigned seed = (unsigned)spawn_now_ns() ^ (unsigned)(uintptr_t)h ^ (unsigned)getpid();
 	unsigned attempt = 0;
 	for (;;) {
@@ -811,7 +827,6 @@ static int serve(spawn_host *h)
 		if (stop)
 			break;
 	}
-	grpc_channel_credentials_release(creds);
 	grpc_completion_queue_shutdown(cq);
 	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
 	       GRPC_QUEUE_SHUTDOWN)

@@ -121,6 +121,36 @@ int spawni_request_msg(const spawn_request *req, const char *system, bool copy, 
 int spawni_reply_msg(const spawn_reply *r, const ProtobufCMessageDescriptor *d,
                      ProtobufCMessage **out, const char **why);
 
+/* ---- TLS and token (security.c) --------------------------------------- */
+
+/* What a host or client uses to reach the gateway: the channel credentials
+ * and the bearer token, built once at create from spawn_security_opts and
+ * the SPAWN_TLS_* / SPAWN_TOKEN environment. Fixed after init: any thread
+ * may read it. */
+typedef struct spawni_security {
+	grpc_channel_credentials *creds; /* owned; SSL with a CA, else insecure */
+	bool tls;                        /* creds are SSL */
+	char *server_name;               /* owned; NULL = the target's host */
+	char *authorization;             /* owned; "Bearer <token>"; NULL = no token */
+	grpc_metadata auth_md;           /* static slices into authorization */
+} spawni_security;
+
+/* spawni_security_init fills *s from o (borrowed; NULL = all from the
+ * environment). Needs grpc_init() done. Returns SPAWN_OK; SPAWN_ETLS (files
+ * unreadable, not PEM, a certificate without key or CA; one line on
+ * stderr), SPAWN_EINVAL (token not printable ASCII) or SPAWN_ENOMEM, with
+ * *s zeroed. */
+int spawni_security_init(spawni_security *s, const spawn_security_opts *o);
+/* spawni_security_fini releases s and wipes the token. Accepts a zeroed s. */
+void spawni_security_fini(spawni_security *s);
+/* spawni_security_args writes the channel args s needs (at most
+ * SPAWNI_SECURITY_MAX_ARGS) into args and returns how many; they borrow s. */
+#define SPAWNI_SECURITY_MAX_ARGS 1
+size_t spawni_security_args(const spawni_security *s, grpc_arg *args);
+/* spawni_security_md sets the metadata of a GRPC_OP_SEND_INITIAL_METADATA
+ * op to the token, if any (borrowed from s, which outlives the call). */
+void spawni_security_md(const spawni_security *s, grpc_op *op);
+
 /* ---- helpers (common.c) ---------------------------------------------- */
 
 /* spawni_grpc_code clamps a code to a valid failure code: 1..16 stay,

@@ -30,9 +30,14 @@ action, ``ctx.side_effect(actor, action, payload)`` fires invocations after
 the turn, ``ctx.broadcast(channel, payload)`` reaches every actor subscribed
 to ``channel`` (``add_actor(..., channels=[...])``). A failing handler's
 workflow is dropped.
+
+TLS and tokens: ``tls_ca``, ``tls_cert``, ``tls_key``, ``tls_server_name``
+and ``token`` (see :class:`Security`; each falls back to SPAWN_TLS_CA,
+SPAWN_TLS_CERT, SPAWN_TLS_KEY, SPAWN_TLS_SERVER_NAME, SPAWN_TOKEN).
 """
 
 import logging
+import os
 import platform
 import queue
 import random
@@ -45,7 +50,7 @@ import grpc
 
 __all__ = ["ActorHost", "ActorError", "Context", "unpack", "StatusCode",
            "CONNECT_METHOD", "DEFAULT_CHANNEL_ACTION", "typed_action",
-           "add_typed_actor"]
+           "add_typed_actor", "Security", "TLSConfigError"]
 
 __version__ = "0.1.0"
 
@@ -79,6 +84,95 @@ class StatusCode:
     UNAVAILABLE = 14
     DATA_LOSS = 15
     UNAUTHENTICATED = 16
+
+
+class TLSConfigError(ValueError):
+    """A TLS setting that cannot be used: a CA, certificate or key file that
+    cannot be read or holds no PEM block, or a certificate without its key.
+    Raised when the client or host is created."""
+
+
+# A PEM file is small; anything larger is not one.
+_MAX_PEM_BYTES = 1 << 20
+
+
+def _pick(opt, env):
+    """The option, else the environment variable; None or "" = none."""
+    v = os.environ.get(env) if opt is None else opt
+    return v or None
+
+
+def _read_pem(what, path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_PEM_BYTES + 1)
+    except OSError as e:
+        raise TLSConfigError("cannot read the TLS %s file %s: %s"
+                             % (what, path, e.strerror or e)) from None
+    if len(data) > _MAX_PEM_BYTES:
+        raise TLSConfigError("cannot read the TLS %s file %s: larger than 1 MiB"
+                             % (what, path))
+    if b"-----BEGIN " not in data:
+        raise TLSConfigError("cannot read the TLS %s file %s: no PEM block in it"
+                             % (what, path))
+    return data
+
+
+class Security:
+    """How a host or client authenticates the gateway and itself to it.
+
+    Each argument left None is read from its environment variable
+    (``tls_ca``: SPAWN_TLS_CA, ``tls_cert``: SPAWN_TLS_CERT, ``tls_key``:
+    SPAWN_TLS_KEY, ``tls_server_name``: SPAWN_TLS_SERVER_NAME, ``token``:
+    SPAWN_TOKEN); "" means none and does not read the environment.
+
+    With a CA (a PEM file) the channel is TLS: the gateway's certificate
+    must chain to it and name the target's host (or ``tls_server_name``).
+    With a certificate and key too (PEM files) it is mutual TLS, as a
+    gateway started with ``--tls-client-ca`` requires. Without a CA it is
+    plaintext. The files are read here, once: :class:`TLSConfigError` names
+    a file that cannot be used. The token travels as ``authorization:
+    Bearer <token>`` in the metadata of every call and of the host's
+    stream; it is never logged (nor shown by repr).
+    """
+
+    def __init__(self, tls_ca=None, tls_cert=None, tls_key=None, token=None,
+                 tls_server_name=None):
+        ca = _pick(tls_ca, "SPAWN_TLS_CA")
+        cert = _pick(tls_cert, "SPAWN_TLS_CERT")
+        key = _pick(tls_key, "SPAWN_TLS_KEY")
+        name = _pick(tls_server_name, "SPAWN_TLS_SERVER_NAME")
+        token = _pick(token, "SPAWN_TOKEN")
+        if token is not None and not all(" " <= c <= "~" for c in token):
+            raise ValueError("the bearer token holds characters outside "
+                             "printable ASCII")
+        if bool(cert) != bool(key):
+            raise TLSConfigError("a TLS client certificate needs its key and a "
+                                 "key its certificate (tls_cert/SPAWN_TLS_CERT, "
+                                 "tls_key/SPAWN_TLS_KEY)")
+        if (cert or name) and not ca:
+            raise TLSConfigError("a TLS client certificate or server name needs "
+                                 "the gateway's CA (tls_ca/SPAWN_TLS_CA)")
+        self.tls = ca is not None
+        self.credentials = None
+        if ca:
+            self.credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read_pem("CA", ca),
+                private_key=_read_pem("key", key) if key else None,
+                certificate_chain=_read_pem("certificate", cert) if cert else None)
+        self.options = [("grpc.ssl_target_name_override", name)] if name else []
+        self.metadata = (("authorization", "Bearer " + token),) if token else None
+
+    def __repr__(self):
+        return "Security(tls=%s, token=%s)" % (self.tls, "set" if self.metadata else "none")
+
+    def channel(self, target, options=()):
+        """A new channel to target with these credentials; options are
+        gRPC channel options, before the server-name override."""
+        options = list(options) + self.options
+        if self.credentials is not None:
+            return grpc.secure_channel(target, self.credentials, options=options)
+        return grpc.insecure_channel(target, options=options)
 
 
 class ActorError(Exception):
@@ -310,16 +404,21 @@ class ActorHost:
     modules, inserted at the front of sys.path. Whenever the stream ends
     the host reconnects after ``min_backoff`` seconds (default 0.015, so it
     is back within a few tens of ms of a gateway restart), doubling up to
-    ``max_backoff`` (default 2.0), +-20%.
+    ``max_backoff`` (default 2.0), +-20%. ``tls_ca``, ``tls_cert``,
+    ``tls_key``, ``tls_server_name`` and ``token`` are those of
+    :class:`Security` (None = the SPAWN_TLS_* / SPAWN_TOKEN environment);
+    an unusable file raises :class:`TLSConfigError` here.
     """
 
     def __init__(self, target, system, proto_path=None, service_name=None,
                  workers=8, min_backoff=0.015, max_backoff=2.0,
                  registration_timeout=10.0, on_registered=None,
-                 channel_options=None, max_message_bytes=None):
+                 channel_options=None, max_message_bytes=None, tls_ca=None,
+                 tls_cert=None, tls_key=None, token=None, tls_server_name=None):
         if proto_path and proto_path not in sys.path:
             sys.path.insert(0, proto_path)
         _pb()  # fail early if the generated modules are missing
+        self._security = Security(tls_ca, tls_cert, tls_key, token, tls_server_name)
         self.target = target
         self.system = system
         self.service_name = service_name or system
@@ -503,15 +602,14 @@ class ActorHost:
         got_registered = False
         timer = None
         try:
-            with grpc.insecure_channel(self.target,
-                                       options=self.channel_options) as ch:
+            with self._security.channel(self.target, self.channel_options) as ch:
                 connect = ch.stream_stream(
                     CONNECT_METHOD,
                     request_serializer=gateway_pb2.HostMessage.SerializeToString,
                     response_deserializer=gateway_pb2.GatewayMessage.FromString)
                 session.send(gateway_pb2.HostMessage(
                     registration=self.registration_request()))
-                call = connect(session.requests())
+                call = connect(session.requests(), metadata=self._security.metadata)
                 session.call = call
                 self._session = session
                 if self._stop.is_set():

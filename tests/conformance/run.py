@@ -5,7 +5,7 @@ list (scenarios.json). README.md explains the pieces.
 
     run.py --gateway BIN --c-host BIN --c-client BIN --prep DIR
            [--hosts c,py,ts] [--clients c,py,ts] [--scenario NAME]...
-           [--keep] [--verbose]
+           [--mtls] [--keep] [--verbose]
 
 For every cell (host language H, client language L), in a fresh temporary
 folder: start the gateway on 127.0.0.1:0 with a new SQLite store (read its
@@ -17,6 +17,16 @@ stops the gateway (SIGTERM, or SIGKILL for a crash) and starts it again on
 the same port and store; the host reconnects by itself (the runner reads
 its next "registered"). At the end the driver, the host and the gateway
 are stopped and must exit 0 (under ASan that includes leak checks).
+
+With --mtls every link is mutual TLS: the runner makes a private PKI once
+(tests/tls/mkcerts.sh into a temporary folder), starts the gateway with
+--tls-cert/--tls-key/--tls-client-ca, and hands the host its host
+certificate and the driver its client certificate through the SDKs'
+environment fallbacks (SPAWN_TLS_CA, SPAWN_TLS_CERT, SPAWN_TLS_KEY): the
+hosts and drivers themselves are the same programs as without it. A
+gateway with access control (--hash-token in its --help) also gets an
+--access policy naming the host and the driver by their certificates. Without
+--mtls those variables are removed from the children's environment.
 
 Every wait reads a line with a deadline; nothing sleeps. Children die with
 the runner (PR_SET_PDEATHSIG). Exit status 0 when every cell passed.
@@ -55,9 +65,26 @@ STATUS = {
 }
 STATUS_NAME = {v: k for k, v in STATUS.items()}
 SYSTEM = "conformance"
+# The SDKs' TLS and token environment (docs/sdk/*.md).
+TLS_ENV = ("SPAWN_TLS_CA", "SPAWN_TLS_CERT", "SPAWN_TLS_KEY", "SPAWN_TLS_SERVER_NAME",
+           "SPAWN_TOKEN")
 START_TIMEOUT = 60.0      # s: a process's first line (ASan builds start slowly)
 STOP_TIMEOUT = 30.0       # s: a process's exit after SIGTERM / QUIT
 CALL_TIMEOUT_MS = 10000   # a call's deadline unless the step gives one
+# With --mtls on a gateway with access control: the host and the client
+# driver are principals known by their certificates' SAN URIs
+# (tests/tls/mkcerts.sh), each allowed exactly its role.
+ACCESS_POLICY = """\
+principals:
+  - name: conformance-host
+    identities: [uri:spiffe://spawn.test/host]
+    host: [%(system)s]
+  - name: conformance-client
+    identities: [uri:spiffe://spawn.test/client]
+    invoke:
+      - system: %(system)s
+"""
+SKIPPED = 77              # exit status: cannot run here (ctest SKIP_RETURN_CODE)
 
 
 class Failure(Exception):
@@ -326,7 +353,7 @@ class Cell:
         self.contract = contract
         self.host_lang = host
         self.client_lang = client
-        self.name = "host=%s client=%s" % (host, client)
+        self.name = "host=%s client=%s%s" % (host, client, " mtls" if args.mtls else "")
         self.dir = tempfile.mkdtemp(prefix="spawn-conf-%s-%s-" % (host, client))
         self.gw = self.host = self.driver = None
         self.port = 0
@@ -334,11 +361,18 @@ class Cell:
         self.results = []    # (scenario, "ok" | "FAIL" | "XFAIL" | "XPASS", seconds, detail)
 
     # -- commands of each language
-    def env(self):
+    def env(self, role):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([os.path.join(self.args.prep, "py"),
                                              os.path.join(SOURCE, "sdk", "python")])
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        for var in TLS_ENV:
+            env.pop(var, None)
+        if self.args.certs:
+            # The SDKs' fallbacks: the programs are unchanged.
+            env["SPAWN_TLS_CA"] = os.path.join(self.args.certs, "ca.pem")
+            env["SPAWN_TLS_CERT"] = os.path.join(self.args.certs, "%s.pem" % role)
+            env["SPAWN_TLS_KEY"] = os.path.join(self.args.certs, "%s.key" % role)
         return env
 
     def command(self, lang, role):
@@ -353,9 +387,16 @@ class Cell:
     # -- the gateway
     def start_gateway(self):
         listen = "127.0.0.1:%d" % self.port
-        self.gw = Proc("gateway", [self.args.gateway, "--listen", listen, "--statestore",
-                                   "sqlite://%s" % os.path.join(self.dir, "state.db")],
-                       os.path.join(self.dir, "gateway.log"))
+        argv = [self.args.gateway, "--listen", listen, "--statestore",
+                "sqlite://%s" % os.path.join(self.dir, "state.db")]
+        if self.args.certs:
+            certs = self.args.certs
+            argv += ["--tls-cert", os.path.join(certs, "server-chain.pem"),
+                     "--tls-key", os.path.join(certs, "server.key"),
+                     "--tls-client-ca", os.path.join(certs, "ca.pem")]
+            if self.args.access:
+                argv += ["--access", os.path.join(certs, "access.yaml")]
+        self.gw = Proc("gateway", argv, os.path.join(self.dir, "gateway.log"))
         words = self.gw.line(START_TIMEOUT, "'listening' line").split()
         if len(words) != 3 or words[0] != "listening":
             raise Broken("gateway said %r, expected 'listening ADDR PORT'" % " ".join(words))
@@ -387,13 +428,14 @@ class Cell:
                 fcntl.flock(ts_lock, fcntl.LOCK_SH)
             self.start_gateway()
             self.host = Proc("host (%s)" % self.host_lang, self.command(self.host_lang, "host"),
-                             os.path.join(self.dir, "host.log"), env=self.env())
+                             os.path.join(self.dir, "host.log"), env=self.env("host"))
             line = self.host.line(START_TIMEOUT, "'registered' line")
             if line != "registered":
                 raise Broken("host said %r, expected 'registered'" % line)
             self.driver = Proc("client driver (%s)" % self.client_lang,
                                self.command(self.client_lang, "client"),
-                               os.path.join(self.dir, "client.log"), env=self.env(), stdin=True)
+                               os.path.join(self.dir, "client.log"), env=self.env("client"),
+                               stdin=True)
             line = self.driver.line(START_TIMEOUT, "'ready' line")
             if line != "ready":
                 raise Broken("client driver said %r, expected 'ready'" % line)
@@ -528,6 +570,8 @@ def main():
     ap.add_argument("--clients", default=",".join(LANGS))
     ap.add_argument("--scenarios", default=os.path.join(HERE, "scenarios.json"))
     ap.add_argument("--scenario", action="append", help="run only these (repeatable)")
+    ap.add_argument("--mtls", action="store_true",
+                    help="every link over mutual TLS (certificates from tests/tls/mkcerts.sh)")
     ap.add_argument("--keep", action="store_true", help="keep each cell's folder")
     ap.add_argument("--verbose", action="store_true", help="show the logs of passing cells too")
     args = ap.parse_args()
@@ -547,6 +591,32 @@ def main():
             ap.error("no scenario %s" % ", ".join(sorted(unknown)))
         scenarios = [s for s in scenarios if s["name"] in args.scenario]
 
+    args.certs = None
+    args.access = False
+    if args.mtls:
+        helptext = subprocess.run([args.gateway, "--help"], capture_output=True, text=True)
+        if "--tls-client-ca" not in helptext.stdout + helptext.stderr:
+            # A tree without the gateway's TLS: ctest shows the test as
+            # skipped (SKIP_RETURN_CODE), not passed.
+            print("run.py: %s has no --tls-client-ca: the mTLS matrix cannot run" % args.gateway)
+            return SKIPPED
+        # A gateway with access control (it has --hash-token) also gets a
+        # policy that knows the host and the client by their certificates.
+        args.access = "--hash-token" in helptext.stdout + helptext.stderr
+        args.certs = tempfile.mkdtemp(prefix="spawn-conf-certs-")
+        subprocess.run(["bash", os.path.join(SOURCE, "tests", "tls", "mkcerts.sh"), args.certs],
+                       check=True)
+        if args.access:
+            with open(os.path.join(args.certs, "access.yaml"), "w") as f:
+                f.write(ACCESS_POLICY % {"system": SYSTEM})
+    try:
+        return run_matrix(args, contract, scenarios, hosts, clients)
+    finally:
+        if args.certs:
+            shutil.rmtree(args.certs, ignore_errors=True)
+
+
+def run_matrix(args, contract, scenarios, hosts, clients):
     summary = []
     for host in hosts:
         for client in clients:

@@ -27,6 +27,8 @@ struct raw_stream {
 	grpc_slice details;
 	grpc_byte_buffer *send_bb, *recv_bb;
 	char tag_send, tag_recv, tag_status, tag_md, tag_rmd;
+	grpc_metadata auth; /* "authorization", sent when n_auth == 1 */
+	size_t n_auth;
 };
 
 static gpr_timespec after_ms(int64_t ms)
@@ -56,7 +58,7 @@ static int wait_tag(raw_stream *s, void *tag, unsigned bit, int64_t timeout_ms)
 /* open_call starts a call whose deadline is timeout_ms from now (<= 0:
  * none), over TLS per tls (NULL: plaintext, on a channel made as before). */
 static raw_stream *open_call(const char *target, const it_tls *tls, const char *method,
-                             int64_t timeout_ms)
+                             int64_t timeout_ms, const char *auth)
 {
 	raw_stream *s = calloc(1, sizeof *s);
 	if (!s)
@@ -82,7 +84,20 @@ static raw_stream *open_call(const char *target, const it_tls *tls, const char *
 	grpc_metadata_array_init(&s->md_initial);
 	grpc_metadata_array_init(&s->md_trailing);
 	s->details = grpc_empty_slice();
+	if (auth) {
+		s->auth.key = grpc_slice_from_static_string("authorization");
+		s->auth.value = grpc_slice_from_copied_string(auth);
+		s->n_auth = 1;
+	}
 	return s;
+}
+
+/* send_md fills op as the SEND_INITIAL_METADATA of s (with its credential). */
+static void send_md(raw_stream *s, grpc_op *op)
+{
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op->data.send_initial_metadata.count = s->n_auth;
+	op->data.send_initial_metadata.metadata = s->n_auth ? &s->auth : NULL;
 }
 
 static bool start(raw_stream *s, grpc_op *ops, size_t n, void *tag, unsigned bit)
@@ -118,7 +133,13 @@ char *raw_stream_peer_cert(raw_stream *s)
 raw_stream *raw_stream_open_tls(const char *target, const it_tls *tls, const char *method,
                                 int64_t timeout_ms)
 {
-	raw_stream *s = open_call(target, tls, method, timeout_ms);
+	return raw_stream_open_auth(target, tls, method, timeout_ms, NULL);
+}
+
+raw_stream *raw_stream_open_auth(const char *target, const it_tls *tls, const char *method,
+                                 int64_t timeout_ms, const char *auth)
+{
+	raw_stream *s = open_call(target, tls, method, timeout_ms, auth);
 	if (!s)
 		return NULL;
 	grpc_op op[1];
@@ -129,7 +150,7 @@ raw_stream *raw_stream_open_tls(const char *target, const it_tls *tls, const cha
 	op[0].data.recv_status_on_client.status_details = &s->details;
 	start(s, op, 1, &s->tag_status, P_STATUS);
 	memset(op, 0, sizeof op);
-	op[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	send_md(s, &op[0]);
 	start(s, op, 1, &s->tag_md, P_MD);
 	/* The status is only delivered once the initial metadata has been
 	 * received too, so ask for it from the start. */
@@ -227,6 +248,8 @@ void raw_stream_close(raw_stream *s)
 	grpc_metadata_array_destroy(&s->md_initial);
 	grpc_metadata_array_destroy(&s->md_trailing);
 	grpc_slice_unref(s->details);
+	if (s->n_auth)
+		grpc_slice_unref(s->auth.value);
 	grpc_channel_destroy(s->ch);
 	grpc_completion_queue_shutdown(s->cq);
 	while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
@@ -295,15 +318,15 @@ grpc_channel *it_channel_create(const char *target, const it_tls *tls)
 
 /* unary_start starts the one batch of a unary call. */
 static raw_stream *unary_start(const char *target, const it_tls *tls, const char *method,
-                               const void *data, size_t len, int64_t call_ms)
+                               const void *data, size_t len, int64_t call_ms, const char *auth)
 {
-	raw_stream *s = open_call(target, tls, method, call_ms);
+	raw_stream *s = open_call(target, tls, method, call_ms, auth);
 	if (!s)
 		return NULL;
 	s->send_bb = spawn_wire_buffer(data, len);
 	grpc_op ops[6];
 	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	send_md(s, &ops[0]);
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = s->send_bb;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -323,10 +346,10 @@ static raw_stream *unary_start(const char *target, const it_tls *tls, const char
 }
 
 static int unary(const char *target, const it_tls *tls, const char *method, const void *data,
-                 size_t len, int64_t call_ms, int64_t timeout_ms, int64_t slack_ms, char *details,
-                 size_t dlen)
+                 size_t len, int64_t call_ms, int64_t timeout_ms, int64_t slack_ms,
+                 const char *auth, char *details, size_t dlen)
 {
-	raw_stream *s = unary_start(target, tls, method, data, len, call_ms);
+	raw_stream *s = unary_start(target, tls, method, data, len, call_ms, auth);
 	if (!s)
 		return -1;
 	int rc = -1;
@@ -344,19 +367,21 @@ static int unary(const char *target, const it_tls *tls, const char *method, cons
 int raw_unary(const char *target, const char *method, const void *data, size_t len,
               int64_t timeout_ms, char *details, size_t dlen)
 {
-	return unary(target, NULL, method, data, len, timeout_ms, timeout_ms, 1000, details, dlen);
+	return unary(target, NULL, method, data, len, timeout_ms, timeout_ms, 1000, NULL, details,
+	             dlen);
 }
 
 int raw_unary_tls(const char *target, const it_tls *tls, const char *method, const void *data,
                   size_t len, int64_t timeout_ms, char *details, size_t dlen)
 {
-	return unary(target, tls, method, data, len, timeout_ms, timeout_ms, 1000, details, dlen);
+	return unary(target, tls, method, data, len, timeout_ms, timeout_ms, 1000, NULL, details,
+	             dlen);
 }
 
 raw_call *raw_call_start(const char *target, const it_tls *tls, const char *method,
                          const void *data, size_t len, int64_t timeout_ms)
 {
-	return unary_start(target, tls, method, data, len, timeout_ms);
+	return unary_start(target, tls, method, data, len, timeout_ms, NULL);
 }
 
 int raw_call_finish(raw_call *s, int64_t wait_ms, char *details, size_t dlen, uint8_t **resp,
@@ -393,13 +418,20 @@ int raw_call_finish(raw_call *s, int64_t wait_ms, char *details, size_t dlen, ui
 int raw_unary_no_deadline(const char *target, const char *method, const void *data, size_t len,
                           int64_t wait_ms, char *details, size_t dlen)
 {
-	return unary(target, NULL, method, data, len, 0, wait_ms, 1000, details, dlen);
+	return unary(target, NULL, method, data, len, 0, wait_ms, 1000, NULL, details, dlen);
 }
 
 int raw_unary_cancel_after(const char *target, const char *method, const void *data, size_t len,
                            int64_t after_ms, char *details, size_t dlen)
 {
-	return unary(target, NULL, method, data, len, 0, after_ms, 0, details, dlen);
+	return unary(target, NULL, method, data, len, 0, after_ms, 0, NULL, details, dlen);
+}
+
+int raw_unary_auth(const char *target, const it_tls *tls, const char *method, const void *data,
+                   size_t len, int64_t timeout_ms, const char *auth, char *details, size_t dlen)
+{
+	return unary(target, tls, method, data, len, timeout_ms, timeout_ms, 1000, auth, details,
+	             dlen);
 }
 
 /* ---- a raw host ---- */

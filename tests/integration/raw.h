@@ -43,6 +43,11 @@ int raw_unary_cancel_after(const char *target, const char *method, const void *d
 int raw_unary_tls(const char *target, const it_tls *tls, const char *method, const void *data,
                   size_t len, int64_t timeout_ms, char *details, size_t dlen);
 
+/* raw_unary_auth is raw_unary_tls (tls NULL: plaintext) with the metadata
+ * "authorization: auth" (auth NULL: none), e.g. "Bearer <token>". */
+int raw_unary_auth(const char *target, const it_tls *tls, const char *method, const void *data,
+                   size_t len, int64_t timeout_ms, const char *auth, char *details, size_t dlen);
+
 typedef struct raw_stream raw_stream;
 
 /* raw_stream_open starts a streaming call (the call's deadline is
@@ -52,6 +57,11 @@ raw_stream *raw_stream_open(const char *target, const char *method, int64_t time
 /* raw_stream_open_tls is raw_stream_open over TLS per tls (NULL = plaintext). */
 raw_stream *raw_stream_open_tls(const char *target, const it_tls *tls, const char *method,
                                 int64_t timeout_ms);
+
+/* raw_stream_open_auth is raw_stream_open_tls with the metadata
+ * "authorization: auth" (auth NULL: none; copied). */
+raw_stream *raw_stream_open_auth(const char *target, const it_tls *tls, const char *method,
+                                 int64_t timeout_ms, const char *auth);
 
 /* raw_stream_peer_cert returns the PEM of the certificate the server
  * presented on s's connection (the call's auth context property

@@ -79,16 +79,80 @@ static int wait_tag(fake_gw *g, void *tag, int64_t timeout_ms)
 	}
 }
 
+/* slurp reads a whole file into a NUL-terminated heap string, or NULL. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			char *nb = realloc(buf, cap);
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0) {
+			buf[len] = '\0';
+			fclose(f);
+			return buf;
+		}
+	}
+	free(buf);
+	fclose(f);
+	return NULL;
+}
+
+static fake_gw *start(const char *addr, grpc_server_credentials *creds);
+
 fake_gw *fake_gw_start(const char *addr)
 {
+	grpc_init();
+	fake_gw *g = start(addr, grpc_insecure_server_credentials_create());
+	grpc_shutdown();
+	return g;
+}
+
+fake_gw *fake_gw_start_tls(const char *addr, const char *cert, const char *key,
+                           const char *client_ca)
+{
+	char *cert_pem = slurp(cert), *key_pem = slurp(key);
+	char *ca_pem = client_ca ? slurp(client_ca) : NULL;
+	fake_gw *g = NULL;
+	if (cert_pem && key_pem && (!client_ca || ca_pem)) {
+		grpc_init();
+		grpc_ssl_pem_key_cert_pair pair = {.private_key = key_pem, .cert_chain = cert_pem};
+		grpc_server_credentials *creds = grpc_ssl_server_credentials_create_ex(
+		    ca_pem, &pair, 1,
+		    ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+		           : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+		    NULL);
+		g = start(addr, creds);
+		grpc_shutdown();
+	}
+	free(cert_pem);
+	free(key_pem);
+	free(ca_pem);
+	return g;
+}
+
+/* start takes ownership of creds. */
+static fake_gw *start(const char *addr, grpc_server_credentials *creds)
+{
 	fake_gw *g = calloc(1, sizeof *g);
-	if (!g)
+	if (!g) {
+		grpc_server_credentials_release(creds);
 		return NULL;
+	}
 	grpc_init();
 	g->cq = grpc_completion_queue_create_for_next(NULL);
 	g->server = grpc_server_create(NULL, NULL);
 	grpc_server_register_completion_queue(g->server, g->cq, NULL);
-	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
 	int port = grpc_server_add_http2_port(g->server, addr, creds);
 	grpc_server_credentials_release(creds);
 	if (port <= 0) {
@@ -154,6 +218,23 @@ fake_call *fake_gw_accept(fake_gw *g, int64_t timeout_ms)
 const char *fake_call_method(const fake_call *c)
 {
 	return c->method;
+}
+
+size_t fake_call_metadata(const fake_call *c, const char *key, char *value, size_t size)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->md.count; i++) {
+		if (grpc_slice_str_cmp(c->md.metadata[i].key, key) != 0)
+			continue;
+		if (n++ == 0 && value && size) {
+			grpc_slice v = c->md.metadata[i].value;
+			size_t len =
+			    GRPC_SLICE_LENGTH(v) < size - 1 ? GRPC_SLICE_LENGTH(v) : size - 1;
+			memcpy(value, GRPC_SLICE_START_PTR(v), len);
+			value[len] = '\0';
+		}
+	}
+	return n;
 }
 
 ProtobufCMessage *fake_call_recv(fake_call *c, const ProtobufCMessageDescriptor *d,

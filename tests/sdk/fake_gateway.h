@@ -23,6 +23,13 @@ typedef struct fake_call fake_call;
  * fake_gw_stop. */
 fake_gw *fake_gw_start(const char *addr);
 
+/* fake_gw_start_tls is fake_gw_start serving TLS with the PEM files cert
+ * (chain) and key; with client_ca (a PEM file, or NULL) it requires a
+ * client certificate signed by that CA (mTLS). Paths borrowed. Returns
+ * NULL if a file cannot be read or the address cannot be bound. */
+fake_gw *fake_gw_start_tls(const char *addr, const char *cert, const char *key,
+                           const char *client_ca);
+
 /* fake_gw_target is what a client dials ("127.0.0.1:PORT" or the unix
  * address); owned by g. */
 const char *fake_gw_target(const fake_gw *g);
@@ -33,6 +40,11 @@ fake_call *fake_gw_accept(fake_gw *g, int64_t timeout_ms);
 
 /* fake_call_method is the call's method path ("/pkg.Service/Method"). */
 const char *fake_call_method(const fake_call *c);
+
+/* fake_call_metadata counts the call's initial metadata entries named key
+ * and copies the first one's value into value (size bytes, truncated,
+ * NUL-terminated) when value is non-NULL and there is one. */
+size_t fake_call_metadata(const fake_call *c, const char *key, char *value, size_t size);
 
 /* fake_call_recv waits for the next message and parses it as type d.
  * Returns the message (free with protobuf_c_message_free_unpacked(m,

@@ -6,6 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { AnyLike, AnyMsg, fromWireAny, toAny, toWireAny } from "./any.js";
 import { SpawnError, StatusCode } from "./errors.js";
 import { encode, protocol } from "./proto.js";
+import { makeSecurity, type Security, type SecurityOptions } from "./security.js";
 import type { InvocationResponseMsg, RequestStatusMsg, SpawnResponseMsg } from "./types.js";
 
 export const INVOKE_METHOD = "/spawn.gateway.v1.ActorGateway/Invoke";
@@ -38,7 +39,15 @@ export interface SpawnActorsRequest {
   deadlineMs?: number;
 }
 
-export interface SpawnClientOptions {
+/**
+ * TLS and token: tlsCa, tlsCert, tlsKey, tlsServerName and token (see
+ * SecurityOptions; each falls back to SPAWN_TLS_CA, SPAWN_TLS_CERT,
+ * SPAWN_TLS_KEY, SPAWN_TLS_SERVER_NAME, SPAWN_TOKEN; a CA given = TLS). A
+ * failed handshake (a CA that did not sign the gateway, no client
+ * certificate for an mTLS gateway) fails calls with UNAVAILABLE, or
+ * DEADLINE_EXCEEDED while they wait.
+ */
+export interface SpawnClientOptions extends SecurityOptions {
   /** Default deadline of a call in ms (0 = none); default 30000. */
   deadlineMs?: number;
   /**
@@ -82,6 +91,7 @@ export class SpawnClient {
   private readonly client: grpc.Client;
   private readonly deadlineMs: number;
   private readonly failFast: boolean;
+  private readonly security: Security;
 
   /** @param target "HOST:PORT" or "unix:/path" of the gateway */
   constructor(target: string, options: SpawnClientOptions = {}) {
@@ -93,13 +103,15 @@ export class SpawnClient {
     this.target = target;
     this.deadlineMs = options.deadlineMs ?? 30000;
     this.failFast = !!options.failFast;
-    this.client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+    this.security = makeSecurity(options);
+    this.client = new grpc.Client(target, this.security.credentials, {
       "grpc.initial_reconnect_backoff_ms": Math.trunc(rmin),
       "grpc.max_reconnect_backoff_ms": Math.trunc(rmax),
       // Connections of its own: a client made just after the gateway died
       // never inherits another client's dead connection.
       "grpc.use_local_subchannel_pool": 1,
       ...(options.channelOptions ?? {}),
+      ...this.security.channelOptions,
     });
   }
 
@@ -192,7 +204,7 @@ export class SpawnClient {
         (b: Buffer) => b,
         (b: Buffer) => respType.decode(b),
         body,
-        new grpc.Metadata({ waitForReady: wait }),
+        this.security.withToken(new grpc.Metadata({ waitForReady: wait })),
         options,
         (err: grpc.ServiceError | null, value?: unknown) => {
           if (!err) return resolve(value);

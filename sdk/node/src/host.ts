@@ -15,6 +15,7 @@ import { AnyLike, AnyMsg, MessageType, TypedMessageType, fromWireAny, toAny, toW
 import { ActorError, StatusCode, statusName } from "./errors.js";
 import { encode, protocol, toDecimal, toNumber } from "./proto.js";
 import type { ActorId, ActorInvocationMsg, GatewayMessageMsg, InvocationTaskMsg, ProxyInfo } from "./types.js";
+import { makeSecurity, type Security, type SecurityOptions } from "./security.js";
 
 /** The host stream's full method name. */
 export const CONNECT_METHOD = "/spawn.gateway.v1.HostGateway/Connect";
@@ -102,7 +103,12 @@ export interface Logger {
   error?(msg: string): void;
 }
 
-export interface ActorHostOptions {
+/**
+ * TLS and token: tlsCa, tlsCert, tlsKey, tlsServerName and token (see
+ * SecurityOptions; each falls back to SPAWN_TLS_CA, SPAWN_TLS_CERT,
+ * SPAWN_TLS_KEY, SPAWN_TLS_SERVER_NAME, SPAWN_TOKEN; a CA given = TLS).
+ */
+export interface ActorHostOptions extends SecurityOptions {
   /** ServiceInfo.service_name; default: the system's name. */
   serviceName?: string;
   /** First reconnect delay (ms), also used after a registered session; default 15. */
@@ -409,6 +415,7 @@ export class ActorHost extends EventEmitter {
   private readonly maxBackoffMs: number;
   private readonly registrationTimeoutMs: number;
   private readonly channelOptions: grpc.ChannelOptions;
+  private readonly security: Security;
   private readonly maxMessageBytes: number;
   private readonly log: Logger;
   private readonly onRegistered: ((host: ActorHost) => void) | undefined;
@@ -438,7 +445,8 @@ export class ActorHost extends EventEmitter {
     this.minBackoffMs = options.minBackoffMs ?? 15;
     this.maxBackoffMs = Math.max(options.maxBackoffMs ?? 2000, this.minBackoffMs);
     this.registrationTimeoutMs = options.registrationTimeoutMs ?? 10000;
-    this.channelOptions = { ...(options.channelOptions ?? {}) };
+    this.security = makeSecurity(options);
+    this.channelOptions = { ...(options.channelOptions ?? {}), ...this.security.channelOptions };
     if (options.maxMessageBytes !== undefined) {
       if (!(Number.isInteger(options.maxMessageBytes) && options.maxMessageBytes > 0)) {
         throw new TypeError("maxMessageBytes must be a positive integer");
@@ -676,12 +684,13 @@ export class ActorHost extends EventEmitter {
   private sessionOnce(): Promise<boolean> {
     const p = protocol();
     return new Promise<boolean>((resolve) => {
-      const client = new grpc.Client(this.target, grpc.credentials.createInsecure(), this.channelOptions);
+      const client = new grpc.Client(this.target, this.security.credentials, this.channelOptions);
       const call = client.makeBidiStreamRequest(
         CONNECT_METHOD,
         // Results arrive here already encoded (see runTask).
         (m: object) => (Buffer.isBuffer(m) ? m : encode(p.HostMessage, m)),
         (b: Buffer) => p.GatewayMessage.decode(b) as unknown as GatewayMessageMsg,
+        this.security.withToken(new grpc.Metadata()),
       ) as HostCall;
       const session = new Session(client, call);
       this.session = session;

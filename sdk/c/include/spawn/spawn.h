@@ -101,7 +101,10 @@ SPAWN_API const char *spawn_version(void);
 	XX(EPROTO, -6, "malformed message from the peer")                                          \
 	XX(EEXIST, -7, "name already defined")                                                     \
 	XX(ETYPE, -8, "payload has another type")                                                  \
-	XX(ESYS, -9, "system resource unavailable (thread, pipe)")
+	XX(ESYS, -9, "system resource unavailable (thread, pipe)")                                 \
+	XX(ETLS, -10,                                                                              \
+	   "TLS settings unusable (a CA, certificate or key file unreadable or "                   \
+	   "not PEM, or a certificate without its key)")
 
 /* clang-format off */
 typedef enum spawn_status {
@@ -233,6 +236,35 @@ typedef struct spawn_actor_def {
 	size_t n_channels;
 } spawn_actor_def;
 
+/* How a host or a client authenticates the gateway and itself to it
+ * (spawn_host_opts.security, spawn_client_opts.security). Zero-init and set
+ * what you need; fields are only ever appended.
+ *
+ * Each field left NULL is read from its environment variable when the
+ * host or client is created (SPAWN_TLS_CA, SPAWN_TLS_CERT, SPAWN_TLS_KEY,
+ * SPAWN_TLS_SERVER_NAME, SPAWN_TOKEN); "" means none and does not read the
+ * environment. With a CA the connection is TLS (the gateway's certificate
+ * must chain to it and name the target's host, or tls_server_name); with a
+ * certificate and key too it is mutual TLS, as a gateway started with
+ * --tls-client-ca requires. Without a CA it is plaintext, as the gateway
+ * serves it on loopback and unix sockets without --tls-cert.
+ * The files are read once, at create: a file that cannot be read, or that
+ * holds no PEM block, fails the create with SPAWN_ETLS and a line on stderr
+ * naming the file. The token is sent as "authorization: Bearer <token>" in
+ * the metadata of every call (and of the host's stream); it is never
+ * logged. A token also works over plaintext, where anyone on the path can
+ * read it: use TLS off loopback. */
+typedef struct spawn_security_opts {
+	const char *tls_ca;          /* borrowed; PEM file of the CA certificate(s) that
+	                                sign the gateway's certificate */
+	const char *tls_cert;        /* borrowed; PEM file of this process's certificate
+	                                (chain); needs tls_key and tls_ca */
+	const char *tls_key;         /* borrowed; PEM file of its private key */
+	const char *tls_server_name; /* borrowed; the name the gateway's certificate must
+	                                carry, instead of the target's host */
+	const char *token;           /* borrowed; bearer token (printable ASCII) */
+} spawn_security_opts;
+
 /* What happened to the host's connection (for spawn_host_opts.on_event). */
 typedef enum spawn_host_event {
 	SPAWN_HOST_REGISTERED = 1,    /* the gateway accepted the registration */
@@ -272,6 +304,8 @@ typedef struct spawn_host_opts {
 	spawn_host_event_fn on_event; /* NULL = DISCONNECTED, REJECTED and
 	                                 PROTOCOL_ERROR are printed on stderr */
 	void *event_user;             /* passed to on_event; retained until destroy */
+	spawn_security_opts security; /* TLS and token; zero = the SPAWN_TLS_* and
+	                                 SPAWN_TOKEN environment, else plaintext */
 } spawn_host_opts;
 
 /* spawn_host_create makes a host for opts->system that will talk to the
@@ -279,8 +313,9 @@ typedef struct spawn_host_opts {
  * spawn_host_start. opts and its strings are borrowed (copied).
  * Returns SPAWN_OK and sets *out (caller frees with spawn_host_destroy);
  * SPAWN_EINVAL (NULL or empty target/system, workers < 0, negative or
- * inverted backoffs, negative keepalive or message size), SPAWN_ENOMEM or
- * SPAWN_ESYS; *out is untouched then.
+ * inverted backoffs, negative keepalive or message size, a token with
+ * characters outside printable ASCII), SPAWN_ETLS (see
+ * spawn_security_opts), SPAWN_ENOMEM or SPAWN_ESYS; *out is untouched then.
  * Blocks: no. Thread: any. */
 SPAWN_API int spawn_host_create(spawn_host **out, const spawn_host_opts *opts);
 
@@ -568,6 +603,12 @@ typedef struct spawn_client_opts {
 	                             thread until the first async call): the first
 	                             call after a gateway restart may then fail with
 	                             SPAWN_UNAVAILABLE */
+	spawn_security_opts security; /* TLS and token; zero = the SPAWN_TLS_* and
+	                                 SPAWN_TOKEN environment, else plaintext.
+	                                 A failed handshake (wrong CA, no client
+	                                 certificate for an mTLS gateway) makes
+	                                 calls fail with SPAWN_UNAVAILABLE, or
+	                                 SPAWN_DEADLINE_EXCEEDED while they wait */
 } spawn_client_opts;
 
 /* spawn_client_create makes a client of the gateway at target (borrowed;
@@ -576,12 +617,14 @@ typedef struct spawn_client_opts {
  * on the first call, as SPAWN_DEADLINE_EXCEEDED (a call with a deadline
  * waits for the gateway) or SPAWN_UNAVAILABLE (no deadline, or fail_fast).
  * Returns SPAWN_OK and sets *out (caller frees with spawn_client_destroy),
- * SPAWN_EINVAL (NULL or empty target), SPAWN_ENOMEM or SPAWN_ESYS (no
- * client thread). */
+ * SPAWN_EINVAL (NULL or empty target), SPAWN_ETLS (the TLS files of the
+ * SPAWN_TLS_* environment, see spawn_security_opts), SPAWN_ENOMEM or
+ * SPAWN_ESYS (no client thread). */
 SPAWN_API int spawn_client_create(spawn_client **out, const char *target);
 
 /* spawn_client_create_opts is spawn_client_create with options (borrowed).
- * Also SPAWN_EINVAL for negative or inverted reconnect delays. */
+ * Also SPAWN_EINVAL for negative or inverted reconnect delays or a token
+ * with characters outside printable ASCII. */
 SPAWN_API int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts);
 
 /* spawn_client_invoke calls req and waits for its outcome. timeout_ms <= 0
