@@ -11,7 +11,8 @@
 #   actors     BENCH_MEM_ACTORS actors activated once each; the gateway's VmRSS
 #              growth divided by the number of actors
 #   security   the gateway path at BENCH_SEC_INFLIGHT calls in flight over
-#              BENCH_SEC_ACTORS actors on four gateways started alike, each with
+#              BENCH_SEC_ACTORS actors (each level of BENCH_SEC_INFLIGHT, a list) on
+#              four gateways started alike, each with
 #              its own echo host (not in the default list):
 #                sec-plain        no TLS, no policy: the baseline of the other three
 #                sec-mtls         --tls-cert/--tls-key/--tls-client-ca; the loadgen
@@ -357,13 +358,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			done
 		fi
 	done
-	for name in "${SEC_NAMES[@]}"; do
-		read -r gpid hpid <<<"${SEC_PIDS[$name]}"
-		alive "gw-$name" "$gpid"
-		alive "host-$name" "$hpid"
-		# shellcheck disable=SC2086 # flag list
-		load "sec-$name" "$r" "$SEC_INFLIGHT" "$SEC_ACTORS" "${SEC_PORT[$name]}" "$gpid $hpid" \
-			"${GW_FLAGS[@]}" --timeout-ms 10000 ${SEC_LG[$name]}
+	for n in $SEC_INFLIGHT; do
+		for name in "${SEC_NAMES[@]}"; do
+			read -r gpid hpid <<<"${SEC_PIDS[$name]}"
+			alive "gw-$name" "$gpid"
+			alive "host-$name" "$hpid"
+			# shellcheck disable=SC2086 # flag list
+			load "sec-$name" "$r" "$n" "$SEC_ACTORS" "${SEC_PORT[$name]}" "$gpid $hpid" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000 ${SEC_LG[$name]}
+		done
 	done
 done
 
