@@ -107,12 +107,6 @@ def main():
     args = ap.parse_args()
     build, src = os.path.abspath(args.build), os.path.abspath(args.src)
 
-    missing = prerequisites(build, src)
-    if missing:
-        # Until every part the walkthrough uses is in the tree; then it runs.
-        print("SKIPPED: the walkthrough needs what this tree lacks: " + "; ".join(missing))
-        return SKIP
-
     steps = blocks_of(args.doc, args.section)
     if not steps or not steps[0][0].startswith("# Settings"):
         sys.exit("%s: the section's first sh block is not its '# Settings' block" % args.doc)
@@ -249,23 +243,6 @@ def main():
           % (args.doc, args.section, len(steps), sum(1 for s in steps if s[1] is not None),
              addr, args.store))
     return 0
-
-
-def prerequisites(build, src):
-    """What the walkthrough uses and this tree lacks (issue 10 is merged in
-    parts): the access policy and --hash-token, the SDKs' TLS options."""
-    missing = []
-    gw = os.path.join(build, "gateway", "spawn-gateway")
-    usage = subprocess.run([gw, "--help"], capture_output=True, text=True, timeout=30)
-    for flag in ("--access", "--hash-token", "--tls-client-ca", "--admin-listen"):
-        if flag not in usage.stdout + usage.stderr:
-            missing.append("spawn-gateway %s" % flag)
-    checks = (("sdk/c/include/spawn/spawn.h", "SPAWN_TLS_CA", "the C SDK's SPAWN_TLS_* fallbacks"),
-              ("sdk/python/spawn_host.py", "class Security", "the Python SDK's Security"))
-    for path, word, what in checks:
-        if word not in read(src, path):
-            missing.append(what)
-    return missing
 
 
 def group_members(pgid):
