@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+import unittest
 import urllib.parse
 
 BUILD = os.environ.get("SPAWN_BUILD_DIR", "build")
@@ -57,6 +58,8 @@ import history  # noqa: E402
 KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
 SYSTEM, PARENT = "spawn-system", "incrementor"
 NFT = "/usr/sbin/nft"
+# Anomalies of writes (the others are of reads).
+WRITE_KINDS = {"duplicate-total", "real-time", "lost-write", "unexplained-total", "final-total"}
 
 
 def _sigterm_exits():
@@ -221,8 +224,11 @@ class Member:
                                        env=env, preexec_fn=self._enter)
         self.gw_out = _Drain(self.gw.stdout, self._log("gateway-stdout"), "listening")
         if not self.gw_out.wait_count(1, 30):
-            raise RuntimeError("%s: the gateway did not print 'listening' (exit %s); see %s"
-                               % (self.name, self.gw.poll(), self._log("gateway-stderr")))
+            with open(self._log("gateway-stderr")) as f:
+                tail = "".join(f.readlines()[-5:])
+            raise RuntimeError("%s: the gateway did not print 'listening' (exit %s); the end "
+                               "of %s:\n%s" % (self.name, self.gw.poll(),
+                                               self._log("gateway-stderr"), tail))
 
     def start_host(self):
         argv = [os.path.join(BUILD, "examples", "incrementor-host"), "--gateway", self.target,
@@ -428,9 +434,12 @@ class Client:
 class Workload:
     """Threads calling members: ``per_member`` threads per member, each
     picking one of ``actors`` at random, reading (Add 0) with probability
-    ``reads``. ``ops`` is the history (appended under a lock)."""
+    ``reads``. ``split``: member i's threads call only actors[i::n], so no
+    actor is shared between members (today's gateway is linearizable
+    then). ``ops`` is the history (appended under a lock)."""
 
-    def __init__(self, cluster, actors, per_member=2, reads=0.2, timeout=5.0, seed=1):
+    def __init__(self, cluster, actors, per_member=2, reads=0.2, timeout=5.0, seed=1,
+                 split=False):
         self.c, self.actors = cluster, list(actors)
         self.reads, self.timeout = reads, timeout
         self.ops = []
@@ -438,21 +447,27 @@ class Workload:
         self.stopping = threading.Event()
         self.threads = []
         self.clients = []
-        for m in cluster.members:
+        n = len(cluster.members)
+        for i, m in enumerate(cluster.members):
+            mine = self.actors[i::n] if split else self.actors
+            if not mine:
+                raise ValueError("split: fewer actors than members")
             for k in range(per_member):
                 cl = Client(m.target)
                 self.clients.append(cl)
-                t = threading.Thread(target=self._run, daemon=True,
-                                     args=(cl, m.name, random.Random(seed * 1000 + len(self.threads))))
+                rnd = random.Random(seed * 1000 + len(self.threads))
+                t = threading.Thread(target=self._run, daemon=True, args=(cl, m.name, rnd, mine))
                 self.threads.append(t)
 
-    def _run(self, cl, via, rnd):
+    def _run(self, cl, via, rnd, actors):
         while not self.stopping.is_set():
-            actor = rnd.choice(self.actors)
+            actor = rnd.choice(actors)
             value = 0 if rnd.random() < self.reads else 1
             op = cl.add(actor, value, self.timeout, via)
             with self.lock:
                 self.ops.append(op)
+            if op.outcome != history.OK:
+                self.stopping.wait(0.02)  # a client's pause before it tries again
 
     def start(self):
         for t in self.threads:
@@ -554,3 +569,84 @@ def report(name, ops, anomalies, extra=""):
         name, len(ops), 100 * error_rate(ops), s, extra, len(anomalies)), file=sys.stderr)
     for a in anomalies[:10]:
         print("  %r" % a, file=sys.stderr)
+
+
+class ClusterCase(unittest.TestCase):
+    """A test case with one store and one cluster at a time (closed and
+    dropped by tearDown, also when the test fails), and the scenarios of
+    issue 11 that today_test.py and cluster_mode_test.py share."""
+
+    cluster = False  # cluster mode (--advertise) for every member
+    n_actors = 3
+
+    def setUp(self):
+        self.store = self.c = None
+
+    def tearDown(self):
+        if self.c:
+            self.c.close()
+        if self.store:
+            self.store.drop()
+        self.c = self.store = None
+
+    def each_store(self, fn):
+        """fn(kind) for each store of CHAOS_STORES, each in a subTest, with
+        its cluster closed and namespace dropped after it."""
+        for kind in store_kinds():
+            with self.subTest(store=kind):
+                try:
+                    fn(kind)
+                finally:
+                    self.tearDown()
+
+    def start(self, kind, n, name):
+        self.store = Store(kind)
+        self.dir = work_dir("%s_%s%s" % (name, kind, "_cluster" if self.cluster else ""))
+        self.c = Cluster(self.store, n, self.dir, cluster=self.cluster)
+        return self.c
+
+    def stale_read_scenario(self, kind):
+        """add 1 via A, add 1 via B, add 0 via A: the anomalies found."""
+        self.start(kind, 2, "stale")
+        a = Client(self.c.members[0].target)
+        b = Client(self.c.members[1].target)
+        try:
+            ops = [a.add("x", 1, via="A"), b.add("x", 1, via="B"), a.add("x", 0, via="A")]
+        finally:
+            a.close()
+            b.close()
+        for o in ops:
+            print("  %r" % o, file=sys.stderr)
+        self.assertEqual([o.outcome for o in ops], [history.OK] * 3, ops)
+        found = history.check(ops)
+        report("stale-read scenario (%s)" % kind, ops, found)
+        return ops, found
+
+    def run_load(self, kind, name, script, n=3, split=False):
+        """Starts n members, runs the workload on n_actors actors while
+        script(cluster) runs (the faults, and the time they take), then
+        checks the history, with the totals in the store as the final
+        state: (ops, anomalies). The marks script leaves in self.marks
+        (name -> monotonic ns) are printed relative to the start. split:
+        see Workload."""
+        self.start(kind, n, name)
+        self.marks = {}
+        actors = ["%s%d" % (name, k) for k in range(self.n_actors)]
+        wl = Workload(self.c, actors, split=split).start()
+        t0 = time.monotonic_ns()
+        try:
+            script(self.c)
+        finally:
+            ops = wl.stop()
+        final = stored_totals(self.store, actors, self.dir)
+        found = history.check(ops, final=final)
+        marks = "".join(", %s at %.1f s" % (k, (v - t0) / 1e9) for k, v in self.marks.items())
+        report("%s (%s)" % (name, kind), ops, found, ", final %s%s" % (final, marks))
+        return ops, found
+
+    def mark(self, what):
+        self.marks[what] = time.monotonic_ns()
+
+    def hammer(self, kind, seconds):
+        """Three members, adds and reads through all of them for seconds."""
+        return self.run_load(kind, "hammer", lambda c: time.sleep(seconds))

@@ -23,9 +23,9 @@ totals give the order. For each actor, ``check`` verifies:
    was answered before B was invoked, total(A) < total(B));
 3. the totals are running sums: between consecutive acknowledged writes
    W[k-1] and W[k], T[k] - T[k-1] - value(W[k]) is made up exactly by
-   UNKNOWN adds placed between them (a bipartite matching of unknown adds
-   to gaps; an unknown add fits gap k only if it was invoked before W[k]
-   was answered; each one is used at most once); a gap that is negative is
+   UNKNOWN adds placed between them (a matching of unknown adds to gaps:
+   an unknown add fits gap k only if it was invoked before W[k] was
+   answered; each one is used at most once); a gap that is negative is
    a lost or duplicated write, one that the unknowns cannot fill is a write
    that happened twice or came from nowhere;
 4. each acknowledged read returns the total of a prefix consistent with
@@ -92,35 +92,26 @@ class Anomaly:
                                    "".join("\n    %r" % o for o in self.ops))
 
 
-def _matching(gaps, unknowns, fits):
-    """Fills gap k (demand gaps[k]) with distinct unknown adds u where
-    fits(u, k). Returns (filled per gap, assignment u index -> gap)."""
-    # Augmenting paths over unit-capacity edges; gaps have capacity.
-    assign = {}  # unknown index -> gap
-    load = [[] for _ in gaps]  # gap -> unknown indexes
+def _fill(gaps, deadlines, invokes):
+    """Fills gap k (needing gaps[k] adds) with distinct unknown adds invoked
+    before deadlines[k]; invokes: the unknown adds' invoke times. Returns
+    how many each gap got.
 
-    def augment(k, seen):
-        for ui, u in enumerate(unknowns):
-            if ui in seen or not fits(u, k):
-                continue
-            seen.add(ui)
-            if ui not in assign:
-                assign[ui] = k
-                load[k].append(ui)
-                return True
-            j = assign[ui]
-            if j != k and augment(j, seen):  # j takes another unknown instead
-                load[j].remove(ui)
-                assign[ui] = k
-                load[k].append(ui)
-                return True
-        return False
-
-    for k, need in enumerate(gaps):
-        while len(load[k]) < need:
-            if not augment(k, set()):
-                break
-    return [len(x) for x in load], assign
+    The gaps that accept an unknown add form nested sets (a gap with a later
+    deadline accepts every add an earlier one does), so filling the gaps in
+    the order of their deadlines from a running count of the eligible adds
+    is a maximum matching: which adds an earlier gap takes never matters to
+    a later one."""
+    invokes = sorted(invokes)
+    got = [0] * len(gaps)
+    pool, j = 0, 0
+    for k in sorted(range(len(gaps)), key=lambda k: deadlines[k]):
+        while j < len(invokes) and invokes[j] < deadlines[k]:
+            pool += 1
+            j += 1
+        got[k] = min(gaps[k], pool)
+        pool -= got[k]
+    return got
 
 
 def check_actor(actor, ops, initial=0, final=None):
@@ -180,11 +171,8 @@ def check_actor(actor, ops, initial=0, final=None):
         if any(u.value != 1 for u in unknowns):
             raise ValueError("%s: unknown-outcome adds must add 1 to fill gaps" % actor)
 
-        def fits(u, k):
-            return u.invoke < writes[k].answer
-
         demand = [max(g, 0) for g in gaps]
-        filled, _ = _matching(demand, unknowns, fits)
+        filled = _fill(demand, [w.answer for w in writes], [u.invoke for u in unknowns])
         for k, (need, got) in enumerate(zip(demand, filled)):
             if got < need:
                 w = writes[k]
