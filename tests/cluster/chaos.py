@@ -34,6 +34,7 @@ Gateway flags: ``cluster=True`` adds ``--advertise ADDR:PORT`` (issue 11's
 cluster mode); ``extra`` adds any others.
 """
 
+import collections
 import os
 import random
 import signal
@@ -57,6 +58,8 @@ import history  # noqa: E402
 
 KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
 SYSTEM, PARENT = "spawn-system", "incrementor"
+# gRPC's message when a call found no connection and was never sent.
+NOT_SENT = "failed to connect to all addresses"
 NFT = "/usr/sbin/nft"
 # Anomalies of writes (the others are of reads).
 WRITE_KINDS = {"duplicate-total", "real-time", "lost-write", "unexplained-total", "final-total"}
@@ -420,8 +423,14 @@ class Client:
             t1 = time.monotonic_ns()
             md = e.trailing_metadata() or ()
             nd = any(k == "spawn-retry" and v == "not-dispatched" for k, v in md)
-            return history.Op(actor, value, t0, t1, history.FAIL if nd else history.UNKNOWN,
-                              via=via, code=e.code().name, not_dispatched=nd)
+            # A call gRPC could not send at all (no connection to the
+            # member) certainly did not happen either.
+            not_sent = (e.code() == grpc.StatusCode.UNAVAILABLE and
+                        (e.details() or "").startswith(NOT_SENT))
+            return history.Op(actor, value, t0, t1,
+                              history.FAIL if nd or not_sent else history.UNKNOWN,
+                              via=via, code=e.code().name, not_dispatched=nd,
+                              message=e.details() or "")
         t1 = time.monotonic_ns()
         if resp.status.status != protocol_pb2.OK:
             return history.Op(actor, value, t0, t1, history.UNKNOWN, via=via,
@@ -567,6 +576,10 @@ def report(name, ops, anomalies, extra=""):
     s = history.summary(ops)
     print("%s: %d calls, error rate %.2f%%, %s%s; %d anomalies" % (
         name, len(ops), 100 * error_rate(ops), s, extra, len(anomalies)), file=sys.stderr)
+    msgs = collections.Counter("%s %s" % (o.code, o.message[:100]) for o in ops
+                               if o.outcome != history.OK)
+    for m, k in msgs.most_common(5):
+        print("  %6d x %s" % (k, m), file=sys.stderr)
     for a in anomalies[:10]:
         print("  %r" % a, file=sys.stderr)
 

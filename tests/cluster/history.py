@@ -8,7 +8,7 @@ its outcome:
 - ``OK``: acknowledged, with the total the actor answered (the running sum
   after this add);
 - ``FAIL``: certainly did not happen (``spawn-retry: not-dispatched``: the
-  gateway guarantees no host saw it);
+  gateway guarantees no host saw it; or gRPC never sent it);
 - ``UNKNOWN``: any other error, or no answer: it may or may not have
   happened, at any time after its invocation (a call whose client gave up
   can still run later, so its interval is treated as open-ended).
@@ -57,14 +57,15 @@ class Op:
     """One Add call. ``answer`` may be None (no answer: UNKNOWN)."""
 
     __slots__ = ("actor", "value", "invoke", "answer", "outcome", "total", "via", "code",
-                 "not_dispatched", "index")
+                 "not_dispatched", "message", "index")
 
     def __init__(self, actor, value, invoke, answer, outcome, total=None, via="",
-                 code=None, not_dispatched=False):
+                 code=None, not_dispatched=False, message=""):
         self.actor, self.value = actor, value
         self.invoke, self.answer = invoke, answer
         self.outcome, self.total, self.via = outcome, total, via
         self.code, self.not_dispatched = code, not_dispatched
+        self.message = message
         self.index = -1
 
     def __repr__(self):
@@ -75,6 +76,8 @@ class Op:
             r += " total=%d" % self.total
         elif self.code is not None:
             r += " %s%s" % (self.code, " not-dispatched" if self.not_dispatched else "")
+            if self.message:
+                r += " %r" % self.message[:120]
         return r
 
 
