@@ -144,6 +144,45 @@ def _cgroup2_mount():
     raise RuntimeError("no cgroup2 file system is mounted (the partition rules need one)")
 
 
+def _alive(pid):
+    return os.path.exists("/proc/%d" % pid)
+
+
+def sweep_leftovers(cg_root):
+    """Removes what a harness process that died without cleaning up (e.g.
+    SIGKILL) left: its nftables table and its cgroups, whose processes
+    (that harness's gateways and hosts) get SIGKILL first. Only the names
+    this module makes, and only of processes that no longer exist."""
+    tables = subprocess.run([NFT, "list", "tables"], capture_output=True, text=True,
+                            timeout=30).stdout.split("\n")
+    for line in tables:
+        parts = line.split()
+        if len(parts) == 3 and parts[2].startswith("spawn_chaos_"):
+            pid = parts[2][len("spawn_chaos_"):]
+            if pid.isdigit() and not _alive(int(pid)):
+                subprocess.run([NFT, "delete", "table", parts[1], parts[2]], timeout=30)
+    for d in os.listdir(cg_root):
+        f = d.split("-")
+        if len(f) != 4 or f[:2] != ["spawn", "chaos"] or not f[2].isdigit() or _alive(int(f[2])):
+            continue
+        top = os.path.join(cg_root, d)
+        for sub in [x for x in os.listdir(top) if os.path.isdir(os.path.join(top, x))]:
+            cg = os.path.join(top, sub)
+            for _ in range(100):  # bounded: SIGKILL is quick
+                with open(os.path.join(cg, "cgroup.procs")) as fp:
+                    pids = [int(x) for x in fp.read().split()]
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.05)
+            os.rmdir(cg)
+        os.rmdir(top)
+
+
 def _free_port(addr):
     s = socket.socket()
     s.bind((addr, 0))
@@ -297,6 +336,7 @@ class Cluster:
         self.store, self.dir = store, dirname
         self.cluster, self.gateway_args = cluster, list(gateway_args)
         self.cg_root = _cgroup2_mount()
+        sweep_leftovers(self.cg_root)
         self.cg_name = "spawn-chaos-%d-%d" % (os.getpid(), int(time.time() * 1000) % 10**6)
         self.cg_dir = os.path.join(self.cg_root, self.cg_name)
         self.table = "spawn_chaos_%d" % os.getpid()
