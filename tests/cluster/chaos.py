@@ -601,6 +601,20 @@ def stored_totals(store, actors, dirname):
         out.join(5)
 
 
+def sanitizer_reports(dirname):
+    """The log files under dirname with a sanitizer's report in them."""
+    out = []
+    if not dirname or not os.path.isdir(dirname):
+        return out
+    for f in sorted(os.listdir(dirname)):
+        if f.endswith(".log"):
+            with open(os.path.join(dirname, f), errors="replace") as fp:
+                text = fp.read()
+            if "Sanitizer" in text and "ERROR:" in text or "runtime error:" in text:
+                out.append(os.path.join(dirname, f))
+    return out
+
+
 def work_dir(name):
     """A fresh directory for a test's logs: build/tests/cluster/<name>."""
     d = os.path.join(BUILD, "tests", "cluster", name)
@@ -641,6 +655,9 @@ class ClusterCase(unittest.TestCase):
         if self.store:
             self.store.drop()
         self.c = self.store = None
+        reports = sanitizer_reports(getattr(self, "dir", None))
+        self.dir = None
+        self.assertEqual(reports, [], "sanitizer reports in the members' logs")
 
     def each_store(self, fn):
         """fn(kind) for each store of CHAOS_STORES, each in a subTest, with

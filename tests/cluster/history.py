@@ -248,10 +248,10 @@ def check(ops, initial=None, final=None):
 
 
 def summary(ops):
-    """Counts per outcome and per error code: a dict."""
+    """Counts per outcome, and per outcome and error code: a dict."""
     s = collections.Counter()
     for o in ops:
         s[o.outcome] += 1
         if o.outcome != OK:
-            s["code:%s%s" % (o.code, "/not-dispatched" if o.not_dispatched else "")] += 1
+            s["%s:%s%s" % (o.outcome, o.code, "/not-dispatched" if o.not_dispatched else "")] += 1
     return dict(s)
