@@ -439,9 +439,9 @@ class Client:
     def __init__(self, target):
         self.target = target
         self.ch = grpc.insecure_channel(target)
-        self.invoke = self.ch.unary_unary("/spawn.gateway.v1.ActorGateway/Invoke",
-                                          request_serializer=_ser,
-                                          response_deserializer=protocol_pb2.InvocationResponse.FromString)
+        self.invoke = self.ch.unary_unary(
+            "/spawn.gateway.v1.ActorGateway/Invoke", request_serializer=_ser,
+            response_deserializer=protocol_pb2.InvocationResponse.FromString)
 
     def close(self):
         self.ch.close()

@@ -80,7 +80,8 @@ class ClusterModeTest(chaos.ClusterCase):
             late = [o for o in errors(ops, after=served_by, before=self.marks["restart"])
                     if o.via != "m1"]
             self.assertEqual(late, [], "the survivors did not take over within 2x the timeout")
-            self.assertEqual(errors(ops, after=self.marks["restart"] + int(2 * MEMBER_TIMEOUT_S * 1e9)), [])
+            back = self.marks["restart"] + int(2 * MEMBER_TIMEOUT_S * 1e9)
+            self.assertEqual(errors(ops, after=back), [], "errors after the member came back")
         self.each_store(run)
 
     def test_4_partition_under_load(self):

@@ -18,4 +18,5 @@ rc=0
 "$src/scripts/db-start.sh" --fresh "$db" || rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 77 ] || exit "$rc"
 SPAWN_BUILD_DIR="$build" PYTHONDONTWRITEBYTECODE=1 \
-	"$src/tests/store/with-db.sh" "$db/env" /usr/bin/python3 "$src/tests/cluster/cluster_mode_test.py" -v
+	"$src/tests/store/with-db.sh" "$db/env" \
+	/usr/bin/python3 "$src/tests/cluster/cluster_mode_test.py" -v
