@@ -64,6 +64,12 @@ static void cluster_view(void *user, gw_view *v)
 	        v->n ? ": " : "", line);
 }
 
+/* cluster_served: what the hosts connected here serve (the registry). */
+static gw_err cluster_served(void *user, char **out)
+{
+	return gw_registry_served(user, out);
+}
+
 /* cluster_open opens the membership's own store handle (one connection:
  * membership.c says why) and starts it. */
 static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, gw_registry *reg)
@@ -85,11 +91,12 @@ static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, gw_registry *
 	    .advertise = cfg->advertise,
 	    .heartbeat_ms = cfg->heartbeat_ms,
 	    .member_timeout_ms = cfg->member_timeout_ms,
-	    .registry = reg,
+	    .served = cluster_served,
 	    .probe = NULL, /* no peer link yet: a silent member counts as unreachable */
 	    .on_view = cluster_view,
 	    .on_joined = cluster_joined,
 	    .on_fenced = cluster_fenced,
+	    .user = reg,
 	};
 	if ((err = gw_cluster_create(out, ms, &co))) {
 		gw_store_close(ms);

@@ -16,7 +16,7 @@
  * check on the caller's clock, so the serving path never trusts a thread
  * that may not have been scheduled (SIGSTOP, a loaded machine).
  *
- * Served types: read from the registry at each heartbeat (a registry
+ * Served types: read from the registry (the served callback) at each heartbeat (a registry
  * change hook would run under the registry's lock on a completion-queue
  * thread; one heartbeat of delay is what a peer's view lags anyway).
  */
@@ -511,7 +511,7 @@ static void *member_main(void *arg)
 		next = mono_ms() + c->o.heartbeat_ms;
 
 		char *served = NULL;
-		if (c->o.registry && gw_registry_served(c->o.registry, &served) != GW_OK)
+		if (c->o.served && c->o.served(c->o.user, &served) != GW_OK)
 			served = NULL;
 		const char *sv = served ? served : "";
 		if (strlen(sv) > GW_MEMBER_TEXT_MAX)

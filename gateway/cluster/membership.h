@@ -42,7 +42,6 @@
 #include <stdint.h>
 
 #include "gw_err.h"
-#include "registry.h"
 #include "store.h"
 
 typedef struct gw_cluster gw_cluster;
@@ -70,8 +69,12 @@ typedef struct gw_cluster_opts {
 	const char *advertise; /* HOST:PORT; borrowed during create (copied) */
 	int64_t heartbeat_ms;  /* > 0 and < member_timeout_ms / 2 */
 	int64_t member_timeout_ms;
-	gw_registry *registry; /* borrowed, outlives the cluster: what the hosts serve
-	                          (read at each heartbeat); NULL: nothing served */
+	/* served: what this member's hosts serve, as newline-separated
+	 * "system/actor_type" lines, sorted, into *out (caller frees); GW_OK or
+	 * an error (then the last list stays). Called on the membership thread
+	 * at each heartbeat (the gateway passes gw_registry_served). NULL:
+	 * nothing served. */
+	gw_err (*served)(void *user, char **out);
 	/* probe: is member m alive (a direct call to it, within timeout_ms)?
 	 * Called on the membership thread before a silent member is declared
 	 * dead; false or NULL = it did not answer. m is borrowed. */

@@ -12,7 +12,10 @@
  *     others declare its old row dead after that, and it rejoins under a
  *     new id when the database answers again;
  *   - a member stopped (SIGSTOP) past the timeout is declared dead; when
- *     it runs again it fences itself and rejoins under a new id.
+ *     it runs again it fences itself and rejoins under a new id;
+ *   - in process (gw_cluster with a test probe): a silent member that
+ *     answers its probe is not declared dead, one that stops answering is;
+ *     views grow in version; leave writes LEAVING and destroy removes the row.
  *
  * The database is the witness: the test reads spawn_members behind the
  * gateways' backs (itdb). Runs through tests/store/with-db.sh under the
@@ -30,6 +33,9 @@
 #include "harness.h"
 #include "itdb.h"
 #include "itproxy.h"
+#include "membership.h"
+
+#include <stdatomic.h>
 
 #define HEARTBEAT_MS 100
 #define TIMEOUT_MS   1000
@@ -413,6 +419,116 @@ START_TEST(a_member_declared_dead_while_stopped_fences_itself_and_rejoins)
 }
 END_TEST
 
+/* ---- the probe (in process) ----------------------------------------------------------- */
+
+typedef struct probe_ctx {
+	atomic_bool answer;
+	atomic_int calls;
+	atomic_int views;
+	_Atomic uint64_t last_version;
+	atomic_bool versions_grew; /* every view's version above the one before */
+	char ghost[128];
+} probe_ctx;
+
+static bool test_probe(void *user, const gw_member *m, int64_t timeout_ms)
+{
+	probe_ctx *p = user;
+	(void)timeout_ms;
+	if (strcmp(m->id, p->ghost) != 0)
+		return false;
+	atomic_fetch_add(&p->calls, 1);
+	return atomic_load(&p->answer);
+}
+
+static void test_view(void *user, gw_view *v)
+{
+	probe_ctx *p = user;
+	if (v->version <= atomic_load(&p->last_version))
+		atomic_store(&p->versions_grew, false);
+	atomic_store(&p->last_version, v->version);
+	atomic_fetch_add(&p->views, 1);
+}
+
+/* view_has: the current view shows id, and this member as self. */
+static bool view_has(gw_cluster *c, const char *id)
+{
+	gw_view *v = gw_cluster_view_hold(c);
+	bool found = false;
+	for (size_t i = 0; i < v->n; i++)
+		found |= strcmp(v->members[i].id, id) == 0;
+	bool self = v->self != SIZE_MAX;
+	gw_view_rele(v);
+	return found && self;
+}
+
+START_TEST(a_silent_member_answering_its_probe_is_not_declared_dead)
+{
+	itdb_kind k = (itdb_kind)_i;
+	if (!itdb_usable(k))
+		return;
+	char name[96];
+	it_world_init(&w, itdb_case_name(name, sizeof name, "probe", k));
+	itdb_init(&db, &w, k, "state.db");
+	gw_store_opts so = {.keys = ITDB_KEY_A, .pool_size = 1};
+	gw_store *raw = NULL, *ms = NULL;
+	ck_assert_int_eq(gw_store_open(&raw, db.url, &so), GW_OK);
+	ck_assert_int_eq(gw_store_open(&ms, db.url, &so), GW_OK);
+	static probe_ctx pc;
+	memset(&pc, 0, sizeof pc);
+	atomic_store(&pc.answer, true);
+	atomic_store(&pc.versions_grew, true);
+	snprintf(pc.ghost, sizeof pc.ghost, "127.0.0.1:18002@ghost-%d", (int)getpid());
+	int64_t timeout = it_ms(TIMEOUT_MS);
+	gw_cluster_opts o = {.advertise = "127.0.0.1:18001",
+	                     .heartbeat_ms = it_ms(HEARTBEAT_MS),
+	                     .member_timeout_ms = timeout,
+	                     .probe = test_probe,
+	                     .on_view = test_view,
+	                     .user = &pc};
+	gw_cluster *c = NULL;
+	ck_assert_int_eq(gw_cluster_create(&c, ms, &o), GW_OK);
+	ck_assert(!gw_cluster_serving(c)); /* not joined yet */
+	ck_assert_int_eq(gw_cluster_start(c), GW_OK);
+	/* A member that joined and never heartbeats again. */
+	ck_assert_int_eq(gw_store_member_join(raw, pc.ghost, "127.0.0.1:18002", "", NULL), GW_OK);
+	int64_t t0 = it_now_ms();
+	while (!view_has(c, pc.ghost) && it_now_ms() - t0 < it_ms(5000))
+		poll_pause();
+	ck_assert(view_has(c, pc.ghost));
+	ck_assert(gw_cluster_serving(c));
+	/* Silent past two timeouts, but it answers: probed, not declared. */
+	t0 = it_now_ms();
+	while (it_now_ms() - t0 < 2 * timeout) {
+		ck_assert_int_eq(status_of(pc.ghost), GW_MEMBER_JOINING);
+		poll_pause();
+	}
+	int calls = atomic_load(&pc.calls);
+	ck_assert_int_gt(calls, 0);
+	/* It stops answering: declared dead within a timeout, gone from the view. */
+	atomic_store(&pc.answer, false);
+	ck_assert_msg(wait_status(pc.ghost, GW_MEMBER_DEAD, timeout) >= 0,
+	              "a member missing heartbeats and its probe was not declared dead");
+	t0 = it_now_ms();
+	while (view_has(c, pc.ghost) && it_now_ms() - t0 < it_ms(5000))
+		poll_pause();
+	ck_assert(!view_has(c, pc.ghost));
+	ck_assert(atomic_load(&pc.versions_grew));
+	int views = atomic_load(&pc.views);
+	ck_assert_int_ge(views, 2); /* with the ghost (maybe after one without), without */
+	/* Leave: LEAVING in the table; destroy: the row goes. */
+	gw_view *v = gw_cluster_view_hold(c);
+	ck_assert_uint_ne(v->self, SIZE_MAX);
+	char self[256];
+	snprintf(self, sizeof self, "%s", v->members[v->self].id);
+	gw_view_rele(v);
+	ck_assert(gw_cluster_leave(c, it_ms(5000)));
+	ck_assert_int_eq(status_of(self), GW_MEMBER_LEAVING);
+	gw_cluster_destroy(c);
+	ck_assert_int_eq(status_of(self), 0);
+	gw_store_close(raw);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("integration_members");
@@ -422,6 +538,7 @@ int main(void)
 	    {"leave", a_member_stopped_with_sigterm_leaves_and_is_not_declared_dead, 90},
 	    {"dbcut", a_member_cut_from_the_database_fences_itself_first_and_rejoins, 90},
 	    {"stopped", a_member_declared_dead_while_stopped_fences_itself_and_rejoins, 90},
+	    {"probe", a_silent_member_answering_its_probe_is_not_declared_dead, 60},
 	};
 	itdb_add_cases(s, cases, sizeof cases / sizeof cases[0], "postgres,mariadb", teardown);
 	itdb_launcher_start();
