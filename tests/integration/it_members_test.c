@@ -48,7 +48,7 @@ static itp *proxy;
 
 typedef struct member {
 	it_gw g;
-	char id[256];
+	char id[320];
 	char log[700];
 } member;
 
@@ -355,7 +355,7 @@ START_TEST(a_member_cut_from_the_database_fences_itself_first_and_rejoins)
 	}
 	member *v = &m[NMEMBERS - 1];
 	start_member(v, &via, "cut", NMEMBERS - 1);
-	char old[256];
+	char old[320];
 	snprintf(old, sizeof old, "%s", v->id);
 
 	int64_t t0 = it_now_ms();
@@ -400,7 +400,7 @@ START_TEST(a_member_declared_dead_while_stopped_fences_itself_and_rejoins)
 		start_member(&m[i], &db, gw, i);
 	}
 	member *v = &m[NMEMBERS - 1];
-	char old[256];
+	char old[320];
 	snprintf(old, sizeof old, "%s", v->id);
 	it_proc_signal(v->g.p, SIGSTOP);
 	ck_assert_msg(wait_status(old, 4, it_ms(4 * TIMEOUT_MS)) >= 0,
