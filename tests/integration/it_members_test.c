@@ -48,7 +48,7 @@ static itp *proxy;
 
 typedef struct member {
 	it_gw g;
-	char id[320];
+	char id[300];
 	char log[700];
 } member;
 
@@ -71,7 +71,7 @@ static void poll_pause(void)
 /* wait_joined reads "member ID joined" from m's stdout into m->id. */
 static void wait_joined(member *m, const char *what)
 {
-	char line[400];
+	char line[600];
 	ck_assert_msg(it_proc_wait_line(m->g.p, "member ", it_ms(20000), line, sizeof line),
 	              "%s: no 'member ... joined' line", what);
 	char id[300] = "", verb[32] = "";
@@ -83,7 +83,7 @@ static void wait_joined(member *m, const char *what)
 /* wait_fenced waits for "member ID fenced" (ID: m->id). */
 static void wait_fenced(member *m, int64_t timeout_ms)
 {
-	char line[400], want[300];
+	char line[600], want[512];
 	snprintf(want, sizeof want, "member %s fenced", m->id);
 	ck_assert_msg(it_proc_wait_line(m->g.p, want, timeout_ms, line, sizeof line),
 	              "%s did not fence itself", m->id);
@@ -144,7 +144,7 @@ static int count_in_file(const char *path, const char *needle)
 /* declarations: the lines of every member's log that declare id dead. */
 static int declarations(member *ms, int n, const char *id)
 {
-	char needle[320];
+	char needle[512];
 	snprintf(needle, sizeof needle, "declared member %s dead", id);
 	int c = 0;
 	for (int i = 0; i < n; i++)
@@ -314,7 +314,7 @@ START_TEST(a_member_stopped_with_sigterm_leaves_and_is_not_declared_dead)
 	}
 	member *v = &m[NMEMBERS - 1];
 	it_gateway_stop(&v->g); /* SIGTERM, exit 0 */
-	char needle[320];
+	char needle[512];
 	snprintf(needle, sizeof needle, "cluster: member %s is leaving", v->id);
 	ck_assert_msg(count_in_file(v->log, needle) == 1, "no LEAVING written before the drain");
 	snprintf(needle, sizeof needle, "cluster: member %s left", v->id);
@@ -355,7 +355,7 @@ START_TEST(a_member_cut_from_the_database_fences_itself_first_and_rejoins)
 	}
 	member *v = &m[NMEMBERS - 1];
 	start_member(v, &via, "cut", NMEMBERS - 1);
-	char old[320];
+	char old[300];
 	snprintf(old, sizeof old, "%s", v->id);
 
 	int64_t t0 = it_now_ms();
@@ -400,7 +400,7 @@ START_TEST(a_member_declared_dead_while_stopped_fences_itself_and_rejoins)
 		start_member(&m[i], &db, gw, i);
 	}
 	member *v = &m[NMEMBERS - 1];
-	char old[320];
+	char old[300];
 	snprintf(old, sizeof old, "%s", v->id);
 	it_proc_signal(v->g.p, SIGSTOP);
 	ck_assert_msg(wait_status(old, 4, it_ms(4 * TIMEOUT_MS)) >= 0,
