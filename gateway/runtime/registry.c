@@ -841,7 +841,8 @@ gw_err gw_registry_served(gw_registry *r, char **out)
 	pthread_rwlock_unlock(&r->lock);
 	char *s = e == GW_OK ? malloc(bytes) : NULL;
 	if (s) {
-		qsort(v, n, sizeof *v, cmp_str);
+		if (n > 1)
+			qsort(v, n, sizeof *v, cmp_str);
 		size_t at = 0;
 		for (size_t i = 0; i < n; i++) {
 			size_t len = strlen(v[i]);
