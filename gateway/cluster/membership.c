@@ -16,6 +16,9 @@
  * check on the caller's clock, so the serving path never trusts a thread
  * that may not have been scheduled (SIGSTOP, a loaded machine).
  *
+ * Locks: pubmu (callbacks, one at a time; publishing a view) before mu
+ * (the state); mu is never held while calling out or into the store.
+ *
  * Served types: read from the registry (the served callback) at each heartbeat (a registry
  * change hook would run under the registry's lock on a completion-queue
  * thread; one heartbeat of delay is what a peer's view lags anyway).
