@@ -320,8 +320,9 @@ static gw_err check_cluster(const gw_config *c, char *why, size_t whylen)
 	    strncmp(c->statestore, "postgresql://", 13) != 0 &&
 	    strncmp(c->statestore, "mariadb://", 10) != 0 &&
 	    strncmp(c->statestore, "mysql://", 8) != 0) {
-		snprintf(why, whylen, "--advertise: cluster mode needs PostgreSQL or MariaDB (the "
-		                      "statestore is not one)");
+		snprintf(why, whylen,
+		         "--advertise: cluster mode needs PostgreSQL or MariaDB (the "
+		         "statestore is not one)");
 		return GW_ECONFIG;
 	}
 	return GW_OK;
@@ -725,7 +726,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			c->advertise = optarg;
 			break;
 		case O_HEARTBEAT:
-			c->heartbeat_ms = num(optarg, "--heartbeat-ms", 10, 600000, why, whylen, &err);
+			c->heartbeat_ms =
+			    num(optarg, "--heartbeat-ms", 10, 600000, why, whylen, &err);
 			break;
 		case O_MEMBER_TO:
 			c->member_timeout_ms =

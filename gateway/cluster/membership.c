@@ -51,9 +51,9 @@ typedef enum { M_OUT, M_JOINING, M_ACTIVE, M_LEAVING } mstate;
 struct gw_cluster {
 	gw_store *store; /* owned */
 	gw_cluster_opts o;
-	char *advertise;          /* owned copy */
-	int64_t fence_after_ms;   /* member_timeout_ms - margin */
-	pthread_t thread, clock;  /* the membership thread and the fence clock */
+	char *advertise;         /* owned copy */
+	int64_t fence_after_ms;  /* member_timeout_ms - margin */
+	pthread_t thread, clock; /* the membership thread and the fence clock */
 	bool started;
 
 	pthread_mutex_t mu; /* guards what follows */
@@ -82,7 +82,17 @@ static int64_t mono_ms(void)
 
 /* wait_ms waits on c->cv (c->mu held) for at most ms (the condition
  * variable runs on the monotonic clock). */
-#define WAIT_MS(c, ms)                                                                             	do {                                                                                       		struct timespec ts_;                                                               		int64_t ms_ = (ms) > 0 ? (ms) : 0;                                                 		clock_gettime(CLOCK_MONOTONIC, &ts_);                                              		ts_.tv_sec += ms_ / 1000;                                                          		ts_.tv_nsec += (ms_ % 1000) * 1000000;                                             		ts_.tv_sec += ts_.tv_nsec / 1000000000;                                            		ts_.tv_nsec %= 1000000000;                                                         		pthread_cond_timedwait(&(c)->cv, &(c)->mu, &ts_);                                  	} while (0)
+#define WAIT_MS(c, ms)                                                                             \
+	do {                                                                                       \
+		struct timespec ts_;                                                               \
+		int64_t ms_ = (ms) > 0 ? (ms) : 0;                                                 \
+		clock_gettime(CLOCK_MONOTONIC, &ts_);                                              \
+		ts_.tv_sec += ms_ / 1000;                                                          \
+		ts_.tv_nsec += (ms_ % 1000) * 1000000;                                             \
+		ts_.tv_sec += ts_.tv_nsec / 1000000000;                                            \
+		ts_.tv_nsec %= 1000000000;                                                         \
+		pthread_cond_timedwait(&(c)->cv, &(c)->mu, &ts_);                                  \
+	} while (0)
 
 int64_t gw_cluster_fence_after_ms(int64_t heartbeat_ms, int64_t member_timeout_ms)
 {
@@ -90,7 +100,8 @@ int64_t gw_cluster_fence_after_ms(int64_t heartbeat_ms, int64_t member_timeout_m
 	 * to drop its activations, and a heartbeat sent but not yet written
 	 * (docs/design/cluster.md): at least one heartbeat period and a fifth
 	 * of the timeout. */
-	int64_t margin = heartbeat_ms > member_timeout_ms / 5 ? heartbeat_ms : member_timeout_ms / 5;
+	int64_t margin =
+	    heartbeat_ms > member_timeout_ms / 5 ? heartbeat_ms : member_timeout_ms / 5;
 	return member_timeout_ms - margin;
 }
 
@@ -133,7 +144,8 @@ static char *rows_sig(const gw_member_row *rows, size_t n)
 	size_t len = 1;
 	for (size_t i = 0; i < n; i++)
 		if (live(&rows[i]))
-			len += strlen(rows[i].id) + strlen(rows[i].address) + strlen(rows[i].served) + 8;
+			len += strlen(rows[i].id) + strlen(rows[i].address) +
+			       strlen(rows[i].served) + 8;
 	char *s = malloc(len), *p = s;
 	if (!s)
 		return NULL;
@@ -270,7 +282,8 @@ static void publish(gw_cluster *c, const gw_member_row *rows, size_t n)
 				                         .served = served[i]};
 			}
 			if (ok)
-				b = view_build(tmp, cur->v.n, self[0] ? self : NULL, c->version + 1);
+				b = view_build(tmp, cur->v.n, self[0] ? self : NULL,
+				               c->version + 1);
 			for (size_t i = 0; i < cur->v.n; i++)
 				free(served[i]);
 		}

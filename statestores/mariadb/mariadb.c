@@ -189,8 +189,8 @@ static const char *const migration_5[] = {
     " view_version BIGINT NOT NULL) ENGINE=InnoDB",
     NULL,
 };
-static const char *const *const migrations[SCHEMA_VERSION] = {
-    migration_1, migration_2, migration_3, migration_4, migration_5};
+static const char *const *const migrations[SCHEMA_VERSION] = {migration_1, migration_2, migration_3,
+                                                              migration_4, migration_5};
 
 #define SCHEMA_LOCK "CONCAT('spawn.schema.', MD5(DATABASE()))"
 /* ---- the URL ----------------------------------------------------------------- */

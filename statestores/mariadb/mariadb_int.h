@@ -270,8 +270,8 @@ gw_err gwi_my_member_join(void *drv, const char *id, const char *address, const 
                           int64_t *now_ms);
 gw_err gwi_my_member_heartbeat(void *drv, const char *id, int status, const char *served,
                                uint64_t view_version, bool *alive, int64_t *now_ms);
-gw_err gwi_my_member_list(void *drv, gw_err (*fn)(void *user, const gw_member_row *row),
-                          void *user, int64_t *now_ms);
+gw_err gwi_my_member_list(void *drv, gw_err (*fn)(void *user, const gw_member_row *row), void *user,
+                          int64_t *now_ms);
 gw_err gwi_my_member_declare_dead(void *drv, const char *id, int64_t observed, bool *won);
 gw_err gwi_my_member_remove(void *drv, const char *id);
 gw_err gwi_my_member_gc(void *drv, int64_t dead_for_ms, uint64_t *removed);

@@ -97,8 +97,8 @@ gw_err gwi_my_member_heartbeat(void *drv, const char *id, int status, const char
 	return e;
 }
 
-gw_err gwi_my_member_list(void *drv, gw_err (*fn)(void *user, const gw_member_row *row),
-                          void *user, int64_t *now_ms)
+gw_err gwi_my_member_list(void *drv, gw_err (*fn)(void *user, const gw_member_row *row), void *user,
+                          int64_t *now_ms)
 {
 	my_drv *d = drv;
 	my_conn *mc;

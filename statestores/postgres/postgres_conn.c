@@ -344,7 +344,9 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                         "WHERE id = $1 AND status IN (1, 2, 3) AND heartbeat_ms = $2",
                         2,
                         {OID_TEXT, OID_INT8}},
-    [ST_MEMBER_REMOVE] = {"gw_member_remove", "DELETE FROM spawn_members WHERE id = $1", 1,
+    [ST_MEMBER_REMOVE] = {"gw_member_remove",
+                          "DELETE FROM spawn_members WHERE id = $1",
+                          1,
                           {OID_TEXT}},
     [ST_MEMBER_GC] = {"gw_member_gc",
                       "WITH d AS (DELETE FROM spawn_members WHERE status = 4 "

@@ -56,8 +56,8 @@ gw_err gwi_pg_member_heartbeat(void *drv, const char *id, int status, const char
 	return e;
 }
 
-gw_err gwi_pg_member_list(void *drv, gw_err (*fn)(void *user, const gw_member_row *row),
-                          void *user, int64_t *now_ms)
+gw_err gwi_pg_member_list(void *drv, gw_err (*fn)(void *user, const gw_member_row *row), void *user,
+                          int64_t *now_ms)
 {
 	pg_drv *d = drv;
 	pg_conn *pc;

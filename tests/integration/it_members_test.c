@@ -288,8 +288,8 @@ START_TEST(a_killed_member_is_declared_dead_once_within_two_timeouts)
 	fprintf(stderr,
 	        "[%s] kill -9 -> declared dead: p50 %lld ms, max %lld ms over %d kills (member "
 	        "timeout %lld ms, heartbeat %lld ms)\n",
-	        itdb_kind_name(k), (long long)sorted[KILLS / 2], (long long)sorted[KILLS - 1], KILLS,
-	        (long long)it_ms(TIMEOUT_MS), (long long)it_ms(HEARTBEAT_MS));
+	        itdb_kind_name(k), (long long)sorted[KILLS / 2], (long long)sorted[KILLS - 1],
+	        KILLS, (long long)it_ms(TIMEOUT_MS), (long long)it_ms(HEARTBEAT_MS));
 	for (int i = 0; i < NMEMBERS - 1; i++)
 		it_gateway_stop(&m[i].g);
 	it_gateway_stop(&m[NMEMBERS + KILLS - 1].g);

@@ -49,9 +49,9 @@ static bool sqlite_refuses(ctx *c)
 	gw_member_row *rows;
 	size_t n;
 	ck_assert_int_eq(gw_store_member_join(c->s, "a@1-x", "127.0.0.1:1", "", &now), GW_ECONFIG);
-	ck_assert_int_eq(gw_store_member_heartbeat(c->s, "a@1-x", GW_MEMBER_ACTIVE, "", 1, &alive,
-	                                           &now),
-	                 GW_ECONFIG);
+	ck_assert_int_eq(
+	    gw_store_member_heartbeat(c->s, "a@1-x", GW_MEMBER_ACTIVE, "", 1, &alive, &now),
+	    GW_ECONFIG);
 	ck_assert_int_eq(gw_store_member_list(c->s, &rows, &n, &now), GW_ECONFIG);
 	ck_assert_int_eq(gw_store_member_declare_dead(c->s, "a@1-x", 1), GW_ECONFIG);
 	ck_assert_int_eq(gw_store_member_remove(c->s, "a@1-x"), GW_ECONFIG);
@@ -85,9 +85,9 @@ START_TEST(members_join_heartbeat_and_list_on_the_databases_clock)
 
 	bool alive = false;
 	int64_t hb = 0;
-	ck_assert_int_eq(gw_store_member_heartbeat(c.s, id, GW_MEMBER_ACTIVE, "sys/a\nsys/b", 3,
-	                                           &alive, &hb),
-	                 GW_OK);
+	ck_assert_int_eq(
+	    gw_store_member_heartbeat(c.s, id, GW_MEMBER_ACTIVE, "sys/a\nsys/b", 3, &alive, &hb),
+	    GW_OK);
 	ck_assert(alive);
 	ck_assert_int_ge(hb, joined);
 	gw_member_rows_free(NULL, 0);
@@ -108,9 +108,8 @@ START_TEST(members_join_heartbeat_and_list_on_the_databases_clock)
 	/* A status out of the living range, or an unknown id. */
 	ck_assert_int_eq(gw_store_member_heartbeat(c.s, id, GW_MEMBER_DEAD, "", 1, &alive, NULL),
 	                 GW_EINVAL);
-	ck_assert_int_eq(gw_store_member_heartbeat(c.s, "nobody", GW_MEMBER_ACTIVE, "", 1, &alive,
-	                                           NULL),
-	                 GW_OK);
+	ck_assert_int_eq(
+	    gw_store_member_heartbeat(c.s, "nobody", GW_MEMBER_ACTIVE, "", 1, &alive, NULL), GW_OK);
 	ck_assert(!alive);
 
 	/* Graceful leave: LEAVING, then the row goes. */
@@ -159,9 +158,9 @@ START_TEST(two_members_declaring_the_same_third_dead_exactly_one_wins)
 		snprintf(id, sizeof id, "127.0.0.1:7001@%s-%d", c.sys, k);
 		bool alive;
 		ck_assert_int_eq(gw_store_member_join(c.s, id, "127.0.0.1:7001", "", NULL), GW_OK);
-		ck_assert_int_eq(gw_store_member_heartbeat(c.s, id, GW_MEMBER_ACTIVE, "s/t", 1,
-		                                           &alive, NULL),
-		                 GW_OK);
+		ck_assert_int_eq(
+		    gw_store_member_heartbeat(c.s, id, GW_MEMBER_ACTIVE, "s/t", 1, &alive, NULL),
+		    GW_OK);
 		gw_member_row r;
 		ck_assert(observe(c.s, id, &r, NULL));
 		pthread_barrier_t bar;
@@ -181,16 +180,17 @@ START_TEST(two_members_declaring_the_same_third_dead_exactly_one_wins)
 		ck_assert(observe(c.s, id, &r, NULL));
 		ck_assert_int_eq(r.status, GW_MEMBER_DEAD);
 		/* The dead member's next heartbeat finds out, and writes nothing. */
-		ck_assert_int_eq(gw_store_member_heartbeat(c.s, id, GW_MEMBER_ACTIVE, "", 2, &alive,
-		                                           NULL),
-		                 GW_OK);
+		ck_assert_int_eq(
+		    gw_store_member_heartbeat(c.s, id, GW_MEMBER_ACTIVE, "", 2, &alive, NULL),
+		    GW_OK);
 		ck_assert(!alive);
 		gw_member_row after;
 		ck_assert(observe(c.s, id, &after, NULL));
 		ck_assert_int_eq(after.status, GW_MEMBER_DEAD);
 		ck_assert_int_eq(after.heartbeat_ms, r.heartbeat_ms);
 		/* Declared once: a second declaration changes nothing. */
-		ck_assert_int_eq(gw_store_member_declare_dead(s2, id, r.heartbeat_ms), GW_ECONFLICT);
+		ck_assert_int_eq(gw_store_member_declare_dead(s2, id, r.heartbeat_ms),
+		                 GW_ECONFLICT);
 	}
 	gw_store_close(s2);
 	ctx_close(&c);
@@ -213,9 +213,9 @@ START_TEST(a_heartbeat_after_the_observation_makes_the_declaration_fail)
 	 * heartbeat (a millisecond), as a live member does. */
 	int64_t hb = seen.heartbeat_ms;
 	for (int i = 0; i < 100000 && hb == seen.heartbeat_ms; i++)
-		ck_assert_int_eq(gw_store_member_heartbeat(c.s, id, GW_MEMBER_ACTIVE, "", 1, &alive,
-		                                           &hb),
-		                 GW_OK);
+		ck_assert_int_eq(
+		    gw_store_member_heartbeat(c.s, id, GW_MEMBER_ACTIVE, "", 1, &alive, &hb),
+		    GW_OK);
 	ck_assert_int_gt(hb, seen.heartbeat_ms);
 	ck_assert_int_eq(gw_store_member_declare_dead(c.s, id, seen.heartbeat_ms), GW_ECONFLICT);
 	gw_member_row now;

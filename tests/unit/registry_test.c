@@ -85,10 +85,9 @@ START_TEST(served_lists_the_types_live_hosts_serve_sorted)
 	char why[512] = "";
 	const char *const types[][2] = {{"s", "zeta"}, {"s", "alpha"}, {"b", "counter"}};
 	for (size_t i = 0; i < 3; i++)
-		ck_assert_int_eq(gw_registry_register(r, &h,
-		                                      make_system(types[i][0], types[i][1], acts, 1,
-		                                                  1, true),
-		                                      why, sizeof why),
+		ck_assert_int_eq(gw_registry_register(
+		                     r, &h, make_system(types[i][0], types[i][1], acts, 1, 1, true),
+		                     why, sizeof why),
 		                 GW_OK);
 	ck_assert_int_eq(gw_registry_served(r, &out), GW_OK);
 	ck_assert_str_eq(out, "b/counter\ns/alpha\ns/zeta");
