@@ -152,6 +152,17 @@ static int declarations(member *ms, int n, const char *id)
 	return c;
 }
 
+/* settled_declarations: declarations of id once the declarer's log line is
+ * out (the row turns DEAD before its declarer logs it; bounded wait), then
+ * the count. */
+static int settled_declarations(member *ms, int n, const char *id)
+{
+	int64_t t0 = it_now_ms();
+	while (declarations(ms, n, id) < 1 && it_now_ms() - t0 < it_ms(2000))
+		poll_pause();
+	return declarations(ms, n, id);
+}
+
 /* last_view_ok: the last view line of log shows n members, all active and
  * each serving at least one type. */
 static bool last_view_ok(const char *log, int n)
@@ -266,11 +277,7 @@ START_TEST(a_killed_member_is_declared_dead_once_within_two_timeouts)
 		              (long long)took[r], (long long)it_ms(TIMEOUT_MS));
 		/* Exactly one declaring update, by a survivor; the survivors
 		 * themselves stay ACTIVE. */
-		int total = NMEMBERS + r;
-		int64_t t1 = it_now_ms();
-		while (declarations(m, total, v->id) < 1 && it_now_ms() - t1 < it_ms(2000))
-			poll_pause();
-		ck_assert_int_eq(declarations(m, total, v->id), 1);
+		ck_assert_int_eq(settled_declarations(m, NMEMBERS + r, v->id), 1);
 		ck_assert_int_eq(itdb_query_int(&db, "SELECT COUNT(*) FROM spawn_members "
 		                                     "WHERE status = 4"),
 		                 r + 1);
@@ -369,7 +376,7 @@ START_TEST(a_member_cut_from_the_database_fences_itself_first_and_rejoins)
 	int64_t declared = wait_status(old, 4, it_ms(4 * TIMEOUT_MS));
 	ck_assert_msg(declared >= 0, "%s was never declared dead", old);
 	declared += fenced;
-	ck_assert_int_eq(declarations(m, NMEMBERS - 1, old), 1);
+	ck_assert_int_eq(settled_declarations(m, NMEMBERS - 1, old), 1);
 	fprintf(stderr, "[%s] database cut: fenced after %lld ms, declared dead after ~%lld ms\n",
 	        itdb_kind_name(k), (long long)fenced, (long long)declared);
 
@@ -405,7 +412,7 @@ START_TEST(a_member_declared_dead_while_stopped_fences_itself_and_rejoins)
 	it_proc_signal(v->g.p, SIGSTOP);
 	ck_assert_msg(wait_status(old, 4, it_ms(4 * TIMEOUT_MS)) >= 0,
 	              "%s was not declared dead while stopped", old);
-	ck_assert_int_eq(declarations(m, NMEMBERS, old), 1);
+	ck_assert_int_eq(settled_declarations(m, NMEMBERS, old), 1);
 	it_proc_signal(v->g.p, SIGCONT);
 	wait_fenced(v, it_ms(5000));
 	wait_joined(v, "the stopped member");
