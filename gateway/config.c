@@ -435,7 +435,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_TLS_CLIENT_CA,
 		O_ACCESS,
 		O_INSECURE,
-		O_HASH_TOKEN
+		O_HASH_TOKEN,
+		O_CLUSTER_TEST_VIEW
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -486,6 +487,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"access", required_argument, NULL, O_ACCESS},
 	    {"insecure", no_argument, NULL, O_INSECURE},
 	    {"hash-token", no_argument, NULL, O_HASH_TOKEN},
+	    /* Not in --help: a test's fixed membership view (docs/testing.md). */
+	    {"cluster-test-view", required_argument, NULL, O_CLUSTER_TEST_VIEW},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -684,6 +687,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			return GW_ENOTFOUND;
 		case O_HASH_TOKEN:
 			c->hash_token = true;
+			break;
+		case O_CLUSTER_TEST_VIEW:
+			c->cluster_test_view = optarg;
 			break;
 		case O_VERSION:
 			printf("spawn-gateway 0.1.0\n");

@@ -58,6 +58,10 @@ typedef struct gw_config {
 	const char *access; /* the access policy file (--access); NULL = everyone may do all */
 	bool insecure;      /* plaintext or policy-less non-loopback binds allowed (warned) */
 	bool hash_token;    /* --hash-token: print the hash of the token on stdin, exit */
+	/* Cluster (docs/design/cluster.md). Hidden, for tests: a membership view
+	 * read from this file (at start-up and on SIGUSR1) turns routing on
+	 * (gateway/cluster/viewfile.h). NULL = a single gateway. */
+	const char *cluster_test_view;
 } gw_config;
 
 /* gw_config_addr_is_local says whether a listen address is safe to serve

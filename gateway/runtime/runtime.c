@@ -1060,9 +1060,33 @@ static void instance_looked_up(void *user, gw_err err)
 	gwi_deliver(&dl);
 }
 
+void gw_runtime_set_router(gw_runtime *rt, const gw_router_ops *ops, void *r)
+{
+	rt->router_ops = ops;
+	rt->router = r;
+}
+
+bool gw_runtime_route(gw_runtime *rt, gw_inv *inv)
+{
+	inv->rt = rt;
+	if (!rt->router_ops || inv->local || inv->kind != GW_INV_CALL || inv->timer >= 0)
+		return false;
+	return rt->router_ops->route(rt->router, inv);
+}
+
+void gw_runtime_invoke_local(gw_runtime *rt, gw_inv *inv)
+{
+	inv->local = true;
+	gw_runtime_invoke(rt, inv);
+}
+
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
+	/* A side effect for later is stored where it was made: the scheduler
+	 * fires it through here again, and it is routed then. */
+	if (!(inv->effect && inv->req->scheduled_to > spawn_wall_ms()) && gw_runtime_route(rt, inv))
+		return; /* the router took it */
 	if (inv->effect && inv->req->scheduled_to > spawn_wall_ms()) {
 		gwi_wf_schedule(rt, inv); /* a side effect for later: the schedule store */
 		return;
@@ -1334,6 +1358,8 @@ static bool take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char
 
 void gw_runtime_cancel(gw_runtime *rt, gw_inv *inv)
 {
+	if (rt->router_ops && rt->router_ops->cancel(rt->router, inv))
+		return; /* the router holds it: it ends the forwarded call */
 	const Spawn__InvocationRequest *rq = inv->req;
 	if (!rq || !rq->system || !rq->system->name || !rq->actor || !rq->actor->id ||
 	    !rq->actor->id->name)

@@ -136,6 +136,9 @@ struct gw_runtime {
 	/* quotas per system (bounds.c); qmu is a leaf lock */
 	pthread_mutex_t qmu;
 	gw_quota q_inst, q_sched;
+	/* the cluster's router (gw_runtime_set_router): set before any call */
+	const gw_router_ops *router_ops; /* static storage of the router */
+	void *router;                    /* borrowed: outlives the runtime's use of it */
 };
 
 /* What a locked section decided, delivered after the lock is released:

@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "gw_err.h"
 #include "registry.h"
+#include "routing.h"
 #include "runtime.h"
 #include "tls.h"
 #include "wirecheck.h"
@@ -41,6 +42,9 @@ typedef struct gw_server_opts {
 	                            (--access); NULL = every caller may do everything */
 	gw_tls *tls; /* borrowed, must outlive the server: TLS on every listener (tls.h);
 	                NULL = plaintext */
+	gw_router *router; /* borrowed, must outlive the server: cluster mode, serves
+	                      spawn.gateway.v1.Peer on the client listeners
+	                      (docs/design/cluster.md); NULL = a single gateway */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed

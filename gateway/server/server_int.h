@@ -48,8 +48,8 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[7];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[7]; /* borrowed from groups: the server each is registered on */
+	void *methods[9];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[9]; /* borrowed from groups: the server each is registered on */
 	void *m_connect;      /* registered HostGateway.Connect */
 	grpc_server *hsrv;    /* borrowed from groups: the server Connect is registered on */
 	size_t nlisten;       /* listen + host_listen + admin_listen */
@@ -91,6 +91,8 @@ enum {
 	GWI_M_RESTORE,
 	GWI_M_KEY_ROTATION,
 	GWI_M_FORGET,
+	GWI_M_FORWARD, /* spawn.gateway.v1.Peer, in cluster mode only */
+	GWI_M_PING,
 	GWI_M_COUNT
 };
 enum { GWI_C_REQUESTED, GWI_C_REPLYING };
@@ -122,6 +124,9 @@ typedef struct gwi_ucall {
 	int cancelled;
 	bool not_dispatched; /* set before gwi_ucall_reply: an UNAVAILABLE answer carries
 	                        the trailer GWI_RETRY_KEY: GWI_RETRY_NOT_DISPATCHED */
+	char *owner;         /* owned (malloc): set before gwi_ucall_reply: a
+	                        FAILED_PRECONDITION answer of Peer.Forward carries the
+	                        trailer GW_OWNER_KEY: owner (routing.h) */
 	grpc_metadata trailer;
 	grpc_op ops[4];
 	grpc_op close_op;
