@@ -581,6 +581,24 @@ gw_err gw_router_create(gw_router **out, const gw_router_opts *o)
 	return GW_OK;
 }
 
+/* mine: whether this member owns (system, type, name) in the current view
+ * (the runtime's gw_mine_fn; called under a shard lock, takes r->mu: the
+ * router never takes a shard lock while it holds r->mu). An actor no
+ * member serves, or without a view, stays. */
+static bool mine(void *user, const char *system, const char *type, const char *name)
+{
+	gw_router *r = user;
+	pthread_mutex_lock(&r->mu);
+	bool m = true;
+	rview *rv = r->view;
+	if (rv) {
+		size_t o = gw_place(&rv->v, system, type, name);
+		m = o == SIZE_MAX || o == rv->v.self;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return m;
+}
+
 void gw_router_on_view(void *user, gw_view *v)
 {
 	gw_router *r = user;
@@ -601,6 +619,11 @@ void gw_router_on_view(void *user, gw_view *v)
 	pthread_cond_signal(&r->cv); /* waiting calls are routed again */
 	pthread_mutex_unlock(&r->mu);
 	rview_free(old);
+	/* Handoff: the actors this view gives to other members leave. */
+	size_t n = gw_runtime_rebalance(r->o.rt, mine, r);
+	if (n)
+		GW_INFO("view %llu: %zu active actors handed off to their new owners",
+		        (unsigned long long)v->version, n);
 }
 
 void gw_router_get_stats(gw_router *r, gw_router_stats *out)

@@ -467,6 +467,24 @@ void gw_runtime_set_router(gw_runtime *rt, const gw_router_ops *ops, void *r);
  * this member as the owner. Takes ownership of inv as gw_runtime_invoke. */
 void gw_runtime_invoke_local(gw_runtime *rt, gw_inv *inv);
 
+/* Handoff (handoff.c; docs/design/cluster.md, "Handoff"): mine tells
+ * whether this member owns actor name, of actor_type (the template of an
+ * instance) in system, in the view just installed. Strings borrowed for the
+ * call. Called under a shard lock: it must not call into the runtime. */
+typedef bool (*gw_mine_fn)(void *user, const char *system, const char *actor_type,
+                           const char *name);
+
+/* gw_runtime_rebalance hands off every active actor that mine says another
+ * member owns now: it takes no new turn; the turn in flight (if any)
+ * finishes and its caller gets its answer; its state is saved if dirty and
+ * it deactivates; the calls queued in its mailbox are submitted again, in
+ * their order, through the router (so to the new owner); a timer's turn is
+ * dropped, an Admin restore answered UNAVAILABLE (retry). Calls that reach
+ * it meanwhile are routed again after GW_HANDOFF_RETRY_MS. Returns how many
+ * actors started leaving. Thread: any but a runtime callback; never blocks
+ * beyond the shard locks. Needs a router (gw_runtime_set_router). */
+size_t gw_runtime_rebalance(gw_runtime *rt, gw_mine_fn mine, void *user);
+
 /* gw_runtime_route offers inv to the router as gw_runtime_invoke would,
  * for callers that run a local inv in another way (an async call answered
  * at acceptance, gw_runtime_enqueue). Returns true when the router took

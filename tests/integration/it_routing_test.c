@@ -68,6 +68,9 @@ static void start_members(member *m, int n, const char *host_actions)
 	}
 }
 
+/* The member write_view marks dead (status 4), or -1. */
+static int dead_member = -1;
+
 /* write_view writes member i's view file: version, self, then every
  * member with the types it serves (serves[k] NULL: SERVED) and has the
  * gateway apply it. */
@@ -79,7 +82,7 @@ static void write_view(member *m, int n, int i, uint64_t version, const char *co
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "version %" PRIu64 "\nself %s\n", version, m[i].id);
 	for (int k = 0; k < n; k++)
-		fprintf(f, "member %s %s 2 %s\n", m[k].id, m[k].g.target,
+		fprintf(f, "member %s %s %d %s\n", m[k].id, m[k].g.target, k == dead_member ? 4 : 2,
 		        serves && serves[k] ? serves[k] : SERVED);
 	fclose(f);
 	ck_assert_int_eq(rename(tmp, m[i].view), 0);
@@ -93,7 +96,7 @@ static void write_view(member *m, int n, int i, uint64_t version, const char *co
 /* ran counts the turns of actor each host ran since the last count. */
 static void ran(member *m, int n, const char *actor, int *out)
 {
-	char prefix[128];
+	char prefix[1024];
 	snprintf(prefix, sizeof prefix, "invoked %s ", actor);
 	for (int i = 0; i < n; i++)
 		out[i] = it_proc_count_lines(m[i].host, prefix);
@@ -143,9 +146,10 @@ START_TEST(a_call_to_any_member_reaches_the_owner)
 	for (int i = 0; i < 3; i++)
 		write_view(m, 3, i, 1, NULL);
 	int owned[3] = {0};
+	char actors[ACTORS][64];
 	for (int a = 0; a < ACTORS; a++) {
-		char actor[64];
-		itdb_unique(actor, sizeof actor, "owned");
+		char *actor = actors[a];
+		itdb_unique(actor, 64, "owned");
 		/* The stale read of issue 11: add 1 via A = 1, add 1 via B = 2,
 		 * add 0 via A = 2 (not A's stale 1), and once more via C. */
 		int64_t t = 0;
@@ -171,6 +175,26 @@ START_TEST(a_call_to_any_member_reaches_the_owner)
 	        owned[0], owned[1], owned[2]);
 	/* Placement spreads them: 12 names on one member is a 3^-11 event. */
 	ck_assert_int_ge((owned[0] > 0) + (owned[1] > 0) + (owned[2] > 0), 2);
+
+	/* Handoff: a view where member c is dead. c's actors (active there)
+	 * leave it (saved, deactivated); every call, c's included, goes to
+	 * the new owners, and the totals go on from where they were. */
+	dead_member = 2;
+	for (int i = 0; i < 3; i++)
+		write_view(m, 3, i, 2, NULL);
+	for (int a = 0; a < ACTORS; a++) {
+		int64_t t = 0;
+		for (int via = 0; via < 3; via++) {
+			ck_assert_int_eq(add(via, actors[a], 1, &t), SPAWN_OK);
+			ck_assert_int_eq(t, 4 + via);
+		}
+		int c[3];
+		ran(m, 3, actors[a], c);
+		ck_assert_msg(c[2] == 0 && (c[0] == 3 || c[1] == 3),
+		              "%s ran on hosts %d/%d/%d after the view change", actors[a], c[0],
+		              c[1], c[2]);
+	}
+	dead_member = -1;
 }
 END_TEST
 
