@@ -48,10 +48,28 @@ typedef struct member {
 	char view[600]; /* its view file */
 } member;
 
+/* With mtls set, start_members gives every gateway TLS with client
+ * certificates required (tests/tls/mkcerts.sh), and the hosts and clients
+ * their certificates (libspawn's SPAWN_TLS_* environment). */
+static bool mtls;
+
 /* start_members starts n gateways (each with the view file DIR/view-<i>
  * and its own tracing host) and their clients. */
 static void start_members(member *m, int n, const char *host_actions)
 {
+	char ca[700], scert[700], skey[700], hcert[700], hkey[700], ccert[700], ckey[700];
+	if (mtls) {
+		it_cert(&w, "ca.pem", ca, sizeof ca);
+		it_cert(&w, "server-chain.pem", scert, sizeof scert);
+		it_cert(&w, "server.key", skey, sizeof skey);
+		it_cert(&w, "host.pem", hcert, sizeof hcert);
+		it_cert(&w, "host.key", hkey, sizeof hkey);
+		it_cert(&w, "client.pem", ccert, sizeof ccert);
+		it_cert(&w, "client.key", ckey, sizeof ckey);
+		setenv("SPAWN_TLS_CA", ca, 1); /* the test's clients */
+		setenv("SPAWN_TLS_CERT", ccert, 1);
+		setenv("SPAWN_TLS_KEY", ckey, 1);
+	}
 	for (int i = 0; i < n; i++) {
 		char file[32], gname[16], hname[16];
 		snprintf(file, sizeof file, "view-%d", i);
@@ -60,10 +78,26 @@ static void start_members(member *m, int n, const char *host_actions)
 		snprintf(gname, sizeof gname, "gw%d", i);
 		snprintf(hname, sizeof hname, "host%d", i);
 		const char *gargs[] = {"--cluster-test-view", m[i].view, "--snapshot-interval",
-		                       "600000", NULL};
+		                       "600000", mtls ? "--tls-cert" : NULL, scert, "--tls-key", skey,
+		                       "--tls-client-ca", ca, NULL};
 		itdb_gateway_start(&w, &db, &m[i].g, gname, gargs, NULL);
-		const char *hargs[] = {"--checkpoint", "--trace", "--actions", host_actions, NULL};
-		m[i].host = it_host_start(&w, hname, m[i].g.target, hargs);
+		if (!mtls) {
+			const char *hargs[] = {"--checkpoint", "--trace", "--actions", host_actions,
+			                       NULL};
+			m[i].host = it_host_start(&w, hname, m[i].g.target, hargs);
+		} else {
+			char bin[700], e1[800], e2[800], e3[800];
+			snprintf(bin, sizeof bin, "%s/tests/integration/it-host", it_build_dir());
+			snprintf(e1, sizeof e1, "SPAWN_TLS_CA=%s", ca);
+			snprintf(e2, sizeof e2, "SPAWN_TLS_CERT=%s", hcert);
+			snprintf(e3, sizeof e3, "SPAWN_TLS_KEY=%s", hkey);
+			const char *argv[] = {bin,     "--gateway", m[i].g.target, "--checkpoint",
+			                      "--trace", "--actions", host_actions,  NULL};
+			const char *env[] = {e1, e2, e3, NULL};
+			m[i].host = it_spawn(&w, hname, argv, env);
+			ck_assert_msg(it_proc_wait_line(m[i].host, "registered", it_ms(15000), NULL, 0),
+			              "TLS host %d did not register", i);
+		}
 		ck_assert_int_eq(spawn_client_create(&cl[i], m[i].g.target), SPAWN_OK);
 	}
 }
@@ -133,6 +167,8 @@ static int owner_of(member *m, int n, const char *actor)
 
 enum { ACTORS = 12 };
 
+static void check_owners(member *m, itdb_kind k);
+
 START_TEST(a_call_to_any_member_reaches_the_owner)
 {
 	itdb_kind k = (itdb_kind)_i;
@@ -145,6 +181,35 @@ START_TEST(a_call_to_any_member_reaches_the_owner)
 	start_members(m, 3, "Add,Get");
 	for (int i = 0; i < 3; i++)
 		write_view(m, 3, i, 1, NULL);
+	check_owners(m, k);
+}
+END_TEST
+
+/* Mutual TLS between members: every listener requires a client certificate
+ * the test CA signed, so a forward goes through only because the member
+ * presents its own server certificate (EKU clientAuth) to its peer. */
+START_TEST(members_forward_to_each_other_over_mutual_tls)
+{
+	itdb_kind k = (itdb_kind)_i;
+	if (!itdb_usable(k))
+		return;
+	char name[96];
+	it_world_init(&w, itdb_case_name(name, sizeof name, "mtls", k));
+	itdb_init(&db, &w, k, "state.db");
+	mtls = true;
+	member m[3];
+	start_members(m, 3, "Add,Get");
+	for (int i = 0; i < 3; i++)
+		write_view(m, 3, i, 1, NULL);
+	check_owners(m, k);
+	mtls = false;
+}
+END_TEST
+
+/* check_owners: calls through every member reach each actor's owner, reads
+ * are current, and a view change hands actors over. */
+static void check_owners(member *m, itdb_kind k)
+{
 	int owned[3] = {0};
 	char actors[ACTORS][64];
 	for (int a = 0; a < ACTORS; a++) {
@@ -196,7 +261,6 @@ START_TEST(a_call_to_any_member_reaches_the_owner)
 	}
 	dead_member = -1;
 }
-END_TEST
 
 /* ---- deadlines and cancellation travel with the forward --------------------------------- */
 
@@ -400,6 +464,7 @@ int main(void)
 	Suite *s = suite_create("integration_routing");
 	const itdb_case cases[] = {
 	    {"owner", a_call_to_any_member_reaches_the_owner, 120},
+	    {"mtls", members_forward_to_each_other_over_mutual_tls, 120},
 	    {"deadline", a_forward_keeps_the_deadline_and_the_cancel_of_its_caller, 120},
 	    {"disagree", members_that_disagree_cannot_pass_a_call_back_and_forth, 120},
 	};
