@@ -210,7 +210,7 @@ static gw_inv *release_locked(gw_router *r, fwd *f)
 
 static void fwd_free(fwd *f)
 {
-	gw_peer_call_rele(f->call);
+	f->r->o.peer_ops->rele(f->call);
 	free(f);
 }
 
@@ -327,7 +327,7 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	pthread_mutex_unlock(&r->mu);
 	grpc_byte_buffer *bb = pack_forward(r, f, self_id);
 	gw_peer_call *c = NULL;
-	gw_err err = bb ? gw_peer_call_start(r->o.peers, address, GW_PEER_FORWARD, bb,
+	gw_err err = bb ? r->o.peer_ops->start(r->o.peers, address, GW_PEER_FORWARD, bb,
 	                                     inv->deadline_ms, forward_done, f, &c)
 	                : GW_ENOMEM;
 	if (bb)
@@ -347,7 +347,7 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	bool cancel = inv->route_cancelled; /* the cancel came before f->call was set */
 	pthread_mutex_unlock(&r->mu);
 	if (cancel)
-		gw_peer_call_cancel(c);
+		r->o.peer_ops->cancel(c);
 	return true;
 }
 
@@ -359,7 +359,7 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 	gw_router *r = f->r;
 	gw_inv *inv = f->inv;
 	pthread_mutex_lock(&r->mu);
-	gw_peer_call_rele(f->call);
+	r->o.peer_ops->rele(f->call);
 	f->call = NULL;
 	bool cancelled = inv->route_cancelled;
 	if (code == GRPC_STATUS_FAILED_PRECONDITION && owner && !cancelled && !r->stop) {
@@ -481,7 +481,7 @@ static bool cancel(void *vr, gw_inv *inv)
 	/* Forwarded (cancelling the call at the owner: its done follows with
 	 * CANCELLED), or being decided (decide sees route_cancelled). */
 	if (f->call)
-		gw_peer_call_cancel(f->call);
+		r->o.peer_ops->cancel(f->call);
 	pthread_mutex_unlock(&r->mu);
 	return true;
 }
@@ -560,12 +560,17 @@ static void *router_main(void *arg)
 	return NULL;
 }
 
+static const gw_router_peer_ops real_peers = {
+    .start = gw_peer_call_start, .cancel = gw_peer_call_cancel, .rele = gw_peer_call_rele};
+
 gw_err gw_router_create(gw_router **out, const gw_router_opts *o)
 {
 	gw_router *r = calloc(1, sizeof *r);
 	if (!r)
 		return GW_ENOMEM;
 	r->o = *o;
+	if (!r->o.peer_ops)
+		r->o.peer_ops = &real_peers;
 	if (r->o.wait_ms <= 0)
 		r->o.wait_ms = 10000;
 	if (r->o.none_wait_ms <= 0)
