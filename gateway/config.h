@@ -62,6 +62,8 @@ typedef struct gw_config {
 	 * read from this file (at start-up and on SIGUSR1) turns routing on
 	 * (gateway/cluster/viewfile.h). NULL = a single gateway. */
 	const char *cluster_test_view;
+	const char *peer_listen[GW_MAX_LISTEN]; /* the Peer service only there (none: on listen) */
+	size_t n_peer_listen;
 } gw_config;
 
 /* gw_config_addr_is_local says whether a listen address is safe to serve

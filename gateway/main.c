@@ -71,9 +71,9 @@ static void warn_exposure(const gw_config *c)
 {
 	if (!c->insecure || (c->tls_cert && c->access))
 		return;
-	const char *const *lists[3] = {c->listen, c->host_listen, c->admin_listen};
-	const size_t ns[3] = {c->n_listen, c->n_host_listen, c->n_admin_listen};
-	for (int k = 0; k < 3; k++)
+	const char *const *lists[4] = {c->listen, c->host_listen, c->admin_listen, c->peer_listen};
+	const size_t ns[4] = {c->n_listen, c->n_host_listen, c->n_admin_listen, c->n_peer_listen};
+	for (int k = 0; k < 4; k++)
 		for (size_t i = 0; i < ns[k]; i++)
 			if (!gw_config_addr_is_local(lists[k][i]))
 				GW_WARN("--insecure: %s is served %s: anyone who reaches it can "
@@ -111,6 +111,11 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_runtim
                             gw_registry *reg, gw_peers **peers, gw_router **router, char *why,
                             size_t n)
 {
+	if (c->n_peer_listen && !c->cluster_test_view) {
+		snprintf(why, n, "--peer-listen serves the cluster's Peer service: it needs "
+		                 "cluster mode");
+		return GW_ECONFIG;
+	}
 	if (c->access) {
 		/* The owner would trust a peer's word for the caller's principal:
 		 * peers must first be principals of the policy (not built yet). */
@@ -284,7 +289,7 @@ int main(int argc, char **argv)
 		goto fail;
 	/* Cluster mode: the peers, the router (installed in the runtime before
 	 * the first call can arrive), and the view (docs/design/cluster.md). */
-	if (cfg.cluster_test_view) {
+	if (cfg.cluster_test_view || cfg.n_peer_listen) {
 		if ((err = cluster_start(&cfg, tls_pems, rt, reg, &peers, &router, why, sizeof why))) {
 			GW_ERROR("%s", why);
 			rc = 2;
@@ -299,6 +304,8 @@ int main(int argc, char **argv)
 	    .n_host_listen = cfg.n_host_listen,
 	    .admin_listen = cfg.admin_listen,
 	    .n_admin_listen = cfg.n_admin_listen,
+	    .peer_listen = cfg.peer_listen,
+	    .n_peer_listen = cfg.n_peer_listen,
 	    .threads = cfg.threads,
 	    .max_message_bytes = cfg.max_message_bytes,
 	    .drain_ms = cfg.drain_ms,

@@ -1103,13 +1103,16 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_PING] = GW_PEER_PING,
 	};
 	/* The groups of listeners: each role is served by exactly one. */
-	const char *const *lists[GWI_GROUPS] = {o->listen, o->host_listen, o->admin_listen};
-	const size_t ns[GWI_GROUPS] = {o->n_listen, o->n_host_listen, o->n_admin_listen};
+	const char *const *lists[GWI_GROUPS] = {o->listen, o->host_listen, o->admin_listen,
+	                                        o->peer_listen};
+	const size_t ns[GWI_GROUPS] = {o->n_listen, o->n_host_listen, o->n_admin_listen,
+	                               o->n_peer_listen};
 	const unsigned roles[GWI_GROUPS] = {GWI_ROLE_CLIENT |
 	                                        (o->n_host_listen ? 0 : GWI_ROLE_HOST) |
-	                                        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN),
-	                                    GWI_ROLE_HOST, GWI_ROLE_ADMIN};
-	s->nlisten = o->n_listen + o->n_host_listen + o->n_admin_listen;
+	                                        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN) |
+	                                        (o->n_peer_listen ? 0 : GWI_ROLE_PEER),
+	                                    GWI_ROLE_HOST, GWI_ROLE_ADMIN, GWI_ROLE_PEER};
+	s->nlisten = o->n_listen + o->n_host_listen + o->n_admin_listen + o->n_peer_listen;
 	s->ncq = s->o.threads;
 	s->cqs = calloc((size_t)s->ncq, sizeof *s->cqs);
 	s->ports = calloc(s->nlisten ? s->nlisten : 1, sizeof *s->ports);
@@ -1130,9 +1133,9 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		g->server = grpc_server_create(&ca, NULL);
 		for (int m = 0; m < GWI_M_COUNT; m++) {
 			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING;
-			unsigned role = m == GWI_M_INVOKE || m == GWI_M_SPAWN || peer
-			                    ? GWI_ROLE_CLIENT
-			                    : GWI_ROLE_ADMIN;
+			unsigned role = peer                                  ? GWI_ROLE_PEER
+			                : m == GWI_M_INVOKE || m == GWI_M_SPAWN ? GWI_ROLE_CLIENT
+			                                                        : GWI_ROLE_ADMIN;
 			if (!(g->roles & role) || (peer && !s->o.router))
 				continue;
 			s->msrv[m] = g->server;
@@ -1189,7 +1192,10 @@ const char *gw_server_address(const gw_server *s, size_t i)
 	if (i < o->n_host_listen)
 		return o->host_listen[i];
 	i -= o->n_host_listen;
-	return i < o->n_admin_listen ? o->admin_listen[i] : NULL;
+	if (i < o->n_admin_listen)
+		return o->admin_listen[i];
+	i -= o->n_admin_listen;
+	return i < o->n_peer_listen ? o->peer_listen[i] : NULL;
 }
 
 int gw_server_port(const gw_server *s, size_t i)

@@ -30,6 +30,9 @@ typedef struct gw_server_opts {
 	size_t n_host_listen;
 	const char *const *admin_listen; /* borrowed: Admin only; 0 of them = on listen */
 	size_t n_admin_listen;
+	const char *const *peer_listen; /* borrowed: the Peer service only (with a router);
+	                                   0 of them = on listen */
+	size_t n_peer_listen;
 	gw_wc_limits limits;     /* string limits at ingress; 0 fields = defaults */
 	int threads;             /* completion-queue threads; 0 = CPUs in the affinity mask */
 	int max_message_bytes;   /* receive and send bound; 0 = 4 MiB */
@@ -54,7 +57,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
                         char *why, size_t whylen);
 
 /* Listen addresses are numbered listen[], then host_listen[], then
- * admin_listen[]. gw_server_listeners is how many there are;
+ * admin_listen[], then peer_listen[]. gw_server_listeners is how many there are;
  * gw_server_address is address i as given (borrowed from the opts). */
 size_t gw_server_listeners(const gw_server *s);
 const char *gw_server_address(const gw_server *s, size_t i);

@@ -26,6 +26,7 @@
 #include "raw.h"
 
 #define SERVED "it/counter,it/counters"
+#define GW_PEER_PING_PATH "/spawn.gateway.v1.Peer/Ping"
 
 static it_world w;
 static itdb db;
@@ -46,7 +47,12 @@ typedef struct member {
 	it_proc *host;
 	char id[32];
 	char view[600]; /* its view file */
+	char peer[64];  /* with peer_listen: "127.0.0.1:PORT" of its --peer-listen */
 } member;
+
+/* With peer_listen set, start_members gives every gateway a --peer-listen
+ * of its own, and the views advertise those addresses. */
+static bool peer_listen;
 
 /* With mtls set, start_members gives every gateway TLS with client
  * certificates required (tests/tls/mkcerts.sh), and the hosts and clients
@@ -80,7 +86,18 @@ static void start_members(member *m, int n, const char *host_actions)
 		const char *gargs[] = {"--cluster-test-view", m[i].view, "--snapshot-interval",
 		                       "600000", mtls ? "--tls-cert" : NULL, scert, "--tls-key", skey,
 		                       "--tls-client-ca", ca, NULL};
-		itdb_gateway_start(&w, &db, &m[i].g, gname, gargs, NULL);
+		const char *pargs[] = {"--cluster-test-view", m[i].view, "--snapshot-interval",
+		                       "600000", "--peer-listen", "127.0.0.1:0", NULL};
+		itdb_gateway_start(&w, &db, &m[i].g, gname, peer_listen ? pargs : gargs, NULL);
+		m[i].peer[0] = 0;
+		if (peer_listen) {
+			char line[128], addr[64];
+			int port = 0;
+			ck_assert(it_proc_wait_line(m[i].g.p, "listening", it_ms(10000), line,
+			                            sizeof line));
+			ck_assert_int_eq(sscanf(line, "listening %63s %d", addr, &port), 2);
+			snprintf(m[i].peer, sizeof m[i].peer, "127.0.0.1:%d", port);
+		}
 		if (!mtls) {
 			const char *hargs[] = {"--checkpoint", "--trace", "--actions", host_actions,
 			                       NULL};
@@ -130,7 +147,8 @@ static void write_view(member *m, int n, int i, uint64_t version, const char *co
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "version %" PRIu64 "\nself %s\n", version, m[i].id);
 	for (int k = 0; k < n; k++)
-		fprintf(f, "member %s %s %d %s\n", m[k].id, m[k].g.target, k == dead_member ? 4 : 2,
+		fprintf(f, "member %s %s %d %s\n", m[k].id, m[k].peer[0] ? m[k].peer : m[k].g.target,
+		        k == dead_member ? 4 : 2,
 		        serves && serves[k] ? serves[k] : SERVED);
 	fclose(f);
 	ck_assert_int_eq(rename(tmp, m[i].view), 0);
@@ -219,6 +237,38 @@ START_TEST(members_forward_to_each_other_over_mutual_tls)
 	check_owners(m, k);
 	stop_members(m, 3);
 	mtls = false;
+}
+END_TEST
+
+/* --peer-listen: the members reach each other there; Peer calls are not
+ * served on the client listener, nor client calls on the peer listener. */
+START_TEST(members_reach_each_other_on_their_peer_listeners)
+{
+	itdb_kind k = (itdb_kind)_i;
+	if (!itdb_usable(k))
+		return;
+	char name[96];
+	it_world_init(&w, itdb_case_name(name, sizeof name, "peer_listen", k));
+	itdb_init(&db, &w, k, "state.db");
+	peer_listen = true;
+	member m[3];
+	start_members(m, 3, "Add,Get");
+	for (int i = 0; i < 3; i++)
+		write_view(m, 3, i, 1, NULL);
+	check_owners(m, k);
+	uint8_t empty[1];
+	char details[256];
+	ck_assert_int_eq(raw_unary(m[0].g.target, GW_PEER_PING_PATH, empty, 0, it_ms(5000), details,
+	                           sizeof details),
+	                 GRPC_STATUS_UNIMPLEMENTED);
+	ck_assert_int_eq(raw_unary(m[0].peer, RAW_METHOD_INVOKE, empty, 0, it_ms(5000), details,
+	                           sizeof details),
+	                 GRPC_STATUS_UNIMPLEMENTED);
+	ck_assert_int_eq(raw_unary(m[0].peer, GW_PEER_PING_PATH, empty, 0, it_ms(5000), details,
+	                           sizeof details),
+	                 GRPC_STATUS_OK);
+	stop_members(m, 3);
+	peer_listen = false;
 }
 END_TEST
 
@@ -483,6 +533,7 @@ int main(void)
 	const itdb_case cases[] = {
 	    {"owner", a_call_to_any_member_reaches_the_owner, 120},
 	    {"mtls", members_forward_to_each_other_over_mutual_tls, 120},
+	    {"peer_listen", members_reach_each_other_on_their_peer_listeners, 120},
 	    {"deadline", a_forward_keeps_the_deadline_and_the_cancel_of_its_caller, 120},
 	    {"disagree", members_that_disagree_cannot_pass_a_call_back_and_forth, 120},
 	};
