@@ -7,6 +7,7 @@ pkgs=(build-essential cmake pkg-config
       libssl-dev libsqlite3-dev sqlite3 libpq-dev libmariadb-dev check libyaml-dev
       python3 python3-grpcio python3-protobuf
       postgresql mariadb-server
+      openssl  # the CLI: test certificates (tests/tls/mkcerts.sh, dbtls_test.py)
       clang libclang-rt-14-dev)  # libFuzzer (make test-fuzz / make fuzz)
 missing=()
 for p in "${pkgs[@]}"; do
