@@ -308,7 +308,15 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 		atomic_fetch_add(&r->local, 1);
 		if (offered)
 			return false;
-		gw_runtime_invoke_local(r->o.rt, inv);
+		if (w == GW_OWNER_SELF) {
+			gw_runtime_invoke_local(r->o.rt, inv);
+		} else {
+			/* Nobody serves its type: this submission runs here (the
+			 * answer of a gateway without the host); if the store then
+			 * finds it is an instance, it is routed again. */
+			inv->route_skip = true;
+			gw_runtime_invoke(r->o.rt, inv);
+		}
 		return true;
 	}
 	if (f->attempts >= GW_ROUTE_HOPS) {

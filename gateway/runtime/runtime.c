@@ -1100,6 +1100,10 @@ bool gw_runtime_route(gw_runtime *rt, gw_inv *inv)
 	inv->rt = rt;
 	if (!rt->router_ops || inv->local || inv->kind != GW_INV_CALL || inv->timer >= 0)
 		return false;
+	if (inv->route_skip) {
+		inv->route_skip = false;
+		return false;
+	}
 	return rt->router_ops->route(rt->router, inv);
 }
 

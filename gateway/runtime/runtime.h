@@ -162,6 +162,11 @@ struct gw_inv {
 	 * read under the router's lock); rstate = the router's state while it
 	 * holds inv (the router's to read and write). */
 	bool local, route_cancelled;
+	/* route_skip: the router decided, for this submission only, to run it
+	 * here (no member serves its type): gw_runtime_route clears it and
+	 * returns false. A resubmission (an instance found in the store) is
+	 * routed again, now knowing its template. */
+	bool route_skip;
 	void *rstate;
 };
 
