@@ -8,6 +8,7 @@ pkgs=(build-essential cmake pkg-config
       python3 python3-grpcio python3-protobuf
       postgresql mariadb-server
       openssl  # the CLI: test certificates (tests/tls/mkcerts.sh, dbtls_test.py)
+      nftables  # the cluster harness's partitions (tests/cluster)
       clang libclang-rt-14-dev)  # libFuzzer (make test-fuzz / make fuzz)
 missing=()
 for p in "${pkgs[@]}"; do
