@@ -25,11 +25,11 @@ typedef struct gwi_cq {
 } gwi_cq;
 
 /* What a listener serves (docs/security.md, "Listeners and safe defaults"). */
-enum { GWI_ROLE_CLIENT = 1, GWI_ROLE_HOST = 2, GWI_ROLE_ADMIN = 4 };
+enum { GWI_ROLE_CLIENT = 1, GWI_ROLE_HOST = 2, GWI_ROLE_ADMIN = 4, GWI_ROLE_PEER = 8 };
 
 /* One grpc_server per group of listeners with the same roles: --listen
- * (clients, plus hosts and Admin when they have no listeners of their
- * own), --host-listen, --admin-listen. Every group shares the CQ threads
+ * (clients, plus hosts, Admin and peers when they have no listeners of
+ * their own), --host-listen, --admin-listen, --peer-listen. Every group shares the CQ threads
  * (each CQ is registered with every group's server). A method is
  * registered on exactly one group's server; a call to it on another
  * group's listener arrives as an unregistered call: UNIMPLEMENTED. */
@@ -40,7 +40,7 @@ typedef struct gwi_group {
 	struct gw_server *srv;
 } gwi_group;
 
-#define GWI_GROUPS 3
+#define GWI_GROUPS 4
 
 struct gw_server {
 	gw_server_opts o;
@@ -48,11 +48,11 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[7];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[7]; /* borrowed from groups: the server each is registered on */
+	void *methods[9];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[9]; /* borrowed from groups: the server each is registered on */
 	void *m_connect;      /* registered HostGateway.Connect */
 	grpc_server *hsrv;    /* borrowed from groups: the server Connect is registered on */
-	size_t nlisten;       /* listen + host_listen + admin_listen */
+	size_t nlisten;       /* listen + host_listen + admin_listen + peer_listen */
 	gw_runtime *rt;       /* borrowed */
 	gw_registry *reg;     /* borrowed */
 	int *ports;
@@ -91,6 +91,8 @@ enum {
 	GWI_M_RESTORE,
 	GWI_M_KEY_ROTATION,
 	GWI_M_FORGET,
+	GWI_M_FORWARD, /* spawn.gateway.v1.Peer, in cluster mode only */
+	GWI_M_PING,
 	GWI_M_COUNT
 };
 enum { GWI_C_REQUESTED, GWI_C_REPLYING };
@@ -122,6 +124,9 @@ typedef struct gwi_ucall {
 	int cancelled;
 	bool not_dispatched; /* set before gwi_ucall_reply: an UNAVAILABLE answer carries
 	                        the trailer GWI_RETRY_KEY: GWI_RETRY_NOT_DISPATCHED */
+	char *owner;         /* owned (malloc): set before gwi_ucall_reply: a
+	                        FAILED_PRECONDITION answer of Peer.Forward carries the
+	                        trailer GW_OWNER_KEY: owner (routing.h) */
 	grpc_metadata trailer;
 	grpc_op ops[4];
 	grpc_op close_op;
