@@ -34,8 +34,33 @@ static void cluster_joined(void *user, const char *id)
 	fflush(stdout);
 }
 
-/* on_fenced: this member stopped being one. The runtime keeps its
- * activations for now: the routing of issue 11 drops them here. */
+/* What the membership's callbacks reach: the registry (what is served
+ * here), the router (which gets every view) and the peers (probes). The
+ * router and the peers are NULL only without cluster mode. */
+typedef struct cluster_ctx {
+	gw_registry *reg;
+	gw_router *router;
+	gw_peers *peers;
+	/* The membership thread runs until gw_cluster_destroy, after the
+	 * router and the peers are stopped: callbacks use them under the read
+	 * lock while open; cluster_ctx_close (write lock) ends that. */
+	pthread_rwlock_t lock;
+	bool open;
+} cluster_ctx;
+
+/* cluster_ctx_close: from here on no membership callback reaches the
+ * router or the peers. Waits for a probe in progress (bounded by its
+ * timeout). */
+static void cluster_ctx_close(cluster_ctx *cx)
+{
+	pthread_rwlock_wrlock(&cx->lock);
+	cx->open = false;
+	pthread_rwlock_unlock(&cx->lock);
+}
+
+/* on_fenced: this member stopped being one. The view published with it has
+ * no self, so the router hands every activation off and holds new calls
+ * until the member has rejoined (docs/design/cluster.md). */
 static void cluster_fenced(void *user, const char *id, const char *why)
 {
 	(void)user;
@@ -44,10 +69,14 @@ static void cluster_fenced(void *user, const char *id, const char *why)
 	fflush(stdout);
 }
 
-/* on_view: one INFO line per view change. */
+/* on_view: one INFO line per view change, and the view goes to the router. */
 static void cluster_view(void *user, gw_view *v)
 {
-	(void)user;
+	cluster_ctx *cx = user;
+	pthread_rwlock_rdlock(&cx->lock);
+	if (cx->open && cx->router)
+		gw_router_on_view(cx->router, v);
+	pthread_rwlock_unlock(&cx->lock);
 	char line[1024];
 	size_t at = 0;
 	static const char *const names[] = {"?", "joining", "active", "leaving", "dead"};
@@ -71,12 +100,23 @@ static void cluster_view(void *user, gw_view *v)
 /* cluster_served: what the hosts connected here serve (the registry). */
 static gw_err cluster_served(void *user, char **out)
 {
-	return gw_registry_served(user, out);
+	return gw_registry_served(((cluster_ctx *)user)->reg, out);
+}
+
+/* cluster_probe: a silent member is alive when it answers Peer.Ping itself. */
+static bool cluster_probe(void *user, const gw_member *m, int64_t timeout_ms)
+{
+	cluster_ctx *cx = user;
+	pthread_rwlock_rdlock(&cx->lock);
+	bool alive = cx->open && cx->peers &&
+	             gw_peer_ping(cx->peers, m->address, m->id, NULL, 0, timeout_ms);
+	pthread_rwlock_unlock(&cx->lock);
+	return alive;
 }
 
 /* cluster_open opens the membership's own store handle (one connection:
  * membership.c says why) and starts it. */
-static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, gw_registry *reg)
+static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *cx)
 {
 	char serr[256] = "";
 	gw_store_opts so = {.keys = cfg->keys, .err = serr, .errlen = sizeof serr, .pool_size = 1};
@@ -96,11 +136,11 @@ static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, gw_registry *
 	    .heartbeat_ms = cfg->heartbeat_ms,
 	    .member_timeout_ms = cfg->member_timeout_ms,
 	    .served = cluster_served,
-	    .probe = NULL, /* no peer link yet: a silent member counts as unreachable */
+	    .probe = cluster_probe,
 	    .on_view = cluster_view,
 	    .on_joined = cluster_joined,
 	    .on_fenced = cluster_fenced,
-	    .user = reg,
+	    .user = cx,
 	};
 	if ((err = gw_cluster_create(out, ms, &co))) {
 		gw_store_close(ms);
@@ -233,7 +273,7 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_runtim
                             gw_registry *reg, gw_peers **peers, gw_router **router, char *why,
                             size_t n)
 {
-	if (c->n_peer_listen && !c->cluster_test_view) {
+	if (c->n_peer_listen && !c->cluster_test_view && !c->advertise) {
 		snprintf(why, n, "--peer-listen serves the cluster's Peer service: it needs "
 		                 "cluster mode");
 		return GW_ECONFIG;
@@ -341,6 +381,8 @@ int main(int argc, char **argv)
 	gw_server *srv = NULL;
 	gw_access *access = NULL;
 	gw_cluster *cluster = NULL;
+	cluster_ctx cx = {.open = false};
+	pthread_rwlock_init(&cx.lock, NULL);
 	gw_peers *peers = NULL;
 	gw_router *router = NULL;
 	const gw_config *tls_pems = &cfg;
@@ -413,7 +455,7 @@ int main(int argc, char **argv)
 		goto fail;
 	/* Cluster mode: the peers, the router (installed in the runtime before
 	 * the first call can arrive), and the view (docs/design/cluster.md). */
-	if (cfg.cluster_test_view || cfg.n_peer_listen) {
+	if (cfg.advertise || cfg.cluster_test_view || cfg.n_peer_listen) {
 		if ((err = cluster_start(&cfg, tls_pems, rt, reg, &peers, &router, why, sizeof why))) {
 			GW_ERROR("%s", why);
 			rc = 2;
@@ -451,7 +493,11 @@ int main(int argc, char **argv)
 		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
-	if (cfg.advertise && (err = cluster_open(&cluster, &cfg, reg))) {
+	cx.reg = reg;
+	cx.router = router;
+	cx.peers = peers;
+	cx.open = true;
+	if (cfg.advertise && (err = cluster_open(&cluster, &cfg, &cx))) {
 		rc = 2;
 		goto out;
 	}
@@ -495,6 +541,7 @@ int main(int argc, char **argv)
 	 * produces work, drain while what the work points at is alive, then
 	 * free. */
 	gw_server_shutdown(srv); /* listeners, client calls, host streams */
+	cluster_ctx_close(&cx);  /* the membership goes on, without router and peers */
 	gw_router_stop(router);  /* calls waiting for a view fail */
 	gw_peers_destroy(peers); /* forwards in flight end */
 	peers = NULL;
@@ -523,6 +570,7 @@ fail:
 	GW_ERROR("start-up failed: %s", gw_strerror(err));
 out:
 	gw_server_destroy(srv);
+	cluster_ctx_close(&cx);
 	gw_router_stop(router);
 	gw_peers_destroy(peers);
 	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
@@ -536,6 +584,7 @@ out:
 	gw_router_destroy(router);
 	gw_persist_destroy(persist);
 	gw_cluster_destroy(cluster); /* its row goes; before the registry it reads */
+	pthread_rwlock_destroy(&cx.lock);
 	gw_registry_destroy(reg);
 	gw_store_close(store);
 	gw_access_close(access);

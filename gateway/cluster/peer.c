@@ -301,3 +301,69 @@ void gw_peers_destroy(gw_peers *p)
 	pthread_cond_destroy(&p->cv);
 	free(p);
 }
+
+/* ---- probes (membership.h: the probe of a silent member) ------------------------------ */
+
+typedef struct ping_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done, alive;
+	const char *expect_id; /* borrowed for the wait */
+} ping_wait;
+
+static void ping_done(void *user, grpc_status_code code, const char *details,
+                      grpc_byte_buffer *resp, const char *owner, bool not_dispatched)
+{
+	(void)details;
+	(void)owner;
+	(void)not_dispatched;
+	ping_wait *w = user;
+	bool alive = false;
+	if (code == GRPC_STATUS_OK && resp) {
+		spawn_arena a;
+		spawn_arena_init(&a, 0);
+		Spawn__Gateway__V1__PingReply *r = NULL;
+		/* Alive means the member itself answered: a process restarted on the
+		 * same address is another member (another id). */
+		if (spawn_wire_unpack(&spawn__gateway__v1__ping_reply__descriptor, resp, &a,
+		                      (ProtobufCMessage **)&r) == 0)
+			alive = r->member_id && !strcmp(r->member_id, w->expect_id);
+		spawn_arena_fini(&a);
+	}
+	pthread_mutex_lock(&w->mu);
+	w->alive = alive;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+bool gw_peer_ping(gw_peers *p, const char *address, const char *expect_id, const char *self_id,
+                  uint64_t view_version, int64_t timeout_ms)
+{
+	Spawn__Gateway__V1__PingRequest rq = SPAWN__GATEWAY__V1__PING_REQUEST__INIT;
+	rq.sender_id = (char *)(self_id ? self_id : "");
+	rq.view_version = view_version;
+	grpc_byte_buffer *bb = NULL;
+	if (spawn_wire_pack(&rq.base, &bb) != 0)
+		return false;
+	ping_wait w = {.expect_id = expect_id};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	gw_peer_call *c = NULL;
+	int64_t deadline = spawn_now_ns() / 1000000 + (timeout_ms > 0 ? timeout_ms : 1000);
+	gw_err err = gw_peer_call_start(p, address, GW_PEER_PING, bb, deadline, ping_done, &w, &c);
+	grpc_byte_buffer_destroy(bb);
+	bool alive = false;
+	if (!err) {
+		/* The call's own deadline ends it; fn runs exactly once. */
+		pthread_mutex_lock(&w.mu);
+		while (!w.done)
+			pthread_cond_wait(&w.cv, &w.mu);
+		alive = w.alive;
+		pthread_mutex_unlock(&w.mu);
+		gw_peer_call_rele(c);
+	}
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	return alive;
+}

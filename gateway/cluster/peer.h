@@ -64,6 +64,17 @@ void gw_peer_call_cancel(gw_peer_call *c);
 /* gw_peer_call_rele drops the caller's reference. Accepts NULL. */
 void gw_peer_call_rele(gw_peer_call *c);
 
+#define GW_PEER_PING "/spawn.gateway.v1.Peer/Ping"
+
+/* gw_peer_ping calls Peer.Ping on the member at address and waits for the
+ * answer: true when the member answering is expect_id (borrowed) itself
+ * (a process restarted on the same address is another member), false on
+ * any error or after timeout_ms (<= 0: 1000). self_id (borrowed; NULL = "")
+ * and view_version are sent as the caller's. Blocks: yes, up to timeout_ms
+ * (never call it on a completion-queue thread). Thread: any other. */
+bool gw_peer_ping(gw_peers *p, const char *address, const char *expect_id, const char *self_id,
+                  uint64_t view_version, int64_t timeout_ms);
+
 /* Calls started so far (for tests and statistics). */
 uint64_t gw_peers_calls(gw_peers *p);
 

@@ -45,7 +45,6 @@
 #define GW_ROUTE_HOPS 4
 
 #define GW_PEER_FORWARD "/spawn.gateway.v1.Peer/Forward"
-#define GW_PEER_PING    "/spawn.gateway.v1.Peer/Ping"
 /* The trailer of a refusal: the owner in the refusing member's view. */
 #define GW_OWNER_KEY "spawn-owner"
 
