@@ -196,6 +196,8 @@ int main(int argc, char **argv)
 	    .n_host_listen = cfg.n_host_listen,
 	    .admin_listen = cfg.admin_listen,
 	    .n_admin_listen = cfg.n_admin_listen,
+	    .health_listen = cfg.health_listen,
+	    .n_health_listen = cfg.n_health_listen,
 	    .threads = cfg.threads,
 	    .max_message_bytes = cfg.max_message_bytes,
 	    .drain_ms = cfg.drain_ms,
@@ -212,6 +214,10 @@ int main(int argc, char **argv)
 	}
 	if ((err = gw_server_start(srv)))
 		goto fail;
+	/* Start-up is complete: the statestore is open, the effects of a
+	 * crash are recovered and every listener is up. Health says SERVING
+	 * from here (unless another condition holds it back: server.h). */
+	gw_server_set_unready(srv, GW_UNREADY_STARTING, false);
 	for (size_t i = 0; i < gw_server_listeners(srv); i++)
 		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	fflush(stdout);
@@ -243,6 +249,10 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	GW_INFO("signal %d: draining calls and saving state", sig);
+	/* Readiness goes first, before anything else stops: Health answers
+	 * NOT_SERVING from now on, so probes and load balancers take this
+	 * gateway out while it drains. */
+	gw_server_set_unready(srv, GW_UNREADY_DRAINING, true);
 	/* Shutdown in two phases (docs/design/threading.md): stop what
 	 * produces work, drain while what the work points at is alive, then
 	 * free. */
