@@ -527,8 +527,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			                  &health_listen_flag};
 			size_t *ns[3] = {&c->n_host_listen, &c->n_admin_listen,
 			                 &c->n_health_listen};
-			const char **lists[3] = {c->host_listen, c->admin_listen,
-			                         c->health_listen};
+			const char **lists[3] = {c->host_listen, c->admin_listen, c->health_listen};
 			static const char *const names[3] = {"--host-listen", "--admin-listen",
 			                                     "--health-listen"};
 			if (!*flags[k]) {

@@ -150,8 +150,9 @@ START_TEST(check_answers_on_every_listener_for_the_services_it_serves)
 {
 	it_world_init(&w, "every_listener");
 	it_gw gw;
-	const char *args[] = {"--host-listen",   "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-	                      "--health-listen", "127.0.0.1:0", NULL};
+	const char *args[] = {
+	    "--host-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--health-listen",
+	    "127.0.0.1:0",   NULL};
 	it_gateway_start(&w, &gw, "gw", "state.db", args, NULL);
 	char hostl[64], adminl[64], healthl[64];
 	next_listener(&gw, hostl, sizeof hostl);
@@ -182,7 +183,8 @@ START_TEST(check_answers_on_every_listener_for_the_services_it_serves)
 	char details[300];
 	uint8_t *rq;
 	size_t n = pack_invoke(&rq);
-	int st = raw_unary(healthl, RAW_METHOD_INVOKE, rq, n, it_ms(10000), details, sizeof details);
+	int st =
+	    raw_unary(healthl, RAW_METHOD_INVOKE, rq, n, it_ms(10000), details, sizeof details);
 	free(rq);
 	ck_assert_msg(st == GRPC_STATUS_UNIMPLEMENTED, "Invoke on --health-listen: %d %s", st,
 	              details);
@@ -213,8 +215,9 @@ START_TEST(check_over_mtls_and_on_a_plaintext_health_listener)
 	it_cert(&w, "server.key", key, sizeof key);
 	it_cert(&w, "ca.pem", ca, sizeof ca);
 	it_gw gw;
-	const char *args[] = {"--tls-cert",      cert,          "--tls-key", key, "--tls-client-ca",
-	                      ca,                "--health-listen", "127.0.0.1:0", NULL};
+	const char *args[] = {
+	    "--tls-cert",      cert,          "--tls-key", key, "--tls-client-ca", ca,
+	    "--health-listen", "127.0.0.1:0", NULL};
 	it_gateway_start(&w, &gw, "gw", "state.db", args, NULL);
 	char healthl[64];
 	next_listener(&gw, healthl, sizeof healthl);
@@ -278,8 +281,7 @@ START_TEST(check_answers_not_serving_during_the_drain)
 	ck_assert_msg(st == GRPC_STATUS_OK && serving == NOT_SERVING,
 	              "during the drain Check '' answered status %d, ServingStatus %d", st,
 	              serving);
-	expect_check(gw.target, NULL, "spawn.gateway.v1.ActorGateway", GRPC_STATUS_OK,
-	             NOT_SERVING);
+	expect_check(gw.target, NULL, "spawn.gateway.v1.ActorGateway", GRPC_STATUS_OK, NOT_SERVING);
 	expect_check(healthl, NULL, "", GRPC_STATUS_OK, NOT_SERVING);
 	expect_check(healthl, NULL, "spawn.gateway.v1.ActorGateway", GRPC_STATUS_OK, NOT_SERVING);
 	expect_check(healthl, NULL, "grpc.health.v1.Health", GRPC_STATUS_OK, SERVING);
