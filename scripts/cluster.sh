@@ -212,14 +212,14 @@ $(tail -5 "$DIR/host$i.out")"
 	cat <<MSG
 
   $SIZE gateways in one cluster on 127.0.0.1:$BASE..$last (PostgreSQL: $DIR/db),
-  each with an Incrementor host. Any member serves any call; the actor lives
-  on one of them and the others forward to it:
+  each with an Incrementor host. Call the actor through any member:
 
       $client --gateway 127.0.0.1:$BASE --actor incrementor add 1
       $client --gateway 127.0.0.1:$last --actor incrementor add 1
 
-  Kill one member (kill -9 \$(awk '\$2=="gw1"{print \$3}' $DIR/pids)) and call
-  the others: its actors move within the member timeout (${TIMEOUT} ms).
+  Each gateway's log shows the membership view (grep 'cluster: view'
+  $DIR/gw1.log). Kill one member (kill -9 \$(awk '\$2=="gw1"{print \$3}' $DIR/pids))
+  and the others declare it dead within the member timeout (${TIMEOUT} ms).
   Logs: $DIR/gwN.log. Stop everything: $( [ $detach -eq 1 ] && echo "$0 stop" || echo "Ctrl-C (or $0 stop)").
 
 MSG
