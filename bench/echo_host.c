@@ -10,6 +10,9 @@
  * answers only once the new state is durable in its statestore (the
  * `checkpoint` mode of bench/stores.sh); without it the state is saved by
  * the gateway's snapshots (the `snapshot` mode).
+ * TLS, mTLS and a bearer token come from the C SDK's environment fallbacks
+ * (SPAWN_TLS_CA, SPAWN_TLS_CERT, SPAWN_TLS_KEY, SPAWN_TLS_SERVER_NAME,
+ * SPAWN_TOKEN): the `security` scenario of bench/run.sh sets them.
  * Prints "ready" once registered. SIGTERM/SIGINT stop it. */
 #include <signal.h>
 #include <stdbool.h>

@@ -24,6 +24,13 @@
  * and, when errors > 0, a second line: first_error code=N name=X msg="..."
  * Exit status: 0 without errors, 1 with errors, 2 on bad flags.
  *
+ * Security: --tls-ca makes every channel TLS (the gateway's certificate must
+ * chain to it and name the target's host, or --tls-server-name); with
+ * --tls-cert and --tls-key too it is mutual TLS. Each channel is one
+ * connection, handshaken once and reused by every call. --token sends
+ * "authorization: Bearer <token>" with every call (one metadata entry built
+ * once and shared by all calls), over TLS or not.
+ *
  * Threads: each of --threads owns a completion queue and its share of the
  * in-flight slots, so the hot path takes no lock; histograms and counters
  * are merged after the threads are joined.
@@ -76,6 +83,7 @@ struct lg_thread {
 struct lg {
 	/* flags */
 	const char *target, *system, *action, *prefix, *register_ref;
+	const char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *token; /* borrowed: argv */
 	long inflight, actors, duration_ms, warmup_ms, payload_bytes, channels, threads;
 	long timeout_ms, max_errors;
 	bool activate, verify;
@@ -93,7 +101,9 @@ struct lg {
 	bool have_error;
 	int err_code;
 	char err_msg[256];
-	lg_thread *ths; /* owned */
+	lg_thread *ths;     /* owned */
+	grpc_metadata auth; /* "authorization: Bearer <token>"; slices owned; with --token */
+	size_t nauth;       /* 1 with --token, else 0 */
 };
 
 /* ---- requests ---------------------------------------------------------- */
@@ -287,6 +297,8 @@ static void lg_issue(lg_slot *sl)
 	grpc_op *op = sl->ops;
 	memset(sl->ops, 0, sizeof sl->ops);
 	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op->data.send_initial_metadata.count = g->nauth;
+	op->data.send_initial_metadata.metadata = g->nauth ? &g->auth : NULL;
 	op++;
 	op->op = GRPC_OP_SEND_MESSAGE;
 	op->data.send_message.send_message = sl->send;
@@ -370,6 +382,71 @@ static void *lg_thread_main(void *arg)
 	return NULL;
 }
 
+/* ---- security --------------------------------------------------------------- */
+
+/* lg_read_file returns the contents of path, NUL-terminated (caller frees),
+ * or NULL with a message on stderr. */
+static char *lg_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	if (!f) {
+		fprintf(stderr, "bench-loadgen: cannot read %s\n", path);
+		return NULL;
+	}
+	for (;;) {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap += 65536);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				fprintf(stderr, "bench-loadgen: out of memory\n");
+				return NULL;
+			}
+			buf = nb;
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	buf[len] = 0;
+	bool bad = ferror(f) || !strstr(buf, "-----BEGIN ");
+	fclose(f);
+	if (bad) {
+		fprintf(stderr, "bench-loadgen: %s is not a PEM file\n", path);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* lg_creds makes the channel credentials the flags ask for: insecure, TLS
+ * or mutual TLS. NULL on an unreadable file (said on stderr). */
+static grpc_channel_credentials *lg_creds(const lg *g)
+{
+	if (!g->tls_ca)
+		return grpc_insecure_credentials_create();
+	char *ca = lg_read_file(g->tls_ca), *cert = NULL, *key = NULL;
+	grpc_channel_credentials *c = NULL;
+	if (!ca)
+		goto done;
+	if (g->tls_cert &&
+	    (!(cert = lg_read_file(g->tls_cert)) || !(key = lg_read_file(g->tls_key))))
+		goto done;
+	grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+	c = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+done:
+	free(ca);
+	free(cert);
+	if (key) {
+		memset(key, 0, strlen(key));
+		free(key);
+	}
+	return c;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void usage(void)
@@ -392,7 +469,14 @@ static void usage(void)
 	    "  --threads T         completion-queue threads (default 1)\n"
 	    "  --timeout-ms T      deadline of each call (default 5000)\n"
 	    "  --max-errors E      stop starting calls after E errors, 0 = never (default 1000)\n"
-	    "  --no-verify         only check the gRPC status, not the reply's content\n");
+	    "  --no-verify         only check the gRPC status, not the reply's content\n"
+	    "  --tls-ca FILE       TLS: PEM CA certificate(s) the gateway's certificate chains to\n"
+	    "  --tls-cert FILE     mTLS: PEM client certificate (chain); needs --tls-key, "
+	    "--tls-ca\n"
+	    "  --tls-key FILE      its PEM private key\n"
+	    "  --tls-server-name N the name the gateway's certificate must carry (default: the\n"
+	    "                      target's host)\n"
+	    "  --token T           send \"authorization: Bearer T\" with every call\n");
 }
 
 static int lg_flags(lg *g, int argc, char **argv)
@@ -419,6 +503,16 @@ static int lg_flags(lg *g, int argc, char **argv)
 			g->prefix = v;
 		else if (!strcmp(a, "--register-ref"))
 			g->register_ref = v;
+		else if (!strcmp(a, "--tls-ca"))
+			g->tls_ca = v;
+		else if (!strcmp(a, "--tls-cert"))
+			g->tls_cert = v;
+		else if (!strcmp(a, "--tls-key"))
+			g->tls_key = v;
+		else if (!strcmp(a, "--tls-server-name"))
+			g->tls_server_name = v;
+		else if (!strcmp(a, "--token"))
+			g->token = v;
 		else if (!strcmp(a, "--inflight"))
 			num = &g->inflight, min = 1, max = 1000000;
 		else if (!strcmp(a, "--actors"))
@@ -454,6 +548,12 @@ static int lg_flags(lg *g, int argc, char **argv)
 		usage();
 		return -1;
 	}
+	if (!g->tls_cert != !g->tls_key || (g->tls_cert && !g->tls_ca) ||
+	    (g->tls_server_name && !g->tls_ca)) {
+		fprintf(stderr, "bench-loadgen: --tls-cert and --tls-key go together, and they and "
+		                "--tls-server-name need --tls-ca\n");
+		return -1;
+	}
 	if (g->activate)
 		g->inflight = batch < g->actors ? batch : g->actors;
 	if (g->threads > g->inflight)
@@ -485,7 +585,21 @@ int main(int argc, char **argv)
 	}
 
 	bench_init();
-	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+	grpc_channel_credentials *creds = lg_creds(&g);
+	if (!creds)
+		return 2;
+	if (g.token) {
+		char *v = malloc(strlen(g.token) + 8);
+		if (!v) {
+			fprintf(stderr, "bench-loadgen: out of memory\n");
+			return 1;
+		}
+		sprintf(v, "Bearer %s", g.token);
+		g.auth.key = grpc_slice_from_static_string("authorization");
+		g.auth.value = grpc_slice_from_copied_string(v);
+		g.nauth = 1;
+		free(v);
+	}
 	g.chans = calloc((size_t)g.channels, sizeof *g.chans);
 	g.methods = calloc((size_t)g.channels, sizeof *g.methods);
 	g.ths = calloc((size_t)g.threads, sizeof *g.ths);
@@ -497,10 +611,13 @@ int main(int argc, char **argv)
 	}
 	for (long i = 0; i < g.channels; i++) {
 		/* Own subchannel pool: each channel is its own TCP connection. */
-		grpc_arg arg = {.type = GRPC_ARG_INTEGER,
-		                .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
-		                .value.integer = 1};
-		grpc_channel_args args = {.num_args = 1, .args = &arg};
+		grpc_arg arg[2] = {{.type = GRPC_ARG_INTEGER,
+		                    .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
+		                    .value.integer = 1},
+		                   {.type = GRPC_ARG_STRING,
+		                    .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+		                    .value.string = (char *)g.tls_server_name}};
+		grpc_channel_args args = {.num_args = g.tls_server_name ? 2 : 1, .args = arg};
 		g.chans[i] = grpc_channel_create(g.target, creds, &args);
 		g.methods[i] =
 		    grpc_channel_register_call(g.chans[i], BENCH_INVOKE_METHOD, NULL, NULL);
@@ -600,6 +717,10 @@ int main(int argc, char **argv)
 	free(g.methods);
 	free(g.ths);
 	free(g.any_value);
+	if (g.nauth) {
+		grpc_slice_unref(g.auth.key);
+		grpc_slice_unref(g.auth.value);
+	}
 	grpc_shutdown();
 	pthread_mutex_destroy(&g.err_mu);
 	return errors ? 1 : 0;

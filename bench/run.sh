@@ -10,6 +10,20 @@
 #   gateway    loadgen -> spawn-gateway -> bench-echo-host   (1 and 1,000 actors)
 #   actors     BENCH_MEM_ACTORS actors activated once each; the gateway's VmRSS
 #              growth divided by the number of actors
+#   security   the gateway path at BENCH_SEC_INFLIGHT calls in flight over
+#              BENCH_SEC_ACTORS actors (each level of BENCH_SEC_INFLIGHT, a list) on
+#              four gateways started alike, each with
+#              its own echo host (not in the default list):
+#                sec-plain        no TLS, no policy: the baseline of the other three
+#                sec-mtls         --tls-cert/--tls-key/--tls-client-ca; the loadgen
+#                                 and the host present certificates (one connection
+#                                 each, handshaken once and reused)
+#                sec-token        plaintext, --access with a bearer token for the
+#                                 client and one for the host
+#                sec-mtls-authz   mTLS and --access by certificate identity
+#              Certificates from tests/tls/mkcerts.sh (made per run); the host
+#              gets its TLS files and token through SPAWN_TLS_CA/CERT/KEY and
+#              SPAWN_TOKEN (the C SDK's environment fallbacks).
 # The machine is small and shared, so results are ratios against baselines
 # measured in the same run: the scenarios are interleaved round by round
 # (BENCH_ROUNDS), ratios are taken within a round, and the table shows medians
@@ -38,6 +52,7 @@
 #   BENCH_ECHO_THREADS [1]    BENCH_FWD_THREADS [1]     BENCH_READY_TIMEOUT_S [20]
 #   BENCH_GW_SYSTEM [bench]   BENCH_GW_ACTION [echo]    BENCH_KEEP_TMP [unset]
 #   BENCH_PIN [split]         BENCH_GW_REGISTER_REF [unset: actors are invoked by name]
+#   BENCH_SEC_INFLIGHT [64]   BENCH_SEC_ACTORS [1000]
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -67,6 +82,9 @@ if [[ -n ${BENCH_GW_REGISTER_REF:-} ]]; then
 	GW_FLAGS+=(--register-ref "$BENCH_GW_REGISTER_REF")
 fi
 PIN=${BENCH_PIN:-split}
+SEC_INFLIGHT=${BENCH_SEC_INFLIGHT:-64}
+SEC_ACTORS=${BENCH_SEC_ACTORS:-1000}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GATEWAY=$BUILD/gateway/spawn-gateway
 ECHO_HOST=$BIN/bench-echo-host
 
@@ -97,7 +115,7 @@ else
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/spawn-bench.XXXXXX")
-RESULTS=$TMP/results   # one line per loadgen run: scenario inflight actors round rps p50 p99 p999 errors cpu_us_per_call
+RESULTS=$TMP/results   # one line per loadgen run: scenario inflight actors round rps p50 p99 p999 errors cpu_us_per_call cpu_us_per_call_of_the_first_process
 : >"$RESULTS"
 PIDS=()
 FAILED=()
@@ -180,19 +198,20 @@ cpu_ticks() {
 CLK_TCK=$(getconf CLK_TCK)
 
 # load SCENARIO ROUND INFLIGHT ACTORS PORT "PIDS" [loadgen flags...]: one
-# closed-loop run; PIDS are the processes under test, for the CPU figure.
+# closed-loop run; PIDS are the processes under test, for the CPU figures
+# (all of them, and the first alone: the gateway where there is one).
 load() {
-	local scen=$1 round=$2 inflight=$3 actors=$4 port=$5 pids=$6 out line rc=0 t0 t1
+	local scen=$1 round=$2 inflight=$3 actors=$4 port=$5 pids=$6 out line rc=0 t0 t1 f0 f1
 	shift 6
 	# shellcheck disable=SC2086 # pids is a list
-	t0=$(cpu_ticks $pids)
+	t0=$(cpu_ticks $pids) f0=$(cpu_ticks ${pids%% *})
 	out=$("${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:$port" --inflight "$inflight" \
 		--actors "$actors" --duration-ms "$DURATION_MS" --warmup-ms "$WARMUP_MS" \
 		--payload-bytes "$PAYLOAD" --threads "$LG_THREADS" --channels "$LG_CHANNELS" "$@") || rc=$?
 	# shellcheck disable=SC2086
-	t1=$(cpu_ticks $pids)
+	t1=$(cpu_ticks $pids) f1=$(cpu_ticks ${pids%% *})
 	line=$(grep '^calls=' <<<"$out" || true)
-	local errors rps p50 p99 p999 aborted cpu=0
+	local errors rps p50 p99 p999 aborted cpu=0 cpu1=0
 	if [[ -z $line ]]; then
 		errors=-1 rps=0 p50=0 p99=0 p999=0 aborted=1
 	else
@@ -201,16 +220,19 @@ load() {
 		cpu=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v c="$(kv "$line" calls)" \
 			-v w="$(kv "$line" warmup_calls)" -v d="$(kv "$line" drain_calls)" -v e="$errors" \
 			'BEGIN { n = c + w + d + e; printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+		cpu1=$(awk -v t="$((f1 - f0))" -v hz="$CLK_TCK" -v c="$(kv "$line" calls)" \
+			-v w="$(kv "$line" warmup_calls)" -v d="$(kv "$line" drain_calls)" -v e="$errors" \
+			'BEGIN { n = c + w + d + e; printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
 	fi
-	printf '  %-10s round %d inflight %-4s actors %-5s rps %9s p50 %8sus p99 %8sus cpu/call %6sus errors %s\n' \
-		"$scen" "$round" "$inflight" "$actors" "$rps" "$p50" "$p99" "$cpu" "$errors" >&2
+	printf '  %-14s round %d inflight %-4s actors %-5s rps %9s p50 %8sus p99 %8sus cpu/call %6sus (first %6sus) errors %s\n' \
+		"$scen" "$round" "$inflight" "$actors" "$rps" "$p50" "$p99" "$cpu" "$cpu1" "$errors" >&2
 	if [[ $errors != 0 || $aborted != 0 || $rc != 0 ]]; then
 		FAILED+=("$scen/inflight=$inflight/actors=$actors/round=$round: exit $rc, errors=$errors")
 		grep '^first_error' <<<"$out" | sed 's/^/    /' >&2 || true
 		[[ -n $line ]] || echo "    loadgen printed no result line (exit $rc)" >&2
 		errors=${errors/#-1/1}
 	fi
-	echo "$scen $inflight $actors $round $rps $p50 $p99 $p999 $errors $cpu" >>"$RESULTS"
+	echo "$scen $inflight $actors $round $rps $p50 $p99 $p999 $errors $cpu $cpu1" >>"$RESULTS"
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -256,6 +278,66 @@ if want gateway || want actors; then
 	fi
 fi
 
+# ---- security: four gateways that differ only in TLS and policy -------------
+# sec_start NAME "GATEWAY FLAGS" "HOST ENV": a gateway and its echo host;
+# sets SEC_PORT[NAME] and SEC_PIDS[NAME] ("gateway host").
+declare -A SEC_PORT SEC_PIDS SEC_LG
+sec_start() {
+	local name=$1 gwflags=$2 hostenv=$3
+	# shellcheck disable=SC2086 # flag lists
+	start "gw-$name" '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+		--statestore "sqlite://$TMP/gw-$name.db" --deactivate-timeout 3600000 $gwflags
+	local gpid=$PID port=$MATCH
+	# shellcheck disable=SC2086
+	start "host-$name" '^(ready)' env $hostenv "${SUT_PIN[@]}" "$ECHO_HOST" \
+		--gateway "127.0.0.1:$port" --system "$GW_SYSTEM" --action "$GW_ACTION"
+	SEC_PORT[$name]=$port SEC_PIDS[$name]="$gpid $PID"
+}
+SEC_NAMES=()
+if want security; then
+	if [[ ! -x $GATEWAY || ! -x $ECHO_HOST ]]; then
+		echo "run.sh: security: $GATEWAY or $ECHO_HOST is missing" >&2
+		exit 2
+	fi
+	C=$TMP/certs
+	bash "$ROOT/tests/tls/mkcerts.sh" "$C"
+	tok() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+	token_hash() { printf 'sha256:%s' "$(printf '%s' "$1" | sha256sum | cut -d' ' -f1)"; }
+	CLIENT_TOKEN=$(tok) HOST_TOKEN=$(tok)
+	cat >"$TMP/access-token.yaml" <<-EOF
+		principals:
+		  - name: bench-client
+		    tokens: [$(token_hash "$CLIENT_TOKEN")]
+		    invoke:
+		      - system: $GW_SYSTEM
+		  - name: bench-host
+		    tokens: [$(token_hash "$HOST_TOKEN")]
+		    host: [$GW_SYSTEM]
+	EOF
+	cat >"$TMP/access-mtls.yaml" <<-EOF
+		principals:
+		  - name: bench-client
+		    identities: [uri:spiffe://spawn.test/client]
+		    invoke:
+		      - system: $GW_SYSTEM
+		  - name: bench-host
+		    identities: [uri:spiffe://spawn.test/host]
+		    host: [$GW_SYSTEM]
+	EOF
+	TLS_GW="--tls-cert $C/server-chain.pem --tls-key $C/server.key --tls-client-ca $C/ca.pem"
+	TLS_HOST="SPAWN_TLS_CA=$C/ca.pem SPAWN_TLS_CERT=$C/host-chain.pem SPAWN_TLS_KEY=$C/host.key"
+	TLS_LG="--tls-ca $C/ca.pem --tls-cert $C/client-chain.pem --tls-key $C/client.key"
+	sec_start plain "" ""
+	SEC_LG[plain]=""
+	sec_start mtls "$TLS_GW" "$TLS_HOST"
+	SEC_LG[mtls]=$TLS_LG
+	sec_start token "--access $TMP/access-token.yaml" "SPAWN_TOKEN=$HOST_TOKEN"
+	SEC_LG[token]="--token $CLIENT_TOKEN"
+	sec_start mtls-authz "$TLS_GW --access $TMP/access-mtls.yaml" "$TLS_HOST"
+	SEC_LG[mtls-authz]=$TLS_LG
+	SEC_NAMES=(plain mtls token mtls-authz)
+fi
+
 # ---- throughput and latency, interleaved by round ---------------------------
 for ((r = 1; r <= ROUNDS; r++)); do
 	for n in $INFLIGHT; do
@@ -275,6 +357,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
 					--timeout-ms 10000
 			done
 		fi
+	done
+	for n in $SEC_INFLIGHT; do
+		for name in "${SEC_NAMES[@]}"; do
+			read -r gpid hpid <<<"${SEC_PIDS[$name]}"
+			alive "gw-$name" "$gpid"
+			alive "host-$name" "$hpid"
+			# shellcheck disable=SC2086 # flag list
+			load "sec-$name" "$r" "$n" "$SEC_ACTORS" "${SEC_PORT[$name]}" "$gpid $hpid" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000 ${SEC_LG[$name]}
+		done
 	done
 done
 
@@ -322,43 +414,56 @@ function add(key, v) { vals[key] = (key in vals) ? vals[key] " " v : v }
 	id = s SUBSEP n SUBSEP m
 	if (!(id in seen)) { seen[id] = 1; order[++cnt] = id }
 	add("rps" SUBSEP id, $5); add("p50" SUBSEP id, $6); add("p99" SUBSEP id, $7); add("cpu" SUBSEP id, $10)
+	add("cpu1" SUBSEP id, $11)
 	err[id] += $9; rounds[id]++
-	rps[s, n, m, r] = $5; p50[s, n, m, r] = $6; cpu[s, n, m, r] = $10
+	rps[s, n, m, r] = $5; p50[s, n, m, r] = $6; cpu[s, n, m, r] = $10; cpu1[s, n, m, r] = $11
 	R[r] = 1
 }
 END {
-	printf "%-10s %8s %7s %6s %9s %9s %9s %9s %6s  %s\n", "scenario", "inflight", "actors", "rounds",
-		"rps", "p50_us", "p99_us", "cpu_us", "errors", "ratios (median of per-round ratios)"
+	printf "%-14s %8s %7s %6s %9s %9s %9s %9s %9s %6s  %s\n", "scenario", "inflight", "actors", "rounds",
+		"rps", "p50_us", "p99_us", "cpu_us", "cpu1_us", "errors", "ratios (median of per-round ratios)"
 	for (i = 1; i <= cnt; i++) {
 		id = order[i]; split(id, k, SUBSEP); s = k[1]; n = k[2]; m = k[3]
 		note = ""
 		# Each scenario is compared with the one below it: forwarder with
 		# direct, gateway with forwarder; added latency is always vs direct.
+		# A security variant is compared with sec-plain at the same level
+		# (cpu1: the gateway alone).
 		base = (s == "forwarder") ? "direct" : (s == "gateway") ? "forwarder" : ""
+		bm = 1
+		if (s ~ /^sec-/ && s != "sec-plain") { base = "sec-plain"; bm = m }
 		if (base != "") {
 			for (r in R) {
-				if (!(((base, n, 1, r) in rps) && ((s, n, m, r) in rps)))
+				if (!(((base, n, bm, r) in rps) && ((s, n, m, r) in rps)))
 					continue
-				if (rps[base, n, 1, r] > 0)
-					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, 1, r])
-				if (cpu[base, n, 1, r] > 0)
-					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, 1, r])
-				if (("direct", n, 1, r) in p50)
+				if (rps[base, n, bm, r] > 0)
+					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, bm, r])
+				if (cpu[base, n, bm, r] > 0)
+					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, bm, r])
+				if (base == "sec-plain" && cpu1[base, n, bm, r] > 0)
+					add("x_cpu1" SUBSEP id, cpu1[s, n, m, r] / cpu1[base, n, bm, r])
+				if (base != "sec-plain" && ("direct", n, 1, r) in p50)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
+				if (base == "sec-plain")
+					add("added" SUBSEP id, p50[s, n, m, r] - p50[base, n, bm, r])
 			}
 			if (("x_rps" SUBSEP id) in vals)
 				note = note sprintf("rps/%s x%.2f  ", base, median("x_rps" SUBSEP id))
 			if (("x_cpu" SUBSEP id) in vals)
 				note = note sprintf("cpu/%s x%.2f  ", base, median("x_cpu" SUBSEP id))
+			if (("x_cpu1" SUBSEP id) in vals)
+				note = note sprintf("cpu1/%s x%.2f  ", base, median("x_cpu1" SUBSEP id))
 			if (("added" SUBSEP id) in vals)
-				note = note sprintf("p50-direct %+.1fus", median("added" SUBSEP id))
+				note = note sprintf("p50-%s %+.1fus", base == "sec-plain" ? base : "direct",
+					median("added" SUBSEP id))
 		}
-		printf "%-10s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %6d  %s%s\n", s, n, m, rounds[id],
+		printf "%-14s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %9.2f %6d  %s%s\n", s, n, m, rounds[id],
 			median("rps" SUBSEP id), median("p50" SUBSEP id), median("p99" SUBSEP id),
-			median("cpu" SUBSEP id), err[id], note, err[id] ? "  FAILED" : ""
+			median("cpu" SUBSEP id), median("cpu1" SUBSEP id), err[id], note, err[id] ? "  FAILED" : ""
 	}
 }' "$RESULTS"
-echo "(cpu_us: CPU time of the processes under test per call; rps/X, cpu/X: this scenario over X in the same round)"
+echo "(cpu_us: CPU time of the processes under test per call, cpu1_us: of the first (the gateway, or the echo"
+echo " server / forwarder); rps/X, cpu/X, cpu1/X: this scenario over X in the same round)"
 if [[ -n $MEM_LINE ]]; then
 	echo "$MEM_LINE"
 fi

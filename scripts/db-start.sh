@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# db-start.sh [--fresh] DIR [postgres] [mariadb]
+# db-start.sh [--fresh] [--tls CERTDIR] DIR [postgres] [mariadb]
 #
 # Starts private PostgreSQL 15 and MariaDB servers for the statestore tests
 # under DIR, on free loopback ports (never the system services), each with a
@@ -22,6 +22,26 @@
 # 77 (ctest shows the setup as skipped; the suite runs the other targets).
 # Any other failure (initdb, start-up, creating the database) always fails.
 #
+# --tls CERTDIR (a directory of tests/tls/mkcerts.sh: ca.pem, db.pem,
+# db.key) starts servers that speak only TLS over TCP, for the database TLS
+# tests (docs/security.md, "Databases over TLS"):
+#   PostgreSQL  ssl = on with db.pem/db.key (copied into its data directory,
+#               owned by the server's user, 0600) and ca.pem as ssl_ca_file;
+#               pg_hba.conf: hostssl with clientcert=verify-ca (a client
+#               certificate signed by ca.pem), hostnossl reject
+#   MariaDB     ssl_cert/ssl_key/ssl_ca from DIR/tls (copies), with
+#               require_secure_transport=ON; the user spawn REQUIRE X509
+# The URLs then carry sslmode=verify-full, sslrootcert=ca.pem and
+# sslcert/sslkey=client.pem/client.key, and <engine>.env also holds
+#   SPAWN_TEST_<ENGINE>_TLS_CERT / _TLS_KEY   the files the server reads its
+#                                  certificate and key from
+#   SPAWN_TEST_<ENGINE>_TLS_RELOAD a command that makes it read them again
+#   SPAWN_TEST_<ENGINE>_ADMIN      a superuser client over the unix socket
+#                                  (psql / mariadb, no TLS needed there)
+# DIR/tls holds the copies and marks the mode: _START restarts a TLS server
+# as one, and every start puts the certificates back in place (a test that
+# swapped them and died leaves nothing behind).
+#
 # As root, PostgreSQL runs as the `postgres` user (it refuses root) and
 # MariaDB as root. Logs: DIR/postgres.log, DIR/mariadb.log. PostgreSQL's data
 # and log move to /tmp/spawn-db-<hash of DIR> when the postgres user cannot
@@ -29,19 +49,46 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 [--fresh] DIR [postgres] [mariadb]" >&2
+	echo "usage: $0 [--fresh] [--tls CERTDIR] DIR [postgres] [mariadb]" >&2
 	exit 2
 }
 
 fresh=0
-if [ "${1:-}" = "--fresh" ]; then
-	fresh=1
+certs=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--fresh) fresh=1 ;;
+	--tls)
+		[ $# -ge 2 ] || usage
+		certs=$(cd "$2" && pwd)
+		shift
+		;;
+	*) break ;;
+	esac
 	shift
-fi
+done
 [ $# -ge 1 ] || usage
 mkdir -p "$1"
 DIR=$(cd "$1" && pwd)
 shift
+# TLS: asked for now, or recorded by the start that made the data.
+TLS=$DIR/tls
+if [ -n "$certs" ]; then
+	for f in ca.pem db.pem db.key client.pem client.key; do
+		[ -f "$certs/$f" ] || {
+			echo "db-start: --tls $certs: $f is missing (tests/tls/mkcerts.sh makes it)" >&2
+			exit 2
+		}
+	done
+	mkdir -p "$TLS"
+	cp "$certs/ca.pem" "$certs/db.pem" "$certs/db.key" "$certs/client.pem" \
+		"$certs/client.key" "$TLS/"
+	chmod 600 "$TLS/db.key" "$TLS/client.key"
+elif [ $fresh -eq 1 ]; then
+	rm -rf "$TLS"
+fi
+tls=0
+[ -f "$TLS/ca.pem" ] && tls=1
 engines=("$@")
 [ ${#engines[@]} -gt 0 ] || engines=(postgres mariadb)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -105,7 +152,31 @@ elapsed() {
 	printf '%d.%03d' $(((now - t0) / 1000000000)) $((((now - t0) / 1000000) % 1000))
 }
 
+# tls_params prints the query string of a TLS URL: the server's name and
+# certificate checked against the test CA, and the client certificate.
+tls_params() {
+	printf 'sslmode=verify-full&sslrootcert=%s&sslcert=%s&sslkey=%s' \
+		"$TLS/ca.pem" "$TLS/client.pem" "$TLS/client.key"
+}
+
 # ---- PostgreSQL ---------------------------------------------------------------
+
+# pg_tls DATA: the server's certificate, key and client CA into DATA
+# (PostgreSQL wants the key owned by its user, 0600), and a pg_hba.conf
+# that takes TCP clients over TLS with a certificate of the test CA only.
+pg_tls() {
+	local f
+	for f in db.pem:server.crt db.key:server.key ca.pem:root.crt; do
+		install -m 600 "$TLS/${f%%:*}" "$1/${f#*:}"
+		[ "$(id -u)" -eq 0 ] && chown postgres: "$1/${f#*:}"
+	done
+	cat >"$1/pg_hba.conf" <<-'EOF'
+		# db-start.sh --tls: TLS only over TCP, with a client certificate.
+		local     all all                trust
+		hostssl   all all 127.0.0.1/32   scram-sha-256 clientcert=verify-ca
+		hostnossl all all all            reject
+	EOF
+}
 
 # pg_run CMD...: runs a PostgreSQL tool as the server's OS user.
 pg_run() {
@@ -163,6 +234,11 @@ pg_start() {
 			exit 1
 		}
 	fi
+	local tlsopts=
+	if [ $tls -eq 1 ]; then
+		pg_tls "$data"
+		tlsopts="-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c ssl_ca_file=root.crt"
+	fi
 	local tries=1
 	[ $new -eq 1 ] && tries=5
 	for attempt in $(seq 1 $tries); do
@@ -172,7 +248,7 @@ pg_start() {
 			port=$(cat "$DIR/postgres.port")
 		fi
 		if pg_run "$PG_BIN/pg_ctl" -D "$data" -l "$pglog" -w -t 60 \
-			-o "-c listen_addresses=127.0.0.1 -p $port -k $sockdir" start >/dev/null; then
+			-o "-c listen_addresses=127.0.0.1 -p $port -k $sockdir $tlsopts" start >/dev/null; then
 			echo "$port" >"$DIR/postgres.port"
 			break
 		fi
@@ -190,11 +266,23 @@ pg_start() {
 			CREATE DATABASE spawn_test OWNER spawn;
 		SQL
 	fi
+	local params=sslmode=disable
+	[ $tls -eq 1 ] && params=$(tls_params)
 	cat >"$DIR/postgres.env" <<-EOF
-		SPAWN_TEST_POSTGRES_URL='postgres://spawn:spawn@127.0.0.1:$port/spawn_test?sslmode=disable'
+		SPAWN_TEST_POSTGRES_URL='postgres://spawn:spawn@127.0.0.1:$port/spawn_test?$params'
 		SPAWN_TEST_POSTGRES_STOP='$here/db-stop.sh $DIR postgres'
 		SPAWN_TEST_POSTGRES_START='$here/db-start.sh $DIR postgres'
 	EOF
+	if [ $tls -eq 1 ]; then
+		local run=
+		[ "$(id -u)" -eq 0 ] && run="runuser -u postgres -- "
+		cat >>"$DIR/postgres.env" <<-EOF
+			SPAWN_TEST_POSTGRES_TLS_CERT='$data/server.crt'
+			SPAWN_TEST_POSTGRES_TLS_KEY='$data/server.key'
+			SPAWN_TEST_POSTGRES_TLS_RELOAD='$run$PG_BIN/pg_ctl -D $data reload'
+			SPAWN_TEST_POSTGRES_ADMIN='psql -X -q -h $sockdir -p $port -U postgres'
+		EOF
+	fi
 	log "postgres: up on 127.0.0.1:$port in $(elapsed) s"
 }
 
@@ -228,6 +316,9 @@ my_start() {
 	# Small logs and buffers: a test server, not a tuned one. Durability
 	# settings stay at their defaults (the server-gone test relies on them).
 	local opts=(--innodb-buffer-pool-size=64M --innodb-log-file-size=16M)
+	local tlsopts=()
+	[ $tls -eq 1 ] && tlsopts=(--ssl-cert="$TLS/db.pem" --ssl-key="$TLS/db.key"
+		--ssl-ca="$TLS/ca.pem" --require-secure-transport=ON)
 	local new=0
 	if [ ! -d "$data/mysql" ]; then
 		new=1
@@ -254,7 +345,7 @@ my_start() {
 		setsid "$mariadbd" --no-defaults "${user[@]}" --datadir="$data" --socket="$sock" \
 			--port="$port" --bind-address=127.0.0.1 --pid-file="$DIR/mariadb.pid" \
 			--log-error="$DIR/mariadb.log" --skip-name-resolve --performance-schema=OFF \
-			"${opts[@]}" </dev/null >>"$DIR/mariadb.log" 2>&1 &
+			"${opts[@]}" "${tlsopts[@]}" </dev/null >>"$DIR/mariadb.log" 2>&1 &
 		pid=$!
 		# Up when it answers on the socket; dead when the process is gone.
 		local up=0
@@ -289,12 +380,28 @@ my_start() {
 			GRANT ALL PRIVILEGES ON `spawn\_test%`.* TO 'spawn'@'127.0.0.1';
 			GRANT ALL PRIVILEGES ON `spawn\_test%`.* TO 'spawn'@'localhost';
 		SQL
+		if [ $tls -eq 1 ]; then
+			mariadb --no-defaults --socket="$sock" -uroot <<-'SQL'
+				ALTER USER 'spawn'@'127.0.0.1' REQUIRE X509;
+				ALTER USER 'spawn'@'localhost' REQUIRE X509;
+			SQL
+		fi
 	fi
+	local params=
+	[ $tls -eq 1 ] && params=?$(tls_params)
 	cat >"$DIR/mariadb.env" <<-EOF
-		SPAWN_TEST_MARIADB_URL='mariadb://spawn:spawn@127.0.0.1:$port/spawn_test'
+		SPAWN_TEST_MARIADB_URL='mariadb://spawn:spawn@127.0.0.1:$port/spawn_test$params'
 		SPAWN_TEST_MARIADB_STOP='$here/db-stop.sh $DIR mariadb'
 		SPAWN_TEST_MARIADB_START='$here/db-start.sh $DIR mariadb'
 	EOF
+	if [ $tls -eq 1 ]; then
+		cat >>"$DIR/mariadb.env" <<-EOF
+			SPAWN_TEST_MARIADB_TLS_CERT='$TLS/db.pem'
+			SPAWN_TEST_MARIADB_TLS_KEY='$TLS/db.key'
+			SPAWN_TEST_MARIADB_TLS_RELOAD='mariadb --no-defaults --socket=$sock -uroot -e FLUSH\ SSL'
+			SPAWN_TEST_MARIADB_ADMIN='mariadb --no-defaults --socket=$sock -uroot'
+		EOF
+	fi
 	log "mariadb: up on 127.0.0.1:$port in $(elapsed) s"
 }
 

@@ -8,6 +8,7 @@ pkgs=(build-essential cmake pkg-config
       python3 python3-grpcio python3-protobuf
       python3-yaml systemd  # tests/deploy: the manifests (PyYAML), systemd-analyze verify
       postgresql mariadb-server
+      openssl  # the CLI: test certificates (tests/tls/mkcerts.sh, dbtls_test.py)
       clang libclang-rt-14-dev)  # libFuzzer (make test-fuzz / make fuzz)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -7,8 +7,19 @@
  *        mysql://...                      (the same driver)
  *   user, password and db are percent-decoded; host may be [v6addr]; port
  *   defaults to 3306. Parameters: socket=/path (a unix socket instead of
- *   TCP), connect_timeout=SECONDS (default 10), sslmode=disable|require|
- *   verify-full, sslrootcert=/path/ca.pem. Anything else is GW_ECONFIG.
+ *   TCP), connect_timeout=SECONDS (default 10), and TLS in PostgreSQL's
+ *   words (MySQL's client option names are accepted as aliases):
+ *     sslmode (ssl-mode)        disable | require | verify-ca | verify-full
+ *     sslrootcert (ssl-ca)      the CA file the server's chain must reach
+ *     sslcert (ssl-cert)        a client certificate (chain) file
+ *     sslkey (ssl-key)          its private key
+ *   No sslmode: verify-full when any of the three files is given, else
+ *   disable. verify-ca and verify-full without sslrootcert check against
+ *   the system's CAs. sslmode=disable with a file, sslcert without sslkey
+ *   (or the reverse), or anything else is GW_ECONFIG.
+ *   mariadb-connector-c 3.3: MYSQL_OPT_SSL_ENFORCE makes TLS mandatory,
+ *   MYSQL_OPT_SSL_CA makes it check the chain, and
+ *   MYSQL_OPT_SSL_VERIFY_SERVER_CERT adds the host name (SAN DNS or IP).
  *
  * Schema (version 4; docs/schema.md): spawn_meta, spawn_actor_state,
  * spawn_actor_history, spawn_actor_epoch, spawn_instance and
@@ -80,6 +91,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -228,21 +240,40 @@ static void url_fini(my_url *u)
 	free(u->db);
 	free(u->socket);
 	free(u->sslrootcert);
+	free(u->sslcert);
+	free(u->sslkey);
 	memset(u, 0, sizeof *u);
 }
 
-/* query_param applies one key=value of the query string. */
+/* The string parameters: the URL's name, MySQL's alias, where it goes. */
+static char **str_param(my_url *u, const char *k)
+{
+	static const struct {
+		const char *name, *alias;
+		size_t off;
+	} params[] = {
+	    {"socket", NULL, offsetof(my_url, socket)},
+	    {"sslrootcert", "ssl-ca", offsetof(my_url, sslrootcert)},
+	    {"sslcert", "ssl-cert", offsetof(my_url, sslcert)},
+	    {"sslkey", "ssl-key", offsetof(my_url, sslkey)},
+	};
+	for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
+		if (strcmp(k, params[i].name) == 0 ||
+		    (params[i].alias && strcmp(k, params[i].alias) == 0))
+			return (char **)((char *)u + params[i].off);
+	return NULL;
+}
+
+/* query_param applies one key=value of the query string; takes v. */
 static bool query_param(my_url *u, const char *k, char *v, const gw_store_opts *opts)
 {
-	if (strcmp(k, "socket") == 0) {
-		free(u->socket);
-		u->socket = v;
-		return true;
-	}
-	if (strcmp(k, "sslrootcert") == 0) {
-		free(u->sslrootcert);
-		u->sslrootcert = v;
-		return true;
+	char **str = str_param(u, k);
+	if (str) {
+		free(*str);
+		*str = v;
+		if (!*v)
+			gwi_store_errf(opts, "bad mariadb URL: %s is empty", k);
+		return *v != '\0';
 	}
 	if (strcmp(k, "connect_timeout") == 0) {
 		char *end;
@@ -255,24 +286,50 @@ static bool query_param(my_url *u, const char *k, char *v, const gw_store_opts *
 		free(v);
 		return ok;
 	}
-	if (strcmp(k, "sslmode") == 0) {
-		static const char *const modes[] = {"disable", "require", "verify-full"};
-		for (int i = 0; i < 3; i++)
+	if (strcmp(k, "sslmode") == 0 || strcmp(k, "ssl-mode") == 0) {
+		static const char *const modes[] = {
+		    [MY_SSL_DISABLE] = "disable",
+		    [MY_SSL_REQUIRE] = "require",
+		    [MY_SSL_VERIFY_CA] = "verify-ca",
+		    [MY_SSL_VERIFY_FULL] = "verify-full",
+		};
+		u->sslmode = MY_SSL_DEFAULT;
+		for (int i = MY_SSL_DISABLE; i <= MY_SSL_VERIFY_FULL; i++)
 			if (strcmp(v, modes[i]) == 0)
-				u->sslmode = i + 1;
-		if (!u->sslmode)
-			gwi_store_errf(
-			    opts, "bad mariadb URL: sslmode '%s' (disable, require, verify-full)",
-			    v);
+				u->sslmode = (my_sslmode)i;
+		if (u->sslmode == MY_SSL_DEFAULT)
+			gwi_store_errf(opts,
+			               "bad mariadb URL: %s '%s' (disable, require, verify-ca, "
+			               "verify-full)",
+			               k, v);
 		free(v);
-		return u->sslmode != 0;
+		return u->sslmode != MY_SSL_DEFAULT;
 	}
 	gwi_store_errf(opts,
 	               "bad mariadb URL: unknown parameter '%s' (socket, connect_timeout, "
-	               "sslmode, sslrootcert)",
+	               "sslmode, sslrootcert, sslcert, sslkey)",
 	               k);
 	free(v);
 	return false;
+}
+
+/* tls_check settles the default sslmode and refuses what contradicts
+ * itself. */
+static bool tls_check(my_url *u, const gw_store_opts *opts)
+{
+	bool files = u->sslrootcert || u->sslcert || u->sslkey;
+	if (u->sslmode == MY_SSL_DEFAULT)
+		u->sslmode = files ? MY_SSL_VERIFY_FULL : MY_SSL_DISABLE;
+	if (u->sslmode == MY_SSL_DISABLE && files) {
+		gwi_store_errf(opts, "bad mariadb URL: sslmode=disable with sslrootcert, sslcert "
+		                     "or sslkey");
+		return false;
+	}
+	if (!u->sslcert != !u->sslkey) {
+		gwi_store_errf(opts, "bad mariadb URL: sslcert and sslkey go together");
+		return false;
+	}
+	return true;
 }
 
 /* parse_url splits scheme://[user[:password]@]host[:port]/db[?k=v&...].
@@ -346,6 +403,10 @@ static gw_err parse_url(const char *url, my_url *u, const gw_store_opts *opts)
 			return GW_ECONFIG;
 		}
 		q = amp;
+	}
+	if (!tls_check(u, opts)) {
+		url_fini(u);
+		return GW_ECONFIG;
 	}
 	return GW_OK;
 bad:

@@ -203,12 +203,22 @@ gw_err gwi_my_conn_open(my_drv *d, my_conn *mc, char *why, size_t whylen)
 	mysql_options(mc->m, MYSQL_OPT_RECONNECT, &off);
 	mysql_options(mc->m, MYSQL_OPT_LOCAL_INFILE, &off);
 	mysql_options(mc->m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-	if (d->u.sslmode >= 2)
+	/* sslmode (mariadb.c): connector-c 3.3 checks the chain whenever a CA
+	 * is set, and without one only under VERIFY_SERVER_CERT (then against
+	 * the system's CAs); verify-ca without sslrootcert needs that flag
+	 * too, and so checks the name as well: stricter, never weaker. */
+	if (d->u.sslmode >= MY_SSL_REQUIRE) {
 		mysql_options(mc->m, MYSQL_OPT_SSL_ENFORCE, &on);
-	if (d->u.sslmode == 3)
+		if (d->u.sslrootcert)
+			mysql_options(mc->m, MYSQL_OPT_SSL_CA, d->u.sslrootcert);
+		if (d->u.sslcert) {
+			mysql_options(mc->m, MYSQL_OPT_SSL_CERT, d->u.sslcert);
+			mysql_options(mc->m, MYSQL_OPT_SSL_KEY, d->u.sslkey);
+		}
+	}
+	if (d->u.sslmode == MY_SSL_VERIFY_FULL ||
+	    (d->u.sslmode == MY_SSL_VERIFY_CA && !d->u.sslrootcert))
 		mysql_options(mc->m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
-	if (d->u.sslrootcert)
-		mysql_options(mc->m, MYSQL_OPT_SSL_CA, d->u.sslrootcert);
 	/* No CLIENT_MULTI_STATEMENTS: one statement per query. */
 	if (!mysql_real_connect(mc->m, d->u.socket ? "localhost" : d->u.host, d->u.user,
 	                        d->u.password, d->u.db, d->u.port, d->u.socket, 0)) {

@@ -69,12 +69,22 @@ enum {
 	ST_COUNT
 };
 
+/* sslmode=, PostgreSQL's words (mariadb.c maps them to mysql_options). */
+typedef enum my_sslmode {
+	MY_SSL_DEFAULT = 0, /* not given: DISABLE, or VERIFY_FULL with any ssl* file */
+	MY_SSL_DISABLE,     /* plaintext */
+	MY_SSL_REQUIRE,     /* TLS; the chain checked only if sslrootcert is given */
+	MY_SSL_VERIFY_CA,   /* TLS, the chain checked against sslrootcert (or the system's) */
+	MY_SSL_VERIFY_FULL, /* VERIFY_CA and the host name against the certificate */
+} my_sslmode;
+
 /* The parts of a mariadb:// URL (mariadb.c parses it). */
 typedef struct my_url {
-	char *user, *password, *host, *db, *socket, *sslrootcert; /* owned, decoded */
+	char *user, *password, *host, *db, *socket; /* owned, decoded */
+	char *sslrootcert, *sslcert, *sslkey;       /* owned, decoded file names; NULL: none */
 	unsigned port;
 	unsigned connect_timeout;
-	int sslmode; /* 0 default, 1 disable, 2 require, 3 verify-full */
+	my_sslmode sslmode; /* never MY_SSL_DEFAULT once parse_url succeeded */
 } my_url;
 
 typedef struct my_conn {

@@ -1118,10 +1118,28 @@ START_TEST(unknown_schemes_and_bad_urls_are_refused)
 	    "mysql://u:p@h/db?sslmode=sometimes",
 	    "mysql://u:p@h/db?connect_timeout=0",
 	    "mysql://u:p@h/db?socket",
+	    "mariadb://u:p@h/db?ssl-mode=sometimes",
+	    "mariadb://u:p@h/db?sslmode=disable&sslrootcert=/ca.pem",
+	    "mariadb://u:p@h/db?sslcert=/c.pem",
+	    "mariadb://u:p@h/db?sslmode=require&ssl-key=/c.key",
+	    "mariadb://u:p@h/db?sslrootcert=",
+	    "mariadb://u:p@h/db?ssl-capath=/etc/ssl",
 	};
 	for (size_t i = 0; i < sizeof bad_my / sizeof bad_my[0]; i++)
 		ck_assert_msg(try_open(&c, bad_my[i], TEST_KEY, &s) == GW_ECONFIG, "%s: %s",
 		              bad_my[i], c.err);
+	/* The TLS parameters and their MySQL aliases parse (port 1 refuses
+	 * before any handshake). */
+	ck_assert_int_eq(try_open(&c,
+	                          "mariadb://u:p@127.0.0.1:1/db?ssl-mode=verify-ca&ssl-ca=/ca.pem&"
+	                          "ssl-cert=/c.pem&ssl-key=/c.key",
+	                          TEST_KEY, &s),
+	                 GW_EUNAVAIL);
+	ck_assert_int_eq(try_open(&c,
+	                          "mariadb://u:p@127.0.0.1:1/db?sslrootcert=/ca.pem&sslcert=/c.pem&"
+	                          "sslkey=/c.key&connect_timeout=3",
+	                          TEST_KEY, &s),
+	                 GW_EUNAVAIL);
 	ck_assert_int_eq(try_open(&c, "mariadb://u:S3cretPw@127.0.0.1:1/db", TEST_KEY, &s),
 	                 GW_EUNAVAIL);
 	ck_assert_msg(!strstr(c.err, "S3cretPw") && strstr(c.err, "u@127.0.0.1:1/db"), "%s", c.err);

@@ -54,6 +54,15 @@ START_TEST(password_parameters_are_replaced_in_queries_and_conninfo)
 	check_url("host=h mypassword=x", "host=h mypassword=x");
 	/* Both kinds in one URL. */
 	check_url("postgres://u:one@h/db?password=two", "postgres://u:***@h/db?password=***");
+	/* TLS parameters: file names are shown, the key's password is not. */
+	check_url("postgres://u:pw@h/db?sslmode=verify-full&sslrootcert=/etc/ca.pem&"
+	          "sslcert=/etc/c.pem&sslkey=/etc/c.key&sslpassword=k",
+	          "postgres://u:***@h/db?sslmode=verify-full&sslrootcert=/etc/ca.pem&"
+	          "sslcert=/etc/c.pem&sslkey=/etc/c.key&sslpassword=***");
+	check_url("mariadb://u:pw@h/db?ssl-mode=verify-ca&ssl-ca=/ca.pem&ssl-cert=/c.pem&"
+	          "ssl-key=/c.key",
+	          "mariadb://u:***@h/db?ssl-mode=verify-ca&ssl-ca=/ca.pem&ssl-cert=/c.pem&"
+	          "ssl-key=/c.key");
 }
 END_TEST
 
