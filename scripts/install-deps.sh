@@ -9,6 +9,7 @@ pkgs=(build-essential cmake pkg-config
       python3-yaml systemd  # tests/deploy: the manifests (PyYAML), systemd-analyze verify
       postgresql mariadb-server
       openssl  # the CLI: test certificates (tests/tls/mkcerts.sh, dbtls_test.py)
+      nftables  # the cluster harness's partitions (tests/cluster)
       clang libclang-rt-14-dev)  # libFuzzer (make test-fuzz / make fuzz)
 missing=()
 for p in "${pkgs[@]}"; do

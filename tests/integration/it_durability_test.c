@@ -582,7 +582,8 @@ static it_proc *stuck_store_shutdown(const char *persist_drain, void **lock, it_
 	if (!flushed)
 		it_proc_dump(gw.p);
 	ck_assert_msg(flushed, "the gateway did not report its flush timeout");
-	ck_assert_msg(file_mentions(gw.p->errlog, "not saved: it/counter"),
+	/* The actor is named on the next line, which may not be written yet. */
+	ck_assert_msg(wait_mentions(gw.p->errlog, "not saved: it/counter", it_ms(5000)),
 	              "the gateway did not name the actor it could not save");
 	return gw.p;
 }
