@@ -198,6 +198,14 @@ start() {
 $(tail -5 "$DIR/gw$i.log")"
 		say "gw$i listening on 127.0.0.1:$port (pid $pid)"
 	done
+	# Ready once each is an ACTIVE member of the view ("member ID joined").
+	for i in $(seq 1 "$SIZE"); do
+		pid=$(awk -v n="gw$i" '$2 == n {print $3}' "$DIR/pids")
+		wait_line "$DIR/gw$i.out" '^member .* joined' "$pid" 30 ||
+			die "gateway gw$i did not join the cluster; its log, $DIR/gw$i.log, ends with:
+$(tail -5 "$DIR/gw$i.log")"
+	done
+	say "every gateway joined the cluster"
 	for i in $(seq 1 "$SIZE"); do
 		port=$((BASE + i - 1))
 		setsid "$host" --gateway "127.0.0.1:$port" </dev/null >"$DIR/host$i.out" 2>&1 &
