@@ -149,6 +149,17 @@ void gw_config_usage(const char *prog)
 	    "  Every string a client or host sends must be UTF-8 without NUL or control\n"
 	    "  characters; metadata keys starting with \"spawn-\" are reserved to the gateway.\n"
 	    "\n"
+	    "Cluster (docs/design/cluster.md; needs a PostgreSQL or MariaDB statestore)\n"
+	    "  --advertise HOST:PORT     join the cluster of the gateways sharing the\n"
+	    "                            statestore, reachable by peers and clients at\n"
+	    "                            HOST:PORT [SPAWN_ADVERTISE] default none (alone)\n"
+	    "  --heartbeat-ms MS         how often the member heartbeats in the database\n"
+	    "                            [SPAWN_HEARTBEAT_MS] default 1000\n"
+	    "  --member-timeout-ms MS    a member silent this long (heartbeats and probes)\n"
+	    "                            is declared dead; a member that cannot heartbeat\n"
+	    "                            for nearly as long fences itself; more than twice\n"
+	    "                            --heartbeat-ms [SPAWN_MEMBER_TIMEOUT_MS] default 5000\n"
+	    "\n"
 	    "Shutdown (SIGTERM or SIGINT)\n"
 	    "  --drain MS                wait this long for calls in flight\n"
 	    "                            [SPAWN_DRAIN_MS] default 5000\n"
@@ -292,6 +303,39 @@ static gw_err check_exposure(const gw_config *c, char *why, size_t whylen)
 	return GW_OK;
 }
 
+/* check_cluster validates the cluster flags: an advertised HOST:PORT, a
+ * store that has the members table, and timings that leave a member room
+ * to miss a heartbeat before it fences itself (docs/design/cluster.md). */
+static gw_err check_cluster(const gw_config *c, char *why, size_t whylen)
+{
+	if (c->heartbeat_ms * 2 >= c->member_timeout_ms) {
+		snprintf(why, whylen,
+		         "--heartbeat-ms %lld must be less than half of --member-timeout-ms %lld",
+		         (long long)c->heartbeat_ms, (long long)c->member_timeout_ms);
+		return GW_ECONFIG;
+	}
+	if (!c->advertise)
+		return GW_OK;
+	const char *colon = strrchr(c->advertise, ':');
+	char *end = NULL;
+	long port = colon ? strtol(colon + 1, &end, 10) : 0;
+	if (!colon || colon == c->advertise || !end || *end || port < 1 || port > 65535 ||
+	    strlen(c->advertise) > 200 || strpbrk(c->advertise, " \t\r\n@/")) {
+		snprintf(why, whylen, "--advertise '%s' is not HOST:PORT", c->advertise);
+		return GW_ECONFIG;
+	}
+	if (strncmp(c->statestore, "postgres://", 11) != 0 &&
+	    strncmp(c->statestore, "postgresql://", 13) != 0 &&
+	    strncmp(c->statestore, "mariadb://", 10) != 0 &&
+	    strncmp(c->statestore, "mysql://", 8) != 0) {
+		snprintf(why, whylen,
+		         "--advertise: cluster mode needs PostgreSQL or MariaDB (the "
+		         "statestore is not one)");
+		return GW_ECONFIG;
+	}
+	return GW_OK;
+}
+
 gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t whylen)
 {
 	memset(c, 0, sizeof *c);
@@ -306,6 +350,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->drain_ms = 5000;
 	c->flush_timeout_ms = 30000;
 	c->persist_drain_ms = 10000;
+	c->heartbeat_ms = 1000;
+	c->member_timeout_ms = 5000;
 	c->max_message_bytes = 4 << 20;
 	c->save_batch = 256;
 	c->log_level = GW_LOG_INFO;
@@ -357,6 +403,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_DRAIN_MS", drain_ms, 1, 3600000)
 	ENVNUM("SPAWN_FLUSH_TIMEOUT_MS", flush_timeout_ms, 1, 3600000)
 	ENVNUM("SPAWN_PERSIST_DRAIN_MS", persist_drain_ms, 1, 3600000)
+	ENVNUM("SPAWN_HEARTBEAT_MS", heartbeat_ms, 10, 600000)
+	ENVNUM("SPAWN_MEMBER_TIMEOUT_MS", member_timeout_ms, 50, 3600000)
+	if ((e = getenv("SPAWN_ADVERTISE")) && *e)
+		c->advertise = e;
 	ENVNUM("SPAWN_STATESTORE_POOL", store_pool, 1, 64)
 	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
 	ENVNUM("SPAWN_TYPE_GRACE_MS", type_grace_ms, 0, INT64_MAX / 4)
@@ -446,7 +496,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_TLS_CLIENT_CA,
 		O_ACCESS,
 		O_INSECURE,
-		O_HASH_TOKEN
+		O_HASH_TOKEN,
+		O_ADVERTISE,
+		O_HEARTBEAT,
+		O_MEMBER_TO
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -489,6 +542,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"max-schedule-ahead", required_argument, NULL, O_AHEAD},
 	    {"flush-timeout", required_argument, NULL, O_FLUSHTO},
 	    {"persist-drain", required_argument, NULL, O_PDRAIN},
+	    {"advertise", required_argument, NULL, O_ADVERTISE},
+	    {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
+	    {"member-timeout-ms", required_argument, NULL, O_MEMBER_TO},
 	    {"host-listen", required_argument, NULL, O_HOST_LISTEN},
 	    {"admin-listen", required_argument, NULL, O_ADMIN_LISTEN},
 	    {"health-listen", required_argument, NULL, O_HEALTH_LISTEN},
@@ -685,6 +741,17 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			c->persist_drain_ms =
 			    num(optarg, "--persist-drain", 1, 3600000, why, whylen, &err);
 			break;
+		case O_ADVERTISE:
+			c->advertise = optarg;
+			break;
+		case O_HEARTBEAT:
+			c->heartbeat_ms =
+			    num(optarg, "--heartbeat-ms", 10, 600000, why, whylen, &err);
+			break;
+		case O_MEMBER_TO:
+			c->member_timeout_ms =
+			    num(optarg, "--member-timeout-ms", 50, 3600000, why, whylen, &err);
+			break;
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {
 				snprintf(why, whylen, "--log-level: unknown level '%s'", optarg);
@@ -737,5 +804,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		snprintf(why, whylen, "--tls-cert needs --tls-key");
 		return GW_ECONFIG;
 	}
+	if ((err = check_cluster(c, why, whylen)) != GW_OK)
+		return err;
 	return check_exposure(c, why, whylen);
 }

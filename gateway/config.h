@@ -60,6 +60,11 @@ typedef struct gw_config {
 	const char *access; /* the access policy file (--access); NULL = everyone may do all */
 	bool insecure;      /* plaintext or policy-less non-loopback binds allowed (warned) */
 	bool hash_token;    /* --hash-token: print the hash of the token on stdin, exit */
+	/* Cluster (docs/design/cluster.md). advertise: borrowed; NULL = one
+	 * gateway alone (no membership). */
+	const char *advertise;     /* HOST:PORT peers and clients reach this member at */
+	int64_t heartbeat_ms;      /* --heartbeat-ms: how often the member heartbeats */
+	int64_t member_timeout_ms; /* --member-timeout-ms: silence before it is declared dead */
 } gw_config;
 
 /* gw_config_addr_is_local says whether a listen address is safe to serve

@@ -11,12 +11,114 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "membership.h"
 #include "persist.h"
 #include "redact.h"
 #include "registry.h"
 #include "runtime.h"
 #include "server.h"
 #include "store.h"
+
+/* ---- cluster callbacks (membership.h) ----------------------------------------------- */
+
+/* What the callbacks need: the registry (the types served) and the server
+ * (readiness: GW_UNREADY_MEMBERSHIP, server.h). */
+typedef struct cluster_ctx {
+	gw_registry *reg; /* borrowed, outlives the cluster */
+	gw_server *srv;   /* borrowed, outlives the cluster */
+} cluster_ctx;
+
+/* on_joined: stdout says when this member is ACTIVE (tests and scripts wait
+ * for "member ID joined", as for "listening"). */
+static void cluster_joined(void *user, const char *id)
+{
+	cluster_ctx *x = user;
+	/* A member of the view: ready (grpc.health.v1), unless draining. */
+	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, false);
+	printf("member %s joined\n", id);
+	fflush(stdout);
+}
+
+/* on_fenced: this member stopped being one. The runtime keeps its
+ * activations for now: the routing of issue 11 drops them here. */
+static void cluster_fenced(void *user, const char *id, const char *why)
+{
+	cluster_ctx *x = user;
+	/* Not a member any more: NOT_SERVING until it has rejoined. */
+	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, true);
+	GW_ERROR("cluster: member %s FENCED itself: %s; rejoining under a new id", id, why);
+	printf("member %s fenced\n", id);
+	fflush(stdout);
+}
+
+/* on_view: one INFO line per view change. */
+static void cluster_view(void *user, gw_view *v)
+{
+	(void)user;
+	char line[1024];
+	size_t at = 0;
+	static const char *const names[] = {"?", "joining", "active", "leaving", "dead"};
+	for (size_t i = 0; i < v->n && at + 1 < sizeof line; i++) {
+		const gw_member *m = &v->members[i];
+		int n = snprintf(line + at, sizeof line - at, "%s%s%s=%s(%zu types)", i ? " " : "",
+		                 i == v->self ? "*" : "", m->id,
+		                 m->status >= 1 && m->status <= 4 ? names[m->status] : "?",
+		                 m->n_served);
+		if (n < 0)
+			break;
+		at += (size_t)n;
+	}
+	if (at >= sizeof line)
+		at = sizeof line - 1;
+	line[at] = '\0';
+	GW_INFO("cluster: view %llu: %zu members%s%s", (unsigned long long)v->version, v->n,
+	        v->n ? ": " : "", line);
+}
+
+/* cluster_served: what the hosts connected here serve (the registry). */
+static gw_err cluster_served(void *user, char **out)
+{
+	return gw_registry_served(((cluster_ctx *)user)->reg, out);
+}
+
+/* cluster_open opens the membership's own store handle (one connection:
+ * membership.c says why) and starts it. */
+static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *x)
+{
+	char serr[256] = "";
+	gw_store_opts so = {.keys = cfg->keys, .err = serr, .errlen = sizeof serr, .pool_size = 1};
+	gw_store *ms = NULL;
+	gw_err err = gw_store_open(&ms, cfg->statestore, &so);
+	if (err) {
+		GW_ERROR("cluster: statestore: %s", serr[0] ? serr : gw_strerror(err));
+		return err;
+	}
+	if (!gw_store_cluster_ok(ms)) {
+		GW_ERROR("--advertise: " GW_STORE_CLUSTER_NEEDS);
+		gw_store_close(ms);
+		return GW_ECONFIG;
+	}
+	gw_cluster_opts co = {
+	    .advertise = cfg->advertise,
+	    .heartbeat_ms = cfg->heartbeat_ms,
+	    .member_timeout_ms = cfg->member_timeout_ms,
+	    .served = cluster_served,
+	    .probe = NULL, /* no peer link yet: a silent member counts as unreachable */
+	    .on_view = cluster_view,
+	    .on_joined = cluster_joined,
+	    .on_fenced = cluster_fenced,
+	    .user = x,
+	};
+	if ((err = gw_cluster_create(out, ms, &co))) {
+		gw_store_close(ms);
+		return err;
+	}
+	GW_INFO("cluster: advertising %s, heartbeat %lld ms, member timeout %lld ms, fences "
+	        "itself %lld ms after its last heartbeat",
+	        cfg->advertise, (long long)cfg->heartbeat_ms, (long long)cfg->member_timeout_ms,
+	        (long long)gw_cluster_fence_after_ms(cfg->heartbeat_ms, cfg->member_timeout_ms));
+	return gw_cluster_start(*out);
+}
 
 /* shutdown_drain waits up to ms for the persist thread to finish what it
  * is doing (saves the flush started, their callbacks) while every actor is
@@ -123,6 +225,8 @@ int main(int argc, char **argv)
 	gw_runtime *rt = NULL;
 	gw_server *srv = NULL;
 	gw_access *access = NULL;
+	gw_cluster *cluster = NULL;
+	cluster_ctx cctx = {0}; /* filled once the server exists */
 	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
 		fprintf(stderr, "spawn-gateway: --access %s\n", why);
 		gw_tls_destroy(tls);
@@ -212,6 +316,10 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	/* In cluster mode, ready once this member is ACTIVE in the view. */
+	cctx = (cluster_ctx){.reg = reg, .srv = srv};
+	if (cfg.advertise)
+		gw_server_set_unready(srv, GW_UNREADY_MEMBERSHIP, true);
 	if ((err = gw_server_start(srv)))
 		goto fail;
 	/* Start-up is complete: the statestore is open, the effects of a
@@ -222,6 +330,10 @@ int main(int argc, char **argv)
 		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
+	if (cfg.advertise && (err = cluster_open(&cluster, &cfg, &cctx))) {
+		rc = 2;
+		goto out;
+	}
 	if (access) {
 		size_t n = gw_policy_count(gw_access_read(access));
 		gw_access_done(access);
@@ -253,6 +365,11 @@ int main(int argc, char **argv)
 	 * NOT_SERVING from now on, so probes and load balancers take this
 	 * gateway out while it drains. */
 	gw_server_set_unready(srv, GW_UNREADY_DRAINING, true);
+	/* The peers see this member LEAVING before it stops serving; its row
+	 * goes when it exits (gw_cluster_destroy). */
+	if (cluster && !gw_cluster_leave(cluster, cfg.member_timeout_ms))
+		GW_WARN("cluster: LEAVING could not be written; the peers will declare this "
+		        "member dead");
 	/* Shutdown in two phases (docs/design/threading.md): stop what
 	 * produces work, drain while what the work points at is alive, then
 	 * free. */
@@ -291,6 +408,7 @@ out:
 	gw_persist_stop(persist); /* no callback into the runtime from here on */
 	gw_runtime_destroy(rt);
 	gw_persist_destroy(persist);
+	gw_cluster_destroy(cluster); /* its row goes; before the registry it reads */
 	gw_registry_destroy(reg);
 	gw_store_close(store);
 	gw_access_close(access);

@@ -10,6 +10,7 @@ pkgs=(build-essential cmake pkg-config
       postgresql mariadb-server
       openssl  # the CLI: test certificates (tests/tls/mkcerts.sh, dbtls_test.py)
       nftables  # the cluster harness's partitions (tests/cluster)
+      dnsmasq-base  # a test's own DNS server (a name with several gateway addresses)
       clang libclang-rt-14-dev)  # libFuzzer (make test-fuzz / make fuzz)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -523,6 +523,97 @@ typedef bool (*gw_sched_match_fn)(void *user, const uint8_t *data, size_t len);
 gw_err gw_store_forget(gw_store *s, const gw_actor_key *k, const char *sched_prefix,
                        gw_sched_match_fn match, void *user, gw_forget_counts *out);
 
+/* ---- cluster membership (ops version 8) ---------------------------------------
+ * The members table (spawn_members, docs/schema.md, docs/design/cluster.md)
+ * of the gateways that share one PostgreSQL or MariaDB store. Every time in
+ * it is the DATABASE's clock (milliseconds since the epoch), never a
+ * member's, so clock skew between members cannot kill anyone: a heartbeat
+ * writes the database's now, and a listing returns the database's now with
+ * the rows, so a heartbeat's age is computed on one clock. SQLite has no
+ * such table: these functions return GW_ECONFIG there (a store of one
+ * gateway; gw_store_cluster_ok says so before any call). */
+
+enum {
+	GW_MEMBER_JOINING = 1,
+	GW_MEMBER_ACTIVE = 2,
+	GW_MEMBER_LEAVING = 3,
+	GW_MEMBER_DEAD = 4,
+};
+
+/* Bounds of the members table's text: an id or address up to
+ * GW_MEMBER_ID_MAX bytes, a served list up to GW_MEMBER_TEXT_MAX. */
+#define GW_MEMBER_ID_MAX   255
+#define GW_MEMBER_TEXT_MAX 65536
+
+/* The reason gw_store_cluster_ok gives: one line for the operator. */
+#define GW_STORE_CLUSTER_NEEDS "cluster mode needs PostgreSQL or MariaDB"
+
+/* One row of spawn_members. Strings: owned by the array that holds the row
+ * (gw_store_member_list: free with gw_member_rows_free); borrowed for the
+ * call in a driver's callback. */
+typedef struct gw_member_row {
+	char *id;             /* "advertise@start_ms-suffix", unique for each start */
+	char *address;        /* the advertised HOST:PORT */
+	int status;           /* GW_MEMBER_* */
+	int64_t started_ms;   /* database time of the join */
+	int64_t heartbeat_ms; /* database time of the last heartbeat */
+	char *served;         /* newline-separated "system/actor_type" its hosts serve */
+	uint64_t view_version;
+} gw_member_row;
+
+/* gw_store_cluster_ok tells whether the store's driver has the members
+ * table (postgres, mariadb) or not (sqlite). Does not block. */
+bool gw_store_cluster_ok(const gw_store *s);
+
+/* gw_store_member_join inserts the row (id, address, served) with status
+ * JOINING and started_ms = heartbeat_ms = the database's now (also written
+ * to *now_ms, may be NULL). All strings borrowed. Returns GW_OK;
+ * GW_ECONFLICT (the id exists: nothing written); GW_EINVAL (NULL or empty
+ * id/address, NULL served); GW_ECONFIG (sqlite); GW_EIO / GW_EUNAVAIL.
+ * Blocks: yes. */
+gw_err gw_store_member_join(gw_store *s, const char *id, const char *address, const char *served,
+                            int64_t *now_ms);
+
+/* gw_store_member_heartbeat sets the row's heartbeat_ms to the database's
+ * now, its status (GW_MEMBER_JOINING..LEAVING), served and view_version,
+ * unless the row is DEAD or gone: then nothing is written and *alive =
+ * false (this member was declared dead, or its row was collected: it must
+ * fence itself). *alive = true: the heartbeat was written. *now_ms (may be
+ * NULL): the database's now. Returns GW_OK; GW_EINVAL; GW_ECONFIG;
+ * GW_EIO / GW_EUNAVAIL (then nothing is known). Blocks: yes. */
+gw_err gw_store_member_heartbeat(gw_store *s, const char *id, int status, const char *served,
+                                 uint64_t view_version, bool *alive, int64_t *now_ms);
+
+/* gw_store_member_list reads every row (dead ones too), ordered by id, into
+ * *rows (caller frees with gw_member_rows_free(*rows, *n); NULL when *n is
+ * 0) and the database's now, read by the same statement, into *now_ms.
+ * Returns GW_OK; GW_EINVAL; GW_ECONFIG; GW_ENOMEM; GW_EIO / GW_EUNAVAIL
+ * (nothing set). Blocks: yes. */
+gw_err gw_store_member_list(gw_store *s, gw_member_row **rows, size_t *n, int64_t *now_ms);
+
+/* gw_member_rows_free frees n rows a listing handed out. Accepts NULL. */
+void gw_member_rows_free(gw_member_row *rows, size_t n);
+
+/* gw_store_member_declare_dead marks member id DEAD with ONE conditional
+ * update: only while its status is JOINING, ACTIVE or LEAVING and its
+ * heartbeat_ms is still observed_heartbeat_ms (what the declarer listed).
+ * Of several members declaring the same one, exactly one update wins; a
+ * member that heartbeated since the observation is not declared.
+ * Returns GW_OK (this call declared it); GW_ECONFLICT (someone else did,
+ * it heartbeated meanwhile, it left, or there is no such row); GW_EINVAL;
+ * GW_ECONFIG; GW_EIO / GW_EUNAVAIL. Blocks: yes. */
+gw_err gw_store_member_declare_dead(gw_store *s, const char *id, int64_t observed_heartbeat_ms);
+
+/* gw_store_member_remove deletes row id (a graceful leave's last step).
+ * GW_OK also when there was none. Blocks: yes. */
+gw_err gw_store_member_remove(gw_store *s, const char *id);
+
+/* gw_store_member_gc deletes the DEAD rows whose last heartbeat is older
+ * than the database's now minus dead_for_ms (> 0), so the table stays
+ * bounded by the members of the last while; *removed (may be NULL) gets
+ * how many. Blocks: yes. */
+gw_err gw_store_member_gc(gw_store *s, int64_t dead_for_ms, uint64_t *removed);
+
 /* gw_store_scheme names the driver in use: the URL's scheme ("sqlite",
  * "postgres", "postgresql", "mariadb", "mysql"). Borrowed. */
 const char *gw_store_scheme(const gw_store *s);
@@ -582,7 +673,7 @@ typedef struct gw_sched_row {
 	size_t len;
 } gw_sched_row;
 
-#define GW_STORE_OPS_VERSION 7
+#define GW_STORE_OPS_VERSION 8
 
 typedef struct gw_store_ops {
 	int version;        /* GW_STORE_OPS_VERSION; members only appended */
@@ -726,6 +817,33 @@ typedef struct gw_store_ops {
 	 * each delete removed (outbox: the deleted state row's effects flag). */
 	gw_err (*forget)(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
 	                 gw_forget_counts *out);
+
+	/* ---- version 8: cluster membership (NULL in a driver without the
+	 * members table: the front answers GW_ECONFIG). Times: the
+	 * database's clock, in ms since the epoch. ---- */
+	/* member_join: INSERT status JOINING, started_ms = heartbeat_ms =
+	 * now; GW_ECONFLICT when id exists. *now_ms: that now. */
+	gw_err (*member_join)(void *drv, const char *id, const char *address, const char *served,
+	                      int64_t *now_ms);
+	/* member_heartbeat: UPDATE heartbeat_ms = now, status, served,
+	 * view_version WHERE id AND status <> DEAD; *alive: the row exists and
+	 * is not DEAD after it; *now_ms: the database's now. */
+	gw_err (*member_heartbeat)(void *drv, const char *id, int status, const char *served,
+	                           uint64_t view_version, bool *alive, int64_t *now_ms);
+	/* member_list: fn(user, row) per row (strings borrowed for the call),
+	 * in id order; *now_ms: the database's now, read by the same
+	 * statement. A failure of fn (not GW_OK) stops and is returned. */
+	gw_err (*member_list)(void *drv, gw_err (*fn)(void *user, const gw_member_row *row),
+	                      void *user, int64_t *now_ms);
+	/* member_declare_dead: UPDATE status = DEAD WHERE id AND status IN
+	 * (JOINING, ACTIVE, LEAVING) AND heartbeat_ms = observed; *won: it
+	 * changed the row. */
+	gw_err (*member_declare_dead)(void *drv, const char *id, int64_t observed, bool *won);
+	/* member_remove: DELETE the row (none: GW_OK). */
+	gw_err (*member_remove)(void *drv, const char *id);
+	/* member_gc: DELETE DEAD rows with heartbeat_ms < now - dead_for_ms;
+	 * *removed: how many. */
+	gw_err (*member_gc)(void *drv, int64_t dead_for_ms, uint64_t *removed);
 } gw_store_ops;
 
 #endif

@@ -9,7 +9,9 @@
  * instantiate NAME from (see incrementor-host --unnamed). On failure it
  * prints "incrementor-client: STATUS: message" on stderr and exits 1.
  * TARGET defaults to the SPAWN_GATEWAY environment variable, then to
- * 127.0.0.1:8090 (the gateway's default listen address).
+ * 127.0.0.1:8090 (the gateway's default listen address); either may name
+ * several members, "A:P,B:P" or "dns:///NAME:PORT" (docs/sdk/c.md,
+ * "Several gateways").
  */
 #include <errno.h>
 #include <inttypes.h>

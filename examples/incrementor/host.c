@@ -14,7 +14,9 @@
  * Prints "registered" on stdout (flushed) each time the gateway accepts
  * the registration; runs until SIGINT or SIGTERM (exit 0). TARGET defaults
  * to the SPAWN_GATEWAY environment variable, then to 127.0.0.1:8090 (the
- * gateway's default listen address).
+ * gateway's default listen address); either may name several members,
+ * "A:P,B:P" or "dns:///NAME:PORT": the host registers with one of them
+ * (docs/sdk/c.md, "Several gateways").
  */
 #include <signal.h>
 #include <stdio.h>

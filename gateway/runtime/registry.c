@@ -808,6 +808,60 @@ size_t gw_registry_count(gw_registry *r)
 	return n;
 }
 
+gw_err gw_registry_served(gw_registry *r, char **out)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0, bytes = 1;
+	gw_err e = GW_OK;
+	pthread_rwlock_rdlock(&r->lock);
+	for (size_t b = 0; b < r->nbuckets && e == GW_OK; b++) {
+		for (type_entry *t = r->buckets[b]; t && e == GW_OK; t = t->next) {
+			if (t->nb == 0)
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				char **nv = realloc(v, nc * sizeof *nv);
+				if (!nv) {
+					e = GW_ENOMEM;
+					break;
+				}
+				v = nv;
+				cap = nc;
+			}
+			size_t len = strlen(t->t.system) + strlen(t->t.name) + 2;
+			if (!(v[n] = malloc(len))) {
+				e = GW_ENOMEM;
+				break;
+			}
+			snprintf(v[n], len, "%s/%s", t->t.system, t->t.name);
+			bytes += len;
+			n++;
+		}
+	}
+	pthread_rwlock_unlock(&r->lock);
+	char *s = e == GW_OK ? malloc(bytes) : NULL;
+	if (s) {
+		if (n > 1)
+			qsort(v, n, sizeof *v, cmp_str);
+		size_t at = 0;
+		for (size_t i = 0; i < n; i++) {
+			size_t len = strlen(v[i]);
+			if (i)
+				s[at++] = '\n';
+			memcpy(s + at, v[i], len);
+			at += len;
+		}
+		s[at] = '\0';
+		*out = s;
+	} else {
+		e = GW_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	return e;
+}
+
 void gw_registry_type_hold(gw_actor_type *type)
 {
 	atomic_fetch_add_explicit(&((type_entry *)type)->refs, 1, memory_order_relaxed);

@@ -187,6 +187,13 @@ size_t gw_registry_sweep(gw_registry *r);
  * FORGOTTEN ones not yet freed included). */
 size_t gw_registry_count(gw_registry *r);
 
+/* gw_registry_served writes the actor types that connected hosts serve now
+ * (SERVED: at least one binding), as "system/actor" lines joined by '\n',
+ * sorted, into *out (caller frees; "" when none). The cluster's membership
+ * publishes it (docs/design/cluster.md). Returns GW_OK or GW_ENOMEM (*out
+ * untouched). */
+gw_err gw_registry_served(gw_registry *r, char **out);
+
 /* Reference counting and liveness of hosts, implemented by server/host.c. */
 void gw_host_hold(gw_host *h);
 void gw_host_rele(gw_host *h);

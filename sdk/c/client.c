@@ -86,6 +86,7 @@ struct spawn_client {
 	bool wait_for_ready; /* calls with a deadline wait for a connection */
 	bool retry;          /* synchronous calls retry answers marked never dispatched */
 	spawni_security sec; /* credentials and token; fixed after create */
+	spawni_target dial;  /* what the channel dials; fixed after create */
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* inflight reached 0; watching became false */
 	char watch_tag;    /* its address is the watch's tag on cq */
@@ -525,12 +526,20 @@ int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts)
 		grpc_shutdown();
 		return src;
 	}
+	src = spawni_target_init(&c->dial, opts->target, &c->sec);
+	if (src != SPAWN_OK) {
+		spawni_security_fini(&c->sec);
+		free(c->target);
+		free(c);
+		grpc_shutdown();
+		return src;
+	}
 	char agent[64];
 	snprintf(agent, sizeof agent, "libspawn/%s", SPAWN_VERSION_STRING);
 	/* No GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC core uses it as the
 	 * timeout of one connection attempt, which must stay long enough for
 	 * a distant gateway. */
-	grpc_arg args[4 + SPAWNI_SECURITY_MAX_ARGS] = {
+	grpc_arg args[4 + SPAWNI_SECURITY_MAX_ARGS + SPAWNI_TARGET_MAX_ARGS] = {
 	    {.type = GRPC_ARG_STRING,
 	     .key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING,
 	     .value.string = agent},
@@ -549,8 +558,9 @@ int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts)
 	     .value.integer = 1},
 	};
 	size_t n_args = 4 + spawni_security_args(&c->sec, args + 4);
+	n_args += spawni_target_args(&c->dial, args + n_args);
 	grpc_channel_args cargs = {.num_args = n_args, .args = args};
-	c->channel = grpc_channel_create(opts->target, c->sec.creds, &cargs);
+	c->channel = grpc_channel_create(c->dial.uri, c->sec.creds, &cargs);
 	pthread_mutex_init(&c->mu, NULL);
 	spawni_cond_init(&c->cv);
 	if (!opts->no_watch) {
@@ -729,6 +739,7 @@ void spawn_client_destroy(spawn_client *c)
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	spawni_security_fini(&c->sec);
+	spawni_target_fini(&c->dial);
 	free(c->target);
 	free(c);
 	grpc_shutdown();

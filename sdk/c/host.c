@@ -90,6 +90,7 @@ struct spawn_host {
 	int64_t keepalive_ms;
 	int32_t max_message_bytes; /* 0 = gRPC's default */
 	spawni_security sec;       /* credentials and token */
+	spawni_target dial;        /* what each attempt dials (one member of a list) */
 	spawn_host_event_fn on_event;
 	void *event_user;
 	int sigpipe[2]; /* [0] read by the signal thread, [1] written non-blocking */
@@ -190,6 +191,11 @@ int spawn_host_create(spawn_host **out, const spawn_host_opts *opts)
 	h->event_user = opts->event_user;
 	grpc_init();
 	int rc = spawni_security_init(&h->sec, &opts->security);
+	if (rc == SPAWN_OK) {
+		rc = spawni_target_init(&h->dial, opts->target, &h->sec);
+		if (rc != SPAWN_OK)
+			spawni_security_fini(&h->sec);
+	}
 	if (rc != SPAWN_OK) {
 		close(h->sigpipe[0]);
 		close(h->sigpipe[1]);
@@ -283,6 +289,7 @@ void spawn_host_destroy(spawn_host *h)
 	free(h->service_name);
 	free(h->service_version);
 	spawni_security_fini(&h->sec);
+	spawni_target_fini(&h->dial);
 	free(h);
 	grpc_shutdown();
 }
@@ -618,7 +625,7 @@ static void serve_stream(spawn_host *h, grpc_completion_queue *cq, grpc_channel_
 	c.details = grpc_empty_slice();
 	/* A fresh channel per attempt: our backoff decides when to dial, not
 	 * the channel's own (which would also wait up to two minutes). */
-	c.channel = grpc_channel_create(h->target, creds, args);
+	c.channel = grpc_channel_create(h->dial.uri, creds, args);
 	if (!open_stream(h, &c, cq, reg_template))
 		goto done;
 
@@ -768,7 +775,7 @@ static int serve(spawn_host *h)
 
 	char agent[64];
 	snprintf(agent, sizeof agent, "libspawn/%s", SPAWN_VERSION_STRING);
-	grpc_arg args[9 + SPAWNI_SECURITY_MAX_ARGS];
+	grpc_arg args[9 + SPAWNI_SECURITY_MAX_ARGS + SPAWNI_TARGET_MAX_ARGS];
 	size_t n_args = 0;
 	args[n_args].type = GRPC_ARG_STRING;
 	args[n_args].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
@@ -802,6 +809,7 @@ static int serve(spawn_host *h)
 		args[n_args++].value.integer = h->max_message_bytes;
 	}
 	n_args += spawni_security_args(&h->sec, args + n_args);
+	n_args += spawni_target_args(&h->dial, args + n_args);
 	grpc_channel_args chargs = {.num_args = n_args, .args = args};
 
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);

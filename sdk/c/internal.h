@@ -151,6 +151,34 @@ size_t spawni_security_args(const spawni_security *s, grpc_arg *args);
  * op to the token, if any (borrowed from s, which outlives the call). */
 void spawni_security_md(const spawni_security *s, grpc_op *op);
 
+/* ---- what to dial (target.c) ------------------------------------------ */
+
+/* The gRPC target of a host or client and the channel args it needs: the
+ * round_robin policy always, and for a list of addresses the authority
+ * (the first entry: the name checked in the members' certificates unless
+ * tls_server_name overrides it). Fixed after init. */
+typedef struct spawni_target {
+	char *uri;       /* owned; what gRPC dials */
+	char *authority; /* owned; NULL = gRPC's default (a single address) */
+} spawni_target;
+
+/* spawni_target_init reads given (borrowed): any gRPC target
+ * ("127.0.0.1:8090", "dns:///gw.example:8090", "unix:/run/spawn.sock"),
+ * or a list of numeric addresses "A:P,B:P" (IPv4, or [IPv6] in brackets;
+ * one family; also accepted as "ipv4:A:P,B:P" / "ipv6:..."), which
+ * becomes gRPC's "ipv4:"/"ipv6:" target. sec (borrowed) tells whether TLS
+ * is on and a server name given: TLS over a list whose hosts differ needs
+ * one. Returns SPAWN_OK; SPAWN_EINVAL (empty, or a bad list: one line on
+ * stderr), SPAWN_ETLS (TLS, hosts differ, no server name; logged) or
+ * SPAWN_ENOMEM, with *t zeroed. */
+int spawni_target_init(spawni_target *t, const char *given, const spawni_security *sec);
+/* spawni_target_fini frees t. Accepts a zeroed t. */
+void spawni_target_fini(spawni_target *t);
+/* spawni_target_args writes the channel args t needs (at most
+ * SPAWNI_TARGET_MAX_ARGS) into args and returns how many; they borrow t. */
+#define SPAWNI_TARGET_MAX_ARGS 2
+size_t spawni_target_args(const spawni_target *t, grpc_arg *args);
+
 /* ---- helpers (common.c) ---------------------------------------------- */
 
 /* spawni_grpc_code clamps a code to a valid failure code: 1..16 stay,

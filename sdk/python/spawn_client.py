@@ -122,7 +122,10 @@ DEFAULT = object()  # "the client's default timeout"
 class SpawnClient:
     """A client of the gateway's ActorGateway service.
 
-    ``target`` is "HOST:PORT" or "unix:/path". ``timeout`` is the default
+    ``target`` is "HOST:PORT", "unix:/path", a list of gateways
+    "10.0.0.1:8090,10.0.0.2:8090" or "dns:///NAME:PORT" (see
+    :func:`spawn_host.gateway_target`; calls go round robin over every
+    member reached). ``timeout`` is the default
     deadline of a call in seconds (None: no deadline). ``proto_path``
     (optional) is the directory of generated modules, inserted at the front
     of sys.path. The client is thread-safe; close it (or use ``with``) to

@@ -41,6 +41,7 @@ import os
 import platform
 import queue
 import random
+import socket
 import sys
 import threading
 import time
@@ -50,7 +51,7 @@ import grpc
 
 __all__ = ["ActorHost", "ActorError", "Context", "unpack", "StatusCode",
            "CONNECT_METHOD", "DEFAULT_CHANNEL_ACTION", "typed_action",
-           "add_typed_actor", "Security", "TLSConfigError"]
+           "add_typed_actor", "Security", "TLSConfigError", "gateway_target"]
 
 __version__ = "0.1.0"
 
@@ -118,6 +119,72 @@ def _read_pem(what, path):
     return data
 
 
+# Round robin over every address a target resolves to: any member of a
+# cluster serves any call (gRPC's default, pick_first, would send every call
+# to the first member that answers).
+_SERVICE_CONFIG = '{"loadBalancingConfig":[{"round_robin":{}}]}'
+_MAX_GATEWAYS = 64
+
+
+def _gateway_entry(entry):
+    """(family, host) of a numeric "HOST:PORT" ("[v6]:PORT"), else None."""
+    if entry.startswith("["):
+        host, sep, port = entry[1:].partition("]:")
+        family = socket.AF_INET6
+    else:
+        host, sep, port = entry.rpartition(":")
+        family = socket.AF_INET
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    try:
+        socket.inet_pton(family, host)
+    except (OSError, ValueError):
+        return None
+    return family, host
+
+
+def gateway_target(target, tls=False, server_name=False):
+    """The gRPC target and channel options for ``target``.
+
+    ``target`` is any gRPC target ("127.0.0.1:8090", "dns:///gw.example:8090"
+    - every address of the name is used -, "unix:/run/spawn.sock"), or a
+    list of numeric gateway addresses "10.0.0.1:8090,10.0.0.2:8090" (IPv4,
+    or IPv6 in brackets, one family; also as "ipv4:..." / "ipv6:..."),
+    which becomes gRPC's "ipv4:"/"ipv6:" target. Every channel gets the
+    round_robin policy; a list also gets its first entry as the authority
+    (the name checked in the members' certificates unless a server name is
+    given: with ``tls`` and no ``server_name`` the hosts of a list must be
+    the same). Raises ValueError on a bad list.
+    """
+    body = target
+    if target.startswith(("ipv4:", "ipv6:")):
+        body = target[5:]
+    elif "," not in target or "://" in target or target.startswith(("unix:", "unix-abstract:", "dns:")):
+        return target, [("grpc.service_config", _SERVICE_CONFIG)]
+    entries = [e.strip() for e in body.split(",")]
+    if len(entries) > _MAX_GATEWAYS:
+        raise ValueError("gateway list %r has more than %d entries" % (target, _MAX_GATEWAYS))
+    parsed = []
+    for i, e in enumerate(entries):
+        p = _gateway_entry(e)
+        if p is None:
+            raise ValueError("gateway list %r: entry %d is not a numeric HOST:PORT (a list "
+                             "takes IPv4 addresses or [IPv6] ones; for names use one DNS "
+                             "name with several addresses, \"dns:///NAME:PORT\")"
+                             % (target, i + 1))
+        parsed.append(p)
+    families = {f for f, _ in parsed}
+    if len(families) > 1:
+        raise ValueError("gateway list %r mixes IPv4 and IPv6 addresses" % target)
+    if tls and not server_name and len({h for _, h in parsed}) > 1:
+        raise TLSConfigError("gateway list %r: with TLS, addresses on different hosts need "
+                             "tls_server_name (SPAWN_TLS_SERVER_NAME), a name every "
+                             "member's certificate carries" % target)
+    scheme = "ipv4:" if families == {socket.AF_INET} else "ipv6:"
+    return scheme + ",".join(entries), [("grpc.service_config", _SERVICE_CONFIG),
+                                        ("grpc.default_authority", entries[0])]
+
+
 class Security:
     """How a host or client authenticates the gateway and itself to it.
 
@@ -167,9 +234,12 @@ class Security:
         return "Security(tls=%s, token=%s)" % (self.tls, "set" if self.metadata else "none")
 
     def channel(self, target, options=()):
-        """A new channel to target with these credentials; options are
-        gRPC channel options, before the server-name override."""
-        options = list(options) + self.options
+        """A new channel to target (see :func:`gateway_target`: one address,
+        a list of them, or a DNS name) with these credentials; options are
+        gRPC channel options, after the target's and before the
+        server-name override."""
+        target, target_options = gateway_target(target, self.tls, bool(self.options))
+        options = target_options + list(options) + self.options
         if self.credentials is not None:
             return grpc.secure_channel(target, self.credentials, options=options)
         return grpc.insecure_channel(target, options=options)

@@ -21,9 +21,9 @@
  *   MYSQL_OPT_SSL_CA makes it check the chain, and
  *   MYSQL_OPT_SSL_VERIFY_SERVER_CERT adds the host name (SAN DNS or IP).
  *
- * Schema (version 4; docs/schema.md): spawn_meta, spawn_actor_state,
- * spawn_actor_history, spawn_actor_epoch, spawn_instance and
- * spawn_schedule, InnoDB, keys as VARBINARY (byte-exact comparison:
+ * Schema (version 5; docs/schema.md): spawn_meta, spawn_actor_state,
+ * spawn_actor_history, spawn_actor_epoch, spawn_instance, spawn_schedule
+ * and spawn_members (docs/design/cluster.md), InnoDB, keys as VARBINARY (byte-exact comparison:
  * no collation folds 'Alice' into 'alice' or pads trailing spaces).
  * Created or migrated at open under GET_LOCK('spawn.schema.' + md5(db)), so
  * gateways starting together run the migration once. MariaDB commits DDL
@@ -95,7 +95,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 /* migrations[v] takes the schema from version v to v + 1: idempotent
  * statements, run one by one (DDL commits implicitly). Append only. */
@@ -189,8 +189,20 @@ static const char *const migration_4[] = {
                "name)"),
     NULL,
 };
+/* 4 -> 5: the members of a cluster (store.h, "cluster membership"). */
+static const char *const migration_5[] = {
+    "CREATE TABLE IF NOT EXISTS spawn_members("
+    " id VARBINARY(255) NOT NULL PRIMARY KEY,"
+    " address VARBINARY(255) NOT NULL,"
+    " status SMALLINT NOT NULL,"
+    " started_ms BIGINT NOT NULL,"
+    " heartbeat_ms BIGINT NOT NULL,"
+    " served MEDIUMBLOB NOT NULL,"
+    " view_version BIGINT NOT NULL) ENGINE=InnoDB",
+    NULL,
+};
 static const char *const *const migrations[SCHEMA_VERSION] = {migration_1, migration_2, migration_3,
-                                                              migration_4};
+                                                              migration_4, migration_5};
 
 #define SCHEMA_LOCK "CONCAT('spawn.schema.', MD5(DATABASE()))"
 /* ---- the URL ----------------------------------------------------------------- */
@@ -689,6 +701,10 @@ static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.activate_batch = gwi_my_activate_batch,                                           \
 		.instance_counts = gwi_my_instance_counts, .sched_counts = gwi_my_sched_counts,    \
 		.sched_range = gwi_my_sched_range, .forget = gwi_my_forget,                        \
+		.member_join = gwi_my_member_join, .member_heartbeat = gwi_my_member_heartbeat,    \
+		.member_list = gwi_my_member_list,                                                 \
+		.member_declare_dead = gwi_my_member_declare_dead,                                 \
+		.member_remove = gwi_my_member_remove, .member_gc = gwi_my_member_gc,              \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

@@ -26,6 +26,10 @@
 #define ER_CLIENT_IDLE_TIMEOUT 4031
 
 #define SCHED_COLS "id, due_ms, key_id, nonce, data"
+/* The database's clock in ms since the epoch: the one clock of the members
+ * table. UTC and a difference, so neither the session's time zone nor a
+ * daylight-saving change moves it. */
+#define DB_NOW_MS "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) DIV 1000)"
 
 /* The columns of a row, in the order row_take expects. */
 #define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
@@ -133,6 +137,28 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_FORGET_INST] = "DELETE FROM spawn_instance WHERE system = ? AND name = ?",
     [ST_FORGET_EPOCH] = "UPDATE spawn_actor_epoch SET epoch = epoch + 1 "
                         "WHERE system = ? AND name = ?",
+    /* The members of a cluster (mariadb_members.c). An existing id is left
+     * as it is: 0 affected rows. */
+    [ST_MEMBER_JOIN] = "INSERT INTO spawn_members(id, address, status, started_ms, heartbeat_ms, "
+                       "served, view_version) SELECT ?, ?, 1, t.now_ms, t.now_ms, ?, 0 "
+                       "FROM (SELECT " DB_NOW_MS " AS now_ms) t "
+                       "ON DUPLICATE KEY UPDATE id = spawn_members.id",
+    [ST_MEMBER_GET] = "SELECT heartbeat_ms, status FROM spawn_members WHERE id = ?",
+    [ST_MEMBER_HEARTBEAT] = "UPDATE spawn_members SET heartbeat_ms = " DB_NOW_MS ", status = ?, "
+                            "served = ?, view_version = ? WHERE id = ? AND status <> 4",
+    /* The now and the rows in one statement; no member: one row of NULLs. */
+    [ST_MEMBER_LIST] = "SELECT t.now_ms, m.id, m.address, m.status, m.started_ms, "
+                       "m.heartbeat_ms, m.served, m.view_version "
+                       "FROM (SELECT " DB_NOW_MS " AS now_ms) t "
+                       "LEFT JOIN spawn_members m ON 1 = 1 ORDER BY m.id",
+    /* InnoDB's UPDATE is a locking read of the latest committed row: of
+     * racing declarations exactly one changes it, and a heartbeat that
+     * committed first makes the heartbeat_ms test fail. */
+    [ST_MEMBER_DEAD] = "UPDATE spawn_members SET status = 4 "
+                       "WHERE id = ? AND status IN (1, 2, 3) AND heartbeat_ms = ?",
+    [ST_MEMBER_REMOVE] = "DELETE FROM spawn_members WHERE id = ?",
+    [ST_MEMBER_GC] = "DELETE FROM spawn_members WHERE status = 4 "
+                     "AND heartbeat_ms < " DB_NOW_MS " - ?",
 };
 
 /* ---- errors -------------------------------------------------------------------- */

@@ -6,8 +6,9 @@
  *        postgresql://...   (libpq parses the URI: every libpq URI
  *        parameter works, e.g. sslrootcert, options=-csearch_path%3Dx)
  *
- * Schema (version 4; docs/schema.md): spawn_meta, spawn_actor_state,
- * spawn_actor_history, spawn_actor_epoch, spawn_instance and spawn_schedule
+ * Schema (version 5; docs/schema.md): spawn_meta, spawn_actor_state,
+ * spawn_actor_history, spawn_actor_epoch, spawn_instance, spawn_schedule
+ * and spawn_members (the cluster's membership, docs/design/cluster.md)
  * in the first schema of the search_path. Created or
  * migrated at open in one transaction that holds a transaction-level
  * advisory lock, so gateways starting together run the migration once:
@@ -89,7 +90,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 /* pg_advisory_xact_lock key of the schema migration: "SPAWNSCH". */
 #define SCHEMA_LOCK_KEY "6003092917003650888"
 
@@ -163,6 +164,16 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " ADD COLUMN IF NOT EXISTS effects smallint NOT NULL DEFAULT 0;"
     "CREATE INDEX IF NOT EXISTS spawn_actor_state_effects ON spawn_actor_state(system, name)"
     " WHERE effects <> 0;",
+    /* 4 -> 5: the members of a cluster (store.h, "cluster membership").
+     * Small: one row per member start, dead rows collected. */
+    "CREATE TABLE IF NOT EXISTS spawn_members("
+    " id text COLLATE \"C\" PRIMARY KEY,"
+    " address text NOT NULL,"
+    " status smallint NOT NULL,"
+    " started_ms bigint NOT NULL,"
+    " heartbeat_ms bigint NOT NULL,"
+    " served text NOT NULL,"
+    " view_version bigint NOT NULL);",
 };
 
 /* ---- the URL ------------------------------------------------------------------ */
@@ -461,6 +472,10 @@ static gw_err pg_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.activate_batch = gwi_pg_activate_batch,                                           \
 		.instance_counts = gwi_pg_instance_counts, .sched_counts = gwi_pg_sched_counts,    \
 		.sched_range = gwi_pg_sched_range, .forget = gwi_pg_forget,                        \
+		.member_join = gwi_pg_member_join, .member_heartbeat = gwi_pg_member_heartbeat,    \
+		.member_list = gwi_pg_member_list,                                                 \
+		.member_declare_dead = gwi_pg_member_declare_dead,                                 \
+		.member_remove = gwi_pg_member_remove, .member_gc = gwi_pg_member_gc,              \
 	}
 
 const gw_store_ops gw_postgres_ops = PG_OPS("postgres");

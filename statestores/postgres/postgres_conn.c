@@ -26,6 +26,10 @@
  * not yet envelope 3 (crypto.h: its data begins with A7 'G' 'W' 03). */
 #define NOT_CURRENT "(key_id <> $1 OR substring(data from 1 for 4) <> decode('a7475703', 'hex'))"
 #define SCHED_COLS  "id, due_ms, key_id, nonce, data"
+/* The database's clock in ms since the epoch: the one clock of the
+ * members table (clock_timestamp: the time of the statement, not of the
+ * transaction's start). */
+#define DB_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::int8"
 #define ROT_WRITE(table)                                                                           \
 	"UPDATE " table " SET key_id = $4, nonce = $5, data = $6 "                                 \
 	"WHERE system = $1 AND name = $2 AND revision = $3 AND key_id = $7 AND nonce = $8"
@@ -304,6 +308,52 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                    " type_url = excluded.type_url, updated_at = excluded.updated_at) "
                    "SELECT system, name FROM done",
          11, SAVE_BULK_TYPES},
+    /* The members of a cluster (postgres_members.c). */
+    [ST_MEMBER_JOIN] = {"gw_member_join",
+                        "INSERT INTO spawn_members(id, address, status, started_ms, "
+                        "heartbeat_ms, served, view_version) SELECT $1, $2, 1, t.now, t.now, "
+                        "$3, 0 FROM (SELECT " DB_NOW_MS " AS now) t "
+                        "ON CONFLICT (id) DO NOTHING RETURNING heartbeat_ms",
+                        3,
+                        {OID_TEXT, OID_TEXT, OID_TEXT}},
+    /* One statement: the update and the now it wrote; 0 rows updated
+     * means dead or gone. */
+    [ST_MEMBER_HEARTBEAT] = {"gw_member_heartbeat",
+                             "WITH t AS (SELECT " DB_NOW_MS " AS now), "
+                             "u AS (UPDATE spawn_members SET heartbeat_ms = (SELECT now FROM t), "
+                             "status = $2, served = $3, view_version = $4 "
+                             "WHERE id = $1 AND status <> 4 RETURNING 1) "
+                             "SELECT (SELECT now FROM t), (SELECT count(*) FROM u)",
+                             4,
+                             {OID_TEXT, OID_INT2, OID_TEXT, OID_INT8}},
+    /* The now and the rows in one statement (one snapshot); no member:
+     * one row with NULLs. */
+    [ST_MEMBER_LIST] = {"gw_member_list",
+                        "SELECT t.now, m.id, m.address, m.status::int8, m.started_ms, "
+                        "m.heartbeat_ms, m.served, m.view_version "
+                        "FROM (SELECT " DB_NOW_MS " AS now) t "
+                        "LEFT JOIN spawn_members m ON true ORDER BY m.id",
+                        0,
+                        {0}},
+    /* The conditional declaration: the row waits for a concurrent
+     * declarer's or heartbeat's commit, then re-checks the WHERE clause
+     * on the committed row, so exactly one of racing declarations wins
+     * and a heartbeat in between makes it miss. */
+    [ST_MEMBER_DEAD] = {"gw_member_dead",
+                        "UPDATE spawn_members SET status = 4 "
+                        "WHERE id = $1 AND status IN (1, 2, 3) AND heartbeat_ms = $2",
+                        2,
+                        {OID_TEXT, OID_INT8}},
+    [ST_MEMBER_REMOVE] = {"gw_member_remove",
+                          "DELETE FROM spawn_members WHERE id = $1",
+                          1,
+                          {OID_TEXT}},
+    [ST_MEMBER_GC] = {"gw_member_gc",
+                      "WITH d AS (DELETE FROM spawn_members WHERE status = 4 "
+                      "AND heartbeat_ms < " DB_NOW_MS " - $1 RETURNING 1) "
+                      "SELECT count(*) FROM d",
+                      1,
+                      {OID_INT8}},
 };
 
 /* ---- errors --------------------------------------------------------------- */

@@ -8,6 +8,7 @@
  *   postgres_rows.c   actor state rows: load, save, remove, revisions,
  *                     epochs, key-rotation scans, the effects listing
  *   postgres_sched.c  UNNAMED instances and scheduled invocations
+ *   postgres_members.c the members table of a cluster (spawn_members)
  *
  * Every function here blocks (network) unless it says otherwise; a
  * pg_conn is used only by the thread that acquired it.
@@ -62,6 +63,12 @@ enum {
 	ST_SCHED_COUNTS,
 	ST_SCHED_RANGE,
 	ST_FORGET,
+	ST_MEMBER_JOIN,
+	ST_MEMBER_HEARTBEAT,
+	ST_MEMBER_LIST,
+	ST_MEMBER_DEAD,
+	ST_MEMBER_REMOVE,
+	ST_MEMBER_GC,
 	ST_COUNT
 };
 
@@ -259,5 +266,16 @@ gw_err gwi_pg_sched_range(void *drv, const char *after, const char *below, size_
                           gw_sched_row *rows, size_t *n);
 gw_err gwi_pg_forget(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
                      gw_forget_counts *out);
+
+/* postgres_members.c */
+gw_err gwi_pg_member_join(void *drv, const char *id, const char *address, const char *served,
+                          int64_t *now_ms);
+gw_err gwi_pg_member_heartbeat(void *drv, const char *id, int status, const char *served,
+                               uint64_t view_version, bool *alive, int64_t *now_ms);
+gw_err gwi_pg_member_list(void *drv, gw_err (*fn)(void *user, const gw_member_row *row), void *user,
+                          int64_t *now_ms);
+gw_err gwi_pg_member_declare_dead(void *drv, const char *id, int64_t observed, bool *won);
+gw_err gwi_pg_member_remove(void *drv, const char *id);
+gw_err gwi_pg_member_gc(void *drv, int64_t dead_for_ms, uint64_t *removed);
 
 #endif

@@ -32,6 +32,7 @@ struct itp {
 	pthread_cond_t cv;
 	int armed, cuts;       /* guarded by mu */
 	bool stop;             /* guarded by mu */
+	bool hole, flush;      /* guarded by mu: itp_blackhole */
 	pair pairs[MAX_PAIRS]; /* the thread's own */
 };
 
@@ -75,7 +76,7 @@ static void pair_close(pair *x)
 	x->cut = false;
 }
 
-static void accept_one(itp *p)
+static void accept_one(itp *p, bool hole)
 {
 	int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
@@ -84,6 +85,13 @@ static void accept_one(itp *p)
 	for (int i = 0; i < MAX_PAIRS && !x; i++)
 		if (p->pairs[i].cfd < 0)
 			x = &p->pairs[i];
+	if (hole && x) {
+		/* A black hole: the connection opens and nothing ever answers. */
+		x->cfd = c;
+		x->sfd = -1;
+		x->cut = false;
+		return;
+	}
 	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET,
 	                         .sin_port = htons((uint16_t)p->server_port)};
@@ -119,18 +127,33 @@ static void *proxy_main(void *arg)
 				continue;
 			idx[n] = i;
 			fds[n++] = (struct pollfd){.fd = p->pairs[i].cfd, .events = POLLIN};
+			if (p->pairs[i].sfd < 0)
+				continue;
 			idx[n] = i;
 			fds[n++] = (struct pollfd){.fd = p->pairs[i].sfd, .events = POLLIN};
 		}
 		if (poll(fds, n, -1) < 0 && errno != EINTR)
 			break;
 		pthread_mutex_lock(&p->mu);
-		bool stop = p->stop;
+		bool stop = p->stop, hole = p->hole, flush = p->flush;
+		p->flush = false;
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			break;
+		if (fds[0].revents & POLLIN) {
+			char b[16];
+			ssize_t r = read(p->wake[0], b, sizeof b);
+			(void)r;
+		}
+		if (flush) {
+			/* Out of the black hole: every connection breaks, new ones
+			 * reach the server. */
+			for (int i = 0; i < MAX_PAIRS; i++)
+				pair_close(&p->pairs[i]);
+			continue;
+		}
 		if (fds[1].revents & POLLIN)
-			accept_one(p);
+			accept_one(p, hole);
 		for (nfds_t k = 2; k < n; k++) {
 			if (!fds[k].revents)
 				continue;
@@ -145,6 +168,8 @@ static void *proxy_main(void *arg)
 				pair_close(x);
 				continue;
 			}
+			if (hole)
+				continue; /* swallowed both ways */
 			if (from_client) {
 				pthread_mutex_lock(&p->mu);
 				if (p->armed > 0 && !x->cut && is_commit(buf, (size_t)r)) {
@@ -228,6 +253,17 @@ bool itp_wait_cuts(itp *p, int n, int64_t timeout_ms)
 	bool ok = p->cuts >= n;
 	pthread_mutex_unlock(&p->mu);
 	return ok;
+}
+
+void itp_blackhole(itp *p, bool on)
+{
+	pthread_mutex_lock(&p->mu);
+	p->hole = on;
+	p->flush = !on;
+	pthread_mutex_unlock(&p->mu);
+	char b = 1;
+	ssize_t w = write(p->wake[1], &b, 1);
+	(void)w;
 }
 
 void itp_stop(itp *p)

@@ -23,6 +23,12 @@ typedef struct itp itp;
  * connection to 127.0.0.1:server_port. Asserts. */
 itp *itp_start(int server_port);
 
+/* itp_blackhole on: from now on nothing passes either way (connections
+ * stay open, new ones are accepted and never answered: a database that
+ * stopped answering, or a cut network). off: every connection is closed
+ * and new ones reach the server again. */
+void itp_blackhole(itp *p, bool on);
+
 /* itp_port is the port the proxy listens on. */
 int itp_port(const itp *p);
 

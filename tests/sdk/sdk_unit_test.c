@@ -1600,6 +1600,86 @@ START_TEST(out_of_memory_while_building_a_workflow_fails_cleanly)
 }
 END_TEST
 
+/* ---- several gateways (target.c) ------------------------------------------- */
+
+/* target_of returns the status of spawni_target_init(given) and copies the
+ * uri and authority ("" for none) into uri / auth. */
+static int target_of(const char *given, bool tls, const char *server_name, char *uri, char *auth)
+{
+	spawni_security sec = {.tls = tls, .server_name = (char *)server_name};
+	spawni_target t;
+	int rc = spawni_target_init(&t, given, &sec);
+	uri[0] = auth[0] = '\0';
+	if (rc == SPAWN_OK) {
+		snprintf(uri, 128, "%s", t.uri);
+		snprintf(auth, 128, "%s", t.authority ? t.authority : "");
+		grpc_arg args[SPAWNI_TARGET_MAX_ARGS];
+		size_t n = spawni_target_args(&t, args);
+		ck_assert_uint_eq(n, t.authority ? 2 : 1);
+		ck_assert_str_eq(args[0].key, GRPC_ARG_SERVICE_CONFIG);
+		ck_assert_ptr_nonnull(strstr(args[0].value.string, "round_robin"));
+	} else {
+		ck_assert_ptr_null(t.uri);
+	}
+	spawni_target_fini(&t);
+	return rc;
+}
+
+START_TEST(a_gateway_list_becomes_one_round_robin_target)
+{
+	char uri[128], auth[128];
+	/* One target: gRPC's, untouched, still round robin (a DNS name). */
+	ck_assert_int_eq(target_of("127.0.0.1:8090", false, NULL, uri, auth), SPAWN_OK);
+	ck_assert_str_eq(uri, "127.0.0.1:8090");
+	ck_assert_str_eq(auth, "");
+	ck_assert_int_eq(target_of("dns:///gw.example:8090", true, NULL, uri, auth), SPAWN_OK);
+	ck_assert_str_eq(uri, "dns:///gw.example:8090");
+	ck_assert_int_eq(target_of("unix:/run/spawn.sock", false, NULL, uri, auth), SPAWN_OK);
+	ck_assert_str_eq(uri, "unix:/run/spawn.sock");
+	/* Lists. */
+	ck_assert_int_eq(target_of("127.0.0.1:1, 127.0.0.1:2 ,127.0.0.1:3", true, NULL, uri, auth),
+	                 SPAWN_OK);
+	ck_assert_str_eq(uri, "ipv4:127.0.0.1:1,127.0.0.1:2,127.0.0.1:3");
+	ck_assert_str_eq(auth, "127.0.0.1:1");
+	ck_assert_int_eq(target_of("[::1]:1,[::1]:2", false, NULL, uri, auth), SPAWN_OK);
+	ck_assert_str_eq(uri, "ipv6:[::1]:1,[::1]:2");
+	ck_assert_str_eq(auth, "[::1]:1");
+	ck_assert_int_eq(target_of("ipv4:10.0.0.1:80,10.0.0.2:80", false, NULL, uri, auth),
+	                 SPAWN_OK);
+	ck_assert_str_eq(uri, "ipv4:10.0.0.1:80,10.0.0.2:80");
+	ck_assert_str_eq(auth, "10.0.0.1:80");
+	/* TLS over different hosts needs a name every certificate carries. */
+	ck_assert_int_eq(target_of("10.0.0.1:80,10.0.0.2:80", true, NULL, uri, auth), SPAWN_ETLS);
+	ck_assert_int_eq(target_of("10.0.0.1:80,10.0.0.2:80", true, "gw", uri, auth), SPAWN_OK);
+	/* Not a list of numeric addresses. */
+	static const char *const bad[] = {
+	    "gw1:80,gw2:80",
+	    "127.0.0.1:1,[::1]:2",
+	    "127.0.0.1:0,127.0.0.1:1",
+	    "127.0.0.1:1,",
+	    ",127.0.0.1:1",
+	    "127.0.0.1:1 127.0.0.1:2,127.0.0.1:3",
+	    "127.0.0.1:65536,1.1.1.1:1",
+	    "[::1:1,[::1]:2",
+	    "127.0.0.1,127.0.0.2",
+	    "",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(target_of(bad[i], false, NULL, uri, auth) == SPAWN_EINVAL,
+		              "%s accepted", bad[i]);
+	/* Clients and hosts refuse them at create. */
+	spawn_client *c = (spawn_client *)0x1;
+	ck_assert_int_eq(spawn_client_create(&c, "gw1:80,gw2:80"), SPAWN_EINVAL);
+	ck_assert_ptr_eq(c, (spawn_client *)0x1);
+	spawn_host *h = (spawn_host *)0x1;
+	spawn_host_opts ho = {.target = "gw1:80,gw2:80", .system = "sys"};
+	ck_assert_int_eq(spawn_host_create(&h, &ho), SPAWN_EINVAL);
+	ck_assert_ptr_eq(h, (spawn_host *)0x1);
+	ck_assert_int_eq(spawn_client_create(&c, "127.0.0.1:1,127.0.0.1:2"), SPAWN_OK);
+	spawn_client_destroy(c);
+}
+END_TEST
+
 static Suite *sdk_unit_suite(void)
 {
 	Suite *s = suite_create("sdk_unit");
@@ -1644,6 +1724,7 @@ static Suite *sdk_unit_suite(void)
 	    {"expect_wrong_type", expect_helpers_fail_the_invocation_on_a_wrong_type},
 	    {"expect_oom", expect_helpers_out_of_memory_becomes_resource_exhausted},
 	    {"fail_on_error", fail_on_error_fails_with_a_code_for_the_status},
+	    {"gateway_list", a_gateway_list_becomes_one_round_robin_target},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -164,6 +164,10 @@ void conf_add_activate(Suite *s, int ntargets);
  * data keys) and gw_store_forget (ops version 7). */
 void conf_add_atrest(Suite *s, int ntargets);
 
+/* conf_add_members adds the suite of store_members.c: the members table of
+ * a cluster (ops version 8; sqlite refuses). */
+void conf_add_members(Suite *s, int ntargets);
+
 /* conf_raw_<backend> fills t's raw hooks and namespace functions when the
  * backend's client library is built into the suite (GW_TEST_<BACKEND>);
  * otherwise it leaves them NULL. */

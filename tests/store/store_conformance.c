@@ -699,11 +699,14 @@ START_TEST(a_schema_version_newer_than_the_build_is_refused)
 	if (!c.t->raw_set_version)
 		return;
 	gw_store *s = NULL;
-	ck_assert(c.t->raw_set_version(&c, "5"));
+	/* The current versions: 4 on sqlite, 5 on the networked drivers
+	 * (spawn_members, docs/schema.md). */
+	const char *current = c.t->file_backed ? "4" : "5";
+	ck_assert(c.t->raw_set_version(&c, "99"));
 	ck_assert_int_eq(try_open(&c, c.url, TEST_KEY, &s), GW_ECONFIG);
 	ck_assert_ptr_null(s);
-	ck_assert_msg(strstr(c.err, "schema version 5"), "%s", c.err);
-	ck_assert(c.t->raw_set_version(&c, "4"));
+	ck_assert_msg(strstr(c.err, "schema version 99"), "%s", c.err);
+	ck_assert(c.t->raw_set_version(&c, current));
 	c.s = must_open(&c, TEST_KEY);
 	ctx_close(&c);
 }
@@ -1285,6 +1288,7 @@ int main(void)
 	conf_add_effects(s, ntargets);
 	conf_add_activate(s, ntargets);
 	conf_add_atrest(s, ntargets);
+	conf_add_members(s, ntargets);
 	TCase *tc = tcase_create("unknown_schemes_and_bad_urls_are_refused");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, unknown_schemes_and_bad_urls_are_refused);

@@ -78,6 +78,43 @@ START_TEST(a_non_local_listener_needs_tls_and_access_or_insecure)
 }
 END_TEST
 
+START_TEST(cluster_flags_need_a_networked_store_and_sane_timings)
+{
+	gw_config c;
+	char why[600];
+	const char *pg = "postgres://u:p@127.0.0.1:5432/db";
+	const char *ok[] = {"--statestore", pg, "--advertise", "127.0.0.1:9001", NULL};
+	ck_assert_int_eq(parse(&c, ok, why, sizeof why), GW_OK);
+	ck_assert_str_eq(c.advertise, "127.0.0.1:9001");
+	ck_assert_int_eq(c.heartbeat_ms, 1000);
+	ck_assert_int_eq(c.member_timeout_ms, 5000);
+	const char *my[] = {
+	    "--statestore", "mariadb://u:p@h:3306/db", "--advertise", "h:1", "--heartbeat-ms",
+	    "100",          "--member-timeout-ms",     "600",         NULL};
+	ck_assert_int_eq(parse(&c, my, why, sizeof why), GW_OK);
+	ck_assert_int_eq(c.heartbeat_ms, 100);
+	ck_assert_int_eq(c.member_timeout_ms, 600);
+	/* SQLite: no cluster. */
+	const char *lite[] = {"--statestore", "sqlite:///tmp/x.db", "--advertise", "127.0.0.1:1",
+	                      NULL};
+	ck_assert_int_eq(parse(&c, lite, why, sizeof why), GW_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(why, "cluster mode needs PostgreSQL or MariaDB"));
+	/* A heartbeat must fit twice in the timeout. */
+	const char *slow[] = {
+	    "--statestore",        pg,    "--advertise", "127.0.0.1:1", "--heartbeat-ms", "300",
+	    "--member-timeout-ms", "600", NULL};
+	ck_assert_int_eq(parse(&c, slow, why, sizeof why), GW_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(why, "--heartbeat-ms"));
+	/* HOST:PORT. */
+	static const char *const bad[] = {"127.0.0.1", ":9",   "h:0",  "h:70000",
+	                                  "a b:1",     "h:1x", "x@y:1"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *a[] = {"--statestore", pg, "--advertise", bad[i], NULL};
+		ck_assert_msg(parse(&c, a, why, sizeof why) == GW_ECONFIG, "%s accepted", bad[i]);
+	}
+}
+END_TEST
+
 START_TEST(tls_flags_come_in_pairs)
 {
 	gw_config c;
@@ -143,6 +180,7 @@ int main(void)
 	tcase_add_test(tc, a_non_local_listener_needs_tls_and_access_or_insecure);
 	tcase_add_test(tc, tls_flags_come_in_pairs);
 	tcase_add_test(tc, the_health_listener_is_exempt_from_the_rule);
+	tcase_add_test(tc, cluster_flags_need_a_networked_store_and_sane_timings);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -71,6 +71,37 @@ START_TEST(lookup_finds_registered_types_only)
 }
 END_TEST
 
+START_TEST(served_lists_the_types_live_hosts_serve_sorted)
+{
+	gw_registry *r;
+	gw_host h;
+	fake_host_init(&h);
+	ck_assert_int_eq(gw_registry_create(&r, NULL), GW_OK);
+	char *out = NULL;
+	ck_assert_int_eq(gw_registry_served(r, &out), GW_OK);
+	ck_assert_str_eq(out, "");
+	free(out);
+	const char *acts[] = {"Add"};
+	char why[512] = "";
+	const char *const types[][2] = {{"s", "zeta"}, {"s", "alpha"}, {"b", "counter"}};
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_int_eq(gw_registry_register(
+		                     r, &h, make_system(types[i][0], types[i][1], acts, 1, 1, true),
+		                     why, sizeof why),
+		                 GW_OK);
+	ck_assert_int_eq(gw_registry_served(r, &out), GW_OK);
+	ck_assert_str_eq(out, "b/counter\ns/alpha\ns/zeta");
+	free(out);
+	/* The host goes: its types are ORPHAN, served by nobody here. */
+	gw_registry_unbind_host(r, &h);
+	ck_assert_int_eq(gw_registry_served(r, &out), GW_OK);
+	ck_assert_str_eq(out, "");
+	free(out);
+	gw_registry_destroy(r);
+	fake_host_free(&h);
+}
+END_TEST
+
 START_TEST(pick_distinguishes_unknown_actions_from_missing_hosts)
 {
 	gw_registry *r;
@@ -689,6 +720,7 @@ int main(void)
 	TCase *tc = tcase_create("registry");
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, lookup_finds_registered_types_only);
+	tcase_add_test(tc, served_lists_the_types_live_hosts_serve_sorted);
 	tcase_add_test(tc, pick_distinguishes_unknown_actions_from_missing_hosts);
 	tcase_add_test(tc, work_is_spread_over_hosts_and_fails_over);
 	tcase_add_test(tc, a_host_only_gets_the_actions_it_registered);

@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { AnyLike, AnyMsg, fromWireAny, toAny, toWireAny } from "./any.js";
 import { SpawnError, StatusCode } from "./errors.js";
 import { encode, protocol } from "./proto.js";
-import { makeSecurity, type Security, type SecurityOptions } from "./security.js";
+import { dialTarget, makeSecurity, type Security, type SecurityOptions } from "./security.js";
 import type { InvocationResponseMsg, RequestStatusMsg, SpawnResponseMsg } from "./types.js";
 
 export const INVOKE_METHOD = "/spawn.gateway.v1.ActorGateway/Invoke";
@@ -93,7 +93,11 @@ export class SpawnClient {
   private readonly failFast: boolean;
   private readonly security: Security;
 
-  /** @param target "HOST:PORT" or "unix:/path" of the gateway */
+  /**
+   * @param target "HOST:PORT" or "unix:/path" of the gateway, a list of
+   * gateways "10.0.0.1:8090,10.0.0.2:8090" or "dns:///NAME:PORT" (see
+   * gatewayTarget; calls go round robin over every member reached)
+   */
   constructor(target: string, options: SpawnClientOptions = {}) {
     if (!target) throw new TypeError("target is empty");
     const rmin = options.reconnectMinMs ?? 20;
@@ -104,7 +108,9 @@ export class SpawnClient {
     this.deadlineMs = options.deadlineMs ?? 30000;
     this.failFast = !!options.failFast;
     this.security = makeSecurity(options);
-    this.client = new grpc.Client(target, this.security.credentials, {
+    const dial = dialTarget(target, this.security);
+    this.client = new grpc.Client(dial.target, this.security.credentials, {
+      ...dial.channelOptions,
       "grpc.initial_reconnect_backoff_ms": Math.trunc(rmin),
       "grpc.max_reconnect_backoff_ms": Math.trunc(rmax),
       // Connections of its own: a client made just after the gateway died

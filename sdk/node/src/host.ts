@@ -15,7 +15,7 @@ import { AnyLike, AnyMsg, MessageType, TypedMessageType, fromWireAny, toAny, toW
 import { ActorError, StatusCode, statusName } from "./errors.js";
 import { encode, protocol, toDecimal, toNumber } from "./proto.js";
 import type { ActorId, ActorInvocationMsg, GatewayMessageMsg, InvocationTaskMsg, ProxyInfo } from "./types.js";
-import { makeSecurity, type Security, type SecurityOptions } from "./security.js";
+import { dialTarget, makeSecurity, type Security, type SecurityOptions } from "./security.js";
 
 /** The host stream's full method name. */
 export const CONNECT_METHOD = "/spawn.gateway.v1.HostGateway/Connect";
@@ -415,6 +415,8 @@ export class ActorHost extends EventEmitter {
   private readonly maxBackoffMs: number;
   private readonly registrationTimeoutMs: number;
   private readonly channelOptions: grpc.ChannelOptions;
+  /** What each session dials (gatewayTarget of target). */
+  private readonly dialTarget: string;
   private readonly security: Security;
   private readonly maxMessageBytes: number;
   private readonly log: Logger;
@@ -430,7 +432,10 @@ export class ActorHost extends EventEmitter {
   private regResolve!: (p: ProxyInfo) => void;
 
   /**
-   * @param target "HOST:PORT" or "unix:/path" of the gateway
+   * @param target "HOST:PORT" or "unix:/path" of the gateway, a list of
+   * gateways "10.0.0.1:8090,10.0.0.2:8090" or "dns:///NAME:PORT" (see
+   * gatewayTarget): the host registers with one member and, when it goes
+   * away, with another
    * @param system the actor system's name
    */
   constructor(target: string, system: string, options: ActorHostOptions = {}) {
@@ -438,7 +443,6 @@ export class ActorHost extends EventEmitter {
     if (!target) throw new TypeError("target is empty");
     if (!system) throw new TypeError("system is empty");
     protocol(); // fail early when the .proto files cannot be found
-    new grpc.Client(target, grpc.credentials.createInsecure()).close(); // throws on a malformed target
     this.target = target;
     this.system = system;
     this.serviceName = options.serviceName || system;
@@ -446,7 +450,12 @@ export class ActorHost extends EventEmitter {
     this.maxBackoffMs = Math.max(options.maxBackoffMs ?? 2000, this.minBackoffMs);
     this.registrationTimeoutMs = options.registrationTimeoutMs ?? 10000;
     this.security = makeSecurity(options);
-    this.channelOptions = { ...(options.channelOptions ?? {}), ...this.security.channelOptions };
+    // A list of gateways: each session dials one member (round robin), the
+    // next one after a loss.
+    const dial = dialTarget(target, this.security);
+    new grpc.Client(dial.target, grpc.credentials.createInsecure()).close(); // throws on a malformed target
+    this.dialTarget = dial.target;
+    this.channelOptions = { ...dial.channelOptions, ...(options.channelOptions ?? {}), ...this.security.channelOptions };
     if (options.maxMessageBytes !== undefined) {
       if (!(Number.isInteger(options.maxMessageBytes) && options.maxMessageBytes > 0)) {
         throw new TypeError("maxMessageBytes must be a positive integer");
@@ -684,7 +693,7 @@ export class ActorHost extends EventEmitter {
   private sessionOnce(): Promise<boolean> {
     const p = protocol();
     return new Promise<boolean>((resolve) => {
-      const client = new grpc.Client(this.target, this.security.credentials, this.channelOptions);
+      const client = new grpc.Client(this.dialTarget, this.security.credentials, this.channelOptions);
       const call = client.makeBidiStreamRequest(
         CONNECT_METHOD,
         // Results arrive here already encoded (see runTask).

@@ -33,8 +33,8 @@ export type {
   SideEffectOptions,
 } from "./host.js";
 export { SpawnClient, INVOKE_METHOD, SPAWN_METHOD } from "./client.js";
-export { TLSConfigError, makeSecurity } from "./security.js";
-export type { Security, SecurityOptions } from "./security.js";
+export { TLSConfigError, makeSecurity, gatewayTarget } from "./security.js";
+export type { Security, SecurityOptions, GatewayTarget } from "./security.js";
 export type { InvokeRequest, SpawnActorsRequest, SpawnClientOptions } from "./client.js";
 export type { ActorId, ProxyInfo, ActorInvocationMsg, InvocationTaskMsg } from "./types.js";
 export {

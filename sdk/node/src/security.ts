@@ -3,6 +3,7 @@
  * gateway and itself to it.
  */
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 
 /**
@@ -100,4 +101,85 @@ export function makeSecurity(o: SecurityOptions = {}): Security {
       return md;
     },
   };
+}
+
+/**
+ * Round robin over every address a target resolves to: any member of a
+ * cluster serves any call (gRPC's default, pick_first, would send every call
+ * to the first member that answers).
+ */
+const SERVICE_CONFIG = '{"loadBalancingConfig":[{"round_robin":{}}]}';
+const MAX_GATEWAYS = 64;
+
+/** What a client or host dials: the gRPC target and the options it needs. */
+export interface GatewayTarget {
+  readonly target: string;
+  readonly channelOptions: grpc.ChannelOptions;
+}
+
+/** [family, host] of a numeric "HOST:PORT" ("[v6]:PORT"), else undefined. */
+function gatewayEntry(e: string): [4 | 6, string] | undefined {
+  let host: string, port: string;
+  if (e.startsWith("[")) {
+    const i = e.indexOf("]:");
+    if (i < 0) return undefined;
+    host = e.slice(1, i);
+    port = e.slice(i + 2);
+    if (!net.isIPv6(host)) return undefined;
+  } else {
+    const i = e.lastIndexOf(":");
+    if (i < 0) return undefined;
+    host = e.slice(0, i);
+    port = e.slice(i + 1);
+    if (!net.isIPv4(host)) return undefined;
+  }
+  if (!/^[0-9]{1,5}$/.test(port) || +port < 1 || +port > 65535) return undefined;
+  return [e.startsWith("[") ? 6 : 4, host];
+}
+
+/**
+ * The gRPC target and channel options for `target`: any gRPC target
+ * ("127.0.0.1:8090", "dns:///gw.example:8090" - every address of the name is
+ * used -, "unix:/run/spawn.sock"), or a list of numeric gateway addresses
+ * "10.0.0.1:8090,10.0.0.2:8090" (IPv4, or IPv6 in brackets, one family; also
+ * as "ipv4:..." / "ipv6:..."), which becomes gRPC's "ipv4:"/"ipv6:" target.
+ * Every channel gets the round_robin policy; a list also gets its first
+ * entry as the authority (the name checked in the members' certificates
+ * unless a server name is given: with `tls` and no `serverName` the hosts of
+ * a list must be the same). Throws TypeError on a bad list, TLSConfigError
+ * for TLS over different hosts without a server name.
+ */
+export function gatewayTarget(target: string, tls = false, serverName = false): GatewayTarget {
+  let body = target;
+  if (target.startsWith("ipv4:") || target.startsWith("ipv6:")) {
+    body = target.slice(5);
+  } else if (!target.includes(",") || target.includes("://") || /^(unix|unix-abstract|dns):/.test(target)) {
+    return { target, channelOptions: { "grpc.service_config": SERVICE_CONFIG } };
+  }
+  const entries = body.split(",").map((e) => e.trim());
+  if (entries.length > MAX_GATEWAYS) throw new TypeError(`gateway list "${target}" has more than ${MAX_GATEWAYS} entries`);
+  const parsed = entries.map((e, i) => {
+    const p = gatewayEntry(e);
+    if (!p) {
+      throw new TypeError(
+        `gateway list "${target}": entry ${i + 1} is not a numeric HOST:PORT (a list takes IPv4 addresses or [IPv6] ones; for names use one DNS name with several addresses, "dns:///NAME:PORT")`,
+      );
+    }
+    return p;
+  });
+  if (new Set(parsed.map((p) => p[0])).size > 1) throw new TypeError(`gateway list "${target}" mixes IPv4 and IPv6 addresses`);
+  if (tls && !serverName && new Set(parsed.map((p) => p[1])).size > 1) {
+    throw new TLSConfigError(
+      `gateway list "${target}": with TLS, addresses on different hosts need tlsServerName (SPAWN_TLS_SERVER_NAME), a name every member's certificate carries`,
+    );
+  }
+  return {
+    target: `${parsed[0][0] === 4 ? "ipv4" : "ipv6"}:${entries.join(",")}`,
+    channelOptions: { "grpc.service_config": SERVICE_CONFIG, "grpc.default_authority": entries[0] },
+  };
+}
+
+/** gatewayTarget with the TLS settings of security. */
+export function dialTarget(target: string, security: Security): GatewayTarget {
+  return gatewayTarget(target, security.tls, "grpc.ssl_target_name_override" in security.channelOptions);
 }

@@ -244,9 +244,10 @@ typedef struct spawn_actor_def {
  * host or client is created (SPAWN_TLS_CA, SPAWN_TLS_CERT, SPAWN_TLS_KEY,
  * SPAWN_TLS_SERVER_NAME, SPAWN_TOKEN); "" means none and does not read the
  * environment. With a CA the connection is TLS (the gateway's certificate
- * must chain to it and name the target's host, or tls_server_name); with a
- * certificate and key too it is mutual TLS, as a gateway started with
- * --tls-client-ca requires. Without a CA it is plaintext, as the gateway
+ * must chain to it and name the target's host, or tls_server_name; for a
+ * list of members, every member's certificate must name the first entry's
+ * host, or tls_server_name); with a certificate and key too it is mutual
+ * TLS, as a gateway started with --tls-client-ca requires. Without a CA it is plaintext, as the gateway
  * serves it on loopback and unix sockets without --tls-cert.
  * The files are read once, at create: a file that cannot be read, or that
  * holds no PEM block, fails the create with SPAWN_ETLS and a line on stderr
@@ -287,7 +288,12 @@ typedef void (*spawn_host_event_fn)(void *user, spawn_host_event ev, int status,
 typedef struct spawn_host_opts {
 	const char *target;           /* borrowed; required: the gateway's address,
 	                                 "127.0.0.1:8090", "localhost:8090",
-	                                 "unix:/run/spawn.sock" (any gRPC target) */
+	                                 "unix:/run/spawn.sock" (any gRPC target), or
+	                                 several members: "10.0.0.1:8090,10.0.0.2:8090"
+	                                 (numeric, one family) or
+	                                 "dns:///NAME:PORT"; the host registers with one
+	                                 and, when it goes away, with another
+	                                 (docs/sdk/c.md "Several gateways") */
 	const char *system;           /* borrowed; required: the actor system name */
 	const char *service_name;     /* borrowed; NULL = "libspawn-host" */
 	const char *service_version;  /* borrowed; NULL = "0.0.0" */
@@ -312,10 +318,11 @@ typedef struct spawn_host_opts {
  * gateway at opts->target. Nothing is connected until spawn_host_run or
  * spawn_host_start. opts and its strings are borrowed (copied).
  * Returns SPAWN_OK and sets *out (caller frees with spawn_host_destroy);
- * SPAWN_EINVAL (NULL or empty target/system, workers < 0, negative or
- * inverted backoffs, negative keepalive or message size, a token with
- * characters outside printable ASCII), SPAWN_ETLS (see
- * spawn_security_opts), SPAWN_ENOMEM or SPAWN_ESYS; *out is untouched then.
+ * SPAWN_EINVAL (NULL or empty target/system, a list of members that is
+ * not numeric HOST:PORTs of one family, workers < 0, negative or inverted
+ * backoffs, negative keepalive or message size, a token with characters
+ * outside printable ASCII), SPAWN_ETLS (see spawn_security_opts; also TLS
+ * over a list of different hosts without tls_server_name), SPAWN_ENOMEM or SPAWN_ESYS; *out is untouched then.
  * Blocks: no. Thread: any. */
 SPAWN_API int spawn_host_create(spawn_host **out, const spawn_host_opts *opts);
 
@@ -589,7 +596,11 @@ SPAWN_API void spawn_reply_fini(spawn_reply *r);
  * doubling to 100 ms (+-20%), until the call's deadline (5 s for a call
  * without one); asynchronous calls are not retried. */
 typedef struct spawn_client_opts {
-	const char *target;       /* required, borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock" */
+	const char *target;       /* required, borrowed: "127.0.0.1:8090", "unix:/run/spawn.sock",
+	                             or several members, "10.0.0.1:8090,10.0.0.2:8090"
+	                             (numeric, one family) or "dns:///NAME:PORT": calls go
+	                             round robin over the members reached (docs/sdk/c.md
+	                             "Several gateways") */
 	int64_t reconnect_min_ms; /* first delay before dialing again after a failed
 	                             attempt; 0 = 20 */
 	int64_t reconnect_max_ms; /* largest delay between attempts while the gateway
@@ -617,7 +628,9 @@ typedef struct spawn_client_opts {
  * on the first call, as SPAWN_DEADLINE_EXCEEDED (a call with a deadline
  * waits for the gateway) or SPAWN_UNAVAILABLE (no deadline, or fail_fast).
  * Returns SPAWN_OK and sets *out (caller frees with spawn_client_destroy),
- * SPAWN_EINVAL (NULL or empty target), SPAWN_ETLS (the TLS files of the
+ * SPAWN_EINVAL (NULL or empty target, or a list of members that is not
+ * numeric HOST:PORTs of one family; one line on stderr), SPAWN_ETLS (the
+ * TLS files of the
  * SPAWN_TLS_* environment, see spawn_security_opts), SPAWN_ENOMEM or
  * SPAWN_ESYS (no client thread). */
 SPAWN_API int spawn_client_create(spawn_client **out, const char *target);
