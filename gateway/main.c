@@ -398,6 +398,10 @@ int main(int argc, char **argv)
 fail:
 	GW_ERROR("start-up failed: %s", gw_strerror(err));
 out:
+	/* The membership first: its callbacks set the server's readiness
+	 * (cluster_ctx), so its threads end before the server is freed. Its
+	 * row goes now; the saves of the shutdown are done by here. */
+	gw_cluster_destroy(cluster);
 	gw_server_destroy(srv);
 	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
 	if (rt) {
@@ -408,7 +412,6 @@ out:
 	gw_persist_stop(persist); /* no callback into the runtime from here on */
 	gw_runtime_destroy(rt);
 	gw_persist_destroy(persist);
-	gw_cluster_destroy(cluster); /* its row goes; before the registry it reads */
 	gw_registry_destroy(reg);
 	gw_store_close(store);
 	gw_access_close(access);
