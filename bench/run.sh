@@ -53,6 +53,7 @@
 #   BENCH_GW_SYSTEM [bench]   BENCH_GW_ACTION [echo]    BENCH_KEEP_TMP [unset]
 #   BENCH_PIN [split]         BENCH_GW_REGISTER_REF [unset: actors are invoked by name]
 #   BENCH_SEC_INFLIGHT [64]   BENCH_SEC_ACTORS [1000]
+#   BENCH_SEC_VARIANTS ["mtls token mtls-authz"] (sec-plain always runs)
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -84,6 +85,7 @@ fi
 PIN=${BENCH_PIN:-split}
 SEC_INFLIGHT=${BENCH_SEC_INFLIGHT:-64}
 SEC_ACTORS=${BENCH_SEC_ACTORS:-1000}
+SEC_VARIANTS=${BENCH_SEC_VARIANTS:-"mtls token mtls-authz"}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GATEWAY=$BUILD/gateway/spawn-gateway
 ECHO_HOST=$BIN/bench-echo-host
@@ -329,13 +331,25 @@ if want security; then
 	TLS_LG="--tls-ca $C/ca.pem --tls-cert $C/client-chain.pem --tls-key $C/client.key"
 	sec_start plain "" ""
 	SEC_LG[plain]=""
-	sec_start mtls "$TLS_GW" "$TLS_HOST"
-	SEC_LG[mtls]=$TLS_LG
-	sec_start token "--access $TMP/access-token.yaml" "SPAWN_TOKEN=$HOST_TOKEN"
-	SEC_LG[token]="--token $CLIENT_TOKEN"
-	sec_start mtls-authz "$TLS_GW --access $TMP/access-mtls.yaml" "$TLS_HOST"
-	SEC_LG[mtls-authz]=$TLS_LG
-	SEC_NAMES=(plain mtls token mtls-authz)
+	SEC_NAMES=(plain)
+	for v in $SEC_VARIANTS; do
+		case $v in
+		mtls) sec_start mtls "$TLS_GW" "$TLS_HOST" && SEC_LG[mtls]=$TLS_LG ;;
+		token)
+			sec_start token "--access $TMP/access-token.yaml" "SPAWN_TOKEN=$HOST_TOKEN"
+			SEC_LG[token]="--token $CLIENT_TOKEN"
+			;;
+		mtls-authz)
+			sec_start mtls-authz "$TLS_GW --access $TMP/access-mtls.yaml" "$TLS_HOST"
+			SEC_LG[mtls-authz]=$TLS_LG
+			;;
+		*)
+			echo "run.sh: BENCH_SEC_VARIANTS: unknown variant '$v'" >&2
+			exit 2
+			;;
+		esac
+		SEC_NAMES+=("$v")
+	done
 fi
 
 # ---- throughput and latency, interleaved by round ---------------------------

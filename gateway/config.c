@@ -75,6 +75,15 @@ void gw_config_usage(const char *prog)
 	    "                            refuses to start; unix sockets and 127.0.0.0/8,\n"
 	    "                            ::1, localhost are always allowed.\n"
 	    "\n"
+"Cluster (docs/design/cluster.md)\n"
+	    "  --peer-listen ADDR        serve the Peer service (calls between the members of\n"
+	    "                            a cluster) only here, repeatable\n"
+	    "                            [SPAWN_PEER_LISTEN, comma-separated]; default: on\n"
+	    "                            --listen. The members' advertised addresses must\n"
+	    "                            reach it. TLS settings apply: with --tls-cert, a\n"
+	    "                            member presents its own certificate to its peers\n"
+	    "                            and trusts --tls-client-ca (needed then).\n"
+	    "\n"
 	    "Runtime\n"
 	    "  --threads N               completion-queue threads [SPAWN_THREADS]\n"
 	    "                            default: usable CPUs\n"
@@ -232,7 +241,7 @@ static int level_of(const char *s)
 /* The environment's SPAWN_LISTEN lists are split into these static buffers
  * (configuration is parsed once per process). */
 static char listen_env[1024], host_listen_env[1024], admin_listen_env[1024],
-    health_listen_env[1024];
+    peer_listen_env[1024], health_listen_env[1024];
 
 /* env_list splits the comma-separated value of var into buf and list. */
 static void env_list(const char *var, char *buf, size_t buflen, const char **list, size_t *n)
@@ -283,12 +292,13 @@ bool gw_config_addr_is_local(const char *addr)
  * subject to it: it serves readiness and nothing else. */
 static gw_err check_exposure(const gw_config *c, char *why, size_t whylen)
 {
-	const char *const *lists[3] = {c->listen, c->host_listen, c->admin_listen};
-	const size_t ns[3] = {c->n_listen, c->n_host_listen, c->n_admin_listen};
-	static const char *const flags[3] = {"--listen", "--host-listen", "--admin-listen"};
+	const char *const *lists[4] = {c->listen, c->host_listen, c->admin_listen, c->peer_listen};
+	const size_t ns[4] = {c->n_listen, c->n_host_listen, c->n_admin_listen, c->n_peer_listen};
+	static const char *const flags[4] = {"--listen", "--host-listen", "--admin-listen",
+	                                     "--peer-listen"};
 	if (c->insecure || (c->tls_cert && c->access))
 		return GW_OK;
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < 4; k++)
 		for (size_t i = 0; i < ns[k]; i++) {
 			if (gw_config_addr_is_local(lists[k][i]))
 				continue;
@@ -371,6 +381,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	         &c->n_host_listen);
 	env_list("SPAWN_ADMIN_LISTEN", admin_listen_env, sizeof admin_listen_env, c->admin_listen,
 	         &c->n_admin_listen);
+	env_list("SPAWN_PEER_LISTEN", peer_listen_env, sizeof peer_listen_env, c->peer_listen,
+	         &c->n_peer_listen);
 	env_list("SPAWN_HEALTH_LISTEN", health_listen_env, sizeof health_listen_env,
 	         c->health_listen, &c->n_health_listen);
 	if ((e = getenv("SPAWN_SERVER_TLS_CERT")) && *e)
@@ -499,7 +511,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_HASH_TOKEN,
 		O_ADVERTISE,
 		O_HEARTBEAT,
-		O_MEMBER_TO
+		O_MEMBER_TO,
+		O_CLUSTER_TEST_VIEW,
+		O_PEER_LISTEN
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -554,12 +568,15 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"access", required_argument, NULL, O_ACCESS},
 	    {"insecure", no_argument, NULL, O_INSECURE},
 	    {"hash-token", no_argument, NULL, O_HASH_TOKEN},
+	    /* Not in --help: a test's fixed membership view (docs/testing.md). */
+	    {"cluster-test-view", required_argument, NULL, O_CLUSTER_TEST_VIEW},
+	    {"peer-listen", required_argument, NULL, O_PEER_LISTEN},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
 	};
 	bool listen_flag = false, host_listen_flag = false, admin_listen_flag = false,
-	     health_listen_flag = false;
+	     peer_listen_flag = false, health_listen_flag = false;
 	optind = 1;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !err) {
@@ -770,6 +787,21 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			return GW_ENOTFOUND;
 		case O_HASH_TOKEN:
 			c->hash_token = true;
+			break;
+		case O_CLUSTER_TEST_VIEW:
+			c->cluster_test_view = optarg;
+			break;
+		case O_PEER_LISTEN:
+			if (!peer_listen_flag) {
+				c->n_peer_listen = 0; /* flags replace the environment's list */
+				peer_listen_flag = true;
+			}
+			if (c->n_peer_listen == GW_MAX_LISTEN) {
+				snprintf(why, whylen, "at most %d --peer-listen addresses",
+				         GW_MAX_LISTEN);
+				return GW_ECONFIG;
+			}
+			c->peer_listen[c->n_peer_listen++] = optarg;
 			break;
 		case O_VERSION:
 			printf("spawn-gateway 0.1.0\n");

@@ -65,6 +65,12 @@ typedef struct gw_config {
 	const char *advertise;     /* HOST:PORT peers and clients reach this member at */
 	int64_t heartbeat_ms;      /* --heartbeat-ms: how often the member heartbeats */
 	int64_t member_timeout_ms; /* --member-timeout-ms: silence before it is declared dead */
+	/* Cluster (docs/design/cluster.md). Hidden, for tests: a membership view
+	 * read from this file (at start-up and on SIGUSR1) turns routing on
+	 * (gateway/cluster/viewfile.h). NULL = a single gateway. */
+	const char *cluster_test_view;
+	const char *peer_listen[GW_MAX_LISTEN]; /* the Peer service only there (none: on listen) */
+	size_t n_peer_listen;
 } gw_config;
 
 /* gw_config_addr_is_local says whether a listen address is safe to serve

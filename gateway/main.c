@@ -1,4 +1,5 @@
 /* main.c - spawn-gateway: args -> config -> run. */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,9 @@
 #include "config.h"
 #include "log.h"
 #include "membership.h"
+#include "peer.h"
+#include "routing.h"
+#include "viewfile.h"
 #include "persist.h"
 #include "redact.h"
 #include "registry.h"
@@ -120,6 +124,36 @@ static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *
 	return gw_cluster_start(*out);
 }
 
+/* absl_deadlock_detection_off turns off Abseil's mutex deadlock detection
+ * for the whole process. Debian's libabsl is built without NDEBUG, so the
+ * detection is on by default: every absl::Mutex lock and unlock inside gRPC
+ * (one per call batch, one per TLS record protected or unprotected, ...)
+ * also updates a process-wide lock graph under a global lock. That is a
+ * debugging aid, off in Abseil's release builds, and it costs the gateway
+ * 3 % of its CPU per call in plaintext and about 10 % with mTLS, which
+ * takes more locks per call (docs/benchmarks.md, "What security costs").
+ * The setter is C++ (absl::SetMutexDeadlockDetectionMode, kIgnore = 0), so
+ * it is looked up by its mangled name under the inline namespaces of the
+ * builds we know; with none found (another build) nothing changes. Called
+ * before grpc_init, while no Abseil mutex is held. */
+static void absl_deadlock_detection_off(void)
+{
+	static const char *const names[] = {
+	    "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+	    "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
+	    "_ZN4absl29SetMutexDeadlockDetectionModeENS_15OnDeadlockCycleE",
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		void *sym = dlsym(RTLD_DEFAULT, names[i]);
+		if (sym) {
+			void (*set_mode)(int);
+			memcpy(&set_mode, &sym, sizeof set_mode); /* object -> function pointer */
+			set_mode(0);                              /* OnDeadlockCycle::kIgnore */
+			return;
+		}
+	}
+}
+
 /* shutdown_drain waits up to ms for the persist thread to finish what it
  * is doing (saves the flush started, their callbacks) while every actor is
  * still alive. false: it is still inside a store call (a database that
@@ -170,9 +204,9 @@ static void warn_exposure(const gw_config *c)
 {
 	if (!c->insecure || (c->tls_cert && c->access))
 		return;
-	const char *const *lists[3] = {c->listen, c->host_listen, c->admin_listen};
-	const size_t ns[3] = {c->n_listen, c->n_host_listen, c->n_admin_listen};
-	for (int k = 0; k < 3; k++)
+	const char *const *lists[4] = {c->listen, c->host_listen, c->admin_listen, c->peer_listen};
+	const size_t ns[4] = {c->n_listen, c->n_host_listen, c->n_admin_listen, c->n_peer_listen};
+	for (int k = 0; k < 4; k++)
 		for (size_t i = 0; i < ns[k]; i++)
 			if (!gw_config_addr_is_local(lists[k][i]))
 				GW_WARN("--insecure: %s is served %s: anyone who reaches it can "
@@ -180,6 +214,96 @@ static void warn_exposure(const gw_config *c)
 				        lists[k][i],
 				        c->tls_cert ? "with TLS but without an access policy"
 				                    : "in plaintext without authentication");
+}
+
+/* read_pem reads a whole PEM file (NULL path: NULL). Caller frees. */
+static char *read_pem(const char *path)
+{
+	if (!path)
+		return NULL;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t n;
+	while (m && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		fwrite(chunk, 1, n, m);
+	if (m)
+		fclose(m);
+	fclose(f);
+	return buf;
+}
+
+/* cluster_start makes the peers (with TLS: the server's own certificate as
+ * the client certificate, the client CA as the trust anchor) and the
+ * router, and installs the router in the runtime. */
+static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_runtime *rt,
+                            gw_registry *reg, gw_peers **peers, gw_router **router, char *why,
+                            size_t n)
+{
+	if (c->n_peer_listen && !c->cluster_test_view) {
+		snprintf(why, n, "--peer-listen serves the cluster's Peer service: it needs "
+		                 "cluster mode");
+		return GW_ECONFIG;
+	}
+	if (c->access) {
+		/* The owner would trust a peer's word for the caller's principal:
+		 * peers must first be principals of the policy (not built yet). */
+		snprintf(why, n, "cluster mode does not support --access yet");
+		return GW_ECONFIG;
+	}
+	char *ca = NULL, *cert = NULL, *key = NULL;
+	if (pems->tls_cert) {
+		ca = read_pem(pems->tls_client_ca);
+		cert = read_pem(pems->tls_cert);
+		key = read_pem(pems->tls_key);
+		if (!ca || !cert || !key) {
+			free(ca);
+			free(cert);
+			free(key);
+			snprintf(why, n,
+			         "cluster mode with TLS needs --tls-client-ca (the peers' trust "
+			         "anchor) and a readable --tls-cert and --tls-key");
+			return GW_ECONFIG;
+		}
+	}
+	gw_peers_opts po = {.ca_pem = ca, .cert_pem = cert, .key_pem = key,
+	                    .max_message_bytes = c->max_message_bytes};
+	gw_err err = gw_peers_create(peers, &po);
+	free(ca);
+	free(cert);
+	free(key);
+	if (err) {
+		snprintf(why, n, "cannot set up the peer channels: %s", gw_strerror(err));
+		return err;
+	}
+	gw_router_opts ro = {.rt = rt, .reg = reg, .peers = *peers};
+	if ((err = gw_router_create(router, &ro))) {
+		snprintf(why, n, "cannot start the router: %s", gw_strerror(err));
+		return err;
+	}
+	gw_runtime_set_router(rt, &gw_router_ops_v1, *router);
+	return GW_OK;
+}
+
+/* load_test_view feeds the --cluster-test-view file to the router as the
+ * membership's on_view would; stdout says "view N" once it is applied. */
+static void load_test_view(const char *path, gw_router *router, bool must)
+{
+	gw_view *v = NULL;
+	char why[600];
+	if (gw_view_file_load(path, &v, why, sizeof why) != GW_OK) {
+		if (must)
+			GW_ERROR("--cluster-test-view: %s", why);
+		return;
+	}
+	gw_router_on_view(router, v);
+	printf("view %llu\n", (unsigned long long)v->version);
+	fflush(stdout);
+	gw_view_file_free(v);
 }
 
 int main(int argc, char **argv)
@@ -215,6 +339,8 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP); /* reloads the access policy */
+	if (cfg.cluster_test_view)
+		sigaddset(&sigs, SIGUSR1); /* reads the test view again */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -226,12 +352,16 @@ int main(int argc, char **argv)
 	gw_server *srv = NULL;
 	gw_access *access = NULL;
 	gw_cluster *cluster = NULL;
+	gw_peers *peers = NULL;
+	gw_router *router = NULL;
+	const gw_config *tls_pems = &cfg;
 	cluster_ctx cctx = {0}; /* filled once the server exists */
 	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
 		fprintf(stderr, "spawn-gateway: --access %s\n", why);
 		gw_tls_destroy(tls);
 		return 2;
 	}
+	absl_deadlock_detection_off();
 	grpc_init();
 
 	char serr[256] = "";
@@ -293,6 +423,16 @@ int main(int argc, char **argv)
 	 * are back. */
 	if ((err = gw_runtime_recover_effects(rt)))
 		goto fail;
+	/* Cluster mode: the peers, the router (installed in the runtime before
+	 * the first call can arrive), and the view (docs/design/cluster.md). */
+	if (cfg.cluster_test_view || cfg.n_peer_listen) {
+		if ((err = cluster_start(&cfg, tls_pems, rt, reg, &peers, &router, why, sizeof why))) {
+			GW_ERROR("%s", why);
+			rc = 2;
+			goto out;
+		}
+		load_test_view(cfg.cluster_test_view, router, false);
+	}
 	gw_server_opts sv = {
 	    .listen = cfg.listen,
 	    .n_listen = cfg.n_listen,
@@ -300,6 +440,8 @@ int main(int argc, char **argv)
 	    .n_host_listen = cfg.n_host_listen,
 	    .admin_listen = cfg.admin_listen,
 	    .n_admin_listen = cfg.n_admin_listen,
+	    .peer_listen = cfg.peer_listen,
+	    .n_peer_listen = cfg.n_peer_listen,
 	    .health_listen = cfg.health_listen,
 	    .n_health_listen = cfg.n_health_listen,
 	    .threads = cfg.threads,
@@ -310,6 +452,7 @@ int main(int argc, char **argv)
 	    .host_stall_ms = cfg.host_stall_ms,
 	    .access = access,
 	    .tls = tls,
+	    .router = router,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
@@ -341,7 +484,11 @@ int main(int argc, char **argv)
 	}
 
 	int sig = 0;
-	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+	while (sigwait(&sigs, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {
+		if (sig == SIGUSR1) {
+			load_test_view(cfg.cluster_test_view, router, true);
+			continue;
+		}
 		/* Like "listening", stdout says when a reload is done (tests and
 		 * scripts wait for it): "access reloaded N" or "access not
 		 * reloaded". */
@@ -374,6 +521,9 @@ int main(int argc, char **argv)
 	 * produces work, drain while what the work points at is alive, then
 	 * free. */
 	gw_server_shutdown(srv); /* listeners, client calls, host streams */
+	gw_router_stop(router);  /* calls waiting for a view fail */
+	gw_peers_destroy(peers); /* forwards in flight end */
+	peers = NULL;
 	gw_runtime_stop(rt);     /* timers, the scheduler */
 	err = gw_runtime_flush(rt, cfg.flush_timeout_ms);
 	if (err) {
@@ -403,6 +553,8 @@ out:
 	 * row goes now; the saves of the shutdown are done by here. */
 	gw_cluster_destroy(cluster);
 	gw_server_destroy(srv);
+	gw_router_stop(router);
+	gw_peers_destroy(peers);
 	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
 	if (rt) {
 		gw_runtime_stop(rt);
@@ -411,6 +563,7 @@ out:
 	}
 	gw_persist_stop(persist); /* no callback into the runtime from here on */
 	gw_runtime_destroy(rt);
+	gw_router_destroy(router);
 	gw_persist_destroy(persist);
 	gw_registry_destroy(reg);
 	gw_store_close(store);

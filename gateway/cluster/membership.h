@@ -46,24 +46,11 @@
 
 typedef struct gw_cluster gw_cluster;
 
-/* One member as a view shows it. Every pointer is owned by the view and
- * lives as long as it (gw_view_rele). */
-typedef struct gw_member {
-	const char *id, *address;
-	int status;                /* GW_MEMBER_JOINING / ACTIVE / LEAVING (store.h) */
-	const char *const *served; /* "system/actor_type", sorted */
-	size_t n_served;
-} gw_member;
-
-/* An immutable snapshot of the live members (DEAD rows left out), sorted by
- * id. Reference counted: gw_cluster_view_hold / the on_view callback hand
- * one out; gw_view_rele drops it. */
-typedef struct gw_view {
-	uint64_t version;
-	size_t n;
-	const gw_member *members; /* owned by the view, n entries */
-	size_t self;              /* index of this member, or SIZE_MAX when fenced */
-} gw_view;
+/* gw_member and gw_view (view.h): an immutable snapshot of the live
+ * members (DEAD rows left out), sorted by id, reference counted:
+ * gw_cluster_view_hold / the on_view callback hand one out; gw_view_rele
+ * drops it. Every pointer in it is owned by the view. */
+#include "view.h"
 
 typedef struct gw_cluster_opts {
 	const char *advertise; /* HOST:PORT; borrowed during create (copied) */

@@ -496,6 +496,15 @@ static void save_finish(gw_actor *a, gw_err err)
 	flush_account(rt, -1, err);
 }
 
+bool gwi_leave_try_locked(gw_runtime *rt, gw_actor *a)
+{
+	if (!a->leaving || a->forgetting || a->st != A_READY || a->busy || a->inflight || a->held)
+		return false;
+	a->deactivating = 1;
+	maybe_release_locked(rt, a); /* a dirty state is saved first; may free a */
+	return true;
+}
+
 /* maybe_release_locked frees a deactivating actor once nothing holds it. */
 static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
 {
@@ -566,7 +575,8 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 		gwi_timers_start_locked(rt, a);
 		gwi_outbox_redeliver(rt, a, &dl); /* a crash came between commit and delivery */
 		gwi_dispatch_locked(rt, a, &dl);
-		idle_if_unused_locked(rt, a); /* the calls that waited may have left */
+		if (!gwi_leave_try_locked(rt, a))     /* handed off while it loaded */
+			idle_if_unused_locked(rt, a); /* the calls that waited may have left */
 		pthread_mutex_unlock(&s->mu);
 		gwi_deliver(&dl);
 		return;
@@ -705,7 +715,7 @@ out:
  * failing the ones that cannot run. */
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
-	while (a->st == A_READY && a->mq_head && (!a->pooled || a->inflight < a->pool_max)) {
+	while (!a->leaving && a->st == A_READY && a->mq_head && (!a->pooled || a->inflight < a->pool_max)) {
 		gw_inv *inv = gwi_mq_pop(rt, a);
 		int64_t now = gwi_now_ms();
 		if (inv->deadline_ms && inv->deadline_ms <= now) {
@@ -813,6 +823,8 @@ static void pooled_end_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		forget_soon_locked(a);
 		return;
 	}
+	if (gwi_leave_try_locked(rt, a))
+		return; /* handoff */
 	if (!a->inflight && !a->mq_head) {
 		gw_actor_settings st = gwi_settings(rt, a);
 		a->idle_t.kind = T_IDLE;
@@ -848,6 +860,8 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		reactivate_locked(rt, a, dl); /* may free a */
 		return;
 	}
+	if (gwi_leave_try_locked(rt, a))
+		return; /* handoff: the turn in flight was its last here */
 	gw_actor_settings st = gwi_settings(rt, a);
 	a->idle_t.kind = T_IDLE;
 	/* Timer turns do not keep an actor active: idle counts from the last
@@ -1022,6 +1036,21 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		if (!a->stateful)
 			gwi_timers_start_locked(rt, a);
 	}
+	if (a && a->leaving) {
+		/* Handed off (handoff.c): a call goes to the new owner (routed
+		 * again shortly, when this member's view says so); a timer's turn
+		 * or an Admin restore is refused here. */
+		pthread_mutex_unlock(&s->mu);
+		if (inv->kind == GW_INV_CALL && inv->timer < 0 && rt->router_ops) {
+			inv->local = false;
+			gwi_runtime_retry(rt, inv, GW_HANDOFF_RETRY_MS);
+			return GW_OK;
+		}
+		snprintf(inv->msg, sizeof inv->msg,
+		         "actor %s is moving to another member of the cluster; retry", name);
+		inv->not_dispatched = true;
+		return GW_EUNAVAIL;
+	}
 	if (inv->cancelled) { /* its caller went away while it was resolved */
 		snprintf(inv->msg, sizeof inv->msg, "the caller cancelled the call to actor %s",
 		         a->name);
@@ -1060,9 +1089,37 @@ static void instance_looked_up(void *user, gw_err err)
 	gwi_deliver(&dl);
 }
 
+void gw_runtime_set_router(gw_runtime *rt, const gw_router_ops *ops, void *r)
+{
+	rt->router_ops = ops;
+	rt->router = r;
+}
+
+bool gw_runtime_route(gw_runtime *rt, gw_inv *inv)
+{
+	inv->rt = rt;
+	if (!rt->router_ops || inv->local || inv->kind != GW_INV_CALL || inv->timer >= 0)
+		return false;
+	if (inv->route_skip) {
+		inv->route_skip = false;
+		return false;
+	}
+	return rt->router_ops->route(rt->router, inv);
+}
+
+void gw_runtime_invoke_local(gw_runtime *rt, gw_inv *inv)
+{
+	inv->local = true;
+	gw_runtime_invoke(rt, inv);
+}
+
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
+	/* A side effect for later is stored where it was made: the scheduler
+	 * fires it through here again, and it is routed then. */
+	if (!(inv->effect && inv->req->scheduled_to > spawn_wall_ms()) && gw_runtime_route(rt, inv))
+		return; /* the router took it */
 	if (inv->effect && inv->req->scheduled_to > spawn_wall_ms()) {
 		gwi_wf_schedule(rt, inv); /* a side effect for later: the schedule store */
 		return;
@@ -1334,6 +1391,8 @@ static bool take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char
 
 void gw_runtime_cancel(gw_runtime *rt, gw_inv *inv)
 {
+	if (rt->router_ops && rt->router_ops->cancel(rt->router, inv))
+		return; /* the router holds it: it ends the forwarded call */
 	const Spawn__InvocationRequest *rq = inv->req;
 	if (!rq || !rq->system || !rq->system->name || !rq->actor || !rq->actor->id ||
 	    !rq->actor->id->name)

@@ -156,6 +156,18 @@ struct gw_inv {
 	 * set while inv is in a mailbox; cancelled once its caller went away
 	 * (a later enqueue refuses it, GW_ECANCELLED). */
 	bool in_mq, cancelled;
+	/* The cluster (gw_runtime_set_router): local = run here, never route
+	 * (a call a peer forwarded to this member, its owner; or one the router
+	 * handed back); route_cancelled: its caller went away (written and
+	 * read under the router's lock); rstate = the router's state while it
+	 * holds inv (the router's to read and write). */
+	bool local, route_cancelled;
+	/* route_skip: the router decided, for this submission only, to run it
+	 * here (no member serves its type): gw_runtime_route clears it and
+	 * returns false. A resubmission (an instance found in the store) is
+	 * routed again, now knowing its template. */
+	bool route_skip;
+	void *rstate;
 };
 
 /* GW_INV_WAKE activates the actor and completes (GW_OK) without a turn:
@@ -417,5 +429,72 @@ static inline const gw_target_ops *gw_target_ops_of(gw_host *t)
 /* gw_runtime_release ends the turn a GW_CANCEL_HELD task kept (a is the
  * hold given to cancel). Any thread, no lock held. */
 void gw_runtime_release(gw_runtime *rt, gw_actor *a);
+
+/* ---- the cluster: routing each call to its actor's owner ---------------------
+ *
+ * In cluster mode (docs/design/cluster.md, "Placement and routing") every
+ * call entering the runtime through gw_runtime_invoke (a client's Invoke, a
+ * side effect or broadcast delivery, a scheduled invocation firing, a
+ * workflow's pipe or forward) is first offered to the router, which runs it
+ * here when this member owns the actor and otherwise forwards it to the
+ * owner. Timer actions (inv->timer >= 0) run where their actor is active,
+ * restores and wakes are never routed.
+ *
+ * Routing happens before resolve: the actor is not activated on a member
+ * that does not own it (a gw_target would run the turn remotely, but only
+ * after activating the actor here: a second activation, which is what the
+ * cluster must never make). */
+#define GW_ROUTER_OPS_VERSION 1
+typedef struct gw_router_ops {
+	int version; /* GW_ROUTER_OPS_VERSION; members are only ever appended */
+	/* route is offered each GW_INV_CALL not marked local. Returns false:
+	 * the runtime runs it here; true: the router took inv and completes it
+	 * (inv->done, exactly once, with the owner's answer set as a local
+	 * run would set it) or hands it back with gw_runtime_invoke_local.
+	 * Thread: any, no runtime lock held. Never blocks. */
+	bool (*route)(void *r, gw_inv *inv);
+	/* cancel: inv's caller went away (gw_runtime_cancel). Returns true
+	 * when the router holds inv (it then ends the forwarded call, and done
+	 * runs with GW_ECANCELLED or the owner's answer); false when it does
+	 * not (then, and always before route, inv->route_cancelled is set
+	 * under the router's lock, so a later route refuses it). Thread: any,
+	 * no runtime lock held. */
+	bool (*cancel)(void *r, gw_inv *inv);
+} gw_router_ops;
+
+/* gw_runtime_set_router installs the router (ops: static storage; r
+ * borrowed, it must outlive every call). Call once, before the first
+ * invocation. NULL ops: no cluster (the default). */
+void gw_runtime_set_router(gw_runtime *rt, const gw_router_ops *ops, void *r);
+
+/* gw_runtime_invoke_local is gw_runtime_invoke without routing: the router
+ * runs inv here (this member owns the actor), or a peer forwarded it to
+ * this member as the owner. Takes ownership of inv as gw_runtime_invoke. */
+void gw_runtime_invoke_local(gw_runtime *rt, gw_inv *inv);
+
+/* Handoff (handoff.c; docs/design/cluster.md, "Handoff"): mine tells
+ * whether this member owns actor name, of actor_type (the template of an
+ * instance) in system, in the view just installed. Strings borrowed for the
+ * call. Called under a shard lock: it must not call into the runtime. */
+typedef bool (*gw_mine_fn)(void *user, const char *system, const char *actor_type,
+                           const char *name);
+
+/* gw_runtime_rebalance hands off every active actor that mine says another
+ * member owns now: it takes no new turn; the turn in flight (if any)
+ * finishes and its caller gets its answer; its state is saved if dirty and
+ * it deactivates; the calls queued in its mailbox are submitted again, in
+ * their order, through the router (so to the new owner); a timer's turn is
+ * dropped, an Admin restore answered UNAVAILABLE (retry). Calls that reach
+ * it meanwhile are routed again after GW_HANDOFF_RETRY_MS. Returns how many
+ * actors started leaving. Thread: any but a runtime callback; never blocks
+ * beyond the shard locks. Needs a router (gw_runtime_set_router). */
+size_t gw_runtime_rebalance(gw_runtime *rt, gw_mine_fn mine, void *user);
+
+/* gw_runtime_route offers inv to the router as gw_runtime_invoke would,
+ * for callers that run a local inv in another way (an async call answered
+ * at acceptance, gw_runtime_enqueue). Returns true when the router took
+ * inv (it completes it), false when inv stays the caller's to run here.
+ * Thread: any. */
+bool gw_runtime_route(gw_runtime *rt, gw_inv *inv);
 
 #endif

@@ -68,6 +68,8 @@ struct gw_actor {
 	                             does not make the actor clean */
 	uint8_t forgetting : 1;   /* Admin.Forget: being deactivated, never saved again
 	                             (forget.c); forget says by whom */
+	uint8_t leaving : 1;      /* handoff (handoff.c): another member owns it now; it
+	                             takes no new turn and deactivates once quiescent */
 	struct gw_forget *forget; /* borrowed: the Forget waiting for this actor to be
 	                             quiescent (forgetting); owned by the shard's list */
 	uint16_t save_failures;
@@ -136,6 +138,9 @@ struct gw_runtime {
 	/* quotas per system (bounds.c); qmu is a leaf lock */
 	pthread_mutex_t qmu;
 	gw_quota q_inst, q_sched;
+	/* the cluster's router (gw_runtime_set_router): set before any call */
+	const gw_router_ops *router_ops; /* static storage of the router */
+	void *router;                    /* borrowed: outlives the runtime's use of it */
 };
 
 /* What a locked section decided, delivered after the lock is released:
@@ -264,6 +269,14 @@ void gwi_quotas_fini(gw_runtime *rt);
  * flight (no turn, no held turn, no save, activated) and queues the erase:
  * a must not be used after it returns true. */
 bool gwi_forgetting_locked(gw_shard *s, const char *system, const char *name);
+/* handoff.c / runtime.c (shard lock held): gwi_leave_try_locked deactivates
+ * a leaving actor once nothing of a turn is in flight (a dirty state is
+ * saved first; the save's end calls it again). May free a; returns true
+ * when it took over a (the caller must not use a after that). */
+bool gwi_leave_try_locked(gw_runtime *rt, gw_actor *a);
+/* A call that reaches a leaving actor is routed again after this long (the
+ * member's router may not have its newest view yet). */
+#define GW_HANDOFF_RETRY_MS 20
 bool gwi_forget_try_locked(gw_runtime *rt, gw_actor *a);
 /* gwi_forget_fini (gw_runtime_destroy, no lock needed: every thread is
  * gone) ends the Forgets still waiting for their actor: fn gets

@@ -110,6 +110,7 @@ static void ucall_free(gwi_ucall *c)
 	if (c->resp)
 		grpc_byte_buffer_destroy(c->resp);
 	grpc_metadata_array_destroy(&c->md);
+	free(c->owner);
 	if (c->call) {
 		grpc_call_unref(c->call);
 		gwi_calls_add(c->srv, c->kind, -1);
@@ -149,6 +150,11 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 	if (code == GRPC_STATUS_UNAVAILABLE && c->not_dispatched) {
 		c->trailer.key = grpc_slice_from_static_string(GWI_RETRY_KEY);
 		c->trailer.value = grpc_slice_from_static_string(GWI_RETRY_NOT_DISPATCHED);
+		op->data.send_status_from_server.trailing_metadata_count = 1;
+		op->data.send_status_from_server.trailing_metadata = &c->trailer;
+	} else if (code == GRPC_STATUS_FAILED_PRECONDITION && c->owner) {
+		c->trailer.key = grpc_slice_from_static_string(GW_OWNER_KEY);
+		c->trailer.value = grpc_slice_from_static_string(c->owner);
 		op->data.send_status_from_server.trailing_metadata_count = 1;
 		op->data.send_status_from_server.trailing_metadata = &c->trailer;
 	}
@@ -495,6 +501,8 @@ static const char *const method_names[GWI_M_COUNT] = {
     [GWI_M_RESTORE] = "Restore",
     [GWI_M_KEY_ROTATION] = "KeyRotation",
     [GWI_M_FORGET] = "Forget",
+    [GWI_M_FORWARD] = "Forward",
+    [GWI_M_PING] = "Ping",
 };
 
 /* authorize_admin: Admin methods need a principal with admin: true. Every
@@ -528,6 +536,8 @@ static grpc_status_code authorize_admin(gwi_ucall *c, char *why, size_t n)
 	gw_access_done(a);
 	return code;
 }
+
+static void run_invoke(gwi_ucall *c, gw_inv *inv);
 
 static void handle_invoke(gwi_ucall *c)
 {
@@ -565,6 +575,33 @@ static void handle_invoke(gwi_ucall *c)
 			return;
 		}
 	}
+	run_invoke(c, inv);
+}
+
+/* async_routed_done answers an async call the router took (forwarded to
+ * the actor's owner, which answered at its acceptance). */
+static void async_routed_done(gw_inv *inv)
+{
+	gwi_ucall *c = inv->user;
+	if (inv->err == GW_OK) {
+		reply_accepted(c);
+	} else {
+		grpc_status_code code = inv->err == GW_EHOST ? (grpc_status_code)inv->host_code
+		                                             : gw_err_status(inv->err);
+		c->not_dispatched = inv->err == GW_EUNAVAIL && inv->not_dispatched;
+		gwi_ucall_reply(c, code,
+		                inv->msg[0] || inv->host_message ? inv->msg : gw_strerror(inv->err),
+		                NULL);
+	}
+	gw_inv_destroy(inv);
+}
+
+/* run_invoke runs an Invoke whose request was checked and authorized (a
+ * client's, or a peer's forward to this member as the actor's owner:
+ * inv->local). */
+static void run_invoke(gwi_ucall *c, gw_inv *inv)
+{
+	Spawn__InvocationRequest *rq = inv->req;
 	if (rq->scheduled_to > spawn_wall_ms()) {
 		accept_scheduled(c, inv);
 		return;
@@ -581,11 +618,82 @@ static void handle_invoke(gwi_ucall *c)
 		return;
 	}
 	/* Async (or scheduled for a time already past): queue it, then answer,
-	 * so a call the client makes after this answer cannot overtake it. */
+	 * so a call the client makes after this answer cannot overtake it. In a
+	 * cluster the owner queues it: the answer waits for its acceptance. */
+	if (c->srv->o.router) {
+		inv->done = async_routed_done;
+		inv->user = c;
+		if (gw_runtime_route(c->srv->rt, inv))
+			return; /* the router took it */
+	}
 	inv->user = NULL;
 	inv->deadline_ms = 0;
 	inv->done = async_done;
 	accept_async(c, inv);
+}
+
+/* ---- spawn.gateway.v1.Peer (docs/design/cluster.md) ------------------------------ */
+
+/* handle_forward runs a call another member forwarded here as the actor's
+ * owner, after checking that this member owns it in its own view; if not,
+ * FAILED_PRECONDITION with the trailer GW_OWNER_KEY (it never forwards
+ * further: routing.h, invariant 2). The peer is trusted for what it
+ * checked at its edge (the caller's metadata, authorization). */
+static void handle_forward(gwi_ucall *c)
+{
+	gw_inv *inv = gw_inv_create(0);
+	if (!inv) {
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return;
+	}
+	ProtobufCMessage *m = NULL;
+	char why[GW_WC_PATH_MAX + 200];
+	if (gwi_unpack_checked(c->srv, &spawn__gateway__v1__forward_request__descriptor, c->payload,
+	                       &inv->arena, &m, why, sizeof why)) {
+		gw_inv_destroy(inv);
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
+		return;
+	}
+	grpc_byte_buffer_destroy(c->payload);
+	c->payload = NULL;
+	Spawn__Gateway__V1__ForwardRequest *fr = (Spawn__Gateway__V1__ForwardRequest *)m;
+	if (!fr->request || fr->hops > GW_ROUTE_HOPS) {
+		gw_inv_destroy(inv);
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
+		                fr->request ? "hops over the limit" : "request is required", NULL);
+		return;
+	}
+	char owner[512];
+	uint64_t version;
+	int w = gw_router_owner(c->srv->o.router, fr->request, owner, sizeof owner, &version);
+	if (w == GW_OWNER_OTHER || w == GW_OWNER_NOVIEW) {
+		snprintf(why, sizeof why,
+		         "member does not own the actor in its view %llu (sender's view %llu)",
+		         (unsigned long long)version, (unsigned long long)fr->view_version);
+		c->owner = strdup(owner);
+		gw_inv_destroy(inv);
+		gwi_ucall_reply(c, GRPC_STATUS_FAILED_PRECONDITION, why, NULL);
+		return;
+	}
+	/* The owner (or no member serves the type: then it answers as a
+	 * gateway without such a host does). */
+	inv->req = fr->request;
+	inv->deadline_ms = deadline_ms_of(c->deadline);
+	inv->user = c;
+	inv->local = true;
+	inv->hops = (uint8_t)(fr->depth < 255 ? fr->depth : 255);
+	if (fr->idempotency_key && fr->idempotency_key[0])
+		inv->idem_key = fr->idempotency_key; /* in inv's arena: minted by a gateway */
+	run_invoke(c, inv);
+}
+
+static void handle_ping(gwi_ucall *c)
+{
+	char id[512];
+	Spawn__Gateway__V1__PingReply r = SPAWN__GATEWAY__V1__PING_REPLY__INIT;
+	gw_router_self(c->srv->o.router, id, sizeof id, &r.view_version);
+	r.member_id = id;
+	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &r.base);
 }
 
 /* handle_spawn creates instances of UNNAMED actors: each ActorId names
@@ -926,6 +1034,10 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		gwi_ucall_reply(c, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down", NULL);
 	} else if (c->method == GWI_M_INVOKE) {
 		handle_invoke(c);
+	} else if (c->method == GWI_M_FORWARD) {
+		handle_forward(c);
+	} else if (c->method == GWI_M_PING) {
+		handle_ping(c);
 	} else if (c->method == GWI_M_SPAWN) {
 		handle_spawn(c);
 	} else {
@@ -1029,19 +1141,24 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_RESTORE] = "/spawn.gateway.v1.Admin/Restore",
 	    [GWI_M_KEY_ROTATION] = "/spawn.gateway.v1.Admin/KeyRotation",
 	    [GWI_M_FORGET] = "/spawn.gateway.v1.Admin/Forget",
+	    [GWI_M_FORWARD] = GW_PEER_FORWARD,
+	    [GWI_M_PING] = GW_PEER_PING,
 	};
 	/* The groups of listeners: each role is served by exactly one; the
-	 * health group serves no role, and its Health reports on them all. */
+	 * health group (last) serves no role, and its Health reports on the
+	 * client, host and Admin services. */
 	const char *const *lists[GWI_GROUPS] = {o->listen, o->host_listen, o->admin_listen,
-	                                        o->health_listen};
+	                                        o->peer_listen, o->health_listen};
 	const size_t ns[GWI_GROUPS] = {o->n_listen, o->n_host_listen, o->n_admin_listen,
-	                               o->n_health_listen};
+	                               o->n_peer_listen, o->n_health_listen};
 	const unsigned roles[GWI_GROUPS] = {GWI_ROLE_CLIENT |
 	                                        (o->n_host_listen ? 0 : GWI_ROLE_HOST) |
-	                                        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN),
-	                                    GWI_ROLE_HOST, GWI_ROLE_ADMIN, 0};
+	                                        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN) |
+	                                        (o->n_peer_listen ? 0 : GWI_ROLE_PEER),
+	                                    GWI_ROLE_HOST, GWI_ROLE_ADMIN, GWI_ROLE_PEER, 0};
 	const unsigned all_roles = GWI_ROLE_CLIENT | GWI_ROLE_HOST | GWI_ROLE_ADMIN;
-	s->nlisten = o->n_listen + o->n_host_listen + o->n_admin_listen + o->n_health_listen;
+	s->nlisten = o->n_listen + o->n_host_listen + o->n_admin_listen + o->n_peer_listen +
+	             o->n_health_listen;
 	/* Not ready until main says start-up is complete (server.h). */
 	atomic_init(&s->unready, GW_UNREADY_STARTING);
 	s->ncq = s->o.threads;
@@ -1067,9 +1184,11 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		    g->server, "/grpc.health.v1.Health/Check", NULL,
 		    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		for (int m = 0; m < GWI_M_COUNT; m++) {
-			unsigned role = m == GWI_M_INVOKE || m == GWI_M_SPAWN ? GWI_ROLE_CLIENT
-			                                                      : GWI_ROLE_ADMIN;
-			if (!(g->roles & role))
+			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING;
+			unsigned role = peer                                  ? GWI_ROLE_PEER
+			                : m == GWI_M_INVOKE || m == GWI_M_SPAWN ? GWI_ROLE_CLIENT
+			                                                        : GWI_ROLE_ADMIN;
+			if (!(g->roles & role) || (peer && !s->o.router))
 				continue;
 			s->msrv[m] = g->server;
 			s->methods[m] = grpc_server_register_method(
@@ -1132,6 +1251,9 @@ const char *gw_server_address(const gw_server *s, size_t i)
 	if (i < o->n_admin_listen)
 		return o->admin_listen[i];
 	i -= o->n_admin_listen;
+	if (i < o->n_peer_listen)
+		return o->peer_listen[i];
+	i -= o->n_peer_listen;
 	return i < o->n_health_listen ? o->health_listen[i] : NULL;
 }
 
@@ -1192,8 +1314,11 @@ gw_err gw_server_start(gw_server *s)
 		grpc_server_start(s->groups[g].server);
 	s->started = true;
 	for (int i = 0; i < s->ncq; i++) {
-		for (int k = 0; k < SLOTS_PER_CQ; k++)
+		for (int k = 0; k < SLOTS_PER_CQ; k++) {
 			gwi_ucall_request(s, &s->cqs[i], GWI_M_INVOKE);
+			if (s->methods[GWI_M_FORWARD]) /* as hot as Invoke in a cluster */
+				gwi_ucall_request(s, &s->cqs[i], GWI_M_FORWARD);
+		}
 		for (int k = 0; k < 4; k++)
 			gwi_host_request(s, &s->cqs[i]);
 		for (int g = 0; g < s->ngroups; g++)
@@ -1202,7 +1327,7 @@ gw_err gw_server_start(gw_server *s)
 				gwi_health_request(s, &s->cqs[i], &s->groups[g]);
 			}
 		for (int m = GWI_M_SPAWN; m < GWI_M_COUNT; m++)
-			for (int k = 0; k < 2; k++)
+			for (int k = 0; k < 2 && m != GWI_M_FORWARD && s->methods[m]; k++)
 				gwi_ucall_request(s, &s->cqs[i], m);
 	}
 	for (int i = 0; i < s->ncq; i++)

@@ -29,6 +29,7 @@
 #include "auth.h"
 #include "gw_err.h"
 #include "registry.h"
+#include "routing.h"
 #include "runtime.h"
 #include "tls.h"
 #include "wirecheck.h"
@@ -43,6 +44,9 @@ typedef struct gw_server_opts {
 	size_t n_host_listen;
 	const char *const *admin_listen; /* borrowed: Admin only; 0 of them = on listen */
 	size_t n_admin_listen;
+	const char *const *peer_listen; /* borrowed: the Peer service only (with a router);
+	                                   0 of them = on listen */
+	size_t n_peer_listen;
 	const char *const *health_listen; /* borrowed: grpc.health.v1.Health only, always
 	                                     plaintext (probes speak no TLS); 0 of them = none */
 	size_t n_health_listen;
@@ -58,6 +62,9 @@ typedef struct gw_server_opts {
 	                            (--access); NULL = every caller may do everything */
 	gw_tls *tls; /* borrowed, must outlive the server: TLS on every listener (tls.h);
 	                NULL = plaintext */
+	gw_router *router; /* borrowed, must outlive the server: cluster mode, serves
+	                      spawn.gateway.v1.Peer on the client listeners
+	                      (docs/design/cluster.md); NULL = a single gateway */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed
@@ -67,7 +74,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
                         char *why, size_t whylen);
 
 /* Listen addresses are numbered listen[], then host_listen[], then
- * admin_listen[], then health_listen[]. gw_server_listeners is how many there are;
+ * admin_listen[], then peer_listen[], then health_listen[]. gw_server_listeners is how many there are;
  * gw_server_address is address i as given (borrowed from the opts). */
 size_t gw_server_listeners(const gw_server *s);
 const char *gw_server_address(const gw_server *s, size_t i);

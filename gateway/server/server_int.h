@@ -25,16 +25,17 @@ typedef struct gwi_cq {
 } gwi_cq;
 
 /* What a listener serves (docs/security.md, "Listeners and safe defaults"). */
-enum { GWI_ROLE_CLIENT = 1, GWI_ROLE_HOST = 2, GWI_ROLE_ADMIN = 4 };
+enum { GWI_ROLE_CLIENT = 1, GWI_ROLE_HOST = 2, GWI_ROLE_ADMIN = 4, GWI_ROLE_PEER = 8 };
 
 /* One grpc_server per group of listeners with the same roles: --listen
- * (clients, plus hosts and Admin when they have no listeners of their
- * own), --host-listen, --admin-listen, --health-listen (grpc.health.v1
- * only, always plaintext). Every group shares the CQ threads (each CQ is
- * registered with every group's server). A method is registered on
- * exactly one group's server, except grpc.health.v1.Health/Check, which
- * every group registers; a call to a method on a group that does not
- * register it arrives as an unregistered call: UNIMPLEMENTED. */
+ * (clients, plus hosts, Admin and peers when they have no listeners of
+ * their own), --host-listen, --admin-listen, --peer-listen, --health-listen
+ * (grpc.health.v1 only, always plaintext). Every group shares the CQ
+ * threads (each CQ is registered with every group's server). A method is
+ * registered on exactly one group's server, except
+ * grpc.health.v1.Health/Check, which every group registers; a call to a
+ * method on a group that does not register it arrives as an unregistered
+ * call: UNIMPLEMENTED. */
 typedef struct gwi_group {
 	grpc_server *server;  /* owned */
 	unsigned roles;       /* GWI_ROLE_*: the methods registered on it */
@@ -45,7 +46,7 @@ typedef struct gwi_group {
 	struct gw_server *srv;
 } gwi_group;
 
-#define GWI_GROUPS 4
+#define GWI_GROUPS 5
 
 struct gw_server {
 	gw_server_opts o;
@@ -53,11 +54,11 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[7];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[7]; /* borrowed from groups: the server each is registered on */
+	void *methods[9];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[9]; /* borrowed from groups: the server each is registered on */
 	void *m_connect;      /* registered HostGateway.Connect */
 	grpc_server *hsrv;    /* borrowed from groups: the server Connect is registered on */
-	size_t nlisten;       /* listen + host_listen + admin_listen */
+	size_t nlisten;       /* listen + host_listen + admin_listen + peer_listen */
 	gw_runtime *rt;       /* borrowed */
 	gw_registry *reg;     /* borrowed */
 	int *ports;
@@ -112,6 +113,8 @@ enum {
 	GWI_M_RESTORE,
 	GWI_M_KEY_ROTATION,
 	GWI_M_FORGET,
+	GWI_M_FORWARD, /* spawn.gateway.v1.Peer, in cluster mode only */
+	GWI_M_PING,
 	GWI_M_COUNT,
 	/* grpc.health.v1.Health/Check: registered on every group (gwi_group
 	 * .m_health), so outside the per-method tables above */
@@ -148,6 +151,9 @@ typedef struct gwi_ucall {
 	int cancelled;
 	bool not_dispatched; /* set before gwi_ucall_reply: an UNAVAILABLE answer carries
 	                        the trailer GWI_RETRY_KEY: GWI_RETRY_NOT_DISPATCHED */
+	char *owner;         /* owned (malloc): set before gwi_ucall_reply: a
+	                        FAILED_PRECONDITION answer of Peer.Forward carries the
+	                        trailer GW_OWNER_KEY: owner (routing.h) */
 	grpc_metadata trailer;
 	grpc_op ops[4];
 	grpc_op close_op;

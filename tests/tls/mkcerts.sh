@@ -4,7 +4,9 @@
 # Writes into DIR (created if missing); every key is EC P-256, every
 # certificate is signed by a test CA made here, valid for 2 days unless said:
 #   ca.pem ca.key             the test CA (trust anchor for everything below)
-#   server.pem server.key     the gateway: SAN DNS:localhost, IP:127.0.0.1, IP:::1
+#   server.pem server.key     the gateway: SAN DNS:localhost, IP:127.0.0.1, IP:::1;
+#                             EKU serverAuth and clientAuth (a cluster member dials its
+#                             peers with its own certificate)
 #   server2.pem server2.key   the same names, a new key and serial: a renewed certificate
 #   client.pem client.key     SAN URI:spiffe://spawn.test/client DNS:client.spawn.test
 #   host.pem host.key         SAN URI:spiffe://spawn.test/host   DNS:host.spawn.test
@@ -68,8 +70,8 @@ leaf() {
 
 mkca ca "spawn test CA"
 mkca rogue-ca "rogue CA"
-leaf server ca "DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth
-leaf server2 ca "DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth
+leaf server ca "DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth,clientAuth
+leaf server2 ca "DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth,clientAuth
 leaf db ca "DNS:localhost,IP:127.0.0.1" serverAuth
 for who in client host admin other; do
 	leaf "$who" ca "URI:spiffe://spawn.test/$who,DNS:$who.spawn.test" clientAuth

@@ -1,0 +1,303 @@
+/* peer.c - calls to the other members: channels, one CQ, one thread. */
+#include "peer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "log.h"
+#include "wire.h"
+
+typedef struct chan {
+	char *address;
+	grpc_channel *ch;
+	struct chan *next;
+} chan;
+
+struct gw_peers {
+	grpc_completion_queue *cq;
+	pthread_t thread;
+	bool thread_started;
+	grpc_channel_credentials *creds;
+	int max_message_bytes;
+	pthread_mutex_t mu; /* guards chans, calls, closing */
+	pthread_cond_t cv;  /* calls reached 0 */
+	chan *chans;
+	struct gw_peer_call *live; /* calls whose fn has not run, for destroy to cancel */
+	long calls;   /* calls whose fn has not run yet */
+	bool closing; /* no new calls */
+	atomic_uint_least64_t started;
+};
+
+struct gw_peer_call {
+	gw_peers *p;
+	struct gw_peer_call *prev, *next; /* in p->live, under p->mu */
+	atomic_int refs;
+	grpc_call *call;
+	gw_peer_done_fn fn;
+	void *user;
+	grpc_metadata_array initial, trailing;
+	grpc_byte_buffer *resp;
+	grpc_status_code status;
+	grpc_slice details;
+	grpc_op ops[6];
+};
+
+void gw_peer_call_rele(gw_peer_call *c)
+{
+	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	grpc_metadata_array_destroy(&c->initial);
+	grpc_metadata_array_destroy(&c->trailing);
+	if (c->resp)
+		grpc_byte_buffer_destroy(c->resp);
+	grpc_slice_unref(c->details);
+	if (c->call)
+		grpc_call_unref(c->call);
+	free(c);
+}
+
+static char *trailer(const grpc_metadata_array *md, const char *key)
+{
+	for (size_t i = 0; i < md->count; i++)
+		if (!grpc_slice_str_cmp(md->metadata[i].key, key))
+			return grpc_slice_to_c_string(md->metadata[i].value);
+	return NULL;
+}
+
+static void unlink_call(gw_peers *p, gw_peer_call *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->live = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void complete(gw_peer_call *c)
+{
+	char *details = grpc_slice_to_c_string(c->details);
+	char *owner = trailer(&c->trailing, "spawn-owner");
+	char *retry = trailer(&c->trailing, "spawn-retry");
+	bool nd = retry && !strcmp(retry, "not-dispatched");
+	c->fn(c->user, c->status, details ? details : "",
+	      c->status == GRPC_STATUS_OK ? c->resp : NULL, owner, nd);
+	gpr_free(details);
+	gpr_free(owner);
+	gpr_free(retry);
+	gw_peers *p = c->p;
+	pthread_mutex_lock(&p->mu);
+	unlink_call(p, c);
+	pthread_mutex_unlock(&p->mu);
+	gw_peer_call_rele(c);
+	pthread_mutex_lock(&p->mu);
+	if (--p->calls == 0)
+		pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void *peer_main(void *arg)
+{
+	gw_peers *p = arg;
+	for (;;) {
+		grpc_event ev =
+		    grpc_completion_queue_next(p->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type == GRPC_OP_COMPLETE && ev.tag)
+			complete(ev.tag); /* RECV_STATUS_ON_CLIENT always completes */
+	}
+	return NULL;
+}
+
+gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o)
+{
+	gw_peers *p = calloc(1, sizeof *p);
+	if (!p)
+		return GW_ENOMEM;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->max_message_bytes = o->max_message_bytes > 0 ? o->max_message_bytes : 4 << 20;
+	if (o->ca_pem) {
+		grpc_ssl_pem_key_cert_pair pair = {.private_key = o->key_pem,
+		                                   .cert_chain = o->cert_pem};
+		p->creds = grpc_ssl_credentials_create_ex(
+		    o->ca_pem, o->cert_pem && o->key_pem ? &pair : NULL, NULL, NULL);
+		if (!p->creds) {
+			gw_peers_destroy(p);
+			return GW_ECONFIG;
+		}
+	} else {
+		p->creds = grpc_insecure_credentials_create();
+	}
+	p->cq = grpc_completion_queue_create_for_next(NULL);
+	if (!p->creds || !p->cq || pthread_create(&p->thread, NULL, peer_main, p)) {
+		gw_peers_destroy(p);
+		return GW_ENOMEM;
+	}
+	p->thread_started = true;
+	*out = p;
+	return GW_OK;
+}
+
+/* channel_for returns the channel to address, made on first use. Under mu. */
+static grpc_channel *channel_for(gw_peers *p, const char *address)
+{
+	for (chan *c = p->chans; c; c = c->next)
+		if (!strcmp(c->address, address))
+			return c->ch;
+	chan *c = calloc(1, sizeof *c);
+	if (!c || !(c->address = strdup(address))) {
+		free(c);
+		return NULL;
+	}
+	grpc_arg args[] = {
+	    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = p->max_message_bytes}},
+	    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = p->max_message_bytes}},
+	    /* Find a member that vanished without closing its connections. */
+	    {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = 10000}},
+	    {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 5000}},
+	    /* A member restarting comes back quickly: do not back off for long. */
+	    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 1000}},
+	};
+	grpc_channel_args ca = {sizeof args / sizeof args[0], args};
+	c->ch = grpc_channel_create(address, p->creds, &ca);
+	if (!c->ch) {
+		free(c->address);
+		free(c);
+		return NULL;
+	}
+	c->next = p->chans;
+	p->chans = c;
+	return c->ch;
+}
+
+gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
+                          grpc_byte_buffer *req, int64_t deadline_ms, gw_peer_done_fn fn,
+                          void *user, gw_peer_call **out)
+{
+	gw_peer_call *c = calloc(1, sizeof *c);
+	if (!c)
+		return GW_ENOMEM;
+	atomic_init(&c->refs, 2); /* the caller's and the completion's */
+	c->p = p;
+	c->fn = fn;
+	c->user = user;
+	c->details = grpc_empty_slice();
+	grpc_metadata_array_init(&c->initial);
+	grpc_metadata_array_init(&c->trailing);
+	gpr_timespec dl = gpr_inf_future(GPR_CLOCK_MONOTONIC);
+	if (deadline_ms > 0) {
+		/* deadline_ms is on the runtime's clock (spawn_now_ns); gpr's
+		 * monotonic clock may count from another origin. */
+		int64_t left = deadline_ms - spawn_now_ns() / 1000000;
+		dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+		                  gpr_time_from_millis(left > 0 ? left : 0, GPR_TIMESPAN));
+	}
+	pthread_mutex_lock(&p->mu);
+	grpc_channel *ch = p->closing ? NULL : channel_for(p, address);
+	if (ch) {
+		grpc_slice m = grpc_slice_from_static_string(method);
+		c->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, p->cq, m, NULL,
+		                                   dl, NULL);
+	}
+	if (c->call) {
+		p->calls++;
+		c->next = p->live;
+		if (p->live)
+			p->live->prev = c;
+		p->live = c;
+	}
+	bool closing = p->closing;
+	pthread_mutex_unlock(&p->mu);
+	if (!c->call) {
+		atomic_store(&c->refs, 1);
+		gw_peer_call_rele(c);
+		return closing ? GW_ESHUTDOWN : GW_ENOMEM;
+	}
+	atomic_fetch_add(&p->started, 1);
+	grpc_op *op = c->ops;
+	memset(c->ops, 0, sizeof c->ops);
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op++;
+	op->op = GRPC_OP_SEND_MESSAGE;
+	op->data.send_message.send_message = req;
+	op++;
+	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	op++;
+	op->op = GRPC_OP_RECV_INITIAL_METADATA;
+	op->data.recv_initial_metadata.recv_initial_metadata = &c->initial;
+	op++;
+	op->op = GRPC_OP_RECV_MESSAGE;
+	op->data.recv_message.recv_message = &c->resp;
+	op++;
+	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	op->data.recv_status_on_client.trailing_metadata = &c->trailing;
+	op->data.recv_status_on_client.status = &c->status;
+	op->data.recv_status_on_client.status_details = &c->details;
+	op++;
+	if (grpc_call_start_batch(c->call, c->ops, (size_t)(op - c->ops), c, NULL) !=
+	    GRPC_CALL_OK) {
+		GW_ERROR("start_batch for a peer call failed");
+		pthread_mutex_lock(&p->mu);
+		unlink_call(p, c);
+		if (--p->calls == 0)
+			pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		atomic_store(&c->refs, 1);
+		gw_peer_call_rele(c);
+		return GW_ENOMEM;
+	}
+	*out = c;
+	return GW_OK;
+}
+
+void gw_peer_call_cancel(gw_peer_call *c)
+{
+	if (c && c->call)
+		grpc_call_cancel(c->call, NULL);
+}
+
+uint64_t gw_peers_calls(gw_peers *p)
+{
+	return atomic_load(&p->started);
+}
+
+void gw_peers_destroy(gw_peers *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->closing = true;
+	/* Each cancelled call still completes (fn runs with CANCELLED). */
+	for (gw_peer_call *c = p->live; c; c = c->next)
+		grpc_call_cancel(c->call, NULL);
+	while (p->calls > 0)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	if (p->cq) {
+		grpc_completion_queue_shutdown(p->cq);
+		if (p->thread_started)
+			pthread_join(p->thread, NULL);
+		grpc_completion_queue_destroy(p->cq);
+	}
+	while (p->chans) {
+		chan *n = p->chans->next;
+		grpc_channel_destroy(p->chans->ch);
+		free(p->chans->address);
+		free(p->chans);
+		p->chans = n;
+	}
+	if (p->creds)
+		grpc_channel_credentials_release(p->creds);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}

@@ -1,0 +1,70 @@
+/* peer.h - calls to the other members of the cluster (spawn.gateway.v1.Peer).
+ *
+ * One grpc channel per member address, made on first use and reused; every
+ * call runs asynchronously on the peers' own completion queue and thread,
+ * never on a server CQ thread (STYLE.md 13.6). With TLS the peers present the
+ * server's own certificate as their client certificate and trust the
+ * client CA (docs/design/cluster.md, "Placement and routing").
+ *
+ * A call:
+ *   STARTED -- answer, error or deadline --> DONE  [fn runs once, on the peer thread]
+ *   STARTED -- gw_peer_call_cancel --------> DONE  [fn runs with CANCELLED]
+ * The caller keeps one reference (gw_peer_call_rele) for as long as it may
+ * cancel; the call keeps another until fn ran. */
+#ifndef GW_CLUSTER_PEER_H
+#define GW_CLUSTER_PEER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <grpc/grpc.h>
+
+#include "gw_err.h"
+
+typedef struct gw_peers gw_peers;
+typedef struct gw_peer_call gw_peer_call;
+
+typedef struct gw_peers_opts {
+	/* PEM texts, borrowed (copied). ca_pem non-NULL = TLS: the peer's server
+	 * certificate must chain to ca_pem; cert_pem/key_pem are presented as
+	 * the client certificate (NULL: none). */
+	const char *ca_pem, *cert_pem, *key_pem;
+	int max_message_bytes; /* 0 = 4 MiB */
+} gw_peers_opts;
+
+/* gw_peers_create starts the peers' completion-queue thread. Returns GW_OK
+ * and sets *out; GW_ENOMEM; GW_ECONFIG (gRPC refused the TLS texts). */
+gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o);
+
+/* gw_peers_destroy cancels the calls in flight, waits for their callbacks,
+ * stops the thread and closes every channel. Accepts NULL. Blocks. */
+void gw_peers_destroy(gw_peers *p);
+
+/* Completion of a call, on the peer thread: code and details (borrowed),
+ * resp the response message (borrowed; NULL unless code is OK), owner the
+ * value of the "spawn-owner" trailer (borrowed; NULL when absent) and
+ * not_dispatched the "spawn-retry: not-dispatched" trailer. */
+typedef void (*gw_peer_done_fn)(void *user, grpc_status_code code, const char *details,
+                                grpc_byte_buffer *resp, const char *owner, bool not_dispatched);
+
+/* gw_peer_call_start calls method (a static path, "/spawn.gateway.v1.Peer/
+ * Forward") on the member at address with req (borrowed; gRPC keeps its own
+ * reference), deadline_ms (monotonic ms; 0 = none). Returns GW_OK and sets
+ * *out (the caller's reference: gw_peer_call_rele) and fn will run exactly
+ * once; GW_ESHUTDOWN (destroying) or GW_ENOMEM: fn will not run. Thread:
+ * any; never blocks. */
+gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
+                          grpc_byte_buffer *req, int64_t deadline_ms, gw_peer_done_fn fn,
+                          void *user, gw_peer_call **out);
+
+/* gw_peer_call_cancel cancels c if it has not completed (fn then runs with
+ * CANCELLED, on the peer thread). Thread: any, while holding a reference. */
+void gw_peer_call_cancel(gw_peer_call *c);
+
+/* gw_peer_call_rele drops the caller's reference. Accepts NULL. */
+void gw_peer_call_rele(gw_peer_call *c);
+
+/* Calls started so far (for tests and statistics). */
+uint64_t gw_peers_calls(gw_peers *p);
+
+#endif

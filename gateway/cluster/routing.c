@@ -1,0 +1,688 @@
+/* routing.c - the router: owner by placement, forward, wait, refuse.
+ * States and invariants in routing.h. */
+#include "routing.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "placement.h"
+#include "wire.h"
+
+/* A copy of a view, owned by the router. */
+typedef struct rview {
+	gw_view v;
+	gw_member *ms; /* owned, v.members points here */
+	char **strs;   /* owned: every string of ms, to free */
+	size_t nstrs;
+} rview;
+
+/* One call the router holds (inv->rstate). */
+typedef struct fwd {
+	gw_router *r;
+	gw_inv *inv;             /* borrowed until done */
+	gw_peer_call *call;      /* FORWARDED: the Peer.Forward call; under r->mu */
+	uint64_t version;        /* the view the last decision used */
+	uint8_t attempts;        /* forwards made */
+	bool waiting;            /* WAITING: in r->waiting */
+	bool none;               /* waiting because no member serves the type */
+	bool lapsed;             /* the wait ended without a newer view (router thread) */
+	int64_t wait_until;      /* WAITING: monotonic ms */
+	struct fwd *prev, *next; /* r->waiting */
+} fwd;
+
+struct gw_router {
+	gw_router_opts o;
+	pthread_mutex_t mu; /* guards view, waiting, every fwd and inv->rstate */
+	pthread_cond_t cv;  /* the thread: a view arrived, a wait started, stop */
+	rview *view;        /* owned; NULL until the first view */
+	fwd *waiting;
+	bool stop;
+	pthread_t thread;
+	bool thread_started;
+	atomic_uint_fast64_t forwarded, refused, waited, local;
+};
+
+static int64_t now_ms(void)
+{
+	return spawn_now_ns() / 1000000;
+}
+
+/* ---- views ---------------------------------------------------------------- */
+
+static void rview_free(rview *rv)
+{
+	if (!rv)
+		return;
+	for (size_t i = 0; i < rv->nstrs; i++)
+		free(rv->strs[i]);
+	free(rv->strs);
+	if (rv->ms)
+		for (size_t i = 0; i < rv->v.n; i++)
+			free((void *)rv->ms[i].served);
+	free(rv->ms);
+	free(rv);
+}
+
+static char *keep(rview *rv, const char *s)
+{
+	char *c = strdup(s ? s : "");
+	if (c)
+		rv->strs[rv->nstrs++] = c;
+	return c;
+}
+
+static rview *rview_copy(const gw_view *v)
+{
+	rview *rv = calloc(1, sizeof *rv);
+	if (!rv)
+		return NULL;
+	size_t total = 0;
+	for (size_t i = 0; i < v->n; i++)
+		total += 2 + v->members[i].n_served;
+	rv->v.version = v->version;
+	rv->v.self = v->self;
+	rv->v.n = v->n;
+	rv->ms = calloc(v->n ? v->n : 1, sizeof *rv->ms);
+	rv->strs = calloc(total ? total : 1, sizeof *rv->strs);
+	if (!rv->ms || !rv->strs)
+		goto fail;
+	for (size_t i = 0; i < v->n; i++) {
+		const gw_member *m = &v->members[i];
+		gw_member *c = &rv->ms[i];
+		c->status = m->status;
+		c->n_served = m->n_served;
+		const char **served = calloc(m->n_served ? m->n_served : 1, sizeof *served);
+		c->served = served;
+		if (!served || !(c->id = keep(rv, m->id)) || !(c->address = keep(rv, m->address)))
+			goto fail;
+		for (size_t k = 0; k < m->n_served; k++)
+			if (!(served[k] = keep(rv, m->served[k])))
+				goto fail;
+	}
+	rv->v.members = rv->ms;
+	return rv;
+fail:
+	rview_free(rv);
+	return NULL;
+}
+
+/* ---- the owner of a request ------------------------------------------------- */
+
+/* type_of names rq's actor type (the template of an instance, else the
+ * actor's own name) in type; *here: a host of this member registered it. */
+static void type_of(gw_router *r, const Spawn__InvocationRequest *rq, char *type, size_t n,
+                    bool *here)
+{
+	const char *system = rq->system && rq->system->name ? rq->system->name : "";
+	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+	const char *ref = rq->register_ref && rq->register_ref[0] ? rq->register_ref
+	                  : rq->actor && rq->actor->id && rq->actor->id->parent &&
+	                          rq->actor->id->parent[0]
+	                      ? rq->actor->id->parent
+	                      : NULL;
+	gw_actor_type *t = NULL;
+	*here = false;
+	if (!ref && gw_registry_lookup(r->o.reg, system, name, &t, NULL) == GW_OK) {
+		*here = true;
+		snprintf(type, n, "%s", t->name);
+	} else if (!ref && gw_registry_lookup_instance(r->o.reg, system, name, &t, NULL) == GW_OK) {
+		*here = true;
+		snprintf(type, n, "%s", t->name);
+	} else if (ref) {
+		*here = gw_registry_lookup(r->o.reg, system, ref, &t, NULL) == GW_OK;
+		snprintf(type, n, "%s", ref);
+	} else {
+		snprintf(type, n, "%s", name); /* a named actor no host here serves */
+	}
+	if (t)
+		gw_registry_type_rele(t);
+}
+
+/* owner_locked: where rq's actor lives in r->view; *m the owner (OTHER). */
+static int owner_locked(gw_router *r, const Spawn__InvocationRequest *rq, const char *type,
+                        const gw_member **m)
+{
+	rview *rv = r->view;
+	if (!rv || rv->v.self == SIZE_MAX || rv->v.self >= rv->v.n)
+		return GW_OWNER_NOVIEW;
+	const char *system = rq->system && rq->system->name ? rq->system->name : "";
+	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+	size_t o = gw_place(&rv->v, system, type, name);
+	if (o == SIZE_MAX)
+		return GW_OWNER_NONE;
+	*m = &rv->v.members[o];
+	return o == rv->v.self ? GW_OWNER_SELF : GW_OWNER_OTHER;
+}
+
+int gw_router_owner(gw_router *r, const Spawn__InvocationRequest *rq, char *owner_id, size_t n,
+                    uint64_t *version)
+{
+	char type[512];
+	bool here;
+	type_of(r, rq, type, sizeof type, &here);
+	const gw_member *m = NULL;
+	pthread_mutex_lock(&r->mu);
+	int w = owner_locked(r, rq, type, &m);
+	snprintf(owner_id, n, "%s", w == GW_OWNER_OTHER ? m->id : "");
+	*version = r->view ? r->view->v.version : 0;
+	pthread_mutex_unlock(&r->mu);
+	return w;
+}
+
+void gw_router_self(gw_router *r, char *id, size_t n, uint64_t *version)
+{
+	pthread_mutex_lock(&r->mu);
+	rview *rv = r->view;
+	snprintf(id, n, "%s", rv && rv->v.self < rv->v.n ? rv->v.members[rv->v.self].id : "");
+	*version = rv ? rv->v.version : 0;
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- completing ------------------------------------------------------------- */
+
+static void unwait_locked(gw_router *r, fwd *f)
+{
+	if (!f->waiting)
+		return;
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		r->waiting = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	f->prev = f->next = NULL;
+	f->waiting = false;
+}
+
+/* release_locked: the router lets go of f's inv (inv->rstate cleared, so a
+ * cancel from now on is the runtime's). */
+static gw_inv *release_locked(gw_router *r, fwd *f)
+{
+	gw_inv *inv = f->inv;
+	unwait_locked(r, f);
+	inv->rstate = NULL;
+	return inv;
+}
+
+static void fwd_free(fwd *f)
+{
+	f->r->o.peer_ops->rele(f->call);
+	free(f);
+}
+
+/* finish completes inv (no lock held) with err and msg. */
+static void finish(gw_inv *inv, gw_err err, bool not_dispatched, const char *fmt, const char *a,
+                   const char *b)
+{
+	inv->err = err;
+	inv->not_dispatched = not_dispatched;
+	if (fmt)
+		snprintf(inv->msg, sizeof inv->msg, fmt, a ? a : "", b ? b : "");
+	inv->done(inv);
+}
+
+static const char *actor_name(const gw_inv *inv)
+{
+	const Spawn__InvocationRequest *rq = inv->req;
+	return rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+}
+
+/* ---- deciding ---------------------------------------------------------------- */
+
+static void forward_done(void *user, grpc_status_code code, const char *details,
+                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched);
+
+/* pack_forward builds the ForwardRequest of f. NULL when out of memory. */
+static grpc_byte_buffer *pack_forward(gw_router *r, fwd *f, const char *self_id)
+{
+	gw_inv *inv = f->inv;
+	Spawn__Gateway__V1__ForwardRequest fr = SPAWN__GATEWAY__V1__FORWARD_REQUEST__INIT;
+	fr.request = inv->req;
+	fr.hops = f->attempts;
+	fr.sender_id = (char *)self_id;
+	fr.view_version = f->version;
+	fr.idempotency_key = inv->idem_key ? inv->idem_key : "";
+	fr.depth = inv->hops;
+	(void)r;
+	grpc_byte_buffer *bb = NULL;
+	return spawn_wire_pack(&fr.base, &bb) == 0 ? bb : NULL;
+}
+
+/* decide routes f once. offered: called from route (returning false runs
+ * inv in the runtime); otherwise a local decision calls
+ * gw_runtime_invoke_local. Returns whether the router keeps (or finished)
+ * the call. No lock held. */
+static bool decide(gw_router *r, fwd *f, bool offered)
+{
+	gw_inv *inv = f->inv;
+	char type[512];
+	bool here;
+	type_of(r, inv->req, type, sizeof type, &here);
+	const gw_member *m = NULL;
+	char self_id[512], address[512];
+	pthread_mutex_lock(&r->mu);
+	if (inv->route_cancelled) {
+		release_locked(r, f);
+		pthread_mutex_unlock(&r->mu);
+		fwd_free(f);
+		finish(inv, GW_ECANCELLED, false, "the caller cancelled the call to actor %s%s",
+		       actor_name(inv), "");
+		return true;
+	}
+	if (r->stop) {
+		release_locked(r, f);
+		pthread_mutex_unlock(&r->mu);
+		fwd_free(f);
+		finish(inv, GW_ESHUTDOWN, true, "the gateway is shutting down%s%s", "", "");
+		return true;
+	}
+	int w = owner_locked(r, inv->req, type, &m);
+	f->version = r->view ? r->view->v.version : 0;
+	int64_t now = now_ms();
+	bool wait = w == GW_OWNER_NOVIEW || (w == GW_OWNER_NONE && here && !f->none);
+	if (wait) {
+		int64_t cap = now + (w == GW_OWNER_NONE ? r->o.none_wait_ms : r->o.wait_ms);
+		f->none = w == GW_OWNER_NONE;
+		f->wait_until = inv->deadline_ms > 0 && inv->deadline_ms < cap ? inv->deadline_ms : cap;
+		f->waiting = true;
+		f->prev = NULL;
+		f->next = r->waiting;
+		if (r->waiting)
+			r->waiting->prev = f;
+		r->waiting = f;
+		atomic_fetch_add(&r->waited, 1);
+		pthread_cond_signal(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		return true;
+	}
+	if (w == GW_OWNER_SELF || w == GW_OWNER_NONE) {
+		/* Here: this member owns it, or nobody serves the type (the
+		 * runtime answers as a gateway without such a host does). */
+		release_locked(r, f);
+		pthread_mutex_unlock(&r->mu);
+		fwd_free(f);
+		atomic_fetch_add(&r->local, 1);
+		if (offered)
+			return false;
+		if (w == GW_OWNER_SELF) {
+			gw_runtime_invoke_local(r->o.rt, inv);
+		} else {
+			/* Nobody serves its type: this submission runs here (the
+			 * answer of a gateway without the host); if the store then
+			 * finds it is an instance, it is routed again. */
+			inv->route_skip = true;
+			gw_runtime_invoke(r->o.rt, inv);
+		}
+		return true;
+	}
+	if (f->attempts >= GW_ROUTE_HOPS) {
+		release_locked(r, f);
+		pthread_mutex_unlock(&r->mu);
+		fwd_free(f);
+		finish(inv, GW_EUNAVAIL, true,
+		       "actor %s: its owner could not be settled after %s attempts (members disagree "
+		       "about the view); retry",
+		       actor_name(inv), "4");
+		return true;
+	}
+	snprintf(address, sizeof address, "%s", m->address);
+	snprintf(self_id, sizeof self_id, "%s", r->view->v.members[r->view->v.self].id);
+	f->attempts++;
+	pthread_mutex_unlock(&r->mu);
+	grpc_byte_buffer *bb = pack_forward(r, f, self_id);
+	gw_peer_call *c = NULL;
+	gw_err err = bb ? r->o.peer_ops->start(r->o.peers, address, GW_PEER_FORWARD, bb,
+	                                     inv->deadline_ms, forward_done, f, &c)
+	                : GW_ENOMEM;
+	if (bb)
+		grpc_byte_buffer_destroy(bb);
+	if (err) {
+		pthread_mutex_lock(&r->mu);
+		release_locked(r, f);
+		pthread_mutex_unlock(&r->mu);
+		fwd_free(f);
+		finish(inv, err == GW_ESHUTDOWN ? GW_ESHUTDOWN : GW_ENOMEM, true,
+		       "cannot forward the call to actor %s to its owner%s", actor_name(inv), "");
+		return true;
+	}
+	atomic_fetch_add(&r->forwarded, 1);
+	pthread_mutex_lock(&r->mu);
+	f->call = c;
+	bool cancel = inv->route_cancelled; /* the cancel came before f->call was set */
+	pthread_mutex_unlock(&r->mu);
+	if (cancel)
+		r->o.peer_ops->cancel(c);
+	return true;
+}
+
+/* The owner's answer. Peer thread. */
+static void forward_done(void *user, grpc_status_code code, const char *details,
+                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched)
+{
+	fwd *f = user;
+	gw_router *r = f->r;
+	gw_inv *inv = f->inv;
+	pthread_mutex_lock(&r->mu);
+	r->o.peer_ops->rele(f->call);
+	f->call = NULL;
+	bool cancelled = inv->route_cancelled;
+	if (code == GRPC_STATUS_FAILED_PRECONDITION && owner && !cancelled && !r->stop) {
+		/* Refused: not the owner in its view. Wait for a newer view
+		 * than the one this forward used, then decide again. */
+		atomic_fetch_add(&r->refused, 1);
+		int64_t cap = now_ms() + r->o.wait_ms;
+		f->none = false;
+		f->wait_until = inv->deadline_ms > 0 && inv->deadline_ms < cap ? inv->deadline_ms : cap;
+		if (r->view && r->view->v.version > f->version) {
+			pthread_mutex_unlock(&r->mu);
+			decide(r, f, false); /* a newer view came meanwhile */
+			return;
+		}
+		f->waiting = true;
+		f->prev = NULL;
+		f->next = r->waiting;
+		if (r->waiting)
+			r->waiting->prev = f;
+		r->waiting = f;
+		atomic_fetch_add(&r->waited, 1);
+		pthread_cond_signal(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		return;
+	}
+	release_locked(r, f);
+	pthread_mutex_unlock(&r->mu);
+	fwd_free(f);
+	if (code == GRPC_STATUS_OK) {
+		Spawn__InvocationResponse *ir = NULL;
+		spawn_arena a;
+		spawn_arena_init(&a, 0);
+		if (spawn_wire_unpack(&spawn__invocation_response__descriptor, resp, &a,
+		                      (ProtobufCMessage **)&ir) != 0) {
+			spawn_arena_fini(&a);
+			finish(inv, GW_EIO, false, "the owner of actor %s answered a malformed response%s",
+			       actor_name(inv), "");
+			return;
+		}
+		inv->reply = NULL;
+		if (ir->payload_case == SPAWN__INVOCATION_RESPONSE__PAYLOAD_VALUE && ir->value) {
+			inv->reply = gw_blob_create(ir->value->type_url ? ir->value->type_url : "",
+			                            ir->value->value.data, ir->value->value.len);
+			if (!inv->reply) {
+				spawn_arena_fini(&a);
+				finish(inv, GW_ENOMEM, false, "out of memory%s%s", "", "");
+				return;
+			}
+		}
+		spawn_arena_fini(&a);
+		finish(inv, GW_OK, false, NULL, NULL, NULL);
+		return;
+	}
+	if (cancelled && code == GRPC_STATUS_CANCELLED) {
+		finish(inv, GW_ECANCELLED, false, "the caller cancelled the call to actor %s%s",
+		       actor_name(inv), "");
+		return;
+	}
+	/* The owner's error, as the owner gave it: a code the error table
+	 * maps back keeps its meaning here (an effect's retry, an outbox
+	 * acknowledgement); others travel as a host's code would. */
+	gw_err err;
+	switch (code) {
+	case GRPC_STATUS_INVALID_ARGUMENT: err = GW_EINVAL; break;
+	case GRPC_STATUS_NOT_FOUND: err = GW_ENOTFOUND; break;
+	case GRPC_STATUS_ABORTED: err = GW_ECONFLICT; break;
+	case GRPC_STATUS_UNAVAILABLE: err = GW_EUNAVAIL; break;
+	case GRPC_STATUS_RESOURCE_EXHAUSTED: err = GW_EFULL; break;
+	case GRPC_STATUS_DEADLINE_EXCEEDED: err = GW_ETIMEDOUT; break;
+	case GRPC_STATUS_CANCELLED: err = GW_ECANCELLED; break;
+	case GRPC_STATUS_UNAUTHENTICATED: err = GW_EUNAUTH; break;
+	case GRPC_STATUS_PERMISSION_DENIED: err = GW_EDENIED; break;
+	default:
+		err = GW_EHOST;
+		inv->host_code = (int)code;
+		inv->host_message = true;
+		break;
+	}
+	finish(inv, err, err == GW_EUNAVAIL && not_dispatched, "%s%s", details, "");
+}
+
+/* ---- the runtime's ops ---------------------------------------------------------- */
+
+static bool route(void *vr, gw_inv *inv)
+{
+	gw_router *r = vr;
+	fwd *f = calloc(1, sizeof *f);
+	if (!f) {
+		finish(inv, GW_ENOMEM, true, "out of memory routing the call to actor %s%s",
+		       actor_name(inv), "");
+		return true;
+	}
+	f->r = r;
+	f->inv = inv;
+	pthread_mutex_lock(&r->mu);
+	inv->rstate = f;
+	pthread_mutex_unlock(&r->mu);
+	return decide(r, f, true);
+}
+
+static bool cancel(void *vr, gw_inv *inv)
+{
+	gw_router *r = vr;
+	pthread_mutex_lock(&r->mu);
+	inv->route_cancelled = true;
+	fwd *f = inv->rstate;
+	if (!f) {
+		pthread_mutex_unlock(&r->mu);
+		return false;
+	}
+	if (f->waiting) {
+		release_locked(r, f);
+		pthread_mutex_unlock(&r->mu);
+		fwd_free(f);
+		finish(inv, GW_ECANCELLED, false, "the caller cancelled the call to actor %s%s",
+		       actor_name(inv), "");
+		return true;
+	}
+	/* Forwarded (cancelling the call at the owner: its done follows with
+	 * CANCELLED), or being decided (decide sees route_cancelled). */
+	if (f->call)
+		r->o.peer_ops->cancel(f->call);
+	pthread_mutex_unlock(&r->mu);
+	return true;
+}
+
+const gw_router_ops gw_router_ops_v1 = {
+    .version = GW_ROUTER_OPS_VERSION,
+    .route = route,
+    .cancel = cancel,
+};
+
+/* ---- the thread: waits ------------------------------------------------------------ */
+
+static void *router_main(void *arg)
+{
+	gw_router *r = arg;
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		int64_t now = now_ms(), next = now + 1000;
+		fwd *ready = NULL;
+		uint64_t version = r->view ? r->view->v.version : 0;
+		for (fwd *f = r->waiting, *n; f; f = n) {
+			n = f->next;
+			bool newer = version > f->version;
+			if (newer || f->wait_until <= now) {
+				unwait_locked(r, f);
+				f->lapsed = !newer;
+				f->next = ready;
+				ready = f;
+			} else if (f->wait_until < next) {
+				next = f->wait_until;
+			}
+		}
+		if (ready) {
+			pthread_mutex_unlock(&r->mu);
+			while (ready) {
+				fwd *f = ready;
+				ready = f->next;
+				f->next = NULL;
+				gw_inv *inv = f->inv;
+				bool expired = inv->deadline_ms > 0 && inv->deadline_ms <= now_ms();
+				if (expired || (f->lapsed && !f->none)) {
+					/* The deadline passed, or no newer view came within
+					 * the cap: never sent anywhere. */
+					pthread_mutex_lock(&r->mu);
+					release_locked(r, f);
+					pthread_mutex_unlock(&r->mu);
+					fwd_free(f);
+					if (expired)
+						finish(inv, GW_ETIMEDOUT, false,
+						       "deadline exceeded waiting for the owner of actor %s%s",
+						       actor_name(inv), "");
+					else
+						finish(inv, GW_EUNAVAIL, true,
+						       "no owner for actor %s in the cluster's view yet; "
+						       "retry%s",
+						       actor_name(inv), "");
+					continue;
+				}
+				decide(r, f, false);
+			}
+			pthread_mutex_lock(&r->mu);
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t wait = next - now;
+		ts.tv_sec += wait / 1000;
+		ts.tv_nsec += (wait % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static const gw_router_peer_ops real_peers = {
+    .start = gw_peer_call_start, .cancel = gw_peer_call_cancel, .rele = gw_peer_call_rele};
+
+gw_err gw_router_create(gw_router **out, const gw_router_opts *o)
+{
+	gw_router *r = calloc(1, sizeof *r);
+	if (!r)
+		return GW_ENOMEM;
+	r->o = *o;
+	if (!r->o.peer_ops)
+		r->o.peer_ops = &real_peers;
+	if (r->o.wait_ms <= 0)
+		r->o.wait_ms = 10000;
+	if (r->o.none_wait_ms <= 0)
+		r->o.none_wait_ms = 2000;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	if (pthread_create(&r->thread, NULL, router_main, r)) {
+		gw_router_destroy(r);
+		return GW_ENOMEM;
+	}
+	r->thread_started = true;
+	*out = r;
+	return GW_OK;
+}
+
+/* mine: whether this member owns (system, type, name) in the current view
+ * (the runtime's gw_mine_fn; called under a shard lock, takes r->mu: the
+ * router never takes a shard lock while it holds r->mu). An actor no
+ * member serves, or without a view, stays. */
+static bool mine(void *user, const char *system, const char *type, const char *name)
+{
+	gw_router *r = user;
+	pthread_mutex_lock(&r->mu);
+	bool m = true;
+	rview *rv = r->view;
+	if (rv) {
+		size_t o = gw_place(&rv->v, system, type, name);
+		m = o == SIZE_MAX || o == rv->v.self;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return m;
+}
+
+void gw_router_on_view(void *user, gw_view *v)
+{
+	gw_router *r = user;
+	rview *rv = rview_copy(v);
+	if (!rv) {
+		GW_ERROR("out of memory copying view %llu; the previous view stays",
+		         (unsigned long long)v->version);
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	if (r->view && r->view->v.version >= rv->v.version) {
+		pthread_mutex_unlock(&r->mu);
+		rview_free(rv);
+		return;
+	}
+	rview *old = r->view;
+	r->view = rv;
+	pthread_cond_signal(&r->cv); /* waiting calls are routed again */
+	pthread_mutex_unlock(&r->mu);
+	rview_free(old);
+	/* Handoff: the actors this view gives to other members leave. */
+	size_t n = gw_runtime_rebalance(r->o.rt, mine, r);
+	if (n)
+		GW_INFO("view %llu: %zu active actors handed off to their new owners",
+		        (unsigned long long)v->version, n);
+}
+
+void gw_router_get_stats(gw_router *r, gw_router_stats *out)
+{
+	out->forwarded = atomic_load(&r->forwarded);
+	out->refused = atomic_load(&r->refused);
+	out->waited = atomic_load(&r->waited);
+	out->local = atomic_load(&r->local);
+}
+
+void gw_router_stop(gw_router *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	fwd *list = r->waiting;
+	r->waiting = NULL;
+	for (fwd *f = list; f; f = f->next) {
+		f->waiting = false;
+		f->inv->rstate = NULL;
+	}
+	for (fwd *f = list; f; f = f->next)
+		f->prev = NULL;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	while (list) {
+		fwd *f = list;
+		list = f->next;
+		gw_inv *inv = f->inv;
+		fwd_free(f);
+		finish(inv, GW_ESHUTDOWN, true, "the gateway is shutting down%s%s", "", "");
+	}
+	if (r->thread_started) {
+		pthread_join(r->thread, NULL);
+		r->thread_started = false;
+	}
+}
+
+void gw_router_destroy(gw_router *r)
+{
+	if (!r)
+		return;
+	gw_router_stop(r);
+	rview_free(r->view);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+}
