@@ -4,6 +4,8 @@
 #   make test   install what is missing, build, run every test (plain,
 #               under ASan+UBSan, the runtime tests under TSan, and each
 #               fuzz target for FUZZ_SMOKE_SECONDS)
+#   make cluster  the same with three gateways in one cluster on a private
+#               PostgreSQL (scripts/cluster.sh; README, "Trying a cluster")
 # Longer runs (docs/testing.md): make fuzz (FUZZ_SECONDS per target, 600 by
 # default), make torture (100 gateway SIGKILLs under load, SQLite and
 # PostgreSQL), make test-cluster (issue 11's cluster-mode scenarios, not in
@@ -21,8 +23,8 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DSPAWN_WERROR=ON
 endif
 
-.PHONY: all deps build run test test-plain test-asan test-tsan test-fuzz fuzz fuzz-build fuzz-seeds \
-        torture test-cluster bench bench-stores clean format-check
+.PHONY: all deps build run cluster test test-plain test-asan test-tsan test-fuzz fuzz fuzz-build \
+        fuzz-seeds torture test-cluster bench bench-stores clean format-check
 
 all: build
 
@@ -35,6 +37,9 @@ build: deps
 
 run: build
 	@bash scripts/run-example.sh $(BUILD)
+
+cluster: build
+	@bash scripts/cluster.sh start $(BUILD)
 
 test: deps test-plain test-asan test-tsan test-fuzz
 

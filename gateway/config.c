@@ -29,7 +29,11 @@ void gw_config_usage(const char *prog)
 	    "                            repeatable [SPAWN_HOST_LISTEN, comma-separated]\n"
 	    "  --admin-listen ADDR       serve the Admin service only here, repeatable\n"
 	    "                            [SPAWN_ADMIN_LISTEN, comma-separated]\n"
-	    "                            A method not served on a listener answers\n"
+	    "  --health-listen ADDR      serve grpc.health.v1.Health only here, always in\n"
+	    "                            plaintext (for probes that speak no TLS),\n"
+	    "                            repeatable [SPAWN_HEALTH_LISTEN, comma-separated].\n"
+	    "                            Every listener serves grpc.health.v1.Health;\n"
+	    "                            a method not served on a listener answers\n"
 	    "                            UNIMPLEMENTED.\n"
 	    "  --statestore URL          sqlite:///abs/path.db | sqlite://rel/path.db\n"
 	    "                            | sqlite::memory:\n"
@@ -196,9 +200,10 @@ void gw_config_usage(const char *prog)
 	    "\n"
 	    "On start-up it prints one line per listen address to stdout:\n"
 	    "  listening ADDR PORT\n"
-	    "SIGTERM or SIGINT: stop accepting calls, finish or cancel those in flight, save\n"
-	    "every changed actor state, exit 0 (exit 1, naming each actor whose state was not\n"
-	    "saved, when the statestore did not take them in time).\n"
+	    "SIGTERM or SIGINT: grpc.health.v1 answers NOT_SERVING and new calls are refused\n"
+	    "(UNAVAILABLE, retryable) while those in flight finish or are cancelled; then\n"
+	    "every changed actor state is saved, exit 0 (exit 1, naming each actor whose\n"
+	    "state was not saved, when the statestore did not take them in time).\n"
 	    "SIGHUP: read the --access policy again; a file with an error keeps the old\n"
 	    "policy (logged); hosts whose principal may no longer serve their system are\n"
 	    "disconnected (PERMISSION_DENIED). stdout then says \"access reloaded N\" (N\n"
@@ -236,7 +241,7 @@ static int level_of(const char *s)
 /* The environment's SPAWN_LISTEN lists are split into these static buffers
  * (configuration is parsed once per process). */
 static char listen_env[1024], host_listen_env[1024], admin_listen_env[1024],
-    peer_listen_env[1024];
+    peer_listen_env[1024], health_listen_env[1024];
 
 /* env_list splits the comma-separated value of var into buf and list. */
 static void env_list(const char *var, char *buf, size_t buflen, const char **list, size_t *n)
@@ -283,7 +288,8 @@ bool gw_config_addr_is_local(const char *addr)
 }
 
 /* check_exposure applies the rule of docs/security.md: a listener that is
- * not local needs TLS and a policy, or --insecure. */
+ * not local needs TLS and a policy, or --insecure. --health-listen is not
+ * subject to it: it serves readiness and nothing else. */
 static gw_err check_exposure(const gw_config *c, char *why, size_t whylen)
 {
 	const char *const *lists[4] = {c->listen, c->host_listen, c->admin_listen, c->peer_listen};
@@ -377,6 +383,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	         &c->n_admin_listen);
 	env_list("SPAWN_PEER_LISTEN", peer_listen_env, sizeof peer_listen_env, c->peer_listen,
 	         &c->n_peer_listen);
+	env_list("SPAWN_HEALTH_LISTEN", health_listen_env, sizeof health_listen_env,
+	         c->health_listen, &c->n_health_listen);
 	if ((e = getenv("SPAWN_SERVER_TLS_CERT")) && *e)
 		c->tls_cert = e;
 	if ((e = getenv("SPAWN_SERVER_TLS_KEY")) && *e)
@@ -494,6 +502,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_PDRAIN,
 		O_HOST_LISTEN,
 		O_ADMIN_LISTEN,
+		O_HEALTH_LISTEN,
 		O_TLS_CERT,
 		O_TLS_KEY,
 		O_TLS_CLIENT_CA,
@@ -552,6 +561,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"member-timeout-ms", required_argument, NULL, O_MEMBER_TO},
 	    {"host-listen", required_argument, NULL, O_HOST_LISTEN},
 	    {"admin-listen", required_argument, NULL, O_ADMIN_LISTEN},
+	    {"health-listen", required_argument, NULL, O_HEALTH_LISTEN},
 	    {"tls-cert", required_argument, NULL, O_TLS_CERT},
 	    {"tls-key", required_argument, NULL, O_TLS_KEY},
 	    {"tls-client-ca", required_argument, NULL, O_TLS_CLIENT_CA},
@@ -566,7 +576,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {NULL, 0, NULL, 0},
 	};
 	bool listen_flag = false, host_listen_flag = false, admin_listen_flag = false,
-	     peer_listen_flag = false;
+	     peer_listen_flag = false, health_listen_flag = false;
 	optind = 1;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !err) {
@@ -584,20 +594,26 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			c->listen[c->n_listen++] = optarg;
 			break;
 		case O_HOST_LISTEN:
-		case O_ADMIN_LISTEN: {
-			bool host = ch == O_HOST_LISTEN;
-			bool *flag = host ? &host_listen_flag : &admin_listen_flag;
-			size_t *n = host ? &c->n_host_listen : &c->n_admin_listen;
-			if (!*flag) {
-				*n = 0; /* flags replace the environment's list */
-				*flag = true;
+		case O_ADMIN_LISTEN:
+		case O_HEALTH_LISTEN: {
+			int k = ch == O_HOST_LISTEN ? 0 : ch == O_ADMIN_LISTEN ? 1 : 2;
+			bool *flags[3] = {&host_listen_flag, &admin_listen_flag,
+			                  &health_listen_flag};
+			size_t *ns[3] = {&c->n_host_listen, &c->n_admin_listen,
+			                 &c->n_health_listen};
+			const char **lists[3] = {c->host_listen, c->admin_listen, c->health_listen};
+			static const char *const names[3] = {"--host-listen", "--admin-listen",
+			                                     "--health-listen"};
+			if (!*flags[k]) {
+				*ns[k] = 0; /* flags replace the environment's list */
+				*flags[k] = true;
 			}
-			if (*n == GW_MAX_LISTEN) {
+			if (*ns[k] == GW_MAX_LISTEN) {
 				snprintf(why, whylen, "at most %d %s addresses", GW_MAX_LISTEN,
-				         host ? "--host-listen" : "--admin-listen");
+				         names[k]);
 				return GW_ECONFIG;
 			}
-			(host ? c->host_listen : c->admin_listen)[(*n)++] = optarg;
+			lists[k][(*ns[k])++] = optarg;
 			break;
 		}
 		case O_TLS_CERT:

@@ -55,6 +55,8 @@ typedef struct gw_config {
 	size_t n_host_listen;
 	const char *admin_listen[GW_MAX_LISTEN]; /* Admin only there (none: on listen) */
 	size_t n_admin_listen;
+	const char *health_listen[GW_MAX_LISTEN]; /* grpc.health.v1 only, plaintext (none: none) */
+	size_t n_health_listen;
 	const char *access; /* the access policy file (--access); NULL = everyone may do all */
 	bool insecure;      /* plaintext or policy-less non-loopback binds allowed (warned) */
 	bool hash_token;    /* --hash-token: print the hash of the token on stdin, exit */

@@ -25,22 +25,14 @@
 
 /* ---- cluster callbacks (membership.h) ----------------------------------------------- */
 
-/* on_joined: stdout says when this member is ACTIVE (tests and scripts wait
- * for "member ID joined", as for "listening"). */
-static void cluster_joined(void *user, const char *id)
-{
-	(void)user;
-	printf("member %s joined\n", id);
-	fflush(stdout);
-}
-
 /* What the membership's callbacks reach: the registry (what is served
- * here), the router (which gets every view) and the peers (probes). The
- * router and the peers are NULL only without cluster mode. */
+ * here), the server (readiness), the router (which gets every view) and
+ * the peers (probes). */
 typedef struct cluster_ctx {
-	gw_registry *reg;
-	gw_router *router;
-	gw_peers *peers;
+	gw_registry *reg;   /* borrowed, outlives the cluster */
+	gw_server *srv;     /* borrowed, outlives the cluster (readiness: GW_UNREADY_MEMBERSHIP) */
+	gw_router *router;  /* borrowed; NULL without cluster mode */
+	gw_peers *peers;    /* borrowed; NULL without cluster mode */
 	/* The membership thread runs until gw_cluster_destroy, after the
 	 * router and the peers are stopped: callbacks use them under the read
 	 * lock while open; cluster_ctx_close (write lock) ends that. */
@@ -58,12 +50,25 @@ static void cluster_ctx_close(cluster_ctx *cx)
 	pthread_rwlock_unlock(&cx->lock);
 }
 
+/* on_joined: stdout says when this member is ACTIVE (tests and scripts wait
+ * for "member ID joined", as for "listening"). */
+static void cluster_joined(void *user, const char *id)
+{
+	cluster_ctx *x = user;
+	/* A member of the view: ready (grpc.health.v1), unless draining. */
+	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, false);
+	printf("member %s joined\n", id);
+	fflush(stdout);
+}
+
 /* on_fenced: this member stopped being one. The view published with it has
  * no self, so the router hands every activation off and holds new calls
  * until the member has rejoined (docs/design/cluster.md). */
 static void cluster_fenced(void *user, const char *id, const char *why)
 {
-	(void)user;
+	cluster_ctx *x = user;
+	/* Not a member any more: NOT_SERVING until it has rejoined. */
+	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, true);
 	GW_ERROR("cluster: member %s FENCED itself: %s; rejoining under a new id", id, why);
 	printf("member %s fenced\n", id);
 	fflush(stdout);
@@ -472,6 +477,8 @@ int main(int argc, char **argv)
 	    .n_admin_listen = cfg.n_admin_listen,
 	    .peer_listen = cfg.peer_listen,
 	    .n_peer_listen = cfg.n_peer_listen,
+	    .health_listen = cfg.health_listen,
+	    .n_health_listen = cfg.n_health_listen,
 	    .threads = cfg.threads,
 	    .max_message_bytes = cfg.max_message_bytes,
 	    .drain_ms = cfg.drain_ms,
@@ -487,13 +494,21 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	/* In cluster mode, ready once this member is ACTIVE in the view. */
+	if (cfg.advertise)
+		gw_server_set_unready(srv, GW_UNREADY_MEMBERSHIP, true);
 	if ((err = gw_server_start(srv)))
 		goto fail;
+	/* Start-up is complete: the statestore is open, the effects of a
+	 * crash are recovered and every listener is up. Health says SERVING
+	 * from here (unless another condition holds it back: server.h). */
+	gw_server_set_unready(srv, GW_UNREADY_STARTING, false);
 	for (size_t i = 0; i < gw_server_listeners(srv); i++)
 		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
 	cx.reg = reg;
+	cx.srv = srv;
 	cx.router = router;
 	cx.peers = peers;
 	cx.open = true;
@@ -532,6 +547,10 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	GW_INFO("signal %d: draining calls and saving state", sig);
+	/* Readiness goes first, before anything else stops: Health answers
+	 * NOT_SERVING from now on, so probes and load balancers take this
+	 * gateway out while it drains. */
+	gw_server_set_unready(srv, GW_UNREADY_DRAINING, true);
 	/* The peers see this member LEAVING before it stops serving; its row
 	 * goes when it exits (gw_cluster_destroy). */
 	if (cluster && !gw_cluster_leave(cluster, cfg.member_timeout_ms))
@@ -569,6 +588,11 @@ int main(int argc, char **argv)
 fail:
 	GW_ERROR("start-up failed: %s", gw_strerror(err));
 out:
+	/* The membership first: its callbacks set the server's readiness
+	 * (cluster_ctx), so its threads end before the server is freed. Its
+	 * row goes now; the saves of the shutdown are done by here. */
+	gw_cluster_destroy(cluster);
+	cluster = NULL;
 	gw_server_destroy(srv);
 	cluster_ctx_close(&cx);
 	gw_router_stop(router);
@@ -583,7 +607,6 @@ out:
 	gw_runtime_destroy(rt);
 	gw_router_destroy(router);
 	gw_persist_destroy(persist);
-	gw_cluster_destroy(cluster); /* its row goes; before the registry it reads */
 	pthread_rwlock_destroy(&cx.lock);
 	gw_registry_destroy(reg);
 	gw_store_close(store);

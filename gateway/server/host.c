@@ -114,6 +114,7 @@ struct gw_host {
 	char system[64];    /* written under mu (read by gw_server_access_reloaded) */
 	char *principal;    /* owned: the authenticated principal's name (with --access);
 	                       looked up again in the current policy when needed */
+	int kind;           /* GWI_CALL_HOST, or GWI_CALL_LIGHT when refused while draining */
 };
 
 /* ---- references ---------------------------------------------------------- */
@@ -142,7 +143,7 @@ void gw_host_rele(gw_host *h)
 	grpc_metadata_array_destroy(&h->md);
 	if (h->call) {
 		grpc_call_unref(h->call);
-		gwi_calls_add(h->srv, true, -1);
+		gwi_calls_add(h->srv, h->kind, -1);
 	}
 	pthread_mutex_destroy(&h->mu);
 	free(h->pt);
@@ -736,7 +737,7 @@ static void accept_tag(gwi_tag *t, bool ok)
 		gw_host_rele(h);
 		return;
 	}
-	gwi_calls_add(h->srv, true, 1);
+	h->kind = gwi_call_admit(h->srv, GWI_CALL_HOST);
 	gwi_host_request(h->srv, h->q);
 	pthread_mutex_lock(&h->srv->hmu);
 	h->lnext = h->srv->hosts;
@@ -748,6 +749,12 @@ static void accept_tag(gwi_tag *t, bool ok)
 	char *peer = grpc_call_get_peer(h->call);
 	snprintf(h->peer, sizeof h->peer, "%s", peer ? peer : "?");
 	gpr_free(peer);
+	if (h->kind != GWI_CALL_HOST) {
+		/* The gateway drains (gw_server_shutdown): no new host. */
+		host_close(h, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down");
+		gw_host_rele(h);
+		return;
+	}
 	gw_access *a = h->srv->o.access;
 	if (a) {
 		/* Who the host is, once per stream; its rights are checked on

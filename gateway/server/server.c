@@ -31,10 +31,17 @@ _Static_assert(GWI_M_COUNT <= sizeof(((gw_server *)0)->methods) / sizeof(void *)
                    GWI_M_COUNT <= sizeof(((gw_server *)0)->msrv) / sizeof(void *),
                "gw_server.methods and .msrv need a slot per GWI_M_*");
 
-void gwi_calls_add(gw_server *s, bool host, long delta)
+static long *calls_of(gw_server *s, int kind)
+{
+	return kind == GWI_CALL_HOST    ? &s->host_calls
+	       : kind == GWI_CALL_LIGHT ? &s->light_calls
+	                                : &s->client_calls;
+}
+
+void gwi_calls_add(gw_server *s, int kind, long delta)
 {
 	pthread_mutex_lock(&s->mu);
-	long *n = host ? &s->host_calls : &s->client_calls;
+	long *n = calls_of(s, kind);
 	*n += delta;
 	/* Only wait_calls waits on cv, for a count to reach 0: no wake-up per
 	 * call (a waiter woken twice per call cost ~9 us per call). */
@@ -43,10 +50,23 @@ void gwi_calls_add(gw_server *s, bool host, long delta)
 	pthread_mutex_unlock(&s->mu);
 }
 
+int gwi_call_admit(gw_server *s, int kind)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->draining && kind != GWI_CALL_LIGHT)
+		kind = GWI_CALL_LIGHT; /* refused: the drain does not wait for it */
+	(*calls_of(s, kind))++;
+	pthread_mutex_unlock(&s->mu);
+	return kind;
+}
+
 static void ucall_tag(gwi_tag *t, bool ok);
 static void ucall_closed(gwi_tag *t, bool ok);
 
-void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
+/* ucall_post posts one slot for a call of method on q, registered on
+ * server gs as rm; g is the group of a Health slot (NULL otherwise). */
+static void ucall_post(gw_server *s, gwi_cq *q, int method, grpc_server *gs, void *rm,
+                       gwi_group *g)
 {
 	if (atomic_load(&s->shutting_down))
 		return;
@@ -60,15 +80,26 @@ void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
 	atomic_init(&c->refs, 1);
 	c->srv = s;
 	c->q = q;
+	c->grp = g;
 	c->method = method;
 	grpc_metadata_array_init(&c->md);
-	grpc_call_error e = grpc_server_request_registered_call(s->msrv[method], s->methods[method],
-	                                                        &c->call, &c->deadline, &c->md,
-	                                                        &c->payload, q->cq, q->cq, &c->tag);
+	grpc_call_error e = grpc_server_request_registered_call(gs, rm, &c->call, &c->deadline,
+	                                                        &c->md, &c->payload, q->cq, q->cq,
+	                                                        &c->tag);
 	if (e != GRPC_CALL_OK) {
 		grpc_metadata_array_destroy(&c->md);
 		free(c);
 	}
+}
+
+void gwi_ucall_request(gw_server *s, gwi_cq *q, int method)
+{
+	ucall_post(s, q, method, s->msrv[method], s->methods[method], NULL);
+}
+
+void gwi_health_request(gw_server *s, gwi_cq *q, gwi_group *g)
+{
+	ucall_post(s, q, GWI_M_HEALTH, g->server, g->m_health, g);
 }
 
 static void ucall_free(gwi_ucall *c)
@@ -82,7 +113,7 @@ static void ucall_free(gwi_ucall *c)
 	free(c->owner);
 	if (c->call) {
 		grpc_call_unref(c->call);
-		gwi_calls_add(c->srv, false, -1);
+		gwi_calls_add(c->srv, c->kind, -1);
 	}
 	free(c);
 }
@@ -905,7 +936,7 @@ static void gcall_free(gcall *c)
 	grpc_metadata_array_destroy(&c->md);
 	if (c->call) {
 		grpc_call_unref(c->call);
-		gwi_calls_add(c->srv, false, -1);
+		gwi_calls_add(c->srv, GWI_CALL_LIGHT, -1);
 	}
 	free(c);
 }
@@ -958,7 +989,7 @@ static void gcall_tag(gwi_tag *t, bool ok)
 		gcall_free(c);
 		return;
 	}
-	gwi_calls_add(c->srv, false, 1);
+	gwi_calls_add(c->srv, GWI_CALL_LIGHT, 1); /* answered at once */
 	gcall_request(c->srv, c->gs, c->q);
 	gcall_dispatch(c);
 }
@@ -977,8 +1008,12 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		ucall_rele(c);
 		return;
 	}
-	gwi_calls_add(c->srv, false, 1);
-	gwi_ucall_request(c->srv, c->q, c->method);
+	bool health = c->method == GWI_M_HEALTH;
+	c->kind = gwi_call_admit(c->srv, health ? GWI_CALL_LIGHT : GWI_CALL_CLIENT);
+	if (health)
+		gwi_health_request(c->srv, c->q, c->grp);
+	else
+		gwi_ucall_request(c->srv, c->q, c->method);
 	/* The close op completes as soon as the client cancels (or when the
 	 * call ends), not only after the reply: a call whose client went away
 	 * leaves the runtime at once instead of running later. */
@@ -990,7 +1025,14 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		GW_ERROR("start_batch for a call's close failed");
 		atomic_fetch_sub(&c->refs, 1);
 	}
-	if (c->method == GWI_M_INVOKE) {
+	if (health) {
+		gwi_health_handle(c);
+	} else if (c->kind != GWI_CALL_CLIENT) {
+		/* Arrived after the drain began (gw_server_shutdown): never
+		 * dispatched, so a client may retry it on another gateway. */
+		c->not_dispatched = true;
+		gwi_ucall_reply(c, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down", NULL);
+	} else if (c->method == GWI_M_INVOKE) {
 		handle_invoke(c);
 	} else if (c->method == GWI_M_FORWARD) {
 		handle_forward(c);
@@ -1102,17 +1144,23 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_FORWARD] = GW_PEER_FORWARD,
 	    [GWI_M_PING] = GW_PEER_PING,
 	};
-	/* The groups of listeners: each role is served by exactly one. */
+	/* The groups of listeners: each role is served by exactly one; the
+	 * health group (last) serves no role, and its Health reports on the
+	 * client, host and Admin services. */
 	const char *const *lists[GWI_GROUPS] = {o->listen, o->host_listen, o->admin_listen,
-	                                        o->peer_listen};
+	                                        o->peer_listen, o->health_listen};
 	const size_t ns[GWI_GROUPS] = {o->n_listen, o->n_host_listen, o->n_admin_listen,
-	                               o->n_peer_listen};
+	                               o->n_peer_listen, o->n_health_listen};
 	const unsigned roles[GWI_GROUPS] = {GWI_ROLE_CLIENT |
 	                                        (o->n_host_listen ? 0 : GWI_ROLE_HOST) |
 	                                        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN) |
 	                                        (o->n_peer_listen ? 0 : GWI_ROLE_PEER),
-	                                    GWI_ROLE_HOST, GWI_ROLE_ADMIN, GWI_ROLE_PEER};
-	s->nlisten = o->n_listen + o->n_host_listen + o->n_admin_listen + o->n_peer_listen;
+	                                    GWI_ROLE_HOST, GWI_ROLE_ADMIN, GWI_ROLE_PEER, 0};
+	const unsigned all_roles = GWI_ROLE_CLIENT | GWI_ROLE_HOST | GWI_ROLE_ADMIN;
+	s->nlisten = o->n_listen + o->n_host_listen + o->n_admin_listen + o->n_peer_listen +
+	             o->n_health_listen;
+	/* Not ready until main says start-up is complete (server.h). */
+	atomic_init(&s->unready, GW_UNREADY_STARTING);
 	s->ncq = s->o.threads;
 	s->cqs = calloc((size_t)s->ncq, sizeof *s->cqs);
 	s->ports = calloc(s->nlisten ? s->nlisten : 1, sizeof *s->ports);
@@ -1130,7 +1178,11 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		gwi_group *g = &s->groups[s->ngroups++];
 		g->srv = s;
 		g->roles = roles[k];
+		g->reports = k == GWI_GROUPS - 1 ? all_roles : roles[k];
 		g->server = grpc_server_create(&ca, NULL);
+		g->m_health = grpc_server_register_method(
+		    g->server, "/grpc.health.v1.Health/Check", NULL,
+		    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		for (int m = 0; m < GWI_M_COUNT; m++) {
 			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING;
 			unsigned role = peer                                  ? GWI_ROLE_PEER
@@ -1153,9 +1205,13 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 			grpc_server_register_completion_queue(g->server, s->cqs[i].cq, NULL);
 		for (size_t i = 0; i < ns[k]; i++, li++) {
 			const char *addr = lists[k][i];
+			/* --health-listen is plaintext even with TLS: Kubernetes'
+			 * grpc probes and most load balancers' health checks
+			 * speak no TLS, and its answers reveal only readiness. */
+			bool tls = s->o.tls && k != GWI_GROUPS - 1;
 			grpc_server_credentials *cr =
-			    s->o.tls ? gw_tls_server_credentials(s->o.tls)
-			             : grpc_insecure_server_credentials_create();
+			    tls ? gw_tls_server_credentials(s->o.tls)
+			        : grpc_insecure_server_credentials_create();
 			if (!cr)
 				goto nomem;
 			int port = grpc_server_add_http2_port(g->server, addr, cr);
@@ -1195,7 +1251,25 @@ const char *gw_server_address(const gw_server *s, size_t i)
 	if (i < o->n_admin_listen)
 		return o->admin_listen[i];
 	i -= o->n_admin_listen;
-	return i < o->n_peer_listen ? o->peer_listen[i] : NULL;
+	if (i < o->n_peer_listen)
+		return o->peer_listen[i];
+	i -= o->n_peer_listen;
+	return i < o->n_health_listen ? o->health_listen[i] : NULL;
+}
+
+void gw_server_set_unready(gw_server *s, unsigned conds, bool on)
+{
+	unsigned before = on ? atomic_fetch_or(&s->unready, conds)
+	                     : atomic_fetch_and(&s->unready, ~conds);
+	unsigned after = on ? before | conds : before & ~conds;
+	if (!before != !after)
+		GW_INFO("readiness: %s (conditions 0x%x)", after ? "NOT_SERVING" : "SERVING",
+		        after);
+}
+
+unsigned gw_server_unready(const gw_server *s)
+{
+	return atomic_load(&((gw_server *)s)->unready);
 }
 
 int gw_server_port(const gw_server *s, size_t i)
@@ -1248,8 +1322,10 @@ gw_err gw_server_start(gw_server *s)
 		for (int k = 0; k < 4; k++)
 			gwi_host_request(s, &s->cqs[i]);
 		for (int g = 0; g < s->ngroups; g++)
-			for (int k = 0; k < 2; k++)
+			for (int k = 0; k < 2; k++) {
 				gcall_request(s, s->groups[g].server, &s->cqs[i]);
+				gwi_health_request(s, &s->cqs[i], &s->groups[g]);
+			}
 		for (int m = GWI_M_SPAWN; m < GWI_M_COUNT; m++)
 			for (int k = 0; k < 2 && m != GWI_M_FORWARD && s->methods[m]; k++)
 				gwi_ucall_request(s, &s->cqs[i], m);
@@ -1275,11 +1351,13 @@ static void watchdog_join(gw_server *s)
 	s->watchdog_started = false;
 }
 
-static bool wait_calls(gw_server *s, bool hosts_too, int64_t ms)
+/* wait_calls waits up to ms for the client work calls to finish, and
+ * with all for the host streams and the light calls too. */
+static bool wait_calls(gw_server *s, bool all, int64_t ms)
 {
 	int64_t end = spawn_now_ns() / 1000000 + ms;
 	pthread_mutex_lock(&s->mu);
-	while (s->client_calls > 0 || (hosts_too && s->host_calls > 0)) {
+	while (s->client_calls > 0 || (all && (s->host_calls > 0 || s->light_calls > 0))) {
 		int64_t left = end - spawn_now_ns() / 1000000;
 		if (left <= 0)
 			break;
@@ -1293,7 +1371,7 @@ static bool wait_calls(gw_server *s, bool hosts_too, int64_t ms)
 		}
 		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 	}
-	bool done = s->client_calls == 0 && (!hosts_too || s->host_calls == 0);
+	bool done = s->client_calls == 0 && (!all || (s->host_calls == 0 && s->light_calls == 0));
 	pthread_mutex_unlock(&s->mu);
 	return done;
 }
@@ -1324,12 +1402,23 @@ static void shutdown_groups(gw_server *s)
 
 void gw_server_shutdown(gw_server *s)
 {
-	if (!s || !s->started || atomic_exchange(&s->shutting_down, true))
+	if (!s || !s->started)
 		return;
-	shutdown_groups(s); /* every listener of every role stops accepting */
+	pthread_mutex_lock(&s->mu);
+	bool again = s->draining;
+	s->draining = true; /* from here new work calls and hosts are refused */
+	pthread_mutex_unlock(&s->mu);
+	if (again)
+		return;
+	gw_server_set_unready(s, GW_UNREADY_DRAINING, true);
+	/* The drain: the listeners stay open, so Health answers NOT_SERVING
+	 * and a new call is refused UNAVAILABLE (not dispatched: a client may
+	 * retry it elsewhere) while the calls in flight finish. */
 	if (!wait_calls(s, false, s->o.drain_ms))
 		GW_WARN("shutdown: client calls still running after %lld ms; cancelling",
 		        (long long)s->o.drain_ms);
+	atomic_store(&s->shutting_down, true); /* no slot is posted again */
+	shutdown_groups(s); /* every listener of every role stops accepting */
 	for (int g = 0; g < s->ngroups; g++)
 		grpc_server_cancel_all_calls(s->groups[g].server);
 	if (!wait_calls(s, true, 10000))

@@ -1,14 +1,28 @@
 /* server.h - the gRPC front of the gateway (gRPC C core).
  *
- * Serves spawn.gateway.v1.ActorGateway (Invoke, Spawn) for clients and
- * spawn.gateway.v1.HostGateway (Connect) for actor hosts, on N
+ * Serves spawn.gateway.v1.ActorGateway (Invoke, Spawn) for clients,
+ * spawn.gateway.v1.HostGateway (Connect) for actor hosts, the Admin
+ * service, and grpc.health.v1.Health (Check) on every listener, on N
  * completion-queue threads, each with its own completion queue. CQ threads
  * only parse, hand work to the runtime and start batches; they never block
  * on I/O (the statestore runs on the persist thread).
+ *
+ * Readiness (health.c; docs/deploy.md, "Health checks"): Check answers
+ * SERVING while no condition below holds the gateway back, NOT_SERVING
+ * while one does. Each condition is one bit, set and cleared by the part
+ * it belongs to:
+ *
+ *   STARTING ---- main: start-up complete -----> (clear)  [statestore open,
+ *                                                          effects recovered,
+ *                                                          listeners up]
+ *   MEMBERSHIP -- membership: ACTIVE in view --> (clear)  [cluster mode only]
+ *   (clear) ----- membership: fenced ----------> MEMBERSHIP
+ *   (clear) ----- SIGTERM (main, then gw_server_shutdown) -> DRAINING, for good
  */
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +47,9 @@ typedef struct gw_server_opts {
 	const char *const *peer_listen; /* borrowed: the Peer service only (with a router);
 	                                   0 of them = on listen */
 	size_t n_peer_listen;
+	const char *const *health_listen; /* borrowed: grpc.health.v1.Health only, always
+	                                     plaintext (probes speak no TLS); 0 of them = none */
+	size_t n_health_listen;
 	gw_wc_limits limits;     /* string limits at ingress; 0 fields = defaults */
 	int threads;             /* completion-queue threads; 0 = CPUs in the affinity mask */
 	int max_message_bytes;   /* receive and send bound; 0 = 4 MiB */
@@ -57,7 +74,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
                         char *why, size_t whylen);
 
 /* Listen addresses are numbered listen[], then host_listen[], then
- * admin_listen[], then peer_listen[]. gw_server_listeners is how many there are;
+ * admin_listen[], then peer_listen[], then health_listen[]. gw_server_listeners is how many there are;
  * gw_server_address is address i as given (borrowed from the opts). */
 size_t gw_server_listeners(const gw_server *s);
 const char *gw_server_address(const gw_server *s, size_t i);
@@ -69,15 +86,41 @@ int gw_server_port(const gw_server *s, size_t i);
 /* gw_server_start starts accepting calls and the CQ threads. */
 gw_err gw_server_start(gw_server *s);
 
+/* The conditions that hold readiness back (see the top of this file). */
+enum {
+	/* Set by gw_server_create; main clears it once start-up is complete. */
+	GW_UNREADY_STARTING = 1u << 0,
+	/* Set before the drain (main, and gw_server_shutdown); never cleared. */
+	GW_UNREADY_DRAINING = 1u << 1,
+	/* The hook of cluster mode (--advertise): main sets it before
+	 * gw_server_start when the gateway is a cluster member, and the
+	 * membership (gateway/cluster) clears it once this member is ACTIVE
+	 * in its view, and sets it again whenever the member fences itself
+	 * (declared dead, or the database out of reach past the timeout),
+	 * until it has rejoined. A standalone gateway never sets it. */
+	GW_UNREADY_MEMBERSHIP = 1u << 2,
+};
+
+/* gw_server_set_unready sets (on) or clears the conditions conds
+ * (GW_UNREADY_*, or-ed); a change of readiness is logged. Thread: any. */
+void gw_server_set_unready(gw_server *s, unsigned conds, bool on);
+
+/* gw_server_unready returns the conditions set now: 0 = ready. Thread: any. */
+unsigned gw_server_unready(const gw_server *s);
+
 /* gw_server_access_reloaded is called after gw_access_reload swapped the
  * policy: every connected host whose principal may no longer serve its
  * system is disconnected (its stream ends PERMISSION_DENIED). Returns how
  * many. Thread: any but a CQ thread. */
 size_t gw_server_access_reloaded(gw_server *s);
 
-/* gw_server_shutdown stops accepting new calls, waits up to drain_ms for
- * client calls in flight, then cancels what remains (host streams
- * included) and waits until every call has finished. Blocks: yes. */
+/* gw_server_shutdown drains, then stops: readiness goes NOT_SERVING
+ * (GW_UNREADY_DRAINING); for up to drain_ms, while client calls in flight
+ * finish, the listeners stay open: Health answers NOT_SERVING, a new call
+ * is refused UNAVAILABLE with the not-dispatched trailer, a new host stream
+ * UNAVAILABLE. Then every listener stops accepting, what remains is
+ * cancelled (host streams included), and it waits until every call has
+ * finished. Blocks: yes. */
 void gw_server_shutdown(gw_server *s);
 
 /* gw_server_destroy stops the CQ threads and frees the server; call

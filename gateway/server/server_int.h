@@ -29,18 +29,24 @@ enum { GWI_ROLE_CLIENT = 1, GWI_ROLE_HOST = 2, GWI_ROLE_ADMIN = 4, GWI_ROLE_PEER
 
 /* One grpc_server per group of listeners with the same roles: --listen
  * (clients, plus hosts, Admin and peers when they have no listeners of
- * their own), --host-listen, --admin-listen, --peer-listen. Every group shares the CQ threads
- * (each CQ is registered with every group's server). A method is
- * registered on exactly one group's server; a call to it on another
- * group's listener arrives as an unregistered call: UNIMPLEMENTED. */
+ * their own), --host-listen, --admin-listen, --peer-listen, --health-listen
+ * (grpc.health.v1 only, always plaintext). Every group shares the CQ
+ * threads (each CQ is registered with every group's server). A method is
+ * registered on exactly one group's server, except
+ * grpc.health.v1.Health/Check, which every group registers; a call to a
+ * method on a group that does not register it arrives as an unregistered
+ * call: UNIMPLEMENTED. */
 typedef struct gwi_group {
 	grpc_server *server;  /* owned */
-	unsigned roles;       /* GWI_ROLE_* */
+	unsigned roles;       /* GWI_ROLE_*: the methods registered on it */
+	unsigned reports;     /* GWI_ROLE_*: the services its Health answers for
+	                         (health.c): roles, or all of them on --health-listen */
+	void *m_health;       /* registered grpc.health.v1.Health/Check on server */
 	gwi_tag shutdown_tag; /* its shutdown notification */
 	struct gw_server *srv;
 } gwi_group;
 
-#define GWI_GROUPS 4
+#define GWI_GROUPS 5
 
 struct gw_server {
 	gw_server_opts o;
@@ -56,11 +62,14 @@ struct gw_server {
 	gw_runtime *rt;       /* borrowed */
 	gw_registry *reg;     /* borrowed */
 	int *ports;
-	atomic_bool shutting_down;
+	atomic_bool shutting_down; /* the groups are shut down: no slot is posted again */
+	atomic_uint unready;       /* GW_UNREADY_* conditions holding readiness back */
 	/* live call accounting, for shutdown */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	bool draining; /* gw_server_shutdown began: new work calls are refused */
 	long client_calls, host_calls;
+	long light_calls; /* answered on the spot (Health, refusals): never drained */
 	bool started;
 	int shutdowns_pending; /* groups whose shutdown was not notified yet; guarded by mu */
 	/* open host connections (host.c), for the watchdog */
@@ -80,7 +89,20 @@ struct gw_server {
 void gwi_host_watch(struct gw_server *s, int64_t now_ms);
 int64_t gwi_host_now_ms(void);
 
-void gwi_calls_add(struct gw_server *s, bool host, long delta);
+/* The kinds of calls counted for the shutdown: client work calls (what
+ * the drain waits for), host streams, and light calls answered on the
+ * spot without work (Health, unknown methods, calls refused while
+ * draining), which only the final wait counts. */
+enum { GWI_CALL_CLIENT, GWI_CALL_HOST, GWI_CALL_LIGHT };
+
+void gwi_calls_add(struct gw_server *s, int kind, long delta);
+
+/* gwi_call_admit counts a call that just arrived, atomically with the
+ * drain's start: while the server drains, a work call is refused and
+ * counted as light. Returns the kind it was counted as (GWI_CALL_*);
+ * GWI_CALL_LIGHT for a work call means: refuse it (UNAVAILABLE, not
+ * dispatched, or a host stream closed UNAVAILABLE). Any thread. */
+int gwi_call_admit(struct gw_server *s, int kind);
 
 /* Unary methods served by gwi_ucall. */
 enum {
@@ -93,7 +115,10 @@ enum {
 	GWI_M_FORGET,
 	GWI_M_FORWARD, /* spawn.gateway.v1.Peer, in cluster mode only */
 	GWI_M_PING,
-	GWI_M_COUNT
+	GWI_M_COUNT,
+	/* grpc.health.v1.Health/Check: registered on every group (gwi_group
+	 * .m_health), so outside the per-method tables above */
+	GWI_M_HEALTH = GWI_M_COUNT
 };
 enum { GWI_C_REQUESTED, GWI_C_REPLYING };
 
@@ -114,7 +139,9 @@ typedef struct gwi_ucall {
 	atomic_bool gone;      /* the client cancelled before the answer */
 	struct gw_server *srv;
 	gwi_cq *q;
+	gwi_group *grp; /* borrowed: the group a Health call came on; NULL for the others */
 	int method, phase;
+	int kind; /* GWI_CALL_*: how it is counted (gwi_call_admit) */
 	grpc_call *call;
 	gpr_timespec deadline;
 	grpc_metadata_array md;
@@ -141,6 +168,13 @@ typedef struct gwi_ucall {
 
 /* gwi_ucall_request posts one slot for a call of method on q. */
 void gwi_ucall_request(struct gw_server *s, gwi_cq *q, int method);
+
+/* gwi_health_request posts one slot for a grpc.health.v1.Health/Check
+ * call on group g's listeners (health.c). */
+void gwi_health_request(struct gw_server *s, gwi_cq *q, gwi_group *g);
+
+/* gwi_health_handle answers a Check call (health.c). CQ thread. */
+void gwi_health_handle(gwi_ucall *c);
 
 /* gwi_ucall_reply sends the one response batch: status code with detail,
  * and msg (borrowed; packed here) when code is OK; with code UNAVAILABLE

@@ -30,10 +30,12 @@
 
 #include <check.h>
 
+#include "grpc/health/v1/health.pb-c.h"
 #include "harness.h"
 #include "itdb.h"
 #include "itproxy.h"
 #include "membership.h"
+#include "raw.h"
 
 #include <stdatomic.h>
 
@@ -66,6 +68,31 @@ static void teardown(void)
 static void poll_pause(void)
 {
 	usleep(10 * 1000);
+}
+
+/* serving asks m's grpc.health.v1 Check for "" (readiness: a member of
+ * the view, docs/deploy.md): 1 SERVING, 0 NOT_SERVING; asserts the call
+ * is answered. */
+static int serving(const member *m)
+{
+	uint8_t rq[2] = {0}; /* HealthCheckRequest{service: ""}: no bytes at all */
+	raw_call *c =
+	    raw_call_start(m->g.target, NULL, "/grpc.health.v1.Health/Check", rq, 0, it_ms(10000));
+	ck_assert_ptr_nonnull(c);
+	char details[300];
+	uint8_t *resp = NULL;
+	size_t len = 0;
+	int st = raw_call_finish(c, it_ms(15000), details, sizeof details, &resp, &len);
+	ck_assert_msg(st == 0, "Health/Check on %s: %d %s", m->g.target, st, details);
+	Grpc__Health__V1__HealthCheckResponse *r =
+	    grpc__health__v1__health_check_response__unpack(NULL, len, resp);
+	free(resp);
+	ck_assert_ptr_nonnull(r);
+	int s = r->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	ck_assert(s || r->status ==
+	                   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	grpc__health__v1__health_check_response__free_unpacked(r, NULL);
+	return s;
 }
 
 /* wait_joined reads "member ID joined" from m's stdout into m->id. */
@@ -364,10 +391,13 @@ START_TEST(a_member_cut_from_the_database_fences_itself_first_and_rejoins)
 	start_member(v, &via, "cut", NMEMBERS - 1);
 	char old[300];
 	snprintf(old, sizeof old, "%s", v->id);
+	ck_assert_msg(serving(v), "a member that joined is not ready");
 
 	int64_t t0 = it_now_ms();
 	itp_blackhole(proxy, true);
 	wait_fenced(v, 2 * it_ms(TIMEOUT_MS));
+	/* Readiness went before the "fenced" line was printed. */
+	ck_assert_msg(!serving(v), "a fenced member still answers SERVING");
 	int64_t fenced = it_now_ms() - t0;
 	ck_assert_msg(fenced < it_ms(TIMEOUT_MS),
 	              "fenced %lld ms after the cut: not before the member timeout (%lld ms)",
@@ -383,6 +413,7 @@ START_TEST(a_member_cut_from_the_database_fences_itself_first_and_rejoins)
 	/* The database answers again: a new member, under a new id. */
 	itp_blackhole(proxy, false);
 	wait_joined(v, "the cut member");
+	ck_assert_msg(serving(v), "the member rejoined and is not ready");
 	ck_assert_str_ne(v->id, old);
 	ck_assert_int_eq(wait_status(v->id, 2, it_ms(5000)) >= 0, 1);
 	for (int i = 0; i < NMEMBERS; i++)

@@ -132,12 +132,43 @@ START_TEST(tls_flags_come_in_pairs)
 }
 END_TEST
 
+/* --health-listen serves readiness only: a non-loopback bind needs
+ * neither TLS nor a policy, and is served in plaintext even with TLS. Its
+ * environment list is replaced by the flags, like the other listeners'. */
+START_TEST(the_health_listener_is_exempt_from_the_rule)
+{
+	gw_config c;
+	char why[600];
+	const char *health[] = {"--health-listen", "0.0.0.0:8091", NULL};
+	ck_assert_int_eq(parse(&c, health, why, sizeof why), GW_OK);
+	ck_assert_uint_eq(c.n_health_listen, 1);
+	ck_assert_str_eq(c.health_listen[0], "0.0.0.0:8091");
+	ck_assert_str_eq(c.listen[0], "127.0.0.1:8090");
+	/* ...but not the client listener beside it. */
+	const char *both[] = {"--health-listen", "0.0.0.0:8091", "--listen", "0.0.0.0:8090", NULL};
+	ck_assert_int_eq(parse(&c, both, why, sizeof why), GW_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(why, "--listen 0.0.0.0:8090"));
+
+	setenv("SPAWN_HEALTH_LISTEN", "127.0.0.1:1,127.0.0.1:2", 1);
+	const char *none[] = {NULL};
+	ck_assert_int_eq(parse(&c, none, why, sizeof why), GW_OK);
+	ck_assert_uint_eq(c.n_health_listen, 2);
+	ck_assert_str_eq(c.health_listen[1], "127.0.0.1:2");
+	const char *flag[] = {"--health-listen", "127.0.0.1:3", NULL};
+	ck_assert_int_eq(parse(&c, flag, why, sizeof why), GW_OK);
+	ck_assert_uint_eq(c.n_health_listen, 1);
+	ck_assert_str_eq(c.health_listen[0], "127.0.0.1:3");
+	unsetenv("SPAWN_HEALTH_LISTEN");
+}
+END_TEST
+
 int main(void)
 {
 	/* The rule reads the environment too: these tests set everything by flag. */
 	unsetenv("SPAWN_LISTEN");
 	unsetenv("SPAWN_HOST_LISTEN");
 	unsetenv("SPAWN_ADMIN_LISTEN");
+	unsetenv("SPAWN_HEALTH_LISTEN");
 	unsetenv("SPAWN_INSECURE");
 	unsetenv("SPAWN_SERVER_TLS_CERT");
 	unsetenv("SPAWN_SERVER_TLS_KEY");
@@ -148,6 +179,7 @@ int main(void)
 	tcase_add_test(tc, wildcards_names_and_other_addresses_are_not_local);
 	tcase_add_test(tc, a_non_local_listener_needs_tls_and_access_or_insecure);
 	tcase_add_test(tc, tls_flags_come_in_pairs);
+	tcase_add_test(tc, the_health_listener_is_exempt_from_the_rule);
 	tcase_add_test(tc, cluster_flags_need_a_networked_store_and_sane_timings);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

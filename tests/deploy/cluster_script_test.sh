@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# cluster_script_test.sh BUILD - scripts/cluster.sh as a user runs it:
+# `start --detach` (a private PostgreSQL, three gateways in one cluster, an
+# Incrementor host each) in a temp dir on free ports; every member answers
+# grpc.health.v1 SERVING (asked by @grpc/grpc-js) and an Invoke through it;
+# `status` names six running processes; `stop` leaves none of them and
+# stops the database. Fails (never skips) when PostgreSQL is missing.
+set -euo pipefail
+build=$(cd "$1" && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
+dir=$(mktemp -d /tmp/cluster_script_test.XXXXXX)
+export SPAWN_CLUSTER_DIR=$dir/cluster
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$SPAWN_CLUSTER_DIR"/gw*.log; do
+		[ -f "$f" ] && { echo "== $f" >&2; tail -15 "$f" >&2; }
+	done
+	exit 1
+}
+cleanup() {
+	"$src/scripts/cluster.sh" stop >/dev/null 2>&1 || true
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# Three consecutive free ports.
+base=
+for _ in $(seq 1 50); do
+	b=$((30000 + RANDOM % 30000))
+	ok=1
+	for p in $b $((b + 1)) $((b + 2)); do
+		ss -Htln "( sport = :$p )" | grep -q . && ok=0
+	done
+	[ $ok -eq 1 ] && { base=$b; break; }
+done
+[ -n "$base" ] || fail "no three free ports"
+export SPAWN_CLUSTER_PORT=$base
+
+"$src/scripts/cluster.sh" start --detach "$build" >"$dir/start.out" 2>&1 ||
+	fail "cluster.sh start: $(tail -5 "$dir/start.out")"
+grep -q "every gateway joined the cluster" "$dir/start.out" || fail "no join line"
+[ "$("$src/scripts/cluster.sh" status | grep -c ' running$')" = 6 ] || fail "not six processes running"
+
+flock "$src/sdk/node/.test.lock" bash -c ". '$src/tests/golden/node_sdk.sh' && node_sdk_ready '$src/sdk/node'" ||
+	fail "sdk/node's dependencies"
+for p in $base $((base + 1)) $((base + 2)); do
+	got=$(node "$src/tests/deploy/health_check.js" "127.0.0.1:$p" spawn.gateway.v1.ActorGateway 10000) ||
+		fail "member $p: Health $got"
+	"$build/examples/incrementor-client" --gateway "127.0.0.1:$p" --actor incrementor add 1 >/dev/null ||
+		fail "member $p: the Invoke failed"
+done
+
+pids=$(awk '{print $3}' "$SPAWN_CLUSTER_DIR/pids")
+"$src/scripts/cluster.sh" stop >"$dir/stop.out" 2>&1 || fail "cluster.sh stop: $(cat "$dir/stop.out")"
+for pid in $pids; do
+	kill -0 "$pid" 2>/dev/null && fail "pid $pid still runs after stop"
+done
+[ ! -f "$SPAWN_CLUSTER_DIR/pids" ] || fail "the pid file is left"
+datadir=$(cat "$SPAWN_CLUSTER_DIR/db/postgres.datadir")
+pg_status=(/usr/lib/postgresql/15/bin/pg_ctl -D "$datadir" status)
+[ "$(id -u)" -eq 0 ] && pg_status=(runuser -u postgres -- "${pg_status[@]}")
+if "${pg_status[@]}" >/dev/null 2>&1; then
+	fail "PostgreSQL still runs after stop"
+fi
+echo "cluster.sh: start, three members SERVING and answering, stop: ok"
