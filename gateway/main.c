@@ -460,7 +460,17 @@ int main(int argc, char **argv)
 		goto fail;
 	/* Cluster mode: the peers, the router (installed in the runtime before
 	 * the first call can arrive), and the view (docs/design/cluster.md). */
-	if (cfg.advertise || cfg.cluster_test_view || cfg.n_peer_listen) {
+	/* Routing trusts a peer's word for the caller's principal, so with
+	 * --access it waits for peers to be principals of the policy (not built
+	 * yet): the membership runs, this member serves the calls it gets, and
+	 * the activation epochs fence two members serving one actor, as between
+	 * gateways before cluster mode (docs/design/cluster.md). */
+	bool routing = cfg.cluster_test_view || cfg.n_peer_listen || (cfg.advertise && !cfg.access);
+	if (cfg.advertise && cfg.access && !cfg.cluster_test_view && !cfg.n_peer_listen)
+		GW_WARN("cluster: routing to each actor's owner is off with --access until peers "
+		        "are principals of the policy; this member serves the calls it receives "
+		        "(epoch-fenced)");
+	if (routing) {
 		if ((err = cluster_start(&cfg, tls_pems, rt, reg, &peers, &router, why, sizeof why))) {
 			GW_ERROR("%s", why);
 			rc = 2;

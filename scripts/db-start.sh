@@ -315,7 +315,12 @@ my_start() {
 	[ "$(id -u)" -eq 0 ] && user=(--user=root)
 	# Small logs and buffers: a test server, not a tuned one. Durability
 	# settings stay at their defaults (the server-gone test relies on them).
-	local opts=(--innodb-buffer-pool-size=64M --innodb-log-file-size=16M)
+	# A temporary directory of its own: two instances bootstrapping at once
+	# in the shared /tmp collided on MariaDB's temporary table files
+	# ("Error on delete of '/tmp/#sql-temptable-...'").
+	mkdir -p "$DIR/mariadb-tmp"
+	local opts=(--innodb-buffer-pool-size=64M --innodb-log-file-size=16M
+		--tmpdir="$DIR/mariadb-tmp")
 	local tlsopts=()
 	[ $tls -eq 1 ] && tlsopts=(--ssl-cert="$TLS/db.pem" --ssl-key="$TLS/db.key"
 		--ssl-ca="$TLS/ca.pem" --require-secure-transport=ON)
