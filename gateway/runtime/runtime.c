@@ -271,7 +271,6 @@ gw_actor_settings gwi_settings(gw_runtime *rt, gw_actor *a)
 
 static void save_done(void *arg, gw_err err);
 static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
-static void maybe_release_locked(gw_runtime *rt, gw_actor *a);
 
 static void flush_account(gw_runtime *rt, long delta, gw_err err)
 {
@@ -490,7 +489,7 @@ static void save_finish(gw_actor *a, gw_err err)
 	}
 	if (a->st == A_READY)
 		gwi_dispatch_locked(rt, a, &dl);
-	maybe_release_locked(rt, a);
+	gwi_maybe_release_locked(rt, a);
 	pthread_mutex_unlock(&s->mu);
 	gwi_deliver(&dl);
 	flush_account(rt, -1, err);
@@ -501,12 +500,12 @@ bool gwi_leave_try_locked(gw_runtime *rt, gw_actor *a)
 	if (!a->leaving || a->forgetting || a->st != A_READY || a->busy || a->inflight || a->held)
 		return false;
 	a->deactivating = 1;
-	maybe_release_locked(rt, a); /* a dirty state is saved first; may free a */
+	gwi_maybe_release_locked(rt, a); /* a dirty state is saved first; may free a */
 	return true;
 }
 
-/* maybe_release_locked frees a deactivating actor once nothing holds it. */
-static void maybe_release_locked(gw_runtime *rt, gw_actor *a)
+/* gwi_maybe_release_locked frees a deactivating actor once nothing holds it. */
+void gwi_maybe_release_locked(gw_runtime *rt, gw_actor *a)
 {
 	if (a->forgetting) {
 		forget_soon_locked(a);
@@ -533,7 +532,7 @@ void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now)
 		a->snap_t.kind = T_SNAP;
 		gw_wheel_arm(&a->shard->wheel, &a->snap_t, gwi_now_ms() + snap_ms(rt, &st));
 	}
-	maybe_release_locked(rt, a);
+	gwi_maybe_release_locked(rt, a);
 }
 
 /* ---- activation ------------------------------------------------------------ */
@@ -1358,13 +1357,13 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	gwi_deliver(&dl);
 }
 
-/* take_back_locked ends a dispatched inv whose task is pending on its
+/* gwi_take_back_locked ends a dispatched inv whose task is pending on its
  * target (its deadline passed, or its caller went away): the target
  * cancels the task; unsent, the actor takes its next turn; written, the
  * turn is HELD (the host may still run it). Returns false when there was
  * nothing to take back (not pending, or its result is being delivered). */
-static bool take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg,
-                             done_list *dl)
+bool gwi_take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg,
+                          done_list *dl)
 {
 	gw_actor *a = inv->actor;
 	if ((!a->pooled && a->busy != inv) || !inv->host)
@@ -1410,109 +1409,9 @@ void gw_runtime_cancel(gw_runtime *rt, gw_inv *inv)
 		char msg[600];
 		snprintf(msg, sizeof msg, "the caller cancelled the call to actor %s",
 		         inv->actor->name);
-		if (take_back_locked(rt, inv, GW_ECANCELLED, msg, &dl))
+		if (gwi_take_back_locked(rt, inv, GW_ECANCELLED, msg, &dl))
 			atomic_fetch_add_explicit(&rt->cancelled, 1, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&s->mu);
 	gwi_deliver(&dl);
-}
-
-/* ---- timers ----------------------------------------------------------------- */
-
-static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
-{
-	switch (n->kind) {
-	case T_DEADLINE: {
-		gw_inv *inv = container_of(n, gw_inv, deadline_t);
-		char msg[600];
-		snprintf(msg, sizeof msg, "actor %s did not answer '%s' in time", inv->actor->name,
-		         inv->req->action_name);
-		take_back_locked(rt, inv, GW_ETIMEDOUT, msg, dl);
-		return;
-	}
-	case T_QDEADLINE:
-		gwi_mq_expire_locked(rt, container_of(n, gw_inv, deadline_t), dl);
-		return;
-	case T_TIMER:
-		gwi_timers_fire_locked(rt, container_of(n, actor_timers, t), dl);
-		return;
-	case T_SNAP: {
-		gw_actor *a = container_of(n, gw_actor, snap_t);
-		gwi_start_save_locked(rt, a);
-		return;
-	}
-	case T_IDLE: {
-		gw_actor *a = container_of(n, gw_actor, idle_t);
-		if (a->forgetting) {
-			gwi_forget_try_locked(rt, a); /* may free a */
-			return;
-		}
-		if (a->st != A_READY || a->mq_head || a->inflight)
-			return;
-		a->deactivating = 1;
-		maybe_release_locked(rt, a);
-		return;
-	}
-	}
-}
-
-void *gwi_timer_main(void *arg)
-{
-	gw_runtime *rt = arg;
-	pthread_mutex_lock(&rt->tmu);
-	while (!rt->stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += GW_WHEEL_TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&rt->tcv, &rt->tmu, &ts);
-		if (rt->stopping)
-			break;
-		pthread_mutex_unlock(&rt->tmu);
-		int64_t now = gwi_now_ms();
-		/* Resubmit fire-and-forget invocations whose retry is due. */
-		gw_inv *due = NULL;
-		pthread_mutex_lock(&rt->rmu);
-		for (gw_inv **pp = &rt->retry; *pp;) {
-			gw_inv *i = *pp;
-			if (i->retry_at_ms <= now) {
-				*pp = i->next;
-				i->next = due;
-				due = i;
-			} else {
-				pp = &i->next;
-			}
-		}
-		pthread_mutex_unlock(&rt->rmu);
-		while (due) {
-			gw_inv *n = due->next;
-			due->next = NULL;
-			gw_runtime_invoke(rt, due);
-			due = n;
-		}
-		for (size_t i = 0; i < rt->nshards; i++) {
-			gw_shard *s = &rt->shards[i];
-			done_list dl = {0};
-			gw_tnode *list;
-			pthread_mutex_lock(&s->mu);
-			gw_wheel_expire(&s->wheel, now, &list);
-			while (list) {
-				gw_tnode *n = list;
-				list = n->next;
-				n->next = NULL;
-				fire_locked(rt, s, n, &dl);
-			}
-			pthread_mutex_unlock(&s->mu);
-			gwi_deliver(&dl);
-		}
-		/* Types whose hosts left a grace period ago (one atomic load
-		 * when none is due). */
-		gw_registry_sweep(rt->reg);
-		pthread_mutex_lock(&rt->tmu);
-	}
-	pthread_mutex_unlock(&rt->tmu);
-	return NULL;
 }

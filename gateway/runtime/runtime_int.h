@@ -289,4 +289,12 @@ void gwi_actor_free_locked(gw_shard *s, gw_actor *a);
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);
 void gwi_timers_fire_locked(gw_runtime *rt, actor_timers *t, done_list *dl);
 
+/* runtime.c, for the timer thread (timers.c): gwi_maybe_release_locked
+ * frees a deactivating actor once nothing holds it; gwi_take_back_locked
+ * ends a dispatched inv whose task is pending on its target (false: nothing
+ * to take back). Both under the actor's shard lock. */
+void gwi_maybe_release_locked(gw_runtime *rt, gw_actor *a);
+bool gwi_take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg,
+                          done_list *dl);
+
 #endif

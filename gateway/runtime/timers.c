@@ -1,4 +1,5 @@
-/* timers.c - timer actions (FixedTimerAction) of active actors.
+/* timers.c - timer actions (FixedTimerAction) of active actors, and the
+ * timer thread (gwi_timer_main: deadlines, timer turns, idle deactivation).
  *
  * While an actor is active, each of its timer actions runs every period
  * (FixedTimerAction.seconds, read as milliseconds as Spawn does) as a turn
@@ -6,7 +7,9 @@
  * each timer waits or runs at a time; a failing one is logged and the next
  * tick tries again. Timer turns do not count as activity: an actor nobody
  * calls is deactivated after its idle timeout even while its timers run. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "log.h"
@@ -111,4 +114,104 @@ void gwi_timers_fire_locked(gw_runtime *rt, actor_timers *t, done_list *dl)
 	gw_wheel_arm(&a->shard->wheel, &t->t, next);
 	if (a->st == A_READY)
 		gwi_dispatch_locked(rt, a, dl);
+}
+
+/* ---- timers ----------------------------------------------------------------- */
+
+static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
+{
+	switch (n->kind) {
+	case T_DEADLINE: {
+		gw_inv *inv = container_of(n, gw_inv, deadline_t);
+		char msg[600];
+		snprintf(msg, sizeof msg, "actor %s did not answer '%s' in time", inv->actor->name,
+		         inv->req->action_name);
+		gwi_take_back_locked(rt, inv, GW_ETIMEDOUT, msg, dl);
+		return;
+	}
+	case T_QDEADLINE:
+		gwi_mq_expire_locked(rt, container_of(n, gw_inv, deadline_t), dl);
+		return;
+	case T_TIMER:
+		gwi_timers_fire_locked(rt, container_of(n, actor_timers, t), dl);
+		return;
+	case T_SNAP: {
+		gw_actor *a = container_of(n, gw_actor, snap_t);
+		gwi_start_save_locked(rt, a);
+		return;
+	}
+	case T_IDLE: {
+		gw_actor *a = container_of(n, gw_actor, idle_t);
+		if (a->forgetting) {
+			gwi_forget_try_locked(rt, a); /* may free a */
+			return;
+		}
+		if (a->st != A_READY || a->mq_head || a->inflight)
+			return;
+		a->deactivating = 1;
+		gwi_maybe_release_locked(rt, a);
+		return;
+	}
+	}
+}
+
+void *gwi_timer_main(void *arg)
+{
+	gw_runtime *rt = arg;
+	pthread_mutex_lock(&rt->tmu);
+	while (!rt->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += GW_WHEEL_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&rt->tcv, &rt->tmu, &ts);
+		if (rt->stopping)
+			break;
+		pthread_mutex_unlock(&rt->tmu);
+		int64_t now = gwi_now_ms();
+		/* Resubmit fire-and-forget invocations whose retry is due. */
+		gw_inv *due = NULL;
+		pthread_mutex_lock(&rt->rmu);
+		for (gw_inv **pp = &rt->retry; *pp;) {
+			gw_inv *i = *pp;
+			if (i->retry_at_ms <= now) {
+				*pp = i->next;
+				i->next = due;
+				due = i;
+			} else {
+				pp = &i->next;
+			}
+		}
+		pthread_mutex_unlock(&rt->rmu);
+		while (due) {
+			gw_inv *n = due->next;
+			due->next = NULL;
+			gw_runtime_invoke(rt, due);
+			due = n;
+		}
+		for (size_t i = 0; i < rt->nshards; i++) {
+			gw_shard *s = &rt->shards[i];
+			done_list dl = {0};
+			gw_tnode *list;
+			pthread_mutex_lock(&s->mu);
+			gw_wheel_expire(&s->wheel, now, &list);
+			while (list) {
+				gw_tnode *n = list;
+				list = n->next;
+				n->next = NULL;
+				fire_locked(rt, s, n, &dl);
+			}
+			pthread_mutex_unlock(&s->mu);
+			gwi_deliver(&dl);
+		}
+		/* Types whose hosts left a grace period ago (one atomic load
+		 * when none is due). */
+		gw_registry_sweep(rt->reg);
+		pthread_mutex_lock(&rt->tmu);
+	}
+	pthread_mutex_unlock(&rt->tmu);
+	return NULL;
 }
