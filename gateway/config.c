@@ -75,7 +75,7 @@ void gw_config_usage(const char *prog)
 	    "                            refuses to start; unix sockets and 127.0.0.0/8,\n"
 	    "                            ::1, localhost are always allowed.\n"
 	    "\n"
-"Cluster (docs/design/cluster.md)\n"
+	    "Cluster (docs/design/cluster.md)\n"
 	    "  --peer-listen ADDR        serve the Peer service (calls between the members of\n"
 	    "                            a cluster) only here, repeatable\n"
 	    "                            [SPAWN_PEER_LISTEN, comma-separated]; default: on\n"
@@ -240,8 +240,8 @@ static int level_of(const char *s)
 
 /* The environment's SPAWN_LISTEN lists are split into these static buffers
  * (configuration is parsed once per process). */
-static char listen_env[1024], host_listen_env[1024], admin_listen_env[1024],
-    peer_listen_env[1024], health_listen_env[1024];
+static char listen_env[1024], host_listen_env[1024], admin_listen_env[1024], peer_listen_env[1024],
+    health_listen_env[1024];
 
 /* env_list splits the comma-separated value of var into buf and list. */
 static void env_list(const char *var, char *buf, size_t buflen, const char **list, size_t *n)

@@ -29,10 +29,10 @@
  * here), the server (readiness), the router (which gets every view) and
  * the peers (probes). */
 typedef struct cluster_ctx {
-	gw_registry *reg;   /* borrowed, outlives the cluster */
-	gw_server *srv;     /* borrowed, outlives the cluster (readiness: GW_UNREADY_MEMBERSHIP) */
-	gw_router *router;  /* borrowed; NULL without cluster mode */
-	gw_peers *peers;    /* borrowed; NULL without cluster mode */
+	gw_registry *reg;  /* borrowed, outlives the cluster */
+	gw_server *srv;    /* borrowed, outlives the cluster (readiness: GW_UNREADY_MEMBERSHIP) */
+	gw_router *router; /* borrowed; NULL without cluster mode */
+	gw_peers *peers;   /* borrowed; NULL without cluster mode */
 	/* The membership thread runs until gw_cluster_destroy, after the
 	 * router and the peers are stopped: callbacks use them under the read
 	 * lock while open; cluster_ctx_close (write lock) ends that. */
@@ -214,7 +214,8 @@ static int hash_token(void)
 	char tok[4097];
 	size_t n = fread(tok, 1, sizeof tok, stdin);
 	if (n == sizeof tok) {
-		fprintf(stderr, "spawn-gateway: --hash-token: the token is longer than 4096 bytes\n");
+		fprintf(stderr,
+		        "spawn-gateway: --hash-token: the token is longer than 4096 bytes\n");
 		return 2;
 	}
 	if (n && tok[n - 1] == '\n')
@@ -279,8 +280,9 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_runtim
                             size_t n)
 {
 	if (c->n_peer_listen && !c->cluster_test_view && !c->advertise) {
-		snprintf(why, n, "--peer-listen serves the cluster's Peer service: it needs "
-		                 "cluster mode");
+		snprintf(why, n,
+		         "--peer-listen serves the cluster's Peer service: it needs "
+		         "cluster mode");
 		return GW_ECONFIG;
 	}
 	if (c->access) {
@@ -304,7 +306,9 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_runtim
 			return GW_ECONFIG;
 		}
 	}
-	gw_peers_opts po = {.ca_pem = ca, .cert_pem = cert, .key_pem = key,
+	gw_peers_opts po = {.ca_pem = ca,
+	                    .cert_pem = cert,
+	                    .key_pem = key,
 	                    .max_message_bytes = c->max_message_bytes};
 	gw_err err = gw_peers_create(peers, &po);
 	free(ca);
@@ -471,7 +475,8 @@ int main(int argc, char **argv)
 		        "are principals of the policy; this member serves the calls it receives "
 		        "(epoch-fenced)");
 	if (routing) {
-		if ((err = cluster_start(&cfg, tls_pems, rt, reg, &peers, &router, why, sizeof why))) {
+		if ((err = cluster_start(&cfg, tls_pems, rt, reg, &peers, &router, why,
+		                         sizeof why))) {
 			GW_ERROR("%s", why);
 			rc = 2;
 			goto out;
@@ -574,7 +579,7 @@ int main(int argc, char **argv)
 	gw_router_stop(router);  /* calls waiting for a view fail */
 	gw_peers_destroy(peers); /* forwards in flight end */
 	peers = NULL;
-	gw_runtime_stop(rt);     /* timers, the scheduler */
+	gw_runtime_stop(rt); /* timers, the scheduler */
 	err = gw_runtime_flush(rt, cfg.flush_timeout_ms);
 	if (err) {
 		GW_ERROR("shutdown: not every actor state could be saved within %lld ms "

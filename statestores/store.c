@@ -62,7 +62,6 @@
 
 #include <openssl/crypto.h>
 
-
 /* The registry: the one place that knows which drivers were built. */
 static const gw_store_ops *const drivers[] = {
 #ifdef GW_HAVE_SQLITE

@@ -106,7 +106,8 @@ static const gw_principal *peer_identity(const gw_policy *p, grpc_call *call, bo
 		*cert = true;
 		static const struct {
 			const char *prop, *kind;
-		} kinds[] = {{GRPC_PEER_URI_PROPERTY_NAME, "uri"}, {GRPC_PEER_DNS_PROPERTY_NAME, "dns"}};
+		} kinds[] = {{GRPC_PEER_URI_PROPERTY_NAME, "uri"},
+		             {GRPC_PEER_DNS_PROPERTY_NAME, "dns"}};
 		for (size_t k = 0; k < 2 && !found; k++) {
 			grpc_auth_property_iterator it =
 			    grpc_auth_context_find_properties_by_name(ctx, kinds[k].prop);
@@ -131,7 +132,8 @@ gw_err gw_authn_call(const gw_policy *p, grpc_call *call, const grpc_metadata_ar
 		const char *v = (const char *)GRPC_SLICE_START_PTR(md->metadata[i].value);
 		size_t n = GRPC_SLICE_LENGTH(md->metadata[i].value);
 		if (n < 7 || strncasecmp(v, "Bearer ", 7)) {
-			snprintf(why, whylen, "the authorization metadata is not \"Bearer <token>\"");
+			snprintf(why, whylen,
+			         "the authorization metadata is not \"Bearer <token>\"");
 			return GW_EUNAUTH;
 		}
 		v += 7;
@@ -151,12 +153,14 @@ gw_err gw_authn_call(const gw_policy *p, grpc_call *call, const grpc_metadata_ar
 	bool cert = false;
 	const gw_principal *pr = call ? peer_identity(p, call, &cert) : NULL;
 	if (!pr && cert) {
-		snprintf(why, whylen, "the client certificate's identity is not in the access policy");
+		snprintf(why, whylen,
+		         "the client certificate's identity is not in the access policy");
 		return GW_EUNAUTH;
 	}
 	if (!pr) {
-		snprintf(why, whylen, "no credential: send \"authorization: Bearer <token>\" or a "
-		                      "client certificate whose identity the access policy lists");
+		snprintf(why, whylen,
+		         "no credential: send \"authorization: Bearer <token>\" or a "
+		         "client certificate whose identity the access policy lists");
 		return GW_EUNAUTH;
 	}
 	*out = pr;

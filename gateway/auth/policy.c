@@ -68,8 +68,8 @@ static gw_err fail(pctx *x, const yaml_node_t *n, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (n)
-		snprintf(x->why, x->whylen, "%s:%lu: %s", x->file, (unsigned long)n->start_mark.line + 1,
-		         msg);
+		snprintf(x->why, x->whylen, "%s:%lu: %s", x->file,
+		         (unsigned long)n->start_mark.line + 1, msg);
 	else
 		snprintf(x->why, x->whylen, "%s: %s", x->file, msg);
 	return GW_ECONFIG;
@@ -182,7 +182,8 @@ static gw_err parse_grant(pctx *x, yaml_node_t *n, grant *g)
 			if ((err = string_list(x, vn, "actors", &g->actors, &g->n_actors)))
 				return err;
 			if (!g->n_actors)
-				return fail(x, vn, "actors is empty: leave it out to allow every actor");
+				return fail(x, vn,
+				            "actors is empty: leave it out to allow every actor");
 		} else if (!strcmp(k, "actions")) {
 			if ((err = string_list(x, vn, "actions", &g->actions, &g->n_actions)))
 				return err;
@@ -190,8 +191,9 @@ static gw_err parse_grant(pctx *x, yaml_node_t *n, grant *g)
 				return fail(x, vn,
 				            "actions is empty: leave it out to allow every action");
 		} else {
-			return fail(x, kn, "unknown key '%s' in an invoke entry (system, actors, "
-			                   "actions)",
+			return fail(x, kn,
+			            "unknown key '%s' in an invoke entry (system, actors, "
+			            "actions)",
 			            k);
 		}
 	}
@@ -262,8 +264,9 @@ static gw_err parse_tokens(pctx *x, yaml_node_t *n, gw_principal *pr)
 static gw_err parse_principal(pctx *x, yaml_node_t *n, gw_principal *pr)
 {
 	if (n->type != YAML_MAPPING_NODE)
-		return fail(x, n, "a principal must be a mapping (name, identities, tokens, host, "
-		                  "invoke, admin)");
+		return fail(x, n,
+		            "a principal must be a mapping (name, identities, tokens, host, "
+		            "invoke, admin)");
 	gw_err err = GW_OK;
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++) {
@@ -291,8 +294,8 @@ static gw_err parse_principal(pctx *x, yaml_node_t *n, gw_principal *pr)
 		} else if (!strcmp(k, "invoke")) {
 			if (vn->type != YAML_SEQUENCE_NODE)
 				return fail(x, vn, "invoke must be a list, not %s", type_name(vn));
-			size_t c = (size_t)(vn->data.sequence.items.top -
-			                    vn->data.sequence.items.start);
+			size_t c =
+			    (size_t)(vn->data.sequence.items.top - vn->data.sequence.items.start);
 			pr->invoke = xcalloc(c, sizeof *pr->invoke);
 			for (yaml_node_item_t *it = vn->data.sequence.items.start;
 			     it < vn->data.sequence.items.top; it++)
@@ -387,10 +390,11 @@ static gw_err check_unique(pctx *x, gw_policy *p, yaml_node_t *seq)
 			for (size_t k = 0; k < a->n_tokens; k++)
 				for (size_t m = 0; m < (j == i ? k : b->n_tokens); m++)
 					if (!memcmp(a->tokens[k], b->tokens[m], 32))
-						return fail(x, n,
-						            "a token hash of '%s' is also listed for "
-						            "'%s'",
-						            a->name, b->name);
+						return fail(
+						    x, n,
+						    "a token hash of '%s' is also listed for "
+						    "'%s'",
+						    a->name, b->name);
 		}
 	}
 	return GW_OK;
@@ -405,8 +409,9 @@ static gw_err parse_doc(pctx *x, gw_policy *p)
 {
 	yaml_node_t *root = yaml_document_get_root_node(&x->doc);
 	if (!root)
-		return fail(x, NULL, "the file is empty (a policy with no principal is "
-		                     "\"principals: []\")");
+		return fail(x, NULL,
+		            "the file is empty (a policy with no principal is "
+		            "\"principals: []\")");
 	if (root->type != YAML_MAPPING_NODE)
 		return fail(x, root, "the policy must be a mapping with the key 'principals'");
 	yaml_node_t *seq = NULL;
@@ -418,7 +423,8 @@ static gw_err parse_doc(pctx *x, gw_policy *p)
 		if (!k)
 			return err;
 		if (strcmp(k, "principals"))
-			return fail(x, kn, "unknown key '%s' (the policy has only 'principals')", k);
+			return fail(x, kn, "unknown key '%s' (the policy has only 'principals')",
+			            k);
 		if (seq)
 			return fail(x, kn, "duplicate key 'principals'");
 		seq = yaml_document_get_node(&x->doc, pr->value);
@@ -431,7 +437,8 @@ static gw_err parse_doc(pctx *x, gw_policy *p)
 	p->p = xcalloc(n, sizeof *p->p);
 	for (size_t i = 0; i < n; i++) {
 		p->n = i + 1;
-		yaml_node_t *pn = yaml_document_get_node(&x->doc, seq->data.sequence.items.start[i]);
+		yaml_node_t *pn =
+		    yaml_document_get_node(&x->doc, seq->data.sequence.items.start[i]);
 		if ((err = parse_principal(x, pn, &p->p[i])))
 			return err;
 	}

@@ -29,8 +29,8 @@ struct gw_peers {
 	pthread_cond_t cv;  /* calls reached 0 */
 	chan *chans;
 	struct gw_peer_call *live; /* calls whose fn has not run, for destroy to cancel */
-	long calls;   /* calls whose fn has not run yet */
-	bool closing; /* no new calls */
+	long calls;                /* calls whose fn has not run yet */
+	bool closing;              /* no new calls */
 	atomic_uint_least64_t started;
 };
 
@@ -159,7 +159,9 @@ static grpc_channel *channel_for(gw_peers *p, const char *address)
 		return NULL;
 	}
 	grpc_arg args[] = {
-	    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = p->max_message_bytes}},
+	    {GRPC_ARG_INTEGER,
+	     GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+	     {.integer = p->max_message_bytes}},
 	    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = p->max_message_bytes}},
 	    /* Find a member that vanished without closing its connections. */
 	    {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = 10000}},
@@ -205,8 +207,8 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 	grpc_channel *ch = p->closing ? NULL : channel_for(p, address);
 	if (ch) {
 		grpc_slice m = grpc_slice_from_static_string(method);
-		c->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, p->cq, m, NULL,
-		                                   dl, NULL);
+		c->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, p->cq, m,
+		                                   NULL, dl, NULL);
 	}
 	if (c->call) {
 		p->calls++;

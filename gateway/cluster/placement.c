@@ -51,7 +51,8 @@ bool gw_member_serves(const gw_member *m, const char *system, const char *actor_
 	size_t ls = strlen(system);
 	for (size_t i = 0; i < m->n_served; i++) {
 		const char *s = m->served[i];
-		if (s && strncmp(s, system, ls) == 0 && s[ls] == '/' && strcmp(s + ls + 1, actor_type) == 0)
+		if (s && strncmp(s, system, ls) == 0 && s[ls] == '/' &&
+		    strcmp(s + ls + 1, actor_type) == 0)
 			return true;
 	}
 	return false;
@@ -66,7 +67,8 @@ size_t gw_place(const gw_view *v, const char *system, const char *actor_type,
 	uint64_t bw = 0;
 	for (size_t i = 0; i < v->n; i++) {
 		const gw_member *m = &v->members[i];
-		if (m->status != GW_MEMBER_ACTIVE || !m->id || !gw_member_serves(m, system, actor_type))
+		if (m->status != GW_MEMBER_ACTIVE || !m->id ||
+		    !gw_member_serves(m, system, actor_type))
 			continue;
 		uint64_t w = gw_place_weight(m->id, system, actor_name);
 		if (best == SIZE_MAX || w > bw ||

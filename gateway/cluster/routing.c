@@ -118,12 +118,13 @@ static void type_of(gw_router *r, const Spawn__InvocationRequest *rq, char *type
                     bool *here)
 {
 	const char *system = rq->system && rq->system->name ? rq->system->name : "";
-	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
-	const char *ref = rq->register_ref && rq->register_ref[0] ? rq->register_ref
-	                  : rq->actor && rq->actor->id && rq->actor->id->parent &&
-	                          rq->actor->id->parent[0]
-	                      ? rq->actor->id->parent
-	                      : NULL;
+	const char *name =
+	    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+	const char *ref =
+	    rq->register_ref && rq->register_ref[0] ? rq->register_ref
+	    : rq->actor && rq->actor->id && rq->actor->id->parent && rq->actor->id->parent[0]
+	        ? rq->actor->id->parent
+	        : NULL;
 	gw_actor_type *t = NULL;
 	*here = false;
 	if (!ref && gw_registry_lookup(r->o.reg, system, name, &t, NULL) == GW_OK) {
@@ -150,7 +151,8 @@ static int owner_locked(gw_router *r, const Spawn__InvocationRequest *rq, const 
 	if (!rv || rv->v.self == SIZE_MAX || rv->v.self >= rv->v.n)
 		return GW_OWNER_NOVIEW;
 	const char *system = rq->system && rq->system->name ? rq->system->name : "";
-	const char *name = rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
+	const char *name =
+	    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
 	size_t o = gw_place(&rv->v, system, type, name);
 	if (o == SIZE_MAX)
 		return GW_OWNER_NONE;
@@ -287,7 +289,8 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	if (wait) {
 		int64_t cap = now + (w == GW_OWNER_NONE ? r->o.none_wait_ms : r->o.wait_ms);
 		f->none = w == GW_OWNER_NONE;
-		f->wait_until = inv->deadline_ms > 0 && inv->deadline_ms < cap ? inv->deadline_ms : cap;
+		f->wait_until =
+		    inv->deadline_ms > 0 && inv->deadline_ms < cap ? inv->deadline_ms : cap;
 		f->waiting = true;
 		f->prev = NULL;
 		f->next = r->waiting;
@@ -323,10 +326,11 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 		release_locked(r, f);
 		pthread_mutex_unlock(&r->mu);
 		fwd_free(f);
-		finish(inv, GW_EUNAVAIL, true,
-		       "actor %s: its owner could not be settled after %s attempts (members disagree "
-		       "about the view); retry",
-		       actor_name(inv), "4");
+		finish(
+		    inv, GW_EUNAVAIL, true,
+		    "actor %s: its owner could not be settled after %s attempts (members disagree "
+		    "about the view); retry",
+		    actor_name(inv), "4");
 		return true;
 	}
 	snprintf(address, sizeof address, "%s", m->address);
@@ -336,7 +340,7 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	grpc_byte_buffer *bb = pack_forward(r, f, self_id);
 	gw_peer_call *c = NULL;
 	gw_err err = bb ? r->o.peer_ops->start(r->o.peers, address, GW_PEER_FORWARD, bb,
-	                                     inv->deadline_ms, forward_done, f, &c)
+	                                       inv->deadline_ms, forward_done, f, &c)
 	                : GW_ENOMEM;
 	if (bb)
 		grpc_byte_buffer_destroy(bb);
@@ -376,7 +380,8 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 		atomic_fetch_add(&r->refused, 1);
 		int64_t cap = now_ms() + r->o.wait_ms;
 		f->none = false;
-		f->wait_until = inv->deadline_ms > 0 && inv->deadline_ms < cap ? inv->deadline_ms : cap;
+		f->wait_until =
+		    inv->deadline_ms > 0 && inv->deadline_ms < cap ? inv->deadline_ms : cap;
 		if (r->view && r->view->v.version > f->version) {
 			pthread_mutex_unlock(&r->mu);
 			decide(r, f, false); /* a newer view came meanwhile */
@@ -403,7 +408,8 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 		if (spawn_wire_unpack(&spawn__invocation_response__descriptor, resp, &a,
 		                      (ProtobufCMessage **)&ir) != 0) {
 			spawn_arena_fini(&a);
-			finish(inv, GW_EIO, false, "the owner of actor %s answered a malformed response%s",
+			finish(inv, GW_EIO, false,
+			       "the owner of actor %s answered a malformed response%s",
 			       actor_name(inv), "");
 			return;
 		}
@@ -431,15 +437,33 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 	 * acknowledgement); others travel as a host's code would. */
 	gw_err err;
 	switch (code) {
-	case GRPC_STATUS_INVALID_ARGUMENT: err = GW_EINVAL; break;
-	case GRPC_STATUS_NOT_FOUND: err = GW_ENOTFOUND; break;
-	case GRPC_STATUS_ABORTED: err = GW_ECONFLICT; break;
-	case GRPC_STATUS_UNAVAILABLE: err = GW_EUNAVAIL; break;
-	case GRPC_STATUS_RESOURCE_EXHAUSTED: err = GW_EFULL; break;
-	case GRPC_STATUS_DEADLINE_EXCEEDED: err = GW_ETIMEDOUT; break;
-	case GRPC_STATUS_CANCELLED: err = GW_ECANCELLED; break;
-	case GRPC_STATUS_UNAUTHENTICATED: err = GW_EUNAUTH; break;
-	case GRPC_STATUS_PERMISSION_DENIED: err = GW_EDENIED; break;
+	case GRPC_STATUS_INVALID_ARGUMENT:
+		err = GW_EINVAL;
+		break;
+	case GRPC_STATUS_NOT_FOUND:
+		err = GW_ENOTFOUND;
+		break;
+	case GRPC_STATUS_ABORTED:
+		err = GW_ECONFLICT;
+		break;
+	case GRPC_STATUS_UNAVAILABLE:
+		err = GW_EUNAVAIL;
+		break;
+	case GRPC_STATUS_RESOURCE_EXHAUSTED:
+		err = GW_EFULL;
+		break;
+	case GRPC_STATUS_DEADLINE_EXCEEDED:
+		err = GW_ETIMEDOUT;
+		break;
+	case GRPC_STATUS_CANCELLED:
+		err = GW_ECANCELLED;
+		break;
+	case GRPC_STATUS_UNAUTHENTICATED:
+		err = GW_EUNAUTH;
+		break;
+	case GRPC_STATUS_PERMISSION_DENIED:
+		err = GW_EDENIED;
+		break;
 	default:
 		err = GW_EHOST;
 		inv->host_code = (int)code;
@@ -539,11 +563,13 @@ static void *router_main(void *arg)
 					fwd_free(f);
 					if (expired)
 						finish(inv, GW_ETIMEDOUT, false,
-						       "deadline exceeded waiting for the owner of actor %s%s",
+						       "deadline exceeded waiting for the owner of "
+						       "actor %s%s",
 						       actor_name(inv), "");
 					else
 						finish(inv, GW_EUNAVAIL, true,
-						       "no owner for actor %s in the cluster's view yet; "
+						       "no owner for actor %s in the cluster's "
+						       "view yet; "
 						       "retry%s",
 						       actor_name(inv), "");
 					continue;

@@ -12,13 +12,11 @@
  *   (offered) --- owner is another member -----> FORWARDED  [Peer.Forward, deadline = the call's]
  *   (offered) --- no view / fenced / none -----> WAITING
  *   FORWARDED --- answer (any but a refusal) --> (done)     [the owner's answer, as a local one]
- *   FORWARDED --- FAILED_PRECONDITION + spawn-owner --> WAITING [for a view newer than the one used]
- *   WAITING ----- newer view ------------------> (offered again)
- *   WAITING ----- deadline --------------------> (done)     [DEADLINE_EXCEEDED]
- *   WAITING ----- wait cap, owner none --------> (runtime)  [answers as a gateway without the host]
- *   any --------- caller gone -----------------> (done)     [CANCELLED; a forward is cancelled
- *                                                            at the owner too]
- * Invariants:
+ *   FORWARDED --- FAILED_PRECONDITION + spawn-owner --> WAITING [for a view newer than the one
+ * used] WAITING ----- newer view ------------------> (offered again) WAITING ----- deadline
+ * --------------------> (done)     [DEADLINE_EXCEEDED] WAITING ----- wait cap, owner none -------->
+ * (runtime)  [answers as a gateway without the host] any --------- caller gone ----------------->
+ * (done)     [CANCELLED; a forward is cancelled at the owner too] Invariants:
  *   1. a member never forwards to itself: owner = self runs here;
  *   2. a member never forwards a call it received from a peer (Peer.Forward
  *      runs it here or refuses it), so a call makes at most one hop at a
@@ -54,19 +52,18 @@ typedef struct gw_router gw_router;
  * gw_peer_call_rele on opts.peers by default; the unit tests give a fake
  * (tests/unit/routing_test.c). p is opts.peers. */
 typedef struct gw_router_peer_ops {
-	gw_err (*start)(gw_peers *p, const char *address, const char *method,
-	                grpc_byte_buffer *req, int64_t deadline_ms, gw_peer_done_fn fn, void *user,
-	                gw_peer_call **out);
+	gw_err (*start)(gw_peers *p, const char *address, const char *method, grpc_byte_buffer *req,
+	                int64_t deadline_ms, gw_peer_done_fn fn, void *user, gw_peer_call **out);
 	void (*cancel)(gw_peer_call *c);
 	void (*rele)(gw_peer_call *c);
 } gw_router_peer_ops;
 
 typedef struct gw_router_opts {
-	gw_runtime *rt;      /* borrowed; outlives the router */
-	gw_registry *reg;    /* borrowed; outlives the router */
-	gw_peers *peers;     /* borrowed; outlives the router */
+	gw_runtime *rt;                     /* borrowed; outlives the router */
+	gw_registry *reg;                   /* borrowed; outlives the router */
+	gw_peers *peers;                    /* borrowed; outlives the router */
 	const gw_router_peer_ops *peer_ops; /* static storage; NULL = the real peers */
-	int64_t wait_ms;     /* longest a call without a deadline waits for a view; 0 = 10000 */
+	int64_t wait_ms;      /* longest a call without a deadline waits for a view; 0 = 10000 */
 	int64_t none_wait_ms; /* longest a call waits when no member serves its type but a host
 	                         here registered it (the view has not caught up); 0 = 2000 */
 } gw_router_opts;

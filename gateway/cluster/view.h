@@ -16,9 +16,9 @@
 
 /* One member. Every string is owned by the view that holds the member. */
 typedef struct gw_member {
-	const char *id;      /* "advertise@start_ms" plus a random suffix; unique per start */
-	const char *address; /* the advertised HOST:PORT peers dial */
-	int status;          /* GW_MEMBER_* */
+	const char *id;            /* "advertise@start_ms" plus a random suffix; unique per start */
+	const char *address;       /* the advertised HOST:PORT peers dial */
+	int status;                /* GW_MEMBER_* */
 	const char *const *served; /* "system/actor_type" its hosts serve */
 	size_t n_served;
 } gw_member;

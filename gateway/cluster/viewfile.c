@@ -57,8 +57,8 @@ gw_err gw_view_file_load(const char *path, gw_view **out, char *why, size_t whyl
 			char *st = strtok_r(NULL, " \t\r\n", &save);
 			char *served = strtok_r(NULL, " \t\r\n", &save);
 			if (!id || !addr || !st || !served) {
-				snprintf(why, whylen, "%s:%d: member ID ADDRESS STATUS SERVED", path,
-				         ln);
+				snprintf(why, whylen, "%s:%d: member ID ADDRESS STATUS SERVED",
+				         path, ln);
 				err = GW_EINVAL;
 				goto done;
 			}

@@ -26,7 +26,7 @@
 	XX(EHOST, 13, GRPC_STATUS_UNKNOWN, "host error")                                           \
 	XX(EFENCED, 14, GRPC_STATUS_ABORTED, "activation fenced by another gateway")               \
 	XX(ESHUTDOWN, 15, GRPC_STATUS_UNAVAILABLE, "gateway shutting down")                        \
-	XX(ECONFIG, 16, GRPC_STATUS_FAILED_PRECONDITION, "bad configuration")                     \
+	XX(ECONFIG, 16, GRPC_STATUS_FAILED_PRECONDITION, "bad configuration")                      \
 	XX(EUNAUTH, 17, GRPC_STATUS_UNAUTHENTICATED, "unauthenticated")                            \
 	XX(EDENIED, 18, GRPC_STATUS_PERMISSION_DENIED, "permission denied")
 

@@ -79,10 +79,11 @@ size_t gw_runtime_rebalance(gw_runtime *rt, gw_mine_fn mine, void *user)
 					gwi_finish(&dl, inv, GW_OK, NULL);
 				} else {
 					inv->not_dispatched = true;
-					gwi_finish(&dl, inv, GW_EUNAVAIL,
-					           "actor %s moved to another member of the cluster; "
-					           "retry",
-					           a->name);
+					gwi_finish(
+					    &dl, inv, GW_EUNAVAIL,
+					    "actor %s moved to another member of the cluster; "
+					    "retry",
+					    a->name);
 				}
 			}
 			gwi_leave_try_locked(rt, a); /* may free a */

@@ -714,7 +714,8 @@ out:
  * failing the ones that cannot run. */
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
-	while (!a->leaving && a->st == A_READY && a->mq_head && (!a->pooled || a->inflight < a->pool_max)) {
+	while (!a->leaving && a->st == A_READY && a->mq_head &&
+	       (!a->pooled || a->inflight < a->pool_max)) {
 		gw_inv *inv = gwi_mq_pop(rt, a);
 		int64_t now = gwi_now_ms();
 		if (inv->deadline_ms && inv->deadline_ms <= now) {
@@ -1362,8 +1363,7 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
  * cancels the task; unsent, the actor takes its next turn; written, the
  * turn is HELD (the host may still run it). Returns false when there was
  * nothing to take back (not pending, or its result is being delivered). */
-bool gwi_take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg,
-                          done_list *dl)
+bool gwi_take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg, done_list *dl)
 {
 	gw_actor *a = inv->actor;
 	if ((!a->pooled && a->busy != inv) || !inv->host)

@@ -294,7 +294,6 @@ void gwi_timers_fire_locked(gw_runtime *rt, actor_timers *t, done_list *dl);
  * ends a dispatched inv whose task is pending on its target (false: nothing
  * to take back). Both under the actor's shard lock. */
 void gwi_maybe_release_locked(gw_runtime *rt, gw_actor *a);
-bool gwi_take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg,
-                          done_list *dl);
+bool gwi_take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg, done_list *dl);
 
 #endif

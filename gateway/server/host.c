@@ -111,10 +111,10 @@ struct gw_host {
 	size_t pcap, pcount;
 	uint64_t next_id;
 	char peer[96];
-	char system[64];    /* written under mu (read by gw_server_access_reloaded) */
-	char *principal;    /* owned: the authenticated principal's name (with --access);
-	                       looked up again in the current policy when needed */
-	int kind;           /* GWI_CALL_HOST, or GWI_CALL_LIGHT when refused while draining */
+	char system[64]; /* written under mu (read by gw_server_access_reloaded) */
+	char *principal; /* owned: the authenticated principal's name (with --access);
+	                    looked up again in the current policy when needed */
+	int kind;        /* GWI_CALL_HOST, or GWI_CALL_LIGHT when refused while draining */
 };
 
 /* ---- references ---------------------------------------------------------- */
@@ -551,9 +551,8 @@ static bool cross_system_allowed(gw_host *h, const gw_inv *inv,
 	        : NULL;
 	if (!w || !w->n_effects)
 		return true;
-	const char *own = inv->req && inv->req->system && inv->req->system->name
-	                      ? inv->req->system->name
-	                      : "";
+	const char *own =
+	    inv->req && inv->req->system && inv->req->system->name ? inv->req->system->name : "";
 	bool ok = true;
 	gw_access *a = h->srv->o.access;
 	const gw_policy *pol = NULL;
@@ -574,9 +573,9 @@ static bool cross_system_allowed(gw_host *h, const gw_inv *inv,
 			snprintf(why, n,
 			         "side effect %zu of %s/%s to %s/%s.%s refused: principal '%s' of "
 			         "system '%s' may not invoke it",
-			         i, own, inv->req->actor && inv->req->actor->id
-			                     ? inv->req->actor->id->name
-			                     : "?",
+			         i, own,
+			         inv->req->actor && inv->req->actor->id ? inv->req->actor->id->name
+			                                                : "?",
 			         to, actor, action, h->principal ? h->principal : "?", own);
 			ok = false;
 		}
@@ -607,21 +606,20 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 		 * (gw_server_access_reloaded). */
 		gw_access *a = h->srv->o.access;
 		const gw_policy *pol = a ? gw_access_read(a) : NULL;
-		const gw_principal *pr = pol && h->principal ? gw_policy_by_name(pol, h->principal)
-		                                             : NULL;
-		const char *sysname = rr && rr->actor_system && rr->actor_system->name
-		                          ? rr->actor_system->name
-		                          : "";
+		const gw_principal *pr =
+		    pol && h->principal ? gw_policy_by_name(pol, h->principal) : NULL;
+		const char *sysname =
+		    rr && rr->actor_system && rr->actor_system->name ? rr->actor_system->name : "";
 		gw_err err = GW_OK;
 		if (a && (!pr || !gw_principal_may_host(pr, sysname))) {
 			err = GW_EDENIED;
 			snprintf(why, sizeof why, "principal '%s' may not serve system '%s'",
 			         h->principal ? h->principal : "?", sysname);
 		} else {
-			err = rr && rr->actor_system ? gw_registry_register(h->srv->reg, h,
-			                                                    rr->actor_system, why,
-			                                                    sizeof why)
-			                             : GW_EINVAL;
+			err = rr && rr->actor_system
+			          ? gw_registry_register(h->srv->reg, h, rr->actor_system, why,
+			                                 sizeof why)
+			          : GW_EINVAL;
 		}
 		if (!err) {
 			pthread_mutex_lock(&h->mu);
@@ -768,8 +766,9 @@ static void accept_tag(gwi_tag *t, bool ok)
 		gw_access_done(a);
 		if (!h->principal) {
 			GW_WARN("host %s: refused: %s", h->peer, why);
-			host_close(h, pr ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAUTHENTICATED,
-			           why);
+			host_close(
+			    h, pr ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAUTHENTICATED,
+			    why);
 			gw_host_rele(h);
 			return;
 		}

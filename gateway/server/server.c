@@ -65,8 +65,7 @@ static void ucall_closed(gwi_tag *t, bool ok);
 
 /* ucall_post posts one slot for a call of method on q, registered on
  * server gs as rm; g is the group of a Health slot (NULL otherwise). */
-static void ucall_post(gw_server *s, gwi_cq *q, int method, grpc_server *gs, void *rm,
-                       gwi_group *g)
+static void ucall_post(gw_server *s, gwi_cq *q, int method, grpc_server *gs, void *rm, gwi_group *g)
 {
 	if (atomic_load(&s->shutting_down))
 		return;
@@ -83,9 +82,8 @@ static void ucall_post(gw_server *s, gwi_cq *q, int method, grpc_server *gs, voi
 	c->grp = g;
 	c->method = method;
 	grpc_metadata_array_init(&c->md);
-	grpc_call_error e = grpc_server_request_registered_call(gs, rm, &c->call, &c->deadline,
-	                                                        &c->md, &c->payload, q->cq, q->cq,
-	                                                        &c->tag);
+	grpc_call_error e = grpc_server_request_registered_call(
+	    gs, rm, &c->call, &c->deadline, &c->md, &c->payload, q->cq, q->cq, &c->tag);
 	if (e != GRPC_CALL_OK) {
 		grpc_metadata_array_destroy(&c->md);
 		free(c);
@@ -455,8 +453,7 @@ bool gwi_may_invoke(gw_server *s, const gw_principal *pr, const char *system, co
  * under the read lock; nothing allocated here (OpenSSL 3.0 allocates inside
  * the digest's initialisation). */
 static grpc_status_code authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
-                                         const char *ref, const char *action, char *why,
-                                         size_t n)
+                                         const char *ref, const char *action, char *why, size_t n)
 {
 	gw_access *a = c->srv->o.access;
 	if (!a)
@@ -494,14 +491,10 @@ static void strip_authorization(Spawn__InvocationRequest *rq)
 }
 
 static const char *const method_names[GWI_M_COUNT] = {
-    [GWI_M_INVOKE] = "Invoke",
-    [GWI_M_SPAWN] = "Spawn",
-    [GWI_M_GET_STATE] = "GetState",
-    [GWI_M_LIST_REVISIONS] = "ListRevisions",
-    [GWI_M_RESTORE] = "Restore",
-    [GWI_M_KEY_ROTATION] = "KeyRotation",
-    [GWI_M_FORGET] = "Forget",
-    [GWI_M_FORWARD] = "Forward",
+    [GWI_M_INVOKE] = "Invoke",      [GWI_M_SPAWN] = "Spawn",
+    [GWI_M_GET_STATE] = "GetState", [GWI_M_LIST_REVISIONS] = "ListRevisions",
+    [GWI_M_RESTORE] = "Restore",    [GWI_M_KEY_ROTATION] = "KeyRotation",
+    [GWI_M_FORGET] = "Forget",      [GWI_M_FORWARD] = "Forward",
     [GWI_M_PING] = "Ping",
 };
 
@@ -1151,11 +1144,10 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	                                        o->peer_listen, o->health_listen};
 	const size_t ns[GWI_GROUPS] = {o->n_listen, o->n_host_listen, o->n_admin_listen,
 	                               o->n_peer_listen, o->n_health_listen};
-	const unsigned roles[GWI_GROUPS] = {GWI_ROLE_CLIENT |
-	                                        (o->n_host_listen ? 0 : GWI_ROLE_HOST) |
-	                                        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN) |
-	                                        (o->n_peer_listen ? 0 : GWI_ROLE_PEER),
-	                                    GWI_ROLE_HOST, GWI_ROLE_ADMIN, GWI_ROLE_PEER, 0};
+	const unsigned roles[GWI_GROUPS] = {
+	    GWI_ROLE_CLIENT | (o->n_host_listen ? 0 : GWI_ROLE_HOST) |
+	        (o->n_admin_listen ? 0 : GWI_ROLE_ADMIN) | (o->n_peer_listen ? 0 : GWI_ROLE_PEER),
+	    GWI_ROLE_HOST, GWI_ROLE_ADMIN, GWI_ROLE_PEER, 0};
 	const unsigned all_roles = GWI_ROLE_CLIENT | GWI_ROLE_HOST | GWI_ROLE_ADMIN;
 	s->nlisten = o->n_listen + o->n_host_listen + o->n_admin_listen + o->n_peer_listen +
 	             o->n_health_listen;
@@ -1180,12 +1172,12 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		g->roles = roles[k];
 		g->reports = k == GWI_GROUPS - 1 ? all_roles : roles[k];
 		g->server = grpc_server_create(&ca, NULL);
-		g->m_health = grpc_server_register_method(
-		    g->server, "/grpc.health.v1.Health/Check", NULL,
-		    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+		g->m_health =
+		    grpc_server_register_method(g->server, "/grpc.health.v1.Health/Check", NULL,
+		                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		for (int m = 0; m < GWI_M_COUNT; m++) {
 			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING;
-			unsigned role = peer                                  ? GWI_ROLE_PEER
+			unsigned role = peer                                    ? GWI_ROLE_PEER
 			                : m == GWI_M_INVOKE || m == GWI_M_SPAWN ? GWI_ROLE_CLIENT
 			                                                        : GWI_ROLE_ADMIN;
 			if (!(g->roles & role) || (peer && !s->o.router))
@@ -1259,8 +1251,8 @@ const char *gw_server_address(const gw_server *s, size_t i)
 
 void gw_server_set_unready(gw_server *s, unsigned conds, bool on)
 {
-	unsigned before = on ? atomic_fetch_or(&s->unready, conds)
-	                     : atomic_fetch_and(&s->unready, ~conds);
+	unsigned before =
+	    on ? atomic_fetch_or(&s->unready, conds) : atomic_fetch_and(&s->unready, ~conds);
 	unsigned after = on ? before | conds : before & ~conds;
 	if (!before != !after)
 		GW_INFO("readiness: %s (conditions 0x%x)", after ? "NOT_SERVING" : "SERVING",
@@ -1418,7 +1410,7 @@ void gw_server_shutdown(gw_server *s)
 		GW_WARN("shutdown: client calls still running after %lld ms; cancelling",
 		        (long long)s->o.drain_ms);
 	atomic_store(&s->shutting_down, true); /* no slot is posted again */
-	shutdown_groups(s); /* every listener of every role stops accepting */
+	shutdown_groups(s);                    /* every listener of every role stops accepting */
 	for (int g = 0; g < s->ngroups; g++)
 		grpc_server_cancel_all_calls(s->groups[g].server);
 	if (!wait_calls(s, true, 10000))

@@ -60,8 +60,8 @@ typedef struct gw_server_opts {
 	                            write for this long is disconnected; 0 = 10000 */
 	gw_access *access;       /* borrowed, outlives the server: the access policy
 	                            (--access); NULL = every caller may do everything */
-	gw_tls *tls; /* borrowed, must outlive the server: TLS on every listener (tls.h);
-	                NULL = plaintext */
+	gw_tls *tls;       /* borrowed, must outlive the server: TLS on every listener (tls.h);
+	                      NULL = plaintext */
 	gw_router *router; /* borrowed, must outlive the server: cluster mode, serves
 	                      spawn.gateway.v1.Peer on the client listeners
 	                      (docs/design/cluster.md); NULL = a single gateway */
@@ -74,8 +74,8 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
                         char *why, size_t whylen);
 
 /* Listen addresses are numbered listen[], then host_listen[], then
- * admin_listen[], then peer_listen[], then health_listen[]. gw_server_listeners is how many there are;
- * gw_server_address is address i as given (borrowed from the opts). */
+ * admin_listen[], then peer_listen[], then health_listen[]. gw_server_listeners is how many there
+ * are; gw_server_address is address i as given (borrowed from the opts). */
 size_t gw_server_listeners(const gw_server *s);
 const char *gw_server_address(const gw_server *s, size_t i);
 

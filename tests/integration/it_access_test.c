@@ -201,8 +201,8 @@ static int invoke(const char *system, const char *actor, const char *action, con
                   char *msg, size_t n)
 {
 	bytes b = invoke_bytes(system, actor, action, NULL);
-	int rc = raw_unary_auth(gw.target, tls, RAW_METHOD_INVOKE, b.data, b.len, it_ms(20000), auth, msg,
-	                        n);
+	int rc = raw_unary_auth(gw.target, tls, RAW_METHOD_INVOKE, b.data, b.len, it_ms(20000),
+	                        auth, msg, n);
 	free(b.data);
 	return rc;
 }
@@ -268,8 +268,7 @@ static int spawn_instance(const char *system, const char *name, const char *pare
 	return rc;
 }
 
-static int get_state(const char *system, const char *actor, const char *auth, char *msg,
-                     size_t n)
+static int get_state(const char *system, const char *actor, const char *auth, char *msg, size_t n)
 {
 	Spawn__Gateway__V1__ActorRef ref = SPAWN__GATEWAY__V1__ACTOR_REF__INIT;
 	ref.system = (char *)system;
@@ -277,7 +276,8 @@ static int get_state(const char *system, const char *actor, const char *auth, ch
 	Spawn__Gateway__V1__GetStateRequest rq = SPAWN__GATEWAY__V1__GET_STATE_REQUEST__INIT;
 	rq.actor = &ref;
 	bytes b = pack(&rq.base);
-	int rc = raw_unary_auth(gw.target, tls, M_GET_STATE, b.data, b.len, it_ms(20000), auth, msg, n);
+	int rc =
+	    raw_unary_auth(gw.target, tls, M_GET_STATE, b.data, b.len, it_ms(20000), auth, msg, n);
 	free(b.data);
 	return rc;
 }
@@ -290,7 +290,8 @@ static raw_stream *host_connect(const char *auth, const char *system, const char
 {
 	char tmpl[64];
 	snprintf(tmpl, sizeof tmpl, "%s-tmpl", named);
-	raw_stream *s = raw_stream_open_auth(gw.target, tls, RAW_METHOD_CONNECT, it_ms(120000), auth);
+	raw_stream *s =
+	    raw_stream_open_auth(gw.target, tls, RAW_METHOD_CONNECT, it_ms(120000), auth);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_msg(raw_host_register(s, system, named, tmpl, true, it_ms(10000)),
 	              "the registration of %s was not answered", system);
@@ -301,7 +302,8 @@ static raw_stream *host_connect(const char *auth, const char *system, const char
  * status, details in msg. */
 static int host_refused(const char *auth, const char *system, char *msg, size_t n)
 {
-	raw_stream *s = raw_stream_open_auth(gw.target, tls, RAW_METHOD_CONNECT, it_ms(20000), auth);
+	raw_stream *s =
+	    raw_stream_open_auth(gw.target, tls, RAW_METHOD_CONNECT, it_ms(20000), auth);
 	ck_assert_ptr_nonnull(s);
 	raw_registration r;
 	raw_stream_send_msg(s, &raw_registration_init(&r, system, "x", "x-tmpl", true)->base,
@@ -316,7 +318,8 @@ static int host_refused(const char *auth, const char *system, char *msg, size_t 
 
 /* next_task waits for the next task on s. Free with
  * protobuf_c_message_free_unpacked. */
-static Spawn__Gateway__V1__InvocationTask *next_task(raw_stream *s, Spawn__Gateway__V1__GatewayMessage **gm)
+static Spawn__Gateway__V1__InvocationTask *next_task(raw_stream *s,
+                                                     Spawn__Gateway__V1__GatewayMessage **gm)
 {
 	*gm = (Spawn__Gateway__V1__GatewayMessage *)raw_stream_recv(
 	    s, &spawn__gateway__v1__gateway_message__descriptor, it_ms(20000));
@@ -463,7 +466,8 @@ START_TEST(clients_invoke_and_spawn_only_what_their_principal_may)
 	       GRPC_STATUS_OK, NULL, "limited spawns desk-7");
 	serve_one(orders, "orders", "desk-7", T_LIMITED); /* matched through its template */
 	expect(invoke("orders", "desk-7", "B", T_LIMITED, msg, sizeof msg), msg,
-	       GRPC_STATUS_PERMISSION_DENIED, "may not invoke orders/desk-7.B", "limited, action B");
+	       GRPC_STATUS_PERMISSION_DENIED, "may not invoke orders/desk-7.B",
+	       "limited, action B");
 	expect(spawn_instance("bank", "acct-7", "acct-tmpl", T_LIMITED, msg, sizeof msg), msg,
 	       GRPC_STATUS_PERMISSION_DENIED, "principal 'limited' may not spawn bank/acct-7",
 	       "limited spawns in bank");
@@ -594,14 +598,15 @@ START_TEST(admin_calls_need_the_admin_role_and_are_logged_with_the_principal)
 	expect(get_state("orders", "desk", T_CLIENT, msg, sizeof msg), msg,
 	       GRPC_STATUS_PERMISSION_DENIED, "principal 'client' is not an admin (Admin.GetState)",
 	       "GetState by a client");
-	ck_assert(it_file_contains(gw.p->errlog,
-	                           "admin GetState by principal 'client': refused PERMISSION_DENIED"));
+	ck_assert(it_file_contains(
+	    gw.p->errlog, "admin GetState by principal 'client': refused PERMISSION_DENIED"));
 	expect(get_state("orders", "desk", NULL, msg, sizeof msg), msg, GRPC_STATUS_UNAUTHENTICATED,
 	       "no credential", "GetState without a token");
 	ck_assert(it_file_contains(gw.p->errlog,
 	                           "admin GetState by an unauthenticated caller: refused "
 	                           "UNAUTHENTICATED"));
-	int rc = raw_unary_auth(gw.target, tls, M_KEY_ROT, "", 0, it_ms(20000), T_ORDERS, msg, sizeof msg);
+	int rc = raw_unary_auth(gw.target, tls, M_KEY_ROT, "", 0, it_ms(20000), T_ORDERS, msg,
+	                        sizeof msg);
 	expect(rc, msg, GRPC_STATUS_PERMISSION_DENIED, "not an admin (Admin.KeyRotation)",
 	       "KeyRotation by a host");
 	ck_assert(it_file_contains(gw.p->errlog,
@@ -631,8 +636,8 @@ START_TEST(the_policy_is_reloaded_on_sighup_and_a_broken_file_keeps_the_old_one)
 	              "no reload line");
 	ck_assert_str_eq(line, "access reloaded 7");
 	/* The orders host was disconnected, PERMISSION_DENIED. */
-	ck_assert_ptr_null(
-	    raw_stream_recv(orders, &spawn__gateway__v1__gateway_message__descriptor, it_ms(10000)));
+	ck_assert_ptr_null(raw_stream_recv(orders, &spawn__gateway__v1__gateway_message__descriptor,
+	                                   it_ms(10000)));
 	expect(raw_stream_status(orders, it_ms(10000), msg, sizeof msg), msg,
 	       GRPC_STATUS_PERMISSION_DENIED,
 	       "principal 'orders-host' may no longer serve system 'orders'", "orders host stream");
@@ -681,8 +686,8 @@ START_TEST(a_hosts_own_auth_codes_reach_the_caller_as_unknown_with_a_prefix)
 		reply_error(orders, t->request_id, cases[i].code, "not yours");
 		protobuf_c_message_free_unpacked(&gm->base, NULL);
 		pthread_join(c.thread, NULL);
-		ck_assert_msg(c.rc == cases[i].want, "host code %d: got %d (%s)", cases[i].code, c.rc,
-		              c.msg);
+		ck_assert_msg(c.rc == cases[i].want, "host code %d: got %d (%s)", cases[i].code,
+		              c.rc, c.msg);
 		ck_assert_str_eq(c.msg, cases[i].msg);
 	}
 	raw_stream_close(orders);
@@ -694,7 +699,8 @@ START_TEST(a_bad_policy_stops_start_up_and_hash_token_hashes_stdin)
 	it_world_init(&w, "startup");
 	char h[80];
 	hash_token("tok", h, sizeof h);
-	ck_assert_str_eq(h, "sha256:1a7674eb4ee78df7e1ac439a93c3fa8e3c945784d4dec9fd8e3011738b2f1d62");
+	ck_assert_str_eq(h,
+	                 "sha256:1a7674eb4ee78df7e1ac439a93c3fa8e3c945784d4dec9fd8e3011738b2f1d62");
 	char cmd[700];
 	snprintf(cmd, sizeof cmd, "'%s/gateway/spawn-gateway' --hash-token </dev/null 2>/dev/null",
 	         it_build_dir());
@@ -797,8 +803,8 @@ START_TEST(the_client_certificate_names_the_principal)
 	expect(get_state("orders", "desk", NULL, msg, sizeof msg), msg, GRPC_STATUS_OK, NULL,
 	       "admin cert on Admin");
 	ck_assert(it_file_contains(gw.p->errlog, "admin GetState by principal 'admin': allowed"));
-	ck_assert(it_file_contains(gw.p->errlog,
-	                           "admin GetState by principal 'client': refused PERMISSION_DENIED"));
+	ck_assert(it_file_contains(
+	    gw.p->errlog, "admin GetState by principal 'client': refused PERMISSION_DENIED"));
 	raw_stream_close(orders);
 	tls = NULL;
 	it_gateway_stop(&gw);

@@ -25,7 +25,7 @@
 #include "itdb.h"
 #include "raw.h"
 
-#define SERVED "it/counter,it/counters"
+#define SERVED            "it/counter,it/counters"
 #define GW_PEER_PING_PATH "/spawn.gateway.v1.Peer/Ping"
 
 static it_world w;
@@ -83,11 +83,24 @@ static void start_members(member *m, int n, const char *host_actions)
 		snprintf(m[i].id, sizeof m[i].id, "member-%c", 'a' + i);
 		snprintf(gname, sizeof gname, "gw%d", i);
 		snprintf(hname, sizeof hname, "host%d", i);
-		const char *gargs[] = {"--cluster-test-view", m[i].view, "--snapshot-interval",
-		                       "600000", mtls ? "--tls-cert" : NULL, scert, "--tls-key", skey,
-		                       "--tls-client-ca", ca, NULL};
-		const char *pargs[] = {"--cluster-test-view", m[i].view, "--snapshot-interval",
-		                       "600000", "--peer-listen", "127.0.0.1:0", NULL};
+		const char *gargs[] = {"--cluster-test-view",
+		                       m[i].view,
+		                       "--snapshot-interval",
+		                       "600000",
+		                       mtls ? "--tls-cert" : NULL,
+		                       scert,
+		                       "--tls-key",
+		                       skey,
+		                       "--tls-client-ca",
+		                       ca,
+		                       NULL};
+		const char *pargs[] = {"--cluster-test-view",
+		                       m[i].view,
+		                       "--snapshot-interval",
+		                       "600000",
+		                       "--peer-listen",
+		                       "127.0.0.1:0",
+		                       NULL};
 		itdb_gateway_start(&w, &db, &m[i].g, gname, peer_listen ? pargs : gargs, NULL);
 		m[i].peer[0] = 0;
 		if (peer_listen) {
@@ -108,12 +121,13 @@ static void start_members(member *m, int n, const char *host_actions)
 			snprintf(e1, sizeof e1, "SPAWN_TLS_CA=%s", ca);
 			snprintf(e2, sizeof e2, "SPAWN_TLS_CERT=%s", hcert);
 			snprintf(e3, sizeof e3, "SPAWN_TLS_KEY=%s", hkey);
-			const char *argv[] = {bin,     "--gateway", m[i].g.target, "--checkpoint",
+			const char *argv[] = {bin,       "--gateway", m[i].g.target, "--checkpoint",
 			                      "--trace", "--actions", host_actions,  NULL};
 			const char *env[] = {e1, e2, e3, NULL};
 			m[i].host = it_spawn(&w, hname, argv, env);
-			ck_assert_msg(it_proc_wait_line(m[i].host, "registered", it_ms(15000), NULL, 0),
-			              "TLS host %d did not register", i);
+			ck_assert_msg(
+			    it_proc_wait_line(m[i].host, "registered", it_ms(15000), NULL, 0),
+			    "TLS host %d did not register", i);
 		}
 		ck_assert_int_eq(spawn_client_create(&cl[i], m[i].g.target), SPAWN_OK);
 	}
@@ -147,8 +161,8 @@ static void write_view(member *m, int n, int i, uint64_t version, const char *co
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "version %" PRIu64 "\nself %s\n", version, m[i].id);
 	for (int k = 0; k < n; k++)
-		fprintf(f, "member %s %s %d %s\n", m[k].id, m[k].peer[0] ? m[k].peer : m[k].g.target,
-		        k == dead_member ? 4 : 2,
+		fprintf(f, "member %s %s %d %s\n", m[k].id,
+		        m[k].peer[0] ? m[k].peer : m[k].g.target, k == dead_member ? 4 : 2,
 		        serves && serves[k] ? serves[k] : SERVED);
 	fclose(f);
 	ck_assert_int_eq(rename(tmp, m[i].view), 0);
@@ -261,12 +275,12 @@ START_TEST(members_reach_each_other_on_their_peer_listeners)
 	ck_assert_int_eq(raw_unary(m[0].g.target, GW_PEER_PING_PATH, empty, 0, it_ms(5000), details,
 	                           sizeof details),
 	                 GRPC_STATUS_UNIMPLEMENTED);
-	ck_assert_int_eq(raw_unary(m[0].peer, RAW_METHOD_INVOKE, empty, 0, it_ms(5000), details,
-	                           sizeof details),
-	                 GRPC_STATUS_UNIMPLEMENTED);
-	ck_assert_int_eq(raw_unary(m[0].peer, GW_PEER_PING_PATH, empty, 0, it_ms(5000), details,
-	                           sizeof details),
-	                 GRPC_STATUS_OK);
+	ck_assert_int_eq(
+	    raw_unary(m[0].peer, RAW_METHOD_INVOKE, empty, 0, it_ms(5000), details, sizeof details),
+	    GRPC_STATUS_UNIMPLEMENTED);
+	ck_assert_int_eq(
+	    raw_unary(m[0].peer, GW_PEER_PING_PATH, empty, 0, it_ms(5000), details, sizeof details),
+	    GRPC_STATUS_OK);
 	stop_members(m, 3);
 	peer_listen = false;
 }
@@ -297,8 +311,8 @@ static void check_owners(member *m, itdb_kind k)
 		ran(m, 3, actor, c);
 		int hosts = (c[0] > 0) + (c[1] > 0) + (c[2] > 0);
 		ck_assert_msg(hosts == 1 && c[0] + c[1] + c[2] == 4,
-		              "%s ran on hosts %d/%d/%d; want all 4 turns on one", actor, c[0], c[1],
-		              c[2]);
+		              "%s ran on hosts %d/%d/%d; want all 4 turns on one", actor, c[0],
+		              c[1], c[2]);
 		for (int i = 0; i < 3; i++)
 			owned[i] += c[i] > 0;
 	}
@@ -355,13 +369,12 @@ static void sleep_async(spawn_client *c, const char *actor, int64_t ms, sleeper 
 	It__Add add = IT__ADD__INIT;
 	add.value = ms;
 	size_t len = it__add__pack(&add, buf);
-	spawn_request rq = {.system = "it",
-	                    .actor = actor,
-	                    .parent = "counters",
-	                    .action = "Sleep",
-	                    .payload = {.type_url = "type.googleapis.com/it.Add",
-	                                .data = buf,
-	                                .len = len}};
+	spawn_request rq = {
+	    .system = "it",
+	    .actor = actor,
+	    .parent = "counters",
+	    .action = "Sleep",
+	    .payload = {.type_url = "type.googleapis.com/it.Add", .data = buf, .len = len}};
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->done = false;
@@ -448,9 +461,9 @@ START_TEST(a_forward_keeps_the_deadline_and_the_cancel_of_its_caller)
 	uint8_t req[256];
 	size_t len = spawn__invocation_request__pack(&rq, req);
 	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(
-		    raw_unary_cancel_after(m[other].g.target, RAW_METHOD_INVOKE, req, len, 200, NULL, 0),
-		    -1);
+		ck_assert_int_eq(raw_unary_cancel_after(m[other].g.target, RAW_METHOD_INVOKE, req,
+		                                        len, 200, NULL, 0),
+		                 -1);
 	sleeper_wait(&s);
 	ck_assert_int_eq(s.status, SPAWN_OK);
 	ck_assert_int_eq(add(other, actor, 1, &total), SPAWN_OK);

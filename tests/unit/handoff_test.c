@@ -177,7 +177,7 @@ START_TEST(a_handed_off_actor_finishes_its_turn_and_forwards_its_queue_in_order)
 	ck_assert(fake_host_wait(&host, 1));
 	for (int t = 2; t <= 4; t++)
 		gw_runtime_invoke(rt, make("a1", t)); /* queued behind the turn */
-	gw_runtime_invoke(rt, make("a2", 9));       /* another actor, staying here */
+	gw_runtime_invoke(rt, make("a2", 9));         /* another actor, staying here */
 	ck_assert(fake_host_wait(&host, 2));
 	ck_assert_uint_eq(active(), 2);
 

@@ -8,8 +8,7 @@
 static const char *const served_all[] = {"sys/Counter", "sys/Other"};
 static const char *const served_other[] = {"sys/Other"};
 
-static void member(gw_member *m, const char *id, int status, const char *const *served,
-                   size_t n)
+static void member(gw_member *m, const char *id, int status, const char *const *served, size_t n)
 {
 	m->id = id;
 	m->address = id;

@@ -46,7 +46,8 @@ START_TEST(token_hashes_are_sha256_in_lowercase_hex)
 {
 	char h[GW_TOKEN_HASH_LEN + 1];
 	hash_of("tok", h);
-	ck_assert_str_eq(h, "sha256:1a7674eb4ee78df7e1ac439a93c3fa8e3c945784d4dec9fd8e3011738b2f1d62");
+	ck_assert_str_eq(h,
+	                 "sha256:1a7674eb4ee78df7e1ac439a93c3fa8e3c945784d4dec9fd8e3011738b2f1d62");
 	ck_assert_uint_eq(strlen(h), GW_TOKEN_HASH_LEN);
 }
 END_TEST
@@ -140,8 +141,7 @@ START_TEST(mistakes_are_refused_with_file_and_line)
 	refused("principals:\n  - name: a\n    tokens:\n      - sha256:"
 	        "1A7674EB4EE78DF7E1AC439A93C3FA8E3C945784D4DEC9FD8E3011738B2F1D62\n",
 	        4, "lowercase hex");
-	refused("principals:\n  - name: a\n    tokens: [my-plain-token]\n", 3,
-	        "given as its hash");
+	refused("principals:\n  - name: a\n    tokens: [my-plain-token]\n", 3, "given as its hash");
 	refused("principals:\n  - name: a\n    identities: [spiffe://x/y]\n", 3,
 	        "neither uri:VALUE nor dns:VALUE");
 	refused("principals:\n  - name: a\n    identities: ['uri:']\n", 3, "neither uri:");
@@ -161,7 +161,7 @@ START_TEST(mistakes_are_refused_with_file_and_line)
 	        "  - name: b\n    tokens: [\"sha256:"
 	        "1a7674eb4ee78df7e1ac439a93c3fa8e3c945784d4dec9fd8e3011738b2f1d62\"]\n",
 	        4, "also listed");
-	refused("principals: [\n", 2, "");       /* not YAML */
+	refused("principals: [\n", 2, ""); /* not YAML */
 	refused("principals: {a: 1}\n", 1, "principals must be a list");
 	refused("", 0, "the file is empty");
 	refused("principals: []\n---\nprincipals: []\n", 0, "more than one YAML document");

@@ -117,9 +117,15 @@ static const char *const served_all[] = {SYS "/a1", SYS "/a2"};
 static void view(uint64_t version, bool self_serves, bool other_serves)
 {
 	gw_member ms[2] = {
-	    {.id = "m-a", .address = "a:1", .status = GW_MEMBER_ACTIVE, .served = served_all,
+	    {.id = "m-a",
+	     .address = "a:1",
+	     .status = GW_MEMBER_ACTIVE,
+	     .served = served_all,
 	     .n_served = self_serves ? 2 : 0},
-	    {.id = "m-b", .address = "b:1", .status = GW_MEMBER_ACTIVE, .served = served_all,
+	    {.id = "m-b",
+	     .address = "b:1",
+	     .status = GW_MEMBER_ACTIVE,
+	     .served = served_all,
 	     .n_served = other_serves ? 2 : 0},
 	};
 	gw_view v = {.version = version, .n = 2, .members = ms, .self = 0};
@@ -145,8 +151,8 @@ static void setup(void)
 	                              why, sizeof why),
 	                 GW_OK);
 	ck_assert_int_eq(gw_runtime_create(&rt, &ro, reg, persist), GW_OK);
-	gw_router_opts o = {.rt = rt, .reg = reg, .peers = NULL, .peer_ops = &fake_peers,
-	                    .wait_ms = 5000};
+	gw_router_opts o = {
+	    .rt = rt, .reg = reg, .peers = NULL, .peer_ops = &fake_peers, .wait_ms = 5000};
 	ck_assert_int_eq(gw_router_create(&router, &o), GW_OK);
 	gw_runtime_set_router(rt, &gw_router_ops_v1, router);
 }

@@ -247,14 +247,12 @@ typedef struct spawn_actor_def {
  * must chain to it and name the target's host, or tls_server_name; for a
  * list of members, every member's certificate must name the first entry's
  * host, or tls_server_name); with a certificate and key too it is mutual
- * TLS, as a gateway started with --tls-client-ca requires. Without a CA it is plaintext, as the gateway
- * serves it on loopback and unix sockets without --tls-cert.
- * The files are read once, at create: a file that cannot be read, or that
- * holds no PEM block, fails the create with SPAWN_ETLS and a line on stderr
- * naming the file. The token is sent as "authorization: Bearer <token>" in
- * the metadata of every call (and of the host's stream); it is never
- * logged. A token also works over plaintext, where anyone on the path can
- * read it: use TLS off loopback. */
+ * TLS, as a gateway started with --tls-client-ca requires. Without a CA it is plaintext, as the
+ * gateway serves it on loopback and unix sockets without --tls-cert. The files are read once, at
+ * create: a file that cannot be read, or that holds no PEM block, fails the create with SPAWN_ETLS
+ * and a line on stderr naming the file. The token is sent as "authorization: Bearer <token>" in the
+ * metadata of every call (and of the host's stream); it is never logged. A token also works over
+ * plaintext, where anyone on the path can read it: use TLS off loopback. */
 typedef struct spawn_security_opts {
 	const char *tls_ca;          /* borrowed; PEM file of the CA certificate(s) that
 	                                sign the gateway's certificate */
@@ -322,8 +320,8 @@ typedef struct spawn_host_opts {
  * not numeric HOST:PORTs of one family, workers < 0, negative or inverted
  * backoffs, negative keepalive or message size, a token with characters
  * outside printable ASCII), SPAWN_ETLS (see spawn_security_opts; also TLS
- * over a list of different hosts without tls_server_name), SPAWN_ENOMEM or SPAWN_ESYS; *out is untouched then.
- * Blocks: no. Thread: any. */
+ * over a list of different hosts without tls_server_name), SPAWN_ENOMEM or SPAWN_ESYS; *out is
+ * untouched then. Blocks: no. Thread: any. */
 SPAWN_API int spawn_host_create(spawn_host **out, const spawn_host_opts *opts);
 
 /* spawn_host_add_actor declares one actor and its actions. def and all it
