@@ -25,8 +25,9 @@
 #include "itdb.h"
 #include "raw.h"
 
-#define SERVED            "it/counter,it/counters"
-#define GW_PEER_PING_PATH "/spawn.gateway.v1.Peer/Ping"
+#define SERVED               "it/counter,it/counters"
+#define GW_PEER_PING_PATH    "/spawn.gateway.v1.Peer/Ping"
+#define GW_PEER_FORWARD_PATH "/spawn.gateway.v1.Peer/Forward"
 
 static it_world w;
 static itdb db;
@@ -278,6 +279,33 @@ START_TEST(members_reach_each_other_on_their_peer_listeners)
 	ck_assert_int_eq(
 	    raw_unary(m[0].peer, RAW_METHOD_INVOKE, empty, 0, it_ms(5000), details, sizeof details),
 	    GRPC_STATUS_UNIMPLEMENTED);
+	ck_assert_int_eq(
+	    raw_unary(m[0].peer, GW_PEER_PING_PATH, empty, 0, it_ms(5000), details, sizeof details),
+	    GRPC_STATUS_OK);
+
+	/* Hostile Forwards, hand-encoded (STYLE.md 12): each refused with
+	 * INVALID_ARGUMENT naming what is wrong, and the members go on serving. */
+	static const uint8_t garbage[] = {0xff, 0xff, 0xff};
+	static const uint8_t hops99[] = {0x0a, 0x00, 0x10, 0x63}; /* request {}, hops 99 */
+	static const uint8_t nul_id[] = {0x0a, 0x00, 0x1a, 0x03,
+	                                 'a',  0,    'b'}; /* sender_id "a\0b" */
+	static const struct {
+		const uint8_t *b;
+		size_t n;
+		const char *says;
+	} bad[] = {
+	    {garbage, sizeof garbage, "not a valid"},
+	    {garbage, 0, "request is required"}, /* no bytes: a ForwardRequest without request */
+	    {hops99, sizeof hops99, "hops over the limit"},
+	    {nul_id, sizeof nul_id, "NUL"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int st = raw_unary(m[0].peer, GW_PEER_FORWARD_PATH, bad[i].b, bad[i].n, it_ms(5000),
+		                   details, sizeof details);
+		ck_assert_msg(st == GRPC_STATUS_INVALID_ARGUMENT && strstr(details, bad[i].says),
+		              "hostile Forward %zu: %d %s", i, st, details);
+	}
+	/* A well-behaved peer is still answered. */
 	ck_assert_int_eq(
 	    raw_unary(m[0].peer, GW_PEER_PING_PATH, empty, 0, it_ms(5000), details, sizeof details),
 	    GRPC_STATUS_OK);
