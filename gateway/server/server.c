@@ -651,9 +651,10 @@ static void handle_forward(gwi_ucall *c)
 	c->payload = NULL;
 	Spawn__Gateway__V1__ForwardRequest *fr = (Spawn__Gateway__V1__ForwardRequest *)m;
 	if (!fr->request || fr->hops > GW_ROUTE_HOPS) {
+		/* fr lives in inv's arena: take the answer before freeing it. */
+		const char *bad = fr->request ? "hops over the limit" : "request is required";
 		gw_inv_destroy(inv);
-		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT,
-		                fr->request ? "hops over the limit" : "request is required", NULL);
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, bad, NULL);
 		return;
 	}
 	char owner[512];
