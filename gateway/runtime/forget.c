@@ -50,6 +50,7 @@ struct gw_forget {
 	gw_forget_fn fn;
 	void *user;
 	bool was_active;
+	uint64_t aborted; /* queued calls answered ABORTED */
 	gw_err err;
 	gw_forget_counts counts;
 	struct gw_forget *next; /* the shard's list */
@@ -95,15 +96,16 @@ static void finish(struct gw_forget *f)
 			gwi_inst_quota_give(rt, f->system);
 		for (uint64_t i = 0; i < f->counts.schedules; i++)
 			gwi_sched_quota_give(rt, f->system);
-		GW_INFO("actor %s/%s forgotten (%s): state %" PRIu64 ", history %" PRIu64
-		        ", instance %" PRIu64 ", schedules %" PRIu64 ", outbox %" PRIu64,
-		        f->system, f->name, f->was_active ? "was active" : "not active",
+		GW_INFO("actor %s/%s forgotten (%s, %" PRIu64 " queued calls aborted): state %" PRIu64
+		        ", history %" PRIu64 ", instance %" PRIu64 ", schedules %" PRIu64
+		        ", outbox %" PRIu64,
+		        f->system, f->name, f->was_active ? "was active" : "not active", f->aborted,
 		        f->counts.state, f->counts.history, f->counts.instance, f->counts.schedules,
 		        f->counts.outbox);
 	} else {
 		GW_WARN("actor %s/%s: Forget failed: %s", f->system, f->name, gw_strerror(f->err));
 	}
-	f->fn(f->user, f->err, &f->counts, f->was_active);
+	f->fn(f->user, f->err, &f->counts, f->was_active, f->aborted);
 	free(f);
 }
 
@@ -129,7 +131,7 @@ static void start_erase(struct gw_forget *f)
 			*pp = f->next;
 			break;
 		}
-	f->fn(f->user, f->err, &f->counts, f->was_active);
+	f->fn(f->user, f->err, &f->counts, f->was_active, f->aborted);
 	free(f);
 }
 
@@ -138,7 +140,7 @@ void gwi_forget_fini(gw_shard *s)
 	while (s->forgets) {
 		struct gw_forget *f = s->forgets;
 		s->forgets = f->next;
-		f->fn(f->user, GW_ESHUTDOWN, &f->counts, f->was_active);
+		f->fn(f->user, GW_ESHUTDOWN, &f->counts, f->was_active, f->aborted);
 		free(f);
 	}
 }
@@ -161,7 +163,7 @@ static void begin_locked(gw_runtime *rt, gw_actor *a, struct gw_forget *f, done_
 	a->forgetting = 1;
 	a->forget = f;
 	a->deactivating = 1;
-	for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
+	for (gw_inv *inv; (inv = gwi_mq_pop(rt, a)); f->aborted++)
 		gwi_finish(dl, inv, GW_ECONFLICT,
 		           "actor %s was forgotten (Admin.Forget) before this call ran", a->name);
 	gw_wheel_disarm(&s->wheel, &a->idle_t);

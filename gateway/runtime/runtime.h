@@ -249,13 +249,22 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
  * blocks (beyond the shard lock). */
 void gw_runtime_cancel(gw_runtime *rt, gw_inv *inv);
 
-/* What gw_runtime_read reports. state: the Any contents (type URL and
- * value) or NULL when the actor has no state; tags: a serialized
- * spawn.actors.ActorState holding only tags, or NULL. Both borrowed for the
- * call. active: the state came from memory (it may be newer than the
- * stored revision when dirty). */
+/* What gw_runtime_read reports besides the state: the stored revision
+ * (0 = never saved); active: the state came from memory (it may be newer
+ * than the stored revision when dirty); queued: calls waiting in the
+ * active actor's mailbox behind the turn in flight (0 when not active). */
+typedef struct gw_read_meta {
+	uint64_t revision;
+	bool active, dirty;
+	uint32_t queued;
+} gw_read_meta;
+
+/* gw_read_fn receives what gw_runtime_read found. state: the Any contents
+ * (type URL and value) or NULL when the actor has no state; tags: a
+ * serialized spawn.actors.ActorState holding only tags, or NULL; meta: see
+ * above. All three borrowed for the call. */
 typedef void (*gw_read_fn)(void *user, gw_err err, const char *msg, const gw_blob *state,
-                           const gw_blob *tags, uint64_t revision, bool active, bool dirty);
+                           const gw_blob *tags, const gw_read_meta *meta);
 
 /* gw_runtime_read reports an actor's current state without invoking its
  * host: from memory when the actor is active, else from the statestore
@@ -278,11 +287,12 @@ gw_err gw_runtime_list_revisions(gw_runtime *rt, const char *system, const char 
 
 /* Completion of a Forget: err GW_OK with what the store erased (counts,
  * borrowed for the call; all zero when it held nothing of the actor) and
- * whether the actor was active here; or the store's error (GW_EIO,
+ * whether the actor was active here, and how many calls queued in its
+ * mailbox were answered ABORTED; or the store's error (GW_EIO,
  * GW_EUNAVAIL, GW_ENOMEM: nothing was erased; the actor is no longer active
  * here either way). Runs on the persist thread, no runtime lock held. */
 typedef void (*gw_forget_fn)(void *user, gw_err err, const gw_forget_counts *counts,
-                             bool was_active);
+                             bool was_active, uint64_t calls_aborted);
 
 /* gw_runtime_forget erases actor (system, name) completely (Admin.Forget,
  * design note in forget.c): an active actor is deactivated first (a turn in

@@ -129,11 +129,12 @@ static void read_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revisio
 	if (err == GW_OK)
 		err = gwi_decode_state(&tmp, stored);
 	gw_blob_rele(stored);
+	gw_read_meta meta = {.revision = err == GW_OK ? revision : 0};
 	if (err == GW_OK)
-		r->fn(r->user, GW_OK, NULL, tmp.state, tmp.tags, revision, false, false);
+		r->fn(r->user, GW_OK, NULL, tmp.state, tmp.tags, &meta);
 	else
 		r->fn(r->user, err, err == GW_ENOTFOUND ? "no stored state" : gw_strerror(err),
-		      NULL, NULL, 0, false, false);
+		      NULL, NULL, &meta);
 	gw_blob_rele(tmp.state);
 	gw_blob_rele(tmp.tags);
 	gw_blob_rele(tmp.extra);
@@ -149,28 +150,29 @@ typedef struct mem_read {
 	gw_read_fn fn;
 	void *user;
 	gw_blob *state, *tags; /* owned references: the memory */
-	uint64_t revision, epoch;
-	bool dirty;
+	uint64_t epoch;
+	gw_read_meta meta; /* of the memory */
 } mem_read;
 
 static void mem_checked(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
 {
 	mem_read *m = arg;
-	bool superseded = err == GW_OK && epoch != m->epoch && revision > m->revision;
+	bool superseded = err == GW_OK && epoch != m->epoch && revision > m->meta.revision;
 	if (superseded) {
 		gw_actor tmp;
 		memset(&tmp, 0, sizeof tmp);
 		err = gwi_decode_state(&tmp, stored);
+		gw_read_meta stored_meta = {.revision = err == GW_OK ? revision : 0};
 		if (err == GW_OK)
-			m->fn(m->user, GW_OK, NULL, tmp.state, tmp.tags, revision, false, false);
+			m->fn(m->user, GW_OK, NULL, tmp.state, tmp.tags, &stored_meta);
 		else
-			m->fn(m->user, err, gw_strerror(err), NULL, NULL, 0, false, false);
+			m->fn(m->user, err, gw_strerror(err), NULL, NULL, &stored_meta);
 		gw_blob_rele(tmp.state);
 		gw_blob_rele(tmp.tags);
 		gw_blob_rele(tmp.extra);
 	} else {
 		/* Ours, nothing stored yet, or the store is unreachable: memory. */
-		m->fn(m->user, GW_OK, NULL, m->state, m->tags, m->revision, true, m->dirty);
+		m->fn(m->user, GW_OK, NULL, m->state, m->tags, &m->meta);
 	}
 	gw_blob_rele(stored);
 	gw_blob_rele(m->state);
@@ -196,9 +198,11 @@ gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uin
 			m->user = user;
 			m->state = gw_blob_hold(a->state);
 			m->tags = gw_blob_hold(a->tags);
-			m->revision = a->revision;
 			m->epoch = a->epoch;
-			m->dirty = a->dirty;
+			m->meta = (gw_read_meta){.revision = a->revision,
+			                         .active = true,
+			                         .dirty = a->dirty,
+			                         .queued = a->qlen};
 			bool check = a->stateful && a->epoch;
 			pthread_mutex_unlock(&s->mu);
 			if (check &&

@@ -45,7 +45,7 @@ static read_ctx *read_ctx_new(gwi_ucall *c, const char *system, const char *acto
 }
 
 static void view_reply(void *user, gw_err err, const char *msg, const gw_blob *state,
-                       const gw_blob *tags, uint64_t revision, bool active, bool dirty)
+                       const gw_blob *tags, const gw_read_meta *meta)
 {
 	read_ctx *r = user;
 	if (err) {
@@ -68,9 +68,10 @@ static void view_reply(void *user, gw_err err, const char *msg, const gw_blob *s
 	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
 	Spawn__Gateway__V1__ActorStateView v = SPAWN__GATEWAY__V1__ACTOR_STATE_VIEW__INIT;
 	v.id = &id;
-	v.revision = revision;
-	v.active = active;
-	v.dirty = dirty;
+	v.revision = meta->revision;
+	v.active = meta->active;
+	v.dirty = meta->dirty;
+	v.queued = meta->queued;
 	if (state) {
 		any.type_url = (char *)gw_blob_type(state);
 		any.value.data = (uint8_t *)gw_blob_value(state);
@@ -195,7 +196,8 @@ static void key_rotation(gwi_ucall *c)
 }
 
 /* forget_done: the Forget finished (persist thread). */
-static void forget_done(void *user, gw_err err, const gw_forget_counts *n, bool was_active)
+static void forget_done(void *user, gw_err err, const gw_forget_counts *n, bool was_active,
+                        uint64_t calls_aborted)
 {
 	read_ctx *r = user;
 	if (err) {
@@ -211,6 +213,7 @@ static void forget_done(void *user, gw_err err, const gw_forget_counts *n, bool 
 		fr.schedules = n->schedules;
 		fr.outbox = n->outbox != 0;
 		fr.was_active = was_active;
+		fr.calls_aborted = calls_aborted;
 		gwi_ucall_reply(r->c, GRPC_STATUS_OK, NULL, &fr.base);
 	}
 	free(r);

@@ -157,9 +157,9 @@ static void put_done(void *arg, gw_err err)
 }
 
 static void read_done(void *user, gw_err err, const char *msg, const gw_blob *state,
-                      const gw_blob *tags, uint64_t revision, bool active, bool dirty)
+                      const gw_blob *tags, const gw_read_meta *meta)
 {
-	(void)user, (void)err, (void)msg, (void)revision, (void)active, (void)dirty;
+	(void)user, (void)err, (void)msg, (void)meta;
 	/* admin.c's view_reply decodes the tags it is given. */
 	if (tags) {
 		Spawn__Actors__ActorState *t =

@@ -19,6 +19,7 @@
  * the next line.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -401,6 +402,28 @@ static void expect_forget(const char *system, const char *actor,
 	protobuf_c_message_free_unpacked(&f->base, NULL);
 }
 
+/* expect_queued waits until the active actor (it, actor) has `want` calls in
+ * its mailbox behind its turn in flight (Admin.GetState `queued`). */
+static void expect_queued(const char *actor, uint32_t want)
+{
+	int64_t end = it_now_ms() + it_ms(10000);
+	uint32_t seen = 0;
+	for (;;) {
+		Spawn__Gateway__V1__ActorStateView *v = NULL;
+		char msg[256];
+		int rc = adm_get_state(adm, "it", actor, 0, &v, msg, sizeof msg);
+		expect_status(rc, GRPC_STATUS_OK, msg, "GetState of an actor with a turn in flight");
+		ck_assert_msg(v->active, "%s is not active", actor);
+		seen = v->queued;
+		protobuf_c_message_free_unpacked(&v->base, NULL);
+		if (seen == want)
+			return;
+		ck_assert_msg(seen < want && it_now_ms() < end,
+		              "%s: %" PRIu32 " calls queued, wanted %" PRIu32, actor, seen, want);
+		poll(NULL, 0, 2); /* the next look, 2 ms on */
+	}
+}
+
 /* A Forget running in a thread of its own (it waits for a turn in flight). */
 typedef struct bg_forget {
 	pthread_t t;
@@ -474,6 +497,8 @@ START_TEST(forget_erases_an_actor_and_its_name_starts_fresh)
 		ck_assert_int_eq(
 		    itc_batch_start(&b, i, client, ITC_COUNTER, "Add", &one.base, it_ms(20000)),
 		    SPAWN_OK);
+	/* The Forget starts once the gateway holds both in the mailbox. */
+	expect_queued("counter", 2);
 	bg_forget bf = {.target = gw.target};
 	ck_assert_int_eq(pthread_create(&bf.t, NULL, bg_forget_main, &bf), 0);
 	/* The queued calls are answered at once: ABORTED, forgotten. */
@@ -511,6 +536,7 @@ START_TEST(forget_erases_an_actor_and_its_name_starts_fresh)
 	ck_assert_uint_eq(bf.res->schedules, 2);
 	ck_assert(!bf.res->outbox);
 	ck_assert(bf.res->was_active);
+	ck_assert_uint_eq(bf.res->calls_aborted, 2);
 	protobuf_c_message_free_unpacked(&bf.res->base, NULL);
 	/* The turn in flight finished (its caller got its answer). */
 	ck_assert(itc_batch_wait(&b, 3, it_ms(10000)));

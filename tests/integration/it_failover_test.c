@@ -485,9 +485,21 @@ START_TEST(a_dns_name_with_three_addresses_reaches_three_gateways)
 		              target);
 	}
 	/* One address of the name dies: the calls go to the other two. */
+	/* The client learns of the death when its connection to .2 breaks: a
+	 * call that round robin put on that connection in the microseconds
+	 * before fails UNAVAILABLE (ambiguous: the runtime cannot know it never
+	 * ran, so it does not retry it). That is the first pick of .2, one of
+	 * the first three calls; every later call must succeed. */
 	it_proc_kill(g[1].p);
+	int lost = -1;
 	for (int i = 0; i < 30; i++) {
 		int rc = echo(client, msg, sizeof msg);
+		if (rc == SPAWN_UNAVAILABLE && lost < 0 && i < N_GW) {
+			fprintf(stderr, "dns_several: call %d, put on the dying connection: %s\n", i,
+			        msg);
+			lost = i;
+			continue;
+		}
 		ck_assert_msg(rc == SPAWN_OK, "call %d after the kill of %s: %s: %s", i,
 		              g[1].target, spawn_status_name(rc), msg);
 	}

@@ -703,15 +703,15 @@ typedef struct read_result {
 } read_result;
 
 static void on_read(void *user, gw_err err, const char *msg, const gw_blob *state,
-                    const gw_blob *tags, uint64_t revision, bool active, bool dirty)
+                    const gw_blob *tags, const gw_read_meta *meta)
 {
 	read_result *r = user;
 	pthread_mutex_lock(&omu);
 	r->err = err;
 	r->value = state ? decode_i64(gw_blob_value(state), state->len) : -1;
-	r->revision = revision;
-	r->active = active;
-	r->dirty = dirty;
+	r->revision = meta->revision;
+	r->active = meta->active;
+	r->dirty = meta->dirty;
 	r->ntags = 0;
 	if (tags) {
 		Spawn__Actors__ActorState *t =
