@@ -96,9 +96,9 @@ static void finish(struct gw_forget *f)
 			gwi_inst_quota_give(rt, f->system);
 		for (uint64_t i = 0; i < f->counts.schedules; i++)
 			gwi_sched_quota_give(rt, f->system);
-		GW_INFO("actor %s/%s forgotten (%s, %" PRIu64 " queued calls aborted): state %" PRIu64
-		        ", history %" PRIu64 ", instance %" PRIu64 ", schedules %" PRIu64
-		        ", outbox %" PRIu64,
+		GW_INFO("actor %s/%s forgotten (%s, %" PRIu64
+		        " queued calls aborted): state %" PRIu64 ", history %" PRIu64
+		        ", instance %" PRIu64 ", schedules %" PRIu64 ", outbox %" PRIu64,
 		        f->system, f->name, f->was_active ? "was active" : "not active", f->aborted,
 		        f->counts.state, f->counts.history, f->counts.instance, f->counts.schedules,
 		        f->counts.outbox);

@@ -412,7 +412,8 @@ static void expect_queued(const char *actor, uint32_t want)
 		Spawn__Gateway__V1__ActorStateView *v = NULL;
 		char msg[256];
 		int rc = adm_get_state(adm, "it", actor, 0, &v, msg, sizeof msg);
-		expect_status(rc, GRPC_STATUS_OK, msg, "GetState of an actor with a turn in flight");
+		expect_status(rc, GRPC_STATUS_OK, msg,
+		              "GetState of an actor with a turn in flight");
 		ck_assert_msg(v->active, "%s is not active", actor);
 		seen = v->queued;
 		protobuf_c_message_free_unpacked(&v->base, NULL);

@@ -495,8 +495,8 @@ START_TEST(a_dns_name_with_three_addresses_reaches_three_gateways)
 	for (int i = 0; i < 30; i++) {
 		int rc = echo(client, msg, sizeof msg);
 		if (rc == SPAWN_UNAVAILABLE && lost < 0 && i < N_GW) {
-			fprintf(stderr, "dns_several: call %d, put on the dying connection: %s\n", i,
-			        msg);
+			fprintf(stderr, "dns_several: call %d, put on the dying connection: %s\n",
+			        i, msg);
 			lost = i;
 			continue;
 		}
