@@ -66,9 +66,8 @@ static size_t next_ids(spawn_wq *q, uint64_t *ids, bool *was_batch)
 	grpc_byte_buffer *bb = spawn_wq_next(q, taken, NULL, &n);
 	ck_assert_ptr_nonnull(bb);
 	ProtobufCMessage *m = NULL;
-	ck_assert_int_eq(spawn_wire_unpack(&spawn__gateway__v1__gateway_message__descriptor, bb,
-	                                   NULL, &m),
-	                 0);
+	ck_assert_int_eq(
+	    spawn_wire_unpack(&spawn__gateway__v1__gateway_message__descriptor, bb, NULL, &m), 0);
 	grpc_byte_buffer_destroy(bb);
 	Spawn__Gateway__V1__GatewayMessage *gm = (Spawn__Gateway__V1__GatewayMessage *)m;
 	size_t k = 0;
@@ -262,7 +261,8 @@ START_TEST(the_reader_finds_every_item_of_a_batch)
 	for (size_t i = 0; i < 300; i++) {
 		Spawn__Gateway__V1__InvocationTask *t =
 		    (Spawn__Gateway__V1__InvocationTask *)protobuf_c_message_unpack(
-		        &spawn__gateway__v1__invocation_task__descriptor, NULL, sp[i].len, sp[i].data);
+		        &spawn__gateway__v1__invocation_task__descriptor, NULL, sp[i].len,
+		        sp[i].data);
 		ck_assert_ptr_nonnull(t);
 		ck_assert_uint_eq(t->request_id, i + 1);
 		ck_assert_uint_eq(strlen(t->invocation->actor->name), i % 50);
