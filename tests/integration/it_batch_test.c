@@ -222,9 +222,10 @@ static void expect_closed(raw_stream *s, const char *why)
  * succeeds. A host that does not ask gets one task per message. */
 START_TEST(a_host_that_asks_gets_batches_and_an_older_host_single_tasks)
 {
-	/* A fresh gateway for each host: a host that connects right after
-	 * another one of its system left can lose a call today (seen with and
-	 * without batches: docs/protocol.md, "Batched host link"). */
+	/* A fresh world (gateway and client) for each host: with one client
+	 * connection reused across host reconnects, a call was seen never to
+	 * reach the new host, with and without batches (docs/protocol.md,
+	 * "Batched host link", Known); a fresh client never showed it. */
 	for (int ask = 1; ask >= 0; ask--) {
 		start_world(ask ? "batch_grant" : "batch_nogrant", NULL);
 		raw_stream *s = sink_connect(ask);
