@@ -616,8 +616,15 @@ static bool on_message(spawn_host *h, conn *c)
 			if (!grpc_slice_str_cmp(c->md_initial.metadata[i].key, SPAWN_LINK_MD_KEY) &&
 			    !grpc_slice_str_cmp(c->md_initial.metadata[i].value,
 			                        SPAWN_LINK_MD_BATCH)) {
+				/* Within the message limit too (the gateway's default
+				 * when none is configured), less the batch's header. */
+				size_t limit = h->max_message_bytes > 0
+				                   ? (size_t)h->max_message_bytes
+				                   : 4u << 20;
+				size_t bytes = SPAWNI_BATCH_BYTES < limit - 16 ? SPAWNI_BATCH_BYTES
+				                                               : limit - 16;
 				pthread_mutex_lock(&h->mu);
-				spawn_wq_set_batch(&h->sq, SPAWNI_BATCH_MAX, SPAWNI_BATCH_BYTES);
+				spawn_wq_set_batch(&h->sq, SPAWNI_BATCH_MAX, bytes);
 				pthread_mutex_unlock(&h->mu);
 			}
 	}

@@ -481,11 +481,12 @@ class _Session:
 
     _END = object()
 
-    def __init__(self):
+    def __init__(self, max_bytes=BATCH_BYTES):
         self.out = queue.Queue()
         self.call = None
         self.closed = False
         self.batch = False
+        self.max_bytes = max_bytes  # a batch's bound, within the message limit
         self._held = None  # taken from the queue, not yet sent
 
     def send(self, msg):
@@ -511,7 +512,7 @@ class _Session:
                     n = self.out.get_nowait()
                 except queue.Empty:
                     break
-                if not isinstance(n, bytes) or size + len(n) > BATCH_BYTES:
+                if not isinstance(n, bytes) or size + len(n) > self.max_bytes:
                     self._held = n
                     break
                 batch.append(n)
@@ -725,7 +726,7 @@ class ActorHost:
     def _session_once(self):
         """One connection. True when it got registered."""
         _, protocol_pb2, gateway_pb2, _ = _pb()
-        session = _Session()
+        session = _Session(min(BATCH_BYTES, self.max_message_bytes - 16))
         got_registered = False
         timer = None
         try:

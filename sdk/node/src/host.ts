@@ -424,6 +424,8 @@ class Session {
   constructor(
     readonly client: grpc.Client,
     readonly call: HostCall,
+    /** A batch's byte bound: BATCH_BYTES within the message limit. */
+    private readonly maxBytes = BATCH_BYTES,
   ) {
     setMaxListeners(0, this.abort.signal); // one listener per handler using ctx.signal
   }
@@ -447,7 +449,7 @@ class Session {
     let k = 1;
     if (this.batch) {
       let bytes = this.queue[0]!.length;
-      while (k < this.queue.length && k < BATCH_MAX && bytes + this.queue[k]!.length <= BATCH_BYTES) {
+      while (k < this.queue.length && k < BATCH_MAX && bytes + this.queue[k]!.length <= this.maxBytes) {
         bytes += this.queue[k]!.length;
         k++;
       }
@@ -783,7 +785,7 @@ export class ActorHost extends EventEmitter {
         (b: Buffer) => p.GatewayMessage.decode(b) as unknown as GatewayMessageMsg,
         this.linkMetadata(),
       ) as HostCall;
-      const session = new Session(client, call);
+      const session = new Session(client, call, Math.min(BATCH_BYTES, this.maxMessageBytes - 16));
       this.session = session;
       let gotRegistered = false;
       let finished = false;
