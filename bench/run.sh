@@ -21,6 +21,9 @@
 #                sec-token        plaintext, --access with a bearer token for the
 #                                 client and one for the host
 #                sec-mtls-authz   mTLS and --access by certificate identity
+#                sec-plain-nb,    plaintext and mTLS with --host-batch 1 (the host link
+#                sec-mtls-nb      unbatched, as before issue 15): sec-mtls-nb is compared
+#                                 with sec-plain-nb (variants plain-nb, mtls-nb)
 #              Certificates from tests/tls/mkcerts.sh (made per run); the host
 #              gets its TLS files and token through SPAWN_TLS_CA/CERT/KEY and
 #              SPAWN_TOKEN (the C SDK's environment fallbacks).
@@ -357,6 +360,13 @@ if want security; then
 			sec_start mtls-authz "$TLS_GW --access $TMP/access-mtls.yaml" "$TLS_HOST"
 			SEC_LG[mtls-authz]=$TLS_LG
 			;;
+		plain-nb)
+			sec_start plain-nb "--host-batch 1" ""
+			SEC_LG[plain-nb]=""
+			;;
+		mtls-nb)
+			sec_start mtls-nb "$TLS_GW --host-batch 1" "$TLS_HOST" && SEC_LG[mtls-nb]=$TLS_LG
+			;;
 		*)
 			echo "run.sh: BENCH_SEC_VARIANTS: unknown variant '$v'" >&2
 			exit 2
@@ -510,6 +520,7 @@ END {
 		base = (s == "forwarder") ? "direct" : (s == "gateway") ? "forwarder" : ""
 		bm = 1
 		if (s ~ /^sec-/ && s != "sec-plain") { base = "sec-plain"; bm = m }
+		if (s ~ /^sec-.*-nb$/) { base = s == "sec-plain-nb" ? "" : "sec-plain-nb"; bm = m }
 		if (s ~ /^link-/ && s !~ /-nb$/) { base = s "-nb"; bm = m }
 		if (base != "") {
 			for (r in R) {
@@ -519,11 +530,11 @@ END {
 					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, bm, r])
 				if (cpu[base, n, bm, r] > 0)
 					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, bm, r])
-				if ((base == "sec-plain" || base ~ /^link-/) && cpu1[base, n, bm, r] > 0)
+				if ((base ~ /^sec-plain/ || base ~ /^link-/) && cpu1[base, n, bm, r] > 0)
 					add("x_cpu1" SUBSEP id, cpu1[s, n, m, r] / cpu1[base, n, bm, r])
-				if (base != "sec-plain" && base !~ /^link-/ && ("direct", n, 1, r) in p50)
+				if (base !~ /^sec-plain/ && base !~ /^link-/ && ("direct", n, 1, r) in p50)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
-				if (base == "sec-plain" || base ~ /^link-/)
+				if (base ~ /^sec-plain/ || base ~ /^link-/)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50[base, n, bm, r])
 			}
 			if (("x_rps" SUBSEP id) in vals)
@@ -533,7 +544,7 @@ END {
 			if (("x_cpu1" SUBSEP id) in vals)
 				note = note sprintf("cpu1/%s x%.2f  ", base, median("x_cpu1" SUBSEP id))
 			if (("added" SUBSEP id) in vals)
-				note = note sprintf("p50-%s %+.1fus", base == "sec-plain" || base ~ /^link-/ ? base : "direct",
+				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ ? base : "direct",
 					median("added" SUBSEP id))
 		}
 		printf "%-14s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %9.2f %6d  %s%s\n", s, n, m, rounds[id],
