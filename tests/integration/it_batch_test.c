@@ -222,10 +222,12 @@ static void expect_closed(raw_stream *s, const char *why)
  * succeeds. A host that does not ask gets one task per message. */
 START_TEST(a_host_that_asks_gets_batches_and_an_older_host_single_tasks)
 {
-	/* A fresh world (gateway and client) for each host: with one client
-	 * connection reused across host reconnects, a call was seen never to
-	 * reach the new host, with and without batches (docs/protocol.md,
-	 * "Batched host link", Known); a fresh client never showed it. */
+	/* A fresh world (gateway and client) for each host connection: when a
+	 * host of a system is closed and another registers it again at once,
+	 * with the canary calling and one spawn_client reused, the first calls
+	 * after the reconnect sometimes never reach the new host (2 runs in 5;
+	 * also with single results and with the gateway of main at 2ba7f2a, so
+	 * not a batching fault: reported, not fixed here). */
 	for (int ask = 1; ask >= 0; ask--) {
 		start_world(ask ? "batch_grant" : "batch_nogrant", NULL);
 		raw_stream *s = sink_connect(ask);
