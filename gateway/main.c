@@ -501,6 +501,8 @@ int main(int argc, char **argv)
 	    .limits = cfg.limits,
 	    .host_queue_bytes = (size_t)cfg.host_queue_bytes,
 	    .host_stall_ms = cfg.host_stall_ms,
+	    .host_batch = (uint32_t)cfg.host_batch,
+	    .host_batch_bytes = (size_t)cfg.host_batch_bytes,
 	    .access = access,
 	    .tls = tls,
 	    .router = router,
