@@ -29,10 +29,10 @@
  * here), the server (readiness), the router (which gets every view) and
  * the peers (probes). */
 typedef struct cluster_ctx {
-	gw_registry *reg;  /* borrowed, outlives the cluster */
-	gw_server *srv;    /* borrowed, outlives the cluster (readiness: GW_UNREADY_MEMBERSHIP) */
-	gw_router *router; /* borrowed; NULL without cluster mode */
-	gw_peers *peers;   /* borrowed; NULL without cluster mode */
+	gw_registry *reg;    /* borrowed, outlives the cluster */
+	gw_server *srv;      /* borrowed, outlives the cluster (readiness: GW_UNREADY_MEMBERSHIP) */
+	gw_router *router;   /* borrowed; NULL without cluster mode */
+	gw_peers *peers;     /* borrowed; NULL without cluster mode */
 	gw_persist *persist; /* borrowed, outlives the cluster: the member whose
 	                        activation leases it takes (lease mode) */
 	/* The membership thread runs until gw_cluster_destroy, after the

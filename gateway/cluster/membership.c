@@ -65,10 +65,10 @@ struct gw_cluster {
 	 * itself before it rejoins ("" when none): its activation leases are
 	 * free at once, nobody waits for a peer to declare it. */
 	char bury[GW_MEMBER_ID_MAX + 1];
-	uint64_t gen;                  /* incarnation: bumped by every fence */
-	view_box *view;                /* current view (a reference) */
-	uint64_t version;              /* last published view version */
-	char *last_rows_sig;           /* members part of the last view's signature */
+	uint64_t gen;        /* incarnation: bumped by every fence */
+	view_box *view;      /* current view (a reference) */
+	uint64_t version;    /* last published view version */
+	char *last_rows_sig; /* members part of the last view's signature */
 
 	/* The lease: monotonic ms when the last successful heartbeat was SENT;
 	 * 0 = not serving. Read without the lock (gw_cluster_serving). */
@@ -423,9 +423,10 @@ static bool bury(gw_cluster *c)
 		if (!strcmp(rows[i].id, old) && live(&rows[i])) {
 			e = gw_store_member_declare_dead(c->store, old, rows[i].heartbeat_ms);
 			if (e == GW_OK)
-				GW_INFO("cluster: marked its fenced incarnation %s dead (its leases "
-				        "are free)",
-				        old);
+				GW_INFO(
+				    "cluster: marked its fenced incarnation %s dead (its leases "
+				    "are free)",
+				    old);
 			else if (e == GW_ECONFLICT)
 				e = GW_OK; /* a peer declared it meanwhile */
 		}

@@ -30,6 +30,8 @@ typedef struct fwd {
 	bool waiting;            /* WAITING: in r->waiting */
 	bool none;               /* waiting because no member serves the type */
 	bool lapsed;             /* the wait ended without a newer view (router thread) */
+	bool refused;            /* waiting after a refusal: a newer view, or the retry
+	                            delay (the owner's view may be the one behind) */
 	int64_t wait_until;      /* WAITING: monotonic ms */
 	struct fwd *prev, *next; /* r->waiting */
 } fwd;
@@ -261,6 +263,7 @@ static grpc_byte_buffer *pack_forward(gw_router *r, fwd *f, const char *self_id)
 static bool decide(gw_router *r, fwd *f, bool offered)
 {
 	gw_inv *inv = f->inv;
+	f->refused = false; /* set again by the next refusal */
 	char type[512];
 	bool here;
 	type_of(r, inv->req, type, sizeof type, &here);
@@ -378,8 +381,15 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 		/* Refused: not the owner in its view. Wait for a newer view
 		 * than the one this forward used, then decide again. */
 		atomic_fetch_add(&r->refused, 1);
-		int64_t cap = now_ms() + r->o.wait_ms;
+		/* The receiver's view may be the older one (it has not seen
+		 * the view that made it the owner yet): then no newer view
+		 * comes here, and the forward is made again after a delay
+		 * doubling from GW_REFUSED_RETRY_MS (attempts stay bounded by
+		 * GW_ROUTE_HOPS). */
+		unsigned sh = f->attempts > 0 ? f->attempts - 1u : 0u;
+		int64_t cap = now_ms() + ((int64_t)GW_REFUSED_RETRY_MS << (sh < 4 ? sh : 4));
 		f->none = false;
+		f->refused = true;
 		f->wait_until =
 		    inv->deadline_ms > 0 && inv->deadline_ms < cap ? inv->deadline_ms : cap;
 		if (r->view && r->view->v.version > f->version) {
@@ -554,7 +564,8 @@ static void *router_main(void *arg)
 				f->next = NULL;
 				gw_inv *inv = f->inv;
 				bool expired = inv->deadline_ms > 0 && inv->deadline_ms <= now_ms();
-				if (expired || (f->lapsed && !f->none)) {
+				bool retry = f->refused;
+				if (expired || (f->lapsed && !f->none && !retry)) {
 					/* The deadline passed, or no newer view came within
 					 * the cap: never sent anywhere. */
 					pthread_mutex_lock(&r->mu);

@@ -218,7 +218,8 @@ static void run_activations(gw_persist *p, gw_persist_job **v, size_t n)
 			for (size_t i = 0; i < n; i++)
 				res[i] = GW_EOWNED;
 		} else {
-			err = gw_store_lease_activate(p->store, k, n, member, epochs, NULL, out, res);
+			err =
+			    gw_store_lease_activate(p->store, k, n, member, epochs, NULL, out, res);
 		}
 		for (size_t i = 0; !err && i < n; i++)
 			refused += res[i] == GW_EOWNED;

@@ -586,8 +586,8 @@ static void lease_wait_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	bool give_up = now - a->last_active_ms >= GW_LEASE_WAIT_MS || a->leaving;
 	for (gw_inv *inv = a->mq_head, *next; inv; inv = next) {
 		next = inv->next;
-		if (!give_up && !(inv->deadline_ms && inv->deadline_ms <= now + back +
-		                                                              GW_LEASE_MARGIN_MS))
+		if (!give_up &&
+		    !(inv->deadline_ms && inv->deadline_ms <= now + back + GW_LEASE_MARGIN_MS))
 			continue;
 		gwi_mq_remove(rt, a, inv);
 		inv->not_dispatched = true;
@@ -618,7 +618,8 @@ void gwi_lease_retry_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));) {
 			inv->not_dispatched = true;
 			gwi_finish(dl, inv, GW_EUNAVAIL,
-			           "actor %s moved to another member of the cluster; retry", a->name);
+			           "actor %s moved to another member of the cluster; retry",
+			           a->name);
 		}
 		actor_free_locked(a->shard, a);
 		return;
