@@ -342,13 +342,17 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	pthread_mutex_unlock(&r->mu);
 	grpc_byte_buffer *bb = pack_forward(r, f, self_id);
 	gw_peer_call *c = NULL;
+	/* Started under the router's lock, and f->call set before it is
+	 * released: the owner's answer (forward_done, on the peers' thread,
+	 * which takes this lock first) may come at once, and it frees f.
+	 * (The lock order router -> peers is the one cancel uses too.) */
+	pthread_mutex_lock(&r->mu);
 	gw_err err = bb ? r->o.peer_ops->start(r->o.peers, address, GW_PEER_FORWARD, bb,
 	                                       inv->deadline_ms, forward_done, f, &c)
 	                : GW_ENOMEM;
 	if (bb)
 		grpc_byte_buffer_destroy(bb);
 	if (err) {
-		pthread_mutex_lock(&r->mu);
 		release_locked(r, f);
 		pthread_mutex_unlock(&r->mu);
 		fwd_free(f);
@@ -357,7 +361,6 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 		return true;
 	}
 	atomic_fetch_add(&r->forwarded, 1);
-	pthread_mutex_lock(&r->mu);
 	f->call = c;
 	bool cancel = inv->route_cancelled; /* the cancel came before f->call was set */
 	pthread_mutex_unlock(&r->mu);
