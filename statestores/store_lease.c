@@ -1,4 +1,4 @@
-/* store_lease.c - the front of the activation leases (store ops version 9):
+/* store_lease.c - the front of the activation leases (store ops version 10):
  * argument checks, then the driver, then the decryption of what a lease
  * activation loaded. docs/design/cluster.md, "The activation lease". */
 #include "store.h"

@@ -717,7 +717,8 @@ static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.member_list = gwi_my_member_list,                                                 \
 		.member_declare_dead = gwi_my_member_declare_dead,                                 \
 		.member_remove = gwi_my_member_remove, .member_gc = gwi_my_member_gc,              \
-		.lease_activate = gwi_my_lease_activate, .lease_release = gwi_my_lease_release,    \
+		.sched_reseal = gwi_my_sched_reseal, .lease_activate = gwi_my_lease_activate,      \
+		.lease_release = gwi_my_lease_release,                                             \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

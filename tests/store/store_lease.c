@@ -1,5 +1,5 @@
 /* store_lease.c - the conformance cases of the activation lease (store.h
- * "activation leases", ops version 9): an epoch is taken only when the row
+ * "activation leases", ops version 10): an epoch is taken only when the row
  * has no owner, is the member's own, or its owner is not live (DEAD or
  * gone), and only by a live member; two live members racing for one actor
  * never both win; a batch takes the free keys and loads them; a release
