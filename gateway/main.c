@@ -29,10 +29,12 @@
  * here), the server (readiness), the router (which gets every view) and
  * the peers (probes). */
 typedef struct cluster_ctx {
-	gw_registry *reg;  /* borrowed, outlives the cluster */
-	gw_server *srv;    /* borrowed, outlives the cluster (readiness: GW_UNREADY_MEMBERSHIP) */
-	gw_router *router; /* borrowed; NULL without cluster mode */
-	gw_peers *peers;   /* borrowed; NULL without cluster mode */
+	gw_registry *reg;    /* borrowed, outlives the cluster */
+	gw_server *srv;      /* borrowed, outlives the cluster (readiness: GW_UNREADY_MEMBERSHIP) */
+	gw_router *router;   /* borrowed; NULL without cluster mode */
+	gw_peers *peers;     /* borrowed; NULL without cluster mode */
+	gw_persist *persist; /* borrowed, outlives the cluster: the member whose
+	                        activation leases it takes (lease mode) */
 	/* The membership thread runs until gw_cluster_destroy, after the
 	 * router and the peers are stopped: callbacks use them under the read
 	 * lock while open; cluster_ctx_close (write lock) ends that. */
@@ -57,6 +59,8 @@ static void cluster_joined(void *user, const char *id)
 	cluster_ctx *x = user;
 	/* A member of the view: ready (grpc.health.v1), unless draining. */
 	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, false);
+	/* Activations take their lease as this member from now on. */
+	gw_persist_set_member(x->persist, id);
 	printf("member %s joined\n", id);
 	fflush(stdout);
 }
@@ -69,6 +73,8 @@ static void cluster_fenced(void *user, const char *id, const char *why)
 	cluster_ctx *x = user;
 	/* Not a member any more: NOT_SERVING until it has rejoined. */
 	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, true);
+	/* No lease is taken until it has rejoined (under its new id). */
+	gw_persist_set_member(x->persist, NULL);
 	GW_ERROR("cluster: member %s FENCED itself: %s; rejoining under a new id", id, why);
 	printf("member %s fenced\n", id);
 	fflush(stdout);
@@ -420,7 +426,18 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	gw_persist_opts po = {.max_batch = cfg.save_batch, .rotate = cfg.rotate_keys};
+	/* Routing trusts a peer's word for the caller's principal, so with
+	 * --access it waits for peers to be principals of the policy (not built
+	 * yet): the membership runs, this member serves the calls it gets, and
+	 * the activation epochs fence two members serving one actor, as between
+	 * gateways before cluster mode (docs/design/cluster.md). */
+	bool routing = cfg.cluster_test_view || cfg.n_peer_listen || (cfg.advertise && !cfg.access);
+	/* With a membership and routing, every activation holds the actor's
+	 * lease: no second live activation anywhere (docs/design/cluster.md,
+	 * "The activation lease"). */
+	gw_persist_opts po = {.max_batch = cfg.save_batch,
+	                      .rotate = cfg.rotate_keys,
+	                      .lease = cfg.advertise && routing && gw_store_lease_ok(store)};
 	gw_registry_opts rgo = {.timer_floor_ms = cfg.timer_floor_ms,
 	                        .grace_ms = cfg.type_grace_ms};
 	if ((err = gw_persist_create(&persist, store, &po)) ||
@@ -465,12 +482,6 @@ int main(int argc, char **argv)
 		goto fail;
 	/* Cluster mode: the peers, the router (installed in the runtime before
 	 * the first call can arrive), and the view (docs/design/cluster.md). */
-	/* Routing trusts a peer's word for the caller's principal, so with
-	 * --access it waits for peers to be principals of the policy (not built
-	 * yet): the membership runs, this member serves the calls it gets, and
-	 * the activation epochs fence two members serving one actor, as between
-	 * gateways before cluster mode (docs/design/cluster.md). */
-	bool routing = cfg.cluster_test_view || cfg.n_peer_listen || (cfg.advertise && !cfg.access);
 	if (cfg.advertise && cfg.access && !cfg.cluster_test_view && !cfg.n_peer_listen)
 		GW_WARN("cluster: routing to each actor's owner is off with --access until peers "
 		        "are principals of the policy; this member serves the calls it receives "
@@ -529,6 +540,7 @@ int main(int argc, char **argv)
 	cx.srv = srv;
 	cx.router = router;
 	cx.peers = peers;
+	cx.persist = persist;
 	cx.open = true;
 	if (cfg.advertise && (err = cluster_open(&cluster, &cfg, &cx))) {
 		rc = 2;

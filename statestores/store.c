@@ -503,7 +503,7 @@ const char *gw_store_scheme(const gw_store *s)
 
 /* ---- state -------------------------------------------------------------- */
 
-static bool key_ok(const gw_actor_key *k)
+bool gwi_store_key_ok(const gw_actor_key *k)
 {
 	return k && k->system && k->name && k->system[0] && k->name[0];
 }
@@ -518,7 +518,7 @@ void gwi_store_row_fini(gw_row *r)
 
 /* row_open authenticates and decrypts a row a driver loaded for k into
  * *out. The row is consumed (freed) either way. */
-static gw_err row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loaded *out)
+gw_err gwi_store_row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loaded *out)
 {
 	uint8_t *pt = NULL;
 	size_t ptlen = 0;
@@ -546,18 +546,18 @@ static gw_err row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loade
 gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out)
 {
 	gw_row row = {0};
-	if (!s || !key_ok(k) || !out)
+	if (!s || !gwi_store_key_ok(k) || !out)
 		return GW_EINVAL;
 	gw_err e = s->ops->load(s->drv, k, &row);
 	if (e != GW_OK)
 		return e;
-	return row_open(s, k, &row, out);
+	return gwi_store_row_open(s, k, &row, out);
 }
 
 gw_err gw_store_load_revision(gw_store *s, const gw_actor_key *k, uint64_t revision, gw_loaded *out)
 {
 	gw_row row = {0};
-	if (!s || !key_ok(k) || !out)
+	if (!s || !gwi_store_key_ok(k) || !out)
 		return GW_EINVAL;
 	if (revision == 0)
 		return gw_store_load(s, k, out);
@@ -566,13 +566,13 @@ gw_err gw_store_load_revision(gw_store *s, const gw_actor_key *k, uint64_t revis
 	gw_err e = s->ops->load_revision(s->drv, k, revision, &row);
 	if (e != GW_OK)
 		return e;
-	return row_open(s, k, &row, out);
+	return gwi_store_row_open(s, k, &row, out);
 }
 
 gw_err gw_store_list_revisions(gw_store *s, const gw_actor_key *k, uint64_t *revs, size_t cap,
                                size_t *n)
 {
-	if (!s || !key_ok(k) || !n || (!revs && cap > 0))
+	if (!s || !gwi_store_key_ok(k) || !n || (!revs && cap > 0))
 		return GW_EINVAL;
 	if (cap == 0) {
 		*n = 0;
@@ -587,7 +587,7 @@ gw_err gw_store_list_revisions(gw_store *s, const gw_actor_key *k, uint64_t *rev
 
 gw_err gw_store_acquire(gw_store *s, const gw_actor_key *k, uint64_t *epoch)
 {
-	if (!s || !key_ok(k) || !epoch)
+	if (!s || !gwi_store_key_ok(k) || !epoch)
 		return GW_EINVAL;
 	uint64_t v = 0;
 	gw_err e = s->ops->acquire(s->drv, k, &v);
@@ -607,7 +607,7 @@ gw_err gw_store_acquire(gw_store *s, const gw_actor_key *k, uint64_t *epoch)
 static bool activate_keys_ok(const gw_actor_key *keys, size_t n, const gw_actor_key **by_key)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!key_ok(&keys[i]))
+		if (!gwi_store_key_ok(&keys[i]))
 			return false;
 	gwi_keys_sort(keys, n, by_key);
 	for (size_t i = 1; i < n; i++)
@@ -650,7 +650,7 @@ gw_err gw_store_activate_batch(gw_store *s, const gw_actor_key *keys, size_t n, 
 		}
 		epochs[i] = v[i];
 		if (results[i] == GW_OK)
-			results[i] = row_open(s, &keys[i], &rows[i], &out[i]);
+			results[i] = gwi_store_row_open(s, &keys[i], &rows[i], &out[i]);
 	}
 out:
 	free(rows);
@@ -660,8 +660,8 @@ out:
 
 static bool state_ok(const gw_state *st)
 {
-	return key_ok(&st->key) && (st->data || st->len == 0) && st->expected < GWI_STORE_MAX_INT &&
-	       st->epoch <= GWI_STORE_MAX_INT;
+	return gwi_store_key_ok(&st->key) && (st->data || st->len == 0) &&
+	       st->expected < GWI_STORE_MAX_INT && st->epoch <= GWI_STORE_MAX_INT;
 }
 
 gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results)
@@ -720,7 +720,7 @@ out:
 
 gw_err gw_store_remove(gw_store *s, const gw_actor_key *k)
 {
-	if (!s || !key_ok(k))
+	if (!s || !gwi_store_key_ok(k))
 		return GW_EINVAL;
 	return s->ops->remove(s->drv, k);
 }
@@ -768,14 +768,14 @@ gw_err gwi_store_keycheck_reseal(gw_store *s)
 
 gw_err gw_store_instance_put(gw_store *s, const gw_actor_key *k, const char *parent)
 {
-	if (!s || !key_ok(k) || !parent || !parent[0])
+	if (!s || !gwi_store_key_ok(k) || !parent || !parent[0])
 		return GW_EINVAL;
 	return s->ops->instance_put(s->drv, k, parent);
 }
 
 gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent)
 {
-	if (!s || !key_ok(k) || !parent)
+	if (!s || !gwi_store_key_ok(k) || !parent)
 		return GW_EINVAL;
 	char *p = NULL;
 	gw_err e = s->ops->instance_get(s->drv, k, &p);
@@ -1076,7 +1076,7 @@ static gw_err forget_scan(gw_store *s, const char *prefix, gw_sched_match_fn mat
 gw_err gw_store_forget(gw_store *s, const gw_actor_key *k, const char *sched_prefix,
                        gw_sched_match_fn match, void *user, gw_forget_counts *out)
 {
-	if (!s || !key_ok(k))
+	if (!s || !gwi_store_key_ok(k))
 		return GW_EINVAL;
 	bool scan = sched_prefix && match;
 	if (scan && !gwi_sched_id_ok(sched_prefix))

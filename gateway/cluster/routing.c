@@ -30,6 +30,8 @@ typedef struct fwd {
 	bool waiting;            /* WAITING: in r->waiting */
 	bool none;               /* waiting because no member serves the type */
 	bool lapsed;             /* the wait ended without a newer view (router thread) */
+	bool refused;            /* waiting after a refusal: a newer view, or the retry
+	                            delay (the owner's view may be the one behind) */
 	int64_t wait_until;      /* WAITING: monotonic ms */
 	struct fwd *prev, *next; /* r->waiting */
 } fwd;
@@ -261,6 +263,7 @@ static grpc_byte_buffer *pack_forward(gw_router *r, fwd *f, const char *self_id)
 static bool decide(gw_router *r, fwd *f, bool offered)
 {
 	gw_inv *inv = f->inv;
+	f->refused = false; /* set again by the next refusal */
 	char type[512];
 	bool here;
 	type_of(r, inv->req, type, sizeof type, &here);
@@ -339,13 +342,17 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	pthread_mutex_unlock(&r->mu);
 	grpc_byte_buffer *bb = pack_forward(r, f, self_id);
 	gw_peer_call *c = NULL;
+	/* Started under the router's lock, and f->call set before it is
+	 * released: the owner's answer (forward_done, on the peers' thread,
+	 * which takes this lock first) may come at once, and it frees f.
+	 * (The lock order router -> peers is the one cancel uses too.) */
+	pthread_mutex_lock(&r->mu);
 	gw_err err = bb ? r->o.peer_ops->start(r->o.peers, address, GW_PEER_FORWARD, bb,
 	                                       inv->deadline_ms, forward_done, f, &c)
 	                : GW_ENOMEM;
 	if (bb)
 		grpc_byte_buffer_destroy(bb);
 	if (err) {
-		pthread_mutex_lock(&r->mu);
 		release_locked(r, f);
 		pthread_mutex_unlock(&r->mu);
 		fwd_free(f);
@@ -354,7 +361,6 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 		return true;
 	}
 	atomic_fetch_add(&r->forwarded, 1);
-	pthread_mutex_lock(&r->mu);
 	f->call = c;
 	bool cancel = inv->route_cancelled; /* the cancel came before f->call was set */
 	pthread_mutex_unlock(&r->mu);
@@ -378,8 +384,15 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 		/* Refused: not the owner in its view. Wait for a newer view
 		 * than the one this forward used, then decide again. */
 		atomic_fetch_add(&r->refused, 1);
-		int64_t cap = now_ms() + r->o.wait_ms;
+		/* The receiver's view may be the older one (it has not seen
+		 * the view that made it the owner yet): then no newer view
+		 * comes here, and the forward is made again after a delay
+		 * doubling from GW_REFUSED_RETRY_MS (attempts stay bounded by
+		 * GW_ROUTE_HOPS). */
+		unsigned sh = f->attempts > 0 ? f->attempts - 1u : 0u;
+		int64_t cap = now_ms() + ((int64_t)GW_REFUSED_RETRY_MS << (sh < 4 ? sh : 4));
 		f->none = false;
+		f->refused = true;
 		f->wait_until =
 		    inv->deadline_ms > 0 && inv->deadline_ms < cap ? inv->deadline_ms : cap;
 		if (r->view && r->view->v.version > f->version) {
@@ -554,7 +567,8 @@ static void *router_main(void *arg)
 				f->next = NULL;
 				gw_inv *inv = f->inv;
 				bool expired = inv->deadline_ms > 0 && inv->deadline_ms <= now_ms();
-				if (expired || (f->lapsed && !f->none)) {
+				bool retry = f->refused;
+				if (expired || (f->lapsed && !f->none && !retry)) {
 					/* The deadline passed, or no newer view came within
 					 * the cap: never sent anywhere. */
 					pthread_mutex_lock(&r->mu);

@@ -22,7 +22,8 @@
  *      runs it here or refuses it), so a call makes at most one hop at a
  *      time and two members that disagree about the view cannot pass it back
  *      and forth: each refusal costs the sender one attempt and a wait for a
- *      newer view; after GW_ROUTE_HOPS attempts the call fails UNAVAILABLE
+ *      newer view or GW_REFUSED_RETRY_MS (doubling; the receiver's view may
+ *      be the one behind); after GW_ROUTE_HOPS attempts the call fails UNAVAILABLE
  *      (not dispatched: the caller may retry);
  *   3. a call is completed exactly once (done), with inv->rstate cleared first
  *      under the router's lock, so a cancel after that does nothing. */
@@ -41,6 +42,10 @@
 /* The most attempts (forwards) one call makes; the Peer service refuses a
  * ForwardRequest with more hops. */
 #define GW_ROUTE_HOPS 4
+/* A refused forward is made again after this delay (doubling with each
+ * attempt) unless a newer view arrives first: the owner's view may be the
+ * one that is behind. */
+#define GW_REFUSED_RETRY_MS 100
 
 #define GW_PEER_FORWARD "/spawn.gateway.v1.Peer/Forward"
 /* The trailer of a refusal: the owner in the refusing member's view. */

@@ -1310,6 +1310,7 @@ int main(void)
 	conf_add_activate(s, ntargets);
 	conf_add_atrest(s, ntargets);
 	conf_add_members(s, ntargets);
+	conf_add_lease(s, ntargets);
 	TCase *tc = tcase_create("unknown_schemes_and_bad_urls_are_refused");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, unknown_schemes_and_bad_urls_are_refused);
