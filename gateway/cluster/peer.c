@@ -25,6 +25,9 @@ struct gw_peers {
 	bool thread_started;
 	grpc_channel_credentials *creds;
 	int max_message_bytes;
+	char *server_name; /* owned; NULL = the address's host */
+	grpc_slice auth;   /* "Bearer <token>"; empty = no token (owned) */
+	bool has_auth;
 	pthread_mutex_t mu; /* guards chans, calls, closing */
 	pthread_cond_t cv;  /* calls reached 0 */
 	chan *chans;
@@ -42,6 +45,7 @@ struct gw_peer_call {
 	gw_peer_done_fn fn;
 	void *user;
 	grpc_metadata_array initial, trailing;
+	grpc_metadata md; /* authorization (p->has_auth): slices borrowed from p */
 	grpc_byte_buffer *resp;
 	grpc_status_code status;
 	grpc_slice details;
@@ -86,12 +90,17 @@ static void complete(gw_peer_call *c)
 	char *details = grpc_slice_to_c_string(c->details);
 	char *owner = trailer(&c->trailing, "spawn-owner");
 	char *retry = trailer(&c->trailing, "spawn-retry");
+	char *refused = trailer(&c->trailing, GW_PEER_REFUSED_KEY);
 	bool nd = retry && !strcmp(retry, "not-dispatched");
+	bool pr = refused && !strcmp(refused, GW_PEER_REFUSED) &&
+	          (c->status == GRPC_STATUS_UNAUTHENTICATED ||
+	           c->status == GRPC_STATUS_PERMISSION_DENIED);
 	c->fn(c->user, c->status, details ? details : "",
-	      c->status == GRPC_STATUS_OK ? c->resp : NULL, owner, nd);
+	      c->status == GRPC_STATUS_OK ? c->resp : NULL, owner, nd, pr);
 	gpr_free(details);
 	gpr_free(owner);
 	gpr_free(retry);
+	gpr_free(refused);
 	gw_peers *p = c->p;
 	pthread_mutex_lock(&p->mu);
 	unlink_call(p, c);
@@ -125,6 +134,19 @@ gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->max_message_bytes = o->max_message_bytes > 0 ? o->max_message_bytes : 4 << 20;
+	p->auth = grpc_empty_slice();
+	if (o->server_name && !(p->server_name = strdup(o->server_name))) {
+		gw_peers_destroy(p);
+		return GW_ENOMEM;
+	}
+	if (o->token) {
+		/* One slice for the process's life: every call borrows it. */
+		size_t n = strlen(o->token);
+		p->auth = grpc_slice_malloc(7 + n);
+		memcpy(GRPC_SLICE_START_PTR(p->auth), "Bearer ", 7);
+		memcpy(GRPC_SLICE_START_PTR(p->auth) + 7, o->token, n);
+		p->has_auth = true;
+	}
 	if (o->ca_pem) {
 		grpc_ssl_pem_key_cert_pair pair = {.private_key = o->key_pem,
 		                                   .cert_chain = o->cert_pem};
@@ -168,8 +190,12 @@ static grpc_channel *channel_for(gw_peers *p, const char *address)
 	    {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 5000}},
 	    /* A member restarting comes back quickly: do not back off for long. */
 	    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 1000}},
+	    /* --peer-tls-server-name: members dialled at pod IPs present a
+	     * certificate for one service name (the last arg, left out when
+	     * not set). */
+	    {GRPC_ARG_STRING, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, {.string = p->server_name}},
 	};
-	grpc_channel_args ca = {sizeof args / sizeof args[0], args};
+	grpc_channel_args ca = {sizeof args / sizeof args[0] - (p->server_name ? 0 : 1), args};
 	c->ch = grpc_channel_create(address, p->creds, &ca);
 	if (!c->ch) {
 		free(c->address);
@@ -228,6 +254,12 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 	grpc_op *op = c->ops;
 	memset(c->ops, 0, sizeof c->ops);
 	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (p->has_auth) {
+		c->md.key = grpc_slice_from_static_string("authorization");
+		c->md.value = p->auth; /* borrowed: p outlives its calls */
+		op->data.send_initial_metadata.count = 1;
+		op->data.send_initial_metadata.metadata = &c->md;
+	}
 	op++;
 	op->op = GRPC_OP_SEND_MESSAGE;
 	op->data.send_message.send_message = req;
@@ -299,6 +331,10 @@ void gw_peers_destroy(gw_peers *p)
 	}
 	if (p->creds)
 		grpc_channel_credentials_release(p->creds);
+	if (p->has_auth)
+		explicit_bzero(GRPC_SLICE_START_PTR(p->auth), GRPC_SLICE_LENGTH(p->auth));
+	grpc_slice_unref(p->auth);
+	free(p->server_name);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p);
@@ -314,12 +350,19 @@ typedef struct ping_wait {
 } ping_wait;
 
 static void ping_done(void *user, grpc_status_code code, const char *details,
-                      grpc_byte_buffer *resp, const char *owner, bool not_dispatched)
+                      grpc_byte_buffer *resp, const char *owner, bool not_dispatched,
+                      bool peer_refused)
 {
-	(void)details;
 	(void)owner;
 	(void)not_dispatched;
 	ping_wait *w = user;
+	if (peer_refused)
+		GW_WARN("cluster: a member refused this member's Ping as a peer: %s (%s; is this "
+		        "member's credential a principal with peer: true in its --access "
+		        "policy?)",
+		        code == GRPC_STATUS_UNAUTHENTICATED ? "UNAUTHENTICATED"
+		                                            : "PERMISSION_DENIED",
+		        details);
 	bool alive = false;
 	if (code == GRPC_STATUS_OK && resp) {
 		spawn_arena a;

@@ -155,6 +155,12 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 		c->trailer.value = grpc_slice_from_static_string(c->owner);
 		op->data.send_status_from_server.trailing_metadata_count = 1;
 		op->data.send_status_from_server.trailing_metadata = &c->trailer;
+	} else if ((code == GRPC_STATUS_UNAUTHENTICATED || code == GRPC_STATUS_PERMISSION_DENIED) &&
+	           c->peer_refused) {
+		c->trailer.key = grpc_slice_from_static_string(GW_PEER_REFUSED_KEY);
+		c->trailer.value = grpc_slice_from_static_string(GW_PEER_REFUSED);
+		op->data.send_status_from_server.trailing_metadata_count = 1;
+		op->data.send_status_from_server.trailing_metadata = &c->trailer;
 	}
 	op++;
 	/* RECV_CLOSE_ON_SERVER is posted on its own when the call arrives. */
@@ -453,7 +459,8 @@ bool gwi_may_invoke(gw_server *s, const gw_principal *pr, const char *system, co
  * under the read lock; nothing allocated here (OpenSSL 3.0 allocates inside
  * the digest's initialisation). */
 static grpc_status_code authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
-                                         const char *ref, const char *action, char *why, size_t n)
+                                         const char *ref, const char *action, char *why, size_t n,
+                                         spawn_arena *arena, char **principal)
 {
 	gw_access *a = c->srv->o.access;
 	if (!a)
@@ -463,6 +470,9 @@ static grpc_status_code authorize_invoke(gwi_ucall *c, const char *system, const
 	grpc_status_code code = GRPC_STATUS_OK;
 	if (gw_authn_call(p, c->call, &c->md, &pr, why, n) != GW_OK) {
 		code = GRPC_STATUS_UNAUTHENTICATED;
+	} else if (arena && !(*principal = spawn_arena_strdup(arena, gw_principal_name(pr)))) {
+		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		snprintf(why, n, "out of memory");
 	} else if (!gwi_may_invoke(c->srv, pr, system, actor, ref, action)) {
 		code = GRPC_STATUS_PERMISSION_DENIED;
 		if (action)
@@ -559,9 +569,11 @@ static void handle_invoke(gwi_ucall *c)
 		const char *system = rq->system && rq->system->name ? rq->system->name : "";
 		const char *name =
 		    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
-		grpc_status_code code =
-		    authorize_invoke(c, system, name, rq->register_ref,
-		                     rq->action_name ? rq->action_name : "", why, sizeof why);
+		/* The principal goes with the call: to the owner, when this
+		 * member forwards it (ForwardRequest.principal). */
+		grpc_status_code code = authorize_invoke(
+		    c, system, name, rq->register_ref, rq->action_name ? rq->action_name : "", why,
+		    sizeof why, &inv->arena, &inv->principal);
 		if (code != GRPC_STATUS_OK) {
 			gw_inv_destroy(inv);
 			gwi_ucall_reply(c, code, why, NULL);
@@ -627,6 +639,42 @@ static void run_invoke(gwi_ucall *c, gw_inv *inv)
 
 /* ---- spawn.gateway.v1.Peer (docs/design/cluster.md) ------------------------------ */
 
+/* authorize_peer: with --access, the Peer methods (Forward, Ping) need a
+ * principal with peer: true, another member of the cluster (docs/security.md,
+ * "Peers"): no credential or an unknown one is UNAUTHENTICATED, any other
+ * principal PERMISSION_DENIED; both answers carry the trailer
+ * GW_PEER_REFUSED_KEY, so the entry member tells them from a refusal of the
+ * caller's own rights. name gets the peer's principal name ("" without a
+ * policy). Refusals are logged (rate-limited: a peer can trigger them). */
+static grpc_status_code authorize_peer(gwi_ucall *c, char *name, size_t namelen, char *why,
+                                       size_t n)
+{
+	name[0] = 0;
+	gw_access *a = c->srv->o.access;
+	if (!a)
+		return GRPC_STATUS_OK;
+	const char *m = method_names[c->method];
+	const gw_policy *p = gw_access_read(a);
+	const gw_principal *pr = NULL;
+	grpc_status_code code = GRPC_STATUS_OK;
+	if (gw_authn_call(p, c->call, &c->md, &pr, why, n) != GW_OK) {
+		code = GRPC_STATUS_UNAUTHENTICATED;
+		GW_WARN("peer %s by an unauthenticated caller: refused UNAUTHENTICATED (%s)", m,
+		        why);
+	} else if (!gw_principal_peer(pr)) {
+		code = GRPC_STATUS_PERMISSION_DENIED;
+		snprintf(why, n, "principal '%s' is not a peer of the cluster (Peer.%s)",
+		         gw_principal_name(pr), m);
+		GW_WARN("peer %s by principal '%s': refused PERMISSION_DENIED (no peer: true)", m,
+		        gw_principal_name(pr));
+	} else {
+		snprintf(name, namelen, "%s", gw_principal_name(pr));
+	}
+	gw_access_done(a);
+	c->peer_refused = code != GRPC_STATUS_OK;
+	return code;
+}
+
 /* handle_forward runs a call another member forwarded here as the actor's
  * owner, after checking that this member owns it in its own view; if not,
  * FAILED_PRECONDITION with the trailer GW_OWNER_KEY (it never forwards
@@ -634,13 +682,18 @@ static void run_invoke(gwi_ucall *c, gw_inv *inv)
  * checked at its edge (the caller's metadata, authorization). */
 static void handle_forward(gwi_ucall *c)
 {
+	char peer[256], why[GW_WC_PATH_MAX + 200];
+	grpc_status_code code = authorize_peer(c, peer, sizeof peer, why, sizeof why);
+	if (code != GRPC_STATUS_OK) {
+		gwi_ucall_reply(c, code, why, NULL);
+		return;
+	}
 	gw_inv *inv = gw_inv_create(0);
 	if (!inv) {
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
 		return;
 	}
 	ProtobufCMessage *m = NULL;
-	char why[GW_WC_PATH_MAX + 200];
 	if (gwi_unpack_checked(c->srv, &spawn__gateway__v1__forward_request__descriptor, c->payload,
 	                       &inv->arena, &m, why, sizeof why)) {
 		gw_inv_destroy(inv);
@@ -678,11 +731,33 @@ static void handle_forward(gwi_ucall *c)
 	inv->hops = (uint8_t)(fr->depth < 255 ? fr->depth : 255);
 	if (fr->idempotency_key && fr->idempotency_key[0])
 		inv->idem_key = fr->idempotency_key; /* in inv's arena: minted by a gateway */
+	/* The entry member authorized the caller: its word for who that was
+	 * is trusted (a peer of the policy said it), not checked again, and
+	 * the call is not authorized a second time here. */
+	if (fr->principal && fr->principal[0])
+		inv->principal = fr->principal; /* in inv's arena; checked by the ingress */
+	if (c->srv->o.access)
+		GW_DEBUG(
+		    "forward of %s/%s.%s from member %s (peer '%s') for principal '%s'",
+		    fr->request->system && fr->request->system->name ? fr->request->system->name
+		                                                     : "",
+		    fr->request->actor && fr->request->actor->id && fr->request->actor->id->name
+		        ? fr->request->actor->id->name
+		        : "",
+		    fr->request->action_name ? fr->request->action_name : "",
+		    fr->sender_id ? fr->sender_id : "", peer,
+		    inv->principal ? inv->principal : "(the cluster)");
 	run_invoke(c, inv);
 }
 
 static void handle_ping(gwi_ucall *c)
 {
+	char peer[256], why[300];
+	grpc_status_code code = authorize_peer(c, peer, sizeof peer, why, sizeof why);
+	if (code != GRPC_STATUS_OK) {
+		gwi_ucall_reply(c, code, why, NULL);
+		return;
+	}
 	char id[512];
 	Spawn__Gateway__V1__PingReply r = SPAWN__GATEWAY__V1__PING_REPLY__INIT;
 	gw_router_self(c->srv->o.router, id, sizeof id, &r.view_version);
@@ -823,7 +898,8 @@ static void handle_spawn(gwi_ucall *c)
 			         "actors[%zu]: name, system and parent are required", i);
 			break;
 		}
-		code = authorize_invoke(c, id->system, id->name, id->parent, NULL, msg, sizeof msg);
+		code = authorize_invoke(c, id->system, id->name, id->parent, NULL, msg, sizeof msg,
+		                        NULL, NULL);
 	}
 	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
 		Spawn__Actors__ActorId *id = rq->actors[i];

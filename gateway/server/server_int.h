@@ -154,6 +154,9 @@ typedef struct gwi_ucall {
 	char *owner;         /* owned (malloc): set before gwi_ucall_reply: a
 	                        FAILED_PRECONDITION answer of Peer.Forward carries the
 	                        trailer GW_OWNER_KEY: owner (routing.h) */
+	bool peer_refused;   /* set before gwi_ucall_reply: an UNAUTHENTICATED or
+	                        PERMISSION_DENIED answer of a Peer method refuses the
+	                        caller as a peer: trailer GW_PEER_REFUSED_KEY (peer.h) */
 	grpc_metadata trailer;
 	grpc_op ops[4];
 	grpc_op close_op;
