@@ -342,13 +342,17 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	pthread_mutex_unlock(&r->mu);
 	grpc_byte_buffer *bb = pack_forward(r, f, self_id);
 	gw_peer_call *c = NULL;
+	/* The call starts under r->mu: its answer (forward_done, on the peer
+	 * thread, which takes r->mu first) may come at once, a refusal in a
+	 * few microseconds, and frees f; f->call must be set before that.
+	 * start never runs forward_done itself. */
+	pthread_mutex_lock(&r->mu);
 	gw_err err = bb ? r->o.peer_ops->start(r->o.peers, address, GW_PEER_FORWARD, bb,
 	                                       inv->deadline_ms, forward_done, f, &c)
 	                : GW_ENOMEM;
 	if (bb)
 		grpc_byte_buffer_destroy(bb);
 	if (err) {
-		pthread_mutex_lock(&r->mu);
 		release_locked(r, f);
 		pthread_mutex_unlock(&r->mu);
 		fwd_free(f);
@@ -357,12 +361,13 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 		return true;
 	}
 	atomic_fetch_add(&r->forwarded, 1);
-	pthread_mutex_lock(&r->mu);
 	f->call = c;
-	bool cancel = inv->route_cancelled; /* the cancel came before f->call was set */
-	pthread_mutex_unlock(&r->mu);
-	if (cancel)
+	/* A cancel that came while this was deciding (f->call was NULL then):
+	 * cancelled here, under r->mu, while f (and its reference to c) is
+	 * sure to be alive. */
+	if (inv->route_cancelled)
 		r->o.peer_ops->cancel(c);
+	pthread_mutex_unlock(&r->mu);
 	return true;
 }
 
