@@ -147,7 +147,10 @@ start() {
 	for f in "$gw" "$host" "$client"; do
 		[ -x "$f" ] || die "build first (make build): $f is missing"
 	done
-	"$gw" --help | grep -q -- '--advertise' ||
+	# grep reads all of --help (no -q): quitting at the first match would
+	# leave the gateway writing into a closed pipe (SIGPIPE, and with
+	# pipefail a failed check).
+	"$gw" --help | grep -- '--advertise' >/dev/null ||
 		die "$gw has no cluster mode (--advertise): build a gateway that has it"
 	mkdir -p "$DIR"
 	if [ -f "$DIR/pids" ]; then
