@@ -170,9 +170,10 @@ void gw_config_usage(const char *prog)
 	    "                            --heartbeat-ms [SPAWN_MEMBER_TIMEOUT_MS] default 5000\n"
 	    "  --peer-token-file FILE    the bearer token (first line of FILE) this member\n"
 	    "                            sends on its calls to peers; with --access the\n"
-	    "                            peers take it for a principal with peer: true\n"
-	    "                            [SPAWN_PEER_TOKEN_FILE] default none (with TLS the\n"
-	    "                            member's certificate is its credential)\n"
+	    "                            peers take it for a principal with peer: true;\n"
+	    "                            read again on SIGHUP [SPAWN_PEER_TOKEN_FILE]\n"
+	    "                            default none (with TLS the member's certificate\n"
+	    "                            is its credential)\n"
 	    "  --peer-tls-server-name NAME  the name the peers' certificates must carry\n"
 	    "                            when members dial each other at addresses the\n"
 	    "                            certificates do not name (pod IPs)\n"
@@ -219,10 +220,10 @@ void gw_config_usage(const char *prog)
 	    "(UNAVAILABLE, retryable) while those in flight finish or are cancelled; then\n"
 	    "every changed actor state is saved, exit 0 (exit 1, naming each actor whose\n"
 	    "state was not saved, when the statestore did not take them in time).\n"
-	    "SIGHUP: read the --access policy again; a file with an error keeps the old\n"
-	    "policy (logged); hosts whose principal may no longer serve their system are\n"
-	    "disconnected (PERMISSION_DENIED). stdout then says \"access reloaded N\" (N\n"
-	    "principals) or \"access not reloaded\".\n",
+	    "SIGHUP: read --peer-token-file and the --access policy again; a file with an\n"
+	    "error keeps the old one (logged); hosts whose principal may no longer serve\n"
+	    "their system are disconnected (PERMISSION_DENIED). stdout then says \"access\n"
+	    "reloaded N\" (N principals) or \"access not reloaded\".\n",
 	    prog);
 }
 

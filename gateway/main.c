@@ -638,6 +638,22 @@ int main(int argc, char **argv)
 		 * scripts wait for it): "access reloaded N" or "access not
 		 * reloaded". */
 		size_t n = 0;
+		/* The peer token first, so the check of this member's own
+		 * credential after the policy's reload sees the new one. */
+		char *tok = NULL;
+		if (peers && cfg.peer_token_file) {
+			if (!read_peer_token(cfg.peer_token_file, &tok, why, sizeof why)) {
+				GW_ERROR(
+				    "the peer token was NOT reloaded, the previous one stays: %s",
+				    why);
+			} else {
+				gw_peers_set_token(peers, tok);
+				explicit_bzero(peer_token, strlen(peer_token));
+				free(peer_token);
+				peer_token = tok;
+				GW_INFO("peer token reloaded from %s", cfg.peer_token_file);
+			}
+		}
 		if (!access) {
 			GW_WARN("SIGHUP: no --access policy to reload");
 		} else if (gw_access_reload(access, &n, why, sizeof why) != GW_OK) {

@@ -25,9 +25,10 @@ struct gw_peers {
 	bool thread_started;
 	grpc_channel_credentials *creds;
 	int max_message_bytes;
-	char *server_name; /* owned; NULL = the address's host */
-	grpc_slice auth;   /* "Bearer <token>"; empty = no token (owned) */
-	bool has_auth;
+	char *server_name;  /* owned; NULL = the address's host */
+	grpc_slice auth;    /* under mu: "Bearer <token>" (a reference owned; every call
+	                       takes its own); empty = no token */
+	bool has_auth;      /* under mu */
 	pthread_mutex_t mu; /* guards chans, calls, closing */
 	pthread_cond_t cv;  /* calls reached 0 */
 	chan *chans;
@@ -45,7 +46,8 @@ struct gw_peer_call {
 	gw_peer_done_fn fn;
 	void *user;
 	grpc_metadata_array initial, trailing;
-	grpc_metadata md; /* authorization (p->has_auth): slices borrowed from p */
+	grpc_metadata md; /* authorization (has_md): the value a reference owned */
+	bool has_md;
 	grpc_byte_buffer *resp;
 	grpc_status_code status;
 	grpc_slice details;
@@ -58,6 +60,8 @@ void gw_peer_call_rele(gw_peer_call *c)
 		return;
 	grpc_metadata_array_destroy(&c->initial);
 	grpc_metadata_array_destroy(&c->trailing);
+	if (c->has_md)
+		grpc_slice_unref(c->md.value);
 	if (c->resp)
 		grpc_byte_buffer_destroy(c->resp);
 	grpc_slice_unref(c->details);
@@ -140,7 +144,6 @@ gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o)
 		return GW_ENOMEM;
 	}
 	if (o->token) {
-		/* One slice for the process's life: every call borrows it. */
 		size_t n = strlen(o->token);
 		p->auth = grpc_slice_malloc(7 + n);
 		memcpy(GRPC_SLICE_START_PTR(p->auth), "Bearer ", 7);
@@ -230,6 +233,13 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 		                  gpr_time_from_millis(left > 0 ? left : 0, GPR_TIMESPAN));
 	}
 	pthread_mutex_lock(&p->mu);
+	if (p->has_auth) {
+		/* The token current now; a later gw_peers_set_token does not
+		 * change this call's. */
+		c->md.key = grpc_slice_from_static_string("authorization");
+		c->md.value = grpc_slice_ref(p->auth);
+		c->has_md = true;
+	}
 	grpc_channel *ch = p->closing ? NULL : channel_for(p, address);
 	if (ch) {
 		grpc_slice m = grpc_slice_from_static_string(method);
@@ -254,9 +264,7 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 	grpc_op *op = c->ops;
 	memset(c->ops, 0, sizeof c->ops);
 	op->op = GRPC_OP_SEND_INITIAL_METADATA;
-	if (p->has_auth) {
-		c->md.key = grpc_slice_from_static_string("authorization");
-		c->md.value = p->auth; /* borrowed: p outlives its calls */
+	if (c->has_md) {
 		op->data.send_initial_metadata.count = 1;
 		op->data.send_initial_metadata.metadata = &c->md;
 	}
@@ -290,6 +298,25 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 		return GW_ENOMEM;
 	}
 	*out = c;
+	return GW_OK;
+}
+
+gw_err gw_peers_set_token(gw_peers *p, const char *token)
+{
+	grpc_slice auth = grpc_empty_slice();
+	if (token) {
+		size_t n = strlen(token);
+		auth = grpc_slice_malloc(7 + n);
+		memcpy(GRPC_SLICE_START_PTR(auth), "Bearer ", 7);
+		memcpy(GRPC_SLICE_START_PTR(auth) + 7, token, n);
+	}
+	pthread_mutex_lock(&p->mu);
+	grpc_slice old = p->auth;
+	p->auth = auth;
+	p->has_auth = token != NULL;
+	pthread_mutex_unlock(&p->mu);
+	/* Calls in flight may still hold the old one: released, not zeroed. */
+	grpc_slice_unref(old);
 	return GW_OK;
 }
 
@@ -331,6 +358,7 @@ void gw_peers_destroy(gw_peers *p)
 	}
 	if (p->creds)
 		grpc_channel_credentials_release(p->creds);
+	/* Every call has ended (and dropped its reference): the last one. */
 	if (p->has_auth)
 		explicit_bzero(GRPC_SLICE_START_PTR(p->auth), GRPC_SLICE_LENGTH(p->auth));
 	grpc_slice_unref(p->auth);

@@ -45,6 +45,12 @@ typedef struct gw_peers_opts {
  * and sets *out; GW_ENOMEM; GW_ECONFIG (gRPC refused the TLS texts). */
 gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o);
 
+/* gw_peers_set_token replaces the bearer token of the calls started from
+ * now on with token (borrowed, copied; NULL = none): --peer-token-file read
+ * again on SIGHUP. Calls in flight keep theirs. Returns GW_OK. Thread: any;
+ * never blocks for long. */
+gw_err gw_peers_set_token(gw_peers *p, const char *token);
+
 /* gw_peers_destroy cancels the calls in flight, waits for their callbacks,
  * stops the thread and closes every channel. Accepts NULL. Blocks. */
 void gw_peers_destroy(gw_peers *p);

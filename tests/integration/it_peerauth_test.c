@@ -561,6 +561,48 @@ START_TEST(the_peer_tls_server_name_is_the_name_checked_in_a_peers_certificate)
 }
 END_TEST
 
+/* write_token_policy writes the token test's policy to path: the peers
+ * with the token hashes p1 and p2 (NULL: none), the host's hh, web's hw. */
+static void write_token_policy(const char *path, const char *p1, const char *p2, const char *hh,
+                               const char *hw)
+{
+	char tmp[700];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f,
+	        "principals:\n"
+	        "  - {name: cluster, tokens: [%s%s%s], peer: true}\n"
+	        "  - {name: it-host, tokens: [%s], host: [it]}\n"
+	        "  - {name: web, tokens: [%s], invoke: [{system: it}]}\n",
+	        p1, p2 ? ", " : "", p2 ? p2 : "", hh, hw);
+	fclose(f);
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+/* write_file replaces path's content with text (a rename: readers see the
+ * old or the new file). */
+static void write_file(const char *path, const char *text)
+{
+	char tmp[700];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+/* reload sends SIGHUP to the n members and waits for "access reloaded". */
+static void reload(member *m, int n)
+{
+	for (int i = 0; i < n; i++) {
+		it_proc_signal(m[i].g.p, SIGHUP);
+		ck_assert_msg(it_proc_wait_line(m[i].g.p, "access reloaded", it_ms(10000), NULL, 0),
+		              "member %d did not reload", i);
+	}
+}
+
 /* Peers with a bearer token (--peer-token-file), over plaintext loopback:
  * forwards go through; the Peer service refuses no token
  * (UNAUTHENTICATED) and a client's token (PERMISSION_DENIED). And the
@@ -582,19 +624,9 @@ START_TEST(peers_authenticate_with_a_token_and_their_own_credential_is_checked)
 	it_path(&w, "peer.token", tokfile, sizeof tokfile);
 	it_path(&w, "web.token", webfile, sizeof webfile);
 	it_path(&w, "empty.token", emptyfile, sizeof emptyfile);
-	FILE *f = fopen(policy, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f,
-	        "principals:\n"
-	        "  - {name: cluster, tokens: [%s], peer: true}\n"
-	        "  - {name: it-host, tokens: [%s], host: [it]}\n"
-	        "  - {name: web, tokens: [%s], invoke: [{system: it}]}\n",
-	        hp, hh, hw);
-	fclose(f);
-	f = fopen(tokfile, "w");
-	fputs("peer-token-0123456789\n", f);
-	fclose(f);
-	f = fopen(webfile, "w");
+	write_token_policy(policy, hp, NULL, hh, hw);
+	write_file(tokfile, "peer-token-0123456789\n");
+	FILE *f = fopen(webfile, "w");
 	fputs("web-token\n", f);
 	fclose(f);
 	f = fopen(emptyfile, "w");
@@ -685,8 +717,39 @@ START_TEST(peers_authenticate_with_a_token_and_their_own_credential_is_checked)
 	st = raw_unary_auth(m[0].g.target, NULL, PING_PATH, empty, 0, it_ms(5000),
 	                    "Bearer peer-token-0123456789", details, sizeof details);
 	ck_assert_msg(st == GRPC_STATUS_OK, "the peer token: %d %s", st, details);
+
+	/* Rotation without a restart: the new token's hash beside the old one,
+	 * the new token in the file, the old hash gone (a SIGHUP each). The
+	 * forwards never fail, and the old token is refused at the end. */
+	char hp2[GW_TOKEN_HASH_LEN + 1];
+	hash("peer-token-rotated-9876", hp2);
+	write_token_policy(policy, hp, hp2, hh, hw);
+	reload(m, 2);
+	write_file(tokfile, "peer-token-rotated-9876\n");
+	reload(m, 2);
+	write_token_policy(policy, hp2, NULL, hh, hw);
+	reload(m, 2);
 	for (int i = 0; i < 2; i++)
-		ck_assert(!it_file_contains(m[i].g.p->errlog, "peer-token-0123456789"));
+		ck_assert_int_eq(count_in_file(m[i].g.p->errlog, "peer token reloaded from"), 3);
+	for (int via = 0; via < 2; via++) {
+		ck_assert_int_eq(add_with(cl[via], a0, 1, &t, msg, sizeof msg), SPAWN_OK);
+		ck_assert_int_eq(t, via + 3);
+		ck_assert_int_eq(add_with(cl[via], a1, 1, &t, msg, sizeof msg), SPAWN_OK);
+		ck_assert_int_eq(t, via + 3);
+	}
+	st = raw_unary_auth(m[0].g.target, NULL, PING_PATH, empty, 0, it_ms(5000),
+	                    "Bearer peer-token-0123456789", details, sizeof details);
+	ck_assert_msg(st == GRPC_STATUS_UNAUTHENTICATED, "the old peer token: %d %s", st, details);
+	/* An unreadable token file keeps the token in use. */
+	write_file(tokfile, "\n");
+	reload(m, 1);
+	ck_assert_int_eq(count_in_file(m[0].g.p->errlog, "the peer token was NOT reloaded"), 1);
+	ck_assert_int_eq(add_with(cl[0], a1, 1, &t, msg, sizeof msg), SPAWN_OK);
+	ck_assert_int_eq(t, 5);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(count_in_file(m[i].g.p->errlog, "peer-token-0123456789"), 0);
+		ck_assert_int_eq(count_in_file(m[i].g.p->errlog, "peer-token-rotated"), 0);
+	}
 	stop_members(m, 2);
 }
 END_TEST
