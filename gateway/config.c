@@ -174,6 +174,19 @@ void gw_config_usage(const char *prog)
 	    "                            is declared dead; a member that cannot heartbeat\n"
 	    "                            for nearly as long fences itself; more than twice\n"
 	    "                            --heartbeat-ms [SPAWN_MEMBER_TIMEOUT_MS] default 5000\n"
+	    "  --peer-token-file FILE    the bearer token (first line of FILE) this member\n"
+	    "                            sends on its calls to peers; with --access the\n"
+	    "                            peers take it for a principal with peer: true;\n"
+	    "                            read again on SIGHUP [SPAWN_PEER_TOKEN_FILE]\n"
+	    "                            default none (with TLS the member's certificate\n"
+	    "                            is its credential)\n"
+	    "  --peer-tls-server-name NAME  the name the peers' certificates must carry\n"
+	    "                            when members dial each other at addresses the\n"
+	    "                            certificates do not name (pod IPs)\n"
+	    "                            [SPAWN_PEER_TLS_SERVER_NAME] default: the host of\n"
+	    "                            the advertised address\n"
+	    "  With --access, Peer.Forward and Peer.Ping are served only to principals\n"
+	    "  with peer: true (docs/security.md, \"Peers\").\n"
 	    "\n"
 	    "Shutdown (SIGTERM or SIGINT)\n"
 	    "  --drain MS                wait this long for calls in flight\n"
@@ -213,10 +226,10 @@ void gw_config_usage(const char *prog)
 	    "(UNAVAILABLE, retryable) while those in flight finish or are cancelled; then\n"
 	    "every changed actor state is saved, exit 0 (exit 1, naming each actor whose\n"
 	    "state was not saved, when the statestore did not take them in time).\n"
-	    "SIGHUP: read the --access policy again; a file with an error keeps the old\n"
-	    "policy (logged); hosts whose principal may no longer serve their system are\n"
-	    "disconnected (PERMISSION_DENIED). stdout then says \"access reloaded N\" (N\n"
-	    "principals) or \"access not reloaded\".\n",
+	    "SIGHUP: read --peer-token-file and the --access policy again; a file with an\n"
+	    "error keeps the old one (logged); hosts whose principal may no longer serve\n"
+	    "their system are disconnected (PERMISSION_DENIED). stdout then says \"access\n"
+	    "reloaded N\" (N principals) or \"access not reloaded\".\n",
 	    prog);
 }
 
@@ -441,6 +454,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_MEMBER_TIMEOUT_MS", member_timeout_ms, 50, 3600000)
 	if ((e = getenv("SPAWN_ADVERTISE")) && *e)
 		c->advertise = e;
+	if ((e = getenv("SPAWN_PEER_TOKEN_FILE")) && *e)
+		c->peer_token_file = e;
+	if ((e = getenv("SPAWN_PEER_TLS_SERVER_NAME")) && *e)
+		c->peer_tls_server_name = e;
 	ENVNUM("SPAWN_STATESTORE_POOL", store_pool, 1, 64)
 	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
 	ENVNUM("SPAWN_TYPE_GRACE_MS", type_grace_ms, 0, INT64_MAX / 4)
@@ -544,7 +561,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_HEARTBEAT,
 		O_MEMBER_TO,
 		O_CLUSTER_TEST_VIEW,
-		O_PEER_LISTEN
+		O_PEER_LISTEN,
+		O_PEER_TOKEN_FILE,
+		O_PEER_TLS_NAME
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -605,6 +624,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    /* Not in --help: a test's fixed membership view (docs/testing.md). */
 	    {"cluster-test-view", required_argument, NULL, O_CLUSTER_TEST_VIEW},
 	    {"peer-listen", required_argument, NULL, O_PEER_LISTEN},
+	    {"peer-token-file", required_argument, NULL, O_PEER_TOKEN_FILE},
+	    {"peer-tls-server-name", required_argument, NULL, O_PEER_TLS_NAME},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -852,6 +873,12 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			}
 			c->peer_listen[c->n_peer_listen++] = optarg;
 			break;
+		case O_PEER_TOKEN_FILE:
+			c->peer_token_file = optarg;
+			break;
+		case O_PEER_TLS_NAME:
+			c->peer_tls_server_name = optarg;
+			break;
 		case O_VERSION:
 			printf("spawn-gateway 0.1.0\n");
 			return GW_ENOTFOUND;
@@ -887,5 +914,20 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	}
 	if ((err = check_cluster(c, why, whylen)) != GW_OK)
 		return err;
+	if (c->peer_tls_server_name && !c->tls_cert) {
+		snprintf(why, whylen,
+		         "--peer-tls-server-name names the peers' TLS certificates: it needs "
+		         "--tls-cert");
+		return GW_ECONFIG;
+	}
+	if (c->peer_tls_server_name &&
+	    (!*c->peer_tls_server_name || strlen(c->peer_tls_server_name) > 253 ||
+	     strspn(c->peer_tls_server_name,
+	            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") !=
+	         strlen(c->peer_tls_server_name))) {
+		snprintf(why, whylen, "--peer-tls-server-name '%s' is not a host name",
+		         c->peer_tls_server_name);
+		return GW_ECONFIG;
+	}
 	return check_exposure(c, why, whylen);
 }

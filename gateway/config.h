@@ -74,6 +74,10 @@ typedef struct gw_config {
 	const char *cluster_test_view;
 	const char *peer_listen[GW_MAX_LISTEN]; /* the Peer service only there (none: on listen) */
 	size_t n_peer_listen;
+	/* Peers as principals (docs/security.md, "Peers"); borrowed from
+	 * argv/environ. */
+	const char *peer_token_file;      /* the bearer token this member sends its peers */
+	const char *peer_tls_server_name; /* the name peers' certificates carry; NULL = host */
 } gw_config;
 
 /* gw_config_addr_is_local says whether a listen address is safe to serve

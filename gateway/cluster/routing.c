@@ -238,7 +238,8 @@ static const char *actor_name(const gw_inv *inv)
 /* ---- deciding ---------------------------------------------------------------- */
 
 static void forward_done(void *user, grpc_status_code code, const char *details,
-                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched);
+                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched,
+                         bool peer_refused);
 
 /* pack_forward builds the ForwardRequest of f. NULL when out of memory. */
 static grpc_byte_buffer *pack_forward(gw_router *r, fwd *f, const char *self_id)
@@ -251,6 +252,8 @@ static grpc_byte_buffer *pack_forward(gw_router *r, fwd *f, const char *self_id)
 	fr.view_version = f->version;
 	fr.idempotency_key = inv->idem_key ? inv->idem_key : "";
 	fr.depth = inv->hops;
+	/* Who the entry member authorized (--access); the owner trusts it. */
+	fr.principal = inv->principal ? inv->principal : "";
 	(void)r;
 	grpc_byte_buffer *bb = NULL;
 	return spawn_wire_pack(&fr.base, &bb) == 0 ? bb : NULL;
@@ -362,16 +365,19 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	}
 	atomic_fetch_add(&r->forwarded, 1);
 	f->call = c;
-	bool cancel = inv->route_cancelled; /* the cancel came before f->call was set */
-	pthread_mutex_unlock(&r->mu);
-	if (cancel)
+	/* A cancel that came while this was deciding (f->call was NULL then):
+	 * cancelled here, under r->mu, while f (and its reference to c) is
+	 * sure to be alive. */
+	if (inv->route_cancelled)
 		r->o.peer_ops->cancel(c);
+	pthread_mutex_unlock(&r->mu);
 	return true;
 }
 
 /* The owner's answer. Peer thread. */
 static void forward_done(void *user, grpc_status_code code, const char *details,
-                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched)
+                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched,
+                         bool peer_refused)
 {
 	fwd *f = user;
 	gw_router *r = f->r;
@@ -443,6 +449,18 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 	if (cancelled && code == GRPC_STATUS_CANCELLED) {
 		finish(inv, GW_ECANCELLED, false, "the caller cancelled the call to actor %s%s",
 		       actor_name(inv), "");
+		return;
+	}
+	if (peer_refused) {
+		/* The owner refused this member's credential (not a peer of its
+		 * policy): a fault of the cluster's set-up, not of the caller's
+		 * rights, so never UNAUTHENTICATED or PERMISSION_DENIED to the
+		 * caller (docs/security.md). The call never ran there. */
+		GW_WARN("cluster: the owner of actor %s refused this member as a peer: %s",
+		        actor_name(inv), details);
+		finish(inv, GW_EUNAVAIL, true,
+		       "the owner of actor %s refused this member as a peer of the cluster (%s)",
+		       actor_name(inv), details);
 		return;
 	}
 	/* The owner's error, as the owner gave it: a code the error table

@@ -113,6 +113,12 @@ struct gw_inv {
 	bool instance_checked; /* the statestore was asked for this name */
 	bool effect;           /* a side effect: with scheduled_to still ahead it is stored
 	                          as a scheduled invocation (done: GW_OK once durable) */
+	/* The principal the call runs for (--access), in arena: a client's, set
+	 * by the entry member once it authorized the call; at the owner, the
+	 * entry member's word for it (ForwardRequest.principal). NULL for calls
+	 * the gateway makes itself (workflow children, outbox deliveries,
+	 * schedules, timers): those were authorized when they were emitted. */
+	char *principal;
 	/* --- result, valid in done --- */
 	gw_err err;
 	char msg[1024];    /* error detail for the client (UTF-8, cut at a character) */

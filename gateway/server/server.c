@@ -155,6 +155,12 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 		c->trailer.value = grpc_slice_from_static_string(c->owner);
 		op->data.send_status_from_server.trailing_metadata_count = 1;
 		op->data.send_status_from_server.trailing_metadata = &c->trailer;
+	} else if ((code == GRPC_STATUS_UNAUTHENTICATED || code == GRPC_STATUS_PERMISSION_DENIED) &&
+	           c->peer_refused) {
+		c->trailer.key = grpc_slice_from_static_string(GW_PEER_REFUSED_KEY);
+		c->trailer.value = grpc_slice_from_static_string(GW_PEER_REFUSED);
+		op->data.send_status_from_server.trailing_metadata_count = 1;
+		op->data.send_status_from_server.trailing_metadata = &c->trailer;
 	}
 	op++;
 	/* RECV_CLOSE_ON_SERVER is posted on its own when the call arrives. */
@@ -426,56 +432,6 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 	}
 }
 
-/* ---- authorization (docs/security.md, "What is enforced") ------------------------ */
-
-bool gwi_may_invoke(gw_server *s, const gw_principal *pr, const char *system, const char *actor,
-                    const char *ref, const char *action)
-{
-	if (gw_principal_may_invoke(pr, system, actor, NULL, action))
-		return true;
-	if (!gw_principal_restricts_actors(pr, system))
-		return false; /* refused for the system or the action: no parent helps */
-	/* An instance matches its template's name; a new one gets ref. */
-	gw_actor_type *t = NULL;
-	bool ok;
-	if (gw_registry_lookup_instance(s->reg, system, actor, &t, NULL) == GW_OK) {
-		ok = gw_principal_may_invoke(pr, system, actor, t->name, action);
-		gw_registry_type_rele(t);
-	} else {
-		ok = ref && gw_principal_may_invoke(pr, system, actor, ref, action);
-	}
-	return ok;
-}
-
-/* authorize_invoke answers whether the caller of c may invoke action (NULL:
- * Spawn) of system/actor: GRPC_STATUS_OK, or UNAUTHENTICATED /
- * PERMISSION_DENIED with why naming what was refused. One policy lookup
- * under the read lock; nothing allocated here (OpenSSL 3.0 allocates inside
- * the digest's initialisation). */
-static grpc_status_code authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
-                                         const char *ref, const char *action, char *why, size_t n)
-{
-	gw_access *a = c->srv->o.access;
-	if (!a)
-		return GRPC_STATUS_OK;
-	const gw_policy *p = gw_access_read(a);
-	const gw_principal *pr = NULL;
-	grpc_status_code code = GRPC_STATUS_OK;
-	if (gw_authn_call(p, c->call, &c->md, &pr, why, n) != GW_OK) {
-		code = GRPC_STATUS_UNAUTHENTICATED;
-	} else if (!gwi_may_invoke(c->srv, pr, system, actor, ref, action)) {
-		code = GRPC_STATUS_PERMISSION_DENIED;
-		if (action)
-			snprintf(why, n, "principal '%s' may not invoke %s/%s.%s",
-			         gw_principal_name(pr), system, actor, action);
-		else
-			snprintf(why, n, "principal '%s' may not spawn %s/%s",
-			         gw_principal_name(pr), system, actor);
-	}
-	gw_access_done(a);
-	return code;
-}
-
 /* strip_authorization drops "authorization" entries from a client's
  * request metadata, in place: it is the credential header's name, and the
  * request metadata reaches hosts as Context.metadata. */
@@ -488,46 +444,6 @@ static void strip_authorization(Spawn__InvocationRequest *rq)
 			rq->metadata[k++] = rq->metadata[i];
 	}
 	rq->n_metadata = k;
-}
-
-static const char *const method_names[GWI_M_COUNT] = {
-    [GWI_M_INVOKE] = "Invoke",      [GWI_M_SPAWN] = "Spawn",
-    [GWI_M_GET_STATE] = "GetState", [GWI_M_LIST_REVISIONS] = "ListRevisions",
-    [GWI_M_RESTORE] = "Restore",    [GWI_M_KEY_ROTATION] = "KeyRotation",
-    [GWI_M_FORGET] = "Forget",      [GWI_M_FORWARD] = "Forward",
-    [GWI_M_PING] = "Ping",
-};
-
-/* authorize_admin: Admin methods need a principal with admin: true. Every
- * call is logged with its principal and method, refused ones too (each
- * outcome its own log site, so refusals cannot crowd out the record of
- * allowed calls under the rate limit). */
-static grpc_status_code authorize_admin(gwi_ucall *c, char *why, size_t n)
-{
-	const char *m = method_names[c->method];
-	gw_access *a = c->srv->o.access;
-	if (!a) {
-		GW_INFO("admin %s by any caller (no --access policy): allowed", m);
-		return GRPC_STATUS_OK;
-	}
-	const gw_policy *p = gw_access_read(a);
-	const gw_principal *pr = NULL;
-	grpc_status_code code = GRPC_STATUS_OK;
-	if (gw_authn_call(p, c->call, &c->md, &pr, why, n) != GW_OK) {
-		code = GRPC_STATUS_UNAUTHENTICATED;
-		GW_INFO("admin %s by an unauthenticated caller: refused UNAUTHENTICATED (%s)", m,
-		        why);
-	} else if (!gw_principal_admin(pr)) {
-		code = GRPC_STATUS_PERMISSION_DENIED;
-		snprintf(why, n, "principal '%s' is not an admin (Admin.%s)", gw_principal_name(pr),
-		         m);
-		GW_INFO("admin %s by principal '%s': refused PERMISSION_DENIED", m,
-		        gw_principal_name(pr));
-	} else {
-		GW_INFO("admin %s by principal '%s': allowed", m, gw_principal_name(pr));
-	}
-	gw_access_done(a);
-	return code;
 }
 
 static void run_invoke(gwi_ucall *c, gw_inv *inv);
@@ -559,9 +475,11 @@ static void handle_invoke(gwi_ucall *c)
 		const char *system = rq->system && rq->system->name ? rq->system->name : "";
 		const char *name =
 		    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
-		grpc_status_code code =
-		    authorize_invoke(c, system, name, rq->register_ref,
-		                     rq->action_name ? rq->action_name : "", why, sizeof why);
+		/* The principal goes with the call: to the owner, when this
+		 * member forwards it (ForwardRequest.principal). */
+		grpc_status_code code = gwi_authorize_invoke(
+		    c, system, name, rq->register_ref, rq->action_name ? rq->action_name : "", why,
+		    sizeof why, &inv->arena, &inv->principal);
 		if (code != GRPC_STATUS_OK) {
 			gw_inv_destroy(inv);
 			gwi_ucall_reply(c, code, why, NULL);
@@ -634,13 +552,18 @@ static void run_invoke(gwi_ucall *c, gw_inv *inv)
  * checked at its edge (the caller's metadata, authorization). */
 static void handle_forward(gwi_ucall *c)
 {
+	char peer[256], why[GW_WC_PATH_MAX + 200];
+	grpc_status_code code = gwi_authorize_peer(c, peer, sizeof peer, why, sizeof why);
+	if (code != GRPC_STATUS_OK) {
+		gwi_ucall_reply(c, code, why, NULL);
+		return;
+	}
 	gw_inv *inv = gw_inv_create(0);
 	if (!inv) {
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
 		return;
 	}
 	ProtobufCMessage *m = NULL;
-	char why[GW_WC_PATH_MAX + 200];
 	if (gwi_unpack_checked(c->srv, &spawn__gateway__v1__forward_request__descriptor, c->payload,
 	                       &inv->arena, &m, why, sizeof why)) {
 		gw_inv_destroy(inv);
@@ -678,11 +601,33 @@ static void handle_forward(gwi_ucall *c)
 	inv->hops = (uint8_t)(fr->depth < 255 ? fr->depth : 255);
 	if (fr->idempotency_key && fr->idempotency_key[0])
 		inv->idem_key = fr->idempotency_key; /* in inv's arena: minted by a gateway */
+	/* The entry member authorized the caller: its word for who that was
+	 * is trusted (a peer of the policy said it), not checked again, and
+	 * the call is not authorized a second time here. */
+	if (fr->principal && fr->principal[0])
+		inv->principal = fr->principal; /* in inv's arena; checked by the ingress */
+	if (c->srv->o.access)
+		GW_DEBUG(
+		    "forward of %s/%s.%s from member %s (peer '%s') for principal '%s'",
+		    fr->request->system && fr->request->system->name ? fr->request->system->name
+		                                                     : "",
+		    fr->request->actor && fr->request->actor->id && fr->request->actor->id->name
+		        ? fr->request->actor->id->name
+		        : "",
+		    fr->request->action_name ? fr->request->action_name : "",
+		    fr->sender_id ? fr->sender_id : "", peer,
+		    inv->principal ? inv->principal : "(the cluster)");
 	run_invoke(c, inv);
 }
 
 static void handle_ping(gwi_ucall *c)
 {
+	char peer[256], why[300];
+	grpc_status_code code = gwi_authorize_peer(c, peer, sizeof peer, why, sizeof why);
+	if (code != GRPC_STATUS_OK) {
+		gwi_ucall_reply(c, code, why, NULL);
+		return;
+	}
 	char id[512];
 	Spawn__Gateway__V1__PingReply r = SPAWN__GATEWAY__V1__PING_REPLY__INIT;
 	gw_router_self(c->srv->o.router, id, sizeof id, &r.view_version);
@@ -823,7 +768,8 @@ static void handle_spawn(gwi_ucall *c)
 			         "actors[%zu]: name, system and parent are required", i);
 			break;
 		}
-		code = authorize_invoke(c, id->system, id->name, id->parent, NULL, msg, sizeof msg);
+		code = gwi_authorize_invoke(c, id->system, id->name, id->parent, NULL, msg,
+		                            sizeof msg, NULL, NULL);
 	}
 	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
 		Spawn__Actors__ActorId *id = rq->actors[i];
@@ -1036,7 +982,7 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		handle_spawn(c);
 	} else {
 		char why[300];
-		grpc_status_code code = authorize_admin(c, why, sizeof why);
+		grpc_status_code code = gwi_authorize_admin(c, why, sizeof why);
 		if (code == GRPC_STATUS_OK)
 			gwi_admin_handle(c);
 		else

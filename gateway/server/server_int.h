@@ -155,6 +155,9 @@ typedef struct gwi_ucall {
 	char *owner;         /* owned (malloc): set before gwi_ucall_reply: a
 	                        FAILED_PRECONDITION answer of Peer.Forward carries the
 	                        trailer GW_OWNER_KEY: owner (routing.h) */
+	bool peer_refused;   /* set before gwi_ucall_reply: an UNAUTHENTICATED or
+	                        PERMISSION_DENIED answer of a Peer method refuses the
+	                        caller as a peer: trailer GW_PEER_REFUSED_KEY (peer.h) */
 	grpc_metadata trailer;
 	grpc_op ops[4];
 	grpc_op close_op;
@@ -214,6 +217,29 @@ gw_err gwi_unpack_checked_bytes(const struct gw_server *s, const ProtobufCMessag
  * up in the registry). */
 bool gwi_may_invoke(struct gw_server *s, const gw_principal *pr, const char *system,
                     const char *actor, const char *ref, const char *action);
+
+/* authz.c: the checks of the access policy (no-ops without --access),
+ * each under the policy's read lock, on the call's CQ thread.
+ *
+ * gwi_authorize_invoke: may the caller of c invoke action (NULL: Spawn) of
+ * system/actor (ref: the template a new instance would get)? Returns
+ * GRPC_STATUS_OK, or UNAUTHENTICATED / PERMISSION_DENIED (RESOURCE_EXHAUSTED
+ * out of memory) with why naming what was refused. With arena, *principal
+ * gets the caller's principal name, allocated in arena (for
+ * ForwardRequest.principal: gw_inv.principal). */
+grpc_status_code gwi_authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
+                                      const char *ref, const char *action, char *why, size_t n,
+                                      spawn_arena *arena, char **principal);
+
+/* gwi_authorize_admin: Admin methods need admin: true; every call is
+ * logged with its method and principal, allowed or refused. */
+grpc_status_code gwi_authorize_admin(gwi_ucall *c, char *why, size_t n);
+
+/* gwi_authorize_peer: Peer methods need peer: true (docs/security.md,
+ * "Peers"); a refusal sets c->peer_refused (the trailer GW_PEER_REFUSED_KEY)
+ * and is logged (rate-limited). name (namelen bytes) gets the peer's
+ * principal name, "" without a policy. */
+grpc_status_code gwi_authorize_peer(gwi_ucall *c, char *name, size_t namelen, char *why, size_t n);
 
 /* host.c: one accept slot per call of gwi_host_request. */
 void gwi_host_request(struct gw_server *s, gwi_cq *q);
