@@ -459,8 +459,11 @@ int main(int argc, char **argv)
 	         (long long)spawn_wall_ms());
 	gw_runtime_start_scheduler(rt, owner, cfg.host_timeout_ms + 30000);
 	/* Effects a crash left undelivered go out once their actors' hosts
-	 * are back. */
-	if ((err = gw_runtime_recover_effects(rt)))
+	 * are back. In a cluster the router starts that recovery with the
+	 * first view holding this member, and each member wakes only the
+	 * actors it owns (docs/design/cluster.md, "Outbox recovery"). */
+	bool routing = cfg.cluster_test_view || cfg.n_peer_listen || (cfg.advertise && !cfg.access);
+	if (!routing && (err = gw_runtime_recover_effects(rt)))
 		goto fail;
 	/* Cluster mode: the peers, the router (installed in the runtime before
 	 * the first call can arrive), and the view (docs/design/cluster.md). */
@@ -469,7 +472,6 @@ int main(int argc, char **argv)
 	 * yet): the membership runs, this member serves the calls it gets, and
 	 * the activation epochs fence two members serving one actor, as between
 	 * gateways before cluster mode (docs/design/cluster.md). */
-	bool routing = cfg.cluster_test_view || cfg.n_peer_listen || (cfg.advertise && !cfg.access);
 	if (cfg.advertise && cfg.access && !cfg.cluster_test_view && !cfg.n_peer_listen)
 		GW_WARN("cluster: routing to each actor's owner is off with --access until peers "
 		        "are principals of the policy; this member serves the calls it receives "
@@ -503,6 +505,7 @@ int main(int argc, char **argv)
 	    .access = access,
 	    .tls = tls,
 	    .router = router,
+	    .peers = peers,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));

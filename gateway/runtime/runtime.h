@@ -113,6 +113,11 @@ struct gw_inv {
 	bool instance_checked; /* the statestore was asked for this name */
 	bool effect;           /* a side effect: with scheduled_to still ahead it is stored
 	                          as a scheduled invocation (done: GW_OK once durable) */
+	bool accept_only;      /* a client's async call: done may run once it is queued;
+	                          so a forward to its owner is answered at acceptance there.
+	                          Every other forward (effects, outbox deliveries, scheduled
+	                          invocations, async or not) waits for the turn's outcome,
+	                          as a local run does (docs/design/cluster.md) */
 	/* --- result, valid in done --- */
 	gw_err err;
 	char msg[1024];    /* error detail for the client (UTF-8, cut at a character) */
@@ -454,7 +459,7 @@ void gw_runtime_release(gw_runtime *rt, gw_actor *a);
  * that does not own it (a gw_target would run the turn remotely, but only
  * after activating the actor here: a second activation, which is what the
  * cluster must never make). */
-#define GW_ROUTER_OPS_VERSION 1
+#define GW_ROUTER_OPS_VERSION 2
 typedef struct gw_router_ops {
 	int version; /* GW_ROUTER_OPS_VERSION; members are only ever appended */
 	/* route is offered each GW_INV_CALL not marked local. Returns false:
@@ -470,7 +475,17 @@ typedef struct gw_router_ops {
 	 * under the router's lock, so a later route refuses it). Thread: any,
 	 * no runtime lock held. */
 	bool (*cancel)(void *r, gw_inv *inv);
+	/* version 2: owns tells whether this member owns rq's actor now, for
+	 * work only the owner does and that is never forwarded: waking an
+	 * actor whose outbox a crash left undelivered (GW_INV_WAKE). Returns
+	 * GW_OWNS_YES; GW_OWNS_NO (owner_id, n bytes, gets the owner: it does
+	 * that work); GW_OWNS_WAIT (no view yet, this member fenced, or the
+	 * view has not caught up with the hosts here). NULL: always yes.
+	 * Thread: any, no runtime lock held. Never blocks. */
+	int (*owns)(void *r, const Spawn__InvocationRequest *rq, char *owner_id, size_t n);
 } gw_router_ops;
+
+enum { GW_OWNS_YES = 0, GW_OWNS_NO = 1, GW_OWNS_WAIT = 2 };
 
 /* gw_runtime_set_router installs the router (ops: static storage; r
  * borrowed, it must outlive every call). Call once, before the first
