@@ -87,10 +87,16 @@ static void cluster_view(void *user, gw_view *v)
 	static const char *const names[] = {"?", "joining", "active", "leaving", "dead"};
 	for (size_t i = 0; i < v->n && at + 1 < sizeof line; i++) {
 		const gw_member *m = &v->members[i];
-		int n = snprintf(line + at, sizeof line - at, "%s%s%s=%s(%zu types)", i ? " " : "",
-		                 i == v->self ? "*" : "", m->id,
+		size_t subs = 0; /* channel subscriptions (registry.h, GW_SUB_MARK) */
+		for (size_t k = 0; k < m->n_served; k++)
+			subs += m->served[k][0] == GW_SUB_MARK;
+		char sub[40] = "";
+		if (subs)
+			snprintf(sub, sizeof sub, ", %zu subscriptions", subs);
+		int n = snprintf(line + at, sizeof line - at, "%s%s%s=%s(%zu types%s)",
+		                 i ? " " : "", i == v->self ? "*" : "", m->id,
 		                 m->status >= 1 && m->status <= 4 ? names[m->status] : "?",
-		                 m->n_served);
+		                 m->n_served - subs, sub);
 		if (n < 0)
 			break;
 		at += (size_t)n;

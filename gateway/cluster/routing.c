@@ -629,11 +629,56 @@ static int owns(void *vr, const Spawn__InvocationRequest *rq, char *owner_id, si
 	}
 }
 
+/* sub_field: the next GW_SUB_MARK-separated field of *p (in a copy). */
+static char *sub_field(char **p)
+{
+	char *f = *p, *e = f ? strchr(f, GW_SUB_MARK) : NULL;
+	if (e) {
+		*e = 0;
+		*p = e + 1;
+	} else {
+		*p = NULL;
+	}
+	return f;
+}
+
+static size_t subscribers(void *vr, const char *system, const char *topic,
+                          void (*fn)(void *user, const char *actor, const char *action), void *user)
+{
+	gw_router *r = vr;
+	size_t found = 0;
+	char line[4 * 1024];
+	pthread_mutex_lock(&r->mu);
+	rview *rv = r->view;
+	for (size_t i = 0; rv && i < rv->v.n; i++) {
+		const gw_member *m = &rv->v.members[i];
+		if (i == rv->v.self || m->status != GW_MEMBER_ACTIVE)
+			continue; /* this member's own come from its registry */
+		for (size_t k = 0; k < m->n_served; k++) {
+			const char *s = m->served[k];
+			if (s[0] != GW_SUB_MARK || strlen(s) >= sizeof line)
+				continue;
+			memcpy(line, s + 1, strlen(s));
+			char *p = line;
+			char *sys = sub_field(&p), *actor = sub_field(&p), *top = sub_field(&p),
+			     *action = sub_field(&p);
+			if (!sys || !actor || !top || !action || p || !actor[0] || !action[0] ||
+			    strcmp(sys, system) || strcmp(top, topic))
+				continue;
+			fn(user, actor, action);
+			found++;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return found;
+}
+
 const gw_router_ops gw_router_ops_v1 = {
     .version = GW_ROUTER_OPS_VERSION,
     .route = route,
     .cancel = cancel,
     .owns = owns,
+    .subscribers = subscribers,
 };
 
 /* ---- the thread: waits ------------------------------------------------------------ */

@@ -818,8 +818,12 @@ gw_err gw_registry_served(gw_registry *r, char **out)
 		for (type_entry *t = r->buckets[b]; t && e == GW_OK; t = t->next) {
 			if (t->nb == 0)
 				continue;
-			if (n == cap) {
+			bool subs = t->t.settings.kind != SPAWN__ACTORS__KIND__UNNAMED;
+			size_t lines = 1 + (subs ? t->n_topics : 0);
+			if (n + lines > cap) {
 				size_t nc = cap ? cap * 2 : 16;
+				while (nc < n + lines)
+					nc *= 2;
 				char **nv = realloc(v, nc * sizeof *nv);
 				if (!nv) {
 					e = GW_ENOMEM;
@@ -836,6 +840,19 @@ gw_err gw_registry_served(gw_registry *r, char **out)
 			snprintf(v[n], len, "%s/%s", t->t.system, t->t.name);
 			bytes += len;
 			n++;
+			for (size_t k = 0; subs && k < t->n_topics; k++) {
+				len = strlen(t->t.system) + strlen(t->t.name) +
+				      strlen(t->topics[k]) + strlen(t->topic_actions[k]) + 5;
+				if (!(v[n] = malloc(len))) {
+					e = GW_ENOMEM;
+					break;
+				}
+				snprintf(v[n], len, "%c%s%c%s%c%s%c%s", GW_SUB_MARK, t->t.system,
+				         GW_SUB_MARK, t->t.name, GW_SUB_MARK, t->topics[k],
+				         GW_SUB_MARK, t->topic_actions[k]);
+				bytes += len;
+				n++;
+			}
 		}
 	}
 	pthread_rwlock_unlock(&r->lock);

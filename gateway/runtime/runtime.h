@@ -483,6 +483,17 @@ typedef struct gw_router_ops {
 	 * view has not caught up with the hosts here). NULL: always yes.
 	 * Thread: any, no runtime lock held. Never blocks. */
 	int (*owns)(void *r, const Spawn__InvocationRequest *rq, char *owner_id, size_t n);
+	/* version 2: subscribers calls fn(user, actor, action) for every
+	 * subscription to topic in system that the other ACTIVE members of the
+	 * view publish (gw_registry_served: their hosts' NAMED and POOLED
+	 * actors), so a broadcast reaches the subscribers no host here serves;
+	 * the caller merges them with its registry's (one delivery per actor).
+	 * Strings borrowed for the call. Returns how many. Thread: any; may be
+	 * called under a shard lock (it takes only the router's lock); fn must
+	 * not call into the runtime or the router. NULL: none. */
+	size_t (*subscribers)(void *r, const char *system, const char *topic,
+	                      void (*fn)(void *user, const char *actor, const char *action),
+	                      void *user);
 } gw_router_ops;
 
 enum { GW_OWNS_YES = 0, GW_OWNS_NO = 1, GW_OWNS_WAIT = 2 };

@@ -28,6 +28,7 @@
 #include "itc.h"
 #include "itdb.h"
 #include "raw.h"
+#include "sem.pb-c.h"
 
 #define SERVED          "it/counter,it/counters"
 #define PEER_ADMIN_PATH "/spawn.gateway.v1.Peer/Admin"
@@ -88,8 +89,11 @@ static void start_member(member *m, int i, const char *host_actions, const char 
 	ad[i] = adm_create(m[i].g.target);
 }
 
-/* write_view writes member i's view (every member ACTIVE, serving SERVED)
- * and waits until the gateway applied it. */
+/* What each member's hosts serve, as its view says (NULL: SERVED). */
+static const char *served_by[N];
+
+/* write_view writes member i's view (every member ACTIVE, serving
+ * served_by) and waits until the gateway applied it. */
 static void write_view(member *m, int i, uint64_t version)
 {
 	char tmp[700];
@@ -98,7 +102,8 @@ static void write_view(member *m, int i, uint64_t version)
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "version %" PRIu64 "\nself %s\n", version, m[i].id);
 	for (int k = 0; k < N; k++)
-		fprintf(f, "member %s %s 2 %s\n", m[k].id, m[k].g.target, SERVED);
+		fprintf(f, "member %s %s 2 %s\n", m[k].id, m[k].g.target,
+		        served_by[k] ? served_by[k] : SERVED);
 	fclose(f);
 	ck_assert_int_eq(rename(tmp, m[i].view), 0);
 	it_proc_signal(m[i].g.p, SIGUSR1);
@@ -622,6 +627,135 @@ START_TEST(scheduled_invocations_fire_once_across_the_cluster)
 }
 END_TEST
 
+/* ---- broadcasts reach the subscribers on every member --------------------------------- */
+
+/* sem_call invokes action of sem actor with m (NULL: an empty Msg) through
+ * member via; returns the reply's n (asserts OK). */
+static int64_t sem_call(int via, const char *actor, const char *action, const Sem__Msg *m)
+{
+	Sem__Msg empty = SEM__MSG__INIT;
+	if (!m)
+		m = &empty;
+	uint8_t buf[512];
+	size_t len = sem__msg__pack(m, buf);
+	spawn_request rq = {
+	    .system = "sem",
+	    .actor = actor,
+	    .action = action,
+	    .payload = {.type_url = "type.googleapis.com/sem.Msg", .data = buf, .len = len}};
+	spawn_reply r;
+	int rc = spawn_client_invoke(cl[via], &rq, &r, it_ms(10000));
+	ck_assert_msg(rc == SPAWN_OK, "%s.%s via %d: %s %s", actor, action, via,
+	              spawn_status_name(rc), r.message ? r.message : "");
+	Sem__Msg *out = sem__msg__unpack(NULL, r.payload.len, r.payload.data);
+	ck_assert_ptr_nonnull(out);
+	int64_t n = out->n;
+	sem__msg__free_unpacked(out, NULL);
+	spawn_reply_fini(&r);
+	return n;
+}
+
+/* wait_got waits until one of the hosts in mask printed line (the others
+ * must not: counting consumes what each host printed so far); returns
+ * which. */
+static int wait_got(member *m, unsigned mask, const char *line)
+{
+	int who = -1;
+	for (int64_t end = it_now_ms() + it_ms(10000); who < 0 && it_now_ms() < end;) {
+		for (int i = 0; i < N; i++)
+			if ((mask & (1u << i)) && it_proc_count_lines(m[i].host, line) > 0) {
+				ck_assert_msg(who < 0, "'%s' on hosts %d and %d", line, who, i);
+				who = i;
+			}
+		if (who < 0) {
+			struct timespec ts = {0, 10 * 1000000};
+			nanosleep(&ts, NULL); /* polling three pipes: no single event to wait on */
+		}
+	}
+	ck_assert_msg(who >= 0, "no host printed '%s'", line);
+	return who;
+}
+
+START_TEST(a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it)
+{
+	itdb_kind k = (itdb_kind)_i;
+	if (!itdb_usable(k))
+		return;
+	char name[96];
+	it_world_init(&w, itdb_case_name(name, sizeof name, "broadcast", k));
+	itdb_init(&db, &w, k, "state.db");
+	/* The publishers a, b, c each live on one member; sub1 (channel news,
+	 * action receive) is served on members 0 and 2, sub2 (news, onNews)
+	 * on member 1 only. The views say what each member's hosts serve,
+	 * subscriptions included, as gw_registry_served publishes them
+	 * (registry_test checks that format). */
+	static const char *const actors[N] = {"a,sub1", "b,sub2", "c,sub1"};
+	served_by[0] = "sem/a,sem/sub1,\x1fsem\x1fsub1\x1fnews\x1freceive";
+	served_by[1] = "sem/b,sem/sub2,\x1fsem\x1fsub2\x1fnews\x1fonNews";
+	served_by[2] = "sem/c,sem/sub1,\x1fsem\x1fsub1\x1fnews\x1freceive";
+	member m[N];
+	char bin[700];
+	snprintf(bin, sizeof bin, "%s/tests/semantics/sem-host", it_build_dir());
+	for (int i = 0; i < N; i++) {
+		char file[32], gname[24], hname[24];
+		snprintf(file, sizeof file, "view-%d", i);
+		it_path(&w, file, m[i].view, sizeof m[i].view);
+		snprintf(m[i].id, sizeof m[i].id, "member-%c", 'a' + i);
+		snprintf(gname, sizeof gname, "gw%d", i);
+		snprintf(hname, sizeof hname, "host%d", i);
+		const char *gargs[] = {"--cluster-test-view", m[i].view, NULL};
+		itdb_gateway_start(&w, &db, &m[i].g, gname, gargs, NULL);
+		const char *argv[] = {bin, "--gateway", m[i].g.target, "--actors", actors[i], NULL};
+		m[i].host = it_spawn(&w, hname, argv, NULL);
+		ck_assert_msg(it_proc_wait_line(m[i].host, "registered", it_ms(15000), NULL, 0),
+		              "sem-host %d did not register", i);
+		ck_assert_int_eq(spawn_client_create(&cl[i], m[i].g.target), SPAWN_OK);
+	}
+	for (int i = 0; i < N; i++)
+		write_view(m, i, 1);
+
+	/* Each publisher, called through another member: every subscriber
+	 * gets the message once, on the member that owns it. */
+	static const char *const pubs[N] = {"a", "b", "c"};
+	int sub1_on = -1, sub2_on = -1;
+	for (int p = 0; p < N; p++) {
+		Sem__Msg msg = SEM__MSG__INIT;
+		char text[16];
+		snprintf(text, sizeof text, "m%d", p);
+		msg.text = text;
+		msg.channel = "news";
+		sem_call((p + 1) % N, pubs[p], "Publish", &msg);
+		char l1[96], l2[96];
+		snprintf(l1, sizeof l1, "got sub1 receive %s caller=sem/%s", text, pubs[p]);
+		snprintf(l2, sizeof l2, "got sub2 onNews %s caller=sem/%s", text, pubs[p]);
+		/* sub1 runs on member 0 or 2 (which serve it), sub2 on member 1
+		 * only: each host prints only its own subscriber's lines. */
+		int o1 = wait_got(m, 1u << 0 | 1u << 2, l1), o2 = wait_got(m, 1u << 1, l2);
+		ck_assert_msg(sub1_on < 0 || sub1_on == o1, "sub1 ran on %d, then on %d", sub1_on,
+		              o1);
+		sub1_on = o1;
+		sub2_on = o2;
+		fprintf(stderr,
+		        "broadcast (%s): %s published through member %d: sub1 on %d, sub2 on %d\n",
+		        itdb_kind_name(k), pubs[p], (p + 1) % N, o1, o2);
+	}
+	/* Each subscriber's state counts one delivery per broadcast. */
+	ck_assert_int_eq(sem_call(0, "sub1", "Get", NULL), N);
+	ck_assert_int_eq(sem_call(2, "sub2", "Get", NULL), N);
+	(void)sub2_on;
+	close_clients();
+	for (int i = 0; i < N; i++)
+		it_host_stop(m[i].host);
+	for (int i = 0; i < N; i++)
+		it_gateway_stop(&m[i].g);
+	/* Nothing arrived twice, late. */
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(it_proc_count_lines(m[i].host, "got "), 0);
+	for (int i = 0; i < N; i++)
+		served_by[i] = NULL;
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("integration_cwide");
@@ -630,6 +764,7 @@ int main(void)
 	    {"keys", key_rotation_aggregates_the_members_and_names_the_silent, 120},
 	    {"recovery", only_the_owner_recovers_an_outbox_after_a_crash, 180},
 	    {"schedules", scheduled_invocations_fire_once_across_the_cluster, 180},
+	    {"broadcast", a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it, 120},
 	};
 	itdb_add_cases(s, cases, sizeof cases / sizeof cases[0], "postgres,mariadb", teardown);
 	itdb_launcher_start();
