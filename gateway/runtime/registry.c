@@ -856,14 +856,30 @@ gw_err gw_registry_served(gw_registry *r, char **out)
 		}
 	}
 	pthread_rwlock_unlock(&r->lock);
+	/* The membership publishes at most GW_SERVED_MAX bytes: past that the
+	 * subscriptions are left out (the types must be there: placement
+	 * stands on them), and broadcasts from other members miss them. */
+	bool subs = true;
+	if (bytes > GW_SERVED_MAX) {
+		subs = false;
+		bytes = 1;
+		for (size_t i = 0; i < n; i++)
+			if (v[i][0] != GW_SUB_MARK)
+				bytes += strlen(v[i]) + 1;
+		GW_WARN("registry: the served list is over %d bytes: channel subscriptions are not "
+		        "published to the cluster (broadcasts from other members miss them)",
+		        GW_SERVED_MAX);
+	}
 	char *s = e == GW_OK ? malloc(bytes) : NULL;
 	if (s) {
 		if (n > 1)
 			qsort(v, n, sizeof *v, cmp_str);
 		size_t at = 0;
 		for (size_t i = 0; i < n; i++) {
+			if (!subs && v[i][0] == GW_SUB_MARK)
+				continue;
 			size_t len = strlen(v[i]);
-			if (i)
+			if (at)
 				s[at++] = '\n';
 			memcpy(s + at, v[i], len);
 			at += len;

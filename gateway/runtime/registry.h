@@ -194,8 +194,10 @@ size_t gw_registry_count(gw_registry *r);
  * joined by '\n', sorted, into *out (caller frees; "" when none). The
  * cluster's membership publishes it, so every member knows the subscribers
  * of the others (docs/design/cluster.md, "Broadcasts across members").
+ * Past GW_SERVED_MAX bytes the subscriptions are left out (logged).
  * Returns GW_OK or GW_ENOMEM (*out untouched). */
-#define GW_SUB_MARK '\x1f' /* a control character: the ingress refuses it in every name */
+#define GW_SUB_MARK   '\x1f' /* a control character: the ingress refuses it in every name */
+#define GW_SERVED_MAX 65536  /* = GW_MEMBER_TEXT_MAX (store.h): what a member row holds */
 gw_err gw_registry_served(gw_registry *r, char **out);
 
 /* Reference counting and liveness of hosts, implemented by server/host.c. */

@@ -516,6 +516,8 @@ static void kagg_start(gwi_ucall *c)
 
 bool gwi_cadmin_take(gwi_ucall *c, int method, ProtobufCMessage *m)
 {
+	if (!c->srv->o.peers)
+		return false; /* no links to the others: a single gateway's answer */
 	if (method == GWI_M_KEY_ROTATION) {
 		protobuf_c_message_free_unpacked(m, NULL);
 		kagg_start(c);

@@ -140,6 +140,29 @@ START_TEST(served_lists_the_channel_subscriptions_of_named_actors)
 	ck_assert_str_eq(out, "\x1fs\x1fsub\x1f"
 	                      "alerts\x1fonNews\n\x1fs\x1fsub\x1fnews\x1freceive\ns/sub\ns/tmpl");
 	free(out);
+
+	/* Subscriptions past what a member row holds are left out; the
+	 * types stay (placement stands on them). */
+	enum { TOPICS = 70 };
+	static char topics[TOPICS][1100];
+	Spawn__Actors__Channel ch[TOPICS], *chp[TOPICS];
+	for (int i = 0; i < TOPICS; i++) {
+		memset(topics[i], 'x', 1000);
+		snprintf(topics[i] + 1000, 100, "%d", i);
+		spawn__actors__channel__init(&ch[i]);
+		ch[i].topic = topics[i];
+		chp[i] = &ch[i];
+	}
+	Spawn__Actors__ActorSystem *sys =
+	    make_system("s", "big", acts, 2, SPAWN__ACTORS__KIND__NAMED, true);
+	Spawn__Actors__Metadata md = SPAWN__ACTORS__METADATA__INIT;
+	md.n_channel_group = TOPICS;
+	md.channel_group = chp;
+	sys->registry->actors[0]->value->metadata = &md;
+	ck_assert_msg(gw_registry_register(r, &h, sys, why, sizeof why) == GW_OK, "%s", why);
+	ck_assert_int_eq(gw_registry_served(r, &out), GW_OK);
+	ck_assert_str_eq(out, "s/big\ns/sub\ns/tmpl");
+	free(out);
 	gw_registry_destroy(r);
 	fake_host_free(&h);
 }
