@@ -421,27 +421,30 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	pthread_mutex_unlock(&r->mu);
 	grpc_byte_buffer *bb = pack_forward(r, f, self_id);
 	gw_peer_call *c = NULL;
+	/* Started under r->mu: the answer (forward_done, on the peer thread,
+	 * never inside start) takes r->mu first, so it cannot free f before
+	 * f->call is set (an answer faster than this thread freed f here:
+	 * found by integration_cwide_test under ASan). */
+	pthread_mutex_lock(&r->mu);
 	gw_err err = bb ? r->o.peer_ops->start(r->o.peers, address, GW_PEER_FORWARD, bb,
 	                                       inv->deadline_ms, forward_done, f, &c)
 	                : GW_ENOMEM;
-	if (bb)
-		grpc_byte_buffer_destroy(bb);
 	if (err) {
-		pthread_mutex_lock(&r->mu);
 		release_locked(r, f);
 		pthread_mutex_unlock(&r->mu);
+		if (bb)
+			grpc_byte_buffer_destroy(bb);
 		fwd_free(f);
 		finish(inv, err == GW_ESHUTDOWN ? GW_ESHUTDOWN : GW_ENOMEM, true,
 		       "cannot forward the call to actor %s to its owner%s", actor_name(inv), "");
 		return true;
 	}
-	atomic_fetch_add(&r->forwarded, 1);
-	pthread_mutex_lock(&r->mu);
 	f->call = c;
-	bool cancel = inv->route_cancelled; /* the cancel came before f->call was set */
-	pthread_mutex_unlock(&r->mu);
-	if (cancel)
+	if (inv->route_cancelled) /* the cancel came before f->call was set */
 		r->o.peer_ops->cancel(c);
+	pthread_mutex_unlock(&r->mu);
+	grpc_byte_buffer_destroy(bb);
+	atomic_fetch_add(&r->forwarded, 1);
 	return true;
 }
 
