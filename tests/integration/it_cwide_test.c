@@ -776,6 +776,56 @@ START_TEST(a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it)
 }
 END_TEST
 
+/* ---- the membership publishes the subscriptions ----------------------------------------- */
+
+/* With real membership (--advertise): what a member's hosts subscribe to
+ * reaches the other members' views through the members table. */
+START_TEST(the_membership_publishes_each_members_subscriptions)
+{
+	itdb_kind k = (itdb_kind)_i;
+	if (!itdb_usable(k))
+		return;
+	char name[96];
+	it_world_init(&w, itdb_case_name(name, sizeof name, "published", k));
+	itdb_init(&db, &w, k, "state.db");
+	member m[2];
+	char bin[700], log1[700];
+	snprintf(bin, sizeof bin, "%s/tests/semantics/sem-host", it_build_dir());
+	for (int i = 0; i < 2; i++) {
+		char adv[64], gname[24];
+		/* an id only: these members are never dialled in this case */
+		snprintf(adv, sizeof adv, "127.0.0.1:%d", 17100 + i);
+		snprintf(gname, sizeof gname, "gw%d", i);
+		const char *args[] = {
+		    "--advertise", adv, "--heartbeat-ms", "100", "--member-timeout-ms",
+		    "2000",        NULL};
+		itdb_gateway_start(&w, &db, &m[i].g, gname, args, NULL);
+		ck_assert(it_proc_wait_line(m[i].g.p, "member ", it_ms(20000), NULL, 0));
+	}
+	it_path(&w, "gw1.log", log1, sizeof log1);
+	const char *argv[] = {bin, "--gateway", m[0].g.target, "--actors", "a,sub1,sub2", NULL};
+	it_proc *h = it_spawn(&w, "host0", argv, NULL);
+	ck_assert(it_proc_wait_line(h, "registered", it_ms(15000), NULL, 0));
+	/* Member 1's view: member 0 serves 3 types, 2 of them subscribed. */
+	bool seen = false;
+	for (int64_t end = it_now_ms() + it_ms(10000); !seen && it_now_ms() < end;) {
+		seen = it_file_contains(log1, "=active(3 types, 2 subscriptions)");
+		if (!seen) {
+			struct timespec ts = {0, 50 * 1000000};
+			nanosleep(&ts, NULL); /* polling a log file: no event to wait on */
+		}
+	}
+	ck_assert_msg(seen, "member 1 never saw member 0's subscriptions in its view");
+	/* The row holds them as gw_registry_served wrote them. */
+	ck_assert_int_eq(itdb_query_int(&db, "SELECT count(*) FROM spawn_members WHERE served "
+	                                     "LIKE '%news%onNews%'"),
+	                 1);
+	it_host_stop(h);
+	for (int i = 0; i < 2; i++)
+		it_gateway_stop(&m[i].g);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("integration_cwide");
@@ -785,6 +835,7 @@ int main(void)
 	    {"recovery", only_the_owner_recovers_an_outbox_after_a_crash, 180},
 	    {"schedules", scheduled_invocations_fire_once_across_the_cluster, 180},
 	    {"broadcast", a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it, 120},
+	    {"published", the_membership_publishes_each_members_subscriptions, 90},
 	};
 	itdb_add_cases(s, cases, sizeof cases / sizeof cases[0], "postgres,mariadb", teardown);
 	itdb_launcher_start();
