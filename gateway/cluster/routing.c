@@ -824,14 +824,20 @@ static bool mine(void *user, const char *system, const char *type, const char *n
 
 /* lost_owners: whether going from view old to nw may give this member
  * actors whose outbox a crash left undelivered: nw has this member and old
- * did not (the first view, or the first after fencing), or an ACTIVE
- * member of old is gone from nw or no longer ACTIVE there (it crashed or
- * was declared dead; a LEAVING member drains its actors itself). */
+ * did not (the first view, or the first after fencing), this member became
+ * ACTIVE, or an ACTIVE member of old is gone from nw or no longer ACTIVE
+ * there (it crashed or was declared dead; a LEAVING member drains its
+ * actors itself). */
 static bool lost_owners(const rview *old, const rview *nw)
 {
 	if (nw->v.self == SIZE_MAX || nw->v.self >= nw->v.n)
 		return false;
 	if (!old || old->v.self == SIZE_MAX || old->v.self >= old->v.n)
+		return true;
+	/* This member just became ACTIVE (it joined): only now does placement
+	 * give it actors; a pass while JOINING left them all to others. */
+	if (old->v.members[old->v.self].status != GW_MEMBER_ACTIVE &&
+	    nw->v.members[nw->v.self].status == GW_MEMBER_ACTIVE)
 		return true;
 	for (size_t i = 0; i < old->v.n; i++) {
 		const gw_member *o = &old->v.members[i];

@@ -91,6 +91,8 @@ static void start_member(member *m, int i, const char *host_actions, const char 
 
 /* What each member's hosts serve, as its view says (NULL: SERVED). */
 static const char *served_by[N];
+/* The status every member has in the views write_view writes (ACTIVE). */
+static int view_status = 2;
 
 /* write_view writes member i's view (every member ACTIVE, serving
  * served_by) and waits until the gateway applied it. */
@@ -102,7 +104,7 @@ static void write_view(member *m, int i, uint64_t version)
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "version %" PRIu64 "\nself %s\n", version, m[i].id);
 	for (int k = 0; k < N; k++)
-		fprintf(f, "member %s %s 2 %s\n", m[k].id, m[k].g.target,
+		fprintf(f, "member %s %s %d %s\n", m[k].id, m[k].g.target, view_status,
 		        served_by[k] ? served_by[k] : SERVED);
 	fclose(f);
 	ck_assert_int_eq(rename(tmp, m[i].view), 0);
@@ -516,9 +518,28 @@ START_TEST(only_the_owner_recovers_an_outbox_after_a_crash)
 		unlink(m[i].view); /* the new members start without a view */
 	}
 
-	/* Three new members (new processes, new ports), the same ids. The
-	 * effects go to hosts without Hang: refused, acknowledged. */
+	/* Three new members (new processes, new ports), the same ids, JOINING
+	 * at first: no member owns anything yet, so nobody wakes an emitter
+	 * (each waits), and the view in which a member becomes ACTIVE starts
+	 * its recovery again. The effects go to hosts without Hang: refused,
+	 * acknowledged. */
+	view_status = 1;
 	start_members(m, "Add,Get,Emit", "b");
+	view_status = 2;
+	for (int i = 0; i < N; i++)
+		write_view(m, i, 2);
+	for (int i = 0; i < N; i++) {
+		bool again = false;
+		for (int64_t end = it_now_ms() + it_ms(5000); !again && it_now_ms() < end;) {
+			again = it_file_contains(m[i].g.p->errlog,
+			                         "view 2: effects recovery for the actors");
+			if (!again) {
+				struct timespec ts = {0, 20 * 1000000};
+				nanosleep(&ts, NULL); /* polling a log file: no event to wait on */
+			}
+		}
+		ck_assert_msg(again, "member %d did not run the recovery when it became ACTIVE", i);
+	}
 	/* Each owner wakes its emitters and delivers (the effect is refused:
 	 * no Hang), which clears the rows' flag. A member that lists the rows
 	 * before that leaves the others' emitters to them. */
