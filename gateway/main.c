@@ -94,10 +94,16 @@ static void cluster_view(void *user, gw_view *v)
 	static const char *const names[] = {"?", "joining", "active", "leaving", "dead"};
 	for (size_t i = 0; i < v->n && at + 1 < sizeof line; i++) {
 		const gw_member *m = &v->members[i];
-		int n = snprintf(line + at, sizeof line - at, "%s%s%s=%s(%zu types)", i ? " " : "",
-		                 i == v->self ? "*" : "", m->id,
+		size_t subs = 0; /* channel subscriptions (registry.h, GW_SUB_MARK) */
+		for (size_t k = 0; k < m->n_served; k++)
+			subs += m->served[k][0] == GW_SUB_MARK;
+		char sub[40] = "";
+		if (subs)
+			snprintf(sub, sizeof sub, ", %zu subscriptions", subs);
+		int n = snprintf(line + at, sizeof line - at, "%s%s%s=%s(%zu types%s)",
+		                 i ? " " : "", i == v->self ? "*" : "", m->id,
 		                 m->status >= 1 && m->status <= 4 ? names[m->status] : "?",
-		                 m->n_served);
+		                 m->n_served - subs, sub);
 		if (n < 0)
 			break;
 		at += (size_t)n;
@@ -572,8 +578,10 @@ int main(int argc, char **argv)
 	         (long long)spawn_wall_ms());
 	gw_runtime_start_scheduler(rt, owner, cfg.host_timeout_ms + 30000);
 	/* Effects a crash left undelivered go out once their actors' hosts
-	 * are back. */
-	if ((err = gw_runtime_recover_effects(rt)))
+	 * are back. In a cluster the router starts that recovery with the
+	 * first view holding this member, and each member wakes only the
+	 * actors it owns (docs/design/cluster.md, "Outbox recovery"). */
+	if (!routing && (err = gw_runtime_recover_effects(rt)))
 		goto fail;
 	/* Cluster mode: the peers, the router (installed in the runtime before
 	 * the first call can arrive), and the view (docs/design/cluster.md). */
@@ -608,6 +616,7 @@ int main(int argc, char **argv)
 	    .access = access,
 	    .tls = tls,
 	    .router = router,
+	    .peers = peers,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));

@@ -1209,6 +1209,36 @@ void gw_runtime_invoke_local(gw_runtime *rt, gw_inv *inv)
 	gw_runtime_invoke(rt, inv);
 }
 
+/* wake_is_mine: in a cluster, an actor whose outbox a crash left
+ * undelivered is woken by its owner only (docs/design/cluster.md, "Outbox
+ * recovery"). Otherwise inv completes here: GW_OK when another member owns
+ * it (that member wakes it), GW_EUNAVAIL (the waker retries) when this
+ * member has no view yet or its view has not caught up. */
+static bool wake_is_mine(gw_runtime *rt, gw_inv *inv)
+{
+	const gw_router_ops *ops = rt->router_ops;
+	if (!ops || ops->version < 2 || !ops->owns)
+		return true;
+	char owner[256];
+	int o = ops->owns(rt->router, inv->req, owner, sizeof owner);
+	if (o == GW_OWNS_YES)
+		return true;
+	const Spawn__InvocationRequest *rq = inv->req;
+	done_list dl = {0};
+	if (o == GW_OWNS_NO) {
+		GW_INFO("effects recovery: actor %s/%s is owned by member %s; left to it",
+		        rq->system->name, rq->actor->id->name, owner);
+		gwi_finish(&dl, inv, GW_OK, NULL);
+	} else {
+		inv->not_dispatched = true;
+		gwi_finish(&dl, inv, GW_EUNAVAIL,
+		           "actor %s/%s: its owner is not known in this member's view yet",
+		           rq->system->name, rq->actor->id->name);
+	}
+	gwi_deliver(&dl);
+	return false;
+}
+
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
@@ -1220,6 +1250,8 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 		gwi_wf_schedule(rt, inv); /* a side effect for later: the schedule store */
 		return;
 	}
+	if (inv->kind == GW_INV_WAKE && !wake_is_mine(rt, inv))
+		return;
 	gw_err err = gw_runtime_enqueue(rt, inv);
 	if (err == GW_OK)
 		return; /* inv belongs to the runtime (it may already be freed) */

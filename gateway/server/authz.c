@@ -67,7 +67,7 @@ static const char *const method_names[GWI_M_COUNT] = {
     [GWI_M_GET_STATE] = "GetState", [GWI_M_LIST_REVISIONS] = "ListRevisions",
     [GWI_M_RESTORE] = "Restore",    [GWI_M_KEY_ROTATION] = "KeyRotation",
     [GWI_M_FORGET] = "Forget",      [GWI_M_FORWARD] = "Forward",
-    [GWI_M_PING] = "Ping",
+    [GWI_M_PING] = "Ping",          [GWI_M_PEER_ADMIN] = "Admin",
 };
 
 /* gwi_authorize_admin: Admin methods need a principal with admin: true. Every
@@ -102,7 +102,7 @@ grpc_status_code gwi_authorize_admin(gwi_ucall *c, char *why, size_t n)
 	return code;
 }
 
-/* gwi_authorize_peer: with --access, the Peer methods (Forward, Ping) need a
+/* gwi_authorize_peer: with --access, the Peer methods (Forward, Ping, Admin) need a
  * principal with peer: true, another member of the cluster (docs/security.md,
  * "Peers"): no credential or an unknown one is UNAUTHENTICATED, any other
  * principal PERMISSION_DENIED; both answers carry the trailer

@@ -128,6 +128,11 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
                      const ProtobufCMessage *msg)
 {
 	c->phase = GWI_C_REPLYING;
+	Spawn__Gateway__V1__PeerAdminReply wrapped;
+	if (msg && c->method == GWI_M_PEER_ADMIN) {
+		gwi_peer_admin_wrap(&wrapped, msg);
+		msg = &wrapped.base;
+	}
 	if (msg && spawn_wire_pack(msg, &c->resp) != 0) {
 		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		detail = "out of memory packing the response";
@@ -173,7 +178,7 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 	}
 }
 
-static int64_t deadline_ms_of(gpr_timespec d)
+int64_t gwi_deadline_ms(gpr_timespec d)
 {
 	if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) == 0)
 		return 0;
@@ -467,7 +472,7 @@ static void handle_invoke(gwi_ucall *c)
 	grpc_byte_buffer_destroy(c->payload);
 	c->payload = NULL;
 	inv->req = (Spawn__InvocationRequest *)m;
-	inv->deadline_ms = deadline_ms_of(c->deadline);
+	inv->deadline_ms = gwi_deadline_ms(c->deadline);
 	inv->user = c;
 	Spawn__InvocationRequest *rq = inv->req;
 	strip_authorization(rq);
@@ -534,6 +539,7 @@ static void run_invoke(gwi_ucall *c, gw_inv *inv)
 	if (c->srv->o.router) {
 		inv->done = async_routed_done;
 		inv->user = c;
+		inv->accept_only = true;
 		if (gw_runtime_route(c->srv->rt, inv))
 			return; /* the router took it */
 	}
@@ -595,7 +601,7 @@ static void handle_forward(gwi_ucall *c)
 	/* The owner (or no member serves the type: then it answers as a
 	 * gateway without such a host does). */
 	inv->req = fr->request;
-	inv->deadline_ms = deadline_ms_of(c->deadline);
+	inv->deadline_ms = gwi_deadline_ms(c->deadline);
 	inv->user = c;
 	inv->local = true;
 	inv->hops = (uint8_t)(fr->depth < 255 ? fr->depth : 255);
@@ -978,6 +984,15 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		handle_forward(c);
 	} else if (c->method == GWI_M_PING) {
 		handle_ping(c);
+	} else if (c->method == GWI_M_PEER_ADMIN) {
+		/* Another member's word for an Admin call it authorized at its
+		 * edge: only a peer principal may send one (docs/security.md). */
+		char peer[160], why[300];
+		grpc_status_code code = gwi_authorize_peer(c, peer, sizeof peer, why, sizeof why);
+		if (code == GRPC_STATUS_OK)
+			gwi_peer_admin_handle(c);
+		else
+			gwi_ucall_reply(c, code, why, NULL);
 	} else if (c->method == GWI_M_SPAWN) {
 		handle_spawn(c);
 	} else {
@@ -1093,6 +1108,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_FORGET] = "/spawn.gateway.v1.Admin/Forget",
 	    [GWI_M_FORWARD] = GW_PEER_FORWARD,
 	    [GWI_M_PING] = GW_PEER_PING,
+	    [GWI_M_PEER_ADMIN] = GW_PEER_ADMIN,
 	};
 	/* The groups of listeners: each role is served by exactly one; the
 	 * health group (last) serves no role, and its Health reports on the
@@ -1133,7 +1149,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		    grpc_server_register_method(g->server, "/grpc.health.v1.Health/Check", NULL,
 		                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		for (int m = 0; m < GWI_M_COUNT; m++) {
-			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING;
+			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING || m == GWI_M_PEER_ADMIN;
 			unsigned role = peer                                    ? GWI_ROLE_PEER
 			                : m == GWI_M_INVOKE || m == GWI_M_SPAWN ? GWI_ROLE_CLIENT
 			                                                        : GWI_ROLE_ADMIN;

@@ -68,6 +68,8 @@ typedef struct gw_server_opts {
 	gw_router *router; /* borrowed, must outlive the server: cluster mode, serves
 	                      spawn.gateway.v1.Peer on the client listeners
 	                      (docs/design/cluster.md); NULL = a single gateway */
+	gw_peers *peers;   /* borrowed, must outlive the server: with router, the links
+	                      Admin calls are forwarded and aggregated over */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed

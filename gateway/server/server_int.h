@@ -55,13 +55,13 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[9];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[9]; /* borrowed from groups: the server each is registered on */
-	void *m_connect;      /* registered HostGateway.Connect */
-	grpc_server *hsrv;    /* borrowed from groups: the server Connect is registered on */
-	size_t nlisten;       /* listen + host_listen + admin_listen + peer_listen */
-	gw_runtime *rt;       /* borrowed */
-	gw_registry *reg;     /* borrowed */
+	void *methods[10];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[10]; /* borrowed from groups: the server each is registered on */
+	void *m_connect;       /* registered HostGateway.Connect */
+	grpc_server *hsrv;     /* borrowed from groups: the server Connect is registered on */
+	size_t nlisten;        /* listen + host_listen + admin_listen + peer_listen */
+	gw_runtime *rt;        /* borrowed */
+	gw_registry *reg;      /* borrowed */
 	int *ports;
 	atomic_bool shutting_down; /* the groups are shut down: no slot is posted again */
 	atomic_uint unready;       /* GW_UNREADY_* conditions holding readiness back */
@@ -116,6 +116,7 @@ enum {
 	GWI_M_FORGET,
 	GWI_M_FORWARD, /* spawn.gateway.v1.Peer, in cluster mode only */
 	GWI_M_PING,
+	GWI_M_PEER_ADMIN, /* spawn.gateway.v1.Peer/Admin, in cluster mode only */
 	GWI_M_COUNT,
 	/* grpc.health.v1.Health/Check: registered on every group (gwi_group
 	 * .m_health), so outside the per-method tables above */
@@ -187,8 +188,35 @@ void gwi_health_handle(gwi_ucall *c);
 void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
                      const ProtobufCMessage *msg);
 
-/* admin.c: the spawn.gateway.v1.Admin methods. */
+/* admin.c: the spawn.gateway.v1.Admin methods. gwi_admin_handle parses
+ * and checks the request; in cluster mode a call that names an actor goes
+ * to gwi_cadmin_take (admin_cluster.c), else gwi_admin_run runs it here
+ * with m (the parsed request of method GWI_M_*, borrowed). */
 void gwi_admin_handle(gwi_ucall *c);
+void gwi_admin_run(gwi_ucall *c, int method, ProtobufCMessage *m);
+/* gwi_admin_key_rotation_local fills ks (caller's) with this gateway's own
+ * key-rotation progress. */
+struct Spawn__Gateway__V1__KeyRotationStatus;
+void gwi_admin_key_rotation_local(gwi_ucall *c, struct Spawn__Gateway__V1__KeyRotationStatus *ks);
+
+/* admin_cluster.c (docs/design/cluster.md, "Admin calls across the
+ * cluster"): in cluster mode (srv->o.router), gwi_cadmin_take takes an
+ * Admin call of method with its parsed request m (ownership of m, a heap
+ * message, passes on true): a call naming an actor runs on its owner
+ * (here, or forwarded with Peer.Admin, waiting for a newer view on a
+ * refusal); KeyRotation asks every member and aggregates. false: run it
+ * here as on a single gateway (m stays the caller's). */
+bool gwi_cadmin_take(gwi_ucall *c, int method, ProtobufCMessage *m);
+/* gwi_peer_admin_handle serves Peer.Admin: runs the call here as the
+ * actor's owner, or refuses it (FAILED_PRECONDITION + spawn-owner). */
+void gwi_peer_admin_handle(gwi_ucall *c);
+/* gwi_peer_admin_wrap: the reply of a Peer.Admin call is the Admin
+ * method's reply msg (borrowed) inside a PeerAdminReply (out, caller's). */
+struct Spawn__Gateway__V1__PeerAdminReply;
+void gwi_peer_admin_wrap(struct Spawn__Gateway__V1__PeerAdminReply *out,
+                         const ProtobufCMessage *msg);
+/* gwi_deadline_ms: a call's deadline as monotonic ms (0 = none). */
+int64_t gwi_deadline_ms(gpr_timespec d);
 
 /* ingress.c: the one place peer messages are parsed and checked.
  *
