@@ -234,6 +234,8 @@ static void handle_register(gw_spawnapi *a, gw_http_req *req)
 
 /* ---- invoke ----------------------------------------------------------------------- */
 
+/* reply_ok answers an invoke: rq (NULL for an async call: no system, actor
+ * or payload, as Spawn answers those) and the reply value (NULL = Noop). */
 static void reply_ok(gw_http_req *req, const Spawn__InvocationRequest *rq, const gw_blob *value)
 {
 	Spawn__RequestStatus st = SPAWN__REQUEST_STATUS__INIT;
@@ -260,7 +262,7 @@ static void reply_ok(gw_http_req *req, const Spawn__InvocationRequest *rq, const
 		any.value.len = value->len;
 		resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_VALUE;
 		resp.value = &any;
-	} else {
+	} else if (rq) {
 		resp.payload_case = SPAWN__INVOCATION_RESPONSE__PAYLOAD_NOOP;
 		resp.noop = &noop;
 	}
