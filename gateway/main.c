@@ -364,7 +364,8 @@ static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, g
 	                     .limits = c->limits};
 	gw_err err = gw_hhosts_create(hh, &ho, rt);
 	if (err) {
-		GW_ERROR("--http: cannot start the HTTP client for Spawn hosts: %s", gw_strerror(err));
+		GW_ERROR("--http: cannot start the HTTP client for Spawn hosts: %s",
+		         gw_strerror(err));
 		return err;
 	}
 	gw_http_opts o = {.addr = c->http,
@@ -454,8 +455,8 @@ int main(int argc, char **argv)
 	pthread_rwlock_init(&cx.lock, NULL);
 	gw_peers *peers = NULL;
 	gw_router *router = NULL;
-	gw_http *http = NULL;      /* --http: Spawn's HTTP API */
-	gw_hhosts *hhosts = NULL;  /* hosts called back over HTTP */
+	gw_http *http = NULL;     /* --http: Spawn's HTTP API */
+	gw_hhosts *hhosts = NULL; /* hosts called back over HTTP */
 	gw_spawnapi *spawnapi = NULL;
 	const gw_config *tls_pems = &cfg;
 	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
@@ -643,7 +644,7 @@ int main(int argc, char **argv)
 	/* Shutdown in two phases (docs/design/threading.md): stop what
 	 * produces work, drain while what the work points at is alive, then
 	 * free. */
-	gw_server_shutdown(srv); /* listeners, client calls, host streams */
+	gw_server_shutdown(srv);                         /* listeners, client calls, host streams */
 	http_stop(http, spawnapi, hhosts, cfg.drain_ms); /* the same for Spawn's HTTP API */
 	cluster_ctx_close(&cx);  /* the membership goes on, without router and peers */
 	gw_router_stop(router);  /* calls waiting for a view fail */

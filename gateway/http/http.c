@@ -43,17 +43,17 @@ struct gw_http_req {
 	const route *rt;             /* borrowed from h->routes */
 	pthread_mutex_t mu;
 	atomic_int refs;
-	int st;                     /* R_*, under mu */
-	int refusal;                /* 0, 413 or 503 */
-	const char *refusal_why;    /* static text */
-	bool counted;               /* counts in h->pending */
-	bool listed;                /* in h->live (h->mu) */
-	struct MHD_Response *resp;  /* owned until queued */
-	int status;                 /* with resp */
-	uint8_t *body;              /* owned (malloc) */
+	int st;                    /* R_*, under mu */
+	int refusal;               /* 0, 413 or 503 */
+	const char *refusal_why;   /* static text */
+	bool counted;              /* counts in h->pending */
+	bool listed;               /* in h->live (h->mu) */
+	struct MHD_Response *resp; /* owned until queued */
+	int status;                /* with resp */
+	uint8_t *body;             /* owned (malloc) */
 	size_t blen, bcap;
 	char method[16];
-	char *path;                 /* owned */
+	char *path; /* owned */
 	char peer[INET6_ADDRSTRLEN];
 	struct gw_http_req *next, *prev; /* h->live */
 };
@@ -262,9 +262,8 @@ static void peer_of(struct MHD_Connection *c, char *out, size_t n)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	gw_http *h = cls;
 	gw_http_req *r = *con_cls;
@@ -290,8 +289,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		atomic_init(&r->refs, 1);
 		snprintf(r->method, sizeof r->method, "%s", method);
 		peer_of(conn, r->peer, sizeof r->peer);
-		const char *cl =
-		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > h->o.max_body) {
 			r->refusal = MHD_HTTP_CONTENT_TOO_LARGE;
 			r->refusal_why = "request body over the size limit (--http-max-body)";
@@ -386,8 +385,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 gw_err gw_http_reply(gw_http_req *r, int status, const char *content_type, const void *body,
                      size_t len)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-	    len, (void *)(len ? body : ""), MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(len, (void *)(len ? body : ""), MHD_RESPMEM_MUST_COPY);
 	gw_err err = GW_OK;
 	if (!resp) {
 		err = GW_ENOMEM;
@@ -491,12 +490,12 @@ gw_err gw_http_start(gw_http *h, char *why, size_t n)
 	                 MHD_USE_ERROR_LOG;
 	if (h->sa.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	h->d = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&h->sa,
-	    MHD_OPTION_CONNECTION_LIMIT, h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-	    h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-	    (unsigned)0, MHD_OPTION_END);
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+	                        (struct sockaddr *)&h->sa, MHD_OPTION_CONNECTION_LIMIT,
+	                        h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
+	                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	                        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	                        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)0, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(why, n, "--http %s: cannot listen (address in use or not local)", h->addr);
 		return GW_ECONFIG;

@@ -42,10 +42,10 @@ typedef struct gw_http gw_http;
 typedef struct gw_http_req gw_http_req;
 
 typedef struct gw_http_opts {
-	const char *addr;       /* borrowed: "HOST:PORT" (port 0 = pick one) */
-	size_t max_body;        /* bytes of one request body; 0 = 4 MiB */
-	unsigned max_conns;     /* open connections; 0 = 1024 */
-	unsigned max_pending;   /* requests handled and not answered yet; 0 = 4096 */
+	const char *addr;        /* borrowed: "HOST:PORT" (port 0 = pick one) */
+	size_t max_body;         /* bytes of one request body; 0 = 4 MiB */
+	unsigned max_conns;      /* open connections; 0 = 1024 */
+	unsigned max_pending;    /* requests handled and not answered yet; 0 = 4096 */
 	unsigned idle_timeout_s; /* an idle keep-alive connection closes; 0 = 60 */
 } gw_http_opts;
 

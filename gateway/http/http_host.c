@@ -23,19 +23,19 @@ typedef struct htarget htarget;
 
 typedef struct job {
 	uint64_t id;
-	htarget *t;       /* a reference */
-	gw_inv *inv;      /* borrowed from the runtime until its end; NULL when HELD */
-	gw_actor *held;   /* HELD: the actor whose turn slot it keeps */
-	int st;           /* J_* (client mu) */
-	uint8_t *body;    /* owned: the serialized ActorInvocation */
+	htarget *t;     /* a reference */
+	gw_inv *inv;    /* borrowed from the runtime until its end; NULL when HELD */
+	gw_actor *held; /* HELD: the actor whose turn slot it keeps */
+	int st;         /* J_* (client mu) */
+	uint8_t *body;  /* owned: the serialized ActorInvocation */
 	size_t blen;
-	int64_t due_ms;   /* monotonic: the call's deadline */
-	CURL *easy;       /* owned while WRITTEN (client thread only) */
-	uint8_t *rbuf;    /* owned: the reply so far (client thread only) */
+	int64_t due_ms; /* monotonic: the call's deadline */
+	CURL *easy;     /* owned while WRITTEN (client thread only) */
+	uint8_t *rbuf;  /* owned: the reply so far (client thread only) */
 	size_t rlen, rcap;
-	bool rbig;        /* the reply went over max_reply_bytes */
-	struct job *qnext; /* the queue of new jobs (client mu) */
-	struct job *hnext; /* the id table (client mu) */
+	bool rbig;                 /* the reply went over max_reply_bytes */
+	struct job *qnext;         /* the queue of new jobs (client mu) */
+	struct job *hnext;         /* the id table (client mu) */
 	struct job *anext, *aprev; /* every job the client holds (client mu) */
 } job;
 
@@ -44,27 +44,27 @@ struct htarget {
 	gw_hhosts *c;     /* borrowed: outlives the target's use by the runtime */
 	atomic_int refs;
 	atomic_bool retired;
-	char *system;     /* owned */
-	char *base;       /* owned: "http://host:port" */
-	char *url;        /* owned: base + ACTIONS_PATH */
-	htarget *next;    /* the client's table (client mu) */
+	char *system;  /* owned */
+	char *base;    /* owned: "http://host:port" */
+	char *url;     /* owned: base + ACTIONS_PATH */
+	htarget *next; /* the client's table (client mu) */
 };
 
 struct gw_hhosts {
 	gw_hhosts_opts o;
-	gw_runtime *rt; /* borrowed */
-	CURLM *multi;   /* owned; the client thread's alone once started */
+	gw_runtime *rt;          /* borrowed */
+	CURLM *multi;            /* owned; the client thread's alone once started */
 	struct curl_slist *hdrs; /* owned: the request headers every call shares */
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu;
 	bool stop;
 	uint64_t next_id;
-	job *qhead, *qtail;  /* new jobs for the thread */
-	job *all;            /* every job held */
+	job *qhead, *qtail; /* new jobs for the thread */
+	job *all;           /* every job held */
 	job *buckets[NBUCKETS];
-	uint32_t njobs;      /* invariant 1 */
-	htarget *targets;    /* each with the table's reference */
+	uint32_t njobs;   /* invariant 1 */
+	htarget *targets; /* each with the table's reference */
 	atomic_ullong calls, ok, host_errors, failed, refused_full;
 };
 
@@ -158,8 +158,7 @@ static uint8_t *invocation_bytes(gw_inv *inv, uint64_t id, gw_task_build_fn buil
 	spawn_arena_init(&ar, 0);
 	ProtobufCMessage *m = NULL;
 	uint8_t *out = NULL;
-	if (spawn_wire_unpack(&spawn__gateway__v1__gateway_message__descriptor, bb, &ar, &m) ==
-	    0) {
+	if (spawn_wire_unpack(&spawn__gateway__v1__gateway_message__descriptor, bb, &ar, &m) == 0) {
 		Spawn__Gateway__V1__GatewayMessage *gm = (Spawn__Gateway__V1__GatewayMessage *)m;
 		if (gm->msg_case == SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_INVOCATION &&
 		    gm->invocation && gm->invocation->invocation) {
@@ -415,8 +414,8 @@ static void finish(gw_hhosts *c, job *j, CURLcode rc, long status)
 		atomic_fetch_add(&c->failed, 1);
 		snprintf(why, sizeof why, "the actor host at %s could not be called: %s",
 		         j->t->base, curl_easy_strerror(rc));
-		gw_runtime_abandon(rt, inv, rc == CURLE_OPERATION_TIMEDOUT ? GW_ETIMEDOUT : GW_EUNAVAIL,
-		                   why);
+		gw_runtime_abandon(
+		    rt, inv, rc == CURLE_OPERATION_TIMEDOUT ? GW_ETIMEDOUT : GW_EUNAVAIL, why);
 		return;
 	}
 	Spawn__Gateway__V1__InvocationResult res = SPAWN__GATEWAY__V1__INVOCATION_RESULT__INIT;
@@ -437,8 +436,8 @@ static void finish(gw_hhosts *c, job *j, CURLcode rc, long status)
 	}
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
-	Spawn__ActorInvocationResponse *r =
-	    spawn__actor_invocation_response__unpack(&ar.pbc, j->rlen, j->rbuf ? j->rbuf : (uint8_t *)"");
+	Spawn__ActorInvocationResponse *r = spawn__actor_invocation_response__unpack(
+	    &ar.pbc, j->rlen, j->rbuf ? j->rbuf : (uint8_t *)"");
 	gw_wc_fail f;
 	if (!r) {
 		snprintf(why, sizeof why,
@@ -453,7 +452,8 @@ static void finish(gw_hhosts *c, job *j, CURLcode rc, long status)
 		/* As Spawn's proxy: a reply without updated_context is invalid
 		 * content (SDKs always set it). */
 		snprintf(why, sizeof why,
-		         "the actor host at %s returned a reply without updated_context", j->t->base);
+		         "the actor host at %s returned a reply without updated_context",
+		         j->t->base);
 		r = NULL;
 	}
 	if (!r) {
@@ -488,8 +488,9 @@ static void end_all(gw_hhosts *c)
 		if (j->held)
 			gw_runtime_release(c->rt, j->held);
 		else if (j->inv)
-			gw_runtime_abandon(c->rt, j->inv, GW_EUNAVAIL,
-			                   "the gateway is shutting down; the Spawn host call ended");
+			gw_runtime_abandon(
+			    c->rt, j->inv, GW_EUNAVAIL,
+			    "the gateway is shutting down; the Spawn host call ended");
 		job_free(j);
 	}
 }

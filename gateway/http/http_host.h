@@ -46,13 +46,13 @@
 typedef struct gw_hhosts gw_hhosts;
 
 typedef struct gw_hhosts_opts {
-	uint32_t max_tasks;          /* tasks in the client at once; 0 = 10000 */
-	uint32_t max_host_conns;     /* connections to one host; 0 = 64 */
-	size_t max_reply_bytes;      /* bytes of one reply; 0 = 4 MiB */
-	int64_t connect_timeout_ms;  /* 0 = 5000 */
-	int64_t grace_ms;            /* a cancelled, written call may run this long past its
-	                                deadline before the transfer is aborted; 0 = 5000 */
-	gw_wc_limits limits;         /* string checks on replies; 0 fields = defaults */
+	uint32_t max_tasks;         /* tasks in the client at once; 0 = 10000 */
+	uint32_t max_host_conns;    /* connections to one host; 0 = 64 */
+	size_t max_reply_bytes;     /* bytes of one reply; 0 = 4 MiB */
+	int64_t connect_timeout_ms; /* 0 = 5000 */
+	int64_t grace_ms;           /* a cancelled, written call may run this long past its
+	                               deadline before the transfer is aborted; 0 = 5000 */
+	gw_wc_limits limits;        /* string checks on replies; 0 fields = defaults */
 } gw_hhosts_opts;
 
 /* gw_hhosts_create starts the client thread. rt is borrowed and must

@@ -118,8 +118,8 @@ static ProtobufCMessage *unpack_checked(gw_spawnapi *a, gw_http_req *req,
 {
 	size_t len;
 	const uint8_t *body = gw_http_req_body(req, &len);
-	ProtobufCMessage *m =
-	    protobuf_c_message_unpack(d, arena ? &arena->pbc : NULL, len, body ? body : (uint8_t *)"");
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, arena ? &arena->pbc : NULL, len,
+	                                                body ? body : (uint8_t *)"");
 	if (!m) {
 		snprintf(why, n, "the body is not a valid %s (%zu bytes)", d->name, len);
 		return NULL;
@@ -272,7 +272,8 @@ static void reply_ok(gw_http_req *req, const Spawn__InvocationRequest *rq, const
 static void reply_inv_error(gw_http_req *req, const gw_inv *inv, gw_err err)
 {
 	char msg[1100];
-	snprintf(msg, sizeof msg, "%s", inv->msg[0] || inv->host_message ? inv->msg : gw_strerror(err));
+	snprintf(msg, sizeof msg, "%s",
+	         inv->msg[0] || inv->host_message ? inv->msg : gw_strerror(err));
 	reply_error(req, K_INVOKE, 500, spawn_status_of(err), msg);
 }
 
@@ -416,8 +417,8 @@ static void accept_scheduled(gw_spawnapi *a, gw_http_req *req, gw_inv *inv)
 		reply_error(req, K_INVOKE, 500, SPAWN__STATUS__ERROR, "out of memory");
 		return;
 	}
-	gw_err err = gw_runtime_schedule_id(a->rt, system, rq->scheduled_to, rest, sp->id, msg,
-	                                    sizeof msg);
+	gw_err err =
+	    gw_runtime_schedule_id(a->rt, system, rq->scheduled_to, rest, sp->id, msg, sizeof msg);
 	if (err) {
 		free(sp);
 		gw_inv_destroy(inv);
@@ -452,7 +453,8 @@ static void handle_invoke(gw_spawnapi *a, gw_http_req *req)
 	if (rq && (!rq->system || !rq->system->name || !rq->system->name[0] || !rq->actor ||
 	           !rq->actor->id || !rq->actor->id->name || !rq->actor->id->name[0] ||
 	           !rq->action_name || !rq->action_name[0])) {
-		snprintf(why, sizeof why, "system.name, actor.id.name and action_name are required");
+		snprintf(why, sizeof why,
+		         "system.name, actor.id.name and action_name are required");
 		rq = NULL;
 	}
 	if (!rq) {
@@ -606,8 +608,8 @@ static void handle_spawn(gw_spawnapi *a, gw_http_req *req)
 		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] ||
 		    !id->parent || !id->parent[0]) {
 			bad = GW_EINVAL;
-			snprintf(msg, sizeof msg, "actors[%zu]: name, system and parent are required",
-			         i);
+			snprintf(msg, sizeof msg,
+			         "actors[%zu]: name, system and parent are required", i);
 		}
 	}
 	gw_persist *p = gw_runtime_persist(a->rt);
@@ -615,8 +617,8 @@ static void handle_spawn(gw_spawnapi *a, gw_http_req *req)
 		Spawn__Actors__ActorId *id = rq->actors[i];
 		bool created = false;
 		char qmsg[300];
-		gw_err err = gw_runtime_spawn(a->rt, id->system, id->name, id->parent, &created, qmsg,
-		                              sizeof qmsg);
+		gw_err err = gw_runtime_spawn(a->rt, id->system, id->name, id->parent, &created,
+		                              qmsg, sizeof qmsg);
 		if (err == GW_EFULL) {
 			pthread_mutex_lock(&x->mu);
 			x->pending++;
@@ -640,8 +642,8 @@ static void handle_spawn(gw_spawnapi *a, gw_http_req *req)
 			pthread_mutex_lock(&x->mu);
 			x->pending++;
 			pthread_mutex_unlock(&x->mu);
-			if (gw_persist_instance_put(p, id->system, id->name, id->parent, spawn_put_done,
-			                            x) != GW_OK)
+			if (gw_persist_instance_put(p, id->system, id->name, id->parent,
+			                            spawn_put_done, x) != GW_OK)
 				spawn_put_done(x, GW_ENOMEM);
 		}
 		if (revision > 0) {
@@ -725,8 +727,8 @@ static void on_health(void *user, gw_http_req *req)
 	if (!strcmp(p, "/health") || !strcmp(p, "/health/") || !strcmp(p, "/health/liveness")) {
 		gw_http_reply(req, 200, "application/json", up, sizeof up - 1);
 	} else if (!strcmp(p, "/health/readiness")) {
-		bool ready = !gw_http_req_refusal(req, NULL) &&
-		             (!a->o.ready || a->o.ready(a->o.ready_user));
+		bool ready =
+		    !gw_http_req_refusal(req, NULL) && (!a->o.ready || a->o.ready(a->o.ready_user));
 		if (ready)
 			gw_http_reply(req, 200, "application/json", up, sizeof up - 1);
 		else

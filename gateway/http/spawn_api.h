@@ -37,10 +37,10 @@
 typedef struct gw_spawnapi gw_spawnapi;
 
 typedef struct gw_spawnapi_opts {
-	const char *host_url;  /* borrowed: every host's base URL ("http://h:p"); NULL = the
-	                          registering peer's address with host_port */
-	int host_port;         /* with host_url NULL; 0 = 8090 */
-	gw_wc_limits limits;   /* string checks at the edge; 0 fields = defaults */
+	const char *host_url;      /* borrowed: every host's base URL ("http://h:p"); NULL = the
+	                              registering peer's address with host_port */
+	int host_port;             /* with host_url NULL; 0 = 8090 */
+	gw_wc_limits limits;       /* string checks at the edge; 0 fields = defaults */
 	bool (*ready)(void *user); /* readiness for /health/readiness (NULL: always) */
 	void *ready_user;          /* borrowed */
 } gw_spawnapi_opts;

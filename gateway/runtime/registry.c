@@ -1074,7 +1074,8 @@ gw_err gw_registry_pick(gw_registry *r, gw_actor_type *type, const char *action,
 		unsigned start = atomic_fetch_add_explicit(&e->rr, 1, memory_order_relaxed);
 		for (size_t k = 0; k < nb; k++) {
 			binding *b = &e->b[(start + k) % nb];
-			if (has_action(b->actions, b->n_actions, action) && gw_target_ops_of(b->host)->live(b->host)) {
+			if (has_action(b->actions, b->n_actions, action) &&
+			    gw_target_ops_of(b->host)->live(b->host)) {
 				gw_target_ops_of(b->host)->hold(b->host);
 				*host = b->host;
 				err = GW_OK;

@@ -18,7 +18,9 @@ library's HTTP modules and the protobuf modules of our .proto files
 """
 import http.client
 import http.server
+import socket
 import socketserver
+import sys
 import threading
 
 from google.protobuf import any_pb2
@@ -174,6 +176,11 @@ class SpawnHttpHost:
             def log_message(self, *a):
                 pass
 
+            def setup(self):
+                super().setup()
+                # As Node's HTTP server (noDelay): the chunks go out at once.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def do_POST(self):
                 if self.path != "/api/v1/actors/actions":
                     self.send_response(404)
@@ -201,6 +208,12 @@ class SpawnHttpHost:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 511  # Node's backlog (the default 5 drops SYNs)
+
+            def handle_error(self, request, client_address):
+                # A gateway that stops closes its kept-alive connections.
+                if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+                    super().handle_error(request, client_address)
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
