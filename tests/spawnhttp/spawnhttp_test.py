@@ -32,7 +32,7 @@ from spawn_host import ActorHost  # noqa: E402
 
 import spawn_http as sh  # noqa: E402
 
-GATEWAY = os.path.join(BUILD, "gateway", "spawn-gateway")
+GATEWAY = os.environ.get("SPAWN_GATEWAY") or os.path.join(BUILD, "gateway", "spawn-gateway")
 KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
 HS, GS = "shttp", "sgrpc"  # the HTTP host's system, the gRPC host's
 OK, NOT_FOUND, ERROR = 1, 2, 3
