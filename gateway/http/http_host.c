@@ -65,6 +65,8 @@ struct gw_hhosts {
 	job *buckets[NBUCKETS];
 	uint32_t njobs;   /* invariant 1 */
 	htarget *targets; /* each with the table's reference */
+	CURL *idle[64];   /* easy handles kept for reuse (client thread only) */
+	int nidle;
 	atomic_ullong calls, ok, host_errors, failed, refused_full;
 };
 
@@ -358,9 +360,27 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *user)
 	return n;
 }
 
+/* easy_get / easy_put keep a few easy handles for reuse: a handle set up
+ * again costs less than a new one (connections live in the multi handle's
+ * cache either way). Client thread only. */
+static CURL *easy_get(gw_hhosts *c)
+{
+	return c->nidle ? c->idle[--c->nidle] : curl_easy_init();
+}
+
+static void easy_put(gw_hhosts *c, CURL *e)
+{
+	if (c->nidle < (int)(sizeof c->idle / sizeof c->idle[0])) {
+		curl_easy_reset(e);
+		c->idle[c->nidle++] = e;
+	} else {
+		curl_easy_cleanup(e);
+	}
+}
+
 static bool start_transfer(gw_hhosts *c, job *j)
 {
-	CURL *e = curl_easy_init();
+	CURL *e = easy_get(c);
 	if (!e)
 		return false;
 	int64_t left = j->due_ms - spawn_now_ns() / 1000000;
@@ -381,7 +401,7 @@ static bool start_transfer(gw_hhosts *c, job *j)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->o.connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(left + c->o.grace_ms));
 	if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
-		curl_easy_cleanup(e);
+		easy_put(c, e);
 		return false;
 	}
 	j->easy = e;
@@ -537,7 +557,7 @@ static void *client_main(void *arg)
 			curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&j);
 			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 			curl_multi_remove_handle(c->multi, e);
-			curl_easy_cleanup(e);
+			easy_put(c, e);
 			pthread_mutex_lock(&c->mu);
 			j->easy = NULL;
 			job_unlink_locked(c, j);
@@ -550,6 +570,8 @@ static void *client_main(void *arg)
 		curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
 	}
 	end_all(c);
+	while (c->nidle)
+		curl_easy_cleanup(c->idle[--c->nidle]);
 	return NULL;
 }
 
