@@ -403,6 +403,19 @@ static void http_stop(gw_http *http, gw_spawnapi *api, gw_hhosts *hh, int64_t wa
 		GW_WARN("shutdown: %zu Spawn HTTP requests still in progress", left);
 	gw_spawnapi_unbind(api);
 	gw_hhosts_stop(hh);
+	if (http && wait_ms) {
+		gw_http_stats hs;
+		gw_hhosts_stats cs;
+		gw_http_get_stats(http, &hs);
+		gw_hhosts_get_stats(hh, &cs);
+		GW_INFO("Spawn HTTP: %llu requests, %llu refused (413/503), %llu without a route; "
+		        "host calls: %llu, %llu answered, %llu host errors, %llu failed, %llu "
+		        "refused (--spawn-host-tasks)",
+		        (unsigned long long)hs.requests, (unsigned long long)hs.refused,
+		        (unsigned long long)hs.not_found, (unsigned long long)cs.calls,
+		        (unsigned long long)cs.ok, (unsigned long long)cs.host_errors,
+		        (unsigned long long)cs.failed, (unsigned long long)cs.refused_full);
+	}
 }
 
 int main(int argc, char **argv)

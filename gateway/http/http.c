@@ -271,12 +271,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (!r) {
 		bool known = false;
 		const route *rt = find_route(h, method, url, &known);
-		if (!rt) {
-			atomic_fetch_add(&h->not_found, 1);
-			return known ? queue_plain(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-			                           "method not allowed\n")
-			             : queue_plain(conn, MHD_HTTP_NOT_FOUND, "not found\n");
-		}
 		r = calloc(1, sizeof *r);
 		if (!r || !(r->path = strdup(url))) {
 			free(r);
@@ -285,13 +279,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->h = h;
 		r->conn = conn;
 		r->rt = rt;
+		if (!rt) {
+			/* Answered once its body is read, so the connection stays
+			 * usable (an answer before the body closes it). */
+			atomic_fetch_add(&h->not_found, 1);
+			r->refusal = known ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND;
+			r->refusal_why = known ? "method not allowed\n" : "not found\n";
+		}
 		pthread_mutex_init(&r->mu, NULL);
 		atomic_init(&r->refs, 1);
 		snprintf(r->method, sizeof r->method, "%s", method);
 		peer_of(conn, r->peer, sizeof r->peer);
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > h->o.max_body) {
+		if (!r->refusal && cl && strtoull(cl, NULL, 10) > h->o.max_body) {
 			r->refusal = MHD_HTTP_CONTENT_TOO_LARGE;
 			r->refusal_why = "request body over the size limit (--http-max-body)";
 		}
@@ -334,6 +335,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return queue_reply(r); /* resumed after its reply */
 	if (st != R_RECEIVING)
 		return MHD_YES; /* spurious call while suspended */
+	if (!r->rt)
+		return queue_plain(conn, (unsigned)r->refusal, r->refusal_why); /* no route */
 	/* The body is complete: hand it to the route. */
 	pthread_mutex_lock(&h->mu);
 	if (!r->refusal && h->draining) {

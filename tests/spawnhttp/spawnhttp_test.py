@@ -438,6 +438,15 @@ class SpawnHttpTest(unittest.TestCase):
         st, r = bad.register(HS + "x", [sh.actor(HS + "x", "a", [])])  # no actions
         self.assertEqual((st, r.status.status), (500, ERROR))
         bad.close()
+        # A header far over libmicrohttpd's per-connection memory: refused by
+        # the listener itself.
+        c = sh.http.client.HTTPConnection("127.0.0.1", self.gw.http_port, timeout=10)
+        c.putrequest("POST", path)
+        c.putheader("X-Big", "b" * 100000)
+        c.putheader("Content-Length", "0")
+        c.endheaders()
+        self.assertGreaterEqual(c.getresponse().status, 400)
+        c.close()
         # Still serving, on the same kind of connection.
         st, r = self.invoke("counter", "add", sh.json_any("0"))
         self.assertEqual(st, 200)
