@@ -472,8 +472,10 @@ class SpawnHttpTest(unittest.TestCase):
 
         with concurrent.futures.ThreadPoolExecutor(MAX_PENDING + 4) as ex:
             futs = [ex.submit(call, i) for i in range(MAX_PENDING + 4)]
-            # Those over the bound are refused at once, while the others wait.
-            refused = wait_until(lambda: [f for f in futs if f.done()], "refusals")
+            # Those over the bound are refused at once, while the others wait
+            # (none of those can end before the gate opens).
+            refused = wait_until(lambda: (lambda d: d if len(d) >= 4 else None)(
+                [f for f in futs if f.done()]), "4 refusals")
             st, r = refused[0].result()
             self.assertEqual((st, r.status.status), (503, ERROR))
             self.assertIn("--http-max-pending", r.status.message)
