@@ -73,6 +73,8 @@ static void h_echo(void *user, gw_http_req *r)
 	const char *q = gw_http_req_query(r, "x");
 	int len = snprintf(out, sizeof out, "%s %s x=%s body=%.*s", gw_http_req_method(r),
 	                   gw_http_req_path(r), q ? q : "-", (int)n, b ? (const char *)b : "");
+	if (len >= (int)sizeof out)
+		len = (int)sizeof out - 1; /* snprintf says what it would have written */
 	gw_http_reply(r, 200, "text/plain", out, (size_t)len);
 }
 
