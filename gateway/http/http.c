@@ -532,7 +532,9 @@ size_t gw_http_drain(gw_http *h, int64_t wait_ms)
 	pthread_mutex_lock(&h->mu);
 	h->draining = true;
 	pthread_mutex_unlock(&h->mu);
-	MHD_quiesce_daemon(h->d); /* no new connections; the listening socket stays ours */
+	/* The listener stays open, as the gRPC listeners during their drain:
+	 * every new request is answered 503 (readiness "down" included) until
+	 * gw_http_destroy closes it. */
 	int64_t end = mono_ms() + wait_ms;
 	pthread_mutex_lock(&h->mu);
 	while (atomic_load(&h->pending) && mono_ms() < end) {

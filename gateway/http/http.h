@@ -74,8 +74,9 @@ int gw_http_port(const gw_http *h);
 /* gw_http_addr is the address as given (borrowed from h). */
 const char *gw_http_addr(const gw_http *h);
 
-/* gw_http_drain stops accepting connections; requests arriving from now on
- * get a 503 refusal (handlers see it and answer without work). Then it waits
+/* gw_http_drain: requests arriving from now on get a 503 refusal (handlers
+ * see it and answer without work); the listener stays open, as the gRPC
+ * listeners do while they drain, until gw_http_destroy. Then it waits
  * up to wait_ms for the requests in progress to be answered. Returns how
  * many are still unanswered. Blocks: yes. Thread: any but the listener's. */
 size_t gw_http_drain(gw_http *h, int64_t wait_ms);
