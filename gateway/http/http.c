@@ -220,6 +220,7 @@ static void unlist(gw_http *h, gw_http_req *r)
 		if (r->next)
 			r->next->prev = r->prev;
 		r->listed = false;
+		pthread_cond_broadcast(&h->cv); /* gw_http_destroy may wait for it */
 	}
 	pthread_mutex_unlock(&h->mu);
 }
@@ -578,6 +579,21 @@ void gw_http_destroy(gw_http *h)
 			gw_http_reply(pick, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", msg,
 			              sizeof msg - 1);
 		}
+		/* Let the listener's thread send those answers (a stopped daemon
+		 * closes their connections first), for up to a second. */
+		int64_t end = mono_ms() + 1000;
+		pthread_mutex_lock(&h->mu);
+		while (h->live && mono_ms() < end) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 20 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+		}
+		pthread_mutex_unlock(&h->mu);
 		MHD_stop_daemon(h->d);
 		h->d = NULL;
 	}

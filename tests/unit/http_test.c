@@ -50,7 +50,8 @@ static long request(CURL *e, int port, const char *method, const char *path, con
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, g);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-	ck_assert_int_eq(curl_easy_perform(e), CURLE_OK);
+	CURLcode rc = curl_easy_perform(e);
+	ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
 	long status = 0;
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	return status;
