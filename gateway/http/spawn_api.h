@@ -20,6 +20,16 @@
  * mode. A system that registers again from another address moves there
  * (the old target is unbound and retired).
  *
+ * A system's binding (one entry per system name):
+ *
+ *   (none) ---- registration from U ----> BOUND(U)  [the target for (system, U),
+ *                                                    bound in the registry]
+ *   BOUND(U) -- registration from U ----> BOUND(U)  [its bindings replaced]
+ *   BOUND(U) -- registration from V ----> BOUND(V)  [U's target unbound and retired:
+ *                                                    no new turn; turns in flight end]
+ *   BOUND(U) -- registration refused ---> BOUND(U) or (none) after a move
+ *   BOUND ----- shutdown (unbind) ------> UNBOUND   [the host client ends its calls]
+ *
  * Everything past the edge is the runtime's: the same mailboxes, state,
  * stores, workflows, timers and schedules as for gRPC hosts and clients. */
 #ifndef GW_SPAWN_API_H
