@@ -657,8 +657,9 @@ int main(int argc, char **argv)
 	/* Shutdown in two phases (docs/design/threading.md): stop what
 	 * produces work, drain while what the work points at is alive, then
 	 * free. */
-	gw_server_shutdown(srv);                         /* listeners, client calls, host streams */
-	http_stop(http, spawnapi, hhosts, cfg.drain_ms); /* the same for Spawn's HTTP API */
+	gw_http_drain(http, 0);  /* Spawn's HTTP API refuses new requests from now on too */
+	gw_server_shutdown(srv); /* listeners, client calls, host streams */
+	http_stop(http, spawnapi, hhosts, cfg.drain_ms); /* HTTP requests still in progress */
 	cluster_ctx_close(&cx);  /* the membership goes on, without router and peers */
 	gw_router_stop(router);  /* calls waiting for a view fail */
 	gw_peers_destroy(peers); /* forwards in flight end */
