@@ -490,7 +490,7 @@ static void finish(gw_hhosts *c, job *j, CURLcode rc, long status)
 	spawn_arena_fini(&ar);
 }
 
-/* end_jobs_locked ends every job left when the client stops. */
+/* end_all ends every job left when the client stops (client thread). */
 static void end_all(gw_hhosts *c)
 {
 	for (;;) {
