@@ -66,7 +66,7 @@ test-tsan: deps
 
 # The libFuzzer targets (tests/fuzz), built with clang in their own dir.
 fuzz-build: deps
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPAWN_FUZZ=ON -DSPAWN_TESTS=OFF -DSPAWN_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPAWN_FUZZ=ON -DSPAWN_TESTS=OFF -DSPAWN_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all
 
 # Each target for FUZZ_SMOKE_SECONDS from its committed seeds (make test).

@@ -210,6 +210,9 @@ void gw_config_usage(const char *prog)
 	    "\n"
 	    "Logging\n"
 	    "  --log-level LEVEL         debug|info|warn|error [SPAWN_LOG_LEVEL] default info\n"
+	    "  --log-format FORMAT       text|json: json prints one object per line (time,\n"
+	    "                            level, msg, system, actor, action, trace_id,\n"
+	    "                            request_id) [SPAWN_LOG_FORMAT] default text\n"
 	    "  --log-rate LINES/SECONDS  at most LINES lines per log call site per SECONDS;\n"
 	    "                            the next line printed says how many were\n"
 	    "                            suppressed; 0 = no limit [SPAWN_LOG_RATE]\n"
@@ -243,6 +246,16 @@ static int64_t num(const char *s, const char *name, int64_t min, int64_t max, ch
 		return 0;
 	}
 	return v;
+}
+
+/* format_of maps a --log-format name to gw_log_format; -1 when unknown. */
+static int format_of(const char *s)
+{
+	if (!strcmp(s, "text"))
+		return GW_LOG_TEXT;
+	if (!strcmp(s, "json"))
+		return GW_LOG_JSON;
+	return -1;
 }
 
 static int level_of(const char *s)
@@ -422,6 +435,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->max_message_bytes = 4 << 20;
 	c->save_batch = 256;
 	c->log_level = GW_LOG_INFO;
+	c->log_format = GW_LOG_TEXT;
 	c->host_queue_bytes = (int64_t)64 << 20;
 	c->host_stall_ms = 10000;
 	c->host_grace_ms = 5000;
@@ -523,6 +537,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		snprintf(why, whylen, "SPAWN_LOG_LEVEL: unknown level '%s'", e);
 		return GW_ECONFIG;
 	}
+	if ((e = getenv("SPAWN_LOG_FORMAT")) && *e && (c->log_format = format_of(e)) < 0) {
+		snprintf(why, whylen, "SPAWN_LOG_FORMAT: unknown format '%s' (text or json)", e);
+		return GW_ECONFIG;
+	}
 	if ((e = getenv("SPAWN_LOG_RATE")) && *e &&
 	    gw_log_parse_rate(e, &c->log_burst, &c->log_interval_ms) != 0) {
 		snprintf(why, whylen, "SPAWN_LOG_RATE: '%s' is not LINES/SECONDS (or 0)", e);
@@ -564,6 +582,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_HOSTGRACE,
 		O_REGGRACE,
 		O_LOGRATE,
+		O_LOGFMT,
 		O_MAXSTATE,
 		O_FXTURN,
 		O_OUTBOX,
@@ -626,6 +645,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"host-grace", required_argument, NULL, O_HOSTGRACE},
 	    {"registration-grace", required_argument, NULL, O_REGGRACE},
 	    {"log-rate", required_argument, NULL, O_LOGRATE},
+	    {"log-format", required_argument, NULL, O_LOGFMT},
 	    {"max-state-bytes", required_argument, NULL, O_MAXSTATE},
 	    {"max-effects-per-turn", required_argument, NULL, O_FXTURN},
 	    {"max-outbox-bytes", required_argument, NULL, O_OUTBOX},
@@ -857,6 +877,14 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_LOG:
 			if ((c->log_level = level_of(optarg)) < 0) {
 				snprintf(why, whylen, "--log-level: unknown level '%s'", optarg);
+				return GW_ECONFIG;
+			}
+			break;
+		case O_LOGFMT:
+			if ((c->log_format = format_of(optarg)) < 0) {
+				snprintf(why, whylen,
+				         "--log-format: unknown format '%s' (text or json)",
+				         optarg);
 				return GW_ECONFIG;
 			}
 			break;

@@ -31,6 +31,7 @@ typedef struct gw_config {
 	int store_history;      /* older revisions kept per actor */
 	bool rotate_keys;       /* re-encrypt rows to the primary key in the background */
 	int log_level;          /* gw_log_level */
+	int log_format;         /* gw_log_format (--log-format) */
 	int64_t type_grace_ms;  /* an orphaned actor type is forgotten after this */
 	int64_t timer_floor_ms; /* shortest timer-action period accepted */
 

@@ -432,6 +432,7 @@ int main(int argc, char **argv)
 	if (cfg.hash_token)
 		return hash_token();
 	gw_log_set_level((gw_log_level)cfg.log_level);
+	gw_log_set_format((gw_log_format)cfg.log_format);
 	gw_log_set_rate(cfg.log_burst, cfg.log_interval_ms);
 	warn_exposure(&cfg);
 	/* The TLS files are checked before anything else starts. */

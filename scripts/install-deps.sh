@@ -12,6 +12,7 @@ pkgs=(build-essential cmake pkg-config
       openssl  # the CLI: test certificates (tests/tls/mkcerts.sh, dbtls_test.py)
       nftables  # the cluster harness's partitions (tests/cluster)
       dnsmasq-base  # a test's own DNS server (a name with several gateway addresses)
+      prometheus  # promtool checks the /metrics exposition; a real server scrapes it
       clang libclang-rt-14-dev)  # libFuzzer (make test-fuzz / make fuzz)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,7 +14,8 @@
  *
  *   (no record, or another primary) --count--> SCAN STATE (cursor "", "")
  *   SCAN STATE ---- scan < asked ----> SCAN HISTORY (cursor "", "", 0)
- *   SCAN HISTORY -- scan < asked ----> END
+ *   SCAN HISTORY -- scan < asked ----> SCAN SCHEDULES (cursor: id "")
+ *   SCAN SCHEDULES  scan < asked ----> END
  *   END --- rows under other keys <= this pass's failed --> DONE [reseal key check]
  *   END --- more --------------------> SCAN STATE (a new pass, counters reset)
  *   DONE -- next call ---------------> END (count again)
@@ -40,7 +41,10 @@
  *      with the AAD of (system, id) (gw_store_schedule_put_sys; rows of
  *      earlier gateways: the keyring key, the AAD of (GW_SCHED_AAD_SYSTEM,
  *      id)); a claimed row that does not open is set aside in the store,
- *      never returned and never deleted (store.h).
+ *      never returned and never deleted (store.h). Rotation re-seals a
+ *      scheduled row in the form it had (envelope 3 for its system, or the
+ *      earlier form) under the primary key, conditional on its key id and
+ *      nonce, so a row done or forgotten meanwhile is left alone.
  */
 #include "store.h"
 #include "store_int.h"
@@ -80,7 +84,6 @@ static const gw_store_ops *const drivers[] = {
 
 _Static_assert(GW_SCHED_SYSTEM_MAX == GW_SEAL_SYSTEM_MAX, "one bound for a row's system");
 
-#define ROTATION_META    "rotation"
 #define KEYCHECK_META    "keycheck"
 #define KEYCHECK_SYSTEM  "__spawn"
 #define KEYCHECK_NAME    "keycheck"
@@ -483,7 +486,7 @@ static bool key_ok(const gw_actor_key *k)
 }
 
 /* row_fini frees what a driver's load handed over. */
-static void row_fini(gw_row *r)
+void gwi_store_row_fini(gw_row *r)
 {
 	free((char *)r->key_id);
 	free((char *)r->type_url);
@@ -504,7 +507,7 @@ static gw_err row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loade
 			GW_WARN("statestore: %s/%s revision %llu (key id '%s') does not "
 			        "authenticate",
 			        k->system, k->name, (unsigned long long)row->revision, row->key_id);
-		row_fini(row);
+		gwi_store_row_fini(row);
 		return e;
 	}
 	out->type_url = (char *)row->type_url; /* ownership moves to *out */
@@ -513,7 +516,7 @@ static gw_err row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loade
 	out->revision = row->revision;
 	out->epoch = row->epoch;
 	row->type_url = NULL;
-	row_fini(row);
+	gwi_store_row_fini(row);
 	return GW_OK;
 }
 
@@ -618,7 +621,7 @@ gw_err gw_store_activate_batch(gw_store *s, const gw_actor_key *keys, size_t n, 
 			GW_ERROR("statestore: %s/%s: the driver handed out epoch %llu",
 			         keys[i].system, keys[i].name, (unsigned long long)v[i]);
 			if (results[i] == GW_OK)
-				row_fini(&rows[i]);
+				gwi_store_row_fini(&rows[i]);
 			results[i] = GW_ECORRUPT;
 			continue;
 		}
@@ -699,244 +702,27 @@ gw_err gw_store_remove(gw_store *s, const gw_actor_key *k)
 	return s->ops->remove(s->drv, k);
 }
 
-/* ---- key rotation -------------------------------------------------------- */
-
-/* The pass record, spawn_meta "rotation":
- *   version(1) | len(primary)(1) | primary | table(1) | revision(8)
- *   | total(8) | seen(8) | failed(8) | len(system)(4) | system
- *   | len(name)(4) | name                       (integers big-endian)
- * table is GW_ROT_STATE, GW_ROT_HISTORY or ROT_END; (system, name,
- * revision) is the last row the pass went past in that table. */
-#define ROTATION_VERSION 1
-#define ROT_END          2
-/* Rows per scan and per rewrite transaction, whatever a step asks for. */
-#define ROT_CHUNK 256
-
-typedef struct rot_state {
-	char primary[GW_KEY_ID_MAX + 1];
-	int table;
-	char *system, *name; /* owned: the cursor */
-	uint64_t revision;
-	uint64_t total;  /* rows under other keys when the pass began */
-	uint64_t seen;   /* rows the pass went past */
-	uint64_t failed; /* rows of this pass that opened under no key */
-} rot_state;
-
-static void rot_fini(rot_state *st)
+/* sched_open opens a scheduled invocation's data (sealed by
+ * gw_store_schedule_put or _put_sys); *system (may be NULL) as
+ * gw_open_sched. */
+gw_err gwi_store_sched_open(gw_store *s, const char *id, const gw_sealed *in, uint8_t **pt,
+                            size_t *ptlen, char **system)
 {
-	free(st->system);
-	free(st->name);
-	st->system = st->name = NULL;
+	return gw_open_sched(s->kr, GW_SCHED_AAD_SYSTEM, id, in, pt, ptlen, system);
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
+void gwi_store_sched_row_fini(gw_sched_row *r)
 {
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* rot_cursor_set makes (system, name, revision) the cursor. */
-static gw_err rot_cursor_set(rot_state *st, const char *system, const char *name, uint64_t revision)
-{
-	char *sys = strdup(system), *nm = strdup(name);
-	if (!sys || !nm) {
-		free(sys);
-		free(nm);
-		return GW_ENOMEM;
-	}
-	rot_fini(st);
-	st->system = sys;
-	st->name = nm;
-	st->revision = revision;
-	return GW_OK;
-}
-
-/* rot_decode parses a pass record; false when it is not one. */
-static bool rot_decode(const uint8_t *rec, size_t n, rot_state *st)
-{
-	size_t off = 0;
-	if (n < 2 || rec[0] != ROTATION_VERSION || rec[1] == 0 || rec[1] > GW_KEY_ID_MAX)
-		return false;
-	size_t idn = rec[1];
-	off = 2;
-	if (n < off + idn + 1 + 8 * 4 + 4)
-		return false;
-	memcpy(st->primary, rec + off, idn);
-	st->primary[idn] = '\0';
-	off += idn;
-	st->table = rec[off++];
-	st->revision = get_u64(rec + off);
-	st->total = get_u64(rec + off + 8);
-	st->seen = get_u64(rec + off + 16);
-	st->failed = get_u64(rec + off + 24);
-	off += 32;
-	size_t sn = get_u32(rec + off);
-	off += 4;
-	if (n - off < sn + 4)
-		return false;
-	const uint8_t *sys = rec + off;
-	off += sn;
-	size_t nn = get_u32(rec + off);
-	off += 4;
-	if (n - off != nn || st->table < GW_ROT_STATE || st->table > ROT_END ||
-	    memchr(sys, 0, sn) || memchr(rec + off, 0, nn))
-		return false;
-	st->system = strndup((const char *)sys, sn);
-	st->name = strndup((const char *)rec + off, nn);
-	if (!st->system || !st->name) {
-		rot_fini(st);
-		return false;
-	}
-	return true;
-}
-
-static gw_err rot_write(gw_store *s, const rot_state *st)
-{
-	size_t idn = strlen(st->primary), sn = strlen(st->system), nn = strlen(st->name);
-	size_t n = 2 + idn + 1 + 32 + 4 + sn + 4 + nn;
-	uint8_t *rec = malloc(n), *p = rec;
-	if (!rec)
-		return GW_ENOMEM;
-	*p++ = ROTATION_VERSION;
-	*p++ = (uint8_t)idn;
-	memcpy(p, st->primary, idn);
-	p += idn;
-	*p++ = (uint8_t)st->table;
-	put_u64(p, st->revision);
-	put_u64(p + 8, st->total);
-	put_u64(p + 16, st->seen);
-	put_u64(p + 24, st->failed);
-	p += 32;
-	put_u32(p, (uint32_t)sn);
-	memcpy(p + 4, st->system, sn);
-	p += 4 + sn;
-	put_u32(p, (uint32_t)nn);
-	memcpy(p + 4, st->name, nn);
-	gw_err e = s->ops->meta_put(s->drv, ROTATION_META, rec, n);
-	free(rec);
-	return e;
-}
-
-/* rot_pass starts a pass over total rows under other keys. */
-static gw_err rot_pass(rot_state *st, uint64_t total)
-{
-	st->table = GW_ROT_STATE;
-	st->total = total;
-	st->seen = st->failed = 0;
-	return rot_cursor_set(st, "", "", 0);
-}
-
-/* rot_read loads the pass in progress, or starts one when there is none,
- * the record is unreadable, or it belongs to another primary key. */
-static gw_err rot_read(gw_store *s, const char *primary, rot_state *st)
-{
-	uint8_t *rec = NULL;
-	size_t n = 0;
-	gw_err e = s->ops->meta_get(s->drv, ROTATION_META, &rec, &n);
-	if (e == GW_OK) {
-		bool ok = rot_decode(rec, n, st);
-		free(rec);
-		if (ok && strcmp(st->primary, primary) == 0)
-			return GW_OK;
-		if (!ok)
-			GW_WARN("statestore: the key rotation record is malformed; starting over");
-		else
-			GW_INFO("statestore: key rotation to primary key '%s' starts (was '%s')",
-			        primary, st->primary);
-		rot_fini(st);
-	} else if (e != GW_ENOTFOUND) {
-		return e;
-	}
-	uint64_t total = 0;
-	if ((e = s->ops->rot_count(s->drv, primary, &total)) != GW_OK)
-		return e;
-	snprintf(st->primary, sizeof st->primary, "%s", primary);
-	return rot_pass(st, total);
-}
-
-/* rot_rows re-encrypts the rows one scan returned (rows[0..n) of table) in
- * one conditional rewrite. Adds to *rewritten and *failed. rw and res:
- * scratch of n entries. The rows stay the caller's. */
-static gw_err rot_rows(gw_store *s, int table, const gw_row *rows, size_t n, gw_rewrite *rw,
-                       gw_err *res, uint64_t *rewritten, uint64_t *failed)
-{
-	size_t m = 0;
-	gw_err e = GW_OK;
-	for (size_t i = 0; i < n; i++) {
-		const gw_row *r = &rows[i];
-		gw_sealed in = {.key_id = r->key_id, .data = r->data, .len = r->len};
-		memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
-		uint8_t *pt = NULL;
-		size_t ptlen = 0;
-		e = gw_open_rev(s->kr, r->key.system, r->key.name, r->revision, &in, &pt, &ptlen,
-		                NULL);
-		if (e == GW_ECRYPTO || e == GW_ECORRUPT) {
-			GW_WARN("statestore: key rotation: %s/%s revision %llu%s (key id '%s') "
-			        "opens under no key of the keyring: left as it is",
-			        r->key.system, r->key.name, (unsigned long long)r->revision,
-			        table == GW_ROT_HISTORY ? " (history)" : "", r->key_id);
-			(*failed)++;
-			e = GW_OK;
-			continue;
-		}
-		if (e != GW_OK)
-			goto out;
-		gw_sealed sl;
-		e = gw_seal_sys(s->kr, r->key.system, r->key.name, r->revision, pt, ptlen, &sl);
-		OPENSSL_cleanse(pt, ptlen);
-		free(pt);
-		if (e != GW_OK)
-			goto out;
-		rw[m] = (gw_rewrite){.key = r->key,
-		                     .revision = r->revision,
-		                     .old_key_id = r->key_id,
-		                     .key_id = sl.key_id,
-		                     .data = sl.data,
-		                     .len = sl.len};
-		memcpy(rw[m].old_nonce, r->nonce, GW_NONCE_LEN);
-		memcpy(rw[m].nonce, sl.nonce, GW_NONCE_LEN);
-		m++;
-	}
-	if (m == 0)
-		goto out;
-	for (size_t i = 0; i < m; i++)
-		res[i] = GW_EIO;
-	if ((e = s->ops->rot_rewrite(s->drv, table, rw, m, res)) != GW_OK)
-		goto out;
-	for (size_t i = 0; i < m; i++)
-		if (res[i] == GW_OK)
-			(*rewritten)++;
-out:
-	for (size_t i = 0; i < m; i++)
-		free((uint8_t *)rw[i].data);
-	return e;
+	free((char *)r->key_id);
+	free(r->data);
+	r->key_id = NULL;
+	r->data = NULL;
 }
 
 /* keycheck_reseal moves the key check to the primary key once every
  * readable row is there, so a keyring without the old keys opens the
  * store. */
-static gw_err keycheck_reseal(gw_store *s)
+gw_err gwi_store_keycheck_reseal(gw_store *s)
 {
 	uint8_t *rec = NULL;
 	size_t n = 0;
@@ -952,92 +738,6 @@ static gw_err keycheck_reseal(gw_store *s)
 			GW_INFO("statestore: key check resealed from key '%s' to '%s'", id,
 			        gw_keyring_primary_id(s->kr));
 	}
-	return e;
-}
-
-static void rows_fini(gw_row *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free((char *)rows[i].key.system);
-		free((char *)rows[i].key.name);
-		row_fini(&rows[i]);
-	}
-}
-
-gw_err gw_store_rotate_step(gw_store *s, size_t max_rows, gw_rotation *progress)
-{
-	rot_state st = {0};
-	gw_row *rows = NULL;
-	gw_rewrite *rw = NULL;
-	gw_err *res = NULL;
-	uint64_t rewritten = 0, failed = 0;
-	int done = 0;
-	if (!s || !progress || max_rows == 0)
-		return GW_EINVAL;
-	const char *primary = gw_keyring_primary_id(s->kr);
-	size_t chunk = max_rows < ROT_CHUNK ? max_rows : ROT_CHUNK;
-	gw_err e = GW_ENOMEM;
-	rows = calloc(chunk, sizeof *rows);
-	rw = calloc(chunk, sizeof *rw);
-	res = calloc(chunk, sizeof *res);
-	if (!rows || !rw || !res)
-		goto out;
-	if ((e = rot_read(s, primary, &st)) != GW_OK)
-		goto out;
-	bool was_end = st.table == ROT_END; /* done before: maybe nothing to record */
-	for (size_t budget = max_rows; budget > 0 && st.table != ROT_END;) {
-		size_t want = budget < chunk ? budget : chunk, n = 0;
-		gw_rot_cursor cur = {
-		    .table = st.table, .key = {st.system, st.name}, .revision = st.revision};
-		memset(rows, 0, want * sizeof *rows);
-		if ((e = s->ops->rot_scan(s->drv, &cur, primary, rows, want, &n)) != GW_OK)
-			goto out;
-		uint64_t f = 0;
-		e = rot_rows(s, st.table, rows, n, rw, res, &rewritten, &f);
-		if (e == GW_OK && n > 0)
-			e = rot_cursor_set(&st, rows[n - 1].key.system, rows[n - 1].key.name,
-			                   rows[n - 1].revision);
-		rows_fini(rows, n);
-		if (e != GW_OK)
-			goto out;
-		failed += f;
-		st.failed += f;
-		st.seen += n;
-		budget -= n;
-		if (n < want) { /* this table is done */
-			st.table++;
-			if ((e = rot_cursor_set(&st, "", "", 0)) != GW_OK)
-				goto out;
-		}
-	}
-	if (st.table == ROT_END) {
-		uint64_t left = 0;
-		if ((e = s->ops->rot_count(s->drv, primary, &left)) != GW_OK)
-			goto out;
-		if (left <= st.failed) {
-			done = 1;
-			if (!was_end && (e = keycheck_reseal(s)) != GW_OK)
-				goto out;
-		} else {
-			/* Rows under an old key appeared behind the cursor. */
-			GW_INFO("statestore: key rotation: %llu rows under other keys after the "
-			        "pass (%llu unreadable): another pass",
-			        (unsigned long long)left, (unsigned long long)st.failed);
-			if ((e = rot_pass(&st, left)) != GW_OK)
-				goto out;
-		}
-	}
-	if (!(was_end && done) && (e = rot_write(s, &st)) != GW_OK)
-		goto out;
-	progress->rewritten += rewritten;
-	progress->failed += failed;
-	progress->remaining = done || st.total <= st.seen ? 0 : st.total - st.seen;
-	progress->done = done;
-out:
-	rot_fini(&st);
-	free(rows);
-	free(rw);
-	free(res);
 	return e;
 }
 
@@ -1087,23 +787,6 @@ gw_err gw_store_schedule_put_sys(gw_store *s, const char *id, const char *system
 	return e;
 }
 
-/* sched_open opens a scheduled invocation's data (sealed by
- * gw_store_schedule_put or _put_sys); *system (may be NULL) as
- * gw_open_sched. */
-static gw_err sched_open(gw_store *s, const char *id, const gw_sealed *in, uint8_t **pt,
-                         size_t *ptlen, char **system)
-{
-	return gw_open_sched(s->kr, GW_SCHED_AAD_SYSTEM, id, in, pt, ptlen, system);
-}
-
-static void sched_row_fini(gw_sched_row *r)
-{
-	free((char *)r->key_id);
-	free(r->data);
-	r->key_id = NULL;
-	r->data = NULL;
-}
-
 gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, int64_t lease_ms,
                                size_t max, gw_sched **out, size_t *n)
 {
@@ -1136,7 +819,7 @@ gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, i
 		uint8_t *pt = NULL;
 		size_t ptlen = 0;
 		char *sys = NULL;
-		gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen, &sys);
+		gw_err oe = gwi_store_sched_open(s, r->id, &in, &pt, &ptlen, &sys);
 		if (oe == GW_ECRYPTO || oe == GW_ECORRUPT) {
 			/* Invariant 3: never returned, never deleted. If setting it
 			 * aside fails, the lease just taken keeps it away until it
@@ -1163,7 +846,7 @@ gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, i
 		m++;
 	}
 	for (size_t i = 0; i < got; i++)
-		sched_row_fini(&rows[i]);
+		gwi_store_sched_row_fini(&rows[i]);
 	free(rows);
 	if (m == 0) {
 		free(v);
@@ -1174,7 +857,7 @@ gw_err gw_store_schedule_claim(gw_store *s, int64_t now_ms, const char *owner, i
 	return GW_OK;
 fail:
 	for (size_t i = 0; i < got; i++)
-		sched_row_fini(&rows[i]);
+		gwi_store_sched_row_fini(&rows[i]);
 	free(rows);
 	gw_sched_free(v, m);
 	return e;
@@ -1331,7 +1014,7 @@ static gw_err forget_scan(gw_store *s, const char *prefix, gw_sched_match_fn mat
 			memcpy(in.nonce, r->nonce, GW_NONCE_LEN);
 			uint8_t *pt = NULL;
 			size_t ptlen = 0;
-			gw_err oe = sched_open(s, r->id, &in, &pt, &ptlen, NULL);
+			gw_err oe = gwi_store_sched_open(s, r->id, &in, &pt, &ptlen, NULL);
 			if (oe == GW_ENOMEM)
 				e = oe;
 			if (oe != GW_OK)
@@ -1359,7 +1042,7 @@ static gw_err forget_scan(gw_store *s, const char *prefix, gw_sched_match_fn mat
 		if (got > 0)
 			snprintf(after, sizeof after, "%s", rows[got - 1].id);
 		for (size_t i = 0; i < got; i++)
-			sched_row_fini(&rows[i]);
+			gwi_store_sched_row_fini(&rows[i]);
 		if (e != GW_OK || got < FORGET_PAGE)
 			break;
 	}

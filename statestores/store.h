@@ -211,8 +211,9 @@ typedef struct gw_rotation {
 	int done;           /* every readable row is under the primary key */
 } gw_rotation;
 
-/* gw_store_rotate_step re-encrypts up to max_rows rows (latest states and
- * history) that are under a key other than the primary, each with a
+/* gw_store_rotate_step re-encrypts up to max_rows rows (latest states,
+ * history and scheduled invocations) that are under a key other than the
+ * primary, each with a
  * conditional write that keeps its revision and loses to any concurrent
  * save (that save seals under the primary anyway). Resumable: the pass's
  * cursor lives in the store (spawn_meta "rotation"), so a restarted gateway,
@@ -329,9 +330,8 @@ gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent);
  * dones, which commit without an fsync, with the same outcome); a gateway
  * that keeps its own claimed ids until it has called done never delivers a
  * row twice itself.
- * Key rotation (gw_store_rotate_step) does not re-seal scheduled rows: keep
- * an old key in the keyring until the rows sealed under it are done (or they
- * are set aside when claimed). */
+ * Key rotation (gw_store_rotate_step) re-seals scheduled rows too, each
+ * with a conditional rewrite that keeps its due time and its claim. */
 
 #define GW_SCHED_ID_MAX     39                 /* longest id, bytes: [A-Za-z0-9_.:-] */
 #define GW_SCHED_OWNER_MAX  128                /* longest owner (gateway id), bytes */
@@ -639,8 +639,10 @@ typedef struct gw_row {
 	                         load and rot_scan leave it 0 */
 } gw_row;
 
-/* Tables a rotation scan or rewrite works on. */
-enum { GW_ROT_STATE = 0, GW_ROT_HISTORY = 1 };
+/* Tables a rotation scan or rewrite works on. GW_ROT_SCHED (the scheduled
+ * invocations) is scanned by the front through sched_range and rewritten
+ * with sched_reseal, never through rot_scan / rot_rewrite. */
+enum { GW_ROT_STATE = 0, GW_ROT_HISTORY = 1, GW_ROT_SCHED = 3 };
 
 /* Where a rotation scan resumes: strictly after (system, name[, revision])
  * in byte order of the keys. key {"", ""} (revision 0) is before the first
@@ -673,7 +675,19 @@ typedef struct gw_sched_row {
 	size_t len;
 } gw_sched_row;
 
-#define GW_STORE_OPS_VERSION 8
+/* One conditional re-sealing of a stored scheduled invocation (key
+ * rotation). All pointers borrowed. */
+typedef struct gw_sched_reseal {
+	const char *id;
+	const char *old_key_id; /* the row must still carry old_key_id and */
+	uint8_t old_nonce[12];  /* old_nonce, else ECONFLICT */
+	const char *key_id;     /* the new sealing */
+	uint8_t nonce[12];
+	const uint8_t *data; /* ciphertext || tag */
+	size_t len;
+} gw_sched_reseal;
+
+#define GW_STORE_OPS_VERSION 9
 
 typedef struct gw_store_ops {
 	int version;        /* GW_STORE_OPS_VERSION; members only appended */
@@ -844,6 +858,14 @@ typedef struct gw_store_ops {
 	/* member_gc: DELETE DEAD rows with heartbeat_ms < now - dead_for_ms;
 	 * *removed: how many. */
 	gw_err (*member_gc)(void *drv, int64_t dead_for_ms, uint64_t *removed);
+
+	/* ---- version 9 ---- */
+	/* sched_reseal: one transaction: each row id gets key_id, nonce and
+	 * data when it still carries old_key_id and old_nonce (results[i] =
+	 * GW_OK), else nothing (GW_ECONFLICT: done, forgotten or re-sealed
+	 * meanwhile). due_ms, owner and lease_until stay. Errors as
+	 * save_batch. */
+	gw_err (*sched_reseal)(void *drv, const gw_sched_reseal *rows, size_t n, gw_err *results);
 } gw_store_ops;
 
 #endif

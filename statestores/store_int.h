@@ -1,5 +1,6 @@
-/* store_int.h - the body of gw_store, shared by the front's files
- * (store.c, store_members.c). Not a public interface. */
+/* store_int.h - the body of gw_store and the helpers shared by the
+ * front's files (store.c, store_rotate.c, store_members.c). Not a public
+ * interface. */
 #ifndef GW_STORE_INT_H
 #define GW_STORE_INT_H
 
@@ -11,5 +12,20 @@ struct gw_store {
 	void *drv;               /* owned: ops->close */
 	gw_keyring *kr;          /* owned: gw_keyring_free */
 };
+
+/* gwi_store_row_fini frees what a driver's load or scan handed over in r
+ * (key_id, type_url, data; not the key). */
+void gwi_store_row_fini(gw_row *r);
+/* gwi_store_sched_row_fini frees a scheduled row's owned fields. */
+void gwi_store_sched_row_fini(gw_sched_row *r);
+/* gwi_store_sched_open opens a scheduled invocation's data (sealed by
+ * gw_store_schedule_put or _put_sys); *system (may be NULL) as
+ * gw_open_sched (crypto.h). *pt owned by the caller. */
+gw_err gwi_store_sched_open(gw_store *s, const char *id, const gw_sealed *in, uint8_t **pt,
+                            size_t *ptlen, char **system);
+/* gwi_store_keycheck_reseal moves the key check to the primary key (once
+ * every readable row is there, so a keyring without the old keys opens
+ * the store). */
+gw_err gwi_store_keycheck_reseal(gw_store *s);
 
 #endif

@@ -38,6 +38,31 @@ void gw_log_set_rate(int burst, int64_t interval_ms);
  * that form, LINES is outside 0..1000000 or SECONDS outside 1..86400. */
 int gw_log_parse_rate(const char *s, int *burst, int64_t *interval_ms);
 
+/* Line formats (--log-format). TEXT: "HH:MM:SS.mmm LEVEL message". JSON:
+ * one object per line, {"time": RFC 3339 UTC with ms, "level", "msg", and
+ * when the thread's log context has them "system", "actor", "action",
+ * "trace_id", "request_id"; "suppressed": N when lines of the site were
+ * dropped}. Strings are escaped per RFC 8259 and made valid UTF-8 (an
+ * invalid byte becomes U+FFFD), so every line parses whatever a peer put
+ * in a name. Set once at start-up, before threads start. */
+typedef enum gw_log_format { GW_LOG_TEXT, GW_LOG_JSON } gw_log_format;
+void gw_log_set_format(gw_log_format f);
+
+/* What the thread is working on, for the JSON fields: every pointer
+ * borrowed, NULL (or request_id 0) when not known. A thread sets it with
+ * gw_log_ctx_enter around the work of one call and restores what was
+ * there with gw_log_ctx_leave (contexts nest). */
+typedef struct gw_log_ctx {
+	const char *system, *actor, *action;
+	const char *trace_id; /* W3C trace id (32 hex digits) */
+	uint64_t request_id;
+} gw_log_ctx;
+
+/* gw_log_ctx_enter makes *c (borrowed until the matching leave) the
+ * thread's context and returns the previous one (NULL: none). */
+const gw_log_ctx *gw_log_ctx_enter(const gw_log_ctx *c);
+void gw_log_ctx_leave(const gw_log_ctx *prev);
+
 void gw_log(gw_log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* gw_log_flush prints one line per site with suppressed lines not yet

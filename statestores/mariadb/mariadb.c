@@ -705,6 +705,7 @@ static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.member_list = gwi_my_member_list,                                                 \
 		.member_declare_dead = gwi_my_member_declare_dead,                                 \
 		.member_remove = gwi_my_member_remove, .member_gc = gwi_my_member_gc,              \
+		.sched_reseal = gwi_my_sched_reseal,                                               \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

@@ -131,6 +131,9 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SCHED_COUNTS] = "SELECT SUBSTRING(id, 1, ?), COUNT(*) FROM spawn_schedule GROUP BY 1",
     [ST_SCHED_RANGE] = "SELECT " SCHED_COLS " FROM spawn_schedule "
                        "WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
+    /* Key rotation: the row keeps due_ms and its claim. */
+    [ST_SCHED_RESEAL] = "UPDATE spawn_schedule SET key_id = ?, nonce = ?, data = ? "
+                        "WHERE id = ? AND key_id = ? AND nonce = ?",
     /* Forget: the row's effects flag, locked until the transaction ends. */
     [ST_FORGET_FX] = "SELECT effects FROM spawn_actor_state WHERE system = ? AND name = ? "
                      "FOR UPDATE",

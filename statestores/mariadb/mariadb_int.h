@@ -64,6 +64,7 @@ enum {
 	ST_INST_COUNTS,
 	ST_SCHED_COUNTS,
 	ST_SCHED_RANGE,
+	ST_SCHED_RESEAL,
 	ST_FORGET_FX,
 	ST_FORGET_INST,
 	ST_FORGET_EPOCH,
@@ -272,6 +273,7 @@ gw_err gwi_my_instance_counts(void *drv, gw_count_fn fn, void *user);
 gw_err gwi_my_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *user);
 gw_err gwi_my_sched_range(void *drv, const char *after, const char *below, size_t max,
                           gw_sched_row *rows, size_t *n);
+gw_err gwi_my_sched_reseal(void *drv, const gw_sched_reseal *rows, size_t n, gw_err *results);
 gw_err gwi_my_forget(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
                      gw_forget_counts *out);
 

@@ -380,3 +380,27 @@ gw_err gwi_my_forget(void *drv, const gw_actor_key *k, const char *const *ids, s
 	free(sql);
 	return e;
 }
+
+gw_err gwi_my_sched_reseal(void *drv, const gw_sched_reseal *rows, size_t n, gw_err *results)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	gw_err e = gwi_my_begin(d, &mc);
+	for (size_t i = 0; e == GW_OK && i < n; i++) {
+		const gw_sched_reseal *w = &rows[i];
+		my_binds x;
+		b_str(&x, 0, w->key_id);
+		b_bytes(&x, 1, w->nonce, sizeof w->nonce);
+		b_bytes(&x, 2, w->data, w->len);
+		b_str(&x, 3, w->id);
+		b_str(&x, 4, w->old_key_id);
+		b_bytes(&x, 5, w->old_nonce, sizeof w->old_nonce);
+		if ((e = gwi_my_exec(d, mc, ST_SCHED_RESEAL, &x, "schedule re-seal")) == GW_OK)
+			results[i] = mysql_stmt_affected_rows(mc->st[ST_SCHED_RESEAL]) == 1
+			                 ? GW_OK
+			                 : GW_ECONFLICT;
+	}
+	if ((e = gwi_my_end(d, mc, e)) != GW_OK)
+		gwi_results_set(results, n, e);
+	return e;
+}

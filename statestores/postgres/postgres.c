@@ -476,6 +476,7 @@ static gw_err pg_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.member_list = gwi_pg_member_list,                                                 \
 		.member_declare_dead = gwi_pg_member_declare_dead,                                 \
 		.member_remove = gwi_pg_member_remove, .member_gc = gwi_pg_member_gc,              \
+		.sched_reseal = gwi_pg_sched_reseal,                                               \
 	}
 
 const gw_store_ops gw_postgres_ops = PG_OPS("postgres");

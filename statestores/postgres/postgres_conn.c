@@ -233,6 +233,12 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                         "WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3",
                         3,
                         {OID_TEXT, OID_TEXT, OID_INT8}},
+    /* Key rotation: the row keeps due_ms and its claim. */
+    [ST_SCHED_RESEAL] = {"gw_sched_reseal",
+                         "UPDATE spawn_schedule SET key_id = $2, nonce = $3, data = $4 "
+                         "WHERE id = $1 AND key_id = $5 AND nonce = $6",
+                         6,
+                         {OID_TEXT, OID_TEXT, OID_BYTEA, OID_BYTEA, OID_TEXT, OID_BYTEA}},
     /* Forget: one statement (autocommit: one transaction); every delete
      * sees the same snapshot and counts what it removed. */
     [ST_FORGET] = {"gw_forget",

@@ -319,3 +319,29 @@ gw_err gwi_pg_forget(void *drv, const gw_actor_key *k, const char *const *ids, s
 		                          .outbox = v[4]};
 	return e;
 }
+
+gw_err gwi_pg_sched_reseal(void *drv, const gw_sched_reseal *rows, size_t n, gw_err *results)
+{
+	pg_drv *d = drv;
+	pg_conn *pc = NULL;
+	gw_err e = gwi_pg_begin(d, &pc);
+	for (size_t i = 0; e == GW_OK && i < n; i++) {
+		const gw_sched_reseal *w = &rows[i];
+		pg_params p;
+		p_text(&p, 0, w->id);
+		p_text(&p, 1, w->key_id);
+		p_bytes(&p, 2, w->nonce, sizeof w->nonce);
+		p_bytes(&p, 3, w->data, w->len);
+		p_text(&p, 4, w->old_key_id);
+		p_bytes(&p, 5, w->old_nonce, sizeof w->old_nonce);
+		PGresult *r = gwi_pg_exec(pc, ST_SCHED_RESEAL, &p);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			e = gwi_pg_fail(d, pc, r, "schedule re-seal");
+		else
+			results[i] = strcmp(PQcmdTuples(r), "1") == 0 ? GW_OK : GW_ECONFLICT;
+		PQclear(r);
+	}
+	if ((e = gwi_pg_end(d, pc, e)) != GW_OK)
+		gwi_results_set(results, n, e);
+	return e;
+}

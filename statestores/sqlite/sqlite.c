@@ -48,7 +48,8 @@
  * NOMUTEX); every call blocks on disk. Several handles (connections) on one
  * file are fine: writers serialise on the file's write lock (busy_timeout).
  */
-#include "driver_util.h"
+#include "sqlite_int.h"
+
 #include "log.h"
 #include "redact.h"
 
@@ -58,55 +59,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
 #define SCHEMA_VERSION  4
 #define BUSY_TIMEOUT_MS 5000
 #define CACHE_KIB       32768 /* page cache per connection, KiB */
-
-enum {
-	ST_LOAD,
-	ST_LOAD_REV,
-	ST_LIST,
-	ST_INSERT,
-	ST_UPDATE,
-	ST_FENCE,
-	ST_ACQUIRE,
-	ST_HIST_PUT,
-	ST_HIST_TRIM,
-	ST_REMOVE,
-	ST_REMOVE_HIST,
-	ST_META_GET,
-	ST_META_PUT,
-	ST_META_CREATE,
-	ST_ROT_COUNT,
-	ST_ROT_SCAN_STATE,
-	ST_ROT_SCAN_HIST,
-	ST_ROT_WRITE_STATE,
-	ST_ROT_WRITE_HIST,
-	ST_INST_PUT,
-	ST_INST_GET,
-	ST_SCHED_PUT,
-	ST_SCHED_FREE,
-	ST_SCHED_EXPIRED,
-	ST_SCHED_LEASE,
-	ST_SCHED_ASIDE,
-	ST_SCHED_DONE,
-	ST_SCHED_NEXT,
-	ST_SCHED_COUNT,
-	ST_EFFECTS_LIST,
-	ST_INST_COUNTS,
-	ST_SCHED_COUNTS,
-	ST_SCHED_RANGE,
-	ST_FORGET_STATE,
-	ST_FORGET_HIST,
-	ST_FORGET_INST,
-	ST_FORGET_EPOCH,
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_COUNT
-};
 
 /* The columns of a row, in the order read_row expects. */
 #define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
@@ -204,6 +159,10 @@ static const char *const sql_text[ST_COUNT] = {
                         "ORDER BY system, name LIMIT ?3",
     [ST_SCHED_RANGE] = "SELECT id, due_ms, key_id, nonce, data FROM spawn_schedule "
                        "WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+    /* Key rotation: ?1 id, ?2 new key_id, ?3 nonce, ?4 data, ?5 old key_id,
+     * ?6 old nonce. */
+    [ST_SCHED_RESEAL] = "UPDATE spawn_schedule SET key_id = ?2, nonce = ?3, data = ?4 "
+                        "WHERE id = ?1 AND key_id = ?5 AND nonce = ?6",
     /* Forget: the effects flag of the row it deletes comes back. */
     [ST_FORGET_STATE] = "DELETE FROM spawn_actor_state WHERE system = ?1 AND name = ?2 "
                         "RETURNING effects",
@@ -286,16 +245,9 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " WHERE effects <> 0;",
 };
 
-typedef struct sqlite_drv {
-	sqlite3 *db;                /* owned: closed by sq_close */
-	char *path;                 /* owned; NULL for :memory: */
-	int history;                /* older revisions kept per actor; 0 = none */
-	sqlite3_stmt *st[ST_COUNT]; /* owned: prepared once, finalized by sq_close */
-} sqlite_drv;
-
 static void sq_close(void *drv);
 
-static const char *where(const sqlite_drv *d)
+const char *gwi_sq_where(const sqlite_drv *d)
 {
 	return d->path ? d->path : ":memory:";
 }
@@ -317,23 +269,23 @@ static gw_err map_rc(int rc)
 
 /* sql_fail logs the connection's current error and maps rc. Call it before
  * sqlite3_reset so the message is the one of the failed step. */
-static gw_err sql_fail(const sqlite_drv *d, int rc, const char *what)
+gw_err gwi_sq_fail(const sqlite_drv *d, int rc, const char *what)
 {
-	GW_ERROR("sqlite %s: %s: %s (%d)", where(d), what, sqlite3_errmsg(d->db), rc);
+	GW_ERROR("sqlite %s: %s: %s (%d)", gwi_sq_where(d), what, sqlite3_errmsg(d->db), rc);
 	return map_rc(rc);
 }
 
 /* run steps a statement that returns no rows, then resets it. */
-static gw_err run(sqlite_drv *d, int id, const char *what)
+gw_err gwi_sq_run(sqlite_drv *d, int id, const char *what)
 {
 	sqlite3_stmt *st = d->st[id];
 	int rc = sqlite3_step(st);
-	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, what);
+	gw_err e = rc == SQLITE_DONE ? GW_OK : gwi_sq_fail(d, rc, what);
 	sqlite3_reset(st);
 	return e;
 }
 
-static int64_t now_ms(void)
+int64_t gwi_sq_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -405,7 +357,7 @@ static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 		rc = SQLITE_OK;
 	}
 	if (rc != SQLITE_ROW) {
-		gwi_store_errf(opts, "cannot open statestore %s: %s", where(d),
+		gwi_store_errf(opts, "cannot open statestore %s: %s", gwi_sq_where(d),
 		               sqlite3_errmsg(d->db));
 		gw_err e = map_rc(rc);
 		sqlite3_finalize(st);
@@ -415,12 +367,13 @@ static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 	/* An in-memory database reports "memory"; a file system without shared
 	 * memory support keeps a rollback journal, still durable with FULL. */
 	if (d->path && (!mode || strcmp(mode, "wal") != 0))
-		GW_WARN("sqlite %s: journal_mode is %s, not wal", where(d), mode ? mode : "?");
+		GW_WARN("sqlite %s: journal_mode is %s, not wal", gwi_sq_where(d),
+		        mode ? mode : "?");
 	sqlite3_finalize(st);
 	rc = sqlite3_exec(d->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		gwi_store_errf(opts, "statestore %s: cannot set synchronous=FULL: %s", where(d),
-		               sqlite3_errmsg(d->db));
+		gwi_store_errf(opts, "statestore %s: cannot set synchronous=FULL: %s",
+		               gwi_sq_where(d), sqlite3_errmsg(d->db));
 		return map_rc(rc) == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EIO;
 	}
 	/* A cache the size of a busy store's hot pages: a burst of scheduled
@@ -429,7 +382,8 @@ static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 	 * An upper bound: the cache grows only as pages are used. */
 	if (sqlite3_exec(d->db, "PRAGMA cache_size=-" GWI_STR(CACHE_KIB), NULL, NULL, NULL) !=
 	    SQLITE_OK)
-		GW_WARN("sqlite %s: cannot set cache_size: %s", where(d), sqlite3_errmsg(d->db));
+		GW_WARN("sqlite %s: cannot set cache_size: %s", gwi_sq_where(d),
+		        sqlite3_errmsg(d->db));
 	return GW_OK;
 }
 
@@ -469,7 +423,7 @@ static gw_err schema(sqlite_drv *d, const gw_store_opts *opts)
 				gwi_store_errf(opts,
 				               "statestore %s: spawn_meta.schema_version is not a "
 				               "version",
-				               where(d));
+				               gwi_sq_where(d));
 				e = GW_ECORRUPT;
 				goto fail;
 			}
@@ -483,7 +437,7 @@ static gw_err schema(sqlite_drv *d, const gw_store_opts *opts)
 		gwi_store_errf(opts,
 		               "statestore %s has schema version %lld; this gateway knows "
 		               "version %d",
-		               where(d), (long long)v, SCHEMA_VERSION);
+		               gwi_sq_where(d), (long long)v, SCHEMA_VERSION);
 		e = GW_ECONFIG;
 		goto fail;
 	}
@@ -506,11 +460,11 @@ static gw_err schema(sqlite_drv *d, const gw_store_opts *opts)
 	if ((rc = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
 		goto sqlfail;
 	if (v > 0 && v < SCHEMA_VERSION)
-		GW_INFO("sqlite %s: schema version %lld -> %d", where(d), (long long)v,
+		GW_INFO("sqlite %s: schema version %lld -> %d", gwi_sq_where(d), (long long)v,
 		        SCHEMA_VERSION);
 	return GW_OK;
 sqlfail:
-	gwi_store_errf(opts, "statestore %s: cannot %s the schema: %s", where(d), step,
+	gwi_store_errf(opts, "statestore %s: cannot %s the schema: %s", gwi_sq_where(d), step,
 	               sqlite3_errmsg(d->db));
 	e = map_rc(rc) == GW_EUNAVAIL ? GW_EUNAVAIL : GW_EIO;
 fail:
@@ -541,7 +495,7 @@ static gw_err sq_open(const char *url, const gw_store_opts *opts, void **drv)
 	    sqlite3_open_v2(d->path ? d->path : ":memory:", &d->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		gwi_store_errf(opts, "cannot open statestore %s: %s", where(d),
+		gwi_store_errf(opts, "cannot open statestore %s: %s", gwi_sq_where(d),
 		               d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
 		e = rc == SQLITE_NOMEM ? GW_ENOMEM : GW_EIO;
 		goto fail;
@@ -553,7 +507,7 @@ static gw_err sq_open(const char *url, const gw_store_opts *opts, void **drv)
 		                        &d->st[i], NULL);
 		if (rc != SQLITE_OK) {
 			gwi_store_errf(opts, "statestore %s: cannot prepare statement %d: %s",
-			               where(d), i, sqlite3_errmsg(d->db));
+			               gwi_sq_where(d), i, sqlite3_errmsg(d->db));
 			e = map_rc(rc) == GW_ENOMEM ? GW_ENOMEM : GW_EIO;
 			goto fail;
 		}
@@ -575,7 +529,7 @@ static void sq_close(void *drv)
 	/* Every statement is finalized, so close cannot be busy; close_v2
 	 * would defer instead of failing if one ever leaked. */
 	if (d->db && sqlite3_close_v2(d->db) != SQLITE_OK)
-		GW_ERROR("sqlite %s: close: %s", where(d), sqlite3_errmsg(d->db));
+		GW_ERROR("sqlite %s: close: %s", gwi_sq_where(d), sqlite3_errmsg(d->db));
 	free(d->path);
 	free(d);
 }
@@ -587,7 +541,7 @@ static const char *sq_path(void *drv)
 
 /* ---- rows --------------------------------------------------------------- */
 
-static int bind_key(sqlite3_stmt *st, const gw_actor_key *k)
+int gwi_sq_bind_key(sqlite3_stmt *st, const gw_actor_key *k)
 {
 	int rc = sqlite3_bind_text(st, 1, k->system, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
@@ -596,16 +550,16 @@ static int bind_key(sqlite3_stmt *st, const gw_actor_key *k)
 }
 
 /* bind_key_limit binds ?1, ?2 = k and ?3 = a LIMIT of lim rows. */
-static int bind_key_limit(sqlite3_stmt *st, const gw_actor_key *k, size_t lim)
+int gwi_sq_bind_key_limit(sqlite3_stmt *st, const gw_actor_key *k, size_t lim)
 {
-	int rc = bind_key(st, k);
+	int rc = gwi_sq_bind_key(st, k);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 3,
 		                        lim > GWI_STORE_MAX_INT ? INT64_MAX : (sqlite3_int64)lim);
 	return rc;
 }
 
-static char *dup_text(sqlite3_stmt *st, int col)
+char *gwi_sq_dup_text(sqlite3_stmt *st, int col)
 {
 	const char *t = (const char *)sqlite3_column_text(st, col);
 	return t ? strdup(t) : NULL;
@@ -627,7 +581,7 @@ static gw_err read_row(sqlite_drv *d, sqlite3_stmt *st, int c, bool lenient, gw_
 		return GW_ECORRUPT;
 	const void *blob = sqlite3_column_blob(st, c + 4); /* blob, then bytes: no conversion */
 	size_t len = (size_t)sqlite3_column_bytes(st, c + 4);
-	char *key_id = dup_text(st, c + 2), *type_url = dup_text(st, c + 5);
+	char *key_id = gwi_sq_dup_text(st, c + 2), *type_url = gwi_sq_dup_text(st, c + 5);
 	uint8_t *data = malloc(len > 0 ? len : 1);
 	if (!key_id || !type_url || !data) {
 		free(key_id);
@@ -657,11 +611,11 @@ static gw_err load_one(sqlite_drv *d, int id, const gw_actor_key *k, gw_row *out
 	if (rc == SQLITE_DONE) {
 		e = GW_ENOTFOUND;
 	} else if (rc != SQLITE_ROW) {
-		e = sql_fail(d, rc, "load");
+		e = gwi_sq_fail(d, rc, "load");
 	} else if ((e = read_row(d, st, 0, false, out)) == GW_OK) {
 		out->key = *k;
 	} else if (e == GW_ECORRUPT) {
-		GW_ERROR("sqlite %s: row %s/%s is malformed", where(d), k->system, k->name);
+		GW_ERROR("sqlite %s: row %s/%s is malformed", gwi_sq_where(d), k->system, k->name);
 	}
 	sqlite3_reset(st);
 	return e;
@@ -670,9 +624,9 @@ static gw_err load_one(sqlite_drv *d, int id, const gw_actor_key *k, gw_row *out
 static gw_err sq_load(void *drv, const gw_actor_key *k, gw_row *out)
 {
 	sqlite_drv *d = drv;
-	int rc = bind_key(d->st[ST_LOAD], k);
+	int rc = gwi_sq_bind_key(d->st[ST_LOAD], k);
 	if (rc != SQLITE_OK)
-		return sql_fail(d, rc, "load (bind)");
+		return gwi_sq_fail(d, rc, "load (bind)");
 	return load_one(d, ST_LOAD, k, out);
 }
 
@@ -680,11 +634,11 @@ static gw_err sq_load_revision(void *drv, const gw_actor_key *k, uint64_t revisi
 {
 	sqlite_drv *d = drv;
 	sqlite3_stmt *st = d->st[ST_LOAD_REV];
-	int rc = bind_key(st, k);
+	int rc = gwi_sq_bind_key(st, k);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)revision);
 	if (rc != SQLITE_OK)
-		return sql_fail(d, rc, "load revision (bind)");
+		return gwi_sq_fail(d, rc, "load revision (bind)");
 	return load_one(d, ST_LOAD_REV, k, out);
 }
 
@@ -695,34 +649,32 @@ static gw_err sq_list_revisions(void *drv, const gw_actor_key *k, uint64_t *revs
 	sqlite3_stmt *st = d->st[ST_LIST];
 	size_t got = 0;
 	gw_err e = GW_OK;
-	int rc = bind_key_limit(st, k, cap);
+	int rc = gwi_sq_bind_key_limit(st, k, cap);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (got < cap)
 			revs[got++] = (uint64_t)sqlite3_column_int64(st, 0);
 		rc = SQLITE_OK;
 	}
 	if (rc != SQLITE_DONE)
-		e = sql_fail(d, rc, "list revisions");
+		e = gwi_sq_fail(d, rc, "list revisions");
 	sqlite3_reset(st);
 	if (e == GW_OK)
 		*n = got;
 	return e;
 }
 
-/* sync_normal makes this connection's next commits skip the fsync
- * (synchronous=NORMAL: in WAL mode a crashed process still loses nothing,
- * a power cut may lose the last commits); sync_full restores FULL and makes
- * a failure to restore the call's error when it had none. For writes whose
- * loss in a power cut is harmless (see sq_acquire and sq_sched_done). */
-static void sync_normal(sqlite_drv *d)
+/* gwi_sq_sync_normal: synchronous=NORMAL (in WAL mode a crashed process
+ * still loses nothing, a power cut may lose the last commits). For writes whose
+ * loss in a power cut is harmless (see sq_acquire and gwi_sq_sched_done). */
+void gwi_sq_sync_normal(sqlite_drv *d)
 {
 	sqlite3_exec(d->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 }
 
-static gw_err sync_full(sqlite_drv *d, gw_err e)
+gw_err gwi_sq_sync_full(sqlite_drv *d, gw_err e)
 {
 	if (sqlite3_exec(d->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK && !e)
-		e = sql_fail(d, sqlite3_errcode(d->db), "restore synchronous=FULL");
+		e = gwi_sq_fail(d, sqlite3_errcode(d->db), "restore synchronous=FULL");
 	return e;
 }
 
@@ -737,14 +689,14 @@ static gw_err acquire_one(sqlite_drv *d, const gw_actor_key *k, uint64_t *epoch)
 	sqlite3_stmt *st = d->st[ST_ACQUIRE];
 	gw_err e = GW_OK;
 	sqlite3_int64 v = 0;
-	int rc = bind_key(st, k);
+	int rc = gwi_sq_bind_key(st, k);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		v = sqlite3_column_int64(st, 0);
 		/* The statement (and its implicit transaction) ends at DONE. */
 		rc = sqlite3_step(st);
 	}
 	if (rc != SQLITE_DONE)
-		e = sql_fail(d, rc, "acquire");
+		e = gwi_sq_fail(d, rc, "acquire");
 	sqlite3_reset(st);
 	if (e == GW_OK)
 		*epoch = (uint64_t)v;
@@ -754,11 +706,9 @@ static gw_err acquire_one(sqlite_drv *d, const gw_actor_key *k, uint64_t *epoch)
 static gw_err sq_acquire(void *drv, const gw_actor_key *k, uint64_t *epoch)
 {
 	sqlite_drv *d = drv;
-	sync_normal(d);
-	return sync_full(d, acquire_one(d, k, epoch));
+	gwi_sq_sync_normal(d);
+	return gwi_sq_sync_full(d, acquire_one(d, k, epoch));
 }
-
-static gw_err end_tx(sqlite_drv *d, gw_err e);
 
 /* activate_batch: one BEGIN IMMEDIATE transaction (the write lock: no save
  * commits between an epoch and the load after it) runs every acquire, then
@@ -767,14 +717,14 @@ static gw_err sq_activate_batch(void *drv, const gw_actor_key *keys, size_t n, u
                                 gw_row *rows, gw_err *results)
 {
 	sqlite_drv *d = drv;
-	sync_normal(d);
-	gw_err e = run(d, ST_BEGIN, "begin");
+	gwi_sq_sync_normal(d);
+	gw_err e = gwi_sq_run(d, ST_BEGIN, "begin");
 	for (size_t i = 0; e == GW_OK && i < n; i++)
 		e = acquire_one(d, &keys[i], &epochs[i]);
 	for (size_t i = 0; e == GW_OK && i < n; i++) {
-		int rc = bind_key(d->st[ST_LOAD], &keys[i]);
+		int rc = gwi_sq_bind_key(d->st[ST_LOAD], &keys[i]);
 		if (rc != SQLITE_OK) {
-			e = sql_fail(d, rc, "load (bind)");
+			e = gwi_sq_fail(d, rc, "load (bind)");
 			break;
 		}
 		gw_err r = load_one(d, ST_LOAD, &keys[i], &rows[i]);
@@ -783,7 +733,7 @@ static gw_err sq_activate_batch(void *drv, const gw_actor_key *keys, size_t n, u
 		else
 			e = r;
 	}
-	e = sync_full(d, end_tx(d, e));
+	e = gwi_sq_sync_full(d, gwi_sq_end_tx(d, e));
 	if (e != GW_OK)
 		gwi_rows_fini(rows, n);
 	return e;
@@ -795,7 +745,7 @@ static gw_err fence(sqlite_drv *d, const gw_row *r, bool *fenced)
 {
 	sqlite3_stmt *st = d->st[ST_FENCE];
 	gw_err e = GW_OK;
-	int rc = bind_key(st, &r->key);
+	int rc = gwi_sq_bind_key(st, &r->key);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
@@ -803,7 +753,7 @@ static gw_err fence(sqlite_drv *d, const gw_row *r, bool *fenced)
 	else if (rc == SQLITE_DONE)
 		*fenced = true;
 	else
-		e = sql_fail(d, rc, "save (fence)");
+		e = gwi_sq_fail(d, rc, "save (fence)");
 	sqlite3_reset(st);
 	return e;
 }
@@ -814,7 +764,7 @@ static gw_err fence(sqlite_drv *d, const gw_row *r, bool *fenced)
 static gw_err write_row(sqlite_drv *d, int id, const gw_row *r, int64_t now, int *changed)
 {
 	sqlite3_stmt *st = d->st[id];
-	int rc = bind_key(st, &r->key);
+	int rc = gwi_sq_bind_key(st, &r->key);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)r->revision);
 	if (rc == SQLITE_OK)
@@ -837,7 +787,7 @@ static gw_err write_row(sqlite_drv *d, int id, const gw_row *r, int64_t now, int
 		rc = sqlite3_bind_int64(st, 11, (sqlite3_int64)r->expected);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
-	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, "save");
+	gw_err e = rc == SQLITE_DONE ? GW_OK : gwi_sq_fail(d, rc, "save");
 	*changed = sqlite3_changes(d->db);
 	/* Reset before the caller's buffers (bound SQLITE_STATIC) go away. */
 	sqlite3_reset(st);
@@ -845,18 +795,18 @@ static gw_err write_row(sqlite_drv *d, int id, const gw_row *r, int64_t now, int
 }
 
 /* run_key runs statement id bound to (k, [extra as ?3]). */
-static gw_err run_key(sqlite_drv *d, int id, const gw_actor_key *k, bool with_extra, uint64_t extra,
+gw_err gwi_sq_run_key(sqlite_drv *d, int id, const gw_actor_key *k, bool with_extra, uint64_t extra,
                       const char *what)
 {
-	int rc = bind_key(d->st[id], k);
+	int rc = gwi_sq_bind_key(d->st[id], k);
 	if (rc == SQLITE_OK && with_extra)
 		rc = sqlite3_bind_int64(d->st[id], 3, (sqlite3_int64)extra);
 	if (rc != SQLITE_OK) {
-		gw_err e = sql_fail(d, rc, what);
+		gw_err e = gwi_sq_fail(d, rc, what);
 		sqlite3_reset(d->st[id]);
 		return e;
 	}
-	return run(d, id, what);
+	return gwi_sq_run(d, id, what);
 }
 
 /* save_row runs one fenced, conditional write inside the open transaction.
@@ -885,8 +835,8 @@ static gw_err save_row(sqlite_drv *d, const gw_row *r, int64_t now, gw_err *resu
 		/* Keep revisions (new - history) .. new. */
 		uint64_t keep = gwi_history_keep(r->revision, d->history);
 		if ((e = write_row(d, ST_HIST_PUT, r, now, &changed)) != GW_OK ||
-		    (e = run_key(d, ST_HIST_TRIM, &r->key, true, keep, "save (history trim)")) !=
-		        GW_OK)
+		    (e = gwi_sq_run_key(d, ST_HIST_TRIM, &r->key, true, keep,
+		                        "save (history trim)")) != GW_OK)
 			return e;
 	}
 	*result = GW_OK;
@@ -895,12 +845,12 @@ static gw_err save_row(sqlite_drv *d, const gw_row *r, int64_t now, gw_err *resu
 
 /* end_tx commits, or rolls back after an error e (an I/O error may already
  * have rolled SQLite back on its own). */
-static gw_err end_tx(sqlite_drv *d, gw_err e)
+gw_err gwi_sq_end_tx(sqlite_drv *d, gw_err e)
 {
 	if (e == GW_OK)
-		e = run(d, ST_COMMIT, "commit");
+		e = gwi_sq_run(d, ST_COMMIT, "commit");
 	if (e != GW_OK && !sqlite3_get_autocommit(d->db))
-		run(d, ST_ROLLBACK, "rollback");
+		gwi_sq_run(d, ST_ROLLBACK, "rollback");
 	return e;
 }
 
@@ -909,11 +859,11 @@ static gw_err sq_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *res
 	sqlite_drv *d = drv;
 	if (n == 0)
 		return GW_OK;
-	gw_err e = run(d, ST_BEGIN, "begin");
-	int64_t now = now_ms();
+	gw_err e = gwi_sq_run(d, ST_BEGIN, "begin");
+	int64_t now = gwi_sq_now_ms();
 	for (size_t i = 0; e == GW_OK && i < n; i++)
 		e = save_row(d, &rows[i], now, &results[i]);
-	if ((e = end_tx(d, e)) != GW_OK)
+	if ((e = gwi_sq_end_tx(d, e)) != GW_OK)
 		gwi_results_set(results, n, e);
 	return e;
 }
@@ -921,12 +871,12 @@ static gw_err sq_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *res
 static gw_err sq_remove(void *drv, const gw_actor_key *k)
 {
 	sqlite_drv *d = drv;
-	gw_err e = run(d, ST_BEGIN, "begin");
+	gw_err e = gwi_sq_run(d, ST_BEGIN, "begin");
 	if (e == GW_OK)
-		e = run_key(d, ST_REMOVE_HIST, k, false, 0, "remove (history)");
+		e = gwi_sq_run_key(d, ST_REMOVE_HIST, k, false, 0, "remove (history)");
 	if (e == GW_OK)
-		e = run_key(d, ST_REMOVE, k, false, 0, "remove");
-	return end_tx(d, e);
+		e = gwi_sq_run_key(d, ST_REMOVE, k, false, 0, "remove");
+	return gwi_sq_end_tx(d, e);
 }
 
 /* ---- rotation ------------------------------------------------------------ */
@@ -942,7 +892,7 @@ static gw_err sq_rot_count(void *drv, const char *primary, uint64_t *n)
 	if (rc == SQLITE_ROW)
 		*n = (uint64_t)sqlite3_column_int64(st, 0);
 	else
-		e = sql_fail(d, rc, "rotation count");
+		e = gwi_sq_fail(d, rc, "rotation count");
 	sqlite3_reset(st);
 	return e;
 }
@@ -966,13 +916,14 @@ static gw_err sq_rot_scan(void *drv, const gw_rot_cursor *after, const char *pri
 		rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)max);
 	while (rc == SQLITE_OK && got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		gw_row *r = &rows[got];
-		char *sys = dup_text(st, 0), *name = dup_text(st, 1);
+		char *sys = gwi_sq_dup_text(st, 0), *name = gwi_sq_dup_text(st, 1);
 		e = sys && name ? read_row(d, st, 2, true, r) : GW_ENOMEM;
 		if (e != GW_OK) {
 			free(sys);
 			free(name);
 			if (e == GW_ECORRUPT) /* a NULL or negative column: skip it */
-				GW_ERROR("sqlite %s: a row under rotation is malformed", where(d));
+				GW_ERROR("sqlite %s: a row under rotation is malformed",
+				         gwi_sq_where(d));
 			break;
 		}
 		r->key.system = sys;
@@ -981,7 +932,7 @@ static gw_err sq_rot_scan(void *drv, const gw_rot_cursor *after, const char *pri
 		rc = SQLITE_OK;
 	}
 	if (e == GW_OK && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		e = sql_fail(d, rc, "rotation scan");
+		e = gwi_sq_fail(d, rc, "rotation scan");
 	sqlite3_reset(st);
 	if (e != GW_OK) {
 		gwi_scan_rows_fini(rows, got);
@@ -996,10 +947,10 @@ static gw_err sq_rot_rewrite(void *drv, int table, const gw_rewrite *rows, size_
 {
 	sqlite_drv *d = drv;
 	sqlite3_stmt *st = d->st[table == GW_ROT_HISTORY ? ST_ROT_WRITE_HIST : ST_ROT_WRITE_STATE];
-	gw_err e = run(d, ST_BEGIN, "begin");
+	gw_err e = gwi_sq_run(d, ST_BEGIN, "begin");
 	for (size_t i = 0; e == GW_OK && i < n; i++) {
 		const gw_rewrite *w = &rows[i];
-		int rc = bind_key(st, &w->key);
+		int rc = gwi_sq_bind_key(st, &w->key);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)w->revision);
 		if (rc == SQLITE_OK)
@@ -1018,12 +969,12 @@ static gw_err sq_rot_rewrite(void *drv, int table, const gw_rewrite *rows, size_
 		if (rc == SQLITE_OK)
 			rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE)
-			e = sql_fail(d, rc, "rotation rewrite");
+			e = gwi_sq_fail(d, rc, "rotation rewrite");
 		else
 			results[i] = sqlite3_changes(d->db) == 1 ? GW_OK : GW_ECONFLICT;
 		sqlite3_reset(st);
 	}
-	if ((e = end_tx(d, e)) != GW_OK)
+	if ((e = gwi_sq_end_tx(d, e)) != GW_OK)
 		gwi_results_set(results, n, e);
 	return e;
 }
@@ -1041,7 +992,7 @@ static gw_err sq_meta_get(void *drv, const char *name, uint8_t **val, size_t *le
 	if (rc == SQLITE_DONE) {
 		e = GW_ENOTFOUND;
 	} else if (rc != SQLITE_ROW) {
-		e = sql_fail(d, rc, "meta get");
+		e = gwi_sq_fail(d, rc, "meta get");
 	} else {
 		const void *blob = sqlite3_column_blob(st, 0);
 		size_t n = (size_t)sqlite3_column_bytes(st, 0);
@@ -1072,7 +1023,7 @@ static gw_err meta_write(sqlite_drv *d, int id, const char *name, const uint8_t 
 		                         (sqlite3_uint64)len, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
-	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, "meta write");
+	gw_err e = rc == SQLITE_DONE ? GW_OK : gwi_sq_fail(d, rc, "meta write");
 	*changed = sqlite3_changes(d->db);
 	sqlite3_reset(st);
 	return e;
@@ -1091,358 +1042,6 @@ static gw_err sq_meta_create(void *drv, const char *name, const uint8_t *val, si
 	return e == GW_OK && changed != 1 ? GW_ECONFLICT : e;
 }
 
-/* ---- UNNAMED instances ------------------------------------------------------ */
-
-static gw_err sq_instance_get(void *drv, const gw_actor_key *k, char **parent)
-{
-	sqlite_drv *d = drv;
-	sqlite3_stmt *st = d->st[ST_INST_GET];
-	gw_err e = GW_OK;
-	int rc = bind_key(st, k);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		e = GW_ENOTFOUND;
-	} else if (rc != SQLITE_ROW) {
-		e = sql_fail(d, rc, "instance get");
-	} else {
-		char *p = dup_text(st, 0);
-		if (!p)
-			e = sqlite3_column_type(st, 0) == SQLITE_NULL ? GW_ECORRUPT : GW_ENOMEM;
-		else
-			*parent = p;
-	}
-	sqlite3_reset(st);
-	return e;
-}
-
-static gw_err sq_instance_put(void *drv, const gw_actor_key *k, const char *parent)
-{
-	sqlite_drv *d = drv;
-	sqlite3_stmt *st = d->st[ST_INST_PUT];
-	int rc = bind_key(st, k);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 3, parent, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 4, now_ms());
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, "instance put");
-	int changed = sqlite3_changes(d->db);
-	sqlite3_reset(st);
-	if (e != GW_OK || changed == 1)
-		return e;
-	/* Already there: the same parent is an idempotent repeat. */
-	return gwi_instance_existing(d, sq_instance_get, k, parent);
-}
-
-/* ---- scheduled invocations ------------------------------------------------------ */
-
-static gw_err sq_sched_put(void *drv, const gw_sched_row *row)
-{
-	sqlite_drv *d = drv;
-	sqlite3_stmt *st = d->st[ST_SCHED_PUT];
-	int rc = sqlite3_bind_text(st, 1, row->id, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 2, row->due_ms);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 3, row->key_id, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_blob(st, 4, row->nonce, (int)sizeof row->nonce, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_blob64(st, 5, row->data, (sqlite3_uint64)row->len, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	gw_err e = rc == SQLITE_DONE ? GW_OK : sql_fail(d, rc, "schedule put");
-	int changed = sqlite3_changes(d->db);
-	sqlite3_reset(st);
-	return e == GW_OK && changed != 1 ? GW_ECONFLICT : e;
-}
-
-/* sched_read copies the current result row (id, due_ms, key_id, nonce,
- * data) of st into *out (owned fields). A malformed nonce is zero-padded:
- * the row then fails to open and is set aside by the front. */
-static gw_err sched_read(sqlite3_stmt *st, gw_sched_row *out)
-{
-	const char *id = (const char *)sqlite3_column_text(st, 0);
-	if (!id || strlen(id) >= sizeof out->id || sqlite3_column_type(st, 2) == SQLITE_NULL)
-		return GW_ECORRUPT;
-	const void *blob = sqlite3_column_blob(st, 4);
-	size_t len = (size_t)sqlite3_column_bytes(st, 4);
-	char *key_id = dup_text(st, 2);
-	uint8_t *data = malloc(len > 0 ? len : 1);
-	if (!key_id || !data) {
-		free(key_id);
-		free(data);
-		return GW_ENOMEM;
-	}
-	if (len > 0)
-		memcpy(data, blob, len);
-	memset(out, 0, sizeof *out);
-	snprintf(out->id, sizeof out->id, "%s", id);
-	out->due_ms = sqlite3_column_int64(st, 1);
-	out->key_id = key_id;
-	const void *nonce = sqlite3_column_blob(st, 3);
-	gwi_nonce_copy(out->nonce, nonce, (size_t)sqlite3_column_bytes(st, 3));
-	out->data = data;
-	out->len = len;
-	return GW_OK;
-}
-
-/* sched_scan appends up to c->max rows of scan id (bound ?1 = now, ?2 =
- * max) to c. A malformed row (id too long, NULL key id) is skipped. */
-static gw_err sched_scan(sqlite_drv *d, int id, int64_t now, gwi_claim *c)
-{
-	sqlite3_stmt *st = d->st[id];
-	gw_err e = GW_OK;
-	size_t got = 0, max = c->max;
-	int rc = sqlite3_bind_int64(st, 1, now);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-	while (rc == SQLITE_OK && got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		rc = SQLITE_OK;
-		gw_err re = sched_read(st, &c->rows[c->n]);
-		if (re == GW_ECORRUPT) {
-			GW_ERROR("sqlite %s: a scheduled invocation row is malformed: skipped",
-			         where(d));
-			continue;
-		}
-		if (re != GW_OK) {
-			e = re;
-			break;
-		}
-		c->n++;
-		got++;
-	}
-	if (e == GW_OK && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		e = sql_fail(d, rc, "schedule claim (scan)");
-	sqlite3_reset(st);
-	return e;
-}
-
-static gw_err sq_sched_claim(void *drv, int64_t now, const char *owner, int64_t lease_until,
-                             size_t max, gw_sched_row *rows, size_t *n)
-{
-	sqlite_drv *d = drv;
-	gwi_claim c;
-	if (gwi_claim_init(&c, max) != GW_OK)
-		return GW_ENOMEM;
-	gw_err e = run(d, ST_BEGIN, "begin");
-	if (e == GW_OK)
-		e = sched_scan(d, ST_SCHED_FREE, now, &c);
-	if (e == GW_OK)
-		e = sched_scan(d, ST_SCHED_EXPIRED, now, &c);
-	size_t take = 0;
-	if (e == GW_OK)
-		take = gwi_claim_pick(&c);
-	sqlite3_stmt *st = d->st[ST_SCHED_LEASE];
-	for (size_t i = 0; e == GW_OK && i < take; i++) {
-		int rc = sqlite3_bind_text(st, 1, c.rows[i].id, -1, SQLITE_STATIC);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_bind_int64(st, 3, lease_until);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE)
-			e = sql_fail(d, rc, "schedule claim (lease)");
-		sqlite3_reset(st);
-	}
-	if ((e = end_tx(d, e)) == GW_OK)
-		gwi_claim_hand_out(&c, take, rows, n);
-	gwi_claim_fini(&c);
-	return e;
-}
-
-/* sched_by_id runs statement id bound to ?1 = the row id. */
-static gw_err sched_by_id(sqlite_drv *d, int id, const char *row_id, const char *what)
-{
-	int rc = sqlite3_bind_text(d->st[id], 1, row_id, -1, SQLITE_STATIC);
-	if (rc != SQLITE_OK) {
-		gw_err e = sql_fail(d, rc, what);
-		sqlite3_reset(d->st[id]);
-		return e;
-	}
-	return run(d, id, what);
-}
-
-static gw_err sq_sched_set_aside(void *drv, const char *id)
-{
-	return sched_by_id(drv, ST_SCHED_ASIDE, id, "schedule set aside");
-}
-
-/* Deletes of delivered rows commit without an fsync, like an acquire: a
- * power cut that loses them only makes their rows come back when their
- * leases expire, to be delivered again, which is what a gateway crash
- * between delivery and done does anyway (at least once, store.h). Every
- * gateway on the file runs on this machine and dies with it. */
-static gw_err sq_sched_done(void *drv, const char *id)
-{
-	sync_normal(drv);
-	return sync_full(drv, sched_by_id(drv, ST_SCHED_DONE, id, "schedule done"));
-}
-
-/* One DELETE per id, all inside one write transaction: in-process statements
- * cost microseconds; what a delete per transaction cost was its commit. No
- * fsync either (see sq_sched_done). */
-static gw_err sq_sched_done_batch(void *drv, const char *const *ids, size_t n)
-{
-	sqlite_drv *d = drv;
-	sync_normal(d);
-	gw_err e = run(d, ST_BEGIN, "begin");
-	for (size_t i = 0; e == GW_OK && i < n; i++)
-		e = sched_by_id(d, ST_SCHED_DONE, ids[i], "schedule done (batch)");
-	return sync_full(d, end_tx(d, e));
-}
-
-/* ---- forget ------------------------------------------------------------------ */
-
-static gw_err sq_sched_range(void *drv, const char *after, const char *below, size_t max,
-                             gw_sched_row *rows, size_t *n)
-{
-	sqlite_drv *d = drv;
-	sqlite3_stmt *st = d->st[ST_SCHED_RANGE];
-	gwi_claim c;
-	if (gwi_claim_init(&c, max) != GW_OK)
-		return GW_ENOMEM;
-	gw_err e = GW_OK;
-	int rc = sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 2, below, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
-	while (rc == SQLITE_OK && c.n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		rc = SQLITE_OK;
-		gw_err re = sched_read(st, &c.rows[c.n]);
-		if (re == GW_ECORRUPT)
-			continue;
-		if (re != GW_OK) {
-			e = re;
-			break;
-		}
-		c.n++;
-	}
-	if (e == GW_OK && rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		e = sql_fail(d, rc, "schedule range");
-	sqlite3_reset(st);
-	if (e == GW_OK)
-		gwi_claim_hand_out(&c, c.n, rows, n);
-	gwi_claim_fini(&c);
-	return e;
-}
-
-/* forget_state deletes k's latest row; *n rows deleted, *effects its flag. */
-static gw_err forget_state(sqlite_drv *d, const gw_actor_key *k, uint64_t *n, uint64_t *effects)
-{
-	sqlite3_stmt *st = d->st[ST_FORGET_STATE];
-	int rc = bind_key(st, k);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		rc = SQLITE_OK;
-		(*n)++;
-		if (sqlite3_column_int64(st, 0) != 0)
-			*effects = 1;
-	}
-	gw_err e = rc == SQLITE_DONE || rc == SQLITE_OK ? GW_OK : sql_fail(d, rc, "forget");
-	sqlite3_reset(st);
-	return e;
-}
-
-static gw_err sq_forget(void *drv, const gw_actor_key *k, const char *const *ids, size_t n,
-                        gw_forget_counts *out)
-{
-	sqlite_drv *d = drv;
-	gw_forget_counts c = {0};
-	gw_err e = run(d, ST_BEGIN, "begin");
-	if (e == GW_OK)
-		e = forget_state(d, k, &c.state, &c.outbox);
-	if (e == GW_OK &&
-	    (e = run_key(d, ST_FORGET_HIST, k, false, 0, "forget (history)")) == GW_OK)
-		c.history = (uint64_t)sqlite3_changes(d->db);
-	if (e == GW_OK &&
-	    (e = run_key(d, ST_FORGET_INST, k, false, 0, "forget (instance)")) == GW_OK)
-		c.instance = (uint64_t)sqlite3_changes(d->db);
-	for (size_t i = 0; e == GW_OK && i < n; i++)
-		if ((e = sched_by_id(d, ST_SCHED_DONE, ids[i], "forget (schedule)")) == GW_OK)
-			c.schedules += (uint64_t)sqlite3_changes(d->db);
-	if (e == GW_OK)
-		e = run_key(d, ST_FORGET_EPOCH, k, false, 0, "forget (epoch)");
-	if ((e = end_tx(d, e)) == GW_OK)
-		*out = c;
-	return e;
-}
-
-static gw_err sq_sched_next_due(void *drv, int64_t *due_ms)
-{
-	sqlite_drv *d = drv;
-	sqlite3_stmt *st = d->st[ST_SCHED_NEXT];
-	gw_err e = GW_ENOTFOUND;
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		for (int c = 0; c < 2; c++) {
-			if (sqlite3_column_type(st, c) == SQLITE_NULL)
-				continue;
-			int64_t v = sqlite3_column_int64(st, c);
-			if (e == GW_ENOTFOUND || v < *due_ms)
-				*due_ms = v;
-			e = GW_OK;
-		}
-	} else {
-		e = sql_fail(d, rc, "schedule next due");
-	}
-	sqlite3_reset(st);
-	return e;
-}
-
-static gw_err sq_sched_count(void *drv, uint64_t *n)
-{
-	sqlite_drv *d = drv;
-	sqlite3_stmt *st = d->st[ST_SCHED_COUNT];
-	gw_err e = GW_OK;
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*n = (uint64_t)sqlite3_column_int64(st, 0);
-	else
-		e = sql_fail(d, rc, "schedule count");
-	sqlite3_reset(st);
-	return e;
-}
-
-/* ---- counts for quotas ---------------------------------------------------------- */
-
-/* each_count steps st (bound) and calls fn per (text, count) row. */
-static gw_err each_count(sqlite_drv *d, sqlite3_stmt *st, gw_count_fn fn, void *user,
-                         const char *what)
-{
-	gw_err e = GW_OK;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *key = (const char *)sqlite3_column_text(st, 0);
-		fn(user, key ? key : "", (uint64_t)sqlite3_column_int64(st, 1));
-	}
-	if (rc != SQLITE_DONE)
-		e = sql_fail(d, rc, what);
-	sqlite3_reset(st);
-	return e;
-}
-
-static gw_err sq_instance_counts(void *drv, gw_count_fn fn, void *user)
-{
-	sqlite_drv *d = drv;
-	return each_count(d, d->st[ST_INST_COUNTS], fn, user, "instance counts");
-}
-
-static gw_err sq_sched_counts(void *drv, size_t prefix_len, gw_count_fn fn, void *user)
-{
-	sqlite_drv *d = drv;
-	sqlite3_stmt *st = d->st[ST_SCHED_COUNTS];
-	int rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)prefix_len);
-	if (rc != SQLITE_OK) {
-		sqlite3_reset(st);
-		return sql_fail(d, rc, "schedule counts");
-	}
-	return each_count(d, st, fn, user, "schedule counts");
-}
-
 /* ---- undelivered side effects ---------------------------------------------------- */
 
 static gw_err sq_effects_list(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
@@ -1452,10 +1051,10 @@ static gw_err sq_effects_list(void *drv, const gw_actor_key *after, size_t max, 
 	sqlite3_stmt *st = d->st[ST_EFFECTS_LIST];
 	size_t got = 0;
 	gw_err e = GW_OK;
-	int rc = bind_key_limit(st, after, max);
+	int rc = gwi_sq_bind_key_limit(st, after, max);
 	while (rc == SQLITE_OK && got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		rc = SQLITE_OK;
-		char *sys = dup_text(st, 0), *name = dup_text(st, 1);
+		char *sys = gwi_sq_dup_text(st, 0), *name = gwi_sq_dup_text(st, 1);
 		if (!sys || !name) {
 			free(sys);
 			free(name);
@@ -1467,7 +1066,7 @@ static gw_err sq_effects_list(void *drv, const gw_actor_key *after, size_t max, 
 		got++;
 	}
 	if (e == GW_OK && rc != SQLITE_OK && rc != SQLITE_DONE)
-		e = sql_fail(d, rc, "effects list");
+		e = gwi_sq_fail(d, rc, "effects list");
 	sqlite3_reset(st);
 	if (e != GW_OK) {
 		gw_keys_fini(out, got);
@@ -1495,19 +1094,20 @@ const gw_store_ops gw_sqlite_ops = {
     .rot_count = sq_rot_count,
     .rot_scan = sq_rot_scan,
     .rot_rewrite = sq_rot_rewrite,
-    .instance_put = sq_instance_put,
-    .instance_get = sq_instance_get,
-    .sched_put = sq_sched_put,
-    .sched_claim = sq_sched_claim,
-    .sched_set_aside = sq_sched_set_aside,
-    .sched_done = sq_sched_done,
-    .sched_next_due = sq_sched_next_due,
-    .sched_count = sq_sched_count,
-    .sched_done_batch = sq_sched_done_batch,
+    .instance_put = gwi_sq_instance_put,
+    .instance_get = gwi_sq_instance_get,
+    .sched_put = gwi_sq_sched_put,
+    .sched_claim = gwi_sq_sched_claim,
+    .sched_set_aside = gwi_sq_sched_set_aside,
+    .sched_done = gwi_sq_sched_done,
+    .sched_next_due = gwi_sq_sched_next_due,
+    .sched_count = gwi_sq_sched_count,
+    .sched_done_batch = gwi_sq_sched_done_batch,
     .effects_list = sq_effects_list,
     .activate_batch = sq_activate_batch,
-    .instance_counts = sq_instance_counts,
-    .sched_counts = sq_sched_counts,
-    .sched_range = sq_sched_range,
-    .forget = sq_forget,
+    .instance_counts = gwi_sq_instance_counts,
+    .sched_counts = gwi_sq_sched_counts,
+    .sched_range = gwi_sq_sched_range,
+    .forget = gwi_sq_forget,
+    .sched_reseal = gwi_sq_sched_reseal,
 };

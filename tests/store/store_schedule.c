@@ -270,6 +270,92 @@ START_TEST(a_row_that_does_not_open_is_set_aside_never_returned_nor_deleted)
 }
 END_TEST
 
+/* A second key id for the rotation (bytes 64..95). */
+#define SCHED_KEY_B "t2:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8="
+
+static gw_store *open_keys(ctx *c, const char *keys)
+{
+	gw_store *s = NULL;
+	gw_store_opts o = {.keys = keys, .err = c->err, .errlen = sizeof c->err};
+	gw_err e = gw_store_open(&s, c->url, &o);
+	ck_assert_msg(e == GW_OK, "[%s] open: %s: %s", c->t->name, gw_err_name(e), c->err);
+	return s;
+}
+
+/* expect_payloads claims every due row of s at now (as owner) and checks
+ * that each opens to the payload its id was put with. Returns how many. */
+static size_t expect_payloads(gw_store *s, int64_t now, const char *owner)
+{
+	gw_sched *v = NULL;
+	size_t n = claim(s, now, owner, 1000, &v);
+	for (size_t i = 0; i < n; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "payload of %s", v[i].id);
+		ck_assert_msg(v[i].len == strlen(want) && !memcmp(v[i].data, want, v[i].len),
+		              "%s: '%.*s'", v[i].id, (int)v[i].len, (const char *)v[i].data);
+	}
+	gw_sched_free(v, n);
+	return n;
+}
+
+/* Key rotation re-seals the scheduled invocations too (both forms: for a
+ * system, and as earlier gateways sealed them), keeping their due times
+ * and claims, so the old key can leave the keyring once it says done. */
+START_TEST(key_rotation_reseals_scheduled_invocations_keeping_due_and_claim)
+{
+	enum { N = 300, LEGACY = 2, CLAIMED = 5 }; /* more than one page of 256 */
+	ctx c;
+	ctx_open(&c, _i);
+	ctx_close(&c);
+	gw_store *w = open_keys(&c, TEST_KEY);
+	char id[32], data[64];
+	for (int i = 0; i < N + LEGACY; i++) {
+		snprintf(id, sizeof id, "%s-%04d", i < N ? "rot" : "old", i);
+		snprintf(data, sizeof data, "payload of %s", id);
+		gw_err e = i < N ? gw_store_schedule_put_sys(w, id, c.sys, T0 + i,
+		                                             (const uint8_t *)data, strlen(data))
+		                 : put_str(w, id, T0 + i, data);
+		ck_assert_int_eq(e, GW_OK);
+	}
+	bool bad = c.t->raw_sched_fill && c.t->raw_sched_fill(&c, "bad", 1, T0 - 500);
+	/* Five rows claimed before the rotation: they stay claimed. */
+	gw_sched *v = NULL;
+	/* (The row that does not open is due first: that claim sets it aside.) */
+	ck_assert_uint_eq(claim(w, T0 + 4, "gw-1", CLAIMED + (bad ? 1 : 0), &v), CLAIMED);
+	gw_sched_free(v, CLAIMED);
+	gw_store_close(w);
+
+	gw_store *r = open_keys(&c, SCHED_KEY_B "," TEST_KEY);
+	gw_rotation p = {0};
+	int steps = 0;
+	while (!p.done) {
+		gw_err e = gw_store_rotate_step(r, 50, &p);
+		ck_assert_msg(e == GW_OK, "step %d: %s", steps, gw_err_name(e));
+		ck_assert_int_lt(++steps, 100);
+	}
+	printf("store_conformance: [%s] schedule rotation: %d steps, %llu rewritten, %llu failed\n",
+	       c.t->name, steps, (unsigned long long)p.rewritten, (unsigned long long)p.failed);
+	ck_assert_uint_eq(p.rewritten, N + LEGACY);
+	ck_assert_uint_eq(p.failed, bad ? 1 : 0);
+	ck_assert_uint_eq(p.remaining, 0);
+	/* Done stays done, and rewrites nothing more. */
+	gw_rotation again = {0};
+	ck_assert_int_eq(gw_store_rotate_step(r, 50, &again), GW_OK);
+	ck_assert(again.done);
+	ck_assert_uint_eq(again.rewritten, 0);
+	gw_store_close(r);
+
+	/* The new key alone opens the store and every row. */
+	gw_store *b = open_keys(&c, SCHED_KEY_B);
+	ck_assert_uint_eq(count(b), N + LEGACY + (bad ? 1 : 0));
+	/* The unclaimed rows (the one that never opened is set aside). */
+	ck_assert_uint_eq(expect_payloads(b, T0 + 1000, "gw-2"), N + LEGACY - CLAIMED);
+	/* The claimed ones come back only when their lease has expired. */
+	ck_assert_uint_eq(expect_payloads(b, T0 + 4 + LEASE + 1, "gw-2"), CLAIMED);
+	gw_store_close(b);
+}
+END_TEST
+
 START_TEST(bad_schedule_arguments_are_refused)
 {
 	ctx c;
@@ -681,6 +767,7 @@ void conf_add_schedule(Suite *s, int ntargets)
 	CONF_ADD(s, scheduled_data_is_encrypted_at_rest, 30, ntargets);
 	CONF_ADD(s, a_row_that_does_not_open_is_set_aside_never_returned_nor_deleted, 30, ntargets);
 	CONF_ADD(s, bad_schedule_arguments_are_refused, 30, ntargets);
+	CONF_ADD(s, key_rotation_reseals_scheduled_invocations_keeping_due_and_claim, 60, ntargets);
 	CONF_ADD(s, a_100000_row_schedule_claims_and_finds_the_next_due_through_its_indexes, 300,
 	         ntargets);
 	CONF_ADD(s, two_stores_claiming_at_once_never_get_the_same_row, 120, ntargets);

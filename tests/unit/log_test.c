@@ -5,11 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
 static int64_t fake_now;
-static char lines[64][1100];
+static char lines[64][4200];
 static int n_lines;
 static int n_total; /* also those past the lines array */
 static pthread_mutex_t sink_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -208,6 +209,94 @@ START_TEST(rates_parse_as_lines_per_seconds)
 }
 END_TEST
 
+/* ---- JSON lines ------------------------------------------------------------------- */
+
+/* parse_json_lines runs the kept lines through Python's json module (a
+ * parser nobody here wrote) with check, a Python expression over `o` (the
+ * object of line i, `i`) that must hold for every line; returns the
+ * checker's output ("" when all good). */
+static void expect_json(const char *check, char *out, size_t cap)
+{
+	char path[] = "/tmp/spawn-logjson-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	FILE *f = fdopen(fd, "w");
+	for (int i = 0; i < n_lines; i++)
+		fputs(lines[i], f);
+	fclose(f);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+	         "python3 -c 'import json,sys\n"
+	         "for i,l in enumerate(open(sys.argv[1],encoding=\"utf-8\",errors=\"strict\")):\n"
+	         "  o=json.loads(l)\n"
+	         "  assert l.endswith(\"}\\n\"), l\n"
+	         "  assert %s, (i,o)\n' %s 2>&1",
+	         check, path);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	size_t got = fread(out, 1, cap - 1, p);
+	out[got] = '\0';
+	int rc = pclose(p);
+	unlink(path);
+	ck_assert_msg(rc == 0 && got == 0, "python3 (rc %d): %s", rc, out);
+}
+
+START_TEST(json_lines_parse_and_carry_the_thread_context)
+{
+	gw_log_set_format(GW_LOG_JSON);
+	gw_log_ctx c = {.system = "shop",
+	                .actor = "cart \"7\"",
+	                .action = "Add",
+	                .trace_id = "4bf92f3577b34da6a3ce929d0e0e4736",
+	                .request_id = 42};
+	const gw_log_ctx *prev = gw_log_ctx_enter(&c);
+	ck_assert_ptr_null(prev);
+	GW_WARN("quote \" backslash \\ newline \n tab \t ctl \x01 del \x7f bad \xff\xfe e-acute "
+	        "\xc3\xa9 "
+	        "cut \xe2\x82");
+	gw_log_ctx inner = {.system = "bank"};
+	const gw_log_ctx *outer = gw_log_ctx_enter(&inner);
+	ck_assert_ptr_eq(outer, &c);
+	GW_INFO("nested");
+	gw_log_ctx_leave(outer);
+	gw_log_ctx_leave(prev);
+	GW_ERROR("no context");
+	gw_log_set_format(GW_LOG_TEXT);
+	ck_assert_int_eq(n_lines, 3);
+	char out[4096];
+	expect_json("(i!=0 or (o[\"level\"]==\"warn\" and o[\"system\"]==\"shop\" and "
+	            "o[\"actor\"]==\"cart \\\"7\\\"\" and o[\"action\"]==\"Add\" and "
+	            "o[\"request_id\"]==\"42\" and len(o[\"trace_id\"])==32 and "
+	            "o[\"msg\"]==\"quote \\\" backslash \\\\ newline \\n tab \\t ctl \\x01 del "
+	            "\\x7f bad \\ufffd\\ufffd e-acute \\u00e9 cut \\ufffd\\ufffd\")) and "
+	            "(i!=1 or (o[\"system\"]==\"bank\" and \"actor\" not in o and "
+	            "o[\"msg\"]==\"nested\")) and "
+	            "(i!=2 or (o[\"level\"]==\"error\" and \"system\" not in o)) and "
+	            "o[\"time\"].endswith(\"Z\") and len(o[\"time\"])==24",
+	            out, sizeof out);
+}
+END_TEST
+
+START_TEST(a_json_line_over_the_limit_is_cut_and_still_parses)
+{
+	gw_log_set_format(GW_LOG_JSON);
+	char big[1200];
+	for (size_t i = 0; i + 2 < sizeof big; i += 2)
+		memcpy(big + i, "\xc3\xa9", 2); /* U+00E9, two bytes each */
+	big[sizeof big - 1] = '\0';
+	for (int i = 0; i < 5; i++)
+		GW_WARN("%s \"%d\"", big, i); /* burst 3: the 4th and 5th are dropped */
+	fake_now += 1000;
+	GW_WARN("%s \"%d\"", big, 9);
+	gw_log_set_format(GW_LOG_TEXT);
+	ck_assert_int_eq(n_lines, 4);
+	char out[4096];
+	expect_json("len(o[\"msg\"])>400 and set(o[\"msg\"][:400])=={\"\\u00e9\"} and "
+	            "(i!=3 or o[\"suppressed\"]==2) and (i==3 or \"suppressed\" not in o)",
+	            out, sizeof out);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -221,6 +310,8 @@ int main(void)
 	tcase_add_test(tc, a_long_line_keeps_its_count);
 	tcase_add_test(tc, threads_logging_one_site_share_one_count);
 	tcase_add_test(tc, rates_parse_as_lines_per_seconds);
+	tcase_add_test(tc, json_lines_parse_and_carry_the_thread_context);
+	tcase_add_test(tc, a_json_line_over_the_limit_is_cut_and_still_parses);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

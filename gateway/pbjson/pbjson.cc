@@ -1,0 +1,337 @@
+// pbjson.cc - the C face of libprotobuf's JSON mapping (pbjson.h).
+//
+// The pool: a DescriptorPool over a MergedDescriptorDatabase of (1) the
+// generated pool of this process (the well-known types libprotobuf links)
+// and (2) a SimpleDescriptorDatabase of the files added. The pool loads a
+// file from the databases the first time a name in it is looked up. An add
+// first checks the whole set against what is there (same name, other
+// content: refused) and that it builds in a scratch pool, then adds it:
+// all or nothing. No C++ exception crosses into C: every entry point
+// catches them.
+#include "pbjson.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/descriptor_database.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/type_resolver.h>
+#include <google/protobuf/util/type_resolver_util.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <pthread.h>
+#include <string>
+
+namespace pb = google::protobuf;
+
+static const char kUrlPrefix[] = "type.googleapis.com";
+
+struct spawn_pbjson {
+	pb::DescriptorPoolDatabase generated{*pb::DescriptorPool::generated_pool()};
+	pb::SimpleDescriptorDatabase added;
+	pb::MergedDescriptorDatabase merged{&generated, &added};
+	pb::DescriptorPool pool{&merged};
+	std::unique_ptr<pb::util::TypeResolver> resolver{
+	    pb::util::NewTypeResolverForDescriptorPool(kUrlPrefix, &pool)};
+	pb::DynamicMessageFactory factory{&pool}; // thread-safe GetPrototype
+	pthread_rwlock_t mu; // adds exclusive, conversions shared; writers first
+	spawn_pbjson()
+	{
+		pthread_rwlockattr_t a;
+		pthread_rwlockattr_init(&a);
+		// glibc's default prefers readers: a steady stream of conversions
+		// would starve an add for ever.
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&mu, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
+	~spawn_pbjson()
+	{
+		pthread_rwlock_destroy(&mu);
+	}
+};
+
+namespace
+{
+// Holds p->mu for a scope: shared (conversions) or exclusive (adds).
+struct Lock {
+	pthread_rwlock_t *mu;
+	Lock(pthread_rwlock_t *m, bool exclusive) : mu(m)
+	{
+		if (exclusive)
+			pthread_rwlock_wrlock(mu);
+		else
+			pthread_rwlock_rdlock(mu);
+	}
+	~Lock()
+	{
+		pthread_rwlock_unlock(mu);
+	}
+	Lock(const Lock &) = delete;
+	Lock &operator=(const Lock &) = delete;
+};
+
+// Deepest nesting of objects and arrays a JSON input may have. libprotobuf's
+// parser recurses per level without a bound of its own: a hostile body of
+// "[[[[..." would overflow the stack. A message nested this deep is not a
+// request anyone means.
+constexpr int kMaxDepth = 64;
+
+// too_deep tells whether json nests objects or arrays deeper than kMaxDepth
+// (brackets inside strings do not count). Not a parser: it only counts.
+bool too_deep(const char *json, size_t len)
+{
+	int depth = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = json[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > kMaxDepth)
+				return true;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	return false;
+}
+} // namespace
+
+static void set_err(char *err, size_t errlen, const std::string &msg)
+{
+	if (err && errlen)
+		std::snprintf(err, errlen, "%s", msg.c_str());
+}
+
+extern "C" spawn_pbjson *spawn_pbjson_create(void)
+{
+	try {
+		return new spawn_pbjson();
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+extern "C" void spawn_pbjson_destroy(spawn_pbjson *p)
+{
+	delete p;
+}
+
+namespace
+{
+// strip_message drops what two compilations of one .proto may differ in
+// without meaning anything else: json_name (some protoc versions fill it
+// in), recursively.
+void strip_message(pb::DescriptorProto *m)
+{
+	for (auto &f : *m->mutable_field())
+		f.clear_json_name();
+	for (auto &f : *m->mutable_extension())
+		f.clear_json_name();
+	for (auto &n : *m->mutable_nested_type())
+		strip_message(&n);
+}
+
+// canonical is the content two files are compared by.
+std::string canonical(const pb::FileDescriptorProto &in)
+{
+	pb::FileDescriptorProto f = in;
+	f.clear_source_code_info();
+	for (auto &m : *f.mutable_message_type())
+		strip_message(&m);
+	for (auto &x : *f.mutable_extension())
+		x.clear_json_name();
+	std::string out;
+	f.SerializeToString(&out);
+	return out;
+}
+
+// Collects what a scratch build of a set complains about.
+struct Collector : pb::DescriptorPool::ErrorCollector {
+	std::string first;
+	void AddError(const std::string &file, const std::string &element, const pb::Message *,
+	              ErrorLocation, const std::string &message) override
+	{
+		if (first.empty())
+			first = file + ": " + (element.empty() ? "" : element + ": ") + message;
+	}
+};
+} // namespace
+
+extern "C" int spawn_pbjson_add(spawn_pbjson *p, const uint8_t *data, size_t len, char *err,
+                                size_t errlen)
+{
+	try {
+		pb::FileDescriptorSet set;
+		if (len > INT32_MAX || !set.ParseFromArray(data, (int)len)) {
+			set_err(err, errlen, "not a serialized google.protobuf.FileDescriptorSet");
+			return SPAWN_PBJSON_EINVAL;
+		}
+		Lock lock(&p->mu, true);
+		// Files already known: identical content is fine, other content is
+		// a conflict. The rest must build (with what is known) in a scratch
+		// pool before any of it is added.
+		pb::SimpleDescriptorDatabase fresh;
+		pb::MergedDescriptorDatabase with_fresh(&p->merged, &fresh);
+		for (const pb::FileDescriptorProto &f : set.file()) {
+			pb::FileDescriptorProto known;
+			// The well-known types of this build win over a set's copy (an
+			// older or newer protoc's any.proto differs in options only).
+			if (p->generated.FindFileByName(f.name(), &known))
+				continue;
+			if (p->added.FindFileByName(f.name(), &known)) {
+				if (canonical(known) != canonical(f)) {
+					set_err(err, errlen,
+					        "file '" + f.name() +
+					            "' is already known with other content");
+					return SPAWN_PBJSON_ECONFLICT;
+				}
+				continue;
+			}
+			if (!fresh.Add(f)) {
+				set_err(err, errlen,
+				        "file '" + f.name() +
+				            "' does not fit the pool (a name "
+				            "it defines is defined elsewhere)");
+				return SPAWN_PBJSON_ECONFLICT;
+			}
+		}
+		Collector errors;
+		pb::DescriptorPool scratch(&with_fresh, &errors);
+		for (const pb::FileDescriptorProto &f : set.file()) {
+			if (!scratch.FindFileByName(f.name())) {
+				set_err(err, errlen,
+				        errors.first.empty()
+				            ? "file '" + f.name() + "' does not build"
+				            : errors.first);
+				return SPAWN_PBJSON_EINVAL;
+			}
+		}
+		for (const pb::FileDescriptorProto &f : set.file()) {
+			pb::FileDescriptorProto known;
+			if (!p->added.FindFileByName(f.name(), &known) &&
+			    !p->generated.FindFileByName(f.name(), &known))
+				p->added.Add(f);
+		}
+		return SPAWN_PBJSON_OK;
+	} catch (const std::bad_alloc &) {
+		return SPAWN_PBJSON_ENOMEM;
+	} catch (const std::exception &e) {
+		set_err(err, errlen, e.what());
+		return SPAWN_PBJSON_EINVAL;
+	}
+}
+
+extern "C" bool spawn_pbjson_has(spawn_pbjson *p, const char *full_name)
+{
+	try {
+		Lock lock(&p->mu, false);
+		return full_name && p->pool.FindMessageTypeByName(full_name) != nullptr;
+	} catch (...) {
+		return false;
+	}
+}
+
+extern "C" int spawn_pbjson_to_json(spawn_pbjson *p, const char *full_name, const uint8_t *bin,
+                                    size_t len, int options, char **json, size_t *json_len,
+                                    char *err, size_t errlen)
+{
+	try {
+		Lock lock(&p->mu, false);
+		const pb::Descriptor *d =
+		    full_name ? p->pool.FindMessageTypeByName(full_name) : nullptr;
+		if (!d) {
+			set_err(err, errlen,
+			        std::string("unknown message type '") +
+			            (full_name ? full_name : "") + "'");
+			return SPAWN_PBJSON_ENOTYPE;
+		}
+		// The JSON writer stops quietly at a truncated field: parse first,
+		// so bytes that are not a whole message are an error, not half an
+		// answer.
+		std::unique_ptr<pb::Message> m(p->factory.GetPrototype(d)->New());
+		if (len > INT32_MAX || !m->ParseFromArray(bin, (int)len)) {
+			set_err(err, errlen,
+			        std::string("the bytes are not a serialized ") + full_name);
+			return SPAWN_PBJSON_EINVAL;
+		}
+		pb::util::JsonPrintOptions o;
+		o.add_whitespace = options & SPAWN_PBJSON_PRETTY;
+		o.always_print_primitive_fields = options & SPAWN_PBJSON_DEFAULTS;
+		o.preserve_proto_field_names = options & SPAWN_PBJSON_PROTO_NAMES;
+		std::string out;
+		pb::util::Status st = pb::util::BinaryToJsonString(
+		    p->resolver.get(), std::string(kUrlPrefix) + "/" + full_name,
+		    std::string(reinterpret_cast<const char *>(bin), len), &out, o);
+		if (!st.ok()) {
+			set_err(err, errlen, std::string(st.message()));
+			return SPAWN_PBJSON_EINVAL;
+		}
+		char *buf = static_cast<char *>(std::malloc(out.size() + 1));
+		if (!buf)
+			return SPAWN_PBJSON_ENOMEM;
+		std::memcpy(buf, out.data(), out.size());
+		buf[out.size()] = '\0';
+		*json = buf;
+		if (json_len)
+			*json_len = out.size();
+		return SPAWN_PBJSON_OK;
+	} catch (const std::bad_alloc &) {
+		return SPAWN_PBJSON_ENOMEM;
+	} catch (const std::exception &e) {
+		set_err(err, errlen, e.what());
+		return SPAWN_PBJSON_EINVAL;
+	}
+}
+
+extern "C" int spawn_pbjson_from_json(spawn_pbjson *p, const char *full_name, const char *json,
+                                      size_t len, uint8_t **bin, size_t *bin_len, char *err,
+                                      size_t errlen)
+{
+	try {
+		Lock lock(&p->mu, false);
+		if (!full_name || !p->pool.FindMessageTypeByName(full_name)) {
+			set_err(err, errlen,
+			        std::string("unknown message type '") +
+			            (full_name ? full_name : "") + "'");
+			return SPAWN_PBJSON_ENOTYPE;
+		}
+		if (too_deep(json, len)) {
+			set_err(err, errlen,
+			        "JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+			return SPAWN_PBJSON_EINVAL;
+		}
+		pb::util::JsonParseOptions o;
+		o.ignore_unknown_fields = false;
+		std::string out;
+		pb::util::Status st = pb::util::JsonToBinaryString(
+		    p->resolver.get(), std::string(kUrlPrefix) + "/" + full_name,
+		    std::string(json, len), &out, o);
+		if (!st.ok()) {
+			set_err(err, errlen, std::string(st.message()));
+			return SPAWN_PBJSON_EINVAL;
+		}
+		uint8_t *buf = static_cast<uint8_t *>(std::malloc(out.size() ? out.size() : 1));
+		if (!buf)
+			return SPAWN_PBJSON_ENOMEM;
+		std::memcpy(buf, out.data(), out.size());
+		*bin = buf;
+		*bin_len = out.size();
+		return SPAWN_PBJSON_OK;
+	} catch (const std::bad_alloc &) {
+		return SPAWN_PBJSON_ENOMEM;
+	} catch (const std::exception &e) {
+		set_err(err, errlen, e.what());
+		return SPAWN_PBJSON_EINVAL;
+	}
+}
