@@ -147,7 +147,9 @@ start() {
 	for f in "$gw" "$host" "$client"; do
 		[ -x "$f" ] || die "build first (make build): $f is missing"
 	done
-	"$gw" --help | grep -q -- '--advertise' ||
+	# grep reads the whole text: with -q it would stop at the first match and
+	# the gateway, still writing, would die of SIGPIPE (pipefail: a failure).
+	"$gw" --help | grep -- '--advertise' >/dev/null ||
 		die "$gw has no cluster mode (--advertise): build a gateway that has it"
 	mkdir -p "$DIR"
 	if [ -f "$DIR/pids" ]; then
