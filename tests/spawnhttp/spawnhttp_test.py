@@ -38,6 +38,7 @@ HS, GS = "shttp", "sgrpc"  # the HTTP host's system, the gRPC host's
 OK, NOT_FOUND, ERROR = 1, 2, 3
 MAX_BODY = 64 * 1024
 MAX_PENDING = 6
+HOST_TIMEOUT_MS, HOST_GRACE_MS = 3000, 500
 
 
 def wait_until(fn, what, timeout=10.0):
@@ -160,6 +161,14 @@ def slow(ctx, payload):
 
 
 GATE = threading.Event()
+HANG = threading.Event()
+
+
+def hang(ctx, payload):
+    # Answers only once the test lets it (after the gateway gave up on it).
+    HANG.wait(30)
+    return None, "noop"
+
 
 HANDLERS = {
     ("counter", "add"): add, ("counter", "fail"): fail, ("counter", "tag"): tag,
@@ -168,7 +177,7 @@ HANDLERS = {
     ("counter", "garbage"): garbage, ("counter", "no_context"): no_context,
     ("counter", "noop"): noop, ("counter", "noop_any"): noop_any, ("counter", "echo"): echo,
     ("sink", "take"): sink_take, ("listener", "heard"): heard, ("clock", "tick"): tick,
-    ("tmpl", "add"): add, ("tmpl", "slow"): slow,
+    ("tmpl", "add"): add, ("tmpl", "slow"): slow, ("tmpl", "hang"): hang,
 }
 
 
@@ -179,7 +188,7 @@ def http_actors():
         sh.actor(HS, "sink", ["take"]),
         sh.actor(HS, "listener", ["heard"], channels=[("news", "heard")]),
         sh.actor(HS, "clock", ["tick"], timers={"tick": 50}),
-        sh.actor(HS, "tmpl", ["add", "slow"], kind=actor_pb2.UNNAMED),
+        sh.actor(HS, "tmpl", ["add", "slow", "hang"], kind=actor_pb2.UNNAMED),
     ]
 
 
@@ -190,7 +199,9 @@ class Gateway:
                 "--spawn-host-url", "http://127.0.0.1:%d" % host_port,
                 "--statestore", "sqlite://" + os.path.join(d, "state.db"),
                 "--http-max-body", str(MAX_BODY), "--http-max-pending", str(MAX_PENDING),
-                "--registration-grace", "0", "--log-level", "info"] + list(extra)
+                "--registration-grace", "0", "--log-level", "info",
+                "--host-timeout", str(HOST_TIMEOUT_MS), "--host-grace", str(HOST_GRACE_MS)
+                ] + list(extra)
         env = dict(os.environ, SPAWN_STATESTORE_KEY=KEY)
         self.log = open(os.path.join(d, "gateway.log"), "ab")
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, env=env,
@@ -249,6 +260,7 @@ class SpawnHttpTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         GATE.set()
+        HANG.set()
         cls.grpc.close()
         cls.ghost.stop()
         cls.client.close()
@@ -483,6 +495,24 @@ class SpawnHttpTest(unittest.TestCase):
             codes = sorted(f.result()[0] for f in futs)
         self.assertEqual(codes.count(200), MAX_PENDING, codes)
         self.assertEqual(codes.count(503), 4, codes)
+
+    def test_p_a_host_that_does_not_answer_in_time(self):
+        st, r = self.invoke("h1", "add", sh.json_any("2"), register_ref="tmpl")
+        self.assertEqual((st, jnum(r.value)), (200, 2))
+        t0 = time.monotonic()
+        st, r = self.invoke("h1", "hang", noop=True)
+        self.assertEqual((st, r.status.status), (500, ERROR))
+        self.assertGreaterEqual(time.monotonic() - t0, HOST_TIMEOUT_MS / 1000.0 * 0.9)
+        # The call was written: the host may still run it, so the actor's
+        # next turn waits until the transfer is aborted (deadline + grace),
+        # then runs with the state the hung turn never changed.
+        t1 = time.monotonic()
+        st, r = self.invoke("h1", "add", sh.json_any("1"))
+        self.assertEqual((st, jnum(r.value)), (200, 3), r.status.message)
+        # The host answers at once (a new connection, a thread of its own):
+        # the wait was the held turn.
+        self.assertGreaterEqual(time.monotonic() - t1, HOST_GRACE_MS / 1000.0 * 0.6)
+        HANG.set()
 
     def test_z_state_survives_a_restart_and_the_host_saw_no_fault(self):
         cls = type(self)
