@@ -105,6 +105,12 @@ void gw_config_usage(const char *prog)
 	    "  --host-stall MS           a host over that bound that has not read a task\n"
 	    "                            for this long is disconnected [SPAWN_HOST_STALL_MS]\n"
 	    "                            default 10000\n"
+	    "  --host-batch N            most tasks sent to a host in one message (a batch of\n"
+	    "                            what queued during the previous write; only to hosts\n"
+	    "                            that ask for batches); 1 = no batches\n"
+	    "                            [SPAWN_HOST_BATCH] default 128\n"
+	    "  --host-batch-bytes N      most task bytes in one batch [SPAWN_HOST_BATCH_BYTES]\n"
+	    "                            default 262144\n"
 	    "  --host-grace MS           a task written to a host that timed out keeps its\n"
 	    "                            actor busy until the host answers; a host silent\n"
 	    "                            this long past the deadline sent with the task is\n"
@@ -438,6 +444,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->log_format = GW_LOG_TEXT;
 	c->host_queue_bytes = (int64_t)64 << 20;
 	c->host_stall_ms = 10000;
+	c->host_batch = 128;
+	c->host_batch_bytes = 256 << 10;
 	c->host_grace_ms = 5000;
 	c->registration_grace_ms = 10000;
 	c->type_grace_ms = 60000;
@@ -503,6 +511,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_MAX_TAGS", limits.tag_entries, 1, 1000000)
 	ENVNUM("SPAWN_HOST_QUEUE_BYTES", host_queue_bytes, 1024, INT64_MAX / 4)
 	ENVNUM("SPAWN_HOST_STALL_MS", host_stall_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_HOST_BATCH", host_batch, 1, 1024)
+	ENVNUM("SPAWN_HOST_BATCH_BYTES", host_batch_bytes, 1024, 1 << 30)
 	ENVNUM("SPAWN_HOST_GRACE_MS", host_grace_ms, 1, INT64_MAX / 4)
 	ENVNUM("SPAWN_REGISTRATION_GRACE_MS", registration_grace_ms, 0, INT64_MAX / 4)
 	ENVNUM("SPAWN_MAX_STATE_BYTES", max_state_bytes, 512, 1 << 30)
@@ -578,6 +588,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_LIM_TAGVAL,
 		O_LIM_TAGN,
 		O_HOSTQ,
+		O_HOSTBATCH,
+		O_HOSTBATCHB,
 		O_HOSTSTALL,
 		O_HOSTGRACE,
 		O_REGGRACE,
@@ -641,6 +653,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"max-tag-value-bytes", required_argument, NULL, O_LIM_TAGVAL},
 	    {"max-tags", required_argument, NULL, O_LIM_TAGN},
 	    {"host-queue-bytes", required_argument, NULL, O_HOSTQ},
+	    {"host-batch", required_argument, NULL, O_HOSTBATCH},
+	    {"host-batch-bytes", required_argument, NULL, O_HOSTBATCHB},
 	    {"host-stall", required_argument, NULL, O_HOSTSTALL},
 	    {"host-grace", required_argument, NULL, O_HOSTGRACE},
 	    {"registration-grace", required_argument, NULL, O_REGGRACE},
@@ -814,6 +828,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_HOSTQ:
 			c->host_queue_bytes = num(optarg, "--host-queue-bytes", 1024, INT64_MAX / 4,
 			                          why, whylen, &err);
+			break;
+		case O_HOSTBATCH:
+			c->host_batch = num(optarg, "--host-batch", 1, 1024, why, whylen, &err);
+			break;
+		case O_HOSTBATCHB:
+			c->host_batch_bytes =
+			    num(optarg, "--host-batch-bytes", 1024, 1 << 30, why, whylen, &err);
 			break;
 		case O_HOSTSTALL:
 			c->host_stall_ms =

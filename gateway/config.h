@@ -40,6 +40,8 @@ typedef struct gw_config {
 	/* host links (docs/design/call-lifecycle.md) */
 	int64_t host_queue_bytes;      /* per host: queued task bytes before RESOURCE_EXHAUSTED */
 	int64_t host_stall_ms;         /* full and not reading this long: disconnected */
+	int64_t host_batch;            /* most tasks in one message to a host; 1 = no batches */
+	int64_t host_batch_bytes;      /* most task bytes in one batch */
 	int64_t host_grace_ms;         /* a written task past its deadline: answer within this */
 	int64_t registration_grace_ms; /* after start: known actors UNAVAILABLE, 0 = none */
 	int log_burst;                 /* lines per call site per log_interval_ms; 0 = no limit */

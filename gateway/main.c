@@ -126,7 +126,7 @@ static bool cluster_probe(void *user, const gw_member *m, int64_t timeout_ms)
  * membership.c says why) and starts it. */
 static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *cx)
 {
-	char serr[256] = "";
+	char serr[512] = "";
 	gw_store_opts so = {.keys = cfg->keys, .err = serr, .errlen = sizeof serr, .pool_size = 1};
 	gw_store *ms = NULL;
 	gw_err err = gw_store_open(&ms, cfg->statestore, &so);
@@ -481,7 +481,7 @@ int main(int argc, char **argv)
 	absl_deadlock_detection_off();
 	grpc_init();
 
-	char serr[256] = "";
+	char serr[512] = "";
 	gw_store_opts so = {.keys = cfg.keys,
 	                    .err = serr,
 	                    .errlen = sizeof serr,
@@ -493,7 +493,7 @@ int main(int argc, char **argv)
 	err = gw_store_open(&store, cfg.statestore, &so);
 	if (err) {
 		GW_ERROR("statestore %s: %s%s", store_shown, serr[0] ? serr : gw_strerror(err),
-		         err == GW_ECRYPTO ? " (wrong SPAWN_STATESTORE_KEY?)" : "");
+		         err == GW_ECRYPTO && cfg.keys ? " (wrong SPAWN_STATESTORE_KEY?)" : "");
 		rc = 2;
 		goto out;
 	}
@@ -578,6 +578,8 @@ int main(int argc, char **argv)
 	    .limits = cfg.limits,
 	    .host_queue_bytes = (size_t)cfg.host_queue_bytes,
 	    .host_stall_ms = cfg.host_stall_ms,
+	    .host_batch = (uint32_t)cfg.host_batch,
+	    .host_batch_bytes = (size_t)cfg.host_batch_bytes,
 	    .access = access,
 	    .tls = tls,
 	    .router = router,

@@ -265,19 +265,20 @@ static gw_err key_file_create(const char *kpath, const gw_store_opts *opts, gw_k
 	if (e != GW_OK) {
 		gwi_store_errf(opts, "generated key: %s", why);
 		unlink(kpath);
-	} else {
-		GW_INFO("statestore: created key file %s; back it up with the database", kpath);
 	}
+	/* Logged by gw_store_open once the key check shows the store is new:
+	 * a store restored without its key file must not say it has a key. */
 out:
 	OPENSSL_cleanse(key, sizeof key);
 	return e;
 }
 
-/* key_file_keyring reads "<dbpath>.key", creating it when absent. When it
- * created the file, *created gets its path (caller frees), so a failed open
- * can remove a key that never protected anything. */
+/* key_file_keyring reads "<dbpath>.key", creating it when absent. On
+ * GW_OK *kfile gets the file's path (caller frees) and *created says
+ * whether this call made it, so a failed open can remove a key that never
+ * protected anything. */
 static gw_err key_file_keyring(const char *dbpath, const gw_store_opts *opts, gw_keyring **kr,
-                               char **created)
+                               char **kfile, bool *created)
 {
 	size_t n = strlen(dbpath) + sizeof ".key";
 	char *kpath = malloc(n);
@@ -292,6 +293,11 @@ static gw_err key_file_keyring(const char *dbpath, const gw_store_opts *opts, gw
 		if (fd >= 0) {
 			e = key_file_read(fd, kpath, opts, kr);
 			close(fd);
+			if (e == GW_OK) {
+				*kfile = kpath;
+				*created = false;
+				return GW_OK;
+			}
 			break;
 		}
 		if (errno != ENOENT) {
@@ -301,7 +307,8 @@ static gw_err key_file_keyring(const char *dbpath, const gw_store_opts *opts, gw
 		}
 		e = key_file_create(kpath, opts, kr);
 		if (e == GW_OK) {
-			*created = kpath;
+			*kfile = kpath;
+			*created = true;
 			return GW_OK;
 		}
 		if (e != GW_ENOTFOUND)
@@ -348,9 +355,12 @@ static gw_err keycheck_write(gw_store *s, bool create)
 }
 
 /* keycheck_verify opens the record under the keyring. id (caller storage,
- * may be NULL) gets the key id it was sealed under. */
+ * may be NULL) gets the key id it was sealed under. kfile (may be NULL) is
+ * the key file the keyring came from, made when this open created it
+ * because none existed: the error then says so, since the usual cause is a
+ * database restored without its key file (docs/operations.md). */
 static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const gw_store_opts *opts,
-                              char id_out[GW_KEY_ID_MAX + 1])
+                              char id_out[GW_KEY_ID_MAX + 1], const char *kfile, bool made)
 {
 	char id[GW_KEY_ID_MAX + 1];
 	if (n < 2 || rec[0] != KEYCHECK_VERSION || rec[1] == 0 || rec[1] > GW_KEY_ID_MAX ||
@@ -373,11 +383,21 @@ static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const g
 	if (e == GW_OK && (ptlen != sizeof keycheck_plain - 1 || memcmp(pt, keycheck_plain, ptlen)))
 		e = GW_ECRYPTO;
 	free(pt);
+	if ((e == GW_ECRYPTO || e == GW_ECORRUPT) && kfile && made) {
+		gwi_store_errf(opts,
+		               "the key file %s did not exist, so a new key was made, which does "
+		               "not open this database (its key check is sealed under key id "
+		               "'%s'): restore the database's key file, or give its key in "
+		               "SPAWN_STATESTORE_KEY",
+		               kfile, id);
+		return GW_ECRYPTO;
+	}
 	if (e == GW_ECRYPTO || e == GW_ECORRUPT) {
 		gwi_store_errf(opts,
 		               "statestore key does not match the stored key check (sealed "
-		               "under key id '%s'; keyring has primary '%s')",
-		               id, gw_keyring_primary_id(s->kr));
+		               "under key id '%s'; keyring has primary '%s'%s%s)",
+		               id, gw_keyring_primary_id(s->kr), kfile ? " from the key file " : "",
+		               kfile ? kfile : "");
 		return GW_ECRYPTO;
 	}
 	return e;
@@ -388,7 +408,7 @@ static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const g
  * record is read back and verified either way, so of two openers racing on
  * a new store with different keys one creates the record and the other
  * (its create refused) verifies that one and fails with GW_ECRYPTO. */
-static gw_err keycheck(gw_store *s, const gw_store_opts *opts)
+static gw_err keycheck(gw_store *s, const gw_store_opts *opts, const char *kfile, bool made)
 {
 	uint8_t *rec = NULL;
 	size_t n = 0;
@@ -408,7 +428,7 @@ static gw_err keycheck(gw_store *s, const gw_store_opts *opts)
 		gwi_store_errf(opts, "cannot read the statestore key check: %s", gw_strerror(e));
 		return e;
 	}
-	e = keycheck_verify(s, rec, n, opts, NULL);
+	e = keycheck_verify(s, rec, n, opts, NULL, kfile, made);
 	free(rec);
 	return e;
 }
@@ -418,7 +438,8 @@ static gw_err keycheck(gw_store *s, const gw_store_opts *opts)
 gw_err gw_store_open(gw_store **out, const char *url, const gw_store_opts *opts)
 {
 	gw_store *s = NULL;
-	char *created = NULL; /* key file made by this call, removed on failure */
+	char *kfile = NULL;   /* the key file the keyring came from, if any */
+	bool created = false; /* made by this call: removed on failure */
 	const gw_store_ops *ops = NULL;
 	gw_err e;
 	if (!out || !url)
@@ -447,18 +468,20 @@ gw_err gw_store_open(gw_store **out, const char *url, const gw_store_opts *opts)
 			e = GW_ECONFIG;
 			goto fail;
 		}
-		if ((e = key_file_keyring(path, opts, &s->kr, &created)) != GW_OK)
+		if ((e = key_file_keyring(path, opts, &s->kr, &kfile, &created)) != GW_OK)
 			goto fail;
 	}
-	if ((e = keycheck(s, opts)) != GW_OK)
+	if ((e = keycheck(s, opts, kfile, created)) != GW_OK)
 		goto fail;
-	free(created);
+	if (created)
+		GW_INFO("statestore: created key file %s; back it up with the database", kfile);
+	free(kfile);
 	*out = s;
 	return GW_OK;
 fail:
 	if (created)
-		unlink(created);
-	free(created);
+		unlink(kfile);
+	free(kfile);
 	gw_store_close(s);
 	return e;
 }
@@ -730,7 +753,7 @@ gw_err gwi_store_keycheck_reseal(gw_store *s)
 	gw_err e = s->ops->meta_get(s->drv, KEYCHECK_META, &rec, &n);
 	if (e != GW_OK)
 		return e;
-	e = keycheck_verify(s, rec, n, NULL, id);
+	e = keycheck_verify(s, rec, n, NULL, id, NULL, false);
 	free(rec);
 	if (e == GW_OK && strcmp(id, gw_keyring_primary_id(s->kr)) != 0) {
 		e = keycheck_write(s, false);

@@ -252,7 +252,8 @@ void gw_runtime_cancel(gw_runtime *rt, gw_inv *inv);
 /* What gw_runtime_read reports besides the state: the stored revision
  * (0 = never saved); active: the state came from memory (it may be newer
  * than the stored revision when dirty); queued: calls waiting in the
- * active actor's mailbox behind the turn in flight (0 when not active). */
+ * active actor's mailbox behind the turn in flight, its timer turns not
+ * counted (0 when not active). */
 typedef struct gw_read_meta {
 	uint64_t revision;
 	bool active, dirty;

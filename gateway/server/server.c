@@ -1102,6 +1102,16 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		s->o.host_queue_bytes = (size_t)64 << 20;
 	if (s->o.host_stall_ms <= 0)
 		s->o.host_stall_ms = 10000;
+	if (!s->o.host_batch)
+		s->o.host_batch = 128;
+	if (s->o.host_batch > SPAWN_BATCH_MAX_ITEMS)
+		s->o.host_batch = SPAWN_BATCH_MAX_ITEMS;
+	if (!s->o.host_batch_bytes)
+		s->o.host_batch_bytes = 256 << 10;
+	/* A batch must fit the host's receive limit (the same as ours): its
+	 * items plus the batch's own tag and length. */
+	if (s->o.host_batch_bytes > (size_t)s->o.max_message_bytes - 16)
+		s->o.host_batch_bytes = (size_t)s->o.max_message_bytes - 16;
 	pthread_mutex_init(&s->hmu, NULL);
 	s->rt = rt;
 	s->reg = reg;

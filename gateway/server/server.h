@@ -56,6 +56,9 @@ typedef struct gw_server_opts {
 	int64_t drain_ms;        /* graceful stop: wait for client calls; 0 = 5000 */
 	size_t host_queue_bytes; /* per host: bytes of tasks waiting to be written before
 	                            new ones are refused (RESOURCE_EXHAUSTED); 0 = 64 MiB */
+	uint32_t host_batch;     /* most tasks in one message to a host that asked for
+	                            batches; 0 = 128, 1 = no batches (docs/protocol.md) */
+	size_t host_batch_bytes; /* most task bytes in one batch; 0 = 256 KiB */
 	int64_t host_stall_ms;   /* a host over host_queue_bytes that has not finished a
 	                            write for this long is disconnected; 0 = 10000 */
 	gw_access *access;       /* borrowed, outlives the server: the access policy

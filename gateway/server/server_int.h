@@ -8,6 +8,7 @@
 
 #include <grpc/grpc.h>
 
+#include "batch.h"
 #include "server.h"
 #include "wire.h"
 #include "wirecheck.h"
@@ -197,6 +198,11 @@ void gwi_admin_handle(gwi_ucall *c);
 gw_err gwi_unpack_checked(const struct gw_server *s, const ProtobufCMessageDescriptor *d,
                           grpc_byte_buffer *bb, spawn_arena *arena, ProtobufCMessage **out,
                           char *why, size_t whylen);
+/* gwi_unpack_checked_bytes is gwi_unpack_checked over data[0..len)
+ * (borrowed; the message's bytes fields may point into arena copies only). */
+gw_err gwi_unpack_checked_bytes(const struct gw_server *s, const ProtobufCMessageDescriptor *d,
+                                const uint8_t *data, size_t len, spawn_arena *arena,
+                                ProtobufCMessage **out, char *why, size_t whylen);
 
 /* The reserved "spawn-" namespace: gw_wc_check_client_metadata and
  * gw_wc_strip_reserved (wirecheck.h). */
