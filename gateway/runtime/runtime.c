@@ -160,6 +160,15 @@ void gwi_runtime_retry(gw_runtime *rt, gw_inv *inv, int64_t delay_ms)
 	pthread_mutex_unlock(&rt->rmu);
 }
 
+bool gwi_builtin_get(const char *action)
+{
+	static const char *const names[] = {"get", "getState", "get_state", "Get", "GetState"};
+	for (size_t i = 0; action && i < sizeof names / sizeof names[0]; i++)
+		if (!strcmp(action, names[i]))
+			return true;
+	return false;
+}
+
 /* ---- shards and the actor table ------------------------------------------ */
 
 uint32_t gwi_hash_key(const char *system, const char *name)
@@ -842,6 +851,14 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			a->deactivating = 0;
 			break;
 		}
+		if (gwi_builtin_get(inv->req->action_name) &&
+		    gw_registry_knows_action(rt->reg, a->type, inv->req->action_name) != GW_OK) {
+			/* Spawn's built-in state read: the stored state Any as the
+			 * reply, in mailbox order, without calling a host. */
+			inv->reply = gw_blob_hold(a->state);
+			gwi_finish(dl, inv, GW_OK, NULL);
+			continue;
+		}
 		inv->due_ms = now + rt->o.host_timeout_ms;
 		if (inv->deadline_ms && inv->deadline_ms < inv->due_ms)
 			inv->due_ms = inv->deadline_ms;
@@ -1045,7 +1062,8 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 		snprintf(msg, n, "actor '%s' not found in system '%s'", name, system);
 		return GW_ENOTFOUND;
 	}
-	if (need_action && gw_registry_knows_action(rt->reg, *type, action) != GW_OK) {
+	if (need_action && gw_registry_knows_action(rt->reg, *type, action) != GW_OK &&
+	    !gwi_builtin_get(action)) {
 		pthread_mutex_unlock(&s->mu);
 		gw_registry_type_rele(*type);
 		snprintf(msg, n, "actor %s has no action '%s'", name, action);

@@ -153,6 +153,10 @@ typedef struct done_list {
 
 /* runtime.c */
 int64_t gwi_now_ms(void);
+/* gwi_builtin_get tells whether action (may be NULL) is one of Spawn's
+ * built-in state reads (get, getState, get_state, Get, GetState): an actor
+ * that does not declare it answers it with its state, without a host. */
+bool gwi_builtin_get(const char *action);
 void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void gwi_spawn_later(done_list *dl, gw_runtime *rt, gw_inv *inv);
