@@ -119,11 +119,11 @@ struct gw_inv {
 	 * the gateway makes itself (workflow children, outbox deliveries,
 	 * schedules, timers): those were authorized when they were emitted. */
 	char *principal;
-	bool accept_only;      /* a client's async call: done may run once it is queued;
-	                          so a forward to its owner is answered at acceptance there.
-	                          Every other forward (effects, outbox deliveries, scheduled
-	                          invocations, async or not) waits for the turn's outcome,
-	                          as a local run does (docs/design/cluster.md) */
+	bool accept_only; /* a client's async call: done may run once it is queued;
+	                     so a forward to its owner is answered at acceptance there.
+	                     Every other forward (effects, outbox deliveries, scheduled
+	                     invocations, async or not) waits for the turn's outcome,
+	                     as a local run does (docs/design/cluster.md) */
 	/* --- result, valid in done --- */
 	gw_err err;
 	char msg[1024];    /* error detail for the client (UTF-8, cut at a character) */
