@@ -72,6 +72,9 @@ typedef struct gw_config {
 	const char *cluster_test_view;
 	const char *peer_listen[GW_MAX_LISTEN]; /* the Peer service only there (none: on listen) */
 	size_t n_peer_listen;
+	/* Contracts (gateway/contracts). descriptors: borrowed; NULL = none. */
+	const char *descriptors;   /* --descriptors DIR: descriptor sets loaded at start */
+	size_t max_contract_bytes; /* --max-contract-bytes: one set; 0 = the default */
 } gw_config;
 
 /* gw_config_addr_is_local says whether a listen address is safe to serve

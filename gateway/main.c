@@ -390,6 +390,7 @@ int main(int argc, char **argv)
 	gw_runtime *rt = NULL;
 	gw_server *srv = NULL;
 	gw_access *access = NULL;
+	gw_contracts *contracts = NULL;
 	gw_cluster *cluster = NULL;
 	cluster_ctx cx = {.open = false};
 	pthread_rwlock_init(&cx.lock, NULL);
@@ -398,6 +399,21 @@ int main(int argc, char **argv)
 	const gw_config *tls_pems = &cfg;
 	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
 		fprintf(stderr, "spawn-gateway: --access %s\n", why);
+		gw_tls_destroy(tls);
+		return 2;
+	}
+	gw_contracts_opts co = {.max_set_bytes = cfg.max_contract_bytes};
+	if (gw_contracts_create(&contracts, &co) != GW_OK) {
+		fprintf(stderr, "spawn-gateway: the built-in descriptors do not load\n");
+		gw_access_close(access);
+		gw_tls_destroy(tls);
+		return 2;
+	}
+	if (cfg.descriptors &&
+	    gw_contracts_load_dir(contracts, cfg.descriptors, why, sizeof why) != GW_OK) {
+		fprintf(stderr, "spawn-gateway: %s\n", why);
+		gw_contracts_destroy(contracts);
+		gw_access_close(access);
 		gw_tls_destroy(tls);
 		return 2;
 	}
@@ -503,6 +519,7 @@ int main(int argc, char **argv)
 	    .host_stall_ms = cfg.host_stall_ms,
 	    .access = access,
 	    .tls = tls,
+	    .contracts = contracts,
 	    .router = router,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
@@ -627,6 +644,7 @@ out:
 	gw_registry_destroy(reg);
 	gw_store_close(store);
 	gw_access_close(access);
+	gw_contracts_destroy(contracts);
 	grpc_shutdown();
 	gw_log_flush();
 	return rc;

@@ -109,6 +109,7 @@ static void ucall_free(gwi_ucall *c)
 		grpc_byte_buffer_destroy(c->resp);
 	grpc_metadata_array_destroy(&c->md);
 	free(c->owner);
+	free(c->ext);
 	if (c->call) {
 		grpc_call_unref(c->call);
 		gwi_calls_add(c->srv, c->kind, -1);
@@ -124,6 +125,8 @@ static void ucall_rele(gwi_ucall *c)
 		ucall_free(c);
 }
 
+static void ucall_send(gwi_ucall *c, grpc_status_code code, const char *detail);
+
 void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
                      const ProtobufCMessage *msg)
 {
@@ -132,6 +135,24 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		detail = "out of memory packing the response";
 	}
+	ucall_send(c, code, detail);
+}
+
+void gwi_ucall_reply_raw(gwi_ucall *c, grpc_status_code code, const char *detail,
+                         const uint8_t *data, size_t len)
+{
+	c->phase = GWI_C_REPLYING;
+	if (code == GRPC_STATUS_OK) {
+		grpc_slice sl = grpc_slice_from_copied_buffer((const char *)data, len);
+		c->resp = grpc_raw_byte_buffer_create(&sl, 1);
+		grpc_slice_unref(sl);
+	}
+	ucall_send(c, code, detail);
+}
+
+/* ucall_send starts the reply batch: c->resp (when set) with code. */
+static void ucall_send(gwi_ucall *c, grpc_status_code code, const char *detail)
+{
 	c->details = grpc_slice_from_copied_string(detail ? detail : "");
 	grpc_op *op = c->ops;
 	memset(c->ops, 0, sizeof c->ops);
@@ -447,13 +468,13 @@ bool gwi_may_invoke(gw_server *s, const gw_principal *pr, const char *system, co
 	return ok;
 }
 
-/* authorize_invoke answers whether the caller of c may invoke action (NULL:
+/* gwi_authorize_invoke answers whether the caller of c may invoke action (NULL:
  * Spawn) of system/actor: GRPC_STATUS_OK, or UNAUTHENTICATED /
  * PERMISSION_DENIED with why naming what was refused. One policy lookup
  * under the read lock; nothing allocated here (OpenSSL 3.0 allocates inside
  * the digest's initialisation). */
-static grpc_status_code authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
-                                         const char *ref, const char *action, char *why, size_t n)
+grpc_status_code gwi_authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
+                                      const char *ref, const char *action, char *why, size_t n)
 {
 	gw_access *a = c->srv->o.access;
 	if (!a)
@@ -560,8 +581,8 @@ static void handle_invoke(gwi_ucall *c)
 		const char *name =
 		    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
 		grpc_status_code code =
-		    authorize_invoke(c, system, name, rq->register_ref,
-		                     rq->action_name ? rq->action_name : "", why, sizeof why);
+		    gwi_authorize_invoke(c, system, name, rq->register_ref,
+		                         rq->action_name ? rq->action_name : "", why, sizeof why);
 		if (code != GRPC_STATUS_OK) {
 			gw_inv_destroy(inv);
 			gwi_ucall_reply(c, code, why, NULL);
@@ -823,7 +844,8 @@ static void handle_spawn(gwi_ucall *c)
 			         "actors[%zu]: name, system and parent are required", i);
 			break;
 		}
-		code = authorize_invoke(c, id->system, id->name, id->parent, NULL, msg, sizeof msg);
+		code = gwi_authorize_invoke(c, id->system, id->name, id->parent, NULL, msg,
+		                            sizeof msg);
 	}
 	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
 		Spawn__Actors__ActorId *id = rq->actors[i];
@@ -882,13 +904,13 @@ static void handle_spawn(gwi_ucall *c)
 
 /* One call to a method no registered handler serves; the struct is the tag.
  *   REQUESTED -- call arrives --> dispatched (gcall_dispatch) --> REPLYING --> freed
- * Today every such call is answered UNIMPLEMENTED at once, so a client
- * without a deadline never hangs. gcall_dispatch is where methods served
- * by path (actors as plain gRPC services, later) will be routed. */
+ * A call to an rpc of a registered contract or to grpc.reflection is taken
+ * by gwi_generic_take (plain.c); every other one is answered UNIMPLEMENTED
+ * at once, so a client without a deadline never hangs. */
 typedef struct gcall {
 	gwi_tag tag;
 	gw_server *srv;
-	grpc_server *gs; /* borrowed: the group's server it was requested on */
+	gwi_group *grp; /* borrowed: the group it was requested on */
 	gwi_cq *q;
 	int phase;
 	grpc_call *call;
@@ -901,7 +923,7 @@ typedef struct gcall {
 
 static void gcall_tag(gwi_tag *t, bool ok);
 
-static void gcall_request(gw_server *s, grpc_server *gs, gwi_cq *q)
+static void gcall_request(gw_server *s, gwi_group *g, gwi_cq *q)
 {
 	if (atomic_load(&s->shutting_down))
 		return;
@@ -912,12 +934,12 @@ static void gcall_request(gw_server *s, grpc_server *gs, gwi_cq *q)
 	}
 	c->tag.fn = gcall_tag;
 	c->srv = s;
-	c->gs = gs;
+	c->grp = g;
 	c->q = q;
 	grpc_call_details_init(&c->details);
 	grpc_metadata_array_init(&c->md);
-	if (grpc_server_request_call(gs, &c->call, &c->details, &c->md, q->cq, q->cq, &c->tag) !=
-	    GRPC_CALL_OK) {
+	if (grpc_server_request_call(g->server, &c->call, &c->details, &c->md, q->cq, q->cq,
+	                             &c->tag) != GRPC_CALL_OK) {
 		grpc_call_details_destroy(&c->details);
 		grpc_metadata_array_destroy(&c->md);
 		free(c);
@@ -983,14 +1005,77 @@ static void gcall_tag(gwi_tag *t, bool ok)
 		gcall_free(c);
 		return;
 	}
+	gcall_request(c->srv, c->grp, c->q);
+	if (gwi_generic_take(c->srv, c->q, c->grp, c->call, &c->details, &c->md)) {
+		c->call = NULL; /* the taker's now */
+		gcall_free(c);
+		return;
+	}
 	gwi_calls_add(c->srv, GWI_CALL_LIGHT, 1); /* answered at once */
-	gcall_request(c->srv, c->gs, c->q);
 	gcall_dispatch(c);
+}
+
+void gwi_ucall_adopt(gw_server *s, gwi_cq *q, grpc_call *call, gpr_timespec deadline,
+                     grpc_metadata_array *md, int method, void *ext)
+{
+	gwi_ucall *c = calloc(1, sizeof *c);
+	if (!c) {
+		/* No struct to answer with: cancel, so the client is not left waiting. */
+		GW_ERROR("out of memory adopting a call");
+		grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory",
+		                             NULL);
+		grpc_call_unref(call);
+		free(ext);
+		return;
+	}
+	c->tag.fn = ucall_tag;
+	c->close_tag.fn = ucall_closed;
+	atomic_init(&c->refs, 1);
+	c->srv = s;
+	c->q = q;
+	c->method = method;
+	c->ext = ext;
+	c->call = call;
+	c->deadline = deadline;
+	c->md = *md;
+	grpc_metadata_array_init(md);
+	c->kind = gwi_call_admit(s, GWI_CALL_CLIENT);
+	memset(&c->close_op, 0, sizeof c->close_op);
+	c->close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	c->close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+	atomic_fetch_add(&c->refs, 1);
+	if (grpc_call_start_batch(c->call, &c->close_op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
+		GW_ERROR("start_batch for a call's close failed");
+		atomic_fetch_sub(&c->refs, 1);
+	}
+	if (c->kind != GWI_CALL_CLIENT) {
+		c->not_dispatched = true;
+		gwi_ucall_reply(c, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down", NULL);
+		return;
+	}
+	c->phase = GWI_C_RECEIVING;
+	memset(c->ops, 0, sizeof c->ops);
+	c->ops[0].op = GRPC_OP_RECV_MESSAGE;
+	c->ops[0].data.recv_message.recv_message = &c->payload;
+	if (grpc_call_start_batch(c->call, c->ops, 1, &c->tag, NULL) != GRPC_CALL_OK) {
+		c->phase = GWI_C_REQUESTED;
+		gwi_ucall_reply(c, GRPC_STATUS_INTERNAL, "cannot receive the request", NULL);
+	}
 }
 
 static void ucall_tag(gwi_tag *t, bool ok)
 {
 	gwi_ucall *c = (gwi_ucall *)t;
+	if (c->phase == GWI_C_RECEIVING) {
+		/* An adopted call's request message (gwi_ucall_adopt). */
+		c->phase = GWI_C_REQUESTED;
+		if (!ok || !c->payload)
+			gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message",
+			                NULL);
+		else
+			gwi_plain_handle(c);
+		return;
+	}
 	if (c->phase == GWI_C_REPLYING) {
 		grpc_slice_unref(c->details);
 		ucall_rele(c);
@@ -1316,7 +1401,7 @@ gw_err gw_server_start(gw_server *s)
 			gwi_host_request(s, &s->cqs[i]);
 		for (int g = 0; g < s->ngroups; g++)
 			for (int k = 0; k < 2; k++) {
-				gcall_request(s, s->groups[g].server, &s->cqs[i]);
+				gcall_request(s, &s->groups[g], &s->cqs[i]);
 				gwi_health_request(s, &s->cqs[i], &s->groups[g]);
 			}
 		for (int m = GWI_M_SPAWN; m < GWI_M_COUNT; m++)

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "contracts.h"
 #include "gw_err.h"
 #include "registry.h"
 #include "routing.h"
@@ -60,11 +61,14 @@ typedef struct gw_server_opts {
 	                            write for this long is disconnected; 0 = 10000 */
 	gw_access *access;       /* borrowed, outlives the server: the access policy
 	                            (--access); NULL = every caller may do everything */
-	gw_tls *tls;       /* borrowed, must outlive the server: TLS on every listener (tls.h);
-	                      NULL = plaintext */
-	gw_router *router; /* borrowed, must outlive the server: cluster mode, serves
-	                      spawn.gateway.v1.Peer on the client listeners
-	                      (docs/design/cluster.md); NULL = a single gateway */
+	gw_tls *tls; /* borrowed, must outlive the server: TLS on every listener (tls.h);
+	                NULL = plaintext */
+	gw_contracts *contracts; /* borrowed, must outlive the server: the registered
+	                            contracts, served as plain gRPC services and by
+	                            reflection (plain.c, reflection.c); NULL = none */
+	gw_router *router;       /* borrowed, must outlive the server: cluster mode, serves
+	                            spawn.gateway.v1.Peer on the client listeners
+	                            (docs/design/cluster.md); NULL = a single gateway */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed
