@@ -272,8 +272,12 @@ static bool actor_kind(const ProtobufCMessage *opts, int *kind)
 		if (u->tag != OPT_ACTOR || u->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
 			continue;
 		found = true;
-		/* u->data is the ActorOpts value without its length prefix. */
+		/* protobuf-c keeps the length prefix in u->data: skip it. */
 		const uint8_t *p = u->data, *end = u->data + u->len;
+		uint64_t n;
+		if (!varint(&p, end, &n) || n > (uint64_t)(end - p))
+			continue;
+		end = p + n;
 		while (p < end) {
 			uint32_t num;
 			int wt;
@@ -736,8 +740,12 @@ static gw_err add_locked(gw_contracts *c, const void *owner, const uint8_t *set,
 		cand[nc++] = c->files[i];
 	for (size_t i = 0; !err && i < nin; i++) {
 		cfile *f = in[i];
-		if (find_file(in, i, f->name)) {
-			snprintf(why, wn, "%.200s appears twice in the set", f->name);
+		cfile *twin = find_file(in, i, f->name);
+		if (twin && twin->len == f->len && !memcmp(twin->bytes, f->bytes, f->len))
+			continue; /* sets concatenated by a runtime share imports */
+		if (twin) {
+			snprintf(why, wn, "%.200s appears twice in the set, with other contents",
+			         f->name);
 			err = GW_EINVAL;
 			break;
 		}

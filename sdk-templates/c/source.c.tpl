@@ -120,6 +120,13 @@ $/has_state$
 		.actions = actions,
 		.n_actions = sizeof actions / sizeof actions[0],
 	};
-	return spawn_host_add_actor(h, &def);
+	/* The descriptors of $file|comment$ and its imports (a serialized
+	 * google.protobuf.FileDescriptorSet): the gateway serves the actor as a
+	 * plain gRPC service and by reflection (docs/protocol.md, "Contracts"). */
+	static const unsigned char contract[] = {
+		$contract_c$
+	};
+	int rc = spawn_host_add_actor(h, &def);
+	return rc ? rc : spawn_host_add_contract(h, contract, sizeof contract);
 }
 $/actors$
