@@ -8,6 +8,13 @@
 #   forwarder  loadgen -> bench-forwarder -> echo server     (two hops, no logic:
 #                                                             the limit of any gateway)
 #   gateway    loadgen -> spawn-gateway -> bench-echo-host   (1 and 1,000 actors)
+#   plain      the gateway path called two ways on one gateway and echo host
+#              (not in the default list): plain-invoke, ActorGateway/Invoke to
+#              instances of the UNNAMED actor Echo; plain-stub, the same calls
+#              as the plain gRPC method /bench.Echo/echo of its contract
+#              (bench/echo.proto, loaded with --descriptors), as a generated
+#              stub would make them (issue 12 §1). plain-stub is compared with
+#              plain-invoke in the same round.
 #   actors     BENCH_MEM_ACTORS actors activated once each; the gateway's VmRSS
 #              growth divided by the number of actors
 #   security   the gateway path at BENCH_SEC_INFLIGHT calls in flight over
@@ -280,6 +287,20 @@ if want gateway || want actors; then
 	fi
 fi
 
+# ---- plain: one gateway serving the echo contract as a gRPC service ---------
+if want plain; then
+	mkdir -p "$TMP/descriptors"
+	protoc -I"$ROOT/bench" -I"$ROOT/proto" -I/usr/include --include_imports \
+		--descriptor_set_out="$TMP/descriptors/echo.binpb" echo.proto
+	start gw-plain '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+		--statestore "sqlite://$TMP/gw-plain.db" --deactivate-timeout 3600000 \
+		--descriptors "$TMP/descriptors"
+	PLAIN_GW_PID=$PID PLAIN_PORT=$MATCH
+	start host-plain '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$PLAIN_PORT" \
+		--system "$GW_SYSTEM" --action echo --actor Echo
+	PLAIN_HOST_PID=$PID
+fi
+
 # ---- security: four gateways that differ only in TLS and policy -------------
 # sec_start NAME "GATEWAY FLAGS" "HOST ENV": a gateway and its echo host;
 # sets SEC_PORT[NAME] and SEC_PIDS[NAME] ("gateway host").
@@ -372,6 +393,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			done
 		fi
 	done
+	if want plain; then
+		for n in $INFLIGHT; do
+			for m in $GW_ACTORS; do
+				alive gw-plain "$PLAIN_GW_PID"
+				alive host-plain "$PLAIN_HOST_PID"
+				load plain-invoke "$r" "$n" "$m" "$PLAIN_PORT" "$PLAIN_GW_PID $PLAIN_HOST_PID" \
+					--system "$GW_SYSTEM" --action echo --register-ref Echo --timeout-ms 10000
+				load plain-stub "$r" "$n" "$m" "$PLAIN_PORT" "$PLAIN_GW_PID $PLAIN_HOST_PID" \
+					--plain /bench.Echo/echo --timeout-ms 10000
+			done
+		done
+	fi
 	for n in $SEC_INFLIGHT; do
 		for name in "${SEC_NAMES[@]}"; do
 			read -r gpid hpid <<<"${SEC_PIDS[$name]}"
@@ -446,6 +479,7 @@ END {
 		base = (s == "forwarder") ? "direct" : (s == "gateway") ? "forwarder" : ""
 		bm = 1
 		if (s ~ /^sec-/ && s != "sec-plain") { base = "sec-plain"; bm = m }
+		if (s == "plain-stub") { base = "plain-invoke"; bm = m }
 		if (base != "") {
 			for (r in R) {
 				if (!(((base, n, bm, r) in rps) && ((s, n, m, r) in rps)))
@@ -454,11 +488,11 @@ END {
 					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, bm, r])
 				if (cpu[base, n, bm, r] > 0)
 					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, bm, r])
-				if (base == "sec-plain" && cpu1[base, n, bm, r] > 0)
+				if ((base == "sec-plain" || base == "plain-invoke") && cpu1[base, n, bm, r] > 0)
 					add("x_cpu1" SUBSEP id, cpu1[s, n, m, r] / cpu1[base, n, bm, r])
-				if (base != "sec-plain" && ("direct", n, 1, r) in p50)
+				if (base != "sec-plain" && base != "plain-invoke" && ("direct", n, 1, r) in p50)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
-				if (base == "sec-plain")
+				if (base == "sec-plain" || base == "plain-invoke")
 					add("added" SUBSEP id, p50[s, n, m, r] - p50[base, n, bm, r])
 			}
 			if (("x_rps" SUBSEP id) in vals)
@@ -468,7 +502,7 @@ END {
 			if (("x_cpu1" SUBSEP id) in vals)
 				note = note sprintf("cpu1/%s x%.2f  ", base, median("x_cpu1" SUBSEP id))
 			if (("added" SUBSEP id) in vals)
-				note = note sprintf("p50-%s %+.1fus", base == "sec-plain" ? base : "direct",
+				note = note sprintf("p50-%s %+.1fus", base == "sec-plain" || base == "plain-invoke" ? base : "direct",
 					median("added" SUBSEP id))
 		}
 		printf "%-14s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %9.2f %6d  %s%s\n", s, n, m, rounds[id],
