@@ -588,7 +588,7 @@ static bool cross_system_allowed(gw_host *h, const gw_inv *inv,
 }
 
 /* handle_contracts registers a host's contracts (gateway/contracts), before
- * or after its registration. A set that is too big or malformed closes the
+ * or after its registration (with --access: after). A set that is too big or malformed closes the
  * stream (RESOURCE_EXHAUSTED / INVALID_ARGUMENT naming the fault); a set
  * that clashes with a file or service another connected host (or
  * --descriptors) holds is refused whole and logged, and the host keeps
@@ -599,6 +599,14 @@ static bool handle_contracts(gw_host *h, const Spawn__Gateway__V1__Contracts *ct
 	gw_contracts *pool = h->srv->o.contracts;
 	if (!pool)
 		return true;
+	if (h->srv->o.access && atomic_load(&h->st) != H_ACTIVE) {
+		/* With a policy, only a principal that may host gets to add
+		 * services: its registration says so first. */
+		host_close(h, GRPC_STATUS_FAILED_PRECONDITION,
+		           "contracts refused: with --access, a host sends its contracts after its "
+		           "registration");
+		return false;
+	}
 	char why[700];
 	gw_err err = gw_contracts_add(pool, h, ct->files.data, ct->files.len, why, sizeof why);
 	if (err == GW_ECONFLICT) {

@@ -47,6 +47,7 @@ typedef struct rcall {
 	grpc_metadata_array md;
 	bool alpha;
 	bool closing;
+	bool md_sent;           /* initial metadata went out with the first receive */
 	grpc_byte_buffer *rbuf; /* owned: the request received */
 	grpc_byte_buffer *sbuf; /* owned: the response being sent */
 	grpc_slice details;
@@ -73,12 +74,19 @@ static void rcall_close(rcall *r, grpc_status_code code, const char *detail)
 	r->closing = true;
 	r->details = grpc_slice_from_copied_string(detail);
 	memset(r->ops, 0, sizeof r->ops);
-	r->ops[0].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-	r->ops[0].data.send_status_from_server.status = code;
-	r->ops[0].data.send_status_from_server.status_details = &r->details;
-	r->ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	r->ops[1].data.recv_close_on_server.cancelled = &r->cancelled;
-	if (grpc_call_start_batch(r->call, r->ops, 2, &r->tag, NULL) != GRPC_CALL_OK) {
+	size_t n = 0;
+	if (!r->md_sent)
+		r->ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+	r->ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	r->ops[n].data.send_status_from_server.status = code;
+	r->ops[n++].data.send_status_from_server.status_details = &r->details;
+	r->ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	r->ops[n++].data.recv_close_on_server.cancelled = &r->cancelled;
+	grpc_call_error e = grpc_call_start_batch(r->call, r->ops, n, &r->tag, NULL);
+	if (e != GRPC_CALL_OK) {
+		/* Never leave the client waiting: end the call from here. */
+		GW_ERROR("reflection: start_batch for the status failed: %d", e);
+		grpc_call_cancel_with_status(r->call, code, detail, NULL);
 		grpc_slice_unref(r->details);
 		rcall_free(r);
 	}
@@ -88,8 +96,10 @@ static void rcall_recv(rcall *r, bool with_md)
 {
 	memset(r->ops, 0, sizeof r->ops);
 	size_t n = 0;
-	if (with_md)
+	if (with_md) {
 		r->ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		r->md_sent = true;
+	}
 	r->ops[n].op = GRPC_OP_RECV_MESSAGE;
 	r->ops[n++].data.recv_message.recv_message = &r->rbuf;
 	if (grpc_call_start_batch(r->call, r->ops, n, &r->tag, NULL) != GRPC_CALL_OK)

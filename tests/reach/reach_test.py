@@ -182,15 +182,19 @@ def host(gw, argv, env=None):
     return h
 
 
-def py_stub(stub_dir, target, *args):
+def py_stub(stub_dir, target, *args, token=None):
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("SPAWN_REACH_TOKEN", None)
+    if token:
+        env["SPAWN_REACH_TOKEN"] = token
     r = run([sys.executable, os.path.join(HERE, "py_stub.py"), stub_dir, target, *args],
-            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+            env=env)
     return r.stdout.strip() or r.stderr.strip()
 
 
-def add(target, value, stub="stubs-inc"):
+def add(target, value, stub="stubs-inc", token=None):
     return py_stub(os.path.join(TMP, stub), target, "incrementor", "Incrementor", "Add",
-                   json.dumps({"value": value}))
+                   json.dumps({"value": value}), token=token)
 
 
 def buf_call(target, method, body, *args):
@@ -341,7 +345,7 @@ def fdp(name, package="t", services=(), deps=(), messages=("M",)):
 class RawHost:
     """A host stream that sends HostMessages and reads how it ends."""
 
-    def __init__(self, target):
+    def __init__(self, target, token=None):
         sys.path[:0] = [os.path.join(TMP, "proto-py")]
         import grpc
         from spawn.gateway.v1 import gateway_pb2
@@ -353,7 +357,8 @@ class RawHost:
         call = self.ch.stream_stream("/spawn.gateway.v1.HostGateway/Connect",
                                      request_serializer=lambda m: m.SerializeToString(),
                                      response_deserializer=gateway_pb2.GatewayMessage.FromString)
-        self.call = call(self._requests())
+        md = [("authorization", f"Bearer {token}")] if token else None
+        self.call = call(self._requests(), metadata=md)
         self.status = None
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
@@ -392,6 +397,66 @@ class RawHost:
             self.cv.notify_all()
         self.call.cancel()
         self.ch.close()
+
+
+class Access(unittest.TestCase):
+    def test_the_policy_applies_to_plain_calls_contracts_and_reflection(self):
+        import hashlib
+        toks = {n: os.urandom(12).hex() for n in ("host", "caller", "other")}
+        h256 = {n: "sha256:" + hashlib.sha256(t.encode()).hexdigest() for n, t in toks.items()}
+        d = os.path.join(TMP, "access")
+        os.makedirs(d, exist_ok=True)
+        policy = os.path.join(d, "access.yaml")
+        with open(policy, "w") as f:
+            f.write(f"""principals:
+  - name: host
+    tokens: [{h256["host"]}]
+    host: [spawn-system]
+  - name: caller
+    tokens: [{h256["caller"]}]
+    invoke:
+      - system: spawn-system
+        actors: [Incrementor]
+        actions: [Add]
+  - name: other
+    tokens: [{h256["other"]}]
+    invoke:
+      - system: other-system
+""")
+        gw = Gateway("access", "--access", policy)
+        h = host(gw, [C_HOST], dict(os.environ, SPAWN_TOKEN=toks["host"]))
+        try:
+            gw.wait_log(r"contracts registered")
+            self.assertEqual(add(gw.target, 1, token=toks["caller"]), '{"total": "1"}')
+            self.assertRegex(add(gw.target, 1, token=toks["other"]),
+                             r"^error PERMISSION_DENIED principal 'other' may not invoke "
+                             r"spawn-system/Incrementor.Add")
+            self.assertRegex(add(gw.target, 1), r"^error UNAUTHENTICATED")
+            # Reflection needs a principal; buf curl sends the header given.
+            import grpc
+            with grpc.insecure_channel(gw.target) as ch:
+                raw = ch.stream_stream(
+                    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                    request_serializer=lambda b: b, response_deserializer=lambda b: b)
+                with self.assertRaises(grpc.RpcError) as e:
+                    list(raw(iter([b"\x3a\x00"]), timeout=20))  # list_services
+                self.assertEqual(e.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+            rc, out = buf_call(gw.target, "examples.incrementor.Incrementor/Add", '{"value": 1}')
+            self.assertNotEqual(rc, 0, out)
+            rc, out = buf_call(gw.target, "examples.incrementor.Incrementor/Add", '{"value": 1}',
+                               "-H", f"Authorization: Bearer {toks['caller']}",
+                               "--reflect-header", f"Authorization: Bearer {toks['caller']}")
+            self.assertEqual((rc, json.loads(out)), (0, {"total": "2"}), out)
+            # Contracts before any registration: refused with a policy.
+            r = RawHost(gw.target, token=toks["caller"])
+            r.send_contracts(fds(fdp("sneaky.proto", services=["Sneaky"])))
+            st = r.wait_end()
+            r.close()
+            self.assertEqual(st[0], "FAILED_PRECONDITION", st)
+            self.assertIn("after its registration", st[1])
+        finally:
+            h.stop()
+            gw.stop()
 
 
 class Hostile(unittest.TestCase):
