@@ -560,7 +560,7 @@ static int str_cmp(const void *a, const void *b)
 static const sym *sym_find(const index_t *x, const char *name)
 {
 	sym key = {.name = (char *)name};
-	return bsearch(&key, x->syms, x->nsyms, sizeof *x->syms, sym_cmp);
+	return x->nsyms ? bsearch(&key, x->syms, x->nsyms, sizeof *x->syms, sym_cmp) : NULL;
 }
 
 /* id_field: the number of the string field of m marked actor_id; 0 = none. */
@@ -613,7 +613,8 @@ static gw_err index_build(index_t *x, cfile *const *files, size_t n, char *why, 
 			return GW_ENOMEM;
 		}
 	}
-	qsort(x->syms, x->nsyms, sizeof *x->syms, sym_cmp);
+	if (x->nsyms)
+		qsort(x->syms, x->nsyms, sizeof *x->syms, sym_cmp);
 	for (size_t i = 1; i < x->nsyms; i++)
 		if (!strcmp(x->syms[i - 1].name, x->syms[i].name)) {
 			snprintf(why, wn, "%.200s is defined by both %.200s and %.200s",
@@ -675,8 +676,11 @@ static gw_err index_build(index_t *x, cfile *const *files, size_t n, char *why, 
 			}
 		}
 	}
-	qsort(x->meths, x->nmeths, sizeof *x->meths, meth_cmp);
-	qsort(x->services, x->nservices, sizeof *x->services, str_cmp);
+	/* qsort and bsearch take no NULL array, even empty (UBSan). */
+	if (x->nmeths)
+		qsort(x->meths, x->nmeths, sizeof *x->meths, meth_cmp);
+	if (x->nservices)
+		qsort(x->services, x->nservices, sizeof *x->services, str_cmp);
 	return GW_OK;
 }
 
@@ -1000,7 +1004,9 @@ gw_err gw_contracts_method(gw_contracts *c, const char *path, size_t len, gw_con
 	gw_err err = GW_ENOTFOUND;
 	pthread_rwlock_rdlock(&c->lk);
 	meth k = {.path = key};
-	const meth *m = bsearch(&k, c->ix.meths, c->ix.nmeths, sizeof *c->ix.meths, meth_cmp);
+	const meth *m = c->ix.nmeths ? bsearch(&k, c->ix.meths, c->ix.nmeths, sizeof *c->ix.meths,
+	                                       meth_cmp)
+	                             : NULL;
 	if (m) {
 		*out = m->m;
 		err = GW_OK;
