@@ -99,12 +99,43 @@ class Proc:
     def __init__(self, argv, log, env=None):
         self.log = log
         self.lines = []
+        self.err_lines = []  # stderr, also copied to log
         self.cv = threading.Condition()
-        with open(log, "a") as err:
-            self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True,
-                                      env=env)
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
+        self.te = threading.Thread(target=self._read_err, daemon=True)
+        self.te.start()
+
+    def _read_err(self):
+        with open(self.log, "a") as f:
+            for line in self.p.stderr:
+                f.write(line)
+                f.flush()
+                with self.cv:
+                    self.err_lines.append(line.rstrip("\n"))
+                    self.cv.notify_all()
+        with self.cv:
+            self.err_lines.append(None)
+            self.cv.notify_all()
+
+    def wait_err(self, pattern, timeout=60):
+        """A readiness wait on the process's log lines (what the gateway did
+        with a host's message has no other outward sign than its effect)."""
+        end = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for ln in self.err_lines:
+                    if ln is None:
+                        raise AssertionError(f"exited ({self.p.wait()}): {self.tail()}")
+                    m = re.search(pattern, ln)
+                    if m:
+                        return m
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no log line /{pattern}/: {self.tail()}")
+                self.cv.wait(left)
 
     def _read(self):
         for line in self.p.stdout:
@@ -145,7 +176,9 @@ class Proc:
                 self.p.kill()
                 self.p.wait()
         self.t.join(10)
+        self.te.join(10)
         self.p.stdout.close()
+        self.p.stderr.close()
 
 
 class Gateway(Proc):
@@ -157,23 +190,6 @@ class Gateway(Proc):
         port = self.wait_line(lambda ln: ln.startswith("listening ")).split()[2]
         self.target = f"127.0.0.1:{port}"
         self.dir = d
-
-    def wait_log(self, pattern, timeout=60):
-        """A readiness wait on the gateway's log (what it did with a host's
-        message has no other outward sign than its effect)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            m = re.search(pattern, self.tail_all())
-            if m:
-                return m
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"no log line /{pattern}/: {self.tail()}")
-
-    def tail_all(self):
-        with open(self.log) as f:
-            return f.read()
 
     def stop(self):
         """SIGTERM: exit 0 (under ASan, also: nothing leaked)."""
@@ -215,7 +231,7 @@ class PlainServices(unittest.TestCase):
         gw = Gateway("c")
         h = host(gw, [C_HOST])
         try:
-            gw.wait_log(r"contracts registered")
+            gw.wait_err(r"contracts registered")
             self.assertEqual(add(gw.target, 5), '{"total": "5"}')
             self.assertEqual(add(gw.target, 2), '{"total": "7"}')
             r = run(["node", os.path.join(HERE, "grpcjs_add.js"), gw.target, PROTO, "1"])
@@ -262,7 +278,7 @@ class PlainServices(unittest.TestCase):
         gw = Gateway("py")
         h = host(gw, ["/usr/bin/python3", os.path.join(CONTRACT_DIR, "python", "host.py")], env)
         try:
-            gw.wait_log(r"contracts registered")
+            gw.wait_err(r"contracts registered")
             self.assertEqual(add(gw.target, 3), '{"total": "3"}')
             rc, out = buf_call(gw.target, "examples.incrementor.Incrementor/Add", '{"value": 1}')
             self.assertEqual((rc, json.loads(out)), (0, {"total": "4"}), out)
@@ -290,7 +306,7 @@ class PlainServices(unittest.TestCase):
         gw = Gateway("ts")
         h = host(gw, ["node", os.path.join(app, "dist", "host.js")])
         try:
-            gw.wait_log(r"contracts registered")
+            gw.wait_err(r"contracts registered")
             self.assertEqual(add(gw.target, 6), '{"total": "6"}')
         finally:
             h.stop()
@@ -433,7 +449,7 @@ class Access(unittest.TestCase):
         gw = Gateway("access", "--access", policy)
         h = host(gw, [C_HOST], dict(os.environ, SPAWN_TOKEN=toks["host"]))
         try:
-            gw.wait_log(r"contracts registered")
+            gw.wait_err(r"contracts registered")
             self.assertEqual(add(gw.target, 1, token=toks["caller"]), '{"total": "1"}')
             self.assertRegex(add(gw.target, 1, token=toks["other"]),
                              r"^error PERMISSION_DENIED principal 'other' may not invoke "
@@ -471,7 +487,7 @@ class Hostile(unittest.TestCase):
         gw = Gateway("hostile", "--max-contract-bytes", "65536")
         h = host(gw, [C_HOST])
         try:
-            gw.wait_log(r"contracts registered")
+            gw.wait_err(r"contracts registered")
             self.assertEqual(add(gw.target, 1), '{"total": "1"}')
             # DescriptorProto.nested_type (3) inside itself, 100 deep.
             nested = b"\x0a\x01x"
@@ -511,7 +527,7 @@ class Hostile(unittest.TestCase):
                               (fds(other), "examples.incrementor.Incrementor is defined by both")):
                 r = RawHost(gw.target)
                 r.send_contracts(data)
-                gw.wait_log(re.escape(why))
+                gw.wait_err(re.escape(why))
                 self.assertIsNone(r.wait_end(0.2), "a clash must not close the host")
                 r.close()
             # Still served as registered; the host never stopped serving.
