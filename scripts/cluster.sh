@@ -147,7 +147,9 @@ start() {
 	for f in "$gw" "$host" "$client"; do
 		[ -x "$f" ] || die "build first (make build): $f is missing"
 	done
-	"$gw" --help | grep -q -- '--advertise' ||
+	# grep reads all of --help: grep -q would stop at the match and, under
+	# pipefail, the gateway's next write fail with SIGPIPE.
+	"$gw" --help | grep -- '--advertise' >/dev/null ||
 		die "$gw has no cluster mode (--advertise): build a gateway that has it"
 	mkdir -p "$DIR"
 	if [ -f "$DIR/pids" ]; then
