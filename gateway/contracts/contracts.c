@@ -1004,9 +1004,9 @@ gw_err gw_contracts_method(gw_contracts *c, const char *path, size_t len, gw_con
 	gw_err err = GW_ENOTFOUND;
 	pthread_rwlock_rdlock(&c->lk);
 	meth k = {.path = key};
-	const meth *m = c->ix.nmeths ? bsearch(&k, c->ix.meths, c->ix.nmeths, sizeof *c->ix.meths,
-	                                       meth_cmp)
-	                             : NULL;
+	const meth *m = c->ix.nmeths
+	                    ? bsearch(&k, c->ix.meths, c->ix.nmeths, sizeof *c->ix.meths, meth_cmp)
+	                    : NULL;
 	if (m) {
 		*out = m->m;
 		err = GW_OK;
