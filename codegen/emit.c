@@ -291,8 +291,36 @@ static const char *kind_name(cg_kind k)
 
 /* ---- the contract's descriptors --------------------------------------------------- */
 
+/* The files every gateway has built in (proto/CMakeLists.txt,
+ * GW_BUILTIN_PROTOS, with their imports): left out of the sets, which
+ * they would only make bigger (the gateway skips them anyway). */
+static bool gateway_builtin(const char *name)
+{
+	static const char *const builtin[] = {
+	    "google/protobuf/any.proto",
+	    "google/protobuf/api.proto",
+	    "google/protobuf/descriptor.proto",
+	    "google/protobuf/duration.proto",
+	    "google/protobuf/empty.proto",
+	    "google/protobuf/field_mask.proto",
+	    "google/protobuf/source_context.proto",
+	    "google/protobuf/struct.proto",
+	    "google/protobuf/timestamp.proto",
+	    "google/protobuf/type.proto",
+	    "google/protobuf/wrappers.proto",
+	    "spawn/actors/actor.proto",
+	    "spawn/actors/extensions.proto",
+	    "spawn/actors/protocol.proto",
+	};
+	for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+		if (!strcmp(name, builtin[i]))
+			return true;
+	return false;
+}
+
 /* contract_set packs f's file and every file it imports, transitively
- * (breadth first, each once), without source_code_info, as a serialized
+ * (breadth first, each once; the gateway's built-in files left out),
+ * without source_code_info, as a serialized
  * google.protobuf.FileDescriptorSet: what the runtimes send the gateway
  * (docs/protocol.md, "Contracts"). Returns its length; *out in arena a. */
 static size_t contract_set(cg_arena *a, const cg_model *m, const cg_proto *f, uint8_t **out)
@@ -310,7 +338,7 @@ static size_t contract_set(cg_arena *a, const cg_model *m, const cg_proto *f, ui
 			bool seen = false;
 			for (size_t k = 0; k < nq && !seen; k++)
 				seen = q[k] == dep;
-			if (dep && !seen)
+			if (dep && !seen && !gateway_builtin(dep->name))
 				q[nq++] = dep;
 		}
 	}
@@ -366,7 +394,7 @@ static void set_contract(cg_arena *a, tpl_dict *d, const cg_model *m, const cg_p
 		snprintf(x, sizeof x, "0x%02x,", set[i]);
 		cg_buf_add(&c, x, 5);
 		if (i + 1 < n)
-			cg_buf_add(&c, i % 12 == 11 ? "\n\t\t" : " ", i % 12 == 11 ? 3 : 1);
+			cg_buf_add(&c, i % 12 == 11 ? "\n\t" : " ", i % 12 == 11 ? 2 : 1);
 	}
 	char *cs = cg_alloc(a, c.len + 1);
 	if (c.len)
@@ -387,6 +415,7 @@ static tpl_dict *build_view(cg_emit_ctx *x, const cg_lang *lang, const cg_file *
 	tpl_set(d, "file_base", cg_name_strip_proto(a, f->proto->name));
 	tpl_set(d, "package", f->proto->package);
 	set_contract(a, d, x->model, f->proto);
+	tpl_set_flag(d, "has_actors", f->n_actors > 0);
 	tpl_list(d, "actors");
 	bool any_state = false;
 	if (lang->file)

@@ -1,5 +1,15 @@
 /* $banner|comment$ */
 #include "$c_header|c$"
+$?has_actors$
+
+/* The descriptors of $file|comment$ and its imports (a serialized
+ * google.protobuf.FileDescriptorSet; the gateway's built-in files left
+ * out): the gateway serves the actors as plain gRPC services and by
+ * reflection (docs/protocol.md, "Contracts"). */
+static const unsigned char spawn_contract_descriptors[] = {
+	$contract_c$
+};
+$/has_actors$
 $#actors$
 
 /* ======================================================================
@@ -120,13 +130,8 @@ $/has_state$
 		.actions = actions,
 		.n_actions = sizeof actions / sizeof actions[0],
 	};
-	/* The descriptors of $file|comment$ and its imports (a serialized
-	 * google.protobuf.FileDescriptorSet): the gateway serves the actor as a
-	 * plain gRPC service and by reflection (docs/protocol.md, "Contracts"). */
-	static const unsigned char contract[] = {
-		$contract_c$
-	};
 	int rc = spawn_host_add_actor(h, &def);
-	return rc ? rc : spawn_host_add_contract(h, contract, sizeof contract);
+	return rc ? rc : spawn_host_add_contract(h, spawn_contract_descriptors,
+	                                   sizeof spawn_contract_descriptors);
 }
 $/actors$

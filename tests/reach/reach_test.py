@@ -285,7 +285,21 @@ class PlainServices(unittest.TestCase):
         finally:
             h.stop()
             gw.stop()
-        # TypeScript: the example host compiled against sdk/node.
+        # TypeScript: the example host compiled against sdk/node, whose dist/
+        # the SDK's own test rebuilds: hold its lock while using it.
+        import fcntl
+        lock = open(os.path.join(SDK_NODE, ".test.lock"), "a")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            self._ts_host()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+
+    def _ts_host(self):
+        # Under the lock: dist/ as it is now (built again if another test left it stale).
+        must(["bash", "-c",
+              f'. "{SRC}/tests/golden/node_sdk.sh" && node_sdk_ready "{SDK_NODE}"'], timeout=600)
         app = os.path.join(TMP, "app-ts")
         os.makedirs(os.path.join(app, "node_modules", "@spawn-gateway"), exist_ok=True)
         os.makedirs(os.path.join(app, "node_modules", "@types"), exist_ok=True)
