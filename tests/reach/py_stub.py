@@ -15,7 +15,7 @@ import sys
 import time
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import json_format, symbol_database
 
 
 def main():
@@ -37,7 +37,7 @@ def main():
         grpc_mod = importlib.import_module(module + "_pb2_grpc")
         stub = getattr(grpc_mod, service + "Stub")(ch)
         desc = pb.DESCRIPTOR.services_by_name[service].methods_by_name[method]
-        req_cls = getattr(pb, desc.input_type.name)
+        req_cls = symbol_database.Default().GetSymbol(desc.input_type.full_name)
         req = json_format.ParseDict(json.loads(body), req_cls())
         reply = getattr(stub, method)(req, timeout=20, metadata=md)
         print(json.dumps(json_format.MessageToDict(reply), sort_keys=True))

@@ -82,6 +82,7 @@ def setUpModule():
           f'. "{SRC}/tests/golden/node_sdk.sh" && node_sdk_ready "{SDK_NODE}"'], timeout=600)
     stubs(os.path.join(TMP, "stubs-inc"), [CONTRACT_DIR], ["incrementor.proto"])
     stubs(os.path.join(TMP, "stubs-unnamed"), [HERE], ["unnamed.proto"])
+    stubs(os.path.join(TMP, "stubs-quiet"), [HERE], ["quiet.proto"])
     os.makedirs(f"{TMP}/refl")
     must(["protoc", f"-I{PROTO}", f"--python_out={TMP}/refl",
           "grpc/reflection/v1/reflection.proto"])
@@ -353,6 +354,29 @@ class PlainServices(unittest.TestCase):
             rc, out = buf_call(gw.target, "examples.incrementor.incrementor/Add",
                                '{"counter": "a", "value": "4"}')
             self.assertEqual((rc, json.loads(out)), (0, {"total": "7"}), out)
+        finally:
+            h.stop()
+            gw.stop()
+
+
+class Replies(unittest.TestCase):
+    def test_no_reply_is_empty_and_a_reply_of_another_type_is_internal(self):
+        d = os.path.join(TMP, "quiet-descriptors")
+        os.makedirs(d, exist_ok=True)
+        must(["protoc", f"-I{HERE}", f"-I{PROTO}", "-I/usr/include", "--include_imports",
+              f"--descriptor_set_out={d}/quiet.pb", "quiet.proto"])
+        gw = Gateway("quiet", "--descriptors", d)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+                   PYTHONPATH=":".join([os.path.join(TMP, "proto-py"),
+                                        os.path.join(SRC, "sdk", "python")]))
+        h = host(gw, ["/usr/bin/python3", os.path.join(HERE, "quiet_host.py")], env)
+        st = os.path.join(TMP, "stubs-quiet")
+        try:
+            self.assertEqual(py_stub(st, gw.target, "quiet", "Quiet", "Ping", "{}"), "{}")
+            out = py_stub(st, gw.target, "quiet", "Quiet", "Wrong", "{}")
+            self.assertRegex(out, r"^error INTERNAL actor Quiet replied to Wrong with a "
+                                  r"google.protobuf.Int64Value, the rpc returns "
+                                  r"google.protobuf.StringValue")
         finally:
             h.stop()
             gw.stop()
