@@ -209,6 +209,10 @@ void gwi_ucall_adopt(struct gw_server *s, gwi_cq *q, grpc_call *call, gpr_timesp
 grpc_status_code gwi_authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
                                       const char *ref, const char *action, char *why, size_t n);
 
+/* generic.c: gwi_gcall_request posts one slot for a call to a method no
+ * registered handler serves, on group g's server. */
+void gwi_gcall_request(struct gw_server *s, gwi_group *g, gwi_cq *q);
+
 /* plain.c: actors as plain gRPC services.
  * gwi_generic_take is offered every call to a method no registered handler
  * serves, on group g: an rpc of an actor's contract (on a group serving
