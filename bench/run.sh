@@ -28,9 +28,22 @@
 #                sec-token        plaintext, --access with a bearer token for the
 #                                 client and one for the host
 #                sec-mtls-authz   mTLS and --access by certificate identity
+#                sec-plain-nb,    plaintext and mTLS with --host-batch 1 (the host link
+#                sec-mtls-nb      unbatched, as before issue 15): sec-mtls-nb is compared
+#                                 with sec-plain-nb (variants plain-nb, mtls-nb)
 #              Certificates from tests/tls/mkcerts.sh (made per run); the host
 #              gets its TLS files and token through SPAWN_TLS_CA/CERT/KEY and
 #              SPAWN_TOKEN (the C SDK's environment fallbacks).
+#   hostlink   the batched host link (docs/protocol.md) against one message per
+#              task and per result, for each runtime in BENCH_LINK_RUNTIMES
+#              (c: bench-echo-host, ts: bench/echo_host.mjs on sdk/node/dist,
+#              py: bench/echo_host.py on BUILD/python-gen), at each level of
+#              BENCH_LINK_INFLIGHT over BENCH_LINK_ACTORS actors. Two gateways
+#              per runtime, started alike but for --host-batch:
+#                link-R           batches (the default, --host-batch 128)
+#                link-R-nb        --host-batch 1: the gateway grants no batches,
+#                                 so both directions carry one message each
+#              (not in the default list; each link-R is compared with link-R-nb)
 # The machine is small and shared, so results are ratios against baselines
 # measured in the same run: the scenarios are interleaved round by round
 # (BENCH_ROUNDS), ratios are taken within a round, and the table shows medians
@@ -61,6 +74,7 @@
 #   BENCH_PIN [split]         BENCH_GW_REGISTER_REF [unset: actors are invoked by name]
 #   BENCH_SEC_INFLIGHT [64]   BENCH_SEC_ACTORS [1000]
 #   BENCH_SEC_VARIANTS ["mtls token mtls-authz"] (sec-plain always runs)
+#   BENCH_LINK_RUNTIMES ["c ts py"] BENCH_LINK_INFLIGHT ["1 64"] BENCH_LINK_ACTORS [1000]
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -93,6 +107,9 @@ PIN=${BENCH_PIN:-split}
 SEC_INFLIGHT=${BENCH_SEC_INFLIGHT:-64}
 SEC_ACTORS=${BENCH_SEC_ACTORS:-1000}
 SEC_VARIANTS=${BENCH_SEC_VARIANTS:-"mtls token mtls-authz"}
+LINK_RUNTIMES=${BENCH_LINK_RUNTIMES:-"c ts py"}
+LINK_INFLIGHT=${BENCH_LINK_INFLIGHT:-"1 64"}
+LINK_ACTORS=${BENCH_LINK_ACTORS:-1000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GATEWAY=$BUILD/gateway/spawn-gateway
 ECHO_HOST=$BIN/bench-echo-host
@@ -364,12 +381,60 @@ if want security; then
 			sec_start mtls-authz "$TLS_GW --access $TMP/access-mtls.yaml" "$TLS_HOST"
 			SEC_LG[mtls-authz]=$TLS_LG
 			;;
+		plain-nb)
+			sec_start plain-nb "--host-batch 1" ""
+			SEC_LG[plain-nb]=""
+			;;
+		mtls-nb)
+			sec_start mtls-nb "$TLS_GW --host-batch 1" "$TLS_HOST" && SEC_LG[mtls-nb]=$TLS_LG
+			;;
 		*)
 			echo "run.sh: BENCH_SEC_VARIANTS: unknown variant '$v'" >&2
 			exit 2
 			;;
 		esac
 		SEC_NAMES+=("$v")
+	done
+fi
+
+# ---- hostlink: batched and unbatched gateways, one host of each runtime ------
+declare -A LINK_PORT LINK_PIDS
+LINK_NAMES=()
+if want hostlink; then
+	for rt in $LINK_RUNTIMES; do
+		case $rt in
+		c)
+			[[ -x $ECHO_HOST ]] || { echo "run.sh: hostlink: $ECHO_HOST is missing" >&2; exit 2; }
+			hostcmd=("$ECHO_HOST")
+			;;
+		ts)
+			if [[ ! -f $ROOT/sdk/node/dist/src/index.js ]]; then
+				echo "run.sh: hostlink: build sdk/node first (cd sdk/node && npm ci && npm run build)" >&2
+				exit 2
+			fi
+			hostcmd=(node "$ROOT/bench/echo_host.mjs")
+			;;
+		py)
+			[[ -d $BUILD/python-gen ]] || { echo "run.sh: hostlink: $BUILD/python-gen is missing" >&2; exit 2; }
+			hostcmd=(/usr/bin/python3 "$ROOT/bench/echo_host.py" --proto-path "$BUILD/python-gen")
+			;;
+		*)
+			echo "run.sh: BENCH_LINK_RUNTIMES: unknown runtime '$rt'" >&2
+			exit 2
+			;;
+		esac
+		for v in "" -nb; do
+			name=link-$rt$v
+			flags=()
+			[[ $v == -nb ]] && flags=(--host-batch 1)
+			start "gw-$name" '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+				--statestore "sqlite://$TMP/gw-$name.db" --deactivate-timeout 3600000 "${flags[@]}"
+			gpid=$PID port=$MATCH
+			start "host-$name" '^(ready)' "${SUT_PIN[@]}" "${hostcmd[@]}" --gateway "127.0.0.1:$port" \
+				--system "$GW_SYSTEM" --action "$GW_ACTION"
+			LINK_PORT[$name]=$port LINK_PIDS[$name]="$gpid $PID"
+			LINK_NAMES+=("$name")
+		done
 	done
 fi
 
@@ -405,6 +470,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			done
 		done
 	fi
+	for n in $LINK_INFLIGHT; do
+		for name in "${LINK_NAMES[@]}"; do
+			read -r gpid hpid <<<"${LINK_PIDS[$name]}"
+			alive "gw-$name" "$gpid"
+			alive "host-$name" "$hpid"
+			load "$name" "$r" "$n" "$LINK_ACTORS" "${LINK_PORT[$name]}" "$gpid $hpid" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000
+		done
+	done
 	for n in $SEC_INFLIGHT; do
 		for name in "${SEC_NAMES[@]}"; do
 			read -r gpid hpid <<<"${SEC_PIDS[$name]}"
@@ -480,6 +554,8 @@ END {
 		bm = 1
 		if (s ~ /^sec-/ && s != "sec-plain") { base = "sec-plain"; bm = m }
 		if (s == "plain-stub") { base = "plain-invoke"; bm = m }
+		if (s ~ /^sec-.*-nb$/) { base = s == "sec-plain-nb" ? "" : "sec-plain-nb"; bm = m }
+		if (s ~ /^link-/ && s !~ /-nb$/) { base = s "-nb"; bm = m }
 		if (base != "") {
 			for (r in R) {
 				if (!(((base, n, bm, r) in rps) && ((s, n, m, r) in rps)))
@@ -488,11 +564,11 @@ END {
 					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, bm, r])
 				if (cpu[base, n, bm, r] > 0)
 					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, bm, r])
-				if ((base == "sec-plain" || base == "plain-invoke") && cpu1[base, n, bm, r] > 0)
+				if ((base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke") && cpu1[base, n, bm, r] > 0)
 					add("x_cpu1" SUBSEP id, cpu1[s, n, m, r] / cpu1[base, n, bm, r])
-				if (base != "sec-plain" && base != "plain-invoke" && ("direct", n, 1, r) in p50)
+				if (base !~ /^sec-plain/ && base !~ /^link-/ && base != "plain-invoke" && ("direct", n, 1, r) in p50)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
-				if (base == "sec-plain" || base == "plain-invoke")
+				if (base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke")
 					add("added" SUBSEP id, p50[s, n, m, r] - p50[base, n, bm, r])
 			}
 			if (("x_rps" SUBSEP id) in vals)
@@ -502,7 +578,7 @@ END {
 			if (("x_cpu1" SUBSEP id) in vals)
 				note = note sprintf("cpu1/%s x%.2f  ", base, median("x_cpu1" SUBSEP id))
 			if (("added" SUBSEP id) in vals)
-				note = note sprintf("p50-%s %+.1fus", base == "sec-plain" || base == "plain-invoke" ? base : "direct",
+				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" ? base : "direct",
 					median("added" SUBSEP id))
 		}
 		printf "%-14s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %9.2f %6d  %s%s\n", s, n, m, rounds[id],

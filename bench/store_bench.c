@@ -107,6 +107,8 @@ static struct {
 	int nbatches;
 	long rounds, actors, save_ms, warmup_ms, working_set, timeout_s, fsync_n, act_batch;
 	bool unfenced;
+	bool lease;      /* --lease: activations take the activation lease */
+	char member[96]; /* --lease: the member id this run joined as */
 	const char *fsync_dir, *keys;
 	const char *count_system, *count_prefix;
 	long count_actors;
@@ -232,6 +234,9 @@ static void usage(const char *prog)
 	    "  --keys K             keyring (default: a fixed bench key, no secret)\n"
 	    "  --unfenced           saves carry epoch 0 (no fence check; the gateway always "
 	    "fences)\n"
+	    "  --lease              activate and activate_batch take the activation lease as a\n"
+	    "                       member of the cluster (postgres, mariadb): what a gateway\n"
+	    "                       in cluster mode does (gw_store_lease_*)\n"
 	    "  --timeout-s S        watchdog for the whole run [900]\n"
 	    "count mode (no benchmark; needs the gateway's --keys):\n"
 	    "  --count SYSTEM       sum bench-echo-host's call counters stored for SYSTEM\n"
@@ -267,8 +272,26 @@ static gw_err open_store(target *t, gw_store **out)
 		char msg[400];
 		snprintf(msg, sizeof msg, "%s: %s", gw_err_name(e), why[0] ? why : gw_strerror(e));
 		error_at("open", t, msg);
+		return e;
 	}
-	return e;
+	if (B.lease) {
+		/* A live member of the cluster (its row ACTIVE), as a gateway in
+		 * cluster mode is; joined once per store (a second join of the
+		 * id is ECONFLICT: the row is there). */
+		bool alive = false;
+		e = gw_store_member_join(*out, B.member, "127.0.0.1:1", "", NULL);
+		if (e == GW_OK || e == GW_ECONFLICT)
+			e = gw_store_member_heartbeat(*out, B.member, GW_MEMBER_ACTIVE, "", 1,
+			                              &alive, NULL);
+		if (e != GW_OK || !alive) {
+			error_at("open", t,
+			         "--lease: cannot join as a member (sqlite has no leases)");
+			gw_store_close(*out);
+			*out = NULL;
+			return e != GW_OK ? e : GW_ECONFIG;
+		}
+	}
+	return GW_OK;
 }
 
 /* write_new creates actors name0..n-1 of system sys at revision 1, 256 per
@@ -365,7 +388,9 @@ static double batch_run(target *t, gw_store *s, const char *sys, const size_t *o
 			keys[j] = (gw_actor_key){sys, names[j]};
 		}
 		int64_t t0 = now_ns();
-		gw_err e = gw_store_activate_batch(s, keys, nb, epochs, out, res);
+		gw_err e =
+		    B.lease ? gw_store_lease_activate(s, keys, nb, B.member, epochs, NULL, out, res)
+		            : gw_store_activate_batch(s, keys, nb, epochs, out, res);
 		int64_t dt = now_ns() - t0;
 		bool ok = e == GW_OK;
 		char msg[200];
@@ -442,7 +467,9 @@ static void load_test(target *t, int ti, int si, int round, int mode)
 		gw_loaded l;
 		uint64_t epoch = 0;
 		int64_t t0 = now_ns();
-		gw_err e = activate ? gw_store_acquire(s, &key, &epoch) : GW_OK;
+		gw_err e = !activate ? GW_OK
+		           : B.lease ? gw_store_lease_acquire(s, &key, B.member, &epoch, NULL, 0)
+		                     : gw_store_acquire(s, &key, &epoch);
 		if (e == GW_OK)
 			e = gw_store_load(s, &key, &l);
 		int64_t dt = now_ns() - t0;
@@ -912,6 +939,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(f, "--unfenced")) {
 			B.unfenced = true;
 			continue; /* no value */
+		} else if (!strcmp(f, "--lease")) {
+			B.lease = true;
+			continue; /* no value */
 		} else if (!strcmp(f, "--count") && v)
 			B.count_system = v;
 		else if (!strcmp(f, "--count-prefix") && v)
@@ -968,6 +998,7 @@ int main(int argc, char **argv)
 		B.fsync_p50.v[r] = B.fsync_p99.v[r] = -1;
 	/* Names unique to this run: repeated runs on one database never meet. */
 	snprintf(B.prefix, sizeof B.prefix, "bs%ld-%d", (long)time(NULL), (int)getpid());
+	snprintf(B.member, sizeof B.member, "bench-store@%s", B.prefix);
 	signal(SIGALRM, on_alarm);
 	alarm((unsigned)B.timeout_s);
 
@@ -980,7 +1011,8 @@ int main(int argc, char **argv)
 	printf(" batches=");
 	for (int b = 0; b < B.nbatches; b++)
 		printf("%s%ld", b ? "," : "", B.batches[b]);
-	printf(" fenced=%s prefix=%s\n", B.unfenced ? "no" : "yes", B.prefix);
+	printf(" fenced=%s lease=%s prefix=%s\n", B.unfenced ? "no" : "yes", B.lease ? "yes" : "no",
+	       B.prefix);
 	for (int t = 0; t < B.nt; t++)
 		printf("store %s\n", B.t[t].label); /* never the URL: it may hold a password */
 	fflush(stdout);

@@ -116,6 +116,12 @@ void gw_config_usage(const char *prog)
 	    "  --host-stall MS           a host over that bound that has not read a task\n"
 	    "                            for this long is disconnected [SPAWN_HOST_STALL_MS]\n"
 	    "                            default 10000\n"
+	    "  --host-batch N            most tasks sent to a host in one message (a batch of\n"
+	    "                            what queued during the previous write; only to hosts\n"
+	    "                            that ask for batches); 1 = no batches\n"
+	    "                            [SPAWN_HOST_BATCH] default 128\n"
+	    "  --host-batch-bytes N      most task bytes in one batch [SPAWN_HOST_BATCH_BYTES]\n"
+	    "                            default 262144\n"
 	    "  --host-grace MS           a task written to a host that timed out keeps its\n"
 	    "                            actor busy until the host answers; a host silent\n"
 	    "                            this long past the deadline sent with the task is\n"
@@ -179,6 +185,19 @@ void gw_config_usage(const char *prog)
 	    "                            is declared dead; a member that cannot heartbeat\n"
 	    "                            for nearly as long fences itself; more than twice\n"
 	    "                            --heartbeat-ms [SPAWN_MEMBER_TIMEOUT_MS] default 5000\n"
+	    "  --peer-token-file FILE    the bearer token (first line of FILE) this member\n"
+	    "                            sends on its calls to peers; with --access the\n"
+	    "                            peers take it for a principal with peer: true;\n"
+	    "                            read again on SIGHUP [SPAWN_PEER_TOKEN_FILE]\n"
+	    "                            default none (with TLS the member's certificate\n"
+	    "                            is its credential)\n"
+	    "  --peer-tls-server-name NAME  the name the peers' certificates must carry\n"
+	    "                            when members dial each other at addresses the\n"
+	    "                            certificates do not name (pod IPs)\n"
+	    "                            [SPAWN_PEER_TLS_SERVER_NAME] default: the host of\n"
+	    "                            the advertised address\n"
+	    "  With --access, Peer.Forward and Peer.Ping are served only to principals\n"
+	    "  with peer: true (docs/security.md, \"Peers\").\n"
 	    "\n"
 	    "Shutdown (SIGTERM or SIGINT)\n"
 	    "  --drain MS                wait this long for calls in flight\n"
@@ -218,10 +237,10 @@ void gw_config_usage(const char *prog)
 	    "(UNAVAILABLE, retryable) while those in flight finish or are cancelled; then\n"
 	    "every changed actor state is saved, exit 0 (exit 1, naming each actor whose\n"
 	    "state was not saved, when the statestore did not take them in time).\n"
-	    "SIGHUP: read the --access policy again; a file with an error keeps the old\n"
-	    "policy (logged); hosts whose principal may no longer serve their system are\n"
-	    "disconnected (PERMISSION_DENIED). stdout then says \"access reloaded N\" (N\n"
-	    "principals) or \"access not reloaded\".\n",
+	    "SIGHUP: read --peer-token-file and the --access policy again; a file with an\n"
+	    "error keeps the old one (logged); hosts whose principal may no longer serve\n"
+	    "their system are disconnected (PERMISSION_DENIED). stdout then says \"access\n"
+	    "reloaded N\" (N principals) or \"access not reloaded\".\n",
 	    prog);
 }
 
@@ -392,6 +411,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->log_format = GW_LOG_TEXT;
 	c->host_queue_bytes = (int64_t)64 << 20;
 	c->host_stall_ms = 10000;
+	c->host_batch = 128;
+	c->host_batch_bytes = 256 << 10;
 	c->host_grace_ms = 5000;
 	c->registration_grace_ms = 10000;
 	c->type_grace_ms = 60000;
@@ -444,6 +465,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_MEMBER_TIMEOUT_MS", member_timeout_ms, 50, 3600000)
 	if ((e = getenv("SPAWN_ADVERTISE")) && *e)
 		c->advertise = e;
+	if ((e = getenv("SPAWN_PEER_TOKEN_FILE")) && *e)
+		c->peer_token_file = e;
+	if ((e = getenv("SPAWN_PEER_TLS_SERVER_NAME")) && *e)
+		c->peer_tls_server_name = e;
 	ENVNUM("SPAWN_STATESTORE_POOL", store_pool, 1, 64)
 	ENVNUM("SPAWN_STATESTORE_HISTORY", store_history, 0, 1000000)
 	ENVNUM("SPAWN_TYPE_GRACE_MS", type_grace_ms, 0, INT64_MAX / 4)
@@ -457,6 +482,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_MAX_TAGS", limits.tag_entries, 1, 1000000)
 	ENVNUM("SPAWN_HOST_QUEUE_BYTES", host_queue_bytes, 1024, INT64_MAX / 4)
 	ENVNUM("SPAWN_HOST_STALL_MS", host_stall_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_HOST_BATCH", host_batch, 1, 1024)
+	ENVNUM("SPAWN_HOST_BATCH_BYTES", host_batch_bytes, 1024, 1 << 30)
 	ENVNUM("SPAWN_HOST_GRACE_MS", host_grace_ms, 1, INT64_MAX / 4)
 	ENVNUM("SPAWN_REGISTRATION_GRACE_MS", registration_grace_ms, 0, INT64_MAX / 4)
 	ENVNUM("SPAWN_MAX_STATE_BYTES", max_state_bytes, 512, 1 << 30)
@@ -521,6 +548,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_LIM_TAGVAL,
 		O_LIM_TAGN,
 		O_HOSTQ,
+		O_HOSTBATCH,
+		O_HOSTBATCHB,
 		O_HOSTSTALL,
 		O_HOSTGRACE,
 		O_REGGRACE,
@@ -550,7 +579,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_CLUSTER_TEST_VIEW,
 		O_PEER_LISTEN,
 		O_DESCRIPTORS,
-		O_MAX_CONTRACT
+		O_MAX_CONTRACT,
+		O_PEER_TOKEN_FILE,
+		O_PEER_TLS_NAME
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -580,6 +611,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"max-tag-value-bytes", required_argument, NULL, O_LIM_TAGVAL},
 	    {"max-tags", required_argument, NULL, O_LIM_TAGN},
 	    {"host-queue-bytes", required_argument, NULL, O_HOSTQ},
+	    {"host-batch", required_argument, NULL, O_HOSTBATCH},
+	    {"host-batch-bytes", required_argument, NULL, O_HOSTBATCHB},
 	    {"host-stall", required_argument, NULL, O_HOSTSTALL},
 	    {"host-grace", required_argument, NULL, O_HOSTGRACE},
 	    {"registration-grace", required_argument, NULL, O_REGGRACE},
@@ -611,6 +644,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"peer-listen", required_argument, NULL, O_PEER_LISTEN},
 	    {"descriptors", required_argument, NULL, O_DESCRIPTORS},
 	    {"max-contract-bytes", required_argument, NULL, O_MAX_CONTRACT},
+	    {"peer-token-file", required_argument, NULL, O_PEER_TOKEN_FILE},
+	    {"peer-tls-server-name", required_argument, NULL, O_PEER_TLS_NAME},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -750,6 +785,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			c->host_queue_bytes = num(optarg, "--host-queue-bytes", 1024, INT64_MAX / 4,
 			                          why, whylen, &err);
 			break;
+		case O_HOSTBATCH:
+			c->host_batch = num(optarg, "--host-batch", 1, 1024, why, whylen, &err);
+			break;
+		case O_HOSTBATCHB:
+			c->host_batch_bytes =
+			    num(optarg, "--host-batch-bytes", 1024, 1 << 30, why, whylen, &err);
+			break;
 		case O_HOSTSTALL:
 			c->host_stall_ms =
 			    num(optarg, "--host-stall", 1, INT64_MAX / 4, why, whylen, &err);
@@ -858,6 +900,12 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			}
 			c->peer_listen[c->n_peer_listen++] = optarg;
 			break;
+		case O_PEER_TOKEN_FILE:
+			c->peer_token_file = optarg;
+			break;
+		case O_PEER_TLS_NAME:
+			c->peer_tls_server_name = optarg;
+			break;
 		case O_VERSION:
 			printf("spawn-gateway 0.1.0\n");
 			return GW_ENOTFOUND;
@@ -893,5 +941,20 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	}
 	if ((err = check_cluster(c, why, whylen)) != GW_OK)
 		return err;
+	if (c->peer_tls_server_name && !c->tls_cert) {
+		snprintf(why, whylen,
+		         "--peer-tls-server-name names the peers' TLS certificates: it needs "
+		         "--tls-cert");
+		return GW_ECONFIG;
+	}
+	if (c->peer_tls_server_name &&
+	    (!*c->peer_tls_server_name || strlen(c->peer_tls_server_name) > 253 ||
+	     strspn(c->peer_tls_server_name,
+	            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") !=
+	         strlen(c->peer_tls_server_name))) {
+		snprintf(why, whylen, "--peer-tls-server-name '%s' is not a host name",
+		         c->peer_tls_server_name);
+		return GW_ECONFIG;
+	}
 	return check_exposure(c, why, whylen);
 }

@@ -40,6 +40,8 @@ typedef struct gw_config {
 	/* host links (docs/design/call-lifecycle.md) */
 	int64_t host_queue_bytes;      /* per host: queued task bytes before RESOURCE_EXHAUSTED */
 	int64_t host_stall_ms;         /* full and not reading this long: disconnected */
+	int64_t host_batch;            /* most tasks in one message to a host; 1 = no batches */
+	int64_t host_batch_bytes;      /* most task bytes in one batch */
 	int64_t host_grace_ms;         /* a written task past its deadline: answer within this */
 	int64_t registration_grace_ms; /* after start: known actors UNAVAILABLE, 0 = none */
 	int log_burst;                 /* lines per call site per log_interval_ms; 0 = no limit */
@@ -72,6 +74,10 @@ typedef struct gw_config {
 	const char *cluster_test_view;
 	const char *peer_listen[GW_MAX_LISTEN]; /* the Peer service only there (none: on listen) */
 	size_t n_peer_listen;
+	/* Peers as principals (docs/security.md, "Peers"); borrowed from
+	 * argv/environ. */
+	const char *peer_token_file;      /* the bearer token this member sends its peers */
+	const char *peer_tls_server_name; /* the name peers' certificates carry; NULL = host */
 	/* Contracts (gateway/contracts). descriptors: borrowed; NULL = none. */
 	const char *descriptors;   /* --descriptors DIR: descriptor sets loaded at start */
 	size_t max_contract_bytes; /* --max-contract-bytes: one set; 0 = the default */

@@ -1,5 +1,6 @@
 /* main.c - spawn-gateway: args -> config -> run. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,10 +30,12 @@
  * here), the server (readiness), the router (which gets every view) and
  * the peers (probes). */
 typedef struct cluster_ctx {
-	gw_registry *reg;  /* borrowed, outlives the cluster */
-	gw_server *srv;    /* borrowed, outlives the cluster (readiness: GW_UNREADY_MEMBERSHIP) */
-	gw_router *router; /* borrowed; NULL without cluster mode */
-	gw_peers *peers;   /* borrowed; NULL without cluster mode */
+	gw_registry *reg;    /* borrowed, outlives the cluster */
+	gw_server *srv;      /* borrowed, outlives the cluster (readiness: GW_UNREADY_MEMBERSHIP) */
+	gw_router *router;   /* borrowed; NULL without cluster mode */
+	gw_peers *peers;     /* borrowed; NULL without cluster mode */
+	gw_persist *persist; /* borrowed, outlives the cluster: the member whose
+	                        activation leases it takes (lease mode) */
 	/* The membership thread runs until gw_cluster_destroy, after the
 	 * router and the peers are stopped: callbacks use them under the read
 	 * lock while open; cluster_ctx_close (write lock) ends that. */
@@ -57,6 +60,8 @@ static void cluster_joined(void *user, const char *id)
 	cluster_ctx *x = user;
 	/* A member of the view: ready (grpc.health.v1), unless draining. */
 	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, false);
+	/* Activations take their lease as this member from now on. */
+	gw_persist_set_member(x->persist, id);
 	printf("member %s joined\n", id);
 	fflush(stdout);
 }
@@ -69,6 +74,8 @@ static void cluster_fenced(void *user, const char *id, const char *why)
 	cluster_ctx *x = user;
 	/* Not a member any more: NOT_SERVING until it has rejoined. */
 	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, true);
+	/* No lease is taken until it has rejoined (under its new id). */
+	gw_persist_set_member(x->persist, NULL);
 	GW_ERROR("cluster: member %s FENCED itself: %s; rejoining under a new id", id, why);
 	printf("member %s fenced\n", id);
 	fflush(stdout);
@@ -87,10 +94,16 @@ static void cluster_view(void *user, gw_view *v)
 	static const char *const names[] = {"?", "joining", "active", "leaving", "dead"};
 	for (size_t i = 0; i < v->n && at + 1 < sizeof line; i++) {
 		const gw_member *m = &v->members[i];
-		int n = snprintf(line + at, sizeof line - at, "%s%s%s=%s(%zu types)", i ? " " : "",
-		                 i == v->self ? "*" : "", m->id,
+		size_t subs = 0; /* channel subscriptions (registry.h, GW_SUB_MARK) */
+		for (size_t k = 0; k < m->n_served; k++)
+			subs += m->served[k][0] == GW_SUB_MARK;
+		char sub[40] = "";
+		if (subs)
+			snprintf(sub, sizeof sub, ", %zu subscriptions", subs);
+		int n = snprintf(line + at, sizeof line - at, "%s%s%s=%s(%zu types%s)",
+		                 i ? " " : "", i == v->self ? "*" : "", m->id,
 		                 m->status >= 1 && m->status <= 4 ? names[m->status] : "?",
-		                 m->n_served);
+		                 m->n_served - subs, sub);
 		if (n < 0)
 			break;
 		at += (size_t)n;
@@ -123,7 +136,7 @@ static bool cluster_probe(void *user, const gw_member *m, int64_t timeout_ms)
  * membership.c says why) and starts it. */
 static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *cx)
 {
-	char serr[256] = "";
+	char serr[512] = "";
 	gw_store_opts so = {.keys = cfg->keys, .err = serr, .errlen = sizeof serr, .pool_size = 1};
 	gw_store *ms = NULL;
 	gw_err err = gw_store_open(&ms, cfg->statestore, &so);
@@ -272,12 +285,87 @@ static char *read_pem(const char *path)
 	return buf;
 }
 
+/* The longest peer token read from --peer-token-file. */
+#define PEER_TOKEN_MAX 4096
+
+/* read_peer_token reads the first line of path (its newline, and a \r
+ * before it, are not part of the token) into a new buffer (*out; the
+ * caller zeroes and frees it). The token goes into a header value: 1 to
+ * PEER_TOKEN_MAX visible ASCII characters. Messages never show the token. */
+static bool read_peer_token(const char *path, char **out, char *why, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(why, n, "--peer-token-file %s: cannot open: %s", path, strerror(errno));
+		return false;
+	}
+	char *buf = calloc(1, PEER_TOKEN_MAX + 2);
+	bool ok = buf && fgets(buf, PEER_TOKEN_MAX + 2, f);
+	fclose(f);
+	size_t len = ok ? strcspn(buf, "\r\n") : 0;
+	ok = ok && len > 0 && len <= PEER_TOKEN_MAX && (buf[len] || strlen(buf) <= PEER_TOKEN_MAX);
+	for (size_t i = 0; ok && i < len; i++)
+		ok = buf[i] > 0x20 && buf[i] < 0x7f;
+	if (!ok) {
+		if (buf)
+			explicit_bzero(buf, PEER_TOKEN_MAX + 2);
+		free(buf);
+		snprintf(why, n,
+		         "--peer-token-file %s: the first line must be the token: 1 to %d "
+		         "visible ASCII characters",
+		         path, PEER_TOKEN_MAX);
+		return false;
+	}
+	buf[len] = 0;
+	*out = buf;
+	return true;
+}
+
+/* own_peer checks that the credential this member presents to its peers
+ * (its token when given, else its TLS certificate) names a principal with
+ * peer: true in the policy a: the members of a cluster share one policy,
+ * so a member that is not a peer in its own is refused by every other.
+ * Returns true, or false with why naming what to fix (never the token). */
+static bool own_peer(gw_access *a, const char *token, const char *cert_path, char *why, size_t n)
+{
+	const gw_policy *p = gw_access_read(a);
+	const gw_principal *pr = NULL;
+	const char *what =
+	    token ? "the token of --peer-token-file" : "the certificate of --tls-cert";
+	bool ok = false;
+	if (token) {
+		pr = gw_policy_by_token(p, token, strlen(token));
+	} else {
+		char *pem = read_pem(cert_path);
+		if (!pem || gw_policy_by_cert_pem(p, pem, &pr) == GW_EINVAL)
+			snprintf(why, n, "cannot read the certificate %s", cert_path);
+		free(pem);
+	}
+	if (!pr && !why[0])
+		snprintf(why, n,
+		         "%s is no principal of the access policy %s: this member's calls to "
+		         "its peers would be refused (add its identity or token hash to a "
+		         "principal with peer: true)",
+		         what, gw_access_path(a));
+	else if (pr && !gw_principal_peer(pr))
+		snprintf(why, n,
+		         "%s is principal '%s' of the access policy %s, which is not a peer: "
+		         "this member's calls to its peers would be refused (add peer: true)",
+		         what, gw_principal_name(pr), gw_access_path(a));
+	else if (pr)
+		ok = true;
+	gw_access_done(a);
+	return ok;
+}
+
 /* cluster_start makes the peers (with TLS: the server's own certificate as
- * the client certificate, the client CA as the trust anchor) and the
- * router, and installs the router in the runtime. */
-static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_runtime *rt,
-                            gw_registry *reg, gw_peers **peers, gw_router **router, char *why,
-                            size_t n)
+ * the client certificate, the client CA as the trust anchor; with a peer
+ * token: the token on every call) and the router, and installs the router
+ * in the runtime. With --access, this member's own credential must be a
+ * peer of the policy. */
+static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_access *access,
+                            const char *peer_token, gw_runtime *rt, gw_registry *reg,
+                            gw_peers **peers, gw_router **router, char *why, size_t n)
 {
 	if (c->n_peer_listen && !c->cluster_test_view && !c->advertise) {
 		snprintf(why, n,
@@ -285,11 +373,20 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_runtim
 		         "cluster mode");
 		return GW_ECONFIG;
 	}
-	if (c->access) {
-		/* The owner would trust a peer's word for the caller's principal:
-		 * peers must first be principals of the policy (not built yet). */
-		snprintf(why, n, "cluster mode does not support --access yet");
-		return GW_ECONFIG;
+	if (access) {
+		/* The owner trusts a peer's word for the caller's principal, so
+		 * the Peer service is for principals with peer: true only. */
+		if (!peer_token && !pems->tls_cert) {
+			snprintf(why, n,
+			         "cluster mode with --access needs a credential for the calls "
+			         "to peers: --peer-token-file FILE (the token of a principal "
+			         "with peer: true), or TLS (--tls-cert, --tls-key, "
+			         "--tls-client-ca: the member's certificate)");
+			return GW_ECONFIG;
+		}
+		why[0] = 0;
+		if (!own_peer(access, peer_token, pems->tls_cert, why, n))
+			return GW_ECONFIG;
 	}
 	char *ca = NULL, *cert = NULL, *key = NULL;
 	if (pems->tls_cert) {
@@ -309,6 +406,8 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_runtim
 	gw_peers_opts po = {.ca_pem = ca,
 	                    .cert_pem = cert,
 	                    .key_pem = key,
+	                    .server_name = c->peer_tls_server_name,
+	                    .token = peer_token,
 	                    .max_message_bytes = c->max_message_bytes};
 	gw_err err = gw_peers_create(peers, &po);
 	free(ca);
@@ -402,10 +501,24 @@ int main(int argc, char **argv)
 		gw_tls_destroy(tls);
 		return 2;
 	}
+	/* The bearer token of this member's calls to its peers: zeroed and
+	 * freed at exit, never logged. */
+	char *peer_token = NULL;
+	if (cfg.peer_token_file &&
+	    !read_peer_token(cfg.peer_token_file, &peer_token, why, sizeof why)) {
+		fprintf(stderr, "spawn-gateway: %s\n", why);
+		gw_access_close(access);
+		gw_tls_destroy(tls);
+		return 2;
+	}
 	gw_contracts_opts co = {.max_set_bytes = cfg.max_contract_bytes};
 	if (gw_contracts_create(&contracts, &co) != GW_OK) {
 		fprintf(stderr, "spawn-gateway: the built-in descriptors do not load\n");
 		gw_access_close(access);
+		if (peer_token) {
+			explicit_bzero(peer_token, strlen(peer_token));
+			free(peer_token);
+		}
 		gw_tls_destroy(tls);
 		return 2;
 	}
@@ -413,6 +526,10 @@ int main(int argc, char **argv)
 	    gw_contracts_load_dir(contracts, cfg.descriptors, why, sizeof why) != GW_OK) {
 		fprintf(stderr, "spawn-gateway: %s\n", why);
 		gw_contracts_destroy(contracts);
+		if (peer_token) {
+			explicit_bzero(peer_token, strlen(peer_token));
+			free(peer_token);
+		}
 		gw_access_close(access);
 		gw_tls_destroy(tls);
 		return 2;
@@ -420,7 +537,7 @@ int main(int argc, char **argv)
 	absl_deadlock_detection_off();
 	grpc_init();
 
-	char serr[256] = "";
+	char serr[512] = "";
 	gw_store_opts so = {.keys = cfg.keys,
 	                    .err = serr,
 	                    .errlen = sizeof serr,
@@ -432,11 +549,20 @@ int main(int argc, char **argv)
 	err = gw_store_open(&store, cfg.statestore, &so);
 	if (err) {
 		GW_ERROR("statestore %s: %s%s", store_shown, serr[0] ? serr : gw_strerror(err),
-		         err == GW_ECRYPTO ? " (wrong SPAWN_STATESTORE_KEY?)" : "");
+		         err == GW_ECRYPTO && cfg.keys ? " (wrong SPAWN_STATESTORE_KEY?)" : "");
 		rc = 2;
 		goto out;
 	}
-	gw_persist_opts po = {.max_batch = cfg.save_batch, .rotate = cfg.rotate_keys};
+	/* Cluster mode routes each call to its actor's owner, with --access
+	 * too: the peers are principals of the policy (peer: true), and the
+	 * owner trusts their word for a call's principal. */
+	bool routing = cfg.cluster_test_view || cfg.n_peer_listen || cfg.advertise;
+	/* With a membership and routing, every activation holds the actor's
+	 * lease: no second live activation anywhere (docs/design/cluster.md,
+	 * "The activation lease"). */
+	gw_persist_opts po = {.max_batch = cfg.save_batch,
+	                      .rotate = cfg.rotate_keys,
+	                      .lease = cfg.advertise && routing && gw_store_lease_ok(store)};
 	gw_registry_opts rgo = {.timer_floor_ms = cfg.timer_floor_ms,
 	                        .grace_ms = cfg.type_grace_ms};
 	if ((err = gw_persist_create(&persist, store, &po)) ||
@@ -476,24 +602,16 @@ int main(int argc, char **argv)
 	         (long long)spawn_wall_ms());
 	gw_runtime_start_scheduler(rt, owner, cfg.host_timeout_ms + 30000);
 	/* Effects a crash left undelivered go out once their actors' hosts
-	 * are back. */
-	if ((err = gw_runtime_recover_effects(rt)))
+	 * are back. In a cluster the router starts that recovery with the
+	 * first view holding this member, and each member wakes only the
+	 * actors it owns (docs/design/cluster.md, "Outbox recovery"). */
+	if (!routing && (err = gw_runtime_recover_effects(rt)))
 		goto fail;
 	/* Cluster mode: the peers, the router (installed in the runtime before
 	 * the first call can arrive), and the view (docs/design/cluster.md). */
-	/* Routing trusts a peer's word for the caller's principal, so with
-	 * --access it waits for peers to be principals of the policy (not built
-	 * yet): the membership runs, this member serves the calls it gets, and
-	 * the activation epochs fence two members serving one actor, as between
-	 * gateways before cluster mode (docs/design/cluster.md). */
-	bool routing = cfg.cluster_test_view || cfg.n_peer_listen || (cfg.advertise && !cfg.access);
-	if (cfg.advertise && cfg.access && !cfg.cluster_test_view && !cfg.n_peer_listen)
-		GW_WARN("cluster: routing to each actor's owner is off with --access until peers "
-		        "are principals of the policy; this member serves the calls it receives "
-		        "(epoch-fenced)");
 	if (routing) {
-		if ((err = cluster_start(&cfg, tls_pems, rt, reg, &peers, &router, why,
-		                         sizeof why))) {
+		if ((err = cluster_start(&cfg, tls_pems, access, peer_token, rt, reg, &peers,
+		                         &router, why, sizeof why))) {
 			GW_ERROR("%s", why);
 			rc = 2;
 			goto out;
@@ -517,10 +635,13 @@ int main(int argc, char **argv)
 	    .limits = cfg.limits,
 	    .host_queue_bytes = (size_t)cfg.host_queue_bytes,
 	    .host_stall_ms = cfg.host_stall_ms,
+	    .host_batch = (uint32_t)cfg.host_batch,
+	    .host_batch_bytes = (size_t)cfg.host_batch_bytes,
 	    .access = access,
 	    .tls = tls,
 	    .contracts = contracts,
 	    .router = router,
+	    .peers = peers,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
@@ -544,6 +665,7 @@ int main(int argc, char **argv)
 	cx.srv = srv;
 	cx.router = router;
 	cx.peers = peers;
+	cx.persist = persist;
 	cx.open = true;
 	if (cfg.advertise && (err = cluster_open(&cluster, &cfg, &cx))) {
 		rc = 2;
@@ -565,6 +687,22 @@ int main(int argc, char **argv)
 		 * scripts wait for it): "access reloaded N" or "access not
 		 * reloaded". */
 		size_t n = 0;
+		/* The peer token first, so the check of this member's own
+		 * credential after the policy's reload sees the new one. */
+		char *tok = NULL;
+		if (peers && cfg.peer_token_file) {
+			if (!read_peer_token(cfg.peer_token_file, &tok, why, sizeof why)) {
+				GW_ERROR(
+				    "the peer token was NOT reloaded, the previous one stays: %s",
+				    why);
+			} else {
+				gw_peers_set_token(peers, tok);
+				explicit_bzero(peer_token, strlen(peer_token));
+				free(peer_token);
+				peer_token = tok;
+				GW_INFO("peer token reloaded from %s", cfg.peer_token_file);
+			}
+		}
 		if (!access) {
 			GW_WARN("SIGHUP: no --access policy to reload");
 		} else if (gw_access_reload(access, &n, why, sizeof why) != GW_OK) {
@@ -575,6 +713,9 @@ int main(int argc, char **argv)
 			GW_INFO("access policy reloaded from %s: %zu principals, %zu hosts "
 			        "disconnected",
 			        cfg.access, n, gone);
+			why[0] = 0;
+			if (router && !own_peer(access, peer_token, cfg.tls_cert, why, sizeof why))
+				GW_ERROR("cluster: after the reload, %s", why);
 			printf("access reloaded %zu\n", n);
 		}
 		fflush(stdout);
@@ -645,6 +786,10 @@ out:
 	gw_store_close(store);
 	gw_access_close(access);
 	gw_contracts_destroy(contracts);
+	if (peer_token) {
+		explicit_bzero(peer_token, strlen(peer_token));
+		free(peer_token);
+	}
 	grpc_shutdown();
 	gw_log_flush();
 	return rc;

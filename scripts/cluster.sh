@@ -147,10 +147,12 @@ start() {
 	for f in "$gw" "$host" "$client"; do
 		[ -x "$f" ] || die "build first (make build): $f is missing"
 	done
-	# grep reads all of --help: grep -q would stop at the match and, under
-	# pipefail, the gateway's next write fail with SIGPIPE.
-	"$gw" --help | grep -- '--advertise' >/dev/null ||
-		die "$gw has no cluster mode (--advertise): build a gateway that has it"
+	# Read the whole help (grep -q would close the pipe early: with
+	# pipefail a long --help then fails on SIGPIPE).
+	case $("$gw" --help) in
+	*--advertise*) ;;
+	*) die "$gw has no cluster mode (--advertise): build a gateway that has it" ;;
+	esac
 	mkdir -p "$DIR"
 	if [ -f "$DIR/pids" ]; then
 		local r name pid

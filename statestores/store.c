@@ -265,19 +265,20 @@ static gw_err key_file_create(const char *kpath, const gw_store_opts *opts, gw_k
 	if (e != GW_OK) {
 		gwi_store_errf(opts, "generated key: %s", why);
 		unlink(kpath);
-	} else {
-		GW_INFO("statestore: created key file %s; back it up with the database", kpath);
 	}
+	/* Logged by gw_store_open once the key check shows the store is new:
+	 * a store restored without its key file must not say it has a key. */
 out:
 	OPENSSL_cleanse(key, sizeof key);
 	return e;
 }
 
-/* key_file_keyring reads "<dbpath>.key", creating it when absent. When it
- * created the file, *created gets its path (caller frees), so a failed open
- * can remove a key that never protected anything. */
+/* key_file_keyring reads "<dbpath>.key", creating it when absent. On
+ * GW_OK *kfile gets the file's path (caller frees) and *created says
+ * whether this call made it, so a failed open can remove a key that never
+ * protected anything. */
 static gw_err key_file_keyring(const char *dbpath, const gw_store_opts *opts, gw_keyring **kr,
-                               char **created)
+                               char **kfile, bool *created)
 {
 	size_t n = strlen(dbpath) + sizeof ".key";
 	char *kpath = malloc(n);
@@ -292,6 +293,11 @@ static gw_err key_file_keyring(const char *dbpath, const gw_store_opts *opts, gw
 		if (fd >= 0) {
 			e = key_file_read(fd, kpath, opts, kr);
 			close(fd);
+			if (e == GW_OK) {
+				*kfile = kpath;
+				*created = false;
+				return GW_OK;
+			}
 			break;
 		}
 		if (errno != ENOENT) {
@@ -301,7 +307,8 @@ static gw_err key_file_keyring(const char *dbpath, const gw_store_opts *opts, gw
 		}
 		e = key_file_create(kpath, opts, kr);
 		if (e == GW_OK) {
-			*created = kpath;
+			*kfile = kpath;
+			*created = true;
 			return GW_OK;
 		}
 		if (e != GW_ENOTFOUND)
@@ -348,9 +355,12 @@ static gw_err keycheck_write(gw_store *s, bool create)
 }
 
 /* keycheck_verify opens the record under the keyring. id (caller storage,
- * may be NULL) gets the key id it was sealed under. */
+ * may be NULL) gets the key id it was sealed under. kfile (may be NULL) is
+ * the key file the keyring came from, made when this open created it
+ * because none existed: the error then says so, since the usual cause is a
+ * database restored without its key file (docs/operations.md). */
 static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const gw_store_opts *opts,
-                              char id_out[GW_KEY_ID_MAX + 1])
+                              char id_out[GW_KEY_ID_MAX + 1], const char *kfile, bool made)
 {
 	char id[GW_KEY_ID_MAX + 1];
 	if (n < 2 || rec[0] != KEYCHECK_VERSION || rec[1] == 0 || rec[1] > GW_KEY_ID_MAX ||
@@ -373,11 +383,21 @@ static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const g
 	if (e == GW_OK && (ptlen != sizeof keycheck_plain - 1 || memcmp(pt, keycheck_plain, ptlen)))
 		e = GW_ECRYPTO;
 	free(pt);
+	if ((e == GW_ECRYPTO || e == GW_ECORRUPT) && kfile && made) {
+		gwi_store_errf(opts,
+		               "the key file %s did not exist, so a new key was made, which does "
+		               "not open this database (its key check is sealed under key id "
+		               "'%s'): restore the database's key file, or give its key in "
+		               "SPAWN_STATESTORE_KEY",
+		               kfile, id);
+		return GW_ECRYPTO;
+	}
 	if (e == GW_ECRYPTO || e == GW_ECORRUPT) {
 		gwi_store_errf(opts,
 		               "statestore key does not match the stored key check (sealed "
-		               "under key id '%s'; keyring has primary '%s')",
-		               id, gw_keyring_primary_id(s->kr));
+		               "under key id '%s'; keyring has primary '%s'%s%s)",
+		               id, gw_keyring_primary_id(s->kr), kfile ? " from the key file " : "",
+		               kfile ? kfile : "");
 		return GW_ECRYPTO;
 	}
 	return e;
@@ -388,7 +408,7 @@ static gw_err keycheck_verify(gw_store *s, const uint8_t *rec, size_t n, const g
  * record is read back and verified either way, so of two openers racing on
  * a new store with different keys one creates the record and the other
  * (its create refused) verifies that one and fails with GW_ECRYPTO. */
-static gw_err keycheck(gw_store *s, const gw_store_opts *opts)
+static gw_err keycheck(gw_store *s, const gw_store_opts *opts, const char *kfile, bool made)
 {
 	uint8_t *rec = NULL;
 	size_t n = 0;
@@ -408,7 +428,7 @@ static gw_err keycheck(gw_store *s, const gw_store_opts *opts)
 		gwi_store_errf(opts, "cannot read the statestore key check: %s", gw_strerror(e));
 		return e;
 	}
-	e = keycheck_verify(s, rec, n, opts, NULL);
+	e = keycheck_verify(s, rec, n, opts, NULL, kfile, made);
 	free(rec);
 	return e;
 }
@@ -418,7 +438,8 @@ static gw_err keycheck(gw_store *s, const gw_store_opts *opts)
 gw_err gw_store_open(gw_store **out, const char *url, const gw_store_opts *opts)
 {
 	gw_store *s = NULL;
-	char *created = NULL; /* key file made by this call, removed on failure */
+	char *kfile = NULL;   /* the key file the keyring came from, if any */
+	bool created = false; /* made by this call: removed on failure */
 	const gw_store_ops *ops = NULL;
 	gw_err e;
 	if (!out || !url)
@@ -447,18 +468,20 @@ gw_err gw_store_open(gw_store **out, const char *url, const gw_store_opts *opts)
 			e = GW_ECONFIG;
 			goto fail;
 		}
-		if ((e = key_file_keyring(path, opts, &s->kr, &created)) != GW_OK)
+		if ((e = key_file_keyring(path, opts, &s->kr, &kfile, &created)) != GW_OK)
 			goto fail;
 	}
-	if ((e = keycheck(s, opts)) != GW_OK)
+	if ((e = keycheck(s, opts, kfile, created)) != GW_OK)
 		goto fail;
-	free(created);
+	if (created)
+		GW_INFO("statestore: created key file %s; back it up with the database", kfile);
+	free(kfile);
 	*out = s;
 	return GW_OK;
 fail:
 	if (created)
-		unlink(created);
-	free(created);
+		unlink(kfile);
+	free(kfile);
 	gw_store_close(s);
 	return e;
 }
@@ -480,7 +503,7 @@ const char *gw_store_scheme(const gw_store *s)
 
 /* ---- state -------------------------------------------------------------- */
 
-static bool key_ok(const gw_actor_key *k)
+bool gwi_store_key_ok(const gw_actor_key *k)
 {
 	return k && k->system && k->name && k->system[0] && k->name[0];
 }
@@ -495,7 +518,7 @@ void gwi_store_row_fini(gw_row *r)
 
 /* row_open authenticates and decrypts a row a driver loaded for k into
  * *out. The row is consumed (freed) either way. */
-static gw_err row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loaded *out)
+gw_err gwi_store_row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loaded *out)
 {
 	uint8_t *pt = NULL;
 	size_t ptlen = 0;
@@ -523,18 +546,18 @@ static gw_err row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loade
 gw_err gw_store_load(gw_store *s, const gw_actor_key *k, gw_loaded *out)
 {
 	gw_row row = {0};
-	if (!s || !key_ok(k) || !out)
+	if (!s || !gwi_store_key_ok(k) || !out)
 		return GW_EINVAL;
 	gw_err e = s->ops->load(s->drv, k, &row);
 	if (e != GW_OK)
 		return e;
-	return row_open(s, k, &row, out);
+	return gwi_store_row_open(s, k, &row, out);
 }
 
 gw_err gw_store_load_revision(gw_store *s, const gw_actor_key *k, uint64_t revision, gw_loaded *out)
 {
 	gw_row row = {0};
-	if (!s || !key_ok(k) || !out)
+	if (!s || !gwi_store_key_ok(k) || !out)
 		return GW_EINVAL;
 	if (revision == 0)
 		return gw_store_load(s, k, out);
@@ -543,13 +566,13 @@ gw_err gw_store_load_revision(gw_store *s, const gw_actor_key *k, uint64_t revis
 	gw_err e = s->ops->load_revision(s->drv, k, revision, &row);
 	if (e != GW_OK)
 		return e;
-	return row_open(s, k, &row, out);
+	return gwi_store_row_open(s, k, &row, out);
 }
 
 gw_err gw_store_list_revisions(gw_store *s, const gw_actor_key *k, uint64_t *revs, size_t cap,
                                size_t *n)
 {
-	if (!s || !key_ok(k) || !n || (!revs && cap > 0))
+	if (!s || !gwi_store_key_ok(k) || !n || (!revs && cap > 0))
 		return GW_EINVAL;
 	if (cap == 0) {
 		*n = 0;
@@ -564,7 +587,7 @@ gw_err gw_store_list_revisions(gw_store *s, const gw_actor_key *k, uint64_t *rev
 
 gw_err gw_store_acquire(gw_store *s, const gw_actor_key *k, uint64_t *epoch)
 {
-	if (!s || !key_ok(k) || !epoch)
+	if (!s || !gwi_store_key_ok(k) || !epoch)
 		return GW_EINVAL;
 	uint64_t v = 0;
 	gw_err e = s->ops->acquire(s->drv, k, &v);
@@ -584,7 +607,7 @@ gw_err gw_store_acquire(gw_store *s, const gw_actor_key *k, uint64_t *epoch)
 static bool activate_keys_ok(const gw_actor_key *keys, size_t n, const gw_actor_key **by_key)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!key_ok(&keys[i]))
+		if (!gwi_store_key_ok(&keys[i]))
 			return false;
 	gwi_keys_sort(keys, n, by_key);
 	for (size_t i = 1; i < n; i++)
@@ -627,7 +650,7 @@ gw_err gw_store_activate_batch(gw_store *s, const gw_actor_key *keys, size_t n, 
 		}
 		epochs[i] = v[i];
 		if (results[i] == GW_OK)
-			results[i] = row_open(s, &keys[i], &rows[i], &out[i]);
+			results[i] = gwi_store_row_open(s, &keys[i], &rows[i], &out[i]);
 	}
 out:
 	free(rows);
@@ -637,8 +660,8 @@ out:
 
 static bool state_ok(const gw_state *st)
 {
-	return key_ok(&st->key) && (st->data || st->len == 0) && st->expected < GWI_STORE_MAX_INT &&
-	       st->epoch <= GWI_STORE_MAX_INT;
+	return gwi_store_key_ok(&st->key) && (st->data || st->len == 0) &&
+	       st->expected < GWI_STORE_MAX_INT && st->epoch <= GWI_STORE_MAX_INT;
 }
 
 gw_err gw_store_save_batch(gw_store *s, const gw_state *states, size_t n, gw_err *results)
@@ -697,7 +720,7 @@ out:
 
 gw_err gw_store_remove(gw_store *s, const gw_actor_key *k)
 {
-	if (!s || !key_ok(k))
+	if (!s || !gwi_store_key_ok(k))
 		return GW_EINVAL;
 	return s->ops->remove(s->drv, k);
 }
@@ -730,7 +753,7 @@ gw_err gwi_store_keycheck_reseal(gw_store *s)
 	gw_err e = s->ops->meta_get(s->drv, KEYCHECK_META, &rec, &n);
 	if (e != GW_OK)
 		return e;
-	e = keycheck_verify(s, rec, n, NULL, id);
+	e = keycheck_verify(s, rec, n, NULL, id, NULL, false);
 	free(rec);
 	if (e == GW_OK && strcmp(id, gw_keyring_primary_id(s->kr)) != 0) {
 		e = keycheck_write(s, false);
@@ -745,14 +768,14 @@ gw_err gwi_store_keycheck_reseal(gw_store *s)
 
 gw_err gw_store_instance_put(gw_store *s, const gw_actor_key *k, const char *parent)
 {
-	if (!s || !key_ok(k) || !parent || !parent[0])
+	if (!s || !gwi_store_key_ok(k) || !parent || !parent[0])
 		return GW_EINVAL;
 	return s->ops->instance_put(s->drv, k, parent);
 }
 
 gw_err gw_store_instance_get(gw_store *s, const gw_actor_key *k, char **parent)
 {
-	if (!s || !key_ok(k) || !parent)
+	if (!s || !gwi_store_key_ok(k) || !parent)
 		return GW_EINVAL;
 	char *p = NULL;
 	gw_err e = s->ops->instance_get(s->drv, k, &p);
@@ -1053,7 +1076,7 @@ static gw_err forget_scan(gw_store *s, const char *prefix, gw_sched_match_fn mat
 gw_err gw_store_forget(gw_store *s, const gw_actor_key *k, const char *sched_prefix,
                        gw_sched_match_fn match, void *user, gw_forget_counts *out)
 {
-	if (!s || !key_ok(k))
+	if (!s || !gwi_store_key_ok(k))
 		return GW_EINVAL;
 	bool scan = sched_prefix && match;
 	if (scan && !gwi_sched_id_ok(sched_prefix))

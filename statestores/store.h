@@ -614,6 +614,53 @@ gw_err gw_store_member_remove(gw_store *s, const char *id);
  * how many. Blocks: yes. */
 gw_err gw_store_member_gc(gw_store *s, int64_t dead_for_ms, uint64_t *removed);
 
+/* ---- activation leases (ops version 10) -----------------------------------------
+ * In a cluster an actor's epoch row also names the member whose activation
+ * holds it (spawn_actor_epoch.owner; NULL outside cluster mode and on
+ * SQLite, where these functions return GW_ECONFIG). An activation takes the
+ * epoch only when the row has no owner, is owned by the activating member,
+ * or is owned by a member that is not live (its spawn_members row is DEAD
+ * or gone), and only while the activating member's own row is live: so two
+ * live members never both hold an actor's activation (docs/design/cluster.md,
+ * "The activation lease"). An activation that ends clears the owner with a
+ * conditional update (gw_store_lease_release). */
+
+/* gw_store_lease_acquire is gw_store_acquire for member (borrowed, a member
+ * id of spawn_members): GW_OK and *epoch as gw_store_acquire, the row now
+ * owned by member; or GW_EOWNED (nothing changed): the row is owned by the
+ * live member whose id is written to holder (caller storage of holder_len
+ * bytes, may be NULL; "" when member itself is not a live member: declared
+ * dead, gone, or never joined). Other returns as gw_store_acquire, and
+ * GW_ECONFIG on a store without the members table. Blocks: yes (one
+ * committed transaction). */
+gw_err gw_store_lease_acquire(gw_store *s, const gw_actor_key *k, const char *member,
+                              uint64_t *epoch, char *holder, size_t holder_len);
+
+/* gw_store_lease_activate is gw_store_activate_batch for member: the
+ * epochs are taken as gw_store_lease_acquire takes them, in one
+ * transaction, and the latest rows of the keys that took one are read
+ * after its commit. results[i] as gw_store_activate_batch's, or GW_EOWNED
+ * (epochs[i] = 0, out[i] untouched, nothing changed for keys[i]) with the
+ * holder's id in holders[i] when holders is not NULL (caller storage of n
+ * entries; "" when member is not live). Whole-batch errors as
+ * gw_store_activate_batch's, and GW_ECONFIG without the members table. */
+gw_err gw_store_lease_activate(gw_store *s, const gw_actor_key *keys, size_t n, const char *member,
+                               uint64_t *epochs, char (*holders)[GW_MEMBER_ID_MAX + 1],
+                               gw_loaded *out, gw_err *results);
+
+/* gw_store_lease_release clears the owner of keys[i]'s epoch row when it
+ * is member and the row's epoch is still epochs[i] (the activation that
+ * ends), for every i, in one statement; a row held by another member, or
+ * re-acquired since (a newer epoch), is left as it is. *released (may be
+ * NULL): how many rows changed. keys: n distinct valid keys, 1 <= n <=
+ * GW_STORE_ACTIVATE_MAX (n == 0: GW_OK). Returns GW_OK; GW_EINVAL;
+ * GW_ECONFIG; GW_EIO / GW_EUNAVAIL (nothing released: retry). Blocks: yes. */
+gw_err gw_store_lease_release(gw_store *s, const gw_actor_key *keys, const uint64_t *epochs,
+                              size_t n, const char *member, uint64_t *released);
+
+/* gw_store_lease_ok tells whether the store's driver keeps leases. */
+bool gw_store_lease_ok(const gw_store *s);
+
 /* gw_store_scheme names the driver in use: the URL's scheme ("sqlite",
  * "postgres", "postgresql", "mariadb", "mysql"). Borrowed. */
 const char *gw_store_scheme(const gw_store *s);
@@ -687,7 +734,7 @@ typedef struct gw_sched_reseal {
 	size_t len;
 } gw_sched_reseal;
 
-#define GW_STORE_OPS_VERSION 9
+#define GW_STORE_OPS_VERSION 10
 
 typedef struct gw_store_ops {
 	int version;        /* GW_STORE_OPS_VERSION; members only appended */
@@ -866,6 +913,31 @@ typedef struct gw_store_ops {
 	 * meanwhile). due_ms, owner and lease_until stay. Errors as
 	 * save_batch. */
 	gw_err (*sched_reseal)(void *drv, const gw_sched_reseal *rows, size_t n, gw_err *results);
+
+	/* ---- version 10: activation leases (NULL in a driver without the
+	 * members table: the front answers GW_ECONFIG) ---- */
+	/* lease_activate: keys[0..n) valid and distinct, 1 <= n <=
+	 * GW_STORE_ACTIVATE_MAX, member valid. ONE committed transaction:
+	 * every key's epoch row exists (created with epoch 0, no owner) and is
+	 * locked, in key byte order; then, by statements that start after
+	 * those locks are held, each row takes epoch + 1 and owner := member
+	 * when member's own row is live and the row's owner is NULL, member,
+	 * or not live (its spawn_members row DEAD or gone): epochs[i] gets
+	 * the new epoch; otherwise epochs[i] = 0 and holders[i] (caller
+	 * storage of n entries) the owner's id ("" when member itself is not
+	 * live). Then, when rows is not NULL, the latest rows of the keys
+	 * that took an epoch are read after the commit, as activate_batch
+	 * reads them (rows[i] / results[i]: GW_OK, GW_ENOTFOUND, GW_ECORRUPT;
+	 * results[i] = GW_EOWNED for the others). */
+	gw_err (*lease_activate)(void *drv, const gw_actor_key *keys, size_t n, const char *member,
+	                         uint64_t *epochs, char (*holders)[GW_MEMBER_ID_MAX + 1],
+	                         gw_row *rows, gw_err *results);
+	/* lease_release: ONE statement: owner := NULL on the epoch rows of
+	 * keys[i] whose owner is member and whose epoch is still epochs[i]
+	 * (1 <= n <= GW_STORE_ACTIVATE_MAX, distinct keys); *released: how
+	 * many rows it changed. */
+	gw_err (*lease_release)(void *drv, const gw_actor_key *keys, const uint64_t *epochs,
+	                        size_t n, const char *member, uint64_t *released);
 } gw_store_ops;
 
 #endif

@@ -13,6 +13,12 @@ struct gw_store {
 	gw_keyring *kr;          /* owned: gw_keyring_free */
 };
 
+/* store.c, for the other files of the front: gwi_store_key_ok says whether
+ * a key is valid (both strings non-empty); gwi_store_row_open decrypts a
+ * row a driver loaded for k into *out and consumes (frees) the row either
+ * way. */
+bool gwi_store_key_ok(const gw_actor_key *k);
+gw_err gwi_store_row_open(gw_store *s, const gw_actor_key *k, gw_row *row, gw_loaded *out);
 /* gwi_store_row_fini frees what a driver's load or scan handed over in r
  * (key_id, type_url, data; not the key). */
 void gwi_store_row_fini(gw_row *r);

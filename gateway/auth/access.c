@@ -16,6 +16,8 @@
 
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 struct gw_access {
 	pthread_rwlock_t lock;
@@ -164,5 +166,36 @@ gw_err gw_authn_call(const gw_policy *p, grpc_call *call, const grpc_metadata_ar
 		return GW_EUNAUTH;
 	}
 	*out = pr;
+	return GW_OK;
+}
+
+gw_err gw_policy_by_cert_pem(const gw_policy *p, const char *pem, const gw_principal **out)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (!x)
+		return GW_EINVAL;
+	GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	const gw_principal *found = NULL;
+	/* URIs first, then DNS names: the order of peer_identity. */
+	static const struct {
+		int type;
+		const char *kind;
+	} kinds[] = {{GEN_URI, "uri"}, {GEN_DNS, "dns"}};
+	for (size_t k = 0; k < 2 && !found; k++)
+		for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && !found; i++) {
+			const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+			if (g->type != kinds[k].type)
+				continue;
+			const ASN1_IA5STRING *v = g->d.ia5; /* uniformResourceIdentifier, dNSName */
+			found = gw_policy_by_identity(p, kinds[k].kind, (const char *)v->data,
+			                              (size_t)v->length);
+		}
+	GENERAL_NAMES_free(names);
+	X509_free(x);
+	if (!found)
+		return GW_ENOTFOUND;
+	*out = found;
 	return GW_OK;
 }

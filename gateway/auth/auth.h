@@ -13,6 +13,7 @@
  *           actors: [Ledger]        # optional; an instance matches its parent too
  *           actions: [Charge]       # optional
  *       admin: false
+ *       peer: false                 # true: a member of the cluster (Peer service)
  *
  * A gw_policy is immutable once parsed. gw_access holds the current one and
  * swaps it on reload (SIGHUP):
@@ -86,6 +87,10 @@ const gw_principal *gw_policy_by_name(const gw_policy *p, const char *name);
 /* The principal's rights. Strings borrowed for the call. */
 const char *gw_principal_name(const gw_principal *pr); /* borrowed from the policy */
 bool gw_principal_admin(const gw_principal *pr);
+/* peer: a member of the cluster, which may call spawn.gateway.v1.Peer
+ * (Forward, Ping) and whose word for a forwarded call's principal the
+ * owner trusts (docs/security.md, "Peers"). */
+bool gw_principal_peer(const gw_principal *pr);
 bool gw_principal_may_host(const gw_principal *pr, const char *system);
 /* may_invoke: actor may be matched by name or by parent (an instance's
  * template; NULL when unknown); action NULL = "no action" (Spawn): only
@@ -138,6 +143,14 @@ void gw_access_close(gw_access *a);
  * ("no credential", "unknown bearer token", ...; never the token). */
 gw_err gw_authn_call(const gw_policy *p, grpc_call *call, const grpc_metadata_array *md,
                      const gw_principal **out, char *why, size_t whylen);
+
+/* gw_policy_by_cert_pem finds the principal of the first certificate in
+ * pem (borrowed): its SAN URIs, then its SAN DNS names, matched as
+ * gw_authn_call matches a peer's certificate (this member's own
+ * certificate, checked at start-up: docs/security.md, "Peers"). Returns
+ * GW_OK and *out (valid under p's read lock), GW_ENOTFOUND when no
+ * identity of it is in p, GW_EINVAL when pem holds no certificate. */
+gw_err gw_policy_by_cert_pem(const gw_policy *p, const char *pem, const gw_principal **out);
 
 /* gw_authn_is_authorization: whether metadata key (len bytes) is the
  * credential header (ASCII case-insensitive "authorization"): its value

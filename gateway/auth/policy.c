@@ -35,6 +35,7 @@ struct gw_principal {
 	grant *invoke;
 	size_t n_invoke;
 	bool admin;
+	bool peer; /* a member of the cluster: may call the Peer service */
 };
 
 /* One stored token hash and its principal; the policy keeps them sorted
@@ -266,7 +267,7 @@ static gw_err parse_principal(pctx *x, yaml_node_t *n, gw_principal *pr)
 	if (n->type != YAML_MAPPING_NODE)
 		return fail(x, n,
 		            "a principal must be a mapping (name, identities, tokens, host, "
-		            "invoke, admin)");
+		            "invoke, admin, peer)");
 	gw_err err = GW_OK;
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++) {
@@ -302,18 +303,19 @@ static gw_err parse_principal(pctx *x, yaml_node_t *n, gw_principal *pr)
 				if ((err = parse_grant(x, yaml_document_get_node(&x->doc, *it),
 				                       &pr->invoke[pr->n_invoke++])))
 					return err;
-		} else if (!strcmp(k, "admin")) {
-			const char *s = scalar(x, vn, "admin", &err);
+		} else if (!strcmp(k, "admin") || !strcmp(k, "peer")) {
+			const char *s = scalar(x, vn, k, &err);
 			if (!s)
 				return err;
+			bool *flag = !strcmp(k, "admin") ? &pr->admin : &pr->peer;
 			if (!strcmp(s, "true"))
-				pr->admin = true;
+				*flag = true;
 			else if (strcmp(s, "false"))
-				return fail(x, vn, "admin must be true or false, not '%s'", s);
+				return fail(x, vn, "%s must be true or false, not '%s'", k, s);
 		} else {
 			return fail(x, kn,
 			            "unknown key '%s' in a principal (name, identities, tokens, "
-			            "host, invoke, admin)",
+			            "host, invoke, admin, peer)",
 			            k);
 		}
 	}
@@ -632,6 +634,11 @@ const char *gw_principal_name(const gw_principal *pr)
 bool gw_principal_admin(const gw_principal *pr)
 {
 	return pr->admin;
+}
+
+bool gw_principal_peer(const gw_principal *pr)
+{
+	return pr->peer;
 }
 
 bool gw_principal_may_host(const gw_principal *pr, const char *system)

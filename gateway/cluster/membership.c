@@ -61,10 +61,14 @@ struct gw_cluster {
 	bool stop, leave, leave_written;
 	mstate state;
 	char id[GW_MEMBER_ID_MAX + 1]; /* the current incarnation's id ("" when out) */
-	uint64_t gen;                  /* incarnation: bumped by every fence */
-	view_box *view;                /* current view (a reference) */
-	uint64_t version;              /* last published view version */
-	char *last_rows_sig;           /* members part of the last view's signature */
+	/* A fenced incarnation whose row this member still has to mark DEAD
+	 * itself before it rejoins ("" when none): its activation leases are
+	 * free at once, nobody waits for a peer to declare it. */
+	char bury[GW_MEMBER_ID_MAX + 1];
+	uint64_t gen;        /* incarnation: bumped by every fence */
+	view_box *view;      /* current view (a reference) */
+	uint64_t version;    /* last published view version */
+	char *last_rows_sig; /* members part of the last view's signature */
 
 	/* The lease: monotonic ms when the last successful heartbeat was SENT;
 	 * 0 = not serving. Read without the lock (gw_cluster_serving). */
@@ -328,6 +332,7 @@ static void fence(gw_cluster *c, uint64_t gen, const char *why)
 	atomic_store(&c->lease_from_ms, 0);
 	char old[GW_MEMBER_ID_MAX + 1];
 	snprintf(old, sizeof old, "%s", c->id);
+	snprintf(c->bury, sizeof c->bury, "%s", c->id);
 	c->state = M_OUT;
 	c->gen++;
 	pthread_cond_broadcast(&c->cv); /* a leave waiting for this incarnation */
@@ -390,9 +395,59 @@ static void new_id(gw_cluster *c, char *id, size_t cap)
 	         (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, r);
 }
 
-/* try_join inserts a new row and makes it ACTIVE (one heartbeat). */
+/* bury marks the row of this member's fenced incarnation DEAD, with the
+ * conditional declaration a peer would make (this process wrote its last
+ * heartbeat, so the observed one is the last). Safe: that incarnation
+ * fenced itself, its activations were handed off when the fence published
+ * its view without self (under pubmu, which this takes first), and it takes
+ * no lease any more (on_fenced). true when nothing is left to do (declared,
+ * or the row is DEAD or gone already); false on a store error (retried
+ * before the next join). */
+static bool bury(gw_cluster *c)
+{
+	char old[GW_MEMBER_ID_MAX + 1];
+	pthread_mutex_lock(&c->mu);
+	snprintf(old, sizeof old, "%s", c->bury);
+	pthread_mutex_unlock(&c->mu);
+	if (!old[0])
+		return true;
+	pthread_mutex_lock(&c->pubmu); /* the fence's publish (the handoff) is done */
+	pthread_mutex_unlock(&c->pubmu);
+	gw_member_row *rows = NULL;
+	size_t n = 0;
+	int64_t now = 0;
+	gw_err e = gw_store_member_list(c->store, &rows, &n, &now);
+	if (e != GW_OK)
+		return false;
+	for (size_t i = 0; i < n && e == GW_OK; i++)
+		if (!strcmp(rows[i].id, old) && live(&rows[i])) {
+			e = gw_store_member_declare_dead(c->store, old, rows[i].heartbeat_ms);
+			if (e == GW_OK)
+				GW_INFO(
+				    "cluster: marked its fenced incarnation %s dead (its leases "
+				    "are free)",
+				    old);
+			else if (e == GW_ECONFLICT)
+				e = GW_OK; /* a peer declared it meanwhile */
+		}
+	gw_member_rows_free(rows, n);
+	if (e != GW_OK)
+		return false;
+	pthread_mutex_lock(&c->mu);
+	if (!strcmp(c->bury, old))
+		c->bury[0] = '\0';
+	pthread_mutex_unlock(&c->mu);
+	return true;
+}
+
+/* try_join marks the fenced incarnation DEAD (if any), then inserts a new
+ * row and makes it ACTIVE (one heartbeat). */
 static void try_join(gw_cluster *c, const char *served)
 {
+	if (!bury(c)) {
+		GW_WARN("cluster: cannot mark the fenced incarnation dead yet (retrying)");
+		return;
+	}
 	char id[GW_MEMBER_ID_MAX + 1];
 	new_id(c, id, sizeof id);
 	int64_t sent = mono_ms();

@@ -12,7 +12,7 @@
  *   any ------ own row DEAD or gone,
  *              or no heartbeat for
  *              fence_after_ms --------> FENCED    [on_fenced; view self = SIZE_MAX]
- *   FENCED --- database reachable ----> JOINING   [under a new id]
+ *   FENCED --- database reachable ----> JOINING   [old row marked DEAD, then a new id]
  *
  * Invariants:
  *   1. A member fences itself before any peer can declare it dead: it

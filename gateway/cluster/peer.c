@@ -25,6 +25,10 @@ struct gw_peers {
 	bool thread_started;
 	grpc_channel_credentials *creds;
 	int max_message_bytes;
+	char *server_name;  /* owned; NULL = the address's host */
+	grpc_slice auth;    /* under mu: "Bearer <token>" (a reference owned; every call
+	                       takes its own); empty = no token */
+	bool has_auth;      /* under mu */
 	pthread_mutex_t mu; /* guards chans, calls, closing */
 	pthread_cond_t cv;  /* calls reached 0 */
 	chan *chans;
@@ -42,6 +46,8 @@ struct gw_peer_call {
 	gw_peer_done_fn fn;
 	void *user;
 	grpc_metadata_array initial, trailing;
+	grpc_metadata md; /* authorization (has_md): the value a reference owned */
+	bool has_md;
 	grpc_byte_buffer *resp;
 	grpc_status_code status;
 	grpc_slice details;
@@ -54,6 +60,8 @@ void gw_peer_call_rele(gw_peer_call *c)
 		return;
 	grpc_metadata_array_destroy(&c->initial);
 	grpc_metadata_array_destroy(&c->trailing);
+	if (c->has_md)
+		grpc_slice_unref(c->md.value);
 	if (c->resp)
 		grpc_byte_buffer_destroy(c->resp);
 	grpc_slice_unref(c->details);
@@ -86,12 +94,17 @@ static void complete(gw_peer_call *c)
 	char *details = grpc_slice_to_c_string(c->details);
 	char *owner = trailer(&c->trailing, "spawn-owner");
 	char *retry = trailer(&c->trailing, "spawn-retry");
+	char *refused = trailer(&c->trailing, GW_PEER_REFUSED_KEY);
 	bool nd = retry && !strcmp(retry, "not-dispatched");
+	bool pr = refused && !strcmp(refused, GW_PEER_REFUSED) &&
+	          (c->status == GRPC_STATUS_UNAUTHENTICATED ||
+	           c->status == GRPC_STATUS_PERMISSION_DENIED);
 	c->fn(c->user, c->status, details ? details : "",
-	      c->status == GRPC_STATUS_OK ? c->resp : NULL, owner, nd);
+	      c->status == GRPC_STATUS_OK ? c->resp : NULL, owner, nd, pr);
 	gpr_free(details);
 	gpr_free(owner);
 	gpr_free(retry);
+	gpr_free(refused);
 	gw_peers *p = c->p;
 	pthread_mutex_lock(&p->mu);
 	unlink_call(p, c);
@@ -125,6 +138,18 @@ gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->max_message_bytes = o->max_message_bytes > 0 ? o->max_message_bytes : 4 << 20;
+	p->auth = grpc_empty_slice();
+	if (o->server_name && !(p->server_name = strdup(o->server_name))) {
+		gw_peers_destroy(p);
+		return GW_ENOMEM;
+	}
+	if (o->token) {
+		size_t n = strlen(o->token);
+		p->auth = grpc_slice_malloc(7 + n);
+		memcpy(GRPC_SLICE_START_PTR(p->auth), "Bearer ", 7);
+		memcpy(GRPC_SLICE_START_PTR(p->auth) + 7, o->token, n);
+		p->has_auth = true;
+	}
 	if (o->ca_pem) {
 		grpc_ssl_pem_key_cert_pair pair = {.private_key = o->key_pem,
 		                                   .cert_chain = o->cert_pem};
@@ -168,8 +193,12 @@ static grpc_channel *channel_for(gw_peers *p, const char *address)
 	    {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 5000}},
 	    /* A member restarting comes back quickly: do not back off for long. */
 	    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 1000}},
+	    /* --peer-tls-server-name: members dialled at pod IPs present a
+	     * certificate for one service name (the last arg, left out when
+	     * not set). */
+	    {GRPC_ARG_STRING, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, {.string = p->server_name}},
 	};
-	grpc_channel_args ca = {sizeof args / sizeof args[0], args};
+	grpc_channel_args ca = {sizeof args / sizeof args[0] - (p->server_name ? 0 : 1), args};
 	c->ch = grpc_channel_create(address, p->creds, &ca);
 	if (!c->ch) {
 		free(c->address);
@@ -204,6 +233,13 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 		                  gpr_time_from_millis(left > 0 ? left : 0, GPR_TIMESPAN));
 	}
 	pthread_mutex_lock(&p->mu);
+	if (p->has_auth) {
+		/* The token current now; a later gw_peers_set_token does not
+		 * change this call's. */
+		c->md.key = grpc_slice_from_static_string("authorization");
+		c->md.value = grpc_slice_ref(p->auth);
+		c->has_md = true;
+	}
 	grpc_channel *ch = p->closing ? NULL : channel_for(p, address);
 	if (ch) {
 		grpc_slice m = grpc_slice_from_static_string(method);
@@ -228,6 +264,10 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 	grpc_op *op = c->ops;
 	memset(c->ops, 0, sizeof c->ops);
 	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (c->has_md) {
+		op->data.send_initial_metadata.count = 1;
+		op->data.send_initial_metadata.metadata = &c->md;
+	}
 	op++;
 	op->op = GRPC_OP_SEND_MESSAGE;
 	op->data.send_message.send_message = req;
@@ -258,6 +298,25 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 		return GW_ENOMEM;
 	}
 	*out = c;
+	return GW_OK;
+}
+
+gw_err gw_peers_set_token(gw_peers *p, const char *token)
+{
+	grpc_slice auth = grpc_empty_slice();
+	if (token) {
+		size_t n = strlen(token);
+		auth = grpc_slice_malloc(7 + n);
+		memcpy(GRPC_SLICE_START_PTR(auth), "Bearer ", 7);
+		memcpy(GRPC_SLICE_START_PTR(auth) + 7, token, n);
+	}
+	pthread_mutex_lock(&p->mu);
+	grpc_slice old = p->auth;
+	p->auth = auth;
+	p->has_auth = token != NULL;
+	pthread_mutex_unlock(&p->mu);
+	/* Calls in flight may still hold the old one: released, not zeroed. */
+	grpc_slice_unref(old);
 	return GW_OK;
 }
 
@@ -299,6 +358,11 @@ void gw_peers_destroy(gw_peers *p)
 	}
 	if (p->creds)
 		grpc_channel_credentials_release(p->creds);
+	/* Every call has ended (and dropped its reference): the last one. */
+	if (p->has_auth)
+		explicit_bzero(GRPC_SLICE_START_PTR(p->auth), GRPC_SLICE_LENGTH(p->auth));
+	grpc_slice_unref(p->auth);
+	free(p->server_name);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p);
@@ -314,12 +378,19 @@ typedef struct ping_wait {
 } ping_wait;
 
 static void ping_done(void *user, grpc_status_code code, const char *details,
-                      grpc_byte_buffer *resp, const char *owner, bool not_dispatched)
+                      grpc_byte_buffer *resp, const char *owner, bool not_dispatched,
+                      bool peer_refused)
 {
-	(void)details;
 	(void)owner;
 	(void)not_dispatched;
 	ping_wait *w = user;
+	if (peer_refused)
+		GW_WARN("cluster: a member refused this member's Ping as a peer: %s (%s; is this "
+		        "member's credential a principal with peer: true in its --access "
+		        "policy?)",
+		        code == GRPC_STATUS_UNAUTHENTICATED ? "UNAUTHENTICATED"
+		                                            : "PERMISSION_DENIED",
+		        details);
 	bool alive = false;
 	if (code == GRPC_STATUS_OK && resp) {
 		spawn_arena a;

@@ -4,7 +4,10 @@
  * call runs asynchronously on the peers' own completion queue and thread,
  * never on a server CQ thread (STYLE.md 13.6). With TLS the peers present the
  * server's own certificate as their client certificate and trust the
- * client CA (docs/design/cluster.md, "Placement and routing").
+ * client CA (docs/design/cluster.md, "Placement and routing"). With a peer
+ * token, every call also carries "authorization: Bearer <token>": under
+ * --access the receiving member authenticates the caller as a principal
+ * with peer: true (docs/security.md, "Peers").
  *
  * A call:
  *   STARTED -- answer, error or deadline --> DONE  [fn runs once, on the peer thread]
@@ -29,6 +32,12 @@ typedef struct gw_peers_opts {
 	 * certificate must chain to ca_pem; cert_pem/key_pem are presented as
 	 * the client certificate (NULL: none). */
 	const char *ca_pem, *cert_pem, *key_pem;
+	/* The name the peers' certificates must carry (--peer-tls-server-name),
+	 * borrowed (copied); NULL = the host of the address dialled. */
+	const char *server_name;
+	/* The bearer token sent on every peer call (--peer-token-file), borrowed
+	 * (copied; zeroed when the peers are destroyed); NULL = none. */
+	const char *token;
 	int max_message_bytes; /* 0 = 4 MiB */
 } gw_peers_opts;
 
@@ -36,16 +45,31 @@ typedef struct gw_peers_opts {
  * and sets *out; GW_ENOMEM; GW_ECONFIG (gRPC refused the TLS texts). */
 gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o);
 
+/* gw_peers_set_token replaces the bearer token of the calls started from
+ * now on with token (borrowed, copied; NULL = none): --peer-token-file read
+ * again on SIGHUP. Calls in flight keep theirs. Returns GW_OK. Thread: any;
+ * never blocks for long. */
+gw_err gw_peers_set_token(gw_peers *p, const char *token);
+
 /* gw_peers_destroy cancels the calls in flight, waits for their callbacks,
  * stops the thread and closes every channel. Accepts NULL. Blocks. */
 void gw_peers_destroy(gw_peers *p);
 
+/* The trailer of a Peer call the receiving member refused because of the
+ * caller's credential (UNAUTHENTICATED or PERMISSION_DENIED: not a peer of
+ * its access policy), as opposed to a refusal of the call's own content. */
+#define GW_PEER_REFUSED_KEY "spawn-peer"
+#define GW_PEER_REFUSED     "refused"
+
 /* Completion of a call, on the peer thread: code and details (borrowed),
  * resp the response message (borrowed; NULL unless code is OK), owner the
- * value of the "spawn-owner" trailer (borrowed; NULL when absent) and
- * not_dispatched the "spawn-retry: not-dispatched" trailer. */
+ * value of the "spawn-owner" trailer (borrowed; NULL when absent),
+ * not_dispatched the "spawn-retry: not-dispatched" trailer and
+ * peer_refused the GW_PEER_REFUSED_KEY trailer (the member refused this
+ * one as a peer). */
 typedef void (*gw_peer_done_fn)(void *user, grpc_status_code code, const char *details,
-                                grpc_byte_buffer *resp, const char *owner, bool not_dispatched);
+                                grpc_byte_buffer *resp, const char *owner, bool not_dispatched,
+                                bool peer_refused);
 
 /* gw_peer_call_start calls method (a static path, "/spawn.gateway.v1.Peer/
  * Forward") on the member at address with req (borrowed; gRPC keeps its own

@@ -30,9 +30,20 @@ typedef struct fwd {
 	bool waiting;            /* WAITING: in r->waiting */
 	bool none;               /* waiting because no member serves the type */
 	bool lapsed;             /* the wait ended without a newer view (router thread) */
+	bool refused;            /* waiting after a refusal: a newer view, or the retry
+	                            delay (the owner's view may be the one behind) */
 	int64_t wait_until;      /* WAITING: monotonic ms */
 	struct fwd *prev, *next; /* r->waiting */
 } fwd;
+
+/* One gw_router_await: a wait for a view newer than version. */
+typedef struct await {
+	uint64_t version;
+	int64_t until_ms;
+	gw_await_fn fn;
+	void *user;
+	struct await *next;
+} await;
 
 struct gw_router {
 	gw_router_opts o;
@@ -40,6 +51,7 @@ struct gw_router {
 	pthread_cond_t cv;  /* the thread: a view arrived, a wait started, stop */
 	rview *view;        /* owned; NULL until the first view */
 	fwd *waiting;
+	await *awaits; /* gw_router_await, under mu */
 	bool stop;
 	pthread_t thread;
 	bool thread_started;
@@ -184,6 +196,68 @@ void gw_router_self(gw_router *r, char *id, size_t n, uint64_t *version)
 	pthread_mutex_unlock(&r->mu);
 }
 
+int gw_router_owner_of(gw_router *r, const char *system, const char *name, char *owner_id, size_t n,
+                       char *address, size_t an, uint64_t *version, bool *known)
+{
+	/* The request the router would see for a call of this actor. */
+	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
+	Spawn__Actors__ActorId id = SPAWN__ACTORS__ACTOR_ID__INIT;
+	Spawn__Actors__Actor act = SPAWN__ACTORS__ACTOR__INIT;
+	Spawn__InvocationRequest rq = SPAWN__INVOCATION_REQUEST__INIT;
+	sys.name = (char *)system;
+	id.name = (char *)name;
+	id.system = (char *)system;
+	act.id = &id;
+	rq.system = &sys;
+	rq.actor = &act;
+	char type[512];
+	type_of(r, &rq, type, sizeof type, known);
+	const gw_member *m = NULL;
+	pthread_mutex_lock(&r->mu);
+	int w = owner_locked(r, &rq, type, &m);
+	snprintf(owner_id, n, "%s", w == GW_OWNER_OTHER ? m->id : "");
+	snprintf(address, an, "%s", w == GW_OWNER_OTHER ? m->address : "");
+	*version = r->view ? r->view->v.version : 0;
+	pthread_mutex_unlock(&r->mu);
+	return w;
+}
+
+gw_view *gw_router_view_copy(gw_router *r)
+{
+	pthread_mutex_lock(&r->mu);
+	rview *rv = r->view ? rview_copy(&r->view->v) : NULL;
+	pthread_mutex_unlock(&r->mu);
+	return rv ? &rv->v : NULL;
+}
+
+void gw_router_view_free(gw_view *v)
+{
+	/* v is the first member of an rview (gw_router_view_copy). */
+	rview_free((rview *)(void *)v);
+}
+
+gw_err gw_router_await(gw_router *r, uint64_t version, int64_t until_ms, gw_await_fn fn, void *user)
+{
+	await *a = calloc(1, sizeof *a);
+	if (!a)
+		return GW_ENOMEM;
+	a->version = version;
+	a->until_ms = until_ms;
+	a->fn = fn;
+	a->user = user;
+	pthread_mutex_lock(&r->mu);
+	if (r->stop) {
+		pthread_mutex_unlock(&r->mu);
+		free(a);
+		return GW_ESHUTDOWN;
+	}
+	a->next = r->awaits;
+	r->awaits = a;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return GW_OK;
+}
+
 /* ---- completing ------------------------------------------------------------- */
 
 static void unwait_locked(gw_router *r, fwd *f)
@@ -236,7 +310,8 @@ static const char *actor_name(const gw_inv *inv)
 /* ---- deciding ---------------------------------------------------------------- */
 
 static void forward_done(void *user, grpc_status_code code, const char *details,
-                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched);
+                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched,
+                         bool peer_refused);
 
 /* pack_forward builds the ForwardRequest of f. NULL when out of memory. */
 static grpc_byte_buffer *pack_forward(gw_router *r, fwd *f, const char *self_id)
@@ -249,9 +324,21 @@ static grpc_byte_buffer *pack_forward(gw_router *r, fwd *f, const char *self_id)
 	fr.view_version = f->version;
 	fr.idempotency_key = inv->idem_key ? inv->idem_key : "";
 	fr.depth = inv->hops;
+	/* Who the entry member authorized (--access); the owner trusts it. */
+	fr.principal = inv->principal ? inv->principal : "";
 	(void)r;
+	/* The owner answers an async request at acceptance. Only a client's
+	 * async call wants that; the submitter of anything else (an effect, an
+	 * outbox delivery whose answer acknowledges it, a scheduled invocation
+	 * whose row goes with the answer) counts on the turn's outcome, as a
+	 * local run gives it. */
+	bool async = inv->req->async;
+	if (!inv->accept_only)
+		inv->req->async = false;
 	grpc_byte_buffer *bb = NULL;
-	return spawn_wire_pack(&fr.base, &bb) == 0 ? bb : NULL;
+	int rc = spawn_wire_pack(&fr.base, &bb);
+	inv->req->async = async;
+	return rc == 0 ? bb : NULL;
 }
 
 /* decide routes f once. offered: called from route (returning false runs
@@ -261,6 +348,7 @@ static grpc_byte_buffer *pack_forward(gw_router *r, fwd *f, const char *self_id)
 static bool decide(gw_router *r, fwd *f, bool offered)
 {
 	gw_inv *inv = f->inv;
+	f->refused = false; /* set again by the next refusal */
 	char type[512];
 	bool here;
 	type_of(r, inv->req, type, sizeof type, &here);
@@ -339,33 +427,40 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 	pthread_mutex_unlock(&r->mu);
 	grpc_byte_buffer *bb = pack_forward(r, f, self_id);
 	gw_peer_call *c = NULL;
+	/* Started under the router's lock, and f->call set before it is
+	 * released: the owner's answer (forward_done, on the peers' thread,
+	 * which takes this lock first) may come at once, and it frees f.
+	 * (The lock order router -> peers is the one cancel uses too.) */
+	pthread_mutex_lock(&r->mu);
 	gw_err err = bb ? r->o.peer_ops->start(r->o.peers, address, GW_PEER_FORWARD, bb,
 	                                       inv->deadline_ms, forward_done, f, &c)
 	                : GW_ENOMEM;
-	if (bb)
-		grpc_byte_buffer_destroy(bb);
 	if (err) {
-		pthread_mutex_lock(&r->mu);
 		release_locked(r, f);
 		pthread_mutex_unlock(&r->mu);
+		if (bb)
+			grpc_byte_buffer_destroy(bb);
 		fwd_free(f);
 		finish(inv, err == GW_ESHUTDOWN ? GW_ESHUTDOWN : GW_ENOMEM, true,
 		       "cannot forward the call to actor %s to its owner%s", actor_name(inv), "");
 		return true;
 	}
 	atomic_fetch_add(&r->forwarded, 1);
-	pthread_mutex_lock(&r->mu);
 	f->call = c;
-	bool cancel = inv->route_cancelled; /* the cancel came before f->call was set */
-	pthread_mutex_unlock(&r->mu);
-	if (cancel)
+	/* A cancel that came while this was deciding (f->call was NULL then):
+	 * cancelled here, under r->mu, while f (and its reference to c) is
+	 * sure to be alive. */
+	if (inv->route_cancelled)
 		r->o.peer_ops->cancel(c);
+	pthread_mutex_unlock(&r->mu);
+	grpc_byte_buffer_destroy(bb); /* borrowed by start: gRPC holds its own reference */
 	return true;
 }
 
 /* The owner's answer. Peer thread. */
 static void forward_done(void *user, grpc_status_code code, const char *details,
-                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched)
+                         grpc_byte_buffer *resp, const char *owner, bool not_dispatched,
+                         bool peer_refused)
 {
 	fwd *f = user;
 	gw_router *r = f->r;
@@ -378,8 +473,15 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 		/* Refused: not the owner in its view. Wait for a newer view
 		 * than the one this forward used, then decide again. */
 		atomic_fetch_add(&r->refused, 1);
-		int64_t cap = now_ms() + r->o.wait_ms;
+		/* The receiver's view may be the older one (it has not seen
+		 * the view that made it the owner yet): then no newer view
+		 * comes here, and the forward is made again after a delay
+		 * doubling from GW_REFUSED_RETRY_MS (attempts stay bounded by
+		 * GW_ROUTE_HOPS). */
+		unsigned sh = f->attempts > 0 ? f->attempts - 1u : 0u;
+		int64_t cap = now_ms() + ((int64_t)GW_REFUSED_RETRY_MS << (sh < 4 ? sh : 4));
 		f->none = false;
+		f->refused = true;
 		f->wait_until =
 		    inv->deadline_ms > 0 && inv->deadline_ms < cap ? inv->deadline_ms : cap;
 		if (r->view && r->view->v.version > f->version) {
@@ -430,6 +532,18 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 	if (cancelled && code == GRPC_STATUS_CANCELLED) {
 		finish(inv, GW_ECANCELLED, false, "the caller cancelled the call to actor %s%s",
 		       actor_name(inv), "");
+		return;
+	}
+	if (peer_refused) {
+		/* The owner refused this member's credential (not a peer of its
+		 * policy): a fault of the cluster's set-up, not of the caller's
+		 * rights, so never UNAUTHENTICATED or PERMISSION_DENIED to the
+		 * caller (docs/security.md). The call never ran there. */
+		GW_WARN("cluster: the owner of actor %s refused this member as a peer: %s",
+		        actor_name(inv), details);
+		finish(inv, GW_EUNAVAIL, true,
+		       "the owner of actor %s refused this member as a peer of the cluster (%s)",
+		       actor_name(inv), details);
 		return;
 	}
 	/* The owner's error, as the owner gave it: a code the error table
@@ -518,10 +632,85 @@ static bool cancel(void *vr, gw_inv *inv)
 	return true;
 }
 
+/* owns: whether this member owns rq's actor now (recovery of an outbox
+ * after a crash is its owner's only: runtime.h, gw_router_ops.owns). */
+static int owns(void *vr, const Spawn__InvocationRequest *rq, char *owner_id, size_t n)
+{
+	gw_router *r = vr;
+	char type[512];
+	bool here;
+	type_of(r, rq, type, sizeof type, &here);
+	const gw_member *m = NULL;
+	pthread_mutex_lock(&r->mu);
+	int w = r->stop ? GW_OWNER_NOVIEW : owner_locked(r, rq, type, &m);
+	snprintf(owner_id, n, "%s", w == GW_OWNER_OTHER ? m->id : "");
+	pthread_mutex_unlock(&r->mu);
+	switch (w) {
+	case GW_OWNER_SELF:
+		return GW_OWNS_YES;
+	case GW_OWNER_OTHER:
+		return GW_OWNS_NO;
+	case GW_OWNER_NONE:
+		/* Nobody serves its type: when a host here registered it, the
+		 * view has not caught up (wait); else the runtime answers as a
+		 * gateway without the host (and looks an instance up in the
+		 * store, after which this is asked again with its template). */
+		return here ? GW_OWNS_WAIT : GW_OWNS_YES;
+	default:
+		return GW_OWNS_WAIT;
+	}
+}
+
+/* sub_field: the next GW_SUB_MARK-separated field of *p (in a copy). */
+static char *sub_field(char **p)
+{
+	char *f = *p, *e = f ? strchr(f, GW_SUB_MARK) : NULL;
+	if (e) {
+		*e = 0;
+		*p = e + 1;
+	} else {
+		*p = NULL;
+	}
+	return f;
+}
+
+static size_t subscribers(void *vr, const char *system, const char *topic,
+                          void (*fn)(void *user, const char *actor, const char *action), void *user)
+{
+	gw_router *r = vr;
+	size_t found = 0;
+	char line[4 * 1024];
+	pthread_mutex_lock(&r->mu);
+	rview *rv = r->view;
+	for (size_t i = 0; rv && i < rv->v.n; i++) {
+		const gw_member *m = &rv->v.members[i];
+		if (i == rv->v.self || m->status != GW_MEMBER_ACTIVE)
+			continue; /* this member's own come from its registry */
+		for (size_t k = 0; k < m->n_served; k++) {
+			const char *s = m->served[k];
+			if (s[0] != GW_SUB_MARK || strlen(s) >= sizeof line)
+				continue;
+			memcpy(line, s + 1, strlen(s));
+			char *p = line;
+			char *sys = sub_field(&p), *actor = sub_field(&p), *top = sub_field(&p),
+			     *action = sub_field(&p);
+			if (!sys || !actor || !top || !action || p || !actor[0] || !action[0] ||
+			    strcmp(sys, system) || strcmp(top, topic))
+				continue;
+			fn(user, actor, action);
+			found++;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return found;
+}
+
 const gw_router_ops gw_router_ops_v1 = {
     .version = GW_ROUTER_OPS_VERSION,
     .route = route,
     .cancel = cancel,
+    .owns = owns,
+    .subscribers = subscribers,
 };
 
 /* ---- the thread: waits ------------------------------------------------------------ */
@@ -534,6 +723,30 @@ static void *router_main(void *arg)
 		int64_t now = now_ms(), next = now + 1000;
 		fwd *ready = NULL;
 		uint64_t version = r->view ? r->view->v.version : 0;
+		await *fire = NULL;
+		for (await **pa = &r->awaits; *pa;) {
+			await *a = *pa;
+			if (version > a->version || a->until_ms <= now) {
+				*pa = a->next;
+				a->next = fire;
+				fire = a;
+			} else {
+				if (a->until_ms < next)
+					next = a->until_ms;
+				pa = &a->next;
+			}
+		}
+		if (fire) {
+			pthread_mutex_unlock(&r->mu);
+			while (fire) {
+				await *a = fire;
+				fire = a->next;
+				a->fn(a->user, version > a->version);
+				free(a);
+			}
+			pthread_mutex_lock(&r->mu);
+			continue;
+		}
 		for (fwd *f = r->waiting, *n; f; f = n) {
 			n = f->next;
 			bool newer = version > f->version;
@@ -554,7 +767,8 @@ static void *router_main(void *arg)
 				f->next = NULL;
 				gw_inv *inv = f->inv;
 				bool expired = inv->deadline_ms > 0 && inv->deadline_ms <= now_ms();
-				if (expired || (f->lapsed && !f->none)) {
+				bool retry = f->refused;
+				if (expired || (f->lapsed && !f->none && !retry)) {
 					/* The deadline passed, or no newer view came within
 					 * the cap: never sent anywhere. */
 					pthread_mutex_lock(&r->mu);
@@ -638,6 +852,38 @@ static bool mine(void *user, const char *system, const char *type, const char *n
 	return m;
 }
 
+/* lost_owners: whether going from view old to nw may give this member
+ * actors whose outbox a crash left undelivered: nw has this member and old
+ * did not (the first view, or the first after fencing), this member became
+ * ACTIVE, or an ACTIVE member of old is gone from nw or no longer ACTIVE
+ * there (it crashed or was declared dead; a LEAVING member drains its
+ * actors itself). */
+static bool lost_owners(const rview *old, const rview *nw)
+{
+	if (nw->v.self == SIZE_MAX || nw->v.self >= nw->v.n)
+		return false;
+	if (!old || old->v.self == SIZE_MAX || old->v.self >= old->v.n)
+		return true;
+	/* This member just became ACTIVE (it joined): only now does placement
+	 * give it actors; a pass while JOINING left them all to others. */
+	if (old->v.members[old->v.self].status != GW_MEMBER_ACTIVE &&
+	    nw->v.members[nw->v.self].status == GW_MEMBER_ACTIVE)
+		return true;
+	for (size_t i = 0; i < old->v.n; i++) {
+		const gw_member *o = &old->v.members[i];
+		if (o->status != GW_MEMBER_ACTIVE)
+			continue;
+		bool active = false;
+		for (size_t k = 0; k < nw->v.n && !active; k++)
+			active = !strcmp(nw->v.members[k].id, o->id) &&
+			         (nw->v.members[k].status == GW_MEMBER_ACTIVE ||
+			          nw->v.members[k].status == GW_MEMBER_LEAVING);
+		if (!active)
+			return true;
+	}
+	return false;
+}
+
 void gw_router_on_view(void *user, gw_view *v)
 {
 	gw_router *r = user;
@@ -655,6 +901,7 @@ void gw_router_on_view(void *user, gw_view *v)
 	}
 	rview *old = r->view;
 	r->view = rv;
+	bool recover = lost_owners(old, rv);
 	pthread_cond_signal(&r->cv); /* waiting calls are routed again */
 	pthread_mutex_unlock(&r->mu);
 	rview_free(old);
@@ -663,6 +910,16 @@ void gw_router_on_view(void *user, gw_view *v)
 	if (n)
 		GW_INFO("view %llu: %zu active actors handed off to their new owners",
 		        (unsigned long long)v->version, n);
+	if (recover) {
+		/* Outboxes a crash left undelivered: each actor's owner (this
+		 * member for the ones it owns now) activates it; the runtime asks
+		 * owns() per actor. */
+		GW_INFO("view %llu: effects recovery for the actors this member owns now",
+		        (unsigned long long)v->version);
+		if (gw_runtime_recover_effects(r->o.rt) != GW_OK)
+			GW_ERROR("view %llu: out of memory starting the effects recovery",
+			         (unsigned long long)v->version);
+	}
 }
 
 void gw_router_get_stats(gw_router *r, gw_router_stats *out)
@@ -687,8 +944,16 @@ void gw_router_stop(gw_router *r)
 	}
 	for (fwd *f = list; f; f = f->next)
 		f->prev = NULL;
+	await *awaits = r->awaits;
+	r->awaits = NULL;
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+	while (awaits) {
+		await *a = awaits;
+		awaits = a->next;
+		a->fn(a->user, false);
+		free(a);
+	}
 	while (list) {
 		fwd *f = list;
 		list = f->next;

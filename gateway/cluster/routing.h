@@ -22,7 +22,8 @@
  *      runs it here or refuses it), so a call makes at most one hop at a
  *      time and two members that disagree about the view cannot pass it back
  *      and forth: each refusal costs the sender one attempt and a wait for a
- *      newer view; after GW_ROUTE_HOPS attempts the call fails UNAVAILABLE
+ *      newer view or GW_REFUSED_RETRY_MS (doubling; the receiver's view may
+ *      be the one behind); after GW_ROUTE_HOPS attempts the call fails UNAVAILABLE
  *      (not dispatched: the caller may retry);
  *   3. a call is completed exactly once (done), with inv->rstate cleared first
  *      under the router's lock, so a cancel after that does nothing. */
@@ -41,8 +42,13 @@
 /* The most attempts (forwards) one call makes; the Peer service refuses a
  * ForwardRequest with more hops. */
 #define GW_ROUTE_HOPS 4
+/* A refused forward is made again after this delay (doubling with each
+ * attempt) unless a newer view arrives first: the owner's view may be the
+ * one that is behind. */
+#define GW_REFUSED_RETRY_MS 100
 
 #define GW_PEER_FORWARD "/spawn.gateway.v1.Peer/Forward"
+#define GW_PEER_ADMIN   "/spawn.gateway.v1.Peer/Admin"
 /* The trailer of a refusal: the owner in the refusing member's view. */
 #define GW_OWNER_KEY "spawn-owner"
 
@@ -76,7 +82,11 @@ extern const gw_router_ops gw_router_ops_v1;
 
 /* gw_router_on_view is the membership's on_view callback: v (borrowed for
  * the call; copied) becomes the current view when newer than the one held;
- * calls waiting for a view are routed again. Thread: any. */
+ * calls waiting for a view are routed again, the actors the view gives to
+ * others are handed off, and when this member may have gained the actors
+ * of a crashed member (the first view with this member in it, or an ACTIVE
+ * member gone) it runs the effects recovery (gw_runtime_recover_effects),
+ * which wakes only the actors it owns (gw_router_ops.owns). Thread: any. */
 void gw_router_on_view(void *user, gw_view *v);
 
 /* Where a request's actor lives in the current view. */
@@ -89,6 +99,28 @@ enum { GW_OWNER_SELF = 0, GW_OWNER_OTHER = 1, GW_OWNER_NONE = 2, GW_OWNER_NOVIEW
  * view's version (0 without one). Thread: any; never blocks. */
 int gw_router_owner(gw_router *r, const Spawn__InvocationRequest *rq, char *owner_id, size_t n,
                     uint64_t *version);
+
+/* gw_router_owner_of is gw_router_owner for the actor (system, name) an
+ * Admin call names (strings borrowed): address gets the owner's address
+ * (GW_OWNER_OTHER; else empty), *known whether this member's registry
+ * knows the name (a type, or an instance: its template then decides).
+ * Thread: any; never blocks. */
+int gw_router_owner_of(gw_router *r, const char *system, const char *name, char *owner_id, size_t n,
+                       char *address, size_t an, uint64_t *version, bool *known);
+
+/* gw_router_view_copy returns a copy of the current view (NULL: none yet,
+ * or out of memory); the caller frees it with gw_router_view_free. */
+gw_view *gw_router_view_copy(gw_router *r);
+void gw_router_view_free(gw_view *v); /* accepts NULL */
+
+/* gw_router_await runs fn(user, newer) exactly once, on the router's
+ * thread, no lock held: newer = true once a view newer than version is
+ * installed, false at until_ms (monotonic ms) or at gw_router_stop.
+ * Returns GW_OK; GW_ENOMEM or GW_ESHUTDOWN (stopped): fn will not run.
+ * Thread: any. */
+typedef void (*gw_await_fn)(void *user, bool newer);
+gw_err gw_router_await(gw_router *r, uint64_t version, int64_t until_ms, gw_await_fn fn,
+                       void *user);
 
 /* gw_router_self copies this member's id in the current view (empty when
  * none) to id. */

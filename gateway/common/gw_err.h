@@ -28,7 +28,8 @@
 	XX(ESHUTDOWN, 15, GRPC_STATUS_UNAVAILABLE, "gateway shutting down")                        \
 	XX(ECONFIG, 16, GRPC_STATUS_FAILED_PRECONDITION, "bad configuration")                      \
 	XX(EUNAUTH, 17, GRPC_STATUS_UNAUTHENTICATED, "unauthenticated")                            \
-	XX(EDENIED, 18, GRPC_STATUS_PERMISSION_DENIED, "permission denied")
+	XX(EDENIED, 18, GRPC_STATUS_PERMISSION_DENIED, "permission denied")                        \
+	XX(EOWNED, 19, GRPC_STATUS_UNAVAILABLE, "actor active on another member of the cluster")
 
 typedef enum gw_err {
 #define GW_ERR_ENUM(name, val, status, msg) GW_##name = val,

@@ -82,6 +82,7 @@ static const rule rules[] = {
     {&spawn__gateway__v1__actor_state_view__descriptor, 4, R_TAG_MAP}, /* tags */
     {&spawn__gateway__v1__stored_state__descriptor, 1, R_TAG_MAP},     /* tags */
     {&google__protobuf__any__descriptor, 1, R_TYPE_URL},               /* type_url */
+    {&spawn__gateway__v1__forward_request__descriptor, 5, R_NAME},     /* principal */
 };
 
 /* rules_of finds the rules of d: the table groups them by descriptor. */

@@ -163,9 +163,11 @@ static void begin_locked(gw_runtime *rt, gw_actor *a, struct gw_forget *f, done_
 	a->forgetting = 1;
 	a->forget = f;
 	a->deactivating = 1;
-	for (gw_inv *inv; (inv = gwi_mq_pop(rt, a)); f->aborted++)
+	for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));) {
+		f->aborted += inv->timer < 0; /* calls; a timer's turn is not one */
 		gwi_finish(dl, inv, GW_ECONFLICT,
 		           "actor %s was forgotten (Admin.Forget) before this call ran", a->name);
+	}
 	gw_wheel_disarm(&s->wheel, &a->idle_t);
 	gw_wheel_disarm(&s->wheel, &a->snap_t);
 	if (a->timers)

@@ -100,6 +100,11 @@ static void unlink_inv(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 	gw_wheel_disarm(&a->shard->wheel, &inv->deadline_t);
 }
 
+void gwi_mq_remove(gw_runtime *rt, gw_actor *a, gw_inv *inv)
+{
+	unlink_inv(rt, a, inv);
+}
+
 gw_inv *gwi_mq_pop(gw_runtime *rt, gw_actor *a)
 {
 	gw_inv *inv = a->mq_head;

@@ -60,7 +60,8 @@ enum {
 	JOB_SCHED_PUT,
 	JOB_SCHED_DONE,
 	JOB_EFFECTS,
-	JOB_CALL
+	JOB_CALL,
+	JOB_RELEASE
 };
 
 /* The urgent class: what a caller waits for and that costs one read
@@ -93,6 +94,12 @@ static bool urgent_kind(int kind)
  * stays busy (it is flushed at once when the thread goes idle). Far below
  * any lease. */
 #define DONE_MAX_WAIT_MS 100
+/* Releases of leases that failed (the store unreachable) are tried again
+ * this often, at most RELEASE_RETRY_MAX of them (beyond: dropped with an
+ * ERROR; the member's leases free themselves when it fences and rejoins,
+ * which marks its old row DEAD). */
+#define RELEASE_RETRY_MS  500
+#define RELEASE_RETRY_MAX 65536
 
 struct gw_persist_job {
 	gw_persist_job *next;
@@ -143,6 +150,12 @@ struct gw_persist {
 	gw_persist_job *done_head, **done_tail;
 	size_t ndone;
 	int64_t done_since_ms; /* wall ms the oldest was taken */
+	/* lease mode: the member (under mu; "" = none) and the releases to try
+	 * again (persist thread only) */
+	char member[GW_MEMBER_ID_MAX + 1];
+	gw_persist_job *rel_retry;
+	size_t nrel_retry;
+	int64_t rel_retry_ms; /* wall ms of the next try */
 };
 
 static void job_free(gw_persist_job *j)
@@ -192,15 +205,126 @@ static void run_activations(gw_persist *p, gw_persist_job **v, size_t n)
 	gw_err res[GW_STORE_ACTIVATE_MAX];
 	for (size_t i = 0; i < n; i++)
 		k[i] = (gw_actor_key){v[i]->system, v[i]->name};
-	gw_err err = gw_store_activate_batch(p->store, k, n, epochs, out, res);
+	gw_err err;
+	size_t refused = 0;
+	if (p->o.lease) {
+		char member[GW_MEMBER_ID_MAX + 1];
+		pthread_mutex_lock(&p->mu);
+		memcpy(member, p->member, sizeof member);
+		pthread_mutex_unlock(&p->mu);
+		if (!member[0]) {
+			/* Not a member (not joined yet, or fenced): no lease. */
+			err = GW_OK;
+			for (size_t i = 0; i < n; i++)
+				res[i] = GW_EOWNED;
+		} else {
+			err =
+			    gw_store_lease_activate(p->store, k, n, member, epochs, NULL, out, res);
+		}
+		for (size_t i = 0; !err && i < n; i++)
+			refused += res[i] == GW_EOWNED;
+	} else {
+		err = gw_store_activate_batch(p->store, k, n, epochs, out, res);
+	}
 	if (err)
 		GW_WARN("statestore: batch of %zu activations failed: %s", n, gw_strerror(err));
 	pthread_mutex_lock(&p->mu);
 	p->stats.loads += n;
 	p->stats.activate_batches++;
+	p->stats.lease_refused += refused;
 	pthread_mutex_unlock(&p->mu);
 	for (size_t i = 0; i < n; i++)
-		load_done(v[i], err ? err : res[i], &out[i], err ? 0 : epochs[i]);
+		load_done(v[i], err ? err : res[i], &out[i],
+		          err || res[i] == GW_EOWNED ? 0 : epochs[i]);
+}
+
+/* ---- lease releases (lease mode) ------------------------------------------------ */
+
+/* rel_retry_add keeps a release that failed for the next try (bounded). */
+static void rel_retry_add(gw_persist *p, gw_persist_job *j)
+{
+	if (p->nrel_retry >= RELEASE_RETRY_MAX) {
+		GW_ERROR("statestore: lease of %s/%s not released (%d releases already wait "
+		         "for the store); it frees itself when this member fences",
+		         j->system, j->name, RELEASE_RETRY_MAX);
+		job_free(j);
+		return;
+	}
+	j->next = p->rel_retry;
+	p->rel_retry = j;
+	p->nrel_retry++;
+	p->rel_retry_ms = spawn_wall_ms() + RELEASE_RETRY_MS;
+}
+
+/* rel_chunk releases v[0..n) (distinct keys) in one statement. */
+static void rel_chunk(gw_persist *p, const char *member, gw_persist_job **v, size_t n)
+{
+	gw_actor_key k[GW_STORE_ACTIVATE_MAX];
+	uint64_t e[GW_STORE_ACTIVATE_MAX], released = 0;
+	for (size_t i = 0; i < n; i++) {
+		k[i] = (gw_actor_key){v[i]->system, v[i]->name};
+		e[i] = v[i]->epoch;
+	}
+	gw_err err = gw_store_lease_release(p->store, k, e, n, member, &released);
+	bool retry = err == GW_EIO || err == GW_EUNAVAIL || err == GW_ENOMEM;
+	if (err)
+		GW_WARN("statestore: release of %zu leases failed: %s%s", n, gw_strerror(err),
+		        retry ? "; retrying" : "");
+	pthread_mutex_lock(&p->mu);
+	p->stats.lease_released += released;
+	if (retry)
+		p->stats.release_retries += n;
+	pthread_mutex_unlock(&p->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (retry)
+			rel_retry_add(p, v[i]);
+		else
+			job_free(v[i]);
+	}
+}
+
+/* rel_run releases the leases of the list (JOB_RELEASE jobs, owned), in
+ * chunks of distinct keys: a key met again starts the next chunk, so two
+ * releases of one actor run in their order. With no member (fenced or
+ * not joined) there is nothing this member could release. */
+static void rel_run(gw_persist *p, gw_persist_job *list)
+{
+	char member[GW_MEMBER_ID_MAX + 1];
+	pthread_mutex_lock(&p->mu);
+	memcpy(member, p->member, sizeof member);
+	pthread_mutex_unlock(&p->mu);
+	gw_persist_job *v[GW_STORE_ACTIVATE_MAX];
+	size_t n = 0;
+	while (list) {
+		gw_persist_job *j = list;
+		list = j->next;
+		j->next = NULL;
+		if (!member[0]) {
+			job_free(j);
+			continue;
+		}
+		bool dup = false;
+		for (size_t i = 0; i < n && !dup; i++)
+			dup = !strcmp(v[i]->name, j->name) && !strcmp(v[i]->system, j->system);
+		if (dup || n == GW_STORE_ACTIVATE_MAX) {
+			rel_chunk(p, member, v, n);
+			n = 0;
+		}
+		v[n++] = j;
+	}
+	if (n)
+		rel_chunk(p, member, v, n);
+}
+
+/* rel_retry_run tries the releases that failed once more (their list is
+ * reversed: the order of one actor's releases no longer matters once both
+ * failed, each names its own epoch). */
+static void rel_retry_run(gw_persist *p)
+{
+	gw_persist_job *list = p->rel_retry;
+	p->rel_retry = NULL;
+	p->nrel_retry = 0;
+	rel_run(p, list);
 }
 
 /* An activation group: the JOB_ACTIVATE jobs of one run of the drained
@@ -581,19 +705,28 @@ static void *persist_main(void *arg)
 	int64_t rotate_backoff = 0;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		bool sched_due = false, idle = false;
+		bool sched_due = false, idle = false, rel_due = false;
 		while (!p->head && !p->uhead && !p->stopping) {
 			if (sched_on(p) && p->sched_next_ms <= spawn_wall_ms()) {
 				sched_due = true;
+				break;
+			}
+			if (p->nrel_retry > 0 && p->rel_retry_ms <= spawn_wall_ms()) {
+				rel_due = true;
 				break;
 			}
 			if (p->ndone > 0) {
 				idle = true; /* nothing else to do: run the deletes now */
 				break;
 			}
-			if (sched_on(p) && p->sched_next_ms != INT64_MAX && !p->stats.rotating) {
-				/* Sleep until the next scheduled invocation (or a job). */
-				int64_t ms = p->sched_next_ms - spawn_wall_ms();
+			if ((p->nrel_retry > 0 || (sched_on(p) && p->sched_next_ms != INT64_MAX)) &&
+			    !p->stats.rotating) {
+				/* Sleep until the next scheduled invocation or release
+				 * retry (or a job). */
+				int64_t at = sched_on(p) ? p->sched_next_ms : INT64_MAX;
+				if (p->nrel_retry > 0 && p->rel_retry_ms < at)
+					at = p->rel_retry_ms;
+				int64_t ms = at - spawn_wall_ms();
 				struct timespec ts;
 				clock_gettime(CLOCK_REALTIME, &ts);
 				ts.tv_sec += ms / 1000;
@@ -634,10 +767,22 @@ static void *persist_main(void *arg)
 		}
 		if (!list && stop) {
 			done_flush(p);
+			if (p->nrel_retry > 0)
+				rel_retry_run(p); /* one last try; what fails now is dropped */
+			while (p->rel_retry) {
+				gw_persist_job *j = p->rel_retry;
+				p->rel_retry = j->next;
+				job_free(j);
+			}
+			p->nrel_retry = 0;
 			break;
 		}
 		if (sched_due && !list) {
 			sched_pass(p);
+			continue;
+		}
+		if (rel_due && !list) {
+			rel_retry_run(p);
 			continue;
 		}
 		if (idle && !list) {
@@ -660,6 +805,7 @@ static void *persist_main(void *arg)
 		 * two jobs. Deletes of delivered scheduled invocations join the
 		 * pending ones. */
 		gw_persist_job *saves = NULL, **stail = &saves, *bulk = NULL, **btail = &bulk;
+		gw_persist_job *rels = NULL, **rtail = &rels;
 		while (list) {
 			gw_persist_job *j = list;
 			list = j->next;
@@ -667,6 +813,9 @@ static void *persist_main(void *arg)
 			if (j->kind == JOB_SAVE) {
 				*stail = j;
 				stail = &j->next;
+			} else if (j->kind == JOB_RELEASE) {
+				*rtail = j;
+				rtail = &j->next;
 			} else if (j->kind == JOB_SCHED_DONE) {
 				done_take(p, j);
 			} else {
@@ -685,6 +834,10 @@ static void *persist_main(void *arg)
 			for (size_t i = 0; i < nb; i++)
 				job_free(batch[i]);
 		}
+		/* After the saves of this drain: a deactivation's final save
+		 * commits before its lease is released. */
+		if (rels)
+			rel_run(p, rels);
 		while (bulk) {
 			urgent_between(p);
 			gw_persist_job *j = bulk;
@@ -854,6 +1007,25 @@ gw_err gw_persist_activate(gw_persist *p, const char *system, const char *name, 
 	j->cb.load = cb;
 	j->arg = arg;
 	return submit(p, j);
+}
+
+void gw_persist_set_member(gw_persist *p, const char *member)
+{
+	pthread_mutex_lock(&p->mu);
+	snprintf(p->member, sizeof p->member, "%s", member ? member : "");
+	pthread_mutex_unlock(&p->mu);
+}
+
+gw_err gw_persist_release(gw_persist *p, const char *system, const char *name, uint64_t epoch)
+{
+	if (!p->o.lease || epoch == 0)
+		return GW_OK;
+	gw_persist_job *j = job_new(JOB_RELEASE, system, name);
+	if (!j)
+		return GW_ENOMEM;
+	j->epoch = epoch;
+	gw_err e = submit(p, j);
+	return e == GW_ESHUTDOWN ? GW_OK : e; /* stopped: the lease frees itself at the leave */
 }
 
 gw_err gw_persist_read(gw_persist *p, const char *system, const char *name, uint64_t revision,

@@ -75,6 +75,11 @@ typedef struct gw_persist_stats {
 	bool rotating;                /* rotation enabled and not finished */
 	uint64_t activate_batches;    /* gw_store_activate_batch calls (each activation
 	                                 is also counted in loads) */
+	/* the activation lease (lease mode) */
+	uint64_t lease_refused;   /* activations answered GW_EOWNED (held by a live member,
+	                             or this member is not one) */
+	uint64_t lease_released;  /* leases a release cleared */
+	uint64_t release_retries; /* releases that failed and were queued again */
 } gw_persist_stats;
 
 typedef struct gw_persist_opts {
@@ -82,6 +87,10 @@ typedef struct gw_persist_opts {
 	                       batch (at most GW_STORE_ACTIVATE_MAX); 0 = 256 */
 	bool rotate;        /* re-encrypt rows to the primary key in the background */
 	size_t rotate_step; /* rows per rotation step; 0 = 100 */
+	/* Lease mode (a cluster with a membership): activations take the
+	 * activation lease for the member set by gw_persist_set_member
+	 * (gw_store_lease_activate) and gw_persist_release gives it back. */
+	bool lease;
 } gw_persist_opts;
 
 /* gw_persist_create starts the persist thread over store (borrowed; must
@@ -119,6 +128,26 @@ void gw_persist_destroy(gw_persist *p);
  * Returns GW_OK (cb will run) or GW_ENOMEM (cb will not run). */
 gw_err gw_persist_activate(gw_persist *p, const char *system, const char *name, gw_load_cb cb,
                            void *arg);
+
+/* Lease mode (opts.lease; docs/design/cluster.md, "The activation lease"):
+ *
+ * gw_persist_set_member names the member whose leases activations take
+ * from now on (copied; NULL or "": none, while this gateway is not a member:
+ * then every activation completes with GW_EOWNED). Thread: any.
+ *
+ * An activation's callback gets GW_EOWNED (no epoch taken, nothing loaded)
+ * when the actor's lease is held by another live member, or when this
+ * gateway is not a live member (no member set, or its row is DEAD or gone).
+ *
+ * gw_persist_release queues the release of the lease of (system, name)
+ * (copied) taken with epoch (> 0): after every job queued before it of the
+ * same class (the final save of a deactivation commits first), the row's
+ * owner is cleared when it is still the current member at that epoch.
+ * Releases gather into one statement per drain; one that fails (the store
+ * unreachable) is tried again every RELEASE_RETRY_MS, up to a bound.
+ * Outside lease mode it does nothing. Returns GW_OK or GW_ENOMEM. */
+void gw_persist_set_member(gw_persist *p, const char *member);
+gw_err gw_persist_release(gw_persist *p, const char *system, const char *name, uint64_t epoch);
 
 /* gw_persist_read queues a read of revision `revision` (0 = latest) with
  * no activation and no fencing. Same returns as gw_persist_activate. */

@@ -818,8 +818,12 @@ gw_err gw_registry_served(gw_registry *r, char **out)
 		for (type_entry *t = r->buckets[b]; t && e == GW_OK; t = t->next) {
 			if (t->nb == 0)
 				continue;
-			if (n == cap) {
+			bool subs = t->t.settings.kind != SPAWN__ACTORS__KIND__UNNAMED;
+			size_t lines = 1 + (subs ? t->n_topics : 0);
+			if (n + lines > cap) {
 				size_t nc = cap ? cap * 2 : 16;
+				while (nc < n + lines)
+					nc *= 2;
 				char **nv = realloc(v, nc * sizeof *nv);
 				if (!nv) {
 					e = GW_ENOMEM;
@@ -836,17 +840,46 @@ gw_err gw_registry_served(gw_registry *r, char **out)
 			snprintf(v[n], len, "%s/%s", t->t.system, t->t.name);
 			bytes += len;
 			n++;
+			for (size_t k = 0; subs && k < t->n_topics; k++) {
+				len = strlen(t->t.system) + strlen(t->t.name) +
+				      strlen(t->topics[k]) + strlen(t->topic_actions[k]) + 5;
+				if (!(v[n] = malloc(len))) {
+					e = GW_ENOMEM;
+					break;
+				}
+				snprintf(v[n], len, "%c%s%c%s%c%s%c%s", GW_SUB_MARK, t->t.system,
+				         GW_SUB_MARK, t->t.name, GW_SUB_MARK, t->topics[k],
+				         GW_SUB_MARK, t->topic_actions[k]);
+				bytes += len;
+				n++;
+			}
 		}
 	}
 	pthread_rwlock_unlock(&r->lock);
+	/* The membership publishes at most GW_SERVED_MAX bytes: past that the
+	 * subscriptions are left out (the types must be there: placement
+	 * stands on them), and broadcasts from other members miss them. */
+	bool subs = true;
+	if (bytes > GW_SERVED_MAX) {
+		subs = false;
+		bytes = 1;
+		for (size_t i = 0; i < n; i++)
+			if (v[i][0] != GW_SUB_MARK)
+				bytes += strlen(v[i]) + 1;
+		GW_WARN("registry: the served list is over %d bytes: channel subscriptions are not "
+		        "published to the cluster (broadcasts from other members miss them)",
+		        GW_SERVED_MAX);
+	}
 	char *s = e == GW_OK ? malloc(bytes) : NULL;
 	if (s) {
 		if (n > 1)
 			qsort(v, n, sizeof *v, cmp_str);
 		size_t at = 0;
 		for (size_t i = 0; i < n; i++) {
+			if (!subs && v[i][0] == GW_SUB_MARK)
+				continue;
 			size_t len = strlen(v[i]);
-			if (i)
+			if (at)
 				s[at++] = '\n';
 			memcpy(s + at, v[i], len);
 			at += len;

@@ -188,10 +188,16 @@ size_t gw_registry_sweep(gw_registry *r);
 size_t gw_registry_count(gw_registry *r);
 
 /* gw_registry_served writes the actor types that connected hosts serve now
- * (SERVED: at least one binding), as "system/actor" lines joined by '\n',
- * sorted, into *out (caller frees; "" when none). The cluster's membership
- * publishes it (docs/design/cluster.md). Returns GW_OK or GW_ENOMEM (*out
- * untouched). */
+ * (SERVED: at least one binding), as "system/actor" lines, and the channel
+ * subscriptions of those that are NAMED or POOLED, one line each,
+ * GW_SUB_MARK system GW_SUB_MARK actor GW_SUB_MARK topic GW_SUB_MARK action,
+ * joined by '\n', sorted, into *out (caller frees; "" when none). The
+ * cluster's membership publishes it, so every member knows the subscribers
+ * of the others (docs/design/cluster.md, "Broadcasts across members").
+ * Past GW_SERVED_MAX bytes the subscriptions are left out (logged).
+ * Returns GW_OK or GW_ENOMEM (*out untouched). */
+#define GW_SUB_MARK   '\x1f' /* a control character: the ingress refuses it in every name */
+#define GW_SERVED_MAX 65536  /* = GW_MEMBER_TEXT_MAX (store.h): what a member row holds */
 gw_err gw_registry_served(gw_registry *r, char **out);
 
 /* Reference counting and liveness of hosts, implemented by server/host.c. */

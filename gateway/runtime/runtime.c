@@ -218,6 +218,14 @@ static void table_remove(gw_shard *s, gw_actor *a)
 
 static void actor_free_locked(gw_shard *s, gw_actor *a)
 {
+	/* The activation ends: its lease goes back (cluster mode; after the
+	 * final save, which was queued before). A fenced or refused activation
+	 * has no epoch. */
+	if (a->stateful && a->epoch &&
+	    gw_persist_release(s->rt->persist, a->type->system, a->name, a->epoch) != GW_OK)
+		GW_WARN("actor %s/%s: lease not released (out of memory); it frees itself when "
+		        "this member fences",
+		        a->type->system, a->name);
 	gw_wheel_disarm(&s->wheel, &a->idle_t);
 	gw_wheel_disarm(&s->wheel, &a->snap_t);
 	if (a->timers) {
@@ -270,7 +278,7 @@ gw_actor_settings gwi_settings(gw_runtime *rt, gw_actor *a)
 /* ---- saves --------------------------------------------------------------- */
 
 static void save_done(void *arg, gw_err err);
-static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+static bool end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
 
 static void flush_account(gw_runtime *rt, long delta, gw_err err)
 {
@@ -437,6 +445,7 @@ static void save_finish(gw_actor *a, gw_err err)
 	}
 	bool same_state = a->saving == a->state;
 	bool captured_current = same_state && !a->resave; /* extra may have changed */
+	bool gone = false;
 	a->resave = 0;
 	gw_blob_rele(a->saving);
 	a->saving = NULL;
@@ -464,7 +473,7 @@ static void save_finish(gw_actor *a, gw_err err)
 				              "outbox committed, not delivered");
 			if (!submit_workflow(&dl, rt, inv))
 				gwi_finish(&dl, inv, GW_OK, NULL);
-			end_turn_locked(rt, a, &dl);
+			gone = end_turn_locked(rt, a, &dl);
 		} else if (err != GW_OK) {
 			/* Never acknowledge without a durable write: roll back. */
 			gw_inv *inv = a->busy;
@@ -477,8 +486,16 @@ static void save_finish(gw_actor *a, gw_err err)
 			gwi_finish(&dl, inv, GW_EUNAVAIL,
 			           "state of actor %s could not be saved: %s", a->name,
 			           gw_strerror(err));
-			end_turn_locked(rt, a, &dl);
+			gone = end_turn_locked(rt, a, &dl);
 		}
+	}
+	if (gone) {
+		/* Handed over (a handoff's deactivation, which may have freed a,
+		 * or a fenced activation dropped): nothing more here. */
+		pthread_mutex_unlock(&s->mu);
+		gwi_deliver(&dl);
+		flush_account(rt, -1, err);
+		return;
 	}
 	if (a->dirty && err == GW_OK) {
 		gwi_start_save_locked(rt, a); /* a newer state arrived meanwhile */
@@ -549,6 +566,71 @@ static void idle_if_unused_locked(gw_runtime *rt, gw_actor *a)
 	gw_wheel_arm(&a->shard->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
 }
 
+/* ---- the activation lease (cluster mode) ----------------------------------- */
+
+/* lease_wait_locked: a's activation was refused because another live
+ * member holds its lease (or this member is not one yet). While LOADING it
+ * waits with its mailbox and tries again after a backoff (T_LEASE); the
+ * calls that cannot wait that long are answered UNAVAILABLE +
+ * not-dispatched, and all of them after GW_LEASE_WAIT_MS. With nothing
+ * left to serve (or handed off meanwhile: leaving) a is freed. */
+static void lease_wait_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+{
+	int64_t now = gwi_now_ms();
+	if (a->save_failures == 0)
+		a->last_active_ms = now; /* LOADING: the time the waits began */
+	unsigned sh = a->save_failures < 5 ? a->save_failures : 5;
+	int64_t back = (int64_t)GW_LEASE_BACKOFF_MS << sh;
+	if (back > GW_LEASE_BACKOFF_MAX_MS)
+		back = GW_LEASE_BACKOFF_MAX_MS;
+	bool give_up = now - a->last_active_ms >= GW_LEASE_WAIT_MS || a->leaving;
+	for (gw_inv *inv = a->mq_head, *next; inv; inv = next) {
+		next = inv->next;
+		if (!give_up &&
+		    !(inv->deadline_ms && inv->deadline_ms <= now + back + GW_LEASE_MARGIN_MS))
+			continue;
+		gwi_mq_remove(rt, a, inv);
+		inv->not_dispatched = true;
+		gwi_finish(dl, inv, GW_EUNAVAIL,
+		           "actor %s is active on another member of the cluster (its activation "
+		           "lease is held there); retry",
+		           a->name);
+	}
+	if (!a->mq_head || a->leaving) {
+		actor_free_locked(a->shard, a); /* no epoch was taken: nothing to release */
+		return;
+	}
+	if (a->save_failures < UINT16_MAX)
+		a->save_failures++;
+	a->idle_t.kind = T_LEASE;
+	gw_wheel_arm(&a->shard->wheel, &a->idle_t, now + back);
+}
+
+void gwi_lease_retry_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+{
+	if (a->forgetting) {
+		/* Forgotten while it waited: its calls were answered then. */
+		a->st = A_READY;
+		forget_soon_locked(a);
+		return;
+	}
+	if (!a->mq_head || a->leaving) {
+		for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));) {
+			inv->not_dispatched = true;
+			gwi_finish(dl, inv, GW_EUNAVAIL,
+			           "actor %s moved to another member of the cluster; retry",
+			           a->name);
+		}
+		actor_free_locked(a->shard, a);
+		return;
+	}
+	if (gw_persist_activate(rt->persist, a->type->system, a->name, load_done, a) != GW_OK) {
+		for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
+			gwi_finish(dl, inv, GW_ENOMEM, "cannot activate actor %s", a->name);
+		actor_free_locked(a->shard, a);
+	}
+}
+
 static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
 {
 	gw_actor *a = arg;
@@ -564,10 +646,22 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 		pthread_mutex_unlock(&s->mu);
 		return;
 	}
+	if (err == GW_EOWNED) {
+		/* Another live member holds the actor's lease (cluster mode): no
+		 * second activation; wait and try again. */
+		lease_wait_locked(rt, a, &dl); /* may free a */
+		pthread_mutex_unlock(&s->mu);
+		gwi_deliver(&dl);
+		return;
+	}
 	if (err == GW_OK)
 		err = gwi_decode_state(a, stored);
 	gw_blob_rele(stored);
 	if (err == GW_OK || err == GW_ENOTFOUND) {
+		if (a->save_failures) { /* the lease waits are over */
+			a->save_failures = 0;
+			a->last_active_ms = gwi_now_ms();
+		}
 		a->revision = err == GW_OK ? revision : 0;
 		a->epoch = epoch;
 		a->st = A_READY;
@@ -844,8 +938,9 @@ static void turn_over_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 }
 
 /* end_turn_locked puts a BUSY actor back to READY and re-arms its idle
- * timer. */
-static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+ * timer. Returns true when it handed a over (a fenced activation dropped,
+ * or a handoff's deactivation): a may be freed, the caller must not use it. */
+static bool end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	a->st = A_READY;
 	a->busy = NULL;
@@ -854,14 +949,14 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		/* The turn in flight is over; what it changed is not kept. */
 		a->dirty = 0;
 		forget_soon_locked(a);
-		return;
+		return false;
 	}
 	if (a->fenced) {
 		reactivate_locked(rt, a, dl); /* may free a */
-		return;
+		return true;
 	}
 	if (gwi_leave_try_locked(rt, a))
-		return; /* handoff: the turn in flight was its last here */
+		return true; /* handoff: the turn in flight was its last here */
 	gw_actor_settings st = gwi_settings(rt, a);
 	a->idle_t.kind = T_IDLE;
 	/* Timer turns do not keep an actor active: idle counts from the last
@@ -872,6 +967,7 @@ static void end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		gw_wheel_arm(&a->shard->wheel, &a->snap_t, gwi_now_ms() + snap_ms(rt, &st));
 	}
 	gwi_dispatch_locked(rt, a, dl);
+	return false;
 }
 
 /* resolve finds the actor type serving rq's actor:
@@ -1113,6 +1209,36 @@ void gw_runtime_invoke_local(gw_runtime *rt, gw_inv *inv)
 	gw_runtime_invoke(rt, inv);
 }
 
+/* wake_is_mine: in a cluster, an actor whose outbox a crash left
+ * undelivered is woken by its owner only (docs/design/cluster.md, "Outbox
+ * recovery"). Otherwise inv completes here: GW_OK when another member owns
+ * it (that member wakes it), GW_EUNAVAIL (the waker retries) when this
+ * member has no view yet or its view has not caught up. */
+static bool wake_is_mine(gw_runtime *rt, gw_inv *inv)
+{
+	const gw_router_ops *ops = rt->router_ops;
+	if (!ops || ops->version < 2 || !ops->owns)
+		return true;
+	char owner[256];
+	int o = ops->owns(rt->router, inv->req, owner, sizeof owner);
+	if (o == GW_OWNS_YES)
+		return true;
+	const Spawn__InvocationRequest *rq = inv->req;
+	done_list dl = {0};
+	if (o == GW_OWNS_NO) {
+		GW_INFO("effects recovery: actor %s/%s is owned by member %s; left to it",
+		        rq->system->name, rq->actor->id->name, owner);
+		gwi_finish(&dl, inv, GW_OK, NULL);
+	} else {
+		inv->not_dispatched = true;
+		gwi_finish(&dl, inv, GW_EUNAVAIL,
+		           "actor %s/%s: its owner is not known in this member's view yet",
+		           rq->system->name, rq->actor->id->name);
+	}
+	gwi_deliver(&dl);
+	return false;
+}
+
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
@@ -1124,6 +1250,8 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 		gwi_wf_schedule(rt, inv); /* a side effect for later: the schedule store */
 		return;
 	}
+	if (inv->kind == GW_INV_WAKE && !wake_is_mine(rt, inv))
+		return;
 	gw_err err = gw_runtime_enqueue(rt, inv);
 	if (err == GW_OK)
 		return; /* inv belongs to the runtime (it may already be freed) */

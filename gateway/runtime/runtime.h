@@ -113,6 +113,17 @@ struct gw_inv {
 	bool instance_checked; /* the statestore was asked for this name */
 	bool effect;           /* a side effect: with scheduled_to still ahead it is stored
 	                          as a scheduled invocation (done: GW_OK once durable) */
+	/* The principal the call runs for (--access), in arena: a client's, set
+	 * by the entry member once it authorized the call; at the owner, the
+	 * entry member's word for it (ForwardRequest.principal). NULL for calls
+	 * the gateway makes itself (workflow children, outbox deliveries,
+	 * schedules, timers): those were authorized when they were emitted. */
+	char *principal;
+	bool accept_only; /* a client's async call: done may run once it is queued;
+	                     so a forward to its owner is answered at acceptance there.
+	                     Every other forward (effects, outbox deliveries, scheduled
+	                     invocations, async or not) waits for the turn's outcome,
+	                     as a local run does (docs/design/cluster.md) */
 	/* --- result, valid in done --- */
 	gw_err err;
 	char msg[1024];    /* error detail for the client (UTF-8, cut at a character) */
@@ -252,7 +263,8 @@ void gw_runtime_cancel(gw_runtime *rt, gw_inv *inv);
 /* What gw_runtime_read reports besides the state: the stored revision
  * (0 = never saved); active: the state came from memory (it may be newer
  * than the stored revision when dirty); queued: calls waiting in the
- * active actor's mailbox behind the turn in flight (0 when not active). */
+ * active actor's mailbox behind the turn in flight, its timer turns not
+ * counted (0 when not active). */
 typedef struct gw_read_meta {
 	uint64_t revision;
 	bool active, dirty;
@@ -454,7 +466,7 @@ void gw_runtime_release(gw_runtime *rt, gw_actor *a);
  * that does not own it (a gw_target would run the turn remotely, but only
  * after activating the actor here: a second activation, which is what the
  * cluster must never make). */
-#define GW_ROUTER_OPS_VERSION 1
+#define GW_ROUTER_OPS_VERSION 2
 typedef struct gw_router_ops {
 	int version; /* GW_ROUTER_OPS_VERSION; members are only ever appended */
 	/* route is offered each GW_INV_CALL not marked local. Returns false:
@@ -470,7 +482,28 @@ typedef struct gw_router_ops {
 	 * under the router's lock, so a later route refuses it). Thread: any,
 	 * no runtime lock held. */
 	bool (*cancel)(void *r, gw_inv *inv);
+	/* version 2: owns tells whether this member owns rq's actor now, for
+	 * work only the owner does and that is never forwarded: waking an
+	 * actor whose outbox a crash left undelivered (GW_INV_WAKE). Returns
+	 * GW_OWNS_YES; GW_OWNS_NO (owner_id, n bytes, gets the owner: it does
+	 * that work); GW_OWNS_WAIT (no view yet, this member fenced, or the
+	 * view has not caught up with the hosts here). NULL: always yes.
+	 * Thread: any, no runtime lock held. Never blocks. */
+	int (*owns)(void *r, const Spawn__InvocationRequest *rq, char *owner_id, size_t n);
+	/* version 2: subscribers calls fn(user, actor, action) for every
+	 * subscription to topic in system that the other ACTIVE members of the
+	 * view publish (gw_registry_served: their hosts' NAMED and POOLED
+	 * actors), so a broadcast reaches the subscribers no host here serves;
+	 * the caller merges them with its registry's (one delivery per actor).
+	 * Strings borrowed for the call. Returns how many. Thread: any; may be
+	 * called under a shard lock (it takes only the router's lock); fn must
+	 * not call into the runtime or the router. NULL: none. */
+	size_t (*subscribers)(void *r, const char *system, const char *topic,
+	                      void (*fn)(void *user, const char *actor, const char *action),
+	                      void *user);
 } gw_router_ops;
+
+enum { GW_OWNS_YES = 0, GW_OWNS_NO = 1, GW_OWNS_WAIT = 2 };
 
 /* gw_runtime_set_router installs the router (ops: static storage; r
  * borrowed, it must outlive every call). Call once, before the first

@@ -14,7 +14,7 @@
 #define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
 enum { A_LOADING, A_READY, A_BUSY };
-enum { T_IDLE = 1, T_SNAP, T_DEADLINE, T_TIMER, T_QDEADLINE };
+enum { T_IDLE = 1, T_SNAP, T_DEADLINE, T_TIMER, T_QDEADLINE, T_LEASE };
 
 typedef struct gw_shard gw_shard;
 
@@ -178,6 +178,8 @@ void *gwi_timer_main(void *arg);
 gw_err gwi_mq_admit(gw_runtime *rt, gw_actor *a, gw_inv *inv, char *msg, size_t n);
 void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv);
 gw_inv *gwi_mq_pop(gw_runtime *rt, gw_actor *a);
+/* gwi_mq_remove takes inv (queued in a's mailbox) out, bytes given back. */
+void gwi_mq_remove(gw_runtime *rt, gw_actor *a, gw_inv *inv);
 void gwi_mq_expire_locked(gw_runtime *rt, gw_inv *inv, done_list *dl);
 /* gwi_mq_cancel_locked finishes a queued inv whose caller went away
  * (GW_ECANCELLED): it leaves the mailbox, its bytes are given back. */
@@ -284,6 +286,21 @@ bool gwi_forget_try_locked(gw_runtime *rt, gw_actor *a);
 void gwi_forget_fini(gw_shard *s);
 /* runtime.c, for forget.c: frees an actor (its table entry, timers, state). */
 void gwi_actor_free_locked(gw_shard *s, gw_actor *a);
+
+/* The activation lease (cluster mode; runtime.c, docs/design/cluster.md):
+ * an activation refused GW_EOWNED waits in LOADING and tries again after a
+ * backoff of GW_LEASE_BACKOFF_MS doubling to GW_LEASE_BACKOFF_MAX_MS (the
+ * idle timer node, kind T_LEASE); a queued call whose deadline would pass
+ * before the next try plus GW_LEASE_MARGIN_MS, and every queued call once
+ * the actor waited GW_LEASE_WAIT_MS, is answered UNAVAILABLE with the
+ * not-dispatched trailer (the client runtimes retry it). */
+#define GW_LEASE_BACKOFF_MS     10
+#define GW_LEASE_BACKOFF_MAX_MS 250
+#define GW_LEASE_MARGIN_MS      50
+#define GW_LEASE_WAIT_MS        10000
+/* gwi_lease_retry_locked: the T_LEASE timer fired (shard lock held); may
+ * free a. */
+void gwi_lease_retry_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
 
 /* timers.c: timer actions of active actors */
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);

@@ -199,10 +199,13 @@ gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uin
 			m->state = gw_blob_hold(a->state);
 			m->tags = gw_blob_hold(a->tags);
 			m->epoch = a->epoch;
+			uint32_t calls = 0; /* the mailbox's calls, not its timer turns */
+			for (const gw_inv *q = a->mq_head; q; q = q->next)
+				calls += q->timer < 0;
 			m->meta = (gw_read_meta){.revision = a->revision,
 			                         .active = true,
 			                         .dirty = a->dirty,
-			                         .queued = a->qlen};
+			                         .queued = calls};
 			bool check = a->stateful && a->epoch;
 			pthread_mutex_unlock(&s->mu);
 			if (check &&

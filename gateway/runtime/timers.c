@@ -135,6 +135,9 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 	case T_TIMER:
 		gwi_timers_fire_locked(rt, container_of(n, actor_timers, t), dl);
 		return;
+	case T_LEASE:
+		gwi_lease_retry_locked(rt, container_of(n, gw_actor, idle_t), dl);
+		return;
 	case T_SNAP: {
 		gw_actor *a = container_of(n, gw_actor, snap_t);
 		gwi_start_save_locked(rt, a);

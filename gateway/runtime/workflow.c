@@ -184,12 +184,18 @@ typedef struct bcast {
 	const char *system, *name;
 	const Spawn__Broadcast *b;
 	gw_wf *wf;
+	gw_inv *before; /* wf->fire before the broadcast: its deliveries are above */
 	bool oom;
 } bcast;
 
 static void on_subscriber(void *user, const char *actor, const char *action)
 {
 	bcast *bc = user;
+	/* One delivery per subscriber actor: in a cluster another member's
+	 * hosts may list one that a host here serves too. */
+	for (gw_inv *i = bc->wf->fire; i && i != bc->before; i = i->next)
+		if (!strcmp(i->req->actor->id->name, actor))
+			return;
 	const Google__Protobuf__Any *v =
 	    bc->b->payload_case == SPAWN__BROADCAST__PAYLOAD_VALUE ? bc->b->value : NULL;
 	gw_inv *c = child_new(bc->parent, bc->system, actor, action, bc->system, bc->name,
@@ -319,9 +325,17 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 		push_fire(out, c);
 	}
 	if (w->broadcast && w->broadcast->channel_group && w->broadcast->channel_group[0]) {
-		bcast bc = {parent, system, name, w->broadcast, out, false};
+		bcast bc = {parent, system, name, w->broadcast, out, out->fire, false};
 		size_t subs = gw_registry_subscribers(reg, system, w->broadcast->channel_group,
 		                                      on_subscriber, &bc);
+		/* In a cluster, also the subscribers the other members' hosts
+		 * serve (the view publishes them); each delivery is routed to
+		 * its actor's owner (docs/design/cluster.md). */
+		gw_runtime *rt = parent->rt;
+		const gw_router_ops *ro = rt ? rt->router_ops : NULL;
+		if (ro && ro->version >= 2 && ro->subscribers && !bc.oom)
+			subs += ro->subscribers(rt->router, system, w->broadcast->channel_group,
+			                        on_subscriber, &bc);
 		if (bc.oom)
 			goto nomem;
 		GW_DEBUG("broadcast from %s to channel '%s': %zu subscribers", name,

@@ -182,16 +182,22 @@ static void restore(gwi_ucall *c, Spawn__Gateway__V1__RestoreRequest *rq)
 	gw_runtime_invoke(c->srv->rt, inv);
 }
 
-static void key_rotation(gwi_ucall *c)
+void gwi_admin_key_rotation_local(gwi_ucall *c, Spawn__Gateway__V1__KeyRotationStatus *ks)
 {
 	gw_persist_stats st;
 	gw_persist_get_stats(gw_runtime_persist(c->srv->rt), &st);
-	Spawn__Gateway__V1__KeyRotationStatus ks = SPAWN__GATEWAY__V1__KEY_ROTATION_STATUS__INIT;
-	ks.enabled = st.rotate_enabled;
-	ks.done = st.rotation.done;
-	ks.rewritten = st.rotation.rewritten;
-	ks.remaining = st.rotation.remaining;
-	ks.failed = st.rotation.failed;
+	spawn__gateway__v1__key_rotation_status__init(ks);
+	ks->enabled = st.rotate_enabled;
+	ks->done = st.rotation.done;
+	ks->rewritten = st.rotation.rewritten;
+	ks->remaining = st.rotation.remaining;
+	ks->failed = st.rotation.failed;
+}
+
+static void key_rotation(gwi_ucall *c)
+{
+	Spawn__Gateway__V1__KeyRotationStatus ks;
+	gwi_admin_key_rotation_local(c, &ks);
 	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &ks.base);
 }
 
@@ -253,7 +259,17 @@ void gwi_admin_handle(gwi_ucall *c)
 		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
 		return;
 	}
-	switch (c->method) {
+	/* In a cluster a call naming an actor runs on its owner, and
+	 * KeyRotation answers for every member (admin_cluster.c). */
+	if (c->srv->o.router && gwi_cadmin_take(c, c->method, m))
+		return;
+	gwi_admin_run(c, c->method, m);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
+void gwi_admin_run(gwi_ucall *c, int method, ProtobufCMessage *m)
+{
+	switch (method) {
 	case GWI_M_GET_STATE:
 		get_state(c, (Spawn__Gateway__V1__GetStateRequest *)m);
 		break;
@@ -270,5 +286,4 @@ void gwi_admin_handle(gwi_ucall *c)
 		key_rotation(c);
 		break;
 	}
-	protobuf_c_message_free_unpacked(m, NULL);
 }

@@ -43,12 +43,24 @@
  * finishing a single send for host_stall_ms is closed (the watchdog,
  * gwi_host_watch, checks both timers).
  *
+ * Batches (docs/protocol.md, proto/batch.h): a host that asks for them
+ * (request metadata spawn-link: batch) is granted them in the initial
+ * metadata of the first reply, and then gets the tasks that queued while
+ * the previous write was in flight as one TaskBatch (up to --host-batch
+ * tasks and --host-batch-bytes); a lone queued task still goes as a plain
+ * invocation. A ResultBatch is checked whole (not empty, at most
+ * SPAWN_BATCH_MAX_ITEMS results, each a known request id at most once)
+ * before any of its results is handled; then each result is checked and
+ * handled as a single one would be.
+ *
  * Lock order: shard -> host. The host lock is never held while calling the
  * runtime or the registry.
  */
 #include "server_int.h"
 
 #include <inttypes.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/slice.h>
 #include <grpc/support/alloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +71,8 @@
 enum { H_ACCEPTING, H_REGISTERING, H_ACTIVE, H_CLOSING };
 
 typedef struct outmsg {
-	struct outmsg *next, *prev;
-	grpc_byte_buffer *bb; /* owned */
-	size_t len;           /* bytes of bb */
-	uint64_t id;          /* the task's request id; 0 for other messages */
+	spawn_wq_item it; /* first: the queue's links and the owned message */
+	uint64_t id;      /* the task's request id; 0 for other messages */
 } outmsg;
 
 typedef struct pend {
@@ -88,9 +98,11 @@ struct gw_host {
 	/* receive */
 	grpc_byte_buffer *rbuf;
 	grpc_op rop;
-	/* send queue (mu) */
-	outmsg *oq_head, *oq_tail;
-	size_t oq_bytes;       /* bytes of the queued messages (not the one in flight) */
+	/* send queue (mu): outmsgs; oq.bytes counts the queued messages (not the
+	   one in flight) */
+	spawn_wq oq;
+	bool batch;            /* the host asked for batches and got them (fixed at accept) */
+	grpc_metadata md_out;  /* the initial metadata granting batches */
 	int64_t full_since_ms; /* a task was refused for the bound; 0 = not full */
 	int64_t send_since_ms; /* when the send in flight started */
 	size_t nheld;          /* HELD entries in pt */
@@ -119,6 +131,12 @@ struct gw_host {
 
 /* ---- references ---------------------------------------------------------- */
 
+static void outmsg_free(void *user, spawn_wq_item *it)
+{
+	(void)user;
+	free(it); /* the item is the outmsg's first member */
+}
+
 void gw_host_hold(gw_host *h)
 {
 	atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
@@ -128,12 +146,7 @@ void gw_host_rele(gw_host *h)
 {
 	if (!h || atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	while (h->oq_head) {
-		outmsg *m = h->oq_head;
-		h->oq_head = m->next;
-		grpc_byte_buffer_destroy(m->bb);
-		free(m);
-	}
+	spawn_wq_clear(&h->oq, outmsg_free, NULL);
 	if (h->rbuf)
 		grpc_byte_buffer_destroy(h->rbuf);
 	if (h->sbuf)
@@ -194,19 +207,6 @@ static bool pend_put(gw_host *h, uint64_t id, gw_inv *inv)
 	return true;
 }
 
-static void oq_unlink_locked(gw_host *h, outmsg *m)
-{
-	if (m->prev)
-		m->prev->next = m->next;
-	else
-		h->oq_head = m->next;
-	if (m->next)
-		m->next->prev = m->prev;
-	else
-		h->oq_tail = m->prev;
-	h->oq_bytes -= m->len;
-}
-
 /* pend_take removes entry id (a QUEUED task leaves the send queue too) and
  * returns it; .id == 0 when there was none. */
 static pend pend_take(gw_host *h, uint64_t id)
@@ -216,8 +216,8 @@ static pend pend_take(gw_host *h, uint64_t id)
 		return (pend){0};
 	pend out = *p;
 	if (out.queued) {
-		oq_unlink_locked(h, out.queued);
-		grpc_byte_buffer_destroy(out.queued->bb);
+		spawn_wq_unlink(&h->oq, &out.queued->it);
+		grpc_byte_buffer_destroy(out.queued->it.bb);
 		free(out.queued);
 		out.queued = NULL;
 	}
@@ -242,30 +242,42 @@ static pend pend_take(gw_host *h, uint64_t id)
 
 static void start_status_locked(gw_host *h);
 
-/* start_send_locked starts the next queued message if none is in flight. */
-static void start_send_locked(gw_host *h)
+/* taken_locked: spawn_wq_next took m's message for writing. */
+static void taken_locked(void *user, spawn_wq_item *it)
 {
-	if (h->sending)
-		return;
-	if (!h->oq_head) {
-		if (h->status_wanted && !h->status_started)
-			start_status_locked(h);
-		return;
-	}
-	outmsg *m = h->oq_head;
-	oq_unlink_locked(h, m);
+	gw_host *h = user;
+	outmsg *m = (outmsg *)it;
 	if (m->id) {
 		pend *p = pend_find(h, m->id);
 		if (p)
 			p->queued = NULL; /* WRITTEN from now on */
 	}
-	h->sbuf = m->bb;
 	free(m);
+}
+
+/* start_send_locked starts the next queued message (or batch) if none is
+ * in flight. */
+static void start_send_locked(gw_host *h)
+{
+	if (h->sending)
+		return;
+	size_t k;
+	h->sbuf = spawn_wq_next(&h->oq, taken_locked, h, &k);
+	if (!h->sbuf) {
+		if (h->status_wanted && !h->status_started)
+			start_status_locked(h);
+		return;
+	}
 	h->send_since_ms = gwi_host_now_ms();
 	size_t n = 0;
 	memset(h->sops, 0, sizeof h->sops);
 	if (!h->md_sent) {
-		h->sops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		h->sops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		if (h->batch) {
+			h->sops[n].data.send_initial_metadata.count = 1;
+			h->sops[n].data.send_initial_metadata.metadata = &h->md_out;
+		}
+		n++;
 		h->md_sent = true;
 	}
 	h->sops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -290,17 +302,10 @@ static bool enqueue_locked(gw_host *h, grpc_byte_buffer *bb, uint64_t id)
 		grpc_byte_buffer_destroy(bb);
 		return false;
 	}
-	m->bb = bb;
-	m->len = grpc_byte_buffer_length(bb);
+	m->it.bb = bb;
+	m->it.batchable = id != 0;
 	m->id = id;
-	m->next = NULL;
-	m->prev = h->oq_tail;
-	if (h->oq_tail)
-		h->oq_tail->next = m;
-	else
-		h->oq_head = m;
-	h->oq_tail = m;
-	h->oq_bytes += m->len;
+	spawn_wq_push(&h->oq, &m->it);
 	if (id) {
 		pend *p = pend_find(h, id);
 		if (p)
@@ -336,7 +341,7 @@ static gw_err host_send(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 		return GW_EUNAVAIL;
 	}
 	size_t bound = h->srv->o.host_queue_bytes;
-	if (h->oq_bytes >= bound) {
+	if (h->oq.bytes >= bound) {
 		if (!h->full_since_ms)
 			h->full_since_ms = gwi_host_now_ms();
 		pthread_mutex_unlock(&h->mu);
@@ -351,7 +356,7 @@ static gw_err host_send(gw_host *h, gw_inv *inv, gw_task_build_fn build)
 		pthread_mutex_unlock(&h->mu);
 		return GW_ETOOBIG;
 	}
-	if (bb && h->oq_bytes && h->oq_bytes + len > bound) {
+	if (bb && h->oq.bytes && h->oq.bytes + len > bound) {
 		/* One task alone may exceed the bound (max_message_bytes caps it). */
 		grpc_byte_buffer_destroy(bb);
 		if (!h->full_since_ms)
@@ -464,14 +469,7 @@ static void host_close(gw_host *h, grpc_status_code code, const char *why)
 	h->details = grpc_slice_from_copied_string(why ? why : "");
 	h->status_wanted = true;
 	/* Tasks not yet sent belong to invocations failed below: drop them. */
-	while (h->oq_head) {
-		outmsg *m = h->oq_head;
-		h->oq_head = m->next;
-		grpc_byte_buffer_destroy(m->bb);
-		free(m);
-	}
-	h->oq_tail = NULL;
-	h->oq_bytes = 0;
+	spawn_wq_clear(&h->oq, outmsg_free, NULL);
 	if (!h->sending)
 		start_status_locked(h);
 	pthread_mutex_unlock(&h->mu);
@@ -628,6 +626,8 @@ static bool handle_contracts(gw_host *h, const Spawn__Gateway__V1__Contracts *ct
  * strings failed the ingress checks (the message is then refused: a
  * registration closes the stream, a result fails its turn). Returns false
  * when the stream must close (the status is already decided). */
+static bool handle_result(gw_host *h, Spawn__Gateway__V1__InvocationResult *res, const char *bad);
+
 static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const char *bad)
 {
 	if (m->msg_case == SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_REGISTRATION) {
@@ -690,7 +690,14 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 		           "a result arrived before the registration");
 		return false;
 	}
-	uint64_t id = m->result->request_id;
+	return handle_result(h, m->result, bad);
+}
+
+/* handle_result processes one result of an ACTIVE host (alone or out of a
+ * checked batch); bad as for handle_message. */
+static bool handle_result(gw_host *h, Spawn__Gateway__V1__InvocationResult *res, const char *bad)
+{
+	uint64_t id = res->request_id;
 	pthread_mutex_lock(&h->mu);
 	pend p = pend_take(h, id);
 	uint64_t issued = h->next_id;
@@ -722,18 +729,97 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 		gw_runtime_abandon(h->srv->rt, inv, GW_EINVAL, why);
 		return true;
 	}
-	if (gw_wc_strip_reserved(m->result))
+	if (gw_wc_strip_reserved(res))
 		GW_DEBUG("host %s: request %" PRIu64
 		         ": reserved metadata dropped from side effects",
 		         h->peer, id);
 	char why[600];
-	if (h->srv->o.access && !cross_system_allowed(h, inv, m->result, why, sizeof why)) {
+	if (h->srv->o.access && !cross_system_allowed(h, inv, res, why, sizeof why)) {
 		/* As any refused effect: the turn fails and its state is not kept. */
 		GW_WARN("host %s: request %" PRIu64 ": %s", h->peer, id, why);
 		gw_runtime_abandon(h->srv->rt, inv, GW_EDENIED, why);
 		return true;
 	}
-	gw_runtime_result(h->srv->rt, inv, m->result);
+	gw_runtime_result(h->srv->rt, inv, res);
+	return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* handle_batch processes a ResultBatch whose n results are at items[0..n)
+ * (n counted, min(n, SPAWN_BATCH_MAX_ITEMS) stored). The batch is checked
+ * whole first: a batch that breaks the protocol closes the stream before
+ * any of its results counts. Returns false when the stream must close. */
+static bool handle_batch(gw_host *h, const spawn_span *items, size_t n, spawn_arena *ar)
+{
+	char why[GW_WC_PATH_MAX + 300];
+	if (atomic_load(&h->st) != H_ACTIVE) {
+		host_close(h, GRPC_STATUS_FAILED_PRECONDITION,
+		           "a result arrived before the registration");
+		return false;
+	}
+	if (n == 0) {
+		host_close(h, GRPC_STATUS_INVALID_ARGUMENT, "empty ResultBatch");
+		return false;
+	}
+	if (n > SPAWN_BATCH_MAX_ITEMS) {
+		snprintf(why, sizeof why, "ResultBatch of %zu results over the limit of %d", n,
+		         SPAWN_BATCH_MAX_ITEMS);
+		host_close(h, GRPC_STATUS_INVALID_ARGUMENT, why);
+		return false;
+	}
+	Spawn__Gateway__V1__InvocationResult **res = spawn_arena_alloc(ar, n * sizeof *res);
+	uint64_t *ids = spawn_arena_alloc(ar, n * sizeof *ids);
+	if (!res || !ids) {
+		host_close(h, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		res[i] = (Spawn__Gateway__V1__InvocationResult *)protobuf_c_message_unpack(
+		    &spawn__gateway__v1__invocation_result__descriptor, &ar->pbc, items[i].len,
+		    items[i].data);
+		if (!res[i]) {
+			snprintf(why, sizeof why,
+			         "ResultBatch result %zu is not a valid InvocationResult", i);
+			host_close(h, GRPC_STATUS_INVALID_ARGUMENT, why);
+			return false;
+		}
+		ids[i] = res[i]->request_id;
+	}
+	pthread_mutex_lock(&h->mu);
+	uint64_t issued = h->next_id;
+	pthread_mutex_unlock(&h->mu);
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == 0 || ids[i] > issued) {
+			snprintf(why, sizeof why,
+			         "ResultBatch result %zu: unknown request id %" PRIu64, i, ids[i]);
+			host_close(h, GRPC_STATUS_INVALID_ARGUMENT, why);
+			return false;
+		}
+	qsort(ids, n, sizeof *ids, cmp_u64);
+	for (size_t i = 1; i < n; i++)
+		if (ids[i] == ids[i - 1]) {
+			snprintf(why, sizeof why,
+			         "ResultBatch answers request id %" PRIu64 " more than once",
+			         ids[i]);
+			host_close(h, GRPC_STATUS_INVALID_ARGUMENT, why);
+			return false;
+		}
+	for (size_t i = 0; i < n; i++) {
+		gw_wc_fail f;
+		const char *bad = NULL;
+		if (gw_wc_check(&res[i]->base, items[i].data, items[i].len, &h->srv->o.limits,
+		                &f)) {
+			snprintf(why, sizeof why, "%s: %s", f.path, f.why);
+			bad = why;
+		}
+		if (!handle_result(h, res[i], bad))
+			return false;
+	}
 	return true;
 }
 
@@ -752,16 +838,38 @@ static void recv_tag(gwi_tag *t, bool ok)
 	}
 	spawn_arena ar;
 	spawn_arena_init(&ar, 0);
-	ProtobufCMessage *m = NULL;
-	char why[GW_WC_PATH_MAX + 200];
-	gw_err bad = gwi_unpack_checked(h->srv, &spawn__gateway__v1__host_message__descriptor, bb,
-	                                &ar, &m, why, sizeof why);
+	grpc_byte_buffer_reader r;
+	grpc_slice whole = grpc_empty_slice();
+	if (grpc_byte_buffer_reader_init(&r, bb)) {
+		whole = grpc_byte_buffer_reader_readall(&r);
+		grpc_byte_buffer_reader_destroy(&r);
+	}
 	grpc_byte_buffer_destroy(bb);
+	const uint8_t *data = GRPC_SLICE_START_PTR(whole);
+	size_t len = GRPC_SLICE_LENGTH(whole);
+	spawn_span items[SPAWN_BATCH_MAX_ITEMS];
+	size_t n = 0;
+	int kind = spawn_batch_scan(data, len, items, SPAWN_BATCH_MAX_ITEMS, &n);
 	bool keep = false;
-	if (!m)
-		host_close(h, GRPC_STATUS_INVALID_ARGUMENT, "malformed HostMessage");
-	else
-		keep = handle_message(h, (Spawn__Gateway__V1__HostMessage *)m, bad ? why : NULL);
+	if (kind < 0) {
+		host_close(
+		    h, GRPC_STATUS_INVALID_ARGUMENT,
+		    "malformed HostMessage (batch framing, or a batch mixed with other fields)");
+	} else if (kind > 0) {
+		keep = handle_batch(h, items, n, &ar);
+	} else {
+		ProtobufCMessage *m = NULL;
+		char why[GW_WC_PATH_MAX + 200];
+		gw_err bad =
+		    gwi_unpack_checked_bytes(h->srv, &spawn__gateway__v1__host_message__descriptor,
+		                             data, len, &ar, &m, why, sizeof why);
+		if (!m)
+			host_close(h, GRPC_STATUS_INVALID_ARGUMENT, "malformed HostMessage");
+		else
+			keep = handle_message(h, (Spawn__Gateway__V1__HostMessage *)m,
+			                      bad ? why : NULL);
+	}
+	grpc_slice_unref(whole);
 	spawn_arena_fini(&ar);
 	if (keep && atomic_load(&h->st) != H_CLOSING)
 		start_recv(h);
@@ -788,6 +896,16 @@ static void accept_tag(gwi_tag *t, bool ok)
 	char *peer = grpc_call_get_peer(h->call);
 	snprintf(h->peer, sizeof h->peer, "%s", peer ? peer : "?");
 	gpr_free(peer);
+	/* Batches: granted when the host asks and the gateway may batch. */
+	for (size_t i = 0; i < h->md.count && h->srv->o.host_batch > 1; i++)
+		if (grpc_slice_str_cmp(h->md.metadata[i].key, SPAWN_LINK_MD_KEY) == 0 &&
+		    grpc_slice_str_cmp(h->md.metadata[i].value, SPAWN_LINK_MD_BATCH) == 0)
+			h->batch = true;
+	if (h->batch) {
+		h->md_out.key = grpc_slice_from_static_string(SPAWN_LINK_MD_KEY);
+		h->md_out.value = grpc_slice_from_static_string(SPAWN_LINK_MD_BATCH);
+		spawn_wq_set_batch(&h->oq, h->srv->o.host_batch, h->srv->o.host_batch_bytes);
+	}
 	if (h->kind != GWI_CALL_HOST) {
 		/* The gateway drains (gw_server_shutdown): no new host. */
 		host_close(h, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down");
@@ -829,6 +947,7 @@ void gwi_host_request(gw_server *s, gwi_cq *q)
 		return;
 	}
 	h->target.ops = &host_ops;
+	spawn_wq_init(&h->oq, 1, 0); /* no batches until the host asks (accept_tag) */
 	h->accept_tag.fn = accept_tag;
 	h->recv_tag.fn = recv_tag;
 	h->send_tag.fn = send_tag;
@@ -864,7 +983,7 @@ static bool broken_locked(gw_host *h, int64_t now, char *why, size_t n)
 		snprintf(why, n,
 		         "the host did not read its stream for %lld ms with %zu bytes queued "
 		         "(--host-queue-bytes %zu, --host-stall %lld)",
-		         (long long)(now - h->send_since_ms), h->oq_bytes, o->host_queue_bytes,
+		         (long long)(now - h->send_since_ms), h->oq.bytes, o->host_queue_bytes,
 		         (long long)o->host_stall_ms);
 		return true;
 	}

@@ -24,17 +24,24 @@ gw_err gwi_unpack_checked(const gw_server *s, const ProtobufCMessageDescriptor *
 	/* Single-slice buffers (the common case) are read in place. */
 	grpc_slice whole = grpc_byte_buffer_reader_readall(&r);
 	grpc_byte_buffer_reader_destroy(&r);
-	const uint8_t *data = GRPC_SLICE_START_PTR(whole);
-	size_t len = GRPC_SLICE_LENGTH(whole);
+	gw_err err = gwi_unpack_checked_bytes(s, d, GRPC_SLICE_START_PTR(whole),
+	                                      GRPC_SLICE_LENGTH(whole), arena, out, why, whylen);
+	grpc_slice_unref(whole);
+	return err;
+}
+
+gw_err gwi_unpack_checked_bytes(const gw_server *s, const ProtobufCMessageDescriptor *d,
+                                const uint8_t *data, size_t len, spawn_arena *arena,
+                                ProtobufCMessage **out, char *why, size_t whylen)
+{
+	*out = NULL;
 	ProtobufCMessage *m = protobuf_c_message_unpack(d, arena ? &arena->pbc : NULL, len, data);
 	if (!m) {
-		grpc_slice_unref(whole);
 		snprintf(why, whylen, "request is not a valid %s", d->name);
 		return GW_EINVAL;
 	}
 	gw_wc_fail f;
 	gw_err err = gw_wc_check(m, data, len, &s->o.limits, &f);
-	grpc_slice_unref(whole);
 	if (err)
 		snprintf(why, whylen, "%s: %s", f.path, f.why);
 	*out = m;

@@ -295,8 +295,11 @@ void gwi_plain_handle(gwi_ucall *c)
 		}
 	}
 	const char *ref = m->kind == GW_KIND_UNNAMED ? m->actor : NULL;
+	/* The principal goes with the call to the owner when this member
+	 * forwards it (ForwardRequest.principal), as for Invoke. */
 	if (code == GRPC_STATUS_OK && s->o.access)
-		code = gwi_authorize_invoke(c, system, name, ref, m->action, why, sizeof why);
+		code = gwi_authorize_invoke(c, system, name, ref, m->action, why, sizeof why,
+		                            &inv->arena, &inv->principal);
 	if (code != GRPC_STATUS_OK) {
 		gw_inv_destroy(inv);
 		gwi_ucall_reply(c, code, why, NULL);

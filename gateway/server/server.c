@@ -131,6 +131,11 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
                      const ProtobufCMessage *msg)
 {
 	c->phase = GWI_C_REPLYING;
+	Spawn__Gateway__V1__PeerAdminReply wrapped;
+	if (msg && c->method == GWI_M_PEER_ADMIN) {
+		gwi_peer_admin_wrap(&wrapped, msg);
+		msg = &wrapped.base;
+	}
 	if (msg && spawn_wire_pack(msg, &c->resp) != 0) {
 		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		detail = "out of memory packing the response";
@@ -176,6 +181,12 @@ static void ucall_send(gwi_ucall *c, grpc_status_code code, const char *detail)
 		c->trailer.value = grpc_slice_from_static_string(c->owner);
 		op->data.send_status_from_server.trailing_metadata_count = 1;
 		op->data.send_status_from_server.trailing_metadata = &c->trailer;
+	} else if ((code == GRPC_STATUS_UNAUTHENTICATED || code == GRPC_STATUS_PERMISSION_DENIED) &&
+	           c->peer_refused) {
+		c->trailer.key = grpc_slice_from_static_string(GW_PEER_REFUSED_KEY);
+		c->trailer.value = grpc_slice_from_static_string(GW_PEER_REFUSED);
+		op->data.send_status_from_server.trailing_metadata_count = 1;
+		op->data.send_status_from_server.trailing_metadata = &c->trailer;
 	}
 	op++;
 	/* RECV_CLOSE_ON_SERVER is posted on its own when the call arrives. */
@@ -188,7 +199,7 @@ static void ucall_send(gwi_ucall *c, grpc_status_code code, const char *detail)
 	}
 }
 
-static int64_t deadline_ms_of(gpr_timespec d)
+int64_t gwi_deadline_ms(gpr_timespec d)
 {
 	if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) == 0)
 		return 0;
@@ -447,56 +458,6 @@ static void accept_scheduled(gwi_ucall *c, gw_inv *inv)
 	}
 }
 
-/* ---- authorization (docs/security.md, "What is enforced") ------------------------ */
-
-bool gwi_may_invoke(gw_server *s, const gw_principal *pr, const char *system, const char *actor,
-                    const char *ref, const char *action)
-{
-	if (gw_principal_may_invoke(pr, system, actor, NULL, action))
-		return true;
-	if (!gw_principal_restricts_actors(pr, system))
-		return false; /* refused for the system or the action: no parent helps */
-	/* An instance matches its template's name; a new one gets ref. */
-	gw_actor_type *t = NULL;
-	bool ok;
-	if (gw_registry_lookup_instance(s->reg, system, actor, &t, NULL) == GW_OK) {
-		ok = gw_principal_may_invoke(pr, system, actor, t->name, action);
-		gw_registry_type_rele(t);
-	} else {
-		ok = ref && gw_principal_may_invoke(pr, system, actor, ref, action);
-	}
-	return ok;
-}
-
-/* gwi_authorize_invoke answers whether the caller of c may invoke action (NULL:
- * Spawn) of system/actor: GRPC_STATUS_OK, or UNAUTHENTICATED /
- * PERMISSION_DENIED with why naming what was refused. One policy lookup
- * under the read lock; nothing allocated here (OpenSSL 3.0 allocates inside
- * the digest's initialisation). */
-grpc_status_code gwi_authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
-                                      const char *ref, const char *action, char *why, size_t n)
-{
-	gw_access *a = c->srv->o.access;
-	if (!a)
-		return GRPC_STATUS_OK;
-	const gw_policy *p = gw_access_read(a);
-	const gw_principal *pr = NULL;
-	grpc_status_code code = GRPC_STATUS_OK;
-	if (gw_authn_call(p, c->call, &c->md, &pr, why, n) != GW_OK) {
-		code = GRPC_STATUS_UNAUTHENTICATED;
-	} else if (!gwi_may_invoke(c->srv, pr, system, actor, ref, action)) {
-		code = GRPC_STATUS_PERMISSION_DENIED;
-		if (action)
-			snprintf(why, n, "principal '%s' may not invoke %s/%s.%s",
-			         gw_principal_name(pr), system, actor, action);
-		else
-			snprintf(why, n, "principal '%s' may not spawn %s/%s",
-			         gw_principal_name(pr), system, actor);
-	}
-	gw_access_done(a);
-	return code;
-}
-
 /* strip_authorization drops "authorization" entries from a client's
  * request metadata, in place: it is the credential header's name, and the
  * request metadata reaches hosts as Context.metadata. */
@@ -509,46 +470,6 @@ static void strip_authorization(Spawn__InvocationRequest *rq)
 			rq->metadata[k++] = rq->metadata[i];
 	}
 	rq->n_metadata = k;
-}
-
-static const char *const method_names[GWI_M_COUNT] = {
-    [GWI_M_INVOKE] = "Invoke",      [GWI_M_SPAWN] = "Spawn",
-    [GWI_M_GET_STATE] = "GetState", [GWI_M_LIST_REVISIONS] = "ListRevisions",
-    [GWI_M_RESTORE] = "Restore",    [GWI_M_KEY_ROTATION] = "KeyRotation",
-    [GWI_M_FORGET] = "Forget",      [GWI_M_FORWARD] = "Forward",
-    [GWI_M_PING] = "Ping",
-};
-
-/* authorize_admin: Admin methods need a principal with admin: true. Every
- * call is logged with its principal and method, refused ones too (each
- * outcome its own log site, so refusals cannot crowd out the record of
- * allowed calls under the rate limit). */
-static grpc_status_code authorize_admin(gwi_ucall *c, char *why, size_t n)
-{
-	const char *m = method_names[c->method];
-	gw_access *a = c->srv->o.access;
-	if (!a) {
-		GW_INFO("admin %s by any caller (no --access policy): allowed", m);
-		return GRPC_STATUS_OK;
-	}
-	const gw_policy *p = gw_access_read(a);
-	const gw_principal *pr = NULL;
-	grpc_status_code code = GRPC_STATUS_OK;
-	if (gw_authn_call(p, c->call, &c->md, &pr, why, n) != GW_OK) {
-		code = GRPC_STATUS_UNAUTHENTICATED;
-		GW_INFO("admin %s by an unauthenticated caller: refused UNAUTHENTICATED (%s)", m,
-		        why);
-	} else if (!gw_principal_admin(pr)) {
-		code = GRPC_STATUS_PERMISSION_DENIED;
-		snprintf(why, n, "principal '%s' is not an admin (Admin.%s)", gw_principal_name(pr),
-		         m);
-		GW_INFO("admin %s by principal '%s': refused PERMISSION_DENIED", m,
-		        gw_principal_name(pr));
-	} else {
-		GW_INFO("admin %s by principal '%s': allowed", m, gw_principal_name(pr));
-	}
-	gw_access_done(a);
-	return code;
 }
 
 static void run_invoke(gwi_ucall *c, gw_inv *inv);
@@ -572,7 +493,7 @@ static void handle_invoke(gwi_ucall *c)
 	grpc_byte_buffer_destroy(c->payload);
 	c->payload = NULL;
 	inv->req = (Spawn__InvocationRequest *)m;
-	inv->deadline_ms = deadline_ms_of(c->deadline);
+	inv->deadline_ms = gwi_deadline_ms(c->deadline);
 	inv->user = c;
 	Spawn__InvocationRequest *rq = inv->req;
 	strip_authorization(rq);
@@ -580,9 +501,11 @@ static void handle_invoke(gwi_ucall *c)
 		const char *system = rq->system && rq->system->name ? rq->system->name : "";
 		const char *name =
 		    rq->actor && rq->actor->id && rq->actor->id->name ? rq->actor->id->name : "";
-		grpc_status_code code =
-		    gwi_authorize_invoke(c, system, name, rq->register_ref,
-		                         rq->action_name ? rq->action_name : "", why, sizeof why);
+		/* The principal goes with the call: to the owner, when this
+		 * member forwards it (ForwardRequest.principal). */
+		grpc_status_code code = gwi_authorize_invoke(
+		    c, system, name, rq->register_ref, rq->action_name ? rq->action_name : "", why,
+		    sizeof why, &inv->arena, &inv->principal);
 		if (code != GRPC_STATUS_OK) {
 			gw_inv_destroy(inv);
 			gwi_ucall_reply(c, code, why, NULL);
@@ -637,6 +560,7 @@ static void run_invoke(gwi_ucall *c, gw_inv *inv)
 	if (c->srv->o.router) {
 		inv->done = async_routed_done;
 		inv->user = c;
+		inv->accept_only = true;
 		if (gw_runtime_route(c->srv->rt, inv))
 			return; /* the router took it */
 	}
@@ -655,13 +579,18 @@ static void run_invoke(gwi_ucall *c, gw_inv *inv)
  * checked at its edge (the caller's metadata, authorization). */
 static void handle_forward(gwi_ucall *c)
 {
+	char peer[256], why[GW_WC_PATH_MAX + 200];
+	grpc_status_code code = gwi_authorize_peer(c, peer, sizeof peer, why, sizeof why);
+	if (code != GRPC_STATUS_OK) {
+		gwi_ucall_reply(c, code, why, NULL);
+		return;
+	}
 	gw_inv *inv = gw_inv_create(0);
 	if (!inv) {
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
 		return;
 	}
 	ProtobufCMessage *m = NULL;
-	char why[GW_WC_PATH_MAX + 200];
 	if (gwi_unpack_checked(c->srv, &spawn__gateway__v1__forward_request__descriptor, c->payload,
 	                       &inv->arena, &m, why, sizeof why)) {
 		gw_inv_destroy(inv);
@@ -693,17 +622,39 @@ static void handle_forward(gwi_ucall *c)
 	/* The owner (or no member serves the type: then it answers as a
 	 * gateway without such a host does). */
 	inv->req = fr->request;
-	inv->deadline_ms = deadline_ms_of(c->deadline);
+	inv->deadline_ms = gwi_deadline_ms(c->deadline);
 	inv->user = c;
 	inv->local = true;
 	inv->hops = (uint8_t)(fr->depth < 255 ? fr->depth : 255);
 	if (fr->idempotency_key && fr->idempotency_key[0])
 		inv->idem_key = fr->idempotency_key; /* in inv's arena: minted by a gateway */
+	/* The entry member authorized the caller: its word for who that was
+	 * is trusted (a peer of the policy said it), not checked again, and
+	 * the call is not authorized a second time here. */
+	if (fr->principal && fr->principal[0])
+		inv->principal = fr->principal; /* in inv's arena; checked by the ingress */
+	if (c->srv->o.access)
+		GW_DEBUG(
+		    "forward of %s/%s.%s from member %s (peer '%s') for principal '%s'",
+		    fr->request->system && fr->request->system->name ? fr->request->system->name
+		                                                     : "",
+		    fr->request->actor && fr->request->actor->id && fr->request->actor->id->name
+		        ? fr->request->actor->id->name
+		        : "",
+		    fr->request->action_name ? fr->request->action_name : "",
+		    fr->sender_id ? fr->sender_id : "", peer,
+		    inv->principal ? inv->principal : "(the cluster)");
 	run_invoke(c, inv);
 }
 
 static void handle_ping(gwi_ucall *c)
 {
+	char peer[256], why[300];
+	grpc_status_code code = gwi_authorize_peer(c, peer, sizeof peer, why, sizeof why);
+	if (code != GRPC_STATUS_OK) {
+		gwi_ucall_reply(c, code, why, NULL);
+		return;
+	}
 	char id[512];
 	Spawn__Gateway__V1__PingReply r = SPAWN__GATEWAY__V1__PING_REPLY__INIT;
 	gw_router_self(c->srv->o.router, id, sizeof id, &r.view_version);
@@ -845,7 +796,7 @@ static void handle_spawn(gwi_ucall *c)
 			break;
 		}
 		code = gwi_authorize_invoke(c, id->system, id->name, id->parent, NULL, msg,
-		                            sizeof msg);
+		                            sizeof msg, NULL, NULL);
 	}
 	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
 		Spawn__Actors__ActorId *id = rq->actors[i];
@@ -1002,11 +953,20 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		handle_forward(c);
 	} else if (c->method == GWI_M_PING) {
 		handle_ping(c);
+	} else if (c->method == GWI_M_PEER_ADMIN) {
+		/* Another member's word for an Admin call it authorized at its
+		 * edge: only a peer principal may send one (docs/security.md). */
+		char peer[160], why[300];
+		grpc_status_code code = gwi_authorize_peer(c, peer, sizeof peer, why, sizeof why);
+		if (code == GRPC_STATUS_OK)
+			gwi_peer_admin_handle(c);
+		else
+			gwi_ucall_reply(c, code, why, NULL);
 	} else if (c->method == GWI_M_SPAWN) {
 		handle_spawn(c);
 	} else {
 		char why[300];
-		grpc_status_code code = authorize_admin(c, why, sizeof why);
+		grpc_status_code code = gwi_authorize_admin(c, why, sizeof why);
 		if (code == GRPC_STATUS_OK)
 			gwi_admin_handle(c);
 		else
@@ -1072,6 +1032,16 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		s->o.host_queue_bytes = (size_t)64 << 20;
 	if (s->o.host_stall_ms <= 0)
 		s->o.host_stall_ms = 10000;
+	if (!s->o.host_batch)
+		s->o.host_batch = 128;
+	if (s->o.host_batch > SPAWN_BATCH_MAX_ITEMS)
+		s->o.host_batch = SPAWN_BATCH_MAX_ITEMS;
+	if (!s->o.host_batch_bytes)
+		s->o.host_batch_bytes = 256 << 10;
+	/* A batch must fit the host's receive limit (the same as ours): its
+	 * items plus the batch's own tag and length. */
+	if (s->o.host_batch_bytes > (size_t)s->o.max_message_bytes - 16)
+		s->o.host_batch_bytes = (size_t)s->o.max_message_bytes - 16;
 	pthread_mutex_init(&s->hmu, NULL);
 	s->rt = rt;
 	s->reg = reg;
@@ -1107,6 +1077,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_FORGET] = "/spawn.gateway.v1.Admin/Forget",
 	    [GWI_M_FORWARD] = GW_PEER_FORWARD,
 	    [GWI_M_PING] = GW_PEER_PING,
+	    [GWI_M_PEER_ADMIN] = GW_PEER_ADMIN,
 	};
 	/* The groups of listeners: each role is served by exactly one; the
 	 * health group (last) serves no role, and its Health reports on the
@@ -1147,7 +1118,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		    grpc_server_register_method(g->server, "/grpc.health.v1.Health/Check", NULL,
 		                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		for (int m = 0; m < GWI_M_COUNT; m++) {
-			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING;
+			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING || m == GWI_M_PEER_ADMIN;
 			unsigned role = peer                                    ? GWI_ROLE_PEER
 			                : m == GWI_M_INVOKE || m == GWI_M_SPAWN ? GWI_ROLE_CLIENT
 			                                                        : GWI_ROLE_ADMIN;

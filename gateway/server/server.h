@@ -57,18 +57,23 @@ typedef struct gw_server_opts {
 	int64_t drain_ms;        /* graceful stop: wait for client calls; 0 = 5000 */
 	size_t host_queue_bytes; /* per host: bytes of tasks waiting to be written before
 	                            new ones are refused (RESOURCE_EXHAUSTED); 0 = 64 MiB */
+	uint32_t host_batch;     /* most tasks in one message to a host that asked for
+	                            batches; 0 = 128, 1 = no batches (docs/protocol.md) */
+	size_t host_batch_bytes; /* most task bytes in one batch; 0 = 256 KiB */
 	int64_t host_stall_ms;   /* a host over host_queue_bytes that has not finished a
 	                            write for this long is disconnected; 0 = 10000 */
 	gw_access *access;       /* borrowed, outlives the server: the access policy
 	                            (--access); NULL = every caller may do everything */
-	gw_tls *tls; /* borrowed, must outlive the server: TLS on every listener (tls.h);
-	                NULL = plaintext */
+	gw_tls *tls;       /* borrowed, must outlive the server: TLS on every listener (tls.h);
+	                      NULL = plaintext */
+	gw_router *router; /* borrowed, must outlive the server: cluster mode, serves
+	                      spawn.gateway.v1.Peer on the client listeners
+	                      (docs/design/cluster.md); NULL = a single gateway */
+	gw_peers *peers;   /* borrowed, must outlive the server: with router, the links
+	                      Admin calls are forwarded and aggregated over */
 	gw_contracts *contracts; /* borrowed, must outlive the server: the registered
 	                            contracts, served as plain gRPC services and by
 	                            reflection (plain.c, reflection.c); NULL = none */
-	gw_router *router;       /* borrowed, must outlive the server: cluster mode, serves
-	                            spawn.gateway.v1.Peer on the client listeners
-	                            (docs/design/cluster.md); NULL = a single gateway */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed

@@ -8,6 +8,7 @@
 
 #include <grpc/grpc.h>
 
+#include "batch.h"
 #include "server.h"
 #include "wire.h"
 #include "wirecheck.h"
@@ -54,13 +55,13 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[9];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[9]; /* borrowed from groups: the server each is registered on */
-	void *m_connect;      /* registered HostGateway.Connect */
-	grpc_server *hsrv;    /* borrowed from groups: the server Connect is registered on */
-	size_t nlisten;       /* listen + host_listen + admin_listen + peer_listen */
-	gw_runtime *rt;       /* borrowed */
-	gw_registry *reg;     /* borrowed */
+	void *methods[10];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[10]; /* borrowed from groups: the server each is registered on */
+	void *m_connect;       /* registered HostGateway.Connect */
+	grpc_server *hsrv;     /* borrowed from groups: the server Connect is registered on */
+	size_t nlisten;        /* listen + host_listen + admin_listen + peer_listen */
+	gw_runtime *rt;        /* borrowed */
+	gw_registry *reg;      /* borrowed */
 	int *ports;
 	atomic_bool shutting_down; /* the groups are shut down: no slot is posted again */
 	atomic_uint unready;       /* GW_UNREADY_* conditions holding readiness back */
@@ -115,6 +116,7 @@ enum {
 	GWI_M_FORGET,
 	GWI_M_FORWARD, /* spawn.gateway.v1.Peer, in cluster mode only */
 	GWI_M_PING,
+	GWI_M_PEER_ADMIN, /* spawn.gateway.v1.Peer/Admin, in cluster mode only */
 	GWI_M_COUNT,
 	/* grpc.health.v1.Health/Check: registered on every group (gwi_group
 	 * .m_health), so outside the per-method tables above */
@@ -160,6 +162,9 @@ typedef struct gwi_ucall {
 	char *owner;         /* owned (malloc): set before gwi_ucall_reply: a
 	                        FAILED_PRECONDITION answer of Peer.Forward carries the
 	                        trailer GW_OWNER_KEY: owner (routing.h) */
+	bool peer_refused;   /* set before gwi_ucall_reply: an UNAUTHENTICATED or
+	                        PERMISSION_DENIED answer of a Peer method refuses the
+	                        caller as a peer: trailer GW_PEER_REFUSED_KEY (peer.h) */
 	grpc_metadata trailer;
 	grpc_op ops[4];
 	grpc_op close_op;
@@ -203,12 +208,6 @@ void gwi_ucall_reply_raw(gwi_ucall *c, grpc_status_code code, const char *detail
 void gwi_ucall_adopt(struct gw_server *s, gwi_cq *q, grpc_call *call, gpr_timespec deadline,
                      grpc_metadata_array *md, int method, void *ext);
 
-/* gwi_authorize_invoke: whether the caller of c may invoke action of
- * system/actor (ref: the template of a new instance, may be NULL):
- * GRPC_STATUS_OK, or UNAUTHENTICATED / PERMISSION_DENIED with why. */
-grpc_status_code gwi_authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
-                                      const char *ref, const char *action, char *why, size_t n);
-
 /* generic.c: gwi_gcall_request posts one slot for a call to a method no
  * registered handler serves, on group g's server. */
 void gwi_gcall_request(struct gw_server *s, gwi_group *g, gwi_cq *q);
@@ -230,7 +229,35 @@ void gwi_reflection_start(struct gw_server *s, gwi_group *g, grpc_call *call,
                           grpc_metadata_array *md, bool alpha);
 
 /* admin.c: the spawn.gateway.v1.Admin methods. */
+/* admin.c: the spawn.gateway.v1.Admin methods. gwi_admin_handle parses
+ * and checks the request; in cluster mode a call that names an actor goes
+ * to gwi_cadmin_take (admin_cluster.c), else gwi_admin_run runs it here
+ * with m (the parsed request of method GWI_M_*, borrowed). */
 void gwi_admin_handle(gwi_ucall *c);
+void gwi_admin_run(gwi_ucall *c, int method, ProtobufCMessage *m);
+/* gwi_admin_key_rotation_local fills ks (caller's) with this gateway's own
+ * key-rotation progress. */
+struct Spawn__Gateway__V1__KeyRotationStatus;
+void gwi_admin_key_rotation_local(gwi_ucall *c, struct Spawn__Gateway__V1__KeyRotationStatus *ks);
+
+/* admin_cluster.c (docs/design/cluster.md, "Admin calls across the
+ * cluster"): in cluster mode (srv->o.router), gwi_cadmin_take takes an
+ * Admin call of method with its parsed request m (ownership of m, a heap
+ * message, passes on true): a call naming an actor runs on its owner
+ * (here, or forwarded with Peer.Admin, waiting for a newer view on a
+ * refusal); KeyRotation asks every member and aggregates. false: run it
+ * here as on a single gateway (m stays the caller's). */
+bool gwi_cadmin_take(gwi_ucall *c, int method, ProtobufCMessage *m);
+/* gwi_peer_admin_handle serves Peer.Admin: runs the call here as the
+ * actor's owner, or refuses it (FAILED_PRECONDITION + spawn-owner). */
+void gwi_peer_admin_handle(gwi_ucall *c);
+/* gwi_peer_admin_wrap: the reply of a Peer.Admin call is the Admin
+ * method's reply msg (borrowed) inside a PeerAdminReply (out, caller's). */
+struct Spawn__Gateway__V1__PeerAdminReply;
+void gwi_peer_admin_wrap(struct Spawn__Gateway__V1__PeerAdminReply *out,
+                         const ProtobufCMessage *msg);
+/* gwi_deadline_ms: a call's deadline as monotonic ms (0 = none). */
+int64_t gwi_deadline_ms(gpr_timespec d);
 
 /* ingress.c: the one place peer messages are parsed and checked.
  *
@@ -243,6 +270,11 @@ void gwi_admin_handle(gwi_ucall *c);
 gw_err gwi_unpack_checked(const struct gw_server *s, const ProtobufCMessageDescriptor *d,
                           grpc_byte_buffer *bb, spawn_arena *arena, ProtobufCMessage **out,
                           char *why, size_t whylen);
+/* gwi_unpack_checked_bytes is gwi_unpack_checked over data[0..len)
+ * (borrowed; the message's bytes fields may point into arena copies only). */
+gw_err gwi_unpack_checked_bytes(const struct gw_server *s, const ProtobufCMessageDescriptor *d,
+                                const uint8_t *data, size_t len, spawn_arena *arena,
+                                ProtobufCMessage **out, char *why, size_t whylen);
 
 /* The reserved "spawn-" namespace: gw_wc_check_client_metadata and
  * gw_wc_strip_reserved (wirecheck.h). */
@@ -254,6 +286,29 @@ gw_err gwi_unpack_checked(const struct gw_server *s, const ProtobufCMessageDescr
  * up in the registry). */
 bool gwi_may_invoke(struct gw_server *s, const gw_principal *pr, const char *system,
                     const char *actor, const char *ref, const char *action);
+
+/* authz.c: the checks of the access policy (no-ops without --access),
+ * each under the policy's read lock, on the call's CQ thread.
+ *
+ * gwi_authorize_invoke: may the caller of c invoke action (NULL: Spawn) of
+ * system/actor (ref: the template a new instance would get)? Returns
+ * GRPC_STATUS_OK, or UNAUTHENTICATED / PERMISSION_DENIED (RESOURCE_EXHAUSTED
+ * out of memory) with why naming what was refused. With arena, *principal
+ * gets the caller's principal name, allocated in arena (for
+ * ForwardRequest.principal: gw_inv.principal). */
+grpc_status_code gwi_authorize_invoke(gwi_ucall *c, const char *system, const char *actor,
+                                      const char *ref, const char *action, char *why, size_t n,
+                                      spawn_arena *arena, char **principal);
+
+/* gwi_authorize_admin: Admin methods need admin: true; every call is
+ * logged with its method and principal, allowed or refused. */
+grpc_status_code gwi_authorize_admin(gwi_ucall *c, char *why, size_t n);
+
+/* gwi_authorize_peer: Peer methods need peer: true (docs/security.md,
+ * "Peers"); a refusal sets c->peer_refused (the trailer GW_PEER_REFUSED_KEY)
+ * and is logged (rate-limited). name (namelen bytes) gets the peer's
+ * principal name, "" without a policy. */
+grpc_status_code gwi_authorize_peer(gwi_ucall *c, char *name, size_t namelen, char *why, size_t n);
 
 /* host.c: one accept slot per call of gwi_host_request. */
 void gwi_host_request(struct gw_server *s, gwi_cq *q);

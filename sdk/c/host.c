@@ -32,6 +32,14 @@
  *      it is sent only on that stream (request ids are per stream).
  *   4. grpc_call_cancel is the only thing other threads do to the call,
  *      always under h->mu while h->call is set.
+ *
+ * Batches (docs/protocol.md "Batched host link", proto/batch.h): every
+ * stream asks for them (request metadata spawn-link: batch). A TaskBatch is
+ * split into one job per task. When the gateway granted batches (the same
+ * entry in its initial metadata), the results that queued while the
+ * previous send was in flight go out as one ResultBatch (at most
+ * SPAWNI_BATCH_MAX results or SPAWNI_BATCH_BYTES bytes); otherwise one
+ * result per message, which is all an older gateway understands.
  */
 #include "internal.h"
 
@@ -72,11 +80,9 @@ typedef struct job {
 	spawn_arena arena;                              /* everything of this task */
 } job;
 
-/* One packed HostMessage waiting for the send slot. */
-typedef struct outmsg {
-	struct outmsg *next;
-	grpc_byte_buffer *bb; /* owned */
-} outmsg;
+/* Result batches: bounds of one ResultBatch. */
+#define SPAWNI_BATCH_MAX   128
+#define SPAWNI_BATCH_BYTES (256u << 10)
 
 struct spawn_host {
 	/* Configuration, fixed at create. */
@@ -121,7 +127,8 @@ struct spawn_host {
 	int outstanding;           /* batches in flight on call (invariant 2) */
 	bool sending;              /* a SEND_MESSAGE is in flight (invariant 1) */
 	grpc_byte_buffer *send_bb; /* the one in flight; owned */
-	outmsg *sq_head, *sq_tail; /* results waiting to be sent */
+	spawn_wq sq;               /* results waiting to be sent (malloc'd items) */
+	grpc_metadata link_md[2];  /* Connect's request metadata: the token, spawn-link */
 
 	job *jq_head, *jq_tail; /* tasks waiting for a worker */
 	bool workers_quit;
@@ -254,6 +261,12 @@ void spawn_host_signal_stop(spawn_host *h)
 	errno = saved;
 }
 
+static void item_free(void *user, spawn_wq_item *it)
+{
+	(void)user;
+	free(it);
+}
+
 static void free_queues(spawn_host *h)
 {
 	while (h->jq_head) {
@@ -263,13 +276,7 @@ static void free_queues(spawn_host *h)
 		free(j);
 	}
 	h->jq_tail = NULL;
-	while (h->sq_head) {
-		outmsg *o = h->sq_head;
-		h->sq_head = o->next;
-		grpc_byte_buffer_destroy(o->bb);
-		free(o);
-	}
-	h->sq_tail = NULL;
+	spawn_wq_clear(&h->sq, item_free, NULL);
 }
 
 void spawn_host_destroy(spawn_host *h)
@@ -407,14 +414,10 @@ int spawn_host_wait_registrations(spawn_host *h, uint64_t n, int64_t timeout_ms)
  * (invariant 1). */
 static void pump_locked(spawn_host *h)
 {
-	if (h->sending || !h->sq_head || !h->call)
+	if (h->sending || !h->sq.head || !h->call)
 		return;
-	outmsg *o = h->sq_head;
-	h->sq_head = o->next;
-	if (!h->sq_head)
-		h->sq_tail = NULL;
-	h->send_bb = o->bb;
-	free(o);
+	size_t k;
+	h->send_bb = spawn_wq_next(&h->sq, item_free, NULL, &k);
 	grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
 	op.data.send_message.send_message = h->send_bb;
 	if (grpc_call_start_batch(h->call, &op, 1, TAG(TAG_SEND), NULL) != GRPC_CALL_OK) {
@@ -452,7 +455,7 @@ static void *worker_main(void *arg)
 		hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT;
 		hm.result = &res;
 		grpc_byte_buffer *bb = NULL;
-		outmsg *o = NULL;
+		spawn_wq_item *o = NULL;
 		Spawn__Gateway__V1__HostError too_big = SPAWN__GATEWAY__V1__HOST_ERROR__INIT;
 		/* Without a configured limit, the gateway's default (4 MiB) applies. */
 		size_t limit = h->max_message_bytes > 0 ? (size_t)h->max_message_bytes : 4u << 20;
@@ -479,12 +482,8 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&h->mu);
 		if (bb && h->call && gen == h->gen) { /* invariant 3 */
 			o->bb = bb;
-			o->next = NULL;
-			if (h->sq_tail)
-				h->sq_tail->next = o;
-			else
-				h->sq_head = o;
-			h->sq_tail = o;
+			o->batchable = true;
+			spawn_wq_push(&h->sq, o);
 			pump_locked(h);
 		} else if (bb) {
 			grpc_byte_buffer_destroy(bb);
@@ -526,6 +525,7 @@ typedef struct conn {
 	grpc_slice details;
 	bool got_status;
 	bool registered; /* the gateway accepted us on this stream */
+	bool saw_md;     /* md_initial was looked at for the batch grant */
 } conn;
 
 static int arm_recv_locked(spawn_host *h, conn *c, bool first)
@@ -565,11 +565,21 @@ static bool open_stream(spawn_host *h, conn *c, grpc_completion_queue *cq,
 	h->call = c->call;
 	h->gen++;
 	h->outstanding = 0;
+	/* One result per message until the gateway grants batches. */
+	spawn_wq_set_batch(&h->sq, 1, SPAWNI_BATCH_BYTES);
 
 	grpc_op ops[2];
 	memset(ops, 0, sizeof ops);
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
 	spawni_security_md(&h->sec, &ops[0]);
+	/* Ask for batches: the token (if any) and spawn-link. */
+	size_t nmd = ops[0].data.send_initial_metadata.count;
+	if (nmd)
+		h->link_md[0] = ops[0].data.send_initial_metadata.metadata[0];
+	h->link_md[nmd].key = grpc_slice_from_static_string(SPAWN_LINK_MD_KEY);
+	h->link_md[nmd].value = grpc_slice_from_static_string(SPAWN_LINK_MD_BATCH);
+	ops[0].data.send_initial_metadata.count = nmd + 1;
+	ops[0].data.send_initial_metadata.metadata = h->link_md;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = c->reg_bb;
 	bool ok = grpc_call_start_batch(c->call, ops, 2, TAG(TAG_START), NULL) == GRPC_CALL_OK;
@@ -578,16 +588,15 @@ static bool open_stream(spawn_host *h, conn *c, grpc_completion_queue *cq,
 		h->sending = true; /* the registration holds the send slot */
 	}
 	if (ok && h->contracts_bb) {
-		/* The contracts go right after the registration, ahead of
-		 * anything queued. */
-		outmsg *o = malloc(sizeof *o);
+		/* The contracts go right after the registration (nothing is
+		 * queued on a new stream), alone: not a result to batch. */
+		spawn_wq_item *o = calloc(1, sizeof *o);
 		if (!o)
 			spawni_oom("contracts");
 		o->bb = grpc_byte_buffer_copy(h->contracts_bb);
-		o->next = h->sq_head;
-		h->sq_head = o;
-		if (!h->sq_tail)
-			h->sq_tail = o;
+		o->len = grpc_byte_buffer_length(o->bb);
+		o->batchable = false;
+		spawn_wq_push(&h->sq, o);
 	}
 	ok = ok && arm_recv_locked(h, c, true) == 0;
 	memset(ops, 0, sizeof ops);
@@ -605,9 +614,90 @@ static bool open_stream(spawn_host *h, conn *c, grpc_completion_queue *cq,
 	return true;
 }
 
+/* on_batch queues one job per task of a TaskBatch (data[0..len) the whole
+ * GatewayMessage, items its tasks); false on a malformed batch. */
+static bool on_batch(spawn_host *h, const spawn_span *items, size_t n)
+{
+	if (n == 0 || n > SPAWN_BATCH_MAX_ITEMS)
+		return false;
+	job *first = NULL, *last = NULL;
+	for (size_t i = 0; i < n; i++) {
+		job *t = malloc(sizeof *t);
+		if (!t)
+			spawni_oom("job");
+		spawn_arena_init(&t->arena, 0);
+		t->next = NULL;
+		t->task = (const Spawn__Gateway__V1__InvocationTask *)protobuf_c_message_unpack(
+		    &spawn__gateway__v1__invocation_task__descriptor, &t->arena.pbc, items[i].len,
+		    items[i].data);
+		if (last)
+			last->next = t;
+		else
+			first = t;
+		last = t;
+		if (!t->task) {
+			while (first) {
+				job *x = first;
+				first = x->next;
+				spawn_arena_fini(&x->arena);
+				free(x);
+			}
+			return false;
+		}
+	}
+	pthread_mutex_lock(&h->mu);
+	for (job *t = first; t; t = t->next)
+		t->gen = h->gen;
+	if (h->jq_tail)
+		h->jq_tail->next = first;
+	else
+		h->jq_head = first;
+	h->jq_tail = last;
+	pthread_cond_broadcast(&h->jobs_cv);
+	pthread_mutex_unlock(&h->mu);
+	return true;
+}
+
 /* on_message handles one GatewayMessage; returns false to drop the stream. */
 static bool on_message(spawn_host *h, conn *c)
 {
+	if (!c->saw_md) {
+		/* The initial metadata arrived with the first message. */
+		c->saw_md = true;
+		for (size_t i = 0; i < c->md_initial.count; i++)
+			if (!grpc_slice_str_cmp(c->md_initial.metadata[i].key, SPAWN_LINK_MD_KEY) &&
+			    !grpc_slice_str_cmp(c->md_initial.metadata[i].value,
+			                        SPAWN_LINK_MD_BATCH)) {
+				/* Within the message limit too (the gateway's default
+				 * when none is configured), less the batch's header. */
+				size_t limit = h->max_message_bytes > 0
+				                   ? (size_t)h->max_message_bytes
+				                   : 4u << 20;
+				size_t bytes = SPAWNI_BATCH_BYTES < limit - 16 ? SPAWNI_BATCH_BYTES
+				                                               : limit - 16;
+				pthread_mutex_lock(&h->mu);
+				spawn_wq_set_batch(&h->sq, SPAWNI_BATCH_MAX, bytes);
+				pthread_mutex_unlock(&h->mu);
+			}
+	}
+	uint8_t *data = NULL;
+	size_t len = 0;
+	if (spawn_wire_bytes(c->recv_bb, NULL, &data, &len) != 0)
+		spawni_oom("message bytes");
+	spawn_span items[SPAWN_BATCH_MAX_ITEMS];
+	size_t n = 0;
+	int kind = spawn_batch_scan(data, len, items, SPAWN_BATCH_MAX_ITEMS, &n);
+	if (kind != 0) {
+		bool ok = kind > 0 && on_batch(h, items, n);
+		free(data);
+		grpc_byte_buffer_destroy(c->recv_bb);
+		c->recv_bb = NULL;
+		if (!ok)
+			host_event(h, SPAWN_HOST_PROTOCOL_ERROR, SPAWN_EPROTO,
+			           "malformed TaskBatch");
+		return ok;
+	}
+	free(data);
 	job *j = malloc(sizeof *j);
 	if (!j)
 		spawni_oom("job");
@@ -741,13 +831,7 @@ static void serve_stream(spawn_host *h, grpc_completion_queue *cq, grpc_channel_
 			h->call = NULL; /* no new batches, no cancels (invariants 2, 4) */
 			h->registered = false;
 			/* Results queued for this stream have nobody to go to. */
-			while (h->sq_head) {
-				outmsg *o = h->sq_head;
-				h->sq_head = o->next;
-				grpc_byte_buffer_destroy(o->bb);
-				free(o);
-			}
-			h->sq_tail = NULL;
+			spawn_wq_clear(&h->sq, item_free, NULL);
 			pthread_cond_broadcast(&h->state_cv);
 			pthread_mutex_unlock(&h->mu);
 			/* Flushes whatever is still pending on the call. */

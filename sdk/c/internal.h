@@ -13,6 +13,7 @@
 #include <grpc/grpc.h>
 
 #include "spawn/spawn.h"
+#include "batch.h"
 #include "wire.h"
 
 /* Identity sent in the registration (ServiceInfo). */

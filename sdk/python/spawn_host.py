@@ -436,15 +436,58 @@ class _Actor:
         self.channels = list(channels)  # [(topic, action)]
 
 
+# The batched host link (docs/protocol.md "Batched host link"): every stream
+# asks for batches with this request metadata; a gateway that grants them
+# answers with the same entry in its initial metadata.
+LINK_MD = ("spawn-link", "batch")
+# Bounds of one ResultBatch.
+BATCH_MAX = 128
+BATCH_BYTES = 256 << 10
+
+
+def _varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _serialize(m):
+    """Request serializer: one HostMessage, or a list of HostMessages that
+    each hold one result, joined into one HostMessage carrying a ResultBatch
+    without re-encoding the results (gateway.proto: `result` is field 2,
+    `results` field 3, ResultBatch.results field 1, all length-delimited, so
+    each serialized result message `0x12 len bytes` becomes the batch item
+    `0x0a len bytes`)."""
+    if isinstance(m, bytes):
+        return m
+    if not isinstance(m, list):
+        return m.SerializeToString()
+    items = [b"\x0a" + x[1:] for x in m]
+    total = sum(len(x) for x in items)
+    return b"\x1a" + _varint(total) + b"".join(items)
+
+
 class _Session:
-    """One Connect stream: its outgoing queue and call."""
+    """One Connect stream: its outgoing queue and call.
+
+    Results queue as serialized HostMessages. The request iterator is asked
+    for the next message only once grpc wrote the previous one, so when the
+    gateway granted batches (``batch``), the results that queued meanwhile
+    leave as one ResultBatch, up to BATCH_MAX results or BATCH_BYTES bytes;
+    one result alone leaves as itself. Nothing waits for a batch to fill."""
 
     _END = object()
 
-    def __init__(self):
+    def __init__(self, max_bytes=BATCH_BYTES):
         self.out = queue.Queue()
         self.call = None
         self.closed = False
+        self.batch = False
+        self.max_bytes = max_bytes  # a batch's bound, within the message limit
+        self._held = None  # taken from the queue, not yet sent
 
     def send(self, msg):
         if not self.closed:
@@ -456,10 +499,25 @@ class _Session:
 
     def requests(self):
         while True:
-            m = self.out.get()
+            m = self._held if self._held is not None else self.out.get()
+            self._held = None
             if m is self._END:
                 return
-            yield m
+            if not self.batch or not isinstance(m, bytes):
+                yield m
+                continue
+            batch, size = [m], len(m)
+            while len(batch) < BATCH_MAX:
+                try:
+                    n = self.out.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(n, bytes) or size + len(n) > self.max_bytes:
+                    self._held = n
+                    break
+                batch.append(n)
+                size += len(n)
+            yield batch if len(batch) > 1 else m
 
 
 # How long one connection attempt may take, whatever the reconnect delay.
@@ -686,14 +744,14 @@ class ActorHost:
     def _session_once(self):
         """One connection. True when it got registered."""
         _, protocol_pb2, gateway_pb2, _ = _pb()
-        session = _Session()
+        session = _Session(min(BATCH_BYTES, self.max_message_bytes - 16))
         got_registered = False
         timer = None
         try:
             with self._security.channel(self.target, self.channel_options) as ch:
                 connect = ch.stream_stream(
                     CONNECT_METHOD,
-                    request_serializer=gateway_pb2.HostMessage.SerializeToString,
+                    request_serializer=_serialize,
                     response_deserializer=gateway_pb2.GatewayMessage.FromString)
                 session.send(gateway_pb2.HostMessage(
                     registration=self.registration_request()))
@@ -702,7 +760,8 @@ class ActorHost:
                 if contracts:
                     session.send(gateway_pb2.HostMessage(
                         contracts=gateway_pb2.Contracts(files=contracts)))
-                call = connect(session.requests(), metadata=self._security.metadata)
+                call = connect(session.requests(),
+                               metadata=(self._security.metadata or ()) + (LINK_MD,))
                 session.call = call
                 self._session = session
                 if self._stop.is_set():
@@ -724,6 +783,10 @@ class ActorHost:
                                       st.message)
                             return False
                         got_registered = True
+                        # Batches, if granted (the metadata came with this
+                        # first message).
+                        session.batch = tuple(LINK_MD) in {
+                            (k, v) for k, v in (call.initial_metadata() or ())}
                         self.proxy_info = msg.registration.proxy_info
                         self.registrations += 1
                         self.registered.set()
@@ -736,6 +799,9 @@ class ActorHost:
                     elif kind == "invocation":
                         self._pool.submit(self._run_task, session,
                                           msg.invocation)
+                    elif kind == "tasks":
+                        for task in msg.tasks.tasks:
+                            self._pool.submit(self._run_task, session, task)
                     else:
                         log.warning("ignoring gateway message %s", kind)
         except grpc.RpcError as e:
@@ -784,7 +850,7 @@ class ActorHost:
             result.error.message = ("the action's result exceeds the message "
                                     "size limit")
             msg = gateway_pb2.HostMessage(result=result)
-        session.send(msg)
+        session.send(msg.SerializeToString())
 
     def _invoke(self, task):
         protocol_pb2 = _pb()[1]

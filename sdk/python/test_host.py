@@ -67,6 +67,9 @@ class FakeStream:
         self.out = queue.Queue()           # GatewayMessages to send
         self.results = queue.Queue()       # InvocationResults received
         self.ended = threading.Event()     # the host closed its side
+        self.asked = False                 # the host asked for batches
+        self.result_msgs = 0               # HostMessages carrying results
+        self.result_batches = 0            # ... of which ResultBatches
 
     def send_task(self, request_id, action, state=None, payload=None,
                   actor="incrementor", system="spawn-system"):
@@ -83,6 +86,17 @@ class FakeStream:
             inv.value.Pack(payload)
         self.out.put(gateway_pb2.GatewayMessage(invocation=t))
 
+    def send_batch(self, tasks):
+        """tasks: [(request_id, action, payload)] as one TaskBatch."""
+        gm = gateway_pb2.GatewayMessage()
+        for rid, action, payload in tasks:
+            t = gm.tasks.tasks.add(request_id=rid)
+            t.invocation.actor.name = "incrementor"
+            t.invocation.actor.system = "spawn-system"
+            t.invocation.action_name = action
+            t.invocation.value.Pack(payload)
+        self.out.put(gm)
+
     def result(self):
         return self.results.get(timeout=T)
 
@@ -91,9 +105,10 @@ class FakeStream:
 
 
 class FakeGateway:
-    def __init__(self, address="127.0.0.1:0", refuse=False):
+    def __init__(self, address="127.0.0.1:0", refuse=False, grant=False):
         self.streams = queue.Queue()   # a FakeStream per registration
         self.refuse = refuse
+        self.grant = grant             # grant batches to a host that asks
         self.server = grpc.server(ThreadPoolExecutor(8))
         handler = grpc.stream_stream_rpc_method_handler(
             self._connect,
@@ -110,14 +125,24 @@ class FakeGateway:
         refuse = self.refuse
         first = next(requests)
         s = FakeStream(first)
+        s.asked = ("spawn-link", "batch") in tuple(context.invocation_metadata())
+        if self.grant and s.asked:
+            context.send_initial_metadata((("spawn-link", "batch"),))
         # Unblock the sender below when the RPC ends, whoever ends it.
         context.add_callback(s.close)
 
         def read():
             try:
                 for m in requests:
-                    if m.WhichOneof("msg") == "result":
+                    kind = m.WhichOneof("msg")
+                    if kind in ("result", "results"):
+                        s.result_msgs += 1
+                    if kind == "result":
                         s.results.put(m.result)
+                    elif kind == "results":
+                        s.result_batches += 1
+                        for r in m.results.results:
+                            s.results.put(r)
             except Exception:
                 pass
             s.ended.set()
@@ -163,6 +188,34 @@ class HostTest(unittest.TestCase):
     def setUp(self):
         self.gw = FakeGateway()
         self.host = None
+
+    def run_batch(self, s, n):
+        """Sends n Add tasks as one TaskBatch; checks each is answered once
+        with its own total."""
+        s.send_batch([(i, "Add", inc.Add(value=i)) for i in range(1, n + 1)])
+        seen = {}
+        for _ in range(n):
+            r = s.result()
+            self.assertNotIn(r.request_id, seen)
+            self.assertEqual(r.WhichOneof("outcome"), "response", r)
+            seen[r.request_id] = unpack(r.response.value, inc.Total).total
+        self.assertEqual(seen, {i: i for i in range(1, n + 1)})
+
+    def test_batches_both_ways_when_granted(self):
+        self.gw.stop()
+        self.gw = FakeGateway(grant=True)
+        s = self.start(new_host(self.gw.target))
+        self.assertTrue(s.asked)
+        self.run_batch(s, 300)
+        self.assertGreater(s.result_batches, 0)
+        self.assertLess(s.result_msgs, 300)
+
+    def test_single_results_when_not_granted(self):
+        s = self.start(new_host(self.gw.target))
+        self.assertTrue(s.asked)
+        self.run_batch(s, 300)
+        self.assertEqual(s.result_batches, 0)
+        self.assertEqual(s.result_msgs, 300)
 
     def tearDown(self):
         if self.host is not None:

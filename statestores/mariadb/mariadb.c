@@ -21,7 +21,7 @@
  *   MYSQL_OPT_SSL_CA makes it check the chain, and
  *   MYSQL_OPT_SSL_VERIFY_SERVER_CERT adds the host name (SAN DNS or IP).
  *
- * Schema (version 5; docs/schema.md): spawn_meta, spawn_actor_state,
+ * Schema (version 6; docs/schema.md): spawn_meta, spawn_actor_state,
  * spawn_actor_history, spawn_actor_epoch, spawn_instance, spawn_schedule
  * and spawn_members (docs/design/cluster.md), InnoDB, keys as VARBINARY (byte-exact comparison:
  * no collation folds 'Alice' into 'alice' or pads trailing spaces).
@@ -62,6 +62,10 @@
  * the store does not open), merged by (due_ms, id), the first max leased
  * with one UPDATE each, COMMIT.
  *
+ * lease_activate (cluster mode: the activation lease): mariadb_rows.c says
+ * how, in one transaction of four statements; lease_release is one UPDATE
+ * ... WHERE owner = member AND (system, name, epoch) IN (...).
+ *
  * acquire, in one transaction: INSERT INTO spawn_actor_epoch ... ON
  * DUPLICATE KEY UPDATE epoch = epoch + 1 (an exclusive row lock: it waits
  * for every save holding the row in share mode), SELECT the new epoch (our
@@ -95,7 +99,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 /* migrations[v] takes the schema from version v to v + 1: idempotent
  * statements, run one by one (DDL commits implicitly). Append only. */
@@ -201,8 +205,16 @@ static const char *const migration_5[] = {
     " view_version BIGINT NOT NULL) ENGINE=InnoDB",
     NULL,
 };
-static const char *const *const migrations[SCHEMA_VERSION] = {migration_1, migration_2, migration_3,
-                                                              migration_4, migration_5};
+/* 5 -> 6: the activation lease: the member whose activation holds an
+ * actor's epoch (store.h, "activation leases"); NULL outside a cluster. */
+static const char *const migration_6[] = {
+    DDL_UNLESS("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+               "AND table_name = 'spawn_actor_epoch' AND column_name = 'owner'",
+               "ALTER TABLE spawn_actor_epoch ADD COLUMN owner VARBINARY(255) NULL"),
+    NULL,
+};
+static const char *const *const migrations[SCHEMA_VERSION] = {
+    migration_1, migration_2, migration_3, migration_4, migration_5, migration_6};
 
 #define SCHEMA_LOCK "CONCAT('spawn.schema.', MD5(DATABASE()))"
 /* ---- the URL ----------------------------------------------------------------- */
@@ -705,7 +717,8 @@ static gw_err my_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.member_list = gwi_my_member_list,                                                 \
 		.member_declare_dead = gwi_my_member_declare_dead,                                 \
 		.member_remove = gwi_my_member_remove, .member_gc = gwi_my_member_gc,              \
-		.sched_reseal = gwi_my_sched_reseal,                                               \
+		.sched_reseal = gwi_my_sched_reseal, .lease_activate = gwi_my_lease_activate,      \
+		.lease_release = gwi_my_lease_release,                                             \
 	}
 
 const gw_store_ops gw_mariadb_ops = MY_OPS("mariadb");

@@ -138,7 +138,7 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_FORGET_FX] = "SELECT effects FROM spawn_actor_state WHERE system = ? AND name = ? "
                      "FOR UPDATE",
     [ST_FORGET_INST] = "DELETE FROM spawn_instance WHERE system = ? AND name = ?",
-    [ST_FORGET_EPOCH] = "UPDATE spawn_actor_epoch SET epoch = epoch + 1 "
+    [ST_FORGET_EPOCH] = "UPDATE spawn_actor_epoch SET epoch = epoch + 1, owner = NULL "
                         "WHERE system = ? AND name = ?",
     /* The members of a cluster (mariadb_members.c). An existing id is left
      * as it is: 0 affected rows. */

@@ -255,6 +255,11 @@ gw_err gwi_my_rot_scan(void *drv, const gw_rot_cursor *after, const char *primar
 gw_err gwi_my_rot_rewrite(void *drv, int table, const gw_rewrite *rows, size_t n, gw_err *results);
 gw_err gwi_my_effects_list(void *drv, const gw_actor_key *after, size_t max, gw_actor_key *out,
                            size_t *n);
+gw_err gwi_my_lease_activate(void *drv, const gw_actor_key *keys, size_t n, const char *member,
+                             uint64_t *epochs, char (*holders)[GW_MEMBER_ID_MAX + 1], gw_row *rows,
+                             gw_err *results);
+gw_err gwi_my_lease_release(void *drv, const gw_actor_key *keys, const uint64_t *epochs, size_t n,
+                            const char *member, uint64_t *released);
 gw_err gwi_my_activate_batch(void *drv, const gw_actor_key *keys, size_t n, uint64_t *epochs,
                              gw_row *rows, gw_err *results);
 

@@ -906,3 +906,202 @@ gw_err gwi_my_save_batch(void *drv, const gw_row *rows, size_t n, gw_err *result
 		gwi_results_set(results, n, e);
 	return e;
 }
+
+/* ---- activation leases ------------------------------------------------------------ */
+
+/* The activation lease (mariadb.c, lease_activate), one transaction:
+ *   seed     INSERT ... ON DUPLICATE KEY UPDATE epoch = epoch: every row
+ *            exists (epoch 0 when new)
+ *   lock     SELECT ... ORDER BY system, name FOR UPDATE: every row locked
+ *            in key order until COMMIT (a locking read keeps its locks)
+ *   take     UPDATE ... epoch + 1, owner := member where the member's row
+ *            is live and the owner is NULL, the member, or not live: a new
+ *            statement, so (READ COMMITTED) its reads of spawn_members see
+ *            every commit before the locks were granted
+ *   read     each row's epoch and owner, and whether the member is live:
+ *            a row was taken when its owner is the member and the member
+ *            is still live (a member declared dead meanwhile reads "not
+ *            taken": its epoch grew for nothing, which is harmless)
+ * then COMMIT and, after it, the load of the keys that took an epoch. */
+typedef struct lease_out {
+	const char *member;
+	uint64_t *epochs;
+	char (*holders)[GW_MEMBER_ID_MAX + 1];
+	bool *seen;
+} lease_out;
+
+static gw_err take_lease(my_drv *d, size_t at, MYSQL_ROW row, const unsigned long *len, void *arg)
+{
+	lease_out *o = arg;
+	uint64_t epoch = 0, live = 0;
+	if (o->seen[at] || !text_int(row[2], len[2], &epoch) || !text_int(row[4], len[4], &live)) {
+		GW_ERROR("mariadb %s: lease: a bad row", d->where);
+		return GW_ECORRUPT;
+	}
+	o->seen[at] = true;
+	bool mine = row[3] && len[3] == strlen(o->member) && !memcmp(row[3], o->member, len[3]);
+	o->epochs[at] = 0;
+	o->holders[at][0] = '\0';
+	if (mine && live && epoch > 0)
+		o->epochs[at] = epoch;
+	else if (row[3] && !mine)
+		snprintf(o->holders[at], sizeof o->holders[at], "%.*s",
+		         (int)(len[3] < GW_MEMBER_ID_MAX ? len[3] : GW_MEMBER_ID_MAX), row[3]);
+	return GW_OK;
+}
+
+/* discard_query runs sql and throws its rows away (the lock). */
+static gw_err discard_query(my_drv *d, my_conn *mc, const char *sql, const char *what)
+{
+	gw_err e = gwi_my_query_first(d, mc, true, sql, what);
+	if (e != GW_OK)
+		return e;
+	MYSQL_RES *res = mysql_store_result(mc->m);
+	if (!res)
+		return gwi_my_fail(d, mc, NULL, what);
+	mysql_free_result(res);
+	return GW_OK;
+}
+
+/* member_sql spells "head X'member' tail". Caller frees. */
+static char *member_sql(const char *head, const char *member, const char *tail)
+{
+	char *out = malloc(strlen(head) + 2 * strlen(member) + strlen(tail) + 4), *w = out;
+	if (!out)
+		return NULL;
+	w += sprintf(w, "%s", head);
+	hex_put(&w, member);
+	sprintf(w, "%s", tail);
+	return out;
+}
+
+gw_err gwi_my_lease_activate(void *drv, const gw_actor_key *keys, size_t n, const char *member,
+                             uint64_t *epochs, char (*holders)[GW_MEMBER_ID_MAX + 1], gw_row *rows,
+                             gw_err *results)
+{
+	my_drv *d = drv;
+	my_conn *mc = NULL;
+	bool fresh = false;
+	const gw_actor_key **by_key = malloc(n * sizeof *by_key);
+	const gw_actor_key **taken = malloc(n * sizeof *taken);
+	bool *seen = calloc(n, sizeof *seen);
+	char *seed = NULL, *lock = NULL, *take = NULL, *read = NULL, *load = NULL;
+	char *mlive = NULL, *mcond = NULL, *head = NULL, *tail = NULL, *rhead = NULL;
+	gw_err e = GW_ENOMEM;
+	if (!by_key || !taken || !seen)
+		goto out;
+	gwi_keys_sort(keys, n, by_key);
+	mlive = member_sql("EXISTS (SELECT 1 FROM spawn_members WHERE id = ", member,
+	                   " AND status <> 4)");
+	mcond = member_sql("(owner IS NULL OR owner = ", member,
+	                   " OR NOT EXISTS (SELECT 1 FROM spawn_members m "
+	                   "WHERE m.id = spawn_actor_epoch.owner AND m.status <> 4))");
+	head = member_sql("UPDATE spawn_actor_epoch SET epoch = epoch + 1, owner = ", member,
+	                  " WHERE (system, name) IN (");
+	if (!mlive || !mcond || !head)
+		goto out;
+	size_t tcap = strlen(mlive) + strlen(mcond) + 128;
+	tail = malloc(tcap);
+	rhead = malloc(tcap);
+	if (!tail || !rhead)
+		goto out;
+	snprintf(tail, tcap, ") AND %s AND %s", mlive, mcond);
+	snprintf(rhead, tcap,
+	         "SELECT system, name, epoch, owner, %s FROM spawn_actor_epoch "
+	         "WHERE (system, name) IN (",
+	         mlive);
+	seed = key_sql("INSERT INTO spawn_actor_epoch(system, name, epoch) VALUES", by_key, n, ",0",
+	               " ON DUPLICATE KEY UPDATE epoch = epoch");
+	lock = key_sql("SELECT system FROM spawn_actor_epoch WHERE (system, name) IN (", by_key, n,
+	               "", ") ORDER BY system, name FOR UPDATE");
+	take = key_sql(head, by_key, n, "", tail);
+	read = key_sql(rhead, by_key, n, "", ")");
+	if (!seed || !lock || !take || !read)
+		goto out;
+	lease_out o = {member, epochs, holders, seen};
+	if ((e = gwi_my_begin(d, &mc)) != GW_OK)
+		goto out;
+	if ((e = gwi_my_query_first(d, mc, true, seed, "lease (seed)")) == GW_OK &&
+	    (e = discard_query(d, mc, lock, "lease (lock)")) == GW_OK &&
+	    (e = gwi_my_query_first(d, mc, true, take, "lease (take)")) == GW_OK)
+		e = batch_query(d, mc, true, read, "lease (read)", keys, by_key, n, take_lease, &o);
+	for (size_t i = 0; e == GW_OK && i < n; i++)
+		if (!seen[i]) {
+			GW_ERROR("mariadb %s: lease: no epoch row for %s/%s", d->where,
+			         keys[i].system, keys[i].name);
+			e = GW_ECORRUPT; /* the seed is not there */
+		}
+	if ((e = gwi_my_end(d, mc, e)) != GW_OK || !rows)
+		goto out;
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		results[i] = epochs[i] ? GW_ENOTFOUND : GW_EOWNED;
+		if (epochs[i])
+			taken[m++] = &keys[i];
+	}
+	if (m == 0)
+		goto out;
+	load = key_sql("SELECT system, name, revision, epoch, key_id, nonce, data, type_url "
+	               "FROM spawn_actor_state WHERE (system, name) IN (",
+	               taken, m, "", ")");
+	if (!load) {
+		e = GW_ENOMEM;
+		goto out;
+	}
+	/* After the commit: a new read sees every save that passed its fence. */
+	if ((e = gwi_my_conn_acquire(d, &mc, &fresh)) != GW_OK)
+		goto out;
+	batch_out bo = {keys, epochs, rows, results};
+	e = batch_query(d, mc, fresh, load, "lease (load)", keys, by_key, n, take_row, &bo);
+	gwi_my_conn_release(d, mc);
+	if (e != GW_OK)
+		gwi_rows_fini(rows, n);
+out:
+	free(by_key);
+	free(taken);
+	free(seen);
+	free(seed);
+	free(lock);
+	free(take);
+	free(read);
+	free(load);
+	free(mlive);
+	free(mcond);
+	free(head);
+	free(tail);
+	free(rhead);
+	return e;
+}
+
+gw_err gwi_my_lease_release(void *drv, const gw_actor_key *keys, const uint64_t *epochs, size_t n,
+                            const char *member, uint64_t *released)
+{
+	my_drv *d = drv;
+	size_t cap = 256 + 2 * strlen(member);
+	for (size_t i = 0; i < n; i++)
+		cap += 2 * (strlen(keys[i].system) + strlen(keys[i].name)) + 40;
+	char *sql = malloc(cap), *w = sql;
+	if (!sql)
+		return GW_ENOMEM;
+	w += sprintf(w, "UPDATE spawn_actor_epoch SET owner = NULL WHERE owner = ");
+	hex_put(&w, member);
+	w += sprintf(w, " AND (system, name, epoch) IN (");
+	for (size_t i = 0; i < n; i++) {
+		w += sprintf(w, "%s(", i ? "," : "");
+		hex_put(&w, keys[i].system);
+		*w++ = ',';
+		hex_put(&w, keys[i].name);
+		w += sprintf(w, ",%llu)", (unsigned long long)epochs[i]);
+	}
+	sprintf(w, ")");
+	my_conn *mc;
+	bool fresh;
+	gw_err e = gwi_my_conn_acquire(d, &mc, &fresh);
+	if (e == GW_OK) {
+		if ((e = gwi_my_query_first(d, mc, fresh, sql, "lease (release)")) == GW_OK)
+			*released = (uint64_t)mysql_affected_rows(mc->m);
+		gwi_my_conn_release(d, mc);
+	}
+	free(sql);
+	return e;
+}

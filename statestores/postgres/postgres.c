@@ -6,7 +6,7 @@
  *        postgresql://...   (libpq parses the URI: every libpq URI
  *        parameter works, e.g. sslrootcert, options=-csearch_path%3Dx)
  *
- * Schema (version 5; docs/schema.md): spawn_meta, spawn_actor_state,
+ * Schema (version 6; docs/schema.md): spawn_meta, spawn_actor_state,
  * spawn_actor_history, spawn_actor_epoch, spawn_instance, spawn_schedule
  * and spawn_members (the cluster's membership, docs/design/cluster.md)
  * in the first schema of the search_path. Created or
@@ -55,6 +55,26 @@
  * exists, and a save that checks later (FOR SHARE waits for the acquire,
  * then reads the committed row) sees the new epoch and is fenced.
  *
+ * lease_activate (cluster mode: the activation lease), in one transaction:
+ *   ST_LEASE_LOCK   upsert every key's epoch row (epoch 0 when new) with a
+ *                   no-op DO UPDATE: the rows exist and are locked, in key
+ *                   byte order, until COMMIT
+ *   ST_LEASE_TAKE   a NEW statement, so its snapshot is taken after the
+ *                   locks are held: epoch + 1, owner := member where the
+ *                   member's row is live and the owner is NULL, the member,
+ *                   or not live; returns each key's epoch (NULL: refused)
+ *                   and owner
+ * then COMMIT and the load of the keys that took an epoch (a third
+ * statement, as activate_batch). Why two statements: in one, a conflict
+ * on a row that another member's lease took while the statement waited
+ * would be re-checked on the new row version while the members table is
+ * still read in the statement's older snapshot, which may predate that
+ * member's join: it would look gone. Locked first, the owner of a row can
+ * only be a member whose acquire committed before the lock was granted,
+ * and that acquire saw its own row live, so its join is in the snapshot.
+ * lease_release: one statement, the rows locked in key order (a CTE FOR
+ * UPDATE) and cleared where owner and epoch still match.
+ *
  * activate_batch: the epochs of up to GW_STORE_ACTIVATE_MAX actors in one
  * autocommitted INSERT ... SELECT FROM unnest($1::text[], $2::text[])
  * ORDER BY system, name ON CONFLICT DO UPDATE ... RETURNING (rows locked in
@@ -90,7 +110,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 /* pg_advisory_xact_lock key of the schema migration: "SPAWNSCH". */
 #define SCHEMA_LOCK_KEY "6003092917003650888"
 
@@ -174,6 +194,10 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " heartbeat_ms bigint NOT NULL,"
     " served text NOT NULL,"
     " view_version bigint NOT NULL);",
+    /* 5 -> 6: the activation lease: the member whose activation holds an
+     * actor's epoch (store.h, "activation leases"); NULL outside a
+     * cluster. A nullable column without a default rewrites no row. */
+    "ALTER TABLE spawn_actor_epoch ADD COLUMN IF NOT EXISTS owner text COLLATE \"C\";",
 };
 
 /* ---- the URL ------------------------------------------------------------------ */
@@ -476,7 +500,8 @@ static gw_err pg_meta_create(void *drv, const char *name, const uint8_t *val, si
 		.member_list = gwi_pg_member_list,                                                 \
 		.member_declare_dead = gwi_pg_member_declare_dead,                                 \
 		.member_remove = gwi_pg_member_remove, .member_gc = gwi_pg_member_gc,              \
-		.sched_reseal = gwi_pg_sched_reseal,                                               \
+		.sched_reseal = gwi_pg_sched_reseal, .lease_activate = gwi_pg_lease_activate,      \
+		.lease_release = gwi_pg_lease_release,                                             \
 	}
 
 const gw_store_ops gw_postgres_ops = PG_OPS("postgres");

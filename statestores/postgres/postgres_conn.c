@@ -249,7 +249,7 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                    "i AS (DELETE FROM spawn_instance WHERE system = $1 AND name = $2 "
                    "RETURNING 1), "
                    "q AS (DELETE FROM spawn_schedule WHERE id = ANY($3) RETURNING 1), "
-                   "e AS (UPDATE spawn_actor_epoch SET epoch = epoch + 1 "
+                   "e AS (UPDATE spawn_actor_epoch SET epoch = epoch + 1, owner = NULL "
                    "WHERE system = $1 AND name = $2) "
                    "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM h), "
                    "(SELECT count(*) FROM i), (SELECT count(*) FROM q), "
@@ -360,6 +360,50 @@ const gwi_pg_stmt gwi_pg_stmts[ST_COUNT] = {
                       "SELECT count(*) FROM d",
                       1,
                       {OID_INT8}},
+    /* The activation lease (postgres.c, lease_activate): $1 systems, $2
+     * names (text[], distinct pairs), $3 the member. LOCK creates the
+     * missing epoch rows (epoch 0, no owner) and locks every row in key
+     * order; TAKE runs after, in the same transaction, with a snapshot
+     * newer than the locks. */
+    [ST_LEASE_LOCK] = {"gw_lease_lock",
+                       "INSERT INTO spawn_actor_epoch AS e (system, name, epoch) "
+                       "SELECT k.system, k.name, 0 FROM unnest($1::text[], $2::text[]) "
+                       "AS k(system, name) ORDER BY k.system COLLATE \"C\", "
+                       "k.name COLLATE \"C\" "
+                       "ON CONFLICT (system, name) DO UPDATE SET epoch = e.epoch",
+                       2,
+                       {OID_TEXT_ARRAY, OID_TEXT_ARRAY}},
+    [ST_LEASE_TAKE] = {"gw_lease_take",
+                       "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) "
+                       " AS k(system, name)), "
+                       "s AS (SELECT EXISTS (SELECT 1 FROM spawn_members "
+                       " WHERE id = $3 AND status <> 4) AS ok), "
+                       "c AS (SELECT e.system, e.name, e.owner, (e.owner IS NULL OR e.owner = $3 "
+                       " OR NOT EXISTS (SELECT 1 FROM spawn_members m "
+                       " WHERE m.id = e.owner AND m.status <> 4)) AS free "
+                       " FROM spawn_actor_epoch e JOIN k ON e.system = k.system "
+                       " AND e.name = k.name), "
+                       "u AS (UPDATE spawn_actor_epoch e SET epoch = e.epoch + 1, owner = $3 "
+                       " FROM c, s WHERE s.ok AND c.free AND e.system = c.system "
+                       " AND e.name = c.name RETURNING e.system, e.name, e.epoch) "
+                       "SELECT c.system, c.name, u.epoch, c.owner FROM c LEFT JOIN u "
+                       " ON u.system = c.system AND u.name = c.name",
+                       3,
+                       {OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_TEXT}},
+    /* $1 systems, $2 names, $3 epochs (int8[]), $4 the member: the rows
+     * still owned by the member at those epochs lose their owner (locked
+     * in key order first, like every other multi-row write here). */
+    [ST_LEASE_RELEASE] = {"gw_lease_release",
+                          "WITH t AS (SELECT e.system, e.name FROM spawn_actor_epoch e "
+                          " JOIN unnest($1::text[], $2::text[], $3::int8[]) "
+                          " AS k(system, name, epoch) ON e.system = k.system "
+                          " AND e.name = k.name "
+                          " WHERE e.epoch = k.epoch AND e.owner = $4 "
+                          " ORDER BY e.system, e.name FOR UPDATE OF e) "
+                          "UPDATE spawn_actor_epoch e SET owner = NULL FROM t "
+                          "WHERE e.system = t.system AND e.name = t.name RETURNING 1",
+                          4,
+                          {OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_TEXT}},
 };
 
 /* ---- errors --------------------------------------------------------------- */

@@ -70,6 +70,9 @@ enum {
 	ST_MEMBER_DEAD,
 	ST_MEMBER_REMOVE,
 	ST_MEMBER_GC,
+	ST_LEASE_LOCK,
+	ST_LEASE_TAKE,
+	ST_LEASE_RELEASE,
 	ST_COUNT
 };
 
@@ -249,6 +252,12 @@ gw_err gwi_pg_effects_list(void *drv, const gw_actor_key *after, size_t max, gw_
                            size_t *n);
 gw_err gwi_pg_activate_batch(void *drv, const gw_actor_key *keys, size_t n, uint64_t *epochs,
                              gw_row *rows, gw_err *results);
+
+gw_err gwi_pg_lease_activate(void *drv, const gw_actor_key *keys, size_t n, const char *member,
+                             uint64_t *epochs, char (*holders)[GW_MEMBER_ID_MAX + 1], gw_row *rows,
+                             gw_err *results);
+gw_err gwi_pg_lease_release(void *drv, const gw_actor_key *keys, const uint64_t *epochs, size_t n,
+                            const char *member, uint64_t *released);
 
 /* postgres_sched.c */
 gw_err gwi_pg_instance_put(void *drv, const gw_actor_key *k, const char *parent);

@@ -6,6 +6,7 @@
 
 #include "log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -682,5 +683,165 @@ out:
 	free(by_key);
 	free(sys);
 	free(names);
+	return e;
+}
+
+/* ---- activation leases ------------------------------------------------------- */
+
+/* take_lease reads what ST_LEASE_TAKE returned (system, name, epoch or
+ * NULL, owner) into epochs[] and holders[] by key: every key one row. */
+static gw_err take_lease(pg_drv *d, const PGresult *r, const gw_actor_key *keys,
+                         const gw_actor_key *const *by_key, size_t n, uint64_t *epochs,
+                         char (*holders)[GW_MEMBER_ID_MAX + 1])
+{
+	bool *seen = calloc(n, sizeof *seen);
+	if (!seen)
+		return GW_ENOMEM;
+	gw_err e = GW_OK;
+	for (int i = 0; i < PQntuples(r) && e == GW_OK; i++) {
+		size_t at =
+		    gwi_keys_find(keys, by_key, n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		if (at == SIZE_MAX || seen[at]) {
+			e = GW_ECORRUPT;
+			break;
+		}
+		seen[at] = true;
+		epochs[at] = 0;
+		holders[at][0] = '\0';
+		if (!PQgetisnull(r, i, 2)) {
+			if (!gwi_pg_get_int8(r, i, 2, &epochs[at]) || epochs[at] == 0)
+				e = GW_ECORRUPT;
+		} else if (!PQgetisnull(r, i, 3)) {
+			snprintf(holders[at], sizeof holders[at], "%s", PQgetvalue(r, i, 3));
+		}
+	}
+	for (size_t i = 0; e == GW_OK && i < n; i++)
+		if (!seen[i])
+			e = GW_ECORRUPT; /* the row LOCK made is not there */
+	if (e == GW_ECORRUPT)
+		GW_ERROR("postgres %s: the lease statement returned unexpected rows", d->where);
+	free(seen);
+	return e;
+}
+
+gw_err gwi_pg_lease_activate(void *drv, const gw_actor_key *keys, size_t n, const char *member,
+                             uint64_t *epochs, char (*holders)[GW_MEMBER_ID_MAX + 1], gw_row *rows,
+                             gw_err *results)
+{
+	pg_drv *d = drv;
+	const gw_actor_key **by_key = malloc(n * sizeof *by_key);
+	gw_actor_key *taken = malloc(n * sizeof *taken);
+	char *sys = text_array(keys, n, false), *names = text_array(keys, n, true);
+	char *tsys = NULL, *tnames = NULL;
+	pg_conn *pc = NULL;
+	PGresult *r = NULL;
+	pg_params p;
+	gw_err e = GW_ENOMEM;
+	if (!by_key || !taken || !sys || !names)
+		goto out;
+	gwi_keys_sort(keys, n, by_key);
+	p_text(&p, 0, sys);
+	p_text(&p, 1, names);
+	p_text(&p, 2, member);
+	if ((e = gwi_pg_begin(d, &pc)) != GW_OK)
+		goto out;
+	r = gwi_pg_exec(pc, ST_LEASE_LOCK, &p);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		e = gwi_pg_fail(d, pc, r, "lease (lock)");
+	} else {
+		PQclear(r);
+		r = gwi_pg_exec(pc, ST_LEASE_TAKE, &p);
+		e = PQresultStatus(r) == PGRES_TUPLES_OK
+		        ? take_lease(d, r, keys, by_key, n, epochs, holders)
+		        : gwi_pg_fail(d, pc, r, "lease (take)");
+	}
+	PQclear(r);
+	r = NULL;
+	if ((e = gwi_pg_end(d, pc, e)) != GW_OK || !rows)
+		goto out;
+	/* After the commit, the rows of the keys that took an epoch. */
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		results[i] = epochs[i] ? GW_ENOTFOUND : GW_EOWNED;
+		if (epochs[i])
+			taken[m++] = keys[i];
+	}
+	if (m == 0)
+		goto out;
+	tsys = text_array(taken, m, false);
+	tnames = text_array(taken, m, true);
+	if (!tsys || !tnames) {
+		e = GW_ENOMEM;
+		goto out;
+	}
+	p_text(&p, 0, tsys);
+	p_text(&p, 1, tnames);
+	if ((e = gwi_pg_query(d, ST_LOAD_BATCH, &p, &pc, &r)) != GW_OK)
+		goto out;
+	for (int i = 0; i < PQntuples(r) && e == GW_OK; i++) {
+		size_t k = gwi_keys_find(keys, by_key, n, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		if (k == SIZE_MAX || results[k] != GW_ENOTFOUND)
+			continue; /* not asked for (cannot happen: the primary key) */
+		gw_err re = read_row(r, i, 2, false, &rows[k]);
+		if (re == GW_ECORRUPT)
+			GW_ERROR("postgres %s: row %s/%s is malformed", d->where, keys[k].system,
+			         keys[k].name);
+		else if (re != GW_OK)
+			e = re;
+		else
+			rows[k].key = keys[k];
+		if (re == GW_OK || re == GW_ECORRUPT)
+			results[k] = re;
+	}
+	gwi_pg_query_end(d, pc, r);
+	if (e != GW_OK)
+		gwi_rows_fini(rows, n);
+out:
+	free(by_key);
+	free(taken);
+	free(sys);
+	free(names);
+	free(tsys);
+	free(tnames);
+	return e;
+}
+
+/* int8_array spells epochs[0..n) as an int8[] literal. Caller frees. */
+static char *int8_array(const uint64_t *v, size_t n)
+{
+	char *out = malloc(n * 21 + 3), *w = out;
+	if (!out)
+		return NULL;
+	*w++ = '{';
+	for (size_t i = 0; i < n; i++)
+		w += sprintf(w, "%s%llu", i ? "," : "", (unsigned long long)v[i]);
+	*w++ = '}';
+	*w = '\0';
+	return out;
+}
+
+gw_err gwi_pg_lease_release(void *drv, const gw_actor_key *keys, const uint64_t *epochs, size_t n,
+                            const char *member, uint64_t *released)
+{
+	pg_drv *d = drv;
+	char *sys = text_array(keys, n, false), *names = text_array(keys, n, true);
+	char *ep = int8_array(epochs, n);
+	pg_conn *pc = NULL;
+	PGresult *r = NULL;
+	pg_params p;
+	gw_err e = GW_ENOMEM;
+	if (sys && names && ep) {
+		p_text(&p, 0, sys);
+		p_text(&p, 1, names);
+		p_text(&p, 2, ep);
+		p_text(&p, 3, member);
+		if ((e = gwi_pg_query(d, ST_LEASE_RELEASE, &p, &pc, &r)) == GW_OK) {
+			*released = (uint64_t)PQntuples(r);
+			gwi_pg_query_end(d, pc, r);
+		}
+	}
+	free(sys);
+	free(names);
+	free(ep);
 	return e;
 }

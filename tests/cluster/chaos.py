@@ -644,6 +644,7 @@ class ClusterCase(unittest.TestCase):
     issue 11 that today_test.py and cluster_mode_test.py share."""
 
     cluster = False  # cluster mode (--advertise) for every member
+    gateway_args = ()  # more flags for every member's gateway
     n_actors = 3
 
     def setUp(self):
@@ -672,7 +673,8 @@ class ClusterCase(unittest.TestCase):
     def start(self, kind, n, name):
         self.store = Store(kind)
         self.dir = work_dir("%s_%s%s" % (name, kind, "_cluster" if self.cluster else ""))
-        self.c = Cluster(self.store, n, self.dir, cluster=self.cluster)
+        self.c = Cluster(self.store, n, self.dir, cluster=self.cluster,
+                         gateway_args=self.gateway_args)
         return self.c
 
     def stale_read_scenario(self, kind):

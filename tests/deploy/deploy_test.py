@@ -17,7 +17,8 @@ checked against the gateway that was built, not against a list kept here:
   * the systemd unit passes `systemd-analyze verify`;
   * and then each is RUN: a gateway started with the Deployment's arguments
     and environment (the files its volumes mount written to a temp dir: the
-    ConfigMap's access policy as it is, TLS files from tests/tls/mkcerts.sh,
+    ConfigMap's access policy as it is, TLS files of the tests/tls/mkcerts.sh
+    CA for a member named as the policy's peers and --peer-tls-server-name,
     the Secret's values pointed at the fixture's PostgreSQL) must answer
     each probe's grpc.health.v1 Check SERVING, asked by a third-party
     client (@grpc/grpc-js, tests/deploy/health_check.js); the same for the
@@ -195,6 +196,43 @@ class World:
         self.key = subprocess.run(["openssl", "rand", "-base64", "32"], capture_output=True,
                                   text=True, check=True).stdout.strip()
 
+    def member_cert(self, policy_text, server_name):
+        """Issues member-chain.pem and member.key with the test CA, as
+        docs/deploy.md tells an operator to: the identities of the policy's
+        principals with peer: true, the --peer-tls-server-name (when given),
+        localhost; server and client auth. A member whose own certificate
+        is no peer of its policy does not start, so the run below checks
+        that the policy, the flag and the certificate fit."""
+        sans = []
+        for p in yaml.safe_load(policy_text)["principals"]:
+            if p.get("peer") is True:
+                for ident in p.get("identities", []):
+                    kind, _, value = ident.partition(":")
+                    sans.append(("URI:" if kind == "uri" else "DNS:") + value)
+        assert sans, "the access policy names no principal with peer: true"
+        if server_name:
+            sans.append("DNS:" + server_name)
+        sans += ["DNS:localhost", "IP:127.0.0.1"]
+        c = self.certs
+        key, csr, pem = (os.path.join(c, "member" + x) for x in (".key", ".csr", ".pem"))
+        ext = os.path.join(c, "member.ext")
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName={','.join(sans)}\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n"
+                    "basicConstraints=critical,CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\n")
+        for cmd in (["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                     "-out", key],
+                    ["openssl", "req", "-new", "-key", key, "-subj", "/CN=member", "-out", csr],
+                    ["openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(c, "ca.pem"),
+                     "-CAkey", os.path.join(c, "ca.key"), "-CAcreateserial", "-days", "2",
+                     "-sha256", "-extfile", ext, "-out", pem]):
+            subprocess.run(cmd, check=True, capture_output=True)
+        with open(os.path.join(c, "member-chain.pem"), "w") as out:
+            for part in (pem, os.path.join(c, "ca.pem")):
+                with open(part) as f:
+                    out.write(f.read())
+
     def psql(self, sql):
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", self.server, "-c", sql],
                        check=True, capture_output=True)
@@ -353,9 +391,12 @@ class Kubernetes(unittest.TestCase):
         """Writes what the container's volumes mount (the ConfigMap's data as
         it is, TLS files of the test PKI under the Secret's key names) into
         w.dir; returns {path in the container: path here}."""
-        pki = {"tls.crt": "server-chain.pem", "tls.key": "server.key", "ca.crt": "ca.pem"}
+        pki = {"tls.crt": "member-chain.pem", "tls.key": "member.key", "ca.crt": "ca.pem"}
         vols = {v["name"]: v for v in self.pod["volumes"]}
         cms = {d["metadata"]["name"]: d for d in self.of_kind("ConfigMap")}
+        (policy,) = [t for d in cms.values() for k, t in d["data"].items() if k == "access.yaml"]
+        names = [v for f, v in self.flags if f == "--peer-tls-server-name"]
+        w.member_cert(policy, names[0] if names else None)
         files = {}
         for m in self.c["volumeMounts"]:
             here = os.path.join(w.dir, "mnt", m["name"])
@@ -439,9 +480,10 @@ class Systemd(unittest.TestCase):
         try:
             with open(os.path.join(K8S, "access.yaml")) as f:
                 policy = yaml.safe_load(f)["data"]["access.yaml"]
+            w.member_cert(policy, None)
             files = {"/etc/spawn/access.yaml": os.path.join(w.dir, "access.yaml"),
-                     "/etc/spawn/tls/server.pem": os.path.join(w.certs, "server-chain.pem"),
-                     "/etc/spawn/tls/server.key": os.path.join(w.certs, "server.key"),
+                     "/etc/spawn/tls/server.pem": os.path.join(w.certs, "member-chain.pem"),
+                     "/etc/spawn/tls/server.key": os.path.join(w.certs, "member.key"),
                      "/etc/spawn/tls/ca.pem": os.path.join(w.certs, "ca.pem")}
             with open(files["/etc/spawn/access.yaml"], "w") as f:
                 f.write(policy)

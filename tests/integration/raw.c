@@ -57,8 +57,8 @@ static int wait_tag(raw_stream *s, void *tag, unsigned bit, int64_t timeout_ms)
 
 /* open_call starts a call whose deadline is timeout_ms from now (<= 0:
  * none), over TLS per tls (NULL: plaintext, on a channel made as before). */
-static raw_stream *open_call(const char *target, const it_tls *tls, const char *method,
-                             int64_t timeout_ms, const char *auth)
+static raw_stream *open_call_md(const char *target, const it_tls *tls, const char *method,
+                                int64_t timeout_ms, const char *key, const char *auth)
 {
 	raw_stream *s = calloc(1, sizeof *s);
 	if (!s)
@@ -85,11 +85,17 @@ static raw_stream *open_call(const char *target, const it_tls *tls, const char *
 	grpc_metadata_array_init(&s->md_trailing);
 	s->details = grpc_empty_slice();
 	if (auth) {
-		s->auth.key = grpc_slice_from_static_string("authorization");
+		s->auth.key = grpc_slice_from_copied_string(key);
 		s->auth.value = grpc_slice_from_copied_string(auth);
 		s->n_auth = 1;
 	}
 	return s;
+}
+
+static raw_stream *open_call(const char *target, const it_tls *tls, const char *method,
+                             int64_t timeout_ms, const char *auth)
+{
+	return open_call_md(target, tls, method, timeout_ms, "authorization", auth);
 }
 
 /* send_md fills op as the SEND_INITIAL_METADATA of s (with its credential). */
@@ -136,10 +142,19 @@ raw_stream *raw_stream_open_tls(const char *target, const it_tls *tls, const cha
 	return raw_stream_open_auth(target, tls, method, timeout_ms, NULL);
 }
 
+static raw_stream *open_stream_md(const char *target, const it_tls *tls, const char *method,
+                                  int64_t timeout_ms, const char *key, const char *auth);
+
 raw_stream *raw_stream_open_auth(const char *target, const it_tls *tls, const char *method,
                                  int64_t timeout_ms, const char *auth)
 {
-	raw_stream *s = open_call(target, tls, method, timeout_ms, auth);
+	return open_stream_md(target, tls, method, timeout_ms, "authorization", auth);
+}
+
+static raw_stream *open_stream_md(const char *target, const it_tls *tls, const char *method,
+                                  int64_t timeout_ms, const char *key, const char *auth)
+{
+	raw_stream *s = open_call_md(target, tls, method, timeout_ms, key, auth);
 	if (!s)
 		return NULL;
 	grpc_op op[1];
@@ -159,6 +174,24 @@ raw_stream *raw_stream_open_auth(const char *target, const it_tls *tls, const ch
 	op[0].data.recv_initial_metadata.recv_initial_metadata = &s->md_initial;
 	start(s, op, 1, &s->tag_rmd, P_RMD);
 	return s;
+}
+
+raw_stream *raw_stream_open_md(const char *target, const char *method, int64_t timeout_ms,
+                               const char *key, const char *value)
+{
+	return open_stream_md(target, NULL, method, timeout_ms, key, value);
+}
+
+bool raw_stream_initial_md_has(raw_stream *s, const char *key, const char *value,
+                               int64_t timeout_ms)
+{
+	if (s->pending & P_RMD)
+		wait_tag(s, &s->tag_rmd, P_RMD, timeout_ms);
+	for (size_t i = 0; i < s->md_initial.count; i++)
+		if (!grpc_slice_str_cmp(s->md_initial.metadata[i].key, key) &&
+		    !grpc_slice_str_cmp(s->md_initial.metadata[i].value, value))
+			return true;
+	return false;
 }
 
 bool raw_stream_send(raw_stream *s, const void *data, size_t len, int64_t timeout_ms)
@@ -248,8 +281,10 @@ void raw_stream_close(raw_stream *s)
 	grpc_metadata_array_destroy(&s->md_initial);
 	grpc_metadata_array_destroy(&s->md_trailing);
 	grpc_slice_unref(s->details);
-	if (s->n_auth)
+	if (s->n_auth) {
 		grpc_slice_unref(s->auth.value);
+		grpc_slice_unref(s->auth.key);
+	}
 	grpc_channel_destroy(s->ch);
 	grpc_completion_queue_shutdown(s->cq);
 	while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)

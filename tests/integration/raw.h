@@ -63,6 +63,17 @@ raw_stream *raw_stream_open_tls(const char *target, const it_tls *tls, const cha
 raw_stream *raw_stream_open_auth(const char *target, const it_tls *tls, const char *method,
                                  int64_t timeout_ms, const char *auth);
 
+/* raw_stream_open_md is raw_stream_open with one metadata entry key: value
+ * (both copied; plaintext). The initial metadata is sent with the first
+ * message. */
+raw_stream *raw_stream_open_md(const char *target, const char *method, int64_t timeout_ms,
+                               const char *key, const char *value);
+
+/* raw_stream_initial_md_has tells whether the server's initial metadata
+ * (waited for up to timeout_ms) holds key: value. */
+bool raw_stream_initial_md_has(raw_stream *s, const char *key, const char *value,
+                               int64_t timeout_ms);
+
 /* raw_stream_peer_cert returns the PEM of the certificate the server
  * presented on s's connection (the call's auth context property
  * x509_pem_cert), or NULL (plaintext, or no connection yet: call it after

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "fake_gateway.h"
 #include "spawn/spawn.h"
 #include "wire.h"
@@ -477,6 +478,89 @@ START_TEST(malformed_gateway_message_drops_the_stream)
 }
 END_TEST
 
+/* send_add_batch sends a TaskBatch of n (<= 8) Adds of 1 to "counter",
+ * request ids first.., each with the counter state totals[i]. */
+static void send_add_batch(fake_call *c, uint64_t first, size_t n, const int64_t *totals)
+{
+	uint8_t sbuf[8][16], pbuf[16];
+	Spawn__Actors__TimeoutStrategy v = SPAWN__ACTORS__TIMEOUT_STRATEGY__INIT;
+	v.timeout = 1;
+	Google__Protobuf__Any payload = GOOGLE__PROTOBUF__ANY__INIT;
+	payload.type_url = COUNTER_URL;
+	payload.value.len = protobuf_c_message_pack(&v.base, pbuf);
+	payload.value.data = pbuf;
+	Spawn__Actors__ActorId self = SPAWN__ACTORS__ACTOR_ID__INIT;
+	self.name = "counter";
+	self.system = "sys";
+	Google__Protobuf__Any state[8];
+	Spawn__Context ctx[8];
+	Spawn__ActorInvocation inv[8];
+	Spawn__Gateway__V1__InvocationTask task[8], *tp[8];
+	ck_assert_uint_le(n, 8);
+	for (size_t i = 0; i < n; i++) {
+		v.timeout = totals[i];
+		google__protobuf__any__init(&state[i]);
+		state[i].type_url = COUNTER_URL;
+		state[i].value.len = protobuf_c_message_pack(&v.base, sbuf[i]);
+		state[i].value.data = sbuf[i];
+		spawn__context__init(&ctx[i]);
+		ctx[i].state = &state[i];
+		spawn__actor_invocation__init(&inv[i]);
+		inv[i].actor = &self;
+		inv[i].action_name = "Add";
+		inv[i].current_context = &ctx[i];
+		inv[i].payload_case = SPAWN__ACTOR_INVOCATION__PAYLOAD_VALUE;
+		inv[i].value = &payload;
+		spawn__gateway__v1__invocation_task__init(&task[i]);
+		task[i].request_id = first + i;
+		task[i].invocation = &inv[i];
+		tp[i] = &task[i];
+	}
+	Spawn__Gateway__V1__TaskBatch tb = SPAWN__GATEWAY__V1__TASK_BATCH__INIT;
+	tb.n_tasks = n;
+	tb.tasks = tp;
+	Spawn__Gateway__V1__GatewayMessage gm = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__INIT;
+	gm.msg_case = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_TASKS;
+	gm.tasks = &tb;
+	ck_assert(fake_call_send(c, &gm.base, T_MS));
+}
+
+/* The host asks for batches; a TaskBatch runs task by task (one result per
+ * message: this gateway granted nothing); an empty TaskBatch is a protocol
+ * error that drops the stream, and the host connects again. */
+START_TEST(a_task_batch_runs_every_task_and_an_empty_one_drops_the_stream)
+{
+	fake_gw *gw = fake_gw_start("127.0.0.1:0");
+	ck_assert_ptr_nonnull(gw);
+	events ev;
+	events_init(&ev);
+	spawn_host *h = make_host(fake_gw_target(gw), 1, &ev, NULL);
+	ck_assert_int_eq(spawn_host_start(h), SPAWN_OK);
+	fake_call *c1 = accept_registration(gw, SPAWN__STATUS__OK);
+	char v[32] = "";
+	ck_assert_uint_eq(fake_call_metadata(c1, SPAWN_LINK_MD_KEY, v, sizeof v), 1);
+	ck_assert_str_eq(v, SPAWN_LINK_MD_BATCH);
+	ck_assert_int_eq(spawn_host_wait_registered(h, T_MS), SPAWN_OK);
+
+	const int64_t totals[3] = {10, 20, 30};
+	send_add_batch(c1, 7, 3, totals);
+	expect_total(c1, 7, 11); /* one worker: in order */
+	expect_total(c1, 8, 21);
+	expect_total(c1, 9, 31);
+
+	send_add_batch(c1, 10, 0, NULL);
+	ck_assert(wait_event(&ev, SPAWN_HOST_PROTOCOL_ERROR, 1));
+	ck_assert(fake_call_wait_closed(c1, T_MS));
+	fake_call_free(c1);
+	fake_call *c2 = accept_registration(gw, SPAWN__STATUS__OK);
+	ck_assert_int_eq(spawn_host_wait_registrations(h, 2, T_MS), SPAWN_OK);
+	spawn_host_destroy(h);
+	fake_call_free(c2);
+	fake_gw_stop(gw);
+	events_fini(&ev);
+}
+END_TEST
+
 /* A foreground spawn_host_run on a thread of the test's own. */
 typedef struct runner {
 	spawn_host *h;
@@ -574,6 +658,7 @@ static Suite *sdk_host_suite(void)
 	    {"gateway_later", host_started_before_the_gateway_connects_after_backoff},
 	    {"rejected", rejected_registration_is_retried},
 	    {"malformed", malformed_gateway_message_drops_the_stream},
+	    {"task_batch", a_task_batch_runs_every_task_and_an_empty_one_drops_the_stream},
 	    {"stop", stop_from_another_thread_ends_run},
 	    {"signal_stop", signal_stop_from_a_signal_handler_ends_run},
 	};

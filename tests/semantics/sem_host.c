@@ -1,8 +1,11 @@
 /* sem-host - the C actor host of the actor-semantics suites, on libspawn.
  *
  *   sem-host --gateway TARGET [--system NAME] [--workers N] [--tick-ms MS]
- *            [--pool N]
+ *            [--pool N] [--actors a,sub1,...]
  *
+ * --actors registers only the actors listed (all of them by default), so
+ * hosts on different gateways can serve different actors of one system
+ * (the cluster suites).
  * Registers in system NAME ("sem" by default) these actors, each answering
  * the actions below with sem.Msg in and out (state sem.State):
  *
@@ -446,13 +449,29 @@ static void on_event(void *user, spawn_host_event ev, int status, const char *me
 static void usage(void)
 {
 	fprintf(stderr, "usage: sem-host --gateway TARGET [--system NAME] [--workers N] "
-	                "[--tick-ms MS] [--pool N]\n");
+	                "[--tick-ms MS] [--pool N] [--actors LIST]\n");
 	exit(2);
+}
+
+/* listed: whether name is one of the comma-separated names of list. */
+static bool listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && !strncmp(p, name, n))
+			return true;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return false;
 }
 
 int main(int argc, char **argv)
 {
-	const char *gateway = NULL, *system = "sem";
+	const char *gateway = NULL, *system = "sem", *only = NULL;
 	int workers = 8, tick_ms = 50;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--gateway") && i + 1 < argc)
@@ -465,6 +484,8 @@ int main(int argc, char **argv)
 			tick_ms = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
 			pool.target = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--actors") && i + 1 < argc)
+			only = argv[++i];
 		else
 			usage();
 	}
@@ -538,6 +559,8 @@ int main(int argc, char **argv)
 	                              .actions = pool_acts,
 	                              .n_actions = 2};
 	for (size_t i = 0; i < n; i++) {
+		if (only && !listed(only, defs[i].name))
+			continue;
 		if ((rc = spawn_host_add_actor(g_host, &defs[i])) != SPAWN_OK) {
 			fprintf(stderr, "sem-host: add actor %s: %s\n", defs[i].name,
 			        spawn_strerror(rc));

@@ -167,6 +167,9 @@ void conf_add_atrest(Suite *s, int ntargets);
 /* conf_add_members adds the suite of store_members.c: the members table of
  * a cluster (ops version 8; sqlite refuses). */
 void conf_add_members(Suite *s, int ntargets);
+/* conf_add_lease adds the suite of store_lease.c: the activation lease
+ * (ops version 9). */
+void conf_add_lease(Suite *s, int ntargets);
 
 /* conf_raw_<backend> fills t's raw hooks and namespace functions when the
  * backend's client library is built into the suite (GW_TEST_<BACKEND>);

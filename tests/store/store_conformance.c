@@ -515,8 +515,29 @@ START_TEST(the_default_key_file_is_created_0600_and_reused)
 	snprintf(c.url, sizeof c.url, "%s://%s/state.db", c.t->name, c.dir);
 	snprintf(kpath, sizeof kpath, "%s/state.db.key", c.dir);
 	ck_assert_int_eq(try_open(&c, c.url, NULL, &s), GW_ECRYPTO);
+	ck_assert_msg(strstr(c.err, "did not exist, so a new key was made"), "%s", c.err);
+	ck_assert_msg(strstr(c.err, kpath), "%s", c.err);
 	ck_assert_int_eq(stat(kpath, &st), -1);
 	ck_assert_int_eq(errno, ENOENT);
+
+	/* A key file of another database (a restore with the wrong key file)
+	 * is named in the error. */
+	char other[PATH_MAX + 8];
+	snprintf(other, sizeof other, "%s/default.db.key", c.dir);
+	int in = open(other, O_RDONLY), out = open(kpath, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(in, 0);
+	ck_assert_int_ge(out, 0);
+	char buf[256];
+	ssize_t got = read(in, buf, sizeof buf);
+	ck_assert_int_gt(got, 0);
+	ck_assert_int_eq(write(out, buf, (size_t)got), got);
+	close(in);
+	close(out);
+	ck_assert_int_eq(try_open(&c, c.url, NULL, &s), GW_ECRYPTO);
+	ck_assert_msg(strstr(c.err, "does not match the stored key check"), "%s", c.err);
+	ck_assert_msg(strstr(c.err, "from the key file"), "%s", c.err);
+	ck_assert_int_eq(stat(kpath, &st), 0); /* not ours to remove */
+	unlink(kpath);
 }
 END_TEST
 
@@ -1289,6 +1310,7 @@ int main(void)
 	conf_add_activate(s, ntargets);
 	conf_add_atrest(s, ntargets);
 	conf_add_members(s, ntargets);
+	conf_add_lease(s, ntargets);
 	TCase *tc = tcase_create("unknown_schemes_and_bad_urls_are_refused");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, unknown_schemes_and_bad_urls_are_refused);

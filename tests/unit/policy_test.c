@@ -131,6 +131,46 @@ START_TEST(a_full_policy_maps_credentials_to_rights)
 }
 END_TEST
 
+/* peer: true names the members of a cluster (the Peer service); it is a
+ * right of its own, implied by nothing else (not by admin, not by "*"). */
+START_TEST(peer_true_names_the_members_of_the_cluster)
+{
+	char hp[GW_TOKEN_HASH_LEN + 1], text[1024];
+	hash_of("peer-token", hp);
+	snprintf(text, sizeof text,
+	         "principals:\n"
+	         "  - name: cluster\n"
+	         "    identities: [uri:spiffe://spawn.test/peer]\n"
+	         "    tokens: [%s]\n"
+	         "    peer: true\n"
+	         "  - name: ops\n"
+	         "    identities: [uri:spiffe://spawn.test/admin]\n"
+	         "    host: ['*']\n"
+	         "    invoke: [{system: '*'}]\n"
+	         "    admin: true\n"
+	         "  - name: web\n"
+	         "    identities: [uri:spiffe://spawn.test/client]\n"
+	         "    peer: false\n",
+	         hp);
+	gw_policy *p = parse_ok(text);
+	const gw_principal *c = gw_policy_by_token(p, "peer-token", 10);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_eq(gw_policy_by_identity(p, "uri", "spiffe://spawn.test/peer", 24), c);
+	ck_assert(gw_principal_peer(c));
+	/* A peer gets no other right from it. */
+	ck_assert(!gw_principal_admin(c));
+	ck_assert(!gw_principal_may_invoke(c, "it", "a", NULL, "Add"));
+	ck_assert(!gw_principal_may_host(c, "it"));
+	ck_assert(!gw_principal_peer(gw_policy_by_name(p, "ops")));
+	ck_assert(!gw_principal_peer(gw_policy_by_name(p, "web")));
+	gw_policy_free(p);
+	refused("principals:\n  - name: a\n    peer: yes\n", 3, "peer must be true or false");
+	refused("principals:\n  - name: a\n    peer: [true]\n", 3, "peer must be a string");
+	refused("principals:\n  - name: a\n    peer: true\n    peer: false\n", 4,
+	        "duplicate key 'peer'");
+}
+END_TEST
+
 START_TEST(mistakes_are_refused_with_file_and_line)
 {
 	refused("principals:\n  - name: a\n    hots: [x]\n", 3, "unknown key 'hots'");
@@ -233,6 +273,7 @@ int main(void)
 	TCase *tc = tcase_create("policy");
 	tcase_add_test(tc, token_hashes_are_sha256_in_lowercase_hex);
 	tcase_add_test(tc, a_full_policy_maps_credentials_to_rights);
+	tcase_add_test(tc, peer_true_names_the_members_of_the_cluster);
 	tcase_add_test(tc, mistakes_are_refused_with_file_and_line);
 	tcase_add_test(tc, a_bad_reload_keeps_the_old_policy_and_a_good_one_replaces_it);
 	tcase_add_test(tc, the_authorization_key_is_recognised_in_any_case);

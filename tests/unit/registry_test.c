@@ -102,6 +102,72 @@ START_TEST(served_lists_the_types_live_hosts_serve_sorted)
 }
 END_TEST
 
+/* A cluster's members learn each other's channel subscriptions from the
+ * served list (docs/design/cluster.md, "Broadcasts across members"): one
+ * GW_SUB_MARK-separated line per subscription of a NAMED or POOLED actor;
+ * an UNNAMED template's channels are not subscriptions (no instance is
+ * chosen by a broadcast). */
+START_TEST(served_lists_the_channel_subscriptions_of_named_actors)
+{
+	gw_registry *r;
+	gw_host h;
+	fake_host_init(&h);
+	ck_assert_int_eq(gw_registry_create(&r, NULL), GW_OK);
+	const char *acts[] = {"receive", "onNews"};
+	char why[512] = "";
+	const struct {
+		const char *actor;
+		int kind;
+	} subs[] = {{"sub", SPAWN__ACTORS__KIND__NAMED}, {"tmpl", SPAWN__ACTORS__KIND__UNNAMED}};
+	for (size_t i = 0; i < 2; i++) {
+		Spawn__Actors__ActorSystem *sys =
+		    make_system("s", subs[i].actor, acts, 2, subs[i].kind, true);
+		Spawn__Actors__Channel c1 = SPAWN__ACTORS__CHANNEL__INIT,
+		                       c2 = SPAWN__ACTORS__CHANNEL__INIT;
+		c1.topic = "news";
+		c2.topic = "alerts";
+		c2.action = "onNews";
+		Spawn__Actors__Channel *cs[] = {&c1, &c2};
+		Spawn__Actors__Metadata md = SPAWN__ACTORS__METADATA__INIT;
+		md.n_channel_group = 2;
+		md.channel_group = cs;
+		sys->registry->actors[0]->value->metadata = &md;
+		ck_assert_msg(gw_registry_register(r, &h, sys, why, sizeof why) == GW_OK, "%s",
+		              why);
+	}
+	char *out = NULL;
+	ck_assert_int_eq(gw_registry_served(r, &out), GW_OK);
+	ck_assert_str_eq(out, "\x1fs\x1fsub\x1f"
+	                      "alerts\x1fonNews\n\x1fs\x1fsub\x1fnews\x1freceive\ns/sub\ns/tmpl");
+	free(out);
+
+	/* Subscriptions past what a member row holds are left out; the
+	 * types stay (placement stands on them). */
+	enum { TOPICS = 70 };
+	static char topics[TOPICS][1100];
+	Spawn__Actors__Channel ch[TOPICS], *chp[TOPICS];
+	for (int i = 0; i < TOPICS; i++) {
+		memset(topics[i], 'x', 1000);
+		snprintf(topics[i] + 1000, 100, "%d", i);
+		spawn__actors__channel__init(&ch[i]);
+		ch[i].topic = topics[i];
+		chp[i] = &ch[i];
+	}
+	Spawn__Actors__ActorSystem *sys =
+	    make_system("s", "big", acts, 2, SPAWN__ACTORS__KIND__NAMED, true);
+	Spawn__Actors__Metadata md = SPAWN__ACTORS__METADATA__INIT;
+	md.n_channel_group = TOPICS;
+	md.channel_group = chp;
+	sys->registry->actors[0]->value->metadata = &md;
+	ck_assert_msg(gw_registry_register(r, &h, sys, why, sizeof why) == GW_OK, "%s", why);
+	ck_assert_int_eq(gw_registry_served(r, &out), GW_OK);
+	ck_assert_str_eq(out, "s/big\ns/sub\ns/tmpl");
+	free(out);
+	gw_registry_destroy(r);
+	fake_host_free(&h);
+}
+END_TEST
+
 START_TEST(pick_distinguishes_unknown_actions_from_missing_hosts)
 {
 	gw_registry *r;
@@ -721,6 +787,7 @@ int main(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, lookup_finds_registered_types_only);
 	tcase_add_test(tc, served_lists_the_types_live_hosts_serve_sorted);
+	tcase_add_test(tc, served_lists_the_channel_subscriptions_of_named_actors);
 	tcase_add_test(tc, pick_distinguishes_unknown_actions_from_missing_hosts);
 	tcase_add_test(tc, work_is_spread_over_hosts_and_fails_over);
 	tcase_add_test(tc, a_host_only_gets_the_actions_it_registered);

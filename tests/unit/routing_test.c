@@ -83,8 +83,17 @@ static int ncalls_now(void)
 
 /* answer call i: code, with an 8-byte payload v when OK, the owner trailer
  * (NULL: none). */
+static void answer_call_ex(int i, grpc_status_code code, int64_t v, const char *owner,
+                           const char *details, bool peer_refused);
 static void answer_call(int i, grpc_status_code code, int64_t v, const char *owner,
                         const char *details)
+{
+	answer_call_ex(i, code, v, owner, details, false);
+}
+
+/* answer_call_ex: answer_call, with the peer-refused trailer when asked. */
+static void answer_call_ex(int i, grpc_status_code code, int64_t v, const char *owner,
+                           const char *details, bool peer_refused)
 {
 	grpc_byte_buffer *bb = NULL;
 	if (code == GRPC_STATUS_OK) {
@@ -103,7 +112,7 @@ static void answer_call(int i, grpc_status_code code, int64_t v, const char *own
 	pthread_mutex_lock(&pmu);
 	fcall c = calls[i];
 	pthread_mutex_unlock(&pmu);
-	c.fn(c.user, code, details ? details : "", bb, owner, false);
+	c.fn(c.user, code, details ? details : "", bb, owner, false, peer_refused);
 	if (bb)
 		grpc_byte_buffer_destroy(bb);
 }
@@ -301,6 +310,39 @@ START_TEST(a_cancel_reaches_the_forward_and_a_waiting_call)
 }
 END_TEST
 
+/* The principal the entry member authorized travels in the forward; an
+ * owner that refuses this member as a peer (its credential) is not the
+ * caller's fault: UNAVAILABLE, never dispatched, not PERMISSION_DENIED. A
+ * PERMISSION_DENIED of the turn itself (the cross-system rule at the
+ * owner) keeps its code. */
+START_TEST(the_principal_travels_and_a_peer_refusal_is_not_the_callers)
+{
+	view(1, false, true);
+	gw_inv *inv = gw_inv_create(0);
+	inv->req = rtf_request(&inv->arena, SYS, "a1", "Add");
+	inv->done = on_done;
+	inv->user = (void *)(intptr_t)1;
+	inv->principal = spawn_arena_strdup(&inv->arena, "web");
+	gw_runtime_invoke(rt, inv);
+	ck_assert_int_eq(ncalls_now(), 1);
+	ck_assert_str_eq(calls[0].fr->principal, "web");
+	answer_call_ex(0, GRPC_STATUS_PERMISSION_DENIED, 0, NULL,
+	               "principal 'm-a' is not a peer of the cluster", true);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_EUNAVAIL);
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "refused this member as a peer"));
+	ck_assert_ptr_nonnull(strstr(outs[0].msg, "is not a peer"));
+	/* A call without a principal (made by the gateway itself) sends "". */
+	invoke("a2", 2, 0);
+	ck_assert_int_eq(ncalls_now(), 2);
+	ck_assert_str_eq(calls[1].fr->principal, "");
+	answer_call(1, GRPC_STATUS_PERMISSION_DENIED, 0, NULL, "side effect 0 refused");
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EDENIED);
+	ck_assert_str_eq(outs[1].msg, "side effect 0 refused");
+}
+END_TEST
+
 int main(void)
 {
 	const rtf_case cases[] = {
@@ -309,6 +351,7 @@ int main(void)
 	    {"refusals", refusals_wait_for_a_newer_view_and_end_after_four_attempts},
 	    {"noview", without_a_view_a_call_waits_until_its_deadline},
 	    {"cancel", a_cancel_reaches_the_forward_and_a_waiting_call},
+	    {"principal", the_principal_travels_and_a_peer_refusal_is_not_the_callers},
 	};
 	return rtf_run(RTF_SUITE("routing", cases, setup, teardown));
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire.h"
+
 char dir[64], url[128];
 gw_store *store;
 gw_persist *persist;
@@ -72,6 +74,8 @@ void on_done(gw_inv *inv)
 	snprintf(o->msg, sizeof o->msg, "%s", inv->msg);
 	o->reply = inv->reply ? decode_i64(gw_blob_value(inv->reply), inv->reply->len) : -1;
 	o->tag = (int)(intptr_t)inv->user;
+	o->not_dispatched = inv->not_dispatched;
+	o->at_ms = spawn_now_ns() / 1000000;
 	pthread_cond_broadcast(&ocv);
 	pthread_mutex_unlock(&omu);
 	gw_inv_destroy(inv);

@@ -40,8 +40,10 @@ typedef struct outcome {
 	gw_err err;
 	int host_code;
 	char msg[1024];
-	int64_t reply; /* an 8-byte reply payload, -1 = none */
-	int tag;       /* gw_inv.user as an int */
+	int64_t reply;       /* an 8-byte reply payload, -1 = none */
+	int tag;             /* gw_inv.user as an int */
+	bool not_dispatched; /* the answer carries spawn-retry: not-dispatched */
+	int64_t at_ms;       /* monotonic ms when it was answered */
 } outcome;
 
 #define RTF_MAX_OUTS 8192

@@ -364,22 +364,99 @@ export class InvocationContext {
 
 type HostCall = grpc.ClientDuplexStream<object, GatewayMessageMsg>;
 
-/** One Connect stream. */
+/**
+ * The batched host link (docs/protocol.md "Batched host link"): every stream
+ * asks for batches with this request metadata entry; a gateway that grants
+ * them answers with the same entry in its initial metadata.
+ */
+export const LINK_MD_KEY = "spawn-link";
+export const LINK_MD_BATCH = "batch";
+/** Bounds of one ResultBatch. */
+export const BATCH_MAX = 128;
+export const BATCH_BYTES = 256 << 10;
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/**
+ * joinResults joins serialized HostMessages that each hold one result into
+ * one HostMessage carrying a ResultBatch, without re-encoding the results
+ * (gateway.proto: `result` is field 2, `results` field 3, ResultBatch.results
+ * field 1, all length-delimited: each `0x12 len bytes` becomes the item
+ * `0x0a len bytes`).
+ */
+export function joinResults(msgs: Buffer[]): Buffer {
+  let total = 0;
+  for (const m of msgs) total += m.length;
+  const hdr = Buffer.concat([Buffer.from([0x1a]), varint(total)]);
+  const out = Buffer.allocUnsafe(hdr.length + total);
+  hdr.copy(out, 0);
+  let off = hdr.length;
+  for (const m of msgs) {
+    m.copy(out, off);
+    out[off] = 0x0a;
+    off += m.length;
+  }
+  return out;
+}
+
+/**
+ * One Connect stream. Results wait in `queue` while a write is in flight
+ * (one at a time); when it completes, what queued meanwhile leaves as one
+ * ResultBatch if the gateway granted batches (`batch`), up to BATCH_MAX
+ * results or BATCH_BYTES bytes, else one by one. A result alone leaves as
+ * itself: nothing waits for a batch to fill.
+ */
 class Session {
   closed = false;
+  batch = false;
+  private writing = false;
+  private queue: Buffer[] = [];
   readonly abort = new AbortController();
 
   constructor(
     readonly client: grpc.Client,
     readonly call: HostCall,
+    /** A batch's byte bound: BATCH_BYTES within the message limit. */
+    private readonly maxBytes = BATCH_BYTES,
   ) {
     setMaxListeners(0, this.abort.signal); // one listener per handler using ctx.signal
   }
 
   send(msg: object): boolean {
     if (this.closed) return false;
-    this.call.write(msg);
+    if (!Buffer.isBuffer(msg)) {
+      this.call.write(msg);
+      return true;
+    }
+    this.queue.push(msg);
+    if (!this.writing) this.flush();
     return true;
+  }
+
+  private flush(): void {
+    if (this.closed || this.queue.length === 0) {
+      this.writing = false;
+      return;
+    }
+    let k = 1;
+    if (this.batch) {
+      let bytes = this.queue[0]!.length;
+      while (k < this.queue.length && k < BATCH_MAX && bytes + this.queue[k]!.length <= this.maxBytes) {
+        bytes += this.queue[k]!.length;
+        k++;
+      }
+    }
+    const out = k === 1 ? this.queue.shift()! : joinResults(this.queue.splice(0, k));
+    this.writing = true;
+    this.call.write(out, () => this.flush());
   }
 
   close(): void {
@@ -705,6 +782,13 @@ export class ActorHost extends EventEmitter {
     });
   }
 
+  /** Connect's request metadata: the token (if any) and the batch request. */
+  private linkMetadata(): grpc.Metadata {
+    const md = this.security.withToken(new grpc.Metadata());
+    md.set(LINK_MD_KEY, LINK_MD_BATCH);
+    return md;
+  }
+
   /** One connection; resolves true when it got registered. */
   private sessionOnce(): Promise<boolean> {
     const p = protocol();
@@ -715,9 +799,9 @@ export class ActorHost extends EventEmitter {
         // Results arrive here already encoded (see runTask).
         (m: object) => (Buffer.isBuffer(m) ? m : encode(p.HostMessage, m)),
         (b: Buffer) => p.GatewayMessage.decode(b) as unknown as GatewayMessageMsg,
-        this.security.withToken(new grpc.Metadata()),
+        this.linkMetadata(),
       ) as HostCall;
-      const session = new Session(client, call);
+      const session = new Session(client, call, Math.min(BATCH_BYTES, this.maxMessageBytes - 16));
       this.session = session;
       let gotRegistered = false;
       let finished = false;
@@ -736,6 +820,9 @@ export class ActorHost extends EventEmitter {
         resolve(gotRegistered);
       };
 
+      call.on("metadata", (md: grpc.Metadata) => {
+        session.batch = md.get(LINK_MD_KEY).some((v) => String(v) === LINK_MD_BATCH);
+      });
       call.on("data", (msg: GatewayMessageMsg) => {
         if (finished) return;
         if (!gotRegistered) {
@@ -761,6 +848,8 @@ export class ActorHost extends EventEmitter {
           this.setRegistered(true, this.proxyInfo);
         } else if (msg.invocation) {
           this.runTask(session, msg.invocation);
+        } else if (msg.tasks) {
+          for (const task of msg.tasks.tasks ?? []) this.runTask(session, task);
         } else {
           this.log.warn?.("ignoring an unexpected gateway message");
         }

@@ -66,6 +66,7 @@ export interface RegistrationResponseMsg {
 export interface GatewayMessageMsg {
   registration?: RegistrationResponseMsg | null;
   invocation?: InvocationTaskMsg | null;
+  tasks?: { tasks?: InvocationTaskMsg[] | null } | null;
 }
 
 /** spawn.InvocationResponse */

@@ -28,7 +28,7 @@ interface Gateway {
 }
 
 /** Start the gateway; resolves once it printed `listening ADDR PORT`. */
-function startGateway(dir: string, sock: string): Promise<Gateway> {
+function startGateway(dir: string, sock: string, extra: string[] = []): Promise<Gateway> {
   if (!BIN) throw new Error("SPAWN_GATEWAY_BIN is not set");
   if (!fs.existsSync(BIN)) throw new Error(`SPAWN_GATEWAY_BIN=${BIN} does not exist`);
   const proc = spawn(
@@ -42,6 +42,7 @@ function startGateway(dir: string, sock: string): Promise<Gateway> {
       `sqlite://${path.join(dir, "s.db")}`,
       "--log-level",
       process.env["SPAWN_NODE_TEST_LOG"] ? "debug" : "warn",
+      ...extra,
     ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SPAWN_THREADS: "2" } },
   );
@@ -188,6 +189,54 @@ describe("end to end with spawn-gateway", () => {
     client = new SpawnClient(gw.target);
     assert.equal(await addOne(client), 4);
   });
+
+  // The batched host link (docs/protocol.md): two rounds of 128 concurrent Adds on 128
+  // instances, each answered with its own total, with batches and with
+  // --host-batch 1 (one message per task and per result).
+  for (const [label, flags] of [
+    ["with batches", []],
+    ["without batches (--host-batch 1)", ["--host-batch", "1"]],
+  ] as Array<[string, string[]]>) {
+    it(`many concurrent calls ${label}`, { skip: BIN ? false : "SPAWN_GATEWAY_BIN is not set" }, async () => {
+      const bdir = fs.mkdtempSync(path.join(dir, "batch-"));
+      const gw = await startGateway(bdir, path.join(bdir, "gw.sock"), flags);
+      cleanup.push(() => stopGateway(gw));
+      const host = new ActorHost(gw.target, SYSTEM, { logger: testLogger });
+      host.addActor({
+        name: "counter",
+        kind: "UNNAMED",
+        stateType: inc.State,
+        actions: {
+          Add: async (ctx) => {
+            const s = unpackObject<{ total: number }>(ctx.state, inc.State);
+            s.total += unpackObject<{ value: number }>(ctx.payload, inc.Add).value;
+            return { state: pack(inc.State, s), reply: pack(inc.Total, { total: s.total }) };
+          },
+        },
+      });
+      host.start();
+      cleanup.push(() => host.stop(T));
+      await host.waitRegistered(T);
+      const client = new SpawnClient(gw.target);
+      cleanup.push(() => client.close());
+      const add = async (i: number, value: number): Promise<number> => {
+        const reply = await client.invoke({
+          system: SYSTEM,
+          actor: `c-${i}`,
+          registerRef: "counter",
+          action: "Add",
+          payload: pack(inc.Add, { value }),
+          deadlineMs: T,
+        });
+        return unpackObject<{ total: number }>(reply, inc.Total).total;
+      };
+      // Two rounds of 128 concurrent calls: the second sees the first's state.
+      const first = await Promise.all(Array.from({ length: 128 }, (_, i) => add(i, i + 1)));
+      assert.deepEqual(first, Array.from({ length: 128 }, (_, i) => i + 1));
+      const second = await Promise.all(Array.from({ length: 128 }, (_, i) => add(i, 1000)));
+      assert.deepEqual(second, Array.from({ length: 128 }, (_, i) => i + 1001));
+    });
+  }
 
   it("workflows: pipe, forward, side effects, broadcast, timers", { skip: BIN ? false : "SPAWN_GATEWAY_BIN is not set" }, async () => {
     const wdir = fs.mkdtempSync(path.join(dir, "wf-"));

