@@ -15,6 +15,10 @@
 #              (bench/echo.proto, loaded with --descriptors), as a generated
 #              stub would make them (issue 12 §1). plain-stub is compared with
 #              plain-invoke in the same round.
+#   spawnhttp  loadgen -> spawn-gateway -> bench-http-echo-host: the gateway
+#              scenario's actor behind Spawn's HTTP/1.1 protocol (--http; the
+#              gateway calls the host back over pooled keep-alive HTTP);
+#              compared with the gateway scenario (a gRPC host) in the same round
 #   actors     BENCH_MEM_ACTORS actors activated once each; the gateway's VmRSS
 #              growth divided by the number of actors
 #   security   the gateway path at BENCH_SEC_INFLIGHT calls in flight over
@@ -318,6 +322,26 @@ if want plain; then
 	PLAIN_HOST_PID=$PID
 fi
 
+# ---- spawnhttp: a gateway whose host speaks Spawn's HTTP protocol -----------
+SH_OK=0
+if want spawnhttp; then
+	SH_HOST=$BIN/bench-http-echo-host
+	if [[ ! -x $GATEWAY || ! -x $SH_HOST ]]; then
+		echo "run.sh: spawnhttp: $GATEWAY or $SH_HOST is missing" >&2
+		exit 2
+	fi
+	start http-host '^listening ([0-9]+)' "${SUT_PIN[@]}" "$SH_HOST" --action "$GW_ACTION"
+	SH_HOST_PID=$PID SH_HOST_PORT=$MATCH
+	start gw-http '^listening http://[^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" \
+		--listen 127.0.0.1:0 --http 127.0.0.1:0 --spawn-host-url "http://127.0.0.1:$SH_HOST_PORT" \
+		--statestore "sqlite://$TMP/gw-http.db" --deactivate-timeout 3600000
+	SH_GW_PID=$PID SH_HTTP_PORT=$MATCH
+	SH_GW_PORT=$(sed -n 's/^listening [0-9][^ ]* \([0-9]*\)$/\1/p' "$TMP/gw-http.out" | head -n 1)
+	"$SH_HOST" --register "127.0.0.1:$SH_HTTP_PORT" --system "$GW_SYSTEM" --action "$GW_ACTION" \
+		>/dev/null
+	SH_OK=1
+fi
+
 # ---- security: four gateways that differ only in TLS and policy -------------
 # sec_start NAME "GATEWAY FLAGS" "HOST ENV": a gateway and its echo host;
 # sets SEC_PORT[NAME] and SEC_PIDS[NAME] ("gateway host").
@@ -470,6 +494,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			done
 		done
 	fi
+	if ((SH_OK)); then
+		for n in $INFLIGHT; do
+			for m in $GW_ACTORS; do
+				alive gw-http "$SH_GW_PID"
+				alive http-host "$SH_HOST_PID"
+				load spawnhttp "$r" "$n" "$m" "$SH_GW_PORT" "$SH_GW_PID $SH_HOST_PID" \
+					"${GW_FLAGS[@]}" --timeout-ms 10000
+			done
+		done
+	fi
 	for n in $LINK_INFLIGHT; do
 		for name in "${LINK_NAMES[@]}"; do
 			read -r gpid hpid <<<"${LINK_PIDS[$name]}"
@@ -552,6 +586,7 @@ END {
 		# (cpu1: the gateway alone).
 		base = (s == "forwarder") ? "direct" : (s == "gateway") ? "forwarder" : ""
 		bm = 1
+		if (s == "spawnhttp") { base = "gateway"; bm = m } # the same actor on a gRPC host
 		if (s ~ /^sec-/ && s != "sec-plain") { base = "sec-plain"; bm = m }
 		if (s == "plain-stub") { base = "plain-invoke"; bm = m }
 		if (s ~ /^sec-.*-nb$/) { base = s == "sec-plain-nb" ? "" : "sec-plain-nb"; bm = m }

@@ -199,6 +199,26 @@ void gw_config_usage(const char *prog)
 	    "  With --access, Peer.Forward and Peer.Ping are served only to principals\n"
 	    "  with peer: true (docs/security.md, \"Peers\").\n"
 	    "\n"
+	    "Spawn's HTTP/1.1 protocol (docs/protocol.md; for unchanged Spawn SDKs)\n"
+	    "  --http HOST:PORT          serve Spawn's HTTP API (register, spawn, invoke,\n"
+	    "                            /health) here; SDKs set PROXY_HTTP_PORT to it.\n"
+	    "                            Plaintext and unauthenticated: loopback only unless\n"
+	    "                            --insecure; not with --access [SPAWN_HTTP]\n"
+	    "                            default none (off)\n"
+	    "  --spawn-host-url URL      where hosts registered over HTTP are called back\n"
+	    "                            (POST URL/api/v1/actors/actions), http://HOST:PORT\n"
+	    "                            [SPAWN_HOST_URL, or USER_FUNCTION_HOST and\n"
+	    "                            USER_FUNCTION_PORT] default the registering peer's\n"
+	    "                            address, port USER_FUNCTION_PORT or 8090\n"
+	    "  --http-max-body N         bytes of one HTTP request body [SPAWN_HTTP_MAX_BODY]\n"
+	    "                            default --max-message-bytes\n"
+	    "  --http-max-conns N        open HTTP connections [SPAWN_HTTP_MAX_CONNS]\n"
+	    "                            default 1024\n"
+	    "  --http-max-pending N      HTTP requests in progress; more answer 503\n"
+	    "                            [SPAWN_HTTP_MAX_PENDING] default 4096\n"
+	    "  --spawn-host-tasks N      calls to HTTP hosts in flight; more fail\n"
+	    "                            RESOURCE_EXHAUSTED [SPAWN_HOST_TASKS] default 10000\n"
+	    "\n"
 	    "Shutdown (SIGTERM or SIGINT)\n"
 	    "  --drain MS                wait this long for calls in flight\n"
 	    "                            [SPAWN_DRAIN_MS] default 5000\n"
@@ -356,6 +376,43 @@ static gw_err check_exposure(const gw_config *c, char *why, size_t whylen)
 	return GW_OK;
 }
 
+/* check_http validates the flags of Spawn's HTTP protocol: the API has no
+ * authentication and no TLS (Spawn's proxy has none), so it is served on
+ * loopback only unless --insecure, and never beside an access policy that it
+ * would bypass. */
+static gw_err check_http(gw_config *c, char *why, size_t whylen)
+{
+	if (!c->http_max_body)
+		c->http_max_body = c->max_message_bytes;
+	if (c->spawn_host_url &&
+	    (strncmp(c->spawn_host_url, "http://", 7) || !c->spawn_host_url[7] ||
+	     strlen(c->spawn_host_url) > 256 || strpbrk(c->spawn_host_url, " \t\r\n?#"))) {
+		snprintf(why, whylen, "--spawn-host-url '%.200s' is not http://HOST:PORT",
+		         c->spawn_host_url);
+		return GW_ECONFIG;
+	}
+	if (!c->http)
+		return GW_OK;
+	if (!strrchr(c->http, ':') || !strncmp(c->http, "unix:", 5)) {
+		snprintf(why, whylen, "--http '%s' is not HOST:PORT", c->http);
+		return GW_ECONFIG;
+	}
+	if (c->access) {
+		snprintf(why, whylen,
+		         "--http serves Spawn's HTTP API, which carries no credentials: it "
+		         "cannot be combined with --access");
+		return GW_ECONFIG;
+	}
+	if (!c->insecure && !gw_config_addr_is_local(c->http)) {
+		snprintf(why, whylen,
+		         "--http %s is not a loopback address: Spawn's HTTP API is plaintext "
+		         "and unauthenticated; add --insecure to serve it anyway",
+		         c->http);
+		return GW_ECONFIG;
+	}
+	return GW_OK;
+}
+
 /* check_cluster validates the cluster flags: an advertised HOST:PORT, a
  * store that has the members table, and timings that leave a member room
  * to miss a heartbeat before it fences itself (docs/design/cluster.md). */
@@ -493,7 +550,23 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	ENVNUM("SPAWN_MAX_INSTANCES", max_instances, 1, 4000000000LL)
 	ENVNUM("SPAWN_MAX_SCHEDULES", max_schedules, 1, 4000000000LL)
 	ENVNUM("SPAWN_MAX_SCHEDULE_AHEAD_MS", max_schedule_ahead_ms, 1, INT64_MAX / 4)
+	ENVNUM("SPAWN_HTTP_MAX_BODY", http_max_body, 1024, 1 << 30)
+	ENVNUM("SPAWN_HTTP_MAX_CONNS", http_max_conns, 1, 1000000)
+	ENVNUM("SPAWN_HTTP_MAX_PENDING", http_max_pending, 1, 10000000)
+	ENVNUM("SPAWN_HOST_TASKS", spawn_host_tasks, 1, 10000000)
+	ENVNUM("USER_FUNCTION_PORT", spawn_host_port, 1, 65535)
 #undef ENVNUM
+	if ((e = getenv("SPAWN_HTTP")) && *e)
+		c->http = e;
+	if ((e = getenv("SPAWN_HOST_URL")) && *e) {
+		c->spawn_host_url = e;
+	} else if ((e = getenv("USER_FUNCTION_HOST")) && *e) {
+		/* Spawn's proxy settings: the host's address and port. */
+		snprintf(c->spawn_host_buf, sizeof c->spawn_host_buf, "http://%s%s%s:%d",
+		         strchr(e, ':') ? "[" : "", e, strchr(e, ':') ? "]" : "",
+		         c->spawn_host_port ? c->spawn_host_port : 8090);
+		c->spawn_host_url = c->spawn_host_buf;
+	}
 	if ((e = getenv("SPAWN_ACCESS")) && *e)
 		c->access = e;
 	if ((e = getenv("SPAWN_DESCRIPTORS")) && *e)
@@ -581,7 +654,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_DESCRIPTORS,
 		O_MAX_CONTRACT,
 		O_PEER_TOKEN_FILE,
-		O_PEER_TLS_NAME
+		O_PEER_TLS_NAME,
+		O_HTTP,
+		O_SPAWN_HOST_URL,
+		O_HTTP_MAX_BODY,
+		O_HTTP_MAX_CONNS,
+		O_HTTP_MAX_PENDING,
+		O_SPAWN_HOST_TASKS
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -646,6 +725,12 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"max-contract-bytes", required_argument, NULL, O_MAX_CONTRACT},
 	    {"peer-token-file", required_argument, NULL, O_PEER_TOKEN_FILE},
 	    {"peer-tls-server-name", required_argument, NULL, O_PEER_TLS_NAME},
+	    {"http", required_argument, NULL, O_HTTP},
+	    {"spawn-host-url", required_argument, NULL, O_SPAWN_HOST_URL},
+	    {"http-max-body", required_argument, NULL, O_HTTP_MAX_BODY},
+	    {"http-max-conns", required_argument, NULL, O_HTTP_MAX_CONNS},
+	    {"http-max-pending", required_argument, NULL, O_HTTP_MAX_PENDING},
+	    {"spawn-host-tasks", required_argument, NULL, O_SPAWN_HOST_TASKS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -906,6 +991,28 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_PEER_TLS_NAME:
 			c->peer_tls_server_name = optarg;
 			break;
+		case O_HTTP:
+			c->http = optarg;
+			break;
+		case O_SPAWN_HOST_URL:
+			c->spawn_host_url = optarg;
+			break;
+		case O_HTTP_MAX_BODY:
+			c->http_max_body =
+			    num(optarg, "--http-max-body", 1024, 1 << 30, why, whylen, &err);
+			break;
+		case O_HTTP_MAX_CONNS:
+			c->http_max_conns = (uint32_t)num(optarg, "--http-max-conns", 1, 1000000,
+			                                  why, whylen, &err);
+			break;
+		case O_HTTP_MAX_PENDING:
+			c->http_max_pending = (uint32_t)num(optarg, "--http-max-pending", 1,
+			                                    10000000, why, whylen, &err);
+			break;
+		case O_SPAWN_HOST_TASKS:
+			c->spawn_host_tasks = (uint32_t)num(optarg, "--spawn-host-tasks", 1,
+			                                    10000000, why, whylen, &err);
+			break;
 		case O_VERSION:
 			printf("spawn-gateway 0.1.0\n");
 			return GW_ENOTFOUND;
@@ -956,5 +1063,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		         c->peer_tls_server_name);
 		return GW_ECONFIG;
 	}
+	if ((err = check_http(c, why, whylen)) != GW_OK)
+		return err;
 	return check_exposure(c, why, whylen);
 }

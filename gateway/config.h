@@ -81,6 +81,17 @@ typedef struct gw_config {
 	/* Contracts (gateway/contracts). descriptors: borrowed; NULL = none. */
 	const char *descriptors;   /* --descriptors DIR: descriptor sets loaded at start */
 	size_t max_contract_bytes; /* --max-contract-bytes: one set; 0 = the default */
+	/* Spawn's HTTP/1.1 protocol (docs/protocol.md, "Spawn's HTTP protocol").
+	 * http: borrowed; NULL = no HTTP listener. */
+	const char *http;           /* --http HOST:PORT */
+	const char *spawn_host_url; /* Spawn hosts' base URL; borrowed or spawn_host_buf;
+	                               NULL = each registering peer's address */
+	int spawn_host_port;        /* with spawn_host_url NULL (USER_FUNCTION_PORT); 8090 */
+	char spawn_host_buf[300];   /* USER_FUNCTION_HOST:USER_FUNCTION_PORT as a URL */
+	int64_t http_max_body;      /* bytes of one HTTP request body; default max_message_bytes */
+	uint32_t http_max_conns;    /* open HTTP connections; default 1024 */
+	uint32_t http_max_pending;  /* HTTP requests in progress; default 4096 */
+	uint32_t spawn_host_tasks;  /* calls to Spawn HTTP hosts in flight; default 10000 */
 } gw_config;
 
 /* gw_config_addr_is_local says whether a listen address is safe to serve

@@ -12,6 +12,9 @@
 
 #include "auth.h"
 #include "config.h"
+#include "http.h"
+#include "http_host.h"
+#include "spawn_api.h"
 #include "log.h"
 #include "membership.h"
 #include "peer.h"
@@ -443,6 +446,77 @@ static void load_test_view(const char *path, gw_router *router, bool must)
 	gw_view_file_free(v);
 }
 
+static bool http_ready(void *user)
+{
+	return gw_server_unready(user) == 0;
+}
+
+/* http_start serves Spawn's HTTP API on --http (docs/protocol.md): the
+ * listener, the client calling hosts back, and the routes. */
+static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, gw_server *srv,
+                         gw_http **http, gw_hhosts **hh, gw_spawnapi **api)
+{
+	char why[512] = "";
+	gw_hhosts_opts ho = {.max_tasks = c->spawn_host_tasks,
+	                     .max_reply_bytes = (size_t)c->max_message_bytes,
+	                     .grace_ms = c->host_grace_ms,
+	                     .limits = c->limits};
+	gw_err err = gw_hhosts_create(hh, &ho, rt);
+	if (err) {
+		GW_ERROR("--http: cannot start the HTTP client for Spawn hosts: %s",
+		         gw_strerror(err));
+		return err;
+	}
+	gw_http_opts o = {.addr = c->http,
+	                  .max_body = (size_t)c->http_max_body,
+	                  .max_conns = c->http_max_conns,
+	                  .max_pending = c->http_max_pending};
+	if ((err = gw_http_create(http, &o, why, sizeof why))) {
+		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
+		return err;
+	}
+	gw_spawnapi_opts so = {.host_url = c->spawn_host_url,
+	                       .host_port = c->spawn_host_port,
+	                       .limits = c->limits,
+	                       .ready = http_ready,
+	                       .ready_user = srv};
+	if ((err = gw_spawnapi_create(api, &so, *http, rt, reg, *hh)) ||
+	    (err = gw_http_start(*http, why, sizeof why))) {
+		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
+		return err;
+	}
+	GW_INFO("Spawn HTTP API on %s (port %d); hosts called back at %s", c->http,
+	        gw_http_port(*http),
+	        c->spawn_host_url ? c->spawn_host_url : "the registering peer's address");
+	return GW_OK;
+}
+
+/* http_stop is the first phase of the HTTP side's shutdown: new requests
+ * are refused 503, those in progress get up to wait_ms, the HTTP hosts are
+ * unbound and the calls in flight to them end (abandoned: UNAVAILABLE).
+ * Idempotent; accepts NULLs. */
+static void http_stop(gw_http *http, gw_spawnapi *api, gw_hhosts *hh, int64_t wait_ms)
+{
+	size_t left = gw_http_drain(http, wait_ms);
+	if (left && wait_ms)
+		GW_WARN("shutdown: %zu Spawn HTTP requests still in progress", left);
+	gw_spawnapi_unbind(api);
+	gw_hhosts_stop(hh);
+	if (http && wait_ms) {
+		gw_http_stats hs;
+		gw_hhosts_stats cs;
+		gw_http_get_stats(http, &hs);
+		gw_hhosts_get_stats(hh, &cs);
+		GW_INFO("Spawn HTTP: %llu requests, %llu refused (413/503), %llu without a route; "
+		        "host calls: %llu, %llu answered, %llu host errors, %llu failed, %llu "
+		        "refused (--spawn-host-tasks)",
+		        (unsigned long long)hs.requests, (unsigned long long)hs.refused,
+		        (unsigned long long)hs.not_found, (unsigned long long)cs.calls,
+		        (unsigned long long)cs.ok, (unsigned long long)cs.host_errors,
+		        (unsigned long long)cs.failed, (unsigned long long)cs.refused_full);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	gw_config cfg;
@@ -495,6 +569,9 @@ int main(int argc, char **argv)
 	pthread_rwlock_init(&cx.lock, NULL);
 	gw_peers *peers = NULL;
 	gw_router *router = NULL;
+	gw_http *http = NULL;     /* --http: Spawn's HTTP API */
+	gw_hhosts *hhosts = NULL; /* hosts called back over HTTP */
+	gw_spawnapi *spawnapi = NULL;
 	const gw_config *tls_pems = &cfg;
 	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
 		fprintf(stderr, "spawn-gateway: --access %s\n", why);
@@ -653,12 +730,18 @@ int main(int argc, char **argv)
 		gw_server_set_unready(srv, GW_UNREADY_MEMBERSHIP, true);
 	if ((err = gw_server_start(srv)))
 		goto fail;
+	if (cfg.http && (err = http_start(&cfg, rt, reg, srv, &http, &hhosts, &spawnapi))) {
+		rc = 2;
+		goto out;
+	}
 	/* Start-up is complete: the statestore is open, the effects of a
 	 * crash are recovered and every listener is up. Health says SERVING
 	 * from here (unless another condition holds it back: server.h). */
 	gw_server_set_unready(srv, GW_UNREADY_STARTING, false);
 	for (size_t i = 0; i < gw_server_listeners(srv); i++)
 		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
+	if (http)
+		printf("listening http://%s %d\n", gw_http_addr(http), gw_http_port(http));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
 	cx.reg = reg;
@@ -733,7 +816,9 @@ int main(int argc, char **argv)
 	/* Shutdown in two phases (docs/design/threading.md): stop what
 	 * produces work, drain while what the work points at is alive, then
 	 * free. */
+	gw_http_drain(http, 0);  /* Spawn's HTTP API refuses new requests from now on too */
 	gw_server_shutdown(srv); /* listeners, client calls, host streams */
+	http_stop(http, spawnapi, hhosts, cfg.drain_ms); /* HTTP requests still in progress */
 	cluster_ctx_close(&cx);  /* the membership goes on, without router and peers */
 	gw_router_stop(router);  /* calls waiting for a view fail */
 	gw_peers_destroy(peers); /* forwards in flight end */
@@ -767,6 +852,7 @@ out:
 	 * row goes now; the saves of the shutdown are done by here. */
 	gw_cluster_destroy(cluster);
 	cluster = NULL;
+	http_stop(http, spawnapi, hhosts, 0); /* no handler reaches the runtime from here on */
 	gw_server_destroy(srv);
 	cluster_ctx_close(&cx);
 	gw_router_stop(router);
@@ -783,6 +869,10 @@ out:
 	gw_persist_destroy(persist);
 	pthread_rwlock_destroy(&cx.lock);
 	gw_registry_destroy(reg);
+	/* After the registry: its bindings held the HTTP hosts. */
+	gw_http_destroy(http);
+	gw_spawnapi_destroy(spawnapi);
+	gw_hhosts_destroy(hhosts);
 	gw_store_close(store);
 	gw_access_close(access);
 	gw_contracts_destroy(contracts);

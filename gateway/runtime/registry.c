@@ -5,6 +5,7 @@
  * Registration checks every actor of a request before binding any (one
  * write-locked section), so a refused registration changes nothing. */
 #include "registry.h"
+#include "runtime.h" /* gw_target_ops_of: every bound host is a target (STYLE 10) */
 
 #include <inttypes.h>
 #include <malloc.h>
@@ -122,7 +123,7 @@ static void free_strv(char **v, size_t n)
 static void entry_free(type_entry *e)
 {
 	for (size_t j = 0; j < e->nb; j++) {
-		gw_host_rele(e->b[j].host);
+		gw_target_ops_of(e->b[j].host)->rele(e->b[j].host);
 		free_strv(e->b[j].actions, e->b[j].n_actions);
 	}
 	free(e->b);
@@ -594,7 +595,7 @@ static gw_err bind_one(gw_registry *r, gw_host *host, const char *system,
 		e->b = b;
 		e->capb = cap;
 	}
-	gw_host_hold(host);
+	gw_target_ops_of(host)->hold(host);
 	e->b[e->nb++] = (binding){.host = host, .actions = acts, .n_actions = n};
 	return GW_OK;
 nomem:
@@ -724,7 +725,7 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host)
 				}
 	pthread_rwlock_unlock(&r->lock);
 	while (dropped--)
-		gw_host_rele(host);
+		gw_target_ops_of(host)->rele(host);
 }
 
 /* remove_instances frees the instances of template t (being freed),
@@ -1106,8 +1107,9 @@ gw_err gw_registry_pick(gw_registry *r, gw_actor_type *type, const char *action,
 		unsigned start = atomic_fetch_add_explicit(&e->rr, 1, memory_order_relaxed);
 		for (size_t k = 0; k < nb; k++) {
 			binding *b = &e->b[(start + k) % nb];
-			if (has_action(b->actions, b->n_actions, action) && gw_host_live(b->host)) {
-				gw_host_hold(b->host);
+			if (has_action(b->actions, b->n_actions, action) &&
+			    gw_target_ops_of(b->host)->live(b->host)) {
+				gw_target_ops_of(b->host)->hold(b->host);
 				*host = b->host;
 				err = GW_OK;
 				break;

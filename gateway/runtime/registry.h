@@ -200,7 +200,8 @@ size_t gw_registry_count(gw_registry *r);
 #define GW_SERVED_MAX 65536  /* = GW_MEMBER_TEXT_MAX (store.h): what a member row holds */
 gw_err gw_registry_served(gw_registry *r, char **out);
 
-/* Reference counting and liveness of hosts, implemented by server/host.c. */
+/* Reference counting and liveness of gRPC hosts, implemented by server/host.c
+ * (the registry itself calls every target through its gw_target_ops). */
 void gw_host_hold(gw_host *h);
 void gw_host_rele(gw_host *h);
 bool gw_host_live(gw_host *h);

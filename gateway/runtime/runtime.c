@@ -120,10 +120,10 @@ void gwi_deliver(done_list *dl)
 	}
 }
 
-/* submit_workflow hands a committed turn's workflow over: the routed
+/* gwi_submit_workflow hands a committed turn's workflow over: the routed
  * child (which will complete inv) and the fire-and-forget ones. Returns
  * true when inv is completed by the routed child (do not finish it). */
-static bool submit_workflow(done_list *dl, gw_runtime *rt, gw_inv *inv)
+bool gwi_submit_workflow(done_list *dl, gw_runtime *rt, gw_inv *inv)
 {
 	bool routed = inv->wf_route != NULL;
 	if (inv->wf_route)
@@ -137,7 +137,7 @@ static bool submit_workflow(done_list *dl, gw_runtime *rt, gw_inv *inv)
 	return routed;
 }
 
-static void discard_workflow(gw_inv *inv)
+void gwi_discard_workflow(gw_inv *inv)
 {
 	gw_wf wf = {.route = inv->wf_route, .fire = inv->wf_fire};
 	gwi_wf_discard(&wf);
@@ -158,6 +158,15 @@ void gwi_runtime_retry(gw_runtime *rt, gw_inv *inv, int64_t delay_ms)
 	inv->next = rt->retry;
 	rt->retry = inv;
 	pthread_mutex_unlock(&rt->rmu);
+}
+
+bool gwi_builtin_get(const char *action)
+{
+	static const char *const names[] = {"get", "getState", "get_state", "Get", "GetState"};
+	for (size_t i = 0; action && i < sizeof names / sizeof names[0]; i++)
+		if (!strcmp(action, names[i]))
+			return true;
+	return false;
 }
 
 /* ---- shards and the actor table ------------------------------------------ */
@@ -278,7 +287,6 @@ gw_actor_settings gwi_settings(gw_runtime *rt, gw_actor *a)
 /* ---- saves --------------------------------------------------------------- */
 
 static void save_done(void *arg, gw_err err);
-static bool end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
 
 static void flush_account(gw_runtime *rt, long delta, gw_err err)
 {
@@ -429,7 +437,7 @@ static void save_finish(gw_actor *a, gw_err err)
 			a->ckpt = 0;
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
-			discard_workflow(inv);
+			gwi_discard_workflow(inv);
 			gwi_finish(
 			    &dl, inv, GW_EFENCED,
 			    "actor %s is active on another gateway; its state was not changed",
@@ -471,9 +479,9 @@ static void save_finish(gw_actor *a, gw_err err)
 			if (inv->wf_fire && inv->wf_fire->outbox_src)
 				gwi_fault_hit(GW_FAULT_OUTBOX_COMMIT,
 				              "outbox committed, not delivered");
-			if (!submit_workflow(&dl, rt, inv))
+			if (!gwi_submit_workflow(&dl, rt, inv))
 				gwi_finish(&dl, inv, GW_OK, NULL);
-			gone = end_turn_locked(rt, a, &dl);
+			gone = gwi_end_turn_locked(rt, a, &dl);
 		} else if (err != GW_OK) {
 			/* Never acknowledge without a durable write: roll back. */
 			gw_inv *inv = a->busy;
@@ -482,11 +490,11 @@ static void save_finish(gw_actor *a, gw_err err)
 			gwi_turn_rollback(a);
 			gw_blob_rele(inv->reply);
 			inv->reply = NULL;
-			discard_workflow(inv);
+			gwi_discard_workflow(inv);
 			gwi_finish(&dl, inv, GW_EUNAVAIL,
 			           "state of actor %s could not be saved: %s", a->name,
 			           gw_strerror(err));
-			gone = end_turn_locked(rt, a, &dl);
+			gone = gwi_end_turn_locked(rt, a, &dl);
 		}
 	}
 	if (gone) {
@@ -687,7 +695,7 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 
 /* ---- dispatch -------------------------------------------------------------- */
 
-static void target_rele(gw_host *t)
+void gwi_target_rele(gw_host *t)
 {
 	if (t)
 		gw_target_ops_of(t)->rele(t);
@@ -784,7 +792,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 		gwi_finish(&dl, inv, err, "revision %llu of actor %s: %s",
 		           (unsigned long long)inv->restore_rev, a->name,
 		           err == GW_ENOTFOUND ? "not kept" : gw_strerror(err));
-		end_turn_locked(rt, a, &dl);
+		gwi_end_turn_locked(rt, a, &dl);
 		goto out;
 	}
 	GW_INFO("actor %s/%s: restoring revision %llu as a new revision", a->type->system, a->name,
@@ -797,7 +805,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 		a->ckpt = 0;
 		gwi_turn_rollback(a);
 		gwi_finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved", a->name);
-		end_turn_locked(rt, a, &dl);
+		gwi_end_turn_locked(rt, a, &dl);
 	}
 out:
 	pthread_mutex_unlock(&s->mu);
@@ -842,6 +850,14 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			a->deactivating = 0;
 			break;
 		}
+		if (gwi_builtin_get(inv->req->action_name) &&
+		    gw_registry_knows_action(rt->reg, a->type, inv->req->action_name) != GW_OK) {
+			/* Spawn's built-in state read: the stored state Any as the
+			 * reply, in mailbox order, without calling a host. */
+			inv->reply = gw_blob_hold(a->state);
+			gwi_finish(dl, inv, GW_OK, NULL);
+			continue;
+		}
 		inv->due_ms = now + rt->o.host_timeout_ms;
 		if (inv->deadline_ms && inv->deadline_ms < inv->due_ms)
 			inv->due_ms = inv->deadline_ms;
@@ -859,7 +875,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			full |= err == GW_EFULL;
 			if (err) {
 				inv->host = NULL;
-				target_rele(h);
+				gwi_target_rele(h);
 			}
 		}
 		if (err && full) {
@@ -909,8 +925,8 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	}
 }
 
-/* pooled_end_locked ends one of a POOLED actor's parallel turns. */
-static void pooled_end_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+/* gwi_pooled_end_locked ends one of a POOLED actor's parallel turns. */
+void gwi_pooled_end_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	a->inflight--;
 	if (a->forgetting) {
@@ -928,19 +944,19 @@ static void pooled_end_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	gwi_dispatch_locked(rt, a, dl);
 }
 
-/* turn_over_locked ends the turn of inv, whatever kind of actor ran it. */
-static void turn_over_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+/* gwi_turn_over_locked ends the turn of inv, whatever kind of actor ran it. */
+void gwi_turn_over_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	if (a->pooled)
-		pooled_end_locked(rt, a, dl);
+		gwi_pooled_end_locked(rt, a, dl);
 	else
-		end_turn_locked(rt, a, dl);
+		gwi_end_turn_locked(rt, a, dl);
 }
 
-/* end_turn_locked puts a BUSY actor back to READY and re-arms its idle
+/* gwi_end_turn_locked puts a BUSY actor back to READY and re-arms its idle
  * timer. Returns true when it handed a over (a fenced activation dropped,
  * or a handoff's deactivation): a may be freed, the caller must not use it. */
-static bool end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
+bool gwi_end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	a->st = A_READY;
 	a->busy = NULL;
@@ -1045,7 +1061,8 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 		snprintf(msg, n, "actor '%s' not found in system '%s'", name, system);
 		return GW_ENOTFOUND;
 	}
-	if (need_action && gw_registry_knows_action(rt->reg, *type, action) != GW_OK) {
+	if (need_action && gw_registry_knows_action(rt->reg, *type, action) != GW_OK &&
+	    !gwi_builtin_get(action)) {
 		pthread_mutex_unlock(&s->mu);
 		gw_registry_type_rele(*type);
 		snprintf(msg, n, "actor %s has no action '%s'", name, action);
@@ -1272,193 +1289,6 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 	}
 }
 
-/* same_state tells whether the host sent back exactly the state it got. */
-static bool same_state(const gw_blob *b, const Google__Protobuf__Any *any)
-{
-	if (!b)
-		return false;
-	const char *tu = any->type_url ? any->type_url : "";
-	return b->len == any->value.len && !strcmp(gw_blob_type(b), tu) &&
-	       (b->len == 0 || !memcmp(gw_blob_value(b), any->value.data, b->len));
-}
-
-void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__InvocationResult *res)
-{
-	gw_actor *a = inv->actor;
-	gw_shard *s = a->shard;
-	done_list dl = {0};
-	pthread_mutex_lock(&s->mu);
-	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
-	target_rele(inv->host);
-	inv->host = NULL;
-	if (res->outcome_case != SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE ||
-	    !res->response) {
-		const Spawn__Gateway__V1__HostError *he =
-		    res->outcome_case == SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR
-		        ? res->error
-		        : NULL;
-		int code = he ? he->code : GRPC_STATUS_UNKNOWN;
-		if (code <= 0 || code > 16)
-			code = GRPC_STATUS_UNKNOWN;
-		/* A host's UNAUTHENTICATED or PERMISSION_DENIED would misstate the
-		 * caller's own credentials: UNKNOWN, prefixed with the host's code
-		 * (docs/security.md, "Host error codes"). */
-		const char *prefix = code == GRPC_STATUS_PERMISSION_DENIED
-		                         ? "actor host answered PERMISSION_DENIED: "
-		                     : code == GRPC_STATUS_UNAUTHENTICATED
-		                         ? "actor host answered UNAUTHENTICATED: "
-		                         : "";
-		if (prefix[0])
-			code = GRPC_STATUS_UNKNOWN;
-		inv->host_code = code;
-		gwi_finish(&dl, inv, GW_EHOST, "%s%s", prefix,
-		           he ? (he->message ? he->message : "") : "the host returned no response");
-		inv->host_message = he != NULL; /* the host's words, even when empty */
-		turn_over_locked(rt, a, &dl);
-		goto out;
-	}
-	const Spawn__ActorInvocationResponse *r = res->response;
-	/* A state of another type than the declared state_type fails the turn
-	 * and leaves the state as it was (docs/protocol.md, Registration). */
-	const Spawn__Context *sc = r->updated_context;
-	char smsg[512];
-	if (!a->pooled && a->stateful && sc && sc->state &&
-	    gw_registry_check_state(rt->reg, a->type, sc->state->type_url, smsg, sizeof smsg) !=
-	        GW_OK) {
-		gwi_finish(&dl, inv, GW_ECONFIG, "%s", smsg);
-		end_turn_locked(rt, a, &dl);
-		goto out;
-	}
-	/* The reply value, kept until the caller is answered. */
-	if (r->payload_case == SPAWN__ACTOR_INVOCATION_RESPONSE__PAYLOAD_VALUE && r->value) {
-		inv->reply =
-		    gw_blob_create(r->value->type_url, r->value->value.data, r->value->value.len);
-		if (!inv->reply) {
-			gwi_finish(&dl, inv, GW_ENOMEM, "reply of actor %s too large", a->name);
-			turn_over_locked(rt, a, &dl);
-			goto out;
-		}
-	}
-	if (r->workflow && r->workflow->n_effects > rt->o.max_effects_per_turn) {
-		gw_blob_rele(inv->reply);
-		inv->reply = NULL;
-		gwi_finish(&dl, inv, GW_ETOOBIG,
-		           "actor %s emitted %zu side effects in one turn; at most %u are allowed "
-		           "(--max-effects-per-turn): the turn is refused, its state unchanged",
-		           a->name, r->workflow->n_effects, rt->o.max_effects_per_turn);
-		turn_over_locked(rt, a, &dl);
-		goto out;
-	}
-	if (r->workflow) {
-		gw_wf wf;
-		char wmsg[160];
-		gw_err werr = gwi_wf_build(rt->reg, inv, a->type->system, a->name, r->workflow,
-		                           inv->reply, &wf, wmsg, sizeof wmsg);
-		if (werr) {
-			/* The turn fails whole: no reply, its state is not kept. */
-			gw_blob_rele(inv->reply);
-			inv->reply = NULL;
-			gwi_finish(&dl, inv, werr, "%s", wmsg);
-			turn_over_locked(rt, a, &dl);
-			goto out;
-		}
-		inv->wf_route = wf.route;
-		inv->wf_fire = wf.fire;
-	}
-	{
-		char bmsg[400];
-		gw_err berr = gwi_result_bounds(rt, a, inv, r, bmsg, sizeof bmsg);
-		if (berr) {
-			gw_blob_rele(inv->reply);
-			inv->reply = NULL;
-			discard_workflow(inv);
-			gwi_finish(&dl, inv, berr, "%s", bmsg);
-			turn_over_locked(rt, a, &dl);
-			goto out;
-		}
-	}
-	if (a->pooled) {
-		/* Stateless and parallel: only the reply and the workflow count. */
-		if (!submit_workflow(&dl, rt, inv))
-			gwi_finish(&dl, inv, GW_OK, NULL);
-		pooled_end_locked(rt, a, &dl);
-		goto out;
-	}
-	/* From here on the turn changes the actor: a->turn (begun at
-	 * dispatch) can take every change back. */
-	const Spawn__Context *uc = r->updated_context;
-	if (uc && uc->state && !same_state(a->state, uc->state)) {
-		gw_blob *nb = gw_blob_create(uc->state->type_url, uc->state->value.data,
-		                             uc->state->value.len);
-		if (!nb) {
-			gwi_finish(&dl, inv, GW_ENOMEM, "state of actor %s too large", a->name);
-			end_turn_locked(rt, a, &dl);
-			goto out;
-		}
-		gw_blob_rele(a->state);
-		a->state = nb;
-		a->dirty = 1;
-	}
-	/* The updated context carries the actor's whole tag set: none left
-	 * means the host removed them all. */
-	if (uc && !uc->n_tags && a->tags) {
-		gw_blob_rele(a->tags);
-		a->tags = NULL;
-		a->dirty = 1;
-	} else if (uc && uc->n_tags) {
-		Spawn__Actors__ActorState t = SPAWN__ACTORS__ACTOR_STATE__INIT;
-		t.n_tags = uc->n_tags;
-		t.tags = (Spawn__Actors__ActorState__TagsEntry **)uc->tags; /* same layout */
-		size_t n = spawn__actors__actor_state__get_packed_size(&t);
-		uint8_t *buf = malloc(n ? n : 1);
-		if (buf) {
-			spawn__actors__actor_state__pack(&t, buf);
-			if (!a->tags || a->tags->len != n ||
-			    memcmp(gw_blob_value(a->tags), buf, n)) {
-				gw_blob_rele(a->tags);
-				a->tags = gw_blob_create(NULL, buf, n);
-				a->dirty = 1;
-			}
-			free(buf);
-		}
-	}
-	/* A delivery with an idempotency key: remember it with the state it
-	 * changed (the same save). */
-	const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
-	if (key)
-		gwi_turn_record_key(a, key);
-	/* Checkpointed effects go into the outbox, in the state's transaction. */
-	if (r->checkpoint && a->stateful && inv->wf_fire &&
-	    gwi_turn_store_outbox(a, inv->wf_fire) != GW_OK)
-		GW_ERROR("actor %s/%s: out of memory writing the outbox; effects delivered "
-		         "without it",
-		         a->type->system, a->name);
-	if (r->checkpoint && a->stateful && a->dirty) {
-		/* Stay BUSY until the state is durable (invariant 4). */
-		a->ckpt = 1;
-		gw_wheel_disarm(&s->wheel, &a->snap_t);
-		gwi_start_save_locked(rt, a);
-		if (!a->in_save) {
-			/* Could not even queue the save: fail now, roll back. */
-			a->ckpt = 0;
-			gwi_turn_rollback(a);
-			gw_blob_rele(inv->reply);
-			inv->reply = NULL;
-			discard_workflow(inv);
-			gwi_finish(&dl, inv, GW_EUNAVAIL, "state of actor %s could not be saved",
-			           a->name);
-			end_turn_locked(rt, a, &dl);
-		}
-		goto out;
-	}
-	if (!submit_workflow(&dl, rt, inv))
-		gwi_finish(&dl, inv, GW_OK, NULL);
-	end_turn_locked(rt, a, &dl);
-out:
-	pthread_mutex_unlock(&s->mu);
-	gwi_deliver(&dl);
-}
-
 void gw_runtime_release(gw_runtime *rt, gw_actor *a)
 {
 	/* a cannot be freed while it holds a turn (BUSY or inflight > 0). */
@@ -1466,7 +1296,7 @@ void gw_runtime_release(gw_runtime *rt, gw_actor *a)
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	a->held--;
-	turn_over_locked(rt, a, &dl);
+	gwi_turn_over_locked(rt, a, &dl);
 	pthread_mutex_unlock(&s->mu);
 	gwi_deliver(&dl);
 }
@@ -1478,10 +1308,10 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
-	target_rele(inv->host);
+	gwi_target_rele(inv->host);
 	inv->host = NULL;
 	gwi_finish(&dl, inv, err, "%s", msg);
-	turn_over_locked(rt, a, &dl);
+	gwi_turn_over_locked(rt, a, &dl);
 	pthread_mutex_unlock(&s->mu);
 	gwi_deliver(&dl);
 }
@@ -1501,11 +1331,11 @@ bool gwi_take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *m
 	if (c == GW_CANCEL_GONE)
 		return false; /* its result is being delivered right now */
 	gw_wheel_disarm(&a->shard->wheel, &inv->deadline_t);
-	target_rele(inv->host);
+	gwi_target_rele(inv->host);
 	inv->host = NULL;
 	gwi_finish(dl, inv, err, "%s", msg);
 	if (c == GW_CANCEL_UNSENT) {
-		turn_over_locked(rt, a, dl);
+		gwi_turn_over_locked(rt, a, dl);
 	} else {
 		/* HELD: the host may still run it; no next turn until
 		 * gw_runtime_release. A POOLED actor keeps it in inflight. */

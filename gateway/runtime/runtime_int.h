@@ -153,6 +153,10 @@ typedef struct done_list {
 
 /* runtime.c */
 int64_t gwi_now_ms(void);
+/* gwi_builtin_get tells whether action (may be NULL) is one of Spawn's
+ * built-in state reads (get, getState, get_state, Get, GetState): an actor
+ * that does not declare it answers it with its state, without a host. */
+bool gwi_builtin_get(const char *action);
 void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void gwi_spawn_later(done_list *dl, gw_runtime *rt, gw_inv *inv);
@@ -312,5 +316,15 @@ void gwi_timers_fire_locked(gw_runtime *rt, actor_timers *t, done_list *dl);
  * to take back). Both under the actor's shard lock. */
 void gwi_maybe_release_locked(gw_runtime *rt, gw_actor *a);
 bool gwi_take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg, done_list *dl);
+
+/* runtime.c, for result.c (a target's answer ends the turn): see each
+ * definition. All under the actor's shard lock but gwi_discard_workflow and
+ * gwi_target_rele. */
+bool gwi_submit_workflow(done_list *dl, gw_runtime *rt, gw_inv *inv);
+void gwi_discard_workflow(gw_inv *inv);
+void gwi_target_rele(gw_host *t);
+void gwi_pooled_end_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+void gwi_turn_over_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+bool gwi_end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
 
 #endif

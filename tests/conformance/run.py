@@ -55,6 +55,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 LANGS = ("c", "py", "ts")
+# Hosts only: "http" serves the contract over Spawn's HTTP/1.1 protocol
+# (host_http.py), called back by the gateway's --http side.
+HOST_LANGS = LANGS + ("http",)
 STATUS = {
     "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3,
     "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5, "ALREADY_EXISTS": 6,
@@ -258,7 +261,7 @@ def load_scenarios(path, contract):
                     raise ValueError("%s and %s both use the actor named %s" % (
                         owners[key], name, key))
         for key in sc.get("xfail", {}):
-            if not re.fullmatch(r"(host|client):(c|py|ts)|any", key):
+            if not re.fullmatch(r"(host|client):(c|py|ts)|host:http|any", key):
                 raise ValueError("%s: xfail keys are host:LANG, client:LANG or any" % name)
         scenarios.append({"name": name, "steps": steps, "xfail": sc.get("xfail", {})})
     return scenarios
@@ -356,6 +359,7 @@ class Cell:
         self.dir = tempfile.mkdtemp(prefix="spawn-conf-%s-%s-" % (host, client))
         self.gw = self.host = self.driver = None
         self.port = 0
+        self.http_port = self.host_port = 0  # host "http": the gateway's --http, the host's
         self.problems = []   # teardown problems: the cell fails
         self.results = []    # (scenario, "ok" | "FAIL" | "XFAIL" | "XPASS", seconds, detail)
 
@@ -379,6 +383,8 @@ class Cell:
         common = ["--gateway", target, "--system", SYSTEM]
         if lang == "c":
             return [self.args.c_host if role == "host" else self.args.c_client] + common
+        if lang == "http":
+            return ["/usr/bin/python3", os.path.join(HERE, "host_http.py"), "--system", SYSTEM]
         if lang == "py":
             return ["/usr/bin/python3", os.path.join(HERE, "%s.py" % ("host" if role == "host" else "client"))] + common
         return ["node", os.path.join(self.args.prep, "ts", "dist", "%s.js" % ("host" if role == "host" else "client"))] + common
@@ -388,6 +394,11 @@ class Cell:
         listen = "127.0.0.1:%d" % self.port
         argv = [self.args.gateway, "--listen", listen, "--statestore",
                 "sqlite://%s" % os.path.join(self.dir, "state.db")]
+        if self.host_lang == "http":
+            # Spawn's HTTP API, on the same port across restarts, calling
+            # the host back where it listens.
+            argv += ["--http", "127.0.0.1:%d" % self.http_port,
+                     "--spawn-host-url", "http://127.0.0.1:%d" % self.host_port]
         if self.args.certs:
             certs = self.args.certs
             argv += ["--tls-cert", os.path.join(certs, "server-chain.pem"),
@@ -400,6 +411,18 @@ class Cell:
         if len(words) != 3 or words[0] != "listening":
             raise Broken("gateway said %r, expected 'listening ADDR PORT'" % " ".join(words))
         self.port = int(words[2])
+        if self.host_lang == "http":
+            words = self.gw.line(START_TIMEOUT, "'listening http://' line").split()
+            if len(words) != 3 or not words[1].startswith("http://"):
+                raise Broken("gateway said %r, expected 'listening http://ADDR PORT'"
+                             % " ".join(words))
+            self.http_port = int(words[2])
+
+    def register_http_host(self):
+        """A Spawn SDK registers when it starts: host_http.py does on each
+        "proxy PORT" line."""
+        if self.host_lang == "http":
+            self.host.send("proxy %d\n" % self.http_port)
 
     def restart(self, how):
         self.host.drain()  # a re-registration after a failed scenario
@@ -407,6 +430,7 @@ class Cell:
         if how == "graceful" and gone != 0:
             self.problems.append("gateway exited with %s on SIGTERM (restart)" % gone)
         self.start_gateway()
+        self.register_http_host()
         line = self.host.line(START_TIMEOUT, "'registered' after the gateway restarted")
         if line != "registered":
             raise Broken("host said %r, expected 'registered'" % line)
@@ -425,9 +449,20 @@ class Cell:
                 # sdk/node's own test rebuilds sdk/node/dist: share its lock.
                 ts_lock = open(os.path.join(SOURCE, "sdk", "node", ".test.lock"), "a")
                 fcntl.flock(ts_lock, fcntl.LOCK_SH)
-            self.start_gateway()
+            http = self.host_lang == "http"
+            if not http:
+                self.start_gateway()
             self.host = Proc("host (%s)" % self.host_lang, self.command(self.host_lang, "host"),
-                             os.path.join(self.dir, "host.log"), env=self.env("host"))
+                             os.path.join(self.dir, "host.log"), env=self.env("host"),
+                             stdin=http)
+            if http:
+                # The gateway must know where to call the host back.
+                words = self.host.line(START_TIMEOUT, "'port' line").split()
+                if len(words) != 2 or words[0] != "port":
+                    raise Broken("host said %r, expected 'port N'" % " ".join(words))
+                self.host_port = int(words[1])
+                self.start_gateway()
+                self.register_http_host()
             line = self.host.line(START_TIMEOUT, "'registered' line")
             if line != "registered":
                 raise Broken("host said %r, expected 'registered'" % line)
@@ -576,7 +611,10 @@ def main():
     args = ap.parse_args()
     hosts = args.hosts.split(",")
     clients = args.clients.split(",")
-    for lang in hosts + clients:
+    for lang in hosts:
+        if lang not in HOST_LANGS:
+            ap.error("host languages are %s" % ", ".join(HOST_LANGS))
+    for lang in clients:
         if lang not in LANGS:
             ap.error("languages are %s" % ", ".join(LANGS))
 

@@ -162,6 +162,45 @@ START_TEST(the_health_listener_is_exempt_from_the_rule)
 }
 END_TEST
 
+/* Spawn's HTTP API carries no credentials: loopback only unless --insecure,
+ * never beside --access; the host URL is http://HOST:PORT (docs/protocol.md). */
+START_TEST(the_spawn_http_api_is_local_unless_insecure_and_never_with_access)
+{
+	gw_config c;
+	char why[600];
+	const char *local[] = {"--http", "127.0.0.1:0", NULL};
+	ck_assert_int_eq(parse(&c, local, why, sizeof why), GW_OK);
+	ck_assert_str_eq(c.http, "127.0.0.1:0");
+	ck_assert_int_eq(c.http_max_body, c.max_message_bytes);
+	const char *wide[] = {"--http", "0.0.0.0:9001", NULL};
+	ck_assert_int_eq(parse(&c, wide, why, sizeof why), GW_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(why, "--insecure"));
+	const char *insecure[] = {"--http", "0.0.0.0:9001", "--insecure", NULL};
+	ck_assert_int_eq(parse(&c, insecure, why, sizeof why), GW_OK);
+	const char *access[] = {"--http", "127.0.0.1:9001", "--access", "policy.yaml", NULL};
+	ck_assert_int_eq(parse(&c, access, why, sizeof why), GW_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(why, "--access"));
+	const char *unix_http[] = {"--http", "unix:/run/x", NULL};
+	ck_assert_int_eq(parse(&c, unix_http, why, sizeof why), GW_ECONFIG);
+	const char *bad_url[] = {"--http", "127.0.0.1:0", "--spawn-host-url", "ftp://h:1", NULL};
+	ck_assert_int_eq(parse(&c, bad_url, why, sizeof why), GW_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(why, "--spawn-host-url"));
+	const char *query[] = {"--spawn-host-url", "http://h:1/?x", NULL};
+	ck_assert_int_eq(parse(&c, query, why, sizeof why), GW_ECONFIG);
+	/* Spawn's own settings for where the host listens. */
+	setenv("USER_FUNCTION_HOST", "10.1.2.3", 1);
+	setenv("USER_FUNCTION_PORT", "8091", 1);
+	const char *none[] = {NULL};
+	ck_assert_int_eq(parse(&c, none, why, sizeof why), GW_OK);
+	ck_assert_str_eq(c.spawn_host_url, "http://10.1.2.3:8091");
+	unsetenv("USER_FUNCTION_HOST");
+	ck_assert_int_eq(parse(&c, none, why, sizeof why), GW_OK);
+	ck_assert_ptr_null(c.spawn_host_url);
+	ck_assert_int_eq(c.spawn_host_port, 8091);
+	unsetenv("USER_FUNCTION_PORT");
+}
+END_TEST
+
 int main(void)
 {
 	/* The rule reads the environment too: these tests set everything by flag. */
@@ -180,6 +219,7 @@ int main(void)
 	tcase_add_test(tc, a_non_local_listener_needs_tls_and_access_or_insecure);
 	tcase_add_test(tc, tls_flags_come_in_pairs);
 	tcase_add_test(tc, the_health_listener_is_exempt_from_the_rule);
+	tcase_add_test(tc, the_spawn_http_api_is_local_unless_insecure_and_never_with_access);
 	tcase_add_test(tc, cluster_flags_need_a_networked_store_and_sane_timings);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
