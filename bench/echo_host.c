@@ -63,6 +63,7 @@ static void on_event(void *user, spawn_host_event ev, int status, const char *me
 int main(int argc, char **argv)
 {
 	const char *gateway = "127.0.0.1:8090", *system = "bench", *action = "echo";
+	const char *actor = "echo-actor";
 	int workers = 1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--gateway") && i + 1 < argc)
@@ -71,14 +72,16 @@ int main(int argc, char **argv)
 			system = argv[++i];
 		else if (!strcmp(argv[i], "--action") && i + 1 < argc)
 			action = argv[++i];
+		else if (!strcmp(argv[i], "--actor") && i + 1 < argc)
+			actor = argv[++i];
 		else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
 			workers = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--checkpoint"))
 			checkpoint = true;
 		else {
 			fprintf(stderr,
-			        "usage: %s [--gateway T] [--system S] [--action A] [--workers N] "
-			        "[--checkpoint]\n",
+			        "usage: %s [--gateway T] [--system S] [--action A] [--actor NAME] "
+			        "[--workers N] [--checkpoint]\n",
 			        argv[0]);
 			return 2;
 		}
@@ -94,7 +97,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	spawn_action_def act = {.name = action, .handler = echo};
-	spawn_actor_def def = {.name = "echo-actor",
+	spawn_actor_def def = {.name = actor,
 	                       .kind = SPAWN_KIND_UNNAMED,
 	                       .stateful = true,
 	                       .state_type = STATE_URL,

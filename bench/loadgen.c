@@ -24,6 +24,12 @@
  * and, when errors > 0, a second line: first_error code=N name=X msg="..."
  * Exit status: 0 without errors, 1 with errors, 2 on bad flags.
  *
+ * Plain mode (--plain PATH): the same calls as plain gRPC calls of an
+ * actor's contract (gateway/server/plain.c): each request is a
+ * bench.Echo message (bench/echo.proto: value = the payload, id = the
+ * actor's name) sent to PATH ("/bench.Echo/echo"); the reply must be the
+ * same bytes (the echo host returns its input).
+ *
  * Security: --tls-ca makes every channel TLS (the gateway's certificate must
  * chain to it and name the target's host, or --tls-server-name); with
  * --tls-cert and --tls-key too it is mutual TLS. Each channel is one
@@ -41,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 
 #include "bench.h"
@@ -83,6 +90,7 @@ struct lg_thread {
 struct lg {
 	/* flags */
 	const char *target, *system, *action, *prefix, *register_ref;
+	const char *plain; /* --plain PATH; NULL = ActorGateway/Invoke */
 	const char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *token; /* borrowed: argv */
 	long inflight, actors, duration_ms, warmup_ms, payload_bytes, channels, threads;
 	long timeout_ms, max_errors;
@@ -114,6 +122,22 @@ static grpc_byte_buffer *lg_pack(const lg *g, long i)
 {
 	char name[96];
 	snprintf(name, sizeof name, "%s%ld", g->prefix, i);
+	if (g->plain) {
+		/* bench.Echo{value = 1 (the BytesValue's bytes field, as is), id = 2} */
+		size_t nl = strlen(name), n = g->any_len + 2 + nl;
+		uint8_t *b = malloc(n);
+		if (!b)
+			return NULL;
+		memcpy(b, g->any_value, g->any_len);
+		b[g->any_len] = 0x12;
+		b[g->any_len + 1] = (uint8_t)nl;
+		memcpy(b + g->any_len + 2, name, nl);
+		grpc_slice sl = grpc_slice_from_copied_buffer((const char *)b, n);
+		free(b);
+		grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+		grpc_slice_unref(sl);
+		return bb;
+	}
 	Spawn__Actors__ActorSystem sys = SPAWN__ACTORS__ACTOR_SYSTEM__INIT;
 	sys.name = (char *)g->system;
 	Spawn__Actors__ActorId id = SPAWN__ACTORS__ACTOR_ID__INIT;
@@ -222,6 +246,23 @@ static bool lg_check(lg *g, lg_slot *sl, bool ok)
 	if (!g->verify)
 		return true;
 	const char *why = NULL;
+	if (g->plain) {
+		/* The reply is the request: its payload, then its id field. */
+		grpc_byte_buffer_reader r;
+		if (!sl->recv || !grpc_byte_buffer_reader_init(&r, sl->recv)) {
+			why = "OK without a reply";
+		} else {
+			grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+			grpc_byte_buffer_reader_destroy(&r);
+			if (GRPC_SLICE_LENGTH(all) < g->any_len ||
+			    memcmp(GRPC_SLICE_START_PTR(all), g->any_value, g->any_len) != 0)
+				why = "reply does not echo the request";
+			grpc_slice_unref(all);
+		}
+		if (why)
+			lg_error(g, -1, why, strlen(why));
+		return !why;
+	}
 	ProtobufCMessage *m;
 	if (spawn_wire_unpack(&spawn__invocation_response__descriptor, sl->recv, &sl->arena, &m) !=
 	    0) {
@@ -464,6 +505,8 @@ static void usage(void)
 	    "  --action A          action name (default echo)\n"
 	    "  --actor-prefix P    actor names are P<i> (default bench-)\n"
 	    "  --register-ref R    set register_ref: the actors are instances of UNNAMED actor R\n"
+	    "  --plain PATH        call PATH (\"/bench.Echo/echo\") as a plain gRPC method with a\n"
+	    "                      bench.Echo request (bench/echo.proto) instead of Invoke\n"
 	    "  --payload-bytes B   bytes in the BytesValue payload (default 64)\n"
 	    "  --channels C        channels (TCP connections), slots spread over them (default 1)\n"
 	    "  --threads T         completion-queue threads (default 1)\n"
@@ -503,6 +546,8 @@ static int lg_flags(lg *g, int argc, char **argv)
 			g->prefix = v;
 		else if (!strcmp(a, "--register-ref"))
 			g->register_ref = v;
+		else if (!strcmp(a, "--plain"))
+			g->plain = v;
 		else if (!strcmp(a, "--tls-ca"))
 			g->tls_ca = v;
 		else if (!strcmp(a, "--tls-cert"))
@@ -619,8 +664,8 @@ int main(int argc, char **argv)
 		                    .value.string = (char *)g.tls_server_name}};
 		grpc_channel_args args = {.num_args = g.tls_server_name ? 2 : 1, .args = arg};
 		g.chans[i] = grpc_channel_create(g.target, creds, &args);
-		g.methods[i] =
-		    grpc_channel_register_call(g.chans[i], BENCH_INVOKE_METHOD, NULL, NULL);
+		g.methods[i] = grpc_channel_register_call(
+		    g.chans[i], g.plain ? g.plain : BENCH_INVOKE_METHOD, NULL, NULL);
 	}
 	grpc_channel_credentials_release(creds);
 	for (long i = 0; i < g.ncached; i++)

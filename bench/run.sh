@@ -8,6 +8,13 @@
 #   forwarder  loadgen -> bench-forwarder -> echo server     (two hops, no logic:
 #                                                             the limit of any gateway)
 #   gateway    loadgen -> spawn-gateway -> bench-echo-host   (1 and 1,000 actors)
+#   plain      the gateway path called two ways on one gateway and echo host
+#              (not in the default list): plain-invoke, ActorGateway/Invoke to
+#              instances of the UNNAMED actor Echo; plain-stub, the same calls
+#              as the plain gRPC method /bench.Echo/echo of its contract
+#              (bench/echo.proto, loaded with --descriptors), as a generated
+#              stub would make them (issue 12 §1). plain-stub is compared with
+#              plain-invoke in the same round.
 #   spawnhttp  loadgen -> spawn-gateway -> bench-http-echo-host: the gateway
 #              scenario's actor behind Spawn's HTTP/1.1 protocol (--http; the
 #              gateway calls the host back over pooled keep-alive HTTP);
@@ -301,6 +308,20 @@ if want gateway || want actors; then
 	fi
 fi
 
+# ---- plain: one gateway serving the echo contract as a gRPC service ---------
+if want plain; then
+	mkdir -p "$TMP/descriptors"
+	protoc -I"$ROOT/bench" -I"$ROOT/proto" -I/usr/include --include_imports \
+		--descriptor_set_out="$TMP/descriptors/echo.binpb" echo.proto
+	start gw-plain '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+		--statestore "sqlite://$TMP/gw-plain.db" --deactivate-timeout 3600000 \
+		--descriptors "$TMP/descriptors"
+	PLAIN_GW_PID=$PID PLAIN_PORT=$MATCH
+	start host-plain '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$PLAIN_PORT" \
+		--system "$GW_SYSTEM" --action echo --actor Echo
+	PLAIN_HOST_PID=$PID
+fi
+
 # ---- spawnhttp: a gateway whose host speaks Spawn's HTTP protocol -----------
 SH_OK=0
 if want spawnhttp; then
@@ -461,6 +482,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			done
 		fi
 	done
+	if want plain; then
+		for n in $INFLIGHT; do
+			for m in $GW_ACTORS; do
+				alive gw-plain "$PLAIN_GW_PID"
+				alive host-plain "$PLAIN_HOST_PID"
+				load plain-invoke "$r" "$n" "$m" "$PLAIN_PORT" "$PLAIN_GW_PID $PLAIN_HOST_PID" \
+					--system "$GW_SYSTEM" --action echo --register-ref Echo --timeout-ms 10000
+				load plain-stub "$r" "$n" "$m" "$PLAIN_PORT" "$PLAIN_GW_PID $PLAIN_HOST_PID" \
+					--plain /bench.Echo/echo --timeout-ms 10000
+			done
+		done
+	fi
 	if ((SH_OK)); then
 		for n in $INFLIGHT; do
 			for m in $GW_ACTORS; do
@@ -555,6 +588,7 @@ END {
 		bm = 1
 		if (s == "spawnhttp") { base = "gateway"; bm = m } # the same actor on a gRPC host
 		if (s ~ /^sec-/ && s != "sec-plain") { base = "sec-plain"; bm = m }
+		if (s == "plain-stub") { base = "plain-invoke"; bm = m }
 		if (s ~ /^sec-.*-nb$/) { base = s == "sec-plain-nb" ? "" : "sec-plain-nb"; bm = m }
 		if (s ~ /^link-/ && s !~ /-nb$/) { base = s "-nb"; bm = m }
 		if (base != "") {
@@ -565,11 +599,11 @@ END {
 					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, bm, r])
 				if (cpu[base, n, bm, r] > 0)
 					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, bm, r])
-				if ((base ~ /^sec-plain/ || base ~ /^link-/) && cpu1[base, n, bm, r] > 0)
+				if ((base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke") && cpu1[base, n, bm, r] > 0)
 					add("x_cpu1" SUBSEP id, cpu1[s, n, m, r] / cpu1[base, n, bm, r])
-				if (base !~ /^sec-plain/ && base !~ /^link-/ && ("direct", n, 1, r) in p50)
+				if (base !~ /^sec-plain/ && base !~ /^link-/ && base != "plain-invoke" && ("direct", n, 1, r) in p50)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
-				if (base ~ /^sec-plain/ || base ~ /^link-/)
+				if (base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke")
 					add("added" SUBSEP id, p50[s, n, m, r] - p50[base, n, bm, r])
 			}
 			if (("x_rps" SUBSEP id) in vals)
@@ -579,7 +613,7 @@ END {
 			if (("x_cpu1" SUBSEP id) in vals)
 				note = note sprintf("cpu1/%s x%.2f  ", base, median("x_cpu1" SUBSEP id))
 			if (("added" SUBSEP id) in vals)
-				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ ? base : "direct",
+				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" ? base : "direct",
 					median("added" SUBSEP id))
 		}
 		printf "%-14s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %9.2f %6d  %s%s\n", s, n, m, rounds[id],

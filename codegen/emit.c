@@ -289,6 +289,121 @@ static const char *kind_name(cg_kind k)
 	return "NAMED";
 }
 
+/* ---- the contract's descriptors --------------------------------------------------- */
+
+/* The files every gateway has built in (proto/CMakeLists.txt,
+ * GW_BUILTIN_PROTOS, with their imports): left out of the sets, which
+ * they would only make bigger (the gateway skips them anyway). */
+static bool gateway_builtin(const char *name)
+{
+	static const char *const builtin[] = {
+	    "google/protobuf/any.proto",
+	    "google/protobuf/api.proto",
+	    "google/protobuf/descriptor.proto",
+	    "google/protobuf/duration.proto",
+	    "google/protobuf/empty.proto",
+	    "google/protobuf/field_mask.proto",
+	    "google/protobuf/source_context.proto",
+	    "google/protobuf/struct.proto",
+	    "google/protobuf/timestamp.proto",
+	    "google/protobuf/type.proto",
+	    "google/protobuf/wrappers.proto",
+	    "spawn/actors/actor.proto",
+	    "spawn/actors/extensions.proto",
+	    "spawn/actors/protocol.proto",
+	};
+	for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+		if (!strcmp(name, builtin[i]))
+			return true;
+	return false;
+}
+
+/* contract_set packs f's file and every file it imports, transitively
+ * (breadth first, each once; the gateway's built-in files left out),
+ * without source_code_info, as a serialized
+ * google.protobuf.FileDescriptorSet: what the runtimes send the gateway
+ * (docs/protocol.md, "Contracts"). Returns its length; *out in arena a. */
+static size_t contract_set(cg_arena *a, const cg_model *m, const cg_proto *f, uint8_t **out)
+{
+	const cg_proto **q = cg_alloc_array(a, m->n_protos + 1, sizeof *q);
+	size_t nq = 0;
+	q[nq++] = f;
+	for (size_t i = 0; i < nq; i++) {
+		const Google__Protobuf__FileDescriptorProto *fd = q[i]->fd;
+		for (size_t d = 0; d < fd->n_dependency; d++) {
+			const cg_proto *dep = NULL;
+			for (size_t k = 0; k < m->n_protos && !dep; k++)
+				if (!strcmp(m->protos[k].name, fd->dependency[d]))
+					dep = &m->protos[k];
+			bool seen = false;
+			for (size_t k = 0; k < nq && !seen; k++)
+				seen = q[k] == dep;
+			if (dep && !seen && !gateway_builtin(dep->name))
+				q[nq++] = dep;
+		}
+	}
+	cg_buf b = CG_BUF_INIT;
+	for (size_t i = 0; i < nq; i++) {
+		Google__Protobuf__FileDescriptorProto fd = *q[i]->fd;
+		fd.source_code_info = NULL;
+		size_t len = google__protobuf__file_descriptor_proto__get_packed_size(&fd);
+		uint8_t *p = cg_alloc(a, len ? len : 1);
+		google__protobuf__file_descriptor_proto__pack(&fd, p);
+		uint8_t hdr[11];
+		size_t h = 0;
+		hdr[h++] = 0x0a; /* FileDescriptorSet.file, length-delimited */
+		for (size_t v = len;; v >>= 7) {
+			hdr[h++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+			if (v < 0x80)
+				break;
+		}
+		cg_buf_add(&b, hdr, h);
+		cg_buf_add(&b, p, len);
+	}
+	*out = cg_alloc(a, b.len ? b.len : 1);
+	if (b.len)
+		memcpy(*out, b.data, b.len);
+	size_t n = b.len;
+	cg_buf_fini(&b);
+	return n;
+}
+
+/* set_contract gives the view the set as contract_b64 (base64) and
+ * contract_c (the bytes as a C initializer list, "0x0a, 0x12, ..."). */
+static void set_contract(cg_arena *a, tpl_dict *d, const cg_model *m, const cg_proto *f)
+{
+	uint8_t *set;
+	size_t n = contract_set(a, m, f, &set);
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *e = cg_alloc(a, (n + 2) / 3 * 4 + 1), *o = e;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)set[i] << 16 | (i + 1 < n ? (uint32_t)set[i + 1] << 8 : 0) |
+		             (i + 2 < n ? set[i + 2] : 0);
+		*o++ = b64[v >> 18 & 63];
+		*o++ = b64[v >> 12 & 63];
+		*o++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? b64[v & 63] : '=';
+	}
+	*o = 0;
+	tpl_set(d, "contract_b64", e);
+	tpl_setf(d, "contract_len", "%zu", n);
+	cg_buf c = CG_BUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		char x[8];
+		snprintf(x, sizeof x, "0x%02x,", set[i]);
+		cg_buf_add(&c, x, 5);
+		if (i + 1 < n)
+			cg_buf_add(&c, i % 12 == 11 ? "\n\t" : " ", i % 12 == 11 ? 2 : 1);
+	}
+	char *cs = cg_alloc(a, c.len + 1);
+	if (c.len)
+		memcpy(cs, c.data, c.len);
+	cs[c.len] = 0;
+	cg_buf_fini(&c);
+	tpl_set(d, "contract_c", cs);
+}
+
 static tpl_dict *build_view(cg_emit_ctx *x, const cg_lang *lang, const cg_file *f)
 {
 	cg_arena *a = x->a;
@@ -299,6 +414,8 @@ static tpl_dict *build_view(cg_emit_ctx *x, const cg_lang *lang, const cg_file *
 	tpl_set(d, "file", f->proto->name);
 	tpl_set(d, "file_base", cg_name_strip_proto(a, f->proto->name));
 	tpl_set(d, "package", f->proto->package);
+	set_contract(a, d, x->model, f->proto);
+	tpl_set_flag(d, "has_actors", f->n_actors > 0);
 	tpl_list(d, "actors");
 	bool any_state = false;
 	if (lang->file)

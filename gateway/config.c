@@ -75,6 +75,17 @@ void gw_config_usage(const char *prog)
 	    "                            refuses to start; unix sockets and 127.0.0.0/8,\n"
 	    "                            ::1, localhost are always allowed.\n"
 	    "\n"
+	    "Contracts (actors as plain gRPC services, reflection: docs/protocol.md)\n"
+	    "  --descriptors DIR         load every *.pb / *.binpb file of DIR (a serialized\n"
+	    "                            google.protobuf.FileDescriptorSet, e.g. from protoc\n"
+	    "                            --include_imports --descriptor_set_out) at start:\n"
+	    "                            each service with the spawn.actors.actor option is\n"
+	    "                            served as a gRPC service; hosts may also send\n"
+	    "                            theirs [SPAWN_DESCRIPTORS] default none\n"
+	    "  --max-contract-bytes N    largest descriptor set (a host's, or one file);\n"
+	    "                            32 times this for all registered contracts\n"
+	    "                            [SPAWN_MAX_CONTRACT_BYTES] default 1048576\n"
+	    "\n"
 	    "Cluster (docs/design/cluster.md)\n"
 	    "  --peer-listen ADDR        serve the Peer service (calls between the members of\n"
 	    "                            a cluster) only here, repeatable\n"
@@ -558,6 +569,11 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	}
 	if ((e = getenv("SPAWN_ACCESS")) && *e)
 		c->access = e;
+	if ((e = getenv("SPAWN_DESCRIPTORS")) && *e)
+		c->descriptors = e;
+	if ((e = getenv("SPAWN_MAX_CONTRACT_BYTES")) && *e)
+		c->max_contract_bytes =
+		    (size_t)num(e, "SPAWN_MAX_CONTRACT_BYTES", 1024, 1 << 30, why, whylen, &err);
 	if ((e = getenv("SPAWN_ROTATE_KEYS")) && *e)
 		c->rotate_keys = !strcmp(e, "1") || !strcmp(e, "true");
 	if ((e = getenv("SPAWN_LOG_LEVEL")) && *e && (c->log_level = level_of(e)) < 0) {
@@ -635,6 +651,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_MEMBER_TO,
 		O_CLUSTER_TEST_VIEW,
 		O_PEER_LISTEN,
+		O_DESCRIPTORS,
+		O_MAX_CONTRACT,
 		O_PEER_TOKEN_FILE,
 		O_PEER_TLS_NAME,
 		O_HTTP,
@@ -703,6 +721,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    /* Not in --help: a test's fixed membership view (docs/testing.md). */
 	    {"cluster-test-view", required_argument, NULL, O_CLUSTER_TEST_VIEW},
 	    {"peer-listen", required_argument, NULL, O_PEER_LISTEN},
+	    {"descriptors", required_argument, NULL, O_DESCRIPTORS},
+	    {"max-contract-bytes", required_argument, NULL, O_MAX_CONTRACT},
 	    {"peer-token-file", required_argument, NULL, O_PEER_TOKEN_FILE},
 	    {"peer-tls-server-name", required_argument, NULL, O_PEER_TLS_NAME},
 	    {"http", required_argument, NULL, O_HTTP},
@@ -945,6 +965,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			break;
 		case O_CLUSTER_TEST_VIEW:
 			c->cluster_test_view = optarg;
+			break;
+		case O_DESCRIPTORS:
+			c->descriptors = optarg;
+			break;
+		case O_MAX_CONTRACT:
+			c->max_contract_bytes = (size_t)num(optarg, "--max-contract-bytes", 1024,
+			                                    1 << 30, why, whylen, &err);
 			break;
 		case O_PEER_LISTEN:
 			if (!peer_listen_flag) {

@@ -78,6 +78,9 @@ typedef struct gw_config {
 	 * argv/environ. */
 	const char *peer_token_file;      /* the bearer token this member sends its peers */
 	const char *peer_tls_server_name; /* the name peers' certificates carry; NULL = host */
+	/* Contracts (gateway/contracts). descriptors: borrowed; NULL = none. */
+	const char *descriptors;   /* --descriptors DIR: descriptor sets loaded at start */
+	size_t max_contract_bytes; /* --max-contract-bytes: one set; 0 = the default */
 	/* Spawn's HTTP/1.1 protocol (docs/protocol.md, "Spawn's HTTP protocol").
 	 * http: borrowed; NULL = no HTTP listener. */
 	const char *http;           /* --http HOST:PORT */

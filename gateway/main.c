@@ -603,6 +603,7 @@ int main(int argc, char **argv)
 	gw_runtime *rt = NULL;
 	gw_server *srv = NULL;
 	gw_access *access = NULL;
+	gw_contracts *contracts = NULL;
 	gw_cluster *cluster = NULL;
 	cluster_ctx cx = {.open = false};
 	pthread_rwlock_init(&cx.lock, NULL);
@@ -623,6 +624,29 @@ int main(int argc, char **argv)
 	if (cfg.peer_token_file &&
 	    !read_peer_token(cfg.peer_token_file, &peer_token, why, sizeof why)) {
 		fprintf(stderr, "spawn-gateway: %s\n", why);
+		gw_access_close(access);
+		gw_tls_destroy(tls);
+		return 2;
+	}
+	gw_contracts_opts co = {.max_set_bytes = cfg.max_contract_bytes};
+	if (gw_contracts_create(&contracts, &co) != GW_OK) {
+		fprintf(stderr, "spawn-gateway: the built-in descriptors do not load\n");
+		gw_access_close(access);
+		if (peer_token) {
+			explicit_bzero(peer_token, strlen(peer_token));
+			free(peer_token);
+		}
+		gw_tls_destroy(tls);
+		return 2;
+	}
+	if (cfg.descriptors &&
+	    gw_contracts_load_dir(contracts, cfg.descriptors, why, sizeof why) != GW_OK) {
+		fprintf(stderr, "spawn-gateway: %s\n", why);
+		gw_contracts_destroy(contracts);
+		if (peer_token) {
+			explicit_bzero(peer_token, strlen(peer_token));
+			free(peer_token);
+		}
 		gw_access_close(access);
 		gw_tls_destroy(tls);
 		return 2;
@@ -732,6 +756,7 @@ int main(int argc, char **argv)
 	    .host_batch_bytes = (size_t)cfg.host_batch_bytes,
 	    .access = access,
 	    .tls = tls,
+	    .contracts = contracts,
 	    .router = router,
 	    .peers = peers,
 	};
@@ -890,6 +915,7 @@ out:
 	gw_hhosts_destroy(hhosts);
 	gw_store_close(store);
 	gw_access_close(access);
+	gw_contracts_destroy(contracts);
 	if (peer_token) {
 		explicit_bzero(peer_token, strlen(peer_token));
 		free(peer_token);

@@ -7,6 +7,7 @@ pkgs=(build-essential cmake pkg-config
       libssl-dev libsqlite3-dev sqlite3 libpq-dev libmariadb-dev check libyaml-dev
       libmicrohttpd-dev libcurl4-openssl-dev  # --http: Spawn's HTTP protocol (gateway/http)
       python3 python3-grpcio python3-protobuf
+      protobuf-compiler-grpc  # grpc_python_plugin: plain gRPC stubs (tests/reach)
       python3-yaml systemd  # tests/deploy: the manifests (PyYAML), systemd-analyze verify
       postgresql mariadb-server
       openssl  # the CLI: test certificates (tests/tls/mkcerts.sh, dbtls_test.py)

@@ -477,6 +477,8 @@ static void host_close(gw_host *h, grpc_status_code code, const char *why)
 	 * still being queued. */
 	if (prev == H_ACTIVE || prev == H_REGISTERING)
 		gw_registry_unbind_host(h->srv->reg, h);
+	/* Its contracts stay served (KEPT) until a set replaces them. */
+	gw_contracts_release(h->srv->o.contracts, h);
 	GW_INFO("host %s (%s) disconnected%s%s", h->peer, h->system[0] ? h->system : "-",
 	        why && why[0] ? ": " : "", why ? why : "");
 	char msg[160];
@@ -583,6 +585,43 @@ static bool cross_system_allowed(gw_host *h, const gw_inv *inv,
 	return ok;
 }
 
+/* handle_contracts registers a host's contracts (gateway/contracts), before
+ * or after its registration (with --access: after). A set that is too big or malformed closes the
+ * stream (RESOURCE_EXHAUSTED / INVALID_ARGUMENT naming the fault); a set
+ * that clashes with a file or service another connected host (or
+ * --descriptors) holds is refused whole and logged, and the host keeps
+ * serving its actors through Invoke: a rolling upgrade of a contract must
+ * not take the new hosts down while old ones run. */
+static bool handle_contracts(gw_host *h, const Spawn__Gateway__V1__Contracts *ct)
+{
+	gw_contracts *pool = h->srv->o.contracts;
+	if (!pool)
+		return true;
+	if (h->srv->o.access && atomic_load(&h->st) != H_ACTIVE) {
+		/* With a policy, only a principal that may host gets to add
+		 * services: its registration says so first. */
+		host_close(h, GRPC_STATUS_FAILED_PRECONDITION,
+		           "contracts refused: with --access, a host sends its contracts after its "
+		           "registration");
+		return false;
+	}
+	char why[700];
+	gw_err err = gw_contracts_add(pool, h, ct->files.data, ct->files.len, why, sizeof why);
+	if (err == GW_ECONFLICT) {
+		GW_WARN("host %s: contracts refused, the registered ones stay: %s", h->peer, why);
+		return true;
+	}
+	if (err) {
+		char msg[800];
+		snprintf(msg, sizeof msg, "contracts refused: %s", why);
+		GW_WARN("host %s: %s", h->peer, msg);
+		host_close(h, gw_err_status(err), msg);
+		return false;
+	}
+	GW_INFO("host %s: contracts registered (%zu bytes)", h->peer, ct->files.len);
+	return true;
+}
+
 /* handle_message processes one HostMessage. bad: NULL, or why one of its
  * strings failed the ingress checks (the message is then refused: a
  * registration closes the stream, a result fails its turn). Returns false
@@ -639,9 +678,11 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 		send_registration_reply(h);
 		return true;
 	}
+	if (m->msg_case == SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_CONTRACTS && m->contracts)
+		return handle_contracts(h, m->contracts);
 	if (m->msg_case != SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT || !m->result) {
 		host_close(h, GRPC_STATUS_INVALID_ARGUMENT,
-		           "HostMessage carries neither registration nor result");
+		           "HostMessage carries neither registration, contracts nor result");
 		return false;
 	}
 	if (atomic_load(&h->st) != H_ACTIVE) {

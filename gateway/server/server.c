@@ -109,6 +109,7 @@ static void ucall_free(gwi_ucall *c)
 		grpc_byte_buffer_destroy(c->resp);
 	grpc_metadata_array_destroy(&c->md);
 	free(c->owner);
+	free(c->ext);
 	if (c->call) {
 		grpc_call_unref(c->call);
 		gwi_calls_add(c->srv, c->kind, -1);
@@ -124,6 +125,8 @@ static void ucall_rele(gwi_ucall *c)
 		ucall_free(c);
 }
 
+static void ucall_send(gwi_ucall *c, grpc_status_code code, const char *detail);
+
 void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
                      const ProtobufCMessage *msg)
 {
@@ -137,6 +140,24 @@ void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
 		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		detail = "out of memory packing the response";
 	}
+	ucall_send(c, code, detail);
+}
+
+void gwi_ucall_reply_raw(gwi_ucall *c, grpc_status_code code, const char *detail,
+                         const uint8_t *data, size_t len)
+{
+	c->phase = GWI_C_REPLYING;
+	if (code == GRPC_STATUS_OK) {
+		grpc_slice sl = grpc_slice_from_copied_buffer((const char *)data, len);
+		c->resp = grpc_raw_byte_buffer_create(&sl, 1);
+		grpc_slice_unref(sl);
+	}
+	ucall_send(c, code, detail);
+}
+
+/* ucall_send starts the reply batch: c->resp (when set) with code. */
+static void ucall_send(gwi_ucall *c, grpc_status_code code, const char *detail)
+{
 	c->details = grpc_slice_from_copied_string(detail ? detail : "");
 	grpc_op *op = c->ops;
 	memset(c->ops, 0, sizeof c->ops);
@@ -830,119 +851,67 @@ static void handle_spawn(gwi_ucall *c)
 	spawn_put_done(x, GW_OK);
 }
 
-/* ---- calls to methods not registered ------------------------------------------------ */
-
-/* One call to a method no registered handler serves; the struct is the tag.
- *   REQUESTED -- call arrives --> dispatched (gcall_dispatch) --> REPLYING --> freed
- * Today every such call is answered UNIMPLEMENTED at once, so a client
- * without a deadline never hangs. gcall_dispatch is where methods served
- * by path (actors as plain gRPC services, later) will be routed. */
-typedef struct gcall {
-	gwi_tag tag;
-	gw_server *srv;
-	grpc_server *gs; /* borrowed: the group's server it was requested on */
-	gwi_cq *q;
-	int phase;
-	grpc_call *call;
-	grpc_call_details details;
-	grpc_metadata_array md;
-	grpc_slice status;
-	int cancelled;
-	grpc_op ops[3];
-} gcall;
-
-static void gcall_tag(gwi_tag *t, bool ok);
-
-static void gcall_request(gw_server *s, grpc_server *gs, gwi_cq *q)
+void gwi_ucall_adopt(gw_server *s, gwi_cq *q, grpc_call *call, gpr_timespec deadline,
+                     grpc_metadata_array *md, int method, void *ext)
 {
-	if (atomic_load(&s->shutting_down))
-		return;
-	gcall *c = calloc(1, sizeof *c);
+	gwi_ucall *c = calloc(1, sizeof *c);
 	if (!c) {
-		GW_ERROR("out of memory posting a call slot");
+		/* No struct to answer with: cancel, so the client is not left waiting. */
+		GW_ERROR("out of memory adopting a call");
+		grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory",
+		                             NULL);
+		grpc_call_unref(call);
+		free(ext);
 		return;
 	}
-	c->tag.fn = gcall_tag;
+	c->tag.fn = ucall_tag;
+	c->close_tag.fn = ucall_closed;
+	atomic_init(&c->refs, 1);
 	c->srv = s;
-	c->gs = gs;
 	c->q = q;
-	grpc_call_details_init(&c->details);
-	grpc_metadata_array_init(&c->md);
-	if (grpc_server_request_call(gs, &c->call, &c->details, &c->md, q->cq, q->cq, &c->tag) !=
-	    GRPC_CALL_OK) {
-		grpc_call_details_destroy(&c->details);
-		grpc_metadata_array_destroy(&c->md);
-		free(c);
+	c->method = method;
+	c->ext = ext;
+	c->call = call;
+	c->deadline = deadline;
+	c->md = *md;
+	grpc_metadata_array_init(md);
+	c->kind = gwi_call_admit(s, GWI_CALL_CLIENT);
+	memset(&c->close_op, 0, sizeof c->close_op);
+	c->close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	c->close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+	atomic_fetch_add(&c->refs, 1);
+	if (grpc_call_start_batch(c->call, &c->close_op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
+		GW_ERROR("start_batch for a call's close failed");
+		atomic_fetch_sub(&c->refs, 1);
 	}
-}
-
-static void gcall_free(gcall *c)
-{
-	grpc_call_details_destroy(&c->details);
-	grpc_metadata_array_destroy(&c->md);
-	if (c->call) {
-		grpc_call_unref(c->call);
-		gwi_calls_add(c->srv, GWI_CALL_LIGHT, -1);
+	if (c->kind != GWI_CALL_CLIENT) {
+		c->not_dispatched = true;
+		gwi_ucall_reply(c, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down", NULL);
+		return;
 	}
-	free(c);
-}
-
-/* gcall_finish answers the call with code and detail (copied), no message. */
-static void gcall_finish(gcall *c, grpc_status_code code, const char *detail)
-{
-	c->phase = GWI_C_REPLYING;
-	c->status = grpc_slice_from_copied_string(detail);
+	c->phase = GWI_C_RECEIVING;
 	memset(c->ops, 0, sizeof c->ops);
-	c->ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	c->ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-	c->ops[1].data.send_status_from_server.status = code;
-	c->ops[1].data.send_status_from_server.status_details = &c->status;
-	c->ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	c->ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
-	if (grpc_call_start_batch(c->call, c->ops, 3, &c->tag, NULL) != GRPC_CALL_OK) {
-		grpc_slice_unref(c->status);
-		gcall_free(c);
+	c->ops[0].op = GRPC_OP_RECV_MESSAGE;
+	c->ops[0].data.recv_message.recv_message = &c->payload;
+	if (grpc_call_start_batch(c->call, c->ops, 1, &c->tag, NULL) != GRPC_CALL_OK) {
+		c->phase = GWI_C_REQUESTED;
+		gwi_ucall_reply(c, GRPC_STATUS_INTERNAL, "cannot receive the request", NULL);
 	}
-}
-
-static void gcall_dispatch(gcall *c)
-{
-	char method[200];
-	size_t n = GRPC_SLICE_LENGTH(c->details.method);
-	if (n >= sizeof method)
-		n = sizeof method - 1;
-	memcpy(method, GRPC_SLICE_START_PTR(c->details.method), n);
-	method[n] = 0;
-	/* The path is peer input: only printable ASCII goes into the answer. */
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)method[i] < 0x20 || (unsigned char)method[i] > 0x7e)
-			method[i] = '?';
-	char detail[256];
-	snprintf(detail, sizeof detail, "unknown method %s", method);
-	gcall_finish(c, GRPC_STATUS_UNIMPLEMENTED, detail);
-}
-
-static void gcall_tag(gwi_tag *t, bool ok)
-{
-	gcall *c = (gcall *)t;
-	if (c->phase == GWI_C_REPLYING) {
-		grpc_slice_unref(c->status);
-		gcall_free(c);
-		return;
-	}
-	if (!ok) {
-		c->call = NULL;
-		gcall_free(c);
-		return;
-	}
-	gwi_calls_add(c->srv, GWI_CALL_LIGHT, 1); /* answered at once */
-	gcall_request(c->srv, c->gs, c->q);
-	gcall_dispatch(c);
 }
 
 static void ucall_tag(gwi_tag *t, bool ok)
 {
 	gwi_ucall *c = (gwi_ucall *)t;
+	if (c->phase == GWI_C_RECEIVING) {
+		/* An adopted call's request message (gwi_ucall_adopt). */
+		c->phase = GWI_C_REQUESTED;
+		if (!ok || !c->payload)
+			gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message",
+			                NULL);
+		else
+			gwi_plain_handle(c);
+		return;
+	}
 	if (c->phase == GWI_C_REPLYING) {
 		grpc_slice_unref(c->details);
 		ucall_rele(c);
@@ -1288,7 +1257,7 @@ gw_err gw_server_start(gw_server *s)
 			gwi_host_request(s, &s->cqs[i]);
 		for (int g = 0; g < s->ngroups; g++)
 			for (int k = 0; k < 2; k++) {
-				gcall_request(s, s->groups[g].server, &s->cqs[i]);
+				gwi_gcall_request(s, &s->groups[g], &s->cqs[i]);
 				gwi_health_request(s, &s->cqs[i], &s->groups[g]);
 			}
 		for (int m = GWI_M_SPAWN; m < GWI_M_COUNT; m++)

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "contracts.h"
 #include "gw_err.h"
 #include "registry.h"
 #include "routing.h"
@@ -70,6 +71,9 @@ typedef struct gw_server_opts {
 	                      (docs/design/cluster.md); NULL = a single gateway */
 	gw_peers *peers;   /* borrowed, must outlive the server: with router, the links
 	                      Admin calls are forwarded and aggregated over */
+	gw_contracts *contracts; /* borrowed, must outlive the server: the registered
+	                            contracts, served as plain gRPC services and by
+	                            reflection (plain.c, reflection.c); NULL = none */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed

@@ -120,9 +120,13 @@ enum {
 	GWI_M_COUNT,
 	/* grpc.health.v1.Health/Check: registered on every group (gwi_group
 	 * .m_health), so outside the per-method tables above */
-	GWI_M_HEALTH = GWI_M_COUNT
+	GWI_M_HEALTH = GWI_M_COUNT,
+	/* An rpc of an actor's contract served as a plain gRPC method
+	 * (plain.c): an unregistered call adopted by gwi_ucall_adopt. */
+	GWI_M_PLAIN
 };
-enum { GWI_C_REQUESTED, GWI_C_REPLYING };
+/* GWI_C_RECEIVING: an adopted call waiting for its request message. */
+enum { GWI_C_REQUESTED, GWI_C_REPLYING, GWI_C_RECEIVING };
 
 /* One unary call (server.c): the struct is the completion-queue tag.
  *   REQUESTED -- call + payload arrive --> handled (parsed, work started;
@@ -153,6 +157,8 @@ typedef struct gwi_ucall {
 	int cancelled;
 	bool not_dispatched; /* set before gwi_ucall_reply: an UNAVAILABLE answer carries
 	                        the trailer GWI_RETRY_KEY: GWI_RETRY_NOT_DISPATCHED */
+	void *ext;           /* owned (malloc): what an adopted call's handler keeps
+	                        (plain.c: the contract method); freed with the call */
 	char *owner;         /* owned (malloc): set before gwi_ucall_reply: a
 	                        FAILED_PRECONDITION answer of Peer.Forward carries the
 	                        trailer GW_OWNER_KEY: owner (routing.h) */
@@ -188,6 +194,41 @@ void gwi_health_handle(gwi_ucall *c);
 void gwi_ucall_reply(gwi_ucall *c, grpc_status_code code, const char *detail,
                      const ProtobufCMessage *msg);
 
+/* gwi_ucall_reply_raw is gwi_ucall_reply with the message already
+ * serialized: data[0..len) (borrowed; copied) is sent when code is OK. */
+void gwi_ucall_reply_raw(gwi_ucall *c, grpc_status_code code, const char *detail,
+                         const uint8_t *data, size_t len);
+
+/* gwi_ucall_adopt turns an unregistered call (call, deadline and md: taken
+ * over; *md is left initialised and empty) into a unary call of method
+ * (GWI_M_PLAIN) on q: it is admitted as client work (refused UNAVAILABLE,
+ * not dispatched, while the server drains), its request message is
+ * received, then gwi_plain_handle runs. ext (owned, malloc) goes to c->ext.
+ * CQ thread. */
+void gwi_ucall_adopt(struct gw_server *s, gwi_cq *q, grpc_call *call, gpr_timespec deadline,
+                     grpc_metadata_array *md, int method, void *ext);
+
+/* generic.c: gwi_gcall_request posts one slot for a call to a method no
+ * registered handler serves, on group g's server. */
+void gwi_gcall_request(struct gw_server *s, gwi_group *g, gwi_cq *q);
+
+/* plain.c: actors as plain gRPC services.
+ * gwi_generic_take is offered every call to a method no registered handler
+ * serves, on group g: an rpc of an actor's contract (on a group serving
+ * clients) or grpc.reflection (v1, v1alpha) is taken (the call, details
+ * and md are the taker's: returns true); anything else is left to the
+ * caller (UNIMPLEMENTED). CQ thread. */
+bool gwi_generic_take(struct gw_server *s, gwi_cq *q, gwi_group *g, grpc_call *call,
+                      const grpc_call_details *d, grpc_metadata_array *md);
+/* gwi_plain_handle runs an adopted plain call whose message arrived. */
+void gwi_plain_handle(gwi_ucall *c);
+
+/* reflection.c: one grpc.reflection ServerReflectionInfo stream (call and
+ * md taken over), on group g. alpha: v1alpha (same wire format). */
+void gwi_reflection_start(struct gw_server *s, gwi_group *g, grpc_call *call,
+                          grpc_metadata_array *md, bool alpha);
+
+/* admin.c: the spawn.gateway.v1.Admin methods. */
 /* admin.c: the spawn.gateway.v1.Admin methods. gwi_admin_handle parses
  * and checks the request; in cluster mode a call that names an actor goes
  * to gwi_cadmin_take (admin_cluster.c), else gwi_admin_run runs it here

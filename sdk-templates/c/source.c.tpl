@@ -1,5 +1,15 @@
 /* $banner|comment$ */
 #include "$c_header|c$"
+$?has_actors$
+
+/* The descriptors of $file|comment$ and its imports (a serialized
+ * google.protobuf.FileDescriptorSet; the gateway's built-in files left
+ * out): the gateway serves the actors as plain gRPC services and by
+ * reflection (docs/protocol.md, "Contracts"). */
+static const unsigned char spawn_contract_descriptors[] = {
+	$contract_c$
+};
+$/has_actors$
 $#actors$
 
 /* ======================================================================
@@ -120,6 +130,8 @@ $/has_state$
 		.actions = actions,
 		.n_actions = sizeof actions / sizeof actions[0],
 	};
-	return spawn_host_add_actor(h, &def);
+	int rc = spawn_host_add_actor(h, &def);
+	return rc ? rc : spawn_host_add_contract(h, spawn_contract_descriptors,
+	                                   sizeof spawn_contract_descriptors);
 }
 $/actors$

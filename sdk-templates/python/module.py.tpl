@@ -4,6 +4,7 @@
 Thin shims over spawn_typed (sdk/python), whose docstring says what each
 name does: for each actor X, X_CONTRACT, XClient, XActor and register_x.
 """
+import base64
 from typing import Optional, Tuple
 
 import spawn_client
@@ -13,6 +14,11 @@ import spawn_typed
 $#py_imports$
 $py_import$
 $/py_imports$
+
+# The descriptors of $file|py$ and its imports (a serialized
+# google.protobuf.FileDescriptorSet): the gateway serves its actors as plain
+# gRPC services and by reflection (docs/protocol.md, "Contracts").
+CONTRACT_DESCRIPTORS = base64.b64decode("$contract_b64$")
 $#actors$
 
 
@@ -72,6 +78,7 @@ $/actions$
 def register_$actor|snake$(host: spawn_host.ActorHost,
         impl: $actor$Actor) -> spawn_host.ActorHost:
     """Declare actor $actor|py$ on host with the settings of its contract,
-    its actions served by impl."""
+    its actions served by impl; its contract's descriptors go to the gateway."""
+    host.add_contract(CONTRACT_DESCRIPTORS)
     return spawn_typed.register_actor(host, impl, $actor|snake|upper$_CONTRACT)
 $/actors$

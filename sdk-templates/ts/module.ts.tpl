@@ -6,6 +6,13 @@
 // name does. For each actor X: XContract, XClient, XHandlers, registerX.
 $?ts_used$
 import * as spawn from "$ts_sdk|js$";
+
+/**
+ * The descriptors of $file$ and its imports (a serialized
+ * google.protobuf.FileDescriptorSet): the gateway serves its actors as plain
+ * gRPC services and by reflection (docs/protocol.md, "Contracts").
+ */
+export const contractDescriptors: Uint8Array = Buffer.from("$contract_b64$", "base64");
 $/ts_used$
 $^ts_used$
 export {};
@@ -94,6 +101,7 @@ $/actions$
 
 /** Declares actor $actor$ on host with the settings of its contract, served by handlers. */
 export function register$actor$(host: spawn.ActorHost, handlers: $actor$Handlers): spawn.ActorHost {
+  host.addContract(contractDescriptors);
   return spawn.registerActor(host, $actor$Contract, handlers);
 }
 $/actors$

@@ -102,6 +102,12 @@ struct spawn_host {
 	int sigpipe[2]; /* [0] read by the signal thread, [1] written non-blocking */
 
 	spawni_registry reg; /* changes only before started */
+	/* The contracts (spawn_host_add_contract): serialized FileDescriptorSets
+	 * concatenated, which is one FileDescriptorSet; sent after the
+	 * registration on every stream. Changes only before started. */
+	uint8_t *contracts; /* owned; NULL = none */
+	size_t contracts_len;
+	grpc_byte_buffer *contracts_bb; /* owned: the HostMessage, built by serve */
 
 	pthread_mutex_t mu;
 	pthread_cond_t state_cv; /* registered, registrations, stopping, backoff */
@@ -286,6 +292,9 @@ void spawn_host_destroy(spawn_host *h)
 		pthread_join(h->bg_thread, NULL);
 	free_queues(h);
 	spawni_registry_fini(&h->reg);
+	free(h->contracts);
+	if (h->contracts_bb)
+		grpc_byte_buffer_destroy(h->contracts_bb);
 	pthread_cond_destroy(&h->jobs_cv);
 	pthread_cond_destroy(&h->state_cv);
 	pthread_mutex_destroy(&h->mu);
@@ -299,6 +308,38 @@ void spawn_host_destroy(spawn_host *h)
 	spawni_target_fini(&h->dial);
 	free(h);
 	grpc_shutdown();
+}
+
+/* holds: whether hay[0..n) contains needle[0..k) (k > 0). */
+static bool holds(const uint8_t *hay, size_t n, const uint8_t *needle, size_t k)
+{
+	for (size_t i = 0; i + k <= n; i++)
+		if (hay[i] == needle[0] && !memcmp(hay + i, needle, k))
+			return true;
+	return false;
+}
+
+int spawn_host_add_contract(spawn_host *h, const void *set, size_t len)
+{
+	if (!h || (!set && len))
+		return SPAWN_EINVAL;
+	pthread_mutex_lock(&h->mu);
+	int rc = SPAWN_OK;
+	if (h->started) {
+		rc = SPAWN_ESTATE;
+	} else if (len && !holds(h->contracts, h->contracts_len, set, len)) {
+		/* A set already added (two actors of one contract) is sent once. */
+		uint8_t *p = realloc(h->contracts, h->contracts_len + len);
+		if (!p) {
+			rc = SPAWN_ENOMEM;
+		} else {
+			memcpy(p + h->contracts_len, set, len);
+			h->contracts = p;
+			h->contracts_len += len;
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return rc;
 }
 
 /* ---- waiting for registration ------------------------------------------- */
@@ -545,6 +586,17 @@ static bool open_stream(spawn_host *h, conn *c, grpc_completion_queue *cq,
 	if (ok) {
 		h->outstanding++;
 		h->sending = true; /* the registration holds the send slot */
+	}
+	if (ok && h->contracts_bb) {
+		/* The contracts go right after the registration (nothing is
+		 * queued on a new stream), alone: not a result to batch. */
+		spawn_wq_item *o = calloc(1, sizeof *o);
+		if (!o)
+			spawni_oom("contracts");
+		o->bb = grpc_byte_buffer_copy(h->contracts_bb);
+		o->len = grpc_byte_buffer_length(o->bb);
+		o->batchable = false;
+		spawn_wq_push(&h->sq, o);
 	}
 	ok = ok && arm_recv_locked(h, c, true) == 0;
 	memset(ops, 0, sizeof ops);
@@ -834,6 +886,18 @@ static int serve(spawn_host *h)
 	int rc = build_registration(h, &reg);
 	if (rc)
 		return rc;
+	if (h->contracts && !h->contracts_bb) {
+		Spawn__Gateway__V1__Contracts ct = SPAWN__GATEWAY__V1__CONTRACTS__INIT;
+		ct.files.data = h->contracts;
+		ct.files.len = h->contracts_len;
+		Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
+		hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_CONTRACTS;
+		hm.contracts = &ct;
+		if (spawn_wire_pack(&hm.base, &h->contracts_bb) != 0) {
+			grpc_byte_buffer_destroy(reg);
+			return SPAWN_ENOMEM;
+		}
+	}
 
 	pthread_t sig_thread;
 	pthread_t *workers = calloc((size_t)h->workers, sizeof *workers);

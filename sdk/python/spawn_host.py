@@ -576,6 +576,7 @@ class ActorHost:
         self.registrations = 0                # successful registrations so far
         self.proxy_info = None                # from the last registration
         self._actors = {}
+        self._contracts = []                  # serialized FileDescriptorSets
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._session = None
@@ -583,6 +584,23 @@ class ActorHost:
         self._pool = None
 
     # ---- configuration ---------------------------------------------------
+
+    def add_contract(self, descriptor_set):
+        """Send the descriptors of a contract this host serves.
+
+        ``descriptor_set`` is a serialized google.protobuf.FileDescriptorSet
+        (the .proto file and every file it imports). The gateway then serves
+        each service with the spawn.actors.actor option as a plain gRPC
+        service and describes it by server reflection (docs/protocol.md,
+        "Contracts"). The generated register_x functions call it. Every set
+        added goes, as one, right after the registration on each stream; a
+        set added twice is sent once.
+        """
+        data = bytes(descriptor_set)
+        with self._lock:
+            if data and data not in self._contracts:
+                self._contracts.append(data)
+        return self
 
     def add_actor(self, name, actions, state_type=None, stateful=True,
                   snapshot_ms=None, deactivate_ms=None, kind="NAMED",
@@ -737,6 +755,11 @@ class ActorHost:
                     response_deserializer=gateway_pb2.GatewayMessage.FromString)
                 session.send(gateway_pb2.HostMessage(
                     registration=self.registration_request()))
+                with self._lock:
+                    contracts = b"".join(self._contracts)
+                if contracts:
+                    session.send(gateway_pb2.HostMessage(
+                        contracts=gateway_pb2.Contracts(files=contracts)))
                 call = connect(session.requests(),
                                metadata=(self._security.metadata or ()) + (LINK_MD,))
                 session.call = call

@@ -5,6 +5,7 @@
  * requests and hand back typed replies and failures; the skeletons must
  * register the contract's settings and adapt invocations to the typed
  * handlers. Every wait has a timeout; nothing sleeps. */
+#include "google/protobuf/descriptor.pb-c.h"
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -386,6 +387,18 @@ static fake_call *accept_host(fake_gw *gw, Spawn__Gateway__V1__HostMessage **reg
 	gm.msg_case = SPAWN__GATEWAY__V1__GATEWAY_MESSAGE__MSG_REGISTRATION;
 	gm.registration = &rr;
 	ck_assert(fake_call_send(c, &gm.base, T_MS));
+	/* The generated register functions send the contract's descriptors
+	 * right after the registration (docs/protocol.md, "Contracts"). */
+	Spawn__Gateway__V1__HostMessage *ct = (Spawn__Gateway__V1__HostMessage *)fake_call_recv(
+	    c, &spawn__gateway__v1__host_message__descriptor, T_MS);
+	ck_assert_ptr_nonnull(ct);
+	ck_assert_int_eq(ct->msg_case, SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_CONTRACTS);
+	Google__Protobuf__FileDescriptorSet *fs = google__protobuf__file_descriptor_set__unpack(
+	    NULL, ct->contracts->files.len, ct->contracts->files.data);
+	ck_assert_ptr_nonnull(fs);
+	ck_assert_uint_gt(fs->n_file, 0);
+	google__protobuf__file_descriptor_set__free_unpacked(fs, NULL);
+	protobuf_c_message_free_unpacked(&ct->base, NULL);
 	return c;
 }
 

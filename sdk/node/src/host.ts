@@ -499,6 +499,7 @@ export class ActorHost extends EventEmitter {
   private readonly log: Logger;
   private readonly onRegistered: ((host: ActorHost) => void) | undefined;
   private readonly actors = new Map<string, ActorEntry>();
+  private readonly contracts: Buffer[] = [];
   private readonly inflight = new Set<Promise<void>>();
   private session: Session | undefined;
   private runPromise: Promise<void> | undefined;
@@ -547,6 +548,21 @@ export class ActorHost extends EventEmitter {
   }
 
   // ---- configuration ---------------------------------------------------
+
+  /**
+   * Send the descriptors of a contract this host serves: `set` is a
+   * serialized google.protobuf.FileDescriptorSet (the .proto file and every
+   * file it imports). The gateway then serves each service with the
+   * spawn.actors.actor option as a plain gRPC service and describes it by
+   * server reflection (docs/protocol.md, "Contracts"). The generated
+   * registerX functions call it. Every set added goes, as one, right after
+   * the registration on each stream; a set added twice is sent once.
+   */
+  addContract(set: Uint8Array): this {
+    const b = Buffer.from(set);
+    if (b.length > 0 && !this.contracts.some((c) => c.equals(b))) this.contracts.push(b);
+    return this;
+  }
 
   /**
    * Serve actor `def.name` with `def.actions`. Takes effect at the next
@@ -848,6 +864,9 @@ export class ActorHost extends EventEmitter {
       call.on("end", () => finish());
 
       session.send({ registration: this.registrationRequest() });
+      if (this.contracts.length > 0) {
+        session.send({ contracts: { files: Buffer.concat(this.contracts) } });
+      }
       if (this.stopping) finish();
     });
   }

@@ -334,6 +334,19 @@ SPAWN_API int spawn_host_create(spawn_host **out, const spawn_host_opts *opts);
  * Blocks: no. Thread: any, but not concurrently with run/start. */
 SPAWN_API int spawn_host_add_actor(spawn_host *h, const spawn_actor_def *def);
 
+/* spawn_host_add_contract adds the descriptors of a contract the host
+ * serves: set[0..len) (copied) is a serialized google.protobuf.FileDescriptorSet
+ * (the .proto file and everything it imports). The gateway then serves
+ * each service carrying the spawn.actors.actor option as a plain gRPC
+ * service and describes it by server reflection (docs/protocol.md,
+ * "Contracts"). The code protoc-gen-spawn generates calls it from each
+ * actor's _register function. All sets added go, as one, right after the
+ * registration on every stream; a set added twice is sent once.
+ * Returns SPAWN_OK; SPAWN_EINVAL; SPAWN_ESTATE (the host was started);
+ * SPAWN_ENOMEM. Blocks: no. Thread: any, but not concurrently with
+ * run/start. */
+SPAWN_API int spawn_host_add_contract(spawn_host *h, const void *set, size_t len);
+
 /* spawn_host_run serves on the calling thread until spawn_host_stop:
  *   connect -> send the registration -> gateway accepts (REGISTERED) ->
  *   run invocations on the workers, answer each on the same stream ->

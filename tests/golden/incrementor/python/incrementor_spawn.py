@@ -4,6 +4,7 @@
 Thin shims over spawn_typed (sdk/python), whose docstring says what each
 name does: for each actor X, X_CONTRACT, XClient, XActor and register_x.
 """
+import base64
 from typing import Optional, Tuple
 
 import spawn_client
@@ -11,6 +12,11 @@ import spawn_host
 import spawn_typed
 
 import incrementor_pb2 as incrementor__pb2
+
+# The descriptors of incrementor.proto and its imports (a serialized
+# google.protobuf.FileDescriptorSet): the gateway serves its actors as plain
+# gRPC services and by reflection (docs/protocol.md, "Contracts").
+CONTRACT_DESCRIPTORS = base64.b64decode("CosCChFpbmNyZW1lbnRvci5wcm90bxIUZXhhbXBsZXMuaW5jcmVtZW50b3IaHXNwYXduL2FjdG9ycy9leHRlbnNpb25zLnByb3RvIh0KBVN0YXRlEhQKBXRvdGFsGAEgASgDUgV0b3RhbCIbCgNBZGQSFAoFdmFsdWUYASABKANSBXZhbHVlIh0KBVRvdGFsEhQKBXRvdGFsGAEgASgDUgV0b3RhbDJeCgtJbmNyZW1lbnRvchI9CgNBZGQSGS5leGFtcGxlcy5pbmNyZW1lbnRvci5BZGQaGy5leGFtcGxlcy5pbmNyZW1lbnRvci5Ub3RhbBoQguHTEgsKBVN0YXRlEAFIAWIGcHJvdG8z")
 
 
 # ---- Actor Incrementor (service examples.incrementor.Incrementor) ----
@@ -53,5 +59,6 @@ class IncrementorActor:
 def register_incrementor(host: spawn_host.ActorHost,
         impl: IncrementorActor) -> spawn_host.ActorHost:
     """Declare actor Incrementor on host with the settings of its contract,
-    its actions served by impl."""
+    its actions served by impl; its contract's descriptors go to the gateway."""
+    host.add_contract(CONTRACT_DESCRIPTORS)
     return spawn_typed.register_actor(host, impl, INCREMENTOR_CONTRACT)

@@ -6,6 +6,13 @@
 // name does. For each actor X: XContract, XClient, XHandlers, registerX.
 import * as spawn from "@spawn-gateway/sdk";
 
+/**
+ * The descriptors of incrementor.proto and its imports (a serialized
+ * google.protobuf.FileDescriptorSet): the gateway serves its actors as plain
+ * gRPC services and by reflection (docs/protocol.md, "Contracts").
+ */
+export const contractDescriptors: Uint8Array = Buffer.from("CosCChFpbmNyZW1lbnRvci5wcm90bxIUZXhhbXBsZXMuaW5jcmVtZW50b3IaHXNwYXduL2FjdG9ycy9leHRlbnNpb25zLnByb3RvIh0KBVN0YXRlEhQKBXRvdGFsGAEgASgDUgV0b3RhbCIbCgNBZGQSFAoFdmFsdWUYASABKANSBXZhbHVlIh0KBVRvdGFsEhQKBXRvdGFsGAEgASgDUgV0b3RhbDJeCgtJbmNyZW1lbnRvchI9CgNBZGQSGS5leGFtcGxlcy5pbmNyZW1lbnRvci5BZGQaGy5leGFtcGxlcy5pbmNyZW1lbnRvci5Ub3RhbBoQguHTEgsKBVN0YXRlEAFIAWIGcHJvdG8z", "base64");
+
 // ---- message types ----
 
 const spawnTypes = new spawn.TypeSet([
@@ -69,5 +76,6 @@ export interface IncrementorHandlers {
 
 /** Declares actor Incrementor on host with the settings of its contract, served by handlers. */
 export function registerIncrementor(host: spawn.ActorHost, handlers: IncrementorHandlers): spawn.ActorHost {
+  host.addContract(contractDescriptors);
   return spawn.registerActor(host, IncrementorContract, handlers);
 }

@@ -4,9 +4,15 @@
 Thin shims over spawn_typed (sdk/python), whose docstring says what each
 name does: for each actor X, X_CONTRACT, XClient, XActor and register_x.
 """
+import base64
 from typing import Optional, Tuple
 
 import spawn_client
 import spawn_host
 import spawn_typed
 
+
+# The descriptors of common.proto and its imports (a serialized
+# google.protobuf.FileDescriptorSet): the gateway serves its actors as plain
+# gRPC services and by reflection (docs/protocol.md, "Contracts").
+CONTRACT_DESCRIPTORS = base64.b64decode("CuMBCgxjb21tb24ucHJvdG8SE2dvbGRlbi5jb21tb25fdHlwZXMiOQoFTW9uZXkSGgoIY3VycmVuY3kYASABKAlSCGN1cnJlbmN5EhQKBXVuaXRzGAIgASgDUgV1bml0cyoyCgVDb2xvchIVChFDT0xPUl9VTlNQRUNJRklFRBAAEgcKA1JFRBABEgkKBUdSRUVOEAIyRwoFUGxhaW4SPgoEUGluZxIaLmdvbGRlbi5jb21tb25fdHlwZXMuTW9uZXkaGi5nb2xkZW4uY29tbW9uX3R5cGVzLk1vbmV5YgZwcm90bzM=")

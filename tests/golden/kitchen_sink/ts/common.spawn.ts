@@ -6,6 +6,13 @@
 // name does. For each actor X: XContract, XClient, XHandlers, registerX.
 import * as spawn from "@spawn-gateway/sdk";
 
+/**
+ * The descriptors of common.proto and its imports (a serialized
+ * google.protobuf.FileDescriptorSet): the gateway serves its actors as plain
+ * gRPC services and by reflection (docs/protocol.md, "Contracts").
+ */
+export const contractDescriptors: Uint8Array = Buffer.from("CuMBCgxjb21tb24ucHJvdG8SE2dvbGRlbi5jb21tb25fdHlwZXMiOQoFTW9uZXkSGgoIY3VycmVuY3kYASABKAlSCGN1cnJlbmN5EhQKBXVuaXRzGAIgASgDUgV1bml0cyoyCgVDb2xvchIVChFDT0xPUl9VTlNQRUNJRklFRBAAEgcKA1JFRBABEgkKBUdSRUVOEAIyRwoFUGxhaW4SPgoEUGluZxIaLmdvbGRlbi5jb21tb25fdHlwZXMuTW9uZXkaGi5nb2xkZW4uY29tbW9uX3R5cGVzLk1vbmV5YgZwcm90bzM=", "base64");
+
 // ---- message types ----
 
 const spawnTypes = new spawn.TypeSet([

@@ -4,6 +4,7 @@
 Thin shims over spawn_typed (sdk/python), whose docstring says what each
 name does: for each actor X, X_CONTRACT, XClient, XActor and register_x.
 """
+import base64
 from typing import Optional, Tuple
 
 import spawn_client
@@ -11,6 +12,11 @@ import spawn_host
 import spawn_typed
 
 import multi_pb2 as multi__pb2
+
+# The descriptors of multi.proto and its imports (a serialized
+# google.protobuf.FileDescriptorSet): the gateway serves its actors as plain
+# gRPC services and by reflection (docs/protocol.md, "Contracts").
+CONTRACT_DESCRIPTORS = base64.b64decode("CpgECgttdWx0aS5wcm90bxodc3Bhd24vYWN0b3JzL2V4dGVuc2lvbnMucHJvdG8iFQoFQ291bnQSDAoBbhgBIAEoA1IBbiIXCgVEZWx0YRIOCgJieRgBIAEoA1ICYnkiKwoDSm9iEg4KAmlkGAEgASgJUgJpZBIUCgVpbnB1dBgCIAEoDFIFaW5wdXQiMwoJSm9iUmVzdWx0Eg4KAmlkGAEgASgJUgJpZBIWCgZvdXRwdXQYAiABKAxSBm91dHB1dCI6CgxTZXNzaW9uU3RhdGUSEgoEdXNlchgBIAEoCVIEdXNlchIWCgZldmVudHMYAiADKAlSBmV2ZW50cyIbCgVFdmVudBISCgR3aGF0GAEgASgJUgR3aGF0MmMKB0NvdW50ZXISGwoJSW5jcmVtZW50EgYuRGVsdGEaBi5Db3VudBIVCgNHZXQSBi5EZWx0YRoGLkNvdW50GiSC4dMSAhABguHTEgcKBUNvdW50guHTEgQYsOoBguHTEgMg6AcyKgoGV29ya2VyEhcKA1J1bhIELkpvYhoKLkpvYlJlc3VsdBoHguHTEgJIAzJDCgdTZXNzaW9uEh8KBlJlY29yZBIGLkV2ZW50Gg0uU2Vzc2lvblN0YXRlGheC4dMSEgoMU2Vzc2lvblN0YXRlEAFIAjIhCgZIZWFsdGgSFwoFQ2hlY2sSBi5FdmVudBoGLkV2ZW50YgZwcm90bzM=")
 
 
 # ---- Actor Counter (service Counter) ----
@@ -66,7 +72,8 @@ class CounterActor:
 def register_counter(host: spawn_host.ActorHost,
         impl: CounterActor) -> spawn_host.ActorHost:
     """Declare actor Counter on host with the settings of its contract,
-    its actions served by impl."""
+    its actions served by impl; its contract's descriptors go to the gateway."""
+    host.add_contract(CONTRACT_DESCRIPTORS)
     return spawn_typed.register_actor(host, impl, COUNTER_CONTRACT)
 
 
@@ -110,7 +117,8 @@ class SessionActor:
 def register_session(host: spawn_host.ActorHost,
         impl: SessionActor) -> spawn_host.ActorHost:
     """Declare actor Session on host with the settings of its contract,
-    its actions served by impl."""
+    its actions served by impl; its contract's descriptors go to the gateway."""
+    host.add_contract(CONTRACT_DESCRIPTORS)
     return spawn_typed.register_actor(host, impl, SESSION_CONTRACT)
 
 
@@ -152,5 +160,6 @@ class WorkerActor:
 def register_worker(host: spawn_host.ActorHost,
         impl: WorkerActor) -> spawn_host.ActorHost:
     """Declare actor Worker on host with the settings of its contract,
-    its actions served by impl."""
+    its actions served by impl; its contract's descriptors go to the gateway."""
+    host.add_contract(CONTRACT_DESCRIPTORS)
     return spawn_typed.register_actor(host, impl, WORKER_CONTRACT)

@@ -6,6 +6,13 @@
 // name does. For each actor X: XContract, XClient, XHandlers, registerX.
 import * as spawn from "@spawn-gateway/sdk";
 
+/**
+ * The descriptors of multi.proto and its imports (a serialized
+ * google.protobuf.FileDescriptorSet): the gateway serves its actors as plain
+ * gRPC services and by reflection (docs/protocol.md, "Contracts").
+ */
+export const contractDescriptors: Uint8Array = Buffer.from("CpgECgttdWx0aS5wcm90bxodc3Bhd24vYWN0b3JzL2V4dGVuc2lvbnMucHJvdG8iFQoFQ291bnQSDAoBbhgBIAEoA1IBbiIXCgVEZWx0YRIOCgJieRgBIAEoA1ICYnkiKwoDSm9iEg4KAmlkGAEgASgJUgJpZBIUCgVpbnB1dBgCIAEoDFIFaW5wdXQiMwoJSm9iUmVzdWx0Eg4KAmlkGAEgASgJUgJpZBIWCgZvdXRwdXQYAiABKAxSBm91dHB1dCI6CgxTZXNzaW9uU3RhdGUSEgoEdXNlchgBIAEoCVIEdXNlchIWCgZldmVudHMYAiADKAlSBmV2ZW50cyIbCgVFdmVudBISCgR3aGF0GAEgASgJUgR3aGF0MmMKB0NvdW50ZXISGwoJSW5jcmVtZW50EgYuRGVsdGEaBi5Db3VudBIVCgNHZXQSBi5EZWx0YRoGLkNvdW50GiSC4dMSAhABguHTEgcKBUNvdW50guHTEgQYsOoBguHTEgMg6AcyKgoGV29ya2VyEhcKA1J1bhIELkpvYhoKLkpvYlJlc3VsdBoHguHTEgJIAzJDCgdTZXNzaW9uEh8KBlJlY29yZBIGLkV2ZW50Gg0uU2Vzc2lvblN0YXRlGheC4dMSEgoMU2Vzc2lvblN0YXRlEAFIAjIhCgZIZWFsdGgSFwoFQ2hlY2sSBi5FdmVudBoGLkV2ZW50YgZwcm90bzM=", "base64");
+
 // ---- message types ----
 
 const spawnTypes = new spawn.TypeSet([
@@ -101,6 +108,7 @@ export interface CounterHandlers {
 
 /** Declares actor Counter on host with the settings of its contract, served by handlers. */
 export function registerCounter(host: spawn.ActorHost, handlers: CounterHandlers): spawn.ActorHost {
+  host.addContract(contractDescriptors);
   return spawn.registerActor(host, CounterContract, handlers);
 }
 
@@ -141,6 +149,7 @@ export interface SessionHandlers {
 
 /** Declares actor Session on host with the settings of its contract, served by handlers. */
 export function registerSession(host: spawn.ActorHost, handlers: SessionHandlers): spawn.ActorHost {
+  host.addContract(contractDescriptors);
   return spawn.registerActor(host, SessionContract, handlers);
 }
 
@@ -180,5 +189,6 @@ export interface WorkerHandlers {
 
 /** Declares actor Worker on host with the settings of its contract, served by handlers. */
 export function registerWorker(host: spawn.ActorHost, handlers: WorkerHandlers): spawn.ActorHost {
+  host.addContract(contractDescriptors);
   return spawn.registerActor(host, WorkerContract, handlers);
 }
