@@ -485,85 +485,19 @@ static void handle_invoke(gw_spawnapi *a, gw_http_req *req)
 
 /* ---- spawn ------------------------------------------------------------------------ */
 
-typedef struct spawn_ctx {
-	gw_http_req *req; /* NULL once answered with an error */
-	pthread_mutex_t mu;
-	size_t pending;
-	gw_err err;
-	char msg[300];
-} spawn_ctx;
-
-static void spawn_put_done(void *arg, gw_err err)
+/* spawned: the runtime ran the SpawnRequest (gw_runtime_spawn_request). */
+static void spawned(void *user, gw_err err, const char *msg)
 {
-	spawn_ctx *x = arg;
-	pthread_mutex_lock(&x->mu);
-	if (err && !x->err)
-		x->err = err;
-	bool last = --x->pending == 0;
-	pthread_mutex_unlock(&x->mu);
-	if (!last)
-		return;
-	if (x->req && x->err) {
-		reply_error(x->req, K_SPAWN, 500, spawn_status_of(x->err),
-		            x->err == GW_EFULL && x->msg[0] ? x->msg
-		            : x->err == GW_ENOTFOUND
-		                ? "the requested revision is not kept"
-		                : "the instances could not be recorded or restored");
-	} else if (x->req) {
-		Spawn__RequestStatus st = SPAWN__REQUEST_STATUS__INIT;
-		st.status = SPAWN__STATUS__OK;
-		Spawn__SpawnResponse resp = SPAWN__SPAWN_RESPONSE__INIT;
-		resp.status = &st;
-		reply_pb(x->req, 200, &resp.base);
-	}
-	pthread_mutex_destroy(&x->mu);
-	free(x);
-}
-
-static void spawn_known(void *arg, gw_err err)
-{
-	spawn_put_done(arg, err == GW_ENOTFOUND ? GW_EFULL : err);
-}
-
-static void spawn_restore_done(gw_inv *inv)
-{
-	spawn_ctx *x = inv->user;
-	gw_err err = inv->err;
-	gw_inv_destroy(inv);
-	spawn_put_done(x, err);
-}
-
-/* spawn_restore runs a restore turn for one instance (?revision=). */
-static void spawn_restore(gw_spawnapi *a, spawn_ctx *x, const char *system, const char *name,
-                          uint64_t revision)
-{
-	gw_inv *inv = gw_inv_create(0);
-	spawn_arena *ar = inv ? &inv->arena : NULL;
-	Spawn__InvocationRequest *iq = ar ? spawn_arena_alloc(ar, sizeof *iq) : NULL;
-	Spawn__Actors__ActorSystem *sys = iq ? spawn_arena_alloc(ar, sizeof *sys) : NULL;
-	Spawn__Actors__Actor *act = sys ? spawn_arena_alloc(ar, sizeof *act) : NULL;
-	Spawn__Actors__ActorId *id = act ? spawn_arena_alloc(ar, sizeof *id) : NULL;
-	if (!id) {
-		gw_inv_destroy(inv);
-		spawn_put_done(x, GW_ENOMEM);
+	gw_http_req *req = user;
+	if (err) {
+		reply_error(req, K_SPAWN, 500, spawn_status_of(err), msg);
 		return;
 	}
-	spawn__invocation_request__init(iq);
-	spawn__actors__actor_system__init(sys);
-	spawn__actors__actor__init(act);
-	spawn__actors__actor_id__init(id);
-	sys->name = spawn_arena_strdup(ar, system);
-	id->name = spawn_arena_strdup(ar, name);
-	id->system = sys->name;
-	act->id = id;
-	iq->system = sys;
-	iq->actor = act;
-	inv->req = iq;
-	inv->kind = GW_INV_RESTORE;
-	inv->restore_rev = revision;
-	inv->done = spawn_restore_done;
-	inv->user = x;
-	gw_runtime_invoke(a->rt, inv);
+	Spawn__RequestStatus st = SPAWN__REQUEST_STATUS__INIT;
+	st.status = SPAWN__STATUS__OK;
+	Spawn__SpawnResponse resp = SPAWN__SPAWN_RESPONSE__INIT;
+	resp.status = &st;
+	reply_pb(req, 200, &resp.base);
 }
 
 static void handle_spawn(gw_spawnapi *a, gw_http_req *req)
@@ -588,80 +522,9 @@ static void handle_spawn(gw_spawnapi *a, gw_http_req *req)
 		}
 		revision = v;
 	}
-	spawn_ctx *x = calloc(1, sizeof *x);
-	if (!x) {
-		protobuf_c_message_free_unpacked(&rq->base, NULL);
-		reply_error(req, K_SPAWN, 500, SPAWN__STATUS__ERROR, "out of memory");
-		return;
-	}
-	x->req = req;
-	pthread_mutex_init(&x->mu, NULL);
-	x->pending = 1; /* held until every put is queued */
-	char msg[512] = "";
-	gw_err bad = GW_OK;
-	if (!rq->n_actors) {
-		bad = GW_EINVAL;
-		snprintf(msg, sizeof msg, "SpawnRequest names no actors");
-	}
-	for (size_t i = 0; i < rq->n_actors && !bad; i++) {
-		Spawn__Actors__ActorId *id = rq->actors[i];
-		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] ||
-		    !id->parent || !id->parent[0]) {
-			bad = GW_EINVAL;
-			snprintf(msg, sizeof msg,
-			         "actors[%zu]: name, system and parent are required", i);
-		}
-	}
-	gw_persist *p = gw_runtime_persist(a->rt);
-	for (size_t i = 0; i < rq->n_actors && !bad; i++) {
-		Spawn__Actors__ActorId *id = rq->actors[i];
-		bool created = false;
-		char qmsg[300];
-		gw_err err = gw_runtime_spawn(a->rt, id->system, id->name, id->parent, &created,
-		                              qmsg, sizeof qmsg);
-		if (err == GW_EFULL) {
-			pthread_mutex_lock(&x->mu);
-			x->pending++;
-			if (!x->msg[0])
-				snprintf(x->msg, sizeof x->msg, "actors[%zu]: %.250s", i, qmsg);
-			pthread_mutex_unlock(&x->mu);
-			if (gw_runtime_find_instance(a->rt, id->system, id->name, spawn_known, x) !=
-			    GW_OK)
-				spawn_put_done(x, GW_ENOMEM);
-			continue;
-		}
-		if (err) {
-			bad = err;
-			snprintf(msg, sizeof msg, "actors[%zu] '%s': %s", i, id->name,
-			         err == GW_ENOTFOUND ? "no such parent actor in that system"
-			         : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
-			                             : gw_strerror(err));
-			break;
-		}
-		if (created) {
-			pthread_mutex_lock(&x->mu);
-			x->pending++;
-			pthread_mutex_unlock(&x->mu);
-			if (gw_persist_instance_put(p, id->system, id->name, id->parent,
-			                            spawn_put_done, x) != GW_OK)
-				spawn_put_done(x, GW_ENOMEM);
-		}
-		if (revision > 0) {
-			pthread_mutex_lock(&x->mu);
-			x->pending++;
-			pthread_mutex_unlock(&x->mu);
-			spawn_restore(a, x, id->system, id->name, (uint64_t)revision);
-		}
-	}
+	gw_runtime_spawn_request(a->rt, rq->actors, rq->n_actors,
+	                         revision > 0 ? (uint64_t)revision : 0, spawned, req);
 	protobuf_c_message_free_unpacked(&rq->base, NULL);
-	if (bad) {
-		/* Refused: puts already queued still finish; the answer is the error. */
-		pthread_mutex_lock(&x->mu);
-		x->req = NULL;
-		pthread_mutex_unlock(&x->mu);
-		reply_error(req, K_SPAWN, 500, spawn_status_of(bad), msg);
-	}
-	spawn_put_done(x, GW_OK);
 }
 
 /* ---- routing ---------------------------------------------------------------------- */

@@ -337,6 +337,23 @@ gw_err gw_runtime_find_instance(gw_runtime *rt, const char *system, const char *
 gw_err gw_runtime_spawn(gw_runtime *rt, const char *system, const char *name, const char *parent,
                         bool *created, char *msg, size_t n);
 
+/* Completion of gw_runtime_spawn_request: err GW_OK (every instance
+ * exists, is recorded, and restored when asked), or the first error with
+ * msg (borrowed for the call): GW_EINVAL (a malformed request, a parent
+ * that is not UNNAMED or a name taken), GW_ENOTFOUND (no such parent; with
+ * a revision: not kept), GW_EFULL (the instance quota), GW_ENOMEM, the
+ * store's errors. Any thread, no runtime lock held. */
+typedef void (*gw_spawn_done_fn)(void *user, gw_err err, const char *msg);
+
+/* gw_runtime_spawn_request runs a SpawnRequest (design note in
+ * spawnreq.c): each id (borrowed for the call) becomes an instance of its
+ * parent (gw_runtime_spawn, within the quota), a new one is recorded in
+ * the statestore before done runs, and with revision > 0 each is restored
+ * to that revision by a turn. done runs exactly once, possibly before this
+ * returns. The caller authorizes the ids first. */
+void gw_runtime_spawn_request(gw_runtime *rt, Spawn__Actors__ActorId *const *ids, size_t n,
+                              uint64_t revision, gw_spawn_done_fn done, void *user);
+
 /* gw_runtime_schedule_id admits a scheduled invocation of system due at
  * due_ms (Unix ms): GW_EINVAL when due_ms is farther ahead than
  * max_schedule_ahead_ms, GW_EFULL when the system has max_schedules stored;

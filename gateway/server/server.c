@@ -662,101 +662,26 @@ static void handle_ping(gwi_ucall *c)
 	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &r.base);
 }
 
+/* spawned: the runtime ran the SpawnRequest (gw_runtime_spawn_request). */
+static void spawned(void *user, gw_err err, const char *msg)
+{
+	gwi_ucall *c = user;
+	if (err) {
+		gwi_ucall_reply(c, gw_err_status(err), msg, NULL);
+		return;
+	}
+	Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
+	status.status = SPAWN__STATUS__OK;
+	Spawn__SpawnResponse resp = SPAWN__SPAWN_RESPONSE__INIT;
+	resp.status = &status;
+	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+}
+
 /* handle_spawn creates instances of UNNAMED actors: each ActorId names
  * the instance (name, system) and its template (parent). New instances are
  * recorded in the statestore before the answer, so they survive restarts;
- * creating an existing instance again is a no-op. */
-typedef struct spawn_ctx {
-	gwi_ucall *c; /* NULL once answered with an error */
-	pthread_mutex_t mu;
-	size_t pending;
-	gw_err err;
-	char msg[300]; /* with err GW_EFULL: the quota's message */
-} spawn_ctx;
-
-static void spawn_put_done(void *arg, gw_err err)
-{
-	spawn_ctx *x = arg;
-	pthread_mutex_lock(&x->mu);
-	if (err && !x->err)
-		x->err = err;
-	bool last = --x->pending == 0;
-	pthread_mutex_unlock(&x->mu);
-	if (!last)
-		return;
-	if (x->c && x->err) {
-		gwi_ucall_reply(x->c, gw_err_status(x->err),
-		                x->err == GW_EFULL && x->msg[0] ? x->msg
-		                : x->err == GW_ENOTFOUND
-		                    ? "the requested revision is not kept"
-		                    : "the instances could not be recorded or restored",
-		                NULL);
-	} else if (x->c) {
-		Spawn__RequestStatus status = SPAWN__REQUEST_STATUS__INIT;
-		status.status = SPAWN__STATUS__OK;
-		Spawn__SpawnResponse resp = SPAWN__SPAWN_RESPONSE__INIT;
-		resp.status = &status;
-		gwi_ucall_reply(x->c, GRPC_STATUS_OK, NULL, &resp.base);
-	}
-	pthread_mutex_destroy(&x->mu);
-	free(x);
-}
-
-/* spawn_known: an instance over the quota was looked up in the store: one
- * recorded before a restart is fine (now registered), else the quota
- * refuses it. */
-static void spawn_known(void *arg, gw_err err)
-{
-	spawn_put_done(arg, err == GW_ENOTFOUND ? GW_EFULL : err);
-}
-
-/* spawn_restore_done: one instance's restore turn finished. */
-static void spawn_restore_done(gw_inv *inv)
-{
-	spawn_ctx *x = inv->user;
-	if (inv->err)
-		GW_WARN("Spawn: restoring %s to revision %llu failed: %s",
-		        inv->req->actor->id->name, (unsigned long long)inv->restore_rev,
-		        inv->msg[0] ? inv->msg : gw_strerror(inv->err));
-	gw_err err = inv->err;
-	gw_inv_destroy(inv);
-	spawn_put_done(x, err);
-}
-
-/* spawn_restore runs a restore turn (as Admin.Restore does) for one
- * instance named by a SpawnRequest with a revision. */
-static void spawn_restore(gwi_ucall *c, spawn_ctx *x, const char *system, const char *name,
-                          uint64_t revision)
-{
-	gw_inv *inv = gw_inv_create(0);
-	spawn_arena *a = inv ? &inv->arena : NULL;
-	Spawn__InvocationRequest *iq = a ? spawn_arena_alloc(a, sizeof *iq) : NULL;
-	Spawn__Actors__ActorSystem *sys = iq ? spawn_arena_alloc(a, sizeof *sys) : NULL;
-	Spawn__Actors__Actor *act = sys ? spawn_arena_alloc(a, sizeof *act) : NULL;
-	Spawn__Actors__ActorId *id = act ? spawn_arena_alloc(a, sizeof *id) : NULL;
-	if (!id) {
-		gw_inv_destroy(inv);
-		spawn_put_done(x, GW_ENOMEM);
-		return;
-	}
-	spawn__invocation_request__init(iq);
-	spawn__actors__actor_system__init(sys);
-	spawn__actors__actor__init(act);
-	spawn__actors__actor_id__init(id);
-	sys->name = spawn_arena_strdup(a, system);
-	id->name = spawn_arena_strdup(a, name);
-	id->system = sys->name;
-	act->id = id;
-	iq->system = sys;
-	iq->actor = act;
-	inv->req = iq;
-	inv->kind = GW_INV_RESTORE;
-	inv->restore_rev = revision;
-	inv->done = spawn_restore_done;
-	inv->user = x;
-	gw_runtime_invoke(c->srv->rt, inv);
-}
-
+ * creating an existing instance again is a no-op. Every instance is
+ * authorized before any is created. */
 static void handle_spawn(gwi_ucall *c)
 {
 	ProtobufCMessage *m = NULL;
@@ -771,84 +696,19 @@ static void handle_spawn(gwi_ucall *c)
 	Spawn__SpawnRequest *rq = (Spawn__SpawnRequest *)m;
 	char msg[512] = "";
 	grpc_status_code code = GRPC_STATUS_OK;
-	spawn_ctx *x = calloc(1, sizeof *x);
-	if (!x) {
-		protobuf_c_message_free_unpacked(m, NULL);
-		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-		return;
-	}
-	x->c = c;
-	pthread_mutex_init(&x->mu, NULL);
-	x->pending = 1; /* held until every put is queued */
-	if (rq->n_actors == 0) {
-		code = GRPC_STATUS_INVALID_ARGUMENT;
-		snprintf(msg, sizeof msg, "SpawnRequest names no actors");
-	}
-	gw_persist *p = gw_runtime_persist(c->srv->rt);
-	/* Every instance is authorized before any is created. */
 	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
 		Spawn__Actors__ActorId *id = rq->actors[i];
-		if (!id || !id->name || !id->name[0] || !id->system || !id->system[0] ||
-		    !id->parent || !id->parent[0]) {
-			code = GRPC_STATUS_INVALID_ARGUMENT;
-			snprintf(msg, sizeof msg,
-			         "actors[%zu]: name, system and parent are required", i);
-			break;
-		}
-		code = gwi_authorize_invoke(c, id->system, id->name, id->parent, NULL, msg,
-		                            sizeof msg, NULL, NULL);
+		if (id && id->name && id->name[0] && id->system && id->system[0] && id->parent &&
+		    id->parent[0]) /* malformed ones: the runtime says which */
+			code = gwi_authorize_invoke(c, id->system, id->name, id->parent, NULL, msg,
+			                            sizeof msg, NULL, NULL);
 	}
-	for (size_t i = 0; i < rq->n_actors && code == GRPC_STATUS_OK; i++) {
-		Spawn__Actors__ActorId *id = rq->actors[i];
-		bool created = false;
-		char qmsg[300];
-		gw_err err = gw_runtime_spawn(c->srv->rt, id->system, id->name, id->parent,
-		                              &created, qmsg, sizeof qmsg);
-		if (err == GW_EFULL) {
-			/* Over the quota, unless the store has it from before a
-			 * restart (the registry learns of those on first use). */
-			pthread_mutex_lock(&x->mu);
-			x->pending++;
-			if (!x->msg[0])
-				snprintf(x->msg, sizeof x->msg, "actors[%zu]: %.250s", i, qmsg);
-			pthread_mutex_unlock(&x->mu);
-			if (gw_runtime_find_instance(c->srv->rt, id->system, id->name, spawn_known,
-			                             x) != GW_OK)
-				spawn_put_done(x, GW_ENOMEM);
-			continue;
-		}
-		if (err) {
-			code = gw_err_status(err);
-			snprintf(msg, sizeof msg, "actors[%zu] '%s': %s", i, id->name,
-			         err == GW_ENOTFOUND ? "no such parent actor in that system"
-			         : err == GW_EINVAL  ? "parent is not UNNAMED, or the name is taken"
-			                             : gw_strerror(err));
-			break;
-		}
-		if (created) {
-			pthread_mutex_lock(&x->mu);
-			x->pending++;
-			pthread_mutex_unlock(&x->mu);
-			if (gw_persist_instance_put(p, id->system, id->name, id->parent,
-			                            spawn_put_done, x) != GW_OK)
-				spawn_put_done(x, GW_ENOMEM);
-		}
-		if (rq->revision > 0) {
-			pthread_mutex_lock(&x->mu);
-			x->pending++;
-			pthread_mutex_unlock(&x->mu);
-			spawn_restore(c, x, id->system, id->name, (uint64_t)rq->revision);
-		}
-	}
-	protobuf_c_message_free_unpacked(m, NULL);
-	if (code != GRPC_STATUS_OK) {
-		/* Refused: puts already queued still finish; the answer is the error. */
-		pthread_mutex_lock(&x->mu);
-		x->c = NULL;
-		pthread_mutex_unlock(&x->mu);
+	if (code != GRPC_STATUS_OK)
 		gwi_ucall_reply(c, code, msg, NULL);
-	}
-	spawn_put_done(x, GW_OK);
+	else
+		gw_runtime_spawn_request(c->srv->rt, rq->actors, rq->n_actors,
+		                         rq->revision > 0 ? (uint64_t)rq->revision : 0, spawned, c);
+	protobuf_c_message_free_unpacked(m, NULL);
 }
 
 void gwi_ucall_adopt(gw_server *s, gwi_cq *q, grpc_call *call, gpr_timespec deadline,
