@@ -17,14 +17,16 @@
 # Environment:
 #   SPAWN_CLUSTER_DIR    state, logs and the database (default .cluster)
 #   SPAWN_CLUSTER_PORT   the first gateway's port; the others follow
-#                        (default 8091: 8091, 8092, 8093)
+#                        (default 8091: 8091, 8092, 8093; a port in use,
+#                        or taken before the gateway binds it, is skipped
+#                        and the start says so)
 #   SPAWN_CLUSTER_SIZE   how many gateways (default 3)
 #   SPAWN_HEARTBEAT_MS, SPAWN_MEMBER_TIMEOUT_MS   passed as --heartbeat-ms
 #                        and --member-timeout-ms (default 1000 and 5000)
 #
 # Files under SPAWN_CLUSTER_DIR: gwN.out / gwN.log (stdout / log of gateway
-# N), hostN.out, pids ("role name pid" per line), key (the state key all
-# members share, mode 0600), db/ (the PostgreSQL server: db/postgres.log).
+# N), hostN.out, pids ("role name pid" per line; a gateway's line adds the
+# port it listens on), key (the state key all members share, mode 0600), db/ (the PostgreSQL server: db/postgres.log).
 # The state survives a stop: start again and keep counting.
 set -euo pipefail
 
@@ -66,7 +68,7 @@ wait_gone() {
 stop_role() {
 	local role=$1 secs=$2 r name pid pids=()
 	[ -f "$DIR/pids" ] || return 0
-	while read -r r name pid; do
+	while read -r r name pid _; do
 		[ "$r" = "$role" ] || continue
 		local bin=spawn-gateway
 		[ "$role" = host ] && bin=incrementor-host
@@ -104,7 +106,7 @@ status() {
 		return 0
 	}
 	local r name pid bin
-	while read -r r name pid; do
+	while read -r r name pid _; do
 		bin=spawn-gateway
 		[ "$r" = host ] && bin=incrementor-host
 		if alive "$pid" "$bin"; then echo "$name (pid $pid) running"; else echo "$name (pid $pid) not running"; fi
@@ -156,15 +158,12 @@ start() {
 	mkdir -p "$DIR"
 	if [ -f "$DIR/pids" ]; then
 		local r name pid
-		while read -r r name pid; do
+		while read -r r name pid _; do
 			alive "$pid" spawn-gateway && die "a cluster is running already ($name, pid $pid): $0 stop"
 		done <"$DIR/pids"
 		rm -f "$DIR/pids"
 	fi
 	local i
-	for i in $(seq 1 "$SIZE"); do
-		port_free $((BASE + i - 1)) || die "port $((BASE + i - 1)) is in use: set SPAWN_CLUSTER_PORT"
-	done
 
 	# From here leaving for any reason (a failure, Ctrl-C, the gateways
 	# gone) stops what was started; only a detached start that is ready
@@ -187,19 +186,39 @@ start() {
 	key=$(cat "$DIR/key")
 
 	: >"$DIR/pids"
-	local port pid
+	local port pid tries ports=()
+	# The ports were free when checked, but another process may bind one
+	# before the gateway does: a start that fails on "address is in use"
+	# moves to the next free port (up to 20 times) and says so. The port
+	# each gateway got is the 4th field of its line in the pids file.
+	port=$((BASE - 1))
 	for i in $(seq 1 "$SIZE"); do
-		port=$((BASE + i - 1))
-		: >"$DIR/gw$i.out"
-		SPAWN_STATESTORE_KEY=$key setsid "$gw" --listen "127.0.0.1:$port" \
-			--advertise "127.0.0.1:$port" --heartbeat-ms "$HEARTBEAT" \
-			--member-timeout-ms "$TIMEOUT" --statestore "$url" \
-			</dev/null >"$DIR/gw$i.out" 2>"$DIR/gw$i.log" &
-		pid=$!
-		echo "gateway gw$i $pid" >>"$DIR/pids"
-		wait_line "$DIR/gw$i.out" '^listening' "$pid" 30 ||
+		tries=0
+		while :; do
+			port=$((port + 1))
+			[ $port -le 65535 ] || die "no free port from $BASE up: set SPAWN_CLUSTER_PORT"
+			if ! port_free "$port"; then
+				say "port $port is in use: gw$i takes the next one"
+				continue
+			fi
+			: >"$DIR/gw$i.out"
+			SPAWN_STATESTORE_KEY=$key setsid "$gw" --listen "127.0.0.1:$port" \
+				--advertise "127.0.0.1:$port" --heartbeat-ms "$HEARTBEAT" \
+				--member-timeout-ms "$TIMEOUT" --statestore "$url" \
+				</dev/null >"$DIR/gw$i.out" 2>"$DIR/gw$i.log" &
+			pid=$!
+			echo "gateway gw$i $pid $port" >>"$DIR/pids"
+			wait_line "$DIR/gw$i.out" '^listening' "$pid" 30 && break
+			if ! kill -0 "$pid" 2>/dev/null && grep -q 'address is in use' "$DIR/gw$i.log" &&
+				[ $((tries += 1)) -lt 20 ]; then
+				say "gw$i: 127.0.0.1:$port was taken before the gateway bound it; trying the next port"
+				sed -i "/^gateway gw$i $pid /d" "$DIR/pids"
+				continue
+			fi
 			die "gateway gw$i did not start; its log, $DIR/gw$i.log, ends with:
 $(tail -5 "$DIR/gw$i.log")"
+		done
+		ports+=("$port")
 		say "gw$i listening on 127.0.0.1:$port (pid $pid)"
 	done
 	# Ready once each is an ACTIVE member of the view ("member ID joined").
@@ -211,7 +230,7 @@ $(tail -5 "$DIR/gw$i.log")"
 	done
 	say "every gateway joined the cluster"
 	for i in $(seq 1 "$SIZE"); do
-		port=$((BASE + i - 1))
+		port=${ports[$((i - 1))]}
 		setsid "$host" --gateway "127.0.0.1:$port" </dev/null >"$DIR/host$i.out" 2>&1 &
 		pid=$!
 		echo "host host$i $pid" >>"$DIR/pids"
@@ -220,13 +239,13 @@ $(tail -5 "$DIR/gw$i.log")"
 $(tail -5 "$DIR/host$i.out")"
 	done
 
-	local last=$((BASE + SIZE - 1))
+	local first=${ports[0]} last=${ports[$((SIZE - 1))]}
 	cat <<MSG
 
-  $SIZE gateways in one cluster on 127.0.0.1:$BASE..$last (PostgreSQL: $DIR/db),
+  $SIZE gateways in one cluster on 127.0.0.1 ports ${ports[*]} (PostgreSQL: $DIR/db),
   each with an Incrementor host. Call the actor through any member:
 
-      $client --gateway 127.0.0.1:$BASE --actor incrementor add 1
+      $client --gateway 127.0.0.1:$first --actor incrementor add 1
       $client --gateway 127.0.0.1:$last --actor incrementor add 1
 
   Each gateway's log shows the membership view (grep 'cluster: view'
@@ -241,7 +260,7 @@ MSG
 	fi
 	# Foreground: until Ctrl-C, or until every gateway is gone.
 	local pids=()
-	while read -r _ name pid; do pids+=("$pid"); done < <(grep '^gateway ' "$DIR/pids")
+	while read -r _ name pid _; do pids+=("$pid"); done < <(grep '^gateway ' "$DIR/pids")
 	while :; do
 		local any=0
 		for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && any=1; done
