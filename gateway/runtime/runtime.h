@@ -557,4 +557,20 @@ size_t gw_runtime_rebalance(gw_runtime *rt, gw_mine_fn mine, void *user);
  * Thread: any. */
 bool gw_runtime_route(gw_runtime *rt, gw_inv *inv);
 
+/* One active actor, as gw_runtime_foreach_active shows it: every pointer
+ * is borrowed for the callback only. */
+typedef struct gw_active_info {
+	const char *system, *type, *name; /* type: the template of an UNNAMED instance */
+	uint32_t queued;                  /* calls in its mailbox */
+	bool busy;                        /* a turn in flight */
+	uint64_t revision;                /* stored revision */
+} gw_active_info;
+typedef void (*gw_active_fn)(void *user, const gw_active_info *a);
+
+/* gw_runtime_foreach_active calls fn once per active actor (not those
+ * being forgotten or handed off), shard by shard under the shard's lock
+ * (listing.c): fn copies what it keeps and must not call into the runtime.
+ * For listings (Admin.List). */
+void gw_runtime_foreach_active(gw_runtime *rt, gw_active_fn fn, void *user);
+
 #endif

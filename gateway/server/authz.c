@@ -68,6 +68,7 @@ static const char *const method_names[GWI_M_COUNT] = {
     [GWI_M_RESTORE] = "Restore",    [GWI_M_KEY_ROTATION] = "KeyRotation",
     [GWI_M_FORGET] = "Forget",      [GWI_M_FORWARD] = "Forward",
     [GWI_M_PING] = "Ping",          [GWI_M_PEER_ADMIN] = "Admin",
+    [GWI_M_LIST] = "List",          [GWI_M_MEMBERS] = "Members",
 };
 
 /* gwi_authorize_admin: Admin methods need a principal with admin: true. Every

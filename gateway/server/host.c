@@ -1073,3 +1073,23 @@ size_t gw_server_access_reloaded(gw_server *s)
 		closed++;
 	}
 }
+
+/* ---- listings (Admin.List, part spawnctl) ---- */
+
+void gwi_host_foreach(gw_server *s, gwi_host_info_fn fn, void *user)
+{
+	pthread_mutex_lock(&s->hmu);
+	for (gw_host *h = s->hosts; h; h = h->lnext) {
+		pthread_mutex_lock(&h->mu);
+		gwi_host_info hi = {
+		    .system = h->system,
+		    .peer = h->peer,
+		    .principal = h->principal ? h->principal : "",
+		    .in_flight = h->pcount,
+		    .batch = h->batch,
+		};
+		fn(user, &hi);
+		pthread_mutex_unlock(&h->mu);
+	}
+	pthread_mutex_unlock(&s->hmu);
+}

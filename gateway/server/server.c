@@ -938,6 +938,8 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_FORWARD] = GW_PEER_FORWARD,
 	    [GWI_M_PING] = GW_PEER_PING,
 	    [GWI_M_PEER_ADMIN] = GW_PEER_ADMIN,
+	    [GWI_M_LIST] = "/spawn.gateway.v1.Admin/List",
+	    [GWI_M_MEMBERS] = "/spawn.gateway.v1.Admin/Members",
 	};
 	/* The groups of listeners: each role is served by exactly one; the
 	 * health group (last) serves no role, and its Health reports on the
