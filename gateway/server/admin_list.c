@@ -211,17 +211,19 @@ typedef struct coll {
 	bool oom;
 } coll;
 
-static void heap_up(cand *h, size_t i)
+/* heap_up: returns where entry i ends. */
+static size_t heap_up(cand *h, size_t i)
 {
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
 		if (key_cmp(h[p].key.p, h[p].key.n, h[i].key.p, h[i].key.n) >= 0)
-			break;
+			return i;
 		cand t = h[p];
 		h[p] = h[i];
 		h[i] = t;
 		i = p;
 	}
+	return i;
 }
 
 static void heap_down(cand *h, size_t n, size_t i)
@@ -271,12 +273,7 @@ static void **coll_offer(coll *x, const char *const *parts, size_t n)
 	x->heap[x->n].key = k;
 	x->heap[x->n].msg = NULL;
 	size_t i = x->n++;
-	heap_up(x->heap, i);
-	/* find it again: heap_up may have moved it */
-	for (size_t j = 0; j < x->n; j++)
-		if (x->heap[j].key.p == k.p)
-			return &x->heap[j].msg;
-	return NULL;
+	return &x->heap[heap_up(x->heap, i)].msg;
 }
 
 static char *ad(coll *x, const char *s)
@@ -873,7 +870,19 @@ void gwi_admin_members(gwi_ucall *c)
 		Spawn__Gateway__V1__MemberInfo mi = SPAWN__GATEWAY__V1__MEMBER_INFO__INIT,
 		                               *mp = &mi;
 		mi.id = "";
-		mi.address = s->o.n_listen ? (char *)s->o.listen[0] : "";
+		/* the first client listener, with the port it bound (":0" asks
+		 * for any) */
+		char addr[300] = "";
+		if (s->o.n_listen) {
+			const char *l = s->o.listen[0];
+			size_t len = strlen(l);
+			if (len > 2 && strcmp(l + len - 2, ":0") == 0)
+				snprintf(addr, sizeof addr, "%.*s:%d", (int)(len - 2), l,
+				         gw_server_port(s, 0));
+			else
+				snprintf(addr, sizeof addr, "%s", l);
+		}
+		mi.address = addr;
 		mi.status = "active";
 		mi.self = true;
 		mi.n_served = n;
