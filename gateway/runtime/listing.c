@@ -1,6 +1,9 @@
 /* listing.c - the active actors, for Admin.List (part spawnctl;
  * docs/spawnctl.md). Reads each shard's table under its lock; nothing is
  * changed. */
+#include <inttypes.h>
+#include <stdio.h>
+
 #include "runtime_int.h"
 
 void gw_runtime_foreach_active(gw_runtime *rt, gw_active_fn fn, void *user)
@@ -24,4 +27,9 @@ void gw_runtime_foreach_active(gw_runtime *rt, gw_active_fn fn, void *user)
 			}
 		pthread_mutex_unlock(&s->mu);
 	}
+}
+
+void gw_runtime_sched_prefix(const char *system, char out[16])
+{
+	snprintf(out, 16, "%08" PRIx32 ".", gwi_sys_hash(system));
 }

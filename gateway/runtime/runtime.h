@@ -573,4 +573,9 @@ typedef void (*gw_active_fn)(void *user, const gw_active_info *a);
  * For listings (Admin.List). */
 void gw_runtime_foreach_active(gw_runtime *rt, gw_active_fn fn, void *user);
 
+/* gw_runtime_sched_prefix writes the prefix every stored scheduled
+ * invocation of system starts its id with (its hash, then '.'; at most 16
+ * bytes with the NUL) into out (listing.c). */
+void gw_runtime_sched_prefix(const char *system, char out[16]);
+
 #endif

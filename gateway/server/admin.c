@@ -252,6 +252,8 @@ void gwi_admin_handle(gwi_ucall *c)
 	    [GWI_M_FORGET] = &spawn__gateway__v1__actor_ref__descriptor,
 	    [GWI_M_LIST] = &spawn__gateway__v1__list_request__descriptor,
 	    [GWI_M_MEMBERS] = &spawn__gateway__v1__members_request__descriptor,
+	    [GWI_M_LIST_SCHEDULES] = &spawn__gateway__v1__list_schedules_request__descriptor,
+	    [GWI_M_CANCEL_SCHEDULE] = &spawn__gateway__v1__schedule_ref__descriptor,
 	};
 	ProtobufCMessage *m = NULL;
 	char why[GW_WC_PATH_MAX + 200];
@@ -294,6 +296,12 @@ void gwi_admin_run(gwi_ucall *c, int method, ProtobufCMessage *m)
 		break;
 	case GWI_M_MEMBERS:
 		gwi_admin_members(c);
+		break;
+	case GWI_M_LIST_SCHEDULES: /* the store is the cluster's: any member answers */
+		gwi_admin_list_schedules(c, (Spawn__Gateway__V1__ListSchedulesRequest *)m);
+		break;
+	case GWI_M_CANCEL_SCHEDULE:
+		gwi_admin_cancel_schedule(c, (Spawn__Gateway__V1__ScheduleRef *)m);
 		break;
 	default:
 		key_rotation(c);

@@ -63,12 +63,20 @@ grpc_status_code gwi_authorize_invoke(gwi_ucall *c, const char *system, const ch
 }
 
 static const char *const method_names[GWI_M_COUNT] = {
-    [GWI_M_INVOKE] = "Invoke",      [GWI_M_SPAWN] = "Spawn",
-    [GWI_M_GET_STATE] = "GetState", [GWI_M_LIST_REVISIONS] = "ListRevisions",
-    [GWI_M_RESTORE] = "Restore",    [GWI_M_KEY_ROTATION] = "KeyRotation",
-    [GWI_M_FORGET] = "Forget",      [GWI_M_FORWARD] = "Forward",
-    [GWI_M_PING] = "Ping",          [GWI_M_PEER_ADMIN] = "Admin",
-    [GWI_M_LIST] = "List",          [GWI_M_MEMBERS] = "Members",
+    [GWI_M_INVOKE] = "Invoke",
+    [GWI_M_SPAWN] = "Spawn",
+    [GWI_M_GET_STATE] = "GetState",
+    [GWI_M_LIST_REVISIONS] = "ListRevisions",
+    [GWI_M_RESTORE] = "Restore",
+    [GWI_M_KEY_ROTATION] = "KeyRotation",
+    [GWI_M_FORGET] = "Forget",
+    [GWI_M_FORWARD] = "Forward",
+    [GWI_M_PING] = "Ping",
+    [GWI_M_PEER_ADMIN] = "Admin",
+    [GWI_M_LIST] = "List",
+    [GWI_M_MEMBERS] = "Members",
+    [GWI_M_LIST_SCHEDULES] = "ListSchedules",
+    [GWI_M_CANCEL_SCHEDULE] = "CancelSchedule",
 };
 
 /* gwi_authorize_admin: Admin methods need a principal with admin: true. Every

@@ -55,8 +55,8 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[12];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[12]; /* borrowed from groups: the server each is registered on */
+	void *methods[14];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[14]; /* borrowed from groups: the server each is registered on */
 	void *m_connect;       /* registered HostGateway.Connect */
 	grpc_server *hsrv;     /* borrowed from groups: the server Connect is registered on */
 	size_t nlisten;        /* listen + host_listen + admin_listen + peer_listen */
@@ -116,9 +116,11 @@ enum {
 	GWI_M_FORGET,
 	GWI_M_FORWARD, /* spawn.gateway.v1.Peer, in cluster mode only */
 	GWI_M_PING,
-	GWI_M_PEER_ADMIN, /* spawn.gateway.v1.Peer/Admin, in cluster mode only */
-	GWI_M_LIST,       /* Admin.List (admin_list.c) */
-	GWI_M_MEMBERS,    /* Admin.Members (admin_list.c) */
+	GWI_M_PEER_ADMIN,      /* spawn.gateway.v1.Peer/Admin, in cluster mode only */
+	GWI_M_LIST,            /* Admin.List (admin_list.c) */
+	GWI_M_MEMBERS,         /* Admin.Members (admin_list.c) */
+	GWI_M_LIST_SCHEDULES,  /* Admin.ListSchedules (admin_sched.c) */
+	GWI_M_CANCEL_SCHEDULE, /* Admin.CancelSchedule (admin_sched.c) */
 	GWI_M_COUNT,
 	/* grpc.health.v1.Health/Check: registered on every group (gwi_group
 	 * .m_health), so outside the per-method tables above */
@@ -342,5 +344,12 @@ void gwi_admin_list_local(gwi_ucall *c, const struct Spawn__Gateway__V1__ListReq
  * and answers the merged page (rq borrowed: copied). */
 void gwi_admin_list_cluster(gwi_ucall *c, const struct Spawn__Gateway__V1__ListRequest *rq);
 void gwi_admin_members(gwi_ucall *c);
+/* admin_sched.c: Admin.ListSchedules and Admin.CancelSchedule, run on the
+ * persist thread (rq borrowed: copied). */
+struct Spawn__Gateway__V1__ListSchedulesRequest;
+struct Spawn__Gateway__V1__ScheduleRef;
+void gwi_admin_list_schedules(gwi_ucall *c,
+                              const struct Spawn__Gateway__V1__ListSchedulesRequest *rq);
+void gwi_admin_cancel_schedule(gwi_ucall *c, const struct Spawn__Gateway__V1__ScheduleRef *rq);
 
 #endif

@@ -19,8 +19,8 @@
 /* What the command line asked. */
 typedef struct args {
 	const char *gateway, *ca, *cert, *key, *server_name, *token_file;
-	const char *output, *parent, *system, *page_token;
-	long timeout_s, page_size;
+	const char *output, *parent, *system, *actor, *page_token;
+	long timeout_s, page_size, delay_s;
 	unsigned long long revision;
 	bool all;
 	char **pos; /* borrowed from argv: the command and its operands */
@@ -69,6 +69,9 @@ static void usage(FILE *f)
 	      "  keys status                        progress of the key rotation\n"
 	      "  members                            the cluster's members (or this gateway)\n"
 	      "  forget SYSTEM ACTOR                erase an actor completely\n"
+	      "  schedules list                     scheduled invocations not yet delivered\n"
+	      "                                     (--system, --actor)\n"
+	      "  schedules cancel ID                delete one before it is delivered\n"
 	      "\n"
 	      "Connection:\n"
 	      "  --gateway ADDR      the gateway (default $SPAWN_GATEWAY, else 127.0.0.1:8090)\n"
@@ -82,11 +85,13 @@ static void usage(FILE *f)
 	      "Output and selection:\n"
 	      "  --output table|json a table for people (default) or JSON for scripts\n"
 	      "  --parent TEMPLATE   invoke: the UNNAMED template of the instance ACTOR\n"
+	      "  --delay SECONDS     invoke: schedule the call that far ahead (answered at once)\n"
 	      "  --revision R        get-state: a kept revision instead of the current state\n"
-	      "  --system NAME       list: only this system's items\n"
-	      "  --page-size N       list: items per page (1..1000, default 100)\n"
-	      "  --page-token T      list: the page after the one that gave T\n"
-	      "  --all               list: every page\n"
+	      "  --system NAME       list, schedules list: only this system's items\n"
+	      "  --actor NAME        schedules list: only those to this actor (with --system)\n"
+	      "  --page-size N       list, schedules list: items per page (1..1000, default 100)\n"
+	      "  --page-token T      list, schedules list: the page after the one that gave T\n"
+	      "  --all               list, schedules list: every page\n"
 	      "\n"
 	      "Exit status: 0 on success; the gRPC status code of a failed call (5 NOT_FOUND,\n"
 	      "7 PERMISSION_DENIED, 14 UNAVAILABLE, 16 UNAUTHENTICATED, ...); 64 a bad\n"
@@ -270,6 +275,8 @@ static int cmd_invoke(ctl *x, const args *a, ctl_err *e)
 	rq.value = &any;
 	if (a->parent)
 		rq.register_ref = (char *)a->parent;
+	if (a->delay_s)
+		rq.scheduled_to = spawn_wall_ms() + (int64_t)a->delay_s * 1000;
 	ProtobufCMessage *out = NULL;
 	rc = ctl_unary(x, GATEWAY "Invoke", &rq.base, &spawn__invocation_response__descriptor, &out,
 	               e);
@@ -654,6 +661,91 @@ static int cmd_list(ctl *x, const args *a, ctl_err *e)
 	return rc;
 }
 
+/* ---- schedules ------------------------------------------------------------------ */
+
+static json_t *sched_json(const Spawn__Gateway__V1__ScheduleInfo *si)
+{
+	return json_pack("{s:o,s:I,s:o,s:o,s:o}", "id", jstr(si->id), "due_unix_ms",
+	                 (json_int_t)si->due_unix_ms, "system", jstr(si->system), "actor",
+	                 jstr(si->actor), "action", jstr(si->action));
+}
+
+static const ctl_col sched_cols[] = {{"ID", "id"},
+                                     {"DUE (UNIX MS)", "due_unix_ms"},
+                                     {"SYSTEM", "system"},
+                                     {"ACTOR", "actor"},
+                                     {"ACTION", "action"}};
+
+static int cmd_schedules(ctl *x, const args *a, ctl_err *e)
+{
+	if (a->npos == 3 && strcmp(a->pos[1], "cancel") == 0) {
+		Spawn__Gateway__V1__ScheduleRef rq = SPAWN__GATEWAY__V1__SCHEDULE_REF__INIT;
+		rq.id = a->pos[2];
+		ProtobufCMessage *out = NULL;
+		int rc = ctl_unary(x, ADMIN "CancelSchedule", &rq.base,
+		                   &spawn__gateway__v1__cancel_schedule_reply__descriptor, &out, e);
+		if (rc)
+			return rc;
+		Spawn__Gateway__V1__CancelScheduleReply *r =
+		    (Spawn__Gateway__V1__CancelScheduleReply *)out;
+		json_t *o = r->schedule ? sched_json(r->schedule) : json_object();
+		protobuf_c_message_free_unpacked(out, NULL);
+		json_t *w = json_pack("{s:o}", "cancelled", o);
+		if (x->json)
+			ctl_print_json(w);
+		else
+			ctl_print_fields(json_object_get(w, "cancelled"));
+		json_decref(w);
+		return 0;
+	}
+	if (a->npos != 2 || strcmp(a->pos[1], "list") != 0)
+		return ctl_fail(e, CTL_EXIT_USAGE, "schedules list | schedules cancel ID");
+	json_t *items = json_array();
+	char *token = strdup(a->page_token ? a->page_token : "");
+	int rc = token ? 0 : ctl_fail(e, CTL_EXIT_LOCAL, "out of memory");
+	while (!rc) {
+		Spawn__Gateway__V1__ListSchedulesRequest rq =
+		    SPAWN__GATEWAY__V1__LIST_SCHEDULES_REQUEST__INIT;
+		rq.system = (char *)(a->system ? a->system : "");
+		rq.actor = (char *)(a->actor ? a->actor : "");
+		rq.page_size = (uint32_t)a->page_size;
+		rq.page_token = token;
+		ProtobufCMessage *out = NULL;
+		if ((rc = ctl_unary(x, ADMIN "ListSchedules", &rq.base,
+		                    &spawn__gateway__v1__schedule_list__descriptor, &out, e)))
+			break;
+		Spawn__Gateway__V1__ScheduleList *l = (Spawn__Gateway__V1__ScheduleList *)out;
+		for (size_t i = 0; i < l->n_schedules; i++)
+			json_array_append_new(items, sched_json(l->schedules[i]));
+		bool same = strcmp(token, l->next_page_token ? l->next_page_token : "") == 0;
+		free(token);
+		token = strdup(l->next_page_token ? l->next_page_token : "");
+		protobuf_c_message_free_unpacked(out, NULL);
+		if (!token)
+			rc = ctl_fail(e, CTL_EXIT_LOCAL, "out of memory");
+		else if (!a->all || !token[0])
+			break;
+		else if (same)
+			rc = ctl_fail(e, GRPC_STATUS_INTERNAL,
+			              "the gateway gave the same page token twice");
+	}
+	if (!rc) {
+		if (x->json) {
+			json_t *o =
+			    json_pack("{s:O,s:s}", "items", items, "next_page_token", token);
+			ctl_print_json(o);
+			json_decref(o);
+		} else {
+			ctl_print_table(items, sched_cols, sizeof sched_cols / sizeof *sched_cols);
+			if (token[0])
+				printf("(more: --page-token %s)\n", token);
+		}
+	}
+	free(token);
+	json_decref(items);
+	return rc;
+}
+
 /* ---- main ------------------------------------------------------------------------ */
 
 static int parse(int argc, char **argv, args *a, ctl_err *e)
@@ -673,7 +765,9 @@ static int parse(int argc, char **argv, args *a, ctl_err *e)
 		O_PSIZE,
 		O_PTOKEN,
 		O_ALL,
-		O_HELP
+		O_HELP,
+		O_ACTOR,
+		O_DELAY
 	};
 	static const struct option opts[] = {
 	    {"gateway", required_argument, NULL, O_GW},
@@ -690,6 +784,8 @@ static int parse(int argc, char **argv, args *a, ctl_err *e)
 	    {"page-size", required_argument, NULL, O_PSIZE},
 	    {"page-token", required_argument, NULL, O_PTOKEN},
 	    {"all", no_argument, NULL, O_ALL},
+	    {"actor", required_argument, NULL, O_ACTOR},
+	    {"delay", required_argument, NULL, O_DELAY},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -698,7 +794,7 @@ static int parse(int argc, char **argv, args *a, ctl_err *e)
 	const char *env = getenv("SPAWN_GATEWAY");
 	a->gateway = env && *env ? env : "127.0.0.1:8090";
 	opterr = 0;
-	for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+	for (int c; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
 		unsigned long long v;
 		switch (c) {
 		case O_GW:
@@ -751,12 +847,22 @@ static int parse(int argc, char **argv, args *a, ctl_err *e)
 		case O_ALL:
 			a->all = true;
 			break;
+		case O_ACTOR:
+			a->actor = optarg;
+			break;
+		case O_DELAY:
+			if (!parse_u64(optarg, &v) || v == 0 || v > 31536000)
+				return ctl_fail(e, CTL_EXIT_USAGE,
+				                "--delay takes 1..31536000 seconds");
+			a->delay_s = (long)v;
+			break;
 		case 'h':
 		case O_HELP:
 			usage(stdout);
 			exit(0);
 		default:
-			return ctl_fail(e, CTL_EXIT_USAGE, "unknown option %s (spawnctl --help)",
+			return ctl_fail(e, CTL_EXIT_USAGE, "%s: %s (spawnctl --help)",
+			                c == ':' ? "an option needs a value" : "unknown option",
 			                argv[optind - 1]);
 		}
 	}
@@ -807,6 +913,8 @@ int main(int argc, char **argv)
 			rc = cmd_members(&x, &a, &e);
 		else if (strcmp(cmd, "forget") == 0)
 			rc = cmd_forget(&x, &a, &e);
+		else if (strcmp(cmd, "schedules") == 0)
+			rc = cmd_schedules(&x, &a, &e);
 		else
 			rc = ctl_fail(&e, CTL_EXIT_USAGE, "unknown command '%s' (spawnctl --help)",
 			              cmd);
