@@ -208,6 +208,8 @@ typedef struct coll {
 	cand *heap;   /* owned: max-heap on key, n entries */
 	size_t n;
 	spawn_arena ar;
+	char *scratch; /* owned: the key being offered */
+	size_t scap;
 	bool oom;
 } coll;
 
@@ -251,22 +253,41 @@ static void **coll_offer(coll *x, const char *const *parts, size_t n)
 		return NULL;
 	if (x->system[0] && strcmp(parts[0], x->system) != 0)
 		return NULL;
-	lkey k;
-	if (!key_make(&k, parts, n)) {
+	/* The key is built in the scratch buffer: only an item that enters
+	 * the page gets its own copy (a walk over a million actors allocates
+	 * for the few that do). */
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(parts[i]) + (i ? 1 : 0);
+	if (len + 1 > x->scap) {
+		char *ns = realloc(x->scratch, len + 1);
+		if (!ns) {
+			x->oom = true;
+			return NULL;
+		}
+		x->scratch = ns;
+		x->scap = len + 1;
+	}
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			x->scratch[o++] = 0;
+		size_t l = strlen(parts[i]);
+		memcpy(x->scratch + o, parts[i], l);
+		o += l;
+	}
+	if (x->after.p && key_cmp(x->scratch, len, x->after.p, x->after.n) <= 0)
+		return NULL;
+	if (x->n == x->limit && key_cmp(x->scratch, len, x->heap[0].key.p, x->heap[0].key.n) >= 0)
+		return NULL;
+	lkey k = {malloc(len ? len : 1), len};
+	if (!k.p) {
 		x->oom = true;
 		return NULL;
 	}
-	if (x->after.p && key_cmp(k.p, k.n, x->after.p, x->after.n) <= 0) {
-		free(k.p);
-		return NULL;
-	}
+	memcpy(k.p, x->scratch, len);
 	if (x->n == x->limit) {
-		cand *top = &x->heap[0];
-		if (key_cmp(k.p, k.n, top->key.p, top->key.n) >= 0) {
-			free(k.p);
-			return NULL;
-		}
-		free(top->key.p);
+		free(x->heap[0].key.p);
 		x->heap[0] = x->heap[--x->n];
 		heap_down(x->heap, x->n, 0);
 	}
@@ -564,6 +585,7 @@ void gwi_admin_list_local(gwi_ucall *c, const list_rq *rq, const char *member)
 	for (size_t i = 0; x.heap && i < x.n; i++)
 		free(x.heap[i].key.p);
 	free(x.heap);
+	free(x.scratch);
 	free(x.after.p);
 	spawn_arena_fini(&x.ar);
 }
