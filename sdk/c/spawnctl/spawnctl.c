@@ -604,7 +604,11 @@ static int cmd_list(ctl *x, const args *a, ctl_err *e)
 		Spawn__Gateway__V1__ListReply *r = (Spawn__Gateway__V1__ListReply *)out;
 		list_items(items, r, kind);
 		if (page == 0) /* every page names the same missing members */
-			json_array_extend(un, failures_json(r->n_unanswered, r->unanswered));
+		{
+			json_t *f = failures_json(r->n_unanswered, r->unanswered);
+			json_array_extend(un, f);
+			json_decref(f);
+		}
 		bool same = strcmp(token, r->next_page_token ? r->next_page_token : "") == 0;
 		free(token);
 		token = strdup(r->next_page_token ? r->next_page_token : "");
