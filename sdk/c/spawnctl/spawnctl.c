@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "spawn/gateway/v1/gateway.pb-c.h"
@@ -669,13 +670,19 @@ static int cmd_list(ctl *x, const args *a, ctl_err *e)
 
 static json_t *sched_json(const Spawn__Gateway__V1__ScheduleInfo *si)
 {
-	return json_pack("{s:o,s:I,s:o,s:o,s:o}", "id", jstr(si->id), "due_unix_ms",
-	                 (json_int_t)si->due_unix_ms, "system", jstr(si->system), "actor",
-	                 jstr(si->actor), "action", jstr(si->action));
+	/* the due time for people too: UTC, to the second */
+	char due[32] = "";
+	time_t t = (time_t)(si->due_unix_ms / 1000);
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(due, sizeof due, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_pack("{s:o,s:I,s:s,s:o,s:o,s:o}", "id", jstr(si->id), "due_unix_ms",
+	                 (json_int_t)si->due_unix_ms, "due", due, "system", jstr(si->system),
+	                 "actor", jstr(si->actor), "action", jstr(si->action));
 }
 
 static const ctl_col sched_cols[] = {{"ID", "id"},
-                                     {"DUE (UNIX MS)", "due_unix_ms"},
+                                     {"DUE (UTC)", "due"},
                                      {"SYSTEM", "system"},
                                      {"ACTOR", "actor"},
                                      {"ACTION", "action"}};
