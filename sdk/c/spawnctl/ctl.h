@@ -81,7 +81,7 @@ json_t *ctl_any_json(ctl *x, const char *type_url, const uint8_t *value, size_t 
 
 /* A column of a table: its heading and the key of each row object. */
 typedef struct ctl_col {
-	const char *head, *key;
+	const char *head, *key; /* borrowed (string literals) */
 } ctl_col;
 
 /* ctl_print_table prints rows (a JSON array of objects) as an aligned
