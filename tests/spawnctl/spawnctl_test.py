@@ -34,6 +34,7 @@ SRC = os.environ["SPAWN_SOURCE_DIR"]
 GW = os.path.join(BUILD, "gateway", "spawn-gateway")
 CTL = os.path.join(BUILD, "sdk", "c", "spawnctl", "spawnctl")
 C_HOST = os.path.join(BUILD, "examples", "incrementor-gen", "incrementor-gen-host")
+HANDWRITTEN_HOST = os.path.join(BUILD, "examples", "incrementor-host")
 MKCERTS = os.path.join(SRC, "tests", "tls", "mkcerts.sh")
 
 TMP = None
@@ -41,7 +42,7 @@ TMP = None
 
 def setUpModule():
     global TMP
-    for tool in (GW, CTL, C_HOST):
+    for tool in (GW, CTL, C_HOST, HANDWRITTEN_HOST):
         if not os.access(tool, os.X_OK):
             raise AssertionError(f"{tool} is missing (the build)")
     TMP = tempfile.mkdtemp(prefix="spawnctl-test-")
@@ -386,6 +387,37 @@ class Commands(unittest.TestCase):
         # the gateway serves on
         self.assertEqual(self.js("members")["members"][0]["self"], True)
         self.assertEqual(self.js("list", "systems")["items"][0]["system"], "spawn-system")
+
+
+class UnnamedFromDescriptors(unittest.TestCase):
+    def test_invoke_an_instance_with_parent(self):
+        """An UNNAMED template whose contract the gateway loads with
+        --descriptors (its host sends none): invoke --parent creates the
+        instance; list instances shows it with its template."""
+        d = os.path.join(TMP, "unnamed-desc")
+        os.makedirs(d, exist_ok=True)
+        subprocess.run(["protoc", f"-I{SRC}/tests/reach", f"-I{SRC}/proto", "-I/usr/include",
+                        "--include_imports", f"--descriptor_set_out={d}/unnamed.binpb",
+                        "unnamed.proto"], check=True, timeout=60)
+        gw = Gateway("unnamed", "--descriptors", d)
+        h = Proc([HANDWRITTEN_HOST, "--gateway", gw.target, "--unnamed"],
+                 os.path.join(gw.dir, "host.log"))
+        try:
+            h.wait_line(lambda ln: ln == "registered")
+            for value, total in ((3, "3"), (4, "7")):
+                rc, out, err = ctl(gw.target, "invoke", "spawn-system", "c1", "Add",
+                                   json.dumps({"value": value}), opts=("--parent", "incrementor"))
+                self.assertEqual((rc, json.loads(out) if rc == 0 else err), (0, {"total": total}))
+            rc, out, err = ctl(gw.target, "list", "instances", "--output", "json")
+            self.assertEqual(rc, 0, err)
+            self.assertIn(("c1", "incrementor"),
+                          [(i["actor"], i["type"]) for i in json.loads(out)["items"]])
+            # without --parent the instance's name is no contract's actor
+            rc, _, err = ctl(gw.target, "invoke", "spawn-system", "c1", "Add", "{}")
+            self.assertEqual(rc, 5, err)
+        finally:
+            h.stop()
+            gw.stop()
 
 
 class MutualTlsAndToken(unittest.TestCase):
