@@ -565,12 +565,14 @@ typedef struct gw_active_info {
 	bool busy;                        /* a turn in flight */
 	uint64_t revision;                /* stored revision */
 } gw_active_info;
-typedef void (*gw_active_fn)(void *user, const gw_active_info *a);
+typedef bool (*gw_active_fn)(void *user, const gw_active_info *a); /* false: stop */
 
-/* gw_runtime_foreach_active calls fn once per active actor (not those
- * being forgotten or handed off), shard by shard under the shard's lock
- * (listing.c): fn copies what it keeps and must not call into the runtime.
- * For listings (Admin.List). */
+/* gw_runtime_foreach_active calls fn for each active actor (not those
+ * being forgotten or handed off), shard by shard under the shard's lock,
+ * let go every few hundred buckets (listing.c): not a snapshot, and an
+ * actor may be seen twice when its shard's table grows meanwhile. fn
+ * copies what it keeps and must not call into the runtime; it returns
+ * false to end the walk. For listings (Admin.List). */
 void gw_runtime_foreach_active(gw_runtime *rt, gw_active_fn fn, void *user);
 
 /* gw_runtime_sched_prefix writes the prefix every stored scheduled

@@ -211,6 +211,8 @@ typedef struct coll {
 	char *scratch; /* owned: the key being offered */
 	size_t scap;
 	bool oom;
+	bool stopped;   /* the server began its shutdown: the walk ended early */
+	gw_server *srv; /* borrowed */
 } coll;
 
 /* heap_up: returns where entry i ends. */
@@ -280,6 +282,10 @@ static void **coll_offer(coll *x, const char *const *parts, size_t n)
 		return NULL;
 	if (x->n == x->limit && key_cmp(x->scratch, len, x->heap[0].key.p, x->heap[0].key.n) >= 0)
 		return NULL;
+	/* an item seen twice (a shard's table grew during the walk) */
+	for (size_t j = 0; j < x->n; j++)
+		if (key_cmp(x->scratch, len, x->heap[j].key.p, x->heap[j].key.n) == 0)
+			return NULL;
 	lkey k = {malloc(len ? len : 1), len};
 	if (!k.p) {
 		x->oom = true;
@@ -356,16 +362,20 @@ static void host_item(void *user, const gwi_host_info *h)
 	*slot = m;
 }
 
-static void active_item(void *user, const gw_active_info *a)
+static bool active_item(void *user, const gw_active_info *a)
 {
 	coll *x = user;
+	if (atomic_load(&x->srv->shutting_down))
+		x->stopped = true;
+	if (x->stopped || x->oom)
+		return false;
 	const char *parts[3] = {a->system, a->name, x->member};
 	void **slot = coll_offer(x, parts, 3);
 	if (!slot)
-		return;
+		return true;
 	Spawn__Gateway__V1__InstanceInfo *m = aalloc(x, sizeof *m);
 	if (!m)
-		return;
+		return false;
 	spawn__gateway__v1__instance_info__init(m);
 	m->system = ad(x, a->system);
 	m->actor = ad(x, a->name);
@@ -374,6 +384,7 @@ static void active_item(void *user, const gw_active_info *a)
 	m->busy = a->busy;
 	m->revision = a->revision;
 	*slot = m;
+	return true;
 }
 
 /* Systems: every system with a registered type, with its counts. */
@@ -385,7 +396,8 @@ typedef struct sysent {
 typedef struct syslist {
 	sysent *v; /* owned */
 	size_t n, cap;
-	bool oom;
+	bool oom, stopped;
+	gw_server *srv; /* borrowed */
 } syslist;
 
 static int sysent_cmp(const void *a, const void *b)
@@ -430,16 +442,22 @@ static void sys_host(void *user, const gwi_host_info *h)
 		e->hosts++;
 }
 
-static void sys_active(void *user, const gw_active_info *a)
+static bool sys_active(void *user, const gw_active_info *a)
 {
-	sysent *e = sys_find(user, a->system);
+	syslist *l = user;
+	if (atomic_load(&l->srv->shutting_down)) {
+		l->stopped = true;
+		return false;
+	}
+	sysent *e = sys_find(l, a->system);
 	if (e)
 		e->active++;
+	return true;
 }
 
 static void list_systems(coll *x, gw_server *s)
 {
-	syslist l = {0};
+	syslist l = {.srv = s};
 	gw_registry_foreach_type(s->reg, sys_type, &l);
 	if (l.n)
 		qsort(l.v, l.n, sizeof *l.v, sysent_cmp);
@@ -459,6 +477,7 @@ static void list_systems(coll *x, gw_server *s)
 		gw_runtime_foreach_active(s->rt, sys_active, &l);
 	}
 	x->oom |= l.oom;
+	x->stopped |= l.stopped;
 	for (size_t i = 0; i < l.n; i++) {
 		const char *parts[2] = {l.v[i].name, x->member};
 		void **slot = coll_offer(x, parts, 2);
@@ -533,15 +552,14 @@ static size_t page_of(const list_rq *rq)
 	return rq->page_size ? rq->page_size : LIST_PAGE_DEFAULT;
 }
 
-void gwi_admin_list_local(gwi_ucall *c, const list_rq *rq, const char *member)
+/* list_walk answers c with this gateway's page of kind. */
+static void list_walk(gwi_ucall *c, int kind, const char *system, const char *page_token,
+                      size_t page, const char *member, bool job)
 {
 	gw_server *s = c->srv;
-	coll x = {.kind = (int)rq->kind,
-	          .system = rq->system ? rq->system : "",
-	          .member = member ? member : "",
-	          .limit = page_of(rq) + 1};
+	coll x = {.kind = kind, .system = system, .member = member, .limit = page + 1, .srv = s};
 	spawn_arena_init(&x.ar, 0);
-	token_decode(rq->page_token, x.kind, &x.after); /* checked by gwi_admin_list_check */
+	token_decode(page_token, x.kind, &x.after); /* checked by gwi_admin_list_check */
 	x.heap = calloc(x.limit, sizeof *x.heap);
 	char **members = calloc(x.limit, sizeof *members);
 	if (!x.heap || !members) {
@@ -571,11 +589,16 @@ void gwi_admin_list_local(gwi_ucall *c, const list_rq *rq, const char *member)
 		qsort(x.heap, x.n, sizeof *x.heap, cand_cmp);
 		for (size_t i = 0; i < x.limit; i++)
 			members[i] = (char *)x.member;
-		size_t page = page_of(rq);
 		x.oom = !fill_reply(&r, x.kind, x.heap, x.n < page ? x.n : page, members,
 		                    x.n > page, &token);
 	}
-	if (x.oom)
+	/* a job's slot is given back before the answer: once the call is
+	 * answered the server may be shut down and freed */
+	if (job)
+		atomic_fetch_sub(&s->listings, 1);
+	if (x.stopped)
+		gwi_ucall_reply(c, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down", NULL);
+	else if (x.oom)
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
 	else
 		gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &r.base);
@@ -588,6 +611,69 @@ void gwi_admin_list_local(gwi_ucall *c, const list_rq *rq, const char *member)
 	free(x.scratch);
 	free(x.after.p);
 	spawn_arena_fini(&x.ar);
+}
+
+/* A listing of this gateway's items runs on a thread of its own, never on
+ * the completion-queue thread that received it (a walk over a million
+ * active actors takes a second: the CQ's other calls would wait). At most
+ * LIST_THREADS run at once (gw_server.listings); one more is refused
+ * RESOURCE_EXHAUSTED. The call is answered before the thread ends, and the
+ * server's shutdown waits for every call to be answered (wait_calls); a
+ * walk sees the shutdown (gw_server.shutting_down) and stops. */
+#define LIST_THREADS 4
+
+typedef struct ljob {
+	gwi_ucall *c;
+	int kind;
+	size_t page;
+	char *system, *token, *member; /* owned, one allocation */
+} ljob;
+
+static void *ljob_main(void *arg)
+{
+	ljob *j = arg;
+	list_walk(j->c, j->kind, j->system, j->token, j->page, j->member, true);
+	free(j);
+	return NULL;
+}
+
+void gwi_admin_list_local(gwi_ucall *c, const list_rq *rq, const char *member)
+{
+	gw_server *s = c->srv;
+	const char *sys = rq->system ? rq->system : "", *tok = rq->page_token ? rq->page_token : "";
+	member = member ? member : "";
+	if (atomic_fetch_add(&s->listings, 1) >= LIST_THREADS) {
+		atomic_fetch_sub(&s->listings, 1);
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		                "too many listings in progress on this gateway; retry", NULL);
+		return;
+	}
+	size_t ls = strlen(sys) + 1, lt = strlen(tok) + 1, lm = strlen(member) + 1;
+	ljob *j = malloc(sizeof *j + ls + lt + lm);
+	pthread_t th;
+	pthread_attr_t at;
+	bool started = false;
+	if (j) {
+		j->c = c;
+		j->kind = (int)rq->kind;
+		j->page = page_of(rq);
+		j->system = (char *)(j + 1);
+		j->token = j->system + ls;
+		j->member = j->token + lt;
+		memcpy(j->system, sys, ls);
+		memcpy(j->token, tok, lt);
+		memcpy(j->member, member, lm);
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&th, &at, ljob_main, j) == 0;
+		pthread_attr_destroy(&at);
+	}
+	if (!started) {
+		free(j);
+		atomic_fetch_sub(&s->listings, 1);
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		                "cannot start a listing (out of memory or threads); retry", NULL);
+	}
 }
 
 /* ---- a cluster: every member's page, merged ------------------------------------ */

@@ -65,6 +65,7 @@ struct gw_server {
 	int *ports;
 	atomic_bool shutting_down; /* the groups are shut down: no slot is posted again */
 	atomic_uint unready;       /* GW_UNREADY_* conditions holding readiness back */
+	atomic_int listings;       /* Admin.List walks running on their threads (admin_list.c) */
 	/* live call accounting, for shutdown */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
