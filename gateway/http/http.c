@@ -61,6 +61,8 @@ struct gw_http_req {
 struct gw_http {
 	gw_http_opts o;
 	char *addr; /* owned copy of o.addr */
+	char *cert; /* owned copy of o.tls_cert_pem; NULL = plain HTTP */
+	char *key;  /* owned copy of o.tls_key_pem (zeroed when freed) */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	int port;
@@ -141,6 +143,14 @@ gw_err gw_http_create(gw_http **out, const gw_http_opts *o, char *why, size_t n)
 	h->addr = strdup(o->addr);
 	h->o.addr = h->addr;
 	gw_err err = h->addr ? parse_addr(h, o->addr, why, n) : GW_ENOMEM;
+	if (!err && (!o->tls_cert_pem) != (!o->tls_key_pem)) {
+		snprintf(why, n, "--http %s: HTTPS needs both a certificate and its key", o->addr);
+		err = GW_ECONFIG;
+	}
+	if (!err && o->tls_cert_pem &&
+	    (!(h->cert = strdup(o->tls_cert_pem)) || !(h->key = strdup(o->tls_key_pem))))
+		err = GW_ENOMEM;
+	h->o.tls_cert_pem = h->o.tls_key_pem = NULL; /* borrowed: not kept */
 	if (err) {
 		gw_http_destroy(h);
 		return err;
@@ -444,6 +454,26 @@ const char *gw_http_req_query(gw_http_req *r, const char *key)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct qwalk {
+	gw_http_query_fn fn;
+	void *user;
+} qwalk;
+
+static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+	(void)kind;
+	qwalk *w = cls;
+	return w->fn(w->user, key, value ? value : "") ? MHD_YES : MHD_NO;
+}
+
+size_t gw_http_req_queries(gw_http_req *r, gw_http_query_fn fn, void *user)
+{
+	qwalk w = {fn, user};
+	int n = MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, on_arg, &w);
+	return n > 0 ? (size_t)n : 0;
+}
+
 const char *gw_http_req_header(gw_http_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
@@ -494,14 +524,28 @@ gw_err gw_http_start(gw_http *h, char *why, size_t n)
 	                 MHD_USE_ERROR_LOG;
 	if (h->sa.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-	                        (struct sockaddr *)&h->sa, MHD_OPTION_CONNECTION_LIMIT,
-	                        h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
-	                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-	                        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	                        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)0, MHD_OPTION_END);
+	/* HTTPS (GnuTLS inside libmicrohttpd) when a certificate was given. */
+	struct MHD_OptionItem tls[] = {
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert},
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, h->key},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	if (h->cert) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			snprintf(why, n, "--http %s: this libmicrohttpd has no TLS", h->addr);
+			return GW_ECONFIG;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	h->d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&h->sa,
+	    MHD_OPTION_CONNECTION_LIMIT, h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+	    h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+	    (unsigned)0, MHD_OPTION_ARRAY, h->cert ? tls : tls + 2, MHD_OPTION_END);
 	if (!h->d) {
-		snprintf(why, n, "--http %s: cannot listen (address in use or not local)", h->addr);
+		snprintf(why, n, "--http %s: cannot listen (address in use or not local%s)",
+		         h->addr, h->cert ? ", or the certificate or key does not load" : "");
 		return GW_ECONFIG;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -604,5 +648,10 @@ void gw_http_destroy(gw_http *h)
 	pthread_mutex_destroy(&h->mu);
 	pthread_cond_destroy(&h->cv);
 	free(h->addr);
+	free(h->cert);
+	if (h->key) {
+		explicit_bzero(h->key, strlen(h->key));
+		free(h->key);
+	}
 	free(h);
 }

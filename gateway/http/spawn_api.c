@@ -620,7 +620,8 @@ gw_err gw_spawnapi_create(gw_spawnapi **out, const gw_spawnapi_opts *o, gw_http 
 		gw_spawnapi_destroy(a);
 		return GW_ENOMEM;
 	}
-	gw_err err = gw_http_route(http, "POST", "/api/v1/system", on_system, a);
+	gw_err err =
+	    a->o.health_only ? GW_OK : gw_http_route(http, "POST", "/api/v1/system", on_system, a);
 	if (!err)
 		err = gw_http_route(http, "GET", "/health", on_health, a);
 	if (err) {

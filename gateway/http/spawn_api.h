@@ -53,6 +53,7 @@ typedef struct gw_spawnapi_opts {
 	gw_wc_limits limits;       /* string checks at the edge; 0 fields = defaults */
 	bool (*ready)(void *user); /* readiness for /health/readiness (NULL: always) */
 	void *ready_user;          /* borrowed */
+	bool health_only;          /* only GET /health...: Spawn's API is not served (--access) */
 } gw_spawnapi_opts;
 
 /* gw_spawnapi_create registers the routes above on http (before

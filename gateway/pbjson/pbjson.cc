@@ -15,9 +15,13 @@
 #include <google/protobuf/descriptor_database.h>
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <google/protobuf/util/type_resolver.h>
 #include <google/protobuf/util/type_resolver_util.h>
 
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -332,6 +336,272 @@ extern "C" int spawn_pbjson_from_json(spawn_pbjson *p, const char *full_name, co
 		return SPAWN_PBJSON_ENOMEM;
 	} catch (const std::exception &e) {
 		set_err(err, errlen, e.what());
+		return SPAWN_PBJSON_EINVAL;
+	}
+}
+
+namespace
+{
+// field_named finds d's field called name: its .proto name or JSON name.
+const pb::FieldDescriptor *field_named(const pb::Descriptor *d, const std::string &name)
+{
+	const pb::FieldDescriptor *f = d->FindFieldByName(name);
+	for (int i = 0; !f && i < d->field_count(); i++)
+		if (d->field(i)->json_name() == name)
+			f = d->field(i);
+	return f;
+}
+
+// set_scalar sets (or, repeated, adds) field f of m from text. Returns an
+// empty string, or why it does not fit.
+std::string set_scalar(pb::Message *m, const pb::FieldDescriptor *f, const std::string &text)
+{
+	const pb::Reflection *r = m->GetReflection();
+	const bool rep = f->is_repeated();
+	const char *s = text.c_str();
+	char *end = nullptr;
+	errno = 0;
+	switch (f->cpp_type()) {
+	case pb::FieldDescriptor::CPPTYPE_STRING:
+		if (f->type() == pb::FieldDescriptor::TYPE_STRING &&
+		    !pb::internal::WireFormatLite::VerifyUtf8String(
+		        text.data(), (int)text.size(), pb::internal::WireFormatLite::PARSE,
+		        f->full_name().c_str()))
+			return "is not valid UTF-8";
+		rep ? r->AddString(m, f, text) : r->SetString(m, f, text);
+		return "";
+	case pb::FieldDescriptor::CPPTYPE_BOOL:
+		if (text != "true" && text != "false")
+			return "is not true or false";
+		rep ? r->AddBool(m, f, text == "true") : r->SetBool(m, f, text == "true");
+		return "";
+	case pb::FieldDescriptor::CPPTYPE_INT32:
+	case pb::FieldDescriptor::CPPTYPE_INT64: {
+		long long v = std::strtoll(s, &end, 10);
+		bool is32 = f->cpp_type() == pb::FieldDescriptor::CPPTYPE_INT32;
+		if (!s[0] || *end || errno || (is32 && (v < INT32_MIN || v > INT32_MAX)))
+			return is32 ? "is not an int32" : "is not an int64";
+		if (is32)
+			rep ? r->AddInt32(m, f, (int32_t)v) : r->SetInt32(m, f, (int32_t)v);
+		else
+			rep ? r->AddInt64(m, f, v) : r->SetInt64(m, f, v);
+		return "";
+	}
+	case pb::FieldDescriptor::CPPTYPE_UINT32:
+	case pb::FieldDescriptor::CPPTYPE_UINT64: {
+		unsigned long long v = std::strtoull(s, &end, 10);
+		bool is32 = f->cpp_type() == pb::FieldDescriptor::CPPTYPE_UINT32;
+		if (!s[0] || s[0] == '-' || *end || errno || (is32 && v > UINT32_MAX))
+			return is32 ? "is not a uint32" : "is not a uint64";
+		if (is32)
+			rep ? r->AddUInt32(m, f, (uint32_t)v) : r->SetUInt32(m, f, (uint32_t)v);
+		else
+			rep ? r->AddUInt64(m, f, v) : r->SetUInt64(m, f, v);
+		return "";
+	}
+	case pb::FieldDescriptor::CPPTYPE_FLOAT:
+	case pb::FieldDescriptor::CPPTYPE_DOUBLE: {
+		double v = std::strtod(s, &end);
+		if (!s[0] || *end || errno)
+			return "is not a number";
+		if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_FLOAT)
+			rep ? r->AddFloat(m, f, (float)v) : r->SetFloat(m, f, (float)v);
+		else
+			rep ? r->AddDouble(m, f, v) : r->SetDouble(m, f, v);
+		return "";
+	}
+	case pb::FieldDescriptor::CPPTYPE_ENUM: {
+		const pb::EnumValueDescriptor *e = f->enum_type()->FindValueByName(text);
+		if (!e) {
+			long long v = std::strtoll(s, &end, 10);
+			if (!s[0] || *end || errno || v < INT32_MIN || v > INT32_MAX)
+				return "is no value of " + f->enum_type()->full_name();
+			rep ? r->AddEnumValue(m, f, (int)v) : r->SetEnumValue(m, f, (int)v);
+			return "";
+		}
+		rep ? r->AddEnum(m, f, e) : r->SetEnum(m, f, e);
+		return "";
+	}
+	case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+		break;
+	}
+	return "is a message: set it in the body";
+}
+} // namespace
+
+extern "C" int spawn_pbjson_from_http(spawn_pbjson *p, const char *full_name,
+                                      const char *body_field, const char *json, size_t len,
+                                      const char *const *names, const char *const *values, size_t n,
+                                      uint8_t **bin, size_t *bin_len, char *err, size_t errlen)
+{
+	try {
+		Lock lock(&p->mu, false);
+		const pb::Descriptor *d =
+		    full_name ? p->pool.FindMessageTypeByName(full_name) : nullptr;
+		if (!d) {
+			set_err(err, errlen,
+			        std::string("unknown message type '") +
+			            (full_name ? full_name : "") + "'");
+			return SPAWN_PBJSON_ENOTYPE;
+		}
+		std::unique_ptr<pb::Message> m(p->factory.GetPrototype(d)->New());
+		const bool whole = body_field && !std::strcmp(body_field, "*");
+		const pb::FieldDescriptor *bf = nullptr;
+		if (body_field && body_field[0] && !whole && !(bf = field_named(d, body_field))) {
+			set_err(err, errlen,
+			        std::string("the rule's body field '") + body_field +
+			            "' is not in " + full_name);
+			return SPAWN_PBJSON_EINVAL;
+		}
+		if (!whole && !bf) {
+			for (size_t i = 0; i < len; i++)
+				if (!std::isspace((unsigned char)json[i])) {
+					set_err(err, errlen, "this route takes no body");
+					return SPAWN_PBJSON_EINVAL;
+				}
+		} else if (len) {
+			if (too_deep(json, len)) {
+				set_err(err, errlen,
+				        "JSON nested deeper than " + std::to_string(kMaxDepth) +
+				            " levels");
+				return SPAWN_PBJSON_EINVAL;
+			}
+			// A body field's value is parsed as the message with only that
+			// field: {"<its JSON name>": BODY}. The name is an identifier
+			// (the descriptors were checked), the body is the client's
+			// JSON, parsed by libprotobuf like any other.
+			std::string text = whole ? std::string(json, len)
+			                         : "{\"" + bf->json_name() +
+			                               "\":" + std::string(json, len) + "\n}";
+			pb::util::JsonParseOptions o;
+			o.ignore_unknown_fields = false;
+			std::string out;
+			pb::util::Status st = pb::util::JsonToBinaryString(
+			    p->resolver.get(), std::string(kUrlPrefix) + "/" + full_name, text,
+			    &out, o);
+			if (!st.ok()) {
+				set_err(err, errlen, std::string(st.message()));
+				return SPAWN_PBJSON_EINVAL;
+			}
+			if (!m->ParseFromString(out)) {
+				set_err(err, errlen, "the body does not make a valid message");
+				return SPAWN_PBJSON_EINVAL;
+			}
+		}
+		for (size_t i = 0; i < n; i++) {
+			// Walk "a.b.c": every part but the last a singular message.
+			std::string path = names[i];
+			pb::Message *at = m.get();
+			const pb::FieldDescriptor *f = nullptr;
+			size_t start = 0;
+			std::string why;
+			for (;;) {
+				size_t dot = path.find('.', start);
+				std::string part =
+				    path.substr(start, dot == std::string::npos ? std::string::npos
+				                                                : dot - start);
+				f = field_named(at->GetDescriptor(), part);
+				if (!f) {
+					why =
+					    "is not a field of " + at->GetDescriptor()->full_name();
+					break;
+				}
+				if (dot == std::string::npos)
+					break;
+				if (f->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE ||
+				    f->is_repeated()) {
+					why = "goes through '" + part + "', which is not a message";
+					f = nullptr;
+					break;
+				}
+				at = at->GetReflection()->MutableMessage(at, f, &p->factory);
+				start = dot + 1;
+			}
+			if (f)
+				why = set_scalar(at, f, values[i]);
+			if (!why.empty()) {
+				set_err(err, errlen, "parameter '" + path + "' " + why);
+				return SPAWN_PBJSON_EINVAL;
+			}
+		}
+		std::string out;
+		if (!m->SerializeToString(&out))
+			return SPAWN_PBJSON_ENOMEM;
+		uint8_t *buf = static_cast<uint8_t *>(std::malloc(out.size() ? out.size() : 1));
+		if (!buf)
+			return SPAWN_PBJSON_ENOMEM;
+		std::memcpy(buf, out.data(), out.size());
+		*bin = buf;
+		*bin_len = out.size();
+		return SPAWN_PBJSON_OK;
+	} catch (const std::bad_alloc &) {
+		return SPAWN_PBJSON_ENOMEM;
+	} catch (const std::exception &e) {
+		set_err(err, errlen, e.what());
+		return SPAWN_PBJSON_EINVAL;
+	}
+}
+
+extern "C" int spawn_pbjson_status_json(int code, const char *message, char **json,
+                                        size_t *json_len)
+{
+	try {
+		// google.rpc.Status without details, described here (its two
+		// fields, same names and numbers) so that the fields print in
+		// their order: a Struct's would not.
+		struct StatusType {
+			pb::DescriptorPool pool;
+			pb::DynamicMessageFactory factory{&pool};
+			const pb::Descriptor *d = nullptr;
+			StatusType()
+			{
+				pb::FileDescriptorProto f;
+				f.set_name("spawn/pbjson/status.proto");
+				f.set_package("google.rpc");
+				f.set_syntax("proto3");
+				pb::DescriptorProto *m = f.add_message_type();
+				m->set_name("Status");
+				pb::FieldDescriptorProto *c = m->add_field();
+				c->set_name("code");
+				c->set_number(1);
+				c->set_type(pb::FieldDescriptorProto::TYPE_INT32);
+				c->set_label(pb::FieldDescriptorProto::LABEL_OPTIONAL);
+				pb::FieldDescriptorProto *s = m->add_field();
+				s->set_name("message");
+				s->set_number(2);
+				s->set_type(pb::FieldDescriptorProto::TYPE_STRING);
+				s->set_label(pb::FieldDescriptorProto::LABEL_OPTIONAL);
+				if (pool.BuildFile(f))
+					d = pool.FindMessageTypeByName("google.rpc.Status");
+			}
+		};
+		static const StatusType type; // immutable once built (thread-safe init)
+		if (!type.d)
+			return SPAWN_PBJSON_EINVAL;
+		std::unique_ptr<pb::Message> st(
+		    const_cast<pb::DynamicMessageFactory &>(type.factory)
+		        .GetPrototype(type.d)
+		        ->New());
+		const pb::Reflection *r = st->GetReflection();
+		r->SetInt32(st.get(), type.d->field(0), code);
+		r->SetString(st.get(), type.d->field(1), message ? message : "");
+		std::string out;
+		pb::util::JsonPrintOptions o;
+		o.always_print_primitive_fields = true;
+		if (!pb::util::MessageToJsonString(*st, &out, o).ok())
+			return SPAWN_PBJSON_EINVAL;
+		char *buf = static_cast<char *>(std::malloc(out.size() + 1));
+		if (!buf)
+			return SPAWN_PBJSON_ENOMEM;
+		std::memcpy(buf, out.data(), out.size());
+		buf[out.size()] = '\0';
+		*json = buf;
+		if (json_len)
+			*json_len = out.size();
+		return SPAWN_PBJSON_OK;
+	} catch (const std::bad_alloc &) {
+		return SPAWN_PBJSON_ENOMEM;
+	} catch (...) {
 		return SPAWN_PBJSON_EINVAL;
 	}
 }

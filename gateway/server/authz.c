@@ -3,8 +3,11 @@
  * and "Peers"). Split from server.c; the contracts are in server_int.h. */
 #include "server_int.h"
 
+#include "edge.h"
+
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -134,5 +137,53 @@ grpc_status_code gwi_authorize_peer(gwi_ucall *c, char *name, size_t namelen, ch
 	}
 	gw_access_done(a);
 	c->peer_refused = code != GRPC_STATUS_OK;
+	return code;
+}
+
+/* ---- the HTTP/JSON routes (edge.h) ------------------------------------------------ */
+
+bool gw_edge_has_policy(const gw_server *s)
+{
+	return s->o.access != NULL;
+}
+
+grpc_status_code gw_edge_authorize_bearer(gw_server *s, const char *authorization,
+                                          const char *system, const char *actor, const char *ref,
+                                          const char *action, char *why, size_t n,
+                                          spawn_arena *arena, char **principal)
+{
+	gw_access *a = s->o.access;
+	if (!a)
+		return GRPC_STATUS_OK;
+	/* "Bearer" is case-insensitive (RFC 6750 uses the RFC 7235 scheme). */
+	const char *tok = NULL;
+	if (authorization && !strncasecmp(authorization, "Bearer ", 7)) {
+		tok = authorization + 7;
+		while (*tok == ' ')
+			tok++;
+	}
+	if (!authorization) {
+		snprintf(why, n, "no credential: send an Authorization: Bearer <token> header");
+		return GRPC_STATUS_UNAUTHENTICATED;
+	}
+	if (!tok || !tok[0]) {
+		snprintf(why, n, "the Authorization header is not \"Bearer <token>\"");
+		return GRPC_STATUS_UNAUTHENTICATED;
+	}
+	const gw_policy *p = gw_access_read(a);
+	const gw_principal *pr = gw_policy_by_token(p, tok, strlen(tok));
+	grpc_status_code code = GRPC_STATUS_OK;
+	if (!pr) {
+		code = GRPC_STATUS_UNAUTHENTICATED;
+		snprintf(why, n, "unknown bearer token");
+	} else if (arena && !(*principal = spawn_arena_strdup(arena, gw_principal_name(pr)))) {
+		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		snprintf(why, n, "out of memory");
+	} else if (!gwi_may_invoke(s, pr, system, actor, ref, action)) {
+		code = GRPC_STATUS_PERMISSION_DENIED;
+		snprintf(why, n, "principal '%s' may not invoke %s/%s.%s", gw_principal_name(pr),
+		         system, actor, action);
+	}
+	gw_access_done(a);
 	return code;
 }
