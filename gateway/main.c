@@ -801,7 +801,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < gw_server_listeners(srv); i++)
 		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	if (http)
-		printf("listening http://%s %d\n", gw_http_addr(http), gw_http_port(http));
+		printf("listening http%s://%s %d\n", cfg.tls_cert ? "s" : "", gw_http_addr(http),
+		       gw_http_port(http));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
 	cx.reg = reg;

@@ -163,11 +163,11 @@ grpc_status_code gw_edge_authorize_bearer(gw_server *s, const char *authorizatio
 			tok++;
 	}
 	if (!authorization) {
-		snprintf(why, n, "no credential: send an Authorization: Bearer <token> header");
+		snprintf(why, n, "no credential: send an Authorization: Bearer TOKEN header");
 		return GRPC_STATUS_UNAUTHENTICATED;
 	}
 	if (!tok || !tok[0]) {
-		snprintf(why, n, "the Authorization header is not \"Bearer <token>\"");
+		snprintf(why, n, "the Authorization header is not \"Bearer TOKEN\"");
 		return GRPC_STATUS_UNAUTHENTICATED;
 	}
 	const gw_policy *p = gw_access_read(a);
