@@ -5,6 +5,8 @@
  *   POST /api/v1/system                              RegistrationRequest -> RegistrationResponse
  *   POST /api/v1/system/{name}/actors/spawn          SpawnRequest (?revision=) -> SpawnResponse
  *   POST /api/v1/system/{name}/actors/{actor}/invoke InvocationRequest -> InvocationResponse
+ *   GET  /api/v1/system/{name}/actors/{actor}        (?revision=) -> google.protobuf.Any, the
+ *                                                    state (404: RequestStatus ACTOR_NOT_FOUND)
  *   GET  /health, /health/liveness, /health/readiness   {"status":"up"|"down"}
  *
  * Bodies are protobuf (application/octet-stream or application/protobuf).

@@ -40,6 +40,7 @@ SRC = os.environ["SPAWN_SOURCE_DIR"]
 HERE = os.path.join(SRC, "tests", "httpjson")
 GW = os.path.join(BUILD, "gateway", "spawn-gateway")
 HOST = os.path.join(BUILD, "examples", "incrementor-host")
+GEN_HOST = os.path.join(BUILD, "examples", "incrementor-gen", "incrementor-gen-host")
 PROTO = os.path.join(SRC, "proto")
 WAIT = 30  # seconds for a process to say it is ready
 
@@ -48,7 +49,7 @@ TMP = None
 
 def setUpModule():
     global TMP
-    for tool in (GW, HOST):
+    for tool in (GW, HOST, GEN_HOST):
         if not os.access(tool, os.X_OK):
             raise AssertionError(f"{tool} is missing (the build)")
     for tool in ("curl", "protoc", "openssl"):
@@ -57,6 +58,7 @@ def setUpModule():
     TMP = tempfile.mkdtemp(prefix="spawn-httpjson-")
     os.makedirs(f"{TMP}/desc")
     os.makedirs(f"{TMP}/plain")
+    os.makedirs(f"{TMP}/none")
     for d, inc, proto in ((f"{TMP}/desc/counters.pb", HERE, "counters.proto"),
                           (f"{TMP}/plain/incrementor.pb",
                            os.path.join(SRC, "examples", "incrementor"), "incrementor.proto")):
@@ -81,30 +83,39 @@ class Proc:
 
     def __init__(self, argv, log, env=None):
         self.lines = []
+        self.err_lines = []  # stderr, also copied to log
         self.cv = threading.Condition()
         self.log = open(log, "a")
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                  env=env)
-        threading.Thread(target=self._read, daemon=True).start()
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+        threading.Thread(target=self._read, args=(self.p.stdout, self.lines),
+                         daemon=True).start()
+        self.t_err = threading.Thread(target=self._read, args=(self.p.stderr, self.err_lines),
+                                      daemon=True)
+        self.t_err.start()
 
-    def _read(self):
-        for line in self.p.stdout:
+    def _read(self, stream, into):
+        for line in stream:
             with self.cv:
-                self.lines.append(line.rstrip("\n"))
+                if into is self.err_lines:
+                    self.log.write(line)
+                    self.log.flush()
+                into.append(line.rstrip("\n"))
                 self.cv.notify_all()
         with self.cv:
-            self.lines.append(None)  # EOF
+            into.append(None)  # EOF
             self.cv.notify_all()
 
-    def wait_line(self, pattern):
+    def wait_line(self, pattern, err=False):
         rx = re.compile(pattern)
+        lines = self.err_lines if err else self.lines
         with self.cv:
             ok = self.cv.wait_for(
-                lambda: any(l is None or rx.search(l) for l in self.lines), timeout=WAIT)
-            for l in self.lines:
+                lambda: any(l is None or rx.search(l) for l in lines), timeout=WAIT)
+            for l in lines:
                 if l is not None and rx.search(l):
                     return l
-        raise AssertionError(f"no line /{pattern}/ (ok={ok}): {self.lines}")
+        raise AssertionError(f"no line /{pattern}/ (ok={ok}): {lines}")
 
     def stop(self):
         if self.p.poll() is None:
@@ -114,7 +125,9 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
-        self.log.close()
+        self.t_err.join(timeout=WAIT)
+        with self.cv:
+            self.log.close()
 
 
 class Gateway(Proc):
@@ -131,8 +144,8 @@ class Gateway(Proc):
         self.http = int(line.split()[2])
         self.base = f"{self.scheme}://127.0.0.1:{self.http}"
 
-    def host(self, *args, env=None):
-        h = Proc([HOST, "--gateway", f"127.0.0.1:{self.port}", *args],
+    def host(self, *args, env=None, exe=HOST):
+        h = Proc([exe, "--gateway", f"127.0.0.1:{self.port}", *args],
                  os.path.join(self.dir, "host.log"), env=env)
         h.wait_line(r"^registered")
         return h
@@ -264,6 +277,40 @@ class Routes(unittest.TestCase):
                                    body='{"value": 4}'), (200, {"total": "4"}))
 
 
+def curl_raw(url):
+    """(HTTP status, body bytes) of a GET."""
+    r = subprocess.run(["curl", "-sS", "--max-time", "30", "-w", "%{http_code}", url],
+                       capture_output=True, timeout=60)
+    if r.returncode:
+        raise AssertionError(f"curl {url}: {r.stderr.decode()}")
+    return int(r.stdout[-3:]), r.stdout[:-3]
+
+
+class SpawnRead(unittest.TestCase):
+    def test_spawns_state_read_route(self):
+        from google.protobuf import any_pb2
+        gw = Gateway("read")
+        h = gw.host("--unnamed")
+        try:
+            self.assertEqual(curl(gw.base + "/v1/counters/r1:add", "POST", '{"value": 300}'),
+                             (200, {"total": "300"}))
+            st, body = curl_raw(gw.base + "/api/v1/system/spawn-system/actors/r1")
+            self.assertEqual(st, 200, body)
+            a = any_pb2.Any()
+            a.ParseFromString(body)
+            self.assertEqual(a.type_url, "type.googleapis.com/examples.incrementor.State")
+            self.assertEqual(a.value, b"\x08\xac\x02")  # total = 300
+            st, body = curl_raw(gw.base + "/api/v1/system/spawn-system/actors/none")
+            self.assertEqual(st, 404, body)
+            st, body = curl_raw(gw.base + "/api/v1/system/spawn-system/actors/%ff")
+            self.assertEqual(st, 400, body)
+            st, body = curl_raw(gw.base + "/api/v1/system/spawn-system/actors/r1?revision=x")
+            self.assertEqual(st, 400, body)
+        finally:
+            h.stop()
+            gw.stop()
+
+
 class NamedAndAmbiguous(unittest.TestCase):
     def test_named_actor_by_system_and_an_ambiguous_annotated_route(self):
         gw = Gateway("named")
@@ -286,6 +333,27 @@ class NamedAndAmbiguous(unittest.TestCase):
                 h2.stop()
         finally:
             h1.stop()
+            gw.stop()
+
+
+class HostContracts(unittest.TestCase):
+    def test_a_contract_sent_by_a_host_is_served_as_json(self):
+        # The generated C host sends its contract (examples/incrementor-gen)
+        # with its registration: the JSON pool follows it.
+        gw = Gateway("hostcontract", desc="none")
+        try:
+            st, js = curl(gw.base + "/v1/spawn-system/Incrementor/Add", "POST", '{"value": 2}')
+            self.assertEqual((st, js["code"]), (404, 5), js)  # nobody registered it yet
+            h = gw.host(exe=GEN_HOST)
+            try:
+                gw.wait_line(r"contracts registered", err=True)
+                self.assertEqual(curl(gw.base + "/v1/spawn-system/Incrementor/Add", "POST",
+                                      '{"value": 2}'), (200, {"total": "2"}))
+                self.assertEqual(curl(gw.base + "/v1/spawn-system/Incrementor/Add", "POST",
+                                      '{"value": 3}'), (200, {"total": "5"}))
+            finally:
+                h.stop()
+        finally:
             gw.stop()
 
 
