@@ -19,34 +19,17 @@
 #include "google/api/http.pb-c.h"
 #include "log.h"
 #include "pbjson.h"
+#include "template.h"
 
 #define JSON_TYPE "application/json"
 
 /* ---- the pool snapshot: a spawn_pbjson pool and its routes ---------------------------- */
 
-enum { SEG_LIT, SEG_STAR, SEG_DSTAR };
-typedef struct tseg {
-	int kind;
-	char *lit; /* owned; SEG_LIT */
-} tseg;
-
-typedef struct tvar {
-	char *field;     /* owned: a field path ("a.b") */
-	size_t from, to; /* the template segments it spans */
-} tvar;
-
-#define MAX_SEGS 64
-#define MAX_VARS 16
-
 typedef struct jrule {
-	char method[16]; /* GET, POST, ... or a custom verb's kind */
+	char method[16]; /* GET, POST, PUT, DELETE, PATCH */
 	char *mpath;     /* owned: the contract method, "/pkg.Svc/Method" */
-	tseg segs[MAX_SEGS];
-	size_t nsegs;
-	tvar vars[MAX_VARS];
-	size_t nvars;
-	char *verb; /* owned: the ":verb" suffix without the colon; NULL = none */
-	char *body; /* owned: "" (no body), "*" or a field */
+	gw_tmpl t;       /* the path template */
+	char *body;      /* owned: "" (no body), "*" or a field */
 } jrule;
 
 typedef struct jpool {
@@ -69,12 +52,8 @@ struct gw_jsonapi {
 
 static void rule_fini(jrule *r)
 {
-	for (size_t i = 0; i < r->nsegs; i++)
-		free(r->segs[i].lit);
-	for (size_t i = 0; i < r->nvars; i++)
-		free(r->vars[i].field);
+	gw_tmpl_fini(&r->t);
 	free(r->mpath);
-	free(r->verb);
 	free(r->body);
 }
 
@@ -97,177 +76,6 @@ static jpool *pool_get(gw_jsonapi *a)
 		atomic_fetch_add(&p->refs, 1);
 	pthread_mutex_unlock(&a->mu);
 	return p;
-}
-
-/* ident_ok / field_path_ok: [A-Za-z_][A-Za-z0-9_]* and those joined by dots. */
-static bool ident_char(char c, bool first)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-	       (!first && c >= '0' && c <= '9');
-}
-
-static bool field_path_ok(const char *s, size_t n)
-{
-	if (!n || n > 255)
-		return false;
-	bool first = true;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '.' && !first && i + 1 < n) {
-			first = true;
-			continue;
-		}
-		if (!ident_char(s[i], first))
-			return false;
-		first = false;
-	}
-	return true;
-}
-
-/* lit_char: a literal segment's bytes: printable ASCII but the template's
- * own punctuation. */
-static bool lit_char(char c)
-{
-	return c > 0x20 && c < 0x7f && !strchr("{}/:*=", c);
-}
-
-/* parse_segments parses "seg/seg/..." from *p up to stop (a '}' or the
- * end) into r->segs. Returns false with why. */
-static bool parse_segments(const char **p, const char *end, jrule *r, char *why, size_t wn)
-{
-	for (;;) {
-		if (r->nsegs == MAX_SEGS) {
-			snprintf(why, wn, "more than %d segments", MAX_SEGS);
-			return false;
-		}
-		tseg *s = &r->segs[r->nsegs];
-		const char *q = *p;
-		while (q < end && *q != '/' && *q != '}')
-			q++;
-		size_t n = (size_t)(q - *p);
-		if (n == 2 && !memcmp(*p, "**", 2)) {
-			s->kind = SEG_DSTAR;
-		} else if (n == 1 && **p == '*') {
-			s->kind = SEG_STAR;
-		} else {
-			for (size_t i = 0; i < n; i++)
-				if (!lit_char((*p)[i])) {
-					snprintf(why, wn, "a segment holds '%c' or is empty",
-					         (*p)[i] > 0x20 && (*p)[i] < 0x7f ? (*p)[i] : '?');
-					return false;
-				}
-			if (!n) {
-				snprintf(why, wn, "an empty segment");
-				return false;
-			}
-			s->kind = SEG_LIT;
-			if (!(s->lit = strndup(*p, n))) {
-				snprintf(why, wn, "out of memory");
-				return false;
-			}
-		}
-		r->nsegs++;
-		*p = q;
-		if (q == end || *q == '}' || (q + 1 < end && q[1] == '{'))
-			return true; /* the caller reads the '/' before a variable */
-		(*p)++;              /* the '/' */
-		if (*p == end) {
-			snprintf(why, wn, "ends with '/'");
-			return false;
-		}
-	}
-}
-
-/* parse_template parses a google.api.http path template (and its verb)
- * into r: "/" Segment {"/" Segment} [":" Verb], a Segment "*", "**", a
- * literal or "{field[=Segments]}". Returns false with why. */
-static bool parse_template(const char *t, jrule *r, char *why, size_t wn)
-{
-	size_t len = strlen(t);
-	if (t[0] != '/' || len > GW_JSONAPI_MAX_PATH) {
-		snprintf(why, wn, "a template starts with '/' and has at most %d bytes",
-		         GW_JSONAPI_MAX_PATH);
-		return false;
-	}
-	/* The verb: a ':' outside braces, after the last segment. */
-	const char *end = t + len;
-	int depth = 0;
-	for (const char *q = t; q < end; q++) {
-		if (*q == '{')
-			depth++;
-		else if (*q == '}')
-			depth--;
-		else if (*q == ':' && depth == 0) {
-			for (const char *v = q + 1; v < end; v++)
-				if (!lit_char(*v)) {
-					snprintf(why, wn, "the verb after ':' is not a literal");
-					return false;
-				}
-			if (q + 1 == end || !(r->verb = strdup(q + 1))) {
-				snprintf(why, wn, "an empty verb");
-				return false;
-			}
-			end = q;
-			break;
-		}
-	}
-	const char *p = t + 1;
-	while (p < end) {
-		if (*p == '{') {
-			if (r->nvars == MAX_VARS) {
-				snprintf(why, wn, "more than %d variables", MAX_VARS);
-				return false;
-			}
-			const char *f = ++p;
-			while (p < end && *p != '=' && *p != '}')
-				p++;
-			if (p == end || !field_path_ok(f, (size_t)(p - f))) {
-				snprintf(why, wn, "a variable is not {field.path[=segments]}");
-				return false;
-			}
-			tvar *v = &r->vars[r->nvars];
-			if (!(v->field = strndup(f, (size_t)(p - f)))) {
-				snprintf(why, wn, "out of memory");
-				return false;
-			}
-			r->nvars++;
-			v->from = r->nsegs;
-			if (*p == '=') {
-				p++;
-				if (!parse_segments(&p, end, r, why, wn))
-					return false;
-			} else if (r->nsegs < MAX_SEGS) {
-				r->segs[r->nsegs++].kind = SEG_STAR;
-			} else {
-				snprintf(why, wn, "more than %d segments", MAX_SEGS);
-				return false;
-			}
-			v->to = r->nsegs;
-			if (p == end || *p != '}') {
-				snprintf(why, wn, "a variable is not closed with '}'");
-				return false;
-			}
-			p++;
-		} else if (!parse_segments(&p, end, r, why, wn)) {
-			return false;
-		}
-		if (p < end) {
-			if (*p != '/') {
-				snprintf(why, wn, "'%c' where a '/' belongs", *p);
-				return false;
-			}
-			p++;
-			if (p == end) {
-				snprintf(why, wn, "ends with '/'");
-				return false;
-			}
-		}
-	}
-	for (size_t i = 0; i + 1 < r->nsegs; i++)
-		if (r->segs[i].kind == SEG_DSTAR) {
-			snprintf(why, wn, "'**' is allowed as the last segment only");
-			return false;
-		}
-	return true;
 }
 
 /* add_rule parses one binding of method m (pattern and body) into
@@ -324,7 +132,7 @@ static bool add_rule(jpool *p, const gw_contract_rule *cr, const Google__Api__Ht
 		return false;
 	}
 	const char *body = h->body ? h->body : "";
-	if (body[0] && strcmp(body, "*") && !field_path_ok(body, strlen(body))) {
+	if (body[0] && strcmp(body, "*") && !gw_tmpl_field_path_ok(body, strlen(body))) {
 		snprintf(why, wn, "%.300s: body '%.200s' is not '*' or a field", cr->path, body);
 		return false;
 	}
@@ -336,7 +144,7 @@ static bool add_rule(jpool *p, const gw_contract_rule *cr, const Google__Api__Ht
 	memset(r, 0, sizeof *r);
 	snprintf(r->method, sizeof r->method, "%s", method);
 	char w[200] = "";
-	bool ok = parse_template(tmpl, r, w, sizeof w);
+	bool ok = gw_tmpl_parse(tmpl, &r->t, w, sizeof w);
 	if (ok && (!(r->mpath = strdup(cr->path)) || !(r->body = strdup(body)))) {
 		ok = false;
 		snprintf(w, sizeof w, "out of memory");
@@ -572,7 +380,7 @@ typedef struct params {
 	const char *names[GW_JSONAPI_MAX_PARAMS];
 	const char *values[GW_JSONAPI_MAX_PARAMS];
 	size_t n;
-	char buf[GW_JSONAPI_MAX_PATH + MAX_SEGS]; /* path variables' values */
+	char buf[GW_JSONAPI_MAX_PATH + GW_TMPL_SEGS]; /* path variables' values */
 	size_t used;
 	char why[300]; /* a refused query argument */
 } params;
@@ -585,7 +393,7 @@ static bool on_query(void *user, const char *key, const char *value)
 		snprintf(p->why, sizeof p->why, "more than %d parameters", GW_JSONAPI_MAX_PARAMS);
 		return false;
 	}
-	if (!field_path_ok(key, strlen(key))) {
+	if (!gw_tmpl_field_path_ok(key, strlen(key))) {
 		snprintf(p->why, sizeof p->why, "a query parameter is not a field path");
 		return false;
 	}
@@ -598,46 +406,6 @@ static bool on_query(void *user, const char *key, const char *value)
 	p->names[p->n] = key;
 	p->values[p->n++] = value;
 	return true;
-}
-
-/* split_path splits path (after its leading '/') into at most MAX_SEGS
- * segments, pointers into copy (a writable copy). Returns the count, or -1. */
-static int split_path(char *copy, char **segs)
-{
-	int n = 0;
-	char *p = copy + 1;
-	for (;;) {
-		if (n == MAX_SEGS)
-			return -1;
-		segs[n++] = p;
-		char *slash = strchr(p, '/');
-		if (!slash)
-			return n;
-		*slash = 0;
-		p = slash + 1;
-	}
-}
-
-/* match_rule matches the path's segments against r: *pos gets the path
- * segment where each template segment starts (pos[r->nsegs] = n). */
-static bool match_rule(const jrule *r, char **segs, int n, size_t *pos)
-{
-	int j = 0;
-	for (size_t i = 0; i < r->nsegs; i++) {
-		pos[i] = (size_t)j;
-		const tseg *s = &r->segs[i];
-		if (s->kind == SEG_DSTAR) {
-			j = n;
-			continue;
-		}
-		if (j >= n || !segs[j][0])
-			return false;
-		if (s->kind == SEG_LIT && strcmp(s->lit, segs[j]))
-			return false;
-		j++;
-	}
-	pos[r->nsegs] = (size_t)j;
-	return j == n;
 }
 
 /* invoke_ready authorizes and starts the call built in inv. */
@@ -698,17 +466,17 @@ static void handle_rule(gw_jsonapi *a, gw_http_req *req, jpool *pool, const jrul
 		reply_status(req, 0, 8, "out of memory");
 		return;
 	}
-	for (size_t v = 0; v < r->nvars; v++) {
+	for (size_t v = 0; v < r->t.nvars; v++) {
 		char *out = p->buf + p->used;
-		for (size_t j = pos[r->vars[v].from]; j < pos[r->vars[v].to]; j++) {
+		for (size_t j = pos[r->t.vars[v].from]; j < pos[r->t.vars[v].to]; j++) {
 			size_t l = strlen(segs[j]);
-			if (j > pos[r->vars[v].from])
+			if (j > pos[r->t.vars[v].from])
 				p->buf[p->used++] = '/';
 			memcpy(p->buf + p->used, segs[j], l);
 			p->used += l;
 		}
 		p->buf[p->used++] = 0;
-		p->names[p->n] = r->vars[v].field;
+		p->names[p->n] = r->t.vars[v].field;
 		p->values[p->n++] = out;
 	}
 	if (!r->body[0] || strcmp(r->body, "*"))
@@ -892,8 +660,8 @@ static void on_request(void *user, gw_http_req *req)
 		return;
 	}
 	char *copy = strdup(path);
-	char *segs[MAX_SEGS];
-	size_t pos[MAX_SEGS + 1];
+	char *segs[GW_TMPL_SEGS];
+	size_t pos[GW_TMPL_SEGS + 1];
 	jpool *pool = copy ? pool_get(a) : NULL;
 	if (!pool) {
 		free(copy);
@@ -902,35 +670,35 @@ static void on_request(void *user, gw_http_req *req)
 	}
 	const char *method = gw_http_req_method(req);
 	bool path_known = false;
-	for (size_t i = 0; i < pool->nrules; i++) {
+	/* One split of the path serves every rule: a rule with a ":verb"
+	 * suffix cuts it off the last segment for its own match. */
+	int n = gw_tmpl_split(copy, segs);
+	char *last = n > 0 ? segs[n - 1] : NULL;
+	size_t last_len = last ? strlen(last) : 0;
+	for (size_t i = 0; n > 0 && i < pool->nrules; i++) {
 		const jrule *r = &pool->rules[i];
-		char *verb = NULL;
-		if (r->verb) {
-			size_t vl = strlen(r->verb), cl = strlen(copy);
-			if (cl < vl + 2 || copy[cl - vl - 1] != ':' ||
-			    strcmp(copy + cl - vl, r->verb))
+		char *colon = NULL;
+		if (r->t.verb) {
+			size_t vl = strlen(r->t.verb);
+			if (last_len < vl + 2 || last[last_len - vl - 1] != ':' ||
+			    strcmp(last + last_len - vl, r->t.verb))
 				continue;
-			verb = copy + cl - vl - 1;
-			*verb = 0;
+			colon = last + last_len - vl - 1;
+			*colon = 0;
 		}
-		char *work = strdup(copy);
-		int n = work ? split_path(work, segs) : -1;
-		bool hit = n > 0 && match_rule(r, segs, n, pos);
-		if (verb)
-			*verb = ':';
+		bool hit = gw_tmpl_match(&r->t, segs, n, pos);
 		if (hit && strcmp(method, r->method)) {
 			path_known = true;
 			hit = false;
 		}
 		if (hit) {
 			handle_rule(a, req, pool, r, segs, pos);
-			free(work);
 			free(copy);
 			return;
 		}
-		free(work);
+		if (colon)
+			*colon = ':';
 	}
-	int n = split_path(copy, segs);
 	if (n == 4 && !strcmp(segs[0], "v1") && !strcmp(method, "POST")) {
 		handle_generic(a, req, pool, segs[1], segs[2], segs[3]);
 		free(copy);

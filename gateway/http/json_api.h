@@ -51,7 +51,7 @@ typedef struct gw_jsonapi gw_jsonapi;
 
 #define GW_JSONAPI_MAX_RULES  4096 /* HTTP rules (bindings) in one pool */
 #define GW_JSONAPI_MAX_PARAMS 64   /* path variables + query parameters of a request */
-#define GW_JSONAPI_MAX_PATH   2048 /* bytes of a request path or a template */
+#define GW_JSONAPI_MAX_PATH   2048 /* bytes of a request path */
 
 typedef struct gw_jsonapi_opts {
 	gw_wc_limits limits; /* names at the edge; 0 fields = defaults */
