@@ -186,7 +186,6 @@ bool gw_tmpl_parse(const char *t, gw_tmpl *r, char *why, size_t wn)
 	return true;
 }
 
-
 /* split_path splits path (after its leading '/') into at most GW_TMPL_SEGS
  * segments, pointers into copy (a writable copy). Returns the count, or -1. */
 int gw_tmpl_split(char *copy, char **segs)
@@ -226,4 +225,3 @@ bool gw_tmpl_match(const gw_tmpl *r, char **segs, int n, size_t *pos)
 	pos[r->nsegs] = (size_t)j;
 	return j == n;
 }
-

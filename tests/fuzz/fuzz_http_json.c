@@ -55,7 +55,8 @@ static void fuzz_template(const uint8_t *data, size_t size)
 		int n = gw_tmpl_split(path, segs);
 		if (n > 0 && gw_tmpl_match(&r, segs, n, pos))
 			for (size_t v = 0; v < r.nvars; v++)
-				if (r.vars[v].from > r.vars[v].to || pos[r.vars[v].to] > (size_t)n ||
+				if (r.vars[v].from > r.vars[v].to ||
+				    pos[r.vars[v].to] > (size_t)n ||
 				    pos[r.vars[v].from] > pos[r.vars[v].to])
 					abort();
 	} else if (!why[0]) {
