@@ -144,6 +144,12 @@ class Gateway(Proc):
         self.http = int(line.split()[2])
         self.base = f"{self.scheme}://127.0.0.1:{self.http}"
 
+    def stop(self):
+        super().stop()
+        if self.p.returncode != 0:
+            raise AssertionError(f"the gateway exited {self.p.returncode} on SIGTERM: "
+                                 + "\n".join(l for l in self.err_lines[-20:] if l))
+
     def host(self, *args, env=None, exe=HOST):
         h = Proc([exe, "--gateway", f"127.0.0.1:{self.port}", *args],
                  os.path.join(self.dir, "host.log"), env=env)
