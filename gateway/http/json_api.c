@@ -659,6 +659,14 @@ static void on_request(void *user, gw_http_req *req)
 		reply_status(req, 400, 3, "the path is over 2048 bytes or not valid UTF-8 text");
 		return;
 	}
+	/* With a policy, no credential learns nothing: 401 before any look-up. */
+	char awhy[200];
+	if (a->o.policy &&
+	    gw_edge_authenticate_bearer(a->srv, gw_http_req_header(req, "Authorization"), awhy,
+	                                sizeof awhy) != 0) {
+		reply_status(req, 401, 16, awhy);
+		return;
+	}
 	char *copy = strdup(path);
 	char *segs[GW_TMPL_SEGS];
 	size_t pos[GW_TMPL_SEGS + 1];

@@ -147,6 +147,45 @@ bool gw_edge_has_policy(const gw_server *s)
 	return s->o.access != NULL;
 }
 
+/* bearer_token: the token of an Authorization header value, or NULL with
+ * why. */
+static const char *bearer_token(const char *authorization, char *why, size_t n)
+{
+	if (!authorization) {
+		snprintf(why, n, "no credential: send an Authorization: Bearer TOKEN header");
+		return NULL;
+	}
+	/* "Bearer" is case-insensitive (RFC 6750 uses the RFC 7235 scheme). */
+	const char *tok = NULL;
+	if (!strncasecmp(authorization, "Bearer ", 7)) {
+		tok = authorization + 7;
+		while (*tok == ' ')
+			tok++;
+	}
+	if (!tok || !tok[0]) {
+		snprintf(why, n, "the Authorization header is not \"Bearer TOKEN\"");
+		return NULL;
+	}
+	return tok;
+}
+
+grpc_status_code gw_edge_authenticate_bearer(gw_server *s, const char *authorization, char *why,
+                                             size_t n)
+{
+	gw_access *a = s->o.access;
+	if (!a)
+		return GRPC_STATUS_OK;
+	const char *tok = bearer_token(authorization, why, n);
+	if (!tok)
+		return GRPC_STATUS_UNAUTHENTICATED;
+	const gw_policy *p = gw_access_read(a);
+	bool known = gw_policy_by_token(p, tok, strlen(tok)) != NULL;
+	gw_access_done(a);
+	if (!known)
+		snprintf(why, n, "unknown bearer token");
+	return known ? GRPC_STATUS_OK : GRPC_STATUS_UNAUTHENTICATED;
+}
+
 grpc_status_code gw_edge_authorize_bearer(gw_server *s, const char *authorization,
                                           const char *system, const char *actor, const char *ref,
                                           const char *action, char *why, size_t n,
@@ -155,21 +194,9 @@ grpc_status_code gw_edge_authorize_bearer(gw_server *s, const char *authorizatio
 	gw_access *a = s->o.access;
 	if (!a)
 		return GRPC_STATUS_OK;
-	/* "Bearer" is case-insensitive (RFC 6750 uses the RFC 7235 scheme). */
-	const char *tok = NULL;
-	if (authorization && !strncasecmp(authorization, "Bearer ", 7)) {
-		tok = authorization + 7;
-		while (*tok == ' ')
-			tok++;
-	}
-	if (!authorization) {
-		snprintf(why, n, "no credential: send an Authorization: Bearer TOKEN header");
+	const char *tok = bearer_token(authorization, why, n);
+	if (!tok)
 		return GRPC_STATUS_UNAUTHENTICATED;
-	}
-	if (!tok || !tok[0]) {
-		snprintf(why, n, "the Authorization header is not \"Bearer TOKEN\"");
-		return GRPC_STATUS_UNAUTHENTICATED;
-	}
 	const gw_policy *p = gw_access_read(a);
 	const gw_principal *pr = gw_policy_by_token(p, tok, strlen(tok));
 	grpc_status_code code = GRPC_STATUS_OK;

@@ -53,6 +53,13 @@ grpc_status_code gw_edge_authorize_bearer(gw_server *s, const char *authorizatio
                                           const char *action, char *why, size_t n,
                                           spawn_arena *arena, char **principal);
 
+/* gw_edge_authenticate_bearer is the first half of gw_edge_authorize_bearer:
+ * whether the header names a known token (GRPC_STATUS_OK, also without a
+ * policy) or not (UNAUTHENTICATED, why), so that a caller without a
+ * credential learns nothing about what exists. */
+grpc_status_code gw_edge_authenticate_bearer(gw_server *s, const char *authorization, char *why,
+                                             size_t n);
+
 /* gw_edge_has_policy: whether the server enforces an access policy. */
 bool gw_edge_has_policy(const gw_server *s);
 

@@ -417,6 +417,10 @@ class Access(unittest.TestCase):
         try:
             st, js = curl(url, "POST", '{"value": 1}', cacert=ca)
             self.assertEqual((st, js["code"]), (401, 16), js)
+            # Without a credential nothing is looked up: no 404 for probes.
+            for path in ("/v1/spawn-system/nobody/Add", "/v1/nosuch/x/y", "/no/route"):
+                st, js = curl(gw.base + path, "POST", "{}", cacert=ca)
+                self.assertEqual((st, js["code"]), (401, 16), (path, js))
             st, js = curl(url, "POST", '{"value": 1}', cacert=ca,
                           headers=["Authorization: Bearer not-a-token"])
             self.assertEqual((st, js["code"]), (401, 16), js)
