@@ -111,10 +111,47 @@ bool too_deep(const char *json, size_t len)
 }
 } // namespace
 
+// copy_bin / copy_text hand out out as a malloc'd buffer (text: with a NUL).
+static int copy_bin(const std::string &out, uint8_t **bin, size_t *bin_len)
+{
+	uint8_t *buf = static_cast<uint8_t *>(std::malloc(out.size() ? out.size() : 1));
+	if (!buf)
+		return SPAWN_PBJSON_ENOMEM;
+	std::memcpy(buf, out.data(), out.size());
+	*bin = buf;
+	*bin_len = out.size();
+	return SPAWN_PBJSON_OK;
+}
+
+static int copy_text(const std::string &out, char **json, size_t *json_len)
+{
+	char *buf = static_cast<char *>(std::malloc(out.size() + 1));
+	if (!buf)
+		return SPAWN_PBJSON_ENOMEM;
+	std::memcpy(buf, out.data(), out.size());
+	buf[out.size()] = '\0';
+	*json = buf;
+	if (json_len)
+		*json_len = out.size();
+	return SPAWN_PBJSON_OK;
+}
+
 static void set_err(char *err, size_t errlen, const std::string &msg)
 {
 	if (err && errlen)
 		std::snprintf(err, errlen, "%s", msg.c_str());
+}
+
+// find_type: the message type full_name of the pool (under p->mu), or
+// nullptr with err set.
+static const pb::Descriptor *find_type(spawn_pbjson *p, const char *full_name, char *err,
+                                       size_t errlen)
+{
+	const pb::Descriptor *d = full_name ? p->pool.FindMessageTypeByName(full_name) : nullptr;
+	if (!d)
+		set_err(err, errlen,
+		        std::string("unknown message type '") + (full_name ? full_name : "") + "'");
+	return d;
 }
 
 extern "C" spawn_pbjson *spawn_pbjson_create(void)
@@ -252,14 +289,9 @@ extern "C" int spawn_pbjson_to_json(spawn_pbjson *p, const char *full_name, cons
 {
 	try {
 		Lock lock(&p->mu, false);
-		const pb::Descriptor *d =
-		    full_name ? p->pool.FindMessageTypeByName(full_name) : nullptr;
-		if (!d) {
-			set_err(err, errlen,
-			        std::string("unknown message type '") +
-			            (full_name ? full_name : "") + "'");
+		const pb::Descriptor *d = find_type(p, full_name, err, errlen);
+		if (!d)
 			return SPAWN_PBJSON_ENOTYPE;
-		}
 		// The JSON writer stops quietly at a truncated field: parse first,
 		// so bytes that are not a whole message are an error, not half an
 		// answer.
@@ -281,15 +313,7 @@ extern "C" int spawn_pbjson_to_json(spawn_pbjson *p, const char *full_name, cons
 			set_err(err, errlen, std::string(st.message()));
 			return SPAWN_PBJSON_EINVAL;
 		}
-		char *buf = static_cast<char *>(std::malloc(out.size() + 1));
-		if (!buf)
-			return SPAWN_PBJSON_ENOMEM;
-		std::memcpy(buf, out.data(), out.size());
-		buf[out.size()] = '\0';
-		*json = buf;
-		if (json_len)
-			*json_len = out.size();
-		return SPAWN_PBJSON_OK;
+		return copy_text(out, json, json_len);
 	} catch (const std::bad_alloc &) {
 		return SPAWN_PBJSON_ENOMEM;
 	} catch (const std::exception &e) {
@@ -304,12 +328,8 @@ extern "C" int spawn_pbjson_from_json(spawn_pbjson *p, const char *full_name, co
 {
 	try {
 		Lock lock(&p->mu, false);
-		if (!full_name || !p->pool.FindMessageTypeByName(full_name)) {
-			set_err(err, errlen,
-			        std::string("unknown message type '") +
-			            (full_name ? full_name : "") + "'");
+		if (!find_type(p, full_name, err, errlen))
 			return SPAWN_PBJSON_ENOTYPE;
-		}
 		if (too_deep(json, len)) {
 			set_err(err, errlen,
 			        "JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
@@ -325,13 +345,7 @@ extern "C" int spawn_pbjson_from_json(spawn_pbjson *p, const char *full_name, co
 			set_err(err, errlen, std::string(st.message()));
 			return SPAWN_PBJSON_EINVAL;
 		}
-		uint8_t *buf = static_cast<uint8_t *>(std::malloc(out.size() ? out.size() : 1));
-		if (!buf)
-			return SPAWN_PBJSON_ENOMEM;
-		std::memcpy(buf, out.data(), out.size());
-		*bin = buf;
-		*bin_len = out.size();
-		return SPAWN_PBJSON_OK;
+		return copy_bin(out, bin, bin_len);
 	} catch (const std::bad_alloc &) {
 		return SPAWN_PBJSON_ENOMEM;
 	} catch (const std::exception &e) {
@@ -436,14 +450,9 @@ extern "C" int spawn_pbjson_from_http(spawn_pbjson *p, const char *full_name,
 {
 	try {
 		Lock lock(&p->mu, false);
-		const pb::Descriptor *d =
-		    full_name ? p->pool.FindMessageTypeByName(full_name) : nullptr;
-		if (!d) {
-			set_err(err, errlen,
-			        std::string("unknown message type '") +
-			            (full_name ? full_name : "") + "'");
+		const pb::Descriptor *d = find_type(p, full_name, err, errlen);
+		if (!d)
 			return SPAWN_PBJSON_ENOTYPE;
-		}
 		std::unique_ptr<pb::Message> m(p->factory.GetPrototype(d)->New());
 		const bool whole = body_field && !std::strcmp(body_field, "*");
 		const pb::FieldDescriptor *bf = nullptr;
@@ -527,13 +536,7 @@ extern "C" int spawn_pbjson_from_http(spawn_pbjson *p, const char *full_name,
 		std::string out;
 		if (!m->SerializeToString(&out))
 			return SPAWN_PBJSON_ENOMEM;
-		uint8_t *buf = static_cast<uint8_t *>(std::malloc(out.size() ? out.size() : 1));
-		if (!buf)
-			return SPAWN_PBJSON_ENOMEM;
-		std::memcpy(buf, out.data(), out.size());
-		*bin = buf;
-		*bin_len = out.size();
-		return SPAWN_PBJSON_OK;
+		return copy_bin(out, bin, bin_len);
 	} catch (const std::bad_alloc &) {
 		return SPAWN_PBJSON_ENOMEM;
 	} catch (const std::exception &e) {
@@ -590,15 +593,7 @@ extern "C" int spawn_pbjson_status_json(int code, const char *message, char **js
 		o.always_print_primitive_fields = true;
 		if (!pb::util::MessageToJsonString(*st, &out, o).ok())
 			return SPAWN_PBJSON_EINVAL;
-		char *buf = static_cast<char *>(std::malloc(out.size() + 1));
-		if (!buf)
-			return SPAWN_PBJSON_ENOMEM;
-		std::memcpy(buf, out.data(), out.size());
-		buf[out.size()] = '\0';
-		*json = buf;
-		if (json_len)
-			*json_len = out.size();
-		return SPAWN_PBJSON_OK;
+		return copy_text(out, json, json_len);
 	} catch (const std::bad_alloc &) {
 		return SPAWN_PBJSON_ENOMEM;
 	} catch (...) {

@@ -169,21 +169,35 @@ static const char *bearer_token(const char *authorization, char *why, size_t n)
 	return tok;
 }
 
-grpc_status_code gw_edge_authenticate_bearer(gw_server *s, const char *authorization, char *why,
-                                             size_t n)
+/* token_read finds the principal of the header's bearer token: OK with
+ * the policy's read lock held (the caller calls gw_access_done), or
+ * UNAUTHENTICATED with why and no lock held. */
+static grpc_status_code token_read(gw_access *a, const char *authorization, const gw_principal **pr,
+                                   char *why, size_t n)
 {
-	gw_access *a = s->o.access;
-	if (!a)
-		return GRPC_STATUS_OK;
 	const char *tok = bearer_token(authorization, why, n);
 	if (!tok)
 		return GRPC_STATUS_UNAUTHENTICATED;
 	const gw_policy *p = gw_access_read(a);
-	bool known = gw_policy_by_token(p, tok, strlen(tok)) != NULL;
-	gw_access_done(a);
-	if (!known)
+	if (!(*pr = gw_policy_by_token(p, tok, strlen(tok)))) {
+		gw_access_done(a);
 		snprintf(why, n, "unknown bearer token");
-	return known ? GRPC_STATUS_OK : GRPC_STATUS_UNAUTHENTICATED;
+		return GRPC_STATUS_UNAUTHENTICATED;
+	}
+	return GRPC_STATUS_OK;
+}
+
+grpc_status_code gw_edge_authenticate_bearer(gw_server *s, const char *authorization, char *why,
+                                             size_t n)
+{
+	gw_access *a = s->o.access;
+	const gw_principal *pr = NULL;
+	if (!a)
+		return GRPC_STATUS_OK;
+	grpc_status_code code = token_read(a, authorization, &pr, why, n);
+	if (code == GRPC_STATUS_OK)
+		gw_access_done(a);
+	return code;
 }
 
 grpc_status_code gw_edge_authorize_bearer(gw_server *s, const char *authorization,
@@ -192,18 +206,13 @@ grpc_status_code gw_edge_authorize_bearer(gw_server *s, const char *authorizatio
                                           spawn_arena *arena, char **principal)
 {
 	gw_access *a = s->o.access;
+	const gw_principal *pr = NULL;
 	if (!a)
 		return GRPC_STATUS_OK;
-	const char *tok = bearer_token(authorization, why, n);
-	if (!tok)
-		return GRPC_STATUS_UNAUTHENTICATED;
-	const gw_policy *p = gw_access_read(a);
-	const gw_principal *pr = gw_policy_by_token(p, tok, strlen(tok));
-	grpc_status_code code = GRPC_STATUS_OK;
-	if (!pr) {
-		code = GRPC_STATUS_UNAUTHENTICATED;
-		snprintf(why, n, "unknown bearer token");
-	} else if (arena && !(*principal = spawn_arena_strdup(arena, gw_principal_name(pr)))) {
+	grpc_status_code code = token_read(a, authorization, &pr, why, n);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	if (arena && !(*principal = spawn_arena_strdup(arena, gw_principal_name(pr)))) {
 		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		snprintf(why, n, "out of memory");
 	} else if (!gwi_may_invoke(s, pr, system, actor, ref, action)) {
