@@ -586,7 +586,14 @@ static void on_system_get(void *user, gw_http_req *req)
 	const char *rest = gw_http_req_path(req) + strlen("/api/v1/system");
 	Spawn__RequestStatus st = SPAWN__REQUEST_STATUS__INIT;
 	st.status = SPAWN__STATUS__ERROR;
-	if (rest[0] != '/' || count_segments(rest) != 3 || !segment_is(rest, 1, "actors")) {
+	int nseg = count_segments(rest);
+	if (nseg == 0 ||
+	    (nseg == 4 && segment_is(rest, 1, "actors") && segment_is(rest, 3, "invoke"))) {
+		static const char na[] = "method not allowed\n"; /* POST routes */
+		gw_http_reply(req, 405, "text/plain", na, sizeof na - 1);
+		return;
+	}
+	if (rest[0] != '/' || nseg != 3 || !segment_is(rest, 1, "actors")) {
 		static const char nf[] = "not found\n";
 		gw_http_reply(req, 404, "text/plain", nf, sizeof nf - 1);
 		return;
