@@ -136,10 +136,21 @@ static int copy_text(const std::string &out, char **json, size_t *json_len)
 	return SPAWN_PBJSON_OK;
 }
 
+// set_err copies msg into err. libprotobuf's messages quote the input
+// ("<field>: Cannot find field."), so a NUL or control byte of a hostile
+// body would cut or garble them: each becomes '?'.
 static void set_err(char *err, size_t errlen, const std::string &msg)
 {
-	if (err && errlen)
-		std::snprintf(err, errlen, "%s", msg.c_str());
+	if (!err || !errlen)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < msg.size() && n + 1 < errlen; i++) {
+		unsigned char c = static_cast<unsigned char>(msg[i]);
+		err[n++] = c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
+	}
+	err[n] = '\0';
+	if (!n && errlen > 1)
+		std::snprintf(err, errlen, "invalid input");
 }
 
 // find_type: the message type full_name of the pool (under p->mu), or
