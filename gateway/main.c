@@ -470,24 +470,16 @@ static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, g
 		         gw_strerror(err));
 		return err;
 	}
-	/* HTTPS with the gateway's certificate (docs/http-json.md). */
-	char *cert = read_pem(c->tls_cert), *key = read_pem(c->tls_key);
+	/* HTTPS with the gateway's certificate files, reloaded as they change
+	 * (docs/http-json.md). */
 	gw_http_opts o = {.addr = c->http,
 	                  .max_body = (size_t)c->http_max_body,
 	                  .max_conns = c->http_max_conns,
 	                  .max_pending = c->http_max_pending,
-	                  .tls_cert_pem = cert,
-	                  .tls_key_pem = key};
-	err = (c->tls_cert && !cert) || (c->tls_key && !key)
-	          ? GW_ECONFIG
-	          : gw_http_create(http, &o, why, sizeof why);
-	free(cert);
-	if (key) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
-	if (err) {
-		GW_ERROR("%s", why[0] ? why : "--http: the TLS files cannot be read");
+	                  .tls_cert_file = c->tls_cert,
+	                  .tls_key_file = c->tls_key};
+	if ((err = gw_http_create(http, &o, why, sizeof why))) {
+		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
 		return err;
 	}
 	gw_spawnapi_opts so = {.host_url = c->spawn_host_url,

@@ -42,13 +42,14 @@ typedef struct gw_http gw_http;
 typedef struct gw_http_req gw_http_req;
 
 typedef struct gw_http_opts {
-	const char *addr;         /* borrowed: "HOST:PORT" (port 0 = pick one) */
-	size_t max_body;          /* bytes of one request body; 0 = 4 MiB */
-	unsigned max_conns;       /* open connections; 0 = 1024 */
-	unsigned max_pending;     /* requests handled and not answered yet; 0 = 4096 */
-	unsigned idle_timeout_s;  /* an idle keep-alive connection closes; 0 = 60 */
-	const char *tls_cert_pem; /* borrowed (copied): PEM chain; non-NULL = HTTPS */
-	const char *tls_key_pem;  /* borrowed (copied): its PEM private key */
+	const char *addr;          /* borrowed: "HOST:PORT" (port 0 = pick one) */
+	size_t max_body;           /* bytes of one request body; 0 = 4 MiB */
+	unsigned max_conns;        /* open connections; 0 = 1024 */
+	unsigned max_pending;      /* requests handled and not answered yet; 0 = 4096 */
+	unsigned idle_timeout_s;   /* an idle keep-alive connection closes; 0 = 60 */
+	const char *tls_cert_file; /* borrowed (copied): PEM chain; non-NULL = HTTPS, reloaded
+	                              as the file changes (http_tls.h) */
+	const char *tls_key_file;  /* borrowed (copied): its PEM private key */
 } gw_http_opts;
 
 /* A route's handler: runs on the listener's thread with req (borrowed until

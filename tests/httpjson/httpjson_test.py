@@ -384,6 +384,25 @@ class NoContract(unittest.TestCase):
             gw.stop()
 
 
+def cert_serial(path):
+    r = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", path],
+                       capture_output=True, text=True, check=True)
+    return r.stdout.strip()
+
+
+def served_serial(port):
+    """The serial of the certificate a new TLS connection to port gets."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                        "-servername", "localhost"], input="", capture_output=True, text=True,
+                       timeout=30)
+    m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", r.stdout, re.S)
+    if not m:
+        raise AssertionError(f"no certificate from 127.0.0.1:{port}: {r.stderr}")
+    x = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=m.group(0),
+                       capture_output=True, text=True, check=True)
+    return x.stdout.strip()
+
+
 def token_hash(tok):
     return "sha256:" + hashlib.sha256(tok.encode()).hexdigest()
 
@@ -407,8 +426,13 @@ class Access(unittest.TestCase):
       - system: other
 """)
         pki = f"{TMP}/pki"
-        gw = Gateway("access", "--access", policy, "--tls-cert", f"{pki}/server.pem",
-                     "--tls-key", f"{pki}/server.key")
+        # The gateway's files, replaced by a renewal below.
+        live = os.path.join(TMP, "live")
+        os.makedirs(live, exist_ok=True)
+        shutil.copy(f"{pki}/server.pem", f"{live}/cert.pem")
+        shutil.copy(f"{pki}/server.key", f"{live}/key.pem")
+        gw = Gateway("access", "--access", policy, "--tls-cert", f"{live}/cert.pem",
+                     "--tls-key", f"{live}/key.pem")
         self.assertEqual(gw.scheme, "https")
         env = dict(os.environ, SPAWN_TOKEN=toks["host"], SPAWN_TLS_CA=f"{pki}/ca.pem")
         h = gw.host("--unnamed", env=env)
@@ -445,6 +469,22 @@ class Access(unittest.TestCase):
             self.assertEqual(st, 403, js)
             self.assertEqual(curl(gw.base + "/health/readiness", cacert=ca),
                              (200, {"status": "up"}))
+            # A renewed certificate is served to new connections, no restart.
+            self.assertEqual(served_serial(gw.http), cert_serial(f"{pki}/server.pem"))
+            for src, dst in (("server2.pem", "cert.pem"), ("server2.key", "key.pem")):
+                shutil.copy(f"{pki}/{src}", f"{live}/{dst}.new")
+                os.replace(f"{live}/{dst}.new", f"{live}/{dst}")
+            self.assertEqual(served_serial(gw.http), cert_serial(f"{pki}/server2.pem"))
+            self.assertNotEqual(cert_serial(f"{pki}/server.pem"),
+                                cert_serial(f"{pki}/server2.pem"))
+            self.assertEqual(curl(url, "POST", '{"value": 1}', cacert=ca,
+                                  headers=[f"Authorization: Bearer {toks['alice']}"]),
+                             (200, {"total": "2"}))
+            # A key that does not match: refused, the renewed pair stays.
+            shutil.copy(f"{pki}/client.key", f"{live}/key.pem.new")
+            os.replace(f"{live}/key.pem.new", f"{live}/key.pem")
+            self.assertEqual(served_serial(gw.http), cert_serial(f"{pki}/server2.pem"))
+            gw.wait_line(r"TLS files changed but not reloaded.*does not match", err=True)
             # HTTPS only: a plaintext request gets no answer.
             r = subprocess.run(["curl", "-sS", "--max-time", "10",
                                 f"http://127.0.0.1:{gw.http}/health"], capture_output=True)
