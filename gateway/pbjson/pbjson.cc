@@ -14,6 +14,7 @@
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/descriptor_database.h>
 #include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/type.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <google/protobuf/util/type_resolver.h>
@@ -25,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <new>
 #include <pthread.h>
@@ -34,13 +36,74 @@ namespace pb = google::protobuf;
 
 static const char kUrlPrefix[] = "type.googleapis.com";
 
+namespace
+{
+// CachingResolver remembers what the pool's resolver answered.
+// NewTypeResolverForDescriptorPool converts a message's descriptor to a
+// google.protobuf.Type anew at every call, and each conversion asks for
+// every type it meets: most of a small message's JSON cost. The pool only
+// grows (a file of a name never changes: spawn_pbjson_add refuses that), so
+// an answer stays true; the cache holds at most one entry per type of the
+// pool.
+class CachingResolver : public pb::util::TypeResolver
+{
+      public:
+	explicit CachingResolver(pb::util::TypeResolver *inner) : inner_(inner)
+	{
+		pthread_mutex_init(&mu_, nullptr);
+	}
+	~CachingResolver() override
+	{
+		pthread_mutex_destroy(&mu_);
+	}
+	pb::util::Status ResolveMessageType(const std::string &url, pb::Type *type) override
+	{
+		return resolve(types_, url, type, [this](const std::string &u, pb::Type *t) {
+			return inner_->ResolveMessageType(u, t);
+		});
+	}
+	pb::util::Status ResolveEnumType(const std::string &url, pb::Enum *e) override
+	{
+		return resolve(enums_, url, e, [this](const std::string &u, pb::Enum *t) {
+			return inner_->ResolveEnumType(u, t);
+		});
+	}
+
+      private:
+	template <typename T, typename F>
+	pb::util::Status resolve(std::map<std::string, T> &cache, const std::string &url, T *out,
+	                         F ask)
+	{
+		pthread_mutex_lock(&mu_);
+		auto it = cache.find(url);
+		bool hit = it != cache.end();
+		if (hit)
+			*out = it->second;
+		pthread_mutex_unlock(&mu_);
+		if (hit)
+			return pb::util::Status();
+		pb::util::Status st = ask(url, out);
+		if (st.ok()) {
+			pthread_mutex_lock(&mu_);
+			cache.emplace(url, *out);
+			pthread_mutex_unlock(&mu_);
+		}
+		return st;
+	}
+	std::unique_ptr<pb::util::TypeResolver> inner_;
+	pthread_mutex_t mu_;
+	std::map<std::string, pb::Type> types_; // mu_
+	std::map<std::string, pb::Enum> enums_; // mu_
+};
+} // namespace
+
 struct spawn_pbjson {
 	pb::DescriptorPoolDatabase generated{*pb::DescriptorPool::generated_pool()};
 	pb::SimpleDescriptorDatabase added;
 	pb::MergedDescriptorDatabase merged{&generated, &added};
 	pb::DescriptorPool pool{&merged};
 	std::unique_ptr<pb::util::TypeResolver> resolver{
-	    pb::util::NewTypeResolverForDescriptorPool(kUrlPrefix, &pool)};
+	    new CachingResolver(pb::util::NewTypeResolverForDescriptorPool(kUrlPrefix, &pool))};
 	pb::DynamicMessageFactory factory{&pool}; // thread-safe GetPrototype
 	pthread_rwlock_t mu; // adds exclusive, conversions shared; writers first
 	spawn_pbjson()
