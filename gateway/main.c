@@ -267,6 +267,14 @@ static void warn_exposure(const gw_config *c)
 				        lists[k][i],
 				        c->tls_cert ? "with TLS but without an access policy"
 				                    : "in plaintext without authentication");
+	if (c->http && !gw_config_addr_is_local(c->http))
+		GW_WARN("--insecure: --http %s is served %s", c->http,
+		        c->access ? "in plaintext: bearer tokens cross the network readable"
+		        : c->tls_cert
+		            ? "over HTTPS without an access policy: anyone who reaches it "
+		              "can invoke any actor and use Spawn's HTTP API"
+		            : "in plaintext without authentication: anyone who reaches it "
+		              "can invoke any actor and use Spawn's HTTP API");
 }
 
 /* read_pem reads a whole PEM file (NULL path: NULL). Caller frees. */

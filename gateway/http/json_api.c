@@ -36,7 +36,7 @@ typedef struct jpool {
 	atomic_int refs;
 	spawn_pbjson *pb; /* owned */
 	jrule *rules;     /* owned */
-	size_t nrules;
+	size_t nrules, cap;
 } jpool;
 
 struct gw_jsonapi {
@@ -140,6 +140,16 @@ static bool add_rule(jpool *p, const gw_contract_rule *cr, const Google__Api__Ht
 		snprintf(why, wn, "more than %d google.api.http bindings", GW_JSONAPI_MAX_RULES);
 		return false;
 	}
+	if (p->nrules == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 8;
+		jrule *more = realloc(p->rules, cap * sizeof *more);
+		if (!more) {
+			snprintf(why, wn, "out of memory");
+			return false;
+		}
+		p->rules = more;
+		p->cap = cap;
+	}
 	jrule *r = &p->rules[p->nrules];
 	memset(r, 0, sizeof *r);
 	snprintf(r->method, sizeof r->method, "%s", method);
@@ -171,15 +181,6 @@ static void *mirror_prepare(void *user, const uint8_t *set, size_t len,
 	}
 	atomic_init(&p->refs, 1);
 	if (spawn_pbjson_add(p->pb, set, len, why, wn) != SPAWN_PBJSON_OK) {
-		pool_rele(p);
-		return NULL;
-	}
-	size_t n = 0;
-	for (size_t i = 0; i < nrules; i++)
-		n += 1 + 8; /* a rule and, bounded below, its additional bindings */
-	p->rules = calloc(n ? n : 1, sizeof *p->rules);
-	if (!p->rules) {
-		snprintf(why, wn, "out of memory");
 		pool_rele(p);
 		return NULL;
 	}
