@@ -15,6 +15,10 @@
 #              (bench/echo.proto, loaded with --descriptors), as a generated
 #              stub would make them (issue 12 §1). plain-stub is compared with
 #              plain-invoke in the same round.
+#              plain-json, the same calls as HTTP/JSON on the generic route
+#              POST /v1/bench/NAME/echo?parent=Echo (--http; bench-http-loadgen,
+#              libcurl keep-alive connections; JSON in and out, issue 12 §2),
+#              also compared with plain-invoke in the same round.
 #   spawnhttp  loadgen -> spawn-gateway -> bench-http-echo-host: the gateway
 #              scenario's actor behind Spawn's HTTP/1.1 protocol (--http; the
 #              gateway calls the host back over pooled keep-alive HTTP);
@@ -235,7 +239,9 @@ load() {
 	shift 6
 	# shellcheck disable=SC2086 # pids is a list
 	t0=$(cpu_ticks $pids) f0=$(cpu_ticks ${pids%% *})
-	out=$("${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:$port" --inflight "$inflight" \
+	local lg=("$BIN/bench-loadgen" --target "127.0.0.1:$port")
+	[[ $scen == plain-json ]] && lg=("$BIN/bench-http-loadgen" --url "http://127.0.0.1:$port")
+	out=$("${LG_PIN[@]}" "${lg[@]}" --inflight "$inflight" \
 		--actors "$actors" --duration-ms "$DURATION_MS" --warmup-ms "$WARMUP_MS" \
 		--payload-bytes "$PAYLOAD" --threads "$LG_THREADS" --channels "$LG_CHANNELS" "$@") || rc=$?
 	# shellcheck disable=SC2086
@@ -313,10 +319,11 @@ if want plain; then
 	mkdir -p "$TMP/descriptors"
 	protoc -I"$ROOT/bench" -I"$ROOT/proto" -I/usr/include --include_imports \
 		--descriptor_set_out="$TMP/descriptors/echo.binpb" echo.proto
-	start gw-plain '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
-		--statestore "sqlite://$TMP/gw-plain.db" --deactivate-timeout 3600000 \
+	start gw-plain '^listening http://[^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+		--http 127.0.0.1:0 --statestore "sqlite://$TMP/gw-plain.db" --deactivate-timeout 3600000 \
 		--descriptors "$TMP/descriptors"
-	PLAIN_GW_PID=$PID PLAIN_PORT=$MATCH
+	PLAIN_GW_PID=$PID PLAIN_HTTP_PORT=$MATCH
+	PLAIN_PORT=$(sed -n 's/^listening [0-9][^ ]* \([0-9]*\)$/\1/p' "$TMP/gw-plain.out" | head -n 1)
 	start host-plain '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$PLAIN_PORT" \
 		--system "$GW_SYSTEM" --action echo --actor Echo
 	PLAIN_HOST_PID=$PID
@@ -491,6 +498,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 					--system "$GW_SYSTEM" --action echo --register-ref Echo --timeout-ms 10000
 				load plain-stub "$r" "$n" "$m" "$PLAIN_PORT" "$PLAIN_GW_PID $PLAIN_HOST_PID" \
 					--plain /bench.Echo/echo --timeout-ms 10000
+				load plain-json "$r" "$n" "$m" "$PLAIN_HTTP_PORT" "$PLAIN_GW_PID $PLAIN_HOST_PID" \
+					--system "$GW_SYSTEM" --action echo --register-ref Echo --timeout-ms 10000
 			done
 		done
 	fi
@@ -588,7 +597,7 @@ END {
 		bm = 1
 		if (s == "spawnhttp") { base = "gateway"; bm = m } # the same actor on a gRPC host
 		if (s ~ /^sec-/ && s != "sec-plain") { base = "sec-plain"; bm = m }
-		if (s == "plain-stub") { base = "plain-invoke"; bm = m }
+		if (s == "plain-stub" || s == "plain-json") { base = "plain-invoke"; bm = m }
 		if (s ~ /^sec-.*-nb$/) { base = s == "sec-plain-nb" ? "" : "sec-plain-nb"; bm = m }
 		if (s ~ /^link-/ && s !~ /-nb$/) { base = s "-nb"; bm = m }
 		if (base != "") {

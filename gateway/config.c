@@ -199,12 +199,15 @@ void gw_config_usage(const char *prog)
 	    "  With --access, Peer.Forward and Peer.Ping are served only to principals\n"
 	    "  with peer: true (docs/security.md, \"Peers\").\n"
 	    "\n"
-	    "Spawn's HTTP/1.1 protocol (docs/protocol.md; for unchanged Spawn SDKs)\n"
+	    "HTTP/1.1: Spawn's protocol (docs/protocol.md) and HTTP/JSON (docs/http-json.md)\n"
 	    "  --http HOST:PORT          serve Spawn's HTTP API (register, spawn, invoke,\n"
-	    "                            /health) here; SDKs set PROXY_HTTP_PORT to it.\n"
-	    "                            Plaintext and unauthenticated: loopback only unless\n"
-	    "                            --insecure; not with --access [SPAWN_HTTP]\n"
-	    "                            default none (off)\n"
+	    "                            /health; SDKs set PROXY_HTTP_PORT to it) and the\n"
+	    "                            JSON routes (POST /v1/SYSTEM/ACTOR/ACTION and the\n"
+	    "                            contracts' google.api.http routes) here. HTTPS with\n"
+	    "                            --tls-cert/--tls-key. With --access the JSON routes\n"
+	    "                            need Authorization: Bearer TOKEN and Spawn's API\n"
+	    "                            answers 403. Not loopback: needs TLS and --access,\n"
+	    "                            or --insecure [SPAWN_HTTP] default none (off)\n"
 	    "  --spawn-host-url URL      where hosts registered over HTTP are called back\n"
 	    "                            (POST URL/api/v1/actors/actions), http://HOST:PORT\n"
 	    "                            [SPAWN_HOST_URL, or USER_FUNCTION_HOST and\n"
@@ -376,10 +379,11 @@ static gw_err check_exposure(const gw_config *c, char *why, size_t whylen)
 	return GW_OK;
 }
 
-/* check_http validates the flags of Spawn's HTTP protocol: the API has no
- * authentication and no TLS (Spawn's proxy has none), so it is served on
- * loopback only unless --insecure, and never beside an access policy that it
- * would bypass. */
+/* check_http validates the flags of the HTTP listener. Spawn's HTTP API has
+ * no authentication (Spawn's proxy has none): with --access it is not served
+ * (answered 403) and the JSON routes need a bearer token. --tls-cert and
+ * --tls-key make the listener HTTPS. A non-loopback --http needs both TLS
+ * and --access, or --insecure (docs/http-json.md, "Security"). */
 static gw_err check_http(gw_config *c, char *why, size_t whylen)
 {
 	if (!c->http_max_body)
@@ -397,17 +401,13 @@ static gw_err check_http(gw_config *c, char *why, size_t whylen)
 		snprintf(why, whylen, "--http '%s' is not HOST:PORT", c->http);
 		return GW_ECONFIG;
 	}
-	if (c->access) {
+	if (!c->insecure && !(c->access && c->tls_cert) && !gw_config_addr_is_local(c->http)) {
 		snprintf(why, whylen,
-		         "--http serves Spawn's HTTP API, which carries no credentials: it "
-		         "cannot be combined with --access");
-		return GW_ECONFIG;
-	}
-	if (!c->insecure && !gw_config_addr_is_local(c->http)) {
-		snprintf(why, whylen,
-		         "--http %s is not a loopback address: Spawn's HTTP API is plaintext "
-		         "and unauthenticated; add --insecure to serve it anyway",
-		         c->http);
+		         "--http %s is not a loopback address: serving it needs TLS and an "
+		         "access policy (%s--access FILE: HTTPS, bearer tokens on the JSON "
+		         "routes, Spawn's unauthenticated API off), or --insecure to serve it "
+		         "without them",
+		         c->http, c->tls_cert ? "" : "--tls-cert FILE --tls-key FILE ");
 		return GW_ECONFIG;
 	}
 	return GW_OK;

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "http.h"
 #include "http_host.h"
+#include "json_api.h"
 #include "spawn_api.h"
 #include "log.h"
 #include "membership.h"
@@ -266,6 +267,14 @@ static void warn_exposure(const gw_config *c)
 				        lists[k][i],
 				        c->tls_cert ? "with TLS but without an access policy"
 				                    : "in plaintext without authentication");
+	if (c->http && !gw_config_addr_is_local(c->http))
+		GW_WARN("--insecure: --http %s is served %s", c->http,
+		        c->access ? "in plaintext: bearer tokens cross the network readable"
+		        : c->tls_cert
+		            ? "over HTTPS without an access policy: anyone who reaches it "
+		              "can invoke any actor and use Spawn's HTTP API"
+		            : "in plaintext without authentication: anyone who reaches it "
+		              "can invoke any actor and use Spawn's HTTP API");
 }
 
 /* read_pem reads a whole PEM file (NULL path: NULL). Caller frees. */
@@ -455,7 +464,8 @@ static bool http_ready(void *user)
 /* http_start serves Spawn's HTTP API on --http (docs/protocol.md): the
  * listener, the client calling hosts back, and the routes. */
 static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, gw_server *srv,
-                         gw_http **http, gw_hhosts **hh, gw_spawnapi **api)
+                         gw_contracts *contracts, gw_http **http, gw_hhosts **hh, gw_spawnapi **api,
+                         gw_jsonapi **json)
 {
 	char why[512] = "";
 	gw_hhosts_opts ho = {.max_tasks = c->spawn_host_tasks,
@@ -468,10 +478,14 @@ static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, g
 		         gw_strerror(err));
 		return err;
 	}
+	/* HTTPS with the gateway's certificate files, reloaded as they change
+	 * (docs/http-json.md). */
 	gw_http_opts o = {.addr = c->http,
 	                  .max_body = (size_t)c->http_max_body,
 	                  .max_conns = c->http_max_conns,
-	                  .max_pending = c->http_max_pending};
+	                  .max_pending = c->http_max_pending,
+	                  .tls_cert_file = c->tls_cert,
+	                  .tls_key_file = c->tls_key};
 	if ((err = gw_http_create(http, &o, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
 		return err;
@@ -480,14 +494,18 @@ static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, g
 	                       .host_port = c->spawn_host_port,
 	                       .limits = c->limits,
 	                       .ready = http_ready,
-	                       .ready_user = srv};
+	                       .ready_user = srv,
+	                       .health_only = c->access != NULL};
+	gw_jsonapi_opts jo = {.limits = c->limits, .policy = c->access != NULL};
 	if ((err = gw_spawnapi_create(api, &so, *http, rt, reg, *hh)) ||
+	    (err = gw_jsonapi_create(json, &jo, *http, srv, rt, reg, contracts, why, sizeof why)) ||
 	    (err = gw_http_start(*http, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
 		return err;
 	}
-	GW_INFO("Spawn HTTP API on %s (port %d); hosts called back at %s", c->http,
-	        gw_http_port(*http),
+	GW_INFO("HTTP%s on %s (port %d): JSON routes%s; hosts called back at %s",
+	        c->tls_cert ? "S" : "", c->http, gw_http_port(*http),
+	        c->access ? " with bearer tokens (Spawn's API off: --access)" : ", Spawn's API",
 	        c->spawn_host_url ? c->spawn_host_url : "the registering peer's address");
 	return GW_OK;
 }
@@ -612,6 +630,7 @@ int main(int argc, char **argv)
 	gw_http *http = NULL;     /* --http: Spawn's HTTP API */
 	gw_hhosts *hhosts = NULL; /* hosts called back over HTTP */
 	gw_spawnapi *spawnapi = NULL;
+	gw_jsonapi *jsonapi = NULL; /* --http: the JSON routes */
 	const gw_config *tls_pems = &cfg;
 	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
 		fprintf(stderr, "spawn-gateway: --access %s\n", why);
@@ -770,7 +789,8 @@ int main(int argc, char **argv)
 		gw_server_set_unready(srv, GW_UNREADY_MEMBERSHIP, true);
 	if ((err = gw_server_start(srv)))
 		goto fail;
-	if (cfg.http && (err = http_start(&cfg, rt, reg, srv, &http, &hhosts, &spawnapi))) {
+	if (cfg.http && (err = http_start(&cfg, rt, reg, srv, contracts, &http, &hhosts, &spawnapi,
+	                                  &jsonapi))) {
 		rc = 2;
 		goto out;
 	}
@@ -781,7 +801,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < gw_server_listeners(srv); i++)
 		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	if (http)
-		printf("listening http://%s %d\n", gw_http_addr(http), gw_http_port(http));
+		printf("listening http%s://%s %d\n", cfg.tls_cert ? "s" : "", gw_http_addr(http),
+		       gw_http_port(http));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
 	cx.reg = reg;
@@ -912,6 +933,7 @@ out:
 	/* After the registry: its bindings held the HTTP hosts. */
 	gw_http_destroy(http);
 	gw_spawnapi_destroy(spawnapi);
+	gw_jsonapi_destroy(jsonapi); /* no host adds contracts any more */
 	gw_hhosts_destroy(hhosts);
 	gw_store_close(store);
 	gw_access_close(access);

@@ -3,8 +3,11 @@
  * and "Peers"). Split from server.c; the contracts are in server_int.h. */
 #include "server_int.h"
 
+#include "edge.h"
+
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -143,5 +146,89 @@ grpc_status_code gwi_authorize_peer(gwi_ucall *c, char *name, size_t namelen, ch
 	}
 	gw_access_done(a);
 	c->peer_refused = code != GRPC_STATUS_OK;
+	return code;
+}
+
+/* ---- the HTTP/JSON routes (edge.h) ------------------------------------------------ */
+
+bool gw_edge_has_policy(const gw_server *s)
+{
+	return s->o.access != NULL;
+}
+
+/* bearer_token: the token of an Authorization header value, or NULL with
+ * why. */
+static const char *bearer_token(const char *authorization, char *why, size_t n)
+{
+	if (!authorization) {
+		snprintf(why, n, "no credential: send an Authorization: Bearer TOKEN header");
+		return NULL;
+	}
+	/* "Bearer" is case-insensitive (RFC 6750 uses the RFC 7235 scheme). */
+	const char *tok = NULL;
+	if (!strncasecmp(authorization, "Bearer ", 7)) {
+		tok = authorization + 7;
+		while (*tok == ' ')
+			tok++;
+	}
+	if (!tok || !tok[0]) {
+		snprintf(why, n, "the Authorization header is not \"Bearer TOKEN\"");
+		return NULL;
+	}
+	return tok;
+}
+
+/* token_read finds the principal of the header's bearer token: OK with
+ * the policy's read lock held (the caller calls gw_access_done), or
+ * UNAUTHENTICATED with why and no lock held. */
+static grpc_status_code token_read(gw_access *a, const char *authorization, const gw_principal **pr,
+                                   char *why, size_t n)
+{
+	const char *tok = bearer_token(authorization, why, n);
+	if (!tok)
+		return GRPC_STATUS_UNAUTHENTICATED;
+	const gw_policy *p = gw_access_read(a);
+	if (!(*pr = gw_policy_by_token(p, tok, strlen(tok)))) {
+		gw_access_done(a);
+		snprintf(why, n, "unknown bearer token");
+		return GRPC_STATUS_UNAUTHENTICATED;
+	}
+	return GRPC_STATUS_OK;
+}
+
+grpc_status_code gw_edge_authenticate_bearer(gw_server *s, const char *authorization, char *why,
+                                             size_t n)
+{
+	gw_access *a = s->o.access;
+	const gw_principal *pr = NULL;
+	if (!a)
+		return GRPC_STATUS_OK;
+	grpc_status_code code = token_read(a, authorization, &pr, why, n);
+	if (code == GRPC_STATUS_OK)
+		gw_access_done(a);
+	return code;
+}
+
+grpc_status_code gw_edge_authorize_bearer(gw_server *s, const char *authorization,
+                                          const char *system, const char *actor, const char *ref,
+                                          const char *action, char *why, size_t n,
+                                          spawn_arena *arena, char **principal)
+{
+	gw_access *a = s->o.access;
+	const gw_principal *pr = NULL;
+	if (!a)
+		return GRPC_STATUS_OK;
+	grpc_status_code code = token_read(a, authorization, &pr, why, n);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	if (arena && !(*principal = spawn_arena_strdup(arena, gw_principal_name(pr)))) {
+		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		snprintf(why, n, "out of memory");
+	} else if (!gwi_may_invoke(s, pr, system, actor, ref, action)) {
+		code = GRPC_STATUS_PERMISSION_DENIED;
+		snprintf(why, n, "principal '%s' may not invoke %s/%s.%s", gw_principal_name(pr),
+		         system, actor, action);
+	}
+	gw_access_done(a);
 	return code;
 }
