@@ -13,6 +13,8 @@
 
 #include "auth.h"
 #include "config.h"
+#include "expose.h"
+#include "gm.h"
 #include "http.h"
 #include "http_host.h"
 #include "spawn_api.h"
@@ -40,6 +42,7 @@ typedef struct cluster_ctx {
 	gw_peers *peers;     /* borrowed; NULL without cluster mode */
 	gw_persist *persist; /* borrowed, outlives the cluster: the member whose
 	                        activation leases it takes (lease mode) */
+	gw_expose *expose;   /* borrowed, outlives the cluster; NULL without --http */
 	/* The membership thread runs until gw_cluster_destroy, after the
 	 * router and the peers are stopped: callbacks use them under the read
 	 * lock while open; cluster_ctx_close (write lock) ends that. */
@@ -93,6 +96,10 @@ static void cluster_view(void *user, gw_view *v)
 	if (cx->open && cx->router)
 		gw_router_on_view(cx->router, v);
 	pthread_rwlock_unlock(&cx->lock);
+	size_t by_status[5] = {0};
+	for (size_t i = 0; i < v->n; i++)
+		by_status[v->members[i].status >= 1 && v->members[i].status <= 4 ? v->members[i].status : 0]++;
+	gw_expose_view(cx->expose, by_status);
 	char line[1024];
 	size_t at = 0;
 	static const char *const names[] = {"?", "joining", "active", "leaving", "dead"};
@@ -455,7 +462,8 @@ static bool http_ready(void *user)
 /* http_start serves Spawn's HTTP API on --http (docs/protocol.md): the
  * listener, the client calling hosts back, and the routes. */
 static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, gw_server *srv,
-                         gw_http **http, gw_hhosts **hh, gw_spawnapi **api)
+                         gw_http **http, gw_hhosts **hh, gw_spawnapi **api,
+                         const gw_expose_opts *xo, gw_expose **ex)
 {
 	char why[512] = "";
 	gw_hhosts_opts ho = {.max_tasks = c->spawn_host_tasks,
@@ -482,7 +490,7 @@ static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, g
 	                       .ready = http_ready,
 	                       .ready_user = srv};
 	if ((err = gw_spawnapi_create(api, &so, *http, rt, reg, *hh)) ||
-	    (err = gw_http_start(*http, why, sizeof why))) {
+	    (err = gw_expose_create(ex, xo, *http)) || (err = gw_http_start(*http, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
 		return err;
 	}
@@ -612,6 +620,8 @@ int main(int argc, char **argv)
 	gw_http *http = NULL;     /* --http: Spawn's HTTP API */
 	gw_hhosts *hhosts = NULL; /* hosts called back over HTTP */
 	gw_spawnapi *spawnapi = NULL;
+	gw_gm *gm = NULL;          /* --metrics on with --http: what the gateway records */
+	gw_expose *expose = NULL;  /* /metrics, /healthz, /readyz on --http */
 	const gw_config *tls_pems = &cfg;
 	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
 		fprintf(stderr, "spawn-gateway: --access %s\n", why);
@@ -685,6 +695,11 @@ int main(int argc, char **argv)
 	if ((err = gw_persist_create(&persist, store, &po)) ||
 	    (err = gw_registry_create(&reg, &rgo)))
 		goto fail;
+	if (cfg.http && cfg.metrics && !(gm = gw_gm_create())) {
+		err = GW_ENOMEM;
+		goto fail;
+	}
+	gw_persist_set_metrics(persist, gm);
 	gw_runtime_opts ro = {
 	    .shards = cfg.shards,
 	    .mailbox_max = cfg.mailbox_max,
@@ -706,6 +721,7 @@ int main(int argc, char **argv)
 	};
 	if ((err = gw_runtime_create(&rt, &ro, reg, persist)))
 		goto fail;
+	gw_runtime_set_metrics(rt, gm);
 	/* The quotas per system start from what the store holds. */
 	if ((err = gw_runtime_load_quotas(rt))) {
 		GW_ERROR("statestore: cannot count the stored instances and schedules");
@@ -770,7 +786,10 @@ int main(int argc, char **argv)
 		gw_server_set_unready(srv, GW_UNREADY_MEMBERSHIP, true);
 	if ((err = gw_server_start(srv)))
 		goto fail;
-	if (cfg.http && (err = http_start(&cfg, rt, reg, srv, &http, &hhosts, &spawnapi))) {
+	gw_expose_opts xo = {
+	    .gm = gm, .srv = srv, .rt = rt, .persist = persist, .router = router, .tls = tls};
+	if (cfg.http &&
+	    (err = http_start(&cfg, rt, reg, srv, &http, &hhosts, &spawnapi, &xo, &expose))) {
 		rc = 2;
 		goto out;
 	}
@@ -789,6 +808,7 @@ int main(int argc, char **argv)
 	cx.router = router;
 	cx.peers = peers;
 	cx.persist = persist;
+	cx.expose = expose;
 	cx.open = true;
 	if (cfg.advertise && (err = cluster_open(&cluster, &cfg, &cx))) {
 		rc = 2;
@@ -903,6 +923,7 @@ out:
 		if (!shutdown_drain(rt, persist, cfg.persist_drain_ms))
 			_exit(rc ? rc : 1);
 	}
+	gw_expose_stop(expose);   /* no store check is queued any more */
 	gw_persist_stop(persist); /* no callback into the runtime from here on */
 	gw_runtime_destroy(rt);
 	gw_router_destroy(router);
@@ -913,6 +934,8 @@ out:
 	gw_http_destroy(http);
 	gw_spawnapi_destroy(spawnapi);
 	gw_hhosts_destroy(hhosts);
+	gw_expose_destroy(expose); /* after the listener and the persist thread */
+	gw_gm_destroy(gm);         /* after everything that records or scrapes */
 	gw_store_close(store);
 	gw_access_close(access);
 	gw_contracts_destroy(contracts);
