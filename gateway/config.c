@@ -1033,7 +1033,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 			break;
 		case O_METRICS:
 			if (!onoff(optarg, &c->metrics)) {
-				snprintf(why, whylen, "--metrics: '%s' is neither on nor off", optarg);
+				snprintf(why, whylen, "--metrics: '%s' is neither on nor off",
+				         optarg);
 				return GW_ECONFIG;
 			}
 			break;

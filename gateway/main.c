@@ -98,7 +98,9 @@ static void cluster_view(void *user, gw_view *v)
 	pthread_rwlock_unlock(&cx->lock);
 	size_t by_status[5] = {0};
 	for (size_t i = 0; i < v->n; i++)
-		by_status[v->members[i].status >= 1 && v->members[i].status <= 4 ? v->members[i].status : 0]++;
+		by_status[v->members[i].status >= 1 && v->members[i].status <= 4
+		              ? v->members[i].status
+		              : 0]++;
 	gw_expose_view(cx->expose, by_status);
 	char line[1024];
 	size_t at = 0;
@@ -490,7 +492,8 @@ static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, g
 	                       .ready = http_ready,
 	                       .ready_user = srv};
 	if ((err = gw_spawnapi_create(api, &so, *http, rt, reg, *hh)) ||
-	    (err = gw_expose_create(ex, xo, *http)) || (err = gw_http_start(*http, why, sizeof why))) {
+	    (err = gw_expose_create(ex, xo, *http)) ||
+	    (err = gw_http_start(*http, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
 		return err;
 	}
@@ -620,8 +623,8 @@ int main(int argc, char **argv)
 	gw_http *http = NULL;     /* --http: Spawn's HTTP API */
 	gw_hhosts *hhosts = NULL; /* hosts called back over HTTP */
 	gw_spawnapi *spawnapi = NULL;
-	gw_gm *gm = NULL;          /* --metrics on with --http: what the gateway records */
-	gw_expose *expose = NULL;  /* /metrics, /healthz, /readyz on --http */
+	gw_gm *gm = NULL;         /* --metrics on with --http: what the gateway records */
+	gw_expose *expose = NULL; /* /metrics, /healthz, /readyz on --http */
 	const gw_config *tls_pems = &cfg;
 	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
 		fprintf(stderr, "spawn-gateway: --access %s\n", why);

@@ -249,7 +249,9 @@ static void g_hosts_which(gw_expose *e, gw_gauge_out *o, int which)
 	for (size_t i = 0; i < a->n; i++) {
 		const char *v[1] = {a->v[i].system};
 		gw_gauge_emit(o, v,
-		              which == 0 ? a->v[i].hosts : which == 1 ? a->v[i].tasks : a->v[i].bytes);
+		              which == 0   ? a->v[i].hosts
+		              : which == 1 ? a->v[i].tasks
+		                           : a->v[i].bytes);
 	}
 	free(a);
 }
@@ -270,9 +272,10 @@ static void g_host_bytes(void *user, gw_gauge_out *o)
 static void g_refusals(void *user, gw_gauge_out *o)
 {
 	gw_expose *e = user;
-	static const char *const kinds[GW_REFUSAL_KINDS] = {
-	    [GW_REFUSAL_INVOKE] = "invoke", [GW_REFUSAL_ADMIN] = "admin",
-	    [GW_REFUSAL_PEER] = "peer",     [GW_REFUSAL_HOST] = "host"};
+	static const char *const kinds[GW_REFUSAL_KINDS] = {[GW_REFUSAL_INVOKE] = "invoke",
+	                                                    [GW_REFUSAL_ADMIN] = "admin",
+	                                                    [GW_REFUSAL_PEER] = "peer",
+	                                                    [GW_REFUSAL_HOST] = "host"};
 	for (int k = 0; k < GW_REFUSAL_KINDS; k++)
 		for (int u = 1; u >= 0; u--) {
 			const char *v[2] = {kinds[k], u ? "UNAUTHENTICATED" : "PERMISSION_DENIED"};
@@ -303,7 +306,8 @@ static void g_members(void *user, gw_gauge_out *o)
 		return;
 	static const char *const names[5] = {NULL, "joining", "active", "leaving", "dead"};
 	for (int i = 1; i < 5; i++)
-		gw_gauge_emit(o, (const char *const[]){names[i]}, (double)atomic_load(&e->members[i]));
+		gw_gauge_emit(o, (const char *const[]){names[i]},
+		              (double)atomic_load(&e->members[i]));
 }
 
 void gw_expose_view(gw_expose *e, const size_t by_status[5])
@@ -336,13 +340,15 @@ static gw_err gauges(gw_expose *e)
 	     NULL, 0, g_store_up},
 	    {"spawn_mailbox_queued_bytes", "Request bytes waiting in every actor mailbox.", "gauge",
 	     NULL, 0, g_queued_bytes},
-	    {"spawn_outbox_effects", "Side effects being delivered (in_flight) or stored waiting "
-	                             "for room (parked).",
+	    {"spawn_outbox_effects",
+	     "Side effects being delivered (in_flight) or stored waiting "
+	     "for room (parked).",
 	     "gauge", state_l, 1, g_outbox},
 	    {"spawn_schedules_pending", "Scheduled invocations stored and not yet delivered.",
 	     "gauge", NULL, 0, g_schedules},
-	    {"spawn_persist_queue_depth", "Statestore jobs waiting for the persist thread, by class.",
-	     "gauge", class_l, 1, g_persist_queue},
+	    {"spawn_persist_queue_depth",
+	     "Statestore jobs waiting for the persist thread, by class.", "gauge", class_l, 1,
+	     g_persist_queue},
 	    {"spawn_hosts_connected", "Host connections open, by the system they registered.",
 	     "gauge", sys_l, 1, g_hosts},
 	    {"spawn_host_tasks_in_flight", "Tasks sent to hosts and not answered yet, by system.",
@@ -362,8 +368,8 @@ static gw_err gauges(gw_expose *e)
 	     1, g_members},
 	};
 	for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
-		gw_err err =
-		    gw_metrics_gauge(m, g[i].name, g[i].help, g[i].kind, g[i].labels, g[i].n, g[i].fn, e);
+		gw_err err = gw_metrics_gauge(m, g[i].name, g[i].help, g[i].kind, g[i].labels,
+		                              g[i].n, g[i].fn, e);
 		if (err)
 			return err;
 	}

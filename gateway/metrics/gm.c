@@ -31,22 +31,22 @@ static const char *const op_names[GW_GM_OP_COUNT] = {
 
 /* gRPC status names, as grpc/status.h numbers them. */
 static const char *const status_names[] = {
-    "OK",        "CANCELLED",      "UNKNOWN",        "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
     "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",  "INTERNAL",           "UNAVAILABLE",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
     "DATA_LOSS", "UNAUTHENTICATED"};
 
 /* Latency buckets in microseconds: 50 us to 60 s. */
-static const uint64_t lat_us[] = {50,     100,    250,    500,     1000,    2500,   5000,
-                                  10000,  25000,  50000,  100000,  250000,  500000, 1000000,
+static const uint64_t lat_us[] = {50,      100,     250,      500,      1000,    2500,   5000,
+                                  10000,   25000,   50000,    100000,   250000,  500000, 1000000,
                                   2500000, 5000000, 10000000, 30000000, 60000000};
 /* Mailbox depth right after a push. */
 static const uint64_t depth_b[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10000};
 /* Rows of one store batch. */
 static const uint64_t rows_b[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
 /* Lateness of scheduled invocations in milliseconds: 10 ms to 1 h. */
-static const uint64_t late_ms[] = {10,    50,    100,    250,    500,    1000,   2500,
-                                   5000,  10000, 30000,  60000,  300000, 900000, 3600000};
+static const uint64_t late_ms[] = {10,   50,    100,   250,   500,    1000,   2500,
+                                   5000, 10000, 30000, 60000, 300000, 900000, 3600000};
 
 #define N(a) (sizeof a / sizeof a[0])
 
@@ -92,10 +92,10 @@ gw_gm *gw_gm_create(void)
 	    g->m, "spawn_invocation_host_seconds",
 	    "Time from an invocation's turn sent to a host to its outcome (host time).", type_l, 2,
 	    MAX_TYPE_SERIES, lat_us, N(lat_us), 1e-6);
-	g->total = gw_metrics_histogram(
-	    g->m, "spawn_invocation_duration_seconds",
-	    "Time from an invocation's arrival at the runtime to its outcome.", type_l, 2,
-	    MAX_TYPE_SERIES, lat_us, N(lat_us), 1e-6);
+	g->total =
+	    gw_metrics_histogram(g->m, "spawn_invocation_duration_seconds",
+	                         "Time from an invocation's arrival at the runtime to its outcome.",
+	                         type_l, 2, MAX_TYPE_SERIES, lat_us, N(lat_us), 1e-6);
 	g->depth = gw_metrics_histogram(g->m, "spawn_mailbox_depth",
 	                                "Invocations in an actor's mailbox right after one was "
 	                                "queued.",
@@ -116,15 +116,15 @@ gw_gm *gw_gm_create(void)
 	                                    op_l, 1, GW_GM_OP_COUNT, lat_us, N(lat_us), 1e-6);
 	g->store_rows = gw_metrics_histogram(
 	    g->m, "spawn_store_batch_rows",
-	    "Rows carried by one statestore batch (save and activation batches, schedules).",
-	    op_l, 1, GW_GM_OP_COUNT, rows_b, N(rows_b), 1);
+	    "Rows carried by one statestore batch (save and activation batches, schedules).", op_l,
+	    1, GW_GM_OP_COUNT, rows_b, N(rows_b), 1);
 	g->store_err = gw_metrics_counter(g->m, "spawn_store_errors_total",
-	                                  "Statestore operations that failed, by operation.",
-	                                  op_l, 1, GW_GM_OP_COUNT);
+	                                  "Statestore operations that failed, by operation.", op_l,
+	                                  1, GW_GM_OP_COUNT);
 	g->late = gw_metrics_histogram(
 	    g->m, "spawn_schedule_lateness_seconds",
-	    "How late scheduled invocations were handed to the runtime after their due time.",
-	    NULL, 0, 1, late_ms, N(late_ms), 1e-3);
+	    "How late scheduled invocations were handed to the runtime after their due time.", NULL,
+	    0, 1, late_ms, N(late_ms), 1e-3);
 	if (!g->act || gw_metrics_gauge(g->m, "spawn_actors_active",
 	                                "Actors active (in memory) now, by system and actor type.",
 	                                "gauge", type_l, 2, g_active, g) != GW_OK)
@@ -233,4 +233,3 @@ void gw_gm_schedule_lateness(gw_gm *g, int64_t late)
 	if (g)
 		gw_metric_observe(g->m, g->late, g->late_s, late > 0 ? (uint64_t)late : 0);
 }
-

@@ -927,7 +927,8 @@ static void accept_tag(gwi_tag *t, bool ok)
 		if (!h->principal) {
 			GW_WARN("host %s: refused: %s", h->peer, why);
 			if (!pr)
-				gwi_refusal_count(h->srv, GW_REFUSAL_HOST, GRPC_STATUS_UNAUTHENTICATED);
+				gwi_refusal_count(h->srv, GW_REFUSAL_HOST,
+				                  GRPC_STATUS_UNAUTHENTICATED);
 			host_close(
 			    h, pr ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAUTHENTICATED,
 			    why);

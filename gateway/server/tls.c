@@ -54,9 +54,9 @@ struct gw_tls {
 	tls_stamp st[F_COUNT];  /* of the files in use */
 	tls_stamp bad[F_COUNT]; /* of the last set refused; valid when have_bad */
 	bool have_bad;
-	int64_t bad_ns; /* when it was refused */
-	uint64_t gen;   /* of the files in use; starts at 1 */
-	tls_lst *lst;   /* owned: every listener's context */
+	int64_t bad_ns;                  /* when it was refused */
+	uint64_t gen;                    /* of the files in use; starts at 1 */
+	tls_lst *lst;                    /* owned: every listener's context */
 	atomic_uint_fast64_t handshakes; /* fetch calls: one per server handshake started */
 };
 
