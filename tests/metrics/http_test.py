@@ -21,6 +21,7 @@ Readiness waits are the gateway's listening lines, the host's registered
 event and polling with a deadline (no sleeps)."""
 import concurrent.futures
 import os
+import subprocess
 import tempfile
 import threading
 import unittest
@@ -224,8 +225,27 @@ class ReadinessTest(unittest.TestCase):
                 host.stop()
                 self.assertEqual(gw.stop(), 0)
 
+    def test_tls_handshakes_are_counted(self):
+        with tempfile.TemporaryDirectory() as d:
+            certs = os.path.join(d, "certs")
+            subprocess.run(["bash", os.path.join(mgw.ROOT, "tests", "tls", "mkcerts.sh"), certs],
+                           check=True, capture_output=True, timeout=120)
+            gw = mgw.Gateway(d, ["--tls-cert", os.path.join(certs, "server-chain.pem"),
+                                 "--tls-key", os.path.join(certs, "server.key")])
+            try:
+                before = value(mgw.parse(gw.metrics()), "spawn_tls_handshakes_total")
+                for i in range(3):  # three clients: three connections, three handshakes
+                    c = SpawnClient(gw.addr, tls_ca=os.path.join(certs, "ca.pem"))
+                    with self.assertRaises(SpawnError) as e:  # no host: but TLS is up
+                        c.invoke(SYS, "counter", "Add", wrappers_pb2.Int64Value(value=1))
+                    self.assertEqual(int(e.exception.code), 5)
+                    c.close()
+                after = value(mgw.parse(gw.metrics()), "spawn_tls_handshakes_total")
+                self.assertGreaterEqual(after - before, 3)
+            finally:
+                self.assertEqual(gw.stop(), 0)
+
     def test_bad_flag(self):
-        import subprocess
         r = subprocess.run([mgw.GATEWAY, "--metrics", "maybe"], capture_output=True, text=True,
                            timeout=30)
         self.assertEqual(r.returncode, 2)
