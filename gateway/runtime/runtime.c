@@ -67,12 +67,17 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 {
 	inv->err = err;
-	gw_gm *gm = inv->rt ? inv->rt->gm : NULL;
+	/* Metrics: invocations of actions (not Admin restores, not the wakes
+	 * of actors with undelivered effects). */
+	gw_gm *gm = inv->rt && inv->kind == GW_INV_CALL ? inv->rt->gm : NULL;
 	if (gm) {
 		const gw_actor_type *t = inv->actor ? inv->actor->type : NULL;
 		gw_gm_invocation(gm, t ? t->system : NULL, t ? t->name : NULL,
 		                 t && inv->req ? inv->req->action_name : NULL, err, inv->t_enq_ns,
 		                 inv->t_disp_ns, gw_gm_now_ns(gm));
+		/* Each attempt is one outcome: a retry (a scheduled invocation,
+		 * an outbox delivery) is timed afresh from its resubmission. */
+		inv->t_enq_ns = inv->t_disp_ns = 0;
 	}
 	/* A timer's turn is over: the next tick may queue another. Every finish
 	 * of a queued invocation runs under its actor's shard lock. */
