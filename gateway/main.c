@@ -88,6 +88,18 @@ static void cluster_fenced(void *user, const char *id, const char *why)
 	fflush(stdout);
 }
 
+/* view_metrics gives the view's members by status to the metrics
+ * (spawn_cluster_members; expose may be NULL). */
+static void view_metrics(gw_expose *expose, const gw_view *v)
+{
+	size_t by_status[5] = {0};
+	for (size_t i = 0; i < v->n; i++)
+		by_status[v->members[i].status >= 1 && v->members[i].status <= 4
+		              ? v->members[i].status
+		              : 0]++;
+	gw_expose_view(expose, by_status);
+}
+
 /* on_view: one INFO line per view change, and the view goes to the router. */
 static void cluster_view(void *user, gw_view *v)
 {
@@ -96,12 +108,7 @@ static void cluster_view(void *user, gw_view *v)
 	if (cx->open && cx->router)
 		gw_router_on_view(cx->router, v);
 	pthread_rwlock_unlock(&cx->lock);
-	size_t by_status[5] = {0};
-	for (size_t i = 0; i < v->n; i++)
-		by_status[v->members[i].status >= 1 && v->members[i].status <= 4
-		              ? v->members[i].status
-		              : 0]++;
-	gw_expose_view(cx->expose, by_status);
+	view_metrics(cx->expose, v);
 	char line[1024];
 	size_t at = 0;
 	static const char *const names[] = {"?", "joining", "active", "leaving", "dead"};
@@ -440,8 +447,9 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_access
 }
 
 /* load_test_view feeds the --cluster-test-view file to the router as the
- * membership's on_view would; stdout says "view N" once it is applied. */
-static void load_test_view(const char *path, gw_router *router, bool must)
+ * membership's on_view would (and to the metrics, expose may be NULL);
+ * stdout says "view N" once it is applied. */
+static void load_test_view(const char *path, gw_router *router, bool must, gw_expose *expose)
 {
 	gw_view *v = NULL;
 	char why[600];
@@ -451,6 +459,7 @@ static void load_test_view(const char *path, gw_router *router, bool must)
 		return;
 	}
 	gw_router_on_view(router, v);
+	view_metrics(expose, v);
 	printf("view %llu\n", (unsigned long long)v->version);
 	fflush(stdout);
 	gw_view_file_free(v);
@@ -752,7 +761,7 @@ int main(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
-		load_test_view(cfg.cluster_test_view, router, false);
+		load_test_view(cfg.cluster_test_view, router, false, NULL);
 	}
 	gw_server_opts sv = {
 	    .listen = cfg.listen,
@@ -826,7 +835,7 @@ int main(int argc, char **argv)
 	int sig = 0;
 	while (sigwait(&sigs, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {
 		if (sig == SIGUSR1) {
-			load_test_view(cfg.cluster_test_view, router, true);
+			load_test_view(cfg.cluster_test_view, router, true, expose);
 			continue;
 		}
 		/* Like "listening", stdout says when a reload is done (tests and

@@ -252,5 +252,56 @@ class ReadinessTest(unittest.TestCase):
         self.assertIn("--metrics", r.stderr)
 
 
+class ClusterTest(unittest.TestCase):
+    """Two gateways routing by a test view (--cluster-test-view, no
+    database membership): the calls through the member that does not own
+    the actor are forwarded and counted there; the owner counts every
+    invocation; both report the view's members."""
+
+    def test_forwards_and_members(self):
+        with tempfile.TemporaryDirectory() as d:
+            views = [os.path.join(d, "view-%d" % i) for i in range(2)]
+            gws = [mgw.Gateway(d, ["--cluster-test-view", views[i]], name="gw%d" % i)
+                   for i in range(2)]
+            hosts, clients = [], []
+            try:
+                for i in range(2):
+                    with open(views[i] + ".tmp", "w") as f:
+                        f.write("version 1\nself m%d\n" % i)
+                        for k in range(2):
+                            f.write("member m%d %s 2 %s/counter\n" % (k, gws[k].addr, SYS))
+                    os.rename(views[i] + ".tmp", views[i])
+                    gws[i].p.send_signal(10)  # SIGUSR1: read the view again
+                    for line in gws[i].p.stdout:
+                        if line.strip() == "view 1":
+                            break
+                    else:
+                        raise AssertionError("gateway %d did not apply the view" % i)
+                hosts = [start_host(g) for g in gws]
+                clients = [SpawnClient(g.addr) for g in gws]
+                n = 20
+                for c in clients:
+                    for _ in range(n):
+                        c.invoke(SYS, "counter", "Add", wrappers_pb2.Int64Value(value=1))
+                s = [mgw.parse(g.metrics()) for g in gws]
+                fwd = [value(x, "spawn_cluster_forwards_total", result="forwarded") for x in s]
+                ok = [value(x, "spawn_invocations_total", system=SYS, actor="counter",
+                            action="Add", status="OK") for x in s]
+                self.assertEqual(sorted(fwd), [0, n], fwd)
+                self.assertEqual(sorted(ok), [0, 2 * n], ok)
+                owner = ok.index(2 * n)
+                self.assertEqual(fwd[owner], 0)
+                for x in s:
+                    self.assertEqual(value(x, "spawn_cluster_members", status="active"), 2)
+                    self.assertEqual(value(x, "spawn_cluster_members", status="dead"), 0)
+            finally:
+                for c in clients:
+                    c.close()
+                for h in hosts:
+                    h.stop()
+                for g in gws:
+                    self.assertEqual(g.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
