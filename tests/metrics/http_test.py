@@ -24,6 +24,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 import mgw
@@ -160,6 +161,26 @@ class MetricsTest(unittest.TestCase):
         self.assertGreaterEqual(value(s, "spawn_invocations_total", system="_none",
                                       actor="_none", action="_none", status="NOT_FOUND"), 900)
         self.add()  # still serving
+
+    def test_e_schedules(self):
+        s0 = mgw.parse(self.gw.metrics())
+        late0 = value(s0, "spawn_schedule_lateness_seconds_count")
+        ok0 = value(s0, "spawn_invocations_total", system=SYS, actor="counter", action="Add",
+                    status="OK")
+        due = int(time.time() * 1000) + 1500  # far enough to see it pending first
+        self.client.invoke(SYS, "counter", "Add", wrappers_pb2.Int64Value(value=1),
+                           scheduled_to_ms=due)
+        # Stored, not yet due: in the backlog.
+        self.assertEqual(value(mgw.parse(self.gw.metrics()), "spawn_schedules_pending"), 1)
+        mgw.wait_until(lambda: value(mgw.parse(self.gw.metrics()),
+                                     "spawn_schedule_lateness_seconds_count") == late0 + 1,
+                       "the scheduled invocation handed over")
+        s = mgw.wait_until(
+            lambda: (lambda x: x if value(x, "spawn_schedules_pending") == 0 else None)(
+                mgw.parse(self.gw.metrics())), "the backlog to empty")
+        self.assertEqual(value(s, "spawn_invocations_total", system=SYS, actor="counter",
+                               action="Add", status="OK"), ok0 + 1)
+        self.assertGreaterEqual(value(s, "spawn_store_operation_seconds_count", op="schedule"), 2)
 
     def test_d_hostile_http(self):
         for path in ("/metrics/x", "/healthz/../metrics", "/readyz/", "/metricsx",
