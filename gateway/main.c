@@ -500,8 +500,10 @@ static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, g
 	                       .limits = c->limits,
 	                       .ready = http_ready,
 	                       .ready_user = srv};
+	gw_expose_opts eo = *xo;
+	eo.hhosts = *hh; /* the HTTP hosts are made here */
 	if ((err = gw_spawnapi_create(api, &so, *http, rt, reg, *hh)) ||
-	    (err = gw_expose_create(ex, xo, *http)) ||
+	    (err = gw_expose_create(ex, &eo, *http)) ||
 	    (err = gw_http_start(*http, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
 		return err;

@@ -299,6 +299,29 @@ static void g_forwards(void *user, gw_gauge_out *o)
 	gw_gauge_emit(o, (const char *const[]){"refused"}, (double)s.refused);
 }
 
+static void g_http_hosts(void *user, gw_gauge_out *o)
+{
+	gw_expose *e = user;
+	if (!e->o.hhosts)
+		return;
+	gw_hhosts_stats s;
+	gw_hhosts_get_stats(e->o.hhosts, &s);
+	gw_gauge_emit(o, (const char *const[]){"ok"}, (double)s.ok);
+	gw_gauge_emit(o, (const char *const[]){"host_error"}, (double)s.host_errors);
+	gw_gauge_emit(o, (const char *const[]){"failed"}, (double)s.failed);
+	gw_gauge_emit(o, (const char *const[]){"refused"}, (double)s.refused_full);
+}
+
+static void g_http_inflight(void *user, gw_gauge_out *o)
+{
+	gw_expose *e = user;
+	if (!e->o.hhosts)
+		return;
+	gw_hhosts_stats s;
+	gw_hhosts_get_stats(e->o.hhosts, &s);
+	gw_gauge_emit(o, NULL, (double)s.in_client);
+}
+
 static void g_members(void *user, gw_gauge_out *o)
 {
 	gw_expose *e = user;
@@ -366,6 +389,13 @@ static gw_err gauges(gw_expose *e)
 	     "counter", res_l, 1, g_forwards},
 	    {"spawn_cluster_members", "Members of the cluster view, by status.", "gauge", status_l,
 	     1, g_members},
+	    {"spawn_http_host_calls_total",
+	     "Calls to hosts of Spawn's HTTP protocol, by result: ok, host_error (the host "
+	     "answered an error), failed (no answer), refused (--spawn-host-tasks).",
+	     "counter", res_l, 1, g_http_hosts},
+	    {"spawn_http_host_calls_in_flight",
+	     "Calls to hosts of Spawn's HTTP protocol in flight.", "gauge", NULL, 0,
+	     g_http_inflight},
 	};
 	for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
 		gw_err err = gw_metrics_gauge(m, g[i].name, g[i].help, g[i].kind, g[i].labels,

@@ -28,6 +28,7 @@
 #include "gm.h"
 #include "gw_err.h"
 #include "http.h"
+#include "http_host.h"
 #include "persist.h"
 #include "routing.h"
 #include "runtime.h"
@@ -46,6 +47,7 @@ typedef struct gw_expose_opts {
 	gw_persist *persist; /* borrowed: queue depth, the store check */
 	gw_router *router;   /* borrowed; NULL outside cluster mode */
 	gw_tls *tls;         /* borrowed; NULL without TLS */
+	gw_hhosts *hhosts;   /* borrowed: hosts of Spawn's HTTP protocol; NULL = none */
 } gw_expose_opts;
 
 /* gw_expose_create registers the scrape-time gauges in gm's registry,

@@ -134,6 +134,8 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(value(s, "spawn_store_errors_total", op="save"), 0)
         self.assertGreaterEqual(value(s, "spawn_mailbox_depth_count"), 2 * N)
         self.assertEqual(value(s, "spawn_ready"), 1)
+        self.assertIn("spawn_http_host_calls_total", mgw.families(text))
+        self.assertEqual(value(s, "spawn_http_host_calls_in_flight"), 0)
         self.assertEqual(value(s, "spawn_store_up"), 1)
         self.assertGreater(value(s, "process_resident_memory_bytes"), 1e6)
         self.assertGreater(value(s, "process_open_fds"), 3)
