@@ -927,6 +927,7 @@ out:
 	gw_cluster_destroy(cluster);
 	cluster = NULL;
 	http_stop(http, spawnapi, hhosts, 0); /* no handler reaches the runtime from here on */
+	gw_expose_stop(expose);               /* no store check reaches the server any more */
 	gw_server_destroy(srv);
 	cluster_ctx_close(&cx);
 	gw_router_stop(router);
@@ -937,7 +938,6 @@ out:
 		if (!shutdown_drain(rt, persist, cfg.persist_drain_ms))
 			_exit(rc ? rc : 1);
 	}
-	gw_expose_stop(expose);   /* no store check is queued any more */
 	gw_persist_stop(persist); /* no callback into the runtime from here on */
 	gw_runtime_destroy(rt);
 	gw_router_destroy(router);

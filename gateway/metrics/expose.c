@@ -21,6 +21,14 @@ struct gw_expose {
 	int last;           /* CHECK_OK / CHECK_FAILED / CHECK_NONE: the last answer */
 	int64_t last_ms;    /* monotonic ms of the last answer */
 	bool in_flight, stopping;
+	pthread_cond_t cv; /* the checker's: signalled to stop it */
+	/* The routes hold use (read) while they read the server, runtime and
+	 * persist; gw_expose_stop takes it (write) to set closed: from then on
+	 * they touch none of them (the listener outlives the server). */
+	pthread_rwlock_t use;
+	bool closed;
+	pthread_t checker;
+	bool checker_started;
 	atomic_size_t members[5]; /* the view by gw_member status */
 	atomic_bool have_view;
 };
@@ -40,34 +48,71 @@ static void store_check(void *arg, gw_store *store)
 	gw_expose *e = arg;
 	int64_t due = 0;
 	gw_err err = gw_store_schedule_next_due(store, &due);
+	bool ok = err == GW_OK || err == GW_ENOTFOUND;
 	pthread_mutex_lock(&e->mu);
-	e->last = err == GW_OK || err == GW_ENOTFOUND ? CHECK_OK : CHECK_FAILED;
+	e->last = ok ? CHECK_OK : CHECK_FAILED;
 	e->last_ms = mono_ms();
 	e->in_flight = false;
+	/* At once, not at the checker's next tick: ready as soon as the first
+	 * check answers. Not once stopped: the server may be gone by then (a
+	 * check queued before gw_expose_stop runs when the persist stops). */
+	if (!e->stopping)
+		gw_server_set_unready(e->o.srv, GW_UNREADY_STORE, !ok);
 	pthread_mutex_unlock(&e->mu);
 	if (err != GW_OK && err != GW_ENOTFOUND)
 		GW_WARN("readiness: the statestore check failed: %s", gw_strerror(err));
 }
 
-/* store_state: the last answer, submitting a new check when it is older
- * than GW_STORE_CHECK_MS and none is in flight. */
+/* store_state: the last answer (CHECK_NONE, _OK, _FAILED) and its age. */
 static int store_state(gw_expose *e, int64_t *age_ms)
 {
-	int64_t now = mono_ms();
 	pthread_mutex_lock(&e->mu);
-	bool submit = !e->in_flight && !e->stopping &&
-	              (e->last == CHECK_NONE || now - e->last_ms >= GW_STORE_CHECK_MS);
+	int last = e->last;
+	*age_ms = mono_ms() - e->last_ms;
+	pthread_mutex_unlock(&e->mu);
+	return last;
+}
+
+/* store_submit queues a check unless one is in flight or stopping. */
+static void store_submit(gw_expose *e)
+{
+	pthread_mutex_lock(&e->mu);
+	bool submit = !e->in_flight && !e->stopping;
 	if (submit)
 		e->in_flight = true;
-	int last = e->last;
-	*age_ms = now - e->last_ms;
 	pthread_mutex_unlock(&e->mu);
 	if (submit && gw_persist_call(e->o.persist, store_check, e) != GW_OK) {
 		pthread_mutex_lock(&e->mu);
 		e->in_flight = false;
 		pthread_mutex_unlock(&e->mu);
 	}
-	return last;
+}
+
+/* checker_main: every GW_STORE_CHECK_MS, the next check; a statestore
+ * whose last answer is older than GW_STORE_FRESH_MS (it hangs) holds
+ * readiness back (store_check sets and clears the condition on each
+ * answer). */
+static void *checker_main(void *arg)
+{
+	gw_expose *e = arg;
+	pthread_mutex_lock(&e->mu);
+	while (!e->stopping) {
+		bool stale = e->last != CHECK_NONE && mono_ms() - e->last_ms >= GW_STORE_FRESH_MS;
+		pthread_mutex_unlock(&e->mu);
+		if (stale)
+			gw_server_set_unready(e->o.srv, GW_UNREADY_STORE, true);
+		store_submit(e);
+		pthread_mutex_lock(&e->mu);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)(GW_STORE_CHECK_MS % 1000) * 1000000L;
+		ts.tv_sec += GW_STORE_CHECK_MS / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		if (!e->stopping)
+			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+	}
+	pthread_mutex_unlock(&e->mu);
+	return NULL;
 }
 
 /* ---- routes --------------------------------------------------------------------- */
@@ -108,12 +153,14 @@ static void on_readyz(void *user, gw_http_req *req)
 	gw_expose *e = user;
 	if (!answerable(req, "/readyz"))
 		return;
-	unsigned un = gw_server_unready(e->o.srv);
+	pthread_rwlock_rdlock(&e->use);
+	unsigned un = e->closed ? GW_UNREADY_DRAINING : gw_server_unready(e->o.srv);
+	pthread_rwlock_unlock(&e->use);
 	int64_t age = 0;
 	int st = store_state(e, &age);
-	char body[256];
+	char body[320];
 	size_t n = 0;
-	const char *reasons[5];
+	const char *reasons[4];
 	size_t nr = 0;
 	if (un & GW_UNREADY_STARTING)
 		reasons[nr++] = "starting";
@@ -121,12 +168,10 @@ static void on_readyz(void *user, gw_http_req *req)
 		reasons[nr++] = "draining";
 	if (un & GW_UNREADY_MEMBERSHIP)
 		reasons[nr++] = "not a member of the cluster view";
-	if (st == CHECK_NONE)
-		reasons[nr++] = "statestore not checked yet";
-	else if (st == CHECK_FAILED)
-		reasons[nr++] = "statestore unreachable";
-	else if (age >= GW_STORE_FRESH_MS)
-		reasons[nr++] = "statestore check overdue";
+	if (un & GW_UNREADY_STORE)
+		reasons[nr++] = st == CHECK_NONE ? "statestore not checked yet"
+		                : st == CHECK_OK ? "statestore check overdue"
+		                                 : "statestore unreachable";
 	if (nr == 0) {
 		reply_text(req, 200, "application/json", "{\"status\":\"ready\"}\n");
 		return;
@@ -152,7 +197,15 @@ static void on_metrics(void *user, gw_http_req *req)
 	}
 	char *text = NULL;
 	size_t len = 0;
-	if (gw_metrics_render(gw_gm_registry(e->o.gm), &text, &len) != GW_OK) {
+	pthread_rwlock_rdlock(&e->use);
+	gw_err err =
+	    e->closed ? GW_ESHUTDOWN : gw_metrics_render(gw_gm_registry(e->o.gm), &text, &len);
+	pthread_rwlock_unlock(&e->use);
+	if (err == GW_ESHUTDOWN) {
+		reply_text(req, 503, "text/plain", "shutting down\n");
+		return;
+	}
+	if (err != GW_OK) {
 		reply_text(req, 500, "text/plain", "out of memory\n");
 		return;
 	}
@@ -165,10 +218,7 @@ static void on_metrics(void *user, gw_http_req *req)
 static void g_ready(void *user, gw_gauge_out *o)
 {
 	gw_expose *e = user;
-	int64_t age = 0;
-	int st = store_state(e, &age);
-	bool ready = gw_server_unready(e->o.srv) == 0 && st == CHECK_OK && age < GW_STORE_FRESH_MS;
-	gw_gauge_emit(o, NULL, ready ? 1 : 0);
+	gw_gauge_emit(o, NULL, gw_server_unready(e->o.srv) == 0 ? 1 : 0);
 }
 
 static void g_store_up(void *user, gw_gauge_out *o)
@@ -415,6 +465,12 @@ gw_err gw_expose_create(gw_expose **out, const gw_expose_opts *o, gw_http *http)
 		return GW_ENOMEM;
 	e->o = *o;
 	pthread_mutex_init(&e->mu, NULL);
+	pthread_rwlock_init(&e->use, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	e->last = CHECK_NONE;
 	gw_err err = o->gm ? gauges(e) : GW_OK;
 	if (!err)
@@ -427,8 +483,14 @@ gw_err gw_expose_create(gw_expose **out, const gw_expose_opts *o, gw_http *http)
 		gw_expose_destroy(e);
 		return err;
 	}
-	int64_t age;
-	(void)store_state(e, &age); /* the first check, before the first probe */
+	/* Not ready before the statestore answered once (the first check
+	 * is the checker's first act). */
+	gw_server_set_unready(o->srv, GW_UNREADY_STORE, true);
+	if (pthread_create(&e->checker, NULL, checker_main, e)) {
+		gw_expose_destroy(e);
+		return GW_ENOMEM;
+	}
+	e->checker_started = true;
 	*out = e;
 	return GW_OK;
 }
@@ -439,13 +501,24 @@ void gw_expose_stop(gw_expose *e)
 		return;
 	pthread_mutex_lock(&e->mu);
 	e->stopping = true;
+	pthread_cond_signal(&e->cv);
 	pthread_mutex_unlock(&e->mu);
+	if (e->checker_started) {
+		pthread_join(e->checker, NULL);
+		e->checker_started = false;
+	}
+	pthread_rwlock_wrlock(&e->use); /* waits for a route reading the server */
+	e->closed = true;
+	pthread_rwlock_unlock(&e->use);
 }
 
 void gw_expose_destroy(gw_expose *e)
 {
 	if (!e)
 		return;
+	gw_expose_stop(e);
+	pthread_rwlock_destroy(&e->use);
+	pthread_cond_destroy(&e->cv);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
 }

@@ -4,17 +4,22 @@
  * and GET /readyz (ready). docs/operations.md lists the metrics.
  *
  * Readiness: ready when no server condition holds it back (server.h:
- * start-up complete, not draining, a member of the view in cluster mode)
- * AND the statestore answered a cheap recent check. The check (one
- * gw_store_schedule_next_due on the persist thread, behind the queued
- * work) runs at start and whenever a probe finds the last one older than
- * GW_STORE_CHECK_MS; at most one is in flight; its result counts for
- * GW_STORE_FRESH_MS. So a probe never waits for the store and never costs
- * a query of its own.
+ * start-up complete, not draining, a member of the view in cluster mode,
+ * the statestore answering). The statestore check is one
+ * gw_store_schedule_next_due on the persist thread (behind the queued
+ * work), submitted every GW_STORE_CHECK_MS by a checker thread, at most one
+ * in flight; an answer counts for GW_STORE_FRESH_MS. The checker sets the
+ * server's GW_UNREADY_STORE while the last answer failed or is older than
+ * that (the statestore hangs), and clears it once one succeeds: so
+ * /readyz, grpc.health.v1 and Spawn's /health/readiness agree, and a probe
+ * never waits for the store or costs a query of its own.
  *
- *   store check:  NONE --submitted--> PENDING --answered--> OK | FAILED
- *                 OK/FAILED --a probe, result older than CHECK_MS--> PENDING
- *   /readyz 200 iff: server ready AND last check OK AND younger than FRESH_MS
+ *   check:   NONE --submitted--> PENDING --answered--> OK | FAILED
+ *            OK/FAILED --every CHECK_MS (none in flight)--> PENDING
+ *   STORE condition: set at create (NONE: not checked yet); on each
+ *            answer set (FAILED) or cleared (OK) at once; set by the checker
+ *            when the last answer is older than FRESH_MS (a hung store)
+ *   /readyz 200 iff: gw_server_unready(srv) == 0
  *
  * Both health routes and /metrics are answered on the listener's thread at
  * once (never parked), also while the listener drains (SIGTERM): /readyz
@@ -63,9 +68,10 @@ gw_err gw_expose_create(gw_expose **out, const gw_expose_opts *o, gw_http *http)
  * spawn_cluster_members gauge. Thread: any. */
 void gw_expose_view(gw_expose *e, const size_t by_status[5]);
 
-/* gw_expose_stop: no store check is submitted any more (call before the
- * persist stops; one already queued runs before gw_persist_stop returns).
- * Accepts NULL. */
+/* gw_expose_stop ends the checker thread: no store check is submitted any
+ * more, and one already queued (it runs before gw_persist_stop returns)
+ * no longer touches the server. Call before gw_server_destroy. Accepts
+ * NULL; idempotent. */
 void gw_expose_stop(gw_expose *e);
 
 void gw_expose_destroy(gw_expose *e);

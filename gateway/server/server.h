@@ -18,6 +18,8 @@
  *   MEMBERSHIP -- membership: ACTIVE in view --> (clear)  [cluster mode only]
  *   (clear) ----- membership: fenced ----------> MEMBERSHIP
  *   (clear) ----- SIGTERM (main, then gw_server_shutdown) -> DRAINING, for good
+ *   (clear) ----- statestore check fails ------> STORE     [with --http only]
+ *   STORE ------- statestore check answers ----> (clear)
  */
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
@@ -108,6 +110,9 @@ enum {
 	 * (declared dead, or the database out of reach past the timeout),
 	 * until it has rejoined. A standalone gateway never sets it. */
 	GW_UNREADY_MEMBERSHIP = 1u << 2,
+	/* With --http: set while the statestore does not answer the periodic
+	 * readiness check (gateway/metrics/expose.h), cleared once it does. */
+	GW_UNREADY_STORE = 1u << 3,
 };
 
 /* gw_server_set_unready sets (on) or clears the conditions conds

@@ -258,7 +258,10 @@ class ReadinessTest(unittest.TestCase):
             try:
                 before = value(mgw.parse(gw.metrics()), "spawn_tls_handshakes_total")
                 for i in range(3):  # three clients: three connections, three handshakes
-                    c = SpawnClient(gw.addr, tls_ca=os.path.join(certs, "ca.pem"))
+                    # Its own subchannel pool: gRPC Python may otherwise share
+                    # one connection between channels to the same target.
+                    c = SpawnClient(gw.addr, tls_ca=os.path.join(certs, "ca.pem"),
+                                    channel_options=[("grpc.use_local_subchannel_pool", 1)])
                     with self.assertRaises(SpawnError) as e:  # no host: but TLS is up
                         c.invoke(SYS, "counter", "Add", wrappers_pb2.Int64Value(value=1))
                     self.assertEqual(int(e.exception.code), 5)

@@ -4,8 +4,9 @@ gateway on the PostgreSQL server of the ctest fixture spawn_db
 (SPAWN_TEST_POSTGRES_URL, tests/store/with-db.sh), reached through a TCP
 proxy of this test, in a schema of its own. The proxy is cut (every
 connection closed, new ones refused at once): /readyz turns 503 naming the
-statestore and spawn_store_up 0, while /healthz stays 200; healed, /readyz
-is 200 again. Fails (never skips) without the server.
+statestore, spawn_store_up 0 and grpc.health.v1 NOT_SERVING (one condition
+behind both), while /healthz stays 200; healed, all ready again. Fails
+(never skips) without the server.
 
 Readiness waits: the gateway's listening lines and polling with deadlines."""
 import os
@@ -19,6 +20,16 @@ import urllib.parse
 
 import mgw
 from mgw import value
+
+import grpc  # noqa: E402
+
+
+def grpc_health(addr):
+    """grpc.health.v1.Health/Check for service "": 1 SERVING, 2 NOT_SERVING
+    (the response's field 1, read from its bytes: no generated module)."""
+    with grpc.insecure_channel(addr) as ch:
+        r = ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=10)
+    return r[1] if len(r) == 2 and r[0] == 0x08 else 0
 
 
 def psql(url, sql):
@@ -116,12 +127,15 @@ class StoreReadyTest(unittest.TestCase):
                 try:
                     mgw.wait_until(lambda: gw.get("/readyz")[0] == 200, "ready")
                     self.assertEqual(value(mgw.parse(gw.metrics()), "spawn_store_up"), 1)
+                    self.assertEqual(grpc_health(gw.addr), 1)
                     proxy.cut()
                     st, body = mgw.wait_until(
                         lambda: (lambda r: r if r[0] == 503 else None)(gw.get("/readyz")),
                         "/readyz 503 with the statestore cut off", 30)
                     self.assertIn(b"statestore", body)
                     self.assertEqual(gw.get("/healthz")[0], 200)
+                    # The gRPC health service agrees (one condition behind both).
+                    self.assertEqual(grpc_health(gw.addr), 2)
                     s = mgw.parse(gw.metrics())
                     self.assertEqual(value(s, "spawn_store_up"), 0)
                     self.assertEqual(value(s, "spawn_ready"), 0)
@@ -129,6 +143,7 @@ class StoreReadyTest(unittest.TestCase):
                     mgw.wait_until(lambda: gw.get("/readyz")[0] == 200,
                                    "ready again once the statestore is back", 60)
                     self.assertEqual(value(mgw.parse(gw.metrics()), "spawn_store_up"), 1)
+                    self.assertEqual(grpc_health(gw.addr), 1)
                 finally:
                     proxy.heal()
                     self.assertEqual(gw.stop(60), 0)
