@@ -52,6 +52,11 @@
 #                link-R-nb        --host-batch 1: the gateway grants no batches,
 #                                 so both directions carry one message each
 #              (not in the default list; each link-R is compared with link-R-nb)
+#   metrics    the gateway path at BENCH_MET_INFLIGHT over BENCH_MET_ACTORS actors on
+#              two gateways started alike with --http, each with its own echo
+#              host: met-on (--metrics on, the default, its /metrics scraped every
+#              second as Prometheus would) and met-off (--metrics off); met-on is
+#              compared with met-off (not in the default list)
 # The machine is small and shared, so results are ratios against baselines
 # measured in the same run: the scenarios are interleaved round by round
 # (BENCH_ROUNDS), ratios are taken within a round, and the table shows medians
@@ -83,6 +88,7 @@
 #   BENCH_SEC_INFLIGHT [64]   BENCH_SEC_ACTORS [1000]
 #   BENCH_SEC_VARIANTS ["mtls token mtls-authz"] (sec-plain always runs)
 #   BENCH_LINK_RUNTIMES ["c ts py"] BENCH_LINK_INFLIGHT ["1 64"] BENCH_LINK_ACTORS [1000]
+#   BENCH_MET_INFLIGHT ["1 64"] BENCH_MET_ACTORS [1000]
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -118,6 +124,8 @@ SEC_VARIANTS=${BENCH_SEC_VARIANTS:-"mtls token mtls-authz"}
 LINK_RUNTIMES=${BENCH_LINK_RUNTIMES:-"c ts py"}
 LINK_INFLIGHT=${BENCH_LINK_INFLIGHT:-"1 64"}
 LINK_ACTORS=${BENCH_LINK_ACTORS:-1000}
+MET_INFLIGHT=${BENCH_MET_INFLIGHT:-"1 64"}
+MET_ACTORS=${BENCH_MET_ACTORS:-1000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GATEWAY=$BUILD/gateway/spawn-gateway
 ECHO_HOST=$BIN/bench-echo-host
@@ -469,6 +477,39 @@ if want hostlink; then
 	done
 fi
 
+# ---- metrics: the same gateway with metrics on (scraped) and off -------------
+declare -A MET_PORT MET_PIDS
+MET_NAMES=()
+if want metrics; then
+	if [[ ! -x $GATEWAY || ! -x $ECHO_HOST ]] || ! command -v curl >/dev/null; then
+		echo "run.sh: metrics: $GATEWAY, $ECHO_HOST or curl is missing" >&2
+		exit 2
+	fi
+	for v in on off; do
+		name=met-$v
+		# The HTTP line comes after the gRPC ones: wait for it, then read
+		# the gRPC port from what was printed before (as spawnhttp does).
+		start "gw-$name" '^listening http://[^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" \
+			--listen 127.0.0.1:0 --http 127.0.0.1:0 --metrics "$v" \
+			--statestore "sqlite://$TMP/gw-$name.db" --deactivate-timeout 3600000
+		gpid=$PID http=$MATCH
+		port=$(sed -n 's/^listening [0-9][^ ]* \([0-9]*\)$/\1/p' "$TMP/gw-$name.out" | head -n 1)
+		start "host-$name" '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$port" \
+			--system "$GW_SYSTEM" --action "$GW_ACTION"
+		MET_PORT[$name]=$port MET_PIDS[$name]="$gpid $PID"
+		MET_NAMES+=("$name")
+		# The scraper of met-on: one GET /metrics a second, as a Prometheus
+		# with scrape_interval 1s (met-off is left alone: nothing to scrape).
+		if [[ $v == on ]]; then
+			(while kill -0 "$gpid" 2>/dev/null; do
+				curl -sf -o /dev/null "http://127.0.0.1:$http/metrics" || true
+				sleep 1 # the scrape interval, not a readiness wait
+			done) &
+			PIDS+=("$!")
+		fi
+	done
+fi
+
 # ---- throughput and latency, interleaved by round ---------------------------
 for ((r = 1; r <= ROUNDS; r++)); do
 	for n in $INFLIGHT; do
@@ -519,6 +560,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			alive "gw-$name" "$gpid"
 			alive "host-$name" "$hpid"
 			load "$name" "$r" "$n" "$LINK_ACTORS" "${LINK_PORT[$name]}" "$gpid $hpid" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000
+		done
+	done
+	for n in $MET_INFLIGHT; do
+		for name in "${MET_NAMES[@]}"; do
+			read -r gpid hpid <<<"${MET_PIDS[$name]}"
+			alive "gw-$name" "$gpid"
+			alive "host-$name" "$hpid"
+			load "$name" "$r" "$n" "$MET_ACTORS" "${MET_PORT[$name]}" "$gpid $hpid" \
 				"${GW_FLAGS[@]}" --timeout-ms 10000
 		done
 	done
@@ -600,6 +650,7 @@ END {
 		if (s == "plain-stub" || s == "plain-json") { base = "plain-invoke"; bm = m }
 		if (s ~ /^sec-.*-nb$/) { base = s == "sec-plain-nb" ? "" : "sec-plain-nb"; bm = m }
 		if (s ~ /^link-/ && s !~ /-nb$/) { base = s "-nb"; bm = m }
+		if (s == "met-on") { base = "met-off"; bm = m }
 		if (base != "") {
 			for (r in R) {
 				if (!(((base, n, bm, r) in rps) && ((s, n, m, r) in rps)))
@@ -608,11 +659,11 @@ END {
 					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, bm, r])
 				if (cpu[base, n, bm, r] > 0)
 					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, bm, r])
-				if ((base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke") && cpu1[base, n, bm, r] > 0)
+				if ((base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off") && cpu1[base, n, bm, r] > 0)
 					add("x_cpu1" SUBSEP id, cpu1[s, n, m, r] / cpu1[base, n, bm, r])
-				if (base !~ /^sec-plain/ && base !~ /^link-/ && base != "plain-invoke" && ("direct", n, 1, r) in p50)
+				if (base !~ /^sec-plain/ && base !~ /^link-/ && base != "plain-invoke" && base != "met-off" && ("direct", n, 1, r) in p50)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
-				if (base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke")
+				if (base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off")
 					add("added" SUBSEP id, p50[s, n, m, r] - p50[base, n, bm, r])
 			}
 			if (("x_rps" SUBSEP id) in vals)
@@ -622,7 +673,7 @@ END {
 			if (("x_cpu1" SUBSEP id) in vals)
 				note = note sprintf("cpu1/%s x%.2f  ", base, median("x_cpu1" SUBSEP id))
 			if (("added" SUBSEP id) in vals)
-				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" ? base : "direct",
+				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off" ? base : "direct",
 					median("added" SUBSEP id))
 		}
 		printf "%-14s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %9.2f %6d  %s%s\n", s, n, m, rounds[id],

@@ -222,6 +222,11 @@ void gw_config_usage(const char *prog)
 	    "  --spawn-host-tasks N      calls to HTTP hosts in flight; more fail\n"
 	    "                            RESOURCE_EXHAUSTED [SPAWN_HOST_TASKS] default 10000\n"
 	    "\n"
+	    "Metrics and health (on --http; docs/operations.md)\n"
+	    "  --metrics on|off          record metrics and serve GET /metrics (Prometheus\n"
+	    "                            text); /healthz and /readyz are served either way\n"
+	    "                            [SPAWN_METRICS] default on\n"
+	    "\n"
 	    "Shutdown (SIGTERM or SIGINT)\n"
 	    "  --drain MS                wait this long for calls in flight\n"
 	    "                            [SPAWN_DRAIN_MS] default 5000\n"
@@ -279,6 +284,16 @@ static int64_t num(const char *s, const char *name, int64_t min, int64_t max, ch
 		return 0;
 	}
 	return v;
+}
+
+/* onoff reads "on" or "off" into *v; false for anything else. */
+static bool onoff(const char *s, bool *v)
+{
+	if (!strcmp(s, "on") || !strcmp(s, "off")) {
+		*v = !strcmp(s, "on");
+		return true;
+	}
+	return false;
 }
 
 /* format_of maps a --log-format name to gw_log_format; -1 when unknown. */
@@ -466,6 +481,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->save_batch = 256;
 	c->log_level = GW_LOG_INFO;
 	c->log_format = GW_LOG_TEXT;
+	c->metrics = true;
 	c->host_queue_bytes = (int64_t)64 << 20;
 	c->host_stall_ms = 10000;
 	c->host_batch = 128;
@@ -558,6 +574,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 #undef ENVNUM
 	if ((e = getenv("SPAWN_HTTP")) && *e)
 		c->http = e;
+	if ((e = getenv("SPAWN_METRICS")) && *e && !onoff(e, &c->metrics)) {
+		snprintf(why, whylen, "SPAWN_METRICS: '%s' is neither on nor off", e);
+		return GW_ECONFIG;
+	}
 	if ((e = getenv("SPAWN_HOST_URL")) && *e) {
 		c->spawn_host_url = e;
 	} else if ((e = getenv("USER_FUNCTION_HOST")) && *e) {
@@ -660,7 +680,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_HTTP_MAX_BODY,
 		O_HTTP_MAX_CONNS,
 		O_HTTP_MAX_PENDING,
-		O_SPAWN_HOST_TASKS
+		O_SPAWN_HOST_TASKS,
+		O_METRICS
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -731,6 +752,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"http-max-conns", required_argument, NULL, O_HTTP_MAX_CONNS},
 	    {"http-max-pending", required_argument, NULL, O_HTTP_MAX_PENDING},
 	    {"spawn-host-tasks", required_argument, NULL, O_SPAWN_HOST_TASKS},
+	    {"metrics", required_argument, NULL, O_METRICS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -1008,6 +1030,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_HTTP_MAX_PENDING:
 			c->http_max_pending = (uint32_t)num(optarg, "--http-max-pending", 1,
 			                                    10000000, why, whylen, &err);
+			break;
+		case O_METRICS:
+			if (!onoff(optarg, &c->metrics)) {
+				snprintf(why, whylen, "--metrics: '%s' is neither on nor off",
+				         optarg);
+				return GW_ECONFIG;
+			}
 			break;
 		case O_SPAWN_HOST_TASKS:
 			c->spawn_host_tasks = (uint32_t)num(optarg, "--spawn-host-tasks", 1,

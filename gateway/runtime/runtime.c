@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gm.h"
 #include "log.h"
 #include "runtime_int.h"
 #include "workflow.h"
@@ -66,6 +67,18 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 {
 	inv->err = err;
+	/* Metrics: invocations of actions (not Admin restores, not the wakes
+	 * of actors with undelivered effects). */
+	gw_gm *gm = inv->rt && inv->kind == GW_INV_CALL ? inv->rt->gm : NULL;
+	if (gm) {
+		const gw_actor_type *t = inv->actor ? inv->actor->type : NULL;
+		gw_gm_invocation(gm, t ? t->system : NULL, t ? t->name : NULL,
+		                 t && inv->req ? inv->req->action_name : NULL, err, inv->t_enq_ns,
+		                 inv->t_disp_ns, gw_gm_now_ns(gm));
+		/* Each attempt is one outcome: a retry (a scheduled invocation,
+		 * an outbox delivery) is timed afresh from its resubmission. */
+		inv->t_enq_ns = inv->t_disp_ns = 0;
+	}
 	/* A timer's turn is over: the next tick may queue another. Every finish
 	 * of a queued invocation runs under its actor's shard lock. */
 	if (inv->timer >= 0 && inv->actor && inv->actor->timers)
@@ -247,6 +260,7 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 	gw_blob_rele(a->extra);
 	gw_blob_rele(a->saving);
 	gwi_turn_commit(a); /* releases what a turn captured */
+	gw_gm_activation(s->rt->gm, a->type->system, a->type->name, false);
 	gw_registry_type_rele(a->type);
 	free(a);
 	atomic_fetch_add(&s->rt->deactivations, 1);
@@ -871,6 +885,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			if (err)
 				break;
 			inv->host = h;
+			inv->t_disp_ns = gw_gm_now_ns(rt->gm);
 			err = gw_target_ops_of(h)->send(h, inv, build_task);
 			full |= err == GW_EFULL;
 			if (err) {
@@ -1080,6 +1095,8 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 	inv->rt = rt;
 	Spawn__InvocationRequest *rq = inv->req;
 	atomic_fetch_add_explicit(&rt->invocations, 1, memory_order_relaxed);
+	if (!inv->t_enq_ns)
+		inv->t_enq_ns = gw_gm_now_ns(rt->gm);
 	gw_shard *s;
 	uint32_t h;
 	gw_actor_type *type;
@@ -1146,6 +1163,7 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		s->buckets[h & (s->nbuckets - 1)] = a;
 		s->count++;
 		atomic_fetch_add_explicit(&rt->activations, 1, memory_order_relaxed);
+		gw_gm_activation(rt->gm, type->system, type->name, true);
 		if (!a->stateful)
 			gwi_timers_start_locked(rt, a);
 	}
@@ -1200,6 +1218,11 @@ static void instance_looked_up(void *user, gw_err err)
 	else /* inv->msg still says which name was not found (or the quota it is over) */
 		gwi_finish(&dl, inv, err == GW_ENOTFOUND && inv->over_quota ? GW_EFULL : err, NULL);
 	gwi_deliver(&dl);
+}
+
+void gw_runtime_set_metrics(gw_runtime *rt, gw_gm *gm)
+{
+	rt->gm = gm;
 }
 
 void gw_runtime_set_router(gw_runtime *rt, const gw_router_ops *ops, void *r)

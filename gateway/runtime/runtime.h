@@ -179,6 +179,9 @@ struct gw_inv {
 	 * routed again, now knowing its template. */
 	bool route_skip;
 	void *rstate;
+	/* Metrics (gw_runtime_set_metrics; 0 without): monotonic ns when it
+	 * reached the runtime, and when its turn was sent to a host. */
+	int64_t t_enq_ns, t_disp_ns;
 };
 
 /* GW_INV_WAKE activates the actor and completes (GW_OK) without a turn:
@@ -370,6 +373,10 @@ void gw_runtime_schedule_gone(gw_runtime *rt, const char *id);
  * start-up, before the scheduler starts. Blocks: yes. */
 gw_err gw_runtime_load_quotas(gw_runtime *rt);
 
+/* gw_runtime_quota_total: instances (or stored scheduled invocations, the
+ * schedules' backlog) counted over every system. Thread: any. */
+uint64_t gw_runtime_quota_total(gw_runtime *rt, bool schedules);
+
 /* gw_runtime_quota_count: instances (or schedules) counted for system. */
 uint32_t gw_runtime_quota_count(gw_runtime *rt, const char *system, bool schedules);
 
@@ -521,6 +528,13 @@ typedef struct gw_router_ops {
 } gw_router_ops;
 
 enum { GW_OWNS_YES = 0, GW_OWNS_NO = 1, GW_OWNS_WAIT = 2 };
+
+/* gw_runtime_set_metrics makes the runtime record into gm (borrowed, it
+ * must outlive the runtime; gm.h): invocations and their latencies,
+ * activations, mailbox depths. Call once, before the first invocation.
+ * NULL (the default): nothing is recorded (--metrics off). */
+struct gw_gm;
+void gw_runtime_set_metrics(gw_runtime *rt, struct gw_gm *gm);
 
 /* gw_runtime_set_router installs the router (ops: static storage; r
  * borrowed, it must outlive every call). Call once, before the first

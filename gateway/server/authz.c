@@ -62,7 +62,22 @@ grpc_status_code gwi_authorize_invoke(gwi_ucall *c, const char *system, const ch
 			         gw_principal_name(pr), system, actor);
 	}
 	gw_access_done(a);
+	gwi_refusal_count(c->srv, GW_REFUSAL_INVOKE, code);
 	return code;
+}
+
+void gwi_refusal_count(struct gw_server *s, int kind, grpc_status_code code)
+{
+	if (code == GRPC_STATUS_UNAUTHENTICATED || code == GRPC_STATUS_PERMISSION_DENIED)
+		atomic_fetch_add_explicit(&s->refusals[kind][code == GRPC_STATUS_UNAUTHENTICATED],
+		                          1, memory_order_relaxed);
+}
+
+uint64_t gw_server_refusals(const gw_server *s, int kind, bool unauth)
+{
+	if (kind < 0 || kind >= GW_REFUSAL_KINDS)
+		return 0;
+	return atomic_load_explicit(&s->refusals[kind][unauth], memory_order_relaxed);
 }
 
 static const char *const method_names[GWI_M_COUNT] = {
@@ -111,6 +126,7 @@ grpc_status_code gwi_authorize_admin(gwi_ucall *c, char *why, size_t n)
 		GW_INFO("admin %s by principal '%s': allowed", m, gw_principal_name(pr));
 	}
 	gw_access_done(a);
+	gwi_refusal_count(c->srv, GW_REFUSAL_ADMIN, code);
 	return code;
 }
 
@@ -145,6 +161,7 @@ grpc_status_code gwi_authorize_peer(gwi_ucall *c, char *name, size_t namelen, ch
 		snprintf(name, namelen, "%s", gw_principal_name(pr));
 	}
 	gw_access_done(a);
+	gwi_refusal_count(c->srv, GW_REFUSAL_PEER, code);
 	c->peer_refused = code != GRPC_STATUS_OK;
 	return code;
 }

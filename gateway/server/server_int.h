@@ -81,7 +81,13 @@ struct gw_server {
 	pthread_t watchdog;
 	pthread_cond_t wcv;                   /* the watchdog's own: only its stop signals it */
 	bool watchdog_started, watchdog_stop; /* watchdog_stop guarded by mu */
+	/* authorization refusals (authz.c): [GW_REFUSAL_*][unauthenticated] */
+	atomic_uint_fast64_t refusals[GW_REFUSAL_KINDS][2];
 };
+
+/* gwi_refusal_count counts a refusal of kind (GW_REFUSAL_*) answered code
+ * (UNAUTHENTICATED or PERMISSION_DENIED; other codes are not counted). */
+void gwi_refusal_count(struct gw_server *s, int kind, grpc_status_code code);
 
 #define GWI_WATCH_MS 50
 
