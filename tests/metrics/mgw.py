@@ -7,6 +7,7 @@ import http.client
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -32,8 +33,12 @@ def wait_until(fn, what, timeout=20.0):
 
 
 class Gateway:
-    def __init__(self, d, extra=(), name="gateway"):
+    def __init__(self, d, extra=(), name="gateway", ca=None):
+        """ca: the CA file that verifies the listener when --tls-cert makes
+        --http serve HTTPS."""
         self.d = d
+        self.ca = ca
+        self.https = False
         argv = [GATEWAY, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
                 "--statestore", "sqlite://" + os.path.join(d, name + ".db"),
                 "--registration-grace", "0", "--log-level", "info"] + list(extra)
@@ -45,8 +50,9 @@ class Gateway:
         self.grpc_port = self.http_port = None
         for line in self.p.stdout:
             w = line.split()
-            if len(w) == 3 and w[0] == "listening" and w[1].startswith("http://"):
+            if len(w) == 3 and w[0] == "listening" and w[1].startswith(("http://", "https://")):
                 self.http_port = int(w[2])
+                self.https = w[1].startswith("https://")
                 break
             if len(w) == 3 and w[0] == "listening":
                 self.grpc_port = int(w[2])
@@ -56,7 +62,11 @@ class Gateway:
         self.addr = "127.0.0.1:%d" % self.grpc_port
 
     def get(self, path, method="GET", body=None, headers=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        if self.https:
+            c = http.client.HTTPSConnection("127.0.0.1", self.http_port, timeout=10,
+                                            context=ssl.create_default_context(cafile=self.ca))
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
         data = r.read()
