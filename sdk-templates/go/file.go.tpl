@@ -14,10 +14,13 @@ import (
 	"encoding/base64"
 	"time"
 
-	spawn "$go_runtime|js$"
 $#go_imports$
 	$go_alias$ "$go_path|js$"
 $/go_imports$
+$?go_imports$
+
+$/go_imports$
+	spawn "$go_runtime|js$"
 )
 
 // $go_desc_var$ are the descriptors of $file$ and its imports (a serialized
@@ -73,6 +76,10 @@ $/actions$
 // the gateway.
 func Register$actor$(h *spawn.Host, impl $actor$Actor) error {
 	h.AddContract($go_desc_var$)
+	actions := map[string]spawn.Handler{}
+$#actions$
+	actions["$action|js$"] = spawn.$?has_state$StatefulAction$/has_state$$^has_state$StatelessAction$/has_state$(impl.$go_method$)
+$/actions$
 	return h.AddActor(spawn.ActorDef{
 		Name:       $actor$ActorName,
 		Kind:       $go_kind$,
@@ -80,11 +87,7 @@ func Register$actor$(h *spawn.Host, impl $actor$Actor) error {
 		StateType:  "$?has_state$$go_state_type|js$$/has_state$",
 		Snapshot:   $snapshot_interval_ms$ * time.Millisecond,
 		Deactivate: $deactivate_timeout_ms$ * time.Millisecond,
-		Actions: map[string]spawn.Handler{
-$#actions$
-			"$action|js$": spawn.$?has_state$StatefulAction$/has_state$$^has_state$StatelessAction$/has_state$(impl.$go_method$),
-$/actions$
-		},
+		Actions:    actions,
 	})
 }
 
