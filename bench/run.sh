@@ -42,7 +42,7 @@
 #              task and per result, for each runtime in BENCH_LINK_RUNTIMES
 #              (c: bench-echo-host, ts: bench/echo_host.mjs on sdk/node/dist,
 #              py: bench/echo_host.py on BUILD/python-gen, go: bench/echo_host_go
-#              on sdk/go, built in BUILD/go), at each level of
+#              on sdk/go, built in BUILD/go, rb: bench/echo_host.rb on sdk/ruby), at each level of
 #              BENCH_LINK_INFLIGHT over BENCH_LINK_ACTORS actors. Two gateways
 #              per runtime, started alike but for --host-batch:
 #                link-R           batches (the default, --host-batch 128)
@@ -112,7 +112,7 @@ PIN=${BENCH_PIN:-split}
 SEC_INFLIGHT=${BENCH_SEC_INFLIGHT:-64}
 SEC_ACTORS=${BENCH_SEC_ACTORS:-1000}
 SEC_VARIANTS=${BENCH_SEC_VARIANTS:-"mtls token mtls-authz"}
-LINK_RUNTIMES=${BENCH_LINK_RUNTIMES:-"c ts py go"}
+LINK_RUNTIMES=${BENCH_LINK_RUNTIMES:-"c ts py go rb"}
 LINK_INFLIGHT=${BENCH_LINK_INFLIGHT:-"1 64"}
 LINK_ACTORS=${BENCH_LINK_ACTORS:-1000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -443,6 +443,12 @@ if want hostlink; then
 			[[ -d $BUILD/python-gen ]] || { echo "run.sh: hostlink: $BUILD/python-gen is missing" >&2; exit 2; }
 			hostcmd=(/usr/bin/python3 "$ROOT/bench/echo_host.py" --proto-path "$BUILD/python-gen")
 			;;
+		rb)
+			# bench/echo_host.rb on sdk/ruby, its modules generated into BUILD/ruby-gen.
+			PROTOC=protoc sh "$ROOT/sdk/ruby/gen.sh" "$BUILD/ruby-gen" >/dev/null ||
+				{ echo "run.sh: hostlink: sdk/ruby/gen.sh failed" >&2; exit 2; }
+			hostcmd=(ruby -I "$BUILD/ruby-gen" -I "$ROOT/sdk/ruby/lib" "$ROOT/bench/echo_host.rb")
+			;;
 		go)
 			# bench/echo_host_go on sdk/go, built in sdk/go's workspace (BUILD/go).
 			if ! { bash "$ROOT/sdk/go/setup.sh" "$BUILD/go" >/dev/null &&
@@ -654,8 +660,7 @@ $1 ~ /^link-/ && $1 !~ /-nb$/ {
 	hv[id] = (id in hv) ? hv[id] " " h : h
 }
 END {
-	printf "%-10s %8s %12s  %s
-", "host", "inflight", "host_cpu_us", "host cpu per call / C host (median of per-round ratios)"
+	printf "%-10s %8s %12s  %s\n", "host", "inflight", "host_cpu_us", "host cpu per call / C host (median of per-round ratios)"
 	for (i = 1; i <= cnt; i++) {
 		split(order[i], k, SUBSEP); rt = k[1]; n = k[2]; xs = ""
 		for (key in host) {
@@ -663,8 +668,7 @@ END {
 			if (q[1] == rt && q[2] == n && (("c", n, q[3]) in host) && host["c", n, q[3]] > 0)
 				xs = xs (xs == "" ? "" : " ") host[key] / host["c", n, q[3]]
 		}
-		printf "%-10s %8s %12.2f  %s
-", rt, n, median(hv[order[i]]), xs == "" ? "" : sprintf("x%.2f", median(xs))
+		printf "%-10s %8s %12.2f  %s\n", rt, n, median(hv[order[i]]), xs == "" ? "" : sprintf("x%.2f", median(xs))
 	}
 }' "$RESULTS"
 fi

@@ -9,10 +9,11 @@
 
 #include "names.h"
 
-extern const cg_lang cg_lang_c, cg_lang_python, cg_lang_ts, cg_lang_go;
+extern const cg_lang cg_lang_c, cg_lang_python, cg_lang_ts, cg_lang_go, cg_lang_ruby;
 
 /* The languages. A new one is a cg_lang here plus sdk-templates/<name>/. */
-static const cg_lang *const langs[] = {&cg_lang_c, &cg_lang_python, &cg_lang_ts, &cg_lang_go};
+static const cg_lang *const langs[] = {&cg_lang_c, &cg_lang_python, &cg_lang_ts, &cg_lang_go,
+                                       &cg_lang_ruby};
 
 const cg_lang *cg_lang_find(const char *name)
 {

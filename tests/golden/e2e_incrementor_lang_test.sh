@@ -14,6 +14,8 @@
 # python: /usr/bin/python3 with Debian's python3-grpcio and python3-protobuf.
 # ts: sdk/node installed (npm ci) and built under sdk/node's test lock,
 # the example compiled with sdk/node's tsc; runs with node.
+# ruby: Debian's ruby-grpc and ruby-google-protobuf, the modules from
+# protoc --ruby_out and sdk/ruby/gen.sh.
 # go: the Go workspace of sdk/go/setup.sh ($SPAWN_GO_WS), the contract's
 # package (protoc-gen-go and lang=go, go_import_prefix=example) built there
 # with the example's host and client.
@@ -92,6 +94,14 @@ go)
 		>>"$work/setup.log" 2>&1 || fail "go build failed"
 	host_cmd=("$work/host")
 	client_cmd=("$work/client")
+	;;
+ruby)
+	PROTOC=$protoc sh "$root/sdk/ruby/gen.sh" "$work/proto-rb" >"$work/setup.log" 2>&1 ||
+		fail "sdk/ruby/gen.sh failed"
+	(cd "$contract_dir" && gen "$work/gen" --ruby_out="$work/gen" \
+		--spawn_out=lang=ruby:"$work/gen") || fail "protoc failed"
+	host_cmd=(ruby -I "$work/gen" -I "$work/proto-rb" -I "$root/sdk/ruby/lib" "$example/host.rb")
+	client_cmd=(ruby -I "$work/gen" -I "$work/proto-rb" -I "$root/sdk/ruby/lib" "$example/client.rb")
 	;;
 *)
 	fail "unknown language $lang"

@@ -156,11 +156,11 @@ module SpawnGateway
       @actors.each_value do |a|
         s = Spawn::Actors::ActorSettings.new(kind: a[:kind], stateful: a[:stateful], state_type: a[:state_type],
                                              min_pool_size: a[:min_pool], max_pool_size: a[:max_pool])
-        if a[:snapshot_ms]
+        if a[:snapshot_ms]&.positive?
           s.snapshot_strategy = Spawn::Actors::ActorSnapshotStrategy.new(
             timeout: Spawn::Actors::TimeoutStrategy.new(timeout: a[:snapshot_ms]))
         end
-        if a[:deactivate_ms]
+        if a[:deactivate_ms]&.positive?
           s.deactivation_strategy = Spawn::Actors::ActorDeactivationStrategy.new(
             timeout: Spawn::Actors::TimeoutStrategy.new(timeout: a[:deactivate_ms]))
         end

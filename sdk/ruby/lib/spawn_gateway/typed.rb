@@ -15,6 +15,15 @@ module SpawnGateway
       ->(ctx) { impl.public_send(method, ctx.unpack_payload(input_class), ctx) }
     end
 
+    # The message class of a full name, from the generated descriptor pool
+    # (the x_pb.rb files protoc --ruby_out writes register them).
+    def self.msgclass(full_name)
+      d = Google::Protobuf::DescriptorPool.generated_pool.lookup(full_name)
+      raise ArgumentError, "message #{full_name} is not loaded (require its _pb file)" unless d
+
+      d.msgclass
+    end
+
     def self.unimplemented(actor, action)
       Error.new(GRPC::Core::StatusCodes::UNIMPLEMENTED, "#{actor}.#{action} is not implemented")
     end
