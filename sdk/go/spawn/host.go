@@ -118,6 +118,24 @@ type actorEntry struct {
 // Host is an actor host: it connects to the gateway, registers its actors
 // and runs their actions, many in flight, reconnecting with exponential
 // backoff and jitter whenever the stream ends.
+//
+// One stream's states (session):
+//
+//	DIALING ------ stream opened ----------> REGISTERING [registration, then contracts, queued]
+//	REGISTERING -- registration OK --------> SERVING     [batched link if granted; Registered()]
+//	REGISTERING -- refused / no answer in
+//	               RegistrationTimeout ----> CLOSED
+//	SERVING ------ task(s) ----------------> SERVING     [a goroutine per task, at most
+//	                                                     MaxInflight; results queue in order
+//	                                                     of completion, one write at a time]
+//	SERVING ------ stream ends / Stop -----> CLOSED      [results not written are dropped;
+//	                                                     handlers' contexts are done]
+//	CLOSED ------- backoff ----------------> DIALING     (until Stop or Run's ctx ends)
+//
+// Invariants: 1. one message is written at a time (the writer goroutine);
+// 2. the results queue holds at most MaxInflight results (a task starts
+// only when a slot is free); 3. no result of one stream is written on
+// another.
 type Host struct {
 	target, system string
 	o              HostOptions

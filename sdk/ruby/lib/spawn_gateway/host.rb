@@ -88,7 +88,13 @@ module SpawnGateway
 
   # An actor host: connects to the gateway, registers its actors and runs
   # their actions (each in a thread, at most max_inflight at once),
-  # reconnecting with backoff whenever the stream ends.
+  # reconnecting with backoff whenever the stream ends. One stream's states
+  # (session): DIALING -> REGISTERING (registration and contracts queued)
+  # -> SERVING on an OK answer (batched link if granted), else CLOSED;
+  # SERVING -> CLOSED when the stream ends or on stop (the outbox closes,
+  # running handlers finish, their results are dropped); CLOSED -> DIALING
+  # after the backoff. One message is written at a time (grpc's writer
+  # drains the Outbox); the Outbox holds at most max_inflight results.
   class Host
     CONNECT = "/spawn.gateway.v1.HostGateway/Connect"
     BATCH_MAX = 128
