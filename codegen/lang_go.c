@@ -70,9 +70,10 @@ static const char *go_camel(cg_arena *a, const char *s)
 	return r;
 }
 
-/* The Go import path and package name of a file; -1 (error appended) when
- * it has none. */
-static int go_pkg(cg_emit_ctx *x, const cg_proto *p, const char **path, const char **name)
+/* The Go import path and package name of a file; -1 when it has none
+ * (with report, the error is appended). */
+static int go_pkg(cg_emit_ctx *x, const cg_proto *p, bool report, const char **path,
+                  const char **name)
 {
 	cg_arena *a = x->a;
 	const Google__Protobuf__FileOptions *o = p->fd->options;
@@ -88,6 +89,8 @@ static int go_pkg(cg_emit_ctx *x, const cg_proto *p, const char **path, const ch
 	} else {
 		const char *prefix = cg_param_get(x->params, "go_import_prefix");
 		if (!prefix || !*prefix) {
+			if (!report)
+				return -1;
 			cg_errorf(x->errs,
 			          "%s: no option go_package: add one, or give the plugin "
 			          "go_import_prefix=PREFIX (lang=go)",
@@ -131,7 +134,7 @@ static int go_file(cg_emit_ctx *x, tpl_dict *d, const cg_file *f)
 {
 	cg_arena *a = x->a;
 	const char *path, *name;
-	if (go_pkg(x, f->proto, &path, &name) < 0)
+	if (go_pkg(x, f->proto, true, &path, &name) < 0)
 		return -1;
 	const char *base = strrchr(cg_name_strip_proto(a, f->proto->name), '/');
 	base = base ? base + 1 : cg_name_strip_proto(a, f->proto->name);
@@ -145,7 +148,8 @@ static int go_file(cg_emit_ctx *x, tpl_dict *d, const cg_file *f)
 	for (size_t i = 0; i < f->n_actors; i++)
 		cap += 1 + 2 * f->actors[i].n_actions;
 	const char **paths = cg_alloc_array(a, cap, sizeof *paths);
-	size_t n = 0;
+	const cg_proto **bad = cg_alloc_array(a, cap, sizeof *bad); /* reported once each */
+	size_t n = 0, n_bad = 0;
 	int rc = 0;
 	for (size_t i = 0; i < f->n_actors; i++) {
 		const cg_actor *act = &f->actors[i];
@@ -159,7 +163,14 @@ static int go_file(cg_emit_ctx *x, tpl_dict *d, const cg_file *f)
 		}
 		for (size_t j = 0; j < k; j++) {
 			const char *p, *nm;
-			if (go_pkg(x, ms[j]->proto, &p, &nm) < 0) {
+			if (go_pkg(x, ms[j]->proto, false, &p, &nm) < 0) {
+				size_t b = 0;
+				while (b < n_bad && bad[b] != ms[j]->proto)
+					b++;
+				if (b == n_bad) {
+					bad[n_bad++] = ms[j]->proto;
+					go_pkg(x, ms[j]->proto, true, &p, &nm);
+				}
 				rc = -1;
 				continue;
 			}
@@ -207,11 +218,12 @@ static int go_type(cg_emit_ctx *x, tpl_dict *d, const char *prefix, const cg_msg
 	size_t skip = *pkg ? strlen(pkg) + 1 : 0; /* "pkg." */
 	const char *gname = go_camel(a, m->full_name + skip);
 	const char *path, *name;
-	if (go_pkg(x, m->proto, &path, &name) < 0)
+	/* Files without a Go package were reported by the file hook. */
+	if (go_pkg(x, m->proto, false, &path, &name) < 0)
 		return -1;
 	const char *key = cg_printf(a, "%s_go", prefix);
 	const char *self = NULL, *self_name;
-	if (x->file && go_pkg(x, x->file->proto, &self, &self_name) < 0)
+	if (x->file && go_pkg(x, x->file->proto, false, &self, &self_name) < 0)
 		return -1;
 	if (self && strcmp(path, self) == 0)
 		tpl_set(d, key, gname);
