@@ -45,7 +45,8 @@
 #   hostlink   the batched host link (docs/protocol.md) against one message per
 #              task and per result, for each runtime in BENCH_LINK_RUNTIMES
 #              (c: bench-echo-host, ts: bench/echo_host.mjs on sdk/node/dist,
-#              py: bench/echo_host.py on BUILD/python-gen), at each level of
+#              py: bench/echo_host.py on BUILD/python-gen, go: bench/echo_host_go
+#              on sdk/go, built in BUILD/go, rb: bench/echo_host.rb on sdk/ruby), at each level of
 #              BENCH_LINK_INFLIGHT over BENCH_LINK_ACTORS actors. Two gateways
 #              per runtime, started alike but for --host-batch:
 #                link-R           batches (the default, --host-batch 128)
@@ -121,7 +122,7 @@ PIN=${BENCH_PIN:-split}
 SEC_INFLIGHT=${BENCH_SEC_INFLIGHT:-64}
 SEC_ACTORS=${BENCH_SEC_ACTORS:-1000}
 SEC_VARIANTS=${BENCH_SEC_VARIANTS:-"mtls token mtls-authz"}
-LINK_RUNTIMES=${BENCH_LINK_RUNTIMES:-"c ts py"}
+LINK_RUNTIMES=${BENCH_LINK_RUNTIMES:-"c ts py go rb"}
 LINK_INFLIGHT=${BENCH_LINK_INFLIGHT:-"1 64"}
 LINK_ACTORS=${BENCH_LINK_ACTORS:-1000}
 MET_INFLIGHT=${BENCH_MET_INFLIGHT:-"1 64"}
@@ -457,6 +458,23 @@ if want hostlink; then
 			[[ -d $BUILD/python-gen ]] || { echo "run.sh: hostlink: $BUILD/python-gen is missing" >&2; exit 2; }
 			hostcmd=(/usr/bin/python3 "$ROOT/bench/echo_host.py" --proto-path "$BUILD/python-gen")
 			;;
+		rb)
+			# bench/echo_host.rb on sdk/ruby, its modules generated into BUILD/ruby-gen.
+			PROTOC=protoc sh "$ROOT/sdk/ruby/gen.sh" "$BUILD/ruby-gen" >/dev/null ||
+				{ echo "run.sh: hostlink: sdk/ruby/gen.sh failed" >&2; exit 2; }
+			hostcmd=(ruby -I "$BUILD/ruby-gen" -I "$ROOT/sdk/ruby/lib" "$ROOT/bench/echo_host.rb")
+			;;
+		go)
+			# bench/echo_host_go on sdk/go, built in sdk/go's workspace (BUILD/go).
+			if ! { bash "$ROOT/sdk/go/setup.sh" "$BUILD/go" >/dev/null &&
+				(. "$BUILD/go/env" && mkdir -p "$BUILD/go/src/spawn-gateway/bench" &&
+					cp "$ROOT/bench/echo_host_go/main.go" "$BUILD/go/src/spawn-gateway/bench/" &&
+					go build -o "$TMP/echo-host-go" spawn-gateway/bench); }; then
+				echo "run.sh: hostlink: cannot build bench/echo_host_go (sdk/go/setup.sh)" >&2
+				exit 2
+			fi
+			hostcmd=("$TMP/echo-host-go")
+			;;
 		*)
 			echo "run.sh: BENCH_LINK_RUNTIMES: unknown runtime '$rt'" >&2
 			exit 2
@@ -683,6 +701,37 @@ END {
 }' "$RESULTS"
 echo "(cpu_us: CPU time of the processes under test per call, cpu1_us: of the first (the gateway, or the echo"
 echo " server / forwarder); rps/X, cpu/X, cpu1/X: this scenario over X in the same round)"
+# Per-language host cost (issue 14 §5): the host's own CPU per call (cpu_us -
+# cpu1_us of the batched link-R scenarios) and its ratio to the C host's in
+# the same round.
+if want hostlink && ((${#LINK_NAMES[@]})); then
+	echo
+	awk '
+function median(s,   n, i, j, t, a) {
+	n = split(s, a, " ")
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+$1 ~ /^link-/ && $1 !~ /-nb$/ {
+	rt = substr($1, 6); id = rt SUBSEP $2
+	if (!(id in seen)) { seen[id] = 1; order[++cnt] = id }
+	h = $10 - $11; host[rt, $2, $4] = h
+	hv[id] = (id in hv) ? hv[id] " " h : h
+}
+END {
+	printf "%-10s %8s %12s  %s\n", "host", "inflight", "host_cpu_us", "host cpu per call / C host (median of per-round ratios)"
+	for (i = 1; i <= cnt; i++) {
+		split(order[i], k, SUBSEP); rt = k[1]; n = k[2]; xs = ""
+		for (key in host) {
+			split(key, q, SUBSEP)
+			if (q[1] == rt && q[2] == n && (("c", n, q[3]) in host) && host["c", n, q[3]] > 0)
+				xs = xs (xs == "" ? "" : " ") host[key] / host["c", n, q[3]]
+		}
+		printf "%-10s %8s %12.2f  %s\n", rt, n, median(hv[order[i]]), xs == "" ? "" : sprintf("x%.2f", median(xs))
+	}
+}' "$RESULTS"
+fi
 if [[ -n $MEM_LINE ]]; then
 	echo "$MEM_LINE"
 fi

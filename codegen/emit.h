@@ -76,6 +76,7 @@ typedef struct cg_emit_ctx {
 	const cg_params *params;
 	const cg_model *model;
 	cg_errors *errs;
+	const cg_file *file; /* borrowed: the file whose view is being built (set by cg_emit) */
 } cg_emit_ctx;
 
 #define CG_LANG_VERSION 1

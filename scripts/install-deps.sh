@@ -15,6 +15,8 @@ pkgs=(build-essential cmake pkg-config
       nftables  # the cluster harness's partitions (tests/cluster)
       dnsmasq-base  # a test's own DNS server (a name with several gateway addresses)
       prometheus  # promtool checks the /metrics exposition; a real server scrapes it
+      golang-go golang-google-grpc-dev golang-google-protobuf-dev  # sdk/go (GOPATH mode, offline)
+      ruby ruby-grpc ruby-google-protobuf  # sdk/ruby
       clang libclang-rt-14-dev)  # libFuzzer (make test-fuzz / make fuzz)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,7 +4,9 @@ hosted in each language, through the real gateway, following one scenario
 list (scenarios.json). README.md explains the pieces.
 
     run.py --gateway BIN --c-host BIN --c-client BIN --prep DIR
-           [--hosts c,py,ts] [--clients c,py,ts] [--scenario NAME]...
+           [--go-bin DIR] [--ruby-prep DIR] [--hosts c,py,ts,go,rb]
+           [--clients c,py,ts,go,rb]
+           [--scenario NAME]...
            [--mtls] [--keep] [--verbose]
 
 For every cell (host language H, client language L), in a fresh temporary
@@ -54,7 +56,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
-LANGS = ("c", "py", "ts")
+LANGS = ("c", "py", "ts", "go", "rb")
 # Hosts only: "http" serves the contract over Spawn's HTTP/1.1 protocol
 # (host_http.py), called back by the gateway's --http side.
 HOST_LANGS = LANGS + ("http",)
@@ -387,6 +389,12 @@ class Cell:
             return ["/usr/bin/python3", os.path.join(HERE, "host_http.py"), "--system", SYSTEM]
         if lang == "py":
             return ["/usr/bin/python3", os.path.join(HERE, "%s.py" % ("host" if role == "host" else "client"))] + common
+        if lang == "go":
+            return [os.path.join(self.args.go_bin, "conformance-%s-go" % role)] + common
+        if lang == "rb":
+            prep = self.args.ruby_prep
+            return ["ruby", "-I", os.path.join(prep, "gen"), "-I", os.path.join(SOURCE, "sdk", "ruby", "lib"),
+                    os.path.join(prep, "%s.rb" % role)] + common
         return ["node", os.path.join(self.args.prep, "ts", "dist", "%s.js" % ("host" if role == "host" else "client"))] + common
 
     # -- the gateway
@@ -600,6 +608,8 @@ def main():
     ap.add_argument("--c-host", required=True, help="conformance-host-c binary")
     ap.add_argument("--c-client", required=True, help="conformance-client-c binary")
     ap.add_argument("--prep", required=True, help="the folder prepare.sh filled")
+    ap.add_argument("--go-bin", help="the folder prepare_go.sh filled (needed for go cells)")
+    ap.add_argument("--ruby-prep", help="the folder prepare_ruby.sh filled (needed for rb cells)")
     ap.add_argument("--hosts", default=",".join(LANGS))
     ap.add_argument("--clients", default=",".join(LANGS))
     ap.add_argument("--scenarios", default=os.path.join(HERE, "scenarios.json"))
@@ -617,6 +627,10 @@ def main():
     for lang in clients:
         if lang not in LANGS:
             ap.error("languages are %s" % ", ".join(LANGS))
+    if "go" in hosts + clients and not args.go_bin:
+        ap.error("go cells need --go-bin (prepare_go.sh's folder)")
+    if "rb" in hosts + clients and not args.ruby_prep:
+        ap.error("rb cells need --ruby-prep (prepare_ruby.sh's folder)")
 
     # A ctest timeout sends SIGTERM: tear the cell down on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("run.py: terminated"))

@@ -14,6 +14,11 @@
 # python: /usr/bin/python3 with Debian's python3-grpcio and python3-protobuf.
 # ts: sdk/node installed (npm ci) and built under sdk/node's test lock,
 # the example compiled with sdk/node's tsc; runs with node.
+# ruby: Debian's ruby-grpc and ruby-google-protobuf, the modules from
+# protoc --ruby_out and sdk/ruby/gen.sh.
+# go: the Go workspace of sdk/go/setup.sh ($SPAWN_GO_WS), the contract's
+# package (protoc-gen-go and lang=go, go_import_prefix=example) built there
+# with the example's host and client.
 set -euo pipefail
 lang=$1 protoc=$2 plugin=$3 gw_bin=$4 root=$5
 sdk_node=$root/sdk/node
@@ -73,6 +78,30 @@ ts)
 	"$sdk_node/node_modules/.bin/tsc" -p "$app" >>"$work/setup.log" 2>&1 || fail "tsc failed"
 	host_cmd=(node "$app/dist/host.js")
 	client_cmd=(node "$app/dist/client.js")
+	;;
+go)
+	[ -n "${SPAWN_GO_WS:-}" ] || fail "SPAWN_GO_WS names no Go workspace (sdk/go/setup.sh)"
+	. "$SPAWN_GO_WS/env"
+	export GOPATH="$work/gopath:$GOPATH"
+	(cd "$contract_dir" && gen "$work/gopath/src" \
+		--plugin=protoc-gen-go="$SPAWN_GO_WS/bin/protoc-gen-go" --go_out="$work/gopath/src" \
+		--go_opt=Mincrementor.proto=example/examples/incrementor \
+		--spawn_out=lang=go,go_import_prefix=example:"$work/gopath/src") || fail "protoc failed"
+	mkdir -p "$work/gopath/src/example/cmd"
+	cp -r "$example/host" "$example/client" "$work/gopath/src/example/cmd/"
+	(go vet example/examples/incrementor example/cmd/host example/cmd/client &&
+		go build -o "$work/host" example/cmd/host && go build -o "$work/client" example/cmd/client) \
+		>>"$work/setup.log" 2>&1 || fail "go build failed"
+	host_cmd=("$work/host")
+	client_cmd=("$work/client")
+	;;
+ruby)
+	PROTOC=$protoc sh "$root/sdk/ruby/gen.sh" "$work/proto-rb" >"$work/setup.log" 2>&1 ||
+		fail "sdk/ruby/gen.sh failed"
+	(cd "$contract_dir" && gen "$work/gen" --ruby_out="$work/gen" \
+		--spawn_out=lang=ruby:"$work/gen") || fail "protoc failed"
+	host_cmd=(ruby -I "$work/gen" -I "$work/proto-rb" -I "$root/sdk/ruby/lib" "$example/host.rb")
+	client_cmd=(ruby -I "$work/gen" -I "$work/proto-rb" -I "$root/sdk/ruby/lib" "$example/client.rb")
 	;;
 *)
 	fail "unknown language $lang"
