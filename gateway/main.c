@@ -141,7 +141,12 @@ static bool cluster_probe(void *user, const gw_member *m, int64_t timeout_ms)
 static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *cx)
 {
 	char serr[512] = "";
-	gw_store_opts so = {.keys = cfg->keys, .err = serr, .errlen = sizeof serr, .pool_size = 1};
+	gw_store_opts so = {.keys = cfg->keys,
+	                    .err = serr,
+	                    .errlen = sizeof serr,
+	                    .pool_size = 1,
+	                    .idle_tx_timeout_ms = (int)gw_cluster_fence_after_ms(
+	                        cfg->heartbeat_ms, cfg->member_timeout_ms)};
 	gw_store *ms = NULL;
 	gw_err err = gw_store_open(&ms, cfg->statestore, &so);
 	if (err) {
@@ -659,7 +664,13 @@ int main(int argc, char **argv)
 	                    .err = serr,
 	                    .errlen = sizeof serr,
 	                    .pool_size = cfg.store_pool,
-	                    .history = cfg.store_history};
+	                    .history = cfg.store_history,
+	                    /* A member cut off mid-transaction frees its rows
+	                     * by the time it has fenced itself (store.h). */
+	                    .idle_tx_timeout_ms = cfg.advertise
+	                                              ? (int)gw_cluster_fence_after_ms(
+	                                                    cfg.heartbeat_ms, cfg.member_timeout_ms)
+	                                              : 0};
 	/* The URL as logs may show it: never with its password. */
 	char store_shown[512];
 	gw_redact_url(cfg.statestore, store_shown, sizeof store_shown);

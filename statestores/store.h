@@ -92,6 +92,16 @@ typedef struct gw_store_opts {
 	 * the history table alone). Appended member: callers that
 	 * zero-initialise get 0. */
 	int history;
+	/* PostgreSQL and MariaDB: the server aborts a transaction of this
+	 * client that stays idle (between two statements) longer than this,
+	 * freeing its row locks (PostgreSQL idle_in_transaction_session_timeout
+	 * unless the URL, role or server set one; MariaDB idle_transaction_timeout,
+	 * rounded up to seconds). Cluster mode sets it to the member's fence
+	 * time, so a member cut off from the database in the middle of a
+	 * transaction does not hold the rows the new owners take over
+	 * (docs/design/cluster.md, "The member loses the database").
+	 * 0 = the server's default. SQLite ignores it. Appended member. */
+	int idle_tx_timeout_ms;
 } gw_store_opts;
 
 /* One actor's state as the runtime sees it: plaintext. */

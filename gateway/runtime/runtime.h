@@ -550,6 +550,16 @@ typedef bool (*gw_mine_fn)(void *user, const char *system, const char *actor_typ
  * beyond the shard locks. Needs a router (gw_runtime_set_router). */
 size_t gw_runtime_rebalance(gw_runtime *rt, gw_mine_fn mine, void *user);
 
+/* gw_runtime_fence_waiters answers, after the rebalance of a FENCED member
+ * (it lost the cluster's database), every caller whose checkpointed turn
+ * of a leaving actor is waiting for its save: UNAVAILABLE, outcome unknown
+ * (the save may still commit, or be fenced by the new owner's epoch). The
+ * save goes on; the turn is kept as if it committed, so a later save never
+ * writes the state from before it. Turns with workflow children or outbox
+ * entries keep waiting for their save (their effects depend on it).
+ * Returns how many callers were answered. Thread: as gw_runtime_rebalance. */
+size_t gw_runtime_fence_waiters(gw_runtime *rt);
+
 /* gw_runtime_route offers inv to the router as gw_runtime_invoke would,
  * for callers that run a local inv in another way (an async call answered
  * at acceptance, gw_runtime_enqueue). Returns true when the router took

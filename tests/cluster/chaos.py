@@ -694,17 +694,17 @@ class ClusterCase(unittest.TestCase):
         report("stale-read scenario (%s)" % kind, ops, found)
         return ops, found
 
-    def run_load(self, kind, name, script, n=3, split=False):
+    def run_load(self, kind, name, script, n=3, split=False, timeout=5.0):
         """Starts n members, runs the workload on n_actors actors while
         script(cluster) runs (the faults, and the time they take), then
         checks the history, with the totals in the store as the final
         state: (ops, anomalies). The marks script leaves in self.marks
         (name -> monotonic ns) are printed relative to the start. split:
-        see Workload."""
+        see Workload; timeout: each call's deadline (s)."""
         self.start(kind, n, name)
         self.marks = {}
         actors = ["%s%d" % (name, k) for k in range(self.n_actors)]
-        wl = Workload(self.c, actors, split=split).start()
+        wl = Workload(self.c, actors, split=split, timeout=timeout).start()
         t0 = time.monotonic_ns()
         try:
             script(self.c)
