@@ -904,17 +904,29 @@ out:
 	gw_cluster_destroy(cluster);
 	cluster = NULL;
 	http_stop(http, spawnapi, hhosts, 0); /* no handler reaches the runtime from here on */
-	gw_server_destroy(srv);
+	gw_server_shutdown(srv);              /* (done already after a signal) */
 	cluster_ctx_close(&cx);
 	gw_router_stop(router);
 	gw_peers_destroy(peers);
-	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
 	if (rt) {
 		gw_runtime_stop(rt);
 		if (!shutdown_drain(rt, persist, cfg.persist_drain_ms))
 			_exit(rc ? rc : 1);
 	}
 	gw_persist_stop(persist); /* no callback into the runtime from here on */
+	/* Calls still queued (a lease wait, a handoff's retry: no timer moves
+	 * them now) are answered while the server's completion queues are
+	 * open: a reply after they are shut down aborts in gRPC (call.cc,
+	 * grpc_cq_begin_op). Then the server goes. */
+	if (rt) {
+		size_t k = gw_runtime_fail_queued(rt);
+		if (k)
+			GW_INFO("shutdown: %zu calls still queued answered UNAVAILABLE (not "
+			        "dispatched)",
+			        k);
+	}
+	gw_server_destroy(srv);
+	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
 	gw_runtime_destroy(rt);
 	gw_router_destroy(router);
 	gw_persist_destroy(persist);

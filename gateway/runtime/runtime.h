@@ -178,6 +178,10 @@ struct gw_inv {
 	 * returns false. A resubmission (an instance found in the store) is
 	 * routed again, now knowing its template. */
 	bool route_skip;
+	/* A call that reached an actor leaving for another member, waiting in
+	 * the retry list to be routed again (handoff): gw_runtime_fail_queued
+	 * answers it at shutdown, when no timer will route it any more. */
+	bool handoff_retry;
 	void *rstate;
 };
 
@@ -204,6 +208,18 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
  * persist thread's callbacks still find them. Idempotent. Blocks: until
  * the timer thread ends. */
 void gw_runtime_stop(gw_runtime *rt);
+
+/* gw_runtime_fail_queued answers every call still waiting in the runtime
+ * once nothing will move it on: the calls in actors' mailboxes and those
+ * waiting to be routed again after a handoff, with GW_ESHUTDOWN (not
+ * dispatched: a client may retry them on another gateway). Outbox
+ * deliveries, scheduled invocations and effects in the retry list stay for
+ * gw_runtime_destroy (they are stored and run after the restart). Call it
+ * after gw_runtime_stop and gw_persist_stop and BEFORE the server that
+ * answers the callers is destroyed: a reply started on a completion queue
+ * that was shut down aborts the process (gRPC's call.cc assertion
+ * grpc_cq_begin_op). Returns how many calls it answered. */
+size_t gw_runtime_fail_queued(gw_runtime *rt);
 
 /* gw_runtime_report_unsaved counts the stateful actors whose state in
  * memory is not stored (dirty, or a save in flight) and, when log is true,
