@@ -1188,20 +1188,15 @@ static bool wait_calls(gw_server *s, bool all, int64_t ms)
 	return done;
 }
 
-/* After gRPC's shutdown began, calls still arriving (started by clients
- * before its GOAWAY reached them) are refused for this long. */
-#define GW_SHUTDOWN_GRACE_MS 100
-
 /* wait_slots waits up to ms until no posted slot is outstanding (the
  * server is shutting down: each completes, with a call or without) and
  * every light call (a refusal, a Health check) has ended, its status
- * delivered. With ms < 0 it waits -ms, whatever the counts. */
+ * delivered. */
 static bool wait_slots(gw_server *s, int64_t ms)
 {
-	bool fixed = ms < 0;
-	int64_t end = spawn_now_ns() / 1000000 + (fixed ? -ms : ms);
+	int64_t end = spawn_now_ns() / 1000000 + ms;
 	pthread_mutex_lock(&s->mu);
-	while (fixed || atomic_load(&s->slots) > 0 || s->light_calls > 0) {
+	while (atomic_load(&s->slots) > 0 || s->light_calls > 0) {
 		int64_t left = end - spawn_now_ns() / 1000000;
 		if (left <= 0)
 			break;
@@ -1263,13 +1258,11 @@ void gw_server_shutdown(gw_server *s)
 		        (long long)s->o.drain_ms);
 	/* Slots are posted until gRPC's shutdown: a call arriving meanwhile
 	 * finds one and is refused not-dispatched, where a call left waiting
-	 * for a slot would be killed by the shutdown (CANCELLED). A slot posted
-	 * after it completes at once, unused. */
-	shutdown_groups(s); /* every listener of every role stops accepting */
-	/* gRPC's GOAWAY takes a round trip to reach the clients: streams they
-	 * started before it arrives are still accepted meanwhile, and refused
-	 * through the slots still being posted (GW_SHUTDOWN_GRACE_MS). */
-	wait_slots(s, -GW_SHUTDOWN_GRACE_MS);
+	 * for a slot would be killed by the shutdown. A slot posted after it
+	 * completes at once, unused. (A stream that reaches gRPC after its
+	 * shutdown began is cancelled by gRPC itself: no grace period here
+	 * would help, it would only keep accepting such streams longer.) */
+	shutdown_groups(s);                    /* every listener of every role stops accepting */
 	atomic_store(&s->shutting_down, true); /* no slot is posted again */
 	/* A call gRPC matched with one of our slots just before this reaches
 	 * its CQ thread after it: it must be refused not-dispatched there (the

@@ -69,8 +69,7 @@ class LeaseTest(chaos.ClusterCase):
             # fails in a way the runtimes retry (not dispatched). One run in
             # about eight showed a single call through a member that stayed
             # answered CANCELLED when the cluster is closed, after ~5 s in
-            # flight (not seen in 26 runs since the shutdown stopped
-            # cancelling calls it took off the wire: docs/design/cluster.md,
+            # flight (not seen in 26 runs since; docs/design/cluster.md,
             # "A call that reaches a member as it stops"); more than one
             # fails the test.
             unknown = [o for o in errors(ops, not_via="m2") if o.outcome == history.UNKNOWN]
