@@ -516,7 +516,13 @@ gw_err gwi_pg_conn_open(pg_drv *d, pg_conn *pc, char *why, size_t whylen)
 	    "connect_timeout",     "keepalives",       "keepalives_idle",
 	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
 	    "application_name",    "dbname",           NULL};
-	const char *vals[] = {"10", "1", "30", "10", "3", "30000", "spawn-gateway", d->url, NULL};
+	char ct[16] = "10", ut[16] = "30000";
+	if (d->net_ms > 0) { /* store.h, net_timeout_ms */
+		int secs = (d->net_ms + 999) / 1000;
+		snprintf(ct, sizeof ct, "%d", secs < 2 ? 2 : secs);
+		snprintf(ut, sizeof ut, "%d", d->net_ms);
+	}
+	const char *vals[] = {ct, "1", "30", "10", "3", ut, "spawn-gateway", d->url, NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	gw_err e = GW_EUNAVAIL;
 	if (!c) {
