@@ -24,7 +24,7 @@ CMAKE_FLAGS += -DSPAWN_WERROR=ON
 endif
 
 .PHONY: all deps build run cluster test test-plain test-asan test-tsan test-fuzz fuzz fuzz-build \
-        fuzz-seeds torture test-cluster bench bench-stores clean format-check
+        fuzz-seeds torture test-cluster bench bench-stores bench-cluster clean format-check
 
 all: build
 
@@ -95,6 +95,11 @@ bench: build
 
 bench-stores: build
 	@bash bench/stores.sh $(BUILD)
+
+# Issue 11 §6: failover after kill -9 (20 kills) and the view change on a
+# graceful leave, on a private PostgreSQL (root; docs/benchmarks.md).
+bench-cluster: build
+	@sh bench/cluster.sh $(BUILD)
 
 format-check: build
 	cmake --build $(BUILD) --target format-check

@@ -494,7 +494,9 @@ static void usage(void)
 {
 	fprintf(
 	    stderr,
-	    "usage: bench-loadgen --target HOST:PORT [options]\n"
+	    "usage: bench-loadgen --target HOST:PORT[,HOST:PORT...] [options]\n"
+	    "  (several targets: channel i dials target i mod their number, so with\n"
+	    "   --channels N the calls spread evenly over them: members of a cluster)\n"
 	    "  --inflight N        calls in flight (default 1)\n"
 	    "  --actors M          distinct actors, called round robin (default 1)\n"
 	    "  --duration-ms D     measured window (default 3000)\n"
@@ -663,7 +665,22 @@ int main(int argc, char **argv)
 		                    .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
 		                    .value.string = (char *)g.tls_server_name}};
 		grpc_channel_args args = {.num_args = g.tls_server_name ? 2 : 1, .args = arg};
-		g.chans[i] = grpc_channel_create(g.target, creds, &args);
+		/* Channel i dials the (i mod n)-th of the comma-separated targets. */
+		size_t nt = 1;
+		for (const char *c = g.target; *c; c++)
+			nt += *c == ',';
+		const char *t = g.target;
+		for (size_t k = (size_t)i % nt; k > 0; k--)
+			t = strchr(t, ',') + 1;
+		char one[256];
+		size_t len = strcspn(t, ",");
+		if (len >= sizeof one) {
+			fprintf(stderr, "bench-loadgen: target too long\n");
+			return 2;
+		}
+		memcpy(one, t, len);
+		one[len] = '\0';
+		g.chans[i] = grpc_channel_create(one, creds, &args);
 		g.methods[i] = grpc_channel_register_call(
 		    g.chans[i], g.plain ? g.plain : BENCH_INVOKE_METHOD, NULL, NULL);
 	}

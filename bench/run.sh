@@ -42,6 +42,21 @@
 #              Certificates from tests/tls/mkcerts.sh (made per run); the host
 #              gets its TLS files and token through SPAWN_TLS_CA/CERT/KEY and
 #              SPAWN_TOKEN (the C SDK's environment fallbacks).
+#   cluster    routing in a cluster (issue 11 §6; not in the default list), views
+#              from --cluster-test-view (the router's code; SQLite stores, no
+#              database server), BENCH_CL_ACTORS instances of echo-actor:
+#                cl-owner       loadgen -> member B, which owns every actor
+#                cl-nonowner    loadgen -> member A (no host), which forwards
+#                               every call to B over Peer.Forward
+#                cl-fwd-owner   loadgen -> bench-forwarder -> B: one plain gRPC
+#                               hop, the yardstick of the forward
+#                cl-1member     one gateway alone (no cluster) with its host,
+#                               3 channels
+#                cl-3members    three members, each with its host serving
+#                               echo-actor; the loadgen's 3 channels go one to
+#                               each member, so 2/3 of the calls are forwarded
+#              cl-nonowner and cl-fwd-owner are compared with cl-owner, and
+#              cl-3members with cl-1member (CPU: every process of the path)
 #   hostlink   the batched host link (docs/protocol.md) against one message per
 #              task and per result, for each runtime in BENCH_LINK_RUNTIMES
 #              (c: bench-echo-host, ts: bench/echo_host.mjs on sdk/node/dist,
@@ -90,6 +105,7 @@
 #   BENCH_SEC_VARIANTS ["mtls token mtls-authz"] (sec-plain always runs)
 #   BENCH_LINK_RUNTIMES ["c ts py"] BENCH_LINK_INFLIGHT ["1 64"] BENCH_LINK_ACTORS [1000]
 #   BENCH_MET_INFLIGHT ["1 64"] BENCH_MET_ACTORS [1000]
+#   BENCH_CL_ACTORS [1000] (cluster: at each level of BENCH_INFLIGHT)
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -127,6 +143,7 @@ LINK_INFLIGHT=${BENCH_LINK_INFLIGHT:-"1 64"}
 LINK_ACTORS=${BENCH_LINK_ACTORS:-1000}
 MET_INFLIGHT=${BENCH_MET_INFLIGHT:-"1 64"}
 MET_ACTORS=${BENCH_MET_ACTORS:-1000}
+CL_ACTORS=${BENCH_CL_ACTORS:-1000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GATEWAY=$BUILD/gateway/spawn-gateway
 ECHO_HOST=$BIN/bench-echo-host
@@ -248,7 +265,7 @@ load() {
 	shift 6
 	# shellcheck disable=SC2086 # pids is a list
 	t0=$(cpu_ticks $pids) f0=$(cpu_ticks ${pids%% *})
-	local lg=("$BIN/bench-loadgen" --target "127.0.0.1:$port")
+	local lg=("$BIN/bench-loadgen" --target "127.0.0.1:${port//,/,127.0.0.1:}")
 	[[ $scen == plain-json ]] && lg=("$BIN/bench-http-loadgen" --url "http://127.0.0.1:$port")
 	out=$("${LG_PIN[@]}" "${lg[@]}" --inflight "$inflight" \
 		--actors "$actors" --duration-ms "$DURATION_MS" --warmup-ms "$WARMUP_MS" \
@@ -528,6 +545,77 @@ if want metrics; then
 	done
 fi
 
+# ---- cluster: a call through a non-owner against one through the owner ------
+# cl_gw NAME [VIEW]: a gateway (with --cluster-test-view $TMP/cl-NAME.view
+# when VIEW is set); cl_host NAME: its echo host; cl_view NAME SELF
+# "ID PORT SERVED"...: writes NAME's view file and applies it (SIGUSR1, then
+# the gateway's "view 1" line, bounded by READY_TIMEOUT_S).
+declare -A CL_GPID CL_GPORT CL_HPID
+cl_gw() {
+	local view=()
+	[[ -n ${2:-} ]] && view=(--cluster-test-view "$TMP/cl-$1.view")
+	start "cl-$1" '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+		--statestore "sqlite://$TMP/cl-$1.db" --deactivate-timeout 3600000 "${view[@]}"
+	CL_GPID[$1]=$PID CL_GPORT[$1]=$MATCH
+}
+cl_host() {
+	start "cl-host-$1" '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:${CL_GPORT[$1]}" \
+		--system "$GW_SYSTEM" --action "$GW_ACTION"
+	CL_HPID[$1]=$PID
+}
+cl_view() {
+	local name=$1 self=$2 m i
+	shift 2
+	{
+		echo "version 1"
+		echo "self $self"
+		for m in "$@"; do
+			read -r id port served <<<"$m"
+			echo "member $id 127.0.0.1:$port 2 $served"
+		done
+	} >"$TMP/cl-$name.view"
+	kill -USR1 "${CL_GPID[$name]}"
+	for ((i = 0; i < READY_TIMEOUT_S * 20; i++)); do
+		grep -q '^view 1$' "$TMP/cl-$name.out" && return 0
+		sleep 0.05
+	done
+	echo "run.sh: cl-$name did not apply its view" >&2
+	exit 1
+}
+if want cluster; then
+	if [[ ! -x $GATEWAY || ! -x $ECHO_HOST || -z ${BENCH_GW_REGISTER_REF:-} ]]; then
+		echo "run.sh: cluster: needs $GATEWAY, $ECHO_HOST and BENCH_GW_REGISTER_REF" >&2
+		exit 2
+	fi
+	CL_TYPE="$GW_SYSTEM/$BENCH_GW_REGISTER_REF"
+	cl_gw a view
+	cl_gw b view
+	cl_host b
+	cl_view a a "a ${CL_GPORT[a]} -" "b ${CL_GPORT[b]} $CL_TYPE"
+	cl_view b b "a ${CL_GPORT[a]} -" "b ${CL_GPORT[b]} $CL_TYPE"
+	start cl-fwd 'listening ([0-9]+)' "${SUT_PIN[@]}" "$BIN/bench-forwarder" --threads "$FWD_THREADS" \
+		--upstream "127.0.0.1:${CL_GPORT[b]}"
+	CL_FWD_PID=$PID CL_FWD_PORT=$MATCH
+	cl_gw one
+	cl_host one
+	for m in c1 c2 c3; do
+		cl_gw $m view
+		cl_host $m
+	done
+	for m in c1 c2 c3; do
+		cl_view $m $m "c1 ${CL_GPORT[c1]} $CL_TYPE" "c2 ${CL_GPORT[c2]} $CL_TYPE" \
+			"c3 ${CL_GPORT[c3]} $CL_TYPE"
+	done
+	# Every actor activated once on each path first: the rounds measure
+	# calls, not activations (SQLite writes).
+	for t in "${CL_GPORT[b]}" "${CL_GPORT[one]}" "${CL_GPORT[c1]},${CL_GPORT[c2]},${CL_GPORT[c3]}"; do
+		"${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:${t//,/,127.0.0.1:}" --channels 3 \
+			--activate "$CL_ACTORS" --batch 64 "${GW_FLAGS[@]}" --payload-bytes "$PAYLOAD" \
+			--timeout-ms 30000 >/dev/null ||
+			{ echo "run.sh: cluster: activating the actors through $t failed" >&2; exit 1; }
+	done
+fi
+
 # ---- throughput and latency, interleaved by round ---------------------------
 for ((r = 1; r <= ROUNDS; r++)); do
 	for n in $INFLIGHT; do
@@ -590,6 +678,23 @@ for ((r = 1; r <= ROUNDS; r++)); do
 				"${GW_FLAGS[@]}" --timeout-ms 10000
 		done
 	done
+	if want cluster; then
+		for n in $INFLIGHT; do
+			for g in a b one c1 c2 c3; do alive "cl-$g" "${CL_GPID[$g]}"; done
+			alive cl-fwd "$CL_FWD_PID"
+			B="${CL_GPID[b]} ${CL_HPID[b]}"
+			load cl-owner "$r" "$n" "$CL_ACTORS" "${CL_GPORT[b]}" "$B" "${GW_FLAGS[@]}" --timeout-ms 10000
+			load cl-nonowner "$r" "$n" "$CL_ACTORS" "${CL_GPORT[a]}" "${CL_GPID[a]} $B" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000
+			load cl-fwd-owner "$r" "$n" "$CL_ACTORS" "$CL_FWD_PORT" "$CL_FWD_PID $B" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000
+			load cl-1member "$r" "$n" "$CL_ACTORS" "${CL_GPORT[one]}" "${CL_GPID[one]} ${CL_HPID[one]}" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000 --channels 3
+			load cl-3members "$r" "$n" "$CL_ACTORS" "${CL_GPORT[c1]},${CL_GPORT[c2]},${CL_GPORT[c3]}" \
+				"${CL_GPID[c1]} ${CL_GPID[c2]} ${CL_GPID[c3]} ${CL_HPID[c1]} ${CL_HPID[c2]} ${CL_HPID[c3]}" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000 --channels 3
+		done
+	fi
 	for n in $SEC_INFLIGHT; do
 		for name in "${SEC_NAMES[@]}"; do
 			read -r gpid hpid <<<"${SEC_PIDS[$name]}"
@@ -669,6 +774,11 @@ END {
 		if (s ~ /^sec-.*-nb$/) { base = s == "sec-plain-nb" ? "" : "sec-plain-nb"; bm = m }
 		if (s ~ /^link-/ && s !~ /-nb$/) { base = s "-nb"; bm = m }
 		if (s == "met-on") { base = "met-off"; bm = m }
+		if (s == "cl-nonowner" || s == "cl-fwd-owner") { base = "cl-owner"; bm = m }
+		if (s == "cl-3members") { base = "cl-1member"; bm = m }
+		# Compared with a baseline of its own (else with direct): its CPU
+		# alone and its added latency are against that baseline.
+		own = base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off" || base ~ /^cl-/
 		if (base != "") {
 			for (r in R) {
 				if (!(((base, n, bm, r) in rps) && ((s, n, m, r) in rps)))
@@ -677,11 +787,11 @@ END {
 					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, bm, r])
 				if (cpu[base, n, bm, r] > 0)
 					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, bm, r])
-				if ((base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off") && cpu1[base, n, bm, r] > 0)
+				if (own && cpu1[base, n, bm, r] > 0)
 					add("x_cpu1" SUBSEP id, cpu1[s, n, m, r] / cpu1[base, n, bm, r])
-				if (base !~ /^sec-plain/ && base !~ /^link-/ && base != "plain-invoke" && base != "met-off" && ("direct", n, 1, r) in p50)
+				if (!own && ("direct", n, 1, r) in p50)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
-				if (base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off")
+				if (own)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50[base, n, bm, r])
 			}
 			if (("x_rps" SUBSEP id) in vals)
@@ -691,7 +801,7 @@ END {
 			if (("x_cpu1" SUBSEP id) in vals)
 				note = note sprintf("cpu1/%s x%.2f  ", base, median("x_cpu1" SUBSEP id))
 			if (("added" SUBSEP id) in vals)
-				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off" ? base : "direct",
+				note = note sprintf("p50-%s %+.1fus", own ? base : "direct",
 					median("added" SUBSEP id))
 		}
 		printf "%-14s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %9.2f %6d  %s%s\n", s, n, m, rounds[id],

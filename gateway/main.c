@@ -158,7 +158,17 @@ static bool cluster_probe(void *user, const gw_member *m, int64_t timeout_ms)
 static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *cx)
 {
 	char serr[512] = "";
-	gw_store_opts so = {.keys = cfg->keys, .err = serr, .errlen = sizeof serr, .pool_size = 1};
+	gw_store_opts so = {.keys = cfg->keys,
+	                    .err = serr,
+	                    .errlen = sizeof serr,
+	                    .pool_size = 1,
+	                    .idle_tx_timeout_ms = (int)gw_cluster_fence_after_ms(
+	                        cfg->heartbeat_ms, cfg->member_timeout_ms),
+	                    /* PostgreSQL: back within a heartbeat or two of the
+	                     * database's return after a cut, not after TCP's
+	                     * retransmission backoff (store.h). */
+	                    .net_timeout_ms = (int)gw_cluster_fence_after_ms(
+	                        cfg->heartbeat_ms, cfg->member_timeout_ms)};
 	gw_store *ms = NULL;
 	gw_err err = gw_store_open(&ms, cfg->statestore, &so);
 	if (err) {
@@ -701,7 +711,13 @@ int main(int argc, char **argv)
 	                    .err = serr,
 	                    .errlen = sizeof serr,
 	                    .pool_size = cfg.store_pool,
-	                    .history = cfg.store_history};
+	                    .history = cfg.store_history,
+	                    /* A member cut off mid-transaction frees its rows
+	                     * by the time it has fenced itself (store.h). */
+	                    .idle_tx_timeout_ms = cfg.advertise
+	                                              ? (int)gw_cluster_fence_after_ms(
+	                                                    cfg.heartbeat_ms, cfg.member_timeout_ms)
+	                                              : 0};
 	/* The URL as logs may show it: never with its password. */
 	char store_shown[512];
 	gw_redact_url(cfg.statestore, store_shown, sizeof store_shown);
@@ -947,17 +963,29 @@ out:
 	cluster = NULL;
 	http_stop(http, spawnapi, hhosts, 0); /* no handler reaches the runtime from here on */
 	gw_expose_stop(expose);               /* no store check reaches the server any more */
-	gw_server_destroy(srv);
+	gw_server_shutdown(srv);              /* (done already after a signal) */
 	cluster_ctx_close(&cx);
 	gw_router_stop(router);
 	gw_peers_destroy(peers);
-	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
 	if (rt) {
 		gw_runtime_stop(rt);
 		if (!shutdown_drain(rt, persist, cfg.persist_drain_ms))
 			_exit(rc ? rc : 1);
 	}
 	gw_persist_stop(persist); /* no callback into the runtime from here on */
+	/* Calls still queued (a lease wait, a handoff's retry: no timer moves
+	 * them now) are answered while the server's completion queues are
+	 * open: a reply after they are shut down aborts in gRPC (call.cc,
+	 * grpc_cq_begin_op). Then the server goes. */
+	if (rt) {
+		size_t k = gw_runtime_fail_queued(rt);
+		if (k)
+			GW_INFO("shutdown: %zu calls still queued answered UNAVAILABLE (not "
+			        "dispatched)",
+			        k);
+	}
+	gw_server_destroy(srv);
+	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
 	gw_runtime_destroy(rt);
 	gw_router_destroy(router);
 	gw_persist_destroy(persist);

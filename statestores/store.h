@@ -92,6 +92,25 @@ typedef struct gw_store_opts {
 	 * the history table alone). Appended member: callers that
 	 * zero-initialise get 0. */
 	int history;
+	/* PostgreSQL and MariaDB: the server aborts a transaction of this
+	 * client that stays idle (between two statements) longer than this,
+	 * freeing its row locks (PostgreSQL idle_in_transaction_session_timeout
+	 * unless the URL, role or server set one; MariaDB idle_transaction_timeout,
+	 * rounded up to seconds). Cluster mode sets it to the member's fence
+	 * time, so a member cut off from the database in the middle of a
+	 * transaction does not hold the rows the new owners take over
+	 * (docs/design/cluster.md, "The member loses the database").
+	 * 0 = the server's default. SQLite ignores it. Appended member. */
+	int idle_tx_timeout_ms;
+	/* PostgreSQL: a connection whose sent data stays unacknowledged this
+	 * long is dropped (libpq tcp_user_timeout; connect_timeout the same,
+	 * in seconds, at least 2), unless the URL sets them. The membership's
+	 * own handle sets it to the fence time, so after the database was cut
+	 * off it reconnects within a heartbeat or two of its return instead
+	 * of waiting out TCP's retransmission backoff (docs/design/cluster.md).
+	 * 0 = the driver's defaults (30 s, 10 s). MariaDB and SQLite ignore
+	 * it. Appended member. */
+	int net_timeout_ms;
 } gw_store_opts;
 
 /* One actor's state as the runtime sees it: plaintext. */

@@ -53,6 +53,12 @@ struct gw_router {
 	fwd *waiting;
 	await *awaits; /* gw_router_await, under mu */
 	bool stop;
+	/* FENCED (docs/design/cluster.md, "The member loses the database"):
+	 * the id this member had before the view without self arrived; empty
+	 * otherwise. While set, calls are forwarded to the owner the view gives
+	 * with that incarnation marked DEAD (the owner the peers will compute
+	 * once they declare it), or fail at once, never wait. Under mu. */
+	char fenced_id[512];
 	pthread_t thread;
 	bool thread_started;
 	atomic_uint_fast64_t forwarded, refused, waited, local;
@@ -155,12 +161,17 @@ static void type_of(gw_router *r, const Spawn__InvocationRequest *rq, char *type
 		gw_registry_type_rele(t);
 }
 
-/* owner_locked: where rq's actor lives in r->view; *m the owner (OTHER). */
+/* owner_locked: where rq's actor lives in r->view; *m the owner (OTHER).
+ * Without self in the view it is GW_OWNER_NOVIEW, except for routing
+ * (route) while FENCED: then the owner among the other members (this
+ * member's old incarnation is DEAD in the router's copy of the view), or
+ * GW_OWNER_NONE. A fenced member never owns anything. */
 static int owner_locked(gw_router *r, const Spawn__InvocationRequest *rq, const char *type,
-                        const gw_member **m)
+                        const gw_member **m, bool route)
 {
 	rview *rv = r->view;
-	if (!rv || rv->v.self == SIZE_MAX || rv->v.self >= rv->v.n)
+	bool fenced = route && r->fenced_id[0] && rv && rv->v.self == SIZE_MAX;
+	if (!rv || ((rv->v.self == SIZE_MAX || rv->v.self >= rv->v.n) && !fenced))
 		return GW_OWNER_NOVIEW;
 	const char *system = rq->system && rq->system->name ? rq->system->name : "";
 	const char *name =
@@ -180,7 +191,7 @@ int gw_router_owner(gw_router *r, const Spawn__InvocationRequest *rq, char *owne
 	type_of(r, rq, type, sizeof type, &here);
 	const gw_member *m = NULL;
 	pthread_mutex_lock(&r->mu);
-	int w = owner_locked(r, rq, type, &m);
+	int w = owner_locked(r, rq, type, &m, false);
 	snprintf(owner_id, n, "%s", w == GW_OWNER_OTHER ? m->id : "");
 	*version = r->view ? r->view->v.version : 0;
 	pthread_mutex_unlock(&r->mu);
@@ -214,7 +225,7 @@ int gw_router_owner_of(gw_router *r, const char *system, const char *name, char 
 	type_of(r, &rq, type, sizeof type, known);
 	const gw_member *m = NULL;
 	pthread_mutex_lock(&r->mu);
-	int w = owner_locked(r, &rq, type, &m);
+	int w = owner_locked(r, &rq, type, &m, false);
 	snprintf(owner_id, n, "%s", w == GW_OWNER_OTHER ? m->id : "");
 	snprintf(address, an, "%s", w == GW_OWNER_OTHER ? m->address : "");
 	*version = r->view ? r->view->v.version : 0;
@@ -370,9 +381,21 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 		finish(inv, GW_ESHUTDOWN, true, "the gateway is shutting down%s%s", "", "");
 		return true;
 	}
-	int w = owner_locked(r, inv->req, type, &m);
+	int w = owner_locked(r, inv->req, type, &m, true);
 	f->version = r->view ? r->view->v.version : 0;
 	int64_t now = now_ms();
+	if (r->fenced_id[0] && w != GW_OWNER_OTHER) {
+		/* FENCED, and no other member to forward to: fail at once (the
+		 * member timeout would pass before this member could serve it). */
+		release_locked(r, f);
+		pthread_mutex_unlock(&r->mu);
+		fwd_free(f);
+		finish(inv, GW_EUNAVAIL, true,
+		       "actor %s: this member of the cluster lost its database (fenced) and no "
+		       "other member serves the actor yet; retry%s",
+		       actor_name(inv), "");
+		return true;
+	}
 	bool wait = w == GW_OWNER_NOVIEW || (w == GW_OWNER_NONE && here && !f->none);
 	if (wait) {
 		int64_t cap = now + (w == GW_OWNER_NONE ? r->o.none_wait_ms : r->o.wait_ms);
@@ -422,7 +445,8 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 		return true;
 	}
 	snprintf(address, sizeof address, "%s", m->address);
-	snprintf(self_id, sizeof self_id, "%s", r->view->v.members[r->view->v.self].id);
+	snprintf(self_id, sizeof self_id, "%s",
+	         r->fenced_id[0] ? r->fenced_id : r->view->v.members[r->view->v.self].id);
 	f->attempts++;
 	pthread_mutex_unlock(&r->mu);
 	grpc_byte_buffer *bb = pack_forward(r, f, self_id);
@@ -473,6 +497,20 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 		/* Refused: not the owner in its view. Wait for a newer view
 		 * than the one this forward used, then decide again. */
 		atomic_fetch_add(&r->refused, 1);
+		if (r->fenced_id[0]) {
+			/* FENCED: the owner's view still has this member's old
+			 * incarnation (until it is declared dead); fail at once
+			 * rather than wait for a view this member cannot get. */
+			release_locked(r, f);
+			pthread_mutex_unlock(&r->mu);
+			fwd_free(f);
+			finish(
+			    inv, GW_EUNAVAIL, true,
+			    "actor %s: this member of the cluster lost its database (fenced) and "
+			    "the actor's new owner has not taken it over yet; retry%s",
+			    actor_name(inv), "");
+			return;
+		}
 		/* The receiver's view may be the older one (it has not seen
 		 * the view that made it the owner yet): then no newer view
 		 * comes here, and the forward is made again after a delay
@@ -642,7 +680,7 @@ static int owns(void *vr, const Spawn__InvocationRequest *rq, char *owner_id, si
 	type_of(r, rq, type, sizeof type, &here);
 	const gw_member *m = NULL;
 	pthread_mutex_lock(&r->mu);
-	int w = r->stop ? GW_OWNER_NOVIEW : owner_locked(r, rq, type, &m);
+	int w = r->stop ? GW_OWNER_NOVIEW : owner_locked(r, rq, type, &m, false);
 	snprintf(owner_id, n, "%s", w == GW_OWNER_OTHER ? m->id : "");
 	pthread_mutex_unlock(&r->mu);
 	switch (w) {
@@ -900,6 +938,21 @@ void gw_router_on_view(void *user, gw_view *v)
 		return;
 	}
 	rview *old = r->view;
+	bool fenced = false;
+	if (rv->v.self == SIZE_MAX && old && (old->v.self < old->v.n || r->fenced_id[0])) {
+		/* FENCED (the membership's view without self after one with
+		 * it): remember the incarnation that fenced, and mark it DEAD in
+		 * this copy, as the peers will once they declare it. */
+		if (!r->fenced_id[0])
+			snprintf(r->fenced_id, sizeof r->fenced_id, "%s",
+			         old->v.members[old->v.self].id);
+		for (size_t i = 0; i < rv->v.n; i++)
+			if (!strcmp(rv->ms[i].id, r->fenced_id))
+				rv->ms[i].status = GW_MEMBER_DEAD;
+		fenced = true;
+	} else if (rv->v.self < rv->v.n) {
+		r->fenced_id[0] = '\0'; /* a member again (rejoined) */
+	}
 	r->view = rv;
 	bool recover = lost_owners(old, rv);
 	pthread_cond_signal(&r->cv); /* waiting calls are routed again */
@@ -910,6 +963,16 @@ void gw_router_on_view(void *user, gw_view *v)
 	if (n)
 		GW_INFO("view %llu: %zu active actors handed off to their new owners",
 		        (unsigned long long)v->version, n);
+	if (fenced) {
+		/* Callers waiting for a save the lost database may never answer
+		 * are answered now (their outcome is unknown): fail fast. */
+		size_t k = gw_runtime_fence_waiters(r->o.rt);
+		if (k)
+			GW_WARN(
+			    "view %llu: fenced: %zu calls waiting for a save answered UNAVAILABLE "
+			    "(outcome unknown)",
+			    (unsigned long long)v->version, k);
+	}
 	if (recover) {
 		/* Outboxes a crash left undelivered: each actor's owner (this
 		 * member for the ones it owns now) activates it; the runtime asks

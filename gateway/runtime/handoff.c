@@ -94,3 +94,39 @@ size_t gw_runtime_rebalance(gw_runtime *rt, gw_mine_fn mine, void *user)
 	}
 	return n;
 }
+
+size_t gw_runtime_fence_waiters(gw_runtime *rt)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < rt->nshards; i++) {
+		gw_shard *s = &rt->shards[i];
+		done_list dl = {0};
+		pthread_mutex_lock(&s->mu);
+		for (size_t b = 0; b < s->nbuckets; b++) {
+			gw_actor *next;
+			for (gw_actor *a = s->buckets[b]; a; a = next) {
+				next = a->hnext; /* gwi_end_turn_locked may free a */
+				gw_inv *inv = a->busy;
+				if (!a->leaving || a->pooled || !a->ckpt || !inv || !a->in_save ||
+				    inv->wf_route || inv->wf_fire || a->turn.n_entries)
+					continue;
+				/* The state the save carries stays the actor's: commit the
+				 * turn (gwi_end_turn_locked), as a save that lands would. */
+				a->ckpt = 0;
+				gw_blob_rele(inv->reply);
+				inv->reply = NULL;
+				gwi_finish(
+				    &dl, inv, GW_EUNAVAIL,
+				    "this member of the cluster lost its database while the "
+				    "state of actor %s was being saved: the call may or may not "
+				    "have taken effect",
+				    a->name);
+				gwi_end_turn_locked(rt, a, &dl); /* in_save: not freed yet */
+				n++;
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+		gwi_deliver(&dl);
+	}
+	return n;
+}

@@ -140,6 +140,43 @@ void gw_runtime_stop(gw_runtime *rt)
 	timer_stop(rt);
 }
 
+size_t gw_runtime_fail_queued(gw_runtime *rt)
+{
+	size_t n = 0;
+	timer_stop(rt); /* nothing routes a retry again from here on */
+	for (size_t i = 0; i < rt->nshards; i++) {
+		gw_shard *s = &rt->shards[i];
+		done_list dl = {0};
+		pthread_mutex_lock(&s->mu);
+		for (size_t b = 0; b < s->nbuckets; b++)
+			for (gw_actor *a = s->buckets[b]; a; a = a->hnext)
+				for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));) {
+					inv->not_dispatched = true;
+					gwi_finish(&dl, inv, GW_ESHUTDOWN, "gateway shutting down");
+					n++;
+				}
+		pthread_mutex_unlock(&s->mu);
+		gwi_deliver(&dl);
+	}
+	done_list dl = {0};
+	pthread_mutex_lock(&rt->rmu);
+	for (gw_inv **pp = &rt->retry; *pp;) {
+		gw_inv *inv = *pp;
+		if (!inv->handoff_retry) {
+			pp = &inv->next;
+			continue;
+		}
+		*pp = inv->next;
+		inv->next = NULL;
+		inv->not_dispatched = true;
+		gwi_finish(&dl, inv, GW_ESHUTDOWN, "gateway shutting down");
+		n++;
+	}
+	pthread_mutex_unlock(&rt->rmu);
+	gwi_deliver(&dl);
+	return n;
+}
+
 void gw_runtime_destroy(gw_runtime *rt)
 {
 	if (!rt)

@@ -1174,6 +1174,7 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		pthread_mutex_unlock(&s->mu);
 		if (inv->kind == GW_INV_CALL && inv->timer < 0 && rt->router_ops) {
 			inv->local = false;
+			inv->handoff_retry = true;
 			gwi_runtime_retry(rt, inv, GW_HANDOFF_RETRY_MS);
 			return GW_OK;
 		}

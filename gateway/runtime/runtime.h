@@ -178,6 +178,10 @@ struct gw_inv {
 	 * returns false. A resubmission (an instance found in the store) is
 	 * routed again, now knowing its template. */
 	bool route_skip;
+	/* A call that reached an actor leaving for another member, waiting in
+	 * the retry list to be routed again (handoff): gw_runtime_fail_queued
+	 * answers it at shutdown, when no timer will route it any more. */
+	bool handoff_retry;
 	void *rstate;
 	/* Metrics (gw_runtime_set_metrics; 0 without): monotonic ns when it
 	 * reached the runtime, and when its turn was sent to a host. */
@@ -207,6 +211,18 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
  * persist thread's callbacks still find them. Idempotent. Blocks: until
  * the timer thread ends. */
 void gw_runtime_stop(gw_runtime *rt);
+
+/* gw_runtime_fail_queued answers every call still waiting in the runtime
+ * once nothing will move it on: the calls in actors' mailboxes and those
+ * waiting to be routed again after a handoff, with GW_ESHUTDOWN (not
+ * dispatched: a client may retry them on another gateway). Outbox
+ * deliveries, scheduled invocations and effects in the retry list stay for
+ * gw_runtime_destroy (they are stored and run after the restart). Call it
+ * after gw_runtime_stop and gw_persist_stop and BEFORE the server that
+ * answers the callers is destroyed: a reply started on a completion queue
+ * that was shut down aborts the process (gRPC's call.cc assertion
+ * grpc_cq_begin_op). Returns how many calls it answered. */
+size_t gw_runtime_fail_queued(gw_runtime *rt);
 
 /* gw_runtime_report_unsaved counts the stateful actors whose state in
  * memory is not stored (dirty, or a save in flight) and, when log is true,
@@ -563,6 +579,16 @@ typedef bool (*gw_mine_fn)(void *user, const char *system, const char *actor_typ
  * actors started leaving. Thread: any but a runtime callback; never blocks
  * beyond the shard locks. Needs a router (gw_runtime_set_router). */
 size_t gw_runtime_rebalance(gw_runtime *rt, gw_mine_fn mine, void *user);
+
+/* gw_runtime_fence_waiters answers, after the rebalance of a FENCED member
+ * (it lost the cluster's database), every caller whose checkpointed turn
+ * of a leaving actor is waiting for its save: UNAVAILABLE, outcome unknown
+ * (the save may still commit, or be fenced by the new owner's epoch). The
+ * save goes on; the turn is kept as if it committed, so a later save never
+ * writes the state from before it. Turns with workflow children or outbox
+ * entries keep waiting for their save (their effects depend on it).
+ * Returns how many callers were answered. Thread: as gw_runtime_rebalance. */
+size_t gw_runtime_fence_waiters(gw_runtime *rt);
 
 /* gw_runtime_route offers inv to the router as gw_runtime_invoke would,
  * for callers that run a local inv in another way (an async call answered

@@ -192,6 +192,7 @@ void *gwi_timer_main(void *arg)
 		while (due) {
 			gw_inv *n = due->next;
 			due->next = NULL;
+			due->handoff_retry = false; /* set again if it meets a leaving actor */
 			gw_runtime_invoke(rt, due);
 			due = n;
 		}

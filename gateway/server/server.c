@@ -63,6 +63,17 @@ int gwi_call_admit(gw_server *s, int kind)
 static void ucall_tag(gwi_tag *t, bool ok);
 static void ucall_closed(gwi_tag *t, bool ok);
 
+/* slot_done: a posted slot completed (a call, or the server's shutdown).
+ * During the shutdown gw_server_shutdown waits for the last one. */
+static void slot_done(gw_server *s)
+{
+	if (atomic_fetch_sub(&s->slots, 1) == 1 && atomic_load(&s->shutting_down)) {
+		pthread_mutex_lock(&s->mu);
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
 /* ucall_post posts one slot for a call of method on q, registered on
  * server gs as rm; g is the group of a Health slot (NULL otherwise). */
 static void ucall_post(gw_server *s, gwi_cq *q, int method, grpc_server *gs, void *rm, gwi_group *g)
@@ -82,11 +93,13 @@ static void ucall_post(gw_server *s, gwi_cq *q, int method, grpc_server *gs, voi
 	c->grp = g;
 	c->method = method;
 	grpc_metadata_array_init(&c->md);
+	atomic_fetch_add(&s->slots, 1);
 	grpc_call_error e = grpc_server_request_registered_call(
 	    gs, rm, &c->call, &c->deadline, &c->md, &c->payload, q->cq, q->cq, &c->tag);
 	if (e != GRPC_CALL_OK) {
 		grpc_metadata_array_destroy(&c->md);
 		free(c);
+		slot_done(s);
 	}
 }
 
@@ -777,10 +790,12 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		ucall_rele(c);
 		return;
 	}
+	gw_server *srv = c->srv;
 	if (!ok) {
 		/* Server shutting down: the slot is returned unused. */
 		c->call = NULL;
 		ucall_rele(c);
+		slot_done(srv);
 		return;
 	}
 	bool health = c->method == GWI_M_HEALTH;
@@ -832,6 +847,9 @@ static void ucall_tag(gwi_tag *t, bool ok)
 		else
 			gwi_ucall_reply(c, code, why, NULL);
 	}
+	/* Counted as a call, and a refusal's reply started: the shutdown's
+	 * cancel_all may follow (c may be gone by now; srv is not). */
+	slot_done(srv);
 }
 
 /* ucall_closed: the close op completed. cancelled says the client went
@@ -1174,6 +1192,33 @@ static bool wait_calls(gw_server *s, bool all, int64_t ms)
 	return done;
 }
 
+/* wait_slots waits up to ms until no posted slot is outstanding (the
+ * server is shutting down: each completes, with a call or without) and
+ * every light call (a refusal, a Health check) has ended, its status
+ * delivered. */
+static bool wait_slots(gw_server *s, int64_t ms)
+{
+	int64_t end = spawn_now_ns() / 1000000 + ms;
+	pthread_mutex_lock(&s->mu);
+	while (atomic_load(&s->slots) > 0 || s->light_calls > 0) {
+		int64_t left = end - spawn_now_ns() / 1000000;
+		if (left <= 0)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	}
+	bool done = atomic_load(&s->slots) == 0 && s->light_calls == 0;
+	pthread_mutex_unlock(&s->mu);
+	return done;
+}
+
 static void shutdown_tag(gwi_tag *t, bool ok)
 {
 	gwi_group *g = (gwi_group *)((char *)t - offsetof(gwi_group, shutdown_tag));
@@ -1215,8 +1260,22 @@ void gw_server_shutdown(gw_server *s)
 	if (!wait_calls(s, false, s->o.drain_ms))
 		GW_WARN("shutdown: client calls still running after %lld ms; cancelling",
 		        (long long)s->o.drain_ms);
-	atomic_store(&s->shutting_down, true); /* no slot is posted again */
+	/* Slots are posted until gRPC's shutdown: a call arriving meanwhile
+	 * finds one and is refused not-dispatched, where a call left waiting
+	 * for a slot would be killed by the shutdown. A slot posted after it
+	 * completes at once, unused. (A stream that reaches gRPC after its
+	 * shutdown began is cancelled by gRPC itself: no grace period here
+	 * would help, it would only keep accepting such streams longer.) */
 	shutdown_groups(s);                    /* every listener of every role stops accepting */
+	atomic_store(&s->shutting_down, true); /* no slot is posted again */
+	/* A call gRPC matched with one of our slots just before this reaches
+	 * its CQ thread after it: it must be refused not-dispatched there (the
+	 * client may retry it elsewhere), and the refusal delivered, not
+	 * cancelled below ("Cancelling all calls", UNAVAILABLE with no trailer,
+	 * or CANCELLED: an unknown outcome). The shutdown completes every slot
+	 * left unmatched. */
+	if (!wait_slots(s, 2000))
+		GW_WARN("shutdown: call slots or refusals still pending after 2 s");
 	for (int g = 0; g < s->ngroups; g++)
 		grpc_server_cancel_all_calls(s->groups[g].server);
 	if (!wait_calls(s, true, 10000))

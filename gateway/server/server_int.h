@@ -64,8 +64,12 @@ struct gw_server {
 	gw_registry *reg;      /* borrowed */
 	int *ports;
 	atomic_bool shutting_down; /* the groups are shut down: no slot is posted again */
-	atomic_uint unready;       /* GW_UNREADY_* conditions holding readiness back */
-	atomic_int listings;       /* Admin.List walks running on their threads (admin_list.c) */
+	/* Call slots posted (ucall_post) whose completion a CQ thread has not
+	 * handled yet: a call gRPC matched with one just before the shutdown
+	 * is refused not-dispatched, never cancelled (gw_server_shutdown). */
+	atomic_long slots;
+	atomic_uint unready; /* GW_UNREADY_* conditions holding readiness back */
+	atomic_int listings; /* Admin.List walks running on their threads (admin_list.c) */
 	/* live call accounting, for shutdown */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

@@ -264,8 +264,15 @@ gw_err gwi_my_conn_open(my_drv *d, my_conn *mc, char *why, size_t whylen)
 	    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
 	    "SESSION innodb_lock_wait_timeout = " GWI_STR(LOCK_WAIT) ", time_zone = '+00:00'",
 	};
-	for (size_t i = 0; i < sizeof session / sizeof session[0]; i++) {
-		if (mysql_real_query(mc->m, session[i], strlen(session[i])) != 0) {
+	char idle[96] = "";
+	if (d->idle_tx_ms > 0) /* cluster mode (store.h, idle_tx_timeout_ms) */
+		snprintf(idle, sizeof idle, "SET SESSION idle_transaction_timeout = %d",
+		         (d->idle_tx_ms + 999) / 1000);
+	for (size_t i = 0; i <= sizeof session / sizeof session[0]; i++) {
+		const char *q = i < sizeof session / sizeof session[0] ? session[i] : idle;
+		if (!q[0])
+			continue;
+		if (mysql_real_query(mc->m, q, strlen(q)) != 0) {
 			snprintf(why, whylen, "session setup: %s (%u)", mysql_error(mc->m),
 			         mysql_errno(mc->m));
 			e = map_errno(mysql_errno(mc->m));

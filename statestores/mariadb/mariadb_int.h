@@ -105,6 +105,7 @@ typedef struct my_drv {
 	my_url u;       /* owned: url_fini (the password is wiped) */
 	char *where;    /* owned: "user@host:port/db" for messages (no password) */
 	int history;    /* older revisions kept per actor; 0 = none */
+	int idle_tx_ms; /* gw_store_opts.idle_tx_timeout_ms; 0 = the server's */
 	my_conn *conns; /* owned: pool.n connections, conns[i] is slot i */
 	gwi_pool pool;  /* which slot a thread holds (driver_util.h) */
 } my_drv;

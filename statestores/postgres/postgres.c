@@ -381,6 +381,8 @@ static gw_err open_as(const char *url, const gw_store_opts *opts, void **drv)
 	if (!d)
 		return GW_ENOMEM;
 	d->history = history;
+	d->idle_tx_ms = opts && opts->idle_tx_timeout_ms > 0 ? opts->idle_tx_timeout_ms : 0;
+	d->net_ms = opts && opts->net_timeout_ms > 0 ? opts->net_timeout_ms : 0;
 	if ((e = describe(url, opts, &d->where)) != GW_OK)
 		goto fail;
 	d->url = strdup(url);

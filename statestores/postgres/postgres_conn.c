@@ -516,7 +516,13 @@ gw_err gwi_pg_conn_open(pg_drv *d, pg_conn *pc, char *why, size_t whylen)
 	    "connect_timeout",     "keepalives",       "keepalives_idle",
 	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
 	    "application_name",    "dbname",           NULL};
-	const char *vals[] = {"10", "1", "30", "10", "3", "30000", "spawn-gateway", d->url, NULL};
+	char ct[16] = "10", ut[16] = "30000";
+	if (d->net_ms > 0) { /* store.h, net_timeout_ms */
+		int secs = (d->net_ms + 999) / 1000;
+		snprintf(ct, sizeof ct, "%d", secs < 2 ? 2 : secs);
+		snprintf(ut, sizeof ut, "%d", d->net_ms);
+	}
+	const char *vals[] = {ct, "1", "30", "10", "3", ut, "spawn-gateway", d->url, NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	gw_err e = GW_EUNAVAIL;
 	if (!c) {
@@ -530,10 +536,22 @@ gw_err gwi_pg_conn_open(pg_drv *d, pg_conn *pc, char *why, size_t whylen)
 	PQsetNoticeProcessor(c, notice, d);
 	/* Bound lock waits and statements, unless the URL (options=-c...), the
 	 * role or the server already set a bound of its own. */
-	PGresult *r = PQexec(c, "SELECT set_config('lock_timeout', '10s', false) "
-	                        " WHERE current_setting('lock_timeout') = '0';"
-	                        "SELECT set_config('statement_timeout', '60s', false) "
-	                        " WHERE current_setting('statement_timeout') = '0'");
+	char setup[512];
+	snprintf(setup, sizeof setup,
+	         "SELECT set_config('lock_timeout', '10s', false) "
+	         " WHERE current_setting('lock_timeout') = '0';"
+	         "SELECT set_config('statement_timeout', '60s', false) "
+	         " WHERE current_setting('statement_timeout') = '0'%s",
+	         d->idle_tx_ms > 0 ? ";" : "");
+	if (d->idle_tx_ms > 0) {
+		/* Cluster mode (store.h, idle_tx_timeout_ms). */
+		size_t at = strlen(setup);
+		snprintf(setup + at, sizeof setup - at,
+		         "SELECT set_config('idle_in_transaction_session_timeout', '%dms', false) "
+		         " WHERE current_setting('idle_in_transaction_session_timeout') = '0'",
+		         d->idle_tx_ms);
+	}
+	PGresult *r = PQexec(c, setup);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		gwi_pg_trimmed(why, whylen, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
 		e = PQstatus(c) == CONNECTION_BAD || !r ? GW_EUNAVAIL : GW_EIO;

@@ -615,6 +615,25 @@ def sanitizer_reports(dirname):
     return out
 
 
+def log_times(path, needle, since):
+    """The wall times (s) of the lines of a gateway log containing needle,
+    at or after since (time.time()); the log's times are UTC of today."""
+    import datetime
+    day = datetime.datetime.fromtimestamp(since, datetime.timezone.utc).replace(
+        hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    with open(path) as f:
+        for line in f:
+            if needle not in line or len(line) < 12 or line[2] != ":" or line[8] != ".":
+                continue
+            h, m, s, ms = int(line[0:2]), int(line[3:5]), int(line[6:8]), int(line[9:12])
+            t = (day + datetime.timedelta(hours=h, minutes=m, seconds=s,
+                                          milliseconds=ms)).timestamp()
+            if t >= since - 0.001:
+                out.append(t)
+    return out
+
+
 def work_dir(name):
     """A fresh directory for a test's logs: build/tests/cluster/<name>."""
     d = os.path.join(BUILD, "tests", "cluster", name)
@@ -694,17 +713,17 @@ class ClusterCase(unittest.TestCase):
         report("stale-read scenario (%s)" % kind, ops, found)
         return ops, found
 
-    def run_load(self, kind, name, script, n=3, split=False):
+    def run_load(self, kind, name, script, n=3, split=False, timeout=5.0):
         """Starts n members, runs the workload on n_actors actors while
         script(cluster) runs (the faults, and the time they take), then
         checks the history, with the totals in the store as the final
         state: (ops, anomalies). The marks script leaves in self.marks
         (name -> monotonic ns) are printed relative to the start. split:
-        see Workload."""
+        see Workload; timeout: each call's deadline (s)."""
         self.start(kind, n, name)
         self.marks = {}
         actors = ["%s%d" % (name, k) for k in range(self.n_actors)]
-        wl = Workload(self.c, actors, split=split).start()
+        wl = Workload(self.c, actors, split=split, timeout=timeout).start()
         t0 = time.monotonic_ns()
         try:
             script(self.c)

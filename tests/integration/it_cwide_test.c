@@ -20,6 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <check.h>
 #include <spawn/spawn.h>
 
@@ -717,6 +721,8 @@ static int wait_got(member *m, unsigned mask, const char *line)
 	return who;
 }
 
+static void publish_and_check(member *m, const char *kind);
+
 START_TEST(a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it)
 {
 	itdb_kind k = (itdb_kind)_i;
@@ -754,7 +760,19 @@ START_TEST(a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it)
 	}
 	for (int i = 0; i < N; i++)
 		write_view(m, i, 1);
+	publish_and_check(m, itdb_kind_name(k));
+	for (int i = 0; i < N; i++)
+		served_by[i] = NULL;
+}
+END_TEST
 
+/* publish_and_check: each publisher (a on member 0, b on 1, c on 2),
+ * called through another member, publishes on "news"; every subscriber
+ * (sub1 served on members 0 and 2, sub2 on 1) gets each message once, on
+ * the member that owns it, and its state counts N deliveries. Stops the
+ * members and checks nothing arrived twice, late. */
+static void publish_and_check(member *m, const char *kind)
+{
 	/* Each publisher, called through another member: every subscriber
 	 * gets the message once, on the member that owns it. */
 	static const char *const pubs[N] = {"a", "b", "c"};
@@ -778,7 +796,7 @@ START_TEST(a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it)
 		sub2_on = o2;
 		fprintf(stderr,
 		        "broadcast (%s): %s published through member %d: sub1 on %d, sub2 on %d\n",
-		        itdb_kind_name(k), pubs[p], (p + 1) % N, o1, o2);
+		        kind, pubs[p], (p + 1) % N, o1, o2);
 	}
 	/* Each subscriber's state counts one delivery per broadcast. */
 	ck_assert_int_eq(sem_call(0, "sub1", "Get", NULL), N);
@@ -792,8 +810,102 @@ START_TEST(a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it)
 	/* Nothing arrived twice, late. */
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(it_proc_count_lines(m[i].host, "got "), 0);
-	for (int i = 0; i < N; i++)
-		served_by[i] = NULL;
+}
+
+/* ---- broadcasts on real membership -------------------------------------------------------- */
+
+/* free_port: a loopback port free now (bound, read, closed) for a member's
+ * --peer-listen / --advertise; the gateway binds it right after. */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* view_complete: whether the last view line of log has n members, each
+ * ACTIVE with the types and subscriptions of what (e.g. "2 types, 1
+ * subscriptions"). */
+static bool view_complete(const char *log, int n, const char *what)
+{
+	FILE *f = fopen(log, "r");
+	if (!f)
+		return false;
+	char *line = NULL, *last = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0)
+		if (strstr(line, "cluster: view ")) {
+			free(last);
+			last = strdup(line);
+		}
+	free(line);
+	fclose(f);
+	char want[96], members[32];
+	snprintf(want, sizeof want, "=active(%s)", what);
+	snprintf(members, sizeof members, ": %d members: ", n);
+	int found = 0;
+	for (const char *p = last; p && (p = strstr(p, want)); p += strlen(want))
+		found++;
+	bool ok = last && strstr(last, members) && found == n;
+	free(last);
+	return ok;
+}
+
+/* The broadcast case with real membership: three gateways with --advertise
+ * (each on a --peer-listen port of its own, which it advertises), the
+ * subscribers registered by hosts of different members; the views, the
+ * subscriptions in them and the owners all come from the members table. */
+START_TEST(a_broadcast_reaches_the_subscribers_of_every_member_on_real_membership)
+{
+	itdb_kind k = (itdb_kind)_i;
+	if (!itdb_usable(k))
+		return;
+	char name[96];
+	it_world_init(&w, itdb_case_name(name, sizeof name, "bcastlive", k));
+	itdb_init(&db, &w, k, "state.db");
+	static const char *const actors[N] = {"a,sub1", "b,sub2", "c,sub1"};
+	member m[N];
+	char bin[700], logs[N][700];
+	snprintf(bin, sizeof bin, "%s/tests/semantics/sem-host", it_build_dir());
+	for (int i = 0; i < N; i++) {
+		char gname[24], hname[24], peer[64], logname[32];
+		snprintf(gname, sizeof gname, "gw%d", i);
+		snprintf(hname, sizeof hname, "host%d", i);
+		snprintf(logname, sizeof logname, "gw%d.log", i);
+		it_path(&w, logname, logs[i], sizeof logs[i]);
+		snprintf(peer, sizeof peer, "127.0.0.1:%d", free_port());
+		const char *gargs[] = {
+		    "--peer-listen",       peer,   "--advertise", peer, "--heartbeat-ms", "100",
+		    "--member-timeout-ms", "2000", NULL};
+		itdb_gateway_start(&w, &db, &m[i].g, gname, gargs, NULL);
+		ck_assert_msg(it_proc_wait_line(m[i].g.p, "member ", it_ms(20000), NULL, 0),
+		              "gateway %d did not join", i);
+		const char *argv[] = {bin, "--gateway", m[i].g.target, "--actors", actors[i], NULL};
+		m[i].host = it_spawn(&w, hname, argv, NULL);
+		ck_assert_msg(it_proc_wait_line(m[i].host, "registered", it_ms(15000), NULL, 0),
+		              "sem-host %d did not register", i);
+		ck_assert_int_eq(spawn_client_create(&cl[i], m[i].g.target), SPAWN_OK);
+	}
+	/* Every member's view: the three ACTIVE, each serving its publisher and
+	 * subscriber type and publishing one subscription. */
+	for (int i = 0; i < N; i++) {
+		bool ok = false;
+		for (int64_t end = it_now_ms() + it_ms(15000); !ok && it_now_ms() < end;) {
+			ok = view_complete(logs[i], N, "2 types, 1 subscriptions");
+			if (!ok) {
+				struct timespec ts = {0, 50 * 1000000};
+				nanosleep(&ts, NULL); /* polling a log file: no event to wait on */
+			}
+		}
+		ck_assert_msg(ok, "member %d's view never held the three members' subscriptions",
+		              i);
+	}
+	publish_and_check(m, itdb_kind_name(k));
 }
 END_TEST
 
@@ -857,6 +969,8 @@ int main(void)
 	    {"schedules", scheduled_invocations_fire_once_across_the_cluster, 180},
 	    {"broadcast", a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it, 120},
 	    {"published", the_membership_publishes_each_members_subscriptions, 90},
+	    {"bcastlive", a_broadcast_reaches_the_subscribers_of_every_member_on_real_membership,
+	     120},
 	};
 	itdb_add_cases(s, cases, sizeof cases / sizeof cases[0], "postgres,mariadb", teardown);
 	itdb_launcher_start();

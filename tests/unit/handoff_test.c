@@ -227,12 +227,48 @@ START_TEST(a_call_reaching_a_leaving_actor_is_routed_again)
 }
 END_TEST
 
+/* Shutdown (gw_runtime_fail_queued): a call queued in a mailbox and one
+ * waiting in the retry list after meeting a leaving actor are answered
+ * once the timer thread has stopped, before the server that answers them
+ * goes (gateway/main.c). Before, the first was answered only by
+ * gw_runtime_destroy, after the server's completion queues were shut down
+ * (gRPC's call.cc assertion at SIGTERM), and the second never. */
+START_TEST(calls_still_queued_at_shutdown_are_answered_not_dispatched)
+{
+	gw_runtime_invoke(rt, make("a1", 1)); /* its turn is sent to the host */
+	ck_assert(fake_host_wait(&host, 1));
+	gw_runtime_invoke(rt, make("a1", 2)); /* queued behind it */
+	gw_runtime_invoke(rt, make("a2", 3));
+	ck_assert(fake_host_wait(&host, 2));
+	set_remote("a2");
+	ck_assert_uint_eq(gw_runtime_rebalance(rt, fr_mine, NULL), 1);
+	gw_runtime_stop(rt); /* no timer routes anything again */
+	/* A peer's forward reaches the leaving a2: it waits to be routed again. */
+	gw_runtime_invoke_local(rt, make("a2", 4));
+	ck_assert_uint_eq(outs_count(), 0);
+	ck_assert_uint_eq(gw_runtime_fail_queued(rt), 2);
+	ck_assert(wait_outs(2));
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(outs[i].err, GW_ESHUTDOWN);
+		ck_assert(outs[i].not_dispatched);
+		ck_assert(outs[i].tag == 2 || outs[i].tag == 4);
+	}
+	ck_assert_int_ne(outs[0].tag, outs[1].tag);
+	/* The turns in flight still end with their host's answer. */
+	answer(0);
+	answer(1);
+	ck_assert(wait_outs(4));
+	ck_assert_uint_eq(gw_runtime_fail_queued(rt), 0);
+}
+END_TEST
+
 int main(void)
 {
 	const rtf_case cases[] = {
 	    {"routing", a_call_owned_elsewhere_never_activates_here},
 	    {"handoff", a_handed_off_actor_finishes_its_turn_and_forwards_its_queue_in_order},
 	    {"leaving", a_call_reaching_a_leaving_actor_is_routed_again},
+	    {"shutdown", calls_still_queued_at_shutdown_are_answered_not_dispatched},
 	};
 	return rtf_run(RTF_SUITE("handoff", cases, setup, teardown));
 }

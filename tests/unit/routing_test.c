@@ -6,6 +6,7 @@
  * deadline; a cancel reaches the forward. */
 #include <check.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,26 @@ static void view(uint64_t version, bool self_serves, bool other_serves)
 	     .n_served = other_serves ? 2 : 0},
 	};
 	gw_view v = {.version = version, .n = 2, .members = ms, .self = 0};
+	gw_router_on_view(router, &v);
+}
+
+/* view_fenced: the membership's view after this member (m-a) fenced
+ * itself: the same members, no self; other_serves: whether m-b serves. */
+static void view_fenced(uint64_t version, bool other_serves)
+{
+	gw_member ms[2] = {
+	    {.id = "m-a",
+	     .address = "a:1",
+	     .status = GW_MEMBER_ACTIVE,
+	     .served = served_all,
+	     .n_served = 2},
+	    {.id = "m-b",
+	     .address = "b:1",
+	     .status = GW_MEMBER_ACTIVE,
+	     .served = served_all,
+	     .n_served = other_serves ? 2 : 0},
+	};
+	gw_view v = {.version = version, .n = 2, .members = ms, .self = SIZE_MAX};
 	gw_router_on_view(router, &v);
 }
 
@@ -343,6 +364,53 @@ START_TEST(the_principal_travels_and_a_peer_refusal_is_not_the_callers)
 }
 END_TEST
 
+/* A member that lost the database (docs/design/cluster.md, "The member
+ * loses the database"): its calls go to the owner the view gives with its
+ * old incarnation dead, or fail at once, not dispatched; none waits for a
+ * view (before: each waited until its deadline). */
+START_TEST(a_fenced_member_forwards_or_fails_at_once)
+{
+	view(1, true, true);
+	view_fenced(2, true);
+	int64_t t0 = now_ms();
+	invoke("a1", 1, 5000);
+	ck_assert_int_eq(ncalls_now(), 1); /* m-b owns every actor now */
+	ck_assert_str_eq(calls[0].address, "b:1");
+	ck_assert_str_eq(calls[0].fr->sender_id, "m-a");
+	answer_call(0, GRPC_STATUS_OK, 3, NULL, NULL);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	/* m-b has not declared m-a dead yet: its refusal ends the call. */
+	invoke("a2", 2, 5000);
+	ck_assert_int_eq(ncalls_now(), 2);
+	answer_call(1, GRPC_STATUS_FAILED_PRECONDITION, 0, "m-a", "not the owner");
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EUNAVAIL);
+	ck_assert(outs[1].not_dispatched);
+	ck_assert_ptr_nonnull(strstr(outs[1].msg, "fenced"));
+	/* No other member serves the actors: refused at once. */
+	view_fenced(3, false);
+	invoke("a1", 3, 5000);
+	ck_assert(wait_outs(3));
+	ck_assert_int_eq(outs[2].err, GW_EUNAVAIL);
+	ck_assert(outs[2].not_dispatched);
+	ck_assert_int_eq(ncalls_now(), 2);
+	ck_assert_int_lt(now_ms() - t0, 2500); /* nothing waited for a view or a deadline */
+	ck_assert_uint_eq(fake_host_wait_ms(&host, 1, 20), false); /* nothing ran here */
+	/* Rejoined (a view with self again): it serves its own actors. */
+	view(4, true, false);
+	invoke("a1", 4, 5000);
+	ck_assert(fake_host_wait(&host, 1));
+	ck_assert_int_eq(ncalls_now(), 2);
+	uint64_t id;
+	gw_inv *inv = rtf_take(&host, 0, &id);
+	Spawn__ActorInvocationResponse r = SPAWN__ACTOR_INVOCATION_RESPONSE__INIT;
+	rtf_respond(inv, id, &r);
+	ck_assert(wait_outs(4));
+	ck_assert_int_eq(outs[3].err, GW_OK);
+}
+END_TEST
+
 int main(void)
 {
 	const rtf_case cases[] = {
@@ -352,6 +420,7 @@ int main(void)
 	    {"noview", without_a_view_a_call_waits_until_its_deadline},
 	    {"cancel", a_cancel_reaches_the_forward_and_a_waiting_call},
 	    {"principal", the_principal_travels_and_a_peer_refusal_is_not_the_callers},
+	    {"fenced", a_fenced_member_forwards_or_fails_at_once},
 	};
 	return rtf_run(RTF_SUITE("routing", cases, setup, teardown));
 }
