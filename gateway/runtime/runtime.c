@@ -49,6 +49,7 @@ void gw_inv_destroy(gw_inv *inv)
 {
 	if (!inv)
 		return;
+	gwi_trace_end(inv);
 	gw_inv_destroy(inv->wf_route);
 	while (inv->wf_fire) {
 		gw_inv *n = inv->wf_fire->next;
@@ -98,6 +99,11 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 
 void gwi_deliver(done_list *dl)
 {
+	if (!dl->head && !dl->spawn)
+		return;
+	/* A done callback frees its invocation: no log context may point
+	 * into one while they run. */
+	const gw_log_ctx *ctx = gw_log_ctx_enter(NULL);
 	/* Reverse so completions keep the order they were decided in. */
 	gw_inv *rev = NULL;
 	while (dl->head) {
@@ -118,6 +124,7 @@ void gwi_deliver(done_list *dl)
 		gw_runtime_invoke(dl->rt, dl->spawn);
 		dl->spawn = n;
 	}
+	gw_log_ctx_leave(ctx);
 }
 
 /* gwi_submit_workflow hands a committed turn's workflow over: the routed
@@ -422,6 +429,8 @@ static void save_finish(gw_actor *a, gw_err err)
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	a->in_save = 0;
+	if (a->ckpt && a->busy)
+		a->busy->tr.save1_ns = gw_trace_now_ns();
 	if (err == GW_EFENCED || err == GW_ECONFLICT) {
 		/* Another gateway activated this actor (or wrote it) since we
 		 * loaded it: this activation is stale and must never write again. */
@@ -673,6 +682,9 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 		a->revision = err == GW_OK ? revision : 0;
 		a->epoch = epoch;
 		a->st = A_READY;
+		for (gw_inv *w = a->mq_head; w; w = w->next)
+			if (w->tr.act0_ns && !w->tr.act1_ns)
+				w->tr.act1_ns = gw_trace_now_ns();
 		gwi_timers_start_locked(rt, a);
 		gwi_outbox_redeliver(rt, a, &dl); /* a crash came between commit and delivery */
 		gwi_dispatch_locked(rt, a, &dl);
@@ -719,6 +731,9 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 	/* The gateway's idempotency key, never one a peer sent (outbox.c). */
 	ctx.metadata = (Spawn__Context__MetadataEntry **)gwi_key_metadata(
 	    inv, &ar, &ctx.n_metadata); /* same layout */
+	/* The host continues the trace from its turn's span (tracing.c). */
+	ctx.metadata = (Spawn__Context__MetadataEntry **)gwi_trace_task_md(
+	    inv, &ar, (Spawn__InvocationRequest__MetadataEntry **)ctx.metadata, &ctx.n_metadata);
 	if (a->state) {
 		st.type_url = (char *)gw_blob_type(a->state);
 		st.value.data = (uint8_t *)gw_blob_value(a->state);
@@ -812,6 +827,8 @@ out:
 	gwi_deliver(&dl);
 }
 
+static void dispatch_one(gw_runtime *rt, gw_actor *a, gw_inv *inv, done_list *dl);
+
 /* dispatch_locked sends the next invocation of a READY actor to a host,
  * failing the ones that cannot run. */
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
@@ -819,110 +836,119 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	while (!a->leaving && a->st == A_READY && a->mq_head &&
 	       (!a->pooled || a->inflight < a->pool_max)) {
 		gw_inv *inv = gwi_mq_pop(rt, a);
-		int64_t now = gwi_now_ms();
-		if (inv->deadline_ms && inv->deadline_ms <= now) {
-			gwi_finish(dl, inv, GW_ETIMEDOUT,
-			           "deadline passed while queued for actor %s", a->name);
-			continue;
+		gwi_log_scope ls; /* this invocation's lines, whatever turn led here */
+		gwi_log_enter(&ls, inv);
+		dispatch_one(rt, a, inv, dl);
+		gwi_log_leave(&ls);
+	}
+}
+
+/* dispatch_one sends inv, just taken from a's mailbox, to a host or
+ * finishes it. */
+static void dispatch_one(gw_runtime *rt, gw_actor *a, gw_inv *inv, done_list *dl)
+{
+	int64_t now = gwi_now_ms();
+	if (inv->deadline_ms && inv->deadline_ms <= now) {
+		gwi_finish(dl, inv, GW_ETIMEDOUT, "deadline passed while queued for actor %s",
+		           a->name);
+		return;
+	}
+	if (inv->kind == GW_INV_WAKE) {
+		gwi_finish(dl, inv, GW_OK, NULL); /* activated: that was all */
+		return;
+	}
+	const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
+	if (key && gwi_outbox_applied(a, key)) {
+		/* A redelivered effect this actor already applied and saved. */
+		GW_INFO("actor %s/%s: delivery %s already applied; skipped", a->type->system,
+		        a->name, key);
+		gwi_finish(dl, inv, GW_OK, NULL);
+		return;
+	}
+	if (inv->kind == GW_INV_RESTORE) {
+		if (gw_persist_read(rt->persist, a->type->system, a->name, inv->restore_rev,
+		                    restore_loaded, inv) != GW_OK) {
+			gwi_finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
+			return;
 		}
-		if (inv->kind == GW_INV_WAKE) {
-			gwi_finish(dl, inv, GW_OK, NULL); /* activated: that was all */
-			continue;
-		}
-		const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
-		if (key && gwi_outbox_applied(a, key)) {
-			/* A redelivered effect this actor already applied and saved. */
-			GW_INFO("actor %s/%s: delivery %s already applied; skipped",
-			        a->type->system, a->name, key);
-			gwi_finish(dl, inv, GW_OK, NULL);
-			continue;
-		}
-		if (inv->kind == GW_INV_RESTORE) {
-			if (gw_persist_read(rt->persist, a->type->system, a->name, inv->restore_rev,
-			                    restore_loaded, inv) != GW_OK) {
-				gwi_finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
-				continue;
-			}
-			a->st = A_BUSY;
-			a->busy = inv;
-			gwi_turn_begin(a);
-			gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
-			a->deactivating = 0;
-			break;
-		}
-		if (gwi_builtin_get(inv->req->action_name) &&
-		    gw_registry_knows_action(rt->reg, a->type, inv->req->action_name) != GW_OK) {
-			/* Spawn's built-in state read: the stored state Any as the
-			 * reply, in mailbox order, without calling a host. */
-			inv->reply = gw_blob_hold(a->state);
-			gwi_finish(dl, inv, GW_OK, NULL);
-			continue;
-		}
-		inv->due_ms = now + rt->o.host_timeout_ms;
-		if (inv->deadline_ms && inv->deadline_ms < inv->due_ms)
-			inv->due_ms = inv->deadline_ms;
-		/* A host whose send queue is full (GW_EFULL) is skipped for another
-		 * live host of the type, if the round robin finds one. */
-		gw_err err = GW_EUNAVAIL;
-		bool full = false;
-		for (int tries = 0; tries < 3 && (err == GW_EUNAVAIL || err == GW_EFULL); tries++) {
-			gw_host *h = NULL;
-			err = gw_registry_pick(rt->reg, a->type, inv->req->action_name, &h);
-			if (err)
-				break;
-			inv->host = h;
-			err = gw_target_ops_of(h)->send(h, inv, build_task);
-			full |= err == GW_EFULL;
-			if (err) {
-				inv->host = NULL;
-				gwi_target_rele(h);
-			}
-		}
-		if (err && full) {
-			gwi_finish(dl, inv, GW_EFULL,
-			           "the hosts of actor %s are not reading their tasks: send queue "
-			           "full (--host-queue-bytes)",
-			           a->name);
-			continue;
-		}
-		if (err == GW_ENOTFOUND) {
-			gwi_finish(dl, inv, err, "actor %s has no action '%s'", a->name,
-			           inv->req->action_name);
-			continue;
-		}
-		if (err == GW_ETOOBIG) {
-			gwi_finish(
-			    dl, inv, err,
-			    "the invocation of %s with its state exceeds the message size limit",
-			    a->name);
-			continue;
-		}
-		if (err == GW_ENOMEM) {
-			gwi_finish(dl, inv, err, "out of memory dispatching to actor %s", a->name);
-			continue;
-		}
-		if (err) {
-			/* pick or send found no live host: nothing was sent */
-			inv->not_dispatched = err == GW_EUNAVAIL;
-			gwi_finish(dl, inv, err,
-			           "no host serving actor %s action '%s' is connected", a->name,
-			           inv->req->action_name);
-			continue;
-		}
-		if (a->pooled) {
-			a->inflight++; /* stays READY: more may run beside it */
-		} else {
-			a->st = A_BUSY;
-			a->busy = inv;
-			gwi_turn_begin(a);
-		}
-		if (inv->timer < 0)
-			a->last_active_ms = now;
-		inv->deadline_t.kind = T_DEADLINE;
-		gw_wheel_arm(&a->shard->wheel, &inv->deadline_t, inv->due_ms);
+		a->st = A_BUSY;
+		a->busy = inv;
+		gwi_turn_begin(a);
 		gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
 		a->deactivating = 0;
+		return;
 	}
+	if (gwi_builtin_get(inv->req->action_name) &&
+	    gw_registry_knows_action(rt->reg, a->type, inv->req->action_name) != GW_OK) {
+		/* Spawn's built-in state read: the stored state Any as the
+		 * reply, in mailbox order, without calling a host. */
+		inv->reply = gw_blob_hold(a->state);
+		gwi_finish(dl, inv, GW_OK, NULL);
+		return;
+	}
+	inv->due_ms = now + rt->o.host_timeout_ms;
+	if (inv->deadline_ms && inv->deadline_ms < inv->due_ms)
+		inv->due_ms = inv->deadline_ms;
+	inv->tr.dispatch_ns = gw_trace_now_ns();
+	/* A host whose send queue is full (GW_EFULL) is skipped for another
+	 * live host of the type, if the round robin finds one. */
+	gw_err err = GW_EUNAVAIL;
+	bool full = false;
+	for (int tries = 0; tries < 3 && (err == GW_EUNAVAIL || err == GW_EFULL); tries++) {
+		gw_host *h = NULL;
+		err = gw_registry_pick(rt->reg, a->type, inv->req->action_name, &h);
+		if (err)
+			break;
+		inv->host = h;
+		err = gw_target_ops_of(h)->send(h, inv, build_task);
+		full |= err == GW_EFULL;
+		if (err) {
+			inv->host = NULL;
+			gwi_target_rele(h);
+		}
+	}
+	if (err && full) {
+		gwi_finish(dl, inv, GW_EFULL,
+		           "the hosts of actor %s are not reading their tasks: send queue "
+		           "full (--host-queue-bytes)",
+		           a->name);
+		return;
+	}
+	if (err == GW_ENOTFOUND) {
+		gwi_finish(dl, inv, err, "actor %s has no action '%s'", a->name,
+		           inv->req->action_name);
+		return;
+	}
+	if (err == GW_ETOOBIG) {
+		gwi_finish(dl, inv, err,
+		           "the invocation of %s with its state exceeds the message size limit",
+		           a->name);
+		return;
+	}
+	if (err == GW_ENOMEM) {
+		gwi_finish(dl, inv, err, "out of memory dispatching to actor %s", a->name);
+		return;
+	}
+	if (err) {
+		/* pick or send found no live host: nothing was sent */
+		inv->not_dispatched = err == GW_EUNAVAIL;
+		gwi_finish(dl, inv, err, "no host serving actor %s action '%s' is connected",
+		           a->name, inv->req->action_name);
+		return;
+	}
+	if (a->pooled) {
+		a->inflight++; /* stays READY: more may run beside it */
+	} else {
+		a->st = A_BUSY;
+		a->busy = inv;
+		gwi_turn_begin(a);
+	}
+	if (inv->timer < 0)
+		a->last_active_ms = now;
+	inv->deadline_t.kind = T_DEADLINE;
+	gw_wheel_arm(&a->shard->wheel, &inv->deadline_t, inv->due_ms);
+	gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
+	a->deactivating = 0;
 }
 
 /* gwi_pooled_end_locked ends one of a POOLED actor's parallel turns. */
@@ -1074,10 +1100,22 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 	return GW_OK;
 }
 
+static gw_err enqueue(gw_runtime *rt, gw_inv *inv);
+
 gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 {
-	done_list dl = {0};
 	inv->rt = rt;
+	gwi_trace_begin(inv);
+	gwi_log_scope ls;
+	gwi_log_enter(&ls, inv);
+	gw_err err = enqueue(rt, inv);
+	gwi_log_leave(&ls);
+	return err;
+}
+
+static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
+{
+	done_list dl = {0};
 	Spawn__InvocationRequest *rq = inv->req;
 	atomic_fetch_add_explicit(&rt->invocations, 1, memory_order_relaxed);
 	gw_shard *s;
@@ -1130,6 +1168,8 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		                             : rt->o.pool_max);
 		a->last_active_ms = gwi_now_ms();
 		a->st = a->stateful ? A_LOADING : A_READY;
+		if (a->stateful)
+			inv->tr.act0_ns = gw_trace_now_ns();
 		if (a->stateful &&
 		    gw_persist_activate(rt->persist, system, a->name, load_done, a) != GW_OK) {
 			pthread_mutex_unlock(&s->mu);
@@ -1211,6 +1251,7 @@ void gw_runtime_set_router(gw_runtime *rt, const gw_router_ops *ops, void *r)
 bool gw_runtime_route(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
+	gwi_trace_begin(inv);
 	if (!rt->router_ops || inv->local || inv->kind != GW_INV_CALL || inv->timer >= 0)
 		return false;
 	if (inv->route_skip) {
@@ -1259,6 +1300,7 @@ static bool wake_is_mine(gw_runtime *rt, gw_inv *inv)
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
+	gwi_trace_begin(inv);
 	/* A side effect for later is stored where it was made: the scheduler
 	 * fires it through here again, and it is routed then. */
 	if (!(inv->effect && inv->req->scheduled_to > spawn_wall_ms()) && gw_runtime_route(rt, inv))
@@ -1306,6 +1348,7 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	gw_actor *a = inv->actor;
 	gw_shard *s = a->shard;
 	done_list dl = {0};
+	inv->tr.result_ns = gw_trace_now_ns();
 	pthread_mutex_lock(&s->mu);
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
 	gwi_target_rele(inv->host);

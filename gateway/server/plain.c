@@ -342,6 +342,7 @@ void gwi_plain_handle(gwi_ucall *c)
 		return;
 	}
 	inv->req = rq;
+	gwi_trace_from_md(&c->md, rq, a, s->o.limits.metadata_entries);
 	inv->deadline_ms = deadline_ms(c->deadline);
 	inv->user = c;
 	inv->done = plain_done;
