@@ -30,7 +30,7 @@ struct gw_otlp {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;
-	bool started, stopping;
+	bool started, stopping, joined;
 	qspan *head, *tail;
 	size_t n;
 	gw_otlp_opts o;
@@ -353,7 +353,7 @@ static void *run(void *arg)
 	pthread_mutex_lock(&e->mu);
 	uint64_t queue_drops_logged = 0;
 	while (!e->stopping) {
-		if (e->n < e->o.batch) {
+		if (e->n < e->o.batch || e->o.hold) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			int64_t ns = ts.tv_nsec + (e->o.flush_ms % 1000) * 1000000;
@@ -361,7 +361,9 @@ static void *run(void *arg)
 			ts.tv_nsec = ns % 1000000000;
 			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
 		}
-		while (e->n && !e->stopping)
+		if (e->stopping)
+			break;
+		while (e->n && !e->stopping && !e->o.hold)
 			send_batch(e);
 		/* Drops at a full queue are logged here, rate-limited, never on the
 		 * submitting thread. */
@@ -435,17 +437,23 @@ gw_err gw_otlp_create(gw_otlp **out, const gw_otlp_opts *o, char *msg, size_t ms
 	return GW_OK;
 }
 
+void gw_otlp_stop(gw_otlp *e)
+{
+	if (!e || !e->started || e->joined)
+		return;
+	pthread_mutex_lock(&e->mu);
+	e->stopping = true;
+	pthread_cond_signal(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+	pthread_join(e->thread, NULL);
+	e->joined = true;
+}
+
 void gw_otlp_destroy(gw_otlp *e)
 {
 	if (!e)
 		return;
-	if (e->started) {
-		pthread_mutex_lock(&e->mu);
-		e->stopping = true;
-		pthread_cond_signal(&e->cv);
-		pthread_mutex_unlock(&e->mu);
-		pthread_join(e->thread, NULL);
-	}
+	gw_otlp_stop(e);
 	while (e->head) {
 		qspan *n = e->head->next;
 		free(e->head);

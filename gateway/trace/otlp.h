@@ -9,8 +9,9 @@
  *                                                    spans, encodes, POSTs]
  *   SENDING --- answered / failed -------> RUNNING  [failed: the batch is dropped,
  *                                                    counted, logged (rate-limited)]
- *   RUNNING --- gw_otlp_destroy ---------> DRAINING [what is queued is sent once]
- *   DRAINING -- sent or failed ----------> (freed)
+ *   RUNNING --- gw_otlp_stop ------------> DRAINING [what is queued is sent once]
+ *   DRAINING -- sent or failed ----------> STOPPED  [the thread ended]
+ *   STOPPED --- gw_otlp_destroy ---------> (freed)
  *
  * Invariants:
  *   1. gw_otlp_submit never blocks on the network and never waits for the
@@ -40,6 +41,7 @@ typedef struct gw_otlp_opts {
 	size_t batch;             /* spans per request at most; 0 = 512 */
 	int64_t flush_ms;         /* longest a span waits to be sent; 0 = 1000 */
 	int64_t timeout_ms;       /* one request's total timeout; 0 = 5000 */
+	bool hold;                /* tests only: send nothing until gw_otlp_stop */
 } gw_otlp_opts;
 
 typedef enum gw_span_kind {
@@ -81,8 +83,14 @@ void gw_otlp_submit(gw_otlp *e, const gw_span *s);
  * (queue full, or a request that failed) and requests that failed. */
 void gw_otlp_stats(gw_otlp *e, uint64_t *sent, uint64_t *dropped, uint64_t *failed);
 
-/* gw_otlp_destroy sends what is queued (one attempt), stops the thread and
- * frees e. Blocks: up to one request's timeout. Accepts NULL. */
+/* gw_otlp_stop is the first phase of shutdown: spans submitted from now on
+ * are dropped (counted), what is queued is sent (one attempt per batch),
+ * the thread ends. Idempotent. Blocks: up to one request's timeout per
+ * batch queued. */
+void gw_otlp_stop(gw_otlp *e);
+
+/* gw_otlp_destroy stops e (gw_otlp_stop) if it was not, and frees it.
+ * Accepts NULL. */
 void gw_otlp_destroy(gw_otlp *e);
 
 #endif
