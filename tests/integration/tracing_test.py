@@ -427,5 +427,36 @@ class TracingTest(unittest.TestCase):
                 self.assertNotIn(secret, line, "a credential in a log line")
 
 
+class PythonRuntimeTest(unittest.TestCase):
+    """The Python runtime exposes the trace context and passes it on."""
+
+    def test_context_exposes_the_trace_and_side_effects_carry_it(self):
+        from spawn.gateway.v1 import gateway_pb2
+        import spawn_host
+        task = gateway_pb2.InvocationTask(request_id=5)
+        task.invocation.actor.name = "a"
+        task.invocation.actor.system = "s"
+        task.invocation.action_name = "go"
+        tp = "00-%s-%s-01" % (TRACE, CALLER_SPAN)
+        task.invocation.current_context.metadata["traceparent"] = tp
+        task.invocation.current_context.metadata["tracestate"] = "k=v"
+        host = type("H", (), {"system": "s"})()
+        ctx = spawn_host.Context(task, host)
+        self.assertEqual(ctx.traceparent, tp)
+        self.assertEqual(ctx.trace_id, TRACE)
+        self.assertEqual(ctx.trace_context(), {"traceparent": tp, "tracestate": "k=v"})
+        ctx.side_effect("b", "note")
+        own = "00-%s-%s-01" % ("b" * 32, CALLER_SPAN)
+        ctx.side_effect("c", "note", metadata={"traceparent": own})
+        self.assertEqual(dict(ctx._effects[0].metadata), {"traceparent": tp, "tracestate": "k=v"})
+        self.assertEqual(ctx._effects[1].metadata["traceparent"], own)
+        bare = gateway_pb2.InvocationTask()
+        bare.invocation.actor.name = "a"
+        ctx = spawn_host.Context(bare, host)
+        self.assertIsNone(ctx.traceparent)
+        self.assertIsNone(ctx.trace_id)
+        self.assertEqual(ctx.trace_context(), {})
+
+
 if __name__ == "__main__":
     unittest.main()
