@@ -13,6 +13,9 @@ whose actors record the metadata of every turn:
   junk) is replaced, never passed on; its tracestate is dropped with it;
 * a traceparent sent as gRPC metadata (not in the request) is continued;
   none at all starts a new trace per call;
+* Spawn's HTTP invoke route continues a traceparent header, a scheduled
+  invocation the one stored with it, and a call that member A forwards to
+  the owner B over Peer.Forward (--cluster-test-view) continues A's span;
 * --log-format json: every line parses, and a line logged during a turn
   carries system, actor, action, trace id and request id;
 * a run that used a store key, a bearer token and an endpoint URL with a
@@ -143,7 +146,7 @@ class Recorder:
             return [m for a, _, m in self.seen if a == actor]
 
 
-def start_gateway(test, *flags, env_extra=None):
+def start_gateway(test, *flags, env_extra=None, keep_stdout=False):
     d = tempfile.TemporaryDirectory(prefix="spawn-trace-")
     test.addCleanup(d.cleanup)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPAWN_")}
@@ -158,14 +161,17 @@ def start_gateway(test, *flags, env_extra=None):
     killer = threading.Timer(T * 4, p.kill)
     killer.start()
     out = []
+    want = 2 if "--http" in flags else 1  # the gRPC listener, then the HTTP one
     for line in p.stdout:
         out.append(line)
-        if line.startswith("listening "):
+        if line.startswith("listening ") and len([x for x in out if x.startswith("listening ")]) == want:
             break
     else:
         killer.cancel()
         raise AssertionError("gateway exited before listening: %s" % open(err_path).read())
-    port = int(out[-1].split()[2])
+    lst = [x.split() for x in out if x.startswith("listening ")]
+    port = int(lst[0][2])
+    test.http_port = int(lst[1][2]) if want == 2 else None
 
     def stop():
         """SIGTERM, then everything it printed: (stdout lines, stderr lines)."""
@@ -178,6 +184,8 @@ def start_gateway(test, *flags, env_extra=None):
         with open(err_path) as f:
             return out + rest.splitlines(True), f.read().splitlines(True)
     test.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+    if keep_stdout:
+        return "127.0.0.1:%d" % port, stop, p
     return "127.0.0.1:%d" % port, stop
 
 
@@ -425,6 +433,101 @@ class TracingTest(unittest.TestCase):
         for line in lines:
             for secret in (token, wrong, password, KEY):
                 self.assertNotIn(secret, line, "a credential in a log line")
+
+
+class EntriesTest(unittest.TestCase):
+    """Spawn's HTTP invoke route and scheduled invocations continue the
+    caller's trace too."""
+
+    def test_http_header_and_scheduled_invocation_continue_the_trace(self):
+        import time
+        import urllib.request
+        rec = Recorder()
+        target, _ = start_gateway(self, "--http", "127.0.0.1:0")
+        start_host(self, target, rec)
+        http_trace, sched_trace = "c" * 32, "d" * 32
+        req = protocol_pb2.InvocationRequest(action_name="step")
+        req.system.name = "tr"
+        req.actor.id.name = "back"
+        req.actor.id.system = "tr"
+        req.noop.SetInParent()
+        req.metadata["n"] = "http"
+        r = urllib.request.Request(
+            "http://127.0.0.1:%d/api/v1/system/tr/actors/back/invoke" % self.http_port,
+            data=req.SerializeToString(), method="POST",
+            headers={"Content-Type": "application/octet-stream",
+                     "traceparent": "00-%s-%s-01" % (http_trace, CALLER_SPAN),
+                     "tracestate": "h=1"})
+        with urllib.request.urlopen(r, timeout=T) as resp:
+            self.assertEqual(resp.status, 200)
+        req.metadata["n"] = "scheduled"
+        req.metadata["traceparent"] = "00-%s-%s-01" % (sched_trace, CALLER_SPAN)
+        req.scheduled_to = int(time.time() * 1000) + 300
+        ch = grpc.insecure_channel(target)
+        self.addCleanup(ch.close)
+        ch.unary_unary("/spawn.gateway.v1.ActorGateway/Invoke",
+                       request_serializer=lambda m: m.SerializeToString(),
+                       response_deserializer=protocol_pb2.InvocationResponse.FromString)(
+            req, timeout=T)
+        seen = rec.wait(lambda s: len(s) >= 2, "the HTTP call's and the scheduled call's turns")
+        md = {m["n"]: m for _, _, m in seen}
+        self.assertEqual(parts(md["http"]["traceparent"])[0], http_trace)
+        self.assertEqual(md["http"].get("tracestate"), "h=1")
+        self.assertEqual(parts(md["scheduled"]["traceparent"])[0], sched_trace)
+        self.assertNotEqual(parts(md["scheduled"]["traceparent"])[1], CALLER_SPAN)
+
+
+class ForwardTest(unittest.TestCase):
+    """Across gateways: a call entering member A for an actor member B owns
+    goes over Peer.Forward with its trace; B's spans continue A's."""
+
+    def test_peer_forward_carries_the_trace(self):
+        rx = Receiver()
+        self.addCleanup(rx.close)
+        rec = Recorder()
+        d = tempfile.TemporaryDirectory(prefix="spawn-trace-view-")
+        self.addCleanup(d.cleanup)
+        views = [os.path.join(d.name, "view-a"), os.path.join(d.name, "view-b")]
+        for v in views:
+            with open(v, "w") as f:
+                f.write("version 1\n")
+        ends = []
+        for v in views:
+            ends.append(start_gateway(self, "--cluster-test-view", v, "--otlp-endpoint",
+                                      "http://127.0.0.1:%d" % rx.port, keep_stdout=True))
+        (ta, _, pa), (tb, _, pb) = ends
+        served = "tr/back,tr/front,tr/fx,tr/sub"
+        for i, (v, proc) in enumerate(((views[0], pa), (views[1], pb))):
+            with open(v + ".tmp", "w") as f:
+                f.write("version 2\nself %s\nmember a %s 2 -\nmember b %s 2 %s\n"
+                        % ("ab"[i], ta, tb, served))
+            os.rename(v + ".tmp", v)
+            proc.send_signal(__import__("signal").SIGUSR1)
+            for line in proc.stdout:
+                if line.startswith("view 2"):
+                    break
+            else:
+                self.fail("gateway %s did not apply view 2" % "ab"[i])
+        start_host(self, tb, rec)
+        raw_invoke(ta, "back", "step", metadata={"n": "fwd"},
+                   grpc_md=[("traceparent", "00-%s-%s-01" % (TRACE, CALLER_SPAN))])
+        seen = rec.wait(lambda s: len(s) >= 1, "the forwarded turn")
+        host_span = parts(seen[0][2]["traceparent"])[1]
+        self.assertEqual(parts(seen[0][2]["traceparent"])[0], TRACE)
+
+        def linked(spans):
+            names = {s.name for s in spans}
+            return {"invoke", "invoke (owner)"} <= names and \
+                host_span in {s.span_id.hex() for s in spans}
+        spans = rx.wait(linked, "A's invoke and B's owner spans")
+        entry = [s for s in spans if s.name == "invoke"][0]
+        owner = [s for s in spans if s.name == "invoke (owner)"][0]
+        self.assertEqual(entry.parent_span_id.hex(), CALLER_SPAN)
+        self.assertEqual(owner.parent_span_id.hex(), entry.span_id.hex(),
+                         "the owner's span does not continue the entry member's")
+        turn = [s for s in spans if s.span_id.hex() == host_span][0]
+        self.assertEqual(turn.parent_span_id.hex(), owner.span_id.hex())
+        self.assertTrue(all(s.trace_id.hex() == TRACE for s in spans))
 
 
 class PythonRuntimeTest(unittest.TestCase):
