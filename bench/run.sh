@@ -48,6 +48,14 @@
 #                link-R-nb        --host-batch 1: the gateway grants no batches,
 #                                 so both directions carry one message each
 #              (not in the default list; each link-R is compared with link-R-nb)
+#   tracing    span export cost (docs/observability.md): two gateways started alike,
+#              each with its own echo host, at each level of BENCH_TRACE_INFLIGHT over
+#              BENCH_TRACE_ACTORS actors (not in the default list):
+#                trace-off        W3C trace context propagated, no span export
+#                trace-otlp       --otlp-endpoint to bench/otlp_sink.py (on the
+#                                 loadgen's CPU): every call's spans exported
+#              trace-otlp is compared with trace-off; the sink's request and byte
+#              counts and the gateway's drop lines are printed after the table
 # The machine is small and shared, so results are ratios against baselines
 # measured in the same run: the scenarios are interleaved round by round
 # (BENCH_ROUNDS), ratios are taken within a round, and the table shows medians
@@ -79,6 +87,7 @@
 #   BENCH_SEC_INFLIGHT [64]   BENCH_SEC_ACTORS [1000]
 #   BENCH_SEC_VARIANTS ["mtls token mtls-authz"] (sec-plain always runs)
 #   BENCH_LINK_RUNTIMES ["c ts py"] BENCH_LINK_INFLIGHT ["1 64"] BENCH_LINK_ACTORS [1000]
+#   BENCH_TRACE_INFLIGHT ["1 64"] BENCH_TRACE_ACTORS [1000]
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -114,6 +123,8 @@ SEC_VARIANTS=${BENCH_SEC_VARIANTS:-"mtls token mtls-authz"}
 LINK_RUNTIMES=${BENCH_LINK_RUNTIMES:-"c ts py"}
 LINK_INFLIGHT=${BENCH_LINK_INFLIGHT:-"1 64"}
 LINK_ACTORS=${BENCH_LINK_ACTORS:-1000}
+TRACE_INFLIGHT=${BENCH_TRACE_INFLIGHT:-"1 64"}
+TRACE_ACTORS=${BENCH_TRACE_ACTORS:-1000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GATEWAY=$BUILD/gateway/spawn-gateway
 ECHO_HOST=$BIN/bench-echo-host
@@ -462,6 +473,27 @@ if want hostlink; then
 	done
 fi
 
+# ---- tracing: span export on against off --------------------------------------
+declare -A TRACE_PORT TRACE_PIDS
+TRACE_NAMES=()
+if want tracing; then
+	[[ -x $ECHO_HOST ]] || { echo "run.sh: tracing: $ECHO_HOST is missing" >&2; exit 2; }
+	start otlp-sink '^listening ([0-9]+)' "${LG_PIN[@]}" /usr/bin/python3 "$ROOT/bench/otlp_sink.py" \
+		"$TMP/otlp-sink.count"
+	SINK_PORT=$MATCH
+	for v in off otlp; do
+		flags=()
+		[[ $v == otlp ]] && flags=(--otlp-endpoint "http://127.0.0.1:$SINK_PORT")
+		start "gw-trace-$v" '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+			--statestore "sqlite://$TMP/gw-trace-$v.db" --deactivate-timeout 3600000 "${flags[@]}"
+		gpid=$PID port=$MATCH
+		start "host-trace-$v" '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$port" \
+			--system "$GW_SYSTEM" --action "$GW_ACTION"
+		TRACE_PORT[$v]=$port TRACE_PIDS[$v]="$gpid $PID"
+		TRACE_NAMES+=("$v")
+	done
+fi
+
 # ---- throughput and latency, interleaved by round ---------------------------
 for ((r = 1; r <= ROUNDS; r++)); do
 	for n in $INFLIGHT; do
@@ -510,6 +542,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			alive "gw-$name" "$gpid"
 			alive "host-$name" "$hpid"
 			load "$name" "$r" "$n" "$LINK_ACTORS" "${LINK_PORT[$name]}" "$gpid $hpid" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000
+		done
+	done
+	for n in $TRACE_INFLIGHT; do
+		for name in "${TRACE_NAMES[@]}"; do
+			read -r gpid hpid <<<"${TRACE_PIDS[$name]}"
+			alive "gw-trace-$name" "$gpid"
+			alive "host-trace-$name" "$hpid"
+			load "trace-$name" "$r" "$n" "$TRACE_ACTORS" "${TRACE_PORT[$name]}" "$gpid $hpid" \
 				"${GW_FLAGS[@]}" --timeout-ms 10000
 		done
 	done
@@ -591,6 +632,7 @@ END {
 		if (s == "plain-stub") { base = "plain-invoke"; bm = m }
 		if (s ~ /^sec-.*-nb$/) { base = s == "sec-plain-nb" ? "" : "sec-plain-nb"; bm = m }
 		if (s ~ /^link-/ && s !~ /-nb$/) { base = s "-nb"; bm = m }
+		if (s == "trace-otlp") { base = "trace-off"; bm = m }
 		if (base != "") {
 			for (r in R) {
 				if (!(((base, n, bm, r) in rps) && ((s, n, m, r) in rps)))
@@ -599,11 +641,11 @@ END {
 					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, bm, r])
 				if (cpu[base, n, bm, r] > 0)
 					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, bm, r])
-				if ((base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke") && cpu1[base, n, bm, r] > 0)
+				if ((base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "trace-off") && cpu1[base, n, bm, r] > 0)
 					add("x_cpu1" SUBSEP id, cpu1[s, n, m, r] / cpu1[base, n, bm, r])
-				if (base !~ /^sec-plain/ && base !~ /^link-/ && base != "plain-invoke" && ("direct", n, 1, r) in p50)
+				if (base !~ /^sec-plain/ && base !~ /^link-/ && base != "plain-invoke" && base != "trace-off" && ("direct", n, 1, r) in p50)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
-				if (base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke")
+				if (base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "trace-off")
 					add("added" SUBSEP id, p50[s, n, m, r] - p50[base, n, bm, r])
 			}
 			if (("x_rps" SUBSEP id) in vals)
@@ -613,7 +655,7 @@ END {
 			if (("x_cpu1" SUBSEP id) in vals)
 				note = note sprintf("cpu1/%s x%.2f  ", base, median("x_cpu1" SUBSEP id))
 			if (("added" SUBSEP id) in vals)
-				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" ? base : "direct",
+				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "trace-off" ? base : "direct",
 					median("added" SUBSEP id))
 		}
 		printf "%-14s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %9.2f %6d  %s%s\n", s, n, m, rounds[id],
@@ -625,6 +667,11 @@ echo "(cpu_us: CPU time of the processes under test per call, cpu1_us: of the fi
 echo " server / forwarder); rps/X, cpu/X, cpu1/X: this scenario over X in the same round)"
 if [[ -n $MEM_LINE ]]; then
 	echo "$MEM_LINE"
+fi
+if ((${#TRACE_NAMES[@]})); then
+	echo "tracing: otlp sink $(cat "$TMP/otlp-sink.count" 2>/dev/null || echo "requests=0 bytes=0");" \
+		"gateway drop lines: $(grep -c 'otlp:' "$TMP/gw-trace-otlp.err" || true)"
+	grep 'otlp:' "$TMP/gw-trace-otlp.err" | tail -n 3 | sed 's/^/  /' || true
 fi
 if ((${#FAILED[@]})); then
 	echo
