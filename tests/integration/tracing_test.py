@@ -354,6 +354,7 @@ class TracingTest(unittest.TestCase):
             "00-%s-%s-1" % (TRACE, good_span),              # short flags
             "00_%s_%s_01" % (TRACE, good_span),             # wrong separators
             "junk\u00e9",                                   # not even close
+            "00-%s-%s-01" % (TRACE, good_span) + "x" * 3000,  # long
         ]
         for i, tp in enumerate(bad):
             raw_invoke(target, "back", "step",
@@ -369,6 +370,29 @@ class TracingTest(unittest.TestCase):
             self.assertNotIn("tracestate", md, "tracestate kept with %r" % bad[i])
             traces.add(trace)
         self.assertEqual(len(traces), len(bad), "a started trace id was reused")
+        # A valid traceparent keeps its place, but an invalid tracestate
+        # (too long, a bad key) beside it is dropped; an oversized or
+        # malformed gRPC header is ignored; every call is still served.
+        n0 = len(seen)
+        tp = "00-%s-%s-01" % ("e" * 32, good_span)
+        raw_invoke(target, "back", "step",
+                   metadata={"traceparent": tp, "tracestate": "k=" + "v" * 600, "n": "ts-long"})
+        raw_invoke(target, "back", "step",
+                   metadata={"traceparent": tp, "tracestate": "Bad Key=1", "n": "ts-bad"})
+        raw_invoke(target, "back", "step", metadata={"n": "hdr-long"},
+                   grpc_md=[("traceparent", tp + "-" + "z" * 7000)])
+        raw_invoke(target, "back", "step", metadata={"n": "hdr-bad"},
+                   grpc_md=[("traceparent", "00-" + "g" * 32 + "-" + good_span + "-01"),
+                            ("tracestate", "k=v")])
+        seen = self.rec.wait(lambda s: len(s) >= n0 + 4, "four more turns")
+        md = {m["n"]: m for _, _, m in seen[n0:]}
+        for k in ("ts-long", "ts-bad"):
+            self.assertEqual(parts(md[k]["traceparent"])[0], "e" * 32, k)
+            self.assertNotIn("tracestate", md[k], k)
+        for k in ("hdr-long", "hdr-bad"):
+            self.assertRegex(md[k]["traceparent"], TP_RE, k)
+            self.assertNotEqual(parts(md[k]["traceparent"])[0], "e" * 32, k)
+            self.assertNotIn("tracestate", md[k], k)
 
     def test_grpc_metadata_traceparent_is_continued_and_none_starts_a_trace(self):
         target, _ = start_gateway(self)
