@@ -26,10 +26,10 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	gw_actor *a = inv->actor;
 	gw_shard *s = a->shard;
 	done_list dl = {0};
-	inv->tr.result_ns = gw_trace_now_ns();
 	gwi_log_scope ls;
 	gwi_log_enter(&ls, inv);
 	pthread_mutex_lock(&s->mu);
+	inv->tr.result_ns = gw_trace_now_ns();
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
 	gwi_target_rele(inv->host);
 	inv->host = NULL;

@@ -1348,8 +1348,8 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	gw_actor *a = inv->actor;
 	gw_shard *s = a->shard;
 	done_list dl = {0};
-	inv->tr.result_ns = gw_trace_now_ns();
 	pthread_mutex_lock(&s->mu);
+	inv->tr.result_ns = gw_trace_now_ns();
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
 	gwi_target_rele(inv->host);
 	inv->host = NULL;

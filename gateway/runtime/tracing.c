@@ -134,6 +134,10 @@ void gwi_log_leave(gwi_log_scope *ls)
 static const char *span_name(const gw_inv *inv, gw_span_kind *kind)
 {
 	*kind = GW_SPAN_INTERNAL;
+	if (inv->tr.name) {
+		*kind = GW_SPAN_CONSUMER;
+		return inv->tr.name;
+	}
 	if (inv->kind == GW_INV_RESTORE)
 		return "restore";
 	if (inv->kind == GW_INV_WAKE)

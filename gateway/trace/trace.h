@@ -80,7 +80,8 @@ typedef struct gw_inv_trace {
 	uint8_t parent[8]; /* the span it continues (has_parent) */
 	uint8_t turn[8];   /* its host turn's span: the parent a host sees */
 	bool begun, has_parent;
-	char hex[33]; /* the trace id as hex, for log lines */
+	const char *name; /* static: the invocation span's name; NULL = from its kind */
+	char hex[33];     /* the trace id as hex, for log lines */
 	int64_t begin_ns, dispatch_ns, result_ns, act0_ns, act1_ns, save0_ns, save1_ns;
 } gw_inv_trace;
 

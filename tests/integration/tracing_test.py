@@ -467,7 +467,10 @@ class EntriesTest(unittest.TestCase):
         import time
         import urllib.request
         rec = Recorder()
-        target, _ = start_gateway(self, "--http", "127.0.0.1:0")
+        rx = Receiver()
+        self.addCleanup(rx.close)
+        target, _ = start_gateway(self, "--http", "127.0.0.1:0", "--otlp-endpoint",
+                                  "http://127.0.0.1:%d/v1/traces" % rx.port)
         start_host(self, target, rec)
         http_trace, sched_trace = "c" * 32, "d" * 32
         req = protocol_pb2.InvocationRequest(action_name="step")
@@ -499,6 +502,13 @@ class EntriesTest(unittest.TestCase):
         self.assertEqual(md["http"].get("tracestate"), "h=1")
         self.assertEqual(parts(md["scheduled"]["traceparent"])[0], sched_trace)
         self.assertNotEqual(parts(md["scheduled"]["traceparent"])[1], CALLER_SPAN)
+        spans = rx.wait(lambda ss: any(x.name == "scheduled invocation" for x in ss) and
+                        any(x.trace_id.hex() == http_trace and x.name == "invoke" for x in ss),
+                        "the scheduled invocation's and the HTTP call's spans")
+        sp = [x for x in spans if x.name == "scheduled invocation"][0]
+        self.assertEqual((sp.trace_id.hex(), sp.parent_span_id.hex()), (sched_trace, CALLER_SPAN))
+        hp = [x for x in spans if x.trace_id.hex() == http_trace and x.name == "invoke"][0]
+        self.assertEqual(hp.parent_span_id.hex(), CALLER_SPAN)
 
 
 class ForwardTest(unittest.TestCase):
