@@ -155,7 +155,8 @@ static int with_trace(spawn_ctx *ctx, Spawn__InvocationRequest *rq)
 	    spawn_arena_alloc(ctx->arena, (rq->n_metadata + n) * sizeof *m);
 	if (!m)
 		return SPAWN_ENOMEM;
-	memcpy(m, rq->metadata, rq->n_metadata * sizeof *m);
+	if (rq->n_metadata)
+		memcpy(m, rq->metadata, rq->n_metadata * sizeof *m);
 	for (size_t i = 0; i < n; i++) {
 		Spawn__InvocationRequest__MetadataEntry *e =
 		    spawn_arena_alloc(ctx->arena, sizeof *e);

@@ -183,7 +183,22 @@ def start_gateway(test, *flags, env_extra=None, keep_stdout=False):
         p.stdout.close()
         with open(err_path) as f:
             return out + rest.splitlines(True), f.read().splitlines(True)
-    test.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+    def reap():
+        """Ends the gateway (SIGTERM: a sanitizer build reports at exit) and
+        fails the test on a sanitizer report in its stderr."""
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=T)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        killer.cancel()
+        with open(err_path, errors="replace") as f:
+            text = f.read()
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            test.assertNotIn(bad, text, "sanitizer report from the gateway:\n" + text[-4000:])
+    test.addCleanup(reap)
     if keep_stdout:
         return "127.0.0.1:%d" % port, stop, p
     return "127.0.0.1:%d" % port, stop
