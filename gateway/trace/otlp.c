@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "redact.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
 #define SERVICE_DEFAULT "spawn-gateway"
@@ -36,6 +37,7 @@ struct gw_otlp {
 	gw_otlp_opts o;
 	char url[2048];
 	char service[GW_SPAN_STR_MAX];
+	char secret[256]; /* the URL's password, kept out of log lines; "" = none */
 	uint64_t sent, dropped, failed;
 	uint64_t dropped_logged; /* dropped when the last summary was logged */
 	int64_t last_drop_log_ms;
@@ -334,6 +336,7 @@ static void send_batch(gw_otlp *e)
 	e->dropped += n;
 	if (code)
 		snprintf(err, sizeof err, "HTTP status %ld", code);
+	gw_redact_secret(err, sizeof err, e->secret); /* libcurl's words may quote the URL */
 	int64_t now = mono_ms();
 	if (now - e->last_drop_log_ms >= DROP_LOG_MS || !e->last_drop_log_ms) {
 		uint64_t d = e->dropped - e->dropped_logged;
@@ -425,6 +428,11 @@ gw_err gw_otlp_create(gw_otlp **out, const gw_otlp_opts *o, char *msg, size_t ms
 	else
 		snprintf(e->url, sizeof e->url, "%s", url);
 	e->o.endpoint = e->url;
+	/* scheme://user:password@host...: the password, to redact */
+	const char *auth = scheme_end + 3, *at = strchr(auth, '@'), *slash = strchr(auth, '/');
+	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	if (at && (!slash || at < slash) && colon && (size_t)(at - colon - 1) < sizeof e->secret)
+		snprintf(e->secret, sizeof e->secret, "%.*s", (int)(at - colon - 1), colon + 1);
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
 	e->curl = curl_easy_init();
@@ -447,6 +455,11 @@ void gw_otlp_stop(gw_otlp *e)
 	pthread_mutex_unlock(&e->mu);
 	pthread_join(e->thread, NULL);
 	e->joined = true;
+	/* What the rate limit held back is said once more at the end. */
+	if (e->dropped > e->dropped_logged)
+		GW_WARN("otlp: %" PRIu64 " spans dropped since the last report (at shutdown)",
+		        e->dropped - e->dropped_logged);
+	e->dropped_logged = e->dropped;
 }
 
 void gw_otlp_destroy(gw_otlp *e)
