@@ -15,6 +15,10 @@
 #              (bench/echo.proto, loaded with --descriptors), as a generated
 #              stub would make them (issue 12 §1). plain-stub is compared with
 #              plain-invoke in the same round.
+#              plain-json, the same calls as HTTP/JSON on the generic route
+#              POST /v1/bench/NAME/echo?parent=Echo (--http; bench-http-loadgen,
+#              libcurl keep-alive connections; JSON in and out, issue 12 §2),
+#              also compared with plain-invoke in the same round.
 #   spawnhttp  loadgen -> spawn-gateway -> bench-http-echo-host: the gateway
 #              scenario's actor behind Spawn's HTTP/1.1 protocol (--http; the
 #              gateway calls the host back over pooled keep-alive HTTP);
@@ -48,6 +52,11 @@
 #                link-R-nb        --host-batch 1: the gateway grants no batches,
 #                                 so both directions carry one message each
 #              (not in the default list; each link-R is compared with link-R-nb)
+#   metrics    the gateway path at BENCH_MET_INFLIGHT over BENCH_MET_ACTORS actors on
+#              two gateways started alike with --http, each with its own echo
+#              host: met-on (--metrics on, the default, its /metrics scraped every
+#              second as Prometheus would) and met-off (--metrics off); met-on is
+#              compared with met-off (not in the default list)
 #   tracing    span export cost (docs/observability.md): two gateways started alike,
 #              each with its own echo host, at each level of BENCH_TRACE_INFLIGHT over
 #              BENCH_TRACE_ACTORS actors (not in the default list):
@@ -87,6 +96,7 @@
 #   BENCH_SEC_INFLIGHT [64]   BENCH_SEC_ACTORS [1000]
 #   BENCH_SEC_VARIANTS ["mtls token mtls-authz"] (sec-plain always runs)
 #   BENCH_LINK_RUNTIMES ["c ts py"] BENCH_LINK_INFLIGHT ["1 64"] BENCH_LINK_ACTORS [1000]
+#   BENCH_MET_INFLIGHT ["1 64"] BENCH_MET_ACTORS [1000]
 #   BENCH_TRACE_INFLIGHT ["1 64"] BENCH_TRACE_ACTORS [1000]
 set -euo pipefail
 
@@ -123,6 +133,8 @@ SEC_VARIANTS=${BENCH_SEC_VARIANTS:-"mtls token mtls-authz"}
 LINK_RUNTIMES=${BENCH_LINK_RUNTIMES:-"c ts py"}
 LINK_INFLIGHT=${BENCH_LINK_INFLIGHT:-"1 64"}
 LINK_ACTORS=${BENCH_LINK_ACTORS:-1000}
+MET_INFLIGHT=${BENCH_MET_INFLIGHT:-"1 64"}
+MET_ACTORS=${BENCH_MET_ACTORS:-1000}
 TRACE_INFLIGHT=${BENCH_TRACE_INFLIGHT:-"1 64"}
 TRACE_ACTORS=${BENCH_TRACE_ACTORS:-1000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -246,7 +258,9 @@ load() {
 	shift 6
 	# shellcheck disable=SC2086 # pids is a list
 	t0=$(cpu_ticks $pids) f0=$(cpu_ticks ${pids%% *})
-	out=$("${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:$port" --inflight "$inflight" \
+	local lg=("$BIN/bench-loadgen" --target "127.0.0.1:$port")
+	[[ $scen == plain-json ]] && lg=("$BIN/bench-http-loadgen" --url "http://127.0.0.1:$port")
+	out=$("${LG_PIN[@]}" "${lg[@]}" --inflight "$inflight" \
 		--actors "$actors" --duration-ms "$DURATION_MS" --warmup-ms "$WARMUP_MS" \
 		--payload-bytes "$PAYLOAD" --threads "$LG_THREADS" --channels "$LG_CHANNELS" "$@") || rc=$?
 	# shellcheck disable=SC2086
@@ -324,10 +338,11 @@ if want plain; then
 	mkdir -p "$TMP/descriptors"
 	protoc -I"$ROOT/bench" -I"$ROOT/proto" -I/usr/include --include_imports \
 		--descriptor_set_out="$TMP/descriptors/echo.binpb" echo.proto
-	start gw-plain '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
-		--statestore "sqlite://$TMP/gw-plain.db" --deactivate-timeout 3600000 \
+	start gw-plain '^listening http://[^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+		--http 127.0.0.1:0 --statestore "sqlite://$TMP/gw-plain.db" --deactivate-timeout 3600000 \
 		--descriptors "$TMP/descriptors"
-	PLAIN_GW_PID=$PID PLAIN_PORT=$MATCH
+	PLAIN_GW_PID=$PID PLAIN_HTTP_PORT=$MATCH
+	PLAIN_PORT=$(sed -n 's/^listening [0-9][^ ]* \([0-9]*\)$/\1/p' "$TMP/gw-plain.out" | head -n 1)
 	start host-plain '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$PLAIN_PORT" \
 		--system "$GW_SYSTEM" --action echo --actor Echo
 	PLAIN_HOST_PID=$PID
@@ -473,6 +488,39 @@ if want hostlink; then
 	done
 fi
 
+# ---- metrics: the same gateway with metrics on (scraped) and off -------------
+declare -A MET_PORT MET_PIDS
+MET_NAMES=()
+if want metrics; then
+	if [[ ! -x $GATEWAY || ! -x $ECHO_HOST ]] || ! command -v curl >/dev/null; then
+		echo "run.sh: metrics: $GATEWAY, $ECHO_HOST or curl is missing" >&2
+		exit 2
+	fi
+	for v in on off; do
+		name=met-$v
+		# The HTTP line comes after the gRPC ones: wait for it, then read
+		# the gRPC port from what was printed before (as spawnhttp does).
+		start "gw-$name" '^listening http://[^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" \
+			--listen 127.0.0.1:0 --http 127.0.0.1:0 --metrics "$v" \
+			--statestore "sqlite://$TMP/gw-$name.db" --deactivate-timeout 3600000
+		gpid=$PID http=$MATCH
+		port=$(sed -n 's/^listening [0-9][^ ]* \([0-9]*\)$/\1/p' "$TMP/gw-$name.out" | head -n 1)
+		start "host-$name" '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$port" \
+			--system "$GW_SYSTEM" --action "$GW_ACTION"
+		MET_PORT[$name]=$port MET_PIDS[$name]="$gpid $PID"
+		MET_NAMES+=("$name")
+		# The scraper of met-on: one GET /metrics a second, as a Prometheus
+		# with scrape_interval 1s (met-off is left alone: nothing to scrape).
+		if [[ $v == on ]]; then
+			(while kill -0 "$gpid" 2>/dev/null; do
+				curl -sf -o /dev/null "http://127.0.0.1:$http/metrics" || true
+				sleep 1 # the scrape interval, not a readiness wait
+			done) &
+			PIDS+=("$!")
+		fi
+	done
+fi
+
 # ---- tracing: span export on against off --------------------------------------
 declare -A TRACE_PORT TRACE_PIDS
 TRACE_NAMES=()
@@ -523,6 +571,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 					--system "$GW_SYSTEM" --action echo --register-ref Echo --timeout-ms 10000
 				load plain-stub "$r" "$n" "$m" "$PLAIN_PORT" "$PLAIN_GW_PID $PLAIN_HOST_PID" \
 					--plain /bench.Echo/echo --timeout-ms 10000
+				load plain-json "$r" "$n" "$m" "$PLAIN_HTTP_PORT" "$PLAIN_GW_PID $PLAIN_HOST_PID" \
+					--system "$GW_SYSTEM" --action echo --register-ref Echo --timeout-ms 10000
 			done
 		done
 	fi
@@ -542,6 +592,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			alive "gw-$name" "$gpid"
 			alive "host-$name" "$hpid"
 			load "$name" "$r" "$n" "$LINK_ACTORS" "${LINK_PORT[$name]}" "$gpid $hpid" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000
+		done
+	done
+	for n in $MET_INFLIGHT; do
+		for name in "${MET_NAMES[@]}"; do
+			read -r gpid hpid <<<"${MET_PIDS[$name]}"
+			alive "gw-$name" "$gpid"
+			alive "host-$name" "$hpid"
+			load "$name" "$r" "$n" "$MET_ACTORS" "${MET_PORT[$name]}" "$gpid $hpid" \
 				"${GW_FLAGS[@]}" --timeout-ms 10000
 		done
 	done
@@ -629,9 +688,10 @@ END {
 		bm = 1
 		if (s == "spawnhttp") { base = "gateway"; bm = m } # the same actor on a gRPC host
 		if (s ~ /^sec-/ && s != "sec-plain") { base = "sec-plain"; bm = m }
-		if (s == "plain-stub") { base = "plain-invoke"; bm = m }
+		if (s == "plain-stub" || s == "plain-json") { base = "plain-invoke"; bm = m }
 		if (s ~ /^sec-.*-nb$/) { base = s == "sec-plain-nb" ? "" : "sec-plain-nb"; bm = m }
 		if (s ~ /^link-/ && s !~ /-nb$/) { base = s "-nb"; bm = m }
+		if (s == "met-on") { base = "met-off"; bm = m }
 		if (s == "trace-otlp") { base = "trace-off"; bm = m }
 		if (base != "") {
 			for (r in R) {
@@ -641,11 +701,11 @@ END {
 					add("x_rps" SUBSEP id, rps[s, n, m, r] / rps[base, n, bm, r])
 				if (cpu[base, n, bm, r] > 0)
 					add("x_cpu" SUBSEP id, cpu[s, n, m, r] / cpu[base, n, bm, r])
-				if ((base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "trace-off") && cpu1[base, n, bm, r] > 0)
+				if ((base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off" || base == "trace-off") && cpu1[base, n, bm, r] > 0)
 					add("x_cpu1" SUBSEP id, cpu1[s, n, m, r] / cpu1[base, n, bm, r])
-				if (base !~ /^sec-plain/ && base !~ /^link-/ && base != "plain-invoke" && base != "trace-off" && ("direct", n, 1, r) in p50)
+				if (base !~ /^sec-plain/ && base !~ /^link-/ && base != "plain-invoke" && base != "met-off" && base != "trace-off" && ("direct", n, 1, r) in p50)
 					add("added" SUBSEP id, p50[s, n, m, r] - p50["direct", n, 1, r])
-				if (base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "trace-off")
+				if (base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off" || base == "trace-off")
 					add("added" SUBSEP id, p50[s, n, m, r] - p50[base, n, bm, r])
 			}
 			if (("x_rps" SUBSEP id) in vals)
@@ -655,7 +715,7 @@ END {
 			if (("x_cpu1" SUBSEP id) in vals)
 				note = note sprintf("cpu1/%s x%.2f  ", base, median("x_cpu1" SUBSEP id))
 			if (("added" SUBSEP id) in vals)
-				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "trace-off" ? base : "direct",
+				note = note sprintf("p50-%s %+.1fus", base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off" || base == "trace-off" ? base : "direct",
 					median("added" SUBSEP id))
 		}
 		printf "%-14s %8s %7s %6d %9.0f %9.1f %9.1f %9.2f %9.2f %6d  %s%s\n", s, n, m, rounds[id],

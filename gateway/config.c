@@ -199,12 +199,15 @@ void gw_config_usage(const char *prog)
 	    "  With --access, Peer.Forward and Peer.Ping are served only to principals\n"
 	    "  with peer: true (docs/security.md, \"Peers\").\n"
 	    "\n"
-	    "Spawn's HTTP/1.1 protocol (docs/protocol.md; for unchanged Spawn SDKs)\n"
+	    "HTTP/1.1: Spawn's protocol (docs/protocol.md) and HTTP/JSON (docs/http-json.md)\n"
 	    "  --http HOST:PORT          serve Spawn's HTTP API (register, spawn, invoke,\n"
-	    "                            /health) here; SDKs set PROXY_HTTP_PORT to it.\n"
-	    "                            Plaintext and unauthenticated: loopback only unless\n"
-	    "                            --insecure; not with --access [SPAWN_HTTP]\n"
-	    "                            default none (off)\n"
+	    "                            /health; SDKs set PROXY_HTTP_PORT to it) and the\n"
+	    "                            JSON routes (POST /v1/SYSTEM/ACTOR/ACTION and the\n"
+	    "                            contracts' google.api.http routes) here. HTTPS with\n"
+	    "                            --tls-cert/--tls-key. With --access the JSON routes\n"
+	    "                            need Authorization: Bearer TOKEN and Spawn's API\n"
+	    "                            answers 403. Not loopback: needs TLS and --access,\n"
+	    "                            or --insecure [SPAWN_HTTP] default none (off)\n"
 	    "  --spawn-host-url URL      where hosts registered over HTTP are called back\n"
 	    "                            (POST URL/api/v1/actors/actions), http://HOST:PORT\n"
 	    "                            [SPAWN_HOST_URL, or USER_FUNCTION_HOST and\n"
@@ -218,6 +221,11 @@ void gw_config_usage(const char *prog)
 	    "                            [SPAWN_HTTP_MAX_PENDING] default 4096\n"
 	    "  --spawn-host-tasks N      calls to HTTP hosts in flight; more fail\n"
 	    "                            RESOURCE_EXHAUSTED [SPAWN_HOST_TASKS] default 10000\n"
+	    "\n"
+	    "Metrics and health (on --http; docs/operations.md)\n"
+	    "  --metrics on|off          record metrics and serve GET /metrics (Prometheus\n"
+	    "                            text); /healthz and /readyz are served either way\n"
+	    "                            [SPAWN_METRICS] default on\n"
 	    "\n"
 	    "Shutdown (SIGTERM or SIGINT)\n"
 	    "  --drain MS                wait this long for calls in flight\n"
@@ -286,6 +294,16 @@ static int64_t num(const char *s, const char *name, int64_t min, int64_t max, ch
 		return 0;
 	}
 	return v;
+}
+
+/* onoff reads "on" or "off" into *v; false for anything else. */
+static bool onoff(const char *s, bool *v)
+{
+	if (!strcmp(s, "on") || !strcmp(s, "off")) {
+		*v = !strcmp(s, "on");
+		return true;
+	}
+	return false;
 }
 
 /* format_of maps a --log-format name to gw_log_format; -1 when unknown. */
@@ -386,10 +404,11 @@ static gw_err check_exposure(const gw_config *c, char *why, size_t whylen)
 	return GW_OK;
 }
 
-/* check_http validates the flags of Spawn's HTTP protocol: the API has no
- * authentication and no TLS (Spawn's proxy has none), so it is served on
- * loopback only unless --insecure, and never beside an access policy that it
- * would bypass. */
+/* check_http validates the flags of the HTTP listener. Spawn's HTTP API has
+ * no authentication (Spawn's proxy has none): with --access it is not served
+ * (answered 403) and the JSON routes need a bearer token. --tls-cert and
+ * --tls-key make the listener HTTPS. A non-loopback --http needs both TLS
+ * and --access, or --insecure (docs/http-json.md, "Security"). */
 static gw_err check_http(gw_config *c, char *why, size_t whylen)
 {
 	if (!c->http_max_body)
@@ -407,17 +426,13 @@ static gw_err check_http(gw_config *c, char *why, size_t whylen)
 		snprintf(why, whylen, "--http '%s' is not HOST:PORT", c->http);
 		return GW_ECONFIG;
 	}
-	if (c->access) {
+	if (!c->insecure && !(c->access && c->tls_cert) && !gw_config_addr_is_local(c->http)) {
 		snprintf(why, whylen,
-		         "--http serves Spawn's HTTP API, which carries no credentials: it "
-		         "cannot be combined with --access");
-		return GW_ECONFIG;
-	}
-	if (!c->insecure && !gw_config_addr_is_local(c->http)) {
-		snprintf(why, whylen,
-		         "--http %s is not a loopback address: Spawn's HTTP API is plaintext "
-		         "and unauthenticated; add --insecure to serve it anyway",
-		         c->http);
+		         "--http %s is not a loopback address: serving it needs TLS and an "
+		         "access policy (%s--access FILE: HTTPS, bearer tokens on the JSON "
+		         "routes, Spawn's unauthenticated API off), or --insecure to serve it "
+		         "without them",
+		         c->http, c->tls_cert ? "" : "--tls-cert FILE --tls-key FILE ");
 		return GW_ECONFIG;
 	}
 	return GW_OK;
@@ -476,6 +491,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	c->save_batch = 256;
 	c->log_level = GW_LOG_INFO;
 	c->log_format = GW_LOG_TEXT;
+	c->metrics = true;
 	c->host_queue_bytes = (int64_t)64 << 20;
 	c->host_stall_ms = 10000;
 	c->host_batch = 128;
@@ -568,6 +584,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 #undef ENVNUM
 	if ((e = getenv("SPAWN_HTTP")) && *e)
 		c->http = e;
+	if ((e = getenv("SPAWN_METRICS")) && *e && !onoff(e, &c->metrics)) {
+		snprintf(why, whylen, "SPAWN_METRICS: '%s' is neither on nor off", e);
+		return GW_ECONFIG;
+	}
 	if ((e = getenv("SPAWN_HOST_URL")) && *e) {
 		c->spawn_host_url = e;
 	} else if ((e = getenv("USER_FUNCTION_HOST")) && *e) {
@@ -675,6 +695,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_HTTP_MAX_CONNS,
 		O_HTTP_MAX_PENDING,
 		O_SPAWN_HOST_TASKS,
+		O_METRICS,
 		O_OTLP_ENDPOINT,
 		O_OTLP_QUEUE
 	};
@@ -747,6 +768,7 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"http-max-conns", required_argument, NULL, O_HTTP_MAX_CONNS},
 	    {"http-max-pending", required_argument, NULL, O_HTTP_MAX_PENDING},
 	    {"spawn-host-tasks", required_argument, NULL, O_SPAWN_HOST_TASKS},
+	    {"metrics", required_argument, NULL, O_METRICS},
 	    {"otlp-endpoint", required_argument, NULL, O_OTLP_ENDPOINT},
 	    {"otlp-queue", required_argument, NULL, O_OTLP_QUEUE},
 	    {"help", no_argument, NULL, 'h'},
@@ -1032,6 +1054,13 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		case O_HTTP_MAX_PENDING:
 			c->http_max_pending = (uint32_t)num(optarg, "--http-max-pending", 1,
 			                                    10000000, why, whylen, &err);
+			break;
+		case O_METRICS:
+			if (!onoff(optarg, &c->metrics)) {
+				snprintf(why, whylen, "--metrics: '%s' is neither on nor off",
+				         optarg);
+				return GW_ECONFIG;
+			}
 			break;
 		case O_SPAWN_HOST_TASKS:
 			c->spawn_host_tasks = (uint32_t)num(optarg, "--spawn-host-tasks", 1,

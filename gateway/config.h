@@ -94,6 +94,8 @@ typedef struct gw_config {
 	uint32_t http_max_conns;    /* open HTTP connections; default 1024 */
 	uint32_t http_max_pending;  /* HTTP requests in progress; default 4096 */
 	uint32_t spawn_host_tasks;  /* calls to Spawn HTTP hosts in flight; default 10000 */
+	bool metrics;               /* --metrics on|off: record and serve /metrics (with --http);
+	                               default on */
 } gw_config;
 
 /* gw_config_addr_is_local says whether a listen address is safe to serve

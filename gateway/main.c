@@ -13,8 +13,11 @@
 
 #include "auth.h"
 #include "config.h"
+#include "expose.h"
+#include "gm.h"
 #include "http.h"
 #include "http_host.h"
+#include "json_api.h"
 #include "spawn_api.h"
 #include "log.h"
 #include "otlp.h"
@@ -41,6 +44,7 @@ typedef struct cluster_ctx {
 	gw_peers *peers;     /* borrowed; NULL without cluster mode */
 	gw_persist *persist; /* borrowed, outlives the cluster: the member whose
 	                        activation leases it takes (lease mode) */
+	gw_expose *expose;   /* borrowed, outlives the cluster; NULL without --http */
 	/* The membership thread runs until gw_cluster_destroy, after the
 	 * router and the peers are stopped: callbacks use them under the read
 	 * lock while open; cluster_ctx_close (write lock) ends that. */
@@ -86,6 +90,18 @@ static void cluster_fenced(void *user, const char *id, const char *why)
 	fflush(stdout);
 }
 
+/* view_metrics gives the view's members by status to the metrics
+ * (spawn_cluster_members; expose may be NULL). */
+static void view_metrics(gw_expose *expose, const gw_view *v)
+{
+	size_t by_status[5] = {0};
+	for (size_t i = 0; i < v->n; i++)
+		by_status[v->members[i].status >= 1 && v->members[i].status <= 4
+		              ? v->members[i].status
+		              : 0]++;
+	gw_expose_view(expose, by_status);
+}
+
 /* on_view: one INFO line per view change, and the view goes to the router. */
 static void cluster_view(void *user, gw_view *v)
 {
@@ -94,6 +110,7 @@ static void cluster_view(void *user, gw_view *v)
 	if (cx->open && cx->router)
 		gw_router_on_view(cx->router, v);
 	pthread_rwlock_unlock(&cx->lock);
+	view_metrics(cx->expose, v);
 	char line[1024];
 	size_t at = 0;
 	static const char *const names[] = {"?", "joining", "active", "leaving", "dead"};
@@ -267,6 +284,14 @@ static void warn_exposure(const gw_config *c)
 				        lists[k][i],
 				        c->tls_cert ? "with TLS but without an access policy"
 				                    : "in plaintext without authentication");
+	if (c->http && !gw_config_addr_is_local(c->http))
+		GW_WARN("--insecure: --http %s is served %s", c->http,
+		        c->access ? "in plaintext: bearer tokens cross the network readable"
+		        : c->tls_cert
+		            ? "over HTTPS without an access policy: anyone who reaches it "
+		              "can invoke any actor and use Spawn's HTTP API"
+		            : "in plaintext without authentication: anyone who reaches it "
+		              "can invoke any actor and use Spawn's HTTP API");
 }
 
 /* read_pem reads a whole PEM file (NULL path: NULL). Caller frees. */
@@ -432,8 +457,9 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_access
 }
 
 /* load_test_view feeds the --cluster-test-view file to the router as the
- * membership's on_view would; stdout says "view N" once it is applied. */
-static void load_test_view(const char *path, gw_router *router, bool must)
+ * membership's on_view would (and to the metrics, expose may be NULL);
+ * stdout says "view N" once it is applied. */
+static void load_test_view(const char *path, gw_router *router, bool must, gw_expose *expose)
 {
 	gw_view *v = NULL;
 	char why[600];
@@ -443,6 +469,7 @@ static void load_test_view(const char *path, gw_router *router, bool must)
 		return;
 	}
 	gw_router_on_view(router, v);
+	view_metrics(expose, v);
 	printf("view %llu\n", (unsigned long long)v->version);
 	fflush(stdout);
 	gw_view_file_free(v);
@@ -478,7 +505,8 @@ static gw_err otlp_start(const gw_config *c, gw_runtime *rt, gw_otlp **out)
 }
 
 static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, gw_server *srv,
-                         gw_http **http, gw_hhosts **hh, gw_spawnapi **api)
+                         gw_contracts *contracts, gw_http **http, gw_hhosts **hh, gw_spawnapi **api,
+                         gw_jsonapi **json, const gw_expose_opts *xo, gw_expose **ex)
 {
 	char why[512] = "";
 	gw_hhosts_opts ho = {.max_tasks = c->spawn_host_tasks,
@@ -491,10 +519,14 @@ static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, g
 		         gw_strerror(err));
 		return err;
 	}
+	/* HTTPS with the gateway's certificate files, reloaded as they change
+	 * (docs/http-json.md). */
 	gw_http_opts o = {.addr = c->http,
 	                  .max_body = (size_t)c->http_max_body,
 	                  .max_conns = c->http_max_conns,
-	                  .max_pending = c->http_max_pending};
+	                  .max_pending = c->http_max_pending,
+	                  .tls_cert_file = c->tls_cert,
+	                  .tls_key_file = c->tls_key};
 	if ((err = gw_http_create(http, &o, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
 		return err;
@@ -503,14 +535,21 @@ static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, g
 	                       .host_port = c->spawn_host_port,
 	                       .limits = c->limits,
 	                       .ready = http_ready,
-	                       .ready_user = srv};
+	                       .ready_user = srv,
+	                       .health_only = c->access != NULL};
+	gw_jsonapi_opts jo = {.limits = c->limits, .policy = c->access != NULL};
+	gw_expose_opts eo = *xo;
+	eo.hhosts = *hh; /* the HTTP hosts are made here */
 	if ((err = gw_spawnapi_create(api, &so, *http, rt, reg, *hh)) ||
+	    (err = gw_jsonapi_create(json, &jo, *http, srv, rt, reg, contracts, why, sizeof why)) ||
+	    (err = gw_expose_create(ex, &eo, *http)) ||
 	    (err = gw_http_start(*http, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
 		return err;
 	}
-	GW_INFO("Spawn HTTP API on %s (port %d); hosts called back at %s", c->http,
-	        gw_http_port(*http),
+	GW_INFO("HTTP%s on %s (port %d): JSON routes%s; hosts called back at %s",
+	        c->tls_cert ? "S" : "", c->http, gw_http_port(*http),
+	        c->access ? " with bearer tokens (Spawn's API off: --access)" : ", Spawn's API",
 	        c->spawn_host_url ? c->spawn_host_url : "the registering peer's address");
 	return GW_OK;
 }
@@ -636,6 +675,9 @@ int main(int argc, char **argv)
 	gw_http *http = NULL;     /* --http: Spawn's HTTP API */
 	gw_hhosts *hhosts = NULL; /* hosts called back over HTTP */
 	gw_spawnapi *spawnapi = NULL;
+	gw_jsonapi *jsonapi = NULL; /* --http: the JSON routes */
+	gw_gm *gm = NULL;           /* --metrics on with --http: what the gateway records */
+	gw_expose *expose = NULL;   /* /metrics, /healthz, /readyz on --http */
 	const gw_config *tls_pems = &cfg;
 	if (cfg.access && gw_access_open(&access, cfg.access, why, sizeof why)) {
 		fprintf(stderr, "spawn-gateway: --access %s\n", why);
@@ -709,6 +751,11 @@ int main(int argc, char **argv)
 	if ((err = gw_persist_create(&persist, store, &po)) ||
 	    (err = gw_registry_create(&reg, &rgo)))
 		goto fail;
+	if (cfg.http && cfg.metrics && !(gm = gw_gm_create())) {
+		err = GW_ENOMEM;
+		goto fail;
+	}
+	gw_persist_set_metrics(persist, gm);
 	gw_runtime_opts ro = {
 	    .shards = cfg.shards,
 	    .mailbox_max = cfg.mailbox_max,
@@ -730,6 +777,7 @@ int main(int argc, char **argv)
 	};
 	if ((err = gw_runtime_create(&rt, &ro, reg, persist)))
 		goto fail;
+	gw_runtime_set_metrics(rt, gm);
 	if (cfg.otlp_endpoint && (err = otlp_start(&cfg, rt, &otlp)))
 		goto fail;
 	/* The quotas per system start from what the store holds. */
@@ -759,7 +807,7 @@ int main(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
-		load_test_view(cfg.cluster_test_view, router, false);
+		load_test_view(cfg.cluster_test_view, router, false, NULL);
 	}
 	gw_server_opts sv = {
 	    .listen = cfg.listen,
@@ -796,7 +844,10 @@ int main(int argc, char **argv)
 		gw_server_set_unready(srv, GW_UNREADY_MEMBERSHIP, true);
 	if ((err = gw_server_start(srv)))
 		goto fail;
-	if (cfg.http && (err = http_start(&cfg, rt, reg, srv, &http, &hhosts, &spawnapi))) {
+	gw_expose_opts xo = {
+	    .gm = gm, .srv = srv, .rt = rt, .persist = persist, .router = router, .tls = tls};
+	if (cfg.http && (err = http_start(&cfg, rt, reg, srv, contracts, &http, &hhosts, &spawnapi,
+	                                  &jsonapi, &xo, &expose))) {
 		rc = 2;
 		goto out;
 	}
@@ -807,7 +858,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < gw_server_listeners(srv); i++)
 		printf("listening %s %d\n", gw_server_address(srv, i), gw_server_port(srv, i));
 	if (http)
-		printf("listening http://%s %d\n", gw_http_addr(http), gw_http_port(http));
+		printf("listening http%s://%s %d\n", cfg.tls_cert ? "s" : "", gw_http_addr(http),
+		       gw_http_port(http));
 	fflush(stdout);
 	GW_INFO("spawn-gateway ready: statestore %s (%s)", store_shown, gw_store_scheme(store));
 	cx.reg = reg;
@@ -815,6 +867,7 @@ int main(int argc, char **argv)
 	cx.router = router;
 	cx.peers = peers;
 	cx.persist = persist;
+	cx.expose = expose;
 	cx.open = true;
 	if (cfg.advertise && (err = cluster_open(&cluster, &cfg, &cx))) {
 		rc = 2;
@@ -829,7 +882,7 @@ int main(int argc, char **argv)
 	int sig = 0;
 	while (sigwait(&sigs, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {
 		if (sig == SIGUSR1) {
-			load_test_view(cfg.cluster_test_view, router, true);
+			load_test_view(cfg.cluster_test_view, router, true, expose);
 			continue;
 		}
 		/* Like "listening", stdout says when a reload is done (tests and
@@ -919,6 +972,7 @@ out:
 	gw_cluster_destroy(cluster);
 	cluster = NULL;
 	http_stop(http, spawnapi, hhosts, 0); /* no handler reaches the runtime from here on */
+	gw_expose_stop(expose);               /* no store check reaches the server any more */
 	gw_server_destroy(srv);
 	cluster_ctx_close(&cx);
 	gw_router_stop(router);
@@ -939,7 +993,10 @@ out:
 	/* After the registry: its bindings held the HTTP hosts. */
 	gw_http_destroy(http);
 	gw_spawnapi_destroy(spawnapi);
+	gw_jsonapi_destroy(jsonapi); /* no host adds contracts any more */
 	gw_hhosts_destroy(hhosts);
+	gw_expose_destroy(expose); /* after the listener and the persist thread */
+	gw_gm_destroy(gm);         /* after everything that records or scrapes */
 	gw_store_close(store);
 	gw_access_close(access);
 	gw_contracts_destroy(contracts);

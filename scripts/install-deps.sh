@@ -4,8 +4,9 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotoc-dev
-      libssl-dev libsqlite3-dev sqlite3 libpq-dev libmariadb-dev check libyaml-dev
+      libssl-dev libsqlite3-dev sqlite3 libpq-dev libmariadb-dev check libyaml-dev libjansson-dev
       libmicrohttpd-dev libcurl4-openssl-dev  # --http: Spawn's HTTP protocol (gateway/http)
+      libgnutls28-dev  # --http over HTTPS: the certificate callback (gateway/http/http_tls.c)
       python3 python3-grpcio python3-protobuf
       protobuf-compiler-grpc  # grpc_python_plugin: plain gRPC stubs (tests/reach)
       python3-yaml systemd  # tests/deploy: the manifests (PyYAML), systemd-analyze verify

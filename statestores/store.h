@@ -449,6 +449,23 @@ gw_err gw_store_instance_counts(gw_store *s, gw_count_fn fn, void *user);
  * Returns GW_OK, GW_EINVAL or the driver's error. Blocks: yes. */
 gw_err gw_store_schedule_counts(gw_store *s, size_t prefix_len, gw_count_fn fn, void *user);
 
+/* gw_store_schedule_scan reads up to max rows (a max above 4096 is taken
+ * as 4096) of the stored scheduled invocations with after < id < below
+ * (byte order; after NULL or "" = from the first, below NULL = to the
+ * last), in id order, whoever holds them, and calls fn(user, id, due_ms,
+ * data, len) for each row that opens (data: the plaintext
+ * spawn.InvocationRequest, borrowed for the call); a row that does not
+ * open is read but not shown. *n gets how many rows were read, last the
+ * id of the last one ("" when none): *n < max means there are no more.
+ * Nothing is claimed or changed (Admin.ListSchedules). Returns GW_OK;
+ * GW_EINVAL (NULL arguments, max 0, a driver without sched_range);
+ * GW_ENOMEM; GW_EIO / GW_EUNAVAIL. Blocks: yes (one range read). */
+typedef void (*gw_sched_scan_fn)(void *user, const char *id, int64_t due_ms, const uint8_t *data,
+                                 size_t len);
+gw_err gw_store_schedule_scan(gw_store *s, const char *after, const char *below, size_t max,
+                              gw_sched_scan_fn fn, void *user, size_t *n,
+                              char last[GW_SCHED_ID_MAX + 1]);
+
 /* gw_sched_free frees n claimed rows (their data and the array). Accepts
  * NULL. */
 void gw_sched_free(gw_sched *v, size_t n);

@@ -26,9 +26,10 @@
 extern const unsigned char gw_contracts_builtin[];
 extern const size_t gw_contracts_builtin_len;
 
-#define OPT_ACTOR    4890128u /* ServiceOptions: spawn.actors.actor (ActorOpts) */
-#define OPT_ACTOR_ID 9999u    /* FieldOptions: spawn.actors.actor_id (bool) */
-#define ACTOR_KIND   9u       /* ActorOpts.kind */
+#define OPT_ACTOR    4890128u  /* ServiceOptions: spawn.actors.actor (ActorOpts) */
+#define OPT_ACTOR_ID 9999u     /* FieldOptions: spawn.actors.actor_id (bool) */
+#define ACTOR_KIND   9u        /* ActorOpts.kind */
+#define OPT_HTTP     72295728u /* MethodOptions: google.api.http (HttpRule) */
 
 typedef struct cfile {
 	char *name;
@@ -52,6 +53,9 @@ typedef struct sym {
 typedef struct meth {
 	char *path; /* owned: "/pkg.Svc/Method" */
 	gw_contract_method m;
+	const uint8_t *http; /* borrowed from the file's descriptor: the serialized
+	                        google.api.HttpRule option; NULL = none */
+	size_t http_len;
 } meth;
 
 typedef struct ext {
@@ -73,7 +77,8 @@ typedef struct index {
 
 struct gw_contracts {
 	pthread_rwlock_t lk;
-	cfile **files; /* owned */
+	gw_contracts_mirror mirror; /* version 0 = none */
+	cfile **files;              /* owned */
 	size_t nfiles;
 	size_t total;
 	index_t ix;
@@ -291,6 +296,26 @@ static bool actor_kind(const ProtobufCMessage *opts, int *kind)
 		}
 	}
 	return found;
+}
+
+/* http_rule: the last google.api.http option of a method's options (the
+ * serialized HttpRule, borrowed from opts), or NULL. */
+static const uint8_t *http_rule(const ProtobufCMessage *opts, size_t *len)
+{
+	const uint8_t *rule = NULL;
+	for (unsigned i = 0; opts && i < opts->n_unknown_fields; i++) {
+		const ProtobufCMessageUnknownField *u = &opts->unknown_fields[i];
+		if (u->tag != OPT_HTTP || u->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+			continue;
+		/* protobuf-c keeps the length prefix in u->data: skip it. */
+		const uint8_t *p = u->data, *end = u->data + u->len;
+		uint64_t n;
+		if (!varint(&p, end, &n) || n > (uint64_t)(end - p))
+			continue;
+		rule = p;
+		*len = (size_t)n;
+	}
+	return rule;
 }
 
 /* ---- checks of one file --------------------------------------------------------------- */
@@ -673,6 +698,8 @@ static gw_err index_build(index_t *x, cfile *const *files, size_t n, char *why, 
 				mt->m.kind = kind;
 				mt->m.id_field = kind == GW_KIND_UNNAMED ? id_field(in->msg) : 0;
 				mt->m.streaming = md->client_streaming || md->server_streaming;
+				if (md->options)
+					mt->http = http_rule(&md->options->base, &mt->http_len);
 			}
 		}
 	}
@@ -682,6 +709,59 @@ static gw_err index_build(index_t *x, cfile *const *files, size_t n, char *why, 
 	if (x->nservices)
 		qsort(x->services, x->nservices, sizeof *x->services, str_cmp);
 	return GW_OK;
+}
+
+/* ---- the mirror ------------------------------------------------------------------------ */
+
+/* pack_set serializes files[0..n) as a google.protobuf.FileDescriptorSet
+ * (field 1, one entry per file). Returns it (malloc'd) or NULL. */
+static uint8_t *pack_set(cfile *const *files, size_t n, size_t *len)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += 1 + 10 + files[i]->len;
+	uint8_t *out = malloc(total ? total : 1), *p = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		*p++ = 0x0a; /* field 1, LEN */
+		uint64_t v = files[i]->len;
+		do {
+			*p++ = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+			v >>= 7;
+		} while (v);
+		memcpy(p, files[i]->bytes, files[i]->len);
+		p += files[i]->len;
+	}
+	*len = (size_t)(p - out);
+	return out;
+}
+
+/* mirror_prepare hands the candidate pool (files and index x) to the
+ * mirror. Returns its candidate, or NULL with why set. */
+static void *mirror_prepare(gw_contracts *c, cfile *const *files, size_t n, const index_t *x,
+                            char *why, size_t wn)
+{
+	size_t len = 0, nr = 0;
+	uint8_t *set = pack_set(files, n, &len);
+	gw_contract_rule *rules = calloc(x->nmeths ? x->nmeths : 1, sizeof *rules);
+	void *cand = NULL;
+	if (!set || !rules) {
+		snprintf(why, wn, "out of memory");
+	} else {
+		for (size_t i = 0; i < x->nmeths; i++)
+			if (x->meths[i].http)
+				rules[nr++] =
+				    (gw_contract_rule){x->meths[i].path, &x->meths[i].m,
+				                       x->meths[i].http, x->meths[i].http_len};
+		char w[600] = "";
+		cand = c->mirror.prepare(c->mirror.user, set, len, rules, nr, w, sizeof w);
+		if (!cand)
+			snprintf(why, wn, "the descriptors do not build for HTTP/JSON: %s", w);
+	}
+	free(set);
+	free(rules);
+	return cand;
 }
 
 /* ---- adding a set --------------------------------------------------------------------- */
@@ -801,14 +881,25 @@ static gw_err add_locked(gw_contracts *c, const void *owner, const uint8_t *set,
 	index_t x;
 	if (!err)
 		err = index_build(&x, cand, nc, why, wn);
+	/* The mirror (the JSON pool) builds the candidate too: what it cannot
+	 * build is refused here, whole, so both pools hold the same files. */
+	void *mc = NULL;
+	if (!err && c->mirror.version && !(mc = mirror_prepare(c, cand, nc, &x, why, wn))) {
+		index_fini(&x);
+		err = GW_EINVAL;
+	}
 	if (!err) {
 		/* Commit: owners, the replaced files freed, the new index. */
 		cfile **keep = realloc(c->files, (nc ? nc : 1) * sizeof *keep);
 		if (!keep) {
 			index_fini(&x);
+			if (mc)
+				c->mirror.abort(c->mirror.user, mc);
 			err = GW_ENOMEM;
 			snprintf(why, wn, "out of memory");
 		} else {
+			if (mc)
+				c->mirror.commit(c->mirror.user, mc);
 			c->files = keep;
 			/* The owner's files not in this set lose it. */
 			for (size_t i = 0; owner && i < c->nfiles; i++)
@@ -992,6 +1083,59 @@ void gw_contracts_release(gw_contracts *c, const void *owner)
 	for (size_t i = 0; i < c->nfiles; i++)
 		drop_owner(c->files[i], owner);
 	pthread_rwlock_unlock(&c->lk);
+}
+
+gw_err gw_contracts_set_mirror(gw_contracts *c, const gw_contracts_mirror *m, char *why,
+                               size_t whylen)
+{
+	if (!m) {
+		pthread_rwlock_wrlock(&c->lk);
+		memset(&c->mirror, 0, sizeof c->mirror);
+		pthread_rwlock_unlock(&c->lk);
+		return GW_OK;
+	}
+	if (m->version != GW_CONTRACTS_MIRROR_V1 || !m->prepare || !m->commit || !m->abort) {
+		snprintf(why, whylen, "a mirror of version %d is not known", m->version);
+		return GW_EINVAL;
+	}
+	pthread_rwlock_wrlock(&c->lk);
+	gw_err err = GW_OK;
+	c->mirror = *m;
+	void *mc = mirror_prepare(c, c->files, c->nfiles, &c->ix, why, whylen);
+	if (mc) {
+		c->mirror.commit(c->mirror.user, mc);
+	} else {
+		memset(&c->mirror, 0, sizeof c->mirror);
+		err = GW_EINVAL;
+	}
+	pthread_rwlock_unlock(&c->lk);
+	return err;
+}
+
+gw_err gw_contracts_action(gw_contracts *c, const char *actor, const char *action,
+                           gw_contract_method *out, char *why, size_t whylen)
+{
+	gw_err err = GW_ENOTFOUND;
+	const char *first = NULL;
+	pthread_rwlock_rdlock(&c->lk);
+	for (size_t i = 0; i < c->ix.nmeths; i++) {
+		const meth *m = &c->ix.meths[i];
+		if (strcmp(m->m.actor, actor) || strcmp(m->m.action, action))
+			continue;
+		if (first) {
+			snprintf(why, whylen,
+			         "actor %.200s.%.200s is described by two contracts (%.300s and "
+			         "%.300s)",
+			         actor, action, first, m->path);
+			err = GW_ECONFLICT;
+			break;
+		}
+		first = m->path;
+		*out = m->m;
+		err = GW_OK;
+	}
+	pthread_rwlock_unlock(&c->lk);
+	return err;
 }
 
 gw_err gw_contracts_method(gw_contracts *c, const char *path, size_t len, gw_contract_method *out)

@@ -109,6 +109,52 @@ typedef struct gw_contract_method {
  * GW_OK and fills *out, or GW_ENOTFOUND. */
 gw_err gw_contracts_method(gw_contracts *c, const char *path, size_t len, gw_contract_method *out);
 
+/* gw_contracts_action finds the served method whose service (the actor's
+ * type) is named actor and whose rpc is action. Returns GW_OK and *out,
+ * GW_ENOTFOUND, or GW_ECONFLICT when two contracts' services carry that
+ * simple name (why names both paths). */
+gw_err gw_contracts_action(gw_contracts *c, const char *actor, const char *action,
+                           gw_contract_method *out, char *why, size_t whylen);
+
+/* ---- the mirror: a second pool kept in step (the HTTP/JSON pool) -------------- */
+
+/* One served method carrying a google.api.http option (all borrowed for
+ * the call). */
+typedef struct gw_contract_rule {
+	const char *path;            /* "/pkg.Svc/Method" */
+	const gw_contract_method *m; /* the method */
+	const uint8_t *http;         /* the serialized google.api.HttpRule */
+	size_t http_len;
+} gw_contract_rule;
+
+#define GW_CONTRACTS_MIRROR_V1 1
+
+/* A mirror sees every pool the contracts would hold, before it is applied:
+ *   prepare  builds its own candidate from the whole pool (set: a
+ *            serialized FileDescriptorSet of every file; rules: the
+ *            annotated methods) and returns it, or NULL with why: the set
+ *            being added is then refused whole (GW_EINVAL), as a conflict
+ *            in the contracts is;
+ *   commit   the pool was applied: cand becomes the mirror's current one;
+ *   abort    it was not (cand is dropped).
+ * The callbacks run under the contracts' write lock: they must not call
+ * the contracts back. Members are only appended (version). */
+typedef struct gw_contracts_mirror {
+	int version; /* GW_CONTRACTS_MIRROR_V1 */
+	void *(*prepare)(void *user, const uint8_t *set, size_t len, const gw_contract_rule *rules,
+	                 size_t nrules, char *why, size_t whylen);
+	void (*commit)(void *user, void *cand);
+	void (*abort)(void *user, void *cand);
+	void *user; /* borrowed: outlives c, or c's last add */
+} gw_contracts_mirror;
+
+/* gw_contracts_set_mirror installs m (copied) and hands it the pool held
+ * now (built-in and --descriptors files). Returns GW_OK, or GW_EINVAL
+ * when the mirror refuses it (why) or m is not a known version. m NULL
+ * removes the mirror (before its user is freed). */
+gw_err gw_contracts_set_mirror(gw_contracts *c, const gw_contracts_mirror *m, char *why,
+                               size_t whylen);
+
 /* A list of byte strings (reflection answers): each owned. */
 typedef struct gw_bytes_list {
 	uint8_t **data; /* owned, as is each entry */

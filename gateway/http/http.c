@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "http_tls.h"
 #include "log.h"
 
 #define MAX_ROUTES 32
@@ -60,7 +61,8 @@ struct gw_http_req {
 
 struct gw_http {
 	gw_http_opts o;
-	char *addr; /* owned copy of o.addr */
+	char *addr;       /* owned copy of o.addr */
+	gw_http_tls *tls; /* owned: the certificate; NULL = plain HTTP */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	int port;
@@ -141,6 +143,13 @@ gw_err gw_http_create(gw_http **out, const gw_http_opts *o, char *why, size_t n)
 	h->addr = strdup(o->addr);
 	h->o.addr = h->addr;
 	gw_err err = h->addr ? parse_addr(h, o->addr, why, n) : GW_ENOMEM;
+	if (!err && (!o->tls_cert_file) != (!o->tls_key_file)) {
+		snprintf(why, n, "--http %s: HTTPS needs both a certificate and its key", o->addr);
+		err = GW_ECONFIG;
+	}
+	if (!err && o->tls_cert_file)
+		err = gw_http_tls_create(&h->tls, o->tls_cert_file, o->tls_key_file, why, n);
+	h->o.tls_cert_file = h->o.tls_key_file = NULL; /* borrowed: not kept */
 	if (err) {
 		gw_http_destroy(h);
 		return err;
@@ -444,6 +453,26 @@ const char *gw_http_req_query(gw_http_req *r, const char *key)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct qwalk {
+	gw_http_query_fn fn;
+	void *user;
+} qwalk;
+
+static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+	(void)kind;
+	qwalk *w = cls;
+	return w->fn(w->user, key, value ? value : "") ? MHD_YES : MHD_NO;
+}
+
+size_t gw_http_req_queries(gw_http_req *r, gw_http_query_fn fn, void *user)
+{
+	qwalk w = {fn, user};
+	int n = MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, on_arg, &w);
+	return n > 0 ? (size_t)n : 0;
+}
+
 const char *gw_http_req_header(gw_http_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
@@ -488,20 +517,62 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	GW_DEBUG("http: %s", line);
 }
 
+/* on_connection gives each connection h as its socket context, where
+ * on_cert finds it (GnuTLS's session pointer is the connection). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	(void)c;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		*socket_context = cls;
+}
+
+/* on_cert: GnuTLS asks for the certificate at a handshake. */
+static int on_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                   const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                   gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *key)
+{
+	(void)req_ca_dn, (void)nreqs, (void)pk_algos, (void)pk_algos_length;
+	struct MHD_Connection *c = gnutls_session_get_ptr(session);
+	const union MHD_ConnectionInfo *ci =
+	    c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+	gw_http *h = ci ? ci->socket_context : NULL;
+	if (!h || !h->tls)
+		return -1;
+	return gw_http_tls_current(h->tls, pcert, pcert_length, key);
+}
+
 gw_err gw_http_start(gw_http *h, char *why, size_t n)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
 	                 MHD_USE_ERROR_LOG;
 	if (h->sa.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-	                        (struct sockaddr *)&h->sa, MHD_OPTION_CONNECTION_LIMIT,
-	                        h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
-	                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-	                        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	                        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)0, MHD_OPTION_END);
+	/* HTTPS (GnuTLS inside libmicrohttpd) when a certificate was given:
+	 * asked for at each handshake (on_cert), so a renewed file is served
+	 * to new connections. The connection's socket context is h, for it. */
+	struct MHD_OptionItem tls[] = {
+	    {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)on_cert},
+	    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	if (h->tls) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES ||
+		    MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK) != MHD_YES) {
+			snprintf(why, n, "--http %s: this libmicrohttpd has no TLS", h->addr);
+			return GW_ECONFIG;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	h->d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&h->sa,
+	    MHD_OPTION_CONNECTION_LIMIT, h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+	    h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+	    (unsigned)0, MHD_OPTION_ARRAY, h->tls ? tls : tls + 2, MHD_OPTION_END);
 	if (!h->d) {
-		snprintf(why, n, "--http %s: cannot listen (address in use or not local)", h->addr);
+		snprintf(why, n, "--http %s: cannot listen (address in use or not local%s)",
+		         h->addr, h->tls ? ", or TLS does not start" : "");
 		return GW_ECONFIG;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -604,5 +675,6 @@ void gw_http_destroy(gw_http *h)
 	pthread_mutex_destroy(&h->mu);
 	pthread_cond_destroy(&h->cv);
 	free(h->addr);
+	gw_http_tls_destroy(h->tls); /* after the daemon: no handshake runs */
 	free(h);
 }

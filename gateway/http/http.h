@@ -42,11 +42,14 @@ typedef struct gw_http gw_http;
 typedef struct gw_http_req gw_http_req;
 
 typedef struct gw_http_opts {
-	const char *addr;        /* borrowed: "HOST:PORT" (port 0 = pick one) */
-	size_t max_body;         /* bytes of one request body; 0 = 4 MiB */
-	unsigned max_conns;      /* open connections; 0 = 1024 */
-	unsigned max_pending;    /* requests handled and not answered yet; 0 = 4096 */
-	unsigned idle_timeout_s; /* an idle keep-alive connection closes; 0 = 60 */
+	const char *addr;          /* borrowed: "HOST:PORT" (port 0 = pick one) */
+	size_t max_body;           /* bytes of one request body; 0 = 4 MiB */
+	unsigned max_conns;        /* open connections; 0 = 1024 */
+	unsigned max_pending;      /* requests handled and not answered yet; 0 = 4096 */
+	unsigned idle_timeout_s;   /* an idle keep-alive connection closes; 0 = 60 */
+	const char *tls_cert_file; /* borrowed (copied): PEM chain; non-NULL = HTTPS, reloaded
+	                              as the file changes (http_tls.h) */
+	const char *tls_key_file;  /* borrowed (copied): its PEM private key */
 } gw_http_opts;
 
 /* A route's handler: runs on the listener's thread with req (borrowed until
@@ -94,6 +97,11 @@ const char *gw_http_req_method(const gw_http_req *r);
 const char *gw_http_req_path(const gw_http_req *r);
 /* A query argument (NULL when absent); as MHD decoded it. */
 const char *gw_http_req_query(gw_http_req *r, const char *key);
+/* gw_http_req_queries calls fn for each query argument in order (value ""
+ * when it has none; both borrowed for the call) until fn returns false.
+ * Returns how many it visited. */
+typedef bool (*gw_http_query_fn)(void *user, const char *key, const char *value);
+size_t gw_http_req_queries(gw_http_req *r, gw_http_query_fn fn, void *user);
 /* A header (case-insensitive name; NULL when absent). */
 const char *gw_http_req_header(gw_http_req *r, const char *name);
 /* The body (NULL with *len 0 when there is none). */

@@ -558,6 +558,94 @@ static bool segment_is(const char *p, int i, const char *want)
 	return false;
 }
 
+/* state_read answers GET /api/v1/system/{system}/actors/{actor}: the
+ * state as a serialized google.protobuf.Any (what Spawn's proxy route
+ * reads with Actors.get_state), or 404 with a RequestStatus
+ * ACTOR_NOT_FOUND when the actor has no state. */
+static void state_read(void *user, gw_err err, const char *msg, const gw_blob *state,
+                       const gw_blob *tags, const gw_read_meta *meta)
+{
+	(void)tags;
+	(void)meta;
+	gw_http_req *req = user;
+	Spawn__RequestStatus st = SPAWN__REQUEST_STATUS__INIT;
+	if (err || !state) {
+		st.status = err && err != GW_ENOTFOUND ? SPAWN__STATUS__ERROR
+		                                       : SPAWN__STATUS__ACTOR_NOT_FOUND;
+		st.message = (char *)(msg && msg[0] ? msg
+		                      : err         ? gw_strerror(err)
+		                                    : "the actor has no state");
+		reply_pb(req, st.status == SPAWN__STATUS__ERROR ? 500 : 404, &st.base);
+		return;
+	}
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	any.type_url = (char *)gw_blob_type(state);
+	any.value.data = (uint8_t *)gw_blob_value(state);
+	any.value.len = state->len;
+	reply_pb(req, 200, &any.base);
+}
+
+static void on_system_get(void *user, gw_http_req *req)
+{
+	gw_spawnapi *a = user;
+	const char *rest = gw_http_req_path(req) + strlen("/api/v1/system");
+	Spawn__RequestStatus st = SPAWN__REQUEST_STATUS__INIT;
+	st.status = SPAWN__STATUS__ERROR;
+	int nseg = count_segments(rest);
+	if (nseg == 0 ||
+	    (nseg == 4 && segment_is(rest, 1, "actors") && segment_is(rest, 3, "invoke"))) {
+		static const char na[] = "method not allowed\n"; /* POST routes */
+		gw_http_reply(req, 405, "text/plain", na, sizeof na - 1);
+		return;
+	}
+	if (rest[0] != '/' || nseg != 3 || !segment_is(rest, 1, "actors")) {
+		static const char nf[] = "not found\n";
+		gw_http_reply(req, 404, "text/plain", nf, sizeof nf - 1);
+		return;
+	}
+	const char *why = NULL;
+	int code = gw_http_req_refusal(req, &why);
+	if (code) {
+		st.message = (char *)why;
+		reply_pb(req, code, &st.base);
+		return;
+	}
+	/* "/{system}/actors/{actor}": each name checked at the edge. */
+	char system[GW_WC_NAME_BYTES + 1], actor[GW_WC_NAME_BYTES + 1];
+	size_t sl = strcspn(rest + 1, "/");
+	const char *an = rest + 1 + sl + strlen("/actors/");
+	size_t al = strlen(an), off;
+	if (!sl || sl > a->o.limits.name_bytes || sl >= sizeof system || !al ||
+	    al > a->o.limits.name_bytes || al >= sizeof actor || an[al - 1] == '/' ||
+	    gw_wc_utf8((const uint8_t *)rest + 1, sl, false, &off) ||
+	    gw_wc_utf8((const uint8_t *)an, al, false, &off)) {
+		st.message = "the system and actor names must be 1 to 255 bytes of UTF-8 without "
+		             "control characters";
+		reply_pb(req, 400, &st.base);
+		return;
+	}
+	memcpy(system, rest + 1, sl);
+	system[sl] = 0;
+	memcpy(actor, an, al);
+	actor[al] = 0;
+	uint64_t revision = 0;
+	const char *q = gw_http_req_query(req, "revision");
+	if (q) {
+		char *end = NULL;
+		long long v = strtoll(q, &end, 10);
+		if (!q[0] || *end || v < 0) {
+			st.message = "?revision= must be a number >= 0";
+			reply_pb(req, 400, &st.base);
+			return;
+		}
+		revision = (uint64_t)v;
+	}
+	if (gw_runtime_read(a->rt, system, actor, revision, state_read, req) != GW_OK) {
+		st.message = "out of memory";
+		reply_pb(req, 500, &st.base);
+	}
+}
+
 static void on_system(void *user, gw_http_req *req)
 {
 	gw_spawnapi *a = user;
@@ -625,7 +713,10 @@ gw_err gw_spawnapi_create(gw_spawnapi **out, const gw_spawnapi_opts *o, gw_http 
 		gw_spawnapi_destroy(a);
 		return GW_ENOMEM;
 	}
-	gw_err err = gw_http_route(http, "POST", "/api/v1/system", on_system, a);
+	gw_err err =
+	    a->o.health_only ? GW_OK : gw_http_route(http, "POST", "/api/v1/system", on_system, a);
+	if (!err && !a->o.health_only)
+		err = gw_http_route(http, "GET", "/api/v1/system", on_system_get, a);
 	if (!err)
 		err = gw_http_route(http, "GET", "/health", on_health, a);
 	if (err) {

@@ -5,6 +5,8 @@
  *   POST /api/v1/system                              RegistrationRequest -> RegistrationResponse
  *   POST /api/v1/system/{name}/actors/spawn          SpawnRequest (?revision=) -> SpawnResponse
  *   POST /api/v1/system/{name}/actors/{actor}/invoke InvocationRequest -> InvocationResponse
+ *   GET  /api/v1/system/{name}/actors/{actor}        (?revision=) -> google.protobuf.Any, the
+ *                                                    state (404: RequestStatus ACTOR_NOT_FOUND)
  *   GET  /health, /health/liveness, /health/readiness   {"status":"up"|"down"}
  *
  * Bodies are protobuf (application/octet-stream or application/protobuf).
@@ -53,6 +55,7 @@ typedef struct gw_spawnapi_opts {
 	gw_wc_limits limits;       /* string checks at the edge; 0 fields = defaults */
 	bool (*ready)(void *user); /* readiness for /health/readiness (NULL: always) */
 	void *ready_user;          /* borrowed */
+	bool health_only;          /* only GET /health...: Spawn's API is not served (--access) */
 } gw_spawnapi_opts;
 
 /* gw_spawnapi_create registers the routes above on http (before

@@ -376,6 +376,64 @@ gw_series gw_family_series(gw_family *f, const char *const *values)
 	return got;
 }
 
+/* The per-thread cache of gw_family_series_cached: direct-mapped, keyed by
+ * (registry generation, family, joined values); an entry is written only
+ * by its thread. */
+#define TC_SLOTS 128
+typedef struct tc_ent {
+	const gw_family *f;
+	uint64_t gen;
+	gw_series s;
+	uint16_t klen;
+	char key[GW_METRICS_CACHE_KEY];
+} tc_ent;
+/* Static TLS (no allocation a thread's exit would leak): 15 KiB a thread. */
+static _Thread_local tc_ent tc[TC_SLOTS];
+static uint64_t read_slot(gw_metrics *m, uint32_t i);
+
+gw_series gw_family_series_cached(gw_family *f, const char *const *values)
+{
+	if (!f || f->type == T_GAUGE)
+		return 0;
+	char key[GW_METRICS_CACHE_KEY];
+	size_t k = 0;
+	for (size_t i = 0; i < f->nlabels; i++) {
+		if (!values || !values[i])
+			return f->other;
+		size_t l = strlen(values[i]);
+		if (k + l + 1 > sizeof key)
+			return gw_family_series(f, values);
+		memcpy(key + k, values[i], l);
+		k += l;
+		key[k++] = '\x1f';
+	}
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)f;
+	for (size_t i = 0; i < k; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+	tc_ent *e = &tc[(h ^ (h >> 29)) & (TC_SLOTS - 1)];
+	if (e->f == f && e->gen == f->m->gen && e->klen == k && !memcmp(e->key, key, k))
+		return e->s;
+	gw_series s = gw_family_series(f, values);
+	if (s) {
+		e->f = f;
+		e->gen = f->m->gen;
+		e->s = s;
+		e->klen = (uint16_t)k;
+		memcpy(e->key, key, k);
+	}
+	return s;
+}
+
+void gw_family_each(gw_family *f, gw_series_fn fn, void *user)
+{
+	if (!f || f->type != T_COUNTER || !fn)
+		return;
+	pthread_mutex_lock(&f->mu);
+	for (const series *s = f->first; s; s = s->onext)
+		fn(user, (const char *const *)s->values, read_slot(f->m, s->base));
+	pthread_mutex_unlock(&f->mu);
+}
+
 /* ---- recording ------------------------------------------------------------------ */
 
 static slab *slab_of_thread(gw_metrics *m)

@@ -80,6 +80,19 @@ void gw_gauge_emit(gw_gauge_out *out, const char *const *values, double v);
  * callers cache the result (per action, per system, ...). */
 gw_series gw_family_series(gw_family *f, const char *const *values);
 
+/* gw_family_series_cached is gw_family_series through a per-thread cache
+ * of recent label sets (a direct-mapped table keyed by the family and the
+ * values): a hit takes no lock. Label sets longer than the cache keeps
+ * (GW_METRICS_CACHE_KEY bytes joined) go to gw_family_series. */
+#define GW_METRICS_CACHE_KEY 96
+gw_series gw_family_series_cached(gw_family *f, const char *const *values);
+
+/* gw_family_each calls fn for every series of counter family f, in
+ * creation order, with its label values (borrowed for the call) and its
+ * total. Holds f's lock: fn must not make series of f. */
+typedef void (*gw_series_fn)(void *user, const char *const *values, uint64_t total);
+void gw_family_each(gw_family *f, gw_series_fn fn, void *user);
+
 /* gw_metric_add adds n to counter series s (0: nothing). Lock-free: the
  * calling thread's slab. */
 void gw_metric_add(gw_metrics *m, gw_series s, uint64_t n);

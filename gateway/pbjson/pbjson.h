@@ -70,6 +70,28 @@ int spawn_pbjson_to_json(spawn_pbjson *p, const char *full_name, const uint8_t *
 int spawn_pbjson_from_json(spawn_pbjson *p, const char *full_name, const char *json, size_t len,
                            uint8_t **bin, size_t *bin_len, char *err, size_t errlen);
 
+/* spawn_pbjson_from_http builds message full_name from an HTTP request as
+ * google.api.http transcoding does (docs/http-json.md):
+ *   body_field  "*": the JSON body (len bytes, borrowed) is the whole
+ *               message; a field name: the body is that field's JSON
+ *               value; NULL or "": no body is read (it must be empty);
+ *   params      n (name, value) pairs, path variables first, then query
+ *               parameters: name a field path ("a.b.c", proto or JSON
+ *               names), value the text of a scalar (string, number, bool,
+ *               enum name or number; repeated fields take one value per
+ *               pair). A parameter overrides what the body set; an
+ *               unknown field, or a value that does not parse, is an error (SPAWN_PBJSON_EINVAL,
+ * err names it). *bin (malloc'd, caller frees) holds the binary form. */
+int spawn_pbjson_from_http(spawn_pbjson *p, const char *full_name, const char *body_field,
+                           const char *json, size_t len, const char *const *names,
+                           const char *const *values, size_t n, uint8_t **bin, size_t *bin_len,
+                           char *err, size_t errlen);
+
+/* spawn_pbjson_status_json writes {"code": code, "message": message} (the
+ * shape of google.rpc.Status without details) into *json (malloc'd,
+ * NUL-terminated). message must be valid UTF-8. */
+int spawn_pbjson_status_json(int code, const char *message, char **json, size_t *json_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -280,6 +280,17 @@ uint32_t gw_runtime_quota_count(gw_runtime *rt, const char *system, bool schedul
 	return n;
 }
 
+uint64_t gw_runtime_quota_total(gw_runtime *rt, bool schedules)
+{
+	pthread_mutex_lock(&rt->qmu);
+	const gw_quota *q = schedules ? &rt->q_sched : &rt->q_inst;
+	uint64_t n = 0;
+	for (size_t i = 0; i < q->n; i++)
+		n += q->v[i].n;
+	pthread_mutex_unlock(&rt->qmu);
+	return n;
+}
+
 gw_err gw_runtime_spawn(gw_runtime *rt, const char *system, const char *name, const char *parent,
                         bool *created, char *msg, size_t n)
 {

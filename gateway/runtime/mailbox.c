@@ -24,6 +24,7 @@
  *      done runs once: the deadline node is disarmed when it leaves). */
 #include <stdio.h>
 
+#include "gm.h"
 #include "runtime_int.h"
 
 gw_err gwi_mq_admit(gw_runtime *rt, gw_actor *a, gw_inv *inv, char *msg, size_t n)
@@ -60,7 +61,6 @@ gw_err gwi_mq_admit(gw_runtime *rt, gw_actor *a, gw_inv *inv, char *msg, size_t 
 
 void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 {
-	(void)rt;
 	inv->actor = a;
 	inv->next = NULL;
 	inv->mq_prev = a->mq_tail;
@@ -71,6 +71,7 @@ void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 	a->mq_tail = inv;
 	a->qlen++;
 	a->qbytes += inv->qbytes;
+	gw_gm_mailbox_depth(rt->gm, a->qlen);
 	inv->in_mq = true;
 	if (inv->deadline_ms) {
 		/* It leaves at its deadline even while the actor is busy, HELD or

@@ -47,6 +47,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gm.h"
 #include "log.h"
 #include "wire.h"
 
@@ -123,6 +124,7 @@ struct gw_persist_job {
 	char *type_url;    /* owned */
 	char *system;      /* owned; name follows in the same allocation */
 	char *name;
+	int64_t t_sub_ns; /* metrics: when it was queued (0 without) */
 };
 
 struct gw_persist {
@@ -156,6 +158,8 @@ struct gw_persist {
 	gw_persist_job *rel_retry;
 	size_t nrel_retry;
 	int64_t rel_retry_ms; /* wall ms of the next try */
+	struct gw_gm *gm;     /* borrowed (gw_persist_set_metrics); NULL = none */
+	size_t queued[2];     /* jobs in the queues, bulk and urgent (mu) */
 };
 
 static void job_free(gw_persist_job *j)
@@ -188,7 +192,10 @@ static void run_read(gw_persist *p, gw_persist_job *j)
 {
 	gw_actor_key k = {j->system, j->name};
 	gw_loaded l;
+	int64_t t0 = gw_gm_now_ns(p->gm);
 	gw_err err = gw_store_load_revision(p->store, &k, j->expected, &l);
+	gw_gm_store(p->gm, GW_GM_OP_READ, 0, gw_gm_now_ns(p->gm) - t0,
+	            err != GW_OK && err != GW_ENOTFOUND);
 	/* reads report the epoch the revision was written with */
 	load_done(j, err, &l, err == GW_OK ? l.epoch : 0);
 }
@@ -207,6 +214,7 @@ static void run_activations(gw_persist *p, gw_persist_job **v, size_t n)
 		k[i] = (gw_actor_key){v[i]->system, v[i]->name};
 	gw_err err;
 	size_t refused = 0;
+	int64_t t0 = gw_gm_now_ns(p->gm);
 	if (p->o.lease) {
 		char member[GW_MEMBER_ID_MAX + 1];
 		pthread_mutex_lock(&p->mu);
@@ -226,6 +234,10 @@ static void run_activations(gw_persist *p, gw_persist_job **v, size_t n)
 	} else {
 		err = gw_store_activate_batch(p->store, k, n, epochs, out, res);
 	}
+	int64_t t1 = gw_gm_now_ns(p->gm);
+	gw_gm_store(p->gm, GW_GM_OP_ACTIVATE, n, t1 - t0, err != GW_OK);
+	for (size_t i = 0; p->gm && i < n; i++)
+		gw_gm_activation_latency(p->gm, t1 - v[i]->t_sub_ns);
 	if (err)
 		GW_WARN("statestore: batch of %zu activations failed: %s", n, gw_strerror(err));
 	pthread_mutex_lock(&p->mu);
@@ -368,7 +380,10 @@ static void run_list(gw_persist *p, gw_persist_job *j)
 	gw_actor_key k = {j->system, j->name};
 	uint64_t *revs = malloc(LIST_MAX * sizeof *revs);
 	size_t n = 0;
+	int64_t t0 = gw_gm_now_ns(p->gm);
 	gw_err err = revs ? gw_store_list_revisions(p->store, &k, revs, LIST_MAX, &n) : GW_ENOMEM;
+	gw_gm_store(p->gm, GW_GM_OP_LIST, 0, gw_gm_now_ns(p->gm) - t0,
+	            err != GW_OK && err != GW_ENOTFOUND);
 	j->cb.list(j->arg, err, revs, err ? 0 : n);
 	free(revs);
 }
@@ -394,7 +409,9 @@ static void run_saves(gw_persist *p, gw_persist_job **v, size_t n)
 		st[i].epoch = v[i]->epoch;
 		st[i].effects = v[i]->effects;
 	}
+	int64_t t0 = gw_gm_now_ns(p->gm);
 	err = gw_store_save_batch(p->store, st, n, res);
+	gw_gm_store(p->gm, GW_GM_OP_SAVE, n, gw_gm_now_ns(p->gm) - t0, err != GW_OK);
 	pthread_mutex_lock(&p->mu);
 	p->stats.batches++;
 	p->stats.saves += n;
@@ -445,10 +462,24 @@ static void run_effects(gw_persist *p, gw_persist_job *j)
 	free(v);
 }
 
+static void run_misc_op(gw_persist *p, gw_persist_job *j, gw_err *errp);
+
+/* run_misc runs one bulk job (or an instance record), timed. */
 static void run_misc(gw_persist *p, gw_persist_job *j)
 {
+	int64_t t0 = gw_gm_now_ns(p->gm);
+	gw_err err = GW_OK;
+	run_misc_op(p, j, &err);
+	gw_gm_op op = j->kind == JOB_INST_PUT || j->kind == JOB_INST_GET ? GW_GM_OP_INSTANCE
+	              : j->kind == JOB_SCHED_PUT                         ? GW_GM_OP_SCHEDULE
+	                                                                 : GW_GM_OP_OTHER;
+	gw_gm_store(p->gm, op, 0, gw_gm_now_ns(p->gm) - t0, err != GW_OK && err != GW_ENOTFOUND);
+}
+
+static void run_misc_op(gw_persist *p, gw_persist_job *j, gw_err *errp)
+{
 	gw_actor_key k = {j->system, j->name};
-	gw_err err;
+	gw_err err = GW_OK;
 	switch (j->kind) {
 	case JOB_INST_PUT:
 		err = gw_store_instance_put(p->store, &k, j->type_url);
@@ -483,6 +514,7 @@ static void run_misc(gw_persist *p, gw_persist_job *j)
 		j->call(j->arg, p->store);
 		break;
 	}
+	*errp = err;
 }
 
 static void done_failed(const char *id, gw_err err)
@@ -522,7 +554,9 @@ static void done_flush(gw_persist *p)
 		gw_persist_job *j = list;
 		for (size_t i = 0; i < n; i++, j = j->next)
 			ids[i] = j->name; /* the list holds exactly n */
+		int64_t t0 = gw_gm_now_ns(p->gm);
 		err = gw_store_schedule_done_batch(p->store, ids, n);
+		gw_gm_store(p->gm, GW_GM_OP_SCHEDULE, n, gw_gm_now_ns(p->gm) - t0, err != GW_OK);
 		free(ids);
 	}
 	bool one_by_one = err == GW_EINVAL || err == GW_ENOMEM;
@@ -581,16 +615,20 @@ static void sched_pass(gw_persist *p)
 	int64_t now = spawn_wall_ms();
 	gw_sched *v = NULL;
 	size_t n = 0;
+	int64_t t0 = gw_gm_now_ns(p->gm);
 	gw_err err = gw_store_schedule_claim(p->store, now, p->sched_owner, p->sched_lease_ms,
 	                                     SCHED_CLAIM_MAX, &v, &n);
+	gw_gm_store(p->gm, GW_GM_OP_SCHEDULE, err ? 0 : n, gw_gm_now_ns(p->gm) - t0, err != GW_OK);
 	int64_t next = now + 5000; /* expired leases, at the latest */
 	if (err) {
 		GW_WARN("scheduler: claim failed: %s; retrying", gw_strerror(err));
 		next = now + 1000;
 	} else {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
+			gw_gm_schedule_lateness(p->gm, spawn_wall_ms() - v[i].due_ms);
 			if (sched_sealed_for_target(&v[i]))
 				p->sched_fn(p->sched_user, v[i].id, v[i].data, v[i].len);
+		}
 		pthread_mutex_lock(&p->mu);
 		p->stats.scheduled_delivered += n;
 		pthread_mutex_unlock(&p->mu);
@@ -678,6 +716,7 @@ static void urgent_between(gw_persist *p)
 	pthread_mutex_lock(&p->mu);
 	gw_persist_job *u = p->uhead;
 	p->uhead = p->utail = NULL;
+	p->queued[1] = 0;
 	pthread_mutex_unlock(&p->mu);
 	if (u)
 		run_urgent(p, u);
@@ -757,6 +796,7 @@ static void *persist_main(void *arg)
 		p->idle = false;
 		gw_persist_job *urgent = p->uhead, *list = p->head;
 		p->uhead = p->utail = p->head = p->tail = NULL;
+		p->queued[0] = p->queued[1] = 0;
 		bool stop = p->stopping;
 		bool rotating = p->stats.rotating;
 		pthread_mutex_unlock(&p->mu);
@@ -891,6 +931,19 @@ gw_err gw_persist_create(gw_persist **out, gw_store *store, const gw_persist_opt
 	return GW_OK;
 }
 
+void gw_persist_set_metrics(gw_persist *p, struct gw_gm *gm)
+{
+	p->gm = gm;
+}
+
+void gw_persist_queued(gw_persist *p, size_t *bulk, size_t *urgent)
+{
+	pthread_mutex_lock(&p->mu);
+	*bulk = p->queued[0];
+	*urgent = p->queued[1];
+	pthread_mutex_unlock(&p->mu);
+}
+
 void gw_persist_stop_scheduler(gw_persist *p)
 {
 	pthread_mutex_lock(&p->mu);
@@ -976,6 +1029,8 @@ static bool enqueue(gw_persist *p, gw_persist_job *j)
 		pthread_mutex_unlock(&p->mu);
 		return false;
 	}
+	j->t_sub_ns = gw_gm_now_ns(p->gm);
+	p->queued[urgent_kind(j->kind)]++;
 	gw_persist_job **head = urgent_kind(j->kind) ? &p->uhead : &p->head;
 	gw_persist_job **tail = urgent_kind(j->kind) ? &p->utail : &p->tail;
 	if (*tail)

@@ -180,6 +180,14 @@ gw_err gw_persist_effects_list(gw_persist *p, gw_keys_cb cb, void *arg);
 
 void gw_persist_get_stats(gw_persist *p, gw_persist_stats *out);
 
+/* gw_persist_set_metrics makes the persist thread time its store
+ * operations into gm (borrowed, outlives p; gm.h). Call before the first
+ * job. gw_persist_queued: the jobs waiting in the bulk and urgent queues
+ * now (not yet taken by the thread). Thread: any. */
+struct gw_gm;
+void gw_persist_set_metrics(gw_persist *p, struct gw_gm *gm);
+void gw_persist_queued(gw_persist *p, size_t *bulk, size_t *urgent);
+
 /* gw_persist_call queues fn(arg, store) to run on the persist thread (the
  * store borrowed for the call), in the bulk class. Returns GW_OK (fn will
  * run) or GW_ENOMEM. */

@@ -1119,3 +1119,24 @@ gw_err gw_registry_pick(gw_registry *r, gw_actor_type *type, const char *action,
 	pthread_rwlock_unlock(&r->lock);
 	return err;
 }
+
+/* ---- listings (Admin.List, part spawnctl) ---- */
+
+void gw_registry_foreach_type(gw_registry *r, gw_type_info_fn fn, void *user)
+{
+	pthread_rwlock_rdlock(&r->lock);
+	for (size_t b = 0; b < r->nbuckets; b++)
+		for (type_entry *t = r->buckets[b]; t; t = t->next) {
+			gw_type_info ti = {
+			    .system = t->t.system,
+			    .name = t->t.name,
+			    .kind = t->t.settings.kind,
+			    .hosts = t->nb,
+			    .actions = (const char *const *)t->known,
+			    .n_actions = t->n_known,
+			    .state_type = t->state_type,
+			};
+			fn(user, &ti);
+		}
+	pthread_rwlock_unlock(&r->lock);
+}

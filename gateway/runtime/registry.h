@@ -206,4 +206,21 @@ void gw_host_hold(gw_host *h);
 void gw_host_rele(gw_host *h);
 bool gw_host_live(gw_host *h);
 
+/* One actor type, as gw_registry_foreach_type shows it: every pointer is
+ * borrowed for the callback only. */
+typedef struct gw_type_info {
+	const char *system, *name;
+	int kind;                   /* Spawn__Actors__Kind */
+	size_t hosts;               /* bindings: hosts serving it now (0: ORPHAN or FORGOTTEN) */
+	const char *const *actions; /* every action registered, sorted; n_actions */
+	size_t n_actions;
+	const char *state_type; /* declared state message; NULL = none */
+} gw_type_info;
+typedef void (*gw_type_info_fn)(void *user, const gw_type_info *t);
+
+/* gw_registry_foreach_type calls fn once per type entry (order
+ * unspecified) under the registry's read lock: fn copies what it keeps and
+ * must not call into the registry. For listings (Admin.List). */
+void gw_registry_foreach_type(gw_registry *r, gw_type_info_fn fn, void *user);
+
 #endif

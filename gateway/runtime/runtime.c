@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gm.h"
 #include "log.h"
 #include "runtime_int.h"
 #include "workflow.h"
@@ -67,6 +68,18 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 {
 	inv->err = err;
+	/* Metrics: invocations of actions (not Admin restores, not the wakes
+	 * of actors with undelivered effects). */
+	gw_gm *gm = inv->rt && inv->kind == GW_INV_CALL ? inv->rt->gm : NULL;
+	if (gm) {
+		const gw_actor_type *t = inv->actor ? inv->actor->type : NULL;
+		gw_gm_invocation(gm, t ? t->system : NULL, t ? t->name : NULL,
+		                 t && inv->req ? inv->req->action_name : NULL, err, inv->t_enq_ns,
+		                 inv->t_disp_ns, gw_gm_now_ns(gm));
+		/* Each attempt is one outcome: a retry (a scheduled invocation,
+		 * an outbox delivery) is timed afresh from its resubmission. */
+		inv->t_enq_ns = inv->t_disp_ns = 0;
+	}
 	/* A timer's turn is over: the next tick may queue another. Every finish
 	 * of a queued invocation runs under its actor's shard lock. */
 	if (inv->timer >= 0 && inv->actor && inv->actor->timers)
@@ -254,6 +267,7 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 	gw_blob_rele(a->extra);
 	gw_blob_rele(a->saving);
 	gwi_turn_commit(a); /* releases what a turn captured */
+	gw_gm_activation(s->rt->gm, a->type->system, a->type->name, false);
 	gw_registry_type_rele(a->type);
 	free(a);
 	atomic_fetch_add(&s->rt->deactivations, 1);
@@ -827,128 +841,129 @@ out:
 	gwi_deliver(&dl);
 }
 
-static void dispatch_one(gw_runtime *rt, gw_actor *a, gw_inv *inv, done_list *dl);
-
 /* dispatch_locked sends the next invocation of a READY actor to a host,
  * failing the ones that cannot run. */
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
+	/* Each invocation's log lines carry its own context, whatever turn led
+	 * here: entered per invocation, left before the next and at the end. */
+	gwi_log_scope ls;
+	bool scoped = false;
 	while (!a->leaving && a->st == A_READY && a->mq_head &&
 	       (!a->pooled || a->inflight < a->pool_max)) {
 		gw_inv *inv = gwi_mq_pop(rt, a);
-		gwi_log_scope ls; /* this invocation's lines, whatever turn led here */
+		if (scoped)
+			gwi_log_leave(&ls);
 		gwi_log_enter(&ls, inv);
-		dispatch_one(rt, a, inv, dl);
-		gwi_log_leave(&ls);
-	}
-}
-
-/* dispatch_one sends inv, just taken from a's mailbox, to a host or
- * finishes it. */
-static void dispatch_one(gw_runtime *rt, gw_actor *a, gw_inv *inv, done_list *dl)
-{
-	int64_t now = gwi_now_ms();
-	if (inv->deadline_ms && inv->deadline_ms <= now) {
-		gwi_finish(dl, inv, GW_ETIMEDOUT, "deadline passed while queued for actor %s",
-		           a->name);
-		return;
-	}
-	if (inv->kind == GW_INV_WAKE) {
-		gwi_finish(dl, inv, GW_OK, NULL); /* activated: that was all */
-		return;
-	}
-	const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
-	if (key && gwi_outbox_applied(a, key)) {
-		/* A redelivered effect this actor already applied and saved. */
-		GW_INFO("actor %s/%s: delivery %s already applied; skipped", a->type->system,
-		        a->name, key);
-		gwi_finish(dl, inv, GW_OK, NULL);
-		return;
-	}
-	if (inv->kind == GW_INV_RESTORE) {
-		if (gw_persist_read(rt->persist, a->type->system, a->name, inv->restore_rev,
-		                    restore_loaded, inv) != GW_OK) {
-			gwi_finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
-			return;
+		scoped = true;
+		int64_t now = gwi_now_ms();
+		if (inv->deadline_ms && inv->deadline_ms <= now) {
+			gwi_finish(dl, inv, GW_ETIMEDOUT,
+			           "deadline passed while queued for actor %s", a->name);
+			continue;
 		}
-		a->st = A_BUSY;
-		a->busy = inv;
-		gwi_turn_begin(a);
+		if (inv->kind == GW_INV_WAKE) {
+			gwi_finish(dl, inv, GW_OK, NULL); /* activated: that was all */
+			continue;
+		}
+		const char *key = a->stateful ? gwi_inv_key(inv) : NULL;
+		if (key && gwi_outbox_applied(a, key)) {
+			/* A redelivered effect this actor already applied and saved. */
+			GW_INFO("actor %s/%s: delivery %s already applied; skipped",
+			        a->type->system, a->name, key);
+			gwi_finish(dl, inv, GW_OK, NULL);
+			continue;
+		}
+		if (inv->kind == GW_INV_RESTORE) {
+			if (gw_persist_read(rt->persist, a->type->system, a->name, inv->restore_rev,
+			                    restore_loaded, inv) != GW_OK) {
+				gwi_finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
+				continue;
+			}
+			a->st = A_BUSY;
+			a->busy = inv;
+			gwi_turn_begin(a);
+			gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
+			a->deactivating = 0;
+			break;
+		}
+		if (gwi_builtin_get(inv->req->action_name) &&
+		    gw_registry_knows_action(rt->reg, a->type, inv->req->action_name) != GW_OK) {
+			/* Spawn's built-in state read: the stored state Any as the
+			 * reply, in mailbox order, without calling a host. */
+			inv->reply = gw_blob_hold(a->state);
+			gwi_finish(dl, inv, GW_OK, NULL);
+			continue;
+		}
+		inv->due_ms = now + rt->o.host_timeout_ms;
+		if (inv->deadline_ms && inv->deadline_ms < inv->due_ms)
+			inv->due_ms = inv->deadline_ms;
+		inv->tr.dispatch_ns = gw_trace_now_ns();
+		/* A host whose send queue is full (GW_EFULL) is skipped for another
+		 * live host of the type, if the round robin finds one. */
+		gw_err err = GW_EUNAVAIL;
+		bool full = false;
+		for (int tries = 0; tries < 3 && (err == GW_EUNAVAIL || err == GW_EFULL); tries++) {
+			gw_host *h = NULL;
+			err = gw_registry_pick(rt->reg, a->type, inv->req->action_name, &h);
+			if (err)
+				break;
+			inv->host = h;
+			inv->t_disp_ns = gw_gm_now_ns(rt->gm);
+			err = gw_target_ops_of(h)->send(h, inv, build_task);
+			full |= err == GW_EFULL;
+			if (err) {
+				inv->host = NULL;
+				gwi_target_rele(h);
+			}
+		}
+		if (err && full) {
+			gwi_finish(dl, inv, GW_EFULL,
+			           "the hosts of actor %s are not reading their tasks: send queue "
+			           "full (--host-queue-bytes)",
+			           a->name);
+			continue;
+		}
+		if (err == GW_ENOTFOUND) {
+			gwi_finish(dl, inv, err, "actor %s has no action '%s'", a->name,
+			           inv->req->action_name);
+			continue;
+		}
+		if (err == GW_ETOOBIG) {
+			gwi_finish(
+			    dl, inv, err,
+			    "the invocation of %s with its state exceeds the message size limit",
+			    a->name);
+			continue;
+		}
+		if (err == GW_ENOMEM) {
+			gwi_finish(dl, inv, err, "out of memory dispatching to actor %s", a->name);
+			continue;
+		}
+		if (err) {
+			/* pick or send found no live host: nothing was sent */
+			inv->not_dispatched = err == GW_EUNAVAIL;
+			gwi_finish(dl, inv, err,
+			           "no host serving actor %s action '%s' is connected", a->name,
+			           inv->req->action_name);
+			continue;
+		}
+		if (a->pooled) {
+			a->inflight++; /* stays READY: more may run beside it */
+		} else {
+			a->st = A_BUSY;
+			a->busy = inv;
+			gwi_turn_begin(a);
+		}
+		if (inv->timer < 0)
+			a->last_active_ms = now;
+		inv->deadline_t.kind = T_DEADLINE;
+		gw_wheel_arm(&a->shard->wheel, &inv->deadline_t, inv->due_ms);
 		gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
 		a->deactivating = 0;
-		return;
 	}
-	if (gwi_builtin_get(inv->req->action_name) &&
-	    gw_registry_knows_action(rt->reg, a->type, inv->req->action_name) != GW_OK) {
-		/* Spawn's built-in state read: the stored state Any as the
-		 * reply, in mailbox order, without calling a host. */
-		inv->reply = gw_blob_hold(a->state);
-		gwi_finish(dl, inv, GW_OK, NULL);
-		return;
-	}
-	inv->due_ms = now + rt->o.host_timeout_ms;
-	if (inv->deadline_ms && inv->deadline_ms < inv->due_ms)
-		inv->due_ms = inv->deadline_ms;
-	inv->tr.dispatch_ns = gw_trace_now_ns();
-	/* A host whose send queue is full (GW_EFULL) is skipped for another
-	 * live host of the type, if the round robin finds one. */
-	gw_err err = GW_EUNAVAIL;
-	bool full = false;
-	for (int tries = 0; tries < 3 && (err == GW_EUNAVAIL || err == GW_EFULL); tries++) {
-		gw_host *h = NULL;
-		err = gw_registry_pick(rt->reg, a->type, inv->req->action_name, &h);
-		if (err)
-			break;
-		inv->host = h;
-		err = gw_target_ops_of(h)->send(h, inv, build_task);
-		full |= err == GW_EFULL;
-		if (err) {
-			inv->host = NULL;
-			gwi_target_rele(h);
-		}
-	}
-	if (err && full) {
-		gwi_finish(dl, inv, GW_EFULL,
-		           "the hosts of actor %s are not reading their tasks: send queue "
-		           "full (--host-queue-bytes)",
-		           a->name);
-		return;
-	}
-	if (err == GW_ENOTFOUND) {
-		gwi_finish(dl, inv, err, "actor %s has no action '%s'", a->name,
-		           inv->req->action_name);
-		return;
-	}
-	if (err == GW_ETOOBIG) {
-		gwi_finish(dl, inv, err,
-		           "the invocation of %s with its state exceeds the message size limit",
-		           a->name);
-		return;
-	}
-	if (err == GW_ENOMEM) {
-		gwi_finish(dl, inv, err, "out of memory dispatching to actor %s", a->name);
-		return;
-	}
-	if (err) {
-		/* pick or send found no live host: nothing was sent */
-		inv->not_dispatched = err == GW_EUNAVAIL;
-		gwi_finish(dl, inv, err, "no host serving actor %s action '%s' is connected",
-		           a->name, inv->req->action_name);
-		return;
-	}
-	if (a->pooled) {
-		a->inflight++; /* stays READY: more may run beside it */
-	} else {
-		a->st = A_BUSY;
-		a->busy = inv;
-		gwi_turn_begin(a);
-	}
-	if (inv->timer < 0)
-		a->last_active_ms = now;
-	inv->deadline_t.kind = T_DEADLINE;
-	gw_wheel_arm(&a->shard->wheel, &inv->deadline_t, inv->due_ms);
-	gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
-	a->deactivating = 0;
+	if (scoped)
+		gwi_log_leave(&ls);
 }
 
 /* gwi_pooled_end_locked ends one of a POOLED actor's parallel turns. */
@@ -1118,6 +1133,8 @@ static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
 	done_list dl = {0};
 	Spawn__InvocationRequest *rq = inv->req;
 	atomic_fetch_add_explicit(&rt->invocations, 1, memory_order_relaxed);
+	if (!inv->t_enq_ns)
+		inv->t_enq_ns = gw_gm_now_ns(rt->gm);
 	gw_shard *s;
 	uint32_t h;
 	gw_actor_type *type;
@@ -1186,6 +1203,7 @@ static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
 		s->buckets[h & (s->nbuckets - 1)] = a;
 		s->count++;
 		atomic_fetch_add_explicit(&rt->activations, 1, memory_order_relaxed);
+		gw_gm_activation(rt->gm, type->system, type->name, true);
 		if (!a->stateful)
 			gwi_timers_start_locked(rt, a);
 	}
@@ -1240,6 +1258,11 @@ static void instance_looked_up(void *user, gw_err err)
 	else /* inv->msg still says which name was not found (or the quota it is over) */
 		gwi_finish(&dl, inv, err == GW_ENOTFOUND && inv->over_quota ? GW_EFULL : err, NULL);
 	gwi_deliver(&dl);
+}
+
+void gw_runtime_set_metrics(gw_runtime *rt, gw_gm *gm)
+{
+	rt->gm = gm;
 }
 
 void gw_runtime_set_router(gw_runtime *rt, const gw_router_ops *ops, void *r)

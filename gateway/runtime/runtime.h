@@ -180,6 +180,9 @@ struct gw_inv {
 	 * routed again, now knowing its template. */
 	bool route_skip;
 	void *rstate;
+	/* Metrics (gw_runtime_set_metrics; 0 without): monotonic ns when it
+	 * reached the runtime, and when its turn was sent to a host. */
+	int64_t t_enq_ns, t_disp_ns;
 	/* Its W3C trace and stage times (runtime/tracing.c): set by the
 	 * runtime, read when inv is freed to make its spans. */
 	gw_inv_trace tr;
@@ -381,6 +384,10 @@ void gw_runtime_schedule_gone(gw_runtime *rt, const char *id);
  * start-up, before the scheduler starts. Blocks: yes. */
 gw_err gw_runtime_load_quotas(gw_runtime *rt);
 
+/* gw_runtime_quota_total: instances (or stored scheduled invocations, the
+ * schedules' backlog) counted over every system. Thread: any. */
+uint64_t gw_runtime_quota_total(gw_runtime *rt, bool schedules);
+
 /* gw_runtime_quota_count: instances (or schedules) counted for system. */
 uint32_t gw_runtime_quota_count(gw_runtime *rt, const char *system, bool schedules);
 
@@ -533,6 +540,13 @@ typedef struct gw_router_ops {
 
 enum { GW_OWNS_YES = 0, GW_OWNS_NO = 1, GW_OWNS_WAIT = 2 };
 
+/* gw_runtime_set_metrics makes the runtime record into gm (borrowed, it
+ * must outlive the runtime; gm.h): invocations and their latencies,
+ * activations, mailbox depths. Call once, before the first invocation.
+ * NULL (the default): nothing is recorded (--metrics off). */
+struct gw_gm;
+void gw_runtime_set_metrics(gw_runtime *rt, struct gw_gm *gm);
+
 /* gw_runtime_set_router installs the router (ops: static storage; r
  * borrowed, it must outlive every call). Call once, before the first
  * invocation. NULL ops: no cluster (the default). */
@@ -567,5 +581,28 @@ size_t gw_runtime_rebalance(gw_runtime *rt, gw_mine_fn mine, void *user);
  * inv (it completes it), false when inv stays the caller's to run here.
  * Thread: any. */
 bool gw_runtime_route(gw_runtime *rt, gw_inv *inv);
+
+/* One active actor, as gw_runtime_foreach_active shows it: every pointer
+ * is borrowed for the callback only. */
+typedef struct gw_active_info {
+	const char *system, *type, *name; /* type: the template of an UNNAMED instance */
+	uint32_t queued;                  /* calls in its mailbox */
+	bool busy;                        /* a turn in flight */
+	uint64_t revision;                /* stored revision */
+} gw_active_info;
+typedef bool (*gw_active_fn)(void *user, const gw_active_info *a); /* false: stop */
+
+/* gw_runtime_foreach_active calls fn for each active actor (not those
+ * being forgotten or handed off), shard by shard under the shard's lock,
+ * let go every few hundred buckets (listing.c): not a snapshot, and an
+ * actor may be seen twice when its shard's table grows meanwhile. fn
+ * copies what it keeps and must not call into the runtime; it returns
+ * false to end the walk. For listings (Admin.List). */
+void gw_runtime_foreach_active(gw_runtime *rt, gw_active_fn fn, void *user);
+
+/* gw_runtime_sched_prefix writes the prefix every stored scheduled
+ * invocation of system starts its id with (its hash, then '.'; at most 16
+ * bytes with the NUL) into out (listing.c). */
+void gw_runtime_sched_prefix(const char *system, char out[16]);
 
 #endif

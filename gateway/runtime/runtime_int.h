@@ -142,6 +142,7 @@ struct gw_runtime {
 	/* the cluster's router (gw_runtime_set_router): set before any call */
 	const gw_router_ops *router_ops; /* static storage of the router */
 	void *router;                    /* borrowed: outlives the runtime's use of it */
+	struct gw_gm *gm;                /* borrowed (gw_runtime_set_metrics); NULL = none */
 	gw_otlp *otlp;                   /* borrowed (gw_runtime_set_otlp); NULL = no spans */
 };
 

@@ -250,6 +250,10 @@ void gwi_admin_handle(gwi_ucall *c)
 	    [GWI_M_RESTORE] = &spawn__gateway__v1__restore_request__descriptor,
 	    [GWI_M_KEY_ROTATION] = &spawn__gateway__v1__key_rotation_request__descriptor,
 	    [GWI_M_FORGET] = &spawn__gateway__v1__actor_ref__descriptor,
+	    [GWI_M_LIST] = &spawn__gateway__v1__list_request__descriptor,
+	    [GWI_M_MEMBERS] = &spawn__gateway__v1__members_request__descriptor,
+	    [GWI_M_LIST_SCHEDULES] = &spawn__gateway__v1__list_schedules_request__descriptor,
+	    [GWI_M_CANCEL_SCHEDULE] = &spawn__gateway__v1__schedule_ref__descriptor,
 	};
 	ProtobufCMessage *m = NULL;
 	char why[GW_WC_PATH_MAX + 200];
@@ -281,6 +285,23 @@ void gwi_admin_run(gwi_ucall *c, int method, ProtobufCMessage *m)
 		break;
 	case GWI_M_FORGET:
 		forget(c, (Spawn__Gateway__V1__ActorRef *)m);
+		break;
+	case GWI_M_LIST: /* admin_list.c: every member answers in a cluster */
+		if (gwi_admin_list_check(c, (Spawn__Gateway__V1__ListRequest *)m)) {
+			if (c->srv->o.router && c->srv->o.peers)
+				gwi_admin_list_cluster(c, (Spawn__Gateway__V1__ListRequest *)m);
+			else
+				gwi_admin_list_local(c, (Spawn__Gateway__V1__ListRequest *)m, "");
+		}
+		break;
+	case GWI_M_MEMBERS:
+		gwi_admin_members(c);
+		break;
+	case GWI_M_LIST_SCHEDULES: /* the store is the cluster's: any member answers */
+		gwi_admin_list_schedules(c, (Spawn__Gateway__V1__ListSchedulesRequest *)m);
+		break;
+	case GWI_M_CANCEL_SCHEDULE:
+		gwi_admin_cancel_schedule(c, (Spawn__Gateway__V1__ScheduleRef *)m);
 		break;
 	default:
 		key_rotation(c);

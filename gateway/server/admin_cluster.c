@@ -62,6 +62,9 @@ void gwi_peer_admin_wrap(Spawn__Gateway__V1__PeerAdminReply *out, const Protobuf
 	} else if (d == &spawn__gateway__v1__key_rotation_status__descriptor) {
 		out->reply_case = SPAWN__GATEWAY__V1__PEER_ADMIN_REPLY__REPLY_KEY_ROTATION;
 		out->key_rotation = (Spawn__Gateway__V1__KeyRotationStatus *)msg;
+	} else if (d == &spawn__gateway__v1__list_reply__descriptor) {
+		out->reply_case = SPAWN__GATEWAY__V1__PEER_ADMIN_REPLY__REPLY_LIST;
+		out->list = (Spawn__Gateway__V1__ListReply *)msg;
 	}
 }
 
@@ -586,17 +589,31 @@ void gwi_peer_admin_handle(gwi_ucall *c)
 	case SPAWN__GATEWAY__V1__PEER_ADMIN_REQUEST__CALL_KEY_ROTATION:
 		method = GWI_M_KEY_ROTATION;
 		break;
+	case SPAWN__GATEWAY__V1__PEER_ADMIN_REQUEST__CALL_LIST:
+		method = GWI_M_LIST;
+		break;
 	default:
 		break;
 	}
 	const char *bad = method < 0                 ? "call is required"
 	                  : pr->hops > GW_ROUTE_HOPS ? "hops over the limit"
-	                  : method != GWI_M_KEY_ROTATION && !ref_named(ref_of(method, call))
+	                  : method != GWI_M_KEY_ROTATION && method != GWI_M_LIST &&
+	                          !ref_named(ref_of(method, call))
 	                      ? "actor.system and actor.actor are required"
 	                      : NULL;
 	if (bad) {
 		protobuf_c_message_free_unpacked(m, NULL);
 		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, bad, NULL);
+		return;
+	}
+	if (method == GWI_M_LIST) {
+		/* this member's own page, its items named by its id in the view */
+		char self[512];
+		uint64_t version;
+		gw_router_self(c->srv->o.router, self, sizeof self, &version);
+		if (gwi_admin_list_check(c, pr->list))
+			gwi_admin_list_local(c, pr->list, self);
+		protobuf_c_message_free_unpacked(m, NULL);
 		return;
 	}
 	if (method == GWI_M_KEY_ROTATION) {

@@ -3,8 +3,11 @@
  * and "Peers"). Split from server.c; the contracts are in server_int.h. */
 #include "server_int.h"
 
+#include "edge.h"
+
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -59,15 +62,39 @@ grpc_status_code gwi_authorize_invoke(gwi_ucall *c, const char *system, const ch
 			         gw_principal_name(pr), system, actor);
 	}
 	gw_access_done(a);
+	gwi_refusal_count(c->srv, GW_REFUSAL_INVOKE, code);
 	return code;
 }
 
+void gwi_refusal_count(struct gw_server *s, int kind, grpc_status_code code)
+{
+	if (code == GRPC_STATUS_UNAUTHENTICATED || code == GRPC_STATUS_PERMISSION_DENIED)
+		atomic_fetch_add_explicit(&s->refusals[kind][code == GRPC_STATUS_UNAUTHENTICATED],
+		                          1, memory_order_relaxed);
+}
+
+uint64_t gw_server_refusals(const gw_server *s, int kind, bool unauth)
+{
+	if (kind < 0 || kind >= GW_REFUSAL_KINDS)
+		return 0;
+	return atomic_load_explicit(&s->refusals[kind][unauth], memory_order_relaxed);
+}
+
 static const char *const method_names[GWI_M_COUNT] = {
-    [GWI_M_INVOKE] = "Invoke",      [GWI_M_SPAWN] = "Spawn",
-    [GWI_M_GET_STATE] = "GetState", [GWI_M_LIST_REVISIONS] = "ListRevisions",
-    [GWI_M_RESTORE] = "Restore",    [GWI_M_KEY_ROTATION] = "KeyRotation",
-    [GWI_M_FORGET] = "Forget",      [GWI_M_FORWARD] = "Forward",
-    [GWI_M_PING] = "Ping",          [GWI_M_PEER_ADMIN] = "Admin",
+    [GWI_M_INVOKE] = "Invoke",
+    [GWI_M_SPAWN] = "Spawn",
+    [GWI_M_GET_STATE] = "GetState",
+    [GWI_M_LIST_REVISIONS] = "ListRevisions",
+    [GWI_M_RESTORE] = "Restore",
+    [GWI_M_KEY_ROTATION] = "KeyRotation",
+    [GWI_M_FORGET] = "Forget",
+    [GWI_M_FORWARD] = "Forward",
+    [GWI_M_PING] = "Ping",
+    [GWI_M_PEER_ADMIN] = "Admin",
+    [GWI_M_LIST] = "List",
+    [GWI_M_MEMBERS] = "Members",
+    [GWI_M_LIST_SCHEDULES] = "ListSchedules",
+    [GWI_M_CANCEL_SCHEDULE] = "CancelSchedule",
 };
 
 /* gwi_authorize_admin: Admin methods need a principal with admin: true. Every
@@ -99,6 +126,7 @@ grpc_status_code gwi_authorize_admin(gwi_ucall *c, char *why, size_t n)
 		GW_INFO("admin %s by principal '%s': allowed", m, gw_principal_name(pr));
 	}
 	gw_access_done(a);
+	gwi_refusal_count(c->srv, GW_REFUSAL_ADMIN, code);
 	return code;
 }
 
@@ -133,6 +161,91 @@ grpc_status_code gwi_authorize_peer(gwi_ucall *c, char *name, size_t namelen, ch
 		snprintf(name, namelen, "%s", gw_principal_name(pr));
 	}
 	gw_access_done(a);
+	gwi_refusal_count(c->srv, GW_REFUSAL_PEER, code);
 	c->peer_refused = code != GRPC_STATUS_OK;
+	return code;
+}
+
+/* ---- the HTTP/JSON routes (edge.h) ------------------------------------------------ */
+
+bool gw_edge_has_policy(const gw_server *s)
+{
+	return s->o.access != NULL;
+}
+
+/* bearer_token: the token of an Authorization header value, or NULL with
+ * why. */
+static const char *bearer_token(const char *authorization, char *why, size_t n)
+{
+	if (!authorization) {
+		snprintf(why, n, "no credential: send an Authorization: Bearer TOKEN header");
+		return NULL;
+	}
+	/* "Bearer" is case-insensitive (RFC 6750 uses the RFC 7235 scheme). */
+	const char *tok = NULL;
+	if (!strncasecmp(authorization, "Bearer ", 7)) {
+		tok = authorization + 7;
+		while (*tok == ' ')
+			tok++;
+	}
+	if (!tok || !tok[0]) {
+		snprintf(why, n, "the Authorization header is not \"Bearer TOKEN\"");
+		return NULL;
+	}
+	return tok;
+}
+
+/* token_read finds the principal of the header's bearer token: OK with
+ * the policy's read lock held (the caller calls gw_access_done), or
+ * UNAUTHENTICATED with why and no lock held. */
+static grpc_status_code token_read(gw_access *a, const char *authorization, const gw_principal **pr,
+                                   char *why, size_t n)
+{
+	const char *tok = bearer_token(authorization, why, n);
+	if (!tok)
+		return GRPC_STATUS_UNAUTHENTICATED;
+	const gw_policy *p = gw_access_read(a);
+	if (!(*pr = gw_policy_by_token(p, tok, strlen(tok)))) {
+		gw_access_done(a);
+		snprintf(why, n, "unknown bearer token");
+		return GRPC_STATUS_UNAUTHENTICATED;
+	}
+	return GRPC_STATUS_OK;
+}
+
+grpc_status_code gw_edge_authenticate_bearer(gw_server *s, const char *authorization, char *why,
+                                             size_t n)
+{
+	gw_access *a = s->o.access;
+	const gw_principal *pr = NULL;
+	if (!a)
+		return GRPC_STATUS_OK;
+	grpc_status_code code = token_read(a, authorization, &pr, why, n);
+	if (code == GRPC_STATUS_OK)
+		gw_access_done(a);
+	return code;
+}
+
+grpc_status_code gw_edge_authorize_bearer(gw_server *s, const char *authorization,
+                                          const char *system, const char *actor, const char *ref,
+                                          const char *action, char *why, size_t n,
+                                          spawn_arena *arena, char **principal)
+{
+	gw_access *a = s->o.access;
+	const gw_principal *pr = NULL;
+	if (!a)
+		return GRPC_STATUS_OK;
+	grpc_status_code code = token_read(a, authorization, &pr, why, n);
+	if (code != GRPC_STATUS_OK)
+		return code;
+	if (arena && !(*principal = spawn_arena_strdup(arena, gw_principal_name(pr)))) {
+		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		snprintf(why, n, "out of memory");
+	} else if (!gwi_may_invoke(s, pr, system, actor, ref, action)) {
+		code = GRPC_STATUS_PERMISSION_DENIED;
+		snprintf(why, n, "principal '%s' may not invoke %s/%s.%s", gw_principal_name(pr),
+		         system, actor, action);
+	}
+	gw_access_done(a);
 	return code;
 }

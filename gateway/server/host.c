@@ -652,6 +652,7 @@ static bool handle_message(gw_host *h, Spawn__Gateway__V1__HostMessage *m, const
 		gw_err err = GW_OK;
 		if (a && (!pr || !gw_principal_may_host(pr, sysname))) {
 			err = GW_EDENIED;
+			gwi_refusal_count(h->srv, GW_REFUSAL_HOST, GRPC_STATUS_PERMISSION_DENIED);
 			snprintf(why, sizeof why, "principal '%s' may not serve system '%s'",
 			         h->principal ? h->principal : "?", sysname);
 		} else {
@@ -925,6 +926,9 @@ static void accept_tag(gwi_tag *t, bool ok)
 		gw_access_done(a);
 		if (!h->principal) {
 			GW_WARN("host %s: refused: %s", h->peer, why);
+			if (!pr)
+				gwi_refusal_count(h->srv, GW_REFUSAL_HOST,
+				                  GRPC_STATUS_UNAUTHENTICATED);
 			host_close(
 			    h, pr ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAUTHENTICATED,
 			    why);
@@ -1037,6 +1041,20 @@ void gwi_host_watch(gw_server *s, int64_t now)
 
 /* ---- the access policy reloaded --------------------------------------------------- */
 
+void gw_server_hosts_each(gw_server *s, gw_host_stat_fn fn, void *user)
+{
+	pthread_mutex_lock(&s->hmu);
+	for (gw_host *h = s->hosts; h; h = h->lnext) {
+		pthread_mutex_lock(&h->mu);
+		char system[sizeof h->system];
+		memcpy(system, h->system, sizeof system);
+		size_t tasks = h->pcount, bytes = h->oq.bytes;
+		pthread_mutex_unlock(&h->mu);
+		fn(user, system, tasks, bytes);
+	}
+	pthread_mutex_unlock(&s->hmu);
+}
+
 size_t gw_server_access_reloaded(gw_server *s)
 {
 	gw_access *a = s->o.access;
@@ -1072,4 +1090,24 @@ size_t gw_server_access_reloaded(gw_server *s)
 		gw_host_rele(bad);
 		closed++;
 	}
+}
+
+/* ---- listings (Admin.List, part spawnctl) ---- */
+
+void gwi_host_foreach(gw_server *s, gwi_host_info_fn fn, void *user)
+{
+	pthread_mutex_lock(&s->hmu);
+	for (gw_host *h = s->hosts; h; h = h->lnext) {
+		pthread_mutex_lock(&h->mu);
+		gwi_host_info hi = {
+		    .system = h->system,
+		    .peer = h->peer,
+		    .principal = h->principal ? h->principal : "",
+		    .in_flight = h->pcount,
+		    .batch = h->batch,
+		};
+		fn(user, &hi);
+		pthread_mutex_unlock(&h->mu);
+	}
+	pthread_mutex_unlock(&s->hmu);
 }

@@ -34,6 +34,8 @@
  */
 #include "server_int.h"
 
+#include "edge.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +212,99 @@ static void plain_done(gw_inv *inv)
 	gwi_ucall_reply_raw(c, GRPC_STATUS_OK, NULL, gw_blob_value(inv->reply), inv->reply->len);
 }
 
+grpc_status_code gw_edge_contract_target(gw_server *s, const gw_contract_method *m,
+                                         const uint8_t *body, size_t len, char *name, char *system,
+                                         size_t sn, char *why, size_t wn, bool *not_dispatched)
+{
+	*not_dispatched = false;
+	snprintf(name, GW_CONTRACTS_NAME_BYTES, "%s", m->actor);
+	if (m->kind == GW_KIND_UNNAMED) {
+		const uint8_t *v = NULL;
+		size_t vl = 0, off = 0;
+		int got = m->id_field ? string_field(body, len, m->id_field, &v, &vl) : 0;
+		const char *bad = got == 1 ? gw_wc_utf8(v, vl, false, &off) : NULL;
+		if (!m->id_field) {
+			snprintf(why, wn,
+			         "actor %s is UNNAMED but %s has no string field marked "
+			         "(spawn.actors.actor_id) naming the instance",
+			         m->actor, m->input);
+			return GRPC_STATUS_FAILED_PRECONDITION;
+		}
+		if (got < 0) {
+			snprintf(why, wn, "request is not a valid %s", m->input);
+			return GRPC_STATUS_INVALID_ARGUMENT;
+		}
+		if (got == 0 || vl == 0) {
+			snprintf(why, wn,
+			         "field %u of %s (spawn.actors.actor_id) must name the instance",
+			         m->id_field, m->input);
+			return GRPC_STATUS_INVALID_ARGUMENT;
+		}
+		if (bad || vl > s->o.limits.name_bytes || vl >= GW_CONTRACTS_NAME_BYTES) {
+			snprintf(why, wn, "the instance name (field %u of %s) %s", m->id_field,
+			         m->input, bad ? bad : "is over the name length limit");
+			return GRPC_STATUS_INVALID_ARGUMENT;
+		}
+		memcpy(name, v, vl);
+		name[vl] = 0;
+	}
+	gw_err e = find_system(s, m->actor, system, sn, why, wn);
+	if (e == GW_EUNAVAIL) {
+		*not_dispatched = true;
+		snprintf(why, wn, "no host has registered actor %s; retry", m->actor);
+		return GRPC_STATUS_UNAVAILABLE;
+	}
+	if (e == GW_ECONFIG)
+		return GRPC_STATUS_FAILED_PRECONDITION;
+	if (e) {
+		snprintf(why, wn, "out of memory");
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
+	return GRPC_STATUS_OK;
+}
+
+bool gw_edge_request(gw_inv *inv, const char *system, const char *name, const char *ref,
+                     const char *action, const char *url_type, const uint8_t *body, size_t len)
+{
+	spawn_arena *a = &inv->arena;
+	bool full = strchr(url_type, '/') != NULL;
+	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
+	Spawn__Actors__ActorSystem *sys = rq ? spawn_arena_alloc(a, sizeof *sys) : NULL;
+	Spawn__Actors__Actor *act = sys ? spawn_arena_alloc(a, sizeof *act) : NULL;
+	Spawn__Actors__ActorId *id = act ? spawn_arena_alloc(a, sizeof *id) : NULL;
+	Google__Protobuf__Any *any = id ? spawn_arena_alloc(a, sizeof *any) : NULL;
+	char *url = any ? spawn_arena_alloc(a, sizeof TYPE_PREFIX + strlen(url_type)) : NULL;
+	uint8_t *value = url ? spawn_arena_alloc(a, len ? len : 1) : NULL;
+	if (!value)
+		return false;
+	spawn__invocation_request__init(rq);
+	spawn__actors__actor_system__init(sys);
+	spawn__actors__actor__init(act);
+	spawn__actors__actor_id__init(id);
+	google__protobuf__any__init(any);
+	sprintf(url, "%s%s", full ? "" : TYPE_PREFIX, url_type);
+	if (len)
+		memcpy(value, body, len);
+	sys->name = spawn_arena_strdup(a, system);
+	id->name = spawn_arena_strdup(a, name);
+	id->system = sys->name;
+	act->id = id;
+	rq->system = sys;
+	rq->actor = act;
+	rq->action_name = spawn_arena_strdup(a, action);
+	if (ref)
+		rq->register_ref = spawn_arena_strdup(a, ref);
+	any->type_url = url;
+	any->value.data = value;
+	any->value.len = len;
+	rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
+	rq->value = any;
+	if (!sys->name || !id->name || !rq->action_name || (ref && !rq->register_ref))
+		return false;
+	inv->req = rq;
+	return true;
+}
+
 void gwi_plain_handle(gwi_ucall *c)
 {
 	gw_server *s = c->srv;
@@ -227,7 +322,6 @@ void gwi_plain_handle(gwi_ucall *c)
 		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
 		return;
 	}
-	spawn_arena *a = &inv->arena;
 	grpc_byte_buffer_reader r;
 	if (!grpc_byte_buffer_reader_init(&r, c->payload)) {
 		gw_inv_destroy(inv);
@@ -236,113 +330,35 @@ void gwi_plain_handle(gwi_ucall *c)
 	}
 	grpc_slice whole = grpc_byte_buffer_reader_readall(&r);
 	grpc_byte_buffer_reader_destroy(&r);
-	size_t len = GRPC_SLICE_LENGTH(whole);
-	uint8_t *body = spawn_arena_alloc(a, len ? len : 1);
-	if (body)
-		memcpy(body, GRPC_SLICE_START_PTR(whole), len);
-	grpc_slice_unref(whole);
 	grpc_byte_buffer_destroy(c->payload);
 	c->payload = NULL;
+	const uint8_t *body = GRPC_SLICE_START_PTR(whole);
+	size_t len = GRPC_SLICE_LENGTH(whole);
 	/* The actor's name: the service's, or the instance's from the request. */
 	char name[GW_CONTRACTS_NAME_BYTES];
-	snprintf(name, sizeof name, "%s", m->actor);
-	grpc_status_code code = GRPC_STATUS_OK;
-	if (!body) {
-		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-		snprintf(why, sizeof why, "out of memory");
-	} else if (m->kind == GW_KIND_UNNAMED) {
-		const uint8_t *v = NULL;
-		size_t vl = 0, off = 0;
-		int got = m->id_field ? string_field(body, len, m->id_field, &v, &vl) : 0;
-		const char *bad = got == 1 ? gw_wc_utf8(v, vl, false, &off) : NULL;
-		if (!m->id_field) {
-			code = GRPC_STATUS_FAILED_PRECONDITION;
-			snprintf(why, sizeof why,
-			         "actor %s is UNNAMED but %s has no string field marked "
-			         "(spawn.actors.actor_id) naming the instance",
-			         m->actor, m->input);
-		} else if (got < 0) {
-			code = GRPC_STATUS_INVALID_ARGUMENT;
-			snprintf(why, sizeof why, "request is not a valid %s", m->input);
-		} else if (got == 0 || vl == 0) {
-			code = GRPC_STATUS_INVALID_ARGUMENT;
-			snprintf(why, sizeof why,
-			         "field %u of %s (spawn.actors.actor_id) must name the instance",
-			         m->id_field, m->input);
-		} else if (bad || vl > s->o.limits.name_bytes) {
-			code = GRPC_STATUS_INVALID_ARGUMENT;
-			snprintf(why, sizeof why, "the instance name (field %u of %s) %s",
-			         m->id_field, m->input,
-			         bad ? bad : "is over the name length limit");
-		} else {
-			memcpy(name, v, vl);
-			name[vl] = 0;
-		}
-	}
 	char system[GW_WC_NAME_BYTES + 1];
-	if (code == GRPC_STATUS_OK) {
-		gw_err e = find_system(s, m->actor, system, sizeof system, why, sizeof why);
-		if (e == GW_EUNAVAIL) {
-			code = GRPC_STATUS_UNAVAILABLE;
-			c->not_dispatched = true;
-			snprintf(why, sizeof why, "no host has registered actor %s; retry",
-			         m->actor);
-		} else if (e) {
-			code = e == GW_ECONFIG ? GRPC_STATUS_FAILED_PRECONDITION
-			                       : GRPC_STATUS_RESOURCE_EXHAUSTED;
-			if (e != GW_ECONFIG)
-				snprintf(why, sizeof why, "out of memory");
-		}
-	}
+	bool not_dispatched = false;
+	grpc_status_code code = gw_edge_contract_target(
+	    s, m, body, len, name, system, sizeof system, why, sizeof why, &not_dispatched);
+	c->not_dispatched = not_dispatched;
 	const char *ref = m->kind == GW_KIND_UNNAMED ? m->actor : NULL;
 	/* The principal goes with the call to the owner when this member
 	 * forwards it (ForwardRequest.principal), as for Invoke. */
 	if (code == GRPC_STATUS_OK && s->o.access)
 		code = gwi_authorize_invoke(c, system, name, ref, m->action, why, sizeof why,
 		                            &inv->arena, &inv->principal);
+	if (code == GRPC_STATUS_OK &&
+	    !gw_edge_request(inv, system, name, ref, m->action, m->input, body, len)) {
+		code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		snprintf(why, sizeof why, "out of memory");
+	}
+	grpc_slice_unref(whole);
 	if (code != GRPC_STATUS_OK) {
 		gw_inv_destroy(inv);
 		gwi_ucall_reply(c, code, why, NULL);
 		return;
 	}
-	Spawn__InvocationRequest *rq = spawn_arena_alloc(a, sizeof *rq);
-	Spawn__Actors__ActorSystem *sys = rq ? spawn_arena_alloc(a, sizeof *sys) : NULL;
-	Spawn__Actors__Actor *act = sys ? spawn_arena_alloc(a, sizeof *act) : NULL;
-	Spawn__Actors__ActorId *id = act ? spawn_arena_alloc(a, sizeof *id) : NULL;
-	Google__Protobuf__Any *any = id ? spawn_arena_alloc(a, sizeof *any) : NULL;
-	char *url = any ? spawn_arena_alloc(a, sizeof TYPE_PREFIX + strlen(m->input)) : NULL;
-	if (!url) {
-		gw_inv_destroy(inv);
-		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-		return;
-	}
-	spawn__invocation_request__init(rq);
-	spawn__actors__actor_system__init(sys);
-	spawn__actors__actor__init(act);
-	spawn__actors__actor_id__init(id);
-	google__protobuf__any__init(any);
-	sprintf(url, "%s%s", TYPE_PREFIX, m->input);
-	sys->name = spawn_arena_strdup(a, system);
-	id->name = spawn_arena_strdup(a, name);
-	id->system = sys->name;
-	act->id = id;
-	rq->system = sys;
-	rq->actor = act;
-	rq->action_name = spawn_arena_strdup(a, m->action);
-	if (ref)
-		rq->register_ref = spawn_arena_strdup(a, ref);
-	any->type_url = url;
-	any->value.data = body;
-	any->value.len = len;
-	rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_VALUE;
-	rq->value = any;
-	if (!sys->name || !id->name || !rq->action_name || (ref && !rq->register_ref)) {
-		gw_inv_destroy(inv);
-		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-		return;
-	}
-	inv->req = rq;
-	gwi_trace_from_md(&c->md, rq, a, s->o.limits.metadata_entries);
+	gwi_trace_from_md(&c->md, inv->req, &inv->arena, s->o.limits.metadata_entries);
 	inv->deadline_ms = deadline_ms(c->deadline);
 	inv->user = c;
 	inv->done = plain_done;

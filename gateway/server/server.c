@@ -939,6 +939,10 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_FORWARD] = GW_PEER_FORWARD,
 	    [GWI_M_PING] = GW_PEER_PING,
 	    [GWI_M_PEER_ADMIN] = GW_PEER_ADMIN,
+	    [GWI_M_LIST] = "/spawn.gateway.v1.Admin/List",
+	    [GWI_M_MEMBERS] = "/spawn.gateway.v1.Admin/Members",
+	    [GWI_M_LIST_SCHEDULES] = "/spawn.gateway.v1.Admin/ListSchedules",
+	    [GWI_M_CANCEL_SCHEDULE] = "/spawn.gateway.v1.Admin/CancelSchedule",
 	};
 	/* The groups of listeners: each role is served by exactly one; the
 	 * health group (last) serves no role, and its Health reports on the

@@ -18,6 +18,8 @@
  *   MEMBERSHIP -- membership: ACTIVE in view --> (clear)  [cluster mode only]
  *   (clear) ----- membership: fenced ----------> MEMBERSHIP
  *   (clear) ----- SIGTERM (main, then gw_server_shutdown) -> DRAINING, for good
+ *   (clear) ----- statestore check fails ------> STORE     [with --http only]
+ *   STORE ------- statestore check answers ----> (clear)
  */
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
@@ -108,6 +110,9 @@ enum {
 	 * (declared dead, or the database out of reach past the timeout),
 	 * until it has rejoined. A standalone gateway never sets it. */
 	GW_UNREADY_MEMBERSHIP = 1u << 2,
+	/* With --http: set while the statestore does not answer the periodic
+	 * readiness check (gateway/metrics/expose.h), cleared once it does. */
+	GW_UNREADY_STORE = 1u << 3,
 };
 
 /* gw_server_set_unready sets (on) or clears the conditions conds
@@ -116,6 +121,20 @@ void gw_server_set_unready(gw_server *s, unsigned conds, bool on);
 
 /* gw_server_unready returns the conditions set now: 0 = ready. Thread: any. */
 unsigned gw_server_unready(const gw_server *s);
+
+/* gw_server_hosts_each calls fn for every open host connection with the
+ * system it registered ("" before its registration; borrowed for the
+ * call), its tasks in flight and the bytes of tasks waiting to be written
+ * to it. fn runs under the server's host-list lock: it must not block or
+ * call into the server. Thread: any but a CQ thread (metrics scrapes). */
+typedef void (*gw_host_stat_fn)(void *user, const char *system, size_t tasks, size_t queue_bytes);
+void gw_server_hosts_each(gw_server *s, gw_host_stat_fn fn, void *user);
+
+/* Authorization refusals counted since start (--access), by what was
+ * refused (GW_REFUSAL_*) and the answer: unauth true = UNAUTHENTICATED,
+ * false = PERMISSION_DENIED. Thread: any. */
+enum { GW_REFUSAL_INVOKE, GW_REFUSAL_ADMIN, GW_REFUSAL_PEER, GW_REFUSAL_HOST, GW_REFUSAL_KINDS };
+uint64_t gw_server_refusals(const gw_server *s, int kind, bool unauth);
 
 /* gw_server_access_reloaded is called after gw_access_reload swapped the
  * policy: every connected host whose principal may no longer serve its

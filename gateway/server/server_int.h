@@ -55,8 +55,8 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[10];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[10]; /* borrowed from groups: the server each is registered on */
+	void *methods[14];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[14]; /* borrowed from groups: the server each is registered on */
 	void *m_connect;       /* registered HostGateway.Connect */
 	grpc_server *hsrv;     /* borrowed from groups: the server Connect is registered on */
 	size_t nlisten;        /* listen + host_listen + admin_listen + peer_listen */
@@ -65,6 +65,7 @@ struct gw_server {
 	int *ports;
 	atomic_bool shutting_down; /* the groups are shut down: no slot is posted again */
 	atomic_uint unready;       /* GW_UNREADY_* conditions holding readiness back */
+	atomic_int listings;       /* Admin.List walks running on their threads (admin_list.c) */
 	/* live call accounting, for shutdown */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -80,7 +81,13 @@ struct gw_server {
 	pthread_t watchdog;
 	pthread_cond_t wcv;                   /* the watchdog's own: only its stop signals it */
 	bool watchdog_started, watchdog_stop; /* watchdog_stop guarded by mu */
+	/* authorization refusals (authz.c): [GW_REFUSAL_*][unauthenticated] */
+	atomic_uint_fast64_t refusals[GW_REFUSAL_KINDS][2];
 };
+
+/* gwi_refusal_count counts a refusal of kind (GW_REFUSAL_*) answered code
+ * (UNAUTHENTICATED or PERMISSION_DENIED; other codes are not counted). */
+void gwi_refusal_count(struct gw_server *s, int kind, grpc_status_code code);
 
 #define GWI_WATCH_MS 50
 
@@ -116,7 +123,11 @@ enum {
 	GWI_M_FORGET,
 	GWI_M_FORWARD, /* spawn.gateway.v1.Peer, in cluster mode only */
 	GWI_M_PING,
-	GWI_M_PEER_ADMIN, /* spawn.gateway.v1.Peer/Admin, in cluster mode only */
+	GWI_M_PEER_ADMIN,      /* spawn.gateway.v1.Peer/Admin, in cluster mode only */
+	GWI_M_LIST,            /* Admin.List (admin_list.c) */
+	GWI_M_MEMBERS,         /* Admin.Members (admin_list.c) */
+	GWI_M_LIST_SCHEDULES,  /* Admin.ListSchedules (admin_sched.c) */
+	GWI_M_CANCEL_SCHEDULE, /* Admin.CancelSchedule (admin_sched.c) */
 	GWI_M_COUNT,
 	/* grpc.health.v1.Health/Check: registered on every group (gwi_group
 	 * .m_health), so outside the per-method tables above */
@@ -321,5 +332,40 @@ grpc_status_code gwi_authorize_peer(gwi_ucall *c, char *name, size_t namelen, ch
 
 /* host.c: one accept slot per call of gwi_host_request. */
 void gwi_host_request(struct gw_server *s, gwi_cq *q);
+
+/* host.c: one connected gRPC host, as gwi_host_foreach shows it (every
+ * pointer borrowed for the callback only). */
+typedef struct gwi_host_info {
+	const char *system;    /* "" before its registration */
+	const char *peer;      /* gRPC's peer address */
+	const char *principal; /* "" without --access */
+	size_t in_flight;      /* tasks registered and not answered */
+	bool batch;
+} gwi_host_info;
+typedef void (*gwi_host_info_fn)(void *user, const gwi_host_info *h);
+/* gwi_host_foreach calls fn once per open host connection under hmu and
+ * the host's lock: fn copies what it keeps and calls nothing. */
+void gwi_host_foreach(struct gw_server *s, gwi_host_info_fn fn, void *user);
+
+/* admin_list.c (part spawnctl): Admin.List and Admin.Members.
+ * gwi_admin_list_local answers a List with this gateway's own items
+ * (rq borrowed, already checked by gwi_admin_list_check); member names
+ * each item ("" outside cluster mode). gwi_admin_list_check answers
+ * INVALID_ARGUMENT and returns false for a request out of bounds. */
+struct Spawn__Gateway__V1__ListRequest;
+bool gwi_admin_list_check(gwi_ucall *c, const struct Spawn__Gateway__V1__ListRequest *rq);
+void gwi_admin_list_local(gwi_ucall *c, const struct Spawn__Gateway__V1__ListRequest *rq,
+                          const char *member);
+/* gwi_admin_list_cluster asks every member of the view with Peer.Admin
+ * and answers the merged page (rq borrowed: copied). */
+void gwi_admin_list_cluster(gwi_ucall *c, const struct Spawn__Gateway__V1__ListRequest *rq);
+void gwi_admin_members(gwi_ucall *c);
+/* admin_sched.c: Admin.ListSchedules and Admin.CancelSchedule, run on the
+ * persist thread (rq borrowed: copied). */
+struct Spawn__Gateway__V1__ListSchedulesRequest;
+struct Spawn__Gateway__V1__ScheduleRef;
+void gwi_admin_list_schedules(gwi_ucall *c,
+                              const struct Spawn__Gateway__V1__ListSchedulesRequest *rq);
+void gwi_admin_cancel_schedule(gwi_ucall *c, const struct Spawn__Gateway__V1__ScheduleRef *rq);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +54,10 @@ struct gw_tls {
 	tls_stamp st[F_COUNT];  /* of the files in use */
 	tls_stamp bad[F_COUNT]; /* of the last set refused; valid when have_bad */
 	bool have_bad;
-	int64_t bad_ns; /* when it was refused */
-	uint64_t gen;   /* of the files in use; starts at 1 */
-	tls_lst *lst;   /* owned: every listener's context */
+	int64_t bad_ns;                  /* when it was refused */
+	uint64_t gen;                    /* of the files in use; starts at 1 */
+	tls_lst *lst;                    /* owned: every listener's context */
+	atomic_uint_fast64_t handshakes; /* fetch calls: one per server handshake started */
 };
 
 static const char *const flag_of[F_COUNT] = {"--tls-cert", "--tls-key", "--tls-client-ca"};
@@ -283,6 +285,7 @@ static grpc_ssl_certificate_config_reload_status fetch(void *user,
 {
 	tls_lst *l = user;
 	gw_tls *t = l->t;
+	atomic_fetch_add_explicit(&t->handshakes, 1, memory_order_relaxed);
 	grpc_ssl_certificate_config_reload_status r = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
 	pthread_mutex_lock(&t->mu);
 	refresh_locked(t);
@@ -372,4 +375,9 @@ void gw_tls_destroy(gw_tls *t)
 	}
 	pthread_mutex_destroy(&t->mu);
 	free(t);
+}
+
+uint64_t gw_tls_handshakes(gw_tls *t)
+{
+	return t ? atomic_load_explicit(&t->handshakes, memory_order_relaxed) : 0;
 }

@@ -55,6 +55,10 @@ gw_err gw_tls_create(gw_tls **out, const gw_tls_opts *o, char *why, size_t whyle
  * grpc_server. NULL when out of memory. Thread: any. */
 grpc_server_credentials *gw_tls_server_credentials(gw_tls *t);
 
+/* gw_tls_handshakes: TLS handshakes the listeners started since t was
+ * made (gRPC core asks for the certificate at each one). Thread: any. */
+uint64_t gw_tls_handshakes(gw_tls *t);
+
 /* gw_tls_destroy frees t. Accepts NULL. */
 void gw_tls_destroy(gw_tls *t);
 

@@ -19,6 +19,8 @@ test "$(pkg-config --modversion spawn)" = "0.1.0"
 libdir=$(pkg-config --variable=libdir spawn)
 test -f "$libdir/libspawn.a"
 test -f "$(pkg-config --variable=includedir spawn)/spawn/spawn.h"
+# spawnctl comes with the SDK (docs/spawnctl.md) and runs from the prefix.
+"$work/prefix/bin/spawnctl" --help | grep -q '^usage: spawnctl'
 
 # The shared library exports the public API and nothing else.
 extra=$(nm -D --defined-only "$libdir/libspawn.so" | awk '{print $3}' | grep -v '^spawn_' || true)

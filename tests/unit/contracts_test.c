@@ -306,6 +306,92 @@ START_TEST(malformed_and_oversized_sets_are_refused)
 }
 END_TEST
 
+/* A mirror that counts what it is shown and refuses on demand. */
+typedef struct mirror_log {
+	int prepared, committed, aborted;
+	size_t last_len;
+	bool refuse;
+	int *current; /* the committed candidate */
+} mirror_log;
+
+static void *m_prepare(void *user, const uint8_t *set, size_t len, const gw_contract_rule *rules,
+                       size_t nrules, char *w, size_t wn)
+{
+	(void)set, (void)rules, (void)nrules;
+	mirror_log *l = user;
+	l->prepared++;
+	l->last_len = len;
+	if (l->refuse) {
+		snprintf(w, wn, "refused by the test");
+		return NULL;
+	}
+	int *cand = malloc(sizeof *cand);
+	*cand = l->prepared;
+	return cand;
+}
+
+static void m_commit(void *user, void *cand)
+{
+	mirror_log *l = user;
+	l->committed++;
+	free(l->current);
+	l->current = cand;
+}
+
+static void m_abort(void *user, void *cand)
+{
+	mirror_log *l = user;
+	l->aborted++;
+	free(cand);
+}
+
+START_TEST(a_mirror_sees_every_pool_and_its_refusal_refuses_the_set)
+{
+	mirror_log l = {0};
+	gw_contracts_mirror m = {.version = GW_CONTRACTS_MIRROR_V1,
+	                         .prepare = m_prepare,
+	                         .commit = m_commit,
+	                         .abort = m_abort,
+	                         .user = &l};
+	gw_contracts_mirror bad = m;
+	bad.version = 99;
+	ck_assert_int_eq(gw_contracts_set_mirror(pool, &bad, why, sizeof why), GW_EINVAL);
+	/* Installed: it is shown the pool held now (the built-in files). */
+	ck_assert_int_eq(gw_contracts_set_mirror(pool, &m, why, sizeof why), GW_OK);
+	ck_assert_int_eq(l.prepared, 1);
+	ck_assert_int_eq(l.committed, 1);
+	size_t builtin_len = l.last_len;
+	ck_assert_uint_gt(builtin_len, 0);
+	fspec a[] = {{.name = "a.proto", .svc = "Counter", .kind = GW_KIND_NAMED}};
+	ck_assert_int_eq(add(&A, a, 1), GW_OK);
+	ck_assert_int_eq(l.prepared, 2);
+	ck_assert_int_eq(*l.current, 2);
+	ck_assert_uint_gt(l.last_len, builtin_len); /* the whole pool, a.proto too */
+	gw_contract_method cm;
+	ck_assert_int_eq(gw_contracts_action(pool, "Counter", "Call", &cm, why, sizeof why), GW_OK);
+	ck_assert_str_eq(cm.input, "t.M");
+	ck_assert_int_eq(gw_contracts_action(pool, "Counter", "Nope", &cm, why, sizeof why),
+	                 GW_ENOTFOUND);
+	/* Refused by the mirror: refused whole, the pool unchanged. */
+	size_t files = gw_contracts_count(pool);
+	l.refuse = true;
+	fspec b[] = {{.name = "b.proto", .svc = "Other", .kind = GW_KIND_NAMED, .msg = "N"}};
+	ck_assert_int_eq(add(&B, b, 1), GW_EINVAL);
+	ck_assert_msg(strstr(why, "do not build for HTTP/JSON: refused by the test"), "%s", why);
+	ck_assert_uint_eq(gw_contracts_count(pool), files);
+	ck_assert(!serves("/t.Other/Call", NULL));
+	ck_assert_int_eq(*l.current, 2); /* still the last committed pool */
+	ck_assert_int_eq(l.aborted, 0);
+	/* Removed: adds no longer reach it. */
+	ck_assert_int_eq(gw_contracts_set_mirror(pool, NULL, why, sizeof why), GW_OK);
+	int before = l.prepared;
+	ck_assert_int_eq(add(&B, b, 1), GW_OK);
+	ck_assert_int_eq(l.prepared, before);
+	ck_assert(serves("/t.Other/Call", NULL));
+	free(l.current);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("contracts");
@@ -318,6 +404,7 @@ static Suite *suite(void)
 	tcase_add_test(t, descriptors_files_are_never_replaced);
 	tcase_add_test(t, a_refused_set_changes_nothing);
 	tcase_add_test(t, malformed_and_oversized_sets_are_refused);
+	tcase_add_test(t, a_mirror_sees_every_pool_and_its_refusal_refuses_the_set);
 	suite_add_tcase(s, t);
 	return s;
 }

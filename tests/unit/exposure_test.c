@@ -162,9 +162,11 @@ START_TEST(the_health_listener_is_exempt_from_the_rule)
 }
 END_TEST
 
-/* Spawn's HTTP API carries no credentials: loopback only unless --insecure,
- * never beside --access; the host URL is http://HOST:PORT (docs/protocol.md). */
-START_TEST(the_spawn_http_api_is_local_unless_insecure_and_never_with_access)
+/* The HTTP listener: loopback only unless TLS and --access (HTTPS, bearer
+ * tokens, Spawn's unauthenticated API off) or --insecure; --access on
+ * loopback is fine; the host URL is http://HOST:PORT (docs/http-json.md,
+ * docs/protocol.md). */
+START_TEST(the_http_listener_is_local_unless_tls_and_access_or_insecure)
 {
 	gw_config c;
 	char why[600];
@@ -178,7 +180,16 @@ START_TEST(the_spawn_http_api_is_local_unless_insecure_and_never_with_access)
 	const char *insecure[] = {"--http", "0.0.0.0:9001", "--insecure", NULL};
 	ck_assert_int_eq(parse(&c, insecure, why, sizeof why), GW_OK);
 	const char *access[] = {"--http", "127.0.0.1:9001", "--access", "policy.yaml", NULL};
-	ck_assert_int_eq(parse(&c, access, why, sizeof why), GW_ECONFIG);
+	ck_assert_int_eq(parse(&c, access, why, sizeof why), GW_OK);
+	const char *wide_access[] = {"--http", "0.0.0.0:9001", "--access", "policy.yaml", NULL};
+	ck_assert_int_eq(parse(&c, wide_access, why, sizeof why), GW_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(why, "--tls-cert"));
+	const char *wide_tls[] = {"--http", "0.0.0.0:9001", "--tls-cert",  "c.pem", "--tls-key",
+	                          "k.pem",  "--access",     "policy.yaml", NULL};
+	ck_assert_int_eq(parse(&c, wide_tls, why, sizeof why), GW_OK);
+	const char *wide_tls_only[] = {"--http",    "0.0.0.0:9001", "--tls-cert", "c.pem",
+	                               "--tls-key", "k.pem",        NULL};
+	ck_assert_int_eq(parse(&c, wide_tls_only, why, sizeof why), GW_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(why, "--access"));
 	const char *unix_http[] = {"--http", "unix:/run/x", NULL};
 	ck_assert_int_eq(parse(&c, unix_http, why, sizeof why), GW_ECONFIG);
@@ -219,7 +230,7 @@ int main(void)
 	tcase_add_test(tc, a_non_local_listener_needs_tls_and_access_or_insecure);
 	tcase_add_test(tc, tls_flags_come_in_pairs);
 	tcase_add_test(tc, the_health_listener_is_exempt_from_the_rule);
-	tcase_add_test(tc, the_spawn_http_api_is_local_unless_insecure_and_never_with_access);
+	tcase_add_test(tc, the_http_listener_is_local_unless_tls_and_access_or_insecure);
 	tcase_add_test(tc, cluster_flags_need_a_networked_store_and_sane_timings);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -147,6 +147,72 @@ START_TEST(label_sets_over_the_bound_go_to_the_overflow_series)
 }
 END_TEST
 
+/* The per-thread cache finds the same series as the family, keeps label
+ * sets of two registries apart (a registry made at a freed one's address
+ * must not get its series), sends sets too long to cache to the family,
+ * and keeps the overflow rule. */
+START_TEST(cached_series_are_the_familys_series)
+{
+	const char *labels[] = {"system", "action"};
+	gw_family *f = gw_metrics_counter(m, "spawn_test_cached_total", "c", labels, 2, 3);
+	ck_assert_ptr_nonnull(f);
+	const char *v[] = {"shop", "Add"}, *w[] = {"shop", "Get"};
+	gw_series a = gw_family_series_cached(f, v);
+	ck_assert_uint_ne(a, 0);
+	ck_assert_uint_eq(gw_family_series_cached(f, v), a);
+	ck_assert_uint_eq(gw_family_series(f, v), a);
+	ck_assert_uint_ne(gw_family_series_cached(f, w), a);
+	char longv[200];
+	memset(longv, 'x', sizeof longv - 1);
+	longv[sizeof longv - 1] = 0;
+	const char *lv[] = {longv, "Add"};
+	gw_series l = gw_family_series_cached(f, lv);
+	ck_assert_uint_eq(l, gw_family_series(f, lv));
+	const char *o[] = {"bank", "Add"}; /* the fourth set: over the bound of 3 */
+	gw_metric_add(m, gw_family_series_cached(f, o), 5);
+	char *text = render();
+	expect_line(text, "spawn_test_cached_total{system=\"_other\",action=\"_other\"} 5");
+	free(text);
+	/* A new registry with the same family: the cache must not hand out
+	 * the old registry's series. */
+	gw_metrics_destroy(m);
+	m = gw_metrics_create();
+	gw_family *g = gw_metrics_counter(m, "spawn_test_cached_total", "c", labels, 2, 3);
+	const char *first[] = {"bank", "Get"};
+	gw_series b = gw_family_series_cached(g, first);
+	gw_metric_add(m, gw_family_series_cached(g, v), 2);
+	ck_assert_uint_eq(gw_metric_value(m, g, gw_family_series(g, v)), 2);
+	ck_assert_uint_ne(b, gw_family_series(g, v));
+}
+END_TEST
+
+typedef struct each_ctx {
+	int n;
+	uint64_t sum;
+} each_ctx;
+
+static void each_one(void *user, const char *const *values, uint64_t total)
+{
+	each_ctx *c = user;
+	ck_assert_ptr_nonnull(values[0]);
+	c->n++;
+	c->sum += total;
+}
+
+START_TEST(each_visits_every_series_with_its_total)
+{
+	const char *labels[] = {"actor"};
+	gw_family *f = gw_metrics_counter(m, "spawn_test_each_total", "e", labels, 1, 8);
+	const char *a[] = {"a"}, *b[] = {"b"};
+	gw_metric_add(m, gw_family_series(f, a), 3);
+	gw_metric_add(m, gw_family_series(f, b), 4);
+	each_ctx c = {0};
+	gw_family_each(f, each_one, &c);
+	ck_assert_int_eq(c.n, 3); /* a, b and the overflow series */
+	ck_assert_uint_eq(c.sum, 7);
+}
+END_TEST
+
 START_TEST(the_registry_refuses_bad_names_and_duplicates)
 {
 	const char *labels[] = {"system"}, *le[] = {"le"}, *bad[] = {"bad-label"};
@@ -312,6 +378,8 @@ int main(void)
 	tcase_add_test(tc, counts_of_exited_threads_stay);
 	tcase_add_test(tc, label_sets_over_the_bound_go_to_the_overflow_series);
 	tcase_add_test(tc, the_registry_refuses_bad_names_and_duplicates);
+	tcase_add_test(tc, cached_series_are_the_familys_series);
+	tcase_add_test(tc, each_visits_every_series_with_its_total);
 	tcase_add_test(tc, histograms_count_cumulative_buckets_in_base_units);
 	tcase_add_test(tc, label_values_and_help_are_escaped);
 	tcase_add_test(tc, gauges_are_read_at_scrape_time);

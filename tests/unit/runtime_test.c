@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gm.h"
 #include "rt_fixture.h"
 #include "runtime_int.h" /* gwi_sys_hash: schedule row ids */
 #include "workflow.h"
@@ -88,9 +89,13 @@ static void setup(void)
 	setup_with(100, true, 60000, 60000);
 }
 
+static gw_gm *tgm; /* metrics of the test that enables them; outlives rt */
+
 static void teardown(void)
 {
 	rtf_close();
+	gw_gm_destroy(tgm);
+	tgm = NULL;
 }
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -2301,11 +2306,62 @@ START_TEST(an_error_from_a_pipe_or_forward_target_says_where_it_came_from)
 }
 END_TEST
 
+/* metrics_expect asserts that the exposition holds exactly this line. */
+static void metrics_expect(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+	for (const char *p = text; (p = strstr(p, line)); p += n)
+		if ((p == text || p[-1] == '\n') && p[n] == '\n')
+			return;
+	ck_abort_msg("no line '%s' in:\n%s", line, text);
+}
+
+/* With metrics on, the runtime counts each finished invocation under its
+ * system, actor type, action and status, times it, counts the activation
+ * and the store's activation batch; calls to unknown names count under
+ * "_none" and never under the name they made up. */
+START_TEST(the_runtime_records_invocations_into_metrics)
+{
+	ck_assert_ptr_nonnull(tgm = gw_gm_create());
+	gw_runtime_set_metrics(rt, tgm);
+	gw_persist_set_metrics(persist, tgm);
+	for (int i = 1; i <= 3; i++)
+		invoke("a1", 1, i);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert(fake_host_wait(&host, i + 1));
+		answer(i, (int64_t)i + 1, (int64_t)i + 1, false);
+	}
+	invoke("a1", 1, 4);
+	ck_assert(fake_host_wait(&host, 4));
+	answer_error(3, 9, "no");
+	invoke("made-up-name", 1, 5);
+	ck_assert(wait_outs(5));
+	char *text = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(gw_metrics_render(gw_gm_registry(tgm), &text, &len), GW_OK);
+	metrics_expect(text, "spawn_invocations_total{system=\"" SYS
+	                     "\",actor=\"a1\",action=\"Add\",status=\"OK\"} 3");
+	metrics_expect(text, "spawn_invocation_duration_seconds_count{system=\"" SYS
+	                     "\",actor=\"a1\"} 4");
+	metrics_expect(text,
+	               "spawn_invocation_host_seconds_count{system=\"" SYS "\",actor=\"a1\"} 4");
+	metrics_expect(text, "spawn_invocations_total{system=\"_none\",actor=\"_none\","
+	                     "action=\"_none\",status=\"NOT_FOUND\"} 1");
+	metrics_expect(text, "spawn_activations_total{system=\"" SYS "\",actor=\"a1\"} 1");
+	metrics_expect(text, "spawn_actors_active{system=\"" SYS "\",actor=\"a1\"} 1");
+	metrics_expect(text, "spawn_activation_seconds_count 1");
+	metrics_expect(text, "spawn_mailbox_depth_count 4");
+	ck_assert_ptr_null(strstr(text, "made-up-name"));
+	free(text);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
 	rtf_case cases[] = {
 	    {"mailbox", mailbox_runs_one_invocation_at_a_time_in_arrival_order},
 	    {"concurrency", different_actors_run_concurrently},
+	    {"metrics", the_runtime_records_invocations_into_metrics},
 	    {"state", state_returned_by_the_host_reaches_the_next_invocation},
 	    {"bounds", a_full_mailbox_answers_resource_exhausted},
 	    {"names", unknown_names_and_missing_fields_are_refused},
