@@ -73,6 +73,14 @@
 #              host: met-on (--metrics on, the default, its /metrics scraped every
 #              second as Prometheus would) and met-off (--metrics off); met-on is
 #              compared with met-off (not in the default list)
+#   tracing    span export cost (docs/observability.md): two gateways started alike,
+#              each with its own echo host, at each level of BENCH_TRACE_INFLIGHT over
+#              BENCH_TRACE_ACTORS actors (not in the default list):
+#                trace-off        W3C trace context propagated, no span export
+#                trace-otlp       --otlp-endpoint to bench/otlp_sink.py (on the
+#                                 loadgen's CPU): every call's spans exported
+#              trace-otlp is compared with trace-off; the sink's request and byte
+#              counts and the gateway's drop lines are printed after the table
 # The machine is small and shared, so results are ratios against baselines
 # measured in the same run: the scenarios are interleaved round by round
 # (BENCH_ROUNDS), ratios are taken within a round, and the table shows medians
@@ -106,6 +114,7 @@
 #   BENCH_LINK_RUNTIMES ["c ts py"] BENCH_LINK_INFLIGHT ["1 64"] BENCH_LINK_ACTORS [1000]
 #   BENCH_MET_INFLIGHT ["1 64"] BENCH_MET_ACTORS [1000]
 #   BENCH_CL_ACTORS [1000] (cluster: at each level of BENCH_INFLIGHT)
+#   BENCH_TRACE_INFLIGHT ["1 64"] BENCH_TRACE_ACTORS [1000]
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -144,6 +153,8 @@ LINK_ACTORS=${BENCH_LINK_ACTORS:-1000}
 MET_INFLIGHT=${BENCH_MET_INFLIGHT:-"1 64"}
 MET_ACTORS=${BENCH_MET_ACTORS:-1000}
 CL_ACTORS=${BENCH_CL_ACTORS:-1000}
+TRACE_INFLIGHT=${BENCH_TRACE_INFLIGHT:-"1 64"}
+TRACE_ACTORS=${BENCH_TRACE_ACTORS:-1000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GATEWAY=$BUILD/gateway/spawn-gateway
 ECHO_HOST=$BIN/bench-echo-host
@@ -616,6 +627,27 @@ if want cluster; then
 	done
 fi
 
+# ---- tracing: span export on against off --------------------------------------
+declare -A TRACE_PORT TRACE_PIDS
+TRACE_NAMES=()
+if want tracing; then
+	[[ -x $ECHO_HOST ]] || { echo "run.sh: tracing: $ECHO_HOST is missing" >&2; exit 2; }
+	start otlp-sink '^listening ([0-9]+)' "${LG_PIN[@]}" /usr/bin/python3 "$ROOT/bench/otlp_sink.py" \
+		"$TMP/otlp-sink.count"
+	SINK_PORT=$MATCH
+	for v in off otlp; do
+		flags=()
+		[[ $v == otlp ]] && flags=(--otlp-endpoint "http://127.0.0.1:$SINK_PORT")
+		start "gw-trace-$v" '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+			--statestore "sqlite://$TMP/gw-trace-$v.db" --deactivate-timeout 3600000 "${flags[@]}"
+		gpid=$PID port=$MATCH
+		start "host-trace-$v" '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$port" \
+			--system "$GW_SYSTEM" --action "$GW_ACTION"
+		TRACE_PORT[$v]=$port TRACE_PIDS[$v]="$gpid $PID"
+		TRACE_NAMES+=("$v")
+	done
+fi
+
 # ---- throughput and latency, interleaved by round ---------------------------
 for ((r = 1; r <= ROUNDS; r++)); do
 	for n in $INFLIGHT; do
@@ -695,6 +727,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 				"${GW_FLAGS[@]}" --timeout-ms 10000 --channels 3
 		done
 	fi
+	for n in $TRACE_INFLIGHT; do
+		for name in "${TRACE_NAMES[@]}"; do
+			read -r gpid hpid <<<"${TRACE_PIDS[$name]}"
+			alive "gw-trace-$name" "$gpid"
+			alive "host-trace-$name" "$hpid"
+			load "trace-$name" "$r" "$n" "$TRACE_ACTORS" "${TRACE_PORT[$name]}" "$gpid $hpid" \
+				"${GW_FLAGS[@]}" --timeout-ms 10000
+		done
+	done
 	for n in $SEC_INFLIGHT; do
 		for name in "${SEC_NAMES[@]}"; do
 			read -r gpid hpid <<<"${SEC_PIDS[$name]}"
@@ -776,9 +817,10 @@ END {
 		if (s == "met-on") { base = "met-off"; bm = m }
 		if (s == "cl-nonowner" || s == "cl-fwd-owner") { base = "cl-owner"; bm = m }
 		if (s == "cl-3members") { base = "cl-1member"; bm = m }
+		if (s == "trace-otlp") { base = "trace-off"; bm = m }
 		# Compared with a baseline of its own (else with direct): its CPU
 		# alone and its added latency are against that baseline.
-		own = base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off" || base ~ /^cl-/
+		own = base ~ /^sec-plain/ || base ~ /^link-/ || base == "plain-invoke" || base == "met-off" || base == "trace-off" || base ~ /^cl-/
 		if (base != "") {
 			for (r in R) {
 				if (!(((base, n, bm, r) in rps) && ((s, n, m, r) in rps)))
@@ -844,6 +886,11 @@ END {
 fi
 if [[ -n $MEM_LINE ]]; then
 	echo "$MEM_LINE"
+fi
+if ((${#TRACE_NAMES[@]})); then
+	echo "tracing: otlp sink $(cat "$TMP/otlp-sink.count" 2>/dev/null || echo "requests=0 bytes=0");" \
+		"gateway drop lines: $(grep -c 'otlp:' "$TMP/gw-trace-otlp.err" || true)"
+	grep 'otlp:' "$TMP/gw-trace-otlp.err" | tail -n 3 | sed 's/^/  /' || true
 fi
 if ((${#FAILED[@]})); then
 	echo

@@ -256,6 +256,16 @@ void gw_config_usage(const char *prog)
 	    "                            suppressed; 0 = no limit [SPAWN_LOG_RATE]\n"
 	    "                            default 10/5\n"
 	    "\n"
+	    "Tracing (docs/observability.md)\n"
+	    "  --otlp-endpoint URL       export spans (invoke, queue, activation, host turn,\n"
+	    "                            save, effect delivery) with OTLP over HTTP\n"
+	    "                            (protobuf) to URL (a URL without a path gets\n"
+	    "                            /v1/traces) [SPAWN_OTLP_ENDPOINT] default off;\n"
+	    "                            W3C traceparent/tracestate are propagated to\n"
+	    "                            hosts either way\n"
+	    "  --otlp-queue SPANS        spans waiting to be sent at most; more are\n"
+	    "                            dropped and counted [SPAWN_OTLP_QUEUE] default 8192\n"
+	    "\n"
 	    "  -h, --help                this text\n"
 	    "  --version                 print the version\n"
 	    "\n"
@@ -604,6 +614,10 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		snprintf(why, whylen, "SPAWN_LOG_FORMAT: unknown format '%s' (text or json)", e);
 		return GW_ECONFIG;
 	}
+	if ((e = getenv("SPAWN_OTLP_ENDPOINT")) && *e)
+		c->otlp_endpoint = e;
+	if ((e = getenv("SPAWN_OTLP_QUEUE")) && *e)
+		c->otlp_queue = num(e, "SPAWN_OTLP_QUEUE", 16, 1 << 24, why, whylen, &err);
 	if ((e = getenv("SPAWN_LOG_RATE")) && *e &&
 	    gw_log_parse_rate(e, &c->log_burst, &c->log_interval_ms) != 0) {
 		snprintf(why, whylen, "SPAWN_LOG_RATE: '%s' is not LINES/SECONDS (or 0)", e);
@@ -681,7 +695,9 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 		O_HTTP_MAX_CONNS,
 		O_HTTP_MAX_PENDING,
 		O_SPAWN_HOST_TASKS,
-		O_METRICS
+		O_METRICS,
+		O_OTLP_ENDPOINT,
+		O_OTLP_QUEUE
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -753,6 +769,8 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 	    {"http-max-pending", required_argument, NULL, O_HTTP_MAX_PENDING},
 	    {"spawn-host-tasks", required_argument, NULL, O_SPAWN_HOST_TASKS},
 	    {"metrics", required_argument, NULL, O_METRICS},
+	    {"otlp-endpoint", required_argument, NULL, O_OTLP_ENDPOINT},
+	    {"otlp-queue", required_argument, NULL, O_OTLP_QUEUE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -971,6 +989,12 @@ gw_err gw_config_parse(gw_config *c, int argc, char **argv, char *why, size_t wh
 				         optarg);
 				return GW_ECONFIG;
 			}
+			break;
+		case O_OTLP_ENDPOINT:
+			c->otlp_endpoint = optarg;
+			break;
+		case O_OTLP_QUEUE:
+			c->otlp_queue = num(optarg, "--otlp-queue", 16, 1 << 24, why, whylen, &err);
 			break;
 		case O_LOGRATE:
 			if (gw_log_parse_rate(optarg, &c->log_burst, &c->log_interval_ms) != 0) {

@@ -45,6 +45,8 @@ typedef struct gw_config {
 	int64_t host_grace_ms;         /* a written task past its deadline: answer within this */
 	int64_t registration_grace_ms; /* after start: known actors UNAVAILABLE, 0 = none */
 	int log_burst;                 /* lines per call site per log_interval_ms; 0 = no limit */
+	const char *otlp_endpoint;     /* OTLP/HTTP span export URL (borrowed); NULL = off */
+	int64_t otlp_queue;            /* spans queued for export at most; 0 = 8192 */
 	int64_t log_interval_ms;
 	/* bounds (gw_runtime_opts; 0 = the runtime's default) */
 	uint32_t max_effects_per_turn, max_effects_in_flight, max_instances, max_schedules;

@@ -20,6 +20,7 @@
 #include "json_api.h"
 #include "spawn_api.h"
 #include "log.h"
+#include "otlp.h"
 #include "membership.h"
 #include "peer.h"
 #include "routing.h"
@@ -491,6 +492,28 @@ static bool http_ready(void *user)
 
 /* http_start serves Spawn's HTTP API on --http (docs/protocol.md): the
  * listener, the client calling hosts back, and the routes. */
+/* otlp_start starts the span exporter of --otlp-endpoint and hands it to
+ * the runtime (docs/observability.md). */
+static gw_err otlp_start(const gw_config *c, gw_runtime *rt, gw_otlp **out)
+{
+	char why[400] = "", shown[300];
+	gw_otlp_opts o = {.endpoint = c->otlp_endpoint, .queue_max = (size_t)c->otlp_queue};
+	gw_err err = gw_otlp_create(out, &o, why, sizeof why);
+	gw_redact_url(c->otlp_endpoint, shown, sizeof shown);
+	if (err) {
+		if (err == GW_ECONFIG) /* why quotes the URL: say it again, redacted */
+			snprintf(why, sizeof why,
+			         "--otlp-endpoint: '%s' is not an http:// or "
+			         "https:// URL",
+			         shown);
+		GW_ERROR("tracing: %s", why[0] ? why : gw_strerror(err));
+		return err;
+	}
+	gw_runtime_set_otlp(rt, *out);
+	GW_INFO("tracing: spans exported with OTLP/HTTP to %s", shown);
+	return GW_OK;
+}
+
 static gw_err http_start(const gw_config *c, gw_runtime *rt, gw_registry *reg, gw_server *srv,
                          gw_contracts *contracts, gw_http **http, gw_hhosts **hh, gw_spawnapi **api,
                          gw_jsonapi **json, const gw_expose_opts *xo, gw_expose **ex)
@@ -650,6 +673,7 @@ int main(int argc, char **argv)
 	gw_persist *persist = NULL;
 	gw_registry *reg = NULL;
 	gw_runtime *rt = NULL;
+	gw_otlp *otlp = NULL; /* span export (--otlp-endpoint); freed after the runtime */
 	gw_server *srv = NULL;
 	gw_access *access = NULL;
 	gw_contracts *contracts = NULL;
@@ -770,6 +794,8 @@ int main(int argc, char **argv)
 	if ((err = gw_runtime_create(&rt, &ro, reg, persist)))
 		goto fail;
 	gw_runtime_set_metrics(rt, gm);
+	if (cfg.otlp_endpoint && (err = otlp_start(&cfg, rt, &otlp)))
+		goto fail;
 	/* The quotas per system start from what the store holds. */
 	if ((err = gw_runtime_load_quotas(rt))) {
 		GW_ERROR("statestore: cannot count the stored instances and schedules");
@@ -987,6 +1013,7 @@ out:
 	gw_server_destroy(srv);
 	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
 	gw_runtime_destroy(rt);
+	gw_otlp_destroy(otlp); /* every invocation is freed: its spans are queued */
 	gw_router_destroy(router);
 	gw_persist_destroy(persist);
 	pthread_rwlock_destroy(&cx.lock);

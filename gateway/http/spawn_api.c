@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "persist.h"
+#include "trace.h"
 #include "wire.h"
 
 #define PB_TYPE "application/octet-stream"
@@ -464,6 +465,10 @@ static void handle_invoke(gw_spawnapi *a, gw_http_req *req)
 	}
 	inv->req = rq;
 	inv->user = req;
+	/* W3C trace context in the HTTP headers (the body's own wins; an
+	 * invalid one is replaced by the runtime, never refused). */
+	gw_trace_md_merge(rq, &inv->arena, gw_http_req_header(req, GW_TRACEPARENT_KEY),
+	                  gw_http_req_header(req, GW_TRACESTATE_KEY), a->o.limits.metadata_entries);
 	if (rq->scheduled_to > spawn_wall_ms()) {
 		accept_scheduled(a, req, inv);
 		return;

@@ -218,6 +218,7 @@ static void sched_deliver(void *user, const char *id, const uint8_t *data, size_
 	inv->req->async = true;
 	inv->user = idc;
 	inv->done = sched_done;
+	inv->tr.name = "scheduled invocation"; /* its trace: the one stored with it */
 	gw_runtime_invoke(rt, inv);
 }
 

@@ -26,7 +26,10 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	gw_actor *a = inv->actor;
 	gw_shard *s = a->shard;
 	done_list dl = {0};
+	gwi_log_scope ls;
+	gwi_log_enter(&ls, inv);
 	pthread_mutex_lock(&s->mu);
+	inv->tr.result_ns = gw_trace_now_ns();
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
 	gwi_target_rele(inv->host);
 	inv->host = NULL;
@@ -175,6 +178,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	if (r->checkpoint && a->stateful && a->dirty) {
 		/* Stay BUSY until the state is durable (invariant 4). */
 		a->ckpt = 1;
+		inv->tr.save0_ns = gw_trace_now_ns();
 		gw_wheel_disarm(&s->wheel, &a->snap_t);
 		gwi_start_save_locked(rt, a);
 		if (!a->in_save) {
@@ -195,5 +199,6 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	gwi_end_turn_locked(rt, a, &dl);
 out:
 	pthread_mutex_unlock(&s->mu);
+	gwi_log_leave(&ls);
 	gwi_deliver(&dl);
 }

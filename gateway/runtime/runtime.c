@@ -50,6 +50,7 @@ void gw_inv_destroy(gw_inv *inv)
 {
 	if (!inv)
 		return;
+	gwi_trace_end(inv);
 	gw_inv_destroy(inv->wf_route);
 	while (inv->wf_fire) {
 		gw_inv *n = inv->wf_fire->next;
@@ -111,6 +112,11 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 
 void gwi_deliver(done_list *dl)
 {
+	if (!dl->head && !dl->spawn)
+		return;
+	/* A done callback frees its invocation: no log context may point
+	 * into one while they run. */
+	const gw_log_ctx *ctx = gw_log_ctx_enter(NULL);
 	/* Reverse so completions keep the order they were decided in. */
 	gw_inv *rev = NULL;
 	while (dl->head) {
@@ -131,6 +137,7 @@ void gwi_deliver(done_list *dl)
 		gw_runtime_invoke(dl->rt, dl->spawn);
 		dl->spawn = n;
 	}
+	gw_log_ctx_leave(ctx);
 }
 
 /* gwi_submit_workflow hands a committed turn's workflow over: the routed
@@ -436,6 +443,8 @@ static void save_finish(gw_actor *a, gw_err err)
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	a->in_save = 0;
+	if (a->ckpt && a->busy)
+		a->busy->tr.save1_ns = gw_trace_now_ns();
 	if (err == GW_EFENCED || err == GW_ECONFLICT) {
 		/* Another gateway activated this actor (or wrote it) since we
 		 * loaded it: this activation is stale and must never write again. */
@@ -687,6 +696,9 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 		a->revision = err == GW_OK ? revision : 0;
 		a->epoch = epoch;
 		a->st = A_READY;
+		for (gw_inv *w = a->mq_head; w; w = w->next)
+			if (w->tr.act0_ns && !w->tr.act1_ns)
+				w->tr.act1_ns = gw_trace_now_ns();
 		gwi_timers_start_locked(rt, a);
 		gwi_outbox_redeliver(rt, a, &dl); /* a crash came between commit and delivery */
 		gwi_dispatch_locked(rt, a, &dl);
@@ -733,6 +745,9 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 	/* The gateway's idempotency key, never one a peer sent (outbox.c). */
 	ctx.metadata = (Spawn__Context__MetadataEntry **)gwi_key_metadata(
 	    inv, &ar, &ctx.n_metadata); /* same layout */
+	/* The host continues the trace from its turn's span (tracing.c). */
+	ctx.metadata = (Spawn__Context__MetadataEntry **)gwi_trace_task_md(
+	    inv, &ar, (Spawn__InvocationRequest__MetadataEntry **)ctx.metadata, &ctx.n_metadata);
 	if (a->state) {
 		st.type_url = (char *)gw_blob_type(a->state);
 		st.value.data = (uint8_t *)gw_blob_value(a->state);
@@ -830,9 +845,17 @@ out:
  * failing the ones that cannot run. */
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
+	/* Each invocation's log lines carry its own context, whatever turn led
+	 * here: entered per invocation, left before the next and at the end. */
+	gwi_log_scope ls;
+	bool scoped = false;
 	while (!a->leaving && a->st == A_READY && a->mq_head &&
 	       (!a->pooled || a->inflight < a->pool_max)) {
 		gw_inv *inv = gwi_mq_pop(rt, a);
+		if (scoped)
+			gwi_log_leave(&ls);
+		gwi_log_enter(&ls, inv);
+		scoped = true;
 		int64_t now = gwi_now_ms();
 		if (inv->deadline_ms && inv->deadline_ms <= now) {
 			gwi_finish(dl, inv, GW_ETIMEDOUT,
@@ -875,6 +898,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		inv->due_ms = now + rt->o.host_timeout_ms;
 		if (inv->deadline_ms && inv->deadline_ms < inv->due_ms)
 			inv->due_ms = inv->deadline_ms;
+		inv->tr.dispatch_ns = gw_trace_now_ns();
 		/* A host whose send queue is full (GW_EFULL) is skipped for another
 		 * live host of the type, if the round robin finds one. */
 		gw_err err = GW_EUNAVAIL;
@@ -938,6 +962,8 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
 		a->deactivating = 0;
 	}
+	if (scoped)
+		gwi_log_leave(&ls);
 }
 
 /* gwi_pooled_end_locked ends one of a POOLED actor's parallel turns. */
@@ -1089,10 +1115,22 @@ static gw_err resolve(gw_runtime *rt, const Spawn__InvocationRequest *rq, bool n
 	return GW_OK;
 }
 
+static gw_err enqueue(gw_runtime *rt, gw_inv *inv);
+
 gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 {
-	done_list dl = {0};
 	inv->rt = rt;
+	gwi_trace_begin(inv);
+	gwi_log_scope ls;
+	gwi_log_enter(&ls, inv);
+	gw_err err = enqueue(rt, inv);
+	gwi_log_leave(&ls);
+	return err;
+}
+
+static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
+{
+	done_list dl = {0};
 	Spawn__InvocationRequest *rq = inv->req;
 	atomic_fetch_add_explicit(&rt->invocations, 1, memory_order_relaxed);
 	if (!inv->t_enq_ns)
@@ -1147,6 +1185,8 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		                             : rt->o.pool_max);
 		a->last_active_ms = gwi_now_ms();
 		a->st = a->stateful ? A_LOADING : A_READY;
+		if (a->stateful)
+			inv->tr.act0_ns = gw_trace_now_ns();
 		if (a->stateful &&
 		    gw_persist_activate(rt->persist, system, a->name, load_done, a) != GW_OK) {
 			pthread_mutex_unlock(&s->mu);
@@ -1235,6 +1275,7 @@ void gw_runtime_set_router(gw_runtime *rt, const gw_router_ops *ops, void *r)
 bool gw_runtime_route(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
+	gwi_trace_begin(inv);
 	if (!rt->router_ops || inv->local || inv->kind != GW_INV_CALL || inv->timer >= 0)
 		return false;
 	if (inv->route_skip) {
@@ -1283,6 +1324,7 @@ static bool wake_is_mine(gw_runtime *rt, gw_inv *inv)
 void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 {
 	inv->rt = rt;
+	gwi_trace_begin(inv);
 	/* A side effect for later is stored where it was made: the scheduler
 	 * fires it through here again, and it is routed then. */
 	if (!(inv->effect && inv->req->scheduled_to > spawn_wall_ms()) && gw_runtime_route(rt, inv))
@@ -1331,6 +1373,7 @@ void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg
 	gw_shard *s = a->shard;
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
+	inv->tr.result_ns = gw_trace_now_ns();
 	gw_wheel_disarm(&s->wheel, &inv->deadline_t);
 	gwi_target_rele(inv->host);
 	inv->host = NULL;

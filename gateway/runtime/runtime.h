@@ -48,6 +48,7 @@
 #include "gw_err.h"
 #include "persist.h"
 #include "registry.h"
+#include "trace.h"
 #include "wheel.h"
 #include "wire.h"
 
@@ -186,12 +187,22 @@ struct gw_inv {
 	/* Metrics (gw_runtime_set_metrics; 0 without): monotonic ns when it
 	 * reached the runtime, and when its turn was sent to a host. */
 	int64_t t_enq_ns, t_disp_ns;
+	/* Its W3C trace and stage times (runtime/tracing.c): set by the
+	 * runtime, read when inv is freed to make its spans. */
+	gw_inv_trace tr;
 };
 
 /* GW_INV_WAKE activates the actor and completes (GW_OK) without a turn:
  * used after a restart to activate actors whose outbox was not delivered
  * (gw_runtime_recover_effects). */
 enum { GW_INV_CALL = 0, GW_INV_RESTORE = 1, GW_INV_WAKE = 2 };
+
+/* gw_runtime_set_otlp makes the runtime export the spans of sampled
+ * invocations to e (borrowed: it outlives every invocation; NULL = none,
+ * the default). Trace context is propagated either way. Call before any
+ * invocation. */
+typedef struct gw_otlp gw_otlp;
+void gw_runtime_set_otlp(gw_runtime *rt, gw_otlp *e);
 
 /* gw_inv_create allocates an invocation with an arena bounded to
  * arena_limit bytes. Returns NULL when out of memory. */

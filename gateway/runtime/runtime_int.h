@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "idset.h"
+#include "log.h"
 #include "runtime.h"
 
 #define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
@@ -142,6 +143,7 @@ struct gw_runtime {
 	const gw_router_ops *router_ops; /* static storage of the router */
 	void *router;                    /* borrowed: outlives the runtime's use of it */
 	struct gw_gm *gm;                /* borrowed (gw_runtime_set_metrics); NULL = none */
+	gw_otlp *otlp;                   /* borrowed (gw_runtime_set_otlp); NULL = no spans */
 };
 
 /* What a locked section decided, delivered after the lock is released:
@@ -151,6 +153,30 @@ typedef struct done_list {
 	gw_inv *spawn;
 	gw_runtime *rt;
 } done_list;
+
+/* tracing.c (docs/observability.md) */
+/* gwi_trace_begin continues or starts inv's trace, once (see tracing.c). */
+void gwi_trace_begin(gw_inv *inv);
+/* gwi_trace_child gives child (built from parent's turn) the trace of
+ * parent's host turn; with keep_valid a valid traceparent the host put in
+ * child's request stays. */
+void gwi_trace_child(const gw_inv *parent, gw_inv *child, bool keep_valid);
+/* gwi_trace_task_md returns the metadata m (n entries, borrowed) of inv's
+ * task with traceparent naming inv's host turn: a new array in ar (*n
+ * updated), or m itself when inv has no trace or ar is out of memory. */
+Spawn__InvocationRequest__MetadataEntry **
+gwi_trace_task_md(const gw_inv *inv, spawn_arena *ar, Spawn__InvocationRequest__MetadataEntry **m,
+                  size_t *n);
+/* gwi_trace_end hands inv's spans to the exporter (gw_inv_destroy). */
+void gwi_trace_end(gw_inv *inv);
+/* The per-turn log context: system, actor, action, trace id, request id of
+ * inv on this thread between enter and leave (inv borrowed until leave). */
+typedef struct gwi_log_scope {
+	gw_log_ctx c;
+	const gw_log_ctx *prev;
+} gwi_log_scope;
+void gwi_log_enter(gwi_log_scope *ls, const gw_inv *inv);
+void gwi_log_leave(gwi_log_scope *ls);
 
 /* runtime.c */
 int64_t gwi_now_ms(void);

@@ -205,6 +205,7 @@ static void on_subscriber(void *user, const char *actor, const char *action)
 		bc->oom = true;
 		return;
 	}
+	gwi_trace_child(bc->parent, c, false);
 	push_fire(bc->wf, c);
 }
 
@@ -269,6 +270,7 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 			goto nomem;
 		if (ref && ref[0])
 			c->req->register_ref = spawn_arena_strdup(&c->arena, ref);
+		gwi_trace_child(parent, c, false);
 		c->done = chain_done;
 		c->route = pipe ? 1 : 2;
 		c->user = (void *)parent;
@@ -322,6 +324,9 @@ gw_err gwi_wf_build(gw_registry *reg, const gw_inv *parent, const char *system, 
 		}
 		c->hops = parent->hops + 1;
 		c->effect = true;
+		/* The host's own traceparent (passed on from its context) stays;
+		 * else the effect continues the turn that emitted it. */
+		gwi_trace_child(parent, c, true);
 		push_fire(out, c);
 	}
 	if (w->broadcast && w->broadcast->channel_group && w->broadcast->channel_group[0]) {

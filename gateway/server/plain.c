@@ -358,6 +358,7 @@ void gwi_plain_handle(gwi_ucall *c)
 		gwi_ucall_reply(c, code, why, NULL);
 		return;
 	}
+	gwi_trace_from_md(&c->md, inv->req, &inv->arena, s->o.limits.metadata_entries);
 	inv->deadline_ms = deadline_ms(c->deadline);
 	inv->user = c;
 	inv->done = plain_done;

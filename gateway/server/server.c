@@ -510,6 +510,7 @@ static void handle_invoke(gwi_ucall *c)
 	inv->user = c;
 	Spawn__InvocationRequest *rq = inv->req;
 	strip_authorization(rq);
+	gwi_trace_from_md(&c->md, rq, &inv->arena, c->srv->o.limits.metadata_entries);
 	if (c->srv->o.access) {
 		const char *system = rq->system && rq->system->name ? rq->system->name : "";
 		const char *name =

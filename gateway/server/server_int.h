@@ -274,6 +274,15 @@ void gwi_peer_admin_wrap(struct Spawn__Gateway__V1__PeerAdminReply *out,
 /* gwi_deadline_ms: a call's deadline as monotonic ms (0 = none). */
 int64_t gwi_deadline_ms(gpr_timespec d);
 
+/* gwi_trace_from_md (tracectx.c) puts the W3C traceparent and tracestate
+ * of a call's request metadata md (borrowed) into rq's metadata (strings
+ * copied into a), unless rq carries a valid traceparent of its own; an
+ * invalid one is ignored (the runtime replaces it). max_entries bounds
+ * rq's metadata map. Returns false only when out of memory or the map is
+ * full (rq unchanged: the runtime starts a trace). */
+bool gwi_trace_from_md(const grpc_metadata_array *md, Spawn__InvocationRequest *rq, spawn_arena *a,
+                       size_t max_entries);
+
 /* ingress.c: the one place peer messages are parsed and checked.
  *
  * gwi_unpack_checked parses bb (borrowed) as d into arena (NULL: the heap;

@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <string.h>
+#include <strings.h>
 
 struct spawn_ctx {
 	const Spawn__ActorInvocation *inv; /* borrowed from the task */
@@ -117,6 +118,58 @@ const char *spawn_ctx_metadata(const spawn_ctx *ctx, const char *key)
 		if (c->metadata[i]->key && strcmp(c->metadata[i]->key, key) == 0)
 			return c->metadata[i]->value;
 	return NULL;
+}
+
+const char *spawn_ctx_traceparent(const spawn_ctx *ctx)
+{
+	return ctx ? spawn_ctx_metadata(ctx, "traceparent") : NULL;
+}
+
+size_t spawn_ctx_trace(const spawn_ctx *ctx, spawn_metadata *md)
+{
+	static const char *keys[] = {"traceparent", "tracestate"};
+	size_t n = 0;
+	for (size_t i = 0; ctx && md && i < 2; i++) {
+		const char *v = spawn_ctx_metadata(ctx, keys[i]);
+		if (v) {
+			md[n].key = keys[i];
+			md[n].value = v;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* with_trace adds this turn's traceparent and tracestate to rq's metadata
+ * (in the turn's arena) unless rq names a traceparent of its own. */
+static int with_trace(spawn_ctx *ctx, Spawn__InvocationRequest *rq)
+{
+	for (size_t i = 0; i < rq->n_metadata; i++)
+		if (rq->metadata[i]->key && !strcasecmp(rq->metadata[i]->key, "traceparent"))
+			return SPAWN_OK;
+	spawn_metadata md[2];
+	size_t n = spawn_ctx_trace(ctx, md);
+	if (!n)
+		return SPAWN_OK;
+	Spawn__InvocationRequest__MetadataEntry **m =
+	    spawn_arena_alloc(ctx->arena, (rq->n_metadata + n) * sizeof *m);
+	if (!m)
+		return SPAWN_ENOMEM;
+	if (rq->n_metadata)
+		memcpy(m, rq->metadata, rq->n_metadata * sizeof *m);
+	for (size_t i = 0; i < n; i++) {
+		Spawn__InvocationRequest__MetadataEntry *e =
+		    spawn_arena_alloc(ctx->arena, sizeof *e);
+		if (!e)
+			return SPAWN_ENOMEM;
+		spawn__invocation_request__metadata_entry__init(e);
+		e->key = (char *)md[i].key;
+		e->value = (char *)md[i].value;
+		m[rq->n_metadata + i] = e;
+	}
+	rq->metadata = m;
+	rq->n_metadata += n;
+	return SPAWN_OK;
 }
 
 /* tags_of gives the actor's current tag set (the handler's, once changed). */
@@ -376,6 +429,8 @@ int spawn_ctx_side_effect(spawn_ctx *ctx, const spawn_request *req)
 	if (rc)
 		return rc;
 	rq->async = true; /* nobody waits for an effect */
+	if ((rc = with_trace(ctx, rq)))
+		return rc;
 	Spawn__SideEffect *se = spawni_new(ctx->arena, &spawn__side_effect__descriptor);
 	Spawn__SideEffect **v =
 	    se ? grow(ctx->arena, ctx->effects, ctx->n_effects, &ctx->cap_effects) : NULL;

@@ -230,8 +230,12 @@ class SpawnClient:
 
     def invoke(self, system, actor, action, payload=None, parent=None,
                pooled=False, async_=False, metadata=None, scheduled_to_ms=0,
-               timeout=DEFAULT):
+               timeout=DEFAULT, trace=None):
         """Invoke ``action`` of ``actor`` in ``system``.
+
+        ``trace`` passes a W3C trace context on: a handler's Context (its
+        ``trace_context()``), or a dict with ``traceparent`` (and
+        ``tracestate``). Without it the gateway starts a trace.
 
         ``payload`` is a message (packed into an Any for you), an Any, or
         None (a Noop payload). ``parent`` names the UNNAMED template to
@@ -254,6 +258,10 @@ class SpawnClient:
             req.register_ref = parent
         req.pooled = bool(pooled)
         req.scheduled_to = int(scheduled_to_ms)
+        tc = trace.trace_context() if hasattr(trace, "trace_context") else (trace or {})
+        for k in ("traceparent", "tracestate"):
+            if tc.get(k):
+                req.metadata[k] = tc[k]
         for k, v in (metadata or {}).items():
             req.metadata[k] = v
         if payload is None:
@@ -269,7 +277,8 @@ class SpawnClient:
         return resp.value
 
     def call(self, system, actor, action, msg, reply_type, input_type=None,
-             parent=None, pooled=False, metadata=None, timeout=DEFAULT):
+             parent=None, pooled=False, metadata=None, timeout=DEFAULT,
+             trace=None):
         """A typed invoke: send ``msg`` (an instance of ``input_type`` when
         given, else TypeError) and return the reply as a ``reply_type``
         message (its default values when the action answered Noop). A reply
@@ -279,7 +288,8 @@ class SpawnClient:
                             % (actor, action, input_type.DESCRIPTOR.full_name,
                                type(msg).__name__))
         reply = self.invoke(system, actor, action, msg, parent=parent,
-                            pooled=pooled, metadata=metadata, timeout=timeout)
+                            pooled=pooled, metadata=metadata, timeout=timeout,
+                            trace=trace)
         out = reply_type()
         if reply is None or (not reply.type_url and not reply.value):
             return out

@@ -337,6 +337,28 @@ class Context:
         self._effects = []      # spawn.InvocationRequest, in order
         self._broadcast = None  # (channel, payload or None)
 
+    # ---- trace context (W3C, docs/observability.md) -------------------------
+
+    @property
+    def traceparent(self):
+        """The W3C ``traceparent`` of this turn (the gateway always sends
+        one: its version-00 form naming the gateway's host-turn span as the
+        parent), or None from a gateway that does not trace."""
+        return self.metadata.get("traceparent")
+
+    @property
+    def trace_id(self):
+        """The 32 hex digits of this turn's trace id, or None."""
+        tp = self.traceparent
+        return tp.split("-")[1] if tp and tp.count("-") >= 3 else None
+
+    def trace_context(self):
+        """{"traceparent": ..., "tracestate": ...} (those present) to pass on
+        in calls this handler makes: ``SpawnClient.invoke(...,
+        trace=ctx)`` does it; side effects carry it on their own."""
+        return {k: self.metadata[k] for k in ("traceparent", "tracestate")
+                if k in self.metadata}
+
     # ---- workflow ---------------------------------------------------------
 
     def pipe(self, actor, action):
@@ -382,6 +404,10 @@ class Context:
             req.noop.SetInParent()
         else:
             req.value.CopyFrom(_pack(payload))
+        # The effect continues this turn's trace unless the caller's own
+        # metadata names another.
+        for k, v in self.trace_context().items():
+            req.metadata[k] = v
         for k, v in (metadata or {}).items():
             req.metadata[str(k)] = str(v)
         if int(scheduled_to_ms) < 0:

@@ -1450,6 +1450,63 @@ START_TEST(side_effects_are_full_invocations_in_order)
 }
 END_TEST
 
+#define TP_TURN "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define TP_OWN  "00-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-00f067aa0ba902b7-01"
+
+static void h_trace(spawn_ctx *ctx, void *user)
+{
+	(void)user;
+	ck_assert_str_eq(spawn_ctx_traceparent(ctx), TP_TURN);
+	spawn_metadata md[2];
+	ck_assert_uint_eq(spawn_ctx_trace(ctx, md), 2);
+	ck_assert_str_eq(md[0].key, "traceparent");
+	ck_assert_str_eq(md[0].value, TP_TURN);
+	ck_assert_str_eq(md[1].key, "tracestate");
+	ck_assert_str_eq(md[1].value, "k=v");
+	spawn_request plain = {.actor = "b", .action = "Note"};
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &plain), SPAWN_OK);
+	spawn_metadata own_md[] = {{"TraceParent", TP_OWN}};
+	spawn_request own = {.actor = "c", .action = "Note", .metadata = own_md, .n_metadata = 1};
+	ck_assert_int_eq(spawn_ctx_side_effect(ctx, &own), SPAWN_OK);
+}
+
+START_TEST(the_trace_context_is_exposed_and_side_effects_carry_it)
+{
+	spawni_registry reg = {0};
+	reg_add(&reg, "a", 0, "Traced", h_trace, NULL);
+	fixture f;
+	fixture_init(&f, "a", "Traced", 1, 1);
+	Spawn__Context__MetadataEntry tp = SPAWN__CONTEXT__METADATA_ENTRY__INIT;
+	Spawn__Context__MetadataEntry ts = SPAWN__CONTEXT__METADATA_ENTRY__INIT;
+	tp.key = "traceparent";
+	tp.value = TP_TURN;
+	ts.key = "tracestate";
+	ts.value = "k=v";
+	Spawn__Context__MetadataEntry *mdp[] = {&f.md, &tp, &ts};
+	f.ctx.metadata = mdp;
+	f.ctx.n_metadata = 3;
+	Spawn__Gateway__V1__InvocationResult *r = run(&reg, &f, 0);
+	ck_assert_int_eq(r->outcome_case, SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_RESPONSE);
+	Spawn__Workflow *wf = r->response->workflow;
+	ck_assert_uint_eq(wf->n_effects, 2);
+	ck_assert_str_eq(md_value(wf->effects[0]->request, "traceparent"), TP_TURN);
+	ck_assert_str_eq(md_value(wf->effects[0]->request, "tracestate"), "k=v");
+	/* the handler's own traceparent stays, alone */
+	ck_assert_uint_eq(wf->effects[1]->request->n_metadata, 1);
+	ck_assert_str_eq(md_value(wf->effects[1]->request, "TraceParent"), TP_OWN);
+	spawn__gateway__v1__invocation_result__free_unpacked(r, NULL);
+	fixture_fini(&f);
+
+	/* a turn without trace context: nothing to pass on */
+	fixture_init(&f, "a", "Look", 1, 1);
+	spawn_metadata md[2];
+	ck_assert_uint_eq(spawn_ctx_trace(NULL, md), 0);
+	ck_assert_ptr_null(spawn_ctx_traceparent(NULL));
+	fixture_fini(&f);
+	spawni_registry_fini(&reg);
+}
+END_TEST
+
 START_TEST(broadcast_carries_channel_and_payload)
 {
 	spawni_registry reg = {0};
@@ -1704,6 +1761,7 @@ static Suite *sdk_unit_suite(void)
 	    {"registration_channels", registration_carries_channel_subscriptions},
 	    {"pipe_forward", pipe_and_forward_become_the_routing},
 	    {"side_effects", side_effects_are_full_invocations_in_order},
+	    {"trace_context", the_trace_context_is_exposed_and_side_effects_carry_it},
 	    {"broadcast", broadcast_carries_channel_and_payload},
 	    {"workflow_fail", a_failing_handler_sends_no_workflow_and_no_tags},
 	    {"tags", tags_set_by_the_handler_go_back_with_the_state},

@@ -23,6 +23,12 @@ export interface InvokeRequest {
   async?: boolean;
   /** Metadata (headers) handed to the action. */
   metadata?: { [k: string]: string };
+  /**
+   * A W3C trace context to continue: a handler's Context (its
+   * `traceContext()`) or `{traceparent, tracestate}`. Without it the
+   * gateway starts a trace.
+   */
+  trace?: { traceContext(): { [k: string]: string } } | { traceparent?: string; tracestate?: string };
   /** The UNNAMED template to instantiate `actor` from on first use. */
   registerRef?: string;
   pooled?: boolean;
@@ -146,7 +152,7 @@ export class SpawnClient {
       async: !!req.async,
       pooled: !!req.pooled,
       scheduledTo: Math.trunc(req.scheduledToMs ?? 0),
-      metadata: { ...(req.metadata ?? {}) },
+      metadata: { ...traceOf(req.trace), ...(req.metadata ?? {}) },
     };
     if (req.registerRef) {
       id["parent"] = req.registerRef;
@@ -258,4 +264,15 @@ function checkStatus(st: RequestStatusMsg | null | undefined): void {
   const S = protocol().Status.values;
   if (st.status === S["ACTOR_NOT_FOUND"]) throw new SpawnError(StatusCode.NOT_FOUND, st.message || "actor not found");
   if (st.status === S["ERROR"]) throw new SpawnError(StatusCode.UNKNOWN, st.message || "the gateway reported an error");
+}
+
+/** traceOf: the traceparent and tracestate of an InvokeRequest's `trace`. */
+function traceOf(t: InvokeRequest["trace"]): { [k: string]: string } {
+  if (!t) return {};
+  const src: { traceparent?: string; tracestate?: string } =
+    "traceContext" in t && typeof t.traceContext === "function" ? t.traceContext() : (t as object);
+  const out: { [k: string]: string } = {};
+  if (typeof src.traceparent === "string" && src.traceparent) out["traceparent"] = src.traceparent;
+  if (typeof src.tracestate === "string" && src.tracestate) out["tracestate"] = src.tracestate;
+  return out;
 }

@@ -264,6 +264,37 @@ export class InvocationContext {
     this.cleanups = [];
   }
 
+  // ---- trace context (W3C, docs/observability.md) --------------------------
+
+  /**
+   * This turn's W3C `traceparent` (the gateway hands every turn one, naming
+   * its host-turn span as the parent), or undefined from a gateway that
+   * does not trace.
+   */
+  get traceparent(): string | undefined {
+    return this.metadata["traceparent"];
+  }
+
+  /** The 32 hex digits of this turn's trace id, or undefined. */
+  get traceId(): string | undefined {
+    const p = this.traceparent?.split("-");
+    return p && p.length >= 4 ? p[1] : undefined;
+  }
+
+  /**
+   * `{traceparent, tracestate}` (those present), to pass the trace on in a
+   * client call made from the handler: `client.invoke({..., trace: ctx})`
+   * does it. Side effects carry it on their own.
+   */
+  traceContext(): { [k: string]: string } {
+    const out: { [k: string]: string } = {};
+    for (const k of ["traceparent", "tracestate"]) {
+      const v = this.metadata[k];
+      if (v !== undefined) out[k] = v;
+    }
+    return out;
+  }
+
   // ---- workflow ----------------------------------------------------------
 
   /**
@@ -308,11 +339,11 @@ export class InvocationContext {
     }
     if (payload !== undefined && payload !== null) req["value"] = toWireAny(toAny(payload, "side effect payload"));
     else req["noop"] = {};
-    if (options.metadata) {
-      const md: { [k: string]: string } = {};
-      for (const [k, v] of Object.entries(options.metadata)) md[k] = String(v);
-      req["metadata"] = md;
-    }
+    // The effect continues this turn's trace unless its own metadata
+    // names another.
+    const md: { [k: string]: string } = this.traceContext();
+    for (const [k, v] of Object.entries(options.metadata ?? {})) md[k] = String(v);
+    if (Object.keys(md).length) req["metadata"] = md;
     if (options.scheduledToMs !== undefined) {
       const at = Math.trunc(options.scheduledToMs);
       if (!(at >= 0)) throw new TypeError("scheduledToMs must be a Unix time in ms (or 0)");

@@ -78,6 +78,16 @@ describe("SpawnClient", () => {
     assert.ok(!req.noop);
   });
 
+  it("passes a trace context on; metadata of the call's own wins", async () => {
+    answer = () => ({ response: { noop: {} } });
+    const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    await client.invoke({ system: "s", actor: "a", action: "Get", trace: { traceparent: tp, tracestate: "k=v" } });
+    assert.deepEqual({ ...seen.at(-1).metadata }, { traceparent: tp, tracestate: "k=v" });
+    const ctxLike = { traceContext: () => ({ traceparent: tp }) };
+    await client.invoke({ system: "s", actor: "a", action: "Get", trace: ctxLike, metadata: { k: "v" } });
+    assert.deepEqual({ ...seen.at(-1).metadata }, { traceparent: tp, k: "v" });
+  });
+
   it("sends Noop without a payload; a Noop reply is undefined", async () => {
     answer = () => ({ response: { noop: {} } });
     assert.equal(await client.invoke({ system: "s", actor: "a", action: "Get", async: true }), undefined);

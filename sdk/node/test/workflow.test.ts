@@ -162,4 +162,35 @@ describe("workflows", () => {
     assert.equal(r.response.workflow ?? null, null);
     assert.deepEqual(bad, [], "every bad argument throws a TypeError");
   });
+
+  it("exposes the W3C trace context and side effects carry it on", async () => {
+    gw = await FakeGateway.start();
+    const h = new ActorHost(gw.target, "spawn-system", { minBackoffMs: 20, maxBackoffMs: 200, logger: testLogger });
+    const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const own = "00-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-00f067aa0ba902b7-01";
+    const seen: Array<[string | undefined, string | undefined, object]> = [];
+    h.addActor({
+      name: "a",
+      actions: {
+        Traced: (ctx) => {
+          seen.push([ctx.traceparent, ctx.traceId, ctx.traceContext()]);
+          ctx.sideEffect("b", "Note");
+          ctx.sideEffect("c", "Note", null, { metadata: { traceparent: own } });
+        },
+      },
+    });
+    host = h;
+    h.start();
+    const s = await gw.nextStream("the registration");
+    await h.waitRegistered(T);
+    s.sendTask(1, "Traced", { actor: "a", metadata: { traceparent: tp, tracestate: "k=v", other: "x" } });
+    let wf = ((await s.result("Traced")) as any).response.workflow;
+    assert.deepEqual(seen[0], [tp, "4bf92f3577b34da6a3ce929d0e0e4736", { traceparent: tp, tracestate: "k=v" }]);
+    assert.deepEqual({ ...wf.effects[0].request.metadata }, { traceparent: tp, tracestate: "k=v" });
+    assert.equal(wf.effects[1].request.metadata.traceparent, own);
+    s.sendTask(2, "Traced", { actor: "a" });
+    wf = ((await s.result("Traced")) as any).response.workflow;
+    assert.deepEqual(seen[1], [undefined, undefined, {}]);
+    assert.deepEqual({ ...(wf.effects[0].request.metadata ?? {}) }, {});
+  });
 });

@@ -415,6 +415,9 @@ SPAWN_API void spawn_host_destroy(spawn_host *h);
 
 /* Identity of the invocation. Strings are borrowed until the handler
  * returns; never NULL unless stated. */
+/* One metadata entry (defined with the client, below). */
+typedef struct spawn_metadata spawn_metadata;
+
 SPAWN_API const char *spawn_ctx_system(const spawn_ctx *ctx);
 SPAWN_API const char *spawn_ctx_actor(const spawn_ctx *ctx); /* instance name */
 /* The template's name for instances of UNNAMED actors; NULL otherwise. */
@@ -435,6 +438,20 @@ SPAWN_API const spawn_payload *spawn_ctx_payload(const spawn_ctx *ctx);
 /* spawn_ctx_metadata returns the invocation's metadata value for key, and
  * spawn_ctx_tag the actor's tag; NULL when absent. Borrowed. */
 SPAWN_API const char *spawn_ctx_metadata(const spawn_ctx *ctx, const char *key);
+
+/* W3C trace context (docs/observability.md). The gateway hands every turn
+ * a `traceparent` (naming its host-turn span as the parent) and the
+ * caller's `tracestate`, if any, in the metadata.
+ * spawn_ctx_traceparent returns the turn's traceparent (NULL from a
+ * gateway that does not trace); spawn_ctx_trace fills md[0..1] with the
+ * traceparent and tracestate entries present (md has room for 2; strings borrowed from ctx,
+ * valid during the handler) and returns how many (0..2): put them in a
+ * spawn_request's metadata to pass the trace on in a client call made
+ * from the handler. Side effects carry it on their own (unless their own
+ * metadata names a traceparent); pipes, forwards and broadcasts are
+ * continued by the gateway. */
+SPAWN_API const char *spawn_ctx_traceparent(const spawn_ctx *ctx);
+SPAWN_API size_t spawn_ctx_trace(const spawn_ctx *ctx, spawn_metadata *md);
 SPAWN_API const char *spawn_ctx_tag(const spawn_ctx *ctx, const char *key);
 
 /* spawn_ctx_state_msg / spawn_ctx_payload_msg unpack the state / payload
@@ -550,10 +567,10 @@ typedef struct spawn_client spawn_client; /* opaque */
 
 /* One metadata entry of an invocation (InvocationRequest.metadata; the
  * actor reads it with spawn_ctx_metadata). Strings borrowed. */
-typedef struct spawn_metadata {
+struct spawn_metadata {
 	const char *key;
 	const char *value;
-} spawn_metadata;
+};
 
 /* One invocation: system / actor / action with an optional payload. All
  * pointers are borrowed for the duration of the invoke call. Zero-init
