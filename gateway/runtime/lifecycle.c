@@ -169,6 +169,7 @@ void gw_runtime_destroy(gw_runtime *rt)
 		pthread_mutex_unlock(&s->mu);
 		gwi_deliver(&dl);
 		gwi_forget_fini(s);
+		gwi_turn_free_all(s);
 		pthread_mutex_destroy(&s->mu);
 		free(s->buckets);
 	}

@@ -63,12 +63,17 @@ void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 	(void)rt;
 	inv->actor = a;
 	inv->next = NULL;
-	inv->mq_prev = a->mq_tail;
-	if (a->mq_tail)
-		a->mq_tail->next = inv;
-	else
+	/* The head's mq_prev is the tail (no tail pointer in the actor). */
+	gw_inv *head = a->mq_head;
+	if (head) {
+		gw_inv *tail = head->mq_prev;
+		inv->mq_prev = tail;
+		tail->next = inv;
+		head->mq_prev = inv;
+	} else {
+		inv->mq_prev = inv;
 		a->mq_head = inv;
-	a->mq_tail = inv;
+	}
 	a->qlen++;
 	a->qbytes += inv->qbytes;
 	inv->in_mq = true;
@@ -83,14 +88,18 @@ void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 /* unlink takes inv out of a's mailbox and gives its bytes back. */
 static void unlink_inv(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 {
-	if (inv->mq_prev)
-		inv->mq_prev->next = inv->next;
-	else
+	gw_inv *head = a->mq_head;
+	if (inv == head) {
 		a->mq_head = inv->next;
-	if (inv->next)
-		inv->next->mq_prev = inv->mq_prev;
-	else
-		a->mq_tail = inv->mq_prev;
+		if (inv->next)
+			inv->next->mq_prev = inv->mq_prev; /* the tail, still */
+	} else {
+		inv->mq_prev->next = inv->next;
+		if (inv->next)
+			inv->next->mq_prev = inv->mq_prev;
+		else
+			head->mq_prev = inv->mq_prev; /* inv was the tail */
+	}
 	inv->next = inv->mq_prev = NULL;
 	inv->in_mq = false;
 	a->qlen--;

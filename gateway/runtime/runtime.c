@@ -838,14 +838,18 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			continue;
 		}
 		if (inv->kind == GW_INV_RESTORE) {
+			if (gwi_turn_begin(a) != GW_OK) {
+				gwi_finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
+				continue;
+			}
 			if (gw_persist_read(rt->persist, a->type->system, a->name, inv->restore_rev,
 			                    restore_loaded, inv) != GW_OK) {
+				gwi_turn_commit(a); /* nothing changed */
 				gwi_finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
 				continue;
 			}
 			a->st = A_BUSY;
 			a->busy = inv;
-			gwi_turn_begin(a);
 			gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
 			a->deactivating = 0;
 			break;
@@ -863,6 +867,13 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			inv->due_ms = inv->deadline_ms;
 		/* A host whose send queue is full (GW_EFULL) is skipped for another
 		 * live host of the type, if the round robin finds one. */
+		/* The turn's outcome object first: once the task is sent, the
+		 * turn must be able to roll back (turn.c). */
+		if (!a->pooled && gwi_turn_begin(a) != GW_OK) {
+			gwi_finish(dl, inv, GW_ENOMEM, "out of memory dispatching to actor %s",
+			           a->name);
+			continue;
+		}
 		gw_err err = GW_EUNAVAIL;
 		bool full = false;
 		for (int tries = 0; tries < 3 && (err == GW_EUNAVAIL || err == GW_EFULL); tries++) {
@@ -878,6 +889,8 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 				gwi_target_rele(h);
 			}
 		}
+		if (err)
+			gwi_turn_commit(a); /* nothing was sent: the turn changed nothing */
 		if (err && full) {
 			gwi_finish(dl, inv, GW_EFULL,
 			           "the hosts of actor %s are not reading their tasks: send queue "
@@ -913,8 +926,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			a->inflight++; /* stays READY: more may run beside it */
 		} else {
 			a->st = A_BUSY;
-			a->busy = inv;
-			gwi_turn_begin(a);
+			a->busy = inv; /* its turn was begun above */
 		}
 		if (inv->timer < 0)
 			a->last_active_ms = now;

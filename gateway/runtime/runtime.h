@@ -161,7 +161,7 @@ struct gw_inv {
 	int64_t due_ms;      /* monotonic: the deadline sent with the task (the client's,
 	                        or host_timeout_ms from dispatch, the earlier) */
 	gw_tnode deadline_t; /* queued: its deadline (T_QDEADLINE); dispatched: due_ms */
-	gw_inv *mq_prev;     /* mailbox: the one before (mailbox.c) */
+	gw_inv *mq_prev;     /* mailbox: the one before; the head's is the tail (mailbox.c) */
 	size_t qbytes;       /* request bytes counted while queued (mailbox.c) */
 	/* gw_runtime_cancel (under the shard of the request's actor): in_mq is
 	 * set while inv is in a mailbox; cancelled once its caller went away

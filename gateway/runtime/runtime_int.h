@@ -37,49 +37,54 @@ typedef struct gw_turn {
 	char *applied;                 /* owned: the idempotency key the turn recorded, or NULL */
 	char **entries;                /* owned: keys of the outbox entries the turn appended */
 	size_t n_entries;
-	bool dirty; /* a->dirty at dispatch */
-	bool open;  /* begun and not yet committed or rolled back */
+	bool dirty;                /* a->dirty at dispatch */
+	bool open;                 /* begun and not yet committed or rolled back */
+	struct gw_turn *next_free; /* on the shard's free list (turn.c) */
 } gw_turn;
 
+/* One active actor. Every byte is accounted for in docs/design/memory.md:
+ * keep the members ordered by size (no padding holes) and put anything an
+ * idle actor does not need behind a pointer allocated when used. */
 struct gw_actor {
 	gw_actor *hnext; /* hash chain */
 	gw_shard *shard;
-	gw_actor_type *type;       /* a reference (gw_registry_type_rele when freed): the
-	                              type outlives the actor, even once forgotten */
-	gw_blob *state;            /* owned ref: Any contents (type URL + value); NULL = none */
-	gw_blob *tags;             /* owned ref: serialized ActorState holding only tags */
-	gw_blob *extra;            /* owned ref: serialized StoredState holding only the outbox
-	                              and applied keys (fields 100, 101); NULL when none */
-	gw_blob *saving;           /* owned ref: the state a save in flight captured */
-	gw_inv *mq_head, *mq_tail; /* mailbox (FIFO, mailbox.c) */
-	size_t qbytes;             /* request bytes in the mailbox (--mailbox-bytes) */
-	gw_inv *busy;              /* the invocation in flight */
-	uint64_t revision;         /* stored revision; 0 = never saved */
-	uint64_t epoch;            /* activation epoch from the store (fencing) */
-	gw_turn turn;              /* the turn in flight (BUSY; a checkpoint waiting) */
-	gw_tnode idle_t, snap_t;
-	actor_timers *timers;   /* owned; NULL when the type has none */
-	int64_t last_active_ms; /* last turn that was not a timer's (idle timeout) */
-	uint32_t hash, qlen;
-	uint8_t st;
-	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, stateful : 1, fenced : 1,
-	    pooled : 1;
-	uint8_t resave : 1;       /* extra changed while a save was in flight: that save
-	                             does not make the actor clean */
-	uint8_t forgetting : 1;   /* Admin.Forget: being deactivated, never saved again
-	                             (forget.c); forget says by whom */
-	uint8_t leaving : 1;      /* handoff (handoff.c): another member owns it now; it
-	                             takes no new turn and deactivates once quiescent */
+	gw_actor_type *type;      /* a reference (gw_registry_type_rele when freed): the
+	                             type outlives the actor, even once forgotten */
+	gw_blob *state;           /* owned ref: Any contents (type URL + value); NULL = none */
+	gw_blob *tags;            /* owned ref: serialized ActorState holding only tags */
+	gw_blob *extra;           /* owned ref: serialized StoredState holding only the outbox
+	                             and applied keys (fields 100, 101); NULL when none */
+	gw_blob *saving;          /* owned ref: the state a save in flight captured */
+	gw_inv *mq_head;          /* mailbox (FIFO, mailbox.c); the head's mq_prev is its tail */
+	gw_inv *busy;             /* the invocation in flight */
+	gw_turn *turn;            /* owned: the turn in flight (BUSY; a checkpoint waiting);
+	                             NULL when none is open (turn.c) */
+	actor_timers *timers;     /* owned; NULL when the type has none */
 	struct gw_forget *forget; /* borrowed: the Forget waiting for this actor to be
 	                             quiescent (forgetting); owned by the shard's list */
+	uint64_t revision;        /* stored revision; 0 = never saved */
+	uint64_t epoch;           /* activation epoch from the store (fencing) */
+	int64_t last_active_ms;   /* last turn that was not a timer's (idle timeout) */
+	size_t qbytes;            /* request bytes in the mailbox (--mailbox-bytes) */
+	gw_tnode idle_t, snap_t;  /* 24 bytes each (wheel.h) */
+	uint32_t hash, qlen;
+	uint32_t n_outbox; /* entries in extra's outbox: each has a delivery in
+	                      flight; the actor is not released before 0 */
 	uint16_t save_failures;
-	uint32_t n_outbox;           /* entries in extra's outbox: each has a delivery in
-	                                flight; the actor is not released before 0 */
 	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
 	uint16_t held;               /* timed-out turns whose task a host may still run
 	                                (GW_CANCEL_HELD): each keeps its
 	                                turn slot until gw_runtime_release */
-	char name[];                 /* the actor's name; system is type->system */
+	uint8_t st;
+	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, stateful : 1, fenced : 1,
+	    pooled : 1;
+	uint8_t resave : 1;     /* extra changed while a save was in flight: that save
+	                           does not make the actor clean */
+	uint8_t forgetting : 1; /* Admin.Forget: being deactivated, never saved again
+	                           (forget.c); forget says by whom */
+	uint8_t leaving : 1;    /* handoff (handoff.c): another member owns it now; it
+	                           takes no new turn and deactivates once quiescent */
+	char name[];            /* the actor's name; system is type->system */
 };
 
 /* Counts per system for a quota (bounds.c), keyed by gwi_sys_hash. */
@@ -99,6 +104,8 @@ struct gw_shard {
 	size_t nbuckets, count;
 	gw_wheel wheel;
 	gw_runtime *rt;
+	gw_turn *turn_free; /* owned: closed turns kept for reuse (turn.c) */
+	size_t n_turn_free;
 };
 
 struct gw_runtime {
@@ -226,14 +233,17 @@ void gwi_wf_fire_done(gw_inv *inv);
 
 /* turn.c: one turn's outcome (see the comment at the top of turn.c).
  * gwi_turn_begin captures a's state, tags, outbox and dirty flag when a
- * turn is dispatched; gwi_turn_record_key records key (borrowed) as applied
+ * turn is dispatched (GW_ENOMEM: no turn could be allocated; nothing
+ * changed); gwi_turn_record_key records key (borrowed) as applied
  * and notes it; gwi_turn_store_outbox appends fire's effects (borrowed
  * list) to the outbox and notes their keys (GW_ENOMEM: none of them is in
  * the outbox; they go out without it); gwi_turn_commit keeps what the turn
  * did; gwi_turn_rollback restores what was captured and removes exactly
  * the noted entries and key. Commit and rollback close the turn; both are
  * no-ops on a closed one. */
-void gwi_turn_begin(gw_actor *a);
+gw_err gwi_turn_begin(gw_actor *a);
+/* gwi_turn_free_all frees s's kept turns (gw_runtime_destroy). */
+void gwi_turn_free_all(gw_shard *s);
 void gwi_turn_record_key(gw_actor *a, const char *key);
 gw_err gwi_turn_store_outbox(gw_actor *a, gw_inv *fire);
 void gwi_turn_commit(gw_actor *a);

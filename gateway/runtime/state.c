@@ -36,15 +36,11 @@ gw_blob *gwi_encode_state(gw_actor *a)
 	 * fields 100 and 101) follow: concatenated protobuf encodings parse as
 	 * one merged StoredState. */
 	size_t x = a->extra ? a->extra->len : 0;
-	gw_blob *b = malloc(sizeof *b + 1 + n + x);
+	gw_blob *b = gw_blob_alloc(NULL, n + x);
 	if (b) {
-		atomic_init(&b->refs, 1);
-		b->type_len = 0;
-		b->data[0] = 0;
-		b->len = n + x;
-		spawn__actors__actor_state__pack(&as, b->data + 1);
+		spawn__actors__actor_state__pack(&as, gw_blob_value_mut(b));
 		if (x)
-			memcpy(b->data + 1 + n, gw_blob_value(a->extra), x);
+			memcpy(gw_blob_value_mut(b) + n, gw_blob_value(a->extra), x);
 	}
 	spawn_arena_fini(&ar);
 	return b;

@@ -47,22 +47,67 @@ static void turn_clear(gw_turn *t)
 	memset(t, 0, sizeof *t);
 }
 
-void gwi_turn_begin(gw_actor *a)
+/* A closed turn goes back to its shard's free list (at most TURN_FREE_MAX
+ * kept), so a turn costs an actor 8 bytes while it is closed and no
+ * allocation on the hot path once the shard has served as many turns at
+ * once as it ever will (docs/design/memory.md). */
+#define TURN_FREE_MAX 64
+
+static void turn_put(gw_actor *a)
 {
-	gw_turn *t = &a->turn;
-	turn_clear(t); /* a turn that was never closed: keep what it did */
+	gw_turn *t = a->turn;
+	gw_shard *s = a->shard;
+	a->turn = NULL;
+	turn_clear(t);
+	if (s->n_turn_free >= TURN_FREE_MAX) {
+		free(t);
+		return;
+	}
+	t->next_free = s->turn_free;
+	s->turn_free = t;
+	s->n_turn_free++;
+}
+
+void gwi_turn_free_all(gw_shard *s)
+{
+	while (s->turn_free) {
+		gw_turn *t = s->turn_free;
+		s->turn_free = t->next_free;
+		free(t);
+	}
+	s->n_turn_free = 0;
+}
+
+gw_err gwi_turn_begin(gw_actor *a)
+{
+	gw_turn *t = a->turn;
+	if (t) {
+		turn_clear(t); /* a turn that was never closed: keep what it did */
+	} else {
+		gw_shard *s = a->shard;
+		if (s->turn_free) {
+			t = s->turn_free;
+			s->turn_free = t->next_free;
+			s->n_turn_free--;
+			memset(t, 0, sizeof *t);
+		} else if (!(t = calloc(1, sizeof *t))) {
+			return GW_ENOMEM;
+		}
+		a->turn = t;
+	}
 	t->state = gw_blob_hold(a->state);
 	t->tags = gw_blob_hold(a->tags);
 	t->extra = gw_blob_hold(a->extra);
 	t->dirty = a->dirty;
 	t->open = true;
+	return GW_OK;
 }
 
 void gwi_turn_record_key(gw_actor *a, const char *key)
 {
-	gw_turn *t = &a->turn;
+	gw_turn *t = a->turn;
 	gwi_outbox_record(a, key);
-	if (!t->open)
+	if (!t || !t->open)
 		return;
 	free(t->applied);
 	t->applied = strdup(key);
@@ -73,7 +118,9 @@ void gwi_turn_record_key(gw_actor *a, const char *key)
 
 gw_err gwi_turn_store_outbox(gw_actor *a, gw_inv *fire)
 {
-	gw_turn *t = &a->turn;
+	gw_turn *t = a->turn;
+	if (!t)
+		return GW_ENOMEM; /* no turn open: nothing could name the entries */
 	size_t n = 0, before = t->n_entries;
 	for (gw_inv *i = fire; i; i = i->next)
 		n++;
@@ -111,13 +158,14 @@ gw_err gwi_turn_store_outbox(gw_actor *a, gw_inv *fire)
 
 void gwi_turn_commit(gw_actor *a)
 {
-	turn_clear(&a->turn);
+	if (a->turn)
+		turn_put(a);
 }
 
 void gwi_turn_rollback(gw_actor *a)
 {
-	gw_turn *t = &a->turn;
-	if (!t->open)
+	gw_turn *t = a->turn;
+	if (!t || !t->open)
 		return;
 	gw_blob_rele(a->state);
 	gw_blob_rele(a->tags);
@@ -132,5 +180,5 @@ void gwi_turn_rollback(gw_actor *a)
 	 * saved. */
 	if (!blob_eq(a->extra, t->extra))
 		a->dirty = 1;
-	turn_clear(t);
+	turn_put(a);
 }
