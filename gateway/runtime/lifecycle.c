@@ -158,7 +158,6 @@ void gw_runtime_destroy(gw_runtime *rt)
 				gw_blob_rele(a->state);
 				gw_blob_rele(a->tags);
 				gw_blob_rele(a->extra);
-				gw_blob_rele(a->saving);
 				gwi_turn_commit(a);
 				free(a->timers);
 				gw_registry_type_rele(a->type);

@@ -136,6 +136,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		}
 		gw_blob_rele(a->state);
 		a->state = nb;
+		a->state_moved = 1;
 		a->dirty = 1;
 	}
 	/* The updated context carries the actor's whole tag set: none left

@@ -245,7 +245,6 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 	gw_blob_rele(a->state);
 	gw_blob_rele(a->tags);
 	gw_blob_rele(a->extra);
-	gw_blob_rele(a->saving);
 	gwi_turn_commit(a); /* releases what a turn captured */
 	gw_registry_type_rele(a->type);
 	free(a);
@@ -314,15 +313,13 @@ void gwi_start_save_locked(gw_runtime *rt, gw_actor *a)
 		return;
 	}
 	a->in_save = 1;
-	a->saving = gw_blob_hold(a->state);
+	a->state_moved = 0; /* the save captures the state as it is now */
 	flush_account(rt, 1, GW_OK);
 	gw_err err = gw_persist_save(rt->persist, a->type->system, a->name,
 	                             a->state ? gw_blob_type(a->state) : "", enc, a->revision,
 	                             a->epoch, a->n_outbox > 0, save_done, a);
 	if (err) {
 		a->in_save = 0;
-		gw_blob_rele(a->saving);
-		a->saving = NULL;
 		flush_account(rt, -1, err);
 	}
 }
@@ -352,6 +349,7 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	a->resave = 0;
 	gwi_turn_commit(a); /* nothing of this activation is kept */
 	a->state = a->tags = NULL;
+	a->state_moved = 1;
 	a->revision = a->epoch = 0;
 	if (!a->mq_head) {
 		actor_free_locked(s, a);
@@ -388,8 +386,6 @@ static void conflict_checked(void *arg, gw_err err, gw_blob *stored, uint64_t re
 		        a->type->system, a->name, (unsigned long long)revision);
 		a->revision = revision;
 		a->in_save = 0;
-		gw_blob_rele(a->saving);
-		a->saving = NULL;
 		a->dirty = 1;
 		gwi_start_save_locked(rt, a);
 		pthread_mutex_unlock(&s->mu);
@@ -427,8 +423,6 @@ static void save_finish(gw_actor *a, gw_err err)
 		 * loaded it: this activation is stale and must never write again. */
 		GW_WARN("actor %s/%s: %s; dropping this activation", a->type->system, a->name,
 		        gw_strerror(err));
-		gw_blob_rele(a->saving);
-		a->saving = NULL;
 		a->fenced = 1;
 		a->dirty = 0;
 		if (a->ckpt && a->busy) {
@@ -451,12 +445,9 @@ static void save_finish(gw_actor *a, gw_err err)
 		flush_account(rt, -1, GW_OK);
 		return;
 	}
-	bool same_state = a->saving == a->state;
-	bool captured_current = same_state && !a->resave; /* extra may have changed */
+	bool captured_current = !a->state_moved && !a->resave; /* extra may have changed */
 	bool gone = false;
 	a->resave = 0;
-	gw_blob_rele(a->saving);
-	a->saving = NULL;
 	if (err == GW_OK) {
 		a->revision++;
 		a->save_failures = 0;
@@ -468,7 +459,7 @@ static void save_finish(gw_actor *a, gw_err err)
 		        (unsigned long long)a->revision + 1, gw_strerror(err));
 	}
 	if (a->ckpt && a->busy) {
-		if (err == GW_OK && same_state) {
+		if (err == GW_OK && !a->state_moved) {
 			/* The checkpointed state is durable: answer the caller and
 			 * deliver the turn's effects (its outbox entries). */
 			gw_inv *inv = a->busy;
@@ -781,6 +772,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	gw_blob_rele(a->state);
 	gw_blob_rele(a->tags);
 	a->state = a->tags = a->extra = NULL;
+	a->state_moved = 1;
 	if (err == GW_OK)
 		err = gwi_decode_state(a, stored);
 	gw_blob_rele(stored);

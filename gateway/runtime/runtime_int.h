@@ -54,7 +54,6 @@ struct gw_actor {
 	gw_blob *tags;            /* owned ref: serialized ActorState holding only tags */
 	gw_blob *extra;           /* owned ref: serialized StoredState holding only the outbox
 	                             and applied keys (fields 100, 101); NULL when none */
-	gw_blob *saving;          /* owned ref: the state a save in flight captured */
 	gw_inv *mq_head;          /* mailbox (FIFO, mailbox.c); the head's mq_prev is its tail */
 	gw_inv *busy;             /* the invocation in flight */
 	gw_turn *turn;            /* owned: the turn in flight (BUSY; a checkpoint waiting);
@@ -78,13 +77,16 @@ struct gw_actor {
 	uint8_t st;
 	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, stateful : 1, fenced : 1,
 	    pooled : 1;
-	uint8_t resave : 1;     /* extra changed while a save was in flight: that save
-	                           does not make the actor clean */
-	uint8_t forgetting : 1; /* Admin.Forget: being deactivated, never saved again
-	                           (forget.c); forget says by whom */
-	uint8_t leaving : 1;    /* handoff (handoff.c): another member owns it now; it
-	                           takes no new turn and deactivates once quiescent */
-	char name[];            /* the actor's name; system is type->system */
+	uint8_t resave : 1;      /* extra changed while a save was in flight: that save
+	                            does not make the actor clean */
+	uint8_t forgetting : 1;  /* Admin.Forget: being deactivated, never saved again
+	                            (forget.c); forget says by whom */
+	uint8_t leaving : 1;     /* handoff (handoff.c): another member owns it now; it
+	                            takes no new turn and deactivates once quiescent */
+	uint8_t state_moved : 1; /* state was replaced since the save in flight began:
+	                            that save does not make the actor clean (set at
+	                            every assignment of state, cleared when a save starts) */
+	char name[];             /* the actor's name; system is type->system */
 };
 
 /* Counts per system for a quota (bounds.c), keyed by gwi_sys_hash. */

@@ -59,6 +59,7 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 		goto out;
 	}
 	if (as->state) {
+		a->state_moved = 1;
 		a->state = gw_blob_create(as->state->type_url, as->state->value.data,
 		                          as->state->value.len);
 		if (!a->state)

@@ -170,6 +170,7 @@ void gwi_turn_rollback(gw_actor *a)
 	gw_blob_rele(a->state);
 	gw_blob_rele(a->tags);
 	a->state = t->state;
+	a->state_moved = 1; /* a save in flight may hold the rolled-back state */
 	a->tags = t->tags;
 	t->state = t->tags = NULL;
 	a->dirty = t->dirty;
