@@ -156,10 +156,8 @@ void gw_runtime_destroy(gw_runtime *rt)
 				for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
 					gwi_finish(&dl, inv, GW_ESHUTDOWN, "gateway shutting down");
 				gw_blob_rele(a->state);
-				gw_blob_rele(a->tags);
-				gw_blob_rele(a->extra);
 				gwi_turn_commit(a);
-				free(a->timers);
+				gwi_ext_free(a);
 				gw_registry_type_rele(a->type);
 				free(a);
 				a = n;

@@ -68,8 +68,8 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 	inv->err = err;
 	/* A timer's turn is over: the next tick may queue another. Every finish
 	 * of a queued invocation runs under its actor's shard lock. */
-	if (inv->timer >= 0 && inv->actor && inv->actor->timers)
-		inv->actor->timers->pending &= (uint8_t) ~(1u << inv->timer);
+	if (inv->timer >= 0 && inv->actor && gwi_timers(inv->actor))
+		gwi_timers(inv->actor)->pending &= (uint8_t) ~(1u << inv->timer);
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
@@ -237,15 +237,12 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 		        a->type->system, a->name);
 	gw_wheel_disarm(&s->wheel, &a->idle_t);
 	gw_wheel_disarm(&s->wheel, &a->snap_t);
-	if (a->timers) {
-		gw_wheel_disarm(&s->wheel, &a->timers->t);
-		free(a->timers);
-	}
+	if (gwi_timers(a))
+		gw_wheel_disarm(&s->wheel, &gwi_timers(a)->t);
 	table_remove(s, a);
 	gw_blob_rele(a->state);
-	gw_blob_rele(a->tags);
-	gw_blob_rele(a->extra);
 	gwi_turn_commit(a); /* releases what a turn captured */
+	gwi_ext_free(a);
 	gw_registry_type_rele(a->type);
 	free(a);
 	atomic_fetch_add(&s->rt->deactivations, 1);
@@ -317,7 +314,7 @@ void gwi_start_save_locked(gw_runtime *rt, gw_actor *a)
 	flush_account(rt, 1, GW_OK);
 	gw_err err = gw_persist_save(rt->persist, a->type->system, a->name,
 	                             a->state ? gw_blob_type(a->state) : "", enc, a->revision,
-	                             a->epoch, a->n_outbox > 0, save_done, a);
+	                             a->epoch, gwi_n_outbox(a) > 0, save_done, a);
 	if (err) {
 		a->in_save = 0;
 		flush_account(rt, -1, err);
@@ -342,13 +339,12 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	a->dirty = 0;
 	gw_wheel_disarm(&s->wheel, &a->snap_t);
 	gw_blob_rele(a->state);
-	gw_blob_rele(a->tags);
-	gw_blob_rele(a->extra);
-	a->extra = NULL;
-	a->n_outbox = 0; /* acks of deliveries in flight find nothing to remove */
 	a->resave = 0;
 	gwi_turn_commit(a); /* nothing of this activation is kept */
-	a->state = a->tags = NULL;
+	/* acks of deliveries in flight find nothing to remove */
+	gwi_set_tags(a, NULL);
+	gwi_set_extra(a, NULL, 0);
+	a->state = NULL;
 	a->state_moved = 1;
 	a->revision = a->epoch = 0;
 	if (!a->mq_head) {
@@ -530,7 +526,7 @@ void gwi_maybe_release_locked(gw_runtime *rt, gw_actor *a)
 	if (!a->deactivating)
 		return;
 	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight || a->held ||
-	    a->n_outbox)
+	    gwi_n_outbox(a))
 		return; /* an outbox entry in flight comes back with an ack */
 	if (a->dirty) {
 		gwi_start_save_locked(rt, a);
@@ -716,9 +712,9 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 		st.value.len = a->state->len;
 		ctx.state = &st;
 	}
-	if (a->tags) {
+	if (gwi_tags(a)) {
 		Spawn__Actors__ActorState *t = spawn__actors__actor_state__unpack(
-		    &ar.pbc, a->tags->len, gw_blob_value(a->tags));
+		    &ar.pbc, gwi_tags(a)->len, gw_blob_value(gwi_tags(a)));
 		if (t) {
 			ctx.n_tags = t->n_tags;
 			ctx.tags = (Spawn__Context__TagsEntry **)t->tags; /* same layout */
@@ -767,18 +763,25 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	 * to. A restore brings back the state and tags, not the old
 	 * revision's outbox, and keeps the keys of the deliveries already
 	 * applied. */
-	gw_blob *old_extra = a->extra;
-	uint32_t old_outbox = a->n_outbox;
+	gw_actor_ext *x = a->x; /* not freed while the turn is open (actor_ext.c) */
+	gw_blob *old_extra = x ? x->extra : NULL;
+	uint32_t old_outbox = gwi_n_outbox(a);
+	if (x) {
+		gw_blob_rele(x->tags);
+		x->tags = x->extra = NULL;
+		x->n_outbox = 0;
+	}
 	gw_blob_rele(a->state);
-	gw_blob_rele(a->tags);
-	a->state = a->tags = a->extra = NULL;
+	a->state = NULL;
 	a->state_moved = 1;
 	if (err == GW_OK)
 		err = gwi_decode_state(a, stored);
 	gw_blob_rele(stored);
-	gw_blob_rele(a->extra);
-	a->extra = old_extra;
-	a->n_outbox = old_outbox;
+	if (a->x) {
+		gw_blob_rele(a->x->extra);
+		a->x->extra = old_extra;
+		a->x->n_outbox = old_outbox;
+	}
 	if (err != GW_OK) {
 		gwi_turn_rollback(a);
 		gwi_finish(&dl, inv, err, "revision %llu of actor %s: %s",

@@ -42,33 +42,39 @@ typedef struct gw_turn {
 	struct gw_turn *next_free; /* on the shard's free list (turn.c) */
 } gw_turn;
 
+/* What few actors have, allocated when first set and freed once all of it
+ * is empty again (never while a turn is open, so a rollback never needs
+ * memory): docs/design/memory.md. Access it through the functions below. */
+typedef struct gw_actor_ext {
+	gw_blob *tags;        /* owned ref: serialized ActorState holding only tags */
+	gw_blob *extra;       /* owned ref: serialized StoredState holding only the outbox
+	                         and applied keys (fields 100, 101); NULL when none */
+	actor_timers *timers; /* owned; NULL when the type has none */
+	uint32_t n_outbox;    /* entries in extra's outbox: each has a delivery in
+	                         flight; the actor is not released before 0 */
+} gw_actor_ext;
+
 /* One active actor. Every byte is accounted for in docs/design/memory.md:
  * keep the members ordered by size (no padding holes) and put anything an
- * idle actor does not need behind a pointer allocated when used. */
+ * idle actor does not need behind x, allocated when used. */
 struct gw_actor {
 	gw_actor *hnext; /* hash chain */
 	gw_shard *shard;
-	gw_actor_type *type;      /* a reference (gw_registry_type_rele when freed): the
-	                             type outlives the actor, even once forgotten */
-	gw_blob *state;           /* owned ref: Any contents (type URL + value); NULL = none */
-	gw_blob *tags;            /* owned ref: serialized ActorState holding only tags */
-	gw_blob *extra;           /* owned ref: serialized StoredState holding only the outbox
-	                             and applied keys (fields 100, 101); NULL when none */
-	gw_inv *mq_head;          /* mailbox (FIFO, mailbox.c); the head's mq_prev is its tail */
-	gw_inv *busy;             /* the invocation in flight */
-	gw_turn *turn;            /* owned: the turn in flight (BUSY; a checkpoint waiting);
-	                             NULL when none is open (turn.c) */
-	actor_timers *timers;     /* owned; NULL when the type has none */
-	struct gw_forget *forget; /* borrowed: the Forget waiting for this actor to be
-	                             quiescent (forgetting); owned by the shard's list */
-	uint64_t revision;        /* stored revision; 0 = never saved */
-	uint64_t epoch;           /* activation epoch from the store (fencing) */
-	int64_t last_active_ms;   /* last turn that was not a timer's (idle timeout) */
-	size_t qbytes;            /* request bytes in the mailbox (--mailbox-bytes) */
-	gw_tnode idle_t, snap_t;  /* 24 bytes each (wheel.h) */
+	gw_actor_type *type;     /* a reference (gw_registry_type_rele when freed): the
+	                            type outlives the actor, even once forgotten */
+	gw_blob *state;          /* owned ref: Any contents (type URL + value); NULL = none */
+	gw_actor_ext *x;         /* owned: tags, outbox, applied keys, timer actions;
+	                            NULL while it has none (actor_ext.c) */
+	gw_inv *mq_head;         /* mailbox (FIFO, mailbox.c); the head's mq_prev is its tail */
+	gw_inv *busy;            /* the invocation in flight */
+	gw_turn *turn;           /* owned: the turn in flight (BUSY; a checkpoint waiting);
+	                            NULL when none is open (turn.c) */
+	uint64_t revision;       /* stored revision; 0 = never saved */
+	uint64_t epoch;          /* activation epoch from the store (fencing) */
+	int64_t last_active_ms;  /* last turn that was not a timer's (idle timeout) */
+	size_t qbytes;           /* request bytes in the mailbox (--mailbox-bytes) */
+	gw_tnode idle_t, snap_t; /* 24 bytes each (wheel.h) */
 	uint32_t hash, qlen;
-	uint32_t n_outbox; /* entries in extra's outbox: each has a delivery in
-	                      flight; the actor is not released before 0 */
 	uint16_t save_failures;
 	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
 	uint16_t held;               /* timed-out turns whose task a host may still run
@@ -80,7 +86,7 @@ struct gw_actor {
 	uint8_t resave : 1;      /* extra changed while a save was in flight: that save
 	                            does not make the actor clean */
 	uint8_t forgetting : 1;  /* Admin.Forget: being deactivated, never saved again
-	                            (forget.c); forget says by whom */
+	                            (forget.c); the shard's list says by whom */
 	uint8_t leaving : 1;     /* handoff (handoff.c): another member owns it now; it
 	                            takes no new turn and deactivates once quiescent */
 	uint8_t state_moved : 1; /* state was replaced since the save in flight began:
@@ -88,6 +94,34 @@ struct gw_actor {
 	                            every assignment of state, cleared when a save starts) */
 	char name[];             /* the actor's name; system is type->system */
 };
+
+/* actor_ext.c (shard lock held). The getters answer NULL / 0 when a has no
+ * ext. gwi_set_tags and gwi_set_extra take over b (an owned ref, may be
+ * NULL) and release the one they replace; GW_ENOMEM: no ext could be
+ * allocated, b released, nothing changed. gwi_ext allocates a's ext when
+ * it has none (NULL: out of memory); gwi_ext_trim frees it when empty and
+ * no turn is open; gwi_ext_free releases all of it (the actor is freed). */
+static inline gw_blob *gwi_tags(const gw_actor *a)
+{
+	return a->x ? a->x->tags : NULL;
+}
+static inline gw_blob *gwi_extra(const gw_actor *a)
+{
+	return a->x ? a->x->extra : NULL;
+}
+static inline uint32_t gwi_n_outbox(const gw_actor *a)
+{
+	return a->x ? a->x->n_outbox : 0;
+}
+static inline actor_timers *gwi_timers(const gw_actor *a)
+{
+	return a->x ? a->x->timers : NULL;
+}
+gw_actor_ext *gwi_ext(gw_actor *a);
+gw_err gwi_set_tags(gw_actor *a, gw_blob *b);
+gw_err gwi_set_extra(gw_actor *a, gw_blob *b, uint32_t n_outbox);
+void gwi_ext_trim(gw_actor *a);
+void gwi_ext_free(gw_actor *a);
 
 /* Counts per system for a quota (bounds.c), keyed by gwi_sys_hash. */
 typedef struct gw_quota_ent {

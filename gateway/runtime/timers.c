@@ -21,15 +21,17 @@ void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a)
 {
 	gw_actor_timers st;
 	gw_registry_timers(rt->reg, a->type, &st);
-	if (!st.n || a->timers)
+	if (!st.n || gwi_timers(a))
 		return;
-	a->timers = calloc(1, sizeof *a->timers);
-	if (!a->timers) {
+	gw_actor_ext *x = gwi_ext(a);
+	actor_timers *t = x ? calloc(1, sizeof *t) : NULL;
+	if (!t) {
+		gwi_ext_trim(a);
 		GW_ERROR("actor %s/%s: out of memory; its timer actions do not run",
 		         a->type->system, a->name);
 		return;
 	}
-	actor_timers *t = a->timers;
+	x->timers = t;
 	int64_t now = gwi_now_ms(), first = INT64_MAX;
 	t->a = a;
 	t->n = st.n;
@@ -81,7 +83,7 @@ static gw_inv *timer_inv(gw_actor *a, int i)
 	act->id = id;
 	rq->system = sys;
 	rq->actor = act;
-	rq->action_name = spawn_arena_strdup(ar, a->timers->name[i]);
+	rq->action_name = spawn_arena_strdup(ar, gwi_timers(a)->name[i]);
 	rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_NOOP;
 	rq->noop = noop;
 	inv->req = rq;

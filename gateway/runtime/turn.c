@@ -59,6 +59,7 @@ static void turn_put(gw_actor *a)
 	gw_shard *s = a->shard;
 	a->turn = NULL;
 	turn_clear(t);
+	gwi_ext_trim(a); /* kept while the turn was open */
 	if (s->n_turn_free >= TURN_FREE_MAX) {
 		free(t);
 		return;
@@ -96,8 +97,8 @@ gw_err gwi_turn_begin(gw_actor *a)
 		a->turn = t;
 	}
 	t->state = gw_blob_hold(a->state);
-	t->tags = gw_blob_hold(a->tags);
-	t->extra = gw_blob_hold(a->extra);
+	t->tags = gw_blob_hold(gwi_tags(a));
+	t->extra = gw_blob_hold(gwi_extra(a));
 	t->dirty = a->dirty;
 	t->open = true;
 	return GW_OK;
@@ -168,10 +169,11 @@ void gwi_turn_rollback(gw_actor *a)
 	if (!t || !t->open)
 		return;
 	gw_blob_rele(a->state);
-	gw_blob_rele(a->tags);
 	a->state = t->state;
 	a->state_moved = 1; /* a save in flight may hold the rolled-back state */
-	a->tags = t->tags;
+	/* Cannot fail: captured tags mean a->x existed at begin, and it is not
+	 * freed while the turn is open (actor_ext.c). */
+	gwi_set_tags(a, t->tags);
 	t->state = t->tags = NULL;
 	a->dirty = t->dirty;
 	if (t->n_entries || t->applied)
@@ -179,7 +181,7 @@ void gwi_turn_rollback(gw_actor *a)
 	/* The outbox may have changed during the turn for other reasons (an
 	 * acknowledgement of an earlier turn's entry): keep that change to be
 	 * saved. */
-	if (!blob_eq(a->extra, t->extra))
+	if (!blob_eq(gwi_extra(a), t->extra))
 		a->dirty = 1;
 	turn_put(a);
 }
