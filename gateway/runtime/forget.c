@@ -175,7 +175,7 @@ static void begin_locked(gw_runtime *rt, gw_actor *a, struct gw_forget *f, done_
 		           "actor %s was forgotten (Admin.Forget) before this call ran", a->name);
 	}
 	gw_wheel_disarm(&s->wheel, &a->idle_t);
-	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	gwi_snap_disarm(s, a);
 	if (gwi_timers(a))
 		gw_wheel_disarm(&s->wheel, &gwi_timers(a)->t);
 	a->dirty = 0;

@@ -167,6 +167,7 @@ void gw_runtime_destroy(gw_runtime *rt)
 		gwi_deliver(&dl);
 		gwi_forget_fini(s);
 		gwi_turn_free_all(s);
+		gwi_snap_fini(s);
 		pthread_mutex_destroy(&s->mu);
 		free(s->buckets);
 	}

@@ -174,7 +174,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 	if (r->checkpoint && a->stateful && a->dirty) {
 		/* Stay BUSY until the state is durable (invariant 4). */
 		a->ckpt = 1;
-		gw_wheel_disarm(&s->wheel, &a->snap_t);
+		gwi_snap_disarm(s, a);
 		gwi_start_save_locked(rt, a);
 		if (!a->in_save) {
 			/* Could not even queue the save: fail now, roll back. */

@@ -236,7 +236,7 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 		        "this member fences",
 		        a->type->system, a->name);
 	gw_wheel_disarm(&s->wheel, &a->idle_t);
-	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	gwi_snap_disarm(s, a);
 	if (gwi_timers(a))
 		gw_wheel_disarm(&s->wheel, &gwi_timers(a)->t);
 	table_remove(s, a);
@@ -337,7 +337,7 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		return;
 	}
 	a->dirty = 0;
-	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	gwi_snap_disarm(s, a);
 	gw_blob_rele(a->state);
 	a->resave = 0;
 	gwi_turn_commit(a); /* nothing of this activation is kept */
@@ -494,10 +494,13 @@ static void save_finish(gw_actor *a, gw_err err)
 	}
 	if (a->dirty && err == GW_OK) {
 		gwi_start_save_locked(rt, a); /* a newer state arrived meanwhile */
-	} else if (a->dirty && !gw_tnode_armed(&a->snap_t)) {
-		/* Retry with backoff: 100 ms doubling to 5 s. */
+	} else if (a->dirty && !a->snap_at) {
+		/* Retry with backoff: 100 ms doubling to 5 s (no room in the
+		 * heap: the next turn's end or the deactivation saves). */
 		int64_t back = 100LL << (a->save_failures < 6 ? a->save_failures : 6);
-		gw_wheel_arm(&s->wheel, &a->snap_t, gwi_now_ms() + (back > 5000 ? 5000 : back));
+		if (gwi_snap_arm(s, a, gwi_now_ms() + (back > 5000 ? 5000 : back)) != GW_OK)
+			GW_ERROR("actor %s/%s: out of memory arming its save retry",
+			         a->type->system, a->name);
 	}
 	if (a->st == A_READY)
 		gwi_dispatch_locked(rt, a, &dl);
@@ -539,10 +542,10 @@ void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now)
 {
 	if (now) {
 		gwi_start_save_locked(rt, a); /* or save_done starts it: dirty stays */
-	} else if (!gw_tnode_armed(&a->snap_t)) {
+	} else if (!a->snap_at) {
 		gw_actor_settings st = gwi_settings(rt, a);
-		a->snap_t.kind = T_SNAP;
-		gw_wheel_arm(&a->shard->wheel, &a->snap_t, gwi_now_ms() + snap_ms(rt, &st));
+		if (gwi_snap_arm(a->shard, a, gwi_now_ms() + snap_ms(rt, &st)) != GW_OK)
+			gwi_start_save_locked(rt, a); /* no room to wait: save now */
 	}
 	gwi_maybe_release_locked(rt, a);
 }
@@ -794,7 +797,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	        (unsigned long long)revision);
 	a->ckpt = 1;
 	a->dirty = 1;
-	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	gwi_snap_disarm(s, a);
 	gwi_start_save_locked(rt, a);
 	if (!a->in_save) {
 		a->ckpt = 0;
@@ -985,10 +988,9 @@ bool gwi_end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	/* Timer turns do not keep an actor active: idle counts from the last
 	 * turn a caller asked for. */
 	gw_wheel_arm(&a->shard->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
-	if (a->dirty && a->stateful && !gw_tnode_armed(&a->snap_t)) {
-		a->snap_t.kind = T_SNAP;
-		gw_wheel_arm(&a->shard->wheel, &a->snap_t, gwi_now_ms() + snap_ms(rt, &st));
-	}
+	if (a->dirty && a->stateful && !a->snap_at &&
+	    gwi_snap_arm(a->shard, a, gwi_now_ms() + snap_ms(rt, &st)) != GW_OK)
+		gwi_start_save_locked(rt, a); /* no room to wait: save now */
 	gwi_dispatch_locked(rt, a, dl);
 	return false;
 }

@@ -14,9 +14,19 @@
 #define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
 enum { A_LOADING, A_READY, A_BUSY };
-enum { T_IDLE = 1, T_SNAP, T_DEADLINE, T_TIMER, T_QDEADLINE, T_LEASE };
+enum { T_IDLE = 1, T_DEADLINE, T_TIMER, T_QDEADLINE, T_LEASE }; /* snapshots: snapq.c */
 
 typedef struct gw_shard gw_shard;
+
+/* A shard's snapshot timers (snapq.c): a min-heap on due_ms. */
+typedef struct gw_snap_ent {
+	int64_t due_ms;
+	gw_actor *a; /* borrowed: its snap_at points back here */
+} gw_snap_ent;
+typedef struct gw_snapq {
+	gw_snap_ent *v; /* owned: cap entries, n used */
+	uint32_t n, cap;
+} gw_snapq;
 
 /* Timer actions of one active actor (allocated only for types that have
  * timers). */
@@ -60,21 +70,22 @@ typedef struct gw_actor_ext {
 struct gw_actor {
 	gw_actor *hnext; /* hash chain */
 	gw_shard *shard;
-	gw_actor_type *type;     /* a reference (gw_registry_type_rele when freed): the
-	                            type outlives the actor, even once forgotten */
-	gw_blob *state;          /* owned ref: Any contents (type URL + value); NULL = none */
-	gw_actor_ext *x;         /* owned: tags, outbox, applied keys, timer actions;
-	                            NULL while it has none (actor_ext.c) */
-	gw_inv *mq_head;         /* mailbox (FIFO, mailbox.c); the head's mq_prev is its tail */
-	gw_inv *busy;            /* the invocation in flight */
-	gw_turn *turn;           /* owned: the turn in flight (BUSY; a checkpoint waiting);
-	                            NULL when none is open (turn.c) */
-	uint64_t revision;       /* stored revision; 0 = never saved */
-	uint64_t epoch;          /* activation epoch from the store (fencing) */
-	int64_t last_active_ms;  /* last turn that was not a timer's (idle timeout) */
-	size_t qbytes;           /* request bytes in the mailbox (--mailbox-bytes) */
-	gw_tnode idle_t, snap_t; /* 24 bytes each (wheel.h) */
+	gw_actor_type *type;    /* a reference (gw_registry_type_rele when freed): the
+	                           type outlives the actor, even once forgotten */
+	gw_blob *state;         /* owned ref: Any contents (type URL + value); NULL = none */
+	gw_actor_ext *x;        /* owned: tags, outbox, applied keys, timer actions;
+	                           NULL while it has none (actor_ext.c) */
+	gw_inv *mq_head;        /* mailbox (FIFO, mailbox.c); the head's mq_prev is its tail */
+	gw_inv *busy;           /* the invocation in flight */
+	gw_turn *turn;          /* owned: the turn in flight (BUSY; a checkpoint waiting);
+	                           NULL when none is open (turn.c) */
+	uint64_t revision;      /* stored revision; 0 = never saved */
+	uint64_t epoch;         /* activation epoch from the store (fencing) */
+	int64_t last_active_ms; /* last turn that was not a timer's (idle timeout) */
+	size_t qbytes;          /* request bytes in the mailbox (--mailbox-bytes) */
+	gw_tnode idle_t;        /* 24 bytes (wheel.h): idle timeout, lease retry */
 	uint32_t hash, qlen;
+	uint32_t snap_at; /* the snapshot timer: 1 + index in the shard's snapq; 0 = none */
 	uint16_t save_failures;
 	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
 	uint16_t held;               /* timed-out turns whose task a host may still run
@@ -141,6 +152,7 @@ struct gw_shard {
 	gw_wheel wheel;
 	gw_runtime *rt;
 	gw_turn *turn_free; /* owned: closed turns kept for reuse (turn.c) */
+	gw_snapq snapq;     /* snapshot timers of its actors (snapq.c) */
 	size_t n_turn_free;
 };
 
@@ -351,6 +363,16 @@ void gwi_actor_free_locked(gw_shard *s, gw_actor *a);
 /* gwi_lease_retry_locked: the T_LEASE timer fired (shard lock held); may
  * free a. */
 void gwi_lease_retry_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+
+/* snapq.c (shard lock held): gwi_snap_arm (re)arms a's snapshot timer at
+ * due_ms (GW_ENOMEM: not armed; save now instead); gwi_snap_disarm is
+ * harmless when it is not armed; gwi_snap_pop_due disarms and returns an
+ * actor whose timer is due by now_ms (NULL: none); gwi_snap_fini frees
+ * the heap (gw_runtime_destroy). */
+gw_err gwi_snap_arm(gw_shard *s, gw_actor *a, int64_t due_ms);
+void gwi_snap_disarm(gw_shard *s, gw_actor *a);
+gw_actor *gwi_snap_pop_due(gw_shard *s, int64_t now_ms);
+void gwi_snap_fini(gw_shard *s);
 
 /* timers.c: timer actions of active actors */
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);

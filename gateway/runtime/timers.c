@@ -140,11 +140,6 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 	case T_LEASE:
 		gwi_lease_retry_locked(rt, container_of(n, gw_actor, idle_t), dl);
 		return;
-	case T_SNAP: {
-		gw_actor *a = container_of(n, gw_actor, snap_t);
-		gwi_start_save_locked(rt, a);
-		return;
-	}
 	case T_IDLE: {
 		gw_actor *a = container_of(n, gw_actor, idle_t);
 		if (a->forgetting) {
@@ -209,6 +204,10 @@ void *gwi_timer_main(void *arg)
 				n->next = NULL;
 				fire_locked(rt, s, n, &dl);
 			}
+			/* Snapshot timers (snapq.c), one at a time: a save never
+			 * frees its actor. */
+			for (gw_actor *a; (a = gwi_snap_pop_due(s, now));)
+				gwi_start_save_locked(rt, a);
 			pthread_mutex_unlock(&s->mu);
 			gwi_deliver(&dl);
 		}
