@@ -25,7 +25,7 @@ gw_actor_ext *gwi_ext(gw_actor *a)
 void gwi_ext_trim(gw_actor *a)
 {
 	gw_actor_ext *x = a->x;
-	if (!x || a->turn || x->tags || x->extra || x->timers || x->n_outbox)
+	if (!x || a->turn || x->tags || x->extra || x->timers || x->n_outbox || x->pool_max)
 		return;
 	free(x);
 	a->x = NULL;

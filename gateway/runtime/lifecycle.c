@@ -64,6 +64,8 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 		rt->o.mailbox_max = 10000;
 	if (!rt->o.mailbox_bytes)
 		rt->o.mailbox_bytes = (size_t)64 << 20;
+	if (rt->o.mailbox_bytes > UINT32_MAX)
+		rt->o.mailbox_bytes = UINT32_MAX; /* an actor counts its bytes in 32 bits */
 	if (!rt->o.queued_bytes)
 		rt->o.queued_bytes = (size_t)1 << 30;
 	if (rt->o.deactivate_ms <= 0)

@@ -40,7 +40,7 @@ gw_err gwi_mq_admit(gw_runtime *rt, gw_actor *a, gw_inv *inv, char *msg, size_t 
 		snprintf(msg, n,
 		         "mailbox of actor %s is full: %zu bytes of requests wait and this one has "
 		         "%zu; at most %zu are allowed (--mailbox-bytes)",
-		         name, a->qbytes, sz, rt->o.mailbox_bytes);
+		         name, (size_t)a->qbytes, sz, rt->o.mailbox_bytes);
 		return GW_EFULL;
 	}
 	size_t before = atomic_fetch_add(&rt->queued_bytes, sz);
@@ -75,7 +75,7 @@ void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 		a->mq_head = inv;
 	}
 	a->qlen++;
-	a->qbytes += inv->qbytes;
+	a->qbytes += (uint32_t)inv->qbytes; /* admitted: the sum is <= mailbox_bytes */
 	inv->in_mq = true;
 	if (inv->deadline_ms) {
 		/* It leaves at its deadline even while the actor is busy, HELD or
@@ -103,7 +103,7 @@ static void unlink_inv(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 	inv->next = inv->mq_prev = NULL;
 	inv->in_mq = false;
 	a->qlen--;
-	a->qbytes -= inv->qbytes;
+	a->qbytes -= (uint32_t)inv->qbytes;
 	atomic_fetch_sub(&rt->queued_bytes, inv->qbytes);
 	inv->qbytes = 0;
 	gw_wheel_disarm(&a->shard->wheel, &inv->deadline_t);

@@ -815,7 +815,7 @@ out:
 void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	while (!a->leaving && a->st == A_READY && a->mq_head &&
-	       (!a->pooled || a->inflight < a->pool_max)) {
+	       (!a->pooled || a->inflight < gwi_pool_max(a))) {
 		gw_inv *inv = gwi_mq_pop(rt, a);
 		int64_t now = gwi_now_ms();
 		if (inv->deadline_ms && inv->deadline_ms <= now) {
@@ -1120,8 +1120,10 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		return GW_EUNAVAIL;
 	}
 	if (!a) {
+		/* The name right after the last member, not after the struct's
+		 * tail padding (docs/design/memory.md). */
 		size_t nl = strlen(name) + 1;
-		a = calloc(1, sizeof *a + nl);
+		a = calloc(1, offsetof(gw_actor, name) + nl);
 		if (!a) {
 			pthread_mutex_unlock(&s->mu);
 			gw_registry_type_rele(type);
@@ -1134,9 +1136,21 @@ gw_err gw_runtime_enqueue(gw_runtime *rt, gw_inv *inv)
 		a->type = type; /* the reference resolve took passes to the actor */
 		a->stateful = st.stateful;
 		a->pooled = st.kind == SPAWN__ACTORS__KIND__POOLED;
-		a->pool_max = (uint16_t)(st.max_pool_size > 0
-		                             ? (st.max_pool_size < 65535 ? st.max_pool_size : 65535)
-		                             : rt->o.pool_max);
+		if (a->pooled) {
+			gw_actor_ext *x = gwi_ext(a);
+			if (!x) {
+				pthread_mutex_unlock(&s->mu);
+				free(a);
+				gw_registry_type_rele(type);
+				snprintf(inv->msg, sizeof inv->msg, "cannot activate actor %s",
+				         name);
+				return GW_ENOMEM;
+			}
+			x->pool_max =
+			    (uint16_t)(st.max_pool_size > 0
+			                   ? (st.max_pool_size < 65535 ? st.max_pool_size : 65535)
+			                   : rt->o.pool_max);
+		}
 		a->last_active_ms = gwi_now_ms();
 		a->st = a->stateful ? A_LOADING : A_READY;
 		if (a->stateful &&

@@ -62,6 +62,8 @@ typedef struct gw_actor_ext {
 	actor_timers *timers; /* owned; NULL when the type has none */
 	uint32_t n_outbox;    /* entries in extra's outbox: each has a delivery in
 	                         flight; the actor is not released before 0 */
+	uint16_t pool_max;    /* POOLED: the bound of turns in flight (set at
+	                         activation: a POOLED actor always has its ext) */
 } gw_actor_ext;
 
 /* One active actor. Every byte is accounted for in docs/design/memory.md:
@@ -82,15 +84,15 @@ struct gw_actor {
 	uint64_t revision;      /* stored revision; 0 = never saved */
 	uint64_t epoch;         /* activation epoch from the store (fencing) */
 	int64_t last_active_ms; /* last turn that was not a timer's (idle timeout) */
-	size_t qbytes;          /* request bytes in the mailbox (--mailbox-bytes) */
 	gw_tnode idle_t;        /* 24 bytes (wheel.h): idle timeout, lease retry */
 	uint32_t hash, qlen;
 	uint32_t snap_at; /* the snapshot timer: 1 + index in the shard's snapq; 0 = none */
+	uint32_t qbytes;  /* request bytes in the mailbox (--mailbox-bytes, at most 4 GiB) */
 	uint16_t save_failures;
-	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
-	uint16_t held;               /* timed-out turns whose task a host may still run
-	                                (GW_CANCEL_HELD): each keeps its
-	                                turn slot until gw_runtime_release */
+	uint16_t inflight; /* POOLED: turns in flight (the bound: gwi_pool_max) */
+	uint16_t held;     /* timed-out turns whose task a host may still run
+	                      (GW_CANCEL_HELD): each keeps its
+	                      turn slot until gw_runtime_release */
 	uint8_t st;
 	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, stateful : 1, fenced : 1,
 	    pooled : 1;
@@ -127,6 +129,10 @@ static inline uint32_t gwi_n_outbox(const gw_actor *a)
 static inline actor_timers *gwi_timers(const gw_actor *a)
 {
 	return a->x ? a->x->timers : NULL;
+}
+static inline uint16_t gwi_pool_max(const gw_actor *a)
+{
+	return a->x ? a->x->pool_max : 0;
 }
 gw_actor_ext *gwi_ext(gw_actor *a);
 gw_err gwi_set_tags(gw_actor *a, gw_blob *b);

@@ -3,6 +3,7 @@
  * a 16-byte header, the per-shard snapshot heap (snapq.c), the actor's
  * lazily allocated ext (actor_ext.c), and the size budget of gw_actor. */
 #include <check.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,13 @@
 #include "intern.h"
 #include "runtime_int.h"
 
-/* The budget of docs/design/memory.md: raising it needs the note updated. */
-#define ACTOR_STRUCT_BUDGET 144
+/* The budget of docs/design/memory.md (the bytes before the name, which
+ * follows inline): raising it needs the note updated. */
+#define ACTOR_HEAD_BUDGET 137
 
 START_TEST(the_actor_struct_stays_within_its_budget)
 {
-	ck_assert_uint_le(sizeof(gw_actor), ACTOR_STRUCT_BUDGET);
+	ck_assert_uint_le(offsetof(gw_actor, name), ACTOR_HEAD_BUDGET);
 	ck_assert_uint_eq(sizeof(gw_tnode), 24);
 	ck_assert_uint_eq(sizeof(gw_blob), 16);
 }
