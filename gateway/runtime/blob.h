@@ -47,7 +47,8 @@ static inline gw_blob *gw_blob_alloc(const char *type_url, size_t len)
 		b->type = pooled;
 	} else {
 		char *own = (char *)b->data + len;
-		memcpy(own, type_url, tl);
+		if (tl)
+			memcpy(own, type_url, tl);
 		own[tl] = 0;
 		b->type = own;
 	}

@@ -31,9 +31,11 @@ static uint32_t hash(const char *s, size_t len)
 	return h;
 }
 
+/* same: whether the pooled p equals s (len bytes, no NUL in them). strncmp
+ * stops at p's NUL when p is shorter: never reads past it. */
 static bool same(const char *p, const char *s, size_t len)
 {
-	return !memcmp(p, s, len) && p[len] == 0;
+	return !strncmp(p, s, len) && p[len] == 0;
 }
 
 /* find: s's slot content, or NULL with *at the first empty slot of its run. */
