@@ -24,7 +24,7 @@ CMAKE_FLAGS += -DSPAWN_WERROR=ON
 endif
 
 .PHONY: all deps build run cluster test test-plain test-asan test-tsan test-fuzz fuzz fuzz-build \
-        fuzz-seeds torture test-cluster bench bench-stores bench-cluster clean format-check
+        fuzz-seeds torture test-cluster bench bench-stores bench-cluster bench-actors-10m clean format-check
 
 all: build
 
@@ -100,6 +100,11 @@ bench-stores: build
 # graceful leave, on a private PostgreSQL (root; docs/benchmarks.md).
 bench-cluster: build
 	@sh bench/cluster.sh $(BUILD)
+
+# The long profile of the actors scenario (docs/benchmarks.md, "Memory per
+# actor"): 10,000,000 actors, about two hours on a 2-vCPU machine.
+bench-actors-10m: build
+	@BENCH_SCENARIOS=actors BENCH_MEM_ACTORS=10000000 bash bench/run.sh $(BUILD)
 
 format-check: build
 	cmake --build $(BUILD) --target format-check

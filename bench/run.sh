@@ -23,8 +23,10 @@
 #              scenario's actor behind Spawn's HTTP/1.1 protocol (--http; the
 #              gateway calls the host back over pooled keep-alive HTTP);
 #              compared with the gateway scenario (a gRPC host) in the same round
-#   actors     BENCH_MEM_ACTORS actors activated once each; the gateway's VmRSS
-#              growth divided by the number of actors
+#   actors     BENCH_MEM_ACTORS actors activated once each, in two halves; the
+#              gateway's VmRSS growth divided by the number of actors, and the
+#              second half's growth by its actors (docs/design/memory.md;
+#              `make bench-actors-10m` is the long profile: 10,000,000 actors)
 #   security   the gateway path at BENCH_SEC_INFLIGHT calls in flight over
 #              BENCH_SEC_ACTORS actors (each level of BENCH_SEC_INFLIGHT, a list) on
 #              four gateways started alike, each with
@@ -759,22 +761,34 @@ if want actors && ((GW_OK)); then
 		--payload-bytes "$PAYLOAD" --timeout-ms 30000) || true
 	before=$(rss_kb "$GW_PID")
 	host_before=$(rss_kb "$HOST_PID")
-	rc=0
-	out=$("${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:$GW_PORT" --activate "$MEM_ACTORS" \
-		--batch "$MEM_BATCH" --actor-prefix mem- "${GW_FLAGS[@]}" \
-		--payload-bytes "$PAYLOAD" --timeout-ms 30000) || rc=$?
+	# Two halves (names of the same length), RSS read between them: the
+	# second half's growth per actor leaves out what stops growing early
+	# (SQLite's page cache, bounded per connection; tables' first growth).
+	half=$((MEM_ACTORS / 2))
+	errors=0 rc=0 rps= secs=0
+	for part in 1 2; do
+		n=$half prefix=mem-
+		((part == 2)) && n=$((MEM_ACTORS - half)) prefix=mex-
+		out=$("${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:$GW_PORT" --activate "$n" \
+			--batch "$MEM_BATCH" --actor-prefix "$prefix" "${GW_FLAGS[@]}" \
+			--payload-bytes "$PAYLOAD" --timeout-ms 30000) || rc=$?
+		line=$(grep '^calls=' <<<"$out" || true)
+		e=$(kv "$line" errors)
+		if [[ -z $line || $e != 0 || $rc != 0 ]]; then
+			FAILED+=("actors: part $part: exit $rc, errors=${e:-?}")
+			grep '^first_error' <<<"$out" | sed 's/^/    /' >&2 || true
+		fi
+		errors=$((errors + ${e:-1}))
+		rps+="${rps:+/}$(kv "$line" rps)"
+		secs=$(awk -v a="$secs" -v b="$(kv "$line" seconds)" 'BEGIN { print a + b }')
+		((part == 1)) && mid=$(rss_kb "$GW_PID")
+	done
 	after=$(rss_kb "$GW_PID")
 	host_after=$(rss_kb "$HOST_PID")
-	line=$(grep '^calls=' <<<"$out" || true)
-	errors=$(kv "$line" errors)
-	if [[ -z $line || $errors != 0 || $rc != 0 ]]; then
-		FAILED+=("actors: exit $rc, errors=${errors:-?}")
-		grep '^first_error' <<<"$out" | sed 's/^/    /' >&2 || true
-	fi
-	MEM_LINE=$(awk -v m="$MEM_ACTORS" -v b="$before" -v a="$after" -v hb="$host_before" \
-		-v ha="$host_after" -v rps="$(kv "$line" rps)" -v s="$(kv "$line" seconds)" -v e="${errors:-?}" \
-		'BEGIN { printf "actors=%d gateway_rss_kb=%d->%d bytes_per_actor=%.0f host_bytes_per_actor=%.0f activation_rps=%s seconds=%s errors=%s%s",
-		         m, b, a, (a - b) * 1024 / m, (ha - hb) * 1024 / m, rps, s, e, e == "0" ? "" : "  FAILED" }')
+	MEM_LINE=$(awk -v m="$MEM_ACTORS" -v h="$half" -v b="$before" -v mid="$mid" -v a="$after" \
+		-v hb="$host_before" -v ha="$host_after" -v rps="$rps" -v s="$secs" -v e="$errors" \
+		'BEGIN { printf "actors=%d gateway_rss_kb=%d->%d->%d bytes_per_actor=%.0f second_half_bytes_per_actor=%.0f host_bytes_per_actor=%.0f activation_rps=%s seconds=%s errors=%s%s",
+		         m, b, mid, a, (a - b) * 1024 / m, (a - mid) * 1024 / (m - h), (ha - hb) * 1024 / m, rps, s, e, e == "0" ? "" : "  FAILED" }')
 fi
 
 # ---- report -------------------------------------------------------------------

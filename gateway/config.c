@@ -137,7 +137,7 @@ void gw_config_usage(const char *prog)
 	    "Bounds (over one: RESOURCE_EXHAUSTED naming it; nothing changed)\n"
 	    "  --mailbox-size N          queued invocations per actor [SPAWN_MAILBOX_SIZE]\n"
 	    "                            default 10000\n"
-	    "  --mailbox-bytes N         request bytes queued per actor\n"
+	    "  --mailbox-bytes N         request bytes queued per actor (over 4 GiB: 4 GiB)\n"
 	    "                            [SPAWN_MAILBOX_BYTES] default 67108864\n"
 	    "  --queued-bytes N          request bytes queued in all mailboxes of the gateway\n"
 	    "                            [SPAWN_QUEUED_BYTES] default 1073741824\n"

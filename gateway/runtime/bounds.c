@@ -107,7 +107,7 @@ gw_err gwi_result_bounds(gw_runtime *rt, gw_actor *a, const gw_inv *inv,
 		return GW_OK;
 	bool durable = r->checkpoint && a->stateful; /* into the outbox (outbox.c) */
 	if (durable) {
-		size_t have = a->extra ? a->extra->len : 0;
+		size_t have = gwi_extra(a) ? gwi_extra(a)->len : 0;
 		if (have + bytes > rt->o.max_outbox_bytes) {
 			snprintf(
 			    msg, n,

@@ -56,12 +56,19 @@ struct gw_forget {
 	struct gw_forget *next; /* the shard's list */
 };
 
-bool gwi_forgetting_locked(gw_shard *s, const char *system, const char *name)
+/* find_locked: the Forget of (system, name) in progress, or NULL (at most
+ * one: a second one is refused). The actor keeps no pointer to it. */
+static struct gw_forget *find_locked(gw_shard *s, const char *system, const char *name)
 {
 	for (struct gw_forget *f = s->forgets; f; f = f->next)
 		if (!strcmp(f->name, name) && !strcmp(f->system, system))
-			return true;
-	return false;
+			return f;
+	return NULL;
+}
+
+bool gwi_forgetting_locked(gw_shard *s, const char *system, const char *name)
+{
+	return find_locked(s, system, name) != NULL;
 }
 
 /* match_target: whether a stored scheduled invocation (a serialized
@@ -150,7 +157,7 @@ bool gwi_forget_try_locked(gw_runtime *rt, gw_actor *a)
 	(void)rt;
 	if (a->st != A_READY || a->busy || a->inflight || a->held || a->in_save)
 		return false;
-	struct gw_forget *f = a->forget;
+	struct gw_forget *f = find_locked(a->shard, a->type->system, a->name);
 	gwi_actor_free_locked(a->shard, a);
 	start_erase(f);
 	return true;
@@ -160,8 +167,7 @@ bool gwi_forget_try_locked(gw_runtime *rt, gw_actor *a)
 static void begin_locked(gw_runtime *rt, gw_actor *a, struct gw_forget *f, done_list *dl)
 {
 	gw_shard *s = a->shard;
-	a->forgetting = 1;
-	a->forget = f;
+	a->forgetting = 1; /* f is on s->forgets under a's name */
 	a->deactivating = 1;
 	for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));) {
 		f->aborted += inv->timer < 0; /* calls; a timer's turn is not one */
@@ -169,16 +175,14 @@ static void begin_locked(gw_runtime *rt, gw_actor *a, struct gw_forget *f, done_
 		           "actor %s was forgotten (Admin.Forget) before this call ran", a->name);
 	}
 	gw_wheel_disarm(&s->wheel, &a->idle_t);
-	gw_wheel_disarm(&s->wheel, &a->snap_t);
-	if (a->timers)
-		gw_wheel_disarm(&s->wheel, &a->timers->t);
+	gwi_snap_disarm(s, a);
+	if (gwi_timers(a))
+		gw_wheel_disarm(&s->wheel, &gwi_timers(a)->t);
 	a->dirty = 0;
 	a->resave = 0;
 	/* The outbox goes with the stored row; acks of deliveries in flight
 	 * find nothing to remove (as after a fenced activation). */
-	gw_blob_rele(a->extra);
-	a->extra = NULL;
-	a->n_outbox = 0;
+	gwi_set_extra(a, NULL, 0);
 }
 
 gw_err gw_runtime_forget(gw_runtime *rt, const char *system, const char *name, gw_forget_fn fn,

@@ -108,7 +108,8 @@ size_t gw_runtime_fence_waiters(gw_runtime *rt)
 				next = a->hnext; /* gwi_end_turn_locked may free a */
 				gw_inv *inv = a->busy;
 				if (!a->leaving || a->pooled || !a->ckpt || !inv || !a->in_save ||
-				    inv->wf_route || inv->wf_fire || a->turn.n_entries)
+				    inv->wf_route || inv->wf_fire ||
+				    (a->turn && a->turn->n_entries))
 					continue;
 				/* The state the save carries stays the actor's: commit the
 				 * turn (gwi_end_turn_locked), as a save that lands would. */

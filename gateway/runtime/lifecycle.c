@@ -64,6 +64,8 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 		rt->o.mailbox_max = 10000;
 	if (!rt->o.mailbox_bytes)
 		rt->o.mailbox_bytes = (size_t)64 << 20;
+	if (rt->o.mailbox_bytes > UINT32_MAX)
+		rt->o.mailbox_bytes = UINT32_MAX; /* an actor counts its bytes in 32 bits */
 	if (!rt->o.queued_bytes)
 		rt->o.queued_bytes = (size_t)1 << 30;
 	if (rt->o.deactivate_ms <= 0)
@@ -193,11 +195,8 @@ void gw_runtime_destroy(gw_runtime *rt)
 				for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
 					gwi_finish(&dl, inv, GW_ESHUTDOWN, "gateway shutting down");
 				gw_blob_rele(a->state);
-				gw_blob_rele(a->tags);
-				gw_blob_rele(a->extra);
-				gw_blob_rele(a->saving);
 				gwi_turn_commit(a);
-				free(a->timers);
+				gwi_ext_free(a);
 				gw_registry_type_rele(a->type);
 				free(a);
 				a = n;
@@ -206,6 +205,8 @@ void gw_runtime_destroy(gw_runtime *rt)
 		pthread_mutex_unlock(&s->mu);
 		gwi_deliver(&dl);
 		gwi_forget_fini(s);
+		gwi_turn_free_all(s);
+		gwi_snap_fini(s);
 		pthread_mutex_destroy(&s->mu);
 		free(s->buckets);
 	}

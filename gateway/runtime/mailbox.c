@@ -41,7 +41,7 @@ gw_err gwi_mq_admit(gw_runtime *rt, gw_actor *a, gw_inv *inv, char *msg, size_t 
 		snprintf(msg, n,
 		         "mailbox of actor %s is full: %zu bytes of requests wait and this one has "
 		         "%zu; at most %zu are allowed (--mailbox-bytes)",
-		         name, a->qbytes, sz, rt->o.mailbox_bytes);
+		         name, (size_t)a->qbytes, sz, rt->o.mailbox_bytes);
 		return GW_EFULL;
 	}
 	size_t before = atomic_fetch_add(&rt->queued_bytes, sz);
@@ -63,14 +63,19 @@ void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 {
 	inv->actor = a;
 	inv->next = NULL;
-	inv->mq_prev = a->mq_tail;
-	if (a->mq_tail)
-		a->mq_tail->next = inv;
-	else
+	/* The head's mq_prev is the tail (no tail pointer in the actor). */
+	gw_inv *head = a->mq_head;
+	if (head) {
+		gw_inv *tail = head->mq_prev;
+		inv->mq_prev = tail;
+		tail->next = inv;
+		head->mq_prev = inv;
+	} else {
+		inv->mq_prev = inv;
 		a->mq_head = inv;
-	a->mq_tail = inv;
+	}
 	a->qlen++;
-	a->qbytes += inv->qbytes;
+	a->qbytes += (uint32_t)inv->qbytes; /* admitted: the sum is <= mailbox_bytes */
 	gw_gm_mailbox_depth(rt->gm, a->qlen);
 	inv->in_mq = true;
 	if (inv->deadline_ms) {
@@ -84,18 +89,22 @@ void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 /* unlink takes inv out of a's mailbox and gives its bytes back. */
 static void unlink_inv(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 {
-	if (inv->mq_prev)
-		inv->mq_prev->next = inv->next;
-	else
+	gw_inv *head = a->mq_head;
+	if (inv == head) {
 		a->mq_head = inv->next;
-	if (inv->next)
-		inv->next->mq_prev = inv->mq_prev;
-	else
-		a->mq_tail = inv->mq_prev;
+		if (inv->next)
+			inv->next->mq_prev = inv->mq_prev; /* the tail, still */
+	} else {
+		inv->mq_prev->next = inv->next;
+		if (inv->next)
+			inv->next->mq_prev = inv->mq_prev;
+		else
+			head->mq_prev = inv->mq_prev; /* inv was the tail */
+	}
 	inv->next = inv->mq_prev = NULL;
 	inv->in_mq = false;
 	a->qlen--;
-	a->qbytes -= inv->qbytes;
+	a->qbytes -= (uint32_t)inv->qbytes;
 	atomic_fetch_sub(&rt->queued_bytes, inv->qbytes);
 	inv->qbytes = 0;
 	gw_wheel_disarm(&a->shard->wheel, &inv->deadline_t);

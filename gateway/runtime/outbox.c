@@ -1,7 +1,7 @@
 /* outbox.c - effects of checkpointed turns survive a crash, exactly once.
  *
  * A stateful actor's checkpointed turn that emits side effects appends them
- * to its outbox (StoredState.outbox, kept in a->extra) before the turn's
+ * to its outbox (StoredState.outbox, kept in the actor's extra blob, actor_ext.c) before the turn's
  * save, so they commit in the same transaction as the state, with the row's
  * effects flag set (gw_state.effects). After the commit each is delivered;
  * its final outcome (applied, refused for good, or out of retries: all
@@ -31,7 +31,7 @@
  * metadata and may see a redelivery: at least once.)
  *
  * Invariant: every entry in an active actor's outbox has a delivery in
- * flight (a->n_outbox counts them); the actor is not released before its
+ * flight (gwi_n_outbox counts them); the actor is not released before its
  * outbox is empty. All functions but gwi_outbox_ack run with the actor's
  * shard lock held. */
 #include <stdio.h>
@@ -56,14 +56,15 @@ static char *legacy_key(const Spawn__InvocationRequest *rq)
 	return k;
 }
 
-/* extra_get unpacks a->extra into ar (NULL when there is none), with
+/* extra_get unpacks gwi_extra(a) into ar (NULL when there is none), with
  * exactly one key per outbox entry (outbox_keys; "" when none is known). */
 static Spawn__Gateway__V1__StoredState *extra_get(gw_actor *a, spawn_arena *ar)
 {
-	if (!a->extra)
+	const gw_blob *x = gwi_extra(a);
+	if (!x)
 		return NULL;
-	Spawn__Gateway__V1__StoredState *e = spawn__gateway__v1__stored_state__unpack(
-	    &ar->pbc, a->extra->len, gw_blob_value(a->extra));
+	Spawn__Gateway__V1__StoredState *e =
+	    spawn__gateway__v1__stored_state__unpack(&ar->pbc, x->len, gw_blob_value(x));
 	if (e && e->n_outbox_keys != e->n_outbox) {
 		char **k = spawn_arena_alloc(ar, (e->n_outbox ? e->n_outbox : 1) * sizeof *k);
 		if (!k)
@@ -79,7 +80,7 @@ static Spawn__Gateway__V1__StoredState *extra_get(gw_actor *a, spawn_arena *ar)
 	return e;
 }
 
-/* extra_set replaces a->extra with outbox + their keys + applied (NULL when
+/* extra_set replaces the actor's extra with outbox + their keys + applied (NULL when
  * all are empty). */
 static gw_err extra_set(gw_actor *a, Spawn__InvocationRequest **outbox, char **keys,
                         size_t n_outbox, char **applied, size_t n_applied)
@@ -103,9 +104,8 @@ static gw_err extra_set(gw_actor *a, Spawn__InvocationRequest **outbox, char **k
 		if (!nb)
 			return GW_ENOMEM;
 	}
-	gw_blob_rele(a->extra);
-	a->extra = nb;
-	a->n_outbox = (uint32_t)n_outbox;
+	if (gwi_set_extra(a, nb, (uint32_t)n_outbox) != GW_OK)
+		return GW_ENOMEM; /* nothing changed */
 	a->dirty = 1;
 	if (a->in_save)
 		a->resave = 1; /* the save in flight has the old extra */
@@ -295,7 +295,7 @@ size_t gwi_outbox_redeliver(gw_runtime *rt, gw_actor *a, done_list *dl)
 			GW_ERROR("actor %s/%s: out of memory redelivering its outbox",
 			         a->type->system, a->name);
 			gw_inv_destroy(c);
-			a->n_outbox--; /* no delivery in flight for it */
+			a->x->n_outbox--; /* no delivery in flight for it (e came from a->x) */
 			continue;
 		}
 		c->done = gwi_wf_fire_done;
@@ -339,13 +339,13 @@ void gwi_outbox_ack(gw_runtime *rt, gw_inv *d)
 			              "effects acknowledged, outbox not cleared");
 		if (extra_set(a, e->outbox, e->outbox_keys, e->n_outbox - 1, e->applied,
 		              e->n_applied) != GW_OK &&
-		    a->n_outbox-- /* no delivery in flight for it any more */)
+		    a->x->n_outbox-- /* no delivery in flight for it any more */)
 			GW_ERROR("actor %s/%s: out of memory acknowledging %s (it is delivered "
 			         "again after a restart)",
 			         system, name, key);
 		/* The last one out clears the row's effects flag at once; earlier
 		 * ones ride on the next save. */
-		gwi_extra_changed_locked(rt, a, a->n_outbox == 0);
+		gwi_extra_changed_locked(rt, a, gwi_n_outbox(a) == 0);
 	}
 	spawn_arena_fini(&ar);
 	pthread_mutex_unlock(&s->mu);

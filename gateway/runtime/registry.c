@@ -43,12 +43,14 @@ typedef struct type_entry {
 	size_t n_inst;           /* instances (inst_entry) whose template this is */
 } type_entry;
 
-/* An instance of an UNNAMED template: "system\0name" -> template. */
+/* An instance of an UNNAMED template: "system\0name" -> template. 12
+ * bytes and the name, in an open-addressing table (no chain link): with a
+ * name of up to 12 bytes one entry is a 32-byte malloc chunk
+ * (docs/design/memory.md). */
 typedef struct inst_entry {
-	struct inst_entry *next;
-	uint64_t hash;
 	type_entry *tmpl;
-	char name[]; /* the instance name; system is tmpl->t.system */
+	uint32_t hash; /* the low 32 bits of hash2(system, name) */
+	char name[];   /* the instance name; system is tmpl->t.system */
 } inst_entry;
 
 struct gw_registry {
@@ -56,8 +58,10 @@ struct gw_registry {
 	gw_registry_opts o;
 	type_entry **buckets;
 	size_t nbuckets, count;
-	inst_entry **ibuckets;
-	size_t nibuckets, icount;
+	inst_entry **islots; /* owned: nislots (a power of two) slots, NULL = empty;
+	                        linear probing, at most 3/4 full, removal by
+	                        backward shift (no tombstones) */
+	size_t nislots, icount;
 	atomic_int_fast64_t sweep_at_ms; /* next sweep worth doing; INT64_MAX = none */
 	size_t freed_untrimmed;          /* types freed since the last malloc_trim */
 };
@@ -99,11 +103,11 @@ gw_err gw_registry_create(gw_registry **out, const gw_registry_opts *opts)
 	atomic_init(&r->sweep_at_ms, INT64_MAX);
 	r->nbuckets = 256;
 	r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
-	r->nibuckets = 1024;
-	r->ibuckets = calloc(r->nibuckets, sizeof *r->ibuckets);
-	if (!r->buckets || !r->ibuckets) {
+	r->nislots = 1024;
+	r->islots = calloc(r->nislots, sizeof *r->islots);
+	if (!r->buckets || !r->islots) {
 		free(r->buckets);
-		free(r->ibuckets);
+		free(r->islots);
 		free(r);
 		return GW_ENOMEM;
 	}
@@ -149,12 +153,9 @@ void gw_registry_destroy(gw_registry *r)
 		}
 	}
 	free(r->buckets);
-	for (size_t i = 0; i < r->nibuckets; i++)
-		for (inst_entry *e = r->ibuckets[i], *n; e; e = n) {
-			n = e->next;
-			free(e);
-		}
-	free(r->ibuckets);
+	for (size_t i = 0; i < r->nislots; i++)
+		free(r->islots[i]);
+	free(r->islots);
 	pthread_rwlock_destroy(&r->lock);
 	free(r);
 }
@@ -728,23 +729,25 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host)
 		gw_target_ops_of(host)->rele(host);
 }
 
+static void inst_delete_at(gw_registry *r, size_t i);
+
 /* remove_instances frees the instances of template t (being freed),
  * whatever its kind became since they were spawned. */
 static void remove_instances(gw_registry *r, const type_entry *t)
 {
 	if (!t->n_inst)
 		return;
-	for (size_t i = 0; i < r->nibuckets; i++)
-		for (inst_entry **pp = &r->ibuckets[i]; *pp;) {
-			inst_entry *e = *pp;
-			if (e->tmpl == t) {
-				*pp = e->next;
-				free(e);
-				r->icount--;
-			} else {
-				pp = &e->next;
-			}
+	/* A slot emptied at i may let an entry of a later run move back
+	 * into it (inst_delete_at): look at i again before moving on. */
+	for (size_t i = 0; i < r->nislots;) {
+		inst_entry *e = r->islots[i];
+		if (e && e->tmpl == t) {
+			inst_delete_at(r, i);
+			free(e);
+		} else {
+			i++;
 		}
+	}
 }
 
 size_t gw_registry_sweep(gw_registry *r)
@@ -942,35 +945,82 @@ gw_err gw_registry_lookup(gw_registry *r, const char *system, const char *actor,
 	return e ? GW_OK : GW_ENOTFOUND;
 }
 
-static inst_entry *find_inst(gw_registry *r, const char *system, const char *name, uint64_t h)
+static size_t inst_home(const gw_registry *r, uint32_t h)
 {
-	for (inst_entry *e = r->ibuckets[h & (r->nibuckets - 1)]; e; e = e->next)
-		if (e->hash == h && !strcmp(e->name, name) && !strcmp(e->tmpl->t.system, system))
-			return e;
-	return NULL;
+	return h & (r->nislots - 1);
+}
+
+/* inst_slot: the slot holding (system, name), or the empty slot ending its
+ * probe run (*found false). */
+static size_t inst_slot(const gw_registry *r, const char *system, const char *name, uint32_t h,
+                        bool *found)
+{
+	size_t m = r->nislots - 1;
+	for (size_t i = inst_home(r, h);; i = (i + 1) & m) {
+		inst_entry *e = r->islots[i];
+		if (!e) {
+			*found = false;
+			return i;
+		}
+		if (e->hash == h && !strcmp(e->name, name) && !strcmp(e->tmpl->t.system, system)) {
+			*found = true;
+			return i;
+		}
+	}
+}
+
+static inst_entry *find_inst(gw_registry *r, const char *system, const char *name, uint32_t h)
+{
+	bool found;
+	size_t i = inst_slot(r, system, name, h, &found);
+	return found ? r->islots[i] : NULL;
+}
+
+/* inst_delete_at empties slot i (the entry is the caller's to free) and
+ * shifts back the entries of the run after it that may move, so every
+ * entry stays reachable from its home slot without a gap. */
+static void inst_delete_at(gw_registry *r, size_t i)
+{
+	size_t m = r->nislots - 1;
+	r->islots[i]->tmpl->n_inst--;
+	r->islots[i] = NULL;
+	r->icount--;
+	for (size_t j = (i + 1) & m; r->islots[j]; j = (j + 1) & m) {
+		size_t home = inst_home(r, r->islots[j]->hash);
+		/* j's entry may move to i when its home is not in (i, j]. */
+		bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+		if (stays)
+			continue;
+		r->islots[i] = r->islots[j];
+		r->islots[j] = NULL;
+		i = j;
+	}
 }
 
 static void grow_inst(gw_registry *r)
 {
-	size_t nb = r->nibuckets * 2;
+	size_t nb = r->nislots * 2;
 	inst_entry **b = calloc(nb, sizeof *b);
 	if (!b)
-		return; /* longer chains, still correct */
-	for (size_t i = 0; i < r->nibuckets; i++)
-		for (inst_entry *e = r->ibuckets[i], *n; e; e = n) {
-			n = e->next;
-			e->next = b[e->hash & (nb - 1)];
-			b[e->hash & (nb - 1)] = e;
-		}
-	free(r->ibuckets);
-	r->ibuckets = b;
-	r->nibuckets = nb;
+		return; /* the caller refuses the insert when the table is full */
+	for (size_t i = 0; i < r->nislots; i++) {
+		inst_entry *e = r->islots[i];
+		if (!e)
+			continue;
+		size_t j = e->hash & (nb - 1);
+		while (b[j])
+			j = (j + 1) & (nb - 1);
+		b[j] = e;
+	}
+	free(r->islots);
+	r->islots = b;
+	r->nislots = nb;
 }
 
 gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, const char *parent,
                          bool *created)
 {
-	uint64_t h = hash2(system, name);
+	uint32_t h = (uint32_t)hash2(system, name);
 	gw_err err = GW_OK;
 	if (created)
 		*created = false;
@@ -994,7 +1044,9 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 		err = e->tmpl == t ? GW_OK : GW_EINVAL;
 	else {
 		size_t nl = strlen(name) + 1;
-		e = malloc(sizeof *e + nl);
+		if ((r->icount + 1) * 4 > r->nislots * 3)
+			grow_inst(r);
+		e = (r->icount + 1) * 4 <= r->nislots * 3 ? malloc(sizeof *e + nl) : NULL;
 		if (!e) {
 			err = GW_ENOMEM;
 		} else {
@@ -1002,10 +1054,8 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 			e->hash = h;
 			e->tmpl = t;
 			t->n_inst++;
-			if (r->icount >= r->nibuckets)
-				grow_inst(r);
-			e->next = r->ibuckets[h & (r->nibuckets - 1)];
-			r->ibuckets[h & (r->nibuckets - 1)] = e;
+			bool found;
+			r->islots[inst_slot(r, system, name, h, &found)] = e;
 			r->icount++;
 			if (created)
 				*created = true;
@@ -1017,19 +1067,16 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 
 gw_err gw_registry_unspawn(gw_registry *r, const char *system, const char *name)
 {
-	uint64_t h = hash2(system, name);
+	uint32_t h = (uint32_t)hash2(system, name);
 	gw_err err = GW_ENOTFOUND;
 	pthread_rwlock_wrlock(&r->lock);
-	for (inst_entry **pp = &r->ibuckets[h & (r->nibuckets - 1)]; *pp; pp = &(*pp)->next) {
-		inst_entry *e = *pp;
-		if (e->hash == h && !strcmp(e->name, name) && !strcmp(e->tmpl->t.system, system)) {
-			*pp = e->next;
-			e->tmpl->n_inst--;
-			r->icount--;
-			free(e);
-			err = GW_OK;
-			break;
-		}
+	bool found;
+	size_t i = inst_slot(r, system, name, h, &found);
+	if (found) {
+		inst_entry *e = r->islots[i];
+		inst_delete_at(r, i);
+		free(e);
+		err = GW_OK;
 	}
 	pthread_rwlock_unlock(&r->lock);
 	return err;
@@ -1039,7 +1086,7 @@ gw_err gw_registry_lookup_instance(gw_registry *r, const char *system, const cha
                                    gw_actor_type **type, gw_actor_settings *settings)
 {
 	pthread_rwlock_rdlock(&r->lock);
-	inst_entry *e = find_inst(r, system, name, hash2(system, name));
+	inst_entry *e = find_inst(r, system, name, (uint32_t)hash2(system, name));
 	if (e && forgotten(r, e->tmpl))
 		e = NULL;
 	if (e) {

@@ -139,13 +139,13 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		}
 		gw_blob_rele(a->state);
 		a->state = nb;
+		a->state_moved = 1;
 		a->dirty = 1;
 	}
 	/* The updated context carries the actor's whole tag set: none left
 	 * means the host removed them all. */
-	if (uc && !uc->n_tags && a->tags) {
-		gw_blob_rele(a->tags);
-		a->tags = NULL;
+	if (uc && !uc->n_tags && gwi_tags(a)) {
+		gwi_set_tags(a, NULL);
 		a->dirty = 1;
 	} else if (uc && uc->n_tags) {
 		Spawn__Actors__ActorState t = SPAWN__ACTORS__ACTOR_STATE__INIT;
@@ -155,10 +155,9 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		uint8_t *buf = malloc(n ? n : 1);
 		if (buf) {
 			spawn__actors__actor_state__pack(&t, buf);
-			if (!a->tags || a->tags->len != n ||
-			    memcmp(gw_blob_value(a->tags), buf, n)) {
-				gw_blob_rele(a->tags);
-				a->tags = gw_blob_create(NULL, buf, n);
+			gw_blob *old = gwi_tags(a);
+			if (!old || old->len != n || memcmp(gw_blob_value(old), buf, n)) {
+				gwi_set_tags(a, gw_blob_create(NULL, buf, n));
 				a->dirty = 1;
 			}
 			free(buf);
@@ -179,7 +178,7 @@ void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__In
 		/* Stay BUSY until the state is durable (invariant 4). */
 		a->ckpt = 1;
 		inv->tr.save0_ns = gw_trace_now_ns();
-		gw_wheel_disarm(&s->wheel, &a->snap_t);
+		gwi_snap_disarm(s, a);
 		gwi_start_save_locked(rt, a);
 		if (!a->in_save) {
 			/* Could not even queue the save: fail now, roll back. */

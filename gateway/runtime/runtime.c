@@ -82,8 +82,8 @@ void gwi_finish(done_list *dl, gw_inv *inv, gw_err err, const char *fmt, ...)
 	}
 	/* A timer's turn is over: the next tick may queue another. Every finish
 	 * of a queued invocation runs under its actor's shard lock. */
-	if (inv->timer >= 0 && inv->actor && inv->actor->timers)
-		inv->actor->timers->pending &= (uint8_t) ~(1u << inv->timer);
+	if (inv->timer >= 0 && inv->actor && gwi_timers(inv->actor))
+		gwi_timers(inv->actor)->pending &= (uint8_t) ~(1u << inv->timer);
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
@@ -256,18 +256,14 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 		        "this member fences",
 		        a->type->system, a->name);
 	gw_wheel_disarm(&s->wheel, &a->idle_t);
-	gw_wheel_disarm(&s->wheel, &a->snap_t);
-	if (a->timers) {
-		gw_wheel_disarm(&s->wheel, &a->timers->t);
-		free(a->timers);
-	}
+	gwi_snap_disarm(s, a);
+	if (gwi_timers(a))
+		gw_wheel_disarm(&s->wheel, &gwi_timers(a)->t);
 	table_remove(s, a);
 	gw_blob_rele(a->state);
-	gw_blob_rele(a->tags);
-	gw_blob_rele(a->extra);
-	gw_blob_rele(a->saving);
 	gwi_turn_commit(a); /* releases what a turn captured */
 	gw_gm_activation(s->rt->gm, a->type->system, a->type->name, false);
+	gwi_ext_free(a);
 	gw_registry_type_rele(a->type);
 	free(a);
 	atomic_fetch_add(&s->rt->deactivations, 1);
@@ -335,15 +331,13 @@ void gwi_start_save_locked(gw_runtime *rt, gw_actor *a)
 		return;
 	}
 	a->in_save = 1;
-	a->saving = gw_blob_hold(a->state);
+	a->state_moved = 0; /* the save captures the state as it is now */
 	flush_account(rt, 1, GW_OK);
 	gw_err err = gw_persist_save(rt->persist, a->type->system, a->name,
 	                             a->state ? gw_blob_type(a->state) : "", enc, a->revision,
-	                             a->epoch, a->n_outbox > 0, save_done, a);
+	                             a->epoch, gwi_n_outbox(a) > 0, save_done, a);
 	if (err) {
 		a->in_save = 0;
-		gw_blob_rele(a->saving);
-		a->saving = NULL;
 		flush_account(rt, -1, err);
 	}
 }
@@ -364,15 +358,15 @@ static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		return;
 	}
 	a->dirty = 0;
-	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	gwi_snap_disarm(s, a);
 	gw_blob_rele(a->state);
-	gw_blob_rele(a->tags);
-	gw_blob_rele(a->extra);
-	a->extra = NULL;
-	a->n_outbox = 0; /* acks of deliveries in flight find nothing to remove */
 	a->resave = 0;
 	gwi_turn_commit(a); /* nothing of this activation is kept */
-	a->state = a->tags = NULL;
+	/* acks of deliveries in flight find nothing to remove */
+	gwi_set_tags(a, NULL);
+	gwi_set_extra(a, NULL, 0);
+	a->state = NULL;
+	a->state_moved = 1;
 	a->revision = a->epoch = 0;
 	if (!a->mq_head) {
 		actor_free_locked(s, a);
@@ -409,8 +403,6 @@ static void conflict_checked(void *arg, gw_err err, gw_blob *stored, uint64_t re
 		        a->type->system, a->name, (unsigned long long)revision);
 		a->revision = revision;
 		a->in_save = 0;
-		gw_blob_rele(a->saving);
-		a->saving = NULL;
 		a->dirty = 1;
 		gwi_start_save_locked(rt, a);
 		pthread_mutex_unlock(&s->mu);
@@ -450,8 +442,6 @@ static void save_finish(gw_actor *a, gw_err err)
 		 * loaded it: this activation is stale and must never write again. */
 		GW_WARN("actor %s/%s: %s; dropping this activation", a->type->system, a->name,
 		        gw_strerror(err));
-		gw_blob_rele(a->saving);
-		a->saving = NULL;
 		a->fenced = 1;
 		a->dirty = 0;
 		if (a->ckpt && a->busy) {
@@ -474,12 +464,9 @@ static void save_finish(gw_actor *a, gw_err err)
 		flush_account(rt, -1, GW_OK);
 		return;
 	}
-	bool same_state = a->saving == a->state;
-	bool captured_current = same_state && !a->resave; /* extra may have changed */
+	bool captured_current = !a->state_moved && !a->resave; /* extra may have changed */
 	bool gone = false;
 	a->resave = 0;
-	gw_blob_rele(a->saving);
-	a->saving = NULL;
 	if (err == GW_OK) {
 		a->revision++;
 		a->save_failures = 0;
@@ -491,7 +478,7 @@ static void save_finish(gw_actor *a, gw_err err)
 		        (unsigned long long)a->revision + 1, gw_strerror(err));
 	}
 	if (a->ckpt && a->busy) {
-		if (err == GW_OK && same_state) {
+		if (err == GW_OK && !a->state_moved) {
 			/* The checkpointed state is durable: answer the caller and
 			 * deliver the turn's effects (its outbox entries). */
 			gw_inv *inv = a->busy;
@@ -530,10 +517,13 @@ static void save_finish(gw_actor *a, gw_err err)
 	}
 	if (a->dirty && err == GW_OK) {
 		gwi_start_save_locked(rt, a); /* a newer state arrived meanwhile */
-	} else if (a->dirty && !gw_tnode_armed(&a->snap_t)) {
-		/* Retry with backoff: 100 ms doubling to 5 s. */
+	} else if (a->dirty && !a->snap_at) {
+		/* Retry with backoff: 100 ms doubling to 5 s (no room in the
+		 * heap: the next turn's end or the deactivation saves). */
 		int64_t back = 100LL << (a->save_failures < 6 ? a->save_failures : 6);
-		gw_wheel_arm(&s->wheel, &a->snap_t, gwi_now_ms() + (back > 5000 ? 5000 : back));
+		if (gwi_snap_arm(s, a, gwi_now_ms() + (back > 5000 ? 5000 : back)) != GW_OK)
+			GW_ERROR("actor %s/%s: out of memory arming its save retry",
+			         a->type->system, a->name);
 	}
 	if (a->st == A_READY)
 		gwi_dispatch_locked(rt, a, &dl);
@@ -562,7 +552,7 @@ void gwi_maybe_release_locked(gw_runtime *rt, gw_actor *a)
 	if (!a->deactivating)
 		return;
 	if (a->st != A_READY || a->mq_head || a->in_save || a->busy || a->inflight || a->held ||
-	    a->n_outbox)
+	    gwi_n_outbox(a))
 		return; /* an outbox entry in flight comes back with an ack */
 	if (a->dirty) {
 		gwi_start_save_locked(rt, a);
@@ -575,10 +565,10 @@ void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now)
 {
 	if (now) {
 		gwi_start_save_locked(rt, a); /* or save_done starts it: dirty stays */
-	} else if (!gw_tnode_armed(&a->snap_t)) {
+	} else if (!a->snap_at) {
 		gw_actor_settings st = gwi_settings(rt, a);
-		a->snap_t.kind = T_SNAP;
-		gw_wheel_arm(&a->shard->wheel, &a->snap_t, gwi_now_ms() + snap_ms(rt, &st));
+		if (gwi_snap_arm(a->shard, a, gwi_now_ms() + snap_ms(rt, &st)) != GW_OK)
+			gwi_start_save_locked(rt, a); /* no room to wait: save now */
 	}
 	gwi_maybe_release_locked(rt, a);
 }
@@ -754,9 +744,9 @@ static grpc_byte_buffer *build_task(gw_inv *inv, uint64_t req_id)
 		st.value.len = a->state->len;
 		ctx.state = &st;
 	}
-	if (a->tags) {
+	if (gwi_tags(a)) {
 		Spawn__Actors__ActorState *t = spawn__actors__actor_state__unpack(
-		    &ar.pbc, a->tags->len, gw_blob_value(a->tags));
+		    &ar.pbc, gwi_tags(a)->len, gw_blob_value(gwi_tags(a)));
 		if (t) {
 			ctx.n_tags = t->n_tags;
 			ctx.tags = (Spawn__Context__TagsEntry **)t->tags; /* same layout */
@@ -805,17 +795,25 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	 * to. A restore brings back the state and tags, not the old
 	 * revision's outbox, and keeps the keys of the deliveries already
 	 * applied. */
-	gw_blob *old_extra = a->extra;
-	uint32_t old_outbox = a->n_outbox;
+	gw_actor_ext *x = a->x; /* not freed while the turn is open (actor_ext.c) */
+	gw_blob *old_extra = x ? x->extra : NULL;
+	uint32_t old_outbox = gwi_n_outbox(a);
+	if (x) {
+		gw_blob_rele(x->tags);
+		x->tags = x->extra = NULL;
+		x->n_outbox = 0;
+	}
 	gw_blob_rele(a->state);
-	gw_blob_rele(a->tags);
-	a->state = a->tags = a->extra = NULL;
+	a->state = NULL;
+	a->state_moved = 1;
 	if (err == GW_OK)
 		err = gwi_decode_state(a, stored);
 	gw_blob_rele(stored);
-	gw_blob_rele(a->extra);
-	a->extra = old_extra;
-	a->n_outbox = old_outbox;
+	if (a->x) {
+		gw_blob_rele(a->x->extra);
+		a->x->extra = old_extra;
+		a->x->n_outbox = old_outbox;
+	}
 	if (err != GW_OK) {
 		gwi_turn_rollback(a);
 		gwi_finish(&dl, inv, err, "revision %llu of actor %s: %s",
@@ -828,7 +826,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 	        (unsigned long long)revision);
 	a->ckpt = 1;
 	a->dirty = 1;
-	gw_wheel_disarm(&s->wheel, &a->snap_t);
+	gwi_snap_disarm(s, a);
 	gwi_start_save_locked(rt, a);
 	if (!a->in_save) {
 		a->ckpt = 0;
@@ -850,7 +848,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	gwi_log_scope ls;
 	bool scoped = false;
 	while (!a->leaving && a->st == A_READY && a->mq_head &&
-	       (!a->pooled || a->inflight < a->pool_max)) {
+	       (!a->pooled || a->inflight < gwi_pool_max(a))) {
 		gw_inv *inv = gwi_mq_pop(rt, a);
 		if (scoped)
 			gwi_log_leave(&ls);
@@ -875,14 +873,18 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			continue;
 		}
 		if (inv->kind == GW_INV_RESTORE) {
+			if (gwi_turn_begin(a) != GW_OK) {
+				gwi_finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
+				continue;
+			}
 			if (gw_persist_read(rt->persist, a->type->system, a->name, inv->restore_rev,
 			                    restore_loaded, inv) != GW_OK) {
+				gwi_turn_commit(a); /* nothing changed */
 				gwi_finish(dl, inv, GW_ENOMEM, "cannot restore actor %s", a->name);
 				continue;
 			}
 			a->st = A_BUSY;
 			a->busy = inv;
-			gwi_turn_begin(a);
 			gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
 			a->deactivating = 0;
 			break;
@@ -901,6 +903,13 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		inv->tr.dispatch_ns = gw_trace_now_ns();
 		/* A host whose send queue is full (GW_EFULL) is skipped for another
 		 * live host of the type, if the round robin finds one. */
+		/* The turn's outcome object first: once the task is sent, the
+		 * turn must be able to roll back (turn.c). */
+		if (!a->pooled && gwi_turn_begin(a) != GW_OK) {
+			gwi_finish(dl, inv, GW_ENOMEM, "out of memory dispatching to actor %s",
+			           a->name);
+			continue;
+		}
 		gw_err err = GW_EUNAVAIL;
 		bool full = false;
 		for (int tries = 0; tries < 3 && (err == GW_EUNAVAIL || err == GW_EFULL); tries++) {
@@ -917,6 +926,8 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 				gwi_target_rele(h);
 			}
 		}
+		if (err)
+			gwi_turn_commit(a); /* nothing was sent: the turn changed nothing */
 		if (err && full) {
 			gwi_finish(dl, inv, GW_EFULL,
 			           "the hosts of actor %s are not reading their tasks: send queue "
@@ -952,8 +963,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			a->inflight++; /* stays READY: more may run beside it */
 		} else {
 			a->st = A_BUSY;
-			a->busy = inv;
-			gwi_turn_begin(a);
+			a->busy = inv; /* its turn was begun above */
 		}
 		if (inv->timer < 0)
 			a->last_active_ms = now;
@@ -1019,10 +1029,9 @@ bool gwi_end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	/* Timer turns do not keep an actor active: idle counts from the last
 	 * turn a caller asked for. */
 	gw_wheel_arm(&a->shard->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
-	if (a->dirty && a->stateful && !gw_tnode_armed(&a->snap_t)) {
-		a->snap_t.kind = T_SNAP;
-		gw_wheel_arm(&a->shard->wheel, &a->snap_t, gwi_now_ms() + snap_ms(rt, &st));
-	}
+	if (a->dirty && a->stateful && !a->snap_at &&
+	    gwi_snap_arm(a->shard, a, gwi_now_ms() + snap_ms(rt, &st)) != GW_OK)
+		gwi_start_save_locked(rt, a); /* no room to wait: save now */
 	gwi_dispatch_locked(rt, a, dl);
 	return false;
 }
@@ -1166,8 +1175,10 @@ static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
 		return GW_EUNAVAIL;
 	}
 	if (!a) {
+		/* The name right after the last member, not after the struct's
+		 * tail padding (docs/design/memory.md). */
 		size_t nl = strlen(name) + 1;
-		a = calloc(1, sizeof *a + nl);
+		a = calloc(1, offsetof(gw_actor, name) + nl);
 		if (!a) {
 			pthread_mutex_unlock(&s->mu);
 			gw_registry_type_rele(type);
@@ -1180,9 +1191,21 @@ static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
 		a->type = type; /* the reference resolve took passes to the actor */
 		a->stateful = st.stateful;
 		a->pooled = st.kind == SPAWN__ACTORS__KIND__POOLED;
-		a->pool_max = (uint16_t)(st.max_pool_size > 0
-		                             ? (st.max_pool_size < 65535 ? st.max_pool_size : 65535)
-		                             : rt->o.pool_max);
+		if (a->pooled) {
+			gw_actor_ext *x = gwi_ext(a);
+			if (!x) {
+				pthread_mutex_unlock(&s->mu);
+				free(a);
+				gw_registry_type_rele(type);
+				snprintf(inv->msg, sizeof inv->msg, "cannot activate actor %s",
+				         name);
+				return GW_ENOMEM;
+			}
+			x->pool_max =
+			    (uint16_t)(st.max_pool_size > 0
+			                   ? (st.max_pool_size < 65535 ? st.max_pool_size : 65535)
+			                   : rt->o.pool_max);
+		}
 		a->last_active_ms = gwi_now_ms();
 		a->st = a->stateful ? A_LOADING : A_READY;
 		if (a->stateful)

@@ -57,18 +57,18 @@ typedef struct gw_actor gw_actor;
 typedef struct gw_inv gw_inv;
 
 typedef struct gw_runtime_opts {
-	size_t shards;                 /* 0 = 16 */
-	uint32_t mailbox_max;          /* per actor; 0 = 10000 */
-	size_t mailbox_bytes;          /* request bytes queued per actor; 0 = 64 MiB */
-	size_t queued_bytes;           /* request bytes queued in all mailboxes; 0 = 1 GiB */
-	int64_t deactivate_ms;         /* default idle timeout; 0 = 60000 */
-	int64_t snapshot_ms;           /* default snapshot interval; 0 = 2000 */
-	int64_t host_timeout_ms;       /* longest a host may take; 0 = 30000 */
-	uint16_t pool_max;             /* POOLED actors without max_pool_size; 0 = 16 */
-	int64_t host_grace_ms;         /* a task written to a host that timed out keeps its actor's
-	                                  turn slot until the host answers or goes, or this long
-	                                  after the deadline sent with it (then the host is
-	                                  disconnected as broken); 0 = 5000 */
+	size_t shards;           /* 0 = 16 */
+	uint32_t mailbox_max;    /* per actor; 0 = 10000 */
+	size_t mailbox_bytes;    /* request bytes queued per actor; 0 = 64 MiB; at most 4 GiB */
+	size_t queued_bytes;     /* request bytes queued in all mailboxes; 0 = 1 GiB */
+	int64_t deactivate_ms;   /* default idle timeout; 0 = 60000 */
+	int64_t snapshot_ms;     /* default snapshot interval; 0 = 2000 */
+	int64_t host_timeout_ms; /* longest a host may take; 0 = 30000 */
+	uint16_t pool_max;       /* POOLED actors without max_pool_size; 0 = 16 */
+	int64_t host_grace_ms;   /* a task written to a host that timed out keeps its actor's
+	                            turn slot until the host answers or goes, or this long
+	                            after the deadline sent with it (then the host is
+	                            disconnected as broken); 0 = 5000 */
 	int64_t registration_grace_ms; /* after start-up, a call to an actor no host has
 	                                  registered but the store knows is UNAVAILABLE
 	                                  (retry), not NOT_FOUND; 0 = no grace */
@@ -162,7 +162,7 @@ struct gw_inv {
 	int64_t due_ms;      /* monotonic: the deadline sent with the task (the client's,
 	                        or host_timeout_ms from dispatch, the earlier) */
 	gw_tnode deadline_t; /* queued: its deadline (T_QDEADLINE); dispatched: due_ms */
-	gw_inv *mq_prev;     /* mailbox: the one before (mailbox.c) */
+	gw_inv *mq_prev;     /* mailbox: the one before; the head's is the tail (mailbox.c) */
 	size_t qbytes;       /* request bytes counted while queued (mailbox.c) */
 	/* gw_runtime_cancel (under the shard of the request's actor): in_mq is
 	 * set while inv is in a mailbox; cancelled once its caller went away

@@ -15,9 +15,19 @@
 #define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
 enum { A_LOADING, A_READY, A_BUSY };
-enum { T_IDLE = 1, T_SNAP, T_DEADLINE, T_TIMER, T_QDEADLINE, T_LEASE };
+enum { T_IDLE = 1, T_DEADLINE, T_TIMER, T_QDEADLINE, T_LEASE }; /* snapshots: snapq.c */
 
 typedef struct gw_shard gw_shard;
+
+/* A shard's snapshot timers (snapq.c): a min-heap on due_ms. */
+typedef struct gw_snap_ent {
+	int64_t due_ms;
+	gw_actor *a; /* borrowed: its snap_at points back here */
+} gw_snap_ent;
+typedef struct gw_snapq {
+	gw_snap_ent *v; /* owned: cap entries, n used */
+	uint32_t n, cap;
+} gw_snapq;
 
 /* Timer actions of one active actor (allocated only for types that have
  * timers). */
@@ -38,50 +48,98 @@ typedef struct gw_turn {
 	char *applied;                 /* owned: the idempotency key the turn recorded, or NULL */
 	char **entries;                /* owned: keys of the outbox entries the turn appended */
 	size_t n_entries;
-	bool dirty; /* a->dirty at dispatch */
-	bool open;  /* begun and not yet committed or rolled back */
+	bool dirty;                /* a->dirty at dispatch */
+	bool open;                 /* begun and not yet committed or rolled back */
+	struct gw_turn *next_free; /* on the shard's free list (turn.c) */
 } gw_turn;
 
+/* What few actors have, allocated when first set and freed once all of it
+ * is empty again (never while a turn is open, so a rollback never needs
+ * memory): docs/design/memory.md. Access it through the functions below. */
+typedef struct gw_actor_ext {
+	gw_blob *tags;        /* owned ref: serialized ActorState holding only tags */
+	gw_blob *extra;       /* owned ref: serialized StoredState holding only the outbox
+	                         and applied keys (fields 100, 101); NULL when none */
+	actor_timers *timers; /* owned; NULL when the type has none */
+	uint32_t n_outbox;    /* entries in extra's outbox: each has a delivery in
+	                         flight; the actor is not released before 0 */
+	uint16_t pool_max;    /* POOLED: the bound of turns in flight (set at
+	                         activation: a POOLED actor always has its ext) */
+} gw_actor_ext;
+
+/* One active actor. Every byte is accounted for in docs/design/memory.md:
+ * keep the members ordered by size (no padding holes) and put anything an
+ * idle actor does not need behind x, allocated when used. */
 struct gw_actor {
 	gw_actor *hnext; /* hash chain */
 	gw_shard *shard;
-	gw_actor_type *type;       /* a reference (gw_registry_type_rele when freed): the
-	                              type outlives the actor, even once forgotten */
-	gw_blob *state;            /* owned ref: Any contents (type URL + value); NULL = none */
-	gw_blob *tags;             /* owned ref: serialized ActorState holding only tags */
-	gw_blob *extra;            /* owned ref: serialized StoredState holding only the outbox
-	                              and applied keys (fields 100, 101); NULL when none */
-	gw_blob *saving;           /* owned ref: the state a save in flight captured */
-	gw_inv *mq_head, *mq_tail; /* mailbox (FIFO, mailbox.c) */
-	size_t qbytes;             /* request bytes in the mailbox (--mailbox-bytes) */
-	gw_inv *busy;              /* the invocation in flight */
-	uint64_t revision;         /* stored revision; 0 = never saved */
-	uint64_t epoch;            /* activation epoch from the store (fencing) */
-	gw_turn turn;              /* the turn in flight (BUSY; a checkpoint waiting) */
-	gw_tnode idle_t, snap_t;
-	actor_timers *timers;   /* owned; NULL when the type has none */
+	gw_actor_type *type;    /* a reference (gw_registry_type_rele when freed): the
+	                           type outlives the actor, even once forgotten */
+	gw_blob *state;         /* owned ref: Any contents (type URL + value); NULL = none */
+	gw_actor_ext *x;        /* owned: tags, outbox, applied keys, timer actions;
+	                           NULL while it has none (actor_ext.c) */
+	gw_inv *mq_head;        /* mailbox (FIFO, mailbox.c); the head's mq_prev is its tail */
+	gw_inv *busy;           /* the invocation in flight */
+	gw_turn *turn;          /* owned: the turn in flight (BUSY; a checkpoint waiting);
+	                           NULL when none is open (turn.c) */
+	uint64_t revision;      /* stored revision; 0 = never saved */
+	uint64_t epoch;         /* activation epoch from the store (fencing) */
 	int64_t last_active_ms; /* last turn that was not a timer's (idle timeout) */
+	gw_tnode idle_t;        /* 24 bytes (wheel.h): idle timeout, lease retry */
 	uint32_t hash, qlen;
+	uint32_t snap_at; /* the snapshot timer: 1 + index in the shard's snapq; 0 = none */
+	uint32_t qbytes;  /* request bytes in the mailbox (--mailbox-bytes, at most 4 GiB) */
+	uint16_t save_failures;
+	uint16_t inflight; /* POOLED: turns in flight (the bound: gwi_pool_max) */
+	uint16_t held;     /* timed-out turns whose task a host may still run
+	                      (GW_CANCEL_HELD): each keeps its
+	                      turn slot until gw_runtime_release */
 	uint8_t st;
 	uint8_t dirty : 1, in_save : 1, deactivating : 1, ckpt : 1, stateful : 1, fenced : 1,
 	    pooled : 1;
-	uint8_t resave : 1;       /* extra changed while a save was in flight: that save
-	                             does not make the actor clean */
-	uint8_t forgetting : 1;   /* Admin.Forget: being deactivated, never saved again
-	                             (forget.c); forget says by whom */
-	uint8_t leaving : 1;      /* handoff (handoff.c): another member owns it now; it
-	                             takes no new turn and deactivates once quiescent */
-	struct gw_forget *forget; /* borrowed: the Forget waiting for this actor to be
-	                             quiescent (forgetting); owned by the shard's list */
-	uint16_t save_failures;
-	uint32_t n_outbox;           /* entries in extra's outbox: each has a delivery in
-	                                flight; the actor is not released before 0 */
-	uint16_t inflight, pool_max; /* POOLED: turns in flight and the bound */
-	uint16_t held;               /* timed-out turns whose task a host may still run
-	                                (GW_CANCEL_HELD): each keeps its
-	                                turn slot until gw_runtime_release */
-	char name[];                 /* the actor's name; system is type->system */
+	uint8_t resave : 1;      /* extra changed while a save was in flight: that save
+	                            does not make the actor clean */
+	uint8_t forgetting : 1;  /* Admin.Forget: being deactivated, never saved again
+	                            (forget.c); the shard's list says by whom */
+	uint8_t leaving : 1;     /* handoff (handoff.c): another member owns it now; it
+	                            takes no new turn and deactivates once quiescent */
+	uint8_t state_moved : 1; /* state was replaced since the save in flight began:
+	                            that save does not make the actor clean (set at
+	                            every assignment of state, cleared when a save starts) */
+	char name[];             /* the actor's name; system is type->system */
 };
+
+/* actor_ext.c (shard lock held). The getters answer NULL / 0 when a has no
+ * ext. gwi_set_tags and gwi_set_extra take over b (an owned ref, may be
+ * NULL) and release the one they replace; GW_ENOMEM: no ext could be
+ * allocated, b released, nothing changed. gwi_ext allocates a's ext when
+ * it has none (NULL: out of memory); gwi_ext_trim frees it when empty and
+ * no turn is open; gwi_ext_free releases all of it (the actor is freed). */
+static inline gw_blob *gwi_tags(const gw_actor *a)
+{
+	return a->x ? a->x->tags : NULL;
+}
+static inline gw_blob *gwi_extra(const gw_actor *a)
+{
+	return a->x ? a->x->extra : NULL;
+}
+static inline uint32_t gwi_n_outbox(const gw_actor *a)
+{
+	return a->x ? a->x->n_outbox : 0;
+}
+static inline actor_timers *gwi_timers(const gw_actor *a)
+{
+	return a->x ? a->x->timers : NULL;
+}
+static inline uint16_t gwi_pool_max(const gw_actor *a)
+{
+	return a->x ? a->x->pool_max : 0;
+}
+gw_actor_ext *gwi_ext(gw_actor *a);
+gw_err gwi_set_tags(gw_actor *a, gw_blob *b);
+gw_err gwi_set_extra(gw_actor *a, gw_blob *b, uint32_t n_outbox);
+void gwi_ext_trim(gw_actor *a);
+void gwi_ext_free(gw_actor *a);
 
 /* Counts per system for a quota (bounds.c), keyed by gwi_sys_hash. */
 typedef struct gw_quota_ent {
@@ -100,6 +158,9 @@ struct gw_shard {
 	size_t nbuckets, count;
 	gw_wheel wheel;
 	gw_runtime *rt;
+	gw_turn *turn_free; /* owned: closed turns kept for reuse (turn.c) */
+	gw_snapq snapq;     /* snapshot timers of its actors (snapq.c) */
+	size_t n_turn_free;
 };
 
 struct gw_runtime {
@@ -253,14 +314,17 @@ void gwi_wf_fire_done(gw_inv *inv);
 
 /* turn.c: one turn's outcome (see the comment at the top of turn.c).
  * gwi_turn_begin captures a's state, tags, outbox and dirty flag when a
- * turn is dispatched; gwi_turn_record_key records key (borrowed) as applied
+ * turn is dispatched (GW_ENOMEM: no turn could be allocated; nothing
+ * changed); gwi_turn_record_key records key (borrowed) as applied
  * and notes it; gwi_turn_store_outbox appends fire's effects (borrowed
  * list) to the outbox and notes their keys (GW_ENOMEM: none of them is in
  * the outbox; they go out without it); gwi_turn_commit keeps what the turn
  * did; gwi_turn_rollback restores what was captured and removes exactly
  * the noted entries and key. Commit and rollback close the turn; both are
  * no-ops on a closed one. */
-void gwi_turn_begin(gw_actor *a);
+gw_err gwi_turn_begin(gw_actor *a);
+/* gwi_turn_free_all frees s's kept turns (gw_runtime_destroy). */
+void gwi_turn_free_all(gw_shard *s);
 void gwi_turn_record_key(gw_actor *a, const char *key);
 gw_err gwi_turn_store_outbox(gw_actor *a, gw_inv *fire);
 void gwi_turn_commit(gw_actor *a);
@@ -332,6 +396,16 @@ void gwi_actor_free_locked(gw_shard *s, gw_actor *a);
 /* gwi_lease_retry_locked: the T_LEASE timer fired (shard lock held); may
  * free a. */
 void gwi_lease_retry_locked(gw_runtime *rt, gw_actor *a, done_list *dl);
+
+/* snapq.c (shard lock held): gwi_snap_arm (re)arms a's snapshot timer at
+ * due_ms (GW_ENOMEM: not armed; save now instead); gwi_snap_disarm is
+ * harmless when it is not armed; gwi_snap_pop_due disarms and returns an
+ * actor whose timer is due by now_ms (NULL: none); gwi_snap_fini frees
+ * the heap (gw_runtime_destroy). */
+gw_err gwi_snap_arm(gw_shard *s, gw_actor *a, int64_t due_ms);
+void gwi_snap_disarm(gw_shard *s, gw_actor *a);
+gw_actor *gwi_snap_pop_due(gw_shard *s, int64_t now_ms);
+void gwi_snap_fini(gw_shard *s);
 
 /* timers.c: timer actions of active actors */
 void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a);

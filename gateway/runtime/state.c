@@ -17,9 +17,9 @@ gw_blob *gwi_encode_state(gw_actor *a)
 	Spawn__Actors__ActorState as = SPAWN__ACTORS__ACTOR_STATE__INIT;
 	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
 	Spawn__Actors__ActorState *tags = NULL;
-	if (a->tags) {
-		tags = spawn__actors__actor_state__unpack(&ar.pbc, a->tags->len,
-		                                          gw_blob_value(a->tags));
+	const gw_blob *tb = gwi_tags(a);
+	if (tb) {
+		tags = spawn__actors__actor_state__unpack(&ar.pbc, tb->len, gw_blob_value(tb));
 		if (tags) {
 			as.n_tags = tags->n_tags;
 			as.tags = tags->tags;
@@ -35,16 +35,13 @@ gw_blob *gwi_encode_state(gw_actor *a)
 	/* The outbox and applied keys (a serialized StoredState holding only
 	 * fields 100 and 101) follow: concatenated protobuf encodings parse as
 	 * one merged StoredState. */
-	size_t x = a->extra ? a->extra->len : 0;
-	gw_blob *b = malloc(sizeof *b + 1 + n + x);
+	const gw_blob *xb = gwi_extra(a);
+	size_t x = xb ? xb->len : 0;
+	gw_blob *b = gw_blob_alloc(NULL, n + x);
 	if (b) {
-		atomic_init(&b->refs, 1);
-		b->type_len = 0;
-		b->data[0] = 0;
-		b->len = n + x;
-		spawn__actors__actor_state__pack(&as, b->data + 1);
+		spawn__actors__actor_state__pack(&as, gw_blob_value_mut(b));
 		if (x)
-			memcpy(b->data + 1 + n, gw_blob_value(a->extra), x);
+			memcpy(gw_blob_value_mut(b) + n, gw_blob_value(xb), x);
 	}
 	spawn_arena_fini(&ar);
 	return b;
@@ -63,6 +60,7 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 		goto out;
 	}
 	if (as->state) {
+		a->state_moved = 1;
 		a->state = gw_blob_create(as->state->type_url, as->state->value.data,
 		                          as->state->value.len);
 		if (!a->state)
@@ -74,11 +72,12 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 		t.tags = as->tags;
 		size_t n = spawn__actors__actor_state__get_packed_size(&t);
 		uint8_t *buf = spawn_arena_alloc(&ar, n);
+		gw_blob *tb = NULL;
 		if (buf) {
 			spawn__actors__actor_state__pack(&t, buf);
-			a->tags = gw_blob_create(NULL, buf, n);
+			tb = gw_blob_create(NULL, buf, n);
 		}
-		if (!a->tags)
+		if (!tb || gwi_set_tags(a, tb) != GW_OK)
 			err = GW_ENOMEM;
 	}
 	/* Outbox, its keys and applied keys, when the row has them (StoredState). */
@@ -100,12 +99,12 @@ gw_err gwi_decode_state(gw_actor *a, const gw_blob *stored)
 		e.outbox_keys = ss->outbox_keys;
 		size_t n = spawn__gateway__v1__stored_state__get_packed_size(&e);
 		uint8_t *buf = spawn_arena_alloc(&ar, n);
+		gw_blob *xb = NULL;
 		if (buf) {
 			spawn__gateway__v1__stored_state__pack(&e, buf);
-			a->extra = gw_blob_create(NULL, buf, n);
+			xb = gw_blob_create(NULL, buf, n);
 		}
-		a->n_outbox = (uint32_t)ss->n_outbox;
-		if (!a->extra)
+		if (!xb || gwi_set_extra(a, xb, (uint32_t)ss->n_outbox) != GW_OK)
 			err = GW_ENOMEM;
 	}
 out:
@@ -131,13 +130,12 @@ static void read_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revisio
 	gw_blob_rele(stored);
 	gw_read_meta meta = {.revision = err == GW_OK ? revision : 0};
 	if (err == GW_OK)
-		r->fn(r->user, GW_OK, NULL, tmp.state, tmp.tags, &meta);
+		r->fn(r->user, GW_OK, NULL, tmp.state, gwi_tags(&tmp), &meta);
 	else
 		r->fn(r->user, err, err == GW_ENOTFOUND ? "no stored state" : gw_strerror(err),
 		      NULL, NULL, &meta);
 	gw_blob_rele(tmp.state);
-	gw_blob_rele(tmp.tags);
-	gw_blob_rele(tmp.extra);
+	gwi_ext_free(&tmp);
 	free(r);
 }
 
@@ -164,12 +162,11 @@ static void mem_checked(void *arg, gw_err err, gw_blob *stored, uint64_t revisio
 		err = gwi_decode_state(&tmp, stored);
 		gw_read_meta stored_meta = {.revision = err == GW_OK ? revision : 0};
 		if (err == GW_OK)
-			m->fn(m->user, GW_OK, NULL, tmp.state, tmp.tags, &stored_meta);
+			m->fn(m->user, GW_OK, NULL, tmp.state, gwi_tags(&tmp), &stored_meta);
 		else
 			m->fn(m->user, err, gw_strerror(err), NULL, NULL, &stored_meta);
 		gw_blob_rele(tmp.state);
-		gw_blob_rele(tmp.tags);
-		gw_blob_rele(tmp.extra);
+		gwi_ext_free(&tmp);
 	} else {
 		/* Ours, nothing stored yet, or the store is unreachable: memory. */
 		m->fn(m->user, GW_OK, NULL, m->state, m->tags, &m->meta);
@@ -197,7 +194,7 @@ gw_err gw_runtime_read(gw_runtime *rt, const char *system, const char *name, uin
 			m->fn = fn;
 			m->user = user;
 			m->state = gw_blob_hold(a->state);
-			m->tags = gw_blob_hold(a->tags);
+			m->tags = gw_blob_hold(gwi_tags(a));
 			m->epoch = a->epoch;
 			uint32_t calls = 0; /* the mailbox's calls, not its timer turns */
 			for (const gw_inv *q = a->mq_head; q; q = q->next)

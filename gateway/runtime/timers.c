@@ -21,15 +21,17 @@ void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a)
 {
 	gw_actor_timers st;
 	gw_registry_timers(rt->reg, a->type, &st);
-	if (!st.n || a->timers)
+	if (!st.n || gwi_timers(a))
 		return;
-	a->timers = calloc(1, sizeof *a->timers);
-	if (!a->timers) {
+	gw_actor_ext *x = gwi_ext(a);
+	actor_timers *t = x ? calloc(1, sizeof *t) : NULL;
+	if (!t) {
+		gwi_ext_trim(a);
 		GW_ERROR("actor %s/%s: out of memory; its timer actions do not run",
 		         a->type->system, a->name);
 		return;
 	}
-	actor_timers *t = a->timers;
+	x->timers = t;
 	int64_t now = gwi_now_ms(), first = INT64_MAX;
 	t->a = a;
 	t->n = st.n;
@@ -81,7 +83,7 @@ static gw_inv *timer_inv(gw_actor *a, int i)
 	act->id = id;
 	rq->system = sys;
 	rq->actor = act;
-	rq->action_name = spawn_arena_strdup(ar, a->timers->name[i]);
+	rq->action_name = spawn_arena_strdup(ar, gwi_timers(a)->name[i]);
 	rq->payload_case = SPAWN__INVOCATION_REQUEST__PAYLOAD_NOOP;
 	rq->noop = noop;
 	inv->req = rq;
@@ -138,11 +140,6 @@ static void fire_locked(gw_runtime *rt, gw_shard *s, gw_tnode *n, done_list *dl)
 	case T_LEASE:
 		gwi_lease_retry_locked(rt, container_of(n, gw_actor, idle_t), dl);
 		return;
-	case T_SNAP: {
-		gw_actor *a = container_of(n, gw_actor, snap_t);
-		gwi_start_save_locked(rt, a);
-		return;
-	}
 	case T_IDLE: {
 		gw_actor *a = container_of(n, gw_actor, idle_t);
 		if (a->forgetting) {
@@ -208,6 +205,10 @@ void *gwi_timer_main(void *arg)
 				n->next = NULL;
 				fire_locked(rt, s, n, &dl);
 			}
+			/* Snapshot timers (snapq.c), one at a time: a save never
+			 * frees its actor. */
+			for (gw_actor *a; (a = gwi_snap_pop_due(s, now));)
+				gwi_start_save_locked(rt, a);
 			pthread_mutex_unlock(&s->mu);
 			gwi_deliver(&dl);
 		}

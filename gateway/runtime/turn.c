@@ -47,22 +47,68 @@ static void turn_clear(gw_turn *t)
 	memset(t, 0, sizeof *t);
 }
 
-void gwi_turn_begin(gw_actor *a)
+/* A closed turn goes back to its shard's free list (at most TURN_FREE_MAX
+ * kept), so a turn costs an actor 8 bytes while it is closed and no
+ * allocation on the hot path once the shard has served as many turns at
+ * once as it ever will (docs/design/memory.md). */
+#define TURN_FREE_MAX 64
+
+static void turn_put(gw_actor *a)
 {
-	gw_turn *t = &a->turn;
-	turn_clear(t); /* a turn that was never closed: keep what it did */
+	gw_turn *t = a->turn;
+	gw_shard *s = a->shard;
+	a->turn = NULL;
+	turn_clear(t);
+	gwi_ext_trim(a); /* kept while the turn was open */
+	if (s->n_turn_free >= TURN_FREE_MAX) {
+		free(t);
+		return;
+	}
+	t->next_free = s->turn_free;
+	s->turn_free = t;
+	s->n_turn_free++;
+}
+
+void gwi_turn_free_all(gw_shard *s)
+{
+	while (s->turn_free) {
+		gw_turn *t = s->turn_free;
+		s->turn_free = t->next_free;
+		free(t);
+	}
+	s->n_turn_free = 0;
+}
+
+gw_err gwi_turn_begin(gw_actor *a)
+{
+	gw_turn *t = a->turn;
+	if (t) {
+		turn_clear(t); /* a turn that was never closed: keep what it did */
+	} else {
+		gw_shard *s = a->shard;
+		if (s->turn_free) {
+			t = s->turn_free;
+			s->turn_free = t->next_free;
+			s->n_turn_free--;
+			memset(t, 0, sizeof *t);
+		} else if (!(t = calloc(1, sizeof *t))) {
+			return GW_ENOMEM;
+		}
+		a->turn = t;
+	}
 	t->state = gw_blob_hold(a->state);
-	t->tags = gw_blob_hold(a->tags);
-	t->extra = gw_blob_hold(a->extra);
+	t->tags = gw_blob_hold(gwi_tags(a));
+	t->extra = gw_blob_hold(gwi_extra(a));
 	t->dirty = a->dirty;
 	t->open = true;
+	return GW_OK;
 }
 
 void gwi_turn_record_key(gw_actor *a, const char *key)
 {
-	gw_turn *t = &a->turn;
+	gw_turn *t = a->turn;
 	gwi_outbox_record(a, key);
-	if (!t->open)
+	if (!t || !t->open)
 		return;
 	free(t->applied);
 	t->applied = strdup(key);
@@ -73,7 +119,9 @@ void gwi_turn_record_key(gw_actor *a, const char *key)
 
 gw_err gwi_turn_store_outbox(gw_actor *a, gw_inv *fire)
 {
-	gw_turn *t = &a->turn;
+	gw_turn *t = a->turn;
+	if (!t)
+		return GW_ENOMEM; /* no turn open: nothing could name the entries */
 	size_t n = 0, before = t->n_entries;
 	for (gw_inv *i = fire; i; i = i->next)
 		n++;
@@ -111,18 +159,21 @@ gw_err gwi_turn_store_outbox(gw_actor *a, gw_inv *fire)
 
 void gwi_turn_commit(gw_actor *a)
 {
-	turn_clear(&a->turn);
+	if (a->turn)
+		turn_put(a);
 }
 
 void gwi_turn_rollback(gw_actor *a)
 {
-	gw_turn *t = &a->turn;
-	if (!t->open)
+	gw_turn *t = a->turn;
+	if (!t || !t->open)
 		return;
 	gw_blob_rele(a->state);
-	gw_blob_rele(a->tags);
 	a->state = t->state;
-	a->tags = t->tags;
+	a->state_moved = 1; /* a save in flight may hold the rolled-back state */
+	/* Cannot fail: captured tags mean a->x existed at begin, and it is not
+	 * freed while the turn is open (actor_ext.c). */
+	gwi_set_tags(a, t->tags);
 	t->state = t->tags = NULL;
 	a->dirty = t->dirty;
 	if (t->n_entries || t->applied)
@@ -130,7 +181,7 @@ void gwi_turn_rollback(gw_actor *a)
 	/* The outbox may have changed during the turn for other reasons (an
 	 * acknowledgement of an earlier turn's entry): keep that change to be
 	 * saved. */
-	if (!blob_eq(a->extra, t->extra))
+	if (!blob_eq(gwi_extra(a), t->extra))
 		a->dirty = 1;
-	turn_clear(t);
+	turn_put(a);
 }

@@ -15,10 +15,13 @@
 #define GW_WHEEL_SLOTS   1024u /* power of two */
 #define GW_WHEEL_TICK_MS 10
 
+/* 24 bytes: the due time and the owner's tag share one word (a monotonic
+ * millisecond count needs far fewer than 56 bits: 2^55 ms is a million
+ * years), so an actor's nodes cost no padding (docs/design/memory.md). */
 typedef struct gw_tnode {
 	struct gw_tnode *prev, *next; /* NULL when not armed */
-	int64_t due_ms;               /* monotonic milliseconds */
-	uint8_t kind;                 /* owner's tag: which timer this is */
+	int64_t due_ms : 56;          /* monotonic milliseconds */
+	int64_t kind : 8;             /* owner's tag (0..127): which timer this is */
 } gw_tnode;
 
 typedef struct gw_wheel {

@@ -780,12 +780,80 @@ START_TEST(instances_go_with_their_template_whatever_its_kind_became)
 }
 END_TEST
 
+/* The instance table (open addressing, backward-shift removal): many
+ * instances of two templates, half of them unspawned in a scattered order,
+ * then one template freed with its instances; every lookup answers right
+ * after each step (a broken probe run would lose an instance that is
+ * still there). */
+START_TEST(many_instances_stay_findable_through_removals)
+{
+	enum { N = 20000 };
+	gw_registry *r;
+	gw_host h;
+	fake_host_init(&h);
+	gw_registry_create(&r, &(gw_registry_opts){.timer_floor_ms = 10, .grace_ms = 0});
+	char why[512], name[32];
+	ck_assert_int_eq(reg1(r, &h, (spec){.name = "ta", .kind = SPAWN__ACTORS__KIND__UNNAMED},
+	                      why, sizeof why),
+	                 GW_OK);
+	gw_host h2;
+	fake_host_init(&h2);
+	ck_assert_int_eq(reg1(r, &h2, (spec){.name = "tb", .kind = SPAWN__ACTORS__KIND__UNNAMED},
+	                      why, sizeof why),
+	                 GW_OK);
+	for (int i = 0; i < N; i++) {
+		bool created = false;
+		snprintf(name, sizeof name, "i%d", i);
+		ck_assert_int_eq(gw_registry_spawn(r, "s", name, i % 2 ? "tb" : "ta", &created),
+		                 GW_OK);
+		ck_assert(created);
+	}
+	/* unspawn every i with i % 4 == 1 (all of tb's, half of them), in
+	 * a scattered order */
+	for (int k = 0; k < N; k++) {
+		int i = (int)(((long long)k * 7919) % N);
+		if (i % 4 != 1)
+			continue;
+		snprintf(name, sizeof name, "i%d", i);
+		ck_assert_int_eq(gw_registry_unspawn(r, "s", name), GW_OK);
+		ck_assert_int_eq(gw_registry_unspawn(r, "s", name), GW_ENOTFOUND);
+	}
+	for (int i = 0; i < N; i++) {
+		gw_actor_type *t;
+		snprintf(name, sizeof name, "i%d", i);
+		gw_err want = i % 4 == 1 ? GW_ENOTFOUND : GW_OK;
+		ck_assert_msg(gw_registry_lookup_instance(r, "s", name, &t, NULL) == want, "%s",
+		              name);
+		if (want == GW_OK) {
+			ck_assert_str_eq(t->name, i % 2 ? "tb" : "ta");
+			gw_registry_type_rele(t);
+		}
+	}
+	/* tb's host leaves: tb and its remaining instances go */
+	gw_registry_unbind_host(r, &h2);
+	ck_assert_uint_eq(gw_registry_sweep(r), 1);
+	for (int i = 0; i < N; i++) {
+		gw_actor_type *t;
+		snprintf(name, sizeof name, "i%d", i);
+		gw_err want = i % 2 ? GW_ENOTFOUND : GW_OK;
+		ck_assert_msg(gw_registry_lookup_instance(r, "s", name, &t, NULL) == want, "%s",
+		              name);
+		if (want == GW_OK)
+			gw_registry_type_rele(t);
+	}
+	gw_registry_destroy(r);
+	fake_host_free(&h);
+	fake_host_free(&h2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("registry");
 	TCase *tc = tcase_create("registry");
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, lookup_finds_registered_types_only);
+	tcase_add_test(tc, many_instances_stay_findable_through_removals);
 	tcase_add_test(tc, served_lists_the_types_live_hosts_serve_sorted);
 	tcase_add_test(tc, served_lists_the_channel_subscriptions_of_named_actors);
 	tcase_add_test(tc, pick_distinguishes_unknown_actions_from_missing_hosts);
