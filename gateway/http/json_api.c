@@ -20,6 +20,7 @@
 #include "log.h"
 #include "pbjson.h"
 #include "template.h"
+#include "trace.h"
 
 #define JSON_TYPE "application/json"
 
@@ -419,7 +420,13 @@ static void invoke_start(gw_jsonapi *a, gw_http_req *req, gw_inv *inv, jpool *po
 	                                         system, name, ref, action, why, sizeof why,
 	                                         &inv->arena, &inv->principal);
 	jcall *c = code ? NULL : spawn_arena_alloc(&inv->arena, sizeof *c);
-	if (!code && (!c || !gw_edge_request(inv, system, name, ref, action, in_type, bin, blen))) {
+	/* W3C trace context in the HTTP headers: an invalid one is replaced by
+	 * the runtime, never refused (docs/observability.md). */
+	if (!code &&
+	    (!c || !gw_edge_request(inv, system, name, ref, action, in_type, bin, blen) ||
+	     !gw_trace_md_merge(inv->req, &inv->arena, gw_http_req_header(req, GW_TRACEPARENT_KEY),
+	                        gw_http_req_header(req, GW_TRACESTATE_KEY),
+	                        a->o.limits.metadata_entries))) {
 		code = 8;
 		snprintf(why, sizeof why, "out of memory");
 	}

@@ -475,8 +475,8 @@ class TracingTest(unittest.TestCase):
 
 
 class EntriesTest(unittest.TestCase):
-    """Spawn's HTTP invoke route and scheduled invocations continue the
-    caller's trace too."""
+    """Spawn's HTTP invoke route, the JSON route and scheduled invocations
+    continue the caller's trace too."""
 
     def test_http_header_and_scheduled_invocation_continue_the_trace(self):
         import time
@@ -511,8 +511,24 @@ class EntriesTest(unittest.TestCase):
                        request_serializer=lambda m: m.SerializeToString(),
                        response_deserializer=protocol_pb2.InvocationResponse.FromString)(
             req, timeout=T)
-        seen = rec.wait(lambda s: len(s) >= 2, "the HTTP call's and the scheduled call's turns")
-        md = {m["n"]: m for _, _, m in seen}
+        # The JSON route (docs/http-json.md) takes the same headers.
+        json_trace = "e" * 32
+        r = urllib.request.Request(
+            "http://127.0.0.1:%d/v1/tr/back/step" % self.http_port,
+            data=b'{"@type": "type.googleapis.com/google.protobuf.StringValue", "value": "j"}',
+            method="POST",
+            headers={"Content-Type": "application/json",
+                     "traceparent": "00-%s-%s-01" % (json_trace, CALLER_SPAN),
+                     "tracestate": "j=1"})
+        with urllib.request.urlopen(r, timeout=T) as resp:
+            self.assertEqual(resp.status, 200)
+        seen = rec.wait(lambda s: len(s) >= 3,
+                        "the HTTP call's, the JSON call's and the scheduled call's turns")
+        js = [m for _, _, m in seen if "n" not in m]
+        self.assertEqual(len(js), 1, seen)
+        self.assertEqual(parts(js[0]["traceparent"])[0], json_trace)
+        self.assertEqual(js[0].get("tracestate"), "j=1")
+        md = {m["n"]: m for _, _, m in seen if "n" in m}
         self.assertEqual(parts(md["http"]["traceparent"])[0], http_trace)
         self.assertEqual(md["http"].get("tracestate"), "h=1")
         self.assertEqual(parts(md["scheduled"]["traceparent"])[0], sched_trace)
