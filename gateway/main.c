@@ -867,6 +867,13 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	/* Without --http readiness (the gRPC health service) follows the
+	 * statestore too: the same check, no routes. */
+	if (!cfg.http && (err = gw_expose_create(&expose, &xo, NULL))) {
+		GW_ERROR("readiness: cannot start the statestore check: %s", gw_strerror(err));
+		rc = 2;
+		goto out;
+	}
 	/* Start-up is complete: the statestore is open, the effects of a
 	 * crash are recovered and every listener is up. Health says SERVING
 	 * from here (unless another condition holds it back: server.h). */

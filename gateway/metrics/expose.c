@@ -458,7 +458,7 @@ static gw_err gauges(gw_expose *e)
 
 gw_err gw_expose_create(gw_expose **out, const gw_expose_opts *o, gw_http *http)
 {
-	if (!o || !o->srv || !o->rt || !o->persist || !http)
+	if (!o || !o->srv || !o->rt || !o->persist)
 		return GW_EINVAL;
 	gw_expose *e = calloc(1, sizeof *e);
 	if (!e)
@@ -473,11 +473,11 @@ gw_err gw_expose_create(gw_expose **out, const gw_expose_opts *o, gw_http *http)
 	pthread_condattr_destroy(&ca);
 	e->last = CHECK_NONE;
 	gw_err err = o->gm ? gauges(e) : GW_OK;
-	if (!err)
+	if (!err && http)
 		err = gw_http_route(http, "GET", "/healthz", on_healthz, e);
-	if (!err)
+	if (!err && http)
 		err = gw_http_route(http, "GET", "/readyz", on_readyz, e);
-	if (!err)
+	if (!err && http)
 		err = gw_http_route(http, "GET", "/metrics", on_metrics, e);
 	if (err) {
 		gw_expose_destroy(e);

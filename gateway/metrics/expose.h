@@ -56,8 +56,10 @@ typedef struct gw_expose_opts {
 } gw_expose_opts;
 
 /* gw_expose_create registers the scrape-time gauges in gm's registry,
- * routes /metrics, /healthz and /readyz on http (before gw_http_start),
- * and submits the first store check. Everything borrowed must outlive the
+ * routes /metrics, /healthz and /readyz on http (before gw_http_start;
+ * http NULL = no --http: only the store check, which readiness and the
+ * gRPC health service follow all the same), and submits the first store
+ * check. Everything borrowed must outlive the
  * HTTP listener's last request (gw_http_destroy). Returns GW_OK and *out
  * (free with gw_expose_destroy after gw_http_destroy), GW_ENOMEM or
  * GW_EINVAL. Thread: main, at start-up. */

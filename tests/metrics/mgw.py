@@ -33,13 +33,13 @@ def wait_until(fn, what, timeout=20.0):
 
 
 class Gateway:
-    def __init__(self, d, extra=(), name="gateway", ca=None):
+    def __init__(self, d, extra=(), name="gateway", ca=None, http=True):
         """ca: the CA file that verifies the listener when --tls-cert makes
-        --http serve HTTPS."""
+        --http serve HTTPS. http=False: no --http (gRPC only)."""
         self.d = d
         self.ca = ca
         self.https = False
-        argv = [GATEWAY, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+        argv = [GATEWAY, "--listen", "127.0.0.1:0"] + (["--http", "127.0.0.1:0"] if http else []) + [
                 "--statestore", "sqlite://" + os.path.join(d, name + ".db"),
                 "--registration-grace", "0", "--log-level", "info"] + list(extra)
         env = dict(os.environ, SPAWN_STATESTORE_KEY=KEY)
@@ -56,7 +56,9 @@ class Gateway:
                 break
             if len(w) == 3 and w[0] == "listening":
                 self.grpc_port = int(w[2])
-        if not self.http_port or not self.grpc_port:
+                if not http:
+                    break
+        if (http and not self.http_port) or not self.grpc_port:
             raise RuntimeError("gateway exited before its listening lines: see " +
                                self.log_path)
         self.addr = "127.0.0.1:%d" % self.grpc_port

@@ -110,6 +110,39 @@ class Proxy:
 
 
 class StoreReadyTest(unittest.TestCase):
+    def proxied(self):
+        """A schema of its own on the fixture's PostgreSQL, reached through
+        a proxy the test cuts: (url, proxy); both cleaned up."""
+        server = os.environ.get("SPAWN_TEST_POSTGRES_URL")
+        self.assertTrue(server, "SPAWN_TEST_POSTGRES_URL is not set: run through with-db.sh")
+        u = urllib.parse.urlsplit(server)
+        schema = "mready_%d_%d" % (os.getpid(), int(time.time() * 1000) % 10**9)
+        psql(server, "CREATE SCHEMA %s" % schema)
+        self.addCleanup(psql, server, "DROP SCHEMA %s CASCADE" % schema)
+        proxy = Proxy(u.hostname, u.port)
+        self.addCleanup(proxy.close)
+        netloc = "%s@127.0.0.1:%d" % (u.netloc.rsplit("@", 1)[0], proxy.port)
+        q = u.query + ("&" if u.query else "") + "options=" + urllib.parse.quote(
+            "-csearch_path=%s" % schema, safe="")
+        return urllib.parse.urlunsplit((u.scheme, netloc, u.path, q, "")), proxy
+
+    def test_grpc_health_follows_the_statestore_without_http(self):
+        """No --http: the gRPC health service alone still follows the store."""
+        url, proxy = self.proxied()
+        with tempfile.TemporaryDirectory() as d:
+            gw = mgw.Gateway(d, ["--statestore", url], http=False)
+            try:
+                mgw.wait_until(lambda: grpc_health(gw.addr) == 1, "SERVING")
+                proxy.cut()
+                mgw.wait_until(lambda: grpc_health(gw.addr) == 2,
+                               "NOT_SERVING with the statestore cut off", 30)
+                proxy.heal()
+                mgw.wait_until(lambda: grpc_health(gw.addr) == 1,
+                               "SERVING again once the statestore is back", 60)
+            finally:
+                proxy.heal()
+                self.assertEqual(gw.stop(60), 0)
+
     def test_readiness_follows_the_statestore(self):
         server = os.environ.get("SPAWN_TEST_POSTGRES_URL")
         self.assertTrue(server, "SPAWN_TEST_POSTGRES_URL is not set: run through with-db.sh")
