@@ -29,12 +29,14 @@ Needs the PostgreSQL server of the spawn_db ctest fixture
 (SPAWN_TEST_POSTGRES_URL; tests/store/with-db.sh) and FAILS without it.
 """
 import configparser
+import http.client
 import os
 import re
 import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -51,7 +53,7 @@ K8S = os.path.join(SRC, "deploy", "kubernetes")
 SYSTEMD = os.path.join(SRC, "deploy", "systemd")
 HEALTH_JS = os.path.join(SRC, "tests", "deploy", "health_check.js")
 
-LISTEN_FLAGS = ("--listen", "--host-listen", "--admin-listen", "--health-listen")
+LISTEN_FLAGS = ("--listen", "--host-listen", "--admin-listen", "--health-listen", "--http")
 #: flags whose value is a file the deployment provides
 FILE_FLAGS = ("--tls-cert", "--tls-key", "--tls-client-ca", "--access")
 
@@ -271,6 +273,7 @@ class Kubernetes(unittest.TestCase):
         assert len(workloads) == 1, f"one gateway Deployment or StatefulSet, found {kinds}"
         cls.workload = workloads[0]
         cls.pod = cls.workload["spec"]["template"]["spec"]
+        cls.pod_meta = cls.workload["spec"]["template"]["metadata"]
         (cls.c,) = [c for c in cls.pod["containers"] if c["name"] == "gateway"]
         cls.flags = parse_args(cls.c.get("command", [])[1:] + cls.c.get("args", []))
         cls.ports = {p["name"]: p["containerPort"] for p in cls.c["ports"]}
@@ -381,6 +384,22 @@ class Kubernetes(unittest.TestCase):
                 got = health(target, probe.get("service", ""), 30000)
                 self.assertEqual(got, "SERVING",
                                  f"{kind} {probe}: {got}; the gateway's log: {gw.tail()}")
+            # The scrape annotations name a port the gateway serves /metrics
+            # on, over HTTPS verified by the deployment's CA.
+            ann = self.pod_meta.get("annotations", {})
+            self.assertEqual(ann.get("prometheus.io/scrape"), "true")
+            port = int(ann["prometheus.io/port"])
+            self.assertIn(port, [port_of(v) for f, v in self.flags if f == "--http"])
+            ctx = ssl.create_default_context(cafile=os.path.join(w.certs, "ca.pem"))
+            ctx.check_hostname = False  # the member's name is not 127.0.0.1
+            c = http.client.HTTPSConnection("127.0.0.1", remap[port], timeout=10, context=ctx)
+            c.request("GET", ann.get("prometheus.io/path", "/metrics"))
+            r = c.getresponse()
+            body = r.read().decode()
+            c.close()
+            self.assertEqual(ann.get("prometheus.io/scheme"), "https")
+            self.assertEqual(r.status, 200, body[:300])
+            self.assertIn("spawn_ready", body)
             gw.stop()
         finally:
             if gw:
