@@ -577,6 +577,28 @@ static void list_items(json_t *arr, const Spawn__Gateway__V1__ListReply *r, int 
 	}
 }
 
+/* next_page moves *token (owned) to next (borrowed; NULL = none) after a
+ * page: true when --all asks for the next one. A failure (out of memory, a
+ * gateway that gives the same token twice) sets *rc. */
+static bool next_page(char **token, const char *next, bool all, int *rc, ctl_err *e)
+{
+	const char *n = next ? next : "";
+	bool same = strcmp(*token, n) == 0;
+	free(*token);
+	if (!(*token = strdup(n))) {
+		*rc = ctl_fail(e, CTL_EXIT_LOCAL, "out of memory");
+		return false;
+	}
+	if (!all || !n[0])
+		return false;
+	if (same) {
+		*rc =
+		    ctl_fail(e, GRPC_STATUS_INTERNAL, "the gateway gave the same page token twice");
+		return false;
+	}
+	return true;
+}
+
 static int cmd_list(ctl *x, const args *a, ctl_err *e)
 {
 	static const char *const kinds[] = {"systems", "actors", "hosts", "instances"};
@@ -611,17 +633,10 @@ static int cmd_list(ctl *x, const args *a, ctl_err *e)
 			json_array_extend(un, f);
 			json_decref(f);
 		}
-		bool same = strcmp(token, r->next_page_token ? r->next_page_token : "") == 0;
-		free(token);
-		token = strdup(r->next_page_token ? r->next_page_token : "");
+		bool more = next_page(&token, r->next_page_token, a->all, &rc, e);
 		protobuf_c_message_free_unpacked(out, NULL);
-		if (!token)
-			rc = ctl_fail(e, CTL_EXIT_LOCAL, "out of memory");
-		else if (!a->all || !token[0])
+		if (!more)
 			break;
-		else if (same)
-			rc = ctl_fail(e, GRPC_STATUS_INTERNAL,
-			              "the gateway gave the same page token twice");
 	}
 	if (!rc) {
 		if (x->json) {
@@ -729,17 +744,10 @@ static int cmd_schedules(ctl *x, const args *a, ctl_err *e)
 		Spawn__Gateway__V1__ScheduleList *l = (Spawn__Gateway__V1__ScheduleList *)out;
 		for (size_t i = 0; i < l->n_schedules; i++)
 			json_array_append_new(items, sched_json(l->schedules[i]));
-		bool same = strcmp(token, l->next_page_token ? l->next_page_token : "") == 0;
-		free(token);
-		token = strdup(l->next_page_token ? l->next_page_token : "");
+		bool more = next_page(&token, l->next_page_token, a->all, &rc, e);
 		protobuf_c_message_free_unpacked(out, NULL);
-		if (!token)
-			rc = ctl_fail(e, CTL_EXIT_LOCAL, "out of memory");
-		else if (!a->all || !token[0])
+		if (!more)
 			break;
-		else if (same)
-			rc = ctl_fail(e, GRPC_STATUS_INTERNAL,
-			              "the gateway gave the same page token twice");
 	}
 	if (!rc) {
 		if (x->json) {
