@@ -20,8 +20,7 @@
 static void actor_fini(gw_actor *a)
 {
 	gw_blob_rele(a->state);
-	gw_blob_rele(a->tags);
-	gw_blob_rele(a->extra);
+	gwi_ext_free(a); /* the tags and outbox it decoded */
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -62,15 +61,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		actor_fini(&a);
 		return 0;
 	}
-	if (a.extra) {
+	gw_blob *extra = gwi_extra(&a);
+	if (extra) {
 		Spawn__Gateway__V1__StoredState *ss = spawn__gateway__v1__stored_state__unpack(
-		    NULL, a.extra->len, gw_blob_value(a.extra));
-		if (!ss || ss->n_outbox != a.n_outbox) {
+		    NULL, extra->len, gw_blob_value(extra));
+		if (!ss || ss->n_outbox != gwi_n_outbox(&a)) {
 			fprintf(stderr,
 			        "extra does not hold the outbox it was made from (%s, %zu "
 			        "entries, %u expected)\n",
 			        ss ? "parsed" : "does not parse", ss ? ss->n_outbox : 0,
-			        a.n_outbox);
+			        gwi_n_outbox(&a));
 			abort();
 		}
 		spawn__gateway__v1__stored_state__free_unpacked(ss, NULL);

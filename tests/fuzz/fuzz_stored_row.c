@@ -106,8 +106,7 @@ static void decode_state(const gw_loaded *l)
 	memset(&a, 0, sizeof a);
 	(void)gwi_decode_state(&a, b);
 	gw_blob_rele(a.state);
-	gw_blob_rele(a.tags);
-	gw_blob_rele(a.extra);
+	gwi_ext_free(&a); /* the tags and outbox it decoded */
 	gw_blob_rele(b);
 }
 
