@@ -860,8 +860,13 @@ int main(int argc, char **argv)
 		gw_server_set_unready(srv, GW_UNREADY_MEMBERSHIP, true);
 	if ((err = gw_server_start(srv)))
 		goto fail;
-	gw_expose_opts xo = {
-	    .gm = gm, .srv = srv, .rt = rt, .persist = persist, .router = router, .tls = tls};
+	gw_expose_opts xo = {.gm = gm,
+	                     .srv = srv,
+	                     .rt = rt,
+	                     .persist = persist,
+	                     .router = router,
+	                     .tls = tls,
+	                     .otlp = otlp};
 	if (cfg.http && (err = http_start(&cfg, rt, reg, srv, contracts, &http, &hhosts, &spawnapi,
 	                                  &jsonapi, &xo, &expose))) {
 		rc = 2;

@@ -372,6 +372,27 @@ static void g_http_inflight(void *user, gw_gauge_out *o)
 	gw_gauge_emit(o, NULL, (double)s.in_client);
 }
 
+static void g_otlp_spans(void *user, gw_gauge_out *o)
+{
+	gw_expose *e = user;
+	if (!e->o.otlp)
+		return;
+	uint64_t sent, dropped, failed;
+	gw_otlp_stats(e->o.otlp, &sent, &dropped, &failed);
+	gw_gauge_emit(o, (const char *const[]){"sent"}, (double)sent);
+	gw_gauge_emit(o, (const char *const[]){"dropped"}, (double)dropped);
+}
+
+static void g_otlp_failed(void *user, gw_gauge_out *o)
+{
+	gw_expose *e = user;
+	if (!e->o.otlp)
+		return;
+	uint64_t sent, dropped, failed;
+	gw_otlp_stats(e->o.otlp, &sent, &dropped, &failed);
+	gw_gauge_emit(o, NULL, (double)failed);
+}
+
 static void g_members(void *user, gw_gauge_out *o)
 {
 	gw_expose *e = user;
@@ -443,6 +464,14 @@ static gw_err gauges(gw_expose *e)
 	     "Calls to hosts of Spawn's HTTP protocol, by result: ok, host_error (the host "
 	     "answered an error), failed (no answer), refused (--spawn-host-tasks).",
 	     "counter", res_l, 1, g_http_hosts},
+	    {"spawn_otlp_spans_total",
+	     "Spans of the OTLP exporter (--otlp-endpoint) by result: sent (accepted by the "
+	     "receiver), dropped (the queue was full, --otlp-queue, or their request failed).",
+	     "counter", res_l, 1, g_otlp_spans},
+	    {"spawn_otlp_requests_failed_total",
+	     "OTLP export requests that failed (no answer, a refused connection, an error "
+	     "status); their spans count as dropped.",
+	     "counter", NULL, 0, g_otlp_failed},
 	    {"spawn_http_host_calls_in_flight",
 	     "Calls to hosts of Spawn's HTTP protocol in flight.", "gauge", NULL, 0,
 	     g_http_inflight},

@@ -34,6 +34,7 @@
 #include "gw_err.h"
 #include "http.h"
 #include "http_host.h"
+#include "otlp.h"
 #include "persist.h"
 #include "routing.h"
 #include "runtime.h"
@@ -53,6 +54,7 @@ typedef struct gw_expose_opts {
 	gw_router *router;   /* borrowed; NULL outside cluster mode */
 	gw_tls *tls;         /* borrowed; NULL without TLS */
 	gw_hhosts *hhosts;   /* borrowed: hosts of Spawn's HTTP protocol; NULL = none */
+	gw_otlp *otlp;       /* borrowed: the span exporter; NULL = --otlp-endpoint off */
 } gw_expose_opts;
 
 /* gw_expose_create registers the scrape-time gauges in gm's registry,
