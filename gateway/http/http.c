@@ -612,10 +612,10 @@ gw_err gw_http_start(gw_http *h, char *why, size_t n)
 		flags |= MHD_USE_TLS;
 	}
 	h->d = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&h->sa,
-	    MHD_OPTION_CONNECTION_LIMIT, h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-	    h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&h->sa, MHD_OPTION_CONNECTION_LIMIT,
+	    h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)0, MHD_OPTION_ARRAY,
 	    h->tls ? tls : tls + 2, MHD_OPTION_END);
 	if (!h->d) {
