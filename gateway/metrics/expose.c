@@ -296,6 +296,7 @@ static void g_hosts_which(gw_expose *e, gw_gauge_out *o, int which)
 	if (!a)
 		return;
 	gw_server_hosts_each(e->o.srv, host_one, a);
+	gw_hhosts_each(e->o.hhosts, host_one, a); /* hosts of Spawn's HTTP protocol */
 	for (size_t i = 0; i < a->n; i++) {
 		const char *v[1] = {a->v[i].system};
 		gw_gauge_emit(o, v,
@@ -443,11 +444,15 @@ static gw_err gauges(gw_expose *e)
 	    {"spawn_persist_queue_depth",
 	     "Statestore jobs waiting for the persist thread, by class.", "gauge", class_l, 1,
 	     g_persist_queue},
-	    {"spawn_hosts_connected", "Host connections open, by the system they registered.",
+	    {"spawn_hosts_connected",
+	     "Hosts by the system they registered: gRPC host connections open, and hosts of "
+	     "Spawn's HTTP protocol registered.",
 	     "gauge", sys_l, 1, g_hosts},
 	    {"spawn_host_tasks_in_flight", "Tasks sent to hosts and not answered yet, by system.",
 	     "gauge", sys_l, 1, g_host_tasks},
-	    {"spawn_host_queue_bytes", "Bytes of tasks waiting to be written to hosts, by system.",
+	    {"spawn_host_queue_bytes",
+	     "Bytes of tasks waiting to be written to hosts (for Spawn's HTTP protocol: request "
+	     "bodies of calls not answered yet), by system.",
 	     "gauge", sys_l, 1, g_host_bytes},
 	    {"spawn_authz_refusals_total",
 	     "Calls and host streams refused by the access policy, by kind and code.", "counter",
