@@ -85,6 +85,7 @@ static void cluster_fenced(void *user, const char *id, const char *why)
 	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, true);
 	/* No lease is taken until it has rejoined (under its new id). */
 	gw_persist_set_member(x->persist, NULL);
+	gw_expose_fenced(x->expose); /* spawn_cluster_fenced_total */
 	GW_ERROR("cluster: member %s FENCED itself: %s; rejoining under a new id", id, why);
 	printf("member %s fenced\n", id);
 	fflush(stdout);

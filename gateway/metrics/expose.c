@@ -31,6 +31,7 @@ struct gw_expose {
 	bool checker_started;
 	atomic_size_t members[5]; /* the view by gw_member status */
 	atomic_bool have_view;
+	atomic_uint_fast64_t fenced; /* self-fencings (gw_expose_fenced) */
 };
 
 static int64_t mono_ms(void)
@@ -405,6 +406,19 @@ static void g_members(void *user, gw_gauge_out *o)
 		              (double)atomic_load(&e->members[i]));
 }
 
+static void g_fenced(void *user, gw_gauge_out *o)
+{
+	gw_expose *e = user;
+	if (atomic_load(&e->have_view))
+		gw_gauge_emit(o, NULL, (double)atomic_load(&e->fenced));
+}
+
+void gw_expose_fenced(gw_expose *e)
+{
+	if (e)
+		atomic_fetch_add(&e->fenced, 1);
+}
+
 void gw_expose_view(gw_expose *e, const size_t by_status[5])
 {
 	if (!e)
@@ -469,6 +483,10 @@ static gw_err gauges(gw_expose *e)
 	     "Calls to hosts of Spawn's HTTP protocol, by result: ok, host_error (the host "
 	     "answered an error), failed (no answer), refused (--spawn-host-tasks).",
 	     "counter", res_l, 1, g_http_hosts},
+	    {"spawn_cluster_fenced_total",
+	     "Times this member fenced itself (it could not heartbeat for nearly the member "
+	     "timeout, or found itself declared dead) and stopped serving its activations.",
+	     "counter", NULL, 0, g_fenced},
 	    {"spawn_otlp_spans_total",
 	     "Spans of the OTLP exporter (--otlp-endpoint) by result: sent (accepted by the "
 	     "receiver), dropped (the queue was full, --otlp-queue, or their request failed).",

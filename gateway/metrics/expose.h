@@ -72,6 +72,10 @@ gw_err gw_expose_create(gw_expose **out, const gw_expose_opts *o, gw_http *http)
  * spawn_cluster_members gauge. Thread: any. */
 void gw_expose_view(gw_expose *e, const size_t by_status[5]);
 
+/* gw_expose_fenced counts one self-fencing of this member (membership's
+ * on_fenced) for spawn_cluster_fenced_total. Accepts NULL. Thread: any. */
+void gw_expose_fenced(gw_expose *e);
+
 /* gw_expose_stop ends the checker thread: no store check is submitted any
  * more, and one already queued (it runs before gw_persist_stop returns)
  * no longer touches the server. Call before gw_server_destroy. Accepts
