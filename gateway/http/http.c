@@ -237,16 +237,22 @@ static void unlist(gw_http *h, gw_http_req *r)
 	pthread_mutex_unlock(&h->mu);
 }
 
-static enum MHD_Result queue_plain(struct MHD_Connection *c, unsigned status, const char *text)
+/* queue_body answers status with body[0..len) of content type type. */
+static enum MHD_Result queue_body(struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *body, size_t len, enum MHD_ResponseMemoryMode mode)
 {
-	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, mode);
 	if (!resp)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	enum MHD_Result ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result queue_plain(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	return queue_body(c, status, "text/plain", text, strlen(text), MHD_RESPMEM_PERSISTENT);
 }
 
 /* queue_json answers a refused request target as the JSON routes answer
@@ -258,14 +264,7 @@ static enum MHD_Result queue_json(struct MHD_Connection *c, unsigned status, con
 	int n = snprintf(body, sizeof body, "{\"code\":3,\"message\":\"%s\"}", why);
 	if (n < 0 || (size_t)n >= sizeof body)
 		return MHD_NO;
-	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	enum MHD_Result ret = MHD_queue_response(c, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return queue_body(c, status, "application/json", body, (size_t)n, MHD_RESPMEM_MUST_COPY);
 }
 
 /* on_uri sees the request target as the client sent it, before

@@ -374,25 +374,29 @@ static void g_http_inflight(void *user, gw_gauge_out *o)
 	gw_gauge_emit(o, NULL, (double)s.in_client);
 }
 
-static void g_otlp_spans(void *user, gw_gauge_out *o)
+/* g_otlp: the exporter's spans by result, or (failed) its failed requests. */
+static void g_otlp(gw_expose *e, gw_gauge_out *o, bool failed_requests)
 {
-	gw_expose *e = user;
 	if (!e->o.otlp)
 		return;
 	uint64_t sent, dropped, failed;
 	gw_otlp_stats(e->o.otlp, &sent, &dropped, &failed);
+	if (failed_requests) {
+		gw_gauge_emit(o, NULL, (double)failed);
+		return;
+	}
 	gw_gauge_emit(o, (const char *const[]){"sent"}, (double)sent);
 	gw_gauge_emit(o, (const char *const[]){"dropped"}, (double)dropped);
 }
 
+static void g_otlp_spans(void *user, gw_gauge_out *o)
+{
+	g_otlp(user, o, false);
+}
+
 static void g_otlp_failed(void *user, gw_gauge_out *o)
 {
-	gw_expose *e = user;
-	if (!e->o.otlp)
-		return;
-	uint64_t sent, dropped, failed;
-	gw_otlp_stats(e->o.otlp, &sent, &dropped, &failed);
-	gw_gauge_emit(o, NULL, (double)failed);
+	g_otlp(user, o, true);
 }
 
 static void g_members(void *user, gw_gauge_out *o)

@@ -22,15 +22,12 @@ Waits: "member ID joined"/"fenced" lines on stdout, the hosts' registered
 events, polling /metrics with deadlines of many member timeouts."""
 import os
 import signal
-import socket
 import tempfile
-import time
 import unittest
-import urllib.parse
 
 import mgw
 from mgw import value
-from store_ready_test import Proxy, psql
+from store_ready_test import schema_urls
 
 from google.protobuf import wrappers_pb2  # noqa: E402
 from spawn_client import SpawnClient  # noqa: E402
@@ -49,14 +46,6 @@ def add(state, payload, ctx):
     return s, wrappers_pb2.Int64Value(value=s.value), True
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def wait_line(gw, prefix, suffix):
     """Reads gw's stdout until a line "PREFIX ... SUFFIX"; returns its words."""
     for line in gw.p.stdout:
@@ -67,21 +56,6 @@ def wait_line(gw, prefix, suffix):
 
 
 class ClusterMetricsTest(unittest.TestCase):
-    def store(self):
-        server = os.environ.get("SPAWN_TEST_POSTGRES_URL")
-        self.assertTrue(server, "SPAWN_TEST_POSTGRES_URL is not set: run through with-db.sh")
-        u = urllib.parse.urlsplit(server)
-        schema = "mcluster_%d_%d" % (os.getpid(), int(time.time() * 1000) % 10**9)
-        psql(server, "CREATE SCHEMA %s" % schema)
-        self.addCleanup(psql, server, "DROP SCHEMA %s CASCADE" % schema)
-        proxy = Proxy(u.hostname, u.port)
-        self.addCleanup(proxy.close)
-        q = u.query + ("&" if u.query else "") + "options=" + urllib.parse.quote(
-            "-csearch_path=%s" % schema, safe="")
-        direct = urllib.parse.urlunsplit((u.scheme, u.netloc, u.path, q, ""))
-        netloc = "%s@127.0.0.1:%d" % (u.netloc.rsplit("@", 1)[0], proxy.port)
-        return direct, urllib.parse.urlunsplit((u.scheme, netloc, u.path, q, "")), proxy
-
     def snap(self, gw):
         return mgw.parse(gw.metrics())
 
@@ -99,7 +73,7 @@ class ClusterMetricsTest(unittest.TestCase):
             raise AssertionError("%s; members by status: %r" % (e, members)) from None
 
     def test_members_forwards_and_fencing(self):
-        direct, proxied, proxy = self.store()
+        direct, proxied, proxy = schema_urls(self, "mcluster")
         d = tempfile.TemporaryDirectory()
         self.addCleanup(d.cleanup)
         gws, hosts, clients, ids = [], [], [], []
@@ -114,7 +88,7 @@ class ClusterMetricsTest(unittest.TestCase):
                     g.stop()
         self.addCleanup(cleanup)
         for i in range(3):
-            port = free_port()
+            port = mgw.free_port()
             g = mgw.Gateway(d.name, ["--statestore", proxied if i == 2 else direct,
                                      "--advertise", "127.0.0.1:%d" % port,
                                      "--heartbeat-ms", "200", "--member-timeout-ms", "2000"],

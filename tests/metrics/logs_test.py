@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import tempfile

@@ -7,6 +7,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -19,6 +20,16 @@ sys.path[:0] = [os.path.join(BUILD, "python-gen"), os.path.join(ROOT, "sdk", "py
 
 GATEWAY = os.environ.get("SPAWN_GATEWAY") or os.path.join(BUILD, "gateway", "spawn-gateway")
 KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+
+
+def free_port():
+    """A loopback port free now (for a listener that must know its port
+    before it starts: a cluster member's --advertise)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def wait_until(fn, what, timeout=20.0):

@@ -2,8 +2,7 @@
 """The OTLP exporter's own counters in /metrics (docs/observability.md,
 "Exporter"): spawn_otlp_spans_total{result="sent"|"dropped"} and
 spawn_otlp_requests_failed_total, against an OTLP/HTTP receiver in the test
-(protobuf bodies decoded with modules generated from our OTLP .proto
-subset, as tracing_test does).
+(tracing_test's, whose answers can be held).
 
 - receiver up: every span the receiver got is counted sent, nothing
   dropped or failed;
@@ -22,13 +21,12 @@ import sys
 import tempfile
 import threading
 import unittest
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mgw
 from mgw import value
 
 sys.path.insert(0, os.path.join(mgw.ROOT, "tests", "integration"))
-from tracing_test import otlp_modules  # noqa: E402
+from tracing_test import Receiver  # noqa: E402
 
 from google.protobuf import wrappers_pb2  # noqa: E402
 from spawn_client import SpawnClient  # noqa: E402
@@ -42,49 +40,13 @@ def add(state, payload, ctx):
     return s, wrappers_pb2.Int64Value(value=1), True
 
 
-class Receiver:
-    """Counts the spans of every request; answers once `release` is set."""
+def url(r):
+    return "http://127.0.0.1:%d/v1/traces" % r.port
 
-    def __init__(self, hold=False):
-        pb = otlp_modules()
-        self.spans = 0
-        self.requests = 0
-        self.release = threading.Event()
-        if not hold:
-            self.release.set()
-        self.cv = threading.Condition()
-        recv = self
 
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                req = pb.ExportTraceServiceRequest.FromString(body)
-                n = sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
-                with recv.cv:
-                    recv.requests += 1
-                    recv.cv.notify_all()
-                recv.release.wait(60)
-                with recv.cv:
-                    recv.spans += n
-                    recv.cv.notify_all()
-                out = pb.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = "http://127.0.0.1:%d/v1/traces" % self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.release.set()
-        self.srv.shutdown()
-        self.srv.server_close()
+def received(r):
+    with r.cv:
+        return len(r.spans)
 
 
 class OtlpCountersTest(unittest.TestCase):
@@ -119,29 +81,31 @@ class OtlpCountersTest(unittest.TestCase):
     def test_a_receiver_up_counts_what_it_got(self):
         r = Receiver()
         self.addCleanup(r.close)
-        gw, c = self.run_gateway(r.url)
+        gw, c = self.run_gateway(url(r))
         self.assertIn("spawn_otlp_spans_total", mgw.families(gw.metrics()))
         self.assertEqual(self.counts(gw), (0, 0, 0))
         self.calls(c, 10)
-        got = mgw.wait_until(lambda: (lambda k: k if k[0] >= 10 and k[0] == r.spans else None)(
+        got = mgw.wait_until(lambda: (lambda k: k if k[0] >= 10 and k[0] == received(r) else None)(
             self.counts(gw)), "the spans sent and received")
         self.assertEqual(got[1:], (0, 0))
 
     def test_b_a_hung_receiver_fills_the_queue(self):
-        r = Receiver(hold=True)
+        release = threading.Event()
+        r = Receiver(hold=release)
         self.addCleanup(r.close)
-        gw, c = self.run_gateway(r.url, ["--otlp-queue", "16"])
+        self.addCleanup(release.set)
+        gw, c = self.run_gateway(url(r), ["--otlp-queue", "16"])
         # The first batch goes out and is held; then 16 spans fit, the
         # rest are dropped.
         self.calls(c, 1)
         with r.cv:
-            self.assertTrue(r.cv.wait_for(lambda: r.requests >= 1, 20), "the first export")
+            self.assertTrue(r.cv.wait_for(lambda: r.requests, 20), "the first export")
         self.calls(c, 40, par=4)
         sent, dropped, failed = mgw.wait_until(
             lambda: (lambda k: k if k[1] > 0 else None)(self.counts(gw)), "spans dropped")
         self.assertEqual((sent, failed), (0, 0))
-        r.release.set()
-        got = mgw.wait_until(lambda: (lambda k: k if k[0] > 0 and k[0] == r.spans and
+        release.set()
+        got = mgw.wait_until(lambda: (lambda k: k if k[0] > 0 and k[0] == received(r) and
                                       k[0] + k[1] >= 40 else None)(self.counts(gw)),
                              "the held spans sent")
         self.assertEqual(got[2], 0)
