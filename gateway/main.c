@@ -85,6 +85,7 @@ static void cluster_fenced(void *user, const char *id, const char *why)
 	gw_server_set_unready(x->srv, GW_UNREADY_MEMBERSHIP, true);
 	/* No lease is taken until it has rejoined (under its new id). */
 	gw_persist_set_member(x->persist, NULL);
+	gw_expose_fenced(x->expose); /* spawn_cluster_fenced_total */
 	GW_ERROR("cluster: member %s FENCED itself: %s; rejoining under a new id", id, why);
 	printf("member %s fenced\n", id);
 	fflush(stdout);
@@ -860,8 +861,13 @@ int main(int argc, char **argv)
 		gw_server_set_unready(srv, GW_UNREADY_MEMBERSHIP, true);
 	if ((err = gw_server_start(srv)))
 		goto fail;
-	gw_expose_opts xo = {
-	    .gm = gm, .srv = srv, .rt = rt, .persist = persist, .router = router, .tls = tls};
+	gw_expose_opts xo = {.gm = gm,
+	                     .srv = srv,
+	                     .rt = rt,
+	                     .persist = persist,
+	                     .router = router,
+	                     .tls = tls,
+	                     .otlp = otlp};
 	if (cfg.http && (err = http_start(&cfg, rt, reg, srv, contracts, &http, &hhosts, &spawnapi,
 	                                  &jsonapi, &xo, &expose))) {
 		rc = 2;

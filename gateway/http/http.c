@@ -17,6 +17,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 
 #include "http_tls.h"
 #include "log.h"
+#include "uricheck.h"
 
 #define MAX_ROUTES 32
 
@@ -47,6 +49,7 @@ struct gw_http_req {
 	int st;                    /* R_*, under mu */
 	int refusal;               /* 0, 413 or 503 */
 	const char *refusal_why;   /* static text */
+	bool refusal_json;         /* answer {"code","message"} (a refused target) */
 	bool counted;              /* counts in h->pending */
 	bool listed;               /* in h->live (h->mu) */
 	struct MHD_Response *resp; /* owned until queued */
@@ -234,16 +237,43 @@ static void unlist(gw_http *h, gw_http_req *r)
 	pthread_mutex_unlock(&h->mu);
 }
 
-static enum MHD_Result queue_plain(struct MHD_Connection *c, unsigned status, const char *text)
+/* queue_body answers status with body[0..len) of content type type. */
+static enum MHD_Result queue_body(struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *body, size_t len, enum MHD_ResponseMemoryMode mode)
 {
-	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, mode);
 	if (!resp)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	enum MHD_Result ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result queue_plain(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	return queue_body(c, status, "text/plain", text, strlen(text), MHD_RESPMEM_PERSISTENT);
+}
+
+/* queue_json answers a refused request target as the JSON routes answer
+ * their errors: {"code": INVALID_ARGUMENT, "message": why} (why: static
+ * text without quotes or backslashes). */
+static enum MHD_Result queue_json(struct MHD_Connection *c, unsigned status, const char *why)
+{
+	char body[256];
+	int n = snprintf(body, sizeof body, "{\"code\":3,\"message\":\"%s\"}", why);
+	if (n < 0 || (size_t)n >= sizeof body)
+		return MHD_NO;
+	return queue_body(c, status, "application/json", body, (size_t)n, MHD_RESPMEM_MUST_COPY);
+}
+
+/* on_uri sees the request target as the client sent it, before
+ * libmicrohttpd decodes it (a decoded "%00" would cut the path): a refused
+ * target becomes the request's first context (uricheck.h). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	(void)cls, (void)c;
+	return (void *)(uintptr_t)gw_http_check_uri(uri);
 }
 
 static enum MHD_Result queue_reply(gw_http_req *r)
@@ -278,9 +308,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	gw_http *h = cls;
 	gw_http_req *r = *con_cls;
 	(void)version;
+	const gw_uri_refusal *bad = NULL;
+	if (gw_http_is_uri_refusal(r)) {
+		bad = (const gw_uri_refusal *)(const void *)r;
+		r = NULL;
+	}
 	if (!r) {
 		bool known = false;
-		const route *rt = find_route(h, method, url, &known);
+		const route *rt = bad ? NULL : find_route(h, method, url, &known);
 		r = calloc(1, sizeof *r);
 		if (!r || !(r->path = strdup(url))) {
 			free(r);
@@ -289,7 +324,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->h = h;
 		r->conn = conn;
 		r->rt = rt;
-		if (!rt) {
+		if (bad) {
+			/* Refused before any route: answered once its body is read. */
+			atomic_fetch_add(&h->not_found, 1);
+			r->refusal = bad->status;
+			r->refusal_why = bad->why;
+			r->refusal_json = true;
+		} else if (!rt) {
 			/* Answered once its body is read, so the connection stays
 			 * usable (an answer before the body closes it). */
 			atomic_fetch_add(&h->not_found, 1);
@@ -345,6 +386,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return queue_reply(r); /* resumed after its reply */
 	if (st != R_RECEIVING)
 		return MHD_YES; /* spurious call while suspended */
+	if (r->refusal_json)
+		return queue_json(conn, (unsigned)r->refusal,
+		                  r->refusal_why); /* a refused target */
 	if (!r->rt)
 		return queue_plain(conn, (unsigned)r->refusal, r->refusal_why); /* no route */
 	/* The body is complete: hand it to the route. */
@@ -388,8 +432,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	gw_http_req *r = *con_cls;
 	(void)conn;
 	(void)toe;
-	if (!r)
+	if (!r || gw_http_is_uri_refusal(r)) {
+		*con_cls = NULL; /* refused before the access callback: nothing allocated */
 		return;
+	}
 	*con_cls = NULL;
 	unlist(h, r);
 	req_rele(r);
@@ -565,11 +611,12 @@ gw_err gw_http_start(gw_http *h, char *why, size_t n)
 		flags |= MHD_USE_TLS;
 	}
 	h->d = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&h->sa,
-	    MHD_OPTION_CONNECTION_LIMIT, h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-	    h->o.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-	    (unsigned)0, MHD_OPTION_ARRAY, h->tls ? tls : tls + 2, MHD_OPTION_END);
+	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&h->sa, MHD_OPTION_CONNECTION_LIMIT,
+	    h->o.max_conns, MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)0, MHD_OPTION_ARRAY,
+	    h->tls ? tls : tls + 2, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(why, n, "--http %s: cannot listen (address in use or not local%s)",
 		         h->addr, h->tls ? ", or TLS does not start" : "");

@@ -124,7 +124,7 @@ gw_err gw_http_reply(gw_http_req *r, int status, const char *content_type, const
 typedef struct gw_http_stats {
 	uint64_t requests;  /* handled by a route */
 	uint64_t refused;   /* 413 / 503 refusals */
-	uint64_t not_found; /* no route */
+	uint64_t not_found; /* no route, or a target refused (uricheck.h) */
 	uint64_t pending;   /* now: handled, not answered */
 } gw_http_stats;
 void gw_http_get_stats(gw_http *h, gw_http_stats *out);

@@ -661,6 +661,27 @@ void gw_hhosts_destroy(gw_hhosts *c)
 	free(c);
 }
 
+void gw_hhosts_each(gw_hhosts *c,
+                    void (*fn)(void *user, const char *system, size_t tasks, size_t bytes),
+                    void *user)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	for (htarget *t = c->targets; t; t = t->next) {
+		if (atomic_load(&t->retired))
+			continue;
+		size_t tasks = 0, bytes = 0;
+		for (const job *j = c->all; j; j = j->anext)
+			if (j->t == t && j->inv) {
+				tasks++;
+				bytes += j->blen;
+			}
+		fn(user, t->system, tasks, bytes);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 void gw_hhosts_get_stats(gw_hhosts *c, gw_hhosts_stats *out)
 {
 	out->calls = atomic_load(&c->calls);

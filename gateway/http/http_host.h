@@ -91,4 +91,17 @@ typedef struct gw_hhosts_stats {
 } gw_hhosts_stats;
 void gw_hhosts_get_stats(gw_hhosts *c, gw_hhosts_stats *out);
 
+/* gw_hhosts_each calls fn for every host target not retired (a system's
+ * current registration) with its system (borrowed for the call), its tasks
+ * in flight (QUEUED or WRITTEN: sent, not answered; HELD ones are not
+ * tasks any more) and the bytes of their request bodies the client holds
+ * (libcurl writes them; how much went out is not known). The same
+ * signature as gw_server_hosts_each, so the metrics add both kinds of host
+ * up. fn runs under the client's lock: it must not block or call into the
+ * client. Scrape time: one pass over the jobs per target. Accepts NULL c.
+ * Thread: any. */
+void gw_hhosts_each(gw_hhosts *c,
+                    void (*fn)(void *user, const char *system, size_t tasks, size_t bytes),
+                    void *user);
+
 #endif

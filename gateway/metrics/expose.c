@@ -31,6 +31,7 @@ struct gw_expose {
 	bool checker_started;
 	atomic_size_t members[5]; /* the view by gw_member status */
 	atomic_bool have_view;
+	atomic_uint_fast64_t fenced; /* self-fencings (gw_expose_fenced) */
 };
 
 static int64_t mono_ms(void)
@@ -296,6 +297,7 @@ static void g_hosts_which(gw_expose *e, gw_gauge_out *o, int which)
 	if (!a)
 		return;
 	gw_server_hosts_each(e->o.srv, host_one, a);
+	gw_hhosts_each(e->o.hhosts, host_one, a); /* hosts of Spawn's HTTP protocol */
 	for (size_t i = 0; i < a->n; i++) {
 		const char *v[1] = {a->v[i].system};
 		gw_gauge_emit(o, v,
@@ -372,6 +374,31 @@ static void g_http_inflight(void *user, gw_gauge_out *o)
 	gw_gauge_emit(o, NULL, (double)s.in_client);
 }
 
+/* g_otlp: the exporter's spans by result, or (failed) its failed requests. */
+static void g_otlp(gw_expose *e, gw_gauge_out *o, bool failed_requests)
+{
+	if (!e->o.otlp)
+		return;
+	uint64_t sent, dropped, failed;
+	gw_otlp_stats(e->o.otlp, &sent, &dropped, &failed);
+	if (failed_requests) {
+		gw_gauge_emit(o, NULL, (double)failed);
+		return;
+	}
+	gw_gauge_emit(o, (const char *const[]){"sent"}, (double)sent);
+	gw_gauge_emit(o, (const char *const[]){"dropped"}, (double)dropped);
+}
+
+static void g_otlp_spans(void *user, gw_gauge_out *o)
+{
+	g_otlp(user, o, false);
+}
+
+static void g_otlp_failed(void *user, gw_gauge_out *o)
+{
+	g_otlp(user, o, true);
+}
+
 static void g_members(void *user, gw_gauge_out *o)
 {
 	gw_expose *e = user;
@@ -381,6 +408,19 @@ static void g_members(void *user, gw_gauge_out *o)
 	for (int i = 1; i < 5; i++)
 		gw_gauge_emit(o, (const char *const[]){names[i]},
 		              (double)atomic_load(&e->members[i]));
+}
+
+static void g_fenced(void *user, gw_gauge_out *o)
+{
+	gw_expose *e = user;
+	if (atomic_load(&e->have_view))
+		gw_gauge_emit(o, NULL, (double)atomic_load(&e->fenced));
+}
+
+void gw_expose_fenced(gw_expose *e)
+{
+	if (e)
+		atomic_fetch_add(&e->fenced, 1);
 }
 
 void gw_expose_view(gw_expose *e, const size_t by_status[5])
@@ -422,11 +462,15 @@ static gw_err gauges(gw_expose *e)
 	    {"spawn_persist_queue_depth",
 	     "Statestore jobs waiting for the persist thread, by class.", "gauge", class_l, 1,
 	     g_persist_queue},
-	    {"spawn_hosts_connected", "Host connections open, by the system they registered.",
+	    {"spawn_hosts_connected",
+	     "Hosts by the system they registered: gRPC host connections open, and hosts of "
+	     "Spawn's HTTP protocol registered.",
 	     "gauge", sys_l, 1, g_hosts},
 	    {"spawn_host_tasks_in_flight", "Tasks sent to hosts and not answered yet, by system.",
 	     "gauge", sys_l, 1, g_host_tasks},
-	    {"spawn_host_queue_bytes", "Bytes of tasks waiting to be written to hosts, by system.",
+	    {"spawn_host_queue_bytes",
+	     "Bytes of tasks waiting to be written to hosts (for Spawn's HTTP protocol: request "
+	     "bodies of calls not answered yet), by system.",
 	     "gauge", sys_l, 1, g_host_bytes},
 	    {"spawn_authz_refusals_total",
 	     "Calls and host streams refused by the access policy, by kind and code.", "counter",
@@ -443,6 +487,18 @@ static gw_err gauges(gw_expose *e)
 	     "Calls to hosts of Spawn's HTTP protocol, by result: ok, host_error (the host "
 	     "answered an error), failed (no answer), refused (--spawn-host-tasks).",
 	     "counter", res_l, 1, g_http_hosts},
+	    {"spawn_cluster_fenced_total",
+	     "Times this member fenced itself (it could not heartbeat for nearly the member "
+	     "timeout, or found itself declared dead) and stopped serving its activations.",
+	     "counter", NULL, 0, g_fenced},
+	    {"spawn_otlp_spans_total",
+	     "Spans of the OTLP exporter (--otlp-endpoint) by result: sent (accepted by the "
+	     "receiver), dropped (the queue was full, --otlp-queue, or their request failed).",
+	     "counter", res_l, 1, g_otlp_spans},
+	    {"spawn_otlp_requests_failed_total",
+	     "OTLP export requests that failed (no answer, a refused connection, an error "
+	     "status); their spans count as dropped.",
+	     "counter", NULL, 0, g_otlp_failed},
 	    {"spawn_http_host_calls_in_flight",
 	     "Calls to hosts of Spawn's HTTP protocol in flight.", "gauge", NULL, 0,
 	     g_http_inflight},

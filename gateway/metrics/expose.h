@@ -34,6 +34,7 @@
 #include "gw_err.h"
 #include "http.h"
 #include "http_host.h"
+#include "otlp.h"
 #include "persist.h"
 #include "routing.h"
 #include "runtime.h"
@@ -53,6 +54,7 @@ typedef struct gw_expose_opts {
 	gw_router *router;   /* borrowed; NULL outside cluster mode */
 	gw_tls *tls;         /* borrowed; NULL without TLS */
 	gw_hhosts *hhosts;   /* borrowed: hosts of Spawn's HTTP protocol; NULL = none */
+	gw_otlp *otlp;       /* borrowed: the span exporter; NULL = --otlp-endpoint off */
 } gw_expose_opts;
 
 /* gw_expose_create registers the scrape-time gauges in gm's registry,
@@ -69,6 +71,10 @@ gw_err gw_expose_create(gw_expose **out, const gw_expose_opts *o, gw_http *http)
  * gw_member status 1..4: joining, active, leaving, dead) for the
  * spawn_cluster_members gauge. Thread: any. */
 void gw_expose_view(gw_expose *e, const size_t by_status[5]);
+
+/* gw_expose_fenced counts one self-fencing of this member (membership's
+ * on_fenced) for spawn_cluster_fenced_total. Accepts NULL. Thread: any. */
+void gw_expose_fenced(gw_expose *e);
 
 /* gw_expose_stop ends the checker thread: no store check is submitted any
  * more, and one already queued (it runs before gw_persist_stop returns)

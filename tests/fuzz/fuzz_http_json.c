@@ -12,7 +12,11 @@
  *                a "\0\0", then the JSON body, all into
  *                spawn_pbjson_from_http over a pool of the gateway's
  *                built-in descriptors; what it builds is printed back as
- *                JSON.
+ *                JSON;
+ *   byte 0 % 4 == 3: the rest is a raw request target (the listener's
+ *                check at the edge, gateway/http/uricheck.c): a refusal is
+ *                a 400 or 414 with a reason; an accepted target starts with
+ *                '/', is within the bound and holds no raw control byte.
  * Every refusal must say why. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 
 #include "pbjson.h"
 #include "template.h"
+#include "uricheck.h"
 
 extern const unsigned char gw_contracts_builtin[];
 extern const size_t gw_contracts_builtin_len;
@@ -119,11 +124,36 @@ static void fuzz_request(const uint8_t *data, size_t size)
 	free(copy);
 }
 
+static void fuzz_uri(const uint8_t *data, size_t size)
+{
+	char *t = malloc(size + 1);
+	if (!t)
+		abort();
+	memcpy(t, data, size);
+	t[size] = 0;
+	const gw_uri_refusal *r = gw_http_check_uri(t);
+	if (r) {
+		if (!gw_http_is_uri_refusal(r) || (r->status != 400 && r->status != 414) ||
+		    !r->why || !r->why[0])
+			abort();
+	} else {
+		size_t n = strlen(t);
+		if (t[0] != '/' || n > GW_HTTP_MAX_URI)
+			abort();
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
+				abort();
+	}
+	free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	if (data[0] % 2 == 0)
+	if (data[0] % 4 == 3)
+		fuzz_uri(data + 1, size - 1);
+	else if (data[0] % 2 == 0)
 		fuzz_template(data + 1, size - 1);
 	else
 		fuzz_request(data + 1, size - 1);

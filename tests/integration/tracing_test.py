@@ -71,10 +71,13 @@ def otlp_modules():
 
 
 class Receiver:
-    """An OTLP/HTTP trace receiver on an ephemeral loopback port."""
+    """An OTLP/HTTP trace receiver on an ephemeral loopback port. hold: an
+    Event the receiver waits for before it answers (a hung collector; the
+    spans are recorded first)."""
 
-    def __init__(self):
+    def __init__(self, hold=None):
         pb = otlp_modules()
+        self.hold = hold
         self.spans = []
         self.requests = []  # (path, content type, authorization)
         self.cv = threading.Condition()
@@ -94,6 +97,8 @@ class Receiver:
                             for sp in ss.spans:
                                 recv.spans.append((svc, sp))
                     recv.cv.notify_all()
+                if recv.hold is not None:
+                    recv.hold.wait(60)
                 out = pb.ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")

@@ -56,10 +56,17 @@ def slow(state, payload, ctx):
     return None, wrappers_pb2.Int64Value(value=7)
 
 
+def fire(state, payload, ctx):
+    ctx.side_effect("counter", "Slow")  # delivered after the turn, held by GATE
+    return None, wrappers_pb2.Int64Value(value=1)
+
+
 def start_host(gw, system=SYS):
     h = ActorHost(gw.addr, system, proto_path=os.path.join(mgw.BUILD, "python-gen"))
     h.add_actor("counter", {"Add": add, "Fail": fail, "Slow": slow}, stateful=True,
                 kind="NAMED")
+    h.add_actor("fx", {"Fire": fire}, stateful=False, kind="NAMED")
+    h.add_actor("brief", {"Add": add}, stateful=True, kind="NAMED", deactivate_ms=200)
     h.start()
     if not h.registered.wait(15):
         raise RuntimeError("the host did not register")
@@ -121,6 +128,14 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(total, calls)
         host = value(s, "spawn_invocation_host_seconds_count", system=SYS, actor="counter")
         self.assertGreaterEqual(host, 2 * N)
+        # Every call sent to the host waited in the queue first (observed once).
+        self.assertEqual(value(s, "spawn_invocation_queue_seconds_count", system=SYS,
+                               actor="counter"), host)
+        self.assertGreaterEqual(value(s, "spawn_store_batch_rows_count", op="save"), 1)
+        self.assertGreaterEqual(value(s, "spawn_store_batch_rows_sum", op="save"),
+                                value(s, "spawn_store_batch_rows_count", op="save"))
+        for cls in ("bulk", "urgent"):
+            self.assertIn(("spawn_persist_queue_depth", frozenset({("class", cls)})), s)
         self.assertEqual(value(s, "spawn_invocation_host_seconds_bucket", system=SYS,
                                actor="counter", le="+Inf"), host)
         self.assertEqual(value(s, "spawn_activations_total", system=SYS, actor="counter"), 1)
@@ -184,13 +199,58 @@ class MetricsTest(unittest.TestCase):
                                action="Add", status="OK"), ok0 + 1)
         self.assertGreaterEqual(value(s, "spawn_store_operation_seconds_count", op="schedule"), 2)
 
+    def test_f_queues_effects_and_deactivations(self):
+        """What waits: request bytes in a mailbox behind a held turn, a side
+        effect in delivery while its target holds it; and an actor freed by
+        its deactivation timeout."""
+        def gauge(name, **labels):
+            return value(mgw.parse(self.gw.metrics()), name, **labels)
+        GATE.clear()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(2) as ex:
+                held = ex.submit(self.client.invoke, SYS, "counter", "Slow")
+                mgw.wait_until(lambda: gauge("spawn_host_tasks_in_flight", system=SYS) == 1,
+                               "the held turn at the host")
+                self.assertEqual(gauge("spawn_mailbox_queued_bytes"), 0)
+                queued = ex.submit(self.add, 5)
+                mgw.wait_until(lambda: gauge("spawn_mailbox_queued_bytes") > 0,
+                               "the call queued behind the held turn")
+                GATE.set()
+                held.result(30)
+                queued.result(30)
+            self.assertEqual(gauge("spawn_mailbox_queued_bytes"), 0)
+            GATE.clear()
+            self.client.invoke(SYS, "fx", "Fire")
+            mgw.wait_until(lambda: gauge("spawn_outbox_effects", state="in_flight") == 1,
+                           "the side effect in delivery")
+            GATE.set()
+            mgw.wait_until(lambda: gauge("spawn_outbox_effects", state="in_flight") == 0,
+                           "the side effect delivered")
+            self.assertEqual(gauge("spawn_outbox_effects", state="parked"), 0)
+        finally:
+            GATE.set()
+        d0 = gauge("spawn_deactivations_total", system=SYS, actor="brief")
+        self.client.invoke(SYS, "brief", "Add", wrappers_pb2.Int64Value(value=1))
+        mgw.wait_until(lambda: gauge("spawn_deactivations_total", system=SYS,
+                                     actor="brief") == d0 + 1, "brief deactivated")
+        self.assertEqual(gauge("spawn_actors_active", system=SYS, actor="brief"), 0)
+
     def test_d_hostile_http(self):
-        for path in ("/metrics/x", "/healthz/../metrics", "/readyz/", "/metricsx",
-                     "/metrics/%ff%fe", "/readyz%0a"):
-            st, _ = self.gw.get(path)
-            # 404, or 400 from the JSON routes' catch-all for a path that is
-            # not UTF-8 text without control bytes: never served.
-            self.assertIn(st, (400, 404), path)
+        for path in ("/metrics/x", "/readyz/", "/metricsx"):
+            self.assertEqual(self.gw.get(path)[0], 404, path)
+        # The request target is checked before any route (gateway/http/
+        # uricheck.c): an encoded NUL used to cut "/metrics%00" to "/metrics".
+        for path, why in (("/metrics%00", b"encoded NUL"), ("/healthz%00/x", b"encoded NUL"),
+                          ("/readyz?x=%00", b"encoded NUL"), ("/metrics/%ff%fe", b"UTF-8"),
+                          ("/readyz%0a", b"control byte"), ("/healthz/../metrics", b"'..'"),
+                          ("/%2e%2e/metrics", b"'..'"), ("//metrics", b"empty segment"),
+                          ("/metrics%2", b"percent escape")):
+            st, body = self.gw.get(path)
+            self.assertEqual(st, 400, path)
+            self.assertTrue(body.startswith(b'{"code":3,"message":"') and why in body,
+                            (path, body))
+        st, body = self.gw.get("/metrics/" + "a" * 5000)
+        self.assertEqual(st, 414, body)
         st, _ = self.gw.get("/metrics", method="POST", body=b"x")
         self.assertIn(st, (404, 405))
         st, body = self.gw.get("/healthz", body=b"x" * 10000)

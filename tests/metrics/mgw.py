@@ -7,6 +7,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -21,6 +22,16 @@ GATEWAY = os.environ.get("SPAWN_GATEWAY") or os.path.join(BUILD, "gateway", "spa
 KEY = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
 
 
+def free_port():
+    """A loopback port free now (for a listener that must know its port
+    before it starts: a cluster member's --advertise)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_until(fn, what, timeout=20.0):
     end = time.monotonic() + timeout
     while True:
@@ -33,13 +44,14 @@ def wait_until(fn, what, timeout=20.0):
 
 
 class Gateway:
-    def __init__(self, d, extra=(), name="gateway", ca=None, http=True):
+    def __init__(self, d, extra=(), name="gateway", ca=None, http=True, listen="127.0.0.1:0"):
         """ca: the CA file that verifies the listener when --tls-cert makes
-        --http serve HTTPS. http=False: no --http (gRPC only)."""
+        --http serve HTTPS. http=False: no --http (gRPC only). listen: the
+        gRPC listener (a fixed port for a cluster member's --advertise)."""
         self.d = d
         self.ca = ca
         self.https = False
-        argv = [GATEWAY, "--listen", "127.0.0.1:0"] + (["--http", "127.0.0.1:0"] if http else []) + [
+        argv = [GATEWAY, "--listen", listen] + (["--http", "127.0.0.1:0"] if http else []) + [
                 "--statestore", "sqlite://" + os.path.join(d, name + ".db"),
                 "--registration-grace", "0", "--log-level", "info"] + list(extra)
         env = dict(os.environ, SPAWN_STATESTORE_KEY=KEY)

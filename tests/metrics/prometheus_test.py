@@ -14,7 +14,6 @@ sleeps."""
 import concurrent.futures
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,12 +30,7 @@ from spawn_client import SpawnClient  # noqa: E402
 N = 500
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = mgw.free_port
 
 
 class Prometheus:

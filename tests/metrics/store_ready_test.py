@@ -109,22 +109,30 @@ class Proxy:
         self.ls.close()
 
 
+def schema_urls(test, prefix):
+    """A schema of its own on the fixture's PostgreSQL (dropped at the
+    test's cleanup): (its URL, its URL through a Proxy the test may cut,
+    the proxy)."""
+    server = os.environ.get("SPAWN_TEST_POSTGRES_URL")
+    test.assertTrue(server, "SPAWN_TEST_POSTGRES_URL is not set: run through with-db.sh")
+    u = urllib.parse.urlsplit(server)
+    schema = "%s_%d_%d" % (prefix, os.getpid(), int(time.time() * 1000) % 10**9)
+    psql(server, "CREATE SCHEMA %s" % schema)
+    test.addCleanup(psql, server, "DROP SCHEMA %s CASCADE" % schema)
+    proxy = Proxy(u.hostname, u.port)
+    test.addCleanup(proxy.close)
+    q = u.query + ("&" if u.query else "") + "options=" + urllib.parse.quote(
+        "-csearch_path=%s" % schema, safe="")
+    direct = urllib.parse.urlunsplit((u.scheme, u.netloc, u.path, q, ""))
+    netloc = "%s@127.0.0.1:%d" % (u.netloc.rsplit("@", 1)[0], proxy.port)
+    return direct, urllib.parse.urlunsplit((u.scheme, netloc, u.path, q, "")), proxy
+
+
 class StoreReadyTest(unittest.TestCase):
     def proxied(self):
         """A schema of its own on the fixture's PostgreSQL, reached through
         a proxy the test cuts: (url, proxy); both cleaned up."""
-        server = os.environ.get("SPAWN_TEST_POSTGRES_URL")
-        self.assertTrue(server, "SPAWN_TEST_POSTGRES_URL is not set: run through with-db.sh")
-        u = urllib.parse.urlsplit(server)
-        schema = "mready_%d_%d" % (os.getpid(), int(time.time() * 1000) % 10**9)
-        psql(server, "CREATE SCHEMA %s" % schema)
-        self.addCleanup(psql, server, "DROP SCHEMA %s CASCADE" % schema)
-        proxy = Proxy(u.hostname, u.port)
-        self.addCleanup(proxy.close)
-        netloc = "%s@127.0.0.1:%d" % (u.netloc.rsplit("@", 1)[0], proxy.port)
-        q = u.query + ("&" if u.query else "") + "options=" + urllib.parse.quote(
-            "-csearch_path=%s" % schema, safe="")
-        return urllib.parse.urlunsplit((u.scheme, netloc, u.path, q, "")), proxy
+        return schema_urls(self, "mready")[1:]
 
     def test_grpc_health_follows_the_statestore_without_http(self):
         """No --http: the gRPC health service alone still follows the store."""
@@ -144,45 +152,32 @@ class StoreReadyTest(unittest.TestCase):
                 self.assertEqual(gw.stop(60), 0)
 
     def test_readiness_follows_the_statestore(self):
-        server = os.environ.get("SPAWN_TEST_POSTGRES_URL")
-        self.assertTrue(server, "SPAWN_TEST_POSTGRES_URL is not set: run through with-db.sh")
-        u = urllib.parse.urlsplit(server)
-        schema = "mready_%d_%d" % (os.getpid(), int(time.time() * 1000) % 10**9)
-        psql(server, "CREATE SCHEMA %s" % schema)
-        proxy = Proxy(u.hostname, u.port)
-        netloc = "%s@127.0.0.1:%d" % (u.netloc.rsplit("@", 1)[0], proxy.port)
-        q = u.query + ("&" if u.query else "") + "options=" + urllib.parse.quote(
-            "-csearch_path=%s" % schema, safe="")
-        url = urllib.parse.urlunsplit((u.scheme, netloc, u.path, q, ""))
-        try:
-            with tempfile.TemporaryDirectory() as d:
-                gw = mgw.Gateway(d, ["--statestore", url])
-                try:
-                    mgw.wait_until(lambda: gw.get("/readyz")[0] == 200, "ready")
-                    self.assertEqual(value(mgw.parse(gw.metrics()), "spawn_store_up"), 1)
-                    self.assertEqual(grpc_health(gw.addr), 1)
-                    proxy.cut()
-                    st, body = mgw.wait_until(
-                        lambda: (lambda r: r if r[0] == 503 else None)(gw.get("/readyz")),
-                        "/readyz 503 with the statestore cut off", 30)
-                    self.assertIn(b"statestore", body)
-                    self.assertEqual(gw.get("/healthz")[0], 200)
-                    # The gRPC health service agrees (one condition behind both).
-                    self.assertEqual(grpc_health(gw.addr), 2)
-                    s = mgw.parse(gw.metrics())
-                    self.assertEqual(value(s, "spawn_store_up"), 0)
-                    self.assertEqual(value(s, "spawn_ready"), 0)
-                    proxy.heal()
-                    mgw.wait_until(lambda: gw.get("/readyz")[0] == 200,
-                                   "ready again once the statestore is back", 60)
-                    self.assertEqual(value(mgw.parse(gw.metrics()), "spawn_store_up"), 1)
-                    self.assertEqual(grpc_health(gw.addr), 1)
-                finally:
-                    proxy.heal()
-                    self.assertEqual(gw.stop(60), 0)
-        finally:
-            proxy.close()
-            psql(server, "DROP SCHEMA %s CASCADE" % schema)
+        url, proxy = self.proxied()
+        with tempfile.TemporaryDirectory() as d:
+            gw = mgw.Gateway(d, ["--statestore", url])
+            try:
+                mgw.wait_until(lambda: gw.get("/readyz")[0] == 200, "ready")
+                self.assertEqual(value(mgw.parse(gw.metrics()), "spawn_store_up"), 1)
+                self.assertEqual(grpc_health(gw.addr), 1)
+                proxy.cut()
+                st, body = mgw.wait_until(
+                    lambda: (lambda r: r if r[0] == 503 else None)(gw.get("/readyz")),
+                    "/readyz 503 with the statestore cut off", 30)
+                self.assertIn(b"statestore", body)
+                self.assertEqual(gw.get("/healthz")[0], 200)
+                # The gRPC health service agrees (one condition behind both).
+                self.assertEqual(grpc_health(gw.addr), 2)
+                s = mgw.parse(gw.metrics())
+                self.assertEqual(value(s, "spawn_store_up"), 0)
+                self.assertEqual(value(s, "spawn_ready"), 0)
+                proxy.heal()
+                mgw.wait_until(lambda: gw.get("/readyz")[0] == 200,
+                               "ready again once the statestore is back", 60)
+                self.assertEqual(value(mgw.parse(gw.metrics()), "spawn_store_up"), 1)
+                self.assertEqual(grpc_health(gw.addr), 1)
+            finally:
+                proxy.heal()
+                self.assertEqual(gw.stop(60), 0)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "uricheck.h"
 
 typedef struct got {
 	char buf[4096];
@@ -35,10 +36,11 @@ static size_t collect(char *p, size_t size, size_t n, void *user)
 static long request(CURL *e, int port, const char *method, const char *path, const void *body,
                     size_t len, got *g)
 {
-	char url[256];
+	char url[GW_HTTP_MAX_URI + 64];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
 	memset(g, 0, sizeof *g);
 	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* "..", "//" reach the listener */
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 	if (body) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
@@ -156,6 +158,81 @@ START_TEST(routes_match_by_method_and_longest_prefix)
 }
 END_TEST
 
+/* The request target is checked before any route (uricheck.h): an
+ * encoded NUL no longer cuts "/api%00x" to the route "/api". */
+START_TEST(bad_targets_are_refused_400_before_any_route_and_the_connection_serves_on)
+{
+	gw_http *h = start(0, 0);
+	CURL *e = curl_easy_init();
+	got g;
+	int port = gw_http_port(h);
+	static const struct {
+		const char *path, *why;
+	} bad[] = {
+	    {"/api%00", "encoded NUL"},
+	    {"/api%00/x", "encoded NUL"},
+	    {"/api/x?x=a%00b", "encoded NUL"},
+	    {"/api/%ff", "not valid UTF-8"},
+	    {"/api/%c0%af", "not valid UTF-8"},           /* overlong '/' */
+	    {"/api/%ed%a0%80", "not valid UTF-8"},        /* a surrogate */
+	    {"/api/x?x=%f4%90%80%80", "not valid UTF-8"}, /* past U+10FFFF */
+	    {"/api/%0a", "control byte"},
+	    {"/api/%7f", "control byte"},
+	    {"/api/%zz", "malformed percent escape"},
+	    {"/api/x%4", "malformed percent escape"},
+	    {"/api/../park", "'..' segment"},
+	    {"/api/%2e%2e/park", "'..' segment"},
+	    {"/api/./x", "'..' segment"},
+	    {"//api", "empty segment"},
+	    {"/api//x", "empty segment"},
+	    {"/api/%2f/x", "empty segment"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_int_eq(request(e, port, "POST", bad[i].path, "body", 4, &g), 400);
+		ck_assert_msg(strstr(g.buf, "{\"code\":3,\"message\":\"") == g.buf &&
+		                  strstr(g.buf, bad[i].why),
+		              "%s: %s", bad[i].path, g.buf);
+		ck_assert_int_eq(request(e, port, "POST", "/api/ok", "x", 1, &g), 200);
+		ck_assert_str_eq(g.buf, "POST /api/ok x=- body=x");
+	}
+	char longp[GW_HTTP_MAX_URI + 16] = "/api/";
+	memset(longp + 5, 'a', GW_HTTP_MAX_URI);
+	longp[GW_HTTP_MAX_URI + 5] = 0;
+	ck_assert_int_eq(request(e, port, "POST", longp, "", 0, &g), 414);
+	longp[GW_HTTP_MAX_URI] = 0; /* exactly the bound: served */
+	ck_assert_int_eq(request(e, port, "POST", longp, "", 0, &g), 200);
+	/* What stays allowed: UTF-8 names, escapes of ordinary bytes, '+'. */
+	ck_assert_int_eq(request(e, port, "POST", "/api/%C3%A9t%C3%A9?x=a+b%2Bc", "", 0, &g), 200);
+	ck_assert_str_eq(g.buf, "POST /api/\xc3\xa9t\xc3\xa9 x=a b+c body=");
+	ck_assert_int_eq(request(e, port, "POST", "/api/x.y/..z", "", 0, &g), 200);
+	gw_http_stats st;
+	gw_http_get_stats(h, &st);
+	ck_assert_uint_eq(st.not_found, sizeof bad / sizeof bad[0] + 1);
+	curl_easy_cleanup(e);
+	gw_http_destroy(h);
+}
+END_TEST
+
+START_TEST(the_target_check_alone)
+{
+	ck_assert_ptr_null(gw_http_check_uri("/metrics"));
+	ck_assert_ptr_null(gw_http_check_uri("/"));
+	ck_assert_ptr_null(gw_http_check_uri("/readyz/"));
+	const gw_uri_refusal *r = gw_http_check_uri("/metrics%00");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->status, 400);
+	ck_assert(gw_http_is_uri_refusal(r));
+	ck_assert(!gw_http_is_uri_refusal(&r));
+	ck_assert_int_eq(gw_http_check_uri("")->status, 400);
+	ck_assert_int_eq(gw_http_check_uri("*")->status, 400);
+	ck_assert_int_eq(gw_http_check_uri(NULL)->status, 400);
+	ck_assert_int_eq(gw_http_check_uri("/%")->status, 400);
+	ck_assert_int_eq(gw_http_check_uri("/..")->status, 400);
+	ck_assert_int_eq(gw_http_check_uri("/x?%")->status, 400);
+	ck_assert_ptr_null(gw_http_check_uri("/x?"));
+}
+END_TEST
+
 START_TEST(a_body_over_the_bound_is_refused_413_and_the_next_call_served)
 {
 	gw_http *h = start(0, 1024);
@@ -266,6 +343,9 @@ int main(void)
 	tcase_add_test(tc, replies_come_later_from_another_thread_and_the_pending_bound_holds);
 	tcase_add_test(tc, drain_refuses_new_requests_and_destroy_answers_the_parked_ones);
 	tcase_add_test(tc, bad_addresses_are_refused);
+	tcase_add_test(tc,
+	               bad_targets_are_refused_400_before_any_route_and_the_connection_serves_on);
+	tcase_add_test(tc, the_target_check_alone);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
