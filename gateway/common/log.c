@@ -313,7 +313,7 @@ static void emit_json(gw_log_level l, const char *msg, uint64_t dropped)
 	jraw(&b, "{\"time\":", 8);
 	jstr(&b, t);
 	jfield(&b, "level", names[l]);
-	jfield(&b, "msg", msg);
+	jfield(&b, "message", msg);
 	const gw_log_ctx *c = thread_ctx;
 	if (c) {
 		jfield(&b, "system", c->system);

@@ -39,7 +39,7 @@ void gw_log_set_rate(int burst, int64_t interval_ms);
 int gw_log_parse_rate(const char *s, int *burst, int64_t *interval_ms);
 
 /* Line formats (--log-format). TEXT: "HH:MM:SS.mmm LEVEL message". JSON:
- * one object per line, {"time": RFC 3339 UTC with ms, "level", "msg", and
+ * one object per line, {"time": RFC 3339 UTC with ms, "level", "message", and
  * when the thread's log context has them "system", "actor", "action",
  * "trace_id", "request_id"; "suppressed": N when lines of the site were
  * dropped}. Strings are escaped per RFC 8259 and made valid UTF-8 (an

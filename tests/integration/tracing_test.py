@@ -355,7 +355,7 @@ class TracingTest(unittest.TestCase):
                 objs.append(json.loads(line))
             except ValueError:
                 self.fail("not a JSON line: %r" % line)
-        b = [o for o in objs if o.get("msg", "").startswith("broadcast from front")]
+        b = [o for o in objs if o.get("message", "").startswith("broadcast from front")]
         self.assertTrue(b, "no broadcast line in %s" % objs[-20:])
         self.assertEqual((b[0].get("system"), b[0].get("actor"), b[0].get("action"),
                           b[0].get("trace_id")), ("tr", "front", "go", TRACE))

@@ -163,13 +163,13 @@ class LogsTest(unittest.TestCase):
             self.assertRegex(o.get("time", ""), TIME, o)
             self.assertIn(o.get("level"), ("debug", "info", "warn", "error", "DEBUG", "INFO",
                                            "WARN", "ERROR"), o)
-            self.assertIsInstance(o.get("msg"), str, o)
+            self.assertIsInstance(o.get("message"), str, o)
             objs.append(o)
-        mine = [o for o in objs if o["msg"] == REFUSED]
-        self.assertEqual(len(mine), 3, [o["msg"] for o in objs][-40:])
-        report = [o for o in objs if o["msg"].startswith("similar lines suppressed: admin %s")]
+        mine = [o for o in objs if o["message"] == REFUSED]
+        self.assertEqual(len(mine), 3, [o["message"] for o in objs][-40:])
+        report = [o for o in objs if o["message"].startswith("similar lines suppressed: admin %s")]
         self.assertEqual(sum(o.get("suppressed", 0) for o in mine + report), 27, report)
-        turn = [o for o in objs if o["msg"].startswith("broadcast from counter")]
+        turn = [o for o in objs if o["message"].startswith("broadcast from counter")]
         self.assertTrue(turn, "no line logged during the turn")
         t = turn[0]
         self.assertEqual((t.get("system"), t.get("actor"), t.get("action")),

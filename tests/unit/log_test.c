@@ -267,10 +267,10 @@ START_TEST(json_lines_parse_and_carry_the_thread_context)
 	expect_json("(i!=0 or (o[\"level\"]==\"warn\" and o[\"system\"]==\"shop\" and "
 	            "o[\"actor\"]==\"cart \\\"7\\\"\" and o[\"action\"]==\"Add\" and "
 	            "o[\"request_id\"]==\"42\" and len(o[\"trace_id\"])==32 and "
-	            "o[\"msg\"]==\"quote \\\" backslash \\\\ newline \\n tab \\t ctl \\x01 del "
+	            "o[\"message\"]==\"quote \\\" backslash \\\\ newline \\n tab \\t ctl \\x01 del "
 	            "\\x7f bad \\ufffd\\ufffd e-acute \\u00e9 cut \\ufffd\\ufffd\")) and "
 	            "(i!=1 or (o[\"system\"]==\"bank\" and \"actor\" not in o and "
-	            "o[\"msg\"]==\"nested\")) and "
+	            "o[\"message\"]==\"nested\")) and "
 	            "(i!=2 or (o[\"level\"]==\"error\" and \"system\" not in o)) and "
 	            "o[\"time\"].endswith(\"Z\") and len(o[\"time\"])==24",
 	            out, sizeof out);
@@ -291,7 +291,7 @@ START_TEST(a_json_line_over_the_limit_is_cut_and_still_parses)
 	gw_log_set_format(GW_LOG_TEXT);
 	ck_assert_int_eq(n_lines, 4);
 	char out[4096];
-	expect_json("len(o[\"msg\"])>400 and set(o[\"msg\"][:400])=={\"\\u00e9\"} and "
+	expect_json("len(o[\"message\"])>400 and set(o[\"message\"][:400])=={\"\\u00e9\"} and "
 	            "(i!=3 or o[\"suppressed\"]==2) and (i==3 or \"suppressed\" not in o)",
 	            out, sizeof out);
 }
