@@ -192,9 +192,12 @@ class MetricsTest(unittest.TestCase):
         mgw.wait_until(lambda: value(mgw.parse(self.gw.metrics()),
                                      "spawn_schedule_lateness_seconds_count") == late0 + 1,
                        "the scheduled invocation handed over")
+        # Handed over is not yet answered: the turn is counted when it ends.
         s = mgw.wait_until(
-            lambda: (lambda x: x if value(x, "spawn_schedules_pending") == 0 else None)(
-                mgw.parse(self.gw.metrics())), "the backlog to empty")
+            lambda: (lambda x: x if value(x, "spawn_schedules_pending") == 0 and value(
+                x, "spawn_invocations_total", system=SYS, actor="counter", action="Add",
+                status="OK") >= ok0 + 1 else None)(mgw.parse(self.gw.metrics())),
+            "the backlog to empty and the turn to be counted")
         self.assertEqual(value(s, "spawn_invocations_total", system=SYS, actor="counter",
                                action="Add", status="OK"), ok0 + 1)
         self.assertGreaterEqual(value(s, "spawn_store_operation_seconds_count", op="schedule"), 2)
