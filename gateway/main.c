@@ -165,7 +165,7 @@ static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *
 	                    .pool_size = 1,
 	                    .idle_tx_timeout_ms = (int)gw_cluster_fence_after_ms(
 	                        cfg->heartbeat_ms, cfg->member_timeout_ms),
-	                    /* PostgreSQL: back within a heartbeat or two of the
+	                    /* Back within a heartbeat or two of the
 	                     * database's return after a cut, not after TCP's
 	                     * retransmission backoff (store.h). */
 	                    .net_timeout_ms = (int)gw_cluster_fence_after_ms(
