@@ -839,6 +839,9 @@ int main(int argc, char **argv)
 	    .threads = cfg.threads,
 	    .max_message_bytes = cfg.max_message_bytes,
 	    .drain_ms = cfg.drain_ms,
+	    /* Peers read the view at each heartbeat: one period, and a margin for
+	     * the read itself. */
+	    .leave_ms = cfg.advertise ? cfg.heartbeat_ms + 250 : 0,
 	    .limits = cfg.limits,
 	    .host_queue_bytes = (size_t)cfg.host_queue_bytes,
 	    .host_stall_ms = cfg.host_stall_ms,
