@@ -1187,6 +1187,20 @@ static void watchdog_join(gw_server *s)
 	s->watchdog_started = false;
 }
 
+/* cv_wait_ms waits on s->cv for at most ms (s->mu held). */
+static void cv_wait_ms(gw_server *s, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
 /* wait_calls waits up to ms for the client work calls to finish, and
  * with all for the host streams and the light calls too. */
 static bool wait_calls(gw_server *s, bool all, int64_t ms)
@@ -1197,15 +1211,7 @@ static bool wait_calls(gw_server *s, bool all, int64_t ms)
 		int64_t left = end - spawn_now_ns() / 1000000;
 		if (left <= 0)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		cv_wait_ms(s, left);
 	}
 	bool done = s->client_calls == 0 && (!all || (s->host_calls == 0 && s->light_calls == 0));
 	pthread_mutex_unlock(&s->mu);
@@ -1224,15 +1230,7 @@ static bool wait_slots(gw_server *s, int64_t ms)
 		int64_t left = end - spawn_now_ns() / 1000000;
 		if (left <= 0)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		cv_wait_ms(s, left);
 	}
 	bool done = atomic_load(&s->slots) == 0 && s->light_calls == 0;
 	pthread_mutex_unlock(&s->mu);
@@ -1248,15 +1246,7 @@ static void park_wait(gw_server *s, int64_t ms)
 		int64_t left = end - spawn_now_ns() / 1000000;
 		if (left <= 0)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		cv_wait_ms(s, left);
 	}
 	pthread_mutex_unlock(&s->mu);
 }
