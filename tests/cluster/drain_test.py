@@ -112,9 +112,15 @@ class DrainTest(unittest.TestCase):
                 g.stop()
             ok = sum(1 for o in ops if o.outcome == history.OK)
             refused = sum(1 for o in ops if o.outcome == history.FAIL)
-            unknown = [o for o in ops if o.outcome == history.UNKNOWN]
-            print("drain: %d restarts, %d calls: %d ok, %d refused (never ran), %d unknown"
-                  % (RESTARTS, len(ops), ok, refused, len(unknown)), file=sys.stderr)
+            # A call that reaches the new gateway before its host registered
+            # again is answered NOT_FOUND (no host serves the actor): it never
+            # ran either, and is no part of the drain.
+            early = [o for o in ops if o.outcome == history.UNKNOWN and o.code == "NOT_FOUND"
+                     and "not found in system" in o.message]
+            unknown = [o for o in ops if o.outcome == history.UNKNOWN and o not in early]
+            print("drain: %d restarts, %d calls: %d ok, %d refused (never ran), %d before the "
+                  "host registered, %d unknown"
+                  % (RESTARTS, len(ops), ok, refused, len(early), len(unknown)), file=sys.stderr)
             self.assertGreater(refused, 0, "no call was made while the gateway stopped")
             self.assertEqual(unknown, [], "calls with an unknown outcome")
 
