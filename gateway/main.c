@@ -166,7 +166,7 @@ static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *
 	                    .pool_size = 1,
 	                    .idle_tx_timeout_ms = (int)gw_cluster_fence_after_ms(
 	                        cfg->heartbeat_ms, cfg->member_timeout_ms),
-	                    /* PostgreSQL: back within a heartbeat or two of the
+	                    /* Back within a heartbeat or two of the
 	                     * database's return after a cut, not after TCP's
 	                     * retransmission backoff (store.h). */
 	                    .net_timeout_ms = (int)gw_cluster_fence_after_ms(
@@ -840,6 +840,9 @@ int main(int argc, char **argv)
 	    .threads = cfg.threads,
 	    .max_message_bytes = cfg.max_message_bytes,
 	    .drain_ms = cfg.drain_ms,
+	    /* Peers read the view at each heartbeat: one period, and a margin for
+	     * the read itself. */
+	    .leave_ms = cfg.advertise ? cfg.heartbeat_ms + 250 : 0,
 	    .limits = cfg.limits,
 	    .host_queue_bytes = (size_t)cfg.host_queue_bytes,
 	    .host_stall_ms = cfg.host_stall_ms,

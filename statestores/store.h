@@ -102,14 +102,16 @@ typedef struct gw_store_opts {
 	 * (docs/design/cluster.md, "The member loses the database").
 	 * 0 = the server's default. SQLite ignores it. Appended member. */
 	int idle_tx_timeout_ms;
-	/* PostgreSQL: a connection whose sent data stays unacknowledged this
+	/* PostgreSQL and MariaDB: a connection whose sent data stays unacknowledged this
 	 * long is dropped (libpq tcp_user_timeout; connect_timeout the same,
 	 * in seconds, at least 2), unless the URL sets them. The membership's
 	 * own handle sets it to the fence time, so after the database was cut
 	 * off it reconnects within a heartbeat or two of its return instead
 	 * of waiting out TCP's retransmission backoff (docs/design/cluster.md).
-	 * 0 = the driver's defaults (30 s, 10 s). MariaDB and SQLite ignore
-	 * it. Appended member. */
+	 * MariaDB: the same, TCP_USER_TIMEOUT set on each connection (TCP;
+	 * not a unix socket) and connect_timeout in seconds, at least 2 (or
+	 * the URL's when shorter). 0 = the driver's defaults (30 s, 10 s).
+	 * SQLite ignores it. Appended member. */
 	int net_timeout_ms;
 } gw_store_opts;
 

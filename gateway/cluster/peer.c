@@ -95,7 +95,13 @@ static void complete(gw_peer_call *c)
 	char *owner = trailer(&c->trailing, "spawn-owner");
 	char *retry = trailer(&c->trailing, "spawn-retry");
 	char *refused = trailer(&c->trailing, GW_PEER_REFUSED_KEY);
-	bool nd = retry && !strcmp(retry, "not-dispatched");
+	/* Not dispatched: the owner said so, or gRPC found no connection to
+	 * it and never sent the call (the owner down or restarting; gRPC
+	 * core's message for a pick that failed, which Spawn's test clients
+	 * match too: tests/cluster/chaos.py NOT_SENT). */
+	bool nd = (retry && !strcmp(retry, "not-dispatched")) ||
+	          (c->status == GRPC_STATUS_UNAVAILABLE && details &&
+	           !strncmp(details, GW_PEER_NOT_SENT, sizeof GW_PEER_NOT_SENT - 1));
 	bool pr = refused && !strcmp(refused, GW_PEER_REFUSED) &&
 	          (c->status == GRPC_STATUS_UNAUTHENTICATED ||
 	           c->status == GRPC_STATUS_PERMISSION_DENIED);

@@ -61,10 +61,15 @@ void gw_peers_destroy(gw_peers *p);
 #define GW_PEER_REFUSED_KEY "spawn-peer"
 #define GW_PEER_REFUSED     "refused"
 
+/* The start of gRPC core's message for a call that found no connection to
+ * the member and was never sent (UNAVAILABLE). */
+#define GW_PEER_NOT_SENT "failed to connect to all addresses"
+
 /* Completion of a call, on the peer thread: code and details (borrowed),
  * resp the response message (borrowed; NULL unless code is OK), owner the
  * value of the "spawn-owner" trailer (borrowed; NULL when absent),
- * not_dispatched the "spawn-retry: not-dispatched" trailer and
+ * not_dispatched the "spawn-retry: not-dispatched" trailer (or a call
+ * gRPC never sent: UNAVAILABLE GW_PEER_NOT_SENT) and
  * peer_refused the GW_PEER_REFUSED_KEY trailer (the member refused this
  * one as a peer). */
 typedef void (*gw_peer_done_fn)(void *user, grpc_status_code code, const char *details,

@@ -34,6 +34,7 @@ typedef struct fwd {
 	                            delay (the owner's view may be the one behind) */
 	int64_t wait_until;      /* WAITING: monotonic ms */
 	struct fwd *prev, *next; /* r->waiting */
+	char to[128];            /* FORWARDED: the owner's address (for the log) */
 } fwd;
 
 /* One gw_router_await: a wait for a view newer than version. */
@@ -445,6 +446,7 @@ static bool decide(gw_router *r, fwd *f, bool offered)
 		return true;
 	}
 	snprintf(address, sizeof address, "%s", m->address);
+	snprintf(f->to, sizeof f->to, "%s", m->address);
 	snprintf(self_id, sizeof self_id, "%s",
 	         r->fenced_id[0] ? r->fenced_id : r->view->v.members[r->view->v.self].id);
 	f->attempts++;
@@ -493,10 +495,24 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 	r->o.peer_ops->rele(f->call);
 	f->call = NULL;
 	bool cancelled = inv->route_cancelled;
-	if (code == GRPC_STATUS_FAILED_PRECONDITION && owner && !cancelled && !r->stop) {
+	/* Refused (not the owner in its view), or not run there: the owner was
+	 * stopping (draining) or unreachable, which a newer view settles as a
+	 * refusal does; the call waits or retries here rather than fail
+	 * (bounded by GW_ROUTE_HOPS and its deadline). */
+	bool moved = code == GRPC_STATUS_FAILED_PRECONDITION && owner;
+	bool retry = moved || (code == GRPC_STATUS_UNAVAILABLE && not_dispatched);
+	if (retry && !cancelled && !r->stop) {
 		/* Refused: not the owner in its view. Wait for a newer view
 		 * than the one this forward used, then decide again. */
 		atomic_fetch_add(&r->refused, 1);
+		if (r->fenced_id[0] && !moved) {
+			/* FENCED: no view comes; the caller may retry elsewhere. */
+			release_locked(r, f);
+			pthread_mutex_unlock(&r->mu);
+			fwd_free(f);
+			finish(inv, GW_EUNAVAIL, true, "%s%s", details, "");
+			return;
+		}
 		if (r->fenced_id[0]) {
 			/* FENCED: the owner's view still has this member's old
 			 * incarnation (until it is declared dead); fail at once
@@ -540,6 +556,12 @@ static void forward_done(void *user, grpc_status_code code, const char *details,
 	}
 	release_locked(r, f);
 	pthread_mutex_unlock(&r->mu);
+	if ((code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_CANCELLED) && !not_dispatched &&
+	    !cancelled)
+		GW_WARN("cluster: the forward of a call to actor %s to %s ended %s (%s): its "
+		        "outcome is unknown",
+		        actor_name(inv), f->to,
+		        code == GRPC_STATUS_CANCELLED ? "CANCELLED" : "UNAVAILABLE", details);
 	fwd_free(f);
 	if (code == GRPC_STATUS_OK) {
 		Spawn__InvocationResponse *ir = NULL;

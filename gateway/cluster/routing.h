@@ -12,7 +12,8 @@
  *   (offered) --- owner is another member -----> FORWARDED  [Peer.Forward, deadline = the call's]
  *   (offered) --- no view / fenced / none -----> WAITING
  *   FORWARDED --- answer (any but a refusal) --> (done)     [the owner's answer, as a local one]
- *   FORWARDED --- FAILED_PRECONDITION + spawn-owner --> WAITING [for a view newer than the one
+ *   FORWARDED --- FAILED_PRECONDITION + spawn-owner, or UNAVAILABLE not dispatched (the owner
+ *                 draining, or unreachable) --> WAITING [for a view newer than the one
  * used] WAITING ----- newer view ------------------> (offered again) WAITING ----- deadline
  * --------------------> (done)     [DEADLINE_EXCEEDED] WAITING ----- wait cap, owner none -------->
  * (runtime)  [answers as a gateway without the host] any --------- caller gone ----------------->

@@ -759,8 +759,7 @@ void gwi_ucall_adopt(gw_server *s, gwi_cq *q, grpc_call *call, gpr_timespec dead
 		atomic_fetch_sub(&c->refs, 1);
 	}
 	if (c->kind != GWI_CALL_CLIENT) {
-		c->not_dispatched = true;
-		gwi_ucall_reply(c, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down", NULL);
+		gwi_ucall_refuse_draining(c);
 		return;
 	}
 	c->phase = GWI_C_RECEIVING;
@@ -821,8 +820,7 @@ static void ucall_tag(gwi_tag *t, bool ok)
 	} else if (c->kind != GWI_CALL_CLIENT) {
 		/* Arrived after the drain began (gw_server_shutdown): never
 		 * dispatched, so a client may retry it on another gateway. */
-		c->not_dispatched = true;
-		gwi_ucall_reply(c, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down", NULL);
+		gwi_ucall_refuse_draining(c);
 	} else if (c->method == GWI_M_INVOKE) {
 		handle_invoke(c);
 	} else if (c->method == GWI_M_FORWARD) {
@@ -851,6 +849,27 @@ static void ucall_tag(gwi_tag *t, bool ok)
 	/* Counted as a call, and a refusal's reply started: the shutdown's
 	 * cancel_all may follow (c may be gone by now; srv is not). */
 	slot_done(srv);
+}
+
+static void refuse_now(gwi_ucall *c)
+{
+	c->not_dispatched = true;
+	gwi_ucall_reply(c, GRPC_STATUS_UNAVAILABLE, "the gateway is shutting down", NULL);
+}
+
+void gwi_ucall_refuse_draining(gwi_ucall *c)
+{
+	gw_server *s = c->srv;
+	pthread_mutex_lock(&s->mu);
+	bool park = s->parking && s->nparked < GWI_PARK_MAX;
+	if (park) {
+		c->park_next = s->parked;
+		s->parked = c;
+		s->nparked++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (!park)
+		refuse_now(c);
 }
 
 /* ucall_closed: the close op completed. cancelled says the client went
@@ -1168,6 +1187,20 @@ static void watchdog_join(gw_server *s)
 	s->watchdog_started = false;
 }
 
+/* cv_wait_ms waits on s->cv for at most ms (s->mu held). */
+static void cv_wait_ms(gw_server *s, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
 /* wait_calls waits up to ms for the client work calls to finish, and
  * with all for the host streams and the light calls too. */
 static bool wait_calls(gw_server *s, bool all, int64_t ms)
@@ -1178,15 +1211,7 @@ static bool wait_calls(gw_server *s, bool all, int64_t ms)
 		int64_t left = end - spawn_now_ns() / 1000000;
 		if (left <= 0)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		cv_wait_ms(s, left);
 	}
 	bool done = s->client_calls == 0 && (!all || (s->host_calls == 0 && s->light_calls == 0));
 	pthread_mutex_unlock(&s->mu);
@@ -1205,19 +1230,25 @@ static bool wait_slots(gw_server *s, int64_t ms)
 		int64_t left = end - spawn_now_ns() / 1000000;
 		if (left <= 0)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		cv_wait_ms(s, left);
 	}
 	bool done = atomic_load(&s->slots) == 0 && s->light_calls == 0;
 	pthread_mutex_unlock(&s->mu);
 	return done;
+}
+
+/* park_wait waits ms (the drain's last phase: calls are parked meanwhile). */
+static void park_wait(gw_server *s, int64_t ms)
+{
+	int64_t end = spawn_now_ns() / 1000000 + ms;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		int64_t left = end - spawn_now_ns() / 1000000;
+		if (left <= 0)
+			break;
+		cv_wait_ms(s, left);
+	}
+	pthread_mutex_unlock(&s->mu);
 }
 
 static void shutdown_tag(gwi_tag *t, bool ok)
@@ -1254,6 +1285,7 @@ void gw_server_shutdown(gw_server *s)
 	pthread_mutex_unlock(&s->mu);
 	if (again)
 		return;
+	int64_t began = spawn_now_ns() / 1000000;
 	gw_server_set_unready(s, GW_UNREADY_DRAINING, true);
 	/* The drain: the listeners stay open, so Health answers NOT_SERVING
 	 * and a new call is refused UNAVAILABLE (not dispatched: a client may
@@ -1261,6 +1293,23 @@ void gw_server_shutdown(gw_server *s)
 	if (!wait_calls(s, false, s->o.drain_ms))
 		GW_WARN("shutdown: client calls still running after %lld ms; cancelling",
 		        (long long)s->o.drain_ms);
+	/* The last phase: calls arriving now are parked, not refused, for
+	 * GWI_PARK_MS, so that a client refused during the drain, which sends
+	 * again after a pause, is waiting for an answer when gRPC's shutdown
+	 * begins rather than sending then (gRPC cancels a stream that reaches
+	 * it after its shutdown began: CANCELLED, an unknown outcome). The
+	 * parked calls are refused after the shutdown: HTTP/2 frames keep
+	 * their order on a connection, so the client reads the GOAWAY first
+	 * and sends its next call on a new connection (refused: the
+	 * listeners are closed) or to another member. */
+	pthread_mutex_lock(&s->mu);
+	s->parking = true;
+	pthread_mutex_unlock(&s->mu);
+	/* In cluster mode, also until every peer has seen this member LEAVING
+	 * (written just before this began): a peer forwards many calls at once
+	 * over one connection, so it must have stopped sending them here. */
+	int64_t park = GWI_PARK_MS, left = began + s->o.leave_ms - spawn_now_ns() / 1000000;
+	park_wait(s, left > park ? left : park);
 	/* Slots are posted until gRPC's shutdown: a call arriving meanwhile
 	 * finds one and is refused not-dispatched, where a call left waiting
 	 * for a slot would be killed by the shutdown. A slot posted after it
@@ -1269,6 +1318,17 @@ void gw_server_shutdown(gw_server *s)
 	 * would help, it would only keep accepting such streams longer.) */
 	shutdown_groups(s);                    /* every listener of every role stops accepting */
 	atomic_store(&s->shutting_down, true); /* no slot is posted again */
+	pthread_mutex_lock(&s->mu);
+	s->parking = false;
+	gwi_ucall *parked = s->parked;
+	s->parked = NULL;
+	s->nparked = 0;
+	pthread_mutex_unlock(&s->mu);
+	while (parked) {
+		gwi_ucall *next = parked->park_next;
+		refuse_now(parked);
+		parked = next;
+	}
 	/* A call gRPC matched with one of our slots just before this reaches
 	 * its CQ thread after it: it must be refused not-dispatched there (the
 	 * client may retry it elsewhere), and the refusal delivered, not

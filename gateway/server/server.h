@@ -76,6 +76,12 @@ typedef struct gw_server_opts {
 	gw_contracts *contracts; /* borrowed, must outlive the server: the registered
 	                            contracts, served as plain gRPC services and by
 	                            reflection (plain.c, reflection.c); NULL = none */
+	int64_t leave_ms;        /* cluster mode: how long after the drain began every peer's
+	                            view has this member LEAVING (and stops forwarding to it);
+	                            the drain's new calls are parked at least until then before
+	                            gRPC's shutdown (docs/design/cluster.md, "The drain");
+	                            0 = GWI_PARK_MS after the calls in flight finished only.
+	                            Appended member. */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed
@@ -146,7 +152,9 @@ size_t gw_server_access_reloaded(gw_server *s);
  * (GW_UNREADY_DRAINING); for up to drain_ms, while client calls in flight
  * finish, the listeners stay open: Health answers NOT_SERVING, a new call
  * is refused UNAVAILABLE with the not-dispatched trailer, a new host stream
- * UNAVAILABLE. Then every listener stops accepting, what remains is
+ * UNAVAILABLE. Then new calls are parked (answered not-dispatched after
+ * the GOAWAY) for 200 ms, and in cluster mode until leave_ms after the
+ * drain began. Then every listener stops accepting, what remains is
  * cancelled (host streams included), and it waits until every call has
  * finished. Blocks: yes. */
 void gw_server_shutdown(gw_server *s);

@@ -74,6 +74,15 @@ struct gw_server {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool draining; /* gw_server_shutdown began: new work calls are refused */
+	/* The drain's last phase (gw_server_shutdown, docs/design/cluster.md
+	 * "The drain"): a work call refused from now on is parked here and
+	 * answered only after gRPC's shutdown sent its GOAWAY, so its client
+	 * reads the GOAWAY before the refusal and sends its next call
+	 * elsewhere, never on a stream gRPC would cancel. Guarded by mu;
+	 * at most GWI_PARK_MAX calls (more are refused at once). */
+	bool parking;
+	struct gwi_ucall *parked; /* borrowed: a list through park_next */
+	int nparked;
 	long client_calls, host_calls;
 	long light_calls; /* answered on the spot (Health, refusals): never drained */
 	bool started;
@@ -183,7 +192,19 @@ typedef struct gwi_ucall {
 	grpc_metadata trailer;
 	grpc_op ops[4];
 	grpc_op close_op;
+	struct gwi_ucall *park_next; /* gw_server.parked; under its mu */
 } gwi_ucall;
+
+/* The drain's last phase: how long new work calls are parked before gRPC's
+ * shutdown (a client pausing after a refusal sends its next call within
+ * it), and how many at most. */
+#define GWI_PARK_MS  200
+#define GWI_PARK_MAX 4096
+
+/* gwi_ucall_refuse_draining answers c (counted light: arrived while the
+ * gateway drains) UNAVAILABLE, not dispatched, now, or parks it for the
+ * drain's last phase (GWI_PARK_MS). Thread: any. */
+void gwi_ucall_refuse_draining(gwi_ucall *c);
 
 /* The trailing metadata of an answer the gateway guarantees it never
  * dispatched to a host, so that a client may retry the call safely

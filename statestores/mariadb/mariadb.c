@@ -614,6 +614,7 @@ static gw_err my_open(const char *url, const gw_store_opts *opts, void **drv)
 		return GW_ENOMEM;
 	d->history = history;
 	d->idle_tx_ms = opts && opts->idle_tx_timeout_ms > 0 ? opts->idle_tx_timeout_ms : 0;
+	d->net_ms = opts && opts->net_timeout_ms > 0 ? opts->net_timeout_ms : 0;
 	if ((e = parse_url(url, &d->u, opts)) != GW_OK)
 		goto fail;
 	char port[12];

@@ -6,9 +6,14 @@
 #include "log.h"
 #include "redact.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include <errmsg.h>
 
@@ -217,6 +222,16 @@ gw_err gwi_my_fail(const my_drv *d, my_conn *mc, MYSQL_STMT *st, const char *wha
 gw_err gwi_my_conn_open(my_drv *d, my_conn *mc, char *why, size_t whylen)
 {
 	unsigned int ct = d->u.connect_timeout, io = IO_TIMEOUT;
+	if (d->net_ms > 0) {
+		/* store.h, net_timeout_ms: connects bounded like PostgreSQL's
+		 * connect_timeout (seconds, at least 2), unless the URL's is
+		 * shorter. */
+		unsigned secs = (unsigned)(d->net_ms + 999) / 1000;
+		if (secs < 2)
+			secs = 2;
+		if (ct > secs)
+			ct = secs;
+	}
 	unsigned int proto = d->u.socket ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
 	my_bool off = 0, on = 1;
 	gw_err e = GW_EUNAVAIL;
@@ -256,6 +271,21 @@ gw_err gwi_my_conn_open(my_drv *d, my_conn *mc, char *why, size_t whylen)
 		if (e != GW_ENOMEM)
 			e = GW_EUNAVAIL;
 		goto fail;
+	}
+	if (d->net_ms > 0 && !d->u.socket) {
+		/* store.h, net_timeout_ms: as libpq's tcp_user_timeout, data sent
+		 * and not acknowledged for this long drops the connection (the
+		 * database cut off: a heartbeat's packets lost), so the next
+		 * statement connects again instead of waiting out TCP's
+		 * retransmission backoff on this one (before: ~12 s after the
+		 * database's return). Not the read timeout: a slow answer (a lock
+		 * wait, a loaded server) is not a lost connection. */
+		unsigned int ut = (unsigned int)d->net_ms;
+		if (setsockopt((int)mysql_get_socket(mc->m), IPPROTO_TCP, TCP_USER_TIMEOUT, &ut,
+		               sizeof ut) != 0) {
+			snprintf(why, whylen, "TCP_USER_TIMEOUT: %s", strerror(errno));
+			goto fail;
+		}
 	}
 	/* READ COMMITTED: the epoch peek sees the latest commit. Strict mode:
 	 * an over-long key is an error, never a silent truncation. */

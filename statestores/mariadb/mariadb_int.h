@@ -106,6 +106,7 @@ typedef struct my_drv {
 	char *where;    /* owned: "user@host:port/db" for messages (no password) */
 	int history;    /* older revisions kept per actor; 0 = none */
 	int idle_tx_ms; /* gw_store_opts.idle_tx_timeout_ms; 0 = the server's */
+	int net_ms;     /* gw_store_opts.net_timeout_ms; 0 = the defaults */
 	my_conn *conns; /* owned: pool.n connections, conns[i] is slot i */
 	gwi_pool pool;  /* which slot a thread holds (driver_util.h) */
 } my_drv;

@@ -118,6 +118,17 @@ static void answer_call_ex(int i, grpc_status_code code, int64_t v, const char *
 		grpc_byte_buffer_destroy(bb);
 }
 
+/* answer_not_dispatched: call i answered UNAVAILABLE with the
+ * not-dispatched trailer (the owner draining; or a forward gRPC never sent,
+ * peer.c). */
+static void answer_not_dispatched(int i, const char *details)
+{
+	pthread_mutex_lock(&pmu);
+	fcall c = calls[i];
+	pthread_mutex_unlock(&pmu);
+	c.fn(c.user, GRPC_STATUS_UNAVAILABLE, details, NULL, NULL, true, false);
+}
+
 /* ---- views ----------------------------------------------------------------------- */
 
 static const char *const served_all[] = {SYS "/a1", SYS "/a2"};
@@ -292,6 +303,45 @@ START_TEST(refusals_wait_for_a_newer_view_and_end_after_four_attempts)
 }
 END_TEST
 
+/* An owner that is stopping refuses a forward not-dispatched (or gRPC could
+ * not reach it): the call waits for a newer view and runs where that view
+ * says, instead of failing to its caller (docs/design/cluster.md, "The
+ * drain"). An UNAVAILABLE without the trailer is an unknown outcome: it
+ * reaches the caller as it is. */
+START_TEST(an_owner_that_stops_sends_the_call_to_the_next_view)
+{
+	view(1, false, true);
+	invoke("a1", 1, 0);
+	ck_assert_int_eq(ncalls_now(), 1);
+	answer_not_dispatched(0, "the gateway is shutting down");
+	ck_assert_int_eq(outs_count(), 0);
+	ck_assert_uint_eq(fake_host_wait_ms(&host, 1, 50), false);
+	view(2, true, false); /* the view without the stopped owner: this member */
+	ck_assert(fake_host_wait(&host, 1));
+	ck_assert_int_eq(outs_count(), 0);
+	/* Another owner, that gRPC could not reach: the same, to the next one. */
+	view(3, false, true);
+	invoke("a2", 2, 0);
+	ck_assert_int_eq(ncalls_now(), 2);
+	answer_not_dispatched(1, "failed to connect to all addresses; last error: refused");
+	view(4, false, true);
+	wait_until(ncalls_now() == 3);
+	ck_assert_uint_eq(calls[2].fr->hops, 2);
+	answer_call(2, GRPC_STATUS_OK, 5, NULL, NULL);
+	ck_assert(wait_outs(1));
+	ck_assert_int_eq(outs[0].err, GW_OK);
+	ck_assert_int_eq(outs[0].tag, 2);
+	/* Cancelled by the owner's gRPC server, with no trailer: unknown. */
+	invoke("a2", 3, 0);
+	ck_assert_int_eq(ncalls_now(), 4);
+	answer_call(3, GRPC_STATUS_UNAVAILABLE, 0, NULL, "Cancelling all calls");
+	ck_assert(wait_outs(2));
+	ck_assert_int_eq(outs[1].err, GW_EUNAVAIL);
+	ck_assert(!outs[1].not_dispatched);
+	ck_assert_str_eq(outs[1].msg, "Cancelling all calls");
+}
+END_TEST
+
 START_TEST(without_a_view_a_call_waits_until_its_deadline)
 {
 	int64_t t0 = now_ms();
@@ -421,6 +471,7 @@ int main(void)
 	    {"cancel", a_cancel_reaches_the_forward_and_a_waiting_call},
 	    {"principal", the_principal_travels_and_a_peer_refusal_is_not_the_callers},
 	    {"fenced", a_fenced_member_forwards_or_fails_at_once},
+	    {"stopping", an_owner_that_stops_sends_the_call_to_the_next_view},
 	};
 	return rtf_run(RTF_SUITE("routing", cases, setup, teardown));
 }
