@@ -180,6 +180,47 @@ START_TEST(utf8_accepts_every_valid_form_and_refuses_the_rest)
 }
 END_TEST
 
+/* gw_wc_utf8 skips 8 printable ASCII bytes at a time: every byte value at
+ * every position of strings of 1..40 bytes gives the answer and the offset
+ * of a byte-by-byte check (a bad byte between two good words, at a word's
+ * edge, in the tail shorter than a word). */
+START_TEST(utf8_word_at_a_time_matches_byte_by_byte)
+{
+	static const uint8_t bytes[] = {0x00, 0x01, '\t', '\n', '\r', 0x1f,
+	                                0x20, '~',  0x7f, 0x80, 0xc3, 0xff};
+	uint8_t buf[41];
+	for (size_t n = 1; n <= 40; n++)
+		for (size_t at = 0; at < n; at++)
+			for (size_t b = 0; b < sizeof bytes; b++)
+				for (int text = 0; text < 2; text++) {
+					for (size_t i = 0; i < n; i++)
+						buf[i] = (uint8_t)('a' + i % 26);
+					uint8_t c = bytes[b];
+					buf[at] = c;
+					/* the one byte decides, alone: printable ASCII and
+					 * (free text) TAB, LF, CR pass; the rest fail at it */
+					bool ok = (c >= 0x20 && c < 0x7f) ||
+					          (text && (c == '\t' || c == '\n' || c == '\r'));
+					size_t off = 999;
+					const char *why = gw_wc_utf8(buf, n, text, &off);
+					ck_assert_msg((why == NULL) == ok,
+					              "n %zu at %zu byte 0x%02x text %d: %s", n, at,
+					              c, text, why ? why : "ok");
+					if (!ok)
+						ck_assert_msg(
+						    off == at,
+						    "n %zu byte 0x%02x: offset %zu, want %zu", n, c,
+						    off, at);
+				}
+	/* valid multi-byte sequences between and across words */
+	const char *mixed = "abcdefgh\xc3\xa9"
+	                    "abcdefg\xe2\x82\xac"
+	                    "abcdefgh\xf0\x9d\x84\x9e";
+	size_t off;
+	ck_assert_ptr_null(gw_wc_utf8((const uint8_t *)mixed, strlen(mixed), false, &off));
+}
+END_TEST
+
 START_TEST(type_urls_must_end_in_a_message_name)
 {
 	static const struct {
@@ -665,6 +706,7 @@ static Suite *wirecheck_suite(void)
 		const TTest *test;
 	} cases[] = {
 	    {"utf8", utf8_accepts_every_valid_form_and_refuses_the_rest},
+	    {"utf8_words", utf8_word_at_a_time_matches_byte_by_byte},
 	    {"type_url", type_urls_must_end_in_a_message_name},
 	    {"reserved", the_spawn_metadata_namespace_is_reserved_in_any_case},
 	    {"nul_in_name", a_nul_inside_a_name_is_refused_naming_the_field},
