@@ -249,6 +249,66 @@ START_TEST(type_urls_must_end_in_a_message_name)
 }
 END_TEST
 
+/* The walker remembers the last type URLs it accepted (per thread): a URL
+ * that passed passes again without its shape walk, and one that differs
+ * from it in any byte, at the same length, is still refused with the
+ * reason and path of a first sight; URLs past the remembered length and
+ * more URLs than are remembered are checked in full every time. */
+START_TEST(remembered_type_urls_never_pass_a_different_url)
+{
+	static const char good[] = "type.googleapis.com/examples.incrementor.Add";
+	static const struct {
+		const char *bad; /* same length as good */
+		const char *why;
+	} bads[] = {
+	    {"type.googleapis.com/examples.incrementor.Ad\x01", "control character at offset 43"},
+	    {"type.googleapis.com/examples.incrementor.Ad\x00", "NUL byte at offset 43"},
+	    {"type.googleapis.com/examples.incrementor.Ad-", "not a type URL"},
+	    {"type.googleapis.com/examples.incrementor..dd", "not a type URL"},
+	    {"type.googleapis.com/examples.incrementor..dd", "not a type URL"},
+	};
+	for (int round = 0; round < 3; round++) {
+		req r;
+		req_init(&r, "spawn-system", "incrementor", "Add", NULL, NULL);
+		packed p = pack(&r.rq.base);
+		expect_ok(IRQ, &p, NULL); /* good, remembered from here on */
+		expect_ok(IRQ, &p, NULL);
+		free(p.data);
+		for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
+			req_init(&r, "spawn-system", "incrementor", "Add", NULL, NULL);
+			r.any.type_url = (char *)good;
+			p = pack(&r.rq.base);
+			patch_n(&p, good, bads[i].bad, sizeof good - 1);
+			expect_bad(IRQ, &p, NULL, "value.type_url", bads[i].why);
+			free(p.data);
+		}
+		/* more distinct URLs than are remembered, and a long one */
+		char url[200];
+		for (int k = 0; k < 12; k++) {
+			snprintf(url, sizeof url, "t/p%d.M", k);
+			req_init(&r, "spawn-system", "incrementor", "Add", NULL, NULL);
+			r.any.type_url = url;
+			p = pack(&r.rq.base);
+			expect_ok(IRQ, &p, NULL);
+			free(p.data);
+		}
+		memset(url, 'a', 150);
+		memcpy(url, "t/", 2);
+		url[150] = 0;
+		req_init(&r, "spawn-system", "incrementor", "Add", NULL, NULL);
+		r.any.type_url = url;
+		p = pack(&r.rq.base);
+		expect_ok(IRQ, &p, NULL);
+		expect_ok(IRQ, &p, NULL);
+		url[149] = '-';
+		free(p.data);
+		p = pack(&r.rq.base);
+		expect_bad(IRQ, &p, NULL, "value.type_url", "not a type URL");
+		free(p.data);
+	}
+}
+END_TEST
+
 START_TEST(the_spawn_metadata_namespace_is_reserved_in_any_case)
 {
 	ck_assert(gw_wc_reserved_key("spawn-idempotency-key"));
@@ -708,6 +768,7 @@ static Suite *wirecheck_suite(void)
 	    {"utf8", utf8_accepts_every_valid_form_and_refuses_the_rest},
 	    {"utf8_words", utf8_word_at_a_time_matches_byte_by_byte},
 	    {"type_url", type_urls_must_end_in_a_message_name},
+	    {"type_url_seen", remembered_type_urls_never_pass_a_different_url},
 	    {"reserved", the_spawn_metadata_namespace_is_reserved_in_any_case},
 	    {"nul_in_name", a_nul_inside_a_name_is_refused_naming_the_field},
 	    {"metadata", metadata_keys_and_values_are_checked_and_named},
