@@ -199,6 +199,8 @@ static grpc_channel *channel_for(gw_peers *p, const char *address)
 	    {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 5000}},
 	    /* A member restarting comes back quickly: do not back off for long. */
 	    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 1000}},
+	    /* No channelz: nothing reads it, and it counts every call. */
+	    {GRPC_ARG_INTEGER, GRPC_ARG_ENABLE_CHANNELZ, {.integer = 0}},
 	    /* --peer-tls-server-name: members dialled at pod IPs present a
 	     * certificate for one service name (the last arg, left out when
 	     * not set). */

@@ -6,6 +6,7 @@
  * wire type, length); protobuf-c remains the parser of record. */
 #include "wirecheck.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,18 +86,50 @@ static const rule rules[] = {
     {&spawn__gateway__v1__forward_request__descriptor, 5, R_NAME},     /* principal */
 };
 
-/* rules_of finds the rules of d: the table groups them by descriptor. */
-static const rule *rules_of(const ProtobufCMessageDescriptor *d, size_t *n)
+/* rules_of finds the rules of d. The table groups them by descriptor; an
+ * index by descriptor address, built once, finds the group without a scan
+ * of the table (walk_msg asks for every message it enters). */
+#define RULE_SLOTS 128 /* a power of two, over twice the descriptors in rules[] */
+
+static struct rule_slot {
+	const ProtobufCMessageDescriptor *d; /* NULL: empty */
+	uint16_t first, n;                   /* the group: rules[first .. first + n) */
+} rule_index[RULE_SLOTS];
+static pthread_once_t rule_once = PTHREAD_ONCE_INIT;
+
+static size_t rule_hash(const ProtobufCMessageDescriptor *d)
+{
+	uint64_t h = (uint64_t)(uintptr_t)d * 0x9e3779b97f4a7c15u;
+	return (size_t)(h >> 57) & (RULE_SLOTS - 1);
+}
+
+static void rule_index_build(void)
 {
 	const size_t all = sizeof rules / sizeof rules[0];
-	for (size_t i = 0; i < all; i++)
-		if (rules[i].d == d) {
-			size_t k = i;
-			while (k < all && rules[k].d == d)
-				k++;
-			*n = k - i;
-			return &rules[i];
+	_Static_assert(sizeof rules / sizeof rules[0] < RULE_SLOTS / 2, "grow RULE_SLOTS");
+	for (size_t i = 0; i < all;) {
+		size_t k = i;
+		while (k < all && rules[k].d == rules[i].d)
+			k++;
+		size_t h = rule_hash(rules[i].d);
+		while (rule_index[h].d)
+			h = (h + 1) & (RULE_SLOTS - 1);
+		rule_index[h] = (struct rule_slot){rules[i].d, (uint16_t)i, (uint16_t)(k - i)};
+		i = k;
+	}
+}
+
+static const rule *rules_of(const ProtobufCMessageDescriptor *d, size_t *n)
+{
+	pthread_once(&rule_once, rule_index_build);
+	for (size_t h = rule_hash(d);; h = (h + 1) & (RULE_SLOTS - 1)) {
+		if (rule_index[h].d == d) {
+			*n = rule_index[h].n;
+			return &rules[rule_index[h].first];
 		}
+		if (!rule_index[h].d)
+			break;
+	}
 	*n = 0;
 	return NULL;
 }
@@ -134,10 +167,26 @@ void gw_wc_limits_resolve(gw_wc_limits *l)
 
 /* ---- one string ------------------------------------------------------------------ */
 
+/* ascii8: the 8 bytes at s are printable ASCII (0x20..0x7e), tested
+ * together: no high bit, no byte under 0x20 (subtracting 0x20 from it
+ * borrows into its high bit) and no DEL (0x7f ^ 0x7f is a zero byte). */
+static bool ascii8(const uint8_t *s)
+{
+	uint64_t v, d;
+	memcpy(&v, s, sizeof v);
+	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+	d = v ^ (0x7f * ones);
+	return !((v | ((v - 0x20 * ones) & ~v) | ((d - ones) & ~d)) & high);
+}
+
 const char *gw_wc_utf8(const uint8_t *s, size_t n, bool text, size_t *off)
 {
 	size_t i = 0;
 	while (i < n) {
+		if (n - i >= 8 && ascii8(s + i)) {
+			i += 8;
+			continue;
+		}
 		uint8_t c = s[i];
 		if (c < 0x80) {
 			if (c == 0) {
@@ -189,14 +238,16 @@ const char *gw_wc_utf8(const uint8_t *s, size_t n, bool text, size_t *off)
 	return NULL;
 }
 
-static bool ident_start(uint8_t c)
+/* The byte classes of a type URL, without branches on ranges: an
+ * identifier starts with [A-Za-z_] and goes on with [A-Za-z0-9_]. */
+static inline bool ident_start(uint8_t c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+	return (unsigned)((c | 0x20) - 'a') < 26 || c == '_';
 }
 
-static bool ident_char(uint8_t c)
+static inline bool ident_char(uint8_t c)
 {
-	return ident_start(c) || (c >= '0' && c <= '9');
+	return ident_start(c) || (unsigned)(c - '0') < 10;
 }
 
 bool gw_wc_type_url_ok(const char *str, size_t n)
@@ -208,7 +259,7 @@ bool gw_wc_type_url_ok(const char *str, size_t n)
 	while (name > 0 && s[name - 1] != '/')
 		name--;
 	for (size_t i = 0; i < name; i++)
-		if (s[i] <= 0x20 || s[i] >= 0x7f)
+		if ((unsigned)(s[i] - 0x21) > 0x7e - 0x21) /* printable, no space */
 			return false;
 	/* s[name..n): ident(.ident)* */
 	bool start = true;
@@ -402,10 +453,11 @@ static bool next_field(const uint8_t **p, const uint8_t *end, uint32_t *num, int
  * "...Entry" messages with exactly key = 1 and value = 2. */
 static bool is_map_entry(const ProtobufCMessageDescriptor *d)
 {
+	if (d->n_fields != 2 || d->fields[0].id != 1 || d->fields[1].id != 2 ||
+	    strcmp(d->fields[0].name, "key") || strcmp(d->fields[1].name, "value"))
+		return false;
 	size_t n = strlen(d->name);
-	return d->n_fields == 2 && n > 5 && !strcmp(d->name + n - 5, "Entry") &&
-	       d->fields[0].id == 1 && !strcmp(d->fields[0].name, "key") && d->fields[1].id == 2 &&
-	       !strcmp(d->fields[1].name, "value");
+	return n > 5 && !strcmp(d->name + n - 5, "Entry");
 }
 
 /* entry_key finds the last key field (1) of a map entry when it is a
@@ -473,16 +525,54 @@ static uint32_t limit_of(const gw_wc_limits *l, enum role r)
 	}
 }
 
+/* The type URLs this thread accepted last. A system sends the same few
+ * type URLs with every call (its payload and state types): a URL equal to
+ * one that passed passes again (the check is a function of the bytes), for
+ * a length compare and a memcmp instead of the walk of its shape. */
+#define URL_SEEN     4
+#define URL_SEEN_LEN 96
+static _Thread_local struct {
+	uint8_t url[URL_SEEN][URL_SEEN_LEN];
+	uint8_t len[URL_SEEN]; /* 0: empty slot */
+	unsigned next;         /* the slot to replace */
+} url_cache;
+
+static bool url_seen(const uint8_t *s, size_t n)
+{
+	for (unsigned i = 0; i < URL_SEEN; i++)
+		if (url_cache.len[i] == n && n && !memcmp(url_cache.url[i], s, n))
+			return true;
+	return false;
+}
+
+static void url_remember(const uint8_t *s, size_t n)
+{
+	if (!n || n > URL_SEEN_LEN)
+		return;
+	unsigned i = url_cache.next++ % URL_SEEN;
+	memcpy(url_cache.url[i], s, n);
+	url_cache.len[i] = (uint8_t)n;
+}
+
 static gw_err check_string(walk *w, enum role r, const uint8_t *s, size_t n)
 {
 	uint32_t max = limit_of(w->l, r);
 	if (max && n > max)
 		return failf(w, "is %zu bytes, over the limit of %u (%s)", n, max, limit_flag(r));
+	/* A type URL that has its shape is printable ASCII, so valid UTF-8:
+	 * the encoding is checked (for its message) only when the shape fails. */
+	bool url = r == R_TYPE_URL;
+	if (url && url_seen(s, n))
+		return GW_OK;
+	if (url && gw_wc_type_url_ok((const char *)s, n)) {
+		url_remember(s, n);
+		return GW_OK;
+	}
 	size_t off = 0;
 	const char *why = gw_wc_utf8(s, n, r == R_TEXT, &off);
 	if (why)
 		return failf(w, "%s at offset %zu", why, off);
-	if (r == R_TYPE_URL && !gw_wc_type_url_ok((const char *)s, n))
+	if (url)
 		return failf(w, "is not a type URL (expected [prefix/]package.Message)");
 	return GW_OK;
 }
@@ -494,8 +584,10 @@ static gw_err walk_msg(walk *w, const ProtobufCMessageDescriptor *d, const uint8
 {
 	if (++w->depth > MAX_DEPTH)
 		return failf(w, "messages nested more than %d deep", MAX_DEPTH);
-	/* Occurrences of each repeated field so far, for "[i]" in paths. */
-	uint32_t seen[64] = {0};
+	/* Occurrences of each repeated field so far, for "[i]" in paths (only
+	 * the entries of d's fields are used: only those are zeroed). */
+	uint32_t seen[64];
+	memset(seen, 0, (d->n_fields < 64 ? d->n_fields : 64) * sizeof seen[0]);
 	size_t nr;
 	const rule *rs = rules_of(d, &nr);
 	const uint8_t *p = data, *end = data + len;
@@ -507,9 +599,11 @@ static gw_err walk_msg(walk *w, const ProtobufCMessageDescriptor *d, const uint8
 		int wt;
 		if (!next_field(&p, end, &num, &wt, &val, &vlen))
 			return failf(w, "is not a valid %s", d->name);
+		if (wt != 2)
+			continue; /* scalars hold no strings */
 		const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, num);
-		if (!f || wt != 2)
-			continue; /* unknown fields and scalars hold no strings we relay */
+		if (!f)
+			continue; /* unknown fields hold no strings we relay */
 		size_t fi = (size_t)(f - d->fields);
 		uint32_t idx = fi < 64 ? seen[fi]++ : 0;
 		enum role r = role_in(rs, nr, f->id);
@@ -586,6 +680,8 @@ static gw_err count_msg(walk *w, const ProtobufCMessage *m)
 		seg fs = {.kind = S_FIELD, .name = f->name};
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			if (!n)
+				continue;
 			ProtobufCMessage *const *v =
 			    *(ProtobufCMessage *const *const *)(base + f->offset);
 			enum role r = role_of(d, f->id);

@@ -32,7 +32,9 @@
  * message size bounds it).
  *
  * Thread: every function may be called from any thread; none blocks or
- * allocates.
+ * allocates. Each thread remembers the last few type URLs it accepted
+ * (thread-local, 4 of at most 96 bytes): an equal URL passes on a compare
+ * instead of the walk of its shape; any other byte string is checked in full.
  */
 #ifndef GW_WIRECHECK_H
 #define GW_WIRECHECK_H

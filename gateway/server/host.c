@@ -171,11 +171,20 @@ bool gw_host_live(gw_host *h)
 
 /* ---- pending table (mu held) --------------------------------------------------- */
 
+/* pend_home is id's first slot in a table of cap (a power of two) slots.
+ * Request ids are sequential: taken as they are, the entries in flight
+ * fill one contiguous run, and every pend_take walked all of it. Mixed,
+ * the runs stay short at the table's load (at most one half). */
+static size_t pend_home(uint64_t id, size_t cap)
+{
+	return (size_t)((id * 0x9e3779b97f4a7c15u) >> 32) & (cap - 1);
+}
+
 static pend *pend_find(gw_host *h, uint64_t id)
 {
 	if (!h->pcap || !id)
 		return NULL;
-	size_t j = id & (h->pcap - 1);
+	size_t j = pend_home(id, h->pcap);
 	while (h->pt[j].id && h->pt[j].id != id)
 		j = (j + 1) & (h->pcap - 1);
 	return h->pt[j].id ? &h->pt[j] : NULL;
@@ -190,7 +199,7 @@ static bool pend_put(gw_host *h, uint64_t id, gw_inv *inv)
 			return false;
 		for (size_t i = 0; i < h->pcap; i++)
 			if (h->pt[i].id) {
-				size_t j = h->pt[i].id & (nc - 1);
+				size_t j = pend_home(h->pt[i].id, nc);
 				while (nt[j].id)
 					j = (j + 1) & (nc - 1);
 				nt[j] = h->pt[i];
@@ -199,7 +208,7 @@ static bool pend_put(gw_host *h, uint64_t id, gw_inv *inv)
 		h->pt = nt;
 		h->pcap = nc;
 	}
-	size_t j = id & (h->pcap - 1);
+	size_t j = pend_home(id, h->pcap);
 	while (h->pt[j].id)
 		j = (j + 1) & (h->pcap - 1);
 	h->pt[j] = (pend){.id = id, .inv = inv};
@@ -230,7 +239,7 @@ static pend pend_take(gw_host *h, uint64_t id)
 	for (size_t k = (j + 1) & (h->pcap - 1); h->pt[k].id; k = (k + 1) & (h->pcap - 1)) {
 		pend e = h->pt[k];
 		h->pt[k].id = 0;
-		size_t m = e.id & (h->pcap - 1);
+		size_t m = pend_home(e.id, h->pcap);
 		while (h->pt[m].id)
 			m = (m + 1) & (h->pcap - 1);
 		h->pt[m] = e;

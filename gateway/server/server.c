@@ -963,6 +963,9 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PING_STRIKES, {.integer = 0}},
 	    /* A second gateway on an address in use must fail, not share it. */
 	    {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
+	    /* No channelz: nothing reads it, and it counts every call and message
+	     * (docs/benchmarks.md, "CPU per call"). */
+	    {GRPC_ARG_INTEGER, GRPC_ARG_ENABLE_CHANNELZ, {.integer = 0}},
 	};
 	grpc_channel_args ca = {sizeof args / sizeof args[0], args};
 	static const char *const paths[GWI_M_COUNT] = {

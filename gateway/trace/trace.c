@@ -159,10 +159,11 @@ bool gw_tracestate_valid(const char *s)
 
 /* ---- ids ------------------------------------------------------------------ */
 
-/* A per-thread buffer of CSPRNG bytes: one getrandom per 32 ids, not one
- * per id (a syscall on every call's hot path). */
+/* A per-thread buffer of CSPRNG bytes: one getrandom per ~100 invocations
+ * (40 bytes of ids each), not one per id (a syscall on every call's hot
+ * path). */
 static _Thread_local struct {
-	uint8_t b[256];
+	uint8_t b[4096];
 	size_t used;
 	bool init;
 } pool;

@@ -180,6 +180,47 @@ START_TEST(utf8_accepts_every_valid_form_and_refuses_the_rest)
 }
 END_TEST
 
+/* gw_wc_utf8 skips 8 printable ASCII bytes at a time: every byte value at
+ * every position of strings of 1..40 bytes gives the answer and the offset
+ * of a byte-by-byte check (a bad byte between two good words, at a word's
+ * edge, in the tail shorter than a word). */
+START_TEST(utf8_word_at_a_time_matches_byte_by_byte)
+{
+	static const uint8_t bytes[] = {0x00, 0x01, '\t', '\n', '\r', 0x1f,
+	                                0x20, '~',  0x7f, 0x80, 0xc3, 0xff};
+	uint8_t buf[41];
+	for (size_t n = 1; n <= 40; n++)
+		for (size_t at = 0; at < n; at++)
+			for (size_t b = 0; b < sizeof bytes; b++)
+				for (int text = 0; text < 2; text++) {
+					for (size_t i = 0; i < n; i++)
+						buf[i] = (uint8_t)('a' + i % 26);
+					uint8_t c = bytes[b];
+					buf[at] = c;
+					/* the one byte decides, alone: printable ASCII and
+					 * (free text) TAB, LF, CR pass; the rest fail at it */
+					bool ok = (c >= 0x20 && c < 0x7f) ||
+					          (text && (c == '\t' || c == '\n' || c == '\r'));
+					size_t off = 999;
+					const char *why = gw_wc_utf8(buf, n, text, &off);
+					ck_assert_msg((why == NULL) == ok,
+					              "n %zu at %zu byte 0x%02x text %d: %s", n, at,
+					              c, text, why ? why : "ok");
+					if (!ok)
+						ck_assert_msg(
+						    off == at,
+						    "n %zu byte 0x%02x: offset %zu, want %zu", n, c,
+						    off, at);
+				}
+	/* valid multi-byte sequences between and across words */
+	const char *mixed = "abcdefgh\xc3\xa9"
+	                    "abcdefg\xe2\x82\xac"
+	                    "abcdefgh\xf0\x9d\x84\x9e";
+	size_t off;
+	ck_assert_ptr_null(gw_wc_utf8((const uint8_t *)mixed, strlen(mixed), false, &off));
+}
+END_TEST
+
 START_TEST(type_urls_must_end_in_a_message_name)
 {
 	static const struct {
@@ -205,6 +246,66 @@ START_TEST(type_urls_must_end_in_a_message_name)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		ck_assert_msg(gw_wc_type_url_ok(cases[i].s, strlen(cases[i].s)) == cases[i].ok,
 		              "'%s'", cases[i].s);
+}
+END_TEST
+
+/* The walker remembers the last type URLs it accepted (per thread): a URL
+ * that passed passes again without its shape walk, and one that differs
+ * from it in any byte, at the same length, is still refused with the
+ * reason and path of a first sight; URLs past the remembered length and
+ * more URLs than are remembered are checked in full every time. */
+START_TEST(remembered_type_urls_never_pass_a_different_url)
+{
+	static const char good[] = "type.googleapis.com/examples.incrementor.Add";
+	static const struct {
+		const char *bad; /* same length as good */
+		const char *why;
+	} bads[] = {
+	    {"type.googleapis.com/examples.incrementor.Ad\x01", "control character at offset 43"},
+	    {"type.googleapis.com/examples.incrementor.Ad\x00", "NUL byte at offset 43"},
+	    {"type.googleapis.com/examples.incrementor.Ad-", "not a type URL"},
+	    {"type.googleapis.com/examples.incrementor..dd", "not a type URL"},
+	    {"type.googleapis.com/examples.incrementor..dd", "not a type URL"},
+	};
+	for (int round = 0; round < 3; round++) {
+		req r;
+		req_init(&r, "spawn-system", "incrementor", "Add", NULL, NULL);
+		packed p = pack(&r.rq.base);
+		expect_ok(IRQ, &p, NULL); /* good, remembered from here on */
+		expect_ok(IRQ, &p, NULL);
+		free(p.data);
+		for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
+			req_init(&r, "spawn-system", "incrementor", "Add", NULL, NULL);
+			r.any.type_url = (char *)good;
+			p = pack(&r.rq.base);
+			patch_n(&p, good, bads[i].bad, sizeof good - 1);
+			expect_bad(IRQ, &p, NULL, "value.type_url", bads[i].why);
+			free(p.data);
+		}
+		/* more distinct URLs than are remembered, and a long one */
+		char url[200];
+		for (int k = 0; k < 12; k++) {
+			snprintf(url, sizeof url, "t/p%d.M", k);
+			req_init(&r, "spawn-system", "incrementor", "Add", NULL, NULL);
+			r.any.type_url = url;
+			p = pack(&r.rq.base);
+			expect_ok(IRQ, &p, NULL);
+			free(p.data);
+		}
+		memset(url, 'a', 150);
+		memcpy(url, "t/", 2);
+		url[150] = 0;
+		req_init(&r, "spawn-system", "incrementor", "Add", NULL, NULL);
+		r.any.type_url = url;
+		p = pack(&r.rq.base);
+		expect_ok(IRQ, &p, NULL);
+		expect_ok(IRQ, &p, NULL);
+		url[149] = '-';
+		free(p.data);
+		p = pack(&r.rq.base);
+		expect_bad(IRQ, &p, NULL, "value.type_url", "not a type URL");
+		free(p.data);
+	}
 }
 END_TEST
 
@@ -665,7 +766,9 @@ static Suite *wirecheck_suite(void)
 		const TTest *test;
 	} cases[] = {
 	    {"utf8", utf8_accepts_every_valid_form_and_refuses_the_rest},
+	    {"utf8_words", utf8_word_at_a_time_matches_byte_by_byte},
 	    {"type_url", type_urls_must_end_in_a_message_name},
+	    {"type_url_seen", remembered_type_urls_never_pass_a_different_url},
 	    {"reserved", the_spawn_metadata_namespace_is_reserved_in_any_case},
 	    {"nul_in_name", a_nul_inside_a_name_is_refused_naming_the_field},
 	    {"metadata", metadata_keys_and_values_are_checked_and_named},
