@@ -36,6 +36,7 @@
 
 #include "edge.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 
+#include "cshare.h"
 #include "log.h"
 
 #define TYPE_PREFIX "type.googleapis.com/"
@@ -143,12 +145,20 @@ static int string_field(const uint8_t *data, size_t len, uint32_t num, const uin
 	return found;
 }
 
-/* find_system: the system in which the actor type is served now. Returns
+/* find_system: the system in which the actor type is served now: in a
+ * cluster, by any member of the view (cluster/cshare.h, a lookup), else
+ * (or when the view does not show it yet: a host that registered here
+ * appears with the next heartbeat) by a host connected here. Returns
  * GW_OK (out set), GW_EUNAVAIL (no host registered it) or GW_ECONFIG
  * (several systems: why names two). */
 static gw_err find_system(gw_server *s, const char *actor, char *out, size_t n, char *why,
                           size_t wn)
 {
+	if (s->o.cshare) {
+		gw_err e = gw_cshare_system(s->o.cshare, actor, out, n, why, wn);
+		if (e != GW_ENOTFOUND)
+			return e;
+	}
 	char *served = NULL;
 	if (gw_registry_served(s->reg, &served) != GW_OK)
 		return GW_ENOMEM;
@@ -368,4 +378,39 @@ void gwi_plain_handle(gwi_ucall *c)
 	if (atomic_load(&c->gone))
 		gw_runtime_cancel(s->rt, inv);
 	gw_runtime_invoke(s->rt, inv);
+}
+
+void gwi_peer_contracts_handle(gwi_ucall *c)
+{
+	char peer[256], why[300];
+	grpc_status_code code = gwi_authorize_peer(c, peer, sizeof peer, why, sizeof why);
+	if (code != GRPC_STATUS_OK) {
+		gwi_ucall_reply(c, code, why, NULL);
+		return;
+	}
+	spawn_arena a;
+	spawn_arena_init(&a, 0);
+	ProtobufCMessage *m = NULL;
+	if (gwi_unpack_checked(c->srv, &spawn__gateway__v1__peer_contracts_request__descriptor,
+	                       c->payload, &a, &m, why, sizeof why)) {
+		spawn_arena_fini(&a);
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
+		return;
+	}
+	spawn_arena_fini(&a);
+	uint8_t *set = NULL;
+	size_t len = 0;
+	uint64_t h = 0;
+	if (!c->srv->o.contracts || gw_contracts_export(c->srv->o.contracts, &set, &len, &h)) {
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return;
+	}
+	char hex[17];
+	snprintf(hex, sizeof hex, "%016" PRIx64, h);
+	Spawn__Gateway__V1__PeerContractsReply r = SPAWN__GATEWAY__V1__PEER_CONTRACTS_REPLY__INIT;
+	r.files.data = set;
+	r.files.len = len;
+	r.hash = hex;
+	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &r.base);
+	free(set);
 }

@@ -23,6 +23,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "cshare.h"
 #include "log.h"
 
 #define SLOTS_PER_CQ 64
@@ -838,6 +839,8 @@ static void ucall_tag(gwi_tag *t, bool ok)
 			gwi_peer_admin_handle(c);
 		else
 			gwi_ucall_reply(c, code, why, NULL);
+	} else if (c->method == GWI_M_PEER_CONTRACTS) {
+		gwi_peer_contracts_handle(c);
 	} else if (c->method == GWI_M_SPAWN) {
 		handle_spawn(c);
 	} else {
@@ -961,6 +964,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_MEMBERS] = "/spawn.gateway.v1.Admin/Members",
 	    [GWI_M_LIST_SCHEDULES] = "/spawn.gateway.v1.Admin/ListSchedules",
 	    [GWI_M_CANCEL_SCHEDULE] = "/spawn.gateway.v1.Admin/CancelSchedule",
+	    [GWI_M_PEER_CONTRACTS] = GW_PEER_CONTRACTS,
 	};
 	/* The groups of listeners: each role is served by exactly one; the
 	 * health group (last) serves no role, and its Health reports on the
@@ -1001,7 +1005,8 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		    grpc_server_register_method(g->server, "/grpc.health.v1.Health/Check", NULL,
 		                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		for (int m = 0; m < GWI_M_COUNT; m++) {
-			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING || m == GWI_M_PEER_ADMIN;
+			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING ||
+			            m == GWI_M_PEER_ADMIN || m == GWI_M_PEER_CONTRACTS;
 			unsigned role = peer                                    ? GWI_ROLE_PEER
 			                : m == GWI_M_INVOKE || m == GWI_M_SPAWN ? GWI_ROLE_CLIENT
 			                                                        : GWI_ROLE_ADMIN;

@@ -73,9 +73,12 @@ typedef struct gw_server_opts {
 	                      (docs/design/cluster.md); NULL = a single gateway */
 	gw_peers *peers;   /* borrowed, must outlive the server: with router, the links
 	                      Admin calls are forwarded and aggregated over */
-	gw_contracts *contracts; /* borrowed, must outlive the server: the registered
-	                            contracts, served as plain gRPC services and by
-	                            reflection (plain.c, reflection.c); NULL = none */
+	gw_contracts *contracts;  /* borrowed, must outlive the server: the registered
+	                             contracts, served as plain gRPC services and by
+	                             reflection (plain.c, reflection.c); NULL = none */
+	struct gw_cshare *cshare; /* borrowed, must outlive the server: with a membership,
+	                             the systems served anywhere in the cluster
+	                             (cluster/cshare.h); NULL = this gateway's own */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed

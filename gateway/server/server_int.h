@@ -55,8 +55,8 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[14];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[14]; /* borrowed from groups: the server each is registered on */
+	void *methods[15];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[15]; /* borrowed from groups: the server each is registered on */
 	void *m_connect;       /* registered HostGateway.Connect */
 	grpc_server *hsrv;     /* borrowed from groups: the server Connect is registered on */
 	size_t nlisten;        /* listen + host_listen + admin_listen + peer_listen */
@@ -132,6 +132,7 @@ enum {
 	GWI_M_MEMBERS,         /* Admin.Members (admin_list.c) */
 	GWI_M_LIST_SCHEDULES,  /* Admin.ListSchedules (admin_sched.c) */
 	GWI_M_CANCEL_SCHEDULE, /* Admin.CancelSchedule (admin_sched.c) */
+	GWI_M_PEER_CONTRACTS,  /* spawn.gateway.v1.Peer/Contracts (plain.c), cluster mode */
 	GWI_M_COUNT,
 	/* grpc.health.v1.Health/Check: registered on every group (gwi_group
 	 * .m_health), so outside the per-method tables above */
@@ -237,6 +238,9 @@ bool gwi_generic_take(struct gw_server *s, gwi_cq *q, gwi_group *g, grpc_call *c
                       const grpc_call_details *d, grpc_metadata_array *md);
 /* gwi_plain_handle runs an adopted plain call whose message arrived. */
 void gwi_plain_handle(gwi_ucall *c);
+/* gwi_peer_contracts_handle answers Peer.Contracts (plain.c): the
+ * contracts this member's hosts hold (cluster/cshare.h), to a peer. */
+void gwi_peer_contracts_handle(gwi_ucall *c);
 
 /* reflection.c: one grpc.reflection ServerReflectionInfo stream (call and
  * md taken over), on group g. alpha: v1alpha (same wire format). */
