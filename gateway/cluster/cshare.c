@@ -37,15 +37,19 @@ typedef struct tix {
 	char *system2; /* owned: a second system serving the type; NULL = one */
 } tix;
 
+struct gw_typeix {
+	tix *ix; /* owned, sorted by type */
+	size_t n;
+};
+
 struct gw_cshare {
 	gw_cshare_opts o;
 	pthread_mutex_t mu; /* entries, self; taken before the contracts' lock */
 	entry *entries;     /* owned list */
 	char self[512];     /* this member's id in the last view ("" = none) */
 	gw_cshare_stats st;
-	pthread_mutex_t ixmu; /* ix, nix */
-	tix *ix;              /* owned, sorted by type */
-	size_t nix;
+	pthread_mutex_t ixmu; /* ix */
+	gw_typeix *ix;        /* owned: from the last view; NULL = none yet */
 };
 
 gw_err gw_cshare_create(gw_cshare **out, const gw_cshare_opts *o)
@@ -72,6 +76,14 @@ static void ix_free(tix *ix, size_t n)
 	free(ix);
 }
 
+void gw_typeix_free(gw_typeix *x)
+{
+	if (!x)
+		return;
+	ix_free(x->ix, x->n);
+	free(x);
+}
+
 static void entry_free(entry *e)
 {
 	free(e->id);
@@ -89,7 +101,7 @@ void gw_cshare_destroy(gw_cshare *s)
 			gw_contracts_release(s->o.contracts, e);
 		entry_free(e);
 	}
-	ix_free(s->ix, s->nix);
+	gw_typeix_free(s->ix);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->ixmu);
 	free(s);
@@ -102,37 +114,28 @@ static int tix_cmp(const void *a, const void *b)
 	return strcmp(((const tix *)a)->type, ((const tix *)b)->type);
 }
 
-/* ix_build: every "system/type" line of every member of v, one entry per
- * type (two systems kept as system2). NULL with *n = 0 when there is none
- * or memory ran out (then the caller keeps the previous index). */
-static tix *ix_build(const gw_view *v, size_t *n, bool *oom)
+gw_typeix *gw_typeix_build(const char *const *lines, size_t n)
 {
-	size_t cap = 0;
-	*n = 0;
-	*oom = false;
-	for (size_t i = 0; i < v->n; i++)
-		cap += v->members[i].n_served;
-	tix *ix = cap ? calloc(cap, sizeof *ix) : NULL;
-	if (cap && !ix) {
-		*oom = true;
+	gw_typeix *x = calloc(1, sizeof *x);
+	tix *ix = n ? calloc(n, sizeof *ix) : NULL;
+	if (!x || (n && !ix)) {
+		free(x);
+		free(ix);
 		return NULL;
 	}
 	size_t k = 0;
-	for (size_t i = 0; i < v->n; i++) {
-		const gw_member *m = &v->members[i];
-		for (size_t j = 0; j < m->n_served; j++) {
-			const char *l = m->served[j], *slash = strchr(l, '/');
-			if (!slash || slash == l || !slash[1] || (unsigned char)l[0] < 0x20)
-				continue; /* a subscription or contracts line */
-			ix[k].type = strdup(slash + 1);
-			ix[k].system = strndup(l, (size_t)(slash - l));
-			if (!ix[k].type || !ix[k].system) {
-				ix_free(ix, k + 1);
-				*oom = true;
-				return NULL;
-			}
-			k++;
+	for (size_t i = 0; i < n; i++) {
+		const char *l = lines[i], *slash = strchr(l, '/');
+		if (!slash || slash == l || !slash[1] || (unsigned char)l[0] < 0x20)
+			continue; /* a subscription or contracts line */
+		ix[k].type = strdup(slash + 1);
+		ix[k].system = strndup(l, (size_t)(slash - l));
+		if (!ix[k].type || !ix[k].system) {
+			ix_free(ix, k + 1);
+			free(x);
+			return NULL;
 		}
+		k++;
 	}
 	if (k > 1)
 		qsort(ix, k, sizeof *ix, tix_cmp);
@@ -150,26 +153,33 @@ static tix *ix_build(const gw_view *v, size_t *n, bool *oom)
 		}
 		ix[w++] = ix[r];
 	}
-	*n = w;
-	return ix;
+	x->ix = ix;
+	x->n = w;
+	return x;
 }
 
-gw_err gw_cshare_system(gw_cshare *s, const char *actor, char *out, size_t n, char *why, size_t wn)
+gw_err gw_typeix_find(const gw_typeix *x, const char *actor, char *out, size_t n, char *why,
+                      size_t wn)
 {
-	gw_err err = GW_ENOTFOUND;
-	pthread_mutex_lock(&s->ixmu);
 	tix key = {.type = (char *)actor};
-	const tix *t = s->nix ? bsearch(&key, s->ix, s->nix, sizeof *s->ix, tix_cmp) : NULL;
-	if (t && t->system2) {
+	const tix *t = x && x->n ? bsearch(&key, x->ix, x->n, sizeof *x->ix, tix_cmp) : NULL;
+	if (!t)
+		return GW_ENOTFOUND;
+	if (t->system2) {
 		snprintf(why, wn,
 		         "actor %s is registered in systems %.200s and %.200s: call it with "
 		         "ActorGateway.Invoke, which names the system",
 		         actor, t->system, t->system2);
-		err = GW_ECONFIG;
-	} else if (t) {
-		snprintf(out, n, "%s", t->system);
-		err = GW_OK;
+		return GW_ECONFIG;
 	}
+	snprintf(out, n, "%s", t->system);
+	return GW_OK;
+}
+
+gw_err gw_cshare_system(gw_cshare *s, const char *actor, char *out, size_t n, char *why, size_t wn)
+{
+	pthread_mutex_lock(&s->ixmu);
+	gw_err err = gw_typeix_find(s->ix, actor, out, n, why, wn);
 	pthread_mutex_unlock(&s->ixmu);
 	return err;
 }
@@ -341,17 +351,26 @@ static const char *member_hash(const gw_member *m)
 
 void gw_cshare_on_view(gw_cshare *s, const gw_view *v)
 {
-	size_t nix = 0;
-	bool oom = false;
-	tix *ix = ix_build(v, &nix, &oom);
-	if (!oom) {
+	/* Every served line of every member, borrowed from v for the build. */
+	size_t nl = 0;
+	for (size_t i = 0; i < v->n; i++)
+		nl += v->members[i].n_served;
+	const char **lines = malloc((nl ? nl : 1) * sizeof *lines);
+	gw_typeix *ix = NULL;
+	if (lines) {
+		nl = 0;
+		for (size_t i = 0; i < v->n; i++)
+			for (size_t j = 0; j < v->members[i].n_served; j++)
+				lines[nl++] = v->members[i].served[j];
+		ix = gw_typeix_build(lines, nl);
+		free(lines);
+	}
+	if (ix) {
 		pthread_mutex_lock(&s->ixmu);
-		tix *old = s->ix;
-		size_t nold = s->nix;
+		gw_typeix *old = s->ix;
 		s->ix = ix;
-		s->nix = nix;
 		pthread_mutex_unlock(&s->ixmu);
-		ix_free(old, nold);
+		gw_typeix_free(old);
 	} else {
 		GW_WARN("cluster: out of memory for the served types index; the last one stays");
 	}

@@ -82,6 +82,22 @@ gw_err gw_cshare_served(gw_cshare *s, char **served, size_t max);
  * systems: why names them). */
 gw_err gw_cshare_system(gw_cshare *s, const char *actor, char *out, size_t n, char *why, size_t wn);
 
+/* ---- a type index: actor type -> the system serving it ------------------------------- */
+
+/* An immutable index of "system/type" lines (other lines, starting with a
+ * control character, are skipped). */
+typedef struct gw_typeix gw_typeix;
+
+/* gw_typeix_build indexes lines[0..n) (borrowed, copied). Returns the
+ * index (free with gw_typeix_free), or NULL when out of memory. */
+gw_typeix *gw_typeix_build(const char *const *lines, size_t n);
+void gw_typeix_free(gw_typeix *x); /* accepts NULL */
+
+/* gw_typeix_find: as gw_cshare_system, over x (NULL: GW_ENOTFOUND). A
+ * binary search; x is only read (callers share it under their own lock). */
+gw_err gw_typeix_find(const gw_typeix *x, const char *actor, char *out, size_t n, char *why,
+                      size_t wn);
+
 /* Counters for tests and the log: sets loaded, refused, failed asks. */
 typedef struct gw_cshare_stats {
 	uint64_t loaded, refused, failed;

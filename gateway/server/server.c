@@ -897,6 +897,10 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	if (!s)
 		return GW_ENOMEM;
 	s->o = *o;
+	if (!(s->sysix = gwi_sysix_create())) {
+		free(s);
+		return GW_ENOMEM;
+	}
 	if (s->o.threads <= 0) {
 		/* One CQ thread per CPU this process may run on (taskset, cgroups). */
 		cpu_set_t set;
@@ -1332,5 +1336,6 @@ void gw_server_destroy(gw_server *s)
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->hmu);
+	gwi_sysix_destroy(s->sysix);
 	free(s);
 }
