@@ -47,6 +47,11 @@ struct gw_cshare {
 	pthread_mutex_t mu; /* entries, self; taken before the contracts' lock */
 	entry *entries;     /* owned list */
 	char self[512];     /* this member's id in the last view ("" = none) */
+	/* gw_cshare_served's last export (membership thread only) */
+	bool exported;    /* the three below are set */
+	uint64_t exp_gen; /* gw_contracts_gen read before it */
+	uint64_t exp_hash;
+	size_t exp_len;
 	gw_cshare_stats st;
 	pthread_mutex_t ixmu; /* ix */
 	gw_typeix *ix;        /* owned: from the last view; NULL = none yet */
@@ -243,6 +248,18 @@ static void contracts_done(void *user, grpc_status_code code, const char *detail
 		entry_free(e);
 		return;
 	}
+	if (code == GRPC_STATUS_RESOURCE_EXHAUSTED) {
+		/* Over a message bound on the way: asking again gives the same. */
+		memcpy(e->have, e->asked, sizeof e->have);
+		e->state = CS_REFUSED;
+		s->st.refused++;
+		GW_WARN("cluster: contracts of member %s refused, not served here: %s", e->id,
+		        details ? details : "over a message bound");
+		if (strcmp(e->want, e->have))
+			ask(s, e);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
 	if (code != GRPC_STATUS_OK) {
 		GW_WARN(
 		    "cluster: member %s did not send its contracts (code %d%s: %s); asked again at "
@@ -424,12 +441,18 @@ gw_err gw_cshare_served(gw_cshare *s, char **served, size_t max)
 		if (e->state == CS_FAILED || e->state == CS_UNKNOWN)
 			ask(s, e);
 	pthread_mutex_unlock(&s->mu);
-	uint8_t *set = NULL;
-	size_t len = 0;
-	uint64_t h = 0;
-	if (gw_contracts_export(s->o.contracts, &set, &len, &h) != GW_OK)
-		return GW_ENOMEM;
-	free(set);
+	/* Exported again only when the pool changed since. */
+	uint64_t gen = gw_contracts_gen(s->o.contracts);
+	if (!s->exported || gen != s->exp_gen) {
+		uint8_t *set = NULL;
+		if (gw_contracts_export(s->o.contracts, &set, &s->exp_len, &s->exp_hash) != GW_OK)
+			return GW_ENOMEM;
+		free(set);
+		s->exp_gen = gen;
+		s->exported = true;
+	}
+	size_t len = s->exp_len;
+	uint64_t h = s->exp_hash;
 	if (!len)
 		return GW_OK;
 	size_t have = *served ? strlen(*served) : 0;

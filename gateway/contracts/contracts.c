@@ -87,6 +87,7 @@ struct gw_contracts {
 	 * are not exported (gw_contracts_export). Each token borrowed. */
 	const void **peers;
 	size_t npeers, cappeers;
+	uint64_t gen; /* + 1 at each pool applied and each release */
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -930,6 +931,7 @@ static gw_err add_locked(gw_contracts *c, const void *owner, const uint8_t *set,
 			memcpy(c->files, cand, nc * sizeof *cand);
 			c->nfiles = nc;
 			c->total = total;
+			c->gen++;
 			index_fini(&c->ix);
 			c->ix = x;
 			/* Incoming files not taken (same as a held copy, or built in). */
@@ -1087,6 +1089,7 @@ void gw_contracts_release(gw_contracts *c, const void *owner)
 	pthread_rwlock_wrlock(&c->lk);
 	for (size_t i = 0; i < c->nfiles; i++)
 		drop_owner(c->files[i], owner);
+	c->gen++;
 	for (size_t i = 0; i < c->npeers; i++)
 		if (c->peers[i] == owner) {
 			c->peers[i] = c->peers[--c->npeers];
@@ -1140,6 +1143,14 @@ uint64_t gw_contracts_hash(const uint8_t *p, size_t n)
 		h *= 0x100000001b3ULL;
 	}
 	return h;
+}
+
+uint64_t gw_contracts_gen(gw_contracts *c)
+{
+	pthread_rwlock_rdlock(&c->lk);
+	uint64_t g = c->gen;
+	pthread_rwlock_unlock(&c->lk);
+	return g;
 }
 
 gw_err gw_contracts_export(gw_contracts *c, uint8_t **out, size_t *len, uint64_t *hash)

@@ -204,6 +204,10 @@ gw_err gw_contracts_add_peer(gw_contracts *c, const void *owner, const uint8_t *
  * *len and *hash (gw_contracts_hash of the bytes), or GW_ENOMEM. */
 gw_err gw_contracts_export(gw_contracts *c, uint8_t **out, size_t *len, uint64_t *hash);
 
+/* gw_contracts_gen: a number that changes whenever what
+ * gw_contracts_export gives may have (a set applied, an owner released). */
+uint64_t gw_contracts_gen(gw_contracts *c);
+
 /* gw_contracts_hash: FNV-1a 64 of p[0..n). */
 uint64_t gw_contracts_hash(const uint8_t *p, size_t n);
 

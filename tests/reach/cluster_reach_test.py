@@ -288,6 +288,10 @@ class ClusterReach(unittest.TestCase):
         self.assertIn(COUNTER, r.stdout.split(), r.stdout + r.stderr)
         self.assertEqual(json.loads(http_add(b, 4)), {"total": "10"})
         self.assertEqual(json.loads(http_add(c, 5)), {"total": "15"})
+        # The generic JSON route, typed by the loaded contract.
+        r = rt.run(["curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json", "-d",
+                    '{"value": 0}', f"{c.http}/v1/spawn-system/Counter/Add"])
+        self.assertEqual(json.loads(r.stdout), {"total": "15"}, r.stdout + r.stderr)
         self.assertEqual(stub_add(a, 1), '{"total": "16"}')
 
         # Peer.Contracts itself: A's answer is its host's set and its hash;
