@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +88,7 @@ struct gw_contracts {
 	 * are not exported (gw_contracts_export). Each token borrowed. */
 	const void **peers;
 	size_t npeers, cappeers;
-	uint64_t gen; /* + 1 at each pool applied and each release */
+	atomic_uint_fast64_t gen; /* + 1 at each pool applied and each release */
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -931,7 +932,7 @@ static gw_err add_locked(gw_contracts *c, const void *owner, const uint8_t *set,
 			memcpy(c->files, cand, nc * sizeof *cand);
 			c->nfiles = nc;
 			c->total = total;
-			c->gen++;
+			atomic_fetch_add(&c->gen, 1);
 			index_fini(&c->ix);
 			c->ix = x;
 			/* Incoming files not taken (same as a held copy, or built in). */
@@ -964,6 +965,7 @@ gw_err gw_contracts_create(gw_contracts **out, const gw_contracts_opts *o)
 	if (!c)
 		return GW_ENOMEM;
 	pthread_rwlock_init(&c->lk, NULL);
+	atomic_init(&c->gen, 0);
 	c->max_set = o && o->max_set_bytes ? o->max_set_bytes : GW_CONTRACTS_SET_BYTES;
 	c->max_total = o && o->max_total_bytes ? o->max_total_bytes
 	                                       : c->max_set * (size_t)GW_CONTRACTS_TOTAL_MULT;
@@ -1089,7 +1091,7 @@ void gw_contracts_release(gw_contracts *c, const void *owner)
 	pthread_rwlock_wrlock(&c->lk);
 	for (size_t i = 0; i < c->nfiles; i++)
 		drop_owner(c->files[i], owner);
-	c->gen++;
+	atomic_fetch_add(&c->gen, 1);
 	for (size_t i = 0; i < c->npeers; i++)
 		if (c->peers[i] == owner) {
 			c->peers[i] = c->peers[--c->npeers];
@@ -1147,10 +1149,7 @@ uint64_t gw_contracts_hash(const uint8_t *p, size_t n)
 
 uint64_t gw_contracts_gen(gw_contracts *c)
 {
-	pthread_rwlock_rdlock(&c->lk);
-	uint64_t g = c->gen;
-	pthread_rwlock_unlock(&c->lk);
-	return g;
+	return atomic_load(&c->gen);
 }
 
 gw_err gw_contracts_export(gw_contracts *c, uint8_t **out, size_t *len, uint64_t *hash)
