@@ -273,10 +273,13 @@ class ClusterReach(unittest.TestCase):
 
     def test_plain_reflection_and_http_through_members_without_host(self):
         a, b, c = self.start("a"), self.start("b"), self.start("c")
+        t0 = time.monotonic()
         h = host(a, "host-a")
         self.procs.insert(3, h)  # stopped before the gateways
         for m in (b, c):
             m.wait_err(loaded_from(m, a))
+        print("contracts on every member %.0f ms after the registration (heartbeat %d ms)"
+              % ((time.monotonic() - t0) * 1000, HEARTBEAT_MS), file=sys.stderr)
         # B and C have no host: a protoc/grpc_python_plugin stub, buf curl
         # by reflection and the annotated HTTP route, routed to the owner.
         self.assertEqual(stub_add(b, 1), '{"total": "1"}')
