@@ -292,7 +292,7 @@ static void contracts_done(void *user, grpc_status_code code, const char *detail
 			err = gw_contracts_add_peer(s->o.contracts, e, r->files.data, r->files.len,
 			                            why, sizeof why);
 	}
-	if (r && hex_ok(r->hash))
+	if (r && r->hash && hex_ok(r->hash))
 		memcpy(e->have, r->hash, sizeof e->have);
 	else
 		memcpy(e->have, e->asked, sizeof e->have);
