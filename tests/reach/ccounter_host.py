@@ -1,7 +1,8 @@
-"""ccounter_host.py --gateway TARGET --contract SET.pb: actor "Counter"
-(tests/reach/ccounter.proto, NAMED, stateful) of system "spawn-system" on
-the bare Python runtime (sdk/python/spawn_host.py), sending SET.pb (the
-contract's FileDescriptorSet, imports included) as its contract. Add adds
+"""ccounter_host.py --gateway TARGET [--contract SET.pb] [--system NAME]:
+actor "Counter" (tests/reach/ccounter.proto, NAMED, stateful) of system NAME
+(default "spawn-system") on the bare Python runtime
+(sdk/python/spawn_host.py), sending SET.pb (the contract's
+FileDescriptorSet, imports included) as its contract when given. Add adds
 its value to the total, saved at every call. Prints "registered"; exits 0
 on SIGTERM. PYTHONPATH: sdk/python, the protocol's modules and
 ccounter_pb2.
@@ -22,13 +23,15 @@ def add(state, payload, ctx):
 
 
 def main():
-    target = sys.argv[sys.argv.index("--gateway") + 1]
-    with open(sys.argv[sys.argv.index("--contract") + 1], "rb") as f:
-        contract = f.read()
-    host = ActorHost(target, "spawn-system",
+    def opt(name, default=None):
+        return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+    host = ActorHost(opt("--gateway"), opt("--system", "spawn-system"),
                      on_registered=lambda _h: print("registered", flush=True))
     host.add_actor("Counter", {"Add": add}, state_type=ccounter_pb2.Total)
-    host.add_contract(contract)
+    if opt("--contract"):
+        with open(opt("--contract"), "rb") as f:
+            host.add_contract(f.read())
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     host.start()

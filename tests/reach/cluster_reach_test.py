@@ -34,7 +34,6 @@ import concurrent.futures
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,14 +60,6 @@ MEMBER_TIMEOUT_MS = 60000
 WAIT = 60
 COUNTER = "examples.ccounter.Counter/Add"
 TMP = None
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def fnv64(data):
@@ -133,7 +124,7 @@ class Member(rt.Proc):
     def __init__(self, store, name, *extra):
         d = tempfile.mkdtemp(prefix=name + "-", dir=TMP)
         self.dir = d
-        self.peer = peer = f"127.0.0.1:{free_port()}"
+        self.peer = peer = f"127.0.0.1:{chaos._free_port('127.0.0.1')}"
         env = dict(os.environ, SPAWN_STATESTORE_KEY=chaos.KEY)
         super().__init__([GW, "--listen", "127.0.0.1:0", "--peer-listen", peer, "--advertise",
                           peer, "--http", "127.0.0.1:0", "--statestore", store.url,
@@ -173,12 +164,13 @@ class Member(rt.Proc):
             raise AssertionError(f"the gateway exited {self.p.returncode}: {self.tail()}")
 
 
-def host(member, name):
+def host(member, name, *extra):
+    """ccounter_host.py on member: with the contract, or extra options."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
                PYTHONPATH=":".join([os.path.join(TMP, "stubs"), os.path.join(TMP, "proto-py"),
                                     os.path.join(SRC, "sdk", "python")]))
     h = rt.Proc(["/usr/bin/python3", os.path.join(HERE, "ccounter_host.py"), "--gateway",
-                 member.target, "--contract", f"{TMP}/ccounter.pb"],
+                 member.target, *(extra or ("--contract", f"{TMP}/ccounter.pb"))],
                 os.path.join(member.dir, f"{name}.log"), env)
     h.wait_line(lambda ln: ln == "registered")
     return h
@@ -431,24 +423,8 @@ class ClusterReach(unittest.TestCase):
         self.assertEqual(stub_add(c, 1), '{"total": "1"}')
         # Another system's host of "Counter" on B: through C (no host),
         # the plain call cannot tell which system is meant.
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
-                   PYTHONPATH=":".join([os.path.join(TMP, "stubs"),
-                                        os.path.join(TMP, "proto-py"),
-                                        os.path.join(SRC, "sdk", "python")]))
-        code = ("import sys, signal, threading; sys.argv += []\n"
-                "import ccounter_host as ch, spawn_host as sh\n"
-                "h = sh.ActorHost(sys.argv[1], 'other-system', on_registered=lambda _h: "
-                "print('registered', flush=True))\n"
-                "h.add_actor('Counter', {'Add': ch.add}, state_type=ch.ccounter_pb2.Total)\n"
-                "d = threading.Event(); signal.signal(signal.SIGTERM, lambda *_: d.set())\n"
-                "h.start()\n"
-                "while not d.wait(1.0): pass\n"
-                "h.stop()\n")
-        env["PYTHONPATH"] += ":" + HERE
-        h2 = rt.Proc(["/usr/bin/python3", "-c", code, b.target],
-                     os.path.join(b.dir, "host-other.log"), env)
+        h2 = host(b, "host-other", "--system", "other-system")
         self.procs.insert(3, h2)
-        h2.wait_line(lambda ln: ln == "registered")
         # The view shows both systems a heartbeat or so later.
         end = time.monotonic() + WAIT
         while True:
