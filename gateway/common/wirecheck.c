@@ -45,44 +45,46 @@ typedef struct rule {
 /* The roles of the Spawn protocol's string and map fields. Every other
  * string field is R_PLAIN. */
 static const rule rules[] = {
-    {&spawn__actors__registry__descriptor, 1, R_NAME_MAP},                /* actors */
-    {&spawn__actors__actor_system__descriptor, 1, R_NAME},                /* name */
-    {&spawn__actors__action__descriptor, 1, R_NAME},                      /* name */
-    {&spawn__actors__actor_state__descriptor, 1, R_TAG_MAP},              /* tags */
-    {&spawn__actors__metadata__descriptor, 2, R_TAG_MAP},                 /* tags */
-    {&spawn__actors__channel__descriptor, 1, R_NAME},                     /* topic */
-    {&spawn__actors__channel__descriptor, 2, R_NAME},                     /* action */
-    {&spawn__actors__projection_subject__descriptor, 1, R_NAME},          /* actor */
-    {&spawn__actors__projection_subject__descriptor, 2, R_NAME},          /* source_action */
-    {&spawn__actors__projection_subject__descriptor, 3, R_NAME},          /* action */
-    {&spawn__actors__actor_settings__descriptor, 8, R_TYPE_NAME},         /* state_type */
-    {&spawn__actors__actor_id__descriptor, 1, R_NAME},                    /* name */
-    {&spawn__actors__actor_id__descriptor, 2, R_NAME},                    /* system */
-    {&spawn__actors__actor_id__descriptor, 3, R_NAME},                    /* parent */
-    {&spawn__context__descriptor, 4, R_META_MAP},                         /* metadata */
-    {&spawn__context__descriptor, 5, R_TAG_MAP},                          /* tags */
-    {&spawn__broadcast__descriptor, 1, R_NAME},                           /* channel_group */
-    {&spawn__pipe__descriptor, 1, R_NAME},                                /* actor */
-    {&spawn__pipe__descriptor, 2, R_NAME},                                /* action_name */
-    {&spawn__pipe__descriptor, 3, R_NAME},                                /* register_ref */
-    {&spawn__forward__descriptor, 1, R_NAME},                             /* actor */
-    {&spawn__forward__descriptor, 2, R_NAME},                             /* action_name */
-    {&spawn__forward__descriptor, 3, R_NAME},                             /* register_ref */
-    {&spawn__fact__descriptor, 3, R_META_MAP},                            /* metadata */
-    {&spawn__invocation_request__descriptor, 3, R_NAME},                  /* action_name */
-    {&spawn__invocation_request__descriptor, 8, R_META_MAP},              /* metadata */
-    {&spawn__invocation_request__descriptor, 11, R_NAME},                 /* register_ref */
-    {&spawn__actor_invocation__descriptor, 2, R_NAME},                    /* action_name */
-    {&spawn__actor_invocation_response__descriptor, 1, R_NAME},           /* actor_name */
-    {&spawn__actor_invocation_response__descriptor, 2, R_NAME},           /* actor_system */
-    {&spawn__request_status__descriptor, 2, R_TEXT},                      /* message */
-    {&spawn__gateway__v1__host_error__descriptor, 2, R_TEXT},             /* message */
-    {&spawn__gateway__v1__actor_ref__descriptor, 1, R_NAME},              /* system */
-    {&spawn__gateway__v1__actor_ref__descriptor, 2, R_NAME},              /* actor */
-    {&spawn__gateway__v1__actor_state_view__descriptor, 4, R_TAG_MAP},    /* tags */
-    {&spawn__gateway__v1__stored_state__descriptor, 1, R_TAG_MAP},        /* tags */
-    {&google__protobuf__any__descriptor, 1, R_TYPE_URL},                  /* type_url */
-    {&spawn__gateway__v1__forward_request__descriptor, 5, R_NAME},        /* principal */
+    {&spawn__actors__registry__descriptor, 1, R_NAME_MAP},             /* actors */
+    {&spawn__actors__actor_system__descriptor, 1, R_NAME},             /* name */
+    {&spawn__actors__action__descriptor, 1, R_NAME},                   /* name */
+    {&spawn__actors__actor_state__descriptor, 1, R_TAG_MAP},           /* tags */
+    {&spawn__actors__metadata__descriptor, 2, R_TAG_MAP},              /* tags */
+    {&spawn__actors__channel__descriptor, 1, R_NAME},                  /* topic */
+    {&spawn__actors__channel__descriptor, 2, R_NAME},                  /* action */
+    {&spawn__actors__projection_subject__descriptor, 1, R_NAME},       /* actor */
+    {&spawn__actors__projection_subject__descriptor, 2, R_NAME},       /* source_action */
+    {&spawn__actors__projection_subject__descriptor, 3, R_NAME},       /* action */
+    {&spawn__actors__actor_settings__descriptor, 8, R_TYPE_NAME},      /* state_type */
+    {&spawn__actors__actor_id__descriptor, 1, R_NAME},                 /* name */
+    {&spawn__actors__actor_id__descriptor, 2, R_NAME},                 /* system */
+    {&spawn__actors__actor_id__descriptor, 3, R_NAME},                 /* parent */
+    {&spawn__context__descriptor, 4, R_META_MAP},                      /* metadata */
+    {&spawn__context__descriptor, 5, R_TAG_MAP},                       /* tags */
+    {&spawn__broadcast__descriptor, 1, R_NAME},                        /* channel_group */
+    {&spawn__pipe__descriptor, 1, R_NAME},                             /* actor */
+    {&spawn__pipe__descriptor, 2, R_NAME},                             /* action_name */
+    {&spawn__pipe__descriptor, 3, R_NAME},                             /* register_ref */
+    {&spawn__forward__descriptor, 1, R_NAME},                          /* actor */
+    {&spawn__forward__descriptor, 2, R_NAME},                          /* action_name */
+    {&spawn__forward__descriptor, 3, R_NAME},                          /* register_ref */
+    {&spawn__fact__descriptor, 3, R_META_MAP},                         /* metadata */
+    {&spawn__invocation_request__descriptor, 3, R_NAME},               /* action_name */
+    {&spawn__invocation_request__descriptor, 8, R_META_MAP},           /* metadata */
+    {&spawn__invocation_request__descriptor, 11, R_NAME},              /* register_ref */
+    {&spawn__actor_invocation__descriptor, 2, R_NAME},                 /* action_name */
+    {&spawn__actor_invocation_response__descriptor, 1, R_NAME},        /* actor_name */
+    {&spawn__actor_invocation_response__descriptor, 2, R_NAME},        /* actor_system */
+    {&spawn__request_status__descriptor, 2, R_TEXT},                   /* message */
+    {&spawn__gateway__v1__host_error__descriptor, 2, R_TEXT},          /* message */
+    {&spawn__gateway__v1__actor_ref__descriptor, 1, R_NAME},           /* system */
+    {&spawn__gateway__v1__actor_ref__descriptor, 2, R_NAME},           /* actor */
+    {&spawn__gateway__v1__actor_state_view__descriptor, 4, R_TAG_MAP}, /* tags */
+    {&spawn__gateway__v1__stored_state__descriptor, 1, R_TAG_MAP},     /* tags */
+    {&google__protobuf__any__descriptor, 1, R_TYPE_URL},               /* type_url */
+    {&spawn__gateway__v1__forward_request__descriptor, 5, R_NAME},     /* principal */
+
+    /* Peer.Contracts (docs/design/cluster.md, "Contracts across the cluster") */
     {&spawn__gateway__v1__peer_contracts_request__descriptor, 1, R_NAME}, /* sender_id */
 };
 
