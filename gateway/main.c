@@ -21,6 +21,7 @@
 #include "spawn_api.h"
 #include "log.h"
 #include "otlp.h"
+#include "cshare.h"
 #include "membership.h"
 #include "peer.h"
 #include "routing.h"
@@ -45,6 +46,7 @@ typedef struct cluster_ctx {
 	gw_persist *persist; /* borrowed, outlives the cluster: the member whose
 	                        activation leases it takes (lease mode) */
 	gw_expose *expose;   /* borrowed, outlives the cluster; NULL without --http */
+	gw_cshare *cshare;   /* borrowed; contracts across the cluster (cluster/cshare.h) */
 	/* The membership thread runs until gw_cluster_destroy, after the
 	 * router and the peers are stopped: callbacks use them under the read
 	 * lock while open; cluster_ctx_close (write lock) ends that. */
@@ -110,6 +112,8 @@ static void cluster_view(void *user, gw_view *v)
 	pthread_rwlock_rdlock(&cx->lock);
 	if (cx->open && cx->router)
 		gw_router_on_view(cx->router, v);
+	if (cx->open && cx->cshare)
+		gw_cshare_on_view(cx->cshare, v);
 	pthread_rwlock_unlock(&cx->lock);
 	view_metrics(cx->expose, v);
 	char line[1024];
@@ -119,7 +123,8 @@ static void cluster_view(void *user, gw_view *v)
 		const gw_member *m = &v->members[i];
 		size_t subs = 0; /* channel subscriptions (registry.h, GW_SUB_MARK) */
 		for (size_t k = 0; k < m->n_served; k++)
-			subs += m->served[k][0] == GW_SUB_MARK;
+			subs +=
+			    m->served[k][0] == GW_SUB_MARK || m->served[k][0] == GW_CONTRACTS_MARK;
 		char sub[40] = "";
 		if (subs)
 			snprintf(sub, sizeof sub, ", %zu subscriptions", subs);
@@ -141,7 +146,20 @@ static void cluster_view(void *user, gw_view *v)
 /* cluster_served: what the hosts connected here serve (the registry). */
 static gw_err cluster_served(void *user, char **out)
 {
-	return gw_registry_served(((cluster_ctx *)user)->reg, out);
+	cluster_ctx *cx = user;
+	gw_err err = gw_registry_served(cx->reg, out);
+	/* With the hash of this member's contracts (cluster/cshare.h). */
+	if (err)
+		return err;
+	pthread_rwlock_rdlock(&cx->lock);
+	if (cx->open && cx->cshare)
+		err = gw_cshare_served(cx->cshare, out, GW_SERVED_MAX);
+	pthread_rwlock_unlock(&cx->lock);
+	if (err) {
+		free(*out);
+		*out = NULL;
+	}
+	return err;
 }
 
 /* cluster_probe: a silent member is alive when it answers Peer.Ping itself. */
@@ -683,6 +701,7 @@ int main(int argc, char **argv)
 	pthread_rwlock_init(&cx.lock, NULL);
 	gw_peers *peers = NULL;
 	gw_router *router = NULL;
+	gw_cshare *cshare = NULL; /* with a membership: contracts across the cluster */
 	gw_http *http = NULL;     /* --http: Spawn's HTTP API */
 	gw_hhosts *hhosts = NULL; /* hosts called back over HTTP */
 	gw_spawnapi *spawnapi = NULL;
@@ -825,6 +844,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		load_test_view(cfg.cluster_test_view, router, false, NULL);
+		gw_cshare_opts cso = {.contracts = contracts, .peers = peers};
+		if (cfg.advertise && (err = gw_cshare_create(&cshare, &cso)))
+			goto fail;
 	}
 	gw_server_opts sv = {
 	    .listen = cfg.listen,
@@ -853,6 +875,7 @@ int main(int argc, char **argv)
 	    .contracts = contracts,
 	    .router = router,
 	    .peers = peers,
+	    .cshare = cshare,
 	};
 	if ((err = gw_server_create(&srv, &sv, rt, reg, why, sizeof why))) {
 		GW_ERROR("%s", why[0] ? why : gw_strerror(err));
@@ -900,6 +923,7 @@ int main(int argc, char **argv)
 	cx.peers = peers;
 	cx.persist = persist;
 	cx.expose = expose;
+	cx.cshare = cshare;
 	cx.open = true;
 	if (cfg.advertise && (err = cluster_open(&cluster, &cfg, &cx))) {
 		rc = 2;
@@ -1027,7 +1051,8 @@ out:
 			        k);
 	}
 	gw_server_destroy(srv);
-	gw_tls_destroy(tls); /* after the server: its listeners' credentials point to it */
+	gw_cshare_destroy(cshare); /* after the peers (answers ran) and the server */
+	gw_tls_destroy(tls);       /* after the server: its listeners' credentials point to it */
 	gw_runtime_destroy(rt);
 	gw_otlp_destroy(otlp); /* every invocation is freed: its spans are queued */
 	gw_router_destroy(router);

@@ -84,6 +84,9 @@ static const rule rules[] = {
     {&spawn__gateway__v1__stored_state__descriptor, 1, R_TAG_MAP},     /* tags */
     {&google__protobuf__any__descriptor, 1, R_TYPE_URL},               /* type_url */
     {&spawn__gateway__v1__forward_request__descriptor, 5, R_NAME},     /* principal */
+
+    /* Peer.Contracts (docs/design/cluster.md, "Contracts across the cluster") */
+    {&spawn__gateway__v1__peer_contracts_request__descriptor, 1, R_NAME}, /* sender_id */
 };
 
 /* rules_of finds the rules of d. The table groups them by descriptor; an

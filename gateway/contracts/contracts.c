@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,11 @@ struct gw_contracts {
 	size_t total;
 	index_t ix;
 	size_t max_set, max_total;
+	/* Owners that are other members (gw_contracts_add_peer): their files
+	 * are not exported (gw_contracts_export). Each token borrowed. */
+	const void **peers;
+	size_t npeers, cappeers;
+	atomic_uint_fast64_t gen; /* + 1 at each pool applied and each release */
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -926,6 +932,7 @@ static gw_err add_locked(gw_contracts *c, const void *owner, const uint8_t *set,
 			memcpy(c->files, cand, nc * sizeof *cand);
 			c->nfiles = nc;
 			c->total = total;
+			atomic_fetch_add(&c->gen, 1);
 			index_fini(&c->ix);
 			c->ix = x;
 			/* Incoming files not taken (same as a held copy, or built in). */
@@ -958,6 +965,7 @@ gw_err gw_contracts_create(gw_contracts **out, const gw_contracts_opts *o)
 	if (!c)
 		return GW_ENOMEM;
 	pthread_rwlock_init(&c->lk, NULL);
+	atomic_init(&c->gen, 0);
 	c->max_set = o && o->max_set_bytes ? o->max_set_bytes : GW_CONTRACTS_SET_BYTES;
 	c->max_total = o && o->max_total_bytes ? o->max_total_bytes
 	                                       : c->max_set * (size_t)GW_CONTRACTS_TOTAL_MULT;
@@ -984,6 +992,7 @@ void gw_contracts_destroy(gw_contracts *c)
 	for (size_t i = 0; i < c->nfiles; i++)
 		cfile_free(c->files[i]);
 	free(c->files);
+	free(c->peers);
 	pthread_rwlock_destroy(&c->lk);
 	free(c);
 }
@@ -1082,7 +1091,106 @@ void gw_contracts_release(gw_contracts *c, const void *owner)
 	pthread_rwlock_wrlock(&c->lk);
 	for (size_t i = 0; i < c->nfiles; i++)
 		drop_owner(c->files[i], owner);
+	atomic_fetch_add(&c->gen, 1);
+	for (size_t i = 0; i < c->npeers; i++)
+		if (c->peers[i] == owner) {
+			c->peers[i] = c->peers[--c->npeers];
+			break;
+		}
 	pthread_rwlock_unlock(&c->lk);
+}
+
+/* ---- across the cluster (docs/design/cluster.md, "Contracts across the cluster") ---- */
+
+static bool is_peer(const gw_contracts *c, const void *owner)
+{
+	for (size_t i = 0; i < c->npeers; i++)
+		if (c->peers[i] == owner)
+			return true;
+	return false;
+}
+
+gw_err gw_contracts_add_peer(gw_contracts *c, const void *owner, const uint8_t *set, size_t len,
+                             char *why, size_t whylen)
+{
+	if (!owner)
+		return GW_EINVAL;
+	pthread_rwlock_wrlock(&c->lk);
+	gw_err err = GW_OK;
+	if (!is_peer(c, owner)) {
+		if (grow((void **)&c->peers, &c->cappeers, c->npeers, sizeof *c->peers))
+			c->peers[c->npeers++] = owner;
+		else
+			err = GW_ENOMEM;
+	}
+	if (!err)
+		err =
+		    add_locked(c, owner, set ? set : (const uint8_t *)"", len, false, why, whylen);
+	pthread_rwlock_unlock(&c->lk);
+	if (err == GW_ENOMEM)
+		snprintf(why, whylen, "out of memory");
+	return err;
+}
+
+static int cfile_cmp(const void *a, const void *b)
+{
+	return strcmp((*(cfile *const *)a)->name, (*(cfile *const *)b)->name);
+}
+
+uint64_t gw_contracts_hash(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+uint64_t gw_contracts_gen(gw_contracts *c)
+{
+	return atomic_load(&c->gen);
+}
+
+gw_err gw_contracts_export(gw_contracts *c, uint8_t **out, size_t *len, uint64_t *hash)
+{
+	*out = NULL;
+	*len = 0;
+	pthread_rwlock_rdlock(&c->lk);
+	cfile **v = malloc((c->nfiles ? c->nfiles : 1) * sizeof *v);
+	size_t n = 0, bytes = 0;
+	for (size_t i = 0; v && i < c->nfiles; i++) {
+		cfile *f = c->files[i];
+		bool local = false;
+		for (size_t k = 0; !f->builtin && k < f->nowners && !local; k++)
+			local = !is_peer(c, f->owners[k]);
+		if (!local)
+			continue;
+		v[n++] = f;
+		bytes += f->len + 11; /* tag, length varint (at most 10 bytes) */
+	}
+	uint8_t *b = v ? malloc(bytes ? bytes : 1) : NULL;
+	if (b) {
+		if (n > 1)
+			qsort(v, n, sizeof *v, cfile_cmp);
+		size_t at = 0;
+		for (size_t i = 0; i < n; i++) {
+			b[at++] = 0x0a; /* FileDescriptorSet.file, length-delimited */
+			size_t l = v[i]->len;
+			do {
+				b[at++] = (uint8_t)((l & 0x7f) | (l > 0x7f ? 0x80 : 0));
+				l >>= 7;
+			} while (l);
+			memcpy(b + at, v[i]->bytes, v[i]->len);
+			at += v[i]->len;
+		}
+		*out = b;
+		*len = at;
+		*hash = gw_contracts_hash(b, at);
+	}
+	pthread_rwlock_unlock(&c->lk);
+	free(v);
+	return b ? GW_OK : GW_ENOMEM;
 }
 
 gw_err gw_contracts_set_mirror(gw_contracts *c, const gw_contracts_mirror *m, char *why,

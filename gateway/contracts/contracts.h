@@ -185,6 +185,32 @@ gw_err gw_contracts_file_by_extension(gw_contracts *c, const char *type, int32_t
                                       gw_bytes_list *out);
 gw_err gw_contracts_extension_numbers(gw_contracts *c, const char *type, gw_bytes_list *out);
 
+/* ---- across the cluster (docs/design/cluster.md, "Contracts across the cluster") ---- */
+
+/* gw_contracts_add_peer is gw_contracts_add on behalf of another member of
+ * the cluster: owner (a token of gateway/cluster/cshare.c, only compared)
+ * holds the set the member's hosts registered. Its files are served and
+ * described here as a host's are, but never exported again
+ * (gw_contracts_export). gw_contracts_release(owner) withdraws them (KEPT,
+ * as a host's that left) and forgets owner. Same returns as
+ * gw_contracts_add (GW_EINVAL also for a NULL owner). */
+gw_err gw_contracts_add_peer(gw_contracts *c, const void *owner, const uint8_t *set, size_t len,
+                             char *why, size_t whylen);
+
+/* gw_contracts_export serializes, as one FileDescriptorSet sorted by file
+ * name, every file that a host connected to this gateway holds now (an
+ * owner that is not a peer; not built in, not --descriptors, not KEPT).
+ * Returns GW_OK with *out (caller frees; an empty set when there is none),
+ * *len and *hash (gw_contracts_hash of the bytes), or GW_ENOMEM. */
+gw_err gw_contracts_export(gw_contracts *c, uint8_t **out, size_t *len, uint64_t *hash);
+
+/* gw_contracts_gen: a number that changes whenever what
+ * gw_contracts_export gives may have (a set applied, an owner released). */
+uint64_t gw_contracts_gen(gw_contracts *c);
+
+/* gw_contracts_hash: FNV-1a 64 of p[0..n). */
+uint64_t gw_contracts_hash(const uint8_t *p, size_t n);
+
 /* gw_contracts_count: files in the pool (built in included). */
 size_t gw_contracts_count(gw_contracts *c);
 

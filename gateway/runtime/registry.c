@@ -64,6 +64,7 @@ struct gw_registry {
 	size_t nislots, icount;
 	atomic_int_fast64_t sweep_at_ms; /* next sweep worth doing; INT64_MAX = none */
 	size_t freed_untrimmed;          /* types freed since the last malloc_trim */
+	atomic_uint_fast64_t served_gen; /* + 1 at each binding added or dropped */
 };
 
 /* At most this many types are freed per sweep, so neither the timer
@@ -101,6 +102,7 @@ gw_err gw_registry_create(gw_registry **out, const gw_registry_opts *opts)
 		r->o.grace_ms = opts->grace_ms >= 0 ? opts->grace_ms : 0;
 	}
 	atomic_init(&r->sweep_at_ms, INT64_MAX);
+	atomic_init(&r->served_gen, 0);
 	r->nbuckets = 256;
 	r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
 	r->nislots = 1024;
@@ -598,6 +600,7 @@ static gw_err bind_one(gw_registry *r, gw_host *host, const char *system,
 	}
 	gw_target_ops_of(host)->hold(host);
 	e->b[e->nb++] = (binding){.host = host, .actions = acts, .n_actions = n};
+	atomic_fetch_add(&r->served_gen, 1);
 	return GW_OK;
 nomem:
 	free_strv(acts, n);
@@ -715,6 +718,7 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host)
 				if (e->b[j].host == host) {
 					free_strv(e->b[j].actions, e->b[j].n_actions);
 					e->b[j] = e->b[--e->nb];
+					atomic_fetch_add(&r->served_gen, 1);
 					dropped++;
 					if (!e->nb) {
 						e->orphan_since_ms = now;
@@ -810,6 +814,11 @@ size_t gw_registry_count(gw_registry *r)
 	size_t n = r->count;
 	pthread_rwlock_unlock(&r->lock);
 	return n;
+}
+
+uint64_t gw_registry_served_gen(gw_registry *r)
+{
+	return atomic_load(&r->served_gen);
 }
 
 gw_err gw_registry_served(gw_registry *r, char **out)

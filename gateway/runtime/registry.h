@@ -200,6 +200,11 @@ size_t gw_registry_count(gw_registry *r);
 #define GW_SERVED_MAX 65536  /* = GW_MEMBER_TEXT_MAX (store.h): what a member row holds */
 gw_err gw_registry_served(gw_registry *r, char **out);
 
+/* gw_registry_served_gen: a number that changes whenever the types of
+ * gw_registry_served may have (a binding added or dropped): a cache of
+ * what it lists is current while the number is. Thread: any; no lock. */
+uint64_t gw_registry_served_gen(gw_registry *r);
+
 /* Reference counting and liveness of gRPC hosts, implemented by server/host.c
  * (the registry itself calls every target through its gw_target_ops). */
 void gw_host_hold(gw_host *h);

@@ -1024,10 +1024,11 @@ void gwi_admin_members(gwi_ucall *c)
 		mi[i].address = (char *)m->address;
 		mi[i].status = (char *)status_name(m->status);
 		mi[i].self = i == v->self;
-		/* the types only: not the channel subscriptions published with them */
+		/* the types only: not the channel subscriptions nor the contracts
+		 * hash published with them (lines marked by a control character) */
 		mi[i].served = calloc(m->n_served ? m->n_served : 1, sizeof(char *));
 		for (size_t j = 0; mi[i].served && j < m->n_served; j++)
-			if (m->served[j][0] != GW_SUB_MARK)
+			if ((unsigned char)m->served[j][0] >= 0x20)
 				mi[i].served[mi[i].n_served++] = (char *)m->served[j];
 		mp[i] = &mi[i];
 	}

@@ -95,6 +95,7 @@ static const char *const method_names[GWI_M_COUNT] = {
     [GWI_M_MEMBERS] = "Members",
     [GWI_M_LIST_SCHEDULES] = "ListSchedules",
     [GWI_M_CANCEL_SCHEDULE] = "CancelSchedule",
+    [GWI_M_PEER_CONTRACTS] = "Contracts",
 };
 
 /* gwi_authorize_admin: Admin methods need a principal with admin: true. Every

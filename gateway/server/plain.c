@@ -36,6 +36,7 @@
 
 #include "edge.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 
+#include "cshare.h"
 #include "log.h"
 
 #define TYPE_PREFIX "type.googleapis.com/"
@@ -143,40 +145,84 @@ static int string_field(const uint8_t *data, size_t len, uint32_t num, const uin
 	return found;
 }
 
-/* find_system: the system in which the actor type is served now. Returns
- * GW_OK (out set), GW_EUNAVAIL (no host registered it) or GW_ECONFIG
- * (several systems: why names two). */
+struct gwi_sysix {
+	pthread_mutex_t mu;
+	bool valid;    /* ix was built (gen is meaningful) */
+	uint64_t gen;  /* gw_registry_served_gen read before ix was built */
+	gw_typeix *ix; /* owned */
+};
+
+struct gwi_sysix *gwi_sysix_create(void)
+{
+	struct gwi_sysix *x = calloc(1, sizeof *x);
+	if (x)
+		pthread_mutex_init(&x->mu, NULL);
+	return x;
+}
+
+void gwi_sysix_destroy(struct gwi_sysix *x)
+{
+	if (!x)
+		return;
+	gw_typeix_free(x->ix);
+	pthread_mutex_destroy(&x->mu);
+	free(x);
+}
+
+/* local_system: find_system over the hosts connected here: the index,
+ * rebuilt first when a binding came or went since it was built (the
+ * generation is read before the list, so the list is at least as new). */
+static gw_err local_system(gw_server *s, const char *actor, char *out, size_t n, char *why,
+                           size_t wn)
+{
+	struct gwi_sysix *x = s->sysix;
+	pthread_mutex_lock(&x->mu);
+	uint64_t gen = gw_registry_served_gen(s->reg);
+	if (!x->valid || gen != x->gen) {
+		char *served = NULL;
+		gw_typeix *ix = NULL;
+		if (gw_registry_served(s->reg, &served) == GW_OK) {
+			size_t nl = 0;
+			for (char *p = served; *p; p++)
+				nl += *p == '\n';
+			const char **lines = calloc(nl + 1, sizeof *lines);
+			nl = 0;
+			for (char *save = NULL, *t = lines ? strtok_r(served, "\n", &save) : NULL;
+			     t; t = strtok_r(NULL, "\n", &save))
+				lines[nl++] = t;
+			ix = lines ? gw_typeix_build(lines, nl) : NULL;
+			free(lines);
+		}
+		free(served);
+		if (!ix) {
+			pthread_mutex_unlock(&x->mu);
+			return GW_ENOMEM;
+		}
+		gw_typeix_free(x->ix);
+		x->ix = ix;
+		x->gen = gen;
+		x->valid = true;
+	}
+	gw_err err = gw_typeix_find(x->ix, actor, out, n, why, wn);
+	pthread_mutex_unlock(&x->mu);
+	return err == GW_ENOTFOUND ? GW_EUNAVAIL : err;
+}
+
+/* find_system: the system in which the actor type is served now: in a
+ * cluster, by any member of the view (cluster/cshare.h), else (or when
+ * the view does not show it yet: a host that registered here appears with
+ * the next heartbeat) by a host connected here. Both are lookups in an
+ * index. Returns GW_OK (out set), GW_EUNAVAIL (no host registered it),
+ * GW_ECONFIG (several systems: why names two) or GW_ENOMEM. */
 static gw_err find_system(gw_server *s, const char *actor, char *out, size_t n, char *why,
                           size_t wn)
 {
-	char *served = NULL;
-	if (gw_registry_served(s->reg, &served) != GW_OK)
-		return GW_ENOMEM;
-	gw_err err = GW_EUNAVAIL;
-	size_t alen = strlen(actor);
-	for (char *line = served; line && *line;) {
-		char *nl = strchr(line, '\n');
-		size_t ll = nl ? (size_t)(nl - line) : strlen(line);
-		char *slash = memchr(line, '/', ll);
-		if (slash && (size_t)(line + ll - slash - 1) == alen &&
-		    !memcmp(slash + 1, actor, alen)) {
-			size_t sl = (size_t)(slash - line);
-			if (err == GW_OK) {
-				snprintf(
-				    why, wn,
-				    "actor %s is registered in systems %s and %.*s: call it with "
-				    "ActorGateway.Invoke, which names the system",
-				    actor, out, (int)(sl < 200 ? sl : 200), line);
-				err = GW_ECONFIG;
-				break;
-			}
-			snprintf(out, n, "%.*s", (int)sl, line);
-			err = GW_OK;
-		}
-		line = nl ? nl + 1 : NULL;
+	if (s->o.cshare) {
+		gw_err e = gw_cshare_system(s->o.cshare, actor, out, n, why, wn);
+		if (e != GW_ENOTFOUND)
+			return e;
 	}
-	free(served);
-	return err;
+	return local_system(s, actor, out, n, why, wn);
 }
 
 /* plain_done answers a plain call from the invocation's outcome. */
@@ -368,4 +414,39 @@ void gwi_plain_handle(gwi_ucall *c)
 	if (atomic_load(&c->gone))
 		gw_runtime_cancel(s->rt, inv);
 	gw_runtime_invoke(s->rt, inv);
+}
+
+void gwi_peer_contracts_handle(gwi_ucall *c)
+{
+	char peer[256], why[300];
+	grpc_status_code code = gwi_authorize_peer(c, peer, sizeof peer, why, sizeof why);
+	if (code != GRPC_STATUS_OK) {
+		gwi_ucall_reply(c, code, why, NULL);
+		return;
+	}
+	spawn_arena a;
+	spawn_arena_init(&a, 0);
+	ProtobufCMessage *m = NULL;
+	if (gwi_unpack_checked(c->srv, &spawn__gateway__v1__peer_contracts_request__descriptor,
+	                       c->payload, &a, &m, why, sizeof why)) {
+		spawn_arena_fini(&a);
+		gwi_ucall_reply(c, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
+		return;
+	}
+	spawn_arena_fini(&a);
+	uint8_t *set = NULL;
+	size_t len = 0;
+	uint64_t h = 0;
+	if (!c->srv->o.contracts || gw_contracts_export(c->srv->o.contracts, &set, &len, &h)) {
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return;
+	}
+	char hex[17];
+	snprintf(hex, sizeof hex, "%016" PRIx64, h);
+	Spawn__Gateway__V1__PeerContractsReply r = SPAWN__GATEWAY__V1__PEER_CONTRACTS_REPLY__INIT;
+	r.files.data = set;
+	r.files.len = len;
+	r.hash = hex;
+	gwi_ucall_reply(c, GRPC_STATUS_OK, NULL, &r.base);
+	free(set);
 }

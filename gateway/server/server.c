@@ -23,6 +23,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "cshare.h"
 #include "log.h"
 
 #define SLOTS_PER_CQ 64
@@ -836,6 +837,8 @@ static void ucall_tag(gwi_tag *t, bool ok)
 			gwi_peer_admin_handle(c);
 		else
 			gwi_ucall_reply(c, code, why, NULL);
+	} else if (c->method == GWI_M_PEER_CONTRACTS) {
+		gwi_peer_contracts_handle(c);
 	} else if (c->method == GWI_M_SPAWN) {
 		handle_spawn(c);
 	} else {
@@ -913,6 +916,10 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	if (!s)
 		return GW_ENOMEM;
 	s->o = *o;
+	if (!(s->sysix = gwi_sysix_create())) {
+		free(s);
+		return GW_ENOMEM;
+	}
 	if (s->o.threads <= 0) {
 		/* One CQ thread per CPU this process may run on (taskset, cgroups). */
 		cpu_set_t set;
@@ -983,6 +990,7 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 	    [GWI_M_MEMBERS] = "/spawn.gateway.v1.Admin/Members",
 	    [GWI_M_LIST_SCHEDULES] = "/spawn.gateway.v1.Admin/ListSchedules",
 	    [GWI_M_CANCEL_SCHEDULE] = "/spawn.gateway.v1.Admin/CancelSchedule",
+	    [GWI_M_PEER_CONTRACTS] = GW_PEER_CONTRACTS,
 	};
 	/* The groups of listeners: each role is served by exactly one; the
 	 * health group (last) serves no role, and its Health reports on the
@@ -1023,7 +1031,8 @@ gw_err gw_server_create(gw_server **out, const gw_server_opts *o, gw_runtime *rt
 		    grpc_server_register_method(g->server, "/grpc.health.v1.Health/Check", NULL,
 		                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		for (int m = 0; m < GWI_M_COUNT; m++) {
-			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING || m == GWI_M_PEER_ADMIN;
+			bool peer = m == GWI_M_FORWARD || m == GWI_M_PING ||
+			            m == GWI_M_PEER_ADMIN || m == GWI_M_PEER_CONTRACTS;
 			unsigned role = peer                                    ? GWI_ROLE_PEER
 			                : m == GWI_M_INVOKE || m == GWI_M_SPAWN ? GWI_ROLE_CLIENT
 			                                                        : GWI_ROLE_ADMIN;
@@ -1390,5 +1399,6 @@ void gw_server_destroy(gw_server *s)
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->hmu);
+	gwi_sysix_destroy(s->sysix);
 	free(s);
 }

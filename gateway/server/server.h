@@ -73,15 +73,18 @@ typedef struct gw_server_opts {
 	                      (docs/design/cluster.md); NULL = a single gateway */
 	gw_peers *peers;   /* borrowed, must outlive the server: with router, the links
 	                      Admin calls are forwarded and aggregated over */
-	gw_contracts *contracts; /* borrowed, must outlive the server: the registered
-	                            contracts, served as plain gRPC services and by
-	                            reflection (plain.c, reflection.c); NULL = none */
-	int64_t leave_ms;        /* cluster mode: how long after the drain began every peer's
-	                            view has this member LEAVING (and stops forwarding to it);
-	                            the drain's new calls are parked at least until then before
-	                            gRPC's shutdown (docs/design/cluster.md, "The drain");
-	                            0 = GWI_PARK_MS after the calls in flight finished only.
-	                            Appended member. */
+	gw_contracts *contracts;  /* borrowed, must outlive the server: the registered
+	                             contracts, served as plain gRPC services and by
+	                             reflection (plain.c, reflection.c); NULL = none */
+	struct gw_cshare *cshare; /* borrowed, must outlive the server: with a membership,
+	                             the systems served anywhere in the cluster
+	                             (cluster/cshare.h); NULL = this gateway's own */
+	int64_t leave_ms;         /* cluster mode: how long after the drain began every peer's
+	                             view has this member LEAVING (and stops forwarding to it);
+	                             the drain's new calls are parked at least until then before
+	                             gRPC's shutdown (docs/design/cluster.md, "The drain");
+	                             0 = GWI_PARK_MS after the calls in flight finished only.
+	                             Appended member. */
 } gw_server_opts;
 
 /* gw_server_create binds every listen address. rt and reg are borrowed

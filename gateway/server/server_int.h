@@ -55,8 +55,8 @@ struct gw_server {
 	int ngroups;
 	gwi_cq *cqs;
 	int ncq;
-	void *methods[14];     /* registered unary methods (GWI_M_*) */
-	grpc_server *msrv[14]; /* borrowed from groups: the server each is registered on */
+	void *methods[15];     /* registered unary methods (GWI_M_*) */
+	grpc_server *msrv[15]; /* borrowed from groups: the server each is registered on */
 	void *m_connect;       /* registered HostGateway.Connect */
 	grpc_server *hsrv;     /* borrowed from groups: the server Connect is registered on */
 	size_t nlisten;        /* listen + host_listen + admin_listen + peer_listen */
@@ -96,6 +96,8 @@ struct gw_server {
 	bool watchdog_started, watchdog_stop; /* watchdog_stop guarded by mu */
 	/* authorization refusals (authz.c): [GW_REFUSAL_*][unauthenticated] */
 	atomic_uint_fast64_t refusals[GW_REFUSAL_KINDS][2];
+	/* plain.c: the local actor type -> system index of plain calls */
+	struct gwi_sysix *sysix; /* owned (gwi_sysix_create / gwi_sysix_destroy) */
 };
 
 /* gwi_refusal_count counts a refusal of kind (GW_REFUSAL_*) answered code
@@ -141,6 +143,7 @@ enum {
 	GWI_M_MEMBERS,         /* Admin.Members (admin_list.c) */
 	GWI_M_LIST_SCHEDULES,  /* Admin.ListSchedules (admin_sched.c) */
 	GWI_M_CANCEL_SCHEDULE, /* Admin.CancelSchedule (admin_sched.c) */
+	GWI_M_PEER_CONTRACTS,  /* spawn.gateway.v1.Peer/Contracts (plain.c), cluster mode */
 	GWI_M_COUNT,
 	/* grpc.health.v1.Health/Check: registered on every group (gwi_group
 	 * .m_health), so outside the per-method tables above */
@@ -258,6 +261,15 @@ bool gwi_generic_take(struct gw_server *s, gwi_cq *q, gwi_group *g, grpc_call *c
                       const grpc_call_details *d, grpc_metadata_array *md);
 /* gwi_plain_handle runs an adopted plain call whose message arrived. */
 void gwi_plain_handle(gwi_ucall *c);
+/* The actor type -> system index of the hosts connected here (plain.c):
+ * rebuilt from gw_registry_served when gw_registry_served_gen changed, so
+ * a plain call costs a binary search, not a scan of the served list.
+ * gwi_sysix_create returns NULL when out of memory. */
+struct gwi_sysix *gwi_sysix_create(void);
+void gwi_sysix_destroy(struct gwi_sysix *x); /* accepts NULL */
+/* gwi_peer_contracts_handle answers Peer.Contracts (plain.c): the
+ * contracts this member's hosts hold (cluster/cshare.h), to a peer. */
+void gwi_peer_contracts_handle(gwi_ucall *c);
 
 /* reflection.c: one grpc.reflection ServerReflectionInfo stream (call and
  * md taken over), on group g. alpha: v1alpha (same wire format). */

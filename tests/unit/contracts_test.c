@@ -392,6 +392,79 @@ START_TEST(a_mirror_sees_every_pool_and_its_refusal_refuses_the_set)
 }
 END_TEST
 
+/* exported: the names of the files of gw_contracts_export's set, in order,
+ * joined by ' ' into out; returns the hash it gave (checked against the
+ * bytes). */
+static uint64_t exported(char *out, size_t n)
+{
+	uint8_t *b = NULL;
+	size_t len = 0;
+	uint64_t h = 0;
+	ck_assert_int_eq(gw_contracts_export(pool, &b, &len, &h), GW_OK);
+	ck_assert_uint_eq(h, gw_contracts_hash(b, len));
+	Google__Protobuf__FileDescriptorSet *set =
+	    google__protobuf__file_descriptor_set__unpack(NULL, len, b);
+	ck_assert_ptr_nonnull(set);
+	out[0] = 0;
+	for (size_t i = 0; i < set->n_file; i++)
+		snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? " " : "",
+		         set->file[i]->name);
+	google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
+	free(b);
+	return h;
+}
+
+START_TEST(export_holds_the_local_hosts_files_and_peer_sets_are_served_and_withdrawn)
+{
+	char names[256];
+	uint64_t empty = exported(names, sizeof names);
+	ck_assert_str_eq(names, ""); /* built-in files are never exported */
+	fspec s[] = {{.name = "s.proto", .svc = "Static", .kind = GW_KIND_NAMED, .msg = "S"}};
+	ck_assert_int_eq(add(NULL, s, 1), GW_OK); /* --descriptors: every member has its own */
+	fspec b[] = {{.name = "b.proto", .svc = "Bee", .kind = GW_KIND_NAMED, .msg = "B"}};
+	fspec a[] = {{.name = "a.proto", .svc = "Counter", .kind = GW_KIND_NAMED}};
+	ck_assert_int_eq(add(&B, b, 1), GW_OK);
+	ck_assert_int_eq(add(&A, a, 1), GW_OK);
+	uint64_t h = exported(names, sizeof names);
+	ck_assert_str_eq(names, "a.proto b.proto"); /* sorted by name */
+	ck_assert_uint_ne(h, empty);
+	ck_assert_uint_eq(exported(names, sizeof names), h); /* the same pool, the same hash */
+	/* Another member's set: served here, never exported again. */
+	fspec p[] = {{.name = "p.proto", .svc = "Remote", .kind = GW_KIND_NAMED, .msg = "R"}};
+	size_t len;
+	uint8_t *set = pack_set(p, 1, &len);
+	ck_assert_int_eq(gw_contracts_add_peer(pool, &D, set, len, why, sizeof why), GW_OK);
+	free(set);
+	ck_assert(serves("/t.Remote/Call", NULL));
+	ck_assert_uint_eq(exported(names, sizeof names), h);
+	/* A peer set clashing with a host's file: refused whole. */
+	fspec clash[] = {{.name = "a.proto", .svc = "Counter", .kind = GW_KIND_NAMED, .msg = "X"}};
+	set = pack_set(clash, 1, &len);
+	ck_assert_int_eq(gw_contracts_add_peer(pool, &D, set, len, why, sizeof why), GW_ECONFLICT);
+	ck_assert_msg(strstr(why, "a.proto differs"), "%s", why);
+	ck_assert_int_eq(gw_contracts_add_peer(pool, NULL, set, len, why, sizeof why), GW_EINVAL);
+	free(set);
+	ck_assert(serves("/t.Remote/Call", NULL)); /* the peer's last set stays */
+	/* The host's own file also held for a peer (same bytes): once the
+	 * host leaves, it is no longer this member's to publish. */
+	set = pack_set(a, 1, &len);
+	ck_assert_int_eq(gw_contracts_add_peer(pool, &C, set, len, why, sizeof why), GW_OK);
+	free(set);
+	gw_contracts_release(pool, &A);
+	exported(names, sizeof names);
+	ck_assert_str_eq(names, "b.proto");
+	/* Withdrawn: KEPT, still described, and not exported. */
+	gw_contracts_release(pool, &D);
+	gw_contracts_release(pool, &C);
+	ck_assert(serves("/t.Remote/Call", NULL));
+	ck_assert(serves("/t.Counter/Call", NULL));
+	exported(names, sizeof names);
+	ck_assert_str_eq(names, "b.proto");
+	gw_contracts_release(pool, &B);
+	ck_assert_uint_eq(exported(names, sizeof names), empty);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("contracts");
@@ -405,6 +478,8 @@ static Suite *suite(void)
 	tcase_add_test(t, a_refused_set_changes_nothing);
 	tcase_add_test(t, malformed_and_oversized_sets_are_refused);
 	tcase_add_test(t, a_mirror_sees_every_pool_and_its_refusal_refuses_the_set);
+	tcase_add_test(t,
+	               export_holds_the_local_hosts_files_and_peer_sets_are_served_and_withdrawn);
 	suite_add_tcase(s, t);
 	return s;
 }

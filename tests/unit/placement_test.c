@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cshare.h"
 #include "placement.h"
 
 static const char *const served_all[] = {"sys/Counter", "sys/Other"};
@@ -129,6 +130,47 @@ START_TEST(members_not_serving_the_type_or_not_active_never_own)
 }
 END_TEST
 
+/* The type index of plain calls (cshare.h): one system per type, two are
+ * named, marked lines (subscriptions, contracts hashes) are no types. */
+START_TEST(the_type_index_finds_one_system_and_names_two)
+{
+	const char *lines[] = {"sys-a/Counter",
+	                       "sys-a/Other",
+	                       "\x1fsys-a\x1f"
+	                       "Counter\x1ft\x1fgo",
+	                       "\x1e"
+	                       "0123456789abcdef",
+	                       "sys-b/Other",
+	                       "sys-a/Counter",
+	                       "noslash",
+	                       "/Lead",
+	                       "sys-c/"};
+	gw_typeix *x = gw_typeix_build(lines, sizeof lines / sizeof lines[0]);
+	ck_assert_ptr_nonnull(x);
+	char sys[64], why[600];
+	ck_assert_int_eq(gw_typeix_find(x, "Counter", sys, sizeof sys, why, sizeof why), GW_OK);
+	ck_assert_str_eq(sys, "sys-a");
+	ck_assert_int_eq(gw_typeix_find(x, "Other", sys, sizeof sys, why, sizeof why), GW_ECONFIG);
+	ck_assert_msg(strstr(why, "sys-a and sys-b"), "%s", why);
+	const char *none[] = {"\x1fsys-a\x1f"
+	                      "Counter\x1ft\x1fgo",
+	                      "\x1e"
+	                      "0123456789abcdef",
+	                      "Lead", "noslash", ""};
+	for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+		ck_assert_int_eq(gw_typeix_find(x, none[i], sys, sizeof sys, why, sizeof why),
+		                 GW_ENOTFOUND);
+	gw_typeix_free(x);
+	x = gw_typeix_build(NULL, 0);
+	ck_assert_ptr_nonnull(x);
+	ck_assert_int_eq(gw_typeix_find(x, "Counter", sys, sizeof sys, why, sizeof why),
+	                 GW_ENOTFOUND);
+	gw_typeix_free(x);
+	ck_assert_int_eq(gw_typeix_find(NULL, "Counter", sys, sizeof sys, why, sizeof why),
+	                 GW_ENOTFOUND);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("placement");
@@ -137,6 +179,7 @@ int main(void)
 	tcase_add_test(tc, three_members_share_names_within_ten_percent);
 	tcase_add_test(tc, removing_a_member_moves_only_its_actors);
 	tcase_add_test(tc, members_not_serving_the_type_or_not_active_never_own);
+	tcase_add_test(tc, the_type_index_finds_one_system_and_names_two);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
