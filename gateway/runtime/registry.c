@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "slab.h"
 
 typedef struct binding {
 	gw_host *host;  /* a reference held by this binding */
@@ -44,9 +45,9 @@ typedef struct type_entry {
 } type_entry;
 
 /* An instance of an UNNAMED template: "system\0name" -> template. 12
- * bytes and the name, in an open-addressing table (no chain link): with a
- * name of up to 12 bytes one entry is a 32-byte malloc chunk
- * (docs/design/memory.md). */
+ * bytes and the name, in an open-addressing table (no chain link), the
+ * entry in the registry's slab (slab.h): with a name of up to 11 bytes one
+ * entry is a 24-byte slot (docs/design/memory.md). */
 typedef struct inst_entry {
 	type_entry *tmpl;
 	uint32_t hash; /* the low 32 bits of hash2(system, name) */
@@ -62,6 +63,7 @@ struct gw_registry {
 	                        linear probing, at most 3/4 full, removal by
 	                        backward shift (no tombstones) */
 	size_t nislots, icount;
+	gw_slab islab;                   /* the inst_entry objects (under the write lock) */
 	atomic_int_fast64_t sweep_at_ms; /* next sweep worth doing; INT64_MAX = none */
 	size_t freed_untrimmed;          /* types freed since the last malloc_trim */
 };
@@ -112,6 +114,7 @@ gw_err gw_registry_create(gw_registry **out, const gw_registry_opts *opts)
 		return GW_ENOMEM;
 	}
 	pthread_rwlock_init(&r->lock, NULL);
+	gw_slab_init(&r->islab);
 	*out = r;
 	return GW_OK;
 }
@@ -154,8 +157,9 @@ void gw_registry_destroy(gw_registry *r)
 	}
 	free(r->buckets);
 	for (size_t i = 0; i < r->nislots; i++)
-		free(r->islots[i]);
+		gw_slab_free(r->islots[i]);
 	free(r->islots);
+	gw_slab_fini(&r->islab);
 	pthread_rwlock_destroy(&r->lock);
 	free(r);
 }
@@ -743,7 +747,7 @@ static void remove_instances(gw_registry *r, const type_entry *t)
 		inst_entry *e = r->islots[i];
 		if (e && e->tmpl == t) {
 			inst_delete_at(r, i);
-			free(e);
+			gw_slab_free(e);
 		} else {
 			i++;
 		}
@@ -1046,7 +1050,8 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 		size_t nl = strlen(name) + 1;
 		if ((r->icount + 1) * 4 > r->nislots * 3)
 			grow_inst(r);
-		e = (r->icount + 1) * 4 <= r->nislots * 3 ? malloc(sizeof *e + nl) : NULL;
+		e = (r->icount + 1) * 4 <= r->nislots * 3 ? gw_slab_alloc(&r->islab, sizeof *e + nl)
+		                                          : NULL;
 		if (!e) {
 			err = GW_ENOMEM;
 		} else {
@@ -1075,7 +1080,7 @@ gw_err gw_registry_unspawn(gw_registry *r, const char *system, const char *name)
 	if (found) {
 		inst_entry *e = r->islots[i];
 		inst_delete_at(r, i);
-		free(e);
+		gw_slab_free(e);
 		err = GW_OK;
 	}
 	pthread_rwlock_unlock(&r->lock);

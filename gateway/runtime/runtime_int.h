@@ -11,6 +11,7 @@
 #include "idset.h"
 #include "log.h"
 #include "runtime.h"
+#include "slab.h"
 
 #define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
@@ -71,8 +72,7 @@ typedef struct gw_actor_ext {
  * keep the members ordered by size (no padding holes) and put anything an
  * idle actor does not need behind x, allocated when used. */
 struct gw_actor {
-	gw_actor *hnext; /* hash chain */
-	gw_shard *shard;
+	gw_actor *hnext;        /* hash chain */
 	gw_actor_type *type;    /* a reference (gw_registry_type_rele when freed): the
 	                           type outlives the actor, even once forgotten */
 	gw_blob *state;         /* owned ref: Any contents (type URL + value); NULL = none */
@@ -160,8 +160,17 @@ struct gw_shard {
 	gw_runtime *rt;
 	gw_turn *turn_free; /* owned: closed turns kept for reuse (turn.c) */
 	gw_snapq snapq;     /* snapshot timers of its actors (snapq.c) */
+	gw_slab slab;       /* its actors' memory (slab.h): an actor's shard is the
+	                       slab's owner (gwi_ashard) */
 	size_t n_turn_free;
 };
+
+/* gwi_ashard: the shard a lives on (owner of the slab a was allocated
+ * from, runtime.c): an actor needs no pointer to it. */
+static inline gw_shard *gwi_ashard(const gw_actor *a)
+{
+	return container_of(gw_slab_of(a), gw_shard, slab);
+}
 
 struct gw_runtime {
 	gw_runtime_opts o;
