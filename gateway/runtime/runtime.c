@@ -584,7 +584,8 @@ static void idle_if_unused_locked(gw_runtime *rt, gw_actor *a)
 		return;
 	gw_actor_settings st = gwi_settings(rt, a);
 	a->idle_t.kind = T_IDLE;
-	gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
+	gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t,
+	             gwi_last_active(a, gwi_now_ms()) + gwi_idle_ms(rt, &st));
 }
 
 /* ---- the activation lease (cluster mode) ----------------------------------- */
@@ -599,12 +600,12 @@ static void lease_wait_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	int64_t now = gwi_now_ms();
 	if (a->save_failures == 0)
-		a->last_active_ms = now; /* LOADING: the time the waits began */
+		gwi_touch(a, now); /* LOADING: the time the waits began */
 	unsigned sh = a->save_failures < 5 ? a->save_failures : 5;
 	int64_t back = (int64_t)GW_LEASE_BACKOFF_MS << sh;
 	if (back > GW_LEASE_BACKOFF_MAX_MS)
 		back = GW_LEASE_BACKOFF_MAX_MS;
-	bool give_up = now - a->last_active_ms >= GW_LEASE_WAIT_MS || a->leaving;
+	bool give_up = now - gwi_last_active(a, now) >= GW_LEASE_WAIT_MS || a->leaving;
 	for (gw_inv *inv = a->mq_head, *next; inv; inv = next) {
 		next = inv->next;
 		if (!give_up &&
@@ -681,7 +682,7 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 	if (err == GW_OK || err == GW_ENOTFOUND) {
 		if (a->save_failures) { /* the lease waits are over */
 			a->save_failures = 0;
-			a->last_active_ms = gwi_now_ms();
+			gwi_touch(a, gwi_now_ms());
 		}
 		a->revision = err == GW_OK ? revision : 0;
 		a->epoch = epoch;
@@ -966,7 +967,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			a->busy = inv; /* its turn was begun above */
 		}
 		if (inv->timer < 0)
-			a->last_active_ms = now;
+			gwi_touch(a, now);
 		inv->deadline_t.kind = T_DEADLINE;
 		gw_wheel_arm(&gwi_ashard(a)->wheel, &inv->deadline_t, inv->due_ms);
 		gw_wheel_disarm(&gwi_ashard(a)->wheel, &a->idle_t);
@@ -990,7 +991,7 @@ void gwi_pooled_end_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		gw_actor_settings st = gwi_settings(rt, a);
 		a->idle_t.kind = T_IDLE;
 		gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t,
-		             a->last_active_ms + gwi_idle_ms(rt, &st));
+		             gwi_last_active(a, gwi_now_ms()) + gwi_idle_ms(rt, &st));
 	}
 	gwi_dispatch_locked(rt, a, dl);
 }
@@ -1028,7 +1029,8 @@ bool gwi_end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	a->idle_t.kind = T_IDLE;
 	/* Timer turns do not keep an actor active: idle counts from the last
 	 * turn a caller asked for. */
-	gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
+	gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t,
+	             gwi_last_active(a, gwi_now_ms()) + gwi_idle_ms(rt, &st));
 	if (a->dirty && a->stateful && !a->snap_at &&
 	    gwi_snap_arm(gwi_ashard(a), a, gwi_now_ms() + snap_ms(rt, &st)) != GW_OK)
 		gwi_start_save_locked(rt, a); /* no room to wait: save now */
@@ -1205,7 +1207,7 @@ static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
 			                   ? (st.max_pool_size < 65535 ? st.max_pool_size : 65535)
 			                   : rt->o.pool_max);
 		}
-		a->last_active_ms = gwi_now_ms();
+		gwi_touch(a, gwi_now_ms());
 		a->st = a->stateful ? A_LOADING : A_READY;
 		if (a->stateful)
 			inv->tr.act0_ns = gw_trace_now_ns();
