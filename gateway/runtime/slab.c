@@ -2,6 +2,7 @@
 #include "slab.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -23,6 +24,7 @@
 
 /* At the start of every page (and of every large mapping). */
 struct gw_slab_page {
+	uint32_t idx;              /* first (gw_slab_handle reads it): its index in slab->dir */
 	gw_slab *slab;             /* borrowed: the slab it belongs to */
 	gw_slab_page *prev, *next; /* on slab->partial[cls] while PARTIAL */
 	void *free;                /* free slots, linked through their first word */
@@ -61,6 +63,61 @@ static void unmap(gw_slab_page *pg)
 	size_t len = pg->map_len;
 	UNPOISON(pg, len);
 	munmap(pg, len);
+}
+
+/* dir_add gives pg an index in s's directory (false: out of memory, or
+ * GW_SLAB_MAX_PAGES reached). */
+static bool dir_add(gw_slab *s, gw_slab_page *pg)
+{
+	if (!s->n_free) {
+		if (s->ndir >= GW_SLAB_MAX_PAGES)
+			return false;
+		uint32_t n = s->ndir ? s->ndir * 2 : 64;
+		if (n > GW_SLAB_MAX_PAGES)
+			n = GW_SLAB_MAX_PAGES;
+		gw_slab_page **d = realloc(s->dir, n * sizeof *d);
+		if (!d)
+			return false;
+		s->dir = d;
+		uint32_t *f = realloc(s->dir_free, n * sizeof *f);
+		if (!f)
+			return false;
+		s->dir_free = f;
+		for (uint32_t k = n; k > s->ndir; k--) { /* lowest index on top */
+			s->dir[k - 1] = NULL;
+			s->dir_free[s->n_free++] = k - 1;
+		}
+		s->ndir = n;
+	}
+	uint32_t i = s->dir_free[--s->n_free];
+	s->dir[i] = pg;
+	pg->idx = i;
+	return true;
+}
+
+/* drop unmaps pg (no object left in it) and frees its index. */
+static void drop(gw_slab *s, gw_slab_page *pg)
+{
+	s->dir[pg->idx] = NULL;
+	s->dir_free[s->n_free++] = pg->idx;
+	s->pages--;
+	unmap(pg);
+}
+
+/* page_new maps a page (or a large mapping of len bytes) for s. */
+static gw_slab_page *page_new(gw_slab *s, size_t len)
+{
+	gw_slab_page *pg = map_aligned(len);
+	if (!pg)
+		return NULL;
+	if (!dir_add(s, pg)) {
+		munmap(pg, len);
+		return NULL;
+	}
+	pg->slab = s;
+	pg->map_len = len;
+	s->pages++;
+	return pg;
 }
 
 static gw_slab_page *page_of(const void *p)
@@ -105,13 +162,10 @@ static void *alloc_large(gw_slab *s, size_t n)
 	size_t len = (HDR + n + 4095) & ~(size_t)4095;
 	if (len < n)
 		return NULL;
-	gw_slab_page *pg = map_aligned(len);
+	gw_slab_page *pg = page_new(s, len);
 	if (!pg)
 		return NULL;
-	pg->slab = s;
-	pg->map_len = len;
 	pg->live = 1;
-	s->pages++;
 	s->objects++;
 	return (char *)pg + HDR; /* zero: fresh anonymous memory */
 }
@@ -123,17 +177,14 @@ void *gw_slab_alloc(gw_slab *s, size_t n)
 	uint32_t cls = (uint32_t)((n + 7) / 8), size = cls * 8;
 	gw_slab_page *pg = s->partial[cls];
 	if (!pg) {
-		pg = map_aligned(GW_SLAB_PAGE);
+		pg = page_new(s, GW_SLAB_PAGE);
 		if (!pg)
 			return NULL;
-		pg->slab = s;
-		pg->map_len = GW_SLAB_PAGE;
 		pg->bump = (uint32_t)HDR;
 		pg->size = size;
 		pg->cls = cls;
 		POISON((char *)pg + HDR, GW_SLAB_PAGE - HDR);
 		list_add(s, pg);
-		s->pages++;
 	}
 	char *slot;
 	if (pg->free) {
@@ -161,8 +212,7 @@ void gw_slab_free(void *p)
 	gw_slab *s = pg->slab;
 	s->objects--;
 	if (pg->size == 0) {
-		s->pages--;
-		unmap(pg);
+		drop(s, pg);
 		return;
 	}
 	*(void **)p = pg->free;
@@ -173,8 +223,7 @@ void gw_slab_free(void *p)
 		list_add(s, pg);
 	if (pg->live == 0 && (pg->prev || pg->next)) {
 		list_del(s, pg);
-		s->pages--;
-		unmap(pg);
+		drop(s, pg);
 	}
 }
 
@@ -189,7 +238,11 @@ void gw_slab_fini(gw_slab *s)
 		while (s->partial[c]) {
 			gw_slab_page *pg = s->partial[c];
 			list_del(s, pg);
-			s->pages--;
-			unmap(pg);
+			drop(s, pg);
 		}
+	free(s->dir);
+	free(s->dir_free);
+	s->dir = NULL;
+	s->dir_free = NULL;
+	s->ndir = s->n_free = 0;
 }

@@ -40,6 +40,10 @@ typedef struct gw_slab {
 	gw_slab_page *partial[GW_SLAB_CLASSES]; /* owned: pages with a free slot */
 	size_t pages;                           /* pages and large mappings held */
 	size_t objects;                         /* objects allocated */
+	/* The page directory, for 32-bit handles (gw_slab_handle): */
+	gw_slab_page **dir; /* owned array of ndir: borrowed pages, NULL = a free index */
+	uint32_t *dir_free; /* owned: free indexes (a stack of n_free) */
+	uint32_t ndir, n_free;
 } gw_slab;
 
 /* gw_slab_init makes s empty (no page mapped). */
@@ -55,6 +59,24 @@ void gw_slab_free(void *p);
 
 /* gw_slab_of returns the slab p was allocated from (borrowed). */
 gw_slab *gw_slab_of(const void *p);
+
+/* Handles: an object is also named by a 32-bit handle, never 0: its
+ * page's index in the slab's directory and its offset in the page in
+ * 8-byte units, so a table of many objects can hold 4 bytes for each
+ * instead of a pointer. gw_slab_handle answers p's handle; gw_slab_ptr
+ * the object of handle h (alive in s). At most GW_SLAB_MAX_PAGES pages
+ * (and large mappings) at once: gw_slab_alloc answers NULL beyond. */
+#define GW_SLAB_MAX_PAGES ((uint32_t)1 << 19) /* 32 GiB of pages */
+static inline uint32_t gw_slab_handle(const void *p)
+{
+	uintptr_t off = (uintptr_t)p & (GW_SLAB_PAGE - 1);
+	uint32_t idx = *(const uint32_t *)((uintptr_t)p - off); /* the page's first word */
+	return idx << 13 | (uint32_t)(off >> 3);
+}
+static inline void *gw_slab_ptr(const gw_slab *s, uint32_t h)
+{
+	return (char *)s->dir[h >> 13] + ((size_t)(h & 8191) << 3);
+}
 
 /* gw_slab_fini unmaps every page still mapped (the objects in them, if
  * any, are gone: free them first). */

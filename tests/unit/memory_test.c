@@ -271,8 +271,48 @@ START_TEST(the_slab_packs_objects_and_gives_pages_back)
 	gw_slab_fini(&s1);
 	gw_slab_fini(&s2);
 	ck_assert_uint_eq(s1.pages, 0);
+	ck_assert_ptr_null(s1.dir);
 	ck_assert_uint_eq(s2.pages, 0);
 	ck_assert_ptr_null(gw_slab_alloc(&s1, 0));
+}
+END_TEST
+
+/* 32-bit handles name objects across pages, never 0, and stay right when
+ * a page index is freed and used again. */
+START_TEST(slab_handles_name_objects)
+{
+	static gw_slab sl;
+	gw_slab_init(&sl);
+	enum { N = 20000 };
+	static char *p[N];
+	static uint32_t h[N];
+	for (int i = 0; i < N; i++) {
+		p[i] = gw_slab_alloc(&sl, 23 + (size_t)(i % 3) * 40);
+		ck_assert_ptr_nonnull(p[i]);
+		h[i] = gw_slab_handle(p[i]);
+		ck_assert_uint_ne(h[i], 0);
+		ck_assert_ptr_eq(gw_slab_ptr(&sl, h[i]), p[i]);
+	}
+	ck_assert_uint_gt(sl.pages, 3);
+	/* free every object of one class: its pages go (but one) */
+	size_t before = sl.pages;
+	for (int i = 1; i < N; i += 3)
+		gw_slab_free(p[i]);
+	ck_assert_uint_lt(sl.pages, before);
+	/* new pages take the freed indexes; old handles still right */
+	for (int i = 1; i < N; i += 3) {
+		p[i] = gw_slab_alloc(&sl, 63);
+		h[i] = gw_slab_handle(p[i]);
+	}
+	for (int i = 0; i < N; i++)
+		ck_assert_ptr_eq(gw_slab_ptr(&sl, h[i]), p[i]);
+	char *big = gw_slab_alloc(&sl, 5000);
+	ck_assert_ptr_eq(gw_slab_ptr(&sl, gw_slab_handle(big)), big);
+	gw_slab_free(big);
+	for (int i = 0; i < N; i++)
+		gw_slab_free(p[i]);
+	ck_assert_uint_eq(sl.objects, 0);
+	gw_slab_fini(&sl);
 }
 END_TEST
 
@@ -288,6 +328,7 @@ int main(void)
 	tcase_add_test(tc, the_snapshot_heap_pops_in_due_order);
 	tcase_add_test(tc, the_ext_is_allocated_only_while_used);
 	tcase_add_test(tc, the_slab_packs_objects_and_gives_pages_back);
+	tcase_add_test(tc, slab_handles_name_objects);
 	suite_add_tcase(s, tc);
 	SRunner *r = srunner_create(s);
 	srunner_run_all(r, CK_NORMAL);
