@@ -157,8 +157,8 @@ bool gwi_forget_try_locked(gw_runtime *rt, gw_actor *a)
 	(void)rt;
 	if (a->st != A_READY || a->busy || a->inflight || a->held || a->in_save)
 		return false;
-	struct gw_forget *f = find_locked(a->shard, a->type->system, a->name);
-	gwi_actor_free_locked(a->shard, a);
+	struct gw_forget *f = find_locked(gwi_ashard(a), a->type->system, a->name);
+	gwi_actor_free_locked(gwi_ashard(a), a);
 	start_erase(f);
 	return true;
 }
@@ -166,7 +166,7 @@ bool gwi_forget_try_locked(gw_runtime *rt, gw_actor *a)
 /* begin_locked makes the active actor a forgetting: see the note above. */
 static void begin_locked(gw_runtime *rt, gw_actor *a, struct gw_forget *f, done_list *dl)
 {
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	a->forgetting = 1; /* f is on s->forgets under a's name */
 	a->deactivating = 1;
 	for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));) {

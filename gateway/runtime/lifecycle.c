@@ -95,6 +95,7 @@ gw_err gw_runtime_create(gw_runtime **out, const gw_runtime_opts *opts, gw_regis
 		if (!s->buckets)
 			goto fail;
 		gw_wheel_init(&s->wheel, now);
+		gw_slab_init(&s->slab);
 		s->rt = rt;
 	}
 	pthread_mutex_init(&rt->tmu, NULL);
@@ -198,7 +199,7 @@ void gw_runtime_destroy(gw_runtime *rt)
 				gwi_turn_commit(a);
 				gwi_ext_free(a);
 				gw_registry_type_rele(a->type);
-				free(a);
+				gw_slab_free(a);
 				a = n;
 			}
 		}
@@ -207,6 +208,7 @@ void gw_runtime_destroy(gw_runtime *rt)
 		gwi_forget_fini(s);
 		gwi_turn_free_all(s);
 		gwi_snap_fini(s);
+		gw_slab_fini(&s->slab);
 		pthread_mutex_destroy(&s->mu);
 		free(s->buckets);
 	}

@@ -82,7 +82,7 @@ void gwi_mq_push(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 		/* It leaves at its deadline even while the actor is busy, HELD or
 		 * loading: the caller is answered and its payload freed then. */
 		inv->deadline_t.kind = T_QDEADLINE;
-		gw_wheel_arm(&a->shard->wheel, &inv->deadline_t, inv->deadline_ms);
+		gw_wheel_arm(&gwi_ashard(a)->wheel, &inv->deadline_t, inv->deadline_ms);
 	}
 }
 
@@ -107,7 +107,7 @@ static void unlink_inv(gw_runtime *rt, gw_actor *a, gw_inv *inv)
 	a->qbytes -= (uint32_t)inv->qbytes;
 	atomic_fetch_sub(&rt->queued_bytes, inv->qbytes);
 	inv->qbytes = 0;
-	gw_wheel_disarm(&a->shard->wheel, &inv->deadline_t);
+	gw_wheel_disarm(&gwi_ashard(a)->wheel, &inv->deadline_t);
 }
 
 void gwi_mq_remove(gw_runtime *rt, gw_actor *a, gw_inv *inv)

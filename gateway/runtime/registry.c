@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "slab.h"
 
 typedef struct binding {
 	gw_host *host;  /* a reference held by this binding */
@@ -44,9 +45,10 @@ typedef struct type_entry {
 } type_entry;
 
 /* An instance of an UNNAMED template: "system\0name" -> template. 12
- * bytes and the name, in an open-addressing table (no chain link): with a
- * name of up to 12 bytes one entry is a 32-byte malloc chunk
- * (docs/design/memory.md). */
+ * bytes and the name, in the registry's slab (slab.h: with a name of up
+ * to 11 bytes one entry is a 24-byte slot), named in an open-addressing
+ * table by its 4-byte slab handle (no chain link, no pointer):
+ * docs/design/memory.md. */
 typedef struct inst_entry {
 	type_entry *tmpl;
 	uint32_t hash; /* the low 32 bits of hash2(system, name) */
@@ -58,10 +60,12 @@ struct gw_registry {
 	gw_registry_opts o;
 	type_entry **buckets;
 	size_t nbuckets, count;
-	inst_entry **islots; /* owned: nislots (a power of two) slots, NULL = empty;
-	                        linear probing, at most 3/4 full, removal by
-	                        backward shift (no tombstones) */
+	uint32_t *islots; /* owned: nislots (a power of two) slots, each the
+	                     islab handle of an entry (gw_slab_handle), 0 = empty;
+	                     linear probing, at most 3/4 full, removal by
+	                     backward shift (no tombstones) */
 	size_t nislots, icount;
+	gw_slab islab;                   /* the inst_entry objects (under the write lock) */
 	atomic_int_fast64_t sweep_at_ms; /* next sweep worth doing; INT64_MAX = none */
 	size_t freed_untrimmed;          /* types freed since the last malloc_trim */
 	atomic_uint_fast64_t served_gen; /* + 1 at each binding added or dropped */
@@ -114,6 +118,7 @@ gw_err gw_registry_create(gw_registry **out, const gw_registry_opts *opts)
 		return GW_ENOMEM;
 	}
 	pthread_rwlock_init(&r->lock, NULL);
+	gw_slab_init(&r->islab);
 	*out = r;
 	return GW_OK;
 }
@@ -156,8 +161,10 @@ void gw_registry_destroy(gw_registry *r)
 	}
 	free(r->buckets);
 	for (size_t i = 0; i < r->nislots; i++)
-		free(r->islots[i]);
+		if (r->islots[i])
+			gw_slab_free(gw_slab_ptr(&r->islab, r->islots[i]));
 	free(r->islots);
+	gw_slab_fini(&r->islab);
 	pthread_rwlock_destroy(&r->lock);
 	free(r);
 }
@@ -735,6 +742,12 @@ void gw_registry_unbind_host(gw_registry *r, gw_host *host)
 
 static void inst_delete_at(gw_registry *r, size_t i);
 
+/* islot: the entry in slot i, or NULL. */
+static inst_entry *islot(const gw_registry *r, size_t i)
+{
+	return r->islots[i] ? gw_slab_ptr(&r->islab, r->islots[i]) : NULL;
+}
+
 /* remove_instances frees the instances of template t (being freed),
  * whatever its kind became since they were spawned. */
 static void remove_instances(gw_registry *r, const type_entry *t)
@@ -744,10 +757,10 @@ static void remove_instances(gw_registry *r, const type_entry *t)
 	/* A slot emptied at i may let an entry of a later run move back
 	 * into it (inst_delete_at): look at i again before moving on. */
 	for (size_t i = 0; i < r->nislots;) {
-		inst_entry *e = r->islots[i];
+		inst_entry *e = islot(r, i);
 		if (e && e->tmpl == t) {
 			inst_delete_at(r, i);
-			free(e);
+			gw_slab_free(e);
 		} else {
 			i++;
 		}
@@ -966,7 +979,7 @@ static size_t inst_slot(const gw_registry *r, const char *system, const char *na
 {
 	size_t m = r->nislots - 1;
 	for (size_t i = inst_home(r, h);; i = (i + 1) & m) {
-		inst_entry *e = r->islots[i];
+		inst_entry *e = islot(r, i);
 		if (!e) {
 			*found = false;
 			return i;
@@ -982,7 +995,7 @@ static inst_entry *find_inst(gw_registry *r, const char *system, const char *nam
 {
 	bool found;
 	size_t i = inst_slot(r, system, name, h, &found);
-	return found ? r->islots[i] : NULL;
+	return found ? islot(r, i) : NULL;
 }
 
 /* inst_delete_at empties slot i (the entry is the caller's to free) and
@@ -991,17 +1004,17 @@ static inst_entry *find_inst(gw_registry *r, const char *system, const char *nam
 static void inst_delete_at(gw_registry *r, size_t i)
 {
 	size_t m = r->nislots - 1;
-	r->islots[i]->tmpl->n_inst--;
-	r->islots[i] = NULL;
+	islot(r, i)->tmpl->n_inst--;
+	r->islots[i] = 0;
 	r->icount--;
 	for (size_t j = (i + 1) & m; r->islots[j]; j = (j + 1) & m) {
-		size_t home = inst_home(r, r->islots[j]->hash);
+		size_t home = inst_home(r, islot(r, j)->hash);
 		/* j's entry may move to i when its home is not in (i, j]. */
 		bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
 		if (stays)
 			continue;
 		r->islots[i] = r->islots[j];
-		r->islots[j] = NULL;
+		r->islots[j] = 0;
 		i = j;
 	}
 }
@@ -1009,17 +1022,17 @@ static void inst_delete_at(gw_registry *r, size_t i)
 static void grow_inst(gw_registry *r)
 {
 	size_t nb = r->nislots * 2;
-	inst_entry **b = calloc(nb, sizeof *b);
+	uint32_t *b = calloc(nb, sizeof *b);
 	if (!b)
 		return; /* the caller refuses the insert when the table is full */
 	for (size_t i = 0; i < r->nislots; i++) {
-		inst_entry *e = r->islots[i];
+		inst_entry *e = islot(r, i);
 		if (!e)
 			continue;
 		size_t j = e->hash & (nb - 1);
 		while (b[j])
 			j = (j + 1) & (nb - 1);
-		b[j] = e;
+		b[j] = r->islots[i];
 	}
 	free(r->islots);
 	r->islots = b;
@@ -1055,7 +1068,8 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 		size_t nl = strlen(name) + 1;
 		if ((r->icount + 1) * 4 > r->nislots * 3)
 			grow_inst(r);
-		e = (r->icount + 1) * 4 <= r->nislots * 3 ? malloc(sizeof *e + nl) : NULL;
+		e = (r->icount + 1) * 4 <= r->nislots * 3 ? gw_slab_alloc(&r->islab, sizeof *e + nl)
+		                                          : NULL;
 		if (!e) {
 			err = GW_ENOMEM;
 		} else {
@@ -1064,7 +1078,7 @@ gw_err gw_registry_spawn(gw_registry *r, const char *system, const char *name, c
 			e->tmpl = t;
 			t->n_inst++;
 			bool found;
-			r->islots[inst_slot(r, system, name, h, &found)] = e;
+			r->islots[inst_slot(r, system, name, h, &found)] = gw_slab_handle(e);
 			r->icount++;
 			if (created)
 				*created = true;
@@ -1082,9 +1096,9 @@ gw_err gw_registry_unspawn(gw_registry *r, const char *system, const char *name)
 	bool found;
 	size_t i = inst_slot(r, system, name, h, &found);
 	if (found) {
-		inst_entry *e = r->islots[i];
+		inst_entry *e = islot(r, i);
 		inst_delete_at(r, i);
-		free(e);
+		gw_slab_free(e);
 		err = GW_OK;
 	}
 	pthread_rwlock_unlock(&r->lock);

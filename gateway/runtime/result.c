@@ -24,7 +24,7 @@ static bool same_state(const gw_blob *b, const Google__Protobuf__Any *any)
 void gw_runtime_result(gw_runtime *rt, gw_inv *inv, const Spawn__Gateway__V1__InvocationResult *res)
 {
 	gw_actor *a = inv->actor;
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	done_list dl = {0};
 	gwi_log_scope ls;
 	gwi_log_enter(&ls, inv);

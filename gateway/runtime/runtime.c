@@ -265,7 +265,7 @@ static void actor_free_locked(gw_shard *s, gw_actor *a)
 	gw_gm_activation(s->rt->gm, a->type->system, a->type->name, false);
 	gwi_ext_free(a);
 	gw_registry_type_rele(a->type);
-	free(a);
+	gw_slab_free(a);
 	atomic_fetch_add(&s->rt->deactivations, 1);
 }
 
@@ -280,7 +280,7 @@ void gwi_actor_free_locked(gw_shard *s, gw_actor *a)
 static void forget_soon_locked(gw_actor *a)
 {
 	a->idle_t.kind = T_IDLE;
-	gw_wheel_arm(&a->shard->wheel, &a->idle_t, gwi_now_ms());
+	gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t, gwi_now_ms());
 }
 
 int64_t gwi_idle_ms(gw_runtime *rt, const gw_actor_settings *st)
@@ -350,7 +350,7 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
  * this returns. */
 static void reactivate_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	a->fenced = 0;
 	if (a->forgetting) {
 		a->dirty = 0;
@@ -392,7 +392,7 @@ static void conflict_checked(void *arg, gw_err err, gw_blob *stored, uint64_t re
                              uint64_t epoch)
 {
 	gw_actor *a = arg;
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	gw_runtime *rt = s->rt;
 	gw_blob_rele(stored);
 	pthread_mutex_lock(&s->mu);
@@ -417,7 +417,7 @@ static void save_done(void *arg, gw_err err)
 {
 	gw_actor *a = arg;
 	if (err == GW_ECONFLICT) {
-		gw_shard *s = a->shard;
+		gw_shard *s = gwi_ashard(a);
 		pthread_mutex_lock(&s->mu);
 		uint64_t epoch = a->epoch;
 		pthread_mutex_unlock(&s->mu);
@@ -430,7 +430,7 @@ static void save_done(void *arg, gw_err err)
 
 static void save_finish(gw_actor *a, gw_err err)
 {
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	gw_runtime *rt = s->rt;
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
@@ -558,7 +558,7 @@ void gwi_maybe_release_locked(gw_runtime *rt, gw_actor *a)
 		gwi_start_save_locked(rt, a);
 		return;
 	}
-	actor_free_locked(a->shard, a);
+	actor_free_locked(gwi_ashard(a), a);
 }
 
 void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now)
@@ -567,7 +567,7 @@ void gwi_extra_changed_locked(gw_runtime *rt, gw_actor *a, bool now)
 		gwi_start_save_locked(rt, a); /* or save_done starts it: dirty stays */
 	} else if (!a->snap_at) {
 		gw_actor_settings st = gwi_settings(rt, a);
-		if (gwi_snap_arm(a->shard, a, gwi_now_ms() + snap_ms(rt, &st)) != GW_OK)
+		if (gwi_snap_arm(gwi_ashard(a), a, gwi_now_ms() + snap_ms(rt, &st)) != GW_OK)
 			gwi_start_save_locked(rt, a); /* no room to wait: save now */
 	}
 	gwi_maybe_release_locked(rt, a);
@@ -584,7 +584,8 @@ static void idle_if_unused_locked(gw_runtime *rt, gw_actor *a)
 		return;
 	gw_actor_settings st = gwi_settings(rt, a);
 	a->idle_t.kind = T_IDLE;
-	gw_wheel_arm(&a->shard->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
+	gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t,
+	             gwi_last_active(a, gwi_now_ms()) + gwi_idle_ms(rt, &st));
 }
 
 /* ---- the activation lease (cluster mode) ----------------------------------- */
@@ -599,12 +600,12 @@ static void lease_wait_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 {
 	int64_t now = gwi_now_ms();
 	if (a->save_failures == 0)
-		a->last_active_ms = now; /* LOADING: the time the waits began */
+		gwi_touch(a, now); /* LOADING: the time the waits began */
 	unsigned sh = a->save_failures < 5 ? a->save_failures : 5;
 	int64_t back = (int64_t)GW_LEASE_BACKOFF_MS << sh;
 	if (back > GW_LEASE_BACKOFF_MAX_MS)
 		back = GW_LEASE_BACKOFF_MAX_MS;
-	bool give_up = now - a->last_active_ms >= GW_LEASE_WAIT_MS || a->leaving;
+	bool give_up = now - gwi_last_active(a, now) >= GW_LEASE_WAIT_MS || a->leaving;
 	for (gw_inv *inv = a->mq_head, *next; inv; inv = next) {
 		next = inv->next;
 		if (!give_up &&
@@ -618,13 +619,13 @@ static void lease_wait_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 		           a->name);
 	}
 	if (!a->mq_head || a->leaving) {
-		actor_free_locked(a->shard, a); /* no epoch was taken: nothing to release */
+		actor_free_locked(gwi_ashard(a), a); /* no epoch was taken: nothing to release */
 		return;
 	}
 	if (a->save_failures < UINT16_MAX)
 		a->save_failures++;
 	a->idle_t.kind = T_LEASE;
-	gw_wheel_arm(&a->shard->wheel, &a->idle_t, now + back);
+	gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t, now + back);
 }
 
 void gwi_lease_retry_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
@@ -642,20 +643,20 @@ void gwi_lease_retry_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			           "actor %s moved to another member of the cluster; retry",
 			           a->name);
 		}
-		actor_free_locked(a->shard, a);
+		actor_free_locked(gwi_ashard(a), a);
 		return;
 	}
 	if (gw_persist_activate(rt->persist, a->type->system, a->name, load_done, a) != GW_OK) {
 		for (gw_inv *inv; (inv = gwi_mq_pop(rt, a));)
 			gwi_finish(dl, inv, GW_ENOMEM, "cannot activate actor %s", a->name);
-		actor_free_locked(a->shard, a);
+		actor_free_locked(gwi_ashard(a), a);
 	}
 }
 
 static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision, uint64_t epoch)
 {
 	gw_actor *a = arg;
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	gw_runtime *rt = s->rt;
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
@@ -681,7 +682,7 @@ static void load_done(void *arg, gw_err err, gw_blob *stored, uint64_t revision,
 	if (err == GW_OK || err == GW_ENOTFOUND) {
 		if (a->save_failures) { /* the lease waits are over */
 			a->save_failures = 0;
-			a->last_active_ms = gwi_now_ms();
+			gwi_touch(a, gwi_now_ms());
 		}
 		a->revision = err == GW_OK ? revision : 0;
 		a->epoch = epoch;
@@ -786,7 +787,7 @@ static void restore_loaded(void *arg, gw_err err, gw_blob *stored, uint64_t revi
 {
 	gw_inv *inv = arg;
 	gw_actor *a = inv->actor;
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	gw_runtime *rt = s->rt;
 	done_list dl = {0};
 	(void)epoch;
@@ -885,7 +886,7 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			}
 			a->st = A_BUSY;
 			a->busy = inv;
-			gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
+			gw_wheel_disarm(&gwi_ashard(a)->wheel, &a->idle_t);
 			a->deactivating = 0;
 			break;
 		}
@@ -966,10 +967,10 @@ void gwi_dispatch_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 			a->busy = inv; /* its turn was begun above */
 		}
 		if (inv->timer < 0)
-			a->last_active_ms = now;
+			gwi_touch(a, now);
 		inv->deadline_t.kind = T_DEADLINE;
-		gw_wheel_arm(&a->shard->wheel, &inv->deadline_t, inv->due_ms);
-		gw_wheel_disarm(&a->shard->wheel, &a->idle_t);
+		gw_wheel_arm(&gwi_ashard(a)->wheel, &inv->deadline_t, inv->due_ms);
+		gw_wheel_disarm(&gwi_ashard(a)->wheel, &a->idle_t);
 		a->deactivating = 0;
 	}
 	if (scoped)
@@ -989,8 +990,8 @@ void gwi_pooled_end_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	if (!a->inflight && !a->mq_head) {
 		gw_actor_settings st = gwi_settings(rt, a);
 		a->idle_t.kind = T_IDLE;
-		gw_wheel_arm(&a->shard->wheel, &a->idle_t,
-		             a->last_active_ms + gwi_idle_ms(rt, &st));
+		gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t,
+		             gwi_last_active(a, gwi_now_ms()) + gwi_idle_ms(rt, &st));
 	}
 	gwi_dispatch_locked(rt, a, dl);
 }
@@ -1028,9 +1029,10 @@ bool gwi_end_turn_locked(gw_runtime *rt, gw_actor *a, done_list *dl)
 	a->idle_t.kind = T_IDLE;
 	/* Timer turns do not keep an actor active: idle counts from the last
 	 * turn a caller asked for. */
-	gw_wheel_arm(&a->shard->wheel, &a->idle_t, a->last_active_ms + gwi_idle_ms(rt, &st));
+	gw_wheel_arm(&gwi_ashard(a)->wheel, &a->idle_t,
+	             gwi_last_active(a, gwi_now_ms()) + gwi_idle_ms(rt, &st));
 	if (a->dirty && a->stateful && !a->snap_at &&
-	    gwi_snap_arm(a->shard, a, gwi_now_ms() + snap_ms(rt, &st)) != GW_OK)
+	    gwi_snap_arm(gwi_ashard(a), a, gwi_now_ms() + snap_ms(rt, &st)) != GW_OK)
 		gwi_start_save_locked(rt, a); /* no room to wait: save now */
 	gwi_dispatch_locked(rt, a, dl);
 	return false;
@@ -1178,7 +1180,7 @@ static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
 		/* The name right after the last member, not after the struct's
 		 * tail padding (docs/design/memory.md). */
 		size_t nl = strlen(name) + 1;
-		a = calloc(1, offsetof(gw_actor, name) + nl);
+		a = gw_slab_alloc(&s->slab, offsetof(gw_actor, name) + nl);
 		if (!a) {
 			pthread_mutex_unlock(&s->mu);
 			gw_registry_type_rele(type);
@@ -1187,15 +1189,14 @@ static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
 		}
 		memcpy(a->name, name, nl);
 		a->hash = h;
-		a->shard = s;
 		a->type = type; /* the reference resolve took passes to the actor */
 		a->stateful = st.stateful;
 		a->pooled = st.kind == SPAWN__ACTORS__KIND__POOLED;
 		if (a->pooled) {
 			gw_actor_ext *x = gwi_ext(a);
 			if (!x) {
+				gw_slab_free(a);
 				pthread_mutex_unlock(&s->mu);
-				free(a);
 				gw_registry_type_rele(type);
 				snprintf(inv->msg, sizeof inv->msg, "cannot activate actor %s",
 				         name);
@@ -1206,14 +1207,14 @@ static gw_err enqueue(gw_runtime *rt, gw_inv *inv)
 			                   ? (st.max_pool_size < 65535 ? st.max_pool_size : 65535)
 			                   : rt->o.pool_max);
 		}
-		a->last_active_ms = gwi_now_ms();
+		gwi_touch(a, gwi_now_ms());
 		a->st = a->stateful ? A_LOADING : A_READY;
 		if (a->stateful)
 			inv->tr.act0_ns = gw_trace_now_ns();
 		if (a->stateful &&
 		    gw_persist_activate(rt->persist, system, a->name, load_done, a) != GW_OK) {
+			gw_slab_free(a);
 			pthread_mutex_unlock(&s->mu);
-			free(a);
 			gw_registry_type_rele(type);
 			snprintf(inv->msg, sizeof inv->msg, "cannot activate actor %s", name);
 			return GW_ENOMEM;
@@ -1381,7 +1382,7 @@ void gw_runtime_invoke(gw_runtime *rt, gw_inv *inv)
 void gw_runtime_release(gw_runtime *rt, gw_actor *a)
 {
 	/* a cannot be freed while it holds a turn (BUSY or inflight > 0). */
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	a->held--;
@@ -1393,7 +1394,7 @@ void gw_runtime_release(gw_runtime *rt, gw_actor *a)
 void gw_runtime_abandon(gw_runtime *rt, gw_inv *inv, gw_err err, const char *msg)
 {
 	gw_actor *a = inv->actor;
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	done_list dl = {0};
 	pthread_mutex_lock(&s->mu);
 	inv->tr.result_ns = gw_trace_now_ns();
@@ -1420,7 +1421,7 @@ bool gwi_take_back_locked(gw_runtime *rt, gw_inv *inv, gw_err err, const char *m
 	                                            inv->due_ms + rt->o.host_grace_ms);
 	if (c == GW_CANCEL_GONE)
 		return false; /* its result is being delivered right now */
-	gw_wheel_disarm(&a->shard->wheel, &inv->deadline_t);
+	gw_wheel_disarm(&gwi_ashard(a)->wheel, &inv->deadline_t);
 	gwi_target_rele(inv->host);
 	inv->host = NULL;
 	gwi_finish(dl, inv, err, "%s", msg);

@@ -11,6 +11,7 @@
 #include "idset.h"
 #include "log.h"
 #include "runtime.h"
+#include "slab.h"
 
 #define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
@@ -71,21 +72,21 @@ typedef struct gw_actor_ext {
  * keep the members ordered by size (no padding holes) and put anything an
  * idle actor does not need behind x, allocated when used. */
 struct gw_actor {
-	gw_actor *hnext; /* hash chain */
-	gw_shard *shard;
-	gw_actor_type *type;    /* a reference (gw_registry_type_rele when freed): the
-	                           type outlives the actor, even once forgotten */
-	gw_blob *state;         /* owned ref: Any contents (type URL + value); NULL = none */
-	gw_actor_ext *x;        /* owned: tags, outbox, applied keys, timer actions;
-	                           NULL while it has none (actor_ext.c) */
-	gw_inv *mq_head;        /* mailbox (FIFO, mailbox.c); the head's mq_prev is its tail */
-	gw_inv *busy;           /* the invocation in flight */
-	gw_turn *turn;          /* owned: the turn in flight (BUSY; a checkpoint waiting);
-	                           NULL when none is open (turn.c) */
-	uint64_t revision;      /* stored revision; 0 = never saved */
-	uint64_t epoch;         /* activation epoch from the store (fencing) */
-	int64_t last_active_ms; /* last turn that was not a timer's (idle timeout) */
-	gw_tnode idle_t;        /* 24 bytes (wheel.h): idle timeout, lease retry */
+	gw_actor *hnext;      /* hash chain */
+	gw_actor_type *type;  /* a reference (gw_registry_type_rele when freed): the
+	                         type outlives the actor, even once forgotten */
+	gw_blob *state;       /* owned ref: Any contents (type URL + value); NULL = none */
+	gw_actor_ext *x;      /* owned: tags, outbox, applied keys, timer actions;
+	                         NULL while it has none (actor_ext.c) */
+	gw_inv *mq_head;      /* mailbox (FIFO, mailbox.c); the head's mq_prev is its tail */
+	gw_inv *busy;         /* the invocation in flight */
+	gw_turn *turn;        /* owned: the turn in flight (BUSY; a checkpoint waiting);
+	                         NULL when none is open (turn.c) */
+	uint64_t revision;    /* stored revision; 0 = never saved */
+	uint64_t epoch;       /* activation epoch from the store (fencing) */
+	gw_tnode idle_t;      /* 24 bytes (wheel.h): idle timeout, lease retry */
+	uint32_t last_active; /* last turn that was not a timer's (idle timeout), in
+	                         wheel ticks, modulo 2^32: gwi_touch, gwi_last_active */
 	uint32_t hash, qlen;
 	uint32_t snap_at; /* the snapshot timer: 1 + index in the shard's snapq; 0 = none */
 	uint32_t qbytes;  /* request bytes in the mailbox (--mailbox-bytes, at most 4 GiB) */
@@ -160,8 +161,32 @@ struct gw_shard {
 	gw_runtime *rt;
 	gw_turn *turn_free; /* owned: closed turns kept for reuse (turn.c) */
 	gw_snapq snapq;     /* snapshot timers of its actors (snapq.c) */
+	gw_slab slab;       /* its actors' memory (slab.h): an actor's shard is the
+	                       slab's owner (gwi_ashard) */
 	size_t n_turn_free;
 };
+
+/* gwi_touch records now_ms (monotonic) as a's last activity, rounded up
+ * to the wheel's tick; gwi_last_active answers it in milliseconds (at most
+ * one tick later than recorded), right while it is less than 2^31 ticks
+ * (248 days) before now_ms: 4 bytes instead of 8 (docs/design/memory.md). */
+static inline void gwi_touch(gw_actor *a, int64_t now_ms)
+{
+	a->last_active = (uint32_t)((now_ms + GW_WHEEL_TICK_MS - 1) / GW_WHEEL_TICK_MS);
+}
+static inline int64_t gwi_last_active(const gw_actor *a, int64_t now_ms)
+{
+	int64_t now_t = now_ms / GW_WHEEL_TICK_MS;
+	int32_t ago = (int32_t)((uint32_t)now_t - a->last_active);
+	return (now_t - ago) * GW_WHEEL_TICK_MS;
+}
+
+/* gwi_ashard: the shard a lives on (owner of the slab a was allocated
+ * from, runtime.c): an actor needs no pointer to it. */
+static inline gw_shard *gwi_ashard(const gw_actor *a)
+{
+	return container_of(gw_slab_of(a), gw_shard, slab);
+}
 
 struct gw_runtime {
 	gw_runtime_opts o;

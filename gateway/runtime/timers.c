@@ -43,7 +43,7 @@ void gwi_timers_start_locked(gw_runtime *rt, gw_actor *a)
 			first = t->due[i];
 	}
 	t->t.kind = T_TIMER;
-	gw_wheel_arm(&a->shard->wheel, &t->t, first);
+	gw_wheel_arm(&gwi_ashard(a)->wheel, &t->t, first);
 }
 
 /* timer_inv makes the invocation of timer action i: the actor's own
@@ -113,7 +113,7 @@ void gwi_timers_fire_locked(gw_runtime *rt, actor_timers *t, done_list *dl)
 		if (t->due[i] < next)
 			next = t->due[i];
 	}
-	gw_wheel_arm(&a->shard->wheel, &t->t, next);
+	gw_wheel_arm(&gwi_ashard(a)->wheel, &t->t, next);
 	if (a->st == A_READY)
 		gwi_dispatch_locked(rt, a, dl);
 }

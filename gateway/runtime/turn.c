@@ -56,7 +56,7 @@ static void turn_clear(gw_turn *t)
 static void turn_put(gw_actor *a)
 {
 	gw_turn *t = a->turn;
-	gw_shard *s = a->shard;
+	gw_shard *s = gwi_ashard(a);
 	a->turn = NULL;
 	turn_clear(t);
 	gwi_ext_trim(a); /* kept while the turn was open */
@@ -85,7 +85,7 @@ gw_err gwi_turn_begin(gw_actor *a)
 	if (t) {
 		turn_clear(t); /* a turn that was never closed: keep what it did */
 	} else {
-		gw_shard *s = a->shard;
+		gw_shard *s = gwi_ashard(a);
 		if (s->turn_free) {
 			t = s->turn_free;
 			s->turn_free = t->next_free;

@@ -61,7 +61,7 @@
 
 #define SCHEMA_VERSION  4
 #define BUSY_TIMEOUT_MS 5000
-#define CACHE_KIB       32768 /* page cache per connection, KiB */
+#define CACHE_KIB       8192 /* page cache per connection, KiB */
 
 /* The columns of a row, in the order read_row expects. */
 #define ROW_COLS "revision, epoch, key_id, nonce, data, type_url"
@@ -379,7 +379,10 @@ static gw_err pragmas(sqlite_drv *d, const gw_store_opts *opts)
 	/* A cache the size of a busy store's hot pages: a burst of scheduled
 	 * invocations touches index pages all over the file (ids are random),
 	 * and with SQLite's default 2 MiB every claim and delete re-reads them.
-	 * An upper bound: the cache grows only as pages are used. */
+	 * An upper bound: the cache grows only as pages are used. 8 MiB, not
+	 * more: it stays resident once full, and with a million actors every
+	 * 8 MiB is 8 bytes per actor (docs/design/memory.md); pages it does
+	 * not hold are read from the kernel's page cache. */
 	if (sqlite3_exec(d->db, "PRAGMA cache_size=-" GWI_STR(CACHE_KIB), NULL, NULL, NULL) !=
 	    SQLITE_OK)
 		GW_WARN("sqlite %s: cannot set cache_size: %s", gwi_sq_where(d),
