@@ -30,11 +30,12 @@
 #include "adm.h"
 #include "harness.h"
 #include "itc.h"
+#include "itcluster.h"
 #include "itdb.h"
 #include "raw.h"
 #include "sem.pb-c.h"
 
-#define SERVED          "it/counter,it/counters"
+#define SERVED          ITCL_SERVED
 #define PEER_ADMIN_PATH "/spawn.gateway.v1.Peer/Admin"
 #define PEER_PING_PATH  "/spawn.gateway.v1.Peer/Ping"
 
@@ -45,12 +46,7 @@ static itdb db;
 static spawn_client *cl[N];
 static adm_client *ad[N];
 
-typedef struct member {
-	it_gw g;
-	it_proc *host;
-	char id[32];
-	char view[600];
-} member;
+typedef itcl_member member;
 
 static void close_clients(void)
 {
@@ -73,10 +69,8 @@ static void teardown(void)
  * host with host_actions, and connects the clients. */
 static void start_member(member *m, int i, const char *host_actions, const char *tag)
 {
-	char file[32], gname[24], hname[24];
-	snprintf(file, sizeof file, "view-%d", i);
-	it_path(&w, file, m[i].view, sizeof m[i].view);
-	snprintf(m[i].id, sizeof m[i].id, "member-%c", 'a' + i);
+	char gname[24], hname[24];
+	itcl_member_init(&w, &m[i], i);
 	snprintf(gname, sizeof gname, "gw%d%s", i, tag);
 	snprintf(hname, sizeof hname, "host%d%s", i, tag);
 	const char *gargs[] = {"--cluster-test-view",
@@ -102,21 +96,10 @@ static int view_status = 2;
  * served_by) and waits until the gateway applied it. */
 static void write_view(member *m, int i, uint64_t version)
 {
-	char tmp[700];
-	snprintf(tmp, sizeof tmp, "%s.tmp", m[i].view);
-	FILE *f = fopen(tmp, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "version %" PRIu64 "\nself %s\n", version, m[i].id);
+	int status[N];
 	for (int k = 0; k < N; k++)
-		fprintf(f, "member %s %s %d %s\n", m[k].id, m[k].g.target, view_status,
-		        served_by[k] ? served_by[k] : SERVED);
-	fclose(f);
-	ck_assert_int_eq(rename(tmp, m[i].view), 0);
-	it_proc_signal(m[i].g.p, SIGUSR1);
-	char want[32];
-	snprintf(want, sizeof want, "view %" PRIu64, version);
-	ck_assert_msg(it_proc_wait_line(m[i].g.p, want, it_ms(10000), NULL, 0),
-	              "gateway %d did not apply view %" PRIu64, i, version);
+		status[k] = view_status;
+	itcl_write_view(m, N, i, version, status, served_by);
 }
 
 static void start_members(member *m, const char *host_actions, const char *tag)
