@@ -12,7 +12,9 @@
  * Runs through tests/store/with-db.sh under the ctest fixture spawn_db;
  * IT_STORES selects the stores (default: postgres,mariadb).
  */
+#include <dirent.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,6 +393,37 @@ END_TEST
 
 /* ---- KeyRotation answers for every member, naming the silent ------------------------------ */
 
+/* all_stopped: whether every thread of pid is stopped (state T in
+ * /proc/PID/task/TID/stat): a SIGSTOP is delivered to each thread on its
+ * own, so kill() returning does not mean the process stopped. */
+static bool all_stopped(pid_t pid)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool stopped = true;
+	int threads = 0;
+	struct dirent *e;
+	while (stopped && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[600], buf[512];
+		snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		const char *rp = strrchr(buf, ')'); /* "TID (name) STATE ..." */
+		stopped = rp && rp[1] == ' ' && rp[2] == 'T';
+		threads++;
+	}
+	closedir(d);
+	return stopped && threads > 0;
+}
+
 START_TEST(key_rotation_aggregates_the_members_and_names_the_silent)
 {
 	itdb_kind k = (itdb_kind)_i;
@@ -426,6 +459,10 @@ START_TEST(key_rotation_aggregates_the_members_and_names_the_silent)
 	 * connections, nothing answers); the view still lists it. The
 	 * aggregate answers in time and names it. */
 	it_proc_signal(m[2].g.p, SIGSTOP);
+	for (int64_t end = it_now_ms() + it_ms(10000); !all_stopped(m[2].g.p->pid);) {
+		ck_assert_msg(it_now_ms() < end, "member c did not stop");
+		poll(NULL, 0, 5);
+	}
 	int64_t t0 = it_now_ms();
 	st = adm_key_rotation(ad[0], &ks, msg, sizeof msg);
 	int64_t took = it_now_ms() - t0;
