@@ -766,10 +766,8 @@ START_TEST(a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it)
 	char bin[700];
 	snprintf(bin, sizeof bin, "%s/tests/semantics/sem-host", it_build_dir());
 	for (int i = 0; i < N; i++) {
-		char file[32], gname[24], hname[24];
-		snprintf(file, sizeof file, "view-%d", i);
-		it_path(&w, file, m[i].view, sizeof m[i].view);
-		snprintf(m[i].id, sizeof m[i].id, "member-%c", 'a' + i);
+		char gname[24], hname[24];
+		itcl_member_init(&w, &m[i], i);
 		snprintf(gname, sizeof gname, "gw%d", i);
 		snprintf(hname, sizeof hname, "host%d", i);
 		const char *gargs[] = {"--cluster-test-view", m[i].view, NULL};
