@@ -670,6 +670,15 @@ static void handle_ping(gwi_ucall *c)
 		gwi_ucall_reply(c, code, why, NULL);
 		return;
 	}
+	/* A member that fenced itself (or has not joined yet) is not alive as
+	 * the id its view still names: the probe of a silent member must fail,
+	 * so the others declare that row dead and take its leases. */
+	if (gw_server_unready(c->srv) & GW_UNREADY_MEMBERSHIP) {
+		gwi_ucall_reply(
+		    c, GRPC_STATUS_UNAVAILABLE,
+		    "this member is not joined (fenced or joining): not alive as any id", NULL);
+		return;
+	}
 	char id[512];
 	Spawn__Gateway__V1__PingReply r = SPAWN__GATEWAY__V1__PING_REPLY__INIT;
 	gw_router_self(c->srv->o.router, id, sizeof id, &r.view_version);

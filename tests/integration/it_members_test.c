@@ -95,6 +95,23 @@ static int serving(const member *m)
 	return s;
 }
 
+/* ping_status: the gRPC status of a Peer.Ping to m (an empty PingRequest):
+ * 0 while it is a member, UNAVAILABLE (14) once it fenced itself, so the
+ * others' probes of its old id fail (docs/design/cluster.md, step 4). */
+static int ping_status(const member *m)
+{
+	uint8_t rq[1] = {0}; /* PingRequest{}: no bytes at all */
+	raw_call *c =
+	    raw_call_start(m->g.target, NULL, "/spawn.gateway.v1.Peer/Ping", rq, 0, it_ms(10000));
+	ck_assert_ptr_nonnull(c);
+	char details[300];
+	uint8_t *resp = NULL;
+	size_t len = 0;
+	int st = raw_call_finish(c, it_ms(15000), details, sizeof details, &resp, &len);
+	free(resp);
+	return st;
+}
+
 /* wait_joined reads "member ID joined" from m's stdout into m->id. */
 static void wait_joined(member *m, const char *what)
 {
@@ -414,6 +431,7 @@ START_TEST(a_member_cut_from_the_database_fences_itself_first_and_rejoins)
 	char old[300];
 	snprintf(old, sizeof old, "%s", v->id);
 	ck_assert_msg(serving(v), "a member that joined is not ready");
+	ck_assert_int_eq(ping_status(v), GRPC_STATUS_OK);
 
 	int64_t t0 = it_now_ms();
 	itp_blackhole(proxy, true);
@@ -421,6 +439,7 @@ START_TEST(a_member_cut_from_the_database_fences_itself_first_and_rejoins)
 	int64_t fenced = it_now_ms() - t0; /* as this test saw it: late under load */
 	/* Readiness went before the "fenced" line was printed. */
 	ck_assert_msg(!serving(v), "a fenced member still answers SERVING");
+	ck_assert_int_eq(ping_status(v), GRPC_STATUS_UNAVAILABLE); /* alive as no id */
 	/* Before the member timeout by the member's own clock: the age of its
 	 * last heartbeat when it fenced, which the others compare with the
 	 * timeout (this process reads the line later on a loaded machine). */
