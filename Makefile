@@ -43,10 +43,10 @@ cluster: build
 
 test: deps test-plain test-asan test-tsan test-fuzz
 
-# The cluster-mode scenarios of issue 11 (tests/cluster/cluster_mode_test.py)
-# on private PostgreSQL and MariaDB servers, as root. They fail until the
-# gateway has --advertise; they join make test when issue 11's routing and
-# membership land (docs/testing.md). CHAOS_SECONDS: the load run (60).
+# The six cluster-mode scenarios of issue 11 (tests/cluster/cluster_mode_test.py)
+# on private PostgreSQL and MariaDB servers, as root (nftables, cgroups), ~5 min.
+# Their short versions (cluster_lease_test_*, cluster_drain_test) run in make
+# test (docs/testing.md). CHAOS_SECONDS: the load run (60).
 test-cluster: build
 	tests/cluster/run-cluster-mode.sh $(BUILD)
 
