@@ -422,9 +422,15 @@ static bool own_peer(gw_access *a, const char *token, const char *cert_path, cha
  * token: the token on every call) and the router, and installs the router
  * in the runtime. With --access, this member's own credential must be a
  * peer of the policy. */
-static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_access *access,
-                            const char *peer_token, gw_runtime *rt, gw_registry *reg,
-                            gw_peers **peers, gw_router **router, char *why, size_t n)
+static bool peer_pems(void *user, uint64_t *gen, char **ca, char **cert, char **key)
+{
+	return gw_tls_pems_since(user, gen, ca, cert, key);
+}
+
+static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_tls *tls,
+                            gw_access *access, const char *peer_token, gw_runtime *rt,
+                            gw_registry *reg, gw_peers **peers, gw_router **router, char *why,
+                            size_t n)
 {
 	if (c->n_peer_listen && !c->cluster_test_view && !c->advertise) {
 		snprintf(why, n,
@@ -447,15 +453,13 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_access
 		if (!own_peer(access, peer_token, pems->tls_cert, why, n))
 			return GW_ECONFIG;
 	}
+	/* The PEM texts the server's TLS checked (cert, key and CA together),
+	 * and from then on as they change on disk (gw_tls_pems_since). */
 	char *ca = NULL, *cert = NULL, *key = NULL;
+	uint64_t gen = 0;
 	if (pems->tls_cert) {
-		ca = read_pem(pems->tls_client_ca);
-		cert = read_pem(pems->tls_cert);
-		key = read_pem(pems->tls_key);
-		if (!ca || !cert || !key) {
-			free(ca);
-			free(cert);
-			free(key);
+		if (!pems->tls_client_ca || !tls ||
+		    !gw_tls_pems_since(tls, &gen, &ca, &cert, &key)) {
 			snprintf(why, n,
 			         "cluster mode with TLS needs --tls-client-ca (the peers' trust "
 			         "anchor) and a readable --tls-cert and --tls-key");
@@ -467,11 +471,14 @@ static gw_err cluster_start(const gw_config *c, const gw_config *pems, gw_access
 	                    .key_pem = key,
 	                    .server_name = c->peer_tls_server_name,
 	                    .token = peer_token,
-	                    .max_message_bytes = c->max_message_bytes};
+	                    .max_message_bytes = c->max_message_bytes,
+	                    .pems = ca ? peer_pems : NULL,
+	                    .pems_free = gw_tls_pems_free,
+	                    .pems_user = tls,
+	                    .pems_gen = gen};
 	gw_err err = gw_peers_create(peers, &po);
-	free(ca);
-	free(cert);
-	free(key);
+	if (ca)
+		gw_tls_pems_free(ca, cert, key);
 	if (err) {
 		snprintf(why, n, "cannot set up the peer channels: %s", gw_strerror(err));
 		return err;
@@ -837,7 +844,7 @@ int main(int argc, char **argv)
 	/* Cluster mode: the peers, the router (installed in the runtime before
 	 * the first call can arrive), and the view (docs/design/cluster.md). */
 	if (routing) {
-		if ((err = cluster_start(&cfg, tls_pems, access, peer_token, rt, reg, &peers,
+		if ((err = cluster_start(&cfg, tls_pems, tls, access, peer_token, rt, reg, &peers,
 		                         &router, why, sizeof why))) {
 			GW_ERROR("%s", why);
 			rc = 2;

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
@@ -13,9 +14,13 @@
 #include "log.h"
 #include "wire.h"
 
+/* A channel to one address. Lifecycle: LIVE (in chans: new calls use it)
+ * -- the certificate files renewed --> RETIRED (in retired: only its calls
+ * in flight use it) -- its last call ends --> destroyed. Under p->mu. */
 typedef struct chan {
 	char *address;
 	grpc_channel *ch;
+	long calls; /* calls started on it whose fn has not run */
 	struct chan *next;
 } chan;
 
@@ -29,9 +34,18 @@ struct gw_peers {
 	grpc_slice auth;    /* under mu: "Bearer <token>" (a reference owned; every call
 	                       takes its own); empty = no token */
 	bool has_auth;      /* under mu */
-	pthread_mutex_t mu; /* guards chans, calls, closing */
+	pthread_mutex_t mu; /* guards chans, retired, calls, closing, the pems state */
 	pthread_cond_t cv;  /* calls reached 0 */
-	chan *chans;
+	chan *chans;        /* owned: LIVE channels */
+	chan *retired;      /* owned: RETIRED channels with calls in flight */
+	/* gw_peers_opts.pems and its state: the generation of the credentials
+	 * in use, when the files may be asked again (monotonic ms). */
+	bool (*pems)(void *pems_user, uint64_t *gen, char **ca, char **cert, char **key);
+	void (*pems_free)(char *ca, char *cert, char *key);
+	void *pems_user;
+	uint64_t pems_gen;
+	int64_t pems_next_ms;
+	bool tls;
 	struct gw_peer_call *live; /* calls whose fn has not run, for destroy to cancel */
 	long calls;                /* calls whose fn has not run yet */
 	bool closing;              /* no new calls */
@@ -41,6 +55,7 @@ struct gw_peers {
 struct gw_peer_call {
 	gw_peers *p;
 	struct gw_peer_call *prev, *next; /* in p->live, under p->mu */
+	chan *chan;                       /* borrowed: the channel it went on (calls counted) */
 	atomic_int refs;
 	grpc_call *call;
 	gw_peer_done_fn fn;
@@ -89,6 +104,30 @@ static void unlink_call(gw_peers *p, gw_peer_call *c)
 	c->prev = c->next = NULL;
 }
 
+static void chan_free(chan *c)
+{
+	if (!c)
+		return;
+	grpc_channel_destroy(c->ch);
+	free(c->address);
+	free(c);
+}
+
+/* chan_call_ended counts a call of c as ended; returns c, unlinked from
+ * the retired list, when it was RETIRED and that was its last call (the
+ * caller frees it outside mu). Under mu. */
+static chan *chan_call_ended(gw_peers *p, chan *c)
+{
+	if (!c || --c->calls > 0)
+		return NULL;
+	for (chan **pp = &p->retired; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			return c;
+		}
+	return NULL;
+}
+
 static void complete(gw_peer_call *c)
 {
 	char *details = grpc_slice_to_c_string(c->details);
@@ -114,7 +153,9 @@ static void complete(gw_peer_call *c)
 	gw_peers *p = c->p;
 	pthread_mutex_lock(&p->mu);
 	unlink_call(p, c);
+	chan *gone = chan_call_ended(p, c->chan);
 	pthread_mutex_unlock(&p->mu);
+	chan_free(gone);
 	gw_peer_call_rele(c);
 	pthread_mutex_lock(&p->mu);
 	if (--p->calls == 0)
@@ -165,6 +206,11 @@ gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o)
 			gw_peers_destroy(p);
 			return GW_ECONFIG;
 		}
+		p->tls = true;
+		p->pems = o->pems;
+		p->pems_free = o->pems_free;
+		p->pems_user = o->pems_user;
+		p->pems_gen = o->pems_gen;
 	} else {
 		p->creds = grpc_insecure_credentials_create();
 	}
@@ -178,12 +224,66 @@ gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o)
 	return GW_OK;
 }
 
-/* channel_for returns the channel to address, made on first use. Under mu. */
-static grpc_channel *channel_for(gw_peers *p, const char *address)
+static int64_t mono_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* renew: at most once a second, asks whether the certificate files
+ * changed; with a newer valid set, new credentials, and every LIVE
+ * channel RETIRED (one with no call in flight destroyed at once), so the
+ * next calls dial new connections that present the renewed certificate.
+ * Under mu. */
+static void renew(gw_peers *p)
+{
+	if (!p->pems)
+		return;
+	int64_t now = mono_ms();
+	if (now < p->pems_next_ms)
+		return;
+	p->pems_next_ms = now + 1000;
+	char *ca = NULL, *cert = NULL, *key = NULL;
+	uint64_t gen = p->pems_gen;
+	if (!p->pems(p->pems_user, &gen, &ca, &cert, &key))
+		return;
+	grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+	grpc_channel_credentials *creds = grpc_ssl_credentials_create_ex(ca, &pair, NULL, NULL);
+	p->pems_free(ca, cert, key);
+	if (!creds) {
+		GW_WARN("peer links: the renewed certificate files were refused by gRPC; the peers "
+		        "keep the credentials loaded before");
+		return;
+	}
+	grpc_channel_credentials_release(p->creds);
+	p->creds = creds;
+	p->pems_gen = gen;
+	size_t moved = 0;
+	while (p->chans) {
+		chan *c = p->chans;
+		p->chans = c->next;
+		if (c->calls == 0) {
+			chan_free(c);
+		} else {
+			c->next = p->retired;
+			p->retired = c;
+		}
+		moved++;
+	}
+	GW_INFO("peer links: certificate files renewed: the next peer calls dial new connections "
+	        "with them (%zu channel%s retired)",
+	        moved, moved == 1 ? "" : "s");
+}
+
+/* channel_for returns the LIVE channel to address, made on first use.
+ * Under mu. */
+static chan *channel_for(gw_peers *p, const char *address)
+{
+	renew(p);
 	for (chan *c = p->chans; c; c = c->next)
 		if (!strcmp(c->address, address))
-			return c->ch;
+			return c;
 	chan *c = calloc(1, sizeof *c);
 	if (!c || !(c->address = strdup(address))) {
 		free(c);
@@ -215,7 +315,7 @@ static grpc_channel *channel_for(gw_peers *p, const char *address)
 	}
 	c->next = p->chans;
 	p->chans = c;
-	return c->ch;
+	return c;
 }
 
 gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
@@ -248,14 +348,16 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 		c->md.value = grpc_slice_ref(p->auth);
 		c->has_md = true;
 	}
-	grpc_channel *ch = p->closing ? NULL : channel_for(p, address);
+	chan *ch = p->closing ? NULL : channel_for(p, address);
 	if (ch) {
 		grpc_slice m = grpc_slice_from_static_string(method);
-		c->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, p->cq, m,
+		c->call = grpc_channel_create_call(ch->ch, NULL, GRPC_PROPAGATE_DEFAULTS, p->cq, m,
 		                                   NULL, dl, NULL);
 	}
 	if (c->call) {
 		p->calls++;
+		c->chan = ch;
+		ch->calls++;
 		c->next = p->live;
 		if (p->live)
 			p->live->prev = c;
@@ -298,9 +400,11 @@ gw_err gw_peer_call_start(gw_peers *p, const char *address, const char *method,
 		GW_ERROR("start_batch for a peer call failed");
 		pthread_mutex_lock(&p->mu);
 		unlink_call(p, c);
+		chan *gone = chan_call_ended(p, c->chan);
 		if (--p->calls == 0)
 			pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
+		chan_free(gone);
 		atomic_store(&c->refs, 1);
 		gw_peer_call_rele(c);
 		return GW_ENOMEM;
@@ -357,13 +461,15 @@ void gw_peers_destroy(gw_peers *p)
 			pthread_join(p->thread, NULL);
 		grpc_completion_queue_destroy(p->cq);
 	}
-	while (p->chans) {
-		chan *n = p->chans->next;
-		grpc_channel_destroy(p->chans->ch);
-		free(p->chans->address);
-		free(p->chans);
-		p->chans = n;
-	}
+	/* Every call has ended: no channel is in use. */
+	chan *lists[2] = {p->chans, p->retired};
+	for (int i = 0; i < 2; i++)
+		while (lists[i]) {
+			chan *n = lists[i]->next;
+			chan_free(lists[i]);
+			lists[i] = n;
+		}
+	p->chans = p->retired = NULL;
 	if (p->creds)
 		grpc_channel_credentials_release(p->creds);
 	/* Every call has ended (and dropped its reference): the last one. */

@@ -39,6 +39,18 @@ typedef struct gw_peers_opts {
 	 * (copied; zeroed when the peers are destroyed); NULL = none. */
 	const char *token;
 	int max_message_bytes; /* 0 = 4 MiB */
+	/* With TLS, the member's certificate files as they change on disk
+	 * (gw_tls_pems_since, server/tls.h): asked at most once a second when a
+	 * peer call starts; a newer set makes new credentials, and calls from
+	 * then on go over new channels (new connections presenting the renewed
+	 * certificate), while the calls on the old channels finish there. The
+	 * PEM texts it returns are freed with pems_free. NULL = the texts above
+	 * for the peers' lifetime. pems_user is borrowed and must outlive the
+	 * peers. */
+	bool (*pems)(void *pems_user, uint64_t *gen, char **ca, char **cert, char **key);
+	void (*pems_free)(char *ca, char *cert, char *key);
+	void *pems_user;
+	uint64_t pems_gen; /* the generation of the texts above (pems' *gen) */
 } gw_peers_opts;
 
 /* gw_peers_create starts the peers' completion-queue thread. Returns GW_OK

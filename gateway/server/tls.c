@@ -309,6 +309,44 @@ static grpc_ssl_certificate_config_reload_status fetch(void *user,
 	return r;
 }
 
+static void pem_free(char *pem)
+{
+	if (pem) {
+		OPENSSL_cleanse(pem, strlen(pem));
+		free(pem);
+	}
+}
+
+void gw_tls_pems_free(char *ca, char *cert, char *key)
+{
+	pem_free(ca);
+	pem_free(cert);
+	pem_free(key);
+}
+
+bool gw_tls_pems_since(gw_tls *t, uint64_t *gen, char **ca, char **cert, char **key)
+{
+	bool newer = false;
+	pthread_mutex_lock(&t->mu);
+	refresh_locked(t);
+	if (t->gen != *gen) {
+		char *c = t->pem[F_CA] ? strdup(t->pem[F_CA]) : NULL;
+		char *ce = strdup(t->pem[F_CERT]);
+		char *k = strdup(t->pem[F_KEY]);
+		if ((c || !t->pem[F_CA]) && ce && k) {
+			*ca = c;
+			*cert = ce;
+			*key = k;
+			*gen = t->gen;
+			newer = true;
+		} else {
+			gw_tls_pems_free(c, ce, k);
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	return newer;
+}
+
 gw_err gw_tls_create(gw_tls **out, const gw_tls_opts *o, char *why, size_t whylen)
 {
 	if (!o->cert || !o->key) {

@@ -25,6 +25,7 @@
 #ifndef GW_TLS_H
 #define GW_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,18 @@ grpc_server_credentials *gw_tls_server_credentials(gw_tls *t);
 /* gw_tls_handshakes: TLS handshakes the listeners started since t was
  * made (gRPC core asks for the certificate at each one). Thread: any. */
 uint64_t gw_tls_handshakes(gw_tls *t);
+
+/* gw_tls_pems_since is the client side of the same files (the peer links
+ * of a cluster member present its server certificate as their client
+ * certificate, with the client CA as trust anchor: gateway/cluster/peer.c).
+ * It refreshes the files as a handshake does; when the set in use is of
+ * another generation than *gen, it sets *ca, *cert and *key to copies of its
+ * PEM texts (*ca NULL without --tls-client-ca; free the three with
+ * gw_tls_pems_free, which zeroes them), sets *gen and returns true. False:
+ * the same generation, or out of memory (nothing set). Blocks: a stat of
+ * each file, a read when they changed. Thread: any. */
+bool gw_tls_pems_since(gw_tls *t, uint64_t *gen, char **ca, char **cert, char **key);
+void gw_tls_pems_free(char *ca, char *cert, char *key);
 
 /* gw_tls_destroy frees t. Accepts NULL. */
 void gw_tls_destroy(gw_tls *t);

@@ -73,6 +73,12 @@ static void hash(const char *token, char out[GW_TOKEN_HASH_LEN + 1])
 	ck_assert(gw_token_hash(token, strlen(token), out));
 }
 
+/* The identity that write_policy names as the cluster's (the renewal
+ * case changes it), and member 0's own certificate files instead of the
+ * shared ones when set (start_tls_members). */
+static const char *peer_uri = "spiffe://spawn.test/peer";
+static const char *cert0, *key0;
+
 /* write_policy writes the policy of the mTLS test to path: the members
  * ('cluster', peer: peer), the hosts, 'web' (Add and Get on it), 'ops'
  * (admin) and, with visitor, the token principal 'visitor' (Add only). */
@@ -86,7 +92,7 @@ static void write_policy(const char *path, bool peer, bool visitor)
 	fprintf(f,
 	        "principals:\n"
 	        "  - name: cluster\n"
-	        "    identities: [uri:spiffe://spawn.test/peer]\n"
+	        "    identities: [uri:%s]\n"
 	        "    peer: %s\n"
 	        "  - name: it-host\n"
 	        "    identities: [uri:spiffe://spawn.test/host]\n"
@@ -97,7 +103,7 @@ static void write_policy(const char *path, bool peer, bool visitor)
 	        "  - name: ops\n"
 	        "    identities: [uri:spiffe://spawn.test/admin]\n"
 	        "    admin: true\n",
-	        peer ? "true" : "false");
+	        peer_uri, peer ? "true" : "false");
 	if (visitor)
 		fprintf(f,
 		        "  - name: visitor\n"
@@ -145,9 +151,9 @@ static void start_tls_members(member *m, int n, bool server_name)
 		                       "--snapshot-interval",
 		                       "600000",
 		                       "--tls-cert",
-		                       c.scert,
+		                       i == 0 && cert0 ? cert0 : c.scert,
 		                       "--tls-key",
-		                       c.skey,
+		                       i == 0 && key0 ? key0 : c.skey,
 		                       "--tls-client-ca",
 		                       c.ca,
 		                       "--access",
@@ -700,6 +706,83 @@ START_TEST(peers_authenticate_with_a_token_and_their_own_credential_is_checked)
 }
 END_TEST
 
+/* copy_file replaces dst's content with src's (write_file: a rename). */
+static void copy_file(const char *src, const char *dst)
+{
+	FILE *f = fopen(src, "r");
+	ck_assert_ptr_nonnull(f);
+	char text[16384];
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	ck_assert(n > 0 && n < sizeof text - 1);
+	text[n] = 0;
+	write_file(dst, text);
+}
+
+/* A member's certificate renewed on disk (a new identity here, so the
+ * other member can tell them apart) is the one its peer links present on
+ * their next calls, without a restart: member 1 takes only the renewed
+ * identity as a peer after its reload, and a call through member 0 still
+ * reaches the owner, member 1. Before, the peer links kept the certificate
+ * read at start-up for good (the forward was refused until the deadline). */
+START_TEST(a_renewed_certificate_is_presented_on_the_next_peer_calls)
+{
+	itdb_kind k = (itdb_kind)_i;
+	if (!itdb_usable(k))
+		return;
+	char name[96];
+	it_world_init(&w, itdb_case_name(name, sizeof name, "renew", k));
+	itdb_init(&db, &w, k, "state.db");
+	it_certs(&w);
+	char src[700], own_cert[700], own_key[700];
+	it_path(&w, "m0-chain.pem", own_cert, sizeof own_cert);
+	it_path(&w, "m0.key", own_key, sizeof own_key);
+	copy_file(it_cert(&w, "peer-chain.pem", src, sizeof src), own_cert);
+	copy_file(it_cert(&w, "peer.key", src, sizeof src), own_key);
+	cert0 = own_cert;
+	key0 = own_key;
+	member m[2];
+	start_tls_members(m, 2, true);
+	cert0 = key0 = NULL;
+	for (int i = 0; i < 2; i++)
+		write_view(m, 2, i, 1);
+	char a1[64];
+	owned_by(m, 2, 1, a1);
+	int64_t t = 0;
+	char msg[512];
+	ck_assert_int_eq(add_with(cl[0], a1, 1, &t, msg, sizeof msg), SPAWN_OK);
+	ck_assert_int_eq(t, 1);
+
+	/* The renewal: key first, then the certificate (a set half written is
+	 * refused and asked again), to peer2: the same names, another URI. */
+	copy_file(it_cert(&w, "peer2.key", src, sizeof src), own_key);
+	copy_file(it_cert(&w, "peer2-chain.pem", src, sizeof src), own_cert);
+	/* Member 1 takes only the renewed identity as a peer from now on. */
+	peer_uri = "spiffe://spawn.test/peer2";
+	write_policy(m[1].policy, true, false);
+	peer_uri = "spiffe://spawn.test/peer";
+	it_proc_signal(m[1].g.p, SIGHUP);
+	ck_assert(it_proc_wait_line(m[1].g.p, "access reloaded", it_ms(10000), NULL, 0));
+
+	int rc = add_with(cl[0], a1, 1, &t, msg, sizeof msg);
+	ck_assert_msg(rc == SPAWN_OK, "a call through member 0 after the renewal: %s: %s",
+	              spawn_status_name(rc), msg);
+	ck_assert_int_eq(t, 2);
+	int c[3];
+	ran(m, 2, a1, c);
+	ck_assert_msg(c[0] == 0 && c[1] == 2, "%s ran on %d/%d", a1, c[0], c[1]);
+	ck_assert_int_ge(count_in_file(m[0].g.p->errlog, "certificate files renewed"), 1);
+	/* The old identity is unknown to member 1 now: the renewal was needed. */
+	uint8_t fwd[512];
+	size_t flen = forward_bytes(a1, "web", fwd, sizeof fwd);
+	char details[512];
+	int st = peer_call(m[1].g.target, "peer", NULL, FORWARD_PATH, fwd, flen, details,
+	                   sizeof details);
+	ck_assert_msg(st == GRPC_STATUS_UNAUTHENTICATED, "the old identity: %d %s", st, details);
+	stop_members(m, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("integration_peerauth");
@@ -708,6 +791,7 @@ int main(void)
 	    {"server_name", the_peer_tls_server_name_is_the_name_checked_in_a_peers_certificate,
 	     120},
 	    {"token", peers_authenticate_with_a_token_and_their_own_credential_is_checked, 120},
+	    {"renew", a_renewed_certificate_is_presented_on_the_next_peer_calls, 120},
 	};
 	itdb_add_cases(s, cases, sizeof cases / sizeof cases[0], "postgres", teardown);
 	itdb_launcher_start();

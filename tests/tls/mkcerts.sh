@@ -17,6 +17,8 @@
 #   peer.pem peer.key         a cluster member as on Kubernetes: SAN URI:spiffe://spawn.test/peer
 #                             DNS:peer.spawn.test only (no address: members dialled at their
 #                             IPs need --peer-tls-server-name); serverAuth and clientAuth
+#   peer2.pem peer2.key       the same with URI:spiffe://spawn.test/peer2 (a renewal that a
+#                             policy can tell apart)
 #   rogue-ca.pem rogue-ca.key a second CA nobody trusts
 #   rogue.pem rogue.key       SAN URI:spiffe://spawn.test/client, signed by rogue-ca
 # Each NAME.pem holds only the leaf; NAME-chain.pem holds leaf + CA.
@@ -25,7 +27,7 @@ set -euo pipefail
 dir=${1:?usage: mkcerts.sh DIR}
 mkdir -p "$dir"
 cd "$dir"
-[ -f ca.pem ] && [ -f rogue.pem ] && [ -f db.pem ] && [ -f peer.pem ] && exit 0
+[ -f ca.pem ] && [ -f rogue.pem ] && [ -f db.pem ] && [ -f peer.pem ] && [ -f peer2.pem ] && exit 0
 
 newkey() { openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null; chmod 600 "$1.key"; }
 
@@ -77,6 +79,7 @@ leaf server ca "DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth,clientAuth
 leaf server2 ca "DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth,clientAuth
 leaf db ca "DNS:localhost,IP:127.0.0.1" serverAuth
 leaf peer ca "URI:spiffe://spawn.test/peer,DNS:peer.spawn.test" serverAuth,clientAuth
+leaf peer2 ca "URI:spiffe://spawn.test/peer2,DNS:peer.spawn.test" serverAuth,clientAuth
 for who in client host admin other; do
 	leaf "$who" ca "URI:spiffe://spawn.test/$who,DNS:$who.spawn.test" clientAuth
 done
