@@ -117,6 +117,8 @@
 #   BENCH_MET_INFLIGHT ["1 64"] BENCH_MET_ACTORS [1000]
 #   BENCH_CL_ACTORS [1000] (cluster: at each level of BENCH_INFLIGHT)
 #   BENCH_TRACE_INFLIGHT ["1 64"] BENCH_TRACE_ACTORS [1000]
+#   BENCH_ECHO_FLAGS [unset: the echo host of gateway/actors runs its handler inline;
+#                    "--workers 1": on a worker thread, the C SDK's default]
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -346,8 +348,9 @@ if want gateway || want actors; then
 			--statestore "sqlite://$TMP/gateway.db" --deactivate-timeout 3600000 \
 			--max-instances $((MEM_ACTORS + MEM_WARM + 1000000))
 		GW_PID=$PID GW_PORT=$MATCH
+		read -ra ECHO_FLAGS <<<"${BENCH_ECHO_FLAGS:-}" # e.g. "--workers 1"
 		start echo-host '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$GW_PORT" \
-			--system "$GW_SYSTEM" --action "$GW_ACTION"
+			--system "$GW_SYSTEM" --action "$GW_ACTION" ${ECHO_FLAGS[@]+"${ECHO_FLAGS[@]}"}
 		HOST_PID=$PID
 		GW_OK=1
 	fi
