@@ -97,6 +97,12 @@
 # processes costs ~27us on one core and ~72us across cores, and the scheduler
 # flips between the two, so unpinned latencies are bimodal).
 #
+# Processes: every gateway is started by gw_start (loopback port 0, its own
+# SQLite store, no idle deactivation, plus the scenario's flags); a scenario
+# that is one gateway with its own host is a pair (pair_start NAME, run by
+# pair_load), its processes gw-NAME and host-NAME (logs $TMP/gw-NAME.err with
+# BENCH_KEEP_TMP).
+#
 # Besides rps and latency, each run reports the CPU time the processes under
 # test used per call (utime+stime from /proc/PID/stat over the whole run,
 # warmup included, divided by every call made): the figure least disturbed by
@@ -314,6 +320,64 @@ load() {
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# gw_start NAME FLAGS...: a spawn-gateway as every scenario starts it (on the
+# CPUs under test, loopback port 0, its own SQLite store $TMP/NAME.db, no idle
+# deactivation) plus FLAGS. Sets GPID, GPORT (its gRPC port) and GHTTP: with
+# --http in FLAGS, its HTTP port (that line comes after the gRPC ones, so it is
+# the one waited for, and the gRPC port is read from what was printed before).
+gw_start() {
+	local name=$1 f regex='^listening [^ ]+ ([0-9]+)' http=0
+	shift
+	for f in "$@"; do [[ $f == --http ]] && http=1; done
+	((http)) && regex='^listening http://[^ ]+ ([0-9]+)'
+	start "$name" "$regex" "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
+		--statestore "sqlite://$TMP/$name.db" --deactivate-timeout 3600000 "$@"
+	GPID=$PID GPORT=$MATCH GHTTP=
+	if ((http)); then
+		GHTTP=$MATCH
+		GPORT=$(sed -n 's/^listening [0-9][^ ]* \([0-9]*\)$/\1/p' "$TMP/$name.out" | head -n 1)
+	fi
+}
+
+# The scenarios that compare gateways started alike but for a few flags
+# (gateway, spawnhttp, security, hostlink, metrics, tracing) are pairs of a
+# gateway gw-NAME and its own host host-NAME, NAME being the scenario's name:
+# PAIR_PORT[NAME] (the port the loadgen calls), PAIR_HTTP[NAME] (the HTTP
+# port, with --http), PAIR_PIDS[NAME] ("gateway host": the processes under
+# test) and PAIR_LG[NAME] (extra loadgen flags, a word list).
+declare -A PAIR_PORT PAIR_HTTP PAIR_PIDS PAIR_LG
+# pair_start NAME HOSTENV GATEWAY-FLAGS...: gw-NAME (gw_start with FLAGS) and
+# host-NAME: HOST_CMD (bench-echo-host unless set), with the "K=V ..." words of
+# HOSTENV in its environment, serving $GW_SYSTEM's $GW_ACTION.
+HOST_CMD=("$ECHO_HOST")
+pair_start() {
+	local name=$1 hostenv=$2
+	shift 2
+	gw_start "gw-$name" "$@"
+	# shellcheck disable=SC2086 # a list of K=V words
+	start "host-$name" '^(ready)' env $hostenv "${SUT_PIN[@]}" "${HOST_CMD[@]}" \
+		--gateway "127.0.0.1:$GPORT" --system "$GW_SYSTEM" --action "$GW_ACTION"
+	PAIR_PORT[$name]=$GPORT PAIR_HTTP[$name]=$GHTTP PAIR_PIDS[$name]="$GPID $PID" PAIR_LG[$name]=
+}
+# pair_load ROUND "INFLIGHT..." "ACTORS..." NAME...: one round of the pairs
+# NAME at each level of INFLIGHT and each count of ACTORS (levels outermost).
+pair_load() {
+	local r=$1 levels=$2 counts=$3 n m name gpid hpid
+	shift 3
+	for n in $levels; do
+		for m in $counts; do
+			for name in "$@"; do
+				read -r gpid hpid <<<"${PAIR_PIDS[$name]}"
+				alive "gw-$name" "$gpid"
+				alive "host-$name" "$hpid"
+				# shellcheck disable=SC2086 # a flag list
+				load "$name" "$r" "$n" "$m" "${PAIR_PORT[$name]}" "$gpid $hpid" \
+					"${GW_FLAGS[@]}" --timeout-ms 10000 ${PAIR_LG[$name]}
+			done
+		done
+	done
+}
+
 # ---- machine --------------------------------------------------------------
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 grpc_ver=$(dpkg-query -W -f '${Version}' libgrpc-dev 2>/dev/null || pkg-config --modversion grpc)
@@ -344,14 +408,12 @@ if want gateway || want actors; then
 		#  - bench-echo-host dials the gateway, registers system $GW_SYSTEM
 		#    whose actors answer action $GW_ACTION by echoing the payload, and
 		#    prints "ready" once the gateway accepted its registration.
-		start gateway '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
-			--statestore "sqlite://$TMP/gateway.db" --deactivate-timeout 3600000 \
-			--max-instances $((MEM_ACTORS + MEM_WARM + 1000000))
-		GW_PID=$PID GW_PORT=$MATCH
 		read -ra ECHO_FLAGS <<<"${BENCH_ECHO_FLAGS:-}" # e.g. "--workers 1"
-		start echo-host '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$GW_PORT" \
-			--system "$GW_SYSTEM" --action "$GW_ACTION" ${ECHO_FLAGS[@]+"${ECHO_FLAGS[@]}"}
-		HOST_PID=$PID
+		HOST_CMD=("$ECHO_HOST" ${ECHO_FLAGS[@]+"${ECHO_FLAGS[@]}"})
+		pair_start gateway "" --max-instances $((MEM_ACTORS + MEM_WARM + 1000000))
+		HOST_CMD=("$ECHO_HOST")
+		read -r GW_PID HOST_PID <<<"${PAIR_PIDS[gateway]}"
+		GW_PORT=${PAIR_PORT[gateway]}
 		GW_OK=1
 	fi
 fi
@@ -361,11 +423,8 @@ if want plain; then
 	mkdir -p "$TMP/descriptors"
 	protoc -I"$ROOT/bench" -I"$ROOT/proto" -I/usr/include --include_imports \
 		--descriptor_set_out="$TMP/descriptors/echo.binpb" echo.proto
-	start gw-plain '^listening http://[^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
-		--http 127.0.0.1:0 --statestore "sqlite://$TMP/gw-plain.db" --deactivate-timeout 3600000 \
-		--descriptors "$TMP/descriptors"
-	PLAIN_GW_PID=$PID PLAIN_HTTP_PORT=$MATCH
-	PLAIN_PORT=$(sed -n 's/^listening [0-9][^ ]* \([0-9]*\)$/\1/p' "$TMP/gw-plain.out" | head -n 1)
+	gw_start gw-plain --http 127.0.0.1:0 --descriptors "$TMP/descriptors"
+	PLAIN_GW_PID=$GPID PLAIN_HTTP_PORT=$GHTTP PLAIN_PORT=$GPORT
 	start host-plain '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$PLAIN_PORT" \
 		--system "$GW_SYSTEM" --action echo --actor Echo
 	PLAIN_HOST_PID=$PID
@@ -379,33 +438,17 @@ if want spawnhttp; then
 		echo "run.sh: spawnhttp: $GATEWAY or $SH_HOST is missing" >&2
 		exit 2
 	fi
-	start http-host '^listening ([0-9]+)' "${SUT_PIN[@]}" "$SH_HOST" --action "$GW_ACTION"
-	SH_HOST_PID=$PID SH_HOST_PORT=$MATCH
-	start gw-http '^listening http://[^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" \
-		--listen 127.0.0.1:0 --http 127.0.0.1:0 --spawn-host-url "http://127.0.0.1:$SH_HOST_PORT" \
-		--statestore "sqlite://$TMP/gw-http.db" --deactivate-timeout 3600000
-	SH_GW_PID=$PID SH_HTTP_PORT=$MATCH
-	SH_GW_PORT=$(sed -n 's/^listening [0-9][^ ]* \([0-9]*\)$/\1/p' "$TMP/gw-http.out" | head -n 1)
-	"$SH_HOST" --register "127.0.0.1:$SH_HTTP_PORT" --system "$GW_SYSTEM" --action "$GW_ACTION" \
+	# The host listens first (the gateway calls it back), then registers.
+	start host-spawnhttp '^listening ([0-9]+)' "${SUT_PIN[@]}" "$SH_HOST" --action "$GW_ACTION"
+	sh_host_pid=$PID
+	gw_start gw-spawnhttp --http 127.0.0.1:0 --spawn-host-url "http://127.0.0.1:$MATCH"
+	"$SH_HOST" --register "127.0.0.1:$GHTTP" --system "$GW_SYSTEM" --action "$GW_ACTION" \
 		>/dev/null
+	PAIR_PORT[spawnhttp]=$GPORT PAIR_PIDS[spawnhttp]="$GPID $sh_host_pid" PAIR_LG[spawnhttp]=
 	SH_OK=1
 fi
 
-# ---- security: four gateways that differ only in TLS and policy -------------
-# sec_start NAME "GATEWAY FLAGS" "HOST ENV": a gateway and its echo host;
-# sets SEC_PORT[NAME] and SEC_PIDS[NAME] ("gateway host").
-declare -A SEC_PORT SEC_PIDS SEC_LG
-sec_start() {
-	local name=$1 gwflags=$2 hostenv=$3
-	# shellcheck disable=SC2086 # flag lists
-	start "gw-$name" '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
-		--statestore "sqlite://$TMP/gw-$name.db" --deactivate-timeout 3600000 $gwflags
-	local gpid=$PID port=$MATCH
-	# shellcheck disable=SC2086
-	start "host-$name" '^(ready)' env $hostenv "${SUT_PIN[@]}" "$ECHO_HOST" \
-		--gateway "127.0.0.1:$port" --system "$GW_SYSTEM" --action "$GW_ACTION"
-	SEC_PORT[$name]=$port SEC_PIDS[$name]="$gpid $PID"
-}
+# ---- security: gateways that differ only in TLS, policy and batching --------
 SEC_NAMES=()
 if want security; then
 	if [[ ! -x $GATEWAY || ! -x $ECHO_HOST ]]; then
@@ -440,38 +483,29 @@ if want security; then
 	TLS_GW="--tls-cert $C/server-chain.pem --tls-key $C/server.key --tls-client-ca $C/ca.pem"
 	TLS_HOST="SPAWN_TLS_CA=$C/ca.pem SPAWN_TLS_CERT=$C/host-chain.pem SPAWN_TLS_KEY=$C/host.key"
 	TLS_LG="--tls-ca $C/ca.pem --tls-cert $C/client-chain.pem --tls-key $C/client.key"
-	sec_start plain "" ""
-	SEC_LG[plain]=""
-	SEC_NAMES=(plain)
-	for v in $SEC_VARIANTS; do
+	# Each variant: its gateway's flags, its host's environment, the
+	# loadgen's flags (word lists). sec-plain always runs, first.
+	for v in plain $SEC_VARIANTS; do
 		case $v in
-		mtls) sec_start mtls "$TLS_GW" "$TLS_HOST" && SEC_LG[mtls]=$TLS_LG ;;
-		token)
-			sec_start token "--access $TMP/access-token.yaml" "SPAWN_TOKEN=$HOST_TOKEN"
-			SEC_LG[token]="--token $CLIENT_TOKEN"
-			;;
-		mtls-authz)
-			sec_start mtls-authz "$TLS_GW --access $TMP/access-mtls.yaml" "$TLS_HOST"
-			SEC_LG[mtls-authz]=$TLS_LG
-			;;
-		plain-nb)
-			sec_start plain-nb "--host-batch 1" ""
-			SEC_LG[plain-nb]=""
-			;;
-		mtls-nb)
-			sec_start mtls-nb "$TLS_GW --host-batch 1" "$TLS_HOST" && SEC_LG[mtls-nb]=$TLS_LG
-			;;
+		plain) gwf='' henv='' lgf='' ;;
+		mtls) gwf=$TLS_GW henv=$TLS_HOST lgf=$TLS_LG ;;
+		token) gwf="--access $TMP/access-token.yaml" henv="SPAWN_TOKEN=$HOST_TOKEN" lgf="--token $CLIENT_TOKEN" ;;
+		mtls-authz) gwf="$TLS_GW --access $TMP/access-mtls.yaml" henv=$TLS_HOST lgf=$TLS_LG ;;
+		plain-nb) gwf="--host-batch 1" henv='' lgf='' ;;
+		mtls-nb) gwf="$TLS_GW --host-batch 1" henv=$TLS_HOST lgf=$TLS_LG ;;
 		*)
 			echo "run.sh: BENCH_SEC_VARIANTS: unknown variant '$v'" >&2
 			exit 2
 			;;
 		esac
-		SEC_NAMES+=("$v")
+		# shellcheck disable=SC2086 # a flag list
+		pair_start "sec-$v" "$henv" $gwf
+		PAIR_LG[sec-$v]=$lgf
+		SEC_NAMES+=("sec-$v")
 	done
 fi
 
 # ---- hostlink: batched and unbatched gateways, one host of each runtime ------
-declare -A LINK_PORT LINK_PIDS
 LINK_NAMES=()
 if want hostlink; then
 	for rt in $LINK_RUNTIMES; do
@@ -513,23 +547,15 @@ if want hostlink; then
 			exit 2
 			;;
 		esac
-		for v in "" -nb; do
-			name=link-$rt$v
-			flags=()
-			[[ $v == -nb ]] && flags=(--host-batch 1)
-			start "gw-$name" '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
-				--statestore "sqlite://$TMP/gw-$name.db" --deactivate-timeout 3600000 "${flags[@]}"
-			gpid=$PID port=$MATCH
-			start "host-$name" '^(ready)' "${SUT_PIN[@]}" "${hostcmd[@]}" --gateway "127.0.0.1:$port" \
-				--system "$GW_SYSTEM" --action "$GW_ACTION"
-			LINK_PORT[$name]=$port LINK_PIDS[$name]="$gpid $PID"
-			LINK_NAMES+=("$name")
-		done
+		HOST_CMD=("${hostcmd[@]}")
+		pair_start "link-$rt" ""
+		pair_start "link-$rt-nb" "" --host-batch 1
+		LINK_NAMES+=("link-$rt" "link-$rt-nb")
 	done
+	HOST_CMD=("$ECHO_HOST")
 fi
 
 # ---- metrics: the same gateway with metrics on (scraped) and off -------------
-declare -A MET_PORT MET_PIDS
 MET_NAMES=()
 if want metrics; then
 	if [[ ! -x $GATEWAY || ! -x $ECHO_HOST ]] || ! command -v curl >/dev/null; then
@@ -537,21 +563,12 @@ if want metrics; then
 		exit 2
 	fi
 	for v in on off; do
-		name=met-$v
-		# The HTTP line comes after the gRPC ones: wait for it, then read
-		# the gRPC port from what was printed before (as spawnhttp does).
-		start "gw-$name" '^listening http://[^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" \
-			--listen 127.0.0.1:0 --http 127.0.0.1:0 --metrics "$v" \
-			--statestore "sqlite://$TMP/gw-$name.db" --deactivate-timeout 3600000
-		gpid=$PID http=$MATCH
-		port=$(sed -n 's/^listening [0-9][^ ]* \([0-9]*\)$/\1/p' "$TMP/gw-$name.out" | head -n 1)
-		start "host-$name" '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$port" \
-			--system "$GW_SYSTEM" --action "$GW_ACTION"
-		MET_PORT[$name]=$port MET_PIDS[$name]="$gpid $PID"
-		MET_NAMES+=("$name")
+		pair_start "met-$v" "" --http 127.0.0.1:0 --metrics "$v"
+		MET_NAMES+=("met-$v")
 		# The scraper of met-on: one GET /metrics a second, as a Prometheus
 		# with scrape_interval 1s (met-off is left alone: nothing to scrape).
 		if [[ $v == on ]]; then
+			gpid=${PAIR_PIDS[met-on]%% *} http=${PAIR_HTTP[met-on]}
 			(while kill -0 "$gpid" 2>/dev/null; do
 				curl -sf -o /dev/null "http://127.0.0.1:$http/metrics" || true
 				sleep 1 # the scrape interval, not a readiness wait
@@ -570,9 +587,8 @@ declare -A CL_GPID CL_GPORT CL_HPID
 cl_gw() {
 	local view=()
 	[[ -n ${2:-} ]] && view=(--cluster-test-view "$TMP/cl-$1.view")
-	start "cl-$1" '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
-		--statestore "sqlite://$TMP/cl-$1.db" --deactivate-timeout 3600000 "${view[@]}"
-	CL_GPID[$1]=$PID CL_GPORT[$1]=$MATCH
+	gw_start "cl-$1" "${view[@]}"
+	CL_GPID[$1]=$GPID CL_GPORT[$1]=$GPORT
 }
 cl_host() {
 	start "cl-host-$1" '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:${CL_GPORT[$1]}" \
@@ -633,7 +649,6 @@ if want cluster; then
 fi
 
 # ---- tracing: span export on against off --------------------------------------
-declare -A TRACE_PORT TRACE_PIDS
 TRACE_NAMES=()
 if want tracing; then
 	[[ -x $ECHO_HOST ]] || { echo "run.sh: tracing: $ECHO_HOST is missing" >&2; exit 2; }
@@ -643,13 +658,8 @@ if want tracing; then
 	for v in off otlp; do
 		flags=()
 		[[ $v == otlp ]] && flags=(--otlp-endpoint "http://127.0.0.1:$SINK_PORT")
-		start "gw-trace-$v" '^listening [^ ]+ ([0-9]+)' "${SUT_PIN[@]}" "$GATEWAY" --listen 127.0.0.1:0 \
-			--statestore "sqlite://$TMP/gw-trace-$v.db" --deactivate-timeout 3600000 "${flags[@]}"
-		gpid=$PID port=$MATCH
-		start "host-trace-$v" '^(ready)' "${SUT_PIN[@]}" "$ECHO_HOST" --gateway "127.0.0.1:$port" \
-			--system "$GW_SYSTEM" --action "$GW_ACTION"
-		TRACE_PORT[$v]=$port TRACE_PIDS[$v]="$gpid $PID"
-		TRACE_NAMES+=("$v")
+		pair_start "trace-$v" "" "${flags[@]}"
+		TRACE_NAMES+=("trace-$v")
 	done
 fi
 
@@ -665,12 +675,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			load forwarder "$r" "$n" 1 "$FWD_PORT" "$FWD_PID $ECHO_PID"
 		fi
 		if want gateway && ((GW_OK)); then
-			for m in $GW_ACTORS; do
-				alive gateway "$GW_PID"
-				alive echo-host "$HOST_PID"
-				load gateway "$r" "$n" "$m" "$GW_PORT" "$GW_PID $HOST_PID" "${GW_FLAGS[@]}" \
-					--timeout-ms 10000
-			done
+			pair_load "$r" "$n" "$GW_ACTORS" gateway
 		fi
 	done
 	if want plain; then
@@ -688,33 +693,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		done
 	fi
 	if ((SH_OK)); then
-		for n in $INFLIGHT; do
-			for m in $GW_ACTORS; do
-				alive gw-http "$SH_GW_PID"
-				alive http-host "$SH_HOST_PID"
-				load spawnhttp "$r" "$n" "$m" "$SH_GW_PORT" "$SH_GW_PID $SH_HOST_PID" \
-					"${GW_FLAGS[@]}" --timeout-ms 10000
-			done
-		done
+		pair_load "$r" "$INFLIGHT" "$GW_ACTORS" spawnhttp
 	fi
-	for n in $LINK_INFLIGHT; do
-		for name in "${LINK_NAMES[@]}"; do
-			read -r gpid hpid <<<"${LINK_PIDS[$name]}"
-			alive "gw-$name" "$gpid"
-			alive "host-$name" "$hpid"
-			load "$name" "$r" "$n" "$LINK_ACTORS" "${LINK_PORT[$name]}" "$gpid $hpid" \
-				"${GW_FLAGS[@]}" --timeout-ms 10000
-		done
-	done
-	for n in $MET_INFLIGHT; do
-		for name in "${MET_NAMES[@]}"; do
-			read -r gpid hpid <<<"${MET_PIDS[$name]}"
-			alive "gw-$name" "$gpid"
-			alive "host-$name" "$hpid"
-			load "$name" "$r" "$n" "$MET_ACTORS" "${MET_PORT[$name]}" "$gpid $hpid" \
-				"${GW_FLAGS[@]}" --timeout-ms 10000
-		done
-	done
+	pair_load "$r" "$LINK_INFLIGHT" "$LINK_ACTORS" "${LINK_NAMES[@]}"
+	pair_load "$r" "$MET_INFLIGHT" "$MET_ACTORS" "${MET_NAMES[@]}"
 	if want cluster; then
 		for n in $INFLIGHT; do
 			for g in a b one c1 c2 c3; do alive "cl-$g" "${CL_GPID[$g]}"; done
@@ -732,31 +714,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
 				"${GW_FLAGS[@]}" --timeout-ms 10000 --channels 3
 		done
 	fi
-	for n in $TRACE_INFLIGHT; do
-		for name in "${TRACE_NAMES[@]}"; do
-			read -r gpid hpid <<<"${TRACE_PIDS[$name]}"
-			alive "gw-trace-$name" "$gpid"
-			alive "host-trace-$name" "$hpid"
-			load "trace-$name" "$r" "$n" "$TRACE_ACTORS" "${TRACE_PORT[$name]}" "$gpid $hpid" \
-				"${GW_FLAGS[@]}" --timeout-ms 10000
-		done
-	done
-	for n in $SEC_INFLIGHT; do
-		for name in "${SEC_NAMES[@]}"; do
-			read -r gpid hpid <<<"${SEC_PIDS[$name]}"
-			alive "gw-$name" "$gpid"
-			alive "host-$name" "$hpid"
-			# shellcheck disable=SC2086 # flag list
-			load "sec-$name" "$r" "$n" "$SEC_ACTORS" "${SEC_PORT[$name]}" "$gpid $hpid" \
-				"${GW_FLAGS[@]}" --timeout-ms 10000 ${SEC_LG[$name]}
-		done
-	done
+	pair_load "$r" "$TRACE_INFLIGHT" "$TRACE_ACTORS" "${TRACE_NAMES[@]}"
+	pair_load "$r" "$SEC_INFLIGHT" "$SEC_ACTORS" "${SEC_NAMES[@]}"
 done
 
 # ---- actors: memory per activated actor -------------------------------------
 MEM_LINE=
 if want actors && ((GW_OK)); then
-	alive gateway "$GW_PID"
+	alive gw-gateway "$GW_PID"
 	# Warm the allocator and the gateway's tables first so fixed costs stay
 	# out of the per-actor figure.
 	out=$("${LG_PIN[@]}" "$BIN/bench-loadgen" --target "127.0.0.1:$GW_PORT" --activate "$MEM_WARM" \

@@ -2,6 +2,7 @@
 #include "emit.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -533,4 +534,50 @@ int cg_emit(const cg_model *m, const cg_lang *lang, const cg_params *p, const ch
 		}
 	}
 	return errs->count == errors_before ? 0 : -1;
+}
+
+/* ---- helpers of the language hooks ------------------------------------------------- */
+
+size_t cg_file_msgs(cg_arena *a, const cg_file *f, const cg_msg ***out)
+{
+	size_t cap = 1;
+	for (size_t i = 0; i < f->n_actors; i++)
+		cap += 1 + 2 * f->actors[i].n_actions;
+	const cg_msg **ms = cg_alloc_array(a, cap, sizeof *ms);
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_actors; i++) {
+		const cg_actor *act = &f->actors[i];
+		if (act->state)
+			ms[n++] = act->state;
+		for (size_t j = 0; j < act->n_actions; j++) {
+			ms[n++] = act->actions[j].input;
+			ms[n++] = act->actions[j].output;
+		}
+	}
+	*out = ms;
+	return n;
+}
+
+static int cmp_str(const void *p, const void *q)
+{
+	return strcmp(*(const char *const *)p, *(const char *const *)q);
+}
+
+void cg_list_unique(tpl_dict *d, const char *list, const char *key, const char **v, size_t n)
+{
+	if (n)
+		qsort(v, n, sizeof *v, cmp_str);
+	tpl_list(d, list);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || strcmp(v[i - 1], v[i]) != 0)
+			tpl_set(tpl_add(d, list), key, v[i]);
+}
+
+const char *cg_method_name(cg_arena *a, const char *name, const char *const *keywords)
+{
+	const char *id = cg_name_snake(a, name);
+	for (const char *const *k = keywords; *k; k++)
+		if (strcmp(*k, id) == 0)
+			return cg_printf(a, "%s_", id);
+	return id;
 }

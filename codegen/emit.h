@@ -97,6 +97,23 @@ typedef struct cg_lang {
 	int (*file_done)(cg_emit_ctx *x, tpl_dict *d, const cg_file *f);
 } cg_lang;
 
+/* Helpers the language hooks share.
+ *
+ * cg_file_msgs lists the messages f's actors use, in order, repeats kept:
+ * each actor's state (when it has one), then each action's input and
+ * output. Sets *out (an array in a) and returns how many. */
+size_t cg_file_msgs(cg_arena *a, const cg_file *f, const cg_msg ***out);
+
+/* cg_list_unique makes d's list named list (empty when n is 0): one entry
+ * per distinct string of v[0..n), in sorted order, each setting key to it.
+ * v is sorted in place. */
+void cg_list_unique(tpl_dict *d, const char *list, const char *key, const char **v, size_t n);
+
+/* cg_method_name: snake_case(name), with '_' appended when that is one of
+ * keywords (NULL-terminated): a method name in a language that reserves
+ * them. In a. */
+const char *cg_method_name(cg_arena *a, const char *name, const char *const *keywords);
+
 /* cg_lang_find returns the language called name, NULL when none. */
 const cg_lang *cg_lang_find(const char *name);
 

@@ -144,39 +144,27 @@ static int go_file(cg_emit_ctx *x, tpl_dict *d, const cg_file *f)
 	const char *rt = cg_param_get(x->params, "go_runtime");
 	tpl_set(d, "go_runtime", rt && *rt ? rt : GO_RUNTIME_DEFAULT);
 	/* The other packages the actors' types live in, each once, sorted. */
-	size_t cap = 1;
-	for (size_t i = 0; i < f->n_actors; i++)
-		cap += 1 + 2 * f->actors[i].n_actions;
-	const char **paths = cg_alloc_array(a, cap, sizeof *paths);
-	const cg_proto **bad = cg_alloc_array(a, cap, sizeof *bad); /* reported once each */
+	const cg_msg **ms;
+	size_t n_ms = cg_file_msgs(a, f, &ms);
+	const char **paths = cg_alloc_array(a, n_ms ? n_ms : 1, sizeof *paths);
+	const cg_proto **bad = cg_alloc_array(a, n_ms ? n_ms : 1, sizeof *bad); /* once each */
 	size_t n = 0, n_bad = 0;
 	int rc = 0;
-	for (size_t i = 0; i < f->n_actors; i++) {
-		const cg_actor *act = &f->actors[i];
-		const cg_msg *ms[1 + 2 * act->n_actions];
-		size_t k = 0;
-		if (act->state)
-			ms[k++] = act->state;
-		for (size_t j = 0; j < act->n_actions; j++) {
-			ms[k++] = act->actions[j].input;
-			ms[k++] = act->actions[j].output;
-		}
-		for (size_t j = 0; j < k; j++) {
-			const char *p, *nm;
-			if (go_pkg(x, ms[j]->proto, false, &p, &nm) < 0) {
-				size_t b = 0;
-				while (b < n_bad && bad[b] != ms[j]->proto)
-					b++;
-				if (b == n_bad) {
-					bad[n_bad++] = ms[j]->proto;
-					go_pkg(x, ms[j]->proto, true, &p, &nm);
-				}
-				rc = -1;
-				continue;
+	for (size_t j = 0; j < n_ms; j++) {
+		const char *p, *nm;
+		if (go_pkg(x, ms[j]->proto, false, &p, &nm) < 0) {
+			size_t b = 0;
+			while (b < n_bad && bad[b] != ms[j]->proto)
+				b++;
+			if (b == n_bad) {
+				bad[n_bad++] = ms[j]->proto;
+				go_pkg(x, ms[j]->proto, true, &p, &nm);
 			}
-			if (strcmp(p, path) != 0)
-				paths[n++] = p;
+			rc = -1;
+			continue;
 		}
+		if (strcmp(p, path) != 0)
+			paths[n++] = p;
 	}
 	if (n)
 		qsort(paths, n, sizeof *paths, cmp_str);

@@ -66,58 +66,32 @@ static const char *py_import(cg_arena *a, const char *proto_file)
 	                 alias);
 }
 
-static bool is_py_keyword(const char *s)
-{
-	static const char *const kw[] = {
-	    "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
-	    "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
-	    "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
-	    "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield",
-	};
-	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
-		if (strcmp(kw[i], s) == 0)
-			return true;
-	return false;
-}
-
-static int cmp_str(const void *p, const void *q)
-{
-	return strcmp(*(const char *const *)p, *(const char *const *)q);
-}
+/* Python's keywords: a method named so gets '_' appended. */
+static const char *const py_keywords[] = {
+    "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
+    "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
+    "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
+    "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield",    NULL,
+};
 
 static int py_file(cg_emit_ctx *x, tpl_dict *d, const cg_file *f)
 {
 	cg_arena *a = x->a;
 	tpl_setf(d, "py_module", "%s_spawn.py", cg_name_strip_proto(a, f->proto->name));
 	/* The modules of every message the actors use, each once, sorted. */
-	size_t cap = 0;
-	for (size_t i = 0; i < f->n_actors; i++)
-		cap += 1 + 2 * f->actors[i].n_actions;
-	const char **imports = cg_alloc_array(a, cap ? cap : 1, sizeof *imports);
-	size_t n = 0;
-	for (size_t i = 0; i < f->n_actors; i++) {
-		const cg_actor *act = &f->actors[i];
-		if (act->state)
-			imports[n++] = py_import(a, act->state->proto->name);
-		for (size_t j = 0; j < act->n_actions; j++) {
-			imports[n++] = py_import(a, act->actions[j].input->proto->name);
-			imports[n++] = py_import(a, act->actions[j].output->proto->name);
-		}
-	}
-	if (n)
-		qsort(imports, n, sizeof *imports, cmp_str);
-	tpl_list(d, "py_imports");
+	const cg_msg **ms;
+	size_t n = cg_file_msgs(a, f, &ms);
+	const char **imports = cg_alloc_array(a, n ? n : 1, sizeof *imports);
 	for (size_t i = 0; i < n; i++)
-		if (i == 0 || strcmp(imports[i - 1], imports[i]) != 0)
-			tpl_set(tpl_add(d, "py_imports"), "py_import", imports[i]);
+		imports[i] = py_import(a, ms[i]->proto->name);
+	cg_list_unique(d, "py_imports", "py_import", imports, n);
 	return 0;
 }
 
 static int py_action(cg_emit_ctx *x, tpl_dict *d, const cg_actor *act, const cg_action *ac)
 {
 	(void)act;
-	const char *id = cg_name_snake(x->a, ac->name);
-	tpl_set(d, "py_method", is_py_keyword(id) ? cg_printf(x->a, "%s_", id) : id);
+	tpl_set(d, "py_method", cg_method_name(x->a, ac->name, py_keywords));
 	return 0;
 }
 

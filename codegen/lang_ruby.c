@@ -30,25 +30,14 @@ static const char *rb_require(cg_arena *a, const char *proto_file)
 	return cg_printf(a, "%s_pb", cg_name_strip_proto(a, proto_file));
 }
 
-static bool is_rb_keyword(const char *s)
-{
-	static const char *const kw[] = {
-	    "BEGIN", "END",      "alias", "and",    "begin", "break", "case",       "class",
-	    "def",   "defined?", "do",    "else",   "elsif", "end",   "ensure",     "false",
-	    "for",   "if",       "in",    "module", "next",  "nil",   "not",        "or",
-	    "redo",  "rescue",   "retry", "return", "self",  "super", "then",       "true",
-	    "undef", "unless",   "until", "when",   "while", "yield", "initialize",
-	};
-	for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
-		if (strcmp(kw[i], s) == 0)
-			return true;
-	return false;
-}
-
-static int cmp_str(const void *p, const void *q)
-{
-	return strcmp(*(const char *const *)p, *(const char *const *)q);
-}
+/* Ruby's keywords (and initialize): a method named so gets '_' appended. */
+static const char *const rb_keywords[] = {
+    "BEGIN", "END",      "alias", "and",    "begin", "break", "case",       "class",
+    "def",   "defined?", "do",    "else",   "elsif", "end",   "ensure",     "false",
+    "for",   "if",       "in",    "module", "next",  "nil",   "not",        "or",
+    "redo",  "rescue",   "retry", "return", "self",  "super", "then",       "true",
+    "undef", "unless",   "until", "when",   "while", "yield", "initialize", NULL,
+};
 
 /* "kitchen_sink" -> "KitchenSink": protoc's module name of a package part. */
 static const char *rb_module(cg_arena *a, const char *part, size_t n)
@@ -84,26 +73,12 @@ static int rb_file(cg_emit_ctx *x, tpl_dict *d, const cg_file *f)
 		tpl_set(tpl_add(d, "rb_modules"), "rb_module", rb_module(a, pkg, n));
 		pkg += n + (dot ? 1 : 0);
 	}
-	size_t cap = 1;
-	for (size_t i = 0; i < f->n_actors; i++)
-		cap += 1 + 2 * f->actors[i].n_actions;
-	const char **req = cg_alloc_array(a, cap, sizeof *req);
-	size_t n = 0;
-	for (size_t i = 0; i < f->n_actors; i++) {
-		const cg_actor *act = &f->actors[i];
-		if (act->state)
-			req[n++] = rb_require(a, act->state->proto->name);
-		for (size_t j = 0; j < act->n_actions; j++) {
-			req[n++] = rb_require(a, act->actions[j].input->proto->name);
-			req[n++] = rb_require(a, act->actions[j].output->proto->name);
-		}
-	}
-	if (n)
-		qsort(req, n, sizeof *req, cmp_str);
-	tpl_list(d, "rb_requires");
+	const cg_msg **ms;
+	size_t n = cg_file_msgs(a, f, &ms);
+	const char **req = cg_alloc_array(a, n ? n : 1, sizeof *req);
 	for (size_t i = 0; i < n; i++)
-		if (i == 0 || strcmp(req[i - 1], req[i]) != 0)
-			tpl_set(tpl_add(d, "rb_requires"), "rb_require", req[i]);
+		req[i] = rb_require(a, ms[i]->proto->name);
+	cg_list_unique(d, "rb_requires", "rb_require", req, n);
 	return 0;
 }
 
@@ -117,8 +92,7 @@ static int rb_actor(cg_emit_ctx *x, tpl_dict *d, const cg_file *f, const cg_acto
 static int rb_action(cg_emit_ctx *x, tpl_dict *d, const cg_actor *act, const cg_action *ac)
 {
 	(void)act;
-	const char *id = cg_name_snake(x->a, ac->name);
-	tpl_set(d, "rb_method", is_rb_keyword(id) ? cg_printf(x->a, "%s_", id) : id);
+	tpl_set(d, "rb_method", cg_method_name(x->a, ac->name, rb_keywords));
 	return 0;
 }
 

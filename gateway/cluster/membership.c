@@ -361,11 +361,15 @@ static void *clock_main(void *arg)
 	while (!c->stop) {
 		int64_t from = atomic_load(&c->lease_from_ms);
 		uint64_t gen = c->gen;
-		if (from > 0 && mono_ms() - from >= c->fence_after_ms) {
+		int64_t age = from > 0 ? mono_ms() - from : 0;
+		if (from > 0 && age >= c->fence_after_ms) {
 			pthread_mutex_unlock(&c->mu);
+			/* The age measured here, not the limit: how late the clock
+			 * fenced is visible (and tested against the member timeout). */
 			char why[128];
-			snprintf(why, sizeof why, "no heartbeat reached the database for %lld ms",
-			         (long long)c->fence_after_ms);
+			snprintf(why, sizeof why,
+			         "no heartbeat reached the database for %lld ms (limit %lld ms)",
+			         (long long)age, (long long)c->fence_after_ms);
 			pthread_mutex_lock(&c->pubmu);
 			fence(c, gen, why);
 			pthread_mutex_unlock(&c->pubmu);

@@ -477,21 +477,11 @@ static void kagg_start(gwi_ucall *c)
 			snprintf(k->m[i].msg, sizeof k->m[i].msg, "out of memory");
 		}
 	}
-	int64_t now = now_ms(), until = now + KAGG_WAIT_MS;
-	int64_t dl = gwi_deadline_ms(c->deadline);
-	/* Answer before the client's own deadline, naming who was late. */
-	if (dl && dl - 100 < until)
-		until = dl - 100 > now ? dl - 100 : now + 1;
-	char self[512];
-	uint64_t version;
-	gw_router_self(s->o.router, self, sizeof self, &version);
+	gwi_fanout f;
+	gwi_fanout_init(&f, c, KAGG_WAIT_MS);
 	Spawn__Gateway__V1__KeyRotationRequest kr = SPAWN__GATEWAY__V1__KEY_ROTATION_REQUEST__INIT;
-	Spawn__Gateway__V1__PeerAdminRequest pr = SPAWN__GATEWAY__V1__PEER_ADMIN_REQUEST__INIT;
-	pr.sender_id = self;
-	pr.view_version = version;
-	pr.hops = 1;
-	pr.call_case = SPAWN__GATEWAY__V1__PEER_ADMIN_REQUEST__CALL_KEY_ROTATION;
-	pr.key_rotation = &kr;
+	f.pr.call_case = SPAWN__GATEWAY__V1__PEER_ADMIN_REQUEST__CALL_KEY_ROTATION;
+	f.pr.key_rotation = &kr;
 	for (size_t i = 0; i < v->n; i++) {
 		kmember *m = &k->m[i];
 		if (!m->id || !m->address)
@@ -501,32 +491,58 @@ static void kagg_start(gwi_ucall *c)
 			m->answered = true;
 			continue;
 		}
-		/* A buffer per call: gRPC takes the slices of the one it sends. */
-		grpc_byte_buffer *bb = NULL;
-		if (spawn_wire_pack(&pr.base, &bb) != 0) {
-			m->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-			snprintf(m->msg, sizeof m->msg, "out of memory");
-			continue;
-		}
-		pthread_mutex_lock(&k->mu);
-		k->pending++;
-		pthread_mutex_unlock(&k->mu);
-		gw_peer_call *call = NULL;
-		gw_err err = gw_peer_call_start(s->o.peers, m->address, GW_PEER_ADMIN, bb, until,
-		                                kagg_answered, m, &call);
-		grpc_byte_buffer_destroy(bb);
-		if (err != GW_OK) {
-			m->code = GRPC_STATUS_UNAVAILABLE;
-			snprintf(m->msg, sizeof m->msg, "cannot call the member");
-			pthread_mutex_lock(&k->mu);
-			k->pending--;
-			pthread_mutex_unlock(&k->mu);
-			continue;
-		}
-		gw_peer_call_rele(call);
+		gwi_fanout_send(&f, s, m->address, &k->mu, &k->pending, kagg_answered, m, &m->code,
+		                m->msg, sizeof m->msg);
 	}
 	gw_router_view_free(v);
 	kagg_rele(k); /* the start's own count */
+}
+
+/* ---- a fan-out to every member (KeyRotation here, List in admin_list.c) -------------- */
+
+void gwi_fanout_init(gwi_fanout *f, gwi_ucall *c, int64_t wait_ms)
+{
+	int64_t now = now_ms(), dl = gwi_deadline_ms(c->deadline);
+	f->until = now + wait_ms;
+	/* Answer before the client's own deadline, naming who was late. */
+	if (dl && dl - 100 < f->until)
+		f->until = dl - 100 > now ? dl - 100 : now + 1;
+	uint64_t version = 0;
+	gw_router_self(c->srv->o.router, f->self, sizeof f->self, &version);
+	spawn__gateway__v1__peer_admin_request__init(&f->pr);
+	f->pr.sender_id = f->self;
+	f->pr.view_version = version;
+	f->pr.hops = 1;
+}
+
+bool gwi_fanout_send(gwi_fanout *f, gw_server *s, const char *address, pthread_mutex_t *mu,
+                     size_t *pending, gw_peer_done_fn done, void *user, int *code, char *msg,
+                     size_t n)
+{
+	/* A buffer per call: gRPC takes the slices of the one it sends. */
+	grpc_byte_buffer *bb = NULL;
+	if (spawn_wire_pack(&f->pr.base, &bb) != 0) {
+		*code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		snprintf(msg, n, "out of memory");
+		return false;
+	}
+	pthread_mutex_lock(mu);
+	(*pending)++;
+	pthread_mutex_unlock(mu);
+	gw_peer_call *call = NULL;
+	gw_err err =
+	    gw_peer_call_start(s->o.peers, address, GW_PEER_ADMIN, bb, f->until, done, user, &call);
+	grpc_byte_buffer_destroy(bb);
+	if (err != GW_OK) {
+		*code = GRPC_STATUS_UNAVAILABLE;
+		snprintf(msg, n, "cannot call the member");
+		pthread_mutex_lock(mu);
+		(*pending)--;
+		pthread_mutex_unlock(mu);
+		return false;
+	}
+	gw_peer_call_rele(call);
+	return true;
 }
 
 /* ---- the entry points ------------------------------------------------------------- */

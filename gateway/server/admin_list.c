@@ -880,19 +880,10 @@ void gwi_admin_list_cluster(gwi_ucall *c, const list_rq *rq)
 	g->page = page_of(rq);
 	g->n = v->n;
 	g->pending = 1;
-	int64_t now = spawn_now_ns() / 1000000, until = now + LAGG_WAIT_MS;
-	int64_t dl = gwi_deadline_ms(c->deadline);
-	if (dl && dl - 100 < until)
-		until = dl - 100 > now ? dl - 100 : now + 1;
-	char self[512];
-	uint64_t version;
-	gw_router_self(s->o.router, self, sizeof self, &version);
-	Spawn__Gateway__V1__PeerAdminRequest pr = SPAWN__GATEWAY__V1__PEER_ADMIN_REQUEST__INIT;
-	pr.sender_id = self;
-	pr.view_version = version;
-	pr.hops = 1;
-	pr.call_case = SPAWN__GATEWAY__V1__PEER_ADMIN_REQUEST__CALL_LIST;
-	pr.list = (list_rq *)rq;
+	gwi_fanout f;
+	gwi_fanout_init(&f, c, LAGG_WAIT_MS);
+	f.pr.call_case = SPAWN__GATEWAY__V1__PEER_ADMIN_REQUEST__CALL_LIST;
+	f.pr.list = (list_rq *)rq;
 	for (size_t i = 0; i < v->n; i++) {
 		lmember *m = &g->m[i];
 		m->g = g;
@@ -905,28 +896,8 @@ void gwi_admin_list_cluster(gwi_ucall *c, const list_rq *rq)
 		}
 		/* Every member, this one too, answers through Peer.Admin: one
 		 * path, and each names itself as its view does. */
-		grpc_byte_buffer *bb = NULL;
-		if (spawn_wire_pack(&pr.base, &bb) != 0) {
-			m->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-			snprintf(m->msg, sizeof m->msg, "out of memory");
-			continue;
-		}
-		pthread_mutex_lock(&g->mu);
-		g->pending++;
-		pthread_mutex_unlock(&g->mu);
-		gw_peer_call *call = NULL;
-		gw_err err = gw_peer_call_start(s->o.peers, m->address, GW_PEER_ADMIN, bb, until,
-		                                lagg_answered, m, &call);
-		grpc_byte_buffer_destroy(bb);
-		if (err != GW_OK) {
-			m->code = GRPC_STATUS_UNAVAILABLE;
-			snprintf(m->msg, sizeof m->msg, "cannot call the member");
-			pthread_mutex_lock(&g->mu);
-			g->pending--;
-			pthread_mutex_unlock(&g->mu);
-			continue;
-		}
-		gw_peer_call_rele(call);
+		gwi_fanout_send(&f, s, m->address, &g->mu, &g->pending, lagg_answered, m, &m->code,
+		                m->msg, sizeof m->msg);
 	}
 	gw_router_view_free(v);
 	lagg_rele(g);

@@ -9,7 +9,9 @@
 #include <grpc/grpc.h>
 
 #include "batch.h"
+#include "peer.h"
 #include "server.h"
+#include "spawn/gateway/v1/gateway.pb-c.h"
 #include "wire.h"
 #include "wirecheck.h"
 
@@ -306,6 +308,27 @@ void gwi_peer_admin_wrap(struct Spawn__Gateway__V1__PeerAdminReply *out,
                          const ProtobufCMessage *msg);
 /* gwi_deadline_ms: a call's deadline as monotonic ms (0 = none). */
 int64_t gwi_deadline_ms(gpr_timespec d);
+
+/* A fan-out of one Admin call to every member of the view over Peer.Admin
+ * (admin_cluster.c; KeyRotation there, List in admin_list.c). pr is the
+ * request, its header filled by gwi_fanout_init (sender_id points into
+ * self: f must stay where it is); the caller sets its call_case and its
+ * message. until (monotonic ms) is when the answers stop being awaited. */
+typedef struct gwi_fanout {
+	Spawn__Gateway__V1__PeerAdminRequest pr;
+	char self[512];
+	int64_t until;
+} gwi_fanout;
+/* gwi_fanout_init: wait_ms from now, or 100 ms before c's deadline when that
+ * comes first (the answer names who was late before the caller gives up). */
+void gwi_fanout_init(gwi_fanout *f, gwi_ucall *c, int64_t wait_ms);
+/* gwi_fanout_send sends f->pr to the member at address (borrowed): done(user,
+ * ...) answers on a peer thread, and *pending (under mu) counts the call
+ * until then. On false (not sent: done is never called) the member's code
+ * and msg (n bytes) say why. */
+bool gwi_fanout_send(gwi_fanout *f, gw_server *s, const char *address, pthread_mutex_t *mu,
+                     size_t *pending, gw_peer_done_fn done, void *user, int *code, char *msg,
+                     size_t n);
 
 /* gwi_trace_from_md (tracectx.c) puts the W3C traceparent and tracestate
  * of a call's request metadata md (borrowed) into rq's metadata (strings

@@ -26,10 +26,18 @@ cleanup() {
 trap cleanup EXIT
 
 # Four consecutive free ports; the second is then held by another
-# listener, so cluster.sh must skip it (and say so).
+# listener, so cluster.sh must skip it (and say so). They are taken from
+# 10000-16999: below the kernel's ephemeral range, the ports
+# scripts/db-start.sh picks (20000 up) and the addresses other suites
+# advertise as member ids (17000 up), so a port that was free when checked
+# is not handed to a listener on port 0 or to an outgoing connection of a
+# test running beside this one (ctest -j) before cluster.sh binds it.
+read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range
+top=$((eph_lo < 17000 ? eph_lo : 17000))
+[ "$top" -gt 10004 ] || fail "the ephemeral port range starts at $eph_lo: no room below it"
 base=
 for _ in $(seq 1 50); do
-	b=$((30000 + RANDOM % 30000))
+	b=$((10000 + RANDOM % (top - 10004)))
 	ok=1
 	for p in $b $((b + 1)) $((b + 2)) $((b + 3)); do
 		ss -Htln "( sport = :$p )" | grep -q . && ok=0

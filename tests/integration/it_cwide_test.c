@@ -12,7 +12,9 @@
  * Runs through tests/store/with-db.sh under the ctest fixture spawn_db;
  * IT_STORES selects the stores (default: postgres,mariadb).
  */
+#include <dirent.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +32,12 @@
 #include "adm.h"
 #include "harness.h"
 #include "itc.h"
+#include "itcluster.h"
 #include "itdb.h"
 #include "raw.h"
 #include "sem.pb-c.h"
 
-#define SERVED          "it/counter,it/counters"
+#define SERVED          ITCL_SERVED
 #define PEER_ADMIN_PATH "/spawn.gateway.v1.Peer/Admin"
 #define PEER_PING_PATH  "/spawn.gateway.v1.Peer/Ping"
 
@@ -45,12 +48,7 @@ static itdb db;
 static spawn_client *cl[N];
 static adm_client *ad[N];
 
-typedef struct member {
-	it_gw g;
-	it_proc *host;
-	char id[32];
-	char view[600];
-} member;
+typedef itcl_member member;
 
 static void close_clients(void)
 {
@@ -73,10 +71,8 @@ static void teardown(void)
  * host with host_actions, and connects the clients. */
 static void start_member(member *m, int i, const char *host_actions, const char *tag)
 {
-	char file[32], gname[24], hname[24];
-	snprintf(file, sizeof file, "view-%d", i);
-	it_path(&w, file, m[i].view, sizeof m[i].view);
-	snprintf(m[i].id, sizeof m[i].id, "member-%c", 'a' + i);
+	char gname[24], hname[24];
+	itcl_member_init(&w, &m[i], i);
 	snprintf(gname, sizeof gname, "gw%d%s", i, tag);
 	snprintf(hname, sizeof hname, "host%d%s", i, tag);
 	const char *gargs[] = {"--cluster-test-view",
@@ -102,21 +98,10 @@ static int view_status = 2;
  * served_by) and waits until the gateway applied it. */
 static void write_view(member *m, int i, uint64_t version)
 {
-	char tmp[700];
-	snprintf(tmp, sizeof tmp, "%s.tmp", m[i].view);
-	FILE *f = fopen(tmp, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "version %" PRIu64 "\nself %s\n", version, m[i].id);
+	int status[N];
 	for (int k = 0; k < N; k++)
-		fprintf(f, "member %s %s %d %s\n", m[k].id, m[k].g.target, view_status,
-		        served_by[k] ? served_by[k] : SERVED);
-	fclose(f);
-	ck_assert_int_eq(rename(tmp, m[i].view), 0);
-	it_proc_signal(m[i].g.p, SIGUSR1);
-	char want[32];
-	snprintf(want, sizeof want, "view %" PRIu64, version);
-	ck_assert_msg(it_proc_wait_line(m[i].g.p, want, it_ms(10000), NULL, 0),
-	              "gateway %d did not apply view %" PRIu64, i, version);
+		status[k] = view_status;
+	itcl_write_view(m, N, i, version, status, served_by);
 }
 
 static void start_members(member *m, const char *host_actions, const char *tag)
@@ -286,9 +271,11 @@ START_TEST(admin_calls_naming_an_actor_run_on_its_owner)
 	        itdb_kind_name(k), took[0] / 200.0, took[1] / 200.0);
 
 	/* The owner's queue, seen through another member: a Sleep holds the
-	 * turn, two adds through the third member wait in the owner's mailbox. */
+	 * turn, two adds through the third member wait in the owner's mailbox.
+	 * The Sleep is the window in which the adds must be forwarded and seen
+	 * queued: a generous one (on a loaded machine 3 s was missed). */
 	pending p = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-	start_call(own, actor, "Sleep", it_ms(3000), &p);
+	start_call(own, actor, "Sleep", it_ms(10000), &p);
 	ck_assert_msg(it_proc_wait_line(m[own].host, "invoked", it_ms(10000), NULL, 0),
 	              "the Sleep did not start on the owner");
 	start_call(o2, actor, "Add", 1, &p);
@@ -406,6 +393,37 @@ END_TEST
 
 /* ---- KeyRotation answers for every member, naming the silent ------------------------------ */
 
+/* all_stopped: whether every thread of pid is stopped (state T in
+ * /proc/PID/task/TID/stat): a SIGSTOP is delivered to each thread on its
+ * own, so kill() returning does not mean the process stopped. */
+static bool all_stopped(pid_t pid)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool stopped = true;
+	int threads = 0;
+	struct dirent *e;
+	while (stopped && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[600], buf[512];
+		snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		const char *rp = strrchr(buf, ')'); /* "TID (name) STATE ..." */
+		stopped = rp && rp[1] == ' ' && rp[2] == 'T';
+		threads++;
+	}
+	closedir(d);
+	return stopped && threads > 0;
+}
+
 START_TEST(key_rotation_aggregates_the_members_and_names_the_silent)
 {
 	itdb_kind k = (itdb_kind)_i;
@@ -441,6 +459,10 @@ START_TEST(key_rotation_aggregates_the_members_and_names_the_silent)
 	 * connections, nothing answers); the view still lists it. The
 	 * aggregate answers in time and names it. */
 	it_proc_signal(m[2].g.p, SIGSTOP);
+	for (int64_t end = it_now_ms() + it_ms(10000); !all_stopped(m[2].g.p->pid);) {
+		ck_assert_msg(it_now_ms() < end, "member c did not stop");
+		poll(NULL, 0, 5);
+	}
 	int64_t t0 = it_now_ms();
 	st = adm_key_rotation(ad[0], &ks, msg, sizeof msg);
 	int64_t took = it_now_ms() - t0;
@@ -744,10 +766,8 @@ START_TEST(a_broadcast_reaches_each_subscriber_once_whichever_member_serves_it)
 	char bin[700];
 	snprintf(bin, sizeof bin, "%s/tests/semantics/sem-host", it_build_dir());
 	for (int i = 0; i < N; i++) {
-		char file[32], gname[24], hname[24];
-		snprintf(file, sizeof file, "view-%d", i);
-		it_path(&w, file, m[i].view, sizeof m[i].view);
-		snprintf(m[i].id, sizeof m[i].id, "member-%c", 'a' + i);
+		char gname[24], hname[24];
+		itcl_member_init(&w, &m[i], i);
 		snprintf(gname, sizeof gname, "gw%d", i);
 		snprintf(hname, sizeof hname, "host%d", i);
 		const char *gargs[] = {"--cluster-test-view", m[i].view, NULL};

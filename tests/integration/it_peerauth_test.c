@@ -45,35 +45,25 @@
 #include "auth.h"
 #include "harness.h"
 #include "itc.h"
+#include "itcluster.h"
 #include "itdb.h"
 #include "raw.h"
 
-#define SERVED       "it/counter,it/counters"
+#define SERVED       ITCL_SERVED
 #define PING_PATH    "/spawn.gateway.v1.Peer/Ping"
 #define FORWARD_PATH "/spawn.gateway.v1.Peer/Forward"
 #define PEER_NAME    "peer.spawn.test"
 
 static it_world w;
 static itdb db;
-static spawn_client *cl[3];
+static spawn_client *cl[ITCL_MAX];
 
 static void teardown(void)
 {
-	for (int i = 0; i < 3; i++) {
-		spawn_client_destroy(cl[i]);
-		cl[i] = NULL;
-	}
-	it_world_fini(&w);
-	itdb_fini(&db);
+	itcl_teardown(&w, &db, cl);
 }
 
-typedef struct member {
-	it_gw g;
-	it_proc *host;
-	char id[32];
-	char view[600];   /* its view file */
-	char policy[600]; /* its access policy file */
-} member;
+typedef itcl_member member;
 
 /* ---- the access policy ------------------------------------------------------------ */
 
@@ -140,26 +130,14 @@ static int count_in_file(const char *path, const char *needle)
  * (host.pem) and a client of the test (client.pem). */
 static void start_tls_members(member *m, int n, bool server_name)
 {
-	char ca[700], scert[700], skey[700], hcert[700], hkey[700], ccert[700], ckey[700];
-	it_cert(&w, "ca.pem", ca, sizeof ca);
-	it_cert(&w, "peer-chain.pem", scert, sizeof scert);
-	it_cert(&w, "peer.key", skey, sizeof skey);
-	it_cert(&w, "host.pem", hcert, sizeof hcert);
-	it_cert(&w, "host.key", hkey, sizeof hkey);
-	it_cert(&w, "client.pem", ccert, sizeof ccert);
-	it_cert(&w, "client.key", ckey, sizeof ckey);
-	setenv("SPAWN_TLS_CA", ca, 1); /* the test's clients */
-	setenv("SPAWN_TLS_CERT", ccert, 1);
-	setenv("SPAWN_TLS_KEY", ckey, 1);
-	setenv("SPAWN_TLS_SERVER_NAME", PEER_NAME, 1);
+	itcl_certs c;
+	itcl_certs_load(&w, &c, "peer", PEER_NAME);
 	for (int i = 0; i < n; i++) {
 		char file[32], gname[16], hname[16];
-		snprintf(file, sizeof file, "view-%d", i);
-		it_path(&w, file, m[i].view, sizeof m[i].view);
+		itcl_member_init(&w, &m[i], i);
 		snprintf(file, sizeof file, "policy-%d.yaml", i);
 		it_path(&w, file, m[i].policy, sizeof m[i].policy);
 		write_policy(m[i].policy, true, i == 0);
-		snprintf(m[i].id, sizeof m[i].id, "member-%c", 'a' + i);
 		snprintf(gname, sizeof gname, "gw%d", i);
 		snprintf(hname, sizeof hname, "host%d", i);
 		const char *gargs[] = {"--cluster-test-view",
@@ -167,11 +145,11 @@ static void start_tls_members(member *m, int n, bool server_name)
 		                       "--snapshot-interval",
 		                       "600000",
 		                       "--tls-cert",
-		                       scert,
+		                       c.scert,
 		                       "--tls-key",
-		                       skey,
+		                       c.skey,
 		                       "--tls-client-ca",
-		                       ca,
+		                       c.ca,
 		                       "--access",
 		                       m[i].policy,
 		                       "--log-level",
@@ -182,33 +160,14 @@ static void start_tls_members(member *m, int n, bool server_name)
 		                       PEER_NAME,
 		                       NULL};
 		itdb_gateway_start(&w, &db, &m[i].g, gname, gargs, NULL);
-		char bin[700], e1[800], e2[800], e3[800];
-		snprintf(bin, sizeof bin, "%s/tests/integration/it-host", it_build_dir());
-		snprintf(e1, sizeof e1, "SPAWN_TLS_CA=%s", ca);
-		snprintf(e2, sizeof e2, "SPAWN_TLS_CERT=%s", hcert);
-		snprintf(e3, sizeof e3, "SPAWN_TLS_KEY=%s", hkey);
-		const char *argv[] = {bin,       "--gateway", m[i].g.target, "--checkpoint",
-		                      "--trace", "--actions", "Add,Get",     NULL};
-		const char *env[] = {e1, e2, e3, "SPAWN_TLS_SERVER_NAME=" PEER_NAME, NULL};
-		m[i].host = it_spawn(&w, hname, argv, env);
-		ck_assert_msg(it_proc_wait_line(m[i].host, "registered", it_ms(15000), NULL, 0),
-		              "TLS host %d did not register", i);
+		m[i].host = itcl_tls_host(&w, hname, m[i].g.target, &c, PEER_NAME, "Add,Get");
 		ck_assert_int_eq(spawn_client_create(&cl[i], m[i].g.target), SPAWN_OK);
 	}
 }
 
-/* stop_members stops the clients, hosts and gateways cleanly: each gateway
- * must exit 0 (drained, saved; under sanitizers: no finding, no leak). */
 static void stop_members(member *m, int n)
 {
-	for (int i = 0; i < n; i++) {
-		spawn_client_destroy(cl[i]);
-		cl[i] = NULL;
-	}
-	for (int i = 0; i < n; i++)
-		it_host_stop(m[i].host);
-	for (int i = 0; i < n; i++)
-		it_gateway_stop(&m[i].g);
+	itcl_stop(m, n, cl);
 }
 
 /* With only >= 0, write_view says only that member serves the types. */
@@ -218,33 +177,15 @@ static int only = -1;
  * SERVED, or only member `only`) as version and has the gateway apply it. */
 static void write_view(member *m, int n, int i, uint64_t version)
 {
-	char tmp[700];
-	snprintf(tmp, sizeof tmp, "%s.tmp", m[i].view);
-	FILE *f = fopen(tmp, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "version %" PRIu64 "\nself %s\n", version, m[i].id);
+	const char *serves[ITCL_MAX];
 	for (int k = 0; k < n; k++)
-		fprintf(f, "member %s %s 2 %s\n", m[k].id, m[k].g.target,
-		        only < 0 || only == k ? SERVED : "-");
-	fclose(f);
-	ck_assert_int_eq(rename(tmp, m[i].view), 0);
-	it_proc_signal(m[i].g.p, SIGUSR1);
-	char want[32], line[64];
-	snprintf(want, sizeof want, "view %" PRIu64, version);
-	ck_assert_msg(it_proc_wait_line(m[i].g.p, want, it_ms(10000), line, sizeof line),
-	              "gateway %d did not apply view %" PRIu64, i, version);
+		serves[k] = only < 0 || only == k ? SERVED : "-";
+	itcl_write_view(m, n, i, version, NULL, serves);
 }
 
-/* ran counts the turns of actor each host ran since the last count (out
- * has 3 entries; those past n are 0). It consumes every line the hosts
- * wrote, other actors' too: count one actor's turns before calling the
- * next. */
 static void ran(member *m, int n, const char *actor, int *out)
 {
-	char prefix[1024];
-	snprintf(prefix, sizeof prefix, "invoked %s ", actor);
-	for (int i = 0; i < 3; i++)
-		out[i] = i < n ? it_proc_count_lines(m[i].host, prefix) : 0;
+	itcl_ran(m, n, actor, out);
 }
 
 static int add_with(spawn_client *c, const char *actor, int64_t value, int64_t *total, char *msg,
@@ -480,12 +421,19 @@ START_TEST(peers_are_principals_of_the_policy_over_mutual_tls)
 	it_proc_signal(m[1].g.p, SIGHUP);
 	ck_assert(it_proc_wait_line(m[1].g.p, "access reloaded", it_ms(10000), NULL, 0));
 	ck_assert_int_ge(count_in_file(m[1].g.p->errlog, "which is not a peer"), 1);
-	rc = itc_invoke(cl[0], a, "Get", NULL, 1500, &r);
+	/* The answer is marked never dispatched, so a client that retries
+	 * such answers (cl[0]) would retry it until its deadline (the policy
+	 * may come back): a fail-fast client gets it as the entry gave it. */
+	spawn_client *ff = NULL;
+	spawn_client_opts fo = {.target = m[0].g.target, .fail_fast = true};
+	ck_assert_int_eq(spawn_client_create_opts(&ff, &fo), SPAWN_OK);
+	rc = itc_invoke(ff, a, "Get", NULL, it_ms(15000), &r);
 	ck_assert_msg(rc == SPAWN_UNAVAILABLE && r.message &&
 	                  strstr(r.message, "refused this member as a peer"),
 	              "a forward to a member that no longer takes the peers: %s: %s",
 	              spawn_status_name(rc), r.message);
 	spawn_reply_fini(&r);
+	spawn_client_destroy(ff);
 	ran(m, 3, a1, c);
 	ck_assert_int_eq(c[0] + c[1] + c[2], 0);
 	ck_assert_int_eq(add_with(cl[1], a1, 1, &t, msg, sizeof msg), SPAWN_OK);
@@ -665,10 +613,8 @@ START_TEST(peers_authenticate_with_a_token_and_their_own_credential_is_checked)
 	member m[2];
 	setenv("SPAWN_TOKEN", "web-token", 1); /* the test's clients */
 	for (int i = 0; i < 2; i++) {
-		char file[32], gname[16], hname[16];
-		snprintf(file, sizeof file, "view-%d", i);
-		it_path(&w, file, m[i].view, sizeof m[i].view);
-		snprintf(m[i].id, sizeof m[i].id, "member-%c", 'a' + i);
+		char gname[16], hname[16];
+		itcl_member_init(&w, &m[i], i);
 		snprintf(gname, sizeof gname, "gw%d", i);
 		snprintf(hname, sizeof hname, "host%d", i);
 		const char *gargs[] = {"--cluster-test-view", m[i].view, "--access", policy,

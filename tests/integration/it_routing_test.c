@@ -22,34 +22,24 @@
 
 #include "harness.h"
 #include "itc.h"
+#include "itcluster.h"
 #include "itdb.h"
 #include "raw.h"
 
-#define SERVED               "it/counter,it/counters"
+#define SERVED               ITCL_SERVED
 #define GW_PEER_PING_PATH    "/spawn.gateway.v1.Peer/Ping"
 #define GW_PEER_FORWARD_PATH "/spawn.gateway.v1.Peer/Forward"
 
 static it_world w;
 static itdb db;
-static spawn_client *cl[3];
+static spawn_client *cl[ITCL_MAX];
 
 static void teardown(void)
 {
-	for (int i = 0; i < 3; i++) {
-		spawn_client_destroy(cl[i]);
-		cl[i] = NULL;
-	}
-	it_world_fini(&w);
-	itdb_fini(&db);
+	itcl_teardown(&w, &db, cl);
 }
 
-typedef struct member {
-	it_gw g;
-	it_proc *host;
-	char id[32];
-	char view[600]; /* its view file */
-	char peer[64];  /* with peer_listen: "127.0.0.1:PORT" of its --peer-listen */
-} member;
+typedef itcl_member member;
 
 /* With peer_listen set, start_members gives every gateway a --peer-listen
  * of its own, and the views advertise those addresses. */
@@ -64,24 +54,12 @@ static bool mtls;
  * and its own tracing host) and their clients. */
 static void start_members(member *m, int n, const char *host_actions)
 {
-	char ca[700], scert[700], skey[700], hcert[700], hkey[700], ccert[700], ckey[700];
-	if (mtls) {
-		it_cert(&w, "ca.pem", ca, sizeof ca);
-		it_cert(&w, "server-chain.pem", scert, sizeof scert);
-		it_cert(&w, "server.key", skey, sizeof skey);
-		it_cert(&w, "host.pem", hcert, sizeof hcert);
-		it_cert(&w, "host.key", hkey, sizeof hkey);
-		it_cert(&w, "client.pem", ccert, sizeof ccert);
-		it_cert(&w, "client.key", ckey, sizeof ckey);
-		setenv("SPAWN_TLS_CA", ca, 1); /* the test's clients */
-		setenv("SPAWN_TLS_CERT", ccert, 1);
-		setenv("SPAWN_TLS_KEY", ckey, 1);
-	}
+	itcl_certs c = {0};
+	if (mtls)
+		itcl_certs_load(&w, &c, "server", NULL);
 	for (int i = 0; i < n; i++) {
-		char file[32], gname[16], hname[16];
-		snprintf(file, sizeof file, "view-%d", i);
-		it_path(&w, file, m[i].view, sizeof m[i].view);
-		snprintf(m[i].id, sizeof m[i].id, "member-%c", 'a' + i);
+		char gname[16], hname[16];
+		itcl_member_init(&w, &m[i], i);
 		snprintf(gname, sizeof gname, "gw%d", i);
 		snprintf(hname, sizeof hname, "host%d", i);
 		const char *gargs[] = {"--cluster-test-view",
@@ -89,11 +67,11 @@ static void start_members(member *m, int n, const char *host_actions)
 		                       "--snapshot-interval",
 		                       "600000",
 		                       mtls ? "--tls-cert" : NULL,
-		                       scert,
+		                       c.scert,
 		                       "--tls-key",
-		                       skey,
+		                       c.skey,
 		                       "--tls-client-ca",
-		                       ca,
+		                       c.ca,
 		                       NULL};
 		const char *pargs[] = {"--cluster-test-view",
 		                       m[i].view,
@@ -103,7 +81,6 @@ static void start_members(member *m, int n, const char *host_actions)
 		                       "127.0.0.1:0",
 		                       NULL};
 		itdb_gateway_start(&w, &db, &m[i].g, gname, peer_listen ? pargs : gargs, NULL);
-		m[i].peer[0] = 0;
 		if (peer_listen) {
 			char line[128], addr[64];
 			int port = 0;
@@ -117,18 +94,7 @@ static void start_members(member *m, int n, const char *host_actions)
 			                       NULL};
 			m[i].host = it_host_start(&w, hname, m[i].g.target, hargs);
 		} else {
-			char bin[700], e1[800], e2[800], e3[800];
-			snprintf(bin, sizeof bin, "%s/tests/integration/it-host", it_build_dir());
-			snprintf(e1, sizeof e1, "SPAWN_TLS_CA=%s", ca);
-			snprintf(e2, sizeof e2, "SPAWN_TLS_CERT=%s", hcert);
-			snprintf(e3, sizeof e3, "SPAWN_TLS_KEY=%s", hkey);
-			const char *argv[] = {bin,       "--gateway", m[i].g.target, "--checkpoint",
-			                      "--trace", "--actions", host_actions,  NULL};
-			const char *env[] = {e1, e2, e3, NULL};
-			m[i].host = it_spawn(&w, hname, argv, env);
-			ck_assert_msg(
-			    it_proc_wait_line(m[i].host, "registered", it_ms(15000), NULL, 0),
-			    "TLS host %d did not register", i);
+			m[i].host = itcl_tls_host(&w, hname, m[i].g.target, &c, NULL, host_actions);
 		}
 		ck_assert_int_eq(spawn_client_create(&cl[i], m[i].g.target), SPAWN_OK);
 	}
@@ -137,50 +103,25 @@ static void start_members(member *m, int n, const char *host_actions)
 /* The member write_view marks dead (status 4), or -1. */
 static int dead_member = -1;
 
-/* stop_members stops the clients, hosts and gateways cleanly: each gateway
- * must exit 0 (drained, saved; under sanitizers: no finding, no leak). */
 static void stop_members(member *m, int n)
 {
-	for (int i = 0; i < n; i++) {
-		spawn_client_destroy(cl[i]);
-		cl[i] = NULL;
-	}
-	for (int i = 0; i < n; i++)
-		it_host_stop(m[i].host);
-	for (int i = 0; i < n; i++)
-		it_gateway_stop(&m[i].g);
+	itcl_stop(m, n, cl);
 }
 
-/* write_view writes member i's view file: version, self, then every
- * member with the types it serves (serves[k] NULL: SERVED) and has the
+/* write_view writes member i's view file (dead_member DEAD, the others
+ * ACTIVE) with the types each serves (serves[k] NULL: SERVED) and has the
  * gateway apply it. */
 static void write_view(member *m, int n, int i, uint64_t version, const char *const *serves)
 {
-	char tmp[700];
-	snprintf(tmp, sizeof tmp, "%s.tmp", m[i].view);
-	FILE *f = fopen(tmp, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "version %" PRIu64 "\nself %s\n", version, m[i].id);
+	int status[ITCL_MAX];
 	for (int k = 0; k < n; k++)
-		fprintf(f, "member %s %s %d %s\n", m[k].id,
-		        m[k].peer[0] ? m[k].peer : m[k].g.target, k == dead_member ? 4 : 2,
-		        serves && serves[k] ? serves[k] : SERVED);
-	fclose(f);
-	ck_assert_int_eq(rename(tmp, m[i].view), 0);
-	it_proc_signal(m[i].g.p, SIGUSR1);
-	char want[32], line[64];
-	snprintf(want, sizeof want, "view %" PRIu64, version);
-	ck_assert_msg(it_proc_wait_line(m[i].g.p, want, it_ms(10000), line, sizeof line),
-	              "gateway %d did not apply view %" PRIu64, i, version);
+		status[k] = k == dead_member ? 4 : 2;
+	itcl_write_view(m, n, i, version, status, serves);
 }
 
-/* ran counts the turns of actor each host ran since the last count. */
 static void ran(member *m, int n, const char *actor, int *out)
 {
-	char prefix[1024];
-	snprintf(prefix, sizeof prefix, "invoked %s ", actor);
-	for (int i = 0; i < n; i++)
-		out[i] = it_proc_count_lines(m[i].host, prefix);
+	itcl_ran(m, n, actor, out);
 }
 
 static int add(int via, const char *actor, int64_t value, int64_t *total)
