@@ -13,6 +13,9 @@
  * TLS, mTLS and a bearer token come from the C SDK's environment fallbacks
  * (SPAWN_TLS_CA, SPAWN_TLS_CERT, SPAWN_TLS_KEY, SPAWN_TLS_SERVER_NAME,
  * SPAWN_TOKEN): the `security` scenario of bench/run.sh sets them.
+ * Its handler never blocks, so by default it runs on the stream's own
+ * thread (spawn_host_opts.run_inline, docs/sdk/c.md "Inline handlers");
+ * --workers N runs it on N worker threads instead (the SDK's default mode).
  * Prints "ready" once registered. SIGTERM/SIGINT stop it. */
 #include <signal.h>
 #include <stdbool.h>
@@ -64,7 +67,7 @@ int main(int argc, char **argv)
 {
 	const char *gateway = "127.0.0.1:8090", *system = "bench", *action = "echo";
 	const char *actor = "echo-actor";
-	int workers = 1;
+	int workers = 0; /* 0: inline */
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--gateway") && i + 1 < argc)
 			gateway = argv[++i];
@@ -74,7 +77,7 @@ int main(int argc, char **argv)
 			action = argv[++i];
 		else if (!strcmp(argv[i], "--actor") && i + 1 < argc)
 			actor = argv[++i];
-		else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
+		else if (!strcmp(argv[i], "--workers") && i + 1 < argc && atoi(argv[i + 1]) > 0)
 			workers = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--checkpoint"))
 			checkpoint = true;
@@ -90,6 +93,7 @@ int main(int argc, char **argv)
 	                     .system = system,
 	                     .service_name = "bench-echo-host",
 	                     .workers = workers,
+	                     .run_inline = workers == 0,
 	                     .on_event = on_event};
 	int rc = spawn_host_create(&host, &o);
 	if (rc) {

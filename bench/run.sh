@@ -123,6 +123,8 @@
 #   BENCH_MET_INFLIGHT ["1 64"] BENCH_MET_ACTORS [1000]
 #   BENCH_CL_ACTORS [1000] (cluster: at each level of BENCH_INFLIGHT)
 #   BENCH_TRACE_INFLIGHT ["1 64"] BENCH_TRACE_ACTORS [1000]
+#   BENCH_ECHO_FLAGS [unset: the echo host of gateway/actors runs its handler inline;
+#                    "--workers 1": on a worker thread, the C SDK's default]
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -406,7 +408,10 @@ if want gateway || want actors; then
 		#  - bench-echo-host dials the gateway, registers system $GW_SYSTEM
 		#    whose actors answer action $GW_ACTION by echoing the payload, and
 		#    prints "ready" once the gateway accepted its registration.
+		read -ra ECHO_FLAGS <<<"${BENCH_ECHO_FLAGS:-}" # e.g. "--workers 1"
+		HOST_CMD=("$ECHO_HOST" ${ECHO_FLAGS[@]+"${ECHO_FLAGS[@]}"})
 		pair_start gateway "" --max-instances $((MEM_ACTORS + MEM_WARM + 1000000))
+		HOST_CMD=("$ECHO_HOST")
 		read -r GW_PID HOST_PID <<<"${PAIR_PIDS[gateway]}"
 		GW_PORT=${PAIR_PORT[gateway]}
 		GW_OK=1

@@ -1,5 +1,4 @@
 /* main.c - spawn-gateway: args -> config -> run. */
-#include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <pthread.h>
@@ -11,6 +10,7 @@
 
 #include <grpc/grpc.h>
 
+#include "absl_tune.h"
 #include "auth.h"
 #include "config.h"
 #include "expose.h"
@@ -220,36 +220,6 @@ static gw_err cluster_open(gw_cluster **out, const gw_config *cfg, cluster_ctx *
 	        cfg->advertise, (long long)cfg->heartbeat_ms, (long long)cfg->member_timeout_ms,
 	        (long long)gw_cluster_fence_after_ms(cfg->heartbeat_ms, cfg->member_timeout_ms));
 	return gw_cluster_start(*out);
-}
-
-/* absl_deadlock_detection_off turns off Abseil's mutex deadlock detection
- * for the whole process. Debian's libabsl is built without NDEBUG, so the
- * detection is on by default: every absl::Mutex lock and unlock inside gRPC
- * (one per call batch, one per TLS record protected or unprotected, ...)
- * also updates a process-wide lock graph under a global lock. That is a
- * debugging aid, off in Abseil's release builds, and it costs the gateway
- * 3 % of its CPU per call in plaintext and about 10 % with mTLS, which
- * takes more locks per call (docs/benchmarks.md, "What security costs").
- * The setter is C++ (absl::SetMutexDeadlockDetectionMode, kIgnore = 0), so
- * it is looked up by its mangled name under the inline namespaces of the
- * builds we know; with none found (another build) nothing changes. Called
- * before grpc_init, while no Abseil mutex is held. */
-static void absl_deadlock_detection_off(void)
-{
-	static const char *const names[] = {
-	    "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
-	    "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
-	    "_ZN4absl29SetMutexDeadlockDetectionModeENS_15OnDeadlockCycleE",
-	};
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		void *sym = dlsym(RTLD_DEFAULT, names[i]);
-		if (sym) {
-			void (*set_mode)(int);
-			memcpy(&set_mode, &sym, sizeof set_mode); /* object -> function pointer */
-			set_mode(0);                              /* OnDeadlockCycle::kIgnore */
-			return;
-		}
-	}
 }
 
 /* shutdown_drain waits up to ms for the persist thread to finish what it
@@ -754,7 +724,7 @@ int main(int argc, char **argv)
 		gw_tls_destroy(tls);
 		return 2;
 	}
-	absl_deadlock_detection_off();
+	spawn_absl_deadlock_detection_off(); /* proto/absl_tune.c, before grpc_init */
 	grpc_init();
 
 	char serr[512] = "";

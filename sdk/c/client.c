@@ -518,6 +518,7 @@ int spawn_client_create_opts(spawn_client **out, const spawn_client_opts *opts)
 	}
 	c->wait_for_ready = !opts->fail_fast;
 	c->retry = !opts->fail_fast;
+	spawn_absl_deadlock_detection_off(); /* as in spawn_host_create */
 	grpc_init();
 	int src = spawni_security_init(&c->sec, &opts->security);
 	if (src != SPAWN_OK) {

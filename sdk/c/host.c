@@ -7,6 +7,9 @@
  *               and the call; turns received GatewayMessages into jobs.
  *   workers     opts.workers threads; each takes a job, runs the handler
  *               (dispatch.c), packs the InvocationResult and queues it.
+ *               None with opts.run_inline: the I/O thread runs the
+ *               handlers of each message it receives itself, then queues
+ *               their results together (run_inline).
  *   signal      reads the self-pipe and calls spawn_host_stop, so that
  *               spawn_host_signal_stop only has to write(2).
  *
@@ -35,11 +38,10 @@
  *
  * Batches (docs/protocol.md "Batched host link", proto/batch.h): every
  * stream asks for them (request metadata spawn-link: batch). A TaskBatch is
- * split into one job per task. When the gateway granted batches (the same
- * entry in its initial metadata), the results that queued while the
- * previous send was in flight go out as one ResultBatch (at most
- * SPAWNI_BATCH_MAX results or SPAWNI_BATCH_BYTES bytes); otherwise one
- * result per message, which is all an older gateway understands.
+ * split into one job per task (run at once, in order, when inline). When the gateway granted
+ * batches (the same entry in its initial metadata), the results that queued while the previous send
+ * was in flight go out as one ResultBatch (at most SPAWNI_BATCH_MAX results or SPAWNI_BATCH_BYTES
+ * bytes); otherwise one result per message, which is all an older gateway understands.
  */
 #include "internal.h"
 
@@ -91,6 +93,7 @@ struct spawn_host {
 	char *service_name;
 	char *service_version;
 	int workers;
+	bool run_inline; /* handlers run on the I/O thread; no workers */
 	int64_t backoff_min_ms;
 	int64_t backoff_max_ms;
 	int64_t keepalive_ms;
@@ -161,7 +164,7 @@ int spawn_host_create(spawn_host **out, const spawn_host_opts *opts)
 {
 	if (!out || !opts || empty(opts->target) || empty(opts->system) || opts->workers < 0 ||
 	    opts->backoff_min_ms < 0 || opts->backoff_max_ms < 0 || opts->keepalive_ms < 0 ||
-	    opts->max_message_bytes < 0)
+	    opts->max_message_bytes < 0 || (opts->run_inline && opts->workers > 0))
 		return SPAWN_EINVAL;
 	int64_t bmin = opts->backoff_min_ms ? opts->backoff_min_ms : DEFAULT_BACKOFF_MIN_MS;
 	int64_t bmax = opts->backoff_max_ms ? opts->backoff_max_ms : DEFAULT_BACKOFF_MAX_MS;
@@ -196,12 +199,15 @@ int spawn_host_create(spawn_host **out, const spawn_host_opts *opts)
 	/* The writer is a signal handler: it must never block. */
 	fcntl(h->sigpipe[1], F_SETFL, fcntl(h->sigpipe[1], F_GETFL) | O_NONBLOCK);
 	h->workers = opts->workers ? opts->workers : 1;
+	h->run_inline = opts->run_inline;
 	h->backoff_min_ms = bmin;
 	h->backoff_max_ms = bmax;
 	h->keepalive_ms = opts->keepalive_ms;
 	h->max_message_bytes = opts->max_message_bytes;
 	h->on_event = opts->on_event;
 	h->event_user = opts->event_user;
+	spawn_absl_deadlock_detection_off(); /* before grpc_init; SPAWN_ABSL_DEADLOCK_DETECTION=1
+	                                        keeps it */
 	grpc_init();
 	int rc = spawni_security_init(&h->sec, &opts->security);
 	if (rc == SPAWN_OK) {
@@ -432,6 +438,60 @@ static void pump_locked(spawn_host *h)
 	h->outstanding++;
 }
 
+/* ---- running a task (a worker, or the I/O thread when inline) --------- */
+
+/* run_job runs j's handler and packs its HostMessage; frees j. Returns the
+ * result to queue (for stream *gen), or NULL when out of memory. */
+static spawn_wq_item *run_job(spawn_host *h, job *j, uint64_t *gen)
+{
+	Spawn__Gateway__V1__InvocationResult res;
+	spawni_execute(&h->reg, j->task, spawn_wall_ms(), &j->arena, &res);
+	Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
+	hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT;
+	hm.result = &res;
+	grpc_byte_buffer *bb = NULL;
+	spawn_wq_item *o = NULL;
+	Spawn__Gateway__V1__HostError too_big = SPAWN__GATEWAY__V1__HOST_ERROR__INIT;
+	/* Without a configured limit, the gateway's default (4 MiB) applies. */
+	size_t limit = h->max_message_bytes > 0 ? (size_t)h->max_message_bytes : 4u << 20;
+	if (protobuf_c_message_get_packed_size(&hm.base) > limit) {
+		/* Sending it would fail the whole stream (and every call on
+		 * it): answer this one call with an error instead. */
+		too_big.code = SPAWN_RESOURCE_EXHAUSTED;
+		too_big.message = "the action's result exceeds the message size limit";
+		res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR;
+		res.error = &too_big;
+	}
+	if (spawn_wire_pack(&hm.base, &bb) != 0 || !(o = malloc(sizeof *o))) {
+		/* Unanswered, the gateway times the call out: the best we
+		 * can do without memory. */
+		fprintf(stderr, "libspawn: out of memory packing a result; dropped\n");
+		if (bb)
+			grpc_byte_buffer_destroy(bb);
+		bb = NULL;
+	}
+	*gen = j->gen;
+	spawn_arena_fini(&j->arena);
+	free(j);
+	if (!bb)
+		return NULL;
+	o->bb = bb;
+	o->batchable = true;
+	return o;
+}
+
+/* queue_result_locked queues o (a result for stream gen) to be sent, or
+ * drops it when that stream is gone (invariant 3). Does not start a send. */
+static void queue_result_locked(spawn_host *h, spawn_wq_item *o, uint64_t gen)
+{
+	if (h->call && gen == h->gen) {
+		spawn_wq_push(&h->sq, o);
+	} else {
+		grpc_byte_buffer_destroy(o->bb);
+		free(o);
+	}
+}
+
 /* ---- workers ----------------------------------------------------------- */
 
 static void *worker_main(void *arg)
@@ -449,49 +509,44 @@ static void *worker_main(void *arg)
 			h->jq_tail = NULL;
 		pthread_mutex_unlock(&h->mu);
 
-		Spawn__Gateway__V1__InvocationResult res;
-		spawni_execute(&h->reg, j->task, spawn_wall_ms(), &j->arena, &res);
-		Spawn__Gateway__V1__HostMessage hm = SPAWN__GATEWAY__V1__HOST_MESSAGE__INIT;
-		hm.msg_case = SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULT;
-		hm.result = &res;
-		grpc_byte_buffer *bb = NULL;
-		spawn_wq_item *o = NULL;
-		Spawn__Gateway__V1__HostError too_big = SPAWN__GATEWAY__V1__HOST_ERROR__INIT;
-		/* Without a configured limit, the gateway's default (4 MiB) applies. */
-		size_t limit = h->max_message_bytes > 0 ? (size_t)h->max_message_bytes : 4u << 20;
-		if (protobuf_c_message_get_packed_size(&hm.base) > limit) {
-			/* Sending it would fail the whole stream (and every call on
-			 * it): answer this one call with an error instead. */
-			too_big.code = SPAWN_RESOURCE_EXHAUSTED;
-			too_big.message = "the action's result exceeds the message size limit";
-			res.outcome_case = SPAWN__GATEWAY__V1__INVOCATION_RESULT__OUTCOME_ERROR;
-			res.error = &too_big;
-		}
-		if (spawn_wire_pack(&hm.base, &bb) != 0 || !(o = malloc(sizeof *o))) {
-			/* Unanswered, the gateway times the call out: the best we
-			 * can do without memory. */
-			fprintf(stderr, "libspawn: out of memory packing a result; dropped\n");
-			if (bb)
-				grpc_byte_buffer_destroy(bb);
-			bb = NULL;
-		}
-		uint64_t gen = j->gen;
-		spawn_arena_fini(&j->arena);
-		free(j);
+		uint64_t gen;
+		spawn_wq_item *o = run_job(h, j, &gen);
 
 		pthread_mutex_lock(&h->mu);
-		if (bb && h->call && gen == h->gen) { /* invariant 3 */
-			o->bb = bb;
-			o->batchable = true;
-			spawn_wq_push(&h->sq, o);
+		if (o) {
+			queue_result_locked(h, o, gen);
 			pump_locked(h);
-		} else if (bb) {
-			grpc_byte_buffer_destroy(bb);
-			free(o);
 		}
 	}
 	pthread_mutex_unlock(&h->mu);
 	return NULL;
+}
+
+/* run_inline runs the jobs list (of the current stream) on the I/O thread
+ * (spawn_host_opts.run_inline): no hand-off to a worker, and their results
+ * leave together, in one ResultBatch when the gateway granted batches. */
+static void run_inline(spawn_host *h, job *list)
+{
+	spawn_wq_item *head = NULL, **tail = &head;
+	uint64_t gen = 0;
+	while (list) {
+		job *j = list;
+		list = j->next;
+		spawn_wq_item *o = run_job(h, j, &gen);
+		if (o) {
+			o->next = NULL;
+			*tail = o;
+			tail = &o->next;
+		}
+	}
+	pthread_mutex_lock(&h->mu);
+	while (head) {
+		spawn_wq_item *o = head;
+		head = o->next;
+		queue_result_locked(h, o, gen); /* one stream: the I/O thread's own */
+	}
+	pump_locked(h);
+	pthread_mutex_unlock(&h->mu);
 }
 
 /* ---- signal thread ----------------------------------------------------- */
@@ -648,6 +703,11 @@ static bool on_batch(spawn_host *h, const spawn_span *items, size_t n)
 	pthread_mutex_lock(&h->mu);
 	for (job *t = first; t; t = t->next)
 		t->gen = h->gen;
+	if (h->run_inline) {
+		pthread_mutex_unlock(&h->mu);
+		run_inline(h, first);
+		return true;
+	}
 	if (h->jq_tail)
 		h->jq_tail->next = first;
 	else
@@ -720,6 +780,11 @@ static bool on_message(spawn_host *h, conn *c)
 		j->next = NULL;
 		pthread_mutex_lock(&h->mu);
 		j->gen = h->gen;
+		if (h->run_inline) {
+			pthread_mutex_unlock(&h->mu);
+			run_inline(h, j);
+			return true;
+		}
 		if (h->jq_tail)
 			h->jq_tail->next = j;
 		else
@@ -910,7 +975,7 @@ static int serve(spawn_host *h)
 	pthread_mutex_lock(&h->mu);
 	h->workers_quit = false;
 	pthread_mutex_unlock(&h->mu);
-	for (; n_workers < h->workers; n_workers++) {
+	for (; !h->run_inline && n_workers < h->workers; n_workers++) {
 		if (pthread_create(&workers[n_workers], NULL, worker_main, h) != 0) {
 			rc = SPAWN_ESYS;
 			goto out;

@@ -13,6 +13,7 @@
 #include <grpc/grpc.h>
 
 #include "spawn/spawn.h"
+#include "absl_tune.h"
 #include "batch.h"
 #include "wire.h"
 

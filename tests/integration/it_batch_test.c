@@ -7,7 +7,7 @@
  * host's stream with INVALID_ARGUMENT naming the fault while the canary
  * keeps answering; a bad string in one result of a batch fails that turn
  * only; the C runtime answers 200 concurrent calls right, batched and with
- * --host-batch 1.
+ * --host-batch 1, and with its handlers inline.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -37,11 +37,11 @@ static void teardown(void)
 	it_world_fini(&w);
 }
 
-static void start_world(const char *name, const char *const gargs[])
+static void start_world(const char *name, const char *const gargs[], const char *const hargs[])
 {
 	it_world_init(&w, name);
 	it_gateway_start(&w, &gw, "gw", "state.db", gargs, NULL);
-	host = it_host_start(&w, "host", gw.target, NULL);
+	host = it_host_start(&w, "host", gw.target, hargs);
 	ck_assert_int_eq(spawn_client_create(&client, gw.target), SPAWN_OK);
 }
 
@@ -229,7 +229,7 @@ START_TEST(a_host_that_asks_gets_batches_and_an_older_host_single_tasks)
 	 * also with single results and with the gateway of main at 2ba7f2a, so
 	 * not a batching fault: reported, not fixed here). */
 	for (int ask = 1; ask >= 0; ask--) {
-		start_world(ask ? "batch_grant" : "batch_nogrant", NULL);
+		start_world(ask ? "batch_grant" : "batch_nogrant", NULL, NULL);
 		raw_stream *s = sink_connect(ask);
 		ck_assert_int_eq(raw_stream_initial_md_has(s, SPAWN_LINK_MD_KEY,
 		                                           SPAWN_LINK_MD_BATCH, it_ms(5000)),
@@ -283,7 +283,7 @@ START_TEST(hostile_result_batches_are_refused_clearly)
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		char wname[64];
 		snprintf(wname, sizeof wname, "batch_hostile_%s", cases[c].name);
-		start_world(wname, NULL); /* fresh: see the grant case */
+		start_world(wname, NULL, NULL); /* fresh: see the grant case */
 		it_canary k;
 		it_canary_start(&k, gw.target, NULL, NULL);
 		raw_stream *s = sink_connect(true);
@@ -340,7 +340,7 @@ END_TEST
  * delivered and the stream stays up. */
 START_TEST(a_bad_result_in_a_batch_fails_only_its_turn)
 {
-	start_world("batch_bad_item", NULL);
+	start_world("batch_bad_item", NULL, NULL);
 	raw_stream *s = sink_connect(true);
 	calls_start(2);
 	uint64_t ids[2];
@@ -373,9 +373,9 @@ END_TEST
 
 /* The C runtime (it-host) under 200 concurrent Adds on 200 instances,
  * with batches and with --host-batch 1: every total is right. */
-static void many_adds(const char *name, const char *const gargs[])
+static void many_adds(const char *name, const char *const gargs[], const char *const hargs[])
 {
-	start_world(name, gargs);
+	start_world(name, gargs, hargs);
 	enum { N = 200 };
 	itc_batch b;
 	itc_batch_init(&b, N);
@@ -401,14 +401,23 @@ static void many_adds(const char *name, const char *const gargs[])
 
 START_TEST(the_c_runtime_answers_right_with_batches)
 {
-	many_adds("batch_c", NULL);
+	many_adds("batch_c", NULL, NULL);
 }
 END_TEST
 
 START_TEST(the_c_runtime_answers_right_without_batches)
 {
 	const char *const args[] = {"--host-batch", "1", NULL};
-	many_adds("batch_c_off", args);
+	many_adds("batch_c_off", args, NULL);
+}
+END_TEST
+
+/* The same with the C runtime's handlers inline (spawn_host_opts.run_inline):
+ * the results of each TaskBatch go back together. */
+START_TEST(the_c_runtime_answers_right_inline)
+{
+	const char *const hargs[] = {"--inline", NULL};
+	many_adds("batch_c_inline", NULL, hargs);
 }
 END_TEST
 
@@ -420,6 +429,7 @@ static Suite *batch_suite(void)
 	    {"bad_item", a_bad_result_in_a_batch_fails_only_its_turn},
 	    {"c_batched", the_c_runtime_answers_right_with_batches},
 	    {"c_unbatched", the_c_runtime_answers_right_without_batches},
+	    {"c_inline", the_c_runtime_answers_right_inline},
 	};
 	return IT_SUITE("integration_batch", cases, teardown, 150);
 }

@@ -1,6 +1,6 @@
 /* it-host - the actor host of the integration suites, built on libspawn.
  *
- *   it-host --gateway TARGET [--system NAME] [--workers N] [--checkpoint]
+ *   it-host --gateway TARGET [--system NAME] [--workers N | --inline] [--checkpoint]
  *           [--actions Add,Get,Echo,Hang,Fail,Big,Sleep] [--trace]
  *           [--max-message-bytes N] [--timer MS]
  *
@@ -55,6 +55,7 @@ typedef struct config {
 	const char *gateway;
 	const char *system;
 	int workers;
+	bool run_inline; /* --inline: handlers on the stream's thread */
 	bool checkpoint;
 	bool trace;
 	const char *actions;
@@ -312,7 +313,7 @@ static void on_event(void *user, spawn_host_event ev, int status, const char *me
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: it-host --gateway TARGET [--system NAME] [--workers N] "
+	fprintf(stderr, "usage: it-host --gateway TARGET [--system NAME] [--workers N | --inline] "
 	                "[--checkpoint] [--actions Add,Get,Echo,Hang,Fail,Big,Sleep,Fan,Emit] "
 	                "[--trace] [--max-message-bytes N] [--timer MS]\n");
 	exit(2);
@@ -348,6 +349,8 @@ int main(int argc, char **argv)
 			cfg.max_message_bytes = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--checkpoint"))
 			cfg.checkpoint = true;
+		else if (!strcmp(argv[i], "--inline"))
+			cfg.run_inline = true;
 		else if (!strcmp(argv[i], "--trace"))
 			cfg.trace = true;
 		else if (!strcmp(argv[i], "--timer") && i + 1 < argc)
@@ -385,7 +388,8 @@ int main(int argc, char **argv)
 	    .target = cfg.gateway,
 	    .system = cfg.system,
 	    .service_name = "it-host",
-	    .workers = cfg.workers,
+	    .workers = cfg.run_inline ? 0 : cfg.workers,
+	    .run_inline = cfg.run_inline,
 	    .backoff_min_ms = 50,
 	    .backoff_max_ms = 500,
 	    .max_message_bytes = cfg.max_message_bytes,

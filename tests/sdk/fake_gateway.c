@@ -12,6 +12,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "batch.h"
 #include "wire.h"
 
 #define MAX_PARKED 64
@@ -40,6 +41,8 @@ struct fake_call {
 	char *method; /* gpr-allocated */
 	grpc_metadata_array md;
 	bool sent_md;
+	bool grant_batch; /* the initial metadata carries spawn-link: batch */
+	grpc_metadata grant_md;
 	int cancelled;
 	grpc_byte_buffer *recv_bb;
 	grpc_byte_buffer *send_bb;
@@ -262,6 +265,11 @@ ProtobufCMessage *fake_call_recv(fake_call *c, const ProtobufCMessageDescriptor 
 	return m;
 }
 
+void fake_call_grant_batches(fake_call *c)
+{
+	c->grant_batch = true;
+}
+
 bool fake_call_send(fake_call *c, const ProtobufCMessage *m, int64_t timeout_ms)
 {
 	if (c->pending & OP_SEND)
@@ -271,8 +279,16 @@ bool fake_call_send(fake_call *c, const ProtobufCMessage *m, int64_t timeout_ms)
 	grpc_op ops[2];
 	memset(ops, 0, sizeof ops);
 	size_t n = 0;
-	if (!c->sent_md)
-		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (!c->sent_md) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		if (c->grant_batch) {
+			c->grant_md.key = grpc_slice_from_static_string(SPAWN_LINK_MD_KEY);
+			c->grant_md.value = grpc_slice_from_static_string(SPAWN_LINK_MD_BATCH);
+			ops[n].data.send_initial_metadata.count = 1;
+			ops[n].data.send_initial_metadata.metadata = &c->grant_md;
+		}
+		n++;
+	}
 	ops[n].op = GRPC_OP_SEND_MESSAGE;
 	ops[n++].data.send_message.send_message = c->send_bb;
 	if (grpc_call_start_batch(c->call, ops, n, &c->tag_send, NULL) != GRPC_CALL_OK) {

@@ -53,6 +53,11 @@ size_t fake_call_metadata(const fake_call *c, const char *key, char *value, size
 ProtobufCMessage *fake_call_recv(fake_call *c, const ProtobufCMessageDescriptor *d,
                                  int64_t timeout_ms);
 
+/* fake_call_grant_batches makes the call's initial metadata (sent with the
+ * first fake_call_send) grant the batched host link, as the gateway does
+ * (spawn-link: batch). Call it before the first send. */
+void fake_call_grant_batches(fake_call *c);
+
 /* fake_call_send sends m (with the initial metadata first time). Returns
  * false if the send failed or did not complete in time. */
 bool fake_call_send(fake_call *c, const ProtobufCMessage *m, int64_t timeout_ms);

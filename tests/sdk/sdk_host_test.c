@@ -81,10 +81,17 @@ static bool wait_event(events *e, spawn_host_event ev, int n)
 
 /* ---- handlers ----------------------------------------------------------------- */
 
+/* The thread of the last h_add (the inline test checks it). */
+static pthread_mutex_t add_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t add_thread;
+
 /* Counter.Add: state += payload; reply the new total. */
 static void h_add(spawn_ctx *ctx, void *user)
 {
 	(void)user;
+	pthread_mutex_lock(&add_mu);
+	add_thread = pthread_self();
+	pthread_mutex_unlock(&add_mu);
 	Spawn__Actors__TimeoutStrategy *st, *add;
 	if (spawn_ctx_state_msg(ctx, COUNTER_D, (ProtobufCMessage **)&st) ||
 	    spawn_ctx_payload_msg(ctx, COUNTER_D, (ProtobufCMessage **)&add)) {
@@ -126,12 +133,15 @@ static void gate_open(gate *g)
 
 /* ---- building blocks ---------------------------------------------------------- */
 
-static spawn_host *make_host(const char *target, int workers, events *ev, gate *slow)
+/* make_host_with: workers 0 with run_inline runs the handlers inline. */
+static spawn_host *make_host_with(const char *target, int workers, bool run_inline, events *ev,
+                                  gate *slow)
 {
 	spawn_host_opts o = {.target = target,
 	                     .system = "sys",
 	                     .service_name = "test-host",
 	                     .workers = workers,
+	                     .run_inline = run_inline,
 	                     .backoff_min_ms = 50,
 	                     .backoff_max_ms = 500,
 	                     .on_event = on_event,
@@ -153,12 +163,20 @@ static spawn_host *make_host(const char *target, int workers, events *ev, gate *
 	return h;
 }
 
-/* accept_registration accepts the next Connect stream, checks the
- * registration and answers it with status (SPAWN__STATUS__OK to accept). */
-static fake_call *accept_registration(fake_gw *gw, Spawn__Status status)
+static spawn_host *make_host(const char *target, int workers, events *ev, gate *slow)
+{
+	return make_host_with(target, workers, false, ev, slow);
+}
+
+/* accept_registration_as accepts the next Connect stream, checks the
+ * registration and answers it with status (SPAWN__STATUS__OK to accept),
+ * granting batches when grant is set. */
+static fake_call *accept_registration_as(fake_gw *gw, Spawn__Status status, bool grant)
 {
 	fake_call *c = fake_gw_accept(gw, T_MS);
 	ck_assert_ptr_nonnull(c);
+	if (grant)
+		fake_call_grant_batches(c);
 	ck_assert_str_eq(fake_call_method(c), "/spawn.gateway.v1.HostGateway/Connect");
 	Spawn__Gateway__V1__HostMessage *m = (Spawn__Gateway__V1__HostMessage *)fake_call_recv(
 	    c, &spawn__gateway__v1__host_message__descriptor, T_MS);
@@ -183,6 +201,11 @@ static fake_call *accept_registration(fake_gw *gw, Spawn__Status status)
 	gm.registration = &rr;
 	ck_assert(fake_call_send(c, &gm.base, T_MS));
 	return c;
+}
+
+static fake_call *accept_registration(fake_gw *gw, Spawn__Status status)
+{
+	return accept_registration_as(gw, status, false);
 }
 
 /* send_task sends InvocationTask{id} for actor.action with a counter
@@ -605,6 +628,52 @@ START_TEST(stop_from_another_thread_ends_run)
 }
 END_TEST
 
+/* run_inline: no worker threads; the handlers run on the thread of
+ * spawn_host_run, and the results of one TaskBatch leave as one
+ * ResultBatch, in task order, once the gateway granted batches. A lone
+ * task is answered alone. */
+START_TEST(inline_handlers_run_on_the_run_thread_and_answer_a_batch_at_once)
+{
+	fake_gw *gw = fake_gw_start("127.0.0.1:0");
+	ck_assert_ptr_nonnull(gw);
+	events ev;
+	events_init(&ev);
+	runner r = {.h = make_host_with(fake_gw_target(gw), 0, true, &ev, NULL), .rc = -100};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
+	fake_call *c = accept_registration_as(gw, SPAWN__STATUS__OK, true);
+	ck_assert_int_eq(spawn_host_wait_registered(r.h, T_MS), SPAWN_OK);
+
+	const int64_t totals[3] = {10, 20, 30};
+	send_add_batch(c, 7, 3, totals);
+	Spawn__Gateway__V1__HostMessage *m = (Spawn__Gateway__V1__HostMessage *)fake_call_recv(
+	    c, &spawn__gateway__v1__host_message__descriptor, T_MS);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(m->msg_case, SPAWN__GATEWAY__V1__HOST_MESSAGE__MSG_RESULTS);
+	ck_assert_uint_eq(m->results->n_results, 3);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_uint_eq(m->results->results[i]->request_id, 7 + i);
+		ck_assert_int_eq(counter_of(m->results->results[i]->response->value),
+		                 totals[i] + 1);
+	}
+	protobuf_c_message_free_unpacked(&m->base, NULL);
+	pthread_mutex_lock(&add_mu);
+	ck_assert(pthread_equal(add_thread, t));
+	pthread_mutex_unlock(&add_mu);
+
+	send_task(c, 11, "counter", "Add", 1, 2);
+	expect_total(c, 11, 3);
+
+	spawn_host_stop(r.h);
+	join_within(t);
+	ck_assert_int_eq(r.rc, SPAWN_OK);
+	spawn_host_destroy(r.h);
+	fake_call_free(c);
+	fake_gw_stop(gw);
+	events_fini(&ev);
+}
+END_TEST
+
 static spawn_host *g_signal_host; /* for the signal handler only */
 
 static void on_sigusr1(int sig)
@@ -661,6 +730,7 @@ static Suite *sdk_host_suite(void)
 	    {"task_batch", a_task_batch_runs_every_task_and_an_empty_one_drops_the_stream},
 	    {"stop", stop_from_another_thread_ends_run},
 	    {"signal_stop", signal_stop_from_a_signal_handler_ends_run},
+	    {"inline", inline_handlers_run_on_the_run_thread_and_answer_a_batch_at_once},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		TCase *tc = tcase_create(cases[i].name);

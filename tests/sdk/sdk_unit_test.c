@@ -208,6 +208,10 @@ START_TEST(host_create_rejects_bad_options)
 	o.max_message_bytes = -1;
 	ck_assert_int_eq(spawn_host_create(&h, &o), SPAWN_EINVAL);
 	o = ok;
+	o.run_inline = true; /* no workers when inline */
+	o.workers = 2;
+	ck_assert_int_eq(spawn_host_create(&h, &o), SPAWN_EINVAL);
+	o = ok;
 	o.backoff_min_ms = 6000; /* above the default maximum */
 	ck_assert_int_eq(spawn_host_create(&h, &o), SPAWN_EINVAL);
 	ck_assert_ptr_eq(h, (spawn_host *)0x1);

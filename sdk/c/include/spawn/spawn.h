@@ -185,7 +185,9 @@ typedef struct spawn_ctx spawn_ctx;   /* opaque; one invocation, see below */
  * user is spawn_action_def.user. Handlers of one NAMED or UNNAMED actor
  * instance never overlap (the gateway sends one invocation per actor at a
  * time); handlers of different actors, and of POOLED actors, may run at
- * once on different workers. A handler must not call spawn_host_destroy. */
+ * once on different workers. With spawn_host_opts.run_inline they run one
+ * at a time on the host's own thread instead. A handler must not call
+ * spawn_host_destroy. */
 typedef void (*spawn_handler)(spawn_ctx *ctx, void *user);
 
 /* How instances of an actor come to exist (values of spawn.actors.Kind). */
@@ -310,6 +312,15 @@ typedef struct spawn_host_opts {
 	void *event_user;             /* passed to on_event; retained until destroy */
 	spawn_security_opts security; /* TLS and token; zero = the SPAWN_TLS_* and
 	                                 SPAWN_TOKEN environment, else plaintext */
+	bool run_inline;              /* true: no worker threads (workers must be 0);
+	                                 handlers run on the thread of spawn_host_run,
+	                                 which receives the stream, and the results
+	                                 of one received message leave together.
+	                                 Saves a thread hand-off per message, but
+	                                 while a handler runs the stream is not
+	                                 read: only for handlers that never block
+	                                 and never call the gateway synchronously
+	                                 (docs/sdk/c.md "Inline handlers") */
 } spawn_host_opts;
 
 /* spawn_host_create makes a host for opts->system that will talk to the
@@ -317,7 +328,8 @@ typedef struct spawn_host_opts {
  * spawn_host_start. opts and its strings are borrowed (copied).
  * Returns SPAWN_OK and sets *out (caller frees with spawn_host_destroy);
  * SPAWN_EINVAL (NULL or empty target/system, a list of members that is
- * not numeric HOST:PORTs of one family, workers < 0, negative or inverted
+ * not numeric HOST:PORTs of one family, workers < 0, run_inline with
+ * workers > 0, negative or inverted
  * backoffs, negative keepalive or message size, a token with characters
  * outside printable ASCII), SPAWN_ETLS (see spawn_security_opts; also TLS
  * over a list of different hosts without tls_server_name), SPAWN_ENOMEM or SPAWN_ESYS; *out is
@@ -349,7 +361,8 @@ SPAWN_API int spawn_host_add_contract(spawn_host *h, const void *set, size_t len
 
 /* spawn_host_run serves on the calling thread until spawn_host_stop:
  *   connect -> send the registration -> gateway accepts (REGISTERED) ->
- *   run invocations on the workers, answer each on the same stream ->
+ *   run invocations on the workers (or inline: run_inline), answer each
+ *   on the same stream ->
  *   stream ends (DISCONNECTED) -> wait the backoff -> connect again.
  * The backoff starts at backoff_min_ms, doubles per failed attempt up to
  * backoff_max_ms, varies by +-20% (jitter), and starts over after every
