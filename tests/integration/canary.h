@@ -55,8 +55,9 @@ void it_canary_start(it_canary *k, const char *target, it_canary_call call, void
 void it_canary_progress(it_canary *k, long n);
 
 /* it_canary_stop stops the canary and asserts it stayed healthy: no call
- * failed, at least min_ok calls were healthy, and (worst_ms > 0) every
- * call took less than worst_ms. Prints the counts on stderr. */
+ * failed, at least min_ok calls were healthy (waiting for them, as
+ * it_canary_progress does, when fewer were made by now), and (worst_ms > 0)
+ * every call took less than worst_ms. Prints the counts on stderr. */
 void it_canary_stop(it_canary *k, long min_ok, int64_t worst_ms);
 
 /* it_canary_abandon stops a canary that may still run, asserting nothing
