@@ -28,7 +28,7 @@ struct gw_peers {
 	grpc_completion_queue *cq;
 	pthread_t thread;
 	bool thread_started;
-	grpc_channel_credentials *creds;
+	grpc_channel_credentials *creds; /* under mu (renew swaps it) */
 	int max_message_bytes;
 	char *server_name;  /* owned; NULL = the address's host */
 	grpc_slice auth;    /* under mu: "Bearer <token>" (a reference owned; every call
@@ -38,8 +38,9 @@ struct gw_peers {
 	pthread_cond_t cv;  /* calls reached 0 */
 	chan *chans;        /* owned: LIVE channels */
 	chan *retired;      /* owned: RETIRED channels with calls in flight */
-	/* gw_peers_opts.pems and its state: the generation of the credentials
-	 * in use, when the files may be asked again (monotonic ms). */
+	/* gw_peers_opts.pems and its state (the peers' thread's alone: renew):
+	 * the generation of the credentials in use, when the files may be asked
+	 * again (monotonic ms). creds itself is swapped under mu. */
 	bool (*pems)(void *pems_user, uint64_t *gen, char **ca, char **cert, char **key);
 	void (*pems_free)(char *ca, char *cert, char *key);
 	void *pems_user;
@@ -163,16 +164,78 @@ static void complete(gw_peer_call *c)
 	pthread_mutex_unlock(&p->mu);
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* renew, on the peers' own thread (never a caller's: the files are read
+ * here, outside mu): at most once a second, asks whether the certificate
+ * files changed; with a newer valid set, new credentials, and every LIVE
+ * channel RETIRED (one with no call in flight destroyed at once), so the
+ * next calls dial new connections that present the renewed certificate.
+ * pems_gen and pems_next_ms are this thread's alone. */
+static void renew(gw_peers *p)
+{
+	int64_t now = mono_ms();
+	if (!p->pems || now < p->pems_next_ms)
+		return;
+	p->pems_next_ms = now + 1000;
+	char *ca = NULL, *cert = NULL, *key = NULL;
+	uint64_t gen = p->pems_gen;
+	if (!p->pems(p->pems_user, &gen, &ca, &cert, &key))
+		return;
+	grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+	grpc_channel_credentials *creds = grpc_ssl_credentials_create_ex(ca, &pair, NULL, NULL);
+	p->pems_free(ca, cert, key);
+	if (!creds) {
+		GW_WARN("peer links: the renewed certificate files were refused by gRPC; the peers "
+		        "keep the credentials loaded before");
+		return;
+	}
+	p->pems_gen = gen;
+	chan *idle = NULL;
+	size_t moved = 0;
+	pthread_mutex_lock(&p->mu);
+	grpc_channel_credentials *old = p->creds;
+	p->creds = creds;
+	while (p->chans) {
+		chan *c = p->chans;
+		p->chans = c->next;
+		chan **to = c->calls == 0 ? &idle : &p->retired;
+		c->next = *to;
+		*to = c;
+		moved++;
+	}
+	pthread_mutex_unlock(&p->mu);
+	grpc_channel_credentials_release(old); /* each channel holds its own */
+	while (idle) {
+		chan *n = idle->next;
+		chan_free(idle);
+		idle = n;
+	}
+	GW_INFO("peer links: certificate files renewed: the next peer calls dial new connections "
+	        "with them (%zu channel%s retired)",
+	        moved, moved == 1 ? "" : "s");
+}
+
 static void *peer_main(void *arg)
 {
 	gw_peers *p = arg;
 	for (;;) {
-		grpc_event ev =
-		    grpc_completion_queue_next(p->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		/* With renewable files, wake at least once a second to look. */
+		gpr_timespec until = p->pems
+		                         ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+		                                        gpr_time_from_millis(1000, GPR_TIMESPAN))
+		                         : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+		grpc_event ev = grpc_completion_queue_next(p->cq, until, NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type == GRPC_OP_COMPLETE && ev.tag)
 			complete(ev.tag); /* RECV_STATUS_ON_CLIENT always completes */
+		renew(p);
 	}
 	return NULL;
 }
@@ -224,63 +287,10 @@ gw_err gw_peers_create(gw_peers **out, const gw_peers_opts *o)
 	return GW_OK;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* renew: at most once a second, asks whether the certificate files
- * changed; with a newer valid set, new credentials, and every LIVE
- * channel RETIRED (one with no call in flight destroyed at once), so the
- * next calls dial new connections that present the renewed certificate.
- * Under mu. */
-static void renew(gw_peers *p)
-{
-	if (!p->pems)
-		return;
-	int64_t now = mono_ms();
-	if (now < p->pems_next_ms)
-		return;
-	p->pems_next_ms = now + 1000;
-	char *ca = NULL, *cert = NULL, *key = NULL;
-	uint64_t gen = p->pems_gen;
-	if (!p->pems(p->pems_user, &gen, &ca, &cert, &key))
-		return;
-	grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
-	grpc_channel_credentials *creds = grpc_ssl_credentials_create_ex(ca, &pair, NULL, NULL);
-	p->pems_free(ca, cert, key);
-	if (!creds) {
-		GW_WARN("peer links: the renewed certificate files were refused by gRPC; the peers "
-		        "keep the credentials loaded before");
-		return;
-	}
-	grpc_channel_credentials_release(p->creds);
-	p->creds = creds;
-	p->pems_gen = gen;
-	size_t moved = 0;
-	while (p->chans) {
-		chan *c = p->chans;
-		p->chans = c->next;
-		if (c->calls == 0) {
-			chan_free(c);
-		} else {
-			c->next = p->retired;
-			p->retired = c;
-		}
-		moved++;
-	}
-	GW_INFO("peer links: certificate files renewed: the next peer calls dial new connections "
-	        "with them (%zu channel%s retired)",
-	        moved, moved == 1 ? "" : "s");
-}
-
 /* channel_for returns the LIVE channel to address, made on first use.
  * Under mu. */
 static chan *channel_for(gw_peers *p, const char *address)
 {
-	renew(p);
 	for (chan *c = p->chans; c; c = c->next)
 		if (!strcmp(c->address, address))
 			return c;

@@ -40,8 +40,8 @@ typedef struct gw_peers_opts {
 	const char *token;
 	int max_message_bytes; /* 0 = 4 MiB */
 	/* With TLS, the member's certificate files as they change on disk
-	 * (gw_tls_pems_since, server/tls.h): asked at most once a second when a
-	 * peer call starts; a newer set makes new credentials, and calls from
+	 * (gw_tls_pems_since, server/tls.h): read on the peers' own thread once a
+	 * second; a newer set makes new credentials, and calls from
 	 * then on go over new channels (new connections presenting the renewed
 	 * certificate), while the calls on the old channels finish there. The
 	 * PEM texts it returns are freed with pems_free. NULL = the texts above
