@@ -1,6 +1,7 @@
 /* routing.c - the router: owner by placement, forward, wait, refuse.
  * States and invariants in routing.h. */
 #include "routing.h"
+#include "condwait.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -853,16 +854,7 @@ static void *router_main(void *arg)
 			pthread_mutex_lock(&r->mu);
 			continue;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t wait = next - now;
-		ts.tv_sec += wait / 1000;
-		ts.tv_nsec += (wait % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+		gw_cond_wait_ms(&r->cv, &r->mu, next - now);
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;

@@ -11,6 +11,7 @@
  * completion callback) and the handler's (taken when the handler is called,
  * dropped by gw_http_reply). The last one frees it. */
 #include "http.h"
+#include "condwait.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -657,14 +658,7 @@ size_t gw_http_drain(gw_http *h, int64_t wait_ms)
 	int64_t end = mono_ms() + wait_ms;
 	pthread_mutex_lock(&h->mu);
 	while (atomic_load(&h->pending) && mono_ms() < end) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+		gw_cond_wait_ms(&h->cv, &h->mu, 20);
 	}
 	size_t left = (size_t)atomic_load(&h->pending);
 	pthread_mutex_unlock(&h->mu);
@@ -702,14 +696,7 @@ void gw_http_destroy(gw_http *h)
 		int64_t end = mono_ms() + 1000;
 		pthread_mutex_lock(&h->mu);
 		while (h->live && mono_ms() < end) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 20 * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+			gw_cond_wait_ms(&h->cv, &h->mu, 20);
 		}
 		pthread_mutex_unlock(&h->mu);
 		MHD_stop_daemon(h->d);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "condwait.h"
 #include "runtime.h"
 #include "runtime_int.h"
 #include "workflow.h"
@@ -274,14 +275,7 @@ gw_err gw_runtime_flush(gw_runtime *rt, int64_t timeout_ms)
 		}
 		pthread_mutex_lock(&rt->fmu);
 		while (rt->saves_in_flight > 0 && gwi_now_ms() < end) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&rt->fcv, &rt->fmu, &ts);
+			gw_cond_wait_ms(&rt->fcv, &rt->fmu, 50);
 		}
 		gw_err last = rt->last_save_err;
 		long inflight = rt->saves_in_flight;

@@ -40,6 +40,7 @@
  * skip them; it runs when the queue is empty or, under a queue that never
  * empties, between two drains once it is due. */
 #include "persist.h"
+#include "condwait.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -766,16 +767,8 @@ static void *persist_main(void *arg)
 				if (p->nrel_retry > 0 && p->rel_retry_ms < at)
 					at = p->rel_retry_ms;
 				int64_t ms = at - spawn_wall_ms();
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_sec += ms / 1000;
-				ts.tv_nsec += (ms % 1000) * 1000000L;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
 				mark_idle(p);
-				pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+				gw_cond_wait_ms(&p->cv, &p->mu, ms);
 				continue;
 			}
 			if (p->stats.rotating) {
@@ -953,14 +946,7 @@ void gw_persist_stop_scheduler(gw_persist *p)
 
 bool gw_persist_drain(gw_persist *p, int64_t timeout_ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = gw_ts_after_ms(CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&p->mu);
 	p->stats.rotating = false; /* resumes at the next start (resumable) */
 	pthread_cond_signal(&p->cv);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "condwait.h"
 #include "runtime_int.h"
 
 /* timers_start_locked arms an actor's timer actions when it becomes
@@ -160,13 +161,7 @@ void *gwi_timer_main(void *arg)
 	gw_runtime *rt = arg;
 	pthread_mutex_lock(&rt->tmu);
 	while (!rt->stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += GW_WHEEL_TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = gw_ts_after_ms(CLOCK_MONOTONIC, GW_WHEEL_TICK_MS);
 		pthread_cond_timedwait(&rt->tcv, &rt->tmu, &ts);
 		if (rt->stopping)
 			break;

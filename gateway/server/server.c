@@ -11,6 +11,7 @@
  * A request slot is re-posted as soon as a call arrives, so each CQ keeps a
  * fixed number of calls waiting to be accepted. */
 #include "server_int.h"
+#include "condwait.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -1146,14 +1147,7 @@ static void *watchdog_main(void *arg)
 	while (!s->watchdog_stop) {
 		int64_t now = gwi_host_now_ms();
 		if (now < next) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (next - now) * 1000000L;
-			while (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&s->wcv, &s->mu, &ts);
+			gw_cond_wait_ms(&s->wcv, &s->mu, next - now);
 			continue;
 		}
 		next = now + GWI_WATCH_MS;
@@ -1211,15 +1205,7 @@ static void watchdog_join(gw_server *s)
 /* cv_wait_ms waits on s->cv for at most ms (s->mu held). */
 static void cv_wait_ms(gw_server *s, int64_t ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	gw_cond_wait_ms(&s->cv, &s->mu, ms);
 }
 
 /* wait_calls waits up to ms for the client work calls to finish, and
