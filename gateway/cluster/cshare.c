@@ -20,6 +20,7 @@ enum { CS_UNKNOWN, CS_LOADING, CS_LOADED, CS_REFUSED, CS_FAILED };
  * the contracts (stable while the entry lives). */
 typedef struct entry {
 	struct entry *next;
+	struct gw_cshare *owner;  /* borrowed: the cshare it belongs to (the answer's) */
 	char *id;                 /* owned: the member's id */
 	char *address;            /* owned: where to ask */
 	char want[HASH_HEX + 1];  /* the hash its last view line shows */
@@ -229,10 +230,8 @@ static void ask(gw_cshare *s, entry *e)
 	gw_peer_call_rele(c);
 }
 
-static gw_cshare *entry_owner(const entry *e);
-
 /* contracts_done (gw_peer_done_fn): the member's answer, on the peers'
- * thread; user is the entry (entry_owner finds its cshare). The set is
+ * thread; user is the entry. The set is
  * checked whole: its hash, then gw_contracts_add_peer's every rule. */
 static void contracts_done(void *user, grpc_status_code code, const char *details,
                            grpc_byte_buffer *resp, const char *owner, bool not_dispatched,
@@ -241,7 +240,7 @@ static void contracts_done(void *user, grpc_status_code code, const char *detail
 	(void)owner;
 	(void)not_dispatched;
 	entry *e = user;
-	gw_cshare *s = entry_owner(e);
+	gw_cshare *s = e->owner;
 	pthread_mutex_lock(&s->mu);
 	if (e->gone) {
 		pthread_mutex_unlock(&s->mu);
@@ -315,30 +314,19 @@ static void contracts_done(void *user, grpc_status_code code, const char *detail
 	spawn_arena_fini(&a);
 }
 
-/* An entry is allocated with a pointer to its cshare right after it. */
-typedef struct entry_box {
-	entry e;
-	gw_cshare *s;
-} entry_box;
-
-static gw_cshare *entry_owner(const entry *e)
-{
-	return ((const entry_box *)(const void *)e)->s;
-}
-
 static entry *entry_new(gw_cshare *s, const char *id, const char *address)
 {
-	entry_box *b = calloc(1, sizeof *b);
-	if (!b)
+	entry *e = calloc(1, sizeof *e);
+	if (!e)
 		return NULL;
-	b->s = s;
-	b->e.id = strdup(id);
-	b->e.address = strdup(address);
-	if (!b->e.id || !b->e.address) {
-		entry_free(&b->e);
+	e->owner = s;
+	e->id = strdup(id);
+	e->address = strdup(address);
+	if (!e->id || !e->address) {
+		entry_free(e);
 		return NULL;
 	}
-	return &b->e;
+	return e;
 }
 
 /* withdraw ends what e's member published (s->mu held): its files are

@@ -437,8 +437,14 @@ void gwi_peer_contracts_handle(gwi_ucall *c)
 	uint8_t *set = NULL;
 	size_t len = 0;
 	uint64_t h = 0;
-	if (!c->srv->o.contracts || gw_contracts_export(c->srv->o.contracts, &set, &len, &h)) {
-		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+	if (!c->srv->o.contracts) {
+		gwi_ucall_reply(c, GRPC_STATUS_UNIMPLEMENTED, "this member keeps no contracts",
+		                NULL);
+		return;
+	}
+	if (gw_contracts_export(c->srv->o.contracts, &set, &len, &h)) {
+		gwi_ucall_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		                "out of memory exporting this member's contracts", NULL);
 		return;
 	}
 	char hex[17];
